@@ -1,0 +1,1 @@
+"""REST adapters: validate at the edge, call the domain, answer JSON."""

@@ -1,0 +1,63 @@
+"""Liveness, readiness, metrics and the OpenAPI document."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiohttp import web
+from pydantic import BaseModel
+
+from server.api.http import RouteTable, json_response
+from server.metrics import CONTENT_TYPE, render
+from server.services import services_of
+
+log = logging.getLogger("pairwise.health")
+routes = RouteTable()
+
+CHECK_TIMEOUT = 2.0
+
+
+class Health(BaseModel):
+    status: str
+
+
+class Readiness(BaseModel):
+    status: str
+    checks: dict[str, str]
+
+
+@routes.route("GET", "/healthz", summary="Liveness", response=Health, tags=("ops",))
+async def healthz(request: web.Request) -> web.Response:
+    return json_response(Health(status="ok"))
+
+
+@routes.route(
+    "GET", "/readyz", summary="Readiness: database (and Redis when configured)",
+    response=Readiness, errors=(503,), tags=("ops",),
+)
+async def readyz(request: web.Request) -> web.Response:
+    services = services_of(request)
+    checks: dict[str, str] = {}
+    try:
+        await asyncio.wait_for(services.database.ping(), CHECK_TIMEOUT)
+        checks["database"] = "ok"
+    except Exception as exc:  # any failure means "not ready", with its reason
+        checks["database"] = f"failed: {type(exc).__name__}"
+    if services.redis is not None:
+        try:
+            await asyncio.wait_for(services.redis.ping(), CHECK_TIMEOUT)
+            checks["redis"] = "ok"
+        except Exception as exc:
+            checks["redis"] = f"failed: {type(exc).__name__}"
+    ready = all(v == "ok" for v in checks.values())
+    return json_response(
+        Readiness(status="ok" if ready else "unavailable", checks=checks),
+        status=200 if ready else 503,
+    )
+
+
+@routes.route("GET", "/metrics", summary="Prometheus metrics", tags=("ops",))
+async def metrics(request: web.Request) -> web.Response:
+    body = render(services_of(request).registry)
+    return web.Response(body=body, content_type=CONTENT_TYPE, charset="utf-8")

@@ -1,0 +1,120 @@
+"""What every REST handler shares: JSON errors, body validation, the admin check,
+and a route table that also feeds the OpenAPI document."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from server.auth import check_admin_key
+from server.errors import InvalidInput, PairwiseError, wire_error
+
+log = logging.getLogger("pairwise.http")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass
+class Endpoint:
+    method: str
+    path: str
+    handler: Handler
+    summary: str
+    body: type[BaseModel] | None = None
+    response: type[BaseModel] | None = None
+    status: int = 200
+    admin: bool = False
+    errors: tuple[int, ...] = ()
+    tags: tuple[str, ...] = ()
+
+
+@dataclass
+class RouteTable:
+    """Routes declared once: aiohttp gets the handlers, OpenAPI gets the models."""
+
+    endpoints: list[Endpoint] = field(default_factory=list)
+
+    def route(
+        self,
+        method: str,
+        path: str,
+        *,
+        summary: str,
+        body: type[BaseModel] | None = None,
+        response: type[BaseModel] | None = None,
+        status: int = 200,
+        admin: bool = False,
+        errors: tuple[int, ...] = (),
+        tags: tuple[str, ...] = (),
+    ) -> Callable[[Handler], Handler]:
+        def register(handler: Handler) -> Handler:
+            self.endpoints.append(
+                Endpoint(method, path, handler, summary, body, response, status, admin, errors, tags)
+            )
+            return handler
+
+        return register
+
+    def install(self, app: web.Application) -> None:
+        for endpoint in self.endpoints:
+            app.router.add_route(endpoint.method, endpoint.path, endpoint.handler)
+
+
+def json_response(payload: BaseModel | dict[str, Any] | list[Any], status: int = 200) -> web.Response:
+    if isinstance(payload, BaseModel):
+        return web.json_response(text=payload.model_dump_json(), status=status)
+    return web.json_response(payload, status=status)
+
+
+def error_response(code: str, message: str, status: int) -> web.Response:
+    return web.json_response(wire_error(code, message), status=status)
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    parts = []
+    for error in exc.errors()[:5]:
+        where = ".".join(str(p) for p in error["loc"]) or "body"
+        parts.append(f"{where}: {error['msg']}")
+    return "; ".join(parts)
+
+
+async def read_body(request: web.Request, model: type[M]) -> M:
+    """Parse and validate a JSON body; any problem is InvalidInput naming the field."""
+    try:
+        raw = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise InvalidInput("the body is not valid JSON", code="invalid_json") from None
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise InvalidInput(describe_validation_error(exc)) from None
+
+
+def require_admin(request: web.Request, admin_key: str) -> None:
+    check_admin_key(admin_key, request.headers.get("Authorization"))
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every failure leaves as `{"error": {"code", "message"}}`, never a stack trace."""
+    try:
+        return await handler(request)
+    except PairwiseError as exc:
+        return error_response(exc.code, exc.message, exc.status)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(
+            exc.status, "http_error"
+        )
+        return error_response(code, exc.reason, exc.status)
+    except Exception:
+        log.exception("unhandled error", extra={"path": request.path})
+        return error_response("internal", "internal server error", 500)

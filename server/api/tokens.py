@@ -1,0 +1,57 @@
+"""POST /api/v1/tokens: an operator issues a participant's join token."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from urllib.parse import quote
+
+from aiohttp import web
+from pydantic import BaseModel, Field
+
+from server.api.http import RouteTable, json_response, read_body, require_admin
+from server.auth import Role
+from server.services import services_of
+
+routes = RouteTable()
+
+ROOM_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$"
+IDENTITY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.@+\-]{0,199}$"
+MAX_TTL = 30 * 24 * 3600
+
+
+class TokenRequest(BaseModel):
+    room: str = Field(pattern=ROOM_PATTERN, description="Room name")
+    identity: str = Field(pattern=IDENTITY_PATTERN, description="Stable participant id")
+    name: str = Field(min_length=1, max_length=200, description="Display name")
+    role: Role
+    ttl_seconds: int | None = Field(None, gt=0, le=MAX_TTL)
+
+
+class TokenResponse(BaseModel):
+    token: str
+    join_url: str
+    expires_at: datetime
+
+
+def join_url(base_url: str, token: str) -> str:
+    # The token rides in the fragment: browsers never send it to servers or proxies' logs.
+    return f"{base_url}/join#token={quote(token)}"
+
+
+@routes.route(
+    "POST", "/api/v1/tokens", summary="Issue a join token", body=TokenRequest,
+    response=TokenResponse, status=201, admin=True, tags=("tokens",),
+)
+async def create_token(request: web.Request) -> web.Response:
+    services = services_of(request)
+    require_admin(request, services.admin_key)
+    body = await read_body(request, TokenRequest)
+    token, claims = services.tokens.issue(
+        body.room, body.identity, body.name, body.role, body.ttl_seconds
+    )
+    response = TokenResponse(
+        token=token,
+        join_url=join_url(services.settings.base_url, token),
+        expires_at=datetime.fromtimestamp(claims.expires_at, UTC),
+    )
+    return json_response(response, status=201)

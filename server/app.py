@@ -1,0 +1,75 @@
+"""Build the aiohttp Application: wiring only, no logic."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+from redis.asyncio import Redis
+
+from server.api import health, tokens
+from server.api.http import RouteTable, error_middleware
+from server.api.openapi import build_openapi
+from server.auth import TokenIssuer
+from server.config import Settings
+from server.metrics import new_registry
+from server.services import SERVICES, Services
+from server.store import Database
+from server.store.migrate import migrate
+
+log = logging.getLogger("pairwise.app")
+
+VERSION = "0.1.0"
+ROUTE_TABLES: list[RouteTable] = [health.routes, tokens.routes]
+
+
+def create_app(settings: Settings) -> web.Application:
+    """An application for `settings`, whose secrets must already be filled in."""
+    if settings.admin_key is None or settings.secret_key is None:
+        raise ValueError("create_app needs settings from config.with_secrets()")
+    app = web.Application(
+        middlewares=[error_middleware], client_max_size=settings.max_request_bytes
+    )
+    services = Services(
+        settings=settings,
+        database=Database(settings.effective_database_url),
+        tokens=TokenIssuer(settings.secret_key, settings.token_ttl_seconds),
+        registry=new_registry(),
+        redis=Redis.from_url(settings.redis_url) if settings.redis_url else None,
+    )
+    app[SERVICES] = services
+    for table in ROUTE_TABLES:
+        table.install(app)
+    openapi = build_openapi(_all_routes(), VERSION)
+
+    async def openapi_json(request: web.Request) -> web.Response:
+        return web.json_response(openapi)
+
+    app.router.add_get("/api/openapi.json", openapi_json)
+    app.cleanup_ctx.append(_lifecycle)
+    return app
+
+
+def _all_routes() -> RouteTable:
+    merged = RouteTable()
+    for table in ROUTE_TABLES:
+        merged.endpoints.extend(table.endpoints)
+    return merged
+
+
+async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
+    services = app[SERVICES]
+    await migrate(services.database)
+    log.info("database ready", extra={"url": _redacted(services.database.url)})
+    yield
+    if services.redis is not None:
+        await services.redis.aclose()
+    await services.database.close()
+    log.info("stopped")
+
+
+def _redacted(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)

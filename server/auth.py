@@ -1,0 +1,125 @@
+"""The admin API key for operators, and join tokens (JWT, HS256) for participants."""
+
+from __future__ import annotations
+
+import hmac
+import time
+import uuid
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import jwt
+
+from server.errors import Forbidden, Unauthorized
+
+
+class Role(StrEnum):
+    MENTOR = "mentor"
+    MENTEE = "mentee"
+    OBSERVER = "observer"
+    OPERATOR = "operator"
+
+
+class Grant(StrEnum):
+    CHAT = "chat"
+    PUBLISH = "publish"
+    SUBSCRIBE = "subscribe"
+    MODERATE = "moderate"
+
+
+GRANTS: dict[Role, frozenset[Grant]] = {
+    Role.MENTOR: frozenset({Grant.CHAT, Grant.PUBLISH, Grant.SUBSCRIBE}),
+    Role.MENTEE: frozenset({Grant.CHAT, Grant.PUBLISH, Grant.SUBSCRIBE}),
+    # An observer watches and reads; whether they may write depends on the room.
+    Role.OBSERVER: frozenset({Grant.SUBSCRIBE}),
+    Role.OPERATOR: frozenset({Grant.CHAT, Grant.PUBLISH, Grant.SUBSCRIBE, Grant.MODERATE}),
+}
+
+_ISSUER = "pairwise"
+
+
+@dataclass(frozen=True)
+class JoinToken:
+    """What a verified join token says about its bearer."""
+
+    room: str
+    identity: str
+    name: str
+    role: Role
+    expires_at: int
+    token_id: str
+
+    def can(self, grant: Grant) -> bool:
+        return grant in GRANTS[self.role]
+
+    def require(self, grant: Grant) -> None:
+        if not self.can(grant):
+            raise Forbidden(f"role {self.role} may not {grant}")
+
+
+class TokenIssuer:
+    def __init__(self, secret: str, default_ttl: int):
+        self._secret = secret
+        self._default_ttl = default_ttl
+
+    def issue(
+        self, room: str, identity: str, name: str, role: Role, ttl_seconds: int | None = None
+    ) -> tuple[str, JoinToken]:
+        now = int(time.time())
+        claims = JoinToken(
+            room=room,
+            identity=identity,
+            name=name,
+            role=Role(role),
+            expires_at=now + (ttl_seconds or self._default_ttl),
+            token_id=uuid.uuid4().hex,
+        )
+        payload: dict[str, Any] = {
+            "iss": _ISSUER,
+            "iat": now,
+            "exp": claims.expires_at,
+            "jti": claims.token_id,
+            "room": room,
+            "sub": identity,
+            "name": name,
+            "role": str(claims.role),
+        }
+        return jwt.encode(payload, self._secret, algorithm="HS256"), claims
+
+    def verify(self, token: object) -> JoinToken:
+        """Decode a join token or raise Unauthorized with the reason (expired, invalid)."""
+        if not isinstance(token, str) or not token:
+            raise Unauthorized("a join token is required", code="token_missing")
+        try:
+            payload = jwt.decode(
+                token,
+                self._secret,
+                algorithms=["HS256"],
+                issuer=_ISSUER,
+                options={"require": ["exp", "sub", "iss", "jti"]},
+            )
+        except jwt.ExpiredSignatureError:
+            raise Unauthorized("the join token has expired", code="token_expired") from None
+        except jwt.PyJWTError as exc:
+            raise Unauthorized(f"the join token is invalid: {exc}", code="token_invalid") from None
+        try:
+            return JoinToken(
+                room=str(payload["room"]),
+                identity=str(payload["sub"]),
+                name=str(payload["name"]),
+                role=Role(payload["role"]),
+                expires_at=int(payload["exp"]),
+                token_id=str(payload["jti"]),
+            )
+        except (KeyError, ValueError):
+            raise Unauthorized("the join token is invalid: bad claims", code="token_invalid") from None
+
+
+def check_admin_key(expected: str, authorization: str | None) -> None:
+    """Accept `Authorization: Bearer <admin key>`; compare in constant time."""
+    if not authorization or not authorization.startswith("Bearer "):
+        raise Unauthorized("the admin key is required (Authorization: Bearer ...)")
+    given = authorization.removeprefix("Bearer ").strip()
+    if not hmac.compare_digest(given.encode(), expected.encode()):
+        raise Unauthorized("the admin key is wrong")

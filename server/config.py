@@ -1,0 +1,118 @@
+"""The one Settings object. Environment variables `PAIRWISE_*`, overridden by CLI flags.
+
+No other module reads the environment: parts receive the Settings they need.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class SettingsError(Exception):
+    """Settings that cannot start the server; the message is one line for the operator."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PAIRWISE_", extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    public_url: str | None = Field(
+        None, description="Base URL that join links point to; defaults to http://host:port"
+    )
+    data_dir: Path = Path("data")
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL; default sqlite+aiosqlite under data_dir"
+    )
+    redis_url: str | None = None
+    admin_key: str | None = Field(None, min_length=16)
+    secret_key: str | None = Field(None, min_length=16, description="JWT signing key")
+    log_format: Literal["text", "json"] = "text"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    token_ttl_seconds: int = Field(24 * 3600, gt=0)
+    cors_origins: list[str] = Field(default_factory=list)
+
+    # rooms and chat
+    room_capacity: int = Field(8, ge=1, le=100)
+    room_grace_seconds: float = Field(30.0, ge=0)
+    history_limit: int = Field(50, ge=1, le=500)
+    chat_max_chars: int = Field(4000, ge=1)
+    chat_rate_per_second: float = Field(5.0, gt=0)
+    chat_burst: int = Field(10, ge=1)
+    events_rate_per_second: float = Field(50.0, gt=0)
+    events_burst: int = Field(100, ge=1)
+    max_message_bytes: int = Field(64 * 1024, ge=1024)
+    max_request_bytes: int = Field(16 * 1024 * 1024, ge=1024)
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(
+            ("sqlite+aiosqlite://", "postgresql+asyncpg://")
+        ):
+            raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _known_redis(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite+aiosqlite:///{self.data_dir / 'pairwise.db'}"
+
+    @property
+    def base_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the environment, apply the overrides (CLI flags; None means "not given")."""
+    given = {key: value for key, value in overrides.items() if value is not None}
+    try:
+        return Settings(**given)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        field = ".".join(str(part) for part in error["loc"]) or "settings"
+        raise SettingsError(
+            f"invalid setting PAIRWISE_{field.upper()}: {error['msg']}"
+        ) from None
+
+
+def with_secrets(settings: Settings) -> tuple[Settings, list[str]]:
+    """Fill in the admin key and signing key from `data_dir` when not configured.
+
+    Returns the completed settings and the names of the secrets newly created.
+    """
+    created = []
+    filled: dict[str, str] = {}
+    for field, filename in (("admin_key", "admin_key"), ("secret_key", "secret_key")):
+        if getattr(settings, field) is None:
+            value, new = persistent_secret(settings, filename)
+            filled[field] = value
+            if new:
+                created.append(filename)
+    return settings.model_copy(update=filled), created
+
+
+def persistent_secret(settings: Settings, name: str) -> tuple[str, bool]:
+    """Return the secret stored as `data_dir/name`, creating it on first use.
+
+    The second value says whether it was just created (so the CLI can print it once).
+    """
+    path = settings.data_dir / name
+    if path.exists():
+        return path.read_text().strip(), False
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(32)
+    path.touch(mode=0o600)
+    path.write_text(value + "\n")
+    return value, True

@@ -1,0 +1,34 @@
+"""The parts of a running server, wired once by `app.create_app` and shared by the adapters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+from redis.asyncio import Redis
+
+from server.auth import TokenIssuer
+from server.config import Settings
+from server.store import Database
+
+
+@dataclass
+class Services:
+    settings: Settings
+    database: Database
+    tokens: TokenIssuer
+    registry: CollectorRegistry
+    redis: Redis | None = None
+
+    @property
+    def admin_key(self) -> str:
+        assert self.settings.admin_key is not None, "with_secrets() fills it before start"
+        return self.settings.admin_key
+
+
+SERVICES = web.AppKey("services", Services)
+
+
+def services_of(request: web.Request) -> Services:
+    return request.app[SERVICES]
