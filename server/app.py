@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 
+import socketio
 from aiohttp import web
 from redis.asyncio import Redis
 
@@ -14,7 +15,14 @@ from server.api.openapi import build_openapi
 from server.auth import TokenIssuer
 from server.config import Settings
 from server.metrics import new_registry
+from server.rooms.chat import ChatService, ChatStore
+from server.rooms.events import EventBus
+from server.rooms.registry import RoomRegistry
 from server.services import SERVICES, Services
+from server.signaling.broadcast import Broadcaster
+from server.signaling.handlers import RoomHandlers
+from server.signaling.metrics import SignalingMetrics
+from server.signaling.server import Signaling
 from server.store import Database
 from server.store.migrate import migrate
 
@@ -31,11 +39,25 @@ def create_app(settings: Settings) -> web.Application:
     app = web.Application(
         middlewares=[error_middleware], client_max_size=settings.max_request_bytes
     )
+    database = Database(settings.effective_database_url)
+    tokens = TokenIssuer(settings.secret_key, settings.token_ttl_seconds)
+    registry = new_registry()
+    bus = EventBus()
+    rooms = RoomRegistry(bus, settings.room_capacity, settings.room_grace_seconds)
+    chat = ChatService(ChatStore(database), bus, settings.chat_max_chars)
+    manager = socketio.AsyncRedisManager(settings.redis_url) if settings.redis_url else None
+    signaling = Signaling(settings, tokens, rooms, SignalingMetrics(registry), manager)
+    RoomHandlers(signaling, chat)
+    signaling.attach(app)
     services = Services(
         settings=settings,
-        database=Database(settings.effective_database_url),
-        tokens=TokenIssuer(settings.secret_key, settings.token_ttl_seconds),
-        registry=new_registry(),
+        database=database,
+        tokens=tokens,
+        registry=registry,
+        bus=bus,
+        rooms=rooms,
+        chat=chat,
+        signaling=signaling,
         redis=Redis.from_url(settings.redis_url) if settings.redis_url else None,
     )
     app[SERVICES] = services
@@ -62,7 +84,11 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     services = app[SERVICES]
     await migrate(services.database)
     log.info("database ready", extra={"url": _redacted(services.database.url)})
+    services.bus.subscribe(Broadcaster(services.signaling), "broadcast")
     yield
+    await services.signaling.sio.shutdown()
+    services.rooms.close_all()
+    await services.bus.close()
     if services.redis is not None:
         await services.redis.aclose()
     await services.database.close()

@@ -10,6 +10,10 @@ from redis.asyncio import Redis
 
 from server.auth import TokenIssuer
 from server.config import Settings
+from server.rooms.chat import ChatService
+from server.rooms.events import EventBus
+from server.rooms.registry import RoomRegistry
+from server.signaling.server import Signaling
 from server.store import Database
 
 
@@ -19,6 +23,10 @@ class Services:
     database: Database
     tokens: TokenIssuer
     registry: CollectorRegistry
+    bus: EventBus
+    rooms: RoomRegistry
+    chat: ChatService
+    signaling: Signaling
     redis: Redis | None = None
 
     @property

@@ -1,0 +1,134 @@
+"""Room events and the in-process bus they travel on.
+
+Every subscriber gets every event, in order, from its own queue: a slow subscriber
+(the session log writing to the database) never delays another (signaling fan-out),
+and one that fails is logged and keeps receiving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+log = logging.getLogger("pairwise.events")
+
+
+@dataclass(frozen=True)
+class RoomEvent:
+    room: str
+    ts: float = field(default_factory=time.time, kw_only=True)
+
+
+@dataclass(frozen=True)
+class SessionStarted(RoomEvent):
+    """The first participant joined an empty room."""
+
+
+@dataclass(frozen=True)
+class SessionEnded(RoomEvent):
+    """The room stayed empty for the grace period and closed."""
+
+    started_at: float
+
+
+@dataclass(frozen=True)
+class ParticipantJoined(RoomEvent):
+    identity: str
+    name: str
+    role: str
+    media_mode: str
+    rejoined: bool  # the same identity was already present (a reconnect)
+
+
+@dataclass(frozen=True)
+class ParticipantLeft(RoomEvent):
+    identity: str
+    reason: str  # left | disconnected | removed | replaced
+
+
+@dataclass(frozen=True)
+class PresenceChanged(RoomEvent):
+    identity: str
+    presence: str
+
+
+@dataclass(frozen=True)
+class MediaModeChanged(RoomEvent):
+    identity: str
+    mode: str
+    previous: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class ChatPosted(RoomEvent):
+    id: int
+    identity: str
+    name: str
+    text: str
+    client_id: str
+    posted_at: float
+
+
+@dataclass(frozen=True)
+class MediaQualitySampled(RoomEvent):
+    """A periodic sample of one participant's media, from the SFU's counters."""
+
+    identity: str
+    inbound_kbps: float
+    outbound_kbps: float
+    loss_percent: float
+    rtt_ms: float | None
+
+
+@dataclass(frozen=True)
+class MediaReconnected(RoomEvent):
+    identity: str
+    reason: str
+
+
+Subscriber = Callable[[RoomEvent], Awaitable[None]]
+
+
+class EventBus:
+    def __init__(self) -> None:
+        self._queues: list[asyncio.Queue[RoomEvent]] = []
+        self._workers: list[asyncio.Task[None]] = []
+
+    def subscribe(self, subscriber: Subscriber, name: str | None = None) -> None:
+        queue: asyncio.Queue[RoomEvent] = asyncio.Queue()
+        self._queues.append(queue)
+        label = name or getattr(subscriber, "__qualname__", repr(subscriber))
+        self._workers.append(asyncio.create_task(self._run(queue, subscriber, label)))
+
+    def publish(self, event: RoomEvent) -> None:
+        for queue in self._queues:
+            queue.put_nowait(event)
+
+    async def drain(self) -> None:
+        """Wait until every event published so far has been handled."""
+        for queue in self._queues:
+            await queue.join()
+
+    async def close(self) -> None:
+        await self.drain()
+        for worker in self._workers:
+            worker.cancel()
+        await asyncio.gather(*self._workers, return_exceptions=True)
+        self._workers.clear()
+        self._queues.clear()
+
+    @staticmethod
+    async def _run(queue: asyncio.Queue[RoomEvent], subscriber: Subscriber, label: str) -> None:
+        while True:
+            event = await queue.get()
+            try:
+                await subscriber(event)
+            except Exception:
+                log.exception("event subscriber failed", extra={"subscriber": label,
+                                                                "event": type(event).__name__})
+            finally:
+                queue.task_done()

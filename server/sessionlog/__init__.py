@@ -1,0 +1,1 @@
+"""Mentoring pairs and the log of their sessions."""

@@ -1,0 +1,120 @@
+"""Mentoring pairs: who belongs together and which room is theirs."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import insert, select, update
+
+from server.errors import Conflict, InvalidInput, NotFound
+from server.store import Database
+from server.store.schema import pair_members, pairs
+
+
+@dataclass(frozen=True)
+class Member:
+    identity: str
+    name: str
+    role: str  # mentor | mentee
+
+
+@dataclass(frozen=True)
+class Pair:
+    id: str
+    room: str
+    title: str
+    status: str
+    source: str
+    flagged: bool
+    flag_reason: str | None
+    created_at: float
+    members: tuple[Member, ...] = field(default=())
+
+    def has_member(self, identity: str) -> bool:
+        return any(m.identity == identity for m in self.members)
+
+
+class PairStore:
+    def __init__(self, database: Database):
+        self._db = database
+
+    async def create(
+        self,
+        members: Sequence[Member],
+        *,
+        room: str | None = None,
+        title: str | None = None,
+        source: str = "operator",
+    ) -> Pair:
+        if len(members) < 2:
+            raise InvalidInput("a pair needs at least two members")
+        if len({m.identity for m in members}) != len(members):
+            raise InvalidInput("a pair's members must be different people")
+        pair_id = uuid.uuid4().hex
+        room = room or f"pair-{pair_id[:12]}"
+        title = title or " & ".join(m.name for m in members)
+        async with self._db.begin() as conn:
+            taken = await conn.scalar(select(pairs.c.id).where(pairs.c.room == room))
+            if taken is not None:
+                raise Conflict(f"room {room!r} already belongs to a pair")
+            await conn.execute(insert(pairs).values(
+                id=pair_id, room=room, title=title, status="active", source=source,
+                flagged=False, flag_reason=None, created_at=time.time(),
+            ))
+            await conn.execute(insert(pair_members), [
+                {"pair_id": pair_id, "identity": m.identity, "name": m.name, "role": m.role}
+                for m in members
+            ])
+        return await self.get(pair_id)
+
+    async def get(self, pair_id: str) -> Pair:
+        found = await self._load(pairs.c.id == pair_id)
+        if not found:
+            raise NotFound(f"no pair {pair_id!r}")
+        return found[0]
+
+    async def by_room(self, room: str) -> Pair | None:
+        found = await self._load(pairs.c.room == room)
+        return found[0] if found else None
+
+    async def list(self, status: str | None = None) -> list[Pair]:
+        return await self._load(pairs.c.status == status if status else None)
+
+    async def of_identity(self, identity: str) -> list[Pair]:
+        ids = select(pair_members.c.pair_id).where(pair_members.c.identity == identity)
+        return await self._load(pairs.c.id.in_(ids))
+
+    async def set_status(self, pair_id: str, status: str) -> Pair:
+        if status not in ("active", "unpublished"):
+            raise InvalidInput(f"unknown pair status {status!r}")
+        await self._update(pair_id, status=status)
+        return await self.get(pair_id)
+
+    async def flag(self, pair_id: str, reason: str) -> Pair:
+        await self._update(pair_id, flagged=True, flag_reason=reason)
+        return await self.get(pair_id)
+
+    async def _update(self, pair_id: str, **values: object) -> None:
+        async with self._db.begin() as conn:
+            result = await conn.execute(update(pairs).where(pairs.c.id == pair_id).values(**values))
+            if result.rowcount == 0:
+                raise NotFound(f"no pair {pair_id!r}")
+
+    async def _load(self, where: object) -> list[Pair]:
+        query = select(pairs).order_by(pairs.c.created_at)
+        if where is not None:
+            query = query.where(where)  # type: ignore[arg-type]
+        async with self._db.connect() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+            ids = [r["id"] for r in rows]
+            members: dict[str, list[Member]] = {i: [] for i in ids}
+            if ids:
+                for m in (await conn.execute(
+                    select(pair_members).where(pair_members.c.pair_id.in_(ids))
+                    .order_by(pair_members.c.role, pair_members.c.identity)
+                )).mappings():
+                    members[m["pair_id"]].append(Member(m["identity"], m["name"], m["role"]))
+        return [Pair(**dict(r), members=tuple(members[r["id"]])) for r in rows]

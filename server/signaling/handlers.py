@@ -1,0 +1,142 @@
+"""The room and chat events: join, leave, chat, history, typing, read, presence, media_mode."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from server.auth import Grant, Role
+from server.errors import Forbidden, RateLimited
+from server.rooms.chat import ChatService
+from server.rooms.model import MediaMode, Presence
+from server.signaling.ratelimit import TokenBucket
+from server.signaling.schemas import (
+    ChatIn,
+    Empty,
+    HistoryIn,
+    JoinIn,
+    MediaModeIn,
+    PresenceIn,
+    ReadIn,
+    TypingIn,
+)
+from server.signaling.server import Ack, Connection, Signaling, room_channel
+
+
+class RoomHandlers:
+    def __init__(self, signaling: Signaling, chat: ChatService):
+        self.signaling = signaling
+        self.registry = signaling.registry
+        self.chat = chat
+        self.settings = signaling.settings
+        self._chat_buckets: dict[tuple[str, str], TokenBucket] = {}
+        on = signaling.on
+        on("join", JoinIn, needs_join=False)(self.join)
+        on("leave", Empty)(self.leave)
+        on("chat", ChatIn)(self.post)
+        on("history", HistoryIn)(self.history)
+        on("typing", TypingIn)(self.typing)
+        on("read", ReadIn)(self.read)
+        on("presence", PresenceIn)(self.presence)
+        on("media_mode", MediaModeIn)(self.media_mode)
+        signaling.on_disconnect(self.disconnected)
+
+    async def join(self, conn: Connection, payload: JoinIn) -> Ack:
+        token = conn.token
+        mode = MediaMode(payload.media_mode)
+        if mode in (MediaMode.VIDEO, MediaMode.AUDIO) and not token.can(Grant.PUBLISH):
+            mode = MediaMode.TEXT
+        result = self.registry.join(token.room, token.identity, token.name, str(token.role),
+                                    conn.sid, media_mode=mode)
+        conn.joined = True
+        await self.signaling.sio.enter_room(conn.sid, room_channel(token.room))
+        if result.replaced_connection is not None:
+            await self._drop_replaced(result.replaced_connection)
+        history = await self.chat.store.history(token.room, self.settings.history_limit)
+        self._count()
+        return {
+            "room": {**result.room.public(), "observers_may_chat": result.room.observers_may_chat},
+            "you": result.participant.public(),
+            "participants": [p.public() for p in result.room.participants.values()],
+            "history": [m.to_wire() for m in history],
+            "reads": await self.chat.store.read_markers(token.room),
+        }
+
+    async def leave(self, conn: Connection, payload: Empty) -> Ack:
+        self.registry.leave(conn.room, conn.identity, connection=conn.sid, reason="left")
+        conn.joined = False
+        await self.signaling.sio.leave_room(conn.sid, room_channel(conn.room))
+        self._count()
+        return {"ok": True}
+
+    async def post(self, conn: Connection, payload: ChatIn) -> Ack:
+        self._require_chat(conn)
+        key = (conn.room, conn.identity)
+        bucket = self._chat_buckets.get(key)
+        if bucket is None:
+            bucket = self._chat_buckets[key] = TokenBucket(self.settings.chat_rate_per_second,
+                                                           self.settings.chat_burst)
+        if not bucket.take():
+            raise RateLimited("too many chat messages; wait a moment")
+        message = await self.chat.post(conn.room, conn.identity, conn.token.name, payload.text,
+                                       payload.client_id)
+        self.signaling.metrics.chat_messages.inc()
+        return {"id": message.id, "ts": message.ts}
+
+    async def history(self, conn: Connection, payload: HistoryIn) -> Ack:
+        limit = payload.limit or self.settings.history_limit
+        messages = await self.chat.store.history(conn.room, limit + 1, before=payload.before)
+        has_more = len(messages) > limit
+        return {"messages": [m.to_wire() for m in messages[-limit:]], "has_more": has_more}
+
+    async def typing(self, conn: Connection, payload: TypingIn) -> Ack:
+        self._require_chat(conn)
+        await self.signaling.emit_room(conn.room, "typing",
+                                       {"identity": conn.identity, "typing": payload.typing},
+                                       skip_sid=conn.sid)
+        return {"ok": True}
+
+    async def read(self, conn: Connection, payload: ReadIn) -> Ack:
+        marker = await self.chat.store.mark_read(conn.room, conn.identity, payload.up_to)
+        await self.signaling.emit_room(conn.room, "read",
+                                       {"identity": conn.identity, "up_to": marker})
+        return {"up_to": marker}
+
+    async def presence(self, conn: Connection, payload: PresenceIn) -> Ack:
+        self.registry.set_presence(conn.room, conn.identity, Presence(payload.presence))
+        return {"presence": payload.presence}
+
+    async def media_mode(self, conn: Connection, payload: MediaModeIn) -> Ack:
+        mode = MediaMode(payload.mode)
+        if mode in (MediaMode.VIDEO, MediaMode.AUDIO):
+            conn.token.require(Grant.PUBLISH)
+        self.registry.set_media_mode(conn.room, conn.identity, mode, payload.reason)
+        return {"mode": payload.mode}
+
+    async def disconnected(self, conn: Connection) -> None:
+        if conn.joined:
+            self.registry.leave(conn.room, conn.identity, connection=conn.sid,
+                                reason="disconnected")
+            self._count()
+
+    def _require_chat(self, conn: Connection) -> None:
+        if conn.token.can(Grant.CHAT):
+            return
+        room = self.registry.get(conn.room)
+        if conn.token.role == Role.OBSERVER and room is not None and room.observers_may_chat:
+            return
+        raise Forbidden(f"role {conn.token.role} may read but not write in this room")
+
+    async def _drop_replaced(self, sid: str) -> None:
+        old = self.signaling.connections.get(sid)
+        if old is not None:
+            old.joined = False  # its disconnect must not remove the new connection
+        await self.signaling.emit_to(sid, "error", {"code": "replaced",
+                                                    "message": "you joined from somewhere else"})
+        await self.signaling.sio.disconnect(sid)
+
+    def _count(self) -> None:
+        rooms = self.registry.rooms()
+        self.signaling.metrics.rooms.set(len(rooms))
+        self.signaling.metrics.participants.set(sum(len(r.participants) for r in rooms))
+
+

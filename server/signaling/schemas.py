@@ -1,0 +1,50 @@
+"""The payloads clients send, validated before anything else sees them.
+
+docs/protocol.md describes the same events for client authors.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Payload(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class JoinIn(Payload):
+    media_mode: Literal["video", "audio", "text"] = "text"
+
+
+class ChatIn(Payload):
+    # Length beyond the room's limit is checked by the domain so the error names the limit.
+    text: str = Field(min_length=1, max_length=100_000)
+    client_id: str = Field(min_length=1, max_length=100)
+
+
+class HistoryIn(Payload):
+    before: int | None = Field(None, ge=1)
+    limit: int | None = Field(None, ge=1, le=200)
+
+
+class TypingIn(Payload):
+    typing: bool
+
+
+class ReadIn(Payload):
+    up_to: int = Field(ge=1)
+
+
+class PresenceIn(Payload):
+    presence: Literal["online", "away"]
+
+
+class MediaModeIn(Payload):
+    mode: Literal["video", "audio", "text"]
+    reason: str = Field("client", min_length=1, max_length=200)
+
+
+class Empty(Payload):
+    pass

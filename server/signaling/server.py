@@ -1,0 +1,185 @@
+"""The Socket.IO server: connect with a join token, then events with acks.
+
+Every client event goes through one path (`Signaling.on`): rate limit, payload
+validation, grant check, handler, metrics; any failure becomes an error ack and
+changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import socketio
+from aiohttp import web
+from pydantic import ValidationError
+
+from server.api.http import describe_validation_error
+from server.auth import Grant, JoinToken, TokenIssuer
+from server.config import Settings
+from server.errors import InvalidInput, PairwiseError, RateLimited, Unauthorized, wire_error
+from server.rooms.registry import RoomRegistry
+from server.signaling.metrics import SignalingMetrics
+from server.signaling.ratelimit import TokenBucket
+from server.signaling.schemas import Payload
+
+log = logging.getLogger("pairwise.signaling")
+
+P = TypeVar("P", bound=Payload)
+Ack = dict[str, Any]
+EventHandler = Callable[["Connection", Any], Awaitable[Ack]]
+
+
+@dataclass
+class Connection:
+    sid: str
+    token: JoinToken
+    bucket: TokenBucket
+    joined: bool = False
+    connected_at: float = field(default_factory=time.time)
+
+    @property
+    def room(self) -> str:
+        return self.token.room
+
+    @property
+    def identity(self) -> str:
+        return self.token.identity
+
+
+def room_channel(room: str) -> str:
+    return f"room:{room}"
+
+
+class Signaling:
+    def __init__(
+        self,
+        settings: Settings,
+        tokens: TokenIssuer,
+        registry: RoomRegistry,
+        metrics: SignalingMetrics,
+        client_manager: socketio.AsyncManager | None = None,
+        is_revoked: Callable[[str], Awaitable[bool]] | None = None,
+    ):
+        self.settings = settings
+        self.tokens = tokens
+        self.registry = registry
+        self.metrics = metrics
+        self._is_revoked = is_revoked
+        self.connections: dict[str, Connection] = {}
+        self.sio = socketio.AsyncServer(
+            async_mode="aiohttp",
+            serializer="msgpack",
+            transports=["websocket"],
+            client_manager=client_manager,
+            cors_allowed_origins=settings.cors_origins or None,
+            max_http_buffer_size=settings.max_message_bytes,
+            ping_interval=10,
+            ping_timeout=10,
+            logger=False,
+            engineio_logger=False,
+        )
+        self.sio.on("connect", self._connect)
+        self.sio.on("disconnect", self._disconnect)
+        self.sio.on("*", self._unknown)
+        self._on_disconnect: list[Callable[[Connection], Awaitable[None]]] = []
+
+    def attach(self, app: web.Application) -> None:
+        self.sio.attach(app, socketio_path="socket.io")
+
+    def on(self, event: str, model: type[P], *, grant: Grant | None = None,
+           needs_join: bool = True) -> Callable[[Callable[[Connection, P], Awaitable[Ack]]], None]:
+        """Register a client event: `handler(connection, payload) -> ack`."""
+
+        def register(handler: Callable[[Connection, P], Awaitable[Ack]]) -> None:
+            async def dispatch(sid: str, data: Any = None) -> Ack:
+                started = time.perf_counter()
+                try:
+                    conn = self._connection(sid)
+                    if not conn.bucket.take():
+                        raise RateLimited("too many events; slow down")
+                    payload = self._validate(model, data)
+                    if grant is not None:
+                        conn.token.require(grant)
+                    if needs_join and not conn.joined:
+                        raise PairwiseError("join the room first", code="not_joined", status=409)
+                    return await handler(conn, payload)
+                except PairwiseError as exc:
+                    self.metrics.rejected.labels(exc.code).inc()
+                    return exc.to_wire()
+                except Exception:
+                    log.exception("event handler failed", extra={"event": event})
+                    self.metrics.rejected.labels("internal").inc()
+                    return wire_error("internal", "internal error; nothing was changed")
+                finally:
+                    self.metrics.latency.labels(event).observe(time.perf_counter() - started)
+
+            self.sio.on(event, dispatch)
+
+        return register
+
+    def on_disconnect(self, callback: Callable[[Connection], Awaitable[None]]) -> None:
+        self._on_disconnect.append(callback)
+
+    async def emit_room(self, room: str, event: str, data: Any, skip_sid: str | None = None) -> None:
+        await self.sio.emit(event, data, room=room_channel(room), skip_sid=skip_sid)
+
+    async def emit_to(self, sid: str, event: str, data: Any) -> None:
+        await self.sio.emit(event, data, to=sid)
+
+    def connection_of(self, room: str, identity: str) -> Connection | None:
+        participant = self.registry.participant(room, identity)
+        return self.connections.get(participant.connection) if participant else None
+
+    @staticmethod
+    def _validate(model: type[P], data: Any) -> P:
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            raise InvalidInput("the payload must be a map")
+        try:
+            return model.model_validate(data)
+        except ValidationError as exc:
+            raise InvalidInput(describe_validation_error(exc)) from None
+
+    def _connection(self, sid: str) -> Connection:
+        conn = self.connections.get(sid)
+        if conn is None:
+            raise Unauthorized("this connection is not authenticated")
+        return conn
+
+    async def _connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        # A JS client that sends no auth sends `undefined`, which arrives as a msgpack ExtType.
+        token = auth.get("token") if isinstance(auth, dict) else None
+        try:
+            claims = self.tokens.verify(token)
+            if self._is_revoked is not None and await self._is_revoked(claims.token_id):
+                raise Unauthorized("the join token was revoked", code="token_revoked")
+        except PairwiseError as exc:
+            self.metrics.rejected.labels(exc.code).inc()
+            # Clients see connect_error {"message", "data": {"code", "message"}}.
+            raise socketio.exceptions.ConnectionRefusedError(
+                exc.message, exc.to_wire()["error"]
+            ) from None
+        bucket = TokenBucket(self.settings.events_rate_per_second, self.settings.events_burst)
+        self.connections[sid] = Connection(sid=sid, token=claims, bucket=bucket)
+        self.metrics.sockets.inc()
+
+    async def _disconnect(self, sid: str, reason: Any = None) -> None:
+        conn = self.connections.pop(sid, None)
+        if conn is None:
+            return
+        self.metrics.sockets.dec()
+        for callback in self._on_disconnect:
+            try:
+                await callback(conn)
+            except Exception:
+                log.exception("disconnect callback failed")
+
+    async def _unknown(self, event: str, sid: str, data: Any = None) -> Ack:
+        self.metrics.rejected.labels("unknown_event").inc()
+        return wire_error("unknown_event", f"there is no event {event!r}")
+

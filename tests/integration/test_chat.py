@@ -1,0 +1,231 @@
+"""Rooms, presence and chat through a real server and real Socket.IO clients."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+import socketio
+
+from server.config import Settings
+from tests.support.participants import SocketParticipant, issue_token
+
+Join = Callable[..., Any]
+
+
+@pytest.fixture
+async def base_url(aiohttp_server: Any, make_settings: Callable[..., Settings]) -> str:
+    from server.app import create_app
+
+    server = await aiohttp_server(create_app(make_settings(chat_burst=5, chat_rate_per_second=2)))
+    return str(server.make_url("")).rstrip("/")
+
+
+@pytest.fixture
+async def people(base_url: str) -> AsyncIterator[Join]:
+    made: list[SocketParticipant] = []
+
+    async def connect(identity: str, room: str = "pair-1", role: str = "mentee",
+                      join: bool = True) -> SocketParticipant:
+        token = await asyncio.to_thread(issue_token, base_url, room, identity, None, role)
+        person = await SocketParticipant(base_url, token).connect()
+        made.append(person)
+        if join:
+            person.joined = await person.join()  # type: ignore[attr-defined]
+        return person
+
+    yield connect
+    for person in made:
+        await person.close()
+
+
+async def test_two_participants_see_each_other_and_chat_both_ways(people: Join) -> None:
+    ada = await people("ada", role="mentor")
+    bo = await people("bo")
+    assert [p["identity"] for p in bo.joined["participants"]] == ["ada", "bo"]
+    assert bo.joined["you"]["identity"] == "bo" and bo.joined["room"]["name"] == "pair-1"
+    joined = await ada.wait_for("participant_joined", {"identity": "bo"})
+    assert joined["role"] == "mentee" and joined["media_mode"] == "text"
+
+    ack = await ada.chat("Welcome! What would you like to work on?", "c-1")
+    assert set(ack) == {"id", "ts"}
+    seen_by_bo = await bo.wait_for("chat", {"client_id": "c-1"})
+    assert seen_by_bo["from"] == {"identity": "ada", "name": "Ada"}
+    assert seen_by_bo["id"] == ack["id"] and seen_by_bo["room"] == "pair-1"
+    await ada.wait_for("chat", {"client_id": "c-1"})  # the sender gets it too
+
+    back = await bo.chat("System design interviews", "c-2")
+    message = await ada.wait_for("chat", {"client_id": "c-2"})
+    assert message["text"] == "System design interviews" and message["id"] == back["id"]
+
+
+async def test_history_on_rejoin_and_paging(people: Join) -> None:
+    ada = await people("ada")
+    for i in range(5):
+        await ada.chat(f"question {i}", f"q{i}")
+    await ada.close()
+    again = await people("ada")
+    assert [m["text"] for m in again.joined["history"]] == [f"question {i}" for i in range(5)]
+    oldest_shown = again.joined["history"][2]["id"]
+    page = await again.call("history", {"before": oldest_shown, "limit": 1})
+    assert [m["text"] for m in page["messages"]] == ["question 1"] and page["has_more"] is True
+    page = await again.call("history", {"before": oldest_shown, "limit": 5})
+    assert [m["text"] for m in page["messages"]] == ["question 0", "question 1"]
+    assert page["has_more"] is False
+
+
+async def test_messages_queued_for_an_absent_partner(people: Join) -> None:
+    mentee = await people("mee")
+    await mentee.chat("Can we talk about promotions next time?", "later-1")
+    await mentee.call("leave")
+    mentor = await people("mentor", role="mentor")
+    assert [m["text"] for m in mentor.joined["history"]] == ["Can we talk about promotions next time?"]
+
+
+async def test_duplicate_client_id_is_stored_once(people: Join, base_url: str) -> None:
+    ada = await people("ada")
+    first = await ada.chat("hello", "same")
+    second = await ada.chat("hello", "same")
+    assert first == second
+    bo = await people("bo")
+    assert [m["client_id"] for m in bo.joined["history"]] == ["same"]
+    # The same client_id from another person is a different message.
+    other = await bo.chat("hello", "same")
+    assert other["id"] != first["id"]
+
+
+@pytest.mark.parametrize(
+    ("event", "payload", "code"),
+    [
+        ("chat", {"text": "hi"}, "invalid_payload"),
+        ("chat", {"text": 5, "client_id": "x"}, "invalid_payload"),
+        ("chat", {"text": "   ", "client_id": "x"}, "invalid_payload"),
+        ("chat", {"text": "x" * 4001, "client_id": "x"}, "too_long"),
+        ("chat", ["not", "a", "map"], "invalid_payload"),
+        ("chat", {"text": "hi", "client_id": "x", "extra": 1}, "invalid_payload"),
+        ("history", {"before": -3}, "invalid_payload"),
+        ("read", {"up_to": "one"}, "invalid_payload"),
+        ("presence", {"presence": "invisible"}, "invalid_payload"),
+        ("no_such_event", {}, "unknown_event"),
+    ],
+)
+async def test_invalid_payloads_get_error_acks_and_change_nothing(
+    people: Join, event: str, payload: Any, code: str
+) -> None:
+    ada = await people("ada")
+    ack = await ada.call(event, payload)
+    assert ack["error"]["code"] == code and ack["error"]["message"]
+    later = await people("bo")
+    assert later.joined["history"] == []
+
+
+async def test_events_before_join_are_refused(people: Join) -> None:
+    ada = await people("ada", join=False)
+    ack = await ada.call("chat", {"text": "hi", "client_id": "1"})
+    assert ack["error"]["code"] == "not_joined"
+
+
+@pytest.mark.parametrize(
+    ("auth", "code"),
+    [(None, "token_missing"), ({"token": "garbage"}, "token_invalid"), ("just-a-string", "token_missing")],
+)
+async def test_bad_tokens_are_refused_at_connect(base_url: str, auth: Any, code: str) -> None:
+    client = socketio.AsyncClient(serializer="msgpack", reconnection=False)
+    errors: list[Any] = []
+    client.on("connect_error", lambda data: errors.append(data))
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        await client.connect(base_url, auth=auth, transports=["websocket"], wait_timeout=5)
+    assert errors, "no connect_error"
+    assert errors[0]["data"]["code"] == code, errors[0]
+
+
+async def test_expired_token_is_refused(base_url: str) -> None:
+    token = await asyncio.to_thread(issue_token, base_url, "pair-1", "ada", None, "mentee", 1)
+    await asyncio.sleep(2.1)
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        await SocketParticipant(base_url, token).connect()
+
+
+async def test_rate_limit_trips_and_recovers(people: Join) -> None:
+    ada = await people("ada")  # burst 5, 2 per second
+    acks = [await ada.chat(f"m{i}", f"id{i}") for i in range(8)]
+    limited = [a for a in acks if "error" in a]
+    assert limited and all(a["error"]["code"] == "rate_limited" for a in limited)
+    stored = [a for a in acks if "id" in a]
+    assert len(stored) == 5
+    await asyncio.sleep(1.1)
+    assert "id" in await ada.chat("after a pause", "later")
+    bo = await people("bo")
+    assert len(bo.joined["history"]) == 6  # nothing refused was stored
+
+
+async def test_reconnect_replaces_the_old_connection(people: Join) -> None:
+    first = await people("ada")
+    watcher = await people("bo")
+    second = await people("ada")
+    replaced = await first.wait_for("error", {"code": "replaced"})
+    assert replaced["message"]
+    for _ in range(50):
+        if not first.sio.connected:
+            break
+        await asyncio.sleep(0.1)
+    assert not first.sio.connected
+    assert [p["identity"] for p in second.joined["participants"]].count("ada") == 1
+    rejoined = await watcher.wait_for("participant_joined", {"identity": "ada", "rejoined": True})
+    assert rejoined
+    await asyncio.sleep(0.3)
+    assert not [e for e in watcher.events["participant_left"] if e["identity"] == "ada"]
+    ack = await second.chat("still here", "s1")
+    assert "id" in ack
+
+
+async def test_room_capacity(people: Join, aiohttp_server: Any,
+                             make_settings: Callable[..., Settings]) -> None:
+    from server.app import create_app
+
+    server = await aiohttp_server(create_app(make_settings(room_capacity=2)))
+    url = str(server.make_url("")).rstrip("/")
+    made = []
+    for identity in ("a", "b", "c"):
+        token = await asyncio.to_thread(issue_token, url, "small", identity)
+        made.append(await SocketParticipant(url, token).connect())
+    assert "room" in await made[0].call("join")
+    assert "room" in await made[1].call("join")
+    full = await made[2].call("join")
+    assert full["error"]["code"] == "room_full"
+    for person in made:
+        await person.close()
+
+
+async def test_typing_read_presence_and_leave_fan_out(people: Join) -> None:
+    ada = await people("ada")
+    bo = await people("bo")
+    await ada.call("typing", {"typing": True})
+    assert (await bo.wait_for("typing"))["identity"] == "ada"
+    ack = await ada.chat("hi", "1")
+    assert (await bo.call("read", {"up_to": ack["id"]}))["up_to"] == ack["id"]
+    assert (await ada.wait_for("read", {"identity": "bo"}))["up_to"] == ack["id"]
+    # A read marker never moves back.
+    assert (await bo.call("read", {"up_to": 1}))["up_to"] == ack["id"]
+    await bo.call("presence", {"presence": "away"})
+    assert await ada.wait_for("presence", {"identity": "bo", "presence": "away"})
+    await bo.call("media_mode", {"mode": "audio", "reason": "camera off"})
+    changed = await ada.wait_for("media_mode", {"identity": "bo"})
+    assert changed["mode"] == "audio" and changed["reason"] == "camera off"
+    await bo.call("leave")
+    assert (await ada.wait_for("participant_left", {"identity": "bo"}))["reason"] == "left"
+    carol = await people("carol")
+    assert carol.joined["reads"] == {"bo": ack["id"]}
+
+
+async def test_observer_reads_but_cannot_write(people: Join) -> None:
+    ada = await people("ada")
+    observer = await people("obs", role="observer")
+    await ada.chat("hello", "h")
+    assert (await observer.wait_for("chat"))["text"] == "hello"
+    denied = await observer.chat("can I?", "o1")
+    assert denied["error"]["code"] == "forbidden"
+    denied = await observer.call("media_mode", {"mode": "video"})
+    assert denied["error"]["code"] == "forbidden"

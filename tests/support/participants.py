@@ -1,0 +1,85 @@
+"""A real Socket.IO participant (msgpack, WebSocket) for tests and load tools."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.request
+from collections import defaultdict
+from typing import Any
+
+import socketio
+
+from tests.support.process import ADMIN_KEY
+
+
+def issue_token(base_url: str, room: str, identity: str, name: str | None = None,
+                role: str = "mentee", ttl_seconds: int | None = None) -> str:
+    body: dict[str, Any] = {"room": room, "identity": identity, "name": name or identity.title(),
+                            "role": role}
+    if ttl_seconds is not None:
+        body["ttl_seconds"] = ttl_seconds
+    request = urllib.request.Request(
+        base_url.rstrip("/") + "/api/v1/tokens", data=json.dumps(body).encode(), method="POST",
+        headers={"Authorization": f"Bearer {ADMIN_KEY}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as resp:
+        return str(json.loads(resp.read())["token"])
+
+
+class SocketParticipant:
+    """Connects with a token, records every server event, answers with acks."""
+
+    def __init__(self, base_url: str, token: str):
+        self.base_url = base_url.rstrip("/")
+        self.token = token
+        self.sio = socketio.AsyncClient(serializer="msgpack", reconnection=False)
+        self.events: dict[str, list[Any]] = defaultdict(list)
+        self._arrived = asyncio.Event()
+        self.sio.on("*", self._record)
+
+    async def _record(self, event: str, data: Any = None) -> None:
+        self.events[event].append(data)
+        self._arrived.set()
+
+    async def connect(self) -> SocketParticipant:
+        await self.sio.connect(self.base_url, auth={"token": self.token},
+                               transports=["websocket"], socketio_path="socket.io",
+                               wait_timeout=10)
+        return self
+
+    async def call(self, event: str, data: Any = None, timeout: float = 10) -> Any:
+        return await self.sio.call(event, data, timeout=timeout)
+
+    async def join(self, **payload: Any) -> dict[str, Any]:
+        ack = await self.call("join", payload or None)
+        assert "error" not in ack, ack
+        return dict(ack)
+
+    async def chat(self, text: str, client_id: str) -> dict[str, Any]:
+        return dict(await self.call("chat", {"text": text, "client_id": client_id}))
+
+    async def wait_for(self, event: str, match: Any = None, timeout: float = 10) -> Any:
+        """The first recorded `event` whose payload matches (a dict of expected fields or a
+        predicate), waiting for it if needed."""
+
+        def matches(data: Any) -> bool:
+            if match is None:
+                return True
+            if callable(match):
+                return bool(match(data))
+            return all(data.get(k) == v for k, v in match.items())
+
+        async def seek() -> Any:
+            while True:
+                for data in self.events[event]:
+                    if matches(data):
+                        return data
+                self._arrived.clear()
+                await self._arrived.wait()
+
+        return await asyncio.wait_for(seek(), timeout)
+
+    async def close(self) -> None:
+        if self.sio.connected:
+            await self.sio.disconnect()
