@@ -49,6 +49,25 @@ class Settings(BaseSettings):
     max_message_bytes: int = Field(64 * 1024, ge=1024)
     max_request_bytes: int = Field(16 * 1024 * 1024, ge=1024)
 
+    # media (the SFU)
+    ice_servers: list[str] = Field(
+        default_factory=list,
+        description="STUN/TURN URLs handed to clients and used by the SFU; never a public default",
+    )
+    turn_secret: str | None = Field(None, description="coturn static-auth-secret (REST style)")
+    turn_ttl_seconds: int = Field(3600, gt=0)
+    media_silence_seconds: float = Field(5.0, gt=0, description="no inbound RTP → step down")
+    media_ice_timeout_seconds: float = Field(15.0, gt=0, description="ICE not connected → text")
+    media_loss_step_down_percent: float = Field(20.0, gt=0, le=100)
+    media_recover_seconds: float = Field(5.0, gt=0, description="healthy this long → step up")
+
+    # phone (SIP dial-in)
+    sip_bind: str | None = Field(None, description="host:port for SIP over UDP; off when unset")
+    sip_allowed_ips: list[str] = Field(default_factory=list, description="trunk allow-list")
+    sip_max_call_seconds: int = Field(4 * 3600, gt=0)
+    sip_invites_per_second: float = Field(5.0, gt=0)
+    sip_dialin_number: str | None = Field(None, description="number shown to participants")
+
     @field_validator("database_url")
     @classmethod
     def _known_database(cls, value: str | None) -> str | None:
