@@ -9,7 +9,7 @@ import socketio
 from aiohttp import web
 from redis.asyncio import Redis
 
-from server.api import health, tokens
+from server.api import health, pages, tokens
 from server.api.http import RouteTable, error_middleware
 from server.api.openapi import build_openapi
 from server.auth import TokenIssuer
@@ -37,7 +37,7 @@ def create_app(settings: Settings) -> web.Application:
     if settings.admin_key is None or settings.secret_key is None:
         raise ValueError("create_app needs settings from config.with_secrets()")
     app = web.Application(
-        middlewares=[error_middleware], client_max_size=settings.max_request_bytes
+        middlewares=[pages.security_headers, error_middleware], client_max_size=settings.max_request_bytes
     )
     database = Database(settings.effective_database_url)
     tokens = TokenIssuer(settings.secret_key, settings.token_ttl_seconds)
@@ -69,6 +69,7 @@ def create_app(settings: Settings) -> web.Application:
         return web.json_response(openapi)
 
     app.router.add_get("/api/openapi.json", openapi_json)
+    pages.install(app)
     app.cleanup_ctx.append(_lifecycle)
     return app
 
