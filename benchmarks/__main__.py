@@ -1,8 +1,8 @@
 """Run the benchmarks and write docs/benchmarks.md.
 
-    python -m benchmarks              # all of them
-    python -m benchmarks chat sfu     # some of them (module names)
-    python -m benchmarks --quick      # smaller sizes, for a smoke run
+python -m benchmarks              # all of them
+python -m benchmarks chat sfu     # some of them (module names)
+python -m benchmarks --quick      # smaller sizes, for a smoke run
 """
 
 from __future__ import annotations
@@ -34,8 +34,10 @@ def machine() -> str:
     except OSError:
         pass
     mem = psutil.virtual_memory().total / 2**30
-    return (f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB, {platform.system()} "
-            f"{platform.release()}, Python {platform.python_version()}")
+    return (
+        f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB, {platform.system()} "
+        f"{platform.release()}, Python {platform.python_version()}"
+    )
 
 
 def _sections(text: str) -> dict[str, str]:
@@ -46,10 +48,12 @@ def _sections(text: str) -> dict[str, str]:
 def write(results: dict[str, str]) -> None:
     existing = _sections(DOC.read_text()) if DOC.exists() else {}
     existing.update(results)
-    out = ["# Benchmarks\n",
-           "Every number here comes from `make bench` (`python -m benchmarks [NAME ...]`),",
-           "as a ratio against a baseline measured in the same run. Each section names its",
-           "command, its machine and its date.\n"]
+    out = [
+        "# Benchmarks\n",
+        "Every number here comes from `make bench` (`python -m benchmarks [NAME ...]`),",
+        "as a ratio against a baseline measured in the same run. Each section names its",
+        "command, its machine and its date.\n",
+    ]
     for name in ALL + sorted(set(existing) - set(ALL)):
         if name in existing:
             out.append(f"<!-- bench:{name} -->\n{existing[name].rstrip()}\n")
@@ -71,9 +75,11 @@ async def main(names: list[str], quick: bool) -> int:
         started = time.monotonic()
         body = await module.run(quick)
         stamp = time.strftime("%Y-%m-%d")
-        results[name] = (f"## {module.TITLE}\n\n_Measured {stamp} on {machine()}; "
-                         f"{time.monotonic() - started:.0f} s._\n"
-                         f"_Reproduce: `.venv/bin/python -m benchmarks {name}`._\n\n{body}")
+        results[name] = (
+            f"## {module.TITLE}\n\n_Measured {stamp} on {machine()}; "
+            f"{time.monotonic() - started:.0f} s._\n"
+            f"_Reproduce: `.venv/bin/python -m benchmarks {name}`._\n\n{body}"
+        )
         print(body, flush=True)
         write(results)
     return 0

@@ -113,7 +113,9 @@ class TokenIssuer:
                 token_id=str(payload["jti"]),
             )
         except (KeyError, ValueError):
-            raise Unauthorized("the join token is invalid: bad claims", code="token_invalid") from None
+            raise Unauthorized(
+                "the join token is invalid: bad claims", code="token_invalid"
+            ) from None
 
 
 def check_admin_key(expected: str, authorization: str | None) -> None:

@@ -30,6 +30,14 @@ class Settings(BaseSettings):
         None, description="SQLAlchemy URL; default sqlite+aiosqlite under data_dir"
     )
     redis_url: str | None = None
+    cluster: str = Field(
+        "pairwise",
+        pattern=r"^[a-z0-9_-]{1,40}$",
+        description="Namespace for Redis channels and keys: nodes of one deployment share it",
+    )
+    node_id: str | None = Field(
+        None, description="This node's name in the cluster (default host:port)"
+    )
     admin_key: str | None = Field(None, min_length=16)
     secret_key: str | None = Field(None, min_length=16, description="JWT signing key")
     log_format: Literal["text", "json"] = "text"
@@ -89,6 +97,10 @@ class Settings(BaseSettings):
         return self.database_url or f"sqlite+aiosqlite:///{self.data_dir / 'pairwise.db'}"
 
     @property
+    def node_name(self) -> str:
+        return self.node_id or f"{self.host}:{self.port}"
+
+    @property
     def base_url(self) -> str:
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
 
@@ -101,9 +113,7 @@ def load_settings(**overrides: Any) -> Settings:
     except ValidationError as exc:
         error = exc.errors()[0]
         field = ".".join(str(part) for part in error["loc"]) or "settings"
-        raise SettingsError(
-            f"invalid setting PAIRWISE_{field.upper()}: {error['msg']}"
-        ) from None
+        raise SettingsError(f"invalid setting PAIRWISE_{field.upper()}: {error['msg']}") from None
 
 
 def with_secrets(settings: Settings) -> tuple[Settings, list[str]]:

@@ -33,8 +33,12 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 @routes.route(
-    "GET", "/readyz", summary="Readiness: database (and Redis when configured)",
-    response=Readiness, errors=(503,), tags=("ops",),
+    "GET",
+    "/readyz",
+    summary="Readiness: database (and Redis when configured)",
+    response=Readiness,
+    errors=(503,),
+    tags=("ops",),
 )
 async def readyz(request: web.Request) -> web.Response:
     services = services_of(request)

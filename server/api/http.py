@@ -56,7 +56,9 @@ class RouteTable:
     ) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
             self.endpoints.append(
-                Endpoint(method, path, handler, summary, body, response, status, admin, errors, tags)
+                Endpoint(
+                    method, path, handler, summary, body, response, status, admin, errors, tags
+                )
             )
             return handler
 
@@ -67,7 +69,9 @@ class RouteTable:
             app.router.add_route(endpoint.method, endpoint.path, endpoint.handler)
 
 
-def json_response(payload: BaseModel | dict[str, Any] | list[Any], status: int = 200) -> web.Response:
+def json_response(
+    payload: BaseModel | dict[str, Any] | list[Any], status: int = 200
+) -> web.Response:
     if isinstance(payload, BaseModel):
         return web.json_response(text=payload.model_dump_json(), status=status)
     return web.json_response(payload, status=status)

@@ -21,8 +21,16 @@ ERROR_SCHEMA: dict[str, Any] = {
     },
 }
 
-_REASONS = {400: "Bad request", 401: "Unauthorized", 403: "Forbidden", 404: "Not found",
-            409: "Conflict", 413: "Too large", 422: "Invalid input", 429: "Rate limited"}
+_REASONS = {
+    400: "Bad request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not found",
+    409: "Conflict",
+    413: "Too large",
+    422: "Invalid input",
+    429: "Rate limited",
+}
 
 
 def _schema(model: type[BaseModel], components: dict[str, Any]) -> dict[str, Any]:

@@ -39,8 +39,14 @@ def join_url(base_url: str, token: str) -> str:
 
 
 @routes.route(
-    "POST", "/api/v1/tokens", summary="Issue a join token", body=TokenRequest,
-    response=TokenResponse, status=201, admin=True, tags=("tokens",),
+    "POST",
+    "/api/v1/tokens",
+    summary="Issue a join token",
+    body=TokenRequest,
+    response=TokenResponse,
+    status=201,
+    admin=True,
+    tags=("tokens",),
 )
 async def create_token(request: web.Request) -> web.Response:
     services = services_of(request)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sqlalchemy import and_, insert, select, update
+from sqlalchemy import and_, insert, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 
 from server.errors import InvalidInput
@@ -36,35 +37,120 @@ class ChatMessage:
         }
 
 
+@dataclass
+class _Pending:
+    room: str
+    identity: str
+    name: str
+    text: str
+    client_id: str
+    ts: float
+    done: asyncio.Future[tuple[ChatMessage, bool]]
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.room, self.identity, self.client_id)
+
+
 class ChatStore:
+    """Chat messages in the database.
+
+    Writes are group-committed: messages that arrive while a transaction is in flight are
+    written together in the next one, and each sender's `append` returns only after the
+    transaction holding its message has committed.
+    """
+
+    MAX_BATCH = 500
+
     def __init__(self, database: Database):
         self._db = database
+        self._queue: list[_Pending] = []
+        self._writer: asyncio.Task[None] | None = None
 
-    async def append(self, room: str, identity: str, name: str, text: str,
-                     client_id: str) -> tuple[ChatMessage, bool]:
+    async def append(
+        self, room: str, identity: str, name: str, text: str, client_id: str
+    ) -> tuple[ChatMessage, bool]:
         """Store a message; if this sender already sent `client_id` here, return that one.
 
         The second value says whether the message is new.
         """
-        existing = await self._find(room, identity, client_id)
-        if existing is not None:
-            return existing, False
-        ts = time.time()
-        try:
-            async with self._db.begin() as conn:
-                result = await conn.execute(
-                    insert(chat_messages)
-                    .values(room=room, identity=identity, name=name, client_id=client_id,
-                            text=text, ts=ts)
-                    .returning(chat_messages.c.id)
+        done: asyncio.Future[tuple[ChatMessage, bool]] = asyncio.get_running_loop().create_future()
+        self._queue.append(_Pending(room, identity, name, text, client_id, time.time(), done))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_all())
+        return await done
+
+    async def _write_all(self) -> None:
+        while self._queue:
+            batch, self._queue = self._queue[: self.MAX_BATCH], self._queue[self.MAX_BATCH :]
+            try:
+                results = await self._write(batch)
+            except IntegrityError:
+                # Another node stored one of these client_ids between our check and insert:
+                # write them one by one so each sees the winner.
+                results = [(await self._write([p]))[0] for p in batch]
+            except Exception as exc:
+                for pending in batch:
+                    if not pending.done.done():
+                        pending.done.set_exception(exc)
+                continue
+            for pending, result in zip(batch, results, strict=True):
+                if not pending.done.done():
+                    pending.done.set_result(result)
+
+    async def _write(self, batch: list[_Pending]) -> list[tuple[ChatMessage, bool]]:
+        keys = {p.key for p in batch}
+        async with self._db.begin() as conn:
+            existing = {
+                (m.room, m.identity, m.client_id): m
+                for m in map(
+                    _message,
+                    (
+                        await conn.execute(
+                            select(chat_messages).where(
+                                tuple_(
+                                    chat_messages.c.room,
+                                    chat_messages.c.identity,
+                                    chat_messages.c.client_id,
+                                ).in_(keys)
+                            )
+                        )
+                    ).mappings(),
                 )
-                message_id = int(result.scalar_one())
-        except IntegrityError:
-            # The same client_id raced in from a second connection: the first one won.
-            raced = await self._find(room, identity, client_id)
-            assert raced is not None
-            return raced, False
-        return ChatMessage(message_id, room, identity, name, text, client_id, ts), True
+            }
+            fresh: dict[tuple[str, str, str], _Pending] = {}
+            for p in batch:
+                if p.key not in existing:
+                    fresh.setdefault(p.key, p)
+            if fresh:
+                rows = list(fresh.values())
+                ids = (
+                    (
+                        await conn.execute(
+                            insert(chat_messages).returning(
+                                chat_messages.c.id, sort_by_parameter_order=True
+                            ),
+                            [
+                                {
+                                    "room": p.room,
+                                    "identity": p.identity,
+                                    "name": p.name,
+                                    "text": p.text,
+                                    "client_id": p.client_id,
+                                    "ts": p.ts,
+                                }
+                                for p in rows
+                            ],
+                        )
+                    )
+                    .scalars()
+                    .all()
+                )
+                for p, message_id in zip(rows, ids, strict=True):
+                    existing[p.key] = ChatMessage(
+                        int(message_id), p.room, p.identity, p.name, p.text, p.client_id, p.ts
+                    )
+        return [(existing[p.key], fresh.get(p.key) is p) for p in batch]
 
     async def history(self, room: str, limit: int, before: int | None = None) -> list[ChatMessage]:
         """The latest `limit` messages of the room (older than `before`), oldest first."""
@@ -80,50 +166,69 @@ class ChatStore:
         from sqlalchemy import func
 
         async with self._db.connect() as conn:
-            return int(await conn.scalar(
-                select(func.count()).select_from(chat_messages).where(chat_messages.c.room == room)
-            ) or 0)
+            return int(
+                await conn.scalar(
+                    select(func.count())
+                    .select_from(chat_messages)
+                    .where(chat_messages.c.room == room)
+                )
+                or 0
+            )
 
     async def mark_read(self, room: str, identity: str, message_id: int) -> int:
         """Move the read marker forward (never back); returns the marker now stored."""
         async with self._db.begin() as conn:
-            current = await conn.scalar(select(chat_reads.c.message_id).where(and_(
-                chat_reads.c.room == room, chat_reads.c.identity == identity)))
+            current = await conn.scalar(
+                select(chat_reads.c.message_id).where(
+                    and_(chat_reads.c.room == room, chat_reads.c.identity == identity)
+                )
+            )
             if current is None:
                 try:
                     async with conn.begin_nested():
-                        await conn.execute(insert(chat_reads).values(
-                            room=room, identity=identity, message_id=message_id))
+                        await conn.execute(
+                            insert(chat_reads).values(
+                                room=room, identity=identity, message_id=message_id
+                            )
+                        )
                     return message_id
                 except IntegrityError:
                     current = 0
             if message_id > current:
-                await conn.execute(update(chat_reads).where(and_(
-                    chat_reads.c.room == room, chat_reads.c.identity == identity,
-                    chat_reads.c.message_id < message_id)).values(message_id=message_id))
+                await conn.execute(
+                    update(chat_reads)
+                    .where(
+                        and_(
+                            chat_reads.c.room == room,
+                            chat_reads.c.identity == identity,
+                            chat_reads.c.message_id < message_id,
+                        )
+                    )
+                    .values(message_id=message_id)
+                )
                 return message_id
             return int(current)
 
     async def read_markers(self, room: str) -> dict[str, int]:
         async with self._db.connect() as conn:
-            rows = await conn.execute(select(chat_reads.c.identity, chat_reads.c.message_id)
-                                      .where(chat_reads.c.room == room))
+            rows = await conn.execute(
+                select(chat_reads.c.identity, chat_reads.c.message_id).where(
+                    chat_reads.c.room == room
+                )
+            )
             return {identity: int(mid) for identity, mid in rows}
-
-    async def _find(self, room: str, identity: str, client_id: str) -> ChatMessage | None:
-        query = select(chat_messages).where(and_(
-            chat_messages.c.room == room,
-            chat_messages.c.identity == identity,
-            chat_messages.c.client_id == client_id,
-        ))
-        async with self._db.connect() as conn:
-            row = (await conn.execute(query)).mappings().first()
-        return _message(row) if row else None
 
 
 def _message(row: Any) -> ChatMessage:
-    return ChatMessage(row["id"], row["room"], row["identity"], row["name"], row["text"],
-                       row["client_id"], row["ts"])
+    return ChatMessage(
+        row["id"],
+        row["room"],
+        row["identity"],
+        row["name"],
+        row["text"],
+        row["client_id"],
+        row["ts"],
+    )
 
 
 class ChatService:
@@ -132,19 +237,28 @@ class ChatService:
         self._bus = bus
         self._max_chars = max_chars
 
-    async def post(self, room: str, identity: str, name: str, text: str,
-                   client_id: str) -> ChatMessage:
+    async def post(
+        self, room: str, identity: str, name: str, text: str, client_id: str
+    ) -> ChatMessage:
         text = text.strip()
         if not text:
             raise InvalidInput("a chat message needs some text")
         if len(text) > self._max_chars:
-            raise InvalidInput(f"a chat message has at most {self._max_chars} characters",
-                               code="too_long")
+            raise InvalidInput(
+                f"a chat message has at most {self._max_chars} characters", code="too_long"
+            )
         message, new = await self.store.append(room, identity, name, text, client_id)
         if new:
             fields = asdict(message)
-            self._bus.publish(ChatPosted(
-                room, id=message.id, identity=identity, name=name, text=message.text,
-                client_id=client_id, posted_at=fields["ts"],
-            ))
+            self._bus.publish(
+                ChatPosted(
+                    room,
+                    id=message.id,
+                    identity=identity,
+                    name=name,
+                    text=message.text,
+                    client_id=client_id,
+                    posted_at=fields["ts"],
+                )
+            )
         return message

@@ -101,7 +101,7 @@ class EventBus:
     def subscribe(self, subscriber: Subscriber, name: str | None = None) -> None:
         queue: asyncio.Queue[RoomEvent] = asyncio.Queue()
         self._queues.append(queue)
-        label = name or getattr(subscriber, "__qualname__", repr(subscriber))
+        label = name or str(getattr(subscriber, "__qualname__", repr(subscriber)))
         self._workers.append(asyncio.create_task(self._run(queue, subscriber, label)))
 
     def publish(self, event: RoomEvent) -> None:
@@ -128,7 +128,9 @@ class EventBus:
             try:
                 await subscriber(event)
             except Exception:
-                log.exception("event subscriber failed", extra={"subscriber": label,
-                                                                "event": type(event).__name__})
+                log.exception(
+                    "event subscriber failed",
+                    extra={"subscriber": label, "event": type(event).__name__},
+                )
             finally:
                 queue.task_done()

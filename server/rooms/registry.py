@@ -70,7 +70,11 @@ class RoomRegistry:
     ) -> JoinResult:
         current = self._rooms.get(room)
         previous = current.participants.get(identity) if current else None
-        if current is not None and previous is None and len(current.participants) >= current.capacity:
+        if (
+            current is not None
+            and previous is None
+            and len(current.participants) >= current.capacity
+        ):
             raise RoomFull(f"room {room!r} is full ({current.capacity} participants)")
         if current is None:
             current = Room(name=room, capacity=self._capacity)
@@ -79,19 +83,28 @@ class RoomRegistry:
         timer = self._closing.pop(room, None)
         if timer is not None:
             timer.cancel()
-        participant = Participant(identity=identity, name=name, role=role,
-                                  connection=connection, media_mode=media_mode)
+        participant = Participant(
+            identity=identity, name=name, role=role, connection=connection, media_mode=media_mode
+        )
         if previous is not None:
             participant.joined_at = previous.joined_at
         current.participants[identity] = participant
-        self._bus.publish(ParticipantJoined(room, identity=identity, name=name, role=role,
-                                            media_mode=str(media_mode),
-                                            rejoined=previous is not None))
+        self._bus.publish(
+            ParticipantJoined(
+                room,
+                identity=identity,
+                name=name,
+                role=role,
+                media_mode=str(media_mode),
+                rejoined=previous is not None,
+            )
+        )
         replaced = previous.connection if previous and previous.connection != connection else None
         return JoinResult(current, participant, replaced)
 
-    def leave(self, room: str, identity: str, connection: str | None = None,
-              reason: str = "left") -> bool:
+    def leave(
+        self, room: str, identity: str, connection: str | None = None, reason: str = "left"
+    ) -> bool:
         """Remove a participant. With `connection`, only if that is still their connection
         (a replaced connection closing late must not remove its successor)."""
         current = self._rooms.get(room)
@@ -121,8 +134,11 @@ class RoomRegistry:
             return False
         previous = participant.media_mode
         participant.media_mode = mode
-        self._bus.publish(MediaModeChanged(room, identity=identity, mode=str(mode),
-                                           previous=str(previous), reason=reason))
+        self._bus.publish(
+            MediaModeChanged(
+                room, identity=identity, mode=str(mode), previous=str(previous), reason=reason
+            )
+        )
         return True
 
     def close_all(self) -> None:

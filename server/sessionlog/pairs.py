@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import time
 import uuid
 from collections.abc import Sequence
@@ -60,14 +61,25 @@ class PairStore:
             taken = await conn.scalar(select(pairs.c.id).where(pairs.c.room == room))
             if taken is not None:
                 raise Conflict(f"room {room!r} already belongs to a pair")
-            await conn.execute(insert(pairs).values(
-                id=pair_id, room=room, title=title, status="active", source=source,
-                flagged=False, flag_reason=None, created_at=time.time(),
-            ))
-            await conn.execute(insert(pair_members), [
-                {"pair_id": pair_id, "identity": m.identity, "name": m.name, "role": m.role}
-                for m in members
-            ])
+            await conn.execute(
+                insert(pairs).values(
+                    id=pair_id,
+                    room=room,
+                    title=title,
+                    status="active",
+                    source=source,
+                    flagged=False,
+                    flag_reason=None,
+                    created_at=time.time(),
+                )
+            )
+            await conn.execute(
+                insert(pair_members),
+                [
+                    {"pair_id": pair_id, "identity": m.identity, "name": m.name, "role": m.role}
+                    for m in members
+                ],
+            )
         return await self.get(pair_id)
 
     async def get(self, pair_id: str) -> Pair:
@@ -80,10 +92,10 @@ class PairStore:
         found = await self._load(pairs.c.room == room)
         return found[0] if found else None
 
-    async def list(self, status: str | None = None) -> list[Pair]:
+    async def list(self, status: str | None = None) -> builtins.list[Pair]:
         return await self._load(pairs.c.status == status if status else None)
 
-    async def of_identity(self, identity: str) -> list[Pair]:
+    async def of_identity(self, identity: str) -> builtins.list[Pair]:
         ids = select(pair_members.c.pair_id).where(pair_members.c.identity == identity)
         return await self._load(pairs.c.id.in_(ids))
 
@@ -103,18 +115,21 @@ class PairStore:
             if result.rowcount == 0:
                 raise NotFound(f"no pair {pair_id!r}")
 
-    async def _load(self, where: object) -> list[Pair]:
+    async def _load(self, where: object) -> builtins.list[Pair]:
         query = select(pairs).order_by(pairs.c.created_at)
         if where is not None:
             query = query.where(where)  # type: ignore[arg-type]
         async with self._db.connect() as conn:
             rows = (await conn.execute(query)).mappings().all()
             ids = [r["id"] for r in rows]
-            members: dict[str, list[Member]] = {i: [] for i in ids}
+            members: dict[str, builtins.list[Member]] = {i: [] for i in ids}
             if ids:
-                for m in (await conn.execute(
-                    select(pair_members).where(pair_members.c.pair_id.in_(ids))
-                    .order_by(pair_members.c.role, pair_members.c.identity)
-                )).mappings():
+                for m in (
+                    await conn.execute(
+                        select(pair_members)
+                        .where(pair_members.c.pair_id.in_(ids))
+                        .order_by(pair_members.c.role, pair_members.c.identity)
+                    )
+                ).mappings():
                     members[m["pair_id"]].append(Member(m["identity"], m["name"], m["role"]))
         return [Pair(**dict(r), members=tuple(members[r["id"]])) for r in rows]

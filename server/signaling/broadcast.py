@@ -20,8 +20,12 @@ def wire_event(event: RoomEvent) -> tuple[str, dict[str, Any]] | None:
     match event:
         case ParticipantJoined():
             return "participant_joined", {
-                "identity": event.identity, "name": event.name, "role": event.role,
-                "presence": "online", "media_mode": event.media_mode, "rejoined": event.rejoined,
+                "identity": event.identity,
+                "name": event.name,
+                "role": event.role,
+                "presence": "online",
+                "media_mode": event.media_mode,
+                "rejoined": event.rejoined,
                 "joined_at": event.ts,
             }
         case ParticipantLeft():
@@ -29,13 +33,21 @@ def wire_event(event: RoomEvent) -> tuple[str, dict[str, Any]] | None:
         case PresenceChanged():
             return "presence", {"identity": event.identity, "presence": event.presence}
         case MediaModeChanged():
-            return "media_mode", {"identity": event.identity, "mode": event.mode,
-                                  "previous": event.previous, "reason": event.reason}
+            return "media_mode", {
+                "identity": event.identity,
+                "mode": event.mode,
+                "previous": event.previous,
+                "reason": event.reason,
+            }
         case ChatPosted():
-            return "chat", {"id": event.id, "room": event.room,
-                            "from": {"identity": event.identity, "name": event.name},
-                            "text": event.text, "ts": event.posted_at,
-                            "client_id": event.client_id}
+            return "chat", {
+                "id": event.id,
+                "room": event.room,
+                "from": {"identity": event.identity, "name": event.name},
+                "text": event.text,
+                "ts": event.posted_at,
+                "client_id": event.client_id,
+            }
     return None
 
 

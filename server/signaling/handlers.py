@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from server.auth import Grant, Role
 from server.errors import Forbidden, RateLimited
 from server.rooms.chat import ChatService
 from server.rooms.model import MediaMode, Presence
 from server.signaling.ratelimit import TokenBucket
+from server.signaling.roster import RedisRoster
 from server.signaling.schemas import (
     ChatIn,
     Empty,
@@ -23,8 +22,9 @@ from server.signaling.server import Ack, Connection, Signaling, room_channel
 
 
 class RoomHandlers:
-    def __init__(self, signaling: Signaling, chat: ChatService):
+    def __init__(self, signaling: Signaling, chat: ChatService, roster: RedisRoster | None = None):
         self.signaling = signaling
+        self.roster = roster
         self.registry = signaling.registry
         self.chat = chat
         self.settings = signaling.settings
@@ -45,18 +45,25 @@ class RoomHandlers:
         mode = MediaMode(payload.media_mode)
         if mode in (MediaMode.VIDEO, MediaMode.AUDIO) and not token.can(Grant.PUBLISH):
             mode = MediaMode.TEXT
-        result = self.registry.join(token.room, token.identity, token.name, str(token.role),
-                                    conn.sid, media_mode=mode)
+        result = self.registry.join(
+            token.room, token.identity, token.name, str(token.role), conn.sid, media_mode=mode
+        )
         conn.joined = True
         await self.signaling.sio.enter_room(conn.sid, room_channel(token.room))
         if result.replaced_connection is not None:
             await self._drop_replaced(result.replaced_connection)
         history = await self.chat.store.history(token.room, self.settings.history_limit)
         self._count()
+        participants = [p.public() for p in result.room.participants.values()]
+        if self.roster is not None:
+            here = {p["identity"] for p in participants}
+            elsewhere = await self.roster.participants(token.room)
+            participants += [p for p in elsewhere if p["identity"] not in here]
+            participants.sort(key=lambda p: p["joined_at"])
         return {
             "room": {**result.room.public(), "observers_may_chat": result.room.observers_may_chat},
             "you": result.participant.public(),
-            "participants": [p.public() for p in result.room.participants.values()],
+            "participants": participants,
             "history": [m.to_wire() for m in history],
             "reads": await self.chat.store.read_markers(token.room),
         }
@@ -73,12 +80,14 @@ class RoomHandlers:
         key = (conn.room, conn.identity)
         bucket = self._chat_buckets.get(key)
         if bucket is None:
-            bucket = self._chat_buckets[key] = TokenBucket(self.settings.chat_rate_per_second,
-                                                           self.settings.chat_burst)
+            bucket = self._chat_buckets[key] = TokenBucket(
+                self.settings.chat_rate_per_second, self.settings.chat_burst
+            )
         if not bucket.take():
             raise RateLimited("too many chat messages; wait a moment")
-        message = await self.chat.post(conn.room, conn.identity, conn.token.name, payload.text,
-                                       payload.client_id)
+        message = await self.chat.post(
+            conn.room, conn.identity, conn.token.name, payload.text, payload.client_id
+        )
         self.signaling.metrics.chat_messages.inc()
         return {"id": message.id, "ts": message.ts}
 
@@ -90,15 +99,19 @@ class RoomHandlers:
 
     async def typing(self, conn: Connection, payload: TypingIn) -> Ack:
         self._require_chat(conn)
-        await self.signaling.emit_room(conn.room, "typing",
-                                       {"identity": conn.identity, "typing": payload.typing},
-                                       skip_sid=conn.sid)
+        await self.signaling.emit_room(
+            conn.room,
+            "typing",
+            {"identity": conn.identity, "typing": payload.typing},
+            skip_sid=conn.sid,
+        )
         return {"ok": True}
 
     async def read(self, conn: Connection, payload: ReadIn) -> Ack:
         marker = await self.chat.store.mark_read(conn.room, conn.identity, payload.up_to)
-        await self.signaling.emit_room(conn.room, "read",
-                                       {"identity": conn.identity, "up_to": marker})
+        await self.signaling.emit_room(
+            conn.room, "read", {"identity": conn.identity, "up_to": marker}
+        )
         return {"up_to": marker}
 
     async def presence(self, conn: Connection, payload: PresenceIn) -> Ack:
@@ -114,8 +127,9 @@ class RoomHandlers:
 
     async def disconnected(self, conn: Connection) -> None:
         if conn.joined:
-            self.registry.leave(conn.room, conn.identity, connection=conn.sid,
-                                reason="disconnected")
+            self.registry.leave(
+                conn.room, conn.identity, connection=conn.sid, reason="disconnected"
+            )
             self._count()
 
     def _require_chat(self, conn: Connection) -> None:
@@ -130,13 +144,12 @@ class RoomHandlers:
         old = self.signaling.connections.get(sid)
         if old is not None:
             old.joined = False  # its disconnect must not remove the new connection
-        await self.signaling.emit_to(sid, "error", {"code": "replaced",
-                                                    "message": "you joined from somewhere else"})
+        await self.signaling.emit_to(
+            sid, "error", {"code": "replaced", "message": "you joined from somewhere else"}
+        )
         await self.signaling.sio.disconnect(sid)
 
     def _count(self) -> None:
         rooms = self.registry.rooms()
         self.signaling.metrics.rooms.set(len(rooms))
         self.signaling.metrics.participants.set(sum(len(r.participants) for r in rooms))
-
-

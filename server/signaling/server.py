@@ -90,8 +90,9 @@ class Signaling:
     def attach(self, app: web.Application) -> None:
         self.sio.attach(app, socketio_path="socket.io")
 
-    def on(self, event: str, model: type[P], *, grant: Grant | None = None,
-           needs_join: bool = True) -> Callable[[Callable[[Connection, P], Awaitable[Ack]]], None]:
+    def on(
+        self, event: str, model: type[P], *, grant: Grant | None = None, needs_join: bool = True
+    ) -> Callable[[Callable[[Connection, P], Awaitable[Ack]]], None]:
         """Register a client event: `handler(connection, payload) -> ack`."""
 
         def register(handler: Callable[[Connection, P], Awaitable[Ack]]) -> None:
@@ -124,7 +125,9 @@ class Signaling:
     def on_disconnect(self, callback: Callable[[Connection], Awaitable[None]]) -> None:
         self._on_disconnect.append(callback)
 
-    async def emit_room(self, room: str, event: str, data: Any, skip_sid: str | None = None) -> None:
+    async def emit_room(
+        self, room: str, event: str, data: Any, skip_sid: str | None = None
+    ) -> None:
         await self.sio.emit(event, data, room=room_channel(room), skip_sid=skip_sid)
 
     async def emit_to(self, sid: str, event: str, data: Any) -> None:
@@ -182,4 +185,3 @@ class Signaling:
     async def _unknown(self, event: str, sid: str, data: Any = None) -> Ack:
         self.metrics.rejected.labels("unknown_event").inc()
         return wire_error("unknown_event", f"there is no event {event!r}")
-

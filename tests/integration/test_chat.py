@@ -27,8 +27,9 @@ async def base_url(aiohttp_server: Any, make_settings: Callable[..., Settings]) 
 async def people(base_url: str) -> AsyncIterator[Join]:
     made: list[SocketParticipant] = []
 
-    async def connect(identity: str, room: str = "pair-1", role: str = "mentee",
-                      join: bool = True) -> SocketParticipant:
+    async def connect(
+        identity: str, room: str = "pair-1", role: str = "mentee", join: bool = True
+    ) -> SocketParticipant:
         token = await asyncio.to_thread(issue_token, base_url, room, identity, None, role)
         person = await SocketParticipant(base_url, token).connect()
         made.append(person)
@@ -81,7 +82,9 @@ async def test_messages_queued_for_an_absent_partner(people: Join) -> None:
     await mentee.chat("Can we talk about promotions next time?", "later-1")
     await mentee.call("leave")
     mentor = await people("mentor", role="mentor")
-    assert [m["text"] for m in mentor.joined["history"]] == ["Can we talk about promotions next time?"]
+    assert [m["text"] for m in mentor.joined["history"]] == [
+        "Can we talk about promotions next time?"
+    ]
 
 
 async def test_duplicate_client_id_is_stored_once(people: Join, base_url: str) -> None:
@@ -129,7 +132,11 @@ async def test_events_before_join_are_refused(people: Join) -> None:
 
 @pytest.mark.parametrize(
     ("auth", "code"),
-    [(None, "token_missing"), ({"token": "garbage"}, "token_invalid"), ("just-a-string", "token_missing")],
+    [
+        (None, "token_missing"),
+        ({"token": "garbage"}, "token_invalid"),
+        ("just-a-string", "token_missing"),
+    ],
 )
 async def test_bad_tokens_are_refused_at_connect(base_url: str, auth: Any, code: str) -> None:
     client = socketio.AsyncClient(serializer="msgpack", reconnection=False)
@@ -181,8 +188,9 @@ async def test_reconnect_replaces_the_old_connection(people: Join) -> None:
     assert "id" in ack
 
 
-async def test_room_capacity(people: Join, aiohttp_server: Any,
-                             make_settings: Callable[..., Settings]) -> None:
+async def test_room_capacity(
+    people: Join, aiohttp_server: Any, make_settings: Callable[..., Settings]
+) -> None:
     from server.app import create_app
 
     server = await aiohttp_server(create_app(make_settings(room_capacity=2)))
@@ -229,3 +237,28 @@ async def test_observer_reads_but_cannot_write(people: Join) -> None:
     assert denied["error"]["code"] == "forbidden"
     denied = await observer.call("media_mode", {"mode": "video"})
     assert denied["error"]["code"] == "forbidden"
+
+
+async def test_metrics_count_sockets_rooms_messages_and_rejections(
+    people: Join, base_url: str
+) -> None:
+    import aiohttp
+
+    ada = await people("ada")
+    await people("bo")
+    await ada.chat("one", "1")
+    await ada.call("chat", {"text": 1})
+    await ada.call("bogus")
+    async with aiohttp.ClientSession() as http, http.get(base_url + "/metrics") as resp:
+        text = await resp.text()
+    values = {
+        line.split(" ")[0]: float(line.split(" ")[1])
+        for line in text.splitlines()
+        if line and not line.startswith("#")
+    }
+    assert values["pairwise_sockets_connected"] == 2
+    assert values["pairwise_rooms"] == 1 and values["pairwise_participants"] == 2
+    assert values["pairwise_chat_messages_total"] == 1
+    assert values['pairwise_events_rejected_total{reason="invalid_payload"}'] == 1
+    assert values['pairwise_events_rejected_total{reason="unknown_event"}'] == 1
+    assert values['pairwise_event_seconds_count{event="chat"}'] == 2

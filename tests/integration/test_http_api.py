@@ -21,7 +21,13 @@ async def test_metrics_are_prometheus_text(client: Any) -> None:
 
 
 async def test_issue_token(client: Any) -> None:
-    body = {"room": "pair-7", "identity": "ada", "name": "Ada", "role": "mentor", "ttl_seconds": 600}
+    body = {
+        "room": "pair-7",
+        "identity": "ada",
+        "name": "Ada",
+        "role": "mentor",
+        "ttl_seconds": 600,
+    }
     resp = await client.post("/api/v1/tokens", json=body, headers=ADMIN)
     assert resp.status == 201
     data = await resp.json()
@@ -42,7 +48,8 @@ async def test_token_requires_the_admin_key(client: Any) -> None:
 
 async def test_bad_token_body_names_the_field(client: Any) -> None:
     resp = await client.post(
-        "/api/v1/tokens", json={"room": "r", "identity": "a", "name": "A", "role": "king"},
+        "/api/v1/tokens",
+        json={"room": "r", "identity": "a", "name": "A", "role": "king"},
         headers=ADMIN,
     )
     assert resp.status == 422
@@ -51,7 +58,8 @@ async def test_bad_token_body_names_the_field(client: Any) -> None:
     resp = await client.post("/api/v1/tokens", data=b"{not json", headers=ADMIN)
     assert resp.status == 422 and (await resp.json())["error"]["code"] == "invalid_json"
     resp = await client.post(
-        "/api/v1/tokens", json={"room": "../etc", "identity": "a", "name": "A", "role": "mentee"},
+        "/api/v1/tokens",
+        json={"room": "../etc", "identity": "a", "name": "A", "role": "mentee"},
         headers=ADMIN,
     )
     assert resp.status == 422 and "room" in (await resp.json())["error"]["message"]

@@ -37,28 +37,60 @@ def test_admin_key_is_generated_once_and_printed(tmp_path: Path) -> None:
 
 def test_invalid_setting_stops_start_up_with_one_line(tmp_path: Path) -> None:
     env = {**os.environ, "PAIRWISE_PORT": "not-a-port", "PAIRWISE_DATA_DIR": str(tmp_path)}
-    result = subprocess.run([sys.executable, "-m", "server", "serve"], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=30)
+    result = subprocess.run(
+        [sys.executable, "-m", "server", "serve"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0
     assert "PAIRWISE_PORT" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_every_subcommand_has_help() -> None:
-    out = subprocess.run([sys.executable, "-m", "server", "--help"], cwd=ROOT,
-                         capture_output=True, text=True, timeout=30).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "server", "--help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    ).stdout
     for command in ("serve", "migrate", "token"):
         assert command in out
-        sub = subprocess.run([sys.executable, "-m", "server", command, "--help"], cwd=ROOT,
-                             capture_output=True, text=True, timeout=30)
+        sub = subprocess.run(
+            [sys.executable, "-m", "server", command, "--help"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
         assert sub.returncode == 0 and "usage:" in sub.stdout
 
 
 def test_token_command_prints_a_verifiable_token(tmp_path: Path) -> None:
     env = {**os.environ, "PAIRWISE_DATA_DIR": str(tmp_path), "PAIRWISE_SECRET_KEY": "s" * 32}
     result = subprocess.run(
-        [sys.executable, "-m", "server", "token", "--room", "r1", "--identity", "ada",
-         "--role", "mentee"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=30)
+        [
+            sys.executable,
+            "-m",
+            "server",
+            "token",
+            "--room",
+            "r1",
+            "--identity",
+            "ada",
+            "--role",
+            "mentee",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert result.returncode == 0, result.stderr
     from server.auth import TokenIssuer
 

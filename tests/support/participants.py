@@ -13,14 +13,26 @@ import socketio
 from tests.support.process import ADMIN_KEY
 
 
-def issue_token(base_url: str, room: str, identity: str, name: str | None = None,
-                role: str = "mentee", ttl_seconds: int | None = None) -> str:
-    body: dict[str, Any] = {"room": room, "identity": identity, "name": name or identity.title(),
-                            "role": role}
+def issue_token(
+    base_url: str,
+    room: str,
+    identity: str,
+    name: str | None = None,
+    role: str = "mentee",
+    ttl_seconds: int | None = None,
+) -> str:
+    body: dict[str, Any] = {
+        "room": room,
+        "identity": identity,
+        "name": name or identity.title(),
+        "role": role,
+    }
     if ttl_seconds is not None:
         body["ttl_seconds"] = ttl_seconds
     request = urllib.request.Request(
-        base_url.rstrip("/") + "/api/v1/tokens", data=json.dumps(body).encode(), method="POST",
+        base_url.rstrip("/") + "/api/v1/tokens",
+        data=json.dumps(body).encode(),
+        method="POST",
         headers={"Authorization": f"Bearer {ADMIN_KEY}", "Content-Type": "application/json"},
     )
     with urllib.request.urlopen(request, timeout=10) as resp:
@@ -43,9 +55,13 @@ class SocketParticipant:
         self._arrived.set()
 
     async def connect(self) -> SocketParticipant:
-        await self.sio.connect(self.base_url, auth={"token": self.token},
-                               transports=["websocket"], socketio_path="socket.io",
-                               wait_timeout=10)
+        await self.sio.connect(
+            self.base_url,
+            auth={"token": self.token},
+            transports=["websocket"],
+            socketio_path="socket.io",
+            wait_timeout=10,
+        )
         return self
 
     async def call(self, event: str, data: Any = None, timeout: float = 10) -> Any:

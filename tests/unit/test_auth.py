@@ -20,8 +20,15 @@ def test_issued_token_verifies_with_its_claims() -> None:
 
 def test_expired_token_is_refused_with_its_reason() -> None:
     issuer = TokenIssuer(SECRET, 3600)
-    payload = {"iss": "pairwise", "exp": int(time.time()) - 10, "sub": "ada", "jti": "x",
-               "room": "r", "name": "Ada", "role": "mentee"}
+    payload = {
+        "iss": "pairwise",
+        "exp": int(time.time()) - 10,
+        "sub": "ada",
+        "jti": "x",
+        "room": "r",
+        "name": "Ada",
+        "role": "mentee",
+    }
     token = jwt.encode(payload, SECRET, algorithm="HS256")
     with pytest.raises(Unauthorized) as err:
         issuer.verify(token)
@@ -51,8 +58,15 @@ def test_missing_or_garbage_token(token: object) -> None:
 
 
 def test_token_with_unknown_role_is_invalid() -> None:
-    payload = {"iss": "pairwise", "exp": int(time.time()) + 60, "sub": "x", "jti": "j",
-               "room": "r", "name": "X", "role": "superuser"}
+    payload = {
+        "iss": "pairwise",
+        "exp": int(time.time()) + 60,
+        "sub": "x",
+        "jti": "j",
+        "room": "r",
+        "name": "X",
+        "role": "superuser",
+    }
     with pytest.raises(Unauthorized):
         TokenIssuer(SECRET, 60).verify(jwt.encode(payload, SECRET, algorithm="HS256"))
 

@@ -14,9 +14,11 @@ def test_cli_overrides_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.parametrize(
     ("env", "value", "fragment"),
-    [("PAIRWISE_PORT", "eighty", "PAIRWISE_PORT"),
-     ("PAIRWISE_DATABASE_URL", "mysql://x", "PAIRWISE_DATABASE_URL"),
-     ("PAIRWISE_LOG_FORMAT", "xml", "PAIRWISE_LOG_FORMAT")],
+    [
+        ("PAIRWISE_PORT", "eighty", "PAIRWISE_PORT"),
+        ("PAIRWISE_DATABASE_URL", "mysql://x", "PAIRWISE_DATABASE_URL"),
+        ("PAIRWISE_LOG_FORMAT", "xml", "PAIRWISE_LOG_FORMAT"),
+    ],
 )
 def test_invalid_setting_is_one_clear_line(
     monkeypatch: pytest.MonkeyPatch, env: str, value: str, fragment: str

@@ -56,7 +56,9 @@ def upgrade() -> None:
     op.create_table(
         "pair_members",
         sa.Column(
-            "pair_id", sa.String(36), sa.ForeignKey("pairs.id", ondelete="CASCADE"),
+            "pair_id",
+            sa.String(36),
+            sa.ForeignKey("pairs.id", ondelete="CASCADE"),
             primary_key=True,
         ),
         sa.Column("identity", sa.String(200), primary_key=True),
