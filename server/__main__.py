@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable
 
 from server.config import Settings, SettingsError, load_settings, with_secrets
+from server.sessionlog.cli import add_report_command
 
 Command = Callable[[argparse.Namespace, Settings], int]
 
@@ -26,11 +27,19 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     print(f"Pairwise listening on http://{settings.host}:{settings.port}", flush=True)
     if not admin_from_env:
         note = "new, saved" if "admin_key" in created else "saved"
-        print(f"Admin key ({note} in {settings.data_dir / 'admin_key'}): {settings.admin_key}",
-              flush=True)
+        print(
+            f"Admin key ({note} in {settings.data_dir / 'admin_key'}): {settings.admin_key}",
+            flush=True,
+        )
     # run_app turns SIGINT and SIGTERM into a graceful shutdown that runs cleanup and returns.
-    web.run_app(app, host=settings.host, port=settings.port, print=None,
-                access_log=None, shutdown_timeout=5.0)
+    web.run_app(
+        app,
+        host=settings.host,
+        port=settings.port,
+        print=None,
+        access_log=None,
+        shutdown_timeout=5.0,
+    )
     return 0
 
 
@@ -51,15 +60,20 @@ def _migrate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _token(args: argparse.Namespace, settings: Settings) -> int:
+    from pydantic import ValidationError
+
     from server.api.tokens import TokenRequest, join_url
     from server.auth import TokenIssuer
 
-    from pydantic import ValidationError
-
     settings, _ = with_secrets(settings)
     try:
-        request = TokenRequest(room=args.room, identity=args.identity, name=args.name or args.identity,
-                               role=args.role, ttl_seconds=args.ttl)
+        request = TokenRequest(
+            room=args.room,
+            identity=args.identity,
+            name=args.name or args.identity,
+            role=args.role,
+            ttl_seconds=args.ttl,
+        )
     except ValidationError as exc:
         from server.api.http import describe_validation_error
 
@@ -67,10 +81,19 @@ def _token(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     assert settings.secret_key is not None
     issuer = TokenIssuer(settings.secret_key, settings.token_ttl_seconds)
-    token, claims = issuer.issue(request.room, request.identity, request.name, request.role,
-                                 request.ttl_seconds)
-    print(json.dumps({"token": token, "join_url": join_url(settings.base_url, token),
-                      "expires_at": claims.expires_at}, indent=2))
+    token, claims = issuer.issue(
+        request.room, request.identity, request.name, request.role, request.ttl_seconds
+    )
+    print(
+        json.dumps(
+            {
+                "token": token,
+                "join_url": join_url(settings.base_url, token),
+                "expires_at": claims.expires_at,
+            },
+            indent=2,
+        )
+    )
     return 0
 
 
@@ -103,6 +126,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Command]]:
     tok.add_argument("--ttl", type=int, help="seconds until the token expires")
     tok.add_argument("--data-dir")
     commands["token"] = _token
+    add_report_command(sub, commands)
     return parser, commands
 
 

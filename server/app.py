@@ -9,19 +9,31 @@ import socketio
 from aiohttp import web
 from redis.asyncio import Redis
 
-from server.api import health, pages, tokens
+from server.api import health, pages, rooms as rooms_api, tokens
+from server.api.cors import cors_middleware
 from server.api.http import RouteTable, error_middleware
+from server.api.throttle import throttle_middleware
 from server.api.openapi import build_openapi
 from server.auth import TokenIssuer
+from server.cluster import api as cluster_api
+from server.cluster.service import Cluster
 from server.config import Settings
+from server.media import api as media_api
+from server.media.metrics import MediaMetrics
+from server.media.sfu import Sfu
+from server.media.signaling import MediaHandlers
 from server.metrics import new_registry
 from server.rooms.chat import ChatService, ChatStore
 from server.rooms.events import EventBus
 from server.rooms.registry import RoomRegistry
+from server.rooms.removals import RemovalStore
 from server.services import SERVICES, Services
+from server.sessionlog import api as sessionlog_api
+from server.sessionlog.service import SessionLogService
 from server.signaling.broadcast import Broadcaster
 from server.signaling.handlers import RoomHandlers
 from server.signaling.metrics import SignalingMetrics
+from server.signaling.roster import RedisRoster
 from server.signaling.server import Signaling
 from server.store import Database
 from server.store.migrate import migrate
@@ -29,7 +41,14 @@ from server.store.migrate import migrate
 log = logging.getLogger("pairwise.app")
 
 VERSION = "0.1.0"
-ROUTE_TABLES: list[RouteTable] = [health.routes, tokens.routes]
+ROUTE_TABLES: list[RouteTable] = [
+    health.routes,
+    tokens.routes,
+    cluster_api.routes,
+    rooms_api.routes,
+    sessionlog_api.routes,
+    media_api.routes,
+]
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -37,7 +56,14 @@ def create_app(settings: Settings) -> web.Application:
     if settings.admin_key is None or settings.secret_key is None:
         raise ValueError("create_app needs settings from config.with_secrets()")
     app = web.Application(
-        middlewares=[pages.security_headers, error_middleware], client_max_size=settings.max_request_bytes
+        # Outermost first; errors become JSON innermost, so the others see them as responses.
+        middlewares=[
+            pages.security_headers,
+            throttle_middleware(settings.tokens_per_minute, settings.auth_failures_per_minute),
+            cors_middleware(settings.cors_origins),
+            error_middleware,
+        ],
+        client_max_size=settings.max_request_bytes,
     )
     database = Database(settings.effective_database_url)
     tokens = TokenIssuer(settings.secret_key, settings.token_ttl_seconds)
@@ -45,9 +71,20 @@ def create_app(settings: Settings) -> web.Application:
     bus = EventBus()
     rooms = RoomRegistry(bus, settings.room_capacity, settings.room_grace_seconds)
     chat = ChatService(ChatStore(database), bus, settings.chat_max_chars)
-    manager = socketio.AsyncRedisManager(settings.redis_url) if settings.redis_url else None
-    signaling = Signaling(settings, tokens, rooms, SignalingMetrics(registry), manager)
-    RoomHandlers(signaling, chat)
+    redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
+    manager = (
+        socketio.AsyncRedisManager(settings.redis_url, channel=f"{settings.cluster}:socketio")
+        if settings.redis_url
+        else None
+    )
+    roster = RedisRoster(redis, settings.cluster, settings.node_name, rooms) if redis else None
+    cluster = Cluster(settings, redis, rooms)
+    removals = RemovalStore(database)
+    signaling = Signaling(settings, tokens, rooms, SignalingMetrics(registry), manager,
+                          is_removed=removals.refuses, roster=roster)
+    RoomHandlers(signaling, chat, cluster.node_for)
+    sfu = Sfu(settings, rooms, bus, MediaMetrics(registry))
+    MediaHandlers(signaling, sfu)
     signaling.attach(app)
     services = Services(
         settings=settings,
@@ -58,7 +95,12 @@ def create_app(settings: Settings) -> web.Application:
         rooms=rooms,
         chat=chat,
         signaling=signaling,
-        redis=Redis.from_url(settings.redis_url) if settings.redis_url else None,
+        redis=redis,
+        roster=roster,
+        cluster=cluster,
+        removals=removals,
+        sessionlog=SessionLogService.create(database),
+        sfu=sfu,
     )
     app[SERVICES] = services
     for table in ROUTE_TABLES:
@@ -85,11 +127,22 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     services = app[SERVICES]
     await migrate(services.database)
     log.info("database ready", extra={"url": _redacted(services.database.url)})
+    if services.sessionlog is not None:
+        services.bus.subscribe(services.sessionlog.recorder, "sessionlog")
     services.bus.subscribe(Broadcaster(services.signaling), "broadcast")
+    services.bus.subscribe(services.cluster, "cluster")
+    await services.cluster.start()
+    if services.roster is not None:
+        services.bus.subscribe(services.roster, "roster")
+    if services.sfu is not None:
+        await services.sfu.start()
     yield
     await services.signaling.sio.shutdown()
+    if services.sfu is not None:
+        await services.sfu.stop()
     services.rooms.close_all()
     await services.bus.close()
+    await services.cluster.stop()
     if services.redis is not None:
         await services.redis.aclose()
     await services.database.close()

@@ -49,6 +49,7 @@ class JoinToken:
     role: Role
     expires_at: int
     token_id: str
+    issued_at: int = 0
 
     def can(self, grant: Grant) -> bool:
         return grant in GRANTS[self.role]
@@ -74,6 +75,7 @@ class TokenIssuer:
             role=Role(role),
             expires_at=now + (ttl_seconds or self._default_ttl),
             token_id=uuid.uuid4().hex,
+            issued_at=now,
         )
         payload: dict[str, Any] = {
             "iss": _ISSUER,
@@ -97,7 +99,7 @@ class TokenIssuer:
                 self._secret,
                 algorithms=["HS256"],
                 issuer=_ISSUER,
-                options={"require": ["exp", "sub", "iss", "jti"]},
+                options={"require": ["exp", "iat", "sub", "iss", "jti"]},
             )
         except jwt.ExpiredSignatureError:
             raise Unauthorized("the join token has expired", code="token_expired") from None
@@ -111,6 +113,7 @@ class TokenIssuer:
                 role=Role(payload["role"]),
                 expires_at=int(payload["exp"]),
                 token_id=str(payload["jti"]),
+                issued_at=int(payload["iat"]),
             )
         except (KeyError, ValueError):
             raise Unauthorized(

@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     node_id: str | None = Field(
         None, description="This node's name in the cluster (default host:port)"
     )
+    heartbeat_seconds: float = Field(2.0, gt=0, description="how often a node reports its load")
+    node_ttl_seconds: float = Field(6.0, gt=0, description="a node silent this long is dead")
     admin_key: str | None = Field(None, min_length=16)
     secret_key: str | None = Field(None, min_length=16, description="JWT signing key")
     log_format: Literal["text", "json"] = "text"
@@ -56,6 +58,8 @@ class Settings(BaseSettings):
     events_burst: int = Field(100, ge=1)
     max_message_bytes: int = Field(64 * 1024, ge=1024)
     max_request_bytes: int = Field(16 * 1024 * 1024, ge=1024)
+    tokens_per_minute: float = Field(600, gt=0, description="token requests per client address")
+    auth_failures_per_minute: float = Field(20, gt=0, description="wrong keys per client address")
 
     # media (the SFU)
     ice_servers: list[str] = Field(

@@ -9,10 +9,15 @@ from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
 from server.auth import TokenIssuer
+from server.cluster.service import Cluster
 from server.config import Settings
+from server.media.sfu import Sfu
 from server.rooms.chat import ChatService
 from server.rooms.events import EventBus
 from server.rooms.registry import RoomRegistry
+from server.rooms.removals import RemovalStore
+from server.sessionlog.service import SessionLogService
+from server.signaling.roster import RedisRoster
 from server.signaling.server import Signaling
 from server.store import Database
 
@@ -27,7 +32,12 @@ class Services:
     rooms: RoomRegistry
     chat: ChatService
     signaling: Signaling
+    cluster: Cluster
+    removals: RemovalStore
     redis: Redis | None = None
+    roster: RedisRoster | None = None
+    sessionlog: SessionLogService | None = None
+    sfu: Sfu | None = None
 
     @property
     def admin_key(self) -> str:

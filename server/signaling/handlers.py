@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from redis.exceptions import RedisError
+
 from server.auth import Grant, Role
+from server.cluster.placement import Placement
 from server.errors import Forbidden, RateLimited
 from server.rooms.chat import ChatService
 from server.rooms.model import MediaMode, Presence
 from server.signaling.ratelimit import TokenBucket
-from server.signaling.roster import RedisRoster
 from server.signaling.schemas import (
     ChatIn,
     Empty,
@@ -18,13 +23,19 @@ from server.signaling.schemas import (
     ReadIn,
     TypingIn,
 )
-from server.signaling.server import Ack, Connection, Signaling, room_channel
+from server.signaling.server import Ack, Connection, Signaling, person_channel, room_channel
 
 
 class RoomHandlers:
-    def __init__(self, signaling: Signaling, chat: ChatService, roster: RedisRoster | None = None):
+    def __init__(
+        self,
+        signaling: Signaling,
+        chat: ChatService,
+        placement: Callable[[str], Awaitable[Placement]] | None = None,
+    ):
         self.signaling = signaling
-        self.roster = roster
+        self.roster = signaling.roster
+        self.placement = placement
         self.registry = signaling.registry
         self.chat = chat
         self.settings = signaling.settings
@@ -50,6 +61,7 @@ class RoomHandlers:
         )
         conn.joined = True
         await self.signaling.sio.enter_room(conn.sid, room_channel(token.room))
+        await self.signaling.sio.enter_room(conn.sid, person_channel(token.room, token.identity))
         if result.replaced_connection is not None:
             await self._drop_replaced(result.replaced_connection)
         history = await self.chat.store.history(token.room, self.settings.history_limit)
@@ -57,10 +69,20 @@ class RoomHandlers:
         participants = [p.public() for p in result.room.participants.values()]
         if self.roster is not None:
             here = {p["identity"] for p in participants}
-            elsewhere = await self.roster.participants(token.room)
+            try:
+                elsewhere = await self.roster.participants(token.room)
+            except (RedisError, OSError):
+                elsewhere = []  # Redis is away: this node still serves whom it holds
             participants += [p for p in elsewhere if p["identity"] not in here]
             participants.sort(key=lambda p: p["joined_at"])
+        ack_node: dict[str, Any] = {"name": self.settings.node_name,
+                                    "url": self.settings.base_url, "home": True}
+        if self.placement is not None:
+            home = await self.placement(token.room)
+            ack_node = {"name": home.node, "url": home.url,
+                        "home": home.node == self.settings.node_name}
         return {
+            "node": ack_node,
             "room": {**result.room.public(), "observers_may_chat": result.room.observers_may_chat},
             "you": result.participant.public(),
             "participants": participants,

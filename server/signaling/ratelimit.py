@@ -13,6 +13,11 @@ class TokenBucket:
         self._clock = time.monotonic
         self._last = self._clock()
 
+    def empty(self) -> bool:
+        """Whether not even one token is left (without spending any)."""
+        now = self._clock()
+        return min(self.burst, self._tokens + (now - self._last) * self.rate) < 1
+
     def take(self, cost: float = 1.0) -> bool:
         """Spend `cost` tokens if there are that many; say whether it was allowed."""
         now = self._clock()

@@ -37,7 +37,8 @@ class RedisRoster:
             case ParticipantJoined() | PresenceChanged() | MediaModeChanged():
                 participant = self._registry.participant(event.room, event.identity)
                 if participant is not None:
-                    entry = {**participant.public(), "node": self._node}
+                    entry = {**participant.public(), "node": self._node,
+                             "sid": participant.connection}
                     await self._redis.hset(self._key(event.room), event.identity, json.dumps(entry))
             case ParticipantLeft():
                 raw = await self._redis.hget(self._key(event.room), event.identity)
@@ -45,9 +46,15 @@ class RedisRoster:
                 if raw is not None and json.loads(raw).get("node") == self._node:
                     await self._redis.hdel(self._key(event.room), event.identity)
 
+    async def locate(self, room: str, identity: str) -> str | None:
+        """The connection id (Socket.IO sid) of `identity` in `room`, on whichever node."""
+        raw = await self._redis.hget(self._key(room), identity)
+        return json.loads(raw).get("sid") if raw is not None else None
+
     async def participants(self, room: str) -> list[dict[str, Any]]:
         entries = await self._redis.hgetall(self._key(room))
         people = [json.loads(raw) for raw in entries.values()]
         for person in people:
             person.pop("node", None)
+            person.pop("sid", None)
         return sorted(people, key=lambda p: p["joined_at"])

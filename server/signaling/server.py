@@ -24,6 +24,7 @@ from server.errors import InvalidInput, PairwiseError, RateLimited, Unauthorized
 from server.rooms.registry import RoomRegistry
 from server.signaling.metrics import SignalingMetrics
 from server.signaling.ratelimit import TokenBucket
+from server.signaling.roster import RedisRoster
 from server.signaling.schemas import Payload
 
 log = logging.getLogger("pairwise.signaling")
@@ -54,6 +55,10 @@ def room_channel(room: str) -> str:
     return f"room:{room}"
 
 
+def person_channel(room: str, identity: str) -> str:
+    return f"person:{room}:{identity}"
+
+
 class Signaling:
     def __init__(
         self,
@@ -62,13 +67,15 @@ class Signaling:
         registry: RoomRegistry,
         metrics: SignalingMetrics,
         client_manager: socketio.AsyncManager | None = None,
-        is_revoked: Callable[[str], Awaitable[bool]] | None = None,
+        is_removed: Callable[[JoinToken], Awaitable[bool]] | None = None,
+        roster: RedisRoster | None = None,
     ):
+        self.roster = roster
         self.settings = settings
         self.tokens = tokens
         self.registry = registry
         self.metrics = metrics
-        self._is_revoked = is_revoked
+        self._is_removed = is_removed
         self.connections: dict[str, Connection] = {}
         self.sio = socketio.AsyncServer(
             async_mode="aiohttp",
@@ -133,6 +140,31 @@ class Signaling:
     async def emit_to(self, sid: str, event: str, data: Any) -> None:
         await self.sio.emit(event, data, to=sid)
 
+    async def remove(self, room: str, identity: str) -> bool:
+        """Disconnect `identity` from `room` (on whichever node holds the connection)."""
+        conn = self.connection_of(room, identity)
+        if conn is None:
+            return await self._remove_elsewhere(room, identity)
+        await self.emit_to(conn.sid, "error", {"code": "removed",
+                                               "message": "an operator removed you from this room"})
+        self.registry.leave(room, identity, connection=conn.sid, reason="removed")
+        conn.joined = False
+        await self.sio.disconnect(conn.sid)
+        return True
+
+    async def _remove_elsewhere(self, room: str, identity: str) -> bool:
+        if self.roster is None:
+            return False
+        sid = await self.roster.locate(room, identity)
+        if sid is None:
+            return False
+        # Through the Redis manager both reach the node that holds the connection.
+        await self.sio.emit("error", {"code": "removed",
+                                      "message": "an operator removed you from this room"},
+                            room=person_channel(room, identity))
+        await self.sio.disconnect(sid)
+        return True
+
     def connection_of(self, room: str, identity: str) -> Connection | None:
         participant = self.registry.participant(room, identity)
         return self.connections.get(participant.connection) if participant else None
@@ -159,8 +191,9 @@ class Signaling:
         token = auth.get("token") if isinstance(auth, dict) else None
         try:
             claims = self.tokens.verify(token)
-            if self._is_revoked is not None and await self._is_revoked(claims.token_id):
-                raise Unauthorized("the join token was revoked", code="token_revoked")
+            if self._is_removed is not None and await self._is_removed(claims):
+                raise Unauthorized("an operator removed you from this room",
+                                   code="token_revoked")
         except PairwiseError as exc:
             self.metrics.rejected.labels(exc.code).inc()
             # Clients see connect_error {"message", "data": {"code", "message"}}.

@@ -5,9 +5,9 @@ from __future__ import annotations
 from sqlalchemy import (
     BigInteger,
     Boolean,
-    ForeignKey,
     Column,
     Float,
+    ForeignKey,
     Index,
     Integer,
     MetaData,
@@ -25,18 +25,22 @@ metadata = MetaData(
     }
 )
 
-# Identifiers of tokens an operator revoked, until they would have expired anyway.
-revoked_tokens = Table(
-    "revoked_tokens",
+# Participants an operator removed from a room: tokens issued to them before that moment
+# no longer connect (a new token, issued later, does).
+removals = Table(
+    "removals",
     metadata,
-    Column("token_id", String(64), primary_key=True),
-    Column("expires_at", Float, nullable=False),
+    Column("room", String(200), primary_key=True),
+    Column("identity", String(200), primary_key=True),
+    Column("removed_at", Float, nullable=False),
 )
 
 chat_messages = Table(
     "chat_messages",
     metadata,
-    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
     Column("room", String(200), nullable=False),
     Column("identity", String(200), nullable=False),
     Column("name", String(200), nullable=False),
@@ -78,4 +82,225 @@ pair_members = Table(
     Column("name", String(200), nullable=False),
     Column("role", String(20), nullable=False),
     Index("ix_pair_members_identity", "identity"),
+)
+
+# Phone dial-in (server/media/phone): a room's PIN, and personal PINs that also say
+# who is calling. A PIN is unique across both tables (checked when issued).
+phone_room_pins = Table(
+    "phone_room_pins",
+    metadata,
+    Column("room", String(200), primary_key=True),
+    Column("pin", String(16), nullable=False, unique=True),
+    Column("created_at", Float, nullable=False),
+)
+
+phone_participant_pins = Table(
+    "phone_participant_pins",
+    metadata,
+    Column("pin", String(16), primary_key=True),
+    Column("room", String(200), nullable=False),
+    Column("identity", String(200), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("role", String(20), nullable=False),
+    Column("created_at", Float, nullable=False),
+    UniqueConstraint("room", "identity", name="uq_phone_participant_pins_room_identity"),
+)
+
+# The session log (server/sessionlog), written from room events as they happen.
+# A session of a pair's room: from the first join to the last leave (closed_at is when
+# the room closed, after the grace period for reconnects).
+sessions = Table(
+    "sessions",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("pair_id", String(36), ForeignKey("pairs.id", ondelete="CASCADE"), nullable=False),
+    Column("room", String(200), nullable=False),
+    Column("started_at", Float, nullable=False),
+    Column("ended_at", Float, nullable=True),
+    Column("closed_at", Float, nullable=True),
+    Index("ix_sessions_pair_started", "pair_id", "started_at"),
+)
+
+# One row per stretch of presence: a reconnect after leaving is a new interval.
+session_attendance = Table(
+    "session_attendance",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column(
+        "session_id",
+        BigInteger().with_variant(Integer, "sqlite"),
+        ForeignKey("sessions.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("identity", String(200), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("role", String(20), nullable=False),
+    Column("joined_at", Float, nullable=False),
+    Column("left_at", Float, nullable=True),
+    Column("leave_reason", String(40), nullable=True),
+    Index("ix_session_attendance_session", "session_id"),
+)
+
+# The media path: one row per stretch in one mode, with the reason it began.
+session_media_segments = Table(
+    "session_media_segments",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column(
+        "session_id",
+        BigInteger().with_variant(Integer, "sqlite"),
+        ForeignKey("sessions.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("identity", String(200), nullable=False),
+    Column("mode", String(20), nullable=False),
+    Column("previous", String(20), nullable=True),
+    Column("reason", String(200), nullable=False),
+    Column("started_at", Float, nullable=False),
+    Column("ended_at", Float, nullable=True),
+    Index("ix_session_media_segments_session", "session_id"),
+)
+
+session_quality_samples = Table(
+    "session_quality_samples",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column(
+        "session_id",
+        BigInteger().with_variant(Integer, "sqlite"),
+        ForeignKey("sessions.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("identity", String(200), nullable=False),
+    Column("ts", Float, nullable=False),
+    Column("inbound_kbps", Float, nullable=False),
+    Column("outbound_kbps", Float, nullable=False),
+    Column("loss_percent", Float, nullable=False),
+    Column("rtt_ms", Float, nullable=True),
+    Index("ix_session_quality_samples_session", "session_id"),
+)
+
+# Everything else that happened, in order: joins, leaves, reconnects, presence, mode changes.
+session_timeline = Table(
+    "session_timeline",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column(
+        "session_id",
+        BigInteger().with_variant(Integer, "sqlite"),
+        ForeignKey("sessions.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("ts", Float, nullable=False),
+    Column("kind", String(20), nullable=False),
+    Column("identity", String(200), nullable=True),
+    Column("detail", String(200), nullable=False, default=""),
+    Index("ix_session_timeline_session", "session_id", "id"),
+)
+
+session_notes = Table(
+    "session_notes",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column(
+        "session_id",
+        BigInteger().with_variant(Integer, "sqlite"),
+        ForeignKey("sessions.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("author", String(200), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+# Agenda items stay open until ticked off; carried_over counts the sessions they outlived.
+agenda_items = Table(
+    "agenda_items",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("pair_id", String(36), ForeignKey("pairs.id", ondelete="CASCADE"), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("added_by", String(200), nullable=False),
+    Column("added_at", Float, nullable=False),
+    Column("done_at", Float, nullable=True),
+    Column("done_by", String(200), nullable=True),
+    Column("done_session_id", BigInteger().with_variant(Integer, "sqlite"), nullable=True),
+    Column("carried_over", Integer, nullable=False, default=0),
+    Index("ix_agenda_items_pair", "pair_id"),
+)
+
+goals = Table(
+    "goals",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("pair_id", String(36), ForeignKey("pairs.id", ondelete="CASCADE"), nullable=False),
+    Column("title", String(200), nullable=False),
+    Column("due_date", String(10), nullable=True),  # ISO date
+    Column("progress", Integer, nullable=False, default=0),
+    Column("status", String(20), nullable=False),  # open | done | dropped
+    Column("created_by", String(200), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Index("ix_goals_pair", "pair_id"),
+)
+
+session_feedback = Table(
+    "session_feedback",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column(
+        "session_id",
+        BigInteger().with_variant(Integer, "sqlite"),
+        ForeignKey("sessions.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("pair_id", String(36), ForeignKey("pairs.id", ondelete="CASCADE"), nullable=False),
+    Column("identity", String(200), nullable=False),
+    Column("rating", Integer, nullable=False),
+    Column("comment", Text, nullable=True),
+    Column("good_fit", Boolean, nullable=False),
+    Column("created_at", Float, nullable=False),
+    UniqueConstraint("session_id", "identity", name="uq_session_feedback_session_identity"),
+)
+
+# Program settings of the session log (e.g. whether operators may read chat), default off.
+sessionlog_settings = Table(
+    "sessionlog_settings",
+    metadata,
+    Column("key", String(100), primary_key=True),
+    Column("value", String(200), nullable=False),
+)
+
+# Every operator read of a transcript (granted or refused) is itself logged.
+transcript_reads = Table(
+    "transcript_reads",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("ts", Float, nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("pair_id", String(36), nullable=True),
+    Column("session_id", BigInteger().with_variant(Integer, "sqlite"), nullable=True),
+    Column("purpose", String(40), nullable=False),
+    Column("granted", Boolean, nullable=False),
+    Column("messages", Integer, nullable=False),
 )

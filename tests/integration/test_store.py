@@ -12,7 +12,7 @@ async def test_migrations_apply_from_empty(database_url: str) -> None:
         assert await current_revision(database) == head_revision()
         async with database.connect() as conn:
             tables = await conn.run_sync(lambda sync: inspect(sync).get_table_names())
-        assert {"chat_messages", "revoked_tokens", "alembic_version"} <= set(tables)
+        assert {"chat_messages", "removals", "alembic_version"} <= set(tables)
         await migrate(database)  # applying again is a no-op
         assert await current_revision(database) == head_revision()
     finally:

@@ -23,6 +23,7 @@ def test_expired_token_is_refused_with_its_reason() -> None:
     payload = {
         "iss": "pairwise",
         "exp": int(time.time()) - 10,
+        "iat": int(time.time()) - 100,
         "sub": "ada",
         "jti": "x",
         "room": "r",
@@ -61,6 +62,7 @@ def test_token_with_unknown_role_is_invalid() -> None:
     payload = {
         "iss": "pairwise",
         "exp": int(time.time()) + 60,
+        "iat": int(time.time()),
         "sub": "x",
         "jti": "j",
         "room": "r",

@@ -1,4 +1,4 @@
-"""Initial schema: revoked tokens, chat messages, mentoring pairs.
+"""Initial schema: removals, chat messages, mentoring pairs.
 
 Revision ID: 0001
 Revises:
@@ -15,9 +15,10 @@ depends_on = None
 
 def upgrade() -> None:
     op.create_table(
-        "revoked_tokens",
-        sa.Column("token_id", sa.String(64), primary_key=True),
-        sa.Column("expires_at", sa.Float, nullable=False),
+        "removals",
+        sa.Column("room", sa.String(200), primary_key=True),
+        sa.Column("identity", sa.String(200), primary_key=True),
+        sa.Column("removed_at", sa.Float, nullable=False),
     )
     op.create_table(
         "chat_messages",
@@ -74,4 +75,4 @@ def downgrade() -> None:
     op.drop_table("chat_reads")
     op.drop_index("ix_chat_room_id", "chat_messages")
     op.drop_table("chat_messages")
-    op.drop_table("revoked_tokens")
+    op.drop_table("removals")

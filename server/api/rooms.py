@@ -1,0 +1,60 @@
+"""Operator actions on live rooms: who is in a room, and removing someone from it."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from pydantic import BaseModel
+
+from server.api.http import RouteTable, json_response, require_admin
+from server.errors import NotFound
+from server.services import services_of
+
+routes = RouteTable()
+
+
+class Removed(BaseModel):
+    room: str
+    identity: str
+    disconnected: bool
+    removed_at: float
+
+
+class RoomParticipant(BaseModel):
+    identity: str
+    name: str
+    role: str
+    presence: str
+    media_mode: str
+    joined_at: float
+
+
+class RoomState(BaseModel):
+    room: str
+    participants: list[RoomParticipant]
+
+
+@routes.route("GET", "/api/v1/rooms/{room}", summary="Who is in a room on this node",
+              response=RoomState, admin=True, errors=(404,), tags=("rooms",))
+async def room_state(request: web.Request) -> web.Response:
+    services = services_of(request)
+    require_admin(request, services.admin_key)
+    room = services.rooms.get(request.match_info["room"])
+    if room is None:
+        raise NotFound(f"room {request.match_info['room']!r} is not open on this node")
+    people = [RoomParticipant(**p.public()) for p in room.participants.values()]
+    return json_response(RoomState(room=room.name, participants=people))
+
+
+@routes.route(
+    "DELETE", "/api/v1/rooms/{room}/participants/{identity}",
+    summary="Remove a participant: disconnect them; their tokens for this room stop working",
+    response=Removed, admin=True, tags=("rooms",),
+)
+async def remove_participant(request: web.Request) -> web.Response:
+    services = services_of(request)
+    require_admin(request, services.admin_key)
+    room, identity = request.match_info["room"], request.match_info["identity"]
+    removed_at = await services.removals.remove(room, identity)
+    disconnected = await services.signaling.remove(room, identity)
+    return json_response(Removed(room=room, identity=identity, disconnected=disconnected,
+                                 removed_at=removed_at))

@@ -1,0 +1,63 @@
+"""Where a room lives (for clients) and which nodes are alive (for operators)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from pydantic import BaseModel
+
+from server.api.http import RouteTable, json_response, require_admin
+from server.errors import Forbidden, Unauthorized
+from server.services import services_of
+
+routes = RouteTable()
+
+
+class RoomNode(BaseModel):
+    room: str
+    node: str
+    url: str
+    moved: bool
+
+
+class Node(BaseModel):
+    name: str
+    url: str
+    rooms: int
+    participants: int
+    streams: int
+    cpu_percent: float
+
+
+class Nodes(BaseModel):
+    nodes: list[Node]
+
+
+@routes.route(
+    "GET", "/api/v1/rooms/{room}/node", summary="The node that holds a room (placing it if new)",
+    response=RoomNode, errors=(401, 403, 503), tags=("cluster",),
+)
+async def room_node(request: web.Request) -> web.Response:
+    """Callable with the admin key or with a join token for this room."""
+    services = services_of(request)
+    room = request.match_info["room"]
+    header = request.headers.get("Authorization", "")
+    try:
+        require_admin(request, services.admin_key)
+    except Unauthorized:
+        claims = services.tokens.verify(header.removeprefix("Bearer ").strip() or None)
+        if claims.room != room:
+            raise Forbidden("this token is for another room") from None
+    placement = await services.cluster.node_for(room)
+    return json_response(RoomNode(room=room, node=placement.node, url=placement.url,
+                                  moved=placement.moved))
+
+
+@routes.route("GET", "/api/v1/nodes", summary="Live nodes and their load", response=Nodes,
+              admin=True, tags=("cluster",))
+async def nodes(request: web.Request) -> web.Response:
+    services = services_of(request)
+    require_admin(request, services.admin_key)
+    live = await services.cluster.live_nodes()
+    return json_response(Nodes(nodes=[Node(name=n.name, url=n.url, rooms=n.rooms,
+                                           participants=n.participants, streams=n.streams,
+                                           cpu_percent=n.cpu_percent) for n in live]))

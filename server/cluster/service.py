@@ -1,0 +1,73 @@
+"""The cluster as the rest of the server sees it: where a room lives, which nodes are alive.
+
+Without Redis there is one node, this one, and every room is here.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from server.cluster.nodes import NodeLoad, NodeRegistry
+from server.cluster.placement import Placement, RoomDirectory
+from server.config import Settings
+from server.rooms.events import RoomEvent, SessionEnded
+from server.rooms.registry import RoomRegistry
+
+log = logging.getLogger("pairwise.cluster")
+
+
+class Cluster:
+    def __init__(self, settings: Settings, redis: Redis | None, rooms: RoomRegistry,
+                 streams: Callable[[], int] = lambda: 0):
+        self.name = settings.node_name
+        self.url = settings.base_url
+        self._rooms = rooms
+        self._streams = streams
+        self.nodes: NodeRegistry | None = None
+        self.directory: RoomDirectory | None = None
+        if redis is not None:
+            self.nodes = NodeRegistry(redis, settings.cluster, self.name, self.url,
+                                      settings.heartbeat_seconds, settings.node_ttl_seconds,
+                                      self._load)
+            self.directory = RoomDirectory(redis, settings.cluster, self.nodes)
+
+    def _load(self) -> tuple[int, int, int]:
+        rooms = self._rooms.rooms()
+        return len(rooms), sum(len(r.participants) for r in rooms), self._streams()
+
+    async def start(self) -> None:
+        if self.nodes is not None:
+            await self.nodes.start()
+
+    async def stop(self) -> None:
+        if self.nodes is not None:
+            await self.nodes.stop()
+
+    async def node_for(self, room: str) -> Placement:
+        """Where `room` lives. If Redis cannot be reached, this node serves it."""
+        if self.directory is None:
+            return Placement(room, self.name, self.url, moved=False)
+        try:
+            return await self.directory.node_for(room)
+        except (RedisError, OSError) as exc:
+            log.warning("room directory unavailable; serving locally",
+                        extra={"room": room, "error": str(exc)})
+            return Placement(room, self.name, self.url, moved=False)
+
+    async def live_nodes(self) -> list[NodeLoad]:
+        if self.nodes is None:
+            rooms, participants, streams = self._load()
+            return [NodeLoad(self.name, self.url, rooms, participants, streams, 0.0, 0.0)]
+        return await self.nodes.live()
+
+    async def __call__(self, event: RoomEvent) -> None:
+        """Bus subscriber: a room that closed here is free to be placed anywhere."""
+        if isinstance(event, SessionEnded) and self.directory is not None:
+            try:
+                await self.directory.release(event.room, self.name)
+            except (RedisError, OSError):
+                pass  # the placement outlives us only until our heartbeat expires

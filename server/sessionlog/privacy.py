@@ -1,0 +1,127 @@
+"""Who may read what in the session log.
+
+Members see their own pair's log, chat included. Operators see logs and metrics of every
+pair, but chat text only when the program setting `operators_read_chat` is on (off unless
+an operator turns it on), and every operator read of a transcript is itself logged.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from server.errors import Forbidden
+from server.sessionlog.pairs import Pair
+from server.sessionlog.rows import fetch_all
+from server.store import Database
+from server.store.schema import sessionlog_settings, transcript_reads
+
+OPERATORS_READ_CHAT = "operators_read_chat"
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """Who is asking: an operator (admin key) or a member (join token identity)."""
+
+    operator: bool
+    identity: str  # the member's identity, or the operator's label for the audit log
+
+    @classmethod
+    def member(cls, identity: str) -> Viewer:
+        return cls(False, identity)
+
+    @classmethod
+    def admin(cls, label: str = "operator") -> Viewer:
+        return cls(True, label)
+
+
+def require_pair_access(viewer: Viewer, pair: Pair) -> None:
+    if not viewer.operator and not pair.has_member(viewer.identity):
+        raise Forbidden("only the pair's members and operators see this pair's log")
+
+
+def require_member(viewer: Viewer, pair: Pair) -> None:
+    """Writes to a pair's log (agenda, goals, notes, feedback) come from its members."""
+    if viewer.operator or not pair.has_member(viewer.identity):
+        raise Forbidden("only the pair's members write to its log")
+
+
+@dataclass(frozen=True)
+class TranscriptRead:
+    id: int
+    ts: float
+    actor: str
+    pair_id: str | None
+    session_id: int | None
+    purpose: str
+    granted: bool
+    messages: int
+
+
+class Privacy:
+    def __init__(self, database: Database):
+        self._db = database
+
+    async def operators_read_chat(self) -> bool:
+        async with self._db.connect() as conn:
+            value = await conn.scalar(
+                select(sessionlog_settings.c.value).where(
+                    sessionlog_settings.c.key == OPERATORS_READ_CHAT
+                )
+            )
+        return value == "true"
+
+    async def set_operators_read_chat(self, allowed: bool) -> None:
+        value = "true" if allowed else "false"
+        where = sessionlog_settings.c.key == OPERATORS_READ_CHAT
+        async with self._db.begin() as conn:
+            changed = await conn.execute(
+                update(sessionlog_settings).where(where).values(value=value)
+            )
+            if changed.rowcount == 0:
+                try:
+                    async with conn.begin_nested():
+                        await conn.execute(
+                            insert(sessionlog_settings).values(key=OPERATORS_READ_CHAT, value=value)
+                        )
+                except IntegrityError:  # set at the same moment elsewhere: write ours
+                    await conn.execute(update(sessionlog_settings).where(where).values(value=value))
+
+    async def may_read_chat(self, viewer: Viewer, pair: Pair) -> bool:
+        require_pair_access(viewer, pair)
+        return not viewer.operator or await self.operators_read_chat()
+
+    async def audit(
+        self,
+        viewer: Viewer,
+        *,
+        purpose: str,
+        granted: bool,
+        messages: int,
+        pair_id: str | None = None,
+        session_id: int | None = None,
+    ) -> None:
+        """Log an operator's transcript read (members reading their own chat are not logged)."""
+        if not viewer.operator:
+            return
+        async with self._db.begin() as conn:
+            await conn.execute(
+                insert(transcript_reads).values(
+                    ts=time.time(),
+                    actor=viewer.identity,
+                    pair_id=pair_id,
+                    session_id=session_id,
+                    purpose=purpose,
+                    granted=granted,
+                    messages=messages,
+                )
+            )
+
+    async def reads(self, limit: int = 200) -> list[TranscriptRead]:
+        rows = await fetch_all(
+            self._db, select(transcript_reads).order_by(transcript_reads.c.id.desc()).limit(limit)
+        )
+        return [TranscriptRead(**dict(r)) for r in rows]

@@ -1,0 +1,155 @@
+"""Several nodes: room placement, a node killed mid-session, Redis going away and coming back.
+
+Real server processes, the real Redis on this machine (or one started by the test), and a
+fresh PostgreSQL database shared by the nodes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.participants import SocketParticipant, issue_token
+from tests.support.process import ADMIN_KEY, ServerProcess
+from tests.support.services import (
+    free_port,
+    fresh_postgres_database,
+    require_program,
+    require_redis,
+)
+
+pytestmark = [pytest.mark.slow, pytest.mark.redis, pytest.mark.postgres]
+
+FAST = {"PAIRWISE_HEARTBEAT_SECONDS": "0.5", "PAIRWISE_NODE_TTL_SECONDS": "2"}
+
+
+def get(url: str, token: str = ADMIN_KEY) -> tuple[int, Any]:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+@pytest.fixture
+async def database_for_nodes() -> AsyncIterator[str]:
+    async with fresh_postgres_database() as url:
+        yield url
+
+
+def cluster_env(redis_url: str, database_url: str) -> dict[str, str]:
+    return {"PAIRWISE_REDIS_URL": redis_url, "PAIRWISE_DATABASE_URL": database_url,
+            "PAIRWISE_CLUSTER": f"t{uuid.uuid4().hex[:8]}", **FAST}
+
+
+async def participant(url: str, room: str, identity: str) -> SocketParticipant:
+    token = await asyncio.to_thread(issue_token, url, room, identity)
+    return await SocketParticipant(url, token).connect()
+
+
+async def test_rooms_are_placed_on_live_nodes_and_move_when_a_node_dies(
+    server_process: Callable[..., ServerProcess], database_for_nodes: str
+) -> None:
+    env = cluster_env(require_redis(), database_for_nodes)
+    a = await asyncio.to_thread(server_process, **env)
+    b = await asyncio.to_thread(server_process, **env)
+    status, listed = await asyncio.to_thread(get, a.url + "/api/v1/nodes")
+    assert status == 200 and {n["url"] for n in listed["nodes"]} == {a.url, b.url}
+
+    # Either node answers the same placement; a join token for the room may ask.
+    token = await asyncio.to_thread(issue_token, a.url, "pair-move", "ada")
+    _, first = await asyncio.to_thread(get, a.url + "/api/v1/rooms/pair-move/node", token)
+    _, again = await asyncio.to_thread(get, b.url + "/api/v1/rooms/pair-move/node", token)
+    assert first["url"] == again["url"] and first["moved"] is False
+    status, denied = await asyncio.to_thread(get, a.url + "/api/v1/rooms/other/node", token)
+    assert status == 403
+    home = a if first["url"] == a.url else b
+    other = b if home is a else a
+
+    ada = await participant(home.url, "pair-move", "ada")
+    joined = await ada.join()
+    assert joined["node"] == {"name": f"127.0.0.1:{home.port}", "url": home.url, "home": True}
+    bo = await participant(home.url, "pair-move", "bo")
+    await bo.join()
+    acks = [await ada.chat("before the crash", "m1"), await bo.chat("me too", "m2")]
+
+    killed_at = time.monotonic()
+    await asyncio.to_thread(home.kill)
+    # Clients ask any live node where the room is now, and go there.
+    deadline = time.monotonic() + 15
+    placement: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        status, placement = await asyncio.to_thread(
+            get, other.url + "/api/v1/rooms/pair-move/node", token)
+        if status == 200 and placement["url"] == other.url:
+            break
+        await asyncio.sleep(0.25)
+    assert placement["url"] == other.url and placement["moved"] is True
+    ada2 = await participant(other.url, "pair-move", "ada")
+    rejoined = await ada2.join()
+    recovered_in = time.monotonic() - killed_at
+    assert rejoined["node"]["home"] is True
+    assert [m["id"] for m in rejoined["history"]] == [a["id"] for a in acks]
+    assert recovered_in < 10, f"recovery took {recovered_in:.1f} s"
+    for person in (ada, bo, ada2):
+        await person.close()
+
+
+async def test_redis_outage_keeps_local_rooms_serving_and_recovers(
+    server_process: Callable[..., ServerProcess], database_for_nodes: str, tmp_path: Path
+) -> None:
+    redis_server = require_program("redis-server")
+    port = free_port()
+    command = [redis_server, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+               "--appendonly", "no", "--dir", str(tmp_path)]
+    redis_proc = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+    try:
+        await asyncio.sleep(0.5)
+        env = cluster_env(f"redis://127.0.0.1:{port}/0", database_for_nodes)
+        node = await asyncio.to_thread(server_process, **env)
+        ada = await participant(node.url, "pair-r", "ada")
+        bo = await participant(node.url, "pair-r", "bo")
+        await ada.join()
+        await bo.join()
+        acked = [await ada.chat("redis is up", "u1")]
+
+        redis_proc.kill()
+        redis_proc.wait()
+        status, ready = await asyncio.to_thread(get, node.url + "/readyz")
+        assert status == 503 and ready["checks"]["redis"].startswith("failed")
+        # The room keeps working on this node while Redis is away.
+        ack = await ada.chat("redis is down", "d1")
+        assert "id" in ack, ack
+        acked.append(ack)
+        assert (await bo.wait_for("chat", {"client_id": "d1"}))["text"] == "redis is down"
+        carol = await participant(node.url, "pair-r", "carol")
+        assert [m["client_id"] for m in (await carol.join())["history"]] == ["u1", "d1"]
+
+        redis_proc = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            status, ready = await asyncio.to_thread(get, node.url + "/readyz")
+            if status == 200:
+                break
+            await asyncio.sleep(0.25)
+        assert status == 200, ready
+        acked.append(await bo.chat("redis is back", "b1"))
+        assert (await ada.wait_for("chat", {"client_id": "b1"}))["id"] == acked[-1]["id"]
+        history = (await carol.call("history", {"limit": 50}))["messages"]
+        assert [m["id"] for m in history] == [a["id"] for a in acked]
+        for person in (ada, bo, carol):
+            await person.close()
+    finally:
+        redis_proc.kill()
+        redis_proc.wait()

@@ -1,0 +1,222 @@
+// The pair page: upcoming agenda, goals, past sessions with a strip of media modes over
+// time, and feedback. Members sign in with their join token (the one from their meeting link).
+
+import { api, download, el, minutes, svg, when } from "./sessionlog.js";
+
+const $ = (id) => document.getElementById(id);
+const TOKEN_KEY = "pairwise.token"; // the join page keeps the token under the same key
+const MODES = ["video", "audio", "text", "phone"];
+const SESSIONS_WITH_DETAIL = 10;
+
+const state = { token: null, me: null, pair: null, feedback: new Map() };
+
+function takeToken() {
+  const params = new URLSearchParams(location.hash.slice(1));
+  const fromLink = params.get("token");
+  if (fromLink) {
+    sessionStorage.setItem(TOKEN_KEY, fromLink);
+    params.delete("token");
+    const rest = params.toString();
+    history.replaceState(null, "", location.pathname + location.search + (rest ? `#${rest}` : ""));
+  }
+  return sessionStorage.getItem(TOKEN_KEY);
+}
+
+const call = (method, path, body) => api(state.token, method, path, body);
+const base = () => `/api/v1/pairs/${encodeURIComponent(state.pair.id)}`;
+
+function fail(error) {
+  $("pair-error").textContent = error.message;
+}
+
+/** One row per participant: a coloured stretch for each media mode, over the session's time. */
+function mediaStrip(detail) {
+  const start = detail.session.started_at;
+  const end = detail.session.ended_at || Date.now() / 1000;
+  const span = Math.max(end - start, 1);
+  const people = Object.keys(detail.media_path);
+  const width = 600, row = 18, label = 90;
+  const strip = svg("svg", { viewBox: `0 0 ${width} ${people.length * row + 4}`, class: "strip", role: "img",
+    "aria-label": "Media modes over time" });
+  people.forEach((identity, i) => {
+    strip.append(svg("text", { x: 0, y: i * row + 13 }, identity));
+    for (const segment of detail.media_path[identity]) {
+      const x0 = label + ((segment.started_at - start) / span) * (width - label);
+      const x1 = label + (((segment.ended_at || end) - start) / span) * (width - label);
+      const rect = svg("rect", { x: x0, y: i * row + 2, width: Math.max(x1 - x0, 1), height: row - 4,
+        class: `mode-${MODES.includes(segment.mode) ? segment.mode : "text"}` });
+      const why = segment.previous ? ` (from ${segment.previous}: ${segment.reason})` : "";
+      rect.append(svg("title", {}, `${identity}: ${segment.mode}${why}`));
+      strip.append(rect);
+    }
+  });
+  return strip;
+}
+
+function feedbackForm(session) {
+  const mine = state.feedback.get(session.id);
+  if (mine) return el("p", { class: "muted" }, `Your rating: ${"★".repeat(mine.rating)}${mine.comment ? ` — ${mine.comment}` : ""}`);
+  if (session.in_progress) return null;
+  const rating = el("select", { "aria-label": "Rating" },
+    ...[5, 4, 3, 2, 1].map((n) => el("option", { value: n }, `${n} ★`)));
+  const comment = el("input", { maxlength: 4000, placeholder: "A comment (optional)", "aria-label": "Comment" });
+  const badFit = el("input", { type: "checkbox" });
+  const form = el("form", { class: "log-inline", id: `feedback-${session.id}` },
+    rating, comment, el("label", { class: "log-check" }, badFit, " Not a good fit"),
+    el("button", { type: "submit" }, "Send feedback"));
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    try {
+      const given = await call("POST", `${base()}/sessions/${session.id}/feedback`, {
+        rating: Number(rating.value), comment: comment.value || null, good_fit: !badFit.checked,
+      });
+      state.feedback.set(session.id, given);
+      form.replaceWith(feedbackForm(session));
+    } catch (error) {
+      fail(error);
+    }
+  });
+  return form;
+}
+
+async function renderSessions() {
+  const { sessions } = await call("GET", `${base()}/sessions`);
+  const details = await Promise.all(sessions.slice(0, SESSIONS_WITH_DETAIL)
+    .map((s) => call("GET", `${base()}/sessions/${s.id}`)));
+  const items = sessions.map((s, i) => {
+    const detail = details[i];
+    const steps = s.fallback_steps.length ? `fell back: ${s.fallback_steps.join(", ")}` : "no fallback";
+    return el("article", { class: "log-card log-session" },
+      el("h3", {}, `${when(s.started_at)} · ${s.in_progress ? "in progress" : minutes(s.duration_seconds)}`),
+      el("p", { class: "muted" }, `${s.participants.join(", ")} · ${steps}`),
+      detail ? mediaStrip(detail) : null,
+      detail && detail.agenda_done.length ? el("p", {}, `Ticked off: ${detail.agenda_done.join("; ")}`) : null,
+      detail && detail.notes.length ? el("ul", {}, ...detail.notes.map((n) => el("li", {}, `${n.author}: ${n.text}`))) : null,
+      feedbackForm(s));
+  });
+  $("sessions").replaceChildren(...(items.length ? items : [el("p", { class: "muted" }, "No sessions yet.")]));
+  const wanted = new URLSearchParams(location.hash.slice(1)).get("feedback");
+  if (wanted) document.getElementById(`feedback-${wanted}`)?.querySelector("select")?.focus();
+}
+
+async function renderAgenda() {
+  const { items } = await call("GET", `${base()}/agenda`);
+  $("agenda").replaceChildren(...(items.length ? items.map((item) => {
+    const box = el("input", { type: "checkbox", "aria-label": `Done: ${item.text}` });
+    box.addEventListener("change", async () => {
+      try {
+        await call("PATCH", `${base()}/agenda/${item.id}`, { done: box.checked });
+        await renderAgenda();
+      } catch (error) {
+        fail(error);
+      }
+    });
+    const carried = item.carried_over ? el("span", { class: "log-badge" }, `carried over ×${item.carried_over}`) : null;
+    return el("li", {}, el("label", { class: "log-check" }, box, ` ${item.text} `), carried,
+      el("span", { class: "muted" }, ` — ${item.added_by}`));
+  }) : [el("li", { class: "muted" }, "Nothing on the agenda yet.")]));
+}
+
+async function renderGoals() {
+  const { goals } = await call("GET", `${base()}/goals`);
+  $("goals").replaceChildren(...(goals.length ? goals.map((goal) => {
+    const progress = el("input", { type: "range", min: 0, max: 100, step: 5, value: goal.progress,
+      "aria-label": `Progress of ${goal.title}` });
+    const shown = el("output", {}, `${goal.progress}%`);
+    progress.addEventListener("input", () => { shown.textContent = `${progress.value}%`; });
+    progress.addEventListener("change", async () => {
+      const value = Number(progress.value);
+      try {
+        await call("PATCH", `${base()}/goals/${goal.id}`, { progress: value, status: value === 100 ? "done" : goal.status });
+        await renderGoals();
+      } catch (error) {
+        fail(error);
+      }
+    });
+    const due = goal.due_date ? ` · due ${goal.due_date}` : "";
+    return el("li", { class: `goal goal-${goal.status}` }, el("span", {}, `${goal.title}${due} · ${goal.status}`),
+      progress, shown);
+  }) : [el("li", { class: "muted" }, "No goals yet.")]));
+}
+
+async function renderPair() {
+  const pair = state.pair;
+  $("pair-heading").textContent = pair.title;
+  $("pair-title").textContent = pair.title;
+  $("members").textContent = pair.members.map((m) => `${m.name} (${m.role})`).join(" · ");
+  const { feedback } = await call("GET", `${base()}/feedback`);
+  state.feedback = new Map(feedback.map((f) => [f.session_id, f]));
+  await Promise.all([renderAgenda(), renderGoals(), renderSessions()]);
+}
+
+async function open(token) {
+  state.token = token;
+  const mine = await call("GET", "/api/v1/me/pairs");
+  state.me = mine.identity;
+  if (!mine.pairs.length) throw new Error("You are not in a mentoring pair yet.");
+  const wanted = new URLSearchParams(location.search).get("pair");
+  state.pair = mine.pairs.find((p) => p.id === wanted) || mine.pairs[0];
+  if (mine.pairs.length > 1) {
+    $("pair-select").replaceChildren(...mine.pairs.map((p) => el("option", { value: p.id, selected: p.id === state.pair.id }, p.title)));
+    $("pair-choice").hidden = false;
+  }
+  $("token-form").hidden = true;
+  $("pair").hidden = false;
+  await renderPair();
+}
+
+function start() {
+  $("token-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const token = $("token").value.trim();
+    try {
+      await open(token);
+      sessionStorage.setItem(TOKEN_KEY, token);
+    } catch (error) {
+      $("token-error").textContent = error.message;
+    }
+  });
+  $("pair-select").addEventListener("change", async () => {
+    const chosen = $("pair-select").value;
+    history.replaceState(null, "", `?pair=${encodeURIComponent(chosen)}${location.hash}`);
+    try {
+      await open(state.token);
+    } catch (error) {
+      fail(error);
+    }
+  });
+  $("agenda-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    try {
+      await call("POST", `${base()}/agenda`, { text: $("agenda-text").value });
+      $("agenda-text").value = "";
+      await renderAgenda();
+    } catch (error) {
+      fail(error);
+    }
+  });
+  $("goal-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    try {
+      await call("POST", `${base()}/goals`, { title: $("goal-title").value, due_date: $("goal-due").value || null });
+      $("goal-title").value = "";
+      $("goal-due").value = "";
+      await renderGoals();
+    } catch (error) {
+      fail(error);
+    }
+  });
+  $("export-json").addEventListener("click", () => download(state.token, `${base()}/export?format=json`, "our-log.json").catch(fail));
+  $("export-csv").addEventListener("click", () => download(state.token, `${base()}/export?format=csv`, "our-log.csv").catch(fail));
+  const token = takeToken();
+  if (!token) {
+    $("token-form").hidden = false;
+    return;
+  }
+  open(token).catch((error) => {
+    $("token-error").textContent = error.message;
+    $("token-form").hidden = false;
+  });
+}
+
+start();
