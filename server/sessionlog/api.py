@@ -218,7 +218,7 @@ async def list_pairs(request: web.Request) -> web.Response:
     "GET",
     f"{PREFIX}/me/pairs",
     summary="The pairs the join token's holder is in",
-    errors=(401,),
+    errors=(401, 422),
     tags=TAGS,
 )
 async def my_pairs(request: web.Request) -> web.Response:
