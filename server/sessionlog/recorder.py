@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import and_, insert, update
+from sqlalchemy import and_, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from server.rooms.events import (
@@ -117,11 +117,61 @@ class SessionRecorder:
         if pair is None:
             return None
         async with self._db.begin() as conn:
+            orphan = await conn.scalar(
+                select(sessions.c.id).where(
+                    and_(sessions.c.room == room, sessions.c.closed_at.is_(None))
+                )
+            )
+            if orphan is not None:
+                return await self._continue(conn, room, pair.id, int(orphan), ts)
             session_id = await insert_id(
                 conn, insert(sessions).values(pair_id=pair.id, room=room, started_at=ts)
             )
             await _timeline(conn, session_id, ts, "started", None, "")
         current = self._open[room] = _OpenSession(session_id, pair.id)
+        return current
+
+    async def _continue(
+        self, conn: AsyncConnection, room: str, pair_id: str, session_id: int, ts: float
+    ) -> _OpenSession:
+        """A session still open in the database belongs to a node that died (or a process
+        that was killed): carry it on here instead of splitting the meeting in two. Whoever
+        was present there is closed as `node_lost` now (the moment of the crash is unknown,
+        so their time present is counted up to the recovery) and their next join is a
+        reconnect."""
+        present = (
+            await conn.execute(
+                select(session_attendance.c.identity).where(
+                    and_(
+                        session_attendance.c.session_id == session_id,
+                        session_attendance.c.left_at.is_(None),
+                    )
+                )
+            )
+        ).scalars().all()
+        await conn.execute(
+            update(session_attendance)
+            .where(
+                and_(
+                    session_attendance.c.session_id == session_id,
+                    session_attendance.c.left_at.is_(None),
+                )
+            )
+            .values(left_at=ts, leave_reason="node_lost")
+        )
+        await conn.execute(
+            update(session_media_segments)
+            .where(
+                and_(
+                    session_media_segments.c.session_id == session_id,
+                    session_media_segments.c.ended_at.is_(None),
+                )
+            )
+            .values(ended_at=ts)
+        )
+        await _timeline(conn, session_id, ts, "continued", None, "the room moved to another node")
+        current = self._open[room] = _OpenSession(session_id, pair_id)
+        current.dropped.update(present)
         return current
 
     async def _joined(self, event: ParticipantJoined) -> None:

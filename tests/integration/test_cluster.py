@@ -42,6 +42,17 @@ def get(url: str, token: str = ADMIN_KEY) -> tuple[int, Any]:
         return err.code, json.loads(err.read())
 
 
+def post(url: str, body: dict[str, Any]) -> tuple[int, Any]:
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                     headers={"Authorization": f"Bearer {ADMIN_KEY}",
+                                              "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
 @pytest.fixture
 async def database_for_nodes() -> AsyncIterator[str]:
     async with fresh_postgres_database() as url:
@@ -76,6 +87,11 @@ async def test_rooms_are_placed_on_live_nodes_and_move_when_a_node_dies(
     assert status == 403
     home = a if first["url"] == a.url else b
     other = b if home is a else a
+    members = [{"identity": "ada", "name": "Ada", "role": "mentee"},
+               {"identity": "bo", "name": "Bo", "role": "mentor"}]
+    status, pair = await asyncio.to_thread(
+        post, a.url + "/api/v1/pairs", {"members": members, "room": "pair-move"})
+    assert status == 201, pair
 
     ada = await participant(home.url, "pair-move", "ada")
     joined = await ada.join()
@@ -102,6 +118,15 @@ async def test_rooms_are_placed_on_live_nodes_and_move_when_a_node_dies(
     assert rejoined["node"]["home"] is True
     assert [m["id"] for m in rejoined["history"]] == [a["id"] for a in acks]
     assert recovered_in < 10, f"recovery took {recovered_in:.1f} s"
+    # The session log carries on where the dead node left it: one session, not two.
+    pair_id = pair["id"]
+    status, listed = await asyncio.to_thread(get, other.url + f"/api/v1/pairs/{pair_id}/sessions")
+    assert status == 200 and len(listed["sessions"]) == 1, listed
+    session_id = listed["sessions"][0]["id"]
+    _, detail = await asyncio.to_thread(
+        get, other.url + f"/api/v1/pairs/{pair_id}/sessions/{session_id}")
+    kinds = [event["kind"] for event in detail["timeline"]]
+    assert "continued" in kinds and kinds.index("continued") > kinds.index("started")
     for person in (ada, bo, ada2):
         await person.close()
 
