@@ -43,9 +43,12 @@ def get(url: str, token: str = ADMIN_KEY) -> tuple[int, Any]:
 
 
 def post(url: str, body: dict[str, Any]) -> tuple[int, Any]:
-    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
-                                     headers={"Authorization": f"Bearer {ADMIN_KEY}",
-                                              "Content-Type": "application/json"})
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={"Authorization": f"Bearer {ADMIN_KEY}", "Content-Type": "application/json"},
+    )
     try:
         with urllib.request.urlopen(request, timeout=5) as resp:
             return resp.status, json.loads(resp.read())
@@ -60,8 +63,12 @@ async def database_for_nodes() -> AsyncIterator[str]:
 
 
 def cluster_env(redis_url: str, database_url: str) -> dict[str, str]:
-    return {"PAIRWISE_REDIS_URL": redis_url, "PAIRWISE_DATABASE_URL": database_url,
-            "PAIRWISE_CLUSTER": f"t{uuid.uuid4().hex[:8]}", **FAST}
+    return {
+        "PAIRWISE_REDIS_URL": redis_url,
+        "PAIRWISE_DATABASE_URL": database_url,
+        "PAIRWISE_CLUSTER": f"t{uuid.uuid4().hex[:8]}",
+        **FAST,
+    }
 
 
 async def participant(url: str, room: str, identity: str) -> SocketParticipant:
@@ -87,10 +94,13 @@ async def test_rooms_are_placed_on_live_nodes_and_move_when_a_node_dies(
     assert status == 403
     home = a if first["url"] == a.url else b
     other = b if home is a else a
-    members = [{"identity": "ada", "name": "Ada", "role": "mentee"},
-               {"identity": "bo", "name": "Bo", "role": "mentor"}]
+    members = [
+        {"identity": "ada", "name": "Ada", "role": "mentee"},
+        {"identity": "bo", "name": "Bo", "role": "mentor"},
+    ]
     status, pair = await asyncio.to_thread(
-        post, a.url + "/api/v1/pairs", {"members": members, "room": "pair-move"})
+        post, a.url + "/api/v1/pairs", {"members": members, "room": "pair-move"}
+    )
     assert status == 201, pair
 
     ada = await participant(home.url, "pair-move", "ada")
@@ -107,7 +117,8 @@ async def test_rooms_are_placed_on_live_nodes_and_move_when_a_node_dies(
     placement: dict[str, Any] = {}
     while time.monotonic() < deadline:
         status, placement = await asyncio.to_thread(
-            get, other.url + "/api/v1/rooms/pair-move/node", token)
+            get, other.url + "/api/v1/rooms/pair-move/node", token
+        )
         if status == 200 and placement["url"] == other.url:
             break
         await asyncio.sleep(0.25)
@@ -124,7 +135,8 @@ async def test_rooms_are_placed_on_live_nodes_and_move_when_a_node_dies(
     assert status == 200 and len(listed["sessions"]) == 1, listed
     session_id = listed["sessions"][0]["id"]
     _, detail = await asyncio.to_thread(
-        get, other.url + f"/api/v1/pairs/{pair_id}/sessions/{session_id}")
+        get, other.url + f"/api/v1/pairs/{pair_id}/sessions/{session_id}"
+    )
     kinds = [event["kind"] for event in detail["timeline"]]
     assert "continued" in kinds and kinds.index("continued") > kinds.index("started")
     for person in (ada, bo, ada2):
@@ -136,9 +148,20 @@ async def test_redis_outage_keeps_local_rooms_serving_and_recovers(
 ) -> None:
     redis_server = require_program("redis-server")
     port = free_port()
-    command = [redis_server, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-               "--appendonly", "no", "--dir", str(tmp_path)]
-    redis_proc = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+    command = [
+        redis_server,
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        str(tmp_path),
+    ]
+    redis_proc = await asyncio.to_thread(subprocess.Popen, command, stdout=subprocess.DEVNULL)
     try:
         await asyncio.sleep(0.5)
         env = cluster_env(f"redis://127.0.0.1:{port}/0", database_for_nodes)
@@ -161,7 +184,7 @@ async def test_redis_outage_keeps_local_rooms_serving_and_recovers(
         carol = await participant(node.url, "pair-r", "carol")
         assert [m["client_id"] for m in (await carol.join())["history"]] == ["u1", "d1"]
 
-        redis_proc = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+        redis_proc = await asyncio.to_thread(subprocess.Popen, command, stdout=subprocess.DEVNULL)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             status, ready = await asyncio.to_thread(get, node.url + "/readyz")

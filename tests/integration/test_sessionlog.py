@@ -86,6 +86,15 @@ class Program:
             await person.join(media_mode=media_mode)
         return person
 
+    async def until_sessions(self, pair_id: str, count: int) -> list[dict[str, Any]]:
+        """Wait until the pair's log lists `count` sessions (the bus is asynchronous)."""
+        for _ in range(100):
+            listed = await self.ok("GET", f"/api/v1/pairs/{pair_id}/sessions", ADMIN)
+            if len(listed["sessions"]) >= count:
+                return list(listed["sessions"])
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"pair {pair_id} never had {count} sessions")
+
     async def text(self, path: str, headers: dict[str, str]) -> str:
         async with self.http.get(self.url + path, headers=headers) as resp:
             assert resp.status == 200, await resp.text()
@@ -276,6 +285,7 @@ async def test_agenda_items_carry_over_until_ticked_off(program: Program) -> Non
     assert first["added_by"] == "flo" and first["done"] is False
 
     person = await program.connect(room, "ed", "mentor")
+    await program.until_sessions(pid, 1)  # the recorder has opened the session
     ticked = await program.ok(
         "PATCH", f"/api/v1/pairs/{pid}/agenda/{first['id']}", ed, {"done": True}
     )
@@ -291,6 +301,7 @@ async def test_agenda_items_carry_over_until_ticked_off(program: Program) -> Non
     assert detail["agenda_done"] == ["How do I ask for a raise?"]
 
     person = await program.connect(room, "flo")
+    await program.until_sessions(pid, 2)
     await program.ok("PATCH", f"/api/v1/pairs/{pid}/agenda/{second['id']}", flo, {"done": True})
     await person.call("leave")
     s2, _ = await program.until_closed(pid, 2)
