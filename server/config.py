@@ -79,6 +79,13 @@ class Settings(BaseSettings):
     sip_max_call_seconds: int = Field(4 * 3600, gt=0)
     sip_invites_per_second: float = Field(5.0, gt=0)
     sip_dialin_number: str | None = Field(None, description="number shown to participants")
+    sip_advertise: str | None = Field(None, description="public address for SDP/Contact (NAT)")
+    sip_rtp_port_min: int = Field(20000, ge=1024, le=65535)
+    sip_rtp_port_max: int = Field(20999, ge=1024, le=65535)
+    sip_invite_burst: int = Field(20, ge=1)
+    sip_max_calls: int = Field(200, ge=1)
+    sip_pin_digits: int = Field(6, ge=4, le=12)
+    sip_media_timeout_seconds: float = Field(60.0, gt=0)
 
     @field_validator("database_url")
     @classmethod

@@ -1,0 +1,127 @@
+"""The project's own test hosts: a network namespace joined to this machine by a veth pair.
+
+Faults are made with nftables inside the namespace (this kernel has no netem): drop all
+UDP, drop a random share of packets; `tc tbf` caps the rate. Addresses come from
+10.203.0.0/16, used only between this machine and namespaces the test created.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+
+from tests.support.services import missing
+
+_counter = itertools.count(1)
+
+
+def _run(*args: str) -> None:
+    subprocess.run(args, check=True, capture_output=True, timeout=20)
+
+
+@dataclass
+class TestHost:
+    name: str
+    host_ip: str  # this machine's end of the veth pair
+    ns_ip: str  # the namespace's end
+    host_if: str
+    ns_if: str
+
+    def exec_args(self, *command: str) -> list[str]:
+        return ["ip", "netns", "exec", self.name, *command]
+
+    def nft(self, rules: str) -> None:
+        """Replace the namespace's nftables rules with `rules` (one rule per line, inbound)."""
+        script = "flush ruleset\ntable inet fault {\n  chain in {\n    type filter hook input priority 0;\n"
+        script += "".join(f"    {line}\n" for line in rules.strip().splitlines() if line.strip())
+        script += "  }\n}\n"
+        subprocess.run(
+            self.exec_args("nft", "-f", "-"),
+            input=script.encode(),
+            check=True,
+            capture_output=True,
+            timeout=20,
+        )
+
+    def block_udp(self) -> None:
+        self.nft("meta l4proto udp drop")
+
+    def drop_random(self, percent: int) -> None:
+        self.nft(f"numgen random mod 100 < {percent} drop")
+
+    def limit_rate(self, kbit: int) -> None:
+        _run(
+            *self.exec_args(
+                "tc",
+                "qdisc",
+                "replace",
+                "dev",
+                self.ns_if,
+                "root",
+                "tbf",
+                "rate",
+                f"{kbit}kbit",
+                "burst",
+                "32kbit",
+                "latency",
+                "400ms",
+            )
+        )
+        _run(
+            "tc",
+            "qdisc",
+            "replace",
+            "dev",
+            self.host_if,
+            "root",
+            "tbf",
+            "rate",
+            f"{kbit}kbit",
+            "burst",
+            "32kbit",
+            "latency",
+            "400ms",
+        )
+
+    def heal(self) -> None:
+        subprocess.run(self.exec_args("nft", "flush", "ruleset"), capture_output=True, timeout=20)
+        for args in (
+            self.exec_args("tc", "qdisc", "del", "dev", self.ns_if, "root"),
+            ["tc", "qdisc", "del", "dev", self.host_if, "root"],
+        ):
+            subprocess.run(args, capture_output=True, timeout=20)
+
+    def remove(self) -> None:
+        subprocess.run(["ip", "netns", "del", self.name], capture_output=True, timeout=20)
+        subprocess.run(["ip", "link", "del", self.host_if], capture_output=True, timeout=20)
+
+
+def create_test_host() -> TestHost:
+    """A new namespace with a veth pair; fails the test in CI when it cannot be made."""
+    for program in ("ip", "nft", "tc"):
+        if shutil.which(program) is None:
+            missing(f"program {program}")
+    if os.geteuid() != 0:
+        missing("root (network namespaces)")
+    n = (os.getpid() * 7 + next(_counter)) % 16384  # one /30 of 10.203.0.0/16
+    prefix = f"10.203.{n // 64}"
+    host_ip, ns_ip = f"{prefix}.{(n % 64) * 4 + 1}", f"{prefix}.{(n % 64) * 4 + 2}"
+    name = f"pwtest{os.getpid()}x{n}"
+    host_if, ns_if = f"pwh{n}", f"pwn{n}"
+    try:
+        _run("ip", "netns", "add", name)
+        _run("ip", "link", "add", host_if, "type", "veth", "peer", "name", ns_if)
+        _run("ip", "link", "set", ns_if, "netns", name)
+        _run("ip", "addr", "add", f"{host_ip}/30", "dev", host_if)
+        _run("ip", "link", "set", host_if, "up")
+        _run("ip", "netns", "exec", name, "ip", "addr", "add", f"{ns_ip}/30", "dev", ns_if)
+        _run("ip", "netns", "exec", name, "ip", "link", "set", ns_if, "up")
+        _run("ip", "netns", "exec", name, "ip", "link", "set", "lo", "up")
+    except subprocess.CalledProcessError as exc:
+        subprocess.run(["ip", "netns", "del", name], capture_output=True)
+        subprocess.run(["ip", "link", "del", host_if], capture_output=True)
+        missing(f"network namespaces ({exc.stderr.decode(errors='replace').strip()})")
+    return TestHost(name, host_ip, ns_ip, host_if, ns_if)
