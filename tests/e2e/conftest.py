@@ -1,0 +1,174 @@
+"""Real headless Chromium (Debian's) against a real server: fixtures and a page object."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
+
+from server.app import create_app
+from server.config import Settings
+from tests.support.participants import issue_token
+from tests.support.services import require_program
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts"
+
+# From ../shared/notes/webrtc.md. The fake-UI flag grants camera/mic without a prompt; the
+# "denied" browser leaves it out so getUserMedia is refused as a person would refuse it.
+BASE_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--use-fake-device-for-media-stream=fps=30",
+    "--disable-features=WebRtcHideLocalIpsWithMdns",
+    "--autoplay-policy=no-user-gesture-required",
+]
+GRANTING_FLAGS = [*BASE_FLAGS, "--use-fake-ui-for-media-stream"]
+
+expect.set_options(timeout=10_000)
+
+
+@pytest.fixture
+async def base_url(aiohttp_server: Any, make_settings: Callable[..., Settings]) -> str:
+    server = await aiohttp_server(create_app(make_settings()))
+    return str(server.make_url("")).rstrip("/")
+
+
+class Launcher:
+    """Browsers for one test; every context (a participant) starts with a fresh profile."""
+
+    def __init__(self, playwright: Any, executable: str):
+        self._playwright = playwright
+        self._executable = executable
+        self._browsers: dict[bool, Browser] = {}
+
+    async def context(self, *, camera_allowed: bool = True, **options: Any) -> BrowserContext:
+        browser = self._browsers.get(camera_allowed)
+        if browser is None:
+            browser = await self._playwright.chromium.launch(
+                executable_path=self._executable,
+                args=GRANTING_FLAGS if camera_allowed else BASE_FLAGS,
+            )
+            self._browsers[camera_allowed] = browser
+        return await browser.new_context(**options)
+
+    async def close(self) -> None:
+        for browser in self._browsers.values():
+            await browser.close()
+
+
+@pytest.fixture
+async def launcher() -> AsyncIterator[Launcher]:
+    executable = require_program("chromium", "/usr/bin/chromium")
+    async with async_playwright() as playwright:
+        launcher = Launcher(playwright, executable)
+        yield launcher
+        await launcher.close()
+
+
+class RoomPage:
+    """One participant's page, driven the way a person would use it."""
+
+    def __init__(self, page: Page, identity: str, name: str):
+        self.page = page
+        self.identity = identity
+        self.name = name
+
+    async def join(self) -> RoomPage:
+        button = self.page.get_by_role("button", name="Join meeting")
+        await expect(button).to_be_enabled()
+        await button.click()
+        await expect(self.tile(self.identity)).to_be_visible()
+        return self
+
+    def tile(self, identity: str) -> Any:
+        return self.page.locator(f'.tile[data-identity="{identity}"]')
+
+    def badge(self, identity: str) -> Any:
+        return self.tile(identity).locator(".badge")
+
+    def messages(self) -> Any:
+        return self.page.locator("#chat-log .msg")
+
+    def message(self, text: str) -> Any:
+        return self.page.locator("#chat-log .msg", has=self.page.get_by_text(text, exact=True))
+
+    def composer(self) -> Any:
+        return self.page.get_by_role("textbox", name="Message")
+
+    async def say(self, text: str) -> None:
+        box = self.composer()
+        await box.fill(text)
+        await box.press("Enter")
+
+    async def evaluate(self, script: str, arg: Any = None) -> Any:
+        return await self.page.evaluate(script, arg)
+
+    async def screenshot(self, name: str) -> Path:
+        ARTIFACTS.mkdir(exist_ok=True)
+        path = ARTIFACTS / f"{name}.png"
+        await self.page.screenshot(path=str(path))
+        return path
+
+
+OpenPage = Callable[..., Awaitable[RoomPage]]
+
+
+async def chat_both_ways(first: RoomPage, second: RoomPage, text: str, reply: str) -> None:
+    """`first` writes `text`, `second` sees it and answers `reply`, `first` sees that."""
+    await first.say(text)
+    await expect(second.message(text)).to_be_visible()
+    await second.say(reply)
+    await expect(first.message(reply)).to_be_visible()
+
+
+@pytest.fixture
+async def open_page(base_url: str, launcher: Launcher) -> OpenPage:
+    """A participant's join page: `await open_page("ada", join=True, diag=["debug-handle"])`."""
+
+    async def open_(
+        identity: str,
+        *,
+        name: str | None = None,
+        room: str = "pair-1",
+        role: str = "mentee",
+        join: bool = True,
+        diag: tuple[str, ...] = (),
+        camera_allowed: bool = True,
+        viewport: dict[str, int] | None = None,
+        **context_options: Any,
+    ) -> RoomPage:
+        name = name or identity.title()
+        token = await asyncio.to_thread(issue_token, base_url, room, identity, name, role)
+        context = await launcher.context(
+            camera_allowed=camera_allowed,
+            viewport=viewport or {"width": 1280, "height": 800},
+            **context_options,
+        )
+        page = await context.new_page()
+        query = "&".join(f"diag={flag}" for flag in diag)
+        await page.goto(f"{base_url}/join{'?' + query if query else ''}#token={token}")
+        person = RoomPage(page, identity, name)
+        if join:
+            await person.join()
+        return person
+
+    return open_
+
+
+def publish_screenshot(path: Path, name: str) -> None:
+    """Copy an artifact into docs/screenshots (committed, shown in the README)."""
+    target = ROOT / "docs" / "screenshots" / name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(path, target)

@@ -1,0 +1,153 @@
+// One tile per participant: their video (or initials), name, mic state, media-mode badge
+// and connection quality.
+
+const MODE_LABELS = { video: "Video", audio: "Audio only", text: "Text chat", phone: "Phone" };
+const QUALITY_LABELS = {
+  good: "Connection good", fair: "Connection unstable", poor: "Connection poor",
+  unknown: "Connection not measured",
+};
+
+function initials(name) {
+  const parts = name.trim().split(/\s+/).filter(Boolean);
+  return (parts.length > 1 ? parts[0][0] + parts[parts.length - 1][0] : (parts[0] || "?")[0])
+    .toUpperCase();
+}
+
+function span(className, text = "") {
+  const el = document.createElement("span");
+  el.className = className;
+  el.textContent = text;
+  return el;
+}
+
+export class Tiles {
+  constructor(container, me) {
+    this.container = container;
+    this.me = me;
+    this.tiles = new Map(); // identity → {root, video, ...}
+  }
+
+  /** Add or update a participant ({identity, name, role, media_mode, presence}). */
+  upsert(person) {
+    let tile = this.tiles.get(person.identity);
+    if (!tile) {
+      tile = this.#create(person);
+      this.tiles.set(person.identity, tile);
+      this.setQuality(person.identity, "unknown");
+      if (person.identity === this.me) this.container.prepend(tile.root);
+      else this.container.append(tile.root);
+    }
+    tile.person = { ...tile.person, ...person };
+    this.setMode(person.identity, tile.person.media_mode);
+    tile.root.dataset.presence = tile.person.presence || "online";
+    this.#layout();
+    return tile;
+  }
+
+  remove(identity) {
+    const tile = this.tiles.get(identity);
+    if (!tile) return;
+    tile.root.remove();
+    this.tiles.delete(identity);
+    this.#layout();
+  }
+
+  has(identity) {
+    return this.tiles.has(identity);
+  }
+
+  identities() {
+    return [...this.tiles.keys()];
+  }
+
+  setMode(identity, mode) {
+    const tile = this.tiles.get(identity);
+    if (!tile) return;
+    tile.person.media_mode = mode;
+    tile.root.dataset.mode = mode;
+    tile.badge.dataset.mode = mode;
+    tile.badge.textContent = MODE_LABELS[mode] || mode;
+    this.#describe(tile);
+    this.#refreshVideo(tile);
+  }
+
+  /** A MediaStream to show on the tile (null to show initials). Local video stays muted. */
+  setStream(identity, stream) {
+    const tile = this.tiles.get(identity);
+    if (!tile) return;
+    tile.stream = stream;
+    if (tile.video.srcObject !== stream) tile.video.srcObject = stream;
+    if (stream) tile.video.play().catch(() => {}); // autoplay may wait for a gesture
+    this.#refreshVideo(tile);
+  }
+
+  /** true / false, or null when unknown (the protocol does not carry others' mute state). */
+  setMic(identity, on) {
+    const tile = this.tiles.get(identity);
+    if (!tile) return;
+    tile.mic.dataset.state = on === null ? "unknown" : on ? "on" : "off";
+    tile.mic.textContent = on === false ? "Muted" : "";
+    tile.mic.hidden = on !== false; // only the exception is worth a label
+    this.#describe(tile);
+  }
+
+  setQuality(identity, level, detail = "") {
+    const tile = this.tiles.get(identity);
+    if (!tile) return;
+    tile.quality.dataset.quality = level;
+    const label = QUALITY_LABELS[level] + (detail ? ` (${detail})` : "");
+    tile.quality.title = label;
+    tile.quality.setAttribute("aria-label", label);
+  }
+
+  #create(person) {
+    const root = document.createElement("article");
+    root.className = "tile";
+    root.dataset.identity = person.identity;
+    const video = document.createElement("video");
+    video.autoplay = true;
+    video.playsInline = true;
+    video.muted = person.identity === this.me; // never echo my own microphone
+    video.className = "tile-video";
+    if (person.identity === this.me) video.classList.add("mirror");
+    const avatar = span("avatar", initials(person.name));
+    avatar.setAttribute("aria-hidden", "true");
+    const bar = document.createElement("div");
+    bar.className = "tile-bar";
+    const name = span("tile-name", person.identity === this.me ? `${person.name} (you)` : person.name);
+    const mic = span("mic");
+    mic.hidden = true;
+    const badge = span("badge");
+    const quality = span("quality");
+    quality.setAttribute("role", "img");
+    for (let i = 0; i < 3; i += 1) quality.append(document.createElement("i"));
+    bar.append(name, mic, badge, quality);
+    root.append(video, avatar, bar);
+    return { root, video, avatar, name, mic, badge, quality, person: { ...person }, stream: null };
+  }
+
+  #refreshVideo(tile) {
+    const mode = tile.person.media_mode;
+    const hasVideo = Boolean(tile.stream && tile.stream.getVideoTracks().some((t) => t.enabled))
+      && (mode === "video" || tile.person.identity === this.me);
+    tile.root.classList.toggle("has-video", hasVideo && !tile.cameraOff);
+  }
+
+  /** My own camera switched off: show initials instead of a frozen frame. */
+  setCameraOff(identity, off) {
+    const tile = this.tiles.get(identity);
+    if (!tile) return;
+    tile.cameraOff = off;
+    this.#refreshVideo(tile);
+  }
+
+  #describe(tile) {
+    const p = tile.person;
+    const mic = tile.mic.hidden ? "" : ", muted";
+    tile.root.setAttribute("aria-label", `${p.name}${p.identity === this.me ? " (you)" : ""}, ${p.role}, ${MODE_LABELS[p.media_mode] || p.media_mode}${mic}`);
+  }
+
+  #layout() {
+    this.container.dataset.count = String(Math.min(this.tiles.size, 9));
+  }
+}

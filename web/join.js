@@ -1,0 +1,219 @@
+// The join page: read the token from the link, check camera, microphone and connection,
+// then enter the room on the same page.
+
+import { diagnostics } from "./client/diagnostics.js";
+import { LevelMeter, LocalMedia } from "./client/localmedia.js";
+import { Room } from "./client/room.js";
+import { readToken, RoomSocket } from "./client/socket.js";
+
+const $ = (id) => document.getElementById(id);
+const TOKEN_KEY = "pairwise.token";
+const PUBLISHING_ROLES = new Set(["mentor", "mentee", "operator"]);
+
+function announce(text) {
+  // Re-setting the same text is not announced twice; a fresh node is.
+  const line = document.createElement("p");
+  line.textContent = text;
+  $("announcer").replaceChildren(line);
+}
+
+/** The token from the link's fragment (kept for reloads, then taken out of the address bar). */
+function takeToken() {
+  const fromLink = new URLSearchParams(location.hash.slice(1)).get("token");
+  if (fromLink) {
+    sessionStorage.setItem(TOKEN_KEY, fromLink);
+    history.replaceState(null, "", location.pathname + location.search);
+    return fromLink;
+  }
+  return sessionStorage.getItem(TOKEN_KEY);
+}
+
+function setCheck(id, state, text) {
+  const item = $(id);
+  item.dataset.state = state;
+  item.querySelector(".check-text").textContent = text;
+}
+
+function setStatus(state, text) {
+  const status = $("conn-status");
+  status.dataset.state = state;
+  status.textContent = text;
+}
+
+function showEnded(title, text) {
+  $("prejoin").hidden = true;
+  $("room").hidden = true;
+  $("ended").hidden = false;
+  $("ended-title").textContent = title;
+  $("ended-text").textContent = text;
+  setStatus("ended", "Not connected");
+  $("rejoin-button").focus();
+}
+
+class PreJoin {
+  constructor(socket, claims) {
+    this.socket = socket;
+    this.claims = claims;
+    this.local = new LocalMedia();
+    this.meter = new LevelMeter($("meter-bar"));
+    this.canPublish = PUBLISHING_ROLES.has(claims.role);
+    this.wantCamera = true;
+    this.wantMic = true;
+    $("pre-cam").addEventListener("click", () => this.#toggle("video"));
+    $("pre-mic").addEventListener("click", () => this.#toggle("audio"));
+    $("media-retry").addEventListener("click", () => this.startPreview());
+    $("camera-select").addEventListener("change", (e) => { this.local.cameraId = e.target.value; this.startPreview(); });
+    $("mic-select").addEventListener("change", (e) => { this.local.microphoneId = e.target.value; this.startPreview(); });
+    $("join-button").addEventListener("click", () => this.join());
+  }
+
+  /** Start (or restart) the preview; `join` waits for the latest one to settle. */
+  startPreview() {
+    this.previewing = this.#preview();
+    return this.previewing;
+  }
+
+  async #preview() {
+    if (!this.canPublish) {
+      this.#showProblem(null);
+      $("preview-off").textContent = "Observers join without camera or microphone";
+      setCheck("check-media", "ok", "Audio and video: you will watch and read along");
+      this.#refresh();
+      return;
+    }
+    $("media-retry").disabled = true;
+    await this.local.start();
+    $("media-retry").disabled = false;
+    this.#showProblem(this.local.problem);
+    this.local.setEnabled("video", this.wantCamera);
+    this.local.setEnabled("audio", this.wantMic);
+    $("preview-video").srcObject = this.local.hasVideo ? this.local.stream : null;
+    this.meter.attach(this.local.stream);
+    await this.#fillPickers();
+    this.#refresh();
+  }
+
+  async join() {
+    $("join-button").disabled = true;
+    $("join-button").textContent = "Joining…";
+    await this.previewing; // a quick click must not join before the camera answered
+    this.meter.detach();
+    $("preview-video").srcObject = null;
+    if (!this.wantCamera) this.#dropTracks("video");
+    if (!this.wantMic) this.#dropTracks("audio");
+    $("prejoin").hidden = true;
+    const room = new Room({
+      socket: this.socket, claims: this.claims, local: this.local, announce, onEnded: showEnded,
+    });
+    room.enter();
+    if (diagnostics.debugHandle) {
+      window.pairwiseDebug = {
+        room,
+        dropSocket: () => this.socket.dropTransport(),
+        state: () => ({ mode: room.media.mode, connected: this.socket.connected, joined: room.joined,
+          trace: room.media.trace }),
+      };
+    }
+    $("main").focus();
+  }
+
+  serverReachable(ok, text) {
+    setCheck("check-server", ok ? "ok" : "failed", text);
+    this.#refresh();
+  }
+
+  #toggle(kind) {
+    if (kind === "video") this.wantCamera = !this.wantCamera;
+    else this.wantMic = !this.wantMic;
+    this.local.setEnabled(kind, kind === "video" ? this.wantCamera : this.wantMic);
+    this.#refresh();
+  }
+
+  #dropTracks(kind) {
+    for (const track of this.local.stream ? this.local.stream.getTracks() : []) {
+      if (track.kind === kind) {
+        track.stop();
+        this.local.stream.removeTrack(track);
+      }
+    }
+  }
+
+  async #fillPickers() {
+    const { cameras, microphones } = await this.local.devices();
+    const fill = (select, devices, current, noun) => {
+      select.replaceChildren(...devices.map((d, i) => {
+        const option = new Option(d.label || `${noun} ${i + 1}`, d.deviceId);
+        option.selected = d.deviceId === current;
+        return option;
+      }));
+      if (!devices.length) select.append(new Option(`No ${noun.toLowerCase()} found`, ""));
+      select.disabled = devices.length < 2;
+    };
+    fill($("camera-select"), cameras, this.local.currentDevice("video"), "Camera");
+    fill($("mic-select"), microphones, this.local.currentDevice("audio"), "Microphone");
+  }
+
+  #showProblem(problem) {
+    $("media-problem").hidden = !problem;
+    $("media-problem-text").textContent = problem ? problem.message : "";
+  }
+
+  /** The toggles, the preview and the sentence saying how you will join. */
+  #refresh() {
+    const camera = this.local.hasVideo && this.wantCamera;
+    const mic = this.local.hasAudio && this.wantMic;
+    for (const [id, on, has, noun] of [["pre-cam", camera, this.local.hasVideo, "Camera"],
+      ["pre-mic", mic, this.local.hasAudio, "Microphone"]]) {
+      $(id).setAttribute("aria-pressed", String(on));
+      $(id).textContent = `${noun} ${on ? "on" : "off"}`;
+      $(id).disabled = !has;
+    }
+    $("preview").classList.toggle("has-video", camera);
+    if (this.canPublish) $("preview-off").textContent = this.local.hasVideo ? "Camera is off" : "No camera";
+    $("join-mode").textContent = camera ? "You will join with camera and microphone."
+      : mic ? "You will join with audio only."
+        : "You will join in text chat. You can add audio or video later by joining again.";
+    const serverOk = $("check-server").dataset.state === "ok";
+    $("join-button").disabled = !serverOk;
+    if (this.canPublish && !this.local.problem) {
+      setCheck("check-media", "ok", "Camera and microphone: working");
+    } else if (this.canPublish) {
+      setCheck("check-media", "warning", "Camera or microphone: not available (you can still join)");
+    }
+  }
+}
+
+function main() {
+  const token = takeToken();
+  const claims = token && readToken(token);
+  if (!claims) {
+    showEnded("This link is missing its key",
+      "Open the full join link from your invitation. If it still does not work, ask the program team for a new one.");
+    $("rejoin-button").hidden = true;
+    return;
+  }
+  $("room-name").textContent = claims.room;
+  $("joining-as").textContent = `Joining ${claims.room} as ${claims.name} (${claims.role}).`;
+  $("rejoin-button").addEventListener("click", () => location.reload());
+
+  const socket = new RoomSocket(token);
+  const prejoin = new PreJoin(socket, claims);
+  socket.addEventListener("online", () => {
+    setStatus("online", "Connected");
+    prejoin.serverReachable(true, "Server: reachable");
+  });
+  socket.addEventListener("offline", () => setStatus("reconnecting", "Reconnecting…"));
+  socket.addEventListener("refused", ({ detail }) => {
+    if (detail.fatal) {
+      socket.close();
+      showEnded("This join link does not work", `${detail.message}. Ask the program team for a new link.`);
+      $("rejoin-button").hidden = true;
+      return;
+    }
+    setStatus("reconnecting", "Reconnecting…");
+    prejoin.serverReachable(false, "Server: not reachable yet, still trying…");
+  });
+  prejoin.startPreview();
+}
+
+main();
