@@ -1,0 +1,1 @@
+"""The SFU on aiortc: encoded forwarding, negotiation, media health, stats."""

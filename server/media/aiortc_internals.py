@@ -1,0 +1,135 @@
+"""Every touch of aiortc's private internals, in one place. aiortc is pinned (==1.16.0).
+
+aiortc has public hooks for *sending* encoded media (a track whose `recv()` returns an
+`av.Packet` is only packetized) but none for *receiving* it, nor for keyframe
+requests. The SFU needs both, so it relies on these internals:
+
+1. `RTCRtpReceiver._RTCRtpReceiver__decoder_queue`: the `queue.Queue` that
+   `_handle_rtp_packet` fills with `(codec, JitterFrame)` once the jitter buffer has
+   a complete, depayloaded frame, and that `decoder_worker` (a thread started by
+   `receive()`) drains. Replacing it before `receive()` hands us every encoded frame
+   on the event loop, with no decoder thread hop; `None` still ends the worker.
+2. `aiortc.jitterbuffer.JitterFrame` (`data`, `timestamp`): the frame handed over.
+3. `RTCRtpReceiver._send_rtcp_pli(media_ssrc)`: sends a PLI upstream.
+4. `RTCRtpSender._send_keyframe()`: what a sender calls on a PLI/FIR from its remote
+   peer; we rebind it per sender to forward the request to the publisher.
+5. `RTCRtpTransceiver._codecs`: the negotiated codecs; `[0]` is what the sender uses.
+
+`check()` verifies all of them and fails loudly; tests/media/test_aiortc_internals.py
+runs it, and the SFU runs it once at start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import queue
+from collections.abc import Callable
+from typing import Any
+
+import aiortc
+from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
+from aiortc import rtcrtpreceiver as _receiver_module
+from aiortc.jitterbuffer import JitterFrame
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+
+PINNED_VERSION = "1.16.0"
+_QUEUE_ATTR = "_RTCRtpReceiver__decoder_queue"
+
+FrameSink = Callable[[RTCRtpCodecParameters, JitterFrame], None]
+
+
+class AiortcInternalsChanged(RuntimeError):
+    """The installed aiortc no longer has what the SFU relies on."""
+
+
+class _TapQueue(queue.Queue[Any]):
+    """Stands in for the receiver's decoder queue: frames go to `sink`, on the loop."""
+
+    def __init__(self, sink: FrameSink) -> None:
+        super().__init__()
+        self._sink = sink
+
+    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
+        if item is None:  # the receiver stopping: let the idle decoder thread end
+            super().put(None)
+            return
+        codec, frame = item
+        self._sink(codec, frame)
+
+
+def tap_encoded_frames(receiver: RTCRtpReceiver, sink: FrameSink) -> None:
+    """Deliver `receiver`'s depayloaded encoded frames to `sink` instead of decoding them.
+
+    Call before the receiver starts (in the `track` event); its track then never
+    receives frames.
+    """
+    current = getattr(receiver, _QUEUE_ATTR, None)
+    if not isinstance(current, queue.Queue):
+        raise AiortcInternalsChanged(f"RTCRtpReceiver has no {_QUEUE_ATTR}")
+    setattr(receiver, _QUEUE_ATTR, _TapQueue(sink))
+
+
+def send_pli(receiver: RTCRtpReceiver, media_ssrc: int) -> None:
+    """Ask the remote sender of `media_ssrc` for a keyframe (RTCP PLI), in the background."""
+    asyncio.ensure_future(receiver._send_rtcp_pli(media_ssrc))
+
+
+def on_keyframe_request(sender: RTCRtpSender, callback: Callable[[], None]) -> None:
+    """Call `callback` whenever `sender`'s remote peer sends a PLI or FIR."""
+    sender._send_keyframe = callback  # type: ignore[method-assign]
+
+
+def negotiated_codec(transceiver: RTCRtpTransceiver) -> RTCRtpCodecParameters | None:
+    """The codec the transceiver's sender uses (after negotiation), or None."""
+    codecs: list[RTCRtpCodecParameters] = getattr(transceiver, "_codecs", [])
+    return codecs[0] if codecs else None
+
+
+def check() -> None:
+    """Fail loudly (AiortcInternalsChanged) if any internal above is missing or changed."""
+    problems = []
+    if aiortc.__version__ != PINNED_VERSION:
+        problems.append(
+            f"aiortc {aiortc.__version__} is installed; the SFU is written for {PINNED_VERSION}"
+        )
+    handle = inspect.getsource(RTCRtpReceiver._handle_rtp_packet)
+    if "self.__decoder_queue.put((codec, encoded_frame))" not in handle:
+        problems.append(
+            "RTCRtpReceiver._handle_rtp_packet no longer puts (codec, frame) on __decoder_queue"
+        )
+    receive = inspect.getsource(RTCRtpReceiver.receive)
+    if "self.__decoder_queue" not in receive or "decoder_worker" not in receive:
+        problems.append("RTCRtpReceiver.receive no longer starts decoder_worker on __decoder_queue")
+    worker = inspect.signature(_receiver_module.decoder_worker)
+    if list(worker.parameters) != ["loop", "input_q", "output_q", "decode_error"]:
+        problems.append(f"decoder_worker signature changed: {worker}")
+    if "task is None" not in inspect.getsource(_receiver_module.decoder_worker):
+        problems.append("decoder_worker no longer stops on None")
+    pli = getattr(RTCRtpReceiver, "_send_rtcp_pli", None)
+    if pli is None or list(inspect.signature(pli).parameters) != ["self", "media_ssrc"]:
+        problems.append("RTCRtpReceiver._send_rtcp_pli(media_ssrc) is gone or changed")
+    keyframe = getattr(RTCRtpSender, "_send_keyframe", None)
+    if keyframe is None or list(inspect.signature(keyframe).parameters) != ["self"]:
+        problems.append("RTCRtpSender._send_keyframe() is gone or changed")
+    elif "self._send_keyframe()" not in inspect.getsource(RTCRtpSender._handle_rtcp_packet):
+        problems.append("RTCRtpSender no longer calls _send_keyframe on PLI/FIR")
+    if {"data", "timestamp"} - set(inspect.signature(JitterFrame).parameters):
+        problems.append("JitterFrame(data, timestamp) changed")
+    # A live receiver and transceiver, to check the instance attributes exist.
+    pc = RTCPeerConnection()
+    try:
+        transceiver = pc.addTransceiver("audio")
+        if not isinstance(getattr(transceiver.receiver, _QUEUE_ATTR, None), queue.Queue):
+            problems.append(f"RTCRtpReceiver instances have no {_QUEUE_ATTR} queue")
+        if not isinstance(getattr(transceiver, "_codecs", None), list):
+            problems.append("RTCRtpTransceiver instances have no _codecs list")
+    finally:
+        _close_quietly(pc)
+    if problems:
+        raise AiortcInternalsChanged("; ".join(problems))
+
+
+def _close_quietly(pc: RTCPeerConnection) -> None:
+    # Nothing was negotiated, so there is nothing to stop: dropping it is enough.
+    pc.remove_all_listeners()

@@ -1,0 +1,306 @@
+"""Encoded pass-through: one publisher's frames to many subscribers, never decoded.
+
+A `Publication` is one participant's audio or video in a room. It outlives the
+participant's PeerConnection (a media reconnect attaches a new receiver to it), so
+subscribers keep their tracks and only wait for the next keyframe.
+
+Each subscriber gets a `ForwardedTrack`: a bounded queue of `av.Packet`s that an
+aiortc sender only packetizes. A subscriber that falls behind loses frames, never
+memory: video then waits for a keyframe (and asks the publisher for one, debounced),
+audio drops its oldest frames.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import av
+from aiortc.jitterbuffer import JitterFrame
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+
+from server.media.metrics import MediaMetrics
+
+log = logging.getLogger("pairwise.media.forwarding")
+
+VIDEO_QUEUE_FRAMES = 30  # about 1 s at 30 fps
+AUDIO_QUEUE_FRAMES = 50  # 1 s of 20 ms Opus frames
+KEYFRAME_DEBOUNCE_SECONDS = 0.5
+
+
+def is_keyframe(codec: RTCRtpCodecParameters, data: bytes) -> bool:
+    """Whether a depayloaded frame can be decoded on its own."""
+    mime = codec.mimeType.lower()
+    if mime == "video/vp8":
+        # RFC 6386 §9.1: the frame tag's lowest bit is 0 for a key frame.
+        return len(data) >= 3 and not data[0] & 0x01
+    if mime == "video/h264":
+        return _has_h264_idr(data)
+    return True  # audio: every frame stands alone
+
+
+def _has_h264_idr(data: bytes) -> bool:
+    start = data.find(b"\x00\x00\x01")
+    while start != -1 and start + 3 < len(data):
+        nal_type = data[start + 3] & 0x1F
+        if nal_type == 5:  # IDR slice (SPS/PPS come before it in the same frame)
+            return True
+        start = data.find(b"\x00\x00\x01", start + 3)
+    return False
+
+
+def same_codec(a: RTCRtpCodecParameters, b: RTCRtpCodecParameters) -> bool:
+    """Whether frames of codec `a` can be sent unchanged as codec `b`."""
+    if a.mimeType.lower() != b.mimeType.lower() or a.clockRate != b.clockRate:
+        return False
+    if a.mimeType.lower() == "video/h264":
+        mode = "packetization-mode"
+        return str(a.parameters.get(mode, "0")) == str(b.parameters.get(mode, "0"))
+    return True
+
+
+class Publication:
+    """One published track (audio or video) of one participant, forwarded to subscribers."""
+
+    def __init__(
+        self,
+        room: str,
+        identity: str,
+        kind: str,
+        metrics: MediaMetrics,
+        request_keyframe: Callable[[], bool] | None = None,
+    ) -> None:
+        self.room = room
+        self.identity = identity
+        self.kind = kind
+        self.codec: RTCRtpCodecParameters | None = None
+        self.paused = False  # muted or camera off: nothing is forwarded
+        self.subscribers: list[ForwardedTrack] = []
+        self.sinks: list[Callable[[RTCRtpCodecParameters, av.Packet], None]] = []
+        self.on_close: list[Callable[[], None]] = []
+        self.frames = 0
+        self.bytes = 0
+        self.keyframes = 0
+        self.last_frame_at: float | None = None
+        self.expected_since = time.monotonic()  # attached or unpaused: frames should come
+        self._metrics = metrics
+        self._request_upstream = request_keyframe
+        self._last_request = 0.0
+        self._generation = 0
+        # Timestamps continue across receivers, so subscribers' senders never go back.
+        self._offset = 0
+        self._last_ts = 0
+        self._rebase = False
+        self._time_base = fractions.Fraction(1, 90000)
+
+    def attach(
+        self, codec: RTCRtpCodecParameters | None, request_keyframe: Callable[[], bool]
+    ) -> int:
+        """A (new) receiver feeds this publication; returns its generation."""
+        self._generation += 1
+        self.codec = codec
+        if codec is not None:
+            self._time_base = fractions.Fraction(1, codec.clockRate)
+        self._request_upstream = request_keyframe
+        self._rebase = self.frames > 0
+        self.expected_since = time.monotonic()
+        for track in self.subscribers:
+            track.wait_for_keyframe()
+        return self._generation
+
+    def detach(self, generation: int) -> None:
+        if generation == self._generation:
+            self._request_upstream = None
+
+    def sink_for(self, generation: int) -> Callable[[RTCRtpCodecParameters, JitterFrame], None]:
+        """The callback a receiver's tap delivers encoded frames to."""
+
+        def deliver(codec: RTCRtpCodecParameters, frame: JitterFrame) -> None:
+            if generation == self._generation:
+                self.push(codec, frame.data, frame.timestamp)
+
+        return deliver
+
+    def push(self, codec: RTCRtpCodecParameters, data: bytes, timestamp: int) -> None:
+        """One complete encoded frame from the publisher (on the event loop)."""
+        now = time.monotonic()
+        self.last_frame_at = now
+        self.frames += 1
+        self.bytes += len(data)
+        if self.codec is None or self.codec.mimeType != codec.mimeType:
+            self.codec = codec
+            self._time_base = fractions.Fraction(1, codec.clockRate)
+        if self._rebase:
+            self._offset = self._last_ts + self._frame_ticks() - timestamp
+            self._rebase = False
+        self._last_ts = timestamp + self._offset
+        key = is_keyframe(codec, data)
+        if key:
+            self.keyframes += 1
+        if self.paused or not (self.subscribers or self.sinks):
+            return
+        packet = av.Packet(data)
+        packet.pts = self._last_ts
+        packet.time_base = self._time_base
+        for sink in self.sinks:
+            sink(codec, packet)
+        waiting = False
+        for track in self.subscribers:
+            waiting |= not track.offer(packet, key)
+        if waiting:
+            self.request_keyframe("gate")
+
+    def request_keyframe(self, reason: str) -> None:
+        """Ask the publisher for a keyframe, at most once per debounce interval."""
+        if self.kind != "video" or self._request_upstream is None:
+            return
+        now = time.monotonic()
+        if now - self._last_request < KEYFRAME_DEBOUNCE_SECONDS:
+            return
+        if self._request_upstream():
+            self._last_request = now
+            self._metrics.keyframe_requests.labels(reason).inc()
+
+    def subscribe(self, track: ForwardedTrack) -> None:
+        self.subscribers.append(track)
+        self._metrics.forwarded_streams.inc()
+        if track.transcoder is not None:
+            self._metrics.transcoded_pairs.inc()
+        self.request_keyframe("new_subscriber")
+
+    def unsubscribe(self, track: ForwardedTrack) -> None:
+        if track in self.subscribers:
+            self.subscribers.remove(track)
+            self._metrics.forwarded_streams.dec()
+            if track.transcoder is not None:
+                self._metrics.transcoded_pairs.dec()
+        track.end()
+
+    def set_paused(self, paused: bool) -> None:
+        if paused == self.paused:
+            return
+        self.paused = paused
+        if not paused:
+            self.expected_since = time.monotonic()
+            for track in self.subscribers:
+                track.wait_for_keyframe()
+            self.request_keyframe("resume")
+
+    def close(self) -> None:
+        for track in list(self.subscribers):
+            self.unsubscribe(track)
+        self.sinks.clear()
+        self._request_upstream = None
+        callbacks, self.on_close = self.on_close, []
+        for callback in callbacks:
+            callback()
+
+    def _frame_ticks(self) -> int:
+        return 3000 if self.kind == "video" else 960
+
+
+class ForwardedTrack(MediaStreamTrack):
+    """What an SFU sender sends to one subscriber: the publisher's encoded frames.
+
+    With a `transcoder` (no codec in common) it returns decoded frames instead, which
+    the sender then encodes.
+    """
+
+    def __init__(
+        self,
+        publication: Publication,
+        subscriber: str,
+        metrics: MediaMetrics,
+        transcoder: Any = None,
+    ) -> None:
+        super().__init__()
+        self.kind = publication.kind
+        self.publication = publication
+        self.subscriber = subscriber
+        self.transcoder = transcoder
+        self.enabled = True  # false while the subscriber receives audio only
+        self.frames_out = 0
+        self.dropped = 0
+        self._metrics = metrics
+        capacity = VIDEO_QUEUE_FRAMES if self.kind == "video" else AUDIO_QUEUE_FRAMES
+        self._queue: asyncio.Queue[av.Packet | None] = asyncio.Queue(capacity)
+        self._pending: list[Any] = []
+        self._need_keyframe = self.kind == "video"
+
+    def wait_for_keyframe(self) -> None:
+        if self.kind == "video":
+            self._need_keyframe = True
+
+    def set_enabled(self, enabled: bool) -> None:
+        if enabled == self.enabled:
+            return
+        self.enabled = enabled
+        if enabled:
+            self.wait_for_keyframe()
+            self.publication.request_keyframe("resume")
+        else:
+            self._clear()
+
+    def offer(self, packet: av.Packet, keyframe: bool) -> bool:
+        """Queue a frame; returns False if this track is waiting for a keyframe."""
+        if not self.enabled or self.readyState != "live":
+            return True
+        if self._need_keyframe:
+            if not keyframe:
+                return False
+            self._need_keyframe = False
+        try:
+            self._queue.put_nowait(packet)
+        except asyncio.QueueFull:
+            self._overflow(packet)
+        return True
+
+    def _overflow(self, packet: av.Packet) -> None:
+        if self.kind == "video":
+            # A delta frame after a gap is undecodable: drop all, resume at a keyframe.
+            lost = self._clear() + 1
+            self.dropped += lost
+            self._metrics.dropped_frames.labels(self.kind).inc(lost)
+            self._need_keyframe = True
+            self.publication.request_keyframe("stall")
+        else:
+            self._queue.get_nowait()
+            self._queue.put_nowait(packet)
+            self.dropped += 1
+            self._metrics.dropped_frames.labels(self.kind).inc()
+
+    def _clear(self) -> int:
+        count = 0
+        while not self._queue.empty():
+            self._queue.get_nowait()
+            count += 1
+        return count
+
+    async def recv(self) -> Any:
+        while True:
+            if self._pending:
+                return self._pending.pop(0)
+            if self.readyState != "live":
+                raise MediaStreamError
+            packet = await self._queue.get()
+            if packet is None:
+                self.stop()
+                raise MediaStreamError
+            if self.transcoder is None:
+                self.frames_out += 1
+                self._metrics.forwarded_frames.labels(self.kind).inc()
+                return packet
+            frames = await self.transcoder.decode(packet)
+            self.frames_out += len(frames)
+            self._metrics.transcoded_frames.labels(self.kind).inc(len(frames))
+            self._pending.extend(frames)
+
+    def end(self) -> None:
+        """No more frames: the sender's loop ends, the subscriber's track ends."""
+        self._clear()
+        self._queue.put_nowait(None)

@@ -1,0 +1,258 @@
+"""The media health monitor: from real counters to the fallback ladder.
+
+Every tick it judges each participant's connection from what the SFU saw:
+- ICE never completed within `media_ice_timeout_seconds` → the connection is closed
+  and the participant moves to text (`ice_timeout`); ICE failed → text (`ice_failed`).
+- No video frames for `media_silence_seconds` while the camera is on → audio
+  (`no_video_rtp`), or text if the audio is silent too (`no_rtp`); in audio mode, no
+  audio frames → text (`no_audio_rtp`).
+- Inbound loss at or above `media_loss_step_down_percent` in video mode → audio
+  (`high_loss`).
+- After stepping someone down, media that flows cleanly again for
+  `media_recover_seconds` brings them back up (`media_recovered`), never above the
+  mode they had; a mode the client sets itself ends that.
+
+Every `SAMPLE_SECONDS` it reads each PeerConnection's stats (packets, bytes, loss,
+RTT from RTCP) and publishes a `MediaQualitySampled` event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from server.config import Settings
+from server.media.forwarding import Publication
+from server.media.metrics import MediaMetrics
+from server.media.peer import Counters, Peer
+from server.rooms.events import EventBus, MediaQualitySampled
+from server.rooms.model import LADDER, MediaMode
+from server.rooms.registry import RoomRegistry
+
+if TYPE_CHECKING:
+    from server.media.sfu import RoomMedia, Sfu
+
+log = logging.getLogger("pairwise.media.health")
+
+SAMPLE_SECONDS = 2.0
+
+
+@dataclass
+class _State:
+    ceiling: MediaMode | None = None  # the mode before the monitor stepped down
+    last_set: MediaMode | None = None
+    healthy_since: float | None = None
+
+
+def _worse(a: MediaMode, b: MediaMode) -> MediaMode:
+    return a if LADDER.index(a) >= LADDER.index(b) else b
+
+
+class HealthMonitor:
+    def __init__(
+        self,
+        sfu: Sfu,
+        settings: Settings,
+        registry: RoomRegistry,
+        bus: EventBus,
+        metrics: MediaMetrics,
+    ) -> None:
+        self._sfu = sfu
+        self._settings = settings
+        self._registry = registry
+        self._bus = bus
+        self._metrics = metrics
+        self._states: dict[tuple[str, str], _State] = {}
+        self._task: asyncio.Task[None] | None = None
+        self.tick_seconds = min(0.5, settings.media_silence_seconds / 4)
+        self._fresh_seconds = min(1.0, settings.media_silence_seconds / 2)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def connection_lost(self, room: str, identity: str, reason: str) -> None:
+        """The participant's PeerConnection is gone: no media at all until a reconnect."""
+        self._step(room, identity, MediaMode.TEXT, reason, down=True)
+
+    async def _run(self) -> None:
+        next_sample = time.monotonic() + SAMPLE_SECONDS
+        while True:
+            await asyncio.sleep(self.tick_seconds)
+            try:
+                now = time.monotonic()
+                self.check(now)
+                if now >= next_sample:
+                    next_sample = now + SAMPLE_SECONDS
+                    await self.sample(now)
+            except Exception:
+                log.exception("media health check failed")
+
+    def check(self, now: float) -> None:
+        for media in list(self._sfu.rooms.values()):
+            for peer in list(media.peers.values()):
+                self._judge(media, peer, now)
+        live = {(r.name, who) for r in self._sfu.rooms.values() for who in r.peers}
+        for key in list(self._states):
+            if key not in live and self._registry.participant(*key) is None:
+                del self._states[key]
+
+    def _judge(self, media: RoomMedia, peer: Peer, now: float) -> None:
+        participant = self._registry.participant(peer.room, peer.identity)
+        if participant is None or peer.closed:
+            return
+        state = self._states.setdefault((peer.room, peer.identity), _State())
+        if state.last_set is not None and participant.media_mode != state.last_set:
+            state.ceiling = state.last_set = None  # the client chose its own mode
+        if peer.connected_at is None:
+            if now - peer.created_at >= self._settings.media_ice_timeout_seconds:
+                self._sfu._spawn(self._sfu.fail(peer, "ice_timeout"))
+            return
+        if peer.state != "connected":
+            return
+        controls = media.controls.get(peer.identity)
+        audio = self._incoming(media, peer, "audio")
+        video = self._incoming(media, peer, "video")
+        sends_audio = controls is None or controls.audio
+        sends_video = controls is None or controls.video
+        mode = participant.media_mode
+        lossy = peer.quality.loss_percent >= self._settings.media_loss_step_down_percent
+        down: tuple[MediaMode, str] | None = None
+        if mode == MediaMode.VIDEO and sends_video and self._silent(video, peer, now):
+            audio_dead = sends_audio and self._silent(audio, peer, now)
+            down = (MediaMode.TEXT, "no_rtp") if audio_dead else (MediaMode.AUDIO, "no_video_rtp")
+        elif mode == MediaMode.VIDEO and lossy:
+            down = (MediaMode.AUDIO, "high_loss")
+        elif mode == MediaMode.AUDIO and sends_audio and self._silent(audio, peer, now):
+            down = (MediaMode.TEXT, "no_audio_rtp")
+        if down is not None:
+            self._step(peer.room, peer.identity, down[0], down[1], down=True)
+            return
+        if state.ceiling is None:
+            return
+        if self._fresh(video, now) and not lossy:
+            best = MediaMode.VIDEO
+        elif self._fresh(audio, now) or self._fresh(video, now):
+            best = MediaMode.AUDIO
+        else:
+            best = MediaMode.TEXT
+        best = _worse(best, state.ceiling)
+        if mode not in LADDER or LADDER.index(best) >= LADDER.index(mode):
+            state.healthy_since = None
+        elif state.healthy_since is None:
+            state.healthy_since = now
+        elif now - state.healthy_since >= self._settings.media_recover_seconds:
+            self._step(peer.room, peer.identity, best, "media_recovered", down=False)
+
+    def _step(self, room: str, identity: str, mode: MediaMode, reason: str, down: bool) -> None:
+        participant = self._registry.participant(room, identity)
+        if participant is None or participant.media_mode not in LADDER:
+            return
+        state = self._states.setdefault((room, identity), _State())
+        current = participant.media_mode
+        if down and LADDER.index(mode) <= LADDER.index(current):
+            return
+        if down and state.ceiling is None:
+            state.ceiling = current
+        self._registry.set_media_mode(room, identity, mode, reason)
+        self._metrics.mode_changes.labels(reason).inc()
+        state.last_set = mode
+        state.healthy_since = None
+        if not down and mode == state.ceiling:
+            state.ceiling = state.last_set = None
+        log.info(
+            "media mode changed",
+            extra={"room": room, "identity": identity, "mode": str(mode), "reason": reason},
+        )
+
+    @staticmethod
+    def _incoming(media: RoomMedia, peer: Peer, kind: str) -> Publication | None:
+        """The publication of `kind` this connection feeds, if it publishes one."""
+        for incoming in peer.incoming:
+            if incoming.kind == kind and incoming.publication is not None:
+                return incoming.publication
+        return None
+
+    def _silent(self, publication: Publication | None, peer: Peer, now: float) -> bool:
+        started = peer.connected_at or now
+        if publication is None:
+            return now - started >= self._settings.media_silence_seconds
+        if publication.paused:
+            return False
+        last = max(publication.last_frame_at or 0.0, publication.expected_since, started)
+        return now - last >= self._settings.media_silence_seconds
+
+    def _fresh(self, publication: Publication | None, now: float) -> bool:
+        return (
+            publication is not None
+            and not publication.paused
+            and publication.last_frame_at is not None
+            and now - publication.last_frame_at < self._fresh_seconds
+        )
+
+    async def sample(self, now: float) -> None:
+        for media in list(self._sfu.rooms.values()):
+            for peer in list(media.peers.values()):
+                if peer.connected_at is None or peer.closed:
+                    continue
+                try:
+                    await self._sample(peer, now)
+                except Exception:
+                    log.debug("stats failed", exc_info=True)
+
+    async def _sample(self, peer: Peer, now: float) -> None:
+        report = await peer.pc.getStats()
+        totals = Counters(at=now)
+        rtts = []
+        for stats in report.values():
+            kind = stats.type
+            if kind == "inbound-rtp":
+                totals.packets_in += stats.packetsReceived
+                totals.packets_lost += max(0, stats.packetsLost)
+            elif kind == "outbound-rtp":
+                totals.packets_out += stats.packetsSent
+                totals.bytes_out += stats.bytesSent
+            elif kind == "remote-inbound-rtp" and stats.roundTripTime is not None:
+                rtts.append(stats.roundTripTime)
+            elif kind == "transport":
+                totals.bytes_in += stats.bytesReceived
+        quality = peer.quality
+        before = quality.counters
+        if before.at:
+            elapsed = max(now - before.at, 1e-3)
+            received = max(0, totals.packets_in - before.packets_in)
+            lost = max(0, totals.packets_lost - before.packets_lost)
+            quality.inbound_kbps = max(0, totals.bytes_in - before.bytes_in) * 8 / elapsed / 1000
+            quality.outbound_kbps = max(0, totals.bytes_out - before.bytes_out) * 8 / elapsed / 1000
+            quality.loss_percent = 100.0 * lost / (received + lost) if received + lost else 0.0
+            self._metrics.rtp_packets.labels("in").inc(received)
+            self._metrics.rtp_packets.labels("out").inc(
+                max(0, totals.packets_out - before.packets_out)
+            )
+            self._metrics.rtp_bytes.labels("in").inc(max(0, totals.bytes_in - before.bytes_in))
+            self._metrics.rtp_bytes.labels("out").inc(max(0, totals.bytes_out - before.bytes_out))
+        quality.counters = totals
+        quality.packets_in, quality.packets_out = totals.packets_in, totals.packets_out
+        quality.bytes_in, quality.bytes_out = totals.bytes_in, totals.bytes_out
+        quality.rtt_ms = 1000 * sum(rtts) / len(rtts) if rtts else None
+        quality.sampled_at = time.time()
+        if before.at:
+            self._bus.publish(
+                MediaQualitySampled(
+                    peer.room,
+                    identity=peer.identity,
+                    inbound_kbps=round(quality.inbound_kbps, 1),
+                    outbound_kbps=round(quality.outbound_kbps, 1),
+                    loss_percent=round(quality.loss_percent, 2),
+                    rtt_ms=round(quality.rtt_ms, 1) if quality.rtt_ms is not None else None,
+                )
+            )

@@ -1,0 +1,306 @@
+"""One participant's RTCPeerConnection with the SFU, and how it is negotiated.
+
+Negotiation: the client makes the first offer (its own audio and video, sent to the
+SFU) and the SFU answers. From then on **the SFU is always the offerer**: whenever
+the tracks this participant should receive change, the SFU sends `media_renegotiate`
+with an offer and waits for the client's `media_answer`. One SFU offer is outstanding
+at a time; changes that arrive meanwhile are folded into the next offer. The client
+never offers on a live connection, so there is no glare. A client that needs a new
+connection (ICE failed, network change) sends a fresh offer (`media_reconnect`).
+
+aiortc cannot remove an m-line, so a forwarded track that ends leaves an inactive
+m-line behind; a room with much churn grows its SDP until the next reconnect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from aiortc import (
+    RTCConfiguration,
+    RTCPeerConnection,
+    RTCRtpSender,
+    RTCRtpTransceiver,
+    RTCSessionDescription,
+)
+from aiortc import sdp as aiortc_sdp
+
+from server.errors import Conflict, InvalidInput
+from server.media.forwarding import ForwardedTrack, Publication
+
+log = logging.getLogger("pairwise.media.peer")
+
+MAX_SDP_BYTES = 32 * 1024
+MAX_MEDIA_SECTIONS = 64
+MAX_CANDIDATES = 40
+
+OfferSink = Callable[[str, int], Awaitable[None]]
+
+
+class InvalidSdp(InvalidInput):
+    code = "invalid_sdp"
+
+
+class NoOfferPending(Conflict):
+    code = "no_offer_pending"
+
+
+def sanitize_remote_sdp(sdp: str) -> str:
+    """Check a client's SDP against limits and drop mDNS (`.local`) candidates.
+
+    aiortc cannot resolve a browser's `.local` candidates and stalls about a second
+    trying; the connection still forms through peer-reflexive candidates.
+    """
+    if len(sdp) > MAX_SDP_BYTES:
+        raise InvalidSdp(f"the SDP is longer than {MAX_SDP_BYTES} bytes")
+    if not sdp.startswith("v=0"):
+        raise InvalidSdp("the SDP must start with v=0")
+    lines = sdp.replace("\r\n", "\n").split("\n")
+    kept = [
+        line for line in lines if not (line.startswith("a=candidate:") and _is_mdns_candidate(line))
+    ]
+    if sum(line.startswith("m=") for line in kept) > MAX_MEDIA_SECTIONS:
+        raise InvalidSdp(f"more than {MAX_MEDIA_SECTIONS} media sections")
+    if sum(line.startswith("a=candidate:") for line in kept) > MAX_CANDIDATES:
+        raise InvalidSdp(f"more than {MAX_CANDIDATES} ICE candidates")
+    return "\r\n".join(kept)
+
+
+def _is_mdns_candidate(line: str) -> bool:
+    parts = line.split()
+    return len(parts) > 4 and parts[4].lower().endswith(".local")
+
+
+def _media_ssrcs(sdp: str) -> dict[str, int]:
+    """mid → the first (media, not RTX) SSRC each m-line declares."""
+    found: dict[str, int] = {}
+    for media in aiortc_sdp.SessionDescription.parse(sdp).media:
+        if media.ssrc and media.rtp.muxId:
+            found[media.rtp.muxId] = media.ssrc[0].ssrc
+    return found
+
+
+@dataclass
+class Outgoing:
+    """A publication forwarded to this peer: its sendonly transceiver and track."""
+
+    publication: Publication
+    track: ForwardedTrack
+    transceiver: RTCRtpTransceiver
+    negotiated: bool = False
+
+
+@dataclass
+class Incoming:
+    """A track this peer publishes: the receiver's transceiver and the media SSRC."""
+
+    kind: str
+    transceiver: RTCRtpTransceiver
+    publication: Publication | None
+    generation: int = 0
+    ssrc: int | None = None
+
+
+@dataclass
+class Counters:
+    """Totals from getStats at the last health sample, to turn into rates."""
+
+    at: float = 0.0
+    packets_in: int = 0
+    packets_lost: int = 0
+    bytes_in: int = 0
+    packets_out: int = 0
+    bytes_out: int = 0
+
+
+@dataclass
+class Quality:
+    """The latest health sample of this peer."""
+
+    inbound_kbps: float = 0.0
+    outbound_kbps: float = 0.0
+    loss_percent: float = 0.0
+    rtt_ms: float | None = None
+    packets_in: int = 0
+    packets_out: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+    sampled_at: float | None = None
+    counters: Counters = field(default_factory=Counters)
+
+
+class Peer:
+    """One participant's PeerConnection: publishing in, forwarded tracks out."""
+
+    def __init__(
+        self,
+        room: str,
+        identity: str,
+        configuration: RTCConfiguration,
+        send_offer: OfferSink,
+        answer_timeout: float,
+    ) -> None:
+        self.room = room
+        self.identity = identity
+        self.pc = RTCPeerConnection(configuration)
+        self.created_at = time.monotonic()
+        self.connected_at: float | None = None
+        self.incoming: list[Incoming] = []
+        self.outgoing: dict[Publication, Outgoing] = {}
+        self.quality = Quality()
+        self.revision = 0
+        self.closed = False
+        self._send_offer = send_offer
+        self._answer_timeout = answer_timeout
+        self._lock = asyncio.Lock()
+        self._answered: asyncio.Future[None] | None = None
+        self._dirty = False
+        self._task: asyncio.Task[None] | None = None
+        self._ssrcs: dict[str, int] = {}
+        self.on_track: Callable[[Peer, Incoming], None] = lambda peer, incoming: None
+        self.on_failed: Callable[[Peer, str], None] = lambda peer, reason: None
+        self.on_negotiated: Callable[[Peer, Outgoing], None] = lambda peer, outgoing: None
+        self.pc.on("connectionstatechange", self._state_changed)
+        self.pc.on("track", self._track)
+
+    @property
+    def state(self) -> str:
+        return self.pc.connectionState
+
+    async def accept_offer(self, sdp: str) -> str:
+        """Apply the client's first offer; return the SFU's answer."""
+        clean = sanitize_remote_sdp(sdp)
+        async with self._lock:
+            try:
+                self._ssrcs = _media_ssrcs(clean)
+                await self.pc.setRemoteDescription(RTCSessionDescription(clean, "offer"))
+            except Exception as exc:
+                raise InvalidSdp(f"the offer was refused: {_describe(exc)}") from None
+            if not any(t.kind in ("audio", "video") for t in self.pc.getTransceivers()):
+                raise InvalidSdp("the offer has no audio or video section")
+            await self.pc.setLocalDescription(await self.pc.createAnswer())
+            return str(self.pc.localDescription.sdp)
+
+    async def accept_answer(self, sdp: str, revision: int) -> None:
+        """Apply the client's answer to the SFU's outstanding offer."""
+        if self._answered is None or self._answered.done() or revision != self.revision:
+            raise NoOfferPending(f"no SFU offer with revision {revision} is waiting for an answer")
+        clean = sanitize_remote_sdp(sdp)
+        try:
+            await self.pc.setRemoteDescription(RTCSessionDescription(clean, "answer"))
+        except Exception as exc:
+            raise InvalidSdp(f"the answer was refused: {_describe(exc)}") from None
+        self._answered.set_result(None)
+
+    def add_outgoing(self, publication: Publication, track: ForwardedTrack) -> None:
+        transceiver = self.pc.addTransceiver(track, direction="sendonly")
+        codec = publication.codec
+        if codec is not None:
+            # The publisher's codec first: same codec on both sides means pass-through.
+            capabilities = RTCRtpSender.getCapabilities(publication.kind).codecs
+            preferred = sorted(
+                capabilities, key=lambda c: c.mimeType.lower() != codec.mimeType.lower()
+            )
+            transceiver.setCodecPreferences(preferred)
+        self.outgoing[publication] = Outgoing(publication, track, transceiver)
+        self.renegotiate()
+
+    async def remove_outgoing(self, publication: Publication) -> None:
+        outgoing = self.outgoing.pop(publication, None)
+        if outgoing is None:
+            return
+        publication.unsubscribe(outgoing.track)
+        outgoing.transceiver.direction = "inactive"
+        # Stopping the sender sends RTCP BYE: the subscriber's track ends now.
+        with contextlib.suppress(Exception):
+            await outgoing.transceiver.stop()
+        self.renegotiate()
+
+    def renegotiate(self) -> None:
+        """Offer the current set of forwarded tracks to the client (soon, once)."""
+        self._dirty = True
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._renegotiate())
+
+    def media_ssrc(self, incoming: Incoming) -> int | None:
+        if incoming.ssrc is not None:
+            return incoming.ssrc
+        sources = incoming.transceiver.receiver.getSynchronizationSources()
+        return sources[0].source if sources else None
+
+    async def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if self._task is not None and self._task is not asyncio.current_task():
+            self._task.cancel()
+        for incoming in self.incoming:
+            if incoming.publication is not None:
+                incoming.publication.detach(incoming.generation)
+        for outgoing in list(self.outgoing.values()):
+            outgoing.publication.unsubscribe(outgoing.track)
+        self.outgoing.clear()
+        await self.pc.close()
+
+    async def _renegotiate(self) -> None:
+        try:
+            while self._dirty and not self.closed:
+                async with self._lock:
+                    if self.pc.signalingState != "stable":
+                        return  # the first offer/answer is still in flight; it reschedules
+                    self._dirty = False
+                    await self._offer_and_wait()
+        except asyncio.CancelledError:
+            raise
+        except TimeoutError:
+            log.warning(
+                "client did not answer the SFU offer",
+                extra={"room": self.room, "identity": self.identity},
+            )
+            self.on_failed(self, "renegotiation_timeout")
+        except Exception:
+            log.exception(
+                "renegotiation failed", extra={"room": self.room, "identity": self.identity}
+            )
+            self.on_failed(self, "renegotiation_failed")
+
+    async def _offer_and_wait(self) -> None:
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        self.revision += 1
+        self._answered = asyncio.get_running_loop().create_future()
+        await self._send_offer(self.pc.localDescription.sdp, self.revision)
+        await asyncio.wait_for(asyncio.shield(self._answered), self._answer_timeout)
+        for outgoing in list(self.outgoing.values()):
+            if not outgoing.negotiated:
+                outgoing.negotiated = True
+                self.on_negotiated(self, outgoing)
+
+    def _track(self, track: object) -> None:
+        for transceiver in self.pc.getTransceivers():
+            if transceiver.receiver.track is track:
+                incoming = Incoming(
+                    kind=transceiver.kind,
+                    transceiver=transceiver,
+                    publication=None,
+                    ssrc=self._ssrcs.get(transceiver.mid or ""),
+                )
+                self.incoming.append(incoming)
+                self.on_track(self, incoming)
+
+    def _state_changed(self) -> None:
+        state = self.pc.connectionState
+        if state == "connected" and self.connected_at is None:
+            self.connected_at = time.monotonic()
+        elif state == "failed":
+            self.on_failed(self, "ice_failed")
+
+
+def _describe(exc: Exception) -> str:
+    text = str(exc) or type(exc).__name__
+    return re.sub(r"\s+", " ", text)[:200]

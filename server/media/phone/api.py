@@ -1,0 +1,117 @@
+"""Dial-in PINs over REST: operators (and the room page, through them) read and issue them.
+
+POST /api/v1/rooms/{room}/pin                 the room's PIN, created on first use
+GET  /api/v1/rooms/{room}/pin                 the room's PIN, 404 if none yet
+POST /api/v1/rooms/{room}/participant-pins    a personal PIN that identifies the caller
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from aiohttp import web
+from pydantic import BaseModel, Field
+
+from server.api.http import RouteTable, json_response, read_body, require_admin
+from server.api.tokens import IDENTITY_PATTERN, ROOM_PATTERN
+from server.auth import Role
+from server.errors import InvalidInput, NotFound
+from server.media.phone.pins import PinStore
+from server.services import services_of
+
+routes = RouteTable()
+
+
+@dataclass(frozen=True)
+class DialIn:
+    """What the PIN endpoints need; app.py stores it under `DIAL_IN`."""
+
+    pins: PinStore
+    number: str  # the number to call, as shown to people ("+49 30 1234 5678")
+
+
+DIAL_IN = web.AppKey("phone_dial_in", DialIn)
+
+
+class RoomPin(BaseModel):
+    room: str
+    pin: str
+    dial_in_number: str
+
+
+class ParticipantPinRequest(BaseModel):
+    identity: str = Field(pattern=IDENTITY_PATTERN, description="Stable participant id")
+    name: str = Field(min_length=1, max_length=200, description="Display name")
+    role: Role
+
+
+class ParticipantPin(BaseModel):
+    room: str
+    identity: str
+    pin: str
+    dial_in_number: str
+
+
+def _dial_in(request: web.Request) -> tuple[DialIn, str]:
+    require_admin(request, services_of(request).admin_key)
+    dial_in = request.app.get(DIAL_IN)
+    if dial_in is None:
+        raise NotFound("phone dial-in is not enabled on this server", code="phone_disabled")
+    room = request.match_info["room"]
+    if not re.match(ROOM_PATTERN, room):
+        raise InvalidInput("room: not a valid room name")
+    return dial_in, room
+
+
+@routes.route(
+    "POST",
+    "/api/v1/rooms/{room}/pin",
+    summary="Create or return a room's dial-in PIN",
+    response=RoomPin,
+    admin=True,
+    errors=(401, 404, 422),
+    tags=("phone",),
+)
+async def ensure_room_pin(request: web.Request) -> web.Response:
+    dial_in, room = _dial_in(request)
+    pin = await dial_in.pins.ensure_room_pin(room)
+    return json_response(RoomPin(room=room, pin=pin, dial_in_number=dial_in.number))
+
+
+@routes.route(
+    "GET",
+    "/api/v1/rooms/{room}/pin",
+    summary="A room's dial-in PIN",
+    response=RoomPin,
+    admin=True,
+    errors=(401, 404, 422),
+    tags=("phone",),
+)
+async def get_room_pin(request: web.Request) -> web.Response:
+    dial_in, room = _dial_in(request)
+    pin = await dial_in.pins.room_pin(room)
+    if pin is None:
+        raise NotFound(f"room {room!r} has no dial-in PIN yet", code="no_pin")
+    return json_response(RoomPin(room=room, pin=pin, dial_in_number=dial_in.number))
+
+
+@routes.route(
+    "POST",
+    "/api/v1/rooms/{room}/participant-pins",
+    summary="Issue a participant's personal dial-in PIN",
+    body=ParticipantPinRequest,
+    response=ParticipantPin,
+    status=201,
+    admin=True,
+    errors=(401, 404, 422),
+    tags=("phone",),
+)
+async def create_participant_pin(request: web.Request) -> web.Response:
+    dial_in, room = _dial_in(request)
+    body = await read_body(request, ParticipantPinRequest)
+    pin = await dial_in.pins.participant_pin(room, body.identity, body.name, str(body.role))
+    return json_response(
+        ParticipantPin(room=room, identity=body.identity, pin=pin, dial_in_number=dial_in.number),
+        status=201,
+    )

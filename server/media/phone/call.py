@@ -1,0 +1,177 @@
+"""One phone call: its dialog, its state, and its media loop.
+
+The media loop sends one G.711 packet per packet time (the PIN prompt while the
+caller keys the PIN, the room mix once they are in) and the receive side decodes
+the caller's packets toward the room or reads their DTMF.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+import numpy as np
+
+from server.media.phone import g711
+from server.media.phone.bridge import PhoneTrack, RoomMix
+from server.media.phone.dtmf import DtmfReceiver
+from server.media.phone.pins import PinMatch
+from server.media.phone.prompt import PinEntry, PromptPlayer
+from server.media.phone.rtp import RtpEndpoint, RtpPacket, RtpStats, SequenceTracker
+from server.media.phone.sdp import Answer
+from server.media.phone.sip import SipMessage
+from server.rooms.model import MediaMode
+
+log = logging.getLogger("pairwise.phone.call")
+
+MAX_LAG_SECONDS = 0.2  # a stalled loop resynchronises instead of sending a burst
+
+
+class CallState(StrEnum):
+    RINGING = "ringing"  # INVITE received, 180 sent
+    ANSWERED = "answered"  # 200 sent, waiting for ACK
+    CONFIRMED = "confirmed"  # ACK received: media flows
+    ENDED = "ended"
+
+
+@dataclass
+class Dialog:
+    """What a UAS needs to send in-dialog requests (BYE) and match incoming ones."""
+
+    call_id: str
+    local_tag: str
+    remote_from: str  # the caller's From, which becomes our To
+    local_to: str  # the caller's To with our tag, which becomes our From
+    remote_target: str  # the caller's Contact URI
+    peer: tuple[str, int]  # where the signalling came from (the trunk or PBX)
+    local_cseq: int = 1
+
+
+@dataclass
+class Room:
+    """Who the caller is in the room, once their PIN matched."""
+
+    match: PinMatch
+    identity: str
+    name: str
+    role: str
+    joined_by_us: bool  # False: they were already there (browser) and switched to phone
+    previous_mode: MediaMode | None = None
+
+
+@dataclass
+class Call:
+    dialog: Dialog
+    invite: SipMessage
+    answer: Answer
+    endpoint: RtpEndpoint
+    stats: RtpStats
+    caller: str  # masked caller number for logs and names
+    state: CallState = CallState.RINGING
+    started: float = field(default_factory=time.monotonic)
+    answered_at: float | None = None
+    confirmed_at: float | None = None
+    room: Room | None = None
+    phone_track: PhoneTrack | None = None
+    mix: RoomMix | None = None
+    pin_entry: PinEntry = field(default_factory=PinEntry)
+    prompt: PromptPlayer = field(default_factory=PromptPlayer)
+    prompting: bool = False
+    hang_up_after_prompt: bool = False
+    on_digits: Callable[[Call, str], None] | None = None
+    on_media_timeout: Callable[[Call], None] | None = None
+    on_prompt_finished: Callable[[Call], None] | None = None
+    media_timeout: float = 60.0
+    end_reason: str = ""
+    final_response: bytes = b""  # the last final response to the INVITE, for retransmits
+    _dtmf: DtmfReceiver = field(default_factory=DtmfReceiver)
+    _sequence: SequenceTracker = field(default_factory=SequenceTracker)
+    _media_task: asyncio.Task[None] | None = None
+    _last_packet: float = field(default_factory=time.monotonic)
+
+    @property
+    def call_id(self) -> str:
+        return self.dialog.call_id
+
+    @property
+    def local_rtp_port(self) -> int:
+        return self.endpoint.local_port
+
+    def receive(self, packet: RtpPacket) -> None:
+        """A packet from the caller (the RTP endpoint's callback)."""
+        self._last_packet = time.monotonic()
+        if not self._sequence.accept(packet.sequence, self.stats):
+            return
+        if packet.payload_type == self.answer.dtmf_payload_type:
+            self.stats.dtmf_packets_received += 1
+            digits = self._dtmf.feed(packet.timestamp, packet.payload)
+            if digits and self.on_digits is not None:
+                self.on_digits(self, digits)
+        elif packet.payload_type == self.answer.payload_type:
+            self.stats.audio_frames_received += 1
+            if self.phone_track is not None and not self.prompting:
+                self.phone_track.push(g711.decode(self.answer.codec, packet.payload))
+
+    def play(self, samples: np.ndarray, *, loop: bool = False, then_hang_up: bool = False) -> None:
+        self.prompting = True
+        self.hang_up_after_prompt = then_hang_up
+        self.prompt.play(samples, loop=loop)
+
+    def start_media(self) -> None:
+        if self._media_task is None:
+            self._media_task = asyncio.create_task(
+                self._send_loop(), name=f"phone-media-{self.call_id}"
+            )
+
+    async def stop_media(self) -> None:
+        self.state = CallState.ENDED
+        task, self._media_task = self._media_task, None
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        self.endpoint.close()
+
+    async def _send_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        count = self.answer.samples_per_packet
+        period = self.answer.ptime_ms / 1000
+        silence = np.zeros(count, dtype=np.int16)
+        sequence = int.from_bytes(self.endpoint.ssrc.to_bytes(4, "big")[:2], "big")
+        timestamp = self.endpoint.ssrc
+        first = True
+        due = loop.time()
+        while self.state != CallState.ENDED:
+            if self.prompting:
+                samples = self.prompt.read(count)
+                if self.prompt.finished:
+                    self.prompting = False
+                    if self.on_prompt_finished is not None:
+                        self.on_prompt_finished(self)
+            else:
+                samples = self.mix.read(count) if self.mix is not None else silence
+            self.endpoint.send(
+                RtpPacket(
+                    self.answer.payload_type,
+                    sequence,
+                    timestamp,
+                    self.endpoint.ssrc,
+                    g711.encode(self.answer.codec, samples),
+                    marker=first,
+                )
+            )
+            first = False
+            sequence, timestamp = sequence + 1, timestamp + count
+            if (
+                time.monotonic() - self._last_packet > self.media_timeout
+                and self.on_media_timeout is not None
+            ):
+                self.on_media_timeout(self)
+                return
+            due += period
+            if due - loop.time() < -MAX_LAG_SECONDS:
+                due = loop.time()
+            await asyncio.sleep(max(0.0, due - loop.time()))

@@ -1,0 +1,317 @@
+"""The phone gateway: SIP calls in, callers into rooms.
+
+A call is answered first (so the caller can key DTMF), then admitted by PIN: from
+the Request-URI user or an `X-Room-Pin` header when a cooperating PBX sends one,
+otherwise from a tone prompt (digits then `#`, three tries, then goodbye and BYE).
+An admitted caller joins the room in `phone` mode; a participant who is already in
+the room from a browser and dials their personal PIN stays the same participant and
+switches to `phone` mode until they hang up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry
+
+from server.errors import Conflict
+from server.media.phone import prompt
+from server.media.phone.bridge import PhoneTrack, RoomAudio
+from server.media.phone.call import Call, Room
+from server.media.phone.events import PhoneCallEnded, PhonePinRejected
+from server.media.phone.metrics import PhoneMetrics
+from server.media.phone.pins import PinDirectory, PinMatch
+from server.media.phone.sip import uri_user
+from server.media.phone.uas import UserAgentServer
+from server.rooms.events import EventBus
+from server.rooms.model import MediaMode
+from server.rooms.registry import RoomRegistry
+
+log = logging.getLogger("pairwise.phone")
+
+# Why a call ended → the reason the room's ParticipantLeft gives.
+LEFT_REASONS = {"caller_hung_up": "left", "replaced": "replaced", "removed": "removed"}
+
+
+@dataclass(frozen=True)
+class PhoneSettings:
+    """The gateway's settings (the app fills them from `PAIRWISE_SIP_*`)."""
+
+    host: str = "0.0.0.0"
+    port: int = 5060
+    advertise_host: str | None = None  # address for SDP/Contact when behind NAT
+    allowed_ips: frozenset[str] = frozenset()  # trunk/PBX source IPs; empty allows all
+    max_call_seconds: float = 4 * 3600
+    invite_rate: float = 5.0  # new INVITEs per second per source IP
+    invite_burst: float = 20.0
+    max_calls: int = 200
+    rtp_host: str = "0.0.0.0"
+    rtp_port_min: int = 20000
+    rtp_port_max: int = 20999
+    pin_digits: int = 6
+    pin_tries: int = 3
+    pin_timeout_seconds: float = 20.0  # per try, from the prompt or the last digit
+    ring_seconds: float = 0.0  # ringing before the answer
+    media_timeout_seconds: float = 60.0  # no RTP from the caller for this long: hang up
+    dial_in_number: str = ""  # shown to participants next to the room PIN
+    room_pin_role: str = "mentee"  # role of a caller admitted by the room PIN
+
+    @property
+    def rtp_ports(self) -> range:
+        return range(self.rtp_port_min, self.rtp_port_max + 1)
+
+    @staticmethod
+    def parse_bind(value: str) -> tuple[str, int]:
+        """`host`, `host:port` or `:port` → (host, port); port 5060 when absent."""
+        host, sep, port = value.rpartition(":")
+        if not sep:
+            return value or "0.0.0.0", 5060
+        return host or "0.0.0.0", int(port)
+
+
+class PhoneGateway:
+    def __init__(
+        self,
+        settings: PhoneSettings,
+        registry: RoomRegistry,
+        bus: EventBus,
+        pins: PinDirectory,
+        room_audio: RoomAudio,
+        metrics_registry: CollectorRegistry,
+    ) -> None:
+        self.settings = settings
+        self._registry = registry
+        self._bus = bus
+        self._pins = pins
+        self._room_audio = room_audio
+        self.metrics = PhoneMetrics(metrics_registry)
+        self.uas = UserAgentServer(settings, self, self.metrics)
+        self._pin_timers: dict[str, asyncio.TimerHandle] = {}
+        self._checking: set[str] = set()
+
+    @property
+    def calls(self) -> dict[str, Call]:
+        return self.uas.calls
+
+    @property
+    def ended_calls(self) -> list[Call]:
+        """The most recent finished calls, oldest first (stats stay readable)."""
+        return list(self.uas.ended_calls)
+
+    @property
+    def port(self) -> int:
+        return self.uas.local_port
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        await loop.create_datagram_endpoint(
+            lambda: self.uas, local_addr=(self.settings.host, self.settings.port)
+        )
+        log.info("phone gateway listening", extra={"host": self.settings.host, "port": self.port})
+
+    async def stop(self) -> None:
+        await self.uas.close()
+        for timer in self._pin_timers.values():
+            timer.cancel()
+        self._pin_timers.clear()
+
+    async def hang_up(self, call_id: str, reason: str = "removed") -> bool:
+        """End a call from the room's side (a moderator removed the caller, say)."""
+        call = self.calls.get(call_id)
+        if call is None:
+            return False
+        await self.uas.hang_up(call, reason)
+        return True
+
+    # -- CallHandler -----------------------------------------------------------------------
+
+    async def call_confirmed(self, call: Call) -> None:
+        call.pin_entry.tries = self.settings.pin_tries
+        call.on_digits = self._keyed
+        call.on_prompt_finished = self._prompt_finished
+        call.on_media_timeout = lambda c: self._hang_up(c, "media_timeout")
+        direct = call.invite.get("X-Room-Pin") or uri_user(call.invite.uri)
+        match = await self._pins.resolve(direct) if direct.isdigit() else None
+        if call.call_id not in self.calls:
+            return  # hung up while the PIN was looked up
+        if match is not None:
+            self._admit(call, match)
+            return
+        # The Request-URI usually holds the dialled number, not a PIN: ask for one.
+        call.play(prompt.render(prompt.ASK_PIN), loop=True)
+        self._arm_pin_timer(call)
+
+    async def call_ended(self, call: Call) -> None:
+        self._disarm_pin_timer(call)
+        joined = call.room
+        if joined is None:
+            return
+        room, identity = joined.match.room, joined.identity
+        self._room_audio.unpublish_track(room, identity)
+        self._release_audio(call)
+        if joined.joined_by_us:
+            self._registry.leave(
+                room,
+                identity,
+                connection=call.call_id,
+                reason=LEFT_REASONS.get(call.end_reason, "disconnected"),
+            )
+        elif joined.previous_mode is not None and self._registry.participant(room, identity):
+            self._registry.set_media_mode(
+                room, identity, joined.previous_mode, reason="phone_hung_up"
+            )
+        started = call.confirmed_at or call.started
+        self._bus.publish(
+            PhoneCallEnded(
+                room,
+                identity=identity,
+                call_id=call.call_id,
+                reason=call.end_reason,
+                duration_seconds=round(time.monotonic() - started, 3),
+                packets_received=call.stats.packets_received,
+                packets_lost=call.stats.packets_lost,
+            )
+        )
+
+    # -- PIN entry -------------------------------------------------------------------------
+
+    def _keyed(self, call: Call, digits: str) -> None:
+        if call.room is not None or call.call_id in self._checking:
+            return  # admitted already, or a PIN is being checked: ignore keys meanwhile
+        self._arm_pin_timer(call)
+        for digit in digits:
+            pin = call.pin_entry.key(digit)
+            if pin is not None:
+                self._checking.add(call.call_id)
+                self.uas.spawn(self._check_pin(call, pin), "phone-check-pin")
+                return
+
+    async def _check_pin(self, call: Call, pin: str) -> None:
+        try:
+            match = await self._pins.resolve(pin)
+        finally:
+            self._checking.discard(call.call_id)
+        if call.call_id not in self.calls:
+            return
+        if match is not None:
+            self._admit(call, match)
+        else:
+            self._rejected(call, "wrong_pin")
+
+    def _rejected(self, call: Call, reason: str) -> None:
+        final = call.pin_entry.exhausted
+        self._bus.publish(
+            PhonePinRejected(
+                "",
+                call_id=call.call_id,
+                caller=call.caller,
+                reason=reason,
+                attempt=call.pin_entry.attempts,
+                final=final,
+            )
+        )
+        log.info(
+            "phone PIN rejected",
+            extra={
+                "call_id": call.call_id[:80],
+                "reason": reason,
+                "attempt": call.pin_entry.attempts,
+            },
+        )
+        if final:
+            self._disarm_pin_timer(call)
+            self.metrics.call_attempts.labels("pin_rejected").inc()
+            call.play(prompt.render(prompt.GOODBYE), then_hang_up=True)
+        else:
+            call.play(prompt.render(prompt.WRONG_PIN))
+            self._arm_pin_timer(call)
+
+    def _prompt_finished(self, call: Call) -> None:
+        if call.hang_up_after_prompt:
+            self._hang_up(call, call.end_reason or "pin_rejected")
+        elif call.room is None:
+            call.play(prompt.render(prompt.ASK_PIN), loop=True)
+
+    def _arm_pin_timer(self, call: Call) -> None:
+        self._disarm_pin_timer(call)
+        self._pin_timers[call.call_id] = asyncio.get_running_loop().call_later(
+            self.settings.pin_timeout_seconds, self._pin_timed_out, call
+        )
+
+    def _disarm_pin_timer(self, call: Call) -> None:
+        timer = self._pin_timers.pop(call.call_id, None)
+        if timer is not None:
+            timer.cancel()
+
+    def _pin_timed_out(self, call: Call) -> None:
+        self._pin_timers.pop(call.call_id, None)
+        if call.room is None and call.call_id in self.calls:
+            call.pin_entry.timed_out()
+            self._rejected(call, "no_pin")
+
+    # -- the room --------------------------------------------------------------------------
+
+    def _admit(self, call: Call, match: PinMatch) -> None:
+        self._disarm_pin_timer(call)
+        if match.identity is not None:
+            identity, name = match.identity, match.name or match.identity
+            role = match.role or self.settings.room_pin_role
+        else:
+            identity = "phone-" + hashlib.sha256(call.call_id.encode()).hexdigest()[:10]
+            name, role = f"Phone {call.caller}", self.settings.room_pin_role
+        present = self._registry.participant(match.room, identity)
+        if present is not None and present.connection not in self.calls:
+            # The same person, already here from a browser: now they speak by phone.
+            previous = present.media_mode
+            self._registry.set_media_mode(match.room, identity, MediaMode.PHONE, reason="dialed_in")
+            call.room = Room(
+                match, identity, name, role, joined_by_us=False, previous_mode=previous
+            )
+        else:
+            try:
+                result = self._registry.join(
+                    match.room,
+                    identity,
+                    name,
+                    role,
+                    connection=call.call_id,
+                    media_mode=MediaMode.PHONE,
+                )
+            except Conflict as exc:
+                log.info(
+                    "phone caller not admitted", extra={"room": match.room, "reason": exc.message}
+                )
+                call.end_reason = "room_full"
+                call.play(prompt.render(prompt.GOODBYE), then_hang_up=True)
+                return
+            call.room = Room(match, identity, name, role, joined_by_us=True)
+            replaced = self.calls.get(result.replaced_connection or "")
+            if replaced is not None:
+                # The same person called again: the new call owns the room entry now.
+                self._release_audio(replaced)
+                replaced.room = None
+                self._hang_up(replaced, "replaced")
+        call.phone_track = PhoneTrack()
+        self._room_audio.publish_track(match.room, identity, call.phone_track)
+        call.mix = self._room_audio.room_mix(match.room, identity)
+        call.play(prompt.render(prompt.ACCEPTED))
+        log.info(
+            "phone caller joined",
+            extra={"room": match.room, "identity": identity, "call_id": call.call_id[:80]},
+        )
+
+    @staticmethod
+    def _release_audio(call: Call) -> None:
+        if call.mix is not None:
+            call.mix.close()
+            call.mix = None
+        if call.phone_track is not None:
+            call.phone_track.stop()
+            call.phone_track = None
+
+    def _hang_up(self, call: Call, reason: str) -> None:
+        self.uas.spawn(self.uas.hang_up(call, reason), f"phone-hang-up-{reason}")

@@ -1,0 +1,39 @@
+"""The gateway's Prometheus metrics, declared on the registry the app passes in."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from server.media.phone.rtp import RtpStats
+
+
+class PhoneMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.active_calls = Gauge(
+            "pairwise_phone_active_calls",
+            "Phone calls in progress (ringing to hang-up)",
+            registry=registry,
+        )
+        self.call_attempts = Counter(
+            "pairwise_phone_call_attempts",
+            "INVITEs that started a call attempt, by result",
+            ["result"],
+            registry=registry,
+        )
+        self.rtp_packets_received = Counter(
+            "pairwise_phone_rtp_packets_received",
+            "RTP packets received from callers",
+            registry=registry,
+        )
+        self.rtp_packets_lost = Counter(
+            "pairwise_phone_rtp_packets_lost",
+            "RTP packets from callers that never arrived",
+            registry=registry,
+        )
+        self.sip_dropped = Counter(
+            "pairwise_phone_sip_dropped", "SIP datagrams dropped as malformed", registry=registry
+        )
+
+    def call_finished(self, stats: RtpStats) -> None:
+        self.rtp_packets_received.inc(stats.packets_received)
+        self.rtp_packets_lost.inc(stats.packets_lost)

@@ -1,0 +1,161 @@
+"""RTP (RFC 3550) packets, per-call counters, and the UDP socket a call's media uses.
+
+No jitter buffer: a phone leg's packets are decoded as they arrive, late ones
+(older sequence numbers) are dropped and counted. Loss is counted from the
+extended sequence numbers, as RTCP receiver reports would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from server.media.phone.udp import UdpEndpoint
+
+log = logging.getLogger("pairwise.phone.rtp")
+
+HEADER = struct.Struct("!BBHII")
+
+
+class RtpError(ValueError):
+    """Not an RTP packet."""
+
+
+@dataclass(frozen=True)
+class RtpPacket:
+    payload_type: int
+    sequence: int
+    timestamp: int
+    ssrc: int
+    payload: bytes
+    marker: bool = False
+
+    def serialise(self) -> bytes:
+        return (
+            HEADER.pack(
+                0x80,
+                (0x80 if self.marker else 0) | self.payload_type,
+                self.sequence & 0xFFFF,
+                self.timestamp & 0xFFFFFFFF,
+                self.ssrc,
+            )
+            + self.payload
+        )
+
+    @classmethod
+    def parse(cls, data: bytes) -> RtpPacket:
+        if len(data) < HEADER.size:
+            raise RtpError("shorter than an RTP header")
+        first, second, sequence, timestamp, ssrc = HEADER.unpack_from(data)
+        if first >> 6 != 2:
+            raise RtpError("not RTP version 2")
+        offset = HEADER.size + 4 * (first & 0x0F)
+        if first & 0x10:  # header extension
+            if len(data) < offset + 4:
+                raise RtpError("truncated extension")
+            offset += 4 + 4 * struct.unpack_from("!H", data, offset + 2)[0]
+        end = len(data)
+        if first & 0x20 and end > offset:  # padding
+            end -= data[-1]
+        if end < offset:
+            raise RtpError("truncated packet")
+        return cls(second & 0x7F, sequence, timestamp, ssrc, data[offset:end], bool(second & 0x80))
+
+
+@dataclass
+class RtpStats:
+    """One call's media counters (what the tests and metrics read)."""
+
+    packets_received: int = 0
+    audio_frames_received: int = 0
+    dtmf_packets_received: int = 0
+    packets_lost: int = 0
+    packets_late: int = 0
+    packets_invalid: int = 0
+    packets_echoed: int = 0  # our own SSRC coming back: a peer echoing our audio
+    packets_sent: int = 0
+    bytes_received: int = 0
+    bytes_sent: int = 0
+
+
+class SequenceTracker:
+    """Extended sequence numbers of one source: counts loss and drops late packets."""
+
+    def __init__(self) -> None:
+        self.highest: int | None = None  # extended (with wrap count)
+
+    def accept(self, sequence: int, stats: RtpStats) -> bool:
+        """Whether a packet is new (in order or after a gap); gaps count as loss."""
+        if self.highest is None:
+            self.highest = sequence
+            return True
+        current = self.highest & 0xFFFF
+        delta = (sequence - current) & 0xFFFF
+        if delta == 0 or delta >= 0x8000:  # duplicate or older than what we have
+            stats.packets_late += 1
+            return False
+        stats.packets_lost += delta - 1
+        self.highest += delta
+        return True
+
+
+class RtpEndpoint(UdpEndpoint):
+    """One call's media socket. Symmetric RTP: after the first valid packet we send to
+    wherever the caller's media actually comes from (NAT, SBCs), not to the SDP address."""
+
+    def __init__(self, on_packet: Callable[[RtpPacket], None], stats: RtpStats) -> None:
+        self._on_packet = on_packet
+        self.stats = stats
+        self.remote: tuple[str, int] | None = None
+        self.latched = False
+        self.ssrc = random.getrandbits(32)
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        try:
+            packet = RtpPacket.parse(data)
+        except RtpError:
+            self.stats.packets_invalid += 1
+            return
+        if packet.ssrc == self.ssrc:
+            self.stats.packets_echoed += 1
+            return
+        self.stats.packets_received += 1
+        self.stats.bytes_received += len(data)
+        if not self.latched:
+            self.remote = (addr[0], addr[1])
+            self.latched = True
+        self._on_packet(packet)
+
+    def send(self, packet: RtpPacket) -> None:
+        if self.remote is None:
+            return
+        data = packet.serialise()
+        if self.sendto(data, self.remote):
+            self.stats.packets_sent += 1
+            self.stats.bytes_sent += len(data)
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+
+async def open_endpoint(
+    host: str, ports: range, on_packet: Callable[[RtpPacket], None], stats: RtpStats
+) -> RtpEndpoint:
+    """Bind the first free even port of `ports` (RTP convention; RTCP is not used)."""
+    loop = asyncio.get_running_loop()
+    start = random.randrange(0, max(1, len(ports)))
+    candidates = [p for p in (*ports[start:], *ports[:start]) if p % 2 == 0]
+    for port in candidates:
+        try:
+            _, protocol = await loop.create_datagram_endpoint(
+                lambda: RtpEndpoint(on_packet, stats), local_addr=(host, port)
+            )
+        except OSError:
+            continue
+        return protocol
+    raise OSError(f"no free RTP port in {ports.start}-{ports.stop - 1}")

@@ -1,0 +1,148 @@
+"""A small SIP offer/answer (RFC 3264) for one audio stream: G.711 plus RFC 4733 DTMF.
+
+aiortc's SDP parser drops static payload types that come without `a=rtpmap` and
+ignores `a=ptime`, both common from SIP trunks, so SIP gets its own few lines here.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+# Our preference order among what the caller offers.
+G711 = {0: "PCMU", 8: "PCMA"}
+DEFAULT_PTIME_MS = 20
+ALLOWED_PTIMES_MS = (10, 20, 30, 40, 60)
+
+
+class SdpError(ValueError):
+    """The body is not a usable session description."""
+
+
+class NoCommonCodec(SdpError):
+    """The offer has audio but neither PCMU nor PCMA (answer 488)."""
+
+
+@dataclass
+class Offer:
+    address: str
+    port: int
+    payload_types: list[int]
+    rtpmap: dict[int, str] = field(default_factory=dict)  # pt → "encoding/rate" lowercased
+    ptime_ms: int | None = None
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What both sides will use: the caller's address, our codec and its packet time."""
+
+    remote_address: str
+    remote_port: int
+    payload_type: int
+    codec: str  # PCMU | PCMA
+    dtmf_payload_type: int | None
+    ptime_ms: int
+
+    @property
+    def samples_per_packet(self) -> int:
+        return 8 * self.ptime_ms
+
+
+def parse_offer(body: bytes) -> Offer:
+    """The first audio stream of an SDP body."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise SdpError("SDP is not UTF-8") from None
+    session_address = ""
+    offer: Offer | None = None
+    for raw in text.splitlines():
+        line = raw.strip()
+        if len(line) < 2 or line[1] != "=":
+            continue
+        kind, value = line[0], line[2:]
+        if kind == "c":
+            parts = value.split()
+            if len(parts) != 3 or parts[1] != "IP4":
+                raise SdpError("only IPv4 connection lines are supported")
+            address = parts[2].split("/")[0]
+            if offer is None:
+                session_address = address
+            elif not offer.address:
+                offer.address = address
+        elif kind == "m":
+            if offer is not None:
+                break  # one audio stream is all a phone call has
+            parts = value.split()
+            if len(parts) < 4 or parts[0] != "audio":
+                continue
+            try:
+                port = int(parts[1].split("/")[0])
+                pts = [int(pt) for pt in parts[3:]]
+            except ValueError:
+                raise SdpError("malformed m= line") from None
+            if not 0 <= port <= 65535 or any(not 0 <= pt <= 127 for pt in pts):
+                raise SdpError("port or payload type out of range")
+            offer = Offer(address="", port=port, payload_types=pts)
+        elif kind == "a" and offer is not None:
+            _attribute(offer, value)
+    if offer is None:
+        raise SdpError("no audio stream offered")
+    offer.address = offer.address or session_address
+    if not offer.address:
+        raise SdpError("no connection address")
+    return offer
+
+
+def _attribute(offer: Offer, value: str) -> None:
+    name, _, rest = value.partition(":")
+    try:
+        if name == "rtpmap":
+            pt, _, encoding = rest.partition(" ")
+            offer.rtpmap[int(pt)] = encoding.strip().lower()
+        elif name == "ptime":
+            offer.ptime_ms = int(float(rest))
+    except ValueError:
+        raise SdpError(f"malformed a={name}") from None
+
+
+def negotiate(offer: Offer) -> Answer:
+    """Pick PCMU or PCMA (by the caller's order) and telephone-event if offered."""
+    codec_pt: int | None = None
+    dtmf_pt: int | None = None
+    for pt in offer.payload_types:
+        encoding = offer.rtpmap.get(pt)
+        static = pt in G711 and (encoding is None or encoding.startswith(G711[pt].lower()))
+        if codec_pt is None and (static or encoding in ("pcmu/8000", "pcma/8000")):
+            codec_pt = pt
+        if dtmf_pt is None and encoding is not None and encoding.startswith("telephone-event/8000"):
+            dtmf_pt = pt
+    if codec_pt is None:
+        raise NoCommonCodec("no PCMU or PCMA in the offer")
+    encoding = offer.rtpmap.get(codec_pt)
+    codec = encoding.split("/")[0].upper() if encoding else G711[codec_pt]
+    ptime = offer.ptime_ms if offer.ptime_ms in ALLOWED_PTIMES_MS else DEFAULT_PTIME_MS
+    return Answer(offer.address, offer.port, codec_pt, codec, dtmf_pt, ptime)
+
+
+def build_answer(answer: Answer, local_address: str, local_port: int) -> bytes:
+    pts = [answer.payload_type] + (
+        [answer.dtmf_payload_type] if answer.dtmf_payload_type is not None else []
+    )
+    session = int(time.time())
+    lines = [
+        "v=0",
+        f"o=pairwise {session} {session} IN IP4 {local_address}",
+        "s=pairwise",
+        f"c=IN IP4 {local_address}",
+        "t=0 0",
+        f"m=audio {local_port} RTP/AVP {' '.join(str(pt) for pt in pts)}",
+        f"a=rtpmap:{answer.payload_type} {answer.codec}/8000",
+    ]
+    if answer.dtmf_payload_type is not None:
+        lines += [
+            f"a=rtpmap:{answer.dtmf_payload_type} telephone-event/8000",
+            f"a=fmtp:{answer.dtmf_payload_type} 0-15",
+        ]
+    lines += [f"a=ptime:{answer.ptime_ms}", "a=sendrecv"]
+    return ("\r\n".join(lines) + "\r\n").encode()

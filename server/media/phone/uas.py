@@ -1,0 +1,520 @@
+"""The SIP user agent server on UDP: transactions, dialogs, and who may call.
+
+It answers INVITEs from a trunk or PBX (100, 180, then 200 with an SDP answer,
+retransmitted until the ACK), takes BYE in both directions, CANCEL before the
+answer (200, then 487), OPTIONS pings, and rejects the rest with the right final
+response (403, 405, 481, 488, 503), retransmitting final errors until their ACK.
+
+What a call *means* (PINs, rooms, audio) is the `CallHandler`'s business.
+A datagram that is not SIP, or a request this code cannot make sense of, is
+logged and dropped or answered with an error: it never ends the server or
+changes the call table.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import time
+from collections import deque
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any, Protocol
+
+from server.media.phone import sip
+from server.media.phone.call import Call, CallState, Dialog
+from server.media.phone.metrics import PhoneMetrics
+from server.media.phone.rtp import RtpStats, open_endpoint
+from server.media.phone.sdp import (
+    Answer,
+    NoCommonCodec,
+    SdpError,
+    build_answer,
+    negotiate,
+    parse_offer,
+)
+from server.media.phone.sip import SipMessage, SipParseError
+from server.media.phone.udp import UdpEndpoint
+
+if TYPE_CHECKING:
+    from server.media.phone.gateway import PhoneSettings
+
+log = logging.getLogger("pairwise.phone.sip")
+
+T1, T2, TIMEOUT = 0.5, 4.0, 32.0  # RFC 3261 timers: first retransmit, cap, give up
+ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS"
+USER_AGENT = "Pairwise phone gateway"
+ENDED_CALLS_KEPT = 200
+TRANSACTION_MEMORY = 32.0  # seconds a non-INVITE response is kept for retransmitted requests
+
+
+class CallHandler(Protocol):
+    async def call_confirmed(self, call: Call) -> None:
+        """The caller's ACK arrived: media flows; admit them or ask for a PIN."""
+
+    async def call_ended(self, call: Call) -> None:
+        """The call is over (either side hung up, or it never got going)."""
+
+
+class TokenBucket:
+    def __init__(self, rate: float, burst: float) -> None:
+        self.rate, self.burst = rate, burst
+        self.tokens, self.at = burst, time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
+        self.at = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
+
+
+def mask_number(from_header: str) -> str:
+    """The caller's number with all but the last three characters hidden."""
+    user = sip.uri_user(from_header.split("<", 1)[-1]) or "anonymous"
+    return user if len(user) <= 3 else "…" + user[-3:]
+
+
+class UserAgentServer(UdpEndpoint):
+    def __init__(
+        self, settings: PhoneSettings, handler: CallHandler, metrics: PhoneMetrics
+    ) -> None:
+        self.settings = settings
+        self.handler = handler
+        self.metrics = metrics
+        self.calls: dict[str, Call] = {}
+        self.ended_calls: deque[Call] = deque(maxlen=ENDED_CALLS_KEPT)  # for inspection
+        self._buckets: dict[str, TokenBucket] = {}
+        self._answered: dict[tuple[str, str, str], tuple[bytes, float]] = {}
+        self._unacked: dict[str, asyncio.Task[None]] = {}  # Call-ID → final error retransmits
+        self._bye_pending: dict[str, asyncio.Task[None]] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._answering: dict[str, asyncio.Task[None]] = {}  # Call-ID → its INVITE handling
+        self._deadlines: dict[str, asyncio.TimerHandle] = {}  # Call-ID → max call length
+
+    # -- transport -------------------------------------------------------------------------
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        try:
+            message = sip.parse(data)
+        except SipParseError as exc:
+            self.metrics.sip_dropped.inc()
+            log.info(
+                "dropped a datagram that is not SIP",
+                extra={"source": addr[0], "reason": str(exc), "size": len(data)},
+            )
+            return
+        try:
+            if message.is_request:
+                self._request(message, addr)
+            else:
+                self._response(message)
+        except Exception:  # one bad message must never stop the gateway
+            self.metrics.sip_dropped.inc()
+            log.exception(
+                "could not handle a SIP message",
+                extra={"source": addr[0], "call_id": message.call_id[:80]},
+            )
+
+    def _send(self, message: SipMessage | bytes, addr: tuple[str, int]) -> None:
+        self.sendto(message if isinstance(message, bytes) else message.serialise(), addr)
+
+    def spawn(self, coroutine: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
+        task = asyncio.create_task(coroutine, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error(
+                "phone task failed", exc_info=task.exception(), extra={"task": task.get_name()}
+            )
+
+    # -- requests --------------------------------------------------------------------------
+
+    def _request(self, request: SipMessage, addr: tuple[str, int]) -> None:
+        method = request.method
+        if method == "ACK":
+            self._ack(request)
+            return
+        cached = self._answered.get((request.call_id, request.branch, method))
+        if cached is not None and method != "INVITE":
+            self._send(cached[0], addr)  # a retransmitted request: same answer
+            return
+        if method == "INVITE":
+            self._invite(request, addr)
+        elif method == "CANCEL":
+            self._cancel(request, addr)
+        elif method == "BYE":
+            self._bye(request, addr)
+        elif method == "OPTIONS":
+            self._reply(
+                request,
+                addr,
+                self._allowed(addr[0]) and 200 or 403,
+                headers=[("Allow", ALLOW), ("Accept", "application/sdp")],
+            )
+        else:
+            self._reply(request, addr, 405, headers=[("Allow", ALLOW)])
+
+    def _reply(
+        self,
+        request: SipMessage,
+        addr: tuple[str, int],
+        status: int,
+        *,
+        headers: list[tuple[str, str]] | None = None,
+        to_tag: str | None = None,
+    ) -> None:
+        """Answer a non-INVITE request, remembering the answer for its retransmissions."""
+        message = sip.response(
+            request,
+            status,
+            to_tag=to_tag or sip.new_tag(),
+            headers=[("User-Agent", USER_AGENT), *(headers or [])],
+        )
+        data = message.serialise()
+        self._remember((request.call_id, request.branch, request.method), data)
+        self._send(data, addr)
+
+    def _remember(self, key: tuple[str, str, str], data: bytes) -> None:
+        now = time.monotonic()
+        if len(self._answered) > 1000:
+            self._answered = {
+                k: v for k, v in self._answered.items() if now - v[1] < TRANSACTION_MEMORY
+            }
+        self._answered[key] = (data, now)
+
+    def _allowed(self, host: str) -> bool:
+        return not self.settings.allowed_ips or host in self.settings.allowed_ips
+
+    def _invite(self, request: SipMessage, addr: tuple[str, int]) -> None:
+        received_at = time.monotonic()
+        existing = self.calls.get(request.call_id)
+        if existing is not None:
+            if sip.header_param(request.get("To"), "tag") == existing.dialog.local_tag:
+                self._reinvite(existing, request, addr)
+            elif existing.final_response:
+                self._send(existing.final_response, addr)
+            else:
+                self._send(sip.response(request, 180, to_tag=existing.dialog.local_tag), addr)
+            return
+        if request.call_id in self._unacked:
+            return  # the rejection is being retransmitted already
+        self._send(sip.response(request, 100), addr)
+        if not self._allowed(addr[0]):
+            self._reject(request, addr, 403, "forbidden")
+            return
+        bucket = self._buckets.get(addr[0])
+        if bucket is None:
+            if len(self._buckets) > 10_000:
+                self._buckets.clear()
+            bucket = self._buckets[addr[0]] = TokenBucket(
+                self.settings.invite_rate, self.settings.invite_burst
+            )
+        if not bucket.take():
+            self._reject(request, addr, 503, "rate_limited", [("Retry-After", "5")])
+            return
+        if len(self.calls) >= self.settings.max_calls:
+            self._reject(request, addr, 486, "busy")
+            return
+        try:
+            answer = negotiate(parse_offer(request.body))
+        except NoCommonCodec:
+            self._reject(
+                request,
+                addr,
+                488,
+                "no_codec",
+                [("Warning", '305 pairwise "PCMU or PCMA required"')],
+            )
+            return
+        except SdpError as exc:
+            log.info("rejected an INVITE with unusable SDP", extra={"reason": str(exc)})
+            self._reject(request, addr, 488 if not request.body else 400, "bad_sdp")
+            return
+        call_id = request.call_id
+        task = self.spawn(self._set_up(request, addr, answer, received_at), "phone-invite")
+        self._answering[call_id] = task
+        task.add_done_callback(lambda _: self._answering.pop(call_id, None))
+
+    def _stop_answering(self, call_id: str) -> None:
+        """Cancel a call's INVITE handling (ringing, or resending the 200)."""
+        task = self._answering.get(call_id)
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+
+    def _reject(
+        self,
+        request: SipMessage,
+        addr: tuple[str, int],
+        status: int,
+        result: str,
+        headers: list[tuple[str, str]] | None = None,
+    ) -> None:
+        self.metrics.call_attempts.labels(result).inc()
+        log.info(
+            "rejected a call",
+            extra={
+                "status": status,
+                "result": result,
+                "source": addr[0],
+                "call_id": request.call_id[:80],
+            },
+        )
+        self._final_until_ack(request, addr, status, sip.new_tag(), headers)
+
+    def _final_until_ack(
+        self,
+        request: SipMessage,
+        addr: tuple[str, int],
+        status: int,
+        to_tag: str,
+        headers: list[tuple[str, str]] | None = None,
+    ) -> None:
+        data = sip.response(
+            request, status, to_tag=to_tag, headers=[("User-Agent", USER_AGENT), *(headers or [])]
+        ).serialise()
+        self._send(data, addr)
+        call_id = request.call_id
+        task = self.spawn(self._retransmit(data, addr), f"phone-final-{call_id[:40]}")
+        self._unacked[call_id] = task
+        task.add_done_callback(lambda _: self._unacked.pop(call_id, None))
+
+    async def _retransmit(self, data: bytes, addr: tuple[str, int]) -> None:
+        """Resend a final response (or our BYE) until cancelled (its ACK or answer came)."""
+        interval, waited = T1, 0.0
+        while waited < TIMEOUT:
+            await asyncio.sleep(interval)
+            waited += interval
+            self._send(data, addr)
+            interval = min(interval * 2, T2)
+
+    async def _set_up(
+        self, request: SipMessage, addr: tuple[str, int], answer: Answer, received_at: float
+    ) -> None:
+        settings = self.settings
+        stats = RtpStats()
+        calls: list[Call] = []
+        try:
+            endpoint = await open_endpoint(
+                settings.rtp_host,
+                settings.rtp_ports,
+                lambda packet: calls[0].receive(packet),
+                stats,
+            )
+        except OSError:
+            log.error("no RTP port left for a call", extra={"call_id": request.call_id[:80]})
+            self._reject(request, addr, 503, "no_rtp_port")
+            return
+        endpoint.remote = (answer.remote_address, answer.remote_port)
+        local_tag = sip.new_tag()
+        contact = request.get("Contact")
+        target = (
+            contact.split("<", 1)[1].split(">", 1)[0] if "<" in contact else contact.split(";")[0]
+        )
+        dialog = Dialog(
+            call_id=request.call_id,
+            local_tag=local_tag,
+            remote_from=request.get("From"),
+            local_to=f"{request.get('To')};tag={local_tag}",
+            remote_target=target.strip() or request.uri,
+            peer=addr,
+        )
+        call = Call(
+            dialog=dialog,
+            invite=request,
+            answer=answer,
+            endpoint=endpoint,
+            stats=stats,
+            caller=mask_number(request.get("From")),
+            started=received_at,
+            media_timeout=settings.media_timeout_seconds,
+        )
+        calls.append(call)
+        self.calls[call.call_id] = call
+        self.metrics.active_calls.inc()
+        self._send(sip.response(request, 180, to_tag=local_tag), addr)
+        if settings.ring_seconds > 0:
+            await asyncio.sleep(settings.ring_seconds)
+        if call.state != CallState.RINGING:
+            return  # cancelled while ringing
+        address = self.advertised_address(addr[0])
+        body = build_answer(answer, address, endpoint.local_port)
+        ok = sip.response(
+            request,
+            200,
+            to_tag=local_tag,
+            body=body,
+            headers=[
+                ("Contact", f"<sip:pairwise@{address}:{self.local_port}>"),
+                ("Allow", ALLOW),
+                ("User-Agent", USER_AGENT),
+                ("Content-Type", "application/sdp"),
+            ],
+        ).serialise()
+        call.final_response = ok
+        call.state = CallState.ANSWERED
+        call.answered_at = time.monotonic()
+        self._send(ok, addr)
+        try:
+            await self._retransmit(ok, addr)
+        except asyncio.CancelledError:
+            if call.state == CallState.CONFIRMED:
+                return
+            raise
+        if call.state == CallState.ANSWERED:  # never ACKed: the caller is gone
+            self.metrics.call_attempts.labels("no_ack").inc()
+            await self.hang_up(call, "no_ack")
+
+    def advertised_address(self, peer_host: str) -> str:
+        """The address to put in SDP and Contact: configured, bound, or the one that
+        routes to the peer when bound to every interface."""
+        if self.settings.advertise_host:
+            return self.settings.advertise_host
+        if self.settings.host not in ("0.0.0.0", ""):
+            return self.settings.host
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.connect((peer_host, 9))
+            return str(probe.getsockname()[0])
+
+    def _reinvite(self, call: Call, request: SipMessage, addr: tuple[str, int]) -> None:
+        # Session refresh or hold: keep the media as it is and answer with the same SDP.
+        address = self.advertised_address(addr[0])
+        body = build_answer(call.answer, address, call.local_rtp_port)
+        self._send(
+            sip.response(
+                request,
+                200,
+                body=body,
+                headers=[
+                    ("Contact", f"<sip:pairwise@{address}:{self.local_port}>"),
+                    ("Content-Type", "application/sdp"),
+                ],
+            ),
+            addr,
+        )
+
+    def _ack(self, request: SipMessage) -> None:
+        task = self._unacked.get(request.call_id)
+        if task is not None:
+            task.cancel()
+            return
+        call = self.calls.get(request.call_id)
+        if call is None or call.state != CallState.ANSWERED:
+            return
+        call.state = CallState.CONFIRMED
+        call.confirmed_at = time.monotonic()
+        self.metrics.call_attempts.labels("answered").inc()
+        self._stop_answering(call.call_id)  # no more 200 retransmissions
+        call.start_media()
+        self.spawn(self.handler.call_confirmed(call), f"phone-confirmed-{call.call_id[:40]}")
+        if self.settings.max_call_seconds > 0:
+            self._deadlines[call.call_id] = asyncio.get_running_loop().call_later(
+                self.settings.max_call_seconds,
+                lambda: self.spawn(self.hang_up(call, "max_length"), "phone-max-length"),
+            )
+
+    def _cancel(self, request: SipMessage, addr: tuple[str, int]) -> None:
+        call = self.calls.get(request.call_id)
+        if call is None or call.invite.branch != request.branch:
+            self._reply(request, addr, 481)
+            return
+        self._reply(request, addr, 200)
+        if call.state != CallState.RINGING:
+            return  # too late: the call was answered, the caller will send BYE
+        self.metrics.call_attempts.labels("cancelled").inc()
+        self.spawn(self._end(call, "cancelled"), "phone-cancelled")
+        self._final_until_ack(call.invite, addr, 487, call.dialog.local_tag)
+
+    def _bye(self, request: SipMessage, addr: tuple[str, int]) -> None:
+        call = self.calls.get(request.call_id)
+        if call is None or sip.header_param(request.get("To"), "tag") != call.dialog.local_tag:
+            self._reply(request, addr, 481)
+            return
+        self._reply(request, addr, 200, to_tag=call.dialog.local_tag)
+        self.spawn(self._end(call, "caller_hung_up"), "phone-bye")
+
+    # -- responses (to our BYE) ------------------------------------------------------------
+
+    def _response(self, message: SipMessage) -> None:
+        if message.status < 200:
+            return
+        try:
+            _, method = message.cseq
+        except ValueError:
+            return
+        if method == "BYE":
+            task = self._bye_pending.pop(message.call_id, None)
+            if task is not None:
+                task.cancel()
+
+    # -- ending calls ----------------------------------------------------------------------
+
+    async def hang_up(self, call: Call, reason: str) -> None:
+        """End a call from our side with a BYE (retransmitted until answered)."""
+        if call.state == CallState.ENDED or self.calls.get(call.call_id) is not call:
+            return
+        dialog = call.dialog
+        dialog.local_cseq += 1
+        address = self.advertised_address(dialog.peer[0])
+        bye = SipMessage(
+            method="BYE",
+            uri=dialog.remote_target,
+            headers=[
+                ("Via", f"SIP/2.0/UDP {address}:{self.local_port};branch={sip.new_branch()};rport"),
+                ("Max-Forwards", "70"),
+                ("From", dialog.local_to),
+                ("To", dialog.remote_from),
+                ("Call-ID", dialog.call_id),
+                ("CSeq", f"{dialog.local_cseq} BYE"),
+                ("User-Agent", USER_AGENT),
+            ],
+        ).serialise()
+        self._send(bye, dialog.peer)
+        self._bye_pending[call.call_id] = self.spawn(
+            self._retransmit(bye, dialog.peer), "phone-bye-retransmit"
+        )
+        await self._end(call, reason)
+
+    async def _end(self, call: Call, reason: str) -> None:
+        if self.calls.get(call.call_id) is not call:
+            return
+        del self.calls[call.call_id]
+        self.ended_calls.append(call)
+        call.end_reason = call.end_reason or reason
+        self.metrics.active_calls.dec()
+        self.metrics.call_finished(call.stats)
+        self._stop_answering(call.call_id)
+        deadline = self._deadlines.pop(call.call_id, None)
+        if deadline is not None:
+            deadline.cancel()
+        await call.stop_media()
+        log.info(
+            "call ended",
+            extra={
+                "call_id": call.call_id[:80],
+                "reason": reason,
+                "received": call.stats.packets_received,
+                "lost": call.stats.packets_lost,
+            },
+        )
+        await self.handler.call_ended(call)
+
+    async def close(self) -> None:
+        """Hang up every call and stop retransmitting."""
+        for call in list(self.calls.values()):
+            if call.state in (CallState.CONFIRMED, CallState.ANSWERED):
+                await self.hang_up(call, "gateway_stopped")
+            else:
+                await self._end(call, "gateway_stopped")
+        await asyncio.sleep(0)  # let the BYEs leave
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.transport is not None:
+            self.transport.close()

@@ -1,0 +1,358 @@
+"""The SFU: per room, who publishes what and who receives it.
+
+Each participant has at most one `Peer` (PeerConnection) and at most one audio and
+one video `Publication`. A publication belongs to the participant, not to the
+connection, so a media reconnect keeps every subscriber's track. Room membership
+comes from the event bus: when a participant leaves, their publications end and the
+others are renegotiated without them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from server.config import Settings
+from server.errors import NotFound
+from server.media import aiortc_internals as internals
+from server.media.forwarding import ForwardedTrack, Publication, same_codec
+from server.media.health import HealthMonitor
+from server.media.ice import sfu_configuration
+from server.media.metrics import MediaMetrics
+from server.media.peer import Incoming, Outgoing, Peer
+from server.media.transcode import Transcoder
+from server.rooms.events import (
+    EventBus,
+    MediaReconnected,
+    ParticipantLeft,
+    RoomEvent,
+    SessionEnded,
+)
+from server.rooms.registry import RoomRegistry
+
+log = logging.getLogger("pairwise.media.sfu")
+
+# (room, identity, event, payload): how the SFU reaches one participant's client.
+Notify = Callable[[str, str, str, dict[str, Any]], Awaitable[None]]
+
+
+@dataclass
+class Controls:
+    """What a participant chose: send audio, send video, receive video."""
+
+    audio: bool = True
+    video: bool = True
+    receive_video: bool = True
+
+    def public(self) -> dict[str, bool]:
+        return {"audio": self.audio, "video": self.video, "receive_video": self.receive_video}
+
+
+@dataclass
+class RoomMedia:
+    name: str
+    peers: dict[str, Peer] = field(default_factory=dict)
+    publications: dict[tuple[str, str], Publication] = field(default_factory=dict)
+    controls: dict[str, Controls] = field(default_factory=dict)
+
+    def publications_of(self, identity: str) -> list[Publication]:
+        return [p for (who, _), p in self.publications.items() if who == identity]
+
+
+class Sfu:
+    def __init__(
+        self,
+        settings: Settings,
+        registry: RoomRegistry,
+        bus: EventBus,
+        metrics: MediaMetrics,
+        notify: Notify | None = None,
+    ) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.bus = bus
+        self.metrics = metrics
+        self.notify = notify
+        self.rooms: dict[str, RoomMedia] = {}
+        self.health = HealthMonitor(self, settings, registry, bus, metrics)
+        self._background: set[asyncio.Task[Any]] = set()
+        # Called with each new publication (the phone bridge mixes room audio from them).
+        self.on_publication: list[Callable[[Publication], None]] = []
+
+    async def start(self) -> None:
+        internals.check()
+        self.bus.subscribe(self._on_event, "sfu")
+        self.health.start()
+
+    async def stop(self) -> None:
+        await self.health.stop()
+        for room in list(self.rooms.values()):
+            for peer in list(room.peers.values()):
+                await self._close_peer(peer)
+            for publication in room.publications.values():
+                publication.close()
+        self.rooms.clear()
+        for task in list(self._background):
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+
+    # -- the client's side of negotiation --------------------------------------------
+
+    async def connect(
+        self,
+        room: str,
+        identity: str,
+        offer_sdp: str,
+        may_publish: bool = True,
+        reconnect_reason: str | None = None,
+    ) -> str:
+        """A fresh PeerConnection for a participant from the client's offer; returns the
+        answer. Replaces the participant's previous connection, if any. Without
+        `may_publish` (an observer) the tracks it sends are read and dropped."""
+        self.registry.require(room, identity)
+        media = self.rooms.setdefault(room, RoomMedia(room))
+        peer = Peer(
+            room,
+            identity,
+            sfu_configuration(self.settings),
+            self._offer_sender(room, identity),
+            answer_timeout=self.settings.media_ice_timeout_seconds,
+        )
+        peer.on_track = self._on_track if may_publish else self._drop_track
+        peer.on_negotiated = self._on_negotiated
+        peer.on_failed = self._on_failed
+        try:
+            answer = await peer.accept_offer(offer_sdp)
+        except Exception:
+            await peer.close()  # a refused offer leaves the working connection alone
+            raise
+        previous = media.peers.pop(identity, None)
+        if previous is not None:
+            await self._close_peer(previous)
+        media.peers[identity] = peer
+        self.metrics.peers.inc()
+        for publication in media.publications.values():
+            if publication.identity != identity:
+                self._forward(publication, peer)
+        for publication in media.publications_of(identity):
+            self.forward_to_room(publication)
+        if reconnect_reason is not None:
+            self.bus.publish(MediaReconnected(room, identity=identity, reason=reconnect_reason))
+        return answer
+
+    async def answer(self, room: str, identity: str, answer_sdp: str, revision: int) -> None:
+        await self._peer(room, identity).accept_answer(answer_sdp, revision)
+
+    def control(
+        self,
+        room: str,
+        identity: str,
+        audio: bool | None = None,
+        video: bool | None = None,
+        receive_video: bool | None = None,
+    ) -> Controls:
+        """Mute/unmute, camera on/off, audio-only receive. Unset values stay as they are."""
+        self.registry.require(room, identity)
+        media = self.rooms.setdefault(room, RoomMedia(room))
+        controls = media.controls.setdefault(identity, Controls())
+        if audio is not None:
+            controls.audio = audio
+        if video is not None:
+            controls.video = video
+        if receive_video is not None:
+            controls.receive_video = receive_video
+        for publication in media.publications_of(identity):
+            publication.set_paused(not self._sends(controls, publication.kind))
+        peer = media.peers.get(identity)
+        if peer is not None:
+            for outgoing in peer.outgoing.values():
+                if outgoing.track.kind == "video":
+                    outgoing.track.set_enabled(controls.receive_video)
+        return controls
+
+    async def disconnect(self, room: str, identity: str) -> bool:
+        """Close a participant's PeerConnection (they stay in the room, in chat)."""
+        media = self.rooms.get(room)
+        peer = media.peers.pop(identity, None) if media else None
+        if peer is None:
+            return False
+        await self._close_peer(peer)
+        return True
+
+    def peer(self, room: str, identity: str) -> Peer | None:
+        media = self.rooms.get(room)
+        return media.peers.get(identity) if media else None
+
+    # -- room membership ---------------------------------------------------------------
+
+    async def remove(self, room: str, identity: str) -> None:
+        """The participant left the room: end their connection and their publications."""
+        media = self.rooms.get(room)
+        if media is None:
+            return
+        peer = media.peers.pop(identity, None)
+        if peer is not None:
+            await self._close_peer(peer)
+        for publication in media.publications_of(identity):
+            await self._unpublish(media, publication)
+        media.controls.pop(identity, None)
+        if not media.peers and not media.publications and self.rooms.get(room) is media:
+            del self.rooms[room]
+
+    async def _on_event(self, event: RoomEvent) -> None:
+        if isinstance(event, ParticipantLeft):
+            await self.remove(event.room, event.identity)
+        elif isinstance(event, SessionEnded) and event.room in self.rooms:
+            media = self.rooms[event.room]
+            for identity in {*media.peers, *(who for who, _ in media.publications)}:
+                await self.remove(event.room, identity)
+            self.rooms.pop(event.room, None)
+
+    # -- forwarding --------------------------------------------------------------------
+
+    def publish(self, room: str, identity: str, kind: str) -> Publication:
+        """The participant's publication of `kind`, created on first use."""
+        media = self.rooms.setdefault(room, RoomMedia(room))
+        publication = media.publications.get((identity, kind))
+        if publication is None:
+            publication = Publication(room, identity, kind, self.metrics)
+            controls = media.controls.setdefault(identity, Controls())
+            publication.paused = not self._sends(controls, kind)
+            media.publications[(identity, kind)] = publication
+            for callback in self.on_publication:
+                callback(publication)
+        return publication
+
+    @staticmethod
+    def _drop_track(peer: Peer, incoming: Incoming) -> None:
+        internals.tap_encoded_frames(incoming.transceiver.receiver, lambda codec, frame: None)
+
+    def forward_to_room(self, publication: Publication) -> None:
+        """Forward a publication to everyone connected in its room but its publisher."""
+        media = self.rooms.get(publication.room)
+        for other in list(media.peers.values()) if media else []:
+            if other.identity != publication.identity and publication not in other.outgoing:
+                self._forward(publication, other)
+
+    def unpublish(self, room: str, identity: str, kind: str) -> None:
+        """End one publication (the subscribers' tracks end, renegotiated soon)."""
+        media = self.rooms.get(room)
+        publication = media.publications.get((identity, kind)) if media else None
+        if media is not None and publication is not None:
+            self._spawn(self._unpublish(media, publication))
+
+    async def _unpublish(self, media: RoomMedia, publication: Publication) -> None:
+        media.publications.pop((publication.identity, publication.kind), None)
+        for other in list(media.peers.values()):
+            await other.remove_outgoing(publication)
+        publication.close()
+
+    def _on_track(self, peer: Peer, incoming: Incoming) -> None:
+        receiver = incoming.transceiver.receiver
+        if any(i.publication is not None and i.kind == incoming.kind for i in peer.incoming):
+            # One audio and one video per participant; extra tracks are read and dropped.
+            self._drop_track(peer, incoming)
+            return
+        publication = self.publish(peer.room, peer.identity, incoming.kind)
+
+        def request_keyframe() -> bool:
+            ssrc = peer.media_ssrc(incoming)
+            if ssrc is None or peer.closed or peer.state != "connected":
+                return False
+            internals.send_pli(receiver, ssrc)
+            return True
+
+        incoming.publication = publication
+        incoming.generation = publication.attach(
+            internals.negotiated_codec(incoming.transceiver), request_keyframe
+        )
+        internals.tap_encoded_frames(receiver, publication.sink_for(incoming.generation))
+
+    def _forward(self, publication: Publication, peer: Peer) -> None:
+        media = self.rooms[peer.room]
+        track = ForwardedTrack(publication, peer.identity, self.metrics)
+        controls = media.controls.setdefault(peer.identity, Controls())
+        track.enabled = publication.kind == "audio" or controls.receive_video
+        peer.add_outgoing(publication, track)
+
+    def _on_negotiated(self, peer: Peer, outgoing: Outgoing) -> None:
+        publication, track = outgoing.publication, outgoing.track
+        codec = internals.negotiated_codec(outgoing.transceiver)
+        if (
+            publication.codec is not None
+            and codec is not None
+            and not same_codec(publication.codec, codec)
+        ):
+            track.transcoder = Transcoder(publication.codec, codec)
+            log.info(
+                "transcoding",
+                extra={
+                    "room": peer.room,
+                    "from": publication.identity,
+                    "to": peer.identity,
+                    "codec_in": publication.codec.name,
+                    "codec_out": codec.name,
+                },
+            )
+        internals.on_keyframe_request(
+            outgoing.transceiver.sender, lambda: publication.request_keyframe("subscriber_pli")
+        )
+        publication.subscribe(track)
+
+    @staticmethod
+    def _sends(controls: Controls, kind: str) -> bool:
+        return controls.audio if kind == "audio" else controls.video
+
+    # -- failures ----------------------------------------------------------------------
+
+    def _on_failed(self, peer: Peer, reason: str) -> None:
+        self._spawn(self.fail(peer, reason))
+
+    async def fail(self, peer: Peer, reason: str) -> None:
+        """The connection is unusable: close it, tell the client, let the monitor decide
+        the media mode."""
+        media = self.rooms.get(peer.room)
+        if media is None or media.peers.get(peer.identity) is not peer:
+            return
+        del media.peers[peer.identity]
+        await self._close_peer(peer)
+        self.health.connection_lost(peer.room, peer.identity, reason)
+        await self._notify(peer.room, peer.identity, "media_failed", {"reason": reason})
+
+    async def _close_peer(self, peer: Peer) -> None:
+        if not peer.closed:
+            self.metrics.peers.dec()
+        with contextlib.suppress(Exception):
+            await peer.close()
+
+    def _offer_sender(self, room: str, identity: str) -> Callable[[str, int], Awaitable[None]]:
+        async def send(sdp: str, revision: int) -> None:
+            await self._notify(
+                room,
+                identity,
+                "media_renegotiate",
+                {"sdp": sdp, "type": "offer", "revision": revision},
+            )
+
+        return send
+
+    async def _notify(self, room: str, identity: str, event: str, data: dict[str, Any]) -> None:
+        if self.notify is not None:
+            await self.notify(room, identity, event, data)
+
+    def _spawn(self, coroutine: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(coroutine)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def _peer(self, room: str, identity: str) -> Peer:
+        peer = self.peer(room, identity)
+        if peer is None:
+            raise NotFound(
+                "there is no media connection; send media_offer first", code="no_media_connection"
+            )
+        return peer

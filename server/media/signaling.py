@@ -1,0 +1,112 @@
+"""The media events on Socket.IO: negotiation, reconnect and per-participant controls.
+
+docs/protocol-media.md describes them for client authors.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from server.auth import Grant
+from server.media.ice import client_ice_servers
+from server.media.peer import MAX_SDP_BYTES
+from server.media.sfu import Sfu
+from server.signaling.schemas import Empty, Payload
+from server.signaling.server import Ack, Connection, Signaling
+
+SdpText = Field(min_length=1, max_length=MAX_SDP_BYTES)
+
+
+class MediaOfferIn(Payload):
+    sdp: str = SdpText
+    type: Literal["offer"]
+
+
+class MediaAnswerIn(Payload):
+    sdp: str = SdpText
+    type: Literal["answer"]
+    revision: int = Field(ge=1)
+
+
+class MediaReconnectIn(Payload):
+    sdp: str = SdpText
+    type: Literal["offer"]
+    reason: str = Field("client", min_length=1, max_length=200)
+
+
+class MediaControlIn(Payload):
+    audio: bool | None = None
+    video: bool | None = None
+    receive_video: bool | None = None
+
+
+class MediaHandlers:
+    def __init__(self, signaling: Signaling, sfu: Sfu):
+        self.signaling = signaling
+        self.sfu = sfu
+        sfu.notify = self.notify
+        on = signaling.on
+        on("media_config", Empty)(self.config)
+        on("media_offer", MediaOfferIn, grant=Grant.SUBSCRIBE)(self.offer)
+        on("media_answer", MediaAnswerIn, grant=Grant.SUBSCRIBE)(self.answer)
+        on("media_reconnect", MediaReconnectIn, grant=Grant.SUBSCRIBE)(self.reconnect)
+        on("media_control", MediaControlIn, grant=Grant.SUBSCRIBE)(self.control)
+        on("media_close", Empty)(self.close)
+
+    async def config(self, conn: Connection, payload: Empty) -> Ack:
+        settings = self.signaling.settings
+        return {
+            "ice_servers": client_ice_servers(settings, conn.identity),
+            "ice_transport_policy": "all",
+            "bundle_policy": "max-bundle",
+            "can_publish": conn.token.can(Grant.PUBLISH),
+            "silence_seconds": settings.media_silence_seconds,
+        }
+
+    async def offer(self, conn: Connection, payload: MediaOfferIn) -> Ack:
+        answer = await self.sfu.connect(
+            conn.room, conn.identity, payload.sdp, may_publish=conn.token.can(Grant.PUBLISH)
+        )
+        return {"sdp": answer, "type": "answer"}
+
+    async def answer(self, conn: Connection, payload: MediaAnswerIn) -> Ack:
+        await self.sfu.answer(conn.room, conn.identity, payload.sdp, payload.revision)
+        return {"ok": True, "revision": payload.revision}
+
+    async def reconnect(self, conn: Connection, payload: MediaReconnectIn) -> Ack:
+        answer = await self.sfu.connect(
+            conn.room,
+            conn.identity,
+            payload.sdp,
+            may_publish=conn.token.can(Grant.PUBLISH),
+            reconnect_reason=payload.reason,
+        )
+        return {"sdp": answer, "type": "answer"}
+
+    async def control(self, conn: Connection, payload: MediaControlIn) -> Ack:
+        if payload.audio or payload.video:
+            conn.token.require(Grant.PUBLISH)
+        controls = self.sfu.control(
+            conn.room,
+            conn.identity,
+            audio=payload.audio,
+            video=payload.video,
+            receive_video=payload.receive_video,
+        )
+        await self.signaling.emit_room(
+            conn.room,
+            "media_state",
+            {"identity": conn.identity, **controls.public()},
+            skip_sid=conn.sid,
+        )
+        return controls.public()
+
+    async def close(self, conn: Connection, payload: Empty) -> Ack:
+        return {"closed": await self.sfu.disconnect(conn.room, conn.identity)}
+
+    async def notify(self, room: str, identity: str, event: str, data: dict[str, Any]) -> None:
+        conn = self.signaling.connection_of(room, identity)
+        if conn is not None:
+            await self.signaling.emit_to(conn.sid, event, data)

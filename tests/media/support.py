@@ -1,0 +1,327 @@
+"""Real aiortc participants for the SFU tests: pre-encoded publishers, recording subscribers.
+
+Publishers send frames encoded once up front (`EncodedTrack`), so nothing in the test
+process encodes while the SFU runs: a counting spy on the encoders then proves the
+SFU's pass-through. Subscribers either decode with aiortc's stock receivers (what a
+browser would do) or tap the encoded frames to compare bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import av
+import numpy as np
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.rtcconfiguration import RTCBundlePolicy
+
+from server.media import aiortc_internals
+from tests.support.participants import SocketParticipant
+
+VIDEO_RATE = 90000
+AUDIO_RATE = 48000
+
+
+@dataclass
+class Encoded:
+    data: bytes
+    key: bool
+
+
+def encode_video(
+    frames: int,
+    width: int = 160,
+    height: int = 120,
+    fps: int = 15,
+    keyint: int = 45,
+    bitrate: int = 150_000,
+) -> list[Encoded]:
+    """A moving synthetic picture, VP8-encoded once."""
+    ctx = av.CodecContext.create("libvpx", "w")
+    ctx.width, ctx.height, ctx.pix_fmt = width, height, "yuv420p"
+    ctx.time_base = fractions.Fraction(1, fps)
+    ctx.framerate = fractions.Fraction(fps, 1)
+    ctx.bit_rate = bitrate
+    ctx.gop_size = keyint
+    ctx.options = {
+        "deadline": "realtime",
+        "cpu-used": "8",
+        "lag-in-frames": "0",
+        "kf-max-dist": str(keyint),
+    }
+    out: list[Encoded] = []
+    yy, xx = np.mgrid[0:height, 0:width]
+    for i in range(frames):
+        rgb = np.stack(
+            [(xx + 4 * i) % 256, (yy + 2 * i) % 256, np.full_like(xx, (i * 8) % 256)], axis=-1
+        ).astype(np.uint8)
+        frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
+        frame.pts = i
+        out += [Encoded(bytes(p), bool(p.is_keyframe)) for p in ctx.encode(frame)]
+    out += [Encoded(bytes(p), bool(p.is_keyframe)) for p in ctx.encode(None)]
+    return out
+
+
+def encode_audio(frames: int) -> list[Encoded]:
+    """A 440 Hz tone, Opus-encoded once in 20 ms frames."""
+    ctx = av.CodecContext.create("libopus", "w")
+    ctx.sample_rate, ctx.format, ctx.layout = AUDIO_RATE, "s16", "stereo"
+    ctx.bit_rate = 32000
+    out: list[Encoded] = []
+    t = np.arange(960 * frames) / AUDIO_RATE
+    tone = (np.sin(2 * np.pi * 440 * t) * 8000).astype(np.int16)
+    for i in range(frames):
+        chunk = np.repeat(tone[i * 960 : (i + 1) * 960], 2).reshape(1, -1)
+        frame = av.AudioFrame.from_ndarray(chunk, format="s16", layout="stereo")
+        frame.sample_rate = AUDIO_RATE
+        frame.pts = i * 960
+        out += [Encoded(bytes(p), True) for p in ctx.encode(frame)]
+    return out
+
+
+class EncodedTrack(MediaStreamTrack):
+    """Sends pre-encoded frames in real time, looping; a keyframe request skips ahead to
+    the next keyframe. `silent` stops sending (a frozen publisher)."""
+
+    def __init__(self, kind: str, frames: list[Encoded], fps: float) -> None:
+        super().__init__()
+        self.kind = kind
+        self.frames = frames
+        self.interval = 1 / fps
+        self.ticks = int((VIDEO_RATE if kind == "video" else AUDIO_RATE) / fps)
+        self.time_base = fractions.Fraction(1, VIDEO_RATE if kind == "video" else AUDIO_RATE)
+        self.silent = False
+        self.sent: list[bytes] = []
+        self.keyframe_requests = 0
+        self._index = 0
+        self._count = 0
+        self._started: float | None = None
+
+    def request_keyframe(self) -> None:
+        self.keyframe_requests += 1
+        for step in range(1, len(self.frames) + 1):
+            candidate = (self._index + step - 1) % len(self.frames)
+            if self.frames[candidate].key:
+                self._index = candidate
+                return
+
+    async def recv(self) -> av.Packet:
+        if self.readyState != "live":
+            raise MediaStreamError
+        if self._started is None:
+            self._started = time.monotonic()
+        while True:
+            due = self._started + self._count * self.interval
+            await asyncio.sleep(max(0.0, due - time.monotonic()))
+            self._count += 1
+            if not self.silent:
+                break
+        frame = self.frames[self._index % len(self.frames)]
+        self._index = (self._index + 1) % len(self.frames)
+        packet = av.Packet(frame.data)
+        packet.pts = self._count * self.ticks
+        packet.time_base = self.time_base
+        self.sent.append(frame.data)
+        return packet
+
+
+@dataclass
+class Received:
+    """What one subscriber got from one remote track."""
+
+    kind: str
+    frames: int = 0
+    first_size: tuple[int, int] | None = None
+    encoded: list[bytes] = field(default_factory=list)
+    first_is_key: bool | None = None
+    ended: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class DecodeErrors(logging.Handler):
+    """Counts aiortc's 'failed to decode' warnings (the decoder runs in threads)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.count = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "failed to decode" in record.getMessage():
+            self.count += 1
+
+
+def client_configuration() -> RTCConfiguration:
+    return RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
+
+
+class MediaClient:
+    """A participant with Socket.IO signaling and one aiortc PeerConnection to the SFU.
+
+    `decode=True` reads remote tracks through aiortc's decoders; otherwise it records
+    the encoded frames as they arrive.
+    """
+
+    def __init__(
+        self,
+        socket: SocketParticipant,
+        decode: bool = True,
+        munge_offer: Callable[[str], str] | None = None,
+    ) -> None:
+        self.socket = socket
+        self.decode = decode
+        self.munge_offer = munge_offer
+        self.pc = RTCPeerConnection(client_configuration())
+        self.tracks: dict[str, EncodedTrack] = {}
+        self.received: list[Received] = []
+        self.renegotiations = 0
+        self.answer_acks: list[Any] = []
+        self._lock = asyncio.Lock()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._changed = asyncio.Event()
+        socket.sio.on("media_renegotiate", self._on_renegotiate)
+        self.pc.on("track", self._on_track)
+
+    def publish(
+        self, video: list[Encoded] | None, audio: list[Encoded] | None, fps: float = 15
+    ) -> None:
+        for kind, frames, rate in (("audio", audio, 50.0), ("video", video, fps)):
+            if frames:
+                track = EncodedTrack(kind, frames, rate)
+                transceiver = self.pc.addTransceiver(track, direction="sendonly")
+                aiortc_internals.on_keyframe_request(transceiver.sender, track.request_keyframe)
+                self.tracks[kind] = track
+
+    def receive_only(self) -> None:
+        self.pc.addTransceiver("audio", direction="recvonly")
+
+    async def connect(self, event: str = "media_offer", **extra: Any) -> dict[str, Any]:
+        async with self._lock:
+            await self.pc.setLocalDescription(await self.pc.createOffer())
+            ack = await self.socket.call(
+                event, {"sdp": self.pc.localDescription.sdp, "type": "offer", **extra}, timeout=20
+            )
+            assert "error" not in ack, ack
+            await self.pc.setRemoteDescription(RTCSessionDescription(ack["sdp"], "answer"))
+            return dict(ack)
+
+    async def reconnect(self, reason: str = "test") -> dict[str, Any]:
+        """A fresh PeerConnection with the same published tracks."""
+        old = self.pc
+        self.pc = RTCPeerConnection(client_configuration())
+        self.pc.on("track", self._on_track)
+        await old.close()
+        tracks, self.tracks = self.tracks, {}
+        for kind, previous in tracks.items():
+            track = EncodedTrack(kind, previous.frames, 1 / previous.interval)
+            transceiver = self.pc.addTransceiver(track, direction="sendonly")
+            aiortc_internals.on_keyframe_request(transceiver.sender, track.request_keyframe)
+            self.tracks[kind] = track
+        return await self.connect("media_reconnect", reason=reason)
+
+    async def wait_connected(self, timeout: float = 15) -> None:
+        await self.wait_until(lambda: self.pc.connectionState == "connected", timeout)
+
+    async def wait_until(self, predicate: Callable[[], bool], timeout: float = 15) -> None:
+        async def poll() -> None:
+            # The counters change inside aiortc callbacks, which signal nothing to wait on.
+            while not predicate():  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+
+        await asyncio.wait_for(poll(), timeout)
+
+    def of_kind(self, kind: str) -> list[Received]:
+        return [r for r in self.received if r.kind == kind]
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.pc.close()
+        await self.socket.close()
+
+    async def _on_renegotiate(self, data: dict[str, Any]) -> None:
+        async with self._lock:
+            if self.pc.signalingState == "closed":
+                return
+            sdp = data["sdp"]
+            if self.munge_offer is not None:
+                sdp = self.munge_offer(sdp)
+            await self.pc.setRemoteDescription(RTCSessionDescription(sdp, "offer"))
+            await self.pc.setLocalDescription(await self.pc.createAnswer())
+            ack = await self.socket.call(
+                "media_answer",
+                {
+                    "sdp": self.pc.localDescription.sdp,
+                    "type": "answer",
+                    "revision": data["revision"],
+                },
+                timeout=20,
+            )
+            self.answer_acks.append(ack)
+            self.renegotiations += 1
+
+    def _on_track(self, track: MediaStreamTrack) -> None:
+        received = Received(track.kind)
+        self.received.append(received)
+        if not self.decode:
+            for transceiver in self.pc.getTransceivers():
+                if transceiver.receiver.track is track:
+                    aiortc_internals.tap_encoded_frames(
+                        transceiver.receiver, lambda codec, frame: self._tapped(received, frame)
+                    )
+        self._tasks.append(asyncio.create_task(self._consume(track, received)))
+
+    @staticmethod
+    def _tapped(received: Received, frame: Any) -> None:
+        if received.first_is_key is None:
+            received.first_is_key = not frame.data[0] & 1 if received.kind == "video" else True
+        received.encoded.append(bytes(frame.data))
+        received.frames += 1
+
+    @staticmethod
+    async def _consume(track: MediaStreamTrack, received: Received) -> None:
+        try:
+            while True:
+                frame = await track.recv()
+                if isinstance(frame, av.VideoFrame):
+                    if received.first_size is None:
+                        received.first_size = (frame.width, frame.height)
+                        received.first_is_key = bool(frame.key_frame)
+                    received.frames += 1
+                elif isinstance(frame, av.AudioFrame):
+                    received.frames += 1
+        except MediaStreamError:
+            pass
+        finally:
+            received.ended.set()
+
+
+def without_codec(sdp: str, mime_name: str) -> str:
+    """An SDP offer as a client that lacks `mime_name` (e.g. "VP8") would see it."""
+    lines = sdp.split("\r\n")
+    drop = set()
+    for line in lines:
+        if line.startswith("a=rtpmap:") and line.split()[1].split("/")[0].upper() == mime_name:
+            drop.add(line.split(":")[1].split()[0])
+    for pt in list(drop):  # and the RTX that points at it
+        for line in lines:
+            if line.startswith("a=fmtp:") and f"apt={pt}" in line:
+                drop.add(line.split(":")[1].split()[0])
+    out = []
+    for line in lines:
+        if line.startswith("m="):
+            parts = line.split()
+            line = " ".join(parts[:3] + [p for p in parts[3:] if p not in drop])
+        elif (
+            line.startswith(("a=rtpmap:", "a=fmtp:", "a=rtcp-fb:"))
+            and line.split(":")[1].split()[0] in drop
+        ):
+            continue
+        out.append(line)
+    return "\r\n".join(out)

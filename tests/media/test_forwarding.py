@@ -1,0 +1,102 @@
+"""Participants publish and receive through the SFU: real aiortc peers over loopback."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import av
+import pytest
+from aiortc.codecs import h264, opus, vpx
+
+from tests.media.conftest import Join
+from tests.media.support import DecodeErrors
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def decode_errors() -> Iterator[DecodeErrors]:
+    handler = DecodeErrors()
+    logger = logging.getLogger("aiortc.rtcrtpreceiver")
+    logger.addHandler(handler)
+    yield handler
+    logger.removeHandler(handler)
+
+
+@pytest.fixture
+def encoder_calls(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    """Counts every real encode in this process (a spy: each call goes through)."""
+    calls = {"count": 0}
+    for cls in (vpx.Vp8Encoder, opus.OpusEncoder, h264.H264Encoder):
+        original = cls.encode
+
+        def counting(self, frame, force_keyframe=False, _original=original):  # type: ignore[no-untyped-def]
+            calls["count"] += 1
+            return _original(self, frame, force_keyframe)
+
+        monkeypatch.setattr(cls, "encode", counting)
+    return calls
+
+
+async def test_two_participants_receive_and_decode_each_other(
+    join: Join, decode_errors: DecodeErrors
+) -> None:
+    ada = await join("ada", role="mentor")
+    bo = await join("bo")
+    for person in (ada, bo):
+        await person.wait_until(
+            lambda p=person: len(p.received) == 2 and all(r.frames > 20 for r in p.received),
+            timeout=20,
+        )
+    for person in (ada, bo):
+        kinds = sorted(r.kind for r in person.received)
+        assert kinds == ["audio", "video"]
+        video = person.of_kind("video")[0]
+        assert video.first_size == (160, 120)
+    assert decode_errors.count == 0
+
+
+async def test_forwarding_is_pass_through(join: Join, encoder_calls: dict[str, int]) -> None:
+    ada = await join("ada")
+    bo = await join("bo", publish=False, decode=False)
+    await bo.wait_until(
+        lambda: len(bo.received) == 2 and all(r.frames > 30 for r in bo.received), timeout=20
+    )
+    assert encoder_calls["count"] == 0
+    for received in bo.received:
+        sent = set(ada.tracks[received.kind].sent)
+        assert set(received.encoded) <= sent, f"{received.kind} bytes changed on the way"
+    video = bo.of_kind("video")[0]
+    assert video.first_is_key
+    decoder = av.CodecContext.create("libvpx", "r")
+    decoded = sum(len(decoder.decode(av.Packet(data))) for data in video.encoded)
+    assert decoded == len(video.encoded)
+
+
+async def test_late_joiner_gets_a_keyframe_first_and_leaving_ends_tracks(join: Join) -> None:
+    ada = await join("ada")
+    bo = await join("bo")
+    await bo.wait_until(lambda: any(r.kind == "video" and r.frames > 20 for r in bo.received))
+    # Keyframes come every 3 s; the SFU gates the newcomer and asks ada for one.
+    requests_before = ada.tracks["video"].keyframe_requests
+    carol = await join("carol", publish=False, decode=False)
+    await carol.wait_until(
+        lambda: len(carol.received) == 4 and all(r.frames > 5 for r in carol.received), timeout=20
+    )
+    for video in carol.of_kind("video"):
+        assert video.first_is_key, "a subscriber's first video frame must be a keyframe"
+    assert ada.tracks["video"].keyframe_requests > requests_before
+
+    await bo.socket.call("leave")
+    from_bo = [r for r in ada.received]
+    await ada.wait_until(lambda: all(r.ended.is_set() for r in from_bo), timeout=10)
+    # Carol keeps ada's tracks and loses bo's; ada still hears nothing odd.
+    await carol.wait_until(lambda: sum(r.ended.is_set() for r in carol.received) == 2)
+    still = [r for r in carol.received if not r.ended.is_set()]
+    counts = [r.frames for r in still]
+    await carol.wait_until(
+        lambda: all(r.frames > c + 5 for r, c in zip(still, counts, strict=True))
+    )
+    await carol.wait_until(lambda: carol.renegotiations >= 2)
+    assert all("error" not in ack for ack in carol.answer_acks)

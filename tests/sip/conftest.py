@@ -1,0 +1,200 @@
+"""A phone gateway on loopback with real rooms, a real PIN store, and sipp to call it."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from server.media.phone.bridge import LocalRoomAudio
+from server.media.phone.call import Call, CallState
+from server.media.phone.gateway import PhoneGateway, PhoneSettings
+from server.media.phone.pins import PinStore
+from server.rooms.events import EventBus, RoomEvent
+from server.rooms.registry import RoomRegistry
+from server.store import Database
+from server.store.schema import metadata, phone_participant_pins, phone_room_pins
+from tests.support.services import require_program
+
+SCENARIOS = Path(__file__).parent / "scenarios"
+E = TypeVar("E", bound=RoomEvent)
+
+
+async def eventually(check: Callable[[], Any], timeout: float = 10.0) -> Any:
+    """Poll until `check()` is truthy and return it; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        await asyncio.sleep(0.02)
+
+
+@dataclass
+class SippResult:
+    returncode: int
+    errors: str
+
+
+@dataclass
+class Phone:
+    gateway: PhoneGateway
+    registry: RoomRegistry
+    bus: EventBus
+    pins: PinStore
+    room_audio: LocalRoomAudio
+    metrics: CollectorRegistry
+    workdir: Path
+    sipp_path: str
+    events: list[RoomEvent] = field(default_factory=list)
+
+    def of_type(self, kind: type[E]) -> list[E]:
+        return [e for e in self.events if isinstance(e, kind)]
+
+    async def sipp(
+        self, scenario: str, service: str, *, hold_ms: int = 500, args: tuple[str, ...] = ()
+    ) -> SippResult:
+        """Run one call of `scenario` against the gateway; sipp's exit code and errors."""
+        errors = self.workdir / f"{scenario}-{time.monotonic_ns()}.errors"
+        proc = await asyncio.create_subprocess_exec(
+            self.sipp_path,
+            f"127.0.0.1:{self.gateway.port}",
+            "-sf",
+            str(SCENARIOS / scenario),
+            "-s",
+            service,
+            "-m",
+            "1",
+            "-d",
+            str(hold_ms),
+            "-i",
+            "127.0.0.1",
+            "-mi",
+            "127.0.0.1",
+            "-nostdin",
+            "-timeout",
+            "30s",
+            "-timeout_error",
+            "-trace_err",
+            "-error_file",
+            str(errors),
+            *args,
+            cwd=self.workdir,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        returncode = await proc.wait()
+        return SippResult(returncode, errors.read_text() if errors.exists() else "")
+
+    def start_sipp(self, scenario: str, service: str, **kwargs: Any) -> asyncio.Task[SippResult]:
+        return asyncio.create_task(self.sipp(scenario, service, **kwargs))
+
+    async def confirmed_call(self) -> Call:
+        """The one call in progress, once the caller's ACK arrived."""
+        return await eventually(
+            lambda: next(
+                (c for c in self.gateway.calls.values() if c.state == CallState.CONFIRMED), None
+            )
+        )
+
+    def metric(self, name: str, **labels: str) -> float:
+        return self.metrics.get_sample_value(name, labels) or 0.0
+
+
+PhoneFactory = Callable[..., Awaitable[Phone]]
+
+
+@pytest.fixture
+async def make_phone(tmp_path: Path) -> AsyncIterator[PhoneFactory]:
+    sipp_path = require_program("sipp", "/usr/bin/sipp")
+    started: list[tuple[Phone, Database]] = []
+
+    async def make(**settings: Any) -> Phone:
+        database = Database(f"sqlite+aiosqlite:///{tmp_path / f'phone{len(started)}.db'}")
+        async with database.begin() as conn:
+            await conn.run_sync(
+                lambda sync: metadata.create_all(
+                    sync, tables=[phone_room_pins, phone_participant_pins]
+                )
+            )
+        bus = EventBus()
+        registry = RoomRegistry(bus)
+        pins = PinStore(database)
+        room_audio = LocalRoomAudio()
+        metrics = CollectorRegistry()
+        config = PhoneSettings(
+            **{"host": "127.0.0.1", "port": 0, "rtp_host": "127.0.0.1", **settings}
+        )
+        gateway = PhoneGateway(config, registry, bus, pins, room_audio, metrics)
+        phone = Phone(gateway, registry, bus, pins, room_audio, metrics, tmp_path, sipp_path)
+
+        async def record(event: RoomEvent) -> None:
+            phone.events.append(event)
+
+        bus.subscribe(record, name="test-recorder")
+        await gateway.start()
+        started.append((phone, database))
+        return phone
+
+    yield make
+    for phone, database in started:
+        await phone.gateway.stop()
+        await phone.bus.close()
+        phone.registry.close_all()
+        await database.close()
+
+
+@pytest.fixture
+async def phone(make_phone: PhoneFactory) -> Phone:
+    return await make_phone()
+
+
+class UdpPeer(asyncio.DatagramProtocol):
+    """A raw UDP socket for a test: send datagrams, collect what comes back."""
+
+    def __init__(self) -> None:
+        self.received: asyncio.Queue[tuple[bytes, tuple[str, int]]] = asyncio.Queue()
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.received.put_nowait((data, addr))
+
+    @property
+    def port(self) -> int:
+        assert self.transport is not None
+        return int(self.transport.get_extra_info("sockname")[1])
+
+    def send(self, data: bytes, port: int) -> None:
+        assert self.transport is not None
+        self.transport.sendto(data, ("127.0.0.1", port))
+
+    async def next(self, timeout: float = 5.0) -> bytes:
+        data, _ = await asyncio.wait_for(self.received.get(), timeout)
+        return data
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+
+@pytest.fixture
+async def udp_peer() -> AsyncIterator[UdpPeer]:
+    loop = asyncio.get_running_loop()
+    # RTP ports are even by convention; sipp does not mind, the gateway does not care.
+    _, peer = await loop.create_datagram_endpoint(
+        UdpPeer, local_addr=("127.0.0.1", 0), family=socket.AF_INET
+    )
+    yield peer
+    peer.close()

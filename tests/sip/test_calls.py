@@ -1,0 +1,161 @@
+"""Real sipp calls against the gateway on loopback: answer, audio, PINs, hang-ups."""
+
+from __future__ import annotations
+
+import pytest
+
+from server.media.phone import g711
+from server.media.phone.events import PhoneCallEnded, PhonePinRejected
+from server.rooms.events import MediaModeChanged, ParticipantJoined, ParticipantLeft
+from server.rooms.model import MediaMode
+from tests.sip.conftest import Phone, PhoneFactory, UdpPeer, eventually
+from tests.sip.media import ToneTrack, key_presses, tone
+
+pytestmark = [pytest.mark.slow, pytest.mark.sip]
+
+TONE_PACKETS = 50  # tone.ulaw: one second of PCMU, 160-byte (20 ms) packets
+
+
+async def test_pin_in_request_uri_joins_the_room_and_every_frame_arrives(phone: Phone) -> None:
+    pin = await phone.pins.ensure_room_pin("mentoring-1")
+    (phone.workdir / "tone.ulaw").write_bytes(g711.encode("PCMU", tone(1000, 1.0)))
+
+    call = phone.start_sipp("call_audio.xml", pin, hold_ms=1500)
+    live = await phone.confirmed_call()
+    room = await eventually(lambda: phone.registry.get("mentoring-1"))
+    caller = await eventually(lambda: next(iter(room.participants.values()), None))
+    assert caller.media_mode == MediaMode.PHONE
+    assert caller.connection == live.call_id
+    result = await call
+
+    assert result.returncode == 0, result.errors
+    ended = phone.gateway.ended_calls[-1]
+    assert ended.stats.audio_frames_received == TONE_PACKETS
+    assert ended.stats.packets_lost == 0
+    assert ended.end_reason == "caller_hung_up"
+    await phone.bus.drain()
+    joined = phone.of_type(ParticipantJoined)
+    assert [(e.room, e.media_mode) for e in joined] == [("mentoring-1", "phone")]
+    assert [e.reason for e in phone.of_type(ParticipantLeft)] == ["left"]
+    assert phone.of_type(PhoneCallEnded)[0].packets_received == TONE_PACKETS
+    assert phone.registry.participant("mentoring-1", joined[0].identity) is None
+    assert phone.metric("pairwise_phone_call_attempts_total", result="answered") == 1
+    assert phone.metric("pairwise_phone_active_calls") == 0
+
+
+async def test_room_audio_reaches_the_caller_and_echoes_back(phone: Phone) -> None:
+    pin = await phone.pins.ensure_room_pin("mentoring-2")
+    phone.room_audio.publish_track("mentoring-2", "alice", ToneTrack(700))
+
+    result = await phone.sipp("call_echo.xml", pin, hold_ms=1500, args=("-rtp_echo",))
+
+    assert result.returncode == 0, result.errors
+    stats = phone.gateway.ended_calls[-1].stats
+    assert stats.packets_sent > 0
+    # sipp returned our own packets (our SSRC): the room's audio reached the caller.
+    assert stats.packets_echoed > stats.packets_sent // 2
+
+
+async def test_personal_pin_by_dtmf_switches_a_browser_participant_to_phone(
+    phone: Phone, udp_peer: UdpPeer
+) -> None:
+    pin = await phone.pins.participant_pin("mentoring-3", "maya", "Maya", "mentee")
+    phone.registry.join(
+        "mentoring-3", "maya", "Maya", "mentee", connection="sid-1", media_mode=MediaMode.TEXT
+    )
+
+    call = phone.start_sipp(
+        "call_external_media.xml",
+        "+4930123456",
+        hold_ms=3000,
+        args=("-set", "rtpport", str(udp_peer.port)),
+    )
+    live = await phone.confirmed_call()
+    assert live.room is None  # the dialled number is no PIN: the prompt asks for one
+    await udp_peer.next()  # the prompt is playing
+    for packet in key_presses(pin + "#", ssrc=1234, sequence=100, timestamp=8000):
+        udp_peer.send(packet, live.local_rtp_port)
+    await eventually(
+        lambda: phone.registry.participant("mentoring-3", "maya").media_mode == MediaMode.PHONE
+    )
+    maya = phone.registry.participant("mentoring-3", "maya")
+    assert maya is not None and maya.connection == "sid-1"  # the same participant
+    result = await call
+
+    assert result.returncode == 0, result.errors
+    await phone.bus.drain()
+    changes = [(e.mode, e.reason) for e in phone.of_type(MediaModeChanged)]
+    assert changes == [("phone", "dialed_in"), ("text", "phone_hung_up")]
+    assert phone.registry.participant("mentoring-3", "maya") is not None
+    assert phone.of_type(ParticipantLeft) == []
+    assert phone.gateway.ended_calls[-1].stats.dtmf_packets_received == 5 * (len(pin) + 1)
+    assert phone.of_type(PhonePinRejected) == []
+
+
+async def test_wrong_pin_three_times_gets_a_goodbye_and_bye(
+    phone: Phone, udp_peer: UdpPeer
+) -> None:
+    await phone.pins.ensure_room_pin("mentoring-4")
+
+    call = phone.start_sipp(
+        "call_wait_for_bye.xml", "100", args=("-set", "rtpport", str(udp_peer.port))
+    )
+    live = await phone.confirmed_call()
+    sequence, timestamp = 1, 1000
+    for attempt in range(1, 4):
+        packets = key_presses("000000#", ssrc=99, sequence=sequence, timestamp=timestamp)
+        for packet in packets:
+            udp_peer.send(packet, live.local_rtp_port)
+        sequence, timestamp = sequence + len(packets), timestamp + 20_000
+        await eventually(lambda n=attempt: len(phone.of_type(PhonePinRejected)) == n)
+    result = await call  # the scenario ends when it has received and answered the BYE
+
+    assert result.returncode == 0, result.errors
+    rejected = phone.of_type(PhonePinRejected)
+    assert [(e.attempt, e.final, e.reason) for e in rejected] == [
+        (1, False, "wrong_pin"),
+        (2, False, "wrong_pin"),
+        (3, True, "wrong_pin"),
+    ]
+    assert rejected[0].call_id == live.call_id and rejected[0].caller == "…001"
+    assert phone.of_type(ParticipantJoined) == []
+    assert phone.gateway.ended_calls[-1].end_reason == "pin_rejected"
+    assert phone.metric("pairwise_phone_call_attempts_total", result="pin_rejected") == 1
+
+
+async def test_max_call_length_hangs_up(make_phone: PhoneFactory, udp_peer: UdpPeer) -> None:
+    phone = await make_phone(max_call_seconds=0.5)
+    pin = await phone.pins.ensure_room_pin("mentoring-5")
+
+    result = await phone.sipp(
+        "call_wait_for_bye.xml", pin, args=("-set", "rtpport", str(udp_peer.port))
+    )
+
+    assert result.returncode == 0, result.errors
+    assert phone.gateway.ended_calls[-1].end_reason == "max_length"
+    await phone.bus.drain()
+    assert [e.reason for e in phone.of_type(ParticipantLeft)] == ["disconnected"]
+
+
+async def test_cancel_while_ringing_gets_487(make_phone: PhoneFactory) -> None:
+    phone = await make_phone(ring_seconds=10)
+
+    result = await phone.sipp("cancel.xml", "123456")
+
+    assert result.returncode == 0, result.errors
+    assert phone.gateway.calls == {}
+    assert phone.gateway.ended_calls[-1].end_reason == "cancelled"
+    assert phone.metric("pairwise_phone_call_attempts_total", result="cancelled") == 1
+
+
+async def test_options_gets_200(phone: Phone) -> None:
+    result = await phone.sipp("options.xml", "ping")
+    assert result.returncode == 0, result.errors
+
+
+async def test_g729_only_offer_gets_488(phone: Phone) -> None:
+    result = await phone.sipp("g729_only.xml", "123456")
+
+    assert result.returncode == 0, result.errors
+    assert phone.gateway.calls == {}
+    assert phone.metric("pairwise_phone_call_attempts_total", result="no_codec") == 1
