@@ -9,17 +9,23 @@ import socketio
 from aiohttp import web
 from redis.asyncio import Redis
 
-from server.api import health, pages, rooms as rooms_api, tokens
+from server.api import health, pages, tokens
+from server.api import rooms as rooms_api
 from server.api.cors import cors_middleware
 from server.api.http import RouteTable, error_middleware
-from server.api.throttle import throttle_middleware
 from server.api.openapi import build_openapi
+from server.api.throttle import throttle_middleware
 from server.auth import TokenIssuer
 from server.cluster import api as cluster_api
 from server.cluster.service import Cluster
 from server.config import Settings
 from server.media import api as media_api
 from server.media.metrics import MediaMetrics
+from server.media.phone import api as phone_api
+from server.media.phone.api import DialIn
+from server.media.phone.gateway import PhoneGateway, PhoneSettings
+from server.media.phone.pins import PinStore
+from server.media.room_audio import SfuRoomAudio
 from server.media.sfu import Sfu
 from server.media.signaling import MediaHandlers
 from server.metrics import new_registry
@@ -48,6 +54,7 @@ ROUTE_TABLES: list[RouteTable] = [
     rooms_api.routes,
     sessionlog_api.routes,
     media_api.routes,
+    phone_api.routes,
 ]
 
 
@@ -80,10 +87,24 @@ def create_app(settings: Settings) -> web.Application:
     roster = RedisRoster(redis, settings.cluster, settings.node_name, rooms) if redis else None
     cluster = Cluster(settings, redis, rooms)
     removals = RemovalStore(database)
-    signaling = Signaling(settings, tokens, rooms, SignalingMetrics(registry), manager,
-                          is_removed=removals.refuses, roster=roster)
+    signaling = Signaling(
+        settings,
+        tokens,
+        rooms,
+        SignalingMetrics(registry),
+        manager,
+        is_removed=removals.refuses,
+        roster=roster,
+    )
     RoomHandlers(signaling, chat, cluster.node_for)
     sfu = Sfu(settings, rooms, bus, MediaMetrics(registry))
+    dial_in, phone = None, None
+    if settings.sip_bind:
+        pins = PinStore(database, settings.sip_pin_digits)
+        dial_in = DialIn(pins, settings.sip_dialin_number or "")
+        phone = PhoneGateway(
+            PhoneSettings.from_settings(settings), rooms, bus, pins, SfuRoomAudio(sfu), registry
+        )
     MediaHandlers(signaling, sfu)
     signaling.attach(app)
     services = Services(
@@ -101,6 +122,8 @@ def create_app(settings: Settings) -> web.Application:
         removals=removals,
         sessionlog=SessionLogService.create(database),
         sfu=sfu,
+        dial_in=dial_in,
+        phone=phone,
     )
     app[SERVICES] = services
     for table in ROUTE_TABLES:
@@ -136,7 +159,11 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         services.bus.subscribe(services.roster, "roster")
     if services.sfu is not None:
         await services.sfu.start()
+    if services.phone is not None:
+        await services.phone.start()
     yield
+    if services.phone is not None:
+        await services.phone.stop()
     await services.signaling.sio.shutdown()
     if services.sfu is not None:
         await services.sfu.stop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
@@ -21,6 +22,10 @@ from server.signaling.roster import RedisRoster
 from server.signaling.server import Signaling
 from server.store import Database
 
+if TYPE_CHECKING:  # the phone API module itself reads Services
+    from server.media.phone.api import DialIn
+    from server.media.phone.gateway import PhoneGateway
+
 
 @dataclass
 class Services:
@@ -38,6 +43,8 @@ class Services:
     roster: RedisRoster | None = None
     sessionlog: SessionLogService | None = None
     sfu: Sfu | None = None
+    dial_in: DialIn | None = None
+    phone: PhoneGateway | None = None
 
     @property
     def admin_key(self) -> str:

@@ -25,13 +25,15 @@ routes = RouteTable()
 
 @dataclass(frozen=True)
 class DialIn:
-    """What the PIN endpoints need; app.py stores it under `DIAL_IN`."""
+    """What the PIN endpoints need (`Services.dial_in`; None when the phone is off)."""
 
     pins: PinStore
     number: str  # the number to call, as shown to people ("+49 30 1234 5678")
 
-
-DIAL_IN = web.AppKey("phone_dial_in", DialIn)
+    async def for_room(self, room: str) -> dict[str, str] | None:
+        """Number and PIN for participants of `room`, if the room has a PIN."""
+        pin = await self.pins.room_pin(room)
+        return {"number": self.number, "pin": pin} if pin else None
 
 
 class RoomPin(BaseModel):
@@ -54,8 +56,9 @@ class ParticipantPin(BaseModel):
 
 
 def _dial_in(request: web.Request) -> tuple[DialIn, str]:
-    require_admin(request, services_of(request).admin_key)
-    dial_in = request.app.get(DIAL_IN)
+    services = services_of(request)
+    require_admin(request, services.admin_key)
+    dial_in = services.dial_in
     if dial_in is None:
         raise NotFound("phone dial-in is not enabled on this server", code="phone_disabled")
     room = request.match_info["room"]

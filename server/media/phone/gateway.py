@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry
 
+from server.config import Settings
 from server.errors import Conflict
 from server.media.phone import prompt
 from server.media.phone.bridge import PhoneTrack, RoomAudio
@@ -59,6 +60,27 @@ class PhoneSettings:
     media_timeout_seconds: float = 60.0  # no RTP from the caller for this long: hang up
     dial_in_number: str = ""  # shown to participants next to the room PIN
     room_pin_role: str = "mentee"  # role of a caller admitted by the room PIN
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> PhoneSettings:
+        assert settings.sip_bind is not None
+        host, port = cls.parse_bind(settings.sip_bind)
+        return cls(
+            host=host,
+            port=port,
+            advertise_host=settings.sip_advertise,
+            allowed_ips=frozenset(settings.sip_allowed_ips),
+            max_call_seconds=settings.sip_max_call_seconds,
+            invite_rate=settings.sip_invites_per_second,
+            invite_burst=settings.sip_invite_burst,
+            max_calls=settings.sip_max_calls,
+            rtp_host=host,
+            rtp_port_min=settings.sip_rtp_port_min,
+            rtp_port_max=settings.sip_rtp_port_max,
+            pin_digits=settings.sip_pin_digits,
+            media_timeout_seconds=settings.sip_media_timeout_seconds,
+            dial_in_number=settings.sip_dialin_number or "",
+        )
 
     @property
     def rtp_ports(self) -> range:

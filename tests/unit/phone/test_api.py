@@ -1,4 +1,4 @@
-"""The PIN endpoints on a tiny app: only the admin key is taken from the services."""
+"""The PIN endpoints on a tiny app: only the admin key and dial-in are taken from the services."""
 
 from pathlib import Path
 from types import SimpleNamespace
@@ -18,8 +18,8 @@ from tests.unit.phone.test_pins import store
 @pytest.fixture
 async def client(aiohttp_client: Any, tmp_path: Path) -> Any:
     app = web.Application(middlewares=[error_middleware])
-    app[SERVICES] = SimpleNamespace(admin_key=ADMIN_KEY)  # type: ignore[misc]
-    app[api.DIAL_IN] = api.DialIn(await store(tmp_path), "+49 30 1234 5678")
+    dial_in = api.DialIn(await store(tmp_path), "+49 30 1234 5678")
+    app[SERVICES] = SimpleNamespace(admin_key=ADMIN_KEY, dial_in=dial_in)  # type: ignore[misc]
     api.routes.install(app)
     return await aiohttp_client(app)
 
