@@ -26,8 +26,9 @@ def cors_middleware(allowed: list[str]) -> web.middleware:  # type: ignore[valid
         if origin == own:
             return await handler(request)
         if origin not in allowed_set:
-            return error_response("origin_not_allowed",
-                                  f"requests from {origin} are not allowed", 403)
+            return error_response(
+                "origin_not_allowed", f"requests from {origin} are not allowed", 403
+            )
         if request.method == "OPTIONS":
             response: web.StreamResponse = web.Response(status=204)
         else:

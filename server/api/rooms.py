@@ -33,8 +33,15 @@ class RoomState(BaseModel):
     participants: list[RoomParticipant]
 
 
-@routes.route("GET", "/api/v1/rooms/{room}", summary="Who is in a room on this node",
-              response=RoomState, admin=True, errors=(404,), tags=("rooms",))
+@routes.route(
+    "GET",
+    "/api/v1/rooms/{room}",
+    summary="Who is in a room on this node",
+    response=RoomState,
+    admin=True,
+    errors=(404,),
+    tags=("rooms",),
+)
 async def room_state(request: web.Request) -> web.Response:
     services = services_of(request)
     require_admin(request, services.admin_key)
@@ -46,9 +53,12 @@ async def room_state(request: web.Request) -> web.Response:
 
 
 @routes.route(
-    "DELETE", "/api/v1/rooms/{room}/participants/{identity}",
+    "DELETE",
+    "/api/v1/rooms/{room}/participants/{identity}",
     summary="Remove a participant: disconnect them; their tokens for this room stop working",
-    response=Removed, admin=True, tags=("rooms",),
+    response=Removed,
+    admin=True,
+    tags=("rooms",),
 )
 async def remove_participant(request: web.Request) -> web.Response:
     services = services_of(request)
@@ -56,5 +66,6 @@ async def remove_participant(request: web.Request) -> web.Response:
     room, identity = request.match_info["room"], request.match_info["identity"]
     removed_at = await services.removals.remove(room, identity)
     disconnected = await services.signaling.remove(room, identity)
-    return json_response(Removed(room=room, identity=identity, disconnected=disconnected,
-                                 removed_at=removed_at))
+    return json_response(
+        Removed(room=room, identity=identity, disconnected=disconnected, removed_at=removed_at)
+    )

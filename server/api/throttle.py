@@ -40,9 +40,11 @@ def throttle_middleware(tokens_per_minute: float, failures_per_minute: float) ->
         failed = failures.get(address)
         if failed.empty():
             return error_response("rate_limited", "too many failed attempts; wait a minute", 429)
-        if request.path == "/api/v1/tokens" and request.method == "POST" and not issued.get(
-            address
-        ).take():
+        if (
+            request.path == "/api/v1/tokens"
+            and request.method == "POST"
+            and not issued.get(address).take()
+        ):
             return error_response("rate_limited", "too many token requests; slow down", 429)
         response = await handler(request)
         if response.status == 401:

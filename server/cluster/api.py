@@ -33,8 +33,12 @@ class Nodes(BaseModel):
 
 
 @routes.route(
-    "GET", "/api/v1/rooms/{room}/node", summary="The node that holds a room (placing it if new)",
-    response=RoomNode, errors=(401, 403, 503), tags=("cluster",),
+    "GET",
+    "/api/v1/rooms/{room}/node",
+    summary="The node that holds a room (placing it if new)",
+    response=RoomNode,
+    errors=(401, 403, 503),
+    tags=("cluster",),
 )
 async def room_node(request: web.Request) -> web.Response:
     """Callable with the admin key or with a join token for this room."""
@@ -48,16 +52,35 @@ async def room_node(request: web.Request) -> web.Response:
         if claims.room != room:
             raise Forbidden("this token is for another room") from None
     placement = await services.cluster.node_for(room)
-    return json_response(RoomNode(room=room, node=placement.node, url=placement.url,
-                                  moved=placement.moved))
+    return json_response(
+        RoomNode(room=room, node=placement.node, url=placement.url, moved=placement.moved)
+    )
 
 
-@routes.route("GET", "/api/v1/nodes", summary="Live nodes and their load", response=Nodes,
-              admin=True, tags=("cluster",))
+@routes.route(
+    "GET",
+    "/api/v1/nodes",
+    summary="Live nodes and their load",
+    response=Nodes,
+    admin=True,
+    tags=("cluster",),
+)
 async def nodes(request: web.Request) -> web.Response:
     services = services_of(request)
     require_admin(request, services.admin_key)
     live = await services.cluster.live_nodes()
-    return json_response(Nodes(nodes=[Node(name=n.name, url=n.url, rooms=n.rooms,
-                                           participants=n.participants, streams=n.streams,
-                                           cpu_percent=n.cpu_percent) for n in live]))
+    return json_response(
+        Nodes(
+            nodes=[
+                Node(
+                    name=n.name,
+                    url=n.url,
+                    rooms=n.rooms,
+                    participants=n.participants,
+                    streams=n.streams,
+                    cpu_percent=n.cpu_percent,
+                )
+                for n in live
+            ]
+        )
+    )

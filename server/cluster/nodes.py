@@ -6,6 +6,7 @@ A node whose heartbeat key has expired is dead; its rooms are placed elsewhere.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -36,8 +37,16 @@ class NodeLoad:
 
 
 class NodeRegistry:
-    def __init__(self, redis: Redis, cluster: str, name: str, url: str,
-                 interval: float, ttl: float, load: Callable[[], tuple[int, int, int]]):
+    def __init__(
+        self,
+        redis: Redis,
+        cluster: str,
+        name: str,
+        url: str,
+        interval: float,
+        ttl: float,
+        load: Callable[[], tuple[int, int, int]],
+    ):
         self._redis = redis
         self._prefix = f"{cluster}:node:"
         self.name = name
@@ -58,25 +67,33 @@ class NodeRegistry:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
-        try:
+        with contextlib.suppress(RedisError):
             await self._redis.delete(self._prefix + self.name)
-        except RedisError:
-            pass
 
     async def beat(self) -> None:
         rooms, participants, streams = self._load()
-        me = NodeLoad(self.name, self.url, rooms, participants, streams,
-                      self._process.cpu_percent(), time.time())
+        me = NodeLoad(
+            self.name,
+            self.url,
+            rooms,
+            participants,
+            streams,
+            self._process.cpu_percent(),
+            time.time(),
+        )
         try:
-            await self._redis.set(self._prefix + self.name, json.dumps(asdict(me)),
-                                  px=int(self._ttl * 1000))
+            await self._redis.set(
+                self._prefix + self.name, json.dumps(asdict(me)), px=int(self._ttl * 1000)
+            )
             if not self.healthy:
                 log.info("heartbeat reaches redis", extra={"node": self.name})
             self.healthy = True
         except (RedisError, OSError) as exc:
             if self.healthy:
-                log.warning("heartbeat failed; serving local rooms only",
-                            extra={"node": self.name, "error": str(exc)})
+                log.warning(
+                    "heartbeat failed; serving local rooms only",
+                    extra={"node": self.name, "error": str(exc)},
+                )
             self.healthy = False
 
     async def live(self) -> list[NodeLoad]:

@@ -66,5 +66,3 @@ class RoomDirectory:
         owner = await self._redis.get(key)
         if owner is not None and (owner.decode() if isinstance(owner, bytes) else owner) == node:
             await self._redis.delete(key)
-
-

@@ -5,6 +5,7 @@ Without Redis there is one node, this one, and every room is here.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
 
@@ -21,8 +22,13 @@ log = logging.getLogger("pairwise.cluster")
 
 
 class Cluster:
-    def __init__(self, settings: Settings, redis: Redis | None, rooms: RoomRegistry,
-                 streams: Callable[[], int] = lambda: 0):
+    def __init__(
+        self,
+        settings: Settings,
+        redis: Redis | None,
+        rooms: RoomRegistry,
+        streams: Callable[[], int] = lambda: 0,
+    ):
         self.name = settings.node_name
         self.url = settings.base_url
         self._rooms = rooms
@@ -30,9 +36,15 @@ class Cluster:
         self.nodes: NodeRegistry | None = None
         self.directory: RoomDirectory | None = None
         if redis is not None:
-            self.nodes = NodeRegistry(redis, settings.cluster, self.name, self.url,
-                                      settings.heartbeat_seconds, settings.node_ttl_seconds,
-                                      self._load)
+            self.nodes = NodeRegistry(
+                redis,
+                settings.cluster,
+                self.name,
+                self.url,
+                settings.heartbeat_seconds,
+                settings.node_ttl_seconds,
+                self._load,
+            )
             self.directory = RoomDirectory(redis, settings.cluster, self.nodes)
 
     def _load(self) -> tuple[int, int, int]:
@@ -54,8 +66,10 @@ class Cluster:
         try:
             return await self.directory.node_for(room)
         except (RedisError, OSError) as exc:
-            log.warning("room directory unavailable; serving locally",
-                        extra={"room": room, "error": str(exc)})
+            log.warning(
+                "room directory unavailable; serving locally",
+                extra={"room": room, "error": str(exc)},
+            )
             return Placement(room, self.name, self.url, moved=False)
 
     async def live_nodes(self) -> list[NodeLoad]:
@@ -67,7 +81,6 @@ class Cluster:
     async def __call__(self, event: RoomEvent) -> None:
         """Bus subscriber: a room that closed here is free to be placed anywhere."""
         if isinstance(event, SessionEnded) and self.directory is not None:
-            try:
+            # On failure the placement outlives us only until our heartbeat expires.
+            with contextlib.suppress(RedisError, OSError):
                 await self.directory.release(event.room, self.name)
-            except (RedisError, OSError):
-                pass  # the placement outlives us only until our heartbeat expires

@@ -24,14 +24,21 @@ class RemovalStore:
     async def remove(self, room: str, identity: str) -> float:
         now = time.time()
         async with self._db.begin() as conn:
-            await conn.execute(delete(removals).where(and_(
-                removals.c.room == room, removals.c.identity == identity)))
-            await conn.execute(insert(removals).values(room=room, identity=identity,
-                                                       removed_at=now))
+            await conn.execute(
+                delete(removals).where(
+                    and_(removals.c.room == room, removals.c.identity == identity)
+                )
+            )
+            await conn.execute(
+                insert(removals).values(room=room, identity=identity, removed_at=now)
+            )
         return now
 
     async def refuses(self, token: JoinToken) -> bool:
         async with self._db.connect() as conn:
-            removed_at = await conn.scalar(select(removals.c.removed_at).where(and_(
-                removals.c.room == token.room, removals.c.identity == token.identity)))
+            removed_at = await conn.scalar(
+                select(removals.c.removed_at).where(
+                    and_(removals.c.room == token.room, removals.c.identity == token.identity)
+                )
+            )
         return removed_at is not None and token.issued_at <= math.floor(removed_at)

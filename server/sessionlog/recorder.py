@@ -140,15 +140,19 @@ class SessionRecorder:
         so their time present is counted up to the recovery) and their next join is a
         reconnect."""
         present = (
-            await conn.execute(
-                select(session_attendance.c.identity).where(
-                    and_(
-                        session_attendance.c.session_id == session_id,
-                        session_attendance.c.left_at.is_(None),
+            (
+                await conn.execute(
+                    select(session_attendance.c.identity).where(
+                        and_(
+                            session_attendance.c.session_id == session_id,
+                            session_attendance.c.left_at.is_(None),
+                        )
                     )
                 )
             )
-        ).scalars().all()
+            .scalars()
+            .all()
+        )
         await conn.execute(
             update(session_attendance)
             .where(

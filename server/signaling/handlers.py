@@ -75,12 +75,18 @@ class RoomHandlers:
                 elsewhere = []  # Redis is away: this node still serves whom it holds
             participants += [p for p in elsewhere if p["identity"] not in here]
             participants.sort(key=lambda p: p["joined_at"])
-        ack_node: dict[str, Any] = {"name": self.settings.node_name,
-                                    "url": self.settings.base_url, "home": True}
+        ack_node: dict[str, Any] = {
+            "name": self.settings.node_name,
+            "url": self.settings.base_url,
+            "home": True,
+        }
         if self.placement is not None:
             home = await self.placement(token.room)
-            ack_node = {"name": home.node, "url": home.url,
-                        "home": home.node == self.settings.node_name}
+            ack_node = {
+                "name": home.node,
+                "url": home.url,
+                "home": home.node == self.settings.node_name,
+            }
         return {
             "node": ack_node,
             "room": {**result.room.public(), "observers_may_chat": result.room.observers_may_chat},

@@ -37,8 +37,11 @@ class RedisRoster:
             case ParticipantJoined() | PresenceChanged() | MediaModeChanged():
                 participant = self._registry.participant(event.room, event.identity)
                 if participant is not None:
-                    entry = {**participant.public(), "node": self._node,
-                             "sid": participant.connection}
+                    entry = {
+                        **participant.public(),
+                        "node": self._node,
+                        "sid": participant.connection,
+                    }
                     await self._redis.hset(self._key(event.room), event.identity, json.dumps(entry))
             case ParticipantLeft():
                 raw = await self._redis.hget(self._key(event.room), event.identity)

@@ -145,8 +145,11 @@ class Signaling:
         conn = self.connection_of(room, identity)
         if conn is None:
             return await self._remove_elsewhere(room, identity)
-        await self.emit_to(conn.sid, "error", {"code": "removed",
-                                               "message": "an operator removed you from this room"})
+        await self.emit_to(
+            conn.sid,
+            "error",
+            {"code": "removed", "message": "an operator removed you from this room"},
+        )
         self.registry.leave(room, identity, connection=conn.sid, reason="removed")
         conn.joined = False
         await self.sio.disconnect(conn.sid)
@@ -159,9 +162,11 @@ class Signaling:
         if sid is None:
             return False
         # Through the Redis manager both reach the node that holds the connection.
-        await self.sio.emit("error", {"code": "removed",
-                                      "message": "an operator removed you from this room"},
-                            room=person_channel(room, identity))
+        await self.sio.emit(
+            "error",
+            {"code": "removed", "message": "an operator removed you from this room"},
+            room=person_channel(room, identity),
+        )
         await self.sio.disconnect(sid)
         return True
 
@@ -192,8 +197,7 @@ class Signaling:
         try:
             claims = self.tokens.verify(token)
             if self._is_removed is not None and await self._is_removed(claims):
-                raise Unauthorized("an operator removed you from this room",
-                                   code="token_revoked")
+                raise Unauthorized("an operator removed you from this room", code="token_revoked")
         except PairwiseError as exc:
             self.metrics.rejected.labels(exc.code).inc()
             # Clients see connect_error {"message", "data": {"code", "message"}}.
