@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable
 
 from server.config import Settings, SettingsError, load_settings, with_secrets
+from server.matching.cli import add_match_command
 from server.sessionlog.cli import add_report_command
 
 Command = Callable[[argparse.Namespace, Settings], int]
@@ -126,6 +127,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Command]]:
     tok.add_argument("--ttl", type=int, help="seconds until the token expires")
     tok.add_argument("--data-dir")
     commands["token"] = _token
+    add_match_command(sub, commands)
     add_report_command(sub, commands)
     return parser, commands
 

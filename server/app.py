@@ -20,6 +20,7 @@ from server.cluster import api as cluster_api
 from server.cluster.service import Cluster
 from server.config import Settings
 from server.media import api as media_api
+from server.matching import api as matching_api
 from server.media.metrics import MediaMetrics
 from server.media.phone import api as phone_api
 from server.media.phone.api import DialIn
@@ -55,6 +56,7 @@ ROUTE_TABLES: list[RouteTable] = [
     sessionlog_api.routes,
     media_api.routes,
     phone_api.routes,
+    matching_api.routes,
 ]
 
 

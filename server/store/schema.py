@@ -304,3 +304,64 @@ transcript_reads = Table(
     Column("granted", Boolean, nullable=False),
     Column("messages", Integer, nullable=False),
 )
+
+# Matching (server/matching): profiles, the criteria, runs and their draft pairs.
+match_profiles = Table(
+    "match_profiles",
+    metadata,
+    Column("identity", String(200), primary_key=True),
+    Column("role", String(10), nullable=False),
+    Column("data", Text, nullable=False),  # Profile.to_json()
+    Column("updated_at", Float, nullable=False),
+)
+
+match_criteria = Table(
+    "match_criteria",
+    metadata,
+    Column("id", Integer, primary_key=True),  # one row: the program's criteria
+    Column("data", Text, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+match_runs = Table(
+    "match_runs",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("status", String(20), nullable=False),  # running | done | failed
+    Column("progress", Float, nullable=False),
+    Column("mode", String(20), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("finished_at", Float, nullable=True),
+    Column("summary", Text, nullable=True),
+    Column("error", Text, nullable=True),
+)
+
+match_results = Table(
+    "match_results",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("run_id", String(36), ForeignKey("match_runs.id", ondelete="CASCADE"), nullable=False),
+    Column("mentee", String(200), nullable=False),
+    Column("mentor", String(200), nullable=True),  # none: unmatched, see reason
+    Column("score", Float, nullable=True),
+    Column("contributions", Text, nullable=False),
+    Column("explanation", Text, nullable=False),
+    Column("slots", Text, nullable=False),
+    Column("reason", Text, nullable=True),
+    Column("fixed", Boolean, nullable=False),
+    Column("status", String(20), nullable=False),  # draft | published | rematched
+    Column("pair_id", String(36), nullable=True),
+    UniqueConstraint("run_id", "mentee", name="uq_match_results_run_mentee"),
+)
+
+# Pairs an operator rematched as "not a good fit": later runs never propose them again.
+match_exclusions = Table(
+    "match_exclusions",
+    metadata,
+    Column("mentee", String(200), primary_key=True),
+    Column("mentor", String(200), primary_key=True),
+    Column("pair_id", String(36), nullable=True),
+    Column("created_at", Float, nullable=False),
+)

@@ -1,0 +1,1 @@
+"""Matching: profiles, criteria, scoring, availability, assignment, explanations."""

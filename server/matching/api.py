@@ -1,0 +1,181 @@
+"""REST adapter for matching (admin key): profiles, criteria, runs, results, publish."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any, Literal
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field
+
+from server.api.http import RouteTable, json_response, read_body, require_admin
+from server.errors import InvalidInput, NotFound
+from server.matching.criteria import load_criteria, parse_criteria
+from server.matching.profiles import import_profiles, parse_csv, parse_json_rows
+from server.matching.runs import MatchingStore
+from server.services import services_of
+from server.sessionlog.api import pair_json
+
+routes = RouteTable()
+PREFIX = "/api/v1/matching"
+TAGS = ("matching",)
+YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
+
+# Runs in flight: a reference keeps each task alive until it ends.
+_running: set[asyncio.Task[None]] = set()
+
+
+class FixedPair(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    mentee: str = Field(min_length=1, max_length=200)
+    mentor: str = Field(min_length=1, max_length=200)
+
+
+class RunRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    mode: Literal["optimal", "max-coverage", "stable"] = "optimal"
+    fixed_pairs: list[FixedPair] = Field(default_factory=list)
+
+
+class RunStarted(BaseModel):
+    id: str
+    status: str
+
+
+class ImportReport(BaseModel):
+    imported: int
+    errors: list[str] = Field(description="Rows left out (only with allow_partial=true)")
+
+
+def _store(request: web.Request) -> MatchingStore:
+    services = services_of(request)
+    require_admin(request, services.admin_key)
+    return MatchingStore(services.database)
+
+
+def _json(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        raise InvalidInput("the body is not valid JSON", code="invalid_json") from None
+
+
+def _track(task: asyncio.Task[None]) -> None:
+    _running.add(task)
+    task.add_done_callback(_running.discard)
+
+
+@routes.route(
+    "POST", f"{PREFIX}/profiles", response=ImportReport, admin=True, errors=(422,), tags=TAGS,
+    summary="Import mentor and mentee profiles: a JSON list, or CSV with Content-Type text/csv. "
+    "Nothing is imported if any row is invalid, unless ?allow_partial=true.",
+)  # fmt: skip
+async def import_profiles_handler(request: web.Request) -> web.Response:
+    store = _store(request)
+    allow_partial = request.query.get("allow_partial", "false").lower() in ("1", "true", "yes")
+    text = await request.text()
+    rows = parse_csv(text) if request.content_type == "text/csv" else parse_json_rows(_json(text))
+    result = import_profiles(rows, allow_partial=allow_partial)
+    await store.save_profiles(result.profiles)
+    return json_response(ImportReport(imported=len(result.profiles), errors=result.errors))
+
+
+@routes.route("GET", f"{PREFIX}/profiles", summary="All profiles", admin=True, tags=TAGS)
+async def list_profiles(request: web.Request) -> web.Response:
+    profiles = await _store(request).profiles()
+    return json_response({"profiles": [p.to_json() for p in profiles]})
+
+
+@routes.route(
+    "PUT", f"{PREFIX}/criteria", admin=True, errors=(422,), tags=TAGS,
+    summary="Set the program's criteria: JSON, or YAML with Content-Type application/yaml",
+)  # fmt: skip
+async def put_criteria(request: web.Request) -> web.Response:
+    store = _store(request)
+    text = await request.text()
+    yaml = request.content_type in YAML_TYPES
+    criteria = load_criteria(text) if yaml else parse_criteria(_json(text))
+    await store.set_criteria(criteria)
+    return json_response(criteria.to_json())
+
+
+@routes.route(
+    "GET", f"{PREFIX}/criteria", summary="The program's criteria", admin=True, errors=(404,),
+    tags=TAGS,
+)  # fmt: skip
+async def get_criteria(request: web.Request) -> web.Response:
+    criteria = await _store(request).criteria()
+    if criteria is None:
+        raise NotFound("no matching criteria set yet")
+    return json_response(criteria.to_json())
+
+
+@routes.route(
+    "POST", f"{PREFIX}/runs", body=RunRequest, response=RunStarted, status=202, admin=True,
+    errors=(409,), tags=TAGS,
+    summary="Match every mentee without an active pair; runs in the background",
+)  # fmt: skip
+async def start_run(request: web.Request) -> web.Response:
+    store = _store(request)
+    body = await read_body(request, RunRequest)
+    fixed = [(p.mentee, p.mentor) for p in body.fixed_pairs]
+    run, task = await store.start(body.mode, fixed)
+    _track(task)
+    return json_response(RunStarted(id=run.id, status=run.status), status=202)
+
+
+@routes.route(
+    "GET", f"{PREFIX}/runs/{{run_id}}", summary="A run's status, progress and summary",
+    admin=True, errors=(404,), tags=TAGS,
+)  # fmt: skip
+async def get_run(request: web.Request) -> web.Response:
+    run = await _store(request).run(request.match_info["run_id"])
+    return json_response(run.to_json())
+
+
+@routes.route(
+    "GET", f"{PREFIX}/runs/{{run_id}}/results", admin=True, errors=(404,), tags=TAGS,
+    summary="Draft pairs with score, contributions, explanation and slots; unmatched mentees",
+)  # fmt: skip
+async def get_results(request: web.Request) -> web.Response:
+    store = _store(request)
+    run_id = request.match_info["run_id"]
+    run = await store.run(run_id)
+    results = await store.results(run_id)
+    payload: dict[str, Any] = {
+        "run": run.to_json(),
+        "pairs": [r for r in results if r["mentor"] is not None],
+        "unmatched": [
+            {"mentee": r["mentee"], "reason": r["reason"], "explanation": r["explanation"]}
+            for r in results
+            if r["mentor"] is None
+        ],
+    }
+    return json_response(payload)
+
+
+@routes.route(
+    "POST", f"{PREFIX}/runs/{{run_id}}/publish", admin=True, errors=(404, 409), tags=TAGS,
+    summary="Publish a run's draft pairs as mentoring pairs",
+)  # fmt: skip
+async def publish(request: web.Request) -> web.Response:
+    pairs = await _store(request).publish(request.match_info["run_id"])
+    return json_response({"pairs": [pair_json(p) for p in pairs]})
+
+
+@routes.route(
+    "POST", "/api/v1/pairs/{pair_id}/rematch", status=202, admin=True, errors=(404, 409),
+    tags=TAGS,
+    summary="Not a good fit: unpublish the pair (its history stays), never propose the two "
+    "again, and start a run for the mentee",
+)  # fmt: skip
+async def rematch(request: web.Request) -> web.Response:
+    store = _store(request)
+    pair, run, task = await store.rematch(request.match_info["pair_id"])
+    _track(task)
+    return json_response(
+        {"pair": pair_json(pair), "run": {"id": run.id, "status": run.status}}, status=202
+    )

@@ -1,0 +1,510 @@
+"""Assign a whole cohort of mentees to mentors with capacity.
+
+Modes:
+- `optimal`: the largest total score (among those, the most mentees matched);
+- `max-coverage`: the most mentees matched, then the largest total score;
+- `stable`: mentee-proposing deferred acceptance, preferences from the scores (ties go
+  to the lower index): no mentee and mentor would both rather be together.
+
+Exactness on large cohorts. Scoring every pair is cheap, but the assignment cannot
+hold all of them (10k x 2k is 20M pairs). Each mentee keeps its best `k` mentors
+(candidates); the max-weight b-matching is solved on that sparse graph, exactly, with
+`min_weight_full_bipartite_matching` (each mentor expanded into one column per unit
+of capacity, each mentee given a private "unmatched" column). Then a certificate: from
+the solution we derive LP duals (u per mentee, v per mentor, both >= 0, equal objective)
+as longest paths in the residual graph. If every pair left out satisfies
+w(i, j) <= u_i + v_j, the duals are feasible for the *full* problem, so the solution is
+optimal for it (weak duality). A pair left out of mentee i's list scores at most the
+best score outside that list, so only mentees with u_i below that bound are rescored;
+any violating pairs join the graph and it is solved again. The loop ends because the
+graph only grows.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.sparse.csgraph import min_weight_full_bipartite_matching
+
+from server.errors import InvalidInput
+from server.matching.scoring import FILTERED, FULL, ScoreSource
+
+Mode = Literal["optimal", "max-coverage", "stable"]
+MODES: tuple[Mode, ...] = ("optimal", "max-coverage", "stable")
+NO_MENTOR = "no mentor passes the filters"
+CAPACITY_EXHAUSTED = "capacity exhausted"
+DEFAULT_K = 16
+RESERVE = 4
+BLOCK_CELLS = 1 << 18  # pairs scored at once: small enough to stay in the CPU cache
+
+Progress = Callable[[float], None]
+
+
+@dataclass
+class Assignment:
+    mentor_of: np.ndarray  # (n_mentees,) mentor index, -1 when unmatched
+    score: np.ndarray  # (n_mentees,) score of the pair, -1 when unmatched
+    fixed: np.ndarray  # (n_mentees,) bool: kept as the operator fixed it
+    reasons: dict[int, str]  # unmatched mentee -> why
+    stats: dict[str, int | bool] = field(default_factory=dict)
+
+    @property
+    def matched(self) -> int:
+        return int((self.mentor_of >= 0).sum())
+
+    @property
+    def total(self) -> int:
+        """Sum of the matched pairs' scores (a fixed pair that fails a filter counts 0)."""
+        return int(np.maximum(self.score, 0).sum())
+
+    def load(self, n_mentors: int) -> np.ndarray:
+        matched = self.mentor_of[self.mentor_of >= 0]
+        return np.bincount(matched, minlength=n_mentors)
+
+
+@dataclass
+class Candidates:
+    """Each mentee's best mentors, best first, as CSR rows over `mentees`."""
+
+    mentees: np.ndarray  # global mentee index of each row
+    indptr: np.ndarray
+    mentor: np.ndarray
+    score: np.ndarray
+    best_excluded: np.ndarray  # best passing score not in the row; -1 if none
+    n_passing: np.ndarray  # mentors passing the filters, full or not
+
+    def row(self, r: int) -> tuple[np.ndarray, np.ndarray]:
+        lo, hi = self.indptr[r], self.indptr[r + 1]
+        return self.mentor[lo:hi], self.score[lo:hi]
+
+
+def assign(
+    source: ScoreSource,
+    capacity: Sequence[int] | np.ndarray,
+    mode: Mode = "optimal",
+    fixed: Sequence[tuple[int, int]] = (),
+    *,
+    k: int = DEFAULT_K,
+    progress: Progress | None = None,
+) -> Assignment:
+    """Match mentees (rows of `source`) to mentors (columns) within `capacity`.
+
+    `fixed` pairs (mentee, mentor) are kept whatever their score and use the mentor's
+    capacity; they must fit in it.
+    """
+    if mode not in MODES:
+        raise InvalidInput(f"unknown mode {mode!r}; one of {', '.join(MODES)}")
+    report = progress or (lambda _: None)
+    n_e, n_m = source.n_mentees, source.n_mentors
+    cap = np.asarray(capacity, dtype=np.int64)
+    if cap.shape != (n_m,) or (cap < 0).any():
+        raise InvalidInput("capacity: one whole number >= 0 per mentor")
+    mentor_of = np.full(n_e, -1, dtype=np.int64)
+    is_fixed = np.zeros(n_e, dtype=bool)
+    for mentee, mentor in fixed:
+        if not (0 <= mentee < n_e and 0 <= mentor < n_m):
+            raise InvalidInput(f"fixed pair ({mentee}, {mentor}) is out of range")
+        if is_fixed[mentee]:
+            raise InvalidInput(f"mentee {mentee} is fixed to more than one mentor")
+        is_fixed[mentee], mentor_of[mentee] = True, mentor
+    left = cap - np.bincount(mentor_of[is_fixed], minlength=n_m)
+    if (left < 0).any():
+        over = int(np.flatnonzero(left < 0)[0])
+        raise InvalidInput(f"fixed pairs give mentor {over} more mentees than its capacity")
+
+    free = np.flatnonzero(~is_fixed)
+    # Keep a reserve of 4k per mentee: most pairs the certificate asks for are in it.
+    keep = k if mode == "stable" else RESERVE * k
+    cands = candidates(source, free, left > 0, keep, lambda f: report(0.7 * f))
+    if mode == "stable":
+        chosen = _deferred_acceptance(source, cands, left)
+        stats: dict[str, int | bool] = {"edges": len(cands.mentor)}
+    else:
+        chosen, stats = _max_weight(source, cands, left, mode, k, lambda f: report(0.7 + 0.3 * f))
+    mentor_of[free] = chosen
+    score = np.full(n_e, -1, dtype=np.int64)
+    score[is_fixed] = _scores_of(source, np.flatnonzero(is_fixed), mentor_of)
+    score[free] = _scores_of(source, free, mentor_of, cands)
+    reasons = {
+        int(cands.mentees[r]): NO_MENTOR if cands.n_passing[r] == 0 else CAPACITY_EXHAUSTED
+        for r in np.flatnonzero(chosen < 0)
+    }
+    report(1.0)
+    return Assignment(mentor_of, score, is_fixed, reasons, stats)
+
+
+def _scores_of(
+    source: ScoreSource,
+    mentees: np.ndarray,
+    mentor_of: np.ndarray,
+    cands: Candidates | None = None,
+) -> np.ndarray:
+    """Scores of the chosen pairs: from the candidate lists where they are, else rescored."""
+    out = np.full(len(mentees), -1, dtype=np.int64)
+    known: dict[tuple[int, int], int] = {}
+    if cands is not None:
+        rows = np.repeat(cands.mentees, np.diff(cands.indptr))
+        pairs = zip(rows.tolist(), cands.mentor.tolist(), strict=True)
+        known = dict(zip(pairs, cands.score.tolist(), strict=True))
+    missing = []
+    for pos, (i, j) in enumerate(zip(mentees.tolist(), mentor_of[mentees].tolist(), strict=True)):
+        if j < 0:
+            continue
+        if (i, j) in known:
+            out[pos] = known[(i, j)]
+        else:
+            missing.append(pos)
+    if missing:
+        at = np.asarray(missing)
+        for start in range(0, len(at), 256):
+            part = at[start : start + 256]
+            rows_ = source.rows(mentees[part])
+            out[part] = rows_[np.arange(len(part)), mentor_of[mentees[part]]]
+    return out
+
+
+def candidates(
+    source: ScoreSource,
+    mentees: np.ndarray,
+    available: np.ndarray,
+    k: int,
+    progress: Progress | None = None,
+) -> Candidates:
+    """Scan the score matrix in blocks and keep each mentee's `k` best available mentors.
+
+    Ties are broken towards the lower mentor index, the same order `stable` uses.
+    """
+    n_m = source.n_mentors
+    step = max(1, BLOCK_CELLS // max(n_m, 1))
+    indptr = [np.zeros(1, dtype=np.int64)]
+    mentors, scores, best_out, passing = [], [], [], []
+    count = 0
+    for start in range(0, len(mentees), step):
+        block = source.rows(mentees[start : start + step])
+        passing.append((block >= 0).sum(axis=1))
+        top, top_scores, excluded = _top(block, available, k)
+        valid = top_scores >= 0
+        mentors.append(top[valid])
+        scores.append(top_scores[valid])
+        count_row = valid.sum(axis=1)
+        indptr.append(count + np.cumsum(count_row))
+        count += int(count_row.sum())
+        best_out.append(excluded)
+        if progress:
+            progress(min(1.0, (start + step) / max(len(mentees), 1)))
+    return Candidates(
+        mentees=np.asarray(mentees, dtype=np.int64),
+        indptr=np.concatenate(indptr),
+        mentor=np.concatenate(mentors) if mentors else np.zeros(0, dtype=np.int64),
+        score=np.concatenate(scores) if scores else np.zeros(0, dtype=np.int64),
+        best_excluded=np.concatenate(best_out) if best_out else np.zeros(0, dtype=np.int64),
+        n_passing=np.concatenate(passing) if passing else np.zeros(0, dtype=np.int64),
+    )
+
+
+def _preference_keys(block: np.ndarray, available: np.ndarray) -> np.ndarray:
+    """A strict order per row: higher score first, then lower mentor index; -1 = not an option."""
+    n_m = block.shape[1]
+    keys = block.astype(np.int64) * n_m + (n_m - 1 - np.arange(n_m))
+    keys[(block < 0) | ~available[None, :]] = -1
+    return keys
+
+
+def _top(
+    block: np.ndarray, available: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The k best mentors per row (mentor, score; score -1 pads), and the best score after them."""
+    keys = _preference_keys(block, available)
+    n_m = block.shape[1]
+    take = min(k + 1, n_m)
+    part = (
+        np.argpartition(-keys, take - 1, axis=1)[:, :take]
+        if take < n_m
+        else np.tile(np.arange(n_m), (len(block), 1))
+    )
+    order = np.argsort(-np.take_along_axis(keys, part, axis=1), axis=1, kind="stable")
+    best = np.take_along_axis(part, order, axis=1)
+    best_keys = np.take_along_axis(keys, best, axis=1)
+    best_scores = np.where(best_keys >= 0, best_keys // n_m, -1)
+    if take > k:
+        return best[:, :k], best_scores[:, :k], best_scores[:, k]
+    return best, best_scores, np.full(len(block), -1, dtype=np.int64)
+
+
+# -- optimal and max-coverage ---------------------------------------------------------
+
+
+def _weights(scores: np.ndarray, mode: Mode, n: int) -> np.ndarray:
+    """Integer pair weights whose maximum total is the mode's lexicographic goal."""
+    scores = np.asarray(scores, dtype=np.int64)
+    if mode == "max-coverage":
+        return scores + (FULL * n + 1)  # one more match beats any score difference
+    return scores * (n + 1) + 1  # score first; then one more match at a tie
+
+
+def _max_weight(
+    source: ScoreSource,
+    cands: Candidates,
+    capacity: np.ndarray,
+    mode: Mode,
+    k: int,
+    progress: Progress,
+) -> tuple[np.ndarray, dict[str, int | bool]]:
+    n = len(cands.mentees)
+    stored_rows = np.repeat(np.arange(n), np.diff(cands.indptr))
+    stored_cols = cands.mentor.astype(np.int64)
+    stored_w = _weights(cands.score, mode, n)
+    rank = np.arange(len(stored_rows)) - cands.indptr[stored_rows]
+    in_graph = rank < k
+    rows, cols, weights = stored_rows[in_graph], stored_cols[in_graph], stored_w[in_graph]
+    best_out = cands.best_excluded.copy()  # best score beyond the stored lists
+    rounds = rescored = 0
+    while True:
+        rounds += 1
+        chosen = _solve(rows, cols, weights, capacity, n)
+        u, v = _duals(rows, cols, weights, chosen, capacity, n)
+        # 1. Stored pairs not in the graph: checked in memory.
+        slack = stored_w - u[stored_rows] - v[stored_cols]
+        late = ~in_graph & (slack > 0)
+        if late.any():
+            in_graph |= late
+            rows = np.concatenate([rows, stored_rows[late]])
+            cols = np.concatenate([cols, stored_cols[late]])
+            weights = np.concatenate([weights, stored_w[late]])
+            continue
+        # 2. Pairs beyond the stored lists score at most best_out: rescore only the rows
+        # where that bound could still break the certificate.
+        v_floor = v[capacity > 0].min(initial=0)
+        suspects = np.flatnonzero((best_out >= 0) & (_weights(best_out, mode, n) > u + v_floor))
+        progress(min(0.9, 0.3 * rounds))
+        added = _violations(source, cands.mentees, suspects, rows, cols, capacity, u, v, mode, k)
+        rescored += len(suspects)
+        if added is None:
+            break
+        new_rows, new_cols, new_scores = added
+        rows = np.concatenate([rows, new_rows])
+        cols = np.concatenate([cols, new_cols])
+        weights = np.concatenate([weights, _weights(new_scores, mode, n)])
+    stats: dict[str, int | bool] = {
+        "edges": len(rows), "rounds": rounds, "rescored_rows": rescored, "certified": True,
+    }  # fmt: skip
+    return chosen, stats
+
+
+def _solve(
+    rows: np.ndarray, cols: np.ndarray, weights: np.ndarray, capacity: np.ndarray, n: int
+) -> np.ndarray:
+    """Max-weight b-matching on the candidate edges: mentor per row, -1 unmatched."""
+    chosen = np.full(n, -1, dtype=np.int64)
+    if len(rows) == 0:
+        return chosen
+    degree = np.bincount(cols, minlength=len(capacity))
+    slots = np.minimum(capacity, degree)  # a mentor never needs more columns than edges
+    slot_start = np.concatenate([[0], np.cumsum(slots)])
+    n_slots = int(slot_start[-1])
+    per_edge = slots[cols]
+    edge_rows = np.repeat(rows, per_edge)
+    edge_of = np.repeat(np.arange(len(rows)), per_edge)
+    offset = np.arange(len(edge_rows)) - np.repeat(np.cumsum(per_edge) - per_edge, per_edge)
+    edge_cols = slot_start[cols[edge_of]] + offset
+    top = int(weights.max()) + 1
+    cost = (top - weights[edge_of]).astype(np.float64)
+    owner = np.repeat(np.arange(len(capacity)), slots)
+    # Every vertex on the smaller side gets a private "left empty" partner at cost `top`,
+    # so a full matching of that side always exists. With fewer places than mentees,
+    # matching every place (not every mentee) also saves the many augmenting searches
+    # that would end in "unmatched".
+    places_side = n_slots < n
+    small, large = (n_slots, n) if places_side else (n, n_slots)
+    small_ids, large_ids = (edge_cols, edge_rows) if places_side else (edge_rows, edge_cols)
+    graph = sp.csr_matrix(
+        (np.concatenate([cost, np.full(small, float(top))]),
+         (np.concatenate([small_ids, np.arange(small)]),
+          np.concatenate([large_ids, large + np.arange(small)]))),
+        shape=(small, large + small),
+    )  # fmt: skip
+    small_ind, large_ind = min_weight_full_bipartite_matching(graph)
+    real = large_ind < large
+    slot_ind, mentee_ind = (
+        (small_ind[real], large_ind[real]) if places_side else (large_ind[real], small_ind[real])
+    )
+    chosen[mentee_ind] = owner[slot_ind]
+    return chosen
+
+
+def _duals(
+    rows: np.ndarray,
+    cols: np.ndarray,
+    weights: np.ndarray,
+    chosen: np.ndarray,
+    capacity: np.ndarray,
+    n: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """LP duals of an optimal b-matching: the least v >= 0 with
+    v_j >= w(i, j) - u_i on every edge, where u_i = w(i, m(i)) - v_m(i) (0 if unmatched).
+    That is a longest-path problem over mentors, solved by vectorised Bellman-Ford."""
+    n_m = len(capacity)
+    own = np.full(n, 0, dtype=np.int64)
+    mine = chosen[rows] == cols
+    own[rows[mine]] = weights[mine]
+    v = np.zeros(n_m, dtype=np.int64)
+    unmatched = chosen[rows] < 0
+    np.maximum.at(v, cols[unmatched], weights[unmatched])
+    arcs = ~unmatched & ~mine
+    src, dst = chosen[rows[arcs]], cols[arcs]
+    gain = weights[arcs] - own[rows[arcs]]
+    for _ in range(n_m + 1):
+        before = v.copy()
+        np.maximum.at(v, dst, v[src] + gain)
+        if np.array_equal(before, v):
+            break
+    else:  # a positive cycle: the matching could be improved, so it was not optimal
+        raise RuntimeError("assignment solver returned a non-optimal matching")
+    u = np.zeros(n, dtype=np.int64)
+    matched = chosen >= 0
+    u[matched] = own[matched] - v[chosen[matched]]
+    primal = int(own.sum())
+    dual = int(u.sum() + (capacity * v).sum())
+    if (u < 0).any() or primal != dual:
+        raise RuntimeError(f"no optimality certificate (primal {primal}, dual {dual})")
+    return u, v
+
+
+def _violations(
+    source: ScoreSource,
+    mentees: np.ndarray,
+    suspects: np.ndarray,
+    rows: np.ndarray,
+    cols: np.ndarray,
+    capacity: np.ndarray,
+    u: np.ndarray,
+    v: np.ndarray,
+    mode: Mode,
+    k: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Rescore the suspect rows against all mentors; return the pairs outside the graph
+    whose weight exceeds u_i + v_j, the k worst per row."""
+    if len(suspects) == 0:
+        return None
+    n, n_m = len(mentees), len(capacity)
+    in_graph = sp.csr_matrix((np.ones(len(rows), dtype=bool), (rows, cols)), shape=(n, n_m))
+    step = max(1, BLOCK_CELLS // max(n_m, 1))
+    out_rows, out_cols, out_scores = [], [], []
+    for start in range(0, len(suspects), step):
+        batch = suspects[start : start + step]
+        block = source.rows(mentees[batch])
+        block[in_graph[batch].toarray()] = FILTERED
+        block[:, capacity <= 0] = FILTERED
+        slack = _weights(block, mode, n) - u[batch][:, None] - v[None, :]
+        top, top_scores, _ = _top(np.where((slack > 0) & (block >= 0), block, FILTERED),
+                                  np.ones(n_m, dtype=bool), k)  # fmt: skip
+        take = top_scores >= 0
+        out_rows.append(np.repeat(batch[:, None], top.shape[1], axis=1)[take])
+        out_cols.append(top[take])
+        out_scores.append(top_scores[take])
+    new_rows = np.concatenate(out_rows)
+    if len(new_rows) == 0:
+        return None
+    return new_rows, np.concatenate(out_cols), np.concatenate(out_scores)
+
+
+# -- stable --------------------------------------------------------------------------
+
+
+def _deferred_acceptance(
+    source: ScoreSource, cands: Candidates, capacity: np.ndarray
+) -> np.ndarray:
+    """Mentee-proposing deferred acceptance. Each mentee proposes down its candidate
+    list; one that runs out while better-than-nothing mentors remain fetches its full
+    row, so the result is stable for the full preference lists.
+
+    A full mentor's bar (its worst held mentee) only rises, so a mentee skips every
+    mentor whose bar it is already below: those would reject it anyway.
+    """
+    n = len(cands.mentees)
+    lists = [cands.row(r)[0].astype(np.int64) for r in range(n)]
+    scores = [cands.row(r)[1].astype(np.int64) for r in range(n)]
+    more = (cands.best_excluded >= 0).tolist()
+    position = [0] * n
+    # A mentor prefers a higher score, then the lower mentee index: key = score*n + (n-1-r).
+    held: list[list[tuple[int, int]]] = [[] for _ in range(len(capacity))]
+    bar = np.full(len(capacity), -1, dtype=np.int64)
+    free = list(range(n))
+    while free:
+        r = free.pop()
+        while True:
+            todo = lists[r][position[r] :]
+            keys = scores[r][position[r] :] * n + (n - 1 - r)
+            hits = np.flatnonzero(keys > bar[todo])
+            if len(hits) or not more[r]:
+                break
+            position[r] = len(lists[r])
+            lists[r], scores[r] = _full_list(source, cands, r, capacity, lists[r], scores[r])
+            more[r] = False
+        if len(hits) == 0:
+            position[r] = len(lists[r])
+            continue  # every acceptable mentor holds better mentees
+        at = int(hits[0])
+        j, key = int(todo[at]), int(keys[at])
+        position[r] += at + 1
+        heapq.heappush(held[j], (key, r))
+        if len(held[j]) > capacity[j]:
+            free.append(heapq.heappop(held[j])[1])
+        if len(held[j]) == capacity[j]:
+            bar[j] = held[j][0][0]
+    chosen = np.full(n, -1, dtype=np.int64)
+    for j, entries in enumerate(held):
+        for _, r in entries:
+            chosen[r] = j
+    return chosen
+
+
+def _full_list(
+    source: ScoreSource,
+    cands: Candidates,
+    r: int,
+    capacity: np.ndarray,
+    mentors: np.ndarray,
+    scores: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mentee r's whole preference list: its candidates, then every other acceptable mentor."""
+    row = source.rows(cands.mentees[r : r + 1])
+    keys = _preference_keys(row, capacity > 0)[0]
+    keys[mentors] = -1
+    order = np.argsort(-keys, kind="stable")
+    rest = order[keys[order] >= 0]
+    return (
+        np.concatenate([mentors, rest]).astype(np.int64),
+        np.concatenate([scores, row[0, rest]]).astype(np.int64),
+    )
+
+
+# -- a baseline ------------------------------------------------------------------------
+
+
+def greedy(
+    source: ScoreSource, capacity: Sequence[int] | np.ndarray, k: int = DEFAULT_K
+) -> Assignment:
+    """The common approach, for comparison: best-scoring pairs first while capacity lasts."""
+    cap = np.asarray(capacity, dtype=np.int64).copy()
+    n_e = source.n_mentees
+    cands = candidates(source, np.arange(n_e), cap > 0, k)
+    rows = np.repeat(np.arange(n_e), np.diff(cands.indptr))
+    order = np.argsort(-cands.score, kind="stable")
+    mentor_of = np.full(n_e, -1, dtype=np.int64)
+    score = np.full(n_e, -1, dtype=np.int64)
+    for e in order.tolist():
+        i, j = rows[e], cands.mentor[e]
+        if mentor_of[i] < 0 and cap[j] > 0:
+            mentor_of[i], score[i] = j, cands.score[e]
+            cap[j] -= 1
+    reasons = {
+        int(i): NO_MENTOR if cands.n_passing[i] == 0 else CAPACITY_EXHAUSTED
+        for i in np.flatnonzero(mentor_of < 0)
+    }
+    return Assignment(mentor_of, score, np.zeros(n_e, dtype=bool), reasons)

@@ -1,0 +1,177 @@
+"""Why each mentee got their mentor: the criteria that counted most, the time they
+share, and why the next-best mentor was not the one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from server.matching.assignment import BLOCK_CELLS, Assignment, Mode
+from server.matching.scoring import FILTERED, Scorer
+from server.matching.slots import suggest_slots
+
+TOP_CRITERIA = 3
+
+
+@dataclass
+class PairResult:
+    """One mentee's outcome: a mentor with score and reasons, or why there is none."""
+
+    mentee: str
+    mentor: str | None
+    score: float | None  # points, 0-100
+    contributions: dict[str, float] = field(default_factory=dict)
+    explanation: dict[str, Any] = field(default_factory=dict)
+    slots: list[dict[str, Any]] = field(default_factory=list)
+    fixed: bool = False
+    reason: str | None = None  # unmatched only
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "mentee": self.mentee,
+            "mentor": self.mentor,
+            "score": self.score,
+            "contributions": self.contributions,
+            "explanation": self.explanation,
+            "slots": self.slots,
+            "fixed": self.fixed,
+            "reason": self.reason,
+        }
+
+
+def points(hundredths: int | np.integer) -> float:
+    return round(int(hundredths) / 100, 2)
+
+
+def explain(
+    scorer: Scorer, result: Assignment, capacity: np.ndarray, mode: Mode
+) -> list[PairResult]:
+    """A `PairResult` per mentee, in mentee order."""
+    n_e = scorer.n_mentees
+    chosen = result.mentor_of
+    runner = _runners_up(scorer, chosen)
+    load = result.load(scorer.n_mentors)
+    names = [c.name for c in scorer.criteria.criteria]
+    matched = np.flatnonzero(chosen >= 0)
+    has_runner = np.flatnonzero(runner >= 0)
+    pairs_e = np.concatenate([matched, has_runner])
+    pairs_m = np.concatenate([chosen[matched], runner[has_runner]])
+    parts = scorer.breakdown(pairs_e, pairs_m)
+    at_match = {int(i): k for k, i in enumerate(matched)}
+    at_runner = {int(i): len(matched) + k for k, i in enumerate(has_runner)}
+
+    out = []
+    for i in range(n_e):
+        mentee = scorer.mentees[i]
+        runner_up = None
+        if i in at_runner:
+            r = at_runner[i]
+            j2 = int(runner[i])
+            runner_up = {
+                "mentor": scorer.mentors[j2].identity,
+                "name": scorer.mentors[j2].name,
+                "score": points(parts.scores[r]),
+            }
+        if i not in at_match:
+            reason = result.reasons.get(i, "not matched")
+            explanation: dict[str, Any] = {"summary": f"Not matched: {reason}."}
+            if runner_up is not None:
+                j2 = int(runner[i])
+                runner_up["why_not"] = (
+                    f"best option, at capacity ({load[j2]}/{capacity[j2]})"
+                    if load[j2] >= capacity[j2]
+                    else "passes the filters but was needed elsewhere"
+                )
+                explanation["best_option"] = runner_up
+            out.append(
+                PairResult(mentee.identity, None, None, explanation=explanation, reason=reason)
+            )
+            continue
+        k = at_match[i]
+        j = int(chosen[i])
+        mentor = scorer.mentors[j]
+        contributions = {n: points(c) for n, c in zip(names, parts.contributions[k], strict=True)}
+        score = int(parts.contributions[k].sum())
+        top = sorted(
+            ((n, p) for n, p in contributions.items() if p > 0), key=lambda item: -item[1]
+        )[:TOP_CRITERIA]
+        hours = round(float(parts.hours[k]), 2)
+        explanation = {
+            "top_criteria": [{"criterion": n, "points": p} for n, p in top],
+            "shared_hours": hours,
+            "passes_filters": bool(parts.scores[k] != FILTERED),
+        }
+        if runner_up is not None:
+            r = at_runner[i]
+            runner_up["why_not"] = _why_not(
+                score, int(parts.scores[r]), parts.contributions[k] - parts.contributions[r],
+                names, load[int(runner[i])], capacity[int(runner[i])], mode,
+                bool(result.fixed[i]),
+            )  # fmt: skip
+            explanation["runner_up"] = runner_up
+        lead = ", ".join(f"{n} +{p:g}" for n, p in top) or "no criterion scored"
+        explanation["summary"] = (
+            f"{'Fixed by the operator. ' if result.fixed[i] else ''}"
+            f"Matched with {mentor.name} (score {points(score):g}): {lead}; "
+            f"{hours:g} shared hours a week."
+        )
+        slots = [s.to_json() for s in suggest_slots(mentee, mentor, scorer.calendar)]
+        out.append(
+            PairResult(
+                mentee.identity,
+                mentor.identity,
+                points(score),
+                contributions,
+                explanation,
+                slots,
+                fixed=bool(result.fixed[i]),
+            )  # fmt: skip
+        )
+    return out
+
+
+def _why_not(
+    score: int,
+    runner_score: int,
+    difference: np.ndarray,
+    names: list[str],
+    runner_load: int,
+    runner_capacity: int,
+    mode: Mode,
+    fixed: bool,
+) -> str:
+    if fixed:
+        return "the operator fixed this pair in advance"
+    if runner_score > score:
+        full = f"at capacity ({runner_load}/{runner_capacity})"
+        if mode == "stable":
+            return f"scored higher, but is {full} with mentees they rank higher"
+        if mode == "max-coverage":
+            return f"scored higher, but is {full}: this way more mentees get a mentor"
+        return f"scored higher, but is {full}: capacity used by a better overall fit"
+    if runner_score == score:
+        return "scored the same; the tie went the way that made the cohort's total highest"
+    biggest = int(np.argmax(difference))
+    return (
+        f"scored {points(score - runner_score):g} lower, mainly on {names[biggest]} "
+        f"({points(difference[biggest]):g} points less)"
+    )
+
+
+def _runners_up(scorer: Scorer, chosen: np.ndarray) -> np.ndarray:
+    """Each mentee's best-scoring passing mentor other than the chosen one (-1 if none)."""
+    n_e, n_m = scorer.n_mentees, scorer.n_mentors
+    out = np.full(n_e, -1, dtype=np.int64)
+    step = max(1, BLOCK_CELLS // max(n_m, 1))
+    for start in range(0, n_e, step):
+        rows = np.arange(start, min(n_e, start + step))
+        block = scorer.rows(rows)
+        mine = chosen[rows]
+        has = mine >= 0
+        block[np.flatnonzero(has), mine[has]] = FILTERED
+        best = np.argmax(block, axis=1) if n_m else np.zeros(len(rows), dtype=np.int64)
+        ok = n_m > 0 and block[np.arange(len(rows)), best] >= 0
+        out[rows] = np.where(ok, best, -1)
+    return out
