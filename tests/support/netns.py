@@ -34,10 +34,13 @@ class TestHost:
         return ["ip", "netns", "exec", self.name, *command]
 
     def nft(self, rules: str) -> None:
-        """Replace the namespace's nftables rules with `rules` (one rule per line, inbound)."""
-        script = "flush ruleset\ntable inet fault {\n  chain in {\n    type filter hook input priority 0;\n"
-        script += "".join(f"    {line}\n" for line in rules.strip().splitlines() if line.strip())
-        script += "  }\n}\n"
+        """Replace the namespace's nftables rules with `rules` (one rule per line), applied
+        to packets entering and leaving it: a blocked or lossy network hurts both ways."""
+        lines = "".join(f"    {line}\n" for line in rules.strip().splitlines() if line.strip())
+        script = "flush ruleset\ntable inet fault {\n"
+        for chain, hook in (("in", "input"), ("out", "output")):
+            script += f"  chain {chain} {{\n    type filter hook {hook} priority 0;\n{lines}  }}\n"
+        script += "}\n"
         subprocess.run(
             self.exec_args("nft", "-f", "-"),
             input=script.encode(),
