@@ -1,0 +1,1 @@
+"""The load generator operators run before a cohort goes live: `python -m loadtests`."""

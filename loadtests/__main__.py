@@ -1,0 +1,127 @@
+"""Load-test a Pairwise server before a cohort goes live.
+
+    python -m loadtests --url https://mentoring.example.org --admin-key KEY --scenario cohort
+    python -m loadtests --url URL --admin-key KEY --scenario my.yaml --set rooms=300
+
+Exit code: 0 every threshold held, 1 a threshold failed, 2 the run could not start,
+130 stopped by Ctrl-C / SIGTERM (the report is written in every case but 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from loadtests import report
+from loadtests.progress import Progress
+from loadtests.runner import Runner, RunResult, SetupError
+from loadtests.scenario import ScenarioError, load_scenario
+
+EXIT_PASS, EXIT_FAIL, EXIT_SETUP, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m loadtests",
+        description="Simulate participants against one Pairwise server and report whether "
+        "it holds the scenario's thresholds.",
+    )
+    parser.add_argument(
+        "--url", required=True, help="the server's base URL; nothing else is contacted"
+    )
+    parser.add_argument(
+        "--admin-key",
+        default=os.environ.get("PAIRWISE_ADMIN_KEY"),
+        help="the server's admin key (default: $PAIRWISE_ADMIN_KEY)",
+    )
+    parser.add_argument(
+        "--scenario",
+        default="smoke",
+        help="smoke, cohort, group, or a path to a YAML file (default: smoke)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="directory for report.json and report.html "
+        "(default: loadtest-reports/<scenario>-<time>)",
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a scenario setting, e.g. rooms=200 or "
+        "thresholds.p99_chat_latency_ms=150 (repeatable)",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress line")
+    return parser.parse_args(argv)
+
+
+async def _run(runner: Runner) -> RunResult:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, runner.request_stop)
+    try:
+        return await runner.run()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    url = args.url.rstrip("/")
+    if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).netloc:
+        print(f"error: --url must be http(s)://host[:port], got {args.url!r}", file=sys.stderr)
+        return EXIT_SETUP
+    if not args.admin_key:
+        print("error: --admin-key (or PAIRWISE_ADMIN_KEY) is required", file=sys.stderr)
+        return EXIT_SETUP
+    try:
+        scenario = load_scenario(args.scenario, args.set)
+    except ScenarioError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_SETUP
+    out = args.out or Path("loadtest-reports") / f"{scenario.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    progress = Progress(quiet=args.quiet)
+    runner = Runner(scenario, url, args.admin_key, progress)
+    try:
+        result = asyncio.run(_run(runner))
+    except SetupError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_SETUP
+    document = report.build(result)
+    json_path, html_path = report.write(document, out)
+    summary = document["summary"]
+    chat = summary["chat"]
+    print(
+        f"{document['verdict'].upper()}: {summary['joins']}/{summary['participants']} joined, "
+        f"{chat['messages_sent']} messages sent, {chat['messages_received']} received by "
+        f"every member, {chat['lost_messages']} lost, p99 delivery "
+        f"{chat['latency_ms']['p99']} ms, {summary['errors']} errors",
+        file=sys.stderr,
+    )
+    for check in document["checks"]:
+        if not check["passed"]:
+            print(
+                f"  failed: {check['name']} {check['comparison']} {check['limit']} "
+                f"(measured {check['actual']})",
+                file=sys.stderr,
+            )
+    for kind, count in summary["errors_by_kind"].items():
+        print(f"  error {kind}: {count}", file=sys.stderr)
+    print(f"report: {html_path}\n        {json_path}", file=sys.stderr)
+    if result.interrupted:
+        return EXIT_INTERRUPTED
+    return EXIT_PASS if document["passed"] else EXIT_FAIL
+
+
+if __name__ == "__main__":
+    sys.exit(main())
