@@ -107,7 +107,7 @@ def create_app(settings: Settings) -> web.Application:
         phone = PhoneGateway(
             PhoneSettings.from_settings(settings), rooms, bus, pins, SfuRoomAudio(sfu), registry
         )
-    MediaHandlers(signaling, sfu)
+    MediaHandlers(signaling, sfu, dialin=dial_in.for_room if dial_in else None)
     signaling.attach(app)
     services = Services(
         settings=settings,

@@ -13,7 +13,20 @@ requests. The SFU needs both, so it relies on these internals:
 3. `RTCRtpReceiver._send_rtcp_pli(media_ssrc)`: sends a PLI upstream.
 4. `RTCRtpSender._send_keyframe()`: what a sender calls on a PLI/FIR from its remote
    peer; we rebind it per sender to forward the request to the publisher.
-5. `RTCRtpTransceiver._codecs`: the negotiated codecs; `[0]` is what the sender uses.
+5. `RTCRtpTransceiver._codecs` and `._headerExtensions`: the negotiated codecs (`[0]`
+   is what the sender uses) and header extensions. `createOffer()` resets them on
+   *every* transceiver to aiortc's defaults until the answer arrives; a receiver or
+   sender that starts in between (DTLS connecting while the SFU's first re-offer is
+   out) would take aiortc's numbers instead of the negotiated ones: its receiver drops
+   every packet, and the transport's extension map misreads the publisher's packets
+   until the DTLS transport dies. `keep_negotiated` puts them back right after
+   `createOffer()`.
+6. `RTCRtpSender._stream_id`: the stream id aiortc writes into the m-line's `a=msid`
+   (a random UUID); the SFU sets it to the track owner's identity, so a browser's
+   `ontrack` event names the participant in `event.streams[0].id`.
+
+The offers' numbers themselves need no internals: `payload_types.py` rewrites aiortc's
+offer text, and aiortc takes its numbers from the answer.
 
 `check()` verifies all of them and fails loudly; tests/media/test_aiortc_internals.py
 runs it, and the SFU runs it once at start.
@@ -29,6 +42,7 @@ from typing import Any
 
 import aiortc
 from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
+from aiortc import rtcpeerconnection as _pc_module
 from aiortc import rtcrtpreceiver as _receiver_module
 from aiortc.jitterbuffer import JitterFrame
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
@@ -80,6 +94,30 @@ def on_keyframe_request(sender: RTCRtpSender, callback: Callable[[], None]) -> N
     sender._send_keyframe = callback  # type: ignore[method-assign]
 
 
+def set_stream_id(sender: RTCRtpSender, stream_id: str) -> None:
+    """Name the stream the sender's track belongs to (`a=msid:<stream_id> <track>`)."""
+    sender._stream_id = stream_id
+
+
+Negotiated = dict[RTCRtpTransceiver, tuple[list[Any], list[Any]]]
+
+
+def negotiated(pc: RTCPeerConnection) -> Negotiated:
+    """Each negotiated transceiver's codecs and header extensions (before an offer)."""
+    return {
+        t: (list(t._codecs), list(t._headerExtensions))
+        for t in pc.getTransceivers()
+        if t.currentDirection is not None and t._codecs
+    }
+
+
+def keep_negotiated(saved: Negotiated) -> None:
+    """Undo `createOffer()`'s reset of the negotiated transceivers' parameters."""
+    for transceiver, (codecs, extensions) in saved.items():
+        transceiver._codecs = codecs
+        transceiver._headerExtensions = extensions
+
+
 def negotiated_codec(transceiver: RTCRtpTransceiver) -> RTCRtpCodecParameters | None:
     """The codec the transceiver's sender uses (after negotiation), or None."""
     codecs: list[RTCRtpCodecParameters] = getattr(transceiver, "_codecs", [])
@@ -114,6 +152,14 @@ def check() -> None:
         problems.append("RTCRtpSender._send_keyframe() is gone or changed")
     elif "self._send_keyframe()" not in inspect.getsource(RTCRtpSender._handle_rtcp_packet):
         problems.append("RTCRtpSender no longer calls _send_keyframe on PLI/FIR")
+    offer = inspect.getsource(RTCPeerConnection.createOffer)
+    if "transceiver._codecs = " not in offer or "await " in offer.split('"""', 2)[2]:
+        problems.append(
+            "RTCPeerConnection.createOffer changed (how it resets _codecs, or it now awaits)"
+        )
+    describe = inspect.getsource(_pc_module.create_media_description_for_transceiver)
+    if "transceiver.sender._stream_id" not in describe:
+        problems.append("the m-line's a=msid no longer comes from RTCRtpSender._stream_id")
     if {"data", "timestamp"} - set(inspect.signature(JitterFrame).parameters):
         problems.append("JitterFrame(data, timestamp) changed")
     # A live receiver and transceiver, to check the instance attributes exist.
@@ -122,8 +168,11 @@ def check() -> None:
         transceiver = pc.addTransceiver("audio")
         if not isinstance(getattr(transceiver.receiver, _QUEUE_ATTR, None), queue.Queue):
             problems.append(f"RTCRtpReceiver instances have no {_QUEUE_ATTR} queue")
-        if not isinstance(getattr(transceiver, "_codecs", None), list):
-            problems.append("RTCRtpTransceiver instances have no _codecs list")
+        for attr in ("_codecs", "_headerExtensions"):
+            if not isinstance(getattr(transceiver, attr, None), list):
+                problems.append(f"RTCRtpTransceiver instances have no {attr} list")
+        if not isinstance(getattr(transceiver.sender, "_stream_id", None), str):
+            problems.append("RTCRtpSender instances have no _stream_id")
     finally:
         _close_quietly(pc)
     if problems:

@@ -5,7 +5,9 @@ participant's PeerConnection (a media reconnect attaches a new receiver to it), 
 subscribers keep their tracks and only wait for the next keyframe.
 
 Each subscriber gets a `ForwardedTrack`: a bounded queue of `av.Packet`s that an
-aiortc sender only packetizes. A subscriber that falls behind loses frames, never
+aiortc sender only packetizes. The per-frame path is kept lean (it runs once per frame
+per subscriber): one `av.Packet` shared by every subscriber, a plain deque with one
+waiting future instead of an `asyncio.Queue`, metric children resolved once. A subscriber that falls behind loses frames, never
 memory: video then waits for a keyframe (and asks the publisher for one, debounced),
 audio drops its oldest frames.
 """
@@ -16,6 +18,7 @@ import asyncio
 import fractions
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -226,9 +229,12 @@ class ForwardedTrack(MediaStreamTrack):
         self.enabled = True  # false while the subscriber receives audio only
         self.frames_out = 0
         self.dropped = 0
-        self._metrics = metrics
-        capacity = VIDEO_QUEUE_FRAMES if self.kind == "video" else AUDIO_QUEUE_FRAMES
-        self._queue: asyncio.Queue[av.Packet | None] = asyncio.Queue(capacity)
+        self._forwarded = metrics.forwarded_frames.labels(self.kind)
+        self._transcoded = metrics.transcoded_frames.labels(self.kind)
+        self._dropped = metrics.dropped_frames.labels(self.kind)
+        self._capacity = VIDEO_QUEUE_FRAMES if self.kind == "video" else AUDIO_QUEUE_FRAMES
+        self._queue: deque[av.Packet | None] = deque()
+        self._waiter: asyncio.Future[None] | None = None  # the sender waiting in recv()
         self._pending: list[Any] = []
         self._need_keyframe = self.kind == "video"
 
@@ -254,31 +260,37 @@ class ForwardedTrack(MediaStreamTrack):
             if not keyframe:
                 return False
             self._need_keyframe = False
-        try:
-            self._queue.put_nowait(packet)
-        except asyncio.QueueFull:
+        if len(self._queue) >= self._capacity:
             self._overflow(packet)
+        else:
+            self._put(packet)
         return True
+
+    def _put(self, item: av.Packet | None) -> None:
+        self._queue.append(item)
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
 
     def _overflow(self, packet: av.Packet) -> None:
         if self.kind == "video":
             # A delta frame after a gap is undecodable: drop all, resume at a keyframe.
             lost = self._clear() + 1
             self.dropped += lost
-            self._metrics.dropped_frames.labels(self.kind).inc(lost)
+            self._dropped.inc(lost)
             self._need_keyframe = True
             self.publication.request_keyframe("stall")
         else:
-            self._queue.get_nowait()
-            self._queue.put_nowait(packet)
+            self._queue.popleft()
+            self._put(packet)
             self.dropped += 1
-            self._metrics.dropped_frames.labels(self.kind).inc()
+            self._dropped.inc()
 
     def _clear(self) -> int:
-        count = 0
-        while not self._queue.empty():
-            self._queue.get_nowait()
-            count += 1
+        count = len(self._queue)
+        self._queue.clear()
         return count
 
     async def recv(self) -> Any:
@@ -287,20 +299,24 @@ class ForwardedTrack(MediaStreamTrack):
                 return self._pending.pop(0)
             if self.readyState != "live":
                 raise MediaStreamError
-            packet = await self._queue.get()
+            if not self._queue:
+                self._waiter = asyncio.get_running_loop().create_future()
+                await self._waiter
+                continue
+            packet = self._queue.popleft()
             if packet is None:
                 self.stop()
                 raise MediaStreamError
             if self.transcoder is None:
                 self.frames_out += 1
-                self._metrics.forwarded_frames.labels(self.kind).inc()
+                self._forwarded.inc()
                 return packet
             frames = await self.transcoder.decode(packet)
             self.frames_out += len(frames)
-            self._metrics.transcoded_frames.labels(self.kind).inc(len(frames))
+            self._transcoded.inc(len(frames))
             self._pending.extend(frames)
 
     def end(self) -> None:
         """No more frames: the sender's loop ends, the subscriber's track ends."""
         self._clear()
-        self._queue.put_nowait(None)
+        self._put(None)

@@ -13,7 +13,9 @@ Every tick it judges each participant's connection from what the SFU saw:
   mode they had; a mode the client sets itself ends that.
 
 Every `SAMPLE_SECONDS` it reads each PeerConnection's stats (packets, bytes, loss,
-RTT from RTCP) and publishes a `MediaQualitySampled` event.
+RTT from RTCP), and every `QUALITY_EVENT_SECONDS` publishes a `MediaQualitySampled`
+event (the session log writes each one to the database, so it is sparser than the
+samples the loss rule and the stats API use).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("pairwise.media.health")
 
 SAMPLE_SECONDS = 2.0
+QUALITY_EVENT_SECONDS = 10.0
 
 
 @dataclass
@@ -245,7 +248,8 @@ class HealthMonitor:
         quality.bytes_in, quality.bytes_out = totals.bytes_in, totals.bytes_out
         quality.rtt_ms = 1000 * sum(rtts) / len(rtts) if rtts else None
         quality.sampled_at = time.time()
-        if before.at:
+        if before.at and now - quality.event_at >= QUALITY_EVENT_SECONDS:
+            quality.event_at = now
             self._bus.publish(
                 MediaQualitySampled(
                     peer.room,

@@ -8,6 +8,11 @@ at a time; changes that arrive meanwhile are folded into the next offer. The cli
 never offers on a live connection, so there is no glare. A client that needs a new
 connection (ICE failed, network change) sends a fresh offer (`media_reconnect`).
 
+Every SFU offer names the owner of each forwarded m-line (`tracks: {mid: {identity,
+kind}}`), and each forwarded track's stream id (msid) is its owner's identity, so a
+client with several others in the room knows whose video is whose. Re-offers keep
+every negotiated payload type and header-extension id (`payload_types.Numbering`).
+
 aiortc cannot remove an m-line, so a forwarded track that ends leaves an inactive
 m-line behind; a room with much churn grows its SDP until the next reconnect.
 """
@@ -32,7 +37,9 @@ from aiortc import (
 from aiortc import sdp as aiortc_sdp
 
 from server.errors import Conflict, InvalidInput
+from server.media import aiortc_internals as internals
 from server.media.forwarding import ForwardedTrack, Publication
+from server.media.payload_types import Numbering
 
 log = logging.getLogger("pairwise.media.peer")
 
@@ -40,7 +47,10 @@ MAX_SDP_BYTES = 32 * 1024
 MAX_MEDIA_SECTIONS = 64
 MAX_CANDIDATES = 40
 
-OfferSink = Callable[[str, int], Awaitable[None]]
+# (sdp, revision, tracks): an SFU offer for the client, with the owner of each m-line.
+OfferSink = Callable[[str, int, dict[str, dict[str, str]]], Awaitable[None]]
+# msid-id (RFC 8830): 1-64 token characters; an identity that is not one is left out.
+MSID_ID = re.compile(r"^[!#$%&'*+\-.0-9A-Z^_`a-z{|}~]{1,64}$")
 
 
 class InvalidSdp(InvalidInput):
@@ -132,6 +142,7 @@ class Quality:
     bytes_in: int = 0
     bytes_out: int = 0
     sampled_at: float | None = None
+    event_at: float = 0.0  # monotonic time of the last MediaQualitySampled event
     counters: Counters = field(default_factory=Counters)
 
 
@@ -163,6 +174,7 @@ class Peer:
         self._dirty = False
         self._task: asyncio.Task[None] | None = None
         self._ssrcs: dict[str, int] = {}
+        self._numbering = Numbering()
         self.on_track: Callable[[Peer, Incoming], None] = lambda peer, incoming: None
         self.on_failed: Callable[[Peer, str], None] = lambda peer, reason: None
         self.on_negotiated: Callable[[Peer, Outgoing], None] = lambda peer, outgoing: None
@@ -185,7 +197,10 @@ class Peer:
             if not any(t.kind in ("audio", "video") for t in self.pc.getTransceivers()):
                 raise InvalidSdp("the offer has no audio or video section")
             await self.pc.setLocalDescription(await self.pc.createAnswer())
-            return str(self.pc.localDescription.sdp)
+            answer = str(self.pc.localDescription.sdp)
+            self._numbering.learn(clean)
+            self._numbering.learn(answer, answer=True)
+            return answer
 
     async def accept_answer(self, sdp: str, revision: int) -> None:
         """Apply the client's answer to the SFU's outstanding offer."""
@@ -196,10 +211,15 @@ class Peer:
             await self.pc.setRemoteDescription(RTCSessionDescription(clean, "answer"))
         except Exception as exc:
             raise InvalidSdp(f"the answer was refused: {_describe(exc)}") from None
+        self._numbering.learn(clean, answer=True)
         self._answered.set_result(None)
 
     def add_outgoing(self, publication: Publication, track: ForwardedTrack) -> None:
+        if self.closed or self.pc.signalingState == "closed":
+            return  # closing (its failure is being handled); never fail someone else's offer
         transceiver = self.pc.addTransceiver(track, direction="sendonly")
+        if MSID_ID.match(publication.identity):
+            internals.set_stream_id(transceiver.sender, publication.identity)
         codec = publication.codec
         if codec is not None:
             # The publisher's codec first: same codec on both sides means pass-through.
@@ -270,11 +290,26 @@ class Peer:
             )
             self.on_failed(self, "renegotiation_failed")
 
+    def tracks(self) -> dict[str, dict[str, str]]:
+        """mid → the owner and kind of each forwarded track (negotiated or offered)."""
+        return {
+            outgoing.transceiver.mid: {
+                "identity": outgoing.publication.identity,
+                "kind": outgoing.publication.kind,
+            }
+            for outgoing in self.outgoing.values()
+            if outgoing.transceiver.mid is not None
+        }
+
     async def _offer_and_wait(self) -> None:
-        await self.pc.setLocalDescription(await self.pc.createOffer())
+        saved = internals.negotiated(self.pc)
+        offer = await self.pc.createOffer()  # never suspends: nothing starts in between
+        internals.keep_negotiated(saved)
+        sdp = self._numbering.stabilize(offer.sdp)
+        await self.pc.setLocalDescription(RTCSessionDescription(sdp, "offer"))
         self.revision += 1
         self._answered = asyncio.get_running_loop().create_future()
-        await self._send_offer(self.pc.localDescription.sdp, self.revision)
+        await self._send_offer(self.pc.localDescription.sdp, self.revision, self.tracks())
         await asyncio.wait_for(asyncio.shield(self._answered), self._answer_timeout)
         for outgoing in list(self.outgoing.values()):
             if not outgoing.negotiated:

@@ -329,13 +329,15 @@ class Sfu:
         with contextlib.suppress(Exception):
             await peer.close()
 
-    def _offer_sender(self, room: str, identity: str) -> Callable[[str, int], Awaitable[None]]:
-        async def send(sdp: str, revision: int) -> None:
+    def _offer_sender(
+        self, room: str, identity: str
+    ) -> Callable[[str, int, dict[str, dict[str, str]]], Awaitable[None]]:
+        async def send(sdp: str, revision: int, tracks: dict[str, dict[str, str]]) -> None:
             await self._notify(
                 room,
                 identity,
                 "media_renegotiate",
-                {"sdp": sdp, "type": "offer", "revision": revision},
+                {"sdp": sdp, "type": "offer", "revision": revision, "tracks": tracks},
             )
 
         return send

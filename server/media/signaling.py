@@ -5,6 +5,8 @@ docs/protocol-media.md describes them for client authors.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
 from pydantic import Field
@@ -16,7 +18,12 @@ from server.media.sfu import Sfu
 from server.signaling.schemas import Empty, Payload
 from server.signaling.server import Ack, Connection, Signaling
 
+log = logging.getLogger("pairwise.media.signaling")
+
 SdpText = Field(min_length=1, max_length=MAX_SDP_BYTES)
+
+# room → {"number", "pin"} when the room can be joined by phone, else None.
+DialIn = Callable[[str], Awaitable[dict[str, Any] | None]]
 
 
 class MediaOfferIn(Payload):
@@ -43,9 +50,10 @@ class MediaControlIn(Payload):
 
 
 class MediaHandlers:
-    def __init__(self, signaling: Signaling, sfu: Sfu):
+    def __init__(self, signaling: Signaling, sfu: Sfu, dialin: DialIn | None = None):
         self.signaling = signaling
         self.sfu = sfu
+        self.dialin = dialin
         sfu.notify = self.notify
         on = signaling.on
         on("media_config", Empty)(self.config)
@@ -57,13 +65,30 @@ class MediaHandlers:
 
     async def config(self, conn: Connection, payload: Empty) -> Ack:
         settings = self.signaling.settings
-        return {
+        ack: dict[str, Any] = {
             "ice_servers": client_ice_servers(settings, conn.identity),
             "ice_transport_policy": "all",
             "bundle_policy": "max-bundle",
             "can_publish": conn.token.can(Grant.PUBLISH),
             "silence_seconds": settings.media_silence_seconds,
         }
+        dialin = await self._dialin(conn.room)
+        if dialin is not None:
+            ack["dialin"] = dialin
+        return ack
+
+    async def _dialin(self, room: str) -> dict[str, str] | None:
+        """The room's phone number and PIN; media works without it, so a failure omits it."""
+        if self.dialin is None:
+            return None
+        try:
+            info = await self.dialin(room)
+        except Exception:
+            log.exception("dial-in lookup failed", extra={"room": room})
+            return None
+        if not info or not info.get("number"):
+            return None
+        return {"number": str(info["number"]), "pin": str(info.get("pin") or "")}
 
     async def offer(self, conn: Connection, payload: MediaOfferIn) -> Ack:
         answer = await self.sfu.connect(

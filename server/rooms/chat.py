@@ -8,6 +8,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from sqlalchemy import and_, insert, select, tuple_, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
 from server.errors import InvalidInput
@@ -85,10 +87,6 @@ class ChatStore:
             batch, self._queue = self._queue[: self.MAX_BATCH], self._queue[self.MAX_BATCH :]
             try:
                 results = await self._write(batch)
-            except IntegrityError:
-                # Another node stored one of these client_ids between our check and insert:
-                # write them one by one so each sees the winner.
-                results = [(await self._write([p]))[0] for p in batch]
             except Exception as exc:
                 for pending in batch:
                     if not pending.done.done():
@@ -99,58 +97,56 @@ class ChatStore:
                     pending.done.set_result(result)
 
     async def _write(self, batch: list[_Pending]) -> list[tuple[ChatMessage, bool]]:
-        keys = {p.key for p in batch}
+        first: dict[tuple[str, str, str], _Pending] = {}
+        for p in batch:
+            first.setdefault(p.key, p)
+        dialect_insert = sqlite_insert if self._db.is_sqlite else postgresql_insert
+        statement = (
+            dialect_insert(chat_messages)
+            .on_conflict_do_nothing(index_elements=["room", "identity", "client_id"])
+            .returning(
+                chat_messages.c.id,
+                chat_messages.c.room,
+                chat_messages.c.identity,
+                chat_messages.c.client_id,
+            )
+        )
+        stored: dict[tuple[str, str, str], ChatMessage] = {}
         async with self._db.begin() as conn:
-            existing = {
-                (m.room, m.identity, m.client_id): m
-                for m in map(
-                    _message,
-                    (
-                        await conn.execute(
-                            select(chat_messages).where(
-                                tuple_(
-                                    chat_messages.c.room,
-                                    chat_messages.c.identity,
-                                    chat_messages.c.client_id,
-                                ).in_(keys)
-                            )
-                        )
-                    ).mappings(),
+            # One round trip in the common case: new rows come back with their ids; a
+            # client_id sent before (a resend, or a race with another node) comes back as
+            # nothing and is looked up.
+            returned = await conn.execute(
+                statement,
+                [
+                    {
+                        "room": p.room,
+                        "identity": p.identity,
+                        "name": p.name,
+                        "text": p.text,
+                        "client_id": p.client_id,
+                        "ts": p.ts,
+                    }
+                    for p in first.values()
+                ],
+            )
+            for message_id, room, identity, client_id in returned:
+                p = first[(room, identity, client_id)]
+                stored[p.key] = ChatMessage(
+                    int(message_id), p.room, p.identity, p.name, p.text, p.client_id, p.ts
                 )
-            }
-            fresh: dict[tuple[str, str, str], _Pending] = {}
-            for p in batch:
-                if p.key not in existing:
-                    fresh.setdefault(p.key, p)
-            if fresh:
-                rows = list(fresh.values())
-                ids = (
-                    (
-                        await conn.execute(
-                            insert(chat_messages).returning(
-                                chat_messages.c.id, sort_by_parameter_order=True
-                            ),
-                            [
-                                {
-                                    "room": p.room,
-                                    "identity": p.identity,
-                                    "name": p.name,
-                                    "text": p.text,
-                                    "client_id": p.client_id,
-                                    "ts": p.ts,
-                                }
-                                for p in rows
-                            ],
-                        )
-                    )
-                    .scalars()
-                    .all()
+            new = set(stored)
+            if len(new) < len(first):
+                columns = (
+                    chat_messages.c.room,
+                    chat_messages.c.identity,
+                    chat_messages.c.client_id,
                 )
-                for p, message_id in zip(rows, ids, strict=True):
-                    existing[p.key] = ChatMessage(
-                        int(message_id), p.room, p.identity, p.name, p.text, p.client_id, p.ts
-                    )
-        return [(existing[p.key], fresh.get(p.key) is p) for p in batch]
+                query = select(chat_messages).where(tuple_(*columns).in_(set(first) - new))
+                for row in (await conn.execute(query)).mappings():
+                    message = _message(row)
+                    stored[(message.room, message.identity, message.client_id)] = message
+        return [(stored[p.key], p.key in new and first[p.key] is p) for p in batch]
 
     async def history(self, room: str, limit: int, before: int | None = None) -> list[ChatMessage]:
         """The latest `limit` messages of the room (older than `before`), oldest first."""

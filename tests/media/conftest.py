@@ -66,6 +66,7 @@ async def join(
         decode: bool = True,
         connect: bool = True,
         media_mode: str = "video",
+        video: list[Encoded] | None = None,
         **client: Any,
     ) -> MediaClient:
         token = await asyncio.to_thread(issue_token, base_url, room, identity, None, role)
@@ -74,7 +75,7 @@ async def join(
         person = MediaClient(socket, decode=decode, **client)
         made.append(person)
         if publish:
-            person.publish(video_frames, audio_frames)
+            person.publish(video or video_frames, audio_frames)
         else:
             person.receive_only()
         if connect:

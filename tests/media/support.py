@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import fractions
 import logging
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -137,6 +138,7 @@ class Received:
     """What one subscriber got from one remote track."""
 
     kind: str
+    mid: str | None = None
     frames: int = 0
     first_size: tuple[int, int] | None = None
     encoded: list[bytes] = field(default_factory=list)
@@ -172,10 +174,16 @@ class MediaClient:
         socket: SocketParticipant,
         decode: bool = True,
         munge_offer: Callable[[str], str] | None = None,
+        munge_first_offer: Callable[[str], str] | None = None,
+        answer_delay: float = 0.0,
     ) -> None:
         self.socket = socket
         self.decode = decode
         self.munge_offer = munge_offer
+        self.munge_first_offer = munge_first_offer
+        self.answer_delay = answer_delay  # a slow client: answers the SFU's offers late
+        self.offers: list[dict[str, Any]] = []  # the SFU's media_renegotiate payloads
+        self.first_exchange: tuple[str, str] | None = None  # (offer sent, answer)
         self.pc = RTCPeerConnection(client_configuration())
         self.tracks: dict[str, EncodedTrack] = {}
         self.received: list[Received] = []
@@ -203,10 +211,12 @@ class MediaClient:
     async def connect(self, event: str = "media_offer", **extra: Any) -> dict[str, Any]:
         async with self._lock:
             await self.pc.setLocalDescription(await self.pc.createOffer())
-            ack = await self.socket.call(
-                event, {"sdp": self.pc.localDescription.sdp, "type": "offer", **extra}, timeout=20
-            )
+            sdp = self.pc.localDescription.sdp
+            if self.munge_first_offer is not None:
+                sdp = self.munge_first_offer(sdp)
+            ack = await self.socket.call(event, {"sdp": sdp, "type": "offer", **extra}, timeout=20)
             assert "error" not in ack, ack
+            self.first_exchange = (sdp, ack["sdp"])
             await self.pc.setRemoteDescription(RTCSessionDescription(ack["sdp"], "answer"))
             return dict(ack)
 
@@ -249,6 +259,8 @@ class MediaClient:
         async with self._lock:
             if self.pc.signalingState == "closed":
                 return
+            self.offers.append(data)
+            await asyncio.sleep(self.answer_delay)
             sdp = data["sdp"]
             if self.munge_offer is not None:
                 sdp = self.munge_offer(sdp)
@@ -269,11 +281,13 @@ class MediaClient:
     def _on_track(self, track: MediaStreamTrack) -> None:
         received = Received(track.kind)
         self.received.append(received)
-        if not self.decode:
-            for transceiver in self.pc.getTransceivers():
-                if transceiver.receiver.track is track:
+        for transceiver in self.pc.getTransceivers():
+            if transceiver.receiver.track is track:
+                received.mid = transceiver.mid
+                if not self.decode:
                     aiortc_internals.tap_encoded_frames(
-                        transceiver.receiver, lambda codec, frame: self._tapped(received, frame)
+                        transceiver.receiver,
+                        lambda codec, frame: self._tapped(received, frame),
                     )
         self._tasks.append(asyncio.create_task(self._consume(track, received)))
 
@@ -325,3 +339,44 @@ def without_codec(sdp: str, mime_name: str) -> str:
             continue
         out.append(line)
     return "\r\n".join(out)
+
+
+def renumbered(sdp: str, payload_types: dict[int, int], extension_ids: dict[int, int]) -> str:
+    """An SDP with its payload types and header-extension ids renumbered, as a browser
+    (which numbers them its own way) would have written it."""
+
+    def pt(value: str) -> str:
+        return str(payload_types.get(int(value), int(value)))
+
+    out = []
+    for line in sdp.split("\r\n"):
+        if line.startswith("m=audio") or line.startswith("m=video"):
+            parts = line.split()
+            line = " ".join(parts[:3] + [pt(p) for p in parts[3:]])
+        elif line.startswith(("a=rtpmap:", "a=fmtp:", "a=rtcp-fb:")):
+            head, _, rest = line.partition(" ")
+            attribute, _, number = head.partition(":")
+            rest = re.sub(r"apt=(\d+)", lambda m: f"apt={pt(m.group(1))}", rest)
+            line = f"{attribute}:{pt(number)} {rest}".rstrip()
+        elif line.startswith("a=extmap:"):
+            head, _, rest = line.partition(" ")
+            number = int(head.split(":")[1])
+            line = f"a=extmap:{extension_ids.get(number, number)} {rest}"
+        out.append(line)
+    return "\r\n".join(out)
+
+
+def numbering(sdp: str) -> dict[str, tuple[dict[int, str], dict[int, str]]]:
+    """mid → (payload type → codec, extension id → URI) of each audio/video m-line."""
+    from aiortc.sdp import SessionDescription
+
+    found = {}
+    for media in SessionDescription.parse(sdp).media:
+        if media.kind in ("audio", "video") and media.rtp.muxId:
+            codecs = {
+                c.payloadType: f"{c.mimeType.lower()}/{c.clockRate}/{sorted(c.parameters.items())}"
+                for c in media.rtp.codecs
+            }
+            extensions = {x.id: x.uri for x in media.rtp.headerExtensions}
+            found[media.rtp.muxId] = (codecs, extensions)
+    return found

@@ -225,3 +225,35 @@ async def test_media_config_hands_out_settings_ice_servers(
     assert identity == "ada" and int(expiry) > 0
     digest = hmac.new(b"s3cret", turn["username"].encode(), hashlib.sha1).digest()
     assert turn["credential"] == base64.b64encode(digest).decode()
+
+
+async def test_media_config_carries_the_rooms_dial_in_number_and_pin(
+    server: Any, base_url: str
+) -> None:
+    from server.media.phone.api import DialIn
+    from server.media.phone.pins import PinStore
+    from server.media.signaling import MediaHandlers
+    from server.services import SERVICES
+    from tests.support.participants import SocketParticipant, issue_token
+
+    # Wired the way app.py wires it when the phone gateway is on.
+    services = server.app[SERVICES]
+    pins = PinStore(services.database)
+    MediaHandlers(
+        services.signaling, services.sfu, dialin=DialIn(pins, "+49 30 1234 5678").for_room
+    )
+    pin = await pins.ensure_room_pin("pair-1")
+    people = []
+    for room in ("pair-1", "pair-2"):
+        token = await asyncio.to_thread(issue_token, base_url, room, "ada")
+        person = await SocketParticipant(base_url, token).connect()
+        people.append(person)
+        await person.join()
+    try:
+        with_pin = await people[0].call("media_config")
+        without_pin = await people[1].call("media_config")
+    finally:
+        for person in people:
+            await person.close()
+    assert with_pin["dialin"] == {"number": "+49 30 1234 5678", "pin": pin}
+    assert "dialin" not in without_pin and "ice_servers" in without_pin

@@ -4,16 +4,21 @@
 // Negotiation: I offer once per PeerConnection (`media_offer`, or `media_reconnect` for a
 // replacement) and the SFU answers; after that the SFU is always the offerer
 // (`media_renegotiate`) and I answer (`media_answer`). aiortc has no ICE restart, so a
-// failed connection is replaced by a new one.
+// failed connection is replaced by a new one. The SFU keeps every negotiated payload
+// type and extension id in its re-offers, so my offer goes out as the browser wrote it.
+//
+// Text mode (camera/mic refused, or an observer) still receives the others' audio and
+// video on a receive-only connection when the network allows; the mode stays `text`
+// because I publish nothing, and nothing steps down if that connection fails.
 
 import { diagnostics } from "./diagnostics.js";
 import { best, connectionQuality, inboundQuality } from "./quality.js";
-import { alignWithSfu } from "./sdp.js";
 
 const CONNECT_TIMEOUT_MS = 3500; // per attempt: video, video again ("reconnecting…"), audio
 const DISCONNECTED_GRACE_MS = 3000; // "disconnected" often heals by itself
 const STATS_INTERVAL_MS = 2000;
 const ATTEMPTS = { video: 2, audio: 1 };
+const RECEIVE_ATTEMPTS = 2; // receive-only (text mode) gives up quietly after this many failures
 const LADDER = ["video", "audio", "text"];
 
 const WHY_TEXT = {
@@ -44,6 +49,7 @@ export class MediaSession {
     this.statsTimer = 0;
     this.stopped = false;
     this.audioOnlyChosen = false;
+    this.receiveFailures = 0;
     this.trace = []; // recent transitions, for diagnostics (pairwiseDebug.state())
 
     socket.on("media_renegotiate", (offer) => this.#renegotiate(offer));
@@ -62,15 +68,17 @@ export class MediaSession {
   }
 
   /** After the first join: show my preview and connect the best mode available. */
-  start() {
+  async start() {
     this.tiles.setStream(this.me, this.local.stream);
     const problem = this.local.problem;
     if (this.canPublish && problem && this.capability === "text") {
+      await this.#loadConfig().catch(() => {}); // for the dial-in number, if the room has one
       this.banner.show({
         title: "You are in text chat",
-        text: `${problem.message} You can still chat with everyone here.`,
+        text: `${problem.message} You can still chat with everyone here, and see and hear them.`,
         tone: "warning",
         retry: () => this.retryDevices(),
+        dialin: this.dialin || null,
       });
     } else if (problem && problem.kind === "missing_camera") {
       this.banner.show({ title: "You joined with audio only", text: problem.message, tone: "info" });
@@ -149,6 +157,11 @@ export class MediaSession {
   /** Connect at `mode`, stepping down after failed attempts; `reconnecting` shows it. */
   async #climb(mode, reconnecting) {
     const run = ++this.generation;
+    if (mode === "text") {
+      await this.#setMode("text", "no camera or microphone");
+      await this.#receive(run);
+      return;
+    }
     let why = "";
     for (const step of LADDER.slice(LADDER.indexOf(mode))) {
       if (step === "text") break;
@@ -185,6 +198,24 @@ export class MediaSession {
     if (run === this.generation) {
       this.#close();
       await this.#goText(mode === "text" ? "" : WHY_TEXT.failed, why || "media did not connect", true);
+    }
+  }
+
+  /** Text mode: receive the others' audio and video if this network lets media through. */
+  async #receive(run) {
+    if (this.receiveFailures >= RECEIVE_ATTEMPTS) {
+      this.#close();
+      return;
+    }
+    try {
+      this.#note("connect receive-only");
+      await this.#connect("text", run, false);
+      this.receiveFailures = 0;
+    } catch (err) {
+      this.#note(`receive-only failed: ${err.message}`);
+      if (run !== this.generation) return;
+      this.receiveFailures += 1;
+      this.#close();
     }
   }
 
@@ -241,6 +272,7 @@ export class MediaSession {
     if (mode !== "text" && audio) pc.addTransceiver(audio, { direction: "sendrecv", streams: [stream] });
     else pc.addTransceiver("audio", { direction: "recvonly" });
     if (mode === "video" && video) pc.addTransceiver(video, { direction: "sendrecv", streams: [stream] });
+    else if (mode === "text") pc.addTransceiver("video", { direction: "recvonly" });
     pc.ontrack = (event) => this.#track(event);
     pc.onconnectionstatechange = () => this.#stateChanged(pc, run);
 
@@ -257,7 +289,7 @@ export class MediaSession {
     });
     connected.catch(() => {});
     const offer = await pc.createOffer();
-    await pc.setLocalDescription({ type: "offer", sdp: alignWithSfu(offer.sdp) });
+    await pc.setLocalDescription(offer);
     const event = replacing ? "media_reconnect" : "media_offer";
     const payload = { sdp: pc.localDescription.sdp, type: "offer" };
     if (replacing) payload.reason = (this.lastDrop || "client reconnect").slice(0, 200);
@@ -266,7 +298,7 @@ export class MediaSession {
     this.#learnOwners(answer);
     await pc.setRemoteDescription({ type: "answer", sdp: answer.sdp });
     await connected;
-    this.deviceChanged();
+    if (mode !== "text") this.deviceChanged();
     this.#startStats();
   }
 
@@ -300,15 +332,12 @@ export class MediaSession {
     for (const [mid, info] of Object.entries(tracks || {})) this.owners.set(mid, info.identity);
   }
 
-  /** Who sent a track: named by the SFU, or by the stream id, or the only other person. */
+  /** Who sent a track: named in the SFU's offer (`tracks`), or by its stream id (the
+   * SFU sets each forwarded stream's id to its owner's identity). */
   #owner(transceiver, streams) {
-    const named = this.owners.get(transceiver.mid)
-      || streams.map((stream) => stream.id).find((id) => id !== this.me && this.tiles.has(id));
-    if (named) return named;
-    // Until the SFU names track owners, a track is only attributed when nobody else could
-    // have sent it: better an empty tile than someone else's face on it.
-    const others = this.tiles.identities().filter((id) => id !== this.me);
-    return others.length === 1 ? others[0] : null;
+    return this.owners.get(transceiver.mid)
+      || streams.map((stream) => stream.id).find((id) => id !== this.me && this.tiles.has(id))
+      || null;
   }
 
   #track(event) {

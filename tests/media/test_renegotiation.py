@@ -1,0 +1,119 @@
+"""SFU re-offers: who owns each forwarded m-line, and numbers that never change meaning."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from aiortc.sdp import SessionDescription
+
+from tests.media.conftest import Join
+from tests.media.support import MediaClient, encode_video, numbering, renumbered
+
+pytestmark = pytest.mark.slow
+
+# aiortc's numbers → Chrome's (Opus 111, VP8 96 + RTX 97, H264 102/127 ...; mid is
+# extension 4 and abs-send-time 2), so the SFU negotiates numbers unlike its own.
+CHROME_PAYLOAD_TYPES = {96: 111, 97: 96, 98: 97, 99: 102, 100: 103, 101: 127, 102: 125}
+CHROME_EXTENSION_IDS = {1: 4, 2: 1, 3: 2}
+
+
+def chrome_like(sdp: str) -> str:
+    return renumbered(sdp, CHROME_PAYLOAD_TYPES, CHROME_EXTENSION_IDS)
+
+
+def stream_ids(sdp: str) -> dict[str, str]:
+    """mid → the stream id of the m-line's a=msid."""
+    return {
+        m.rtp.muxId: m.msid.split()[0]
+        for m in SessionDescription.parse(sdp).media
+        if m.msid and m.rtp.muxId
+    }
+
+
+async def frames_grow(person: MediaClient, mids: list[str], by: int = 10) -> None:
+    tracks = [r for r in person.received if r.mid in mids]
+    before = [r.frames for r in tracks]
+    await person.wait_until(
+        lambda: all(r.frames > b + by for r, b in zip(tracks, before, strict=True)), timeout=20
+    )
+
+
+async def test_offers_name_each_tracks_owner(join: Join) -> None:
+    # Three publishers with pictures of different sizes: the size a subscriber decodes
+    # on an m-line tells whose video really arrives there.
+    sizes = {"bo": (160, 120), "carol": (192, 144), "dan": (224, 176)}
+    for identity, (width, height) in sizes.items():
+        await join(identity, video=encode_video(30, width=width, height=height, keyint=10))
+    eve = await join("eve", publish=False)
+    await eve.wait_until(
+        lambda: (
+            len(eve.of_kind("video")) == 3
+            and all(r.first_size is not None for r in eve.of_kind("video"))
+        ),
+        timeout=30,
+    )
+    tracks: dict[str, dict[str, str]] = {}
+    for offer in eve.offers:
+        tracks.update(offer["tracks"])
+    for received in eve.received:
+        assert received.mid in tracks, (received.mid, tracks)
+        assert tracks[received.mid]["kind"] == received.kind
+    for video in eve.of_kind("video"):
+        owner = tracks[str(video.mid)]["identity"]
+        assert video.first_size == sizes[owner], (owner, video.first_size)
+    owners = sorted((t["identity"], t["kind"]) for t in tracks.values())
+    assert owners == sorted((who, kind) for who in sizes for kind in ("audio", "video"))
+    # The msid's stream id names the owner too (what a browser's ontrack reports).
+    msids = stream_ids(eve.offers[-1]["sdp"])
+    assert {mid: msids[mid] for mid in tracks} == {mid: t["identity"] for mid, t in tracks.items()}
+
+
+async def test_reoffers_keep_numbers_and_the_publisher_keeps_flowing(join: Join) -> None:
+    ada = await join("ada", munge_first_offer=chrome_like)
+    bo = await join("bo", publish=False, decode=False)
+    await bo.wait_until(lambda: len(bo.received) == 2 and all(r.frames > 5 for r in bo.received))
+    for count, identity in enumerate(("carol", "dan", "fay"), start=1):
+        await join(identity)
+        await ada.wait_until(lambda c=count: ada.renegotiations >= c, timeout=20)
+    assert ada.first_exchange is not None
+    sent_offer, answer = ada.first_exchange
+    negotiated = numbering(answer)
+    first_offer = numbering(sent_offer)
+    assert negotiated["0"][0].get(111, "").startswith("audio/opus")  # Chrome's numbers
+    for offer in ada.offers:
+        current = numbering(offer["sdp"])
+        for mid, numbers in negotiated.items():
+            assert current[mid] == numbers, f"m-line {mid} renumbered in revision {offer}"
+        # One meaning per number in the whole BUNDLE, including the first offer's numbers.
+        codec_of: dict[int, str] = {}
+        uri_of: dict[int, str] = {}
+        for codecs, extensions in [*first_offer.values(), *current.values()]:
+            for pt, codec in codecs.items():
+                assert codec_of.setdefault(pt, codec) == codec, (pt, codec, codec_of[pt])
+            for number, uri in extensions.items():
+                assert uri_of.setdefault(number, uri) == uri, (number, uri)
+    assert all("error" not in ack for ack in ada.answer_acks)
+
+    # After three re-offers (and longer than the silence threshold) ada's frames still
+    # reach the SFU: bo keeps receiving them and nobody moved ada down the ladder.
+    await asyncio.sleep(2.0)
+    await frames_grow(bo, [str(r.mid) for r in bo.received], by=20)
+    assert not [e for e in bo.socket.events["media_mode"] if e["identity"] == "ada"]
+    # And ada receives the others' video on the m-lines the SFU added.
+    await frames_grow(ada, [str(r.mid) for r in ada.of_kind("video")])
+
+
+async def test_a_slow_answer_to_the_first_reoffer_keeps_the_publishers_numbers(
+    join: Join,
+) -> None:
+    # Gus joins a room where others already publish, so the SFU re-offers right after
+    # its answer; gus answers that late, after DTLS is up. The SFU's receivers start in
+    # between and must still use the numbers gus negotiated, not aiortc's own.
+    bo = await join("bo", publish=False, decode=False)
+    await join("carol")
+    gus = await join("gus", munge_first_offer=chrome_like, answer_delay=2.0)
+    await gus.wait_until(lambda: gus.renegotiations >= 1, timeout=20)
+    await bo.wait_until(lambda: len(bo.received) == 4, timeout=20)
+    await frames_grow(bo, [str(r.mid) for r in bo.received], by=20)
+    assert not [e for e in bo.socket.events["media_mode"] if e["identity"] == "gus"]
