@@ -19,8 +19,8 @@ from server.auth import TokenIssuer
 from server.cluster import api as cluster_api
 from server.cluster.service import Cluster
 from server.config import Settings
-from server.media import api as media_api
 from server.matching import api as matching_api
+from server.media import api as media_api
 from server.media.metrics import MediaMetrics
 from server.media.phone import api as phone_api
 from server.media.phone.api import DialIn
