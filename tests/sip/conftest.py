@@ -45,6 +45,20 @@ class SippResult:
     errors: str
 
 
+async def run_sipp(sipp_path: str, port: int, scenario: str, service: str, workdir: Path, *,
+                   hold_ms: int = 500, args: tuple[str, ...] = ()) -> SippResult:
+    """One call of `scenario` (in tests/sip/scenarios) dialling `service` at 127.0.0.1:port."""
+    errors = workdir / f"{scenario}-{time.monotonic_ns()}.errors"
+    proc = await asyncio.create_subprocess_exec(
+        sipp_path, f"127.0.0.1:{port}", "-sf", str(SCENARIOS / scenario), "-s", service,
+        "-m", "1", "-d", str(hold_ms), "-i", "127.0.0.1", "-mi", "127.0.0.1", "-nostdin",
+        "-timeout", "30s", "-timeout_error", "-trace_err", "-error_file", str(errors), *args,
+        cwd=workdir, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    returncode = await proc.wait()
+    return SippResult(returncode, errors.read_text() if errors.exists() else "")
+
+
 @dataclass
 class Phone:
     gateway: PhoneGateway
@@ -64,36 +78,8 @@ class Phone:
         self, scenario: str, service: str, *, hold_ms: int = 500, args: tuple[str, ...] = ()
     ) -> SippResult:
         """Run one call of `scenario` against the gateway; sipp's exit code and errors."""
-        errors = self.workdir / f"{scenario}-{time.monotonic_ns()}.errors"
-        proc = await asyncio.create_subprocess_exec(
-            self.sipp_path,
-            f"127.0.0.1:{self.gateway.port}",
-            "-sf",
-            str(SCENARIOS / scenario),
-            "-s",
-            service,
-            "-m",
-            "1",
-            "-d",
-            str(hold_ms),
-            "-i",
-            "127.0.0.1",
-            "-mi",
-            "127.0.0.1",
-            "-nostdin",
-            "-timeout",
-            "30s",
-            "-timeout_error",
-            "-trace_err",
-            "-error_file",
-            str(errors),
-            *args,
-            cwd=self.workdir,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
-        )
-        returncode = await proc.wait()
-        return SippResult(returncode, errors.read_text() if errors.exists() else "")
+        return await run_sipp(self.sipp_path, self.gateway.port, scenario, service,
+                              self.workdir, hold_ms=hold_ms, args=args)
 
     def start_sipp(self, scenario: str, service: str, **kwargs: Any) -> asyncio.Task[SippResult]:
         return asyncio.create_task(self.sipp(scenario, service, **kwargs))

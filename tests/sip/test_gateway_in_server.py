@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from server.media.phone import g711
-from tests.sip.conftest import SCENARIOS
+from tests.sip.conftest import run_sipp
 from tests.sip.media import tone
 from tests.support.participants import SocketParticipant, issue_token
 from tests.support.process import ADMIN_KEY, ServerProcess
@@ -49,32 +49,13 @@ async def test_caller_with_room_pin_appears_in_the_room(
     await mentor.join()
 
     (tmp_path / "tone.ulaw").write_bytes(g711.encode("PCMU", tone(1000, 1.0)))
-    call = await asyncio.create_subprocess_exec(
-        sipp,
-        f"127.0.0.1:{sip_port}",
-        "-sf",
-        str(SCENARIOS / "call_audio.xml"),
-        "-s",
-        pin["pin"],
-        "-m",
-        "1",
-        "-d",
-        "3000",
-        "-i",
-        "127.0.0.1",
-        "-mi",
-        "127.0.0.1",
-        "-nostdin",
-        "-timeout",
-        "30s",
-        "-timeout_error",
-        cwd=tmp_path,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
+    call = asyncio.create_task(
+        run_sipp(sipp, sip_port, "call_audio.xml", pin["pin"], tmp_path, hold_ms=3000)
     )
     joined = await mentor.wait_for("participant_joined", {"media_mode": "phone"}, timeout=20)
     assert joined["role"] == "mentee"
     left = await mentor.wait_for("participant_left", {"identity": joined["identity"]}, timeout=30)
     assert left["identity"] == joined["identity"]
-    assert await asyncio.wait_for(call.wait(), 30) == 0
+    result = await asyncio.wait_for(call, 30)
+    assert result.returncode == 0, result.errors
     await mentor.close()

@@ -56,38 +56,10 @@ class TestHost:
         self.nft(f"numgen random mod 100 < {percent} drop")
 
     def limit_rate(self, kbit: int) -> None:
-        _run(
-            *self.exec_args(
-                "tc",
-                "qdisc",
-                "replace",
-                "dev",
-                self.ns_if,
-                "root",
-                "tbf",
-                "rate",
-                f"{kbit}kbit",
-                "burst",
-                "32kbit",
-                "latency",
-                "400ms",
-            )
-        )
-        _run(
-            "tc",
-            "qdisc",
-            "replace",
-            "dev",
-            self.host_if,
-            "root",
-            "tbf",
-            "rate",
-            f"{kbit}kbit",
-            "burst",
-            "32kbit",
-            "latency",
-            "400ms",
-        )
+        """Cap both directions of the veth pair with a token-bucket filter."""
+        tbf = ("root", "tbf", "rate", f"{kbit}kbit", "burst", "32kbit", "latency", "400ms")
+        _run(*self.exec_args("tc", "qdisc", "replace", "dev", self.ns_if, *tbf))
+        _run("tc", "qdisc", "replace", "dev", self.host_if, *tbf)
 
     def heal(self) -> None:
         subprocess.run(self.exec_args("nft", "flush", "ruleset"), capture_output=True, timeout=20)
