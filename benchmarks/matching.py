@@ -159,9 +159,9 @@ async def run(quick: bool) -> str:
         "",
         "`scoring` is building the scorer plus one pass over every pair keeping each mentee's",
         "64 best mentors. `optimal assign` is everything from the profiles: scorer, that pass,",
-        "the sparse solver rounds, and the duality check's rescoring of the mentees it cannot",
-        "clear from the kept lists. The greedy baseline takes the best-scoring pairs first",
-        "while capacity lasts.",
+        "the sparse solver rounds, and the duality check's scoring of the pairs beyond the",
+        "kept lists that its dual prices cannot clear. The greedy baseline takes the",
+        "best-scoring pairs first while capacity lasts.",
         f"Calendar: the week of {date(2025, 3, 10)} (US already on summer time, Europe not).",
     ]
     return "\n".join(lines) + "\n"

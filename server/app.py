@@ -20,6 +20,7 @@ from server.cluster import api as cluster_api
 from server.cluster.service import Cluster
 from server.config import Settings
 from server.matching import api as matching_api
+from server.matching.runs import MatchingStore
 from server.media import api as media_api
 from server.media.metrics import MediaMetrics
 from server.media.phone import api as phone_api
@@ -151,6 +152,7 @@ def _all_routes() -> RouteTable:
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     services = app[SERVICES]
     await migrate(services.database)
+    await MatchingStore(services.database).fail_interrupted()
     log.info("database ready", extra={"url": _redacted(services.database.url)})
     if services.sessionlog is not None:
         services.bus.subscribe(services.sessionlog.recorder, "sessionlog")

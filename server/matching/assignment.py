@@ -14,10 +14,15 @@ of capacity, each mentee given a private "unmatched" column). Then a certificate
 the solution we derive LP duals (u per mentee, v per mentor, both >= 0, equal objective)
 as longest paths in the residual graph. If every pair left out satisfies
 w(i, j) <= u_i + v_j, the duals are feasible for the *full* problem, so the solution is
-optimal for it (weak duality). A pair left out of mentee i's list scores at most the
-best score outside that list, so only mentees with u_i below that bound are rescored;
-any violating pairs join the graph and it is solved again. The loop ends because the
-graph only grows.
+optimal for it (weak duality). Kept pairs are checked in memory. A pair left out of
+mentee i's list scores at most the best score outside that list (b_i), so it can only
+break the certificate with a mentor whose v_j < w(b_i) - u_i: each mentee is scored
+against exactly those mentors (mentors with free places have v_j = 0; most others are
+priced out). Violating pairs of both kinds join the graph in one go and it is solved
+again. The loop ends because the graph only grows.
+
+The assignment also keeps each mentee's runner-up (best passing mentor besides the
+chosen one) from the same scoring pass, so explanations need no second pass.
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ class Assignment:
     score: np.ndarray  # (n_mentees,) score of the pair, -1 when unmatched
     fixed: np.ndarray  # (n_mentees,) bool: kept as the operator fixed it
     reasons: dict[int, str]  # unmatched mentee -> why
+    runner_up: np.ndarray  # (n_mentees,) best passing mentor besides the chosen; -1 if none
     stats: dict[str, int | bool] = field(default_factory=dict)
 
     @property
@@ -77,6 +83,7 @@ class Candidates:
     score: np.ndarray
     best_excluded: np.ndarray  # best passing score not in the row; -1 if none
     n_passing: np.ndarray  # mentors passing the filters, full or not
+    best_two: np.ndarray  # (rows, 2) the two best passing mentors, full or not; -1 pads
 
     def row(self, r: int) -> tuple[np.ndarray, np.ndarray]:
         lo, hi = self.indptr[r], self.indptr[r + 1]
@@ -134,8 +141,36 @@ def assign(
         int(cands.mentees[r]): NO_MENTOR if cands.n_passing[r] == 0 else CAPACITY_EXHAUSTED
         for r in np.flatnonzero(chosen < 0)
     }
+    runner_up = np.full(n_e, -1, dtype=np.int64)
+    runner_up[free] = _runner_up(cands.best_two, chosen)
+    held = np.flatnonzero(is_fixed)
+    step = max(1, BLOCK_CELLS // max(n_m, 1))
+    for start in range(0, len(held), step):
+        part = held[start : start + step]
+        runner_up[part] = _runner_up(_best_two(source.rows(part)), mentor_of[part])
     report(1.0)
-    return Assignment(mentor_of, score, is_fixed, reasons, stats)
+    return Assignment(mentor_of, score, is_fixed, reasons, runner_up, stats)
+
+
+def _runner_up(best_two: np.ndarray, chosen: np.ndarray) -> np.ndarray:
+    """The best of the two that is not the chosen mentor (-1 if none)."""
+    return np.where(best_two[:, 0] == chosen, best_two[:, 1], best_two[:, 0])
+
+
+def _best_two(block: np.ndarray) -> np.ndarray:
+    """Each row's two best passing mentors of all, ties to the lower index; -1 pads."""
+    out = np.full((len(block), 2), -1, dtype=np.int64)
+    if block.shape[1] == 0:
+        return out
+    at = np.arange(len(block))
+    first = np.argmax(block, axis=1)
+    kept = block[at, first]
+    block[at, first] = FILTERED
+    second = np.argmax(block, axis=1)
+    out[:, 0] = np.where(kept >= 0, first, -1)
+    out[:, 1] = np.where((kept >= 0) & (block[at, second] >= 0), second, -1)
+    block[at, first] = kept
+    return out
 
 
 def _scores_of(
@@ -182,11 +217,12 @@ def candidates(
     n_m = source.n_mentors
     step = max(1, BLOCK_CELLS // max(n_m, 1))
     indptr = [np.zeros(1, dtype=np.int64)]
-    mentors, scores, best_out, passing = [], [], [], []
+    mentors, scores, best_out, passing, best_two = [], [], [], [], []
     count = 0
     for start in range(0, len(mentees), step):
         block = source.rows(mentees[start : start + step])
         passing.append((block >= 0).sum(axis=1))
+        best_two.append(_best_two(block))
         top, top_scores, excluded = _top(block, available, k)
         valid = top_scores >= 0
         mentors.append(top[valid])
@@ -204,13 +240,19 @@ def candidates(
         score=np.concatenate(scores) if scores else np.zeros(0, dtype=np.int64),
         best_excluded=np.concatenate(best_out) if best_out else np.zeros(0, dtype=np.int64),
         n_passing=np.concatenate(passing) if passing else np.zeros(0, dtype=np.int64),
+        best_two=np.concatenate(best_two) if best_two else np.zeros((0, 2), dtype=np.int64),
     )
 
 
+def _key(score: np.ndarray, mentor: np.ndarray, n_m: int) -> np.ndarray:
+    """A strict order: higher score first, then lower mentor index."""
+    return np.asarray(score, dtype=np.int64) * n_m + (n_m - 1 - mentor)
+
+
 def _preference_keys(block: np.ndarray, available: np.ndarray) -> np.ndarray:
-    """A strict order per row: higher score first, then lower mentor index; -1 = not an option."""
+    """A strict order per row (`_key`); -1 = not an option."""
     n_m = block.shape[1]
-    keys = block.astype(np.int64) * n_m + (n_m - 1 - np.arange(n_m))
+    keys = _key(block, np.arange(n_m), n_m)
     keys[(block < 0) | ~available[None, :]] = -1
     return keys
 
@@ -262,7 +304,13 @@ def _max_weight(
     rank = np.arange(len(stored_rows)) - cands.indptr[stored_rows]
     in_graph = rank < k
     rows, cols, weights = stored_rows[in_graph], stored_cols[in_graph], stored_w[in_graph]
-    best_out = cands.best_excluded.copy()  # best score beyond the stored lists
+    best_out = cands.best_excluded  # best score beyond the stored lists
+    # The stored lists are each row's best by (score, lower mentor index): a pair is
+    # beyond its row's list when its key is below the last stored one.
+    last_key = np.zeros(n, dtype=np.int64)
+    full = np.flatnonzero(best_out >= 0)  # a row with more beyond it is not empty
+    last = cands.indptr[full + 1] - 1
+    last_key[full] = _key(cands.score[last], stored_cols[last], len(capacity))
     rounds = rescored = 0
     while True:
         rounds += 1
@@ -271,27 +319,24 @@ def _max_weight(
         # 1. Stored pairs not in the graph: checked in memory.
         slack = stored_w - u[stored_rows] - v[stored_cols]
         late = ~in_graph & (slack > 0)
-        if late.any():
-            in_graph |= late
-            rows = np.concatenate([rows, stored_rows[late]])
-            cols = np.concatenate([cols, stored_cols[late]])
-            weights = np.concatenate([weights, stored_w[late]])
-            continue
-        # 2. Pairs beyond the stored lists score at most best_out: rescore only the rows
-        # where that bound could still break the certificate.
-        v_floor = v[capacity > 0].min(initial=0)
-        suspects = np.flatnonzero((best_out >= 0) & (_weights(best_out, mode, n) > u + v_floor))
+        in_graph |= late
+        # 2. A pair beyond mentee i's stored list scores at most best_out[i], so it can
+        # break the certificate only with a mentor whose v_j < w(best_out[i]) - u_i:
+        # rescore each row against exactly those mentors.
         progress(min(0.9, 0.3 * rounds))
-        added = _violations(source, cands.mentees, suspects, rows, cols, capacity, u, v, mode, k)
-        rescored += len(suspects)
-        if added is None:
+        bound = np.where(best_out >= 0, _weights(best_out, mode, n) - u, 0)
+        added, checked = _violations(
+            source, cands.mentees, bound, last_key, capacity, u, v, mode, k
+        )
+        rescored += checked
+        if not late.any() and added is None:
             break
-        new_rows, new_cols, new_scores = added
-        rows = np.concatenate([rows, new_rows])
-        cols = np.concatenate([cols, new_cols])
-        weights = np.concatenate([weights, _weights(new_scores, mode, n)])
+        new_rows, new_cols, new_scores = added or (np.zeros(0, dtype=np.int64),) * 3
+        rows = np.concatenate([rows, stored_rows[late], new_rows])
+        cols = np.concatenate([cols, stored_cols[late], new_cols])
+        weights = np.concatenate([weights, stored_w[late], _weights(new_scores, mode, n)])
     stats: dict[str, int | bool] = {
-        "edges": len(rows), "rounds": rounds, "rescored_rows": rescored, "certified": True,
+        "edges": len(rows), "rounds": rounds, "rescored_pairs": rescored, "certified": True,
     }  # fmt: skip
     return chosen, stats
 
@@ -378,39 +423,49 @@ def _duals(
 def _violations(
     source: ScoreSource,
     mentees: np.ndarray,
-    suspects: np.ndarray,
-    rows: np.ndarray,
-    cols: np.ndarray,
+    bound: np.ndarray,
+    last_key: np.ndarray,
     capacity: np.ndarray,
     u: np.ndarray,
     v: np.ndarray,
     mode: Mode,
     k: int,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """Rescore the suspect rows against all mentors; return the pairs outside the graph
-    whose weight exceeds u_i + v_j, the k worst per row."""
-    if len(suspects) == 0:
-        return None
-    n, n_m = len(mentees), len(capacity)
-    in_graph = sp.csr_matrix((np.ones(len(rows), dtype=bool), (rows, cols)), shape=(n, n_m))
-    step = max(1, BLOCK_CELLS // max(n_m, 1))
+) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray] | None, int]:
+    """Score each row r against the mentors with places and v_j < bound[r] (only those
+    can hold a pair with w > u_r + v_j); return the pairs beyond the stored lists (key
+    below `last_key`) that break the certificate, the k best per row, and how many pairs
+    were scored. (Stored pairs are checked in memory; graph edges satisfy the duals.)
+    """
+    open_ = np.flatnonzero(capacity > 0)
+    by_v = open_[np.argsort(v[open_], kind="stable")]
+    reach = np.searchsorted(v[by_v], bound, side="left")  # mentors with v_j < bound
+    suspects = np.flatnonzero(reach > 0)
+    suspects = suspects[np.argsort(reach[suspects], kind="stable")]
+    n = len(mentees)
     out_rows, out_cols, out_scores = [], [], []
-    for start in range(0, len(suspects), step):
-        batch = suspects[start : start + step]
-        block = source.rows(mentees[batch])
-        block[in_graph[batch].toarray()] = FILTERED
-        block[:, capacity <= 0] = FILTERED
-        slack = _weights(block, mode, n) - u[batch][:, None] - v[None, :]
-        top, top_scores, _ = _top(np.where((slack > 0) & (block >= 0), block, FILTERED),
-                                  np.ones(n_m, dtype=bool), k)  # fmt: skip
+    checked = start = 0
+    while start < len(suspects):
+        # Rows in rising order of reach: a block is as wide as its last row needs.
+        ahead = reach[suspects[start : start + BLOCK_CELLS]]
+        cells = (np.arange(len(ahead)) + 1) * ahead
+        batch = suspects[start : start + max(1, int(np.searchsorted(cells, BLOCK_CELLS, "right")))]
+        width = int(reach[batch[-1]])
+        cols = by_v[:width]
+        block = source.rows(mentees[batch], cols)
+        checked += block.size
+        slack = _weights(block, mode, n) - u[batch][:, None] - v[cols][None, :]
+        beyond = _key(block, cols[None, :], len(capacity)) < last_key[batch][:, None]
+        breaking = (slack > 0) & (block >= 0) & beyond
+        top, top_scores, _ = _top(np.where(breaking, block, FILTERED),
+                                  np.ones(width, dtype=bool), k)  # fmt: skip
         take = top_scores >= 0
         out_rows.append(np.repeat(batch[:, None], top.shape[1], axis=1)[take])
-        out_cols.append(top[take])
+        out_cols.append(cols[top[take]])
         out_scores.append(top_scores[take])
-    new_rows = np.concatenate(out_rows)
-    if len(new_rows) == 0:
-        return None
-    return new_rows, np.concatenate(out_cols), np.concatenate(out_scores)
+        start += len(batch)
+    if not out_rows or sum(len(r) for r in out_rows) == 0:
+        return None, checked
+    return (np.concatenate(out_rows), np.concatenate(out_cols), np.concatenate(out_scores)), checked
 
 
 # -- stable --------------------------------------------------------------------------
@@ -507,4 +562,5 @@ def greedy(
         int(i): NO_MENTOR if cands.n_passing[i] == 0 else CAPACITY_EXHAUSTED
         for i in np.flatnonzero(mentor_of < 0)
     }
-    return Assignment(mentor_of, score, np.zeros(n_e, dtype=bool), reasons)
+    runner_up = _runner_up(cands.best_two, mentor_of)
+    return Assignment(mentor_of, score, np.zeros(n_e, dtype=bool), reasons, runner_up)

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from server.matching.assignment import BLOCK_CELLS, Assignment, Mode
+from server.matching.assignment import Assignment, Mode
 from server.matching.scoring import FILTERED, Scorer
 from server.matching.slots import suggest_slots
 
@@ -51,7 +51,7 @@ def explain(
     """A `PairResult` per mentee, in mentee order."""
     n_e = scorer.n_mentees
     chosen = result.mentor_of
-    runner = _runners_up(scorer, chosen)
+    runner = result.runner_up
     load = result.load(scorer.n_mentors)
     names = [c.name for c in scorer.criteria.criteria]
     matched = np.flatnonzero(chosen >= 0)
@@ -158,20 +158,3 @@ def _why_not(
         f"scored {points(score - runner_score):g} lower, mainly on {names[biggest]} "
         f"({points(difference[biggest]):g} points less)"
     )
-
-
-def _runners_up(scorer: Scorer, chosen: np.ndarray) -> np.ndarray:
-    """Each mentee's best-scoring passing mentor other than the chosen one (-1 if none)."""
-    n_e, n_m = scorer.n_mentees, scorer.n_mentors
-    out = np.full(n_e, -1, dtype=np.int64)
-    step = max(1, BLOCK_CELLS // max(n_m, 1))
-    for start in range(0, n_e, step):
-        rows = np.arange(start, min(n_e, start + step))
-        block = scorer.rows(rows)
-        mine = chosen[rows]
-        has = mine >= 0
-        block[np.flatnonzero(has), mine[has]] = FILTERED
-        best = np.argmax(block, axis=1) if n_m else np.zeros(len(rows), dtype=np.int64)
-        ok = n_m > 0 and block[np.arange(len(rows)), best] >= 0
-        out[rows] = np.where(ok, best, -1)
-    return out

@@ -40,6 +40,7 @@ from server.store.schema import (
 log = logging.getLogger("pairwise.matching")
 CHUNK = 500  # rows per statement: under SQLite's bound-parameter limit
 PROGRESS_EVERY = 0.25  # seconds between progress writes
+INTERRUPTED = "interrupted by a restart"
 
 
 @dataclass(frozen=True)
@@ -180,6 +181,17 @@ class MatchingStore:
                 .order_by(match_results.c.id)
             )  # fmt: skip
             return [_result_json(row._mapping) for row in rows]
+
+    async def fail_interrupted(self) -> int:
+        """Mark the runs still `running` as failed: call once at start-up, before any run
+        starts, since a run's work lives in the process that started it. Returns how many."""
+        async with self._db.begin() as conn:
+            result = await conn.execute(
+                update(match_runs).where(match_runs.c.status == "running").values(
+                    status="failed", finished_at=time.time(), error=INTERRUPTED
+                )
+            )  # fmt: skip
+        return int(result.rowcount or 0)
 
     async def _progress(self, run_id: str, progress: float) -> None:
         async with self._db.begin() as conn:

@@ -44,8 +44,9 @@ class ScoreSource(Protocol):
     n_mentees: int
     n_mentors: int
 
-    def rows(self, mentees: np.ndarray) -> np.ndarray:
-        """int32 array (len(mentees), n_mentors): hundredths of a point, or FILTERED."""
+    def rows(self, mentees: np.ndarray, mentors: np.ndarray | None = None) -> np.ndarray:
+        """int32 array (len(mentees), n_mentors), or only the `mentors` columns:
+        hundredths of a point, or FILTERED."""
         ...
 
 
@@ -63,8 +64,9 @@ class DenseScores:
     def n_mentors(self) -> int:
         return int(self.matrix.shape[1])
 
-    def rows(self, mentees: np.ndarray) -> np.ndarray:
-        return np.asarray(self.matrix[mentees], dtype=np.int32)
+    def rows(self, mentees: np.ndarray, mentors: np.ndarray | None = None) -> np.ndarray:
+        picked = self.matrix[mentees] if mentors is None else self.matrix[np.ix_(mentees, mentors)]
+        return np.asarray(picked, dtype=np.int32)
 
 
 @dataclass
@@ -77,35 +79,41 @@ class Breakdown:
 
 
 class _Grid:
-    """Pairs to evaluate: a block of mentees x all mentors, or a list of (mentee, mentor)."""
+    """Pairs to evaluate: a block of mentees x mentors (all of them, or the columns
+    `mentors`), or a list of pairs (mentees[k], mentors[k])."""
 
-    def __init__(self, mentees: np.ndarray, mentors: np.ndarray | None):
+    def __init__(self, mentees: np.ndarray, mentors: np.ndarray | None, outer: bool):
         self.e = mentees
-        self.m = mentors  # None: every mentor
+        self.m = mentors  # None: every mentor (outer only)
+        self.outer = outer
+
+    def _cols(self, values: np.ndarray) -> np.ndarray:
+        return values if self.m is None else values[self.m]
 
     def left(self, values: np.ndarray) -> np.ndarray:
-        return values[self.e][:, None] if self.m is None else values[self.e]
+        return values[self.e][:, None] if self.outer else values[self.e]
 
     def right(self, values: np.ndarray) -> np.ndarray:
-        return values[None, :] if self.m is None else values[self.m]
+        return self._cols(values)[None, :] if self.outer else self._cols(values)
 
     def dot(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
         """Row products of two 0/1 float32 matrices: whole counts, exact either way."""
-        if self.m is None:
-            return left[self.e] @ right.T
-        return np.einsum("ij,ij->i", left[self.e], right[self.m])
+        if self.outer:
+            return left[self.e] @ self._cols(right).T
+        return np.einsum("ij,ij->i", left[self.e], self._cols(right))
 
     def table(self, codes_e: np.ndarray, codes_m: np.ndarray, table: np.ndarray) -> np.ndarray:
         """Look a pair value up by the two sides' codes (few distinct values each)."""
-        if self.m is None:
-            return table[codes_e[self.e]][:, codes_m]
-        return table[codes_e[self.e], codes_m[self.m]]
+        if self.outer:
+            return table[codes_e[self.e]][:, self._cols(codes_m)]
+        return table[codes_e[self.e], self._cols(codes_m)]
 
     def sparse(self, matrix: sp.csr_matrix) -> np.ndarray:
-        if self.m is None:
-            return matrix[self.e].toarray()
-        picked = matrix[self.e, self.m]
-        return np.asarray(picked.toarray() if sp.issparse(picked) else picked).ravel()
+        if self.outer:
+            picked = matrix[self.e]
+            return (picked if self.m is None else picked[:, self.m]).toarray()
+        pairs = matrix[self.e, self.m]
+        return np.asarray(pairs.toarray() if sp.issparse(pairs) else pairs).ravel()
 
 
 Value = Callable[[_Grid], tuple[np.ndarray, np.ndarray]]  # (value 0..1, passes if must)
@@ -146,21 +154,30 @@ class Scorer:
 
     # -- the matrix --------------------------------------------------------------
 
-    def rows(self, mentees: np.ndarray) -> np.ndarray:
-        grid = _Grid(np.asarray(mentees), None)
+    def rows(self, mentees: np.ndarray, mentors: np.ndarray | None = None) -> np.ndarray:
+        cols = None if mentors is None else np.asarray(mentors, dtype=np.intp)
+        grid = _Grid(np.asarray(mentees), cols, outer=True)
         with _BLAS.limit(limits=1, user_api="blas"):
             return self._evaluate(grid, keep_parts=False)[0]
 
     def breakdown(self, mentees: np.ndarray, mentors: np.ndarray) -> Breakdown:
         """Scores and contributions of the pairs (mentees[k], mentors[k])."""
-        grid = _Grid(np.asarray(mentees, dtype=np.intp), np.asarray(mentors, dtype=np.intp))
+        grid = _Grid(
+            np.asarray(mentees, dtype=np.intp), np.asarray(mentors, dtype=np.intp), outer=False
+        )
         with _BLAS.limit(limits=1, user_api="blas"):
             scores, raw, parts = self._evaluate(grid, keep_parts=True)
             return Breakdown(scores, _apportion(parts, raw), self._hours(grid))
 
     def _evaluate(self, grid: _Grid, keep_parts: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(scores with FILTERED, scores before filters, per-criterion parts if kept)."""
-        shape = (len(grid.e), self.n_mentors) if grid.m is None else (len(grid.e),)
+        if grid.outer:
+            shape: tuple[int, ...] = (
+                len(grid.e),
+                self.n_mentors if grid.m is None else len(grid.m),
+            )
+        else:
+            shape = (len(grid.e),)
         total = np.zeros(shape, dtype=np.float32)
         passes = np.ones(shape, dtype=bool)
         parts = []

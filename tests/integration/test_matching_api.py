@@ -7,9 +7,13 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from sqlalchemy import insert
 
 from server.app import create_app
 from server.config import Settings
+from server.matching.runs import MatchingStore
+from server.services import SERVICES
+from server.store.schema import match_runs
 from tests.conftest import ADMIN
 
 PROFILES = """identity,name,role,timezone,availability,languages,skills,capacity,avoid
@@ -169,6 +173,22 @@ async def test_run_input_errors(client: Any) -> None:
     assert resp.status == 404
     resp = await client.post("/api/v1/pairs/nope/rematch", headers=ADMIN)
     assert resp.status == 404
+
+
+async def test_runs_cut_off_by_a_restart_are_failed(client: Any) -> None:
+    await setup(client)
+    done = await start(client, {"mode": "optimal"})
+    database = client.app[SERVICES].database
+    async with database.begin() as conn:  # a run whose process died mid-way
+        await conn.execute(insert(match_runs).values(
+            id="cut-off", status="running", progress=0.4, mode="optimal", created_at=0.0
+        ))  # fmt: skip
+    assert await MatchingStore(database).fail_interrupted() == 1
+    resp = await client.get("/api/v1/matching/runs/cut-off", headers=ADMIN)
+    run = await resp.json()
+    assert (run["status"], run["error"]) == ("failed", "interrupted by a restart")
+    resp = await client.get(f"/api/v1/matching/runs/{done['id']}", headers=ADMIN)
+    assert (await resp.json())["status"] == "done"
 
 
 async def test_admin_key_required(client: Any) -> None:

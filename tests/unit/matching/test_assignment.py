@@ -153,6 +153,49 @@ def test_larger_random_instance_is_certified_against_dense_solver() -> None:
     assert (result.load(60) <= capacity).all()
 
 
+def dense_optimum(gains: np.ndarray, capacity: np.ndarray) -> int:
+    """The best total of `gains` (0 = not allowed) by the textbook dense solver."""
+    from scipy.optimize import linear_sum_assignment
+
+    expanded = gains[:, np.repeat(np.arange(gains.shape[1]), capacity)]
+    r, c = linear_sum_assignment(expanded, maximize=True)
+    return int(expanded[r, c].sum())
+
+
+@settings(max_examples=120, deadline=None)
+@given(
+    instances(max_mentees=30, max_mentors=14),
+    st.sampled_from(["optimal", "max-coverage"]),
+    st.sampled_from([1, 2]),
+)
+def test_exact_when_the_certificate_must_rescore(instance: tuple, mode: str, k: int) -> None:
+    # More mentors than the 4k kept per mentee: the pairs beyond the kept lists are
+    # only reached by the certificate's rescoring, and it must still end optimal.
+    matrix, capacity = instance
+    n = matrix.shape[0]
+    result = assign(DenseScores(matrix), capacity, mode, k=k)  # type: ignore[arg-type]
+    check_feasible(result, matrix, capacity)
+    per_match = 31 * n + 1 if mode == "max-coverage" else 1
+    scale = 1 if mode == "max-coverage" else n + 1
+    gains = np.where(matrix >= 0, matrix * scale + per_match, 0)
+    assert result.total * scale + result.matched * per_match == dense_optimum(gains, capacity)
+    assert result.stats["certified"] is True
+
+
+@settings(max_examples=100, deadline=None)
+@given(instances(max_mentees=8, max_mentors=8), st.data())
+def test_runner_up_is_the_best_other_passing_mentor(instance: tuple, data: st.DataObject) -> None:
+    matrix, capacity = instance
+    fixed = [(0, data.draw(st.integers(0, matrix.shape[1] - 1)))] if capacity.sum() else []
+    capacity = np.maximum(capacity, 1)
+    for mode in ("optimal", "stable"):
+        result = assign(DenseScores(matrix), capacity, mode, fixed, k=1)  # type: ignore[arg-type]
+        for i, j in enumerate(result.mentor_of):
+            others = [(matrix[i, m], -m) for m in range(matrix.shape[1])
+                      if m != j and matrix[i, m] >= 0]  # fmt: skip
+            assert result.runner_up[i] == (-max(others)[1] if others else -1)
+
+
 @pytest.mark.parametrize(
     ("capacity", "fixed", "message"),
     [
