@@ -156,7 +156,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     log.info("database ready", extra={"url": _redacted(services.database.url)})
     if services.sessionlog is not None:
         services.bus.subscribe(services.sessionlog.recorder, "sessionlog")
-    services.bus.subscribe(Broadcaster(services.signaling), "broadcast")
+    services.bus.subscribe(Broadcaster(services.signaling), "broadcast", paced=True)
     services.bus.subscribe(services.cluster, "cluster")
     await services.cluster.start()
     if services.roster is not None:

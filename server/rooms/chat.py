@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import and_, insert, select, tuple_, update
@@ -245,8 +245,9 @@ class ChatService:
             )
         message, new = await self.store.append(room, identity, name, text, client_id)
         if new:
-            fields = asdict(message)
-            self._bus.publish(
+            # Returning only once the message has gone out paces a flooding sender to
+            # what the room can receive (the bus's paced subscribers: the fan-out).
+            await self._bus.publish(
                 ChatPosted(
                     room,
                     id=message.id,
@@ -254,7 +255,7 @@ class ChatService:
                     name=name,
                     text=message.text,
                     client_id=client_id,
-                    posted_at=fields["ts"],
+                    posted_at=message.ts,
                 )
             )
         return message

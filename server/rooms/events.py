@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 log = logging.getLogger("pairwise.events")
 
@@ -91,26 +92,41 @@ class MediaReconnected(RoomEvent):
 
 
 Subscriber = Callable[[RoomEvent], Awaitable[None]]
+_Item = tuple[RoomEvent, "asyncio.Future[None] | None"]
 
 
 class EventBus:
+    """Subscribers marked `paced` slow publishers down: `publish` returns a future that
+    completes once they have handled the event. The chat path awaits it, so a sender's
+    ack waits for the fan-out and a flood cannot build an unbounded queue behind it."""
+
     def __init__(self) -> None:
-        self._queues: list[asyncio.Queue[RoomEvent]] = []
+        self._queues: list[tuple[asyncio.Queue[_Item], bool]] = []
         self._workers: list[asyncio.Task[None]] = []
 
-    def subscribe(self, subscriber: Subscriber, name: str | None = None) -> None:
-        queue: asyncio.Queue[RoomEvent] = asyncio.Queue()
-        self._queues.append(queue)
+    def subscribe(
+        self, subscriber: Subscriber, name: str | None = None, *, paced: bool = False
+    ) -> None:
+        queue: asyncio.Queue[_Item] = asyncio.Queue()
+        self._queues.append((queue, paced))
         label = name or str(getattr(subscriber, "__qualname__", repr(subscriber)))
         self._workers.append(asyncio.create_task(self._run(queue, subscriber, label)))
 
-    def publish(self, event: RoomEvent) -> None:
-        for queue in self._queues:
-            queue.put_nowait(event)
+    def publish(self, event: RoomEvent) -> asyncio.Future[Any]:
+        """Queue `event` for every subscriber; the result completes when the paced ones
+        have handled it (awaiting it is optional)."""
+        loop = asyncio.get_running_loop()
+        waits = []
+        for queue, paced in self._queues:
+            handled = loop.create_future() if paced else None
+            if handled is not None:
+                waits.append(handled)
+            queue.put_nowait((event, handled))
+        return asyncio.gather(*waits)
 
     async def drain(self) -> None:
         """Wait until every event published so far has been handled."""
-        for queue in self._queues:
+        for queue, _ in self._queues:
             await queue.join()
 
     async def close(self) -> None:
@@ -122,9 +138,9 @@ class EventBus:
         self._queues.clear()
 
     @staticmethod
-    async def _run(queue: asyncio.Queue[RoomEvent], subscriber: Subscriber, label: str) -> None:
+    async def _run(queue: asyncio.Queue[_Item], subscriber: Subscriber, label: str) -> None:
         while True:
-            event = await queue.get()
+            event, handled = await queue.get()
             try:
                 await subscriber(event)
             except Exception:
@@ -133,4 +149,6 @@ class EventBus:
                     extra={"subscriber": label, "event": type(event).__name__},
                 )
             finally:
+                if handled is not None and not handled.done():
+                    handled.set_result(None)
                 queue.task_done()

@@ -19,7 +19,14 @@ class Database:
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
         if self.is_sqlite and parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        self.engine: AsyncEngine = create_async_engine(url, pool_pre_ping=not self.is_sqlite)
+        # SQLite: no ROLLBACK when a connection goes back to the pool (one more thread hop per
+        # transaction in aiosqlite; `begin()` always ends its transaction, and Python's
+        # sqlite3 opens none for plain reads).
+        self.engine: AsyncEngine = create_async_engine(
+            url,
+            pool_pre_ping=not self.is_sqlite,
+            pool_reset_on_return=None if self.is_sqlite else "rollback",
+        )
         self._write_lock: asyncio.Lock | None = None
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
