@@ -115,6 +115,7 @@ class Incoming:
     publication: Publication | None
     generation: int = 0
     ssrc: int | None = None
+    repair: asyncio.Task[None] | None = None  # loss_repair.repair_video, for video
 
 
 @dataclass
@@ -136,6 +137,7 @@ class Quality:
     inbound_kbps: float = 0.0
     outbound_kbps: float = 0.0
     loss_percent: float = 0.0
+    lossy_samples: int = 0  # consecutive samples at or above the step-down threshold
     rtt_ms: float | None = None
     packets_in: int = 0
     packets_out: int = 0
@@ -144,6 +146,11 @@ class Quality:
     sampled_at: float | None = None
     event_at: float = 0.0  # monotonic time of the last MediaQualitySampled event
     counters: Counters = field(default_factory=Counters)
+
+    def record_loss(self, loss_percent: float, threshold: float) -> None:
+        """One sample's loss: counts consecutive samples at or above `threshold`."""
+        self.loss_percent = loss_percent
+        self.lossy_samples = self.lossy_samples + 1 if loss_percent >= threshold else 0
 
 
 class Peer:
@@ -196,7 +203,12 @@ class Peer:
                 raise InvalidSdp(f"the offer was refused: {_describe(exc)}") from None
             if not any(t.kind in ("audio", "video") for t in self.pc.getTransceivers()):
                 raise InvalidSdp("the offer has no audio or video section")
-            await self.pc.setLocalDescription(await self.pc.createAnswer())
+            try:
+                # aiortc accepts some broken offers (a media section without a usable
+                # transport) and only fails while answering them.
+                await self.pc.setLocalDescription(await self.pc.createAnswer())
+            except Exception as exc:
+                raise InvalidSdp(f"the offer was refused: {_describe(exc)}") from None
             answer = str(self.pc.localDescription.sdp)
             self._numbering.learn(clean)
             self._numbering.learn(answer, answer=True)
@@ -261,12 +273,17 @@ class Peer:
         if self._task is not None and self._task is not asyncio.current_task():
             self._task.cancel()
         for incoming in self.incoming:
+            if incoming.repair is not None:
+                incoming.repair.cancel()
             if incoming.publication is not None:
                 incoming.publication.detach(incoming.generation)
         for outgoing in list(self.outgoing.values()):
             outgoing.publication.unsubscribe(outgoing.track)
         self.outgoing.clear()
-        await self.pc.close()
+        try:
+            await self.pc.close()
+        except Exception:  # a connection that a broken offer left half-built
+            log.warning("closing a half-built peer connection failed", exc_info=True)
 
     async def _renegotiate(self) -> None:
         try:

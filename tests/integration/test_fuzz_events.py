@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -14,6 +15,7 @@ from server.app import create_app
 from server.config import Settings
 from tests.support.participants import SocketParticipant, issue_token
 
+EXAMPLES = int(os.environ.get("PAIRWISE_FUZZ_EXAMPLES", "300"))
 EVENTS = [
     "join",
     "chat",
@@ -85,7 +87,10 @@ async def test_fuzzed_events(aiohttp_server: Any, make_settings: Callable[..., S
     cases: list[tuple[str, Any]] = []
 
     @settings(
-        max_examples=300, database=None, derandomize=True, suppress_health_check=list(HealthCheck)
+        max_examples=EXAMPLES,
+        database=None,
+        derandomize=True,
+        suppress_health_check=list(HealthCheck),
     )
     @given(event=st.sampled_from(EVENTS), payload=payloads)
     def collect(event: str, payload: Any) -> None:
@@ -122,7 +127,7 @@ async def test_fuzzed_events(aiohttp_server: Any, make_settings: Callable[..., S
             accepted_chat.setdefault(payload["client_id"], payload["text"].strip())
         if event == "leave" and "error" not in ack:
             await fuzzer.join()
-    assert len(cases) == 300
+    assert len(cases) == EXAMPLES
     assert accepted_chat, "the fuzzer should also hit valid chat messages"
 
     checker_token = await asyncio.to_thread(issue_token, url, "fuzz", "checker")
