@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from hypothesis import settings as hypothesis_settings
 
 from server.app import create_app
 from server.config import Settings, load_settings
@@ -16,6 +18,13 @@ from tests.support.process import ADMIN_KEY, SECRET_KEY, ServerProcess
 from tests.support.services import fresh_postgres_database
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
+
+# `python -m benchmarks fuzz` raises every hypothesis test's example count through this.
+if os.environ.get("PAIRWISE_FUZZ_EXAMPLES"):
+    hypothesis_settings.register_profile(
+        "fuzz", max_examples=int(os.environ["PAIRWISE_FUZZ_EXAMPLES"]), deadline=None
+    )
+    hypothesis_settings.load_profile("fuzz")
 
 
 @pytest.fixture

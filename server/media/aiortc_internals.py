@@ -24,6 +24,16 @@ requests. The SFU needs both, so it relies on these internals:
 6. `RTCRtpSender._stream_id`: the stream id aiortc writes into the m-line's `a=msid`
    (a random UUID); the SFU sets it to the track owner's identity, so a browser's
    `ontrack` event names the participant in `event.streams[0].id`.
+7. `RTCRtpReceiver._RTCRtpReceiver__nack_generator` (a `NackGenerator`: `missing`, the
+   set of lost sequence numbers, and `max_seq`) and `RTCRtpReceiver._send_rtcp_nack(
+   media_ssrc, lost)`. aiortc NACKs only when a *new* gap appears and forgets a loss
+   128 packets later, so a lost retransmission is never asked for again once loss
+   stops (`VideoRepair.renack` asks again on a timer).
+8. `RTCRtpReceiver._RTCRtpReceiver__jitter_buffer` (a `JitterBuffer`: `_origin`,
+   `_packets`, `_capacity`, `remove(count)`; each packet's `timestamp` and depayloaded
+   `_data`). A video buffer holds 512 packets and waits at a missing one until 512
+   newer ones arrive (~10 s at 500 kbit/s); `VideoRepair.skip_gap` moves it to the
+   next whole frame after the gap instead.
 
 The offers' numbers themselves need no internals: `payload_types.py` rewrites aiortc's
 offer text, and aiortc takes its numbers from the answer.
@@ -44,11 +54,15 @@ import aiortc
 from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
 from aiortc import rtcpeerconnection as _pc_module
 from aiortc import rtcrtpreceiver as _receiver_module
-from aiortc.jitterbuffer import JitterFrame
+from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+from aiortc.rtcrtpreceiver import NackGenerator
+from aiortc.utils import uint16_add
 
 PINNED_VERSION = "1.16.0"
 _QUEUE_ATTR = "_RTCRtpReceiver__decoder_queue"
+_NACK_ATTR = "_RTCRtpReceiver__nack_generator"
+_JITTER_ATTR = "_RTCRtpReceiver__jitter_buffer"
 
 FrameSink = Callable[[RTCRtpCodecParameters, JitterFrame], None]
 
@@ -97,6 +111,60 @@ def on_keyframe_request(sender: RTCRtpSender, callback: Callable[[], None]) -> N
 def set_stream_id(sender: RTCRtpSender, stream_id: str) -> None:
     """Name the stream the sender's track belongs to (`a=msid:<stream_id> <track>`)."""
     sender._stream_id = stream_id
+
+
+class VideoRepair:
+    """Loss repair for one video receiver that aiortc does not do itself."""
+
+    def __init__(self, receiver: RTCRtpReceiver) -> None:
+        nack, jitter = getattr(receiver, _NACK_ATTR, None), getattr(receiver, _JITTER_ATTR, None)
+        if not isinstance(nack, NackGenerator) or not isinstance(jitter, JitterBuffer):
+            raise AiortcInternalsChanged("not a video RTCRtpReceiver, or its internals changed")
+        self._receiver = receiver
+        self._nack = nack
+        self._jitter = jitter
+        self._outstanding: set[int] = set()
+
+    @property
+    def newest(self) -> int | None:
+        """The highest sequence number received so far (changes while packets arrive)."""
+        return self._nack.max_seq
+
+    async def renack(self, media_ssrc: int) -> int:
+        """NACK again every packet that was already missing at the previous call (so a
+        packet gets at least one call's interval for its first retransmission); returns
+        how many were asked for."""
+        missing = set(self._nack.missing)
+        again = sorted(missing & self._outstanding)
+        self._outstanding = missing
+        if again:
+            await self._receiver._send_rtcp_nack(media_ssrc, again)
+        return len(again)
+
+    def skip_gap(self) -> bool:
+        """Drop the packets before the first whole frame after the buffer's first gap.
+
+        A whole frame starts at a packet whose predecessor is present and belongs to
+        another frame (another timestamp). Returns False (changing nothing) when there
+        is no gap or no such frame yet.
+        """
+        jitter = self._jitter
+        if jitter._origin is None:
+            return False
+        capacity = jitter._capacity
+        slots = [jitter._packets[(jitter._origin + i) % capacity] for i in range(capacity)]
+        gap = next((i for i, packet in enumerate(slots) if packet is None), None)
+        if gap is None:
+            return False
+        for i in range(gap + 2, capacity):
+            packet, before = slots[i], slots[i - 1]
+            if packet is not None and before is not None and packet.timestamp != before.timestamp:
+                skipped = [uint16_add(jitter._origin, n) for n in range(i)]
+                jitter.remove(i)
+                self._nack.missing.difference_update(skipped)
+                self._outstanding.difference_update(skipped)
+                return True
+        return False
 
 
 Negotiated = dict[RTCRtpTransceiver, tuple[list[Any], list[Any]]]
@@ -162,6 +230,20 @@ def check() -> None:
         problems.append("the m-line's a=msid no longer comes from RTCRtpSender._stream_id")
     if {"data", "timestamp"} - set(inspect.signature(JitterFrame).parameters):
         problems.append("JitterFrame(data, timestamp) changed")
+    nack = getattr(RTCRtpReceiver, "_send_rtcp_nack", None)
+    if nack is None or list(inspect.signature(nack).parameters) != ["self", "media_ssrc", "lost"]:
+        problems.append("RTCRtpReceiver._send_rtcp_nack(media_ssrc, lost) is gone or changed")
+    if "self.missing" not in inspect.getsource(NackGenerator.add):
+        problems.append("NackGenerator no longer keeps the lost packets in .missing")
+    jitter_remove = getattr(JitterBuffer, "remove", None)
+    if jitter_remove is None or list(inspect.signature(jitter_remove).parameters) != [
+        "self",
+        "count",
+    ]:
+        problems.append("JitterBuffer.remove(count) is gone or changed")
+    frames = inspect.getsource(JitterBuffer._remove_frame)
+    if "packet.timestamp != timestamp" not in frames or "x._data" not in frames:
+        problems.append("JitterBuffer no longer splits frames by RTP timestamp from ._data")
     # A live receiver and transceiver, to check the instance attributes exist.
     pc = RTCPeerConnection()
     try:
@@ -173,6 +255,18 @@ def check() -> None:
                 problems.append(f"RTCRtpTransceiver instances have no {attr} list")
         if not isinstance(getattr(transceiver.sender, "_stream_id", None), str):
             problems.append("RTCRtpSender instances have no _stream_id")
+        video = pc.addTransceiver("video")
+        try:
+            repair = VideoRepair(video.receiver)
+            jitter = repair._jitter
+            if not isinstance(jitter._packets, list) or jitter._capacity != len(jitter._packets):
+                problems.append("JitterBuffer._packets/_capacity changed")
+            if jitter._origin is not None or repair.newest is not None:
+                problems.append("a fresh JitterBuffer/NackGenerator no longer starts empty")
+            if not isinstance(repair._nack.missing, set):
+                problems.append("NackGenerator.missing is no longer a set")
+        except AiortcInternalsChanged as exc:
+            problems.append(str(exc))
     finally:
         _close_quietly(pc)
     if problems:

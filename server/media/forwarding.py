@@ -83,6 +83,9 @@ class Publication:
         self.kind = kind
         self.codec: RTCRtpCodecParameters | None = None
         self.paused = False  # muted or camera off: nothing is forwarded
+        # Stepped below video by the health monitor: frames are still read (and counted,
+        # so recovery can see them) but not forwarded.
+        self.held = False
         self.subscribers: list[ForwardedTrack] = []
         self.sinks: list[Callable[[RTCRtpCodecParameters, av.Packet], None]] = []
         self.on_close: list[Callable[[], None]] = []
@@ -145,7 +148,7 @@ class Publication:
         key = is_keyframe(codec, data)
         if key:
             self.keyframes += 1
-        if self.paused or not (self.subscribers or self.sinks):
+        if self.paused or self.held or not (self.subscribers or self.sinks):
             return
         packet = av.Packet(data)
         packet.pts = self._last_ts
@@ -169,6 +172,13 @@ class Publication:
             self._last_request = now
             self._metrics.keyframe_requests.labels(reason).inc()
 
+    def frames_lost(self) -> None:
+        """Frames between the last one pushed and the next are gone for good: every
+        subscriber resumes at a keyframe, which the publisher is asked for."""
+        for track in self.subscribers:
+            track.wait_for_keyframe()
+        self.request_keyframe("stall")
+
     def subscribe(self, track: ForwardedTrack) -> None:
         self.subscribers.append(track)
         self._metrics.forwarded_streams.inc()
@@ -185,14 +195,24 @@ class Publication:
         track.end()
 
     def set_paused(self, paused: bool) -> None:
-        if paused == self.paused:
-            return
-        self.paused = paused
-        if not paused:
-            self.expected_since = time.monotonic()
-            for track in self.subscribers:
-                track.wait_for_keyframe()
-            self.request_keyframe("resume")
+        if paused != self.paused:
+            self.paused = paused
+            if not paused:
+                self._resume()
+
+    def set_held(self, held: bool) -> None:
+        """Stop (or resume) forwarding while the publisher's network cannot carry it."""
+        if held != self.held:
+            self.held = held
+            if not held:
+                self._resume()
+
+    def _resume(self) -> None:
+        # Frames are expected again, and subscribers restart at a keyframe.
+        self.expected_since = time.monotonic()
+        for track in self.subscribers:
+            track.wait_for_keyframe()
+        self.request_keyframe("resume")
 
     def close(self) -> None:
         for track in list(self.subscribers):

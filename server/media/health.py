@@ -6,11 +6,16 @@ Every tick it judges each participant's connection from what the SFU saw:
 - No video frames for `media_silence_seconds` while the camera is on → audio
   (`no_video_rtp`), or text if the audio is silent too (`no_rtp`); in audio mode, no
   audio frames → text (`no_audio_rtp`).
-- Inbound loss at or above `media_loss_step_down_percent` in video mode → audio
-  (`high_loss`).
+- Inbound loss at or above `media_loss_step_down_percent` in `LOSSY_SAMPLES`
+  consecutive samples, in video mode → audio (`high_loss`). One 2 s sample is noisy
+  (10 % random loss measures up to ~19 %), and only the media streams count: the
+  retransmission (RTX) stream's own sequence gaps are not media lost.
 - After stepping someone down, media that flows cleanly again for
   `media_recover_seconds` brings them back up (`media_recovered`), never above the
   mode they had; a mode the client sets itself ends that.
+- While someone is below video, the SFU stops forwarding their video (`Publication.
+  held`); the web client stops sending it. After a network step down (`high_loss`,
+  `no_rtp`) clean audio is then the evidence that video would fit again.
 
 Every `SAMPLE_SECONDS` it reads each PeerConnection's stats (packets, bytes, loss,
 RTT from RTCP), and every `QUALITY_EVENT_SECONDS` publishes a `MediaQualitySampled`
@@ -24,8 +29,9 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from server.config import Settings
 from server.media.forwarding import Publication
@@ -41,6 +47,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("pairwise.media.health")
 
 SAMPLE_SECONDS = 2.0
+LOSSY_SAMPLES = 2  # consecutive samples over the threshold before loss steps down
 QUALITY_EVENT_SECONDS = 10.0
 
 
@@ -49,6 +56,22 @@ class _State:
     ceiling: MediaMode | None = None  # the mode before the monitor stepped down
     last_set: MediaMode | None = None
     healthy_since: float | None = None
+    network: bool = False  # stepped down for the network: clean audio vouches for video
+
+
+NETWORK_REASONS = frozenset({"high_loss", "no_rtp"})
+
+
+def inbound_media_packets(stats: Iterable[Any], media_ssrcs: set[int]) -> tuple[int, int]:
+    """(received, lost) over the inbound-rtp streams of `media_ssrcs`; every inbound
+    stream if none is known. Retransmission streams have their own SSRC and are left
+    out: their sequence gaps are lost retransmissions, not lost media."""
+    received = lost = 0
+    for entry in stats:
+        if entry.type == "inbound-rtp" and (not media_ssrcs or entry.ssrc in media_ssrcs):
+            received += entry.packetsReceived
+            lost += max(0, entry.packetsLost)
+    return received, lost
 
 
 def _worse(a: MediaMode, b: MediaMode) -> MediaMode:
@@ -116,6 +139,8 @@ class HealthMonitor:
         state = self._states.setdefault((peer.room, peer.identity), _State())
         if state.last_set is not None and participant.media_mode != state.last_set:
             state.ceiling = state.last_set = None  # the client chose its own mode
+            state.network = False
+            self._hold_video(media, peer.identity, hold=False)
         if peer.connected_at is None:
             if now - peer.created_at >= self._settings.media_ice_timeout_seconds:
                 self._sfu._spawn(self._sfu.fail(peer, "ice_timeout"))
@@ -128,7 +153,8 @@ class HealthMonitor:
         sends_audio = controls is None or controls.audio
         sends_video = controls is None or controls.video
         mode = participant.media_mode
-        lossy = peer.quality.loss_percent >= self._settings.media_loss_step_down_percent
+        lossy = peer.quality.lossy_samples >= LOSSY_SAMPLES
+        clean = peer.quality.loss_percent < self._settings.media_loss_step_down_percent
         down: tuple[MediaMode, str] | None = None
         if mode == MediaMode.VIDEO and sends_video and self._silent(video, peer, now):
             audio_dead = sends_audio and self._silent(audio, peer, now)
@@ -142,7 +168,10 @@ class HealthMonitor:
             return
         if state.ceiling is None:
             return
-        if self._fresh(video, now) and not lossy:
+        video_fits = self._fresh(video, now) or (
+            state.network and video is not None and video.held and self._fresh(audio, now)
+        )
+        if video_fits and clean:
             best = MediaMode.VIDEO
         elif self._fresh(audio, now) or self._fresh(video, now):
             best = MediaMode.AUDIO
@@ -170,12 +199,23 @@ class HealthMonitor:
         self._metrics.mode_changes.labels(reason).inc()
         state.last_set = mode
         state.healthy_since = None
+        state.network = state.network or reason in NETWORK_REASONS
         if not down and mode == state.ceiling:
             state.ceiling = state.last_set = None
+            state.network = False
+        media = self._sfu.rooms.get(room)
+        if media is not None:
+            self._hold_video(media, identity, hold=mode != MediaMode.VIDEO)
         log.info(
             "media mode changed",
             extra={"room": room, "identity": identity, "mode": str(mode), "reason": reason},
         )
+
+    @staticmethod
+    def _hold_video(media: RoomMedia, identity: str, hold: bool) -> None:
+        publication = media.publications.get((identity, "video"))
+        if publication is not None:
+            publication.set_held(hold)
 
     @staticmethod
     def _incoming(media: RoomMedia, peer: Peer, kind: str) -> Publication | None:
@@ -215,13 +255,14 @@ class HealthMonitor:
     async def _sample(self, peer: Peer, now: float) -> None:
         report = await peer.pc.getStats()
         totals = Counters(at=now)
+        media_ssrcs = {
+            ssrc for incoming in peer.incoming if (ssrc := peer.media_ssrc(incoming)) is not None
+        }
+        totals.packets_in, totals.packets_lost = inbound_media_packets(report.values(), media_ssrcs)
         rtts = []
         for stats in report.values():
             kind = stats.type
-            if kind == "inbound-rtp":
-                totals.packets_in += stats.packetsReceived
-                totals.packets_lost += max(0, stats.packetsLost)
-            elif kind == "outbound-rtp":
+            if kind == "outbound-rtp":
                 totals.packets_out += stats.packetsSent
                 totals.bytes_out += stats.bytesSent
             elif kind == "remote-inbound-rtp" and stats.roundTripTime is not None:
@@ -236,7 +277,10 @@ class HealthMonitor:
             lost = max(0, totals.packets_lost - before.packets_lost)
             quality.inbound_kbps = max(0, totals.bytes_in - before.bytes_in) * 8 / elapsed / 1000
             quality.outbound_kbps = max(0, totals.bytes_out - before.bytes_out) * 8 / elapsed / 1000
-            quality.loss_percent = 100.0 * lost / (received + lost) if received + lost else 0.0
+            quality.record_loss(
+                100.0 * lost / (received + lost) if received + lost else 0.0,
+                self._settings.media_loss_step_down_percent,
+            )
             self._metrics.rtp_packets.labels("in").inc(received)
             self._metrics.rtp_packets.labels("out").inc(
                 max(0, totals.packets_out - before.packets_out)

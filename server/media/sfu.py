@@ -22,6 +22,7 @@ from server.media import aiortc_internals as internals
 from server.media.forwarding import ForwardedTrack, Publication, same_codec
 from server.media.health import HealthMonitor
 from server.media.ice import sfu_configuration
+from server.media.loss_repair import repair_video
 from server.media.metrics import MediaMetrics
 from server.media.peer import Incoming, Outgoing, Peer
 from server.media.transcode import Transcoder
@@ -271,6 +272,14 @@ class Sfu:
             internals.negotiated_codec(incoming.transceiver), request_keyframe
         )
         internals.tap_encoded_frames(receiver, publication.sink_for(incoming.generation))
+        if incoming.kind == "video":
+            incoming.repair = asyncio.create_task(
+                repair_video(
+                    internals.VideoRepair(receiver),
+                    lambda: peer.media_ssrc(incoming),
+                    publication,
+                )
+            )
 
     def _forward(self, publication: Publication, peer: Peer) -> None:
         media = self.rooms[peer.room]

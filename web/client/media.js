@@ -120,21 +120,37 @@ export class MediaSession {
       video: this.local.isEnabled("video") && !this.audioOnlyChosen });
   }
 
-  /** The server moved me (its fallback monitor saw no media, or high loss). */
+  /** The server moved me (its fallback monitor saw no media, or high loss). Below video
+   * I stop sending video (the SFU stops forwarding it anyway) but keep the connection
+   * and my audio, so the monitor can see the network heal and step me back up; at
+   * `video` again (`media_recovered`) the camera resumes. A dead connection is
+   * replaced through `media_failed` → `media_reconnect`, not here. */
   serverMode(mode, reason) {
     this.#note(`server mode ${mode}: ${reason}`);
     const previous = this.mode;
     this.mode = mode;
     this.onModeChange();
     if (mode === previous) return;
+    this.#sendVideo(mode === "video" && !this.audioOnlyChosen);
     if (mode === "text" && previous !== "text") {
-      this.#close();
-      this.#showText(`${WHY_TEXT.server} (${reason}).`);
+      this.#showText(`${WHY_TEXT.server} (${reason}). It comes back by itself when your network recovers.`);
     } else if (mode === "audio" && previous === "video") {
       this.banner.show({ title: "Switched to audio only",
-        text: `Your video was turned off to keep the call going (${reason}).`, tone: "info",
+        text: `Your video was turned off to keep the call going (${reason}). It comes back by itself `
+          + "when your network recovers.", tone: "info",
         retry: () => this.chooseAudioOnly(false) });
+    } else if (LADDER.indexOf(mode) < LADDER.indexOf(previous)) {
+      this.banner.hide();
+      this.announce(mode === "video" ? "Your video is back on" : "Your audio is back on");
     }
+  }
+
+  /** Send my camera on the existing video sender, or nothing (no renegotiation). */
+  #sendVideo(on) {
+    const video = this.local.stream?.getVideoTracks()[0] || null;
+    const sender = this.pc?.getSenders().find((s) => s.track?.kind === "video"
+      || (s.track === null && this.pc.getTransceivers().some((t) => t.sender === s && t.receiver.track?.kind === "video")));
+    if (sender) sender.replaceTrack(on ? video : null).catch(() => {});
   }
 
   forget(identity) {
