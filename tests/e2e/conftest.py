@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -168,7 +169,10 @@ async def open_page(base_url: str, launcher: Launcher) -> OpenPage:
 
 
 def publish_screenshot(path: Path, name: str) -> None:
-    """Copy an artifact into docs/screenshots (committed, shown in the README)."""
+    """Copy an artifact into docs/screenshots (committed, shown in the README) when
+    PAIRWISE_UPDATE_SCREENSHOTS=1, so an ordinary test run leaves the tree clean."""
+    if os.environ.get("PAIRWISE_UPDATE_SCREENSHOTS") != "1":
+        return
     target = ROOT / "docs" / "screenshots" / name
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(path, target)
