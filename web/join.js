@@ -3,6 +3,7 @@
 
 import { diagnostics } from "./client/diagnostics.js";
 import { LevelMeter, LocalMedia } from "./client/localmedia.js";
+import { offerFeedback } from "./client/feedback.js";
 import { Room } from "./client/room.js";
 import { readToken, RoomSocket } from "./client/socket.js";
 
@@ -51,9 +52,10 @@ function showEnded(title, text) {
 }
 
 class PreJoin {
-  constructor(socket, claims) {
+  constructor(socket, claims, token) {
     this.socket = socket;
     this.claims = claims;
+    this.token = token;
     this.local = new LocalMedia();
     this.meter = new LevelMeter($("meter-bar"));
     this.canPublish = PUBLISHING_ROLES.has(claims.role);
@@ -102,8 +104,13 @@ class PreJoin {
     if (!this.wantCamera) this.#dropTracks("video");
     if (!this.wantMic) this.#dropTracks("audio");
     $("prejoin").hidden = true;
+    const ended = (title, text) => {
+      showEnded(title, text);
+      // Someone who chose to leave is asked how the meeting went (pairs' rooms only).
+      if (room.left) offerFeedback(this.token, this.claims.room);
+    };
     const room = new Room({
-      socket: this.socket, claims: this.claims, local: this.local, announce, onEnded: showEnded,
+      socket: this.socket, claims: this.claims, local: this.local, announce, onEnded: ended,
     });
     room.enter();
     if (diagnostics.debugHandle) {
@@ -197,7 +204,7 @@ function main() {
   $("rejoin-button").addEventListener("click", () => location.reload());
 
   const socket = new RoomSocket(token);
-  const prejoin = new PreJoin(socket, claims);
+  const prejoin = new PreJoin(socket, claims, token);
   socket.addEventListener("online", () => {
     setStatus("online", "Connected");
     prejoin.serverReachable(true, "Server: reachable");
