@@ -40,4 +40,5 @@ def test_configure_logging_json(capsys: pytest.CaptureFixture[str]) -> None:
         entry = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
         assert entry == {**entry, "event": "ready", "port": 8080, "logger": "pairwise.x"}
     finally:
-        root.handlers[:], root.level = saved[0], saved[1]
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
