@@ -45,8 +45,16 @@ class SippResult:
     errors: str
 
 
-async def run_sipp(sipp_path: str, port: int, scenario: str, service: str, workdir: Path, *,
-                   hold_ms: int = 500, args: tuple[str, ...] = ()) -> SippResult:
+async def run_sipp(
+    sipp_path: str,
+    port: int,
+    scenario: str,
+    service: str,
+    workdir: Path,
+    *,
+    hold_ms: int = 500,
+    args: tuple[str, ...] = (),
+) -> SippResult:
     """One call of `scenario` (in tests/sip/scenarios) dialling `service` at 127.0.0.1:port."""
     errors = workdir / f"{scenario}-{time.monotonic_ns()}.errors"
     proc = await asyncio.create_subprocess_exec(
@@ -78,8 +86,15 @@ class Phone:
         self, scenario: str, service: str, *, hold_ms: int = 500, args: tuple[str, ...] = ()
     ) -> SippResult:
         """Run one call of `scenario` against the gateway; sipp's exit code and errors."""
-        return await run_sipp(self.sipp_path, self.gateway.port, scenario, service,
-                              self.workdir, hold_ms=hold_ms, args=args)
+        return await run_sipp(
+            self.sipp_path,
+            self.gateway.port,
+            scenario,
+            service,
+            self.workdir,
+            hold_ms=hold_ms,
+            args=args,
+        )
 
     def start_sipp(self, scenario: str, service: str, **kwargs: Any) -> asyncio.Task[SippResult]:
         return asyncio.create_task(self.sipp(scenario, service, **kwargs))
