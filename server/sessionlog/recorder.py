@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import and_, insert, select, update
+from sqlalchemy import ColumnElement, and_, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from server.rooms.events import (
@@ -163,16 +163,7 @@ class SessionRecorder:
             )
             .values(left_at=ts, leave_reason="node_lost")
         )
-        await conn.execute(
-            update(session_media_segments)
-            .where(
-                and_(
-                    session_media_segments.c.session_id == session_id,
-                    session_media_segments.c.ended_at.is_(None),
-                )
-            )
-            .values(ended_at=ts)
-        )
+        await _close_segments(conn, session_media_segments.c.session_id == session_id, ts)
         await _timeline(conn, session_id, ts, "continued", None, "the room moved to another node")
         current = self._open[room] = _OpenSession(session_id, pair_id)
         current.dropped.update(present)
@@ -299,14 +290,14 @@ async def _open_segment(
 
 
 async def _close_segment(conn: AsyncConnection, segment_id: int, ts: float) -> None:
+    await _close_segments(conn, session_media_segments.c.id == segment_id, ts)
+
+
+async def _close_segments(conn: AsyncConnection, which: ColumnElement[bool], ts: float) -> None:
+    """End the media segments matching `which` that are still open."""
     await conn.execute(
         update(session_media_segments)
-        .where(
-            and_(
-                session_media_segments.c.id == segment_id,
-                session_media_segments.c.ended_at.is_(None),
-            )
-        )
+        .where(and_(which, session_media_segments.c.ended_at.is_(None)))
         .values(ended_at=ts)
     )
 

@@ -17,6 +17,18 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
+# 64-bit ids on PostgreSQL; SQLite's autoincrement needs its own INTEGER PRIMARY KEY.
+ID = BigInteger().with_variant(Integer, "sqlite")
+
+
+def id_column() -> Column[int]:
+    return Column("id", ID, primary_key=True, autoincrement=True)
+
+
+def session_ref() -> Column[int]:
+    return Column("session_id", ID, ForeignKey("sessions.id", ondelete="CASCADE"), nullable=False)
+
+
 metadata = MetaData(
     naming_convention={
         "ix": "ix_%(column_0_label)s",
@@ -38,9 +50,7 @@ removals = Table(
 chat_messages = Table(
     "chat_messages",
     metadata,
-    Column(
-        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
-    ),
+    id_column(),
     Column("room", String(200), nullable=False),
     Column("identity", String(200), nullable=False),
     Column("name", String(200), nullable=False),
@@ -57,7 +67,7 @@ chat_reads = Table(
     metadata,
     Column("room", String(200), primary_key=True),
     Column("identity", String(200), primary_key=True),
-    Column("message_id", BigInteger().with_variant(Integer, "sqlite"), nullable=False),
+    Column("message_id", ID, nullable=False),
 )
 
 # A mentoring pair (or small group): owns a room and a session log.
@@ -112,9 +122,7 @@ phone_participant_pins = Table(
 sessions = Table(
     "sessions",
     metadata,
-    Column(
-        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
-    ),
+    id_column(),
     Column("pair_id", String(36), ForeignKey("pairs.id", ondelete="CASCADE"), nullable=False),
     Column("room", String(200), nullable=False),
     Column("started_at", Float, nullable=False),
@@ -127,15 +135,8 @@ sessions = Table(
 session_attendance = Table(
     "session_attendance",
     metadata,
-    Column(
-        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
-    ),
-    Column(
-        "session_id",
-        BigInteger().with_variant(Integer, "sqlite"),
-        ForeignKey("sessions.id", ondelete="CASCADE"),
-        nullable=False,
-    ),
+    id_column(),
+    session_ref(),
     Column("identity", String(200), nullable=False),
     Column("name", String(200), nullable=False),
     Column("role", String(20), nullable=False),
@@ -149,15 +150,8 @@ session_attendance = Table(
 session_media_segments = Table(
     "session_media_segments",
     metadata,
-    Column(
-        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
-    ),
-    Column(
-        "session_id",
-        BigInteger().with_variant(Integer, "sqlite"),
-        ForeignKey("sessions.id", ondelete="CASCADE"),
-        nullable=False,
-    ),
+    id_column(),
+    session_ref(),
     Column("identity", String(200), nullable=False),
     Column("mode", String(20), nullable=False),
     Column("previous", String(20), nullable=True),
@@ -170,15 +164,8 @@ session_media_segments = Table(
 session_quality_samples = Table(
     "session_quality_samples",
     metadata,
-    Column(
-        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
-    ),
-    Column(
-        "session_id",
-        BigInteger().with_variant(Integer, "sqlite"),
-        ForeignKey("sessions.id", ondelete="CASCADE"),
-        nullable=False,
-    ),
+    id_column(),
+    session_ref(),
     Column("identity", String(200), nullable=False),
     Column("ts", Float, nullable=False),
     Column("inbound_kbps", Float, nullable=False),
@@ -192,15 +179,8 @@ session_quality_samples = Table(
 session_timeline = Table(
     "session_timeline",
     metadata,
-    Column(
-        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
-    ),
-    Column(
-        "session_id",
-        BigInteger().with_variant(Integer, "sqlite"),
-        ForeignKey("sessions.id", ondelete="CASCADE"),
-        nullable=False,
-    ),
+    id_column(),
+    session_ref(),
     Column("ts", Float, nullable=False),
     Column("kind", String(20), nullable=False),
     Column("identity", String(200), nullable=True),
@@ -211,15 +191,8 @@ session_timeline = Table(
 session_notes = Table(
     "session_notes",
     metadata,
-    Column(
-        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
-    ),
-    Column(
-        "session_id",
-        BigInteger().with_variant(Integer, "sqlite"),
-        ForeignKey("sessions.id", ondelete="CASCADE"),
-        nullable=False,
-    ),
+    id_column(),
+    session_ref(),
     Column("author", String(200), nullable=False),
     Column("text", Text, nullable=False),
     Column("created_at", Float, nullable=False),
@@ -229,16 +202,14 @@ session_notes = Table(
 agenda_items = Table(
     "agenda_items",
     metadata,
-    Column(
-        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
-    ),
+    id_column(),
     Column("pair_id", String(36), ForeignKey("pairs.id", ondelete="CASCADE"), nullable=False),
     Column("text", Text, nullable=False),
     Column("added_by", String(200), nullable=False),
     Column("added_at", Float, nullable=False),
     Column("done_at", Float, nullable=True),
     Column("done_by", String(200), nullable=True),
-    Column("done_session_id", BigInteger().with_variant(Integer, "sqlite"), nullable=True),
+    Column("done_session_id", ID, nullable=True),
     Column("carried_over", Integer, nullable=False, default=0),
     Index("ix_agenda_items_pair", "pair_id"),
 )
@@ -246,9 +217,7 @@ agenda_items = Table(
 goals = Table(
     "goals",
     metadata,
-    Column(
-        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
-    ),
+    id_column(),
     Column("pair_id", String(36), ForeignKey("pairs.id", ondelete="CASCADE"), nullable=False),
     Column("title", String(200), nullable=False),
     Column("due_date", String(10), nullable=True),  # ISO date
@@ -263,15 +232,8 @@ goals = Table(
 session_feedback = Table(
     "session_feedback",
     metadata,
-    Column(
-        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
-    ),
-    Column(
-        "session_id",
-        BigInteger().with_variant(Integer, "sqlite"),
-        ForeignKey("sessions.id", ondelete="CASCADE"),
-        nullable=False,
-    ),
+    id_column(),
+    session_ref(),
     Column("pair_id", String(36), ForeignKey("pairs.id", ondelete="CASCADE"), nullable=False),
     Column("identity", String(200), nullable=False),
     Column("rating", Integer, nullable=False),
@@ -293,13 +255,11 @@ sessionlog_settings = Table(
 transcript_reads = Table(
     "transcript_reads",
     metadata,
-    Column(
-        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
-    ),
+    id_column(),
     Column("ts", Float, nullable=False),
     Column("actor", String(200), nullable=False),
     Column("pair_id", String(36), nullable=True),
-    Column("session_id", BigInteger().with_variant(Integer, "sqlite"), nullable=True),
+    Column("session_id", ID, nullable=True),
     Column("purpose", String(40), nullable=False),
     Column("granted", Boolean, nullable=False),
     Column("messages", Integer, nullable=False),
@@ -339,9 +299,7 @@ match_runs = Table(
 match_results = Table(
     "match_results",
     metadata,
-    Column(
-        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
-    ),
+    id_column(),
     Column("run_id", String(36), ForeignKey("match_runs.id", ondelete="CASCADE"), nullable=False),
     Column("mentee", String(200), nullable=False),
     Column("mentor", String(200), nullable=True),  # none: unmatched, see reason
