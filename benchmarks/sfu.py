@@ -4,21 +4,25 @@ One publisher (640x480@30 VP8 at ~500 kbps + Opus, encoded once up front) runs i
 load process and N subscribers in others (at most `PER_PROCESS` each; a subscriber only
 reads RTP headers after SRTP, so the load side stays far cheaper than the SFU); the SFU
 runs in its own process, and its CPU time (user + system, psutil) over a steady window
-is divided by N. Two SFUs, driven by the
+is divided by N. Three SFUs, driven by the
 same subscriber code:
 
 - `pairwise`: the real server (`create_app`), negotiated over Socket.IO;
 - `relay`: aiortc's stock MediaRelay (decode once, encode per subscriber) behind a
-  minimal HTTP offer/answer endpoint.
+  minimal HTTP offer/answer endpoint;
+- `janus`: the native Janus SFU (`/usr/bin/janus`, VideoRoom plugin over its HTTP API on
+  loopback, `event_loops = 2`) as the baseline; `serve janus` writes its configuration
+  and execs it, so the measured process is Janus (see benchmarks.janus). Run only when
+  `janus` is installed.
 
 Latency: the publisher gives every frame a unique RTP timestamp (30 fps steps plus a
 small per-frame offset); subscribers see timestamps relative to their first frame,
 anchor them on the publisher's sequence, and compare receive with send time (one
 clock: CLOCK_MONOTONIC is shared by the load processes).
 
-    python -m benchmarks.sfu serve {pairwise|relay} PORT DATA_DIR        # the SFU process
-    python -m benchmarks.sfu publish {pairwise|relay} PORT               # the publisher
-    python -m benchmarks.sfu subscribe {pairwise|relay} PORT FIRST COUNT # subscribers
+    python -m benchmarks.sfu serve {pairwise|relay|janus} PORT DATA_DIR        # the SFU
+    python -m benchmarks.sfu publish {pairwise|relay|janus} PORT               # publisher
+    python -m benchmarks.sfu subscribe {pairwise|relay|janus} PORT FIRST COUNT # subscribers
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ from typing import Any
 
 import psutil
 
-TITLE = "SFU: encoded forwarding vs aiortc MediaRelay"
+TITLE = "SFU: encoded forwarding vs aiortc MediaRelay and Janus"
 
 ROOT = Path(__file__).resolve().parents[1]
 ADMIN_KEY = "bench-admin-key-0123456789abcdefghij"
@@ -49,7 +53,7 @@ FPS = 30
 WIDTH, HEIGHT = 640, 480
 VIDEO_KBPS = 500
 RELAY_MAX = 16  # MediaRelay costs ~0.08 core per stream: more would only measure overload
-ROOM_LIMIT = 99  # Settings.room_capacity is at most 100, publisher included
+ROOM_CAPACITY = 200  # the largest N (128) plus the publisher must fit in the room
 PER_PROCESS = 32  # subscribers per load process, so the load side is never the limit
 
 
@@ -184,7 +188,8 @@ class Subscriber:
     def _track(self, track: Any) -> None:
         for transceiver in self.pc.getTransceivers():
             if transceiver.receiver.track is track:
-                transceiver.receiver.transport._handle_rtp_data = self._rtp
+                transport = transceiver.receiver.transport
+                transport._handle_rtp_data = self._rtp  # type: ignore[method-assign]
 
     def _kind(self, pt: int) -> str:
         if pt not in self._kinds and self.pc.remoteDescription is not None:
@@ -238,6 +243,10 @@ def latencies(
 async def _connector(mode: str, base: str, sockets: list[Any]) -> Any:
     if mode == "pairwise":
         return await _pairwise_connector(base, sockets)
+    if mode == "janus":
+        from benchmarks import janus
+
+        return await janus.connector(base, sockets)
     return _relay_connector(base)
 
 
@@ -399,12 +408,16 @@ def serve(mode: str, port: int, data_dir: str) -> None:
             data_dir=Path(data_dir),
             admin_key=ADMIN_KEY,
             secret_key=SECRET_KEY,
-            room_capacity=100,
+            room_capacity=ROOM_CAPACITY,
             events_rate_per_second=1000,
             events_burst=1000,
             log_level="WARNING",
         )
         app = create_app(settings)
+    elif mode == "janus":
+        from benchmarks import janus
+
+        janus.exec_janus(port, Path(data_dir))
     else:
         app = _relay_app()
     web.run_app(app, host="127.0.0.1", port=port, print=None)
@@ -547,7 +560,8 @@ def measure(mode: str, count: int, window: float) -> dict[str, Any]:
         for proc in load:
             proc.wait(timeout=60)
     finally:
-        for proc in [*load, sfu]:
+        everyone: list[subprocess.Popen[Any]] = [*load, sfu]
+        for proc in everyone:
             if proc.poll() is None:
                 proc.terminate()
                 try:
@@ -583,10 +597,12 @@ def _ms(value: float | None) -> str:
 
 
 async def run(quick: bool) -> str:
-    sizes = [1, 4] if quick else [1, 4, 16, 64]
+    sizes = [1, 4] if quick else [1, 4, 16, 64, 128]
     window = 5.0 if quick else 10.0
+    have_janus = shutil.which("janus") is not None
+    modes = ("pairwise", "relay", "janus") if have_janus else ("pairwise", "relay")
     rows: dict[tuple[str, int], dict[str, Any]] = {}
-    for mode in ("pairwise", "relay"):
+    for mode in modes:
         for n in sizes:
             if mode == "relay" and n > RELAY_MAX:
                 continue
@@ -612,24 +628,29 @@ async def run(quick: bool) -> str:
             f"{r['fps_median']:.1f} ({r['fps_min']:.1f}) | {r['mem_per_stream']:.2f} | "
             f"{_ms(r['p50'])} / {_ms(r['p99'])} |"
         )
-    common = [n for n in sizes if ("relay", n) in rows and ("pairwise", n) in rows]
     lines.append("")
-    for n in common:
-        ratio = rows[("relay", n)]["per_stream"] / max(rows[("pairwise", n)]["per_stream"], 1e-9)
-        lines.append(
-            f"- N={n}: MediaRelay costs {ratio:.1f}x the CPU per stream of "
-            "Pairwise's encoded forwarding."
-        )
+
+    def costs(mode: str, than: str, n: int) -> str | None:
+        if (mode, n) not in rows or (than, n) not in rows:
+            return None
+        ratio = rows[(mode, n)]["per_stream"] / max(rows[(than, n)]["per_stream"], 1e-9)
+        return f"{mode} costs {ratio:.1f}x the CPU per stream of {than}"
+
+    for n in sizes:
+        found = [c for c in (costs("relay", "pairwise", n), costs("pairwise", "janus", n)) if c]
+        if found:
+            lines.append(f"- N={n}: " + "; ".join(found) + ".")
     lines += [
         f"- MediaRelay stops at N={RELAY_MAX}: at ~0.08 core per stream, more would measure "
         "an overloaded 2-core machine, not the relay.",
-        f"- N=128 is not run: a room holds at most 100 participants (Settings.room_capacity "
-        f"≤ 100), so {ROOM_LIMIT} subscribers is the most one publisher can have.",
-        "- Janus: `/usr/bin/janus` is not installed on this machine, so the native baseline "
-        "was not run (`apt-get install janus` and add it here; the field notes measured "
-        "0.0010–0.0018 core per stream)."
-        if not shutil.which("janus")
-        else "- Janus is installed but this benchmark does not drive it yet.",
+        "- Janus: Debian's `janus` (VideoRoom over the HTTP API on loopback, "
+        "`event_loops = 2`, VP8 + Opus, no bitrate cap; see benchmarks/janus.py), driven "
+        "by the same publisher and subscriber code. It forwards each RTP packet as it "
+        "arrives (no jitter buffer, no per-subscriber queue)."
+        if have_janus
+        else "- Janus: `/usr/bin/janus` is not installed on this machine, so the native "
+        "baseline was not run (`apt-get install janus`; the field notes measured "
+        "0.0010–0.0018 core per stream).",
         "- Latency includes two aiortc jitter buffers (the SFU's receiver and the "
         "subscriber's), each of which releases a frame only when the next frame's first "
         "packet arrives: about one frame interval (33 ms) each at 30 fps.",

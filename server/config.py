@@ -48,7 +48,7 @@ class Settings(BaseSettings):
     cors_origins: list[str] = Field(default_factory=list)
 
     # rooms and chat
-    room_capacity: int = Field(8, ge=1, le=100)
+    room_capacity: int = Field(8, ge=1, le=500)
     room_grace_seconds: float = Field(30.0, ge=0)
     history_limit: int = Field(50, ge=1, le=500)
     chat_max_chars: int = Field(4000, ge=1)

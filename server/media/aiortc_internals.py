@@ -35,6 +35,19 @@ requests. The SFU needs both, so it relies on these internals:
    newer ones arrive (~10 s at 500 kbit/s); `VideoRepair.skip_gap` moves it to the
    next whole frame after the gap instead.
 
+9. The send side, so the SFU can send a forwarded frame's RTP packets itself instead of
+   through `RTCRtpSender._run_rtp` (whose per-packet Python is most of an SFU's cost):
+   `RTCRtpSender._ssrc` / `._rtx_ssrc`; its report counters `__packet_count`,
+   `__octet_count`, `__rtp_timestamp`, `__ntp_timestamp` (its RTCP sender reports and
+   `getStats()` read them); `._retransmit(seq)` (what a NACK calls; rebound per sender);
+   `RTCDtlsTransport._state`, `._tx_srtp` (a pylibsrtp `Session`), `__tx_bytes`,
+   `__tx_packets`; `RTCIceTransport._connection` (an aioice `Connection`) and its
+   `_nominated[1]` (a `CandidatePair`: `protocol.transport`, `remote_addr`), which is
+   exactly where aioice's own `StunProtocol.send_data` sends (TURN-relayed pairs included:
+   their `transport` is aioice's `TurnTransport`).
+10. `aiortc.codecs.get_encoder(codec).pack(av.Packet)`: the VP8/H264 packetizers (Opus
+   needs none: one frame is one packet).
+
 The offers' numbers themselves need no internals: `payload_types.py` rewrites aiortc's
 offer text, and aiortc takes its numbers from the answer.
 
@@ -47,14 +60,20 @@ from __future__ import annotations
 import asyncio
 import inspect
 import queue
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+import aioice.ice
 import aiortc
+import av
 from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
 from aiortc import rtcpeerconnection as _pc_module
 from aiortc import rtcrtpreceiver as _receiver_module
+from aiortc.codecs import get_encoder
+from aiortc.codecs.base import Encoder
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
+from aiortc.rtcdtlstransport import RTCDtlsTransport
+from aiortc.rtcdtlstransport import State as DtlsState
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtcrtpreceiver import NackGenerator
 from aiortc.utils import uint16_add
@@ -167,6 +186,72 @@ class VideoRepair:
         return False
 
 
+SendPacket = Callable[[bytes], None]
+MAX_SOCKET_BACKLOG = 256 * 1024  # bytes asyncio may hold for a UDP socket it cannot write
+
+
+class RtpLink:
+    """Sends finished RTP packets for one negotiated `RTCRtpSender` on its transport:
+    SRTP-protected, straight to the nominated ICE pair's socket (what aiortc does per
+    packet, without its per-packet coroutines)."""
+
+    def __init__(self, sender: RTCRtpSender) -> None:
+        self._sender = sender
+        self._dtls: RTCDtlsTransport = sender.transport
+        self.ssrc: int = sender._ssrc
+        self.rtx_ssrc: int = sender._rtx_ssrc
+
+    def sender(self) -> SendPacket | None:
+        """A function that protects and sends one RTP packet, valid until the next
+        await; None while the transport cannot send (not connected yet, closed, or the
+        socket's backlog is over `MAX_SOCKET_BACKLOG`: a stalled peer)."""
+        dtls = self._dtls
+        if dtls._state is not DtlsState.CONNECTED:
+            return None
+        pair = dtls.transport._connection._nominated.get(1)
+        if pair is None:
+            return None
+        udp = pair.protocol.transport
+        backlog = getattr(udp, "get_write_buffer_size", None)
+        if backlog is not None and backlog() > MAX_SOCKET_BACKLOG:
+            return None
+        protect, sendto, addr = dtls._tx_srtp.protect, udp.sendto, pair.remote_addr
+        return lambda data: sendto(protect(data), addr)
+
+    @property
+    def connected(self) -> bool:
+        return self._dtls._state is DtlsState.CONNECTED
+
+    def count(
+        self, packets: int, octets: int, payload_octets: int, rtp_timestamp: int, ntp: int
+    ) -> None:
+        """Account packets sent by `sender()` where aiortc would have: the RTP sender's
+        reports and stats, and the transport's."""
+        sender, dtls = self._sender, self._dtls
+        sender._RTCRtpSender__packet_count += packets  # type: ignore[attr-defined]
+        sender._RTCRtpSender__octet_count += payload_octets  # type: ignore[attr-defined]
+        sender._RTCRtpSender__rtp_timestamp = rtp_timestamp  # type: ignore[attr-defined]
+        sender._RTCRtpSender__ntp_timestamp = ntp  # type: ignore[attr-defined]
+        dtls._RTCDtlsTransport__tx_packets += packets  # type: ignore[attr-defined]
+        dtls._RTCDtlsTransport__tx_bytes += octets  # type: ignore[attr-defined]
+
+    def on_retransmit_request(self, callback: Callable[[int], Awaitable[None]]) -> None:
+        """Call `callback(seq)` for each sequence number the remote peer NACKs."""
+        self._sender._retransmit = callback  # type: ignore[method-assign,assignment]
+
+
+Packetizer = Callable[[av.Packet], list[bytes]]
+
+
+def packetizer(codec: RTCRtpCodecParameters) -> Packetizer:
+    """Splits an encoded frame (an `av.Packet`) into RTP payloads, as aiortc's sender
+    would; one per publication (VP8's picture id runs on across frames)."""
+    if codec.mimeType.lower().startswith("audio/"):
+        return lambda packet: [bytes(packet)]
+    encoder = get_encoder(codec)
+    return lambda packet: encoder.pack(packet)[0]
+
+
 Negotiated = dict[RTCRtpTransceiver, tuple[list[Any], list[Any]]]
 
 
@@ -184,6 +269,12 @@ def keep_negotiated(saved: Negotiated) -> None:
     for transceiver, (codecs, extensions) in saved.items():
         transceiver._codecs = codecs
         transceiver._headerExtensions = extensions
+
+
+def negotiated_parameters(transceiver: RTCRtpTransceiver) -> tuple[list[Any], list[Any]]:
+    """The transceiver's negotiated codecs (`[0]` first, then e.g. its RTX) and header
+    extensions."""
+    return list(transceiver._codecs), list(transceiver._headerExtensions)
 
 
 def negotiated_codec(transceiver: RTCRtpTransceiver) -> RTCRtpCodecParameters | None:
@@ -244,6 +335,34 @@ def check() -> None:
     frames = inspect.getsource(JitterBuffer._remove_frame)
     if "packet.timestamp != timestamp" not in frames or "x._data" not in frames:
         problems.append("JitterBuffer no longer splits frames by RTP timestamp from ._data")
+    retransmit = getattr(RTCRtpSender, "_retransmit", None)
+    if retransmit is None or list(inspect.signature(retransmit).parameters) != [
+        "self",
+        "sequence_number",
+    ]:
+        problems.append("RTCRtpSender._retransmit(sequence_number) is gone or changed")
+    elif "await self._retransmit(seq)" not in inspect.getsource(RTCRtpSender._handle_rtcp_packet):
+        problems.append("RTCRtpSender no longer calls _retransmit on NACK")
+    run_rtp = inspect.getsource(RTCRtpSender._run_rtp)
+    for counter in ("__ntp_timestamp", "__rtp_timestamp", "__octet_count", "__packet_count"):
+        if f"self.{counter}" not in run_rtp:
+            problems.append(f"RTCRtpSender no longer keeps {counter} while sending")
+    send_rtp = inspect.getsource(RTCDtlsTransport._send_rtp)
+    for needed in ("self._tx_srtp.protect(data)", "self.transport._send(data)", "self.__tx_bytes"):
+        if needed not in send_rtp:
+            problems.append(f"RTCDtlsTransport._send_rtp no longer does {needed}")
+    if not hasattr(DtlsState, "CONNECTED"):
+        problems.append("RTCDtlsTransport's State has no CONNECTED")
+    connection_send = inspect.getsource(aioice.ice.Connection.sendto)
+    stun_send = inspect.getsource(aioice.ice.StunProtocol.send_data)
+    if (
+        "self._nominated.get(component)" not in connection_send
+        or "active_pair.protocol.send_data(data, active_pair.remote_addr)" not in connection_send
+        or "self.transport.sendto(data, addr)" not in stun_send
+    ):
+        problems.append("aioice no longer sends on _nominated[component].protocol.transport")
+    if list(inspect.signature(Encoder.pack).parameters) != ["self", "packet"]:
+        problems.append("aiortc's Encoder.pack(packet) changed")
     # A live receiver and transceiver, to check the instance attributes exist.
     pc = RTCPeerConnection()
     try:
@@ -253,8 +372,19 @@ def check() -> None:
         for attr in ("_codecs", "_headerExtensions"):
             if not isinstance(getattr(transceiver, attr, None), list):
                 problems.append(f"RTCRtpTransceiver instances have no {attr} list")
-        if not isinstance(getattr(transceiver.sender, "_stream_id", None), str):
+        sender = transceiver.sender
+        if not isinstance(getattr(sender, "_stream_id", None), str):
             problems.append("RTCRtpSender instances have no _stream_id")
+        for attr in ("_ssrc", "_rtx_ssrc", "_RTCRtpSender__packet_count"):
+            if not isinstance(getattr(sender, attr, None), int):
+                problems.append(f"RTCRtpSender instances have no {attr}")
+        dtls = sender.transport
+        if not isinstance(getattr(dtls, "_RTCDtlsTransport__tx_bytes", None), int):
+            problems.append("RTCDtlsTransport instances have no __tx_bytes")
+        if not isinstance(getattr(dtls.transport, "_connection", None), aioice.ice.Connection):
+            problems.append("RTCIceTransport instances have no aioice _connection")
+        elif not isinstance(getattr(dtls.transport._connection, "_nominated", None), dict):
+            problems.append("aioice Connection instances have no _nominated dict")
         video = pc.addTransceiver("video")
         try:
             repair = VideoRepair(video.receiver)

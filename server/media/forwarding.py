@@ -4,12 +4,15 @@ A `Publication` is one participant's audio or video in a room. It outlives the
 participant's PeerConnection (a media reconnect attaches a new receiver to it), so
 subscribers keep their tracks and only wait for the next keyframe.
 
-Each subscriber gets a `ForwardedTrack`: a bounded queue of `av.Packet`s that an
-aiortc sender only packetizes. The per-frame path is kept lean (it runs once per frame
-per subscriber): one `av.Packet` shared by every subscriber, a plain deque with one
-waiting future instead of an `asyncio.Queue`, metric children resolved once. A subscriber that falls behind loses frames, never
-memory: video then waits for a keyframe (and asks the publisher for one, debounced),
-audio drops its oldest frames.
+Each subscriber gets a `ForwardedTrack`. With the publisher's codec (the usual case)
+it sends each frame at once as RTP packets through an `RtpOutput` (rtp_output.py): the
+publication packetizes a frame once and every subscriber only adds its own header.
+Only a transcoded track (no codec in common) queues frames for its aiortc sender: a
+bounded deque of `av.Packet`s with one waiting future. The per-frame path is kept lean
+(it runs once per frame per subscriber): metric children resolved once, one
+`av.Packet` and one `Packetized` per frame for everyone. A subscriber that falls behind
+(its socket's backlog is full, or its queue) loses frames, never memory: video then
+waits for a keyframe (and asks the publisher for one, debounced), audio drops frames.
 """
 
 from __future__ import annotations
@@ -27,7 +30,9 @@ from aiortc.jitterbuffer import JitterFrame
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 
+from server.media import aiortc_internals as internals
 from server.media.metrics import MediaMetrics
+from server.media.rtp_output import Delivery, Packetized, RtpOutput, ntp_now
 
 log = logging.getLogger("pairwise.media.forwarding")
 
@@ -103,6 +108,8 @@ class Publication:
         self._last_ts = 0
         self._rebase = False
         self._time_base = fractions.Fraction(1, 90000)
+        self._packetize: internals.Packetizer | None = None  # for the codec in use
+        self._direct = 0  # subscribers with an RtpOutput
 
     def attach(
         self, codec: RTCRtpCodecParameters | None, request_keyframe: Callable[[], bool]
@@ -110,6 +117,7 @@ class Publication:
         """A (new) receiver feeds this publication; returns its generation."""
         self._generation += 1
         self.codec = codec
+        self._packetize = None
         if codec is not None:
             self._time_base = fractions.Fraction(1, codec.clockRate)
         self._request_upstream = request_keyframe
@@ -141,6 +149,7 @@ class Publication:
         if self.codec is None or self.codec.mimeType != codec.mimeType:
             self.codec = codec
             self._time_base = fractions.Fraction(1, codec.clockRate)
+            self._packetize = None
         if self._rebase:
             self._offset = self._last_ts + self._frame_ticks() - timestamp
             self._rebase = False
@@ -155,9 +164,14 @@ class Publication:
         packet.time_base = self._time_base
         for sink in self.sinks:
             sink(codec, packet)
+        packetized = None
+        if self._direct:
+            if self._packetize is None:
+                self._packetize = internals.packetizer(codec)
+            packetized = Packetized(self._packetize(packet), self._last_ts, ntp_now())
         waiting = False
         for track in self.subscribers:
-            waiting |= not track.offer(packet, key)
+            waiting |= not track.offer(packet, key, packetized)
         if waiting:
             self.request_keyframe("gate")
 
@@ -181,6 +195,7 @@ class Publication:
 
     def subscribe(self, track: ForwardedTrack) -> None:
         self.subscribers.append(track)
+        self._direct += track.output is not None
         self._metrics.forwarded_streams.inc()
         if track.transcoder is not None:
             self._metrics.transcoded_pairs.inc()
@@ -189,6 +204,7 @@ class Publication:
     def unsubscribe(self, track: ForwardedTrack) -> None:
         if track in self.subscribers:
             self.subscribers.remove(track)
+            self._direct -= track.output is not None
             self._metrics.forwarded_streams.dec()
             if track.transcoder is not None:
                 self._metrics.transcoded_pairs.dec()
@@ -228,9 +244,11 @@ class Publication:
 
 
 class ForwardedTrack(MediaStreamTrack):
-    """What an SFU sender sends to one subscriber: the publisher's encoded frames.
+    """What the SFU sends to one subscriber: the publisher's encoded frames.
 
-    With a `transcoder` (no codec in common) it returns decoded frames instead, which
+    With an `output` (set once negotiated, same codec) frames go out at once as RTP;
+    the aiortc sender's own loop waits in `recv()` and never gets one. With a
+    `transcoder` (no codec in common) `recv()` returns decoded frames instead, which
     the sender then encodes.
     """
 
@@ -246,6 +264,7 @@ class ForwardedTrack(MediaStreamTrack):
         self.publication = publication
         self.subscriber = subscriber
         self.transcoder = transcoder
+        self.output: RtpOutput | None = None
         self.enabled = True  # false while the subscriber receives audio only
         self.frames_out = 0
         self.dropped = 0
@@ -272,15 +291,24 @@ class ForwardedTrack(MediaStreamTrack):
         else:
             self._clear()
 
-    def offer(self, packet: av.Packet, keyframe: bool) -> bool:
-        """Queue a frame; returns False if this track is waiting for a keyframe."""
+    def offer(self, packet: av.Packet, keyframe: bool, packetized: Packetized | None) -> bool:
+        """Send (or queue) a frame; returns False if this track is waiting for a keyframe."""
         if not self.enabled or self.readyState != "live":
             return True
         if self._need_keyframe:
             if not keyframe:
                 return False
             self._need_keyframe = False
-        if len(self._queue) >= self._capacity:
+        if self.output is not None and packetized is not None:
+            delivery = self.output.send(packetized)
+            if delivery is Delivery.SENT:
+                self.frames_out += 1
+                self._forwarded.inc()
+            elif delivery is Delivery.STALLED:
+                self._lose()
+            else:
+                self.wait_for_keyframe()  # not connected: start at a keyframe once it is
+        elif len(self._queue) >= self._capacity:
             self._overflow(packet)
         else:
             self._put(packet)
@@ -294,14 +322,19 @@ class ForwardedTrack(MediaStreamTrack):
             if not waiter.done():
                 waiter.set_result(None)
 
-    def _overflow(self, packet: av.Packet) -> None:
+    def _lose(self) -> None:
+        """This frame and any queued are lost; video resumes at a keyframe (a delta frame
+        after a gap is undecodable)."""
+        lost = self._clear() + 1
+        self.dropped += lost
+        self._dropped.inc(lost)
         if self.kind == "video":
-            # A delta frame after a gap is undecodable: drop all, resume at a keyframe.
-            lost = self._clear() + 1
-            self.dropped += lost
-            self._dropped.inc(lost)
             self._need_keyframe = True
             self.publication.request_keyframe("stall")
+
+    def _overflow(self, packet: av.Packet) -> None:
+        if self.kind == "video":
+            self._lose()
         else:
             self._queue.popleft()
             self._put(packet)

@@ -25,6 +25,7 @@ from server.media.ice import sfu_configuration
 from server.media.loss_repair import repair_video
 from server.media.metrics import MediaMetrics
 from server.media.peer import Incoming, Outgoing, Peer
+from server.media.rtp_output import RtpOutput
 from server.media.transcode import Transcoder
 from server.rooms.events import (
     EventBus,
@@ -306,6 +307,14 @@ class Sfu:
                     "codec_in": publication.codec.name,
                     "codec_out": codec.name,
                 },
+            )
+        elif codec is not None:
+            codecs, extensions = internals.negotiated_parameters(outgoing.transceiver)
+            track.output = RtpOutput(
+                internals.RtpLink(outgoing.transceiver.sender),
+                codecs,
+                extensions,
+                outgoing.transceiver.mid,
             )
         internals.on_keyframe_request(
             outgoing.transceiver.sender, lambda: publication.request_keyframe("subscriber_pli")

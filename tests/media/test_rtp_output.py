@@ -1,0 +1,122 @@
+"""The SFU sends forwarded frames as RTP itself (server/media/rtp_output.py).
+
+Real aiortc participants through the real server: the subscriber's packets come from
+`RtpOutput` (not aiortc's sender loop), its RTCP sender reports carry the counts,
+a packet lost on the way to the subscriber is sent again when it NACKs, and a
+subscriber whose socket cannot take more loses frames and resumes at a keyframe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from aiortc.rtp import RtpPacket, is_rtcp
+
+from server.media import aiortc_internals as internals
+from server.media.forwarding import ForwardedTrack
+from server.services import SERVICES
+from tests.media.conftest import Join
+from tests.media.support import MediaClient
+
+ROOM = "pair-1"
+
+
+def forwarded(server: Any, identity: str) -> dict[str, ForwardedTrack]:
+    """The SFU's tracks for `identity`, by kind."""
+    peer = server.app[SERVICES].sfu.peer(ROOM, identity)
+    return {o.track.kind: o.track for o in peer.outgoing.values()}
+
+
+async def stats_of(person: MediaClient, kind: str) -> list[Any]:
+    report = await person.pc.getStats()
+    return [s for s in report.values() if s.type == kind]
+
+
+async def test_forwarded_frames_are_sent_by_the_sfu_and_reported(join: Join, server: Any) -> None:
+    await join("ada")
+    bo = await join("bo", publish=False, decode=False)
+    await bo.wait_until(lambda: len(bo.received) == 2 and all(r.frames > 20 for r in bo.received))
+    tracks = forwarded(server, "bo")
+    assert set(tracks) == {"audio", "video"}
+    for track in tracks.values():
+        assert track.output is not None and track.transcoder is None
+        assert track.output.packets >= track.frames_out > 20
+    # The subscriber's RTCP view of the SFU's senders: sender reports with real counts.
+    for _ in range(60):
+        remote = await stats_of(bo, "remote-outbound-rtp")
+        if len(remote) == 2 and all(s.packetsSent > 0 for s in remote):
+            break
+        await asyncio.sleep(0.1)
+    else:
+        raise AssertionError(f"no sender reports with packet counts reached bo: {remote}")
+    sent = {t.output.packets for t in tracks.values() if t.output is not None}
+    assert all(0 < s.packetsSent <= max(sent) for s in remote)
+
+
+async def test_a_packet_lost_on_the_way_to_a_subscriber_is_sent_again(
+    join: Join, server: Any
+) -> None:
+    await join("ada")
+    bo = await join("bo", publish=False, decode=False)
+    await bo.wait_until(lambda: any(r.kind == "video" and r.frames > 10 for r in bo.received))
+    video = forwarded(server, "bo")["video"]
+    assert video.output is not None
+    video_ssrc = internals.RtpLink(
+        next(o.transceiver.sender for o in _outgoing(server, "bo") if o.track is video)
+    ).ssrc
+    transport = bo.pc.getTransceivers()[0].receiver.transport
+    handle = transport._handle_rtp_data
+    dropped: list[int] = []
+
+    async def lossy(data: bytes, arrival_time_ms: int) -> None:
+        if not dropped and not is_rtcp(data):
+            packet = RtpPacket.parse(data)
+            if packet.ssrc == video_ssrc:
+                dropped.append(packet.sequence_number)
+                return
+        await handle(data, arrival_time_ms)
+
+    transport._handle_rtp_data = lossy
+    received = bo.of_kind("video")[0]
+    await bo.wait_until(lambda: bool(dropped), timeout=5)
+    before = received.frames
+    # aiortc's jitter buffer would wait for 512 newer packets (~30 s here) without it.
+    await bo.wait_until(lambda: received.frames >= before + 30, timeout=8)
+    assert video.output.retransmitted >= 1
+
+
+async def test_a_subscriber_whose_socket_is_full_loses_frames_then_resumes_at_a_keyframe(
+    join: Join, server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await join("ada")
+    bo = await join("bo", publish=False, decode=False)
+    await bo.wait_until(lambda: any(r.kind == "video" and r.frames > 10 for r in bo.received))
+    video = forwarded(server, "bo")["video"]
+    monkeypatch.setattr(internals, "MAX_SOCKET_BACKLOG", -1)  # every send finds it full
+    await asyncio.sleep(0.2)
+    stalled_at, dropped_at = video.frames_out, video.dropped
+    await asyncio.sleep(1.0)
+    assert video.frames_out == stalled_at, "frames were sent while the socket was full"
+    assert video.dropped > dropped_at
+    sent: list[bool] = []  # for each frame sent after the stall: was it a keyframe?
+    offer = video.offer
+
+    def spy(packet: Any, keyframe: bool, packetized: Any) -> bool:
+        before = video.frames_out
+        result = offer(packet, keyframe, packetized)
+        if video.frames_out > before:
+            sent.append(keyframe)
+        return result
+
+    monkeypatch.setattr(video, "offer", spy)
+    received = bo.of_kind("video")[0]
+    frames_before = received.frames
+    monkeypatch.setattr(internals, "MAX_SOCKET_BACKLOG", 256 * 1024)
+    await bo.wait_until(lambda: len(sent) > 5 and received.frames > frames_before + 5, timeout=8)
+    assert sent[0], "the first frame sent after the stall is not a keyframe"
+
+
+def _outgoing(server: Any, identity: str) -> list[Any]:
+    return list(server.app[SERVICES].sfu.peer(ROOM, identity).outgoing.values())
