@@ -232,6 +232,7 @@ def svg_chart(
     markers: dict[str, float] | None = None,
     width: int = 760,
     height: int = 240,
+    x_unit: str = "s",
 ) -> str:
     """A line chart as inline SVG; a None value breaks the line."""
     left, right, top, bottom = 56, 16, 28, 34
@@ -264,7 +265,7 @@ def svg_chart(
         x = x_max * i / 5
         out.append(
             f'<text x="{sx(x):.1f}" y="{height - bottom + 16}" class="axis" '
-            f'text-anchor="middle">{x:.0f}s</text>'
+            f'text-anchor="middle">{x:.0f}{html.escape(x_unit)}</text>'
         )
     out.append(
         f'<text x="12" y="{top + plot_h / 2:.0f}" class="axis" '
@@ -311,6 +312,13 @@ def svg_chart(
         )
     out.append("</svg>")
     return "".join(out)
+
+
+def standalone_svg(chart: str) -> str:
+    """A chart from `svg_chart` as an .svg file of its own (namespace and styles)."""
+    styles = " ".join(line for line in CSS.splitlines() if line.startswith("svg"))
+    head = '<svg xmlns="http://www.w3.org/2000/svg" '
+    return chart.replace("<svg ", head, 1).replace(">", f"><style>{styles}</style>", 1) + "\n"
 
 
 def _fmt(value: Any) -> str:

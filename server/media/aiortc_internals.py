@@ -33,7 +33,12 @@ requests. The SFU needs both, so it relies on these internals:
    `_packets`, `_capacity`, `remove(count)`; each packet's `timestamp` and depayloaded
    `_data`). A video buffer holds 512 packets and waits at a missing one until 512
    newer ones arrive (~10 s at 500 kbit/s); `VideoRepair.skip_gap` moves it to the
-   next whole frame after the gap instead.
+   next whole frame after the gap instead. aiortc's buffers also release a video frame
+   only when the *next* frame's first packet arrives (a frame interval late) and hold
+   four audio packets (80 ms): `tap_encoded_frames` swaps in `_PromptVideoBuffer`
+   (a frame goes as soon as its marker-bit packet is in; `JitterBuffer.add` ends in
+   `self._remove_frame(...)`, which it overrides) and `_AudioPassThrough` (each audio
+   packet goes as it arrives; nothing reads an audio buffer's other internals).
 
 9. The send side, so the SFU can send a forwarded frame's RTP packets itself instead of
    through `RTCRtpSender._run_rtp` (whose per-packet Python is most of an SFU's cost):
@@ -105,16 +110,68 @@ class _TapQueue(queue.Queue[Any]):
         self._sink(codec, frame)
 
 
+class _PromptVideoBuffer(JitterBuffer):
+    """A video jitter buffer that releases a frame as soon as it is whole: its packets
+    are all in up to the one with the RTP marker bit (the last of a frame), or the
+    next frame has begun."""
+
+    def _remove_frame(self, sequence_number: int) -> JitterFrame | None:
+        packets: list[Any] = []
+        timestamp = None
+        for count in range(self._capacity):
+            packet = self._packets[(self._origin + count) % self._capacity]  # type: ignore[operator]
+            if packet is None:
+                return None
+            if timestamp is None:
+                timestamp = packet.timestamp
+            elif packet.timestamp != timestamp:
+                break  # the next frame began: this one is whole (its marker was lost)
+            packets.append(packet)
+            if packet.marker:
+                break
+        else:
+            return None
+        self.remove(len(packets))
+        return JitterFrame(data=b"".join(p._data for p in packets), timestamp=timestamp)
+
+
+class _AudioPassThrough(JitterBuffer):
+    """Audio packets go on as they arrive (each is a whole frame); duplicates and
+    packets older than the newest are dropped. The subscriber's own jitter buffer
+    smooths the timing."""
+
+    def __init__(self) -> None:
+        super().__init__(capacity=16)
+        self._newest: int | None = None
+
+    def add(self, packet: Any) -> tuple[bool, JitterFrame | None]:
+        if (
+            self._newest is not None
+            and not 0 < uint16_add(packet.sequence_number, -self._newest) < 0x8000
+        ):
+            return False, None
+        self._newest = packet.sequence_number
+        return False, JitterFrame(data=packet._data, timestamp=packet.timestamp)
+
+
 def tap_encoded_frames(receiver: RTCRtpReceiver, sink: FrameSink) -> None:
-    """Deliver `receiver`'s depayloaded encoded frames to `sink` instead of decoding them.
+    """Deliver `receiver`'s depayloaded encoded frames to `sink`, each as soon as it is
+    whole, instead of decoding them.
 
     Call before the receiver starts (in the `track` event); its track then never
     receives frames.
     """
     current = getattr(receiver, _QUEUE_ATTR, None)
-    if not isinstance(current, queue.Queue):
-        raise AiortcInternalsChanged(f"RTCRtpReceiver has no {_QUEUE_ATTR}")
+    jitter = getattr(receiver, _JITTER_ATTR, None)
+    if not isinstance(current, queue.Queue) or not isinstance(jitter, JitterBuffer):
+        raise AiortcInternalsChanged(f"RTCRtpReceiver has no {_QUEUE_ATTR} or {_JITTER_ATTR}")
     setattr(receiver, _QUEUE_ATTR, _TapQueue(sink))
+    prompt = (
+        _PromptVideoBuffer(jitter.capacity, is_video=True)
+        if jitter._is_video
+        else _AudioPassThrough()
+    )
+    setattr(receiver, _JITTER_ATTR, prompt)
 
 
 def send_pli(receiver: RTCRtpReceiver, media_ssrc: int) -> None:
@@ -332,6 +389,12 @@ def check() -> None:
         "count",
     ]:
         problems.append("JitterBuffer.remove(count) is gone or changed")
+    add = inspect.getsource(JitterBuffer.add)
+    if "return pli_flag, self._remove_frame(packet.sequence_number)" not in add:
+        problems.append("JitterBuffer.add no longer ends by releasing _remove_frame's frame")
+    handle_source = inspect.getsource(RTCRtpReceiver._handle_rtp_packet)
+    if "self.__jitter_buffer.add(packet)" not in handle_source:
+        problems.append("RTCRtpReceiver no longer feeds packets to __jitter_buffer.add")
     frames = inspect.getsource(JitterBuffer._remove_frame)
     if "packet.timestamp != timestamp" not in frames or "x._data" not in frames:
         problems.append("JitterBuffer no longer splits frames by RTP timestamp from ._data")
@@ -393,6 +456,8 @@ def check() -> None:
                 problems.append("JitterBuffer._packets/_capacity changed")
             if jitter._origin is not None or repair.newest is not None:
                 problems.append("a fresh JitterBuffer/NackGenerator no longer starts empty")
+            if not isinstance(jitter._is_video, bool) or not jitter._is_video:
+                problems.append("JitterBuffer._is_video changed")
             if not isinstance(repair._nack.missing, set):
                 problems.append("NackGenerator.missing is no longer a set")
         except AiortcInternalsChanged as exc:
