@@ -35,9 +35,9 @@ requests. The SFU needs both, so it relies on these internals:
    newer ones arrive (~10 s at 500 kbit/s); `VideoRepair.skip_gap` moves it to the
    next whole frame after the gap instead. aiortc's buffers also release a video frame
    only when the *next* frame's first packet arrives (a frame interval late) and hold
-   four audio packets (80 ms): `tap_encoded_frames` swaps in `_PromptVideoBuffer`
+   four audio packets (80 ms): `tap_encoded_frames` swaps in `PromptVideoBuffer`
    (a frame goes as soon as its marker-bit packet is in; `JitterBuffer.add` ends in
-   `self._remove_frame(...)`, which it overrides) and `_AudioPassThrough` (each audio
+   `self._remove_frame(...)`, which it overrides) and `AudioPassThrough` (each audio
    packet goes as it arrives; nothing reads an audio buffer's other internals).
 
 9. The send side, so the SFU can send a forwarded frame's RTP packets itself instead of
@@ -110,7 +110,7 @@ class _TapQueue(queue.Queue[Any]):
         self._sink(codec, frame)
 
 
-class _PromptVideoBuffer(JitterBuffer):
+class PromptVideoBuffer(JitterBuffer):
     """A video jitter buffer that releases a frame as soon as it is whole: its packets
     are all in up to the one with the RTP marker bit (the last of a frame), or the
     next frame has begun."""
@@ -135,7 +135,7 @@ class _PromptVideoBuffer(JitterBuffer):
         return JitterFrame(data=b"".join(p._data for p in packets), timestamp=timestamp)
 
 
-class _AudioPassThrough(JitterBuffer):
+class AudioPassThrough(JitterBuffer):
     """Audio packets go on as they arrive (each is a whole frame); duplicates and
     packets older than the newest are dropped. The subscriber's own jitter buffer
     smooths the timing."""
@@ -167,9 +167,9 @@ def tap_encoded_frames(receiver: RTCRtpReceiver, sink: FrameSink) -> None:
         raise AiortcInternalsChanged(f"RTCRtpReceiver has no {_QUEUE_ATTR} or {_JITTER_ATTR}")
     setattr(receiver, _QUEUE_ATTR, _TapQueue(sink))
     prompt = (
-        _PromptVideoBuffer(jitter.capacity, is_video=True)
+        PromptVideoBuffer(jitter.capacity, is_video=True)
         if jitter._is_video
-        else _AudioPassThrough()
+        else AudioPassThrough()
     )
     setattr(receiver, _JITTER_ATTR, prompt)
 

@@ -1,0 +1,54 @@
+"""The SFU's receivers release media as soon as it is whole (aiortc_internals.py):
+aiortc's own buffers hold a video frame until the next frame begins and four audio
+packets (80 ms) before anything goes on."""
+
+from __future__ import annotations
+
+from aiortc.rtp import RtpPacket
+
+from server.media.aiortc_internals import AudioPassThrough, PromptVideoBuffer
+
+
+def packet(seq: int, timestamp: int, data: bytes, marker: bool = False) -> RtpPacket:
+    p = RtpPacket(payload_type=96, sequence_number=seq, timestamp=timestamp, marker=int(marker))
+    p._data = data  # type: ignore[attr-defined]  # what aiortc's depayloader sets
+    return p
+
+
+def test_a_video_frame_goes_when_its_marker_packet_is_in() -> None:
+    buffer = PromptVideoBuffer(capacity=512, is_video=True)
+    assert buffer.add(packet(100, 3000, b"a"))[1] is None
+    assert buffer.add(packet(101, 3000, b"b"))[1] is None
+    frame = buffer.add(packet(102, 3000, b"c", marker=True))[1]
+    assert frame is not None and (frame.data, frame.timestamp) == (b"abc", 3000)
+    # The next frame starts clean at the packet after the marker.
+    frame = buffer.add(packet(103, 6000, b"d", marker=True))[1]
+    assert frame is not None and (frame.data, frame.timestamp) == (b"d", 6000)
+
+
+def test_a_video_frame_waits_for_a_missing_packet_and_goes_when_it_arrives() -> None:
+    buffer = PromptVideoBuffer(capacity=512, is_video=True)
+    assert buffer.add(packet(10, 3000, b"a"))[1] is None
+    assert buffer.add(packet(12, 3000, b"c", marker=True))[1] is None  # 11 is missing
+    frame = buffer.add(packet(11, 3000, b"b"))[1]  # the retransmission
+    assert frame is not None and frame.data == b"abc"
+
+
+def test_a_video_frame_whose_marker_was_lost_goes_when_the_next_frame_begins() -> None:
+    buffer = PromptVideoBuffer(capacity=512, is_video=True)
+    assert buffer.add(packet(10, 3000, b"a"))[1] is None
+    frame = buffer.add(packet(11, 6000, b"b"))[1]
+    assert frame is not None and (frame.data, frame.timestamp) == (b"a", 3000)
+
+
+def test_audio_packets_go_as_they_arrive_and_old_ones_are_dropped() -> None:
+    buffer = AudioPassThrough()
+    released = [buffer.add(packet(seq, seq * 960, bytes([seq]))) for seq in (1, 2, 4)]
+    assert [frame.data for _, frame in released if frame] == [b"\x01", b"\x02", b"\x04"]
+    assert buffer.add(packet(3, 3 * 960, b"\x03"))[1] is None  # late: older than the newest
+    assert buffer.add(packet(4, 4 * 960, b"\x04"))[1] is None  # duplicate
+    wrapped = buffer.add(packet(5, 5 * 960, b"\x05"))[1]
+    assert wrapped is not None
+    buffer = AudioPassThrough()
+    buffer.add(packet(65535, 0, b"x"))
+    assert buffer.add(packet(0, 960, b"y"))[1] is not None  # across the wrap
