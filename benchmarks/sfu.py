@@ -658,7 +658,7 @@ async def run(quick: bool) -> str:
     CHART.write_text(standalone_svg(chart))
     lines += [
         "",
-        f"![Streams per core by number of subscribers N](../{CHART.relative_to(ROOT)})",
+        f"![Streams per core by number of subscribers N]({CHART.name})",
         "",
     ]
 
