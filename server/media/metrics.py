@@ -56,6 +56,11 @@ class MediaMetrics:
             ["direction"],
             registry=registry,
         )
+        self.retransmitted_packets = Counter(
+            "pairwise_sfu_retransmitted_packets_total",
+            "RTP packets sent to a subscriber again after its NACK",
+            registry=registry,
+        )
         self.mode_changes = Counter(
             "pairwise_sfu_mode_changes_total",
             "Media mode changes decided by the health monitor",

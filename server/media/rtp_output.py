@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass
 
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpHeaderExtensionParameters
+from prometheus_client import Counter
 
 from server.media.aiortc_internals import RtpLink
 
@@ -64,8 +65,10 @@ class RtpOutput:
         codecs: list[RTCRtpCodecParameters],
         extensions: list[RTCRtpHeaderExtensionParameters],
         mid: str | None,
+        retransmissions: Counter,
     ) -> None:
         self._link = link
+        self._retransmissions = retransmissions
         codec = codecs[0]
         self._payload_type: int = codec.payloadType or 0
         self._rtx_payload_type = next(
@@ -142,6 +145,7 @@ class RtpOutput:
             self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
         send(header + payload)
         self.retransmitted += 1
+        self._retransmissions.inc()
 
     def _extensions(self, ntp: int) -> bytes:
         """The one-byte header extension block (RFC 8285) for a packet sent at `ntp`."""

@@ -315,6 +315,7 @@ class Sfu:
                 codecs,
                 extensions,
                 outgoing.transceiver.mid,
+                self.metrics.retransmitted_packets,
             )
         internals.on_keyframe_request(
             outgoing.transceiver.sender, lambda: publication.request_keyframe("subscriber_pli")

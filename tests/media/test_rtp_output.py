@@ -85,6 +85,9 @@ async def test_a_packet_lost_on_the_way_to_a_subscriber_is_sent_again(
     # aiortc's jitter buffer would wait for 512 newer packets (~30 s here) without it.
     await bo.wait_until(lambda: received.frames >= before + 30, timeout=8)
     assert video.output.retransmitted >= 1
+    registry = server.app[SERVICES].registry
+    counted = registry.get_sample_value("pairwise_sfu_retransmitted_packets_total")
+    assert counted is not None and counted >= video.output.retransmitted
 
 
 async def test_a_subscriber_whose_socket_is_full_loses_frames_then_resumes_at_a_keyframe(
