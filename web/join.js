@@ -5,6 +5,7 @@ import { diagnostics } from "./client/diagnostics.js";
 import { LevelMeter, LocalMedia } from "./client/localmedia.js";
 import { offerFeedback } from "./client/feedback.js";
 import { Room } from "./client/room.js";
+import { probeMedia } from "./client/probe.js";
 import { readToken, RoomSocket } from "./client/socket.js";
 
 const $ = (id) => document.getElementById(id);
@@ -61,6 +62,7 @@ class PreJoin {
     this.canPublish = PUBLISHING_ROLES.has(claims.role);
     this.wantCamera = true;
     this.wantMic = true;
+    this.probed = false;
     $("pre-cam").addEventListener("click", () => this.#toggle("video"));
     $("pre-mic").addEventListener("click", () => this.#toggle("audio"));
     $("media-retry").addEventListener("click", () => this.startPreview());
@@ -127,6 +129,27 @@ class PreJoin {
   serverReachable(ok, text) {
     setCheck("check-server", ok ? "ok" : "failed", text);
     this.#refresh();
+    if (ok && !this.probed) {
+      this.probed = true;
+      this.#checkMediaPath();
+    }
+  }
+
+  /** Whether audio and video can connect from this network (once, before joining). */
+  async #checkMediaPath() {
+    setCheck("check-network", "pending", "Media connection: checking…");
+    const result = await probeMedia(this.socket);
+    if (result.ok) {
+      setCheck("check-network", "ok", result.path === "relay"
+        ? "Media connection: working (through a relay server)" : "Media connection: working");
+      return;
+    }
+    const phone = result.dialin
+      ? ` or by phone: call ${result.dialin.number}${result.dialin.pin ? `, PIN ${result.dialin.pin}` : ""}`
+      : "";
+    setCheck("check-network", "failed",
+      `Media connection: audio and video cannot connect from this network. You can still join in chat${phone}.`);
+    $("check-network").title = result.reason; // the technical reason, for support
   }
 
   #toggle(kind) {

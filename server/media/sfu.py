@@ -25,6 +25,7 @@ from server.media.ice import sfu_configuration
 from server.media.loss_repair import repair_video
 from server.media.metrics import MediaMetrics
 from server.media.peer import Incoming, Outgoing, Peer
+from server.media.probe import MediaProbes
 from server.media.rtp_output import RtpOutput
 from server.media.transcode import Transcoder
 from server.rooms.events import (
@@ -81,6 +82,7 @@ class Sfu:
         self.notify = notify
         self.rooms: dict[str, RoomMedia] = {}
         self.health = HealthMonitor(self, settings, registry, bus, metrics)
+        self.probes = MediaProbes(settings)  # pre-join connection checks
         self._background: set[asyncio.Task[Any]] = set()
         # Called with each new publication (the phone bridge mixes room audio from them).
         self.on_publication: list[Callable[[Publication], None]] = []
@@ -92,6 +94,7 @@ class Sfu:
 
     async def stop(self) -> None:
         await self.health.stop()
+        await self.probes.close_all()
         for room in list(self.rooms.values()):
             for peer in list(room.peers.values()):
                 await self._close_peer(peer)

@@ -56,12 +56,15 @@ class MediaHandlers:
         self.dialin = dialin
         sfu.notify = self.notify
         on = signaling.on
-        on("media_config", Empty)(self.config)
+        on("media_config", Empty, needs_join=False)(self.config)
         on("media_offer", MediaOfferIn, grant=Grant.SUBSCRIBE)(self.offer)
         on("media_answer", MediaAnswerIn, grant=Grant.SUBSCRIBE)(self.answer)
         on("media_reconnect", MediaReconnectIn, grant=Grant.SUBSCRIBE)(self.reconnect)
         on("media_control", MediaControlIn, grant=Grant.SUBSCRIBE)(self.control)
         on("media_close", Empty)(self.close)
+        on("media_probe", MediaOfferIn, needs_join=False)(self.probe)
+        on("media_probe_close", Empty, needs_join=False)(self.probe_close)
+        signaling.on_disconnect(self._disconnected)
 
     async def config(self, conn: Connection, payload: Empty) -> Ack:
         settings = self.signaling.settings
@@ -130,6 +133,16 @@ class MediaHandlers:
 
     async def close(self, conn: Connection, payload: Empty) -> Ack:
         return {"closed": await self.sfu.disconnect(conn.room, conn.identity)}
+
+    async def probe(self, conn: Connection, payload: MediaOfferIn) -> Ack:
+        return {"sdp": await self.sfu.probes.answer(conn.sid, payload.sdp), "type": "answer"}
+
+    async def probe_close(self, conn: Connection, payload: Empty) -> Ack:
+        await self.sfu.probes.close(conn.sid)
+        return {"closed": True}
+
+    async def _disconnected(self, conn: Connection) -> None:
+        await self.sfu.probes.close(conn.sid)
 
     async def notify(self, room: str, identity: str, event: str, data: dict[str, Any]) -> None:
         conn = self.signaling.connection_of(room, identity)

@@ -40,6 +40,11 @@ async def test_media_that_cannot_connect_steps_down_to_text(open_page: OpenPage)
     ada = await open_page("ada")
     # Relay-only ICE with no TURN server: no candidate pair can ever form.
     bo = await open_page("bo", diag=("force-relay", "debug-handle"), join=False)
+    network = bo.page.locator("#check-network")
+    # Before joining, the pre-join check already says video cannot connect from here.
+    await expect(network).to_have_attribute("data-state", "failed", timeout=20_000)
+    await expect(network).to_contain_text("cannot connect from this network")
+    await expect(network).to_contain_text("You can still join in chat")
     joined_at = time.monotonic()
     await bo.join()
     banner = bo.page.locator("#banner")
@@ -84,6 +89,14 @@ async def test_pre_join_page(open_page: OpenPage) -> None:
     ada = await open_page("ada", name="Ada Lovelace", join=False)
     await expect(ada.page.locator("#check-server")).to_have_attribute("data-state", "ok")
     await expect(ada.page.locator("#check-media")).to_have_attribute("data-state", "ok")
+    # The media check really connected to the SFU (a data channel echoed) and let go.
+    network = ada.page.locator("#check-network")
+    await ada.page.wait_for_function(
+        "() => document.getElementById('check-network').dataset.state !== 'pending'",
+        timeout=15_000,
+    )
+    assert await network.get_attribute("data-state") == "ok", await network.get_attribute("title")
+    await expect(network).to_have_text("Media connection: working")
     await expect(ada.page.locator("#preview")).to_have_class("preview has-video")
     await expect(ada.page.get_by_role("combobox", name="Microphone")).to_be_enabled()
     # The level meter moves with the fake microphone's beeps.

@@ -1,0 +1,105 @@
+"""The pre-join media check (`media_probe`, server/media/probe.py), with a real aiortc
+client through the real server: a data-channel-only connection that echoes."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from aiortc import RTCPeerConnection, RTCSessionDescription
+
+from server.media import probe
+from server.services import SERVICES
+from tests.media.support import client_configuration
+from tests.support.participants import SocketParticipant, issue_token
+
+
+@pytest.fixture
+async def socket(base_url: str) -> AsyncIterator[SocketParticipant]:
+    token = await asyncio.to_thread(issue_token, base_url, "pair-1", "ada", None, "mentee")
+    participant = await SocketParticipant(base_url, token).connect()  # not joined
+    yield participant
+    await participant.close()
+
+
+def probes(server: Any) -> probe.MediaProbes:
+    return server.app[SERVICES].sfu.probes
+
+
+async def offer_with_channel() -> tuple[RTCPeerConnection, Any]:
+    pc = RTCPeerConnection(client_configuration())
+    channel = pc.createDataChannel("probe")
+    await pc.setLocalDescription(await pc.createOffer())
+    return pc, channel
+
+
+async def test_a_probe_connects_and_echoes_before_joining(
+    socket: SocketParticipant, server: Any
+) -> None:
+    pc, channel = await offer_with_channel()
+    echoed: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    channel.on("open", lambda: channel.send("ping 1"))
+    channel.on("message", lambda message: echoed.done() or echoed.set_result(message))
+    try:
+        ack = await socket.call("media_probe", {"sdp": pc.localDescription.sdp, "type": "offer"})
+        assert "error" not in ack, ack
+        await pc.setRemoteDescription(RTCSessionDescription(ack["sdp"], "answer"))
+        assert await asyncio.wait_for(echoed, 15) == "ping 1"
+        assert len(probes(server)) == 1
+        assert await socket.call("media_probe_close", {}) == {"closed": True}
+        assert len(probes(server)) == 0
+    finally:
+        await pc.close()
+
+
+@pytest.mark.parametrize(
+    "sdp",
+    ["garbage", "v=0\r\nnot an sdp", None],
+    ids=["garbage", "broken", "audio-section"],
+)
+async def test_a_probe_offer_that_is_not_a_data_channel_is_refused(
+    socket: SocketParticipant, server: Any, sdp: str | None
+) -> None:
+    if sdp is None:  # a real offer, but with media: probes carry none
+        pc = RTCPeerConnection(client_configuration())
+        pc.addTransceiver("audio", direction="recvonly")
+        await pc.setLocalDescription(await pc.createOffer())
+        sdp = pc.localDescription.sdp
+        await pc.close()
+    ack = await socket.call("media_probe", {"sdp": sdp, "type": "offer"})
+    assert ack["error"]["code"] == "invalid_sdp", ack
+    assert len(probes(server)) == 0
+
+
+async def test_a_probe_ends_when_its_socket_goes_and_after_its_time(
+    socket: SocketParticipant, server: Any, base_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pc, _ = await offer_with_channel()
+    try:
+        ack = await socket.call("media_probe", {"sdp": pc.localDescription.sdp, "type": "offer"})
+        assert "sdp" in ack, ack
+        assert len(probes(server)) == 1
+        await socket.close()
+        for _ in range(50):
+            if not len(probes(server)):
+                break
+            await asyncio.sleep(0.1)
+        assert len(probes(server)) == 0, "the probe outlived its socket"
+    finally:
+        await pc.close()
+
+    monkeypatch.setattr(probe, "PROBE_SECONDS", 0.3)
+    token = await asyncio.to_thread(issue_token, base_url, "pair-1", "bo", None, "mentee")
+    other = await SocketParticipant(base_url, token).connect()
+    pc, _ = await offer_with_channel()
+    try:
+        ack = await other.call("media_probe", {"sdp": pc.localDescription.sdp, "type": "offer"})
+        assert "sdp" in ack, ack
+        assert len(probes(server)) == 1
+        await asyncio.sleep(1.0)
+        assert len(probes(server)) == 0, "the probe outlived PROBE_SECONDS"
+    finally:
+        await pc.close()
+        await other.close()
