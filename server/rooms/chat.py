@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
-from sqlalchemy import and_, insert, select, tuple_, update
+from sqlalchemy import and_, bindparam, insert, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -49,6 +50,8 @@ class _Pending:
     ts: float
     done: asyncio.Future[tuple[ChatMessage, bool]]
 
+    COLUMNS: ClassVar[tuple[str, ...]] = ("room", "identity", "name", "text", "client_id", "ts")
+
     @property
     def key(self) -> tuple[str, str, str]:
         return (self.room, self.identity, self.client_id)
@@ -57,17 +60,18 @@ class _Pending:
 class ChatStore:
     """Chat messages in the database.
 
-    Writes are group-committed: messages that arrive while a transaction is in flight are
-    written together in the next one, and each sender's `append` returns only after the
-    transaction holding its message has committed.
+    Writes are group-committed: messages that arrive while a write is in flight are
+    written together in the next one (one INSERT, of up to MAX_BATCH of them), and each
+    sender's `append` returns only after the statement holding its message has committed.
     """
 
-    MAX_BATCH = 500
+    MAX_BATCH = 64
 
     def __init__(self, database: Database):
         self._db = database
         self._queue: list[_Pending] = []
         self._writer: asyncio.Task[None] | None = None
+        self._inserts: dict[int, tuple[str, Sequence[str]]] = {}
 
     async def append(
         self, room: str, identity: str, name: str, text: str, client_id: str
@@ -100,53 +104,52 @@ class ChatStore:
         first: dict[tuple[str, str, str], _Pending] = {}
         for p in batch:
             first.setdefault(p.key, p)
-        dialect_insert = sqlite_insert if self._db.is_sqlite else postgresql_insert
-        statement = (
-            dialect_insert(chat_messages)
-            .on_conflict_do_nothing(index_elements=["room", "identity", "client_id"])
-            .returning(
-                chat_messages.c.id,
-                chat_messages.c.room,
-                chat_messages.c.identity,
-                chat_messages.c.client_id,
-            )
-        )
+        sql, names = self._insert(len(first))
+        values = {
+            f"{column}_{i}": getattr(p, column)
+            for i, p in enumerate(first.values())
+            for column in _Pending.COLUMNS
+        }
+        # One round trip in the common case, committed as it completes: new rows come back
+        # with their ids; a client_id sent before (a resend, or a race with another node)
+        # comes back as nothing and is looked up.
+        returned = await self._db.write_returning(sql, [values[name] for name in names])
         stored: dict[tuple[str, str, str], ChatMessage] = {}
-        async with self._db.begin() as conn:
-            # One round trip in the common case: new rows come back with their ids; a
-            # client_id sent before (a resend, or a race with another node) comes back as
-            # nothing and is looked up.
-            returned = await conn.execute(
-                statement,
-                [
-                    {
-                        "room": p.room,
-                        "identity": p.identity,
-                        "name": p.name,
-                        "text": p.text,
-                        "client_id": p.client_id,
-                        "ts": p.ts,
-                    }
-                    for p in first.values()
-                ],
+        for message_id, room, identity, client_id in returned:
+            p = first[(room, identity, client_id)]
+            stored[p.key] = ChatMessage(
+                int(message_id), p.room, p.identity, p.name, p.text, p.client_id, p.ts
             )
-            for message_id, room, identity, client_id in returned:
-                p = first[(room, identity, client_id)]
-                stored[p.key] = ChatMessage(
-                    int(message_id), p.room, p.identity, p.name, p.text, p.client_id, p.ts
-                )
-            new = set(stored)
-            if len(new) < len(first):
-                columns = (
-                    chat_messages.c.room,
-                    chat_messages.c.identity,
-                    chat_messages.c.client_id,
-                )
-                query = select(chat_messages).where(tuple_(*columns).in_(set(first) - new))
+        new = set(stored)
+        if len(new) < len(first):
+            columns = (chat_messages.c.room, chat_messages.c.identity, chat_messages.c.client_id)
+            query = select(chat_messages).where(tuple_(*columns).in_(set(first) - new))
+            async with self._db.connect() as conn:
                 for row in (await conn.execute(query)).mappings():
                     message = _message(row)
                     stored[(message.room, message.identity, message.client_id)] = message
         return [(stored[p.key], p.key in new and first[p.key] is p) for p in batch]
+
+    def _insert(self, rows: int) -> tuple[str, Sequence[str]]:
+        """The INSERT of `rows` messages for this database, and the names of its parameters
+        in order; compiled once for each number of rows (up to MAX_BATCH)."""
+        found = self._inserts.get(rows)
+        if found is None:
+            dialect_insert = sqlite_insert if self._db.is_sqlite else postgresql_insert
+            statement = (
+                dialect_insert(chat_messages)
+                .values([{c: bindparam(f"{c}_{i}") for c in _Pending.COLUMNS} for i in range(rows)])
+                .on_conflict_do_nothing(index_elements=["room", "identity", "client_id"])
+                .returning(
+                    chat_messages.c.id,
+                    chat_messages.c.room,
+                    chat_messages.c.identity,
+                    chat_messages.c.client_id,
+                )
+            )
+            compiled = statement.compile(dialect=self._db.engine.dialect)
+            found = self._inserts[rows] = compiled.string, compiled.positiontup or []
+        return found
 
     async def history(self, room: str, limit: int, before: int | None = None) -> list[ChatMessage]:
         """The latest `limit` messages of the room (older than `before`), oldest first."""

@@ -122,6 +122,8 @@ class EventBus:
             if handled is not None:
                 waits.append(handled)
             queue.put_nowait((event, handled))
+        if len(waits) == 1:
+            return waits[0]  # as gather would, without its extra turn of the event loop
         return asyncio.gather(*waits)
 
     async def drain(self) -> None:

@@ -103,6 +103,8 @@ class Signaling:
         """Register a client event: `handler(connection, payload) -> ack`."""
 
         def register(handler: Callable[[Connection, P], Awaitable[Ack]]) -> None:
+            observe = self.metrics.latency.labels(event).observe
+
             async def dispatch(sid: str, data: Any = None) -> Ack:
                 started = time.perf_counter()
                 try:
@@ -123,7 +125,7 @@ class Signaling:
                     self.metrics.rejected.labels("internal").inc()
                     return wire_error("internal", "internal error; nothing was changed")
                 finally:
-                    self.metrics.latency.labels(event).observe(time.perf_counter() - started)
+                    observe(time.perf_counter() - started)
 
             self.sio.on(event, dispatch)
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
@@ -31,6 +32,11 @@ class Database:
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
             self._write_lock = asyncio.Lock()
+        # The connection `write_returning` keeps open, its driver's own connection, and one
+        # statement on it at a time (on SQLite, in turn with the other writers).
+        self._autocommit: AsyncConnection | None = None
+        self._driver: Any = None
+        self._autocommit_lock = self._write_lock or asyncio.Lock()
 
     def connect(self) -> AsyncConnection:
         return self.engine.connect()
@@ -42,7 +48,7 @@ class Database:
         SQLite has one writer at a time, and a second writer waits in its busy handler,
         which sleeps with growing back-off (measured: over a second for 1% of chat messages
         under load). So this process queues its write transactions itself. Do not open a
-        second `begin()` inside one: the lock is not re-entrant.
+        second `begin()`, or call `write_returning`, inside one: the lock is not re-entrant.
         """
         if self._write_lock is None:
             async with self.engine.begin() as conn:
@@ -51,11 +57,48 @@ class Database:
         async with self._write_lock, self.engine.begin() as conn:
             yield conn
 
+    async def write_returning(self, sql: str, parameters: Sequence[Any]) -> list[Any]:
+        """Run one statement that writes and returns rows; it is committed when this returns.
+
+        `sql` is compiled for this database (`statement.compile(dialect=engine.dialect)`) and
+        takes `parameters` by position, as plain strings and numbers: nothing converts them.
+        It goes straight to the driver, on a connection kept open in autocommit mode: one
+        trip to SQLite's thread or to PostgreSQL. For the hottest write, a batch of chat
+        messages, `begin()` and `execute()` added a pool checkout, BEGIN and COMMIT (on
+        SQLite five trips to its thread) and SQLAlchemy's execution, which in a busy room
+        cost more than the write itself (measured: 40% more chat throughput without them).
+        A statement that fails closes the connection, in case it broke; the next opens another.
+        """
+        async with self._autocommit_lock:
+            if self._driver is not None and not self.is_sqlite and self._driver.is_closed():
+                # PostgreSQL restarted, or ended it while idle: a new one, as the pool's
+                # pre-ping would give.
+                await self._drop_autocommit()
+            try:
+                if self._driver is None:
+                    self._autocommit = await self.engine.connect()
+                    await self._autocommit.execution_options(isolation_level="AUTOCOMMIT")
+                    self._driver = (await self._autocommit.get_raw_connection()).driver_connection
+                if self.is_sqlite:  # aiosqlite
+                    return list(await self._driver.execute_fetchall(sql, parameters))
+                return list(await self._driver.fetch(sql, *parameters))  # asyncpg
+            except BaseException:
+                await self._drop_autocommit()
+                raise
+
+    async def _drop_autocommit(self) -> None:
+        conn, self._autocommit, self._driver = self._autocommit, None, None
+        if conn is not None:
+            await conn.invalidate()
+            await conn.close()
+
     async def ping(self) -> None:
         async with self.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
 
     async def close(self) -> None:
+        async with self._autocommit_lock:
+            await self._drop_autocommit()
         await self.engine.dispose()
 
 
