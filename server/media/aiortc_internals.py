@@ -360,11 +360,9 @@ def check() -> None:
         problems.append(f"decoder_worker signature changed: {worker}")
     if "task is None" not in inspect.getsource(_receiver_module.decoder_worker):
         problems.append("decoder_worker no longer stops on None")
-    pli = getattr(RTCRtpReceiver, "_send_rtcp_pli", None)
-    if pli is None or list(inspect.signature(pli).parameters) != ["self", "media_ssrc"]:
+    if not _takes(RTCRtpReceiver, "_send_rtcp_pli", "media_ssrc"):
         problems.append("RTCRtpReceiver._send_rtcp_pli(media_ssrc) is gone or changed")
-    keyframe = getattr(RTCRtpSender, "_send_keyframe", None)
-    if keyframe is None or list(inspect.signature(keyframe).parameters) != ["self"]:
+    if not _takes(RTCRtpSender, "_send_keyframe"):
         problems.append("RTCRtpSender._send_keyframe() is gone or changed")
     elif "self._send_keyframe()" not in inspect.getsource(RTCRtpSender._handle_rtcp_packet):
         problems.append("RTCRtpSender no longer calls _send_keyframe on PLI/FIR")
@@ -378,31 +376,21 @@ def check() -> None:
         problems.append("the m-line's a=msid no longer comes from RTCRtpSender._stream_id")
     if {"data", "timestamp"} - set(inspect.signature(JitterFrame).parameters):
         problems.append("JitterFrame(data, timestamp) changed")
-    nack = getattr(RTCRtpReceiver, "_send_rtcp_nack", None)
-    if nack is None or list(inspect.signature(nack).parameters) != ["self", "media_ssrc", "lost"]:
+    if not _takes(RTCRtpReceiver, "_send_rtcp_nack", "media_ssrc", "lost"):
         problems.append("RTCRtpReceiver._send_rtcp_nack(media_ssrc, lost) is gone or changed")
     if "self.missing" not in inspect.getsource(NackGenerator.add):
         problems.append("NackGenerator no longer keeps the lost packets in .missing")
-    jitter_remove = getattr(JitterBuffer, "remove", None)
-    if jitter_remove is None or list(inspect.signature(jitter_remove).parameters) != [
-        "self",
-        "count",
-    ]:
+    if not _takes(JitterBuffer, "remove", "count"):
         problems.append("JitterBuffer.remove(count) is gone or changed")
     add = inspect.getsource(JitterBuffer.add)
     if "return pli_flag, self._remove_frame(packet.sequence_number)" not in add:
         problems.append("JitterBuffer.add no longer ends by releasing _remove_frame's frame")
-    handle_source = inspect.getsource(RTCRtpReceiver._handle_rtp_packet)
-    if "self.__jitter_buffer.add(packet)" not in handle_source:
+    if "self.__jitter_buffer.add(packet)" not in handle:
         problems.append("RTCRtpReceiver no longer feeds packets to __jitter_buffer.add")
     frames = inspect.getsource(JitterBuffer._remove_frame)
     if "packet.timestamp != timestamp" not in frames or "x._data" not in frames:
         problems.append("JitterBuffer no longer splits frames by RTP timestamp from ._data")
-    retransmit = getattr(RTCRtpSender, "_retransmit", None)
-    if retransmit is None or list(inspect.signature(retransmit).parameters) != [
-        "self",
-        "sequence_number",
-    ]:
+    if not _takes(RTCRtpSender, "_retransmit", "sequence_number"):
         problems.append("RTCRtpSender._retransmit(sequence_number) is gone or changed")
     elif "await self._retransmit(seq)" not in inspect.getsource(RTCRtpSender._handle_rtcp_packet):
         problems.append("RTCRtpSender no longer calls _retransmit on NACK")
@@ -466,6 +454,15 @@ def check() -> None:
         _close_quietly(pc)
     if problems:
         raise AiortcInternalsChanged("; ".join(problems))
+
+
+def _takes(cls: type, name: str, *parameters: str) -> bool:
+    """Whether `cls` still has the method `name(self, *parameters)`."""
+    method = getattr(cls, name, None)
+    return method is not None and list(inspect.signature(method).parameters) == [
+        "self",
+        *parameters,
+    ]
 
 
 def _close_quietly(pc: RTCPeerConnection) -> None:
