@@ -8,8 +8,8 @@ Every tick it judges each participant's connection from what the SFU saw:
   audio frames → text (`no_audio_rtp`).
 - Inbound loss at or above `media_loss_step_down_percent` in `LOSSY_SAMPLES`
   consecutive samples, in video mode → audio (`high_loss`). One 2 s sample is noisy
-  (10 % random loss measures up to ~19 %), and only the media streams count: the
-  retransmission (RTX) stream's own sequence gaps are not media lost.
+  (10 % random loss has measured 20.5 % in one sample), and only the media streams
+  count: the retransmission (RTX) stream's own sequence gaps are not media lost.
 - After stepping someone down, media that flows cleanly again for
   `media_recover_seconds` brings them back up (`media_recovered`), never above the
   mode they had; a mode the client sets itself ends that.

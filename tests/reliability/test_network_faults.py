@@ -10,6 +10,7 @@ netem). The server is a real subprocess on the veth address with small media thr
 from __future__ import annotations
 
 import asyncio
+import statistics
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -97,10 +98,12 @@ async def test_ten_percent_loss_keeps_video_below_the_step_down_threshold(
     frames_during = await room.video_frames() - frames_before
     healed = room.heal()
     await asyncio.sleep(4)
-    # The rule: video steps down for loss only at or above the threshold (20 %). 10 %
-    # random loss each way measures below it, so the participant keeps video throughout,
+    # The rule: video steps down for loss at or above the threshold (20 %) in
+    # LOSSY_SAMPLES consecutive samples. 10 % random loss each way measures below it on
+    # average; one 2 s sample of ~130 packets can land above it (seen: 20.45 %), which is
+    # why one sample alone never steps down. So the participant keeps video throughout,
     # and video frames keep reaching the SFU.
-    assert 0 < max(losses) < threshold, losses
+    assert 0 < statistics.mean(losses) < threshold, losses
     assert frames_during > 8 * 15 * 0.5, (frames_during, losses)
     changes = [(m.previous, m.mode, m.reason, round(m.at - lossy, 1)) for m in room.modes]
     assert room.modes_since(lossy) == [], (
