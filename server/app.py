@@ -152,7 +152,7 @@ def _all_routes() -> RouteTable:
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     services = app[SERVICES]
     await migrate(services.database)
-    await MatchingStore(services.database).fail_interrupted()
+    await MatchingStore(services.database, services.settings.node_name).fail_abandoned()
     log.info("database ready", extra={"url": _redacted(services.database.url)})
     if services.sessionlog is not None:
         services.bus.subscribe(services.sessionlog.recorder, "sessionlog")

@@ -53,7 +53,7 @@ class ImportReport(BaseModel):
 def _store(request: web.Request) -> MatchingStore:
     services = services_of(request)
     require_admin(request, services.admin_key)
-    return MatchingStore(services.database)
+    return MatchingStore(services.database, services.settings.node_name)
 
 
 def _json(text: str) -> Any:

@@ -5,6 +5,12 @@ places. Its results are draft pairs until an operator publishes them; publishing
 creates the mentoring pairs (`PairStore`) that rooms and session logs attach to. A
 rematch unpublishes a pair (its history stays), remembers the two as "not a good fit",
 and starts a run for that mentee alone.
+
+A run's work lives in the process that started it, so a run holds a lease: the row
+names its node and the node renews `heartbeat_at` while the run works. A node that
+starts fails its own earlier runs at once (they died with its last process); a run
+whose lease lapsed (its node stopped and did not come back) is failed when it is next
+read or when any node starts. Other nodes' live runs are left alone.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 
 from server.errors import Conflict, InvalidInput, NotFound
 from server.matching.assignment import MODES
@@ -40,7 +46,10 @@ from server.store.schema import (
 log = logging.getLogger("pairwise.matching")
 CHUNK = 500  # rows per statement: under SQLite's bound-parameter limit
 PROGRESS_EVERY = 0.25  # seconds between progress writes
+LEASE_RENEW_SECONDS = 5.0  # a running run's node renews its lease this often
+LEASE_SECONDS = 30.0  # a lease not renewed for this long has lapsed
 INTERRUPTED = "interrupted by a restart"
+LAPSED = "interrupted: the node running it stopped"
 
 
 @dataclass(frozen=True)
@@ -63,8 +72,9 @@ class Run:
 
 
 class MatchingStore:
-    def __init__(self, database: Database):
+    def __init__(self, database: Database, node: str):
         self._db = database
+        self._node = node  # the node this store's runs run on
         self.pairs = PairStore(database)
 
     # -- profiles and criteria ---------------------------------------------------------
@@ -142,7 +152,8 @@ class MatchingStore:
         run = Run(uuid.uuid4().hex, "running", 0.0, mode, time.time(), None, None, None)
         async with self._db.begin() as conn:
             await conn.execute(insert(match_runs).values(
-                id=run.id, status=run.status, progress=0.0, mode=mode, created_at=run.created_at
+                id=run.id, status=run.status, progress=0.0, mode=mode, created_at=run.created_at,
+                node=self._node, heartbeat_at=run.created_at,
             ))  # fmt: skip
         job = _Job(self, run.id)
         task = asyncio.create_task(
@@ -162,16 +173,24 @@ class MatchingStore:
         return run, task
 
     async def run(self, run_id: str) -> Run:
-        async with self._db.connect() as conn:
-            row = (await conn.execute(select(match_runs).where(match_runs.c.id == run_id))).first()
-        if row is None:
-            raise NotFound(f"no matching run {run_id!r}")
+        row = await self._read_run(run_id)
+        if row.status == "running" and _lapsed(row.heartbeat_at or row.created_at):
+            async with self._db.begin() as conn:
+                await conn.execute(_fail_lapsed().where(match_runs.c.id == run_id))
+            row = await self._read_run(run_id)
         data = row._mapping
         return Run(
             data["id"], data["status"], data["progress"], data["mode"], data["created_at"],
             data["finished_at"], json.loads(data["summary"]) if data["summary"] else None,
             data["error"],
         )  # fmt: skip
+
+    async def _read_run(self, run_id: str) -> Any:
+        async with self._db.connect() as conn:
+            row = (await conn.execute(select(match_runs).where(match_runs.c.id == run_id))).first()
+        if row is None:
+            raise NotFound(f"no matching run {run_id!r}")
+        return row
 
     async def results(self, run_id: str) -> list[dict[str, Any]]:
         await self.run(run_id)
@@ -182,21 +201,25 @@ class MatchingStore:
             )  # fmt: skip
             return [_result_json(row._mapping) for row in rows]
 
-    async def fail_interrupted(self) -> int:
-        """Mark the runs still `running` as failed: call once at start-up, before any run
-        starts, since a run's work lives in the process that started it. Returns how many."""
+    async def fail_abandoned(self) -> int:
+        """Fail the runs nobody is working on: this node's still `running` (call once at
+        start-up, before any run starts here) and any whose lease lapsed. Returns how many."""
         async with self._db.begin() as conn:
-            result = await conn.execute(
-                update(match_runs).where(match_runs.c.status == "running").values(
-                    status="failed", finished_at=time.time(), error=INTERRUPTED
-                )
-            )  # fmt: skip
-        return int(result.rowcount or 0)
+            own = await conn.execute(
+                update(match_runs)
+                .where(match_runs.c.status == "running", match_runs.c.node == self._node)
+                .values(status="failed", finished_at=time.time(), error=INTERRUPTED)
+            )
+            lapsed = await conn.execute(_fail_lapsed())
+        return int(own.rowcount or 0) + int(lapsed.rowcount or 0)
 
     async def _progress(self, run_id: str, progress: float) -> None:
+        """Record progress and renew the run's lease."""
         async with self._db.begin() as conn:
             await conn.execute(
-                update(match_runs).where(match_runs.c.id == run_id).values(progress=progress)
+                update(match_runs)
+                .where(match_runs.c.id == run_id)
+                .values(progress=progress, heartbeat_at=time.time())
             )
 
     async def _finish(self, run_id: str, outcome: CohortMatch) -> None:
@@ -327,10 +350,10 @@ class _Job:
         done = asyncio.Event()
 
         async def tick() -> None:
-            written = -1.0
+            written, renewed = -1.0, time.monotonic()
             while not done.is_set():
-                if self.progress != written:
-                    written = self.progress
+                if self.progress != written or time.monotonic() - renewed >= LEASE_RENEW_SECONDS:
+                    written, renewed = self.progress, time.monotonic()
                     await self.store._progress(self.run_id, min(written, 0.99))
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(done.wait(), PROGRESS_EVERY)
@@ -348,6 +371,21 @@ class _Job:
         done.set()
         await ticker
         await self.store._finish(self.run_id, outcome)
+
+
+def _lapsed(heartbeat_at: float) -> bool:
+    return heartbeat_at < time.time() - LEASE_SECONDS
+
+
+def _fail_lapsed() -> Any:
+    """An UPDATE failing every running run whose lease lapsed (narrow it with `.where`)."""
+    cutoff = time.time() - LEASE_SECONDS
+    renewed = func.coalesce(match_runs.c.heartbeat_at, match_runs.c.created_at)
+    return (
+        update(match_runs)
+        .where(match_runs.c.status == "running", renewed < cutoff)
+        .values(status="failed", finished_at=time.time(), error=LAPSED)
+    )
 
 
 def _result_json(row: Any) -> dict[str, Any]:

@@ -294,6 +294,9 @@ match_runs = Table(
     Column("finished_at", Float, nullable=True),
     Column("summary", Text, nullable=True),
     Column("error", Text, nullable=True),
+    # The lease: the node running it, renewed every few seconds while it runs.
+    Column("node", String(200), nullable=True),
+    Column("heartbeat_at", Float, nullable=True),
 )
 
 match_results = Table(

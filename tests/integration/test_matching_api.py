@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 
 from server.app import create_app
 from server.config import Settings
-from server.matching.runs import MatchingStore
+from server.errors import InvalidInput
+from server.matching import runs
+from server.matching.runs import INTERRUPTED, LAPSED, LEASE_SECONDS, MatchingStore
 from server.services import SERVICES
 from server.store.schema import match_runs
 from tests.conftest import ADMIN
@@ -175,20 +178,75 @@ async def test_run_input_errors(client: Any) -> None:
     assert resp.status == 404
 
 
-async def test_runs_cut_off_by_a_restart_are_failed(client: Any) -> None:
-    await setup(client)
-    done = await start(client, {"mode": "optimal"})
-    database = client.app[SERVICES].database
-    async with database.begin() as conn:  # a run whose process died mid-way
-        await conn.execute(insert(match_runs).values(
-            id="cut-off", status="running", progress=0.4, mode="optimal", created_at=0.0
-        ))  # fmt: skip
-    assert await MatchingStore(database).fail_interrupted() == 1
-    resp = await client.get("/api/v1/matching/runs/cut-off", headers=ADMIN)
+async def run_status(client: Any, run_id: str) -> tuple[str, str | None]:
+    resp = await client.get(f"/api/v1/matching/runs/{run_id}", headers=ADMIN)
     run = await resp.json()
-    assert (run["status"], run["error"]) == ("failed", "interrupted by a restart")
-    resp = await client.get(f"/api/v1/matching/runs/{done['id']}", headers=ADMIN)
-    assert (await resp.json())["status"] == "done"
+    return run["status"], run["error"]
+
+
+async def insert_running(database: Any, run_id: str, node: str | None, renewed: float) -> None:
+    """A run some process claims to be working on, its lease last renewed at `renewed`."""
+    async with database.begin() as conn:
+        await conn.execute(insert(match_runs).values(
+            id=run_id, status="running", progress=0.4, mode="optimal", created_at=renewed,
+            node=node, heartbeat_at=renewed if node else None,
+        ))  # fmt: skip
+
+
+async def test_a_restarting_node_fails_its_own_runs_and_lapsed_ones_only(
+    aiohttp_client: Any, make_settings: Callable[..., Settings], database_url: str
+) -> None:
+    node_a = await aiohttp_client(
+        create_app(make_settings(database_url=database_url, node_id="node-a"))
+    )
+    await setup(node_a)
+    done = await start(node_a, {"mode": "optimal"})
+    database = node_a.app[SERVICES].database
+    now = time.time()
+    await insert_running(database, "own", "node-a", now)  # died with node-a's process
+    await insert_running(database, "live", "node-b", now)  # node-b is working on it
+    await insert_running(database, "lapsed", "node-b", now - LEASE_SECONDS - 5)
+    await insert_running(database, "legacy", None, 0.0)  # from before leases
+    # node-a starts again on the same database (what a rolling restart does).
+    await aiohttp_client(create_app(make_settings(database_url=database_url, node_id="node-a")))
+    assert await run_status(node_a, "own") == ("failed", INTERRUPTED)
+    assert await run_status(node_a, "live") == ("running", None)
+    assert await run_status(node_a, "lapsed") == ("failed", LAPSED)
+    assert await run_status(node_a, "legacy") == ("failed", LAPSED)
+    assert await run_status(node_a, done["id"]) == ("done", None)
+
+
+async def test_a_run_whose_node_went_quiet_reads_as_failed(client: Any) -> None:
+    database = client.app[SERVICES].database
+    await insert_running(database, "quiet", "node-b", time.time() - LEASE_SECONDS - 1)
+    await insert_running(database, "busy", "node-b", time.time() - LEASE_SECONDS + 20)
+    assert await run_status(client, "quiet") == ("failed", LAPSED)
+    assert await run_status(client, "busy") == ("running", None)
+
+
+async def test_a_working_run_renews_its_lease(client: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(runs, "LEASE_RENEW_SECONDS", 0.1)
+    database = client.app[SERVICES].database
+    await insert_running(database, "slow", "node-a", 0.0)
+    job = runs._Job(MatchingStore(database, "node-a"), "slow")
+
+    def work() -> None:  # a long step that reports no progress
+        time.sleep(0.9)
+        raise InvalidInput("stopped by the test")
+
+    task = asyncio.create_task(job.run(work))
+    renewals = []
+    for _ in range(3):
+        await asyncio.sleep(0.3)
+        async with database.connect() as conn:
+            renewals.append(
+                await conn.scalar(
+                    select(match_runs.c.heartbeat_at).where(match_runs.c.id == "slow")
+                )
+            )
+    await task
+    assert renewals[0] > 0 and renewals[0] < renewals[1] < renewals[2], renewals
+    assert await run_status(client, "slow") == ("failed", "stopped by the test")
 
 
 async def test_admin_key_required(client: Any) -> None:
