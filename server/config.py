@@ -86,6 +86,9 @@ class Settings(BaseSettings):
     sip_max_calls: int = Field(200, ge=1)
     sip_pin_digits: int = Field(6, ge=4, le=12)
     sip_media_timeout_seconds: float = Field(60.0, gt=0)
+    sip_prompts: Literal["voice", "tones"] = Field(
+        "voice", description="what a caller hears: spoken English prompts, or tones"
+    )
 
     @field_validator("database_url")
     @classmethod

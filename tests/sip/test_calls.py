@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
-from server.media.phone import g711
+from server.media.phone import g711, prompt
 from server.media.phone.events import PhoneCallEnded, PhonePinRejected
 from server.rooms.events import MediaModeChanged, ParticipantJoined, ParticipantLeft
 from server.rooms.model import MediaMode
@@ -90,6 +91,31 @@ async def test_personal_pin_by_dtmf_switches_a_browser_participant_to_phone(
     assert phone.of_type(ParticipantLeft) == []
     assert phone.gateway.ended_calls[-1].stats.dtmf_packets_received == 5 * (len(pin) + 1)
     assert phone.of_type(PhonePinRejected) == []
+
+
+async def test_the_caller_hears_the_spoken_pin_prompt(phone: Phone, udp_peer: UdpPeer) -> None:
+    call = phone.start_sipp(
+        "call_external_media.xml",
+        "+4930123456",
+        hold_ms=2000,
+        args=("-set", "rtpport", str(udp_peer.port)),
+    )
+    live = await phone.confirmed_call()
+    assert live.room is None
+    silence = g711.encode("PCMA", np.zeros(240, dtype=np.int16))
+    heard = b""
+    while len(heard) < 8000:  # one second of A-law (the caller listed PCMA first)
+        packet = await udp_peer.next()
+        assert packet[1] & 0x7F == 8, packet[:12]
+        if heard or packet[12:] != silence:  # the media loop may start before the prompt
+            heard += packet[12:]
+    result = await call
+
+    assert result.returncode == 0, result.errors
+    # Byte for byte the recorded words "Please enter your meeting PIN…", from their start.
+    words = g711.encode("PCMA", prompt.render(prompt.ASK_PIN))
+    assert heard == words[: len(heard)]
+    assert len(set(heard)) > 50  # speech, not silence or one tone
 
 
 async def test_wrong_pin_three_times_gets_a_goodbye_and_bye(

@@ -2,10 +2,10 @@
 
 A call is answered first (so the caller can key DTMF), then admitted by PIN: from
 the Request-URI user or an `X-Room-Pin` header when a cooperating PBX sends one,
-otherwise from a tone prompt (digits then `#`, three tries, then goodbye and BYE).
-An admitted caller joins the room in `phone` mode; a participant who is already in
-the room from a browser and dials their personal PIN stays the same participant and
-switches to `phone` mode until they hang up.
+otherwise from a spoken (or tone) prompt (digits then `#`, three tries, then goodbye
+and BYE). An admitted caller joins the room in `phone` mode; a participant who is
+already in the room from a browser and dials their personal PIN stays the same
+participant and switches to `phone` mode until they hang up.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from server.media.phone import prompt
 from server.media.phone.bridge import PhoneTrack, RoomAudio
 from server.media.phone.call import Call, Room
 from server.media.phone.events import PhoneCallEnded, PhonePinRejected
+from server.media.phone.g711 import Samples
 from server.media.phone.metrics import PhoneMetrics
 from server.media.phone.pins import PinDirectory, PinMatch
 from server.media.phone.sip import uri_user
@@ -60,6 +61,7 @@ class PhoneSettings:
     media_timeout_seconds: float = 60.0  # no RTP from the caller for this long: hang up
     dial_in_number: str = ""  # shown to participants next to the room PIN
     room_pin_role: str = "mentee"  # role of a caller admitted by the room PIN
+    voice_prompts: bool = True  # spoken prompts; False: tones (prompt.py)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PhoneSettings:
@@ -80,6 +82,7 @@ class PhoneSettings:
             pin_digits=settings.sip_pin_digits,
             media_timeout_seconds=settings.sip_media_timeout_seconds,
             dial_in_number=settings.sip_dialin_number or "",
+            voice_prompts=settings.sip_prompts == "voice",
         )
 
     @property
@@ -164,7 +167,7 @@ class PhoneGateway:
             self._admit(call, match)
             return
         # The Request-URI usually holds the dialled number, not a PIN: ask for one.
-        call.play(prompt.render(prompt.ASK_PIN), loop=True)
+        call.play(self._prompt(prompt.ASK_PIN), loop=True)
         self._arm_pin_timer(call)
 
     async def call_ended(self, call: Call) -> None:
@@ -247,16 +250,19 @@ class PhoneGateway:
         if final:
             self._disarm_pin_timer(call)
             self.metrics.call_attempts.labels("pin_rejected").inc()
-            call.play(prompt.render(prompt.GOODBYE), then_hang_up=True)
+            call.play(self._prompt(prompt.GOODBYE), then_hang_up=True)
         else:
-            call.play(prompt.render(prompt.WRONG_PIN))
+            call.play(self._prompt(prompt.WRONG_PIN))
             self._arm_pin_timer(call)
+
+    def _prompt(self, which: prompt.Prompt) -> Samples:
+        return prompt.render(which, voice=self.settings.voice_prompts)
 
     def _prompt_finished(self, call: Call) -> None:
         if call.hang_up_after_prompt:
             self._hang_up(call, call.end_reason or "pin_rejected")
         elif call.room is None:
-            call.play(prompt.render(prompt.ASK_PIN), loop=True)
+            call.play(self._prompt(prompt.ASK_PIN), loop=True)
 
     def _arm_pin_timer(self, call: Call) -> None:
         self._disarm_pin_timer(call)
@@ -308,7 +314,7 @@ class PhoneGateway:
                     "phone caller not admitted", extra={"room": match.room, "reason": exc.message}
                 )
                 call.end_reason = "room_full"
-                call.play(prompt.render(prompt.GOODBYE), then_hang_up=True)
+                call.play(self._prompt(prompt.GOODBYE), then_hang_up=True)
                 return
             call.room = Room(match, identity, name, role, joined_by_us=True)
             replaced = self.calls.get(result.replaced_connection or "")
@@ -320,7 +326,7 @@ class PhoneGateway:
         call.phone_track = PhoneTrack()
         self._room_audio.publish_track(match.room, identity, call.phone_track)
         call.mix = self._room_audio.room_mix(match.room, identity)
-        call.play(prompt.render(prompt.ACCEPTED))
+        call.play(self._prompt(prompt.ACCEPTED))
         log.info(
             "phone caller joined",
             extra={"room": match.room, "identity": identity, "call_id": call.call_id[:80]},

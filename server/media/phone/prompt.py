@@ -1,15 +1,24 @@
 """The PIN prompt: what the caller hears, and the digits they key in.
 
-Tones rather than speech, so nothing is lost in translation and no voice files need
-shipping: two short beeps ask for the PIN (repeated), three falling tones say
-"wrong, try again", three rising ones "you are in", a long low one "goodbye".
-The caller keys the PIN and then `#`; `*` starts over.
+Each prompt is spoken by default: a recorded voice (`voice/*.wav`, 8 kHz mono, made
+from each prompt's text by `python -m server.media.phone.prompt`, which needs Debian's
+`flite`), then a pause. `PAIRWISE_SIP_PROMPTS=tones` plays tones instead, for programs
+whose callers do not speak English: two short beeps ask for the PIN (repeated), three
+falling tones say "wrong, try again", three rising ones "you are in", a long low one
+"goodbye". The caller keys the PIN and then `#`; `*` starts over.
 """
 
 from __future__ import annotations
 
+import functools
+import shutil
+import subprocess
+import sys
+import tempfile
+import wave
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -17,44 +26,122 @@ from server.media.phone.g711 import Samples
 
 RATE = 8000
 LEVEL = 0.25 * 32767  # well below full scale: tones are loud on a handset
+VOICE_PEAK = 0.5 * 32767  # speech peaks higher than tones for the same loudness
+VOICE = Path(__file__).parent / "voice"
+FLITE_VOICE = "slt"  # flite's clearest US English voice
 
 Tone = tuple[float, int]  # (frequency Hz, 0 for silence; milliseconds)
 
-ASK_PIN: Sequence[Tone] = ((660.0, 150), (0.0, 100), (660.0, 150), (0.0, 3600))
-WRONG_PIN: Sequence[Tone] = (
-    (620.0, 200),
-    (0.0, 50),
-    (520.0, 200),
-    (0.0, 50),
-    (420.0, 300),
-    (0.0, 500),
-)
-ACCEPTED: Sequence[Tone] = (
-    (440.0, 120),
-    (0.0, 30),
-    (550.0, 120),
-    (0.0, 30),
-    (660.0, 200),
-    (0.0, 200),
-)
-GOODBYE: Sequence[Tone] = ((350.0, 800), (0.0, 300))
+
+@dataclass(frozen=True)
+class Prompt:
+    name: str  # its recording: voice/{name}.wav
+    text: str  # what the recording says
+    tones: Sequence[Tone]  # the same meaning without words
+    pause_ms: int = 0  # silence after the words (a looping prompt waits for keys)
 
 
-def render(tones: Sequence[Tone]) -> Samples:
+ASK_PIN = Prompt(
+    "ask_pin",
+    "Please enter your meeting PIN, followed by the pound key.",
+    ((660.0, 150), (0.0, 100), (660.0, 150), (0.0, 3600)),
+    pause_ms=4000,
+)
+WRONG_PIN = Prompt(
+    "wrong_pin",
+    "That PIN was not recognized.",
+    ((620.0, 200), (0.0, 50), (520.0, 200), (0.0, 50), (420.0, 300), (0.0, 500)),
+    pause_ms=300,
+)
+ACCEPTED = Prompt(
+    "accepted",
+    "You are joining the meeting.",
+    ((440.0, 120), (0.0, 30), (550.0, 120), (0.0, 30), (660.0, 200), (0.0, 200)),
+    pause_ms=200,
+)
+GOODBYE = Prompt(
+    "goodbye",
+    "Sorry, we could not connect your call. Goodbye.",
+    ((350.0, 800), (0.0, 300)),
+    pause_ms=300,
+)
+PROMPTS = (ASK_PIN, WRONG_PIN, ACCEPTED, GOODBYE)
+
+
+def render(prompt: Prompt, voice: bool = True) -> Samples:
+    """What the caller hears, as 8 kHz samples: the recorded words then the pause, or
+    the tones."""
+    if not voice:
+        return tones(prompt.tones)
+    return np.concatenate(
+        [recording(prompt.name), np.zeros(RATE * prompt.pause_ms // 1000)]
+    ).astype(np.int16)
+
+
+@functools.cache
+def recording(name: str) -> Samples:
+    """A prompt's recorded words (read once)."""
+    with wave.open(str(VOICE / f"{name}.wav"), "rb") as wav:
+        if (wav.getframerate(), wav.getnchannels(), wav.getsampwidth()) != (RATE, 1, 2):
+            raise ValueError(f"voice/{name}.wav is not 8 kHz mono 16-bit")
+        return np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2").astype(np.int16)
+
+
+def tones(sequence: Sequence[Tone]) -> Samples:
     """A tone sequence as 8 kHz samples, with 5 ms ramps so no tone clicks."""
     parts = []
     ramp = RATE // 200
-    for frequency, ms in tones:
+    for frequency, ms in sequence:
         count = RATE * ms // 1000
         if frequency <= 0:
             parts.append(np.zeros(count))
             continue
-        wave = LEVEL * np.sin(2 * np.pi * frequency * np.arange(count) / RATE)
+        wave_ = LEVEL * np.sin(2 * np.pi * frequency * np.arange(count) / RATE)
         envelope = np.ones(count)
         envelope[:ramp] = np.linspace(0, 1, ramp)
         envelope[-ramp:] = np.linspace(1, 0, ramp)
-        parts.append(wave * envelope)
+        parts.append(wave_ * envelope)
     return np.concatenate(parts).astype(np.int16)
+
+
+def record(prompt: Prompt) -> Samples:
+    """Speak `prompt.text` with flite, as 8 kHz samples: trimmed of silence at both ends
+    and brought to `VOICE_PEAK`."""
+    import av
+
+    flite = shutil.which("flite")
+    if flite is None:
+        raise SystemExit("flite is not installed (apt-get install -y flite)")
+    with tempfile.TemporaryDirectory() as tmp:
+        spoken = Path(tmp) / "spoken.wav"
+        subprocess.run(
+            [flite, "-voice", FLITE_VOICE, "-t", prompt.text, "-o", str(spoken)], check=True
+        )
+        resampler = av.AudioResampler(format="s16", layout="mono", rate=RATE)
+        with av.open(str(spoken)) as container:
+            chunks = [
+                out.to_ndarray().reshape(-1)
+                for frame in container.decode(audio=0)
+                for out in resampler.resample(frame)
+            ]
+        chunks += [out.to_ndarray().reshape(-1) for out in resampler.resample(None)]
+    samples = np.concatenate(chunks).astype(np.float64)
+    loud = np.flatnonzero(np.abs(samples) > 0.02 * np.abs(samples).max())
+    samples = samples[loud[0] : loud[-1] + 1]
+    return (samples * VOICE_PEAK / np.abs(samples).max()).astype(np.int16)
+
+
+def main() -> None:
+    """Record every prompt into voice/ (run after changing a prompt's text)."""
+    VOICE.mkdir(exist_ok=True)
+    for prompt in PROMPTS:
+        samples = record(prompt)
+        with wave.open(str(VOICE / f"{prompt.name}.wav"), "wb") as wav:
+            wav.setnchannels(1)
+            wav.setsampwidth(2)
+            wav.setframerate(RATE)
+            wav.writeframes(samples.astype("<i2").tobytes())
+        print(f"voice/{prompt.name}.wav: {len(samples) / RATE:.1f} s", file=sys.stderr)
 
 
 class PromptPlayer:
@@ -119,3 +206,7 @@ class PinEntry:
     @property
     def exhausted(self) -> bool:
         return self.attempts >= self.tries
+
+
+if __name__ == "__main__":
+    main()
