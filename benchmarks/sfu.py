@@ -23,10 +23,15 @@ clock: CLOCK_MONOTONIC is shared by the load processes).
     python -m benchmarks.sfu serve {pairwise|relay|janus} PORT DATA_DIR        # the SFU
     python -m benchmarks.sfu publish {pairwise|relay|janus} PORT               # publisher
     python -m benchmarks.sfu subscribe {pairwise|relay|janus} PORT FIRST COUNT # subscribers
+
+`python -m benchmarks sfu` writes docs/benchmarks.md and the chart. To look at another
+video size and bitrate, or a few rows, run the module itself (it only prints), e.g.
+`SFU_BENCH_VIDEO=1280x720@2000 python -m benchmarks.sfu --sizes 16,64 --modes pairwise,janus`.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import fractions
 import json
@@ -52,8 +57,10 @@ ADMIN_KEY = "bench-admin-key-0123456789abcdefghij"
 SECRET_KEY = "bench-secret-key-0123456789abcdefghi"
 ROOM = "bench"
 FPS = 30
-WIDTH, HEIGHT = 640, 480
-VIDEO_KBPS = 500
+# SFU_BENCH_VIDEO=1280x720@2000 measures another size and bitrate (kbps).
+_size, _, _kbps = os.environ.get("SFU_BENCH_VIDEO", "640x480@500").partition("@")
+WIDTH, HEIGHT = (int(x) for x in _size.split("x"))
+VIDEO_KBPS = int(_kbps)
 CHART = ROOT / "docs" / "benchmarks-sfu.svg"
 RELAY_MAX = 16  # MediaRelay costs ~0.08 core per stream: more would only measure overload
 ROOM_CAPACITY = 200  # the largest N (128) plus the publisher must fit in the room
@@ -599,11 +606,14 @@ def _ms(value: float | None) -> str:
     return f"{value:.1f}" if value is not None else "n/a"
 
 
-async def run(quick: bool) -> str:
-    sizes = [1, 4] if quick else [1, 4, 16, 64, 128]
+async def run(quick: bool, sizes: list[int] | None = None, modes: list[str] | None = None) -> str:
+    """The report; `sizes` and `modes` narrow it (`python -m benchmarks.sfu`, which only
+    prints: the docs and the chart come from the full default run)."""
+    full = sizes is None and modes is None and "SFU_BENCH_VIDEO" not in os.environ
+    sizes = sizes or ([1, 4] if quick else [1, 4, 16, 64, 128])
     window = 5.0 if quick else 10.0
     have_janus = shutil.which("janus") is not None
-    modes = ("pairwise", "relay", "janus") if have_janus else ("pairwise", "relay")
+    modes = modes or (["pairwise", "relay", "janus"] if have_janus else ["pairwise", "relay"])
     rows: dict[tuple[str, int], dict[str, Any]] = {}
     for mode in modes:
         for n in sizes:
@@ -649,13 +659,14 @@ async def run(quick: bool) -> str:
         if (points := streams_per_core(mode))
     ]
     chart = svg_chart(
-        "Forwarded streams per core (video + audio, 640x480@30)",
+        f"Forwarded streams per core (video + audio, {WIDTH}x{HEIGHT}@{FPS})",
         "streams / core",
         series,
         x_max=max(sizes),
         x_unit="",
     )
-    CHART.write_text(standalone_svg(chart))
+    if full:
+        CHART.write_text(standalone_svg(chart))
     lines += [
         "",
         f"![Streams per core by number of subscribers N]({CHART.name})",
@@ -695,8 +706,10 @@ async def run(quick: bool) -> str:
         "`sendto` system call (~30%, on loopback it includes the receiver's kernel work) "
         "and SRTP (~20%); building each subscriber's header is a few percent. The rest is "
         "receiving the publisher (aiortc: SRTP, parsing, jitter buffer, bandwidth "
-        "estimate) and per-connection RTCP and ICE consent. Python has no `sendmmsg`, so "
-        "one system call per packet is the floor here.",
+        "estimate) and per-connection RTCP and ICE consent. A frame's packets leave in "
+        "one system call where UDP GSO allows (server/media/gso.py; Python has no "
+        "`sendmmsg`): at this bitrate (~2 packets per frame) that saves little; the more "
+        "packets per frame (higher resolutions and bitrates), the more it saves.",
         "- Memory per stream is the SFU's RSS growth from publisher-only to N subscribers, "
         "divided by N (noisy at small N).",
     ]
@@ -710,5 +723,10 @@ if __name__ == "__main__":
         asyncio.run(publish(sys.argv[2], int(sys.argv[3])))
     elif sys.argv[1] == "subscribe":
         asyncio.run(subscribe(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])))
-    else:
-        print(asyncio.run(run("--quick" in sys.argv)))
+    else:  # SFU_BENCH_VIDEO=WxH@kbps python -m benchmarks.sfu [--quick] [--sizes 16,64] ...
+        parser = argparse.ArgumentParser(prog="python -m benchmarks.sfu")
+        parser.add_argument("--quick", action="store_true")
+        parser.add_argument("--sizes", type=lambda v: [int(n) for n in v.split(",")])
+        parser.add_argument("--modes", type=lambda v: v.split(","))
+        args = parser.parse_args()
+        print(asyncio.run(run(args.quick, args.sizes, args.modes)))

@@ -49,7 +49,9 @@ requests. The SFU needs both, so it relies on these internals:
    `__tx_packets`; `RTCIceTransport._connection` (an aioice `Connection`) and its
    `_nominated[1]` (a `CandidatePair`: `protocol.transport`, `remote_addr`), which is
    exactly where aioice's own `StunProtocol.send_data` sends (TURN-relayed pairs included:
-   their `transport` is aioice's `TurnTransport`).
+   their `transport` is aioice's `TurnTransport`). For a frame sent in one GSO call
+   (gso.py), asyncio's `_SelectorDatagramTransport._sock`: the socket behind a host
+   pair's transport, written directly only while the transport queues nothing.
 10. `aiortc.codecs.get_encoder(codec).pack(av.Packet)`: the VP8/H264 packetizers (Opus
    needs none: one frame is one packet).
 
@@ -63,6 +65,7 @@ runs it, and the SFU runs it once at start.
 from __future__ import annotations
 
 import asyncio
+import asyncio.selector_events
 import inspect
 import queue
 from collections.abc import Awaitable, Callable
@@ -82,6 +85,8 @@ from aiortc.rtcdtlstransport import State as DtlsState
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtcrtpreceiver import NackGenerator
 from aiortc.utils import uint16_add
+
+from server.media import gso
 
 PINNED_VERSION = "1.16.0"
 _QUEUE_ATTR = "_RTCRtpReceiver__decoder_queue"
@@ -243,7 +248,7 @@ class VideoRepair:
         return False
 
 
-SendPacket = Callable[[bytes], None]
+SendPackets = Callable[[list[bytes]], None]
 MAX_SOCKET_BACKLOG = 256 * 1024  # bytes asyncio may hold for a UDP socket it cannot write
 
 
@@ -258,10 +263,12 @@ class RtpLink:
         self.ssrc: int = sender._ssrc
         self.rtx_ssrc: int = sender._rtx_ssrc
 
-    def sender(self) -> SendPacket | None:
-        """A function that protects and sends one RTP packet, valid until the next
-        await; None while the transport cannot send (not connected yet, closed, or the
-        socket's backlog is over `MAX_SOCKET_BACKLOG`: a stalled peer)."""
+    def sender(self) -> SendPackets | None:
+        """A function that protects and sends RTP packets (a frame's, in order), valid
+        until the next await; None while the transport cannot send (not connected yet,
+        closed, or the socket's backlog is over `MAX_SOCKET_BACKLOG`: a stalled peer).
+        With the socket itself at hand and nothing queued before them, a frame's packets
+        go out in one GSO system call (gso.py); otherwise one by one through asyncio."""
         dtls = self._dtls
         if dtls._state is not DtlsState.CONNECTED:
             return None
@@ -270,10 +277,23 @@ class RtpLink:
             return None
         udp = pair.protocol.transport
         backlog = getattr(udp, "get_write_buffer_size", None)
-        if backlog is not None and backlog() > MAX_SOCKET_BACKLOG:
+        queued = backlog() if backlog is not None else 0
+        if queued > MAX_SOCKET_BACKLOG:
             return None
         protect, sendto, addr = dtls._tx_srtp.protect, udp.sendto, pair.remote_addr
-        return lambda data: sendto(protect(data), addr)
+        sock = getattr(udp, "_sock", None)  # asyncio's datagram transport: its socket
+        if sock is None or queued:  # TURN-relayed, or packets already wait: keep the order
+
+            def send_each(packets: list[bytes]) -> None:
+                for packet in packets:
+                    sendto(protect(packet), addr)
+
+            return send_each
+
+        def send_batched(packets: list[bytes]) -> None:
+            gso.send_all(sock, [protect(packet) for packet in packets], addr, sendto)
+
+        return send_batched
 
     @property
     def connected(self) -> bool:
@@ -412,6 +432,11 @@ def check() -> None:
         or "self.transport.sendto(data, addr)" not in stun_send
     ):
         problems.append("aioice no longer sends on _nominated[component].protocol.transport")
+    transport_init = inspect.getsource(
+        asyncio.selector_events._SelectorTransport.__init__  # type: ignore[attr-defined]
+    )
+    if "self._sock = sock" not in transport_init:
+        problems.append("asyncio's datagram transport no longer keeps its socket in _sock")
     if list(inspect.signature(Encoder.pack).parameters) != ["self", "packet"]:
         problems.append("aiortc's Encoder.pack(packet) changed")
     # A live receiver and transceiver, to check the instance attributes exist.

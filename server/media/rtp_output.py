@@ -5,7 +5,8 @@ few coroutines and an `RtpPacket` object per packet: that was about 60% of the S
 time. Here a publication packetizes each frame once (`Packetized`, shared by every
 subscriber), and each subscriber's `RtpOutput` only writes its own 12-byte header
 (payload type, sequence number, timestamp, SSRC) and header extensions (its own
-`mid`, abs-send-time) in front of the shared payloads, protects and sends.
+`mid`, abs-send-time) in front of the shared payloads, protects and sends them (a
+frame's packets in one system call where UDP GSO allows: gso.py).
 
 The `RTCRtpSender` stays: its SSRC is the one in the SDP, it sends the RTCP sender
 reports (from the counters kept here), and the subscriber's NACKs reach `retransmit`
@@ -106,7 +107,8 @@ class RtpOutput:
         payload_type, ssrc = self._payload_type, self._link.ssrc
         timestamp = (self._timestamp_origin + frame.timestamp) & 0xFFFFFFFF
         seq, history, last = self._seq, self._history, len(frame.payloads) - 1
-        octets = payload_octets = 0
+        packets = []
+        payload_octets = 0
         for i, payload in enumerate(frame.payloads):
             header = (
                 _HEADER.pack(
@@ -115,13 +117,14 @@ class RtpOutput:
                 + extensions
             )
             history[seq % HISTORY] = (header, payload)
-            send(header + payload)
-            octets += len(header) + len(payload)
+            packets.append(header + payload)
             payload_octets += len(payload)
             seq = (seq + 1) & 0xFFFF
+        send(packets)
         self._seq = seq
-        self.packets += len(frame.payloads)
-        self._link.count(len(frame.payloads), octets, payload_octets, timestamp, frame.ntp)
+        self.packets += len(packets)
+        octets = payload_octets + len(packets) * (12 + len(extensions))
+        self._link.count(len(packets), octets, payload_octets, timestamp, frame.ntp)
         return Delivery.SENT
 
     async def retransmit(self, seq: int) -> None:
@@ -143,7 +146,7 @@ class RtpOutput:
             )
             payload = seq.to_bytes(2, "big") + payload
             self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
-        send(header + payload)
+        send([header + payload])
         self.retransmitted += 1
         self._retransmissions.inc()
 
