@@ -118,6 +118,27 @@ async def test_the_caller_hears_the_spoken_pin_prompt(phone: Phone, udp_peer: Ud
     assert len(set(heard)) > 50  # speech, not silence or one tone
 
 
+async def test_a_pin_keyed_as_sip_info_joins_the_room(phone: Phone, udp_peer: UdpPeer) -> None:
+    pin = await phone.pins.ensure_room_pin("mentoring-5")
+    keys = [arg for i, digit in enumerate(pin, 1) for arg in ("-set", f"d{i}", digit)]
+    call = phone.start_sipp(
+        "call_info_dtmf.xml",
+        "+4930123456",
+        hold_ms=1500,
+        args=("-set", "rtpport", str(udp_peer.port), *keys),
+    )
+    live = await phone.confirmed_call()
+    room = await eventually(lambda: phone.registry.get("mentoring-5"))
+    caller = await eventually(lambda: next(iter(room.participants.values()), None))
+    assert (caller.media_mode, caller.connection) == (MediaMode.PHONE, live.call_id)
+    result = await call
+
+    # sipp checked each answer: 415 for an INFO that is not DTMF, 200 for each key.
+    assert result.returncode == 0, result.errors
+    assert live.stats.dtmf_packets_received == 0  # the PIN came by SIP alone
+    assert phone.of_type(PhonePinRejected) == []
+
+
 async def test_wrong_pin_three_times_gets_a_goodbye_and_bye(
     phone: Phone, udp_peer: UdpPeer
 ) -> None:

@@ -24,6 +24,7 @@ def request(
     body: bytes = b"",
     to_tag: str = "",
     content_length: int | None = None,
+    content_type: str = "application/sdp",
 ) -> bytes:
     head = (
         f"{method} sip:123456@127.0.0.1 SIP/2.0\r\n"
@@ -34,7 +35,7 @@ def request(
         f"Contact: <sip:caller@127.0.0.1:5099>\r\nMax-Forwards: 70\r\n"
     )
     if body:
-        head += "Content-Type: application/sdp\r\n"
+        head += f"Content-Type: {content_type}\r\n"
     length = len(body) if content_length is None else content_length
     return f"{head}Content-Length: {length}\r\n\r\n".encode() + body
 
@@ -87,6 +88,18 @@ async def test_garbage_and_truncated_sip_leave_calls_alone(phone: Phone, udp_pee
     assert (await final_response(udp_peer)).status == 400
     udp_peer.send(request("BYE", "nobody", to_tag="x"), phone.gateway.port)
     assert (await final_response(udp_peer)).status == 481
+    # A key press by INFO that names no key is refused; an INFO outside any call too.
+    relay = "application/dtmf-relay"
+    udp_peer.send(
+        request("INFO", live.call_id, body=b"Signal=Z\r\n", content_type=relay,
+                to_tag=live.dialog.local_tag),
+        phone.gateway.port,
+    )  # fmt: skip
+    assert (await final_response(udp_peer)).status == 400
+    udp_peer.send(request("INFO", "nobody", body=b"Signal=1", content_type=relay, to_tag="x"),
+                  phone.gateway.port)  # fmt: skip
+    assert (await final_response(udp_peer)).status == 481
+    assert live.room is not None and live.pin_entry.attempts == 0
     udp_peer.send(request("REGISTER", "reg"), phone.gateway.port)
     reply = await final_response(udp_peer)
     assert reply.status == 405 and "INVITE" in reply.get("Allow")

@@ -101,6 +101,11 @@ class Call:
     def local_rtp_port(self) -> int:
         return self.endpoint.local_port
 
+    def key(self, digits: str) -> None:
+        """Key presses from the caller (from RTP events or SIP INFO)."""
+        if digits and self.on_digits is not None:
+            self.on_digits(self, digits)
+
     def receive(self, packet: RtpPacket) -> None:
         """A packet from the caller (the RTP endpoint's callback)."""
         self._last_packet = time.monotonic()
@@ -108,9 +113,7 @@ class Call:
             return
         if packet.payload_type == self.answer.dtmf_payload_type:
             self.stats.dtmf_packets_received += 1
-            digits = self._dtmf.feed(packet.timestamp, packet.payload)
-            if digits and self.on_digits is not None:
-                self.on_digits(self, digits)
+            self.key(self._dtmf.feed(packet.timestamp, packet.payload))
         elif packet.payload_type == self.answer.payload_type:
             self.stats.audio_frames_received += 1
             if self.phone_track is not None and not self.prompting:

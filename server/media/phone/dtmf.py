@@ -1,8 +1,12 @@
-"""RFC 4733 telephone-event DTMF: digits out of RTP, each reported once.
+"""DTMF: digits out of RFC 4733 telephone-events in the RTP, or out of SIP INFO.
 
 A sender repeats an event's packets while the key is held and sends its end packet
 three times; all of them carry the event's start timestamp, which is what tells
 one key press from the next press of the same key.
+
+Some trunks and PBXs send key presses as SIP INFO requests instead, one per press:
+`application/dtmf-relay` (`Signal=5` and `Duration=160` lines, the common form) or
+`application/dtmf` (the digit alone).
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import struct
 from dataclasses import dataclass
 
 EVENTS = "0123456789*#ABCD"
+INFO_TYPES = ("application/dtmf-relay", "application/dtmf")
 PAYLOAD = struct.Struct("!BBH")
 
 
@@ -64,3 +69,18 @@ class DtmfReceiver:
             self._current, self._current_digit = None, None
             completed += event.digit
         return completed
+
+
+def info_digit(content_type: str, body: bytes) -> str | None:
+    """The key an INFO body of one of `INFO_TYPES` carries, or None if it carries none.
+    Events 10 and 11 are `*` and `#` (as some Cisco gateways send them)."""
+    try:
+        text = body.decode("ascii").strip()
+    except UnicodeDecodeError:
+        return None
+    if content_type == "application/dtmf-relay":
+        fields = dict(line.partition("=")[::2] for line in text.splitlines())
+        text = next((v.strip() for k, v in fields.items() if k.strip().lower() == "signal"), "")
+    if text.isdigit() and int(text) < len(EVENTS):
+        return EVENTS[int(text)]
+    return text.upper() if len(text) == 1 and text.upper() in EVENTS else None

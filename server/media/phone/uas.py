@@ -2,8 +2,9 @@
 
 It answers INVITEs from a trunk or PBX (100, 180, then 200 with an SDP answer,
 retransmitted until the ACK), takes BYE in both directions, CANCEL before the
-answer (200, then 487), OPTIONS pings, and rejects the rest with the right final
-response (403, 405, 481, 488, 503), retransmitting final errors until their ACK.
+answer (200, then 487), OPTIONS pings, key presses sent as INFO, and rejects the
+rest with the right final response (400, 403, 405, 415, 481, 488, 503),
+retransmitting final errors until their ACK.
 
 What a call *means* (PINs, rooms, audio) is the `CallHandler`'s business.
 A datagram that is not SIP, or a request this code cannot make sense of, is
@@ -21,7 +22,7 @@ from collections import deque
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, Protocol
 
-from server.media.phone import sip
+from server.media.phone import dtmf, sip
 from server.media.phone.call import Call, CallState, Dialog
 from server.media.phone.metrics import PhoneMetrics
 from server.media.phone.rtp import RtpStats, open_endpoint
@@ -42,7 +43,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("pairwise.phone.sip")
 
 T1, T2, TIMEOUT = 0.5, 4.0, 32.0  # RFC 3261 timers: first retransmit, cap, give up
-ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS"
+ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO"
 USER_AGENT = "Pairwise phone gateway"
 ENDED_CALLS_KEPT = 200
 TRANSACTION_MEMORY = 32.0  # seconds a non-INVITE response is kept for retransmitted requests
@@ -151,6 +152,8 @@ class UserAgentServer(UdpEndpoint):
             self._cancel(request, addr)
         elif method == "BYE":
             self._bye(request, addr)
+        elif method == "INFO":
+            self._info(request, addr)
         elif method == "OPTIONS":
             self._reply(
                 request,
@@ -438,6 +441,28 @@ class UserAgentServer(UdpEndpoint):
             return
         self._reply(request, addr, 200, to_tag=call.dialog.local_tag)
         self.spawn(self._end(call, "caller_hung_up"), "phone-bye")
+
+    def _info(self, request: SipMessage, addr: tuple[str, int]) -> None:
+        """A key press sent as SIP INFO (dtmf.py), or an empty keep-alive INFO."""
+        call = self.calls.get(request.call_id)
+        if call is None or sip.header_param(request.get("To"), "tag") != call.dialog.local_tag:
+            self._reply(request, addr, 481)
+            return
+        tag = call.dialog.local_tag
+        if not request.body.strip():
+            self._reply(request, addr, 200, to_tag=tag)
+            return
+        kind = request.get("Content-Type").partition(";")[0].strip().lower()
+        if kind not in dtmf.INFO_TYPES:
+            accept = ", ".join(dtmf.INFO_TYPES)
+            self._reply(request, addr, 415, to_tag=tag, headers=[("Accept", accept)])
+            return
+        digit = dtmf.info_digit(kind, request.body)
+        if digit is None:
+            self._reply(request, addr, 400, to_tag=tag)
+            return
+        self._reply(request, addr, 200, to_tag=tag)
+        call.key(digit)
 
     # -- responses (to our BYE) ------------------------------------------------------------
 
