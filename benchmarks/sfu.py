@@ -10,6 +10,8 @@ same subscriber code:
 - `pairwise`: the real server (`create_app`), negotiated over Socket.IO;
 - `relay`: aiortc's stock MediaRelay (decode once, encode per subscriber) behind a
   minimal HTTP offer/answer endpoint;
+- `pairwise-nogso` (only when asked for): the same server sending one packet per system
+  call, to measure what UDP GSO saves;
 - `janus`: the native Janus SFU (`/usr/bin/janus`, VideoRoom plugin over its HTTP API on
   loopback, `event_loops = 2`) as the baseline; `serve janus` writes its configuration
   and execs it, so the measured process is Janus (see benchmarks.janus). Run only when
@@ -251,7 +253,7 @@ def latencies(
 
 
 async def _connector(mode: str, base: str, sockets: list[Any]) -> Any:
-    if mode == "pairwise":
+    if mode.startswith("pairwise"):
         return await _pairwise_connector(base, sockets)
     if mode == "janus":
         from benchmarks import janus
@@ -410,9 +412,12 @@ def _relay_connector(base: str) -> Any:
 def serve(mode: str, port: int, data_dir: str) -> None:
     from aiohttp import web
 
-    if mode == "pairwise":
+    if mode.startswith("pairwise"):
         from server.app import create_app
         from server.config import load_settings
+        from server.media import gso
+
+        gso._enabled = mode != "pairwise-nogso"  # the same server, one packet per send
 
         settings = load_settings(
             data_dir=Path(data_dir),
