@@ -155,12 +155,13 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     await MatchingStore(services.database, services.settings.node_name).fail_abandoned()
     log.info("database ready", extra={"url": _redacted(services.database.url)})
     if services.sessionlog is not None:
-        services.bus.subscribe(services.sessionlog.recorder, "sessionlog")
+        recorder = services.sessionlog.recorder
+        services.bus.subscribe(recorder, "sessionlog", kinds=recorder.KINDS)
     services.bus.subscribe(Broadcaster(services.signaling), "broadcast", paced=True)
-    services.bus.subscribe(services.cluster, "cluster")
+    services.bus.subscribe(services.cluster, "cluster", kinds=services.cluster.KINDS)
     await services.cluster.start()
     if services.roster is not None:
-        services.bus.subscribe(services.roster, "roster")
+        services.bus.subscribe(services.roster, "roster", kinds=services.roster.KINDS)
     if services.sfu is not None:
         await services.sfu.start()
     if services.phone is not None:

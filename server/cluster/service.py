@@ -22,6 +22,8 @@ log = logging.getLogger("pairwise.cluster")
 
 
 class Cluster:
+    KINDS = (SessionEnded,)  # the bus events `__call__` handles
+
     def __init__(
         self,
         settings: Settings,

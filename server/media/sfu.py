@@ -89,7 +89,7 @@ class Sfu:
 
     async def start(self) -> None:
         internals.check()
-        self.bus.subscribe(self._on_event, "sfu")
+        self.bus.subscribe(self._on_event, "sfu", kinds=(ParticipantLeft, SessionEnded))
         self.health.start()
 
     async def stop(self) -> None:

@@ -1,8 +1,8 @@
 """Room events and the in-process bus they travel on.
 
-Every subscriber gets every event, in order, from its own queue: a slow subscriber
-(the session log writing to the database) never delays another (signaling fan-out),
-and one that fails is logged and keeps receiving.
+Every subscriber gets every event of the kinds it takes (all, unless it says), in order,
+from its own queue: a slow subscriber (the session log writing to the database) never
+delays another (signaling fan-out), and one that fails is logged and keeps receiving.
 """
 
 from __future__ import annotations
@@ -93,6 +93,7 @@ class MediaReconnected(RoomEvent):
 
 Subscriber = Callable[[RoomEvent], Awaitable[None]]
 _Item = tuple[RoomEvent, "asyncio.Future[None] | None"]
+Kinds = tuple[type[RoomEvent], ...]
 
 
 class EventBus:
@@ -101,23 +102,32 @@ class EventBus:
     ack waits for the fan-out and a flood cannot build an unbounded queue behind it."""
 
     def __init__(self) -> None:
-        self._queues: list[tuple[asyncio.Queue[_Item], bool]] = []
+        self._queues: list[tuple[asyncio.Queue[_Item], bool, Kinds | None]] = []
         self._workers: list[asyncio.Task[None]] = []
 
     def subscribe(
-        self, subscriber: Subscriber, name: str | None = None, *, paced: bool = False
+        self,
+        subscriber: Subscriber,
+        name: str | None = None,
+        *,
+        paced: bool = False,
+        kinds: Kinds | None = None,
     ) -> None:
+        """Deliver events to `subscriber`: all of them, or only those of the `kinds` it
+        handles (the others then cost it no queue hop and no turn of its worker)."""
         queue: asyncio.Queue[_Item] = asyncio.Queue()
-        self._queues.append((queue, paced))
+        self._queues.append((queue, paced, kinds))
         label = name or str(getattr(subscriber, "__qualname__", repr(subscriber)))
         self._workers.append(asyncio.create_task(self._run(queue, subscriber, label)))
 
     def publish(self, event: RoomEvent) -> asyncio.Future[Any]:
-        """Queue `event` for every subscriber; the result completes when the paced ones
-        have handled it (awaiting it is optional)."""
+        """Queue `event` for every subscriber that takes it; the result completes when the
+        paced ones have handled it (awaiting it is optional)."""
         loop = asyncio.get_running_loop()
         waits = []
-        for queue, paced in self._queues:
+        for queue, paced, kinds in self._queues:
+            if kinds is not None and not isinstance(event, kinds):
+                continue
             handled = loop.create_future() if paced else None
             if handled is not None:
                 waits.append(handled)
@@ -128,7 +138,7 @@ class EventBus:
 
     async def drain(self) -> None:
         """Wait until every event published so far has been handled."""
-        for queue, _ in self._queues:
+        for queue, _, _ in self._queues:
             await queue.join()
 
     async def close(self) -> None:

@@ -59,7 +59,20 @@ class _OpenSession:
 
 
 class SessionRecorder:
-    """Subscribe with `bus.subscribe(recorder, "sessionlog")`; it handles one event at a time."""
+    """Subscribe with `bus.subscribe(recorder, "sessionlog", kinds=recorder.KINDS)`; it
+    handles one event at a time."""
+
+    # Everything but chat: the transcript is the chat table itself.
+    KINDS = (
+        SessionStarted,
+        ParticipantJoined,
+        SessionEnded,
+        ParticipantLeft,
+        MediaModeChanged,
+        MediaQualitySampled,
+        MediaReconnected,
+        PresenceChanged,
+    )
 
     def __init__(self, database: Database, pairs: PairStore):
         self._db = database

@@ -22,6 +22,8 @@ from server.rooms.registry import RoomRegistry
 
 
 class RedisRoster:
+    KINDS = (ParticipantJoined, PresenceChanged, MediaModeChanged, ParticipantLeft)
+
     def __init__(self, redis: Redis, cluster: str, node: str, registry: RoomRegistry):
         self._redis = redis
         self._cluster = cluster
