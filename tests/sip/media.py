@@ -11,12 +11,27 @@ from aiortc.mediastreams import AudioStreamTrack
 
 from server.media.phone import g711
 from server.media.phone.dtmf import EVENTS, TelephoneEvent
+from server.media.phone.inband import COLUMNS, KEYS, ROWS
 from server.media.phone.rtp import RtpPacket
 
 
 def tone(frequency: float, seconds: float, rate: int = 8000, level: float = 8000.0) -> np.ndarray:
     t = np.arange(int(rate * seconds)) / rate
     return (level * np.sin(2 * np.pi * frequency * t)).astype(np.int16)
+
+
+def key_tones(
+    keys: str, on_ms: int = 80, off_ms: int = 80, level: float = 6000.0, twist: float = 1.0
+) -> np.ndarray:
+    """Keys pressed on a phone, as the tones themselves (in-band DTMF), 8 kHz."""
+    parts = [np.zeros(8000 * 120 // 1000)]
+    for key in keys:
+        r = next(i for i, row in enumerate(KEYS) if key in row)
+        c = KEYS[r].index(key)
+        t = np.arange(8000 * on_ms // 1000) / 8000
+        row, column = np.sin(2 * np.pi * ROWS[r] * t), np.sin(2 * np.pi * COLUMNS[c] * t)
+        parts += [level * (row + twist * column), np.zeros(8000 * off_ms // 1000)]
+    return np.concatenate(parts).astype(np.int16)
 
 
 def dominant_frequency(samples: np.ndarray, rate: int) -> float:

@@ -10,7 +10,7 @@ from server.media.phone.events import PhoneCallEnded, PhonePinRejected
 from server.rooms.events import MediaModeChanged, ParticipantJoined, ParticipantLeft
 from server.rooms.model import MediaMode
 from tests.sip.conftest import Phone, PhoneFactory, UdpPeer, eventually
-from tests.sip.media import ToneTrack, key_presses, tone
+from tests.sip.media import ToneTrack, key_presses, key_tones, tone
 
 pytestmark = [pytest.mark.slow, pytest.mark.sip]
 
@@ -136,6 +136,23 @@ async def test_a_pin_keyed_as_sip_info_joins_the_room(phone: Phone, udp_peer: Ud
     # sipp checked each answer: 415 for an INFO that is not DTMF, 200 for each key.
     assert result.returncode == 0, result.errors
     assert live.stats.dtmf_packets_received == 0  # the PIN came by SIP alone
+    assert phone.of_type(PhonePinRejected) == []
+
+
+async def test_a_pin_keyed_as_tones_in_the_audio_joins_the_room(phone: Phone) -> None:
+    pin = await phone.pins.ensure_room_pin("mentoring-6")
+    (phone.workdir / "keys.ulaw").write_bytes(g711.encode("PCMU", key_tones(pin + "#")))
+
+    call = phone.start_sipp("call_inband_dtmf.xml", "+4930123456", hold_ms=2500)
+    live = await phone.confirmed_call()
+    assert live.answer.dtmf_payload_type is None  # no key events: tones are all there is
+    room = await eventually(lambda: phone.registry.get("mentoring-6"))
+    caller = await eventually(lambda: next(iter(room.participants.values()), None))
+    assert (caller.media_mode, caller.connection) == (MediaMode.PHONE, live.call_id)
+    result = await call
+
+    assert result.returncode == 0, result.errors
+    assert live.stats.dtmf_packets_received == 0
     assert phone.of_type(PhonePinRejected) == []
 
 

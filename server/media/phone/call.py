@@ -19,6 +19,7 @@ import numpy as np
 from server.media.phone import g711
 from server.media.phone.bridge import PhoneTrack, RoomMix
 from server.media.phone.dtmf import DtmfReceiver
+from server.media.phone.inband import InbandDtmf
 from server.media.phone.pins import PinMatch
 from server.media.phone.prompt import PinEntry, PromptPlayer
 from server.media.phone.rtp import RtpEndpoint, RtpPacket, RtpStats, SequenceTracker
@@ -89,6 +90,7 @@ class Call:
     end_reason: str = ""
     final_response: bytes = b""  # the last final response to the INVITE, for retransmits
     _dtmf: DtmfReceiver = field(default_factory=DtmfReceiver)
+    _inband: InbandDtmf = field(default_factory=InbandDtmf)
     _sequence: SequenceTracker = field(default_factory=SequenceTracker)
     _media_task: asyncio.Task[None] | None = None
     _last_packet: float = field(default_factory=time.monotonic)
@@ -102,7 +104,7 @@ class Call:
         return self.endpoint.local_port
 
     def key(self, digits: str) -> None:
-        """Key presses from the caller (from RTP events or SIP INFO)."""
+        """Key presses from the caller (from RTP events, SIP INFO or in-band tones)."""
         if digits and self.on_digits is not None:
             self.on_digits(self, digits)
 
@@ -116,7 +118,11 @@ class Call:
             self.key(self._dtmf.feed(packet.timestamp, packet.payload))
         elif packet.payload_type == self.answer.payload_type:
             self.stats.audio_frames_received += 1
-            if self.phone_track is not None and not self.prompting:
+            if self.room is None and self.answer.dtmf_payload_type is None:
+                # Waiting for a PIN from a caller whose offer had no key events: its keys
+                # can only be tones in the audio.
+                self.key(self._inband.feed(g711.decode(self.answer.codec, packet.payload)))
+            elif self.phone_track is not None and not self.prompting:
                 self.phone_track.push(g711.decode(self.answer.codec, packet.payload))
 
     def play(self, samples: np.ndarray, *, loop: bool = False, then_hang_up: bool = False) -> None:
