@@ -54,14 +54,14 @@ def batches(datagrams: list[bytes]) -> Iterator[list[bytes]]:
         yield batch
 
 
-def send_all(sock: socket.socket, datagrams: list[bytes], addr: Address, fallback: SendTo) -> int:
+def send_all(sock: socket.socket, datagrams: list[bytes], addr: Address, fallback: SendTo) -> None:
     """Send `datagrams` to `addr` in order, in as few system calls as GSO allows.
 
     Whatever the socket does not take at once (it is full, or GSO is refused) goes
     through `fallback` one by one (asyncio's `sendto`, which queues and reports errors
-    as it always does). Returns how many system calls carried them."""
+    as it always does)."""
     global _enabled
-    sent = calls = 0
+    sent = 0
     if _enabled:
         try:
             for batch in batches(datagrams):
@@ -71,8 +71,7 @@ def send_all(sock: socket.socket, datagrams: list[bytes], addr: Address, fallbac
                     segment = len(batch[0]).to_bytes(2, sys.byteorder)
                     sock.sendmsg(batch, [(socket.SOL_UDP, UDP_SEGMENT, segment)], 0, addr)
                 sent += len(batch)
-                calls += 1
-            return calls
+            return
         except (BlockingIOError, InterruptedError):
             pass  # the socket is full: asyncio queues the rest and sends it when it drains
         except OSError as exc:
@@ -81,5 +80,3 @@ def send_all(sock: socket.socket, datagrams: list[bytes], addr: Address, fallbac
                 log.warning("UDP GSO refused (%s): one datagram per send from now on", exc)
     for datagram in datagrams[sent:]:
         fallback(datagram, addr)
-        calls += 1
-    return calls

@@ -1,8 +1,8 @@
 """The PIN prompt: what the caller hears, and the digits they key in.
 
 Each prompt is spoken by default: a recorded voice (`voice/*.wav`, 8 kHz mono, made
-from each prompt's text by `python -m server.media.phone.prompt`, which needs Debian's
-`flite`), then a pause. `PAIRWISE_SIP_PROMPTS=tones` plays tones instead, for programs
+from each prompt's text by `python -m server.media.phone.recordings`, which needs
+Debian's `flite`), then a pause. `PAIRWISE_SIP_PROMPTS=tones` plays tones instead, for programs
 whose callers do not speak English: two short beeps ask for the PIN (repeated), three
 falling tones say "wrong, try again", three rising ones "you are in", a long low one
 "goodbye". The caller keys the PIN and then `#`; `*` starts over.
@@ -11,10 +11,6 @@ falling tones say "wrong, try again", three rising ones "you are in", a long low
 from __future__ import annotations
 
 import functools
-import shutil
-import subprocess
-import sys
-import tempfile
 import wave
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,9 +22,7 @@ from server.media.phone.g711 import Samples
 
 RATE = 8000
 LEVEL = 0.25 * 32767  # well below full scale: tones are loud on a handset
-VOICE_PEAK = 0.5 * 32767  # speech peaks higher than tones for the same loudness
 VOICE = Path(__file__).parent / "voice"
-FLITE_VOICE = "slt"  # flite's clearest US English voice
 
 Tone = tuple[float, int]  # (frequency Hz, 0 for silence; milliseconds)
 
@@ -68,9 +62,10 @@ GOODBYE = Prompt(
 PROMPTS = (ASK_PIN, WRONG_PIN, ACCEPTED, GOODBYE)
 
 
+@functools.cache
 def render(prompt: Prompt, voice: bool = True) -> Samples:
     """What the caller hears, as 8 kHz samples: the recorded words then the pause, or
-    the tones."""
+    the tones (made once per prompt; callers only read it)."""
     if not voice:
         return tones(prompt.tones)
     return np.concatenate(
@@ -78,9 +73,8 @@ def render(prompt: Prompt, voice: bool = True) -> Samples:
     ).astype(np.int16)
 
 
-@functools.cache
 def recording(name: str) -> Samples:
-    """A prompt's recorded words (read once)."""
+    """A prompt's recorded words, from voice/{name}.wav."""
     with wave.open(str(VOICE / f"{name}.wav"), "rb") as wav:
         if (wav.getframerate(), wav.getnchannels(), wav.getsampwidth()) != (RATE, 1, 2):
             raise ValueError(f"voice/{name}.wav is not 8 kHz mono 16-bit")
@@ -102,46 +96,6 @@ def tones(sequence: Sequence[Tone]) -> Samples:
         envelope[-ramp:] = np.linspace(1, 0, ramp)
         parts.append(wave_ * envelope)
     return np.concatenate(parts).astype(np.int16)
-
-
-def record(prompt: Prompt) -> Samples:
-    """Speak `prompt.text` with flite, as 8 kHz samples: trimmed of silence at both ends
-    and brought to `VOICE_PEAK`."""
-    import av
-
-    flite = shutil.which("flite")
-    if flite is None:
-        raise SystemExit("flite is not installed (apt-get install -y flite)")
-    with tempfile.TemporaryDirectory() as tmp:
-        spoken = Path(tmp) / "spoken.wav"
-        subprocess.run(
-            [flite, "-voice", FLITE_VOICE, "-t", prompt.text, "-o", str(spoken)], check=True
-        )
-        resampler = av.AudioResampler(format="s16", layout="mono", rate=RATE)
-        with av.open(str(spoken)) as container:
-            chunks = [
-                out.to_ndarray().reshape(-1)
-                for frame in container.decode(audio=0)
-                for out in resampler.resample(frame)
-            ]
-        chunks += [out.to_ndarray().reshape(-1) for out in resampler.resample(None)]
-    samples = np.concatenate(chunks).astype(np.float64)
-    loud = np.flatnonzero(np.abs(samples) > 0.02 * np.abs(samples).max())
-    samples = samples[loud[0] : loud[-1] + 1]
-    return (samples * VOICE_PEAK / np.abs(samples).max()).astype(np.int16)
-
-
-def main() -> None:
-    """Record every prompt into voice/ (run after changing a prompt's text)."""
-    VOICE.mkdir(exist_ok=True)
-    for prompt in PROMPTS:
-        samples = record(prompt)
-        with wave.open(str(VOICE / f"{prompt.name}.wav"), "wb") as wav:
-            wav.setnchannels(1)
-            wav.setsampwidth(2)
-            wav.setframerate(RATE)
-            wav.writeframes(samples.astype("<i2").tobytes())
-        print(f"voice/{prompt.name}.wav: {len(samples) / RATE:.1f} s", file=sys.stderr)
 
 
 class PromptPlayer:
@@ -206,7 +160,3 @@ class PinEntry:
     @property
     def exhausted(self) -> bool:
         return self.attempts >= self.tries
-
-
-if __name__ == "__main__":
-    main()

@@ -44,4 +44,4 @@ def test_a_recording_in_the_wrong_format_is_refused(tmp_path, monkeypatch) -> No
         wav.writeframes(bytes(3200))
     monkeypatch.setattr(prompt, "VOICE", tmp_path)
     with pytest.raises(ValueError, match="not 8 kHz mono 16-bit"):
-        prompt.recording.__wrapped__("odd")
+        prompt.recording("odd")
