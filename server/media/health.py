@@ -1,6 +1,10 @@
 """The media health monitor: from real counters to the fallback ladder.
 
 Every tick it judges each participant's connection from what the SFU saw:
+- The connection is dead (aiortc says `failed` or `closed`: ICE or DTLS failed, the far
+  end closed it, ICE consent expired) → it is closed, the participant moves to text
+  for that reason and their client gets `media_failed` to rebuild it. The state change
+  event does this at once; the tick is the safety net.
 - ICE never completed within `media_ice_timeout_seconds` → the connection is closed
   and the participant moves to text (`ice_timeout`); ICE failed → text (`ice_failed`).
 - No video frames for `media_silence_seconds` while the camera is on → audio
@@ -13,8 +17,9 @@ Every tick it judges each participant's connection from what the SFU saw:
 - After stepping someone down, media that flows cleanly again for
   `media_recover_seconds` brings them back up (`media_recovered`), never above the
   mode they had; a mode the client sets itself ends that.
-- While someone is below video, the SFU stops forwarding their video (`Publication.
-  held`); the web client stops sending it. After a network step down (`high_loss`,
+- While someone is below video (stepped down, or by their own choice), the SFU stops
+  forwarding their video (`Sfu.hold_video`, on the `media_mode` room event); the web
+  client stops sending it. After a network step down (`high_loss`,
   `no_rtp`) clean audio is then the evidence that video would fit again.
 
 Every `SAMPLE_SECONDS` it reads each PeerConnection's stats (packets, bytes, loss,
@@ -59,7 +64,21 @@ class _State:
     network: bool = False  # stepped down for the network: clean audio vouches for video
 
 
-NETWORK_REASONS = frozenset({"high_loss", "no_rtp"})
+# Steps the network caused: while stepped down for one of these the client sends no
+# video, so clean audio is the evidence that video would fit again. A dead connection
+# counts: the client rebuilds it and, until it is stepped back up, sends audio only.
+NETWORK_REASONS = frozenset(
+    {
+        "high_loss",
+        "no_rtp",
+        "ice_failed",
+        "ice_timeout",
+        "dtls_failed",
+        "connection_closed",
+        "renegotiation_timeout",
+        "renegotiation_failed",
+    }
+)
 
 
 def inbound_media_packets(stats: Iterable[Any], media_ssrcs: set[int]) -> tuple[int, int]:
@@ -140,7 +159,10 @@ class HealthMonitor:
         if state.last_set is not None and participant.media_mode != state.last_set:
             state.ceiling = state.last_set = None  # the client chose its own mode
             state.network = False
-            self._hold_video(media, peer.identity, hold=False)
+        dead = peer.dead_reason()
+        if dead is not None:  # missed its state change event: the same path as that event
+            self._sfu._spawn(self._sfu.fail(peer, dead))
+            return
         if peer.connected_at is None:
             if now - peer.created_at >= self._settings.media_ice_timeout_seconds:
                 self._sfu._spawn(self._sfu.fail(peer, "ice_timeout"))
@@ -203,19 +225,10 @@ class HealthMonitor:
         if not down and mode == state.ceiling:
             state.ceiling = state.last_set = None
             state.network = False
-        media = self._sfu.rooms.get(room)
-        if media is not None:
-            self._hold_video(media, identity, hold=mode != MediaMode.VIDEO)
         log.info(
             "media mode changed",
             extra={"room": room, "identity": identity, "mode": str(mode), "reason": reason},
         )
-
-    @staticmethod
-    def _hold_video(media: RoomMedia, identity: str, hold: bool) -> None:
-        publication = media.publications.get((identity, "video"))
-        if publication is not None:
-            publication.set_held(hold)
 
     @staticmethod
     def _incoming(media: RoomMedia, peer: Peer, kind: str) -> Publication | None:

@@ -345,12 +345,31 @@ class Peer:
                 self.incoming.append(incoming)
                 self.on_track(self, incoming)
 
+    def dead_reason(self) -> str | None:
+        """Why this connection can no longer carry media, or None while it can.
+
+        aiortc has no `disconnected` state: a connection is `failed` when ICE or DTLS
+        failed and `closed` when the far end closed it (a DTLS close_notify: the page
+        closed its RTCPeerConnection) or ICE consent expired (~31 s after the last
+        answered check: aiortc then closes everything and reports `closed`, never
+        `failed`). A connection this side closed is not dead, it is gone.
+        """
+        if self.closed:
+            return None
+        state = self.pc.connectionState
+        if state == "failed":
+            return "ice_failed" if self.pc.iceConnectionState == "failed" else "dtls_failed"
+        if state == "closed":
+            return "connection_closed"
+        return None
+
     def _state_changed(self) -> None:
         state = self.pc.connectionState
         if state == "connected" and self.connected_at is None:
             self.connected_at = time.monotonic()
-        elif state == "failed":
-            self.on_failed(self, "ice_failed")
+        reason = self.dead_reason()
+        if reason is not None:
+            self.on_failed(self, reason)
 
 
 def _describe(exc: Exception) -> str:

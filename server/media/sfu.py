@@ -30,11 +30,15 @@ from server.media.rtp_output import RtpOutput
 from server.media.transcode import Transcoder
 from server.rooms.events import (
     EventBus,
+    MediaConnectionLost,
+    MediaControlsChanged,
+    MediaModeChanged,
     MediaReconnected,
     ParticipantLeft,
     RoomEvent,
     SessionEnded,
 )
+from server.rooms.model import MediaMode
 from server.rooms.registry import RoomRegistry
 
 log = logging.getLogger("pairwise.media.sfu")
@@ -89,7 +93,9 @@ class Sfu:
 
     async def start(self) -> None:
         internals.check()
-        self.bus.subscribe(self._on_event, "sfu", kinds=(ParticipantLeft, SessionEnded))
+        self.bus.subscribe(
+            self._on_event, "sfu", kinds=(ParticipantLeft, SessionEnded, MediaModeChanged)
+        )
         self.health.start()
 
     async def stop(self) -> None:
@@ -164,6 +170,7 @@ class Sfu:
         self.registry.require(room, identity)
         media = self.rooms.setdefault(room, RoomMedia(room))
         controls = media.controls.setdefault(identity, Controls())
+        sent_before = (controls.audio, controls.video)
         if audio is not None:
             controls.audio = audio
         if video is not None:
@@ -177,6 +184,12 @@ class Sfu:
             for outgoing in peer.outgoing.values():
                 if outgoing.track.kind == "video":
                     outgoing.track.set_enabled(controls.receive_video)
+        if (controls.audio, controls.video) != sent_before:
+            self.bus.publish(
+                MediaControlsChanged(
+                    room, identity=identity, audio=controls.audio, video=controls.video
+                )
+            )
         return controls
 
     async def disconnect(self, room: str, identity: str) -> bool:
@@ -208,8 +221,21 @@ class Sfu:
         if not media.peers and not media.publications and self.rooms.get(room) is media:
             del self.rooms[room]
 
+    def hold_video(self, room: str, identity: str, hold: bool) -> None:
+        """Stop (or resume) forwarding a participant's video without ending it: the
+        subscribers keep the track, and it resumes on a keyframe."""
+        media = self.rooms.get(room)
+        publication = media.publications.get((identity, "video")) if media else None
+        if publication is not None:
+            publication.set_held(hold)
+
     async def _on_event(self, event: RoomEvent) -> None:
-        if isinstance(event, ParticipantLeft):
+        if isinstance(event, MediaModeChanged):
+            # Video goes out only while its sender is in video mode, whoever moved them:
+            # the others get this same `media_mode` event and show "video paused" instead
+            # of a frozen last frame, and going back to video starts from a keyframe.
+            self.hold_video(event.room, event.identity, hold=event.mode != MediaMode.VIDEO)
+        elif isinstance(event, ParticipantLeft):
             await self.remove(event.room, event.identity)
         elif isinstance(event, SessionEnded) and event.room in self.rooms:
             media = self.rooms[event.room]
@@ -335,14 +361,19 @@ class Sfu:
         self._spawn(self.fail(peer, reason))
 
     async def fail(self, peer: Peer, reason: str) -> None:
-        """The connection is unusable: close it, tell the client, let the monitor decide
-        the media mode."""
+        """The connection is unusable: close it, step the participant down to text, record
+        why, and tell the client to rebuild it (`media_failed` → `media_reconnect`)."""
         media = self.rooms.get(peer.room)
         if media is None or media.peers.get(peer.identity) is not peer:
             return
         del media.peers[peer.identity]
         await self._close_peer(peer)
         self.health.connection_lost(peer.room, peer.identity, reason)
+        self.bus.publish(MediaConnectionLost(peer.room, identity=peer.identity, reason=reason))
+        log.info(
+            "media connection lost",
+            extra={"room": peer.room, "identity": peer.identity, "reason": reason},
+        )
         await self._notify(peer.room, peer.identity, "media_failed", {"reason": reason})
 
     async def _close_peer(self, peer: Peer) -> None:

@@ -15,6 +15,7 @@ from server.auth import Grant
 from server.media.ice import client_ice_servers
 from server.media.peer import MAX_SDP_BYTES
 from server.media.sfu import Sfu
+from server.rooms.model import MediaMode
 from server.signaling.schemas import Empty, Payload
 from server.signaling.server import Ack, Connection, Signaling
 
@@ -132,10 +133,20 @@ class MediaHandlers:
         return controls.public()
 
     async def close(self, conn: Connection, payload: Empty) -> Ack:
-        return {"closed": await self.sfu.disconnect(conn.room, conn.identity)}
+        """Closing media is the participant's choice: they go to text, so the others stop
+        showing their video tile as live."""
+        closed = await self.sfu.disconnect(conn.room, conn.identity)
+        participant = self.signaling.registry.participant(conn.room, conn.identity)
+        if participant is not None and participant.media_mode in (MediaMode.VIDEO, MediaMode.AUDIO):
+            self.signaling.registry.set_media_mode(
+                conn.room, conn.identity, MediaMode.TEXT, "media_close", choice=True
+            )
+        return {"closed": closed}
 
     async def probe(self, conn: Connection, payload: MediaOfferIn) -> Ack:
-        return {"sdp": await self.sfu.probes.answer(conn.sid, payload.sdp), "type": "answer"}
+        owner = f"{conn.room}\n{conn.identity}"
+        sdp = await self.sfu.probes.answer(conn.sid, payload.sdp, owner=owner)
+        return {"sdp": sdp, "type": "answer"}
 
     async def probe_close(self, conn: Connection, payload: Empty) -> Ack:
         await self.sfu.probes.close(conn.sid)

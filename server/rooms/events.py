@@ -48,6 +48,9 @@ class ParticipantJoined(RoomEvent):
 class ParticipantLeft(RoomEvent):
     identity: str
     reason: str  # left | disconnected | removed | replaced
+    # After a dropped connection (`disconnected`): how long the others show the person as
+    # "reconnecting" (the room's grace period) before taking their tile away.
+    grace_seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,7 @@ class MediaModeChanged(RoomEvent):
     mode: str
     previous: str
     reason: str
+    choice: bool = False  # the participant chose it (not a failure, not the server)
 
 
 @dataclass(frozen=True)
@@ -89,6 +93,25 @@ class MediaQualitySampled(RoomEvent):
 class MediaReconnected(RoomEvent):
     identity: str
     reason: str
+
+
+@dataclass(frozen=True)
+class MediaConnectionLost(RoomEvent):
+    """The SFU closed a participant's dead PeerConnection (ICE or DTLS failed, the far end
+    closed it, consent expired) and told their client to rebuild it. Recorded even when
+    the participant's mode does not change (they were already in text)."""
+
+    identity: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class MediaControlsChanged(RoomEvent):
+    """A participant muted/unmuted or turned the camera off/on: always their own choice."""
+
+    identity: str
+    audio: bool
+    video: bool
 
 
 Subscriber = Callable[[RoomEvent], Awaitable[None]]

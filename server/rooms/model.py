@@ -25,6 +25,20 @@ class MediaMode(StrEnum):
 
 LADDER = (MediaMode.VIDEO, MediaMode.AUDIO, MediaMode.TEXT)
 
+# How the session log marks a step the participant chose (audio-only, text, closing
+# media, camera off): its reason starts with this. A choice is never a fallback, so
+# program health and the session summary leave it out of the fallback counts.
+CHOICE_PREFIX = "choice: "
+
+
+def choice_reason(reason: str) -> str:
+    """The stored reason of a participant's own choice."""
+    return reason if is_choice(reason) else CHOICE_PREFIX + reason
+
+
+def is_choice(reason: str | None) -> bool:
+    return reason is not None and reason.startswith(CHOICE_PREFIX)
+
 
 def step_down(mode: MediaMode) -> MediaMode:
     if mode not in LADDER:

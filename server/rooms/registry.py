@@ -114,7 +114,10 @@ class RoomRegistry:
         if connection is not None and participant.connection != connection:
             return False
         del current.participants[identity]
-        self._bus.publish(ParticipantLeft(room, identity=identity, reason=reason))
+        grace = self._grace if reason == "disconnected" else 0.0
+        self._bus.publish(
+            ParticipantLeft(room, identity=identity, reason=reason, grace_seconds=grace)
+        )
         if not current.participants:
             loop = asyncio.get_running_loop()
             self._closing[room] = loop.call_later(self._grace, self._close, room)
@@ -128,7 +131,10 @@ class RoomRegistry:
         self._bus.publish(PresenceChanged(room, identity=identity, presence=str(presence)))
         return True
 
-    def set_media_mode(self, room: str, identity: str, mode: MediaMode, reason: str) -> bool:
+    def set_media_mode(
+        self, room: str, identity: str, mode: MediaMode, reason: str, choice: bool = False
+    ) -> bool:
+        """Move a participant to `mode`; `choice` when they chose it themselves."""
         participant = self.require(room, identity)
         if participant.media_mode == mode:
             return False
@@ -136,7 +142,12 @@ class RoomRegistry:
         participant.media_mode = mode
         self._bus.publish(
             MediaModeChanged(
-                room, identity=identity, mode=str(mode), previous=str(previous), reason=reason
+                room,
+                identity=identity,
+                mode=str(mode),
+                previous=str(previous),
+                reason=reason,
+                choice=choice,
             )
         )
         return True

@@ -1,7 +1,9 @@
 """Program health: how the whole mentoring program is going, from the stored session logs.
 
 Pairs matched, sessions per pair per month, median duration, the share of sessions that
-needed a fallback (and which step), ratings, pairs going quiet, and match-fit flags.
+needed a fallback (and which step), ratings, pairs going quiet, and match-fit flags. A
+step the participant chose (audio-only, text: a reason starting `choice: `) is not a
+fallback and is not counted.
 """
 
 from __future__ import annotations
@@ -124,9 +126,10 @@ async def program_health(
             session_media_segments.c.session_id,
             session_media_segments.c.previous,
             session_media_segments.c.mode,
+            session_media_segments.c.reason,
         ).where(session_media_segments.c.previous.is_not(None)),
     ):
-        if is_fallback(row["previous"], row["mode"]):
+        if is_fallback(row["previous"], row["mode"], row["reason"]):
             steps_of[row["session_id"]].add(step_name(row["previous"], row["mode"]))
     ratings = [r["rating"] for r in await fetch_all(database, select(session_feedback.c.rating))]
     last_message = {

@@ -3,6 +3,10 @@
 Nothing here is reconstructed afterwards. Each event becomes rows at once: a session on
 the first join, an attendance interval per stretch of presence, a media segment per
 stretch in one mode (with the reason it began), quality samples, and a timeline entry.
+A step the participant chose (audio-only, text, closing media, camera off) is stored
+with a reason starting `choice: ` (`rooms.model.CHOICE_PREFIX`), so it is never
+counted as a fallback; a dead media connection the SFU closed is a `media_failed`
+timeline entry with its reason, even when the mode stays the same.
 Rooms that belong to no pair are not recorded.
 """
 
@@ -16,6 +20,8 @@ from sqlalchemy import ColumnElement, and_, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from server.rooms.events import (
+    MediaConnectionLost,
+    MediaControlsChanged,
     MediaModeChanged,
     MediaQualitySampled,
     MediaReconnected,
@@ -26,6 +32,7 @@ from server.rooms.events import (
     SessionEnded,
     SessionStarted,
 )
+from server.rooms.model import choice_reason
 from server.sessionlog.agenda import carry_over
 from server.sessionlog.pairs import PairStore
 from server.sessionlog.rows import insert_id
@@ -71,6 +78,8 @@ class SessionRecorder:
         MediaModeChanged,
         MediaQualitySampled,
         MediaReconnected,
+        MediaConnectionLost,
+        MediaControlsChanged,
         PresenceChanged,
     )
 
@@ -103,9 +112,8 @@ class SessionRecorder:
             await self._left(conn, current, event.identity, event.ts, event.reason)
         elif isinstance(event, MediaModeChanged):
             if event.identity in current.present:
-                await self._switch(
-                    conn, current, event.identity, event.mode, event.reason, event.ts
-                )
+                reason = choice_reason(event.reason) if event.choice else event.reason
+                await self._switch(conn, current, event.identity, event.mode, reason, event.ts)
         elif isinstance(event, MediaQualitySampled):
             await conn.execute(
                 insert(session_quality_samples).values(
@@ -121,6 +129,17 @@ class SessionRecorder:
         elif isinstance(event, MediaReconnected):
             await _timeline(
                 conn, current.id, event.ts, "reconnected", event.identity, f"media: {event.reason}"
+            )
+        elif isinstance(event, MediaConnectionLost):
+            await _timeline(
+                conn, current.id, event.ts, "media_failed", event.identity, event.reason
+            )
+        elif isinstance(event, MediaControlsChanged):
+            sends = (
+                f"audio {'on' if event.audio else 'off'}, video {'on' if event.video else 'off'}"
+            )
+            await _timeline(
+                conn, current.id, event.ts, "media_control", event.identity, choice_reason(sends)
             )
         elif isinstance(event, PresenceChanged):
             await _timeline(conn, current.id, event.ts, "presence", event.identity, event.presence)

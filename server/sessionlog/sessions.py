@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import and_, func, insert, select
 
 from server.rooms.chat import ChatMessage
+from server.rooms.model import is_choice
 from server.sessionlog.rows import clean_text, fetch_all, fetch_of_pair, fetch_one, insert_id
 from server.store import Database
 from server.store.schema import (
@@ -31,8 +32,9 @@ LADDER = ("video", "audio", "text", "phone")
 NOTE_MAX_CHARS = 4000
 
 
-def is_fallback(previous: str | None, mode: str) -> bool:
-    if previous is None or previous not in LADDER or mode not in LADDER:
+def is_fallback(previous: str | None, mode: str, reason: str | None = None) -> bool:
+    """A step down the ladder that the participant did not choose."""
+    if previous is None or previous not in LADDER or mode not in LADDER or is_choice(reason):
         return False
     return LADDER.index(mode) > LADDER.index(previous)
 
@@ -137,7 +139,7 @@ def fallback_steps(segments: Iterable[Segment]) -> tuple[str, ...]:
     return tuple(
         step_name(s.previous, s.mode)
         for s in segments
-        if s.previous is not None and is_fallback(s.previous, s.mode)
+        if s.previous is not None and is_fallback(s.previous, s.mode, s.reason)
     )
 
 

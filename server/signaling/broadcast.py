@@ -29,7 +29,10 @@ def wire_event(event: RoomEvent) -> tuple[str, dict[str, Any]] | None:
                 "joined_at": event.ts,
             }
         case ParticipantLeft():
-            return "participant_left", {"identity": event.identity, "reason": event.reason}
+            left: dict[str, Any] = {"identity": event.identity, "reason": event.reason}
+            if event.reason == "disconnected":
+                left["grace_seconds"] = event.grace_seconds
+            return "participant_left", left
         case PresenceChanged():
             return "presence", {"identity": event.identity, "presence": event.presence}
         case MediaModeChanged():
@@ -38,6 +41,7 @@ def wire_event(event: RoomEvent) -> tuple[str, dict[str, Any]] | None:
                 "mode": event.mode,
                 "previous": event.previous,
                 "reason": event.reason,
+                "choice": event.choice,
             }
         case ChatPosted():
             return "chat", {

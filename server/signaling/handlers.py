@@ -9,9 +9,9 @@ from redis.exceptions import RedisError
 
 from server.auth import Grant, Role
 from server.cluster.placement import Placement
-from server.errors import Forbidden, RateLimited
+from server.errors import Forbidden, InvalidInput, RateLimited
 from server.rooms.chat import ChatService
-from server.rooms.model import MediaMode, Presence
+from server.rooms.model import CHOICE_PREFIX, MediaMode, Presence, is_choice
 from server.signaling.ratelimit import TokenBucket
 from server.signaling.schemas import (
     ChatIn,
@@ -150,7 +150,11 @@ class RoomHandlers:
         mode = MediaMode(payload.mode)
         if mode in (MediaMode.VIDEO, MediaMode.AUDIO):
             conn.token.require(Grant.PUBLISH)
-        self.registry.set_media_mode(conn.room, conn.identity, mode, payload.reason)
+        if is_choice(payload.reason):
+            raise InvalidInput(f"reason may not start with {CHOICE_PREFIX!r}; send choice: true")
+        self.registry.set_media_mode(
+            conn.room, conn.identity, mode, payload.reason, choice=payload.choice
+        )
         return {"mode": payload.mode}
 
     async def disconnected(self, conn: Connection) -> None:

@@ -44,6 +44,8 @@ class PresenceIn(Payload):
 class MediaModeIn(Payload):
     mode: Literal["video", "audio", "text"]
     reason: str = Field("client", min_length=1, max_length=200)
+    # The person chose it (audio-only, text): recorded as a choice, never as a fallback.
+    choice: bool = False
 
 
 class Empty(Payload):
