@@ -221,18 +221,23 @@ class MediaClient:
             return dict(ack)
 
     async def reconnect(self, reason: str = "test") -> dict[str, Any]:
-        """A fresh PeerConnection with the same published tracks."""
+        """A fresh PeerConnection with the same published tracks. The old one is closed
+        once the new one is answered (closing it first would tell the SFU that the
+        connection died: `connection_closed`)."""
         old = self.pc
         self.pc = RTCPeerConnection(client_configuration())
         self.pc.on("track", self._on_track)
-        await old.close()
         tracks, self.tracks = self.tracks, {}
         for kind, previous in tracks.items():
             track = EncodedTrack(kind, previous.frames, 1 / previous.interval)
+            track.silent = previous.silent
             transceiver = self.pc.addTransceiver(track, direction="sendonly")
             aiortc_internals.on_keyframe_request(transceiver.sender, track.request_keyframe)
             self.tracks[kind] = track
-        return await self.connect("media_reconnect", reason=reason)
+        try:
+            return await self.connect("media_reconnect", reason=reason)
+        finally:
+            await old.close()
 
     async def wait_connected(self, timeout: float = 15) -> None:
         await self.wait_until(lambda: self.pc.connectionState == "connected", timeout)

@@ -103,3 +103,40 @@ async def test_a_probe_ends_when_its_socket_goes_and_after_its_time(
     finally:
         await pc.close()
         await other.close()
+
+
+async def test_one_token_cannot_take_every_probe_slot(
+    socket: SocketParticipant, server: Any, base_url: str
+) -> None:
+    """A token opening sockets in a loop gets `rate_limited` past 2 checks at once (the
+    documented cap); its own slots come back when a check closes, and another token still
+    gets a probe meanwhile. Before the cap one token could take all 64 slots."""
+    cap = 2
+    token = await asyncio.to_thread(issue_token, base_url, "pair-1", "ada", None, "mentee")
+    sockets = [socket] + [await SocketParticipant(base_url, token).connect() for _ in range(cap)]
+    bo_token = await asyncio.to_thread(issue_token, base_url, "pair-1", "bo", None, "mentee")
+    bo = await SocketParticipant(base_url, bo_token).connect()
+    pcs: list[RTCPeerConnection] = []
+
+    async def ask(who: SocketParticipant) -> Any:
+        pc, _ = await offer_with_channel()
+        pcs.append(pc)
+        return await who.call("media_probe", {"sdp": pc.localDescription.sdp, "type": "offer"})
+
+    try:
+        for who in sockets[:-1]:
+            assert "sdp" in await ask(who)
+        refused = await ask(sockets[-1])
+        assert refused["error"]["code"] == "rate_limited", refused
+        assert len(probes(server)) == cap  # the refusal took nothing
+        assert "sdp" in await ask(bo), "another token must still get a probe"
+        # The same socket probing again replaces its own check: never refused.
+        assert "sdp" in await ask(sockets[0])
+        # A closed check frees its slot for the same token.
+        assert await sockets[0].call("media_probe_close", {}) == {"closed": True}
+        assert "sdp" in await ask(sockets[-1])
+    finally:
+        for pc in pcs:
+            await pc.close()
+        for who in sockets[1:] + [bo]:
+            await who.close()
