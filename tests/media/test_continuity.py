@@ -221,3 +221,21 @@ async def test_the_log_tells_choices_from_failures(join: Join, server: Any) -> N
     health = await program_health(services.database)
     assert health.fallback_steps == {"video→text": 1}
     assert health.sessions_with_fallback == 1
+
+
+async def test_a_dropped_partner_is_shown_reconnecting_for_the_grace_period(
+    join: Join, server: Any
+) -> None:
+    """A connection that drops without `leave` tells the others how long to show
+    "reconnecting" (the room's grace period); leaving on purpose does not."""
+    ada = await join("ada", connect=False, publish=False)
+    bo = await join("bo", connect=False, publish=False)
+    carol = await join("carol", connect=False, publish=False)
+    await bo.socket.sio.disconnect()  # the tab died: no `leave`
+    dropped = await ada.socket.wait_for("participant_left", {"identity": "bo"})
+    grace = server.app[SERVICES].settings.room_grace_seconds
+    assert dropped == {"identity": "bo", "reason": "disconnected", "grace_seconds": grace}
+
+    assert await carol.socket.call("leave") == {"ok": True}
+    left = await ada.socket.wait_for("participant_left", {"identity": "carol"})
+    assert left == {"identity": "carol", "reason": "left"}
