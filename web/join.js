@@ -113,6 +113,7 @@ class PreJoin {
     };
     const room = new Room({
       socket: this.socket, claims: this.claims, local: this.local, announce, onEnded: ended,
+      probe: () => this.probeResult,
     });
     room.enter();
     if (diagnostics.debugHandle) {
@@ -139,6 +140,8 @@ class PreJoin {
   async #checkMediaPath() {
     setCheck("check-network", "pending", "Media connection: checking…");
     const result = await probeMedia(this.socket);
+    this.probeResult = result;
+    this.#refresh();
     if (result.ok) {
       setCheck("check-network", "ok", result.path === "relay"
         ? "Media connection: working (through a relay server)" : "Media connection: working");
@@ -200,9 +203,14 @@ class PreJoin {
     }
     $("preview").classList.toggle("has-video", camera);
     if (this.canPublish) $("preview-off").textContent = this.local.hasVideo ? "Camera is off" : "No camera";
-    $("join-mode").textContent = camera ? "You will join with camera and microphone."
-      : mic ? "You will join with audio only."
-        : "You will join in text chat. You can add audio or video later by joining again.";
+    // Honest about the rung you start on: the media check decides it as much as the devices.
+    const blocked = this.probeResult && !this.probeResult.ok && (camera || mic);
+    $("join-mode").textContent = blocked
+      ? "You will join in text chat: audio and video cannot connect from this network right now. "
+        + `Your ${camera ? "camera and microphone switch on by themselves" : "microphone switches on by itself"} as soon as media can connect.`
+      : camera ? "You will join with camera and microphone."
+        : mic ? "You will join with audio only."
+          : "You will join in text chat. You can turn on your microphone or camera in the meeting.";
     const serverOk = $("check-server").dataset.state === "ok";
     $("join-button").disabled = !serverOk;
     if (this.canPublish && !this.local.problem) {

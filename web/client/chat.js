@@ -242,7 +242,7 @@ export class Chat {
     meta.className = "msg-meta";
     const who = document.createElement("span");
     who.className = "msg-author";
-    who.textContent = identity === this.me ? "You" : name;
+    who.append(isolated(identity === this.me ? "You" : name));
     const when = document.createElement("time");
     when.dateTime = new Date(ts * 1000).toISOString();
     when.textContent = timeFormat.format(new Date(ts * 1000));
@@ -313,12 +313,21 @@ export class Chat {
     } else {
       this.typingPeople.delete(identity);
     }
-    const names = [...this.typingPeople.keys()].map((id) => this.nameOf(id));
-    this.typingLine.textContent = names.length === 0 ? ""
-      : names.length === 1 ? `${names[0]} is typing…` : `${names.join(" and ")} are typing…`;
+    const names = [...this.typingPeople.keys()].map((id) => isolated(this.nameOf(id)));
+    const line = names.length === 0 ? [] : names.length === 1 ? [names[0], " is typing…"]
+      : [...names.flatMap((n, i) => (i ? [" and ", n] : [n])), " are typing…"];
+    this.typingLine.replaceChildren(...line);
   }
 
   #scrollToEnd() {
     this.log.scrollTop = this.log.scrollHeight;
   }
+}
+
+/** A person's name isolated for bidirectional text (a right-to-left or U+202E name cannot
+ * reorder the words around it). */
+function isolated(text) {
+  const bdi = document.createElement("bdi");
+  bdi.textContent = text;
+  return bdi;
 }

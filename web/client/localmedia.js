@@ -65,6 +65,24 @@ export class LocalMedia {
     return this;
   }
 
+  /** Ask for one more device ("audio" or "video") in the room, e.g. "Start video" after
+   * joining without a camera; true when this page now has it. */
+  async add(kind) {
+    if (!navigator.mediaDevices?.getUserMedia) return false;
+    const id = kind === "video" ? this.cameraId : this.microphoneId;
+    try {
+      const got = await navigator.mediaDevices.getUserMedia({ [kind]: id ? { deviceId: { exact: id } } : true });
+      if (!this.stream) this.stream = new MediaStream();
+      for (const track of got.getTracks()) this.stream.addTrack(track);
+      if (this.problem && !this.problem.kind.startsWith("missing_")) this.problem = null;
+      return true;
+    } catch (err) {
+      this.problem = { kind: err.name === "NotAllowedError" ? "refused" : "failed",
+        message: err.name === "NotAllowedError" ? EXPLAIN.refused : EXPLAIN.failed };
+      return false;
+    }
+  }
+
   async devices() {
     if (!navigator.mediaDevices?.enumerateDevices) return { cameras: [], microphones: [] };
     const all = await navigator.mediaDevices.enumerateDevices();

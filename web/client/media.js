@@ -10,22 +10,34 @@
 // Text mode (camera/mic refused, or an observer) still receives the others' audio and
 // video on a receive-only connection when the network allows; the mode stays `text`
 // because I publish nothing, and nothing steps down if that connection fails.
+//
+// The ladder climbs back by itself: a dead connection (ICE failed, "disconnected" for a
+// few seconds, closed, `media_failed`, a network step down that does not heal) is
+// replaced with `media_reconnect`; a ladder that ends in text tries again in the
+// background with backoff (backoff.js), at once when the browser says the network is
+// back (`online`). A rebuild aims at the mode the person chose (`capability`), never
+// above it. Nothing is negotiated while the socket is down: rejoining rebuilds.
 
+import { Backoff } from "./backoff.js";
 import { diagnostics } from "./diagnostics.js";
 import { best, connectionQuality, inboundQuality } from "./quality.js";
+import { isNetworkReason, plainReason } from "./reasons.js";
 
 const CONNECT_TIMEOUT_MS = 3500; // per attempt: video, video again ("reconnecting…"), audio
 const DISCONNECTED_GRACE_MS = 3000; // "disconnected" often heals by itself
+const STEPPED_DOWN_GRACE_MS = 8000; // a network step down with a live connection: wait for media_recovered this long
 const STATS_INTERVAL_MS = 2000;
+const STALLED_SAMPLES = 2; // a partner's video decoding nothing for this many samples is "paused"
 const ATTEMPTS = { video: 2, audio: 1 };
-const RECEIVE_ATTEMPTS = 2; // receive-only (text mode) gives up quietly after this many failures
 const LADDER = ["video", "audio", "text"];
 
 const WHY_TEXT = {
   unavailable: "This server does not offer audio and video right now, so the meeting is in text chat.",
-  failed: "Audio and video could not connect from this network (a firewall or VPN may block them). "
-    + "You are in text chat; the others can still read and write to you.",
-  server: "The server moved you to text chat because your audio and video stopped arriving",
+  failed: "Audio and video could not connect from this network just now. You are in text chat; "
+    + "it keeps trying in the background and your audio and video come back by themselves.",
+  probe: "The connection check found that audio and video cannot connect from this network right now, "
+    + "so you joined in text chat. It keeps trying in the background and switches on your audio and "
+    + "video as soon as they can connect.",
 };
 
 class ConnectFailed extends Error {}
@@ -42,14 +54,18 @@ export class MediaSession {
     this.onModeChange = onModeChange;
     this.mode = "text";
     this.pc = null;
+    this.senders = { audio: null, video: null }; // my senders on the current connection
     this.generation = 0; // bumps on every new PeerConnection; older ones stop acting
     this.remote = new Map(); // identity → MediaStream
     this.owners = new Map(); // transceiver mid → identity (from the SFU's offers)
     this.iceServers = null;
     this.statsTimer = 0;
+    this.retryTimer = 0;
+    this.stoppedDownTimer = 0;
     this.stopped = false;
     this.audioOnlyChosen = false;
-    this.receiveFailures = 0;
+    this.backoff = new Backoff();
+    this.wanted = false; // media should be up (false while a rebuild waits for the socket)
     this.trace = []; // recent transitions, for diagnostics (pairwiseDebug.state())
 
     socket.on("media_renegotiate", (offer) => this.#renegotiate(offer));
@@ -57,7 +73,9 @@ export class MediaSession {
       this.tiles.setMic(identity, audio);
       this.tiles.setCameraOff(identity, !video);
     });
-    socket.on("media_failed", ({ reason }) => this.#dropped(`the server lost the connection (${reason})`));
+    socket.on("media_failed", ({ reason }) => this.#dropped(reason || "media_failed", true));
+    window.addEventListener("online", () => this.#networkChanged("the network came back"));
+    navigator.connection?.addEventListener?.("change", () => this.#networkChanged("the network changed"));
   }
 
   /** The best mode this device can offer: video, audio, or text. */
@@ -67,8 +85,10 @@ export class MediaSession {
     return this.local.hasAudio ? "audio" : "text";
   }
 
-  /** After the first join: show my preview and connect the best mode available. */
-  async start() {
+  /** After the first join: show my preview and connect the best mode available. `probe` is
+   * the pre-join check's result (null while it is still running): when it found that media
+   * cannot connect from here, I start in text and the ladder climbs in the background. */
+  async start(probe = null) {
     this.tiles.setStream(this.me, this.local.stream);
     const problem = this.local.problem;
     if (this.canPublish && problem && this.capability === "text") {
@@ -83,12 +103,25 @@ export class MediaSession {
     } else if (problem && problem.kind === "missing_camera") {
       this.banner.show({ title: "You joined with audio only", text: problem.message, tone: "info" });
     }
+    if (probe && !probe.ok && this.capability !== "text") {
+      this.#note(`pre-join check failed (${probe.reason}): starting in text`);
+      this.lastDrop = "pre-join check: media cannot connect";
+      await this.#goText(WHY_TEXT.probe, "pre-join check: media cannot connect");
+      this.#scheduleRetry();
+      return;
+    }
     this.#climb(this.capability, false);
   }
 
-  /** The socket came back and the room was joined again: the SFU dropped our peer with it. */
-  rejoined() {
-    if (this.mode !== "text" || this.pc) this.#climb(this.mode === "text" ? this.capability : this.mode, true);
+  /** The socket came back and the room was joined again: the SFU dropped our peer with it,
+   * and the server has me in text (join's mode) until I say otherwise. */
+  rejoined(serverMode = "text") {
+    if (this.stopped) return;
+    this.mode = serverMode;
+    this.onModeChange();
+    this.#note("rejoined the room: rebuilding media");
+    this.backoff.reset();
+    this.#climb(this.capability, true, !this.pc);
   }
 
   /** Ask for the camera and microphone again (after the person changed a permission). */
@@ -101,56 +134,108 @@ export class MediaSession {
       return;
     }
     this.banner.hide();
-    this.#climb(this.capability, false);
+    this.#climb(this.capability, true);
   }
 
-  /** The person chose audio-only (true) or video again (false). */
+  /** The person chose audio-only (true) or video again (false). Turning video back on
+   * resumes the camera on the existing sender (replaceTrack) when there is one, and
+   * otherwise replaces the connection with one that sends it. */
   async chooseAudioOnly(on) {
     this.audioOnlyChosen = on;
-    const video = this.local.stream?.getVideoTracks()[0] || null;
-    const sender = this.pc?.getSenders().find((s) => s.track?.kind === "video" || s.kind === "video");
-    if (sender) await sender.replaceTrack(on ? null : video).catch(() => {});
-    this.#control({ video: !on && this.local.isEnabled("video"), receive_video: !on });
-    if (this.mode !== "text") await this.#setMode(on ? "audio" : "video", on ? "chose audio only" : "turned video back on");
+    this.tiles.setReceivingVideo(!on);
+    if (on) {
+      this.#sendVideo(false);
+      this.#control({ video: false, receive_video: false });
+      if (this.mode === "video") await this.#setMode("audio", "chose audio only", true);
+      return;
+    }
+    if (!this.local.hasVideo) await this.local.add("video");
+    if (!this.local.hasVideo) return;
+    this.local.setEnabled("video", true);
+    this.tiles.setStream(this.me, this.local.stream);
+    await this.#resumeVideo("turned video back on");
+  }
+
+  /** "Start video" / "Unmute" from any mode: get the device if this page has none yet, then
+   * send it, on the current connection when it has a sender for it, else on a new one. */
+  async turnOn(kind) {
+    if (kind === "video") {
+      this.audioOnlyChosen = false;
+      this.tiles.setReceivingVideo(true);
+      return this.chooseAudioOnly(false);
+    }
+    if (!this.local.hasAudio) await this.local.add("audio");
+    if (!this.local.hasAudio) return;
+    this.local.setEnabled("audio", true);
+    this.tiles.setStream(this.me, this.local.stream);
+    if (this.senders.audio && this.pc) {
+      this.deviceChanged();
+      if (this.mode === "text") await this.#setMode(this.capability, "turned the microphone on", true);
+    } else {
+      this.chosen = "turned the microphone on";
+      this.#climb(this.capability, true);
+    }
+  }
+
+  async #resumeVideo(reason) {
+    if (this.senders.video && this.pc?.connectionState === "connected") {
+      this.#sendVideo(true);
+      this.#control({ video: this.local.isEnabled("video"), receive_video: true });
+      await this.#setMode("video", reason, true);
+      this.banner.hide();
+    } else {
+      this.chosen = reason;
+      this.#climb("video", true);
+    }
   }
 
   /** Mute or camera toggles: tell the SFU so the others see it on my tile. */
   deviceChanged() {
     this.#control({ audio: this.local.isEnabled("audio"),
-      video: this.local.isEnabled("video") && !this.audioOnlyChosen });
+      video: this.local.isEnabled("video") && !this.audioOnlyChosen && this.mode === "video" });
   }
 
-  /** The server moved me (its fallback monitor saw no media, or high loss). Below video
-   * I stop sending video (the SFU stops forwarding it anyway) but keep the connection
-   * and my audio, so the monitor can see the network heal and step me back up; at
-   * `video` again (`media_recovered`) the camera resumes. A dead connection is
-   * replaced through `media_failed` → `media_reconnect`, not here. */
+  /** The server moved me (its health monitor saw no media or high loss, or the connection
+   * died). Below video I stop sending video (the SFU stops forwarding it anyway) but keep
+   * the connection and my audio, so the monitor can see the network heal and step me back
+   * up (`media_recovered`). When the step down came from the network and my connection is
+   * not healthy (or does not heal soon), I rebuild it myself. */
   serverMode(mode, reason) {
     this.#note(`server mode ${mode}: ${reason}`);
     const previous = this.mode;
     this.mode = mode;
     this.onModeChange();
     if (mode === previous) return;
+    const down = LADDER.indexOf(mode) > LADDER.indexOf(previous);
     this.#sendVideo(mode === "video" && !this.audioOnlyChosen);
-    if (mode === "text" && previous !== "text") {
-      this.#showText(`${WHY_TEXT.server} (${reason}). It comes back by itself when your network recovers.`);
-    } else if (mode === "audio" && previous === "video") {
-      this.banner.show({ title: "Switched to audio only",
-        text: `Your video was turned off to keep the call going (${reason}). It comes back by itself `
-          + "when your network recovers.", tone: "info",
-        retry: () => this.chooseAudioOnly(false) });
-    } else if (LADDER.indexOf(mode) < LADDER.indexOf(previous)) {
-      this.banner.hide();
+    if (!down) {
+      clearTimeout(this.stoppedDownTimer);
+      if (mode === this.capability) this.banner.hide();
       this.announce(mode === "video" ? "Your video is back on" : "Your audio is back on");
+      return;
     }
+    if (!isNetworkReason(reason) || !this.wanted) return;
+    this.banner.show({ title: mode === "text" ? "Reconnecting your audio and video…" : "Switched to audio only",
+      text: `${plainReason(reason)[0].toUpperCase()}${plainReason(reason).slice(1)}. Your chat works as before, `
+        + "and this comes back by itself when your network recovers.",
+      tone: mode === "text" ? "progress" : "info",
+      retry: mode === "text" ? null : () => this.chooseAudioOnly(false) });
+    if (reason === "high_loss") return; // a new connection would lose as much; the monitor steps back up
+    if (this.pc?.connectionState !== "connected") {
+      this.#dropped(reason, true);
+      return;
+    }
+    clearTimeout(this.stoppedDownTimer);
+    this.stoppedDownTimer = setTimeout(() => {
+      if (LADDER.indexOf(this.mode) > LADDER.indexOf(this.capability)) this.#dropped(reason, true);
+    }, STEPPED_DOWN_GRACE_MS);
   }
 
   /** Send my camera on the existing video sender, or nothing (no renegotiation). */
   #sendVideo(on) {
     const video = this.local.stream?.getVideoTracks()[0] || null;
-    const sender = this.pc?.getSenders().find((s) => s.track?.kind === "video"
-      || (s.track === null && this.pc.getTransceivers().some((t) => t.sender === s && t.receiver.track?.kind === "video")));
-    if (sender) sender.replaceTrack(on ? video : null).catch(() => {});
+    const sender = this.senders.video;
+    if (sender && this.pc) sender.replaceTrack(on ? video : null).catch(() => {});
   }
 
   forget(identity) {
@@ -160,29 +245,48 @@ export class MediaSession {
 
   stop() {
     this.stopped = true;
+    clearTimeout(this.retryTimer);
+    clearTimeout(this.stoppedDownTimer);
     this.#close();
   }
 
   #note(text) {
     this.trace.push(`${new Date().toISOString().slice(11, 23)} ${text}`);
-    if (this.trace.length > 50) this.trace.shift();
+    if (this.trace.length > 80) this.trace.shift();
   }
 
   // -- the ladder --------------------------------------------------------------------
 
-  /** Connect at `mode`, stepping down after failed attempts; `reconnecting` shows it. */
-  async #climb(mode, reconnecting) {
+  /** Connect at `mode`, stepping down after failed attempts; `reconnecting` shows it, and
+   * `quiet` (a background retry from text) keeps the banner as it is. A ladder that ends
+   * in text schedules the next try with backoff: text after a failure is never final. */
+  async #climb(mode, reconnecting, quiet = false) {
+    clearTimeout(this.retryTimer);
+    clearTimeout(this.stoppedDownTimer);
     const run = ++this.generation;
+    this.wanted = true;
+    this.climbing = true;
+    try {
+      await this.#ladder(run, mode, reconnecting, quiet);
+    } finally {
+      if (run === this.generation) this.climbing = false;
+    }
+  }
+
+  async #ladder(run, mode, reconnecting, quiet) {
     if (mode === "text") {
-      await this.#setMode("text", "no camera or microphone");
-      await this.#receive(run);
+      // Joining with camera and microphone switched off is a choice; refused or missing
+      // devices are not.
+      const chosen = this.canPublish && !this.local.problem;
+      await this.#setMode("text", this.canPublish ? "no camera or microphone" : "observer", chosen);
+      await this.#receive(run, reconnecting);
       return;
     }
     let why = "";
     for (const step of LADDER.slice(LADDER.indexOf(mode))) {
       if (step === "text") break;
       for (let attempt = 0; attempt < ATTEMPTS[step]; attempt += 1) {
-        if (reconnecting || attempt > 0) {
+        if ((reconnecting || attempt > 0) && !quiet) {
           this.banner.show({ title: "Reconnecting…",
             text: step === "video" ? "Your audio and video dropped. Trying to connect again."
               : "Trying again with audio only, which needs less of the network.",
@@ -192,7 +296,11 @@ export class MediaSession {
           this.#note(`connect ${step} attempt ${attempt + 1}${reconnecting ? " (reconnecting)" : ""}`);
           await this.#connect(step, run, reconnecting);
           if (run !== this.generation) return;
-          await this.#setMode(step, why || (reconnecting ? "reconnected" : "connected"));
+          this.backoff.reset();
+          const chosen = this.chosen && step === mode ? this.chosen : "";
+          this.chosen = "";
+          await this.#setMode(step, chosen || why || (reconnecting ? `reconnected: ${this.lastDrop || "client"}` : "connected"),
+            Boolean(chosen));
           if (step !== mode) {
             this.banner.show({ title: "You are on audio only",
               text: "Video could not connect, so the call continues with audio. Your chat works as before.",
@@ -207,38 +315,74 @@ export class MediaSession {
           if (run !== this.generation) return;
           why = err.message;
           if (err.code === "unknown_event") return this.#goText(WHY_TEXT.unavailable, "no media service", false);
+          if (err.code === "offline") return this.#waitForSocket();
           reconnecting = true;
         }
       }
     }
     if (run === this.generation) {
-      this.#close();
-      await this.#goText(mode === "text" ? "" : WHY_TEXT.failed, why || "media did not connect", true);
+      await this.#goText(WHY_TEXT.failed, why || "media did not connect", true, quiet);
+      this.#scheduleRetry();
     }
   }
 
-  /** Text mode: receive the others' audio and video if this network lets media through. */
-  async #receive(run) {
-    if (this.receiveFailures >= RECEIVE_ATTEMPTS) {
-      this.#close();
-      return;
-    }
+  /** Text mode: receive the others' audio and video if this network lets media through;
+   * a failure tries again in the background. */
+  async #receive(run, replacing) {
     try {
       this.#note("connect receive-only");
-      await this.#connect("text", run, false);
-      this.receiveFailures = 0;
+      await this.#connect("text", run, replacing);
+      this.backoff.reset();
     } catch (err) {
       this.#note(`receive-only failed: ${err.message}`);
       if (run !== this.generation) return;
-      this.receiveFailures += 1;
       this.#close();
+      if (err.code === "offline") this.#waitForSocket();
+      else if (err.code !== "unknown_event") this.#scheduleRetry();
     }
   }
 
-  async #goText(explanation, reason, retry) {
+  /** The next background attempt, after the backoff's wait. */
+  #scheduleRetry() {
+    if (this.stopped) return;
+    clearTimeout(this.retryTimer);
+    const wait = this.backoff.next();
+    this.#note(`next try in ${(wait / 1000).toFixed(1)} s`);
+    this.retryTimer = setTimeout(() => this.#retryNow(), wait);
+  }
+
+  #retryNow() {
+    if (this.stopped) return;
+    if (!this.socket.connected) {
+      this.#waitForSocket();
+      return;
+    }
+    this.#climb(this.capability, true, this.mode === "text" && !this.pc);
+  }
+
+  /** Nothing can be negotiated without the socket: `rejoined` rebuilds when it is back. */
+  #waitForSocket() {
+    this.#note("waiting for the server connection");
+    clearTimeout(this.retryTimer);
+    this.wanted = false;
+  }
+
+  /** `online` or a network change: a good moment to try at once rather than at the next backoff. */
+  #networkChanged(why) {
+    this.#note(why);
+    if (this.stopped || !this.socket.connected) return;
+    const healthy = this.pc && this.pc.connectionState === "connected"
+      && this.mode === this.capability;
+    if (healthy) return;
+    this.backoff.reset();
+    this.lastDrop = why;
+    this.#retryNow();
+  }
+
+  async #goText(explanation, reason, retry = true, quiet = false) {
     this.#close();
     await this.#setMode("text", reason);
-    if (explanation) this.#showText(explanation, retry);
+    if (explanation && !quiet) this.#showText(explanation, retry);
   }
 
   #showText(text, retry = true) {
@@ -246,35 +390,64 @@ export class MediaSession {
       title: "You are in text chat",
       text,
       tone: "warning",
-      retry: retry ? () => this.#climb(this.capability, true) : null,
+      retry: retry ? () => { this.backoff.reset(); this.#climb(this.capability, true); } : null,
       dialin: this.dialin || null,
     });
     this.announce("Audio and video are off. You are in text chat.");
   }
 
-  async #setMode(mode, reason) {
+  /** Say my mode to the room; `choice` marks the person's own choice (not a fallback). */
+  async #setMode(mode, reason, choice = false) {
     const changed = mode !== this.mode;
     this.mode = mode;
     this.onModeChange();
     if (!changed) return;
+    this.#note(`mode ${mode}: ${reason}${choice ? " (choice)" : ""}`);
     try {
-      await this.socket.request("media_mode", { mode, reason: reason.slice(0, 200) });
+      await this.socket.request("media_mode", { mode, reason: reason.slice(0, 200), choice });
     } catch {
       // the rejoin after a reconnect sends the mode again
     }
   }
 
-  #dropped(why) {
+  /** My connection is gone or useless: rebuild it now (a first failure) or after the
+   * backoff (repeated ones). `why` is a reason code or words, for the server's log. */
+  #dropped(why, network = false) {
     this.#note(`dropped: ${why}`);
-    if (this.stopped || this.mode === "text" && !this.pc) return;
-    this.#climb(this.mode === "text" ? this.capability : this.mode, true).catch(() => {});
+    if (this.stopped) return;
     this.lastDrop = why;
+    if (this.climbing) return; // the attempt under way replaces this connection anyway
+    if (!this.socket.connected) {
+      this.#waitForSocket();
+      return;
+    }
+    if (!navigator.onLine) {
+      this.#note("offline: waiting for the network to come back");
+      clearTimeout(this.retryTimer);
+      return;
+    }
+    if (network && this.backoff.failures > 0) {
+      this.#scheduleRetry();
+      return;
+    }
+    this.backoff.failures += 1; // the next drop soon after waits a little
+    this.#climb(this.capability, true).catch(() => {});
   }
 
   // -- one PeerConnection ------------------------------------------------------------
 
   async #connect(mode, run, replacing) {
-    this.#close();
+    // The old connection closes only once the SFU has the new offer: closing it first
+    // would read at the server as one more dead connection (docs/protocol-media.md).
+    const old = this.#close(false);
+    try {
+      await this.#open(mode, run, replacing);
+    } finally {
+      old?.close();
+    }
+  }
+
+  async #open(mode, run, replacing) {
     if (this.iceServers === null) await this.#loadConfig();
     const pc = new RTCPeerConnection({
       iceServers: this.iceServers || [],
@@ -285,10 +458,12 @@ export class MediaSession {
     const stream = this.local.stream;
     const audio = stream?.getAudioTracks()[0];
     const video = stream?.getVideoTracks()[0];
-    if (mode !== "text" && audio) pc.addTransceiver(audio, { direction: "sendrecv", streams: [stream] });
-    else pc.addTransceiver("audio", { direction: "recvonly" });
-    if (mode === "video" && video) pc.addTransceiver(video, { direction: "sendrecv", streams: [stream] });
-    else if (mode === "text") pc.addTransceiver("video", { direction: "recvonly" });
+    if (mode !== "text" && audio) {
+      this.senders.audio = pc.addTransceiver(audio, { direction: "sendrecv", streams: [stream] }).sender;
+    } else pc.addTransceiver("audio", { direction: "recvonly" });
+    if (mode === "video" && video) {
+      this.senders.video = pc.addTransceiver(video, { direction: "sendrecv", streams: [stream] }).sender;
+    } else if (mode === "text") pc.addTransceiver("video", { direction: "recvonly" });
     pc.ontrack = (event) => this.#track(event);
     pc.onconnectionstatechange = () => this.#stateChanged(pc, run);
 
@@ -308,13 +483,14 @@ export class MediaSession {
     await pc.setLocalDescription(offer);
     const event = replacing ? "media_reconnect" : "media_offer";
     const payload = { sdp: pc.localDescription.sdp, type: "offer" };
-    if (replacing) payload.reason = (this.lastDrop || "client reconnect").slice(0, 200);
+    if (replacing) payload.reason = (this.lastDrop || "client reconnect").slice(0, 200) || "client";
     const answer = await this.socket.request(event, payload);
     if (run !== this.generation) throw new ConnectFailed("superseded");
     this.#learnOwners(answer);
     await pc.setRemoteDescription({ type: "answer", sdp: answer.sdp });
     await connected;
-    if (mode !== "text") this.deviceChanged();
+    if (mode !== "text") this.#control({ audio: this.local.isEnabled("audio"),
+      video: mode === "video" && this.local.isEnabled("video"), receive_video: !this.audioOnlyChosen });
     this.#startStats();
   }
 
@@ -331,7 +507,7 @@ export class MediaSession {
 
   async #renegotiate({ sdp, revision, tracks }) {
     const pc = this.pc;
-    if (!pc) return;
+    if (!pc || pc.signalingState === "closed") return;
     this.#learnOwners({ tracks });
     try {
       await pc.setRemoteDescription({ type: "offer", sdp });
@@ -339,7 +515,7 @@ export class MediaSession {
       await this.socket.request("media_answer", { sdp: pc.localDescription.sdp, type: "answer", revision });
       this.#attachAll();
     } catch (err) {
-      if (pc === this.pc) this.#dropped(`renegotiation failed: ${err.message}`);
+      if (pc === this.pc) this.#dropped(`renegotiation_failed: ${err.message}`.slice(0, 200), true);
     }
   }
 
@@ -389,10 +565,11 @@ export class MediaSession {
   #stateChanged(pc, run) {
     if (pc !== this.pc || run !== this.generation) return;
     clearTimeout(this.graceTimer);
-    if (pc.connectionState === "failed") this.#dropped("the connection failed");
+    if (pc.connectionState === "failed") this.#dropped("ice_failed", true);
+    if (pc.connectionState === "closed") this.#dropped("connection_closed", true);
     if (pc.connectionState === "disconnected") {
       this.graceTimer = setTimeout(() => {
-        if (pc === this.pc && pc.connectionState !== "connected") this.#dropped("the connection dropped");
+        if (pc === this.pc && pc.connectionState !== "connected") this.#dropped("ice_disconnected", true);
       }, DISCONNECTED_GRACE_MS);
     }
   }
@@ -405,9 +582,15 @@ export class MediaSession {
   #startStats() {
     clearInterval(this.statsTimer);
     let previous = new Map();
+    const still = new Map(); // identity → samples in a row with no video frame decoded
     this.statsTimer = setInterval(async () => {
       const pc = this.pc;
       if (!pc) return;
+      if (pc.signalingState === "closed" || pc.connectionState === "closed") {
+        // close() fires no event: only looking tells that this connection is gone
+        this.#dropped("connection_closed", true);
+        return;
+      }
       const report = await pc.getStats();
       const current = new Map();
       report.forEach((stat) => current.set(stat.id, stat));
@@ -416,8 +599,14 @@ export class MediaSession {
       const byPerson = new Map();
       for (const transceiver of pc.getTransceivers()) {
         const identity = this.owners.get(transceiver.mid);
-        const quality = inboundQuality(current, previous, transceiver.receiver.track?.id);
+        const track = transceiver.receiver.track;
+        const quality = inboundQuality(current, previous, track?.id);
         if (!identity || identity === this.me || !quality) continue;
+        if (track.kind === "video" && transceiver.currentDirection !== "inactive") {
+          const frames = decodedFrames(current, track.id) - decodedFrames(previous, track.id);
+          still.set(identity, frames > 0 ? 0 : (still.get(identity) || 0) + 1);
+          this.tiles.setStalled(identity, still.get(identity) >= STALLED_SAMPLES);
+        }
         byPerson.set(identity, [...(byPerson.get(identity) || []), quality]);
       }
       for (const [identity, qualities] of byPerson) {
@@ -428,15 +617,19 @@ export class MediaSession {
     }, STATS_INTERVAL_MS);
   }
 
-  #close() {
+  /** Forget the current connection; it is closed now unless `now` is false, when the
+   * caller gets it back to close later. */
+  #close(now = true) {
     clearInterval(this.statsTimer);
     clearTimeout(this.graceTimer);
-    if (this.pc) {
-      this.pc.onconnectionstatechange = null;
-      this.pc.ontrack = null;
-      this.pc.close();
+    const pc = this.pc;
+    if (pc) {
+      pc.onconnectionstatechange = null;
+      pc.ontrack = null;
+      if (now) pc.close();
     }
     this.pc = null;
+    this.senders = { audio: null, video: null };
     for (const identity of this.remote.keys()) {
       this.tiles.setStream(identity, null);
       this.tiles.setQuality(identity, "unknown");
@@ -444,5 +637,15 @@ export class MediaSession {
     this.remote.clear();
     this.owners.clear();
     this.tiles.setQuality(this.me, "unknown");
+    return now ? null : pc;
   }
+}
+
+function decodedFrames(stats, trackId) {
+  for (const stat of stats.values()) {
+    if (stat.type === "inbound-rtp" && stat.kind === "video" && stat.trackIdentifier === trackId) {
+      return stat.framesDecoded || 0;
+    }
+  }
+  return 0;
 }

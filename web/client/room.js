@@ -4,9 +4,13 @@
 import { Banner } from "./banner.js";
 import { Chat } from "./chat.js";
 import { MediaSession } from "./media.js";
+import { isNetworkReason, plainReason } from "./reasons.js";
 import { Tiles } from "./tiles.js";
 
 const PUBLISHING_ROLES = new Set(["mentor", "mentee", "operator"]);
+// A partner whose socket dropped keeps a "Reconnecting…" tile for the server's
+// `grace_seconds` (this long if it names none) unless they join again.
+const PARTNER_GRACE_S = 30;
 
 export class Room {
   /**
@@ -16,8 +20,11 @@ export class Room {
    * @param {import("./localmedia.js").LocalMedia} o.local
    * @param {(text: string) => void} o.announce
    * @param {(title: string, text: string) => void} o.onEnded
+   * @param {() => ({ok: boolean, reason?: string}|null)} [o.probe] the pre-join check's result
    */
-  constructor({ socket, claims, local, announce, onEnded }) {
+  constructor({ socket, claims, local, announce, onEnded, probe = () => null }) {
+    this.probe = probe;
+    this.leaving = new Map(); // identity → timer: dropped partners shown as reconnecting
     this.socket = socket;
     this.me = claims.sub;
     this.claims = claims;
@@ -89,8 +96,8 @@ export class Room {
     for (const person of ack.participants) this.#addPerson(person);
     this.chat.load({ history: ack.history, reads: ack.reads, canWrite: this.#canWrite(ack.room) });
     document.getElementById("room-name").textContent = ack.room.name;
-    if (rejoin) this.media.rejoined();
-    else this.media.start();
+    if (rejoin) this.media.rejoined(ack.you?.media_mode || "text");
+    else this.media.start(this.probe());
   }
 
   #bindSocket() {
@@ -106,24 +113,50 @@ export class Room {
     });
     s.on("participant_joined", (person) => {
       const known = this.people.has(person.identity);
+      const back = this.tiles.isReconnecting(person.identity);
+      this.#settle(person.identity);
       this.#addPerson(person);
-      if (!known) this.announce(`${person.name} joined`);
+      if (back) this.announce(`${person.name} is back`);
+      else if (!known) this.announce(`${person.name} joined`);
     });
-    s.on("participant_left", ({ identity }) => {
+    s.on("participant_left", ({ identity, reason, grace_seconds: grace }) => {
       const name = this.people.get(identity)?.name || identity;
+      if (reason === "disconnected" && this.people.has(identity) && !this.leaving.has(identity)) {
+        // Their connection dropped: hold the tile as "Reconnecting…" for a while.
+        this.tiles.setReconnecting(identity, true);
+        this.announce(`${name} lost their connection. Reconnecting…`);
+        this.leaving.set(identity, setTimeout(() => {
+          this.leaving.delete(identity);
+          this.#removePerson(identity);
+          this.announce(`${name} left`);
+        }, (grace ?? PARTNER_GRACE_S) * 1000));
+        return;
+      }
+      this.#settle(identity);
       this.#removePerson(identity);
       this.announce(`${name} left`);
     });
     s.on("presence", ({ identity, presence }) => {
       const person = this.people.get(identity);
-      if (person) this.tiles.upsert({ ...person, presence });
+      if (!person) return;
+      // "reconnecting": the server holds their place while their connection is down.
+      this.tiles.setReconnecting(identity, presence === "reconnecting");
+      this.tiles.upsert({ ...person, presence });
     });
-    s.on("media_mode", ({ identity, mode, reason }) => {
+    s.on("media_mode", ({ identity, mode, previous, reason }) => {
       const person = this.people.get(identity);
       if (person) person.media_mode = mode;
       this.tiles.setMode(identity, mode);
-      if (identity === this.me) this.media.serverMode(mode, reason);
-      else if (person) this.announce(`${person.name} is now in ${mode} mode`);
+      if (identity === this.me) {
+        this.media.serverMode(mode, reason);
+        return;
+      }
+      // Their media connection died and their page is rebuilding it.
+      this.tiles.setReconnecting(identity, mode === "text" && previous !== "text" && isNetworkReason(reason));
+      if (!person) return;
+      const words = { video: "video", audio: "audio only", text: "text chat", phone: "a phone call" };
+      const why = isNetworkReason(reason) ? ` (${plainReason(reason).replace(/\byour\b/g, "their")})` : "";
+      this.announce(`${person.name} is now in ${words[mode] || mode}${why}`);
     });
     s.on("error", ({ code, message }) => {
       if (code === "replaced") {
@@ -145,17 +178,29 @@ export class Room {
     const cam = document.getElementById("ctl-cam");
     const audioOnly = document.getElementById("ctl-audio-only");
     const chatButton = document.getElementById("ctl-chat");
-    mic.addEventListener("click", () => {
-      this.local.setEnabled("audio", !this.local.isEnabled("audio"));
-      this.media.deviceChanged();
+    // Every choice can be undone from any mode: a device this page does not have yet (joined
+    // in text, or audio only) is asked for, and sent on a new connection when needed.
+    mic.addEventListener("click", async () => {
+      if (!this.local.hasAudio) await this.media.turnOn("audio");
+      else {
+        this.local.setEnabled("audio", !this.local.isEnabled("audio"));
+        this.media.deviceChanged();
+      }
       this.#refreshControls();
     });
-    cam.addEventListener("click", () => {
-      this.local.setEnabled("video", !this.local.isEnabled("video"));
-      this.media.deviceChanged();
+    cam.addEventListener("click", async () => {
+      const sending = this.media.mode === "video" && this.local.hasVideo && !this.media.audioOnlyChosen;
+      if (!sending) await this.media.turnOn("video");
+      else {
+        this.local.setEnabled("video", !this.local.isEnabled("video"));
+        this.media.deviceChanged();
+      }
       this.#refreshControls();
     });
-    audioOnly.addEventListener("click", () => this.media.chooseAudioOnly(this.media.mode === "video"));
+    audioOnly.addEventListener("click", async () => {
+      await this.media.chooseAudioOnly(!this.media.audioOnlyChosen);
+      this.#refreshControls();
+    });
     chatButton.addEventListener("click", () => {
       const open = chatButton.getAttribute("aria-expanded") !== "true";
       chatButton.setAttribute("aria-expanded", String(open));
@@ -172,17 +217,19 @@ export class Room {
     const cam = document.getElementById("ctl-cam");
     const audioOnly = document.getElementById("ctl-audio-only");
     const mode = this.media.mode;
+    const publish = this.media.canPublish;
     const sendsAudio = mode === "video" || mode === "audio";
-    const micOn = this.local.isEnabled("audio");
-    mic.disabled = !sendsAudio || !this.local.hasAudio;
-    mic.setAttribute("aria-pressed", String(sendsAudio && !micOn));
-    mic.querySelector(".control-label").textContent = micOn || !sendsAudio ? "Mute" : "Unmute";
-    const camOn = this.local.isEnabled("video");
-    cam.disabled = mode !== "video" || !this.local.hasVideo;
-    cam.setAttribute("aria-pressed", String(mode === "video" && !camOn));
-    cam.querySelector(".control-label").textContent = camOn || mode !== "video" ? "Stop video" : "Start video";
-    audioOnly.disabled = !(mode === "audio" && this.local.hasVideo) && mode !== "video";
-    audioOnly.setAttribute("aria-pressed", String(mode === "audio"));
+    const micOn = this.local.hasAudio && this.local.isEnabled("audio");
+    mic.disabled = !publish;
+    mic.setAttribute("aria-pressed", String(!micOn));
+    mic.querySelector(".control-label").textContent = micOn ? "Mute" : "Unmute";
+    const camOn = mode === "video" && this.local.hasVideo && this.local.isEnabled("video")
+      && !this.media.audioOnlyChosen;
+    cam.disabled = !publish;
+    cam.setAttribute("aria-pressed", String(!camOn));
+    cam.querySelector(".control-label").textContent = camOn ? "Stop video" : "Start video";
+    audioOnly.disabled = !publish || !(this.local.hasVideo || this.media.audioOnlyChosen);
+    audioOnly.setAttribute("aria-pressed", String(this.media.audioOnlyChosen));
     this.tiles.setMic(this.me, sendsAudio ? micOn : null);
     this.tiles.setCameraOff(this.me, mode !== "video" || !camOn);
   }
@@ -192,6 +239,13 @@ export class Room {
     this.people.set(person.identity, { ...previous, ...person });
     this.tiles.upsert(this.people.get(person.identity));
     if (person.identity === this.me) this.#refreshControls();
+  }
+
+  /** A dropped partner is back (or really gone): stop holding their tile. */
+  #settle(identity) {
+    clearTimeout(this.leaving.get(identity));
+    this.leaving.delete(identity);
+    this.tiles.setReconnecting(identity, false);
   }
 
   #removePerson(identity) {

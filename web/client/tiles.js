@@ -1,5 +1,7 @@
-// One tile per participant: their video (or initials), name, mic state, media-mode badge
-// and connection quality.
+// One tile per participant: their video (or initials), name, mic state, media-mode badge,
+// connection quality, and what is going on with their video: "Video paused" when they
+// stopped sending it (a choice, a step down, or frames that stopped arriving) instead of
+// a frozen last frame, and "Reconnecting…" while their connection is being rebuilt.
 
 const MODE_LABELS = { video: "Video", audio: "Audio only", text: "Text chat", phone: "Phone" };
 const QUALITY_LABELS = {
@@ -25,6 +27,7 @@ export class Tiles {
     this.container = container;
     this.me = me;
     this.tiles = new Map(); // identity → {root, video, ...}
+    this.receivingVideo = true; // false while I chose audio only: nobody's video comes
   }
 
   /** Add or update a participant ({identity, name, role, media_mode, presence}). */
@@ -67,8 +70,34 @@ export class Tiles {
     tile.root.dataset.mode = mode;
     tile.badge.dataset.mode = mode;
     tile.badge.textContent = MODE_LABELS[mode] || mode;
-    this.#describe(tile);
     this.#refreshVideo(tile);
+  }
+
+  /** Their video decodes no new frames although they should be sending it. */
+  setStalled(identity, stalled) {
+    const tile = this.tiles.get(identity);
+    if (!tile || tile.stalled === stalled) return;
+    tile.stalled = stalled;
+    this.#refreshVideo(tile);
+  }
+
+  /** Their connection dropped and is being rebuilt (or the server holds their place). */
+  setReconnecting(identity, on) {
+    const tile = this.tiles.get(identity);
+    if (!tile || Boolean(tile.reconnecting) === on) return;
+    tile.reconnecting = on;
+    tile.root.classList.toggle("reconnecting", on);
+    this.#refreshVideo(tile);
+  }
+
+  isReconnecting(identity) {
+    return Boolean(this.tiles.get(identity)?.reconnecting);
+  }
+
+  /** I chose audio only: the SFU sends me nobody's video, so no tile may show a frozen frame. */
+  setReceivingVideo(on) {
+    this.receivingVideo = on;
+    for (const tile of this.tiles.values()) this.#refreshVideo(tile);
   }
 
   /** A MediaStream to show on the tile (null to show initials). Local video stays muted. */
@@ -114,23 +143,42 @@ export class Tiles {
     avatar.setAttribute("aria-hidden", "true");
     const bar = document.createElement("div");
     bar.className = "tile-bar";
-    const name = span("tile-name", person.identity === this.me ? `${person.name} (you)` : person.name);
+    // The name is isolated for bidirectional text: a right-to-left (or U+202E) name
+    // cannot reorder "(you)" or anything after it.
+    const name = span("tile-name");
+    const bdi = document.createElement("bdi");
+    bdi.textContent = person.name;
+    name.append(bdi);
+    if (person.identity === this.me) name.append(" (you)");
     const mic = span("mic");
     mic.hidden = true;
+    const state = span("tile-state");
+    state.hidden = true;
     const badge = span("badge");
     const quality = span("quality");
     quality.setAttribute("role", "img");
     for (let i = 0; i < 3; i += 1) quality.append(document.createElement("i"));
-    bar.append(name, mic, badge, quality);
+    bar.append(name, mic, badge, state, quality);
     root.append(video, avatar, bar);
-    return { root, video, avatar, name, mic, badge, quality, person: { ...person }, stream: null };
+    return { root, video, avatar, name, mic, badge, state, quality, person: { ...person }, stream: null };
   }
 
   #refreshVideo(tile) {
     const mode = tile.person.media_mode;
-    const hasVideo = Boolean(tile.stream && tile.stream.getVideoTracks().some((t) => t.enabled))
-      && (mode === "video" || tile.person.identity === this.me);
-    tile.root.classList.toggle("has-video", hasVideo && !tile.cameraOff);
+    const mine = tile.person.identity === this.me;
+    const track = Boolean(tile.stream && tile.stream.getVideoTracks().some((t) => t.enabled));
+    const shown = track && (mode === "video" || mine) && !tile.cameraOff && !tile.reconnecting
+      && (mine || (this.receivingVideo && !tile.stalled));
+    tile.root.classList.toggle("has-video", shown);
+    if (shown) tile.hadVideo = true;
+    let state = "";
+    if (tile.reconnecting) state = "Reconnecting…";
+    else if (!mine && mode === "video" && tile.cameraOff) state = "Camera off";
+    else if (!mine && !shown && tile.hadVideo && mode !== "phone") state = "Video paused";
+    tile.state.textContent = state;
+    tile.state.hidden = !state;
+    tile.root.dataset.video = shown ? "playing" : state === "Video paused" ? "paused" : "off";
+    this.#describe(tile);
   }
 
   /** My own camera switched off: show initials instead of a frozen frame. */
@@ -144,7 +192,8 @@ export class Tiles {
   #describe(tile) {
     const p = tile.person;
     const mic = tile.mic.hidden ? "" : ", muted";
-    tile.root.setAttribute("aria-label", `${p.name}${p.identity === this.me ? " (you)" : ""}, ${p.role}, ${MODE_LABELS[p.media_mode] || p.media_mode}${mic}`);
+    const state = tile.state.hidden ? "" : `, ${tile.state.textContent.toLowerCase()}`;
+    tile.root.setAttribute("aria-label", `${p.name}${p.identity === this.me ? " (you)" : ""}, ${p.role}, ${MODE_LABELS[p.media_mode] || p.media_mode}${mic}${state}`);
   }
 
   #layout() {

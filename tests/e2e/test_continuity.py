@@ -1,0 +1,170 @@
+"""Continuity in real browsers (issue 14): the fallback ladder comes back up by itself.
+
+Each test puts two Chromium participants in a call, injects a fault mid-call (or makes a
+choice), and then waits, from getStats, until both decode each other's video again
+(frames decoded growing on the tile that shows the other person) within a stated
+deadline after the fault clears; the pair's session log must show the path with reasons.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.request
+from typing import Any
+
+import pytest
+from playwright.async_api import expect
+
+from tests.e2e.conftest import OpenPage, RoomPage
+from tests.support.process import ADMIN_KEY
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+
+DEBUG = ("debug-handle",)
+
+# Truthy once the video on `identity`'s tile has decoded `frames` new frames, counted from
+# the first time this wait (`key`) saw that track: a replaced connection brings a new
+# track, which starts its own count.
+DECODING = """async ({identity, key, frames}) => {
+    const media = window.pairwiseDebug.room.media;
+    const tile = document.querySelector(`.tile[data-identity="${identity}"]`);
+    const track = tile && tile.querySelector("video").srcObject?.getVideoTracks()[0];
+    if (!media.pc || !track) return false;
+    let decoded = null;
+    (await media.pc.getStats()).forEach((s) => {
+        if (s.type === "inbound-rtp" && s.kind === "video" && s.trackIdentifier === track.id) {
+            decoded = s.framesDecoded || 0;
+        }
+    });
+    if (decoded === null) return false;
+    window.__decodeBase = window.__decodeBase || {};
+    const base = `${key}:${track.id}`;
+    if (!(base in window.__decodeBase)) window.__decodeBase[base] = decoded;
+    return decoded - window.__decodeBase[base] >= frames;
+}"""
+
+_waits = 0
+
+
+async def decodes(person: RoomPage, other: str, timeout_s: float, frames: int = 15) -> None:
+    """Wait until `person` decodes `frames` new video frames from `other`."""
+    global _waits
+    _waits += 1
+    await person.page.wait_for_function(
+        DECODING,
+        arg={"identity": other, "key": f"w{_waits}", "frames": frames},
+        polling=250,
+        timeout=timeout_s * 1000,
+    )
+
+
+async def both_decode(a: RoomPage, b: RoomPage, timeout_s: float) -> None:
+    await asyncio.gather(decodes(a, b.identity, timeout_s), decodes(b, a.identity, timeout_s))
+
+
+def call(url: str, method: str = "GET", body: Any = None) -> Any:
+    request = urllib.request.Request(
+        url,
+        method=method,
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {ADMIN_KEY}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as resp:
+        return json.loads(resp.read())
+
+
+async def make_pair(base_url: str, room: str) -> str:
+    members = [
+        {"identity": "ada", "name": "Ada", "role": "mentor"},
+        {"identity": "bo", "name": "Bo", "role": "mentee"},
+    ]
+    pair = await asyncio.to_thread(
+        call, base_url + "/api/v1/pairs", "POST", {"members": members, "room": room}
+    )
+    return str(pair["id"])
+
+
+async def timeline(base_url: str, pair_id: str) -> list[dict[str, Any]]:
+    """The open session's timeline (kind, identity, detail), oldest first."""
+    sessions = await asyncio.to_thread(call, f"{base_url}/api/v1/pairs/{pair_id}/sessions")
+    session_id = sessions["sessions"][-1]["id"]
+    detail = await asyncio.to_thread(
+        call, f"{base_url}/api/v1/pairs/{pair_id}/sessions/{session_id}"
+    )
+    return list(detail["timeline"])
+
+
+def modes(entries: list[dict[str, Any]], identity: str) -> list[str]:
+    return [e["detail"] for e in entries if e["kind"] == "media_mode" and e["identity"] == identity]
+
+
+async def call_of_two(open_page: OpenPage, room: str) -> tuple[RoomPage, RoomPage]:
+    ada = await open_page("ada", role="mentor", room=room, diag=DEBUG)
+    bo = await open_page("bo", room=room, diag=DEBUG)
+    for person, other in ((ada, "bo"), (bo, "ada")):
+        await expect(person.badge(other)).to_have_text("Video")
+    await both_decode(ada, bo, 20)
+    return ada, bo
+
+
+async def test_audio_only_then_video_again(open_page: OpenPage, base_url: str) -> None:
+    """No fault: bo clicks "Audio only" and then clicks it again. Ada's tile of bo shows
+    "Video paused" (not a frozen frame labelled Video) and then decodes bo's camera
+    again; the log records both as bo's choice and no `no_video_rtp` step follows."""
+    pair_id = await make_pair(base_url, "pair-ao")
+    ada, bo = await call_of_two(open_page, "pair-ao")
+    button = bo.page.get_by_role("button", name="Audio only")
+
+    await button.click()
+    await expect(button).to_have_attribute("aria-pressed", "true")
+    await expect(ada.badge("bo")).to_have_text("Audio only")
+    await expect(ada.tile("bo").locator(".tile-state")).to_have_text("Video paused")
+    await expect(ada.tile("bo")).not_to_have_class("tile has-video")
+
+    await button.click()
+    await expect(button).to_have_attribute("aria-pressed", "false")
+    await expect(ada.badge("bo")).to_have_text("Video")
+    await both_decode(ada, bo, 10)
+    await expect(ada.tile("bo")).to_have_class("tile has-video")
+    await expect(ada.tile("bo").locator(".tile-state")).to_be_hidden()
+
+    # Well past the 5 s silence rule: still video, no step down for no_video_rtp.
+    await ada.page.wait_for_timeout(7000)
+    await expect(ada.badge("bo")).to_have_text("Video")
+    await decodes(ada, "bo", 5)
+    steps = modes(await timeline(base_url, pair_id), "bo")
+    assert any("audio" in s and "choice" in s for s in steps), steps
+    assert not [s for s in steps if "no_video_rtp" in s], steps
+
+
+async def test_offline_for_12_s_then_back_on_video(open_page: OpenPage, base_url: str) -> None:
+    """Fault: Playwright `context.set_offline(True)` on bo's browser context (CDP network
+    emulation: HTTP, the WebSocket and WebRTC media all stop) for 12 s, then back online.
+    Both decode each other's video again within 15 s of bo coming back, with no click;
+    chat bo wrote while offline is delivered; the log shows bo's way down and back."""
+    pair_id = await make_pair(base_url, "pair-off")
+    ada, bo = await call_of_two(open_page, "pair-off")
+    loop = asyncio.get_running_loop()
+
+    await bo.page.context.set_offline(True)
+    offline_at = loop.time()
+    await bo.say("Written while my Wi-Fi was down")
+    # The fault shows on ada's page: bo's tile stops showing live video.
+    await expect(ada.tile("bo")).not_to_have_class("tile has-video", timeout=12_000)
+    await ada.page.wait_for_timeout(max(0, 12_000 - (loop.time() - offline_at) * 1000))
+    await bo.page.context.set_offline(False)
+
+    await both_decode(ada, bo, 15)
+    await expect(ada.message("Written while my Wi-Fi was down")).to_be_visible()
+    await expect(ada.badge("bo")).to_have_text("Video")
+    await expect(bo.page.locator("#banner")).to_be_hidden()
+    entries = await timeline(base_url, pair_id)
+    steps = modes(entries, "bo")
+    assert any("→text" in s or "→audio" in s for s in steps) or [
+        e for e in entries if e["kind"] in ("left", "media_failed") and e["identity"] == "bo"
+    ], entries
+    assert any(
+        e["identity"] == "bo" and e["kind"] in ("reconnected", "joined", "rejoined")
+        for e in entries[1:]
+    ), entries
