@@ -3,9 +3,14 @@
 It joins a room over Socket.IO at the server's veth address, publishes pre-encoded audio
 and video through the SFU, and chats at a steady rate the way the browser client does:
 each message keeps its `client_id` until it is acked, and is resent with the same one
-after a timeout. It prints one JSON object per line:
+after a timeout. It keeps its media up as docs/protocol-media.md asks of a client: when
+the server says the connection is dead (`media_failed`) or its own connection fails or
+closes, it builds a new one (`media_reconnect`) after a backoff of 1, 2, 4, then 8 s,
+and goes on trying for as long as it runs. It prints one JSON object per line:
 
-    {"event": "media", "state": "connected", "t": ...}
+    {"event": "media", "state": "connected", "attempt": 0, "t": ...}
+    {"event": "media_failed", "reason": "connection_closed", "t": ...}
+    {"event": "reconnect", "attempt": 1, "reason": "...", "wait": 1, "t": ...}
     {"event": "ack", "client_id": "...", "id": 12, "tries": 1, "t": ...}
     {"event": "media_mode", "identity": ..., "mode": ..., "previous": ..., "reason": ..., "t": ...}
     {"event": "done", "acked": [...], "pending": [...], "t": ...}
@@ -32,6 +37,72 @@ from tests.support.participants import SocketParticipant
 
 def emit(event: str, **data: Any) -> None:
     print(json.dumps({"event": event, "t": time.time(), **data}), flush=True)
+
+
+BACKOFF_SECONDS = (1.0, 2.0, 4.0, 8.0)
+
+
+class MediaKeeper:
+    """Rebuilds the media connection with backoff whenever it is dead."""
+
+    def __init__(self, client: MediaClient) -> None:
+        self.client = client
+        self.attempt = 0  # reconnects since media last connected
+        self._dead = asyncio.Event()
+        self._why = ""
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self.watch(self.client.pc)
+        self.client.socket.sio.on("media_failed", self._on_failed)
+        self._task = asyncio.create_task(self._run())
+
+    def watch(self, pc: Any) -> None:
+        @pc.on("connectionstatechange")
+        def on_state() -> None:
+            if pc is not self.client.pc:
+                return  # a replaced connection closing
+            emit("media", state=pc.connectionState, attempt=self.attempt)
+            if pc.connectionState == "connected":
+                self.attempt = 0
+            elif pc.connectionState in ("failed", "closed"):
+                self.dead(f"own connection {pc.connectionState}")
+
+    def dead(self, why: str) -> None:
+        self._why = why
+        self._dead.set()
+
+    async def _on_failed(self, data: dict[str, Any]) -> None:
+        emit("media_failed", reason=data.get("reason"))
+        self.dead(f"server: {data.get('reason')}")
+
+    async def _run(self) -> None:
+        while True:
+            await self._dead.wait()
+            wait = BACKOFF_SECONDS[min(self.attempt, len(BACKOFF_SECONDS) - 1)]
+            self.attempt += 1
+            emit("reconnect", attempt=self.attempt, reason=self._why, wait=wait)
+            await asyncio.sleep(wait)  # the backoff itself, as a real client does
+            self._dead.clear()  # what failed meanwhile is the connection being replaced
+            try:
+                await self.client.reconnect(self._why[:200])
+            except Exception as exc:  # refused or timed out: count it and back off again
+                emit("reconnect_error", error=f"{type(exc).__name__}: {exc}"[:300])
+                self._dead.set()
+                continue
+            pc = self.client.pc
+            self.watch(pc)
+            if pc.connectionState == "connected":  # connected before the watch began
+                self.attempt = 0
+                emit("media", state="connected", attempt=0)
+            elif pc.connectionState in ("failed", "closed"):
+                self.dead(f"own connection {pc.connectionState}")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
 
 
 def load_frames(path: Path) -> tuple[list[Encoded], list[Encoded]]:
@@ -92,11 +163,8 @@ async def main(args: argparse.Namespace) -> None:
     await socket.connect()
     await socket.join(media_mode="video")
     client = MediaClient(socket, decode=False)  # no ICE servers: host candidates only
-
-    @client.pc.on("connectionstatechange")
-    def on_state() -> None:
-        emit("media", state=client.pc.connectionState)
-
+    keeper = MediaKeeper(client)
+    keeper.start()
     client.publish(video, audio, fps=args.fps)
     await client.connect()
 
@@ -111,6 +179,7 @@ async def main(args: argparse.Namespace) -> None:
     loop.add_reader(sys.stdin.fileno(), on_stdin)
     acked, pending = await chat_forever(socket, args.prefix, args.interval, stop)
     emit("done", acked=acked, pending=pending)
+    await keeper.stop()
     await client.close()
 
 
