@@ -9,7 +9,11 @@ Every tick it judges each participant's connection from what the SFU saw:
   and the participant moves to text (`ice_timeout`); ICE failed → text (`ice_failed`).
 - No video frames for `media_silence_seconds` while the camera is on → audio
   (`no_video_rtp`), or text if the audio is silent too (`no_rtp`); in audio mode, no
-  audio frames → text (`no_audio_rtp`).
+  audio frames → text (`no_audio_rtp`). Silence alone does not close the connection:
+  the same ICE path carries media again the moment the network does (UDP blocked for
+  12 s came back to video 5.2 s after it returned, docs/benchmarks.md), while a new
+  connection could only form after the fault cleared. If the silence outlasts ICE
+  consent (~31 s), aiortc closes the connection and the first rule takes over.
 - Inbound loss at or above `media_loss_step_down_percent` in `LOSSY_SAMPLES`
   consecutive samples, in video mode → audio (`high_loss`). One 2 s sample is noisy
   (10 % random loss has measured 20.5 % in one sample), and only the media streams
@@ -19,8 +23,8 @@ Every tick it judges each participant's connection from what the SFU saw:
   mode they had; a mode the client sets itself ends that.
 - While someone is below video (stepped down, or by their own choice), the SFU stops
   forwarding their video (`Sfu.hold_video`, on the `media_mode` room event); the web
-  client stops sending it. After a network step down (`high_loss`,
-  `no_rtp`) clean audio is then the evidence that video would fit again.
+  client stops sending it. After a network step down (`NETWORK_REASONS`: loss,
+  silence, a dead connection) clean audio is then the evidence that video would fit.
 
 Every `SAMPLE_SECONDS` it reads each PeerConnection's stats (packets, bytes, loss,
 RTT from RTCP), and every `QUALITY_EVENT_SECONDS` publishes a `MediaQualitySampled`
