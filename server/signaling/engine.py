@@ -53,9 +53,22 @@ class GuardedServer(socketio.AsyncServer):
         if self.manager.sid_from_eio_sid(eio_sid, "/") is not None:
             return
         self.guard_metrics.engine_refused.labels("connect_timeout").inc()
-        task = asyncio.ensure_future(self.eio.disconnect(eio_sid))
+        task = asyncio.ensure_future(self._close(eio_sid))
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
+
+    async def _close(self, eio_sid: str) -> None:
+        """Disconnect, then close the websocket itself.
+
+        `eio.disconnect` only sends the Engine.IO close packet and forgets the socket; the
+        websocket stays open until the client closes it or 20 s of silence (ping interval +
+        timeout) pass, and a hostile client does neither. Ending the socket's send queue
+        makes its writer close the websocket now.
+        """
+        socket = self.eio.sockets.get(eio_sid)
+        await self.eio.disconnect(eio_sid)
+        if socket is not None:
+            socket.queue.put_nowait(None)
 
 
 class AddressCap:
