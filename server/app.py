@@ -11,7 +11,8 @@ from redis.asyncio import Redis
 
 from server.api import health, pages, tokens
 from server.api import rooms as rooms_api
-from server.api.cors import cors_middleware
+from server.api.cors import OriginPolicy
+from server.api.forwarded import TrustedProxies
 from server.api.http import RouteTable, error_middleware
 from server.api.openapi import build_openapi
 from server.api.throttle import throttle_middleware
@@ -68,9 +69,10 @@ def create_app(settings: Settings) -> web.Application:
     app = web.Application(
         # Outermost first; errors become JSON innermost, so the others see them as responses.
         middlewares=[
+            TrustedProxies(settings.trusted_proxies).middleware(),
             pages.security_headers,
             throttle_middleware(settings.tokens_per_minute, settings.auth_failures_per_minute),
-            cors_middleware(settings.cors_origins),
+            OriginPolicy(settings.base_url, settings.cors_origins).middleware(),
             error_middleware,
         ],
         client_max_size=settings.max_request_bytes,

@@ -6,6 +6,7 @@ No other module reads the environment: parts receive the Settings they need.
 from __future__ import annotations
 
 import secrets
+from ipaddress import ip_network
 from pathlib import Path
 from typing import Any, Literal
 
@@ -46,6 +47,10 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     token_ttl_seconds: int = Field(24 * 3600, gt=0)
     cors_origins: list[str] = Field(default_factory=list)
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="addresses/CIDRs of reverse proxies whose X-Forwarded-* headers are believed",
+    )
 
     # rooms and chat
     room_capacity: int = Field(8, ge=1, le=500)
@@ -60,6 +65,22 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(16 * 1024 * 1024, ge=1024)
     tokens_per_minute: float = Field(600, gt=0, description="token requests per client address")
     auth_failures_per_minute: float = Field(20, gt=0, description="wrong keys per client address")
+    connect_timeout_seconds: float = Field(
+        5.0, gt=0, description="an Engine.IO socket with no Socket.IO CONNECT by then is closed"
+    )
+    connections_per_address: int = Field(
+        50, ge=1, description="concurrent Engine.IO connections from one client address"
+    )
+
+    # data rights
+    retention_days: float | None = Field(
+        None,
+        gt=0,
+        description="ended pairs' chat and transcripts are deleted after this; off when unset",
+    )
+    retention_interval_seconds: float = Field(
+        3600.0, gt=0, description="how often the retention job runs"
+    )
 
     # media (the SFU)
     ice_servers: list[str] = Field(
@@ -97,6 +118,16 @@ class Settings(BaseSettings):
             ("sqlite+aiosqlite://", "postgresql+asyncpg://")
         ):
             raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an address or CIDR") from None
         return value
 
     @field_validator("redis_url")

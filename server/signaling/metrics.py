@@ -10,6 +10,17 @@ class SignalingMetrics:
         self.sockets = Gauge(
             "pairwise_sockets_connected", "Connected Socket.IO clients", registry=registry
         )
+        self.engine_connections = Gauge(
+            "pairwise_engineio_connections",
+            "Open Engine.IO connections, with or without a Socket.IO CONNECT",
+            registry=registry,
+        )
+        self.engine_refused = Counter(
+            "pairwise_engineio_refused_total",
+            "Engine.IO connections refused (address_cap) or closed (connect_timeout)",
+            ["reason"],
+            registry=registry,
+        )
         self.rooms = Gauge("pairwise_rooms", "Open rooms on this node", registry=registry)
         self.participants = Gauge(
             "pairwise_participants", "Participants in rooms on this node", registry=registry

@@ -17,11 +17,13 @@ import socketio
 from aiohttp import web
 from pydantic import ValidationError
 
+from server.api.cors import OriginPolicy
 from server.api.http import describe_validation_error
 from server.auth import Grant, JoinToken, TokenIssuer
 from server.config import Settings
 from server.errors import InvalidInput, PairwiseError, RateLimited, Unauthorized, wire_error
 from server.rooms.registry import RoomRegistry
+from server.signaling.engine import AddressCap, GuardedServer
 from server.signaling.metrics import SignalingMetrics
 from server.signaling.ratelimit import TokenBucket
 from server.signaling.roster import RedisRoster
@@ -77,12 +79,15 @@ class Signaling:
         self.metrics = metrics
         self._is_removed = is_removed
         self.connections: dict[str, Connection] = {}
-        self.sio = socketio.AsyncServer(
+        self.origins = OriginPolicy(settings.base_url, settings.cors_origins)
+        self.sio = GuardedServer(
+            settings.connect_timeout_seconds,
+            metrics,
             async_mode="aiohttp",
             serializer="msgpack",
             transports=["websocket"],
             client_manager=client_manager,
-            cors_allowed_origins=settings.cors_origins or None,
+            cors_allowed_origins=self.origins.for_socketio,
             max_http_buffer_size=settings.max_message_bytes,
             ping_interval=10,
             ping_timeout=10,
@@ -95,7 +100,10 @@ class Signaling:
         self._on_disconnect: list[Callable[[Connection], Awaitable[None]]] = []
 
     def attach(self, app: web.Application) -> None:
-        self.sio.attach(app, socketio_path="socket.io")
+        """Serve Socket.IO at `/socket.io/`, each client address capped (signaling/engine.py)."""
+        cap = AddressCap(self.sio, self.settings.connections_per_address, self.metrics)
+        app.router.add_get("/socket.io/", cap.handle)
+        app.router.add_post("/socket.io/", cap.handle)
 
     def on(
         self, event: str, model: type[P], *, grant: Grant | None = None, needs_join: bool = True

@@ -1,0 +1,101 @@
+"""A reverse proxy that stands in for the documented nginx (docs/operations.md).
+
+nginx is not installed here; this aiohttp app does what that config does to a request:
+forwards it to one upstream, keeps `Host`, appends the peer address to `X-Forwarded-For`
+(`$proxy_add_x_forwarded_for`) and, as the TLS terminator, sets `X-Forwarded-Proto: https`.
+WebSocket upgrades are proxied frame by frame, like `location /socket.io/`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import aiohttp
+from aiohttp import web
+
+HOP_BY_HOP = {
+    "connection",
+    "keep-alive",
+    "upgrade",
+    "transfer-encoding",
+    "content-length",
+    "content-encoding",
+    "sec-websocket-key",
+    "sec-websocket-version",
+    "sec-websocket-extensions",
+    "sec-websocket-accept",
+}
+
+
+@asynccontextmanager
+async def reverse_proxy(upstream: str, proto: str = "https") -> AsyncIterator[str]:
+    """Serve the proxy on 127.0.0.1 (any port) and yield its URL."""
+    session = aiohttp.ClientSession(auto_decompress=False)
+
+    def forwarded_headers(request: web.Request) -> dict[str, str]:
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
+        earlier = request.headers.get("X-Forwarded-For")
+        peer = request.remote or ""
+        headers["X-Forwarded-For"] = f"{earlier}, {peer}" if earlier else peer
+        headers["X-Forwarded-Proto"] = proto
+        return headers
+
+    async def websocket(request: web.Request) -> web.StreamResponse:
+        client = web.WebSocketResponse()
+        await client.prepare(request)
+        async with session.ws_connect(
+            upstream + request.path_qs, headers=forwarded_headers(request)
+        ) as server:
+
+            async def pump(
+                src: aiohttp.ClientWebSocketResponse | web.WebSocketResponse,
+                dst: aiohttp.ClientWebSocketResponse | web.WebSocketResponse,
+            ) -> None:
+                async for msg in src:
+                    if msg.type == aiohttp.WSMsgType.TEXT:
+                        await dst.send_str(msg.data)
+                    elif msg.type == aiohttp.WSMsgType.BINARY:
+                        await dst.send_bytes(msg.data)
+                await dst.close()
+
+            await asyncio.gather(pump(client, server), pump(server, client))
+        return client
+
+    async def forward(request: web.Request) -> web.StreamResponse:
+        if request.headers.get("Upgrade", "").lower() == "websocket":
+            try:
+                return await websocket(request)
+            except aiohttp.WSServerHandshakeError as exc:
+                return web.Response(status=exc.status)
+        async with session.request(
+            request.method,
+            upstream + request.path_qs,
+            headers=forwarded_headers(request),
+            data=await request.read(),
+            allow_redirects=False,
+        ) as upstream_response:
+            body = await upstream_response.read()
+            headers = {
+                k: v for k, v in upstream_response.headers.items() if k.lower() not in HOP_BY_HOP
+            }
+            return web.Response(status=upstream_response.status, body=body, headers=headers)
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", forward)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+        await session.close()
+
+
+def from_address(address: str) -> aiohttp.ClientSession:
+    """A client whose connections come from `address` (any of 127.0.0.0/8 works on lo)."""
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(local_addr=(address, 0)))

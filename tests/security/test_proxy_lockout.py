@@ -1,0 +1,85 @@
+"""Item 5: behind a reverse proxy, one attacker's wrong admin keys locked out everybody.
+
+Every request reached the server from the proxy's address, and failures were counted per
+socket address. The proxy here is tests/security/proxy.py (standing in for nginx); the
+attacker and the real admin reach it from different loopback addresses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from tests.conftest import ADMIN
+from tests.security.proxy import from_address, reverse_proxy
+from tests.support.process import ServerProcess
+
+BODY = {"room": "r", "identity": "a", "name": "A", "role": "mentee"}
+
+
+async def test_wrong_admin_keys_through_the_proxy_lock_out_only_the_guesser(
+    server_process: Callable[..., ServerProcess],
+) -> None:
+    server = await asyncio.to_thread(
+        server_process,
+        PAIRWISE_TRUSTED_PROXIES='["127.0.0.1"]',
+        PAIRWISE_AUTH_FAILURES_PER_MINUTE="20",
+    )
+    async with (
+        reverse_proxy(server.url) as proxy,
+        from_address("127.0.0.2") as attacker,
+        from_address("127.0.0.3") as admin,
+    ):
+        statuses = []
+        for _ in range(25):
+            async with attacker.post(
+                proxy + "/api/v1/tokens", json=BODY, headers={"Authorization": "Bearer guess"}
+            ) as resp:
+                statuses.append(resp.status)
+        # The limit is exceeded: the guesser is locked out, even with the right key.
+        assert statuses[:20] == [401] * 20 and set(statuses[20:]) == {429}
+        async with attacker.post(proxy + "/api/v1/tokens", json=BODY, headers=ADMIN) as resp:
+            assert resp.status == 429
+        # The real admin, behind the same proxy, is not.
+        async with admin.post(proxy + "/api/v1/tokens", json=BODY, headers=ADMIN) as resp:
+            assert resp.status == 201, await resp.text()
+
+
+async def test_forged_forwarded_for_from_an_untrusted_peer_does_not_dodge_the_lockout(
+    server_process: Callable[..., ServerProcess],
+) -> None:
+    """X-Forwarded-For sent straight to the server (not from a trusted proxy) is ignored:
+    rotating it does not give the guesser a fresh allowance."""
+    server = await asyncio.to_thread(
+        server_process,
+        PAIRWISE_TRUSTED_PROXIES='["10.9.9.9"]',
+        PAIRWISE_AUTH_FAILURES_PER_MINUTE="5",
+    )
+    async with from_address("127.0.0.2") as attacker:
+        statuses = []
+        for n in range(8):
+            headers = {"Authorization": "Bearer guess", "X-Forwarded-For": f"192.0.2.{n}"}
+            async with attacker.post(
+                server.url + "/api/v1/tokens", json=BODY, headers=headers
+            ) as resp:
+                statuses.append(resp.status)
+        assert statuses[:5] == [401] * 5 and set(statuses[5:]) == {429}
+
+
+async def test_a_client_behind_the_proxy_cannot_spoof_its_way_past_the_trusted_hop(
+    server_process: Callable[..., ServerProcess],
+) -> None:
+    """The client's own X-Forwarded-For is left of the address the proxy appends: the
+    right-most untrusted hop (the real peer) is what is counted."""
+    server = await asyncio.to_thread(
+        server_process,
+        PAIRWISE_TRUSTED_PROXIES='["127.0.0.1"]',
+        PAIRWISE_AUTH_FAILURES_PER_MINUTE="5",
+    )
+    async with reverse_proxy(server.url) as proxy, from_address("127.0.0.2") as attacker:
+        statuses = []
+        for n in range(8):
+            headers = {"Authorization": "Bearer guess", "X-Forwarded-For": f"192.0.2.{n}"}
+            async with attacker.post(proxy + "/api/v1/tokens", json=BODY, headers=headers) as resp:
+                statuses.append(resp.status)
+        assert statuses[:5] == [401] * 5 and set(statuses[5:]) == {429}
