@@ -9,6 +9,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 
 from server.app import create_app
 from server.config import Settings
@@ -26,6 +27,7 @@ class Target:
     url: str
     services: Services
     http: aiohttp.ClientSession
+    app: web.Application
 
     def token(self, room: str, identity: str, role: str = "mentee") -> str:
         return self.services.tokens.issue(room, identity, identity.title(), role)[0]  # type: ignore[arg-type]
@@ -103,4 +105,4 @@ async def target(
     settings = make_settings(database_url=database_url, auth_failures_per_minute=1_000_000)
     server = await aiohttp_server(create_app(settings))
     async with aiohttp.ClientSession() as http:
-        yield Target(str(server.make_url("")).rstrip("/"), server.app[SERVICES], http)
+        yield Target(str(server.make_url("")).rstrip("/"), server.app[SERVICES], http, server.app)
