@@ -4,7 +4,8 @@ An export is a set of flat tables (rows of plain values) taken straight from the
 JSON keeps them as they are. CSV is one file: the first column names the table, the other
 columns are the union of all tables' columns; an empty cell is null in a nullable column,
 and a table with no rows is one row with nothing but its name (no real row is all empty:
-every table has required columns).
+every table has required columns). Text cells are neutralised against formula injection
+(`server.spreadsheet`) and restored when parsed.
 Values are typed by the table definitions in `server.store.schema`, so parsing restores them.
 """
 
@@ -23,6 +24,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from server.errors import InvalidInput
 from server.sessionlog.privacy import Viewer, pair_fields, sees_feedback
 from server.sessionlog.rows import fetch_all
+from server.spreadsheet import neutralise, restore
 from server.store import Database
 from server.store.schema import (
     agenda_items,
@@ -122,6 +124,8 @@ def _cell(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, float):
         return repr(value)  # repr round-trips a float exactly
+    if isinstance(value, str):
+        return neutralise(value)  # text people typed: never a formula in a spreadsheet
     return str(value)
 
 
@@ -135,7 +139,7 @@ def _value(text: str, column: Any) -> Any:
         return float(text)
     if isinstance(kind, Integer):  # BigInteger is an Integer
         return int(text)
-    return text
+    return restore(text)
 
 
 def _present(name: str, rows: list[dict[str, Any]]) -> list[str]:
