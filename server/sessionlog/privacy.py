@@ -11,21 +11,13 @@ Every way out of the log (pair views, /me, feedback, exports) asks the functions
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert, select, update
-from sqlalchemy.exc import IntegrityError
-
 from server.errors import Forbidden
+from server.rooms.chat_privacy import ChatPrivacy, TranscriptRead
 from server.sessionlog.pairs import Pair
-from server.sessionlog.rows import fetch_all
 from server.store import Database
-from server.store.schema import sessionlog_settings, transcript_reads
-
-OPERATORS_READ_CHAT = "operators_read_chat"
-
 
 # What only operators see of a pair: "not a good fit (said X after session 2)".
 OPERATOR_ONLY_PAIR_FIELDS = ("flagged", "flag_reason")
@@ -77,46 +69,17 @@ def pair_fields(viewer: Viewer, fields: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in fields.items() if k not in OPERATOR_ONLY_PAIR_FIELDS}
 
 
-@dataclass(frozen=True)
-class TranscriptRead:
-    id: int
-    ts: float
-    actor: str
-    pair_id: str | None
-    session_id: int | None
-    purpose: str
-    granted: bool
-    messages: int
-
-
 class Privacy:
+    """The session log's side of `ChatPrivacy`: reads by a Viewer, on one pair."""
+
     def __init__(self, database: Database):
-        self._db = database
+        self.chat = ChatPrivacy(database)
 
     async def operators_read_chat(self) -> bool:
-        async with self._db.connect() as conn:
-            value = await conn.scalar(
-                select(sessionlog_settings.c.value).where(
-                    sessionlog_settings.c.key == OPERATORS_READ_CHAT
-                )
-            )
-        return value == "true"
+        return await self.chat.operators_read_chat()
 
     async def set_operators_read_chat(self, allowed: bool) -> None:
-        value = "true" if allowed else "false"
-        where = sessionlog_settings.c.key == OPERATORS_READ_CHAT
-        async with self._db.begin() as conn:
-            changed = await conn.execute(
-                update(sessionlog_settings).where(where).values(value=value)
-            )
-            if changed.rowcount == 0:
-                try:
-                    async with conn.begin_nested():
-                        await conn.execute(
-                            insert(sessionlog_settings).values(key=OPERATORS_READ_CHAT, value=value)
-                        )
-                except IntegrityError:  # set at the same moment elsewhere: write ours
-                    await conn.execute(update(sessionlog_settings).where(where).values(value=value))
+        await self.chat.set_operators_read_chat(allowed)
 
     async def may_read_chat(self, viewer: Viewer, pair: Pair) -> bool:
         require_pair_access(viewer, pair)
@@ -135,21 +98,14 @@ class Privacy:
         """Log an operator's transcript read (members reading their own chat are not logged)."""
         if not viewer.operator:
             return
-        async with self._db.begin() as conn:
-            await conn.execute(
-                insert(transcript_reads).values(
-                    ts=time.time(),
-                    actor=viewer.identity,
-                    pair_id=pair_id,
-                    session_id=session_id,
-                    purpose=purpose,
-                    granted=granted,
-                    messages=messages,
-                )
-            )
+        await self.chat.audit(
+            viewer.identity,
+            purpose=purpose,
+            granted=granted,
+            messages=messages,
+            pair_id=pair_id,
+            session_id=session_id,
+        )
 
     async def reads(self, limit: int = 200) -> list[TranscriptRead]:
-        rows = await fetch_all(
-            self._db, select(transcript_reads).order_by(transcript_reads.c.id.desc()).limit(limit)
-        )
-        return [TranscriptRead(**dict(r)) for r in rows]
+        return await self.chat.reads(limit)
