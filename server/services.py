@@ -9,6 +9,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
+from server.appkeys import SERVICES as SERVICES
 from server.auth import TokenIssuer
 from server.cluster.service import Cluster
 from server.config import Settings
@@ -50,9 +51,6 @@ class Services:
     def admin_key(self) -> str:
         assert self.settings.admin_key is not None, "with_secrets() fills it before start"
         return self.settings.admin_key
-
-
-SERVICES = web.AppKey("services", Services)
 
 
 def services_of(request: web.Request) -> Services:

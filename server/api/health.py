@@ -8,6 +8,7 @@ import logging
 from aiohttp import web
 from pydantic import BaseModel
 
+from server.api.access import Access
 from server.api.http import RouteTable, json_response
 from server.metrics import CONTENT_TYPE, render
 from server.services import services_of
@@ -27,7 +28,9 @@ class Readiness(BaseModel):
     checks: dict[str, str]
 
 
-@routes.route("GET", "/healthz", summary="Liveness", response=Health, tags=("ops",))
+@routes.route(
+    "GET", "/healthz", summary="Liveness", response=Health, access=Access.PUBLIC, tags=("ops",)
+)
 async def healthz(request: web.Request) -> web.Response:
     return json_response(Health(status="ok"))
 
@@ -37,6 +40,7 @@ async def healthz(request: web.Request) -> web.Response:
     "/readyz",
     summary="Readiness: database (and Redis when configured)",
     response=Readiness,
+    access=Access.PUBLIC,
     errors=(503,),
     tags=("ops",),
 )
@@ -61,7 +65,7 @@ async def readyz(request: web.Request) -> web.Response:
     )
 
 
-@routes.route("GET", "/metrics", summary="Prometheus metrics", tags=("ops",))
+@routes.route("GET", "/metrics", summary="Prometheus metrics", access=Access.PUBLIC, tags=("ops",))
 async def metrics(request: web.Request) -> web.Response:
     body = render(services_of(request).registry)
     return web.Response(body=body, content_type=CONTENT_TYPE, charset="utf-8")

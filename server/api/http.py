@@ -1,23 +1,23 @@
-"""What every REST handler shares: JSON errors, body validation, the admin check,
-and a route table that also feeds the OpenAPI document."""
+"""What every REST handler shares: JSON errors, body validation, and a route table that
+declares who may call each route (checked by `access.guard`) and feeds the OpenAPI document."""
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
+from server.api.access import Access, Handler, guard
 from server.auth import check_admin_key
 from server.errors import InvalidInput, PairwiseError, wire_error
 
 log = logging.getLogger("pairwise.http")
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -30,9 +30,13 @@ class Endpoint:
     body: type[BaseModel] | None = None
     response: type[BaseModel] | None = None
     status: int = 200
-    admin: bool = False
+    access: Access = Access.ADMIN
     errors: tuple[int, ...] = ()
     tags: tuple[str, ...] = ()
+
+    @property
+    def admin(self) -> bool:
+        return self.access is Access.ADMIN
 
 
 @dataclass
@@ -50,15 +54,20 @@ class RouteTable:
         body: type[BaseModel] | None = None,
         response: type[BaseModel] | None = None,
         status: int = 200,
+        access: Access | None = None,
         admin: bool = False,
         errors: tuple[int, ...] = (),
         tags: tuple[str, ...] = (),
     ) -> Callable[[Handler], Handler]:
+        """Declare a route and who may call it: `access`, or the operator only (`admin=True`
+        says so too; a route that declares nothing is the operator's)."""
+        if access is not None and admin and access is not Access.ADMIN:
+            raise ValueError(f"{method} {path}: admin=True contradicts access={access}")
+        who = access or Access.ADMIN
+
         def register(handler: Handler) -> Handler:
             self.endpoints.append(
-                Endpoint(
-                    method, path, handler, summary, body, response, status, admin, errors, tags
-                )
+                Endpoint(method, path, handler, summary, body, response, status, who, errors, tags)
             )
             return handler
 
@@ -66,7 +75,9 @@ class RouteTable:
 
     def install(self, app: web.Application) -> None:
         for endpoint in self.endpoints:
-            app.router.add_route(endpoint.method, endpoint.path, endpoint.handler)
+            app.router.add_route(
+                endpoint.method, endpoint.path, guard(endpoint.handler, endpoint.access)
+            )
 
 
 def json_response(

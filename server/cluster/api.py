@@ -5,8 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 from pydantic import BaseModel
 
-from server.api.http import RouteTable, json_response, require_admin
-from server.errors import Forbidden, Unauthorized
+from server.api.access import Access
+from server.api.http import RouteTable, json_response
 from server.services import services_of
 
 routes = RouteTable()
@@ -37,20 +37,13 @@ class Nodes(BaseModel):
     "/api/v1/rooms/{room}/node",
     summary="The node that holds a room (placing it if new)",
     response=RoomNode,
+    access=Access.ROOM,
     errors=(401, 403, 503),
     tags=("cluster",),
 )
 async def room_node(request: web.Request) -> web.Response:
-    """Callable with the admin key or with a join token for this room."""
     services = services_of(request)
     room = request.match_info["room"]
-    header = request.headers.get("Authorization", "")
-    try:
-        require_admin(request, services.admin_key)
-    except Unauthorized:
-        claims = services.tokens.verify(header.removeprefix("Bearer ").strip() or None)
-        if claims.room != room:
-            raise Forbidden("this token is for another room") from None
     placement = await services.cluster.node_for(room)
     return json_response(
         RoomNode(room=room, node=placement.node, url=placement.url, moved=placement.moved)
@@ -67,7 +60,6 @@ async def room_node(request: web.Request) -> web.Response:
 )
 async def nodes(request: web.Request) -> web.Response:
     services = services_of(request)
-    require_admin(request, services.admin_key)
     live = await services.cluster.live_nodes()
     return json_response(
         Nodes(

@@ -14,6 +14,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
 from server.errors import InvalidInput
+from server.rooms.chat_privacy import ChatPrivacy
 from server.rooms.events import ChatPosted, EventBus
 from server.store import Database
 from server.store.schema import chat_messages, chat_reads
@@ -69,6 +70,7 @@ class ChatStore:
 
     def __init__(self, database: Database):
         self._db = database
+        self.database = database
         self._queue: list[_Pending] = []
         self._writer: asyncio.Task[None] | None = None
         self._inserts: dict[int, tuple[str, Sequence[str]]] = {}
@@ -233,6 +235,7 @@ def _message(row: Any) -> ChatMessage:
 class ChatService:
     def __init__(self, store: ChatStore, bus: EventBus, max_chars: int):
         self.store = store
+        self.privacy = ChatPrivacy(store.database)
         self._bus = bus
         self._max_chars = max_chars
 

@@ -1,8 +1,10 @@
 """REST for the session log: pairs, sessions and their timelines, agenda, goals, feedback,
 exports and program health.
 
-Operators authenticate with the admin key; members with their join token
-(`Authorization: Bearer <join token>`), which says who they are.
+Operators authenticate with the admin key; members with their join token for the pair's
+room (`Authorization: Bearer <join token>`), which says who they are. Who may call each
+route is declared on it (`access=`) and checked by `server.api.access` before the handler;
+what a caller then sees of a pair is decided in `server.sessionlog.privacy`.
 """
 
 from __future__ import annotations
@@ -13,15 +15,23 @@ from typing import Any, Literal, TypeVar
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from server.api.http import RouteTable, json_response, read_body, require_admin
+from server.api.access import Access, caller_of
+from server.api.http import RouteTable, json_response, read_body
 from server.api.tokens import IDENTITY_PATTERN, ROOM_PATTERN
-from server.errors import Forbidden, InvalidInput, NotFound, Unauthorized
+from server.errors import Forbidden, InvalidInput, NotFound
 from server.rooms.chat import ChatMessage
 from server.services import services_of
 from server.sessionlog import export
 from server.sessionlog.health import DEFAULT_QUIET_DAYS, program_health
 from server.sessionlog.pairs import Member, Pair
-from server.sessionlog.privacy import Viewer, require_member, require_pair_access
+from server.sessionlog.privacy import (
+    Viewer,
+    is_pair_member,
+    pair_fields,
+    require_member,
+    require_pair_access,
+    sees_feedback,
+)
 from server.sessionlog.service import SessionLogService
 from server.sessionlog.sessions import Session, SessionDetail
 
@@ -30,7 +40,6 @@ M = TypeVar("M", bound=BaseModel)
 
 PREFIX = "/api/v1"
 TAGS = ("sessionlog",)
-OPERATOR_LABEL_HEADER = "X-Pairwise-Operator"
 
 
 class Body(BaseModel):
@@ -91,26 +100,12 @@ def _log(request: web.Request) -> SessionLogService:
     return service
 
 
-async def _viewer(request: web.Request) -> Viewer:
-    """An operator (admin key) or a member (join token); anything else is 401."""
-    services = services_of(request)
-    header = request.headers.get("Authorization")
-    try:
-        require_admin(request, services.admin_key)
-    except Unauthorized:
-        if not header or not header.startswith("Bearer "):
-            raise
-        token = services.tokens.verify(header.removeprefix("Bearer ").strip())
-        return Viewer.member(token.identity)
-    label = request.headers.get(OPERATOR_LABEL_HEADER, "").strip()[:100]
-    return Viewer.admin(label or "operator")
-
-
-async def _operator(request: web.Request) -> Viewer:
-    viewer = await _viewer(request)
-    if not viewer.operator:
-        raise Forbidden("only operators (with the admin key) may do this")
-    return viewer
+def _viewer(request: web.Request) -> Viewer:
+    """The caller `server.api.access` admitted, as the session log sees them."""
+    caller = caller_of(request)
+    if caller.token is None:
+        return Viewer.admin(caller.label)
+    return Viewer.member(caller.token.identity, caller.token.room)
 
 
 async def _pair(request: web.Request, viewer: Viewer) -> Pair:
@@ -121,7 +116,7 @@ async def _pair(request: web.Request, viewer: Viewer) -> Pair:
 
 async def _member_write(request: web.Request, model: type[M]) -> tuple[Viewer, Pair, M]:
     """A write to a pair's log: who (a member of the pair), which pair, the validated body."""
-    viewer = await _viewer(request)
+    viewer = _viewer(request)
     pair = await _pair(request, viewer)
     require_member(viewer, pair)
     return viewer, pair, await read_body(request, model)
@@ -158,8 +153,10 @@ def _data(value: Any) -> Any:
     return dataclasses.asdict(value)
 
 
-def pair_json(pair: Pair) -> dict[str, Any]:
-    return {**_data(pair), "members": [_data(m) for m in pair.members]}
+def pair_json(pair: Pair, viewer: Viewer | None = None) -> dict[str, Any]:
+    """The pair as `viewer` may see it (no viewer: an operator's route)."""
+    fields = {**_data(pair), "members": [_data(m) for m in pair.members]}
+    return pair_fields(viewer or Viewer.admin(), fields)
 
 
 def session_json(session: Session) -> dict[str, Any]:
@@ -197,7 +194,6 @@ def detail_json(detail: SessionDetail) -> dict[str, Any]:
     tags=TAGS,
 )
 async def create_pair(request: web.Request) -> web.Response:
-    await _operator(request)
     body = await read_body(request, PairIn)
     pair = await _log(request).pairs.create(
         [Member(m.identity, m.name, m.role) for m in body.members], room=body.room, title=body.title
@@ -209,7 +205,6 @@ async def create_pair(request: web.Request) -> web.Response:
     "GET", f"{PREFIX}/pairs", summary="List mentoring pairs (operator)", admin=True, tags=TAGS
 )
 async def list_pairs(request: web.Request) -> web.Response:
-    await _operator(request)
     status = request.query.get("status")
     return json_response({"pairs": [pair_json(p) for p in await _log(request).pairs.list(status)]})
 
@@ -219,25 +214,30 @@ async def list_pairs(request: web.Request) -> web.Response:
     f"{PREFIX}/me/pairs",
     summary="The pairs the join token's holder is in",
     errors=(401, 422),
+    access=Access.MEMBER,
     tags=TAGS,
 )
 async def my_pairs(request: web.Request) -> web.Response:
-    viewer = await _viewer(request)
-    if viewer.operator:
-        raise InvalidInput("operators are in no pair; use GET /api/v1/pairs", code="not_a_member")
+    viewer = _viewer(request)
     found = await _log(request).pairs.of_identity(viewer.identity)
-    return json_response({"identity": viewer.identity, "pairs": [pair_json(p) for p in found]})
+    mine = [pair_json(p, viewer) for p in found if is_pair_member(viewer, p)]
+    return json_response({"identity": viewer.identity, "pairs": mine})
 
 
 @routes.route(
-    "GET", f"{PREFIX}/pairs/{{pair_id}}", summary="One pair", errors=(401, 403, 404), tags=TAGS
+    "GET",
+    f"{PREFIX}/pairs/{{pair_id}}",
+    summary="One pair",
+    errors=(401, 403, 404),
+    access=Access.PAIR,
+    tags=TAGS,
 )
 async def get_pair(request: web.Request) -> web.Response:
-    viewer = await _viewer(request)
+    viewer = _viewer(request)
     pair = await _pair(request, viewer)
     current = await _log(request).sessions.current(pair.id)
     return json_response(
-        {**pair_json(pair), "current_session": session_json(current) if current else None}
+        {**pair_json(pair, viewer), "current_session": session_json(current) if current else None}
     )
 
 
@@ -249,10 +249,11 @@ async def get_pair(request: web.Request) -> web.Response:
     f"{PREFIX}/pairs/{{pair_id}}/sessions",
     summary="A pair's sessions",
     errors=(401, 403, 404),
+    access=Access.PAIR,
     tags=TAGS,
 )
 async def list_sessions(request: web.Request) -> web.Response:
-    pair = await _pair(request, await _viewer(request))
+    pair = await _pair(request, _viewer(request))
     found = await _log(request).sessions.of_pair(pair.id)
     return json_response(
         {
@@ -273,10 +274,11 @@ async def list_sessions(request: web.Request) -> web.Response:
     f"{PREFIX}/pairs/{{pair_id}}/sessions/{{session_id}}",
     summary="A session's log: attendance, media path, quality, timeline, transcript",
     errors=(401, 403, 404),
+    access=Access.PAIR,
     tags=TAGS,
 )
 async def session_detail(request: web.Request) -> web.Response:
-    viewer = await _viewer(request)
+    viewer = _viewer(request)
     pair = await _pair(request, viewer)
     log = _log(request)
     detail = await log.sessions.detail(pair.id, _int(request, "session_id"))
@@ -292,10 +294,11 @@ async def session_detail(request: web.Request) -> web.Response:
     f"{PREFIX}/pairs/{{pair_id}}/sessions/{{session_id}}/transcript",
     summary="A session's chat transcript (operators only if the program allows it)",
     errors=(401, 403, 404),
+    access=Access.PAIR,
     tags=TAGS,
 )
 async def session_transcript(request: web.Request) -> web.Response:
-    viewer = await _viewer(request)
+    viewer = _viewer(request)
     pair = await _pair(request, viewer)
     log = _log(request)
     session = await log.sessions.get(pair.id, _int(request, "session_id"))
@@ -312,6 +315,7 @@ async def session_transcript(request: web.Request) -> web.Response:
     body=NoteIn,
     status=201,
     errors=(401, 403, 404),
+    access=Access.MEMBER,
     tags=TAGS,
 )
 async def add_note(request: web.Request) -> web.Response:
@@ -329,6 +333,7 @@ async def add_note(request: web.Request) -> web.Response:
     body=FeedbackIn,
     status=201,
     errors=(401, 403, 404, 409),
+    access=Access.MEMBER,
     tags=TAGS,
 )
 async def give_feedback(request: web.Request) -> web.Response:
@@ -344,15 +349,16 @@ async def give_feedback(request: web.Request) -> web.Response:
     f"{PREFIX}/pairs/{{pair_id}}/feedback",
     summary="Feedback on a pair's sessions (members see their own)",
     errors=(401, 403, 404),
+    access=Access.PAIR,
     tags=TAGS,
 )
 async def list_feedback(request: web.Request) -> web.Response:
-    viewer = await _viewer(request)
+    viewer = _viewer(request)
     pair = await _pair(request, viewer)
-    found = await _log(request).feedback.of_pair(
-        pair.id, None if viewer.operator else viewer.identity
+    found = await _log(request).feedback.of_pair(pair.id)
+    return json_response(
+        {"feedback": [_data(f) for f in found if sees_feedback(viewer, f.identity)]}
     )
-    return json_response({"feedback": [_data(f) for f in found]})
 
 
 # --- agenda and goals ----------------------------------------------------------------------
@@ -363,10 +369,11 @@ async def list_feedback(request: web.Request) -> web.Response:
     f"{PREFIX}/pairs/{{pair_id}}/agenda",
     summary="The agenda: open items (carried over ones included); ?all=1 adds done",
     errors=(401, 403, 404),
+    access=Access.PAIR,
     tags=TAGS,
 )
 async def list_agenda(request: web.Request) -> web.Response:
-    pair = await _pair(request, await _viewer(request))
+    pair = await _pair(request, _viewer(request))
     include_done = request.query.get("all") in ("1", "true")
     items = await _log(request).agenda.items(pair.id, include_done)
     return json_response({"items": [{**_data(i), "done": i.done} for i in items]})
@@ -379,6 +386,7 @@ async def list_agenda(request: web.Request) -> web.Response:
     body=AgendaIn,
     status=201,
     errors=(401, 403, 404),
+    access=Access.MEMBER,
     tags=TAGS,
 )
 async def add_agenda(request: web.Request) -> web.Response:
@@ -393,6 +401,7 @@ async def add_agenda(request: web.Request) -> web.Response:
     summary="Tick an agenda item off (in the session in progress) or reopen it",
     body=AgendaPatch,
     errors=(401, 403, 404),
+    access=Access.MEMBER,
     tags=TAGS,
 )
 async def tick_agenda(request: web.Request) -> web.Response:
@@ -414,10 +423,11 @@ async def tick_agenda(request: web.Request) -> web.Response:
     f"{PREFIX}/pairs/{{pair_id}}/goals",
     summary="A pair's goals",
     errors=(401, 403, 404),
+    access=Access.PAIR,
     tags=TAGS,
 )
 async def list_goals(request: web.Request) -> web.Response:
-    pair = await _pair(request, await _viewer(request))
+    pair = await _pair(request, _viewer(request))
     return json_response({"goals": [_data(g) for g in await _log(request).goals.of_pair(pair.id)]})
 
 
@@ -428,6 +438,7 @@ async def list_goals(request: web.Request) -> web.Response:
     body=GoalIn,
     status=201,
     errors=(401, 403, 404),
+    access=Access.MEMBER,
     tags=TAGS,
 )
 async def add_goal(request: web.Request) -> web.Response:
@@ -444,6 +455,7 @@ async def add_goal(request: web.Request) -> web.Response:
     summary="Update a goal's title, due date, progress or status",
     body=GoalPatch,
     errors=(401, 403, 404),
+    access=Access.MEMBER,
     tags=TAGS,
 )
 async def update_goal(request: web.Request) -> web.Response:
@@ -485,13 +497,14 @@ async def _with_transcript(request: web.Request, viewer: Viewer, pair: Pair | No
     f"{PREFIX}/pairs/{{pair_id}}/export",
     summary="A pair's whole log as JSON or CSV (?format=json|csv)",
     errors=(401, 403, 404, 422),
+    access=Access.PAIR,
     tags=TAGS,
 )
 async def export_pair(request: web.Request) -> web.Response:
-    viewer = await _viewer(request)
+    viewer = _viewer(request)
     pair = await _pair(request, viewer)
     allowed = await _with_transcript(request, viewer, pair)
-    tables = await export.collect(_log(request).database, [pair.id], allowed)
+    tables = await export.collect(_log(request).database, [pair.id], allowed, viewer)
     if allowed:
         await _log(request).privacy.audit(
             viewer,
@@ -512,9 +525,9 @@ async def export_pair(request: web.Request) -> web.Response:
     tags=TAGS,
 )
 async def export_program(request: web.Request) -> web.Response:
-    viewer = await _operator(request)
+    viewer = _viewer(request)
     allowed = await _with_transcript(request, viewer, None)
-    tables = await export.collect(_log(request).database, None, allowed)
+    tables = await export.collect(_log(request).database, None, allowed, viewer)
     if allowed:
         await _log(request).privacy.audit(
             viewer, purpose="program_export", granted=True, messages=len(tables["transcript"])
@@ -530,7 +543,6 @@ async def export_program(request: web.Request) -> web.Response:
     tags=TAGS,
 )
 async def health(request: web.Request) -> web.Response:
-    await _operator(request)
     raw = request.query.get("quiet_days", str(DEFAULT_QUIET_DAYS))
     if not raw.isdigit() or not 1 <= int(raw) <= 365:
         raise InvalidInput("quiet_days is a whole number of days from 1 to 365")
@@ -548,7 +560,6 @@ async def health(request: web.Request) -> web.Response:
     tags=TAGS,
 )
 async def get_settings(request: web.Request) -> web.Response:
-    await _operator(request)
     allowed = await _log(request).privacy.operators_read_chat()
     return json_response({"operators_read_chat": allowed})
 
@@ -562,7 +573,6 @@ async def get_settings(request: web.Request) -> web.Response:
     tags=TAGS,
 )
 async def put_settings(request: web.Request) -> web.Response:
-    await _operator(request)
     body = await read_body(request, SettingsIn)
     await _log(request).privacy.set_operators_read_chat(body.operators_read_chat)
     return json_response({"operators_read_chat": body.operators_read_chat})
@@ -576,6 +586,5 @@ async def put_settings(request: web.Request) -> web.Response:
     tags=TAGS,
 )
 async def transcript_reads(request: web.Request) -> web.Response:
-    await _operator(request)
     reads = await _log(request).privacy.reads()
     return json_response({"reads": [_data(r) for r in reads]})

@@ -4,7 +4,8 @@ An export is a set of flat tables (rows of plain values) taken straight from the
 JSON keeps them as they are. CSV is one file: the first column names the table, the other
 columns are the union of all tables' columns; an empty cell is null in a nullable column,
 and a table with no rows is one row with nothing but its name (no real row is all empty:
-every table has required columns).
+every table has required columns). Text cells are neutralised against formula injection
+(`server.spreadsheet`) and restored when parsed.
 Values are typed by the table definitions in `server.store.schema`, so parsing restores them.
 """
 
@@ -21,7 +22,9 @@ from sqlalchemy import Boolean, Float, Integer, Table, select, true
 from sqlalchemy.sql.elements import ColumnElement
 
 from server.errors import InvalidInput
+from server.sessionlog.privacy import Viewer, pair_fields, sees_feedback
 from server.sessionlog.rows import fetch_all
+from server.spreadsheet import neutralise, restore
 from server.store import Database
 from server.store.schema import (
     agenda_items,
@@ -66,9 +69,10 @@ def columns(name: str) -> list[Any]:
 
 
 async def collect(
-    database: Database, pair_ids: Sequence[str] | None, with_transcript: bool
+    database: Database, pair_ids: Sequence[str] | None, with_transcript: bool, viewer: Viewer
 ) -> Tables:
-    """The stored log of these pairs (all pairs when None), in stored order in every table."""
+    """The stored log of these pairs (all pairs when None), in stored order in every table,
+    as `viewer` may see it (a member: no partner's feedback, no flag)."""
     chosen = pairs.c.id.in_(pair_ids) if pair_ids is not None else true()
     pair_ids_q = select(pairs.c.id).where(chosen)
     session_ids_q = select(sessions.c.id).where(sessions.c.pair_id.in_(pair_ids_q))
@@ -87,6 +91,10 @@ async def collect(
             condition = table.c.session_id.in_(session_ids_q)
         query = select(*columns(name)).where(condition).order_by(*table.primary_key.columns)
         tables[name] = [dict(r) for r in await fetch_all(database, query)]
+    tables["pairs"] = [pair_fields(viewer, row) for row in tables["pairs"]]
+    tables["feedback"] = [
+        row for row in tables["feedback"] if sees_feedback(viewer, row["identity"])
+    ]
     return tables
 
 
@@ -116,6 +124,8 @@ def _cell(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, float):
         return repr(value)  # repr round-trips a float exactly
+    if isinstance(value, str):
+        return neutralise(value)  # text people typed: never a formula in a spreadsheet
     return str(value)
 
 
@@ -129,13 +139,19 @@ def _value(text: str, column: Any) -> Any:
         return float(text)
     if isinstance(kind, Integer):  # BigInteger is an Integer
         return int(text)
-    return text
+    return restore(text)
+
+
+def _present(name: str, rows: list[dict[str, Any]]) -> list[str]:
+    """The table's columns this export holds (a member's lacks some: see `collect`)."""
+    held = {key for row in rows for key in row}
+    return [c.name for c in columns(name) if not rows or c.name in held]
 
 
 def to_csv(tables: Tables) -> str:
     header = ["table"]
-    for name in tables:
-        header += [c.name for c in columns(name) if c.name not in header]
+    for name, rows in tables.items():
+        header += [c for c in _present(name, rows) if c not in header]
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=header, lineterminator="\n")
     writer.writeheader()
@@ -156,5 +172,5 @@ def from_csv(text: str) -> Tables:
         rows = tables.setdefault(name, [])
         if not any(v for k, v in row.items() if k != "table"):
             continue  # the table is there, with no rows
-        rows.append({c.name: _value(row.get(c.name) or "", c) for c in columns(name)})
+        rows.append({c.name: _value(row[c.name] or "", c) for c in columns(name) if c.name in row})
     return tables

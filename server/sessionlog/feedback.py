@@ -82,10 +82,8 @@ class FeedbackBook:
             )
         return Feedback(feedback_id, session.id, pair.id, identity, rating, comment, good_fit, now)
 
-    async def of_pair(self, pair_id: str, identity: str | None = None) -> list[Feedback]:
-        """The pair's feedback, or only what `identity` gave."""
+    async def of_pair(self, pair_id: str) -> list[Feedback]:
+        """The pair's feedback, all of it: who sees which is `privacy.sees_feedback`."""
         query = select(session_feedback).where(session_feedback.c.pair_id == pair_id)
-        if identity is not None:
-            query = query.where(session_feedback.c.identity == identity)
         rows = await fetch_all(self._db, query.order_by(session_feedback.c.id))
         return [Feedback(**dict(r)) for r in rows]

@@ -55,11 +55,20 @@ def wire_event(event: RoomEvent) -> tuple[str, dict[str, Any]] | None:
     return None
 
 
+def chat_channel(room: str) -> str:
+    """The connections of `room` that may read its chat (see `rooms.chat_privacy`)."""
+    return f"chat:{room}"
+
+
 class Broadcaster:
     def __init__(self, signaling: Signaling):
         self._signaling = signaling
 
     async def __call__(self, event: RoomEvent) -> None:
         wired = wire_event(event)
-        if wired is not None:
+        if wired is None:
+            return
+        if isinstance(event, ChatPosted):
+            await self._signaling.sio.emit(*wired, room=chat_channel(event.room))
+        else:
             await self._signaling.emit_room(event.room, *wired)

@@ -11,7 +11,9 @@ from server.auth import Grant, Role
 from server.cluster.placement import Placement
 from server.errors import Forbidden, InvalidInput, RateLimited
 from server.rooms.chat import ChatService
+from server.rooms.chat_privacy import OPERATOR_SIDE_ROLES
 from server.rooms.model import CHOICE_PREFIX, MediaMode, Presence, is_choice
+from server.signaling.broadcast import chat_channel
 from server.signaling.ratelimit import TokenBucket
 from server.signaling.schemas import (
     ChatIn,
@@ -60,11 +62,17 @@ class RoomHandlers:
             token.room, token.identity, token.name, str(token.role), conn.sid, media_mode=mode
         )
         conn.joined = True
+        reads_chat = await self.chat.privacy.role_reads_chat(token.role)
         await self.signaling.sio.enter_room(conn.sid, room_channel(token.room))
         await self.signaling.sio.enter_room(conn.sid, person_channel(token.room, token.identity))
+        if reads_chat:
+            await self.signaling.sio.enter_room(conn.sid, chat_channel(token.room))
         if result.replaced_connection is not None:
             await self._drop_replaced(result.replaced_connection)
-        history = await self.chat.store.history(token.room, self.settings.history_limit)
+        history = []
+        if reads_chat:
+            history = await self.chat.store.history(token.room, self.settings.history_limit)
+            await self._audit(conn, "room_join", len(history))
         self._count()
         participants = [p.public() for p in result.room.participants.values()]
         if self.roster is not None:
@@ -93,13 +101,15 @@ class RoomHandlers:
             "you": result.participant.public(),
             "participants": participants,
             "history": [m.to_wire() for m in history],
-            "reads": await self.chat.store.read_markers(token.room),
+            "reads": await self.chat.store.read_markers(token.room) if reads_chat else {},
+            "chat_private": not reads_chat,
         }
 
     async def leave(self, conn: Connection, payload: Empty) -> Ack:
         self.registry.leave(conn.room, conn.identity, connection=conn.sid, reason="left")
         conn.joined = False
         await self.signaling.sio.leave_room(conn.sid, room_channel(conn.room))
+        await self.signaling.sio.leave_room(conn.sid, chat_channel(conn.room))
         self._count()
         return {"ok": True}
 
@@ -120,10 +130,27 @@ class RoomHandlers:
         return {"id": message.id, "ts": message.ts}
 
     async def history(self, conn: Connection, payload: HistoryIn) -> Ack:
+        if not await self.chat.privacy.role_reads_chat(conn.token.role):
+            await self._audit(conn, "room_history", 0, granted=False)
+            raise Forbidden("the program does not let operators read chat", code="chat_private")
         limit = payload.limit or self.settings.history_limit
         messages = await self.chat.store.history(conn.room, limit + 1, before=payload.before)
         has_more = len(messages) > limit
+        await self._audit(conn, "room_history", min(len(messages), limit))
         return {"messages": [m.to_wire() for m in messages[-limit:]], "has_more": has_more}
+
+    async def _audit(
+        self, conn: Connection, purpose: str, messages: int, granted: bool = True
+    ) -> None:
+        """A read of the room's chat by the operator's side goes to the audit log."""
+        if conn.token.role in OPERATOR_SIDE_ROLES:
+            await self.chat.privacy.audit(
+                f"{conn.token.role}:{conn.identity}",
+                purpose=purpose,
+                granted=granted,
+                messages=messages,
+                room=conn.room,
+            )
 
     async def typing(self, conn: Connection, payload: TypingIn) -> Ack:
         self._require_chat(conn)

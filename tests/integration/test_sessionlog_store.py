@@ -164,7 +164,7 @@ async def test_rooms_of_no_pair_are_not_logged_and_late_pairs_start_at_a_join(
     [summary] = await log.sessions.of_pair(pair.id)
     assert (summary.session.started_at, summary.session.duration_seconds) == (T0 + 30, 60)
     assert summary.participants == ("bo",)
-    assert (await export.collect(log.database, None, False))["sessions"] == [
+    assert (await export.collect(log.database, None, False, Viewer.admin()))["sessions"] == [
         {
             "id": summary.session.id,
             "pair_id": pair.id,
@@ -198,7 +198,11 @@ async def test_feedback_is_stored_once_and_checked(log: SessionLogService) -> No
 
 async def test_operator_chat_setting_and_audit(log: SessionLogService) -> None:
     pair = await a_pair(log)
-    operator, member, outsider = Viewer.admin("olga"), Viewer.member("bo"), Viewer.member("eve")
+    operator, member, outsider = (
+        Viewer.admin("olga"),
+        Viewer.member("bo", pair.room),
+        Viewer.member("eve", pair.room),
+    )
     assert await log.privacy.may_read_chat(member, pair)
     assert not await log.privacy.may_read_chat(operator, pair)
     with pytest.raises(Forbidden):
@@ -222,7 +226,7 @@ async def test_export_round_trip_keeps_types(log: SessionLogService) -> None:
     await log.agenda.add(pair.id, 'Salary, "bands", and\nnegotiation', "bo")
     await log.feedback.submit(pair, sid, "bo", 5, good_fit=True)
     await log.sessions.add_note(pair.id, sid, "ada", "Homework: STAR stories")
-    tables = await export.collect(log.database, [pair.id], with_transcript=True)
+    tables = await export.collect(log.database, [pair.id], True, Viewer.admin())
     assert export.from_csv(export.to_csv(tables)) == tables
     assert export.from_json(export.to_json(tables)) == tables
     assert tables["sessions"][0]["started_at"] == T0 + 0.123456789

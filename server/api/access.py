@@ -1,0 +1,124 @@
+"""Who may call an HTTP route: declared where the route is (`RouteTable.route(access=...)`),
+checked here, once, before the handler runs (as Starlette's `requires()` does).
+
+Kinds of caller:
+- the operator, with the admin key (`Authorization: Bearer <admin key>`);
+- a member, with a mentor's or mentee's join token that has not been revoked by a removal;
+- anyone holding a join token for one room (observers included), for routes about that room.
+
+A route that declares nothing is for the operator only: a new route is closed until opened.
+Handlers read who called with `caller_of(request)` and narrow further (a pair's members).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from enum import StrEnum
+
+from aiohttp import web
+
+from server.appkeys import SERVICES
+from server.auth import JoinToken, Role, is_admin_key
+from server.errors import Forbidden, InvalidInput, Unauthorized
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+OPERATOR_LABEL_HEADER = "X-Pairwise-Operator"
+MEMBER_ROLES = frozenset({Role.MENTOR, Role.MENTEE})
+
+
+class Access(StrEnum):
+    PUBLIC = "public"  # anyone: liveness, readiness, metrics
+    ADMIN = "admin"  # the admin key
+    MEMBER = "member"  # a member's join token only (writes to a pair's log, /me)
+    PAIR = "pair"  # the admin key or a member's join token (reading a pair's log)
+    ROOM = "room"  # the admin key or any join token for the route's {room}
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who called: the operator (no token) or the holder of a verified join token."""
+
+    token: JoinToken | None
+    label: str  # the operator's label for the audit log, or the member's identity
+
+    @property
+    def operator(self) -> bool:
+        return self.token is None
+
+
+CALLER = web.RequestKey("caller", Caller)
+
+
+def caller_of(request: web.Request) -> Caller:
+    """The caller `guard` admitted; only routes that are not PUBLIC have one."""
+    return request[CALLER]
+
+
+def _bearer(request: web.Request) -> str:
+    header = request.headers.get("Authorization", "")
+    if not header.startswith("Bearer ") or not header.removeprefix("Bearer ").strip():
+        raise Unauthorized("credentials are required (Authorization: Bearer ...)")
+    return header.removeprefix("Bearer ").strip()
+
+
+async def admit(request: web.Request, access: Access) -> Caller | None:
+    """The caller, if `access` lets them call; otherwise Unauthorized (no or bad credentials,
+    a revoked token) or Forbidden (valid credentials of the wrong kind)."""
+    if access is Access.PUBLIC:
+        return None
+    services = request.app[SERVICES]
+    given = _bearer(request)
+    if is_admin_key(services.admin_key, given):
+        if access is Access.MEMBER:
+            raise Forbidden(
+                "this is done by a pair's member, with their join token", code="members_only"
+            )
+        return _operator(request)
+    if access is Access.ADMIN:
+        try:
+            services.tokens.verify(given)
+        except Unauthorized:
+            raise Unauthorized("the admin key is wrong") from None
+        raise Forbidden("only operators (with the admin key) may do this")
+    token = services.tokens.verify(given)
+    if await services.removals.refuses(token):
+        raise Unauthorized("an operator removed you from this room", code="token_revoked")
+    if access is Access.ROOM:
+        if token.room != request.match_info.get("room"):
+            raise Forbidden("this token is for another room", code="wrong_room")
+    elif token.role not in MEMBER_ROLES:
+        raise Forbidden(f"a {token.role} token does not open a pair's log", code="not_a_member")
+    return Caller(token, token.identity)
+
+
+def _operator(request: web.Request) -> Caller:
+    label = request.headers.get(OPERATOR_LABEL_HEADER, "").strip()[:100]
+    return Caller(None, label or "operator")
+
+
+def refuse_nul(request: web.Request) -> None:
+    """A NUL in a path or query value is refused here: PostgreSQL cannot store or compare it."""
+    for where, values in (("path", request.match_info.values()), ("query", request.query.values())):
+        if any("\x00" in value for value in values):
+            raise InvalidInput(f"a {where} parameter contains a NUL character")
+
+
+def guard(handler: Handler, access: Access) -> Handler:
+    """`handler`, called only for a caller `access` admits; its answers are never cached
+    unless the route is public (they carry someone's private data)."""
+
+    async def guarded(request: web.Request) -> web.StreamResponse:
+        caller = await admit(request, access)
+        if caller is not None:
+            request[CALLER] = caller
+        refuse_nul(request)
+        response = await handler(request)
+        if access is not Access.PUBLIC:
+            response.headers["Cache-Control"] = "no-store"
+        return response
+
+    guarded.__name__ = getattr(handler, "__name__", "guarded")
+    guarded.__doc__ = handler.__doc__
+    return guarded

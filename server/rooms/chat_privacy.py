@@ -1,0 +1,110 @@
+"""Who outside a pair may read its chat: the program setting `operators_read_chat`, and the
+audit log of every read by the operator's side.
+
+Chat is the members' conversation. Operators (the admin key), and anyone holding an
+observer's or operator's join token (tokens an operator can issue to themselves), read it
+only while the setting is on (off unless an operator turns it on), and each such read,
+granted or refused, is written to `transcript_reads`. The session log's REST API and the
+room's Socket.IO events both ask this one place.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from server.store import Database
+from server.store.schema import pairs, sessionlog_settings, transcript_reads
+
+OPERATORS_READ_CHAT = "operators_read_chat"
+# Join-token roles on the operator's side of the programme (members are mentor and mentee).
+OPERATOR_SIDE_ROLES = frozenset({"observer", "operator"})
+
+
+@dataclass(frozen=True)
+class TranscriptRead:
+    id: int
+    ts: float
+    actor: str
+    pair_id: str | None
+    session_id: int | None
+    purpose: str
+    granted: bool
+    messages: int
+
+
+class ChatPrivacy:
+    def __init__(self, database: Database):
+        self._db = database
+
+    async def operators_read_chat(self) -> bool:
+        async with self._db.connect() as conn:
+            value = await conn.scalar(
+                select(sessionlog_settings.c.value).where(
+                    sessionlog_settings.c.key == OPERATORS_READ_CHAT
+                )
+            )
+        return value == "true"
+
+    async def set_operators_read_chat(self, allowed: bool) -> None:
+        value = "true" if allowed else "false"
+        where = sessionlog_settings.c.key == OPERATORS_READ_CHAT
+        async with self._db.begin() as conn:
+            changed = await conn.execute(
+                update(sessionlog_settings).where(where).values(value=value)
+            )
+            if changed.rowcount == 0:
+                try:
+                    async with conn.begin_nested():
+                        await conn.execute(
+                            insert(sessionlog_settings).values(key=OPERATORS_READ_CHAT, value=value)
+                        )
+                except IntegrityError:  # set at the same moment elsewhere: write ours
+                    await conn.execute(update(sessionlog_settings).where(where).values(value=value))
+
+    async def role_reads_chat(self, role: str) -> bool:
+        """Whether a join token of `role` may read its room's chat now."""
+        return role not in OPERATOR_SIDE_ROLES or await self.operators_read_chat()
+
+    async def audit(
+        self,
+        actor: str,
+        *,
+        purpose: str,
+        granted: bool,
+        messages: int,
+        pair_id: str | None = None,
+        session_id: int | None = None,
+        room: str | None = None,
+    ) -> None:
+        """Log a read of chat by the operator's side (`room`: find the pair that owns it)."""
+        async with self._db.begin() as conn:
+            if pair_id is None and room is not None:
+                pair_id = await conn.scalar(select(pairs.c.id).where(pairs.c.room == room))
+            await conn.execute(
+                insert(transcript_reads).values(
+                    ts=time.time(),
+                    actor=actor[:200],
+                    pair_id=pair_id,
+                    session_id=session_id,
+                    purpose=purpose,
+                    granted=granted,
+                    messages=messages,
+                )
+            )
+
+    async def reads(self, limit: int = 200) -> list[TranscriptRead]:
+        async with self._db.connect() as conn:
+            rows = (
+                (
+                    await conn.execute(
+                        select(transcript_reads).order_by(transcript_reads.c.id.desc()).limit(limit)
+                    )
+                )
+                .mappings()
+                .all()
+            )
+        return [TranscriptRead(**dict(r)) for r in rows]

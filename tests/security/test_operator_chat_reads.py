@@ -1,0 +1,81 @@
+"""Item 4: with `operators_read_chat` off, an operator who issues themselves an observer (or
+operator) token and joins the room reads no chat; with it on, every read is audited."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from tests.conftest import ADMIN
+from tests.security.conftest import Target
+from tests.support.participants import SocketParticipant
+
+
+@pytest.fixture
+async def sockets(target: Target) -> AsyncIterator[list[SocketParticipant]]:
+    made: list[SocketParticipant] = []
+    yield made
+    for person in made:
+        await person.close()
+
+
+async def test_operator_cannot_read_chat_through_an_observer_token(
+    target: Target, sockets: list[SocketParticipant]
+) -> None:
+    pair = await target.pair("ada", "bo")
+    room = pair["room"]
+
+    async def connect(identity: str, role: str) -> SocketParticipant:
+        person = await SocketParticipant(target.url, target.token(room, identity, role)).connect()
+        sockets.append(person)
+        return person
+
+    ada = await connect("ada", "mentor")
+    await ada.join(media_mode="text")
+    assert "id" in await ada.chat("my manager is making me miserable", "a-1")
+    assert (await target.ok("GET", "/api/v1/program/settings", ADMIN)) == {
+        "operators_read_chat": False
+    }
+
+    # An operator issues themselves tokens through the admin API and joins the room.
+    for role in ("observer", "operator"):
+        token = (
+            await target.ok(
+                "POST",
+                "/api/v1/tokens",
+                ADMIN,
+                {"room": room, "identity": f"olga-{role}", "name": "Olga", "role": role},
+            )
+        )["token"]
+        spy = await SocketParticipant(target.url, token).connect()
+        sockets.append(spy)
+        joined = await spy.join(media_mode="text")
+        assert joined["history"] == [] and joined["chat_private"] is True, joined
+        refused = await spy.call("history", {})
+        assert refused["error"]["code"] == "chat_private", refused
+        # Live messages do not reach them either: ada's next message arrives at bo only.
+        bo = await connect(f"bo-{role}", "mentee")
+        await bo.join(media_mode="text")
+        await ada.chat(f"still miserable ({role})", f"a-{role}")
+        await bo.wait_for("chat", {"client_id": f"a-{role}"})
+        await spy.call("presence", {"presence": "online"})  # a round trip after the fan-out
+        assert spy.events["chat"] == [], spy.events["chat"]
+    reads = (await target.ok("GET", "/api/v1/program/transcript-reads", ADMIN))["reads"]
+    assert {(r["actor"], r["granted"], r["messages"]) for r in reads} == {
+        ("observer:olga-observer", False, 0),
+        ("operator:olga-operator", False, 0),
+    }
+
+    # The program allows operators to read chat: an observer reads it, and that is audited.
+    await target.ok("PUT", "/api/v1/program/settings", ADMIN, {"operators_read_chat": True})
+    reader = await connect("olga-2", "observer")
+    joined = await reader.join(media_mode="text")
+    assert "my manager is making me miserable" in [m["text"] for m in joined["history"]]
+    got = await reader.call("history", {})
+    assert len(got["messages"]) == 3
+    reads = (await target.ok("GET", "/api/v1/program/transcript-reads", ADMIN))["reads"]
+    assert [(r["actor"], r["purpose"], r["granted"], r["pair_id"]) for r in reads[:2]] == [
+        ("observer:olga-2", "room_history", True, pair["id"]),
+        ("observer:olga-2", "room_join", True, pair["id"]),
+    ]
