@@ -86,6 +86,12 @@ class Settings(BaseSettings):
     sip_max_calls: int = Field(200, ge=1)
     sip_pin_digits: int = Field(6, ge=4, le=12)
     sip_media_timeout_seconds: float = Field(60.0, gt=0)
+    sip_pin_failures_per_source: int = Field(
+        10, ge=1, description="wrong PINs per source address per 10 minutes; then 403"
+    )
+    sip_pin_failures_per_minute: int = Field(
+        60, ge=1, description="wrong PINs per minute from all sources; beyond it, lock-outs"
+    )
     sip_prompts: Literal["voice", "tones"] = Field(
         "voice", description="what a caller hears: spoken English prompts, or tones"
     )

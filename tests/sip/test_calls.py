@@ -156,37 +156,6 @@ async def test_a_pin_keyed_as_tones_in_the_audio_joins_the_room(phone: Phone) ->
     assert phone.of_type(PhonePinRejected) == []
 
 
-async def test_wrong_pin_three_times_gets_a_goodbye_and_bye(
-    phone: Phone, udp_peer: UdpPeer
-) -> None:
-    await phone.pins.ensure_room_pin("mentoring-4")
-
-    call = phone.start_sipp(
-        "call_wait_for_bye.xml", "100", args=("-set", "rtpport", str(udp_peer.port))
-    )
-    live = await phone.confirmed_call()
-    sequence, timestamp = 1, 1000
-    for attempt in range(1, 4):
-        packets = key_presses("000000#", ssrc=99, sequence=sequence, timestamp=timestamp)
-        for packet in packets:
-            udp_peer.send(packet, live.local_rtp_port)
-        sequence, timestamp = sequence + len(packets), timestamp + 20_000
-        await eventually(lambda n=attempt: len(phone.of_type(PhonePinRejected)) == n)
-    result = await call  # the scenario ends when it has received and answered the BYE
-
-    assert result.returncode == 0, result.errors
-    rejected = phone.of_type(PhonePinRejected)
-    assert [(e.attempt, e.final, e.reason) for e in rejected] == [
-        (1, False, "wrong_pin"),
-        (2, False, "wrong_pin"),
-        (3, True, "wrong_pin"),
-    ]
-    assert rejected[0].call_id == live.call_id and rejected[0].caller == "…001"
-    assert phone.of_type(ParticipantJoined) == []
-    assert phone.gateway.ended_calls[-1].end_reason == "pin_rejected"
-    assert phone.metric("pairwise_phone_call_attempts_total", result="pin_rejected") == 1
-
-
 async def test_max_call_length_hangs_up(make_phone: PhoneFactory, udp_peer: UdpPeer) -> None:
     phone = await make_phone(max_call_seconds=0.5)
     pin = await phone.pins.ensure_room_pin("mentoring-5")

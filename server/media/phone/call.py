@@ -100,6 +100,11 @@ class Call:
         return self.dialog.call_id
 
     @property
+    def source(self) -> str:
+        """The address the call's signalling came from (what guessing is counted by)."""
+        return self.dialog.peer[0]
+
+    @property
     def local_rtp_port(self) -> int:
         return self.endpoint.local_port
 

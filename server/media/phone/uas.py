@@ -22,8 +22,10 @@ from collections import deque
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, Protocol
 
+from server.api.throttle import Buckets
 from server.media.phone import dtmf, sip
 from server.media.phone.call import Call, CallState, Dialog
+from server.media.phone.guessing import PinGuard
 from server.media.phone.metrics import PhoneMetrics
 from server.media.phone.rtp import RtpStats, open_endpoint
 from server.media.phone.sdp import (
@@ -57,21 +59,6 @@ class CallHandler(Protocol):
         """The call is over (either side hung up, or it never got going)."""
 
 
-class TokenBucket:
-    def __init__(self, rate: float, burst: float) -> None:
-        self.rate, self.burst = rate, burst
-        self.tokens, self.at = burst, time.monotonic()
-
-    def take(self) -> bool:
-        now = time.monotonic()
-        self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
-        self.at = now
-        if self.tokens < 1:
-            return False
-        self.tokens -= 1
-        return True
-
-
 def mask_number(from_header: str) -> str:
     """The caller's number with all but the last three characters hidden."""
     user = sip.uri_user(from_header.split("<", 1)[-1]) or "anonymous"
@@ -80,14 +67,19 @@ def mask_number(from_header: str) -> str:
 
 class UserAgentServer(UdpEndpoint):
     def __init__(
-        self, settings: PhoneSettings, handler: CallHandler, metrics: PhoneMetrics
+        self,
+        settings: PhoneSettings,
+        handler: CallHandler,
+        metrics: PhoneMetrics,
+        guard: PinGuard,
     ) -> None:
         self.settings = settings
         self.handler = handler
         self.metrics = metrics
+        self.guard = guard
         self.calls: dict[str, Call] = {}
         self.ended_calls: deque[Call] = deque(maxlen=ENDED_CALLS_KEPT)  # for inspection
-        self._buckets: dict[str, TokenBucket] = {}
+        self._invites = Buckets(settings.invite_rate * 60, burst=int(settings.invite_burst))
         self._answered: dict[tuple[str, str, str], tuple[bytes, float]] = {}
         self._unacked: dict[str, asyncio.Task[None]] = {}  # Call-ID → final error retransmits
         self._bye_pending: dict[str, asyncio.Task[None]] = {}
@@ -212,14 +204,16 @@ class UserAgentServer(UdpEndpoint):
         if not self._allowed(addr[0]):
             self._reject(request, addr, 403, "forbidden")
             return
-        bucket = self._buckets.get(addr[0])
-        if bucket is None:
-            if len(self._buckets) > 10_000:
-                self._buckets.clear()
-            bucket = self._buckets[addr[0]] = TokenBucket(
-                self.settings.invite_rate, self.settings.invite_burst
+        if self.guard.refuses(addr[0]):
+            self._reject(
+                request,
+                addr,
+                403,
+                "pin_locked",
+                [("Warning", '399 pairwise "too many wrong PINs"')],
             )
-        if not bucket.take():
+            return
+        if not self._invites.get(addr[0]).take():
             self._reject(request, addr, 503, "rate_limited", [("Retry-After", "5")])
             return
         if len(self.calls) >= self.settings.max_calls:
