@@ -5,6 +5,7 @@ No other module reads the environment: parts receive the Settings they need.
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 from pathlib import Path
 from typing import Any, Literal
@@ -75,7 +76,9 @@ class Settings(BaseSettings):
 
     # phone (SIP dial-in)
     sip_bind: str | None = Field(None, description="host:port for SIP over UDP; off when unset")
-    sip_allowed_ips: list[str] = Field(default_factory=list, description="trunk allow-list")
+    sip_allowed_ips: list[str] = Field(
+        default_factory=list, description="trunk allow-list: addresses or networks"
+    )
     sip_max_call_seconds: int = Field(4 * 3600, gt=0)
     sip_invites_per_second: float = Field(5.0, gt=0)
     sip_dialin_number: str | None = Field(None, description="number shown to participants")
@@ -103,6 +106,16 @@ class Settings(BaseSettings):
             ("sqlite+aiosqlite://", "postgresql+asyncpg://")
         ):
             raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
+        return value
+
+    @field_validator("sip_allowed_ips")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an IP address or network") from None
         return value
 
     @field_validator("redis_url")
