@@ -96,7 +96,9 @@ class Settings(BaseSettings):
 
     # phone (SIP dial-in)
     sip_bind: str | None = Field(None, description="host:port for SIP over UDP; off when unset")
-    sip_allowed_ips: list[str] = Field(default_factory=list, description="trunk allow-list")
+    sip_allowed_ips: list[str] = Field(
+        default_factory=list, description="trunk allow-list: addresses or networks"
+    )
     sip_max_call_seconds: int = Field(4 * 3600, gt=0)
     sip_invites_per_second: float = Field(5.0, gt=0)
     sip_dialin_number: str | None = Field(None, description="number shown to participants")
@@ -107,6 +109,12 @@ class Settings(BaseSettings):
     sip_max_calls: int = Field(200, ge=1)
     sip_pin_digits: int = Field(6, ge=4, le=12)
     sip_media_timeout_seconds: float = Field(60.0, gt=0)
+    sip_pin_failures_per_source: int = Field(
+        10, ge=1, description="wrong PINs per source address per 10 minutes; then 403"
+    )
+    sip_pin_failures_per_minute: int = Field(
+        60, ge=1, description="wrong PINs per minute from all sources; beyond it, lock-outs"
+    )
     sip_prompts: Literal["voice", "tones"] = Field(
         "voice", description="what a caller hears: spoken English prompts, or tones"
     )
@@ -120,7 +128,7 @@ class Settings(BaseSettings):
             raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
         return value
 
-    @field_validator("trusted_proxies")
+    @field_validator("trusted_proxies", "sip_allowed_ips")
     @classmethod
     def _networks(cls, value: list[str]) -> list[str]:
         for entry in value:

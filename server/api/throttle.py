@@ -15,9 +15,9 @@ MAX_TRACKED = 10_000
 class Buckets:
     """Token buckets by client address, forgetting the least recently seen beyond a bound."""
 
-    def __init__(self, per_minute: float):
+    def __init__(self, per_minute: float, burst: int | None = None):
         self._rate = per_minute / 60
-        self._burst = max(1, int(per_minute))
+        self._burst = burst or max(1, int(per_minute))
         self._buckets: OrderedDict[str, TokenBucket] = OrderedDict()
 
     def get(self, key: str) -> TokenBucket:

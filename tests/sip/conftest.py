@@ -199,3 +199,14 @@ async def udp_peer() -> AsyncIterator[UdpPeer]:
     )
     yield peer
     peer.close()
+
+
+@pytest.fixture
+async def stranger() -> AsyncIterator[UdpPeer]:
+    """A socket on a second loopback address (127.0.0.2): a third party on the network."""
+    loop = asyncio.get_running_loop()
+    _, peer = await loop.create_datagram_endpoint(
+        UdpPeer, local_addr=("127.0.0.2", 0), family=socket.AF_INET
+    )
+    yield peer
+    peer.close()

@@ -8,48 +8,9 @@ import pytest
 
 from server.media.phone import sip
 from tests.sip.conftest import Phone, PhoneFactory, UdpPeer
+from tests.sip.uac import SDP, final_response, request
 
 pytestmark = [pytest.mark.slow, pytest.mark.sip]
-
-SDP = (
-    b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
-    b"m=audio 40000 RTP/AVP 0\r\n"
-)
-
-
-def request(
-    method: str,
-    call_id: str,
-    *,
-    body: bytes = b"",
-    to_tag: str = "",
-    content_length: int | None = None,
-    content_type: str = "application/sdp",
-) -> bytes:
-    head = (
-        f"{method} sip:123456@127.0.0.1 SIP/2.0\r\n"
-        f"Via: SIP/2.0/UDP 127.0.0.1:5099;branch=z9hG4bK{call_id}{method}\r\n"
-        f"From: <sip:+15550000@127.0.0.1>;tag=caller\r\n"
-        f"To: <sip:123456@127.0.0.1>{';tag=' + to_tag if to_tag else ''}\r\n"
-        f"Call-ID: {call_id}\r\nCSeq: 1 {method}\r\n"
-        f"Contact: <sip:caller@127.0.0.1:5099>\r\nMax-Forwards: 70\r\n"
-    )
-    if body:
-        head += f"Content-Type: {content_type}\r\n"
-    length = len(body) if content_length is None else content_length
-    return f"{head}Content-Length: {length}\r\n\r\n".encode() + body
-
-
-async def final_response(peer: UdpPeer) -> sip.SipMessage:
-    """The next final SIP response (RTP on the same socket is skipped)."""
-    while True:
-        try:
-            message = sip.parse(await peer.next())
-        except sip.SipParseError:
-            continue
-        if message.status >= 200:
-            return message
-
 
 GARBAGE = [
     b"",
@@ -92,14 +53,14 @@ async def test_garbage_and_truncated_sip_leave_calls_alone(phone: Phone, udp_pee
     relay = "application/dtmf-relay"
     udp_peer.send(
         request("INFO", live.call_id, body=b"Signal=Z\r\n", content_type=relay,
-                to_tag=live.dialog.local_tag),
+                to_tag=live.dialog.local_tag, from_tag=live.dialog.remote_tag),
         phone.gateway.port,
     )  # fmt: skip
     assert (await final_response(udp_peer)).status == 400
     udp_peer.send(request("INFO", "nobody", body=b"Signal=1", content_type=relay, to_tag="x"),
                   phone.gateway.port)  # fmt: skip
     assert (await final_response(udp_peer)).status == 481
-    assert live.room is not None and live.pin_entry.attempts == 0
+    assert live.room is not None and live.pin_entry.attempts == 1  # the Request-URI PIN alone
     udp_peer.send(request("REGISTER", "reg"), phone.gateway.port)
     reply = await final_response(udp_peer)
     assert reply.status == 405 and "INVITE" in reply.get("Allow")

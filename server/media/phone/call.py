@@ -16,7 +16,7 @@ from enum import StrEnum
 
 import numpy as np
 
-from server.media.phone import g711
+from server.media.phone import g711, sip
 from server.media.phone.bridge import PhoneTrack, RoomMix
 from server.media.phone.dtmf import DtmfReceiver
 from server.media.phone.inband import InbandDtmf
@@ -49,7 +49,17 @@ class Dialog:
     local_to: str  # the caller's To with our tag, which becomes our From
     remote_target: str  # the caller's Contact URI
     peer: tuple[str, int]  # where the signalling came from (the trunk or PBX)
+    remote_tag: str = ""  # the caller's From tag
+    invite_cseq: int = 0  # the INVITE's CSeq number (its ACK carries the same)
     local_cseq: int = 1
+
+    def matches(self, request: SipMessage) -> bool:
+        """Whether an in-dialog request belongs to this dialog: Call-ID and both tags."""
+        return (
+            request.call_id == self.call_id
+            and sip.header_param(request.get("To"), "tag") == self.local_tag
+            and (sip.header_param(request.get("From"), "tag") or "") == self.remote_tag
+        )
 
 
 @dataclass
@@ -100,6 +110,11 @@ class Call:
         return self.dialog.call_id
 
     @property
+    def source(self) -> str:
+        """The address the call's signalling came from (what guessing is counted by)."""
+        return self.dialog.peer[0]
+
+    @property
     def local_rtp_port(self) -> int:
         return self.endpoint.local_port
 
@@ -144,6 +159,17 @@ class Call:
             await asyncio.gather(task, return_exceptions=True)
         self.endpoint.close()
 
+    def _next_samples(self, count: int, silence: np.ndarray) -> np.ndarray:
+        """What the caller hears next: the prompt while one plays, else the room."""
+        if self.prompting:
+            samples = self.prompt.read(count)
+            if self.prompt.finished:
+                self.prompting = False
+                if self.on_prompt_finished is not None:
+                    self.on_prompt_finished(self)
+            return samples
+        return self.mix.read(count) if self.mix is not None else silence
+
     async def _send_loop(self) -> None:
         loop = asyncio.get_running_loop()
         count = self.answer.samples_per_packet
@@ -154,26 +180,23 @@ class Call:
         first = True
         due = loop.time()
         while self.state != CallState.ENDED:
-            if self.prompting:
-                samples = self.prompt.read(count)
-                if self.prompt.finished:
-                    self.prompting = False
-                    if self.on_prompt_finished is not None:
-                        self.on_prompt_finished(self)
-            else:
-                samples = self.mix.read(count) if self.mix is not None else silence
-            self.endpoint.send(
-                RtpPacket(
-                    self.answer.payload_type,
-                    sequence,
-                    timestamp,
-                    self.endpoint.ssrc,
-                    g711.encode(self.answer.codec, samples),
-                    marker=first,
+            if self.endpoint.latched:
+                self.endpoint.send(
+                    RtpPacket(
+                        self.answer.payload_type,
+                        sequence,
+                        timestamp,
+                        self.endpoint.ssrc,
+                        g711.encode(self.answer.codec, self._next_samples(count, silence)),
+                        marker=first,
+                    )
                 )
-            )
-            first = False
-            sequence, timestamp = sequence + 1, timestamp + count
+                first = False
+                sequence, timestamp = sequence + 1, timestamp + count
+            else:
+                # Nowhere to send before the caller's first packet (rtp.py); the prompt
+                # waits too, so it is heard from its start.
+                self.stats.packets_withheld += 1
             if (
                 time.monotonic() - self._last_packet > self.media_timeout
                 and self.on_media_timeout is not None

@@ -1,7 +1,9 @@
 """Room events only the phone gateway produces (joins and leaves are the registry's).
 
-A rejected PIN names no room: those events carry `room=""`, the caller's masked
-number and the call id, so a log can still tell one failing caller from another.
+A wrong PIN names no room: those events carry `room=""`, the caller's masked number,
+the source address and the call id, so a log can still tell one failing caller from
+another. A PIN refused although it names a room (a removed person's personal PIN)
+carries that room, and the pair's session log records it.
 """
 
 from __future__ import annotations
@@ -13,11 +15,15 @@ from server.rooms.events import RoomEvent
 
 @dataclass(frozen=True)
 class PhonePinRejected(RoomEvent):
-    """A caller's PIN matched no room (DTMF, Request-URI or X-Room-Pin)."""
+    """A caller's PIN was refused (keyed, in the Request-URI or in X-Room-Pin)."""
 
     call_id: str
     caller: str  # the caller's number with all but the last digits masked
-    reason: str  # wrong_pin | no_pin (nothing keyed before the prompt timed out)
+    source: str  # the address the SIP request came from (the trunk, or the attacker)
+    via: str  # dtmf | request_uri | header
+    # wrong_pin | no_pin (nothing keyed in time) | source_locked (too many failures from
+    # the address: not checked) | removed (the person was removed from the room)
+    reason: str
     attempt: int
     final: bool  # the last try: the gateway hangs up
 

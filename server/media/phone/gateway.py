@@ -25,6 +25,7 @@ from server.media.phone.bridge import PhoneTrack, RoomAudio
 from server.media.phone.call import Call, Room
 from server.media.phone.events import PhoneCallEnded, PhonePinRejected
 from server.media.phone.g711 import Samples
+from server.media.phone.guessing import PinGuard
 from server.media.phone.metrics import PhoneMetrics
 from server.media.phone.pins import PinDirectory, PinMatch
 from server.media.phone.sip import uri_user
@@ -57,6 +58,9 @@ class PhoneSettings:
     pin_digits: int = 6
     pin_tries: int = 3
     pin_timeout_seconds: float = 20.0  # per try, from the prompt or the last digit
+    pin_failures_per_source: int = 10  # wrong PINs per source address per window (guessing.py)
+    pin_failure_window_seconds: float = 600.0
+    pin_failures_per_minute: int = 60  # across all sources; beyond it one failure locks out
     ring_seconds: float = 0.0  # ringing before the answer
     media_timeout_seconds: float = 60.0  # no RTP from the caller for this long: hang up
     dial_in_number: str = ""  # shown to participants next to the room PIN
@@ -80,6 +84,8 @@ class PhoneSettings:
             rtp_port_min=settings.sip_rtp_port_min,
             rtp_port_max=settings.sip_rtp_port_max,
             pin_digits=settings.sip_pin_digits,
+            pin_failures_per_source=settings.sip_pin_failures_per_source,
+            pin_failures_per_minute=settings.sip_pin_failures_per_minute,
             media_timeout_seconds=settings.sip_media_timeout_seconds,
             dial_in_number=settings.sip_dialin_number or "",
             voice_prompts=settings.sip_prompts == "voice",
@@ -114,7 +120,12 @@ class PhoneGateway:
         self._pins = pins
         self._room_audio = room_audio
         self.metrics = PhoneMetrics(metrics_registry)
-        self.uas = UserAgentServer(settings, self, self.metrics)
+        self.guard = PinGuard(
+            settings.pin_failures_per_source,
+            settings.pin_failure_window_seconds,
+            settings.pin_failures_per_minute,
+        )
+        self.uas = UserAgentServer(settings, self, self.metrics, self.guard)
         self._pin_timers: dict[str, asyncio.TimerHandle] = {}
         self._checking: set[str] = set()
 
@@ -159,16 +170,19 @@ class PhoneGateway:
         call.on_digits = self._keyed
         call.on_prompt_finished = self._prompt_finished
         call.on_media_timeout = lambda c: self._hang_up(c, "media_timeout")
-        direct = call.invite.get("X-Room-Pin") or uri_user(call.invite.uri)
-        match = await self._pins.resolve(direct) if direct.isdigit() else None
-        if call.call_id not in self.calls:
-            return  # hung up while the PIN was looked up
-        if match is not None:
-            self._admit(call, match)
-            return
-        # The Request-URI usually holds the dialled number, not a PIN: ask for one.
-        call.play(self._prompt(prompt.ASK_PIN), loop=True)
-        self._arm_pin_timer(call)
+        header = call.invite.get("X-Room-Pin")
+        dialled = uri_user(call.invite.uri)
+        if header:
+            call.pin_entry.count_attempt()
+            await self._check_pin(call, header, "header")
+        elif dialled.isdigit() and len(dialled) == self.settings.pin_digits:
+            # A Request-URI user of a PIN's length is a guess like any other; anything
+            # else there is the dialled number (what real trunks send): ask for the PIN.
+            call.pin_entry.count_attempt()
+            await self._check_pin(call, dialled, "request_uri")
+        else:
+            call.play(self._prompt(prompt.ASK_PIN), loop=True)
+            self._arm_pin_timer(call)
 
     async def call_ended(self, call: Call) -> None:
         self._disarm_pin_timer(call)
@@ -205,51 +219,70 @@ class PhoneGateway:
     # -- PIN entry -------------------------------------------------------------------------
 
     def _keyed(self, call: Call, digits: str) -> None:
-        if call.room is not None or call.call_id in self._checking:
-            return  # admitted already, or a PIN is being checked: ignore keys meanwhile
+        if call.room is not None or call.call_id in self._checking or call.pin_entry.exhausted:
+            return  # admitted, a PIN being checked, or out of tries: keys change nothing
         self._arm_pin_timer(call)
         for digit in digits:
             pin = call.pin_entry.key(digit)
             if pin is not None:
                 self._checking.add(call.call_id)
-                self.uas.spawn(self._check_pin(call, pin), "phone-check-pin")
+                self.uas.spawn(self._check_pin(call, pin, "dtmf"), "phone-check-pin")
                 return
 
-    async def _check_pin(self, call: Call, pin: str) -> None:
+    async def _check_pin(self, call: Call, pin: str, via: str) -> None:
+        """Check one attempt (`via` dtmf, request_uri or header): admit, or count a failure."""
+        self._checking.add(call.call_id)
         try:
-            match = await self._pins.resolve(pin)
+            if self.guard.refuses(call.source):
+                # Out of failures for this address (maybe from calls in parallel): the
+                # attempt is not checked at all.
+                call.pin_entry.exhaust()
+                self._rejected(call, "source_locked", via)
+                return
+            match = await self._pins.resolve(pin) if pin.isdigit() else None
         finally:
             self._checking.discard(call.call_id)
         if call.call_id not in self.calls:
             return
         if match is not None:
             self._admit(call, match)
-        else:
-            self._rejected(call, "wrong_pin")
+            return
+        self.metrics.pin_failures.labels(via).inc()
+        if self.guard.failed(call.source):
+            self.metrics.pin_sources_locked.inc()
+            call.pin_entry.exhaust()
+        self._rejected(call, "wrong_pin", via)
 
-    def _rejected(self, call: Call, reason: str) -> None:
+    def _rejected(self, call: Call, reason: str, via: str, room: str = "") -> None:
         final = call.pin_entry.exhausted
         self._bus.publish(
             PhonePinRejected(
-                "",
+                room,
                 call_id=call.call_id,
                 caller=call.caller,
+                source=call.source,
+                via=via,
                 reason=reason,
                 attempt=call.pin_entry.attempts,
                 final=final,
             )
         )
-        log.info(
+        log.warning(
             "phone PIN rejected",
             extra={
                 "call_id": call.call_id[:80],
+                "source": call.source,
+                "caller": call.caller,
+                "via": via,
                 "reason": reason,
                 "attempt": call.pin_entry.attempts,
+                "room": room,
             },
         )
         if final:
             self._disarm_pin_timer(call)
             self.metrics.call_attempts.labels("pin_rejected").inc()
+            call.end_reason = call.end_reason or "pin_rejected"
             call.play(self._prompt(prompt.GOODBYE), then_hang_up=True)
         else:
             call.play(self._prompt(prompt.WRONG_PIN))
@@ -279,7 +312,7 @@ class PhoneGateway:
         self._pin_timers.pop(call.call_id, None)
         if call.room is None and call.call_id in self.calls:
             call.pin_entry.timed_out()
-            self._rejected(call, "no_pin")
+            self._rejected(call, "no_pin", "dtmf")
 
     # -- the room --------------------------------------------------------------------------
 

@@ -30,6 +30,17 @@ class PhoneMetrics:
             "RTP packets from callers that never arrived",
             registry=registry,
         )
+        self.pin_failures = Counter(
+            "pairwise_phone_pin_failures",
+            "Wrong PINs, by how they came (dtmf, request_uri, header)",
+            ["via"],
+            registry=registry,
+        )
+        self.pin_sources_locked = Counter(
+            "pairwise_phone_pin_sources_locked",
+            "Times a source address used up its wrong PINs and was locked out",
+            registry=registry,
+        )
         self.sip_dropped = Counter(
             "pairwise_phone_sip_dropped", "SIP datagrams dropped as malformed", registry=registry
         )

@@ -152,6 +152,14 @@ class PinEntry:
             self._digits += digit
         return None
 
+    def count_attempt(self) -> None:
+        """A PIN that came another way (Request-URI, X-Room-Pin) uses a try too."""
+        self.attempts += 1
+
+    def exhaust(self) -> None:
+        """No tries left, whatever the count (the caller's address is locked out)."""
+        self.tries = min(self.tries, self.attempts)
+
     def timed_out(self) -> None:
         """The caller keyed nothing useful for too long: that counts as a try."""
         self._digits = ""

@@ -77,6 +77,8 @@ class RtpStats:
     packets_late: int = 0
     packets_invalid: int = 0
     packets_echoed: int = 0  # our own SSRC coming back: a peer echoing our audio
+    packets_foreign: int = 0  # from an address that is not the caller's: dropped
+    packets_withheld: int = 0  # not sent: no RTP from the caller yet (nothing latched)
     packets_sent: int = 0
     bytes_received: int = 0
     bytes_sent: int = 0
@@ -104,17 +106,47 @@ class SequenceTracker:
 
 
 class RtpEndpoint(UdpEndpoint):
-    """One call's media socket. Symmetric RTP: after the first valid packet we send to
-    wherever the caller's media actually comes from (NAT, SBCs), not to the SDP address."""
+    """One call's media socket, with symmetric RTP latched safely.
 
-    def __init__(self, on_packet: Callable[[RtpPacket], None], stats: RtpStats) -> None:
+    Symmetric RTP answers to wherever the caller's media actually comes from (NAT,
+    SBCs), not to the SDP address. Done naively that lets anyone take the call over
+    (one packet from a third address before the caller's first redirects the audio)
+    and makes the gateway a reflector (it streamed to the SDP address, whoever that
+    was, before anything arrived). So the rule is:
+
+    - nothing is sent before the latch;
+    - the latch is the first valid RTP packet whose source host is one the call
+      signalled: the SDP connection address or the SIP source address (`signalled`;
+      any port, since NAT rewrites ports);
+    - once latched, packets from any other address are dropped and counted, and the
+      latch never moves.
+    """
+
+    def __init__(
+        self,
+        on_packet: Callable[[RtpPacket], None],
+        stats: RtpStats,
+        signalled: frozenset[str] = frozenset(),
+    ) -> None:
         self._on_packet = on_packet
         self.stats = stats
+        self.signalled = signalled
         self.remote: tuple[str, int] | None = None
-        self.latched = False
         self.ssrc = random.getrandbits(32)
 
+    @property
+    def latched(self) -> bool:
+        return self.remote is not None
+
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        source = (addr[0], addr[1])
+        if (
+            self.remote is None
+            and source[0] not in self.signalled
+            or (self.remote is not None and source != self.remote)
+        ):
+            self.stats.packets_foreign += 1
+            return
         try:
             packet = RtpPacket.parse(data)
         except RtpError:
@@ -125,13 +157,13 @@ class RtpEndpoint(UdpEndpoint):
             return
         self.stats.packets_received += 1
         self.stats.bytes_received += len(data)
-        if not self.latched:
-            self.remote = (addr[0], addr[1])
-            self.latched = True
+        if self.remote is None:
+            self.remote = source
         self._on_packet(packet)
 
     def send(self, packet: RtpPacket) -> None:
         if self.remote is None:
+            self.stats.packets_withheld += 1
             return
         data = packet.serialise()
         if self.sendto(data, self.remote):
@@ -144,7 +176,11 @@ class RtpEndpoint(UdpEndpoint):
 
 
 async def open_endpoint(
-    host: str, ports: range, on_packet: Callable[[RtpPacket], None], stats: RtpStats
+    host: str,
+    ports: range,
+    on_packet: Callable[[RtpPacket], None],
+    stats: RtpStats,
+    signalled: frozenset[str] = frozenset(),
 ) -> RtpEndpoint:
     """Bind the first free even port of `ports` (RTP convention; RTCP is not used)."""
     loop = asyncio.get_running_loop()
@@ -153,7 +189,7 @@ async def open_endpoint(
     for port in candidates:
         try:
             _, protocol = await loop.create_datagram_endpoint(
-                lambda: RtpEndpoint(on_packet, stats), local_addr=(host, port)
+                lambda: RtpEndpoint(on_packet, stats, signalled), local_addr=(host, port)
             )
         except OSError:
             continue

@@ -15,6 +15,7 @@ changes the call table.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import socket
 import time
@@ -22,8 +23,10 @@ from collections import deque
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, Protocol
 
+from server.api.throttle import Buckets
 from server.media.phone import dtmf, sip
 from server.media.phone.call import Call, CallState, Dialog
+from server.media.phone.guessing import PinGuard
 from server.media.phone.metrics import PhoneMetrics
 from server.media.phone.rtp import RtpStats, open_endpoint
 from server.media.phone.sdp import (
@@ -57,21 +60,6 @@ class CallHandler(Protocol):
         """The call is over (either side hung up, or it never got going)."""
 
 
-class TokenBucket:
-    def __init__(self, rate: float, burst: float) -> None:
-        self.rate, self.burst = rate, burst
-        self.tokens, self.at = burst, time.monotonic()
-
-    def take(self) -> bool:
-        now = time.monotonic()
-        self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
-        self.at = now
-        if self.tokens < 1:
-            return False
-        self.tokens -= 1
-        return True
-
-
 def mask_number(from_header: str) -> str:
     """The caller's number with all but the last three characters hidden."""
     user = sip.uri_user(from_header.split("<", 1)[-1]) or "anonymous"
@@ -80,14 +68,23 @@ def mask_number(from_header: str) -> str:
 
 class UserAgentServer(UdpEndpoint):
     def __init__(
-        self, settings: PhoneSettings, handler: CallHandler, metrics: PhoneMetrics
+        self,
+        settings: PhoneSettings,
+        handler: CallHandler,
+        metrics: PhoneMetrics,
+        guard: PinGuard,
     ) -> None:
         self.settings = settings
         self.handler = handler
         self.metrics = metrics
+        self.guard = guard
+        # Addresses or networks (`192.0.2.10`, `127.0.0.0/8`); empty allows every source.
+        self._allowed_networks = [
+            ipaddress.ip_network(entry, strict=False) for entry in settings.allowed_ips
+        ]
         self.calls: dict[str, Call] = {}
         self.ended_calls: deque[Call] = deque(maxlen=ENDED_CALLS_KEPT)  # for inspection
-        self._buckets: dict[str, TokenBucket] = {}
+        self._invites = Buckets(settings.invite_rate * 60, burst=int(settings.invite_burst))
         self._answered: dict[tuple[str, str, str], tuple[bytes, float]] = {}
         self._unacked: dict[str, asyncio.Task[None]] = {}  # Call-ID → final error retransmits
         self._bye_pending: dict[str, asyncio.Task[None]] = {}
@@ -140,7 +137,7 @@ class UserAgentServer(UdpEndpoint):
     def _request(self, request: SipMessage, addr: tuple[str, int]) -> None:
         method = request.method
         if method == "ACK":
-            self._ack(request)
+            self._ack(request, addr)
             return
         cached = self._answered.get((request.call_id, request.branch, method))
         if cached is not None and method != "INVITE":
@@ -193,14 +190,21 @@ class UserAgentServer(UdpEndpoint):
         self._answered[key] = (data, now)
 
     def _allowed(self, host: str) -> bool:
-        return not self.settings.allowed_ips or host in self.settings.allowed_ips
+        if not self._allowed_networks:
+            return True
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return False
+        return any(address in network for network in self._allowed_networks)
 
     def _invite(self, request: SipMessage, addr: tuple[str, int]) -> None:
         received_at = time.monotonic()
         existing = self.calls.get(request.call_id)
         if existing is not None:
-            if sip.header_param(request.get("To"), "tag") == existing.dialog.local_tag:
-                self._reinvite(existing, request, addr)
+            if sip.header_param(request.get("To"), "tag"):
+                if self._in_dialog(existing, request, addr):
+                    self._reinvite(existing, request, addr)
             elif existing.final_response:
                 self._send(existing.final_response, addr)
             else:
@@ -212,14 +216,16 @@ class UserAgentServer(UdpEndpoint):
         if not self._allowed(addr[0]):
             self._reject(request, addr, 403, "forbidden")
             return
-        bucket = self._buckets.get(addr[0])
-        if bucket is None:
-            if len(self._buckets) > 10_000:
-                self._buckets.clear()
-            bucket = self._buckets[addr[0]] = TokenBucket(
-                self.settings.invite_rate, self.settings.invite_burst
+        if self.guard.refuses(addr[0]):
+            self._reject(
+                request,
+                addr,
+                403,
+                "pin_locked",
+                [("Warning", '399 pairwise "too many wrong PINs"')],
             )
-        if not bucket.take():
+            return
+        if not self._invites.get(addr[0]).take():
             self._reject(request, addr, 503, "rate_limited", [("Retry-After", "5")])
             return
         if len(self.calls) >= self.settings.max_calls:
@@ -309,12 +315,12 @@ class UserAgentServer(UdpEndpoint):
                 settings.rtp_ports,
                 lambda packet: calls[0].receive(packet),
                 stats,
+                frozenset({answer.remote_address, addr[0]}),
             )
         except OSError:
             log.error("no RTP port left for a call", extra={"call_id": request.call_id[:80]})
             self._reject(request, addr, 503, "no_rtp_port")
             return
-        endpoint.remote = (answer.remote_address, answer.remote_port)
         local_tag = sip.new_tag()
         contact = request.get("Contact")
         target = (
@@ -327,6 +333,8 @@ class UserAgentServer(UdpEndpoint):
             local_to=f"{request.get('To')};tag={local_tag}",
             remote_target=target.strip() or request.uri,
             peer=addr,
+            remote_tag=sip.header_param(request.get("From"), "tag") or "",
+            invite_cseq=request.cseq[0],
         )
         call = Call(
             dialog=dialog,
@@ -402,13 +410,42 @@ class UserAgentServer(UdpEndpoint):
             addr,
         )
 
-    def _ack(self, request: SipMessage) -> None:
+    def _in_dialog(self, call: Call, request: SipMessage, addr: tuple[str, int]) -> bool:
+        """Check an in-dialog request (BYE, INFO, re-INVITE) against the dialog and the
+        allow-list; answer it (481 or 403) when it fails."""
+        if not call.dialog.matches(request):
+            self._reply(request, addr, 481)
+            return False
+        if not self._allowed(addr[0]):
+            log.warning(
+                "refused an in-dialog request from a source not allowed",
+                extra={"source": addr[0], "method": request.method},
+            )
+            self._reply(request, addr, 403)
+            return False
+        return True
+
+    def _ack(self, request: SipMessage, addr: tuple[str, int]) -> None:
         task = self._unacked.get(request.call_id)
         if task is not None:
             task.cancel()
             return
         call = self.calls.get(request.call_id)
         if call is None or call.state != CallState.ANSWERED:
+            return
+        try:
+            cseq = request.cseq[0]
+        except ValueError:
+            return
+        if (
+            not call.dialog.matches(request)
+            or cseq != call.dialog.invite_cseq
+            or not self._allowed(addr[0])
+        ):
+            log.info(
+                "ignored an ACK that does not match its dialog",
+                extra={"source": addr[0], "call_id": request.call_id[:80]},
+            )
             return
         call.state = CallState.CONFIRMED
         call.confirmed_at = time.monotonic()
@@ -427,6 +464,9 @@ class UserAgentServer(UdpEndpoint):
         if call is None or call.invite.branch != request.branch:
             self._reply(request, addr, 481)
             return
+        if not self._allowed(addr[0]):
+            self._reply(request, addr, 403)
+            return
         self._reply(request, addr, 200)
         if call.state != CallState.RINGING:
             return  # too late: the call was answered, the caller will send BYE
@@ -436,8 +476,10 @@ class UserAgentServer(UdpEndpoint):
 
     def _bye(self, request: SipMessage, addr: tuple[str, int]) -> None:
         call = self.calls.get(request.call_id)
-        if call is None or sip.header_param(request.get("To"), "tag") != call.dialog.local_tag:
+        if call is None:
             self._reply(request, addr, 481)
+            return
+        if not self._in_dialog(call, request, addr):
             return
         self._reply(request, addr, 200, to_tag=call.dialog.local_tag)
         self.spawn(self._end(call, "caller_hung_up"), "phone-bye")
@@ -445,8 +487,10 @@ class UserAgentServer(UdpEndpoint):
     def _info(self, request: SipMessage, addr: tuple[str, int]) -> None:
         """A key press sent as SIP INFO (dtmf.py), or an empty keep-alive INFO."""
         call = self.calls.get(request.call_id)
-        if call is None or sip.header_param(request.get("To"), "tag") != call.dialog.local_tag:
+        if call is None:
             self._reply(request, addr, 481)
+            return
+        if not self._in_dialog(call, request, addr):
             return
         tag = call.dialog.local_tag
         if not request.body.strip():

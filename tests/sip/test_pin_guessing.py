@@ -1,0 +1,119 @@
+"""PIN guessing with a real SIP peer: bounded per call, per source address, and counted
+however the PIN arrives (keyed, or in the Request-URI)."""
+
+from __future__ import annotations
+
+import pytest
+
+from server.media.phone.events import PhonePinRejected
+from server.rooms.events import ParticipantJoined
+from tests.sip.conftest import Phone, PhoneFactory, UdpPeer, eventually
+from tests.sip.media import key_presses
+
+pytestmark = [pytest.mark.slow, pytest.mark.sip]
+
+
+class Keypad:
+    """RFC 4733 key presses from the caller's media address (the SDP's), in order."""
+
+    def __init__(self, peer: UdpPeer, port: int) -> None:
+        self.peer, self.port = peer, port
+        self.sequence, self.timestamp = 1, 1000
+
+    def press(self, keys: str) -> None:
+        packets = key_presses(keys, ssrc=99, sequence=self.sequence, timestamp=self.timestamp)
+        for packet in packets:
+            self.peer.send(packet, self.port)
+        self.sequence += len(packets)
+        self.timestamp += 1600 * len(keys) + 20_000
+
+
+def wrong(pin: str) -> str:
+    """A PIN of the same length that is not `pin`."""
+    return ("1" if pin[0] != "1" else "2") + pin[1:]
+
+
+async def test_three_wrong_pins_end_the_call_and_a_fourth_is_not_checked(
+    phone: Phone, udp_peer: UdpPeer
+) -> None:
+    pin = await phone.pins.ensure_room_pin("mentoring-4")
+    call = phone.start_sipp(
+        "call_wait_for_bye.xml", "100", args=("-set", "rtpport", str(udp_peer.port))
+    )
+    live = await phone.confirmed_call()
+    keypad = Keypad(udp_peer, live.local_rtp_port)
+    for attempt in range(1, 4):
+        keypad.press(wrong(pin) + "#")
+        await eventually(lambda n=attempt: len(phone.of_type(PhonePinRejected)) == n)
+    keypad.press(pin + "#")  # the right PIN, during the goodbye: must not let them in
+    result = await call  # the scenario ends when it has received and answered the BYE
+
+    assert result.returncode == 0, result.errors
+    rejected = phone.of_type(PhonePinRejected)
+    assert [(e.attempt, e.final, e.reason, e.via) for e in rejected] == [
+        (1, False, "wrong_pin", "dtmf"),
+        (2, False, "wrong_pin", "dtmf"),
+        (3, True, "wrong_pin", "dtmf"),
+    ]
+    assert rejected[0].call_id == live.call_id and rejected[0].caller == "…001"
+    assert rejected[0].source == "127.0.0.1"
+    await phone.bus.drain()
+    assert phone.of_type(ParticipantJoined) == []
+    assert phone.registry.get("mentoring-4") is None
+    assert phone.gateway.ended_calls[-1].end_reason == "pin_rejected"
+    assert phone.metric("pairwise_phone_call_attempts_total", result="pin_rejected") == 1
+    assert phone.metric("pairwise_phone_pin_failures_total", via="dtmf") == 3
+
+
+async def test_a_pin_in_the_request_uri_is_a_counted_and_logged_guess(
+    phone: Phone, udp_peer: UdpPeer, caplog: pytest.LogCaptureFixture
+) -> None:
+    pin = await phone.pins.ensure_room_pin("mentoring-7")
+    call = phone.start_sipp(
+        "call_wait_for_bye.xml", wrong(pin), args=("-set", "rtpport", str(udp_peer.port))
+    )
+    live = await phone.confirmed_call()
+    await eventually(lambda: phone.of_type(PhonePinRejected))
+    keypad = Keypad(udp_peer, live.local_rtp_port)
+    for attempt in (2, 3):  # the Request-URI used the first of three tries
+        keypad.press(wrong(pin) + "#")
+        await eventually(lambda n=attempt: len(phone.of_type(PhonePinRejected)) == n)
+    result = await call
+
+    assert result.returncode == 0, result.errors
+    rejected = phone.of_type(PhonePinRejected)
+    assert [(e.via, e.attempt, e.final) for e in rejected] == [
+        ("request_uri", 1, False),
+        ("dtmf", 2, False),
+        ("dtmf", 3, True),
+    ]
+    assert phone.metric("pairwise_phone_pin_failures_total", via="request_uri") == 1
+    logged = [r for r in caplog.records if r.getMessage() == "phone PIN rejected"]
+    assert [(r.via, r.source) for r in logged][0] == ("request_uri", "127.0.0.1")  # type: ignore[attr-defined]
+
+
+async def test_a_source_over_its_wrong_pin_limit_is_refused_new_calls(
+    make_phone: PhoneFactory, udp_peer: UdpPeer
+) -> None:
+    phone = await make_phone(pin_failures_per_source=2)
+    pin = await phone.pins.ensure_room_pin("mentoring-8")
+    call = phone.start_sipp(
+        "call_wait_for_bye.xml", wrong(pin), args=("-set", "rtpport", str(udp_peer.port))
+    )
+    live = await phone.confirmed_call()
+    await eventually(lambda: phone.of_type(PhonePinRejected))  # failure 1: the Request-URI
+    Keypad(udp_peer, live.local_rtp_port).press(wrong(pin) + "#")  # failure 2: the limit
+    first = await call  # locked out: the call ends although it had a try left
+
+    assert first.returncode == 0, first.errors
+    assert [(e.attempt, e.final) for e in phone.of_type(PhonePinRejected)] == [
+        (1, False),
+        (2, True),
+    ]
+    assert phone.metric("pairwise_phone_pin_sources_locked_total") == 1
+
+    refused = await phone.sipp("refused_403.xml", pin)  # even with the right PIN
+
+    assert refused.returncode == 0, refused.errors
+    assert phone.metric("pairwise_phone_call_attempts_total", result="pin_locked") == 1
+    assert phone.registry.get("mentoring-8") is None

@@ -1,0 +1,48 @@
+"""A few lines of SIP user agent client for what sipp cannot express: hand-made
+requests over a real UDP socket (wrong tags, strangers' addresses, garbage)."""
+
+from __future__ import annotations
+
+from server.media.phone import sip
+from tests.sip.conftest import UdpPeer
+
+SDP = (
+    b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+    b"m=audio 40000 RTP/AVP 0\r\n"
+)
+
+
+def request(
+    method: str,
+    call_id: str,
+    *,
+    body: bytes = b"",
+    to_tag: str = "",
+    from_tag: str = "caller",
+    cseq: int = 1,
+    content_length: int | None = None,
+    content_type: str = "application/sdp",
+) -> bytes:
+    head = (
+        f"{method} sip:123456@127.0.0.1 SIP/2.0\r\n"
+        f"Via: SIP/2.0/UDP 127.0.0.1:5099;branch=z9hG4bK{call_id}{method}{cseq}{from_tag}\r\n"
+        f"From: <sip:+15550000@127.0.0.1>;tag={from_tag}\r\n"
+        f"To: <sip:123456@127.0.0.1>{';tag=' + to_tag if to_tag else ''}\r\n"
+        f"Call-ID: {call_id}\r\nCSeq: {cseq} {method}\r\n"
+        f"Contact: <sip:caller@127.0.0.1:5099>\r\nMax-Forwards: 70\r\n"
+    )
+    if body:
+        head += f"Content-Type: {content_type}\r\n"
+    length = len(body) if content_length is None else content_length
+    return f"{head}Content-Length: {length}\r\n\r\n".encode() + body
+
+
+async def final_response(peer: UdpPeer) -> sip.SipMessage:
+    """The next final SIP response (RTP on the same socket is skipped)."""
+    while True:
+        try:
+            message = sip.parse(await peer.next())
+        except sip.SipParseError:
+            continue
+        if message.status >= 200:
+            return message
