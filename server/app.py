@@ -88,7 +88,6 @@ def create_app(settings: Settings) -> web.Application:
         else None
     )
     roster = RedisRoster(redis, settings.cluster, settings.node_name, rooms) if redis else None
-    cluster = Cluster(settings, redis, rooms)
     removals = RemovalStore(database)
     signaling = Signaling(
         settings,
@@ -99,8 +98,9 @@ def create_app(settings: Settings) -> web.Application:
         is_removed=removals.refuses,
         roster=roster,
     )
-    RoomHandlers(signaling, chat, cluster.node_for)
     sfu = Sfu(settings, rooms, bus, MediaMetrics(registry))
+    cluster = Cluster(settings, redis, rooms, sfu.forwarded_streams)
+    RoomHandlers(signaling, chat, cluster.node_for)
     dial_in, phone = None, None
     if settings.sip_bind:
         pins = PinStore(database, settings.sip_pin_digits)

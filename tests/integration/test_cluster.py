@@ -201,3 +201,27 @@ async def test_redis_outage_keeps_local_rooms_serving_and_recovers(
     finally:
         redis_proc.kill()
         redis_proc.wait()
+
+
+async def test_a_burst_of_rooms_is_placed_evenly_across_two_nodes(
+    server_process: Callable[..., ServerProcess], database_for_nodes: str
+) -> None:
+    env = cluster_env(require_redis(), database_for_nodes)
+    a = await asyncio.to_thread(server_process, **env)
+    b = await asyncio.to_thread(server_process, **env)
+    # Twenty lookups at once, half through each node: no heartbeat can report the rooms
+    # placed meanwhile, so only counting at placement keeps the nodes even.
+    answers = await asyncio.gather(
+        *(
+            asyncio.to_thread(get, (a if i % 2 else b).url + f"/api/v1/rooms/burst-{i}/node")
+            for i in range(20)
+        )
+    )
+    assert all(status == 200 for status, _ in answers), answers
+    on_a = sum(1 for _, placed in answers if placed["url"] == a.url)
+    assert abs(on_a - 10) <= 1, f"{on_a} rooms on one node, {20 - on_a} on the other"
+    # Asked again, on either node, every room stays where it was placed.
+    again = [
+        await asyncio.to_thread(get, a.url + f"/api/v1/rooms/burst-{i}/node") for i in range(20)
+    ]
+    assert [p["url"] for _, p in again] == [p["url"] for _, p in answers]
