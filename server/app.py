@@ -87,7 +87,13 @@ def create_app(settings: Settings) -> web.Application:
         if settings.redis_url
         else None
     )
-    roster = RedisRoster(redis, settings.cluster, settings.node_name, rooms) if redis else None
+    roster = (
+        RedisRoster(
+            redis, settings.cluster, settings.node_name, rooms, bus, settings.heartbeat_seconds
+        )
+        if redis
+        else None
+    )
     removals = RemovalStore(database)
     signaling = Signaling(
         settings,
@@ -162,6 +168,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     await services.cluster.start()
     if services.roster is not None:
         services.bus.subscribe(services.roster, "roster", kinds=services.roster.KINDS)
+        await services.roster.start()
     if services.sfu is not None:
         await services.sfu.start()
     if services.phone is not None:
@@ -174,6 +181,8 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         await services.sfu.stop()
     services.rooms.close_all()
     await services.bus.close()
+    if services.roster is not None:
+        await services.roster.stop()
     await services.cluster.stop()
     if services.redis is not None:
         await services.redis.aclose()

@@ -225,3 +225,26 @@ async def test_a_burst_of_rooms_is_placed_evenly_across_two_nodes(
         await asyncio.to_thread(get, a.url + f"/api/v1/rooms/burst-{i}/node") for i in range(20)
     ]
     assert [p["url"] for _, p in again] == [p["url"] for _, p in answers]
+
+
+async def test_participants_of_a_killed_node_leave_every_roster(
+    server_process: Callable[..., ServerProcess], database_for_nodes: str
+) -> None:
+    env = cluster_env(require_redis(), database_for_nodes)
+    a = await asyncio.to_thread(server_process, **env)
+    b = await asyncio.to_thread(server_process, **env)
+    ada = await participant(a.url, "pair-ghost", "ada")
+    await ada.join()
+    # Bo's connection is on node b (chat and presence work from any node).
+    bo = await participant(b.url, "pair-ghost", "bo")
+    assert "ada" in {p["identity"] for p in (await bo.join())["participants"]}
+    await ada.wait_for("participant_joined", {"identity": "bo"})
+
+    await asyncio.to_thread(b.kill)
+    left = await ada.wait_for("participant_left", {"identity": "bo"}, timeout=20)
+    assert left["reason"] == "disconnected"
+    carol = await participant(a.url, "pair-ghost", "carol")
+    listed = {p["identity"] for p in (await carol.join())["participants"]}
+    assert listed == {"ada", "carol"}, listed
+    for person in (ada, bo, carol):
+        await person.close()
