@@ -33,7 +33,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "it holds the scenario's thresholds.",
     )
     parser.add_argument(
-        "--url", required=True, help="the server's base URL; nothing else is contacted"
+        "--url",
+        required=True,
+        action="append",
+        help="the server's base URL; nothing else is contacted (give it once)",
     )
     parser.add_argument(
         "--admin-key",
@@ -77,9 +80,13 @@ async def _run(runner: Runner) -> RunResult:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    url = args.url.rstrip("/")
+    if len(args.url) > 1:
+        # Taking the last one silently load-tested one node of several.
+        print("error: --url given more than once; give the one URL to test", file=sys.stderr)
+        return EXIT_SETUP
+    url = args.url[0].rstrip("/")
     if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).netloc:
-        print(f"error: --url must be http(s)://host[:port], got {args.url!r}", file=sys.stderr)
+        print(f"error: --url must be http(s)://host[:port], got {args.url[0]!r}", file=sys.stderr)
         return EXIT_SETUP
     if not args.admin_key:
         print("error: --admin-key (or PAIRWISE_ADMIN_KEY) is required", file=sys.stderr)
@@ -104,7 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"{document['verdict'].upper()}: {summary['joins']}/{summary['participants']} joined, "
         f"{chat['messages_sent']} messages sent, {chat['messages_received']} received by "
-        f"every member, {chat['lost_messages']} lost, p99 delivery "
+        f"every member, {chat['lost_messages']} acked and lost, {chat['unacked_messages']} "
+        f"never acked, p99 delivery "
         f"{chat['latency_ms']['p99']} ms, {summary['errors']} errors",
         file=sys.stderr,
     )

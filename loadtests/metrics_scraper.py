@@ -139,7 +139,9 @@ class MetricsScraper:
         cpu_percent = None
         cpu = values.get("cpu_seconds")
         if cpu is not None:
-            if self._last is not None and wall > self._last[0]:
+            # A counter that went down is another process (a restart, or a balancer
+            # alternating between nodes): no rate, rather than a negative one.
+            if self._last is not None and wall > self._last[0] and cpu >= self._last[1]:
                 cpu_percent = round(100 * (cpu - self._last[1]) / (wall - self._last[0]), 1)
             self._last = (wall, cpu)
         rss = values.get("rss_bytes")

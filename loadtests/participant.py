@@ -91,7 +91,7 @@ class Measurements:
         self.ack_ms.append((time.perf_counter() - message.sent_at) * 1000)
 
     def unanswered(self, client_id: str) -> None:
-        """No ack came: the message counts as lost unless somebody receives it."""
+        """No ack came: counted apart from the acknowledged ones (see `delivery`)."""
         self.messages[client_id].unanswered = True
 
     def refused(self, client_id: str) -> None:
@@ -115,20 +115,27 @@ class Measurements:
         return sum(1 for m in self.messages.values() if len(m.received) < len(m.expected))
 
     def delivery(self) -> dict[str, int]:
-        """Counts over every message the server accepted, or may have (an unanswered one:
-        from the sender's view it is lost unless it arrives)."""
-        accepted = [m for m in self.messages.values() if m.acked or m.received or m.unanswered]
-        expected = sum(len(m.expected) for m in accepted)
-        got = sum(len(m.received) for m in accepted)
-        complete = sum(1 for m in accepted if m.received >= m.expected)
+        """Counts over the messages the server acknowledged, and apart from them those whose
+        ack never came (a timeout or a dropped connection: maybe stored, maybe not).
+
+        `lost_messages` are acknowledged messages some member never received: the server
+        promised them, so any is a failure. `unacked_messages` are the unanswered ones;
+        `unacked_delivered` of those reached every member anyway."""
+        acked = [m for m in self.messages.values() if m.acked]
+        unacked = [m for m in self.messages.values() if m.unanswered and not m.acked]
+        expected = sum(len(m.expected) for m in acked)
+        got = sum(len(m.received) for m in acked)
+        complete = sum(1 for m in acked if m.received >= m.expected)
         return {
             "messages_sent": self.sent,
-            "messages_accepted": len(accepted),
+            "messages_accepted": len(acked),
             "messages_received": complete,
             "deliveries_expected": expected,
             "deliveries_received": got,
-            "lost_messages": len(accepted) - complete,
+            "lost_messages": len(acked) - complete,
             "lost_deliveries": expected - got,
+            "unacked_messages": len(unacked),
+            "unacked_delivered": sum(1 for m in unacked if m.received >= m.expected),
             "duplicated_messages": self.duplicates,
             "unexpected_messages": self.unexpected,
         }

@@ -11,6 +11,7 @@ import json
 import math
 from collections.abc import Sequence
 from dataclasses import asdict
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -113,6 +114,7 @@ def _actuals(summary: dict[str, Any]) -> dict[str, float | None]:
         "p99_chat_latency_ms": chat["latency_ms"]["p99"],
         "p99_join_ms": summary["join_ms"]["p99"],
         "lost_messages": chat["lost_messages"],
+        "unacked_messages": chat["unacked_messages"],
         "duplicated_messages": chat["duplicated_messages"],
         "errors": summary["errors"],
         "join_failures": summary["join_failures"],
@@ -181,6 +183,7 @@ def build(result: RunResult) -> dict[str, Any]:
         "url": result.url,
         "scenario": result.scenario.model_dump(),
         "started_at": result.started_at,
+        "started": _date(result.started_at),
         "finished_at": result.finished_at,
         "interrupted": result.interrupted,
         "ended_early": result.ended_early,
@@ -214,14 +217,28 @@ Series = tuple[str, str, list[tuple[float, float | None]]]
 COLORS = ("#2563eb", "#dc2626", "#059669", "#d97706", "#7c3aed")
 
 
-def _nice_max(value: float) -> float:
-    if value <= 0:
+def _nice_step(span: float, ticks: int) -> float:
+    """A round step (1, 2, 2.5 or 5 times a power of ten) that covers `span` in `ticks`."""
+    if span <= 0:
         return 1.0
-    exponent = 10 ** math.floor(math.log10(value))
+    raw = span / ticks
+    exponent = 10 ** math.floor(math.log10(raw))
     for step in (1, 2, 2.5, 5, 10):
-        if value <= step * exponent:
+        if raw <= step * exponent * (1 + 1e-9):
             return step * exponent
     return 10 * exponent
+
+
+def nice_axis(low: float, high: float, ticks: int) -> list[float]:
+    """Round tick values from at most `low` (never above 0) to at least `high`."""
+    low, high = min(low, 0.0), max(high, 0.0)
+    step = _nice_step(high - low, ticks)
+    first = math.floor(low / step + 1e-9) * step
+    last = math.ceil(high / step - 1e-9) * step
+    if last <= first:
+        last = first + step
+    count = round((last - first) / step)
+    return [round(first + i * step, 10) for i in range(count + 1)]
 
 
 def svg_chart(
@@ -234,26 +251,28 @@ def svg_chart(
     height: int = 240,
     x_unit: str = "s",
 ) -> str:
-    """A line chart as inline SVG; a None value breaks the line."""
+    """A line chart as inline SVG; a None value breaks the line. Both axes have round
+    ticks; a negative value moves the zero line up instead of falling below the axis."""
     left, right, top, bottom = 56, 16, 28, 34
     plot_w, plot_h = width - left - right, height - top - bottom
     ys = [y for _, _, points in series for _, y in points if y is not None]
-    y_max = _nice_max(max(ys) if ys else 1.0)
-    x_max = x_max if x_max > 0 else 1.0
+    y_ticks = nice_axis(min(ys, default=0.0), max(ys, default=1.0), 4)
+    y_min, y_max = y_ticks[0], y_ticks[-1]
+    x_ticks = nice_axis(0.0, x_max if x_max > 0 else 1.0, 5)
+    x_max = x_ticks[-1]
 
     def sx(x: float) -> float:
         return left + plot_w * min(max(x / x_max, 0.0), 1.0)
 
     def sy(y: float) -> float:
-        return top + plot_h * (1 - min(y / y_max, 1.0))
+        return top + plot_h * (1 - min(max((y - y_min) / (y_max - y_min), 0.0), 1.0))
 
     out = [
         f'<svg viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
         f'role="img" aria-label="{html.escape(title)}">',
         f'<text x="{left}" y="16" class="title">{html.escape(title)}</text>',
     ]
-    for i in range(5):
-        y = y_max * i / 4
+    for y in y_ticks:
         out.append(
             f'<line x1="{left}" x2="{width - right}" y1="{sy(y):.1f}" y2="{sy(y):.1f}" '
             'class="grid"/>'
@@ -261,11 +280,10 @@ def svg_chart(
         out.append(
             f'<text x="{left - 6}" y="{sy(y) + 4:.1f}" class="axis" text-anchor="end">{y:g}</text>'
         )
-    for i in range(6):
-        x = x_max * i / 5
+    for x in x_ticks:
         out.append(
             f'<text x="{sx(x):.1f}" y="{height - bottom + 16}" class="axis" '
-            f'text-anchor="middle">{x:.0f}{html.escape(x_unit)}</text>'
+            f'text-anchor="middle">{x:g}{html.escape(x_unit)}</text>'
         )
     out.append(
         f'<text x="12" y="{top + plot_h / 2:.0f}" class="axis" '
@@ -344,6 +362,10 @@ code{background:#f3f4f6;padding:0 .2rem}
 """
 
 
+def _date(unix: float) -> str:
+    return datetime.fromtimestamp(unix, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
 def render_html(report: dict[str, Any]) -> str:
     s = report["summary"]
     scenario = report["scenario"]
@@ -359,7 +381,8 @@ def render_html(report: dict[str, Any]) -> str:
         f"<style>{CSS}</style>",
         f"<h1>Load test: {e(scenario['name'])} "
         f"<span class='verdict {e(report['verdict'])}'>{e(report['verdict'].upper())}</span></h1>",
-        f"<p class=muted>Run <code>{e(report['run_id'])}</code> against "
+        f"<p class=muted>Run <code>{e(report['run_id'])}</code> on "
+        f"{e(_date(report['started_at']))} against "
         f"<code>{e(report['url'])}</code>: {scenario['rooms']} rooms × "
         f"{scenario['participants_per_room']} participants, ramp-up {scenario['ramp_up_s']} s, "
         f"duration {scenario['duration_s']} s, chat {scenario['chat']['messages_per_second']} "
@@ -394,7 +417,14 @@ def render_html(report: dict[str, Any]) -> str:
         ("join time p50 / p99 (ms)", f"{_fmt(s['join_ms']['p50'])} / {_fmt(s['join_ms']['p99'])}"),
         ("chat messages sent (acked)", _fmt(chat["messages_sent"])),
         ("… received by every member", _fmt(chat["messages_received"])),
-        ("… lost / duplicated", f"{chat['lost_messages']} / {chat['duplicated_messages']}"),
+        (
+            "… acked but lost / duplicated",
+            f"{chat['lost_messages']} / {chat['duplicated_messages']}",
+        ),
+        (
+            "chat messages never acked (of them delivered anyway)",
+            f"{chat['unacked_messages']} ({chat['unacked_delivered']})",
+        ),
         (
             "deliveries received / expected",
             f"{chat['deliveries_received']} / {chat['deliveries_expected']}",

@@ -89,8 +89,13 @@ def create_app(settings: Settings) -> web.Application:
         if settings.redis_url
         else None
     )
-    roster = RedisRoster(redis, settings.cluster, settings.node_name, rooms) if redis else None
-    cluster = Cluster(settings, redis, rooms)
+    roster = (
+        RedisRoster(
+            redis, settings.cluster, settings.node_name, rooms, bus, settings.heartbeat_seconds
+        )
+        if redis
+        else None
+    )
     removals = RemovalStore(database)
     signaling = Signaling(
         settings,
@@ -101,8 +106,9 @@ def create_app(settings: Settings) -> web.Application:
         is_removed=removals.refuses,
         roster=roster,
     )
-    RoomHandlers(signaling, chat, cluster.node_for)
     sfu = Sfu(settings, rooms, bus, MediaMetrics(registry))
+    cluster = Cluster(settings, redis, rooms, sfu.forwarded_streams)
+    RoomHandlers(signaling, chat, cluster.node_for)
     dial_in, phone = None, None
     if settings.sip_bind:
         pins = PinStore(database, settings.sip_pin_digits)
@@ -164,6 +170,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     await services.cluster.start()
     if services.roster is not None:
         services.bus.subscribe(services.roster, "roster", kinds=services.roster.KINDS)
+        await services.roster.start()
     if services.sfu is not None:
         await services.sfu.start()
     if services.phone is not None:
@@ -176,6 +183,8 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         await services.sfu.stop()
     services.rooms.close_all()
     await services.bus.close()
+    if services.roster is not None:
+        await services.roster.stop()
     await services.cluster.stop()
     if services.redis is not None:
         await services.redis.aclose()

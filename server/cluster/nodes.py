@@ -5,7 +5,6 @@ A node whose heartbeat key has expired is dead; its rooms are placed elsewhere.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import logging
@@ -16,6 +15,8 @@ from dataclasses import asdict, dataclass
 import psutil
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
+
+from server.cluster.keys import Keys
 
 log = logging.getLogger("pairwise.cluster")
 
@@ -31,46 +32,40 @@ class NodeLoad:
     ts: float
 
     @property
-    def score(self) -> float:
-        """Lower is less loaded: rooms first, then forwarded streams, then CPU."""
-        return self.rooms + self.streams / 20 + self.cpu_percent / 25
+    def media_load(self) -> float:
+        """Load beyond the rooms placed on the node, in rooms: 20 forwarded streams or 25 %
+        of a core weigh as much as one more room. The rooms themselves are counted by the
+        directory as it places them (a heartbeat's count lags behind a burst of placements)."""
+        return self.streams / 20 + self.cpu_percent / 25
 
 
 class NodeRegistry:
     def __init__(
         self,
         redis: Redis,
-        cluster: str,
+        keys: Keys,
         name: str,
         url: str,
-        interval: float,
         ttl: float,
         load: Callable[[], tuple[int, int, int]],
     ):
         self._redis = redis
-        self._prefix = f"{cluster}:node:"
+        self._keys = keys
         self.name = name
         self.url = url
-        self._interval = interval
         self._ttl = ttl
         self._load = load  # → (rooms, participants, forwarded streams)
         self._process = psutil.Process()
-        self._task: asyncio.Task[None] | None = None
+        self._process.cpu_percent()  # the first call only sets the baseline
         self.healthy = False  # did the last heartbeat reach Redis?
 
-    async def start(self) -> None:
-        self._process.cpu_percent()  # the first call only sets the baseline
-        await self.beat()
-        self._task = asyncio.create_task(self._run())
+    async def forget(self) -> None:
+        """Say this node is gone (a clean stop), so no one waits for its TTL."""
+        with contextlib.suppress(RedisError, OSError):
+            await self._redis.delete(self._keys.node(self.name))
 
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-        with contextlib.suppress(RedisError):
-            await self._redis.delete(self._prefix + self.name)
-
-    async def beat(self) -> None:
+    async def beat(self) -> bool:
+        """Report this node's load; whether Redis took it."""
         rooms, participants, streams = self._load()
         me = NodeLoad(
             self.name,
@@ -83,7 +78,7 @@ class NodeRegistry:
         )
         try:
             await self._redis.set(
-                self._prefix + self.name, json.dumps(asdict(me)), px=int(self._ttl * 1000)
+                self._keys.node(self.name), json.dumps(asdict(me)), px=int(self._ttl * 1000)
             )
             if not self.healthy:
                 log.info("heartbeat reaches redis", extra={"node": self.name})
@@ -95,16 +90,12 @@ class NodeRegistry:
                     extra={"node": self.name, "error": str(exc)},
                 )
             self.healthy = False
+        return self.healthy
 
     async def live(self) -> list[NodeLoad]:
         nodes = []
-        async for key in self._redis.scan_iter(match=self._prefix + "*", count=100):
+        async for key in self._redis.scan_iter(match=self._keys.node_prefix + "*", count=100):
             raw = await self._redis.get(key)
             if raw is not None:
                 nodes.append(NodeLoad(**json.loads(raw)))
         return sorted(nodes, key=lambda n: n.name)
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval)
-            await self.beat()

@@ -5,6 +5,7 @@ Without Redis there is one node, this one, and every room is here.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
@@ -12,6 +13,7 @@ from collections.abc import Callable
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from server.cluster.keys import Keys
 from server.cluster.nodes import NodeLoad, NodeRegistry
 from server.cluster.placement import Placement, RoomDirectory
 from server.config import Settings
@@ -34,20 +36,21 @@ class Cluster:
         self.name = settings.node_name
         self.url = settings.base_url
         self._rooms = rooms
-        self._streams = streams
+        self._streams = streams  # forwarded streams on this node (the SFU's count)
+        self._interval = settings.heartbeat_seconds
+        self._task: asyncio.Task[None] | None = None
+        # The rooms the directory placed here, announced again with every heartbeat: after
+        # Redis restarts (empty) or any gap, the directory is rebuilt before a lookup could
+        # place a live room on another node.
+        self.held: set[str] = set()
         self.nodes: NodeRegistry | None = None
         self.directory: RoomDirectory | None = None
         if redis is not None:
+            keys = Keys(settings.cluster)
             self.nodes = NodeRegistry(
-                redis,
-                settings.cluster,
-                self.name,
-                self.url,
-                settings.heartbeat_seconds,
-                settings.node_ttl_seconds,
-                self._load,
+                redis, keys, self.name, self.url, settings.node_ttl_seconds, self._load
             )
-            self.directory = RoomDirectory(redis, settings.cluster, self.nodes)
+            self.directory = RoomDirectory(redis, keys, self.nodes)
 
     def _load(self) -> tuple[int, int, int]:
         rooms = self._rooms.rooms()
@@ -55,24 +58,52 @@ class Cluster:
 
     async def start(self) -> None:
         if self.nodes is not None:
-            await self.nodes.start()
+            await self.beat()
+            self._task = asyncio.create_task(self._run())
 
     async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
         if self.nodes is not None:
-            await self.nodes.stop()
+            await self.nodes.forget()
+
+    async def beat(self) -> None:
+        """Heartbeat, then re-announce the rooms held here."""
+        if self.nodes is None or self.directory is None or not await self.nodes.beat():
+            return
+        try:
+            lost = await self.directory.claim(self.name, sorted(self.held))
+        except (RedisError, OSError) as exc:
+            log.warning("could not announce held rooms", extra={"error": str(exc)})
+            return
+        for room in lost:
+            # Placed elsewhere while this node could not say it held the room.
+            log.warning("room held by another node", extra={"room": room, "node": self.name})
+            self.held.discard(room)
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            await self.beat()
 
     async def node_for(self, room: str) -> Placement:
         """Where `room` lives. If Redis cannot be reached, this node serves it."""
         if self.directory is None:
             return Placement(room, self.name, self.url, moved=False)
         try:
-            return await self.directory.node_for(room)
+            placement = await self.directory.node_for(room)
         except (RedisError, OSError) as exc:
             log.warning(
                 "room directory unavailable; serving locally",
                 extra={"room": room, "error": str(exc)},
             )
             return Placement(room, self.name, self.url, moved=False)
+        if placement.node == self.name:
+            self.held.add(room)
+        else:
+            self.held.discard(room)
+        return placement
 
     async def live_nodes(self) -> list[NodeLoad]:
         if self.nodes is None:
@@ -83,6 +114,7 @@ class Cluster:
     async def __call__(self, event: RoomEvent) -> None:
         """Bus subscriber: a room that closed here is free to be placed anywhere."""
         if isinstance(event, SessionEnded) and self.directory is not None:
+            self.held.discard(event.room)
             # On failure the placement outlives us only until our heartbeat expires.
             with contextlib.suppress(RedisError, OSError):
                 await self.directory.release(event.room, self.name)

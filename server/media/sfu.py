@@ -201,6 +201,12 @@ class Sfu:
         await self._close_peer(peer)
         return True
 
+    def forwarded_streams(self) -> int:
+        """Tracks forwarded to a subscriber on this node (the cluster weighs node load by it)."""
+        return sum(
+            len(p.subscribers) for media in self.rooms.values() for p in media.publications.values()
+        )
+
     def peer(self, room: str, identity: str) -> Peer | None:
         media = self.rooms.get(room)
         return media.peers.get(identity) if media else None

@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from tests.support.participants import SocketParticipant, issue_token
 from tests.support.process import ADMIN_KEY, ServerProcess
@@ -143,61 +145,182 @@ async def test_rooms_are_placed_on_live_nodes_and_move_when_a_node_dies(
         await person.close()
 
 
-async def test_redis_outage_keeps_local_rooms_serving_and_recovers(
-    server_process: Callable[..., ServerProcess], database_for_nodes: str, tmp_path: Path
-) -> None:
-    redis_server = require_program("redis-server")
-    port = free_port()
-    command = [
-        redis_server,
-        "--port",
-        str(port),
-        "--bind",
-        "127.0.0.1",
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-        "--dir",
-        str(tmp_path),
-    ]
-    redis_proc = await asyncio.to_thread(subprocess.Popen, command, stdout=subprocess.DEVNULL)
-    try:
-        await asyncio.sleep(0.5)
-        env = cluster_env(f"redis://127.0.0.1:{port}/0", database_for_nodes)
-        node = await asyncio.to_thread(server_process, **env)
-        ada = await participant(node.url, "pair-r", "ada")
-        bo = await participant(node.url, "pair-r", "bo")
-        await ada.join()
-        await bo.join()
-        acked = [await ada.chat("redis is up", "u1")]
+class OwnRedis:
+    """A redis-server of the test's own, without persistence, to stop and start again."""
 
-        redis_proc.kill()
-        redis_proc.wait()
-        status, ready = await asyncio.to_thread(get, node.url + "/readyz")
-        assert status == 503 and ready["checks"]["redis"].startswith("failed")
-        # The room keeps working on this node while Redis is away.
-        ack = await ada.chat("redis is down", "d1")
-        assert "id" in ack, ack
-        acked.append(ack)
-        assert (await bo.wait_for("chat", {"client_id": "d1"}))["text"] == "redis is down"
-        carol = await participant(node.url, "pair-r", "carol")
-        assert [m["client_id"] for m in (await carol.join())["history"]] == ["u1", "d1"]
+    def __init__(self, directory: Path):
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self._command = [
+            require_program("redis-server"),
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(directory),
+        ]
+        self._process: subprocess.Popen[bytes] | None = None
 
-        redis_proc = await asyncio.to_thread(subprocess.Popen, command, stdout=subprocess.DEVNULL)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            status, ready = await asyncio.to_thread(get, node.url + "/readyz")
-            if status == 200:
+    async def start(self) -> None:
+        self._process = await asyncio.to_thread(
+            subprocess.Popen, self._command, stdout=subprocess.DEVNULL
+        )
+        client = Redis(port=self.port, socket_timeout=1)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                await client.ping()
                 break
-            await asyncio.sleep(0.25)
-        assert status == 200, ready
-        acked.append(await bo.chat("redis is back", "b1"))
-        assert (await ada.wait_for("chat", {"client_id": "b1"}))["id"] == acked[-1]["id"]
-        history = (await carol.call("history", {"limit": 50}))["messages"]
-        assert [m["id"] for m in history] == [a["id"] for a in acked]
-        for person in (ada, bo, carol):
-            await person.close()
-    finally:
-        redis_proc.kill()
-        redis_proc.wait()
+            except (RedisError, OSError):
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.05)
+            finally:
+                await client.aclose()
+
+    def kill(self) -> None:
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait()
+            self._process = None
+
+
+@pytest.fixture
+async def own_redis(tmp_path: Path) -> AsyncIterator[OwnRedis]:
+    server = OwnRedis(tmp_path)
+    await server.start()
+    yield server
+    server.kill()
+
+
+async def test_redis_outage_keeps_local_rooms_serving_and_recovers(
+    server_process: Callable[..., ServerProcess], database_for_nodes: str, own_redis: OwnRedis
+) -> None:
+    env = cluster_env(own_redis.url, database_for_nodes)
+    node = await asyncio.to_thread(server_process, **env)
+    ada = await participant(node.url, "pair-r", "ada")
+    bo = await participant(node.url, "pair-r", "bo")
+    await ada.join()
+    await bo.join()
+    acked = [await ada.chat("redis is up", "u1")]
+
+    own_redis.kill()
+    status, ready = await asyncio.to_thread(get, node.url + "/readyz")
+    assert status == 503 and ready["checks"]["redis"].startswith("failed")
+    # The room keeps working on this node while Redis is away.
+    ack = await ada.chat("redis is down", "d1")
+    assert "id" in ack, ack
+    acked.append(ack)
+    assert (await bo.wait_for("chat", {"client_id": "d1"}))["text"] == "redis is down"
+    carol = await participant(node.url, "pair-r", "carol")
+    assert [m["client_id"] for m in (await carol.join())["history"]] == ["u1", "d1"]
+
+    await own_redis.start()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        status, ready = await asyncio.to_thread(get, node.url + "/readyz")
+        if status == 200:
+            break
+        await asyncio.sleep(0.25)
+    assert status == 200, ready
+    acked.append(await bo.chat("redis is back", "b1"))
+    assert (await ada.wait_for("chat", {"client_id": "b1"}))["id"] == acked[-1]["id"]
+    history = (await carol.call("history", {"limit": 50}))["messages"]
+    assert [m["id"] for m in history] == [a["id"] for a in acked]
+    for person in (ada, bo, carol):
+        await person.close()
+
+
+async def test_after_a_redis_restart_live_rooms_stay_on_their_nodes(
+    server_process: Callable[..., ServerProcess], database_for_nodes: str, own_redis: OwnRedis
+) -> None:
+    env = cluster_env(own_redis.url, database_for_nodes)
+    a = await asyncio.to_thread(server_process, **env)
+    b = await asyncio.to_thread(server_process, **env)
+    rooms = [f"pair-live-{i}" for i in range(6)]
+    homes: dict[str, str] = {}
+    people = []
+    for i, room in enumerate(rooms):
+        _, placed = await asyncio.to_thread(get, (a, b)[i % 2].url + f"/api/v1/rooms/{room}/node")
+        homes[room] = placed["url"]
+        person = await participant(placed["url"], room, "ada")
+        await person.join()
+        people.append(person)
+    assert set(homes.values()) == {a.url, b.url}, homes
+
+    own_redis.kill()
+    await own_redis.start()  # empty: it keeps nothing on disk
+    # The nodes announce the rooms they hold again; no lookup is needed for that.
+    directory = Redis.from_url(own_redis.url)
+    owner_keys = [f"{env['PAIRWISE_CLUSTER']}:roomnode:{room}" for room in rooms]
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if await directory.exists(*owner_keys) == len(rooms):
+            break
+        await asyncio.sleep(0.1)
+    await directory.aclose()
+    # Wait until both nodes beat again, so a lookup could choose either.
+    while time.monotonic() < deadline:
+        status, listed = await asyncio.to_thread(get, a.url + "/api/v1/nodes")
+        if status == 200 and len(listed["nodes"]) == 2:
+            break
+        await asyncio.sleep(0.1)
+    for room in rooms:
+        for node in (a, b):
+            status, placed = await asyncio.to_thread(get, node.url + f"/api/v1/rooms/{room}/node")
+            assert status == 200, placed
+            assert (placed["url"], placed["moved"]) == (homes[room], False), room
+    for person in people:
+        await person.close()
+
+
+async def test_a_burst_of_rooms_is_placed_evenly_across_two_nodes(
+    server_process: Callable[..., ServerProcess], database_for_nodes: str
+) -> None:
+    env = cluster_env(require_redis(), database_for_nodes)
+    a = await asyncio.to_thread(server_process, **env)
+    b = await asyncio.to_thread(server_process, **env)
+    # Twenty lookups at once, half through each node: no heartbeat can report the rooms
+    # placed meanwhile, so only counting at placement keeps the nodes even.
+    answers = await asyncio.gather(
+        *(
+            asyncio.to_thread(get, (a if i % 2 else b).url + f"/api/v1/rooms/burst-{i}/node")
+            for i in range(20)
+        )
+    )
+    assert all(status == 200 for status, _ in answers), answers
+    on_a = sum(1 for _, placed in answers if placed["url"] == a.url)
+    assert abs(on_a - 10) <= 1, f"{on_a} rooms on one node, {20 - on_a} on the other"
+    # Asked again, on either node, every room stays where it was placed.
+    again = [
+        await asyncio.to_thread(get, a.url + f"/api/v1/rooms/burst-{i}/node") for i in range(20)
+    ]
+    assert [p["url"] for _, p in again] == [p["url"] for _, p in answers]
+
+
+async def test_participants_of_a_killed_node_leave_every_roster(
+    server_process: Callable[..., ServerProcess], database_for_nodes: str
+) -> None:
+    env = cluster_env(require_redis(), database_for_nodes)
+    a = await asyncio.to_thread(server_process, **env)
+    b = await asyncio.to_thread(server_process, **env)
+    ada = await participant(a.url, "pair-ghost", "ada")
+    await ada.join()
+    # Bo's connection is on node b (chat and presence work from any node).
+    bo = await participant(b.url, "pair-ghost", "bo")
+    assert "ada" in {p["identity"] for p in (await bo.join())["participants"]}
+    await ada.wait_for("participant_joined", {"identity": "bo"})
+
+    await asyncio.to_thread(b.kill)
+    left = await ada.wait_for("participant_left", {"identity": "bo"}, timeout=20)
+    assert left["reason"] == "disconnected"
+    carol = await participant(a.url, "pair-ghost", "carol")
+    listed = {p["identity"] for p in (await carol.join())["participants"]}
+    assert listed == {"ada", "carol"}, listed
+    for person in (ada, bo, carol):
+        await person.close()

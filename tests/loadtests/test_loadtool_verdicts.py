@@ -1,0 +1,122 @@
+"""What the load tool counts as passing, how it counts messages, and how it draws them."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from loadtests.participant import Measurements
+from loadtests.report import nice_axis, svg_chart
+from tests.loadtests.test_loadtool import read_report, tool
+from tests.support.process import ADMIN_KEY, ROOT, ServerProcess
+
+
+def test_a_scenario_without_thresholds_fails_when_a_participant_cannot_join(
+    server_process: Callable[..., ServerProcess], tmp_path: Path
+) -> None:
+    server = server_process(PAIRWISE_ROOM_CAPACITY="2")
+    scenario = tmp_path / "bare.yaml"
+    scenario.write_text(
+        "name: bare\nrooms: 1\nparticipants_per_room: 3\nramp_up_s: 0\nduration_s: 1\n"
+        "drain_s: 1\nchat: {messages_per_second: 0}\n"
+    )
+    out = tmp_path / "report"
+    command = tool(server.url, out)
+    command[command.index("smoke")] = str(scenario)
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=90)
+    assert result.returncode == 1, result.stderr
+    report = read_report(out)
+    failed = [c for c in report["checks"] if not c["passed"]]
+    assert [(c["name"], c["actual"]) for c in failed] == [("join_failures", 1)]
+    assert {c["name"] for c in report["checks"]} == {"join_failures", "lost_messages"}
+
+
+def test_url_given_twice_is_refused_instead_of_testing_the_last(tmp_path: Path) -> None:
+    command = [
+        sys.executable,
+        "-m",
+        "loadtests",
+        "--url",
+        "http://127.0.0.1:9",
+        "--url",
+        "http://127.0.0.1:10",
+        "--admin-key",
+        ADMIN_KEY,
+        "--out",
+        str(tmp_path / "report"),
+    ]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "--url given more than once" in result.stderr
+    assert not (tmp_path / "report").exists()
+
+
+def test_never_acked_and_acked_but_lost_are_counted_apart() -> None:
+    m = Measurements()
+    m.enter("r", "ada")
+    m.enter("r", "bo")
+    m.sending("acked-lost", "r", "ada")
+    m.acked("acked-lost")
+    m.received("acked-lost", "ada")
+    m.sending("acked-ok", "r", "ada")
+    m.acked("acked-ok")
+    m.received("acked-ok", "ada")
+    m.received("acked-ok", "bo")
+    m.sending("no-ack", "r", "bo")
+    m.unanswered("no-ack")
+    m.sending("no-ack-arrived", "r", "bo")
+    m.unanswered("no-ack-arrived")
+    m.received("no-ack-arrived", "ada")
+    m.received("no-ack-arrived", "bo")
+    counts = m.delivery()
+    assert counts["messages_sent"] == counts["messages_accepted"] == 2
+    assert (counts["lost_messages"], counts["lost_deliveries"]) == (1, 1)
+    assert (counts["unacked_messages"], counts["unacked_delivered"]) == (2, 1)
+
+
+def test_axes_have_round_ticks_and_negative_values_stay_inside_the_chart() -> None:
+    assert nice_axis(0, 37, 5) == [0, 10, 20, 30, 40]
+    assert nice_axis(0, 2.3, 4) == [0, 1, 2, 3]
+    assert nice_axis(-12, 80, 4) == [-25, 0, 25, 50, 75, 100]
+    chart = svg_chart("CPU", "%", [("server", "#000", [(0, -12.0), (5, 80.0)])], x_max=13)
+    height, top, bottom = 240, 28, 34
+    ys = [
+        float(point.split(",")[1])
+        for points in re.findall(r'points="([^"]+)"', chart)
+        for point in points.split()
+    ]
+    assert ys and all(top <= y <= height - bottom for y in ys)
+    labels = re.findall(r'class="axis" text-anchor="(?:end|middle)">([^<]+)<', chart)
+    assert "-25" in labels and "100" in labels
+    assert [x for x in labels if x.endswith("s")] == ["0s", "5s", "10s", "15s"]
+
+
+def test_the_report_says_when_it_ran(
+    server_process: Callable[..., ServerProcess], tmp_path: Path
+) -> None:
+    server = server_process()
+    out = tmp_path / "report"
+    result = subprocess.run(
+        tool(server.url, out, "--set", "duration_s=1"),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+    assert result.returncode == 0, result.stderr
+    report = read_report(out)
+    today = time.strftime("%Y-%m-%d", time.gmtime(report["started_at"]))
+    assert report["started"].startswith(today)
+    assert f"on {report['started']} against" in (out / "report.html").read_text()
+
+
+def test_reports_written_in_the_checkout_are_ignored_by_git() -> None:
+    ignored = subprocess.run(
+        ["git", "check-ignore", "-q", "loadtest-reports/smoke-20260101-000000/report.json"],
+        cwd=ROOT,
+    )
+    assert ignored.returncode == 0
