@@ -56,6 +56,26 @@ def _store(request: web.Request) -> MatchingStore:
     return MatchingStore(services.database, services.settings.node_name)
 
 
+async def _text(request: web.Request) -> str:
+    """The body as text in its declared charset (UTF-8 by default). A body that is not
+    text in that charset, or a charset Python does not know, is the client's mistake: a
+    4xx naming it, never the 500 a bare `request.text()` gives."""
+    raw = await request.read()
+    charset = request.charset or "utf-8"
+    try:
+        return raw.decode(charset)
+    except LookupError:
+        raise InvalidInput(
+            f"unknown charset {charset!r} in Content-Type; send UTF-8",
+            code="unsupported_charset", status=415,
+        ) from None  # fmt: skip
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(
+            f"the body is not {charset} text (byte 0x{raw[exc.start]:02x} at offset {exc.start})",
+            code="invalid_encoding", status=400,
+        ) from None  # fmt: skip
+
+
 def _json(text: str) -> Any:
     try:
         return json.loads(text)
@@ -69,14 +89,15 @@ def _track(task: asyncio.Task[None]) -> None:
 
 
 @routes.route(
-    "POST", f"{PREFIX}/profiles", response=ImportReport, admin=True, errors=(422,), tags=TAGS,
+    "POST", f"{PREFIX}/profiles", response=ImportReport, admin=True, errors=(400, 415, 422),
+    tags=TAGS,
     summary="Import mentor and mentee profiles: a JSON list, or CSV with Content-Type text/csv. "
     "Nothing is imported if any row is invalid, unless ?allow_partial=true.",
 )  # fmt: skip
 async def import_profiles_handler(request: web.Request) -> web.Response:
     store = _store(request)
     allow_partial = request.query.get("allow_partial", "false").lower() in ("1", "true", "yes")
-    text = await request.text()
+    text = await _text(request)
     rows = parse_csv(text) if request.content_type == "text/csv" else parse_json_rows(_json(text))
     result = import_profiles(rows, allow_partial=allow_partial)
     await store.save_profiles(result.profiles)
@@ -90,12 +111,12 @@ async def list_profiles(request: web.Request) -> web.Response:
 
 
 @routes.route(
-    "PUT", f"{PREFIX}/criteria", admin=True, errors=(422,), tags=TAGS,
+    "PUT", f"{PREFIX}/criteria", admin=True, errors=(400, 415, 422), tags=TAGS,
     summary="Set the program's criteria: JSON, or YAML with Content-Type application/yaml",
 )  # fmt: skip
 async def put_criteria(request: web.Request) -> web.Response:
     store = _store(request)
-    text = await request.text()
+    text = await _text(request)
     yaml = request.content_type in YAML_TYPES
     criteria = load_criteria(text) if yaml else parse_criteria(_json(text))
     await store.set_criteria(criteria)

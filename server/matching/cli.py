@@ -40,22 +40,25 @@ def add_match_command(
 def run_match(args: argparse.Namespace, settings: Settings) -> int:
     from server.matching.cohort import match_cohort
     from server.matching.criteria import load_criteria
-    from server.matching.profiles import read_profiles_file
+    from server.matching.profiles import read_profiles_file, read_text_file
 
+    bar = _ProgressBar(sys.stderr)
     try:
-        criteria = load_criteria(Path(args.criteria).read_text(encoding="utf-8"))
+        criteria = load_criteria(read_text_file(args.criteria))
         mentors = read_profiles_file(args.mentors, role="mentor", allow_partial=args.allow_partial)
         mentees = read_profiles_file(args.mentees, role="mentee", allow_partial=args.allow_partial)
         for skipped in (*mentors.errors, *mentees.errors):
             print(f"skipped {skipped}", file=sys.stderr)
         outcome = match_cohort(
             mentees.profiles, mentors.profiles, criteria, args.mode,
-            progress=_ProgressBar(sys.stderr),
+            progress=bar,
         )  # fmt: skip
     except PairwiseError as exc:
-        print(f"\nerror: {exc.message}", file=sys.stderr)
+        bar.end_line()
+        print(f"error: {exc.message}", file=sys.stderr)
         return 2
     except OSError as exc:
+        bar.end_line()
         print(f"error: {exc}", file=sys.stderr)
         return 2
     rows = [r.to_json() for r in outcome.results]
@@ -83,6 +86,12 @@ class _ProgressBar:
         end = "\n" if percent >= 100 else ""
         self.stream.write(f"\rmatching [{bar}] {percent:3d}%{end}")
         self.stream.flush()
+
+    def end_line(self) -> None:
+        """Finish a bar left part-drawn, so a message after it starts on its own line."""
+        if 0 <= self.shown < 100:
+            self.stream.write("\n")
+            self.shown = 100
 
 
 def _summary_table(summary: dict[str, Any]) -> str:

@@ -7,6 +7,7 @@ import io
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
@@ -327,9 +328,8 @@ def read_profiles_file(
 ) -> ImportResult:
     """Profiles from a .csv or .json file (the CLI's input)."""
     import json
-    from pathlib import Path
 
-    text = Path(path).read_text(encoding="utf-8")
+    text = read_text_file(path)
     if path.lower().endswith(".json"):
         try:
             data = json.loads(text)
@@ -337,6 +337,19 @@ def read_profiles_file(
             raise InvalidInput(f"{path}: not valid JSON ({exc})") from None
         return import_profiles(parse_json_rows(data), role=role, allow_partial=allow_partial)
     return import_profiles(parse_csv(text), role=role, allow_partial=allow_partial)
+
+
+def read_text_file(path: str) -> str:
+    """A UTF-8 text file (the CLI's inputs); bytes that are not UTF-8 are InvalidInput
+    naming where, so the CLI prints one line instead of a traceback."""
+    raw = Path(path).read_bytes()
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(
+            f"{path}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start}); "
+            "save it as UTF-8"
+        ) from None
 
 
 def split_roles(profiles: Iterable[Profile]) -> tuple[list[Profile], list[Profile]]:

@@ -24,8 +24,7 @@ from server.matching.availability import (
     SLOT_HOURS,
     SLOTS_PER_WEEK,
     availability_matrix,
-    clock_gap,
-    utc_offset_hours,
+    widest_gaps,
 )
 from server.matching.criteria import Criteria, Criterion
 from server.matching.profiles import Profile
@@ -287,8 +286,7 @@ class Scorer:
         if f.max_timezone_gap_hours is not None:
             zones = sorted({p.timezone for p in (*self.mentees, *self.mentors)})
             at = {z: k for k, z in enumerate(zones)}
-            offsets = np.array([utc_offset_hours(z, self.calendar) for z in zones])
-            near = clock_gap(offsets[:, None], offsets[None, :]) <= f.max_timezone_gap_hours
+            near = widest_gaps(zones, self.calendar) <= f.max_timezone_gap_hours
             zone_e = np.array([at[p.timezone] for p in self.mentees], dtype=np.intp)
             zone_m = np.array([at[p.timezone] for p in self.mentors], dtype=np.intp)
             checks.append(lambda grid: grid.table(zone_e, zone_m, near))

@@ -1,4 +1,11 @@
-"""Weekly meeting slots a pair can both make, shown in each person's local time."""
+"""Weekly meeting slots a pair can both make, shown in each person's local time.
+
+A slot is a real stretch of time, so its local times are what each person's clock shows
+then. The stretches are those that start in the mentee's first calendar week, read on
+the mentee's clock (Monday 00:00 to the next Monday 00:00 local): a slot never falls
+before the calendar, and in a week with a clock change it is where both are free that
+week (an earlier version wrapped a UTC week and was an hour off).
+"""
 
 from __future__ import annotations
 
@@ -8,13 +15,15 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from server.matching.availability import SLOT_MINUTES, SLOTS_PER_WEEK, Calendar, week_mask
+from server.matching.availability import SLOT_MINUTES, SLOTS_PER_DAY, Calendar, free_quarters
 from server.matching.profiles import Profile
+
+QUARTER = timedelta(minutes=SLOT_MINUTES)
 
 
 @dataclass(frozen=True)
 class Slot:
-    start_utc: datetime  # in the calendar's first week
+    start_utc: datetime
     minutes: int
     mentee_local: str  # "Tue 14:00-15:30 Europe/London"
     mentor_local: str
@@ -28,41 +37,51 @@ class Slot:
         }
 
 
+def first_week(person: Profile, calendar: Calendar) -> tuple[datetime, datetime]:
+    """The calendar's first week on the person's clock, as UTC instants [start, end)."""
+    zone = ZoneInfo(person.timezone)
+    return tuple(  # type: ignore[return-value]
+        datetime.combine(calendar.start + timedelta(days=d), time(), zone).astimezone(UTC)
+        for d in (0, 7)
+    )
+
+
 def suggest_slots(
     mentee: Profile, mentor: Profile, calendar: Calendar, count: int = 3
 ) -> list[Slot]:
-    """The `count` longest stretches both are free in the calendar's first week (earliest
-    first among equals). If the calendar crosses a daylight-saving change, later weeks
-    can shift one person's local time by an hour; the shared hours account for that."""
-    first_week = slice(0, SLOTS_PER_WEEK)
-    both = (
-        week_mask(mentee.timezone, mentee.availability, calendar)[first_week]
-        & week_mask(mentor.timezone, mentor.availability, calendar)[first_week]
+    """The `count` longest stretches both are free that start in the mentee's first
+    calendar week (earliest first among equals).
+
+    A stretch running past the week's end is followed for up to a day, so Sunday night
+    into Monday is one stretch; one running into the week from before it is the previous
+    week's (its twin at the end of this week is counted instead), unless it lasts the
+    whole week.
+    """
+    begin, end = first_week(mentee, calendar)
+    week = int((end - begin) / QUARTER)
+    # One quarter before the week, the week, and a day after it.
+    origin, span = begin - QUARTER, week + 1 + SLOTS_PER_DAY
+    both = free_quarters(mentee.timezone, mentee.availability, origin, span) & free_quarters(
+        mentor.timezone, mentor.availability, origin, span
     )
-    origin = datetime.combine(calendar.start, time(), UTC)
+    runs = [(s, n) for s, n in _runs(both) if 1 <= s <= week]
+    if both[0] and both[1]:  # a stretch from before the week: keep it only if it spans it
+        tail = next(n for s, n in _runs(both) if s == 0)
+        if tail > week:
+            runs.append((1, tail - 1))
     slots = []
-    for start, length in sorted(_runs(both), key=lambda run: (-run[1], run[0]))[:count]:
-        begin = origin + timedelta(minutes=start * SLOT_MINUTES)
-        end = begin + timedelta(minutes=length * SLOT_MINUTES)
-        slots.append(
-            Slot(
-                begin, length * SLOT_MINUTES, _local(begin, end, mentee), _local(begin, end, mentor)
-            )
-        )
+    for start, length in sorted(runs, key=lambda run: (-run[1], run[0]))[:count]:
+        a = origin + start * QUARTER
+        b = a + length * QUARTER
+        slots.append(Slot(a, length * SLOT_MINUTES, _local(a, b, mentee), _local(a, b, mentor)))
     return slots
 
 
 def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
-    """(start, length) of each stretch of True, joining one that wraps past Sunday midnight."""
-    if mask.all():
-        return [(0, len(mask))]
+    """(start, length) of each stretch of True."""
     edges = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
     starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
-    runs = [(int(s), int(e - s)) for s, e in zip(starts, ends, strict=True)]
-    if len(runs) > 1 and mask[0] and mask[-1]:
-        first, last = runs.pop(0), runs.pop()
-        runs.append((last[0], last[1] + first[1]))
-    return runs
+    return [(int(s), int(e - s)) for s, e in zip(starts, ends, strict=True)]
 
 
 def _local(begin: datetime, end: datetime, person: Profile) -> str:

@@ -254,3 +254,42 @@ async def test_admin_key_required(client: Any) -> None:
                          ("GET", "/api/v1/matching/criteria")]:  # fmt: skip
         resp = await client.request(method, path, headers={"Authorization": "Bearer wrong"})
         assert resp.status == 401
+
+
+@pytest.mark.parametrize(
+    ("path", "method", "content_type", "body", "status", "code"),
+    [
+        ("profiles", "POST", "text/csv", "identity,timezone\nz\xe9d,UTC\n".encode("latin-1"),
+         400, "invalid_encoding"),
+        ("profiles", "POST", "text/csv; charset=klingon", b"identity,timezone\nzed,UTC\n",
+         415, "unsupported_charset"),
+        ("profiles", "POST", "application/json", b'[{"identity": "z\xff"}]', 400,
+         "invalid_encoding"),
+        ("criteria", "PUT", "application/yaml", b"criteria:\n  - {name: \xff, rule: overlap}\n",
+         400, "invalid_encoding"),
+        ("criteria", "PUT", "application/json; charset=rot13", b'{"criteria": []}', 415,
+         "unsupported_charset"),
+    ],
+)  # fmt: skip
+async def test_a_body_that_is_not_text_is_a_4xx_and_changes_nothing(
+    client: Any, path: str, method: str, content_type: str, body: bytes, status: int, code: str
+) -> None:
+    await setup(client)
+    resp = await client.request(method, f"/api/v1/matching/{path}", data=body,
+                                headers={**ADMIN, "Content-Type": content_type})  # fmt: skip
+    assert resp.status == status, await resp.text()
+    error = (await resp.json())["error"]
+    assert error["code"] == code and error["message"]
+    profiles = await (await client.get("/api/v1/matching/profiles", headers=ADMIN)).json()
+    assert len(profiles["profiles"]) == 6
+    criteria = await (await client.get("/api/v1/matching/criteria", headers=ADMIN)).json()
+    assert [c["name"] for c in criteria["criteria"]] == ["skills", "time together"]
+
+
+async def test_a_body_in_a_declared_charset_is_read_in_it(client: Any) -> None:
+    body = "identity,role,timezone,name\nzed,mentee,UTC,Zoë\n".encode("latin-1")
+    resp = await client.post("/api/v1/matching/profiles", data=body,
+                             headers={**ADMIN, "Content-Type": "text/csv; charset=latin-1"})  # fmt: skip
+    assert resp.status == 200, await resp.text()
+    profiles = await (await client.get("/api/v1/matching/profiles", headers=ADMIN)).json()
+    assert [p["name"] for p in profiles["profiles"]] == ["Zoë"]

@@ -81,3 +81,19 @@ def test_bad_profiles_fail_with_the_row(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert "row 5: unknown time zone 'Europe/Pariss'" in proc.stderr
     assert not (tmp_path / "pairs.csv").exists()
+
+
+@pytest.mark.parametrize(("which", "where"), [("e.csv", 65), ("c.yaml", 70)])
+def test_a_file_that_is_not_utf8_is_one_line_and_no_traceback(
+    tmp_path: Path, which: str, where: int
+) -> None:
+    args = files(tmp_path)
+    path = tmp_path / which
+    text = path.read_bytes()
+    path.write_bytes(text[:where] + "\xe9".encode("latin-1") + text[where:])
+    proc = run(tmp_path, *args, "--out", str(tmp_path / "pairs.csv"))
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines() == [
+        f"error: {path}: not UTF-8 text (byte 0xe9 at offset {where}); save it as UTF-8"
+    ]
+    assert not (tmp_path / "pairs.csv").exists()

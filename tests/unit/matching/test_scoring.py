@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, datetime, time, timedelta
+from functools import cache
+from zoneinfo import ZoneInfo
 
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from server.matching.assignment import assign
-from server.matching.availability import Calendar, shared_hours, utc_offset_hours
+from server.matching.availability import Calendar, shared_hours
 from server.matching.criteria import parse_criteria
 from server.matching.profiles import Profile, Window
 from server.matching.scoring import FILTERED, FULL, Scorer
@@ -69,13 +71,26 @@ def cohorts(draw: st.DrawFn) -> tuple[list[Profile], list[Profile]]:
     return mentees, mentors
 
 
+@cache
+def widest_gap(a: str, b: str, calendar: Calendar) -> float:
+    """Hours between two clocks where they are furthest apart, looked at every quarter
+    hour of the calendar."""
+    origin = datetime.combine(calendar.start, time(), UTC)
+    gaps = []
+    for q in range(calendar.weeks * 7 * 96):
+        moment = origin + timedelta(minutes=15 * q)
+        offsets = [moment.astimezone(ZoneInfo(z)).utcoffset() for z in (a, b)]
+        gap = abs(offsets[0] - offsets[1]).total_seconds() / 3600 % 24  # type: ignore[operator]
+        gaps.append(min(gap, 24 - gap))
+    return max(gaps)
+
+
 def allowed(e: Profile, m: Profile) -> bool:
     """The hard filters, written out plainly."""
     calendar = CRITERIA.calendar
-    gap = abs(utc_offset_hours(e.timezone, calendar) - utc_offset_hours(m.timezone, calendar)) % 24
     return (
         m.identity not in e.avoid and e.identity not in m.avoid
-        and min(gap, 24 - gap) <= 6
+        and widest_gap(e.timezone, m.timezone, calendar) <= 6
         and bool(e.languages & m.languages)
         and not (e.department and e.department == m.department)
         and e.reports_to != m.identity and m.reports_to != e.identity
@@ -132,6 +147,20 @@ def test_rematch_exclusions_rule_a_pair_out() -> None:
     assert scorer.rows(np.array([0])).tolist() == [[FILTERED]]
 
 
-def test_calendar_is_used_for_the_time_zone_gap() -> None:
-    assert utc_offset_hours("America/New_York", Calendar(date(2025, 3, 10))) == -4
-    assert utc_offset_hours("America/New_York", Calendar(date(2025, 3, 3))) == -5
+def test_the_time_zone_gap_holds_over_the_whole_calendar() -> None:
+    # New York-Sydney: 8 h apart in the week of 3 March 2025, 9 h once the US moves (9 March).
+    mentee = Profile("e", "E", "mentee", "America/New_York", skills=frozenset({"go"}))
+    mentor = Profile("m", "M", "mentor", "Australia/Sydney", skills=frozenset({"go"}))
+
+    def score(start: str, weeks: int) -> int:
+        criteria = parse_criteria({
+            "availability": {"start": start, "weeks": weeks},
+            "criteria": [{"name": "s", "rule": "overlap"}],
+            "filters": {"max_timezone_gap_hours": 8},
+        })  # fmt: skip
+        return int(Scorer([mentee], [mentor], criteria).rows(np.array([0]))[0, 0])
+
+    assert score("2025-02-24", 1) == FULL
+    assert score("2025-03-03", 1) == FILTERED  # the change on Sunday 9 March counts too
+    assert score("2025-03-03", 4) == FILTERED
+    assert score("2025-03-10", 3) == FILTERED
