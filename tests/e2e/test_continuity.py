@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import urllib.request
 from typing import Any
 
@@ -97,6 +98,23 @@ async def timeline(base_url: str, pair_id: str) -> list[dict[str, Any]]:
 
 def modes(entries: list[dict[str, Any]], identity: str) -> list[str]:
     return [e["detail"] for e in entries if e["kind"] == "media_mode" and e["identity"] == identity]
+
+
+# Records every text the page shows a person in the banner and the screen-reader
+# announcer, so a test can check that no internal code (`no_video_rtp`) ever reaches them.
+RECORD_TEXTS = """() => {
+    window.__shown = [];
+    const watch = (el) => new MutationObserver(() => window.__shown.push(el.textContent))
+        .observe(el, {subtree: true, childList: true, characterData: true});
+    watch(document.getElementById("banner"));
+    watch(document.getElementById("announcer"));
+}"""
+CODE = re.compile(r"\b[a-z]+_[a-z_]+\b")
+
+
+async def shown_codes(person: RoomPage) -> list[str]:
+    texts = await person.evaluate("() => window.__shown")
+    return [text for text in texts if CODE.search(text)]
 
 
 async def call_of_two(open_page: OpenPage, room: str) -> tuple[RoomPage, RoomPage]:
@@ -216,9 +234,15 @@ async def test_closed_peer_connection_is_rebuilt(open_page: OpenPage, base_url: 
     10 s; the log shows the dead connection and the reconnect with their reasons."""
     pair_id = await make_pair(base_url, "pair-pc")
     ada, bo = await call_of_two(open_page, "pair-pc")
+    for person in (ada, bo):
+        await person.evaluate(RECORD_TEXTS)
     await bo.evaluate("() => window.pairwiseDebug.room.media.pc.close()")
+    await expect(bo.page.locator("#banner")).to_contain_text("Reconnecting")
     await both_decode(ada, bo, 10)
     await expect(ada.badge("bo")).to_have_text("Video")
+    # What the pages said meanwhile is in words: no reason code reached a person.
+    for person in (ada, bo):
+        assert not await shown_codes(person), await person.evaluate("() => window.__shown")
     entries = await timeline(base_url, pair_id)
     bo_entries = [(e["kind"], e["detail"]) for e in entries if e["identity"] == "bo"]
     assert ("media_failed", "connection_closed") in bo_entries, bo_entries
