@@ -247,3 +247,23 @@ async def test_closed_peer_connection_is_rebuilt(open_page: OpenPage, base_url: 
     bo_entries = [(e["kind"], e["detail"]) for e in entries if e["identity"] == "bo"]
     assert ("media_failed", "connection_closed") in bo_entries, bo_entries
     assert ("reconnected", "media: connection_closed") in bo_entries, bo_entries
+
+
+async def test_reloaded_tab_is_back_on_video(open_page: OpenPage, base_url: str) -> None:
+    """Fault: bo's tab is reloaded mid-call (`page.reload()`: the page, its socket and its
+    media connection are gone at once). The tab goes straight back into the meeting with
+    no click, and both decode each other's video again within 15 s; the log shows bo
+    leaving (disconnected) and joining again."""
+    pair_id = await make_pair(base_url, "pair-reload")
+    ada, bo = await call_of_two(open_page, "pair-reload")
+    await bo.page.reload()
+    await expect(bo.tile("bo")).to_be_visible()
+    await both_decode(ada, bo, 15)
+    await expect(ada.badge("bo")).to_have_text("Video")
+    await expect(ada.tile("bo").locator(".tile-state")).to_be_hidden()
+    entries = await timeline(base_url, pair_id)
+    bo_entries = [(e["kind"], e["detail"]) for e in entries if e["identity"] == "bo"]
+    assert ("left", "disconnected") in bo_entries, bo_entries
+    assert bo_entries[-1][0] == "media_mode" and bo_entries[-1][1].endswith("video: connected"), (
+        bo_entries
+    )
