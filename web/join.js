@@ -10,6 +10,9 @@ import { readToken, RoomSocket } from "./client/socket.js";
 
 const $ = (id) => document.getElementById(id);
 const TOKEN_KEY = "pairwise.token";
+// Set while this tab is in the meeting: a reload goes straight back in, with the same
+// camera and microphone choices, instead of stopping at the pre-join page.
+const IN_ROOM_KEY = "pairwise.in-room";
 const PUBLISHING_ROLES = new Set(["mentor", "mentee", "operator"]);
 
 function announce(text) {
@@ -103,10 +106,13 @@ class PreJoin {
     await this.previewing; // a quick click must not join before the camera answered
     this.meter.detach();
     $("preview-video").srcObject = null;
+    sessionStorage.setItem(IN_ROOM_KEY, JSON.stringify({ room: this.claims.room,
+      camera: this.wantCamera, mic: this.wantMic }));
     if (!this.wantCamera) this.#dropTracks("video");
     if (!this.wantMic) this.#dropTracks("audio");
     $("prejoin").hidden = true;
     const ended = (title, text) => {
+      sessionStorage.removeItem(IN_ROOM_KEY);
       showEnded(title, text);
       // Someone who chose to leave is asked how the meeting went (pairs' rooms only).
       if (room.left) offerFeedback(this.token, this.claims.room);
@@ -127,9 +133,28 @@ class PreJoin {
     $("main").focus();
   }
 
+  /** After a reload of a tab that was in the meeting: join again as before, no click. */
+  resume() {
+    let saved = null;
+    try {
+      saved = JSON.parse(sessionStorage.getItem(IN_ROOM_KEY) || "null");
+    } catch {
+      // a damaged value: show the pre-join page as usual
+    }
+    if (!saved || saved.room !== this.claims.room) return false;
+    this.wantCamera = saved.camera !== false;
+    this.wantMic = saved.mic !== false;
+    this.resuming = true;
+    return true;
+  }
+
   serverReachable(ok, text) {
     setCheck("check-server", ok ? "ok" : "failed", text);
     this.#refresh();
+    if (ok && this.resuming) {
+      this.resuming = false;
+      this.join();
+    }
     if (ok && !this.probed) {
       this.probed = true;
       this.#checkMediaPath();
@@ -251,6 +276,7 @@ function main() {
     setStatus("reconnecting", "Reconnecting…");
     prejoin.serverReachable(false, "Server: not reachable yet, still trying…");
   });
+  prejoin.resume();
   prejoin.startPreview();
 }
 

@@ -53,6 +53,7 @@ class Launcher:
         self._playwright = playwright
         self._executable = executable
         self._browsers: dict[bool, Browser] = {}
+        self._others: list[Browser] = []
 
     async def context(self, *, camera_allowed: bool = True, **options: Any) -> BrowserContext:
         browser = self._browsers.get(camera_allowed)
@@ -64,8 +65,19 @@ class Launcher:
             self._browsers[camera_allowed] = browser
         return await browser.new_context(**options)
 
+    async def context_in(self, executable: str, origin: str, **options: Any) -> BrowserContext:
+        """A participant whose Chromium runs through `executable` (e.g. a script that
+        execs it inside a network namespace) and reaches the server at `origin`, which
+        it treats as secure so the camera and microphone are offered on plain HTTP."""
+        browser = await self._playwright.chromium.launch(
+            executable_path=executable,
+            args=[*GRANTING_FLAGS, f"--unsafely-treat-insecure-origin-as-secure={origin}"],
+        )
+        self._others.append(browser)
+        return await browser.new_context(**options)
+
     async def close(self) -> None:
-        for browser in self._browsers.values():
+        for browser in [*self._browsers.values(), *self._others]:
             await browser.close()
 
 
@@ -148,18 +160,23 @@ async def open_page(base_url: str, launcher: Launcher) -> OpenPage:
         diag: tuple[str, ...] = (),
         camera_allowed: bool = True,
         viewport: dict[str, int] | None = None,
+        context: BrowserContext | None = None,
+        origin: str | None = None,
         **context_options: Any,
     ) -> RoomPage:
+        """`context` and `origin`: a browser of the test's own (in a network namespace)
+        and the address it reaches the server at."""
         name = name or identity.title()
         token = await asyncio.to_thread(issue_token, base_url, room, identity, name, role)
-        context = await launcher.context(
-            camera_allowed=camera_allowed,
-            viewport=viewport or {"width": 1280, "height": 800},
-            **context_options,
-        )
+        if context is None:
+            context = await launcher.context(
+                camera_allowed=camera_allowed,
+                viewport=viewport or {"width": 1280, "height": 800},
+                **context_options,
+            )
         page = await context.new_page()
         query = "&".join(f"diag={flag}" for flag in diag)
-        await page.goto(f"{base_url}/join{'?' + query if query else ''}#token={token}")
+        await page.goto(f"{origin or base_url}/join{'?' + query if query else ''}#token={token}")
         person = RoomPage(page, identity, name)
         if join:
             await person.join()

@@ -107,7 +107,7 @@ async def test_pending_message_survives_a_reload(open_page: OpenPage) -> None:
     await expect(bo.message("Kept across a reload")).to_have_count(0)  # never left the page
 
     await ada.page.reload()  # the token and the pending message come from sessionStorage
-    await ada.join()
+    await expect(ada.tile("ada")).to_be_visible()  # back in the meeting without a click
     await expect(bo.message("Kept across a reload")).to_have_count(1)
     await expect(ada.message("Kept across a reload").locator(".msg-status")).to_have_text(
         "Seen by Bo"

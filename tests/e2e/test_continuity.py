@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import urllib.request
 from typing import Any
 
@@ -99,6 +100,23 @@ def modes(entries: list[dict[str, Any]], identity: str) -> list[str]:
     return [e["detail"] for e in entries if e["kind"] == "media_mode" and e["identity"] == identity]
 
 
+# Records every text the page shows a person in the banner and the screen-reader
+# announcer, so a test can check that no internal code (`no_video_rtp`) ever reaches them.
+RECORD_TEXTS = """() => {
+    window.__shown = [];
+    const watch = (el) => new MutationObserver(() => window.__shown.push(el.textContent))
+        .observe(el, {subtree: true, childList: true, characterData: true});
+    watch(document.getElementById("banner"));
+    watch(document.getElementById("announcer"));
+}"""
+CODE = re.compile(r"\b[a-z]+_[a-z_]+\b")
+
+
+async def shown_codes(person: RoomPage) -> list[str]:
+    texts = await person.evaluate("() => window.__shown")
+    return [text for text in texts if CODE.search(text)]
+
+
 async def call_of_two(open_page: OpenPage, room: str) -> tuple[RoomPage, RoomPage]:
     ada = await open_page("ada", role="mentor", room=room, diag=DEBUG)
     bo = await open_page("bo", room=room, diag=DEBUG)
@@ -168,3 +186,84 @@ async def test_offline_for_12_s_then_back_on_video(open_page: OpenPage, base_url
         e["identity"] == "bo" and e["kind"] in ("reconnected", "joined", "rejoined")
         for e in entries[1:]
     ), entries
+
+
+async def test_text_by_choice_then_video_and_microphone(open_page: OpenPage, base_url: str) -> None:
+    """No fault: bo switches camera and microphone off before joining (text by choice),
+    then clicks "Start video" and "Unmute" in the room without leaving. Ada decodes bo's
+    video and receives his audio; the log records the steps as bo's choices."""
+    pair_id = await make_pair(base_url, "pair-txt")
+    ada = await open_page("ada", role="mentor", room="pair-txt", diag=DEBUG)
+    bo = await open_page("bo", room="pair-txt", diag=DEBUG, join=False)
+    await expect(bo.page.get_by_role("button", name="Camera on")).to_be_enabled()
+    await bo.page.get_by_role("button", name="Camera on").click()
+    await bo.page.get_by_role("button", name="Microphone on").click()
+    await expect(bo.page.locator("#join-mode")).to_contain_text("You will join in text chat")
+    await bo.join()
+    await expect(ada.badge("bo")).to_have_text("Text chat")
+    await expect(bo.page.get_by_role("button", name="Start video")).to_be_enabled()
+
+    await bo.page.get_by_role("button", name="Start video").click()
+    await expect(ada.badge("bo")).to_have_text("Video")
+    await both_decode(ada, bo, 15)
+    await bo.page.get_by_role("button", name="Unmute").click()
+    await expect(bo.page.get_by_role("button", name="Mute")).to_be_visible()
+    # Ada's only incoming audio is bo's: its samples grow once his microphone is sent.
+    await ada.page.wait_for_function(
+        """async () => {
+            const pc = window.pairwiseDebug.room.media.pc;
+            let samples = 0;
+            if (pc) (await pc.getStats()).forEach((s) => {
+                if (s.type === "inbound-rtp" && s.kind === "audio") samples += s.totalSamplesReceived || 0;
+            });
+            window.__audioBase ??= samples;
+            return samples - window.__audioBase > 48000;
+        }""",
+        polling=250,
+        timeout=15_000,
+    )
+    await both_decode(ada, bo, 15)
+    steps = modes(await timeline(base_url, pair_id), "bo")
+    assert any(s.startswith("text→video") and "choice" in s for s in steps), steps
+
+
+async def test_closed_peer_connection_is_rebuilt(open_page: OpenPage, base_url: str) -> None:
+    """Fault: bo's page closes its own RTCPeerConnection (`pc.close()` through
+    `page.evaluate`), which the SFU sees as its side of the connection closed. Bo's page
+    notices, rebuilds with `media_reconnect`, and both decode each other again within
+    10 s; the log shows the dead connection and the reconnect with their reasons."""
+    pair_id = await make_pair(base_url, "pair-pc")
+    ada, bo = await call_of_two(open_page, "pair-pc")
+    for person in (ada, bo):
+        await person.evaluate(RECORD_TEXTS)
+    await bo.evaluate("() => window.pairwiseDebug.room.media.pc.close()")
+    await expect(bo.page.locator("#banner")).to_contain_text("Reconnecting")
+    await both_decode(ada, bo, 10)
+    await expect(ada.badge("bo")).to_have_text("Video")
+    # What the pages said meanwhile is in words: no reason code reached a person.
+    for person in (ada, bo):
+        assert not await shown_codes(person), await person.evaluate("() => window.__shown")
+    entries = await timeline(base_url, pair_id)
+    bo_entries = [(e["kind"], e["detail"]) for e in entries if e["identity"] == "bo"]
+    assert ("media_failed", "connection_closed") in bo_entries, bo_entries
+    assert ("reconnected", "media: connection_closed") in bo_entries, bo_entries
+
+
+async def test_reloaded_tab_is_back_on_video(open_page: OpenPage, base_url: str) -> None:
+    """Fault: bo's tab is reloaded mid-call (`page.reload()`: the page, its socket and its
+    media connection are gone at once). The tab goes straight back into the meeting with
+    no click, and both decode each other's video again within 15 s; the log shows bo
+    leaving (disconnected) and joining again."""
+    pair_id = await make_pair(base_url, "pair-reload")
+    ada, bo = await call_of_two(open_page, "pair-reload")
+    await bo.page.reload()
+    await expect(bo.tile("bo")).to_be_visible()
+    await both_decode(ada, bo, 15)
+    await expect(ada.badge("bo")).to_have_text("Video")
+    await expect(ada.tile("bo").locator(".tile-state")).to_be_hidden()
+    entries = await timeline(base_url, pair_id)
+    bo_entries = [(e["kind"], e["detail"]) for e in entries if e["identity"] == "bo"]
+    assert ("left", "disconnected") in bo_entries, bo_entries
+    assert bo_entries[-1][0] == "media_mode" and bo_entries[-1][1].endswith("video: connected"), (
+        bo_entries
+    )

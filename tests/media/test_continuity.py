@@ -239,3 +239,31 @@ async def test_a_dropped_partner_is_shown_reconnecting_for_the_grace_period(
     assert await carol.socket.call("leave") == {"ok": True}
     left = await ada.socket.wait_for("participant_left", {"identity": "carol"})
     assert left == {"identity": "carol", "reason": "left"}
+
+
+async def test_a_dead_connection_is_logged_even_when_the_mode_stays(
+    join: Join, server: Any
+) -> None:
+    """Someone already in text (here by choice, still connected) whose connection dies:
+    no mode to step, but the client is told and the log says what happened."""
+    services = server.app[SERVICES]
+    log = services.sessionlog
+    pair = await log.pairs.create(
+        [Member("ada", "Ada", "mentee"), Member("bo", "Bo", "mentor")], room="pair-text"
+    )
+    ada, bo = await watched(join, room="pair-text")
+    await ada.socket.call("media_mode", {"mode": "text", "reason": "just chat", "choice": True})
+    await bo.socket.wait_for("media_mode", {"identity": "ada", "mode": "text"})
+    await ada.pc.close()
+    assert (await ada.socket.wait_for("media_failed"))["reason"] == "connection_closed"
+    await services.bus.drain()
+
+    [summary] = await log.sessions.of_pair(pair.id)
+    detail = await log.sessions.detail(pair.id, summary.session.id)
+    assert [(s.mode, s.reason) for s in detail.media_path["ada"]] == [
+        ("video", "joined"),
+        ("text", "choice: just chat"),
+    ]
+    timeline = [(t.kind, t.detail) for t in detail.timeline if t.identity == "ada"]
+    assert ("media_failed", "connection_closed") in timeline
+    assert summary.fallback_steps == ()

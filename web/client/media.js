@@ -210,6 +210,12 @@ export class MediaSession {
     this.#sendVideo(mode === "video" && !this.audioOnlyChosen);
     if (!down) {
       clearTimeout(this.stoppedDownTimer);
+      if (mode === "video" && this.capability === "video" && !this.senders.video) {
+        // Back up to video (media_recovered) on a connection that has no camera sender
+        // (it was built for audio): build one that has.
+        this.#climb("video", true, true);
+        return;
+      }
       if (mode === this.capability) this.banner.hide();
       this.announce(mode === "video" ? "Your video is back on" : "Your audio is back on");
       return;
@@ -285,7 +291,10 @@ export class MediaSession {
     let why = "";
     for (const step of LADDER.slice(LADDER.indexOf(mode))) {
       if (step === "text") break;
-      for (let attempt = 0; attempt < ATTEMPTS[step]; attempt += 1) {
+      // A background try makes one attempt per rung: it may be replacing a working
+      // audio connection, which should not stay down for long.
+      const attempts = quiet ? 1 : ATTEMPTS[step];
+      for (let attempt = 0; attempt < attempts; attempt += 1) {
         if ((reconnecting || attempt > 0) && !quiet) {
           this.banner.show({ title: "Reconnecting…",
             text: step === "video" ? "Your audio and video dropped. Trying to connect again."
@@ -296,15 +305,19 @@ export class MediaSession {
           this.#note(`connect ${step} attempt ${attempt + 1}${reconnecting ? " (reconnecting)" : ""}`);
           await this.#connect(step, run, reconnecting);
           if (run !== this.generation) return;
-          this.backoff.reset();
+          if (step === mode) this.backoff.reset(); // below it, the climb back keeps backing off
           const chosen = this.chosen && step === mode ? this.chosen : "";
           this.chosen = "";
-          await this.#setMode(step, chosen || why || (reconnecting ? `reconnected: ${this.lastDrop || "client"}` : "connected"),
+          await this.#setMode(step, chosen || (step !== mode ? why : "")
+            || (reconnecting ? `reconnected: ${this.lastDrop || "client"}` : "connected"),
             Boolean(chosen));
           if (step !== mode) {
             this.banner.show({ title: "You are on audio only",
-              text: "Video could not connect, so the call continues with audio. Your chat works as before.",
+              text: "Video could not connect, so the call continues with audio. Your chat works as before, "
+                + "and your video comes back by itself as soon as it can connect.",
               tone: "info", retry: () => this.#climb("video", true) });
+            this.#scheduleRetry(); // climb back to video in the background
+            return;
           } else if (reconnecting || attempt > 0) {
             this.banner.hide();
             this.announce("Audio and video reconnected");
@@ -357,7 +370,8 @@ export class MediaSession {
       this.#waitForSocket();
       return;
     }
-    this.#climb(this.capability, true, this.mode === "text" && !this.pc);
+    const healthy = this.pc?.connectionState === "connected" && this.mode === this.capability;
+    if (!healthy) this.#climb(this.capability, true, true);
   }
 
   /** Nothing can be negotiated without the socket: `rejoined` rebuilds when it is back. */
@@ -489,8 +503,10 @@ export class MediaSession {
     this.#learnOwners(answer);
     await pc.setRemoteDescription({ type: "answer", sdp: answer.sdp });
     await connected;
-    if (mode !== "text") this.#control({ audio: this.local.isEnabled("audio"),
-      video: mode === "video" && this.local.isEnabled("video"), receive_video: !this.audioOnlyChosen });
+    // Below video for the network (not a choice) the camera is not reported off: the
+    // session log would read it as the person's choice.
+    if (mode === "video") this.#control({ audio: this.local.isEnabled("audio"), video: this.local.isEnabled("video"), receive_video: true });
+    else if (mode === "audio") this.#control({ audio: this.local.isEnabled("audio"), receive_video: !this.audioOnlyChosen });
     this.#startStats();
   }
 

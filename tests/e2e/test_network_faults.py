@@ -1,0 +1,105 @@
+"""Network faults on one Chromium that lives in a network namespace (veth pair +
+nftables, tests/support/netns.py; ../shared/notes/webrtc.md explains the setup): the
+other participant's Chromium stays on this machine. The socket (TCP) keeps working while
+the namespace drops UDP, so only media breaks, as on a network that blocks UDP."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.async_api import expect
+
+from server.app import create_app
+from server.config import Settings
+from tests.e2e.conftest import Launcher, OpenPage
+from tests.e2e.test_continuity import DEBUG, both_decode, make_pair, timeline
+from tests.support.netns import TestHost, create_test_host
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+
+
+@pytest.fixture
+async def test_host() -> AsyncIterator[TestHost]:
+    host = create_test_host()
+    try:
+        yield host
+    finally:
+        host.remove()
+
+
+@pytest.fixture
+async def server_port(aiohttp_server: Any, make_settings: Callable[..., Settings]) -> int:
+    """The server on every interface, so the namespace reaches it over the veth pair."""
+    server = await aiohttp_server(create_app(make_settings()), host="0.0.0.0")
+    return int(server.port)
+
+
+@pytest.fixture
+def base_url(server_port: int) -> str:
+    return f"http://127.0.0.1:{server_port}"
+
+
+async def namespace_participant(
+    open_page: OpenPage, launcher: Launcher, host: TestHost, port: int, tmp_path: Path, **kw: Any
+) -> Any:
+    script = tmp_path / "chromium-in-namespace"
+    script.write_text(f'#!/bin/sh\nexec ip netns exec {host.name} /usr/bin/chromium "$@"\n')
+    script.chmod(0o755)
+    origin = f"http://{host.host_ip}:{port}"
+    context = await launcher.context_in(
+        str(script), origin, viewport={"width": 1280, "height": 800}
+    )
+    return await open_page(context=context, origin=origin, **kw)
+
+
+# 15 s: the issue's fault. 30 s outlasts a whole pass down the ladder (video, video,
+# audio: ~10 s after the page sees the connection drop), so the page is in text when
+# UDP returns and only its background retries bring video back.
+@pytest.mark.parametrize("blocked_s", [15, 30])
+async def test_udp_blocked_mid_call_then_back_on_video(
+    blocked_s: int,
+    open_page: OpenPage,
+    launcher: Launcher,
+    test_host: TestHost,
+    server_port: int,
+    base_url: str,
+    tmp_path: Path,
+) -> None:
+    """Fault: nftables in bo's namespace drops all UDP both ways mid-call (the
+    socket over TCP stays up), then the rules are flushed. Bo's page rebuilds its media
+    connection with backoff while UDP is blocked (stepping down to text, never for good)
+    and both decode each other's video again within 15 s of UDP coming back, with no
+    click. The log shows bo's step down with its reason and the way back."""
+    pair_id = await make_pair(base_url, f"pair-udp{blocked_s}")
+    ada = await open_page("ada", role="mentor", room=f"pair-udp{blocked_s}", diag=DEBUG)
+    bo = await namespace_participant(
+        open_page,
+        launcher,
+        test_host,
+        server_port,
+        tmp_path,
+        identity="bo",
+        room=f"pair-udp{blocked_s}",
+        diag=DEBUG,
+    )
+    await both_decode(ada, bo, 20)
+
+    loop = asyncio.get_running_loop()
+    test_host.block_udp()
+    blocked_at = loop.time()
+    await expect(ada.tile("bo")).not_to_have_class("tile has-video", timeout=15_000)
+    await ada.page.wait_for_timeout(max(0, (blocked_s - (loop.time() - blocked_at)) * 1000))
+    test_host.heal()
+
+    await both_decode(ada, bo, 15)
+    await expect(ada.badge("bo")).to_have_text("Video")
+    entries = await timeline(base_url, pair_id)
+    bo_entries = [(e["kind"], e["detail"]) for e in entries if e["identity"] == "bo"]
+    downs = [d for k, d in bo_entries if k == "media_mode" and d.startswith("video→")]
+    assert downs, bo_entries
+    assert bo_entries[-1][0] == "media_mode" and "→video" in bo_entries[-1][1], bo_entries
+    assert any(k == "reconnected" for k, _ in bo_entries), bo_entries
