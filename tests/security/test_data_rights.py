@@ -10,6 +10,7 @@ separate connection.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import time
 from collections.abc import Callable
@@ -20,9 +21,11 @@ import aiohttp
 from sqlalchemy import event, insert
 from sqlalchemy.engine import make_url
 
+from server.privacy.audit import PrivacyLog
 from server.privacy.erasure import forget
+from server.privacy.export import personal_data
 from server.privacy.inventory import NOT_PERSONAL, PERSON_COLUMNS
-from server.privacy.retention import DAY, apply_retention
+from server.privacy.retention import DAY, apply_retention, retention_job
 from server.store import Database, schema
 from server.store.migrate import migrate
 from tests.conftest import ADMIN
@@ -248,3 +251,104 @@ async def test_erasure_zeroes_freed_bytes_where_sqlite_keeps_them_by_default(
     await forget(database, ZELDA, "erase", "dana")
     await database.close()
     assert await leftovers(url, TRACES) == []
+
+
+async def test_anonymising_keeps_what_they_wrote_but_not_who_they_were(tmp_path: Path) -> None:
+    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'pairwise.db'}")
+    await migrate(database)
+    async with database.begin() as conn:
+        await conn.execute(
+            insert(schema.pairs).values(
+                id="p1", room="room-1", title="Zelda Quixotic & Bob", status="active",
+                source="operator", flagged=False, created_at=0.0,
+            )
+        )  # fmt: skip
+        for identity, name in ((ZELDA, "Zelda Quixotic"), ("bob", "Bob")):
+            await conn.execute(
+                insert(schema.pair_members).values(
+                    pair_id="p1", identity=identity, name=name, role="mentee"
+                )
+            )
+        await conn.execute(
+            insert(schema.chat_messages).values(
+                room="room-1", identity=ZELDA, name="Zelda Quixotic", client_id="c1",
+                text="a question worth keeping", ts=1.0,
+            )
+        )  # fmt: skip
+    outcome = await forget(database, ZELDA, "anonymise", "dana")
+    data = await personal_data(database, outcome.pseudonym)
+    await database.close()
+    assert [(m["name"], m["text"]) for m in data["chat_messages.identity"]] == [
+        ("Removed participant", "a question worth keeping")
+    ]
+    assert data["pairs"] == [
+        {
+            "id": "p1",
+            "title": "Removed participant & Bob",
+            "status": "active",
+            "role": "mentee",
+            "name": "Removed participant",
+        }
+    ]
+    assert outcome.changed == {"chat_messages.identity": 1, "pair_members.identity": 1}
+    assert await leftovers(str(database.url), ("Quixotic", "zelda")) == []
+
+
+async def test_the_retention_job_runs_at_start_with_its_clock(tmp_path: Path) -> None:
+    """The periodic job (a cleanup context) purges at once, judged by the injected clock."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'pairwise.db'}"
+    database = Database(url)
+    await migrate(database)
+    async with database.begin() as conn:
+        await conn.execute(
+            insert(schema.pairs).values(
+                id="old", room="room-old", title="t", status="unpublished",
+                source="operator", flagged=False, created_at=0.0,
+            )
+        )  # fmt: skip
+        await conn.execute(
+            insert(schema.chat_messages).values(
+                room="room-old", identity="ann", name="Ann", client_id="c1",
+                text="retained-secret-old", ts=1.0,
+            )
+        )  # fmt: skip
+    context = retention_job(database, days=30, interval=3600, clock=lambda: 31 * DAY + 1)
+    running = context(None).__aiter__()
+    await running.__anext__()
+    deadline = time.monotonic() + 10
+    while await leftovers(url, ("retained-secret-old",)):
+        assert time.monotonic() < deadline, "the retention job did not run"
+        await asyncio.sleep(0.05)
+    entries = await PrivacyLog(database).entries()
+    assert [(e.actor, e.action, e.subject, e.detail["messages"]) for e in entries] == [
+        ("retention", "retention", "old", 1)
+    ]
+    with contextlib.suppress(StopAsyncIteration):
+        await running.__anext__()
+    await database.close()
+
+
+async def test_privacy_routes_refuse_bad_input_and_the_wrong_caller(
+    server_process: Callable[..., ServerProcess],
+) -> None:
+    server = await asyncio.to_thread(server_process)
+    api = server.url + "/api/v1"
+    token = await asyncio.to_thread(issue_token, server.url, "room-1", "ann")
+    observer = await asyncio.to_thread(
+        issue_token, server.url, "room-1", "olga", "Olga", "observer"
+    )
+    member = {"Authorization": f"Bearer {token}"}
+    async with aiohttp.ClientSession() as http:
+        forget_url = f"{api}/privacy/people/ann/forget"
+        await call(http, "POST", forget_url, member, {"mode": "erase"}, 401)
+        await call(http, "POST", forget_url, ADMIN, {"mode": "shred"}, 422)
+        await call(http, "POST", f"{api}/privacy/people/%20x/forget", ADMIN, {"mode": "erase"}, 422)
+        await call(http, "GET", api + "/me/data", ADMIN, None, 401)
+        await call(
+            http, "GET", api + "/me/data", {"Authorization": f"Bearer {observer}"}, None, 403
+        )
+        await call(http, "GET", api + "/privacy/audit", member, None, 401)
+        off = await call(http, "POST", api + "/privacy/retention", ADMIN, None, 409)
+        assert off["error"]["code"] == "retention_off"
+        # Nothing was changed by any of it.
+        assert (await call(http, "GET", api + "/privacy/audit", ADMIN))["entries"] == []
