@@ -21,7 +21,7 @@ from server.auth import JoinToken, Role
 from server.errors import Conflict, Forbidden, InvalidInput, Unauthorized
 from server.privacy.audit import PrivacyLog
 from server.privacy.erasure import forget
-from server.privacy.export import personal_data
+from server.privacy.export import personal_data, rooms_of
 from server.privacy.retention import apply_retention
 from server.services import services_of
 from server.sessionlog.api import OPERATOR_LABEL_HEADER
@@ -124,7 +124,12 @@ async def forget_person(request: web.Request) -> web.Response:
     if not re.fullmatch(IDENTITY_PATTERN, identity):
         raise InvalidInput("that is not an identity")
     body = await read_body(request, ForgetIn)
-    outcome = await forget(services_of(request).database, identity, body.mode, actor)
+    services = services_of(request)
+    # Cut their live connections first, so nothing they send lands after the erasure.
+    for room in await rooms_of(services.database, identity):
+        await services.signaling.remove(room, identity)
+    await services.bus.drain()  # the session log has written their leaving
+    outcome = await forget(services.database, identity, body.mode, actor)
     return json_response(dataclasses.asdict(outcome))
 
 

@@ -43,3 +43,11 @@ async def personal_data(database: Database, identity: str) -> dict[str, Any]:
 
 def _plain(row: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in row.items() if key != "pin"}  # a PIN is a credential
+
+
+async def rooms_of(database: Database, identity: str) -> list[str]:
+    """The rooms of the pairs `identity` is a member of."""
+    joined = pairs.join(pair_members, pair_members.c.pair_id == pairs.c.id)
+    query = select(pairs.c.room).select_from(joined).where(pair_members.c.identity == identity)
+    async with database.connect() as conn:
+        return [row[0] for row in (await conn.execute(query)).all()]

@@ -135,11 +135,18 @@ async def test_erased_participants_data_is_gone_from_the_database_files(
         assert [r["identity"] for r in listed["requests"]] == [ZELDA]
 
         assert await leftovers(database_url, SECRETS[:1]) == [SECRETS[0]], "the check can see"
+        back = await SocketParticipant(server.url, token).connect()
+        await back.join()
         operator = {**ADMIN, "X-Pairwise-Operator": "dana"}
         done = await call(
             http, "POST", f"{api}/privacy/people/{ZELDA}/forget", operator, {"mode": "erase"}
         )
         pseudonym = done["pseudonym"]
+        # Their live connection was cut before the erasure.
+        deadline = time.monotonic() + 10
+        while back.sio.connected:
+            assert time.monotonic() < deadline, "the erased participant is still connected"
+            await asyncio.sleep(0.05)
 
         # Through the API: the partner sees "removed" from a removed participant.
         transcript = await call(
