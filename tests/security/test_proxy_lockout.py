@@ -100,6 +100,8 @@ def test_the_client_is_the_right_most_untrusted_hop() -> None:
     # Only proxies of ours: the left-most is the best we know.
     assert proxies.client_address("10.0.0.5", "10.1.1.1") == "10.1.1.1"
     assert proxies.client_address("10.0.0.5", None) == "10.0.0.5"
+    # A dual-stack listener sees the proxy as an IPv4-mapped IPv6 address.
+    assert proxies.client_address("::ffff:10.0.0.5", "203.0.113.9") == "203.0.113.9"
 
 
 def test_a_trusted_proxy_setting_that_is_not_an_address_stops_the_start() -> None:
