@@ -32,6 +32,8 @@ from server.media.room_audio import SfuRoomAudio
 from server.media.sfu import Sfu
 from server.media.signaling import MediaHandlers
 from server.metrics import new_registry
+from server.privacy import api as privacy_api
+from server.privacy.retention import retention_job
 from server.rooms.chat import ChatService, ChatStore
 from server.rooms.events import EventBus
 from server.rooms.registry import RoomRegistry
@@ -59,6 +61,7 @@ ROUTE_TABLES: list[RouteTable] = [
     media_api.routes,
     phone_api.routes,
     matching_api.routes,
+    privacy_api.routes,
 ]
 
 
@@ -147,6 +150,10 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/api/openapi.json", openapi_json)
     pages.install(app)
     app.cleanup_ctx.append(_lifecycle)
+    if settings.retention_days is not None:
+        app.cleanup_ctx.append(
+            retention_job(database, settings.retention_days, settings.retention_interval_seconds)
+        )
     return app
 
 

@@ -78,9 +78,13 @@ def _parse(address: str | None) -> Address | None:
     if not address:
         return None
     try:
-        return ip_address(address)
+        parsed = ip_address(address)
     except ValueError:
         return None
+    # A dual-stack socket reports IPv4 peers as ::ffff:a.b.c.d; compare them as IPv4.
+    if isinstance(parsed, IPv6Address) and parsed.ipv4_mapped is not None:
+        return parsed.ipv4_mapped
+    return parsed
 
 
 def _last(value: str | None) -> str:

@@ -29,7 +29,13 @@ class GuardedServer(socketio.AsyncServer):
     tests/security/test_engineio_flood.py fails if these hooks stop being called.
     """
 
+    # The python-socketio / python-engineio internals this class relies on (5.18 / 4.15).
+    INTERNALS = ("_handle_eio_connect", "_handle_eio_disconnect")
+
     def __init__(self, connect_timeout: float, metrics: SignalingMetrics, **kwargs: Any):
+        missing = [name for name in self.INTERNALS if not hasattr(socketio.AsyncServer, name)]
+        if missing:
+            raise RuntimeError(f"python-socketio changed: no {', '.join(missing)}; see engine.py")
         super().__init__(**kwargs)
         self.connect_timeout = connect_timeout
         self.guard_metrics = metrics

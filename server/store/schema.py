@@ -326,3 +326,28 @@ match_exclusions = Table(
     Column("pair_id", String(36), nullable=True),
     Column("created_at", Float, nullable=False),
 )
+
+# Data rights (server/privacy): what an operator did with a person's data, and requests to
+# erase it. `subject` is the pseudonym an erased person's identity became (identities may be
+# email addresses), so the log outlives the erasure without naming them.
+privacy_audit = Table(
+    "privacy_audit",
+    metadata,
+    id_column(),
+    Column("ts", Float, nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("action", String(40), nullable=False),  # erase | anonymise | retention | ...
+    Column("subject", String(200), nullable=True),
+    Column("detail", Text, nullable=False),  # JSON: what was changed, counted
+)
+
+erasure_requests = Table(
+    "erasure_requests",
+    metadata,
+    id_column(),
+    Column("identity", String(200), nullable=False),
+    Column("requested_at", Float, nullable=False),
+    Column("status", String(20), nullable=False),  # open | done
+    Column("done_at", Float, nullable=True),
+    Index("ix_erasure_requests_identity", "identity"),
+)

@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 import aiohttp
 from aiohttp import web
 
+Socket = aiohttp.ClientWebSocketResponse | web.WebSocketResponse
 HOP_BY_HOP = {
     "connection",
     "keep-alive",
@@ -43,16 +44,14 @@ async def reverse_proxy(upstream: str, proto: str = "https") -> AsyncIterator[st
         return headers
 
     async def websocket(request: web.Request) -> web.StreamResponse:
-        client = web.WebSocketResponse()
-        await client.prepare(request)
+        # Upstream first, as nginx does: a refused upgrade reaches the client as its status.
         async with session.ws_connect(
             upstream + request.path_qs, headers=forwarded_headers(request)
         ) as server:
+            client = web.WebSocketResponse()
+            await client.prepare(request)
 
-            async def pump(
-                src: aiohttp.ClientWebSocketResponse | web.WebSocketResponse,
-                dst: aiohttp.ClientWebSocketResponse | web.WebSocketResponse,
-            ) -> None:
+            async def pump(src: Socket, dst: Socket) -> None:
                 async for msg in src:
                     if msg.type == aiohttp.WSMsgType.TEXT:
                         await dst.send_str(msg.data)

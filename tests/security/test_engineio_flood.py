@@ -17,7 +17,7 @@ import aiohttp
 import pytest
 import socketio
 
-from tests.security.proxy import from_address
+from tests.security.proxy import from_address, reverse_proxy
 from tests.support.participants import issue_token
 from tests.support.process import ServerProcess
 
@@ -121,3 +121,34 @@ async def test_engineio_socket_that_never_sends_connect_is_closed(
     assert sio.connected
     assert "error" in await sio.call("no-such-event", {}, timeout=10)
     await sio.disconnect()
+
+
+async def test_behind_the_proxy_one_flooding_client_does_not_use_up_everyones_connections(
+    server_process: Callable[..., ServerProcess],
+) -> None:
+    """Behind a trusted proxy the cap counts the client (X-Forwarded-For), not the proxy:
+    the flooder is refused and another client of the same proxy still connects."""
+    server = await asyncio.to_thread(
+        server_process,
+        PAIRWISE_TRUSTED_PROXIES='["127.0.0.1"]',
+        PAIRWISE_CONNECTIONS_PER_ADDRESS="3",
+        PAIRWISE_CONNECT_TIMEOUT_SECONDS="60",
+    )
+    token = await asyncio.to_thread(issue_token, server.url, "pair-1", "ada")
+    async with reverse_proxy(server.url) as proxy, from_address("127.0.0.2") as flooder:
+        held = [await engineio_open(flooder, proxy) for _ in range(3)]
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await flooder.ws_connect(proxy.replace("http://", "ws://") + HANDSHAKE)
+        assert refused.value.status == 429
+        other = aiohttp.ClientSession(connector=aiohttp.TCPConnector(local_addr=("127.0.0.3", 0)))
+        sio = socketio.AsyncClient(serializer="msgpack", reconnection=False, http_session=other)
+        try:
+            await sio.connect(
+                proxy, auth={"token": token}, transports=["websocket"], wait_timeout=10
+            )
+            assert sio.connected
+        finally:
+            await sio.disconnect()
+            await other.close()
+        for ws in held:
+            await ws.close()

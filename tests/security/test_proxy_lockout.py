@@ -10,6 +10,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
+import pytest
+
+from server.api.forwarded import TrustedProxies
+from server.config import SettingsError, load_settings
 from tests.conftest import ADMIN
 from tests.security.proxy import from_address, reverse_proxy
 from tests.support.process import ServerProcess
@@ -83,3 +87,23 @@ async def test_a_client_behind_the_proxy_cannot_spoof_its_way_past_the_trusted_h
             async with attacker.post(proxy + "/api/v1/tokens", json=BODY, headers=headers) as resp:
                 statuses.append(resp.status)
         assert statuses[:5] == [401] * 5 and set(statuses[5:]) == {429}
+
+
+def test_the_client_is_the_right_most_untrusted_hop() -> None:
+    proxies = TrustedProxies(["10.0.0.0/8", "192.168.1.1"])
+    # Straight from a client: its headers are not believed.
+    assert proxies.client_address("203.0.113.9", "1.2.3.4") == "203.0.113.9"
+    # Through our proxies: the first hop from the right that is not ours.
+    assert proxies.client_address("10.0.0.5", "1.2.3.4, 203.0.113.9, 192.168.1.1") == "203.0.113.9"
+    # Garbage where a proxy should have written an address: the last proxy we trust.
+    assert proxies.client_address("10.0.0.5", "1.2.3.4, bogus") == "10.0.0.5"
+    # Only proxies of ours: the left-most is the best we know.
+    assert proxies.client_address("10.0.0.5", "10.1.1.1") == "10.1.1.1"
+    assert proxies.client_address("10.0.0.5", None) == "10.0.0.5"
+    # A dual-stack listener sees the proxy as an IPv4-mapped IPv6 address.
+    assert proxies.client_address("::ffff:10.0.0.5", "203.0.113.9") == "203.0.113.9"
+
+
+def test_a_trusted_proxy_setting_that_is_not_an_address_stops_the_start() -> None:
+    with pytest.raises(SettingsError, match="PAIRWISE_TRUSTED_PROXIES"):
+        load_settings(trusted_proxies=["10.0.0.0/33"])

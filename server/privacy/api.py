@@ -1,0 +1,165 @@
+"""REST for data rights.
+
+Participants, with their join token: download everything held about them, ask for
+erasure. Operators, with the admin key: read erasure requests and the privacy audit,
+erase or anonymise a person, run the retention job now.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import time
+from typing import Literal
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict
+
+from server.api.http import RouteTable, json_response, read_body, require_admin
+from server.api.tokens import IDENTITY_PATTERN
+from server.auth import JoinToken, Role
+from server.errors import Conflict, Forbidden, InvalidInput, Unauthorized
+from server.privacy.audit import PrivacyLog
+from server.privacy.erasure import forget
+from server.privacy.export import personal_data, rooms_of
+from server.privacy.retention import apply_retention
+from server.services import services_of
+from server.sessionlog.api import OPERATOR_LABEL_HEADER
+
+routes = RouteTable()
+PREFIX = "/api/v1"
+TAGS = ("privacy",)
+PARTICIPANTS = (Role.MENTOR, Role.MENTEE)
+
+
+class ForgetIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    mode: Literal["erase", "anonymise"]
+
+
+async def _member(request: web.Request) -> JoinToken:
+    """The participant a join token names (mentor or mentee, not removed); else 401/403."""
+    services = services_of(request)
+    header = request.headers.get("Authorization", "")
+    if not header.startswith("Bearer "):
+        raise Unauthorized("a join token is required (Authorization: Bearer ...)")
+    token = services.tokens.verify(header.removeprefix("Bearer ").strip())
+    if token.role not in PARTICIPANTS:
+        raise Forbidden("only mentors and mentees have personal data here")
+    if await services.removals.refuses(token):
+        raise Unauthorized("an operator removed you from this room", code="token_revoked")
+    return token
+
+
+def _operator(request: web.Request) -> str:
+    """Check the admin key; the operator's label for the audit log."""
+    require_admin(request, services_of(request).admin_key)
+    label = request.headers.get(OPERATOR_LABEL_HEADER, "").strip()[:100]
+    return label or "operator"
+
+
+def _log(request: web.Request) -> PrivacyLog:
+    return PrivacyLog(services_of(request).database)
+
+
+@routes.route(
+    "GET",
+    f"{PREFIX}/me/data",
+    summary="Everything held about the token's holder (JSON download)",
+    errors=(401, 403),
+    tags=TAGS,
+)
+async def my_data(request: web.Request) -> web.Response:
+    token = await _member(request)
+    data = await personal_data(services_of(request).database, token.identity)
+    response = json_response(data)
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Content-Disposition"] = 'attachment; filename="pairwise-my-data.json"'
+    return response
+
+
+@routes.route(
+    "POST",
+    f"{PREFIX}/me/erasure-request",
+    summary="Ask the operator to erase everything held about the token's holder",
+    status=201,
+    errors=(401, 403),
+    tags=TAGS,
+)
+async def request_erasure(request: web.Request) -> web.Response:
+    token = await _member(request)
+    found = await _log(request).request_erasure(token.identity)
+    return json_response(dataclasses.asdict(found), status=201)
+
+
+@routes.route(
+    "GET",
+    f"{PREFIX}/privacy/erasure-requests",
+    summary="Participants' erasure requests (?status=open|done|all, default open)",
+    admin=True,
+    errors=(401, 422),
+    tags=TAGS,
+)
+async def erasure_requests(request: web.Request) -> web.Response:
+    _operator(request)
+    status = request.query.get("status", "open")
+    if status not in ("open", "done", "all"):
+        raise InvalidInput("status must be open, done or all")
+    found = await _log(request).requests(None if status == "all" else status)
+    return json_response({"requests": [dataclasses.asdict(r) for r in found]})
+
+
+@routes.route(
+    "POST",
+    f"{PREFIX}/privacy/people/{{identity}}/forget",
+    summary="Erase (what they wrote becomes 'removed') or anonymise (unlinked) a person",
+    body=ForgetIn,
+    admin=True,
+    errors=(401, 404, 422),
+    tags=TAGS,
+)
+async def forget_person(request: web.Request) -> web.Response:
+    actor = _operator(request)
+    identity = request.match_info["identity"]
+    if not re.fullmatch(IDENTITY_PATTERN, identity):
+        raise InvalidInput("that is not an identity")
+    body = await read_body(request, ForgetIn)
+    services = services_of(request)
+    # Cut their live connections first, so nothing they send lands after the erasure.
+    for room in await rooms_of(services.database, identity):
+        await services.signaling.remove(room, identity)
+    await services.bus.drain()  # the session log has written their leaving
+    outcome = await forget(services.database, identity, body.mode, actor)
+    return json_response(dataclasses.asdict(outcome))
+
+
+@routes.route(
+    "GET",
+    f"{PREFIX}/privacy/audit",
+    summary="Who erased, anonymised or purged what, and when",
+    admin=True,
+    errors=(401,),
+    tags=TAGS,
+)
+async def privacy_audit(request: web.Request) -> web.Response:
+    _operator(request)
+    entries = await _log(request).entries()
+    return json_response({"entries": [dataclasses.asdict(e) for e in entries]})
+
+
+@routes.route(
+    "POST",
+    f"{PREFIX}/privacy/retention",
+    summary="Run the retention job now (PAIRWISE_RETENTION_DAYS must be set)",
+    admin=True,
+    errors=(401, 409),
+    tags=TAGS,
+)
+async def run_retention(request: web.Request) -> web.Response:
+    _operator(request)
+    services = services_of(request)
+    days = services.settings.retention_days
+    if days is None:
+        raise Conflict("no retention period is set (PAIRWISE_RETENTION_DAYS)", code="retention_off")
+    purged = await apply_retention(services.database, days, time.time())
+    return json_response({"purged": [dataclasses.asdict(p) for p in purged]})
