@@ -24,14 +24,16 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     configure_logging(settings.log_format, settings.log_level)
     admin_from_env = settings.admin_key is not None
     settings, created = with_secrets(settings)
+    if settings.data_dir.is_dir():
+        settings.data_dir.chmod(0o700)  # keys and (by default) the database live here
     app = create_app(settings)
     print(f"Pairwise listening on http://{settings.host}:{settings.port}", flush=True)
-    if not admin_from_env:
-        note = "new, saved" if "admin_key" in created else "saved"
-        print(
-            f"Admin key ({note} in {settings.data_dir / 'admin_key'}): {settings.admin_key}",
-            flush=True,
-        )
+    key_file = settings.data_dir / "admin_key"
+    if "admin_key" in created:
+        # Printed once, when it is made: logs are kept longer and read by more people.
+        print(f"Admin key (new, saved in {key_file}): {settings.admin_key}", flush=True)
+    elif not admin_from_env:
+        print(f"Admin key: in {key_file}", flush=True)
     # run_app turns SIGINT and SIGTERM into a graceful shutdown that runs cleanup and returns.
     web.run_app(
         app,

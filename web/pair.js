@@ -1,7 +1,7 @@
 // The pair page: upcoming agenda, goals, past sessions with a strip of media modes over
 // time, and feedback. Members sign in with their join token (the one from their meeting link).
 
-import { api, download, el, minutes, svg, when } from "./sessionlog.js";
+import { api, bdi, download, el, minutes, svg, when } from "./sessionlog.js";
 
 const $ = (id) => document.getElementById(id);
 const TOKEN_KEY = "pairwise.token"; // the join page keeps the token under the same key
@@ -55,7 +55,7 @@ function mediaStrip(detail) {
 
 function feedbackForm(session) {
   const mine = state.feedback.get(session.id);
-  if (mine) return el("p", { class: "muted" }, `Your rating: ${"★".repeat(mine.rating)}${mine.comment ? ` — ${mine.comment}` : ""}`);
+  if (mine) return el("p", { class: "muted" }, `Your rating: ${"★".repeat(mine.rating)}`, mine.comment ? " — " : null, mine.comment ? bdi(mine.comment) : null);
   if (session.in_progress) return null;
   const rating = el("select", { "aria-label": "Rating" },
     ...[5, 4, 3, 2, 1].map((n) => el("option", { value: n }, `${n} ★`)));
@@ -90,8 +90,8 @@ async function renderSessions() {
       el("h3", {}, `${when(s.started_at)} · ${s.in_progress ? "in progress" : minutes(s.duration_seconds)}`),
       el("p", { class: "muted" }, `${s.participants.join(", ")} · ${steps}`),
       detail ? mediaStrip(detail) : null,
-      detail && detail.agenda_done.length ? el("p", {}, `Ticked off: ${detail.agenda_done.join("; ")}`) : null,
-      detail && detail.notes.length ? el("ul", {}, ...detail.notes.map((n) => el("li", {}, `${n.author}: ${n.text}`))) : null,
+      detail && detail.agenda_done.length ? el("p", {}, "Ticked off: ", ...detail.agenda_done.flatMap((t, j) => (j ? ["; ", bdi(t)] : [bdi(t)]))) : null,
+      detail && detail.notes.length ? el("ul", {}, ...detail.notes.map((n) => el("li", {}, `${n.author}: `, bdi(n.text)))) : null,
       feedbackForm(s));
   });
   $("sessions").replaceChildren(...(items.length ? items : [el("p", { class: "muted" }, "No sessions yet.")]));
@@ -112,7 +112,7 @@ async function renderAgenda() {
       }
     });
     const carried = item.carried_over ? el("span", { class: "log-badge" }, `carried over ×${item.carried_over}`) : null;
-    return el("li", {}, el("label", { class: "log-check" }, box, ` ${item.text} `), carried,
+    return el("li", {}, el("label", { class: "log-check" }, box, " ", bdi(item.text), " "), carried,
       el("span", { class: "muted" }, ` — ${item.added_by}`));
   }) : [el("li", { class: "muted" }, "Nothing on the agenda yet.")]));
 }
@@ -134,7 +134,7 @@ async function renderGoals() {
       }
     });
     const due = goal.due_date ? ` · due ${goal.due_date}` : "";
-    return el("li", { class: `goal goal-${goal.status}` }, el("span", {}, `${goal.title}${due} · ${goal.status}`),
+    return el("li", { class: `goal goal-${goal.status}` }, el("span", {}, bdi(goal.title), `${due} · ${goal.status}`),
       progress, shown);
   }) : [el("li", { class: "muted" }, "No goals yet.")]));
 }
@@ -143,7 +143,7 @@ async function renderPair() {
   const pair = state.pair;
   $("pair-heading").textContent = pair.title;
   $("pair-title").textContent = pair.title;
-  $("members").textContent = pair.members.map((m) => `${m.name} (${m.role})`).join(" · ");
+  $("members").replaceChildren(...pair.members.flatMap((m, i) => [i ? " · " : "", bdi(m.name), ` (${m.role})`]));
   const { feedback } = await call("GET", `${base()}/feedback`);
   state.feedback = new Map(feedback.map((f) => [f.session_id, f]));
   await Promise.all([renderAgenda(), renderGoals(), renderSessions()]);
@@ -157,7 +157,7 @@ async function open(token) {
   const wanted = new URLSearchParams(location.search).get("pair");
   state.pair = mine.pairs.find((p) => p.id === wanted) || mine.pairs[0];
   if (mine.pairs.length > 1) {
-    $("pair-select").replaceChildren(...mine.pairs.map((p) => el("option", { value: p.id, selected: p.id === state.pair.id }, p.title)));
+    $("pair-select").replaceChildren(...mine.pairs.map((p) => el("option", { value: p.id, selected: p.id === state.pair.id, dir: "auto" }, p.title)));
     $("pair-choice").hidden = false;
   }
   $("token-form").hidden = true;

@@ -1,5 +1,6 @@
 // Shared by the pair page and the program-health page: DOM building, API calls, SVG charts.
-// Every text goes in through textContent, never innerHTML.
+// Every text goes in through textContent, never innerHTML, and text people typed is isolated
+// for bidirectional text (<bdi>, dir="auto").
 
 const SVG = "http://www.w3.org/2000/svg";
 
@@ -13,6 +14,12 @@ export function el(tag, attrs = {}, ...children) {
   }
   node.append(...children.filter((c) => c !== null && c !== undefined));
   return node;
+}
+
+/** Text someone typed (a name, a title, a note), isolated for bidirectional text: a
+ * U+202E in it cannot reverse the text around it. */
+export function bdi(text) {
+  return el("bdi", {}, String(text));
 }
 
 export function svg(tag, attrs = {}, ...children) {
@@ -97,5 +104,5 @@ export function table(header, rows, empty) {
   if (!rows.length) return el("p", { class: "muted" }, empty);
   return el("table", { class: "log-table" },
     el("thead", {}, el("tr", {}, ...header.map((h) => el("th", {}, h)))),
-    el("tbody", {}, ...rows.map((row) => el("tr", {}, ...row.map((c) => el("td", {}, String(c)))))));
+    el("tbody", {}, ...rows.map((row) => el("tr", {}, ...row.map((c) => el("td", { dir: "auto" }, String(c)))))));
 }

@@ -12,6 +12,7 @@ Handlers read who called with `caller_of(request)` and narrow further (a pair's 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -98,11 +99,21 @@ def _operator(request: web.Request) -> Caller:
     return Caller(None, label or "operator")
 
 
-def refuse_nul(request: web.Request) -> None:
-    """A NUL in a path or query value is refused here: PostgreSQL cannot store or compare it."""
+# A NUL in JSON text: `\u0000` after an even number of backslashes (`\\u0000` is a backslash).
+_JSON_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+
+
+async def refuse_nul(request: web.Request) -> None:
+    """A NUL anywhere in the input (path, query, body, raw or as a JSON escape) is refused
+    before anything reads it: PostgreSQL can neither store nor compare it, and no name,
+    title or message needs one."""
     for where, values in (("path", request.match_info.values()), ("query", request.query.values())):
         if any("\x00" in value for value in values):
-            raise InvalidInput(f"a {where} parameter contains a NUL character")
+            raise InvalidInput(f"a {where} parameter contains a NUL character (U+0000)")
+    if request.can_read_body:
+        body = await request.read()  # kept by aiohttp: the handler reads the same bytes
+        if b"\x00" in body or _JSON_NUL.search(body):
+            raise InvalidInput("the body contains a NUL character (U+0000)")
 
 
 def guard(handler: Handler, access: Access) -> Handler:
@@ -113,7 +124,7 @@ def guard(handler: Handler, access: Access) -> Handler:
         caller = await admit(request, access)
         if caller is not None:
             request[CALLER] = caller
-        refuse_nul(request)
+        await refuse_nul(request)
         response = await handler(request)
         if access is not Access.PUBLIC:
             response.headers["Cache-Control"] = "no-store"

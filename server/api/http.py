@@ -19,6 +19,7 @@ from server.errors import InvalidInput, PairwiseError, wire_error
 log = logging.getLogger("pairwise.http")
 
 M = TypeVar("M", bound=BaseModel)
+NESTED_TOO_DEEPLY = "the input is nested too deeply"
 
 
 @dataclass
@@ -106,6 +107,8 @@ async def read_body(request: web.Request, model: type[M]) -> M:
         raw = await request.json()
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise InvalidInput("the body is not valid JSON", code="invalid_json") from None
+    except RecursionError:
+        raise InvalidInput(NESTED_TOO_DEEPLY, code="invalid_json") from None
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
@@ -123,6 +126,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return await handler(request)
     except PairwiseError as exc:
         return error_response(exc.code, exc.message, exc.status)
+    except RecursionError:  # a parser (JSON, YAML, CSV) given input nested too deeply
+        return error_response("invalid_payload", NESTED_TOO_DEEPLY, 422)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from server.api.access import Access
 from server.api.http import RouteTable
 
 ERROR_SCHEMA: dict[str, Any] = {
@@ -19,6 +20,14 @@ ERROR_SCHEMA: dict[str, Any] = {
             "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
         }
     },
+}
+
+# Who may call (server/api/access.py), as OpenAPI security requirements (any one of them).
+SECURITY: dict[Access, list[dict[str, list[str]]]] = {
+    Access.ADMIN: [{"adminKey": []}],
+    Access.MEMBER: [{"joinToken": []}],
+    Access.PAIR: [{"adminKey": []}, {"joinToken": []}],
+    Access.ROOM: [{"adminKey": []}, {"joinToken": []}],
 }
 
 _REASONS = {
@@ -61,15 +70,18 @@ def build_openapi(routes: RouteTable, version: str) -> dict[str, Any]:
         if ep.response is not None:
             ok["content"] = {"application/json": {"schema": _schema(ep.response, components)}}
         responses: dict[str, Any] = {str(ep.status): ok}
-        codes = set(ep.errors) | ({401} if ep.admin else set()) | ({422} if ep.body else set())
+        guarded = ep.access is not Access.PUBLIC
+        # A guarded route refuses wrong credentials (401/403) and NULs anywhere (422).
+        codes = set(ep.errors) | ({401, 403, 422} if guarded else set())
+        codes |= {422} if ep.body else set()
         for code in sorted(codes):
             responses[str(code)] = {
                 "description": _REASONS.get(code, "Error"),
                 "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
             }
         operation["responses"] = responses
-        if ep.admin:
-            operation["security"] = [{"adminKey": []}]
+        if guarded:
+            operation["security"] = SECURITY[ep.access]
         paths.setdefault(ep.path, {})[ep.method.lower()] = operation
     return {
         "openapi": "3.1.0",
@@ -77,6 +89,9 @@ def build_openapi(routes: RouteTable, version: str) -> dict[str, Any]:
         "paths": paths,
         "components": {
             "schemas": components,
-            "securitySchemes": {"adminKey": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": {
+                "adminKey": {"type": "http", "scheme": "bearer"},
+                "joinToken": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+            },
         },
     }

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from urllib.parse import quote
 
 from aiohttp import web
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from server.api.http import RouteTable, json_response, read_body
 from server.auth import Role
@@ -25,6 +25,14 @@ class TokenRequest(BaseModel):
     name: str = Field(min_length=1, max_length=200, description="Display name")
     role: Role
     ttl_seconds: int | None = Field(None, gt=0, le=MAX_TTL)
+
+    @field_validator("name")
+    @classmethod
+    def _no_nul(cls, name: str) -> str:
+        # The HTTP edge refuses NULs already; this covers `python -m server token`.
+        if "\x00" in name:
+            raise ValueError("contains a NUL character (U+0000)")
+        return name
 
 
 class TokenResponse(BaseModel):

@@ -245,6 +245,10 @@ class ChatService:
         text = text.strip()
         if not text:
             raise InvalidInput("a chat message needs some text")
+        if "\x00" in text or "\x00" in client_id:
+            raise InvalidInput("a chat message contains a NUL character (U+0000)")
+        # A name comes from a signed token; one issued before NULs were refused still chats.
+        name = name.replace("\x00", "\ufffd")
         if len(text) > self._max_chars:
             raise InvalidInput(
                 f"a chat message has at most {self._max_chars} characters", code="too_long"

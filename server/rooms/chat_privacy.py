@@ -1,10 +1,11 @@
 """Who outside a pair may read its chat: the program setting `operators_read_chat`, and the
 audit log of every read by the operator's side.
 
-Chat is the members' conversation. Operators (the admin key), and anyone holding an
-observer's or operator's join token (tokens an operator can issue to themselves), read it
-only while the setting is on (off unless an operator turns it on), and each such read,
-granted or refused, is written to `transcript_reads`. The session log's REST API and the
+Chat is the members' conversation. The operator's side reads it only while the setting is
+on (off unless an operator turns it on), and each such read, granted or refused, is written
+to `transcript_reads`. The operator's side is the admin key, and any join token an
+operator could issue to themselves: an observer's or operator's token, or, in a room that
+belongs to a pair, a token whose identity is not one of the pair's members. The session log's REST API and the
 room's Socket.IO events both ask this one place.
 """
 
@@ -13,11 +14,11 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import and_, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from server.store import Database
-from server.store.schema import pairs, sessionlog_settings, transcript_reads
+from server.store.schema import pair_members, pairs, sessionlog_settings, transcript_reads
 
 OPERATORS_READ_CHAT = "operators_read_chat"
 # Join-token roles on the operator's side of the programme (members are mentor and mentee).
@@ -65,9 +66,20 @@ class ChatPrivacy:
                 except IntegrityError:  # set at the same moment elsewhere: write ours
                     await conn.execute(update(sessionlog_settings).where(where).values(value=value))
 
-    async def role_reads_chat(self, role: str) -> bool:
-        """Whether a join token of `role` may read its room's chat now."""
-        return role not in OPERATOR_SIDE_ROLES or await self.operators_read_chat()
+    async def operator_side(self, room: str, identity: str, role: str) -> bool:
+        """Whether a join token for `room` reads its chat from the operator's side."""
+        if role in OPERATOR_SIDE_ROLES:
+            return True
+        async with self._db.connect() as conn:
+            pair_id = await conn.scalar(select(pairs.c.id).where(pairs.c.room == room))
+            if pair_id is None:
+                return False  # a room of no pair: whoever was invited to it
+            member = await conn.scalar(
+                select(pair_members.c.identity).where(
+                    and_(pair_members.c.pair_id == pair_id, pair_members.c.identity == identity)
+                )
+            )
+        return member is None
 
     async def audit(
         self,

@@ -11,7 +11,6 @@ from server.auth import Grant, Role
 from server.cluster.placement import Placement
 from server.errors import Forbidden, InvalidInput, RateLimited
 from server.rooms.chat import ChatService
-from server.rooms.chat_privacy import OPERATOR_SIDE_ROLES
 from server.rooms.model import CHOICE_PREFIX, MediaMode, Presence, is_choice
 from server.signaling.broadcast import chat_channel
 from server.signaling.ratelimit import TokenBucket
@@ -62,7 +61,7 @@ class RoomHandlers:
             token.room, token.identity, token.name, str(token.role), conn.sid, media_mode=mode
         )
         conn.joined = True
-        reads_chat = await self.chat.privacy.role_reads_chat(token.role)
+        operator_side, reads_chat = await self._chat_reader(conn)
         await self.signaling.sio.enter_room(conn.sid, room_channel(token.room))
         await self.signaling.sio.enter_room(conn.sid, person_channel(token.room, token.identity))
         if reads_chat:
@@ -72,7 +71,8 @@ class RoomHandlers:
         history = []
         if reads_chat:
             history = await self.chat.store.history(token.room, self.settings.history_limit)
-            await self._audit(conn, "room_join", len(history))
+            if operator_side:
+                await self._audit(conn, "room_join", len(history), granted=True)
         self._count()
         participants = [p.public() for p in result.room.participants.values()]
         if self.roster is not None:
@@ -130,27 +130,32 @@ class RoomHandlers:
         return {"id": message.id, "ts": message.ts}
 
     async def history(self, conn: Connection, payload: HistoryIn) -> Ack:
-        if not await self.chat.privacy.role_reads_chat(conn.token.role):
+        operator_side, reads_chat = await self._chat_reader(conn)
+        if not reads_chat:
             await self._audit(conn, "room_history", 0, granted=False)
             raise Forbidden("the program does not let operators read chat", code="chat_private")
         limit = payload.limit or self.settings.history_limit
         messages = await self.chat.store.history(conn.room, limit + 1, before=payload.before)
         has_more = len(messages) > limit
-        await self._audit(conn, "room_history", min(len(messages), limit))
+        if operator_side:
+            await self._audit(conn, "room_history", min(len(messages), limit), granted=True)
         return {"messages": [m.to_wire() for m in messages[-limit:]], "has_more": has_more}
 
-    async def _audit(
-        self, conn: Connection, purpose: str, messages: int, granted: bool = True
-    ) -> None:
+    async def _chat_reader(self, conn: Connection) -> tuple[bool, bool]:
+        """Whether the connection reads chat from the operator's side, and whether it may."""
+        privacy = self.chat.privacy
+        side = await privacy.operator_side(conn.room, conn.identity, str(conn.token.role))
+        return side, not side or await privacy.operators_read_chat()
+
+    async def _audit(self, conn: Connection, purpose: str, messages: int, granted: bool) -> None:
         """A read of the room's chat by the operator's side goes to the audit log."""
-        if conn.token.role in OPERATOR_SIDE_ROLES:
-            await self.chat.privacy.audit(
-                f"{conn.token.role}:{conn.identity}",
-                purpose=purpose,
-                granted=granted,
-                messages=messages,
-                room=conn.room,
-            )
+        await self.chat.privacy.audit(
+            f"{conn.token.role}:{conn.identity}",
+            purpose=purpose,
+            granted=granted,
+            messages=messages,
+            room=conn.room,
+        )
 
     async def typing(self, conn: Connection, payload: TypingIn) -> Ack:
         self._require_chat(conn)

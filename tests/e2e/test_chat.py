@@ -3,10 +3,13 @@ messages that survive a dropped socket and a reload."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from playwright.async_api import expect
 
 from tests.e2e.conftest import OpenPage
+from tests.support.participants import set_operators_read_chat
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -38,7 +41,9 @@ async def test_two_people_join_and_chat_both_ways(open_page: OpenPage) -> None:
     await expect(bo.page.locator("#unread")).to_be_hidden()
 
 
-async def test_late_joiner_sees_history_and_everyone(open_page: OpenPage) -> None:
+async def test_late_joiner_sees_history_and_everyone(open_page: OpenPage, base_url: str) -> None:
+    # Observers read chat only where the program lets its operators read it.
+    await asyncio.to_thread(set_operators_read_chat, base_url, True)
     ada = await open_page("ada")
     bo = await open_page("bo")
     await ada.say("Notes from last time: read chapter 3.")

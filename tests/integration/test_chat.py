@@ -10,8 +10,7 @@ import pytest
 import socketio
 
 from server.config import Settings
-from tests.conftest import ADMIN
-from tests.support.participants import SocketParticipant, issue_token
+from tests.support.participants import SocketParticipant, issue_token, set_operators_read_chat
 
 Join = Callable[..., Any]
 
@@ -230,16 +229,9 @@ async def test_typing_read_presence_and_leave_fan_out(people: Join) -> None:
 
 
 async def test_observer_reads_but_cannot_write(people: Join, base_url: str) -> None:
-    import aiohttp
-
     # Observers read chat only where the program lets its operators read chat
     # (tests/security/test_operator_chat_reads.py: not while it is off).
-    async with aiohttp.ClientSession() as http:
-        setting = {"operators_read_chat": True}
-        async with http.put(
-            f"{base_url}/api/v1/program/settings", json=setting, headers=ADMIN
-        ) as resp:
-            assert resp.status == 200
+    await asyncio.to_thread(set_operators_read_chat, base_url, True)
     ada = await people("ada")
     observer = await people("obs", role="observer")
     await ada.chat("hello", "h")

@@ -1,5 +1,6 @@
-"""Item 4: with `operators_read_chat` off, an operator who issues themselves an observer (or
-operator) token and joins the room reads no chat; with it on, every read is audited."""
+"""Item 4: with `operators_read_chat` off, an operator who issues themselves a token (observer,
+operator, or a mentee outside the pair) and joins the pair's room reads no chat; with it
+on, every read is audited."""
 
 from __future__ import annotations
 
@@ -33,13 +34,16 @@ async def test_operator_cannot_read_chat_through_an_observer_token(
 
     ada = await connect("ada", "mentor")
     await ada.join(media_mode="text")
+    bo = await connect("bo", "mentee")
+    await bo.join(media_mode="text")
     assert "id" in await ada.chat("my manager is making me miserable", "a-1")
     assert (await target.ok("GET", "/api/v1/program/settings", ADMIN)) == {
         "operators_read_chat": False
     }
 
-    # An operator issues themselves tokens through the admin API and joins the room.
-    for role in ("observer", "operator"):
+    # An operator issues themselves tokens through the admin API and joins the room: as an
+    # observer, as an operator, or as a mentee who is not one of the pair's members.
+    for role in ("observer", "operator", "mentee"):
         token = (
             await target.ok(
                 "POST",
@@ -55,8 +59,6 @@ async def test_operator_cannot_read_chat_through_an_observer_token(
         refused = await spy.call("history", {})
         assert refused["error"]["code"] == "chat_private", refused
         # Live messages do not reach them either: ada's next message arrives at bo only.
-        bo = await connect(f"bo-{role}", "mentee")
-        await bo.join(media_mode="text")
         await ada.chat(f"still miserable ({role})", f"a-{role}")
         await bo.wait_for("chat", {"client_id": f"a-{role}"})
         await spy.call("presence", {"presence": "online"})  # a round trip after the fan-out
@@ -65,6 +67,7 @@ async def test_operator_cannot_read_chat_through_an_observer_token(
     assert {(r["actor"], r["granted"], r["messages"]) for r in reads} == {
         ("observer:olga-observer", False, 0),
         ("operator:olga-operator", False, 0),
+        ("mentee:olga-mentee", False, 0),
     }
 
     # The program allows operators to read chat: an observer reads it, and that is audited.
@@ -73,7 +76,7 @@ async def test_operator_cannot_read_chat_through_an_observer_token(
     joined = await reader.join(media_mode="text")
     assert "my manager is making me miserable" in [m["text"] for m in joined["history"]]
     got = await reader.call("history", {})
-    assert len(got["messages"]) == 3
+    assert len(got["messages"]) == 4
     reads = (await target.ok("GET", "/api/v1/program/transcript-reads", ADMIN))["reads"]
     assert [(r["actor"], r["purpose"], r["granted"], r["pair_id"]) for r in reads[:2]] == [
         ("observer:olga-2", "room_history", True, pair["id"]),

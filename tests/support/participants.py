@@ -39,6 +39,18 @@ def issue_token(
         return str(json.loads(resp.read())["token"])
 
 
+def set_operators_read_chat(base_url: str, allowed: bool) -> None:
+    """The program setting that also lets observers read a room's chat."""
+    request = urllib.request.Request(
+        base_url.rstrip("/") + "/api/v1/program/settings",
+        data=json.dumps({"operators_read_chat": allowed}).encode(),
+        method="PUT",
+        headers={"Authorization": f"Bearer {ADMIN_KEY}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as resp:
+        assert resp.status == 200
+
+
 class SocketParticipant:
     """Connects with a token, records every server event, answers with acks."""
 
