@@ -195,8 +195,13 @@ class Call:
                 sequence, timestamp = sequence + 1, timestamp + count
             else:
                 # Nowhere to send before the caller's first packet (rtp.py); the prompt
-                # waits too, so it is heard from its start.
+                # waits too, so it is heard from its start, except a goodbye: nobody
+                # can hear it, so the call ends now.
                 self.stats.packets_withheld += 1
+                if self.prompting and self.hang_up_after_prompt:
+                    self.prompting = False
+                    if self.on_prompt_finished is not None:
+                        self.on_prompt_finished(self)
             if (
                 time.monotonic() - self._last_packet > self.media_timeout
                 and self.on_media_timeout is not None

@@ -163,6 +163,18 @@ class PhoneGateway:
         await self.uas.hang_up(call, reason)
         return True
 
+    async def remove(self, room: str, identity: str) -> bool:
+        """An operator removed `identity` from `room`: end their calls into it (BYE)."""
+        found = [
+            c
+            for c in list(self.calls.values())
+            if c.room is not None and (c.room.match.room, c.room.identity) == (room, identity)
+        ]
+        for call in found:
+            call.end_reason = "removed"
+            await self.uas.hang_up(call, "removed")
+        return bool(found)
+
     # -- CallHandler -----------------------------------------------------------------------
 
     async def call_confirmed(self, call: Call) -> None:
@@ -243,6 +255,11 @@ class PhoneGateway:
         finally:
             self._checking.discard(call.call_id)
         if call.call_id not in self.calls:
+            return
+        if match is not None and match.removed:
+            # A known PIN, not a guess: the person was removed from the room.
+            call.pin_entry.exhaust()
+            self._rejected(call, "removed", via, room=match.room)
             return
         if match is not None:
             self._admit(call, match)
