@@ -8,6 +8,7 @@ the caller's packets toward the room or reads their DTMF.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -140,6 +141,14 @@ class Call:
             elif self.phone_track is not None and not self.prompting:
                 self.phone_track.push(g711.decode(self.answer.codec, packet.payload))
 
+    def set_direction(self, direction: str) -> None:
+        """Hold (the caller sends nothing: no media timeout meanwhile) or un-hold (the
+        timeout counts again from now)."""
+        was_held = self.answer.held
+        self.answer = dataclasses.replace(self.answer, direction=direction)
+        if was_held and not self.answer.held:
+            self._last_packet = time.monotonic()
+
     def play(self, samples: np.ndarray, *, loop: bool = False, then_hang_up: bool = False) -> None:
         self.prompting = True
         self.hang_up_after_prompt = then_hang_up
@@ -180,7 +189,9 @@ class Call:
         first = True
         due = loop.time()
         while self.state != CallState.ENDED:
-            if self.endpoint.latched:
+            if self.endpoint.latched and not self.answer.we_send:
+                pass  # on hold: the caller asked for no media
+            elif self.endpoint.latched:
                 self.endpoint.send(
                     RtpPacket(
                         self.answer.payload_type,
@@ -203,7 +214,8 @@ class Call:
                     if self.on_prompt_finished is not None:
                         self.on_prompt_finished(self)
             if (
-                time.monotonic() - self._last_packet > self.media_timeout
+                not self.answer.held
+                and time.monotonic() - self._last_packet > self.media_timeout
                 and self.on_media_timeout is not None
             ):
                 self.on_media_timeout(self)

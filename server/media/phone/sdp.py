@@ -13,6 +13,14 @@ from dataclasses import dataclass, field
 G711 = {0: "PCMU", 8: "PCMA"}
 DEFAULT_PTIME_MS = 20
 ALLOWED_PTIMES_MS = (10, 20, 30, 40, 60)
+DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
+# RFC 3264 §6.1: the answer's direction for each offered one (hold is sendonly/inactive).
+ANSWER_DIRECTION = {
+    "sendrecv": "sendrecv",
+    "sendonly": "recvonly",
+    "recvonly": "sendonly",
+    "inactive": "inactive",
+}
 
 
 class SdpError(ValueError):
@@ -30,6 +38,7 @@ class Offer:
     payload_types: list[int]
     rtpmap: dict[int, str] = field(default_factory=dict)  # pt → "encoding/rate" lowercased
     ptime_ms: int | None = None
+    direction: str = "sendrecv"  # the caller's: sendonly or inactive put the call on hold
 
 
 @dataclass(frozen=True)
@@ -42,10 +51,21 @@ class Answer:
     codec: str  # PCMU | PCMA
     dtmf_payload_type: int | None
     ptime_ms: int
+    direction: str = "sendrecv"  # ours, answering the offer's (ANSWER_DIRECTION)
 
     @property
     def samples_per_packet(self) -> int:
         return 8 * self.ptime_ms
+
+    @property
+    def we_send(self) -> bool:
+        return self.direction in ("sendrecv", "sendonly")
+
+    @property
+    def held(self) -> bool:
+        """On hold, either way: phones on hold often send nothing, even when a=sendonly
+        promises music, so no RTP is required meanwhile."""
+        return self.direction != "sendrecv"
 
 
 def parse_offer(body: bytes) -> Offer:
@@ -55,6 +75,7 @@ def parse_offer(body: bytes) -> Offer:
     except UnicodeDecodeError:
         raise SdpError("SDP is not UTF-8") from None
     session_address = ""
+    session_direction = "sendrecv"
     offer: Offer | None = None
     for raw in text.splitlines():
         line = raw.strip()
@@ -83,7 +104,9 @@ def parse_offer(body: bytes) -> Offer:
                 raise SdpError("malformed m= line") from None
             if not 0 <= port <= 65535 or any(not 0 <= pt <= 127 for pt in pts):
                 raise SdpError("port or payload type out of range")
-            offer = Offer(address="", port=port, payload_types=pts)
+            offer = Offer(address="", port=port, payload_types=pts, direction=session_direction)
+        elif kind == "a" and offer is None and value in DIRECTIONS:
+            session_direction = value
         elif kind == "a" and offer is not None:
             _attribute(offer, value)
     if offer is None:
@@ -91,11 +114,16 @@ def parse_offer(body: bytes) -> Offer:
     offer.address = offer.address or session_address
     if not offer.address:
         raise SdpError("no connection address")
+    if offer.address == "0.0.0.0" and offer.direction == "sendrecv":
+        offer.direction = "sendonly"  # RFC 2543 hold: "do not send to me"
     return offer
 
 
 def _attribute(offer: Offer, value: str) -> None:
     name, _, rest = value.partition(":")
+    if name in DIRECTIONS:
+        offer.direction = name
+        return
     try:
         if name == "rtpmap":
             pt, _, encoding = rest.partition(" ")
@@ -122,7 +150,15 @@ def negotiate(offer: Offer) -> Answer:
     encoding = offer.rtpmap.get(codec_pt)
     codec = encoding.split("/")[0].upper() if encoding else G711[codec_pt]
     ptime = offer.ptime_ms if offer.ptime_ms in ALLOWED_PTIMES_MS else DEFAULT_PTIME_MS
-    return Answer(offer.address, offer.port, codec_pt, codec, dtmf_pt, ptime)
+    return Answer(
+        offer.address,
+        offer.port,
+        codec_pt,
+        codec,
+        dtmf_pt,
+        ptime,
+        ANSWER_DIRECTION[offer.direction],
+    )
 
 
 def build_answer(answer: Answer, local_address: str, local_port: int) -> bytes:
@@ -144,5 +180,5 @@ def build_answer(answer: Answer, local_address: str, local_port: int) -> bytes:
             f"a=rtpmap:{answer.dtmf_payload_type} telephone-event/8000",
             f"a=fmtp:{answer.dtmf_payload_type} 0-15",
         ]
-    lines += [f"a=ptime:{answer.ptime_ms}", "a=sendrecv"]
+    lines += [f"a=ptime:{answer.ptime_ms}", f"a={answer.direction}"]
     return ("\r\n".join(lines) + "\r\n").encode()

@@ -30,6 +30,7 @@ from server.media.phone.guessing import PinGuard
 from server.media.phone.metrics import PhoneMetrics
 from server.media.phone.rtp import RtpStats, open_endpoint
 from server.media.phone.sdp import (
+    ANSWER_DIRECTION,
     Answer,
     NoCommonCodec,
     SdpError,
@@ -394,7 +395,19 @@ class UserAgentServer(UdpEndpoint):
             return str(probe.getsockname()[0])
 
     def _reinvite(self, call: Call, request: SipMessage, addr: tuple[str, int]) -> None:
-        # Session refresh or hold: keep the media as it is and answer with the same SDP.
+        """Session refresh, hold or un-hold: the codec and the latch stay as they are; the
+        direction answers the offer's (a=sendonly → a=recvonly, a=inactive → a=inactive)."""
+        if request.body.strip():
+            try:
+                offer = parse_offer(request.body)
+            except SdpError:
+                self._reply(request, addr, 488, to_tag=call.dialog.local_tag)
+                return
+            call.set_direction(ANSWER_DIRECTION[offer.direction])
+            log.info(
+                "call direction changed",
+                extra={"call_id": call.call_id[:80], "direction": call.answer.direction},
+            )
         address = self.advertised_address(addr[0])
         body = build_answer(call.answer, address, call.local_rtp_port)
         self._send(

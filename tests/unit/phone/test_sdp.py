@@ -82,3 +82,21 @@ def test_answer_names_only_what_was_chosen() -> None:
     assert "PCMA" not in text
     reparsed = negotiate(parse_offer(text.encode()))
     assert (reparsed.codec, reparsed.dtmf_payload_type) == ("PCMU", 101)
+
+
+@pytest.mark.parametrize(
+    ("lines", "c_line", "answered"),
+    [
+        ((), "c=IN IP4 192.0.2.1", "sendrecv"),
+        (("a=sendonly",), "c=IN IP4 192.0.2.1", "recvonly"),
+        (("a=inactive",), "c=IN IP4 192.0.2.1", "inactive"),
+        (("a=recvonly",), "c=IN IP4 192.0.2.1", "sendonly"),
+        ((), "c=IN IP4 0.0.0.0", "recvonly"),  # the old way to hold (RFC 2543)
+    ],
+)
+def test_the_answer_direction_answers_the_offer(
+    lines: tuple[str, ...], c_line: str, answered: str
+) -> None:
+    answer = negotiate(parse_offer(offer("m=audio 4000 RTP/AVP 0", *lines, c_line=c_line)))
+    assert answer.direction == answered
+    assert f"a={answered}\r\n" in build_answer(answer, "203.0.113.5", 20002).decode()
