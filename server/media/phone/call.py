@@ -83,6 +83,7 @@ class Call:
     endpoint: RtpEndpoint
     stats: RtpStats
     caller: str  # masked caller number for logs and names
+    display_name: str = ""  # from the caller's From header, if they sent one
     state: CallState = CallState.RINGING
     started: float = field(default_factory=time.monotonic)
     answered_at: float | None = None
@@ -109,6 +110,13 @@ class Call:
     @property
     def call_id(self) -> str:
         return self.dialog.call_id
+
+    @property
+    def name(self) -> str:
+        """What the room calls a caller admitted by the room PIN."""
+        if self.display_name:
+            return self.display_name
+        return "Phone caller" if self.caller == "anonymous" else f"Phone {self.caller}"
 
     @property
     def source(self) -> str:

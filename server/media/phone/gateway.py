@@ -340,7 +340,7 @@ class PhoneGateway:
             role = match.role or self.settings.room_pin_role
         else:
             identity = "phone-" + hashlib.sha256(call.call_id.encode()).hexdigest()[:10]
-            name, role = f"Phone {call.caller}", self.settings.room_pin_role
+            name, role = call.name, self.settings.room_pin_role
         present = self._registry.participant(match.room, identity)
         if present is not None and present.connection not in self.calls:
             # The same person, already here from a browser: now they speak by phone.

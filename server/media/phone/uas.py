@@ -62,8 +62,11 @@ class CallHandler(Protocol):
 
 
 def mask_number(from_header: str) -> str:
-    """The caller's number with all but the last three characters hidden."""
-    user = sip.uri_user(from_header.split("<", 1)[-1]) or "anonymous"
+    """The caller's number with all but the last three characters hidden ("anonymous"
+    when the caller withheld it)."""
+    user = sip.uri_user(from_header.split("<", 1)[-1])
+    if user.lower() in sip.ANONYMOUS:
+        return "anonymous"
     return user if len(user) <= 3 else "…" + user[-3:]
 
 
@@ -344,6 +347,7 @@ class UserAgentServer(UdpEndpoint):
             endpoint=endpoint,
             stats=stats,
             caller=mask_number(request.get("From")),
+            display_name=sip.display_name(request.get("From")),
             started=received_at,
             media_timeout=settings.media_timeout_seconds,
         )
