@@ -9,6 +9,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from server.media.phone.srtp import SUITE, SdesKeys, parse_crypto
+
 # Our preference order among what the caller offers.
 G711 = {0: "PCMU", 8: "PCMA"}
 DEFAULT_PTIME_MS = 20
@@ -31,6 +33,11 @@ class NoCommonCodec(SdpError):
     """The offer has audio but neither PCMU nor PCMA (answer 488)."""
 
 
+class NoCommonSecurity(SdpError):
+    """The offer's media transport or keys are none we can use (answer 488, never a
+    silently unencrypted answer to an encrypted offer)."""
+
+
 @dataclass
 class Offer:
     address: str
@@ -39,6 +46,8 @@ class Offer:
     rtpmap: dict[int, str] = field(default_factory=dict)  # pt → "encoding/rate" lowercased
     ptime_ms: int | None = None
     direction: str = "sendrecv"  # the caller's: sendonly or inactive put the call on hold
+    profile: str = "RTP/AVP"  # RTP/SAVP: encrypted (SRTP), keys in a=crypto lines
+    crypto: list[str] = field(default_factory=list)  # the a=crypto values, in order
 
 
 @dataclass(frozen=True)
@@ -52,6 +61,7 @@ class Answer:
     dtmf_payload_type: int | None
     ptime_ms: int
     direction: str = "sendrecv"  # ours, answering the offer's (ANSWER_DIRECTION)
+    srtp: SdesKeys | None = None  # RTP/SAVP: the keys both ways (srtp.py)
 
     @property
     def samples_per_packet(self) -> int:
@@ -104,7 +114,13 @@ def parse_offer(body: bytes) -> Offer:
                 raise SdpError("malformed m= line") from None
             if not 0 <= port <= 65535 or any(not 0 <= pt <= 127 for pt in pts):
                 raise SdpError("port or payload type out of range")
-            offer = Offer(address="", port=port, payload_types=pts, direction=session_direction)
+            offer = Offer(
+                address="",
+                port=port,
+                payload_types=pts,
+                direction=session_direction,
+                profile=parts[2],
+            )
         elif kind == "a" and offer is None and value in DIRECTIONS:
             session_direction = value
         elif kind == "a" and offer is not None:
@@ -124,6 +140,9 @@ def _attribute(offer: Offer, value: str) -> None:
     if name in DIRECTIONS:
         offer.direction = name
         return
+    if name == "crypto":
+        offer.crypto.append(rest.strip())
+        return
     try:
         if name == "rtpmap":
             pt, _, encoding = rest.partition(" ")
@@ -135,7 +154,15 @@ def _attribute(offer: Offer, value: str) -> None:
 
 
 def negotiate(offer: Offer) -> Answer:
-    """Pick PCMU or PCMA (by the caller's order) and telephone-event if offered."""
+    """Pick PCMU or PCMA (by the caller's order) and telephone-event if offered; for
+    RTP/SAVP the first usable `a=crypto` key."""
+    srtp: SdesKeys | None = None
+    if offer.profile == "RTP/SAVP":
+        srtp = next((k for k in map(parse_crypto, offer.crypto) if k is not None), None)
+        if srtp is None:
+            raise NoCommonSecurity(f"RTP/SAVP needs an a=crypto {SUITE} key without MKI")
+    elif offer.profile not in ("RTP/AVP", "RTP/AVPF"):
+        raise NoCommonSecurity(f"media transport {offer.profile} is not supported")
     codec_pt: int | None = None
     dtmf_pt: int | None = None
     for pt in offer.payload_types:
@@ -158,6 +185,7 @@ def negotiate(offer: Offer) -> Answer:
         dtmf_pt,
         ptime,
         ANSWER_DIRECTION[offer.direction],
+        srtp,
     )
 
 
@@ -172,9 +200,12 @@ def build_answer(answer: Answer, local_address: str, local_port: int) -> bytes:
         "s=pairwise",
         f"c=IN IP4 {local_address}",
         "t=0 0",
-        f"m=audio {local_port} RTP/AVP {' '.join(str(pt) for pt in pts)}",
+        f"m=audio {local_port} {'RTP/SAVP' if answer.srtp else 'RTP/AVP'} "
+        + " ".join(str(pt) for pt in pts),
         f"a=rtpmap:{answer.payload_type} {answer.codec}/8000",
     ]
+    if answer.srtp is not None:
+        lines.append(answer.srtp.answer_line)
     if answer.dtmf_payload_type is not None:
         lines += [
             f"a=rtpmap:{answer.dtmf_payload_type} telephone-event/8000",

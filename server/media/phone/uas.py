@@ -33,12 +33,14 @@ from server.media.phone.sdp import (
     ANSWER_DIRECTION,
     Answer,
     NoCommonCodec,
+    NoCommonSecurity,
     SdpError,
     build_answer,
     negotiate,
     parse_offer,
 )
 from server.media.phone.sip import SipMessage, SipParseError
+from server.media.phone.srtp import SrtpContext
 from server.media.phone.udp import UdpEndpoint
 
 if TYPE_CHECKING:
@@ -237,6 +239,9 @@ class UserAgentServer(UdpEndpoint):
             return
         try:
             answer = negotiate(parse_offer(request.body))
+        except NoCommonSecurity as exc:
+            self._reject(request, addr, 488, "no_security", [("Warning", f'305 pairwise "{exc}"')])
+            return
         except NoCommonCodec:
             self._reject(
                 request,
@@ -320,6 +325,7 @@ class UserAgentServer(UdpEndpoint):
                 lambda packet: calls[0].receive(packet),
                 stats,
                 frozenset({answer.remote_address, addr[0]}),
+                SrtpContext(answer.srtp) if answer.srtp is not None else None,
             )
         except OSError:
             log.error("no RTP port left for a call", extra={"call_id": request.call_id[:80]})

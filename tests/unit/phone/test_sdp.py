@@ -2,6 +2,7 @@ import pytest
 
 from server.media.phone.sdp import (
     NoCommonCodec,
+    NoCommonSecurity,
     SdpError,
     build_answer,
     negotiate,
@@ -100,3 +101,13 @@ def test_the_answer_direction_answers_the_offer(
     answer = negotiate(parse_offer(offer("m=audio 4000 RTP/AVP 0", *lines, c_line=c_line)))
     assert answer.direction == answered
     assert f"a={answered}\r\n" in build_answer(answer, "203.0.113.5", 20002).decode()
+
+
+@pytest.mark.parametrize("profile", ["RTP/SAVPF", "UDP/TLS/RTP/SAVP", "RTP/SAVP"])
+def test_encrypted_transports_without_usable_keys_are_refused(profile: str) -> None:
+    with pytest.raises(NoCommonSecurity):
+        negotiate(parse_offer(offer(f"m=audio 4000 {profile} 0")))
+
+
+def test_rtp_avpf_is_plain_rtp() -> None:
+    assert negotiate(parse_offer(offer("m=audio 4000 RTP/AVPF 0"))).srtp is None
