@@ -28,6 +28,7 @@ from server.media.phone import api as phone_api
 from server.media.phone.api import DialIn
 from server.media.phone.gateway import PhoneGateway, PhoneSettings
 from server.media.phone.pins import PinStore
+from server.media.phone.session_log import PinRejectionLog
 from server.media.room_audio import SfuRoomAudio
 from server.media.sfu import Sfu
 from server.media.signaling import MediaHandlers
@@ -172,6 +173,9 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     if services.sessionlog is not None:
         recorder = services.sessionlog.recorder
         services.bus.subscribe(recorder, "sessionlog", kinds=recorder.KINDS)
+        if services.phone is not None:
+            pin_log = PinRejectionLog(services.database, recorder)
+            services.bus.subscribe(pin_log, "phone-pin-log", kinds=pin_log.KINDS)
     services.bus.subscribe(Broadcaster(services.signaling), "broadcast", paced=True)
     services.bus.subscribe(services.cluster, "cluster", kinds=services.cluster.KINDS)
     await services.cluster.start()

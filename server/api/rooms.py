@@ -64,6 +64,8 @@ async def remove_participant(request: web.Request) -> web.Response:
     room, identity = request.match_info["room"], request.match_info["identity"]
     removed_at = await services.removals.remove(room, identity)
     disconnected = await services.signaling.remove(room, identity)
+    if services.phone is not None and await services.phone.remove(room, identity):
+        disconnected = True
     return json_response(
         Removed(room=room, identity=identity, disconnected=disconnected, removed_at=removed_at)
     )

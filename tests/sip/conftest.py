@@ -20,7 +20,7 @@ from server.media.phone.pins import PinStore
 from server.rooms.events import EventBus, RoomEvent
 from server.rooms.registry import RoomRegistry
 from server.store import Database
-from server.store.schema import metadata, phone_participant_pins, phone_room_pins
+from server.store.schema import metadata
 from tests.support.services import require_program
 
 SCENARIOS = Path(__file__).parent / "scenarios"
@@ -77,6 +77,7 @@ class Phone:
     metrics: CollectorRegistry
     workdir: Path
     sipp_path: str
+    database: Database
     events: list[RoomEvent] = field(default_factory=list)
 
     def of_type(self, kind: type[E]) -> list[E]:
@@ -122,11 +123,7 @@ async def make_phone(tmp_path: Path) -> AsyncIterator[PhoneFactory]:
     async def make(**settings: Any) -> Phone:
         database = Database(f"sqlite+aiosqlite:///{tmp_path / f'phone{len(started)}.db'}")
         async with database.begin() as conn:
-            await conn.run_sync(
-                lambda sync: metadata.create_all(
-                    sync, tables=[phone_room_pins, phone_participant_pins]
-                )
-            )
+            await conn.run_sync(metadata.create_all)
         bus = EventBus()
         registry = RoomRegistry(bus)
         pins = PinStore(database)
@@ -136,7 +133,9 @@ async def make_phone(tmp_path: Path) -> AsyncIterator[PhoneFactory]:
             **{"host": "127.0.0.1", "port": 0, "rtp_host": "127.0.0.1", **settings}
         )
         gateway = PhoneGateway(config, registry, bus, pins, room_audio, metrics)
-        phone = Phone(gateway, registry, bus, pins, room_audio, metrics, tmp_path, sipp_path)
+        phone = Phone(
+            gateway, registry, bus, pins, room_audio, metrics, tmp_path, sipp_path, database
+        )
 
         async def record(event: RoomEvent) -> None:
             phone.events.append(event)

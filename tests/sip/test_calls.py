@@ -44,6 +44,7 @@ async def test_pin_in_request_uri_joins_the_room_and_every_frame_arrives(phone: 
     await phone.bus.drain()
     joined = phone.of_type(ParticipantJoined)
     assert [(e.room, e.media_mode) for e in joined] == [("mentoring-1", "phone")]
+    assert joined[0].name == "sipp"  # the display name in sipp's From header
     assert [e.reason for e in phone.of_type(ParticipantLeft)] == ["left"]
     assert phone.of_type(PhoneCallEnded)[0].packets_received == TONE_PACKETS
     assert phone.registry.participant("mentoring-1", joined[0].identity) is None
@@ -164,7 +165,9 @@ async def test_a_pin_keyed_as_sip_info_joins_the_room(phone: Phone, udp_peer: Ud
 
 async def test_a_pin_keyed_as_tones_in_the_audio_joins_the_room(phone: Phone) -> None:
     pin = await phone.pins.ensure_room_pin("mentoring-6")
-    (phone.workdir / "keys.ulaw").write_bytes(g711.encode("PCMU", key_tones(pin + "#")))
+    # Q.24: the shortest key tones a receiver must accept, 40 ms with 40 ms pauses.
+    keys = key_tones(pin + "#", on_ms=40, off_ms=40)
+    (phone.workdir / "keys.ulaw").write_bytes(g711.encode("PCMU", keys))
 
     call = phone.start_sipp("call_inband_dtmf.xml", "+4930123456", hold_ms=2500)
     live = await phone.confirmed_call()

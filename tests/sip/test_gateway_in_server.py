@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from server.media.phone import g711
-from tests.sip.conftest import run_sipp
+from tests.sip.conftest import UdpPeer, eventually, run_sipp
 from tests.sip.media import tone
 from tests.support.participants import SocketParticipant, issue_token
 from tests.support.process import ADMIN_KEY, ServerProcess
@@ -26,6 +28,26 @@ def post(url: str) -> dict[str, str]:
     )
     with urllib.request.urlopen(request, timeout=5) as resp:
         return dict(json.loads(resp.read()))
+
+
+def api(method: str, url: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    """An operator's REST call; the JSON answer (an error's too)."""
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(body).encode() if body is not None else None,
+        method=method,
+        headers={"Authorization": f"Bearer {ADMIN_KEY}", "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=5) as resp:
+            return dict(json.loads(resp.read()))
+    except urllib.error.HTTPError as exc:
+        return dict(json.loads(exc.read()))
+
+
+def present(server: ServerProcess, room: str) -> set[str]:
+    state = api("GET", f"{server.url}/api/v1/rooms/{room}")
+    return {p["identity"] for p in state.get("participants", [])}
 
 
 async def test_caller_with_room_pin_appears_in_the_room(
@@ -59,3 +81,37 @@ async def test_caller_with_room_pin_appears_in_the_room(
     result = await asyncio.wait_for(call, 30)
     assert result.returncode == 0, result.errors
     await mentor.close()
+
+
+async def test_an_operator_removes_a_phone_caller_who_cannot_call_back_with_their_pin(
+    server_process: Callable[..., ServerProcess], tmp_path: Path, udp_peer: UdpPeer
+) -> None:
+    sipp = require_program("sipp", "/usr/bin/sipp")
+    sip_port = free_port()
+    server = await asyncio.to_thread(
+        server_process,
+        PAIRWISE_SIP_BIND=f"127.0.0.1:{sip_port}",
+        PAIRWISE_SIP_RTP_PORT_MIN="31100",
+        PAIRWISE_SIP_RTP_PORT_MAX="31199",
+    )
+    personal = {"identity": "maya", "name": "Maya", "role": "mentee"}
+    url = f"{server.url}/api/v1/rooms/pair-phone"
+    pin = (await asyncio.to_thread(api, "POST", url + "/participant-pins", personal))["pin"]
+    media = ("-set", "rtpport", str(udp_peer.port))
+
+    call = asyncio.create_task(
+        run_sipp(sipp, sip_port, "call_wait_for_bye.xml", pin, tmp_path, args=media)
+    )
+    await eventually(lambda: "maya" in present(server, "pair-phone"), timeout=20)
+    removed = await asyncio.to_thread(api, "DELETE", url + "/participants/maya")
+
+    assert removed["disconnected"] is True
+    result = await asyncio.wait_for(call, 30)  # the scenario ends on the gateway's BYE
+    assert result.returncode == 0, result.errors
+    assert "maya" not in present(server, "pair-phone")
+
+    again = await run_sipp(sipp, sip_port, "call_wait_for_bye.xml", pin, tmp_path, args=media)
+    assert again.returncode == 0, again.errors  # refused: goodbye and BYE
+    assert "maya" not in present(server, "pair-phone")
+    fresh = await asyncio.to_thread(api, "POST", url + "/participant-pins", personal)
+    assert fresh["pin"] != pin  # a PIN issued after the removal lets them back in

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import pytest
 
+from server.media.phone import g711
 from server.media.phone.events import PhonePinRejected
 from server.rooms.events import ParticipantJoined
 from tests.sip.conftest import Phone, PhoneFactory, UdpPeer, eventually
-from tests.sip.media import key_presses
+from tests.sip.media import key_presses, tone
 
 pytestmark = [pytest.mark.slow, pytest.mark.sip]
 
@@ -117,3 +118,36 @@ async def test_a_source_over_its_wrong_pin_limit_is_refused_new_calls(
     assert refused.returncode == 0, refused.errors
     assert phone.metric("pairwise_phone_call_attempts_total", result="pin_locked") == 1
     assert phone.registry.get("mentoring-8") is None
+
+
+async def test_over_the_global_ceiling_a_guesser_is_locked_out_and_a_clean_caller_gets_in(
+    make_phone: PhoneFactory, udp_peer: UdpPeer
+) -> None:
+    phone = await make_phone(pin_failures_per_minute=1)
+    pin = await phone.pins.ensure_room_pin("mentoring-g")
+    call = phone.start_sipp(
+        "call_wait_for_bye.xml", wrong(pin), args=("-set", "rtpport", str(udp_peer.port))
+    )
+    live = await phone.confirmed_call()
+    await eventually(lambda: phone.of_type(PhonePinRejected))  # the ceiling: 1 a minute
+    Keypad(udp_peer, live.local_rtp_port).press(wrong(pin) + "#")  # over it: locked out
+    guesser = await call
+
+    assert guesser.returncode == 0, guesser.errors  # BYE after two tries, not three
+    assert [(e.attempt, e.final) for e in phone.of_type(PhonePinRejected)] == [
+        (1, False),
+        (2, True),
+    ]
+    assert phone.gateway.guard.refuses("127.0.0.1")
+
+    # A caller from another address (sipp bound to 127.0.0.2) with the right PIN.
+    (phone.workdir / "tone.ulaw").write_bytes(g711.encode("PCMU", tone(1000, 1.0)))
+    joined = phone.start_sipp(
+        "call_audio.xml", pin, hold_ms=1000, args=("-i", "127.0.0.2", "-mi", "127.0.0.2")
+    )
+    await eventually(lambda: joined.done() or phone.registry.get("mentoring-g"))
+    result = await joined
+    assert result.returncode == 0, result.errors
+    assert phone.gateway.ended_calls[-1].source == "127.0.0.2"
+    await phone.bus.drain()
+    assert phone.of_type(ParticipantJoined)[0].room == "mentoring-g"

@@ -8,6 +8,7 @@ the caller's packets toward the room or reads their DTMF.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -82,6 +83,7 @@ class Call:
     endpoint: RtpEndpoint
     stats: RtpStats
     caller: str  # masked caller number for logs and names
+    display_name: str = ""  # from the caller's From header, if they sent one
     state: CallState = CallState.RINGING
     started: float = field(default_factory=time.monotonic)
     answered_at: float | None = None
@@ -108,6 +110,13 @@ class Call:
     @property
     def call_id(self) -> str:
         return self.dialog.call_id
+
+    @property
+    def name(self) -> str:
+        """What the room calls a caller admitted by the room PIN."""
+        if self.display_name:
+            return self.display_name
+        return "Phone caller" if self.caller == "anonymous" else f"Phone {self.caller}"
 
     @property
     def source(self) -> str:
@@ -139,6 +148,14 @@ class Call:
                 self.key(self._inband.feed(g711.decode(self.answer.codec, packet.payload)))
             elif self.phone_track is not None and not self.prompting:
                 self.phone_track.push(g711.decode(self.answer.codec, packet.payload))
+
+    def set_direction(self, direction: str) -> None:
+        """Hold (the caller sends nothing: no media timeout meanwhile) or un-hold (the
+        timeout counts again from now)."""
+        was_held = self.answer.held
+        self.answer = dataclasses.replace(self.answer, direction=direction)
+        if was_held and not self.answer.held:
+            self._last_packet = time.monotonic()
 
     def play(self, samples: np.ndarray, *, loop: bool = False, then_hang_up: bool = False) -> None:
         self.prompting = True
@@ -180,7 +197,9 @@ class Call:
         first = True
         due = loop.time()
         while self.state != CallState.ENDED:
-            if self.endpoint.latched:
+            if self.endpoint.latched and not self.answer.we_send:
+                pass  # on hold: the caller asked for no media
+            elif self.endpoint.latched:
                 self.endpoint.send(
                     RtpPacket(
                         self.answer.payload_type,
@@ -195,10 +214,16 @@ class Call:
                 sequence, timestamp = sequence + 1, timestamp + count
             else:
                 # Nowhere to send before the caller's first packet (rtp.py); the prompt
-                # waits too, so it is heard from its start.
+                # waits too, so it is heard from its start, except a goodbye: nobody
+                # can hear it, so the call ends now.
                 self.stats.packets_withheld += 1
+                if self.prompting and self.hang_up_after_prompt:
+                    self.prompting = False
+                    if self.on_prompt_finished is not None:
+                        self.on_prompt_finished(self)
             if (
-                time.monotonic() - self._last_packet > self.media_timeout
+                not self.answer.held
+                and time.monotonic() - self._last_packet > self.media_timeout
                 and self.on_media_timeout is not None
             ):
                 self.on_media_timeout(self)

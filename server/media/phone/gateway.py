@@ -163,6 +163,18 @@ class PhoneGateway:
         await self.uas.hang_up(call, reason)
         return True
 
+    async def remove(self, room: str, identity: str) -> bool:
+        """An operator removed `identity` from `room`: end their calls into it (BYE)."""
+        found = [
+            c
+            for c in list(self.calls.values())
+            if c.room is not None and (c.room.match.room, c.room.identity) == (room, identity)
+        ]
+        for call in found:
+            call.end_reason = "removed"
+            await self.uas.hang_up(call, "removed")
+        return bool(found)
+
     # -- CallHandler -----------------------------------------------------------------------
 
     async def call_confirmed(self, call: Call) -> None:
@@ -244,6 +256,11 @@ class PhoneGateway:
             self._checking.discard(call.call_id)
         if call.call_id not in self.calls:
             return
+        if match is not None and match.removed:
+            # A known PIN, not a guess: the person was removed from the room.
+            call.pin_entry.exhaust()
+            self._rejected(call, "removed", via, room=match.room)
+            return
         if match is not None:
             self._admit(call, match)
             return
@@ -323,7 +340,7 @@ class PhoneGateway:
             role = match.role or self.settings.room_pin_role
         else:
             identity = "phone-" + hashlib.sha256(call.call_id.encode()).hexdigest()[:10]
-            name, role = f"Phone {call.caller}", self.settings.room_pin_role
+            name, role = call.name, self.settings.room_pin_role
         present = self._registry.participant(match.room, identity)
         if present is not None and present.connection not in self.calls:
             # The same person, already here from a browser: now they speak by phone.

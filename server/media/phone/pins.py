@@ -12,13 +12,13 @@ import time
 from dataclasses import dataclass
 from typing import Protocol
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import and_, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from server.errors import Conflict
 from server.store import Database
-from server.store.schema import phone_participant_pins, phone_room_pins
+from server.store.schema import phone_participant_pins, phone_room_pins, removals
 
 ISSUE_ATTEMPTS = 20
 
@@ -31,6 +31,7 @@ class PinMatch:
     identity: str | None = None
     name: str | None = None
     role: str | None = None
+    removed: bool = False  # the person was removed from the room after this PIN was issued
 
 
 class PinDirectory(Protocol):
@@ -77,12 +78,24 @@ class PinStore:
         for _ in range(ISSUE_ATTEMPTS):
             try:
                 async with self._db.begin() as conn:
-                    existing = await conn.scalar(select(phone_participant_pins.c.pin).where(where))
-                    if existing is not None:
+                    existing = (
+                        await conn.execute(
+                            select(
+                                phone_participant_pins.c.pin, phone_participant_pins.c.created_at
+                            ).where(where)
+                        )
+                    ).first()
+                    if existing is not None and not await _removed_since(
+                        conn, room, identity, existing.created_at
+                    ):
                         await conn.execute(
                             update(phone_participant_pins).where(where).values(name=name, role=role)
                         )
-                        return str(existing)
+                        return str(existing.pin)
+                    if existing is not None:
+                        # Removed since it was issued: that PIN stays refused, a new one
+                        # lets them back in (as a new join token does in the browser).
+                        await conn.execute(delete(phone_participant_pins).where(where))
                     pin = await self._unused_pin(conn)
                     await conn.execute(
                         insert(phone_participant_pins).values(
@@ -109,7 +122,10 @@ class PinStore:
                 )
             ).first()
             if person is not None:
-                return PinMatch(person.room, person.identity, person.name, person.role)
+                removed = await _removed_since(
+                    conn, person.room, person.identity, person.created_at
+                )
+                return PinMatch(person.room, person.identity, person.name, person.role, removed)
             room = await conn.scalar(
                 select(phone_room_pins.c.room).where(phone_room_pins.c.pin == pin)
             )
@@ -129,3 +145,14 @@ class PinStore:
             if taken is None:
                 return pin
         raise Conflict("could not issue a unique PIN; use more PIN digits", code="pin_space_full")
+
+
+async def _removed_since(conn: AsyncConnection, room: str, identity: str, issued_at: float) -> bool:
+    """Whether an operator removed `identity` from `room` after `issued_at` (the rule
+    `RemovalStore.refuses` applies to join tokens)."""
+    removed_at = await conn.scalar(
+        select(removals.c.removed_at).where(
+            and_(removals.c.room == room, removals.c.identity == identity)
+        )
+    )
+    return removed_at is not None and issued_at <= removed_at

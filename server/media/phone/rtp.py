@@ -14,6 +14,7 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from server.media.phone.srtp import SrtpContext, SrtpError
 from server.media.phone.udp import UdpEndpoint
 
 log = logging.getLogger("pairwise.phone.rtp")
@@ -127,10 +128,12 @@ class RtpEndpoint(UdpEndpoint):
         on_packet: Callable[[RtpPacket], None],
         stats: RtpStats,
         signalled: frozenset[str] = frozenset(),
+        srtp: SrtpContext | None = None,
     ) -> None:
         self._on_packet = on_packet
         self.stats = stats
         self.signalled = signalled
+        self.srtp = srtp
         self.remote: tuple[str, int] | None = None
         self.ssrc = random.getrandbits(32)
 
@@ -148,8 +151,10 @@ class RtpEndpoint(UdpEndpoint):
             self.stats.packets_foreign += 1
             return
         try:
+            if self.srtp is not None:
+                data = self.srtp.unprotect(data)  # unauthenticated packets stop here
             packet = RtpPacket.parse(data)
-        except RtpError:
+        except (RtpError, SrtpError):
             self.stats.packets_invalid += 1
             return
         if packet.ssrc == self.ssrc:
@@ -166,6 +171,8 @@ class RtpEndpoint(UdpEndpoint):
             self.stats.packets_withheld += 1
             return
         data = packet.serialise()
+        if self.srtp is not None:
+            data = self.srtp.protect(data)
         if self.sendto(data, self.remote):
             self.stats.packets_sent += 1
             self.stats.bytes_sent += len(data)
@@ -181,6 +188,7 @@ async def open_endpoint(
     on_packet: Callable[[RtpPacket], None],
     stats: RtpStats,
     signalled: frozenset[str] = frozenset(),
+    srtp: SrtpContext | None = None,
 ) -> RtpEndpoint:
     """Bind the first free even port of `ports` (RTP convention; RTCP is not used)."""
     loop = asyncio.get_running_loop()
@@ -189,7 +197,7 @@ async def open_endpoint(
     for port in candidates:
         try:
             _, protocol = await loop.create_datagram_endpoint(
-                lambda: RtpEndpoint(on_packet, stats, signalled), local_addr=(host, port)
+                lambda: RtpEndpoint(on_packet, stats, signalled, srtp), local_addr=(host, port)
             )
         except OSError:
             continue

@@ -9,10 +9,20 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from server.media.phone.srtp import SUITE, SdesKeys, parse_crypto
+
 # Our preference order among what the caller offers.
 G711 = {0: "PCMU", 8: "PCMA"}
 DEFAULT_PTIME_MS = 20
 ALLOWED_PTIMES_MS = (10, 20, 30, 40, 60)
+DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
+# RFC 3264 §6.1: the answer's direction for each offered one (hold is sendonly/inactive).
+ANSWER_DIRECTION = {
+    "sendrecv": "sendrecv",
+    "sendonly": "recvonly",
+    "recvonly": "sendonly",
+    "inactive": "inactive",
+}
 
 
 class SdpError(ValueError):
@@ -23,6 +33,11 @@ class NoCommonCodec(SdpError):
     """The offer has audio but neither PCMU nor PCMA (answer 488)."""
 
 
+class NoCommonSecurity(SdpError):
+    """The offer's media transport or keys are none we can use (answer 488, never a
+    silently unencrypted answer to an encrypted offer)."""
+
+
 @dataclass
 class Offer:
     address: str
@@ -30,6 +45,9 @@ class Offer:
     payload_types: list[int]
     rtpmap: dict[int, str] = field(default_factory=dict)  # pt → "encoding/rate" lowercased
     ptime_ms: int | None = None
+    direction: str = "sendrecv"  # the caller's: sendonly or inactive put the call on hold
+    profile: str = "RTP/AVP"  # RTP/SAVP: encrypted (SRTP), keys in a=crypto lines
+    crypto: list[str] = field(default_factory=list)  # the a=crypto values, in order
 
 
 @dataclass(frozen=True)
@@ -42,10 +60,22 @@ class Answer:
     codec: str  # PCMU | PCMA
     dtmf_payload_type: int | None
     ptime_ms: int
+    direction: str = "sendrecv"  # ours, answering the offer's (ANSWER_DIRECTION)
+    srtp: SdesKeys | None = None  # RTP/SAVP: the keys both ways (srtp.py)
 
     @property
     def samples_per_packet(self) -> int:
         return 8 * self.ptime_ms
+
+    @property
+    def we_send(self) -> bool:
+        return self.direction in ("sendrecv", "sendonly")
+
+    @property
+    def held(self) -> bool:
+        """On hold, either way: phones on hold often send nothing, even when a=sendonly
+        promises music, so no RTP is required meanwhile."""
+        return self.direction != "sendrecv"
 
 
 def parse_offer(body: bytes) -> Offer:
@@ -55,6 +85,7 @@ def parse_offer(body: bytes) -> Offer:
     except UnicodeDecodeError:
         raise SdpError("SDP is not UTF-8") from None
     session_address = ""
+    session_direction = "sendrecv"
     offer: Offer | None = None
     for raw in text.splitlines():
         line = raw.strip()
@@ -83,7 +114,15 @@ def parse_offer(body: bytes) -> Offer:
                 raise SdpError("malformed m= line") from None
             if not 0 <= port <= 65535 or any(not 0 <= pt <= 127 for pt in pts):
                 raise SdpError("port or payload type out of range")
-            offer = Offer(address="", port=port, payload_types=pts)
+            offer = Offer(
+                address="",
+                port=port,
+                payload_types=pts,
+                direction=session_direction,
+                profile=parts[2],
+            )
+        elif kind == "a" and offer is None and value in DIRECTIONS:
+            session_direction = value
         elif kind == "a" and offer is not None:
             _attribute(offer, value)
     if offer is None:
@@ -91,11 +130,19 @@ def parse_offer(body: bytes) -> Offer:
     offer.address = offer.address or session_address
     if not offer.address:
         raise SdpError("no connection address")
+    if offer.address == "0.0.0.0" and offer.direction == "sendrecv":
+        offer.direction = "sendonly"  # RFC 2543 hold: "do not send to me"
     return offer
 
 
 def _attribute(offer: Offer, value: str) -> None:
     name, _, rest = value.partition(":")
+    if name in DIRECTIONS:
+        offer.direction = name
+        return
+    if name == "crypto":
+        offer.crypto.append(rest.strip())
+        return
     try:
         if name == "rtpmap":
             pt, _, encoding = rest.partition(" ")
@@ -107,7 +154,15 @@ def _attribute(offer: Offer, value: str) -> None:
 
 
 def negotiate(offer: Offer) -> Answer:
-    """Pick PCMU or PCMA (by the caller's order) and telephone-event if offered."""
+    """Pick PCMU or PCMA (by the caller's order) and telephone-event if offered; for
+    RTP/SAVP the first usable `a=crypto` key."""
+    srtp: SdesKeys | None = None
+    if offer.profile == "RTP/SAVP":
+        srtp = next((k for k in map(parse_crypto, offer.crypto) if k is not None), None)
+        if srtp is None:
+            raise NoCommonSecurity(f"RTP/SAVP needs an a=crypto {SUITE} key without MKI")
+    elif offer.profile not in ("RTP/AVP", "RTP/AVPF"):
+        raise NoCommonSecurity(f"media transport {offer.profile} is not supported")
     codec_pt: int | None = None
     dtmf_pt: int | None = None
     for pt in offer.payload_types:
@@ -122,7 +177,16 @@ def negotiate(offer: Offer) -> Answer:
     encoding = offer.rtpmap.get(codec_pt)
     codec = encoding.split("/")[0].upper() if encoding else G711[codec_pt]
     ptime = offer.ptime_ms if offer.ptime_ms in ALLOWED_PTIMES_MS else DEFAULT_PTIME_MS
-    return Answer(offer.address, offer.port, codec_pt, codec, dtmf_pt, ptime)
+    return Answer(
+        offer.address,
+        offer.port,
+        codec_pt,
+        codec,
+        dtmf_pt,
+        ptime,
+        ANSWER_DIRECTION[offer.direction],
+        srtp,
+    )
 
 
 def build_answer(answer: Answer, local_address: str, local_port: int) -> bytes:
@@ -136,13 +200,16 @@ def build_answer(answer: Answer, local_address: str, local_port: int) -> bytes:
         "s=pairwise",
         f"c=IN IP4 {local_address}",
         "t=0 0",
-        f"m=audio {local_port} RTP/AVP {' '.join(str(pt) for pt in pts)}",
+        f"m=audio {local_port} {'RTP/SAVP' if answer.srtp else 'RTP/AVP'} "
+        + " ".join(str(pt) for pt in pts),
         f"a=rtpmap:{answer.payload_type} {answer.codec}/8000",
     ]
+    if answer.srtp is not None:
+        lines.append(answer.srtp.answer_line)
     if answer.dtmf_payload_type is not None:
         lines += [
             f"a=rtpmap:{answer.dtmf_payload_type} telephone-event/8000",
             f"a=fmtp:{answer.dtmf_payload_type} 0-15",
         ]
-    lines += [f"a=ptime:{answer.ptime_ms}", "a=sendrecv"]
+    lines += [f"a=ptime:{answer.ptime_ms}", f"a={answer.direction}"]
     return ("\r\n".join(lines) + "\r\n").encode()

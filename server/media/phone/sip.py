@@ -189,6 +189,21 @@ def uri_user(uri: str) -> str:
     return found.group(1) if found and found.group(1) else ""
 
 
+ANONYMOUS = {"", "anonymous", "unknown", "restricted", "unavailable", "private"}
+
+
+def display_name(header: str) -> str:
+    """The display name of a From/To header (`"Maya Lopez" <sip:…>` → `Maya Lopez`), or
+    '' when there is none or it only says the caller is anonymous."""
+    if "<" not in header:
+        return ""
+    name = header.split("<", 1)[0].strip()
+    if len(name) >= 2 and name[0] == name[-1] == '"':
+        name = name[1:-1].replace('\\"', '"').replace("\\\\", "\\")
+    name = "".join(ch for ch in name if ch.isprintable()).strip()[:60]
+    return "" if name.lower() in ANONYMOUS else name
+
+
 def new_tag() -> str:
     return secrets.token_hex(6)
 

@@ -30,14 +30,17 @@ from server.media.phone.guessing import PinGuard
 from server.media.phone.metrics import PhoneMetrics
 from server.media.phone.rtp import RtpStats, open_endpoint
 from server.media.phone.sdp import (
+    ANSWER_DIRECTION,
     Answer,
     NoCommonCodec,
+    NoCommonSecurity,
     SdpError,
     build_answer,
     negotiate,
     parse_offer,
 )
 from server.media.phone.sip import SipMessage, SipParseError
+from server.media.phone.srtp import SrtpContext
 from server.media.phone.udp import UdpEndpoint
 
 if TYPE_CHECKING:
@@ -61,8 +64,11 @@ class CallHandler(Protocol):
 
 
 def mask_number(from_header: str) -> str:
-    """The caller's number with all but the last three characters hidden."""
-    user = sip.uri_user(from_header.split("<", 1)[-1]) or "anonymous"
+    """The caller's number with all but the last three characters hidden ("anonymous"
+    when the caller withheld it)."""
+    user = sip.uri_user(from_header.split("<", 1)[-1])
+    if user.lower() in sip.ANONYMOUS:
+        return "anonymous"
     return user if len(user) <= 3 else "…" + user[-3:]
 
 
@@ -233,6 +239,9 @@ class UserAgentServer(UdpEndpoint):
             return
         try:
             answer = negotiate(parse_offer(request.body))
+        except NoCommonSecurity as exc:
+            self._reject(request, addr, 488, "no_security", [("Warning", f'305 pairwise "{exc}"')])
+            return
         except NoCommonCodec:
             self._reject(
                 request,
@@ -316,6 +325,7 @@ class UserAgentServer(UdpEndpoint):
                 lambda packet: calls[0].receive(packet),
                 stats,
                 frozenset({answer.remote_address, addr[0]}),
+                SrtpContext(answer.srtp) if answer.srtp is not None else None,
             )
         except OSError:
             log.error("no RTP port left for a call", extra={"call_id": request.call_id[:80]})
@@ -343,6 +353,7 @@ class UserAgentServer(UdpEndpoint):
             endpoint=endpoint,
             stats=stats,
             caller=mask_number(request.get("From")),
+            display_name=sip.display_name(request.get("From")),
             started=received_at,
             media_timeout=settings.media_timeout_seconds,
         )
@@ -394,7 +405,19 @@ class UserAgentServer(UdpEndpoint):
             return str(probe.getsockname()[0])
 
     def _reinvite(self, call: Call, request: SipMessage, addr: tuple[str, int]) -> None:
-        # Session refresh or hold: keep the media as it is and answer with the same SDP.
+        """Session refresh, hold or un-hold: the codec and the latch stay as they are; the
+        direction answers the offer's (a=sendonly → a=recvonly, a=inactive → a=inactive)."""
+        if request.body.strip():
+            try:
+                offer = parse_offer(request.body)
+            except SdpError:
+                self._reply(request, addr, 488, to_tag=call.dialog.local_tag)
+                return
+            call.set_direction(ANSWER_DIRECTION[offer.direction])
+            log.info(
+                "call direction changed",
+                extra={"call_id": call.call_id[:80], "direction": call.answer.direction},
+            )
         address = self.advertised_address(addr[0])
         body = build_answer(call.answer, address, call.local_rtp_port)
         self._send(

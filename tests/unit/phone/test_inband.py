@@ -31,7 +31,15 @@ def test_the_same_key_twice_is_two_presses(chunk: int) -> None:
 
 def test_a_long_press_is_one_key_and_a_short_blip_none() -> None:
     assert heard(key_tones("7", on_ms=600)) == "7"
-    assert heard(key_tones("7", on_ms=30)) == ""
+    assert heard(key_tones("7", on_ms=23)) == ""  # Q.24: 23 ms or less is no key
+
+
+@pytest.mark.parametrize("lead_ms", range(0, 26, 3))  # where the tone falls in the blocks
+def test_q24_tones_of_40_ms_with_40_ms_pauses_are_keys(lead_ms: int) -> None:
+    samples = np.concatenate(
+        [np.zeros(RATE * lead_ms // 1000), key_tones("1590#", on_ms=40, off_ms=40)]
+    ).astype(np.int16)
+    assert heard(samples) == "1590#"
 
 
 def test_quiet_lines_and_lopsided_tones_are_not_keys() -> None:

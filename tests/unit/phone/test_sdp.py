@@ -2,6 +2,7 @@ import pytest
 
 from server.media.phone.sdp import (
     NoCommonCodec,
+    NoCommonSecurity,
     SdpError,
     build_answer,
     negotiate,
@@ -82,3 +83,31 @@ def test_answer_names_only_what_was_chosen() -> None:
     assert "PCMA" not in text
     reparsed = negotiate(parse_offer(text.encode()))
     assert (reparsed.codec, reparsed.dtmf_payload_type) == ("PCMU", 101)
+
+
+@pytest.mark.parametrize(
+    ("lines", "c_line", "answered"),
+    [
+        ((), "c=IN IP4 192.0.2.1", "sendrecv"),
+        (("a=sendonly",), "c=IN IP4 192.0.2.1", "recvonly"),
+        (("a=inactive",), "c=IN IP4 192.0.2.1", "inactive"),
+        (("a=recvonly",), "c=IN IP4 192.0.2.1", "sendonly"),
+        ((), "c=IN IP4 0.0.0.0", "recvonly"),  # the old way to hold (RFC 2543)
+    ],
+)
+def test_the_answer_direction_answers_the_offer(
+    lines: tuple[str, ...], c_line: str, answered: str
+) -> None:
+    answer = negotiate(parse_offer(offer("m=audio 4000 RTP/AVP 0", *lines, c_line=c_line)))
+    assert answer.direction == answered
+    assert f"a={answered}\r\n" in build_answer(answer, "203.0.113.5", 20002).decode()
+
+
+@pytest.mark.parametrize("profile", ["RTP/SAVPF", "UDP/TLS/RTP/SAVP", "RTP/SAVP"])
+def test_encrypted_transports_without_usable_keys_are_refused(profile: str) -> None:
+    with pytest.raises(NoCommonSecurity):
+        negotiate(parse_offer(offer(f"m=audio 4000 {profile} 0")))
+
+
+def test_rtp_avpf_is_plain_rtp() -> None:
+    assert negotiate(parse_offer(offer("m=audio 4000 RTP/AVPF 0"))).srtp is None

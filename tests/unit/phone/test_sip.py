@@ -1,9 +1,11 @@
 import contextlib
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from server.media.phone import sip
+from server.media.phone.uas import mask_number
 
 INVITE = (
     b"INVITE sip:123456@gw.example SIP/2.0\r\n"
@@ -72,3 +74,23 @@ def test_corrupted_messages_parse_or_raise_a_parse_error(flips: list[tuple[int, 
         sip.parse(message.serialise())  # whatever parsed also serialises back
     except sip.SipParseError:
         pass
+
+
+@pytest.mark.parametrize(
+    ("header", "name", "caller"),
+    [
+        ('"Maya Lopez" <sip:+4930123456567@trunk>;tag=1', "Maya Lopez", "…567"),
+        ("Maya <sip:+4930123456567@trunk>;tag=1", "Maya", "…567"),
+        ('"Say \\"hi\\"" <sip:123@trunk>', 'Say "hi"', "123"),
+        ("<sip:+4930123456567@trunk>;tag=1", "", "…567"),
+        ("sip:+4930123456567@trunk;tag=1", "", "…567"),
+        ('"Anonymous" <sip:anonymous@anonymous.invalid>;tag=1', "", "anonymous"),
+        ("<sip:anonymous@anonymous.invalid>;tag=1", "", "anonymous"),
+        ('"\x07" <sip:@trunk>', "", "anonymous"),
+    ],
+)
+def test_callers_are_named_by_their_display_name_or_masked_number(
+    header: str, name: str, caller: str
+) -> None:
+    assert sip.display_name(header) == name
+    assert mask_number(header) == caller

@@ -1,0 +1,60 @@
+"""A person an operator removed calls back with their personal PIN: refused, and the
+pair's session log says so."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from server.media.phone.events import PhonePinRejected
+from server.media.phone.session_log import PinRejectionLog
+from server.rooms.model import MediaMode
+from server.rooms.removals import RemovalStore
+from server.sessionlog.pairs import Member, PairStore
+from server.sessionlog.recorder import SessionRecorder
+from server.store.schema import session_timeline
+from tests.sip.conftest import Phone, UdpPeer, eventually
+
+pytestmark = [pytest.mark.slow, pytest.mark.sip]
+
+
+async def test_a_removed_persons_pin_is_refused_and_logged_for_the_pair(
+    phone: Phone, udp_peer: UdpPeer
+) -> None:
+    pairs = PairStore(phone.database)
+    await pairs.create(
+        [Member("sam", "Sam", "mentor"), Member("maya", "Maya", "mentee")], room="pair-r"
+    )
+    recorder = SessionRecorder(phone.database, pairs)
+    phone.bus.subscribe(recorder, "sessionlog", kinds=recorder.KINDS)
+    pin_log = PinRejectionLog(phone.database, recorder)
+    phone.bus.subscribe(pin_log, "phone-pin-log", kinds=pin_log.KINDS)
+    pin = await phone.pins.participant_pin("pair-r", "maya", "Maya", "mentee")
+    phone.registry.join(
+        "pair-r", "sam", "Sam", "mentor", connection="sid-1", media_mode=MediaMode.VIDEO
+    )
+    await RemovalStore(phone.database).remove("pair-r", "maya")
+
+    result = await phone.sipp(
+        "call_wait_for_bye.xml", pin, args=("-set", "rtpport", str(udp_peer.port))
+    )
+
+    assert result.returncode == 0, result.errors  # goodbye and BYE
+    assert phone.registry.participant("pair-r", "maya") is None
+    [rejected] = phone.of_type(PhonePinRejected)
+    assert (rejected.room, rejected.reason, rejected.via, rejected.final) == (
+        "pair-r", "removed", "request_uri", True,
+    )  # fmt: skip
+    await phone.bus.drain()
+    async with phone.database.connect() as conn:
+        rows = (
+            await conn.execute(
+                select(session_timeline.c.kind, session_timeline.c.detail).where(
+                    session_timeline.c.kind == "phone_pin_rejected"
+                )
+            )
+        ).all()
+    assert [tuple(r) for r in rows] == [
+        ("phone_pin_rejected", "removed via request_uri from 127.0.0.1 (…001)")
+    ]
+    await eventually(lambda: phone.gateway.calls == {})
