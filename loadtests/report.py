@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from loadtests.metrics_scraper import NodesScraper
 from loadtests.runner import RunResult
 
 PERCENTILES = (50, 95, 99)
@@ -69,6 +70,7 @@ def summarize(result: RunResult) -> dict[str, Any]:
             "max_memory_mb": _max([x.memory_mb for x in server]),
             "max_sockets": _max([x.sockets for x in server]),
             "handling": result.scraper.handling(),
+            "nodes": result.scraper.nodes() if isinstance(result.scraper, NodesScraper) else {},
         },
         "load_generator": {
             "max_cpu_percent": _max([p.client_cpu_percent for p in result.timeline]),
@@ -442,6 +444,14 @@ def render_html(report: dict[str, Any]) -> str:
             f"{_fmt(s['server']['max_cpu_percent'])} / {_fmt(s['server']['mean_cpu_percent'])}",
         ),
         ("server memory max (MB)", _fmt(s["server"]["max_memory_mb"])),
+        *(
+            (
+                f"node {url}: CPU max (%), memory max (MB), participants max",
+                f"{_fmt(n['max_cpu_percent'])}, {_fmt(n['max_memory_mb'])}, "
+                f"{_fmt(n['max_participants'])}",
+            )
+            for url, n in s["server"].get("nodes", {}).items()
+        ),
         ("load generator CPU max (% of a core)", _fmt(s["load_generator"]["max_cpu_percent"])),
         (
             "load generator waiting for a CPU (mean %)",

@@ -20,7 +20,7 @@ import numpy as np
 import psutil
 
 from loadtests import phone
-from loadtests.metrics_scraper import MetricsScraper
+from loadtests.metrics_scraper import MetricsScraper, NodesScraper
 from loadtests.participant import Measurements, Participant, Spec
 from loadtests.phone import PhoneResult
 from loadtests.progress import Progress, Snapshot
@@ -58,7 +58,7 @@ class RunResult:
     finished_at: float
     measurements: Measurements
     timeline: list[TimelinePoint]
-    scraper: MetricsScraper
+    scraper: MetricsScraper | NodesScraper
     specs: list[Spec]
     interrupted: bool = False
     ended_early: str | None = None
@@ -119,9 +119,13 @@ class Runner:
         admin_key: str,
         progress: Progress | None = None,
         run_id: str | None = None,
+        cluster: bool = False,
     ):
         self.scenario = scenario
         self.url = url.rstrip("/")
+        # Cluster mode: the nodes come from `GET /api/v1/nodes`; each participant connects
+        # to the node that holds its room, as a browser does, and every node is scraped.
+        self.cluster = cluster
         self.admin_key = admin_key
         self.progress = progress or Progress(quiet=True)
         self.run_id = run_id or time.strftime("%m%d%H%M") + secrets.token_hex(2)
@@ -159,15 +163,25 @@ class Runner:
             tokens = await self._tokens(session, specs)
             if s.phone.enabled:
                 await self._room_pins(session, specs)
+            nodes, homes = [], {}
+            if self.cluster:
+                nodes = await self._nodes(session)
+                homes = await self._homes(session, specs)
             self.m.restart_clock()
             started_at = time.time()
-            scraper = MetricsScraper(
-                self.url, session, s.scrape_interval_s, self.m.now, self.m.error
+            scraper: MetricsScraper | NodesScraper = (
+                NodesScraper(nodes, session, s.scrape_interval_s, self.m.now, self.m.error)
+                if self.cluster
+                else MetricsScraper(
+                    self.url, session, s.scrape_interval_s, self.m.now, self.m.error
+                )
             )
             scrape_stop = asyncio.Event()
             scrape_task = asyncio.create_task(scraper.run(scrape_stop))
             stop_sending, finish = asyncio.Event(), asyncio.Event()
-            participants = [Participant(spec, self.url, session, self.m) for spec in specs]
+            participants = [
+                Participant(spec, homes.get(spec.room, self.url), session, self.m) for spec in specs
+            ]
             ramp_step = s.ramp_up_s / len(specs) if len(specs) > 1 else 0.0
             tasks = [
                 asyncio.create_task(
@@ -183,6 +197,11 @@ class Runner:
                 f"= {s.participants} participants against {self.url}"
             )
             result.phone_rooms = self._phone_rooms
+            if self.cluster:
+                result.notes.append(
+                    f"cluster of {len(nodes)} nodes: "
+                    + ", ".join(f"{url} ({list(homes.values()).count(url)} rooms)" for url in nodes)
+                )
             await self._drive(result, tasks, participants, stop_sending, finish)
             if self._phone_task is not None:
                 result.phone = await self._end_calls(self._phone_task)
@@ -218,6 +237,38 @@ class Runner:
             raise SetupError(f"the server refused the admin key (HTTP {status})")
         if status != 201:
             raise SetupError(f"POST /api/v1/tokens answered HTTP {status}: {body}"[:300])
+
+    async def _get(self, session: aiohttp.ClientSession, path: str) -> Any:
+        async with session.get(
+            self.url + path,
+            headers={"Authorization": f"Bearer {self.admin_key}"},
+            timeout=aiohttp.ClientTimeout(total=15),
+        ) as r:
+            body = await r.json(content_type=None)
+            if r.status != 200 or not isinstance(body, dict):
+                raise SetupError(f"GET {path} answered HTTP {r.status}")
+            return body
+
+    async def _nodes(self, session: aiohttp.ClientSession) -> list[str]:
+        """The live nodes' URLs, from `GET /api/v1/nodes`."""
+        body = await self._get(session, "/api/v1/nodes")
+        urls = [str(node["url"]).rstrip("/") for node in body.get("nodes", [])]
+        if not urls:
+            raise SetupError("GET /api/v1/nodes lists no live node")
+        return urls
+
+    async def _homes(self, session: aiohttp.ClientSession, specs: list[Spec]) -> dict[str, str]:
+        """Each room's node (`GET /api/v1/rooms/{room}/node`, which places a new room)."""
+        slots = asyncio.Semaphore(TOKEN_CONCURRENCY)
+        homes: dict[str, str] = {}
+
+        async def place(room: str) -> None:
+            async with slots:
+                homes[room] = str((await self._get(session, f"/api/v1/rooms/{room}/node"))["url"])
+
+        self.progress.note("asking the cluster where each room lives ...")
+        await asyncio.gather(*(place(room) for room in dict.fromkeys(s.room for s in specs)))
+        return {room: url.rstrip("/") for room, url in homes.items()}
 
     async def _room_pins(self, session: aiohttp.ClientSession, specs: list[Spec]) -> None:
         """The dial-in PIN of every room that gets a caller (evenly spread over the rooms)."""
