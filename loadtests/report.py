@@ -77,6 +77,11 @@ def summarize(result: RunResult) -> dict[str, Any]:
             "mean_cpu_wait_percent": _mean([p.client_cpu_wait_percent for p in result.timeline]),
         },
     }
+    if result.cluster:
+        summary["recovery"] = {
+            "reconnected": len(m.recovery_ms),
+            "recovery_ms": _stats(m.recovery_ms),
+        }
     if s.media.enabled:
         ratio = (
             m.media_frames_received / m.media_frames_expected if m.media_frames_expected else None
@@ -459,6 +464,15 @@ def render_html(report: dict[str, Any]) -> str:
         ),
         ("errors", _fmt(s["errors"])),
     ]
+    recovery = s.get("recovery")
+    if recovery:
+        rows.append(
+            (
+                "reconnected after losing their node: count, p50 / max ms to join again",
+                f"{recovery['reconnected']}, {_fmt(recovery['recovery_ms']['p50'])} / "
+                f"{_fmt(recovery['recovery_ms']['max'])}",
+            )
+        )
     for event, h in s["server"]["handling"].items():
         if event in ("join", "chat"):
             rows.append(

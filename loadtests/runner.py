@@ -29,6 +29,7 @@ from loadtests.scenario import Scenario
 TICK_S = 1.0
 TOKEN_CONCURRENCY = 20
 TOKEN_RETRY_S = 1.0
+RECOVERY_RETRY_S = 0.25  # between rounds of asking the live nodes where a room went
 CLOSE_TIMEOUT_S = 15.0
 INTERRUPT_DRAIN_S = 2.0
 
@@ -66,6 +67,7 @@ class RunResult:
     phases: dict[str, float] = field(default_factory=dict)
     phone: PhoneResult | None = None
     phone_rooms: list[str] = field(default_factory=list)
+    cluster: bool = False  # cluster mode: participants reconnect when their node dies
 
 
 def plan(scenario: Scenario, run_id: str) -> list[Spec]:
@@ -126,6 +128,8 @@ class Runner:
         # Cluster mode: the nodes come from `GET /api/v1/nodes`; each participant connects
         # to the node that holds its room, as a browser does, and every node is scraped.
         self.cluster = cluster
+        self._node_urls: list[str] = []
+        self._session: aiohttp.ClientSession | None = None
         self.admin_key = admin_key
         self.progress = progress or Progress(quiet=True)
         self.run_id = run_id or time.strftime("%m%d%H%M") + secrets.token_hex(2)
@@ -148,6 +152,7 @@ class Runner:
         s = self.scenario
         connector = aiohttp.TCPConnector(limit=0)  # every participant holds a WebSocket
         async with aiohttp.ClientSession(connector=connector) as session:
+            self._session = session
             await self._preflight(session)
             ledger = None
             if s.media.enabled:
@@ -165,7 +170,7 @@ class Runner:
                 await self._room_pins(session, specs)
             nodes, homes = [], {}
             if self.cluster:
-                nodes = await self._nodes(session)
+                nodes = self._node_urls = await self._nodes(session)
                 homes = await self._homes(session, specs)
             self.m.restart_clock()
             started_at = time.time()
@@ -197,6 +202,7 @@ class Runner:
                 f"= {s.participants} participants against {self.url}"
             )
             result.phone_rooms = self._phone_rooms
+            result.cluster = self.cluster
             if self.cluster:
                 result.notes.append(
                     f"cluster of {len(nodes)} nodes: "
@@ -405,11 +411,47 @@ class Runner:
                 except Exception as exc:  # chat carries on, as it would for a person
                     self.m.error("media_start_failed", f"{p.spec.identity}: {exc!r}"[:300])
             await p.chat_until(stop_sending)
-            await p.wait_dead(finish)
+            while True:
+                await p.wait_dead(finish)
+                if not self.cluster or p.alive or stop_sending.is_set():
+                    break
+                if not await self._recover(p, token, stop_sending):
+                    break
+                await p.chat_until(stop_sending)
         except Exception as exc:  # a bug in the tool must show up in the report, not vanish
             self.m.error("load_tool_error", f"{p.spec.identity}: {exc!r}")
         finally:
             await p.close()
+
+    async def _recover(self, p: Participant, token: str, stop_sending: asyncio.Event) -> bool:
+        """Cluster mode: the participant's node died. Ask the live nodes where its room is
+        now (`GET /api/v1/rooms/{room}/node` with its join token) until one answers with a
+        node that takes the connection, and join there; the time from the loss to the join
+        ack is the participant's recovery time."""
+        lost_at = time.perf_counter()
+        assert self._session is not None
+        while not stop_sending.is_set():
+            for node in self._node_urls:
+                if stop_sending.is_set():
+                    return False
+                try:
+                    async with self._session.get(
+                        f"{node}/api/v1/rooms/{p.spec.room}/node",
+                        headers={"Authorization": f"Bearer {token}"},
+                        timeout=aiohttp.ClientTimeout(total=5),
+                    ) as r:
+                        body = await r.json(content_type=None)
+                except (TimeoutError, aiohttp.ClientError, OSError, ValueError):
+                    continue
+                if r.status != 200 or not isinstance(body, dict) or "url" not in body:
+                    continue
+                p.moved(str(body["url"]).rstrip("/"))
+                if await p.connect_and_join(token, again=True):
+                    self.m.recovery_ms.append((time.perf_counter() - lost_at) * 1000)
+                    return True
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop_sending.wait(), RECOVERY_RETRY_S)
+        return False
 
     async def _drive(
         self,
