@@ -63,6 +63,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="override a scenario setting, e.g. rooms=200 or "
         "thresholds.p99_chat_latency_ms=150 (repeatable)",
     )
+    parser.add_argument(
+        "--cluster",
+        action="store_true",
+        help="the URL is one node (or the balancer) of several: read the nodes from "
+        "/api/v1/nodes, connect each room's participants to its node, scrape every node",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress line")
     return parser.parse_args(argv)
 
@@ -82,7 +88,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if len(args.url) > 1:
         # Taking the last one silently load-tested one node of several.
-        print("error: --url given more than once; give the one URL to test", file=sys.stderr)
+        print(
+            "error: --url given more than once; give one URL (with --cluster for several "
+            "nodes: the tool finds the others)",
+            file=sys.stderr,
+        )
         return EXIT_SETUP
     url = args.url[0].rstrip("/")
     if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).netloc:
@@ -98,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_SETUP
     out = args.out or Path("loadtest-reports") / f"{scenario.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     progress = Progress(quiet=args.quiet)
-    runner = Runner(scenario, url, args.admin_key, progress)
+    runner = Runner(scenario, url, args.admin_key, progress, cluster=args.cluster)
     try:
         result = asyncio.run(_run(runner))
     except SetupError as exc:

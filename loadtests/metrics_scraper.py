@@ -167,3 +167,96 @@ class MetricsScraper:
 
     def latest(self) -> ServerSample | None:
         return self.samples[-1] if self.samples else None
+
+
+def _total(values: list[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return round(sum(present), 1) if present else None
+
+
+class NodesScraper:
+    """Reads every node's `/metrics` (cluster mode) and adds them up per round.
+
+    Behind a balancer one URL answers from whichever node it picks, so its CPU counter jumps
+    between processes (a report once showed negative server CPU and passed); scraping each
+    node by its own URL keeps every counter on one process. Same interface as
+    `MetricsScraper`; `per_node` keeps each node's own samples.
+    """
+
+    def __init__(
+        self,
+        urls: list[str],
+        session: aiohttp.ClientSession,
+        interval: float,
+        clock: Any,
+        on_error: Any,
+    ):
+        self.per_node = {
+            url: MetricsScraper(url, session, interval, clock, on_error) for url in urls
+        }
+        self.interval = interval
+        self.clock = clock
+        self.samples: list[ServerSample] = []
+
+    @property
+    def unavailable(self) -> str | None:
+        reasons = [s.unavailable for s in self.per_node.values()]
+        return reasons[0] if all(reasons) else None
+
+    async def scrape(self) -> ServerSample | None:
+        answered = [
+            s
+            for s in await asyncio.gather(
+                *(n.scrape() for n in self.per_node.values() if n.unavailable is None)
+            )
+            if s is not None
+        ]
+        if not answered:
+            return None
+        sample = ServerSample(
+            t=round(self.clock(), 3),
+            cpu_percent=_total([s.cpu_percent for s in answered]),
+            memory_mb=_total([s.memory_mb for s in answered]),
+            sockets=_total([s.sockets for s in answered]),
+            participants=_total([s.participants for s in answered]),
+            rooms=_total([s.rooms for s in answered]),
+        )
+        self.samples.append(sample)
+        return sample
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set() and self.unavailable is None:
+            await self.scrape()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.interval)
+
+    def handling(self) -> dict[str, dict[str, float | None]]:
+        first: Buckets = {}
+        last: Buckets = {}
+        for node in self.per_node.values():
+            for into, buckets in ((first, node.first_buckets or {}), (last, node.last_buckets)):
+                for event, counts in buckets.items():
+                    merged = into.setdefault(event, {})
+                    for bound, count in counts.items():
+                        merged[bound] = merged.get(bound, 0.0) + count
+        return handling_during(first, last)
+
+    def latest(self) -> ServerSample | None:
+        return self.samples[-1] if self.samples else None
+
+    def nodes(self) -> dict[str, dict[str, Any]]:
+        """Per node: samples read, and its own CPU and memory peaks."""
+        out: dict[str, dict[str, Any]] = {}
+        for url, node in self.per_node.items():
+            cpu = [s.cpu_percent for s in node.samples if s.cpu_percent is not None]
+            memory = [s.memory_mb for s in node.samples if s.memory_mb is not None]
+            out[url] = {
+                "samples": len(node.samples),
+                "max_cpu_percent": max(cpu) if cpu else None,
+                "max_memory_mb": max(memory) if memory else None,
+                "max_participants": max(
+                    (s.participants for s in node.samples if s.participants is not None),
+                    default=None,
+                ),
+            }
+        return out

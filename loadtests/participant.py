@@ -58,6 +58,7 @@ class Measurements:
         self.media_latency_ms: list[float] = []  # video frame sent → received
         self.media_duplicates = 0
         self.fallback_ms: list[float] = []
+        self.recovery_ms: list[float] = []  # cluster mode: connection lost → joined again
         self.phone_seen: set[str] = (
             set()
         )  # rooms where a caller arrived by phone  # failing on purpose → the server stepped down
@@ -111,6 +112,13 @@ class Measurements:
             latency = (time.perf_counter() - message.sent_at) * 1000
             self.chat_latency.append((self.now(), latency))
 
+    def caught_up(self, client_id: str, recipient: str) -> None:
+        """`recipient` got the message from the join history after reconnecting: delivered
+        (late, so no latency), and neither a duplicate nor unexpected if it came live too."""
+        message = self.messages.get(client_id)
+        if message is not None and recipient in message.expected:
+            message.received.add(recipient)
+
     def in_flight(self) -> int:
         return sum(1 for m in self.messages.values() if len(m.received) < len(m.expected))
 
@@ -163,21 +171,37 @@ class Participant:
         self.spec = spec
         self.url = url
         self.m = measurements
-        self.sio = socketio.AsyncClient(
-            serializer="msgpack", reconnection=False, http_session=session, handle_sigint=False
-        )
-        self.sio.on("chat", self._on_chat)
-        self.sio.on("error", self._on_error)
-        self.sio.on("disconnect", self._on_disconnect)
-        self.sio.on("participant_joined", self._on_joined)
+        self._session = session
+        self.sio = self._client()
         self.joined = False
         self._closing = False
         self._dead = asyncio.Event()
         self._seq = 0
         self.media: Any = None  # a media.MediaPeer when the scenario has media
 
-    async def connect_and_join(self, token: str) -> bool:
-        """Connect and join; record the join time (connect start → join ack)."""
+    def _client(self) -> socketio.AsyncClient:
+        sio = socketio.AsyncClient(
+            serializer="msgpack",
+            reconnection=False,
+            http_session=self._session,
+            handle_sigint=False,
+        )
+        sio.on("chat", self._on_chat)
+        sio.on("error", self._on_error)
+        sio.on("disconnect", self._on_disconnect)
+        sio.on("participant_joined", self._on_joined)
+        return sio
+
+    def moved(self, url: str) -> None:
+        """Its node died: a fresh connection to `url`, the room's node now."""
+        self.url = url
+        self.sio = self._client()
+        self._dead = asyncio.Event()
+
+    async def connect_and_join(self, token: str, again: bool = False) -> bool:
+        """Connect and join; record the join time (connect start → join ack). `again`: a
+        reconnect, which catches up from the join history (as a client resyncs) and is not
+        a join of its own."""
         started = time.perf_counter()
         try:
             await self.sio.connect(
@@ -188,7 +212,8 @@ class Participant:
                 wait_timeout=15,
             )
         except (TimeoutError, socketio.exceptions.SocketIOError, OSError) as exc:
-            self.m.error("connect_failed", f"{self.spec.identity}: {exc}")
+            if not again:  # reconnecting, a node not up yet is part of the recovery time
+                self.m.error("connect_failed", f"{self.spec.identity}: {exc}")
             return False
         self.m.connected += 1
         try:
@@ -200,7 +225,12 @@ class Participant:
             code = _code(ack)
             self.m.error(f"join_{code}", f"{self.spec.identity}: {ack!r}"[:300])
             return False
-        self.m.join_ms.append((time.perf_counter() - started) * 1000)
+        if again:
+            for message in ack.get("history", []):
+                if isinstance(message, dict) and isinstance(message.get("client_id"), str):
+                    self.m.caught_up(message["client_id"], self.spec.identity)
+        else:
+            self.m.join_ms.append((time.perf_counter() - started) * 1000)
         self.m.joined += 1
         self.joined = True
         self.m.enter(self.spec.room, self.spec.identity)

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from loadtests.metrics_scraper import NodesScraper
 from loadtests.runner import RunResult
 
 PERCENTILES = (50, 95, 99)
@@ -69,12 +70,18 @@ def summarize(result: RunResult) -> dict[str, Any]:
             "max_memory_mb": _max([x.memory_mb for x in server]),
             "max_sockets": _max([x.sockets for x in server]),
             "handling": result.scraper.handling(),
+            "nodes": result.scraper.nodes() if isinstance(result.scraper, NodesScraper) else {},
         },
         "load_generator": {
             "max_cpu_percent": _max([p.client_cpu_percent for p in result.timeline]),
             "mean_cpu_wait_percent": _mean([p.client_cpu_wait_percent for p in result.timeline]),
         },
     }
+    if result.cluster:
+        summary["recovery"] = {
+            "reconnected": len(m.recovery_ms),
+            "recovery_ms": _stats(m.recovery_ms),
+        }
     if s.media.enabled:
         ratio = (
             m.media_frames_received / m.media_frames_expected if m.media_frames_expected else None
@@ -442,6 +449,14 @@ def render_html(report: dict[str, Any]) -> str:
             f"{_fmt(s['server']['max_cpu_percent'])} / {_fmt(s['server']['mean_cpu_percent'])}",
         ),
         ("server memory max (MB)", _fmt(s["server"]["max_memory_mb"])),
+        *(
+            (
+                f"node {url}: CPU max (%), memory max (MB), participants max",
+                f"{_fmt(n['max_cpu_percent'])}, {_fmt(n['max_memory_mb'])}, "
+                f"{_fmt(n['max_participants'])}",
+            )
+            for url, n in s["server"].get("nodes", {}).items()
+        ),
         ("load generator CPU max (% of a core)", _fmt(s["load_generator"]["max_cpu_percent"])),
         (
             "load generator waiting for a CPU (mean %)",
@@ -449,6 +464,15 @@ def render_html(report: dict[str, Any]) -> str:
         ),
         ("errors", _fmt(s["errors"])),
     ]
+    recovery = s.get("recovery")
+    if recovery:
+        rows.append(
+            (
+                "reconnected after losing their node: count, p50 / max ms to join again",
+                f"{recovery['reconnected']}, {_fmt(recovery['recovery_ms']['p50'])} / "
+                f"{_fmt(recovery['recovery_ms']['max'])}",
+            )
+        )
     for event, h in s["server"]["handling"].items():
         if event in ("join", "chat"):
             rows.append(

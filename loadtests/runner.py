@@ -20,7 +20,7 @@ import numpy as np
 import psutil
 
 from loadtests import phone
-from loadtests.metrics_scraper import MetricsScraper
+from loadtests.metrics_scraper import MetricsScraper, NodesScraper
 from loadtests.participant import Measurements, Participant, Spec
 from loadtests.phone import PhoneResult
 from loadtests.progress import Progress, Snapshot
@@ -29,6 +29,7 @@ from loadtests.scenario import Scenario
 TICK_S = 1.0
 TOKEN_CONCURRENCY = 20
 TOKEN_RETRY_S = 1.0
+RECOVERY_RETRY_S = 0.25  # between rounds of asking the live nodes where a room went
 CLOSE_TIMEOUT_S = 15.0
 INTERRUPT_DRAIN_S = 2.0
 
@@ -58,7 +59,7 @@ class RunResult:
     finished_at: float
     measurements: Measurements
     timeline: list[TimelinePoint]
-    scraper: MetricsScraper
+    scraper: MetricsScraper | NodesScraper
     specs: list[Spec]
     interrupted: bool = False
     ended_early: str | None = None
@@ -66,6 +67,7 @@ class RunResult:
     phases: dict[str, float] = field(default_factory=dict)
     phone: PhoneResult | None = None
     phone_rooms: list[str] = field(default_factory=list)
+    cluster: bool = False  # cluster mode: participants reconnect when their node dies
 
 
 def plan(scenario: Scenario, run_id: str) -> list[Spec]:
@@ -119,9 +121,15 @@ class Runner:
         admin_key: str,
         progress: Progress | None = None,
         run_id: str | None = None,
+        cluster: bool = False,
     ):
         self.scenario = scenario
         self.url = url.rstrip("/")
+        # Cluster mode: the nodes come from `GET /api/v1/nodes`; each participant connects
+        # to the node that holds its room, as a browser does, and every node is scraped.
+        self.cluster = cluster
+        self._node_urls: list[str] = []
+        self._session: aiohttp.ClientSession | None = None
         self.admin_key = admin_key
         self.progress = progress or Progress(quiet=True)
         self.run_id = run_id or time.strftime("%m%d%H%M") + secrets.token_hex(2)
@@ -144,6 +152,7 @@ class Runner:
         s = self.scenario
         connector = aiohttp.TCPConnector(limit=0)  # every participant holds a WebSocket
         async with aiohttp.ClientSession(connector=connector) as session:
+            self._session = session
             await self._preflight(session)
             ledger = None
             if s.media.enabled:
@@ -159,15 +168,25 @@ class Runner:
             tokens = await self._tokens(session, specs)
             if s.phone.enabled:
                 await self._room_pins(session, specs)
+            nodes, homes = [], {}
+            if self.cluster:
+                nodes = self._node_urls = await self._nodes(session)
+                homes = await self._homes(session, specs)
             self.m.restart_clock()
             started_at = time.time()
-            scraper = MetricsScraper(
-                self.url, session, s.scrape_interval_s, self.m.now, self.m.error
+            scraper: MetricsScraper | NodesScraper = (
+                NodesScraper(nodes, session, s.scrape_interval_s, self.m.now, self.m.error)
+                if self.cluster
+                else MetricsScraper(
+                    self.url, session, s.scrape_interval_s, self.m.now, self.m.error
+                )
             )
             scrape_stop = asyncio.Event()
             scrape_task = asyncio.create_task(scraper.run(scrape_stop))
             stop_sending, finish = asyncio.Event(), asyncio.Event()
-            participants = [Participant(spec, self.url, session, self.m) for spec in specs]
+            participants = [
+                Participant(spec, homes.get(spec.room, self.url), session, self.m) for spec in specs
+            ]
             ramp_step = s.ramp_up_s / len(specs) if len(specs) > 1 else 0.0
             tasks = [
                 asyncio.create_task(
@@ -183,6 +202,12 @@ class Runner:
                 f"= {s.participants} participants against {self.url}"
             )
             result.phone_rooms = self._phone_rooms
+            result.cluster = self.cluster
+            if self.cluster:
+                result.notes.append(
+                    f"cluster of {len(nodes)} nodes: "
+                    + ", ".join(f"{url} ({list(homes.values()).count(url)} rooms)" for url in nodes)
+                )
             await self._drive(result, tasks, participants, stop_sending, finish)
             if self._phone_task is not None:
                 result.phone = await self._end_calls(self._phone_task)
@@ -218,6 +243,38 @@ class Runner:
             raise SetupError(f"the server refused the admin key (HTTP {status})")
         if status != 201:
             raise SetupError(f"POST /api/v1/tokens answered HTTP {status}: {body}"[:300])
+
+    async def _get(self, session: aiohttp.ClientSession, path: str) -> Any:
+        async with session.get(
+            self.url + path,
+            headers={"Authorization": f"Bearer {self.admin_key}"},
+            timeout=aiohttp.ClientTimeout(total=15),
+        ) as r:
+            body = await r.json(content_type=None)
+            if r.status != 200 or not isinstance(body, dict):
+                raise SetupError(f"GET {path} answered HTTP {r.status}")
+            return body
+
+    async def _nodes(self, session: aiohttp.ClientSession) -> list[str]:
+        """The live nodes' URLs, from `GET /api/v1/nodes`."""
+        body = await self._get(session, "/api/v1/nodes")
+        urls = [str(node["url"]).rstrip("/") for node in body.get("nodes", [])]
+        if not urls:
+            raise SetupError("GET /api/v1/nodes lists no live node")
+        return urls
+
+    async def _homes(self, session: aiohttp.ClientSession, specs: list[Spec]) -> dict[str, str]:
+        """Each room's node (`GET /api/v1/rooms/{room}/node`, which places a new room)."""
+        slots = asyncio.Semaphore(TOKEN_CONCURRENCY)
+        homes: dict[str, str] = {}
+
+        async def place(room: str) -> None:
+            async with slots:
+                homes[room] = str((await self._get(session, f"/api/v1/rooms/{room}/node"))["url"])
+
+        self.progress.note("asking the cluster where each room lives ...")
+        await asyncio.gather(*(place(room) for room in dict.fromkeys(s.room for s in specs)))
+        return {room: url.rstrip("/") for room, url in homes.items()}
 
     async def _room_pins(self, session: aiohttp.ClientSession, specs: list[Spec]) -> None:
         """The dial-in PIN of every room that gets a caller (evenly spread over the rooms)."""
@@ -354,11 +411,47 @@ class Runner:
                 except Exception as exc:  # chat carries on, as it would for a person
                     self.m.error("media_start_failed", f"{p.spec.identity}: {exc!r}"[:300])
             await p.chat_until(stop_sending)
-            await p.wait_dead(finish)
+            while True:
+                await p.wait_dead(finish)
+                if not self.cluster or p.alive or stop_sending.is_set():
+                    break
+                if not await self._recover(p, token, stop_sending):
+                    break
+                await p.chat_until(stop_sending)
         except Exception as exc:  # a bug in the tool must show up in the report, not vanish
             self.m.error("load_tool_error", f"{p.spec.identity}: {exc!r}")
         finally:
             await p.close()
+
+    async def _recover(self, p: Participant, token: str, stop_sending: asyncio.Event) -> bool:
+        """Cluster mode: the participant's node died. Ask the live nodes where its room is
+        now (`GET /api/v1/rooms/{room}/node` with its join token) until one answers with a
+        node that takes the connection, and join there; the time from the loss to the join
+        ack is the participant's recovery time."""
+        lost_at = time.perf_counter()
+        assert self._session is not None
+        while not stop_sending.is_set():
+            for node in self._node_urls:
+                if stop_sending.is_set():
+                    return False
+                try:
+                    async with self._session.get(
+                        f"{node}/api/v1/rooms/{p.spec.room}/node",
+                        headers={"Authorization": f"Bearer {token}"},
+                        timeout=aiohttp.ClientTimeout(total=5),
+                    ) as r:
+                        body = await r.json(content_type=None)
+                except (TimeoutError, aiohttp.ClientError, OSError, ValueError):
+                    continue
+                if r.status != 200 or not isinstance(body, dict) or "url" not in body:
+                    continue
+                p.moved(str(body["url"]).rstrip("/"))
+                if await p.connect_and_join(token, again=True):
+                    self.m.recovery_ms.append((time.perf_counter() - lost_at) * 1000)
+                    return True
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop_sending.wait(), RECOVERY_RETRY_S)
+        return False
 
     async def _drive(
         self,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 
-import socketio
 from aiohttp import web
 from redis.asyncio import Redis
 
@@ -43,6 +42,7 @@ from server.services import SERVICES, Services
 from server.sessionlog import api as sessionlog_api
 from server.sessionlog.service import SessionLogService
 from server.signaling.broadcast import Broadcaster
+from server.signaling.catchup import CatchUpRedisManager, ChatCatchUp
 from server.signaling.handlers import RoomHandlers
 from server.signaling.metrics import SignalingMetrics
 from server.signaling.roster import RedisRoster
@@ -89,7 +89,7 @@ def create_app(settings: Settings) -> web.Application:
     chat = ChatService(ChatStore(database), bus, settings.chat_max_chars)
     redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
     manager = (
-        socketio.AsyncRedisManager(settings.redis_url, channel=f"{settings.cluster}:socketio")
+        CatchUpRedisManager(settings.redis_url, channel=f"{settings.cluster}:socketio")
         if settings.redis_url
         else None
     )
@@ -110,6 +110,8 @@ def create_app(settings: Settings) -> web.Application:
         is_removed=removals.refuses,
         roster=roster,
     )
+    if manager is not None:
+        ChatCatchUp(manager, chat.store, rooms, signaling.sio)
     sfu = Sfu(settings, rooms, bus, MediaMetrics(registry))
     cluster = Cluster(settings, redis, rooms, sfu.forwarded_streams)
     RoomHandlers(signaling, chat, cluster.node_for)

@@ -324,3 +324,37 @@ async def test_participants_of_a_killed_node_leave_every_roster(
     assert listed == {"ada", "carol"}, listed
     for person in (ada, bo, carol):
         await person.close()
+
+
+async def test_chat_across_nodes_during_a_redis_outage_reaches_the_other_side_after(
+    server_process: Callable[..., ServerProcess], database_for_nodes: str, own_redis: OwnRedis
+) -> None:
+    env = cluster_env(own_redis.url, database_for_nodes)
+    a = await asyncio.to_thread(server_process, **env)
+    b = await asyncio.to_thread(server_process, **env)
+    ada = await participant(a.url, "pair-gap", "ada")
+    bo = await participant(b.url, "pair-gap", "bo")
+    await ada.join()
+    await bo.join()
+    before = await ada.chat("before", "a0")
+    assert (await bo.wait_for("chat", {"client_id": "a0"}))["id"] == before["id"]
+
+    own_redis.kill()
+    # Acked and stored on each side while the nodes cannot reach each other.
+    during = [
+        (await ada.chat("from a, redis down", "a1"), bo),
+        (await bo.chat("from b, redis down", "b1"), ada),
+        (await ada.chat("again from a", "a2"), bo),
+    ]
+    assert all("id" in ack for ack, _ in during), during
+    await own_redis.start()
+    after = await bo.chat("redis is back", "b2")
+    for ack, other in [*during, (after, ada)]:
+        got = await other.wait_for("chat", {"id": ack["id"]}, timeout=60)
+        assert got["from"]["identity"] != "" and got["id"] == ack["id"]
+    # Each message reached the other side once.
+    for person in (ada, bo):
+        ids = [m["id"] for m in person.events["chat"]]
+        assert len(ids) == len(set(ids)), ids
+    for person in (ada, bo):
+        await person.close()
