@@ -30,7 +30,7 @@ from sqlalchemy import delete, func, insert, select, update
 
 from server.errors import Conflict, InvalidInput, NotFound
 from server.matching.assignment import MODES
-from server.matching.cohort import CohortMatch, match_cohort
+from server.matching.cohort import CohortMatch, check_fixed, match_cohort
 from server.matching.criteria import Criteria, parse_criteria
 from server.matching.profiles import Profile, profile_from_json, split_roles
 from server.sessionlog.pairs import Member, Pair, PairStore
@@ -147,8 +147,8 @@ class MatchingStore:
             mentees = [p for p in mentees if p.identity not in paired]
         if not mentees or not mentors:
             raise Conflict("import mentor and mentee profiles first: nobody to match")
-        _check_fixed(fixed, mentees, mentors, taken)
         excluded = await self.exclusions()
+        check_fixed(fixed, mentees, mentors, excluded=excluded, taken=taken)
         run = Run(uuid.uuid4().hex, "running", 0.0, mode, time.time(), None, None, None)
         async with self._db.begin() as conn:
             await conn.execute(insert(match_runs).values(
@@ -311,28 +311,6 @@ class MatchingStore:
                                .values(status="rematched"))  # fmt: skip
         run, task = await self.start("optimal", only=[mentee])
         return unpublished, run, task
-
-
-def _check_fixed(
-    fixed: Sequence[tuple[str, str]],
-    mentees: Sequence[Profile],
-    mentors: Sequence[Profile],
-    taken: Counter[str],
-) -> None:
-    mentee_ids = {p.identity for p in mentees}
-    places = {p.identity: p.capacity - taken[p.identity] for p in mentors}
-    seen: set[str] = set()
-    for mentee, mentor in fixed:
-        if mentee not in mentee_ids:
-            raise InvalidInput(f"fixed pair: {mentee!r} is not a mentee waiting for a mentor")
-        if mentor not in places:
-            raise InvalidInput(f"fixed pair: no mentor {mentor!r}")
-        if mentee in seen:
-            raise InvalidInput(f"fixed pair: mentee {mentee!r} is fixed twice")
-        seen.add(mentee)
-        places[mentor] -= 1
-        if places[mentor] < 0:
-            raise InvalidInput(f"fixed pairs give mentor {mentor!r} more mentees than its capacity")
 
 
 class _Job:

@@ -91,7 +91,11 @@ async def test_run_results_publish_and_rematch(client: Any) -> None:
     assert bo["status"] == "draft" and bo["pair_id"] is None
     assert results["unmatched"] == [{
         "mentee": "dee", "reason": "no mentor passes the filters",
-        "explanation": {"summary": "Not matched: no mentor passes the filters."},
+        "explanation": {
+            "summary": "Not matched: no mentor passes the filters: of 2 mentors, time together "
+            "(must) rules out 2, shared language rules out 2.",
+            "ruled_out_by": {"time together (must)": 2, "shared language": 2},
+        },
     }]  # fmt: skip
 
     resp = await client.post(f"/api/v1/matching/runs/{run['id']}/publish", headers=ADMIN)
@@ -167,8 +171,10 @@ async def test_run_input_errors(client: Any) -> None:
     for body, status, text in [
         ({"mode": "best"}, 422, "mode"),
         ({"fixed_pairs": [{"mentee": "bo", "mentor": "zed"}]}, 422, "no mentor 'zed'"),
-        ({"fixed_pairs": [{"mentee": "bo", "mentor": "ada"}, {"mentee": "fay", "mentor": "ada"}]},
+        ({"fixed_pairs": [{"mentee": "bo", "mentor": "ada"}, {"mentee": "cy", "mentor": "ada"}]},
          422, "more mentees than its capacity"),
+        ({"fixed_pairs": [{"mentee": "fay", "mentor": "ada"}]}, 422,
+         "'fay' lists 'ada' to avoid, and avoid lists always apply"),
     ]:  # fmt: skip
         resp = await client.post("/api/v1/matching/runs", json=body, headers=ADMIN)
         assert resp.status == status and text in (await resp.json())["error"]["message"]
