@@ -100,6 +100,9 @@ async def import_profiles_handler(request: web.Request) -> web.Response:
     text = await _text(request)
     rows = parse_csv(text) if request.content_type == "text/csv" else parse_json_rows(_json(text))
     result = import_profiles(rows, allow_partial=allow_partial)
+    criteria = await store.criteria()
+    if criteria is not None:
+        criteria.check_profiles(result.profiles)
     await store.save_profiles(result.profiles)
     return json_response(ImportReport(imported=len(result.profiles), errors=result.errors))
 
@@ -119,6 +122,7 @@ async def put_criteria(request: web.Request) -> web.Response:
     text = await _text(request)
     yaml = request.content_type in YAML_TYPES
     criteria = load_criteria(text) if yaml else parse_criteria(_json(text))
+    criteria.check_profiles(await store.profiles())
     await store.set_criteria(criteria)
     return json_response(criteria.to_json())
 

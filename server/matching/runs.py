@@ -147,6 +147,7 @@ class MatchingStore:
             mentees = [p for p in mentees if p.identity not in paired]
         if not mentees or not mentors:
             raise Conflict("import mentor and mentee profiles first: nobody to match")
+        criteria.check_profiles((*mentees, *mentors))
         excluded = await self.exclusions()
         check_fixed(fixed, mentees, mentors, excluded=excluded, taken=taken)
         run = Run(uuid.uuid4().hex, "running", 0.0, mode, time.time(), None, None, None)

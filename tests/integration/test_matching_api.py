@@ -299,3 +299,24 @@ async def test_a_body_in_a_declared_charset_is_read_in_it(client: Any) -> None:
     assert resp.status == 200, await resp.text()
     profiles = await (await client.get("/api/v1/matching/profiles", headers=ADMIN)).json()
     assert [p["name"] for p in profiles["profiles"]] == ["Zoë"]
+
+
+async def test_an_unknown_seniority_level_is_a_422_wherever_it_meets_the_levels(
+    client: Any,
+) -> None:
+    await setup(client)
+    criteria = {
+        "availability": {"start": "2025-03-10"},
+        "criteria": [{"name": "level", "rule": "distance", "levels": ["junior", "senior"]}],
+    }
+    resp = await client.put("/api/v1/matching/criteria", json=criteria, headers=ADMIN)
+    assert resp.status == 200, await resp.text()  # nobody has a seniority yet
+    wizard = "identity,role,timezone,seniority\nzed,mentee,UTC,wizard\n"
+    resp = await client.post("/api/v1/matching/profiles", data=wizard,
+                             headers={**ADMIN, "Content-Type": "text/csv"})  # fmt: skip
+    assert resp.status == 422
+    assert (await resp.json())["error"]["message"] == (
+        "unknown seniority level 'wizard' (zed): criterion 'level' knows junior, senior"
+    )
+    profiles = await (await client.get("/api/v1/matching/profiles", headers=ADMIN)).json()
+    assert "zed" not in {p["identity"] for p in profiles["profiles"]}

@@ -153,3 +153,19 @@ def test_empty_sides(mode: str) -> None:
     alone = match_cohort([mentee("bo", {"go"})], [], CRITERIA, mode)  # type: ignore[arg-type]
     assert alone.results[0].reason == NO_MENTOR
     assert match_cohort([], [mentor("ada", {"go"})], CRITERIA, mode).summary["matched"] == 0  # type: ignore[arg-type]
+
+
+def test_an_unknown_seniority_level_is_refused() -> None:
+    criteria = parse_criteria({
+        "criteria": [{"name": "level", "rule": "distance", "field": "seniority",
+                      "levels": ["junior", "mid", "senior"], "ideal": 1}],
+    })  # fmt: skip
+    bo = replace(mentee("bo", {"go"}), seniority="wizard")
+    ada = replace(mentor("ada", {"go"}), seniority="Senior")  # levels ignore case
+    with pytest.raises(
+        InvalidInput,
+        match=r"unknown seniority level 'wizard' \(bo\): criterion 'level' knows junior, mid, senior",
+    ):
+        match_cohort([bo], [ada], criteria)
+    unknown_level = replace(bo, seniority="")  # not given: allowed, scores 0 on it
+    assert match_cohort([unknown_level], [ada], criteria).results[0].mentor == "ada"
