@@ -100,6 +100,27 @@ class MatchingStore:
             )
             return [profile_from_json(json.loads(data)) for (data,) in rows]
 
+    async def profile_page(
+        self, after: str | None, limit: int
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """Up to `limit` stored profiles as JSON, by identity after `after`, and the
+        identity to ask after for the next page (None on the last). Stored JSON is
+        served as it is: parsing 60,000 profiles again took 32 s."""
+        query = select(match_profiles.c.identity, match_profiles.c.data)
+        if after is not None:
+            query = query.where(match_profiles.c.identity > after)
+        async with self._db.connect() as conn:
+            rows = (
+                await conn.execute(query.order_by(match_profiles.c.identity).limit(limit + 1))
+            ).all()
+        more = len(rows) > limit
+        page = rows[:limit]
+        return [json.loads(data) for _, data in page], page[-1][0] if more else None
+
+    async def identities(self) -> list[str]:
+        async with self._db.connect() as conn:
+            return list((await conn.execute(select(match_profiles.c.identity))).scalars())
+
     async def set_criteria(self, criteria: Criteria) -> None:
         async with self._db.begin() as conn:
             await conn.execute(delete(match_criteria))
@@ -292,6 +313,10 @@ class MatchingStore:
         """ "Not a good fit": unpublish the pair, never propose these two again, and start
         a run for the mentee. The pair, its room and its session log stay."""
         pair = await self.pairs.get(pair_id)
+        if pair.status != "active":  # a second click must not start a second run
+            raise Conflict(
+                f"pair {pair_id!r} is already {pair.status}; there is nothing to rematch"
+            )
         if await self.criteria() is None:
             raise Conflict("set the matching criteria first (PUT /api/v1/matching/criteria)")
         mentee = next((m.identity for m in pair.members if m.role == "mentee"), None)
