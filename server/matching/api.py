@@ -7,12 +7,23 @@ import json
 from typing import Any, Literal
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from server.api.http import RouteTable, json_response, read_body, require_admin
+from server.api.http import (
+    RouteTable,
+    describe_validation_error,
+    json_response,
+    read_body,
+    require_admin,
+)
 from server.errors import InvalidInput, NotFound
 from server.matching.criteria import load_criteria, parse_criteria
-from server.matching.profiles import import_profiles, parse_csv, parse_json_rows
+from server.matching.profiles import (
+    check_new_identities,
+    import_profiles,
+    parse_csv,
+    parse_json_rows,
+)
 from server.matching.runs import MatchingStore
 from server.services import services_of
 from server.sessionlog.api import pair_json
@@ -20,6 +31,8 @@ from server.sessionlog.api import pair_json
 routes = RouteTable()
 PREFIX = "/api/v1/matching"
 TAGS = ("matching",)
+PAGE_SIZE = 1000
+MAX_PAGE_SIZE = 10_000
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
 
 # Runs in flight: a reference keeps each task alive until it ends.
@@ -100,14 +113,34 @@ async def import_profiles_handler(request: web.Request) -> web.Response:
     text = await _text(request)
     rows = parse_csv(text) if request.content_type == "text/csv" else parse_json_rows(_json(text))
     result = import_profiles(rows, allow_partial=allow_partial)
+    check_new_identities(result.profiles, await store.identities())
+    criteria = await store.criteria()
+    if criteria is not None:
+        criteria.check_profiles(result.profiles)
     await store.save_profiles(result.profiles)
     return json_response(ImportReport(imported=len(result.profiles), errors=result.errors))
 
 
-@routes.route("GET", f"{PREFIX}/profiles", summary="All profiles", admin=True, tags=TAGS)
+class ProfilePage(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    limit: int = Field(PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE)
+    after: str | None = Field(None, min_length=1, description="`next` of the page before")
+
+
+@routes.route(
+    "GET", f"{PREFIX}/profiles", admin=True, errors=(422,), tags=TAGS,
+    summary="Profiles by identity, a page at a time: ?limit= (default 1000, at most 10000) "
+    "and ?after= the `next` of the page before; `next` is null on the last page",
+)  # fmt: skip
 async def list_profiles(request: web.Request) -> web.Response:
-    profiles = await _store(request).profiles()
-    return json_response({"profiles": [p.to_json() for p in profiles]})
+    store = _store(request)
+    try:
+        page = ProfilePage.model_validate(dict(request.query))
+    except ValidationError as exc:
+        raise InvalidInput(describe_validation_error(exc)) from None
+    profiles, after = await store.profile_page(page.after, page.limit)
+    return json_response({"profiles": profiles, "next": after})
 
 
 @routes.route(
@@ -119,6 +152,7 @@ async def put_criteria(request: web.Request) -> web.Response:
     text = await _text(request)
     yaml = request.content_type in YAML_TYPES
     criteria = load_criteria(text) if yaml else parse_criteria(_json(text))
+    criteria.check_profiles(await store.profiles())
     await store.set_criteria(criteria)
     return json_response(criteria.to_json())
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import json
 import sys
 from collections.abc import Callable
@@ -11,7 +12,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from server.config import Settings
-from server.errors import PairwiseError
+from server.errors import InvalidInput, PairwiseError
 
 BAR_WIDTH = 30
 
@@ -34,6 +35,11 @@ def add_match_command(
     match.add_argument(
         "--allow-partial", action="store_true", help="skip invalid profile rows instead of failing"
     )
+    match.add_argument(
+        "--fixed",
+        help="pairs to keep as set: CSV with mentee,mentor columns, or JSON "
+        '[{"mentee": ..., "mentor": ...}] (the API\'s fixed_pairs)',
+    )
     commands["match"] = run_match
 
 
@@ -47,10 +53,11 @@ def run_match(args: argparse.Namespace, settings: Settings) -> int:
         criteria = load_criteria(read_text_file(args.criteria))
         mentors = read_profiles_file(args.mentors, role="mentor", allow_partial=args.allow_partial)
         mentees = read_profiles_file(args.mentees, role="mentee", allow_partial=args.allow_partial)
+        fixed = read_fixed_pairs(args.fixed) if args.fixed else []
         for skipped in (*mentors.errors, *mentees.errors):
             print(f"skipped {skipped}", file=sys.stderr)
         outcome = match_cohort(
-            mentees.profiles, mentors.profiles, criteria, args.mode,
+            mentees.profiles, mentors.profiles, criteria, args.mode, fixed=fixed,
             progress=bar,
         )  # fmt: skip
     except PairwiseError as exc:
@@ -62,11 +69,40 @@ def run_match(args: argparse.Namespace, settings: Settings) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     rows = [r.to_json() for r in outcome.results]
+    for warning in outcome.summary["warnings"]:
+        print(f"warning: {warning}", file=sys.stderr)
     print(_summary_table(outcome.summary))
     if args.out:
         _write(Path(args.out), rows)
         print(f"pairs written to {args.out}")
     return 0
+
+
+def read_fixed_pairs(path: str) -> list[tuple[str, str]]:
+    """(mentee, mentor) identities from a CSV with a header naming `mentee` and `mentor`,
+    or a JSON list of {"mentee", "mentor"} objects: the same shape as the API's."""
+    from server.matching.profiles import read_text_file
+
+    text = read_text_file(path)
+    try:
+        if path.lower().endswith(".json"):
+            rows = json.loads(text)
+        else:
+            rows = list(csv.DictReader(io.StringIO(text.lstrip("\ufeff")), strict=True))
+    except (json.JSONDecodeError, csv.Error) as exc:
+        raise InvalidInput(f"{path}: not valid fixed pairs ({exc})") from None
+    if not isinstance(rows, list):
+        raise InvalidInput(f"{path}: fixed pairs are a list of {{mentee, mentor}}")
+    pairs = []
+    for number, row in enumerate(rows, start=1):
+        mentee = row.get("mentee") if isinstance(row, dict) else None
+        mentor = row.get("mentor") if isinstance(row, dict) else None
+        if not (isinstance(mentee, str) and mentee.strip()) or not (
+            isinstance(mentor, str) and mentor.strip()
+        ):
+            raise InvalidInput(f"{path}: fixed pair {number} needs a mentee and a mentor")
+        pairs.append((mentee.strip(), mentor.strip()))
+    return pairs
 
 
 class _ProgressBar:

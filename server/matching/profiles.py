@@ -148,18 +148,22 @@ def import_profiles(
     """
     profiles: list[Profile] = []
     errors: list[str] = []
-    seen: dict[str, int] = {}
+    seen: dict[str, tuple[int, str]] = {}  # casefolded identity -> (row, as written)
     for number, row in rows:
         try:
             profile = parse_profile(row, role=role)
-            if profile.identity in seen:
+            key = profile.identity.casefold()
+            if key in seen:
+                first, written = seen[key]
+                differs = f" as {written!r} (identities ignore case)"
                 raise ValueError(
-                    f"identity {profile.identity!r} already used on row {seen[profile.identity]}"
+                    f"identity {profile.identity!r} already used on row {first}"
+                    f"{differs if written != profile.identity else ''}"
                 )
         except ValueError as exc:
             errors.append(f"row {number}: {exc}")
             continue
-        seen[profile.identity] = number
+        seen[key] = (number, profile.identity)
         profiles.append(profile)
     if errors and not allow_partial:
         raise ProfileImportError(errors)
@@ -236,7 +240,12 @@ def parse_availability(value: Any) -> tuple[Window, ...]:
         start, end = int(h1) * 60 + int(m1), int(h2) * 60 + int(m2)
         if int(m1) > 59 or int(m2) > 59 or start > DAY_MINUTES or end > DAY_MINUTES:
             raise ValueError(f"availability {item!r}: not a time of day")
-        overnight = 0 < end <= start  # "22:00-01:00"; an end of 00:00 means midnight
+        if end == start:  # "09:00-09:00": no time, or a whole day? Ask rather than guess.
+            raise ValueError(
+                f"availability {item!r} starts and ends at the same time; "
+                "a whole day is 00:00-24:00"
+            )
+        overnight = 0 < end < start  # "22:00-01:00"; an end of 00:00 means midnight
         start, end = -(-start // 15) * 15, end // 15 * 15
         if end == 0:
             end = DAY_MINUTES
@@ -350,6 +359,22 @@ def read_text_file(path: str) -> str:
             f"{path}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start}); "
             "save it as UTF-8"
         ) from None
+
+
+def check_new_identities(profiles: Iterable[Profile], stored: Iterable[str]) -> None:
+    """InvalidInput if an imported identity differs only in case from a stored one:
+    "BX001" after "bx001" is the same person typed twice, not a second person."""
+    known = {identity.casefold(): identity for identity in stored}
+    clashes = [
+        f"{p.identity!r} (stored as {known[p.identity.casefold()]!r})"
+        for p in profiles
+        if known.get(p.identity.casefold(), p.identity) != p.identity
+    ]
+    if clashes:
+        raise InvalidInput(
+            f"identities differ only in case from stored ones (identities ignore case): "
+            f"{', '.join(clashes[:MAX_ERRORS_SHOWN])}"
+        )
 
 
 def split_roles(profiles: Iterable[Profile]) -> tuple[list[Profile], list[Profile]]:

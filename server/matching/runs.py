@@ -30,7 +30,7 @@ from sqlalchemy import delete, func, insert, select, update
 
 from server.errors import Conflict, InvalidInput, NotFound
 from server.matching.assignment import MODES
-from server.matching.cohort import CohortMatch, match_cohort
+from server.matching.cohort import CohortMatch, check_fixed, match_cohort
 from server.matching.criteria import Criteria, parse_criteria
 from server.matching.profiles import Profile, profile_from_json, split_roles
 from server.sessionlog.pairs import Member, Pair, PairStore
@@ -100,6 +100,27 @@ class MatchingStore:
             )
             return [profile_from_json(json.loads(data)) for (data,) in rows]
 
+    async def profile_page(
+        self, after: str | None, limit: int
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """Up to `limit` stored profiles as JSON, by identity after `after`, and the
+        identity to ask after for the next page (None on the last). Stored JSON is
+        served as it is: parsing 60,000 profiles again took 32 s."""
+        query = select(match_profiles.c.identity, match_profiles.c.data)
+        if after is not None:
+            query = query.where(match_profiles.c.identity > after)
+        async with self._db.connect() as conn:
+            rows = (
+                await conn.execute(query.order_by(match_profiles.c.identity).limit(limit + 1))
+            ).all()
+        more = len(rows) > limit
+        page = rows[:limit]
+        return [json.loads(data) for _, data in page], page[-1][0] if more else None
+
+    async def identities(self) -> list[str]:
+        async with self._db.connect() as conn:
+            return list((await conn.execute(select(match_profiles.c.identity))).scalars())
+
     async def set_criteria(self, criteria: Criteria) -> None:
         async with self._db.begin() as conn:
             await conn.execute(delete(match_criteria))
@@ -147,8 +168,9 @@ class MatchingStore:
             mentees = [p for p in mentees if p.identity not in paired]
         if not mentees or not mentors:
             raise Conflict("import mentor and mentee profiles first: nobody to match")
-        _check_fixed(fixed, mentees, mentors, taken)
+        criteria.check_profiles((*mentees, *mentors))
         excluded = await self.exclusions()
+        check_fixed(fixed, mentees, mentors, excluded=excluded, taken=taken)
         run = Run(uuid.uuid4().hex, "running", 0.0, mode, time.time(), None, None, None)
         async with self._db.begin() as conn:
             await conn.execute(insert(match_runs).values(
@@ -291,6 +313,10 @@ class MatchingStore:
         """ "Not a good fit": unpublish the pair, never propose these two again, and start
         a run for the mentee. The pair, its room and its session log stay."""
         pair = await self.pairs.get(pair_id)
+        if pair.status != "active":  # a second click must not start a second run
+            raise Conflict(
+                f"pair {pair_id!r} is already {pair.status}; there is nothing to rematch"
+            )
         if await self.criteria() is None:
             raise Conflict("set the matching criteria first (PUT /api/v1/matching/criteria)")
         mentee = next((m.identity for m in pair.members if m.role == "mentee"), None)
@@ -311,28 +337,6 @@ class MatchingStore:
                                .values(status="rematched"))  # fmt: skip
         run, task = await self.start("optimal", only=[mentee])
         return unpublished, run, task
-
-
-def _check_fixed(
-    fixed: Sequence[tuple[str, str]],
-    mentees: Sequence[Profile],
-    mentors: Sequence[Profile],
-    taken: Counter[str],
-) -> None:
-    mentee_ids = {p.identity for p in mentees}
-    places = {p.identity: p.capacity - taken[p.identity] for p in mentors}
-    seen: set[str] = set()
-    for mentee, mentor in fixed:
-        if mentee not in mentee_ids:
-            raise InvalidInput(f"fixed pair: {mentee!r} is not a mentee waiting for a mentor")
-        if mentor not in places:
-            raise InvalidInput(f"fixed pair: no mentor {mentor!r}")
-        if mentee in seen:
-            raise InvalidInput(f"fixed pair: mentee {mentee!r} is fixed twice")
-        seen.add(mentee)
-        places[mentor] -= 1
-        if places[mentor] < 0:
-            raise InvalidInput(f"fixed pairs give mentor {mentor!r} more mentees than its capacity")
 
 
 class _Job:

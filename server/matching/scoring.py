@@ -116,6 +116,8 @@ class _Grid:
 
 
 Value = Callable[[_Grid], tuple[np.ndarray, np.ndarray]]  # (value 0..1, passes if must)
+Check = Callable[[_Grid], np.ndarray]  # passes a hard filter
+AVOID_FILTER = "avoid list"
 
 
 class Scorer:
@@ -188,7 +190,7 @@ class Scorer:
                 parts.append(np.broadcast_to(part, shape))
             if must:
                 passes &= ok
-        for check in self._filters:
+        for _, check in self._filters:
             passes &= check(grid)
         raw = np.rint(total).astype(np.int32)
         scores = np.where(passes, raw, np.int32(FILTERED))
@@ -263,48 +265,77 @@ class Scorer:
 
     # -- hard filters --------------------------------------------------------------
 
-    def _build_filters(
-        self, excluded: Iterable[tuple[str, str]]
-    ) -> list[Callable[[_Grid], np.ndarray]]:
+    def _build_filters(self, excluded: Iterable[tuple[str, str]]) -> list[tuple[str, Check]]:
+        """The hard filters, each with the name an operator reads in a reason."""
         f = self.criteria.filters
-        checks: list[Callable[[_Grid], np.ndarray]] = []
+        checks: list[tuple[str, Check]] = []
         excluded = set(excluded)
-        forbidden = self._relation(
+        avoided = self._relation(
             lambda e, m: (
                 m.identity in e.avoid
                 or e.identity in m.avoid
                 or (e.identity, m.identity) in excluded
-                or (
-                    f.different_reporting_line
-                    and (e.reports_to == m.identity or m.reports_to == e.identity)
-                )
             ),
             excluded,
         )
-        if forbidden.nnz:
-            checks.append(lambda grid: grid.sparse(forbidden) == 0)
+        if avoided.nnz:
+            checks.append((AVOID_FILTER, lambda grid: grid.sparse(avoided) == 0))
         if f.max_timezone_gap_hours is not None:
             zones = sorted({p.timezone for p in (*self.mentees, *self.mentors)})
             at = {z: k for k, z in enumerate(zones)}
             near = widest_gaps(zones, self.calendar) <= f.max_timezone_gap_hours
             zone_e = np.array([at[p.timezone] for p in self.mentees], dtype=np.intp)
             zone_m = np.array([at[p.timezone] for p in self.mentors], dtype=np.intp)
-            checks.append(lambda grid: grid.table(zone_e, zone_m, near))
+            checks.append((
+                f"time-zone gap at most {f.max_timezone_gap_hours:g} h",
+                _lookup(zone_e, zone_m, near),
+            ))  # fmt: skip
         if f.shared_language:
             vocab = _vocabulary(self.mentees, "languages", self.mentors, "languages")
             lang_e = _indicator(self.mentees, "languages", vocab)
             lang_m = _indicator(self.mentors, "languages", vocab)
-            checks.append(lambda grid: grid.dot(lang_e, lang_m) > 0)
-        for flag, field in (
-            (f.different_department, "department"),
-            (f.different_reporting_line, "reports_to"),
-        ):
-            if flag:
-                codes_e, codes_m, n = _codes(self.mentees, self.mentors, field)
-                differ = ~np.eye(n + 1, dtype=bool)
-                differ[n, n] = True  # two empty values are not the same department
-                checks.append(_lookup(codes_e, codes_m, differ))
+            checks.append(("shared language", lambda grid: grid.dot(lang_e, lang_m) > 0))
+        if f.different_department:
+            codes_e, codes_m, n = _codes(self.mentees, self.mentors, "department")
+            differ = ~np.eye(n + 1, dtype=bool)
+            differ[n, n] = True  # two empty values are not the same department
+            checks.append(("different department", _lookup(codes_e, codes_m, differ)))
+        if f.different_reporting_line:
+            reports = self._relation(
+                lambda e, m: e.reports_to == m.identity or m.reports_to == e.identity
+            )
+            codes_e, codes_m, n = _codes(self.mentees, self.mentors, "reports_to")
+            differ = ~np.eye(n + 1, dtype=bool)
+            differ[n, n] = True  # nobody's manager given: not the same manager
+            same_manager = _lookup(codes_e, codes_m, differ)
+            checks.append((
+                "different reporting line",
+                lambda grid: same_manager(grid) & (grid.sparse(reports) == 0),
+            ))  # fmt: skip
         return checks
+
+    def failures(
+        self, mentees: np.ndarray, mentors: np.ndarray | None = None
+    ) -> dict[str, np.ndarray]:
+        """Which hard filters rule each pair of a block out (mentees x `mentors`, or all
+        mentors), by name: "shared language", "skills (must)"... A bool array per filter
+        that rules out at least one pair, True where it does."""
+        cols = None if mentors is None else np.asarray(mentors, dtype=np.intp)
+        grid = _Grid(np.asarray(mentees, dtype=np.intp), cols, outer=True)
+        shape = (len(grid.e), self.n_mentors if cols is None else len(cols))
+        out: dict[str, np.ndarray] = {}
+        with _BLAS.limit(limits=1, user_api="blas"):
+            named = [(f"{c.name} (must)", value) for c, value in
+                     zip(self.criteria.criteria, self._values, strict=True) if c.is_must]  # fmt: skip
+            for name, value in named:
+                failing = np.broadcast_to(~value(grid)[1], shape)
+                if failing.any():
+                    out[name] = failing
+            for name, check in self._filters:
+                failing = np.broadcast_to(~check(grid), shape)
+                if failing.any():
+                    out[name] = failing
+        return out
 
     def _relation(
         self,

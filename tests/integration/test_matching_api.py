@@ -91,7 +91,11 @@ async def test_run_results_publish_and_rematch(client: Any) -> None:
     assert bo["status"] == "draft" and bo["pair_id"] is None
     assert results["unmatched"] == [{
         "mentee": "dee", "reason": "no mentor passes the filters",
-        "explanation": {"summary": "Not matched: no mentor passes the filters."},
+        "explanation": {
+            "summary": "Not matched: no mentor passes the filters: of 2 mentors, time together "
+            "(must) rules out 2, shared language rules out 2.",
+            "ruled_out_by": {"time together (must)": 2, "shared language": 2},
+        },
     }]  # fmt: skip
 
     resp = await client.post(f"/api/v1/matching/runs/{run['id']}/publish", headers=ADMIN)
@@ -167,8 +171,10 @@ async def test_run_input_errors(client: Any) -> None:
     for body, status, text in [
         ({"mode": "best"}, 422, "mode"),
         ({"fixed_pairs": [{"mentee": "bo", "mentor": "zed"}]}, 422, "no mentor 'zed'"),
-        ({"fixed_pairs": [{"mentee": "bo", "mentor": "ada"}, {"mentee": "fay", "mentor": "ada"}]},
+        ({"fixed_pairs": [{"mentee": "bo", "mentor": "ada"}, {"mentee": "cy", "mentor": "ada"}]},
          422, "more mentees than its capacity"),
+        ({"fixed_pairs": [{"mentee": "fay", "mentor": "ada"}]}, 422,
+         "'fay' lists 'ada' to avoid, and avoid lists always apply"),
     ]:  # fmt: skip
         resp = await client.post("/api/v1/matching/runs", json=body, headers=ADMIN)
         assert resp.status == status and text in (await resp.json())["error"]["message"]
@@ -293,3 +299,77 @@ async def test_a_body_in_a_declared_charset_is_read_in_it(client: Any) -> None:
     assert resp.status == 200, await resp.text()
     profiles = await (await client.get("/api/v1/matching/profiles", headers=ADMIN)).json()
     assert [p["name"] for p in profiles["profiles"]] == ["Zoë"]
+
+
+async def test_an_unknown_seniority_level_is_a_422_wherever_it_meets_the_levels(
+    client: Any,
+) -> None:
+    await setup(client)
+    criteria = {
+        "availability": {"start": "2025-03-10"},
+        "criteria": [{"name": "level", "rule": "distance", "levels": ["junior", "senior"]}],
+    }
+    resp = await client.put("/api/v1/matching/criteria", json=criteria, headers=ADMIN)
+    assert resp.status == 200, await resp.text()  # nobody has a seniority yet
+    wizard = "identity,role,timezone,seniority\nzed,mentee,UTC,wizard\n"
+    resp = await client.post("/api/v1/matching/profiles", data=wizard,
+                             headers={**ADMIN, "Content-Type": "text/csv"})  # fmt: skip
+    assert resp.status == 422
+    assert (await resp.json())["error"]["message"] == (
+        "unknown seniority level 'wizard' (zed): criterion 'level' knows junior, senior"
+    )
+    profiles = await (await client.get("/api/v1/matching/profiles", headers=ADMIN)).json()
+    assert "zed" not in {p["identity"] for p in profiles["profiles"]}
+
+
+async def test_an_identity_differing_only_in_case_from_a_stored_one_is_refused(
+    client: Any,
+) -> None:
+    await setup(client)
+    resp = await client.post("/api/v1/matching/profiles", data="identity,role,timezone\nADA,mentor,UTC\n",
+                             headers={**ADMIN, "Content-Type": "text/csv"})  # fmt: skip
+    assert resp.status == 422
+    assert "'ADA' (stored as 'ada')" in (await resp.json())["error"]["message"]
+    profiles = await (await client.get("/api/v1/matching/profiles", headers=ADMIN)).json()
+    assert [p["identity"] for p in profiles["profiles"]].count("ada") == 1
+    assert "ADA" not in [p["identity"] for p in profiles["profiles"]]
+
+
+async def test_profiles_come_a_page_at_a_time(client: Any) -> None:
+    await setup(client)
+    resp = await client.get("/api/v1/matching/profiles?limit=4", headers=ADMIN)
+    first = await resp.json()
+    assert [p["identity"] for p in first["profiles"]] == ["ada", "bo", "cy", "dee"]
+    assert first["next"] == "dee"
+    resp = await client.get(
+        f"/api/v1/matching/profiles?limit=4&after={first['next']}", headers=ADMIN
+    )
+    second = await resp.json()
+    assert [p["identity"] for p in second["profiles"]] == ["eve", "fay"]
+    assert second["next"] is None
+    assert (
+        second["profiles"][1]["avoid"] == ["ada"]
+        and second["profiles"][1]["timezone"] == "Europe/Paris"
+    )
+    for bad in ("limit=0", "limit=10001", "limit=many", "after="):
+        resp = await client.get(f"/api/v1/matching/profiles?{bad}", headers=ADMIN)
+        assert resp.status == 422, bad
+        assert (await resp.json())["error"]["code"] == "invalid_payload"
+
+
+async def test_rematching_an_unpublished_pair_again_starts_nothing(client: Any) -> None:
+    await setup(client)
+    run = await start(client, {"mode": "optimal"})
+    resp = await client.post(f"/api/v1/matching/runs/{run['id']}/publish", headers=ADMIN)
+    pair = (await resp.json())["pairs"][0]
+    resp = await client.post(f"/api/v1/pairs/{pair['id']}/rematch", headers=ADMIN)
+    assert resp.status == 202
+    await finished(client, (await resp.json())["run"]["id"])
+    database = client.app[SERVICES].database
+    async with database.connect() as conn:
+        runs_before = len((await conn.execute(select(match_runs.c.id))).all())
+    resp = await client.post(f"/api/v1/pairs/{pair['id']}/rematch", headers=ADMIN)
+    assert resp.status == 409
+    assert "already unpublished" in (await resp.json())["error"]["message"]
+    async with database.connect() as conn:
+        assert len((await conn.execute(select(match_runs.c.id))).all()) == runs_before

@@ -97,3 +97,23 @@ def test_a_file_that_is_not_utf8_is_one_line_and_no_traceback(
         f"error: {path}: not UTF-8 text (byte 0xe9 at offset {where}); save it as UTF-8"
     ]
     assert not (tmp_path / "pairs.csv").exists()
+
+
+def test_fixed_pairs_from_a_file_are_kept_and_warned_about(tmp_path: Path) -> None:
+    (tmp_path / "fixed.csv").write_text("mentee,mentor\ndee,eve\n")
+    out = tmp_path / "pairs.csv"
+    proc = run(
+        tmp_path, *files(tmp_path), "--fixed", str(tmp_path / "fixed.csv"), "--out", str(out)
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "warning: fixed pair dee - eve kept although it fails: time together (must), " \
+        "shared language" in proc.stderr  # fmt: skip
+    rows = {r["mentee"]: r for r in csv.DictReader(out.open())}
+    assert (rows["dee"]["mentor"], rows["dee"]["fixed"]) == ("eve", "True")
+
+
+def test_a_fixed_pair_naming_nobody_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "fixed.json").write_text('[{"mentee": "dee", "mentor": "zed"}]')
+    proc = run(tmp_path, *files(tmp_path), "--fixed", str(tmp_path / "fixed.json"))
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines() == ["error: fixed pair: no mentor 'zed'"]

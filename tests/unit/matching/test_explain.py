@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from server.errors import InvalidInput
@@ -79,13 +81,66 @@ def test_unmatched_reasons_and_fixed_pairs() -> None:
     assert (bo.mentor, bo.reason) == (None, CAPACITY_EXHAUSTED)
     assert bo.explanation["best_option"]["why_not"] == "best option, at capacity (1/1)"
     assert (dee.mentor, dee.reason) == (None, NO_MENTOR)
+    assert dee.explanation["ruled_out_by"] == {"shared language": 1}
+    assert dee.explanation["summary"] == (
+        "Not matched: no mentor passes the filters: of 1 mentors, shared language rules out 1."
+    )
     assert outcome.summary["unmatched_reasons"] == {CAPACITY_EXHAUSTED: 1, NO_MENTOR: 1}
+
+
+def test_the_reason_names_each_filter_and_how_many_mentors_it_rules_out() -> None:
+    criteria = parse_criteria({
+        "availability": {"start": "2025-03-10"},
+        "criteria": [{"name": "skills", "rule": "overlap", "weight": "must"}],
+        "filters": {"shared_language": True, "different_department": True},
+    })  # fmt: skip
+    bo = mentee("bo", {"go"}, frozenset({"fr"}))
+    mentors = [mentor("ada", {"go"}), mentor("eve", {"sql"}), mentor("kim", set())]
+    [result] = match_cohort([bo], mentors, criteria).results
+    assert result.explanation["ruled_out_by"] == {"shared language": 3, "skills (must)": 2}
+
+
+def test_one_shared_hour_is_singular() -> None:
+    week = parse_availability("Tue 10:00-11:00")
+    bo = Profile("bo", "Bo", "mentee", "UTC", week, languages=frozenset({"en"}))
+    ada = Profile("ada", "Ada", "mentor", "UTC", week, languages=frozenset({"en"}))
+    [result] = match_cohort([bo], [ada], CRITERIA).results
+    assert result.explanation["summary"].endswith("; 1 shared hour a week.")
+
+
+@pytest.mark.parametrize(
+    ("bo_avoids", "ada_avoids", "excluded", "message"),
+    [({"ada"}, set(), [], "'bo' lists 'ada' to avoid, and avoid lists always apply"),
+     (set(), {"bo"}, [], "'ada' lists 'bo' to avoid, and avoid lists always apply"),
+     (set(), set(), [("bo", "ada")], "this pair was rematched as not a good fit")],
+)  # fmt: skip
+def test_a_fixed_pair_an_avoid_list_forbids_is_refused(
+    bo_avoids: set[str], ada_avoids: set[str], excluded: list, message: str
+) -> None:
+    bo = replace(mentee("bo", {"go"}), avoid=frozenset(bo_avoids))
+    ada = replace(mentor("ada", {"go"}), avoid=frozenset(ada_avoids))
+    with pytest.raises(InvalidInput, match=message):
+        match_cohort([bo], [ada], CRITERIA, fixed=[("bo", "ada")], excluded=excluded)
+
+
+def test_a_fixed_pair_failing_the_filters_is_kept_with_a_warning() -> None:
+    dee = mentee("dee", {"go"}, frozenset({"fr"}))
+    outcome = match_cohort([dee], [mentor("ada", {"go"})], CRITERIA, fixed=[("dee", "ada")])
+    [result] = outcome.results
+    assert (result.mentor, result.fixed) == ("ada", True)
+    assert result.explanation["passes_filters"] is False
+    warning = "fixed pair dee - ada kept although it fails: shared language"
+    assert result.explanation["warnings"] == [warning]
+    assert outcome.summary["warnings"] == [warning]
 
 
 def test_places_taken_elsewhere_reduce_capacity() -> None:
     outcome = match_cohort([mentee("bo", {"go"})], [mentor("ada", {"go"}, capacity=2)], CRITERIA,
                            taken={"ada": 2})  # fmt: skip
     assert outcome.results[0].reason == CAPACITY_EXHAUSTED and outcome.summary["places"] == 0
+    # Its load reads against its whole capacity: both places are held by active pairs.
+    best = outcome.results[0].explanation["best_option"]
+    assert best["why_not"] == "best option, at capacity (2/2)"
 
 
 def test_fixed_pair_with_unknown_people() -> None:
@@ -98,3 +153,19 @@ def test_empty_sides(mode: str) -> None:
     alone = match_cohort([mentee("bo", {"go"})], [], CRITERIA, mode)  # type: ignore[arg-type]
     assert alone.results[0].reason == NO_MENTOR
     assert match_cohort([], [mentor("ada", {"go"})], CRITERIA, mode).summary["matched"] == 0  # type: ignore[arg-type]
+
+
+def test_an_unknown_seniority_level_is_refused() -> None:
+    criteria = parse_criteria({
+        "criteria": [{"name": "level", "rule": "distance", "field": "seniority",
+                      "levels": ["junior", "mid", "senior"], "ideal": 1}],
+    })  # fmt: skip
+    bo = replace(mentee("bo", {"go"}), seniority="wizard")
+    ada = replace(mentor("ada", {"go"}), seniority="Senior")  # levels ignore case
+    with pytest.raises(
+        InvalidInput,
+        match=r"unknown seniority level 'wizard' \(bo\): criterion 'level' knows junior, mid, senior",
+    ):
+        match_cohort([bo], [ada], criteria)
+    unknown_level = replace(bo, seniority="")  # not given: allowed, scores 0 on it
+    assert match_cohort([unknown_level], [ada], criteria).results[0].mentor == "ada"

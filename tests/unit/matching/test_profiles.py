@@ -103,3 +103,19 @@ def test_bad_availability(value: str, message: str) -> None:
 
 def test_availability_rounds_inwards_to_quarter_hours() -> None:
     assert parse_availability("tue 09:10-10:50") == (Window(1, 555, 645),)
+
+
+@pytest.mark.parametrize("value", ["Mon 09:00-09:00", "Mon 00:00-00:00", "Sun 24:00-24:00"])
+def test_a_window_that_ends_when_it_starts_is_refused(value: str) -> None:
+    with pytest.raises(ValueError, match="starts and ends at the same time; a whole day is"):
+        parse_availability(value)
+    assert parse_availability("Mon 00:00-24:00") == (Window(0, 0, 1440),)
+
+
+def test_identities_that_differ_only_in_case_are_one_person() -> None:
+    rows = parse_csv("identity,role,timezone\nbx001,mentee,UTC\nBX001,mentee,UTC\n")
+    with pytest.raises(ProfileImportError) as caught:
+        import_profiles(rows)
+    assert caught.value.errors == [
+        "row 3: identity 'BX001' already used on row 2 as 'bx001' (identities ignore case)"
+    ]
