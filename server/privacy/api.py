@@ -15,21 +15,20 @@ from typing import Literal
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict
 
-from server.api.http import RouteTable, json_response, read_body, require_admin
+from server.api.access import Access, caller_of
+from server.api.http import RouteTable, json_response, read_body
 from server.api.tokens import IDENTITY_PATTERN
-from server.auth import JoinToken, Role
-from server.errors import Conflict, Forbidden, InvalidInput, Unauthorized
+from server.auth import JoinToken
+from server.errors import Conflict, InvalidInput
 from server.privacy.audit import PrivacyLog
 from server.privacy.erasure import forget
 from server.privacy.export import personal_data, rooms_of
 from server.privacy.retention import apply_retention
 from server.services import services_of
-from server.sessionlog.api import OPERATOR_LABEL_HEADER
 
 routes = RouteTable()
 PREFIX = "/api/v1"
 TAGS = ("privacy",)
-PARTICIPANTS = (Role.MENTOR, Role.MENTEE)
 
 
 class ForgetIn(BaseModel):
@@ -37,25 +36,11 @@ class ForgetIn(BaseModel):
     mode: Literal["erase", "anonymise"]
 
 
-async def _member(request: web.Request) -> JoinToken:
-    """The participant a join token names (mentor or mentee, not removed); else 401/403."""
-    services = services_of(request)
-    header = request.headers.get("Authorization", "")
-    if not header.startswith("Bearer "):
-        raise Unauthorized("a join token is required (Authorization: Bearer ...)")
-    token = services.tokens.verify(header.removeprefix("Bearer ").strip())
-    if token.role not in PARTICIPANTS:
-        raise Forbidden("only mentors and mentees have personal data here")
-    if await services.removals.refuses(token):
-        raise Unauthorized("an operator removed you from this room", code="token_revoked")
+def _member(request: web.Request) -> JoinToken:
+    """The participant the (already admitted) join token names."""
+    token = caller_of(request).token
+    assert token is not None  # Access.MEMBER admits join tokens only
     return token
-
-
-def _operator(request: web.Request) -> str:
-    """Check the admin key; the operator's label for the audit log."""
-    require_admin(request, services_of(request).admin_key)
-    label = request.headers.get(OPERATOR_LABEL_HEADER, "").strip()[:100]
-    return label or "operator"
 
 
 def _log(request: web.Request) -> PrivacyLog:
@@ -66,11 +51,12 @@ def _log(request: web.Request) -> PrivacyLog:
     "GET",
     f"{PREFIX}/me/data",
     summary="Everything held about the token's holder (JSON download)",
+    access=Access.MEMBER,
     errors=(401, 403),
     tags=TAGS,
 )
 async def my_data(request: web.Request) -> web.Response:
-    token = await _member(request)
+    token = _member(request)
     data = await personal_data(services_of(request).database, token.identity)
     response = json_response(data)
     response.headers["Cache-Control"] = "no-store"
@@ -83,11 +69,12 @@ async def my_data(request: web.Request) -> web.Response:
     f"{PREFIX}/me/erasure-request",
     summary="Ask the operator to erase everything held about the token's holder",
     status=201,
+    access=Access.MEMBER,
     errors=(401, 403),
     tags=TAGS,
 )
 async def request_erasure(request: web.Request) -> web.Response:
-    token = await _member(request)
+    token = _member(request)
     found = await _log(request).request_erasure(token.identity)
     return json_response(dataclasses.asdict(found), status=201)
 
@@ -101,7 +88,6 @@ async def request_erasure(request: web.Request) -> web.Response:
     tags=TAGS,
 )
 async def erasure_requests(request: web.Request) -> web.Response:
-    _operator(request)
     status = request.query.get("status", "open")
     if status not in ("open", "done", "all"):
         raise InvalidInput("status must be open, done or all")
@@ -119,7 +105,7 @@ async def erasure_requests(request: web.Request) -> web.Response:
     tags=TAGS,
 )
 async def forget_person(request: web.Request) -> web.Response:
-    actor = _operator(request)
+    actor = caller_of(request).label
     identity = request.match_info["identity"]
     if not re.fullmatch(IDENTITY_PATTERN, identity):
         raise InvalidInput("that is not an identity")
@@ -142,7 +128,6 @@ async def forget_person(request: web.Request) -> web.Response:
     tags=TAGS,
 )
 async def privacy_audit(request: web.Request) -> web.Response:
-    _operator(request)
     entries = await _log(request).entries()
     return json_response({"entries": [dataclasses.asdict(e) for e in entries]})
 
@@ -156,7 +141,6 @@ async def privacy_audit(request: web.Request) -> web.Response:
     tags=TAGS,
 )
 async def run_retention(request: web.Request) -> web.Response:
-    _operator(request)
     services = services_of(request)
     days = services.settings.retention_days
     if days is None:
