@@ -116,6 +116,8 @@ async def read_body(request: web.Request, model: type[M]) -> M:
 
 
 def require_admin(request: web.Request, admin_key: str) -> None:
+    """A hand check of the admin key. Redundant: the route guard (`access.guard`) checks every
+    `admin=True` route before its handler; kept until the packages still calling it drop it."""
     check_admin_key(admin_key, request.headers.get("Authorization"))
 
 
