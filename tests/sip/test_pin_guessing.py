@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from server.media.phone import g711
+from server.media.phone import g711, sip
 from server.media.phone.events import PhonePinRejected
 from server.rooms.events import ParticipantJoined
 from tests.sip.conftest import Phone, PhoneFactory, UdpPeer, eventually
 from tests.sip.media import key_presses, tone
+from tests.sip.uac import SDP, final_response, request
 
 pytestmark = [pytest.mark.slow, pytest.mark.sip]
 
@@ -151,3 +152,18 @@ async def test_over_the_global_ceiling_a_guesser_is_locked_out_and_a_clean_calle
     assert phone.gateway.ended_calls[-1].source == "127.0.0.2"
     await phone.bus.drain()
     assert phone.of_type(ParticipantJoined)[0].room == "mentoring-g"
+
+
+async def test_a_pin_in_x_room_pin_is_a_counted_guess(phone: Phone, udp_peer: UdpPeer) -> None:
+    pin = await phone.pins.ensure_room_pin("mentoring-x")
+    invite = request("INVITE", "header-pin", body=SDP, extra=f"X-Room-Pin: {wrong(pin)}\r\n")
+    udp_peer.send(invite, phone.gateway.port)
+    ok = await final_response(udp_peer)
+    udp_peer.send(
+        request("ACK", "header-pin", to_tag=sip.header_param(ok.get("To"), "tag") or ""),
+        phone.gateway.port,
+    )
+
+    [rejected] = await eventually(lambda: phone.of_type(PhonePinRejected))
+    assert (rejected.via, rejected.attempt, rejected.final) == ("header", 1, False)
+    assert phone.metric("pairwise_phone_pin_failures_total", via="header") == 1

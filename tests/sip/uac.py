@@ -22,6 +22,7 @@ def request(
     cseq: int = 1,
     content_length: int | None = None,
     content_type: str = "application/sdp",
+    extra: str = "",
 ) -> bytes:
     head = (
         f"{method} sip:123456@127.0.0.1 SIP/2.0\r\n"
@@ -29,7 +30,7 @@ def request(
         f"From: <sip:+15550000@127.0.0.1>;tag={from_tag}\r\n"
         f"To: <sip:123456@127.0.0.1>{';tag=' + to_tag if to_tag else ''}\r\n"
         f"Call-ID: {call_id}\r\nCSeq: {cseq} {method}\r\n"
-        f"Contact: <sip:caller@127.0.0.1:5099>\r\nMax-Forwards: 70\r\n"
+        f"Contact: <sip:caller@127.0.0.1:5099>\r\nMax-Forwards: 70\r\n{extra}"
     )
     if body:
         head += f"Content-Type: {content_type}\r\n"
