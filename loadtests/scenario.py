@@ -67,9 +67,10 @@ class Phone(_Strict):
 class Thresholds(_Strict):
     """Every limit given must hold for the run to pass; unset ones are not checked.
 
-    Two hold unless a scenario sets them to null: every participant joins and no
-    acknowledged message is lost. A scenario without thresholds used to pass with 16 of 24
-    participants joined."""
+    Three hold unless a scenario sets them to null: every participant joins, no
+    acknowledged message is lost, and every publisher failing on purpose is stepped down.
+    A scenario without thresholds used to pass with 16 of 24 participants joined. Media and
+    fallback limits apply only to runs with media (and publishers failing on purpose)."""
 
     p50_chat_latency_ms: float | None = Field(default=None, ge=0)
     p95_chat_latency_ms: float | None = Field(default=None, ge=0)
@@ -84,6 +85,10 @@ class Thresholds(_Strict):
     max_server_memory_mb: float | None = Field(default=None, ge=0)
     p99_first_frame_ms: float | None = Field(default=None, ge=0)
     min_media_frames_ratio: float | None = Field(default=None, ge=0, le=1)
+    # Of the publishers failing on purpose, the share the server stepped down the ladder;
+    # a server that never steps down used to pass.
+    min_fallback_share: float | None = Field(default=1.0, ge=0, le=1)
+    max_fallback_ms: float | None = Field(default=None, ge=0)  # silence → first step
     phone_failed_calls: int | None = Field(default=None, ge=0)
     p99_phone_setup_ms: float | None = Field(default=None, ge=0)
 

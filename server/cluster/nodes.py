@@ -33,10 +33,13 @@ class NodeLoad:
 
     @property
     def media_load(self) -> float:
-        """Load beyond the rooms placed on the node, in rooms: 20 forwarded streams or 25 %
-        of a core weigh as much as one more room. The rooms themselves are counted by the
-        directory as it places them (a heartbeat's count lags behind a burst of placements)."""
-        return self.streams / 20 + self.cpu_percent / 25
+        """Load beyond the rooms placed on the node, in rooms: 20 forwarded streams weigh as
+        much as one more room, and so does each 25 % of a core above half a core. The rooms
+        themselves are counted by the directory as it places them (a heartbeat's count lags
+        behind a burst of placements). Below half a core a node's CPU is noise against its
+        rooms (start-up, a collection): counted from zero, it put a burst of 20 rooms on two
+        fresh nodes 12/8."""
+        return self.streams / 20 + max(0.0, self.cpu_percent - 50) / 25
 
 
 class NodeRegistry:
@@ -56,7 +59,7 @@ class NodeRegistry:
         self._ttl = ttl
         self._load = load  # → (rooms, participants, forwarded streams)
         self._process = psutil.Process()
-        self._process.cpu_percent()  # the first call only sets the baseline
+        self._measuring = False  # has the CPU baseline been set (by the first beat)?
         self.healthy = False  # did the last heartbeat reach Redis?
 
     async def forget(self) -> None:
@@ -67,15 +70,12 @@ class NodeRegistry:
     async def beat(self) -> bool:
         """Report this node's load; whether Redis took it."""
         rooms, participants, streams = self._load()
-        me = NodeLoad(
-            self.name,
-            self.url,
-            rooms,
-            participants,
-            streams,
-            self._process.cpu_percent(),
-            time.time(),
-        )
+        # The first call only sets the baseline (the server's start-up is not its load).
+        cpu = self._process.cpu_percent() if self._measuring else 0.0
+        if not self._measuring:
+            self._process.cpu_percent()
+            self._measuring = True
+        me = NodeLoad(self.name, self.url, rooms, participants, streams, cpu, time.time())
         try:
             await self._redis.set(
                 self._keys.node(self.name), json.dumps(asdict(me)), px=int(self._ttl * 1000)

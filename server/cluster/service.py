@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 
 from redis.asyncio import Redis
@@ -38,11 +39,13 @@ class Cluster:
         self._rooms = rooms
         self._streams = streams  # forwarded streams on this node (the SFU's count)
         self._interval = settings.heartbeat_seconds
+        self._grace = settings.room_grace_seconds
         self._task: asyncio.Task[None] | None = None
-        # The rooms the directory placed here, announced again with every heartbeat: after
-        # Redis restarts (empty) or any gap, the directory is rebuilt before a lookup could
-        # place a live room on another node.
-        self.held: set[str] = set()
+        # The rooms the directory placed here (→ when, monotonic), announced again with every
+        # heartbeat: after Redis restarts (empty) or any gap, the directory is rebuilt before
+        # a lookup could place a live room on another node. A room nobody joined here within
+        # the room grace period is given back, so it does not count as load for ever.
+        self.held: dict[str, float] = {}
         self.nodes: NodeRegistry | None = None
         self.directory: RoomDirectory | None = None
         if redis is not None:
@@ -72,6 +75,12 @@ class Cluster:
         """Heartbeat, then re-announce the rooms held here."""
         if self.nodes is None or self.directory is None or not await self.nodes.beat():
             return
+        unused = time.monotonic() - self._grace
+        for room in [r for r, at in self.held.items() if at < unused]:
+            if self._rooms.get(room) is None:
+                with contextlib.suppress(RedisError, OSError):
+                    await self.directory.release(room, self.name)
+                    del self.held[room]
         try:
             lost = await self.directory.claim(self.name, sorted(self.held))
         except (RedisError, OSError) as exc:
@@ -80,7 +89,7 @@ class Cluster:
         for room in lost:
             # Placed elsewhere while this node could not say it held the room.
             log.warning("room held by another node", extra={"room": room, "node": self.name})
-            self.held.discard(room)
+            self.held.pop(room, None)
 
     async def _run(self) -> None:
         while True:
@@ -100,9 +109,9 @@ class Cluster:
             )
             return Placement(room, self.name, self.url, moved=False)
         if placement.node == self.name:
-            self.held.add(room)
+            self.held[room] = time.monotonic()
         else:
-            self.held.discard(room)
+            self.held.pop(room, None)
         return placement
 
     async def live_nodes(self) -> list[NodeLoad]:
@@ -114,7 +123,7 @@ class Cluster:
     async def __call__(self, event: RoomEvent) -> None:
         """Bus subscriber: a room that closed here is free to be placed anywhere."""
         if isinstance(event, SessionEnded) and self.directory is not None:
-            self.held.discard(event.room)
+            self.held.pop(event.room, None)
             # On failure the placement outlives us only until our heartbeat expires.
             with contextlib.suppress(RedisError, OSError):
                 await self.directory.release(event.room, self.name)

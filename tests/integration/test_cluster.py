@@ -358,3 +358,28 @@ async def test_chat_across_nodes_during_a_redis_outage_reaches_the_other_side_af
         assert len(ids) == len(set(ids)), ids
     for person in (ada, bo):
         await person.close()
+
+
+async def test_a_room_placed_but_never_joined_is_given_back(
+    server_process: Callable[..., ServerProcess], database_for_nodes: str
+) -> None:
+    env = cluster_env(require_redis(), database_for_nodes)
+    node = await asyncio.to_thread(server_process, PAIRWISE_ROOM_GRACE_SECONDS="1", **env)
+    _, unused = await asyncio.to_thread(get, node.url + "/api/v1/rooms/pair-unused/node")
+    ada = await participant(node.url, "pair-used", "ada")
+    await ada.join()
+    directory = Redis.from_url(require_redis())
+    cluster = env["PAIRWISE_CLUSTER"]
+    try:
+        assert await directory.exists(f"{cluster}:roomnode:pair-unused") == 1
+        deadline = time.monotonic() + 20
+        while await directory.exists(f"{cluster}:roomnode:pair-unused"):
+            assert time.monotonic() < deadline, "the unused room is still placed"
+            await asyncio.sleep(0.1)
+        # No longer counted as load on the node; the room in use stays.
+        placed = await directory.smembers(f"{cluster}:placed:{unused['node']}")
+        assert placed == {b"pair-used"}
+        assert await directory.get(f"{cluster}:roomnode:pair-used") == unused["node"].encode()
+    finally:
+        await directory.aclose()
+        await ada.close()

@@ -8,9 +8,12 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 from loadtests.participant import Measurements
-from loadtests.report import nice_axis, svg_chart
+from loadtests.report import evaluate, nice_axis, svg_chart
+from loadtests.scenario import load_scenario
 from tests.loadtests.test_loadtool import read_report, tool
 from tests.support.process import ADMIN_KEY, ROOT, ServerProcess
 
@@ -120,3 +123,45 @@ def test_reports_written_in_the_checkout_are_ignored_by_git() -> None:
         cwd=ROOT,
     )
     assert ignored.returncode == 0
+
+
+def _checks(summary_media: dict[str, Any] | None, *overrides: str) -> dict[str, bool]:
+    scenario = load_scenario("group", list(overrides))
+    summary: dict[str, Any] = {
+        "chat": {
+            "latency_ms": {"p50": 1.0, "p95": 1.0, "p99": 1.0},
+            "lost_messages": 0,
+            "unacked_messages": 0,
+            "duplicated_messages": 0,
+        },
+        "join_ms": {"p99": 1.0},
+        "errors": 0,
+        "join_failures": 0,
+        "server": {"max_cpu_percent": 1.0, "max_memory_mb": 1.0},
+    }
+    if summary_media is not None:
+        summary["media"] = summary_media
+    result = SimpleNamespace(scenario=scenario)
+    return {c["name"]: c["passed"] for c in evaluate(result, summary)}  # type: ignore[arg-type]
+
+
+def _media(stepped_down: int, failing: int = 2) -> dict[str, Any]:
+    return {
+        "failing_on_purpose": failing,
+        "fallbacks_observed": stepped_down,
+        "fallback_ms": {"max": 6000.0 if stepped_down else None},
+        "first_frame_ms": {"p99": 800.0},
+        "frames_ratio": 0.99,
+    }
+
+
+def test_a_server_that_never_steps_down_fails_the_fallback_check() -> None:
+    assert _checks(_media(stepped_down=0))["min_fallback_share"] is False
+    passed = _checks(_media(stepped_down=2))
+    assert passed["min_fallback_share"] and passed["max_fallback_ms"]
+    assert passed["p99_first_frame_ms"] and passed["min_media_frames_ratio"]
+    # The default holds in a scenario that does not mention it.
+    assert _checks(_media(stepped_down=1), "thresholds={}")["min_fallback_share"] is False
+    # Without media, or without publishers failing on purpose, those limits are not checked.
+    assert not {"min_fallback_share", "p99_first_frame_ms"} & set(_checks(None))
+    assert "min_fallback_share" not in _checks(_media(stepped_down=0, failing=0))
