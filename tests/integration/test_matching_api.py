@@ -304,22 +304,34 @@ async def test_a_body_in_a_declared_charset_is_read_in_it(client: Any) -> None:
 async def test_an_unknown_seniority_level_is_a_422_wherever_it_meets_the_levels(
     client: Any,
 ) -> None:
-    await setup(client)
-    criteria = {
-        "availability": {"start": "2025-03-10"},
-        "criteria": [{"name": "level", "rule": "distance", "levels": ["junior", "senior"]}],
-    }
-    resp = await client.put("/api/v1/matching/criteria", json=criteria, headers=ADMIN)
-    assert resp.status == 200, await resp.text()  # nobody has a seniority yet
+    await setup(client)  # criteria without levels: any seniority is just text
     wizard = "identity,role,timezone,seniority\nzed,mentee,UTC,wizard\n"
     resp = await client.post("/api/v1/matching/profiles", data=wizard,
                              headers={**ADMIN, "Content-Type": "text/csv"})  # fmt: skip
+    assert resp.status == 200, await resp.text()
+    levelled = {
+        "availability": {"start": "2025-03-10"},
+        "criteria": [{"name": "level", "rule": "distance", "levels": ["junior", "senior"]}],
+    }
+    message = "unknown seniority level 'wizard' (zed): criterion 'level' knows junior, senior"
+    resp = await client.put("/api/v1/matching/criteria", json=levelled, headers=ADMIN)
     assert resp.status == 422
-    assert (await resp.json())["error"]["message"] == (
-        "unknown seniority level 'wizard' (zed): criterion 'level' knows junior, senior"
-    )
+    assert (await resp.json())["error"]["message"] == message
+    criteria = await (await client.get("/api/v1/matching/criteria", headers=ADMIN)).json()
+    assert [c["name"] for c in criteria["criteria"]] == ["skills", "time together"]
+
+    # The other way round: levels first, then a profile with a level they do not know.
+    resp = await client.post("/api/v1/matching/profiles", data=wizard.replace("wizard", "senior"),
+                             headers={**ADMIN, "Content-Type": "text/csv"})  # fmt: skip
+    assert resp.status == 200
+    resp = await client.put("/api/v1/matching/criteria", json=levelled, headers=ADMIN)
+    assert resp.status == 200, await resp.text()
+    resp = await client.post("/api/v1/matching/profiles", data=wizard,
+                             headers={**ADMIN, "Content-Type": "text/csv"})  # fmt: skip
+    assert resp.status == 422
+    assert (await resp.json())["error"]["message"] == message
     profiles = await (await client.get("/api/v1/matching/profiles", headers=ADMIN)).json()
-    assert "zed" not in {p["identity"] for p in profiles["profiles"]}
+    assert {p["identity"]: p["seniority"] for p in profiles["profiles"]}["zed"] == "senior"
 
 
 async def test_an_identity_differing_only_in_case_from_a_stored_one_is_refused(
