@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -231,27 +232,33 @@ async def test_a_run_whose_node_went_quiet_reads_as_failed(client: Any) -> None:
 
 
 async def test_a_working_run_renews_its_lease(client: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(runs, "LEASE_RENEW_SECONDS", 0.1)
+    monkeypatch.setattr(runs, "LEASE_RENEW_SECONDS", 0.0)
+    monkeypatch.setattr(runs, "PROGRESS_EVERY", 0.01)
     database = client.app[SERVICES].database
     await insert_running(database, "slow", "node-a", 0.0)
-    job = runs._Job(MatchingStore(database, "node-a"), "slow")
+    store = MatchingStore(database, "node-a")
+    renewals: list[float] = []
+    renewed_thrice = threading.Event()
+    write = store._progress
 
-    def work() -> None:  # a long step that reports no progress
-        time.sleep(0.9)
+    async def recording(run_id: str, progress: float) -> None:
+        await write(run_id, progress)
+        async with database.connect() as conn:
+            query = select(match_runs.c.heartbeat_at).where(match_runs.c.id == run_id)
+            renewals.append(await conn.scalar(query))
+        if len(renewals) >= 3:
+            renewed_thrice.set()
+
+    monkeypatch.setattr(store, "_progress", recording)
+
+    def work() -> None:  # a long step that reports no progress: it lasts until 3 renewals
+        if not renewed_thrice.wait(timeout=60):
+            raise AssertionError("the lease was not renewed while the run worked")
         raise InvalidInput("stopped by the test")
 
-    task = asyncio.create_task(job.run(work))
-    renewals = []
-    for _ in range(3):
-        await asyncio.sleep(0.3)
-        async with database.connect() as conn:
-            renewals.append(
-                await conn.scalar(
-                    select(match_runs.c.heartbeat_at).where(match_runs.c.id == "slow")
-                )
-            )
-    await task
-    assert renewals[0] > 0 and renewals[0] < renewals[1] < renewals[2], renewals
+    await runs._Job(store, "slow").run(work)
+    assert len(renewals) >= 3 and renewals[0] > 0
+    assert all(a < b for a, b in zip(renewals, renewals[1:], strict=False)), renewals
     assert await run_status(client, "slow") == ("failed", "stopped by the test")
 
 
