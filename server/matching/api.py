@@ -116,7 +116,7 @@ async def import_profiles_handler(request: web.Request) -> web.Response:
     check_new_identities(result.profiles, await store.identities())
     criteria = await store.criteria()
     if criteria is not None:
-        criteria.check_profiles(result.profiles)
+        criteria.check_seniority((p.identity, p.seniority) for p in result.profiles)
     await store.save_profiles(result.profiles)
     return json_response(ImportReport(imported=len(result.profiles), errors=result.errors))
 
@@ -152,7 +152,7 @@ async def put_criteria(request: web.Request) -> web.Response:
     text = await _text(request)
     yaml = request.content_type in YAML_TYPES
     criteria = load_criteria(text) if yaml else parse_criteria(_json(text))
-    criteria.check_profiles(await store.profiles())
+    criteria.check_seniority(await store.seniorities())
     await store.set_criteria(criteria)
     return json_response(criteria.to_json())
 

@@ -41,7 +41,7 @@ def match_cohort(
     started = time.perf_counter()
     report = progress or (lambda _: None)
     excluded = set(excluded)
-    criteria.check_profiles((*mentees, *mentors))
+    criteria.check_seniority((p.identity, p.seniority) for p in (*mentees, *mentors))
     fixed_idx = check_fixed(fixed, mentees, mentors, excluded=excluded, taken=taken)
     used = taken or {}
     capacity = np.array([max(0, m.capacity - used.get(m.identity, 0)) for m in mentors])

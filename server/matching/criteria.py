@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from server.errors import InvalidInput
 from server.matching.availability import Calendar
-from server.matching.profiles import NUMBER_FIELDS, SET_FIELDS, TEXT_FIELDS, Profile
+from server.matching.profiles import NUMBER_FIELDS, SET_FIELDS, TEXT_FIELDS
 
 NAMED_WEIGHTS = {"must": 3.0, "high": 3.0, "medium": 2.0, "low": 1.0}
 Rule = Literal["overlap", "equality", "distance", "shared_hours", "preference"]
@@ -148,20 +148,20 @@ class Criteria(BaseModel):
     def to_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude_none=True)
 
-    def check_profiles(self, profiles: Iterable[Profile]) -> None:
-        """InvalidInput if a profile's seniority is not one of a criterion's `levels`:
-        an unknown level ("wizard") would otherwise score 0 without a word. An empty
-        seniority is "not given" and allowed."""
+    def check_seniority(self, people: Iterable[tuple[str, str]]) -> None:
+        """InvalidInput if a seniority (of (identity, seniority) pairs) is not one of a
+        criterion's `levels`: an unknown level ("wizard") would otherwise score 0
+        without a word. An empty seniority is "not given" and allowed."""
         ranked = [c for c in self.criteria if c.field == "seniority" and c.levels]
         if not ranked:
             return
-        people = list(profiles)
+        people = list(people)
         for c in ranked:
             levels = set(c.levels or [])
             unknown: dict[str, list[str]] = {}
-            for p in people:
-                if p.seniority and p.seniority.casefold() not in levels:
-                    unknown.setdefault(p.seniority, []).append(p.identity)
+            for identity, seniority in people:
+                if seniority and seniority.casefold() not in levels:
+                    unknown.setdefault(seniority, []).append(identity)
             if unknown:
                 shown = "; ".join(
                     f"{level!r} ({', '.join(ids[:5])}{', ...' if len(ids) > 5 else ''})"

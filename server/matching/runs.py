@@ -117,6 +117,13 @@ class MatchingStore:
         page = rows[:limit]
         return [json.loads(data) for _, data in page], page[-1][0] if more else None
 
+    async def seniorities(self) -> list[tuple[str, str]]:
+        """(identity, seniority) of every stored profile, read from the stored JSON
+        without parsing whole profiles (which takes seconds for tens of thousands)."""
+        async with self._db.connect() as conn:
+            rows = await conn.execute(select(match_profiles.c.identity, match_profiles.c.data))
+            return [(identity, json.loads(data).get("seniority") or "") for identity, data in rows]
+
     async def identities(self) -> list[str]:
         async with self._db.connect() as conn:
             return list((await conn.execute(select(match_profiles.c.identity))).scalars())
@@ -168,7 +175,7 @@ class MatchingStore:
             mentees = [p for p in mentees if p.identity not in paired]
         if not mentees or not mentors:
             raise Conflict("import mentor and mentee profiles first: nobody to match")
-        criteria.check_profiles((*mentees, *mentors))
+        criteria.check_seniority((p.identity, p.seniority) for p in (*mentees, *mentors))
         excluded = await self.exclusions()
         check_fixed(fixed, mentees, mentors, excluded=excluded, taken=taken)
         run = Run(uuid.uuid4().hex, "running", 0.0, mode, time.time(), None, None, None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -231,27 +232,33 @@ async def test_a_run_whose_node_went_quiet_reads_as_failed(client: Any) -> None:
 
 
 async def test_a_working_run_renews_its_lease(client: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(runs, "LEASE_RENEW_SECONDS", 0.1)
+    monkeypatch.setattr(runs, "LEASE_RENEW_SECONDS", 0.0)
+    monkeypatch.setattr(runs, "PROGRESS_EVERY", 0.01)
     database = client.app[SERVICES].database
     await insert_running(database, "slow", "node-a", 0.0)
-    job = runs._Job(MatchingStore(database, "node-a"), "slow")
+    store = MatchingStore(database, "node-a")
+    renewals: list[float] = []
+    renewed_thrice = threading.Event()
+    write = store._progress
 
-    def work() -> None:  # a long step that reports no progress
-        time.sleep(0.9)
+    async def recording(run_id: str, progress: float) -> None:
+        await write(run_id, progress)
+        async with database.connect() as conn:
+            query = select(match_runs.c.heartbeat_at).where(match_runs.c.id == run_id)
+            renewals.append(await conn.scalar(query))
+        if len(renewals) >= 3:
+            renewed_thrice.set()
+
+    monkeypatch.setattr(store, "_progress", recording)
+
+    def work() -> None:  # a long step that reports no progress: it lasts until 3 renewals
+        if not renewed_thrice.wait(timeout=60):
+            raise AssertionError("the lease was not renewed while the run worked")
         raise InvalidInput("stopped by the test")
 
-    task = asyncio.create_task(job.run(work))
-    renewals = []
-    for _ in range(3):
-        await asyncio.sleep(0.3)
-        async with database.connect() as conn:
-            renewals.append(
-                await conn.scalar(
-                    select(match_runs.c.heartbeat_at).where(match_runs.c.id == "slow")
-                )
-            )
-    await task
-    assert renewals[0] > 0 and renewals[0] < renewals[1] < renewals[2], renewals
+    await runs._Job(store, "slow").run(work)
+    assert len(renewals) >= 3 and renewals[0] > 0
+    assert all(a < b for a, b in zip(renewals, renewals[1:], strict=False)), renewals
     assert await run_status(client, "slow") == ("failed", "stopped by the test")
 
 
@@ -304,22 +311,34 @@ async def test_a_body_in_a_declared_charset_is_read_in_it(client: Any) -> None:
 async def test_an_unknown_seniority_level_is_a_422_wherever_it_meets_the_levels(
     client: Any,
 ) -> None:
-    await setup(client)
-    criteria = {
-        "availability": {"start": "2025-03-10"},
-        "criteria": [{"name": "level", "rule": "distance", "levels": ["junior", "senior"]}],
-    }
-    resp = await client.put("/api/v1/matching/criteria", json=criteria, headers=ADMIN)
-    assert resp.status == 200, await resp.text()  # nobody has a seniority yet
+    await setup(client)  # criteria without levels: any seniority is just text
     wizard = "identity,role,timezone,seniority\nzed,mentee,UTC,wizard\n"
     resp = await client.post("/api/v1/matching/profiles", data=wizard,
                              headers={**ADMIN, "Content-Type": "text/csv"})  # fmt: skip
+    assert resp.status == 200, await resp.text()
+    levelled = {
+        "availability": {"start": "2025-03-10"},
+        "criteria": [{"name": "level", "rule": "distance", "levels": ["junior", "senior"]}],
+    }
+    message = "unknown seniority level 'wizard' (zed): criterion 'level' knows junior, senior"
+    resp = await client.put("/api/v1/matching/criteria", json=levelled, headers=ADMIN)
     assert resp.status == 422
-    assert (await resp.json())["error"]["message"] == (
-        "unknown seniority level 'wizard' (zed): criterion 'level' knows junior, senior"
-    )
+    assert (await resp.json())["error"]["message"] == message
+    criteria = await (await client.get("/api/v1/matching/criteria", headers=ADMIN)).json()
+    assert [c["name"] for c in criteria["criteria"]] == ["skills", "time together"]
+
+    # The other way round: levels first, then a profile with a level they do not know.
+    resp = await client.post("/api/v1/matching/profiles", data=wizard.replace("wizard", "senior"),
+                             headers={**ADMIN, "Content-Type": "text/csv"})  # fmt: skip
+    assert resp.status == 200
+    resp = await client.put("/api/v1/matching/criteria", json=levelled, headers=ADMIN)
+    assert resp.status == 200, await resp.text()
+    resp = await client.post("/api/v1/matching/profiles", data=wizard,
+                             headers={**ADMIN, "Content-Type": "text/csv"})  # fmt: skip
+    assert resp.status == 422
+    assert (await resp.json())["error"]["message"] == message
     profiles = await (await client.get("/api/v1/matching/profiles", headers=ADMIN)).json()
-    assert "zed" not in {p["identity"] for p in profiles["profiles"]}
+    assert {p["identity"]: p["seniority"] for p in profiles["profiles"]}["zed"] == "senior"
 
 
 async def test_an_identity_differing_only_in_case_from_a_stored_one_is_refused(
