@@ -2,7 +2,9 @@
 
 nginx is not installed here; this aiohttp app does what that config does to a request:
 forwards it to one upstream, keeps `Host`, appends the peer address to `X-Forwarded-For`
-(`$proxy_add_x_forwarded_for`) and, as the TLS terminator, sets `X-Forwarded-Proto: https`.
+(`$proxy_add_x_forwarded_for`), sets `X-Forwarded-Host` to the `Host` it was sent (`$host`)
+and, as the TLS terminator, sets `X-Forwarded-Proto: https`. `sets_forwarded_host=False`
+is the nginx block that did not set `X-Forwarded-Host` and so passed the client's through.
 WebSocket upgrades are proxied frame by frame, like `location /socket.io/`.
 
 `forwarded_for="line"` stands in for HAProxy's `option forwardfor` instead: the client's
@@ -38,7 +40,10 @@ HOP_BY_HOP = {
 
 @asynccontextmanager
 async def reverse_proxy(
-    upstream: str, proto: str = "https", forwarded_for: Literal["join", "line"] = "join"
+    upstream: str,
+    proto: str = "https",
+    forwarded_for: Literal["join", "line"] = "join",
+    sets_forwarded_host: bool = True,
 ) -> AsyncIterator[str]:
     """Serve the proxy on 127.0.0.1 (any port) and yield its URL."""
     session = aiohttp.ClientSession(auto_decompress=False)
@@ -54,6 +59,8 @@ async def reverse_proxy(
             earlier = ", ".join(headers.popall("X-Forwarded-For", ()))
             headers["X-Forwarded-For"] = f"{earlier}, {peer}" if earlier else peer
         headers["X-Forwarded-Proto"] = proto
+        if sets_forwarded_host:
+            headers["X-Forwarded-Host"] = request.host
         return headers
 
     async def websocket(request: web.Request) -> web.StreamResponse:
