@@ -76,7 +76,7 @@ def create_app(settings: Settings) -> web.Application:
             TrustedProxies(settings.trusted_proxies).middleware(),
             pages.security_headers,
             throttle_middleware(settings.tokens_per_minute, settings.auth_failures_per_minute),
-            OriginPolicy(settings.base_url, settings.cors_origins).middleware(),
+            OriginPolicy(settings.public_url, settings.cors_origins).middleware(),
             error_middleware,
         ],
         client_max_size=settings.max_request_bytes,

@@ -24,7 +24,9 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
     public_url: str | None = Field(
-        None, description="Base URL that join links point to; defaults to http://host:port"
+        None,
+        description="Base URL that join links point to, and the only own origin when set;"
+        " defaults to http://host:port",
     )
     data_dir: Path = Path("data")
     database_url: str | None = Field(

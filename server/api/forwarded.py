@@ -8,6 +8,11 @@ it from the right (each proxy appends the address it saw), the first hop that is
 trusted proxy is the client. `X-Forwarded-Proto` and `X-Forwarded-Host` are believed under
 the same condition, so the same-origin checks see `https://` behind a TLS proxy.
 
+A header sent on several lines is one comma-separated list (RFC 9110 §5.3). HAProxy's
+`option forwardfor` adds its own `X-Forwarded-For` line after the client's; reading only
+the first line let the client name the address that was counted (25 wrong admin keys, no
+429; a victim's address in that line locked the victim out), so every line is read.
+
 The middleware replaces the request with a clone whose `remote`, `scheme` and `host` are the
 client's, so every later part (HTTP throttle, CORS, Socket.IO, the Engine.IO address cap)
 reads `request.remote` and gets the same answer.
@@ -19,6 +24,7 @@ from collections.abc import Iterable
 from ipaddress import IPv4Address, IPv6Address, ip_address, ip_network
 
 from aiohttp import web
+from multidict import CIMultiDictProxy
 
 from server.api.http import Handler
 
@@ -60,13 +66,13 @@ class TrustedProxies:
                 return await handler(request)
             headers = request.headers
             changes: dict[str, str] = {}
-            client = self.client_address(request.remote, headers.get("X-Forwarded-For"))
+            client = self.client_address(request.remote, _joined(headers, "X-Forwarded-For"))
             if client is not None and client != request.remote:
                 changes["remote"] = client
-            proto = _last(headers.get("X-Forwarded-Proto"))
+            proto = _last(_joined(headers, "X-Forwarded-Proto"))
             if proto in ("http", "https"):
                 changes["scheme"] = proto
-            host = _last(headers.get("X-Forwarded-Host"))
+            host = _last(_joined(headers, "X-Forwarded-Host"))
             if host:
                 changes["host"] = host
             return await handler(request.clone(**changes) if changes else request)  # type: ignore[arg-type]
@@ -85,6 +91,11 @@ def _parse(address: str | None) -> Address | None:
     if isinstance(parsed, IPv6Address) and parsed.ipv4_mapped is not None:
         return parsed.ipv4_mapped
     return parsed
+
+
+def _joined(headers: CIMultiDictProxy[str], name: str) -> str:
+    """Every line of a header as the one comma-separated list it means (RFC 9110 §5.3)."""
+    return ", ".join(headers.getall(name, ()))
 
 
 def _last(value: str | None) -> str:

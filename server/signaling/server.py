@@ -79,7 +79,7 @@ class Signaling:
         self.metrics = metrics
         self._is_removed = is_removed
         self.connections: dict[str, Connection] = {}
-        self.origins = OriginPolicy(settings.base_url, settings.cors_origins)
+        self.origins = OriginPolicy(settings.public_url, settings.cors_origins)
         self.sio = GuardedServer(
             settings.connect_timeout_seconds,
             metrics,

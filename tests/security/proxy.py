@@ -2,8 +2,14 @@
 
 nginx is not installed here; this aiohttp app does what that config does to a request:
 forwards it to one upstream, keeps `Host`, appends the peer address to `X-Forwarded-For`
-(`$proxy_add_x_forwarded_for`) and, as the TLS terminator, sets `X-Forwarded-Proto: https`.
+(`$proxy_add_x_forwarded_for`), sets `X-Forwarded-Host` to the `Host` it was sent (`$host`)
+and, as the TLS terminator, sets `X-Forwarded-Proto: https`. `sets_forwarded_host=False`
+is the nginx block that did not set `X-Forwarded-Host` and so passed the client's through.
 WebSocket upgrades are proxied frame by frame, like `location /socket.io/`.
+
+`forwarded_for="line"` stands in for HAProxy's `option forwardfor` instead: the client's
+own `X-Forwarded-For` lines pass through untouched and the proxy adds one more line with
+the peer address, which RFC 9110 §5.3 says means the same as appending to one list.
 """
 
 from __future__ import annotations
@@ -11,9 +17,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Literal
 
 import aiohttp
 from aiohttp import web
+from multidict import CIMultiDict
 
 Socket = aiohttp.ClientWebSocketResponse | web.WebSocketResponse
 HOP_BY_HOP = {
@@ -31,16 +39,28 @@ HOP_BY_HOP = {
 
 
 @asynccontextmanager
-async def reverse_proxy(upstream: str, proto: str = "https") -> AsyncIterator[str]:
+async def reverse_proxy(
+    upstream: str,
+    proto: str = "https",
+    forwarded_for: Literal["join", "line"] = "join",
+    sets_forwarded_host: bool = True,
+) -> AsyncIterator[str]:
     """Serve the proxy on 127.0.0.1 (any port) and yield its URL."""
     session = aiohttp.ClientSession(auto_decompress=False)
 
-    def forwarded_headers(request: web.Request) -> dict[str, str]:
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
-        earlier = request.headers.get("X-Forwarded-For")
+    def forwarded_headers(request: web.Request) -> CIMultiDict[str]:
+        headers = CIMultiDict(
+            (k, v) for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP
+        )
         peer = request.remote or ""
-        headers["X-Forwarded-For"] = f"{earlier}, {peer}" if earlier else peer
+        if forwarded_for == "line":
+            headers.add("X-Forwarded-For", peer)
+        else:
+            earlier = ", ".join(headers.popall("X-Forwarded-For", ()))
+            headers["X-Forwarded-For"] = f"{earlier}, {peer}" if earlier else peer
         headers["X-Forwarded-Proto"] = proto
+        if sets_forwarded_host:
+            headers["X-Forwarded-Host"] = request.host
         return headers
 
     async def websocket(request: web.Request) -> web.StreamResponse:

@@ -24,9 +24,11 @@ from tests.support.process import ServerProcess
 HANDSHAKE = "/socket.io/?EIO=4&transport=websocket"
 
 
-async def engineio_open(http: aiohttp.ClientSession, url: str) -> aiohttp.ClientWebSocketResponse:
+async def engineio_open(
+    http: aiohttp.ClientSession, url: str, headers: dict[str, str] | None = None
+) -> aiohttp.ClientWebSocketResponse:
     """An Engine.IO websocket that got its open packet and will never CONNECT."""
-    ws = await http.ws_connect(url.replace("http://", "ws://") + HANDSHAKE)
+    ws = await http.ws_connect(url.replace("http://", "ws://") + HANDSHAKE, headers=headers)
     first = await ws.receive(timeout=10)
     assert first.type == aiohttp.WSMsgType.TEXT and first.data.startswith("0{"), first
     return ws
@@ -150,5 +152,35 @@ async def test_behind_the_proxy_one_flooding_client_does_not_use_up_everyones_co
         finally:
             await sio.disconnect()
             await other.close()
+        for ws in held:
+            await ws.close()
+
+
+async def test_behind_a_proxy_that_adds_its_own_header_line_the_client_cannot_dodge_the_cap(
+    server_process: Callable[..., ServerProcess],
+) -> None:
+    """With HAProxy's `option forwardfor` the client's own `X-Forwarded-For` line comes
+    first; a new address in it for each socket went past the cap when only that line
+    was read."""
+    server = await asyncio.to_thread(
+        server_process,
+        PAIRWISE_TRUSTED_PROXIES='["127.0.0.1"]',
+        PAIRWISE_CONNECTIONS_PER_ADDRESS="3",
+        PAIRWISE_CONNECT_TIMEOUT_SECONDS="60",
+    )
+    async with (
+        reverse_proxy(server.url, forwarded_for="line") as proxy,
+        from_address("127.0.0.2") as flooder,
+    ):
+        held = [
+            await engineio_open(flooder, proxy, headers={"X-Forwarded-For": f"192.0.2.{n}"})
+            for n in range(3)
+        ]
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await flooder.ws_connect(
+                proxy.replace("http://", "ws://") + HANDSHAKE,
+                headers={"X-Forwarded-For": "192.0.2.99"},
+            )
+        assert refused.value.status == 429
         for ws in held:
             await ws.close()

@@ -1,4 +1,4 @@
-"""Item 6: the server refused its own pages.
+"""Item 6: the server refused its own pages, and then a caller could make any origin its own.
 
 With `PAIRWISE_CORS_ORIGINS` set, Socket.IO accepted only the listed origins, so the join
 page served by the server itself hung at "Reconnecting…". Behind a TLS proxy the
@@ -16,7 +16,7 @@ import pytest
 import socketio
 
 from tests.conftest import ADMIN
-from tests.security.proxy import reverse_proxy
+from tests.security.proxy import from_address, reverse_proxy
 from tests.support.participants import issue_token
 from tests.support.process import ServerProcess
 
@@ -84,3 +84,61 @@ async def test_forged_forwarded_proto_from_an_untrusted_peer_does_not_make_an_or
         http.post(server.url + "/api/v1/tokens", json=BODY, headers=headers) as resp,
     ):
         assert resp.status == 403
+
+
+async def test_with_a_public_url_a_forwarded_or_forged_host_does_not_make_an_origin_own(
+    server_process: Callable[..., ServerProcess],
+) -> None:
+    """A proxy that passes the client's `X-Forwarded-Host` through (the nginx block did) let
+    `X-Forwarded-Host: evil.example` make `Origin: https://evil.example` own; `Host` did the
+    same straight to the server. With `PAIRWISE_PUBLIC_URL` set, only its origin is own."""
+    public = "https://mentoring.example.org"
+    server = await asyncio.to_thread(
+        server_process,
+        PAIRWISE_TRUSTED_PROXIES='["127.0.0.1"]',
+        PAIRWISE_PUBLIC_URL=public + ":443/",  # as a browser writes it: no default port
+    )
+    token = await asyncio.to_thread(issue_token, server.url, "pair-1", "ada")
+    forged = {"X-Forwarded-Host": "evil.example"}
+    async with (
+        reverse_proxy(server.url, sets_forwarded_host=False) as proxy,
+        aiohttp.ClientSession() as http,
+        from_address("127.0.0.2") as direct,
+    ):
+        headers = {**ADMIN, **forged, "Origin": "https://evil.example"}
+        async with http.post(proxy + "/api/v1/tokens", json=BODY, headers=headers) as resp:
+            assert resp.status == 403
+        sio = socketio.AsyncClient(serializer="msgpack", reconnection=False, http_session=http)
+        with pytest.raises(socketio.exceptions.ConnectionError):
+            await sio.connect(
+                proxy,
+                auth={"token": token},
+                headers={**forged, "Origin": "https://evil.example"},
+                transports=["websocket"],
+                wait_timeout=10,
+            )
+        # DNS-rebinding shape: an untrusted peer whose Host matches its Origin.
+        headers = {**ADMIN, "Host": "evil.example", "Origin": "http://evil.example"}
+        async with direct.post(server.url + "/api/v1/tokens", json=BODY, headers=headers) as resp:
+            assert resp.status == 403
+        # The public origin is own whatever the Host.
+        headers = {**ADMIN, **forged, "Origin": public}
+        async with http.post(proxy + "/api/v1/tokens", json=BODY, headers=headers) as resp:
+            assert resp.status == 201, await resp.text()
+        sio = await connect(proxy, token, origin=public)
+        await sio.disconnect()
+
+
+async def test_without_a_public_url_the_documented_proxy_overwrites_a_clients_forwarded_host(
+    server_process: Callable[..., ServerProcess],
+) -> None:
+    """Without `PAIRWISE_PUBLIC_URL` the own origin is the host the proxy reports; the
+    documented nginx blocks set `X-Forwarded-Host $host`, so the client's value is gone."""
+    server = await asyncio.to_thread(server_process, PAIRWISE_TRUSTED_PROXIES='["127.0.0.1"]')
+    async with reverse_proxy(server.url) as proxy, aiohttp.ClientSession() as http:
+        headers = {**ADMIN, "X-Forwarded-Host": "evil.example", "Origin": "https://evil.example"}
+        async with http.post(proxy + "/api/v1/tokens", json=BODY, headers=headers) as resp:
+            assert resp.status == 403
+        headers["Origin"] = proxy.replace("http://", "https://")
+        async with http.post(proxy + "/api/v1/tokens", json=BODY, headers=headers) as resp:
+            assert resp.status == 201, await resp.text()

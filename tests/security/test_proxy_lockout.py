@@ -89,6 +89,34 @@ async def test_a_client_behind_the_proxy_cannot_spoof_its_way_past_the_trusted_h
         assert statuses[:5] == [401] * 5 and set(statuses[5:]) == {429}
 
 
+async def test_behind_a_proxy_that_adds_its_own_header_line_the_client_cannot_pick_its_address(
+    server_process: Callable[..., ServerProcess],
+) -> None:
+    """HAProxy's `option forwardfor` adds its own `X-Forwarded-For` line after the client's.
+    Read as the first line only, the client's line chose the counted address: rotating it
+    dodged the lock-out, and naming someone else's address locked that person out."""
+    server = await asyncio.to_thread(
+        server_process,
+        PAIRWISE_TRUSTED_PROXIES='["127.0.0.1"]',
+        PAIRWISE_AUTH_FAILURES_PER_MINUTE="5",
+    )
+    async with (
+        reverse_proxy(server.url, forwarded_for="line") as proxy,
+        from_address("127.0.0.2") as attacker,
+        from_address("127.0.0.3") as victim,
+    ):
+        statuses = []
+        for n in range(8):
+            # Rotating addresses, and the victim's: both in the attacker's own line.
+            forged = f"192.0.2.{n}" if n % 2 else "127.0.0.3"
+            headers = {"Authorization": "Bearer guess", "X-Forwarded-For": forged}
+            async with attacker.post(proxy + "/api/v1/tokens", json=BODY, headers=headers) as resp:
+                statuses.append(resp.status)
+        assert statuses[:5] == [401] * 5 and set(statuses[5:]) == {429}
+        async with victim.post(proxy + "/api/v1/tokens", json=BODY, headers=ADMIN) as resp:
+            assert resp.status == 201, await resp.text()
+
+
 def test_the_client_is_the_right_most_untrusted_hop() -> None:
     proxies = TrustedProxies(["10.0.0.0/8", "192.168.1.1"])
     # Straight from a client: its headers are not believed.
@@ -100,6 +128,7 @@ def test_the_client_is_the_right_most_untrusted_hop() -> None:
     # Only proxies of ours: the left-most is the best we know.
     assert proxies.client_address("10.0.0.5", "10.1.1.1") == "10.1.1.1"
     assert proxies.client_address("10.0.0.5", None) == "10.0.0.5"
+    assert proxies.client_address("10.0.0.5", "") == "10.0.0.5"
     # A dual-stack listener sees the proxy as an IPv4-mapped IPv6 address.
     assert proxies.client_address("::ffff:10.0.0.5", "203.0.113.9") == "203.0.113.9"
 
