@@ -23,11 +23,13 @@ import socketio
 
 from server.rooms.chat import ChatStore
 from server.rooms.registry import RoomRegistry
-from server.signaling.server import room_channel
+from server.signaling.broadcast import chat_channel
 
 log = logging.getLogger("pairwise.catchup")
 
-ROOM_CHANNEL = room_channel("")
+# Chat goes out on its own channel, to the connections that may read it (rooms.chat_privacy);
+# catching up uses the same channel, so an observer kept from chat is kept from it here too.
+CHAT_CHANNEL = chat_channel("")
 CATCH_UP_LIMIT = 500  # the latest messages per room looked at after a gap
 REMEMBERED_PER_ROOM = 2000  # chat ids remembered per room; older ones are past any gap
 SKEW_SECONDS = 5.0  # nodes' clocks may differ this much (message times come from the poster)
@@ -64,13 +66,13 @@ class CatchUpRedisManager(socketio.AsyncRedisManager):
         if (
             message.get("event") == "chat"
             and isinstance(channel, str)
-            and channel.startswith(ROOM_CHANNEL)
+            and channel.startswith(CHAT_CHANNEL)
             and isinstance(data, list)
             and data
             and isinstance(data[0], dict)
             and isinstance(data[0].get("id"), int)
         ):
-            self.note(channel.removeprefix(ROOM_CHANNEL), data[0]["id"])
+            self.note(channel.removeprefix(CHAT_CHANNEL), data[0]["id"])
         await super()._handle_emit(message)
 
     # python-socketio internals (5.x): its listener calls `_redis_connect()` and then
@@ -135,7 +137,7 @@ class ChatCatchUp:
                 self._manager.note(room.name, message.id)
                 # To this node's clients only: each node catches up its own.
                 await self._sio.emit(
-                    "chat", message.to_wire(), room=room_channel(room.name), ignore_queue=True
+                    "chat", message.to_wire(), room=chat_channel(room.name), ignore_queue=True
                 )
                 pushed += 1
         if pushed:
