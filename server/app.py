@@ -157,7 +157,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     if services.sessionlog is not None:
         recorder = services.sessionlog.recorder
         services.bus.subscribe(recorder, "sessionlog", kinds=recorder.KINDS)
-    services.bus.subscribe(Broadcaster(services.signaling), "broadcast", paced=True)
+    services.bus.subscribe(Broadcaster(services.signaling, services.chat.privacy), "broadcast", paced=True)
     services.bus.subscribe(services.cluster, "cluster", kinds=services.cluster.KINDS)
     await services.cluster.start()
     if services.roster is not None:
