@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from socketio.async_pubsub_manager import AsyncPubSubManager
+from redis.exceptions import RedisError
 
 from server.rooms.chat_privacy import ChatPrivacy
 from server.rooms.events import (
@@ -86,24 +86,31 @@ class Broadcaster:
             await self._signaling.emit_room(event.room, *wired)
 
     async def _to_operator_side(self, room: str, wired: tuple[str, dict[str, Any]]) -> None:
-        """Live chat to the operator's side: only while the setting is on, each delivery
-        audited (one row per reader on this node; one for the other nodes' readers, if any
-        node shares the channel, since this node cannot see them)."""
+        """Live chat to the operator's side: only while the setting is on, and each delivery
+        audited, one row per reader (on this node from its connections, on the others from
+        the roster: one who joined there before the last switch-off is logged though the
+        message no longer reaches them)."""
         epoch = await self._privacy.live_epoch()
         if epoch is None:
             return
         channel = operator_chat_channel(room, epoch)
-        sio = self._signaling.sio
+        signaling = self._signaling
         actors = []
-        for sid, _ in list(sio.manager.get_participants("/", channel)):
-            conn = self._signaling.connections.get(sid)
+        for sid, _ in list(signaling.sio.manager.get_participants("/", channel)):
+            conn = signaling.connections.get(sid)
             if conn is not None:
                 actors.append(f"{conn.token.role}:{conn.identity}")
-        if isinstance(sio.manager, AsyncPubSubManager):
-            actors.append("operator-side on other nodes, if any")
+        if signaling.roster is not None:
+            try:
+                elsewhere = await signaling.roster.elsewhere(room)
+            except (RedisError, OSError):  # then the emit cannot reach other nodes either
+                elsewhere = []
+            for identity, role in elsewhere:
+                if await self._privacy.operator_side(room, identity, role):
+                    actors.append(f"{role}:{identity}")
         for actor in actors:
             await self._privacy.audit(
                 actor, purpose="room_live", granted=True, messages=1, room=room
             )
         if actors:
-            await sio.emit(*wired, room=channel)
+            await signaling.sio.emit(*wired, room=channel)
