@@ -65,8 +65,10 @@ class RoomHandlers:
         reads_chat = live is not None
         await self.signaling.sio.enter_room(conn.sid, room_channel(token.room))
         await self.signaling.sio.enter_room(conn.sid, person_channel(token.room, token.identity))
+        if conn.chat_channel not in (None, live):  # joined again: an old epoch's channel
+            await self.signaling.sio.leave_room(conn.sid, conn.chat_channel)
+        conn.chat_channel = live
         if live is not None:
-            conn.chat_channel = live
             await self.signaling.sio.enter_room(conn.sid, live)
         if result.replaced_connection is not None:
             await self._drop_replaced(result.replaced_connection)
