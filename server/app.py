@@ -178,7 +178,9 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         if services.phone is not None:
             pin_log = PinRejectionLog(services.database, recorder)
             services.bus.subscribe(pin_log, "phone-pin-log", kinds=pin_log.KINDS)
-    services.bus.subscribe(Broadcaster(services.signaling), "broadcast", paced=True)
+    services.bus.subscribe(
+        Broadcaster(services.signaling, services.chat.privacy), "broadcast", paced=True
+    )
     services.bus.subscribe(services.cluster, "cluster", kinds=services.cluster.KINDS)
     await services.cluster.start()
     if services.roster is not None:

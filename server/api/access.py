@@ -13,6 +13,7 @@ Handlers read who called with `caller_of(request)` and narrow further (a pair's 
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -99,14 +100,23 @@ def _operator(request: web.Request) -> Caller:
     return Caller(None, label or "operator")
 
 
-# A NUL in JSON text: `\u0000` after an even number of backslashes (`\\u0000` is a backslash).
-_JSON_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+# An escape in JSON text: after an even number of backslashes (`\\u0000` is a backslash).
+_ESCAPE = rb"(?<!\\)(?:\\\\)*\\u"
+_JSON_NUL = re.compile(_ESCAPE + rb"0000")
+# A UTF-16 surrogate escape not in a pair: it decodes to a str no database or encoder takes.
+_JSON_LONE_SURROGATE = re.compile(
+    _ESCAPE + rb"(?:[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F])"
+    rb"|(?<![dD][89abAB][0-9a-fA-F]{2}\\u)[dD][c-fC-F][0-9a-fA-F]{2})"
+)
+# Python refuses to turn more digits than this into an int (a ValueError in any parser).
+_TOO_MANY_DIGITS = re.compile(rb"[0-9]{%d,}" % (sys.get_int_max_str_digits() + 1))
 
 
-async def refuse_nul(request: web.Request) -> None:
-    """A NUL anywhere in the input (path, query, body, raw or as a JSON escape) is refused
-    before anything reads it: PostgreSQL can neither store nor compare it, and no name,
-    title or message needs one."""
+async def refuse_unstorable(request: web.Request) -> None:
+    """Input no handler could store or parse is refused before anything reads it: a NUL
+    anywhere (path, query, body, raw or as a JSON escape; PostgreSQL can neither store nor
+    compare it), a lone surrogate escape in the body, a number too long for Python's int.
+    No name, title, message or number needs one."""
     for where, values in (("path", request.match_info.values()), ("query", request.query.values())):
         if any("\x00" in value for value in values):
             raise InvalidInput(f"a {where} parameter contains a NUL character (U+0000)")
@@ -114,6 +124,10 @@ async def refuse_nul(request: web.Request) -> None:
         body = await request.read()  # kept by aiohttp: the handler reads the same bytes
         if b"\x00" in body or _JSON_NUL.search(body):
             raise InvalidInput("the body contains a NUL character (U+0000)")
+        if _JSON_LONE_SURROGATE.search(body):
+            raise InvalidInput("the body contains a lone UTF-16 surrogate (\\ud800-\\udfff)")
+        if _TOO_MANY_DIGITS.search(body):
+            raise InvalidInput("the body contains a number with too many digits")
 
 
 def guard(handler: Handler, access: Access) -> Handler:
@@ -124,7 +138,7 @@ def guard(handler: Handler, access: Access) -> Handler:
         caller = await admit(request, access)
         if caller is not None:
             request[CALLER] = caller
-        await refuse_nul(request)
+        await refuse_unstorable(request)
         response = await handler(request)
         if access is not Access.PUBLIC:
             response.headers["Cache-Control"] = "no-store"

@@ -14,12 +14,14 @@ from pydantic import BaseModel, ValidationError
 
 from server.api.access import Access, Handler, guard
 from server.auth import check_admin_key
-from server.errors import InvalidInput, PairwiseError, wire_error
+from server.errors import InvalidInput, NotFound, PairwiseError, wire_error
 
 log = logging.getLogger("pairwise.http")
 
 M = TypeVar("M", bound=BaseModel)
 NESTED_TOO_DEEPLY = "the input is nested too deeply"
+# Ids are 64-bit integers in the databases, which refuse a larger one rather than find nothing.
+MAX_ID = 2**63 - 1
 
 
 @dataclass
@@ -113,6 +115,16 @@ async def read_body(request: web.Request, model: type[M]) -> M:
         return model.model_validate(raw)
     except ValidationError as exc:
         raise InvalidInput(describe_validation_error(exc)) from None
+
+
+def path_id(request: web.Request, name: str) -> int:
+    """The whole-number id `name` of the path: 404 if it is not one, 422 beyond `MAX_ID`."""
+    raw = request.match_info[name]
+    if not (raw.isascii() and raw.isdigit()):
+        raise NotFound(f"no {name.removesuffix('_id')} {raw!r}")
+    if len(raw) > len(str(MAX_ID)) or int(raw) > MAX_ID:
+        raise InvalidInput(f"{name} is at most {MAX_ID}")
+    return int(raw)
 
 
 def require_admin(request: web.Request, admin_key: str) -> None:

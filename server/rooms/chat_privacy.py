@@ -12,15 +12,20 @@ room's Socket.IO events both ask this one place.
 from __future__ import annotations
 
 import time
+import uuid
 from dataclasses import dataclass
 
 from sqlalchemy import and_, insert, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from server.store import Database
 from server.store.schema import pair_members, pairs, sessionlog_settings, transcript_reads
 
 OPERATORS_READ_CHAT = "operators_read_chat"
+# Names the live chat channel of the operator's side; a new one at each switch-off, so a
+# connection that joined before never receives live chat again (it joins again to).
+OPERATORS_READ_CHAT_EPOCH = "operators_read_chat_epoch"
 # Join-token roles on the operator's side of the programme (members are mentor and mentee).
 OPERATOR_SIDE_ROLES = frozenset({"observer", "operator"})
 
@@ -42,29 +47,39 @@ class ChatPrivacy:
         self._db = database
 
     async def operators_read_chat(self) -> bool:
+        return await self.live_epoch() is not None
+
+    async def live_epoch(self) -> str | None:
+        """The epoch of the operator's side's live chat channels, or None while the setting
+        is off (see `signaling.broadcast.operator_chat_channel`)."""
+        keys = (OPERATORS_READ_CHAT, OPERATORS_READ_CHAT_EPOCH)
         async with self._db.connect() as conn:
-            value = await conn.scalar(
-                select(sessionlog_settings.c.value).where(
-                    sessionlog_settings.c.key == OPERATORS_READ_CHAT
+            rows = await conn.execute(
+                select(sessionlog_settings.c.key, sessionlog_settings.c.value).where(
+                    sessionlog_settings.c.key.in_(keys)
                 )
             )
-        return value == "true"
+            values = {key: value for key, value in rows}
+        if values.get(OPERATORS_READ_CHAT) != "true":
+            return None
+        return values.get(OPERATORS_READ_CHAT_EPOCH, "0")
 
     async def set_operators_read_chat(self, allowed: bool) -> None:
-        value = "true" if allowed else "false"
-        where = sessionlog_settings.c.key == OPERATORS_READ_CHAT
         async with self._db.begin() as conn:
-            changed = await conn.execute(
-                update(sessionlog_settings).where(where).values(value=value)
-            )
-            if changed.rowcount == 0:
-                try:
-                    async with conn.begin_nested():
-                        await conn.execute(
-                            insert(sessionlog_settings).values(key=OPERATORS_READ_CHAT, value=value)
-                        )
-                except IntegrityError:  # set at the same moment elsewhere: write ours
-                    await conn.execute(update(sessionlog_settings).where(where).values(value=value))
+            await self._put(conn, OPERATORS_READ_CHAT, "true" if allowed else "false")
+            if not allowed:
+                await self._put(conn, OPERATORS_READ_CHAT_EPOCH, uuid.uuid4().hex)
+
+    @staticmethod
+    async def _put(conn: AsyncConnection, key: str, value: str) -> None:
+        where = sessionlog_settings.c.key == key
+        changed = await conn.execute(update(sessionlog_settings).where(where).values(value=value))
+        if changed.rowcount == 0:
+            try:
+                async with conn.begin_nested():
+                    await conn.execute(insert(sessionlog_settings).values(key=key, value=value))
+            except IntegrityError:  # set at the same moment elsewhere: write ours
+                await conn.execute(update(sessionlog_settings).where(where).values(value=value))
 
     async def operator_side(self, room: str, identity: str, role: str) -> bool:
         """Whether a join token for `room` reads its chat from the operator's side."""

@@ -16,9 +16,9 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from server.api.access import Access, caller_of
-from server.api.http import RouteTable, json_response, read_body
+from server.api.http import RouteTable, json_response, path_id, read_body
 from server.api.tokens import IDENTITY_PATTERN, ROOM_PATTERN
-from server.errors import Forbidden, InvalidInput, NotFound
+from server.errors import Forbidden, InvalidInput
 from server.rooms.chat import ChatMessage
 from server.services import services_of
 from server.sessionlog import export
@@ -140,13 +140,6 @@ async def _transcript(
         session_id=session.id,
     )
     return messages if allowed else None
-
-
-def _int(request: web.Request, name: str) -> int:
-    raw = request.match_info[name]
-    if not raw.isdigit():
-        raise NotFound(f"no {name.removesuffix('_id')} {raw!r}")
-    return int(raw)
 
 
 def _data(value: Any) -> Any:
@@ -281,7 +274,7 @@ async def session_detail(request: web.Request) -> web.Response:
     viewer = _viewer(request)
     pair = await _pair(request, viewer)
     log = _log(request)
-    detail = await log.sessions.detail(pair.id, _int(request, "session_id"))
+    detail = await log.sessions.detail(pair.id, path_id(request, "session_id"))
     payload = detail_json(detail)
     payload["chat_messages"] = await log.sessions.message_count(detail.session)
     messages = await _transcript(log, viewer, pair, detail.session, "session_detail")
@@ -301,7 +294,7 @@ async def session_transcript(request: web.Request) -> web.Response:
     viewer = _viewer(request)
     pair = await _pair(request, viewer)
     log = _log(request)
-    session = await log.sessions.get(pair.id, _int(request, "session_id"))
+    session = await log.sessions.get(pair.id, path_id(request, "session_id"))
     messages = await _transcript(log, viewer, pair, session, "transcript")
     if messages is None:
         raise Forbidden("the program does not let operators read chat", code="chat_private")
@@ -321,7 +314,7 @@ async def session_transcript(request: web.Request) -> web.Response:
 async def add_note(request: web.Request) -> web.Response:
     viewer, pair, body = await _member_write(request, NoteIn)
     note = await _log(request).sessions.add_note(
-        pair.id, _int(request, "session_id"), viewer.identity, body.text
+        pair.id, path_id(request, "session_id"), viewer.identity, body.text
     )
     return json_response(_data(note), status=201)
 
@@ -339,7 +332,12 @@ async def add_note(request: web.Request) -> web.Response:
 async def give_feedback(request: web.Request) -> web.Response:
     viewer, pair, body = await _member_write(request, FeedbackIn)
     feedback = await _log(request).feedback.submit(
-        pair, _int(request, "session_id"), viewer.identity, body.rating, body.comment, body.good_fit
+        pair,
+        path_id(request, "session_id"),
+        viewer.identity,
+        body.rating,
+        body.comment,
+        body.good_fit,
     )
     return json_response(_data(feedback), status=201)
 
@@ -410,7 +408,7 @@ async def tick_agenda(request: web.Request) -> web.Response:
     current = await log.sessions.current(pair.id)
     item = await log.agenda.tick(
         pair.id,
-        _int(request, "item_id"),
+        path_id(request, "item_id"),
         viewer.identity,
         body.done,
         current.id if current else None,
@@ -461,7 +459,7 @@ async def add_goal(request: web.Request) -> web.Response:
 async def update_goal(request: web.Request) -> web.Response:
     viewer, pair, body = await _member_write(request, GoalPatch)
     goal = await _log(request).goals.update(
-        pair.id, _int(request, "goal_id"), **body.model_dump(exclude_none=True)
+        pair.id, path_id(request, "goal_id"), **body.model_dump(exclude_none=True)
     )
     return json_response(_data(goal))
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from redis.exceptions import RedisError
+
+from server.rooms.chat_privacy import ChatPrivacy
 from server.rooms.events import (
     ChatPosted,
     MediaModeChanged,
@@ -56,13 +59,25 @@ def wire_event(event: RoomEvent) -> tuple[str, dict[str, Any]] | None:
 
 
 def chat_channel(room: str) -> str:
-    """The connections of `room` that may read its chat (see `rooms.chat_privacy`)."""
+    """The members of `room` who read its chat (see `rooms.chat_privacy`)."""
     return f"chat:{room}"
 
 
+def operator_chat_channel(room: str, epoch: str) -> str:
+    """The operator's side of `room` reading its chat while `operators_read_chat` is on.
+
+    The epoch changes at each switch-off, and chat goes only to the current epoch's channel
+    and only while the setting is on, so switching it off cuts every such connection on
+    every node at once, with no message between nodes; they read again when they join
+    again with the setting on.
+    """
+    return f"chat-operators:{epoch}:{room}"
+
+
 class Broadcaster:
-    def __init__(self, signaling: Signaling):
+    def __init__(self, signaling: Signaling, privacy: ChatPrivacy):
         self._signaling = signaling
+        self._privacy = privacy
 
     async def __call__(self, event: RoomEvent) -> None:
         wired = wire_event(event)
@@ -70,5 +85,36 @@ class Broadcaster:
             return
         if isinstance(event, ChatPosted):
             await self._signaling.sio.emit(*wired, room=chat_channel(event.room))
+            await self._to_operator_side(event.room, wired)
         else:
             await self._signaling.emit_room(event.room, *wired)
+
+    async def _to_operator_side(self, room: str, wired: tuple[str, dict[str, Any]]) -> None:
+        """Live chat to the operator's side: only while the setting is on, and each delivery
+        audited, one row per reader (on this node from its connections, on the others from
+        the roster: one who joined there before the last switch-off is logged though the
+        message no longer reaches them)."""
+        epoch = await self._privacy.live_epoch()
+        if epoch is None:
+            return
+        channel = operator_chat_channel(room, epoch)
+        signaling = self._signaling
+        actors = []
+        for sid, _ in list(signaling.sio.manager.get_participants("/", channel)):
+            conn = signaling.connections.get(sid)
+            if conn is not None:
+                actors.append(f"{conn.token.role}:{conn.identity}")
+        if signaling.roster is not None:
+            try:
+                elsewhere = await signaling.roster.elsewhere(room)
+            except (RedisError, OSError):  # then the emit cannot reach other nodes either
+                elsewhere = []
+            for identity, role in elsewhere:
+                if await self._privacy.operator_side(room, identity, role):
+                    actors.append(f"{role}:{identity}")
+        for actor in actors:
+            await self._privacy.audit(
+                actor, purpose="room_live", granted=True, messages=1, room=room
+            )
+        if actors:
+            await signaling.sio.emit(*wired, room=channel)

@@ -12,7 +12,7 @@ from server.cluster.placement import Placement
 from server.errors import Forbidden, InvalidInput, RateLimited
 from server.rooms.chat import ChatService
 from server.rooms.model import CHOICE_PREFIX, MediaMode, Presence, is_choice
-from server.signaling.broadcast import chat_channel
+from server.signaling.broadcast import chat_channel, operator_chat_channel
 from server.signaling.ratelimit import TokenBucket
 from server.signaling.schemas import (
     ChatIn,
@@ -61,11 +61,15 @@ class RoomHandlers:
             token.room, token.identity, token.name, str(token.role), conn.sid, media_mode=mode
         )
         conn.joined = True
-        operator_side, reads_chat = await self._chat_reader(conn)
+        operator_side, live = await self._chat_reader(conn)
+        reads_chat = live is not None
         await self.signaling.sio.enter_room(conn.sid, room_channel(token.room))
         await self.signaling.sio.enter_room(conn.sid, person_channel(token.room, token.identity))
-        if reads_chat:
-            await self.signaling.sio.enter_room(conn.sid, chat_channel(token.room))
+        if conn.chat_channel not in (None, live):  # joined again: an old epoch's channel
+            await self.signaling.sio.leave_room(conn.sid, conn.chat_channel)
+        conn.chat_channel = live
+        if live is not None:
+            await self.signaling.sio.enter_room(conn.sid, live)
         if result.replaced_connection is not None:
             await self._drop_replaced(result.replaced_connection)
         history = []
@@ -109,7 +113,9 @@ class RoomHandlers:
         self.registry.leave(conn.room, conn.identity, connection=conn.sid, reason="left")
         conn.joined = False
         await self.signaling.sio.leave_room(conn.sid, room_channel(conn.room))
-        await self.signaling.sio.leave_room(conn.sid, chat_channel(conn.room))
+        if conn.chat_channel is not None:
+            await self.signaling.sio.leave_room(conn.sid, conn.chat_channel)
+            conn.chat_channel = None
         self._count()
         return {"ok": True}
 
@@ -130,8 +136,8 @@ class RoomHandlers:
         return {"id": message.id, "ts": message.ts}
 
     async def history(self, conn: Connection, payload: HistoryIn) -> Ack:
-        operator_side, reads_chat = await self._chat_reader(conn)
-        if not reads_chat:
+        operator_side, live = await self._chat_reader(conn)
+        if live is None:
             await self._audit(conn, "room_history", 0, granted=False)
             raise Forbidden("the program does not let operators read chat", code="chat_private")
         limit = payload.limit or self.settings.history_limit
@@ -141,11 +147,15 @@ class RoomHandlers:
             await self._audit(conn, "room_history", min(len(messages), limit), granted=True)
         return {"messages": [m.to_wire() for m in messages[-limit:]], "has_more": has_more}
 
-    async def _chat_reader(self, conn: Connection) -> tuple[bool, bool]:
-        """Whether the connection reads chat from the operator's side, and whether it may."""
+    async def _chat_reader(self, conn: Connection) -> tuple[bool, str | None]:
+        """Whether the connection reads chat from the operator's side, and the live chat
+        channel it may be in (None: it may not read chat)."""
         privacy = self.chat.privacy
         side = await privacy.operator_side(conn.room, conn.identity, str(conn.token.role))
-        return side, not side or await privacy.operators_read_chat()
+        if not side:
+            return False, chat_channel(conn.room)
+        epoch = await privacy.live_epoch()
+        return True, None if epoch is None else operator_chat_channel(conn.room, epoch)
 
     async def _audit(self, conn: Connection, purpose: str, messages: int, granted: bool) -> None:
         """A read of the room's chat by the operator's side goes to the audit log."""

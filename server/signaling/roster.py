@@ -209,6 +209,12 @@ class RedisRoster:
         raw = await self._redis.hget(self._keys.people(room), identity)
         return json.loads(raw).get("sid") if raw is not None else None
 
+    async def elsewhere(self, room: str) -> list[tuple[str, str]]:
+        """(identity, role) of each participant of `room` connected to another node."""
+        entries = await self._redis.hgetall(self._keys.people(room))
+        people = [json.loads(raw) for raw in entries.values()]
+        return [(p["identity"], p["role"]) for p in people if p.get("node") != self._node]
+
     async def participants(self, room: str) -> list[dict[str, Any]]:
         entries = await self._redis.hgetall(self._keys.people(room))
         people = [json.loads(raw) for raw in entries.values()]

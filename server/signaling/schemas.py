@@ -9,6 +9,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from server.api.http import MAX_ID
+
 
 class Payload(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
@@ -25,7 +27,7 @@ class ChatIn(Payload):
 
 
 class HistoryIn(Payload):
-    before: int | None = Field(None, ge=1)
+    before: int | None = Field(None, ge=1, le=MAX_ID)
     limit: int | None = Field(None, ge=1, le=200)
 
 
@@ -34,7 +36,7 @@ class TypingIn(Payload):
 
 
 class ReadIn(Payload):
-    up_to: int = Field(ge=1)
+    up_to: int = Field(ge=1, le=MAX_ID)
 
 
 class PresenceIn(Payload):

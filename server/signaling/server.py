@@ -42,6 +42,8 @@ class Connection:
     token: JoinToken
     bucket: TokenBucket
     joined: bool = False
+    # The live chat channel it is in: the members' (`chat:{room}`) or the operator's side's.
+    chat_channel: str | None = None
     connected_at: float = field(default_factory=time.time)
 
     @property

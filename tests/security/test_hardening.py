@@ -94,6 +94,46 @@ async def test_deeply_nested_json_body_is_422_not_a_500(target: Target) -> None:
     assert (await target.ok("GET", f"/api/v1/pairs/{pair['id']}/agenda", ada))["items"] == []
 
 
+async def test_huge_numbers_and_lone_surrogates_are_422_not_a_500(target: Target) -> None:
+    pair = await target.pair("ada", "bo")
+    token = target.token(pair["room"], "ada", "mentor")
+    ada = target.bearer(token)
+    base = f"/api/v1/pairs/{pair['id']}"
+    beyond_64_bits = "9" * 20
+    for method, path, body in [
+        ("GET", f"{base}/sessions/{beyond_64_bits}", None),
+        ("PATCH", f"{base}/goals/{beyond_64_bits}", {"progress": 1}),
+        ("PATCH", f"{base}/agenda/{beyond_64_bits}", {"done": True}),
+    ]:
+        status, payload, _ = await target.call(method, path, ada, body)
+        assert refused(status, payload), (path, status, payload)
+    profile = '[{"identity": %s, "role": "mentor", "timezone": "UTC", "capacity": %s}]'
+    for data in (
+        profile % ('"big"', "9" * 5000),  # more digits than Python turns into an int
+        profile % ('"a\\ud800b"', "1"),  # a lone surrogate, as JSON escapes it
+        profile % ('"\\udc00"', "1"),
+    ):
+        status, payload, _ = await target.call(
+            "POST", "/api/v1/matching/profiles", ADMIN, data=data
+        )
+        assert refused(status, payload), (data[:60], status, payload)
+    assert (await target.ok("GET", "/api/v1/matching/profiles", ADMIN))["profiles"] == []
+    # A surrogate pair (an emoji) is text like any other.
+    emoji = profile % ('"ada \\ud83d\\ude00"', "1")
+    assert (await target.call("POST", "/api/v1/matching/profiles", ADMIN, data=emoji))[0] == 200
+
+    # Over Socket.IO, message ids beyond 64 bits are an error ack, not an internal error.
+    person = await SocketParticipant(target.url, token).connect()
+    try:
+        await person.join(media_mode="text")
+        for event, payload in (("history", {"before": 2**63}), ("read", {"up_to": 2**64 - 1})):
+            ack = await person.call(event, payload)
+            assert ack["error"]["code"] == "invalid_payload", (event, ack)
+        assert (await person.call("read", {"up_to": 2**63 - 1}))["up_to"] == 2**63 - 1
+    finally:
+        await person.close()
+
+
 async def test_private_answers_are_never_cached(target: Target) -> None:
     pair = await target.pair("ada", "bo")
     pid, room = pair["id"], pair["room"]

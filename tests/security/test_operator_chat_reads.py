@@ -82,3 +82,53 @@ async def test_operator_cannot_read_chat_through_an_observer_token(
         ("observer:olga-2", "room_history", True, pair["id"]),
         ("observer:olga-2", "room_join", True, pair["id"]),
     ]
+
+
+async def test_switching_operators_read_chat_off_cuts_live_chat_of_those_already_in(
+    target: Target, sockets: list[SocketParticipant]
+) -> None:
+    pair = await target.pair("ada", "bo")
+    room = pair["room"]
+
+    async def connect(identity: str, role: str) -> SocketParticipant:
+        person = await SocketParticipant(target.url, target.token(room, identity, role)).connect()
+        sockets.append(person)
+        await person.join(media_mode="text")
+        return person
+
+    async def chat_reaches_bo(text: str, client_id: str) -> None:
+        await ada.chat(text, client_id)
+        await bo.wait_for("chat", {"client_id": client_id})
+
+    await target.ok("PUT", "/api/v1/program/settings", ADMIN, {"operators_read_chat": True})
+    watcher = await connect("watcher", "observer")
+    outsider = await connect("olga", "mentee")  # a token an operator issued for a non-member
+    ada = await connect("ada", "mentor")
+    bo = await connect("bo", "mentee")
+
+    # While the setting is on, live chat reaches them, and each delivery is audited.
+    await chat_reaches_bo("allowed to be read", "a-1")
+    await watcher.wait_for("chat", {"client_id": "a-1"})
+    await outsider.wait_for("chat", {"client_id": "a-1"})
+    reads = (await target.ok("GET", "/api/v1/program/transcript-reads", ADMIN))["reads"]
+    live = {(r["actor"], r["messages"], r["pair_id"]) for r in reads if r["purpose"] == "room_live"}
+    assert live == {("observer:watcher", 1, pair["id"]), ("mentee:olga", 1, pair["id"])}
+
+    # Switched off: nothing more reaches them, though they stay in the room.
+    await target.ok("PUT", "/api/v1/program/settings", ADMIN, {"operators_read_chat": False})
+    await chat_reaches_bo("private again", "a-2")
+    # Switched on again: they read live chat again only once they join again.
+    await target.ok("PUT", "/api/v1/program/settings", ADMIN, {"operators_read_chat": True})
+    await chat_reaches_bo("still private to those who joined before", "a-3")
+    for spy in (watcher, outsider):
+        await spy.call("presence", {"presence": "online"})  # a round trip after the fan-out
+        assert [m["client_id"] for m in spy.events["chat"]] == ["a-1"], spy.events["chat"]
+    after = (await target.ok("GET", "/api/v1/program/transcript-reads", ADMIN))["reads"]
+    assert [r for r in after if r["purpose"] == "room_live"] == [
+        r for r in reads if r["purpose"] == "room_live"
+    ]
+
+    await watcher.call("leave", {})
+    await watcher.join(media_mode="text")
+    await chat_reaches_bo("read again, and audited", "a-4")
+    await watcher.wait_for("chat", {"client_id": "a-4"})
