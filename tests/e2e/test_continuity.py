@@ -28,10 +28,10 @@ DEBUG = ("debug-handle",)
 # the first time this wait (`key`) saw that track: a replaced connection brings a new
 # track, which starts its own count.
 DECODING = """async ({identity, key, frames}) => {
-    const media = window.pairwiseDebug.room.media;
+    const media = window.pairwiseDebug?.room.media;  // undefined until the page has joined
     const tile = document.querySelector(`.tile[data-identity="${identity}"]`);
     const track = tile && tile.querySelector("video").srcObject?.getVideoTracks()[0];
-    if (!media.pc || !track) return false;
+    if (!media?.pc || !track) return false;
     let decoded = null;
     (await media.pc.getStats()).forEach((s) => {
         if (s.type === "inbound-rtp" && s.kind === "video" && s.trackIdentifier === track.id) {
