@@ -24,26 +24,61 @@ pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 DEBUG = ("debug-handle",)
 
+# Playwright's wait_for_function does not await a promise (an async predicate is truthy at
+# once), so the page samples getStats itself: every 200 ms, the frames decoded on each
+# tile's video track and the audio samples received, into window.__media. The predicates
+# below are synchronous and install the sampler if the page (e.g. after a reload) has none.
+SAMPLER = """
+    if (!window.__sampler) {
+        window.__media = {tiles: {}, audioSamples: 0};
+        window.__sampler = setInterval(async () => {
+            const media = window.pairwiseDebug?.room.media;  // undefined until joined
+            if (!media?.pc) return;
+            const frames = new Map();
+            let samples = 0;
+            (await media.pc.getStats()).forEach((s) => {
+                if (s.type !== "inbound-rtp") return;
+                if (s.kind === "video") frames.set(s.trackIdentifier, s.framesDecoded || 0);
+                if (s.kind === "audio") samples += s.totalSamplesReceived || 0;
+            });
+            window.__media.audioSamples = samples;
+            for (const tile of document.querySelectorAll(".tile")) {
+                const track = tile.querySelector("video").srcObject?.getVideoTracks()[0];
+                if (track && frames.has(track.id)) {
+                    window.__media.tiles[tile.dataset.identity] = {track: track.id, frames: frames.get(track.id)};
+                }
+            }
+        }, 200);
+    }
+"""
+
 # Truthy once the video on `identity`'s tile has decoded `frames` new frames, counted from
 # the first time this wait (`key`) saw that track: a replaced connection brings a new
 # track, which starts its own count.
-DECODING = """async ({identity, key, frames}) => {
-    const media = window.pairwiseDebug.room.media;
-    const tile = document.querySelector(`.tile[data-identity="${identity}"]`);
-    const track = tile && tile.querySelector("video").srcObject?.getVideoTracks()[0];
-    if (!media.pc || !track) return false;
-    let decoded = null;
-    (await media.pc.getStats()).forEach((s) => {
-        if (s.type === "inbound-rtp" && s.kind === "video" && s.trackIdentifier === track.id) {
-            decoded = s.framesDecoded || 0;
-        }
-    });
-    if (decoded === null) return false;
+DECODING = (
+    "({identity, key, frames}) => {"
+    + SAMPLER
+    + """
+    const now = window.__media.tiles[identity];
+    if (!now) return false;
     window.__decodeBase = window.__decodeBase || {};
-    const base = `${key}:${track.id}`;
-    if (!(base in window.__decodeBase)) window.__decodeBase[base] = decoded;
-    return decoded - window.__decodeBase[base] >= frames;
+    const base = `${key}:${now.track}`;
+    if (!(base in window.__decodeBase)) window.__decodeBase[base] = now.frames;
+    return now.frames - window.__decodeBase[base] >= frames;
 }"""
+)
+
+# Truthy once `samples` more audio samples arrived than when this wait (`key`) began.
+HEARING = (
+    "({key, samples}) => {"
+    + SAMPLER
+    + """
+    window.__audioBase = window.__audioBase || {};
+    if (!window.__media.audioSamples) return false;
+    if (!(key in window.__audioBase)) window.__audioBase[key] = window.__media.audioSamples;
+    return window.__media.audioSamples - window.__audioBase[key] >= samples;
+}"""
+)
 
 _waits = 0
 
@@ -61,7 +96,13 @@ async def decodes(person: RoomPage, other: str, timeout_s: float, frames: int = 
 
 
 async def both_decode(a: RoomPage, b: RoomPage, timeout_s: float) -> None:
-    await asyncio.gather(decodes(a, b.identity, timeout_s), decodes(b, a.identity, timeout_s))
+    try:
+        await asyncio.gather(decodes(a, b.identity, timeout_s), decodes(b, a.identity, timeout_s))
+    except Exception:
+        for person in (a, b):  # what each page did, for the failure report
+            trace = await person.evaluate("() => window.pairwiseDebug?.state().trace")
+            print(person.identity, *(trace or []), sep="\n  ")
+        raise
 
 
 def call(url: str, method: str = "GET", body: Any = None) -> Any:
@@ -170,6 +211,10 @@ async def test_offline_for_12_s_then_back_on_video(open_page: OpenPage, base_url
     await bo.say("Written while my Wi-Fi was down")
     # The fault shows on ada's page: bo's tile stops showing live video.
     await expect(ada.tile("bo")).not_to_have_class("tile has-video", timeout=12_000)
+    # ... and says why instead of freezing on the last frame.
+    await expect(ada.tile("bo").locator(".tile-state")).to_have_text(
+        re.compile("Video paused|Reconnecting…")
+    )
     await ada.page.wait_for_timeout(max(0, 12_000 - (loop.time() - offline_at) * 1000))
     await bo.page.context.set_offline(False)
 
@@ -210,17 +255,7 @@ async def test_text_by_choice_then_video_and_microphone(open_page: OpenPage, bas
     await expect(bo.page.get_by_role("button", name="Mute")).to_be_visible()
     # Ada's only incoming audio is bo's: its samples grow once his microphone is sent.
     await ada.page.wait_for_function(
-        """async () => {
-            const pc = window.pairwiseDebug.room.media.pc;
-            let samples = 0;
-            if (pc) (await pc.getStats()).forEach((s) => {
-                if (s.type === "inbound-rtp" && s.kind === "audio") samples += s.totalSamplesReceived || 0;
-            });
-            window.__audioBase ??= samples;
-            return samples - window.__audioBase > 48000;
-        }""",
-        polling=250,
-        timeout=15_000,
+        HEARING, arg={"key": "unmuted", "samples": 48000}, polling=250, timeout=15_000
     )
     await both_decode(ada, bo, 15)
     steps = modes(await timeline(base_url, pair_id), "bo")

@@ -6,6 +6,7 @@ the namespace drops UDP, so only media breaks, as on a network that blocks UDP."
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -92,6 +93,10 @@ async def test_udp_blocked_mid_call_then_back_on_video(
     test_host.block_udp()
     blocked_at = loop.time()
     await expect(ada.tile("bo")).not_to_have_class("tile has-video", timeout=15_000)
+    # ... and says why instead of freezing on the last frame.
+    await expect(ada.tile("bo").locator(".tile-state")).to_have_text(
+        re.compile("Video paused|Reconnecting…")
+    )
     await ada.page.wait_for_timeout(max(0, (blocked_s - (loop.time() - blocked_at)) * 1000))
     test_host.heal()
 

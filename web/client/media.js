@@ -205,9 +205,9 @@ export class MediaSession {
     const previous = this.mode;
     this.mode = mode;
     this.onModeChange();
+    this.#sendVideo(mode === "video" && !this.audioOnlyChosen);
     if (mode === previous) return;
     const down = LADDER.indexOf(mode) > LADDER.indexOf(previous);
-    this.#sendVideo(mode === "video" && !this.audioOnlyChosen);
     if (!down) {
       clearTimeout(this.stoppedDownTimer);
       if (mode === "video" && this.capability === "video" && !this.senders.video) {
@@ -415,6 +415,8 @@ export class MediaSession {
     const changed = mode !== this.mode;
     this.mode = mode;
     this.onModeChange();
+    // The camera goes out exactly in video mode (a step down on the way may have held it).
+    this.#sendVideo(mode === "video" && !this.audioOnlyChosen);
     if (!changed) return;
     this.#note(`mode ${mode}: ${reason}${choice ? " (choice)" : ""}`);
     try {
@@ -498,10 +500,19 @@ export class MediaSession {
     const event = replacing ? "media_reconnect" : "media_offer";
     const payload = { sdp: pc.localDescription.sdp, type: "offer" };
     if (replacing) payload.reason = (this.lastDrop || "client reconnect").slice(0, 200) || "client";
-    const answer = await this.socket.request(event, payload);
+    // Until the answer comes, any re-offer is for the connection this one replaces (the
+    // SFU answers before it re-offers on the new one): #renegotiate drops those.
+    this.offering = pc;
+    let answer;
+    try {
+      answer = await this.socket.request(event, payload);
+    } finally {
+      if (this.offering === pc) this.offering = null;
+    }
     if (run !== this.generation) throw new ConnectFailed("superseded");
     this.#learnOwners(answer);
-    await pc.setRemoteDescription({ type: "answer", sdp: answer.sdp });
+    this.answering = pc.setRemoteDescription({ type: "answer", sdp: answer.sdp });
+    await this.answering;
     await connected;
     // Below video for the network (not a choice) the camera is not reported off: the
     // session log would read it as the person's choice.
@@ -524,6 +535,12 @@ export class MediaSession {
   async #renegotiate({ sdp, revision, tracks }) {
     const pc = this.pc;
     if (!pc || pc.signalingState === "closed") return;
+    if (this.offering === pc) {
+      this.#note(`re-offer ${revision} for the replaced connection dropped`);
+      return;
+    }
+    await this.answering?.catch(() => {}); // apply my offer's answer first
+    if (pc !== this.pc) return;
     this.#learnOwners({ tracks });
     try {
       await pc.setRemoteDescription({ type: "offer", sdp });

@@ -1,0 +1,259 @@
+"""Continuity in Chromium: two real browsers in a call, one fault at a time, timed.
+
+The same faults as tests/e2e/test_continuity.py and tests/e2e/test_network_faults.py,
+measured instead of asserted. For each: *down* is the fault → ada's tile of bo stops
+showing live video ("Video paused" / "Reconnecting…"); *back* is the fault clearing →
+both pages decode each other's video again (15 new frames each, from getStats); the
+path is bo's session-log entries from the fault on; chat is one message bo writes during
+the fault, acknowledged, stored and shown to ada (or lost).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from playwright.async_api import BrowserContext, Page, async_playwright
+
+from server.app import create_app
+from server.config import load_settings
+from tests.e2e.conftest import GRANTING_FLAGS
+from tests.e2e.test_continuity import DECODING, make_pair, timeline
+from tests.support.netns import TestHost, create_test_host
+from tests.support.participants import issue_token
+from tests.support.process import ADMIN_KEY, SECRET_KEY
+
+TITLE = "Continuity in Chromium: faults mid-call, down and back up to video"
+CHROMIUM = "/usr/bin/chromium"
+PLAYING = """(identity) => document.querySelector(`.tile[data-identity="${identity}"]`)
+    ?.dataset.video === "playing" """
+
+
+@dataclass
+class Row:
+    fault: str
+    held_s: float
+    down_s: float | None
+    back_s: float
+    path: str
+    chat: str
+
+
+class Call:
+    def __init__(self, base: str, pair_id: str, room: str, ada: Page, bo: Page):
+        self.base, self.pair_id, self.room, self.ada, self.bo = base, pair_id, room, ada, bo
+        self.waits = 0
+
+    async def decoding(self, page: Page, other: str, timeout_s: float = 60) -> None:
+        self.waits += 1
+        await page.wait_for_function(
+            DECODING,
+            arg={"identity": other, "key": f"b{self.waits}", "frames": 15},
+            polling=100,
+            timeout=timeout_s * 1000,
+        )
+
+    async def both_decode(self) -> None:
+        await asyncio.gather(self.decoding(self.ada, "bo"), self.decoding(self.bo, "ada"))
+
+
+async def join(context: BrowserContext, origin: str, base: str, room: str, who: str) -> Page:
+    token = await asyncio.to_thread(issue_token, base, room, who, who.title())
+    page = await context.new_page()
+    await page.goto(f"{origin}/join?diag=debug-handle#token={token}")
+    button = page.get_by_role("button", name="Join meeting")
+    await page.wait_for_function("() => !document.getElementById('join-button').disabled")
+    await button.click()
+    await page.wait_for_selector(f'.tile[data-identity="{who}"]')
+    return page
+
+
+async def measure(
+    fault: str,
+    call_: Call,
+    inject: Callable[[], Awaitable[None]],
+    clear: Callable[[], Awaitable[None]],
+    hold_s: float,
+    chat: bool = True,
+) -> Row:
+    loop = asyncio.get_running_loop()
+    entries_before = len(await timeline(call_.base, call_.pair_id))
+    started = loop.time()
+    await inject()
+    text = f"written during: {fault}"
+    if chat:
+        await call_.bo.get_by_role("textbox", name="Message").fill(text)
+        await call_.bo.get_by_role("textbox", name="Message").press("Enter")
+    down: float | None = None
+    try:
+        await call_.ada.wait_for_function(
+            f"() => !({PLAYING})('bo')", polling=100, timeout=(hold_s or 5) * 1000
+        )
+        down = loop.time() - started
+    except Exception:  # the partner's video never visibly stopped (a quick rebuild)
+        down = None
+    rest = hold_s - (loop.time() - started)
+    if rest > 0:
+        await asyncio.sleep(rest)  # the fault lasts this long: a duration, not a wait
+    # An instant fault (a closed connection, a reload) has nothing to clear: back is
+    # counted from the fault itself.
+    cleared = loop.time() if hold_s else started
+    await clear()
+    await call_.both_decode()
+    back = loop.time() - cleared
+    outcome = "—"
+    if chat:
+        # The server broadcasts a message only once it is stored: ada seeing it means stored.
+        await call_.ada.wait_for_selector(f'#chat-log .msg:has-text("{text}")', timeout=30_000)
+        await call_.bo.wait_for_function(
+            "() => !document.querySelector('#chat-log .msg.pending')", timeout=30_000
+        )
+        outcome = "1 sent: acked, stored, shown to ada; 0 lost"
+    entries = (await timeline(call_.base, call_.pair_id))[entries_before:]
+    path = ", ".join(
+        f"{e['kind']} {e['detail']}".strip()
+        for e in entries
+        if e["identity"] == "bo" and e["kind"] not in ("presence",)
+    )
+    print(f"-- {fault}: down {down}, back {back:.1f} s", flush=True)
+    return Row(fault, hold_s, down, back, path or "(no entry)", outcome)
+
+
+async def run(quick: bool) -> str:
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = load_settings(
+            data_dir=Path(tmp) / "data", admin_key=ADMIN_KEY, secret_key=SECRET_KEY
+        )
+        runner = web.AppRunner(create_app(settings))
+        await runner.setup()
+        site = web.TCPSite(runner, "0.0.0.0", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        base = f"http://127.0.0.1:{port}"
+        host: TestHost | None = None
+        try:
+            async with async_playwright() as pw:
+                browser = await pw.chromium.launch(executable_path=CHROMIUM, args=GRANTING_FLAGS)
+                n = 0
+                previous: Call | None = None
+
+                async def new_call(
+                    bo_context: BrowserContext | None = None, bo_origin: str | None = None
+                ) -> Call:
+                    nonlocal n, previous
+                    if previous is not None:  # one call at a time: 2 cores, 2 videos each way
+                        await previous.ada.context.close()
+                        await previous.bo.context.close()
+                    n += 1
+                    room = f"pair-bench{n}"
+                    pair_id = await make_pair(base, room)
+                    ada = await join(await browser.new_context(), base, base, room, "ada")
+                    bo = await join(
+                        bo_context or await browser.new_context(),
+                        bo_origin or base,
+                        base,
+                        room,
+                        "bo",
+                    )
+                    c = Call(base, pair_id, room, ada, bo)
+                    await c.both_decode()
+                    previous = c
+                    return c
+
+                c = await new_call()
+                button = c.bo.get_by_role("button", name="Audio only")
+                rows.append(
+                    await measure(
+                        "audio only on, then off (a choice)", c, button.click, button.click, 5
+                    )
+                )
+                c = await new_call()
+                rows.append(
+                    await measure(
+                        "browser offline (Playwright set_offline)",
+                        c,
+                        lambda: c.bo.context.set_offline(True),
+                        lambda: c.bo.context.set_offline(False),
+                        12,
+                    )
+                )
+                c = await new_call()
+                rows.append(
+                    await measure(
+                        "the page's RTCPeerConnection closed (pc.close())",
+                        c,
+                        lambda: c.bo.evaluate("() => window.pairwiseDebug.room.media.pc.close()"),
+                        _nothing,
+                        0,
+                        chat=False,
+                    )
+                )
+                c = await new_call()
+                rows.append(await measure("tab reloaded", c, c.bo.reload, _nothing, 0, chat=False))
+                if os.geteuid() == 0:
+                    host = create_test_host()
+                    script = Path(tmp) / "chromium-in-namespace"
+                    script.write_text(
+                        f'#!/bin/sh\nexec ip netns exec {host.name} {CHROMIUM} "$@"\n'
+                    )
+                    script.chmod(0o755)
+                    origin = f"http://{host.host_ip}:{port}"
+                    ns_browser = await pw.chromium.launch(
+                        executable_path=str(script),
+                        args=[
+                            *GRANTING_FLAGS,
+                            f"--unsafely-treat-insecure-origin-as-secure={origin}",
+                        ],
+                    )
+                    for held in (15,) if quick else (15, 30):
+                        c = await new_call(await ns_browser.new_context(), origin)
+                        h = host
+                        rows.append(
+                            await measure(
+                                f"UDP blocked (namespace, nftables) {held} s",
+                                c,
+                                _sync(h.block_udp),
+                                _sync(h.heal),
+                                held,
+                            )
+                        )
+                    await ns_browser.close()
+                await browser.close()
+        finally:
+            if host is not None:
+                host.remove()
+            await runner.cleanup()
+    lines = [
+        "Two Chromium participants (fake camera and microphone) through the SFU of one",
+        "in-process server with the product's default thresholds; the fault is on bo.",
+        "*Down*: fault → ada's tile of bo stops showing live video (— when it never did:",
+        "the rebuild was quicker than a frame gap shows). *Back*: fault cleared → both decode",
+        "15 new frames of each other's video (getStats). *Path*: bo's session-log entries",
+        "from the fault on. *Chat*: one message bo wrote during the fault.\n",
+        "| fault | held | down | back to video | path (session log) | chat |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        down = "—" if r.down_s is None else f"{r.down_s:.1f} s"
+        lines.append(
+            f"| {r.fault} | {r.held_s:.0f} s | {down} | {r.back_s:.1f} s | {r.path} | {r.chat} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+async def _nothing() -> None:
+    return None
+
+
+def _sync(fn: Callable[[], Any]) -> Callable[[], Awaitable[None]]:
+    async def run_() -> None:
+        await asyncio.to_thread(fn)
+
+    return run_
