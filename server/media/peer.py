@@ -243,15 +243,20 @@ class Peer:
         self.outgoing[publication] = Outgoing(publication, track, transceiver)
         self.renegotiate()
 
-    async def remove_outgoing(self, publication: Publication) -> None:
-        outgoing = self.outgoing.pop(publication, None)
-        if outgoing is None:
+    async def remove_outgoing(self, *publications: Publication) -> None:
+        """Stop forwarding `publications` to this peer, in one re-offer: a participant
+        who leaves ends their audio and video together (one offer per track was two
+        renegotiations for everyone else)."""
+        removed = [self.outgoing.pop(p) for p in publications if p in self.outgoing]
+        if not removed:
             return
-        publication.unsubscribe(outgoing.track)
-        outgoing.transceiver.direction = "inactive"
-        # Stopping the sender sends RTCP BYE: the subscriber's track ends now.
-        with contextlib.suppress(Exception):
-            await outgoing.transceiver.stop()
+        for outgoing in removed:
+            outgoing.publication.unsubscribe(outgoing.track)
+            outgoing.transceiver.direction = "inactive"
+        # Stopping a sender sends RTCP BYE: the subscriber's track ends now.
+        for outgoing in removed:
+            with contextlib.suppress(Exception):
+                await outgoing.transceiver.stop()
         self.renegotiate()
 
     def renegotiate(self) -> None:

@@ -215,8 +215,7 @@ class Sfu:
         peer = media.peers.pop(identity, None)
         if peer is not None:
             await self._close_peer(peer)
-        for publication in media.publications_of(identity):
-            await self._unpublish(media, publication)
+        await self._unpublish(media, *media.publications_of(identity))
         media.controls.pop(identity, None)
         if not media.peers and not media.publications and self.rooms.get(room) is media:
             del self.rooms[room]
@@ -276,11 +275,16 @@ class Sfu:
         if media is not None and publication is not None:
             self._spawn(self._unpublish(media, publication))
 
-    async def _unpublish(self, media: RoomMedia, publication: Publication) -> None:
-        media.publications.pop((publication.identity, publication.kind), None)
+    async def _unpublish(self, media: RoomMedia, *publications: Publication) -> None:
+        """End `publications`: each subscriber is renegotiated once for all of them."""
+        if not publications:
+            return
+        for publication in publications:
+            media.publications.pop((publication.identity, publication.kind), None)
         for other in list(media.peers.values()):
-            await other.remove_outgoing(publication)
-        publication.close()
+            await other.remove_outgoing(*publications)
+        for publication in publications:
+            publication.close()
 
     def _on_track(self, peer: Peer, incoming: Incoming) -> None:
         receiver = incoming.transceiver.receiver
