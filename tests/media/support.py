@@ -19,7 +19,7 @@ from typing import Any
 
 import av
 import numpy as np
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpReceiver, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcconfiguration import RTCBundlePolicy
 
@@ -189,6 +189,8 @@ class MediaClient:
         self.received: list[Received] = []
         self.renegotiations = 0
         self.answer_acks: list[Any] = []
+        # Called with each encoded frame tapped (decode=False), e.g. to send RTCP back.
+        self.on_frame: Callable[[Received, RTCRtpReceiver, Any], None] | None = None
         self._lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
         self._changed = asyncio.Event()
@@ -292,12 +294,15 @@ class MediaClient:
                 if not self.decode:
                     aiortc_internals.tap_encoded_frames(
                         transceiver.receiver,
-                        lambda codec, frame: self._tapped(received, frame),
+                        lambda codec, frame, r=transceiver.receiver: self._tapped(
+                            received, r, frame
+                        ),
                     )
         self._tasks.append(asyncio.create_task(self._consume(track, received)))
 
-    @staticmethod
-    def _tapped(received: Received, frame: Any) -> None:
+    def _tapped(self, received: Received, receiver: RTCRtpReceiver, frame: Any) -> None:
+        if self.on_frame is not None:
+            self.on_frame(received, receiver, frame)
         if received.first_is_key is None:
             received.first_is_key = not frame.data[0] & 1 if received.kind == "video" else True
         received.encoded.append(bytes(frame.data))
