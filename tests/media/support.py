@@ -175,12 +175,14 @@ class MediaClient:
         decode: bool = True,
         munge_offer: Callable[[str], str] | None = None,
         munge_first_offer: Callable[[str], str] | None = None,
+        munge_first_answer: Callable[[str], str] | None = None,
         answer_delay: float = 0.0,
     ) -> None:
         self.socket = socket
         self.decode = decode
         self.munge_offer = munge_offer
         self.munge_first_offer = munge_first_offer
+        self.munge_first_answer = munge_first_answer
         self.answer_delay = answer_delay  # a slow client: answers the SFU's offers late
         self.offers: list[dict[str, Any]] = []  # the SFU's media_renegotiate payloads
         self.first_exchange: tuple[str, str] | None = None  # (offer sent, answer)
@@ -219,7 +221,10 @@ class MediaClient:
             ack = await self.socket.call(event, {"sdp": sdp, "type": "offer", **extra}, timeout=20)
             assert "error" not in ack, ack
             self.first_exchange = (sdp, ack["sdp"])
-            await self.pc.setRemoteDescription(RTCSessionDescription(ack["sdp"], "answer"))
+            answer = ack["sdp"]
+            if self.munge_first_answer is not None:
+                answer = self.munge_first_answer(answer)
+            await self.pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
             return dict(ack)
 
     async def reconnect(self, reason: str = "test") -> dict[str, Any]:
