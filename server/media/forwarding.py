@@ -96,6 +96,8 @@ class Publication:
         self.subscribers: list[ForwardedTrack] = []
         self.sinks: list[Callable[[RTCRtpCodecParameters, av.Packet], None]] = []
         self.on_close: list[Callable[[], None]] = []
+        # Audio: each packet's RFC 6464 level (the active-speaker detector's input).
+        self.on_audio_level: Callable[[int], None] | None = None
         self.frames = 0
         self.bytes = 0
         self.keyframes = 0
@@ -140,12 +142,19 @@ class Publication:
 
         def deliver(codec: RTCRtpCodecParameters, frame: JitterFrame) -> None:
             if generation == self._generation:
-                self.push(codec, frame.data, frame.timestamp)
+                self.push(codec, frame.data, frame.timestamp, internals.audio_level(frame))
 
         return deliver
 
-    def push(self, codec: RTCRtpCodecParameters, data: bytes, timestamp: int) -> None:
-        """One complete encoded frame from the publisher (on the event loop)."""
+    def push(
+        self,
+        codec: RTCRtpCodecParameters,
+        data: bytes,
+        timestamp: int,
+        audio_level: int | None = None,
+    ) -> None:
+        """One complete encoded frame from the publisher (on the event loop), with its
+        RFC 6464 audio level if it is audio and had one (kept on forwarded packets)."""
         now = time.monotonic()
         self.last_frame_at = now
         self.frames += 1
@@ -164,6 +173,8 @@ class Publication:
             self._keyframes.keyframe()
         if self.paused or self.held or not (self.subscribers or self.sinks):
             return
+        if audio_level is not None and self.on_audio_level is not None:
+            self.on_audio_level(audio_level)
         packet = av.Packet(data)
         packet.pts = self._last_ts
         packet.time_base = self._time_base
@@ -173,7 +184,7 @@ class Publication:
         if self._direct:
             if self._packetize is None:
                 self._packetize = internals.packetizer(codec)
-            packetized = Packetized(self._packetize(packet), self._last_ts, ntp_now())
+            packetized = Packetized(self._packetize(packet), self._last_ts, ntp_now(), audio_level)
         waiting = False
         for track in self.subscribers:
             waiting |= not track.offer(packet, key, packetized)
