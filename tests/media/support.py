@@ -176,6 +176,7 @@ class MediaClient:
         munge_offer: Callable[[str], str] | None = None,
         munge_first_offer: Callable[[str], str] | None = None,
         munge_first_answer: Callable[[str], str] | None = None,
+        munge_answer: Callable[[str], str] | None = None,
         answer_delay: float = 0.0,
     ) -> None:
         self.socket = socket
@@ -183,6 +184,7 @@ class MediaClient:
         self.munge_offer = munge_offer
         self.munge_first_offer = munge_first_offer
         self.munge_first_answer = munge_first_answer
+        self.munge_answer = munge_answer  # this client's answers to the SFU's offers
         self.answer_delay = answer_delay  # a slow client: answers the SFU's offers late
         self.offers: list[dict[str, Any]] = []  # the SFU's media_renegotiate payloads
         self.first_exchange: tuple[str, str] | None = None  # (offer sent, answer)
@@ -278,10 +280,13 @@ class MediaClient:
                 sdp = self.munge_offer(sdp)
             await self.pc.setRemoteDescription(RTCSessionDescription(sdp, "offer"))
             await self.pc.setLocalDescription(await self.pc.createAnswer())
+            answer = self.pc.localDescription.sdp
+            if self.munge_answer is not None:
+                answer = self.munge_answer(answer)
             ack = await self.socket.call(
                 "media_answer",
                 {
-                    "sdp": self.pc.localDescription.sdp,
+                    "sdp": answer,
                     "type": "answer",
                     "revision": data["revision"],
                 },

@@ -116,3 +116,38 @@ async def test_a_data_channel_is_refused_and_the_audio_still_flows(join: Join) -
     assert ack["refused"] == [{"mid": "dc", "kind": "application", "reason": "data_channel"}]
     assert sections(ack["sdp"])["dc"] == ("application", 0)
     await audio_flows(ada, bo)
+
+
+def with_rejected_first(answer: str) -> str:
+    """This client's answer with a rejected first section, as a browser answers the SFU's
+    re-offer (which keeps the refused section, port 0, in its place)."""
+    at = answer.index("\r\nm=") + 2
+    return (
+        answer[:at]
+        + "m=video 0 UDP/TLS/RTP/SAVPF 0\r\nc=IN IP4 0.0.0.0\r\na=mid:v9\r\n"
+        + answer[at:]
+    )
+
+
+async def test_later_offers_keep_the_refused_section_in_its_place(join: Join) -> None:
+    ada = await join(
+        "ada",
+        video=[],
+        connect=False,
+        munge_first_offer=with_section(VP9_ONLY, first=True),
+        munge_first_answer=without_rejected,
+        munge_offer=without_rejected,
+        munge_answer=with_rejected_first,
+    )
+    await ada.connect()
+    await join("carol")  # ada is re-offered carol's audio and video
+    await ada.wait_until(lambda: ada.renegotiations >= 1, timeout=20)
+    offer = ada.offers[-1]["sdp"]
+    offered = sections(offer)
+    assert list(offered)[0] == "v9" and offered["v9"] == ("video", 0)
+    bundle = next(line for line in offer.split("\r\n") if line.startswith("a=group"))
+    assert "v9" not in bundle.split()
+    assert all("error" not in ack for ack in ada.answer_acks), ada.answer_acks
+    await ada.wait_until(
+        lambda: len(ada.received) == 2 and all(r.frames > 10 for r in ada.received), timeout=20
+    )
