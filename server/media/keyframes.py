@@ -5,10 +5,11 @@ decoder is lost, a joiner, a subscriber resuming after a stall), and so can the 
 itself. Forwarded one for one they would make the publisher send a keyframe for each:
 a subscriber that can never decode (E2EE without the key) sends a PLI for every frame,
 and with the former 0.5 s debounce the SFU passed ~2 keyframe requests a second to the
-publisher, each costing it a keyframe (5-10x a delta frame's size) for the whole room.
+publisher (measured, issue 19), each costing it a keyframe, which is larger than a
+delta frame, sent to the whole room.
 
-So requests are coalesced per publisher, as mediasoup's `keyFrameRequestDelay` and
-LiveKit's PLI throttle (1 s for a camera layer) do: the first one goes at once, those
+So requests are coalesced per publisher, as mediasoup's `keyFrameRequestDelay` (when
+set) and LiveKit's PLI throttle (1 s for its mid and high layers) do: the first one goes at once, those
 that come within `KEYFRAME_INTERVAL_SECONDS` of the last one sent are merged into a
 single request sent when the interval ends, and a keyframe arriving in the meantime
 answers them all. A room of any size then costs the publisher at most one keyframe

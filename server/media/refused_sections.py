@@ -9,7 +9,7 @@ parameters", and the whole offer, the audio with it, was refused. A data channel
 So those sections never reach aiortc. `Refusals.take(offer)` removes them from the
 client's offer (and from its BUNDLE group); the SFU's answer and each of its later
 offers get them back at the same index as rejected sections (port 0, `a=inactive`, out
-of the BUNDLE group: JSEP §5.3.1, §5.2.2), and `strip` takes them out of the client's
+of the BUNDLE group, as JSEP (RFC 8829) has rejected m-sections), and `strip` takes them out of the client's
 answers before aiortc reads them. aiortc numbers only the sections it knows; every
 section it adds later comes after the refused ones (which are all in the first
 offer), so splicing by index keeps both sides' m-line order.
