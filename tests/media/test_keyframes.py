@@ -76,8 +76,9 @@ async def test_a_subscriber_asking_on_every_frame_costs_the_publisher_one_a_seco
     await carol.wait_until(lambda: plis > 0, timeout=20)
     video = bo.tracks["video"]
     start, asked_before = time.monotonic(), video.keyframe_requests
-    await carol.wait_until(lambda: plis >= 75, timeout=30)  # 5 s of frames at 15 fps
+    await carol.wait_until(lambda: plis >= 120, timeout=40)  # 8 s of frames at 15 fps
     elapsed = time.monotonic() - start
     asked = video.keyframe_requests - asked_before
     assert asked >= 1  # held back, never dropped
-    assert asked <= int(elapsed / KEYFRAME_INTERVAL_SECONDS) + 1, (asked, elapsed, plis)
+    # One a second, plus one for the window's edges (a request on its way at the start).
+    assert asked <= int(elapsed / KEYFRAME_INTERVAL_SECONDS) + 2, (asked, elapsed, plis)
