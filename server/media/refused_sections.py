@@ -85,11 +85,14 @@ def _without_mids(session: list[str], mids: set[str]) -> list[str]:
 
 
 def refusal(section: list[str]) -> str | None:
-    """Why the SFU cannot take this section, or None if aiortc can."""
-    kind = section[0][2:].split()[0]
+    """Why the SFU cannot take this section, or None if aiortc can (or should judge)."""
+    parts = section[0][2:].split()
+    if len(parts) < 4:
+        return None  # a malformed m-line: aiortc refuses the offer (invalid_sdp)
+    kind = parts[0]
     if kind == "application":
         return NO_DATA_CHANNEL
-    if kind not in ("audio", "video") or section[0].split()[1] == "0":
+    if kind not in ("audio", "video") or parts[1] == "0":
         return None  # unknown kinds and sections the client rejected: aiortc's business
     supported = {
         c.mimeType.split("/")[1].lower()
@@ -97,7 +100,9 @@ def refusal(section: list[str]) -> str | None:
         if c.mimeType.split("/")[1].lower() not in _HELPERS
     }
     offered = {
-        line.split()[1].split("/")[0].lower() for line in section if line.startswith("a=rtpmap:")
+        line.split()[1].split("/")[0].lower()
+        for line in section
+        if line.startswith("a=rtpmap:") and len(line.split()) > 1
     }
     return None if offered & supported else NO_CODEC
 
