@@ -38,7 +38,10 @@ requests. The SFU needs both, so it relies on these internals:
    four audio packets (80 ms): `tap_encoded_frames` swaps in `PromptVideoBuffer`
    (a frame goes as soon as its marker-bit packet is in; `JitterBuffer.add` ends in
    `self._remove_frame(...)`, which it overrides) and `AudioPassThrough` (each audio
-   packet goes as it arrives; nothing reads an audio buffer's other internals).
+   packet goes as it arrives; nothing reads an audio buffer's other internals). It
+   hands on each packet's RFC 6464 level too (the parsed
+   `RtpPacket.extensions.audio_level`, `(voice, level)`), as a `LeveledFrame`, so the
+   SFU forwards it and finds the active speaker (speakers.py).
 
 9. The send side, so the SFU can send a forwarded frame's RTP packets itself instead of
    through `RTCRtpSender._run_rtp` (whose per-packet Python is most of an SFU's cost):
@@ -73,6 +76,7 @@ from typing import Any
 
 import aioice.ice
 import aiortc
+import aiortc.rtp
 import av
 from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
 from aiortc import rtcpeerconnection as _pc_module
@@ -140,6 +144,20 @@ class PromptVideoBuffer(JitterBuffer):
         return JitterFrame(data=b"".join(p._data for p in packets), timestamp=timestamp)
 
 
+class LeveledFrame(JitterFrame):
+    """An audio frame with its packet's audio level: the RFC 6464 byte (V bit and
+    0..127 = -dBov), or None when the packet carried none."""
+
+    def __init__(self, data: bytes, timestamp: int, audio_level: int | None) -> None:
+        super().__init__(data, timestamp)
+        self.audio_level = audio_level
+
+
+def audio_level(frame: JitterFrame) -> int | None:
+    """The RFC 6464 byte of a tapped audio frame, or None."""
+    return frame.audio_level if isinstance(frame, LeveledFrame) else None
+
+
 class AudioPassThrough(JitterBuffer):
     """Audio packets go on as they arrive (each is a whole frame); duplicates and
     packets older than the newest are dropped. The subscriber's own jitter buffer
@@ -156,7 +174,9 @@ class AudioPassThrough(JitterBuffer):
         ):
             return False, None
         self._newest = packet.sequence_number
-        return False, JitterFrame(data=packet._data, timestamp=packet.timestamp)
+        level = packet.extensions.audio_level
+        byte = None if level is None else (0x80 if level[0] else 0) | (level[1] & 0x7F)
+        return False, LeveledFrame(packet._data, packet.timestamp, byte)
 
 
 def tap_encoded_frames(receiver: RTCRtpReceiver, sink: FrameSink) -> None:
@@ -396,6 +416,8 @@ def check() -> None:
         problems.append("the m-line's a=msid no longer comes from RTCRtpSender._stream_id")
     if {"data", "timestamp"} - set(inspect.signature(JitterFrame).parameters):
         problems.append("JitterFrame(data, timestamp) changed")
+    if "values.audio_level = (" not in inspect.getsource(aiortc.rtp.HeaderExtensionsMap.get):
+        problems.append("RtpPacket.extensions.audio_level is no longer (voice, level)")
     if not _takes(RTCRtpReceiver, "_send_rtcp_nack", "media_ssrc", "lost"):
         problems.append("RTCRtpReceiver._send_rtcp_nack(media_ssrc, lost) is gone or changed")
     if "self.missing" not in inspect.getsource(NackGenerator.add):

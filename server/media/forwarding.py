@@ -12,7 +12,8 @@ bounded deque of `av.Packet`s with one waiting future. The per-frame path is kep
 (it runs once per frame per subscriber): metric children resolved once, one
 `av.Packet` and one `Packetized` per frame for everyone. A subscriber that falls behind
 (its socket's backlog is full, or its queue) loses frames, never memory: video then
-waits for a keyframe (and asks the publisher for one, debounced), audio drops frames.
+waits for a keyframe (and asks the publisher for one, at most once a second:
+keyframes.py), audio drops frames.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 
 from server.media import aiortc_internals as internals
+from server.media.keyframes import KeyframeLimiter
 from server.media.metrics import MediaMetrics
 from server.media.rtp_output import Delivery, Packetized, RtpOutput, ntp_now
 
@@ -38,7 +40,6 @@ log = logging.getLogger("pairwise.media.forwarding")
 
 VIDEO_QUEUE_FRAMES = 30  # about 1 s at 30 fps
 AUDIO_QUEUE_FRAMES = 50  # 1 s of 20 ms Opus frames
-KEYFRAME_DEBOUNCE_SECONDS = 0.5
 
 
 def is_keyframe(codec: RTCRtpCodecParameters, data: bytes) -> bool:
@@ -82,6 +83,7 @@ class Publication:
         kind: str,
         metrics: MediaMetrics,
         request_keyframe: Callable[[], bool] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.room = room
         self.identity = identity
@@ -94,6 +96,8 @@ class Publication:
         self.subscribers: list[ForwardedTrack] = []
         self.sinks: list[Callable[[RTCRtpCodecParameters, av.Packet], None]] = []
         self.on_close: list[Callable[[], None]] = []
+        # Audio: each packet's RFC 6464 level (the active-speaker detector's input).
+        self.on_audio_level: Callable[[int], None] | None = None
         self.frames = 0
         self.bytes = 0
         self.keyframes = 0
@@ -101,7 +105,9 @@ class Publication:
         self.expected_since = time.monotonic()  # attached or unpaused: frames should come
         self._metrics = metrics
         self._request_upstream = request_keyframe
-        self._last_request = 0.0
+        self._clock = clock
+        self._keyframes = KeyframeLimiter()
+        self._retry: asyncio.TimerHandle | None = None  # sends the requests held back
         self._generation = 0
         # Timestamps continue across receivers, so subscribers' senders never go back.
         self._offset = 0
@@ -136,12 +142,19 @@ class Publication:
 
         def deliver(codec: RTCRtpCodecParameters, frame: JitterFrame) -> None:
             if generation == self._generation:
-                self.push(codec, frame.data, frame.timestamp)
+                self.push(codec, frame.data, frame.timestamp, internals.audio_level(frame))
 
         return deliver
 
-    def push(self, codec: RTCRtpCodecParameters, data: bytes, timestamp: int) -> None:
-        """One complete encoded frame from the publisher (on the event loop)."""
+    def push(
+        self,
+        codec: RTCRtpCodecParameters,
+        data: bytes,
+        timestamp: int,
+        audio_level: int | None = None,
+    ) -> None:
+        """One complete encoded frame from the publisher (on the event loop), with its
+        RFC 6464 audio level if it is audio and had one (kept on forwarded packets)."""
         now = time.monotonic()
         self.last_frame_at = now
         self.frames += 1
@@ -157,8 +170,11 @@ class Publication:
         key = is_keyframe(codec, data)
         if key:
             self.keyframes += 1
+            self._keyframes.keyframe()
         if self.paused or self.held or not (self.subscribers or self.sinks):
             return
+        if audio_level is not None and self.on_audio_level is not None:
+            self.on_audio_level(audio_level)
         packet = av.Packet(data)
         packet.pts = self._last_ts
         packet.time_base = self._time_base
@@ -168,7 +184,7 @@ class Publication:
         if self._direct:
             if self._packetize is None:
                 self._packetize = internals.packetizer(codec)
-            packetized = Packetized(self._packetize(packet), self._last_ts, ntp_now())
+            packetized = Packetized(self._packetize(packet), self._last_ts, ntp_now(), audio_level)
         waiting = False
         for track in self.subscribers:
             waiting |= not track.offer(packet, key, packetized)
@@ -176,15 +192,26 @@ class Publication:
             self.request_keyframe("gate")
 
     def request_keyframe(self, reason: str) -> None:
-        """Ask the publisher for a keyframe, at most once per debounce interval."""
+        """Ask the publisher for a keyframe: now, or coalesced with the others made
+        within a second of the last one sent (keyframes.py)."""
         if self.kind != "video" or self._request_upstream is None:
             return
-        now = time.monotonic()
-        if now - self._last_request < KEYFRAME_DEBOUNCE_SECONDS:
+        now = self._clock()
+        if not self._keyframes.allows(now):
+            retry_at = self._keyframes.retry_at()
+            if self._retry is None and retry_at is not None:
+                self._retry = asyncio.get_running_loop().call_later(
+                    retry_at - now, self._send_held_back
+                )
             return
         if self._request_upstream():
-            self._last_request = now
+            self._keyframes.sent(now)
             self._metrics.keyframe_requests.labels(reason).inc()
+
+    def _send_held_back(self) -> None:
+        self._retry = None
+        if self._keyframes.pending:  # no keyframe came meanwhile
+            self.request_keyframe("coalesced")
 
     def frames_lost(self) -> None:
         """Frames between the last one pushed and the next are gone for good: every
@@ -235,6 +262,9 @@ class Publication:
             self.unsubscribe(track)
         self.sinks.clear()
         self._request_upstream = None
+        if self._retry is not None:
+            self._retry.cancel()
+            self._retry = None
         callbacks, self.on_close = self.on_close, []
         for callback in callbacks:
             callback()

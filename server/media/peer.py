@@ -40,6 +40,7 @@ from server.errors import Conflict, InvalidInput
 from server.media import aiortc_internals as internals
 from server.media.forwarding import ForwardedTrack, Publication
 from server.media.payload_types import Numbering
+from server.media.refused_sections import Refusals
 
 log = logging.getLogger("pairwise.media.peer")
 
@@ -182,6 +183,7 @@ class Peer:
         self._task: asyncio.Task[None] | None = None
         self._ssrcs: dict[str, int] = {}
         self._numbering = Numbering()
+        self.refusals = Refusals()  # sections of the first offer answered with port 0
         self.on_track: Callable[[Peer, Incoming], None] = lambda peer, incoming: None
         self.on_failed: Callable[[Peer, str], None] = lambda peer, reason: None
         self.on_negotiated: Callable[[Peer, Outgoing], None] = lambda peer, outgoing: None
@@ -194,7 +196,7 @@ class Peer:
 
     async def accept_offer(self, sdp: str) -> str:
         """Apply the client's first offer; return the SFU's answer."""
-        clean = sanitize_remote_sdp(sdp)
+        clean = self.refusals.take(sanitize_remote_sdp(sdp))
         async with self._lock:
             try:
                 self._ssrcs = _media_ssrcs(clean)
@@ -202,7 +204,11 @@ class Peer:
             except Exception as exc:
                 raise InvalidSdp(f"the offer was refused: {_describe(exc)}") from None
             if not any(t.kind in ("audio", "video") for t in self.pc.getTransceivers()):
-                raise InvalidSdp("the offer has no audio or video section")
+                refused = ", ".join(f"{r.kind}: {r.reason}" for r in self.refusals.sections)
+                raise InvalidSdp(
+                    "the offer has no audio or video section the SFU can take"
+                    + (f" (refused {refused})" if refused else "")
+                )
             try:
                 # aiortc accepts some broken offers (a media section without a usable
                 # transport) and only fails while answering them.
@@ -212,13 +218,13 @@ class Peer:
             answer = str(self.pc.localDescription.sdp)
             self._numbering.learn(clean)
             self._numbering.learn(answer, answer=True)
-            return answer
+            return self.refusals.restore(answer)
 
     async def accept_answer(self, sdp: str, revision: int) -> None:
         """Apply the client's answer to the SFU's outstanding offer."""
         if self._answered is None or self._answered.done() or revision != self.revision:
             raise NoOfferPending(f"no SFU offer with revision {revision} is waiting for an answer")
-        clean = sanitize_remote_sdp(sdp)
+        clean = self.refusals.strip(sanitize_remote_sdp(sdp))
         try:
             await self.pc.setRemoteDescription(RTCSessionDescription(clean, "answer"))
         except Exception as exc:
@@ -243,15 +249,20 @@ class Peer:
         self.outgoing[publication] = Outgoing(publication, track, transceiver)
         self.renegotiate()
 
-    async def remove_outgoing(self, publication: Publication) -> None:
-        outgoing = self.outgoing.pop(publication, None)
-        if outgoing is None:
+    async def remove_outgoing(self, *publications: Publication) -> None:
+        """Stop forwarding `publications` to this peer, in one re-offer: a participant
+        who leaves ends their audio and video together (one offer per track was two
+        renegotiations for everyone else)."""
+        removed = [self.outgoing.pop(p) for p in publications if p in self.outgoing]
+        if not removed:
             return
-        publication.unsubscribe(outgoing.track)
-        outgoing.transceiver.direction = "inactive"
-        # Stopping the sender sends RTCP BYE: the subscriber's track ends now.
-        with contextlib.suppress(Exception):
-            await outgoing.transceiver.stop()
+        for outgoing in removed:
+            outgoing.publication.unsubscribe(outgoing.track)
+            outgoing.transceiver.direction = "inactive"
+        # Stopping a sender sends RTCP BYE: the subscriber's track ends now.
+        for outgoing in removed:
+            with contextlib.suppress(Exception):
+                await outgoing.transceiver.stop()
         self.renegotiate()
 
     def renegotiate(self) -> None:
@@ -326,7 +337,8 @@ class Peer:
         await self.pc.setLocalDescription(RTCSessionDescription(sdp, "offer"))
         self.revision += 1
         self._answered = asyncio.get_running_loop().create_future()
-        await self._send_offer(self.pc.localDescription.sdp, self.revision, self.tracks())
+        offer_sdp = self.refusals.restore(self.pc.localDescription.sdp)
+        await self._send_offer(offer_sdp, self.revision, self.tracks())
         await asyncio.wait_for(asyncio.shield(self._answered), self._answer_timeout)
         for outgoing in list(self.outgoing.values()):
             if not outgoing.negotiated:

@@ -19,6 +19,7 @@ from aiortc.codecs.base import Decoder
 from aiortc.jitterbuffer import JitterFrame
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+from aiortc.rtp import compute_audio_level_dbov
 
 from server.media.forwarding import Publication
 from server.media.phone.bridge import RoomMix
@@ -114,5 +115,7 @@ class SfuRoomAudio:
                     continue
                 frame.pts, frame.time_base = pts, fractions.Fraction(1, 48000)
                 pts += frame.samples
+                # The level a browser would send (RFC 6464): a caller can be the speaker.
+                level = -compute_audio_level_dbov(frame)
                 for packet in encoder.encode(frame):
-                    publication.push(OPUS, bytes(packet), int(packet.pts or 0))
+                    publication.push(OPUS, bytes(packet), int(packet.pts or 0), level)

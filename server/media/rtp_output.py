@@ -5,7 +5,8 @@ few coroutines and an `RtpPacket` object per packet: that was about 60% of the S
 time. Here a publication packetizes each frame once (`Packetized`, shared by every
 subscriber), and each subscriber's `RtpOutput` only writes its own 12-byte header
 (payload type, sequence number, timestamp, SSRC) and header extensions (its own
-`mid`, abs-send-time) in front of the shared payloads, protects and sends them (a
+`mid`, abs-send-time, and for audio the publisher's RFC 6464 level, which subscribers
+use to show who speaks) in front of the shared payloads, protects and sends them (a
 frame's packets in one system call where UDP GSO allows: gso.py).
 
 The `RTCRtpSender` stays: its SSRC is the one in the SDP, it sends the RTCP sender
@@ -32,6 +33,7 @@ from server.media.aiortc_internals import RtpLink
 HISTORY = 512  # packets kept per subscriber for NACKs (about 10 s of video at 500 kbit/s)
 MID_URI = "urn:ietf:params:rtp-hdrext:sdes:mid"
 ABS_SEND_TIME_URI = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
+AUDIO_LEVEL_URI = "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
 NTP_EPOCH_OFFSET = 2_208_988_800  # seconds from 1900-01-01 to 1970-01-01
 
 _HEADER = struct.Struct("!BBHII")
@@ -49,6 +51,7 @@ class Packetized:
     payloads: list[bytes]
     timestamp: int  # in the codec's clock, continuous across the publisher's reconnects
     ntp: int  # when it is sent
+    audio_level: int | None = None  # the publisher's RFC 6464 byte, for audio
 
 
 class Delivery(enum.Enum):
@@ -89,6 +92,7 @@ class RtpOutput:
         self._abs_send_time = (
             bytes([(ids[ABS_SEND_TIME_URI] << 4) | 2]) if (ABS_SEND_TIME_URI in ids) else None
         )
+        self._audio_level_id = ids.get(AUDIO_LEVEL_URI)
         # Start below 2^15 so a long call does not wrap early (as aiortc and Chromium do).
         self._seq = random.randrange(1 << 15)
         self._rtx_seq = random.randrange(1 << 15)
@@ -102,7 +106,7 @@ class RtpOutput:
         send = self._link.sender()
         if send is None:
             return Delivery.STALLED if self._link.connected else Delivery.DOWN
-        extensions = self._extensions(frame.ntp)
+        extensions = self._extensions(frame.ntp, frame.audio_level)
         first = 0x90 if extensions else 0x80
         payload_type, ssrc = self._payload_type, self._link.ssrc
         timestamp = (self._timestamp_origin + frame.timestamp) & 0xFFFFFFFF
@@ -150,11 +154,13 @@ class RtpOutput:
         self.retransmitted += 1
         self._retransmissions.inc()
 
-    def _extensions(self, ntp: int) -> bytes:
+    def _extensions(self, ntp: int, audio_level: int | None = None) -> bytes:
         """The one-byte header extension block (RFC 8285) for a packet sent at `ntp`."""
         elements = self._mid_element
         if self._abs_send_time is not None:
             elements += self._abs_send_time + ((ntp >> 14) & 0xFFFFFF).to_bytes(3, "big")
+        if audio_level is not None and self._audio_level_id is not None:
+            elements += bytes((self._audio_level_id << 4, audio_level))
         if not elements:
             return b""
         padding = -len(elements) % 4

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +28,7 @@ from server.media.metrics import MediaMetrics
 from server.media.peer import Incoming, Outgoing, Peer
 from server.media.probe import MediaProbes
 from server.media.rtp_output import RtpOutput
+from server.media.speakers import SpeakerDetector
 from server.media.transcode import Transcoder
 from server.rooms.events import (
     EventBus,
@@ -65,6 +67,7 @@ class RoomMedia:
     peers: dict[str, Peer] = field(default_factory=dict)
     publications: dict[tuple[str, str], Publication] = field(default_factory=dict)
     controls: dict[str, Controls] = field(default_factory=dict)
+    speakers: SpeakerDetector = field(default_factory=SpeakerDetector)
 
     def publications_of(self, identity: str) -> list[Publication]:
         return [p for (who, _), p in self.publications.items() if who == identity]
@@ -151,6 +154,10 @@ class Sfu:
                 self._forward(publication, peer)
         for publication in media.publications_of(identity):
             self.forward_to_room(publication)
+        if media.speakers.active is not None:  # who speaks now, for a newcomer
+            self._spawn(
+                self._notify(room, identity, "active_speaker", {"identity": media.speakers.active})
+            )
         if reconnect_reason is not None:
             self.bus.publish(MediaReconnected(room, identity=identity, reason=reconnect_reason))
         return answer
@@ -179,6 +186,8 @@ class Sfu:
             controls.receive_video = receive_video
         for publication in media.publications_of(identity):
             publication.set_paused(not self._sends(controls, publication.kind))
+        if not controls.audio:
+            media.speakers.forget(identity)
         peer = media.peers.get(identity)
         if peer is not None:
             for outgoing in peer.outgoing.values():
@@ -221,9 +230,9 @@ class Sfu:
         peer = media.peers.pop(identity, None)
         if peer is not None:
             await self._close_peer(peer)
-        for publication in media.publications_of(identity):
-            await self._unpublish(media, publication)
+        await self._unpublish(media, *media.publications_of(identity))
         media.controls.pop(identity, None)
+        media.speakers.forget(identity)
         if not media.peers and not media.publications and self.rooms.get(room) is media:
             del self.rooms[room]
 
@@ -260,9 +269,25 @@ class Sfu:
             controls = media.controls.setdefault(identity, Controls())
             publication.paused = not self._sends(controls, kind)
             media.publications[(identity, kind)] = publication
+            if kind == "audio":
+                publication.on_audio_level = self._speaker_listener(media, identity)
             for callback in self.on_publication:
                 callback(publication)
         return publication
+
+    def _speaker_listener(self, media: RoomMedia, identity: str) -> Callable[[int], None]:
+        """Feeds a publisher's audio levels to the room's speaker detector; a new active
+        speaker is told to everyone connected in the room (`active_speaker`)."""
+
+        def heard(level: int) -> None:
+            speaker = media.speakers.observe(identity, level, time.monotonic())
+            if speaker is not None:
+                for listener in list(media.peers):
+                    self._spawn(
+                        self._notify(media.name, listener, "active_speaker", {"identity": speaker})
+                    )
+
+        return heard
 
     @staticmethod
     def _drop_track(peer: Peer, incoming: Incoming) -> None:
@@ -282,11 +307,16 @@ class Sfu:
         if media is not None and publication is not None:
             self._spawn(self._unpublish(media, publication))
 
-    async def _unpublish(self, media: RoomMedia, publication: Publication) -> None:
-        media.publications.pop((publication.identity, publication.kind), None)
+    async def _unpublish(self, media: RoomMedia, *publications: Publication) -> None:
+        """End `publications`: each subscriber is renegotiated once for all of them."""
+        if not publications:
+            return
+        for publication in publications:
+            media.publications.pop((publication.identity, publication.kind), None)
         for other in list(media.peers.values()):
-            await other.remove_outgoing(publication)
-        publication.close()
+            await other.remove_outgoing(*publications)
+        for publication in publications:
+            publication.close()
 
     def _on_track(self, peer: Peer, incoming: Incoming) -> None:
         receiver = incoming.transceiver.receiver

@@ -98,7 +98,7 @@ class MediaHandlers:
         answer = await self.sfu.connect(
             conn.room, conn.identity, payload.sdp, may_publish=conn.token.can(Grant.PUBLISH)
         )
-        return {"sdp": answer, "type": "answer"}
+        return self._answer_ack(conn, answer)
 
     async def answer(self, conn: Connection, payload: MediaAnswerIn) -> Ack:
         await self.sfu.answer(conn.room, conn.identity, payload.sdp, payload.revision)
@@ -112,7 +112,14 @@ class MediaHandlers:
             may_publish=conn.token.can(Grant.PUBLISH),
             reconnect_reason=payload.reason,
         )
-        return {"sdp": answer, "type": "answer"}
+        return self._answer_ack(conn, answer)
+
+    def _answer_ack(self, conn: Connection, answer: str) -> Ack:
+        ack: dict[str, Any] = {"sdp": answer, "type": "answer"}
+        peer = self.sfu.peer(conn.room, conn.identity)
+        if peer is not None and peer.refusals.sections:
+            ack["refused"] = [r.public() for r in peer.refusals.sections]
+        return ack
 
     async def control(self, conn: Connection, payload: MediaControlIn) -> Ack:
         if payload.audio or payload.video:

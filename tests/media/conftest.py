@@ -75,7 +75,7 @@ async def join(
         person = MediaClient(socket, decode=decode, **client)
         made.append(person)
         if publish:
-            person.publish(video or video_frames, audio_frames)
+            person.publish(video_frames if video is None else video, audio_frames)
         else:
             person.receive_only()
         if connect:

@@ -19,7 +19,7 @@ from typing import Any
 
 import av
 import numpy as np
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpReceiver, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcconfiguration import RTCBundlePolicy
 
@@ -175,12 +175,16 @@ class MediaClient:
         decode: bool = True,
         munge_offer: Callable[[str], str] | None = None,
         munge_first_offer: Callable[[str], str] | None = None,
+        munge_first_answer: Callable[[str], str] | None = None,
+        munge_answer: Callable[[str], str] | None = None,
         answer_delay: float = 0.0,
     ) -> None:
         self.socket = socket
         self.decode = decode
         self.munge_offer = munge_offer
         self.munge_first_offer = munge_first_offer
+        self.munge_first_answer = munge_first_answer
+        self.munge_answer = munge_answer  # this client's answers to the SFU's offers
         self.answer_delay = answer_delay  # a slow client: answers the SFU's offers late
         self.offers: list[dict[str, Any]] = []  # the SFU's media_renegotiate payloads
         self.first_exchange: tuple[str, str] | None = None  # (offer sent, answer)
@@ -189,6 +193,8 @@ class MediaClient:
         self.received: list[Received] = []
         self.renegotiations = 0
         self.answer_acks: list[Any] = []
+        # Called with each encoded frame tapped (decode=False), e.g. to send RTCP back.
+        self.on_frame: Callable[[Received, RTCRtpReceiver, Any], None] | None = None
         self._lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
         self._changed = asyncio.Event()
@@ -217,7 +223,10 @@ class MediaClient:
             ack = await self.socket.call(event, {"sdp": sdp, "type": "offer", **extra}, timeout=20)
             assert "error" not in ack, ack
             self.first_exchange = (sdp, ack["sdp"])
-            await self.pc.setRemoteDescription(RTCSessionDescription(ack["sdp"], "answer"))
+            answer = ack["sdp"]
+            if self.munge_first_answer is not None:
+                answer = self.munge_first_answer(answer)
+            await self.pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
             return dict(ack)
 
     async def reconnect(self, reason: str = "test") -> dict[str, Any]:
@@ -271,10 +280,13 @@ class MediaClient:
                 sdp = self.munge_offer(sdp)
             await self.pc.setRemoteDescription(RTCSessionDescription(sdp, "offer"))
             await self.pc.setLocalDescription(await self.pc.createAnswer())
+            answer = self.pc.localDescription.sdp
+            if self.munge_answer is not None:
+                answer = self.munge_answer(answer)
             ack = await self.socket.call(
                 "media_answer",
                 {
-                    "sdp": self.pc.localDescription.sdp,
+                    "sdp": answer,
                     "type": "answer",
                     "revision": data["revision"],
                 },
@@ -292,12 +304,15 @@ class MediaClient:
                 if not self.decode:
                     aiortc_internals.tap_encoded_frames(
                         transceiver.receiver,
-                        lambda codec, frame: self._tapped(received, frame),
+                        lambda codec, frame, r=transceiver.receiver: self._tapped(
+                            received, r, frame
+                        ),
                     )
         self._tasks.append(asyncio.create_task(self._consume(track, received)))
 
-    @staticmethod
-    def _tapped(received: Received, frame: Any) -> None:
+    def _tapped(self, received: Received, receiver: RTCRtpReceiver, frame: Any) -> None:
+        if self.on_frame is not None:
+            self.on_frame(received, receiver, frame)
         if received.first_is_key is None:
             received.first_is_key = not frame.data[0] & 1 if received.kind == "video" else True
         received.encoded.append(bytes(frame.data))

@@ -117,3 +117,37 @@ async def test_a_slow_answer_to_the_first_reoffer_keeps_the_publishers_numbers(
     await bo.wait_until(lambda: len(bo.received) == 4, timeout=20)
     await frames_grow(bo, [str(r.mid) for r in bo.received], by=20)
     assert not [e for e in bo.socket.events["media_mode"] if e["identity"] == "gus"]
+
+
+def inactive_mids(sdp: str) -> set[str]:
+    return {
+        str(m.rtp.muxId)
+        for m in SessionDescription.parse(sdp).media
+        if m.direction == "inactive" or m.port == 0
+    }
+
+
+async def test_one_leave_is_one_renegotiation_for_everyone(join: Join) -> None:
+    # Bo publishes audio and video; when bo leaves, carol's very first re-offer ends both
+    # of bo's m-lines (it used to take two offers, one per track).
+    bo = await join("bo")
+    carol = await join("carol", publish=False, decode=False)
+    await carol.wait_until(lambda: len(carol.received) == 2 and carol.renegotiations >= 1)
+    await carol.wait_until(lambda: all(r.frames > 0 for r in carol.received))
+    bos = {
+        mid for offer in carol.offers for mid, t in offer["tracks"].items() if t["identity"] == "bo"
+    }
+    assert len(bos) == 2
+    before = len(carol.offers)
+    ack = await bo.socket.call("leave", {})
+    assert "error" not in ack, ack
+    await carol.wait_until(lambda: len(carol.offers) > before, timeout=20)
+    first = carol.offers[before]
+    assert bos <= inactive_mids(first["sdp"]), first["sdp"]
+    assert not any(t["identity"] == "bo" for t in first["tracks"].values())
+    # The next offer carol gets is for the next change (dan joining), not a second one
+    # for bo's leave.
+    await join("dan")
+    await carol.wait_until(lambda: len(carol.offers) > before + 1, timeout=20)
+    following = carol.offers[before + 1]["tracks"].values()
+    assert any(t["identity"] == "dan" for t in following), carol.offers[before + 1]

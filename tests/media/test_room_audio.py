@@ -53,6 +53,8 @@ async def test_phone_caller_is_heard_in_the_room_and_hears_it(join: Join, server
     room_audio.publish_track("pair-1", "phone-1", Tone())
     await ada.wait_until(lambda: len(ada.received) == 1 and ada.received[0].frames > 20)
     assert ada.received[0].kind == "audio"
+    # The caller's level goes with the audio: the caller is the room's speaker.
+    await ada.socket.wait_for("active_speaker", {"identity": "phone-1"})
     await ada.wait_until(lambda: "ada" in mix.sources)
     await asyncio.sleep(0.3)
     heard = mix.read(8000 // 10)

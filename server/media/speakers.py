@@ -1,0 +1,86 @@
+"""Who is speaking: the active speaker of a room, from the audio levels publishers send.
+
+Browsers (and aiortc, when it encodes) put the level of each audio packet in the RTP
+header extension `urn:ietf:params:rtp-hdrext:ssrc-audio-level` (RFC 6464): 0 is
+0 dBov, the loudest, 127 is -127 dBov, silence. Reading it costs one byte per packet;
+decoding Opus to measure its energy would cost a decoder per publisher (~0.03 core,
+webrtc.md), so the SFU uses only the extension: a publisher whose packets carry none is
+never the active speaker.
+
+The detector is a pure function of (state, observation, now), as LiveKit's and Jitsi's
+are: each publisher's loudness is smoothed over `HALF_LIFE_SECONDS`, the loudest one
+above `SILENCE_DBOV` becomes the candidate, and the candidate becomes the active speaker
+once it has stayed the loudest for `HOLD_SECONDS`, so a cough or a word of agreement
+does not move the highlight. When everyone falls silent the last speaker stays.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+HALF_LIFE_SECONDS = 0.3  # smoothing of each publisher's level
+HOLD_SECONDS = 0.6  # the loudest must stay the loudest this long to become the speaker
+SILENCE_DBOV = -50.0  # smoothed levels below this are not speech
+STALE_SECONDS = 1.0  # a publisher with no packet for this long is not speaking
+EVALUATE_SECONDS = 0.1  # how often observations are turned into a decision
+
+
+@dataclass
+class _Level:
+    loudness: float  # dBov, smoothed
+    at: float  # when the last packet came
+
+
+@dataclass
+class SpeakerDetector:
+    """One room's active speaker."""
+
+    hold: float = HOLD_SECONDS
+    active: str | None = None
+    candidate: str | None = None
+    candidate_since: float = 0.0
+    evaluated_at: float | None = None
+    levels: dict[str, _Level] = field(default_factory=dict)
+
+    def observe(self, identity: str, level: int, now: float) -> str | None:
+        """One audio packet's RFC 6464 level (0..127, -dBov) from `identity` at `now`.
+        Returns the new active speaker when it changes, else None."""
+        dbov = -float(level & 0x7F)
+        current = self.levels.get(identity)
+        if current is None:
+            self.levels[identity] = _Level(dbov, now)
+        else:
+            weight = 1.0 - 0.5 ** (max(0.0, now - current.at) / HALF_LIFE_SECONDS)
+            current.loudness += weight * (dbov - current.loudness)
+            current.at = now
+        if self.evaluated_at is not None and now - self.evaluated_at < EVALUATE_SECONDS:
+            return None
+        self.evaluated_at = now
+        return self.evaluate(now)
+
+    def forget(self, identity: str) -> None:
+        """The publisher left or was muted."""
+        self.levels.pop(identity, None)
+        if self.candidate == identity:
+            self.candidate = None
+
+    def evaluate(self, now: float) -> str | None:
+        """The new active speaker if it changes at `now`, else None."""
+        speaking = {
+            who: level.loudness
+            for who, level in self.levels.items()
+            if now - level.at <= STALE_SECONDS and level.loudness >= SILENCE_DBOV
+        }
+        if not speaking:
+            self.candidate = None
+            return None
+        loudest = max(speaking, key=lambda who: speaking[who])
+        if loudest == self.active:
+            self.candidate = None
+            return None
+        if loudest != self.candidate:
+            self.candidate, self.candidate_since = loudest, now
+        if self.active is None or now - self.candidate_since >= self.hold:
+            self.active, self.candidate = loudest, None
+            return loudest
+        return None

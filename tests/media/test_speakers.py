@@ -1,0 +1,132 @@
+"""The active speaker (server/media/speakers.py): levels from the RFC 6464 header
+extension, kept on forwarded packets, and a debounced `active_speaker` event."""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import time
+from typing import Any
+
+import av
+import numpy as np
+import pytest
+from aiortc import RTCRtpReceiver
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+from server.media import aiortc_internals
+from server.media.speakers import HOLD_SECONDS, SpeakerDetector
+from tests.media.conftest import Join
+from tests.media.support import AUDIO_RATE, MediaClient, Received
+
+LOUD, QUIET = 6, 40  # RFC 6464 levels: -6 dBov and -40 dBov
+
+
+def feed(detector: SpeakerDetector, levels: dict[str, int], start: float, seconds: float) -> list:
+    """Packets every 20 ms from each publisher; returns the speaker changes (time, who)."""
+    changes = []
+    for step in range(int(seconds / 0.02)):
+        now = start + step * 0.02
+        for who, level in levels.items():
+            speaker = detector.observe(who, level, now)
+            if speaker is not None:
+                changes.append((now, speaker))
+    return changes
+
+
+def test_the_louder_publisher_is_the_speaker() -> None:
+    detector = SpeakerDetector()
+    changes = feed(detector, {"ada": QUIET, "bo": LOUD}, start=0.0, seconds=2.0)
+    assert changes[-1][1] == "bo"
+    assert detector.active == "bo"
+
+
+def test_a_short_burst_does_not_move_the_speaker() -> None:
+    detector = SpeakerDetector()
+    feed(detector, {"ada": LOUD, "bo": QUIET}, start=0.0, seconds=2.0)
+    # Bo is louder for a third of a second (a cough), then ada again.
+    changes = feed(detector, {"ada": QUIET, "bo": LOUD}, start=2.0, seconds=0.3)
+    changes += feed(detector, {"ada": LOUD, "bo": QUIET}, start=2.3, seconds=2.0)
+    assert changes == []
+    assert detector.active == "ada"
+
+
+def test_the_speaker_follows_a_swap_after_the_hold() -> None:
+    detector = SpeakerDetector()
+    feed(detector, {"ada": LOUD, "bo": QUIET}, start=0.0, seconds=2.0)
+    changes = feed(detector, {"ada": QUIET, "bo": LOUD}, start=2.0, seconds=2.0)
+    assert [who for _, who in changes] == ["bo"]
+    assert changes[0][0] - 2.0 >= HOLD_SECONDS
+
+
+def test_silence_keeps_the_last_speaker_and_a_muted_one_is_forgotten() -> None:
+    detector = SpeakerDetector()
+    feed(detector, {"ada": LOUD, "bo": 127}, start=0.0, seconds=1.0)
+    assert feed(detector, {"ada": 127, "bo": 127}, start=1.0, seconds=2.0) == []
+    assert detector.active == "ada"
+    detector.forget("ada")
+    assert feed(detector, {"bo": QUIET}, start=3.0, seconds=2.0)[-1][1] == "bo"
+
+
+class ToneTrack(MediaStreamTrack):
+    """A 440 Hz tone of `amplitude`, in 20 ms frames: aiortc encodes it and writes each
+    packet's level (RFC 6464), as a browser does."""
+
+    kind = "audio"
+
+    def __init__(self, amplitude: int) -> None:
+        super().__init__()
+        self.amplitude = amplitude
+        self._count = 0
+        self._started: float | None = None
+
+    async def recv(self) -> av.AudioFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
+        if self._started is None:
+            self._started = time.monotonic()
+        await asyncio.sleep(max(0.0, self._started + self._count * 0.02 - time.monotonic()))
+        t = (np.arange(960) + self._count * 960) / AUDIO_RATE
+        samples = (np.sin(2 * np.pi * 440 * t) * self.amplitude).astype(np.int16)
+        frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = AUDIO_RATE
+        frame.pts = self._count * 960
+        frame.time_base = fractions.Fraction(1, AUDIO_RATE)
+        self._count += 1
+        return frame
+
+
+async def speaker(join: Join, identity: str, amplitude: int) -> ToneTrack:
+    person = await join(identity, publish=False, connect=False)
+    tone = ToneTrack(amplitude)
+    person.pc.addTransceiver(tone, direction="sendonly")
+    await person.connect()
+    return tone
+
+
+def speakers(person: MediaClient) -> list[str]:
+    return [event["identity"] for event in person.socket.events["active_speaker"]]
+
+
+@pytest.mark.slow
+async def test_the_speaker_event_names_the_louder_and_follows_a_swap(join: Join) -> None:
+    eve = await join("eve", publish=False, decode=False)
+    levels: list[int | None] = []
+
+    def level_of(received: Received, receiver: RTCRtpReceiver, frame: Any) -> None:
+        if received.kind == "audio":
+            levels.append(aiortc_internals.audio_level(frame))
+
+    eve.on_frame = level_of
+    ada = await speaker(join, "ada", amplitude=20000)
+    bo = await speaker(join, "bo", amplitude=400)
+    await eve.wait_until(lambda: speakers(eve)[-1:] == ["ada"], timeout=20)
+    # The forwarded packets still carry the publishers' levels.
+    await eve.wait_until(lambda: len(levels) > 50, timeout=20)
+    assert all(level is not None for level in levels[-20:]), levels[-20:]
+    assert min(level & 0x7F for level in levels if level is not None) < 20
+
+    ada.amplitude, bo.amplitude = 400, 20000
+    await eve.wait_until(lambda: speakers(eve)[-1:] == ["bo"], timeout=20)
+    ada.amplitude, bo.amplitude = 20000, 400
+    await eve.wait_until(lambda: speakers(eve)[-1:] == ["ada"], timeout=20)
