@@ -127,6 +127,16 @@ class Call:
     def local_rtp_port(self) -> int:
         return self.endpoint.local_port
 
+    def retransmitted_by(self, request: SipMessage, addr: tuple[str, int]) -> bool:
+        """Whether an INVITE without a To tag is this call's INVITE sent again: the same
+        transaction (Via branch, From tag, CSeq) from the same source address and port."""
+        return (
+            request.branch == self.invite.branch
+            and (sip.header_param(request.get("From"), "tag") or "") == self.dialog.remote_tag
+            and request.cseq == self.invite.cseq
+            and addr == self.dialog.peer
+        )
+
     def key(self, digits: str) -> None:
         """Key presses from the caller (from RTP events, SIP INFO or in-band tones)."""
         if digits and self.on_digits is not None:
