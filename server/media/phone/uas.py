@@ -429,14 +429,32 @@ class UserAgentServer(UdpEndpoint):
             return str(probe.getsockname()[0])
 
     def _reinvite(self, call: Call, request: SipMessage, addr: tuple[str, int]) -> None:
-        """Session refresh, hold or un-hold: the codec and the latch stay as they are; the
-        direction answers the offer's (a=sendonly → a=recvonly, a=inactive → a=inactive)."""
+        """Session refresh, hold, un-hold or a media move: the codec stays (an offer
+        without it gets 488); the direction answers the offer's (a=sendonly → a=recvonly,
+        a=inactive → a=inactive); a new c=/m= address or port re-latches there (rtp.py)."""
         if request.body.strip():
             try:
                 offer = parse_offer(request.body)
             except SdpError:
+                offer = None
+            if offer is None or call.answer.payload_type not in offer.payload_types:
                 self._reply(request, addr, 488, to_tag=call.dialog.local_tag)
                 return
+            moved = (offer.address, offer.port)
+            if (
+                offer.address != "0.0.0.0"
+                and offer.port
+                and moved
+                != (
+                    call.answer.remote_address,
+                    call.answer.remote_port,
+                )
+            ):
+                call.move_media(*moved)
+                log.info(
+                    "call media moved",
+                    extra={"call_id": call.call_id[:80], "address": offer.address},
+                )
             call.set_direction(ANSWER_DIRECTION[offer.direction])
             log.info(
                 "call direction changed",
