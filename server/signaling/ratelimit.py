@@ -27,3 +27,8 @@ class TokenBucket:
             self._tokens -= cost
             return True
         return False
+
+    def give(self, cost: float = 1.0) -> None:
+        """Return `cost` tokens taken for something that turned out not to count."""
+        self.take(0)  # refill up to now first
+        self._tokens = min(self.burst, self._tokens + cost)

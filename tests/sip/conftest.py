@@ -189,13 +189,19 @@ class UdpPeer(asyncio.DatagramProtocol):
             self.transport.close()
 
 
+async def open_peer(host: str) -> UdpPeer:
+    """A UDP socket on `host` (any 127.x.y.z is this machine: a caller from elsewhere)."""
+    loop = asyncio.get_running_loop()
+    _, peer = await loop.create_datagram_endpoint(
+        UdpPeer, local_addr=(host, 0), family=socket.AF_INET
+    )
+    return peer
+
+
 @pytest.fixture
 async def udp_peer() -> AsyncIterator[UdpPeer]:
-    loop = asyncio.get_running_loop()
     # RTP ports are even by convention; sipp does not mind, the gateway does not care.
-    _, peer = await loop.create_datagram_endpoint(
-        UdpPeer, local_addr=("127.0.0.1", 0), family=socket.AF_INET
-    )
+    peer = await open_peer("127.0.0.1")
     yield peer
     peer.close()
 
@@ -203,9 +209,6 @@ async def udp_peer() -> AsyncIterator[UdpPeer]:
 @pytest.fixture
 async def stranger() -> AsyncIterator[UdpPeer]:
     """A socket on a second loopback address (127.0.0.2): a third party on the network."""
-    loop = asyncio.get_running_loop()
-    _, peer = await loop.create_datagram_endpoint(
-        UdpPeer, local_addr=("127.0.0.2", 0), family=socket.AF_INET
-    )
+    peer = await open_peer("127.0.0.2")
     yield peer
     peer.close()

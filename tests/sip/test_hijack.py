@@ -125,3 +125,57 @@ async def test_an_allow_list_network_matches_its_addresses(make_phone: PhoneFact
     elsewhere = await make_phone(allowed_ips=frozenset({"10.0.0.0/8"}))
     refused = await elsewhere.sipp("options.xml", "ping")
     assert refused.returncode != 0 and "403" in refused.errors
+
+
+async def responses_until_options(
+    peer: UdpPeer, phone: Phone, datagram: bytes
+) -> list[sip.SipMessage]:
+    """Send `datagram` then an OPTIONS; every response that came back before the
+    OPTIONS' answer (one socket, one loop: all the gateway sent for the datagram)."""
+    peer.send(datagram, phone.gateway.port)
+    peer.send(request("OPTIONS", "probe", cseq=len(datagram)), phone.gateway.port)
+    seen = []
+    while (message := sip.parse(await peer.next())).cseq[1] != "OPTIONS":
+        seen.append(message)
+    return seen
+
+
+async def test_a_live_calls_call_id_gets_a_stranger_neither_its_tags_nor_its_hang_up(
+    phone: Phone, udp_peer: UdpPeer, stranger: UdpPeer
+) -> None:
+    tag = await invite(udp_peer, phone, "known-id")
+    udp_peer.send(request("ACK", "known-id", to_tag=tag), phone.gateway.port)
+    live = await phone.confirmed_call()
+
+    # The caller's own retransmission (same branch, tags, CSeq, address) is answered again.
+    udp_peer.send(request("INVITE", "known-id", body=SDP), phone.gateway.port)
+    again = await final_response(udp_peer)
+    assert again.status == 200 and sip.header_param(again.get("To"), "tag") == tag
+
+    # A stranger with the Call-ID: any From tag, or even the caller's whole transaction.
+    for from_tag, status in (("zzz", 481), ("caller", 482)):
+        seen = await responses_until_options(
+            stranger, phone, request("INVITE", "known-id", body=SDP, from_tag=from_tag)
+        )
+        assert [m.status for m in seen] == [status]
+        assert sip.header_param(seen[0].get("To"), "tag") != tag and not seen[0].body
+    stranger.send(request("BYE", "known-id", cseq=2), phone.gateway.port)
+    assert (await final_response(stranger)).status == 481
+    assert phone.gateway.calls.get("known-id") is live
+
+
+async def test_a_source_not_allowed_gets_only_403_for_a_live_calls_call_id(
+    make_phone: PhoneFactory, udp_peer: UdpPeer, stranger: UdpPeer
+) -> None:
+    phone = await make_phone(allowed_ips=frozenset({"127.0.0.1"}))
+    tag = await invite(udp_peer, phone, "listed-id")
+    udp_peer.send(request("ACK", "listed-id", to_tag=tag), phone.gateway.port)
+    await phone.confirmed_call()
+
+    for datagram in (
+        request("INVITE", "listed-id", body=SDP),  # the caller's very transaction
+        request("INVITE", "unknown-id", body=SDP),  # a new call: not even 100 Trying
+    ):
+        seen = await responses_until_options(stranger, phone, datagram)
+        assert [m.status for m in seen] == [403]
+        assert sip.header_param(seen[0].get("To"), "tag") != tag and not seen[0].body

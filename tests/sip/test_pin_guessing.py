@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from server.media.phone import g711, sip
+from server.media.phone import sip
 from server.media.phone.events import PhonePinRejected
 from server.rooms.events import ParticipantJoined
-from tests.sip.conftest import Phone, PhoneFactory, UdpPeer, eventually
-from tests.sip.media import key_presses, tone
-from tests.sip.uac import SDP, final_response, request
+from tests.sip.conftest import Phone, PhoneFactory, UdpPeer, eventually, open_peer
+from tests.sip.media import key_presses
+from tests.sip.uac import SDP, answered_calls, final_response, request
 
 pytestmark = [pytest.mark.slow, pytest.mark.sip]
 
@@ -121,37 +121,49 @@ async def test_a_source_over_its_wrong_pin_limit_is_refused_new_calls(
     assert phone.registry.get("mentoring-8") is None
 
 
-async def test_over_the_global_ceiling_a_guesser_is_locked_out_and_a_clean_caller_gets_in(
+async def test_pins_keyed_in_many_calls_at_once_are_checked_no_more_than_the_limit(
     make_phone: PhoneFactory, udp_peer: UdpPeer
 ) -> None:
-    phone = await make_phone(pin_failures_per_minute=1)
+    phone = await make_phone(pin_failures_per_source=2)
+    pin = await phone.pins.ensure_room_pin("mentoring-race")
+    # Twenty calls answered first, then all their ACKs (and so their PINs) together.
+    await answered_calls(udp_peer, phone.gateway.port, {f"race-{n}": wrong(pin) for n in range(20)})
+    await eventually(lambda: len(phone.of_type(PhonePinRejected)) == 20)
+
+    assert phone.metric("pairwise_phone_pin_failures_total", via="header") == 2
+    assert phone.metric("pairwise_phone_pin_checks_refused_total", reason="source_locked") == 18
+    assert sum(e.reason == "wrong_pin" for e in phone.of_type(PhonePinRejected)) == 2
+
+
+async def test_the_global_ceiling_bounds_guesses_from_many_addresses_and_a_trunk_still_calls(
+    make_phone: PhoneFactory,
+) -> None:
+    phone = await make_phone(pin_failures_per_minute=2)
     pin = await phone.pins.ensure_room_pin("mentoring-g")
-    call = phone.start_sipp(
-        "call_wait_for_bye.xml", wrong(pin), args=("-set", "rtpport", str(udp_peer.port))
-    )
-    live = await phone.confirmed_call()
-    await eventually(lambda: phone.of_type(PhonePinRejected))  # the ceiling: 1 a minute
-    Keypad(udp_peer, live.local_rtp_port).press(wrong(pin) + "#")  # over it: locked out
-    guesser = await call
+    trunk, newcomer = await open_peer("127.0.0.10"), await open_peer("127.0.0.30")
+    guessers = [await open_peer(f"127.0.0.{n}") for n in range(11, 19)]
+    try:
+        await answered_calls(trunk, phone.gateway.port, {"trunk-1": pin})  # let in before
+        await eventually(lambda: phone.registry.get("mentoring-g"))
+        for n, guesser in enumerate(guessers):  # eight addresses, three guesses each
+            await answered_calls(
+                guesser, phone.gateway.port, {f"guess-{n}-{k}": wrong(pin) for k in range(3)}
+            )
+        await eventually(lambda: len(phone.of_type(PhonePinRejected)) == 24)
+        await answered_calls(trunk, phone.gateway.port, {"trunk-2": pin})  # during the attack
+        await answered_calls(newcomer, phone.gateway.port, {"newcomer": pin})
+        await eventually(lambda: len(phone.of_type(PhonePinRejected)) == 25)
+        room = await eventually(lambda: phone.registry.get("mentoring-g"))
+        await eventually(lambda: len(room.participants) == 2)
+    finally:
+        for peer in (trunk, newcomer, *guessers):
+            peer.close()
 
-    assert guesser.returncode == 0, guesser.errors  # BYE after two tries, not three
-    assert [(e.attempt, e.final) for e in phone.of_type(PhonePinRejected)] == [
-        (1, False),
-        (2, True),
-    ]
-    assert phone.gateway.guard.refuses("127.0.0.1")
-
-    # A caller from another address (sipp bound to 127.0.0.2) with the right PIN.
-    (phone.workdir / "tone.ulaw").write_bytes(g711.encode("PCMU", tone(1000, 1.0)))
-    joined = phone.start_sipp(
-        "call_audio.xml", pin, hold_ms=1000, args=("-i", "127.0.0.2", "-mi", "127.0.0.2")
-    )
-    await eventually(lambda: joined.done() or phone.registry.get("mentoring-g"))
-    result = await joined
-    assert result.returncode == 0, result.errors
-    assert phone.gateway.ended_calls[-1].source == "127.0.0.2"
-    await phone.bus.drain()
-    assert phone.of_type(ParticipantJoined)[0].room == "mentoring-g"
+    assert phone.metric("pairwise_phone_pin_failures_total", via="header") == 2  # the ceiling
+    assert phone.metric("pairwise_phone_pin_checks_refused_total", reason="over_ceiling") == 23
+    newcomer_rejected = phone.of_type(PhonePinRejected)[-1]
+    assert (newcomer_rejected.source, newcomer_rejected.reason) == ("127.0.0.30", "over_ceiling")
+    assert {c.source for c in phone.gateway.calls.values() if c.room} == {"127.0.0.10"}
 
 
 async def test_a_pin_in_x_room_pin_is_a_counted_guess(phone: Phone, udp_peer: UdpPeer) -> None:

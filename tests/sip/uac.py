@@ -47,3 +47,17 @@ async def final_response(peer: UdpPeer) -> sip.SipMessage:
             continue
         if message.status >= 200:
             return message
+
+
+async def answered_calls(peer: UdpPeer, port: int, pins: dict[str, str]) -> None:
+    """Call `port` once per Call-ID in `pins` (an INVITE each, with that `X-Room-Pin`),
+    and only when every call is answered send all their ACKs at once."""
+    for call_id, pin in pins.items():
+        peer.send(request("INVITE", call_id, body=SDP, extra=f"X-Room-Pin: {pin}\r\n"), port)
+    tags: dict[str, str] = {}
+    while len(tags) < len(pins):
+        ok = await final_response(peer)
+        assert ok.status == 200, ok.status
+        tags[ok.call_id] = sip.header_param(ok.get("To"), "tag") or ""
+    for call_id, tag in tags.items():
+        peer.send(request("ACK", call_id, to_tag=tag), port)

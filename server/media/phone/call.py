@@ -104,6 +104,7 @@ class Call:
     _dtmf: DtmfReceiver = field(default_factory=DtmfReceiver)
     _inband: InbandDtmf = field(default_factory=InbandDtmf)
     _sequence: SequenceTracker = field(default_factory=SequenceTracker)
+    _ssrc: int | None = None
     _media_task: asyncio.Task[None] | None = None
     _last_packet: float = field(default_factory=time.monotonic)
 
@@ -127,6 +128,16 @@ class Call:
     def local_rtp_port(self) -> int:
         return self.endpoint.local_port
 
+    def retransmitted_by(self, request: SipMessage, addr: tuple[str, int]) -> bool:
+        """Whether an INVITE without a To tag is this call's INVITE sent again: the same
+        transaction (Via branch, From tag, CSeq) from the same source address and port."""
+        return (
+            request.branch == self.invite.branch
+            and (sip.header_param(request.get("From"), "tag") or "") == self.dialog.remote_tag
+            and request.cseq == self.invite.cseq
+            and addr == self.dialog.peer
+        )
+
     def key(self, digits: str) -> None:
         """Key presses from the caller (from RTP events, SIP INFO or in-band tones)."""
         if digits and self.on_digits is not None:
@@ -135,6 +146,8 @@ class Call:
     def receive(self, packet: RtpPacket) -> None:
         """A packet from the caller (the RTP endpoint's callback)."""
         self._last_packet = time.monotonic()
+        if packet.ssrc != self._ssrc:  # a new source (RFC 3550), say after a media move
+            self._ssrc, self._sequence = packet.ssrc, SequenceTracker()
         if not self._sequence.accept(packet.sequence, self.stats):
             return
         if packet.payload_type == self.answer.dtmf_payload_type:
@@ -148,6 +161,11 @@ class Call:
                 self.key(self._inband.feed(g711.decode(self.answer.codec, packet.payload)))
             elif self.phone_track is not None and not self.prompting:
                 self.phone_track.push(g711.decode(self.answer.codec, packet.payload))
+
+    def move_media(self, address: str, port: int) -> None:
+        """A re-INVITE moved the caller's media (a new c=/m= address or port)."""
+        self.answer = dataclasses.replace(self.answer, remote_address=address, remote_port=port)
+        self.endpoint.move(address, port)
 
     def set_direction(self, direction: str) -> None:
         """Hold (the caller sends nothing: no media timeout meanwhile) or un-hold (the

@@ -25,7 +25,7 @@ from server.media.phone.bridge import PhoneTrack, RoomAudio
 from server.media.phone.call import Call, Room
 from server.media.phone.events import PhoneCallEnded, PhonePinRejected
 from server.media.phone.g711 import Samples
-from server.media.phone.guessing import PinGuard
+from server.media.phone.guessing import PinCheckRefused, PinGuard
 from server.media.phone.metrics import PhoneMetrics
 from server.media.phone.pins import PinDirectory, PinMatch
 from server.media.phone.sip import uri_user
@@ -60,7 +60,7 @@ class PhoneSettings:
     pin_timeout_seconds: float = 20.0  # per try, from the prompt or the last digit
     pin_failures_per_source: int = 10  # wrong PINs per source address per window (guessing.py)
     pin_failure_window_seconds: float = 600.0
-    pin_failures_per_minute: int = 60  # across all sources; beyond it one failure locks out
+    pin_failures_per_minute: int = 60  # from never-admitted sources together (guessing.py)
     ring_seconds: float = 0.0  # ringing before the answer
     media_timeout_seconds: float = 60.0  # no RTP from the caller for this long: hang up
     dial_in_number: str = ""  # shown to participants next to the room PIN
@@ -245,15 +245,20 @@ class PhoneGateway:
         """Check one attempt (`via` dtmf, request_uri or header): admit, or count a failure."""
         self._checking.add(call.call_id)
         try:
-            if self.guard.refuses(call.source):
-                # Out of failures for this address (maybe from calls in parallel): the
-                # attempt is not checked at all.
+            try:
+                hold = self.guard.hold(call.source)
+            except PinCheckRefused as refused:
+                # Out of failures for this address, or over the global ceiling from an
+                # address never let in (guessing.py): the attempt is not checked at all.
+                self.metrics.pin_checks_refused.labels(refused.reason).inc()
                 call.pin_entry.exhaust()
-                self._rejected(call, "source_locked", via)
+                self._rejected(call, refused.reason, via)
                 return
             match = await self._pins.resolve(pin) if pin.isdigit() else None
         finally:
             self._checking.discard(call.call_id)
+        if match is not None:
+            self.guard.give_back(hold, proven=not match.removed)
         if call.call_id not in self.calls:
             return
         if match is not None and match.removed:
@@ -264,8 +269,8 @@ class PhoneGateway:
         if match is not None:
             self._admit(call, match)
             return
-        self.metrics.pin_failures.labels(via).inc()
-        if self.guard.failed(call.source):
+        self.metrics.pin_failures.labels(via).inc()  # its failure was taken by the hold
+        if self.guard.refuses(call.source):
             self.metrics.pin_sources_locked.inc()
             call.pin_entry.exhaust()
         self._rejected(call, "wrong_pin", via)

@@ -41,6 +41,12 @@ class PhoneMetrics:
             "Times a source address used up its wrong PINs and was locked out",
             registry=registry,
         )
+        self.pin_checks_refused = Counter(
+            "pairwise_phone_pin_checks_refused",
+            "PINs not checked at all, by reason (source_locked, over_ceiling)",
+            ["reason"],
+            registry=registry,
+        )
         self.sip_dropped = Counter(
             "pairwise_phone_sip_dropped", "SIP datagrams dropped as malformed", registry=registry
         )

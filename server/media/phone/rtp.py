@@ -120,7 +120,9 @@ class RtpEndpoint(UdpEndpoint):
       signalled: the SDP connection address or the SIP source address (`signalled`;
       any port, since NAT rewrites ports);
     - once latched, packets from any other address are dropped and counted, and the
-      latch never moves.
+      latch moves only when the dialog's own re-INVITE moved the media (`move`): to
+      exactly the newly signalled address and port, on its first valid packet from
+      there; until then the old latch stays.
     """
 
     def __init__(
@@ -135,6 +137,7 @@ class RtpEndpoint(UdpEndpoint):
         self.signalled = signalled
         self.srtp = srtp
         self.remote: tuple[str, int] | None = None
+        self.moving_to: tuple[str, int] | None = None  # a re-INVITE's new media address
         self.ssrc = random.getrandbits(32)
 
     @property
@@ -146,7 +149,7 @@ class RtpEndpoint(UdpEndpoint):
         if (
             self.remote is None
             and source[0] not in self.signalled
-            or (self.remote is not None and source != self.remote)
+            or (self.remote is not None and source not in (self.remote, self.moving_to))
         ):
             self.stats.packets_foreign += 1
             return
@@ -162,9 +165,15 @@ class RtpEndpoint(UdpEndpoint):
             return
         self.stats.packets_received += 1
         self.stats.bytes_received += len(data)
-        if self.remote is None:
-            self.remote = source
+        if self.remote is None or source == self.moving_to:
+            self.remote, self.moving_to = source, None
         self._on_packet(packet)
+
+    def move(self, address: str, port: int) -> None:
+        """The caller's re-INVITE (checked against the dialog and the allow-list) moved
+        its media: latch to exactly `address`:`port` on its first valid packet."""
+        self.signalled = self.signalled | {address}
+        self.moving_to = (address, port)
 
     def send(self, packet: RtpPacket) -> None:
         if self.remote is None:

@@ -38,6 +38,7 @@ REASONS = {
     408: "Request Timeout",
     415: "Unsupported Media Type",
     481: "Call/Transaction Does Not Exist",
+    482: "Loop Detected",
     486: "Busy Here",
     487: "Request Terminated",
     488: "Not Acceptable Here",

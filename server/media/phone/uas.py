@@ -208,20 +208,14 @@ class UserAgentServer(UdpEndpoint):
         received_at = time.monotonic()
         existing = self.calls.get(request.call_id)
         if existing is not None:
-            if sip.header_param(request.get("To"), "tag"):
-                if self._in_dialog(existing, request, addr):
-                    self._reinvite(existing, request, addr)
-            elif existing.final_response:
-                self._send(existing.final_response, addr)
-            else:
-                self._send(sip.response(request, 180, to_tag=existing.dialog.local_tag), addr)
+            self._invite_for_call(existing, request, addr)
             return
         if request.call_id in self._unacked:
             return  # the rejection is being retransmitted already
-        self._send(sip.response(request, 100), addr)
         if not self._allowed(addr[0]):
             self._reject(request, addr, 403, "forbidden")
             return
+        self._send(sip.response(request, 100), addr)
         if self.guard.refuses(addr[0]):
             self._reject(
                 request,
@@ -259,6 +253,36 @@ class UserAgentServer(UdpEndpoint):
         task = self.spawn(self._set_up(request, addr, answer, received_at), "phone-invite")
         self._answering[call_id] = task
         task.add_done_callback(lambda _: self._answering.pop(call_id, None))
+
+    def _invite_for_call(self, call: Call, request: SipMessage, addr: tuple[str, int]) -> None:
+        """An INVITE with a live call's Call-ID: a re-INVITE (To tag), a retransmission of
+        the call's INVITE (answered as before), or neither. Knowing a Call-ID is not
+        knowing the dialog: only the caller's own retransmission gets the call's answer
+        (its tags, CSeq and RTP port), and a source not allowed gets nothing but 403."""
+        if sip.header_param(request.get("To"), "tag"):
+            if self._in_dialog(call, request, addr):
+                self._reinvite(call, request, addr)
+        elif not self._allowed(addr[0]):
+            self._reply(request, addr, 403)
+        elif call.retransmitted_by(request, addr):
+            if call.final_response:
+                self._send(call.final_response, addr)
+            else:
+                self._send(sip.response(request, 180, to_tag=call.dialog.local_tag), addr)
+        else:
+            # RFC 3261 §8.2.2.2: the same From tag and CSeq by another branch or path is a
+            # merged request (482); anything else names a dialog it does not know (481).
+            # Answered once, with a tag of its own, never retransmitted (a Call-ID's
+            # retransmission state is the live call's).
+            merged = (
+                sip.header_param(request.get("From"), "tag") == call.dialog.remote_tag
+                and request.cseq[0] == call.dialog.invite_cseq
+            )
+            log.warning(
+                "refused an INVITE reusing a live call's Call-ID",
+                extra={"source": addr[0], "call_id": call.call_id[:80]},
+            )
+            self._reply(request, addr, 482 if merged else 481)
 
     def _stop_answering(self, call_id: str) -> None:
         """Cancel a call's INVITE handling (ringing, or resending the 200)."""
@@ -405,14 +429,32 @@ class UserAgentServer(UdpEndpoint):
             return str(probe.getsockname()[0])
 
     def _reinvite(self, call: Call, request: SipMessage, addr: tuple[str, int]) -> None:
-        """Session refresh, hold or un-hold: the codec and the latch stay as they are; the
-        direction answers the offer's (a=sendonly → a=recvonly, a=inactive → a=inactive)."""
+        """Session refresh, hold, un-hold or a media move: the codec stays (an offer
+        without it gets 488); the direction answers the offer's (a=sendonly → a=recvonly,
+        a=inactive → a=inactive); a new c=/m= address or port re-latches there (rtp.py)."""
         if request.body.strip():
             try:
                 offer = parse_offer(request.body)
             except SdpError:
+                offer = None
+            if offer is None or call.answer.payload_type not in offer.payload_types:
                 self._reply(request, addr, 488, to_tag=call.dialog.local_tag)
                 return
+            moved = (offer.address, offer.port)
+            if (
+                offer.address != "0.0.0.0"
+                and offer.port
+                and moved
+                != (
+                    call.answer.remote_address,
+                    call.answer.remote_port,
+                )
+            ):
+                call.move_media(*moved)
+                log.info(
+                    "call media moved",
+                    extra={"call_id": call.call_id[:80], "address": offer.address},
+                )
             call.set_direction(ANSWER_DIRECTION[offer.direction])
             log.info(
                 "call direction changed",
@@ -435,16 +477,16 @@ class UserAgentServer(UdpEndpoint):
 
     def _in_dialog(self, call: Call, request: SipMessage, addr: tuple[str, int]) -> bool:
         """Check an in-dialog request (BYE, INFO, re-INVITE) against the dialog and the
-        allow-list; answer it (481 or 403) when it fails."""
-        if not call.dialog.matches(request):
-            self._reply(request, addr, 481)
-            return False
+        allow-list; answer it (403 or 481) when it fails."""
         if not self._allowed(addr[0]):
             log.warning(
                 "refused an in-dialog request from a source not allowed",
                 extra={"source": addr[0], "method": request.method},
             )
             self._reply(request, addr, 403)
+            return False
+        if not call.dialog.matches(request):
+            self._reply(request, addr, 481)
             return False
         return True
 

@@ -1,25 +1,45 @@
 """The PIN guard's bounds, as pure decisions (no clock needed: nothing refills in a test)."""
 
-from server.media.phone.guessing import PinGuard
+import pytest
+
+from server.media.phone.guessing import PinCheckRefused, PinGuard
 
 
-def test_a_source_is_locked_after_its_failures_and_others_are_not() -> None:
+def refusal(guard: PinGuard, source: str) -> str:
+    with pytest.raises(PinCheckRefused) as refused:
+        guard.hold(source)
+    return refused.value.reason
+
+
+def test_holds_are_taken_before_checking_so_parallel_checks_never_pass_the_limit() -> None:
     guard = PinGuard(per_source=3, window_seconds=600, global_per_minute=100)
 
-    assert [guard.failed("192.0.2.1") for _ in range(3)] == [False, False, True]
+    for _ in range(3):  # three checks in flight at once, none answered yet
+        guard.hold("192.0.2.1")
 
+    assert refusal(guard, "192.0.2.1") == "source_locked"
     assert guard.refuses("192.0.2.1")
     assert not guard.refuses("192.0.2.2")
 
 
-def test_over_the_global_ceiling_one_failure_locks_a_source_and_clean_ones_still_call() -> None:
+def test_a_right_pin_gives_its_failure_back() -> None:
+    guard = PinGuard(per_source=2, window_seconds=600, global_per_minute=2)
+
+    for _ in range(5):
+        guard.give_back(guard.hold("192.0.2.1"), proven=True)
+
+    assert not guard.refuses("192.0.2.1")
+    guard.hold("192.0.2.9")
+    guard.hold("192.0.2.9")  # the global ceiling is all there, too
+
+
+def test_over_the_global_ceiling_only_proven_sources_are_checked() -> None:
     guard = PinGuard(per_source=10, window_seconds=600, global_per_minute=2)
-    guard.failed("192.0.2.1")
-    guard.failed("192.0.2.2")  # the ceiling: two failures a minute from everyone
-    assert guard.over_global_ceiling
-    assert not guard.refuses("192.0.2.1")  # under their own limit, failures so far
+    guard.give_back(guard.hold("198.51.100.7"), proven=True)  # a trunk that let someone in
+    guard.give_back(guard.hold("203.0.113.5"), proven=False)  # a removed person's PIN
+    guard.hold("192.0.2.1")
+    guard.hold("192.0.2.2")  # the ceiling: two failures a minute from everyone
 
-    assert guard.failed("192.0.2.3")  # one more, from anywhere, locks that source at once
-
-    assert guard.refuses("192.0.2.3")
-    assert not guard.refuses("198.51.100.7")  # a source that never failed is not affected
+    assert [refusal(guard, f"192.0.2.{n}") for n in range(3, 8)] == ["over_ceiling"] * 5
+    assert refusal(guard, "203.0.113.5") == "over_ceiling"  # known PIN, never let in
+    assert [guard.hold("198.51.100.7").counted_globally for _ in range(3)] == [False] * 3
