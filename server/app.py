@@ -100,7 +100,7 @@ def create_app(settings: Settings) -> web.Application:
         if redis
         else None
     )
-    removals = RemovalStore(database)
+    removals = RemovalStore(database, settings.secret_key)
     signaling = Signaling(
         settings,
         tokens,

@@ -111,8 +111,11 @@ async def forget_person(request: web.Request) -> web.Response:
         raise InvalidInput("that is not an identity")
     body = await read_body(request, ForgetIn)
     services = services_of(request)
-    # Cut their live connections first, so nothing they send lands after the erasure.
-    for room in await rooms_of(services.database, identity):
+    # Refuse the join tokens they still hold (they would let them back in as who they
+    # were), then cut their live connections, so nothing they send lands after the erasure.
+    rooms = await rooms_of(services.database, identity)
+    for room in rooms:
+        await services.removals.remove_erased(room, identity)
         await services.signaling.remove(room, identity)
     await services.bus.drain()  # the session log has written their leaving
     outcome = await forget(services.database, identity, body.mode, actor)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import socketio
 from sqlalchemy import event, insert
 from sqlalchemy.engine import make_url
 
@@ -147,6 +148,15 @@ async def test_erased_participants_data_is_gone_from_the_database_files(
         while back.sio.connected:
             assert time.monotonic() < deadline, "the erased participant is still connected"
             await asyncio.sleep(0.05)
+
+        # The token they still hold opens nothing any more: not the API, not the room.
+        revoked = await call(http, "GET", api + "/me/data", zelda, None, 401)
+        assert revoked["error"]["code"] == "token_revoked"
+        await call(http, "GET", f"{base}/goals", zelda, None, 401)
+        again = SocketParticipant(server.url, token)
+        with contextlib.suppress(socketio.exceptions.ConnectionError):
+            await again.connect()
+        assert not again.sio.connected, "an erased person's old token joined the room"
 
         # Through the API: the partner sees "removed" from a removed participant.
         transcript = await call(
