@@ -124,11 +124,3 @@ class TokenIssuer:
 def is_admin_key(expected: str, given: str) -> bool:
     """Whether `given` is the admin key, compared in constant time."""
     return hmac.compare_digest(given.encode(), expected.encode())
-
-
-def check_admin_key(expected: str, authorization: str | None) -> None:
-    """Accept `Authorization: Bearer <admin key>`."""
-    if not authorization or not authorization.startswith("Bearer "):
-        raise Unauthorized("the admin key is required (Authorization: Bearer ...)")
-    if not is_admin_key(expected, authorization.removeprefix("Bearer ").strip()):
-        raise Unauthorized("the admin key is wrong")

@@ -13,7 +13,6 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from server.api.access import Access, Handler, guard
-from server.auth import check_admin_key
 from server.errors import InvalidInput, NotFound, PairwiseError, wire_error
 
 log = logging.getLogger("pairwise.http")
@@ -125,12 +124,6 @@ def path_id(request: web.Request, name: str) -> int:
     if len(raw) > len(str(MAX_ID)) or int(raw) > MAX_ID:
         raise InvalidInput(f"{name} is at most {MAX_ID}")
     return int(raw)
-
-
-def require_admin(request: web.Request, admin_key: str) -> None:
-    """A hand check of the admin key. Redundant: the route guard (`access.guard`) checks every
-    `admin=True` route before its handler; kept until the packages still calling it drop it."""
-    check_admin_key(admin_key, request.headers.get("Authorization"))
 
 
 @web.middleware
