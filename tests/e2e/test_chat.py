@@ -41,6 +41,20 @@ async def test_two_people_join_and_chat_both_ways(open_page: OpenPage) -> None:
     await expect(bo.page.locator("#unread")).to_be_hidden()
 
 
+async def test_observer_is_told_the_chat_is_private(open_page: OpenPage) -> None:
+    """With operators_read_chat off (the default) an observer's chat panel says why it is
+    empty; a member of the pair sees the chat as usual and no such note."""
+    ada = await open_page("ada")
+    await ada.say("Only for Bo and me.")
+    olga = await open_page("olga", role="observer")
+    await expect(olga.tile("ada")).to_be_visible()
+    note = olga.page.locator(".chat-private")
+    await expect(note).to_be_visible()
+    await expect(note).to_contain_text("chat is private")
+    await expect(olga.message("Only for Bo and me.")).to_have_count(0)
+    await expect(ada.page.locator(".chat-private")).to_have_count(0)
+
+
 async def test_late_joiner_sees_history_and_everyone(open_page: OpenPage, base_url: str) -> None:
     # Observers read chat only where the program lets its operators read it.
     await asyncio.to_thread(set_operators_read_chat, base_url, True)

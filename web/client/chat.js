@@ -91,7 +91,8 @@ export class Chat {
   }
 
   /** The join ack (first join or a rejoin after reconnecting): merge history, resend. */
-  load({ history, reads, canWrite }) {
+  load({ history, reads, canWrite, chatPrivate = false }) {
+    this.#showPrivate(chatPrivate);
     this.canWrite = canWrite;
     this.input.disabled = !canWrite;
     this.form.querySelector("button").disabled = !canWrite;
@@ -104,6 +105,21 @@ export class Chat {
     this.#countUnread();
     this.markRead();
     this.flush();
+  }
+
+  /** The operator's side (an observer) in a program whose chat is private: say why the
+   * panel stays empty, instead of an empty log that looks broken. */
+  #showPrivate(chatPrivate) {
+    let note = this.log.parentElement.querySelector(".chat-private");
+    if (chatPrivate && !note) {
+      note = document.createElement("p");
+      note.className = "chat-private";
+      note.textContent =
+        "This pair's chat is private: the programme does not let its operators read it.";
+      this.log.before(note);
+    }
+    if (note) note.hidden = !chatPrivate;
+    if (chatPrivate) this.earlier.hidden = true;
   }
 
   send(raw) {

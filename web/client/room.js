@@ -94,7 +94,12 @@ export class Room {
       if (!present.has(identity)) this.#removePerson(identity);
     }
     for (const person of ack.participants) this.#addPerson(person);
-    this.chat.load({ history: ack.history, reads: ack.reads, canWrite: this.#canWrite(ack.room) });
+    this.chat.load({
+      history: ack.history,
+      reads: ack.reads,
+      canWrite: this.#canWrite(ack.room),
+      chatPrivate: Boolean(ack.chat_private),
+    });
     document.getElementById("room-name").textContent = ack.room.name;
     if (rejoin) this.media.rejoined(ack.you?.media_mode || "text");
     else this.media.start(this.probe());
