@@ -123,9 +123,19 @@ async def test_udp_blocked_past_consent_expiry_rebuilds_the_connection_and_recov
     down = await room.wait_mode(blocked, is_down, timeout=10)
     assert (down.mode, down.reason) == ("text", "no_rtp")
 
-    # Consent expires: the server closes the dead connection and tells the client.
+    # Consent expires (~31 s) at both ends at about the same moment. Either the server
+    # closes the dead connection and tells the client (`media_failed` connection_closed),
+    # or the client's own aiortc closes first and its rebuild replaces the server's
+    # connection before the server's timer fires (seen once in CI). Both are the product
+    # working: the client rebuilds. The server-side rule alone is tested without the race
+    # in tests/media/test_continuity.py.
     closed = await room.participant.wait_for(
-        "media_failed", lambda line: line["reason"] == "connection_closed", timeout=60
+        "reconnect",
+        lambda line: (
+            line["t"] > blocked
+            and line["reason"] in ("server: connection_closed", "own connection closed")
+        ),
+        timeout=60,
     )
     # The client rebuilds with backoff; while UDP is blocked the rebuild cannot connect.
     await room.participant.wait_for(
