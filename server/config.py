@@ -96,6 +96,16 @@ class Settings(BaseSettings):
     media_loss_step_down_percent: float = Field(20.0, gt=0, le=100)
     media_recover_seconds: float = Field(5.0, gt=0, description="healthy this long → step up")
 
+    # mail (server/mail.py): sign-in links, invitations, reminders, digests
+    smtp_host: str | None = Field(None, description="SMTP server; mail is off when unset")
+    smtp_port: int = Field(587, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_tls: Literal["none", "starttls", "tls"] = Field(
+        "starttls", description="none (loopback relays), STARTTLS, or implicit TLS"
+    )
+    smtp_from: str = Field("Pairwise <pairwise@localhost>", description="the From: of mail sent")
+
     # phone (SIP dial-in)
     sip_bind: str | None = Field(None, description="host:port for SIP over UDP; off when unset")
     sip_allowed_ips: list[str] = Field(

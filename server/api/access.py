@@ -32,10 +32,16 @@ MEMBER_ROLES = frozenset({Role.MENTOR, Role.MENTEE})
 
 class Access(StrEnum):
     PUBLIC = "public"  # anyone: liveness, readiness, metrics
-    ADMIN = "admin"  # the admin key
+    ADMIN = "admin"  # the admin key, or an operator signed in with the admin role
+    MANAGER = "manager"  # an admin, or an operator with the programme manager role
+    VIEWER = "viewer"  # any operator: admin, programme manager or viewer (health, exports)
     MEMBER = "member"  # a member's join token only (writes to a pair's log, /me)
     PAIR = "pair"  # the admin key or a member's join token (reading a pair's log)
     ROOM = "room"  # the admin key or any join token for the route's {room}
+
+
+# Routes only operators call; until operators sign in (issue 15) all three take the admin key.
+OPERATOR_ACCESS = frozenset({Access.ADMIN, Access.MANAGER, Access.VIEWER})
 
 
 @dataclass(frozen=True)
@@ -78,7 +84,7 @@ async def admit(request: web.Request, access: Access) -> Caller | None:
                 "this is done by a pair's member, with their join token", code="members_only"
             )
         return _operator(request)
-    if access is Access.ADMIN:
+    if access in OPERATOR_ACCESS:
         try:
             services.tokens.verify(given)
         except Unauthorized:
