@@ -58,7 +58,7 @@ class Mailer:
                 username=settings.smtp_username,
                 password=settings.smtp_password,
                 use_tls=settings.smtp_tls == "tls",
-                start_tls=True if settings.smtp_tls == "starttls" else False,
+                start_tls=settings.smtp_tls == "starttls",
                 timeout=30,
             )
         except (aiosmtplib.SMTPException, OSError) as exc:
