@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import insert, select, update
 
-from server.errors import Conflict, InvalidInput, NotFound
+from server.errors import Conflict, Forbidden, InvalidInput, NotFound
 from server.store import Database
 from server.store.schema import pair_members, pairs
 
@@ -91,6 +91,17 @@ class PairStore:
     async def by_room(self, room: str) -> Pair | None:
         found = await self._load(pairs.c.room == room)
         return found[0] if found else None
+
+    async def require_open_room(self, room: str) -> None:
+        """A room whose pair was ended or rematched (status `unpublished`) is closed: no new
+        joins, phone callers, meetings or chat; its log is kept. Rooms no pair owns (ad-hoc
+        rooms an operator made) stay open. Every way into a room asks here (issue 15)."""
+        pair = await self.by_room(room)
+        if pair is not None and pair.status != "active":
+            raise Forbidden(
+                "this pair's mentoring has ended, so its room is closed; its log stays readable",
+                code="room_closed",
+            )
 
     async def list(self, status: str | None = None) -> builtins.list[Pair]:
         return await self._load(pairs.c.status == status if status else None)
