@@ -40,6 +40,7 @@ from server.rooms.registry import RoomRegistry
 from server.rooms.removals import RemovalStore
 from server.services import SERVICES, Services
 from server.sessionlog import api as sessionlog_api
+from server.sessionlog.pairs import PairStore
 from server.sessionlog.service import SessionLogService
 from server.signaling.broadcast import Broadcaster
 from server.signaling.catchup import CatchUpRedisManager, ChatCatchUp
@@ -118,9 +119,16 @@ def create_app(settings: Settings) -> web.Application:
     dial_in, phone = None, None
     if settings.sip_bind:
         pins = PinStore(database, settings.sip_pin_digits)
-        dial_in = DialIn(pins, settings.sip_dialin_number or "")
+        room_gate = PairStore(database).require_open_room
+        dial_in = DialIn(pins, settings.sip_dialin_number or "", room_gate)
         phone = PhoneGateway(
-            PhoneSettings.from_settings(settings), rooms, bus, pins, SfuRoomAudio(sfu), registry
+            PhoneSettings.from_settings(settings),
+            rooms,
+            bus,
+            pins,
+            SfuRoomAudio(sfu),
+            registry,
+            require_open_room=room_gate,
         )
     MediaHandlers(signaling, sfu, dialin=dial_in.for_room if dial_in else None)
     signaling.attach(app)

@@ -8,11 +8,11 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import delete, insert, select, update
 
 from server.errors import Conflict, Forbidden, InvalidInput, NotFound
 from server.store import Database
-from server.store.schema import pair_members, pairs
+from server.store.schema import pair_members, pairs, phone_participant_pins, phone_room_pins
 
 
 @dataclass(frozen=True)
@@ -114,7 +114,20 @@ class PairStore:
         if status not in ("active", "unpublished"):
             raise InvalidInput(f"unknown pair status {status!r}")
         await self._update(pair_id, status=status)
-        return await self.get(pair_id)
+        pair = await self.get(pair_id)
+        if status != "active":
+            await self._drop_dial_in_pins(pair.room)
+        return pair
+
+    async def _drop_dial_in_pins(self, room: str) -> None:
+        """The ended pair's room takes no phone callers: its dial-in PINs (the room's and
+        every personal one) stop existing, so a caller who knows one gets "wrong PIN"
+        (the gateway also asks `require_open_room`, for a PIN read before this ran)."""
+        async with self._db.begin() as conn:
+            await conn.execute(delete(phone_room_pins).where(phone_room_pins.c.room == room))
+            await conn.execute(
+                delete(phone_participant_pins).where(phone_participant_pins.c.room == room)
+            )
 
     async def flag(self, pair_id: str, reason: str) -> Pair:
         await self._update(pair_id, flagged=True, flag_reason=reason)

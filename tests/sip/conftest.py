@@ -19,6 +19,7 @@ from server.media.phone.gateway import PhoneGateway, PhoneSettings
 from server.media.phone.pins import PinStore
 from server.rooms.events import EventBus, RoomEvent
 from server.rooms.registry import RoomRegistry
+from server.sessionlog.pairs import PairStore
 from server.store import Database
 from server.store.schema import metadata
 from tests.support.services import require_program
@@ -132,7 +133,15 @@ async def make_phone(tmp_path: Path) -> AsyncIterator[PhoneFactory]:
         config = PhoneSettings(
             **{"host": "127.0.0.1", "port": 0, "rtp_host": "127.0.0.1", **settings}
         )
-        gateway = PhoneGateway(config, registry, bus, pins, room_audio, metrics)
+        gateway = PhoneGateway(
+            config,
+            registry,
+            bus,
+            pins,
+            room_audio,
+            metrics,
+            require_open_room=PairStore(database).require_open_room,  # as the app wires it
+        )
         phone = Phone(
             gateway, registry, bus, pins, room_audio, metrics, tmp_path, sipp_path, database
         )

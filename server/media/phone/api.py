@@ -8,7 +8,8 @@ POST /api/v1/rooms/{room}/participant-pins    a personal PIN that identifies the
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 
 from aiohttp import web
 from pydantic import BaseModel, Field
@@ -29,6 +30,8 @@ class DialIn:
 
     pins: PinStore
     number: str  # the number to call, as shown to people ("+49 30 1234 5678")
+    # Raises Forbidden (room_closed) for a room whose pair ended: no PIN is issued for it.
+    require_open_room: Callable[[str], Awaitable[None]] | None = field(default=None)
 
     async def for_room(self, room: str) -> dict[str, str] | None:
         """Number and PIN for participants of `room`, if the room has a PIN."""
@@ -66,17 +69,25 @@ def _dial_in(request: web.Request) -> tuple[DialIn, str]:
     return dial_in, room
 
 
+async def _open_dial_in(request: web.Request) -> tuple[DialIn, str]:
+    """`_dial_in` for issuing a PIN: refused (403 room_closed) when the room is closed."""
+    dial_in, room = _dial_in(request)
+    if dial_in.require_open_room is not None:
+        await dial_in.require_open_room(room)
+    return dial_in, room
+
+
 @routes.route(
     "POST",
     "/api/v1/rooms/{room}/pin",
     summary="Create or return a room's dial-in PIN",
     response=RoomPin,
     admin=True,
-    errors=(401, 404, 422),
+    errors=(401, 403, 404, 422),
     tags=("phone",),
 )
 async def ensure_room_pin(request: web.Request) -> web.Response:
-    dial_in, room = _dial_in(request)
+    dial_in, room = await _open_dial_in(request)
     pin = await dial_in.pins.ensure_room_pin(room)
     return json_response(RoomPin(room=room, pin=pin, dial_in_number=dial_in.number))
 
@@ -106,11 +117,11 @@ async def get_room_pin(request: web.Request) -> web.Response:
     response=ParticipantPin,
     status=201,
     admin=True,
-    errors=(401, 404, 422),
+    errors=(401, 403, 404, 422),
     tags=("phone",),
 )
 async def create_participant_pin(request: web.Request) -> web.Response:
-    dial_in, room = _dial_in(request)
+    dial_in, room = await _open_dial_in(request)
     body = await read_body(request, ParticipantPinRequest)
     pin = await dial_in.pins.participant_pin(room, body.identity, body.name, str(body.role))
     return json_response(

@@ -14,12 +14,13 @@ import asyncio
 import hashlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry
 
 from server.config import Settings
-from server.errors import Conflict
+from server.errors import Conflict, Forbidden
 from server.media.phone import prompt
 from server.media.phone.bridge import PhoneTrack, RoomAudio
 from server.media.phone.call import Call, Room
@@ -113,8 +114,12 @@ class PhoneGateway:
         pins: PinDirectory,
         room_audio: RoomAudio,
         metrics_registry: CollectorRegistry,
+        require_open_room: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
+        """`require_open_room(room)` raises `Forbidden` for a room that takes no one in
+        any more (its pair was ended or rematched: `PairStore.require_open_room`)."""
         self.settings = settings
+        self._require_open_room = require_open_room
         self._registry = registry
         self._bus = bus
         self._pins = pins
@@ -255,16 +260,22 @@ class PhoneGateway:
                 self._rejected(call, refused.reason, via)
                 return
             match = await self._pins.resolve(pin) if pin.isdigit() else None
+            closed = match is not None and not await self._room_open(match.room)
         finally:
             self._checking.discard(call.call_id)
         if match is not None:
-            self.guard.give_back(hold, proven=not match.removed)
+            self.guard.give_back(hold, proven=not (match.removed or closed))
         if call.call_id not in self.calls:
             return
         if match is not None and match.removed:
             # A known PIN, not a guess: the person was removed from the room.
             call.pin_entry.exhaust()
             self._rejected(call, "removed", via, room=match.room)
+            return
+        if match is not None and closed:
+            # A known PIN of a room that closed (its pair ended): said so, then goodbye.
+            call.pin_entry.exhaust()
+            self._rejected(call, "room_closed", via, room=match.room)
             return
         if match is not None:
             self._admit(call, match)
@@ -274,6 +285,15 @@ class PhoneGateway:
             self.metrics.pin_sources_locked.inc()
             call.pin_entry.exhaust()
         self._rejected(call, "wrong_pin", via)
+
+    async def _room_open(self, room: str) -> bool:
+        if self._require_open_room is None:
+            return True
+        try:
+            await self._require_open_room(room)
+        except Forbidden:
+            return False
+        return True
 
     def _rejected(self, call: Call, reason: str, via: str, room: str = "") -> None:
         final = call.pin_entry.exhausted
@@ -305,7 +325,8 @@ class PhoneGateway:
             self._disarm_pin_timer(call)
             self.metrics.call_attempts.labels("pin_rejected").inc()
             call.end_reason = call.end_reason or "pin_rejected"
-            call.play(self._prompt(prompt.GOODBYE), then_hang_up=True)
+            goodbye = prompt.ROOM_CLOSED if reason == "room_closed" else prompt.GOODBYE
+            call.play(self._prompt(goodbye), then_hang_up=True)
         else:
             call.play(self._prompt(prompt.WRONG_PIN))
             self._arm_pin_timer(call)

@@ -59,7 +59,41 @@ GOODBYE = Prompt(
     ((350.0, 800), (0.0, 300)),
     pause_ms=300,
 )
-PROMPTS = (ASK_PIN, WRONG_PIN, ACCEPTED, GOODBYE)
+ROOM_CLOSED = Prompt(
+    "room_closed",
+    "This meeting room is closed. Goodbye.",
+    ((350.0, 300), (0.0, 100), (350.0, 300), (0.0, 100), (350.0, 800), (0.0, 300)),
+    pause_ms=300,
+)
+MUTED = Prompt("muted", "You are muted.", ((420.0, 150), (0.0, 50), (420.0, 150)), pause_ms=100)
+UNMUTED = Prompt("unmuted", "You are unmuted.", ((660.0, 150), (0.0, 50), (660.0, 150)))
+# Who is in the room when a caller joins: spoken counts, or one short beep per person.
+ALONE = Prompt("alone", "You are the first one here.", ((523.0, 400), (0.0, 300)))
+OTHERS = tuple(
+    Prompt(
+        f"others_{count}",
+        "One other person is here."
+        if count == 1
+        else f"{('Two', 'Three', 'Four', 'Five')[count - 2]} other people are here.",
+        tuple(t for _ in range(count) for t in ((880.0, 80), (0.0, 170))) + ((0.0, 300),),
+    )
+    for count in range(1, 6)
+)
+MANY = Prompt(
+    "others_many",
+    "More than five other people are here.",
+    tuple(t for _ in range(6) for t in ((880.0, 80), (0.0, 170))) + ((0.0, 300),),
+)
+PROMPTS = (
+    ASK_PIN, WRONG_PIN, ACCEPTED, GOODBYE, ROOM_CLOSED, MUTED, UNMUTED, ALONE, *OTHERS, MANY
+)  # fmt: skip
+
+
+def who_is_here(others: int) -> Prompt:
+    """What a caller hears on joining: how many others are in the room."""
+    if others <= 0:
+        return ALONE
+    return OTHERS[others - 1] if others <= len(OTHERS) else MANY
 
 
 @functools.cache

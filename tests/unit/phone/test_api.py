@@ -54,3 +54,23 @@ async def test_errors(client: Any) -> None:
     )
     assert bad.status == 422
     assert (await client.get("/api/v1/rooms/-bad/pin", headers=ADMIN)).status == 422
+
+
+async def test_no_pin_is_issued_for_a_closed_room(aiohttp_client: Any, tmp_path: Path) -> None:
+    from server.errors import Forbidden
+
+    async def require_open_room(room: str) -> None:
+        if room == "closed":
+            raise Forbidden("closed", code="room_closed")
+
+    app = web.Application(middlewares=[error_middleware])
+    dial_in = api.DialIn(await store(tmp_path), "+1", require_open_room)
+    app[SERVICES] = SimpleNamespace(admin_key=ADMIN_KEY, dial_in=dial_in)  # type: ignore[misc]
+    api.routes.install(app)
+    client = await aiohttp_client(app)
+    person = {"identity": "maya", "name": "Maya", "role": "mentee"}
+    for path, body in (("/pin", None), ("/participant-pins", person)):
+        refused = await client.post(f"/api/v1/rooms/closed{path}", headers=ADMIN, json=body)
+        assert refused.status == 403, path
+        assert (await refused.json())["error"]["code"] == "room_closed"
+        assert (await client.post(f"/api/v1/rooms/open{path}", headers=ADMIN, json=body)).ok
