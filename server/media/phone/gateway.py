@@ -169,7 +169,10 @@ class PhoneGateway:
         return True
 
     async def remove(self, room: str, identity: str) -> bool:
-        """An operator removed `identity` from `room`: end their calls into it (BYE)."""
+        """An operator removed `identity` from `room`: end their calls into it (BYE), and
+        give the room a new PIN, since the removed person may know the old one (they
+        could have read it in the room, or called in with it)."""
+        await self._pins.rotate_room_pin(room)
         found = [
             c
             for c in list(self.calls.values())

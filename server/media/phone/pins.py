@@ -39,6 +39,8 @@ class PinDirectory(Protocol):
 
     async def resolve(self, pin: str) -> PinMatch | None: ...
 
+    async def rotate_room_pin(self, room: str) -> str | None: ...
+
 
 class PinStore:
     def __init__(self, database: Database, digits: int = 6):
@@ -67,6 +69,24 @@ class PinStore:
                 return pin
             except IntegrityError:
                 continue  # the PIN or the room was taken meanwhile: look again
+        raise Conflict("could not issue a unique PIN; use more PIN digits", code="pin_space_full")
+
+    async def rotate_room_pin(self, room: str) -> str | None:
+        """Replace the room's PIN with a new one (None when it has none): after someone
+        was removed, the PIN they know lets no one in; the members read the new one
+        wherever the dial-in is shown (join ack, `GET .../pin`)."""
+        for _ in range(ISSUE_ATTEMPTS):
+            try:
+                async with self._db.begin() as conn:
+                    pin = await self._unused_pin(conn)
+                    result = await conn.execute(
+                        update(phone_room_pins)
+                        .where(phone_room_pins.c.room == room)
+                        .values(pin=pin, created_at=time.time())
+                    )
+                return pin if result.rowcount else None
+            except IntegrityError:
+                continue
         raise Conflict("could not issue a unique PIN; use more PIN digits", code="pin_space_full")
 
     async def participant_pin(self, room: str, identity: str, name: str, role: str) -> str:
