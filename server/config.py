@@ -125,7 +125,7 @@ class Settings(BaseSettings):
         10, ge=1, description="wrong PINs per source address per 10 minutes; then 403"
     )
     sip_pin_failures_per_minute: int = Field(
-        60, ge=1, description="wrong PINs per minute from never-admitted sources; then unchecked"
+        60, ge=1, description="wrong PINs per minute from every source together; then unchecked"
     )
     sip_prompts: Literal["voice", "tones"] = Field(
         "voice", description="what a caller hears: spoken English prompts, or tones"

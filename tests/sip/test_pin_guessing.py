@@ -138,7 +138,7 @@ async def test_pins_keyed_in_many_calls_at_once_are_checked_no_more_than_the_lim
 async def test_the_global_ceiling_bounds_guesses_from_many_addresses_and_a_trunk_still_calls(
     make_phone: PhoneFactory,
 ) -> None:
-    phone = await make_phone(pin_failures_per_minute=2)
+    phone = await make_phone(pin_failures_per_minute=4)  # 3 for new addresses, 1 for known
     pin = await phone.pins.ensure_room_pin("mentoring-g")
     trunk, newcomer = await open_peer("127.0.0.10"), await open_peer("127.0.0.30")
     guessers = [await open_peer(f"127.0.0.{n}") for n in range(11, 19)]
@@ -159,11 +159,37 @@ async def test_the_global_ceiling_bounds_guesses_from_many_addresses_and_a_trunk
         for peer in (trunk, newcomer, *guessers):
             peer.close()
 
-    assert phone.metric("pairwise_phone_pin_failures_total", via="header") == 2  # the ceiling
-    assert phone.metric("pairwise_phone_pin_checks_refused_total", reason="over_ceiling") == 23
+    assert phone.metric("pairwise_phone_pin_failures_total", via="header") == 3  # the ceiling
+    assert phone.metric("pairwise_phone_pin_checks_refused_total", reason="over_ceiling") == 22
     newcomer_rejected = phone.of_type(PhonePinRejected)[-1]
     assert (newcomer_rejected.source, newcomer_rejected.reason) == ("127.0.0.30", "over_ceiling")
     assert {c.source for c in phone.gateway.calls.values() if c.room} == {"127.0.0.10"}
+
+
+async def test_addresses_that_proved_a_right_pin_stay_under_the_global_ceiling(
+    make_phone: PhoneFactory,
+) -> None:
+    """An attacker who is let in once from each of several addresses (say with a room
+    PIN they were given) must not then guess from them beyond the global ceiling."""
+    phone = await make_phone(pin_failures_per_minute=4)  # the proven share: 1 a minute
+    pin = await phone.pins.ensure_room_pin("mentoring-p")
+    peers = [await open_peer(f"127.0.0.{n}") for n in range(41, 45)]
+    try:
+        for n, peer in enumerate(peers):
+            await answered_calls(peer, phone.gateway.port, {f"prove-{n}": pin})
+        room = await eventually(lambda: phone.registry.get("mentoring-p"))
+        await eventually(lambda: len(room.participants) == 4)
+        for n, peer in enumerate(peers):  # four proven addresses, three guesses each
+            await answered_calls(
+                peer, phone.gateway.port, {f"guess-{n}-{k}": wrong(pin) for k in range(3)}
+            )
+        await eventually(lambda: len(phone.of_type(PhonePinRejected)) == 12)
+    finally:
+        for peer in peers:
+            peer.close()
+
+    assert phone.metric("pairwise_phone_pin_failures_total", via="header") == 1  # checked
+    assert phone.metric("pairwise_phone_pin_checks_refused_total", reason="over_ceiling") == 11
 
 
 async def test_a_pin_in_x_room_pin_is_a_counted_guess(phone: Phone, udp_peer: UdpPeer) -> None:

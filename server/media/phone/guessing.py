@@ -10,17 +10,20 @@ Per source address a token bucket holds `per_source` failures refilled over
 `window_seconds`: when it is empty, new calls from that address are refused (403) and
 a PIN keyed in a call from it is not checked.
 
-Across all sources a second bucket holds `global_per_minute` failures, and it bounds
-the checks from every address that has not yet given a right PIN: once it is empty,
-a PIN from such an address is not checked at all (refused and counted) until the
-bucket refills. An attacker with any number of addresses thus gets at most
-`global_per_minute` guesses a minute (plus the burst) from them together. Addresses
-that have given a right PIN (`proven`: a trunk, a caller who got in before) are
-checked as before, bounded by their own bucket, so callers through a trunk or from
-known addresses still get in during an attack; a first call from a new address has
-to wait until the attack ebbs. Slowing every check instead would not bound guessing
-(an attacker hangs up and calls again in parallel), and refusing every check would
-hand the attacker a switch that turns the phone off for everyone.
+Across all sources, `global_per_minute` failures a minute (and as a burst) is the
+ceiling for everyone together, proven addresses included: once it is reached, a PIN is
+not checked at all (refused and counted) until it refills. An attacker with any number
+of addresses thus gets at most `global_per_minute` guesses a minute (plus one burst).
+The ceiling is split in two buckets so that an attack from new addresses does not
+refuse the callers a trunk brings: a quarter (`proven_share`) for addresses that have
+given a right PIN before (`proven`: a trunk, a caller who got in before), the rest for
+all other addresses. An address that proved itself once (an attacker who is a member,
+say) thus draws on the small share with every other proven address: it cannot add its
+own budget to the ceiling, as an exemption used to let it. A first call from a new
+address during an attack has to wait until the attack ebbs. Slowing every check
+instead would not bound guessing (an attacker hangs up and calls again in parallel),
+and refusing every check would hand the attacker a switch that turns the phone off for
+everyone.
 """
 
 from __future__ import annotations
@@ -45,13 +48,18 @@ class Hold:
     """One failure taken for a PIN about to be checked (given back if it is right)."""
 
     source: str
-    counted_globally: bool
+    ceiling: TokenBucket  # the share of the global ceiling it was taken from
 
 
 class PinGuard:
     def __init__(self, per_source: int, window_seconds: float, global_per_minute: int) -> None:
         self._sources = Buckets(per_source * 60 / window_seconds, burst=per_source)
-        self._all = TokenBucket(global_per_minute / 60, global_per_minute)
+        proven_share = global_per_minute // 4  # 0 below 4: then one bucket for everyone
+        newcomers = global_per_minute - proven_share
+        self._newcomers = TokenBucket(newcomers / 60, newcomers)
+        self._known = (
+            TokenBucket(proven_share / 60, proven_share) if proven_share else self._newcomers
+        )
         self._proven: OrderedDict[str, None] = OrderedDict()
 
     def refuses(self, source: str) -> bool:
@@ -64,18 +72,16 @@ class PinGuard:
         bucket = self._sources.get(source)
         if not bucket.take():
             raise PinCheckRefused("source_locked")
-        if source in self._proven:
-            return Hold(source, counted_globally=False)
-        if not self._all.take():
+        ceiling = self._known if source in self._proven else self._newcomers
+        if not ceiling.take():
             raise PinCheckRefused("over_ceiling")
-        return Hold(source, counted_globally=True)
+        return Hold(source, ceiling)
 
     def give_back(self, hold: Hold, *, proven: bool) -> None:
         """The PIN was a known one: its failure is returned; `proven` (it let the caller
-        in) exempts its source from the global ceiling from now on."""
+        in) moves its source to the proven share of the global ceiling from now on."""
         self._sources.get(hold.source).give()
-        if hold.counted_globally:
-            self._all.give()
+        hold.ceiling.give()
         if proven:
             self._proven.pop(hold.source, None)
             self._proven[hold.source] = None

@@ -33,13 +33,38 @@ def test_a_right_pin_gives_its_failure_back() -> None:
     guard.hold("192.0.2.9")  # the global ceiling is all there, too
 
 
-def test_over_the_global_ceiling_only_proven_sources_are_checked() -> None:
-    guard = PinGuard(per_source=10, window_seconds=600, global_per_minute=2)
+def test_over_the_global_ceiling_proven_sources_have_their_own_share() -> None:
+    guard = PinGuard(per_source=10, window_seconds=600, global_per_minute=8)  # 6 + 2 proven
     guard.give_back(guard.hold("198.51.100.7"), proven=True)  # a trunk that let someone in
     guard.give_back(guard.hold("203.0.113.5"), proven=False)  # a removed person's PIN
-    guard.hold("192.0.2.1")
-    guard.hold("192.0.2.2")  # the ceiling: two failures a minute from everyone
+    for n in range(6):
+        guard.hold(f"192.0.2.{n}")  # the newcomers' share: six failures a minute
 
-    assert [refusal(guard, f"192.0.2.{n}") for n in range(3, 8)] == ["over_ceiling"] * 5
+    assert [refusal(guard, f"192.0.2.{n}") for n in range(6, 11)] == ["over_ceiling"] * 5
     assert refusal(guard, "203.0.113.5") == "over_ceiling"  # known PIN, never let in
-    assert [guard.hold("198.51.100.7").counted_globally for _ in range(3)] == [False] * 3
+    guard.give_back(guard.hold("198.51.100.7"), proven=True)  # the trunk still gets in
+
+
+def test_the_ceiling_holds_for_proven_sources_too() -> None:
+    """Proving one right PIN from each of many addresses must not add their per-source
+    budgets to the ceiling (it used to exempt them from it)."""
+    guard = PinGuard(per_source=10, window_seconds=600, global_per_minute=8)
+    proven = [f"198.51.100.{n}" for n in range(5)]
+    for source in proven:
+        guard.give_back(guard.hold(source), proven=True)
+    checked = 0
+    for source in proven * 3:
+        try:
+            guard.hold(source)
+            checked += 1
+        except PinCheckRefused as refused:
+            assert refused.reason == "over_ceiling"
+    assert checked == 2  # the proven share of 8 a minute, not 5 x 10
+
+
+def test_below_four_a_minute_everyone_shares_one_bucket() -> None:
+    guard = PinGuard(per_source=10, window_seconds=600, global_per_minute=2)
+    guard.give_back(guard.hold("198.51.100.7"), proven=True)
+    guard.hold("192.0.2.1")
+    guard.hold("198.51.100.7")
+    assert refusal(guard, "198.51.100.7") == refusal(guard, "192.0.2.2") == "over_ceiling"
