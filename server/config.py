@@ -130,6 +130,9 @@ class Settings(BaseSettings):
     sip_prompts: Literal["voice", "tones"] = Field(
         "voice", description="what a caller hears: spoken English prompts, or tones"
     )
+    sip_pending_calls_per_source: int = Field(
+        20, ge=1, description="calls at once from one address not yet in a room; then 503"
+    )
 
     @field_validator("database_url")
     @classmethod

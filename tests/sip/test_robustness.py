@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from server.media.phone import sip
-from tests.sip.conftest import Phone, PhoneFactory, UdpPeer
+from tests.sip.conftest import Phone, PhoneFactory, UdpPeer, eventually
 from tests.sip.uac import SDP, final_response, request
 
 pytestmark = [pytest.mark.slow, pytest.mark.sip]
@@ -60,7 +60,8 @@ async def test_garbage_and_truncated_sip_leave_calls_alone(phone: Phone, udp_pee
     udp_peer.send(request("INFO", "nobody", body=b"Signal=1", content_type=relay, to_tag="x"),
                   phone.gateway.port)  # fmt: skip
     assert (await final_response(udp_peer)).status == 481
-    assert live.room is not None and live.pin_entry.attempts == 1  # the Request-URI PIN alone
+    await eventually(lambda: live.room)  # the PIN check reads the database meanwhile
+    assert live.pin_entry.attempts == 1  # the Request-URI PIN alone
     udp_peer.send(request("REGISTER", "reg"), phone.gateway.port)
     reply = await final_response(udp_peer)
     assert reply.status == 405 and "INVITE" in reply.get("Allow")
@@ -115,3 +116,19 @@ async def test_sources_outside_the_allow_list_are_refused(
     udp_peer.send(request("OPTIONS", "stranger-ping"), phone.gateway.port)
     assert (await final_response(udp_peer)).status == 403
     assert phone.gateway.calls == {}
+
+
+async def test_one_address_cannot_hold_every_call_slot_with_calls_keying_nothing(
+    make_phone: PhoneFactory, udp_peer: UdpPeer, stranger: UdpPeer
+) -> None:
+    phone = await make_phone(pending_calls_per_source=3)
+    for n in range(3):
+        udp_peer.send(request("INVITE", f"idle-{n}", body=SDP), phone.gateway.port)
+        assert (await final_response(udp_peer)).status == 200
+    udp_peer.send(request("INVITE", "idle-3", body=SDP), phone.gateway.port)
+    refused = await final_response(udp_peer)
+
+    assert refused.status == 503 and refused.get("Retry-After") == "10"
+    assert phone.metric("pairwise_phone_call_attempts_total", result="pending_per_source") == 1
+    stranger.send(request("INVITE", "other", body=SDP), phone.gateway.port)
+    assert (await final_response(stranger)).status == 200  # another address still calls

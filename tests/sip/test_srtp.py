@@ -103,3 +103,93 @@ async def test_an_srtp_offer_we_cannot_key_gets_488_not_plain_rtp(
     assert refused.status == 488
     assert "crypto" in refused.get("Warning")
     assert phone.metric("pairwise_phone_call_attempts_total", result="no_security") == 1
+
+
+async def srtp_call(
+    phone: Phone, signalling: UdpPeer, media: UdpPeer, call_id: str, key: bytes
+) -> tuple[str, bytes, int]:
+    """An answered SRTP call offering rtcp-mux: (our To tag, the gateway's key, its RTP port)."""
+    offer = savp_offer(media.port, f"1 {SUITE} inline:{base64.b64encode(key).decode()}")
+    offer += b"a=rtcp-mux\r\n"
+    signalling.send(request("INVITE", call_id, body=offer), phone.gateway.port)
+    ok = await final_response(signalling)
+    assert ok.status == 200 and "a=rtcp-mux" in ok.body.decode()
+    tag = sip.header_param(ok.get("To"), "tag") or ""
+    signalling.send(request("ACK", call_id, to_tag=tag), phone.gateway.port)
+    [crypto] = [x for x in ok.body.decode().splitlines() if x.startswith("a=crypto:")]
+    theirs = base64.b64decode(crypto.split()[-1].removeprefix("inline:"))
+    call = await eventually(lambda: phone.gateway.calls.get(call_id))
+    return tag, theirs, call.local_rtp_port
+
+
+def reinvite(call_id: str, tag: str, offer: bytes, cseq: int = 2) -> bytes:
+    return request("INVITE", call_id, body=offer, to_tag=tag, cseq=cseq)
+
+
+async def test_a_reinvite_with_a_new_key_rekeys_what_arrives(
+    phone: Phone, udp_peer: UdpPeer, media: UdpPeer
+) -> None:
+    old, new = os.urandom(30), os.urandom(30)
+    tag, theirs, port = await srtp_call(phone, udp_peer, media, "rekey", old)
+    call = phone.gateway.calls["rekey"]
+    packets = g711_packets("PCMU", np.zeros(3200, dtype=np.int16), 0, ssrc=7, ptime_ms=20)
+    media.send(session(old, pylibsrtp.Policy.SSRC_ANY_OUTBOUND).protect(packets[0]), port)
+    await eventually(lambda: call.stats.audio_frames_received == 1)
+
+    offer = savp_offer(media.port, f"3 {SUITE} inline:{base64.b64encode(new).decode()}")
+    udp_peer.send(reinvite("rekey", tag, offer), phone.gateway.port)
+    ok = await final_response(udp_peer)
+
+    assert ok.status == 200 and "RTP/SAVP" in ok.body.decode()
+    [crypto] = [x for x in ok.body.decode().splitlines() if x.startswith("a=crypto:")]
+    assert crypto.startswith("a=crypto:3 ")  # the tag the caller chose now
+    assert base64.b64decode(crypto.split()[-1].removeprefix("inline:")) == theirs  # ours kept
+    stale = session(old, pylibsrtp.Policy.SSRC_ANY_OUTBOUND)
+    stale.protect(packets[0])
+    media.send(stale.protect(packets[1]), port)  # the old key: refused from now on
+    await eventually(lambda: call.stats.packets_invalid == 1)
+    fresh = session(new, pylibsrtp.Policy.SSRC_ANY_OUTBOUND)
+    for packet in packets[2:5]:
+        media.send(fresh.protect(packet), port)
+    await eventually(lambda: call.stats.audio_frames_received == 4)
+
+
+async def test_a_reinvite_may_not_downgrade_srtp_to_plain_rtp(
+    phone: Phone, udp_peer: UdpPeer, media: UdpPeer
+) -> None:
+    key = os.urandom(30)
+    tag, _, port = await srtp_call(phone, udp_peer, media, "downgrade", key)
+    call = phone.gateway.calls["downgrade"]
+    plain_offer = savp_offer(media.port).replace(b"RTP/SAVP", b"RTP/AVP")
+
+    udp_peer.send(reinvite("downgrade", tag, plain_offer), phone.gateway.port)
+    refused = await final_response(udp_peer)
+
+    assert refused.status == 488 and "RTP/SAVP" in refused.get("Warning")
+    packets = g711_packets("PCMU", np.zeros(1600, dtype=np.int16), 0, ssrc=8, ptime_ms=20)
+    media.send(packets[0], port)  # plain RTP is still refused
+    tx = session(key, pylibsrtp.Policy.SSRC_ANY_OUTBOUND)
+    media.send(tx.protect(packets[1]), port)  # the call's keys still work
+    await eventually(lambda: call.stats.audio_frames_received == 1)
+    assert call.stats.packets_invalid == 1 and call.answer.srtp is not None
+
+
+async def test_srtcp_multiplexed_on_the_rtp_port_is_authenticated_and_kept_apart(
+    phone: Phone, udp_peer: UdpPeer, media: UdpPeer
+) -> None:
+    key = os.urandom(30)
+    _, _, port = await srtp_call(phone, udp_peer, media, "srtcp", key)
+    call = phone.gateway.calls["srtcp"]
+    tx = session(key, pylibsrtp.Policy.SSRC_ANY_OUTBOUND)
+    audio = g711_packets("PCMU", np.zeros(1600, dtype=np.int16), 0, ssrc=9, ptime_ms=20)
+    receiver_report = bytes([0x80, 201, 0, 1]) + (9).to_bytes(4, "big")
+
+    media.send(tx.protect(audio[0]), port)
+    media.send(tx.protect_rtcp(receiver_report), port)
+    media.send(receiver_report, port)  # unauthenticated RTCP: dropped
+    media.send(tx.protect(audio[1]), port)
+    await eventually(lambda: call.stats.audio_frames_received == 2)
+    await eventually(lambda: call.stats.rtcp_received == 1)
+
+    assert call.stats.rtcp_invalid == 1
+    assert call.stats.packets_invalid == 0 and call.stats.packets_lost == 0

@@ -26,6 +26,7 @@ from server.media.phone.prompt import PinEntry, PromptPlayer
 from server.media.phone.rtp import RtpEndpoint, RtpPacket, RtpStats, SequenceTracker
 from server.media.phone.sdp import Answer
 from server.media.phone.sip import SipMessage
+from server.media.phone.srtp import SdesKeys
 from server.rooms.model import MediaMode
 
 log = logging.getLogger("pairwise.phone.call")
@@ -166,6 +167,12 @@ class Call:
         """A re-INVITE moved the caller's media (a new c=/m= address or port)."""
         self.answer = dataclasses.replace(self.answer, remote_address=address, remote_port=port)
         self.endpoint.move(address, port)
+
+    def rekey(self, keys: SdesKeys) -> None:
+        """A re-INVITE's SDES keys (the caller's new key; ours kept)."""
+        self.answer = dataclasses.replace(self.answer, srtp=keys)
+        if self.endpoint.srtp is not None:
+            self.endpoint.srtp.rekey(keys)
 
     def set_direction(self, direction: str) -> None:
         """Hold (the caller sends nothing: no media timeout meanwhile) or un-hold (the

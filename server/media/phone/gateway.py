@@ -53,6 +53,7 @@ class PhoneSettings:
     invite_rate: float = 5.0  # new INVITEs per second per source IP
     invite_burst: float = 20.0
     max_calls: int = 200
+    pending_calls_per_source: int = 20  # calls from one address not yet in a room
     rtp_host: str = "0.0.0.0"
     rtp_port_min: int = 20000
     rtp_port_max: int = 20999
@@ -81,6 +82,7 @@ class PhoneSettings:
             invite_rate=settings.sip_invites_per_second,
             invite_burst=settings.sip_invite_burst,
             max_calls=settings.sip_max_calls,
+            pending_calls_per_source=settings.sip_pending_calls_per_source,
             rtp_host=host,
             rtp_port_min=settings.sip_rtp_port_min,
             rtp_port_max=settings.sip_rtp_port_max,

@@ -67,6 +67,12 @@ class RtpPacket:
         return cls(second & 0x7F, sequence, timestamp, ssrc, data[offset:end], bool(second & 0x80))
 
 
+def is_rtcp(data: bytes) -> bool:
+    """RFC 5761 §4: RTCP packet types 192-223 (SR 200, RR 201 ...) where RTP has its
+    marker bit and payload type; no RTP payload type we use falls there."""
+    return len(data) >= 8 and data[0] >> 6 == 2 and 192 <= data[1] <= 223
+
+
 @dataclass
 class RtpStats:
     """One call's media counters (what the tests and metrics read)."""
@@ -80,6 +86,8 @@ class RtpStats:
     packets_echoed: int = 0  # our own SSRC coming back: a peer echoing our audio
     packets_foreign: int = 0  # from an address that is not the caller's: dropped
     packets_withheld: int = 0  # not sent: no RTP from the caller yet (nothing latched)
+    rtcp_received: int = 0  # RTCP (SRTCP when encrypted) multiplexed on the RTP port
+    rtcp_invalid: int = 0  # RTCP that did not authenticate or parse: dropped
     packets_sent: int = 0
     bytes_received: int = 0
     bytes_sent: int = 0
@@ -153,6 +161,9 @@ class RtpEndpoint(UdpEndpoint):
         ):
             self.stats.packets_foreign += 1
             return
+        if is_rtcp(data):
+            self._rtcp(data)
+            return
         try:
             if self.srtp is not None:
                 data = self.srtp.unprotect(data)  # unauthenticated packets stop here
@@ -168,6 +179,18 @@ class RtpEndpoint(UdpEndpoint):
         if self.remote is None or source == self.moving_to:
             self.remote, self.moving_to = source, None
         self._on_packet(packet)
+
+    def _rtcp(self, data: bytes) -> None:
+        """RTCP on the RTP port (rtcp-mux, RFC 5761): authenticated (SRTCP) and counted;
+        it never latches and never reaches the RTP path, whose sequence and SSRC
+        tracking it would upset (an SR's sender SSRC sits where RTP has its timestamp)."""
+        if self.srtp is not None:
+            try:
+                self.srtp.unprotect_rtcp(data)
+            except SrtpError:
+                self.stats.rtcp_invalid += 1
+                return
+        self.stats.rtcp_received += 1
 
     def move(self, address: str, port: int) -> None:
         """The caller's re-INVITE (checked against the dialog and the allow-list) moved

@@ -48,6 +48,7 @@ class Offer:
     direction: str = "sendrecv"  # the caller's: sendonly or inactive put the call on hold
     profile: str = "RTP/AVP"  # RTP/SAVP: encrypted (SRTP), keys in a=crypto lines
     crypto: list[str] = field(default_factory=list)  # the a=crypto values, in order
+    rtcp_mux: bool = False  # a=rtcp-mux: RTCP arrives on the RTP port (RFC 5761)
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,7 @@ class Answer:
     ptime_ms: int
     direction: str = "sendrecv"  # ours, answering the offer's (ANSWER_DIRECTION)
     srtp: SdesKeys | None = None  # RTP/SAVP: the keys both ways (srtp.py)
+    rtcp_mux: bool = False  # answered a=rtcp-mux (the caller offered it)
 
     @property
     def samples_per_packet(self) -> int:
@@ -143,6 +145,9 @@ def _attribute(offer: Offer, value: str) -> None:
     if name == "crypto":
         offer.crypto.append(rest.strip())
         return
+    if name == "rtcp-mux":
+        offer.rtcp_mux = True
+        return
     try:
         if name == "rtpmap":
             pt, _, encoding = rest.partition(" ")
@@ -156,13 +161,7 @@ def _attribute(offer: Offer, value: str) -> None:
 def negotiate(offer: Offer) -> Answer:
     """Pick PCMU or PCMA (by the caller's order) and telephone-event if offered; for
     RTP/SAVP the first usable `a=crypto` key."""
-    srtp: SdesKeys | None = None
-    if offer.profile == "RTP/SAVP":
-        srtp = next((k for k in map(parse_crypto, offer.crypto) if k is not None), None)
-        if srtp is None:
-            raise NoCommonSecurity(f"RTP/SAVP needs an a=crypto {SUITE} key without MKI")
-    elif offer.profile not in ("RTP/AVP", "RTP/AVPF"):
-        raise NoCommonSecurity(f"media transport {offer.profile} is not supported")
+    srtp = offered_keys(offer)
     codec_pt: int | None = None
     dtmf_pt: int | None = None
     for pt in offer.payload_types:
@@ -186,7 +185,21 @@ def negotiate(offer: Offer) -> Answer:
         ptime,
         ANSWER_DIRECTION[offer.direction],
         srtp,
+        offer.rtcp_mux,
     )
+
+
+def offered_keys(offer: Offer) -> SdesKeys | None:
+    """The SDES keys of an RTP/SAVP offer (None for plain RTP); `NoCommonSecurity` when
+    it is encrypted in a way we cannot do."""
+    if offer.profile == "RTP/SAVP":
+        srtp = next((k for k in map(parse_crypto, offer.crypto) if k is not None), None)
+        if srtp is None:
+            raise NoCommonSecurity(f"RTP/SAVP needs an a=crypto {SUITE} key without MKI")
+        return srtp
+    if offer.profile not in ("RTP/AVP", "RTP/AVPF"):
+        raise NoCommonSecurity(f"media transport {offer.profile} is not supported")
+    return None
 
 
 def build_answer(answer: Answer, local_address: str, local_port: int) -> bytes:
@@ -211,5 +224,7 @@ def build_answer(answer: Answer, local_address: str, local_port: int) -> bytes:
             f"a=rtpmap:{answer.dtmf_payload_type} telephone-event/8000",
             f"a=fmtp:{answer.dtmf_payload_type} 0-15",
         ]
+    if answer.rtcp_mux:
+        lines.append("a=rtcp-mux")
     lines += [f"a=ptime:{answer.ptime_ms}", f"a={answer.direction}"]
     return ("\r\n".join(lines) + "\r\n").encode()

@@ -57,23 +57,37 @@ def parse_crypto(value: str) -> SdesKeys | None:
     return SdesKeys(tag, key, secrets.token_bytes(KEY_AND_SALT))
 
 
+def keep_local(offered: SdesKeys, current: SdesKeys) -> SdesKeys:
+    """A re-INVITE's keys: the caller's (new or the same), ours kept, under the tag the
+    caller chose now."""
+    return SdesKeys(offered.tag, offered.remote, current.local)
+
+
+PROFILE = pylibsrtp.Policy.SRTP_PROFILE_AES128_CM_SHA1_80
+
+
+def _session(key: bytes, ssrc_type: int) -> pylibsrtp.Session:
+    return pylibsrtp.Session(pylibsrtp.Policy(key=key, ssrc_type=ssrc_type, srtp_profile=PROFILE))
+
+
 class SrtpContext:
-    """Protects what we send and checks what arrives, for one call."""
+    """Protects what we send and checks what arrives (SRTP, and SRTCP when the caller
+    multiplexes RTCP on the RTP port), for one call."""
 
     def __init__(self, keys: SdesKeys) -> None:
-        profile = pylibsrtp.Policy.SRTP_PROFILE_AES128_CM_SHA1_80
-        self._tx = pylibsrtp.Session(
-            pylibsrtp.Policy(
-                key=keys.local,
-                ssrc_type=pylibsrtp.Policy.SSRC_ANY_OUTBOUND,
-                srtp_profile=profile,
-            )
-        )
-        self._rx = pylibsrtp.Session(
-            pylibsrtp.Policy(
-                key=keys.remote, ssrc_type=pylibsrtp.Policy.SSRC_ANY_INBOUND, srtp_profile=profile
-            )
-        )
+        self.keys = keys
+        self._tx = _session(keys.local, pylibsrtp.Policy.SSRC_ANY_OUTBOUND)
+        self._rx = _session(keys.remote, pylibsrtp.Policy.SSRC_ANY_INBOUND)
+
+    def rekey(self, keys: SdesKeys) -> None:
+        """A re-INVITE brought the caller's new key (RFC 4568 §7.1.4): what arrives is
+        checked with it from now on; packets under the old key fail and are dropped.
+        Our own key changes only when `keys.local` does."""
+        if keys.remote != self.keys.remote:
+            self._rx = _session(keys.remote, pylibsrtp.Policy.SSRC_ANY_INBOUND)
+        if keys.local != self.keys.local:
+            self._tx = _session(keys.local, pylibsrtp.Policy.SSRC_ANY_OUTBOUND)
+        self.keys = keys
 
     def protect(self, packet: bytes) -> bytes:
         return bytes(self._tx.protect(packet))
@@ -81,5 +95,11 @@ class SrtpContext:
     def unprotect(self, packet: bytes) -> bytes:
         try:
             return bytes(self._rx.unprotect(packet))
+        except pylibsrtp.Error as exc:
+            raise SrtpError(str(exc)) from None
+
+    def unprotect_rtcp(self, packet: bytes) -> bytes:
+        try:
+            return bytes(self._rx.unprotect_rtcp(packet))
         except pylibsrtp.Error as exc:
             raise SrtpError(str(exc)) from None

@@ -37,10 +37,11 @@ from server.media.phone.sdp import (
     SdpError,
     build_answer,
     negotiate,
+    offered_keys,
     parse_offer,
 )
 from server.media.phone.sip import SipMessage, SipParseError
-from server.media.phone.srtp import SrtpContext
+from server.media.phone.srtp import SrtpContext, keep_local
 from server.media.phone.udp import UdpEndpoint
 
 if TYPE_CHECKING:
@@ -230,6 +231,12 @@ class UserAgentServer(UdpEndpoint):
             return
         if len(self.calls) >= self.settings.max_calls:
             self._reject(request, addr, 486, "busy")
+            return
+        pending = sum(1 for c in self.calls.values() if c.room is None and c.source == addr[0])
+        if pending >= self.settings.pending_calls_per_source:
+            # Calls that never key a PIN would otherwise let one address hold every
+            # slot (5 INVITEs a second fill 200 in 40 s, each kept a minute by prompts).
+            self._reject(request, addr, 503, "pending_per_source", [("Retry-After", "10")])
             return
         try:
             answer = negotiate(parse_offer(request.body))
@@ -440,6 +447,30 @@ class UserAgentServer(UdpEndpoint):
             if offer is None or call.answer.payload_type not in offer.payload_types:
                 self._reply(request, addr, 488, to_tag=call.dialog.local_tag)
                 return
+            try:
+                keys = offered_keys(offer)
+            except NoCommonSecurity as exc:
+                keys, refusal = None, str(exc)
+            else:
+                refusal = ""
+                if (keys is None) != (call.answer.srtp is None):
+                    refusal = "a call keeps its media security: RTP/SAVP stays RTP/SAVP"
+            if refusal:
+                # Never a silent downgrade to plain RTP (or a switch we cannot make).
+                log.warning(
+                    "refused a re-INVITE changing media security",
+                    extra={"call_id": call.call_id[:80], "source": addr[0]},
+                )
+                self._reply(
+                    request,
+                    addr,
+                    488,
+                    to_tag=call.dialog.local_tag,
+                    headers=[("Warning", f'305 pairwise "{refusal}"')],
+                )
+                return
+            if keys is not None and call.answer.srtp is not None:
+                call.rekey(keep_local(keys, call.answer.srtp))
             moved = (offer.address, offer.port)
             if (
                 offer.address != "0.0.0.0"
