@@ -14,8 +14,8 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiosmtpd.controller import Controller
 from aiohttp import web
+from aiosmtpd.controller import Controller
 
 from server.app import create_app
 from server.config import Settings
@@ -92,9 +92,10 @@ class SignInServer:
         return Browser(self.url, aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)))
 
     async def admin(self, method: str, path: str, body: Any = None) -> Any:
-        async with aiohttp.ClientSession() as http, http.request(
-            method, self.url + path, headers=ADMIN, json=body
-        ) as resp:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.request(method, self.url + path, headers=ADMIN, json=body) as resp,
+        ):
             payload = await resp.json()
             assert resp.status in (200, 201), payload
             return payload
@@ -191,7 +192,9 @@ async def make_server(
             **overrides,
         )
         server = await aiohttp_server(create_app(settings), host="127.0.0.1", port=port)
-        return SignInServer(str(server.make_url("")).rstrip("/"), server.app[SERVICES], server.app, mailbox)
+        return SignInServer(
+            str(server.make_url("")).rstrip("/"), server.app[SERVICES], server.app, mailbox
+        )
 
     return make
 

@@ -220,9 +220,7 @@ async def test_sessions_are_listed_and_revoked(server: SignInServer) -> None:
     await server.admin("DELETE", f"/api/v1/accounts/participants/{account['id']}/sessions")
     assert (await again.call("GET", "/api/v1/home"))[0] == 401
     last = await server.signed_in("ada@example.org")
-    await server.admin(
-        "PATCH", f"/api/v1/accounts/participants/{account['id']}", {"active": False}
-    )
+    await server.admin("PATCH", f"/api/v1/accounts/participants/{account['id']}", {"active": False})
     assert (await last.call("GET", "/api/v1/home"))[0] == 401
     # A deactivated account gets no link, by mail or from an operator.
     assert (await ask_for_link(server, "ada@example.org"))[0] == 202
@@ -233,7 +231,11 @@ async def test_sessions_are_listed_and_revoked(server: SignInServer) -> None:
 
 
 async def test_operator_roles_and_the_audit_names_who_did_it(server: SignInServer) -> None:
-    for email, role in (("root@example.org", "admin"), ("mo@example.org", "manager"), ("vi@example.org", "viewer")):
+    for email, role in (
+        ("root@example.org", "admin"),
+        ("mo@example.org", "manager"),
+        ("vi@example.org", "viewer"),
+    ):
         await server.admin("POST", "/api/v1/accounts/operators", {"email": email, "role": role})
     root = await server.signed_in("root@example.org")
     manager = await server.signed_in("mo@example.org")
