@@ -90,3 +90,10 @@ async function ask() {
 const link = takeLink();
 if (link) confirm(link);
 else ask();
+// A link opened in the tab that asked for it changes only the fragment: confirm it here.
+window.addEventListener("hashchange", () => {
+  const next = takeLink();
+  if (!next) return;
+  for (const id of ["ask", "already"]) $(id).hidden = true;
+  confirm(next);
+});
