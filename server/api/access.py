@@ -58,6 +58,9 @@ ROLES_FOR: dict[Access, frozenset[AccountRole]] = {
     Access.ADMIN: frozenset({AccountRole.ADMIN}),
     Access.MANAGER: frozenset({AccountRole.ADMIN, AccountRole.MANAGER}),
     Access.VIEWER: frozenset({AccountRole.ADMIN, AccountRole.MANAGER, AccountRole.VIEWER}),
+    # Reading a pair's log, and where a room lives: what the admin key may, an operator may.
+    Access.PAIR: frozenset({AccountRole.ADMIN, AccountRole.MANAGER, AccountRole.VIEWER}),
+    Access.ROOM: frozenset({AccountRole.ADMIN, AccountRole.MANAGER}),
     Access.PARTICIPANT: frozenset({AccountRole.PARTICIPANT}),
     Access.SESSION: frozenset(AccountRole),
 }

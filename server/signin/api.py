@@ -149,13 +149,12 @@ async def _current(request: web.Request) -> SignedIn | None:
 @routes.route(
     "GET",
     f"{PREFIX}/signin/options",
-    summary="How people can sign in here: email links always, single sign-on when set up",
+    summary="How people can sign in here (email links; single sign-on is not built yet)",
     access=Access.PUBLIC,
     tags=TAGS,
 )
 async def signin_options(request: web.Request) -> web.Response:
-    settings = services_of(request).settings
-    return json_response({"email": True, "oidc": settings.oidc_issuer is not None})
+    return json_response({"email": True, "oidc": False})
 
 
 LINK_ANSWER = {

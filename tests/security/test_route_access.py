@@ -114,9 +114,12 @@ async def test_every_route_refuses_every_wrong_caller(target: Target) -> None:
         - {"the admin key", "an admin's session", "a manager's session"},
         Access.VIEWER: set(wrong_callers)
         - {"the admin key", "an admin's session", "a manager's session", "a viewer's session"},
-        Access.PAIR: set(wrong_callers) - {"the admin key"},
+        Access.PAIR: set(wrong_callers)
+        - {"the admin key"}
+        - (sessions - {"a participant's session"}),
         Access.MEMBER: set(wrong_callers),
-        Access.ROOM: set(wrong_callers) - {"the admin key", "an observer token"},
+        Access.ROOM: set(wrong_callers)
+        - {"the admin key", "an observer token", "an admin's session", "a manager's session"},
         Access.PARTICIPANT: set(wrong_callers) - {"a participant's session"},
         Access.SESSION: set(wrong_callers) - sessions,
     }
