@@ -11,6 +11,7 @@ from collections.abc import Callable
 from server.config import Settings, SettingsError, load_settings, with_secrets
 from server.matching.cli import add_match_command
 from server.sessionlog.cli import add_report_command
+from server.signin.cli import add_operator_command
 
 Command = Callable[[argparse.Namespace, Settings], int]
 
@@ -131,6 +132,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Command]]:
     commands["token"] = _token
     add_match_command(sub, commands)
     add_report_command(sub, commands)
+    add_operator_command(sub, commands)
     return parser, commands
 
 

@@ -19,6 +19,7 @@ from server.auth import TokenIssuer
 from server.cluster import api as cluster_api
 from server.cluster.service import Cluster
 from server.config import Settings
+from server.mail import Mailer
 from server.matching import api as matching_api
 from server.matching.runs import MatchingStore
 from server.media import api as media_api
@@ -48,6 +49,8 @@ from server.signaling.handlers import RoomHandlers
 from server.signaling.metrics import SignalingMetrics
 from server.signaling.roster import RedisRoster
 from server.signaling.server import Signaling
+from server.signin import api as signin_api
+from server.signin.service import SignIn
 from server.store import Database
 from server.store.migrate import migrate
 
@@ -64,6 +67,7 @@ ROUTE_TABLES: list[RouteTable] = [
     phone_api.routes,
     matching_api.routes,
     privacy_api.routes,
+    signin_api.routes,
 ]
 
 
@@ -149,8 +153,18 @@ def create_app(settings: Settings) -> web.Application:
         sfu=sfu,
         dial_in=dial_in,
         phone=phone,
+        signin=SignIn(
+            database,
+            Mailer(settings),
+            tokens,
+            base_url=settings.base_url,
+            link_minutes=settings.signin_link_minutes,
+            session_days=settings.session_days,
+            idle_days=settings.session_idle_days,
+        ),
     )
     app[SERVICES] = services
+    app[signin_api.LINK_BUCKETS] = signin_api.link_buckets(settings.signin_links_per_hour)
     for table in ROUTE_TABLES:
         table.install(app)
     openapi = build_openapi(_all_routes(), VERSION)
@@ -199,6 +213,8 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     if services.phone is not None:
         await services.phone.start()
     yield
+    if services.signin is not None:
+        await services.signin.drain()
     if services.phone is not None:
         await services.phone.stop()
     await services.signaling.sio.shutdown()

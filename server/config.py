@@ -106,6 +106,14 @@ class Settings(BaseSettings):
     )
     smtp_from: str = Field("Pairwise <pairwise@localhost>", description="the From: of mail sent")
 
+    # sign-in (server/signin): sessions and one-time links
+    session_days: float = Field(180.0, gt=0, le=3650, description="longest a session lasts")
+    session_idle_days: float = Field(
+        30.0, gt=0, le=3650, description="a session unused this long ends"
+    )
+    signin_link_minutes: float = Field(15.0, gt=0, le=24 * 60, description="a link's lifetime")
+    signin_links_per_hour: int = Field(5, ge=1, description="links mailed per address per hour")
+
     # phone (SIP dial-in)
     sip_bind: str | None = Field(None, description="host:port for SIP over UDP; off when unset")
     sip_allowed_ips: list[str] = Field(

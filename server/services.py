@@ -21,6 +21,7 @@ from server.rooms.removals import RemovalStore
 from server.sessionlog.service import SessionLogService
 from server.signaling.roster import RedisRoster
 from server.signaling.server import Signaling
+from server.signin.service import SignIn
 from server.store import Database
 
 if TYPE_CHECKING:  # the phone API module itself reads Services
@@ -46,6 +47,7 @@ class Services:
     sfu: Sfu | None = None
     dial_in: DialIn | None = None
     phone: PhoneGateway | None = None
+    signin: SignIn | None = None
 
     @property
     def admin_key(self) -> str:

@@ -2,9 +2,16 @@
 checked here, once, before the handler runs (as Starlette's `requires()` does).
 
 Kinds of caller:
-- the operator, with the admin key (`Authorization: Bearer <admin key>`);
+- API automation, with the admin key (`Authorization: Bearer <admin key>`): every operator
+  route;
+- a person signed in with a session cookie (server/signin): an operator with a role (admin,
+  manager, viewer) on the operator routes their role opens, a participant on their home's
+  routes; every state-changing request with a cookie also carries a CSRF token
+  (`X-CSRF-Token`) and, when the browser sends one, this server's `Origin`;
 - a member, with a mentor's or mentee's join token that has not been revoked by a removal;
 - anyone holding a join token for one room (observers included), for routes about that room.
+
+A request with an `Authorization` header is judged by it alone; its cookies are not read.
 
 A route that declares nothing is for the operator only: a new route is closed until opened.
 Handlers read who called with `caller_of(request)` and narrow further (a pair's members).
@@ -17,12 +24,15 @@ import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
 from server.appkeys import SERVICES
 from server.auth import JoinToken, Role, is_admin_key
 from server.errors import Forbidden, InvalidInput, Unauthorized
+from server.signin import csrf
+from server.signin.accounts import Account, AccountRole
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -38,22 +48,41 @@ class Access(StrEnum):
     MEMBER = "member"  # a member's join token only (writes to a pair's log, /me)
     PAIR = "pair"  # the admin key or a member's join token (reading a pair's log)
     ROOM = "room"  # the admin key or any join token for the route's {room}
+    PARTICIPANT = "participant"  # a participant signed in with a session (their home)
+    SESSION = "session"  # anyone signed in with a session (their own sessions, signing out)
 
 
-# Routes only operators call; until operators sign in (issue 15) all three take the admin key.
+# Routes only operators call: the admin key, or a session whose role is one of these.
 OPERATOR_ACCESS = frozenset({Access.ADMIN, Access.MANAGER, Access.VIEWER})
+ROLES_FOR: dict[Access, frozenset[AccountRole]] = {
+    Access.ADMIN: frozenset({AccountRole.ADMIN}),
+    Access.MANAGER: frozenset({AccountRole.ADMIN, AccountRole.MANAGER}),
+    Access.VIEWER: frozenset({AccountRole.ADMIN, AccountRole.MANAGER, AccountRole.VIEWER}),
+    # Reading a pair's log, and where a room lives: what the admin key may, an operator may.
+    Access.PAIR: frozenset({AccountRole.ADMIN, AccountRole.MANAGER, AccountRole.VIEWER}),
+    Access.ROOM: frozenset({AccountRole.ADMIN, AccountRole.MANAGER}),
+    Access.PARTICIPANT: frozenset({AccountRole.PARTICIPANT}),
+    Access.SESSION: frozenset(AccountRole),
+}
+SESSION_ONLY = frozenset({Access.PARTICIPANT, Access.SESSION})
+SESSION_COOKIE = "pairwise_session"
+ADMIN_KEY_LABEL = "admin-key"
 
 
 @dataclass(frozen=True)
 class Caller:
-    """Who called: the operator (no token) or the holder of a verified join token."""
+    """Who called: the admin key, a signed-in account (with its session), or the holder of a
+    verified join token."""
 
     token: JoinToken | None
-    label: str  # the operator's label for the audit log, or the member's identity
+    label: str  # who did it, for the audit log: see `actor_of`
+    account: Account | None = None
+    session_id: int | None = None
 
     @property
     def operator(self) -> bool:
-        return self.token is None
+        """The admin key or an operator's session (never a participant's)."""
+        return self.token is None and (self.account is None or self.account.operator)
 
 
 CALLER = web.RequestKey("caller", Caller)
@@ -62,6 +91,13 @@ CALLER = web.RequestKey("caller", Caller)
 def caller_of(request: web.Request) -> Caller:
     """The caller `guard` admitted; only routes that are not PUBLIC have one."""
     return request[CALLER]
+
+
+def actor_of(request: web.Request) -> str:
+    """Who did it, as every audit entry names them: the signed-in operator's email, or
+    `admin-key` (with the `X-Pairwise-Operator` name API automation may add), or a member's
+    identity."""
+    return caller_of(request).label
 
 
 def _bearer(request: web.Request) -> str:
@@ -77,12 +113,16 @@ async def admit(request: web.Request, access: Access) -> Caller | None:
     if access is Access.PUBLIC:
         return None
     services = request.app[SERVICES]
+    if "Authorization" not in request.headers and SESSION_COOKIE in request.cookies:
+        return await _signed_in(request, access)
     given = _bearer(request)
     if is_admin_key(services.admin_key, given):
         if access is Access.MEMBER:
             raise Forbidden(
                 "this is done by a pair's member, with their join token", code="members_only"
             )
+        if access in SESSION_ONLY:
+            raise Forbidden("this is done by a person signed in, not the admin key")
         return _operator(request)
     if access in OPERATOR_ACCESS:
         try:
@@ -90,6 +130,8 @@ async def admit(request: web.Request, access: Access) -> Caller | None:
         except Unauthorized:
             raise Unauthorized("the admin key is wrong") from None
         raise Forbidden("only operators (with the admin key) may do this")
+    if access in SESSION_ONLY:
+        raise Forbidden("this is done by a person signed in, not with a join token")
     token = services.tokens.verify(given)
     if await services.removals.refuses(token):
         raise Unauthorized("an operator removed you from this room", code="token_revoked")
@@ -103,7 +145,54 @@ async def admit(request: web.Request, access: Access) -> Caller | None:
 
 def _operator(request: web.Request) -> Caller:
     label = request.headers.get(OPERATOR_LABEL_HEADER, "").strip()[:100]
-    return Caller(None, label or "operator")
+    return Caller(None, label or ADMIN_KEY_LABEL)
+
+
+async def _signed_in(request: web.Request, access: Access) -> Caller:
+    """The caller behind a session cookie, for `access`: a live session, CSRF-checked when
+    the request changes something, of an account whose role `access` admits."""
+    signin = request.app[SERVICES].signin
+    secret = request.cookies[SESSION_COOKIE]
+    found = await signin.authenticate(secret) if signin is not None else None
+    if found is None:
+        raise Unauthorized("your session has ended: sign in again", code="session_ended")
+    if csrf.changes_state(request.method):
+        require_same_origin(request)
+        key = request.app[SERVICES].settings.secret_key or ""
+        if not csrf.matches(key, "session", secret, request.headers.get(csrf.HEADER)):
+            raise Forbidden(
+                f"a signed-in change needs the page's {csrf.HEADER} header", code="csrf_failed"
+            )
+    account = found.account
+    if account.role not in ROLES_FOR.get(access, frozenset()):
+        raise Forbidden(f"a {account.role} cannot do this", code="wrong_role")
+    return Caller(None, account.label, account, found.session.id)
+
+
+def require_same_origin(request: web.Request) -> None:
+    """An `Origin` the browser sent must be this server's (`PAIRWISE_PUBLIC_URL`'s, or the
+    request's own scheme and host): another site's page, even one the CORS allow-list lets
+    call the API with tokens, never acts with a visitor's cookie."""
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return
+    public = request.app[SERVICES].settings.public_url
+    own = _origin_parts(public) if public else (request.scheme, request.host.lower())
+    if _origin_parts(origin) != own:
+        raise Forbidden(f"a signed-in change from {origin[:100]} is refused", code="csrf_failed")
+
+
+def _origin_parts(url: str) -> tuple[str, str]:
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    host = parts.hostname or ""
+    host = f"[{host}]" if ":" in host else host
+    default = {"http": 80, "https": 443}.get(scheme)
+    return scheme, host if port in (None, default) else f"{host}:{port}"
 
 
 # An escape in JSON text: after an even number of backslashes (`\\u0000` is a backslash).

@@ -28,7 +28,12 @@ SECURITY: dict[Access, list[dict[str, list[str]]]] = {
     Access.MEMBER: [{"joinToken": []}],
     Access.PAIR: [{"adminKey": []}, {"joinToken": []}],
     Access.ROOM: [{"adminKey": []}, {"joinToken": []}],
+    Access.MANAGER: [{"adminKey": []}, {"session": []}],
+    Access.VIEWER: [{"adminKey": []}, {"session": []}],
+    Access.PARTICIPANT: [{"session": []}],
+    Access.SESSION: [{"session": []}],
 }
+SECURITY[Access.ADMIN] = [*SECURITY[Access.ADMIN], {"session": []}]
 
 _REASONS = {
     400: "Bad request",
@@ -92,6 +97,8 @@ def build_openapi(routes: RouteTable, version: str) -> dict[str, Any]:
             "securitySchemes": {
                 "adminKey": {"type": "http", "scheme": "bearer"},
                 "joinToken": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+                # A signed-in person's cookie; changes also send X-CSRF-Token (server/signin).
+                "session": {"type": "apiKey", "in": "cookie", "name": "pairwise_session"},
             },
         },
     }

@@ -17,6 +17,8 @@ PAGES = {
     "/join": "join.html",
     "/pair": "pair.html",
     "/program": "health.html",
+    "/signin": "signin.html",
+    "/me": "me.html",
 }
 
 CSP = "; ".join(

@@ -15,7 +15,7 @@ from typing import Literal
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict
 
-from server.api.access import Access, caller_of
+from server.api.access import Access, actor_of, caller_of
 from server.api.http import RouteTable, json_response, read_body
 from server.api.tokens import IDENTITY_PATTERN
 from server.auth import JoinToken
@@ -105,7 +105,7 @@ async def erasure_requests(request: web.Request) -> web.Response:
     tags=TAGS,
 )
 async def forget_person(request: web.Request) -> web.Response:
-    actor = caller_of(request).label
+    actor = actor_of(request)
     identity = request.match_info["identity"]
     if not re.fullmatch(IDENTITY_PATTERN, identity):
         raise InvalidInput("that is not an identity")

@@ -15,7 +15,7 @@ from typing import Any, Literal, TypeVar
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from server.api.access import Access, caller_of
+from server.api.access import Access, actor_of, caller_of
 from server.api.http import RouteTable, json_response, path_id, read_body
 from server.api.tokens import IDENTITY_PATTERN, ROOM_PATTERN
 from server.errors import Forbidden, InvalidInput
@@ -104,7 +104,7 @@ def _viewer(request: web.Request) -> Viewer:
     """The caller `server.api.access` admitted, as the session log sees them."""
     caller = caller_of(request)
     if caller.token is None:
-        return Viewer.admin(caller.label)
+        return Viewer.admin(actor_of(request))
     return Viewer.member(caller.token.identity, caller.token.room)
 
 

@@ -351,3 +351,45 @@ erasure_requests = Table(
     Column("done_at", Float, nullable=True),
     Index("ix_erasure_requests_identity", "identity"),
 )
+
+# Sign-in (server/signin): the people who sign in, their one-time links and their sessions.
+# Links and sessions are kept as SHA-256 hashes: a copy of the database opens nothing.
+accounts = Table(
+    "accounts",
+    metadata,
+    id_column(),
+    Column("email", String(320), nullable=False, unique=True),  # lower-cased
+    Column("name", String(200), nullable=False),
+    Column("identity", String(200), nullable=True, unique=True),  # participants' pair identity
+    Column("role", String(20), nullable=False),  # participant | admin | manager | viewer
+    Column("active", Boolean, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("deactivated_at", Float, nullable=True),
+)
+
+signin_links = Table(
+    "signin_links",
+    metadata,
+    id_column(),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("account_id", ID, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Column("used_at", Float, nullable=True),
+    Index("ix_signin_links_account", "account_id"),
+)
+
+signin_sessions = Table(
+    "signin_sessions",
+    metadata,
+    id_column(),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("account_id", ID, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("last_seen_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Column("revoked_at", Float, nullable=True),
+    Column("user_agent", String(200), nullable=False),
+    Column("address", String(64), nullable=False),
+    Index("ix_signin_sessions_account", "account_id"),
+)

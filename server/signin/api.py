@@ -1,0 +1,511 @@
+"""Sign-in over HTTP: asking for a link, confirming it, the session cookie, a participant's
+home and its room tokens, and operators managing accounts.
+
+Cookies: the session's (HttpOnly, SameSite=Lax, Secure when the request came over TLS,
+as `server.api.forwarded` tells behind a proxy) and, while a link is being confirmed, a
+short-lived random one whose HMAC the confirm page sends back (login CSRF).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import secrets
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from aiohttp import web
+from pydantic import BaseModel, Field
+
+from server.api.access import (
+    SESSION_COOKIE,
+    Access,
+    actor_of,
+    caller_of,
+    require_same_origin,
+)
+from server.api.http import RouteTable, json_response, path_id, read_body
+from server.api.throttle import Buckets
+from server.api.tokens import IDENTITY_PATTERN, join_url
+from server.errors import Forbidden, NotFound, RateLimited
+from server.services import services_of
+from server.signin import csrf
+from server.signin.accounts import Account, AccountRole
+from server.signin.service import SignedIn, SignIn
+from server.signin.sessions import Session
+
+routes = RouteTable()
+PREFIX = "/api/v1"
+TAGS = ("signin",)
+CONFIRM_COOKIE = "pairwise_signin_confirm"
+CONFIRM_SECONDS = 3600
+# Asking for links: per email address (silently: the answer must not differ) and per
+# client address (a 429: it says nothing about any account).
+LINK_BUCKETS: web.AppKey[tuple[Buckets, Buckets]] = web.AppKey("signin_link_buckets")
+
+
+def link_buckets(links_per_hour: int) -> tuple[Buckets, Buckets]:
+    """The per-email and per-client-address limits on asking for links (`app.create_app`
+    keeps them under `LINK_BUCKETS`)."""
+    return (
+        Buckets(links_per_hour / 60, burst=links_per_hour),
+        Buckets(4 * links_per_hour / 60, burst=4 * links_per_hour),
+    )
+
+
+# --- bodies ---------------------------------------------------------------------------
+
+
+class LinkRequest(BaseModel):
+    email: str = Field(min_length=3, max_length=320)
+
+
+class LinkIn(BaseModel):
+    link: str = Field(min_length=20, max_length=200)
+
+
+class ConfirmIn(LinkIn):
+    replace: bool = False
+
+
+class OperatorIn(BaseModel):
+    email: str = Field(min_length=3, max_length=320)
+    role: Literal["admin", "manager", "viewer"]
+    name: str = Field("", max_length=200)
+
+
+class ParticipantIn(BaseModel):
+    identity: str = Field(pattern=IDENTITY_PATTERN)
+    email: str = Field(min_length=3, max_length=320)
+    name: str = Field(min_length=1, max_length=200)
+
+
+class AccountPatch(BaseModel):
+    email: str | None = Field(None, min_length=3, max_length=320)
+    name: str | None = Field(None, min_length=1, max_length=200)
+    role: Literal["admin", "manager", "viewer"] | None = None
+    active: bool | None = None
+
+
+class LinkOptions(BaseModel):
+    send: bool = False  # mail it too (when mail is on); the link is returned either way
+
+
+# --- helpers --------------------------------------------------------------------------
+
+
+def _signin(request: web.Request) -> SignIn:
+    signin = services_of(request).signin
+    assert signin is not None, "create_app wires sign-in"
+    return signin
+
+
+def _me(request: web.Request) -> Account:
+    account = caller_of(request).account
+    assert account is not None, "a SESSION/PARTICIPANT route has a signed-in caller"
+    return account
+
+
+def account_json(account: Account) -> dict[str, Any]:
+    return {**dataclasses.asdict(account), "role": str(account.role)}
+
+
+def session_json(session: Session, current: int | None) -> dict[str, Any]:
+    return {
+        "id": session.id,
+        "created_at": session.created_at,
+        "last_seen_at": session.last_seen_at,
+        "expires_at": session.expires_at,
+        "user_agent": session.user_agent,
+        "address": session.address,
+        "current": session.id == current,
+    }
+
+
+def set_session_cookie(request: web.Request, response: web.StreamResponse, secret: str) -> None:
+    settings = services_of(request).settings
+    response.set_cookie(
+        SESSION_COOKIE,
+        secret,
+        max_age=int(settings.session_days * 86400),
+        path="/",
+        httponly=True,
+        secure=request.scheme == "https",
+        samesite="Lax",
+    )
+
+
+def _csrf_key(request: web.Request) -> str:
+    return services_of(request).settings.secret_key or ""
+
+
+async def _current(request: web.Request) -> SignedIn | None:
+    secret = request.cookies.get(SESSION_COOKIE)
+    return await _signin(request).authenticate(secret) if secret else None
+
+
+# --- links and confirming them --------------------------------------------------------
+
+
+@routes.route(
+    "GET",
+    f"{PREFIX}/signin/options",
+    summary="How people can sign in here (email links; single sign-on is not built yet)",
+    access=Access.PUBLIC,
+    tags=TAGS,
+)
+async def signin_options(request: web.Request) -> web.Response:
+    return json_response({"email": True, "oidc": False})
+
+
+LINK_ANSWER = {
+    "status": "queued",
+    "message": "If this address has an account, a sign-in link is on its way.",
+}
+
+
+@routes.route(
+    "POST",
+    f"{PREFIX}/signin/links",
+    summary="Ask for a sign-in link by email (the same answer for every address)",
+    body=LinkRequest,
+    status=202,
+    access=Access.PUBLIC,
+    errors=(422, 429),
+    tags=TAGS,
+)
+async def request_link(request: web.Request) -> web.Response:
+    body = await read_body(request, LinkRequest)
+    by_email, by_address = request.app[LINK_BUCKETS]
+    if not by_address.get(request.remote or "unknown").take():
+        raise RateLimited("too many sign-in links asked from here; wait a while")
+    if by_email.get(body.email.strip().lower()).take():
+        _signin(request).request_link(body.email)  # queued: no await, nothing looked up
+    return json_response(LINK_ANSWER, status=202)
+
+
+@routes.route(
+    "POST",
+    f"{PREFIX}/signin/preview",
+    summary="Whom a sign-in link is for, without using it (the confirm page)",
+    body=LinkIn,
+    access=Access.PUBLIC,
+    errors=(401, 422),
+    tags=TAGS,
+)
+async def preview_link(request: web.Request) -> web.Response:
+    body = await read_body(request, LinkIn)
+    account = await _signin(request).preview(body.link)
+    current = await _current(request)
+    nonce = request.cookies.get(CONFIRM_COOKIE) or secrets.token_urlsafe(32)
+    response = json_response(
+        {
+            "email": account.email,
+            "name": account.name,
+            "signed_in_as": current.account.email if current else None,
+            "csrf": csrf.token_for(_csrf_key(request), "confirm", nonce),
+        }
+    )
+    response.set_cookie(
+        CONFIRM_COOKIE,
+        nonce,
+        max_age=CONFIRM_SECONDS,
+        path="/api/v1/signin/",
+        httponly=True,
+        secure=request.scheme == "https",
+        samesite="Strict",
+    )
+    return response
+
+
+@routes.route(
+    "POST",
+    f"{PREFIX}/signin/confirm",
+    summary="Use a sign-in link (the person pressed 'Sign in'): starts a session cookie",
+    body=ConfirmIn,
+    access=Access.PUBLIC,
+    errors=(401, 403, 409, 422),
+    tags=TAGS,
+)
+async def confirm_link(request: web.Request) -> web.Response:
+    require_same_origin(request)
+    nonce = request.cookies.get(CONFIRM_COOKIE, "")
+    if not nonce or not csrf.matches(
+        _csrf_key(request), "confirm", nonce, request.headers.get(csrf.HEADER)
+    ):
+        raise Forbidden("open the sign-in link and press 'Sign in' on its page", code="csrf_failed")
+    body = await read_body(request, ConfirmIn)
+    secret, signed_in = await _signin(request).confirm(
+        body.link,
+        await _current(request),
+        replace=body.replace,
+        user_agent=request.headers.get("User-Agent", ""),
+        address=request.remote or "",
+    )
+    response = json_response(
+        {"account": account_json(signed_in.account), "home": _home_of(signed_in.account)}
+    )
+    set_session_cookie(request, response, secret)
+    response.del_cookie(CONFIRM_COOKIE, path="/api/v1/signin/")
+    return response
+
+
+def _home_of(account: Account) -> str:
+    return "/me" if account.role is AccountRole.PARTICIPANT else "/console"
+
+
+# --- the session ----------------------------------------------------------------------
+
+
+@routes.route(
+    "GET",
+    f"{PREFIX}/signin/session",
+    summary="Who is signed in, and the CSRF token their pages send with changes",
+    access=Access.SESSION,
+    errors=(401,),
+    tags=TAGS,
+)
+async def current_session(request: web.Request) -> web.Response:
+    caller = caller_of(request)
+    account = _me(request)
+    return json_response(
+        {
+            "account": account_json(account),
+            "session_id": caller.session_id,
+            "csrf": csrf.token_for(_csrf_key(request), "session", request.cookies[SESSION_COOKIE]),
+            "home": _home_of(account),
+        }
+    )
+
+
+@routes.route(
+    "POST",
+    f"{PREFIX}/signin/signout",
+    summary="Sign out of this browser",
+    access=Access.SESSION,
+    errors=(401, 403),
+    tags=TAGS,
+)
+async def sign_out(request: web.Request) -> web.Response:
+    signin, caller = _signin(request), caller_of(request)
+    assert caller.session_id is not None
+    await signin.sessions.revoke(caller.session_id, signin.clock())
+    response = json_response({"signed_out": 1})
+    response.del_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+@routes.route(
+    "POST",
+    f"{PREFIX}/signin/signout-everywhere",
+    summary="Sign out of every browser",
+    access=Access.SESSION,
+    errors=(401, 403),
+    tags=TAGS,
+)
+async def sign_out_everywhere(request: web.Request) -> web.Response:
+    signin = _signin(request)
+    ended = await signin.sessions.revoke_all(_me(request).id, signin.clock())
+    response = json_response({"signed_out": ended})
+    response.del_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+@routes.route(
+    "GET",
+    f"{PREFIX}/signin/sessions",
+    summary="The signed-in person's live sessions",
+    access=Access.SESSION,
+    errors=(401,),
+    tags=TAGS,
+)
+async def my_sessions(request: web.Request) -> web.Response:
+    signin, caller = _signin(request), caller_of(request)
+    found = await signin.sessions.of_account(_me(request).id, signin.clock())
+    return json_response({"sessions": [session_json(s, caller.session_id) for s in found]})
+
+
+@routes.route(
+    "DELETE",
+    f"{PREFIX}/signin/sessions/{{session_id}}",
+    summary="End one of the signed-in person's sessions",
+    access=Access.SESSION,
+    errors=(401, 403, 404),
+    tags=TAGS,
+)
+async def end_my_session(request: web.Request) -> web.Response:
+    signin = _signin(request)
+    session_id = path_id(request, "session_id")
+    await signin.sessions.revoke(session_id, signin.clock(), account_id=_me(request).id)
+    return json_response({"signed_out": 1})
+
+
+# --- a participant's home -------------------------------------------------------------
+
+
+@routes.route(
+    "GET",
+    f"{PREFIX}/home",
+    summary="A signed-in participant's home: their pairs and partners",
+    access=Access.PARTICIPANT,
+    errors=(401, 403),
+    tags=TAGS,
+)
+async def home(request: web.Request) -> web.Response:
+    account = _me(request)
+    pairs = await _signin(request).pairs_of(account)
+    return json_response(
+        {
+            "account": account_json(account),
+            "pairs": [
+                {
+                    "id": p.id,
+                    "title": p.title,
+                    "room_open": p.status == "active",
+                    "role": next(m.role for m in p.members if m.identity == account.identity),
+                    "partners": [
+                        {"name": m.name, "role": m.role}
+                        for m in p.members
+                        if m.identity != account.identity
+                    ],
+                }
+                for p in pairs
+            ],
+        }
+    )
+
+
+@routes.route(
+    "POST",
+    f"{PREFIX}/home/pairs/{{pair_id}}/join",
+    summary="A short-lived join token for the participant's pair room (refused once it closed)",
+    access=Access.PARTICIPANT,
+    status=201,
+    errors=(401, 403, 404),
+    tags=TAGS,
+)
+async def join_pair(request: web.Request) -> web.Response:
+    token, claims, _ = await _signin(request).room_token(
+        _me(request), request.match_info["pair_id"]
+    )
+    base = services_of(request).settings.base_url
+    return json_response(
+        {
+            "token": token,
+            "join_url": join_url(base, token),
+            "log_url": f"{base}/pair#token={token}",
+            "expires_at": datetime.fromtimestamp(claims.expires_at, UTC).isoformat(),
+        },
+        status=201,
+    )
+
+
+# --- operators managing accounts --------------------------------------------------------
+
+
+def _accounts_routes(kind: Literal["operators", "participants"], access: Access) -> None:
+    operators = kind == "operators"
+
+    @routes.route(
+        "GET",
+        f"{PREFIX}/accounts/{kind}",
+        summary=f"List the {kind} who may sign in",
+        access=access,
+        errors=(401, 403),
+        tags=TAGS,
+    )
+    async def list_accounts(request: web.Request) -> web.Response:
+        found = await _signin(request).accounts.list(operators=operators)
+        return json_response({"accounts": [account_json(a) for a in found]})
+
+    @routes.route(
+        "POST",
+        f"{PREFIX}/accounts/{kind}",
+        summary=f"Add one of the {kind} (participants: created or updated by identity)",
+        body=OperatorIn if operators else ParticipantIn,
+        access=access,
+        status=201,
+        errors=(401, 403, 409, 422),
+        tags=TAGS,
+    )
+    async def create_account(request: web.Request) -> web.Response:
+        signin = _signin(request)
+        if operators:
+            given = await read_body(request, OperatorIn)
+            account = await signin.accounts.create_operator(given.email, given.role, given.name)
+        else:
+            row = await read_body(request, ParticipantIn)
+            account = await signin.accounts.upsert_participant(row.identity, row.email, row.name)
+        await signin.record(actor_of(request), "account_create", account, {"role": account.role})
+        return json_response(account_json(account), status=201)
+
+    @routes.route(
+        "PATCH",
+        f"{PREFIX}/accounts/{kind}/{{account_id}}",
+        summary=f"Change one of the {kind}: email, name, role, or deactivate (active: false)",
+        body=AccountPatch,
+        access=access,
+        errors=(401, 403, 404, 409, 422),
+        tags=TAGS,
+    )
+    async def update_account(request: web.Request) -> web.Response:
+        signin = _signin(request)
+        account = await _account_of_kind(request, operators)
+        patch = await read_body(request, AccountPatch)
+        actor = actor_of(request)
+        account = await signin.accounts.update(
+            account.id, email=patch.email, name=patch.name, role=patch.role
+        )
+        changed = patch.model_dump(exclude_none=True)
+        if patch.active is False and account.active:
+            account = await signin.deactivate(account.id, actor)
+        elif patch.active is True and not account.active:
+            account = await signin.accounts.set_active(account.id, True)
+        await signin.record(actor, "account_update", account, changed)
+        return json_response(account_json(account))
+
+    @routes.route(
+        "POST",
+        f"{PREFIX}/accounts/{kind}/{{account_id}}/link",
+        summary="A sign-in link to copy (and to mail too with send: true)",
+        body=LinkOptions,
+        access=access,
+        status=201,
+        errors=(401, 403, 404),
+        tags=TAGS,
+    )
+    async def create_link(request: web.Request) -> web.Response:
+        signin = _signin(request)
+        account = await _account_of_kind(request, operators)
+        options = await read_body(request, LinkOptions) if request.can_read_body else LinkOptions()
+        if not account.active:
+            raise Forbidden("this account is deactivated", code="account_inactive")
+        url = await signin.link_url(account)
+        mailed = options.send and signin.mailer.enabled
+        if mailed:
+            signin.mail_link(account, url)
+        await signin.record(actor_of(request), "signin_link", account, {"mailed": mailed})
+        return json_response({"url": url, "mailed": mailed}, status=201)
+
+    @routes.route(
+        "DELETE",
+        f"{PREFIX}/accounts/{kind}/{{account_id}}/sessions",
+        summary=f"Sign one of the {kind} out everywhere",
+        access=access,
+        errors=(401, 403, 404),
+        tags=TAGS,
+    )
+    async def revoke_sessions(request: web.Request) -> web.Response:
+        account = await _account_of_kind(request, operators)
+        ended = await _signin(request).revoke_sessions(account.id, actor_of(request))
+        return json_response({"signed_out": ended})
+
+
+async def _account_of_kind(request: web.Request, operators: bool) -> Account:
+    account = await _signin(request).accounts.get(path_id(request, "account_id"))
+    if account.operator != operators:
+        raise NotFound(f"no such {'operator' if operators else 'participant'}")
+    return account
+
+
+_accounts_routes("operators", Access.ADMIN)
+_accounts_routes("participants", Access.MANAGER)
