@@ -19,6 +19,7 @@ from server.auth import TokenIssuer
 from server.cluster import api as cluster_api
 from server.cluster.service import Cluster
 from server.config import Settings
+from server.console import api as console_api
 from server.matching import api as matching_api
 from server.matching.runs import MatchingStore
 from server.media import api as media_api
@@ -63,6 +64,7 @@ ROUTE_TABLES: list[RouteTable] = [
     phone_api.routes,
     matching_api.routes,
     privacy_api.routes,
+    console_api.routes,
 ]
 
 
@@ -114,7 +116,8 @@ def create_app(settings: Settings) -> web.Application:
         ChatCatchUp(manager, chat.store, rooms, signaling.sio)
     sfu = Sfu(settings, rooms, bus, MediaMetrics(registry))
     cluster = Cluster(settings, redis, rooms, sfu.forwarded_streams)
-    RoomHandlers(signaling, chat, cluster.node_for)
+    sessionlog = SessionLogService.create(database)
+    RoomHandlers(signaling, chat, cluster.node_for, sessionlog.pairs.require_open_room)
     dial_in, phone = None, None
     if settings.sip_bind:
         pins = PinStore(database, settings.sip_pin_digits)
@@ -137,7 +140,7 @@ def create_app(settings: Settings) -> web.Application:
         roster=roster,
         cluster=cluster,
         removals=removals,
-        sessionlog=SessionLogService.create(database),
+        sessionlog=sessionlog,
         sfu=sfu,
         dial_in=dial_in,
         phone=phone,

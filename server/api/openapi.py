@@ -28,6 +28,8 @@ SECURITY: dict[Access, list[dict[str, list[str]]]] = {
     Access.MEMBER: [{"joinToken": []}],
     Access.PAIR: [{"adminKey": []}, {"joinToken": []}],
     Access.ROOM: [{"adminKey": []}, {"joinToken": []}],
+    Access.MANAGER: [{"adminKey": []}],  # until operators sign in (issue 15)
+    Access.VIEWER: [{"adminKey": []}],
 }
 
 _REASONS = {

@@ -17,6 +17,7 @@ PAGES = {
     "/join": "join.html",
     "/pair": "pair.html",
     "/program": "health.html",
+    "/console": "console/index.html",
 }
 
 CSP = "; ".join(

@@ -351,3 +351,14 @@ erasure_requests = Table(
     Column("done_at", Float, nullable=True),
     Index("ix_erasure_requests_identity", "identity"),
 )
+
+# The console (server/console): a participant an operator deactivated leaves the matching
+# pool (match_profiles) and waits here, profile and all, until reactivated.
+console_inactive_profiles = Table(
+    "console_inactive_profiles",
+    metadata,
+    Column("identity", String(200), primary_key=True),
+    Column("role", String(20), nullable=False),
+    Column("data", Text, nullable=False),  # the profile's JSON, as match_profiles holds it
+    Column("deactivated_at", Float, nullable=False),
+)
