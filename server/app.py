@@ -20,6 +20,7 @@ from server.cluster import api as cluster_api
 from server.cluster.service import Cluster
 from server.config import Settings
 from server.mail import Mailer
+from server.console import api as console_api
 from server.matching import api as matching_api
 from server.matching.runs import MatchingStore
 from server.media import api as media_api
@@ -68,6 +69,7 @@ ROUTE_TABLES: list[RouteTable] = [
     matching_api.routes,
     privacy_api.routes,
     signin_api.routes,
+    console_api.routes,
 ]
 
 
@@ -119,7 +121,8 @@ def create_app(settings: Settings) -> web.Application:
         ChatCatchUp(manager, chat.store, rooms, signaling.sio)
     sfu = Sfu(settings, rooms, bus, MediaMetrics(registry))
     cluster = Cluster(settings, redis, rooms, sfu.forwarded_streams)
-    RoomHandlers(signaling, chat, cluster.node_for)
+    sessionlog = SessionLogService.create(database)
+    RoomHandlers(signaling, chat, cluster.node_for, sessionlog.pairs.require_open_room)
     dial_in, phone = None, None
     if settings.sip_bind:
         pins = PinStore(database, settings.sip_pin_digits)
@@ -149,7 +152,7 @@ def create_app(settings: Settings) -> web.Application:
         roster=roster,
         cluster=cluster,
         removals=removals,
-        sessionlog=SessionLogService.create(database),
+        sessionlog=sessionlog,
         sfu=sfu,
         dial_in=dial_in,
         phone=phone,

@@ -19,6 +19,7 @@ PAGES = {
     "/program": "health.html",
     "/signin": "signin.html",
     "/me": "me.html",
+    "/console": "console/index.html",
 }
 
 CSP = "; ".join(

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field, field_validator
 from server.api.http import RouteTable, json_response, read_body
 from server.auth import Role
 from server.services import services_of
+from server.sessionlog.pairs import PairStore
 
 routes = RouteTable()
 
@@ -54,11 +55,13 @@ def join_url(base_url: str, token: str) -> str:
     response=TokenResponse,
     status=201,
     admin=True,
+    errors=(403,),
     tags=("tokens",),
 )
 async def create_token(request: web.Request) -> web.Response:
     services = services_of(request)
     body = await read_body(request, TokenRequest)
+    await PairStore(services.database).require_open_room(body.room)
     token, claims = services.tokens.issue(
         body.room, body.identity, body.name, body.role, body.ttl_seconds
     )

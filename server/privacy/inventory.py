@@ -60,6 +60,7 @@ PERSON_COLUMNS: tuple[PersonColumn, ...] = (
     PersonColumn(schema.match_exclusions, "mentor"),
     PersonColumn(schema.removals, "identity"),
     PersonColumn(schema.erasure_requests, "identity"),
+    PersonColumn(schema.console_inactive_profiles, "identity", delete=True),
 )
 
 # Columns that look like a person but are not a participant's data, and why.

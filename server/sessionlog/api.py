@@ -389,6 +389,7 @@ async def list_agenda(request: web.Request) -> web.Response:
 )
 async def add_agenda(request: web.Request) -> web.Response:
     viewer, pair, body = await _member_write(request, AgendaIn)
+    await _log(request).pairs.require_open_room(pair.room)  # an ended pair's agenda is read-only
     item = await _log(request).agenda.add(pair.id, body.text, viewer.identity)
     return json_response({**_data(item), "done": item.done}, status=201)
 
@@ -405,6 +406,7 @@ async def add_agenda(request: web.Request) -> web.Response:
 async def tick_agenda(request: web.Request) -> web.Response:
     viewer, pair, body = await _member_write(request, AgendaPatch)
     log = _log(request)
+    await log.pairs.require_open_room(pair.room)
     current = await log.sessions.current(pair.id)
     item = await log.agenda.tick(
         pair.id,

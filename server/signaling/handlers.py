@@ -33,12 +33,15 @@ class RoomHandlers:
         signaling: Signaling,
         chat: ChatService,
         placement: Callable[[str], Awaitable[Placement]] | None = None,
+        require_open: Callable[[str], Awaitable[None]] | None = None,
     ):
         self.signaling = signaling
         self.roster = signaling.roster
         self.placement = placement
         self.registry = signaling.registry
         self.chat = chat
+        # Raises Forbidden(room_closed) for a room whose pair ended (PairStore.require_open_room).
+        self.require_open = require_open
         self.settings = signaling.settings
         self._chat_buckets: dict[tuple[str, str], TokenBucket] = {}
         on = signaling.on
@@ -54,6 +57,8 @@ class RoomHandlers:
 
     async def join(self, conn: Connection, payload: JoinIn) -> Ack:
         token = conn.token
+        if self.require_open is not None:
+            await self.require_open(token.room)
         mode = MediaMode(payload.media_mode)
         if mode in (MediaMode.VIDEO, MediaMode.AUDIO) and not token.can(Grant.PUBLISH):
             mode = MediaMode.TEXT
@@ -121,6 +126,8 @@ class RoomHandlers:
 
     async def post(self, conn: Connection, payload: ChatIn) -> Ack:
         self._require_chat(conn)
+        if self.require_open is not None:  # joined before the pair ended: chat is read-only now
+            await self.require_open(conn.room)
         key = (conn.room, conn.identity)
         bucket = self._chat_buckets.get(key)
         if bucket is None:

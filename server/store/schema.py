@@ -393,3 +393,14 @@ signin_sessions = Table(
     Column("address", String(64), nullable=False),
     Index("ix_signin_sessions_account", "account_id"),
 )
+
+# The console (server/console): a participant an operator deactivated leaves the matching
+# pool (match_profiles) and waits here, profile and all, until reactivated.
+console_inactive_profiles = Table(
+    "console_inactive_profiles",
+    metadata,
+    Column("identity", String(200), primary_key=True),
+    Column("role", String(20), nullable=False),
+    Column("data", Text, nullable=False),  # the profile's JSON, as match_profiles holds it
+    Column("deactivated_at", Float, nullable=False),
+)

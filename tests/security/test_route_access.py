@@ -25,6 +25,7 @@ PUBLIC_OUTSIDE_TABLES = {
     "/program",
     "/signin",
     "/me",
+    "/console",
     "/static",
     "/vendor/socket.io.msgpack.min.js",
     "/api/openapi.json",
@@ -161,6 +162,9 @@ async def test_every_route_refuses_every_wrong_caller(target: Target) -> None:
         "/api/v1/accounts/operators",
         "/api/v1/accounts/participants/{account_id}/link",
         "/api/v1/signin/signout-everywhere",
+        "/api/v1/console/participants/import",
+        "/api/v1/console/pairs/{pair_id}/end",
+        "/api/v1/console/rooms/{room}",
     ):
         assert expected in paths
     # Nothing any wrong caller sent got through.

@@ -1,0 +1,235 @@
+"""REST for the programme console (web/console/): what the console needs beyond the
+matching, session-log, rooms and phone routes it calls as they are.
+
+Managers change the cohort and the pairs (Access.MANAGER); every operator reads
+(Access.VIEWER). Until operators sign in (issue 15) both take the admin key.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field
+from redis.exceptions import RedisError
+
+from server.api.access import Access, caller_of
+from server.api.http import RouteTable, json_response, read_body
+from server.api.tokens import MAX_TTL, join_url
+from server.auth import Role
+from server.console import activity
+from server.console.pairs import end, overview
+from server.console.participants import Participants, rows_from_csv, rows_from_json
+from server.errors import InvalidInput
+from server.matching.runs import MatchingStore
+from server.services import Services, services_of
+from server.sessionlog.pairs import PairStore
+
+routes = RouteTable()
+PREFIX = "/api/v1/console"
+TAGS = ("console",)
+MAX_TEXT = 10_000_000
+
+
+class RowIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    row: int = Field(ge=1, le=10_000_000, description="The row's number in the first import")
+    fields: dict[str, Any] = Field(description="The row's columns, `email` included")
+
+
+class ImportIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    format: Literal["csv", "json", "rows"]
+    text: str | None = Field(None, max_length=MAX_TEXT, description="csv or json: the file")
+    rows: list[RowIn] | None = Field(None, description="rows: rows fixed in place")
+
+
+class ProfileEdit(BaseModel):
+    model_config = ConfigDict(extra="allow")  # a profile's fields, checked by the matching parser
+
+
+def _participants(services: Services) -> Participants:
+    return Participants(
+        services.database, MatchingStore(services.database, services.settings.node_name)
+    )
+
+
+def _pairs(services: Services) -> PairStore:
+    return PairStore(services.database)
+
+
+@routes.route(
+    "GET", f"{PREFIX}/me", access=Access.VIEWER, tags=TAGS,
+    summary="Who the console's caller is: their label and operator role (admin, manager, viewer)",
+)  # fmt: skip
+async def whoami(request: web.Request) -> web.Response:
+    caller = caller_of(request)
+    # The admin key is the admin; a signed-in operator's role comes with sign-in (issue 15).
+    role = getattr(caller, "role", None) or "admin"
+    return json_response({"label": caller.label, "role": str(role)})
+
+
+@routes.route(
+    "GET", f"{PREFIX}/participants", access=Access.VIEWER, tags=TAGS,
+    summary="Every participant's profile, active or deactivated",
+)  # fmt: skip
+async def list_participants(request: web.Request) -> web.Response:
+    people = await _participants(services_of(request)).everyone()
+    return json_response({"participants": people})
+
+
+@routes.route(
+    "POST", f"{PREFIX}/participants/import", body=ImportIn, access=Access.MANAGER,
+    errors=(400, 422), tags=TAGS,
+    summary="Import profiles (CSV or JSON text, or rows fixed in place); good rows are stored, "
+    "each bad row comes back with its error. An `email` column is kept for sign-in.",
+)  # fmt: skip
+async def import_participants(request: web.Request) -> web.Response:
+    services = services_of(request)
+    body = await read_body(request, ImportIn)
+    if body.format == "rows":
+        if body.rows is None:
+            raise InvalidInput("format rows needs `rows`")
+        rows = [(r.row, r.fields) for r in body.rows]
+    elif body.text is None:
+        raise InvalidInput(f"format {body.format} needs `text`")
+    elif body.format == "csv":
+        rows = rows_from_csv(body.text)
+    else:
+        try:
+            data = json.loads(body.text)
+        except json.JSONDecodeError as exc:
+            raise InvalidInput(
+                f"the JSON file is not valid JSON: {exc}", code="invalid_json"
+            ) from None
+        rows = rows_from_json(data)
+    outcome = await _participants(services).import_rows(rows)
+    await activity.note(
+        services.database, caller_of(request).label, "console_import", None,
+        {"imported": outcome.imported, "errors": outcome.errors},
+    )  # fmt: skip
+    return json_response(
+        {"imported": outcome.imported, "errors": outcome.errors,
+         "rows": [r.to_json() for r in outcome.rows]}
+    )  # fmt: skip
+
+
+@routes.route(
+    "PUT", f"{PREFIX}/participants/{{identity}}", body=ProfileEdit, access=Access.MANAGER,
+    errors=(404, 422), tags=TAGS, summary="Edit an active participant's profile",
+)  # fmt: skip
+async def edit_participant(request: web.Request) -> web.Response:
+    services = services_of(request)
+    body = await read_body(request, ProfileEdit)
+    identity = request.match_info["identity"]
+    profile = await _participants(services).update(identity, body.model_dump())
+    await activity.note(services.database, caller_of(request).label, "console_edit", identity, {})
+    return json_response(profile.to_json())
+
+
+@routes.route(
+    "POST", f"{PREFIX}/participants/{{identity}}/deactivate", access=Access.MANAGER,
+    errors=(404, 409), tags=TAGS,
+    summary="Deactivate a participant: out of the matching pool until reactivated",
+)  # fmt: skip
+async def deactivate(request: web.Request) -> web.Response:
+    return await _set_active(request, False)
+
+
+@routes.route(
+    "POST", f"{PREFIX}/participants/{{identity}}/reactivate", access=Access.MANAGER,
+    errors=(404,), tags=TAGS, summary="Reactivate a participant: back in the matching pool",
+)  # fmt: skip
+async def reactivate(request: web.Request) -> web.Response:
+    return await _set_active(request, True)
+
+
+async def _set_active(request: web.Request, active: bool) -> web.Response:
+    services = services_of(request)
+    identity = request.match_info["identity"]
+    people = _participants(services)
+    await (people.reactivate(identity) if active else people.deactivate(identity))
+    action = "console_reactivate" if active else "console_deactivate"
+    await activity.note(services.database, caller_of(request).label, action, identity, {})
+    return json_response({"identity": identity, "active": active})
+
+
+@routes.route(
+    "GET", f"{PREFIX}/pairs", access=Access.VIEWER, tags=TAGS,
+    summary="Every pair, newest first: status, members, flag, last meeting, last message",
+)  # fmt: skip
+async def list_pairs(request: web.Request) -> web.Response:
+    services = services_of(request)
+    return json_response({"pairs": await overview(services.database, _pairs(services))})
+
+
+@routes.route(
+    "POST", f"{PREFIX}/pairs/{{pair_id}}/end", access=Access.MANAGER, errors=(404, 409),
+    tags=TAGS,
+    summary="End a pair: its room closes (no joins, chat and agenda read-only); its log stays",
+)  # fmt: skip
+async def end_pair(request: web.Request) -> web.Response:
+    services = services_of(request)
+    pair = await end(_pairs(services), request.match_info["pair_id"])
+    await activity.note(
+        services.database, caller_of(request).label, "pair_end", pair.id, {"room": pair.room}
+    )
+    return json_response({"id": pair.id, "room": pair.room, "status": pair.status})
+
+
+@routes.route(
+    "POST", f"{PREFIX}/pairs/{{pair_id}}/invitations", access=Access.MANAGER,
+    errors=(403, 404), tags=TAGS,
+    summary="Invite a pair's members again: a join link for each (valid 30 days)",
+)  # fmt: skip
+async def invite(request: web.Request) -> web.Response:
+    services = services_of(request)
+    pairs = _pairs(services)
+    pair = await pairs.get(request.match_info["pair_id"])
+    await pairs.require_open_room(pair.room)
+    links = []
+    for member in pair.members:
+        token, claims = services.tokens.issue(
+            pair.room, member.identity, member.name, Role(member.role), MAX_TTL
+        )
+        links.append({
+            "identity": member.identity, "name": member.name, "role": member.role,
+            "join_url": join_url(services.settings.base_url, token),
+            "expires_at": datetime.fromtimestamp(claims.expires_at, UTC).isoformat(),
+        })  # fmt: skip
+    # TODO(lead, issue 15): with sign-in, email each member a sign-in link to /me instead.
+    await activity.note(
+        services.database, caller_of(request).label, "pair_invite", pair.id,
+        {"members": len(links)},
+    )  # fmt: skip
+    return json_response({"pair": pair.id, "invitations": links})
+
+
+@routes.route(
+    "GET", f"{PREFIX}/rooms/{{room}}", access=Access.VIEWER, tags=TAGS,
+    summary="Who is in a room now on every node (phone callers included), and its pair",
+)  # fmt: skip
+async def room_now(request: web.Request) -> web.Response:
+    services = services_of(request)
+    name = request.match_info["room"]
+    room = services.rooms.get(name)
+    people = [p.public() for p in room.participants.values()] if room is not None else []
+    partial = False
+    if services.roster is not None:
+        here = {p["identity"] for p in people}
+        try:
+            people += [
+                p for p in await services.roster.participants(name) if p["identity"] not in here
+            ]
+        except (RedisError, OSError):
+            partial = True  # Redis is away: this node's people only
+    people.sort(key=lambda p: p["joined_at"])
+    pair = await _pairs(services).by_room(name)
+    return json_response({
+        "room": name, "participants": people, "partial": partial,
+        "pair": None if pair is None else {"id": pair.id, "title": pair.title, "status": pair.status},
+    })  # fmt: skip
