@@ -19,8 +19,8 @@ from server.auth import TokenIssuer
 from server.cluster import api as cluster_api
 from server.cluster.service import Cluster
 from server.config import Settings
-from server.mail import Mailer
 from server.console import api as console_api
+from server.mail import Mailer
 from server.matching import api as matching_api
 from server.matching.runs import MatchingStore
 from server.media import api as media_api

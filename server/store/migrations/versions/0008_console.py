@@ -1,7 +1,7 @@
 """The console: deactivated participants' profiles, out of the matching pool.
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 """
 
 import sqlalchemy as sa
