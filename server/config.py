@@ -106,6 +106,13 @@ class Settings(BaseSettings):
     )
     smtp_from: str = Field("Pairwise <pairwise@localhost>", description="the From: of mail sent")
 
+    # durable jobs (server/jobs): reminders, digests, webhook retries
+    jobs_poll_seconds: float = Field(5.0, gt=0, description="how often a node looks for due jobs")
+    jobs_lease_seconds: float = Field(
+        300.0, gt=0, description="a job a node took and did not finish in this long runs again"
+    )
+    jobs_max_attempts: int = Field(8, ge=1, description="tries before a job is failed for good")
+
     # phone (SIP dial-in)
     sip_bind: str | None = Field(None, description="host:port for SIP over UDP; off when unset")
     sip_allowed_ips: list[str] = Field(
