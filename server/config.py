@@ -113,6 +113,15 @@ class Settings(BaseSettings):
     )
     jobs_max_attempts: int = Field(8, ge=1, description="tries before a job is failed for good")
 
+    # meetings (server/meetings): reminders by email
+    meetings_reminder_minutes: list[int] = Field(
+        default_factory=lambda: [24 * 60, 15],
+        description="reminders go this many minutes before each meeting",
+    )
+    meetings_absent_minutes: int = Field(
+        5, ge=1, le=120, description="minutes after the start to tell a missing member"
+    )
+
     # phone (SIP dial-in)
     sip_bind: str | None = Field(None, description="host:port for SIP over UDP; off when unset")
     sip_allowed_ips: list[str] = Field(
