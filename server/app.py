@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 from redis.asyncio import Redis
@@ -20,6 +21,8 @@ from server.cluster import api as cluster_api
 from server.cluster.service import Cluster
 from server.config import Settings
 from server.console import api as console_api
+from server.jobs.runner import JobRunner, RetryPolicy
+from server.jobs.store import JobStore
 from server.mail import Mailer
 from server.matching import api as matching_api
 from server.matching.runs import MatchingStore
@@ -33,6 +36,12 @@ from server.media.phone.session_log import PinRejectionLog
 from server.media.room_audio import SfuRoomAudio
 from server.media.sfu import Sfu
 from server.media.signaling import MediaHandlers
+from server.meetings import api as meetings_api
+from server.meetings.directory import Directory, IdentityEmails
+from server.meetings.feeds import CalendarFeeds
+from server.meetings.people import Profiles
+from server.meetings.service import Meetings, Reminders
+from server.meetings.store import MeetingStore
 from server.metrics import new_registry
 from server.privacy import api as privacy_api
 from server.privacy.retention import retention_job
@@ -42,7 +51,7 @@ from server.rooms.registry import RoomRegistry
 from server.rooms.removals import RemovalStore
 from server.services import SERVICES, Services
 from server.sessionlog import api as sessionlog_api
-from server.sessionlog.pairs import PairStore
+from server.sessionlog.pairs import Member, PairStore, on_pair_ended
 from server.sessionlog.service import SessionLogService
 from server.signaling.broadcast import Broadcaster
 from server.signaling.catchup import CatchUpRedisManager, ChatCatchUp
@@ -70,11 +79,13 @@ ROUTE_TABLES: list[RouteTable] = [
     privacy_api.routes,
     signin_api.routes,
     console_api.routes,
+    meetings_api.routes,
 ]
 
 
-def create_app(settings: Settings) -> web.Application:
-    """An application for `settings`, whose secrets must already be filled in."""
+def create_app(settings: Settings, *, directory: Directory | None = None) -> web.Application:
+    """An application for `settings`, whose secrets must already be filled in; `directory`
+    says where each person's mail goes (meetings)."""
     if settings.admin_key is None or settings.secret_key is None:
         raise ValueError("create_app needs settings from config.with_secrets()")
     app = web.Application(
@@ -166,6 +177,7 @@ def create_app(settings: Settings) -> web.Application:
             idle_days=settings.session_idle_days,
         ),
     )
+    services.jobs, services.meetings = _meetings(settings, services, directory)
     app[SERVICES] = services
     app[signin_api.LINK_BUCKETS] = signin_api.link_buckets(settings.signin_links_per_hour)
     for table in ROUTE_TABLES:
@@ -178,11 +190,69 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/api/openapi.json", openapi_json)
     pages.install(app)
     app.cleanup_ctx.append(_lifecycle)
+    app.cleanup_ctx.append(_jobs)
     if settings.retention_days is not None:
         app.cleanup_ctx.append(
             retention_job(database, settings.retention_days, settings.retention_interval_seconds)
         )
     return app
+
+
+def _meetings(
+    settings: Settings, services: Services, directory: Directory | None
+) -> tuple[JobRunner, Meetings]:
+    database = services.database
+    jobs = JobRunner(
+        JobStore(database),
+        f"{settings.node_name}/{uuid.uuid4().hex[:8]}",
+        poll_seconds=settings.jobs_poll_seconds,
+        lease_seconds=settings.jobs_lease_seconds,
+        retry=RetryPolicy(max_attempts=settings.jobs_max_attempts),
+    )
+
+    async def presence(room: str) -> set[str]:
+        here = services.rooms.get(room)
+        present = set(here.participants) if here is not None else set()
+        if services.roster is not None:
+            present |= {p["identity"] for p in await services.roster.participants(room)}
+        return present
+
+    assert services.sessionlog is not None
+    meetings = Meetings(
+        MeetingStore(database),
+        services.sessionlog.pairs,
+        Profiles(database),
+        jobs,
+        Mailer(settings),
+        directory or IdentityEmails(),
+        CalendarFeeds(database),
+        base_url=settings.base_url,
+        presence=presence,
+        dial_in=_phone_of(services.dial_in) if services.dial_in else None,
+        reminders=Reminders(
+            tuple(settings.meetings_reminder_minutes), settings.meetings_absent_minutes
+        ),
+    )
+    on_pair_ended(database, meetings.pair_ended)
+    return jobs, meetings
+
+
+def _phone_of(dial_in: DialIn) -> Callable[[str, Member], Awaitable[dict[str, str]]]:
+    async def phone(room: str, member: Member) -> dict[str, str]:
+        pin = await dial_in.pins.participant_pin(room, member.identity, member.name, member.role)
+        return {"number": dial_in.number, "pin": pin}
+
+    return phone
+
+
+async def _jobs(app: web.Application) -> AsyncIterator[None]:
+    """Due jobs run once the database is migrated (`_lifecycle` runs first) and stop
+    before it closes."""
+    jobs = app[SERVICES].jobs
+    assert jobs is not None
+    jobs.start()
+    yield
+    await jobs.stop()
 
 
 def _all_routes() -> RouteTable:

@@ -114,6 +114,22 @@ class Settings(BaseSettings):
     signin_link_minutes: float = Field(15.0, gt=0, le=24 * 60, description="a link's lifetime")
     signin_links_per_hour: int = Field(5, ge=1, description="links mailed per address per hour")
 
+    # durable jobs (server/jobs): reminders, digests, webhook retries
+    jobs_poll_seconds: float = Field(5.0, gt=0, description="how often a node looks for due jobs")
+    jobs_lease_seconds: float = Field(
+        300.0, gt=0, description="a job a node took and did not finish in this long runs again"
+    )
+    jobs_max_attempts: int = Field(8, ge=1, description="tries before a job is failed for good")
+
+    # meetings (server/meetings): reminders by email
+    meetings_reminder_minutes: list[int] = Field(
+        default_factory=lambda: [24 * 60, 15],
+        description="reminders go this many minutes before each meeting",
+    )
+    meetings_absent_minutes: int = Field(
+        5, ge=1, le=120, description="minutes after the start to tell a missing member"
+    )
+
     # phone (SIP dial-in)
     sip_bind: str | None = Field(None, description="host:port for SIP over UDP; off when unset")
     sip_allowed_ips: list[str] = Field(

@@ -13,6 +13,7 @@ from server.appkeys import SERVICES as SERVICES
 from server.auth import TokenIssuer
 from server.cluster.service import Cluster
 from server.config import Settings
+from server.jobs.runner import JobRunner
 from server.media.sfu import Sfu
 from server.rooms.chat import ChatService
 from server.rooms.events import EventBus
@@ -27,6 +28,7 @@ from server.store import Database
 if TYPE_CHECKING:  # the phone API module itself reads Services
     from server.media.phone.api import DialIn
     from server.media.phone.gateway import PhoneGateway
+    from server.meetings.service import Meetings
 
 
 @dataclass
@@ -48,6 +50,8 @@ class Services:
     dial_in: DialIn | None = None
     phone: PhoneGateway | None = None
     signin: SignIn | None = None
+    jobs: JobRunner | None = None
+    meetings: Meetings | None = None
 
     @property
     def admin_key(self) -> str:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import builtins
+import logging
 import time
 import uuid
-from collections.abc import Sequence
+import weakref
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import delete, insert, select, update
@@ -13,6 +15,19 @@ from sqlalchemy import delete, insert, select, update
 from server.errors import Conflict, Forbidden, InvalidInput, NotFound
 from server.store import Database
 from server.store.schema import pair_members, pairs, phone_participant_pins, phone_room_pins
+
+log = logging.getLogger("pairwise.pairs")
+
+PairEnded = Callable[["Pair"], Awaitable[None]]
+# What runs when a pair of a database ends (active -> unpublished), whichever PairStore
+# ended it: meetings cancel the pair's meetings to come.
+_ended_hooks: weakref.WeakKeyDictionary[Database, builtins.list[PairEnded]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def on_pair_ended(database: Database, hook: PairEnded) -> None:
+    _ended_hooks.setdefault(database, []).append(hook)
 
 
 @dataclass(frozen=True)
@@ -113,10 +128,16 @@ class PairStore:
     async def set_status(self, pair_id: str, status: str) -> Pair:
         if status not in ("active", "unpublished"):
             raise InvalidInput(f"unknown pair status {status!r}")
+        before = await self.get(pair_id)
         await self._update(pair_id, status=status)
         pair = await self.get(pair_id)
-        if status != "active":
+        if before.status == "active" and status == "unpublished":
             await self._drop_dial_in_pins(pair.room)
+            for hook in _ended_hooks.get(self._db, ()):
+                try:
+                    await hook(pair)
+                except Exception:  # the pair has ended either way; the hook logs its failure
+                    log.exception("a pair-ended hook failed", extra={"pair": pair_id})
         return pair
 
     async def _drop_dial_in_pins(self, room: str) -> None:

@@ -404,3 +404,55 @@ console_inactive_profiles = Table(
     Column("data", Text, nullable=False),  # the profile's JSON, as match_profiles holds it
     Column("deactivated_at", Float, nullable=False),
 )
+
+# Durable jobs (server/jobs): reminders, digests, webhook retries. A node claims a due job
+# by taking its lease (`lease_owner` until `lease_until`); a lease that runs out (its node
+# died) is taken again. `key` names a job so scheduling it twice is once.
+jobs = Table(
+    "jobs",
+    metadata,
+    id_column(),
+    Column("kind", String(40), nullable=False),
+    Column("key", String(200), nullable=True, unique=True),
+    Column("payload", Text, nullable=False),  # JSON
+    Column("run_at", Float, nullable=False),
+    Column("status", String(12), nullable=False),  # pending | running | done | failed | cancelled
+    Column("attempts", Integer, nullable=False),
+    Column("lease_owner", String(200), nullable=True),
+    Column("lease_until", Float, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("created_at", Float, nullable=False),
+    Column("finished_at", Float, nullable=True),
+    Index("ix_jobs_status_run_at", "status", "run_at"),
+)
+
+# Meetings (server/meetings): proposed with candidate times, then booked at one of them,
+# optionally every N weeks until a date (occurrences keep the local time in `timezone`).
+meetings = Table(
+    "meetings",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("pair_id", String(36), ForeignKey("pairs.id", ondelete="CASCADE"), nullable=False),
+    Column("title", String(200), nullable=False),
+    Column("status", String(12), nullable=False),  # proposed | booked | cancelled
+    Column("proposed_by", String(200), nullable=False),
+    Column("options", Text, nullable=False),  # JSON: candidate start times, UTC epoch seconds
+    Column("start_utc", Float, nullable=True),
+    Column("minutes", Integer, nullable=False),
+    Column("timezone", String(64), nullable=False),
+    Column("every_weeks", Integer, nullable=True),
+    Column("until", String(10), nullable=True),  # ISO date, inclusive, in `timezone`
+    Column("sequence", Integer, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Index("ix_meetings_pair_id", "pair_id"),
+)
+
+# A participant's private calendar feed: the URL's secret, kept only as its SHA-256.
+calendar_feeds = Table(
+    "calendar_feeds",
+    metadata,
+    Column("identity", String(200), primary_key=True),
+    Column("secret_hash", String(64), nullable=False, unique=True),
+    Column("created_at", Float, nullable=False),
+)

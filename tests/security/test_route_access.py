@@ -33,6 +33,16 @@ PUBLIC_OUTSIDE_TABLES = {
 }
 
 
+# Public routes whose URL holds a secret, and wrong secrets that must find nothing.
+SECRET_URLS = {
+    "/calendar/{secret}.ics": [
+        "/calendar/1.ics",
+        "/calendar/" + "A" * 43 + ".ics",
+        "/calendar/..%2F..%2Fadmin_key.ics",
+    ],
+}
+
+
 def declared() -> dict[tuple[str, str], Access]:
     return {(ep.method, ep.path): ep.access for t in ROUTE_TABLES for ep in t.endpoints}
 
@@ -136,6 +146,12 @@ async def test_every_route_refuses_every_wrong_caller(target: Target) -> None:
             assert path in PUBLIC_OUTSIDE_TABLES, f"{route.method} {path} declares no access"
             continue
         if access is Access.PUBLIC:
+            if path in SECRET_URLS:  # the secret in the URL is the credential
+                for guess in SECRET_URLS[path]:
+                    status, payload, _ = await target.call(route.method, guess, {})
+                    assert status == 404, (path, guess, status, payload)
+                    walked.append((route.method, path, guess))
+                continue
             assert path in ("/healthz", "/readyz", "/metrics", *PUBLIC_SIGNIN), f"{path} is public"
             continue
         url = path.format_map(_Filled(values))
@@ -165,6 +181,12 @@ async def test_every_route_refuses_every_wrong_caller(target: Target) -> None:
         "/api/v1/console/participants/import",
         "/api/v1/console/pairs/{pair_id}/end",
         "/api/v1/console/rooms/{room}",
+        "/api/v1/pairs/{pair_id}/meetings",
+        "/api/v1/pairs/{pair_id}/meetings/{meeting_id}/accept",
+        "/api/v1/pairs/{pair_id}/meetings/{meeting_id}/reschedule",
+        "/api/v1/pairs/{pair_id}/meetings/{meeting_id}/cancel",
+        "/api/v1/me/calendar",
+        "/calendar/{secret}.ics",
     ):
         assert expected in paths
     # Nothing any wrong caller sent got through.
