@@ -43,6 +43,7 @@ from server.sessionlog import api as sessionlog_api
 from server.sessionlog.service import SessionLogService
 from server.signaling.broadcast import Broadcaster
 from server.signaling.catchup import CatchUpRedisManager, ChatCatchUp
+from server.signaling.gestures import GestureHandlers
 from server.signaling.handlers import RoomHandlers
 from server.signaling.metrics import SignalingMetrics
 from server.signaling.roster import RedisRoster
@@ -115,6 +116,7 @@ def create_app(settings: Settings) -> web.Application:
     sfu = Sfu(settings, rooms, bus, MediaMetrics(registry))
     cluster = Cluster(settings, redis, rooms, sfu.forwarded_streams)
     RoomHandlers(signaling, chat, cluster.node_for)
+    GestureHandlers(signaling)
     dial_in, phone = None, None
     if settings.sip_bind:
         pins = PinStore(database, settings.sip_pin_digits)
