@@ -67,7 +67,7 @@ export class DeviceSettings {
 
   /** Capture from another camera ("video") or microphone ("audio") and send it in place of
    * the current one, on the same sender. The old track stops only once the new one is on. */
-  async switchTo(kind, deviceId) {
+  async switchTo(kind, deviceId, quiet = false) {
     const old = this.#track(kind);
     const constraints = { deviceId: { exact: deviceId } };
     if (kind === "audio") constraints.noiseSuppression = this.noise.checked;
@@ -93,7 +93,7 @@ export class DeviceSettings {
     }
     this.local.stream.addTrack(fresh);
     if (kind === "video") this.tiles.setStream(this.me, this.local.stream);
-    this.#say(`Now using ${fresh.label || (kind === "video" ? "the new camera" : "the new microphone")}.`);
+    if (!quiet) this.#say(`Now using ${fresh.label || (kind === "video" ? "the new camera" : "the new microphone")}.`);
     return true;
   }
 
@@ -112,17 +112,25 @@ export class DeviceSettings {
       ? null : video.setSinkId(this.sinkId).catch(() => {}))));
   }
 
-  /** The browser's noise suppression on the microphone, on or off, without a new track. */
+  /** The browser's noise suppression on the microphone, on or off: on the live track when
+   * the browser can change it there, else on a fresh capture of the same microphone sent
+   * in its place (replaceTrack, as for a device switch). */
   async setNoiseSuppression(on) {
     const track = this.#track("audio");
     if (!track) return;
     try {
       await track.applyConstraints({ ...track.getConstraints(), noiseSuppression: on });
-      this.#say(on ? "Noise suppression is on." : "Noise suppression is off.");
     } catch {
-      this.#say("This microphone does not let the browser change noise suppression.");
-      this.noise.checked = track.getSettings().noiseSuppression !== false;
+      // some browsers cannot change audio processing on a live track
     }
+    if (track.getSettings().noiseSuppression !== on) {
+      const switched = await this.switchTo("audio", this.local.currentDevice("audio"), true);
+      if (!switched) {
+        this.noise.checked = !on;
+        return;
+      }
+    }
+    this.#say(on ? "Noise suppression is on." : "Noise suppression is off.");
   }
 
   #track(kind) {
