@@ -55,6 +55,7 @@ from server.sessionlog.pairs import Member, PairStore, on_pair_ended
 from server.sessionlog.service import SessionLogService
 from server.signaling.broadcast import Broadcaster
 from server.signaling.catchup import CatchUpRedisManager, ChatCatchUp
+from server.signaling.gestures import GestureHandlers
 from server.signaling.handlers import RoomHandlers
 from server.signaling.metrics import SignalingMetrics
 from server.signaling.roster import RedisRoster
@@ -134,6 +135,7 @@ def create_app(settings: Settings, *, directory: Directory | None = None) -> web
     cluster = Cluster(settings, redis, rooms, sfu.forwarded_streams)
     sessionlog = SessionLogService.create(database)
     RoomHandlers(signaling, chat, cluster.node_for, sessionlog.pairs.require_open_room)
+    GestureHandlers(signaling)
     dial_in, phone = None, None
     if settings.sip_bind:
         pins = PinStore(database, settings.sip_pin_digits)

@@ -130,7 +130,34 @@ class PreJoin {
           trace: room.media.trace }),
       };
     }
-    $("main").focus();
+    $("main").focus({ preventScroll: true });
+    window.scrollTo(0, 0); // the room opens at its top, whatever the pre-join page's scroll was
+  }
+
+  /** Who is already in the room, before joining (the server's `lobby`). */
+  async showWhoIsHere() {
+    let people;
+    try {
+      ({ participants: people } = await this.socket.request("lobby", {}));
+    } catch {
+      return; // an older server: the placeholder stays
+    }
+    const items = people.map((p) => {
+      const li = document.createElement("li");
+      const name = document.createElement("bdi");
+      name.textContent = p.name;
+      li.append(name, ` (${p.role})`);
+      return li;
+    });
+    if (!items.length) {
+      const li = document.createElement("li");
+      li.className = "muted";
+      li.textContent = "Nobody yet: you are the first.";
+      items.push(li);
+    }
+    $("who-is-here").replaceChildren(...items);
+    clearTimeout(this.lobbyTimer); // kept fresh while the person waits here
+    if (!$("prejoin").hidden) this.lobbyTimer = setTimeout(() => this.showWhoIsHere(), 5000);
   }
 
   /** After a reload of a tab that was in the meeting: join again as before, no click. */
@@ -155,6 +182,7 @@ class PreJoin {
       this.resuming = false;
       this.join();
     }
+    if (ok && !$("prejoin").hidden) this.showWhoIsHere();
     if (ok && !this.probed) {
       this.probed = true;
       this.#checkMediaPath();

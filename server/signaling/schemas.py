@@ -52,3 +52,16 @@ class MediaModeIn(Payload):
 
 class Empty(Payload):
     pass
+
+
+# The reactions a person can send (shown briefly on their tile to everyone). A fixed set:
+# nothing a client writes is shown to the others as a reaction.
+REACTIONS = ("thumbs_up", "clap", "heart", "laugh", "surprised", "thinking")
+
+
+class ReactionIn(Payload):
+    reaction: Literal["thumbs_up", "clap", "heart", "laugh", "surprised", "thinking"]
+
+
+class HandIn(Payload):
+    raised: bool

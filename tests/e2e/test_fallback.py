@@ -80,6 +80,8 @@ async def test_phone_screen_has_no_horizontal_scroll(open_page: OpenPage) -> Non
     await ada.join()
     bo = await open_page("bo", viewport=PHONE, has_touch=True, is_mobile=True)
     await expect(ada.badge("bo")).to_have_text("Video")
+    for person in (ada, bo):  # on a phone the chat is a layer opened from the control bar
+        await person.page.get_by_role("button", name="Chat").click()
     await bo.say("A long message that wraps on a narrow screen without pushing anything sideways.")
     await expect(
         ada.message(

@@ -62,6 +62,8 @@ export class Chat {
     this.canWrite = true;
 
     this.log = document.getElementById("chat-log");
+    this.scroller = document.getElementById("chat-scroll") || this.log;
+    this.names = new Map(); // identity → the name last seen for them (people who left too)
     this.form = document.getElementById("chat-form");
     this.input = document.getElementById("chat-input");
     this.typingLine = document.getElementById("chat-typing");
@@ -98,6 +100,7 @@ export class Chat {
     this.form.querySelector("button").disabled = !canWrite;
     this.input.placeholder = canWrite ? "Write a message" : "Observers read along in this room";
     this.reads = { ...reads };
+    const first = !this.loaded;
     for (const message of history) this.#received(message, false);
     if (!this.loaded) this.earlier.hidden = history.length < historyLimit;
     this.loaded = true;
@@ -105,6 +108,16 @@ export class Chat {
     this.#countUnread();
     this.markRead();
     this.flush();
+    // A meeting opens at the newest message, like every chat app (not at the oldest).
+    if (first) this.#scrollToEnd();
+  }
+
+  /** The name to show for someone: the room's, else the last one their messages carried,
+   * never their login identity. */
+  nameFor(identity) {
+    const known = this.nameOf(identity);
+    if (known && known !== identity) return known;
+    return this.names.get(identity) || "Someone who left";
   }
 
   /** The operator's side (an observer) in a program whose chat is private: say why the
@@ -201,6 +214,7 @@ export class Chat {
     }
     if (this.messages.has(message.id)) return;
     this.messages.set(message.id, message);
+    if (message.from.name) this.names.set(message.from.identity, message.from.name);
     const li = this.#messageElement(message.from.identity, message.from.name, message.text, message.ts);
     li.dataset.id = String(message.id);
     this.elements.set(message.id, li);
@@ -265,7 +279,7 @@ export class Chat {
     meta.append(who, when);
     const body = document.createElement("p");
     body.className = "msg-text";
-    body.textContent = text;
+    body.append(...linkified(text));
     li.append(meta, body);
     return li;
   }
@@ -295,7 +309,7 @@ export class Chat {
   #statusText(id) {
     const seenBy = Object.entries(this.reads)
       .filter(([identity, upTo]) => identity !== this.me && upTo >= id)
-      .map(([identity]) => this.nameOf(identity));
+      .map(([identity]) => this.nameFor(identity));
     return seenBy.length ? `Seen by ${seenBy.join(", ")}` : "Sent";
   }
 
@@ -329,14 +343,14 @@ export class Chat {
     } else {
       this.typingPeople.delete(identity);
     }
-    const names = [...this.typingPeople.keys()].map((id) => isolated(this.nameOf(id)));
+    const names = [...this.typingPeople.keys()].map((id) => isolated(this.nameFor(id)));
     const line = names.length === 0 ? [] : names.length === 1 ? [names[0], " is typing…"]
       : [...names.flatMap((n, i) => (i ? [" and ", n] : [n])), " are typing…"];
     this.typingLine.replaceChildren(...line);
   }
 
   #scrollToEnd() {
-    this.log.scrollTop = this.log.scrollHeight;
+    this.scroller.scrollTop = this.scroller.scrollHeight;
   }
 }
 
@@ -346,4 +360,42 @@ function isolated(text) {
   const bdi = document.createElement("bdi");
   bdi.textContent = text;
   return bdi;
+}
+
+// http(s) addresses and bare www. ones; trailing punctuation stays text ("see x.com.").
+const URL_PATTERN = /\b(?:https?:\/\/|www\.)[^\s<>"]+/gi;
+const TRAILING = /[.,;:!?)\]}'"]+$/;
+
+/** The message text as nodes: text, and links for web addresses. Only http and https
+ * become links (never javascript:, data: or anything else), each opening in a new tab
+ * with rel="noopener noreferrer" so the page it opens cannot reach back into the room. */
+export function linkified(text) {
+  const nodes = [];
+  let last = 0;
+  for (const match of text.matchAll(URL_PATTERN)) {
+    let raw = match[0];
+    const trail = raw.match(TRAILING);
+    if (trail) raw = raw.slice(0, -trail[0].length);
+    const href = safeHref(raw);
+    if (!href) continue;
+    if (match.index > last) nodes.push(document.createTextNode(text.slice(last, match.index)));
+    const a = document.createElement("a");
+    a.href = href;
+    a.textContent = raw;
+    a.target = "_blank";
+    a.rel = "noopener noreferrer";
+    nodes.push(a);
+    last = match.index + raw.length;
+  }
+  if (last < text.length) nodes.push(document.createTextNode(text.slice(last)));
+  return nodes;
+}
+
+function safeHref(raw) {
+  try {
+    const url = new URL(/^www\./i.test(raw) ? `https://${raw}` : raw);
+    return url.protocol === "http:" || url.protocol === "https:" ? url.href : null;
+  } catch {
+    return null;
+  }
 }

@@ -3,8 +3,12 @@
 
 import { Banner } from "./banner.js";
 import { Chat } from "./chat.js";
+import { DeviceSettings } from "./devices.js";
+import { StageLayout } from "./layout.js";
 import { MediaSession } from "./media.js";
 import { isNetworkReason, plainReason } from "./reasons.js";
+import { isPhone, MeetingInfo, Popover, renderPeople, Shortcuts, SidePanels } from "./panels.js";
+import { Reactions } from "./reactions.js";
 import { Tiles } from "./tiles.js";
 
 const PUBLISHING_ROLES = new Set(["mentor", "mentee", "operator"]);
@@ -32,14 +36,16 @@ export class Room {
     this.announce = announce;
     this.onEnded = onEnded;
     this.people = new Map(); // identity → participant
+    this.names = new Map([[claims.sub, claims.name]]); // everyone ever seen here: names stay after they leave
     this.joined = false;
     this.left = false;
 
     this.banner = new Banner();
     this.tiles = new Tiles(document.getElementById("tiles"), this.me);
+    this.layout = new StageLayout(document.getElementById("tiles"), this.tiles, this.me);
+    this.nameOf = (identity) => this.people.get(identity)?.name || this.names.get(identity) || identity;
     this.chat = new Chat({
-      socket, me: this.me, room: claims.room, announce,
-      nameOf: (identity) => this.people.get(identity)?.name || (identity === this.me ? claims.name : identity),
+      socket, me: this.me, room: claims.room, announce, nameOf: this.nameOf,
       onUnread: (count) => this.#showUnread(count),
     });
     this.media = new MediaSession({
@@ -47,6 +53,16 @@ export class Room {
       canPublish: PUBLISHING_ROLES.has(claims.role),
       onModeChange: () => this.#refreshControls(),
     });
+    this.devices = new DeviceSettings({ local, senders: () => this.media.senders, tiles: this.tiles,
+      me: this.me, announce });
+    this.tiles.onLayout = () => {
+      this.layout.apply();
+      this.devices.applySpeaker();
+    };
+    this.reactions = new Reactions({ socket, tiles: this.tiles, me: this.me, nameOf: this.nameOf, announce,
+      onHands: () => this.#refreshPeople() });
+    this.panels = new SidePanels({ onChatVisible: (open) => this.chat.setVisible(open) });
+    this.info = new MeetingInfo();
     this.#bindSocket();
     this.#bindControls();
   }
@@ -54,6 +70,9 @@ export class Room {
   /** Enter the room (the socket may still be connecting: joining happens on connect). */
   enter() {
     document.getElementById("room").hidden = false;
+    // A phone opens on the video; its chat is a full-screen layer opened from the bar.
+    this.panels.show(isPhone() ? null : "chat");
+    this.info.update({ room: this.claims.room, dialin: null });
     this.tiles.upsert({ identity: this.me, name: this.claims.name, role: this.claims.role,
       media_mode: "text" });
     this.#refreshControls();
@@ -101,6 +120,11 @@ export class Room {
       chatPrivate: Boolean(ack.chat_private),
     });
     document.getElementById("room-name").textContent = ack.room.name;
+    document.getElementById("room-title").textContent = `Meeting: ${ack.room.name}`;
+    this.info.update({ room: ack.room.name });
+    this.reactions.load();
+    this.socket.request("media_config", {})
+      .then((config) => this.info.update({ dialin: config.dialin || null })).catch(() => {});
     if (rejoin) this.media.rejoined(ack.you?.media_mode || "text");
     else this.media.start(this.probe());
   }
@@ -146,12 +170,15 @@ export class Room {
       if (!person) return;
       // "reconnecting": the server holds their place while their connection is down.
       this.tiles.setReconnecting(identity, presence === "reconnecting");
+      person.presence = presence;
       this.tiles.upsert({ ...person, presence });
+      this.#refreshPeople();
     });
     s.on("media_mode", ({ identity, mode, previous, reason }) => {
       const person = this.people.get(identity);
       if (person) person.media_mode = mode;
       this.tiles.setMode(identity, mode);
+      this.#refreshPeople();
       if (identity === this.me) {
         this.media.serverMode(mode, reason);
         return;
@@ -163,6 +190,7 @@ export class Room {
       const why = isNetworkReason(reason) ? ` (${plainReason(reason).replace(/\byour\b/g, "their")})` : "";
       this.announce(`${person.name} is now in ${words[mode] || mode}${why}`);
     });
+    s.on("active_speaker", ({ identity }) => this.layout.setSpeaker(identity));
     s.on("error", ({ code, message }) => {
       if (code === "replaced") {
         this.replaced = true;
@@ -182,7 +210,6 @@ export class Room {
     const mic = document.getElementById("ctl-mic");
     const cam = document.getElementById("ctl-cam");
     const audioOnly = document.getElementById("ctl-audio-only");
-    const chatButton = document.getElementById("ctl-chat");
     // Every choice can be undone from any mode: a device this page does not have yet (joined
     // in text, or audio only) is asked for, and sent on a new connection when needed.
     mic.addEventListener("click", async () => {
@@ -206,15 +233,57 @@ export class Room {
       await this.media.chooseAudioOnly(!this.media.audioOnlyChosen);
       this.#refreshControls();
     });
-    chatButton.addEventListener("click", () => {
-      const open = chatButton.getAttribute("aria-expanded") !== "true";
-      chatButton.setAttribute("aria-expanded", String(open));
-      document.getElementById("chat").hidden = !open;
-      document.getElementById("room").classList.toggle("chat-closed", !open);
-      this.chat.setVisible(open);
-      if (open) document.getElementById("chat-input").focus();
-    });
     document.getElementById("ctl-leave").addEventListener("click", () => this.leave());
+    new Popover("ctl-react", "react-menu");
+    new Popover("ctl-more", "more-menu");
+    const layoutButton = document.getElementById("ctl-layout");
+    const toggleLayout = () => {
+      this.layout.setView(this.layout.view === "grid" ? "speaker" : "grid");
+      layoutButton.textContent = this.layout.view === "grid" ? "Speaker view" : "Grid view";
+    };
+    layoutButton.addEventListener("click", toggleLayout);
+    const pip = document.getElementById("ctl-pip");
+    pip.hidden = !document.pictureInPictureEnabled;
+    pip.addEventListener("click", () => this.togglePictureInPicture());
+    document.getElementById("ctl-settings").addEventListener("click", () => this.devices.open());
+    document.getElementById("ctl-info").addEventListener("click", () => this.info.open());
+    const help = () => document.getElementById("help-dialog").showModal();
+    document.getElementById("ctl-help").addEventListener("click", help);
+    this.shortcuts = new Shortcuts({
+      m: ["Mute or unmute your microphone", () => mic.click()],
+      v: ["Start or stop your video", () => cam.click()],
+      c: ["Open or close the chat", () => this.panels.toggle("chat")],
+      u: ["Show or hide the people in the meeting", () => this.panels.toggle("people")],
+      r: ["Raise or lower your hand", () => this.reactions.toggleHand()],
+      w: ["Switch between speaker view and grid view (groups)", toggleLayout],
+      p: ["Picture-in-picture: keep the video on top of other windows", () => this.togglePictureInPicture()],
+      d: ["Choose your camera, microphone and speaker", () => this.devices.open()],
+      i: ["Meeting info: link and dial-in number", () => this.info.open()],
+      "?": ["Show these shortcuts", help],
+    });
+  }
+
+  /** The featured participant's video in a floating window over other apps (and back). */
+  async togglePictureInPicture() {
+    if (document.pictureInPictureElement) {
+      await document.exitPictureInPicture().catch(() => {});
+      return;
+    }
+    const featured = this.layout.featured || this.me;
+    const video = this.tiles.root(featured)?.querySelector("video");
+    if (!video || !video.srcObject) {
+      this.announce("There is no video to show in picture-in-picture yet");
+      return;
+    }
+    try {
+      await video.requestPictureInPicture();
+    } catch (err) {
+      this.announce(`Picture-in-picture is not available: ${err.message}`);
+    }
+  }
+
+  #refreshPeople() {
+    renderPeople(document.getElementById("people-list"), this.people, this.me, this.reactions.hands);
   }
 
   #refreshControls() {
@@ -242,7 +311,9 @@ export class Room {
   #addPerson(person) {
     const previous = this.people.get(person.identity) || {};
     this.people.set(person.identity, { ...previous, ...person });
+    if (person.name) this.names.set(person.identity, person.name);
     this.tiles.upsert(this.people.get(person.identity));
+    this.#refreshPeople();
     if (person.identity === this.me) this.#refreshControls();
   }
 
@@ -258,6 +329,8 @@ export class Room {
     this.people.delete(identity);
     this.tiles.remove(identity);
     this.media.forget(identity);
+    this.reactions.forget(identity);
+    this.#refreshPeople();
   }
 
   #canWrite(room) {

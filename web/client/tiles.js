@@ -63,6 +63,30 @@ export class Tiles {
     return [...this.tiles.keys()];
   }
 
+  /** A tile's element (for the layout). */
+  root(identity) {
+    return this.tiles.get(identity)?.root || null;
+  }
+
+  /** Every tile's <video> (they play the participants' audio too: the speaker choice). */
+  videos() {
+    return [...this.tiles.values()].map((tile) => tile.video);
+  }
+
+  /** The video of whom the stage features, for picture-in-picture. */
+  stream(identity) {
+    return this.tiles.get(identity)?.stream || null;
+  }
+
+  /** A raised hand shows on the tile until lowered. */
+  setHand(identity, raised) {
+    const tile = this.tiles.get(identity);
+    if (!tile) return;
+    tile.hand.hidden = !raised;
+    tile.root.dataset.hand = String(raised);
+    this.#describe(tile);
+  }
+
   setMode(identity, mode) {
     const tile = this.tiles.get(identity);
     if (!tile) return;
@@ -155,12 +179,15 @@ export class Tiles {
     const state = span("tile-state");
     state.hidden = true;
     const badge = span("badge");
+    const hand = span("hand", "✋");
+    hand.hidden = true;
+    hand.setAttribute("aria-hidden", "true");
     const quality = span("quality");
     quality.setAttribute("role", "img");
     for (let i = 0; i < 3; i += 1) quality.append(document.createElement("i"));
-    bar.append(name, mic, badge, state, quality);
+    bar.append(hand, name, mic, badge, state, quality);
     root.append(video, avatar, bar);
-    return { root, video, avatar, name, mic, badge, state, quality, person: { ...person }, stream: null };
+    return { root, video, avatar, name, mic, badge, state, quality, hand, person: { ...person }, stream: null };
   }
 
   #refreshVideo(tile) {
@@ -192,11 +219,13 @@ export class Tiles {
   #describe(tile) {
     const p = tile.person;
     const mic = tile.mic.hidden ? "" : ", muted";
-    const state = tile.state.hidden ? "" : `, ${tile.state.textContent.toLowerCase()}`;
+    const state = (tile.state.hidden ? "" : `, ${tile.state.textContent.toLowerCase()}`)
+      + (tile.hand.hidden ? "" : ", hand raised");
     tile.root.setAttribute("aria-label", `${p.name}${p.identity === this.me ? " (you)" : ""}, ${p.role}, ${MODE_LABELS[p.media_mode] || p.media_mode}${mic}${state}`);
   }
 
   #layout() {
     this.container.dataset.count = String(Math.min(this.tiles.size, 9));
+    this.onLayout?.();
   }
 }

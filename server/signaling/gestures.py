@@ -1,0 +1,99 @@
+"""Reactions and raised hands: small signals from one participant, shown to everyone.
+
+`reaction {reaction}` is broadcast as `reaction {identity, name, reaction}`; `hand
+{raised}` as `hand {identity, name, raised}`. Raised hands are room state (whoever joins
+later sees them: `hands` answers with them), lowered when the person leaves. `lobby`
+tells a token holder, before joining, who is already in the room (the pre-join page's
+"In the room" list).
+
+Each person may send a few of these a second: a reaction storm costs everyone's screen,
+so past `GESTURE_BURST` they get `rate_limited` and nothing is broadcast.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from server.errors import RateLimited
+from server.signaling.ratelimit import TokenBucket
+from server.signaling.schemas import Empty, HandIn, ReactionIn
+from server.signaling.server import Ack, Connection, Signaling
+
+# A person clicking reactions as fast as they can: a handful, then one a second.
+GESTURE_RATE_PER_SECOND = 1.0
+GESTURE_BURST = 5
+
+
+class GestureHandlers:
+    def __init__(self, signaling: Signaling):
+        self.signaling = signaling
+        self.registry = signaling.registry
+        self._buckets: dict[tuple[str, str], TokenBucket] = {}
+        self._hands: dict[str, dict[str, float]] = {}  # room → identity → raised at (seq)
+        self._seq = 0.0
+        on = signaling.on
+        on("reaction", ReactionIn)(self.reaction)
+        on("hand", HandIn)(self.hand)
+        on("hands", Empty)(self.hands)
+        on("lobby", Empty, needs_join=False)(self.lobby)
+        signaling.on_disconnect(self.disconnected)
+
+    def _spend(self, conn: Connection) -> None:
+        key = (conn.room, conn.identity)
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            bucket = self._buckets[key] = TokenBucket(GESTURE_RATE_PER_SECOND, GESTURE_BURST)
+        if not bucket.take():
+            raise RateLimited("too many reactions; wait a moment")
+
+    async def reaction(self, conn: Connection, payload: ReactionIn) -> Ack:
+        self._spend(conn)
+        await self.signaling.emit_room(
+            conn.room,
+            "reaction",
+            {"identity": conn.identity, "name": conn.token.name, "reaction": payload.reaction},
+        )
+        return {"ok": True}
+
+    async def hand(self, conn: Connection, payload: HandIn) -> Ack:
+        self._spend(conn)
+        hands = self._hands.setdefault(conn.room, {})
+        if payload.raised:
+            self._seq += 1
+            hands.setdefault(conn.identity, self._seq)
+        else:
+            hands.pop(conn.identity, None)
+        await self._announce(conn.room, conn.identity, conn.token.name, payload.raised)
+        return {"raised": payload.raised}
+
+    async def hands(self, conn: Connection, payload: Empty) -> Ack:
+        """Raised hands in the order they went up."""
+        hands = self._hands.get(conn.room, {})
+        return {"hands": sorted(hands, key=hands.__getitem__)}
+
+    async def lobby(self, conn: Connection, payload: Empty) -> Ack:
+        room = self.registry.get(conn.room)
+        people: list[dict[str, Any]] = []
+        if room is not None:
+            people = [
+                {"name": p.name, "role": p.role}
+                for p in room.participants.values()
+                if p.identity != conn.identity
+            ]
+        return {"participants": people}
+
+    async def disconnected(self, conn: Connection) -> None:
+        await self._lower(conn)
+
+    async def _lower(self, conn: Connection) -> None:
+        hands = self._hands.get(conn.room)
+        if hands and hands.pop(conn.identity, None) is not None:
+            await self._announce(conn.room, conn.identity, conn.token.name, False)
+        if hands == {}:
+            self._hands.pop(conn.room, None)
+        self._buckets.pop((conn.room, conn.identity), None)
+
+    async def _announce(self, room: str, identity: str, name: str, raised: bool) -> None:
+        await self.signaling.emit_room(
+            room, "hand", {"identity": identity, "name": name, "raised": raised}
+        )

@@ -1,0 +1,194 @@
+"""The call, as a mentor and a mentee use it on a laptop (Chromium, a real server, real
+media): the 1:1 layout, device switching mid-call, reactions, raised hands, the people
+list, meeting info, shortcuts, picture-in-picture, then a third person for the group
+views; axe-core finds nothing on any of these views."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.async_api import expect
+
+from tests.e2e.conftest import OpenPage, RoomPage, publish_screenshot
+from tests.e2e.room_checks import axe_violations
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+
+FRAMES_DECODED = """(identity) => {
+  const video = document.querySelector(`.tile[data-identity="${identity}"] video`);
+  return video ? video.getVideoPlaybackQuality().totalVideoFrames : 0;
+}"""
+
+BOXES = """() => {
+  const box = (el) => { const r = el.getBoundingClientRect(); return {x: r.x, y: r.y, w: r.width, h: r.height}; };
+  const stage = document.getElementById("tiles");
+  return {
+    stage: box(stage),
+    tiles: Object.fromEntries([...stage.querySelectorAll(".tile")].map((t) => [t.dataset.identity, {
+      ...box(t), place: t.dataset.place, fit: getComputedStyle(t.querySelector("video")).objectFit,
+      vw: t.querySelector("video").videoWidth, vh: t.querySelector("video").videoHeight,
+    }])),
+  };
+}"""
+
+
+async def frames_grow(person: RoomPage, identity: str) -> None:
+    before = await person.evaluate(FRAMES_DECODED, identity)
+    await person.page.wait_for_function(
+        f"(identity) => ({FRAMES_DECODED})(identity) > {before + 10}", arg=identity
+    )
+
+
+async def check_axe(person: RoomPage, view: str, found: list[str]) -> None:
+    found += await axe_violations(person.page, view)
+
+
+async def test_one_to_one_then_a_group(open_page: OpenPage) -> None:
+    ada = await open_page("ada", name="Ada Lovelace", role="mentor", diag=("debug-handle",))
+    bo = await open_page("bo", name="Bo Chen")
+    page = ada.page
+    await expect(ada.tile("bo")).to_have_attribute("data-video", "playing", timeout=20_000)
+    await expect(bo.tile("ada")).to_have_attribute("data-video", "playing", timeout=20_000)
+    violations: list[str] = []
+
+    # 1:1: the partner is large and uncropped, my own video small.
+    await expect(page.locator("#tiles")).to_have_attribute("data-layout", "one-to-one")
+    await expect(page.get_by_role("heading", level=1)).to_have_text("Meeting: pair-1")
+    boxes = await ada.evaluate(BOXES)
+    stage, partner, me = boxes["stage"], boxes["tiles"]["bo"], boxes["tiles"]["ada"]
+    assert partner["w"] * partner["h"] >= 0.6 * stage["w"] * stage["h"], boxes
+    assert partner["fit"] == "contain" and partner["vw"] == 640, boxes  # letterboxed, whole frame
+    assert me["w"] * me["h"] <= 0.1 * stage["w"] * stage["h"] and me["place"] == "float", boxes
+    await check_axe(ada, "1:1", violations)
+    publish_screenshot(await ada.screenshot("room-desktop"), "room-desktop.png")
+
+    # My small video moves: dragged to the top left it settles in that corner.
+    self_tile = ada.tile("ada")
+    box = await self_tile.bounding_box()
+    assert box
+    await page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    await page.mouse.down()
+    await page.mouse.move(stage["x"] + 40, stage["y"] + 40, steps=5)
+    await page.mouse.up()
+    await expect(self_tile).to_have_attribute("data-corner", "top-left")
+    moved = await self_tile.bounding_box()
+    assert moved and moved["x"] < stage["x"] + 30 and moved["y"] < stage["y"] + 30, moved
+
+    # Device switching mid-call: a new camera and microphone track on the same senders,
+    # no new connection; Bo keeps decoding Ada's video.
+    before = await ada.evaluate(
+        """() => { const m = pairwiseDebug.room.media; return {gen: m.generation,
+          video: m.senders.video.track.id, audio: m.senders.audio.track.id}; }"""
+    )
+    await page.keyboard.press("d")
+    dialog = page.get_by_role("dialog", name="Camera, microphone and speaker")
+    await expect(dialog).to_be_visible()
+    for label in ("Camera", "Microphone"):
+        select = dialog.get_by_label(label)
+        await expect(select).to_be_enabled()
+        values = await select.evaluate("(s) => [...s.options].map((o) => o.value)")
+        other = [v for v in values if v != await select.input_value()] or values
+        await select.evaluate(
+            "(s, v) => { s.value = v; s.dispatchEvent(new Event('change')); }", other[0]
+        )
+        await expect(page.locator("#settings-status")).to_contain_text("Now using")
+        await page.locator("#settings-status").evaluate("(p) => { p.textContent = ''; }")
+    after = await ada.evaluate(
+        """() => { const m = pairwiseDebug.room.media; const s = m.senders;
+          return {gen: m.generation, video: s.video.track.id, audio: s.audio.track.id,
+            live: s.video.track.readyState, local: m.local.stream.getVideoTracks()[0].id}; }"""
+    )
+    assert after["gen"] == before["gen"], (before, after)
+    assert after["video"] != before["video"] and after["audio"] != before["audio"], after
+    assert after["local"] == after["video"] and after["live"] == "live", after
+    await frames_grow(bo, "ada")
+    # Speaker output: every tile plays through the chosen device (setSinkId).
+    speaker = dialog.get_by_label("Speaker")
+    choices = await speaker.evaluate("(s) => [...s.options].map((o) => o.value)")
+    await speaker.select_option(choices[-1])
+    await page.wait_for_function(
+        "(sink) => [...document.querySelectorAll('.tile video')].every((v) => v.sinkId === sink)",
+        arg=choices[-1],
+    )
+    # Noise suppression off and on again, on the live microphone track.
+    noise = dialog.get_by_label("Noise suppression")
+    await noise.uncheck()
+    await page.wait_for_function(
+        "() => pairwiseDebug.room.media.senders.audio.track.getSettings().noiseSuppression === false"
+    )
+    await noise.check()
+    await page.wait_for_function(
+        "() => pairwiseDebug.room.media.senders.audio.track.getSettings().noiseSuppression === true"
+    )
+    await check_axe(ada, "devices dialog", violations)
+    await page.keyboard.press("Escape")
+    await expect(dialog).to_be_hidden()
+
+    # Meeting info at any time (not only when media fails), and the shortcuts' help.
+    await page.keyboard.press("i")
+    info = page.get_by_role("dialog", name="Meeting info")
+    await expect(info).to_contain_text("pair-1")
+    await expect(info).to_contain_text("/join")
+    await expect(info).to_contain_text("Join by phone")
+    await check_axe(ada, "meeting info", violations)
+    await page.keyboard.press("Escape")
+    await page.keyboard.press("?")
+    help_dialog = page.get_by_role("dialog", name="Keyboard shortcuts")
+    await expect(help_dialog.locator("tbody tr")).to_have_count(10)
+    await check_axe(ada, "shortcuts help", violations)
+    await page.keyboard.press("Escape")
+    await page.keyboard.press("m")
+    await expect(page.get_by_role("button", name="Unmute")).to_be_visible()
+    await page.keyboard.press("m")
+    await expect(page.get_by_role("button", name="Mute")).to_be_visible()
+
+    # Reactions and a raised hand reach the other side, with the sender's name.
+    await bo.page.get_by_role("button", name="React").click()
+    await check_axe(bo, "reactions menu", violations)
+    await bo.page.get_by_role("button", name="Applause").click()
+    await expect(page.locator('.reaction-bubble[data-reaction="clap"]')).to_contain_text("Bo Chen")
+    await bo.page.get_by_role("button", name="Raise hand").click()
+    await expect(ada.tile("bo")).to_have_attribute("data-hand", "true")
+    await page.keyboard.press("u")
+    people = page.locator("#people-list")
+    await expect(people.locator("li")).to_have_count(2)
+    await expect(people.locator('li[data-identity="bo"]')).to_contain_text("Hand raised")
+    await expect(people.locator('li[data-identity="ada"]')).to_contain_text("Ada Lovelace (you)")
+    await check_axe(ada, "people", violations)
+    await page.keyboard.press("u")
+    await bo.page.keyboard.press("r")  # the shortcut lowers it again
+    await expect(ada.tile("bo")).to_have_attribute("data-hand", "false")
+
+    # Picture-in-picture of the partner's video.
+    await page.get_by_role("button", name="More").click()
+    await check_axe(ada, "more menu", violations)
+    await page.get_by_role("button", name="Picture-in-picture").click()
+    await page.wait_for_function(
+        "() => document.pictureInPictureElement?.closest('.tile')?.dataset.identity === 'bo'"
+    )
+    await page.keyboard.press("p")
+    await page.wait_for_function("() => document.pictureInPictureElement === null")
+
+    # A third person: speaker view features who the SFU says is speaking, grid shows all.
+    cy = await open_page("cy", name="Cy Diaz")
+    await expect(ada.tile("cy")).to_have_attribute("data-video", "playing", timeout=20_000)
+    await expect(page.locator("#tiles")).to_have_attribute("data-layout", "speaker")
+    # The fake microphones beep: the SFU names a speaker, and it is highlighted.
+    speaking = page.locator('.tile[data-speaking="true"]')
+    await expect(speaking).to_have_count(1, timeout=20_000)
+    speaker_id = await speaking.get_attribute("data-identity")
+    if speaker_id != "ada":
+        await expect(ada.tile(speaker_id)).to_have_attribute("data-place", "featured")
+    strip = await page.locator('.tile[data-place="strip"]').count()
+    assert strip == 2
+    await check_axe(ada, "speaker view", violations)
+    await page.keyboard.press("w")
+    await expect(page.locator("#tiles")).to_have_attribute("data-layout", "grid")
+    await expect(page.locator('.tile[data-place="grid"]')).to_have_count(3)
+    grid = await ada.evaluate(BOXES)
+    areas = [t["w"] * t["h"] for t in grid["tiles"].values()]
+    assert max(areas) < 1.05 * min(areas), grid  # everyone the same size
+    await check_axe(ada, "grid view", violations)
+    publish_screenshot(await ada.screenshot("room-group-desktop"), "room-group-desktop.png")
+    await cy.page.get_by_role("button", name="Leave").click()
+    await expect(page.locator("#tiles")).to_have_attribute("data-layout", "one-to-one")
+    assert violations == []
