@@ -37,7 +37,7 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import min_weight_full_bipartite_matching
 
 from server.errors import InvalidInput
-from server.matching.scoring import FILTERED, FULL, ScoreSource
+from server.matching.scoring import FILTERED, FULL, SPARSE_ROWS, ScoreSource
 
 Mode = Literal["optimal", "max-coverage", "stable"]
 MODES: tuple[Mode, ...] = ("optimal", "max-coverage", "stable")
@@ -46,6 +46,7 @@ CAPACITY_EXHAUSTED = "capacity exhausted"
 DEFAULT_K = 16
 RESERVE = 4
 BLOCK_CELLS = 1 << 18  # pairs scored at once: small enough to stay in the CPU cache
+REST_BUDGET = 150_000_000  # passing pairs kept beyond the lists (6 bytes each), at most
 
 Progress = Callable[[float], None]
 
@@ -84,6 +85,10 @@ class Candidates:
     best_excluded: np.ndarray  # best passing score not in the row; -1 if none
     n_passing: np.ndarray  # mentors passing the filters, full or not
     best_two: np.ndarray  # (rows, 2) the two best passing mentors, full or not; -1 pads
+    # Every other passing pair with an available mentor, unordered, when the source can
+    # list them and they fit REST_BUDGET: (indptr, mentor int32, score int16). The
+    # certificate then checks them in memory instead of rescoring.
+    rest: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def row(self, r: int) -> tuple[np.ndarray, np.ndarray]:
         lo, hi = self.indptr[r], self.indptr[r + 1]
@@ -181,21 +186,12 @@ def _scores_of(
 ) -> np.ndarray:
     """Scores of the chosen pairs: from the candidate lists where they are, else rescored."""
     out = np.full(len(mentees), -1, dtype=np.int64)
-    known: dict[tuple[int, int], int] = {}
-    if cands is not None:
-        rows = np.repeat(cands.mentees, np.diff(cands.indptr))
-        pairs = zip(rows.tolist(), cands.mentor.tolist(), strict=True)
-        known = dict(zip(pairs, cands.score.tolist(), strict=True))
-    missing = []
-    for pos, (i, j) in enumerate(zip(mentees.tolist(), mentor_of[mentees].tolist(), strict=True)):
-        if j < 0:
-            continue
-        if (i, j) in known:
-            out[pos] = known[(i, j)]
-        else:
-            missing.append(pos)
-    if missing:
-        at = np.asarray(missing)
+    if cands is not None:  # then `mentees` are the candidate rows
+        row = np.repeat(np.arange(len(mentees)), np.diff(cands.indptr))
+        hit = cands.mentor == mentor_of[mentees][row]
+        out[row[hit]] = cands.score[hit]
+    at = np.flatnonzero((mentor_of[mentees] >= 0) & (out < 0))
+    if len(at):
         for start in range(0, len(at), 256):
             part = at[start : start + 256]
             rows_ = source.rows(mentees[part])
@@ -214,6 +210,8 @@ def candidates(
 
     Ties are broken towards the lower mentor index, the same order `stable` uses.
     """
+    if getattr(source, "sparse", False):
+        return _sparse_candidates(source, mentees, available, k, progress)
     n_m = source.n_mentors
     step = max(1, BLOCK_CELLS // max(n_m, 1))
     indptr = [np.zeros(1, dtype=np.int64)]
@@ -242,6 +240,92 @@ def candidates(
         n_passing=np.concatenate(passing) if passing else np.zeros(0, dtype=np.int64),
         best_two=np.concatenate(best_two) if best_two else np.zeros((0, 2), dtype=np.int64),
     )
+
+
+def _sparse_candidates(
+    source: ScoreSource,
+    mentees: np.ndarray,
+    available: np.ndarray,
+    k: int,
+    progress: Progress | None,
+) -> Candidates:
+    """`candidates` from the passing pairs alone (`Scorer.passing`), never a dense row."""
+    n_m = source.n_mentors
+    counts, mentor, score, excluded, passing, best_two = [], [], [], [], [], []
+    rest_counts, rest_mentor, rest_score = [], [], []
+    kept = 0
+    for start in range(0, len(mentees), SPARSE_ROWS):
+        rows, mentors, scores = source.passing(mentees[start : start + SPARSE_ROWS])  # type: ignore[attr-defined]
+        n = min(SPARSE_ROWS, len(mentees) - start)
+        keys = _key(scores, mentors, n_m)
+        passing.append(np.bincount(rows, minlength=n))
+        two = _segment_top(rows, keys, n, 2)[0]
+        best = np.full((n, 2), -1, dtype=np.int64)
+        best[rows[two], np.arange(len(two)) - np.searchsorted(rows[two], rows[two])] = mentors[two]
+        best_two.append(best)
+        mine = available[mentors]
+        rows, mentors, scores, keys = rows[mine], mentors[mine], scores[mine], keys[mine]
+        top, beyond = _segment_top(rows, keys, n, k)
+        counts.append(np.bincount(rows[top], minlength=n))
+        mentor.append(mentors[top])
+        score.append(scores[top])
+        excluded.append(np.where(beyond >= 0, beyond // n_m, -1))
+        kept += len(rows) - len(top)
+        if kept <= REST_BUDGET:
+            others = np.ones(len(rows), dtype=bool)
+            others[top] = False
+            rest_counts.append(np.bincount(rows[others], minlength=n))
+            rest_mentor.append(mentors[others].astype(np.int32))
+            rest_score.append(scores[others].astype(np.int16))
+        if progress:
+            progress(min(1.0, (start + SPARSE_ROWS) / max(len(mentees), 1)))
+
+    def joined(parts: list[np.ndarray], shape: tuple[int, ...] = (0,)) -> np.ndarray:
+        return np.concatenate(parts).astype(np.int64) if parts else np.zeros(shape, np.int64)
+
+    return Candidates(
+        mentees=np.asarray(mentees, dtype=np.int64),
+        indptr=np.concatenate([[0], np.cumsum(joined(counts))]).astype(np.int64),
+        mentor=joined(mentor),
+        score=joined(score),
+        best_excluded=joined(excluded),
+        n_passing=joined(passing),
+        best_two=joined(best_two, (0, 2)),
+        rest=None if kept > REST_BUDGET else (
+            np.concatenate([[0], np.cumsum(joined(rest_counts))]).astype(np.int64),
+            np.concatenate(rest_mentor) if rest_mentor else np.zeros(0, np.int32),
+            np.concatenate(rest_score) if rest_score else np.zeros(0, np.int16),
+        ),
+    )  # fmt: skip
+
+
+def _segment_top(rows: np.ndarray, keys: np.ndarray, n: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The positions of each row's k largest keys (distinct within a row), row by row and
+    best first, and each row's next key after them (-1: none). Rows are 0..n-1.
+
+    Only the entries in each row's top buckets of a coarse histogram are sorted: about
+    k per row instead of every passing pair."""
+    if len(keys) == 0:
+        return np.zeros(0, dtype=np.intp), np.full(n, -1, dtype=np.int64)
+    picked = np.arange(len(keys))
+    if len(keys) > 4 * (k + 1) * n:
+        buckets = 256
+        scale = buckets / (int(keys.max()) + 1)
+        bucket = np.minimum((keys * scale).astype(np.intp), buckets - 1)  # rising with key
+        hist = np.bincount(rows * buckets + bucket, minlength=n * buckets).reshape(n, buckets)
+        at_least = np.cumsum(hist[:, ::-1], axis=1)[:, ::-1]  # entries in bucket >= b
+        enough = at_least >= k + 1
+        # The highest bucket that still leaves k + 1 entries at or above it (else 0).
+        floor = np.where(enough.any(axis=1), buckets - 1 - np.argmax(enough[:, ::-1], axis=1), 0)
+        picked = np.flatnonzero(bucket >= floor[rows])
+    # One sort: rows ascending, keys descending (keys < 2^40 for any cohort size here).
+    order = picked[np.argsort((rows[picked].astype(np.int64) << 40) - keys[picked])]
+    ordered_rows = rows[order]
+    rank = np.arange(len(order)) - np.searchsorted(ordered_rows, ordered_rows)
+    beyond = np.full(n, -1, dtype=np.int64)
+    nth = rank == k
+    beyond[ordered_rows[nth]] = keys[order[nth]]
+    return order[rank < k], beyond
 
 
 def _key(score: np.ndarray, mentor: np.ndarray, n_m: int) -> np.ndarray:
@@ -324,10 +408,13 @@ def _max_weight(
         # break the certificate only with a mentor whose v_j < w(best_out[i]) - u_i:
         # rescore each row against exactly those mentors.
         progress(min(0.9, 0.3 * rounds))
-        bound = np.where(best_out >= 0, _weights(best_out, mode, n) - u, 0)
-        added, checked = _violations(
-            source, cands.mentees, bound, last_key, capacity, u, v, mode, k
-        )
+        if cands.rest is not None:
+            added, checked = _rest_violations(cands.rest, u, v, mode, k, len(capacity)), 0
+        else:
+            bound = np.where(best_out >= 0, _weights(best_out, mode, n) - u, 0)
+            added, checked = _violations(
+                source, cands.mentees, bound, last_key, capacity, u, v, mode, k
+            )
         rescored += checked
         if not late.any() and added is None:
             break
@@ -418,6 +505,36 @@ def _duals(
     if (u < 0).any() or primal != dual:
         raise RuntimeError(f"no optimality certificate (primal {primal}, dual {dual})")
     return u, v
+
+
+def _rest_violations(
+    rest: tuple[np.ndarray, np.ndarray, np.ndarray],
+    u: np.ndarray,
+    v: np.ndarray,
+    mode: Mode,
+    k: int,
+    n_m: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """The pairs kept beyond the lists that break the certificate, the k best per row,
+    checked in memory a few thousand rows at a time (graph edges satisfy the duals)."""
+    indptr, mentor, score = rest
+    n = len(indptr) - 1
+    out_rows, out_cols, out_scores = [], [], []
+    for start in range(0, n, SPARSE_ROWS):
+        stop = min(n, start + SPARSE_ROWS)
+        lo, hi = int(indptr[start]), int(indptr[stop])
+        rows = np.repeat(np.arange(stop - start), np.diff(indptr[start : stop + 1]))
+        cols, scores = mentor[lo:hi].astype(np.intp), score[lo:hi].astype(np.int64)
+        bad = np.flatnonzero(_weights(scores, mode, n) > u[start + rows] + v[cols])
+        if len(bad) == 0:
+            continue
+        top = bad[_segment_top(rows[bad], _key(scores[bad], cols[bad], n_m), stop - start, k)[0]]
+        out_rows.append(start + rows[top])
+        out_cols.append(cols[top])
+        out_scores.append(scores[top])
+    if not out_rows:
+        return None
+    return np.concatenate(out_rows), np.concatenate(out_cols), np.concatenate(out_scores)
 
 
 def _violations(

@@ -31,6 +31,7 @@ from server.matching.profiles import Profile
 
 FILTERED = -1
 FULL = 10_000  # 100 points in hundredths
+SPARSE_ROWS = 2048  # mentees per sparse product: a few million pairs at a time
 
 # The matrix products here are small (a cache-sized block of mentees x all mentors):
 # BLAS threads cost more than they give, and on a busy machine far more (measured 13x).
@@ -77,14 +78,38 @@ class Breakdown:
     hours: np.ndarray  # (n,) shared weekly hours
 
 
+class _Sets:
+    """Who has which words (skills, languages...): 0/1 float32 rows for the matrix
+    products of a block, and the same rows packed 64 to a word for pair lists, where a
+    shared count is a popcount instead of a 4-byte gather per word."""
+
+    def __init__(self, dense: np.ndarray):
+        self.dense = dense
+        packed = np.packbits(dense.astype(bool), axis=1, bitorder="little")
+        padded = np.zeros((len(dense), -(-packed.shape[1] // 8) * 8), dtype=np.uint8)
+        padded[:, : packed.shape[1]] = packed
+        self.words = np.ascontiguousarray(padded.view(np.uint64).T)  # (words, people)
+
+    def __len__(self) -> int:
+        return len(self.dense)
+
+
 class _Grid:
     """Pairs to evaluate: a block of mentees x mentors (all of them, or the columns
-    `mentors`), or a list of pairs (mentees[k], mentors[k])."""
+    `mentors`), or a list of pairs (mentees[k], mentors[k]). A pair list from the sparse
+    pass carries its shared quarter hours (`slots`), already counted."""
 
-    def __init__(self, mentees: np.ndarray, mentors: np.ndarray | None, outer: bool):
+    def __init__(
+        self,
+        mentees: np.ndarray,
+        mentors: np.ndarray | None,
+        outer: bool,
+        slots: np.ndarray | None = None,
+    ):
         self.e = mentees
         self.m = mentors  # None: every mentor (outer only)
         self.outer = outer
+        self.slots = slots
 
     def _cols(self, values: np.ndarray) -> np.ndarray:
         return values if self.m is None else values[self.m]
@@ -101,6 +126,16 @@ class _Grid:
             return left[self.e] @ self._cols(right).T
         return np.einsum("ij,ij->i", left[self.e], self._cols(right))
 
+    def shared(self, left: _Sets, right: _Sets) -> np.ndarray:
+        """How many words both sides of each pair have, as float32 (exact counts)."""
+        if self.outer:
+            return self.dot(left.dense, right.dense)
+        assert self.m is not None
+        count = np.zeros(len(self.e), dtype=np.uint8 if len(left.words) < 4 else np.int32)
+        for a, b in zip(left.words, right.words, strict=True):
+            count += np.bitwise_count(a[self.e] & b[self.m])
+        return count.astype(np.float32)
+
     def table(self, codes_e: np.ndarray, codes_m: np.ndarray, table: np.ndarray) -> np.ndarray:
         """Look a pair value up by the two sides' codes (few distinct values each)."""
         if self.outer:
@@ -111,8 +146,20 @@ class _Grid:
         if self.outer:
             picked = matrix[self.e]
             return (picked if self.m is None else picked[:, self.m]).toarray()
-        pairs = matrix[self.e, self.m]
-        return np.asarray(pairs.toarray() if sp.issparse(pairs) else pairs).ravel()
+        assert self.m is not None
+        # A relation names few pairs: look up only pairs whose mentee has an entry.
+        out = np.zeros(len(self.e), dtype=matrix.dtype)
+        maybe = np.flatnonzero(np.diff(matrix.indptr)[self.e] > 0)
+        if len(maybe) == 0:
+            return out
+        width = matrix.shape[1]
+        keys = np.repeat(np.arange(matrix.shape[0], dtype=np.int64), np.diff(matrix.indptr))
+        keys = keys * width + matrix.indices
+        want = self.e[maybe].astype(np.int64) * width + self.m[maybe]
+        at = np.minimum(np.searchsorted(keys, want), len(keys) - 1)
+        hit = keys[at] == want
+        out[maybe[hit]] = matrix.data[at[hit]]
+        return out
 
 
 Value = Callable[[_Grid], tuple[np.ndarray, np.ndarray]]  # (value 0..1, passes if must)
@@ -145,6 +192,9 @@ class Scorer:
             availability_matrix(self.mentees, self.calendar),
             availability_matrix(self.mentors, self.calendar),
         )
+        # Which counts of shared quarter hours every `must` shared-hours criterion
+        # accepts; a must one refuses 0, and then only pairs that share time can pass.
+        self._slots_ok = np.ones(self.calendar.quarters + 1, dtype=bool)
         self._values: list[Value] = [self._value_of(c) for c in criteria.criteria]
         self._coef = np.array(
             [FULL * c.weight_value / criteria.total_weight for c in criteria.criteria],
@@ -153,13 +203,50 @@ class Scorer:
         self._must = [c.is_must for c in criteria.criteria]
         self._filters = self._build_filters(excluded)
 
+        self.sparse = not self._slots_ok[0]
+        if self.sparse:  # mentee rows carry each run's length, so products count quarters
+            self._share_e = sp.csr_matrix(self._avail_e.astype(np.int32))
+            self._share_m = sp.csr_matrix(self._avail_m.T.astype(np.int32))
+
     # -- the matrix --------------------------------------------------------------
 
     def rows(self, mentees: np.ndarray, mentors: np.ndarray | None = None) -> np.ndarray:
+        mentees = np.asarray(mentees, dtype=np.intp)
         cols = None if mentors is None else np.asarray(mentors, dtype=np.intp)
-        grid = _Grid(np.asarray(mentees), cols, outer=True)
+        if self.sparse:
+            width = self.n_mentors if cols is None else len(cols)
+            out = np.full((len(mentees), width), FILTERED, dtype=np.int32)
+            where = np.arange(self.n_mentors) if cols is None else np.full(self.n_mentors, -1)
+            if cols is not None:
+                where[cols] = np.arange(len(cols))
+            for start in range(0, len(mentees), SPARSE_ROWS):
+                r, c, score = self.passing(mentees[start : start + SPARSE_ROWS])
+                at = where[c]
+                keep = at >= 0
+                out[start + r[keep], at[keep]] = score[keep]
+            return out
+        grid = _Grid(mentees, cols, outer=True)
         with _BLAS.limit(limits=1, user_api="blas"):
             return self._evaluate(grid, keep_parts=False)[0]
+
+    def passing(self, mentees: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every pair of `mentees` with any mentor that passes the filters, as
+        (position in `mentees`, mentor, score), grouped by position. Only when
+        `self.sparse`: a must shared-hours criterion refuses pairs that share no time,
+        so the pairs worth scoring are the nonzeros of one sparse product of who is free
+        when (about 15% of pairs in a cohort spread over 10 zones); the rest of the
+        criteria are then evaluated on that pair list only."""
+        assert self.sparse
+        mentees = np.asarray(mentees, dtype=np.intp)
+        product = (self._share_e[mentees] @ self._share_m).tocsr()
+        slots = product.data
+        rows = np.repeat(np.arange(len(mentees)), np.diff(product.indptr))
+        keep = self._slots_ok[slots]
+        rows, mentors, slots = rows[keep], product.indices[keep].astype(np.intp), slots[keep]
+        grid = _Grid(mentees[rows], mentors, outer=False, slots=slots)
+        scores = self._evaluate(grid, keep_parts=False)[0]
+        ok = scores >= 0
+        return rows[ok], mentors[ok], scores[ok]
 
     def breakdown(self, mentees: np.ndarray, mentors: np.ndarray) -> Breakdown:
         """Scores and contributions of the pairs (mentees[k], mentors[k])."""
@@ -206,14 +293,14 @@ class Scorer:
         if c.rule == "overlap":
             assert c.field is not None and c.mentor_field is not None
             vocab = _vocabulary(self.mentees, c.field, self.mentors, c.mentor_field)
-            wanted = _indicator(self.mentees, c.field, vocab)
-            offered = _indicator(self.mentors, c.mentor_field, vocab)
-            size = wanted.sum(axis=1)
+            wanted = _Sets(_indicator(self.mentees, c.field, vocab))
+            offered = _Sets(_indicator(self.mentors, c.mentor_field, vocab))
+            size = wanted.dense.sum(axis=1)
             # The share of what the mentee wants that the mentor offers; 0 if nothing wanted.
             inverse = np.divide(1, size, out=np.zeros_like(size), where=size > 0)
 
             def overlap(grid: _Grid) -> tuple[np.ndarray, np.ndarray]:
-                shared = grid.dot(wanted, offered)
+                shared = grid.shared(wanted, offered)
                 return shared * grid.left(inverse), shared >= c.min_overlap
 
             return overlap
@@ -248,8 +335,12 @@ class Scorer:
             by_slots = by_slots.astype(np.float32)
             enough = (hours >= c.min_hours) & (hours > 0)
 
+            self._slots_ok &= enough if c.is_must else True
+
             def shared_hours(grid: _Grid) -> tuple[np.ndarray, np.ndarray]:
-                slots = grid.dot(self._avail_e, self._avail_m).astype(np.int32)
+                slots = grid.slots
+                if slots is None:
+                    slots = grid.dot(self._avail_e, self._avail_m).astype(np.int32)
                 return by_slots[slots], enough[slots]
 
             return shared_hours
@@ -292,9 +383,9 @@ class Scorer:
             ))  # fmt: skip
         if f.shared_language:
             vocab = _vocabulary(self.mentees, "languages", self.mentors, "languages")
-            lang_e = _indicator(self.mentees, "languages", vocab)
-            lang_m = _indicator(self.mentors, "languages", vocab)
-            checks.append(("shared language", lambda grid: grid.dot(lang_e, lang_m) > 0))
+            lang_e = _Sets(_indicator(self.mentees, "languages", vocab))
+            lang_m = _Sets(_indicator(self.mentors, "languages", vocab))
+            checks.append(("shared language", lambda grid: grid.shared(lang_e, lang_m) > 0))
         if f.different_department:
             codes_e, codes_m, n = _codes(self.mentees, self.mentors, "department")
             differ = ~np.eye(n + 1, dtype=bool)
