@@ -18,6 +18,9 @@ export class LocalMedia {
     this.problem = null; // {kind, message} when capture failed or was partial
     this.cameraId = "";
     this.microphoneId = "";
+    // Called with "audio" or "video" when a device stops by itself (unplugged, or its
+    // permission revoked: Chromium then ends every track of that capture, not only that kind).
+    this.onEnded = null;
   }
 
   get hasVideo() {
@@ -39,7 +42,7 @@ export class LocalMedia {
     const video = this.cameraId ? { deviceId: { exact: this.cameraId } } : true;
     const audio = this.microphoneId ? { deviceId: { exact: this.microphoneId } } : true;
     try {
-      this.stream = await navigator.mediaDevices.getUserMedia({ video, audio });
+      this.stream = this.#watch(await navigator.mediaDevices.getUserMedia({ video, audio }));
       return this;
     } catch (err) {
       if (err.name === "NotAllowedError" || err.name === "SecurityError") {
@@ -54,7 +57,7 @@ export class LocalMedia {
     // One of the two is missing (or its chosen device vanished): take the other alone.
     for (const [constraints, missing] of [[{ audio }, "camera"], [{ video }, "microphone"]]) {
       try {
-        this.stream = await navigator.mediaDevices.getUserMedia(constraints);
+        this.stream = this.#watch(await navigator.mediaDevices.getUserMedia(constraints));
         this.problem = { kind: `missing_${missing}`, message: EXPLAIN[`missing_${missing}`] };
         return this;
       } catch {
@@ -73,7 +76,7 @@ export class LocalMedia {
     try {
       const got = await navigator.mediaDevices.getUserMedia({ [kind]: id ? { deviceId: { exact: id } } : true });
       if (!this.stream) this.stream = new MediaStream();
-      for (const track of got.getTracks()) this.stream.addTrack(track);
+      for (const track of this.#watch(got).getTracks()) this.stream.addTrack(track);
       if (this.problem && !this.problem.kind.startsWith("missing_")) this.problem = null;
       return true;
     } catch (err) {
@@ -81,6 +84,45 @@ export class LocalMedia {
         message: err.name === "NotAllowedError" ? EXPLAIN.refused : EXPLAIN.failed };
       return false;
     }
+  }
+
+  /** After devices ended: drop the ended tracks and ask for each kind in `kinds` on its
+   * own (so a refused camera does not take the microphone with it), keeping whether the
+   * person had it switched off. Returns the kinds still missing. */
+  async recover(kinds) {
+    const live = (this.stream ? this.stream.getTracks() : []).filter((t) => t.readyState === "live");
+    const stream = new MediaStream(live);
+    const missing = [];
+    for (const kind of kinds) {
+      if (stream.getTracks().some((t) => t.kind === kind)) continue;
+      const id = kind === "video" ? this.cameraId : this.microphoneId;
+      try {
+        const got = await navigator.mediaDevices.getUserMedia({ [kind]: id ? { deviceId: { exact: id } } : true });
+        for (const track of this.#watch(got).getTracks()) {
+          track.enabled = this.#wasEnabled[kind] ?? true;
+          stream.addTrack(track);
+        }
+      } catch (err) {
+        missing.push(kind);
+        this.problem = { kind: err.name === "NotAllowedError" ? "refused" : "failed",
+          message: err.name === "NotAllowedError" ? EXPLAIN.refused : EXPLAIN.failed };
+      }
+    }
+    if (!missing.length && this.problem && !this.problem.kind.startsWith("missing_")) this.problem = null;
+    this.stream = stream.getTracks().length ? stream : null;
+    return missing;
+  }
+
+  #wasEnabled = {};
+
+  #watch(stream) {
+    for (const track of stream.getTracks()) {
+      track.addEventListener("ended", () => {
+        this.#wasEnabled[track.kind] = track.enabled;
+        if (this.stream?.getTracks().includes(track)) this.onEnded?.(track.kind);
+      });
+    }
+    return stream;
   }
 
   async devices() {

@@ -74,6 +74,18 @@ export class MediaSession {
       this.tiles.setCameraOff(identity, !video);
     });
     socket.on("media_failed", ({ reason }) => this.#dropped(reason || "media_failed", true));
+    this.lostDevices = new Set(); // kinds whose device ended and could not be had again
+    this.deviceCeiling = null; // the mode before a lost device lowered it
+    local.onEnded = (kind) => this.#deviceEnded(kind);
+    // A lost device comes back when its permission is allowed again or a device is plugged in.
+    for (const name of ["camera", "microphone"]) {
+      navigator.permissions?.query({ name }).then((status) => status.addEventListener("change", () => {
+        if (status.state !== "denied" && this.lostDevices.size) this.#recoverDevices(`${name} allowed again`);
+      })).catch(() => {});
+    }
+    navigator.mediaDevices?.addEventListener?.("devicechange", () => {
+      if (this.lostDevices.size) this.#recoverDevices("a device was plugged in");
+    });
     window.addEventListener("online", () => this.#networkChanged("the network came back"));
     navigator.connection?.addEventListener?.("change", () => this.#networkChanged("the network changed"));
   }
@@ -242,6 +254,78 @@ export class MediaSession {
     const video = this.local.stream?.getVideoTracks()[0] || null;
     const sender = this.senders.video;
     if (sender && this.pc) sender.replaceTrack(on ? video : null).catch(() => {});
+  }
+
+  // -- a device lost mid-call --------------------------------------------------------
+
+  /** A camera or microphone track ended by itself. Every track of one capture ends at
+   * once, so the kinds are gathered for a moment before asking for them again. */
+  #deviceEnded(kind) {
+    this.#note(`${kind} device ended`);
+    this.lostDevices.add(kind);
+    clearTimeout(this.deviceTimer);
+    this.deviceTimer = setTimeout(() => this.#recoverDevices("a device stopped"), 300);
+  }
+
+  /** Ask again for every lost device, put what came back on the current connection
+   * (replaceTrack, no renegotiation), and move to the best rung the devices allow: down
+   * when the camera (or both) stayed away, back to where I was once they return. */
+  async #recoverDevices(why) {
+    if (this.stopped) return;
+    if (this.recoveringDevices) {
+      this.recoverAgain = why;
+      return;
+    }
+    this.recoveringDevices = true;
+    try {
+      const kinds = [...this.lostDevices];
+      const missing = await this.local.recover(kinds);
+      this.lostDevices = new Set(missing);
+      this.#note(`devices after ${why}: ${missing.length ? `${missing.join(", ")} unavailable` : "all back"}`);
+      this.tiles.setStream(this.me, this.local.stream);
+      const audio = this.local.stream?.getAudioTracks()[0] || null;
+      if (this.senders.audio && this.pc) this.senders.audio.replaceTrack(audio).catch(() => {});
+      this.#sendVideo(this.mode === "video" && !this.audioOnlyChosen);
+      this.onModeChange();
+      const target = this.capability;
+      const lost = missing.map((kind) => (kind === "video" ? "camera" : "microphone")).join("_and_");
+      if (LADDER.indexOf(target) > LADDER.indexOf(this.mode)) {
+        this.deviceCeiling ??= this.mode;
+        await this.#setMode(target, `${lost}_unavailable`);
+        this.banner.show({
+          title: target === "audio" ? "Your camera stopped" : "Your camera and microphone stopped",
+          text: `${this.local.problem?.message || "The device stopped."} The call continues `
+            + `${target === "audio" ? "with audio" : "in text chat"}, and comes back by itself when it is allowed again.`,
+          tone: "warning",
+          retry: () => this.#recoverDevices("try again"),
+        });
+      } else if (this.deviceCeiling && !missing.length) {
+        const back = this.deviceCeiling;
+        this.deviceCeiling = null;
+        const to = LADDER[Math.max(LADDER.indexOf(back), LADDER.indexOf(target))];
+        if (to === this.mode) {
+          this.banner.hide();
+        } else if (to === "video" && this.senders.video && this.pc?.connectionState === "connected") {
+          this.#sendVideo(true);
+          this.#control({ video: this.local.isEnabled("video"), receive_video: true });
+          await this.#setMode("video", `${kinds.includes("video") ? "camera" : "microphone"}_available`);
+          this.banner.hide();
+          this.announce("Your video is back on");
+        } else {
+          // The connection has no sender for it (built below video): one that has.
+          this.lastDrop = `${kinds.includes("video") ? "camera" : "microphone"}_available`;
+          this.banner.hide();
+          this.#climb(to, true);
+        }
+      }
+    } finally {
+      this.recoveringDevices = false;
+    }
+    if (this.recoverAgain) {
+      const again = this.recoverAgain;
+      this.recoverAgain = null;
+      if (this.lostDevices.size) this.#recoverDevices(again);
+    }
   }
 
   forget(identity) {

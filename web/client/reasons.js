@@ -18,6 +18,16 @@ const WORDS = {
   media_closed: "the connection closed",
 };
 
+// A camera or microphone that stopped (unplugged, or its permission taken back) and came
+// back: not the network, so nothing reconnects for them.
+const DEVICE = {
+  camera_unavailable: "the camera stopped or was blocked",
+  microphone_unavailable: "the microphone stopped or was blocked",
+  camera_and_microphone_unavailable: "the camera and microphone stopped or were blocked",
+  camera_available: "the camera is available again",
+  microphone_available: "the microphone is available again",
+};
+
 /** Reasons the network caused (the ladder climbs back by itself), not a person's choice. */
 const NETWORK = new Set(Object.keys(WORDS).filter((code) => code !== "media_recovered"));
 
@@ -25,6 +35,7 @@ const NETWORK = new Set(Object.keys(WORDS).filter((code) => code !== "media_reco
 export function plainReason(reason) {
   if (!reason) return "the connection changed";
   if (WORDS[reason]) return WORDS[reason];
+  if (DEVICE[reason]) return DEVICE[reason];
   return /^[a-z0-9]+(_[a-z0-9]+)+$/.test(reason) ? "the connection changed" : reason;
 }
 
