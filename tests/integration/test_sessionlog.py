@@ -479,8 +479,8 @@ async def test_privacy_members_operators_and_the_audit_log(program: Program) -> 
     assert "a private word" in exported
     reads = (await program.ok("GET", "/api/v1/program/transcript-reads", ADMIN))["reads"]
     assert [(r["actor"], r["purpose"], r["granted"]) for r in reads[:2]] == [
-        ("operator", "export", True),
-        ("operator", "session_detail", True),
+        ("admin-key", "export", True),
+        ("admin-key", "session_detail", True),
     ]
 
 
