@@ -37,7 +37,7 @@ from server.media.room_audio import SfuRoomAudio
 from server.media.sfu import Sfu
 from server.media.signaling import MediaHandlers
 from server.meetings import api as meetings_api
-from server.meetings.directory import Directory, IdentityEmails
+from server.meetings.directory import AccountEmails, Directory
 from server.meetings.feeds import CalendarFeeds
 from server.meetings.people import Profiles
 from server.meetings.service import Meetings, Reminders
@@ -61,6 +61,7 @@ from server.signaling.metrics import SignalingMetrics
 from server.signaling.roster import RedisRoster
 from server.signaling.server import Signaling
 from server.signin import api as signin_api
+from server.signin.accounts import AccountStore
 from server.signin.service import SignIn
 from server.store import Database
 from server.store.migrate import migrate
@@ -226,7 +227,7 @@ def _meetings(
         Profiles(database),
         jobs,
         Mailer(settings),
-        directory or IdentityEmails(),
+        directory or AccountEmails(AccountStore(database)),
         CalendarFeeds(database),
         base_url=settings.base_url,
         presence=presence,

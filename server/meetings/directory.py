@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from server.signin.accounts import AccountStore
+
 
 class Directory(Protocol):
     async def email_of(self, identity: str) -> str | None: ...
@@ -27,3 +29,16 @@ class IdentityEmails:
     async def email_of(self, identity: str) -> str | None:
         local, at, domain = identity.partition("@")
         return identity if at and local and "." in domain else None
+
+
+class AccountEmails:
+    """The accounts of people who sign in (server/signin): an identity's mail goes to its
+    account's address while the account is active; a deactivated or unknown person gets none
+    (and their calendar feed is dead)."""
+
+    def __init__(self, accounts: AccountStore) -> None:
+        self._accounts = accounts
+
+    async def email_of(self, identity: str) -> str | None:
+        account = await self._accounts.by_identity(identity)
+        return account.email if account is not None and account.active else None
