@@ -153,6 +153,7 @@ def create_app(settings: Settings) -> web.Application:
             link_minutes=settings.signin_link_minutes,
             session_days=settings.session_days,
             idle_days=settings.session_idle_days,
+            oidc=signin_api.oidc_client(settings),
         ),
     )
     app[SERVICES] = services
