@@ -178,6 +178,7 @@ def create_app(settings: Settings, *, directory: Directory | None = None) -> web
             link_minutes=settings.signin_link_minutes,
             session_days=settings.session_days,
             idle_days=settings.session_idle_days,
+            oidc=signin_api.oidc_client(settings),
         ),
     )
     services.jobs, services.meetings = _meetings(settings, services, directory)

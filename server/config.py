@@ -106,13 +106,16 @@ class Settings(BaseSettings):
     )
     smtp_from: str = Field("Pairwise <pairwise@localhost>", description="the From: of mail sent")
 
-    # sign-in (server/signin): sessions and one-time links
+    # sign-in (server/signin): sessions, one-time links, optional OpenID Connect
     session_days: float = Field(180.0, gt=0, le=3650, description="longest a session lasts")
     session_idle_days: float = Field(
         30.0, gt=0, le=3650, description="a session unused this long ends"
     )
     signin_link_minutes: float = Field(15.0, gt=0, le=24 * 60, description="a link's lifetime")
     signin_links_per_hour: int = Field(5, ge=1, description="links mailed per address per hour")
+    oidc_issuer: str | None = Field(None, description="OpenID Connect issuer URL; off when unset")
+    oidc_client_id: str | None = None
+    oidc_client_secret: str | None = None
 
     # durable jobs (server/jobs): reminders, digests, webhook retries
     jobs_poll_seconds: float = Field(5.0, gt=0, description="how often a node looks for due jobs")

@@ -10,7 +10,8 @@ const $ = (id) => document.getElementById(id);
 function takeLink() {
   const params = new URLSearchParams(location.hash.slice(1));
   const link = params.get("link");
-  if (link) history.replaceState(null, "", location.pathname);
+  if (link || params.has("error")) history.replaceState(null, "", location.pathname);
+  if (params.has("error")) $("ask-error").textContent = params.get("error");
   return link;
 }
 

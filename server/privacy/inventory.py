@@ -61,6 +61,8 @@ PERSON_COLUMNS: tuple[PersonColumn, ...] = (
     PersonColumn(schema.removals, "identity"),
     PersonColumn(schema.erasure_requests, "identity"),
     PersonColumn(schema.console_inactive_profiles, "identity", delete=True),
+    # A participant's sign-in account (email, name; its links and sessions go with it).
+    PersonColumn(schema.accounts, "identity", delete=True),
 )
 
 # Columns that look like a person but are not a participant's data, and why.

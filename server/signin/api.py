@@ -12,6 +12,7 @@ import dataclasses
 import secrets
 from datetime import UTC, datetime
 from typing import Any, Literal
+from urllib.parse import urlencode
 
 from aiohttp import web
 from pydantic import BaseModel, Field
@@ -26,10 +27,12 @@ from server.api.access import (
 from server.api.http import RouteTable, json_response, path_id, read_body
 from server.api.throttle import Buckets
 from server.api.tokens import IDENTITY_PATTERN, join_url
-from server.errors import Forbidden, NotFound, RateLimited
+from server.config import Settings
+from server.errors import Forbidden, NotFound, PairwiseError, RateLimited
 from server.services import services_of
 from server.signin import csrf
 from server.signin.accounts import Account, AccountRole
+from server.signin.oidc import OidcClient, OidcFailed
 from server.signin.service import SignedIn, SignIn
 from server.signin.sessions import Session
 
@@ -38,6 +41,8 @@ PREFIX = "/api/v1"
 TAGS = ("signin",)
 CONFIRM_COOKIE = "pairwise_signin_confirm"
 CONFIRM_SECONDS = 3600
+OIDC_COOKIE = "pairwise_oidc"
+OIDC_CALLBACK = "/api/v1/signin/oidc/callback"
 # Asking for links: per email address (silently: the answer must not differ) and per
 # client address (a 429: it says nothing about any account).
 LINK_BUCKETS: web.AppKey[tuple[Buckets, Buckets]] = web.AppKey("signin_link_buckets")
@@ -149,12 +154,12 @@ async def _current(request: web.Request) -> SignedIn | None:
 @routes.route(
     "GET",
     f"{PREFIX}/signin/options",
-    summary="How people can sign in here (email links; single sign-on is not built yet)",
+    summary="How people can sign in here: email links always, single sign-on when set up",
     access=Access.PUBLIC,
     tags=TAGS,
 )
 async def signin_options(request: web.Request) -> web.Response:
-    return json_response({"email": True, "oidc": False})
+    return json_response({"email": True, "oidc": _signin(request).oidc is not None})
 
 
 LINK_ANSWER = {
@@ -251,6 +256,89 @@ async def confirm_link(request: web.Request) -> web.Response:
 
 def _home_of(account: Account) -> str:
     return "/me" if account.role is AccountRole.PARTICIPANT else "/console"
+
+
+# --- single sign-on (OpenID Connect) ----------------------------------------------------
+
+
+def oidc_client(settings: Settings) -> OidcClient | None:
+    """The OpenID Connect client `PAIRWISE_OIDC_*` configure, or None (off)."""
+    if not (settings.oidc_issuer and settings.oidc_client_id and settings.oidc_client_secret):
+        return None
+    return OidcClient(
+        settings.oidc_issuer,
+        settings.oidc_client_id,
+        settings.oidc_client_secret,
+        settings.base_url + OIDC_CALLBACK,
+        settings.secret_key or "",
+    )
+
+
+def _redirect(location: str) -> web.Response:
+    return web.Response(status=302, headers={"Location": location})
+
+
+def _oidc(request: web.Request) -> OidcClient:
+    client = _signin(request).oidc
+    if client is None:
+        raise NotFound("single sign-on is not set up here (PAIRWISE_OIDC_ISSUER)")
+    return client
+
+
+@routes.route(
+    "GET",
+    f"{PREFIX}/signin/oidc/start",
+    summary="Sign in with the organisation's identity provider (a browser navigation)",
+    status=302,
+    access=Access.PUBLIC,
+    errors=(403, 404),
+    tags=TAGS,
+)
+async def oidc_start(request: web.Request) -> web.Response:
+    url, flow = await _oidc(request).start()
+    response = _redirect(url)
+    response.set_cookie(
+        OIDC_COOKIE,
+        flow,
+        max_age=600,
+        path=OIDC_CALLBACK,
+        httponly=True,
+        secure=request.scheme == "https",
+        samesite="Lax",  # the issuer's redirect back is a top-level GET from its site
+    )
+    return response
+
+
+@routes.route(
+    "GET",
+    OIDC_CALLBACK,
+    summary="Where the identity provider sends the browser back (a browser navigation)",
+    status=302,
+    access=Access.PUBLIC,
+    errors=(403, 404),
+    tags=TAGS,
+)
+async def oidc_callback(request: web.Request) -> web.Response:
+    try:
+        if "error" in request.query:
+            raise OidcFailed(f"the identity provider said: {request.query['error'][:100]}")
+        email = await _oidc(request).finish(
+            request.cookies.get(OIDC_COOKIE), request.query.get("state"), request.query.get("code")
+        )
+        secret, signed_in = await _signin(request).sign_in_by_email(
+            email,
+            await _current(request),
+            user_agent=request.headers.get("User-Agent", ""),
+            address=request.remote or "",
+        )
+    except PairwiseError as exc:
+        response = _redirect("/signin#" + urlencode({"error": exc.message}))
+        response.del_cookie(OIDC_COOKIE, path=OIDC_CALLBACK)
+        return response
+    response = _redirect(_home_of(signed_in.account))
+    set_session_cookie(request, response, secret)
+    response.del_cookie(OIDC_COOKIE, path=OIDC_CALLBACK)
+    return response
 
 
 # --- the session ----------------------------------------------------------------------

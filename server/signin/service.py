@@ -24,6 +24,7 @@ from server.privacy import audit
 from server.sessionlog.pairs import Pair, PairStore
 from server.signin.accounts import Account, AccountStore
 from server.signin.links import LinkRefused, LinkStore
+from server.signin.oidc import OidcClient
 from server.signin.sessions import Session, SessionStore
 from server.store import Database
 
@@ -54,6 +55,7 @@ class SignIn:
         link_minutes: float,
         session_days: float,
         idle_days: float,
+        oidc: OidcClient | None = None,
         clock: Callable[[], float] = time.time,
     ):
         self._db = database
@@ -65,6 +67,7 @@ class SignIn:
         self._tokens = tokens
         self.base_url = base_url.rstrip("/")
         self.clock = clock
+        self.oidc = oidc
         self._background: set[asyncio.Task[None]] = set()
 
     # -- links -------------------------------------------------------------------------
@@ -145,6 +148,26 @@ class SignIn:
                 f"this browser is signed in as {current.account.email}", code="signed_in_as_other"
             )
         await self.links.consume(secret, self.clock())
+        if current is not None:
+            await self.sessions.revoke(current.session.id, self.clock())
+        return await self.start_session(account, user_agent=user_agent, address=address)
+
+    async def sign_in_by_email(
+        self, email: str, current: SignedIn | None, *, user_agent: str, address: str
+    ) -> tuple[str, SignedIn]:
+        """A session for the active account of an email an identity provider vouched for;
+        an unknown email is refused (single sign-on creates nobody)."""
+        account = await self.accounts.by_email(email)
+        if account is None or not account.active:
+            raise Forbidden(
+                f"{email[:100]} has no account here: ask your programme manager",
+                code="no_account",
+            )
+        if current is not None and current.account.id != account.id:
+            raise Conflict(
+                f"this browser is signed in as {current.account.email}: sign out first",
+                code="signed_in_as_other",
+            )
         if current is not None:
             await self.sessions.revoke(current.session.id, self.clock())
         return await self.start_session(account, user_agent=user_agent, address=address)

@@ -53,6 +53,8 @@ PUBLIC_SIGNIN = {
     "/api/v1/signin/links",
     "/api/v1/signin/preview",
     "/api/v1/signin/confirm",
+    "/api/v1/signin/oidc/start",
+    "/api/v1/signin/oidc/callback",
 }
 
 

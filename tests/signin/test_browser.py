@@ -65,6 +65,7 @@ async def test_sign_in_by_email_land_on_me_and_join(
     async with page.expect_response(lambda r: "signout-everywhere" in r.url) as answer:
         await page.goto(str(evil.make_url("/")))
     assert (await answer.value).status in (401, 403)
+    await page.wait_for_url("**/api/v1/signin/signout-everywhere")
     account = await server.signin.accounts.by_identity("ada")
     assert account is not None
     assert len(await server.signin.sessions.of_account(account.id, server.signin.clock())) == 1
