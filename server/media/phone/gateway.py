@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from server.media.phone.guessing import PinCheckRefused, PinGuard
 from server.media.phone.metrics import PhoneMetrics
 from server.media.phone.pins import PinDirectory, PinMatch
 from server.media.phone.sip import uri_user
+from server.media.phone.stream import HANDSHAKE_SECONDS, SipStreamConnection, tls_context
 from server.media.phone.uas import UserAgentServer
 from server.rooms.events import EventBus
 from server.rooms.model import MediaMode
@@ -54,6 +56,11 @@ class PhoneSettings:
     invite_burst: float = 20.0
     max_calls: int = 200
     pending_calls_per_source: int = 20  # calls from one address not yet in a room
+    tcp_bind: str | None = None  # host:port for SIP over TCP (stream.py); off when None
+    tls_bind: str | None = None  # host:port for SIP over TLS, with tls_cert and tls_key
+    tls_cert: str | None = None  # PEM certificate chain
+    tls_key: str | None = None  # PEM private key
+    stream_idle_seconds: float = 60.0  # a TCP/TLS connection quiet this long with no call
     rtp_host: str = "0.0.0.0"
     rtp_port_min: int = 20000
     rtp_port_max: int = 20999
@@ -83,6 +90,11 @@ class PhoneSettings:
             invite_burst=settings.sip_invite_burst,
             max_calls=settings.sip_max_calls,
             pending_calls_per_source=settings.sip_pending_calls_per_source,
+            tcp_bind=settings.sip_tcp_bind,
+            tls_bind=settings.sip_tls_bind,
+            tls_cert=settings.sip_tls_cert,
+            tls_key=settings.sip_tls_key,
+            stream_idle_seconds=settings.sip_stream_idle_seconds,
             rtp_host=host,
             rtp_port_min=settings.sip_rtp_port_min,
             rtp_port_max=settings.sip_rtp_port_max,
@@ -135,6 +147,7 @@ class PhoneGateway:
         self.uas = UserAgentServer(settings, self, self.metrics, self.guard)
         self._pin_timers: dict[str, asyncio.TimerHandle] = {}
         self._checking: set[str] = set()
+        self._stream_servers: dict[str, asyncio.Server] = {}  # TCP | TLS → its listener
 
     @property
     def calls(self) -> dict[str, Call]:
@@ -155,8 +168,37 @@ class PhoneGateway:
             lambda: self.uas, local_addr=(self.settings.host, self.settings.port)
         )
         log.info("phone gateway listening", extra={"host": self.settings.host, "port": self.port})
+        settings = self.settings
+        if settings.tcp_bind:
+            await self._listen("TCP", settings.tcp_bind, None)
+        if settings.tls_bind:
+            if not (settings.tls_cert and settings.tls_key):
+                raise ValueError("SIP over TLS needs PAIRWISE_SIP_TLS_CERT and _KEY")
+            await self._listen(
+                "TLS", settings.tls_bind, tls_context(settings.tls_cert, settings.tls_key)
+            )
+
+    async def _listen(self, name: str, bind: str, context: ssl.SSLContext | None) -> None:
+        host, port = PhoneSettings.parse_bind(bind)
+        idle = self.settings.stream_idle_seconds
+        self._stream_servers[name] = await asyncio.get_running_loop().create_server(
+            lambda: SipStreamConnection(self.uas, name, idle),
+            host,
+            port,
+            ssl=context,
+            ssl_handshake_timeout=HANDSHAKE_SECONDS if context is not None else None,
+        )
+        log.info(
+            "phone gateway listening", extra={"transport": name, "port": self.stream_port(name)}
+        )
+
+    def stream_port(self, name: str) -> int:
+        """The port SIP over `name` (TCP | TLS) listens on."""
+        return int(self._stream_servers[name].sockets[0].getsockname()[1])
 
     async def stop(self) -> None:
+        for server in self._stream_servers.values():
+            server.close()
         await self.uas.close()
         for timer in self._pin_timers.values():
             timer.cancel()

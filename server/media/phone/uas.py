@@ -42,6 +42,7 @@ from server.media.phone.sdp import (
 )
 from server.media.phone.sip import SipMessage, SipParseError
 from server.media.phone.srtp import SrtpContext, keep_local
+from server.media.phone.stream import SipStreamConnection
 from server.media.phone.udp import UdpEndpoint
 
 if TYPE_CHECKING:
@@ -98,10 +99,17 @@ class UserAgentServer(UdpEndpoint):
         self._tasks: set[asyncio.Task[Any]] = set()
         self._answering: dict[str, asyncio.Task[None]] = {}  # Call-ID → its INVITE handling
         self._deadlines: dict[str, asyncio.TimerHandle] = {}  # Call-ID → max call length
+        # (host, port) → its TCP/TLS connection. A peer's UDP socket with the very same
+        # host and port would be answered on the connection too: harmless (same peer).
+        self._streams: dict[tuple[str, int], SipStreamConnection] = {}
 
     # -- transport -------------------------------------------------------------------------
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.message_received(data, addr)
+
+    def message_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        """One SIP message, from a datagram or cut from a TCP/TLS stream (stream.py)."""
         try:
             message = sip.parse(data)
         except SipParseError as exc:
@@ -124,7 +132,39 @@ class UserAgentServer(UdpEndpoint):
             )
 
     def _send(self, message: SipMessage | bytes, addr: tuple[str, int]) -> None:
-        self.sendto(message if isinstance(message, bytes) else message.serialise(), addr)
+        data = message if isinstance(message, bytes) else message.serialise()
+        stream = self._streams.get(addr)
+        if stream is not None:
+            stream.write(data)  # a peer on TCP/TLS is answered on its connection
+        else:
+            self.sendto(data, addr)
+
+    # -- TCP and TLS connections (stream.py) ----------------------------------------------
+
+    def attach_stream(self, stream: SipStreamConnection) -> None:
+        self._streams[stream.peer] = stream
+
+    def detach_stream(self, stream: SipStreamConnection) -> None:
+        if self._streams.get(stream.peer) is stream:
+            del self._streams[stream.peer]
+
+    def stream_count(self, host: str) -> int:
+        return sum(1 for peer in self._streams if peer[0] == host)
+
+    def has_call_from(self, peer: tuple[str, int]) -> bool:
+        return any(call.dialog.peer == peer for call in self.calls.values())
+
+    def _transport_of(self, peer: tuple[str, int]) -> tuple[str, int]:
+        """How `peer` reaches us: (UDP | TCP | TLS, our port for it)."""
+        stream = self._streams.get(peer)
+        if stream is None:
+            return "UDP", self.local_port
+        return stream.name, stream.local_port
+
+    def _contact(self, address: str, peer: tuple[str, int]) -> str:
+        name, port = self._transport_of(peer)
+        suffix = "" if name == "UDP" else f";transport={name.lower()}"
+        return f"<sip:pairwise@{address}:{port}{suffix}>"
 
     def spawn(self, coroutine: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
         task = asyncio.create_task(coroutine, name=name)
@@ -162,7 +202,7 @@ class UserAgentServer(UdpEndpoint):
             self._reply(
                 request,
                 addr,
-                self._allowed(addr[0]) and 200 or 403,
+                self.allowed(addr[0]) and 200 or 403,
                 headers=[("Allow", ALLOW), ("Accept", "application/sdp")],
             )
         else:
@@ -196,7 +236,7 @@ class UserAgentServer(UdpEndpoint):
             }
         self._answered[key] = (data, now)
 
-    def _allowed(self, host: str) -> bool:
+    def allowed(self, host: str) -> bool:
         if not self._allowed_networks:
             return True
         try:
@@ -213,7 +253,7 @@ class UserAgentServer(UdpEndpoint):
             return
         if request.call_id in self._unacked:
             return  # the rejection is being retransmitted already
-        if not self._allowed(addr[0]):
+        if not self.allowed(addr[0]):
             self._reject(request, addr, 403, "forbidden")
             return
         self._send(sip.response(request, 100), addr)
@@ -269,7 +309,7 @@ class UserAgentServer(UdpEndpoint):
         if sip.header_param(request.get("To"), "tag"):
             if self._in_dialog(call, request, addr):
                 self._reinvite(call, request, addr)
-        elif not self._allowed(addr[0]):
+        elif not self.allowed(addr[0]):
             self._reply(request, addr, 403)
         elif call.retransmitted_by(request, addr):
             if call.final_response:
@@ -404,7 +444,7 @@ class UserAgentServer(UdpEndpoint):
             to_tag=local_tag,
             body=body,
             headers=[
-                ("Contact", f"<sip:pairwise@{address}:{self.local_port}>"),
+                ("Contact", self._contact(address, addr)),
                 ("Allow", ALLOW),
                 ("User-Agent", USER_AGENT),
                 ("Content-Type", "application/sdp"),
@@ -499,7 +539,7 @@ class UserAgentServer(UdpEndpoint):
                 200,
                 body=body,
                 headers=[
-                    ("Contact", f"<sip:pairwise@{address}:{self.local_port}>"),
+                    ("Contact", self._contact(address, addr)),
                     ("Content-Type", "application/sdp"),
                 ],
             ),
@@ -509,7 +549,7 @@ class UserAgentServer(UdpEndpoint):
     def _in_dialog(self, call: Call, request: SipMessage, addr: tuple[str, int]) -> bool:
         """Check an in-dialog request (BYE, INFO, re-INVITE) against the dialog and the
         allow-list; answer it (403 or 481) when it fails."""
-        if not self._allowed(addr[0]):
+        if not self.allowed(addr[0]):
             log.warning(
                 "refused an in-dialog request from a source not allowed",
                 extra={"source": addr[0], "method": request.method},
@@ -536,7 +576,7 @@ class UserAgentServer(UdpEndpoint):
         if (
             not call.dialog.matches(request)
             or cseq != call.dialog.invite_cseq
-            or not self._allowed(addr[0])
+            or not self.allowed(addr[0])
         ):
             log.info(
                 "ignored an ACK that does not match its dialog",
@@ -560,7 +600,7 @@ class UserAgentServer(UdpEndpoint):
         if call is None or call.invite.branch != request.branch:
             self._reply(request, addr, 481)
             return
-        if not self._allowed(addr[0]):
+        if not self.allowed(addr[0]):
             self._reply(request, addr, 403)
             return
         self._reply(request, addr, 200)
@@ -627,11 +667,12 @@ class UserAgentServer(UdpEndpoint):
         dialog = call.dialog
         dialog.local_cseq += 1
         address = self.advertised_address(dialog.peer[0])
+        name, port = self._transport_of(dialog.peer)
         bye = SipMessage(
             method="BYE",
             uri=dialog.remote_target,
             headers=[
-                ("Via", f"SIP/2.0/UDP {address}:{self.local_port};branch={sip.new_branch()};rport"),
+                ("Via", f"SIP/2.0/{name} {address}:{port};branch={sip.new_branch()};rport"),
                 ("Max-Forwards", "70"),
                 ("From", dialog.local_to),
                 ("To", dialog.remote_from),
@@ -681,5 +722,7 @@ class UserAgentServer(UdpEndpoint):
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        for stream in list(self._streams.values()):
+            stream.close()
         if self.transport is not None:
             self.transport.close()
