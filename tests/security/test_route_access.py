@@ -53,6 +53,8 @@ async def test_every_route_refuses_every_wrong_caller(target: Target) -> None:
         Access.PAIR: set(wrong_callers) - {"the admin key"},
         Access.MEMBER: set(wrong_callers),
         Access.ROOM: set(wrong_callers) - {"the admin key", "an observer token"},
+        Access.MANAGER: set(wrong_callers) - {"the admin key"},
+        Access.VIEWER: set(wrong_callers) - {"the admin key"},  # GET /api/v1/phone/calls
     }
     values = {"pair_id": pair["id"], "room": room, "session_id": str(sid), "identity": "ada"}
     access_of = declared()
@@ -86,6 +88,7 @@ async def test_every_route_refuses_every_wrong_caller(target: Target) -> None:
         "/api/v1/nodes",
         "/api/v1/rooms/{room}/node",
         "/api/v1/pairs/{pair_id}/export",
+        "/api/v1/phone/calls",
     ):
         assert expected in paths
     # Nothing any wrong caller sent got through.

@@ -178,12 +178,12 @@ async def test_addresses_that_proved_a_right_pin_stay_under_the_global_ceiling(
         for n, peer in enumerate(peers):
             await answered_calls(peer, phone.gateway.port, {f"prove-{n}": pin})
         room = await eventually(lambda: phone.registry.get("mentoring-p"))
-        await eventually(lambda: len(room.participants) == 4)
+        await eventually(lambda: len(room.participants) == 4, timeout=30)
         for n, peer in enumerate(peers):  # four proven addresses, three guesses each
             await answered_calls(
                 peer, phone.gateway.port, {f"guess-{n}-{k}": wrong(pin) for k in range(3)}
             )
-        await eventually(lambda: len(phone.of_type(PhonePinRejected)) == 12)
+        await eventually(lambda: len(phone.of_type(PhonePinRejected)) == 12, timeout=30)
     finally:
         for peer in peers:
             peer.close()

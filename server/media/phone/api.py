@@ -3,6 +3,7 @@
 POST /api/v1/rooms/{room}/pin                 the room's PIN, created on first use
 GET  /api/v1/rooms/{room}/pin                 the room's PIN, 404 if none yet
 POST /api/v1/rooms/{room}/participant-pins    a personal PIN that identifies the caller
+GET  /api/v1/phone/calls                      live calls, for the operators' console
 """
 
 from __future__ import annotations
@@ -10,16 +11,23 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 from pydantic import BaseModel, Field
 
+from server.api.access import Access
 from server.api.http import RouteTable, json_response, read_body
 from server.api.tokens import IDENTITY_PATTERN, ROOM_PATTERN
 from server.auth import Role
 from server.errors import InvalidInput, NotFound
+from server.media.phone.call import CallState
 from server.media.phone.pins import PinStore
 from server.services import services_of
+
+if TYPE_CHECKING:
+    from server.media.sfu import Sfu
+    from server.signaling.server import Signaling
 
 routes = RouteTable()
 
@@ -128,3 +136,60 @@ async def create_participant_pin(request: web.Request) -> web.Response:
         ParticipantPin(room=room, identity=body.identity, pin=pin, dial_in_number=dial_in.number),
         status=201,
     )
+
+
+class LiveCall(BaseModel):
+    room: str | None = Field(description="The room the caller is in; null while keying a PIN")
+    identity: str | None
+    caller: str = Field(description="The caller's number, all but the last 3 digits masked")
+    name: str | None = Field(description="The name the room shows for the caller")
+    since: float = Field(description="When the call was answered (Unix seconds)")
+    muted: bool = Field(description="The caller muted themself (*6)")
+    transport: str = Field(description="UDP, TCP or TLS")
+    encrypted: bool = Field(description="Media is SRTP")
+
+
+class LiveCalls(BaseModel):
+    calls: list[LiveCall]
+
+
+@routes.route(
+    "GET",
+    "/api/v1/phone/calls",
+    summary="Phone calls in progress (the operators' console)",
+    response=LiveCalls,
+    access=Access.VIEWER,
+    errors=(401, 403, 404),
+    tags=("phone",),
+)
+async def live_calls(request: web.Request) -> web.Response:
+    phone = services_of(request).phone
+    if phone is None:
+        raise NotFound("phone dial-in is not enabled on this server", code="phone_disabled")
+    calls = [
+        LiveCall(
+            room=call.room.match.room if call.room else None,
+            identity=call.room.identity if call.room else None,
+            caller=call.caller,
+            name=call.room.name if call.room else None,
+            since=round(call.since, 3),
+            muted=call.muted,
+            transport=phone.uas.transport_name(call.dialog.peer),
+            encrypted=call.answer.srtp is not None,
+        )
+        for call in phone.calls.values()
+        if call.state in (CallState.ANSWERED, CallState.CONFIRMED)
+    ]
+    calls.sort(key=lambda c: c.since)
+    return json_response(LiveCalls(calls=calls))
+
+
+def mute_announcer(signaling: Signaling, sfu: Sfu) -> Callable[[str, str, bool], Awaitable[None]]:
+    """How a phone caller's *6 reaches the room: as a browser's mute does (the SFU stops
+    forwarding their audio and records the choice; the others get `media_state`)."""
+
+    async def announce(room: str, identity: str, muted: bool) -> None:
+        controls = sfu.control(room, identity, audio=not muted, video=False)
+        await signaling.emit_room(room, "media_state", {"identity": identity, **controls.public()})
+
+    return announce

@@ -18,13 +18,14 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+import numpy as np
 from prometheus_client import CollectorRegistry
 
 from server.config import Settings
 from server.errors import Conflict, Forbidden
 from server.media.phone import prompt
 from server.media.phone.bridge import PhoneTrack, RoomAudio
-from server.media.phone.call import Call, Room
+from server.media.phone.call import Call, CallState, Room
 from server.media.phone.events import PhoneCallEnded, PhonePinRejected
 from server.media.phone.g711 import Samples
 from server.media.phone.guessing import PinCheckRefused, PinGuard
@@ -33,7 +34,7 @@ from server.media.phone.pins import PinDirectory, PinMatch
 from server.media.phone.sip import uri_user
 from server.media.phone.stream import HANDSHAKE_SECONDS, SipStreamConnection, tls_context
 from server.media.phone.uas import UserAgentServer
-from server.rooms.events import EventBus
+from server.rooms.events import EventBus, MediaControlsChanged
 from server.rooms.model import MediaMode
 from server.rooms.registry import RoomRegistry
 
@@ -129,11 +130,15 @@ class PhoneGateway:
         room_audio: RoomAudio,
         metrics_registry: CollectorRegistry,
         require_open_room: Callable[[str], Awaitable[None]] | None = None,
+        announce_mute: Callable[[str, str, bool], Awaitable[None]] | None = None,
     ) -> None:
         """`require_open_room(room)` raises `Forbidden` for a room that takes no one in
         any more (its pair was ended or rematched: `PairStore.require_open_room`)."""
         self.settings = settings
         self._require_open_room = require_open_room
+        # Shows a caller's *6 to the room as a browser's mute is shown (phone/api.py wires
+        # it to the SFU and Socket.IO); without it, the bus hears MediaControlsChanged.
+        self._announce_mute = announce_mute
         self._registry = registry
         self._bus = bus
         self._pins = pins
@@ -256,6 +261,8 @@ class PhoneGateway:
         room, identity = joined.match.room, joined.identity
         self._room_audio.unpublish_track(room, identity)
         self._release_audio(call)
+        if call.muted and not joined.joined_by_us and self._registry.participant(room, identity):
+            await self.set_muted(call, False)  # back in the browser: not left muted by *6
         if joined.joined_by_us:
             self._registry.leave(
                 room,
@@ -283,7 +290,10 @@ class PhoneGateway:
     # -- PIN entry -------------------------------------------------------------------------
 
     def _keyed(self, call: Call, digits: str) -> None:
-        if call.room is not None or call.call_id in self._checking or call.pin_entry.exhausted:
+        if call.room is not None:
+            self._in_room_keys(call, digits)
+            return
+        if call.call_id in self._checking or call.pin_entry.exhausted:
             return  # admitted, a PIN being checked, or out of tries: keys change nothing
         self._arm_pin_timer(call)
         for digit in digits:
@@ -292,6 +302,31 @@ class PhoneGateway:
                 self._checking.add(call.call_id)
                 self.uas.spawn(self._check_pin(call, pin, "dtmf"), "phone-check-pin")
                 return
+
+    def _in_room_keys(self, call: Call, digits: str) -> None:
+        """Keys in the room: `*6` mutes or unmutes the caller."""
+        for digit in digits:
+            if (call.last_key, digit) == ("*", "6"):
+                self.uas.spawn(self.set_muted(call, not call.muted), "phone-mute")
+                digit = ""
+            call.last_key = digit
+
+    async def set_muted(self, call: Call, muted: bool) -> None:
+        """Mute or unmute a caller in their room; they hear which, the room sees it."""
+        if call.room is None or call.muted == muted:
+            return
+        call.muted = muted
+        if call.state != CallState.ENDED:
+            call.play(self._prompt(prompt.MUTED if muted else prompt.UNMUTED))
+        room, identity = call.room.match.room, call.room.identity
+        if self._announce_mute is not None:
+            await self._announce_mute(room, identity, muted)
+        else:
+            self._bus.publish(
+                MediaControlsChanged(room, identity=identity, audio=not muted, video=False)
+            )
+        log.info("phone caller muted" if muted else "phone caller unmuted",
+                 extra={"room": room, "call_id": call.call_id[:80]})  # fmt: skip
 
     async def _check_pin(self, call: Call, pin: str, via: str) -> None:
         """Check one attempt (`via` dtmf, request_uri or header): admit, or count a failure."""
@@ -449,7 +484,18 @@ class PhoneGateway:
         call.phone_track = PhoneTrack()
         self._room_audio.publish_track(match.room, identity, call.phone_track)
         call.mix = self._room_audio.room_mix(match.room, identity)
-        call.play(self._prompt(prompt.ACCEPTED))
+        room = self._registry.get(match.room)
+        others = sum(
+            1
+            for p in (room.participants.values() if room else ())
+            if p.identity != identity and p.role != "observer"
+        )
+        # "You are joining", then who is here: a spoken count, or one beep per person.
+        call.play(
+            np.concatenate(
+                [self._prompt(prompt.ACCEPTED), self._prompt(prompt.who_is_here(others))]
+            )
+        )
         log.info(
             "phone caller joined",
             extra={"room": match.room, "identity": identity, "call_id": call.call_id[:80]},

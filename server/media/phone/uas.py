@@ -154,6 +154,9 @@ class UserAgentServer(UdpEndpoint):
     def has_call_from(self, peer: tuple[str, int]) -> bool:
         return any(call.dialog.peer == peer for call in self.calls.values())
 
+    def transport_name(self, peer: tuple[str, int]) -> str:
+        return self._transport_of(peer)[0]
+
     def _transport_of(self, peer: tuple[str, int]) -> tuple[str, int]:
         """How `peer` reaches us: (UDP | TCP | TLS, our port for it)."""
         stream = self._streams.get(peer)
