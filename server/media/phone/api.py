@@ -4,6 +4,7 @@ POST /api/v1/rooms/{room}/pin                 the room's PIN, created on first u
 GET  /api/v1/rooms/{room}/pin                 the room's PIN, 404 if none yet
 POST /api/v1/rooms/{room}/participant-pins    a personal PIN that identifies the caller
 GET  /api/v1/phone/calls                      live calls, for the operators' console
+POST /api/v1/rooms/{room}/phone/call-me       "call me": a member has the gateway ring them
 """
 
 from __future__ import annotations
@@ -16,11 +17,11 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 from pydantic import BaseModel, Field
 
-from server.api.access import Access
+from server.api.access import Access, caller_of
 from server.api.http import RouteTable, json_response, read_body
 from server.api.tokens import IDENTITY_PATTERN, ROOM_PATTERN
 from server.auth import Role
-from server.errors import InvalidInput, NotFound
+from server.errors import Forbidden, InvalidInput, NotFound
 from server.media.phone.call import CallState
 from server.media.phone.pins import PinStore
 from server.services import services_of
@@ -182,6 +183,40 @@ async def live_calls(request: web.Request) -> web.Response:
     ]
     calls.sort(key=lambda c: c.since)
     return json_response(LiveCalls(calls=calls))
+
+
+class CallMeRequest(BaseModel):
+    number: str = Field(max_length=32, description="The member's number, E.164 (+4930123456)")
+
+
+class CallMeAnswer(BaseModel):
+    status: str = Field(description="calling: the gateway is ringing the number")
+    number: str = Field(description="The number being called, masked")
+
+
+@routes.route(
+    "POST",
+    "/api/v1/rooms/{room}/phone/call-me",
+    summary="Have the phone gateway call a room member's number and bring them in",
+    body=CallMeRequest,
+    response=CallMeAnswer,
+    status=202,
+    access=Access.ROOM,
+    errors=(401, 403, 404, 422, 429),
+    tags=("phone",),
+)
+async def call_me(request: web.Request) -> web.Response:
+    services = services_of(request)
+    token = caller_of(request).token
+    if token is None or token.role not in (Role.MENTOR, Role.MENTEE):
+        raise Forbidden("only a member of the room can be called in", code="members_only")
+    if services.phone is None:
+        raise NotFound("phone dial-in is not enabled on this server", code="phone_disabled")
+    body = await read_body(request, CallMeRequest)
+    masked = await services.phone.call_me(
+        request.match_info["room"], token.identity, token.name, str(token.role), body.number
+    )
+    return json_response(CallMeAnswer(status="calling", number=masked), status=202)
 
 
 def mute_announcer(signaling: Signaling, sfu: Sfu) -> Callable[[str, str, bool], Awaitable[None]]:

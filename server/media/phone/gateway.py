@@ -21,11 +21,13 @@ from dataclasses import dataclass
 import numpy as np
 from prometheus_client import CollectorRegistry
 
+from server.api.throttle import Buckets
 from server.config import Settings
-from server.errors import Conflict, Forbidden
+from server.errors import Conflict, Forbidden, NotFound, RateLimited
 from server.media.phone import prompt
 from server.media.phone.bridge import PhoneTrack, RoomAudio
 from server.media.phone.call import Call, CallState, Room
+from server.media.phone.dialout import DialOutFailed, Trunk, check_number, place_call
 from server.media.phone.events import PhoneCallEnded, PhonePinRejected
 from server.media.phone.g711 import Samples
 from server.media.phone.guessing import PinCheckRefused, PinGuard
@@ -62,6 +64,11 @@ class PhoneSettings:
     tls_cert: str | None = None  # PEM certificate chain
     tls_key: str | None = None  # PEM private key
     stream_idle_seconds: float = 60.0  # a TCP/TLS connection quiet this long with no call
+    trunk_uri: str | None = None  # sip:host[:port] to call out through ("call me")
+    trunk_username: str | None = None
+    trunk_password: str | None = None
+    dialout_prefixes: tuple[str, ...] = ()  # numbers that may be called (+44, +4930 ...)
+    dialout_per_hour: int = 3  # "call me" requests per member and room
     rtp_host: str = "0.0.0.0"
     rtp_port_min: int = 20000
     rtp_port_max: int = 20999
@@ -96,6 +103,11 @@ class PhoneSettings:
             tls_cert=settings.sip_tls_cert,
             tls_key=settings.sip_tls_key,
             stream_idle_seconds=settings.sip_stream_idle_seconds,
+            trunk_uri=settings.sip_trunk_uri,
+            trunk_username=settings.sip_trunk_username,
+            trunk_password=settings.sip_trunk_password,
+            dialout_prefixes=tuple(settings.sip_dialout_prefixes),
+            dialout_per_hour=settings.sip_dialout_per_hour,
             rtp_host=host,
             rtp_port_min=settings.sip_rtp_port_min,
             rtp_port_max=settings.sip_rtp_port_max,
@@ -153,6 +165,12 @@ class PhoneGateway:
         self._pin_timers: dict[str, asyncio.TimerHandle] = {}
         self._checking: set[str] = set()
         self._stream_servers: dict[str, asyncio.Server] = {}  # TCP | TLS → its listener
+        self.trunk = (
+            Trunk(settings.trunk_uri, settings.trunk_username, settings.trunk_password)
+            if settings.trunk_uri
+            else None
+        )
+        self._dialouts = Buckets(settings.dialout_per_hour / 60, burst=settings.dialout_per_hour)
 
     @property
     def calls(self) -> dict[str, Call]:
@@ -231,6 +249,39 @@ class PhoneGateway:
             call.end_reason = "removed"
             await self.uas.hang_up(call, "removed")
         return bool(found)
+
+    # -- dial-out ("call me") ----------------------------------------------------------------
+
+    async def call_me(self, room: str, identity: str, name: str, role: str, number: str) -> str:
+        """A member asked to be called: check, then ring them through the trunk (in the
+        background); the masked number. The answered call joins `room` as them."""
+        if self.trunk is None:
+            raise NotFound("calling out is not set up on this server", code="dialout_disabled")
+        dialled = check_number(number, self.settings.dialout_prefixes)
+        if not await self._room_open(room):
+            raise Forbidden("this room is closed", code="room_closed")
+        if not self._dialouts.get(f"{room}\n{identity}").take():
+            raise RateLimited("too many calls asked for; try again later")
+        self.uas.spawn(self._call_out(room, identity, name, role, dialled), "phone-dial-out")
+        return "…" + dialled[-3:]
+
+    async def _call_out(self, room: str, identity: str, name: str, role: str, number: str) -> None:
+        assert self.trunk is not None
+        try:
+            call = await place_call(self.uas, self.trunk, number)
+        except (DialOutFailed, OSError) as exc:
+            self.metrics.call_attempts.labels("dial_out_failed").inc()
+            log.warning("dial-out failed", extra={"room": room, "reason": str(exc)[:80]})
+            return
+        call.on_digits = self._keyed
+        call.on_prompt_finished = self._prompt_finished
+        call.on_media_timeout = lambda c: self._hang_up(c, "media_timeout")
+        self.uas.add_call(call)
+        if not await self._room_open(room):  # closed while it rang
+            call.end_reason = "room_closed"
+            call.play(self._prompt(prompt.ROOM_CLOSED), then_hang_up=True)
+            return
+        self._admit(call, PinMatch(room, identity, name, role))
 
     # -- CallHandler -----------------------------------------------------------------------
 

@@ -102,6 +102,7 @@ class UserAgentServer(UdpEndpoint):
         # (host, port) → its TCP/TLS connection. A peer's UDP socket with the very same
         # host and port would be answered on the connection too: harmless (same peer).
         self._streams: dict[tuple[str, int], SipStreamConnection] = {}
+        self._outgoing: dict[str, asyncio.Queue[SipMessage]] = {}  # dial-outs' responses
 
     # -- transport -------------------------------------------------------------------------
 
@@ -154,6 +155,36 @@ class UserAgentServer(UdpEndpoint):
     def has_call_from(self, peer: tuple[str, int]) -> bool:
         return any(call.dialog.peer == peer for call in self.calls.values())
 
+    def send(self, message: SipMessage | bytes, addr: tuple[str, int]) -> None:
+        """Send a message of our own (dial-out's requests) to `addr`."""
+        self._send(message, addr)
+
+    def via(self, address: str, peer: tuple[str, int]) -> str:
+        """A Via for a request of ours to `peer`, with a new branch."""
+        name, port = self._transport_of(peer)
+        return f"SIP/2.0/{name} {address}:{port};branch={sip.new_branch()};rport"
+
+    def expect_responses(self, call_id: str) -> asyncio.Queue[SipMessage]:
+        """Responses for `call_id` (a dial-out's INVITE) go to this queue until forgotten."""
+        queue: asyncio.Queue[SipMessage] = asyncio.Queue(maxsize=64)
+        self._outgoing[call_id] = queue
+        return queue
+
+    def forget_responses(self, call_id: str) -> None:
+        self._outgoing.pop(call_id, None)
+
+    def add_call(self, call: Call) -> None:
+        """An answered dial-out call: in-dialog requests and hang-ups find it from now on."""
+        self.calls[call.call_id] = call
+        self.metrics.active_calls.inc()
+        self.metrics.call_attempts.labels("dialled_out").inc()
+        call.start_media()
+        if self.settings.max_call_seconds > 0:
+            self._deadlines[call.call_id] = asyncio.get_running_loop().call_later(
+                self.settings.max_call_seconds,
+                lambda: self.spawn(self.hang_up(call, "max_length"), "phone-max-length"),
+            )
+
     def transport_name(self, peer: tuple[str, int]) -> str:
         return self._transport_of(peer)[0]
 
@@ -164,7 +195,7 @@ class UserAgentServer(UdpEndpoint):
             return "UDP", self.local_port
         return stream.name, stream.local_port
 
-    def _contact(self, address: str, peer: tuple[str, int]) -> str:
+    def contact(self, address: str, peer: tuple[str, int]) -> str:
         name, port = self._transport_of(peer)
         suffix = "" if name == "UDP" else f";transport={name.lower()}"
         return f"<sip:pairwise@{address}:{port}{suffix}>"
@@ -447,7 +478,7 @@ class UserAgentServer(UdpEndpoint):
             to_tag=local_tag,
             body=body,
             headers=[
-                ("Contact", self._contact(address, addr)),
+                ("Contact", self.contact(address, addr)),
                 ("Allow", ALLOW),
                 ("User-Agent", USER_AGENT),
                 ("Content-Type", "application/sdp"),
@@ -542,7 +573,7 @@ class UserAgentServer(UdpEndpoint):
                 200,
                 body=body,
                 headers=[
-                    ("Contact", self._contact(address, addr)),
+                    ("Contact", self.contact(address, addr)),
                     ("Content-Type", "application/sdp"),
                 ],
             ),
@@ -650,6 +681,11 @@ class UserAgentServer(UdpEndpoint):
     # -- responses (to our BYE) ------------------------------------------------------------
 
     def _response(self, message: SipMessage) -> None:
+        outgoing = self._outgoing.get(message.call_id)
+        if outgoing is not None:
+            if not outgoing.full():
+                outgoing.put_nowait(message)
+            return
         if message.status < 200:
             return
         try:
@@ -670,12 +706,11 @@ class UserAgentServer(UdpEndpoint):
         dialog = call.dialog
         dialog.local_cseq += 1
         address = self.advertised_address(dialog.peer[0])
-        name, port = self._transport_of(dialog.peer)
         bye = SipMessage(
             method="BYE",
             uri=dialog.remote_target,
             headers=[
-                ("Via", f"SIP/2.0/{name} {address}:{port};branch={sip.new_branch()};rport"),
+                ("Via", self.via(address, dialog.peer)),
                 ("Max-Forwards", "70"),
                 ("From", dialog.local_to),
                 ("To", dialog.remote_from),
