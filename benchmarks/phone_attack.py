@@ -35,8 +35,7 @@ ATTACKERS = 20
 ATTACK_INTERVAL = 0.2  # per address
 LEGIT_INTERVAL = 0.25
 SDP = (
-    "v=0\r\no=- 1 1 IN IP4 {host}\r\ns=-\r\nc=IN IP4 {host}\r\nt=0 0\r\n"
-    "m=audio 40000 RTP/AVP 0\r\n"
+    "v=0\r\no=- 1 1 IN IP4 {host}\r\ns=-\r\nc=IN IP4 {host}\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0\r\n"
 )
 
 
@@ -49,6 +48,7 @@ class Uac(asyncio.DatagramProtocol):
         self.sent = 0
         self.answered: dict[str, float] = {}  # call-id → when its 200 came
         self.refused = 0  # 403/486/503 answers to INVITEs
+        self.first_answer = asyncio.Event()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -79,6 +79,7 @@ class Uac(asyncio.DatagramProtocol):
             return
         if message.status == 200:
             self.answered.setdefault(message.call_id, time.monotonic())
+            self.first_answer.set()
         else:
             self.refused += 1
         ack = (
@@ -134,10 +135,8 @@ async def run(quick: bool) -> str:
 
     trunk = await uac("127.0.0.10")
     trunk.invite("proof", pin)  # the trunk has let a caller in before the attack
-    deadline = time.monotonic() + 5
-    while "proof" not in trunk.answered and time.monotonic() < deadline:
-        await asyncio.sleep(0.01)
-    await asyncio.sleep(0.5)
+    await asyncio.wait_for(trunk.first_answer.wait(), 10)
+    await asyncio.sleep(0.5)  # its ACK and PIN check (a benchmark: nothing asserted on it)
     attackers = [await uac(f"127.0.0.{100 + n}") for n in range(ATTACKERS)]
     legit: list[str] = []
     start = time.monotonic()
@@ -167,9 +166,7 @@ async def run(quick: bool) -> str:
     )
     refused_invites = sum(a.refused for a in attackers)
     guesses = sum(a.sent for a in attackers)
-    admitted = sum(
-        "phone-" + hashlib.sha256(c.encode()).hexdigest()[:10] in joined for c in legit
-    )
+    admitted = sum("phone-" + hashlib.sha256(c.encode()).hexdigest()[:10] in joined for c in legit)
     legit_setup = sorted(trunk.answered[c] for c in legit if c in trunk.answered)
     await gateway.stop()
     await bus.close()
@@ -189,8 +186,7 @@ async def run(quick: bool) -> str:
             f"{refused_invites} |",
             f"| PINs read but not checked (over the ceiling, source locked) | {unchecked:.0f} |",
             f"| wrong PINs actually checked | {checked:.0f} |",
-            f"| guesses refused unchecked per second | "
-            f"{(guesses - checked) / elapsed:.0f} |",
+            f"| guesses refused unchecked per second | {(guesses - checked) / elapsed:.0f} |",
             f"| legitimate trunk calls let in | {admitted} of {len(legit)} "
             f"({len(legit_setup)} answered, {trunk.refused} refused, the rest unanswered "
             "when the run stopped) |",
