@@ -150,6 +150,7 @@ def create_app(settings: Settings, *, directory: Directory | None = None) -> web
             SfuRoomAudio(sfu),
             registry,
             require_open_room=room_gate,
+            announce_mute=phone_api.mute_announcer(signaling, sfu),
         )
     MediaHandlers(signaling, sfu, dialin=dial_in.for_room if dial_in else None)
     signaling.attach(app)

@@ -160,6 +160,20 @@ class Settings(BaseSettings):
     sip_pending_calls_per_source: int = Field(
         20, ge=1, description="calls at once from one address not yet in a room; then 503"
     )
+    sip_tcp_bind: str | None = Field(None, description="host:port for SIP over TCP; off when unset")
+    sip_tls_bind: str | None = Field(None, description="host:port for SIP over TLS; off when unset")
+    sip_tls_cert: str | None = Field(None, description="PEM certificate chain for SIP over TLS")
+    sip_tls_key: str | None = Field(None, description="PEM private key for SIP over TLS")
+    sip_stream_idle_seconds: float = Field(
+        60.0, gt=0, description="a TCP/TLS connection quiet this long with no call is closed"
+    )
+    sip_trunk_uri: str | None = Field(None, description="sip:host[:port] to call out through")
+    sip_trunk_username: str | None = Field(None, description="digest user name at the trunk")
+    sip_trunk_password: str | None = Field(None, description="digest password at the trunk")
+    sip_dialout_prefixes: list[str] = Field(
+        default_factory=list, description="number prefixes 'call me' may dial (+44, +4930)"
+    )
+    sip_dialout_per_hour: int = Field(3, ge=1, description="'call me' requests per member")
 
     @field_validator("database_url")
     @classmethod

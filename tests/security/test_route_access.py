@@ -189,6 +189,7 @@ async def test_every_route_refuses_every_wrong_caller(target: Target) -> None:
         "/api/v1/pairs/{pair_id}/meetings/{meeting_id}/cancel",
         "/api/v1/me/calendar",
         "/calendar/{secret}.ics",
+        "/api/v1/phone/calls",
     ):
         assert expected in paths
     # Nothing any wrong caller sent got through.
@@ -200,3 +201,20 @@ async def test_every_route_refuses_every_wrong_caller(target: Target) -> None:
 class _Filled(dict[str, Any]):
     def __missing__(self, key: str) -> str:
         return "1"
+
+
+async def test_call_me_is_for_the_rooms_members_only(target: Target) -> None:
+    """An observer's token passes the room's access check but may not have the gateway
+    call them (members only); the admin key is no member either."""
+    url = "/api/v1/rooms/room-x/phone/call-me"
+    body = {"number": "+4930123456"}
+    for headers, code in (
+        (target.bearer(target.token("room-x", "obs", "observer")), "members_only"),
+        (ADMIN, "members_only"),
+    ):
+        status, payload, _ = await target.call("POST", url, headers, body)
+        assert (status, payload["error"]["code"]) == (403, code)
+    # A member gets through to the gateway (off in this app: 404, not 401/403).
+    member = target.bearer(target.token("room-x", "maya", "mentee"))
+    status, payload, _ = await target.call("POST", url, member, body)
+    assert (status, payload["error"]["code"]) == (404, "phone_disabled")

@@ -65,14 +65,20 @@ def key_presses(
 
 
 def g711_packets(
-    codec: str, samples: np.ndarray, payload_type: int, ssrc: int, ptime_ms: int = 30
+    codec: str,
+    samples: np.ndarray,
+    payload_type: int,
+    ssrc: int,
+    ptime_ms: int = 30,
+    sequence: int = 0,
+    timestamp: int = 0,
 ) -> list[bytes]:
     count = 8 * ptime_ms
     return [
         RtpPacket(
             payload_type,
-            index,
-            index * count,
+            sequence + index,
+            timestamp + index * count,
             ssrc,
             g711.encode(codec, samples[start : start + count]),
         ).serialise()

@@ -115,3 +115,36 @@ async def test_an_operator_removes_a_phone_caller_who_cannot_call_back_with_thei
     assert "maya" not in present(server, "pair-phone")
     fresh = await asyncio.to_thread(api, "POST", url + "/participant-pins", personal)
     assert fresh["pin"] != pin  # a PIN issued after the removal lets them back in
+
+
+async def test_star_six_shows_the_caller_muted_to_the_room(
+    server_process: Callable[..., ServerProcess], tmp_path: Path, udp_peer: UdpPeer
+) -> None:
+    """The app's wiring: *6 reaches the SFU and the others' `media_state`, as a browser's
+    mute does; the operators' list of live calls shows it too."""
+    sipp = require_program("sipp", "/usr/bin/sipp")
+    sip_port = free_port()
+    server = await asyncio.to_thread(
+        server_process,
+        PAIRWISE_SIP_BIND=f"127.0.0.1:{sip_port}",
+        PAIRWISE_SIP_RTP_PORT_MIN="31200",
+        PAIRWISE_SIP_RTP_PORT_MAX="31299",
+    )
+    pin = await asyncio.to_thread(post, server.url + "/api/v1/rooms/pair-mute/pin")
+    mentor = await SocketParticipant(
+        server.url, await asyncio.to_thread(issue_token, server.url, "pair-mute", "mentor")
+    ).connect()
+    await mentor.join()
+    call = asyncio.create_task(
+        run_sipp(sipp, sip_port, "call_star6.xml", pin["pin"], tmp_path, hold_ms=3000,
+                 args=("-set", "rtpport", str(udp_peer.port)))
+    )  # fmt: skip
+    joined = await mentor.wait_for("participant_joined", {"media_mode": "phone"}, timeout=20)
+
+    state = await mentor.wait_for("media_state", {"identity": joined["identity"]}, timeout=20)
+    assert state["audio"] is False
+    live = await asyncio.to_thread(api, "GET", f"{server.url}/api/v1/phone/calls")
+    assert [(c["room"], c["muted"]) for c in live["calls"]] == [("pair-mute", True)]
+    result = await asyncio.wait_for(call, 30)
+    assert result.returncode == 0, result.errors
+    await mentor.close()

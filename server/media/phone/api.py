@@ -3,6 +3,8 @@
 POST /api/v1/rooms/{room}/pin                 the room's PIN, created on first use
 GET  /api/v1/rooms/{room}/pin                 the room's PIN, 404 if none yet
 POST /api/v1/rooms/{room}/participant-pins    a personal PIN that identifies the caller
+GET  /api/v1/phone/calls                      live calls, for the operators' console
+POST /api/v1/rooms/{room}/phone/call-me       "call me": a member has the gateway ring them
 """
 
 from __future__ import annotations
@@ -10,16 +12,23 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 from pydantic import BaseModel, Field
 
+from server.api.access import Access, caller_of
 from server.api.http import RouteTable, json_response, read_body
 from server.api.tokens import IDENTITY_PATTERN, ROOM_PATTERN
 from server.auth import Role
-from server.errors import InvalidInput, NotFound
+from server.errors import Forbidden, InvalidInput, NotFound
+from server.media.phone.call import CallState
 from server.media.phone.pins import PinStore
 from server.services import services_of
+
+if TYPE_CHECKING:
+    from server.media.sfu import Sfu
+    from server.signaling.server import Signaling
 
 routes = RouteTable()
 
@@ -128,3 +137,94 @@ async def create_participant_pin(request: web.Request) -> web.Response:
         ParticipantPin(room=room, identity=body.identity, pin=pin, dial_in_number=dial_in.number),
         status=201,
     )
+
+
+class LiveCall(BaseModel):
+    room: str | None = Field(description="The room the caller is in; null while keying a PIN")
+    identity: str | None
+    caller: str = Field(description="The caller's number, all but the last 3 digits masked")
+    name: str | None = Field(description="The name the room shows for the caller")
+    since: float = Field(description="When the call was answered (Unix seconds)")
+    muted: bool = Field(description="The caller muted themself (*6)")
+    transport: str = Field(description="UDP, TCP or TLS")
+    encrypted: bool = Field(description="Media is SRTP")
+
+
+class LiveCalls(BaseModel):
+    calls: list[LiveCall]
+
+
+@routes.route(
+    "GET",
+    "/api/v1/phone/calls",
+    summary="Phone calls in progress (the operators' console)",
+    response=LiveCalls,
+    access=Access.VIEWER,
+    errors=(401, 403, 404),
+    tags=("phone",),
+)
+async def live_calls(request: web.Request) -> web.Response:
+    phone = services_of(request).phone
+    if phone is None:
+        raise NotFound("phone dial-in is not enabled on this server", code="phone_disabled")
+    calls = [
+        LiveCall(
+            room=call.room.match.room if call.room else None,
+            identity=call.room.identity if call.room else None,
+            caller=call.caller,
+            name=call.room.name if call.room else None,
+            since=round(call.since, 3),
+            muted=call.muted,
+            transport=phone.uas.transport_name(call.dialog.peer),
+            encrypted=call.answer.srtp is not None,
+        )
+        for call in phone.calls.values()
+        if call.state in (CallState.ANSWERED, CallState.CONFIRMED)
+    ]
+    calls.sort(key=lambda c: c.since)
+    return json_response(LiveCalls(calls=calls))
+
+
+class CallMeRequest(BaseModel):
+    number: str = Field(max_length=32, description="The member's number, E.164 (+4930123456)")
+
+
+class CallMeAnswer(BaseModel):
+    status: str = Field(description="calling: the gateway is ringing the number")
+    number: str = Field(description="The number being called, masked")
+
+
+@routes.route(
+    "POST",
+    "/api/v1/rooms/{room}/phone/call-me",
+    summary="Have the phone gateway call a room member's number and bring them in",
+    body=CallMeRequest,
+    response=CallMeAnswer,
+    status=202,
+    access=Access.ROOM,
+    errors=(401, 403, 404, 422, 429),
+    tags=("phone",),
+)
+async def call_me(request: web.Request) -> web.Response:
+    services = services_of(request)
+    token = caller_of(request).token
+    if token is None or token.role not in (Role.MENTOR, Role.MENTEE):
+        raise Forbidden("only a member of the room can be called in", code="members_only")
+    if services.phone is None:
+        raise NotFound("phone dial-in is not enabled on this server", code="phone_disabled")
+    body = await read_body(request, CallMeRequest)
+    masked = await services.phone.call_me(
+        request.match_info["room"], token.identity, token.name, str(token.role), body.number
+    )
+    return json_response(CallMeAnswer(status="calling", number=masked), status=202)
+
+
+def mute_announcer(signaling: Signaling, sfu: Sfu) -> Callable[[str, str, bool], Awaitable[None]]:
+    """How a phone caller's *6 reaches the room: as a browser's mute does (the SFU stops
+    forwarding their audio and records the choice; the others get `media_state`)."""
+
+    async def announce(room: str, identity: str, muted: bool) -> None:
+        controls = sfu.control(room, identity, audio=not muted, video=False)
+        await signaling.emit_room(room, "media_state", {"identity": identity, **controls.public()})
+
+    return announce

@@ -95,6 +95,8 @@ class Call:
     pin_entry: PinEntry = field(default_factory=PinEntry)
     prompt: PromptPlayer = field(default_factory=PromptPlayer)
     prompting: bool = False
+    muted: bool = False  # the caller pressed *6: their audio does not reach the room
+    last_key: str = ""  # the key before, in the room (for *6)
     hang_up_after_prompt: bool = False
     on_digits: Callable[[Call, str], None] | None = None
     on_media_timeout: Callable[[Call], None] | None = None
@@ -119,6 +121,11 @@ class Call:
         if self.display_name:
             return self.display_name
         return "Phone caller" if self.caller == "anonymous" else f"Phone {self.caller}"
+
+    @property
+    def since(self) -> float:
+        """When the call was answered (its ACK), as wall-clock seconds."""
+        return time.time() - (time.monotonic() - (self.confirmed_at or self.started))
 
     @property
     def source(self) -> str:
@@ -160,7 +167,7 @@ class Call:
                 # Waiting for a PIN from a caller whose offer had no key events: its keys
                 # can only be tones in the audio.
                 self.key(self._inband.feed(g711.decode(self.answer.codec, packet.payload)))
-            elif self.phone_track is not None and not self.prompting:
+            elif self.phone_track is not None and not self.prompting and not self.muted:
                 self.phone_track.push(g711.decode(self.answer.codec, packet.payload))
 
     def move_media(self, address: str, port: int) -> None:

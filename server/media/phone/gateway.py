@@ -13,25 +13,30 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+import numpy as np
 from prometheus_client import CollectorRegistry
 
+from server.api.throttle import Buckets
 from server.config import Settings
-from server.errors import Conflict, Forbidden
+from server.errors import Conflict, Forbidden, NotFound, RateLimited
 from server.media.phone import prompt
 from server.media.phone.bridge import PhoneTrack, RoomAudio
-from server.media.phone.call import Call, Room
+from server.media.phone.call import Call, CallState, Room
+from server.media.phone.dialout import DialOutFailed, Trunk, check_number, place_call
 from server.media.phone.events import PhoneCallEnded, PhonePinRejected
 from server.media.phone.g711 import Samples
 from server.media.phone.guessing import PinCheckRefused, PinGuard
 from server.media.phone.metrics import PhoneMetrics
 from server.media.phone.pins import PinDirectory, PinMatch
 from server.media.phone.sip import uri_user
+from server.media.phone.stream import HANDSHAKE_SECONDS, SipStreamConnection, tls_context
 from server.media.phone.uas import UserAgentServer
-from server.rooms.events import EventBus
+from server.rooms.events import EventBus, MediaControlsChanged
 from server.rooms.model import MediaMode
 from server.rooms.registry import RoomRegistry
 
@@ -54,6 +59,16 @@ class PhoneSettings:
     invite_burst: float = 20.0
     max_calls: int = 200
     pending_calls_per_source: int = 20  # calls from one address not yet in a room
+    tcp_bind: str | None = None  # host:port for SIP over TCP (stream.py); off when None
+    tls_bind: str | None = None  # host:port for SIP over TLS, with tls_cert and tls_key
+    tls_cert: str | None = None  # PEM certificate chain
+    tls_key: str | None = None  # PEM private key
+    stream_idle_seconds: float = 60.0  # a TCP/TLS connection quiet this long with no call
+    trunk_uri: str | None = None  # sip:host[:port] to call out through ("call me")
+    trunk_username: str | None = None
+    trunk_password: str | None = None
+    dialout_prefixes: tuple[str, ...] = ()  # numbers that may be called (+44, +4930 ...)
+    dialout_per_hour: int = 3  # "call me" requests per member and room
     rtp_host: str = "0.0.0.0"
     rtp_port_min: int = 20000
     rtp_port_max: int = 20999
@@ -83,6 +98,16 @@ class PhoneSettings:
             invite_burst=settings.sip_invite_burst,
             max_calls=settings.sip_max_calls,
             pending_calls_per_source=settings.sip_pending_calls_per_source,
+            tcp_bind=settings.sip_tcp_bind,
+            tls_bind=settings.sip_tls_bind,
+            tls_cert=settings.sip_tls_cert,
+            tls_key=settings.sip_tls_key,
+            stream_idle_seconds=settings.sip_stream_idle_seconds,
+            trunk_uri=settings.sip_trunk_uri,
+            trunk_username=settings.sip_trunk_username,
+            trunk_password=settings.sip_trunk_password,
+            dialout_prefixes=tuple(settings.sip_dialout_prefixes),
+            dialout_per_hour=settings.sip_dialout_per_hour,
             rtp_host=host,
             rtp_port_min=settings.sip_rtp_port_min,
             rtp_port_max=settings.sip_rtp_port_max,
@@ -117,11 +142,15 @@ class PhoneGateway:
         room_audio: RoomAudio,
         metrics_registry: CollectorRegistry,
         require_open_room: Callable[[str], Awaitable[None]] | None = None,
+        announce_mute: Callable[[str, str, bool], Awaitable[None]] | None = None,
     ) -> None:
         """`require_open_room(room)` raises `Forbidden` for a room that takes no one in
         any more (its pair was ended or rematched: `PairStore.require_open_room`)."""
         self.settings = settings
         self._require_open_room = require_open_room
+        # Shows a caller's *6 to the room as a browser's mute is shown (phone/api.py wires
+        # it to the SFU and Socket.IO); without it, the bus hears MediaControlsChanged.
+        self._announce_mute = announce_mute
         self._registry = registry
         self._bus = bus
         self._pins = pins
@@ -135,6 +164,13 @@ class PhoneGateway:
         self.uas = UserAgentServer(settings, self, self.metrics, self.guard)
         self._pin_timers: dict[str, asyncio.TimerHandle] = {}
         self._checking: set[str] = set()
+        self._stream_servers: dict[str, asyncio.Server] = {}  # TCP | TLS → its listener
+        self.trunk = (
+            Trunk(settings.trunk_uri, settings.trunk_username, settings.trunk_password)
+            if settings.trunk_uri
+            else None
+        )
+        self._dialouts = Buckets(settings.dialout_per_hour / 60, burst=settings.dialout_per_hour)
 
     @property
     def calls(self) -> dict[str, Call]:
@@ -155,8 +191,37 @@ class PhoneGateway:
             lambda: self.uas, local_addr=(self.settings.host, self.settings.port)
         )
         log.info("phone gateway listening", extra={"host": self.settings.host, "port": self.port})
+        settings = self.settings
+        if settings.tcp_bind:
+            await self._listen("TCP", settings.tcp_bind, None)
+        if settings.tls_bind:
+            if not (settings.tls_cert and settings.tls_key):
+                raise ValueError("SIP over TLS needs PAIRWISE_SIP_TLS_CERT and _KEY")
+            await self._listen(
+                "TLS", settings.tls_bind, tls_context(settings.tls_cert, settings.tls_key)
+            )
+
+    async def _listen(self, name: str, bind: str, context: ssl.SSLContext | None) -> None:
+        host, port = PhoneSettings.parse_bind(bind)
+        idle = self.settings.stream_idle_seconds
+        self._stream_servers[name] = await asyncio.get_running_loop().create_server(
+            lambda: SipStreamConnection(self.uas, name, idle),
+            host,
+            port,
+            ssl=context,
+            ssl_handshake_timeout=HANDSHAKE_SECONDS if context is not None else None,
+        )
+        log.info(
+            "phone gateway listening", extra={"transport": name, "port": self.stream_port(name)}
+        )
+
+    def stream_port(self, name: str) -> int:
+        """The port SIP over `name` (TCP | TLS) listens on."""
+        return int(self._stream_servers[name].sockets[0].getsockname()[1])
 
     async def stop(self) -> None:
+        for server in self._stream_servers.values():
+            server.close()
         await self.uas.close()
         for timer in self._pin_timers.values():
             timer.cancel()
@@ -184,6 +249,39 @@ class PhoneGateway:
             call.end_reason = "removed"
             await self.uas.hang_up(call, "removed")
         return bool(found)
+
+    # -- dial-out ("call me") ----------------------------------------------------------------
+
+    async def call_me(self, room: str, identity: str, name: str, role: str, number: str) -> str:
+        """A member asked to be called: check, then ring them through the trunk (in the
+        background); the masked number. The answered call joins `room` as them."""
+        if self.trunk is None:
+            raise NotFound("calling out is not set up on this server", code="dialout_disabled")
+        dialled = check_number(number, self.settings.dialout_prefixes)
+        if not await self._room_open(room):
+            raise Forbidden("this room is closed", code="room_closed")
+        if not self._dialouts.get(f"{room}\n{identity}").take():
+            raise RateLimited("too many calls asked for; try again later")
+        self.uas.spawn(self._call_out(room, identity, name, role, dialled), "phone-dial-out")
+        return "…" + dialled[-3:]
+
+    async def _call_out(self, room: str, identity: str, name: str, role: str, number: str) -> None:
+        assert self.trunk is not None
+        try:
+            call = await place_call(self.uas, self.trunk, number)
+        except (DialOutFailed, OSError) as exc:
+            self.metrics.call_attempts.labels("dial_out_failed").inc()
+            log.warning("dial-out failed", extra={"room": room, "reason": str(exc)[:80]})
+            return
+        call.on_digits = self._keyed
+        call.on_prompt_finished = self._prompt_finished
+        call.on_media_timeout = lambda c: self._hang_up(c, "media_timeout")
+        self.uas.add_call(call)
+        if not await self._room_open(room):  # closed while it rang
+            call.end_reason = "room_closed"
+            call.play(self._prompt(prompt.ROOM_CLOSED), then_hang_up=True)
+            return
+        self._admit(call, PinMatch(room, identity, name, role))
 
     # -- CallHandler -----------------------------------------------------------------------
 
@@ -214,6 +312,8 @@ class PhoneGateway:
         room, identity = joined.match.room, joined.identity
         self._room_audio.unpublish_track(room, identity)
         self._release_audio(call)
+        if call.muted and not joined.joined_by_us and self._registry.participant(room, identity):
+            await self.set_muted(call, False)  # back in the browser: not left muted by *6
         if joined.joined_by_us:
             self._registry.leave(
                 room,
@@ -241,7 +341,10 @@ class PhoneGateway:
     # -- PIN entry -------------------------------------------------------------------------
 
     def _keyed(self, call: Call, digits: str) -> None:
-        if call.room is not None or call.call_id in self._checking or call.pin_entry.exhausted:
+        if call.room is not None:
+            self._in_room_keys(call, digits)
+            return
+        if call.call_id in self._checking or call.pin_entry.exhausted:
             return  # admitted, a PIN being checked, or out of tries: keys change nothing
         self._arm_pin_timer(call)
         for digit in digits:
@@ -250,6 +353,31 @@ class PhoneGateway:
                 self._checking.add(call.call_id)
                 self.uas.spawn(self._check_pin(call, pin, "dtmf"), "phone-check-pin")
                 return
+
+    def _in_room_keys(self, call: Call, digits: str) -> None:
+        """Keys in the room: `*6` mutes or unmutes the caller."""
+        for digit in digits:
+            if (call.last_key, digit) == ("*", "6"):
+                self.uas.spawn(self.set_muted(call, not call.muted), "phone-mute")
+                digit = ""
+            call.last_key = digit
+
+    async def set_muted(self, call: Call, muted: bool) -> None:
+        """Mute or unmute a caller in their room; they hear which, the room sees it."""
+        if call.room is None or call.muted == muted:
+            return
+        call.muted = muted
+        if call.state != CallState.ENDED:
+            call.play(self._prompt(prompt.MUTED if muted else prompt.UNMUTED))
+        room, identity = call.room.match.room, call.room.identity
+        if self._announce_mute is not None:
+            await self._announce_mute(room, identity, muted)
+        else:
+            self._bus.publish(
+                MediaControlsChanged(room, identity=identity, audio=not muted, video=False)
+            )
+        log.info("phone caller muted" if muted else "phone caller unmuted",
+                 extra={"room": room, "call_id": call.call_id[:80]})  # fmt: skip
 
     async def _check_pin(self, call: Call, pin: str, via: str) -> None:
         """Check one attempt (`via` dtmf, request_uri or header): admit, or count a failure."""
@@ -407,7 +535,18 @@ class PhoneGateway:
         call.phone_track = PhoneTrack()
         self._room_audio.publish_track(match.room, identity, call.phone_track)
         call.mix = self._room_audio.room_mix(match.room, identity)
-        call.play(self._prompt(prompt.ACCEPTED))
+        room = self._registry.get(match.room)
+        others = sum(
+            1
+            for p in (room.participants.values() if room else ())
+            if p.identity != identity and p.role != "observer"
+        )
+        # "You are joining", then who is here: a spoken count, or one beep per person.
+        call.play(
+            np.concatenate(
+                [self._prompt(prompt.ACCEPTED), self._prompt(prompt.who_is_here(others))]
+            )
+        )
         log.info(
             "phone caller joined",
             extra={"room": match.room, "identity": identity, "call_id": call.call_id[:80]},

@@ -144,6 +144,11 @@ class PromptPlayer:
         self._samples, self._position, self._loop = samples, 0, loop
 
     @property
+    def samples(self) -> Samples:
+        """What is playing (or last played)."""
+        return self._samples
+
+    @property
     def finished(self) -> bool:
         return not self._loop and self._position >= len(self._samples)
 

@@ -202,17 +202,38 @@ def offered_keys(offer: Offer) -> SdesKeys | None:
     return None
 
 
-def build_answer(answer: Answer, local_address: str, local_port: int) -> bytes:
-    pts = [answer.payload_type] + (
-        [answer.dtmf_payload_type] if answer.dtmf_payload_type is not None else []
-    )
+def _session_lines(local_address: str) -> list[str]:
     session = int(time.time())
-    lines = [
+    return [
         "v=0",
         f"o=pairwise {session} {session} IN IP4 {local_address}",
         "s=pairwise",
         f"c=IN IP4 {local_address}",
         "t=0 0",
+    ]
+
+
+def build_offer(local_address: str, local_port: int) -> bytes:
+    """Our offer when we call out: PCMU, PCMA and telephone-event, 20 ms."""
+    lines = [
+        *_session_lines(local_address),
+        f"m=audio {local_port} RTP/AVP 0 8 101",
+        "a=rtpmap:0 PCMU/8000",
+        "a=rtpmap:8 PCMA/8000",
+        "a=rtpmap:101 telephone-event/8000",
+        "a=fmtp:101 0-15",
+        f"a=ptime:{DEFAULT_PTIME_MS}",
+        "a=sendrecv",
+    ]
+    return ("\r\n".join(lines) + "\r\n").encode()
+
+
+def build_answer(answer: Answer, local_address: str, local_port: int) -> bytes:
+    pts = [answer.payload_type] + (
+        [answer.dtmf_payload_type] if answer.dtmf_payload_type is not None else []
+    )
+    lines = [
+        *_session_lines(local_address),
         f"m=audio {local_port} {'RTP/SAVP' if answer.srtp else 'RTP/AVP'} "
         + " ".join(str(pt) for pt in pts),
         f"a=rtpmap:{answer.payload_type} {answer.codec}/8000",

@@ -42,6 +42,7 @@ from server.media.phone.sdp import (
 )
 from server.media.phone.sip import SipMessage, SipParseError
 from server.media.phone.srtp import SrtpContext, keep_local
+from server.media.phone.stream import SipStreamConnection
 from server.media.phone.udp import UdpEndpoint
 
 if TYPE_CHECKING:
@@ -98,10 +99,18 @@ class UserAgentServer(UdpEndpoint):
         self._tasks: set[asyncio.Task[Any]] = set()
         self._answering: dict[str, asyncio.Task[None]] = {}  # Call-ID → its INVITE handling
         self._deadlines: dict[str, asyncio.TimerHandle] = {}  # Call-ID → max call length
+        # (host, port) → its TCP/TLS connection. A peer's UDP socket with the very same
+        # host and port would be answered on the connection too: harmless (same peer).
+        self._streams: dict[tuple[str, int], SipStreamConnection] = {}
+        self._outgoing: dict[str, asyncio.Queue[SipMessage]] = {}  # dial-outs' responses
 
     # -- transport -------------------------------------------------------------------------
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.message_received(data, addr)
+
+    def message_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        """One SIP message, from a datagram or cut from a TCP/TLS stream (stream.py)."""
         try:
             message = sip.parse(data)
         except SipParseError as exc:
@@ -124,7 +133,72 @@ class UserAgentServer(UdpEndpoint):
             )
 
     def _send(self, message: SipMessage | bytes, addr: tuple[str, int]) -> None:
-        self.sendto(message if isinstance(message, bytes) else message.serialise(), addr)
+        data = message if isinstance(message, bytes) else message.serialise()
+        stream = self._streams.get(addr)
+        if stream is not None:
+            stream.write(data)  # a peer on TCP/TLS is answered on its connection
+        else:
+            self.sendto(data, addr)
+
+    # -- TCP and TLS connections (stream.py) ----------------------------------------------
+
+    def attach_stream(self, stream: SipStreamConnection) -> None:
+        self._streams[stream.peer] = stream
+
+    def detach_stream(self, stream: SipStreamConnection) -> None:
+        if self._streams.get(stream.peer) is stream:
+            del self._streams[stream.peer]
+
+    def stream_count(self, host: str) -> int:
+        return sum(1 for peer in self._streams if peer[0] == host)
+
+    def has_call_from(self, peer: tuple[str, int]) -> bool:
+        return any(call.dialog.peer == peer for call in self.calls.values())
+
+    def send(self, message: SipMessage | bytes, addr: tuple[str, int]) -> None:
+        """Send a message of our own (dial-out's requests) to `addr`."""
+        self._send(message, addr)
+
+    def via(self, address: str, peer: tuple[str, int]) -> str:
+        """A Via for a request of ours to `peer`, with a new branch."""
+        name, port = self._transport_of(peer)
+        return f"SIP/2.0/{name} {address}:{port};branch={sip.new_branch()};rport"
+
+    def expect_responses(self, call_id: str) -> asyncio.Queue[SipMessage]:
+        """Responses for `call_id` (a dial-out's INVITE) go to this queue until forgotten."""
+        queue: asyncio.Queue[SipMessage] = asyncio.Queue(maxsize=64)
+        self._outgoing[call_id] = queue
+        return queue
+
+    def forget_responses(self, call_id: str) -> None:
+        self._outgoing.pop(call_id, None)
+
+    def add_call(self, call: Call) -> None:
+        """An answered dial-out call: in-dialog requests and hang-ups find it from now on."""
+        self.calls[call.call_id] = call
+        self.metrics.active_calls.inc()
+        self.metrics.call_attempts.labels("dialled_out").inc()
+        call.start_media()
+        if self.settings.max_call_seconds > 0:
+            self._deadlines[call.call_id] = asyncio.get_running_loop().call_later(
+                self.settings.max_call_seconds,
+                lambda: self.spawn(self.hang_up(call, "max_length"), "phone-max-length"),
+            )
+
+    def transport_name(self, peer: tuple[str, int]) -> str:
+        return self._transport_of(peer)[0]
+
+    def _transport_of(self, peer: tuple[str, int]) -> tuple[str, int]:
+        """How `peer` reaches us: (UDP | TCP | TLS, our port for it)."""
+        stream = self._streams.get(peer)
+        if stream is None:
+            return "UDP", self.local_port
+        return stream.name, stream.local_port
+
+    def contact(self, address: str, peer: tuple[str, int]) -> str:
+        name, port = self._transport_of(peer)
+        suffix = "" if name == "UDP" else f";transport={name.lower()}"
+        return f"<sip:pairwise@{address}:{port}{suffix}>"
 
     def spawn(self, coroutine: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
         task = asyncio.create_task(coroutine, name=name)
@@ -162,7 +236,7 @@ class UserAgentServer(UdpEndpoint):
             self._reply(
                 request,
                 addr,
-                self._allowed(addr[0]) and 200 or 403,
+                self.allowed(addr[0]) and 200 or 403,
                 headers=[("Allow", ALLOW), ("Accept", "application/sdp")],
             )
         else:
@@ -196,7 +270,7 @@ class UserAgentServer(UdpEndpoint):
             }
         self._answered[key] = (data, now)
 
-    def _allowed(self, host: str) -> bool:
+    def allowed(self, host: str) -> bool:
         if not self._allowed_networks:
             return True
         try:
@@ -213,7 +287,7 @@ class UserAgentServer(UdpEndpoint):
             return
         if request.call_id in self._unacked:
             return  # the rejection is being retransmitted already
-        if not self._allowed(addr[0]):
+        if not self.allowed(addr[0]):
             self._reject(request, addr, 403, "forbidden")
             return
         self._send(sip.response(request, 100), addr)
@@ -269,7 +343,7 @@ class UserAgentServer(UdpEndpoint):
         if sip.header_param(request.get("To"), "tag"):
             if self._in_dialog(call, request, addr):
                 self._reinvite(call, request, addr)
-        elif not self._allowed(addr[0]):
+        elif not self.allowed(addr[0]):
             self._reply(request, addr, 403)
         elif call.retransmitted_by(request, addr):
             if call.final_response:
@@ -404,7 +478,7 @@ class UserAgentServer(UdpEndpoint):
             to_tag=local_tag,
             body=body,
             headers=[
-                ("Contact", f"<sip:pairwise@{address}:{self.local_port}>"),
+                ("Contact", self.contact(address, addr)),
                 ("Allow", ALLOW),
                 ("User-Agent", USER_AGENT),
                 ("Content-Type", "application/sdp"),
@@ -499,7 +573,7 @@ class UserAgentServer(UdpEndpoint):
                 200,
                 body=body,
                 headers=[
-                    ("Contact", f"<sip:pairwise@{address}:{self.local_port}>"),
+                    ("Contact", self.contact(address, addr)),
                     ("Content-Type", "application/sdp"),
                 ],
             ),
@@ -509,7 +583,7 @@ class UserAgentServer(UdpEndpoint):
     def _in_dialog(self, call: Call, request: SipMessage, addr: tuple[str, int]) -> bool:
         """Check an in-dialog request (BYE, INFO, re-INVITE) against the dialog and the
         allow-list; answer it (403 or 481) when it fails."""
-        if not self._allowed(addr[0]):
+        if not self.allowed(addr[0]):
             log.warning(
                 "refused an in-dialog request from a source not allowed",
                 extra={"source": addr[0], "method": request.method},
@@ -536,7 +610,7 @@ class UserAgentServer(UdpEndpoint):
         if (
             not call.dialog.matches(request)
             or cseq != call.dialog.invite_cseq
-            or not self._allowed(addr[0])
+            or not self.allowed(addr[0])
         ):
             log.info(
                 "ignored an ACK that does not match its dialog",
@@ -560,7 +634,7 @@ class UserAgentServer(UdpEndpoint):
         if call is None or call.invite.branch != request.branch:
             self._reply(request, addr, 481)
             return
-        if not self._allowed(addr[0]):
+        if not self.allowed(addr[0]):
             self._reply(request, addr, 403)
             return
         self._reply(request, addr, 200)
@@ -607,6 +681,11 @@ class UserAgentServer(UdpEndpoint):
     # -- responses (to our BYE) ------------------------------------------------------------
 
     def _response(self, message: SipMessage) -> None:
+        outgoing = self._outgoing.get(message.call_id)
+        if outgoing is not None:
+            if not outgoing.full():
+                outgoing.put_nowait(message)
+            return
         if message.status < 200:
             return
         try:
@@ -631,7 +710,7 @@ class UserAgentServer(UdpEndpoint):
             method="BYE",
             uri=dialog.remote_target,
             headers=[
-                ("Via", f"SIP/2.0/UDP {address}:{self.local_port};branch={sip.new_branch()};rport"),
+                ("Via", self.via(address, dialog.peer)),
                 ("Max-Forwards", "70"),
                 ("From", dialog.local_to),
                 ("To", dialog.remote_from),
@@ -681,5 +760,7 @@ class UserAgentServer(UdpEndpoint):
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        for stream in list(self._streams.values()):
+            stream.close()
         if self.transport is not None:
             self.transport.close()
