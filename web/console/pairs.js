@@ -3,7 +3,7 @@
 
 import { bdi, el, minutes, when } from "../sessionlog.js";
 import { call, enc } from "./api.js";
-import { $, action, ago, grid, say } from "./ui.js";
+import { $, action, ago, grid, present, say } from "./ui.js";
 
 let all = [];
 
@@ -48,7 +48,7 @@ async function detail(pairId) {
   const open = pair.status === "active";
   const member = el("select", { id: "remove-who", "aria-label": "Member to remove" },
     ...pair.members.map((m) => el("option", { value: m.identity }, `${m.name} (${m.role})`)));
-  box.replaceChildren(
+  box.replaceChildren(...present(
     el("h2", {}, bdi(pair.title)),
     el("p", {}, `Status: ${statusText(pair)} · ${pair.meetings} meetings · last meeting ${ago(pair.last_meeting)} · last message ${ago(pair.last_message)}`),
     el("p", {}, "Members: ", bdi(names(pair))),
@@ -81,7 +81,7 @@ async function detail(pairId) {
     el("h3", {}, "Sessions"),
     grid(["Started", "Length", "Who"], sessions.sessions.map((s) => [when(s.started_at), minutes(s.duration_seconds), (s.participants || []).join(", ")]),
       "No meetings yet."),
-  );
+  ));
   box.hidden = false;
   document.dispatchEvent(new Event("console:changed"));
 }

@@ -3,7 +3,7 @@
 
 import { bdi, el, when } from "../sessionlog.js";
 import { call, enc } from "./api.js";
-import { $, action, grid, say } from "./ui.js";
+import { $, action, grid, present, say } from "./ui.js";
 
 async function phoneCalls(room) {
   try {
@@ -63,11 +63,11 @@ export async function show({ arg } = {}) {
   for (const c of calls || []) {
     if (!inRoom.has(c.identity)) rows.push([bdi(c.name || c.caller || "caller"), c.role || "phone", "phone", "on a call", when(c.started_at), c.identity ? remove(c.identity) : ""]);
   }
-  $("room-now").replaceChildren(
+  $("room-now").replaceChildren(...present(
     el("h2", {}, now.pair ? `${now.pair.title} · ${now.pair.status === "active" ? "open" : "closed (pair ended)"}` : `Room ${arg}`),
     now.partial ? el("p", { class: "log-badge" }, "Only this node's people: the cluster directory is unreachable.") : null,
     grid(["Who", "Role", "Media", "Presence", "Since", ""], rows, "Nobody is in the room now.", { caption: "In the room now" }),
-    calls === null ? el("p", { class: "muted" }, "Phone callers show here once the server lists calls.") : null);
+    calls === null ? el("p", { class: "muted" }, "Phone callers show here once the server lists calls.") : null));
   const pair = pairs.find((p) => p.room === arg);
   await pins(arg, pair ? pair.members : []);
   document.dispatchEvent(new Event("console:changed"));

@@ -62,3 +62,8 @@ export function ago(ts) {
   if (days < 2) return "yesterday";
   return `${Math.floor(days)} days ago`;
 }
+
+/** The children that are there (a condition's `null` is left out). */
+export function present(...children) {
+  return children.filter((c) => c !== null && c !== undefined);
+}
