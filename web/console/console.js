@@ -46,6 +46,7 @@ function applyRole() {
 }
 
 function signedOut(why) {
+  fail(null);
   $("signin-why").textContent = why || "Sign in with your operator account, or use the admin key.";
   $("signin-form").hidden = false;
   $("nav").hidden = true;
@@ -66,8 +67,9 @@ async function open() {
 
 function start() {
   whenSignedOut((message) => {
+    const had = sessionStorage.getItem(KEY);
     sessionStorage.removeItem(KEY);
-    signedOut(message);
+    signedOut(had ? `Not signed in: ${message}` : null);
   });
   $("signin-form").addEventListener("submit", async (event) => {
     event.preventDefault();
