@@ -1,6 +1,6 @@
 // The operator's program-health page: numbers and charts from GET /api/v1/program/health.
 
-import { api, barChart, download, el, minutes, table, when } from "./sessionlog.js";
+import { api, barChart, bdi, download, el, minutes, table, when } from "./sessionlog.js";
 
 const $ = (id) => document.getElementById(id);
 const KEY = "pairwise.adminKey";
@@ -11,6 +11,16 @@ function percent(share) {
 
 function card(label, value) {
   return el("div", { class: "log-stat" }, el("span", {}, label), el("b", {}, value));
+}
+
+/** A table of pairs whose first cell links through to the pair in the console. */
+function pairTable(header, items, cells, empty) {
+  if (!items.length) return el("p", { class: "muted" }, empty);
+  const link = (item) => el("a", { href: `/console#pair/${encodeURIComponent(item.pair_id)}` }, bdi(item.title));
+  return el("table", { class: "log-table" },
+    el("thead", {}, el("tr", {}, ...header.map((h) => el("th", {}, h)))),
+    el("tbody", {}, ...items.map((item) => el("tr", {}, el("td", {}, link(item)),
+      ...cells(item).map((c) => el("td", { dir: "auto" }, String(c)))))));
 }
 
 function render(health) {
@@ -35,11 +45,11 @@ function render(health) {
     { title: "Rating distribution" }));
   $("months").replaceChildren(table(["Month", "Sessions", "Pairs", "Per pair"],
     health.months.map((m) => [m.month, m.sessions, m.pairs, m.per_pair.toFixed(2)]), "No sessions yet."));
-  $("quiet").replaceChildren(table(["Pair", "Last session or message", "Days quiet"],
-    health.going_quiet.map((q) => [q.title, when(q.last_activity), Math.floor(q.days_quiet)]),
+  $("quiet").replaceChildren(pairTable(["Pair", "Last session or message", "Days quiet"],
+    health.going_quiet, (q) => [when(q.last_activity), Math.floor(q.days_quiet)],
     `Every pair met or wrote in the last ${health.quiet_days} days.`));
-  $("flagged").replaceChildren(table(["Pair", "Reason"],
-    health.flagged.map((f) => [f.title, f.reason || ""]), "No pair is flagged."));
+  $("flagged").replaceChildren(pairTable(["Pair", "Reason"],
+    health.flagged, (f) => [f.reason || ""], "No pair is flagged."));
 }
 
 async function load(key) {

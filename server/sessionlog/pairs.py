@@ -111,8 +111,10 @@ class PairStore:
         """A room whose pair was ended or rematched (status `unpublished`) is closed: no new
         joins, phone callers, meetings or chat; its log is kept. Rooms no pair owns (ad-hoc
         rooms an operator made) stay open. Every way into a room asks here (issue 15)."""
-        pair = await self.by_room(room)
-        if pair is not None and pair.status != "active":
+        # One indexed read (rooms are unique): it runs on every chat message.
+        async with self._db.connect() as conn:
+            status = await conn.scalar(select(pairs.c.status).where(pairs.c.room == room))
+        if status is not None and status != "active":
             raise Forbidden(
                 "this pair's mentoring has ended, so its room is closed; its log stays readable",
                 code="room_closed",

@@ -1,0 +1,95 @@
+// The programme console: one page per task, chosen by the address's #fragment
+// (#participants, #criteria, #matching, #pairs, #pair/<id>, #rooms, #rooms/<room>, #activity).
+
+import { KEY, call, whenSignedOut } from "./api.js";
+import { $, fail, say } from "./ui.js";
+import * as participants from "./participants.js";
+import * as criteria from "./criteria.js";
+import * as matching from "./matching.js";
+import * as pairs from "./pairs.js";
+import * as rooms from "./rooms.js";
+import * as activity from "./activity.js";
+
+const PAGES = { participants, criteria, matching, pairs, rooms, activity };
+const started = new Set();
+let role = null;
+
+function route() {
+  const [name, ...rest] = location.hash.slice(1).split("/");
+  const page = name === "pair" ? "pairs" : (PAGES[name] ? name : "participants");
+  for (const id of Object.keys(PAGES)) $(id).hidden = id !== page;
+  for (const link of document.querySelectorAll("#nav a")) {
+    const current = link.getAttribute("href") === `#${page}`;
+    if (current) link.setAttribute("aria-current", "page");
+    else link.removeAttribute("aria-current");
+  }
+  fail(null);
+  say("");
+  const module = PAGES[page];
+  if (!started.has(page)) {
+    started.add(page);
+    module.init?.();
+  }
+  const arg = rest.map(decodeURIComponent).join("/");
+  Promise.resolve(module.show(name === "pair" ? { pair: arg } : { arg })).catch(fail);
+}
+
+/** A viewer reads; only managers and admins change things: their buttons are disabled. */
+function applyRole() {
+  document.body.dataset.role = role || "";
+  const reader = role === "viewer";
+  if (!reader) return;
+  for (const button of document.querySelectorAll("[data-manager]")) {
+    button.disabled = true;
+    button.title = "Viewers cannot change the programme";
+  }
+}
+
+function signedOut(why) {
+  fail(null);
+  $("signin-why").textContent = why || "Sign in with your operator account, or use the admin key.";
+  $("signin-form").hidden = false;
+  $("nav").hidden = true;
+  $("sign-out").hidden = true;
+  for (const id of Object.keys(PAGES)) $(id).hidden = true;
+}
+
+async function open() {
+  const me = await call("GET", "/api/v1/console/me");
+  role = me.role;
+  $("who").textContent = `${me.label} · ${me.role}`;
+  $("signin-form").hidden = true;
+  $("nav").hidden = false;
+  $("sign-out").hidden = false;
+  applyRole();
+  route();
+}
+
+function start() {
+  whenSignedOut((message) => {
+    const had = sessionStorage.getItem(KEY);
+    sessionStorage.removeItem(KEY);
+    signedOut(had ? `Not signed in: ${message}` : null);
+  });
+  $("signin-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    sessionStorage.setItem(KEY, $("admin-key").value.trim());
+    $("admin-key").value = "";
+    try {
+      await open();
+    } catch (error) {
+      $("signin-error").textContent = error.message;
+    }
+  });
+  $("sign-out").addEventListener("click", () => {
+    sessionStorage.removeItem(KEY);
+    location.hash = "";
+    location.reload();
+  });
+  window.addEventListener("hashchange", () => { if (!$("nav").hidden) route(); });
+  document.addEventListener("console:changed", applyRole);
+  // A session cookie (once operators sign in) or a key from earlier in this tab opens it.
+  open().catch((error) => { if (error.status !== 401) signedOut(error.message); });
+}
+
+start();

@@ -1,0 +1,102 @@
+// Pairs: status, last meeting, last message, flags; one pair's page with its sessions and the
+// actions (invite again, end, rematch, remove a member). Ending or rematching closes the room.
+
+import { bdi, el, minutes, when } from "../sessionlog.js";
+import { call, enc } from "./api.js";
+import { $, action, ago, grid, present, say } from "./ui.js";
+
+let all = [];
+
+function names(pair) {
+  return pair.members.map((m) => `${m.name} (${m.role})`).join(", ");
+}
+
+function statusText(pair) {
+  return pair.status === "active" ? "active" : "ended (room closed)";
+}
+
+function list() {
+  const showEnded = $("pairs-ended").checked;
+  const shown = all.filter((p) => showEnded || p.status === "active");
+  $("pair-list").replaceChildren(grid(["Pair", "Status", "Last meeting", "Last message", "Flag"],
+    shown.map((p) => [
+      el("a", { href: `#pair/${enc(p.id)}` }, bdi(p.title)),
+      statusText(p), ago(p.last_meeting), ago(p.last_message),
+      p.flagged ? el("span", { class: "log-badge" }, p.flag_reason || "flagged") : "",
+    ]),
+    showEnded ? "No pairs yet: publish a matching run." : "No active pairs.", { caption: "Pairs" }));
+}
+
+function invitations(result) {
+  $("invitations").replaceChildren(el("div", { class: "log-card" },
+    el("h2", {}, "Join links to send"),
+    el("p", { class: "muted" }, "Each link lets its person into the pair's room for 30 days."),
+    ...result.invitations.map((i) => el("div", { class: "console-field" },
+      el("label", { for: `link-${i.identity}` }, `${i.name} (${i.role})`),
+      el("input", { id: `link-${i.identity}`, value: i.join_url, readonly: true })))));
+}
+
+async function detail(pairId) {
+  const pair = all.find((p) => p.id === pairId);
+  const box = $("pair-detail");
+  if (!pair) {
+    box.replaceChildren(el("p", { class: "error" }, "No such pair."));
+    box.hidden = false;
+    return;
+  }
+  const sessions = await call("GET", `/api/v1/pairs/${enc(pair.id)}/sessions`);
+  const open = pair.status === "active";
+  const member = el("select", { id: "remove-who", "aria-label": "Member to remove" },
+    ...pair.members.map((m) => el("option", { value: m.identity }, `${m.name} (${m.role})`)));
+  box.replaceChildren(...present(
+    el("h2", {}, bdi(pair.title)),
+    el("p", {}, `Status: ${statusText(pair)} · ${pair.meetings} meetings · last meeting ${ago(pair.last_meeting)} · last message ${ago(pair.last_message)}`),
+    el("p", {}, "Members: ", bdi(names(pair))),
+    pair.flagged ? el("p", { class: "log-badge" }, `Flagged: ${pair.flag_reason || ""}`) : null,
+    el("p", {}, el("a", { href: `#rooms/${enc(pair.room)}` }, `Who is in room ${pair.room} now`)),
+    el("div", { class: "console-actions" },
+      action("Invite again", async () => {
+        invitations(await call("POST", `/api/v1/console/pairs/${enc(pair.id)}/invitations`));
+        say("Join links issued.");
+      }, { "data-manager": true, disabled: !open }),
+      action("End pair", async () => {
+        if (!confirm(`End ${pair.title}? Their room closes; the log stays.`)) return;
+        await call("POST", `/api/v1/console/pairs/${enc(pair.id)}/end`);
+        say(`${pair.title} ended: the room is closed.`);
+        await show({ pair: pair.id });
+      }, { "data-manager": true, disabled: !open }),
+      action("Rematch", async () => {
+        if (!confirm(`Rematch ${pair.title}? Their room closes and the mentee is matched again.`)) return;
+        const result = await call("POST", `/api/v1/pairs/${enc(pair.id)}/rematch`);
+        say("Rematching: the new run is under Matching.");
+        location.hash = `#matching/${result.run.id}`;
+      }, { "data-manager": true, disabled: !open })),
+    el("div", { class: "log-inline" },
+      el("label", { for: "remove-who" }, "Remove from the room"), member,
+      action("Remove", async () => {
+        const identity = member.value;
+        await call("DELETE", `/api/v1/rooms/${enc(pair.room)}/participants/${enc(identity)}`);
+        say(`${identity} was removed from the room; their links stop working.`);
+      }, { "data-manager": true })),
+    el("h3", {}, "Sessions"),
+    grid(["Started", "Length", "Who"], sessions.sessions.map((s) => [when(s.started_at), minutes(s.duration_seconds), (s.participants || []).join(", ")]),
+      "No meetings yet."),
+  ));
+  box.hidden = false;
+  document.dispatchEvent(new Event("console:changed"));
+}
+
+export async function show({ pair } = {}) {
+  all = (await call("GET", "/api/v1/console/pairs")).pairs;
+  list();
+  $("pair-detail").hidden = true;
+  $("invitations").replaceChildren();
+  if (pair) {
+    await detail(pair);
+    $("pair-detail").focus();
+  }
+}
+
+export function init() {
+  $("pairs-ended").addEventListener("change", list);
+}
