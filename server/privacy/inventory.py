@@ -60,6 +60,8 @@ PERSON_COLUMNS: tuple[PersonColumn, ...] = (
     PersonColumn(schema.match_exclusions, "mentor"),
     PersonColumn(schema.removals, "identity"),
     PersonColumn(schema.erasure_requests, "identity"),
+    PersonColumn(schema.calendar_feeds, "identity", delete=True),  # the feed dies with them
+    PersonColumn(schema.meetings, "proposed_by"),
 )
 
 # Columns that look like a person but are not a participant's data, and why.
