@@ -36,6 +36,7 @@ from server.media.room_audio import SfuRoomAudio
 from server.media.sfu import Sfu
 from server.media.signaling import MediaHandlers
 from server.meetings import api as meetings_api
+from server.meetings.digest import ChatDigest
 from server.meetings.directory import Directory, IdentityEmails
 from server.meetings.feeds import CalendarFeeds
 from server.meetings.people import Profiles
@@ -156,6 +157,17 @@ def create_app(settings: Settings, *, directory: Directory | None = None) -> web
         phone=phone,
     )
     services.jobs, services.meetings = _meetings(settings, services, directory)
+    services.digest = ChatDigest(
+        database,
+        services.meetings.pairs,
+        services.jobs,
+        services.meetings.mailer,
+        services.meetings.directory,
+        secret_key=settings.secret_key,
+        base_url=settings.base_url,
+        after_minutes=settings.digest_after_minutes,
+        every_minutes=settings.digest_every_minutes,
+    )
     app[SERVICES] = services
     for table in ROUTE_TABLES:
         table.install(app)
@@ -225,8 +237,9 @@ def _phone_of(dial_in: DialIn) -> Callable[[str, Member], Awaitable[dict[str, st
 async def _jobs(app: web.Application) -> AsyncIterator[None]:
     """Due jobs run once the database is migrated (`_lifecycle` runs first) and stop
     before it closes."""
-    jobs = app[SERVICES].jobs
-    assert jobs is not None
+    jobs, digest = app[SERVICES].jobs, app[SERVICES].digest
+    assert jobs is not None and digest is not None
+    await digest.start()
     jobs.start()
     yield
     await jobs.stop()

@@ -62,6 +62,8 @@ PERSON_COLUMNS: tuple[PersonColumn, ...] = (
     PersonColumn(schema.erasure_requests, "identity"),
     PersonColumn(schema.calendar_feeds, "identity", delete=True),  # the feed dies with them
     PersonColumn(schema.meetings, "proposed_by"),
+    PersonColumn(schema.chat_digest_marks, "identity", delete=True),
+    PersonColumn(schema.chat_digest_people, "identity", delete=True),
 )
 
 # Columns that look like a person but are not a participant's data, and why.

@@ -36,6 +36,11 @@ SECRET_URLS = {
         "/calendar/" + "A" * 43 + ".ics",
         "/calendar/..%2F..%2Fadmin_key.ics",
     ],
+    "/digest/unsubscribe/{token}": [
+        "/digest/unsubscribe/1",
+        "/digest/unsubscribe/YWRh.00000000000000000000000000000000",  # "ada", unsigned
+        "/digest/unsubscribe/%FF%FE.1",
+    ],
 }
 
 
@@ -108,6 +113,7 @@ async def test_every_route_refuses_every_wrong_caller(target: Target) -> None:
         "/api/v1/pairs/{pair_id}/meetings/{meeting_id}/cancel",
         "/api/v1/me/calendar",
         "/calendar/{secret}.ics",
+        "/digest/unsubscribe/{token}",
     ):
         assert expected in paths
     # Nothing any wrong caller sent got through.
