@@ -72,7 +72,7 @@ async def test_a_reminder_due_while_the_server_is_down_is_sent_once_after_restar
         "PAIRWISE_MEETINGS_REMINDER_MINUTES": "[60]",
     }
     server = ServerProcess(data_dir=tmp_path / "node", env=env)
-    await asyncio.to_thread(server.start)
+    await asyncio.to_thread(server.start, 120)  # slow under load
     start = time.time() + 3600 + 4
     async with aiohttp.ClientSession(server.url) as http:
         members = [
@@ -104,7 +104,7 @@ async def test_a_reminder_due_while_the_server_is_down_is_sent_once_after_restar
     due = start - 3600
     await asyncio.sleep(max(0.0, due - time.time()) + 0.5)  # the server is down when it falls due
     assert smtp.drained() == []
-    await asyncio.to_thread(server.start)
+    await asyncio.to_thread(server.start, 120)  # slow under load
     try:
         reminders = await smtp.take(2)
         assert sorted(m["To"] for m in reminders) == [ANA, BEN]
