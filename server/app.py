@@ -37,6 +37,7 @@ from server.media.room_audio import SfuRoomAudio
 from server.media.sfu import Sfu
 from server.media.signaling import MediaHandlers
 from server.meetings import api as meetings_api
+from server.meetings.digest import ChatDigest
 from server.meetings.directory import AccountEmails, Directory
 from server.meetings.feeds import CalendarFeeds
 from server.meetings.people import Profiles
@@ -183,6 +184,17 @@ def create_app(settings: Settings, *, directory: Directory | None = None) -> web
         ),
     )
     services.jobs, services.meetings = _meetings(settings, services, directory)
+    services.digest = ChatDigest(
+        database,
+        services.meetings.pairs,
+        services.jobs,
+        services.meetings.mailer,
+        services.meetings.directory,
+        secret_key=settings.secret_key,
+        base_url=settings.base_url,
+        after_minutes=settings.digest_after_minutes,
+        every_minutes=settings.digest_every_minutes,
+    )
     app[SERVICES] = services
     app[signin_api.LINK_BUCKETS] = signin_api.link_buckets(settings.signin_links_per_hour)
     for table in ROUTE_TABLES:
@@ -253,8 +265,9 @@ def _phone_of(dial_in: DialIn) -> Callable[[str, Member], Awaitable[dict[str, st
 async def _jobs(app: web.Application) -> AsyncIterator[None]:
     """Due jobs run once the database is migrated (`_lifecycle` runs first) and stop
     before it closes."""
-    jobs = app[SERVICES].jobs
-    assert jobs is not None
+    jobs, digest = app[SERVICES].jobs, app[SERVICES].digest
+    assert jobs is not None and digest is not None
+    await digest.start()
     jobs.start()
     yield
     await jobs.stop()

@@ -132,6 +132,12 @@ class Settings(BaseSettings):
     meetings_absent_minutes: int = Field(
         5, ge=1, le=120, description="minutes after the start to tell a missing member"
     )
+    digest_after_minutes: float = Field(
+        15.0, gt=0, description="chat unread this long goes into an email digest"
+    )
+    digest_every_minutes: float = Field(
+        60.0, gt=0, description="at most one digest per person this often"
+    )
 
     # phone (SIP dial-in)
     sip_bind: str | None = Field(None, description="host:port for SIP over UDP; off when unset")

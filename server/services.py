@@ -28,6 +28,7 @@ from server.store import Database
 if TYPE_CHECKING:  # the phone API module itself reads Services
     from server.media.phone.api import DialIn
     from server.media.phone.gateway import PhoneGateway
+    from server.meetings.digest import ChatDigest
     from server.meetings.service import Meetings
 
 
@@ -52,6 +53,7 @@ class Services:
     signin: SignIn | None = None
     jobs: JobRunner | None = None
     meetings: Meetings | None = None
+    digest: ChatDigest | None = None
 
     @property
     def admin_key(self) -> str:

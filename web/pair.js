@@ -146,7 +146,9 @@ async function renderPair() {
   $("members").replaceChildren(...pair.members.flatMap((m, i) => [i ? " · " : "", bdi(m.name), ` (${m.role})`]));
   const { feedback } = await call("GET", `${base()}/feedback`);
   state.feedback = new Map(feedback.map((f) => [f.session_id, f]));
-  await Promise.all([renderAgenda(), renderGoals(), renderSessions()]);
+  const meetings = import("./meetings.js").then(({ mountMeetings }) =>
+    mountMeetings($("meetings"), { call, pair, me: state.me }));
+  await Promise.all([renderAgenda(), renderGoals(), renderSessions(), meetings]);
 }
 
 async function open(token) {

@@ -17,6 +17,7 @@ from server.api.access import Access, caller_of
 from server.api.http import RouteTable, json_response, read_body
 from server.errors import NotFound
 from server.meetings import calendar
+from server.meetings.digest import ChatDigest
 from server.meetings.feeds import CalendarFeeds
 from server.meetings.model import Meeting, local_text
 from server.meetings.service import MAX_OPTIONS, Meetings, bare_address
@@ -297,3 +298,48 @@ async def calendar_feed(request: web.Request) -> web.Response:
 
 def _feeds(request: web.Request) -> CalendarFeeds:
     return _meetings(request).feeds
+
+
+# --- chat digest ---------------------------------------------------------------------------
+
+UNSUBSCRIBE_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Chat digests</title></head><body><main>
+<h1>Stop chat digest emails?</h1>
+<form method="post"><button type="submit">Stop them</button></form>
+</main></body></html>"""
+
+
+def _digest(request: web.Request) -> ChatDigest:
+    digest = services_of(request).digest
+    assert digest is not None, "create_app wires the chat digest"
+    return digest
+
+
+@routes.route(
+    "GET",
+    "/digest/unsubscribe/{token}",
+    summary="The page an unsubscribe link opens (a button; opening it changes nothing)",
+    errors=(404,),
+    access=Access.PUBLIC,
+    tags=TAGS,
+)
+async def unsubscribe_page(request: web.Request) -> web.Response:
+    _digest(request).identity_of(request.match_info["token"])
+    return web.Response(text=UNSUBSCRIBE_PAGE, content_type="text/html")
+
+
+@routes.route(
+    "POST",
+    "/digest/unsubscribe/{token}",
+    summary="Stop chat digest emails (the signed link's one-click unsubscribe, RFC 8058)",
+    errors=(404,),
+    access=Access.PUBLIC,
+    tags=TAGS,
+)
+async def unsubscribe(request: web.Request) -> web.Response:
+    await _digest(request).unsubscribe(request.match_info["token"])
+    return web.Response(
+        text="<!doctype html><title>Chat digests</title><p>No more chat digest emails.</p>",
+        content_type="text/html",
+    )

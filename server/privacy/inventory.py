@@ -63,6 +63,10 @@ PERSON_COLUMNS: tuple[PersonColumn, ...] = (
     PersonColumn(schema.console_inactive_profiles, "identity", delete=True),
     # A participant's sign-in account (email, name; its links and sessions go with it).
     PersonColumn(schema.accounts, "identity", delete=True),
+    PersonColumn(schema.calendar_feeds, "identity", delete=True),  # the feed dies with them
+    PersonColumn(schema.meetings, "proposed_by"),
+    PersonColumn(schema.chat_digest_marks, "identity", delete=True),
+    PersonColumn(schema.chat_digest_people, "identity", delete=True),
 )
 
 # Columns that look like a person but are not a participant's data, and why.

@@ -456,3 +456,21 @@ calendar_feeds = Table(
     Column("secret_hash", String(64), nullable=False, unique=True),
     Column("created_at", Float, nullable=False),
 )
+
+# The unread-chat digest (server/meetings/digest.py): how far each member's digests have
+# covered each room's chat, and when each person last got one (or asked for none).
+chat_digest_marks = Table(
+    "chat_digest_marks",
+    metadata,
+    Column("room", String(200), primary_key=True),
+    Column("identity", String(200), primary_key=True),
+    Column("message_id", ID, nullable=False),
+)
+
+chat_digest_people = Table(
+    "chat_digest_people",
+    metadata,
+    Column("identity", String(200), primary_key=True),
+    Column("last_sent_at", Float, nullable=True),
+    Column("unsubscribed", Boolean, nullable=False),
+)

@@ -40,6 +40,11 @@ SECRET_URLS = {
         "/calendar/" + "A" * 43 + ".ics",
         "/calendar/..%2F..%2Fadmin_key.ics",
     ],
+    "/digest/unsubscribe/{token}": [
+        "/digest/unsubscribe/1",
+        "/digest/unsubscribe/YWRh.00000000000000000000000000000000",  # "ada", unsigned
+        "/digest/unsubscribe/%FF%FE.1",
+    ],
 }
 
 
@@ -190,6 +195,7 @@ async def test_every_route_refuses_every_wrong_caller(target: Target) -> None:
         "/api/v1/me/calendar",
         "/calendar/{secret}.ics",
         "/api/v1/phone/calls",
+        "/digest/unsubscribe/{token}",
     ):
         assert expected in paths
     # Nothing any wrong caller sent got through.

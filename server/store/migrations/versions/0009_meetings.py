@@ -1,4 +1,4 @@
-"""Durable jobs, meetings and calendar feeds.
+"""Durable jobs, meetings, calendar feeds and the unread-chat digest.
 
 Revision ID: 0009
 Revises: 0008
@@ -60,9 +60,23 @@ def upgrade() -> None:
         sa.Column("created_at", sa.Float, nullable=False),
         sa.UniqueConstraint("secret_hash", name="uq_calendar_feeds_secret_hash"),
     )
+    op.create_table(
+        "chat_digest_marks",
+        sa.Column("room", sa.String(200), primary_key=True),
+        sa.Column("identity", sa.String(200), primary_key=True),
+        sa.Column("message_id", ID, nullable=False),
+    )
+    op.create_table(
+        "chat_digest_people",
+        sa.Column("identity", sa.String(200), primary_key=True),
+        sa.Column("last_sent_at", sa.Float, nullable=True),
+        sa.Column("unsubscribed", sa.Boolean, nullable=False),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("chat_digest_people")
+    op.drop_table("chat_digest_marks")
     op.drop_table("calendar_feeds")
     op.drop_index("ix_meetings_pair_id", "meetings")
     op.drop_table("meetings")
