@@ -1,6 +1,8 @@
 // The pair page: upcoming agenda, goals, past sessions with a strip of media modes over
 // time, and feedback. Members sign in with their join token (the one from their meeting link).
 
+import { readToken } from "./client/socket.js";
+import { plainReason } from "./client/reasons.js";
 import { api, bdi, download, el, minutes, svg, when } from "./sessionlog.js";
 
 const $ = (id) => document.getElementById(id);
@@ -22,6 +24,11 @@ function takeToken() {
   return sessionStorage.getItem(TOKEN_KEY);
 }
 
+/** A member's name as the pair knows it (identities are login ids: never shown). */
+function nameOf(identity) {
+  return state.pair?.members.find((m) => m.identity === identity)?.name || "A former member";
+}
+
 const call = (method, path, body) => api(state.token, method, path, body);
 const base = () => `/api/v1/pairs/${encodeURIComponent(state.pair.id)}`;
 
@@ -29,35 +36,45 @@ function fail(error) {
   $("pair-error").textContent = error.message;
 }
 
-/** One row per participant: a coloured stretch for each media mode, over the session's time. */
+const MODE_WORDS = { video: "video", audio: "audio only", text: "text chat", phone: "phone" };
+
+/** One row per participant: their name in page text (readable at any width), then a bar
+ * with a coloured stretch for each media mode over the session's time. */
 function mediaStrip(detail) {
   const start = detail.session.started_at;
   const end = detail.session.ended_at || Date.now() / 1000;
   const span = Math.max(end - start, 1);
-  const people = Object.keys(detail.media_path);
-  const width = 600, row = 18, label = 90;
-  const strip = svg("svg", { viewBox: `0 0 ${width} ${people.length * row + 4}`, class: "strip", role: "img",
-    "aria-label": "Media modes over time" });
-  people.forEach((identity, i) => {
-    strip.append(svg("text", { x: 0, y: i * row + 13 }, identity));
+  const width = 600;
+  const rows = Object.keys(detail.media_path).map((identity) => {
+    const bar = svg("svg", { viewBox: `0 0 ${width} 14`, preserveAspectRatio: "none", class: "strip-bar",
+      "aria-hidden": "true" });
     for (const segment of detail.media_path[identity]) {
-      const x0 = label + ((segment.started_at - start) / span) * (width - label);
-      const x1 = label + (((segment.ended_at || end) - start) / span) * (width - label);
-      const rect = svg("rect", { x: x0, y: i * row + 2, width: Math.max(x1 - x0, 1), height: row - 4,
-        class: `mode-${MODES.includes(segment.mode) ? segment.mode : "text"}` });
-      const why = segment.previous ? ` (from ${segment.previous}: ${segment.reason})` : "";
-      rect.append(svg("title", {}, `${identity}: ${segment.mode}${why}`));
-      strip.append(rect);
+      const x0 = ((segment.started_at - start) / span) * width;
+      const x1 = (((segment.ended_at || end) - start) / span) * width;
+      const mode = MODES.includes(segment.mode) ? segment.mode : "text";
+      const rect = svg("rect", { x: x0, y: 0, width: Math.max(x1 - x0, 1), height: 14, class: `mode-${mode}` });
+      const why = segment.previous ? ` (from ${MODE_WORDS[segment.previous] || "another mode"}: ${plainReason(segment.reason)})` : "";
+      rect.append(svg("title", {}, `${nameOf(identity)}: ${MODE_WORDS[mode]}${why}`));
+      bar.append(rect);
     }
+    const modes = [...new Set(detail.media_path[identity].map((s) => MODE_WORDS[s.mode] || "text chat"))];
+    return el("li", { class: "strip-row" }, el("span", { class: "strip-name" }, bdi(nameOf(identity))), bar,
+      el("span", { class: "visually-hidden" }, `: ${modes.join(", then ")}`));
   });
-  return strip;
+  return el("ul", { class: "strip", "aria-label": "Media modes over time" }, ...rows);
 }
 
 function feedbackForm(session) {
   const mine = state.feedback.get(session.id);
   if (mine) return el("p", { class: "muted" }, `Your rating: ${"★".repeat(mine.rating)}`, mine.comment ? " — " : null, mine.comment ? bdi(mine.comment) : null);
   if (session.in_progress) return null;
-  const rating = el("select", { "aria-label": "Rating" },
+  // Only who was there rates a meeting.
+  if (session.participants && !session.participants.includes(state.me)) {
+    return el("p", { class: "muted" }, "You were not in this meeting.");
+  }
+  // No rating is chosen for the person: they pick one (required) or send nothing.
+  const rating = el("select", { "aria-label": "Rating", required: true },
+    el("option", { value: "" }, "Rate this meeting…"),
     ...[5, 4, 3, 2, 1].map((n) => el("option", { value: n }, `${n} ★`)));
   const comment = el("input", { maxlength: 4000, placeholder: "A comment (optional)", "aria-label": "Comment" });
   const badFit = el("input", { type: "checkbox" });
@@ -85,13 +102,13 @@ async function renderSessions() {
     .map((s) => call("GET", `${base()}/sessions/${s.id}`)));
   const items = sessions.map((s, i) => {
     const detail = details[i];
-    const steps = s.fallback_steps.length ? `fell back: ${s.fallback_steps.join(", ")}` : "no fallback";
+    const steps = s.fallback_steps.length ? `fell back: ${s.fallback_steps.map((step) => plainStep(step)).join(", ")}` : "no fallback";
     return el("article", { class: "log-card log-session" },
       el("h3", {}, `${when(s.started_at)} · ${s.in_progress ? "in progress" : minutes(s.duration_seconds)}`),
-      el("p", { class: "muted" }, `${s.participants.join(", ")} · ${steps}`),
+      el("p", { class: "muted" }, ...s.participants.flatMap((id, j) => [j ? ", " : "", bdi(nameOf(id))]), ` · ${steps}`),
       detail ? mediaStrip(detail) : null,
       detail && detail.agenda_done.length ? el("p", {}, "Ticked off: ", ...detail.agenda_done.flatMap((t, j) => (j ? ["; ", bdi(t)] : [bdi(t)]))) : null,
-      detail && detail.notes.length ? el("ul", {}, ...detail.notes.map((n) => el("li", {}, `${n.author}: `, bdi(n.text)))) : null,
+      detail && detail.notes.length ? el("ul", {}, ...detail.notes.map((n) => el("li", {}, bdi(nameOf(n.author)), ": ", bdi(n.text)))) : null,
       feedbackForm(s));
   });
   $("sessions").replaceChildren(...(items.length ? items : [el("p", { class: "muted" }, "No sessions yet.")]));
@@ -113,7 +130,7 @@ async function renderAgenda() {
     });
     const carried = item.carried_over ? el("span", { class: "log-badge" }, `carried over ×${item.carried_over}`) : null;
     return el("li", {}, el("label", { class: "log-check" }, box, " ", bdi(item.text), " "), carried,
-      el("span", { class: "muted" }, ` — ${item.added_by}`));
+      el("span", { class: "muted" }, " — ", bdi(nameOf(item.added_by))));
   }) : [el("li", { class: "muted" }, "Nothing on the agenda yet.")]));
 }
 
@@ -162,6 +179,12 @@ async function open(token) {
     $("pair-select").replaceChildren(...mine.pairs.map((p) => el("option", { value: p.id, selected: p.id === state.pair.id, dir: "auto" }, p.title)));
     $("pair-choice").hidden = false;
   }
+  // The join link works for the room this token was issued for: for another pair's room,
+  // it would open the wrong meeting, so that pair's own invitation is needed instead.
+  const claims = readToken(token);
+  const here = claims && claims.room === state.pair.room;
+  $("join-link").hidden = !here;
+  $("join-elsewhere").hidden = here;
   $("token-form").hidden = true;
   $("pair").hidden = false;
   await renderPair();
@@ -222,3 +245,8 @@ function start() {
 }
 
 start();
+
+/** "video→audio" style steps in words. */
+function plainStep(step) {
+  return String(step).split(/→|->/).map((mode) => MODE_WORDS[mode.trim()] || plainReason(mode.trim())).join(" → ");
+}

@@ -54,12 +54,9 @@ class Empty(Payload):
     pass
 
 
-# The reactions a person can send (shown briefly on their tile to everyone). A fixed set:
-# nothing a client writes is shown to the others as a reaction.
-REACTIONS = ("thumbs_up", "clap", "heart", "laugh", "surprised", "thinking")
-
-
 class ReactionIn(Payload):
+    # A fixed set (web/client/reactions.js draws each): nothing a client writes is shown to
+    # the others as a reaction.
     reaction: Literal["thumbs_up", "clap", "heart", "laugh", "surprised", "thinking"]
 
 

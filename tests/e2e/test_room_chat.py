@@ -26,8 +26,9 @@ LINKS = "Read https://example.org/guide?x=1, then www.example.com. Not javascrip
 
 @pytest.fixture
 async def base_url(aiohttp_server: Any, make_settings: Callable[..., Settings]) -> str:
-    """The history is written quickly before the browser opens: a burst the size of it."""
-    server = await aiohttp_server(create_app(make_settings(chat_burst=100)))
+    """The history is written quickly before the browser opens (a burst the size of it);
+    a partner who drops is gone after 1 s."""
+    server = await aiohttp_server(create_app(make_settings(chat_burst=100, room_grace_seconds=1)))
     return str(server.make_url("")).rstrip("/")
 
 
