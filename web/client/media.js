@@ -598,6 +598,7 @@ export class MediaSession {
     this.answering = pc.setRemoteDescription({ type: "answer", sdp: answer.sdp });
     await this.answering;
     await connected;
+    this.#watchDtls(pc, run);
     // Below video for the network (not a choice) the camera is not reported off: the
     // session log would read it as the person's choice.
     if (mode === "video") this.#control({ audio: this.local.isEnabled("audio"), video: this.local.isEnabled("video"), receive_video: true });
@@ -689,6 +690,22 @@ export class MediaSession {
         if (pc === this.pc && pc.connectionState !== "connected") this.#dropped("ice_disconnected", true);
       }, DISCONNECTED_GRACE_MS);
     }
+  }
+
+  /** The SFU closing its side sends a DTLS close_notify: the transport says `closed` while
+   * the connection's own state still reads `connected` (it only follows ICE), so only the
+   * transport tells that the far end is gone. */
+  #watchDtls(pc, run) {
+    const dtls = [...pc.getSenders(), ...pc.getReceivers()].map((x) => x.transport).find(Boolean);
+    if (!dtls) return;
+    const check = () => {
+      if (pc !== this.pc || run !== this.generation) return;
+      if (dtls.state === "closed" || dtls.state === "failed") {
+        this.#dropped(dtls.state === "closed" ? "connection_closed" : "dtls_failed", true);
+      }
+    };
+    dtls.addEventListener("statechange", check);
+    check();
   }
 
   #control(controls) {
