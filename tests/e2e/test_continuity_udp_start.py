@@ -23,7 +23,7 @@ from server.app import create_app
 from server.config import Settings
 from tests.e2e.conftest import Launcher, OpenPage, RoomPage
 from tests.e2e.test_continuity import DEBUG, both_decode, make_pair, timeline
-from tests.e2e.test_network_faults import namespace_participant
+from tests.e2e.test_network_faults import bo_in_namespace
 from tests.reliability.test_turn import SECRET, SELECTED_PAIR, Turn, turn  # noqa: F401 - fixture
 from tests.support.netns import TestHost, create_test_host
 
@@ -92,15 +92,8 @@ class TestTurnOverTcp:
         reached over TCP) and both decode each other's video; bo is on video in the log."""
         pair_id = await make_pair(base_url, "pair-tcp")
         ada = await open_page("ada", role="mentor", room="pair-tcp", diag=DEBUG)
-        bo = await namespace_participant(
-            open_page,
-            launcher,
-            test_host,
-            server_port,
-            tmp_path,
-            identity="bo",
-            room="pair-tcp",
-            diag=DEBUG,
+        bo = await bo_in_namespace(
+            open_page, launcher, test_host, server_port, tmp_path, "pair-tcp"
         )
         await both_decode(ada, bo, 25)
         await expect(ada.badge("bo")).to_have_text("Video")
@@ -124,16 +117,7 @@ async def test_udp_blocked_from_the_start_without_turn_is_text_then_video(
     each other's video within 15 s, with no click. The log shows bo's way up."""
     pair_id = await make_pair(base_url, "pair-noturn")
     ada = await open_page("ada", role="mentor", room="pair-noturn", diag=DEBUG)
-    bo = await namespace_participant(
-        open_page,
-        launcher,
-        test_host,
-        server_port,
-        tmp_path,
-        identity="bo",
-        room="pair-noturn",
-        diag=DEBUG,
-    )
+    bo = await bo_in_namespace(open_page, launcher, test_host, server_port, tmp_path, "pair-noturn")
     await expect(ada.badge("bo")).to_have_text("Text chat", timeout=20_000)
     await expect(bo.page.locator("#banner")).to_contain_text("keeps trying in the background")
     await asyncio.to_thread(test_host.heal)

@@ -57,6 +57,15 @@ async def namespace_participant(
     return await open_page(context=context, origin=origin, **kw)
 
 
+async def bo_in_namespace(
+    open_page: OpenPage, launcher: Launcher, host: TestHost, port: int, tmp_path: Path, room: str
+) -> Any:
+    """Bo, with the debug handle, in the namespace's Chromium."""
+    return await namespace_participant(
+        open_page, launcher, host, port, tmp_path, identity="bo", room=room, diag=DEBUG
+    )
+
+
 # 15 s: the issue's fault. 30 s outlasts a whole pass down the ladder (video, video,
 # audio: ~10 s after the page sees the connection drop), so the page is in text when
 # UDP returns and only its background retries bring video back.
@@ -138,9 +147,7 @@ async def test_degraded_network_keeps_video_and_recovers(
     room = f"pair-{fault}"
     pair_id = await make_pair(base_url, room)
     ada = await open_page("ada", role="mentor", room=room, diag=DEBUG)
-    bo = await namespace_participant(
-        open_page, launcher, test_host, server_port, tmp_path, identity="bo", room=room, diag=DEBUG
-    )
+    bo = await bo_in_namespace(open_page, launcher, test_host, server_port, tmp_path, room)
     await both_decode(ada, bo, 20)
     await asyncio.to_thread(DEGRADED[fault], test_host)
     await asyncio.gather(decodes(ada, "bo", 15, frames=20), decodes(bo, "ada", 15, frames=20))
