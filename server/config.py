@@ -92,9 +92,12 @@ class Settings(BaseSettings):
     turn_secret: str | None = Field(None, description="coturn static-auth-secret (REST style)")
     turn_ttl_seconds: int = Field(3600, gt=0)
     media_silence_seconds: float = Field(5.0, gt=0, description="no inbound RTP → step down")
-    media_ice_timeout_seconds: float = Field(15.0, gt=0, description="ICE not connected → text")
+    media_ice_timeout_seconds: float = Field(5.0, gt=0, description="ICE not connected → text")
     media_loss_step_down_percent: float = Field(20.0, gt=0, le=100)
     media_recover_seconds: float = Field(5.0, gt=0, description="healthy this long → step up")
+    media_answer_timeout_seconds: float = Field(
+        15.0, gt=0, description="the client's answer to an SFU re-offer waited for this long"
+    )
 
     # mail (server/mail.py): sign-in links, invitations, reminders, digests
     smtp_host: str | None = Field(None, description="SMTP server; mail is off when unset")

@@ -14,6 +14,15 @@ Every tick it judges each participant's connection from what the SFU saw:
   12 s came back to video 5.2 s after it returned, docs/benchmarks.md), while a new
   connection could only form after the fault cleared. If the silence outlasts ICE
   consent (~31 s), aiortc closes the connection and the first rule takes over.
+  Consent loss is therefore noticed at `media_silence_seconds` (5 s) through this rule
+  whenever the participant sends audio or video: the step down (`no_rtp`) reaches the
+  web client as its `media_mode`, and the client rebuilds its connection itself when
+  its own ICE says `disconnected` (+3 s) or, at the latest, 8 s after the step. A
+  participant sending nothing (muted, camera off) is still only noticed at consent
+  expiry: a rule on "no packet at all" (RTP or RTCP; aiortc's transport `bytesReceived`
+  counts both) would need a stream forwarded to them to make their browser send
+  receiver reports (Chromium sends them about every 1 s for video, 5 s for audio), and
+  would otherwise rebuild an idle, healthy connection in a loop.
 - Inbound loss at or above `media_loss_step_down_percent` in `LOSSY_SAMPLES`
   consecutive samples, in video mode → audio (`high_loss`). One 2 s sample is noisy
   (10 % random loss has measured 20.5 % in one sample), and only the media streams

@@ -134,7 +134,7 @@ class Sfu:
             identity,
             sfu_configuration(self.settings),
             self._offer_sender(room, identity),
-            answer_timeout=self.settings.media_ice_timeout_seconds,
+            answer_timeout=self.settings.media_answer_timeout_seconds,
         )
         peer.on_track = self._on_track if may_publish else self._drop_track
         peer.on_negotiated = self._on_negotiated

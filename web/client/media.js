@@ -289,7 +289,7 @@ export class MediaSession {
       this.onModeChange();
       const target = this.capability;
       const lost = missing.map((kind) => (kind === "video" ? "camera" : "microphone")).join("_and_");
-      if (LADDER.indexOf(target) > LADDER.indexOf(this.mode)) {
+      if (missing.length && LADDER.indexOf(target) > LADDER.indexOf(this.mode)) {
         this.deviceCeiling ??= this.mode;
         await this.#setMode(target, `${lost}_unavailable`);
         this.banner.show({
@@ -299,21 +299,23 @@ export class MediaSession {
           tone: "warning",
           retry: () => this.#recoverDevices("try again"),
         });
-      } else if (this.deviceCeiling && !missing.length) {
+      } else if (this.deviceCeiling) {
+        // Back up as far as the devices now allow, never above where I was.
         const back = this.deviceCeiling;
-        this.deviceCeiling = null;
+        if (!missing.length) this.deviceCeiling = null;
         const to = LADDER[Math.max(LADDER.indexOf(back), LADDER.indexOf(target))];
+        const returned = kinds.includes("video") && !missing.includes("video") ? "camera" : "microphone";
         if (to === this.mode) {
-          this.banner.hide();
+          if (!missing.length) this.banner.hide();
         } else if (to === "video" && this.senders.video && this.pc?.connectionState === "connected") {
           this.#sendVideo(true);
           this.#control({ video: this.local.isEnabled("video"), receive_video: true });
-          await this.#setMode("video", `${kinds.includes("video") ? "camera" : "microphone"}_available`);
+          await this.#setMode("video", `${returned}_available`);
           this.banner.hide();
           this.announce("Your video is back on");
         } else {
           // The connection has no sender for it (built below video): one that has.
-          this.lastDrop = `${kinds.includes("video") ? "camera" : "microphone"}_available`;
+          this.lastDrop = `${returned}_available`;
           this.banner.hide();
           this.#climb(to, true);
         }
@@ -598,6 +600,7 @@ export class MediaSession {
     this.answering = pc.setRemoteDescription({ type: "answer", sdp: answer.sdp });
     await this.answering;
     await connected;
+    this.#watchDtls(pc, run);
     // Below video for the network (not a choice) the camera is not reported off: the
     // session log would read it as the person's choice.
     if (mode === "video") this.#control({ audio: this.local.isEnabled("audio"), video: this.local.isEnabled("video"), receive_video: true });
@@ -689,6 +692,22 @@ export class MediaSession {
         if (pc === this.pc && pc.connectionState !== "connected") this.#dropped("ice_disconnected", true);
       }, DISCONNECTED_GRACE_MS);
     }
+  }
+
+  /** The SFU closing its side sends a DTLS close_notify: the transport says `closed` while
+   * the connection's own state still reads `connected` (it only follows ICE), so only the
+   * transport tells that the far end is gone. */
+  #watchDtls(pc, run) {
+    const dtls = [...pc.getSenders(), ...pc.getReceivers()].map((x) => x.transport).find(Boolean);
+    if (!dtls) return;
+    const check = () => {
+      if (pc !== this.pc || run !== this.generation) return;
+      if (dtls.state === "closed" || dtls.state === "failed") {
+        this.#dropped(dtls.state === "closed" ? "connection_closed" : "dtls_failed", true);
+      }
+    };
+    dtls.addEventListener("statechange", check);
+    check();
   }
 
   #control(controls) {
