@@ -72,7 +72,9 @@ requests. The SFU needs both, so it relies on these internals:
    `__nack_generator` to None (its own would NACK across layers), fills
    `__rtx_ssrc` (RTX SSRC → media SSRC, which `_handle_rtp_packet` needs to unwrap a
    retransmission) from the `repaired-rtp-stream-id` extension, and wraps
-   `_handle_rtp_packet` per instance to learn each SSRC's RID first. Frames carry their
+   `_handle_rtp_packet` per instance to learn each SSRC's RID first, and sets
+   `__remote_bitrate_estimator` to None (its REMB would cap the browser below its
+   upper layers). Frames carry their
    SSRC and their own RTP timestamp (`__timestamp_mapper` maps one stream's clock only).
    `accept_header_extensions` adds the RID extensions to a transceiver's negotiated
    `_headerExtensions`, which both the answer (`create_media_description_for_transceiver`)
@@ -129,6 +131,7 @@ _QUEUE_ATTR = "_RTCRtpReceiver__decoder_queue"
 _NACK_ATTR = "_RTCRtpReceiver__nack_generator"
 _JITTER_ATTR = "_RTCRtpReceiver__jitter_buffer"
 _RTX_ATTR = "_RTCRtpReceiver__rtx_ssrc"
+_ESTIMATOR_ATTR = "_RTCRtpReceiver__remote_bitrate_estimator"
 
 FrameSink = Callable[[RTCRtpCodecParameters, JitterFrame], None]
 
@@ -369,6 +372,10 @@ def tap_simulcast(receiver: RTCRtpReceiver, layers: Any, sink: FrameSink) -> Non
 
     setattr(receiver, _JITTER_ATTR, LayeredVideoBuffer(send_nack, max(layers.count, 1)))
     setattr(receiver, _NACK_ATTR, None)
+    # aiortc's REMB caps a sender near 1.5x what it receives: a browser held at its
+    # lowest layer never gets to send the others. Without it the browser's own
+    # loss-based estimate (from the receiver reports) ramps up to all its layers.
+    setattr(receiver, _ESTIMATOR_ATTR, None)
     rtx: dict[int, int] = getattr(receiver, _RTX_ATTR)
     rtx.update(layers.rtx)
     handle = receiver._handle_rtp_packet
@@ -666,6 +673,7 @@ def check() -> None:
         "if self.__nack_generator is not None and self.__nack_generator.add(packet)",
         "encoded_frame.timestamp = self.__timestamp_mapper.map(",
         "pli_flag, encoded_frame = self.__jitter_buffer.add(packet)",
+        "if self.__remote_bitrate_estimator is not None:",
     ):
         if needed not in handle:
             problems.append(f"RTCRtpReceiver._handle_rtp_packet no longer does {needed}")

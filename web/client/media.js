@@ -486,7 +486,10 @@ export class MediaSession {
       this.senders.audio = pc.addTransceiver(audio, { direction: "sendrecv", streams: [stream] }).sender;
     } else pc.addTransceiver("audio", { direction: "recvonly" });
     if (mode === "video" && video) {
-      this.senders.video = pc.addTransceiver(video, { direction: "sendrecv", streams: [stream] }).sender;
+      const init = { direction: "sendrecv", streams: [stream] };
+      const layers = simulcastEncodings(video);
+      if (layers) init.sendEncodings = layers;
+      this.senders.video = pc.addTransceiver(video, init).sender;
     } else if (mode === "text") pc.addTransceiver("video", { direction: "recvonly" });
     // Screen share slot: sendonly, silent until I share (screenshare.js).
     const screen = mode !== "text" && this.canPublish
@@ -671,8 +674,25 @@ export class MediaSession {
         const { level, detail } = best(qualities);
         this.tiles.setQuality(identity, level, detail);
       }
+      this.#reportViews();
       previous = current;
     }, STATS_INTERVAL_MS);
+  }
+
+  /** Tell the SFU how large I show each partner's camera (device pixels), so it sends
+   * a simulcast layer no larger (`media_view`); sent when a size changes. */
+  #reportViews() {
+    const views = [];
+    for (const video of document.querySelectorAll(".tile[data-identity] video")) {
+      const identity = video.closest(".tile").dataset.identity;
+      if (identity === this.me) continue;
+      const ratio = window.devicePixelRatio || 1;
+      views.push({ identity, source: "camera", width: Math.round(video.clientWidth * ratio), height: Math.round(video.clientHeight * ratio) });
+    }
+    const key = JSON.stringify(views);
+    if (!views.length || key === this.lastViews) return;
+    this.lastViews = key;
+    this.socket.request("media_view", { views }).catch(() => {});
   }
 
   /** Forget the current connection; it is closed now unless `now` is false, when the
@@ -690,6 +710,7 @@ export class MediaSession {
     this.senders = { audio: null, video: null, screen: null };
     this.screen.keep(new Set());
     this.sources.clear();
+    this.lastViews = "";
     for (const identity of this.remote.keys()) {
       this.tiles.setStream(identity, null);
       this.tiles.setQuality(identity, "unknown");
@@ -699,6 +720,19 @@ export class MediaSession {
     this.tiles.setQuality(this.me, "unknown");
     return now ? null : pc;
   }
+}
+
+/** Simulcast for a camera of 540 lines or more: three layers (quarter, half, full
+ * size, lowest first), so each partner gets what their network and tile can take;
+ * smaller cameras send one layer. */
+function simulcastEncodings(track) {
+  const { height = 0 } = track.getSettings?.() || {};
+  if (height < 540) return null;
+  return [
+    { rid: "q", scaleResolutionDownBy: 4, maxBitrate: 150_000 },
+    { rid: "h", scaleResolutionDownBy: 2, maxBitrate: 500_000 },
+    { rid: "f", maxBitrate: 1_500_000 },
+  ];
 }
 
 function decodedFrames(stats, trackId) {
