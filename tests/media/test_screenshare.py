@@ -47,7 +47,11 @@ async def test_a_shared_screen_reaches_everyone_labelled_and_stops(
     ack = await ada.socket.call("media_control", {"screen": True})
     assert ack["screen"] is True
     await bo.wait_until(
-        lambda: "screen" in video_by_source(bo) and video_by_source(bo)["screen"].frames > 10,
+        lambda: (
+            set(video_by_source(bo)) == {"camera", "screen"}
+            and all(r.first_size is not None for r in video_by_source(bo).values())
+            and video_by_source(bo)["screen"].frames > 10
+        ),
         timeout=20,
     )
     videos = video_by_source(bo)
