@@ -57,6 +57,30 @@ requests. The SFU needs both, so it relies on these internals:
    pair's transport, written directly only while the transport queues nothing.
 10. `aiortc.codecs.get_encoder(codec).pack(av.Packet)`: the VP8/H264 packetizers (Opus
    needs none: one frame is one packet).
+11. `RTCDtlsTransport._rtp_router` (an `RtpRouter`: `ssrc_table`, `payload_type_table`,
+   `mid_table`, `route_rtp(packet)`). aiortc routes an RTP packet by its SSRC, and one
+   with an SSRC the SDP did not declare only when a single receiver has its payload
+   type; its `mid_table` is filled but never read. A participant's camera and screen
+   share are two video receivers with the same payload types, and a simulcast camera
+   declares no SSRCs (its layers are named by RID): its packets were dropped.
+   `route_by_mid` routes such a packet by its `sdes:mid` header extension (RFC 8843
+   §9.2) first, then as aiortc does.
+12. Simulcast receive (simulcast.py reads the SDP): all of one m-line's layers reach one
+   `RTCRtpReceiver`, whose single jitter buffer and NACK generator would mix their
+   sequence numbers. `tap_simulcast` gives it a `LayeredVideoBuffer` (a prompt buffer
+   and a `NackGenerator` per layer SSRC, NACKing through `_send_rtcp_nack`), sets
+   `__nack_generator` to None (its own would NACK across layers), fills
+   `__rtx_ssrc` (RTX SSRC → media SSRC, which `_handle_rtp_packet` needs to unwrap a
+   retransmission) from the `repaired-rtp-stream-id` extension, and wraps
+   `_handle_rtp_packet` per instance to learn each SSRC's RID first, and sets
+   `__remote_bitrate_estimator` to None (its REMB would cap the browser below its
+   upper layers). Frames carry their
+   SSRC and their own RTP timestamp (`__timestamp_mapper` maps one stream's clock only).
+   `accept_header_extensions` adds the RID extensions to a transceiver's negotiated
+   `_headerExtensions`, which both the answer (`create_media_description_for_transceiver`)
+   and the receiver's parameters (`__remoteRtp`) are built from.
+13. `RTCRtpSender._handle_rtcp_packet(packet)`: `on_feedback` wraps it per sender to see
+   the subscriber's REMB and receiver reports (layer choice, simulcast_choice.py).
 
 The offers' numbers themselves need no internals: `payload_types.py` rewrites aiortc's
 offer text, and aiortc takes its numbers from the answer.
@@ -69,8 +93,10 @@ from __future__ import annotations
 
 import asyncio
 import asyncio.selector_events
+import contextlib
 import inspect
 import queue
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -84,10 +110,18 @@ from aiortc import rtcrtpreceiver as _receiver_module
 from aiortc.codecs import get_encoder
 from aiortc.codecs.base import Encoder
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
-from aiortc.rtcdtlstransport import RTCDtlsTransport
+from aiortc.rtcdtlstransport import RTCDtlsTransport, RtpRouter
 from aiortc.rtcdtlstransport import State as DtlsState
-from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpHeaderExtensionParameters
 from aiortc.rtcrtpreceiver import NackGenerator
+from aiortc.rtp import (
+    RTCP_PSFB_APP,
+    RtcpPsfbPacket,
+    RtcpRrPacket,
+    RtcpSrPacket,
+    pack_remb_fci,
+    unpack_remb_fci,
+)
 from aiortc.utils import uint16_add
 
 from server.media import gso
@@ -96,6 +130,8 @@ PINNED_VERSION = "1.16.0"
 _QUEUE_ATTR = "_RTCRtpReceiver__decoder_queue"
 _NACK_ATTR = "_RTCRtpReceiver__nack_generator"
 _JITTER_ATTR = "_RTCRtpReceiver__jitter_buffer"
+_RTX_ATTR = "_RTCRtpReceiver__rtx_ssrc"
+_ESTIMATOR_ATTR = "_RTCRtpReceiver__remote_bitrate_estimator"
 
 FrameSink = Callable[[RTCRtpCodecParameters, JitterFrame], None]
 
@@ -249,23 +285,160 @@ class VideoRepair:
         another frame (another timestamp). Returns False (changing nothing) when there
         is no gap or no such frame yet.
         """
-        jitter = self._jitter
-        if jitter._origin is None:
-            return False
-        capacity = jitter._capacity
-        slots = [jitter._packets[(jitter._origin + i) % capacity] for i in range(capacity)]
-        gap = next((i for i, packet in enumerate(slots) if packet is None), None)
-        if gap is None:
-            return False
-        for i in range(gap + 2, capacity):
-            packet, before = slots[i], slots[i - 1]
-            if packet is not None and before is not None and packet.timestamp != before.timestamp:
-                skipped = [uint16_add(jitter._origin, n) for n in range(i)]
-                jitter.remove(i)
-                self._nack.missing.difference_update(skipped)
-                self._outstanding.difference_update(skipped)
-                return True
-        return False
+        skipped = _skip_gap(self._jitter, self._nack)
+        self._outstanding.difference_update(skipped)
+        return bool(skipped)
+
+
+def _skip_gap(jitter: JitterBuffer, nack: NackGenerator) -> list[int]:
+    """VideoRepair.skip_gap on one buffer; returns the sequence numbers dropped."""
+    if jitter._origin is None:
+        return []
+    capacity = jitter._capacity
+    slots = [jitter._packets[(jitter._origin + i) % capacity] for i in range(capacity)]
+    gap = next((i for i, packet in enumerate(slots) if packet is None), None)
+    if gap is None:
+        return []
+    for i in range(gap + 2, capacity):
+        packet, before = slots[i], slots[i - 1]
+        if packet is not None and before is not None and packet.timestamp != before.timestamp:
+            skipped = [uint16_add(jitter._origin, n) for n in range(i)]
+            jitter.remove(i)
+            nack.missing.difference_update(skipped)
+            return skipped
+    return []
+
+
+class LayerFrame(JitterFrame):
+    """A simulcast layer's frame: which SSRC it came on, and its own RTP timestamp."""
+
+    def __init__(self, data: bytes, timestamp: int, ssrc: int, after_gap: bool = False) -> None:
+        super().__init__(data, timestamp)
+        self.ssrc = ssrc
+        self.rtp_timestamp = timestamp
+        self.after_gap = after_gap  # frames before it were given up: not decodable alone
+
+
+LAYER_STALL_SECONDS = 0.5  # a layer whose packets come but no frame: skip its gap
+
+
+class LayeredVideoBuffer(JitterBuffer):
+    """One prompt jitter buffer and NACK generator per simulcast layer (SSRC). A layer
+    stuck at a lost packet (packets arrive, no frame comes out for
+    `LAYER_STALL_SECONDS`: its retransmission was lost too) skips to the next whole
+    frame and asks for a keyframe (loss_repair.py does this for a single stream)."""
+
+    def __init__(self, send_nack: Callable[[int, list[int]], None], layers: int) -> None:
+        super().__init__(capacity=16, is_video=True)
+        self._send_nack = send_nack
+        self._max = layers
+        self.layers: dict[int, tuple[PromptVideoBuffer, NackGenerator]] = {}
+        self._last_frame: dict[int, float] = {}
+        self._gap: set[int] = set()  # layers whose next frame follows a skipped gap
+
+    def add(self, packet: Any) -> tuple[bool, JitterFrame | None]:
+        ssrc = packet.ssrc
+        entry = self.layers.get(ssrc)
+        now = time.monotonic()
+        if entry is None:
+            if len(self.layers) >= self._max:
+                return False, None  # not one of the layers: an SSRC too many
+            entry = (PromptVideoBuffer(512, is_video=True), NackGenerator())
+            self.layers[ssrc] = entry
+            self._last_frame[ssrc] = now
+        buffer, nack = entry
+        if nack.add(packet):
+            self._send_nack(ssrc, sorted(nack.missing))
+        pli, frame = buffer.add(packet)
+        if frame is None:
+            if now - self._last_frame[ssrc] > LAYER_STALL_SECONDS and _skip_gap(buffer, nack):
+                self._last_frame[ssrc] = now
+                self._gap.add(ssrc)
+                return True, None  # PLI: the frames after the gap need a keyframe
+            return pli, None
+        self._last_frame[ssrc] = now
+        after_gap = ssrc in self._gap
+        self._gap.discard(ssrc)
+        return pli, LayerFrame(frame.data, frame.timestamp, ssrc, after_gap)
+
+
+def tap_simulcast(receiver: RTCRtpReceiver, layers: Any, sink: FrameSink) -> None:
+    """Like `tap_encoded_frames`, for a simulcast m-line: each layer reassembled and
+    NACKed apart; `sink` gets `LayerFrame`s. `layers` is a simulcast.Layers."""
+    tap_encoded_frames(receiver, sink)
+
+    def send_nack(ssrc: int, lost: list[int]) -> None:
+        asyncio.ensure_future(receiver._send_rtcp_nack(ssrc, lost))
+
+    setattr(receiver, _JITTER_ATTR, LayeredVideoBuffer(send_nack, max(layers.count, 1)))
+    setattr(receiver, _NACK_ATTR, None)
+    # aiortc's REMB caps a sender near 1.5x what it receives: a browser held at its
+    # lowest layer never gets to send the others. Without it the browser's own
+    # loss-based estimate (from the receiver reports) ramps up to all its layers.
+    setattr(receiver, _ESTIMATOR_ATTR, None)
+    rtx: dict[int, int] = getattr(receiver, _RTX_ATTR)
+    rtx.update(layers.rtx)
+    handle = receiver._handle_rtp_packet
+
+    async def learn_then_handle(packet: Any, arrival_time_ms: int) -> None:
+        extensions = packet.extensions
+        if extensions.rtp_stream_id is not None or extensions.repaired_rtp_stream_id is not None:
+            layers.learn(packet.ssrc, extensions.rtp_stream_id, extensions.repaired_rtp_stream_id)
+            media = layers.rtx.get(packet.ssrc)
+            if media is not None:
+                rtx[packet.ssrc] = media
+        await handle(packet, arrival_time_ms)
+
+    receiver._handle_rtp_packet = learn_then_handle  # type: ignore[method-assign]
+
+
+def accept_header_extensions(transceiver: RTCRtpTransceiver, offered: dict[str, int]) -> None:
+    """Negotiate these extensions (URI → the offer's id) on the transceiver too."""
+    have = {x.uri for x in transceiver._headerExtensions}
+    for uri, ident in offered.items():
+        if uri not in have:
+            transceiver._headerExtensions.append(RTCRtpHeaderExtensionParameters(id=ident, uri=uri))
+
+
+def on_feedback(
+    sender: RTCRtpSender, on_remb: Callable[[int], None], on_loss: Callable[[float], None]
+) -> None:
+    """Call `on_remb(bit/s)` for each REMB and `on_loss(fraction)` for each receiver
+    report about this sender's stream that its remote peer sends."""
+    handle = sender._handle_rtcp_packet
+
+    async def seen_then_handle(packet: Any) -> None:
+        if isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
+            with contextlib.suppress(ValueError):
+                on_remb(unpack_remb_fci(packet.fci)[0])
+        elif isinstance(packet, (RtcpRrPacket, RtcpSrPacket)):
+            for report in packet.reports:
+                if report.ssrc == sender._ssrc:
+                    on_loss(report.fraction_lost / 256)
+        await handle(packet)
+
+    sender._handle_rtcp_packet = seen_then_handle  # type: ignore[method-assign]
+
+
+def send_remb(receiver: RTCRtpReceiver, bitrate: int, media_ssrcs: list[int]) -> None:
+    """Send a REMB (receiver estimated maximum bitrate) for these streams, in the
+    background, as a browser receiving them would."""
+    packet = RtcpPsfbPacket(
+        fmt=RTCP_PSFB_APP, ssrc=0, media_ssrc=0, fci=pack_remb_fci(bitrate, media_ssrcs)
+    )
+    asyncio.ensure_future(receiver._send_rtcp(packet))
+
+
+def listen_rtcp(transport: RTCDtlsTransport, ssrc: int, callback: Callable[[Any], None]) -> None:
+    """Receive the RTCP feedback (PLI, NACK, REMB) a peer sends about `ssrc`, an SSRC
+    this side sends on by itself (a simulcast layer the tests play, not an aiortc
+    sender's)."""
+
+    class Listener:
+        async def _handle_rtcp_packet(self, packet: Any) -> None:
+            callback(packet)
+
+    transport._rtp_router.register_sender(Listener(), ssrc)  # type: ignore[arg-type]
 
 
 SendPackets = Callable[[list[bytes]], None]
@@ -380,6 +553,42 @@ def negotiated_codec(transceiver: RTCRtpTransceiver) -> RTCRtpCodecParameters | 
     return codecs[0] if codecs else None
 
 
+def route_by_mid(pc: RTCPeerConnection) -> None:
+    """Route RTP packets of undeclared SSRCs by their MID header extension on every
+    transport of `pc` (call after each remote description; it is idempotent)."""
+    for transceiver in pc.getTransceivers():
+        router = transceiver.receiver.transport._rtp_router
+        if getattr(router, "_pairwise_by_mid", False):
+            continue
+        router.route_rtp = _mid_router(router)  # type: ignore[method-assign,assignment]
+        router._pairwise_by_mid = True  # type: ignore[attr-defined]
+
+
+def _mid_router(router: Any) -> Callable[[Any], Any]:
+    ssrc_table, pt_table, mid_table = (
+        router.ssrc_table,
+        router.payload_type_table,
+        router.mid_table,
+    )
+
+    def route_rtp(packet: Any) -> Any:
+        known = ssrc_table.get(packet.ssrc)
+        candidates = pt_table.get(packet.payload_type, ())
+        if known is not None:
+            return known if known in candidates else None
+        by_mid = mid_table.get(packet.extensions.mid)
+        if by_mid is not None and by_mid in candidates:
+            ssrc_table[packet.ssrc] = by_mid
+            return by_mid
+        if len(candidates) == 1:
+            (only,) = candidates
+            ssrc_table[packet.ssrc] = only
+            return only
+        return None
+
+    return route_rtp
+
+
 def check() -> None:
     """Fail loudly (AiortcInternalsChanged) if any internal above is missing or changed."""
     problems = []
@@ -459,12 +668,54 @@ def check() -> None:
     )
     if "self._sock = sock" not in transport_init:
         problems.append("asyncio's datagram transport no longer keeps its socket in _sock")
+    for needed in (
+        "original_ssrc = self.__rtx_ssrc.get(packet.ssrc)",
+        "if self.__nack_generator is not None and self.__nack_generator.add(packet)",
+        "encoded_frame.timestamp = self.__timestamp_mapper.map(",
+        "pli_flag, encoded_frame = self.__jitter_buffer.add(packet)",
+        "if self.__remote_bitrate_estimator is not None:",
+    ):
+        if needed not in handle:
+            problems.append(f"RTCRtpReceiver._handle_rtp_packet no longer does {needed}")
+    if not _takes(RTCRtpReceiver, "_handle_rtp_packet", "packet", "arrival_time_ms"):
+        problems.append("RTCRtpReceiver._handle_rtp_packet(packet, arrival_time_ms) changed")
+    if "await receiver._handle_rtp_packet(packet, arrival_time_ms=arrival_time_ms)" not in (
+        inspect.getsource(RTCDtlsTransport._handle_rtp_data)
+    ):
+        problems.append("RTCDtlsTransport no longer calls the receiver's _handle_rtp_packet")
+    if "headerExtensions=transceiver._headerExtensions" not in describe:
+        problems.append("the answer's extmap lines no longer come from _headerExtensions")
+    if not _takes(RTCRtpSender, "_handle_rtcp_packet", "packet") or (
+        "await recipient._handle_rtcp_packet(packet)"
+        not in inspect.getsource(RTCDtlsTransport._handle_rtcp_data)
+    ):
+        problems.append("RTCRtpSender._handle_rtcp_packet(packet) is no longer how RTCP arrives")
+    if not _takes(RTCRtpReceiver, "_send_rtcp", "packet") or not _takes(
+        RtpRouter, "register_sender", "sender", "ssrc"
+    ):
+        problems.append("RTCRtpReceiver._send_rtcp or RtpRouter.register_sender changed")
+    ids = inspect.getsource(aiortc.rtp.HeaderExtensionsMap.get)
+    if "values.rtp_stream_id = " not in ids or "values.repaired_rtp_stream_id = " not in ids:
+        problems.append("RtpPacket.extensions no longer parses the RID extensions")
+    route = inspect.getsource(RtpRouter.route_rtp)
+    if (
+        "self.ssrc_table.get(packet.ssrc)" not in route
+        or "self.payload_type_table.get(packet.payload_type" not in route
+        or "self.mid_table[mid] = receiver" not in inspect.getsource(RtpRouter.register_receiver)
+        or "receiver = self._rtp_router.route_rtp(packet)"
+        not in inspect.getsource(RTCDtlsTransport._handle_rtp_data)
+    ):
+        problems.append("aiortc's RtpRouter no longer routes by ssrc_table/payload_type_table")
+    if "values.mid = " not in inspect.getsource(aiortc.rtp.HeaderExtensionsMap.get):
+        problems.append("RtpPacket.extensions.mid is no longer parsed")
     if list(inspect.signature(Encoder.pack).parameters) != ["self", "packet"]:
         problems.append("aiortc's Encoder.pack(packet) changed")
     # A live receiver and transceiver, to check the instance attributes exist.
     pc = RTCPeerConnection()
     try:
         transceiver = pc.addTransceiver("audio")
+        if not isinstance(getattr(transceiver.receiver, _RTX_ATTR, None), dict):
+            problems.append(f"RTCRtpReceiver instances have no {_RTX_ATTR} dict")
         if not isinstance(getattr(transceiver.receiver, _QUEUE_ATTR, None), queue.Queue):
             problems.append(f"RTCRtpReceiver instances have no {_QUEUE_ATTR} queue")
         for attr in ("_codecs", "_headerExtensions"):
@@ -477,6 +728,8 @@ def check() -> None:
             if not isinstance(getattr(sender, attr, None), int):
                 problems.append(f"RTCRtpSender instances have no {attr}")
         dtls = sender.transport
+        if not isinstance(getattr(dtls, "_rtp_router", None), RtpRouter):
+            problems.append("RTCDtlsTransport instances have no _rtp_router")
         if not isinstance(getattr(dtls, "_RTCDtlsTransport__tx_bytes", None), int):
             problems.append("RTCDtlsTransport instances have no __tx_bytes")
         if not isinstance(getattr(dtls.transport, "_connection", None), aioice.ice.Connection):

@@ -24,6 +24,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import av
@@ -35,6 +36,7 @@ from server.media import aiortc_internals as internals
 from server.media.keyframes import KeyframeLimiter
 from server.media.metrics import MediaMetrics
 from server.media.rtp_output import Delivery, Packetized, RtpOutput, ntp_now
+from server.media.simulcast_choice import Choice
 
 log = logging.getLogger("pairwise.media.forwarding")
 
@@ -73,8 +75,63 @@ def same_codec(a: RTCRtpCodecParameters, b: RTCRtpCodecParameters) -> bool:
     return True
 
 
+LAYER_IDLE_SECONDS = 1.5  # a simulcast layer with no frame for this long is not offered
+
+
+def vp8_size(data: bytes) -> tuple[int, int] | None:
+    """The width and height a VP8 keyframe says (RFC 6386 §9.1), or None."""
+    if len(data) < 10 or data[0] & 0x01 or data[3:6] != b"\x9d\x01\x2a":
+        return None
+    return (
+        int.from_bytes(data[6:8], "little") & 0x3FFF,
+        int.from_bytes(data[8:10], "little") & 0x3FFF,
+    )
+
+
+@dataclass
+class Layer:
+    """One simulcast layer of a publication, as received: its size, its bit rate, and
+    its own packetizer and keyframe-request limiter."""
+
+    index: int
+    width: int = 0
+    height: int = 0
+    frames: int = 0
+    bitrate: float = 0.0  # bit/s over the last second
+    last_frame_at: float | None = None
+    packetize: internals.Packetizer | None = None
+    limiter: KeyframeLimiter = field(default_factory=KeyframeLimiter)
+    retry: asyncio.TimerHandle | None = None
+    _window_start: float = 0.0
+    _window_bytes: int = 0
+
+    def count(self, size: int, now: float) -> None:
+        self.frames += 1
+        if self.last_frame_at is None or now - self.last_frame_at > LAYER_IDLE_SECONDS:
+            self._window_start, self._window_bytes = now, 0  # (re)started: a fresh second
+        self.last_frame_at = now
+        self._window_bytes += size
+        elapsed = now - self._window_start
+        if elapsed >= 1.0:
+            rate = self._window_bytes * 8 / elapsed  # keyframes make one second jumpy
+            self.bitrate = rate if not self.bitrate else (self.bitrate + rate) / 2
+            self._window_start, self._window_bytes = now, 0
+
+    def active(self, now: float) -> bool:
+        return self.last_frame_at is not None and now - self.last_frame_at < LAYER_IDLE_SECONDS
+
+
+CAMERA = "camera"
+MICROPHONE = "microphone"
+SCREEN = "screen"
+
+
 class Publication:
-    """One published track (audio or video) of one participant, forwarded to subscribers."""
+    """One published track (audio or video) of one participant, forwarded to subscribers.
+
+    `source` says what it shows: the `camera` or `microphone`, or a `screen` share (a
+    participant's second video track, forwarded only while they share).
+    """
 
     def __init__(
         self,
@@ -84,10 +141,12 @@ class Publication:
         metrics: MediaMetrics,
         request_keyframe: Callable[[], bool] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        source: str | None = None,
     ) -> None:
         self.room = room
         self.identity = identity
         self.kind = kind
+        self.source = source or (MICROPHONE if kind == "audio" else CAMERA)
         self.codec: RTCRtpCodecParameters | None = None
         self.paused = False  # muted or camera off: nothing is forwarded
         # Stepped below video by the health monitor: frames are still read (and counted,
@@ -116,12 +175,35 @@ class Publication:
         self._time_base = fractions.Fraction(1, 90000)
         self._packetize: internals.Packetizer | None = None  # for the codec in use
         self._direct = 0  # subscribers with an RtpOutput
+        # Simulcast: the layers received (lowest first), each asked for keyframes apart.
+        self.layers: list[Layer] = []
+        self.meter = Layer(0)  # the bit rate received, when not simulcast
+        self._request_layer: Callable[[int], bool] | None = None
+        self.on_layers: Callable[[], None] | None = None  # a layer started or stopped
+
+    @property
+    def key(self) -> str:
+        """Its key among its publisher's publications: "audio", "video" or "screen"."""
+        return SCREEN if self.source == SCREEN else self.kind
 
     def attach(
-        self, codec: RTCRtpCodecParameters | None, request_keyframe: Callable[[], bool]
+        self,
+        codec: RTCRtpCodecParameters | None,
+        request_keyframe: Callable[[], bool],
+        layers: int = 0,
+        request_layer: Callable[[int], bool] | None = None,
     ) -> int:
-        """A (new) receiver feeds this publication; returns its generation."""
+        """A (new) receiver feeds this publication; returns its generation. With
+        `layers` (simulcast) frames come through `push_layer`, and `request_layer(i)`
+        asks for a keyframe on layer i."""
         self._generation += 1
+        for layer in self.layers:
+            if layer.retry is not None:
+                layer.retry.cancel()
+        self.layers = [Layer(i) for i in range(layers)]
+        self._request_layer = request_layer
+        for track in self.subscribers:
+            track.layer = None  # the next keyframe of its target layer starts it again
         self.codec = codec
         self._packetize = None
         if codec is not None:
@@ -136,6 +218,101 @@ class Publication:
     def detach(self, generation: int) -> None:
         if generation == self._generation:
             self._request_upstream = None
+            self._request_layer = None
+
+    def layer_sink_for(
+        self, generation: int, index_of: Callable[[int], int | None]
+    ) -> Callable[[RTCRtpCodecParameters, JitterFrame], None]:
+        """The callback a simulcast receiver's tap delivers `LayerFrame`s to."""
+
+        def deliver(codec: RTCRtpCodecParameters, frame: JitterFrame) -> None:
+            if generation != self._generation:
+                return
+            index = index_of(getattr(frame, "ssrc", -1))
+            if index is not None and index < len(self.layers):
+                if getattr(frame, "after_gap", False):  # frames were lost for good
+                    for track in self.subscribers:
+                        if track.layer == index:
+                            track.wait_for_keyframe()
+                self.push_layer(codec, frame.data, getattr(frame, "rtp_timestamp", 0), index)
+
+        return deliver
+
+    def push_layer(
+        self, codec: RTCRtpCodecParameters, data: bytes, timestamp: int, index: int
+    ) -> None:
+        """One encoded frame of simulcast layer `index`. Each subscriber gets one layer:
+        the one it is on, until a keyframe of its target layer arrives (it then moves,
+        its timestamps continuing: RtpOutput.continue_at)."""
+        now = time.monotonic()
+        self.last_frame_at = now
+        self.frames += 1
+        self.bytes += len(data)
+        if self.codec is None or self.codec.mimeType != codec.mimeType:
+            self.codec = codec
+            self._time_base = fractions.Fraction(1, codec.clockRate)
+            for each in self.layers:
+                each.packetize = None
+        layer = self.layers[index]
+        was_active = layer.active(now)
+        layer.count(len(data), now)
+        key = is_keyframe(codec, data)
+        if key:
+            self.keyframes += 1
+            layer.limiter.keyframe()
+            size = vp8_size(data)
+            if size is not None:
+                layer.width, layer.height = size
+        if not was_active and self.on_layers is not None:
+            self.on_layers()
+        if self.paused or self.held or not self.subscribers:
+            return
+        packet: av.Packet | None = None
+        packetized: Packetized | None = None
+        waiting = False
+        for track in self.subscribers:
+            switched = False
+            if track.layer != index:
+                if track.target != index:
+                    continue
+                if not key:
+                    waiting = waiting or track.enabled
+                    continue
+                track.layer, switched = index, True
+            if packet is None:
+                packet = av.Packet(data)
+                packet.pts = timestamp
+                packet.time_base = self._time_base
+            if track.output is not None and packetized is None:
+                if layer.packetize is None:
+                    layer.packetize = internals.packetizer(codec)
+                packetized = Packetized(layer.packetize(packet), timestamp, ntp_now())
+            if switched:
+                track.switched(packetized)
+            waiting |= not track.offer(packet, key, packetized)
+        if waiting:
+            self.request_layer_keyframe(index, "layer")
+
+    def request_layer_keyframe(self, index: int, reason: str) -> None:
+        """Ask for a keyframe on one simulcast layer, at most once a second per layer."""
+        if self._request_layer is None or index >= len(self.layers):
+            return
+        layer = self.layers[index]
+        now = self._clock()
+        if not layer.limiter.allows(now):
+            retry_at = layer.limiter.retry_at()
+            if layer.retry is None and retry_at is not None:
+
+                def again() -> None:
+                    layer.retry = None
+                    if layer.limiter.pending:
+                        self.request_layer_keyframe(index, "coalesced")
+
+                layer.retry = asyncio.get_running_loop().call_later(retry_at - now, again)
+            return
+        if self._request_layer(index):
+            layer.limiter.sent(now)
+            self._metrics.keyframe_requests.labels(reason).inc()
 
     def sink_for(self, generation: int) -> Callable[[RTCRtpCodecParameters, JitterFrame], None]:
         """The callback a receiver's tap delivers encoded frames to."""
@@ -159,6 +336,7 @@ class Publication:
         self.last_frame_at = now
         self.frames += 1
         self.bytes += len(data)
+        self.meter.count(len(data), now)
         if self.codec is None or self.codec.mimeType != codec.mimeType:
             self.codec = codec
             self._time_base = fractions.Fraction(1, codec.clockRate)
@@ -194,6 +372,12 @@ class Publication:
     def request_keyframe(self, reason: str) -> None:
         """Ask the publisher for a keyframe: now, or coalesced with the others made
         within a second of the last one sent (keyframes.py)."""
+        if self.layers:  # simulcast: the layers subscribers are on or moving to
+            for index in {t.target for t in self.subscribers} | {
+                t.layer for t in self.subscribers if t.layer is not None
+            }:
+                self.request_layer_keyframe(index, reason)
+            return
         if self.kind != "video" or self._request_upstream is None:
             return
         now = self._clock()
@@ -262,9 +446,14 @@ class Publication:
             self.unsubscribe(track)
         self.sinks.clear()
         self._request_upstream = None
+        self._request_layer = None
         if self._retry is not None:
             self._retry.cancel()
             self._retry = None
+        for layer in self.layers:
+            if layer.retry is not None:
+                layer.retry.cancel()
+                layer.retry = None
         callbacks, self.on_close = self.on_close, []
         for callback in callbacks:
             callback()
@@ -306,6 +495,23 @@ class ForwardedTrack(MediaStreamTrack):
         self._waiter: asyncio.Future[None] | None = None  # the sender waiting in recv()
         self._pending: list[Any] = []
         self._need_keyframe = self.kind == "video"
+        # Simulcast: the layer being sent (None until its first keyframe) and the one
+        # chosen for this subscriber (simulcast_choice.py), moved to on its keyframe.
+        self.layer: int | None = None
+        self.target = 0
+        self.choice = Choice()
+        self.loss = 0.0  # fraction lost, from the subscriber's last receiver report
+        self.view: tuple[int, int] | None = None  # the tile's size (media_view)
+        self.switches = 0
+        self.switched_at: float | None = None
+
+    def switched(self, frame: Packetized | None) -> None:
+        """The next frame is the first of another layer (a keyframe)."""
+        self.switches += 1
+        self.switched_at = time.monotonic()
+        self._need_keyframe = False
+        if self.output is not None and frame is not None:
+            self.output.continue_at(frame)
 
     def wait_for_keyframe(self) -> None:
         if self.kind == "video":

@@ -41,6 +41,8 @@ from server.media import aiortc_internals as internals
 from server.media.forwarding import ForwardedTrack, Publication
 from server.media.payload_types import Numbering
 from server.media.refused_sections import Refusals
+from server.media.simulcast import SimulcastSection, annotate, parse_offer
+from server.media.simulcast_choice import Estimate
 
 log = logging.getLogger("pairwise.media.peer")
 
@@ -184,6 +186,9 @@ class Peer:
         self._ssrcs: dict[str, int] = {}
         self._numbering = Numbering()
         self.refusals = Refusals()  # sections of the first offer answered with port 0
+        self.sources: dict[str, str] = {}  # mid → "camera" or "screen", as the client named them
+        self.simulcast: dict[str, SimulcastSection] = {}  # mid → its layers, from the offer
+        self.remb = Estimate()  # the client's receive estimates (REMB, bit/s)
         self.on_track: Callable[[Peer, Incoming], None] = lambda peer, incoming: None
         self.on_failed: Callable[[Peer, str], None] = lambda peer, reason: None
         self.on_negotiated: Callable[[Peer, Outgoing], None] = lambda peer, outgoing: None
@@ -200,7 +205,13 @@ class Peer:
         async with self._lock:
             try:
                 self._ssrcs = _media_ssrcs(clean)
+                self.simulcast = parse_offer(clean)
                 await self.pc.setRemoteDescription(RTCSessionDescription(clean, "offer"))
+                internals.route_by_mid(self.pc)
+                for transceiver in self.pc.getTransceivers():
+                    section = self.simulcast.get(transceiver.mid or "")
+                    if section is not None:
+                        internals.accept_header_extensions(transceiver, section.extensions)
             except Exception as exc:
                 raise InvalidSdp(f"the offer was refused: {_describe(exc)}") from None
             if not any(t.kind in ("audio", "video") for t in self.pc.getTransceivers()):
@@ -218,7 +229,7 @@ class Peer:
             answer = str(self.pc.localDescription.sdp)
             self._numbering.learn(clean)
             self._numbering.learn(answer, answer=True)
-            return self.refusals.restore(answer)
+            return annotate(self.refusals.restore(answer), self.simulcast)
 
     async def accept_answer(self, sdp: str, revision: int) -> None:
         """Apply the client's answer to the SFU's outstanding offer."""
@@ -319,11 +330,13 @@ class Peer:
             self.on_failed(self, "renegotiation_failed")
 
     def tracks(self) -> dict[str, dict[str, str]]:
-        """mid → the owner and kind of each forwarded track (negotiated or offered)."""
+        """mid → the owner, kind and source ("camera", "microphone" or "screen") of each
+        forwarded track (negotiated or offered)."""
         return {
             outgoing.transceiver.mid: {
                 "identity": outgoing.publication.identity,
                 "kind": outgoing.publication.kind,
+                "source": outgoing.publication.source,
             }
             for outgoing in self.outgoing.values()
             if outgoing.transceiver.mid is not None
@@ -337,7 +350,7 @@ class Peer:
         await self.pc.setLocalDescription(RTCSessionDescription(sdp, "offer"))
         self.revision += 1
         self._answered = asyncio.get_running_loop().create_future()
-        offer_sdp = self.refusals.restore(self.pc.localDescription.sdp)
+        offer_sdp = annotate(self.refusals.restore(self.pc.localDescription.sdp), self.simulcast)
         await self._send_offer(offer_sdp, self.revision, self.tracks())
         await asyncio.wait_for(asyncio.shield(self._answered), self._answer_timeout)
         for outgoing in list(self.outgoing.values()):

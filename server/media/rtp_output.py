@@ -97,6 +97,8 @@ class RtpOutput:
         self._seq = random.randrange(1 << 15)
         self._rtx_seq = random.randrange(1 << 15)
         self._timestamp_origin = random.getrandbits(32)
+        self._clock_rate = codec.clockRate
+        self._last: tuple[int, int] | None = None  # (RTP timestamp, NTP) of the last frame sent
         self._history: list[tuple[bytes, bytes] | None] = [None] * HISTORY
         self.packets = 0
         self.retransmitted = 0
@@ -125,11 +127,22 @@ class RtpOutput:
             payload_octets += len(payload)
             seq = (seq + 1) & 0xFFFF
         send(packets)
+        self._last = (timestamp, frame.ntp)
         self._seq = seq
         self.packets += len(packets)
         octets = payload_octets + len(packets) * (12 + len(extensions))
         self._link.count(len(packets), octets, payload_octets, timestamp, frame.ntp)
         return Delivery.SENT
+
+    def continue_at(self, frame: Packetized) -> None:
+        """`frame` is the first of another source (a simulcast layer switch) whose RTP
+        clock has another origin: this stream's timestamps go on from the last frame
+        sent, advanced by the wall time between the two (sequence numbers never jump)."""
+        if self._last is None:
+            return
+        timestamp, ntp = self._last
+        ticks = max(1, ((frame.ntp - ntp) * self._clock_rate) >> 32)
+        self._timestamp_origin = (timestamp + ticks - frame.timestamp) & 0xFFFFFFFF
 
     async def retransmit(self, seq: int) -> None:
         """Send a packet the subscriber reported lost again, if it is still kept."""

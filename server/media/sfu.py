@@ -1,7 +1,9 @@
 """The SFU: per room, who publishes what and who receives it.
 
-Each participant has at most one `Peer` (PeerConnection) and at most one audio and
-one video `Publication`. A publication belongs to the participant, not to the
+Each participant has at most one `Peer` (PeerConnection) and at most one audio, one
+camera and one screen-share `Publication` (a second video track in their offer: the
+first video m-line is the camera unless the offer's `sources` says otherwise; the
+screen is forwarded only while they share, `media_control {"screen": true}`). A publication belongs to the participant, not to the
 connection, so a media reconnect keeps every subscriber's track. Room membership
 comes from the event bus: when a participant leaves, their publications end and the
 others are renegotiated without them.
@@ -13,14 +15,14 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from server.config import Settings
 from server.errors import NotFound
 from server.media import aiortc_internals as internals
-from server.media.forwarding import ForwardedTrack, Publication, same_codec
+from server.media.forwarding import SCREEN, ForwardedTrack, Publication, same_codec
 from server.media.health import HealthMonitor
 from server.media.ice import sfu_configuration
 from server.media.loss_repair import repair_video
@@ -28,6 +30,8 @@ from server.media.metrics import MediaMetrics
 from server.media.peer import Incoming, Outgoing, Peer
 from server.media.probe import MediaProbes
 from server.media.rtp_output import RtpOutput
+from server.media.simulcast import Layers
+from server.media.simulcast_choice import LayerState, choose
 from server.media.speakers import SpeakerDetector
 from server.media.transcode import Transcoder
 from server.rooms.events import (
@@ -51,14 +55,20 @@ Notify = Callable[[str, str, str, dict[str, Any]], Awaitable[None]]
 
 @dataclass
 class Controls:
-    """What a participant chose: send audio, send video, receive video."""
+    """What a participant chose: send audio, send video, receive video, share a screen."""
 
     audio: bool = True
     video: bool = True
     receive_video: bool = True
+    screen: bool = False
 
     def public(self) -> dict[str, bool]:
-        return {"audio": self.audio, "video": self.video, "receive_video": self.receive_video}
+        return {
+            "audio": self.audio,
+            "video": self.video,
+            "receive_video": self.receive_video,
+            "screen": self.screen,
+        }
 
 
 @dataclass
@@ -71,6 +81,13 @@ class RoomMedia:
 
     def publications_of(self, identity: str) -> list[Publication]:
         return [p for (who, _), p in self.publications.items() if who == identity]
+
+    def listed(self, publication: Publication) -> bool:
+        """Whether the publication goes to subscribers: a screen only while shared."""
+        if publication.source != SCREEN:
+            return True
+        controls = self.controls.get(publication.identity)
+        return controls is not None and controls.screen
 
 
 class Sfu:
@@ -123,10 +140,12 @@ class Sfu:
         offer_sdp: str,
         may_publish: bool = True,
         reconnect_reason: str | None = None,
+        sources: dict[str, str] | None = None,
     ) -> str:
         """A fresh PeerConnection for a participant from the client's offer; returns the
         answer. Replaces the participant's previous connection, if any. Without
-        `may_publish` (an observer) the tracks it sends are read and dropped."""
+        `may_publish` (an observer) the tracks it sends are read and dropped. `sources`
+        (mid → "camera" or "screen") names the client's video m-lines."""
         self.registry.require(room, identity)
         media = self.rooms.setdefault(room, RoomMedia(room))
         peer = Peer(
@@ -136,6 +155,7 @@ class Sfu:
             self._offer_sender(room, identity),
             answer_timeout=self.settings.media_answer_timeout_seconds,
         )
+        peer.sources = dict(sources or {})
         peer.on_track = self._on_track if may_publish else self._drop_track
         peer.on_negotiated = self._on_negotiated
         peer.on_failed = self._on_failed
@@ -150,7 +170,7 @@ class Sfu:
         media.peers[identity] = peer
         self.metrics.peers.inc()
         for publication in media.publications.values():
-            if publication.identity != identity:
+            if publication.identity != identity and media.listed(publication):
                 self._forward(publication, peer)
         for publication in media.publications_of(identity):
             self.forward_to_room(publication)
@@ -172,8 +192,10 @@ class Sfu:
         audio: bool | None = None,
         video: bool | None = None,
         receive_video: bool | None = None,
+        screen: bool | None = None,
     ) -> Controls:
-        """Mute/unmute, camera on/off, audio-only receive. Unset values stay as they are."""
+        """Mute/unmute, camera on/off, audio-only receive, screen share on/off. Unset
+        values stay as they are."""
         self.registry.require(room, identity)
         media = self.rooms.setdefault(room, RoomMedia(room))
         controls = media.controls.setdefault(identity, Controls())
@@ -184,8 +206,11 @@ class Sfu:
             controls.video = video
         if receive_video is not None:
             controls.receive_video = receive_video
+        if screen is not None and screen != controls.screen:
+            controls.screen = screen
+            self._share(media, identity, screen)
         for publication in media.publications_of(identity):
-            publication.set_paused(not self._sends(controls, publication.kind))
+            publication.set_paused(not self._sends(controls, publication))
         if not controls.audio:
             media.speakers.forget(identity)
         peer = media.peers.get(identity)
@@ -240,9 +265,10 @@ class Sfu:
         """Stop (or resume) forwarding a participant's video without ending it: the
         subscribers keep the track, and it resumes on a keyframe."""
         media = self.rooms.get(room)
-        publication = media.publications.get((identity, "video")) if media else None
-        if publication is not None:
-            publication.set_held(hold)
+        for key in ("video", SCREEN):
+            publication = media.publications.get((identity, key)) if media else None
+            if publication is not None:
+                publication.set_held(hold)
 
     async def _on_event(self, event: RoomEvent) -> None:
         if isinstance(event, MediaModeChanged):
@@ -260,15 +286,19 @@ class Sfu:
 
     # -- forwarding --------------------------------------------------------------------
 
-    def publish(self, room: str, identity: str, kind: str) -> Publication:
-        """The participant's publication of `kind`, created on first use."""
+    def publish(
+        self, room: str, identity: str, kind: str, source: str | None = None
+    ) -> Publication:
+        """The participant's publication of `kind` (a `source` other than the default
+        for the kind: "screen"), created on first use."""
         media = self.rooms.setdefault(room, RoomMedia(room))
-        publication = media.publications.get((identity, kind))
+        key = SCREEN if source == SCREEN else kind
+        publication = media.publications.get((identity, key))
         if publication is None:
-            publication = Publication(room, identity, kind, self.metrics)
+            publication = Publication(room, identity, kind, self.metrics, source=source)
             controls = media.controls.setdefault(identity, Controls())
-            publication.paused = not self._sends(controls, kind)
-            media.publications[(identity, kind)] = publication
+            publication.paused = not self._sends(controls, publication)
+            media.publications[(identity, key)] = publication
             if kind == "audio":
                 publication.on_audio_level = self._speaker_listener(media, identity)
             for callback in self.on_publication:
@@ -296,7 +326,9 @@ class Sfu:
     def forward_to_room(self, publication: Publication) -> None:
         """Forward a publication to everyone connected in its room but its publisher."""
         media = self.rooms.get(publication.room)
-        for other in list(media.peers.values()) if media else []:
+        if media is None or not media.listed(publication):
+            return
+        for other in list(media.peers.values()):
             if other.identity != publication.identity and publication not in other.outgoing:
                 self._forward(publication, other)
 
@@ -312,7 +344,7 @@ class Sfu:
         if not publications:
             return
         for publication in publications:
-            media.publications.pop((publication.identity, publication.kind), None)
+            media.publications.pop((publication.identity, publication.key), None)
         for other in list(media.peers.values()):
             await other.remove_outgoing(*publications)
         for publication in publications:
@@ -320,11 +352,13 @@ class Sfu:
 
     def _on_track(self, peer: Peer, incoming: Incoming) -> None:
         receiver = incoming.transceiver.receiver
-        if any(i.publication is not None and i.kind == incoming.kind for i in peer.incoming):
-            # One audio and one video per participant; extra tracks are read and dropped.
+        source = self._source(peer, incoming)
+        if source is None:
+            # One audio, one camera and one screen per participant; extra tracks are read
+            # and dropped.
             self._drop_track(peer, incoming)
             return
-        publication = self.publish(peer.room, peer.identity, incoming.kind)
+        publication = self.publish(peer.room, peer.identity, incoming.kind, source)
 
         def request_keyframe() -> bool:
             ssrc = peer.media_ssrc(incoming)
@@ -334,6 +368,10 @@ class Sfu:
             return True
 
         incoming.publication = publication
+        section = peer.simulcast.get(incoming.transceiver.mid or "")
+        if section is not None and incoming.kind == "video":
+            self._receive_simulcast(peer, incoming, publication, Layers(section))
+            return
         incoming.generation = publication.attach(
             internals.negotiated_codec(incoming.transceiver), request_keyframe
         )
@@ -346,6 +384,106 @@ class Sfu:
                     publication,
                 )
             )
+
+    def _receive_simulcast(
+        self, peer: Peer, incoming: Incoming, publication: Publication, layers: Layers
+    ) -> None:
+        """A simulcast m-line: each layer reassembled apart and asked for keyframes by
+        its own SSRC (known from the first packet that names its RID)."""
+        receiver = incoming.transceiver.receiver
+
+        def request_layer(index: int) -> bool:
+            ssrc = layers.ssrc_of(index)
+            if ssrc is None or peer.closed or peer.state != "connected":
+                return False
+            internals.send_pli(receiver, ssrc)
+            return True
+
+        incoming.generation = publication.attach(
+            internals.negotiated_codec(incoming.transceiver),
+            lambda: False,
+            layers=layers.count,
+            request_layer=request_layer,
+        )
+        publication.on_layers = lambda: self._layers_changed(publication)
+        internals.tap_simulcast(
+            receiver, layers, publication.layer_sink_for(incoming.generation, layers.index_of)
+        )
+
+    def _layers_changed(self, publication: Publication) -> None:
+        media = self.rooms.get(publication.room)
+        for peer in list(media.peers.values()) if media else []:
+            if publication in peer.outgoing:
+                self.choose_layers(peer)
+
+    def choose_layers(self, peer: Peer) -> None:
+        """Pick each simulcast track's layer for this subscriber (simulcast_choice.py);
+        a new target is asked for a keyframe and moved to when it comes."""
+        now = time.monotonic()
+        tracks = [o.track for o in peer.outgoing.values() if o.negotiated]
+        for track in tracks:
+            publication = track.publication
+            if not publication.layers or not track.enabled:
+                continue
+            budget = None
+            remb = peer.remb.value
+            if remb is not None:  # a browser's REMB counts its video streams
+                others = sum(
+                    self._rate(t)
+                    for t in tracks
+                    if t is not track and t.enabled and t.kind == "video"
+                )
+                budget = max(0.0, remb - others)
+            states = [
+                LayerState(layer.bitrate, layer.height, layer.active(now))
+                for layer in publication.layers
+            ]
+            view = track.view[1] if track.view is not None else None
+            target = choose(
+                track.choice, states, budget, track.loss, view, now, rising=peer.remb.rising
+            )
+            if target != track.target:
+                track.target = target
+                publication.request_layer_keyframe(target, "layer_switch")
+
+    @staticmethod
+    def _rate(track: ForwardedTrack) -> float:
+        """What the SFU sends on a track now (bit/s)."""
+        publication = track.publication
+        if publication.layers:
+            layer = track.layer if track.layer is not None else track.target
+            return publication.layers[layer].bitrate if layer < len(publication.layers) else 0.0
+        return publication.meter.bitrate
+
+    def view(self, room: str, identity: str, views: Sequence[tuple[str, str, int, int]]) -> int:
+        """The subscriber shows these (owner, source, width, height) tiles: layers are
+        chosen no larger than needed. Returns how many matched a forwarded track."""
+        peer = self._peer(room, identity)
+        matched = 0
+        for outgoing in peer.outgoing.values():
+            publication = outgoing.publication
+            for owner, source, width, height in views:
+                if publication.identity == owner and publication.source == source:
+                    outgoing.track.view = (width, height)
+                    matched += 1
+        self.choose_layers(peer)
+        return matched
+
+    @staticmethod
+    def _source(peer: Peer, incoming: Incoming) -> str | None:
+        """What an incoming track shows, or None when the participant already has one
+        of that. Video: what the offer's `sources` names its m-line, else the first is
+        the camera and the next the screen."""
+        taken = {i.publication.source for i in peer.incoming if i.publication is not None}
+        if incoming.kind == "audio":
+            source = "microphone"
+        else:
+            named = peer.sources.get(incoming.transceiver.mid or "")
+            if named in ("camera", SCREEN):
+                source = named
+            else:
+                source = "camera" if "camera" not in taken else SCREEN
+        return None if source in taken else source
 
     def _forward(self, publication: Publication, peer: Peer) -> None:
         media = self.rooms[peer.room]
@@ -385,11 +523,44 @@ class Sfu:
         internals.on_keyframe_request(
             outgoing.transceiver.sender, lambda: publication.request_keyframe("subscriber_pli")
         )
+        if publication.kind == "video":
+            internals.on_feedback(
+                outgoing.transceiver.sender,
+                lambda bitrate: self._remb(peer, bitrate),
+                lambda loss: self._loss(peer, track, loss),
+            )
         publication.subscribe(track)
+        if publication.layers:
+            self.choose_layers(peer)
+
+    def _remb(self, peer: Peer, bitrate: float) -> None:
+        peer.remb.observe(bitrate, time.monotonic())
+        self.choose_layers(peer)
+
+    def _loss(self, peer: Peer, track: ForwardedTrack, loss: float) -> None:
+        track.loss = loss
+        if track.publication.layers:
+            self.choose_layers(peer)
 
     @staticmethod
-    def _sends(controls: Controls, kind: str) -> bool:
-        return controls.audio if kind == "audio" else controls.video
+    def _sends(controls: Controls, publication: Publication) -> bool:
+        if publication.source == SCREEN:
+            return controls.screen
+        return controls.audio if publication.kind == "audio" else controls.video
+
+    def _share(self, media: RoomMedia, identity: str, on: bool) -> None:
+        """Start or stop forwarding the participant's screen: subscribers get its track
+        (one renegotiation each) or lose it."""
+        screen = media.publications.get((identity, SCREEN))
+        if screen is None:
+            return  # announced once the client's screen m-line arrives
+        screen.set_paused(not on)
+        if on:
+            self.forward_to_room(screen)
+        else:
+            for other in list(media.peers.values()):
+                if screen in other.outgoing:
+                    self._spawn(other.remove_outgoing(screen))
 
     # -- failures ----------------------------------------------------------------------
 

@@ -27,9 +27,15 @@ SdpText = Field(min_length=1, max_length=MAX_SDP_BYTES)
 DialIn = Callable[[str], Awaitable[dict[str, Any] | None]]
 
 
+VideoSource = Literal["camera", "screen"]
+# mid → what the client's video m-line shows
+Sources: Any = Field(default_factory=dict, max_length=8)
+
+
 class MediaOfferIn(Payload):
     sdp: str = SdpText
     type: Literal["offer"]
+    sources: dict[str, VideoSource] = Sources
 
 
 class MediaAnswerIn(Payload):
@@ -42,12 +48,25 @@ class MediaReconnectIn(Payload):
     sdp: str = SdpText
     type: Literal["offer"]
     reason: str = Field("client", min_length=1, max_length=200)
+    sources: dict[str, VideoSource] = Sources
 
 
 class MediaControlIn(Payload):
     audio: bool | None = None
     video: bool | None = None
     receive_video: bool | None = None
+    screen: bool | None = None
+
+
+class ViewIn(Payload):
+    identity: str = Field(min_length=1, max_length=200)
+    source: VideoSource = "camera"
+    width: int = Field(ge=0, le=16384)
+    height: int = Field(ge=0, le=16384)
+
+
+class MediaViewIn(Payload):
+    views: list[ViewIn] = Field(max_length=64)
 
 
 class MediaHandlers:
@@ -62,6 +81,7 @@ class MediaHandlers:
         on("media_answer", MediaAnswerIn, grant=Grant.SUBSCRIBE)(self.answer)
         on("media_reconnect", MediaReconnectIn, grant=Grant.SUBSCRIBE)(self.reconnect)
         on("media_control", MediaControlIn, grant=Grant.SUBSCRIBE)(self.control)
+        on("media_view", MediaViewIn, grant=Grant.SUBSCRIBE)(self.view)
         on("media_close", Empty)(self.close)
         on("media_probe", MediaOfferIn, needs_join=False)(self.probe)
         on("media_probe_close", Empty, needs_join=False)(self.probe_close)
@@ -96,7 +116,11 @@ class MediaHandlers:
 
     async def offer(self, conn: Connection, payload: MediaOfferIn) -> Ack:
         answer = await self.sfu.connect(
-            conn.room, conn.identity, payload.sdp, may_publish=conn.token.can(Grant.PUBLISH)
+            conn.room,
+            conn.identity,
+            payload.sdp,
+            may_publish=conn.token.can(Grant.PUBLISH),
+            sources=dict(payload.sources),
         )
         return self._answer_ack(conn, answer)
 
@@ -111,6 +135,7 @@ class MediaHandlers:
             payload.sdp,
             may_publish=conn.token.can(Grant.PUBLISH),
             reconnect_reason=payload.reason,
+            sources=dict(payload.sources),
         )
         return self._answer_ack(conn, answer)
 
@@ -122,7 +147,7 @@ class MediaHandlers:
         return ack
 
     async def control(self, conn: Connection, payload: MediaControlIn) -> Ack:
-        if payload.audio or payload.video:
+        if payload.audio or payload.video or payload.screen:
             conn.token.require(Grant.PUBLISH)
         controls = self.sfu.control(
             conn.room,
@@ -130,6 +155,7 @@ class MediaHandlers:
             audio=payload.audio,
             video=payload.video,
             receive_video=payload.receive_video,
+            screen=payload.screen,
         )
         await self.signaling.emit_room(
             conn.room,
@@ -138,6 +164,11 @@ class MediaHandlers:
             skip_sid=conn.sid,
         )
         return controls.public()
+
+    async def view(self, conn: Connection, payload: MediaViewIn) -> Ack:
+        """The sizes the client shows others' video at: simulcast layers no larger."""
+        views = [(v.identity, v.source, v.width, v.height) for v in payload.views]
+        return {"matched": self.sfu.view(conn.room, conn.identity, views)}
 
     async def close(self, conn: Connection, payload: Empty) -> Ack:
         """Closing media is the participant's choice: they go to text, so the others stop

@@ -211,6 +211,28 @@ class MediaClient:
                 aiortc_internals.on_keyframe_request(transceiver.sender, track.request_keyframe)
                 self.tracks[kind] = track
 
+    def publish_screen(self, frames: list[Encoded], fps: float = 10) -> str | None:
+        """A second video track, as a browser's screen share; returns nothing until the
+        offer is made (its mid is then `self.screen_mid()`)."""
+        track = EncodedTrack("video", frames, fps)
+        transceiver = self.pc.addTransceiver(track, direction="sendonly")
+        aiortc_internals.on_keyframe_request(transceiver.sender, track.request_keyframe)
+        self.tracks["screen"] = track
+        self._screen = transceiver
+        return transceiver.mid
+
+    def screen_mid(self) -> str | None:
+        screen = getattr(self, "_screen", None)
+        return screen.mid if screen is not None else None
+
+    def source_of(self, received: Received) -> str | None:
+        """What the SFU's latest offer says a received track shows."""
+        for offer in reversed(self.offers):
+            info = offer.get("tracks", {}).get(received.mid)
+            if info is not None:
+                return str(info.get("source"))
+        return None
+
     def receive_only(self) -> None:
         self.pc.addTransceiver("audio", direction="recvonly")
 
@@ -238,7 +260,7 @@ class MediaClient:
         self.pc.on("track", self._on_track)
         tracks, self.tracks = self.tracks, {}
         for kind, previous in tracks.items():
-            track = EncodedTrack(kind, previous.frames, 1 / previous.interval)
+            track = EncodedTrack(previous.kind, previous.frames, 1 / previous.interval)
             track.silent = previous.silent
             transceiver = self.pc.addTransceiver(track, direction="sendonly")
             aiortc_internals.on_keyframe_request(transceiver.sender, track.request_keyframe)

@@ -173,6 +173,7 @@ async def test_camera_off_never_steps_down_for_missing_video(join: Join, server:
         "audio": True,
         "video": False,
         "receive_video": True,
+        "screen": False,
     }
     ada.tracks["video"].silent = True
     health.check(time.monotonic() + 60)

@@ -118,7 +118,7 @@ async def test_controls_mute_camera_and_audio_only(join: Join) -> None:
         return received.frames > before
 
     ack = await bo.socket.call("media_control", {"receive_video": False})
-    assert ack == {"audio": True, "video": True, "receive_video": False}
+    assert ack == {"audio": True, "video": True, "receive_video": False, "screen": False}
     await asyncio.sleep(0.2)
     assert not await flowing(video) and await flowing(audio)
     await bo.socket.call("media_control", {"receive_video": True})

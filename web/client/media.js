@@ -22,6 +22,7 @@ import { Backoff } from "./backoff.js";
 import { diagnostics } from "./diagnostics.js";
 import { best, connectionQuality, inboundQuality } from "./quality.js";
 import { isNetworkReason, plainReason } from "./reasons.js";
+import { ScreenShare } from "./screenshare.js";
 
 const CONNECT_TIMEOUT_MS = 3500; // per attempt: video, video again ("reconnecting…"), audio
 const DISCONNECTED_GRACE_MS = 3000; // "disconnected" often heals by itself
@@ -54,10 +55,17 @@ export class MediaSession {
     this.onModeChange = onModeChange;
     this.mode = "text";
     this.pc = null;
-    this.senders = { audio: null, video: null }; // my senders on the current connection
+    this.senders = { audio: null, video: null, screen: null }; // my senders on the current connection
     this.generation = 0; // bumps on every new PeerConnection; older ones stop acting
     this.remote = new Map(); // identity → MediaStream
     this.owners = new Map(); // transceiver mid → identity (from the SFU's offers)
+    this.sources = new Map(); // transceiver mid → "camera" | "microphone" | "screen"
+    this.screen = new ScreenShare({
+      socket,
+      sender: () => this.senders.screen,
+      nameOf: (identity) => tiles.tiles?.get(identity)?.person?.name || identity,
+    });
+    if (canPublish) this.screen.addButton();
     this.iceServers = null;
     this.statsTimer = 0;
     this.retryTimer = 0;
@@ -564,8 +572,15 @@ export class MediaSession {
       this.senders.audio = pc.addTransceiver(audio, { direction: "sendrecv", streams: [stream] }).sender;
     } else pc.addTransceiver("audio", { direction: "recvonly" });
     if (mode === "video" && video) {
-      this.senders.video = pc.addTransceiver(video, { direction: "sendrecv", streams: [stream] }).sender;
+      const init = { direction: "sendrecv", streams: [stream] };
+      const layers = simulcastEncodings(video);
+      if (layers) init.sendEncodings = layers;
+      this.senders.video = pc.addTransceiver(video, init).sender;
     } else if (mode === "text") pc.addTransceiver("video", { direction: "recvonly" });
+    // Screen share slot: sendonly, silent until I share (screenshare.js).
+    const screen = mode !== "text" && this.canPublish
+      ? pc.addTransceiver(this.screen.track || "video", { direction: "sendonly" }) : null;
+    this.senders.screen = screen?.sender || null;
     pc.ontrack = (event) => this.#track(event);
     pc.onconnectionstatechange = () => this.#stateChanged(pc, run);
 
@@ -585,6 +600,7 @@ export class MediaSession {
     await pc.setLocalDescription(offer);
     const event = replacing ? "media_reconnect" : "media_offer";
     const payload = { sdp: pc.localDescription.sdp, type: "offer" };
+    if (screen?.mid) payload.sources = { [screen.mid]: "screen" };
     if (replacing) payload.reason = (this.lastDrop || "client reconnect").slice(0, 200) || "client";
     // Until the answer comes, any re-offer is for the connection this one replaces (the
     // SFU answers before it re-offers on the new one): #renegotiate drops those.
@@ -601,6 +617,7 @@ export class MediaSession {
     await this.answering;
     await connected;
     this.#watchDtls(pc, run);
+    if (this.screen.sharing) this.#control({ screen: true }); // still sharing after a rebuild
     // Below video for the network (not a choice) the camera is not reported off: the
     // session log would read it as the person's choice.
     if (mode === "video") this.#control({ audio: this.local.isEnabled("audio"), video: this.local.isEnabled("video"), receive_video: true });
@@ -641,7 +658,13 @@ export class MediaSession {
 
   /** The SFU names each forwarded track's owner: `tracks: {mid: {identity, kind}}`. */
   #learnOwners({ tracks }) {
-    for (const [mid, info] of Object.entries(tracks || {})) this.owners.set(mid, info.identity);
+    const sharing = new Set();
+    for (const [mid, info] of Object.entries(tracks || {})) {
+      this.owners.set(mid, info.identity);
+      this.sources.set(mid, info.source || (info.kind === "audio" ? "microphone" : "camera"));
+      if (info.source === "screen") sharing.add(info.identity);
+    }
+    if (tracks) this.screen.keep(sharing);
   }
 
   /** Who sent a track: named in the SFU's offer (`tracks`), or by its stream id (the
@@ -670,6 +693,10 @@ export class MediaSession {
     const track = transceiver.receiver.track;
     if (!identity || identity === this.me || !this.tiles.has(identity)) return;
     this.owners.set(transceiver.mid, identity);
+    if (this.sources.get(transceiver.mid) === "screen") {
+      if (track.readyState === "live") this.screen.show(identity, track);
+      return;
+    }
     let stream = this.remote.get(identity);
     if (!stream) {
       stream = new MediaStream();
@@ -738,6 +765,7 @@ export class MediaSession {
         const track = transceiver.receiver.track;
         const quality = inboundQuality(current, previous, track?.id);
         if (!identity || identity === this.me || !quality) continue;
+        if (this.sources.get(transceiver.mid) === "screen") continue; // not their camera tile
         if (track.kind === "video" && transceiver.currentDirection !== "inactive") {
           const frames = decodedFrames(current, track.id) - decodedFrames(previous, track.id);
           still.set(identity, frames > 0 ? 0 : (still.get(identity) || 0) + 1);
@@ -749,8 +777,25 @@ export class MediaSession {
         const { level, detail } = best(qualities);
         this.tiles.setQuality(identity, level, detail);
       }
+      this.#reportViews();
       previous = current;
     }, STATS_INTERVAL_MS);
+  }
+
+  /** Tell the SFU how large I show each partner's camera (device pixels), so it sends
+   * a simulcast layer no larger (`media_view`); sent when a size changes. */
+  #reportViews() {
+    const views = [];
+    for (const video of document.querySelectorAll(".tile[data-identity] video")) {
+      const identity = video.closest(".tile").dataset.identity;
+      if (identity === this.me) continue;
+      const ratio = window.devicePixelRatio || 1;
+      views.push({ identity, source: "camera", width: Math.round(video.clientWidth * ratio), height: Math.round(video.clientHeight * ratio) });
+    }
+    const key = JSON.stringify(views);
+    if (!views.length || key === this.lastViews) return;
+    this.lastViews = key;
+    this.socket.request("media_view", { views }).catch(() => {});
   }
 
   /** Forget the current connection; it is closed now unless `now` is false, when the
@@ -765,7 +810,10 @@ export class MediaSession {
       if (now) pc.close();
     }
     this.pc = null;
-    this.senders = { audio: null, video: null };
+    this.senders = { audio: null, video: null, screen: null };
+    this.screen.keep(new Set());
+    this.sources.clear();
+    this.lastViews = "";
     for (const identity of this.remote.keys()) {
       this.tiles.setStream(identity, null);
       this.tiles.setQuality(identity, "unknown");
@@ -775,6 +823,19 @@ export class MediaSession {
     this.tiles.setQuality(this.me, "unknown");
     return now ? null : pc;
   }
+}
+
+/** Simulcast for a camera of 540 lines or more: three layers (quarter, half, full
+ * size, lowest first), so each partner gets what their network and tile can take;
+ * smaller cameras send one layer. */
+function simulcastEncodings(track) {
+  const { height = 0 } = track.getSettings?.() || {};
+  if (height < 540) return null;
+  return [
+    { rid: "q", scaleResolutionDownBy: 4, maxBitrate: 150_000 },
+    { rid: "h", scaleResolutionDownBy: 2, maxBitrate: 500_000 },
+    { rid: "f", maxBitrate: 1_500_000 },
+  ];
 }
 
 function decodedFrames(stats, trackId) {

@@ -1,0 +1,83 @@
+"""Screen share in Chromium: one page shares a (fake) screen, the other shows it large.
+
+The sharer's Chromium picks its capture source by itself
+(`--auto-select-desktop-capture-source`) and grants without a prompt
+(`--use-fake-ui-for-media-stream`); the capture is Chromium's fake one. The other page
+must decode the share as a second video, apart from the sharer's camera tile, and take
+it away when sharing stops.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from playwright.async_api import BrowserContext, async_playwright, expect
+
+from tests.e2e.conftest import GRANTING_FLAGS, OpenPage, RoomPage
+from tests.support.services import require_program
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+
+SHARING_FLAGS = [
+    *GRANTING_FLAGS,
+    "--auto-select-desktop-capture-source=Entire screen",
+    "--enable-usermedia-screen-capturing",
+]
+
+FRAMES = "(el) => el.getVideoPlaybackQuality().totalVideoFrames"
+
+
+@pytest.fixture
+async def sharing_context() -> AsyncIterator[BrowserContext]:
+    executable = require_program("chromium", "/usr/bin/chromium")
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=executable, args=SHARING_FLAGS)
+        yield await browser.new_context(viewport={"width": 1280, "height": 800})
+        await browser.close()
+
+
+def share_of(page: RoomPage, identity: str) -> Any:
+    return page.page.locator(f'#screens .screen-share[data-identity="{identity}"]')
+
+
+async def decoding(page: RoomPage, video: Any, more_than: int = 10) -> int:
+    """Wait until `video` has shown more than `more_than` frames; returns the count."""
+    for _ in range(200):
+        frames = int(await video.evaluate(FRAMES))
+        if frames > more_than:
+            return frames
+        await page.page.wait_for_timeout(100)
+    raise AssertionError(f"the video showed only {frames} frames")
+
+
+async def test_a_shared_screen_is_shown_large_to_the_other_and_goes_when_stopped(
+    open_page: OpenPage, sharing_context: BrowserContext
+) -> None:
+    ada = await open_page("ada", role="mentor", context=sharing_context)
+    bo = await open_page("bo")
+    await expect(bo.tile("ada")).to_have_class("tile has-video", timeout=15_000)
+
+    share = ada.page.get_by_role("button", name="Share screen")
+    await share.click()
+    await expect(ada.page.get_by_role("button", name="Stop sharing")).to_be_visible()
+
+    shown = share_of(bo, "ada")
+    await expect(shown).to_be_visible(timeout=15_000)
+    await expect(shown).to_contain_text("Ada is sharing their screen")
+    video = shown.locator("video")
+    await decoding(bo, video)
+    width = await video.evaluate("(el) => el.videoWidth")
+    camera_width = await bo.tile("ada").locator("video").evaluate("(el) => el.videoWidth")
+    assert width > 0 and camera_width > 0
+    # The camera tile still shows the camera: its video keeps playing beside the share.
+    camera = bo.tile("ada").locator("video")
+    before = int(await camera.evaluate(FRAMES))
+    await decoding(bo, camera, before + 10)
+
+    await ada.page.get_by_role("button", name="Stop sharing").click()
+    await expect(shown).to_have_count(0, timeout=15_000)
+    await expect(ada.page.get_by_role("button", name="Share screen")).to_be_visible()
+    before = int(await camera.evaluate(FRAMES))
+    await decoding(bo, camera, before + 10)

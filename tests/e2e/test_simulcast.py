@@ -1,0 +1,82 @@
+"""Simulcast in Chromium: a 960x540 camera sends three layers; the other page decodes
+the full one once its estimate allows, read from getStats (`frameWidth`).
+
+The publisher's page asks its fake camera for 960x540 (an init script widens the
+page's getUserMedia), which is where the client turns simulcast on. Without the SFU's
+`a=simulcast:recv` in the answer Chrome would send one 240x135 layer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from playwright.async_api import expect
+
+from tests.e2e.conftest import OpenPage, RoomPage
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+
+WIDE_CAMERA = """
+(() => {
+  const original = navigator.mediaDevices.getUserMedia.bind(navigator.mediaDevices);
+  navigator.mediaDevices.getUserMedia = (constraints = {}) => {
+    if (constraints.video) {
+      const video = typeof constraints.video === "object" ? constraints.video : {};
+      constraints = { ...constraints, video: { ...video, width: 960, height: 540 } };
+    }
+    return original(constraints);
+  };
+})();
+"""
+
+STATS = """
+async (kind) => {
+  const pc = window.pairwiseDebug.room.media.pc;
+  if (!pc) return [];
+  const out = [];
+  (await pc.getStats()).forEach((s) => {
+    if (s.type === kind && s.kind === "video") {
+      out.push({ rid: s.rid || null, width: s.frameWidth || 0, frames: s.framesEncoded || s.framesDecoded || 0 });
+    }
+  });
+  return out;
+}
+"""
+
+
+async def wait_for(
+    page: RoomPage, kind: str, check: Any, seconds: float = 40
+) -> list[dict[str, Any]]:
+    stats: list[dict[str, Any]] = []
+    for _ in range(int(seconds * 2)):
+        stats = await page.evaluate(STATS, kind)
+        if check(stats):
+            return stats
+        await page.page.wait_for_timeout(500)
+    raise AssertionError(f"{kind} never matched: {stats}")
+
+
+async def test_a_wide_camera_sends_three_layers_and_the_other_decodes_the_full_one(
+    open_page: OpenPage,
+) -> None:
+    ada = await open_page("ada", role="mentor", diag=("debug-handle",), join=False)
+    await ada.page.add_init_script(WIDE_CAMERA)
+    await ada.page.reload()
+    await ada.join()
+    bo = await open_page("bo", diag=("debug-handle",))
+    await expect(bo.tile("ada")).to_have_class("tile has-video", timeout=15_000)
+
+    sent = await wait_for(
+        ada,
+        "outbound-rtp",
+        lambda s: {x["rid"] for x in s if x["frames"] > 0} == {"q", "h", "f"},
+    )
+    assert {x["rid"]: x["width"] for x in sent if x["rid"]}["f"] == 960
+
+    received = await wait_for(bo, "inbound-rtp", lambda s: any(x["width"] == 960 for x in s))
+    frames = max(x["frames"] for x in received if x["width"] == 960)
+    # and it keeps decoding the full layer
+    await wait_for(
+        bo, "inbound-rtp", lambda s: any(x["width"] == 960 and x["frames"] > frames + 20 for x in s)
+    )

@@ -1,0 +1,168 @@
+"""Simulcast: a publisher's three layers in, one layer per subscriber out.
+
+A real aiortc publisher plays a browser's rid-based simulcast (tests/media/
+simulcast_publisher.py: 160x90, 320x180 and 640x360 layers, with and without
+`a=ssrc` lines); real aiortc subscribers decode what they get. The layer a
+subscriber receives is read from the size of the frames it decodes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+from aiortc.mediastreams import MediaStreamError
+
+from server.media import aiortc_internals
+from tests.media.conftest import Join
+from tests.media.simulcast_publisher import SimulcastPublisher, encode_layers, rids_in
+from tests.media.support import Encoded, MediaClient
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def layers() -> list[list[Encoded]]:
+    return encode_layers()
+
+
+@pytest.fixture
+async def publisher(join: Join, layers: list[list[Encoded]]) -> AsyncIterator[SimulcastPublisher]:
+    ada = await join("ada", role="mentor", connect=False, video=[])
+    made = SimulcastPublisher(ada, layers)
+    yield made
+    await made.close()
+
+
+class Sizes:
+    """Watches one subscriber's decoded video: the size of every frame, when."""
+
+    def __init__(self, person: MediaClient) -> None:
+        self.person = person
+        self.frames: list[tuple[float, int, int]] = []
+        person.pc.remove_all_listeners("track")
+        person.pc.on("track", self._track)
+
+    def _track(self, track: object) -> None:
+        if getattr(track, "kind", "") == "video":
+            self.person._tasks.append(asyncio.create_task(self._read(track)))
+
+    async def _read(self, track: object) -> None:
+        try:
+            while True:
+                frame = await track.recv()  # type: ignore[attr-defined]
+                self.frames.append((time.monotonic(), frame.width, frame.height))
+        except MediaStreamError:
+            pass
+
+    def latest(self) -> tuple[int, int] | None:
+        return self.frames[-1][1:] if self.frames else None
+
+    def longest_gap(self, since: float) -> float:
+        times = [t for t, _, _ in self.frames if t >= since]
+        return max((b - a for a, b in zip(times, times[1:], strict=False)), default=0.0)
+
+
+async def subscriber(join: Join, identity: str, **client: object) -> tuple[MediaClient, Sizes]:
+    person = await join(identity, publish=False, connect=False, **client)
+    sizes = Sizes(person)
+    await person.connect()
+    return person, sizes
+
+
+def without_abs_send_time(sdp: str) -> str:
+    """A subscriber whose own estimate the test sends (aiortc's needs abs-send-time)."""
+    return "\r\n".join(line for line in sdp.split("\r\n") if "abs-send-time" not in line)
+
+
+@pytest.mark.parametrize("with_ssrcs", [False, True], ids=["rids", "rids+ssrcs"])
+async def test_the_answer_takes_the_layers_and_a_clean_subscriber_climbs_to_the_top(
+    publisher: SimulcastPublisher, join: Join, with_ssrcs: bool
+) -> None:
+    await publisher.connect(with_ssrcs=with_ssrcs)
+    answer = publisher.answer_lines()
+    video = answer[next(i for i, line in enumerate(answer) if line.startswith("m=video")) :]
+    assert rids_in(video) == ["q", "h", "f"]
+    assert "a=simulcast:recv q;h;f" in video
+    assert any("sdes:rtp-stream-id" in line for line in video if line.startswith("a=extmap"))
+
+    bo, sizes = await subscriber(join, "bo")
+    await bo.wait_until(lambda: sizes.latest() == (640, 360), timeout=30)
+    started = time.monotonic()
+    await bo.wait_until(lambda: len(sizes.frames) > 0 and time.monotonic() - started > 2)
+    assert sizes.latest() == (640, 360)
+    # every layer it went through came in order, and no freeze longer than 1 s
+    seen = [size for _, *size in sizes.frames]
+    firsts = [s for i, s in enumerate(seen) if i == 0 or seen[i - 1] != s]
+    assert firsts[0] == [160, 90]
+    # (1.5 s: the subscriber decodes in this same process on a loaded 2-core machine)
+    assert sizes.longest_gap(sizes.frames[0][0]) < 1.5
+    # re-offers keep the simulcast (a browser would stop it otherwise)
+    carol = await join("carol")
+    await carol.wait_until(lambda: len(carol.received) >= 2, timeout=20)
+    await publisher.client.wait_until(lambda: len(publisher.client.offers) >= 1, timeout=20)
+    offers = [o["sdp"] for o in publisher.client.offers]
+    assert offers and all("a=simulcast:recv q;h;f" in sdp for sdp in offers)
+
+
+async def test_a_subscriber_at_80_kbps_gets_the_low_layer_and_climbs_when_it_clears(
+    publisher: SimulcastPublisher, join: Join
+) -> None:
+    await publisher.connect()
+    bo, sizes = await subscriber(join, "bo", munge_answer=without_abs_send_time)
+    carol, carol_sizes = await subscriber(join, "carol")
+
+    def remb(bitrate: int) -> None:
+        for transceiver in bo.pc.getTransceivers():
+            if transceiver.kind == "video" and transceiver.receiver.track is not None:
+                ssrcs = [s.source for s in transceiver.receiver.getSynchronizationSources()]
+                if ssrcs:
+                    aiortc_internals.send_remb(transceiver.receiver, bitrate, ssrcs)
+
+    async def hold(bitrate: int, seconds: float) -> None:
+        """Report `bitrate` every 0.2 s for `seconds`, as a browser's REMB would."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            remb(bitrate)
+            await asyncio.sleep(0.2)
+
+    await bo.wait_until(lambda: sizes.latest() is not None, timeout=20)
+    await hold(80_000, 6)
+    assert sizes.latest() == (160, 90)
+    assert {(w, h) for _, w, h in sizes.frames} == {(160, 90)}
+    await carol.wait_until(lambda: carol_sizes.latest() == (640, 360), timeout=30)
+
+    # the link clears: it climbs, on keyframes, without a freeze
+    cleared = time.monotonic()
+    for _ in range(100):
+        await hold(5_000_000, 0.4)
+        if sizes.latest() == (640, 360):
+            break
+    assert sizes.latest() == (640, 360)
+    assert sizes.longest_gap(cleared) < 1.0
+
+    # and back down when it is congested again
+    for _ in range(60):  # generous: the decoder shares a loaded machine
+        await hold(80_000, 0.4)
+        if sizes.latest() == (160, 90):
+            break
+    assert sizes.latest() == (160, 90)
+
+
+async def test_keyframe_requests_reach_each_layer_right_after_the_publisher_connects(
+    publisher: SimulcastPublisher, join: Join
+) -> None:
+    """A subscriber joining 1 s after the publisher gets its first picture within a
+    second or so: the SFU asks the layer's SSRC for a keyframe at once (keyframes come
+    only every 2 s by themselves here)."""
+    await publisher.connect()
+    await publisher.client.wait_connected(timeout=20)
+    await publisher.client.wait_until(lambda: publisher.layers[0].sent > 15, timeout=20)
+    bo, sizes = await subscriber(join, "bo")
+    await bo.wait_connected(timeout=20)
+    connected = time.monotonic()
+    await bo.wait_until(lambda: sizes.latest() is not None, timeout=20)
+    assert publisher.layers[0].plis >= 1
+    assert sizes.frames[0][0] - connected < 1.9

@@ -1,0 +1,104 @@
+"""The layer choice and the simulcast SDP, as pure functions (microseconds each)."""
+
+from __future__ import annotations
+
+from server.media.simulcast import SimulcastSection, annotate, parse_offer
+from server.media.simulcast_choice import Choice, Estimate, LayerState, ceiling, choose
+
+LAYERS = [
+    LayerState(100_000, 180, True),
+    LayerState(400_000, 360, True),
+    LayerState(1_200_000, 720, True),
+]
+
+
+def test_starts_low_and_a_flat_low_estimate_keeps_it_low() -> None:
+    choice = Choice()
+    assert choose(choice, LAYERS, None, 0.0, None, 0.0) == 0
+    for t in range(1, 20):
+        assert choose(choice, LAYERS, 80_000, 0.0, None, float(t)) == 0
+
+
+def test_a_rising_estimate_climbs_one_layer_per_hold() -> None:
+    choice = Choice()
+    choose(choice, LAYERS, None, 0.0, None, 0.0)
+    assert choose(choice, LAYERS, 150_000, 0.0, None, 1.0, rising=True) == 0  # hold: 2 s
+    assert choose(choice, LAYERS, 160_000, 0.0, None, 2.0, rising=True) == 1
+    assert choose(choice, LAYERS, 300_000, 0.0, None, 3.0, rising=True) == 1
+    assert choose(choice, LAYERS, 350_000, 0.0, None, 4.0, rising=True) == 2
+
+
+def test_loss_or_a_settled_low_estimate_steps_down_at_once_and_a_failed_climb_waits_longer() -> (
+    None
+):
+    choice = Choice(target=2)
+    assert choose(choice, LAYERS, 5_000_000, 0.12, None, 10.0) == 1  # 12 % loss
+    choice = Choice(target=2)
+    assert choose(choice, LAYERS, 300_000, 0.0, None, 10.0) == 0  # carries only the lowest
+    choice = Choice(target=0)
+    assert choose(choice, LAYERS, 600_000, 0.0, None, 10.0) == 1  # carries the next: up
+    assert choose(choice, LAYERS, 200_000, 0.0, None, 11.0) == 0  # down again soon after
+    assert choice.hold == 4.0
+    assert choose(choice, LAYERS, 600_000, 0.0, None, 14.0) == 0  # not yet: 4 s hold
+    assert choose(choice, LAYERS, 600_000, 0.0, None, 15.0) == 1
+
+
+def test_never_above_the_tile_and_a_hidden_tile_gets_the_lowest() -> None:
+    assert ceiling(LAYERS, 210) == 1  # 180 is too short for it, 360 is not
+    assert ceiling(LAYERS, 170) == 0  # 180 is tall enough
+    assert ceiling(LAYERS, 1080) == 2
+    assert ceiling(LAYERS, 0) == 0
+    choice = Choice(target=2)
+    assert choose(choice, LAYERS, 5_000_000, 0.0, 300, 0.0) == 1
+
+
+def test_a_layer_that_stops_is_left() -> None:
+    stopped = [LAYERS[0], LAYERS[1], LayerState(1_200_000, 720, False)]
+    choice = Choice(target=2)
+    assert choose(choice, stopped, 5_000_000, 0.0, None, 0.0) == 1
+
+
+def test_the_estimate_trend() -> None:
+    estimate = Estimate()
+    estimate.observe(100_000, 0.0)
+    estimate.observe(106_000, 1.0)
+    assert estimate.rising
+    estimate.observe(106_000, 2.0)
+    assert not estimate.rising
+    assert estimate.value == 106_000
+
+
+CHROME_OFFER = "\r\n".join(
+    [
+        "v=0",
+        "m=audio 9 UDP/TLS/RTP/SAVPF 111",
+        "a=mid:0",
+        "m=video 9 UDP/TLS/RTP/SAVPF 96",
+        "a=mid:1",
+        "a=extmap:10 urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id",
+        "a=extmap:11 urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id",
+        "a=rid:q send",
+        "a=rid:h send",
+        "a=rid:f send",
+        "a=simulcast:send q;h;~f",
+        "",
+    ]
+)
+
+
+def test_the_offer_is_read_and_the_answer_receives_the_layers() -> None:
+    sections = parse_offer(CHROME_OFFER)
+    assert list(sections) == ["1"]
+    assert sections["1"].rids == ["q", "h"]  # "~f" is paused: not offered
+    answer = "v=0\r\nm=audio 9 X 111\r\na=mid:0\r\nm=video 9 X 96\r\na=mid:1\r\na=recvonly\r\n"
+    lines = annotate(answer, sections).split("\r\n")
+    video = lines[lines.index("m=video 9 X 96") :]
+    assert "a=rid:q recv" in video and "a=rid:h recv" in video
+    assert "a=simulcast:recv q;h" in video
+    assert "a=simulcast:recv q;h" not in lines[: lines.index("m=video 9 X 96")]
+
+
+def test_legacy_sim_groups_are_layers_too() -> None:
+    offer = "v=0\r\nm=video 9 X 96\r\na=mid:0\r\na=ssrc-group:SIM 1 2 3\r\na=ssrc-group:FID 1 4\r\n"
+    section = parse_offer(offer)["0"]
+    assert section == SimulcastSection("0", [], [1, 2, 3], {4: 1}, {})

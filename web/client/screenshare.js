@@ -1,0 +1,147 @@
+// Screen share (docs/protocol-media.md, "Screen share"): my screen as a second video
+// track, and the others' shared screens shown large above the tiles.
+//
+// Every publishing connection carries a second, sendonly video transceiver from the
+// start (named `"screen"` in the offer's `sources`), so sharing needs no renegotiation:
+// starting puts the getDisplayMedia track on it (`replaceTrack`) and tells the SFU
+// (`media_control {"screen": true}`), which then forwards it to everyone with
+// `source: "screen"` in their `tracks`. Stopping (my button, or the browser's own "Stop
+// sharing") reverses both. The track's content hint is "detail": the browser keeps text
+// sharp and lowers the frame rate instead of the resolution.
+
+const LABEL = { off: "Share screen", on: "Stop sharing" };
+
+export class ScreenShare {
+  /**
+   * @param {object} o
+   * @param {{request: (event: string, data: object) => Promise<any>}} o.socket
+   * @param {() => RTCRtpSender | null} o.sender my screen transceiver's sender, if connected
+   * @param {(identity: string) => string} o.nameOf a participant's display name
+   */
+  constructor({ socket, sender, nameOf }) {
+    this.socket = socket;
+    this.sender = sender;
+    this.nameOf = nameOf;
+    this.track = null; // my shared screen's track while I share
+    this.remote = new Map(); // identity → {root, video, track}
+    this.button = null;
+    this.stage = null;
+  }
+
+  /** Whether this browser can share its screen at all. */
+  static get supported() {
+    return Boolean(navigator.mediaDevices?.getDisplayMedia);
+  }
+
+  get sharing() {
+    return this.track !== null;
+  }
+
+  /** Add the "Share screen" button to the room's control bar (before the chat button). */
+  addButton(controls = document.getElementById("ctl-chat")) {
+    if (!ScreenShare.supported || !controls || this.button) return;
+    const button = document.createElement("button");
+    button.id = "ctl-screen";
+    button.type = "button";
+    button.className = "control";
+    button.setAttribute("aria-pressed", "false");
+    button.innerHTML = '<span class="control-label"></span>';
+    button.addEventListener("click", () => (this.sharing ? this.stop() : this.start()).catch(() => {}));
+    controls.before(button);
+    this.button = button;
+    this.#refresh();
+  }
+
+  async start() {
+    if (this.sharing) return;
+    const stream = await navigator.mediaDevices.getDisplayMedia({ video: { frameRate: { max: 15 } }, audio: false });
+    const track = stream.getVideoTracks()[0];
+    if (!track) return;
+    if ("contentHint" in track) track.contentHint = "detail";
+    track.addEventListener("ended", () => this.stop());
+    this.track = track;
+    await this.attach();
+    await this.socket.request("media_control", { screen: true }).catch(() => {});
+    this.#refresh();
+  }
+
+  async stop() {
+    const track = this.track;
+    if (!track) return;
+    this.track = null;
+    await this.sender()?.replaceTrack(null).catch(() => {});
+    track.stop();
+    await this.socket.request("media_control", { screen: false }).catch(() => {});
+    this.#refresh();
+  }
+
+  /** Put my shared track on the current connection's screen sender (after a rebuild too). */
+  async attach() {
+    const sender = this.sender();
+    if (sender && this.track) await sender.replaceTrack(this.track);
+  }
+
+  /** Show a participant's shared screen large. */
+  show(identity, track) {
+    let view = this.remote.get(identity);
+    if (!view) {
+      const root = document.createElement("figure");
+      root.className = "screen-share";
+      root.dataset.identity = identity;
+      root.style.cssText = "margin:0 0 0.5rem;width:100%;";
+      const video = document.createElement("video");
+      video.autoplay = true;
+      video.playsInline = true;
+      video.muted = true;
+      video.style.cssText = "width:100%;max-height:70vh;background:#000;object-fit:contain;";
+      const caption = document.createElement("figcaption");
+      const name = document.createElement("bdi");
+      name.textContent = this.nameOf(identity);
+      caption.append(name, " is sharing their screen");
+      root.append(video, caption);
+      this.#stageFor().append(root);
+      view = { root, video, track: null };
+      this.remote.set(identity, view);
+    }
+    if (view.track !== track) {
+      view.track = track;
+      view.video.srcObject = new MediaStream([track]);
+      track.addEventListener("ended", () => {
+        if (this.remote.get(identity)?.track === track) this.hide(identity);
+      });
+    }
+  }
+
+  hide(identity) {
+    const view = this.remote.get(identity);
+    if (!view) return;
+    view.root.remove();
+    this.remote.delete(identity);
+    if (this.stage && !this.remote.size) this.stage.hidden = true;
+  }
+
+  /** Keep only the shares still listed by the SFU (identities). */
+  keep(identities) {
+    for (const identity of [...this.remote.keys()]) if (!identities.has(identity)) this.hide(identity);
+  }
+
+  #stageFor() {
+    if (!this.stage) {
+      this.stage = document.createElement("section");
+      this.stage.id = "screens";
+      this.stage.className = "screens";
+      this.stage.setAttribute("aria-label", "Shared screens");
+      const tiles = document.getElementById("tiles");
+      if (tiles) tiles.before(this.stage);
+      else document.body.append(this.stage);
+    }
+    this.stage.hidden = false;
+    return this.stage;
+  }
+
+  #refresh() {
+    if (!this.button) return;
+    this.button.setAttribute("aria-pressed", String(this.sharing));
+    this.button.querySelector(".control-label").textContent = this.sharing ? LABEL.on : LABEL.off;
+  }
+}
