@@ -36,7 +36,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--url",
         required=True,
         action="append",
-        help="the server's base URL; nothing else is contacted (give it once)",
+        help="the server's base URL; give it once per node to test several nodes: each "
+        "node's /metrics is then read by its own URL (never through a balancer) and each "
+        "room's participants connect to the node that holds it",
     )
     parser.add_argument(
         "--admin-key",
@@ -86,18 +88,15 @@ async def _run(runner: Runner) -> RunResult:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if len(args.url) > 1:
-        # Taking the last one silently load-tested one node of several.
-        print(
-            "error: --url given more than once; give one URL (with --cluster for several "
-            "nodes: the tool finds the others)",
-            file=sys.stderr,
-        )
+    urls = [u.rstrip("/") for u in args.url]
+    for given, url in zip(args.url, urls, strict=True):
+        if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).netloc:
+            print(f"error: --url must be http(s)://host[:port], got {given!r}", file=sys.stderr)
+            return EXIT_SETUP
+    if len(set(urls)) < len(urls):
+        print("error: the same --url is given twice", file=sys.stderr)
         return EXIT_SETUP
-    url = args.url[0].rstrip("/")
-    if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).netloc:
-        print(f"error: --url must be http(s)://host[:port], got {args.url[0]!r}", file=sys.stderr)
-        return EXIT_SETUP
+    url = urls[0]
     if not args.admin_key:
         print("error: --admin-key (or PAIRWISE_ADMIN_KEY) is required", file=sys.stderr)
         return EXIT_SETUP
@@ -108,7 +107,14 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_SETUP
     out = args.out or Path("loadtest-reports") / f"{scenario.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     progress = Progress(quiet=args.quiet)
-    runner = Runner(scenario, url, args.admin_key, progress, cluster=args.cluster)
+    runner = Runner(
+        scenario,
+        url,
+        args.admin_key,
+        progress,
+        cluster=args.cluster or len(urls) > 1,
+        nodes=urls if len(urls) > 1 else None,
+    )
     try:
         result = asyncio.run(_run(runner))
     except SetupError as exc:

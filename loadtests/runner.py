@@ -122,12 +122,15 @@ class Runner:
         progress: Progress | None = None,
         run_id: str | None = None,
         cluster: bool = False,
+        nodes: list[str] | None = None,
     ):
         self.scenario = scenario
         self.url = url.rstrip("/")
         # Cluster mode: the nodes come from `GET /api/v1/nodes`; each participant connects
         # to the node that holds its room, as a browser does, and every node is scraped.
-        self.cluster = cluster
+        # Several --url: these are the nodes (all of them), instead of /api/v1/nodes.
+        self.cluster = cluster or nodes is not None
+        self._given_nodes = [n.rstrip("/") for n in nodes] if nodes else None
         self._node_urls: list[str] = []
         self._session: aiohttp.ClientSession | None = None
         self.admin_key = admin_key
@@ -170,7 +173,7 @@ class Runner:
                 await self._room_pins(session, specs)
             nodes, homes = [], {}
             if self.cluster:
-                nodes = self._node_urls = await self._nodes(session)
+                nodes = self._node_urls = self._given_nodes or await self._nodes(session)
                 homes = await self._homes(session, specs)
             self.m.restart_clock()
             started_at = time.time()
@@ -228,14 +231,8 @@ class Runner:
             return result
 
     async def _preflight(self, session: aiohttp.ClientSession) -> None:
-        try:
-            async with session.get(
-                self.url + "/healthz", timeout=aiohttp.ClientTimeout(total=10)
-            ) as r:
-                if r.status != 200:
-                    raise SetupError(f"{self.url}/healthz answered HTTP {r.status}")
-        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            raise SetupError(f"cannot reach {self.url}: {exc or type(exc).__name__}") from None
+        for node in dict.fromkeys([self.url, *(self._given_nodes or [])]):
+            await self._healthy(session, node)
         status, body = await self._post_token(
             session, f"{self.scenario.room_prefix}-probe", "probe", "mentee"
         )
@@ -243,6 +240,15 @@ class Runner:
             raise SetupError(f"the server refused the admin key (HTTP {status})")
         if status != 201:
             raise SetupError(f"POST /api/v1/tokens answered HTTP {status}: {body}"[:300])
+
+    @staticmethod
+    async def _healthy(session: aiohttp.ClientSession, url: str) -> None:
+        try:
+            async with session.get(url + "/healthz", timeout=aiohttp.ClientTimeout(total=10)) as r:
+                if r.status != 200:
+                    raise SetupError(f"{url}/healthz answered HTTP {r.status}")
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            raise SetupError(f"cannot reach {url}: {exc or type(exc).__name__}") from None
 
     async def _get(self, session: aiohttp.ClientSession, path: str) -> Any:
         async with session.get(

@@ -299,7 +299,9 @@ def _sparse_candidates(
     )  # fmt: skip
 
 
-def _segment_top(rows: np.ndarray, keys: np.ndarray, n: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+def _segment_top(
+    rows: np.ndarray, keys: np.ndarray, n: int, k: int
+) -> tuple[np.ndarray, np.ndarray]:
     """The positions of each row's k largest keys (distinct within a row), row by row and
     best first, and each row's next key after them (-1: none). Rows are 0..n-1.
 
