@@ -90,7 +90,7 @@ def _node(work: Path, database: str, cluster: str) -> tuple[subprocess.Popen[byt
             stderr=subprocess.STDOUT,
         )
     url = f"http://127.0.0.1:{port}"
-    wait_healthy(url, proc, timeout=60)
+    wait_healthy(url, proc, timeout=180)
     return proc, url
 
 

@@ -68,12 +68,17 @@ class RunResult:
     phone: PhoneResult | None = None
     phone_rooms: list[str] = field(default_factory=list)
     cluster: bool = False  # cluster mode: participants reconnect when their node dies
+    shard: tuple[int, int] | None = None  # (i, n): worker i of a distributed run of n
 
 
-def plan(scenario: Scenario, run_id: str) -> list[Spec]:
-    """Who joins, in ramp-up order (room by room), with the media shares assigned evenly."""
+def plan(scenario: Scenario, run_id: str, shard: tuple[int, int] | None = None) -> list[Spec]:
+    """Who joins, in ramp-up order (room by room), with the media shares assigned evenly.
+    A `shard` (i, n) of a distributed run takes the rooms whose number is i modulo n, so
+    the workers of one run share its room names and never a room."""
     specs: list[Spec] = []
     for r in range(scenario.rooms):
+        if shard is not None and r % shard[1] != shard[0]:
+            continue
         room = f"{scenario.room_prefix}-{run_id}-{r:05d}"
         for p in range(scenario.participants_per_room):
             specs.append(
@@ -123,7 +128,9 @@ class Runner:
         run_id: str | None = None,
         cluster: bool = False,
         nodes: list[str] | None = None,
+        shard: tuple[int, int] | None = None,
     ):
+        self.shard = shard
         self.scenario = scenario
         self.url = url.rstrip("/")
         # Cluster mode: the nodes come from `GET /api/v1/nodes`; each participant connects
@@ -167,7 +174,7 @@ class Runner:
                 ledger = media.MediaLedger()
             self.m = Measurements()  # the run's clock starts here
             self.m.media_ledger = ledger
-            specs = plan(s, self.run_id)
+            specs = plan(s, self.run_id, self.shard)
             tokens = await self._tokens(session, specs)
             if s.phone.enabled:
                 await self._room_pins(session, specs)
@@ -206,6 +213,7 @@ class Runner:
             )
             result.phone_rooms = self._phone_rooms
             result.cluster = self.cluster
+            result.shard = self.shard
             if self.cluster:
                 result.notes.append(
                     f"cluster of {len(nodes)} nodes: "
