@@ -46,7 +46,7 @@ CAPACITY_EXHAUSTED = "capacity exhausted"
 DEFAULT_K = 16
 RESERVE = 4
 BLOCK_CELLS = 1 << 18  # pairs scored at once: small enough to stay in the CPU cache
-NEAR = 0  # hundredths of a point: see `_max_weight`
+NEAR = 1000  # hundredths of a point (10 points): see `_max_weight`
 REST_BUDGET = 150_000_000  # passing pairs kept beyond the lists (6 bytes each), at most
 
 Progress = Callable[[float], None]
