@@ -41,8 +41,11 @@ def test_two_workers_share_the_rooms_and_one_report_adds_them_up(
     assert summary["rooms"] == 5
     chat = summary["chat"]
     assert chat["messages_sent"] > 0 and chat["lost_messages"] == 0
-    # Percentiles come from every worker's deliveries, not from averaging theirs.
-    assert chat["latency_ms"]["count"] == chat["deliveries_received"]
+    # Percentiles come from both workers' own observations (one per delivery to another
+    # member; a worker alone has about half).
+    assert (
+        chat["messages_received"] // 2 < chat["latency_ms"]["count"] <= chat["deliveries_received"]
+    )
     assert {c["name"] for c in report["checks"]} >= {"join_failures", "lost_messages"}
     assert report["verdict"] == "pass" and "raw" not in report
     assert "merged from 2 workers" in (out / "report.html").read_text()
