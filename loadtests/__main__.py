@@ -2,6 +2,8 @@
 
     python -m loadtests --url https://mentoring.example.org --admin-key KEY --scenario cohort
     python -m loadtests --url URL --admin-key KEY --scenario my.yaml --set rooms=300
+    python -m loadtests --url NODE1 --url NODE2 --admin-key KEY     # several nodes
+    python -m loadtests coordinate --workers 3 --url URL --admin-key KEY  # several workers
 
 Exit code: 0 every threshold held, 1 a threshold failed, 2 the run could not start,
 130 stopped by Ctrl-C / SIGTERM (the report is written in every case but 2).
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import signal
 import sys
@@ -36,7 +39,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--url",
         required=True,
         action="append",
-        help="the server's base URL; nothing else is contacted (give it once)",
+        help="the server's base URL; give it once per node to test several nodes: each "
+        "node's /metrics is then read by its own URL (never through a balancer) and each "
+        "room's participants connect to the node that holds it",
     )
     parser.add_argument(
         "--admin-key",
@@ -70,7 +75,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "/api/v1/nodes, connect each room's participants to its node, scrape every node",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress line")
+    # Set by `python -m loadtests coordinate` on each of its workers (loadtests/coordinator.py).
+    parser.add_argument("--shard", default=None, help="i/n: worker i of n takes rooms i mod n")
+    parser.add_argument("--run-id", default=None, help="the distributed run's id")
+    parser.add_argument(
+        "--report-stdout",
+        action="store_true",
+        help="also print the report (with raw observations) as one JSON line on stdout",
+    )
     return parser.parse_args(argv)
+
+
+def parse_shard(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    try:
+        i, n = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise ValueError(f"--shard must be i/n, got {text!r}") from None
+    if not 0 <= i < n:
+        raise ValueError(f"--shard must be i/n with 0 <= i < n, got {text!r}")
+    return i, n
 
 
 async def _run(runner: Runner) -> RunResult:
@@ -85,19 +110,26 @@ async def _run(runner: Runner) -> RunResult:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["coordinate"]:
+        from loadtests import coordinator
+
+        return coordinator.main(argv[1:])
     args = parse_args(argv)
-    if len(args.url) > 1:
-        # Taking the last one silently load-tested one node of several.
-        print(
-            "error: --url given more than once; give one URL (with --cluster for several "
-            "nodes: the tool finds the others)",
-            file=sys.stderr,
-        )
+    try:
+        shard = parse_shard(args.shard)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return EXIT_SETUP
-    url = args.url[0].rstrip("/")
-    if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).netloc:
-        print(f"error: --url must be http(s)://host[:port], got {args.url[0]!r}", file=sys.stderr)
+    urls = [u.rstrip("/") for u in args.url]
+    for given, url in zip(args.url, urls, strict=True):
+        if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).netloc:
+            print(f"error: --url must be http(s)://host[:port], got {given!r}", file=sys.stderr)
+            return EXIT_SETUP
+    if len(set(urls)) < len(urls):
+        print("error: the same --url is given twice", file=sys.stderr)
         return EXIT_SETUP
+    url = urls[0]
     if not args.admin_key:
         print("error: --admin-key (or PAIRWISE_ADMIN_KEY) is required", file=sys.stderr)
         return EXIT_SETUP
@@ -108,7 +140,16 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_SETUP
     out = args.out or Path("loadtest-reports") / f"{scenario.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     progress = Progress(quiet=args.quiet)
-    runner = Runner(scenario, url, args.admin_key, progress, cluster=args.cluster)
+    runner = Runner(
+        scenario,
+        url,
+        args.admin_key,
+        progress,
+        cluster=args.cluster or len(urls) > 1,
+        nodes=urls if len(urls) > 1 else None,
+        run_id=args.run_id,
+        shard=shard,
+    )
     try:
         result = asyncio.run(_run(runner))
     except SetupError as exc:
@@ -116,6 +157,8 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_SETUP
     document = report.build(result)
     json_path, html_path = report.write(document, out)
+    if args.report_stdout:
+        print(json.dumps(document), flush=True)
     summary = document["summary"]
     chat = summary["chat"]
     print(

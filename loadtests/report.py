@@ -51,10 +51,10 @@ def summarize(result: RunResult) -> dict[str, Any]:
     server = result.scraper.samples
     cpu = [x.cpu_percent for x in server if x.cpu_percent is not None]
     summary: dict[str, Any] = {
-        "participants": s.participants,
-        "rooms": s.rooms,
+        "participants": len(result.specs),  # a worker of a distributed run: its share
+        "rooms": len({spec.room for spec in result.specs}),
         "joins": len(m.join_ms),
-        "join_failures": s.participants - len(m.join_ms),
+        "join_failures": len(result.specs) - len(m.join_ms),
         "join_ms": _stats(m.join_ms),
         "chat": {
             **m.delivery(),
@@ -152,9 +152,14 @@ def _actuals(summary: dict[str, Any]) -> dict[str, float | str | None]:
 def evaluate(result: RunResult, summary: dict[str, Any]) -> list[dict[str, Any]]:
     """One check per threshold the scenario sets. A value that was never measured fails:
     a run that delivered no message has not shown its latency is fine."""
+    return check_thresholds(result.scenario.thresholds.model_dump(), summary)
+
+
+def check_thresholds(thresholds: dict[str, Any], summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """`evaluate` on a summary alone (a merged distributed run has no RunResult)."""
     actuals = _actuals(summary)
     checks = []
-    for name, limit in result.scenario.thresholds.model_dump().items():
+    for name, limit in thresholds.items():
         if limit is None:
             continue
         actual = actuals[name]
@@ -181,9 +186,13 @@ def evaluate(result: RunResult, summary: dict[str, Any]) -> list[dict[str, Any]]
 
 
 def _latency_bins(result: RunResult) -> list[dict[str, float]]:
+    return latency_bins(result.measurements.chat_latency)
+
+
+def latency_bins(chat_latency: Sequence[tuple[float, float]]) -> list[dict[str, float]]:
     """Chat delivery latency per second of the run (by arrival)."""
     bins: dict[int, list[float]] = {}
-    for t, ms in result.measurements.chat_latency:
+    for t, ms in chat_latency:
         bins.setdefault(int(t), []).append(ms)
     return [
         {
@@ -224,6 +233,22 @@ def build(result: RunResult) -> dict[str, Any]:
         "timeline": [asdict(p) for p in result.timeline],
         "latency_timeline": _latency_bins(result),
         "server_timeline": [x.to_json() for x in result.scraper.samples],
+        **({"shard": list(result.shard), "raw": raw(result)} if result.shard else {}),
+    }
+
+
+def raw(result: RunResult) -> dict[str, Any]:
+    """A worker's own observations, so the coordinator can merge percentiles exactly
+    (`loadtests.merge`); only in a worker's report."""
+    m = result.measurements
+    return {
+        "join_ms": m.join_ms,
+        "chat_latency": m.chat_latency,
+        "ack_ms": m.ack_ms,
+        "recovery_ms": m.recovery_ms,
+        "first_frame_ms": m.first_frame_ms,
+        "media_latency_ms": m.media_latency_ms,
+        "fallback_ms": m.fallback_ms,
     }
 
 

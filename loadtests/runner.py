@@ -68,12 +68,17 @@ class RunResult:
     phone: PhoneResult | None = None
     phone_rooms: list[str] = field(default_factory=list)
     cluster: bool = False  # cluster mode: participants reconnect when their node dies
+    shard: tuple[int, int] | None = None  # (i, n): worker i of a distributed run of n
 
 
-def plan(scenario: Scenario, run_id: str) -> list[Spec]:
-    """Who joins, in ramp-up order (room by room), with the media shares assigned evenly."""
+def plan(scenario: Scenario, run_id: str, shard: tuple[int, int] | None = None) -> list[Spec]:
+    """Who joins, in ramp-up order (room by room), with the media shares assigned evenly.
+    A `shard` (i, n) of a distributed run takes the rooms whose number is i modulo n, so
+    the workers of one run share its room names and never a room."""
     specs: list[Spec] = []
     for r in range(scenario.rooms):
+        if shard is not None and r % shard[1] != shard[0]:
+            continue
         room = f"{scenario.room_prefix}-{run_id}-{r:05d}"
         for p in range(scenario.participants_per_room):
             specs.append(
@@ -122,12 +127,17 @@ class Runner:
         progress: Progress | None = None,
         run_id: str | None = None,
         cluster: bool = False,
+        nodes: list[str] | None = None,
+        shard: tuple[int, int] | None = None,
     ):
+        self.shard = shard
         self.scenario = scenario
         self.url = url.rstrip("/")
         # Cluster mode: the nodes come from `GET /api/v1/nodes`; each participant connects
         # to the node that holds its room, as a browser does, and every node is scraped.
-        self.cluster = cluster
+        # Several --url: these are the nodes (all of them), instead of /api/v1/nodes.
+        self.cluster = cluster or nodes is not None
+        self._given_nodes = [n.rstrip("/") for n in nodes] if nodes else None
         self._node_urls: list[str] = []
         self._session: aiohttp.ClientSession | None = None
         self.admin_key = admin_key
@@ -164,13 +174,13 @@ class Runner:
                 ledger = media.MediaLedger()
             self.m = Measurements()  # the run's clock starts here
             self.m.media_ledger = ledger
-            specs = plan(s, self.run_id)
+            specs = plan(s, self.run_id, self.shard)
             tokens = await self._tokens(session, specs)
             if s.phone.enabled:
                 await self._room_pins(session, specs)
             nodes, homes = [], {}
             if self.cluster:
-                nodes = self._node_urls = await self._nodes(session)
+                nodes = self._node_urls = self._given_nodes or await self._nodes(session)
                 homes = await self._homes(session, specs)
             self.m.restart_clock()
             started_at = time.time()
@@ -203,6 +213,7 @@ class Runner:
             )
             result.phone_rooms = self._phone_rooms
             result.cluster = self.cluster
+            result.shard = self.shard
             if self.cluster:
                 result.notes.append(
                     f"cluster of {len(nodes)} nodes: "
@@ -228,14 +239,8 @@ class Runner:
             return result
 
     async def _preflight(self, session: aiohttp.ClientSession) -> None:
-        try:
-            async with session.get(
-                self.url + "/healthz", timeout=aiohttp.ClientTimeout(total=10)
-            ) as r:
-                if r.status != 200:
-                    raise SetupError(f"{self.url}/healthz answered HTTP {r.status}")
-        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            raise SetupError(f"cannot reach {self.url}: {exc or type(exc).__name__}") from None
+        for node in dict.fromkeys([self.url, *(self._given_nodes or [])]):
+            await self._healthy(session, node)
         status, body = await self._post_token(
             session, f"{self.scenario.room_prefix}-probe", "probe", "mentee"
         )
@@ -243,6 +248,15 @@ class Runner:
             raise SetupError(f"the server refused the admin key (HTTP {status})")
         if status != 201:
             raise SetupError(f"POST /api/v1/tokens answered HTTP {status}: {body}"[:300])
+
+    @staticmethod
+    async def _healthy(session: aiohttp.ClientSession, url: str) -> None:
+        try:
+            async with session.get(url + "/healthz", timeout=aiohttp.ClientTimeout(total=10)) as r:
+                if r.status != 200:
+                    raise SetupError(f"{url}/healthz answered HTTP {r.status}")
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            raise SetupError(f"cannot reach {url}: {exc or type(exc).__name__}") from None
 
     async def _get(self, session: aiohttp.ClientSession, path: str) -> Any:
         async with session.get(

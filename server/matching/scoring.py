@@ -131,9 +131,11 @@ class _Grid:
         if self.outer:
             return self.dot(left.dense, right.dense)
         assert self.m is not None
-        count = np.zeros(len(self.e), dtype=np.uint8 if len(left.words) < 4 else np.int32)
+        count: np.ndarray = np.zeros(
+            len(self.e), dtype=np.uint8 if len(left.words) < 4 else np.int32
+        )
         for a, b in zip(left.words, right.words, strict=True):
-            count += np.bitwise_count(a[self.e] & b[self.m])
+            np.add(count, np.bitwise_count(a[self.e] & b[self.m]), out=count)
         return count.astype(np.float32)
 
     def table(self, codes_e: np.ndarray, codes_m: np.ndarray, table: np.ndarray) -> np.ndarray:

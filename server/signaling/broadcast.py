@@ -84,6 +84,10 @@ class Broadcaster:
         if wired is None:
             return
         if isinstance(event, ChatPosted):
+            # Published once, where the message is first stored (a resend of the same
+            # client_id is answered from the store and publishes nothing), so this counts
+            # each message once, never its retries.
+            self._signaling.metrics.chat_messages.inc()
             await self._signaling.sio.emit(*wired, room=chat_channel(event.room))
             await self._to_operator_side(event.room, wired)
         else:

@@ -139,7 +139,6 @@ class RoomHandlers:
         message = await self.chat.post(
             conn.room, conn.identity, conn.token.name, payload.text, payload.client_id
         )
-        self.signaling.metrics.chat_messages.inc()
         return {"id": message.id, "ts": message.ts}
 
     async def history(self, conn: Connection, payload: HistoryIn) -> Ack:

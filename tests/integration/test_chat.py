@@ -249,7 +249,9 @@ async def test_metrics_count_sockets_rooms_messages_and_rejections(
 
     ada = await people("ada")
     await people("bo")
-    await ada.chat("one", "1")
+    first = await ada.chat("one", "1")
+    retry = await ada.chat("one", "1")  # a resend after a lost ack: the same message
+    assert retry["id"] == first["id"]
     await ada.call("chat", {"text": 1})
     await ada.call("bogus")
     async with aiohttp.ClientSession() as http, http.get(base_url + "/metrics") as resp:
@@ -264,4 +266,4 @@ async def test_metrics_count_sockets_rooms_messages_and_rejections(
     assert values["pairwise_chat_messages_total"] == 1
     assert values['pairwise_events_rejected_total{reason="invalid_payload"}'] == 1
     assert values['pairwise_events_rejected_total{reason="unknown_event"}'] == 1
-    assert values['pairwise_event_seconds_count{event="chat"}'] == 2
+    assert values['pairwise_event_seconds_count{event="chat"}'] == 3

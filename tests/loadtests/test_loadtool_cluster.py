@@ -53,6 +53,36 @@ async def test_cluster_mode_finds_the_nodes_connects_rooms_to_them_and_scrapes_e
         assert f"node {a.url}" in page and f"node {b.url}" in page
 
 
+async def test_several_urls_are_the_nodes_each_scraped_by_its_own_url(
+    server_process: Callable[..., ServerProcess], tmp_path: Path
+) -> None:
+    """`--url A --url B` (no --cluster): every node given is scraped by its own URL and
+    each room's participants go to the node that holds it."""
+    async with fresh_postgres_database() as database:
+        env = {
+            "PAIRWISE_REDIS_URL": require_redis(),
+            "PAIRWISE_DATABASE_URL": database,
+            "PAIRWISE_CLUSTER": f"t{uuid.uuid4().hex[:8]}",
+            "PAIRWISE_HEARTBEAT_SECONDS": "0.5",
+            "PAIRWISE_NODE_TTL_SECONDS": "2",
+        }
+        a = await asyncio.to_thread(server_process, **env)
+        b = await asyncio.to_thread(server_process, **env)
+        out = tmp_path / "report"
+        command = [*tool(a.url, out, "--set", "rooms=4"), "--url", b.url]
+        result = await asyncio.to_thread(
+            subprocess.run, command, cwd=ROOT, capture_output=True, text=True, timeout=120
+        )
+        assert result.returncode == 0, result.stderr
+        report = read_report(out)
+        summary = report["summary"]
+        assert summary["joins"] == 8 and summary["chat"]["lost_messages"] == 0
+        nodes = summary["server"]["nodes"]
+        assert set(nodes) == {a.url, b.url}
+        assert all(n["samples"] >= 2 and n["max_participants"] >= 2 for n in nodes.values())
+        assert max(s["participants"] for s in report["server_timeline"]) == 8
+
+
 async def test_cluster_mode_reconnects_after_a_node_is_killed_and_loses_no_acked_message(
     server_process: Callable[..., ServerProcess], tmp_path: Path
 ) -> None:

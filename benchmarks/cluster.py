@@ -1,0 +1,298 @@
+"""Cluster: rooms held by one node against two (sharing Redis and PostgreSQL), and a node
+killed mid-run (recovery time, messages lost).
+
+Each size gets fresh server processes and a fresh PostgreSQL database; the load tool
+(`python -m loadtests`, `--url` once per node) runs in its own process, so every node's
+`/metrics` is read by its own URL. The one-node baseline is the same cluster
+configuration (Redis, PostgreSQL) with one node, measured in the same run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from benchmarks.capacity import (
+    ADMIN_KEY,
+    ROOT,
+    SECRET_KEY,
+    _busy,
+    _f,
+    _steady_mean,
+    load_command,
+)
+from benchmarks.procs import free_port, wait_healthy
+from loadtests.metrics_scraper import parse
+
+TITLE = "Cluster: one node against two, and a node killed mid-run"
+REDIS_URL = "redis://127.0.0.1:6379/0"
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+QUICK = ([10, 20], 5.0, 4)
+FULL = ([25, 50, 100, 200, 400], 20.0, 8)  # chat room sizes, steady seconds, recovery rooms
+
+
+@asynccontextmanager
+async def _database() -> AsyncIterator[str]:
+    import asyncpg
+
+    name = f"pw_bench_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(PG_ADMIN)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    try:
+        yield f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+    finally:
+        admin = await asyncpg.connect(PG_ADMIN)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+
+def _node(work: Path, database: str, cluster: str) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    data = work / f"node-{port}"
+    data.mkdir(parents=True)
+    env = {
+        **os.environ,
+        "PAIRWISE_ADMIN_KEY": ADMIN_KEY,
+        "PAIRWISE_SECRET_KEY": SECRET_KEY,
+        "PAIRWISE_DATA_DIR": str(data),
+        "PAIRWISE_PORT": str(port),
+        "PAIRWISE_LOG_LEVEL": "WARNING",
+        "PAIRWISE_TOKENS_PER_MINUTE": "100000",
+        "PAIRWISE_REDIS_URL": REDIS_URL,
+        "PAIRWISE_DATABASE_URL": database,
+        "PAIRWISE_CLUSTER": cluster,
+        "PAIRWISE_HEARTBEAT_SECONDS": "0.5",
+        "PAIRWISE_NODE_TTL_SECONDS": "2",
+    }
+    with open(data / "server.log", "ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "server", "serve"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    wait_healthy(url, proc, timeout=180)
+    return proc, url
+
+
+@asynccontextmanager
+async def _nodes(
+    count: int, work: Path
+) -> AsyncIterator[list[tuple[subprocess.Popen[bytes], str]]]:
+    async with _database() as database:
+        cluster = f"b{uuid.uuid4().hex[:8]}"
+        nodes: list[tuple[subprocess.Popen[bytes], str]] = []
+        try:
+            for _ in range(count):
+                nodes.append(await asyncio.to_thread(_node, work, database, cluster))
+            yield nodes
+        finally:
+            for proc, _ in nodes:
+                if proc.poll() is None:
+                    proc.terminate()
+            for proc, _ in nodes:
+                try:
+                    proc.wait(15)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+
+
+def _command(
+    urls: list[str], rooms: int, duration_s: float, out: Path, extra: list[str]
+) -> list[str]:
+    command = load_command(urls[0], rooms, duration_s, out, extra)
+    for url in urls[1:]:
+        command += ["--url", url]
+    return command
+
+
+async def _tool(command: list[str]) -> tuple[int, str]:
+    proc = await asyncio.create_subprocess_exec(
+        *command, cwd=ROOT, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
+    )
+    _, stderr = await proc.communicate()
+    return proc.returncode or 0, stderr.decode()
+
+
+async def step(nodes: int, rooms: int, duration_s: float, work: Path) -> dict[str, Any]:
+    """One size on `nodes` fresh nodes: the cohort scenario and its verdict."""
+    out = work / f"report-{nodes}n-{rooms}"
+    async with _nodes(nodes, work) as procs:
+        _, stderr = await _tool(_command([u for _, u in procs], rooms, duration_s, out, []))
+        load_average = os.getloadavg()[0]
+    if not (out / "report.json").exists():
+        raise RuntimeError(f"loadtests wrote no report:\n{stderr[-2000:]}")
+    report = json.loads((out / "report.json").read_text())
+    summary, chat = report["summary"], report["summary"]["chat"]
+    return {
+        "nodes": nodes,
+        "rooms": rooms,
+        "participants": summary["participants"],
+        "passed": report["passed"],
+        "failed": [c["name"] for c in report["checks"] if not c["passed"]],
+        "joined": summary["joins"],
+        "lost": chat["lost_messages"],
+        "p99": chat["latency_ms"]["p99"],
+        "cpu": _steady_mean(report, "cpu_percent"),
+        "server_wait": None,
+        "load_wait": summary["load_generator"]["mean_cpu_wait_percent"],
+        "load_average": load_average,
+    }
+
+
+async def series(
+    nodes: int, sizes: list[int], duration_s: float, work: Path
+) -> list[dict[str, Any]]:
+    results: list[dict[str, Any]] = []
+    for rooms in sizes:
+        result = await step(nodes, rooms, duration_s, work)
+        print(
+            f"  {nodes} node(s), {rooms} rooms: {'holds' if result['passed'] else 'fails'}; "
+            f"p99 {result['p99']} ms",
+            flush=True,
+        )
+        results.append(result)
+        if sum(not r["passed"] for r in results) >= 2:
+            break
+    return results
+
+
+def _metrics(url: str) -> dict[str, float]:
+    with urllib.request.urlopen(url + "/metrics", timeout=5) as resp:
+        text = resp.read().decode()
+    values = parse(text)
+    chat = [line for line in text.splitlines() if line.startswith("pairwise_chat_messages_total")]
+    values["chat_messages"] = float(chat[0].split()[-1]) if chat else 0.0
+    return values
+
+
+async def recovery(rooms: int, work: Path) -> dict[str, Any]:
+    """Two nodes, chat flowing; the node the tool was not pointed at first is killed
+    (SIGKILL) once it holds participants. The tool's report gives recovery and losses."""
+    out = work / "report-recovery"
+    async with _nodes(2, work) as procs:
+        (_, a), (b_proc, b) = procs
+        command = _command(
+            [a, b],
+            rooms,
+            20.0,
+            out,
+            ["thresholds.errors=null", "thresholds.p99_chat_latency_ms=null"],
+        )
+        tool = asyncio.create_task(_tool(command))
+        deadline = time.monotonic() + 120
+        killed = 0
+        while time.monotonic() < deadline and not tool.done():
+            try:
+                on_b, on_a = (
+                    await asyncio.to_thread(_metrics, b),
+                    await asyncio.to_thread(_metrics, a),
+                )
+            except OSError:
+                on_b, on_a = {}, {}
+            if on_b.get("participants", 0) >= 2 and on_a.get("chat_messages", 0) >= 10:
+                killed = int(on_b["participants"])
+                b_proc.send_signal(signal.SIGKILL)
+                break
+            await asyncio.sleep(0.2)
+        _, stderr = await tool
+    if not (out / "report.json").exists():
+        raise RuntimeError(f"loadtests wrote no report:\n{stderr[-2000:]}")
+    summary = json.loads((out / "report.json").read_text())["summary"]
+    return {"rooms": rooms, "killed": killed, "summary": summary}
+
+
+def _held(results: list[dict[str, Any]]) -> dict[str, Any] | None:
+    best = None
+    for r in results:
+        if not r["passed"]:
+            break
+        best = r
+    return best
+
+
+def render(one: list[dict[str, Any]], two: list[dict[str, Any]], rec: dict[str, Any],
+           duration_s: float, quick: bool) -> str:  # fmt: skip
+    lines = [
+        "The built-in `cohort` scenario (a mentor and a mentee per room, a chat message each "
+        "every 5 s; p99 delivery ≤ 200 ms, p99 join ≤ 2 s, nothing lost, no errors), "
+        f"{duration_s:g} s steady, against one node and against two nodes sharing Redis and "
+        "PostgreSQL, all on this machine with the load tool (`--url` once per node). Sizes "
+        "step up until a second size fails.",
+        "",
+        "| nodes | rooms | participants | verdict | p99 delivery ms | lost | server CPU % "
+        "(all nodes, steady) | load tool CPU wait % | load avg |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in one + two:
+        verdict = "holds" if r["passed"] else "fails: " + ", ".join(r["failed"])
+        if not r["passed"] and _busy(r):
+            verdict += " — **machine busy**"
+        lines.append(
+            f"| {r['nodes']} | {r['rooms']} | {r['participants']} | {verdict} | "
+            f"{_f(r['p99'], 1)} | {r['lost']} | {_f(r['cpu'])} | {_f(r['load_wait'])} | "
+            f"{r['load_average']:.1f} |"
+        )
+    a, b = _held(one), _held(two)
+    ratio = "—" if not a or not b else f"{b['rooms'] / a['rooms']:.2f}"
+    lines += [
+        "",
+        f"**Held: one node {a['rooms'] if a else 'none'} rooms "
+        f"({a['participants'] if a else 0} participants), two nodes "
+        f"{b['rooms'] if b else 'none'} rooms ({b['participants'] if b else 0} participants): "
+        f"ratio {ratio}.** On one 2-core machine the two nodes and the load tool share the "
+        "same cores, so this ratio is a floor; nodes on their own machines add their cores.",
+        "",
+        "### A node killed mid-run",
+        "",
+    ]
+    s = rec["summary"]
+    chat, recovered = s["chat"], s.get("recovery") or {}
+    ms = recovered.get("recovery_ms") or {}
+    lines += [
+        f"{rec['rooms']} rooms on two nodes, chat flowing; the second node is killed "
+        "(SIGKILL) once it holds participants; node TTL 2 s, heartbeat 0.5 s.",
+        "",
+        "| measure | result |",
+        "| --- | --- |",
+        f"| participants on the killed node | {rec['killed']} |",
+        f"| reconnected to the live node | {recovered.get('reconnected', 0)} |",
+        f"| recovery time (loss → join ack) | median {_f(ms.get('p50'))} ms, max "
+        f"{_f(ms.get('max'))} ms |",
+        f"| messages acked | {chat['messages_sent'] - chat['unacked_messages']} |",
+        f"| acked and lost (must be 0) | {chat['lost_messages']} |",
+        f"| never acked (in flight at the kill) | {chat['unacked_messages']} |",
+    ]
+    if quick:
+        lines.append("\n_Quick mode: small sizes, short runs; not a capacity figure._")
+    return "\n".join(lines)
+
+
+async def run(quick: bool) -> str:
+    sizes, duration_s, rooms = QUICK if quick else FULL
+    with tempfile.TemporaryDirectory(prefix="pairwise-cluster-") as tmp:
+        work = Path(tmp)
+        one = await series(1, sizes, duration_s, work)
+        two = await series(2, sizes, duration_s, work)
+        rec = await recovery(rooms, work)
+    return render(one, two, rec, duration_s, quick)
