@@ -7,7 +7,9 @@ checked and one that does not sees a malformed URI."""
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
 
+from server.config import Settings
 from server.errors import InvalidInput
 from server.media.phone.dialout import check_number
 from tests.sip.conftest import PhoneFactory, make_phone  # noqa: F401 (the fixture)
@@ -32,3 +34,12 @@ async def test_call_me_refuses_digits_that_are_not_ascii(
             check_number(number, ("+",))
     # The way back: the same number in ASCII digits is dialled.
     assert await phone.gateway.call_me("r", "maya", "Maya", "mentee", "+4930123456") == "…456"
+
+
+@pytest.mark.parametrize("prefix", ["", "+", "4930", "+49 30", "+0", "+44\n"])
+def test_a_dial_out_prefix_that_opens_every_number_or_none_is_refused(prefix: str) -> None:
+    """A careless setting: `[""]` or `["+"]` let "call me" dial any number (premium-rate
+    ones too: toll fraud), `"4930"` or `"+49 30"` silently none. The server refuses to start."""
+    with pytest.raises(ValidationError):
+        Settings(sip_dialout_prefixes=[prefix])
+    assert Settings(sip_dialout_prefixes=["+4930", "+44"]).sip_dialout_prefixes == ["+4930", "+44"]
