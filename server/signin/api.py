@@ -472,10 +472,13 @@ async def home(request: web.Request) -> web.Response:
     tags=TAGS,
 )
 async def join_pair(request: web.Request) -> web.Response:
-    token, claims, _ = await _signin(request).room_token(
+    token, claims, pair = await _signin(request).room_token(
         _me(request), request.match_info["pair_id"]
     )
-    base = services_of(request).settings.base_url
+    services = services_of(request)
+    if await services.removals.removed(pair.room, claims.identity):  # the token is dropped
+        raise Forbidden("an operator removed you from this pair's room", code="removed")
+    base = services.settings.base_url
     return json_response(
         {
             "token": token,

@@ -7,6 +7,8 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import aiohttp
+
 from tests.signin.conftest import mailbox, make_server  # noqa: F401 (fixtures)
 from tests.signin.oidc_provider import CLIENT_ID, CLIENT_SECRET, Provider
 from tests.signin.test_oidc import _round_trip
@@ -40,3 +42,46 @@ async def test_an_id_token_without_email_verified_signs_nobody_in(
     _, landed = await _round_trip(attacker)
     assert landed == "/console"
     await attacker.close()
+
+
+async def test_a_removed_member_cannot_mint_their_way_back_in_from_their_home(
+    make_server: Any,  # noqa: F811
+    database_url: str,
+) -> None:
+    """An operator removed Ada from her pair's room (DELETE .../participants/ada: her tokens
+    for it stop working). Her home's Join minted her a fresh token, issued after the
+    removal, which the removal does not refuse: she was back in the room by herself."""
+    server = await make_server(database_url)
+    await server.participant("ada", "ada@example.org", "Ada")
+    await server.participant("grace", "grace@example.org", "Grace")
+    pair = await server.admin(
+        "POST",
+        "/api/v1/pairs",
+        {
+            "members": [
+                {"identity": "grace", "name": "Grace", "role": "mentor"},
+                {"identity": "ada", "name": "Ada", "role": "mentee"},
+            ],
+            "room": "room-ada",
+        },
+    )
+    ada = await server.signed_in("ada@example.org")
+    join = f"/api/v1/home/pairs/{pair['id']}/join"
+    status, before = await ada.call("POST", join)
+    assert status == 201, before
+    await server.admin("DELETE", "/api/v1/rooms/room-ada/participants/ada")
+
+    status, refused = await ada.call("POST", join)
+    assert status == 403, refused
+    assert refused["error"]["code"] == "removed"
+    async with aiohttp.ClientSession() as http:  # and her earlier token stays refused
+        async with http.get(
+            f"{server.url}/api/v1/rooms/room-ada/node",
+            headers={"Authorization": f"Bearer {before['token']}"},
+        ) as resp:
+            assert resp.status == 401
+    # Her partner, not removed, still gets in.
+    grace = await server.signed_in("grace@example.org")
+    assert (await grace.call("POST", join))[0] == 201
+    await ada.close()
+    await grace.close()
