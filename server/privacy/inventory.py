@@ -63,6 +63,9 @@ PERSON_COLUMNS: tuple[PersonColumn, ...] = (
     PersonColumn(schema.console_inactive_profiles, "identity", delete=True),
     # A participant's sign-in account (email, name; its links and sessions go with it).
     PersonColumn(schema.accounts, "identity", delete=True),
+    # Meetings: who proposed one, and the secret calendar feed (it goes with the person).
+    PersonColumn(schema.meetings, "proposed_by"),
+    PersonColumn(schema.calendar_feeds, "identity", delete=True),
 )
 
 # Columns that look like a person but are not a participant's data, and why.
