@@ -8,6 +8,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
+import pytest
 
 from tests.signin.conftest import mailbox, make_server  # noqa: F401 (fixtures)
 from tests.signin.oidc_provider import CLIENT_ID, CLIENT_SECRET, Provider
@@ -85,3 +86,27 @@ async def test_a_removed_member_cannot_mint_their_way_back_in_from_their_home(
     assert (await grace.call("POST", join))[0] == 201
     await ada.close()
     await grace.close()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="design: a programme manager gets a participant's sign-in URL to copy, so can sign "
+    "in as them, mint a member token at /me and read the pair's chat, which operators may not; "
+    "only the admin key could issue a member token. Needs a decision (mail only, or admin only)",
+)
+async def test_a_manager_cannot_sign_in_as_a_participant(
+    make_server: Any,  # noqa: F811
+    database_url: str,
+) -> None:
+    server = await make_server(database_url)
+    ada = await server.participant("ada", "ada@example.org", "Ada")
+    await server.admin(
+        "POST", "/api/v1/accounts/operators", {"email": "mo@example.org", "role": "manager"}
+    )
+    manager = await server.signed_in("mo@example.org")
+    status, link = await manager.call(
+        "POST", f"/api/v1/accounts/participants/{ada['id']}/link", {"send": True}
+    )
+    assert status == 201, link
+    await manager.close()
+    assert link.get("url") is None, "the manager holds Ada's sign-in link"
