@@ -134,8 +134,16 @@ def set_session_cookie(request: web.Request, response: web.StreamResponse, secre
         max_age=int(settings.session_days * 86400),
         path="/",
         httponly=True,
-        secure=request.scheme == "https",
+        secure=_secure(request),
         samesite="Lax",
+    )
+
+
+def _secure(request: web.Request) -> bool:
+    """Cookies only over TLS: the request came over it, or the public URL says https (TLS
+    may end at a proxy the server was not told to trust; the browser still used https)."""
+    return request.scheme == "https" or services_of(request).settings.base_url.startswith(
+        "https://"
     )
 
 
@@ -216,7 +224,7 @@ async def preview_link(request: web.Request) -> web.Response:
         max_age=CONFIRM_SECONDS,
         path="/api/v1/signin/",
         httponly=True,
-        secure=request.scheme == "https",
+        secure=_secure(request),
         samesite="Strict",
     )
     return response
@@ -303,7 +311,7 @@ async def oidc_start(request: web.Request) -> web.Response:
         max_age=600,
         path=OIDC_CALLBACK,
         httponly=True,
-        secure=request.scheme == "https",
+        secure=_secure(request),
         samesite="Lax",  # the issuer's redirect back is a top-level GET from its site
     )
     return response

@@ -10,6 +10,8 @@ from urllib.parse import parse_qs, urlsplit
 import aiohttp
 import pytest
 
+from server.app import create_app
+from server.services import SERVICES
 from tests.signin.conftest import mailbox, make_server  # noqa: F401 (fixtures)
 from tests.signin.oidc_provider import CLIENT_ID, CLIENT_SECRET, Provider
 from tests.signin.test_oidc import _round_trip
@@ -110,3 +112,36 @@ async def test_a_manager_cannot_sign_in_as_a_participant(
     assert status == 201, link
     await manager.close()
     assert link.get("url") is None, "the manager holds Ada's sign-in link"
+
+
+async def test_the_session_cookie_is_secure_when_the_public_url_is_https(
+    aiohttp_server: Any,
+    make_settings: Any,
+    mailbox: Any,  # noqa: F811
+) -> None:
+    """A careless setup: TLS ends at a proxy the server was not told to trust
+    (PAIRWISE_TRUSTED_PROXIES), so every request looks like plain HTTP. The public URL says
+    https, yet the session cookie went out without `Secure`: a browser would then send it
+    over any plain-HTTP request to the host, where anyone on the path reads it."""
+    public = "https://pairwise.example.org"
+    settings = make_settings(public_url=public, smtp_host="127.0.0.1", smtp_port=mailbox.port)
+    running = await aiohttp_server(create_app(settings), host="127.0.0.1")
+    signin = running.app[SERVICES].signin
+    account = await signin.accounts.upsert_participant("ada", "ada@example.org", "Ada")
+    secret = (await signin.link_url(account)).rsplit("link=", 1)[1]
+    async with aiohttp.ClientSession(str(running.make_url(""))) as http:
+        async with http.post("/api/v1/signin/preview", json={"link": secret}) as resp:
+            assert resp.status == 200
+            nonce_cookies = resp.headers.getall("Set-Cookie")
+            token = (await resp.json())["csrf"]
+        async with http.post(
+            "/api/v1/signin/confirm",
+            json={"link": secret},
+            headers={"Origin": public, "X-CSRF-Token": token},
+            cookies=dict([nonce_cookies[0].split(";", 1)[0].split("=", 1)]),
+        ) as resp:
+            assert resp.status == 200, await resp.text()
+            cookies = resp.headers.getall("Set-Cookie")
+    [session] = [c for c in cookies if c.startswith("pairwise_session=")]
+    assert "Secure" in session, session
+    assert all("Secure" in c for c in nonce_cookies), nonce_cookies
