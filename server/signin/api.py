@@ -2,8 +2,9 @@
 home and its room tokens, and operators managing accounts.
 
 Cookies: the session's (HttpOnly, SameSite=Lax, Secure when the request came over TLS,
-as `server.api.forwarded` tells behind a proxy, or when the public URL is https) and, while a link is being confirmed, a
-short-lived random one whose HMAC the confirm page sends back (login CSRF).
+as `server.api.forwarded` tells behind a proxy, or when the public URL is https) and,
+while a link is being confirmed, a short-lived random one whose HMAC the confirm page
+sends back (login CSRF).
 """
 
 from __future__ import annotations
