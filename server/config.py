@@ -5,6 +5,7 @@ No other module reads the environment: parts receive the Settings they need.
 
 from __future__ import annotations
 
+import re
 import secrets
 from ipaddress import ip_network
 from pathlib import Path
@@ -208,6 +209,16 @@ class Settings(BaseSettings):
     def _known_redis(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+    @field_validator("sip_dialout_prefixes")
+    @classmethod
+    def _dialout_prefixes(cls, value: list[str]) -> list[str]:
+        # "" or "+" would let "call me" dial every number on earth (premium ones too), and
+        # "4930" or "+49 30" would silently match none.
+        for prefix in value:
+            if not re.fullmatch(r"\+[1-9][0-9]{0,14}", prefix):
+                raise ValueError(f"{prefix!r} is not a number prefix like +44 or +4930")
         return value
 
     @property

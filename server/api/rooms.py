@@ -5,8 +5,10 @@ from __future__ import annotations
 from aiohttp import web
 from pydantic import BaseModel
 
+from server.api.access import actor_of
 from server.api.http import RouteTable, json_response
 from server.errors import NotFound
+from server.privacy import audit
 from server.services import services_of
 
 routes = RouteTable()
@@ -63,6 +65,8 @@ async def remove_participant(request: web.Request) -> web.Response:
     services = services_of(request)
     room, identity = request.match_info["room"], request.match_info["identity"]
     removed_at = await services.removals.remove(room, identity)
+    async with services.database.begin() as conn:
+        await audit.record(conn, actor_of(request), "participant_remove", identity, {"room": room})
     disconnected = await services.signaling.remove(room, identity)
     if services.phone is not None and await services.phone.remove(room, identity):
         disconnected = True

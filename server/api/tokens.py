@@ -8,8 +8,10 @@ from urllib.parse import quote
 from aiohttp import web
 from pydantic import BaseModel, Field, field_validator
 
+from server.api.access import actor_of
 from server.api.http import RouteTable, json_response, read_body
 from server.auth import Role
+from server.privacy import audit
 from server.services import services_of
 from server.sessionlog.pairs import PairStore
 
@@ -65,6 +67,9 @@ async def create_token(request: web.Request) -> web.Response:
     token, claims = services.tokens.issue(
         body.room, body.identity, body.name, body.role, body.ttl_seconds
     )
+    async with services.database.begin() as conn:  # who let whom in (never the token)
+        detail = {"room": body.room, "role": str(body.role), "ttl_seconds": body.ttl_seconds}
+        await audit.record(conn, actor_of(request), "token_issue", body.identity, detail)
     response = TokenResponse(
         token=token,
         join_url=join_url(services.settings.base_url, token),

@@ -38,6 +38,8 @@ log = logging.getLogger("pairwise.meetings")
 INVITE, REMINDER = "meeting.invite", "meeting.reminder"
 MAX_OPTIONS = 5
 MAX_SERIES_DAYS = 366
+# How far ahead a meeting may be put: a year (a time in year 9999 overflows in some zones).
+MAX_AHEAD_DAYS = 366
 
 Presence = Callable[[str], Awaitable[set[str]]]  # room -> identities in it now, on any node
 # (room, member) -> {"number", "pin"}: the member's own PIN for the room
@@ -129,6 +131,7 @@ class Meetings:
         starts = sorted({_utc(o).timestamp() for o in options})
         if starts[0] <= self._now():
             raise InvalidInput("every proposed time must be in the future", code="time_past")
+        self._require_near(starts[-1])
         if (every_weeks is None) != (until is None):
             raise InvalidInput("a series needs both every_weeks and until")
         if until is not None:
@@ -166,6 +169,7 @@ class Meetings:
         at = _utc(start).timestamp()
         if at <= self._now():
             raise InvalidInput("the new time must be in the future", code="time_past")
+        self._require_near(at)
         if meeting.until is not None and datetime.fromtimestamp(at, UTC).date() > meeting.until:
             raise InvalidInput("the new time is after the series' last date")
         moved = await self.store.change(
@@ -198,6 +202,10 @@ class Meetings:
                 meeting.status == BOOKED and meeting.next_end_after(now) is not None
             ):
                 await self.cancel(meeting, pair, None)
+
+    def _require_near(self, at: float) -> None:
+        if at > self._now() + MAX_AHEAD_DAYS * 86400:
+            raise InvalidInput(f"a meeting is at most {MAX_AHEAD_DAYS} days ahead", code="time_far")
 
     async def _require_open(self, pair: Pair, identity: str) -> None:
         self._require_member(pair, identity)
@@ -374,7 +382,10 @@ class Meetings:
 def _utc(instant: datetime) -> datetime:
     if instant.tzinfo is None:
         raise InvalidInput("a time needs its UTC offset (e.g. 2025-03-04T14:00:00Z)")
-    return instant.astimezone(UTC)
+    try:
+        return instant.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:00-12:00 is past the last date Python holds
+        raise InvalidInput(f"{instant.isoformat()} is too far ahead", code="time_far") from None
 
 
 def _key_prefix(meeting: Meeting) -> str:

@@ -2,7 +2,8 @@
 
 A removal refuses every token issued to that person for that room up to the moment of
 removal (JWT `iat` has one-second precision, so a token issued in the same second is
-refused too); a token issued afterwards lets them back in.
+refused too); a token an operator issues afterwards lets them back in, but their home's
+Join (server/signin) mints them none (`removed`).
 
 An erased person (`privacy.erasure`) is removed from each of their rooms too, so the join
 tokens they already hold stop working at once instead of at expiry. The erasure has just
@@ -55,6 +56,18 @@ class RemovalStore:
                 insert(removals).values(room=room, identity=identity, removed_at=now)
             )
         return now
+
+    async def removed(self, room: str, identity: str) -> bool:
+        """Whether an operator removed `identity` from `room` (at any time): what a person
+        mints for themself (their home's Join) must not undo it; an operator's new token
+        still may."""
+        async with self._db.connect() as conn:
+            found = await conn.scalar(
+                select(removals.c.room).where(
+                    and_(removals.c.room == room, removals.c.identity == identity)
+                )
+            )
+        return found is not None
 
     async def refuses(self, token: JoinToken) -> bool:
         names = [token.identity]

@@ -2,8 +2,9 @@
 home and its room tokens, and operators managing accounts.
 
 Cookies: the session's (HttpOnly, SameSite=Lax, Secure when the request came over TLS,
-as `server.api.forwarded` tells behind a proxy) and, while a link is being confirmed, a
-short-lived random one whose HMAC the confirm page sends back (login CSRF).
+as `server.api.forwarded` tells behind a proxy, or when the public URL is https) and,
+while a link is being confirmed, a short-lived random one whose HMAC the confirm page
+sends back (login CSRF).
 """
 
 from __future__ import annotations
@@ -134,8 +135,16 @@ def set_session_cookie(request: web.Request, response: web.StreamResponse, secre
         max_age=int(settings.session_days * 86400),
         path="/",
         httponly=True,
-        secure=request.scheme == "https",
+        secure=_secure(request),
         samesite="Lax",
+    )
+
+
+def _secure(request: web.Request) -> bool:
+    """Cookies only over TLS: the request came over it, or the public URL says https (TLS
+    may end at a proxy the server was not told to trust; the browser still used https)."""
+    return request.scheme == "https" or services_of(request).settings.base_url.startswith(
+        "https://"
     )
 
 
@@ -216,7 +225,7 @@ async def preview_link(request: web.Request) -> web.Response:
         max_age=CONFIRM_SECONDS,
         path="/api/v1/signin/",
         httponly=True,
-        secure=request.scheme == "https",
+        secure=_secure(request),
         samesite="Strict",
     )
     return response
@@ -303,7 +312,7 @@ async def oidc_start(request: web.Request) -> web.Response:
         max_age=600,
         path=OIDC_CALLBACK,
         httponly=True,
-        secure=request.scheme == "https",
+        secure=_secure(request),
         samesite="Lax",  # the issuer's redirect back is a top-level GET from its site
     )
     return response
@@ -472,10 +481,13 @@ async def home(request: web.Request) -> web.Response:
     tags=TAGS,
 )
 async def join_pair(request: web.Request) -> web.Response:
-    token, claims, _ = await _signin(request).room_token(
+    token, claims, pair = await _signin(request).room_token(
         _me(request), request.match_info["pair_id"]
     )
-    base = services_of(request).settings.base_url
+    services = services_of(request)
+    if await services.removals.removed(pair.room, claims.identity):  # the token is dropped
+        raise Forbidden("an operator removed you from this pair's room", code="removed")
+    base = services.settings.base_url
     return json_response(
         {
             "token": token,

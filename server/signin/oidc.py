@@ -117,7 +117,9 @@ class OidcClient:
             ).validate(token.claims)
         except (JoseError, ValueError) as exc:
             raise OidcFailed(f"the ID token was refused: {exc}") from None
-        if token.claims.get("email_verified") is False:
+        # Only an address the provider says it verified: one that leaves the claim out may
+        # let anyone put anyone's address (an admin's) on their own account there.
+        if token.claims.get("email_verified") is not True:
             raise OidcFailed("the identity provider has not verified this email")
         return str(token.claims["email"])
 

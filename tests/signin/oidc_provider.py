@@ -24,6 +24,7 @@ CLIENT_SECRET = "provider-secret-0123456789"
 class Provider:
     email: str = "ada@example.org"
     wrong_nonce: bool = False
+    email_verified: bool | None = True  # None: the claim is left out
     issuer: str = ""
     key: RSAKey = field(default_factory=lambda: RSAKey.generate_key(2048, {"kid": "k1"}))
     codes: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -81,11 +82,12 @@ class Provider:
             "aud": CLIENT_ID,
             "sub": grant["email"],
             "email": grant["email"],
-            "email_verified": True,
             "nonce": "not-the-nonce" if self.wrong_nonce else grant["nonce"],
             "iat": now,
             "exp": now + 300,
         }
+        if self.email_verified is not None:
+            claims["email_verified"] = self.email_verified
         id_token = jwt.encode({"alg": "RS256", "kid": "k1"}, claims, self.key)
         return web.json_response(
             {"access_token": "opaque", "token_type": "Bearer", "id_token": id_token}

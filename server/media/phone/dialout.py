@@ -27,7 +27,8 @@ from server.media.phone.sip import SipMessage
 if TYPE_CHECKING:
     from server.media.phone.uas import UserAgentServer
 
-E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+# ASCII digits only: `\d` would also take Arabic-Indic or full-width ones into the INVITE.
+E164 = re.compile(r"\+[1-9][0-9]{6,14}")
 ANSWER_SECONDS = 60.0  # ringing at most this long before giving up (CANCEL is not sent)
 
 
@@ -58,7 +59,7 @@ class Trunk:
 def check_number(number: str, prefixes: tuple[str, ...]) -> str:
     """The number to dial, or `InvalidInput` (not E.164) / `Forbidden` (not allowed)."""
     cleaned = re.sub(r"[\s\-().]", "", number)
-    if not E164.match(cleaned):
+    if not E164.fullmatch(cleaned):
         raise InvalidInput("number: give it in international form, like +4930123456")
     if not any(cleaned.startswith(prefix) for prefix in prefixes):
         raise Forbidden(
