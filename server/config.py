@@ -143,6 +143,22 @@ class Settings(BaseSettings):
         60.0, gt=0, description="at most one digest per person this often"
     )
 
+    # webhooks (server/webhooks): events to integrations, Slack and Microsoft Teams
+    webhook_allow_private: bool = Field(
+        False,
+        description="deliver to loopback, private and link-local addresses too (no SSRF guard)",
+    )
+    webhook_timeout_seconds: float = Field(
+        10.0, gt=0, le=120, description="a receiver that has not answered by then has failed"
+    )
+    webhook_max_attempts: int = Field(8, ge=1, le=30, description="tries before a delivery fails")
+    webhook_retry_seconds: float = Field(
+        30.0, gt=0, description="the first retry waits this long, each next one twice as long"
+    )
+    webhook_quiet_days: int = Field(
+        14, ge=1, le=365, description="an active pair with no meeting or message this long is quiet"
+    )
+
     # phone (SIP dial-in)
     sip_bind: str | None = Field(None, description="host:port for SIP over UDP; off when unset")
     sip_allowed_ips: list[str] = Field(

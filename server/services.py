@@ -30,6 +30,7 @@ if TYPE_CHECKING:  # the phone API module itself reads Services
     from server.media.phone.gateway import PhoneGateway
     from server.meetings.digest import ChatDigest
     from server.meetings.service import Meetings
+    from server.webhooks.service import Webhooks
 
 
 @dataclass
@@ -54,6 +55,7 @@ class Services:
     jobs: JobRunner | None = None
     meetings: Meetings | None = None
     digest: ChatDigest | None = None
+    webhooks: Webhooks | None = None
 
     @property
     def admin_key(self) -> str:

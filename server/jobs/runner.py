@@ -1,7 +1,8 @@
 """Run due jobs: poll, claim under a lease, call the handler of the job's kind, settle.
 
-A handler that raises is retried with exponential backoff (`backoff(attempts)`) up to
-`max_attempts`, then the job is failed and kept with its last error. Handlers are plain
+A handler that raises is retried with exponential backoff (`RetryPolicy.delay(attempts)`)
+up to `max_attempts`, then the job is failed and kept with its last error. A kind may have
+its own policy (webhook deliveries retry on their operator's schedule, not the reminders'). Handlers are plain
 async functions of the job; they must tolerate running again after a node died mid-job.
 """
 
@@ -54,13 +55,21 @@ class JobRunner:
         self.batch = batch
         self.retry_policy = retry or RetryPolicy()
         self._handlers: dict[str, Handler] = {}
+        self._policies: dict[str, RetryPolicy] = {}
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
 
-    def handle(self, kind: str, handler: Handler) -> None:
+    def handle(self, kind: str, handler: Handler, *, retry: RetryPolicy | None = None) -> None:
+        """Run jobs of `kind` with `handler`, retried by `retry` (default: the runner's)."""
         if kind in self._handlers:
             raise ValueError(f"jobs of kind {kind!r} already have a handler")
         self._handlers[kind] = handler
+        if retry is not None:
+            self._policies[kind] = retry
+
+    def policy(self, kind: str) -> RetryPolicy:
+        """How jobs of `kind` are retried (a handler may need to know its last try)."""
+        return self._policies.get(kind, self.retry_policy)
 
     async def schedule(
         self, kind: str, payload: dict[str, object], run_at: float, *, key: str | None = None
@@ -90,7 +99,7 @@ class JobRunner:
                 raise LookupError(f"no handler for jobs of kind {job.kind!r}")
             await handler(job)
         except Exception as exc:  # a job's failure is recorded, never the runner's end
-            delay = self.retry_policy.delay(job.attempts)
+            delay = self.policy(job.kind).delay(job.attempts)
             run_at = None if delay is None else self.clock() + delay
             await self.store.retry(job, self.owner, f"{type(exc).__name__}: {exc}", run_at)
             log.warning(

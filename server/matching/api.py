@@ -26,6 +26,8 @@ from server.matching.profiles import (
 from server.matching.runs import MatchingStore
 from server.services import services_of
 from server.sessionlog.api import pair_json
+from server.webhooks import api as webhooks
+from server.webhooks.events import pair_published
 
 routes = RouteTable()
 PREFIX = "/api/v1/matching"
@@ -216,6 +218,7 @@ async def get_results(request: web.Request) -> web.Response:
 )  # fmt: skip
 async def publish(request: web.Request) -> web.Response:
     pairs = await _store(request).publish(request.match_info["run_id"])
+    await webhooks.emit(request, *(pair_published(p) for p in pairs))
     return json_response({"pairs": [pair_json(p) for p in pairs]})
 
 
