@@ -58,6 +58,7 @@ class JobRunner:
         self._policies: dict[str, RetryPolicy] = {}
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
+        self._stopping = False
 
     def handle(self, kind: str, handler: Handler, *, retry: RetryPolicy | None = None) -> None:
         """Run jobs of `kind` with `handler`, retried by `retry` (default: the runner's)."""
@@ -89,7 +90,8 @@ class JobRunner:
             for job in claimed:
                 await self._run(job)
             ran += len(claimed)
-            if not claimed:  # (on SQLite, a node that lost every race for a batch also stops)
+            # (On SQLite, a node that lost every race for a batch also stops.)
+            if not claimed or self._stopping:
                 return ran
 
     async def _run(self, job: Job) -> None:
@@ -112,19 +114,32 @@ class JobRunner:
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="jobs")
 
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+    async def stop(self, grace_seconds: float = 5.0) -> None:
+        """Stop polling. Jobs already taken get `grace_seconds` to finish and settle: one
+        cut off midway (a webhook sent, its answer not yet written down) would stay leased
+        until its lease lapsed, and then run again."""
+        task, self._task = self._task, None
+        if task is None:
+            return
+        self._stopping = True
+        self._wake.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(task), grace_seconds)
+        except TimeoutError:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+                await task
+        finally:
+            self._stopping = False
 
     async def _loop(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 await self.run_due()
             except Exception:  # the database went away for a moment: poll again later
                 log.exception("jobs poll failed")
+            if self._stopping:
+                return
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.poll_seconds)

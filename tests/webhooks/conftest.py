@@ -20,7 +20,7 @@ from server.services import SERVICES, Services
 from server.webhooks.service import Webhooks
 from tests.conftest import ADMIN
 
-T0 = 1_898_683_200.0  # Friday 1 March 2030, 12:00 UTC
+T0 = 1_898_683_200.0  # Saturday 2 March 2030, 12:00 UTC
 PUBLIC_URL = "https://pairwise.example.org"
 
 
