@@ -13,6 +13,7 @@ the environment is used; no cookies are kept between deliveries.
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address, ip_address, ip_network
@@ -26,6 +27,8 @@ from server.errors import InvalidInput
 
 USER_AGENT = "Pairwise-Webhooks/1"
 NAT64 = ip_network("64:ff9b::/96")  # a gateway maps these onto IPv4 addresses
+# A name's labels as DNS takes them (an international name arrives in punycode).
+HOSTNAME = re.compile(r"[A-Za-z0-9_-]{1,63}(\.[A-Za-z0-9_-]{1,63})*\.?")
 
 
 class RefusedTarget(InvalidInput):
@@ -45,8 +48,11 @@ def parse_url(url: str) -> URL:
         raise RefusedTarget("the webhook URL is not a URL") from None
     if parsed.scheme not in ("http", "https"):
         raise RefusedTarget("a webhook URL starts with http:// or https://")
-    if not parsed.host:
+    host = parsed.raw_host or ""
+    if not host:
         raise RefusedTarget("the webhook URL has no host")
+    if not (_is_literal(host) or HOSTNAME.fullmatch(host)):
+        raise RefusedTarget("the webhook URL's host is not a host name")
     return parsed
 
 
