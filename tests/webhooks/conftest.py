@@ -42,9 +42,13 @@ class Receiver:
     requests: asyncio.Queue[Received] = field(default_factory=asyncio.Queue)
     script: dict[str, list[int]] = field(default_factory=dict)
     base: str = ""
+    hang: set[str] = field(default_factory=set)  # paths that answer only when released
+    released: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def handle(self, request: web.Request) -> web.Response:
         await self.requests.put(Received(request.path, dict(request.headers), await request.read()))
+        if request.path in self.hang:
+            await self.released.wait()
         statuses = self.script.get(request.path)
         return web.Response(status=statuses.pop(0) if statuses else 200, text="ok")
 
@@ -73,6 +77,7 @@ async def receiver() -> AsyncIterator[Receiver]:
     port = runner.addresses[0][1]
     found.base = f"http://127.0.0.1:{port}"
     yield found
+    found.released.set()
     await runner.cleanup()
 
 

@@ -4,12 +4,18 @@ retries; one event is one delivery. On SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
+from collections import Counter
 
+import pytest
+
+from server.jobs.clock import ManualClock
 from server.webhooks import events
 from server.webhooks.signing import HEADER, verify
 from tests.conftest import ADMIN
+from tests.support.services import fresh_postgres_database
 from tests.webhooks.conftest import T0, MakeNode, Received, Receiver
 
 
@@ -112,6 +118,63 @@ async def test_a_receiver_that_is_not_there_is_tried_again(
     [pending] = await node.deliveries(hook)
     assert pending["status"] == "pending" and pending["status_code"] is None
     assert "Connect" in pending["last_error"], pending
+
+
+async def test_a_receiver_that_does_not_answer_in_time_is_tried_again(
+    make_node: MakeNode, receiver: Receiver
+) -> None:
+    node = await make_node(webhook_timeout_seconds=0.5, webhook_retry_seconds=5)
+    hook = await node.hook(receiver.url("/slow"), ["pair.published"])
+    receiver.hang.add("/slow")
+    await node.pair()
+    await node.run_jobs()  # returns once the client gave up waiting
+    assert [r.path for r in await receiver.take(1)] == ["/slow"]
+    [pending] = await node.deliveries(hook)
+    assert pending["status"] == "pending" and pending["status_code"] is None
+    assert pending["last_error"] == "no answer within 0.5 s"
+    receiver.hang.clear()
+    node.clock.advance(5)
+    await node.run_jobs()
+    await receiver.take(1)
+    [delivered] = await node.deliveries(hook)
+    assert delivered["status"] == "delivered" and delivered["attempts"] == 2
+
+
+@pytest.mark.postgres
+async def test_two_nodes_sharing_postgres_make_each_attempt_once(
+    make_node: MakeNode, receiver: Receiver
+) -> None:
+    async with fresh_postgres_database() as url:
+        clock = ManualClock(T0)
+        a = await make_node(clock=clock, database_url=url, node_id="a", webhook_retry_seconds=10)
+        b = await make_node(clock=clock, database_url=url, node_id="b", webhook_retry_seconds=10)
+        hook = await a.hook(receiver.url(), ["pair.published"])
+        receiver.script["/hook"] = [500, 200]
+        for n in range(3):
+            await a.pair(f"m{n}", f"e{n}", room=f"room-{n}")
+        await asyncio.gather(a.run_jobs(), b.run_jobs())  # both poll at once
+        first = await receiver.take(3)
+        clock.advance(10)
+        await asyncio.gather(a.run_jobs(), b.run_jobs())
+        second = await receiver.take(1)
+        clock.advance(3600)
+        await asyncio.gather(a.run_jobs(), b.run_jobs())
+        assert receiver.drained() == []
+        ids = Counter(r.json()["id"] for r in first + second)
+        assert sorted(ids.values()) == [1, 1, 2]  # the one that got the 500, tried again
+        deliveries = await b.deliveries(hook)
+        assert sorted((d["status"], d["attempts"]) for d in deliveries) == [
+            ("delivered", 1),
+            ("delivered", 1),
+            ("delivered", 2),
+        ]
+        async with a.services.database.connect() as conn:
+            hourly = (
+                await conn.exec_driver_sql(
+                    "SELECT count(*) FROM jobs WHERE kind = 'webhooks.hourly'"
+                )
+            ).scalar()
+        assert hourly == 2  # the check that ran, and the next one: one each, not one a node
 
 
 async def test_deleting_a_webhook_drops_its_retries(
