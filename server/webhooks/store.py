@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import secrets
 import uuid
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -115,7 +116,7 @@ class WebhookStore:
     def __init__(self, database: Database) -> None:
         self._db = database
 
-    def begin(self) -> Any:
+    def begin(self) -> AbstractAsyncContextManager[AsyncConnection]:
         """A transaction, for a change and its audit entry together."""
         return self._db.begin()
 
@@ -165,7 +166,8 @@ class WebhookStore:
         return hook
 
     async def delete(self, conn: AsyncConnection, webhook_id: str) -> bool:
-        """The webhook and its deliveries (the foreign key cascades)."""
+        """The webhook and its deliveries (explicitly: SQLite cascades only with its
+        foreign keys pragma on)."""
         await conn.execute(
             delete(webhook_deliveries).where(webhook_deliveries.c.webhook_id == webhook_id)
         )
