@@ -262,6 +262,33 @@ async def test_oversized_too_long_empty_and_automatic_mail_is_refused(
     assert len(await history(node)) == 1
 
 
+async def test_one_reply_address_per_message(make_node: MakeNode, smtp: SmtpSink) -> None:
+    node = await inbound_node(make_node)
+    one = await node.pair(ANA, BEN, room="room-1")
+    two = await node.pair(CY, BEN, room="room-2")
+    addresses = endpoint(node).replies.addresses
+    to = [addresses.address(one["id"], BEN), addresses.address(two["id"], BEN)]
+    message = reply(", ".join(to), "To both of you")
+    refused, _ = await send(node, message)
+    assert list(refused) == [to[1]] and refused[to[1]][0] == 452  # sent again later
+    assert [m.text for m in await history(node, "room-1")] == ["To both of you"]
+    assert await history(node, "room-2") == []
+
+
+async def test_stopping_closes_the_connections_of_senders(
+    make_node: MakeNode, smtp: SmtpSink
+) -> None:
+    node = await inbound_node(make_node)
+    idle = aiosmtplib.SMTP(hostname="127.0.0.1", port=endpoint(node).port, start_tls=False)
+    await idle.connect()
+    assert (await idle.ehlo()).code == 250
+    await endpoint(node).stop()  # as when the application shuts down
+    with pytest.raises(aiosmtplib.SMTPServerDisconnected):
+        await idle.noop()
+    with pytest.raises(OSError):
+        await aiosmtplib.SMTP(hostname="127.0.0.1", port=endpoint(node).port).connect()
+
+
 async def test_an_html_only_reply_loses_its_quoted_original(
     make_node: MakeNode, smtp: SmtpSink
 ) -> None:
