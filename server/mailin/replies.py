@@ -103,15 +103,24 @@ def automatic(message: EmailMessage, mail_from: str) -> bool:
     auto-reply, which would otherwise answer every digest in the chat."""
     if mail_from in ("", "<>") or message.get_content_type() == "multipart/report":
         return True
-    submitted = str(message.get("Auto-Submitted", "no")).strip().lower()
-    if submitted != "no":
+    submitted = _header(message, "Auto-Submitted")
+    if submitted is not None and submitted.lower() != "no":
         return True
-    if str(message.get("Precedence", "")).strip().lower() in _AUTOMATIC_PRECEDENCE:
+    if (_header(message, "Precedence") or "").lower() in _AUTOMATIC_PRECEDENCE:
         return True
-    return any(message.get(name) is not None for name in _AUTOMATIC_HEADERS)
+    return any(_header(message, name) is not None for name in _AUTOMATIC_HEADERS)
 
 
 def client_id(message: EmailMessage, raw: bytes) -> str:
     """The same for every delivery of one reply (its Message-ID, or its bytes if none)."""
-    key = str(message.get("Message-ID", "")).strip().encode() or raw
+    key = (_header(message, "Message-ID") or "").encode(errors="replace") or raw
     return "mail:" + hashlib.sha256(key).hexdigest()[:40]
+
+
+def _header(message: EmailMessage, name: str) -> str | None:
+    """A header's value as sent. Not `message.get`: the header registry parses it first,
+    and some malformed values (`Message-ID: <>`) make that raise IndexError."""
+    for key, value in message.raw_items():
+        if key.lower() == name.lower():
+            return " ".join(str(value).split())
+    return None

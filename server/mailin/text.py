@@ -33,14 +33,12 @@ _SENT_FROM = re.compile(r"^(sent from my |get outlook for )", re.IGNORECASE)
 
 def reply_text(message: EmailMessage) -> str:
     """The reply's own text; InvalidInput (`no_text`) when it has none to read."""
-    body = message.get_body(preferencelist=("plain", "html"))
-    if body is None:
-        raise InvalidInput("the reply has no text part", code="no_text")
     try:
-        content = body.get_content()
-    except (LookupError, UnicodeError, ValueError):  # an unknown charset or a broken body
+        body = message.get_body(preferencelist=("plain", "html"))
+        content = body.get_content() if body is not None else None
+    except Exception:  # the email package raises many kinds of error on broken mail
         raise InvalidInput("the reply's text cannot be read", code="no_text") from None
-    if not isinstance(content, str):
+    if body is None or not isinstance(content, str):
         raise InvalidInput("the reply has no text part", code="no_text")
     if body.get_content_subtype() == "html":
         content = html_to_text(content)

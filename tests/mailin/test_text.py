@@ -3,6 +3,8 @@ and reply addresses that round-trip any identity and refuse any change."""
 
 from __future__ import annotations
 
+import email
+import email.policy
 from email.message import EmailMessage
 
 import pytest
@@ -11,6 +13,7 @@ from hypothesis import strategies as st
 
 from server.errors import Forbidden, InvalidInput, NotFound
 from server.mailin.addresses import ReplyAddresses
+from server.mailin.replies import automatic, client_id
 from server.mailin.text import html_to_text, reply_text, strip_quoted
 
 SIG = "--\x20"
@@ -130,3 +133,28 @@ def test_another_servers_secret_signs_other_addresses() -> None:
     with pytest.raises(Forbidden) as caught:
         ADDRESSES.parse(theirs)
     assert caught.value.code == "forged"
+
+
+_PARTS = st.sampled_from(
+    [b"--b\r\n", b"--b--\r\n", b"Content-Type: text/html; charset=x-nope\r\n", b"\r\n",
+     b"Content-Transfer-Encoding: base64\r\n", b"<blockquote>", b"> q\r\n", b"=ZZ", b"\xff"]
+)  # fmt: skip
+
+
+@given(
+    st.sampled_from([b"Message-ID: <>", b"Message-ID: [", b"Auto-Submitted: \xff", b"X: y"]),
+    st.sampled_from([b"text/plain", b"multipart/alternative; boundary=b", b"text/html"]),
+    st.lists(st.one_of(_PARTS, st.binary(max_size=40)), max_size=8),
+)
+def test_broken_mail_is_read_or_refused_never_an_error(
+    header: bytes, content_type: bytes, body: list[bytes]
+) -> None:
+    raw = header + b"\r\nContent-Type: " + content_type + b"\r\n\r\n" + b"".join(body)
+    message = email.message_from_bytes(raw, policy=email.policy.default)
+    assert isinstance(message, EmailMessage)
+    automatic(message, "ben@example.org")
+    assert client_id(message, raw).startswith("mail:")
+    try:
+        assert isinstance(reply_text(message), str)
+    except InvalidInput as exc:
+        assert exc.code == "no_text"
