@@ -24,6 +24,9 @@ from server.console import api as console_api
 from server.jobs.runner import JobRunner, RetryPolicy
 from server.jobs.store import JobStore
 from server.mail import Mailer
+from server.mailin.addresses import ReplyAddresses
+from server.mailin.endpoint import InboundSmtp
+from server.mailin.replies import MailReplies
 from server.matching import api as matching_api
 from server.matching.runs import MatchingStore
 from server.media import api as media_api
@@ -188,6 +191,7 @@ def create_app(settings: Settings, *, directory: Directory | None = None) -> web
         ),
     )
     services.jobs, services.meetings = _meetings(settings, services, directory)
+    addresses = ReplyAddresses(settings.secret_key, settings.inbound_domain)
     services.digest = ChatDigest(
         database,
         services.meetings.pairs,
@@ -198,6 +202,7 @@ def create_app(settings: Settings, *, directory: Directory | None = None) -> web
         base_url=settings.base_url,
         after_minutes=settings.digest_after_minutes,
         every_minutes=settings.digest_every_minutes,
+        reply_address=addresses.address if settings.inbound_domain else None,
     )
     services.webhooks = Webhooks(
         database,
@@ -214,6 +219,14 @@ def create_app(settings: Settings, *, directory: Directory | None = None) -> web
         ),
         quiet_days=settings.webhook_quiet_days,
     )
+    if settings.inbound_smtp_port is not None:
+        services.mailin = InboundSmtp(
+            MailReplies(addresses, services.meetings.pairs, removals, chat),
+            settings.inbound_smtp_host,
+            settings.inbound_smtp_port,
+            max_bytes=settings.inbound_max_bytes,
+            hostname=settings.inbound_domain or "localhost",
+        )
     app[SERVICES] = services
     app[signin_api.LINK_BUCKETS] = signin_api.link_buckets(settings.signin_links_per_hour)
     for table in ROUTE_TABLES:
@@ -228,6 +241,8 @@ def create_app(settings: Settings, *, directory: Directory | None = None) -> web
     app.cleanup_ctx.append(_lifecycle)
     app.cleanup_ctx.append(_webhooks)
     app.cleanup_ctx.append(_jobs)
+    if services.mailin is not None:
+        app.cleanup_ctx.append(services.mailin.context)
     if settings.retention_days is not None:
         app.cleanup_ctx.append(
             retention_job(database, settings.retention_days, settings.retention_interval_seconds)

@@ -26,6 +26,7 @@ from server.signin.service import SignIn
 from server.store import Database
 
 if TYPE_CHECKING:  # the phone API module itself reads Services
+    from server.mailin.endpoint import InboundSmtp
     from server.media.phone.api import DialIn
     from server.media.phone.gateway import PhoneGateway
     from server.meetings.digest import ChatDigest
@@ -56,6 +57,7 @@ class Services:
     meetings: Meetings | None = None
     digest: ChatDigest | None = None
     webhooks: Webhooks | None = None
+    mailin: InboundSmtp | None = None
 
     @property
     def admin_key(self) -> str:
