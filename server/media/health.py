@@ -192,7 +192,9 @@ class HealthMonitor:
         clean = peer.quality.loss_percent < self._settings.media_loss_step_down_percent
         down: tuple[MediaMode, str] | None = None
         if mode == MediaMode.VIDEO and sends_video and self._silent(video, peer, now):
-            audio_dead = sends_audio and self._silent(audio, peer, now)
+            # The network stops audio and video together, but audio's last packet can come a
+            # frame interval after video's: half the silence is enough to call it one loss.
+            audio_dead = sends_audio and self._silent(audio, peer, now, share=0.5)
             down = (MediaMode.TEXT, "no_rtp") if audio_dead else (MediaMode.AUDIO, "no_video_rtp")
         elif mode == MediaMode.VIDEO and lossy:
             down = (MediaMode.AUDIO, "high_loss")
@@ -251,14 +253,17 @@ class HealthMonitor:
                 return incoming.publication
         return None
 
-    def _silent(self, publication: Publication | None, peer: Peer, now: float) -> bool:
+    def _silent(
+        self, publication: Publication | None, peer: Peer, now: float, share: float = 1.0
+    ) -> bool:
         started = peer.connected_at or now
+        silence = self._settings.media_silence_seconds * share
         if publication is None:
-            return now - started >= self._settings.media_silence_seconds
+            return now - started >= silence
         if publication.paused:
             return False
         last = max(publication.last_frame_at or 0.0, publication.expected_since, started)
-        return now - last >= self._settings.media_silence_seconds
+        return now - last >= silence
 
     def _fresh(self, publication: Publication | None, now: float) -> bool:
         return (

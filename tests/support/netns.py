@@ -7,10 +7,13 @@ UDP, drop a random share of packets; `tc tbf` caps the rate. Addresses come from
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import shutil
+import signal
 import subprocess
+import time
 from dataclasses import dataclass
 
 from tests.support.services import missing
@@ -70,8 +73,28 @@ class TestHost:
             subprocess.run(args, capture_output=True, timeout=20)
 
     def remove(self) -> None:
+        """Stop what still runs inside (a browser, a client) while the veth pair is up, so
+        its connections end with a FIN the server sees; deleting the namespace first left
+        them open, and the server's shutdown waited ~30 s per test for them."""
+        self.heal()
+        self._stop_processes()
         subprocess.run(["ip", "netns", "del", self.name], capture_output=True, timeout=20)
         subprocess.run(["ip", "link", "del", self.host_if], capture_output=True, timeout=20)
+
+    def _pids(self) -> list[int]:
+        listed = subprocess.run(
+            ["ip", "netns", "pids", self.name], capture_output=True, text=True, timeout=20
+        )
+        return [int(pid) for pid in listed.stdout.split()]
+
+    def _stop_processes(self) -> None:
+        for pid in self._pids():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        # SIGKILL ends them at once, but their exit is reaped asynchronously.
+        deadline = time.monotonic() + 10
+        while self._pids() and time.monotonic() < deadline:
+            time.sleep(0.05)
 
 
 def create_test_host() -> TestHost:
