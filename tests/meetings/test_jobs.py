@@ -142,7 +142,10 @@ async def test_nodes_sharing_the_database_run_each_job_once(database_url: str) -
         total += counts
     assert total == 60
     assert ran == Counter(range(60))  # every job once, none twice
-    assert len(by) >= 2  # and the nodes really shared the work
+    if not database_url.startswith("sqlite"):
+        # PostgreSQL claims with SKIP LOCKED, so the nodes really share the work; SQLite
+        # serialises writers, and one node may claim every batch before the others start.
+        assert len(by) >= 2
     pending = [j for j in await nodes[0].store.recent() if j.status == PENDING]
     assert pending == []
     for node in nodes:
