@@ -88,6 +88,16 @@ class Caller:
 CALLER = web.RequestKey("caller", Caller)
 
 
+def may_copy_participant_links(caller: Caller) -> bool:
+    """Whether a participant's sign-in link may be handed to this caller to copy: the admin
+    key or a signed-in admin only. Whoever holds the link can sign in as the participant,
+    mint a member's join token at /me and read the pair's private chat, which no operator
+    role below admin may; a programme manager has links mailed to the person instead."""
+    return caller.token is None and (
+        caller.account is None or caller.account.role is AccountRole.ADMIN
+    )
+
+
 def caller_of(request: web.Request) -> Caller:
     """The caller `guard` admitted; only routes that are not PUBLIC have one."""
     return request[CALLER]

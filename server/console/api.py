@@ -8,24 +8,22 @@ Managers change the cohort and the pairs (Access.MANAGER); every operator reads
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from typing import Any, Literal
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 from redis.exceptions import RedisError
 
-from server.api.access import Access, caller_of
+from server.api.access import Access, actor_of, caller_of, may_copy_participant_links
 from server.api.http import RouteTable, json_response, read_body
-from server.api.tokens import MAX_TTL, join_url
-from server.auth import Role
 from server.console import activity
 from server.console.pairs import end, overview
 from server.console.participants import Participants, rows_from_csv, rows_from_json
 from server.errors import InvalidInput
 from server.matching.runs import MatchingStore
 from server.services import Services, services_of
-from server.sessionlog.pairs import PairStore
+from server.sessionlog.pairs import Pair, PairStore
+from server.signin.service import Invitation
 
 routes = RouteTable()
 PREFIX = "/api/v1/console"
@@ -54,7 +52,9 @@ class ProfileEdit(BaseModel):
 
 def _participants(services: Services) -> Participants:
     return Participants(
-        services.database, MatchingStore(services.database, services.settings.node_name)
+        services.database,
+        MatchingStore(services.database, services.settings.node_name),
+        services.signin.accounts if services.signin is not None else None,
     )
 
 
@@ -68,9 +68,9 @@ def _pairs(services: Services) -> PairStore:
 )  # fmt: skip
 async def whoami(request: web.Request) -> web.Response:
     caller = caller_of(request)
-    # The admin key is the admin; a signed-in operator's role comes with sign-in (issue 15).
-    role = getattr(caller, "role", None) or "admin"
-    return json_response({"label": caller.label, "role": str(role)})
+    role = caller.account.role if caller.account is not None else "admin"  # the admin key
+    mail = services_of(request).settings.smtp_host is not None
+    return json_response({"label": caller.label, "role": str(role), "mail": mail})
 
 
 @routes.route(
@@ -183,30 +183,36 @@ async def end_pair(request: web.Request) -> web.Response:
 
 @routes.route(
     "POST", f"{PREFIX}/pairs/{{pair_id}}/invitations", access=Access.MANAGER,
-    errors=(403, 404), tags=TAGS,
-    summary="Invite a pair's members again: a join link for each (valid 30 days)",
+    errors=(403, 404, 409), tags=TAGS,
+    summary="Invite a pair's members again: each is mailed a sign-in link to their home (/me), "
+    "where Join works. With mail off, an admin gets the links to copy; a manager gets none",
 )  # fmt: skip
 async def invite(request: web.Request) -> web.Response:
     services = services_of(request)
     pairs = _pairs(services)
     pair = await pairs.get(request.match_info["pair_id"])
     await pairs.require_open_room(pair.room)
-    links = []
-    for member in pair.members:
-        token, claims = services.tokens.issue(
-            pair.room, member.identity, member.name, Role(member.role), MAX_TTL
-        )
-        links.append({
-            "identity": member.identity, "name": member.name, "role": member.role,
-            "join_url": join_url(services.settings.base_url, token),
-            "expires_at": datetime.fromtimestamp(claims.expires_at, UTC).isoformat(),
-        })  # fmt: skip
-    # TODO(lead, issue 15): with sign-in, email each member a sign-in link to /me instead.
+    invitations = await invite_members(request, [pair], "Your mentoring pair is waiting for you.")
     await activity.note(
         services.database, caller_of(request).label, "pair_invite", pair.id,
-        {"members": len(links)},
+        {"members": len(invitations)},
     )  # fmt: skip
-    return json_response({"pair": pair.id, "invitations": links})
+    return json_response(
+        {"pair": pair.id, "mail": services.settings.smtp_host is not None,
+         "invitations": [i.to_json() for i in invitations]}
+    )  # fmt: skip
+
+
+async def invite_members(request: web.Request, pairs: list[Pair], why: str) -> list[Invitation]:
+    """Mail each member of `pairs` a sign-in link to their home (`SignIn.invite`); links to
+    copy come back only to an admin (`may_copy_participant_links`)."""
+    signin = services_of(request).signin
+    assert signin is not None, "create_app wires sign-in"
+    members = [(m.identity, m.name) for p in pairs for m in p.members]
+    return await signin.invite(
+        members, copy=may_copy_participant_links(caller_of(request)),
+        actor=actor_of(request), why=why,
+    )  # fmt: skip
 
 
 @routes.route(

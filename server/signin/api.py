@@ -23,13 +23,14 @@ from server.api.access import (
     Access,
     actor_of,
     caller_of,
+    may_copy_participant_links,
     require_same_origin,
 )
 from server.api.http import RouteTable, json_response, path_id, read_body
 from server.api.throttle import Buckets
 from server.api.tokens import IDENTITY_PATTERN, join_url
 from server.config import Settings
-from server.errors import Forbidden, NotFound, PairwiseError, RateLimited
+from server.errors import Conflict, Forbidden, NotFound, PairwiseError, RateLimited
 from server.services import services_of
 from server.signin import csrf
 from server.signin.accounts import Account, AccountRole
@@ -566,11 +567,12 @@ def _accounts_routes(kind: Literal["operators", "participants"], access: Access)
     @routes.route(
         "POST",
         f"{PREFIX}/accounts/{kind}/{{account_id}}/link",
-        summary="A sign-in link to copy (and to mail too with send: true)",
+        summary="A sign-in link: to copy (admins only) and to mail with send: true; a "
+        "programme manager's is always mailed and never returned (409 mail_off without mail)",
         body=LinkOptions,
         access=access,
         status=201,
-        errors=(401, 403, 404),
+        errors=(401, 403, 404, 409),
         tags=TAGS,
     )
     async def create_link(request: web.Request) -> web.Response:
@@ -579,12 +581,19 @@ def _accounts_routes(kind: Literal["operators", "participants"], access: Access)
         options = await read_body(request, LinkOptions) if request.can_read_body else LinkOptions()
         if not account.active:
             raise Forbidden("this account is deactivated", code="account_inactive")
+        copy = may_copy_participant_links(caller_of(request))
+        if not copy and not signin.mailer.enabled:
+            raise Conflict(
+                "mail is not configured here (PAIRWISE_SMTP_HOST): an admin can copy the link",
+                code="mail_off",
+            )
         url = await signin.link_url(account)
-        mailed = options.send and signin.mailer.enabled
+        mailed = (options.send or not copy) and signin.mailer.enabled
         if mailed:
             signin.mail_link(account, url)
         await signin.record(actor_of(request), "signin_link", account, {"mailed": mailed})
-        return json_response({"url": url, "mailed": mailed}, status=201)
+        # A manager's link goes by mail only: holding it is signing in as the person.
+        return json_response({"url": url if copy else None, "mailed": mailed}, status=201)
 
     @routes.route(
         "DELETE",
