@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 from pydantic import BaseModel
 
-from server.api.access import actor_of
+from server.api.access import Access, actor_of
 from server.api.http import RouteTable, json_response
 from server.errors import NotFound
 from server.privacy import audit
@@ -40,7 +40,7 @@ class RoomState(BaseModel):
     "/api/v1/rooms/{room}",
     summary="Who is in a room on this node",
     response=RoomState,
-    admin=True,
+    access=Access.MANAGER,
     errors=(404,),
     tags=("rooms",),
 )
@@ -58,7 +58,7 @@ async def room_state(request: web.Request) -> web.Response:
     "/api/v1/rooms/{room}/participants/{identity}",
     summary="Remove a participant: disconnect them; their tokens for this room stop working",
     response=Removed,
-    admin=True,
+    access=Access.MANAGER,
     tags=("rooms",),
 )
 async def remove_participant(request: web.Request) -> web.Response:

@@ -1,8 +1,9 @@
 """REST for the programme console (web/console/): what the console needs beyond the
 matching, session-log, rooms and phone routes it calls as they are.
 
-Managers change the cohort and the pairs (Access.MANAGER); every operator reads
-(Access.VIEWER). Until operators sign in (issue 15) both take the admin key.
+Programme managers run the cohort and its pairs (Access.MANAGER); a viewer reads health and
+exports only, so of these routes only `me` (Access.VIEWER). A participant's sign-in link is
+never handed to a manager (`access.may_copy_participant_links`).
 """
 
 from __future__ import annotations
@@ -74,7 +75,7 @@ async def whoami(request: web.Request) -> web.Response:
 
 
 @routes.route(
-    "GET", f"{PREFIX}/participants", access=Access.VIEWER, tags=TAGS,
+    "GET", f"{PREFIX}/participants", access=Access.MANAGER, tags=TAGS,
     summary="Every participant's profile, active or deactivated",
 )  # fmt: skip
 async def list_participants(request: web.Request) -> web.Response:
@@ -159,7 +160,7 @@ async def _set_active(request: web.Request, active: bool) -> web.Response:
 
 
 @routes.route(
-    "GET", f"{PREFIX}/pairs", access=Access.VIEWER, tags=TAGS,
+    "GET", f"{PREFIX}/pairs", access=Access.MANAGER, tags=TAGS,
     summary="Every pair, newest first: status, members, flag, last meeting, last message",
 )  # fmt: skip
 async def list_pairs(request: web.Request) -> web.Response:
@@ -216,7 +217,7 @@ async def invite_members(request: web.Request, pairs: list[Pair], why: str) -> l
 
 
 @routes.route(
-    "GET", f"{PREFIX}/rooms/{{room}}", access=Access.VIEWER, tags=TAGS,
+    "GET", f"{PREFIX}/rooms/{{room}}", access=Access.MANAGER, tags=TAGS,
     summary="Who is in a room now on every node (phone callers included), and its pair",
 )  # fmt: skip
 async def room_now(request: web.Request) -> web.Response:

@@ -1,6 +1,7 @@
-"""Chromium at 390x844, signed in with session cookies, mail off: "Invite again" shows an
-admin the members' sign-in links to copy, and tells a programme manager that mail is not
-configured, with no link anywhere on their page."""
+"""Chromium at 390x844, signed in with real session cookies: with mail off, "Invite again"
+shows an admin the members' sign-in links to copy and tells a programme manager that mail
+is not configured, with no link anywhere on their page; a viewer sees health and exports
+only, and the server refuses them publishing (403)."""
 
 from __future__ import annotations
 
@@ -71,3 +72,41 @@ async def test_invite_again_without_mail(make_server: Any, launcher: Launcher) -
     assert (await ada.confirm(url.rsplit("link=", 1)[1]))["account"]["identity"] == "ada"
     await ada.close()
     await admin.close()
+
+
+async def test_a_viewer_reads_health_and_exports_only(
+    make_server: Any,  # noqa: F811
+    launcher: Launcher,
+) -> None:
+    server: SignInServer = await make_server()
+    viewer, page = await operator_page(
+        server, launcher, "vi@example.org", "viewer", "/console#matching"
+    )
+    nav = page.locator("#nav")
+    await expect(page.get_by_role("heading", name="Health and exports")).to_be_visible()
+    assert await nav.get_by_role("link").all_inner_texts() == ["Health", "Exports"]
+    await expect(page.locator("#publish")).to_be_hidden()
+    await expect(page.locator("#publish")).to_be_disabled()
+    csv = page.get_by_role("link", name="The programme's log (CSV)")
+    async with page.expect_download() as download:
+        await csv.click()
+    got = await download.value
+    assert got.suggested_filename == "program.csv"
+    assert (await got.path()).read_text().strip(), "the export downloaded empty"
+    # The server refuses a viewer's session what the page hides.
+    token = await page.evaluate(
+        "fetch('/api/v1/signin/session').then((r) => r.json()).then((s) => s.csrf)"
+    )
+    status = await page.evaluate(
+        """(token) => fetch('/api/v1/matching/runs/x/publish',
+            {method: 'POST', headers: {'X-CSRF-Token': token}}).then((r) => r.status)""",
+        token,
+    )
+    assert status == 403
+    await viewer.close()
+
+    manager, page = await operator_page(server, launcher, "mo@example.org", "manager", "/console")
+    await expect(page.get_by_role("heading", name="Participants")).to_be_visible()
+    texts = await page.locator("#nav").get_by_role("link").all_inner_texts()
+    assert texts == ["Participants", "Criteria", "Matching", "Pairs", "Rooms", "Health", "Exports"]
+    await manager.close()
