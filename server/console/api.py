@@ -15,7 +15,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 from redis.exceptions import RedisError
 
-from server.api.access import Access, actor_of, caller_of, may_copy_participant_links
+from server.api.access import Access, caller_of
 from server.api.http import RouteTable, json_response, read_body
 from server.console import activity
 from server.console.pairs import end, overview
@@ -23,8 +23,8 @@ from server.console.participants import Participants, rows_from_csv, rows_from_j
 from server.errors import InvalidInput
 from server.matching.runs import MatchingStore
 from server.services import Services, services_of
-from server.sessionlog.pairs import Pair, PairStore
-from server.signin.service import Invitation
+from server.sessionlog.pairs import PairStore
+from server.signin.api import invite_members
 
 routes = RouteTable()
 PREFIX = "/api/v1/console"
@@ -201,18 +201,6 @@ async def invite(request: web.Request) -> web.Response:
     return json_response(
         {"pair": pair.id, "mail": services.settings.smtp_host is not None,
          "invitations": [i.to_json() for i in invitations]}
-    )  # fmt: skip
-
-
-async def invite_members(request: web.Request, pairs: list[Pair], why: str) -> list[Invitation]:
-    """Mail each member of `pairs` a sign-in link to their home (`SignIn.invite`); links to
-    copy come back only to an admin (`may_copy_participant_links`)."""
-    signin = services_of(request).signin
-    assert signin is not None, "create_app wires sign-in"
-    members = [(m.identity, m.name) for p in pairs for m in p.members]
-    return await signin.invite(
-        members, copy=may_copy_participant_links(caller_of(request)),
-        actor=actor_of(request), why=why,
     )  # fmt: skip
 
 

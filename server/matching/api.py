@@ -28,6 +28,7 @@ from server.matching.profiles import (
 from server.matching.runs import MatchingStore
 from server.services import services_of
 from server.sessionlog.api import pair_json
+from server.signin.api import invite_members
 
 routes = RouteTable()
 PREFIX = "/api/v1/matching"
@@ -214,11 +215,15 @@ async def get_results(request: web.Request) -> web.Response:
 
 @routes.route(
     "POST", f"{PREFIX}/runs/{{run_id}}/publish", access=Access.MANAGER, errors=(404, 409), tags=TAGS,
-    summary="Publish a run's draft pairs as mentoring pairs",
+    summary="Publish a run's draft pairs as mentoring pairs; each member is mailed a sign-in "
+    "link to their home (/me), where Join works (`invitations`: who, and how)",
 )  # fmt: skip
 async def publish(request: web.Request) -> web.Response:
     pairs = await _store(request).publish(request.match_info["run_id"])
-    return json_response({"pairs": [pair_json(p) for p in pairs]})
+    invited = await invite_members(request, pairs, "You have been paired for mentoring.")
+    return json_response(
+        {"pairs": [pair_json(p) for p in pairs], "invitations": [i.to_json() for i in invited]}
+    )
 
 
 @routes.route(

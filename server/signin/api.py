@@ -32,10 +32,11 @@ from server.api.tokens import IDENTITY_PATTERN, join_url
 from server.config import Settings
 from server.errors import Conflict, Forbidden, NotFound, PairwiseError, RateLimited
 from server.services import services_of
+from server.sessionlog.pairs import Pair
 from server.signin import csrf
 from server.signin.accounts import Account, AccountRole
 from server.signin.oidc import OidcClient, OidcFailed
-from server.signin.service import SignedIn, SignIn
+from server.signin.service import Invitation, SignedIn, SignIn
 from server.signin.sessions import Session
 
 routes = RouteTable()
@@ -497,6 +498,22 @@ async def join_pair(request: web.Request) -> web.Response:
             "expires_at": datetime.fromtimestamp(claims.expires_at, UTC).isoformat(),
         },
         status=201,
+    )
+
+
+# --- inviting pair members ----------------------------------------------------------------
+
+
+async def invite_members(request: web.Request, pairs: list[Pair], why: str) -> list[Invitation]:
+    """Mail each member of `pairs` a sign-in link to their home (`SignIn.invite`): publishing
+    a run and "Invite again" both come here. Links to copy come back only to an admin
+    (`may_copy_participant_links`), and only with mail off."""
+    members = [(m.identity, m.name) for p in pairs for m in p.members]
+    return await _signin(request).invite(
+        members,
+        copy=may_copy_participant_links(caller_of(request)),
+        actor=actor_of(request),
+        why=why,
     )
 
 

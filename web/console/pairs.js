@@ -34,16 +34,17 @@ const INVITED = {
   inactive: "deactivated: reactivate them first",
 };
 
-/** Who was invited and how. A link to copy comes only to an admin, and only with mail off:
+/** Who was invited and how (after publishing, or Invite again). A link to copy comes only to an admin, and only with mail off:
  * the server never hands one to anyone else (it would sign them in as the person). */
-function invitations(result) {
-  $("invitations").replaceChildren(el("div", { class: "log-card" },
-    el("h2", {}, result.mail ? "Invitations sent" : "Sign-in links"),
-    ...result.invitations.map((i) => i.url
+export function invitationCard(invitations, prefix = "link") {
+  const mail = document.body.dataset.mail === "on";
+  return el("div", { class: "log-card" },
+    el("h2", {}, mail ? "Invitations sent" : "Sign-in links"),
+    ...invitations.map((i) => i.url
       ? el("div", { class: "console-field" },
-        el("label", { for: `link-${i.identity}` }, `Copy to ${i.name}: their sign-in link (it works once)`),
-        el("input", { id: `link-${i.identity}`, value: i.url, readonly: true }))
-      : el("p", { class: "console-invited", "data-identity": i.identity }, bdi(i.name), `: ${INVITED[i.status] || i.status}`))));
+        el("label", { for: `${prefix}-${i.identity}` }, `Copy to ${i.name}: their sign-in link (it works once)`),
+        el("input", { id: `${prefix}-${i.identity}`, value: i.url, readonly: true }))
+      : el("p", { class: "console-invited", "data-identity": i.identity }, bdi(i.name), `: ${INVITED[i.status] || i.status}`)));
 }
 
 async function detail(pairId) {
@@ -67,7 +68,7 @@ async function detail(pairId) {
     el("div", { class: "console-actions" },
       action("Invite again", async () => {
         const result = await call("POST", `/api/v1/console/pairs/${enc(pair.id)}/invitations`);
-        invitations(result);
+        $("invitations").replaceChildren(invitationCard(result.invitations));
         say(result.mail ? "Invitations mailed." : "Mail is not configured here.");
       }, { "data-manager": true, disabled: !open }),
       action("End pair", async () => {
