@@ -24,7 +24,7 @@ from server.errors import InvalidInput
 from server.matching.runs import MatchingStore
 from server.services import Services, services_of
 from server.sessionlog.pairs import PairStore
-from server.signin.api import invite_members
+from server.signin.api import deactivate_participant, invite_members
 
 routes = RouteTable()
 PREFIX = "/api/v1/console"
@@ -135,7 +135,8 @@ async def edit_participant(request: web.Request) -> web.Response:
 @routes.route(
     "POST", f"{PREFIX}/participants/{{identity}}/deactivate", access=Access.MANAGER,
     errors=(404, 409), tags=TAGS,
-    summary="Deactivate a participant: out of the matching pool until reactivated",
+    summary="Deactivate a participant: out of the matching pool, removed from every room "
+    "they are in (disconnected; their tokens and PINs refused), signed out everywhere",
 )  # fmt: skip
 async def deactivate(request: web.Request) -> web.Response:
     return await _set_active(request, False)
@@ -143,7 +144,9 @@ async def deactivate(request: web.Request) -> web.Response:
 
 @routes.route(
     "POST", f"{PREFIX}/participants/{{identity}}/reactivate", access=Access.MANAGER,
-    errors=(404,), tags=TAGS, summary="Reactivate a participant: back in the matching pool",
+    errors=(404,), tags=TAGS,
+    summary="Reactivate a participant: back in the matching pool and able to sign in again "
+    "(the tokens they held stay refused)",
 )  # fmt: skip
 async def reactivate(request: web.Request) -> web.Response:
     return await _set_active(request, True)
@@ -153,10 +156,23 @@ async def _set_active(request: web.Request, active: bool) -> web.Response:
     services = services_of(request)
     identity = request.match_info["identity"]
     people = _participants(services)
-    await (people.reactivate(identity) if active else people.deactivate(identity))
+    done: dict[str, Any] = {}
+    if active:
+        await people.reactivate(identity)
+        accounts = services.signin.accounts if services.signin is not None else None
+        found = await accounts.by_identity(identity) if accounts is not None else None
+        if accounts is not None and found is not None and not found.active:
+            await accounts.set_active(found.id, True)  # sign-in again; old tokens stay refused
+            done["signin"] = True
+    else:
+        await people.deactivate(identity)
+        done = await deactivate_participant(request, identity)
     action = "console_reactivate" if active else "console_deactivate"
-    await activity.note(services.database, caller_of(request).label, action, identity, {})
-    return json_response({"identity": identity, "active": active})
+    await activity.note(
+        services.database, caller_of(request).label, action, identity,
+        {k: len(v) if isinstance(v, list) else v for k, v in done.items()},
+    )  # fmt: skip
+    return json_response({"identity": identity, "active": active, **done})
 
 
 @routes.route(

@@ -52,6 +52,18 @@ class Invitation:
                 "url": self.url}  # fmt: skip
 
 
+def lifted_by_reactivation(account: Account, removed_at: float) -> bool:
+    """Whether reactivating `account` undid a removal from a room made at `removed_at`:
+    deactivating a participant removes them from every room they are in, just before the
+    account is deactivated; reactivating lets their home mint them new tokens again. A
+    removal after the reactivation still holds, and so do the tokens issued before it."""
+    return (
+        account.active
+        and account.deactivated_at is not None
+        and removed_at <= account.deactivated_at
+    )
+
+
 @dataclass(frozen=True)
 class SignedIn:
     """A live session and the active account it belongs to."""

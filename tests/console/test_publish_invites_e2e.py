@@ -36,6 +36,7 @@ async def test_publishing_mails_each_member_a_way_home(
     await page.get_by_role("button", name="Import", exact=True).click()
     await expect(page.locator("#import-result")).to_contain_text("2 imported, no problems")
     await page.locator("#nav").get_by_role("link", name="Criteria").click()
+    await expect(page.locator("#c-name-0")).to_have_value("skills")  # the page has loaded
     await page.get_by_role("button", name="Save criteria").click()
     await expect(page.locator("#console-status")).to_have_text("Criteria saved.")
     await page.locator("#nav").get_by_role("link", name="Matching").click()
