@@ -15,6 +15,7 @@ import aiohttp
 import pytest
 import socketio
 
+from server.media.phone.pins import PinStore
 from tests.conftest import ADMIN
 from tests.signin.conftest import SignInServer
 from tests.signin.conftest import mailbox as mailbox  # noqa: F401 - the fixture
@@ -83,6 +84,11 @@ async def test_deactivating_a_participant_takes_everything_back(server: SignInSe
         tokens[pair["room"]] = minted["token"]
     status, minted = await grace.call("POST", f"/api/v1/home/pairs/{first['id']}/join")
     grace_token = minted["token"]
+    # Her personal dial-in PIN (phone is off in this app: the gateway asks the same store).
+    pins = PinStore(server.services.database)
+    pin = await pins.participant_pin("room-ada", "ada", "Ada", "mentee")
+    match = await pins.resolve(pin)
+    assert match is not None and not match.removed
     inside = await _connected(server, tokens["room-ada"])
     await inside.join(media_mode="text")
     partner = await _connected(server, grace_token)
@@ -105,6 +111,8 @@ async def test_deactivating_a_participant_takes_everything_back(server: SignInSe
     with pytest.raises(socketio.exceptions.ConnectionError):
         await refused.connect()
     assert await _node(server, "room-ada", grace_token) == 200
+    match = await pins.resolve(pin)
+    assert match is not None and match.removed, "her PIN still lets her in"
     # Her session ended; sign-in refuses her and makes no link for her.
     assert (await ada.call("GET", "/api/v1/signin/session"))[0] == 401
     account = await server.signin.accounts.by_identity("ada")
@@ -134,6 +142,8 @@ async def test_deactivating_a_participant_takes_everything_back(server: SignInSe
     await returned.join(media_mode="text")
     for room, token in tokens.items():
         assert await _node(server, room, token) == 401, room
+    match = await pins.resolve(pin)
+    assert match is not None and match.removed, "reactivation revived her old PIN"
     # An operator's removal after the reactivation holds against her home's Join.
     await server.admin("DELETE", "/api/v1/rooms/room-ada/participants/ada")
     status, refused_join = await again.call("POST", f"/api/v1/home/pairs/{first['id']}/join")
