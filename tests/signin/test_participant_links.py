@@ -15,8 +15,10 @@ from typing import Any
 import aiohttp
 
 from server.app import ROUTE_TABLES
+from server.auth import Role
 from tests.conftest import ADMIN
 from tests.signin.conftest import LINK, Browser, SignInServer
+from tests.support.participants import SocketParticipant
 
 LEAKS = ("signin#link=", "#token=", "/join#")
 
@@ -161,7 +163,8 @@ async def test_without_mail_only_an_admin_gets_links_to_copy(
 
 async def test_no_operator_read_returns_a_link_or_a_join_token(server: SignInServer) -> None:
     """After links were made, mailed and copied, no GET route an operator reads (lists,
-    exports, health, accounts, the console's pages) holds one."""
+    exports as JSON and CSV, health, accounts, the console's pages) holds one, nor what an
+    operator's observer gets from Socket.IO on joining the pair's room."""
     made = await _cohort(server)
     ada, pair = made["ada"], made["pair"]
     await _as_key(server, "POST", f"/api/v1/accounts/participants/{ada['id']}/link", {})
@@ -185,6 +188,13 @@ async def test_no_operator_read_returns_a_link_or_a_join_token(server: SignInSer
                     assert leak not in text, (path, leak)
                 read += resp.status == 200
     assert read >= 20, read  # the walk read real answers, not only refusals
+    # Socket.IO: what an operator's observer sees on joining the pair's room holds none.
+    observer, _ = server.services.tokens.issue("room-ada", "ops", "Ops", Role.OBSERVER)
+    watching = await SocketParticipant(server.url, observer).connect()
+    try:
+        _no_link_in(await watching.join(media_mode="text"))
+    finally:
+        await watching.close()
     await server.mailbox.wait_for(2)
 
 
