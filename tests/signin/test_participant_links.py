@@ -9,6 +9,7 @@ read afterwards to find no link or join token in it.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -201,3 +202,60 @@ async def test_no_operator_read_returns_a_link_or_a_join_token(server: SignInSer
 class _Known(dict[str, Any]):
     def __missing__(self, key: str) -> str:
         return "{" + key + "}"
+
+
+COHORT = """identity,name,role,timezone,availability,skills,email
+mara,Mara,mentor,Europe/London,Mon 09:00-17:00,python,mara@example.org
+nils,Nils,mentor,Europe/London,Mon 09:00-17:00,python,nils@example.org
+lin,Lin,mentor,Europe/London,Mon 09:00-17:00,python,lin@example.org
+tess,Tess,mentee,Europe/London,Mon 09:00-12:00,python,tess@example.org
+ugo,Ugo,mentee,Europe/London,Mon 13:00-17:00,python,ugo@example.org
+"""
+CRITERIA = {"criteria": [{"name": "skills", "rule": "overlap", "weight": "high"}]}
+
+
+async def _finished(browser: Browser, run_id: str) -> None:
+    """Wait for a matching run to end (it runs in the background; the console polls too)."""
+    for _ in range(400):
+        status, run = await browser.call("GET", f"/api/v1/matching/runs/{run_id}")
+        assert status == 200, run
+        if run["status"] != "running":
+            assert run["status"] == "done", run
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the run did not finish")
+
+
+async def test_publishing_and_rematching_without_mail(make_server: Any, database_url: str) -> None:
+    """Publishing as a manager with mail off hands out no link; an admin publishing the
+    rematch run gets the new pair's links to copy."""
+    server = await make_server(database_url, smtp_host=None)
+    for email, role in (("root@example.org", "admin"), ("mo@example.org", "manager")):
+        await server.admin("POST", "/api/v1/accounts/operators", {"email": email, "role": role})
+    root = await server.signed_in("root@example.org")
+    manager = await server.signed_in("mo@example.org")
+    body = {"format": "csv", "text": COHORT}
+    status, imported = await manager.call("POST", "/api/v1/console/participants/import", body)
+    assert (status, imported["imported"]) == (200, 5), imported
+    assert (await manager.call("PUT", "/api/v1/matching/criteria", CRITERIA))[0] == 200
+    status, started = await manager.call("POST", "/api/v1/matching/runs", {"mode": "optimal"})
+    assert status == 202, started
+    await _finished(manager, started["id"])
+    status, published = await manager.call("POST", f"/api/v1/matching/runs/{started['id']}/publish")
+    assert status == 200 and len(published["pairs"]) == 2, published
+    assert {i["status"] for i in published["invitations"]} == {"mail_off"}
+    assert len(published["invitations"]) == 4
+    _no_link_in(published)
+
+    status, rematch = await manager.call(
+        "POST", f"/api/v1/pairs/{published['pairs'][0]['id']}/rematch"
+    )
+    assert status == 202, rematch
+    await _finished(manager, rematch["run"]["id"])
+    status, again = await root.call("POST", f"/api/v1/matching/runs/{rematch['run']['id']}/publish")
+    assert status == 200 and again["pairs"], again
+    copies = again["invitations"]
+    assert copies and {i["status"] for i in copies} == {"copy"}, copies
+    assert all(LINK.match(i["url"]) for i in copies)
+    for browser in (root, manager):
+        await browser.close()
