@@ -109,4 +109,9 @@ async def test_a_viewer_reads_health_and_exports_only(
     await expect(page.get_by_role("heading", name="Participants")).to_be_visible()
     texts = await page.locator("#nav").get_by_role("link").all_inner_texts()
     assert texts == ["Participants", "Criteria", "Matching", "Pairs", "Rooms", "Health", "Exports"]
+    # Signing out ends the session, not only the page.
+    await page.get_by_role("button", name="Sign out").click()
+    await expect(page.get_by_role("heading", name="Sign in to the console")).to_be_visible()
+    status = await page.evaluate("fetch('/api/v1/signin/session').then((r) => r.status)")
+    assert status == 401
     await manager.close()

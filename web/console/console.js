@@ -92,8 +92,10 @@ function start() {
       $("signin-error").textContent = error.message;
     }
   });
-  $("sign-out").addEventListener("click", () => {
+  $("sign-out").addEventListener("click", async () => {
+    const key = sessionStorage.getItem(KEY);
     sessionStorage.removeItem(KEY);
+    if (!key) await call("POST", "/api/v1/signin/signout").catch(() => {}); // the session's cookie
     location.hash = "";
     location.reload();
   });
