@@ -24,6 +24,9 @@ from server.console import api as console_api
 from server.jobs.runner import JobRunner, RetryPolicy
 from server.jobs.store import JobStore
 from server.mail import Mailer
+from server.mailin.addresses import ReplyAddresses
+from server.mailin.endpoint import InboundSmtp
+from server.mailin.replies import MailReplies
 from server.matching import api as matching_api
 from server.matching.runs import MatchingStore
 from server.media import api as media_api
@@ -66,6 +69,9 @@ from server.signin.accounts import AccountStore
 from server.signin.service import SignIn
 from server.store import Database
 from server.store.migrate import migrate
+from server.webhooks import api as webhooks_api
+from server.webhooks.delivery import Sender
+from server.webhooks.service import Webhooks
 
 log = logging.getLogger("pairwise.app")
 
@@ -83,6 +89,7 @@ ROUTE_TABLES: list[RouteTable] = [
     signin_api.routes,
     console_api.routes,
     meetings_api.routes,
+    webhooks_api.routes,
 ]
 
 
@@ -184,6 +191,7 @@ def create_app(settings: Settings, *, directory: Directory | None = None) -> web
         ),
     )
     services.jobs, services.meetings = _meetings(settings, services, directory)
+    addresses = ReplyAddresses(settings.secret_key, settings.inbound_domain)
     services.digest = ChatDigest(
         database,
         services.meetings.pairs,
@@ -194,7 +202,31 @@ def create_app(settings: Settings, *, directory: Directory | None = None) -> web
         base_url=settings.base_url,
         after_minutes=settings.digest_after_minutes,
         every_minutes=settings.digest_every_minutes,
+        reply_address=addresses.address if settings.inbound_domain else None,
     )
+    services.webhooks = Webhooks(
+        database,
+        sessionlog.pairs,
+        services.jobs,
+        Sender(
+            timeout_seconds=settings.webhook_timeout_seconds,
+            allow_private=settings.webhook_allow_private,
+        ),
+        server_key=settings.secret_key,
+        base_url=settings.base_url,
+        retry=RetryPolicy(
+            max_attempts=settings.webhook_max_attempts, first_delay=settings.webhook_retry_seconds
+        ),
+        quiet_days=settings.webhook_quiet_days,
+    )
+    if settings.inbound_smtp_port is not None:
+        services.mailin = InboundSmtp(
+            MailReplies(addresses, services.meetings.pairs, removals, chat),
+            settings.inbound_smtp_host,
+            settings.inbound_smtp_port,
+            max_bytes=settings.inbound_max_bytes,
+            hostname=settings.inbound_domain or "localhost",
+        )
     app[SERVICES] = services
     app[signin_api.LINK_BUCKETS] = signin_api.link_buckets(settings.signin_links_per_hour)
     for table in ROUTE_TABLES:
@@ -207,7 +239,10 @@ def create_app(settings: Settings, *, directory: Directory | None = None) -> web
     app.router.add_get("/api/openapi.json", openapi_json)
     pages.install(app)
     app.cleanup_ctx.append(_lifecycle)
+    app.cleanup_ctx.append(_webhooks)
     app.cleanup_ctx.append(_jobs)
+    if services.mailin is not None:
+        app.cleanup_ctx.append(services.mailin.context)
     if settings.retention_days is not None:
         app.cleanup_ctx.append(
             retention_job(database, settings.retention_days, settings.retention_interval_seconds)
@@ -271,6 +306,18 @@ async def _jobs(app: web.Application) -> AsyncIterator[None]:
     jobs.start()
     yield
     await jobs.stop()
+
+
+async def _webhooks(app: web.Application) -> AsyncIterator[None]:
+    """Room events reach the webhooks once the database is migrated; their HTTP client
+    closes after the jobs that use it have stopped (`_jobs` comes after this)."""
+    services = app[SERVICES]
+    webhooks = services.webhooks
+    assert webhooks is not None
+    services.bus.subscribe(webhooks, "webhooks", kinds=webhooks.KINDS)
+    await webhooks.start()
+    yield
+    await webhooks.sender.close()
 
 
 def _all_routes() -> RouteTable:

@@ -143,6 +143,41 @@ class Settings(BaseSettings):
         60.0, gt=0, description="at most one digest per person this often"
     )
 
+    # webhooks (server/webhooks): events to integrations, Slack and Microsoft Teams
+    webhook_allow_private: bool = Field(
+        False,
+        description="deliver to loopback, private and link-local addresses too (no SSRF guard)",
+    )
+    webhook_timeout_seconds: float = Field(
+        10.0, gt=0, le=120, description="a receiver that has not answered by then has failed"
+    )
+    webhook_max_attempts: int = Field(8, ge=1, le=30, description="tries before a delivery fails")
+    webhook_retry_seconds: float = Field(
+        30.0, gt=0, description="the first retry waits this long, each next one twice as long"
+    )
+    webhook_quiet_days: int = Field(
+        14, ge=1, le=365, description="an active pair with no meeting or message this long is quiet"
+    )
+
+    # inbound mail (server/mailin): replies to the chat digest land in the pair's chat
+    inbound_smtp_host: str = Field(
+        "127.0.0.1", description="where the inbound SMTP endpoint listens"
+    )
+    inbound_smtp_port: int | None = Field(
+        None, ge=0, le=65535, description="inbound SMTP port; no endpoint on this node when unset"
+    )
+    inbound_domain: str | None = Field(
+        None,
+        max_length=253,
+        pattern=r"^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?"
+        r"(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$",
+        description="domain of reply addresses (its MX reaches the endpoint);"
+        " digests carry none when unset",
+    )
+    inbound_max_bytes: int = Field(
+        1024 * 1024, ge=1024, description="largest reply accepted, headers and quoted text included"
+    )
+
     # phone (SIP dial-in)
     sip_bind: str | None = Field(None, description="host:port for SIP over UDP; off when unset")
     sip_allowed_ips: list[str] = Field(

@@ -49,5 +49,7 @@ def configure_logging(fmt: str = "text", level: str = "INFO") -> None:
     root.setLevel(level)
     # aiohttp's access log repeats what our own events say.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
-    for noisy in ("aioice", "aiortc", "socketio", "engineio"):
+    # aiosmtpd's "mail.log" (server/mailin) would log each line of a reply at DEBUG, and
+    # aiosqlite every statement's parameters, chat text included.
+    for noisy in ("aioice", "aiortc", "socketio", "engineio", "mail.log", "aiosqlite"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -26,10 +26,12 @@ from server.signin.service import SignIn
 from server.store import Database
 
 if TYPE_CHECKING:  # the phone API module itself reads Services
+    from server.mailin.endpoint import InboundSmtp
     from server.media.phone.api import DialIn
     from server.media.phone.gateway import PhoneGateway
     from server.meetings.digest import ChatDigest
     from server.meetings.service import Meetings
+    from server.webhooks.service import Webhooks
 
 
 @dataclass
@@ -54,6 +56,8 @@ class Services:
     jobs: JobRunner | None = None
     meetings: Meetings | None = None
     digest: ChatDigest | None = None
+    webhooks: Webhooks | None = None
+    mailin: InboundSmtp | None = None
 
     @property
     def admin_key(self) -> str:

@@ -54,7 +54,9 @@ function mediaStrip(detail) {
       const mode = MODES.includes(segment.mode) ? segment.mode : "text";
       const rect = svg("rect", { x: x0, y: 0, width: Math.max(x1 - x0, 1), height: 14, class: `mode-${mode}` });
       const why = segment.previous ? ` (from ${MODE_WORDS[segment.previous] || "another mode"}: ${plainReason(segment.reason)})` : "";
-      rect.append(svg("title", {}, `${nameOf(identity)}: ${MODE_WORDS[mode]}${why}`));
+      // No name in the tooltip: the row's name beside it is isolated text (<bdi>); a tooltip
+      // is plain text, where a name's U+202E would reverse the words after it.
+      rect.append(svg("title", {}, `${MODE_WORDS[mode]}${why}`));
       bar.append(rect);
     }
     const modes = [...new Set(detail.media_path[identity].map((s) => MODE_WORDS[s.mode] || "text chat"))];

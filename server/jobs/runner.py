@@ -1,7 +1,8 @@
 """Run due jobs: poll, claim under a lease, call the handler of the job's kind, settle.
 
-A handler that raises is retried with exponential backoff (`backoff(attempts)`) up to
-`max_attempts`, then the job is failed and kept with its last error. Handlers are plain
+A handler that raises is retried with exponential backoff (`RetryPolicy.delay(attempts)`)
+up to `max_attempts`, then the job is failed and kept with its last error. A kind may have
+its own policy (webhook deliveries retry on their operator's schedule, not the reminders'). Handlers are plain
 async functions of the job; they must tolerate running again after a node died mid-job.
 """
 
@@ -54,13 +55,22 @@ class JobRunner:
         self.batch = batch
         self.retry_policy = retry or RetryPolicy()
         self._handlers: dict[str, Handler] = {}
+        self._policies: dict[str, RetryPolicy] = {}
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
+        self._stopping = False
 
-    def handle(self, kind: str, handler: Handler) -> None:
+    def handle(self, kind: str, handler: Handler, *, retry: RetryPolicy | None = None) -> None:
+        """Run jobs of `kind` with `handler`, retried by `retry` (default: the runner's)."""
         if kind in self._handlers:
             raise ValueError(f"jobs of kind {kind!r} already have a handler")
         self._handlers[kind] = handler
+        if retry is not None:
+            self._policies[kind] = retry
+
+    def policy(self, kind: str) -> RetryPolicy:
+        """How jobs of `kind` are retried (a handler may need to know its last try)."""
+        return self._policies.get(kind, self.retry_policy)
 
     async def schedule(
         self, kind: str, payload: dict[str, object], run_at: float, *, key: str | None = None
@@ -80,7 +90,8 @@ class JobRunner:
             for job in claimed:
                 await self._run(job)
             ran += len(claimed)
-            if not claimed:  # (on SQLite, a node that lost every race for a batch also stops)
+            # (On SQLite, a node that lost every race for a batch also stops.)
+            if not claimed or self._stopping:
                 return ran
 
     async def _run(self, job: Job) -> None:
@@ -90,7 +101,7 @@ class JobRunner:
                 raise LookupError(f"no handler for jobs of kind {job.kind!r}")
             await handler(job)
         except Exception as exc:  # a job's failure is recorded, never the runner's end
-            delay = self.retry_policy.delay(job.attempts)
+            delay = self.policy(job.kind).delay(job.attempts)
             run_at = None if delay is None else self.clock() + delay
             await self.store.retry(job, self.owner, f"{type(exc).__name__}: {exc}", run_at)
             log.warning(
@@ -103,19 +114,32 @@ class JobRunner:
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="jobs")
 
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+    async def stop(self, grace_seconds: float = 5.0) -> None:
+        """Stop polling. Jobs already taken get `grace_seconds` to finish and settle: one
+        cut off midway (a webhook sent, its answer not yet written down) would stay leased
+        until its lease lapsed, and then run again."""
+        task, self._task = self._task, None
+        if task is None:
+            return
+        self._stopping = True
+        self._wake.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(task), grace_seconds)
+        except TimeoutError:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+                await task
+        finally:
+            self._stopping = False
 
     async def _loop(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 await self.run_due()
             except Exception:  # the database went away for a moment: poll again later
                 log.exception("jobs poll failed")
+            if self._stopping:
+                return
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.poll_seconds)

@@ -29,6 +29,8 @@ from server.matching.runs import MatchingStore
 from server.services import services_of
 from server.sessionlog.api import pair_json
 from server.signin.api import invite_members
+from server.webhooks import api as webhooks
+from server.webhooks.events import pair_published
 
 routes = RouteTable()
 PREFIX = "/api/v1/matching"
@@ -220,6 +222,7 @@ async def get_results(request: web.Request) -> web.Response:
 )  # fmt: skip
 async def publish(request: web.Request) -> web.Response:
     pairs = await _store(request).publish(request.match_info["run_id"])
+    await webhooks.emit(request, *(pair_published(p) for p in pairs))
     invited = await invite_members(request, pairs, "You have been paired for mentoring.")
     return json_response(
         {"pairs": [pair_json(p) for p in pairs], "invitations": [i.to_json() for i in invited]}

@@ -24,6 +24,8 @@ from server.meetings.service import MAX_OPTIONS, Meetings, bare_address
 from server.services import services_of
 from server.sessionlog.pairs import Pair
 from server.sessionlog.privacy import Viewer, require_member, require_pair_access
+from server.webhooks import api as webhooks
+from server.webhooks.events import meeting_booked
 
 routes = RouteTable()
 PREFIX = "/api/v1"
@@ -188,6 +190,7 @@ async def accept(request: web.Request) -> web.Response:
     body = await read_body(request, AcceptIn)
     service = _meetings(request)
     booked = await service.accept(meeting, pair, identity, body.option)
+    await webhooks.emit(request, meeting_booked(booked, booked.updated_at))
     return json_response(await meeting_json(service, booked, pair))
 
 

@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import logging
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from sqlalchemy import func, insert, select, update
@@ -51,6 +52,7 @@ class ChatDigest:
         base_url: str,
         after_minutes: float,
         every_minutes: float,
+        reply_address: Callable[[str, str], str] | None = None,
     ) -> None:
         self._db = database
         self.pairs = pairs
@@ -61,6 +63,8 @@ class ChatDigest:
         self.base_url = base_url.rstrip("/")
         self.after = after_minutes * 60
         self.every = every_minutes * 60
+        # (pair id, identity) -> the address a reply posts from (server/mailin); None: off.
+        self.reply_address = reply_address
         jobs.handle(KIND, self._scan_job)
 
     async def start(self) -> None:
@@ -148,9 +152,19 @@ class ChatDigest:
         if to is None or has_control(to):
             return False
         titles = {p.room: p.title for p in pairs}
+        # Replies by email (server/mailin): the Reply-To answers one chat; with several,
+        # each chat's own address is in the text.
+        replies = {}
+        if self.reply_address is not None:
+            replies = {
+                p.room: self.reply_address(p.id, identity) for p in pairs if p.room in unread
+            }
+        reply_to = next(iter(replies.values())) if len(replies) == 1 else None
         lines = []
         for room, rows in unread.items():
             lines.append(f"{plain(titles[room])}:")
+            if room in replies and reply_to is None:
+                lines.append(f"  (answer by email to {replies[room]})")
             for _, name, text, ts in rows:
                 when = datetime.fromtimestamp(ts, UTC).strftime("%d %b %H:%M UTC")
                 excerpt = plain(text)[:EXCERPT]
@@ -161,12 +175,16 @@ class ChatDigest:
         text = (
             f"You have {count} unread chat message(s) in Pairwise.\n\n"
             + "\n".join(lines)
+            + ("\nReply to this email to answer in the chat.\n" if reply_to else "")
             + f"\nReply from your Pairwise page: {self.base_url}/me\n"
             f"\nNo more of these emails: {unsubscribe}\n"
         )
         message = self.mailer.message(to, f"Unread chat in Pairwise ({count})", text)
         message["List-Unsubscribe"] = f"<{unsubscribe}>"
         message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+        message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no auto-replies to it
+        if reply_to is not None:
+            message["Reply-To"] = reply_to
         try:
             await self.mailer.send(message)  # MailFailed: the scan is retried
         except MailOff:

@@ -34,6 +34,8 @@ from server.sessionlog.privacy import (
 )
 from server.sessionlog.service import SessionLogService
 from server.sessionlog.sessions import Session, SessionDetail
+from server.webhooks import api as webhooks
+from server.webhooks.events import feedback_flagged, pair_published
 
 routes = RouteTable()
 M = TypeVar("M", bound=BaseModel)
@@ -191,6 +193,7 @@ async def create_pair(request: web.Request) -> web.Response:
     pair = await _log(request).pairs.create(
         [Member(m.identity, m.name, m.role) for m in body.members], room=body.room, title=body.title
     )
+    await webhooks.emit(request, pair_published(pair))
     return json_response(pair_json(pair), status=201)
 
 
@@ -343,6 +346,8 @@ async def give_feedback(request: web.Request) -> web.Response:
         body.comment,
         body.good_fit,
     )
+    if not feedback.good_fit:
+        await webhooks.emit(request, feedback_flagged(pair, feedback.id, feedback.created_at))
     return json_response(_data(feedback), status=201)
 
 

@@ -474,3 +474,39 @@ chat_digest_people = Table(
     Column("last_sent_at", Float, nullable=True),
     Column("unsubscribed", Boolean, nullable=False),
 )
+
+# Webhooks (server/webhooks): URLs an operator registered for events, and each delivery of
+# an event to one of them with its outcome. A webhook's signing secret is derived from the
+# server's secret key and `secret_salt` (never stored). A delivery holds nothing personal:
+# the names in what is sent are read when it is sent.
+webhooks = Table(
+    "webhooks",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("url", String(2000), nullable=False),
+    Column("events", Text, nullable=False),  # JSON: the event types it takes
+    Column("format", String(8), nullable=False),  # json | slack | teams
+    Column("secret_salt", String(64), nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    id_column(),
+    Column("webhook_id", String(36), ForeignKey("webhooks.id", ondelete="CASCADE"), nullable=False),
+    Column("event", String(40), nullable=False),
+    Column("event_key", String(200), nullable=False),  # the same happening is delivered once
+    Column("pair_id", String(36), nullable=True),
+    Column("facts", Text, nullable=False),  # JSON: times, ids, steps; no names, no content
+    Column("occurred_at", Float, nullable=False),
+    Column("status", String(12), nullable=False),  # pending | delivered | failed
+    Column("attempts", Integer, nullable=False),
+    Column("status_code", Integer, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("last_attempt_at", Float, nullable=True),
+    Column("next_attempt_at", Float, nullable=True),
+    Column("finished_at", Float, nullable=True),
+    UniqueConstraint("webhook_id", "event_key", name="uq_webhook_deliveries_event"),
+    Index("ix_webhook_deliveries_webhook_id", "webhook_id", "id"),
+)

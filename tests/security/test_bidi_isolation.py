@@ -1,9 +1,12 @@
 """Item 9: a name or title with U+202E (right-to-left override) cannot reverse the text
-around it on the pair page and the program page (the room is tests/e2e's)."""
+around it on the pair page (names, agenda, goals, notes, meeting titles, the media strip's
+tooltips) and the program page (the room is tests/e2e's)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -66,20 +69,25 @@ async def test_names_with_a_direction_override_cannot_reverse_the_page(
     await site.ok(
         "POST", f"/api/v1/pairs/{pid}/sessions/{sid}/feedback", bo, {"rating": 2, "good_fit": False}
     )
+    soon = datetime.fromtimestamp(time.time() + 7 * 86400, UTC).isoformat()
+    meeting = {"title": f"{RLO}weekly", "times": [soon], "timezone": "Europe/London"}
+    await site.ok("POST", f"/api/v1/pairs/{pid}/meetings", ada, meeting)
 
     context = await launcher.context()
     page = await context.new_page()
     await page.goto(f"{site.url}/pair#token={site.token(room, 'ada', 'mentor')}")
     await expect(page.locator("#agenda")).to_contain_text("salary talk")
     await expect(page.locator("#sessions")).to_contain_text("note")
+    await expect(page.locator("#meeting-list")).to_contain_text("weekly")
     found = await page.evaluate(ISOLATION)
-    assert len(found) >= 5, found  # heading, title, member name, agenda, goal, note
-    assert all(isolated for _, isolated in found), found
+    assert len(found) >= 6, found  # heading, title, member name, agenda, goal, note, meeting
+    assert [text for text, isolated in found if not isolated] == []
 
     await page.goto(f"{site.url}/program")
     await page.locator("#admin-key").fill(ADMIN_KEY)
     await page.locator("#admin-key").press("Enter")
     await expect(page.locator("#flagged")).to_contain_text("Ada and Bo")
     found = await page.evaluate(ISOLATION)
-    assert found and all(isolated for _, isolated in found), found
+    assert found
+    assert [text for text, isolated in found if not isolated] == []
     await context.close()

@@ -120,6 +120,12 @@ DECIDED: dict[tuple[str, str], A] = {
     ("GET", "/calendar/{secret}.ics"): A.PUBLIC,
     ("GET", "/digest/unsubscribe/{token}"): A.PUBLIC,
     ("POST", "/digest/unsubscribe/{token}"): A.PUBLIC,
+    # Webhooks carry a programme's pair events (ids and times, never names, links or
+    # tokens) to its own tools: the programme manager's, like the rest of the cohort.
+    ("POST", "/api/v1/webhooks"): A.MANAGER,
+    ("GET", "/api/v1/webhooks"): A.MANAGER,
+    ("DELETE", "/api/v1/webhooks/{webhook_id}"): A.MANAGER,
+    ("GET", "/api/v1/webhooks/{webhook_id}/deliveries"): A.MANAGER,
 }
 
 # Who gets through each kind of route, among the callers this test plays.
@@ -168,7 +174,8 @@ async def test_each_role_gets_exactly_its_routes(target: Target) -> None:
         for role in ROLES
     }
     values = _Filled({"pair_id": "no-such-pair", "room": "room-none", "identity": "nobody",
-                      "account_id": "999999", "session_id": "999999", "run_id": "no-such-run"})  # fmt: skip
+                      "account_id": "999999", "session_id": "999999", "run_id": "no-such-run",
+                      "webhook_id": "999999"})  # fmt: skip
     checked = 0
     for route in target.app.router.routes():
         if route.method in ("HEAD", "OPTIONS") or route.resource is None:

@@ -1,0 +1,1 @@
+"""Replies by email: answering the unread-chat digest posts the answer into the pair's chat."""
