@@ -11,6 +11,7 @@ import pytest
 from playwright.async_api import BrowserContext, Page, expect
 
 from server.api.access import SESSION_COOKIE
+from tests.console.test_console_e2e import check_axe, photograph
 from tests.e2e.conftest import Launcher
 from tests.e2e.conftest import launcher as launcher  # noqa: F401 - the fixture
 from tests.signin.conftest import LINK, SignInServer
@@ -85,6 +86,8 @@ async def test_a_viewer_reads_health_and_exports_only(
     nav = page.locator("#nav")
     await expect(page.get_by_role("heading", name="Health and exports")).to_be_visible()
     assert await nav.get_by_role("link").all_inner_texts() == ["Health", "Exports"]
+    await check_axe(page, "exports")
+    await photograph(page, "exports")
     await expect(page.locator("#publish")).to_be_hidden()
     await expect(page.locator("#publish")).to_be_disabled()
     csv = page.get_by_role("link", name="The programme's log (CSV)")

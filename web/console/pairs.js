@@ -69,7 +69,10 @@ async function detail(pairId) {
       action("Invite again", async () => {
         const result = await call("POST", `/api/v1/console/pairs/${enc(pair.id)}/invitations`);
         $("invitations").replaceChildren(invitationCard(result.invitations));
-        say(result.mail ? "Invitations mailed." : "Mail is not configured here.");
+        const copy = result.invitations.some((i) => i.url);
+        say(result.mail ? "Invitations mailed."
+          : copy ? "Mail is not configured here: copy each sign-in link to its person."
+            : "Mail is not configured here: an admin can copy the sign-in links.");
       }, { "data-manager": true, disabled: !open }),
       action("End pair", async () => {
         if (!confirm(`End ${pair.title}? Their room closes; the log stays.`)) return;
