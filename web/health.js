@@ -1,9 +1,10 @@
 // The operator's program-health page: numbers and charts from GET /api/v1/program/health.
 
-import { api, barChart, bdi, download, el, minutes, table, when } from "./sessionlog.js";
+import { call, KEY } from "./console/api.js";
+import { barChart, bdi, el, minutes, table, when } from "./sessionlog.js";
 
 const $ = (id) => document.getElementById(id);
-const KEY = "pairwise.adminKey";
+const TRIED = "pairwise.healthKeyTried"; // an error shows only after a key was typed here
 
 function percent(share) {
   return share === null ? "–" : `${Math.round(share * 100)}%`;
@@ -52,27 +53,53 @@ function render(health) {
     health.flagged, (f) => [f.reason || ""], "No pair is flagged."));
 }
 
-async function load(key) {
+/** Admin-only parts (the transcript setting and its reads) answer 403 to a manager or a
+ * viewer: those parts are hidden for them, the rest of the page is theirs. */
+async function adminPart(path) {
+  try {
+    return await call("GET", path);
+  } catch (error) {
+    if (error.status === 403) return null;
+    throw error;
+  }
+}
+
+async function load() {
   const days = $("quiet-days").value || "14";
   const [health, settings, reads] = await Promise.all([
-    api(key, "GET", `/api/v1/program/health?quiet_days=${encodeURIComponent(days)}`),
-    api(key, "GET", "/api/v1/program/settings"),
-    api(key, "GET", "/api/v1/program/transcript-reads"),
+    call("GET", `/api/v1/program/health?quiet_days=${encodeURIComponent(days)}`),
+    adminPart("/api/v1/program/settings"),
+    adminPart("/api/v1/program/transcript-reads"),
   ]);
   render(health);
+  $("privacy").hidden = settings === null;
+  if (settings === null) return;
   $("read-chat").checked = settings.operators_read_chat;
   $("reads").replaceChildren(table(["When", "Who", "What", "Allowed", "Messages"],
     reads.reads.slice(0, 20).map((r) => [when(r.ts), r.actor, r.purpose, r.granted ? "yes" : "no", r.messages]),
     "No operator has read a transcript."));
 }
 
-async function show(key) {
+/** Fetch an export with the same credentials and hand it to the browser as a download. */
+async function download(path, filename) {
+  const text = await call("GET", path);
+  const blob = new Blob([typeof text === "string" ? text : JSON.stringify(text, null, 1)]);
+  const link = el("a", { href: URL.createObjectURL(blob), download: filename });
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(link.href), 1000);
+}
+
+/** A signed-in operator (session cookie) or the admin key in this tab: show the report;
+ * neither: the sign-in choices. */
+async function show() {
   try {
-    await load(key);
+    await load();
   } catch (error) {
     if (error.status === 401) {
       sessionStorage.removeItem(KEY);
-      $("key-error").textContent = error.message;
+      $("key-error").textContent = sessionStorage.getItem(TRIED) ? error.message : "";
       $("key-form").hidden = false;
       $("report").hidden = true;
       return;
@@ -81,14 +108,14 @@ async function show(key) {
   }
   $("key-form").hidden = true;
   $("report").hidden = false;
-  $("forget").hidden = false;
+  $("forget").hidden = !sessionStorage.getItem(KEY);
 }
 
 function start() {
   const guard = (action) => async () => {
     $("report-error").textContent = "";
     try {
-      await action(sessionStorage.getItem(KEY));
+      await action();
     } catch (error) {
       $("report-error").textContent = error.message;
     }
@@ -96,8 +123,9 @@ function start() {
   $("key-form").addEventListener("submit", (event) => {
     event.preventDefault();
     sessionStorage.setItem(KEY, $("admin-key").value.trim());
+    sessionStorage.setItem(TRIED, "1");
     $("admin-key").value = "";
-    show(sessionStorage.getItem(KEY));
+    show();
   });
   $("forget").addEventListener("click", () => {
     sessionStorage.removeItem(KEY);
@@ -105,14 +133,12 @@ function start() {
   });
   $("refresh").addEventListener("click", guard(load));
   $("quiet-days").addEventListener("change", guard(load));
-  $("read-chat").addEventListener("change", guard(async (key) => {
-    await api(key, "PUT", "/api/v1/program/settings", { operators_read_chat: $("read-chat").checked });
+  $("read-chat").addEventListener("change", guard(async () => {
+    await call("PUT", "/api/v1/program/settings", { operators_read_chat: $("read-chat").checked });
   }));
-  $("export-json").addEventListener("click", guard((key) => download(key, "/api/v1/program/export?format=json", "program.json")));
-  $("export-csv").addEventListener("click", guard((key) => download(key, "/api/v1/program/export?format=csv", "program.csv")));
-  const key = sessionStorage.getItem(KEY);
-  if (key) show(key);
-  else $("key-form").hidden = false;
+  $("export-json").addEventListener("click", guard(() => download("/api/v1/program/export?format=json", "program.json")));
+  $("export-csv").addEventListener("click", guard(() => download("/api/v1/program/export?format=csv", "program.csv")));
+  show();
 }
 
 start();

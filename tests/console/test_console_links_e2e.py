@@ -106,6 +106,12 @@ async def test_a_viewer_reads_health_and_exports_only(
         token,
     )
     assert status == 403
+    # Health opens with the viewer's session, no admin key; the admin-only privacy setting
+    # is not shown to them.
+    await nav.get_by_role("link", name="Health").click()
+    await expect(page.locator("#cards")).to_contain_text("Pairs matched")
+    await expect(page.locator("#key-form")).to_be_hidden()
+    await expect(page.locator("#privacy")).to_be_hidden()
     await viewer.close()
 
     manager, page = await operator_page(server, launcher, "mo@example.org", "manager", "/console")
