@@ -8,12 +8,19 @@ from __future__ import annotations
 
 import asyncio
 import time
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
+from aiohttp import web
 
-from server.media.phone import sip
+from server.api.http import error_middleware
+from server.media.phone import api, sip
 from server.media.phone.register import RegistrationState
+from server.services import SERVICES
+from tests.conftest import ADMIN
 from tests.sip.conftest import SCENARIOS, PhoneFactory, UdpPeer, eventually
+from tests.support.process import ADMIN_KEY
 from tests.support.services import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.sip]
@@ -82,7 +89,9 @@ class Refusing(UdpPeer):
         self.transport.sendto(response.serialise(), addr)
 
 
-async def test_a_wrong_password_shows_failed_and_backs_off(make_phone: PhoneFactory) -> None:
+async def test_a_wrong_password_shows_failed_and_backs_off(
+    make_phone: PhoneFactory, aiohttp_client: Any
+) -> None:
     loop = asyncio.get_running_loop()
     refusing = Refusing()
     await loop.create_datagram_endpoint(lambda: refusing, local_addr=("127.0.0.1", 0))
@@ -109,5 +118,15 @@ async def test_a_wrong_password_shows_failed_and_backs_off(make_phone: PhoneFact
         gaps = [times[i] - times[i - 1] for i in range(2, len(times), 2)]  # attempt to attempt
         assert gaps[0] >= 0.4 and gaps[1] >= 0.8, gaps  # 0.4 s, doubling
         assert len(times) <= 8  # ~2.8 s of failing: a handful of REGISTERs, no flood
+
+        app = web.Application(middlewares=[error_middleware])
+        app[SERVICES] = SimpleNamespace(admin_key=ADMIN_KEY, phone=phone.gateway)  # type: ignore[misc]
+        api.routes.install(app)
+        client = await aiohttp_client(app)
+        shown = await (await client.get("/api/v1/phone/trunk", headers=ADMIN)).json()
+        assert shown["state"] == "failed" and shown["registers"] is True
+        assert shown["last_status"] == 401 and shown["failures"] >= 3
+        assert 0 <= shown["next_attempt_in"] <= 300 and shown["expires_in"] is None
+        assert (await client.get("/api/v1/phone/trunk")).status == 401
     finally:
         refusing.close()
