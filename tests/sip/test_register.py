@@ -130,3 +130,62 @@ async def test_a_wrong_password_shows_failed_and_backs_off(
         assert (await client.get("/api/v1/phone/trunk")).status == 401
     finally:
         refusing.close()
+
+
+class Rechallenging(UdpPeer):
+    """A registrar whose nonce goes stale after one use: the refresh's reused nonce
+    gets a new challenge, which the gateway must answer (nc back to 1), not give up."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.authorised: list[str] = []
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        request = sip.parse(data)
+        auth = request.get("Authorization")
+        self.authorised.append(auth)
+        answer = [(n, request.get(n)) for n in ("Via", "From", "To", "Call-ID", "CSeq")]
+        contact = request.get("Contact")
+        step = len(self.authorised)
+        if step in (1, 3):
+            nonce = "first" if step == 1 else "second"
+            stale = ", stale=true" if step == 3 else ""
+            header = f'Digest realm="t", nonce="{nonce}", qop="auth"{stale}'
+            response = sip.SipMessage(
+                status=401, reason="Unauthorized", headers=[*answer, ("WWW-Authenticate", header)]
+            )
+        else:
+            expires = "1" if step == 2 else "60"
+            response = sip.SipMessage(
+                status=200,
+                reason="OK",
+                headers=[*answer, ("Contact", f"{contact};expires={expires}")],
+            )
+        assert self.transport is not None
+        self.transport.sendto(response.serialise(), addr)
+
+
+async def test_a_stale_nonce_on_refresh_is_answered_afresh(make_phone: PhoneFactory) -> None:
+    loop = asyncio.get_running_loop()
+    registrar = Rechallenging()
+    await loop.create_datagram_endpoint(lambda: registrar, local_addr=("127.0.0.1", 0))
+    try:
+        phone = await make_phone(
+            trunk_uri=f"sip:127.0.0.1:{registrar.port}",
+            trunk_username="pairwise-user",
+            trunk_password="s3cret",
+            trunk_register=True,
+        )
+        registration = phone.gateway.registration
+        assert registration is not None
+        await eventually(lambda: registration.status.registrations >= 2, timeout=10)
+        assert registration.status.failures == 0
+        assert registration.status.state == RegistrationState.REGISTERED
+        first, answered, reused, fresh = registrar.authorised[:4]
+        assert first == ""
+        assert 'nonce="first"' in answered and "nc=00000001" in answered
+        assert 'nonce="first"' in reused and "nc=00000002" in reused  # the refresh
+        assert 'nonce="second"' in fresh and "nc=00000001" in fresh
+        assert 'uri="sip:127.0.0.1:' in fresh and 'username="pairwise-user"' in fresh
+    finally:
+        registrar.close()

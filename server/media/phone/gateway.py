@@ -219,6 +219,8 @@ class PhoneGateway:
             await self._listen(
                 "TLS", settings.tls_bind, tls_context(settings.tls_cert, settings.tls_key)
             )
+        if settings.trunk_register and self.trunk is None:
+            raise ValueError("PAIRWISE_SIP_TRUNK_REGISTER needs PAIRWISE_SIP_TRUNK_URI")
         if self.registration is not None:
             self.registration.start()
 
