@@ -21,7 +21,17 @@ import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "benchmarks.md"
-ALL = ["chat", "sfu", "wakeups", "matching", "phone", "capacity", "reliability", "fuzz"]
+ALL = [
+    "chat",
+    "sfu",
+    "wakeups",
+    "matching",
+    "phone",
+    "phone_latency",
+    "capacity",
+    "reliability",
+    "fuzz",
+]
 
 
 def machine() -> str:

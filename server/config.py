@@ -215,6 +215,12 @@ class Settings(BaseSettings):
     sip_trunk_uri: str | None = Field(None, description="sip:host[:port] to call out through")
     sip_trunk_username: str | None = Field(None, description="digest user name at the trunk")
     sip_trunk_password: str | None = Field(None, description="digest password at the trunk")
+    sip_trunk_register: bool = Field(
+        False, description="register at the trunk so calls to its number reach dial-in"
+    )
+    sip_trunk_register_expires: int = Field(
+        600, ge=1, description="registration lifetime asked for; refreshed at half the granted"
+    )
     sip_dialout_prefixes: list[str] = Field(
         default_factory=list, description="number prefixes 'call me' may dial (+44, +4930)"
     )

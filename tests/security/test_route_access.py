@@ -194,6 +194,7 @@ async def test_every_route_refuses_every_wrong_caller(target: Target) -> None:
         "/api/v1/me/calendar",
         "/calendar/{secret}.ics",
         "/api/v1/phone/calls",
+        "/api/v1/phone/trunk",
         "/digest/unsubscribe/{token}",
     ):
         assert expected in paths

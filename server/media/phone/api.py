@@ -4,12 +4,14 @@ POST /api/v1/rooms/{room}/pin                 the room's PIN, created on first u
 GET  /api/v1/rooms/{room}/pin                 the room's PIN, 404 if none yet
 POST /api/v1/rooms/{room}/participant-pins    a personal PIN that identifies the caller
 GET  /api/v1/phone/calls                      live calls, for the operators' console
+GET  /api/v1/phone/trunk                      the trunk and the gateway's registration there
 POST /api/v1/rooms/{room}/phone/call-me       "call me": a member has the gateway ring them
 """
 
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -183,6 +185,63 @@ async def live_calls(request: web.Request) -> web.Response:
     ]
     calls.sort(key=lambda c: c.since)
     return json_response(LiveCalls(calls=calls))
+
+
+class TrunkStatus(BaseModel):
+    trunk: str | None = Field(description="The trunk's sip: URI; null when none is set up")
+    registers: bool = Field(description="The gateway registers there (PAIRWISE_SIP_TRUNK_REGISTER)")
+    state: str | None = Field(
+        description="registering, registered, failed (retrying later) or unregistered"
+    )
+    expires_in: float | None = Field(description="Seconds until the registration lapses")
+    next_attempt_in: float | None = Field(description="Seconds until the next REGISTER")
+    last_status: int | None = Field(description="The registrar's last answer (0: none came)")
+    last_error: str | None
+    failures: int = Field(description="Failed attempts in a row")
+
+
+@routes.route(
+    "GET",
+    "/api/v1/phone/trunk",
+    summary="The trunk and whether the gateway is registered there (the operators' console)",
+    response=TrunkStatus,
+    access=Access.VIEWER,
+    errors=(401, 403, 404),
+    tags=("phone",),
+)
+async def trunk_status(request: web.Request) -> web.Response:
+    phone = services_of(request).phone
+    if phone is None:
+        raise NotFound("phone dial-in is not enabled on this server", code="phone_disabled")
+    registration = phone.registration
+    if registration is None:
+        return json_response(
+            TrunkStatus(
+                trunk=phone.trunk.uri if phone.trunk else None,
+                registers=False,
+                state=None,
+                expires_in=None,
+                next_attempt_in=None,
+                last_status=None,
+                last_error=None,
+                failures=0,
+            )
+        )
+    status, now = registration.status, time.time()
+    return json_response(
+        TrunkStatus(
+            trunk=phone.trunk.uri if phone.trunk else None,
+            registers=True,
+            state=str(status.state),
+            expires_in=round(max(0.0, status.expires_at - now), 1) if status.expires_at else None,
+            next_attempt_in=round(max(0.0, status.next_attempt_at - now), 1)
+            if status.next_attempt_at
+            else None,
+            last_status=status.last_status,
+            last_error=status.last_error,
+            failures=status.failures,
+        )
+    )
 
 
 class CallMeRequest(BaseModel):

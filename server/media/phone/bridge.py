@@ -38,6 +38,10 @@ RELEASE_PER_SECOND = 2.0  # limiter gain recovery: from half to full in 0.25 s
 MAX_QUEUED_FRAMES = 25  # 500 ms of phone audio toward the room, then the oldest goes
 PREFILL_SAMPLES = PHONE_RATE * 60 // 1000  # absorbs the mismatch of 20 ms frames vs 30 ms reads
 MAX_BUFFERED_SAMPLES = PHONE_RATE * 200 // 1000
+# A queue that never runs below this much over a second is standing delay, not jitter
+# cover (arrival bursts come and go within that): it is cut to the prefill.
+STANDING_EXCESS_SAMPLES = PHONE_RATE * 20 // 1000
+STANDING_WINDOW_READS = 40
 
 
 class RoomAudio(Protocol):
@@ -114,6 +118,8 @@ class _Source:
         self.chunks: list[Samples] = []
         self.buffered = 0
         self.playing = False
+        self._lowest = MAX_BUFFERED_SAMPLES  # the least left after a read, this window
+        self._reads = 0
 
     def add(self, samples: Samples) -> None:
         self.chunks.append(samples)
@@ -128,8 +134,17 @@ class _Source:
         if not self.playing:
             return None  # ran dry: wait for a new prefill instead of crackling
         data = np.concatenate(self.chunks)
-        self.chunks = [data[count:]] if len(data) > count else []
-        self.buffered = len(data) - count
+        left = data[count:]
+        self._lowest = min(self._lowest, len(left))
+        self._reads += 1
+        if self._reads >= STANDING_WINDOW_READS:
+            # Never below prefill + excess for the whole window: the queue only delays.
+            standing = self._lowest - PREFILL_SAMPLES
+            if standing > STANDING_EXCESS_SAMPLES:
+                left = left[standing:]
+            self._lowest, self._reads = MAX_BUFFERED_SAMPLES, 0
+        self.chunks = [left] if len(left) else []
+        self.buffered = len(left)
         return data[:count]
 
 

@@ -211,6 +211,10 @@ class Call:
     def _next_samples(self, count: int, silence: np.ndarray) -> np.ndarray:
         """What the caller hears next: the prompt while one plays, else the room."""
         if self.prompting:
+            if self.mix is not None:
+                # The room goes on under the prompt: drain it, or it would queue up in
+                # the mix and stay as delay for the rest of the call.
+                self.mix.read(count)
             samples = self.prompt.read(count)
             if self.prompt.finished:
                 self.prompting = False

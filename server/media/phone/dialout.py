@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from server.errors import Forbidden, InvalidInput
 from server.media.phone import sip
 from server.media.phone.call import Call, CallState, Dialog
-from server.media.phone.digest import DigestError, authorization, parse_challenge
+from server.media.phone.digest import DigestError, answer_challenge, challenge_header
 from server.media.phone.rtp import RtpStats, open_endpoint
 from server.media.phone.sdp import SdpError, build_offer, negotiate, parse_offer
 from server.media.phone.sip import SipMessage
@@ -116,16 +116,17 @@ async def place_call(uas: UserAgentServer, trunk: Trunk, number: str) -> Call:
                 uas.send(_ack(invite, final, invite.uri, invite.branch), peer)
             challenged = final.status in (401, 407) and credentials is None
             if challenged and trunk.username and trunk.password is not None:
-                name = "WWW-Authenticate" if final.status == 401 else "Proxy-Authenticate"
                 try:
-                    challenge = parse_challenge(final.get(name))
+                    _, credentials = answer_challenge(
+                        final.status,
+                        final.get(challenge_header(final.status)),
+                        "INVITE",
+                        target,
+                        trunk.username,
+                        trunk.password,
+                    )
                 except DigestError as exc:
                     raise DialOutFailed(final.status, str(exc)) from None
-                answer_name = "Authorization" if final.status == 401 else "Proxy-Authorization"
-                credentials = (
-                    answer_name,
-                    authorization(challenge, "INVITE", target, trunk.username, trunk.password),
-                )
                 cseq += 1
                 continue
             if final.status >= 300:

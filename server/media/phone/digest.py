@@ -84,3 +84,25 @@ def authorization(
     if challenge.opaque is not None:
         fields.append(f'opaque="{challenge.opaque}"')
     return "Digest " + ", ".join(fields)
+
+
+def answer_challenge(
+    status: int,
+    header: str,
+    method: str,
+    uri: str,
+    username: str,
+    password: str,
+    nc: int = 1,
+) -> tuple[Challenge, tuple[str, str]]:
+    """The challenge in a 401 (`WWW-Authenticate`) or 407 (`Proxy-Authenticate`) and
+    the header answering it (`Authorization` or `Proxy-Authorization`, value): the one
+    place dial-out and registration turn a challenge into credentials."""
+    challenge = parse_challenge(header)
+    name = "Authorization" if status == 401 else "Proxy-Authorization"
+    return challenge, (name, authorization(challenge, method, uri, username, password, nc))
+
+
+def challenge_header(status: int) -> str:
+    """Where a 401 or 407 carries its challenge."""
+    return "WWW-Authenticate" if status == 401 else "Proxy-Authenticate"

@@ -33,6 +33,7 @@ from server.media.phone.g711 import Samples
 from server.media.phone.guessing import PinCheckRefused, PinGuard
 from server.media.phone.metrics import PhoneMetrics
 from server.media.phone.pins import PinDirectory, PinMatch
+from server.media.phone.register import TrunkRegistration
 from server.media.phone.sip import uri_user
 from server.media.phone.stream import HANDSHAKE_SECONDS, SipStreamConnection, tls_context
 from server.media.phone.uas import UserAgentServer
@@ -67,6 +68,10 @@ class PhoneSettings:
     trunk_uri: str | None = None  # sip:host[:port] to call out through ("call me")
     trunk_username: str | None = None
     trunk_password: str | None = None
+    trunk_register: bool = False  # REGISTER at the trunk (register.py)
+    register_expires: int = 600  # lifetime asked for; refreshed at half what is granted
+    register_retry_seconds: float = 5.0  # after a failed REGISTER, doubling ...
+    register_retry_max_seconds: float = 300.0  # ... up to this
     dialout_prefixes: tuple[str, ...] = ()  # numbers that may be called (+44, +4930 ...)
     dialout_per_hour: int = 3  # "call me" requests per member and room
     rtp_host: str = "0.0.0.0"
@@ -106,6 +111,8 @@ class PhoneSettings:
             trunk_uri=settings.sip_trunk_uri,
             trunk_username=settings.sip_trunk_username,
             trunk_password=settings.sip_trunk_password,
+            trunk_register=settings.sip_trunk_register,
+            register_expires=settings.sip_trunk_register_expires,
             dialout_prefixes=tuple(settings.sip_dialout_prefixes),
             dialout_per_hour=settings.sip_dialout_per_hour,
             rtp_host=host,
@@ -170,6 +177,18 @@ class PhoneGateway:
             if settings.trunk_uri
             else None
         )
+        self.registration = (
+            TrunkRegistration(
+                self.uas,
+                self.trunk,
+                self.metrics,
+                settings.register_expires,
+                settings.register_retry_seconds,
+                settings.register_retry_max_seconds,
+            )
+            if self.trunk is not None and settings.trunk_register
+            else None
+        )
         self._dialouts = Buckets(settings.dialout_per_hour / 60, burst=settings.dialout_per_hour)
 
     @property
@@ -200,6 +219,10 @@ class PhoneGateway:
             await self._listen(
                 "TLS", settings.tls_bind, tls_context(settings.tls_cert, settings.tls_key)
             )
+        if settings.trunk_register and self.trunk is None:
+            raise ValueError("PAIRWISE_SIP_TRUNK_REGISTER needs PAIRWISE_SIP_TRUNK_URI")
+        if self.registration is not None:
+            self.registration.start()
 
     async def _listen(self, name: str, bind: str, context: ssl.SSLContext | None) -> None:
         host, port = PhoneSettings.parse_bind(bind)
@@ -220,6 +243,8 @@ class PhoneGateway:
         return int(self._stream_servers[name].sockets[0].getsockname()[1])
 
     async def stop(self) -> None:
+        if self.registration is not None:
+            await self.registration.stop()  # while the socket is still open
         for server in self._stream_servers.values():
             server.close()
         await self.uas.close()

@@ -47,6 +47,17 @@ class PhoneMetrics:
             ["reason"],
             registry=registry,
         )
+        self.trunk_registered = Gauge(
+            "pairwise_phone_trunk_registered",
+            "1 while the gateway is registered at the trunk (PAIRWISE_SIP_TRUNK_REGISTER)",
+            registry=registry,
+        )
+        self.trunk_registrations = Counter(
+            "pairwise_phone_trunk_registrations",
+            "REGISTERs at the trunk, by result (registered, failed)",
+            ["result"],
+            registry=registry,
+        )
         self.sip_dropped = Counter(
             "pairwise_phone_sip_dropped", "SIP datagrams dropped as malformed", registry=registry
         )

@@ -59,3 +59,36 @@ def test_pin_entry_needs_hash_and_counts_tries() -> None:
     for digit in "9#":
         entry.key(digit)
     assert entry.exhausted and entry.attempts == 3
+
+
+def test_a_standing_queue_is_cut_but_jitter_is_not() -> None:
+    """Room audio that piled up (a stall, the PIN prompt) must not stay as delay: a
+    queue that never drains below prefill for a window is cut back; a queue that
+    swings with bunched arrivals keeps its cover."""
+    mix = RoomMix()
+    start = 0
+    for _ in range(10):  # 200 ms arrive at once
+        mix.push("ada", frame_48k(440, 4000, start))
+        start += 960
+    # Then steady: 20 ms in per 20 ms out (two 30 ms reads per three frames).
+    for _ in range(60):
+        for _ in range(3):
+            mix.push("ada", frame_48k(440, 4000, start))
+            start += 960
+        mix.read(240)
+        mix.read(240)
+    state = mix._sources["ada"]
+    assert state.buffered <= (60 + 20 + 20) * PHONE_RATE // 1000, state.buffered  # ~prefill
+
+    jittery = RoomMix()
+    start = 0
+    for _ in range(3):
+        jittery.push("bo", frame_48k(440, 4000, start))
+        start += 960
+    for i in range(120):  # frames bunched in threes, reads steady: never cut, never dry
+        if i % 3 == 0:
+            for _ in range(3):
+                jittery.push("bo", frame_48k(440, 4000, start))
+                start += 960
+        heard = jittery.read(160)
+        assert np.abs(heard).max() > 1000, i
