@@ -23,7 +23,7 @@ Every tick it judges each participant's connection from what the SFU saw:
   consent expiry (~31 s). For them the evidence is `Liveness` (liveness.py): any packet
   on the transport (receiver reports for what they receive), and otherwise an ICE
   consent check the SFU sends after 1 s of quiet. Nothing heard for
-  `media_liveness_seconds` → the connection is closed as dead (`consent_lost`: text,
+  `media_liveness_seconds` → the connection is closed as dead (`consent_expired`: text,
   `media_failed`, the client rebuilds). Their way back up is a connection heard from
   (they send no frames to judge by), for `media_recover_seconds`.
 - Inbound loss at or above `media_loss_step_down_percent` in `LOSSY_SAMPLES`
@@ -91,7 +91,7 @@ NETWORK_REASONS = frozenset(
         "ice_timeout",
         "dtls_failed",
         "connection_closed",
-        "consent_lost",
+        "consent_expired",
         "renegotiation_timeout",
         "renegotiation_failed",
     }
@@ -199,7 +199,7 @@ class HealthMonitor:
             wanted == MediaMode.AUDIO and sends_audio
         )  # by the silence rules below
         if not covered and quiet >= self._settings.media_liveness_seconds:
-            self._sfu._spawn(self._sfu.fail(peer, "consent_lost"))
+            self._sfu._spawn(self._sfu.fail(peer, "consent_expired"))
             return
         lossy = peer.quality.lossy_samples >= LOSSY_SAMPLES
         clean = peer.quality.loss_percent < self._settings.media_loss_step_down_percent

@@ -1,6 +1,6 @@
 """The liveness rule in-process, judged with a clock ahead (`HealthMonitor.check(now)`):
 a participant who sends nothing and is not heard from for `media_liveness_seconds` is
-stepped down for `consent_lost` and told, not before. The real-network version is tests/reliability/test_liveness.py."""
+stepped down for `consent_expired` and told, not before. The real-network version is tests/reliability/test_liveness.py."""
 
 from __future__ import annotations
 
@@ -35,6 +35,6 @@ async def test_a_quiet_participant_unheard_from_is_stepped_down_and_told(
     assert registry.participant("pair-1", "ada").media_mode == MediaMode.VIDEO
     health.check(now + liveness + 0.5)
     failed = await ada.socket.wait_for("media_failed")
-    assert failed["reason"] == "consent_lost"
+    assert failed["reason"] == "consent_expired"
     moved = await bo.socket.wait_for("media_mode", {"identity": "ada", "mode": "text"})
-    assert moved["reason"] == "consent_lost"
+    assert moved["reason"] == "consent_expired"

@@ -53,18 +53,18 @@ async def test_a_quiet_participant_whose_udp_dies_is_stepped_down_within_5_s_and
     room = receiving
     blocked = room.apply("udp_blocked")
     down = await room.wait_mode(blocked, lambda m: m.mode == "text", timeout=8)
-    assert (down.previous, down.reason) == ("video", "consent_lost"), down
+    assert (down.previous, down.reason) == ("video", "consent_expired"), down
     assert down.at - blocked < 5.0, f"noticed after {down.at - blocked:.1f} s"
     failed = await room.participant.wait_for(
         "media_failed", lambda line: line["t"] > blocked, timeout=5
     )
-    assert failed["reason"] == "consent_lost"
+    assert failed["reason"] == "consent_expired"
     entries = [
         (e["kind"], e["detail"]) for e in await room.timeline() if e["identity"] == PUBLISHER
     ]
-    assert ("media_failed", "consent_lost") in entries, entries
-    assert ("media_mode", "consent_lost") in entries or any(
-        kind == "media_mode" and "consent_lost" in detail for kind, detail in entries
+    assert ("media_failed", "consent_expired") in entries, entries
+    assert ("media_mode", "consent_expired") in entries or any(
+        kind == "media_mode" and "consent_expired" in detail for kind, detail in entries
     ), entries
 
     healed = room.heal()
