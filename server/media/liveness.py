@@ -17,11 +17,14 @@ Times are `time.monotonic()`, the clock the monitor's `now` comes from.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 
 from aiortc import RTCPeerConnection
 
 from server.media import aiortc_internals as internals
+
+log = logging.getLogger("pairwise.media.liveness")
 
 PROBE_SECONDS = 1.0
 
@@ -50,7 +53,12 @@ class Liveness:
         self.heard_at = now
 
     async def _check(self) -> None:
-        if await internals.check_consent(self._pc):
+        try:
+            answered = await internals.check_consent(self._pc)
+        except Exception:  # a connection closing under the check: no answer
+            log.debug("consent check failed", exc_info=True)
+            return
+        if answered:
             self.heard_at = max(self.heard_at, time.monotonic())
 
     def stop(self) -> None:
