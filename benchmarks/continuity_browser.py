@@ -42,9 +42,24 @@ class Row:
     fault: str
     held_s: float
     down_s: float | None
-    back_s: float
+    back_s: float | None  # None: not measured (the path says why)
     path: str
     chat: str
+
+
+TEXT_CHOICE = "text by choice (camera and microphone off before joining), then Start video"
+RESTART = "server restarted mid-call (in-process: stopped, started on the same port and data)"
+UDP_START = "UDP blocked from the start, no TURN (namespace, nftables) 15 s"
+
+
+async def attempt(fault: str, held_s: float, row: Callable[[], Awaitable[Row]]) -> Row:
+    """A row, or one saying why it could not be measured (the other rows still count)."""
+    try:
+        return await row()
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [""])[0][:160]
+        print(f"-- {fault}: not measured: {type(exc).__name__}: {first}", flush=True)
+        return Row(fault, held_s, None, None, f"not measured: {type(exc).__name__}: {first}", "—")
 
 
 class Call:
@@ -65,12 +80,22 @@ class Call:
         await asyncio.gather(self.decoding(self.ada, "bo"), self.decoding(self.bo, "ada"))
 
 
-async def join(context: BrowserContext, origin: str, base: str, room: str, who: str) -> Page:
+async def join(
+    context: BrowserContext, origin: str, base: str, room: str, who: str, text: bool = False
+) -> Page:
+    """`text`: camera and microphone switched off before joining (text by choice)."""
     token = await asyncio.to_thread(issue_token, base, room, who, who.title())
     page = await context.new_page()
     await page.goto(f"{origin}/join?diag=debug-handle#token={token}")
     button = page.get_by_role("button", name="Join meeting")
-    await page.wait_for_function("() => !document.getElementById('join-button').disabled")
+    if text:
+        camera = page.get_by_role("button", name="Camera on")
+        await camera.wait_for(timeout=60_000)
+        await camera.click()
+        await page.get_by_role("button", name="Microphone on").click()
+    await page.wait_for_function(
+        "() => !document.getElementById('join-button').disabled", timeout=60_000
+    )
     await button.click()
     await page.wait_for_selector(f'.tile[data-identity="{who}"]')
     return page
@@ -134,14 +159,8 @@ async def run(quick: bool) -> str:
         settings = load_settings(
             data_dir=Path(tmp) / "data", admin_key=ADMIN_KEY, secret_key=SECRET_KEY
         )
-        app = create_app(settings)
-        sfu = app[SERVICES].sfu
-        assert sfu is not None
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "0.0.0.0", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        server = InProcess(settings)
+        port = await server.start(0)
         base = f"http://127.0.0.1:{port}"
         host: TestHost | None = None
         try:
@@ -158,7 +177,10 @@ async def run(quick: bool) -> str:
                     return context
 
                 async def new_call(
-                    bo_context: BrowserContext | None = None, bo_origin: str | None = None
+                    bo_context: BrowserContext | None = None,
+                    bo_origin: str | None = None,
+                    bo_text: bool = False,
+                    decoding: bool = True,
                 ) -> Call:
                     nonlocal n, previous
                     if previous is not None:  # one call at a time: 2 cores, 2 videos each way
@@ -174,10 +196,14 @@ async def run(quick: bool) -> str:
                         base,
                         room,
                         "bo",
+                        text=bo_text,
                     )
                     c = Call(base, pair_id, room, ada, bo)
+                    previous = c
+                    if not decoding:
+                        return c
                     await c.both_decode()
-                    for peer in sfu.rooms[room].peers.values():  # offer in → ICE+DTLS connected
+                    for peer in server.sfu.rooms[room].peers.values():  # offer in → connected
                         if peer.connected_at is not None:
                             connects.append(peer.connected_at - peer.created_at)
                     previous = c
@@ -218,7 +244,7 @@ async def run(quick: bool) -> str:
                     await measure(
                         "the SFU closes its side of bo's connection (Sfu.disconnect)",
                         c,
-                        lambda: sfu.disconnect(c.room, "bo"),
+                        lambda: server.sfu.disconnect(c.room, "bo"),
                         _nothing,
                         0,
                         chat=False,
@@ -261,6 +287,15 @@ async def run(quick: bool) -> str:
                                 fault, c, _sync(lambda make=make, h=h: make(h)), _sync(h.heal), 15
                             )
                         )
+
+                    async def blocked_from_start(h: TestHost = host) -> Row:
+                        h.block_udp()
+                        ctx = await ns_browser.new_context()
+                        c = await new_call(ctx, origin, decoding=False)
+                        return await measure(UDP_START, c, _nothing, _sync(h.heal), 15)
+
+                    rows.append(await attempt(UDP_START, 15, blocked_from_start))
+                    host.heal()
                     for held in (15,) if quick else (15, 30):
                         c = await new_call(await ns_browser.new_context(), origin)
                         h = host
@@ -274,12 +309,25 @@ async def run(quick: bool) -> str:
                             )
                         )
                     await ns_browser.close()
+
+                async def text_then_video() -> Row:
+                    c = await new_call(bo_text=True, decoding=False)
+                    start_video = c.bo.get_by_role("button", name="Start video")
+                    await start_video.wait_for(timeout=60_000)
+                    return await measure(TEXT_CHOICE, c, _nothing, start_video.click, 0, False)
+
+                async def restarted() -> Row:
+                    c = await new_call()
+                    return await measure(RESTART, c, server.stop, _sync_start(server, port), 5)
+
+                rows.append(await attempt(TEXT_CHOICE, 0, text_then_video))
+                rows.append(await attempt(RESTART, 5, restarted))
                 await real.close()
                 await browser.close()
         finally:
             if host is not None:
                 host.remove()
-            await runner.cleanup()
+            await server.stop()
     lines = [
         "Two Chromium participants (fake camera and microphone) through the SFU of one",
         "in-process server with the product's default thresholds; the fault is on bo.",
@@ -292,9 +340,8 @@ async def run(quick: bool) -> str:
     ]
     for r in rows:
         down = "—" if r.down_s is None else f"{r.down_s:.1f} s"
-        lines.append(
-            f"| {r.fault} | {r.held_s:.0f} s | {down} | {r.back_s:.1f} s | {r.path} | {r.chat} |"
-        )
+        back = "—" if r.back_s is None else f"{r.back_s:.1f} s"
+        lines.append(f"| {r.fault} | {r.held_s:.0f} s | {down} | {back} | {r.path} | {r.chat} |")
     connects.sort()
     lines += [
         "",
@@ -306,16 +353,51 @@ async def run(quick: bool) -> str:
         "picture. *Camera or microphone refused*: taking one permission back ends both",
         "tracks of the capture in Chromium; the page asks for each on its own and goes to",
         "audio (`camera_unavailable`) or stays on video without sound (no rung changes, so no",
-        "log entry), then climbs back when the permission returns. *Server restart* and",
-        "*UDP blocked from the start* (TURN over TCP → video through the relay; no TURN →",
-        "text, then video once UDP returns) are tested (tests/e2e/test_continuity_server.py,",
-        "test_continuity_udp_start.py), not timed here.",
+        "log entry), then climbs back when the permission returns. *Server restarted*: the",
+        "pages reconnect their sockets, rejoin and rebuild media by themselves (the path is",
+        "the ended session's: the rejoin opens a new one). *UDP blocked from the start*",
+        "without TURN: text, then video",
+        "once UDP returns; with TURN over TCP (video through the relay) it is tested",
+        "(tests/e2e/test_continuity_udp_start.py), not timed here.",
         f"ICE and DTLS, the server's offer in → `connected`, over the {len(connects)} first",
         "connections above (the machine shared with other work, load average "
         f"{os.getloadavg()[0]:.0f} at the end): median {connects[len(connects) // 2]:.2f} s, "
         f"max {connects[-1]:.2f} s. `PAIRWISE_MEDIA_ICE_TIMEOUT_SECONDS` is 5 s.",
     ]
     return "\n".join(lines) + "\n"
+
+
+class InProcess:
+    """The server in this process, stoppable and startable again on the same port with the
+    same data folder: a restart as the pages see it (sockets and media connections drop,
+    the session log survives)."""
+
+    def __init__(self, settings: Any) -> None:
+        self._settings = settings
+        self._runner: web.AppRunner | None = None
+        self.sfu: Any = None
+
+    async def start(self, port: int) -> int:
+        app = create_app(self._settings)
+        self.sfu = app[SERVICES].sfu
+        assert self.sfu is not None
+        self._runner = web.AppRunner(app, shutdown_timeout=2)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "0.0.0.0", port)
+        await site.start()
+        return int(site._server.sockets[0].getsockname()[1])  # type: ignore[union-attr]
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            runner, self._runner = self._runner, None
+            await runner.cleanup()
+
+
+def _sync_start(server: InProcess, port: int) -> Callable[[], Awaitable[None]]:
+    async def start() -> None:
+        await server.start(port)
+
+    return start
 
 
 def _permission(page: Page, name: str, setting: str, origin: str) -> Callable[[], Awaitable[None]]:

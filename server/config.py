@@ -95,6 +95,9 @@ class Settings(BaseSettings):
     media_silence_seconds: float = Field(5.0, gt=0, description="no inbound RTP → step down")
     media_ice_timeout_seconds: float = Field(5.0, gt=0, description="ICE not connected → text")
     media_loss_step_down_percent: float = Field(20.0, gt=0, le=100)
+    media_liveness_seconds: float = Field(
+        3.0, gt=0, description="one who sends no media unheard from → connection dead"
+    )
     media_recover_seconds: float = Field(5.0, gt=0, description="healthy this long → step up")
     media_answer_timeout_seconds: float = Field(
         15.0, gt=0, description="the client's answer to an SFU re-offer waited for this long"

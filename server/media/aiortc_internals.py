@@ -81,6 +81,11 @@ requests. The SFU needs both, so it relies on these internals:
    and the receiver's parameters (`__remoteRtp`) are built from.
 13. `RTCRtpSender._handle_rtcp_packet(packet)`: `on_feedback` wraps it per sender to see
    the subscriber's REMB and receiver reports (layer choice, simulcast_choice.py).
+14. Liveness (liveness.py): `RTCDtlsTransport.__rx_packets` (every datagram the transport
+   received: SRTP, SRTCP, DTLS) and, to ask the far end directly, aioice's
+   `Connection.build_request(pair, nominate=False)`, `.remote_password` and
+   `StunProtocol.request(..., integrity_key=, retransmissions=)` on `_nominated`'s pairs:
+   exactly what aioice's own `query_consent` sends (RFC 7675), only more often.
 
 The offers' numbers themselves need no internals: `payload_types.py` rewrites aiortc's
 offer text, and aiortc takes its numbers from the answer.
@@ -101,6 +106,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aioice.ice
+import aioice.stun
 import aiortc
 import aiortc.rtp
 import av
@@ -132,6 +138,7 @@ _NACK_ATTR = "_RTCRtpReceiver__nack_generator"
 _JITTER_ATTR = "_RTCRtpReceiver__jitter_buffer"
 _RTX_ATTR = "_RTCRtpReceiver__rtx_ssrc"
 _ESTIMATOR_ATTR = "_RTCRtpReceiver__remote_bitrate_estimator"
+_RX_PACKETS_ATTR = "_RTCDtlsTransport__rx_packets"
 
 FrameSink = Callable[[RTCRtpCodecParameters, JitterFrame], None]
 
@@ -589,6 +596,43 @@ def _mid_router(router: Any) -> Callable[[Any], Any]:
     return route_rtp
 
 
+def packets_received(pc: RTCPeerConnection) -> int:
+    """Datagrams the connection's DTLS transports have received so far: SRTP (media),
+    SRTCP (reports, feedback) and DTLS alike."""
+    transports = {id(t.receiver.transport): t.receiver.transport for t in pc.getTransceivers()}
+    return sum(
+        getattr(dtls, _RX_PACKETS_ATTR, 0) for dtls in transports.values() if dtls is not None
+    )
+
+
+async def check_consent(pc: RTCPeerConnection) -> bool:
+    """One ICE consent check (a STUN binding request, RFC 7675) on each nominated pair,
+    retransmitted once; True if the far end answered any. Unanswered is no answer, not
+    an error: the caller judges silence by time."""
+    connections = {
+        id(c): c
+        for t in pc.getTransceivers()
+        if t.receiver.transport is not None
+        and (c := getattr(t.receiver.transport.transport, "_connection", None)) is not None
+    }
+    for connection in connections.values():
+        if connection.remote_password is None:
+            continue
+        for pair in list(connection._nominated.values()):
+            request = connection.build_request(pair, nominate=False)
+            try:
+                await pair.protocol.request(
+                    request,
+                    pair.remote_addr,
+                    integrity_key=connection.remote_password.encode("utf8"),
+                    retransmissions=1,
+                )
+            except (aioice.stun.TransactionError, ConnectionError, OSError, AttributeError):
+                continue
+            return True
+    return False
+
+
 def check() -> None:
     """Fail loudly (AiortcInternalsChanged) if any internal above is missing or changed."""
     problems = []
@@ -663,6 +707,20 @@ def check() -> None:
         or "self.transport.sendto(data, addr)" not in stun_send
     ):
         problems.append("aioice no longer sends on _nominated[component].protocol.transport")
+    consent = inspect.getsource(aioice.ice.Connection.query_consent)
+    if (
+        "self.build_request(pair, nominate=False)" not in consent
+        or 'integrity_key=self.remote_password.encode("utf8")' not in consent
+        or not _takes(
+            aioice.ice.StunProtocol,
+            "request",
+            "request",
+            "addr",
+            "integrity_key",
+            "retransmissions",
+        )
+    ):
+        problems.append("aioice's consent check is no longer build_request + protocol.request")
     transport_init = inspect.getsource(
         asyncio.selector_events._SelectorTransport.__init__  # type: ignore[attr-defined]
     )
@@ -732,6 +790,8 @@ def check() -> None:
             problems.append("RTCDtlsTransport instances have no _rtp_router")
         if not isinstance(getattr(dtls, "_RTCDtlsTransport__tx_bytes", None), int):
             problems.append("RTCDtlsTransport instances have no __tx_bytes")
+        if not isinstance(getattr(dtls, _RX_PACKETS_ATTR, None), int):
+            problems.append("RTCDtlsTransport instances have no __rx_packets")
         if not isinstance(getattr(dtls.transport, "_connection", None), aioice.ice.Connection):
             problems.append("RTCIceTransport instances have no aioice _connection")
         elif not isinstance(getattr(dtls.transport._connection, "_nominated", None), dict):

@@ -17,12 +17,15 @@ Every tick it judges each participant's connection from what the SFU saw:
   Consent loss is therefore noticed at `media_silence_seconds` (5 s) through this rule
   whenever the participant sends audio or video: the step down (`no_rtp`) reaches the
   web client as its `media_mode`, and the client rebuilds its connection itself when
-  its own ICE says `disconnected` (+3 s) or, at the latest, 8 s after the step. A
-  participant sending nothing (muted, camera off) is still only noticed at consent
-  expiry: a rule on "no packet at all" (RTP or RTCP; aiortc's transport `bytesReceived`
-  counts both) would need a stream forwarded to them to make their browser send
-  receiver reports (Chromium sends them about every 1 s for video, 5 s for audio), and
-  would otherwise rebuild an idle, healthy connection in a loop.
+  its own ICE says `disconnected` (+3 s) or, at the latest, 8 s after the step.
+- A participant the silence rule does not cover (muted with the camera off, or muted in
+  audio mode) sends no RTP, so nothing above would notice their connection die before
+  consent expiry (~31 s). For them the evidence is `Liveness` (liveness.py): any packet
+  on the transport (receiver reports for what they receive), and otherwise an ICE
+  consent check the SFU sends after 1 s of quiet. Nothing heard for
+  `media_liveness_seconds` → the connection is closed as dead (`consent_expired`: text,
+  `media_failed`, the client rebuilds). Their way back up is a connection heard from
+  (they send no frames to judge by), for `media_recover_seconds`.
 - Inbound loss at or above `media_loss_step_down_percent` in `LOSSY_SAMPLES`
   consecutive samples, in video mode → audio (`high_loss`). One 2 s sample is noisy
   (10 % random loss has measured 20.5 % in one sample), and only the media streams
@@ -88,6 +91,7 @@ NETWORK_REASONS = frozenset(
         "ice_timeout",
         "dtls_failed",
         "connection_closed",
+        "consent_expired",
         "renegotiation_timeout",
         "renegotiation_failed",
     }
@@ -188,6 +192,15 @@ class HealthMonitor:
         sends_audio = controls is None or controls.audio
         sends_video = controls is None or controls.video
         mode = participant.media_mode
+        quiet = peer.liveness.observe(now)
+        # The mode to judge by: while stepped down, the one the participant had.
+        wanted = state.ceiling or mode
+        covered = (wanted == MediaMode.VIDEO and sends_video) or (
+            wanted == MediaMode.AUDIO and sends_audio
+        )  # by the silence rules below
+        if not covered and quiet >= self._settings.media_liveness_seconds:
+            self._sfu._spawn(self._sfu.fail(peer, "consent_expired"))
+            return
         lossy = peer.quality.lossy_samples >= LOSSY_SAMPLES
         clean = peer.quality.loss_percent < self._settings.media_loss_step_down_percent
         down: tuple[MediaMode, str] | None = None
@@ -208,7 +221,9 @@ class HealthMonitor:
         video_fits = self._fresh(video, now) or (
             state.network and video is not None and video.held and self._fresh(audio, now)
         )
-        if video_fits and clean:
+        if not covered and clean:
+            best = MediaMode.VIDEO  # heard from (or closed above): no frames to judge by
+        elif video_fits and clean:
             best = MediaMode.VIDEO
         elif self._fresh(audio, now) or self._fresh(video, now):
             best = MediaMode.AUDIO

@@ -39,6 +39,7 @@ from aiortc import sdp as aiortc_sdp
 from server.errors import Conflict, InvalidInput
 from server.media import aiortc_internals as internals
 from server.media.forwarding import ForwardedTrack, Publication
+from server.media.liveness import Liveness
 from server.media.payload_types import Numbering
 from server.media.refused_sections import Refusals
 from server.media.simulcast import SimulcastSection, annotate, parse_offer
@@ -172,6 +173,7 @@ class Peer:
         self.pc = RTCPeerConnection(configuration)
         self.created_at = time.monotonic()
         self.connected_at: float | None = None
+        self.liveness = Liveness(self.pc, self.created_at)  # for one who sends nothing
         self.incoming: list[Incoming] = []
         self.outgoing: dict[Publication, Outgoing] = {}
         self.quality = Quality()
@@ -292,6 +294,7 @@ class Peer:
         if self.closed:
             return
         self.closed = True
+        self.liveness.stop()
         if self._task is not None and self._task is not asyncio.current_task():
             self._task.cancel()
         for incoming in self.incoming:
@@ -392,6 +395,7 @@ class Peer:
         state = self.pc.connectionState
         if state == "connected" and self.connected_at is None:
             self.connected_at = time.monotonic()
+            self.liveness.restart(self.connected_at)
         reason = self.dead_reason()
         if reason is not None:
             self.on_failed(self, reason)

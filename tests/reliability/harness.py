@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.media.support import encode_audio, encode_video
+from tests.media.support import MediaClient, encode_audio, encode_video
+from tests.reliability.participant import load_frames
 from tests.support.netns import TestHost, create_test_host
 from tests.support.participants import SocketParticipant, issue_token
 from tests.support.process import ADMIN_KEY, ROOT, ServerProcess
@@ -51,6 +52,27 @@ class VethServer(ServerProcess):
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
+
+
+def _admin_get(url: str, body: Any = None) -> Any:
+    request = urllib.request.Request(
+        url,
+        method="GET" if body is None else "POST",
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {ADMIN_KEY}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as resp:
+        return json.loads(resp.read())
+
+
+def create_pair(url: str) -> str:
+    """A mentoring pair of the publisher and the observer, meeting in ROOM."""
+    members = [
+        {"identity": PUBLISHER, "name": "Ada", "role": "mentee"},
+        {"identity": OBSERVER, "name": "Bo", "role": "mentor"},
+    ]
+    pair = _admin_get(f"{url}/api/v1/pairs", {"members": members, "room": ROOM})
+    return str(pair["id"])
 
 
 def write_frames(path: Path) -> Path:
@@ -164,6 +186,7 @@ class FaultRoom:
     server: VethServer
     participant: NamespaceParticipant
     observer: SocketParticipant
+    pair_id: str = ""
     modes: list[ModeChange] = field(default_factory=list)
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -210,6 +233,16 @@ class FaultRoom:
                 f"no matching media_mode within {timeout} s; saw {seen}; "
                 f"stats {await self.stats()}\nserver log:\n{self.server.log()[-3000:]}"
             ) from None
+
+    async def timeline(self) -> list[dict[str, Any]]:
+        """The open session's timeline (kind, identity, detail), oldest first."""
+
+        def fetch() -> list[dict[str, Any]]:
+            base = f"{self.server.url}/api/v1/pairs/{self.pair_id}/sessions"
+            session_id = _admin_get(base)["sessions"][-1]["id"]
+            return list(_admin_get(f"{base}/{session_id}")["timeline"])
+
+        return await asyncio.to_thread(fetch)
 
     async def stats(self) -> dict[str, Any]:
         """The SFU's view of the publisher (GET /api/v1/rooms/{room}/stats)."""
@@ -258,13 +291,21 @@ class FaultRoom:
 
 
 @asynccontextmanager
-async def fault_room(workdir: Path, frames: Path) -> AsyncIterator[FaultRoom]:
+async def fault_room(
+    workdir: Path, frames: Path, quiet: bool = False, partner: bool = False
+) -> AsyncIterator[FaultRoom]:
     """A server on a fresh test host's veth address, the publisher joined from inside the
-    namespace with media connected and chat running, and an observer; all removed after."""
+    namespace with media connected and chat running, and an observer; all removed after.
+
+    `quiet`: the participant is muted with the camera off (sends no RTP). `partner`: the
+    observer publishes audio and video from this machine, which the participant receives.
+    The room belongs to a pair of the two (`FaultRoom.pair_id`), so it has a session log.
+    """
     host = create_test_host()
     server: VethServer | None = None
     participant: NamespaceParticipant | None = None
     observer: SocketParticipant | None = None
+    partner_media: MediaClient | None = None
     try:
         server = VethServer(
             data_dir=workdir / "server",
@@ -273,6 +314,7 @@ async def fault_room(workdir: Path, frames: Path) -> AsyncIterator[FaultRoom]:
         )
         await asyncio.to_thread(server.start)
         url = server.url
+        pair_id = await asyncio.to_thread(create_pair, url)
         token = await asyncio.to_thread(issue_token, url, ROOM, PUBLISHER)
         observer_token = await asyncio.to_thread(issue_token, url, ROOM, OBSERVER, None, "mentor")
         log_path = workdir / "participant.log"
@@ -288,6 +330,7 @@ async def fault_room(workdir: Path, frames: Path) -> AsyncIterator[FaultRoom]:
                 token,
                 "--frames",
                 str(frames),
+                *(["--quiet"] if quiet else []),
             ),
             cwd=ROOT,
             stdin=asyncio.subprocess.PIPE,
@@ -297,15 +340,24 @@ async def fault_room(workdir: Path, frames: Path) -> AsyncIterator[FaultRoom]:
         log.close()  # the child keeps its own descriptor
         participant = NamespaceParticipant(proc, log_path)
         observer = SocketParticipant(url, observer_token)
-        room = FaultRoom(host, server, participant, observer)
+        room = FaultRoom(host, server, participant, observer, pair_id=pair_id)
         observer.sio.on("media_mode", room.on_mode)
         await observer.connect()
-        await observer.join(media_mode="text")
+        await observer.join(media_mode="video" if partner else "text")
+        if partner:
+            video, audio = await asyncio.to_thread(load_frames, frames)
+            partner_media = MediaClient(observer, decode=False)
+            partner_media.publish(video, audio)
+            await partner_media.connect()
         await participant.wait_for("media", lambda line: line["state"] == "connected", 30)
         await participant.wait_for("ack")
-        await room.wait_video_flowing()
+        if not quiet:
+            await room.wait_video_flowing()
         yield room
     finally:
+        if partner_media is not None:
+            with contextlib.suppress(Exception):
+                await partner_media.close()
         if observer is not None:
             with contextlib.suppress(Exception):
                 await observer.close()

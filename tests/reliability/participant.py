@@ -166,6 +166,10 @@ async def main(args: argparse.Namespace) -> None:
     keeper = MediaKeeper(client)
     keeper.start()
     client.publish(video, audio, fps=args.fps)
+    if args.quiet:  # muted, camera off: the tracks stay negotiated but send no RTP
+        for track in client.tracks.values():
+            track.silent = True
+        await socket.call("media_control", {"audio": False, "video": False})
     await client.connect()
 
     stop = asyncio.Event()
@@ -191,4 +195,5 @@ if __name__ == "__main__":
     parser.add_argument("--prefix", default="ada")
     parser.add_argument("--interval", type=float, default=0.5)
     parser.add_argument("--fps", type=float, default=15)
+    parser.add_argument("--quiet", action="store_true", help="muted with the camera off")
     asyncio.run(main(parser.parse_args()))
