@@ -225,3 +225,27 @@ async def test_many_browsers_keep_the_newest_and_the_key_survives_a_restart(
     assert [s.endpoint.rsplit("/", 1)[1] for s in await store.of("bo-2")] == ["two", "three"]
     key = (await setup.bo.call("GET", NOTIFICATIONS))[1]["public_key"]
     assert load_or_create(setup.server.services.settings.data_dir).public_key == key
+
+
+async def test_the_absent_member_s_note_is_pushed_with_who_is_waiting(
+    make_setup: MakeSetup, push_service: PushService
+) -> None:
+    setup = await make_setup(push_allow_insecure=True)
+    await setup.bo.call("POST", SUBSCRIPTIONS, push_service.subscription("bo"))
+    await setup.bo.call("PUT", CHANNELS, {"reminders": {"email": False, "push": True}})
+    start = T0 + 86400
+    await book(setup, start)
+    setup.clock.now = start - 15 * 60
+    await setup.run_jobs()  # the invites and the 15-minute reminders
+    setup.server.services.rooms.join("room-1", "ada-1", "Ada", "mentor", "sid-ada")
+    setup.clock.now = start + 5 * 60
+    await setup.run_jobs()
+    assert push_service.errors == []
+    assert [r.payload for r in push_service.received][-1] == {
+        "title": "Ada is waiting for you: Weekly",
+        "body": "Ada is in the room. Join now.",
+        "url": f"{setup.server.url}/me",
+    }
+    assert len(push_service.received) == 2  # the reminder, the note
+    bo_mail = subjects(setup, "bo@example.org")
+    assert bo_mail == ["Invitation: Weekly"]  # reminders by email are off for Bo
