@@ -269,7 +269,11 @@ def _meetings(
         retry=RetryPolicy(max_attempts=settings.jobs_max_attempts),
     )
     push = Push(
-        PushStore(database), jobs, load_or_create(settings.data_dir), subject=settings.vapid_subject
+        PushStore(database),
+        jobs,
+        load_or_create(settings.data_dir),
+        subject=settings.vapid_subject,
+        allow_insecure=settings.push_allow_insecure,
     )
 
     async def presence(room: str) -> set[str]:

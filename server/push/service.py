@@ -8,12 +8,15 @@ unsubscribed, and the subscription is deleted rather than retried.
 
 What a notice says is seen by the push service only encrypted, but is shown on a lock
 screen: callers put a short title and body in it, never a chat message's text.
+
+The endpoint is a URL a browser handed us, so it is treated as the webhooks' URLs are
+(server/webhooks/delivery.py): https to a public host, every name resolved through
+`PublicResolver`, and no redirect followed (a push service never redirects).
 """
 
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import json
 import logging
 from dataclasses import dataclass
@@ -27,6 +30,7 @@ from server.jobs.runner import JobRunner
 from server.jobs.store import Job
 from server.push.keys import VapidKeys
 from server.push.store import Channels, PushStore
+from server.webhooks.delivery import PublicResolver, is_public
 
 log = logging.getLogger("pairwise.push")
 
@@ -54,12 +58,10 @@ def check_endpoint(endpoint: str, *, allow_insecure: bool) -> None:
     host = (parts.hostname or "").lower()
     if not host or parts.username or parts.password:
         raise ValueError("the endpoint is not an absolute URL")
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        address = None
+    host = host.rstrip(".")
     local = host in LOOPBACK_NAMES or host.endswith(".localhost")
-    private = address is not None and not address.is_global
+    literal = host.replace(".", "").isdigit() or ":" in host
+    private = literal and not is_public(host)
     if parts.scheme == "https" and not (local or private):
         return
     if allow_insecure and parts.scheme in ("http", "https") and (local or private):
@@ -76,12 +78,14 @@ class Push:
         *,
         subject: str,
         timeout_seconds: float = 10.0,
+        allow_insecure: bool = False,
     ) -> None:
         self.store = store
         self.jobs = jobs
         self.keys = keys
         self.subject = subject
         self.timeout = aiohttp.ClientTimeout(total=timeout_seconds)
+        self.allow_insecure = allow_insecure
         self._vapid = Vapid02.from_pem(keys.private_pem)
         self._http: aiohttp.ClientSession | None = None
         jobs.handle(KIND, self._send_job)
@@ -138,7 +142,17 @@ class Push:
         """Post one encrypted message; PushGone for 404/410, WebPushException (retried by
         the job) for any other failure."""
         if self._http is None or self._http.closed:
-            self._http = aiohttp.ClientSession(timeout=self.timeout)
+            redirects = aiohttp.TraceConfig()
+            redirects.on_request_redirect.append(_refuse_redirect)
+            self._http = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(
+                    resolver=None if self.allow_insecure else PublicResolver()
+                ),
+                timeout=self.timeout,
+                trace_configs=[redirects],
+                cookie_jar=aiohttp.DummyCookieJar(),
+                trust_env=False,
+            )
         try:
             await webpush_async(
                 {"endpoint": endpoint, "keys": {"p256dh": p256dh, "auth": auth}},
@@ -156,8 +170,14 @@ class Push:
             )
             if status in GONE:
                 raise PushGone(str(status)) from None
-            raise WebPushException(f"push service answered {status}") from None
+            if status is None:  # no answer (refused redirect, timeout, connection)
+                raise
+            raise WebPushException(f"the push service answered {status}") from None
 
     async def close(self) -> None:
         if self._http is not None:
             await self._http.close()
+
+
+async def _refuse_redirect(session: object, context: object, params: object) -> None:
+    raise WebPushException("the push service redirected; not followed")

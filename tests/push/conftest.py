@@ -77,6 +77,7 @@ class PushService:
         self.port = free_port()
         self.keys: dict[str, BrowserKeys] = {}
         self.status: dict[str, int] = {}
+        self.redirect: dict[str, str] = {}  # name -> where a 307 sends the sender
         self.received: list[Received] = []
         self.errors: list[str] = []
         self._runner: web.AppRunner | None = None
@@ -99,6 +100,8 @@ class PushService:
         except Exception as exc:  # recorded: the test asserts there were none
             self.errors.append(f"{type(exc).__name__}: {exc}")
             return web.Response(status=400)
+        if name in self.redirect:
+            return web.Response(status=307, headers={"Location": self.redirect[name]})
         return web.Response(status=self.status.get(name, 201))
 
     async def _open(self, name: str, request: web.Request) -> Received:

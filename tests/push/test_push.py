@@ -249,3 +249,20 @@ async def test_the_absent_member_s_note_is_pushed_with_who_is_waiting(
     assert len(push_service.received) == 2  # the reminder, the note
     bo_mail = subjects(setup, "bo@example.org")
     assert bo_mail == ["Invitation: Weekly"]  # reminders by email are off for Bo
+
+
+async def test_a_push_service_s_redirect_is_not_followed(
+    make_setup: MakeSetup, push_service: PushService
+) -> None:
+    setup = await make_setup(push_allow_insecure=True)
+    await setup.bo.call("POST", SUBSCRIPTIONS, push_service.subscription("bo"))
+    push_service.subscription("inside")
+    push_service.redirect["bo"] = push_service.endpoint("inside")
+    await say(setup, "ada-1", "Ada", "hello", setup.clock.now)
+    setup.clock.now += 15 * 60
+    await setup.run_jobs()
+    assert [r.name for r in push_service.received] == ["bo"]  # never "inside"
+    jobs = setup.server.services.jobs
+    assert jobs is not None
+    (job,) = await jobs.store.recent("push.send")
+    assert job.status == "pending" and "redirected" in (job.last_error or "")
