@@ -49,6 +49,10 @@ from server.meetings.store import MeetingStore
 from server.metrics import new_registry
 from server.privacy import api as privacy_api
 from server.privacy.retention import retention_job
+from server.push import api as push_api
+from server.push.keys import load_or_create
+from server.push.service import Push
+from server.push.store import PushStore
 from server.rooms.chat import ChatService, ChatStore
 from server.rooms.events import EventBus
 from server.rooms.registry import RoomRegistry
@@ -90,6 +94,7 @@ ROUTE_TABLES: list[RouteTable] = [
     console_api.routes,
     meetings_api.routes,
     webhooks_api.routes,
+    push_api.routes,
 ]
 
 
@@ -190,7 +195,7 @@ def create_app(settings: Settings, *, directory: Directory | None = None) -> web
             oidc=signin_api.oidc_client(settings),
         ),
     )
-    services.jobs, services.meetings = _meetings(settings, services, directory)
+    services.jobs, services.meetings, push = _meetings(settings, services, directory)
     addresses = ReplyAddresses(settings.secret_key, settings.inbound_domain)
     services.digest = ChatDigest(
         database,
@@ -203,6 +208,7 @@ def create_app(settings: Settings, *, directory: Directory | None = None) -> web
         after_minutes=settings.digest_after_minutes,
         every_minutes=settings.digest_every_minutes,
         reply_address=addresses.address if settings.inbound_domain else None,
+        push=push,
     )
     services.webhooks = Webhooks(
         database,
@@ -238,6 +244,7 @@ def create_app(settings: Settings, *, directory: Directory | None = None) -> web
 
     app.router.add_get("/api/openapi.json", openapi_json)
     pages.install(app)
+    push_api.install(app, push)
     app.cleanup_ctx.append(_lifecycle)
     app.cleanup_ctx.append(_webhooks)
     app.cleanup_ctx.append(_jobs)
@@ -252,7 +259,7 @@ def create_app(settings: Settings, *, directory: Directory | None = None) -> web
 
 def _meetings(
     settings: Settings, services: Services, directory: Directory | None
-) -> tuple[JobRunner, Meetings]:
+) -> tuple[JobRunner, Meetings, Push]:
     database = services.database
     jobs = JobRunner(
         JobStore(database),
@@ -260,6 +267,13 @@ def _meetings(
         poll_seconds=settings.jobs_poll_seconds,
         lease_seconds=settings.jobs_lease_seconds,
         retry=RetryPolicy(max_attempts=settings.jobs_max_attempts),
+    )
+    push = Push(
+        PushStore(database),
+        jobs,
+        load_or_create(settings.data_dir),
+        subject=settings.vapid_subject,
+        allow_insecure=settings.push_allow_insecure,
     )
 
     async def presence(room: str) -> set[str]:
@@ -284,9 +298,10 @@ def _meetings(
         reminders=Reminders(
             tuple(settings.meetings_reminder_minutes), settings.meetings_absent_minutes
         ),
+        push=push,
     )
     on_pair_ended(database, meetings.pair_ended)
-    return jobs, meetings
+    return jobs, meetings, push
 
 
 def _phone_of(dial_in: DialIn) -> Callable[[str, Member], Awaitable[dict[str, str]]]:
@@ -306,6 +321,7 @@ async def _jobs(app: web.Application) -> AsyncIterator[None]:
     jobs.start()
     yield
     await jobs.stop()
+    await app[push_api.PUSH].close()
 
 
 async def _webhooks(app: web.Application) -> AsyncIterator[None]:

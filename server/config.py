@@ -146,6 +146,19 @@ class Settings(BaseSettings):
         60.0, gt=0, description="at most one digest per person this often"
     )
 
+    # web push (server/push): reminders and new-message notifications to browsers
+    vapid_subject: str = Field(
+        "mailto:pairwise@localhost",
+        pattern=r"^(mailto:[^\s@]+@[^\s@]+|https://\S+)$",
+        description="the VAPID contact push services see (mailto: or https:)",
+    )
+    push_allow_insecure: bool = Field(
+        False, description="accept http:// push endpoints on loopback (tests only)"
+    )
+    push_max_subscriptions: int = Field(
+        10, ge=1, le=100, description="browsers one person may subscribe for push"
+    )
+
     # webhooks (server/webhooks): events to integrations, Slack and Microsoft Teams
     webhook_allow_private: bool = Field(
         False,

@@ -1,5 +1,6 @@
 // /me: a signed-in participant's home. Their pairs with the partner's name, "Join" (a
-// short-lived room token minted from the session on demand), the pair's log, their sessions.
+// short-lived room token minted from the session on demand), the pair's log, their sessions,
+// and how they want to hear about reminders and new messages (email, this device's push).
 
 import { call, signOut, signedIn } from "/static/session.js";
 
@@ -71,6 +72,99 @@ async function showSessions(currentId) {
   );
 }
 
+const TOPICS = ["reminders", "messages"];
+
+/** The VAPID key as the bytes pushManager.subscribe wants. */
+function keyBytes(base64url) {
+  const text = atob(base64url.replace(/-/g, "+").replace(/_/g, "/"));
+  return Uint8Array.from(text, (c) => c.charCodeAt(0));
+}
+
+function showChannels(state) {
+  for (const topic of TOPICS) {
+    $(`${topic}-email`).checked = state.channels[topic].email;
+    $(`${topic}-push`).checked = state.channels[topic].push;
+  }
+}
+
+async function showPush(registration, state) {
+  const supported = registration && "PushManager" in window && "Notification" in window;
+  const subscription = supported ? await registration.pushManager.getSubscription() : null;
+  $("push-enable").hidden = !supported || Boolean(subscription);
+  $("push-disable").hidden = !subscription;
+  $("push-state").textContent = !supported
+    ? "This browser cannot show notifications from Pairwise; email still reaches you."
+    : subscription
+      ? "This device shows notifications from Pairwise."
+      : state.subscriptions > 0
+        ? "Notifications go to another device of yours."
+        : "Notifications are off on this device.";
+}
+
+async function notifications(registration) {
+  let state = await call("GET", "/api/v1/home/notifications");
+  showChannels(state);
+  await showPush(registration, state);
+  const fail = (error) => {
+    $("push-error").textContent = error.message;
+  };
+  $("push-enable").addEventListener("click", async () => {
+    $("push-error").textContent = "";
+    try {
+      if ((await Notification.requestPermission()) !== "granted") {
+        throw new Error("Notifications are blocked for this site in your browser's settings.");
+      }
+      const subscription = await registration.pushManager.subscribe({
+        userVisibleOnly: true,
+        applicationServerKey: keyBytes(state.public_key),
+      });
+      state = await call("POST", "/api/v1/home/push/subscriptions", subscription.toJSON());
+      await showPush(registration, state);
+    } catch (error) {
+      fail(error);
+    }
+  });
+  $("push-disable").addEventListener("click", async () => {
+    $("push-error").textContent = "";
+    try {
+      const subscription = await registration.pushManager.getSubscription();
+      if (subscription) {
+        state = await call("DELETE", "/api/v1/home/push/subscriptions", { endpoint: subscription.endpoint });
+        await subscription.unsubscribe();
+      }
+      await showPush(registration, state);
+    } catch (error) {
+      fail(error);
+    }
+  });
+  for (const topic of TOPICS) {
+    for (const channel of ["email", "push"]) {
+      $(`${topic}-${channel}`).addEventListener("change", async () => {
+        $("channels-saved").textContent = "";
+        const chosen = { email: $(`${topic}-email`).checked, push: $(`${topic}-push`).checked };
+        try {
+          state = await call("PUT", "/api/v1/home/notifications/channels", { [topic]: chosen });
+          showChannels(state);
+          $("channels-saved").textContent = "Saved.";
+        } catch (error) {
+          fail(error);
+        }
+      });
+    }
+  }
+}
+
+/** The service worker (root scope): it shows what is pushed and opens /me on a click. */
+async function worker() {
+  if (!("serviceWorker" in navigator)) return null;
+  try {
+    await navigator.serviceWorker.register("/sw.js", { scope: "/" });
+    return await navigator.serviceWorker.ready;
+  } catch {
+    return null; // no HTTPS (other than localhost): no worker, no push; email still works
+  }
+}
+
 async function main() {
   const me = await signedIn();
   if (!me) return location.replace("/signin");
@@ -91,6 +185,7 @@ async function main() {
   await showSessions(me.session_id);
   $("loading").hidden = true;
   $("home").hidden = false;
+  await notifications(await worker());
 }
 
 main().catch((error) => {

@@ -6,6 +6,10 @@ A scan runs as a durable job once a minute (the job's key is the minute, so seve
 schedule it once); after each email the member's marks move past what it carried, so a
 retried scan sends nothing twice. Chat a member has read (their read marker) or already
 got in a digest is never sent again. Only active pairs' chat goes out.
+
+A member who chose web push for messages (server/push) gets, at the same moment, a
+notification naming who wrote ("New message from Ada"), never what; one who turned email
+off (on /me, or with the unsubscribe link) gets no email.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ from server.jobs.store import Job
 from server.mail import Mailer, MailOff
 from server.meetings.directory import Directory
 from server.meetings.text import has_control, plain
+from server.push.service import Notice, Push
+from server.push.store import Channels
 from server.sessionlog.pairs import Pair, PairStore
 from server.store import Database
 from server.store.schema import chat_digest_marks, chat_digest_people, chat_messages, chat_reads
@@ -53,6 +59,7 @@ class ChatDigest:
         after_minutes: float,
         every_minutes: float,
         reply_address: Callable[[str, str], str] | None = None,
+        push: Push | None = None,
     ) -> None:
         self._db = database
         self.pairs = pairs
@@ -65,6 +72,7 @@ class ChatDigest:
         self.every = every_minutes * 60
         # (pair id, identity) -> the address a reply posts from (server/mailin); None: off.
         self.reply_address = reply_address
+        self.push = push
         jobs.handle(KIND, self._scan_job)
 
     async def start(self) -> None:
@@ -105,12 +113,17 @@ class ChatDigest:
                 .mappings()
                 .first()
             )
-            if person is not None and (
-                person["unsubscribed"]
-                or (
-                    person["last_sent_at"] is not None and now - person["last_sent_at"] < self.every
-                )
+            if (
+                person is not None
+                and person["last_sent_at"] is not None
+                and now - person["last_sent_at"] < self.every
             ):
+                return False
+            wants = (
+                await self.push.wants(identity, "messages") if self.push else Channels(push=False)
+            )
+            by_email = wants.email and not (person is not None and person["unsubscribed"])
+            if not by_email and not wants.push:
                 return False
             unread: dict[str, list[tuple[int, str, str, float]]] = {}
             for pair in pairs:
@@ -148,8 +161,12 @@ class ChatDigest:
                     unread[pair.room] = [(r[0], r[1], r[2], r[3]) for r in found]
         if not any(rows[0][3] <= now - self.after for rows in unread.values()):
             return False  # nothing has waited long enough yet
-        to = await self.directory.email_of(identity)
+        marks = {room: rows[-1][0] for room, rows in unread.items()}
+        pushed = wants.push and await self._push(identity, unread, marks)
+        to = await self.directory.email_of(identity) if by_email else None
         if to is None or has_control(to):
+            if pushed:
+                await self._sent(identity, marks, now)
             return False
         titles = {p.room: p.title for p in pairs}
         # Replies by email (server/mailin): the Reply-To answers one chat; with several,
@@ -189,9 +206,29 @@ class ChatDigest:
             await self.mailer.send(message)  # MailFailed: the scan is retried
         except MailOff:
             log.info("mail is off; no chat digest sent")
+            if pushed:
+                await self._sent(identity, marks, now)
             return False
-        await self._sent(identity, {room: rows[-1][0] for room, rows in unread.items()}, now)
+        await self._sent(identity, marks, now)
         return True
+
+    async def _push(
+        self,
+        identity: str,
+        unread: dict[str, list[tuple[int, str, str, float]]],
+        marks: dict[str, int],
+    ) -> bool:
+        """Queue the new-message notification (who wrote, not what); once per set of marks,
+        so a scan retried after a mail failure pushes nothing twice."""
+        assert self.push is not None
+        names = list(dict.fromkeys(plain(row[1]) for rows in unread.values() for row in rows))
+        count = sum(len(rows) for rows in unread.values())
+        body = f"New message{'s' if count > 1 else ''} from {' and '.join(names[:2])}"
+        if len(names) > 2:
+            body += f" and {len(names) - 2} more"
+        key = f"{KIND}:{identity}:" + ",".join(f"{r}={m}" for r, m in sorted(marks.items()))
+        notice = Notice("Pairwise", body, f"{self.base_url}/me")
+        return await self.push.notify(identity, notice, key=key) > 0
 
     async def _sent(self, identity: str, marks: dict[str, int], now: float) -> None:
         async with self._db.begin() as conn:

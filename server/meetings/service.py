@@ -31,6 +31,8 @@ from server.meetings.model import BOOKED, CANCELLED, PROPOSED, Meeting, local_te
 from server.meetings.people import Profiles
 from server.meetings.store import MeetingStore
 from server.meetings.text import has_control, plain, require_plain
+from server.push.service import Notice, Push
+from server.push.store import Channels
 from server.sessionlog.pairs import Member, Pair, PairStore
 
 log = logging.getLogger("pairwise.meetings")
@@ -67,6 +69,7 @@ class Meetings:
         presence: Presence,
         dial_in: DialIn | None = None,
         reminders: Reminders | None = None,
+        push: Push | None = None,
     ) -> None:
         self.store = store
         self.pairs = pairs
@@ -79,6 +82,7 @@ class Meetings:
         self.presence = presence
         self.dial_in = dial_in
         self.reminders = reminders or Reminders()
+        self.push = push  # reminders by web push too, for members who chose it
         jobs.handle(INVITE, self._send_invite)
         jobs.handle(REMINDER, self._send_reminder)
 
@@ -335,6 +339,7 @@ class Meetings:
             if identity in present or not waiting:
                 return
             subject = f"{plain(waiting[0].name)} is waiting for you: {title}"
+            short = f"{plain(waiting[0].name)} is in the room. Join now."
             text = (
                 f"{', '.join(plain(m.name) for m in waiting)} started {title} "
                 f"{job.payload['minutes']} minutes ago and is in the room.\n\n"
@@ -351,13 +356,19 @@ class Meetings:
             when = f"in {minutes // 60} hours" if minutes >= 120 else f"in {minutes} minutes"
             subject = f"Reminder: {title} {when}"
             zones = await self.profiles.zones([identity], meeting.timezone)
+            short = f"Starts {when}: {local_text(start, zones[identity])}"
             text = (
                 f"{title} starts {when}: {local_text(start, zones[identity])}, "
                 f"{meeting.minutes} minutes.\n"
                 f"With: {', '.join(plain(m.name) for m in others)}\n"
                 f"Join: {self.join_url}\n"
             )
-        to = await self._address(identity)
+        wants = await self.push.wants(identity, "reminders") if self.push else Channels(push=False)
+        if wants.push and self.push is not None:
+            # Queued first and once per job: a retry after a mail failure pushes nothing twice.
+            notice = Notice(subject, short, self.join_url, ttl_seconds=15 * 60)
+            await self.push.notify(identity, notice, key=f"{REMINDER}:{job.id}")
+        to = await self._address(identity) if wants.email else None
         if to is not None:
             await self._send(self.mailer.message(to, subject, text))
 

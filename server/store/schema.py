@@ -475,6 +475,30 @@ chat_digest_people = Table(
     Column("unsubscribed", Boolean, nullable=False),
 )
 
+# Web push (server/push): each browser a person subscribed (the push service's endpoint and
+# the keys that encrypt for it), and which channels each person wants for what.
+push_subscriptions = Table(
+    "push_subscriptions",
+    metadata,
+    id_column(),
+    Column("identity", String(200), nullable=False),
+    Column("endpoint", String(2000), nullable=False),
+    Column("p256dh", String(200), nullable=False),
+    Column("auth", String(100), nullable=False),
+    Column("created_at", Float, nullable=False),
+    UniqueConstraint("endpoint", name="uq_push_subscriptions_endpoint"),
+    Index("ix_push_subscriptions_identity", "identity"),
+)
+
+notification_channels = Table(
+    "notification_channels",
+    metadata,
+    Column("identity", String(200), primary_key=True),
+    Column("topic", String(20), primary_key=True),  # reminders | messages
+    Column("email", Boolean, nullable=False),
+    Column("push", Boolean, nullable=False),
+)
+
 # Webhooks (server/webhooks): URLs an operator registered for events, and each delivery of
 # an event to one of them with its outcome. A webhook's signing secret is derived from the
 # server's secret key and `secret_salt` (never stored). A delivery holds nothing personal:

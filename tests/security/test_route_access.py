@@ -28,6 +28,8 @@ PUBLIC_OUTSIDE_TABLES = {
     "/console",
     "/static",
     "/vendor/socket.io.msgpack.min.js",
+    "/sw.js",  # the service worker (server/push): static, at the root for its scope
+    "/manifest.webmanifest",
     "/api/openapi.json",
     "/socket.io/",
 }
