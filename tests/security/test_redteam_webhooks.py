@@ -23,7 +23,7 @@ async def test_a_members_own_words_as_a_media_reason_reach_no_channel(
     await node.hook(receiver.url("/json"), ["fallback.used"], "json")
     await node.hook(receiver.url("/teams"), ["fallback.used"], "teams")
     await node.pair("ada", "bo")
-    token = node.services.tokens.issue("room-1", "bo", "Bo", "mentee")[0]  # type: ignore[arg-type]
+    token = node.services.tokens.issue("room-1", "bo", "Bo", "mentee")[0]
     bo = await SocketParticipant(str(node.client.make_url("/")), token).connect()
     try:
         joined: Any = await bo.call("join", {"media_mode": "video"})
@@ -48,7 +48,7 @@ async def test_a_reason_code_still_says_why(
     node = await make_node(background=True)
     await node.hook(receiver.url("/json"), ["fallback.used"], "json")
     await node.pair("ada", "bo")
-    token = node.services.tokens.issue("room-1", "bo", "Bo", "mentee")[0]  # type: ignore[arg-type]
+    token = node.services.tokens.issue("room-1", "bo", "Bo", "mentee")[0]
     bo = await SocketParticipant(str(node.client.make_url("/")), token).connect()
     try:
         await bo.call("join", {"media_mode": "video"})
