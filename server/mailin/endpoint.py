@@ -22,7 +22,7 @@ from typing import Any, AnyStr
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from server.errors import InvalidInput, PairwiseError
+from server.errors import InvalidInput, PairwiseError, RateLimited
 from server.mailin.replies import MailReplies
 
 log = logging.getLogger("pairwise.mailin")
@@ -122,6 +122,8 @@ class InboundSmtp:
             "mail reply refused",
             extra={"reason": exc.code, "address": address[:300], "peer": _peer(session)},
         )
+        if isinstance(exc, RateLimited):  # the sender's server tries again later
+            return f"451 4.7.1 Not posted yet: {_one_line(exc.message)}"
         if isinstance(exc, InvalidInput) and exc.code == "too_long":
             return f"552 5.3.4 The reply is too long: {exc.message}"
         status = "550 5.6.0" if isinstance(exc, InvalidInput) else "550 5.7.1"
