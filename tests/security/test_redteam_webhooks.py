@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from tests.conftest import ADMIN
+from tests.security.conftest import Target, target  # noqa: F401
 from tests.support.participants import SocketParticipant
 from tests.webhooks.conftest import MakeNode, Receiver, make_node, receiver  # noqa: F401
 
@@ -58,3 +60,26 @@ async def test_a_reason_code_still_says_why(
         await bo.sio.disconnect()
     assert got.json()["data"]["reason"] == "camera_unavailable"
     assert "(camera_unavailable)" in got.json()["text"]
+
+
+# IPv6 ranges that carry an IPv4 address or are not routed on the internet, which this
+# Python's `is_global` took for global: a local-use NAT64 gateway (RFC 8215) turns
+# 64:ff9b:1::a00:5 into 10.0.0.5 inside the network.
+NOT_GLOBAL_V6 = [
+    "http://[64:ff9b:1::a00:5]/hook",  # local-use NAT64 onto 10.0.0.5
+    "http://[64:ff9b:1::7f00:1]/hook",  # ... onto 127.0.0.1
+    "http://[::127.0.0.1]/hook",  # IPv4-compatible (deprecated)
+    "http://[::ffff:0:127.0.0.1]/hook",  # IPv4-translated (SIIT)
+    "http://[3fff::1]/hook",  # documentation (RFC 9637)
+    "http://[5f00::1]/hook",  # segment routing SIDs (RFC 9602)
+]
+
+
+async def test_ipv6_forms_of_inside_addresses_are_refused(target: Target) -> None:  # noqa: F811
+    """Without PAIRWISE_WEBHOOK_ALLOW_PRIVATE (the security target's settings)."""
+    for url in NOT_GLOBAL_V6:
+        body = {"url": url, "events": ["pair.published"]}
+        status, answer, _ = await target.call("POST", "/api/v1/webhooks", ADMIN, body)
+        assert status == 422, (url, answer)
+        assert answer["error"]["code"] == "webhook_url_refused", (url, answer)
+    assert (await target.ok("GET", "/api/v1/webhooks", ADMIN))["webhooks"] == []
