@@ -46,7 +46,7 @@ class Access(StrEnum):
     MANAGER = "manager"  # an admin, or an operator with the programme manager role
     VIEWER = "viewer"  # any operator: admin, programme manager or viewer (health, exports)
     MEMBER = "member"  # a member's join token only (writes to a pair's log, /me)
-    PAIR = "pair"  # the admin key or a member's join token (reading a pair's log)
+    PAIR = "pair"  # a member's join token, or an admin or manager (reading a pair's log)
     ROOM = "room"  # the admin key or any join token for the route's {room}
     PARTICIPANT = "participant"  # a participant signed in with a session (their home)
     SESSION = "session"  # anyone signed in with a session (their own sessions, signing out)
@@ -58,8 +58,9 @@ ROLES_FOR: dict[Access, frozenset[AccountRole]] = {
     Access.ADMIN: frozenset({AccountRole.ADMIN}),
     Access.MANAGER: frozenset({AccountRole.ADMIN, AccountRole.MANAGER}),
     Access.VIEWER: frozenset({AccountRole.ADMIN, AccountRole.MANAGER, AccountRole.VIEWER}),
-    # Reading a pair's log, and where a room lives: what the admin key may, an operator may.
-    Access.PAIR: frozenset({AccountRole.ADMIN, AccountRole.MANAGER, AccountRole.VIEWER}),
+    # Reading a pair's log, and where a room lives: the cohort and its pairs (a viewer reads
+    # the whole programme's export instead, never one pair's private log).
+    Access.PAIR: frozenset({AccountRole.ADMIN, AccountRole.MANAGER}),
     Access.ROOM: frozenset({AccountRole.ADMIN, AccountRole.MANAGER}),
     Access.PARTICIPANT: frozenset({AccountRole.PARTICIPANT}),
     Access.SESSION: frozenset(AccountRole),
@@ -86,6 +87,16 @@ class Caller:
 
 
 CALLER = web.RequestKey("caller", Caller)
+
+
+def may_copy_participant_links(caller: Caller) -> bool:
+    """Whether a participant's sign-in link may be handed to this caller to copy: the admin
+    key or a signed-in admin only. Whoever holds the link can sign in as the participant,
+    mint a member's join token at /me and read the pair's private chat, which no operator
+    role below admin may; a programme manager has links mailed to the person instead."""
+    return caller.token is None and (
+        caller.account is None or caller.account.role is AccountRole.ADMIN
+    )
 
 
 def caller_of(request: web.Request) -> Caller:

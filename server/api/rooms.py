@@ -5,11 +5,11 @@ from __future__ import annotations
 from aiohttp import web
 from pydantic import BaseModel
 
-from server.api.access import actor_of
+from server.api.access import Access, actor_of
 from server.api.http import RouteTable, json_response
 from server.errors import NotFound
 from server.privacy import audit
-from server.services import services_of
+from server.services import Services, services_of
 
 routes = RouteTable()
 
@@ -40,7 +40,7 @@ class RoomState(BaseModel):
     "/api/v1/rooms/{room}",
     summary="Who is in a room on this node",
     response=RoomState,
-    admin=True,
+    access=Access.MANAGER,
     errors=(404,),
     tags=("rooms",),
 )
@@ -58,18 +58,24 @@ async def room_state(request: web.Request) -> web.Response:
     "/api/v1/rooms/{room}/participants/{identity}",
     summary="Remove a participant: disconnect them; their tokens for this room stop working",
     response=Removed,
-    admin=True,
+    access=Access.MANAGER,
     tags=("rooms",),
 )
 async def remove_participant(request: web.Request) -> web.Response:
-    services = services_of(request)
     room, identity = request.match_info["room"], request.match_info["identity"]
+    removed = await remove_from_room(services_of(request), room, identity, actor_of(request))
+    return json_response(removed)
+
+
+async def remove_from_room(services: Services, room: str, identity: str, actor: str) -> Removed:
+    """Remove `identity` from `room`, audited as `actor`: every token they hold for it is
+    refused from now on, their personal PIN too, and they are disconnected wherever they
+    are (a browser on any node, a phone call). Deactivating a participant does this for
+    each of their rooms (server/signin/api.py)."""
     removed_at = await services.removals.remove(room, identity)
     async with services.database.begin() as conn:
-        await audit.record(conn, actor_of(request), "participant_remove", identity, {"room": room})
+        await audit.record(conn, actor, "participant_remove", identity, {"room": room})
     disconnected = await services.signaling.remove(room, identity)
     if services.phone is not None and await services.phone.remove(room, identity):
         disconnected = True
-    return json_response(
-        Removed(room=room, identity=identity, disconnected=disconnected, removed_at=removed_at)
-    )
+    return Removed(room=room, identity=identity, disconnected=disconnected, removed_at=removed_at)

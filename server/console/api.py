@@ -1,14 +1,14 @@
 """REST for the programme console (web/console/): what the console needs beyond the
 matching, session-log, rooms and phone routes it calls as they are.
 
-Managers change the cohort and the pairs (Access.MANAGER); every operator reads
-(Access.VIEWER). Until operators sign in (issue 15) both take the admin key.
+Programme managers run the cohort and its pairs (Access.MANAGER); a viewer reads health and
+exports only, so of these routes only `me` (Access.VIEWER). A participant's sign-in link is
+never handed to a manager (`access.may_copy_participant_links`).
 """
 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from typing import Any, Literal
 
 from aiohttp import web
@@ -17,8 +17,6 @@ from redis.exceptions import RedisError
 
 from server.api.access import Access, caller_of
 from server.api.http import RouteTable, json_response, read_body
-from server.api.tokens import MAX_TTL, join_url
-from server.auth import Role
 from server.console import activity
 from server.console.pairs import end, overview
 from server.console.participants import Participants, rows_from_csv, rows_from_json
@@ -26,6 +24,7 @@ from server.errors import InvalidInput
 from server.matching.runs import MatchingStore
 from server.services import Services, services_of
 from server.sessionlog.pairs import PairStore
+from server.signin.api import deactivate_participant, invite_members
 
 routes = RouteTable()
 PREFIX = "/api/v1/console"
@@ -54,7 +53,9 @@ class ProfileEdit(BaseModel):
 
 def _participants(services: Services) -> Participants:
     return Participants(
-        services.database, MatchingStore(services.database, services.settings.node_name)
+        services.database,
+        MatchingStore(services.database, services.settings.node_name),
+        services.signin.accounts if services.signin is not None else None,
     )
 
 
@@ -68,13 +69,13 @@ def _pairs(services: Services) -> PairStore:
 )  # fmt: skip
 async def whoami(request: web.Request) -> web.Response:
     caller = caller_of(request)
-    # The admin key is the admin; a signed-in operator's role comes with sign-in (issue 15).
-    role = getattr(caller, "role", None) or "admin"
-    return json_response({"label": caller.label, "role": str(role)})
+    role = caller.account.role if caller.account is not None else "admin"  # the admin key
+    mail = services_of(request).settings.smtp_host is not None
+    return json_response({"label": caller.label, "role": str(role), "mail": mail})
 
 
 @routes.route(
-    "GET", f"{PREFIX}/participants", access=Access.VIEWER, tags=TAGS,
+    "GET", f"{PREFIX}/participants", access=Access.MANAGER, tags=TAGS,
     summary="Every participant's profile, active or deactivated",
 )  # fmt: skip
 async def list_participants(request: web.Request) -> web.Response:
@@ -134,7 +135,8 @@ async def edit_participant(request: web.Request) -> web.Response:
 @routes.route(
     "POST", f"{PREFIX}/participants/{{identity}}/deactivate", access=Access.MANAGER,
     errors=(404, 409), tags=TAGS,
-    summary="Deactivate a participant: out of the matching pool until reactivated",
+    summary="Deactivate a participant: out of the matching pool, removed from every room "
+    "they are in (disconnected; their tokens and PINs refused), signed out everywhere",
 )  # fmt: skip
 async def deactivate(request: web.Request) -> web.Response:
     return await _set_active(request, False)
@@ -142,7 +144,9 @@ async def deactivate(request: web.Request) -> web.Response:
 
 @routes.route(
     "POST", f"{PREFIX}/participants/{{identity}}/reactivate", access=Access.MANAGER,
-    errors=(404,), tags=TAGS, summary="Reactivate a participant: back in the matching pool",
+    errors=(404,), tags=TAGS,
+    summary="Reactivate a participant: back in the matching pool and able to sign in again "
+    "(the tokens they held stay refused)",
 )  # fmt: skip
 async def reactivate(request: web.Request) -> web.Response:
     return await _set_active(request, True)
@@ -152,14 +156,27 @@ async def _set_active(request: web.Request, active: bool) -> web.Response:
     services = services_of(request)
     identity = request.match_info["identity"]
     people = _participants(services)
-    await (people.reactivate(identity) if active else people.deactivate(identity))
+    done: dict[str, Any] = {}
+    if active:
+        await people.reactivate(identity)
+        accounts = services.signin.accounts if services.signin is not None else None
+        found = await accounts.by_identity(identity) if accounts is not None else None
+        if accounts is not None and found is not None and not found.active:
+            await accounts.set_active(found.id, True)  # sign-in again; old tokens stay refused
+            done["signin"] = True
+    else:
+        await people.deactivate(identity)
+        done = await deactivate_participant(request, identity)
     action = "console_reactivate" if active else "console_deactivate"
-    await activity.note(services.database, caller_of(request).label, action, identity, {})
-    return json_response({"identity": identity, "active": active})
+    await activity.note(
+        services.database, caller_of(request).label, action, identity,
+        {k: len(v) if isinstance(v, list) else v for k, v in done.items()},
+    )  # fmt: skip
+    return json_response({"identity": identity, "active": active, **done})
 
 
 @routes.route(
-    "GET", f"{PREFIX}/pairs", access=Access.VIEWER, tags=TAGS,
+    "GET", f"{PREFIX}/pairs", access=Access.MANAGER, tags=TAGS,
     summary="Every pair, newest first: status, members, flag, last meeting, last message",
 )  # fmt: skip
 async def list_pairs(request: web.Request) -> web.Response:
@@ -183,34 +200,28 @@ async def end_pair(request: web.Request) -> web.Response:
 
 @routes.route(
     "POST", f"{PREFIX}/pairs/{{pair_id}}/invitations", access=Access.MANAGER,
-    errors=(403, 404), tags=TAGS,
-    summary="Invite a pair's members again: a join link for each (valid 30 days)",
+    errors=(403, 404, 409), tags=TAGS,
+    summary="Invite a pair's members again: each is mailed a sign-in link to their home (/me), "
+    "where Join works. With mail off, an admin gets the links to copy; a manager gets none",
 )  # fmt: skip
 async def invite(request: web.Request) -> web.Response:
     services = services_of(request)
     pairs = _pairs(services)
     pair = await pairs.get(request.match_info["pair_id"])
     await pairs.require_open_room(pair.room)
-    links = []
-    for member in pair.members:
-        token, claims = services.tokens.issue(
-            pair.room, member.identity, member.name, Role(member.role), MAX_TTL
-        )
-        links.append({
-            "identity": member.identity, "name": member.name, "role": member.role,
-            "join_url": join_url(services.settings.base_url, token),
-            "expires_at": datetime.fromtimestamp(claims.expires_at, UTC).isoformat(),
-        })  # fmt: skip
-    # TODO(lead, issue 15): with sign-in, email each member a sign-in link to /me instead.
+    invitations = await invite_members(request, [pair], "Your mentoring pair is waiting for you.")
     await activity.note(
         services.database, caller_of(request).label, "pair_invite", pair.id,
-        {"members": len(links)},
+        {"members": len(invitations)},
     )  # fmt: skip
-    return json_response({"pair": pair.id, "invitations": links})
+    return json_response(
+        {"pair": pair.id, "mail": services.settings.smtp_host is not None,
+         "invitations": [i.to_json() for i in invitations]}
+    )  # fmt: skip
 
 
 @routes.route(
-    "GET", f"{PREFIX}/rooms/{{room}}", access=Access.VIEWER, tags=TAGS,
+    "GET", f"{PREFIX}/rooms/{{room}}", access=Access.MANAGER, tags=TAGS,
     summary="Who is in a room now on every node (phone callers included), and its pair",
 )  # fmt: skip
 async def room_now(request: web.Request) -> web.Response:

@@ -23,6 +23,7 @@ from server.errors import Conflict, InvalidInput, NotFound
 from server.matching.criteria import Criteria
 from server.matching.profiles import Profile, parse_csv, parse_json_rows, parse_profile
 from server.matching.runs import MatchingStore
+from server.signin.accounts import AccountStore, normal_email
 from server.store import Database
 from server.store.schema import console_inactive_profiles, match_profiles
 
@@ -92,9 +93,12 @@ def rows_from_json(data: Any) -> list[tuple[int, dict[str, Any]]]:
 class Participants:
     """Import, edit, deactivate and reactivate the people matching works with."""
 
-    def __init__(self, database: Database, matching: MatchingStore):
+    def __init__(
+        self, database: Database, matching: MatchingStore, accounts: AccountStore | None = None
+    ):
         self._db = database
         self._matching = matching
+        self._accounts = accounts
 
     async def import_rows(self, rows: Sequence[tuple[int, Mapping[str, Any]]]) -> ImportOutcome:
         """Check every row; store the good ones (added or replaced by identity) and report
@@ -125,6 +129,7 @@ class Participants:
                     )
                 if key in inactive:
                     raise ValueError(f"{profile.identity!r} is deactivated; reactivate them first")
+                await self._check_email(profile.identity, email)
             except ValueError as exc:
                 outcome.rows.append(RowOutcome(number, identity, given, email, str(exc)))
                 continue
@@ -133,11 +138,25 @@ class Participants:
             outcome.rows.append(RowOutcome(number, profile.identity, given, email, None))
         await self._matching.save_profiles(good)
         outcome.imported = len(good)
-        # TODO(lead, issue 15): when server/signin lands, hand each imported row's email to
-        # sign-in here: `AccountStore(database).upsert_participant(identity, email, name)`
-        # (server/signin/accounts.py), so publishing can invite them. Until then the email
-        # is only returned in the import's outcome.
+        if self._accounts is not None:  # each email becomes the person's sign-in account
+            names = {p.identity: p.name for p in good}
+            for row in outcome.rows:
+                if row.error is None and row.email is not None:
+                    await self._accounts.upsert_participant(
+                        row.identity, row.email, names[row.identity]
+                    )
         return outcome
+
+    async def _check_email(self, identity: str, email: str | None) -> None:
+        """An email another account signs in with cannot be this person's too."""
+        if self._accounts is None or email is None:
+            return
+        try:
+            owner = await self._accounts.by_email(normal_email(email))
+        except InvalidInput as exc:
+            raise ValueError(exc.message) from None
+        if owner is not None and owner.identity != identity:
+            raise ValueError(f"email {email!r} already signs in another account")
 
     async def update(self, identity: str, fields: Mapping[str, Any]) -> Profile:
         """Replace a stored profile by an edited one; the identity does not change."""

@@ -1,4 +1,5 @@
-"""REST adapter for matching (admin key): profiles, criteria, runs, results, publish."""
+"""REST adapter for matching (programme managers): profiles, criteria, runs, results,
+publish."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any, Literal
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from server.api.access import Access
 from server.api.http import (
     RouteTable,
     describe_validation_error,
@@ -26,6 +28,7 @@ from server.matching.profiles import (
 from server.matching.runs import MatchingStore
 from server.services import services_of
 from server.sessionlog.api import pair_json
+from server.signin.api import invite_members
 from server.webhooks import api as webhooks
 from server.webhooks.events import pair_published
 
@@ -102,7 +105,7 @@ def _track(task: asyncio.Task[None]) -> None:
 
 
 @routes.route(
-    "POST", f"{PREFIX}/profiles", response=ImportReport, admin=True, errors=(400, 415, 422),
+    "POST", f"{PREFIX}/profiles", response=ImportReport, access=Access.MANAGER, errors=(400, 415, 422),
     tags=TAGS,
     summary="Import mentor and mentee profiles: a JSON list, or CSV with Content-Type text/csv. "
     "Nothing is imported if any row is invalid, unless ?allow_partial=true.",
@@ -129,7 +132,7 @@ class ProfilePage(BaseModel):
 
 
 @routes.route(
-    "GET", f"{PREFIX}/profiles", admin=True, errors=(422,), tags=TAGS,
+    "GET", f"{PREFIX}/profiles", access=Access.MANAGER, errors=(422,), tags=TAGS,
     summary="Profiles by identity, a page at a time: ?limit= (default 1000, at most 10000) "
     "and ?after= the `next` of the page before; `next` is null on the last page",
 )  # fmt: skip
@@ -144,7 +147,7 @@ async def list_profiles(request: web.Request) -> web.Response:
 
 
 @routes.route(
-    "PUT", f"{PREFIX}/criteria", admin=True, errors=(400, 415, 422), tags=TAGS,
+    "PUT", f"{PREFIX}/criteria", access=Access.MANAGER, errors=(400, 415, 422), tags=TAGS,
     summary="Set the program's criteria: JSON, or YAML with Content-Type application/yaml",
 )  # fmt: skip
 async def put_criteria(request: web.Request) -> web.Response:
@@ -158,7 +161,7 @@ async def put_criteria(request: web.Request) -> web.Response:
 
 
 @routes.route(
-    "GET", f"{PREFIX}/criteria", summary="The program's criteria", admin=True, errors=(404,),
+    "GET", f"{PREFIX}/criteria", summary="The program's criteria", access=Access.MANAGER, errors=(404,),
     tags=TAGS,
 )  # fmt: skip
 async def get_criteria(request: web.Request) -> web.Response:
@@ -169,7 +172,7 @@ async def get_criteria(request: web.Request) -> web.Response:
 
 
 @routes.route(
-    "POST", f"{PREFIX}/runs", body=RunRequest, response=RunStarted, status=202, admin=True,
+    "POST", f"{PREFIX}/runs", body=RunRequest, response=RunStarted, status=202, access=Access.MANAGER,
     errors=(409,), tags=TAGS,
     summary="Match every mentee without an active pair; runs in the background",
 )  # fmt: skip
@@ -184,7 +187,7 @@ async def start_run(request: web.Request) -> web.Response:
 
 @routes.route(
     "GET", f"{PREFIX}/runs/{{run_id}}", summary="A run's status, progress and summary",
-    admin=True, errors=(404,), tags=TAGS,
+    access=Access.MANAGER, errors=(404,), tags=TAGS,
 )  # fmt: skip
 async def get_run(request: web.Request) -> web.Response:
     run = await _store(request).run(request.match_info["run_id"])
@@ -192,7 +195,7 @@ async def get_run(request: web.Request) -> web.Response:
 
 
 @routes.route(
-    "GET", f"{PREFIX}/runs/{{run_id}}/results", admin=True, errors=(404,), tags=TAGS,
+    "GET", f"{PREFIX}/runs/{{run_id}}/results", access=Access.MANAGER, errors=(404,), tags=TAGS,
     summary="Draft pairs with score, contributions, explanation and slots; unmatched mentees",
 )  # fmt: skip
 async def get_results(request: web.Request) -> web.Response:
@@ -213,17 +216,21 @@ async def get_results(request: web.Request) -> web.Response:
 
 
 @routes.route(
-    "POST", f"{PREFIX}/runs/{{run_id}}/publish", admin=True, errors=(404, 409), tags=TAGS,
-    summary="Publish a run's draft pairs as mentoring pairs",
+    "POST", f"{PREFIX}/runs/{{run_id}}/publish", access=Access.MANAGER, errors=(404, 409), tags=TAGS,
+    summary="Publish a run's draft pairs as mentoring pairs; each member is mailed a sign-in "
+    "link to their home (/me), where Join works (`invitations`: who, and how)",
 )  # fmt: skip
 async def publish(request: web.Request) -> web.Response:
     pairs = await _store(request).publish(request.match_info["run_id"])
     await webhooks.emit(request, *(pair_published(p) for p in pairs))
-    return json_response({"pairs": [pair_json(p) for p in pairs]})
+    invited = await invite_members(request, pairs, "You have been paired for mentoring.")
+    return json_response(
+        {"pairs": [pair_json(p) for p in pairs], "invitations": [i.to_json() for i in invited]}
+    )
 
 
 @routes.route(
-    "POST", "/api/v1/pairs/{pair_id}/rematch", status=202, admin=True, errors=(404, 409),
+    "POST", "/api/v1/pairs/{pair_id}/rematch", status=202, access=Access.MANAGER, errors=(404, 409),
     tags=TAGS,
     summary="Not a good fit: unpublish the pair (its history stays), never propose the two "
     "again, and start a run for the mentee",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 from pydantic import BaseModel, Field
 
+from server.api.access import Access
 from server.api.http import RouteTable, json_response
 from server.errors import NotFound
 from server.services import services_of
@@ -50,7 +51,7 @@ class RoomMediaStats(BaseModel):
     "/api/v1/rooms/{room}/stats",
     summary="Media statistics of a room's participants",
     response=RoomMediaStats,
-    admin=True,
+    access=Access.MANAGER,
     errors=(401, 404),
     tags=("media",),
 )

@@ -61,13 +61,17 @@ class RemovalStore:
         """Whether an operator removed `identity` from `room` (at any time): what a person
         mints for themself (their home's Join) must not undo it; an operator's new token
         still may."""
+        return await self.removed_at(room, identity) is not None
+
+    async def removed_at(self, room: str, identity: str) -> float | None:
+        """When an operator last removed `identity` from `room`, or None."""
         async with self._db.connect() as conn:
             found = await conn.scalar(
-                select(removals.c.room).where(
+                select(removals.c.removed_at).where(
                     and_(removals.c.room == room, removals.c.identity == identity)
                 )
             )
-        return found is not None
+        return None if found is None else float(found)
 
     async def refuses(self, token: JoinToken) -> bool:
         names = [token.identity]

@@ -184,7 +184,7 @@ def detail_json(detail: SessionDetail) -> dict[str, Any]:
     summary="Create a mentoring pair (operator)",
     body=PairIn,
     status=201,
-    admin=True,
+    access=Access.MANAGER,
     errors=(409,),
     tags=TAGS,
 )
@@ -198,7 +198,11 @@ async def create_pair(request: web.Request) -> web.Response:
 
 
 @routes.route(
-    "GET", f"{PREFIX}/pairs", summary="List mentoring pairs (operator)", admin=True, tags=TAGS
+    "GET",
+    f"{PREFIX}/pairs",
+    summary="List mentoring pairs (operator)",
+    access=Access.MANAGER,
+    tags=TAGS,
 )
 async def list_pairs(request: web.Request) -> web.Response:
     status = request.query.get("status")
@@ -525,7 +529,7 @@ async def export_pair(request: web.Request) -> web.Response:
     "GET",
     f"{PREFIX}/program/export",
     summary="The whole program's log as JSON or CSV (operator)",
-    admin=True,
+    access=Access.VIEWER,
     errors=(422,),
     tags=TAGS,
 )
@@ -544,7 +548,7 @@ async def export_program(request: web.Request) -> web.Response:
     "GET",
     f"{PREFIX}/program/health",
     summary="Program health (?quiet_days=N for the going-quiet alert)",
-    admin=True,
+    access=Access.VIEWER,
     tags=TAGS,
 )
 async def health(request: web.Request) -> web.Response:

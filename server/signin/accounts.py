@@ -50,6 +50,10 @@ class Account:
     identity: str | None  # participants only: their identity in pairs and join tokens
     role: AccountRole
     active: bool
+    # When it was last deactivated; kept when it is reactivated, so that a participant's
+    # home lets them back into rooms the deactivation removed them from (see
+    # `SignIn.room_token`), while tokens issued before it stay refused.
+    deactivated_at: float | None = None
 
     @property
     def operator(self) -> bool:
@@ -138,16 +142,14 @@ class AccountStore:
         return await self.get(account_id)
 
     async def set_active(self, account_id: int, active: bool, now: float | None = None) -> Account:
+        """Deactivate (noting when) or reactivate an account; reactivating keeps the time
+        of the last deactivation."""
         await self.get(account_id)
+        values: dict[str, object] = {"active": active}
+        if not active:
+            values["deactivated_at"] = time.time() if now is None else now
         async with self._db.begin() as conn:
-            await conn.execute(
-                update(accounts)
-                .where(accounts.c.id == account_id)
-                .values(
-                    active=active,
-                    deactivated_at=None if active else (time.time() if now is None else now),
-                )
-            )
+            await conn.execute(update(accounts).where(accounts.c.id == account_id).values(**values))
         return await self.get(account_id)
 
     async def _insert(
@@ -202,4 +204,5 @@ def _account(row: object) -> Account:
         identity=r["identity"],
         role=AccountRole(r["role"]),
         active=bool(r["active"]),
+        deactivated_at=r["deactivated_at"],
     )

@@ -23,18 +23,21 @@ from server.api.access import (
     Access,
     actor_of,
     caller_of,
+    may_copy_participant_links,
     require_same_origin,
 )
 from server.api.http import RouteTable, json_response, path_id, read_body
+from server.api.rooms import remove_from_room
 from server.api.throttle import Buckets
 from server.api.tokens import IDENTITY_PATTERN, join_url
 from server.config import Settings
-from server.errors import Forbidden, NotFound, PairwiseError, RateLimited
+from server.errors import Conflict, Forbidden, NotFound, PairwiseError, RateLimited
 from server.services import services_of
+from server.sessionlog.pairs import Pair
 from server.signin import csrf
 from server.signin.accounts import Account, AccountRole
 from server.signin.oidc import OidcClient, OidcFailed
-from server.signin.service import SignedIn, SignIn
+from server.signin.service import Invitation, SignedIn, SignIn, lifted_by_reactivation
 from server.signin.sessions import Session
 
 routes = RouteTable()
@@ -485,7 +488,8 @@ async def join_pair(request: web.Request) -> web.Response:
         _me(request), request.match_info["pair_id"]
     )
     services = services_of(request)
-    if await services.removals.removed(pair.room, claims.identity):  # the token is dropped
+    removed_at = await services.removals.removed_at(pair.room, claims.identity)
+    if removed_at is not None and not lifted_by_reactivation(_me(request), removed_at):
         raise Forbidden("an operator removed you from this pair's room", code="removed")
     base = services.settings.base_url
     return json_response(
@@ -497,6 +501,48 @@ async def join_pair(request: web.Request) -> web.Response:
         },
         status=201,
     )
+
+
+# --- inviting pair members ----------------------------------------------------------------
+
+
+async def invite_members(request: web.Request, pairs: list[Pair], why: str) -> list[Invitation]:
+    """Mail each member of `pairs` a sign-in link to their home (`SignIn.invite`): publishing
+    a run and "Invite again" both come here. Links to copy come back only to an admin
+    (`may_copy_participant_links`), and only with mail off."""
+    members = [(m.identity, m.name) for p in pairs for m in p.members]
+    return await _signin(request).invite(
+        members,
+        copy=may_copy_participant_links(caller_of(request)),
+        actor=actor_of(request),
+        why=why,
+    )
+
+
+# --- deactivating a participant -------------------------------------------------------
+
+
+async def deactivate_participant(request: web.Request, identity: str) -> dict[str, Any]:
+    """Everything a deactivated participant held stops working, audited as the caller: they
+    are removed from every room of their pairs (disconnected wherever they are; the tokens
+    and personal PINs they hold for those rooms are refused), and their account, when they
+    have one, is deactivated with all its sessions. The console's Deactivate and
+    `PATCH /api/v1/accounts/participants/{id}` with `active: false` both come here.
+    Reactivating restores sign-in, and their home's Join mints new tokens; the old ones
+    stay refused (`lifted_by_reactivation`)."""
+    services, signin, actor = services_of(request), _signin(request), actor_of(request)
+    rooms = sorted({p.room for p in await signin.pairs.of_identity(identity)})
+    removed = [await remove_from_room(services, room, identity, actor) for room in rooms]
+    account = await signin.accounts.by_identity(identity)
+    signed_out = 0
+    if account is not None and account.active:
+        signed_out = len(await signin.sessions.of_account(account.id, signin.clock()))
+        await signin.deactivate(account.id, actor)
+    return {
+        "rooms": [r.room for r in removed],
+        "disconnected": [r.room for r in removed if r.disconnected],
+        "signed_out": signed_out,
+    }
 
 
 # --- operators managing accounts --------------------------------------------------------
@@ -556,7 +602,10 @@ def _accounts_routes(kind: Literal["operators", "participants"], access: Access)
             account.id, email=patch.email, name=patch.name, role=patch.role
         )
         changed = patch.model_dump(exclude_none=True)
-        if patch.active is False and account.active:
+        if patch.active is False and account.active and account.identity is not None:
+            await deactivate_participant(request, account.identity)
+            account = await signin.accounts.get(account.id)
+        elif patch.active is False and account.active:
             account = await signin.deactivate(account.id, actor)
         elif patch.active is True and not account.active:
             account = await signin.accounts.set_active(account.id, True)
@@ -566,11 +615,12 @@ def _accounts_routes(kind: Literal["operators", "participants"], access: Access)
     @routes.route(
         "POST",
         f"{PREFIX}/accounts/{kind}/{{account_id}}/link",
-        summary="A sign-in link to copy (and to mail too with send: true)",
+        summary="A sign-in link: to copy (admins only) and to mail with send: true; a "
+        "programme manager's is always mailed and never returned (409 mail_off without mail)",
         body=LinkOptions,
         access=access,
         status=201,
-        errors=(401, 403, 404),
+        errors=(401, 403, 404, 409),
         tags=TAGS,
     )
     async def create_link(request: web.Request) -> web.Response:
@@ -579,12 +629,19 @@ def _accounts_routes(kind: Literal["operators", "participants"], access: Access)
         options = await read_body(request, LinkOptions) if request.can_read_body else LinkOptions()
         if not account.active:
             raise Forbidden("this account is deactivated", code="account_inactive")
+        copy = may_copy_participant_links(caller_of(request))
+        if not copy and not signin.mailer.enabled:
+            raise Conflict(
+                "mail is not configured here (PAIRWISE_SMTP_HOST): an admin can copy the link",
+                code="mail_off",
+            )
         url = await signin.link_url(account)
-        mailed = options.send and signin.mailer.enabled
+        mailed = (options.send or not copy) and signin.mailer.enabled
         if mailed:
             signin.mail_link(account, url)
         await signin.record(actor_of(request), "signin_link", account, {"mailed": mailed})
-        return json_response({"url": url, "mailed": mailed}, status=201)
+        # A manager's link goes by mail only: holding it is signing in as the person.
+        return json_response({"url": url if copy else None, "mailed": mailed}, status=201)
 
     @routes.route(
         "DELETE",

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +34,34 @@ log = logging.getLogger("pairwise.signin")
 # the next meeting, so nothing long-lived ever sits in a link or a browser's storage.
 ROOM_TOKEN_SECONDS = 4 * 3600
 DAY = 86400.0
+
+
+@dataclass(frozen=True)
+class Invitation:
+    """What became of inviting one pair member: `mailed` (a sign-in link to their home is on
+    its way), `copy` (mail is off: `url` is the link, for an admin to pass on), `mail_off`
+    (mail is off and the caller may not copy links), `no_account` or `inactive`."""
+
+    identity: str
+    name: str
+    status: str
+    url: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"identity": self.identity, "name": self.name, "status": self.status,
+                "url": self.url}  # fmt: skip
+
+
+def lifted_by_reactivation(account: Account, removed_at: float) -> bool:
+    """Whether reactivating `account` undid a removal from a room made at `removed_at`:
+    deactivating a participant removes them from every room they are in, just before the
+    account is deactivated; reactivating lets their home mint them new tokens again. A
+    removal after the reactivation still holds, and so do the tokens issued before it."""
+    return (
+        account.active
+        and account.deactivated_at is not None
+        and removed_at <= account.deactivated_at
+    )
 
 
 @dataclass(frozen=True)
@@ -86,6 +114,46 @@ class SignIn:
     def mail_link(self, account: Account, url: str) -> None:
         """Mail `url` (a link an operator made) to the account, in the background."""
         self._spawn(self._send(account, url))
+
+    async def invite(
+        self, members: Iterable[tuple[str, str]], *, copy: bool, actor: str, why: str
+    ) -> list[Invitation]:
+        """Invite each (identity, name) to their home: a sign-in link to /me, mailed in the
+        background. With mail off, the links come back only when `copy` (the caller is an
+        admin: `access.may_copy_participant_links`); nobody else ever sees one. Audited."""
+        done: list[Invitation] = []
+        for identity, name in members:
+            account = await self.accounts.by_identity(identity)
+            if account is None or not account.active:
+                status = "no_account" if account is None else "inactive"
+                done.append(Invitation(identity, name, status))
+                continue
+            if not self.mailer.enabled and not copy:
+                done.append(Invitation(identity, account.name, "mail_off"))
+                continue
+            url = await self.link_url(account)
+            if self.mailer.enabled:
+                self._spawn(self._send_invitation(account, url, why))
+                done.append(Invitation(identity, account.name, "mailed"))
+            else:
+                done.append(Invitation(identity, account.name, "copy", url))
+            await self.record(actor, "invite", account, {"mailed": self.mailer.enabled})
+        return done
+
+    async def _send_invitation(self, account: Account, url: str, why: str) -> None:
+        minutes = round(self.links.lifetime_seconds / 60)
+        message = self.mailer.message(
+            account.email,
+            "You have a Pairwise mentoring pair",
+            f"Hello {account.name},\n\n{why}\n\nSign in with this link to reach your "
+            f"page, where you see your pair and join its room:\n\n{url}\n\n"
+            f"The link works once, for {minutes} minutes. After that, ask for a new one at "
+            f"{self.base_url}/signin with this address ({account.email}).\n",
+        )
+        try:
+            await self.mailer.send(message)
+        except (MailOff, MailFailed) as exc:
+            log.warning("invitation not mailed", extra={"reason": str(exc)})
 
     async def _mail_link(self, email: str) -> None:
         account = await self.accounts.by_email(email)

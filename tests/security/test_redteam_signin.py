@@ -8,7 +8,6 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
-import pytest
 
 from server.app import create_app
 from server.services import SERVICES
@@ -90,12 +89,6 @@ async def test_a_removed_member_cannot_mint_their_way_back_in_from_their_home(
     await grace.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="design: a programme manager gets a participant's sign-in URL to copy, so can sign "
-    "in as them, mint a member token at /me and read the pair's chat, which operators may not; "
-    "only the admin key could issue a member token. Needs a decision (mail only, or admin only)",
-)
 async def test_a_manager_cannot_sign_in_as_a_participant(
     make_server: Any,  # noqa: F811
     database_url: str,
@@ -112,6 +105,9 @@ async def test_a_manager_cannot_sign_in_as_a_participant(
     assert status == 201, link
     await manager.close()
     assert link.get("url") is None, "the manager holds Ada's sign-in link"
+    # The link went to Ada instead.
+    [mail] = await server.mailbox.wait_for(1)
+    assert mail["To"] == "ada@example.org"
 
 
 async def test_the_session_cookie_is_secure_when_the_public_url_is_https(

@@ -182,15 +182,15 @@ async def make_server(
 ) -> Callable[..., Any]:
     async def make(database_url: str | None = None, **overrides: Any) -> SignInServer:
         port = free_port()
-        settings = make_settings(
-            database_url=database_url,
-            public_url=f"http://127.0.0.1:{port}",
-            smtp_host="127.0.0.1",
-            smtp_port=mailbox.port,
-            smtp_tls="none",
-            auth_failures_per_minute=1_000_000,
-            **overrides,
-        )
+        given = {
+            "database_url": database_url,
+            "public_url": f"http://127.0.0.1:{port}",
+            "smtp_host": "127.0.0.1",  # smtp_host=None: mail is off
+            "smtp_port": mailbox.port,
+            "smtp_tls": "none",
+            "auth_failures_per_minute": 1_000_000,
+        }
+        settings = make_settings(**(given | overrides))
         server = await aiohttp_server(create_app(settings), host="127.0.0.1", port=port)
         return SignInServer(
             str(server.make_url("")).rstrip("/"), server.app[SERVICES], server.app, mailbox

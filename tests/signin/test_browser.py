@@ -4,6 +4,7 @@ site cannot use their session."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -76,6 +77,11 @@ async def test_sign_in_by_email_land_on_me_and_join(
     await page.wait_for_url(f"{server.url}/join*")
     await page.get_by_role("button", name="Join meeting").click()
     await expect(page.locator('.tile[data-identity="ada"]')).to_be_visible()
+    # The page shows her own tile before the server's join answer: wait for the room.
+    for _ in range(200):
+        if server.services.rooms.get("room-ada") is not None:
+            break
+        await asyncio.sleep(0.05)
     assert server.services.rooms.get("room-ada") is not None
 
     # The pair ends: /me says so, and no Join is offered.

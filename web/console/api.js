@@ -1,12 +1,22 @@
 // The console's calls to the REST API. A signed-in operator's session cookie goes with every
-// call (credentials: same-origin); until operators sign in, the admin key typed into the
-// sign-in form rides as a bearer credential, kept in this tab's session storage only.
+// call (credentials: same-origin), and each change carries the session's CSRF token; the
+// admin key typed into the sign-in form rides instead as a bearer credential, kept in this
+// tab's session storage only.
 
 import { ApiError } from "../sessionlog.js";
 
 export const KEY = "pairwise.adminKey"; // the program-health page keeps it under the same name
 
 let onSignedOut = () => {};
+let csrf = null;
+
+/** The signed-in session's CSRF token (a change made with the cookie needs it). */
+async function csrfToken() {
+  if (csrf) return csrf;
+  const response = await fetch("/api/v1/signin/session", { credentials: "same-origin" });
+  if (response.ok) csrf = (await response.json()).csrf;
+  return csrf;
+}
 
 /** What to do when the server says the caller is not signed in (401). */
 export function whenSignedOut(callback) {
@@ -18,6 +28,10 @@ export async function call(method, path, body, { raw, type } = {}) {
   const headers = {};
   const key = sessionStorage.getItem(KEY);
   if (key) headers.Authorization = `Bearer ${key}`;
+  else if (method !== "GET" && method !== "HEAD") {
+    const token = await csrfToken();
+    if (token) headers["X-CSRF-Token"] = token;
+  }
   let payload;
   if (raw !== undefined) {
     headers["Content-Type"] = type;

@@ -1,5 +1,7 @@
 // The programme console: one page per task, chosen by the address's #fragment
-// (#participants, #criteria, #matching, #pairs, #pair/<id>, #rooms, #rooms/<room>, #activity).
+// (#participants, #criteria, #matching, #pairs, #pair/<id>, #rooms, #rooms/<room>, #activity,
+// #reader). Each role sees the pages its routes open (server/api/access.py): a programme
+// manager the cohort and its pairs, a viewer health and exports, an admin everything.
 
 import { KEY, call, whenSignedOut } from "./api.js";
 import { $, fail, say } from "./ui.js";
@@ -10,13 +12,21 @@ import * as pairs from "./pairs.js";
 import * as rooms from "./rooms.js";
 import * as activity from "./activity.js";
 
-const PAGES = { participants, criteria, matching, pairs, rooms, activity };
+const reader = { show() {} }; // static: links to health and the exports
+const PAGES = { participants, criteria, matching, pairs, rooms, activity, reader };
+const RUNS_COHORT = ["admin", "manager"];
+const ROLES_FOR = {
+  participants: RUNS_COHORT, criteria: RUNS_COHORT, matching: RUNS_COHORT, pairs: RUNS_COHORT,
+  rooms: RUNS_COHORT, activity: ["admin"], reader: ["admin", "manager", "viewer"],
+};
+const allowed = (page) => (ROLES_FOR[page] || []).includes(role);
 const started = new Set();
 let role = null;
 
 function route() {
   const [name, ...rest] = location.hash.slice(1).split("/");
-  const page = name === "pair" ? "pairs" : (PAGES[name] ? name : "participants");
+  const asked = name === "pair" ? "pairs" : name;
+  const page = allowed(asked) ? asked : (allowed("participants") ? "participants" : "reader");
   for (const id of Object.keys(PAGES)) $(id).hidden = id !== page;
   for (const link of document.querySelectorAll("#nav a")) {
     const current = link.getAttribute("href") === `#${page}`;
@@ -34,11 +44,11 @@ function route() {
   Promise.resolve(module.show(name === "pair" ? { pair: arg } : { arg })).catch(fail);
 }
 
-/** A viewer reads; only managers and admins change things: their buttons are disabled. */
+/** Each role sees its own pages; only managers and admins change things. */
 function applyRole() {
   document.body.dataset.role = role || "";
-  const reader = role === "viewer";
-  if (!reader) return;
+  for (const link of document.querySelectorAll("#nav a[data-page]")) link.hidden = !allowed(link.dataset.page);
+  if (role !== "viewer") return;
   for (const button of document.querySelectorAll("[data-manager]")) {
     button.disabled = true;
     button.title = "Viewers cannot change the programme";
@@ -58,6 +68,7 @@ async function open() {
   const me = await call("GET", "/api/v1/console/me");
   role = me.role;
   $("who").textContent = `${me.label} · ${me.role}`;
+  document.body.dataset.mail = me.mail ? "on" : "off";
   $("signin-form").hidden = true;
   $("nav").hidden = false;
   $("sign-out").hidden = false;
@@ -81,8 +92,10 @@ function start() {
       $("signin-error").textContent = error.message;
     }
   });
-  $("sign-out").addEventListener("click", () => {
+  $("sign-out").addEventListener("click", async () => {
+    const key = sessionStorage.getItem(KEY);
     sessionStorage.removeItem(KEY);
+    if (!key) await call("POST", "/api/v1/signin/signout").catch(() => {}); // the session's cookie
     location.hash = "";
     location.reload();
   });

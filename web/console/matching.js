@@ -3,6 +3,7 @@
 
 import { bdi, el } from "../sessionlog.js";
 import { call, enc } from "./api.js";
+import { invitationCard } from "./pairs.js";
 import { $, fail, say } from "./ui.js";
 
 const POLL_MS = 300;
@@ -86,6 +87,7 @@ async function review(runId) {
   state.drafts = results.pairs.map((p) => ({ ...p }));
   state.fixed = new Set(state.drafts.filter((d) => d.fixed).map(key));
   state.swapped = false;
+  $("publish-invitations").replaceChildren();
   const s = results.run.summary || {};
   const published = state.drafts.some((d) => d.status === "published");
   $("review-title").textContent = published ? "Published pairs" : "Draft pairs";
@@ -115,7 +117,9 @@ export function init() {
     fail(null);
     try {
       const published = await call("POST", `/api/v1/matching/runs/${enc(state.run.id)}/publish`);
-      say(`Published ${published.pairs.length} pairs. They are under Pairs.`);
+      const mailed = published.invitations.filter((i) => i.status === "mailed").length;
+      say(`Published ${published.pairs.length} pairs. They are under Pairs.` + (mailed ? ` ${mailed} people were mailed a sign-in link.` : ""));
+      $("publish-invitations").replaceChildren(invitationCard(published.invitations, "published-link"));
       $("review-title").textContent = "Published pairs";
       $("publish").disabled = true;
     } catch (error) {

@@ -27,13 +27,24 @@ function list() {
     showEnded ? "No pairs yet: publish a matching run." : "No active pairs.", { caption: "Pairs" }));
 }
 
-function invitations(result) {
-  $("invitations").replaceChildren(el("div", { class: "log-card" },
-    el("h2", {}, "Join links to send"),
-    el("p", { class: "muted" }, "Each link lets its person into the pair's room for 30 days."),
-    ...result.invitations.map((i) => el("div", { class: "console-field" },
-      el("label", { for: `link-${i.identity}` }, `${i.name} (${i.role})`),
-      el("input", { id: `link-${i.identity}`, value: i.join_url, readonly: true })))));
+const INVITED = {
+  mailed: "a sign-in link to their page is on its way by mail",
+  mail_off: "not sent: mail is not configured here. An admin can copy their sign-in link",
+  no_account: "no sign-in account: import them with an email",
+  inactive: "deactivated: reactivate them first",
+};
+
+/** Who was invited and how (after publishing, or Invite again). A link to copy comes only to an admin, and only with mail off:
+ * the server never hands one to anyone else (it would sign them in as the person). */
+export function invitationCard(invitations, prefix = "link") {
+  const mail = document.body.dataset.mail === "on";
+  return el("div", { class: "log-card" },
+    el("h2", {}, mail ? "Invitations sent" : "Sign-in links"),
+    ...invitations.map((i) => i.url
+      ? el("div", { class: "console-field" },
+        el("label", { for: `${prefix}-${i.identity}` }, `Copy to ${i.name}: their sign-in link (it works once)`),
+        el("input", { id: `${prefix}-${i.identity}`, value: i.url, readonly: true }))
+      : el("p", { class: "console-invited", "data-identity": i.identity }, bdi(i.name), `: ${INVITED[i.status] || i.status}`)));
 }
 
 async function detail(pairId) {
@@ -56,8 +67,12 @@ async function detail(pairId) {
     el("p", {}, el("a", { href: `#rooms/${enc(pair.room)}` }, `Who is in room ${pair.room} now`)),
     el("div", { class: "console-actions" },
       action("Invite again", async () => {
-        invitations(await call("POST", `/api/v1/console/pairs/${enc(pair.id)}/invitations`));
-        say("Join links issued.");
+        const result = await call("POST", `/api/v1/console/pairs/${enc(pair.id)}/invitations`);
+        $("invitations").replaceChildren(invitationCard(result.invitations));
+        const copy = result.invitations.some((i) => i.url);
+        say(result.mail ? "Invitations mailed."
+          : copy ? "Mail is not configured here: copy each sign-in link to its person."
+            : "Mail is not configured here: an admin can copy the sign-in links.");
       }, { "data-manager": true, disabled: !open }),
       action("End pair", async () => {
         if (!confirm(`End ${pair.title}? Their room closes; the log stays.`)) return;

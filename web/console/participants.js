@@ -85,8 +85,11 @@ export async function show() {
         form.querySelector("input").focus();
       }, { "data-manager": true, "aria-label": `Edit ${p.identity}` }) : null,
       action(p.active ? "Deactivate" : "Reactivate", async () => {
-        await call("POST", `/api/v1/console/participants/${enc(p.identity)}/${p.active ? "deactivate" : "reactivate"}`);
-        say(`${p.identity} is ${p.active ? "deactivated" : "active again"}.`);
+        const done = await call("POST", `/api/v1/console/participants/${enc(p.identity)}/${p.active ? "deactivate" : "reactivate"}`);
+        const rooms = done.rooms?.length ?? 0;
+        say(p.active
+          ? `${p.identity} is deactivated: removed from ${rooms} ${rooms === 1 ? "room" : "rooms"} and signed out everywhere; the links they hold stop working.`
+          : `${p.identity} is active again: they can sign in; the links they held still do not work.`);
         await show();
       }, { "data-manager": true, "aria-label": `${p.active ? "Deactivate" : "Reactivate"} ${p.identity}` })),
   ]);

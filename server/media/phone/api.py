@@ -91,7 +91,7 @@ async def _open_dial_in(request: web.Request) -> tuple[DialIn, str]:
     "/api/v1/rooms/{room}/pin",
     summary="Create or return a room's dial-in PIN",
     response=RoomPin,
-    admin=True,
+    access=Access.MANAGER,
     errors=(401, 403, 404, 422),
     tags=("phone",),
 )
@@ -106,7 +106,7 @@ async def ensure_room_pin(request: web.Request) -> web.Response:
     "/api/v1/rooms/{room}/pin",
     summary="A room's dial-in PIN",
     response=RoomPin,
-    admin=True,
+    access=Access.MANAGER,
     errors=(401, 404, 422),
     tags=("phone",),
 )
@@ -125,7 +125,7 @@ async def get_room_pin(request: web.Request) -> web.Response:
     body=ParticipantPinRequest,
     response=ParticipantPin,
     status=201,
-    admin=True,
+    access=Access.MANAGER,
     errors=(401, 403, 404, 422),
     tags=("phone",),
 )
@@ -159,7 +159,7 @@ class LiveCalls(BaseModel):
     "/api/v1/phone/calls",
     summary="Phone calls in progress (the operators' console)",
     response=LiveCalls,
-    access=Access.VIEWER,
+    access=Access.MANAGER,
     errors=(401, 403, 404),
     tags=("phone",),
 )
