@@ -10,6 +10,7 @@ application's event loop (a 100 KB line froze every call and request for seconds
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from typing import Any
 
@@ -84,3 +85,31 @@ async def test_a_long_line_does_not_stall_the_server(
     took = time.monotonic() - began
     assert took < 3.0, f"the reply took {took:.1f} s"
     assert max(gaps) < 1.0, f"the event loop stalled for {max(gaps):.1f} s"
+
+
+async def test_the_log_never_holds_a_working_reply_address(
+    make_node: MakeNode,  # noqa: F811
+    smtp: SmtpSink,  # noqa: F811
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A refused reply to a valid address (an auto-reply, one with no text, one over the
+    rate) was logged with the whole address: whoever reads the log could post as Ben."""
+    node = await inbound_node(make_node)
+    pair = await node.pair(ANA, BEN, room="room-1")
+    assert node.services.mailin is not None
+    ben = node.services.mailin.replies.addresses.address(pair["id"], BEN)
+    signature = ben.split("@")[0].rsplit(".", 1)[1]
+    with caplog.at_level(logging.DEBUG, logger="pairwise"):
+        for message in (
+            reply(ben, "I am out of office", Auto_Submitted="auto-replied"),
+            reply(ben, "> only a quote"),
+        ):
+            with pytest.raises(aiosmtplib.SMTPResponseException):
+                await send(node, message)
+    refused = [r for r in caplog.records if r.message == "mail reply refused"]
+    assert [r.reason for r in refused] == ["automatic", "empty"]  # type: ignore[attr-defined]
+    assert refused[0].address.startswith(f"reply+{pair['id']}.")  # type: ignore[attr-defined]
+    # Ours (aiosmtpd's mail.log, which writes each line at DEBUG, is at WARNING in the
+    # server process: tests/mailin/test_process.py).
+    for record in (r for r in caplog.records if r.name.startswith("pairwise")):
+        assert signature not in record.getMessage() + str(record.__dict__), record
