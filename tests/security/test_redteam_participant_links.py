@@ -59,3 +59,40 @@ async def test_a_manager_cannot_redirect_a_participants_link_to_themself(
     finally:
         for browser in people.values():
             await browser.close()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="server/signin (lifted_by_reactivation): reactivating an account lifts every "
+    "removal made before its deactivation, an operator's deliberate one too (owner: the "
+    "signin helper); the removal store would need to say which removals deactivation made",
+)
+async def test_reactivating_does_not_undo_an_earlier_removal(
+    server: SignInServer,  # noqa: F811
+) -> None:
+    """A manager removes Ada from her pair's room (say, for her conduct). Weeks later an
+    admin deactivates her account and reactivates it (she asked for her other pairs back):
+    her home's Join must still be refused for the room she was removed from."""
+    made = await _cohort(server)
+    ada, pair = made["ada"], made["pair"]
+    people = await _browsers(server)
+    try:
+        status, _ = await people["manager"].call(
+            "DELETE", f"/api/v1/rooms/{pair['room']}/participants/ada"
+        )
+        assert status == 200
+        join = f"/api/v1/home/pairs/{pair['id']}/join"
+        status, refused = await people["participant"].call("POST", join)
+        assert (status, refused["error"]["code"]) == (403, "removed"), refused
+        account = f"/api/v1/accounts/participants/{ada['id']}"
+        for active in (False, True):
+            status, changed = await people["admin"].call("PATCH", account, {"active": active})
+            assert status == 200 and changed["active"] is active, changed
+        again = await server.signed_in("ada@example.org")
+        people["again"] = again
+        status, answer = await again.call("POST", join)
+        assert status == 403, ("Ada is back in the room she was removed from", answer)
+    finally:
+        for browser in people.values():
+            await browser.close()
