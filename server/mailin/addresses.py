@@ -61,3 +61,13 @@ class ReplyAddresses:
         if not hmac.compare_digest(signature, self._signature(pair_id, identity)):
             raise Forbidden("this reply address was not made by Pairwise", code="forged")
         return pair_id, identity
+
+
+def for_log(address: str) -> str:
+    """`address` with its signature cut off: a valid reply address posts as its member, so
+    a log that held one would hand that to whoever reads the log (as a sign-in link would)."""
+    local, at, domain = address.strip().strip("<>").rpartition("@")
+    head, dot, _ = local.rpartition(".")
+    if not (at and dot and local.lower().startswith(PREFIX)):
+        return address[:300]
+    return f"{head}.…@{domain}"[:300]

@@ -9,7 +9,7 @@ before its body is sent, and again at the end of DATA (the pair may have ended s
 Every refusal is a permanent 5xx with the reason (the sender's mail server turns it into
 a bounce the person reads) and a log line; a reply larger than `max_bytes` is refused at
 MAIL (its SIZE) or once it has been read (aiosmtpd stops storing it at the limit). The log
-never holds the text of a reply.
+never holds the text of a reply, nor a reply address's signature (the address posts).
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ from typing import Any, AnyStr
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from server.errors import InvalidInput, PairwiseError
+from server.errors import InvalidInput, PairwiseError, RateLimited
+from server.mailin.addresses import for_log
 from server.mailin.replies import MailReplies
 
 log = logging.getLogger("pairwise.mailin")
@@ -120,8 +121,10 @@ class InboundSmtp:
     def _refused(self, session: Session, address: str, exc: PairwiseError) -> str:
         log.warning(
             "mail reply refused",
-            extra={"reason": exc.code, "address": address[:300], "peer": _peer(session)},
+            extra={"reason": exc.code, "address": for_log(address), "peer": _peer(session)},
         )
+        if isinstance(exc, RateLimited):  # the sender's server tries again later
+            return f"451 4.7.1 Not posted yet: {_one_line(exc.message)}"
         if isinstance(exc, InvalidInput) and exc.code == "too_long":
             return f"552 5.3.4 The reply is too long: {exc.message}"
         status = "550 5.6.0" if isinstance(exc, InvalidInput) else "550 5.7.1"

@@ -11,26 +11,38 @@ published on the room's event bus (live to whoever reads the chat, on every node
 the chat privacy rules), unread for the partner until they read it, and in the digest if
 they do not. Its client id comes from the Message-ID, so a mail server that delivers the
 same reply twice (it did not hear our answer) posts it once.
+
+Replies are rate-limited per address, as Socket.IO chat is per member (a person answers a
+digest a few times an hour; a script posting through an address it holds would fill the
+partner's chat), and read in a worker thread: a reply of up to `inbound_max_bytes` takes
+a while to parse, and the event loop serves every room meanwhile.
 """
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 import hashlib
+from collections import OrderedDict
 from dataclasses import dataclass
 from email.message import EmailMessage
 
-from server.errors import Forbidden, InvalidInput, NotFound
+from server.errors import Forbidden, InvalidInput, NotFound, PairwiseError, RateLimited
 from server.mailin.addresses import ReplyAddresses
 from server.mailin.text import reply_text
 from server.rooms.chat import ChatMessage, ChatService
 from server.rooms.removals import RemovalStore
 from server.sessionlog.pairs import Member, Pair, PairStore
+from server.signaling.ratelimit import TokenBucket
 
 # Precedence values and headers that mark mail no person wrote (RFC 3834 and older habits).
 _AUTOMATIC_PRECEDENCE = {"bulk", "junk", "list", "auto_reply"}
 _AUTOMATIC_HEADERS = ("X-Autoreply", "X-Autorespond", "X-Autoresponder")
+# Per reply address: this many at once, then one a minute.
+REPLY_BURST = 5
+REPLY_RATE_PER_SECOND = 1 / 60
+MAX_TRACKED = 10_000  # addresses whose budget is remembered (the least recent is forgotten)
 
 
 @dataclass(frozen=True)
@@ -51,6 +63,7 @@ class MailReplies:
         self._pairs = pairs
         self._removals = removals
         self._chat = chat
+        self._buckets: OrderedDict[tuple[str, str], TokenBucket] = OrderedDict()
 
     async def recipient(self, address: str) -> Recipient:
         """The pair and member a reply address stands for, if it may post now.
@@ -79,23 +92,43 @@ class MailReplies:
     async def post(self, address: str, mail_from: str, raw: bytes) -> tuple[Recipient, ChatMessage]:
         """Post the reply `raw` (a whole message) sent to `address` into its pair's chat."""
         to = await self.recipient(address)
-        message = email.message_from_bytes(raw, policy=email.policy.default)
-        assert isinstance(message, EmailMessage)
-        if automatic(message, mail_from):
-            raise Forbidden(
-                "automatic mail (an auto-reply, a bounce, a list) is not posted to the chat",
-                code="automatic",
+        bucket = self._bucket(to)
+        if not bucket.take():
+            raise RateLimited("too many replies from this address; try again in a few minutes")
+        try:
+            message = await asyncio.to_thread(_parse, raw)
+            if automatic(message, mail_from):
+                raise Forbidden(
+                    "automatic mail (an auto-reply, a bounce, a list) is not posted to the chat",
+                    code="automatic",
+                )
+            text = await asyncio.to_thread(reply_text, message)
+            if not text:
+                raise InvalidInput(
+                    "the reply has no text of its own once the quoted email is left out",
+                    code="empty",
+                )
+            posted = await self._chat.post(
+                to.pair.room, to.member.identity, to.member.name, text, client_id(message, raw)
             )
-        text = reply_text(message)
-        if not text:
-            raise InvalidInput(
-                "the reply has no text of its own once the quoted email is left out",
-                code="empty",
-            )
-        posted = await self._chat.post(
-            to.pair.room, to.member.identity, to.member.name, text, client_id(message, raw)
-        )
+        except PairwiseError:
+            bucket.give()  # nothing posted: the budget is for what reaches the chat
+            raise
         return to, posted
+
+    def _bucket(self, to: Recipient) -> TokenBucket:
+        key = (to.pair.id, to.member.identity)
+        bucket = self._buckets.pop(key, None) or TokenBucket(REPLY_RATE_PER_SECOND, REPLY_BURST)
+        self._buckets[key] = bucket
+        if len(self._buckets) > MAX_TRACKED:
+            self._buckets.popitem(last=False)
+        return bucket
+
+
+def _parse(raw: bytes) -> EmailMessage:
+    message = email.message_from_bytes(raw, policy=email.policy.default)
+    assert isinstance(message, EmailMessage)
+    return message
 
 
 def automatic(message: EmailMessage, mail_from: str) -> bool:

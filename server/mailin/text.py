@@ -27,6 +27,9 @@ _ATTRIBUTION = re.compile(
     r"\b.*:$",  # "... schrieb Pairwise:": the name may come after the verb
     re.IGNORECASE,
 )
+# Longer than this is no attribution; the limit also keeps _ATTRIBUTION, whose time grows
+# with the square of what it reads, from spending seconds on one long line.
+ATTRIBUTION_MAX_CHARS = 400
 _ORIGINAL = re.compile(r"^(-{2,}\s*original message\s*-{2,}|_{20,})$", re.IGNORECASE)
 _SENT_FROM = re.compile(r"^(sent from my |get outlook for )", re.IGNORECASE)
 
@@ -97,6 +100,8 @@ def _attribution_at(lines: list[str], i: int) -> int:
         if not part or part.startswith(">"):
             break
         joined = f"{joined} {part}".strip()
+        if len(joined) > ATTRIBUTION_MAX_CHARS:
+            break
         if _ATTRIBUTION.match(joined):
             return span
     return 0

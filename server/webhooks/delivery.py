@@ -27,6 +27,14 @@ from server.errors import InvalidInput
 
 USER_AGENT = "Pairwise-Webhooks/1"
 NAT64 = ip_network("64:ff9b::/96")  # a gateway maps these onto IPv4 addresses
+# Not globally reachable (IANA's special-purpose registry), though Python before 3.12.4 says
+# they are: a local-use NAT64 gateway (RFC 8215) maps 64:ff9b:1::/48 onto inside IPv4
+# addresses, as do the IPv4-compatible and IPv4-translated forms; 3fff::/20 documents,
+# 5f00::/16 is segment routing's.
+NOT_GLOBAL_V6 = tuple(
+    ip_network(net)
+    for net in ("::/96", "::ffff:0:0:0/96", "64:ff9b:1::/48", "3fff::/20", "5f00::/16")
+)
 # A name's labels as DNS takes them (an international name arrives in punycode).
 HOSTNAME = re.compile(r"[A-Za-z0-9_-]{1,63}(\.[A-Za-z0-9_-]{1,63})*\.?")
 
@@ -64,6 +72,8 @@ def is_public(address: str) -> bool:
     except ValueError:
         return False
     if isinstance(ip, IPv6Address):
+        if any(ip in net for net in NOT_GLOBAL_V6):
+            return False
         if ip.ipv4_mapped is not None:
             ip = ip.ipv4_mapped
         elif ip in NAT64:

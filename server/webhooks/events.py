@@ -10,6 +10,7 @@ happening is reported (publishing a run again, the quiet check running every hou
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -18,6 +19,11 @@ from server.meetings.model import Meeting
 from server.rooms.events import MediaModeChanged, SessionEnded, SessionStarted
 from server.sessionlog.health import QuietPair
 from server.sessionlog.pairs import Pair
+
+# A media step's reason as the media path names it (ice_failed, camera_unavailable). The
+# member's client sends the reason, so anything else may be words the member wrote.
+REASON_CODE = re.compile(r"[a-z0-9]+(_[a-z0-9]+)*")
+REASON_MAX_CHARS = 40
 
 
 class EventType(StrEnum):
@@ -87,7 +93,10 @@ def meeting_ended(pair: Pair, event: SessionEnded) -> Event:
 
 
 def fallback_used(pair: Pair, event: MediaModeChanged) -> Event:
-    """A step down the ladder, told by the member's role, never their identity."""
+    """A step down the ladder, told by the member's role, never their identity; its
+    reason only when it is a code (a client may send any text as the reason, and a channel
+    would show it as Pairwise's words)."""
+    reason = event.reason if _is_reason_code(event.reason) else None
     role = next((m.role for m in pair.members if m.identity == event.identity), "participant")
     return Event(
         EventType.FALLBACK_USED,
@@ -95,7 +104,15 @@ def fallback_used(pair: Pair, event: MediaModeChanged) -> Event:
         f"fallback.used:{pair.id}:{event.ts:.6f}:{role}:{event.previous}:{event.mode}",
         pair.id,
         event.ts,
-        {"role": role, "from": event.previous, "to": event.mode, "reason": event.reason},
+        {"role": role, "from": event.previous, "to": event.mode, "reason": reason},
+    )
+
+
+def _is_reason_code(reason: str | None) -> bool:
+    return (
+        reason is not None
+        and len(reason) <= REASON_MAX_CHARS
+        and REASON_CODE.fullmatch(reason) is not None
     )
 
 
