@@ -198,3 +198,27 @@ async def test_one_to_one_then_a_group(open_page: OpenPage) -> None:
     await cy.page.get_by_role("button", name="Leave").click()
     await expect(page.locator("#tiles")).to_have_attribute("data-layout", "one-to-one")
     assert violations == []
+
+
+async def test_the_noise_suppression_choice_is_kept(open_page: OpenPage) -> None:
+    """Noise suppression switched off stays off for every later capture of the microphone
+    (here a reload: the same path as a device lost and back, or Try again)."""
+    ada = await open_page("ada", name="Ada Lovelace", diag=("debug-handle",))
+    bo = await open_page("bo", name="Bo Chen")
+    page = ada.page
+    suppressing = (
+        "() => pairwiseDebug.room.media.senders.audio?.track?.getSettings().noiseSuppression"
+    )
+    await page.wait_for_function(f"() => ({suppressing})() === true")
+    await page.keyboard.press("d")
+    noise = page.get_by_role("dialog", name="Camera, microphone and speaker").get_by_label(
+        "Noise suppression"
+    )
+    await noise.uncheck()
+    await page.wait_for_function(f"() => ({suppressing})() === false")
+    await page.reload()  # back in the room by itself (a reload keeps the tab in the meeting)
+    await expect(ada.tile("bo")).to_be_visible()
+    await expect(bo.tile("ada")).to_have_attribute("data-video", "playing", timeout=20_000)
+    await page.wait_for_function(f"() => ({suppressing})() === false")
+    await page.keyboard.press("d")
+    await expect(noise).not_to_be_checked()
