@@ -9,9 +9,11 @@ import pytest
 from playwright.async_api import expect
 
 from tests.e2e.conftest import OpenPage, RoomPage, publish_screenshot
-from tests.e2e.room_checks import axe_violations
+from tests.e2e.room_checks import NO_HORIZONTAL_SCROLL, axe_violations
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
+
+PHONE = {"width": 390, "height": 844}
 
 FRAMES_DECODED = """(identity) => {
   const video = document.querySelector(`.tile[data-identity="${identity}"] video`);
@@ -56,10 +58,14 @@ async def test_one_to_one_then_a_group(open_page: OpenPage) -> None:
     boxes = await ada.evaluate(BOXES)
     stage, partner, me = boxes["stage"], boxes["tiles"]["bo"], boxes["tiles"]["ada"]
     assert partner["w"] * partner["h"] >= 0.6 * stage["w"] * stage["h"], boxes
-    assert partner["fit"] == "contain" and partner["vw"] == 640, boxes  # letterboxed, whole frame
+    # Letterboxed, the whole 4:3 frame (whichever simulcast layer the SFU sends now).
+    assert partner["fit"] == "contain" and partner["vw"] > 0, boxes
+    assert partner["vw"] * 3 == partner["vh"] * 4, boxes
     assert me["w"] * me["h"] <= 0.1 * stage["w"] * stage["h"] and me["place"] == "float", boxes
     await check_axe(ada, "1:1", violations)
-    publish_screenshot(await ada.screenshot("room-desktop"), "room-desktop.png")
+    shot = await ada.screenshot("room-desktop")
+    publish_screenshot(shot, "room-desktop.png")
+    publish_screenshot(shot, "room.png")  # the README's
 
     # My small video moves: dragged to the top left it settles in that corner.
     self_tile = ada.tile("ada")
@@ -169,7 +175,7 @@ async def test_one_to_one_then_a_group(open_page: OpenPage) -> None:
     await page.wait_for_function("() => document.pictureInPictureElement === null")
 
     # A third person: speaker view features who the SFU says is speaking, grid shows all.
-    cy = await open_page("cy", name="Cy Diaz")
+    cy = await open_page("cy", name="Cy Diaz", viewport=PHONE, has_touch=True, is_mobile=True)
     await expect(ada.tile("cy")).to_have_attribute("data-video", "playing", timeout=20_000)
     await expect(page.locator("#tiles")).to_have_attribute("data-layout", "speaker")
     # The fake microphones beep alike, so which of three is loudest is a coin toss (the
@@ -195,6 +201,14 @@ async def test_one_to_one_then_a_group(open_page: OpenPage) -> None:
     assert max(areas) < 1.05 * min(areas), grid  # everyone the same size
     await check_axe(ada, "grid view", violations)
     publish_screenshot(await ada.screenshot("room-group-desktop"), "room-group-desktop.png")
+    # The same meeting on Cy's phone: the speaker view fits the screen.
+    await expect(cy.page.locator("#tiles")).to_have_attribute("data-layout", "speaker")
+    for other in ("ada", "bo"):
+        await expect(cy.tile(other)).to_have_attribute("data-video", "playing", timeout=20_000)
+    await expect(cy.page.locator("#banner")).to_be_hidden()
+    assert await cy.evaluate(NO_HORIZONTAL_SCROLL)
+    await check_axe(cy, "speaker view on a phone", violations)
+    publish_screenshot(await cy.screenshot("room-group-phone"), "room-group-phone.png")
     await cy.page.get_by_role("button", name="Leave").click()
     await expect(page.locator("#tiles")).to_have_attribute("data-layout", "one-to-one")
     assert violations == []

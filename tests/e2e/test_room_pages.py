@@ -5,6 +5,7 @@ included, as scaled to the screen), and each view is photographed for docs/scree
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any
 
 import pytest
@@ -21,6 +22,7 @@ from tests.support.process import ADMIN_KEY
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
+CODE = re.compile(r"\b[a-z]+_[a-z_]+\b")  # no_video_rtp, camera_unavailable, ...
 SIZES = {"desktop": {"width": 1280, "height": 800}, "phone": {"width": 390, "height": 844}}
 
 SMALLEST_TEXT = """() => {
@@ -50,6 +52,8 @@ async def check(
         wide = await page.evaluate("() => document.documentElement.scrollWidth")
         problems.append(f"{view} {size}: {wide} px wide")
     problems += [f"{view} {size}: small text {t}" for t in await page.evaluate(SMALLEST_TEXT)]
+    text = await page.locator("body").inner_text()
+    problems += [f"{view} {size}: internal code {code}" for code in CODE.findall(text)]
     if photo:
         publish_screenshot(await shoot(page, f"{view}-{size}"), f"{view}-{size}.png")
 
@@ -110,7 +114,8 @@ async def test_every_page_is_accessible_and_fits_a_phone(
 
         await page.goto(f"{server.url}/join#token={token}")
         await expect(page.get_by_role("button", name="Join meeting")).to_be_enabled()
-        await check(page, "prejoin", size, problems)
+        # (room-prejoin-phone.png is test_room_chat's)
+        await check(page, "room-prejoin", size, problems, photo=not phone)
 
         await page.goto(f"{server.url}/pair?pair={pair['id']}#token={token}")
         await expect(page.locator(".log-session")).to_have_count(2)
