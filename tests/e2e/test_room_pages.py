@@ -23,6 +23,7 @@ from tests.support.process import ADMIN_KEY
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 CODE = re.compile(r"\b[a-z]+_[a-z_]+\b")  # no_video_rtp, camera_unavailable, ...
+SCRIPT_WORDS = re.compile(r"\b(null|undefined|NaN|\[object Object\])")
 SIZES = {"desktop": {"width": 1280, "height": 800}, "phone": {"width": 390, "height": 844}}
 
 SMALLEST_TEXT = """() => {
@@ -54,6 +55,7 @@ async def check(
     problems += [f"{view} {size}: small text {t}" for t in await page.evaluate(SMALLEST_TEXT)]
     text = await page.locator("body").inner_text()
     problems += [f"{view} {size}: internal code {code}" for code in CODE.findall(text)]
+    problems += [f"{view} {size}: shows {word}" for word in SCRIPT_WORDS.findall(text)]
     if photo:
         publish_screenshot(await shoot(page, f"{view}-{size}"), f"{view}-{size}.png")
 
