@@ -36,14 +36,14 @@ function render(health) {
   );
   const weekLabel = (w) => w.week.slice(5);
   $("chart-weeks").replaceChildren(barChart(
-    health.weeks.map((w) => ({ label: weekLabel(w), value: w.sessions })), { title: "Sessions per week" }));
+    health.weeks.map((w) => ({ label: weekLabel(w), value: w.sessions })), { title: "Sessions per week", width: $("chart-weeks").clientWidth }));
   $("chart-fallback").replaceChildren(barChart(
     health.weeks.map((w) => ({ label: weekLabel(w), value: w.fallback_rate === null ? null : w.fallback_rate * 100 })),
-    { title: "Sessions that needed a fallback", unit: "%", top: 100 }));
+    { title: "Sessions that needed a fallback", unit: "%", top: 100, width: $("chart-fallback").clientWidth }));
   $("fallback-steps").replaceChildren(table(["Step", "Sessions"], Object.entries(health.fallback_steps), "No fallbacks."));
   $("chart-ratings").replaceChildren(barChart(
     Object.entries(health.rating_distribution).map(([n, count]) => ({ label: `${n}★`, value: count })),
-    { title: "Rating distribution" }));
+    { title: "Rating distribution", width: $("chart-ratings").clientWidth }));
   $("months").replaceChildren(table(["Month", "Sessions", "Pairs", "Per pair"],
     health.months.map((m) => [m.month, m.sessions, m.pairs, m.per_pair.toFixed(2)]), "No sessions yet."));
   $("quiet").replaceChildren(pairTable(["Pair", "Last session or message", "Days quiet"],
@@ -71,6 +71,9 @@ async function load() {
     adminPart("/api/v1/program/settings"),
     adminPart("/api/v1/program/transcript-reads"),
   ]);
+  // Shown before drawing: the charts are drawn at the width they are shown at.
+  $("key-form").hidden = true;
+  $("report").hidden = false;
   render(health);
   $("privacy").hidden = settings === null;
   if (settings === null) return;

@@ -72,9 +72,10 @@ export async function mountMeetings(container, { call, pair, me }) {
     container.replaceChildren(
       el("h2", {}, "Meetings"),
       el("ul", { class: "log-list", id: "meeting-list" }, ...meetings.map(meetingItem)),
-      suggestions.length ? el("p", { class: "muted" }, "Both free: ",
+      // (replaceChildren writes a null as the text "null": nothing is left out by a spread)
+      ...(suggestions.length ? [el("p", { class: "muted" }, "Both free: ",
         ...suggestions.map((s) => el("button", { type: "button",
-          onclick: act(() => propose("Mentoring session", s.start_utc, 60)) }, s.mentee_local))) : null,
+          onclick: act(() => propose("Mentoring session", s.start_utc, 60)) }, s.mentee_local)))] : []),
       form, feed, error,
     );
   }

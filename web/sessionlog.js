@@ -74,16 +74,21 @@ export function minutes(seconds) {
 
 /**
  * A bar chart as SVG. bars: [{label, value}] (value null = no data).
- * `top` fixes the scale (e.g. 100 for percentages).
+ * `top` fixes the scale (e.g. 100 for percentages). `width`: the CSS pixels it is shown at
+ * (at most 640), so one user unit is one pixel and its 11 px labels stay 11 px on a phone
+ * (a 640-unit chart shown 358 px wide drew them at 6 px); labels that would overlap at
+ * that width are thinned to every second, third… bar (each bar keeps its tooltip).
  */
-export function barChart(bars, { title, unit = "", top = null } = {}) {
-  const width = 640, height = 220, pad = 32;
+export function barChart(bars, { title, unit = "", top = null, width: shown = 640 } = {}) {
+  const width = Math.round(Math.min(640, Math.max(240, shown || 640))), height = 220, pad = 32;
   const values = bars.map((b) => b.value).filter((v) => v !== null);
   const ceiling = top ?? Math.max(1, ...values);
   const step = (width - 2 * pad) / Math.max(bars.length, 1);
   const chart = svg("svg", { viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": title, class: "chart" });
   chart.append(svg("line", { x1: pad, y1: height - pad, x2: width - pad, y2: height - pad, class: "axis" }));
   chart.append(svg("text", { x: pad, y: 14 }, `${title} (max ${Math.round(ceiling)}${unit})`));
+  const longest = Math.max(1, ...bars.map((b) => String(b.label).length));
+  const every = Math.max(1, Math.ceil((longest * 7 + 6) / step)); // ~7 px a character at 11 px
   bars.forEach((bar, i) => {
     const x = pad + i * step;
     if (bar.value === null) {
@@ -94,7 +99,7 @@ export function barChart(bars, { title, unit = "", top = null } = {}) {
       rect.append(svg("title", {}, `${bar.label}: ${Math.round(bar.value * 10) / 10}${unit}`));
       chart.append(rect);
     }
-    chart.append(svg("text", { x: x + step / 2, y: height - pad + 14, "text-anchor": "middle" }, bar.label));
+    if (i % every === 0) chart.append(svg("text", { x: x + step / 2, y: height - pad + 14, "text-anchor": "middle" }, bar.label));
   });
   return chart;
 }

@@ -12,10 +12,18 @@ are: each publisher's loudness is smoothed over `HALF_LIFE_SECONDS`, the loudest
 above `SILENCE_DBOV` becomes the candidate, and the candidate becomes the active speaker
 once it has stayed the loudest for `HOLD_SECONDS`, so a cough or a word of agreement
 does not move the highlight. When everyone falls silent the last speaker stays.
+
+The smoothing averages amplitude (10^(dBov/20)), not decibels. Speech is loud syllables
+with silent gaps, and a browser marks a silent packet 127 (-127 dBov): averaged in
+decibels, one such packet weighs as much as a shout, so a talker with pauses sat at
+-60..-90 "dBov" and was never the speaker for long (measured with Chromium's fake
+microphone, a beep each second: its smoothed level was below `SILENCE_DBOV` nearly all
+the time, and a room of three never named one). In amplitude a gap of 0.3 s costs 6 dB.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 HALF_LIFE_SECONDS = 0.3  # smoothing of each publisher's level
@@ -27,8 +35,16 @@ EVALUATE_SECONDS = 0.1  # how often observations are turned into a decision
 
 @dataclass
 class _Level:
-    loudness: float  # dBov, smoothed
+    amplitude: float  # 10^(dBov/20), smoothed
     at: float  # when the last packet came
+
+    @property
+    def loudness(self) -> float:
+        """The smoothed level in dBov."""
+        return 20.0 * math.log10(max(self.amplitude, _SILENT))
+
+
+_SILENT = 10.0 ** (-127 / 20)
 
 
 @dataclass
@@ -45,13 +61,13 @@ class SpeakerDetector:
     def observe(self, identity: str, level: int, now: float) -> str | None:
         """One audio packet's RFC 6464 level (0..127, -dBov) from `identity` at `now`.
         Returns the new active speaker when it changes, else None."""
-        dbov = -float(level & 0x7F)
+        amplitude = 10.0 ** (-float(level & 0x7F) / 20)
         current = self.levels.get(identity)
         if current is None:
-            self.levels[identity] = _Level(dbov, now)
+            self.levels[identity] = _Level(amplitude, now)
         else:
             weight = 1.0 - 0.5 ** (max(0.0, now - current.at) / HALF_LIFE_SECONDS)
-            current.loudness += weight * (dbov - current.loudness)
+            current.amplitude += weight * (amplitude - current.amplitude)
             current.at = now
         if self.evaluated_at is not None and now - self.evaluated_at < EVALUATE_SECONDS:
             return None

@@ -105,6 +105,16 @@ async def test_phone_join_room_and_chat_layer(open_page: OpenPage, base_url: str
     opened = await ada.evaluate(fits)
     assert opened["scrollY"] == 0 and opened["main"] == 0, opened
     assert opened["height"] <= opened["inner"] and opened["wide"] <= PHONE["width"], opened
+    # Every control is on the screen, whole, with an icon (the words are hidden here).
+    controls = await page.locator(".controls button").evaluate_all(
+        """(buttons) => buttons.map((b) => { const r = b.getBoundingClientRect();
+            const icon = b.querySelector('svg')?.getBoundingClientRect();
+            return {id: b.id, left: r.left, right: r.right, icon: icon ? icon.width : 0}; })"""
+    )
+    assert len(controls) >= 8, controls
+    for control in controls:
+        assert control["left"] >= 0 and control["right"] <= PHONE["width"], controls
+        assert control["icon"] >= 16, controls
     publish_screenshot(await ada.screenshot("room-phone"), "room-phone.png")
     assert await axe_violations(page, "room phone") == []
 

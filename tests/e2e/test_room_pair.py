@@ -88,8 +88,24 @@ async def test_pair_page_for_a_member_of_two_pairs(base_url: str, launcher: Laun
     missed = page.locator(".log-session", has_not_text="Ada Lovelace")
     await expect(missed).to_contain_text("You were not in this meeting.")
     await expect(missed.locator("form")).to_have_count(0)
-    # The join link is this token's room's: the page of a pair in another room hides it.
-    assert pairs["pair-b"]["room"] == "pair-b"
+    # Each meeting link opens its own pair: the join link goes to that pair's room, also
+    # for the other pair, and a link naming another pair shows (and joins) the token's.
+    await join.click()
+    await expect(page.locator("#joining-as")).to_contain_text("Joining pair-a as Ada Lovelace")
+    token_b = await asyncio.to_thread(
+        issue_token, base_url, "pair-b", "ada", "Ada Lovelace", "mentee"
+    )
+    for shown, link in (
+        ("Pair B", f"/pair#token={token_b}"),
+        ("Pair A", f"/pair?pair={pairs['pair-b']['id']}#token={token}"),
+    ):
+        tab = await context.new_page()  # a tab of its own: its own session storage
+        await tab.goto(base_url + link)
+        await expect(tab.get_by_role("heading", level=1)).to_have_text(shown)
+        await tab.get_by_role("link", name="Join the room").click()
+        room = "pair-b" if shown == "Pair B" else "pair-a"
+        await expect(tab.locator("#joining-as")).to_contain_text(f"Joining {room} as Ada")
+        await tab.close()
 
     # /program on the same phone: nothing scrolls the page sideways.
     await page.goto(f"{base_url}/program")

@@ -68,6 +68,21 @@ def test_silence_keeps_the_last_speaker_and_a_muted_one_is_forgotten() -> None:
     assert feed(detector, {"bo": QUIET}, start=3.0, seconds=2.0)[-1][1] == "bo"
 
 
+def test_a_talker_with_pauses_is_the_speaker() -> None:
+    """Syllables with silent gaps (127, as a browser marks silence), as Chromium's fake
+    microphone beeps: averaged in decibels the gaps sank the talker below silence."""
+    detector = SpeakerDetector()
+    feed(detector, {"ada": LOUD}, start=0.0, seconds=1.0)
+    detector.forget("ada")  # Ada mutes; Bo talks: 0.2 s of words, 0.3 s of pause
+    changes = []
+    for burst in range(6):
+        start = 1.0 + burst * 0.5
+        changes += feed(detector, {"bo": 10}, start=start, seconds=0.2)
+        changes += feed(detector, {"bo": 127}, start=start + 0.2, seconds=0.3)
+    assert [who for _, who in changes] == ["bo"], changes
+    assert changes[0][0] - 1.0 >= HOLD_SECONDS
+
+
 class ToneTrack(MediaStreamTrack):
     """A 440 Hz tone of `amplitude`, in 20 ms frames: aiortc encodes it and writes each
     packet's level (RFC 6464), as a browser does."""

@@ -62,18 +62,16 @@ export class DeviceSettings {
     if (!canRoute) this.speaker.title = "This browser always plays through the system's speaker";
     const track = this.#track("audio");
     this.noise.disabled = !track;
-    this.noise.checked = track ? track.getSettings().noiseSuppression !== false : true;
+    this.noise.checked = track ? track.getSettings().noiseSuppression !== false : this.local.noiseSuppression;
   }
 
   /** Capture from another camera ("video") or microphone ("audio") and send it in place of
    * the current one, on the same sender. The old track stops only once the new one is on. */
   async switchTo(kind, deviceId, quiet = false) {
     const old = this.#track(kind);
-    const constraints = { deviceId: { exact: deviceId } };
-    if (kind === "audio") constraints.noiseSuppression = this.noise.checked;
     let fresh;
     try {
-      const got = await navigator.mediaDevices.getUserMedia({ [kind]: constraints });
+      const got = await navigator.mediaDevices.getUserMedia({ [kind]: this.local.constraints(kind, deviceId) });
       fresh = got.getTracks()[0];
     } catch (err) {
       this.#say(`Could not switch: ${err.name === "NotAllowedError" ? "the browser refused" : "that device did not start"}.`);
@@ -116,6 +114,8 @@ export class DeviceSettings {
    * the browser can change it there, else on a fresh capture of the same microphone sent
    * in its place (replaceTrack, as for a device switch). */
   async setNoiseSuppression(on) {
+    const before = this.local.noiseSuppression;
+    this.local.setNoiseSuppression(on);
     const track = this.#track("audio");
     if (!track) return;
     try {
@@ -126,7 +126,8 @@ export class DeviceSettings {
     if (track.getSettings().noiseSuppression !== on) {
       const switched = await this.switchTo("audio", this.local.currentDevice("audio"), true);
       if (!switched) {
-        this.noise.checked = !on;
+        this.local.setNoiseSuppression(before);
+        this.noise.checked = before;
         return;
       }
     }

@@ -12,15 +12,36 @@ const EXPLAIN = {
   failed: "The camera or microphone could not be started.",
 };
 
+const NOISE_KEY = "pairwise.noise-suppression";
+
 export class LocalMedia {
   constructor() {
     this.stream = null;
     this.problem = null; // {kind, message} when capture failed or was partial
     this.cameraId = "";
     this.microphoneId = "";
+    // The person's choice of the browser's noise suppression, kept for this tab: every
+    // capture of the microphone asks for it (a device lost and back, a reload, Try again),
+    // not only the live track it was switched on.
+    this.noiseSuppression = sessionStorage.getItem(NOISE_KEY) !== "off";
     // Called with "audio" or "video" when a device stops by itself (unplugged, or its
     // permission revoked: Chromium then ends every track of that capture, not only that kind).
     this.onEnded = null;
+  }
+
+  /** Choose noise suppression for the captures from now on (the live track is the
+   * caller's to change). */
+  setNoiseSuppression(on) {
+    this.noiseSuppression = on;
+    sessionStorage.setItem(NOISE_KEY, on ? "on" : "off");
+  }
+
+  /** What to ask getUserMedia for `kind` ("audio" or "video"): the chosen device, and
+   * for the microphone the chosen noise suppression. */
+  constraints(kind, deviceId = kind === "video" ? this.cameraId : this.microphoneId) {
+    const wanted = deviceId ? { deviceId: { exact: deviceId } } : {};
+    if (kind === "audio") wanted.noiseSuppression = this.noiseSuppression;
+    return Object.keys(wanted).length ? wanted : true;
   }
 
   get hasVideo() {
@@ -39,8 +60,8 @@ export class LocalMedia {
       this.problem = { kind: "insecure", message: EXPLAIN.insecure };
       return this;
     }
-    const video = this.cameraId ? { deviceId: { exact: this.cameraId } } : true;
-    const audio = this.microphoneId ? { deviceId: { exact: this.microphoneId } } : true;
+    const video = this.constraints("video");
+    const audio = this.constraints("audio");
     try {
       this.stream = this.#watch(await navigator.mediaDevices.getUserMedia({ video, audio }));
       return this;
@@ -72,9 +93,8 @@ export class LocalMedia {
    * joining without a camera; true when this page now has it. */
   async add(kind) {
     if (!navigator.mediaDevices?.getUserMedia) return false;
-    const id = kind === "video" ? this.cameraId : this.microphoneId;
     try {
-      const got = await navigator.mediaDevices.getUserMedia({ [kind]: id ? { deviceId: { exact: id } } : true });
+      const got = await navigator.mediaDevices.getUserMedia({ [kind]: this.constraints(kind) });
       if (!this.stream) this.stream = new MediaStream();
       for (const track of this.#watch(got).getTracks()) this.stream.addTrack(track);
       if (this.problem && !this.problem.kind.startsWith("missing_")) this.problem = null;
@@ -95,9 +115,8 @@ export class LocalMedia {
     const missing = [];
     for (const kind of kinds) {
       if (stream.getTracks().some((t) => t.kind === kind)) continue;
-      const id = kind === "video" ? this.cameraId : this.microphoneId;
       try {
-        const got = await navigator.mediaDevices.getUserMedia({ [kind]: id ? { deviceId: { exact: id } } : true });
+        const got = await navigator.mediaDevices.getUserMedia({ [kind]: this.constraints(kind) });
         for (const track of this.#watch(got).getTracks()) {
           track.enabled = this.#wasEnabled[kind] ?? true;
           stream.addTrack(track);

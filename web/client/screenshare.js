@@ -45,7 +45,9 @@ export class ScreenShare {
     button.type = "button";
     button.className = "control";
     button.setAttribute("aria-pressed", "false");
-    button.innerHTML = '<span class="control-label"></span>';
+    // An icon like every other control: on a phone the bar shows icons only.
+    button.innerHTML = '<svg aria-hidden="true" viewBox="0 0 24 24"><path d="M20 4H4a2 2 0 0 0-2 2v10a2 2 0 0 0 2 2h6v2H8v2h8v-2h-2v-2h6a2 2 0 0 0 2-2V6a2 2 0 0 0-2-2zm-8 3 4 4h-3v4h-2v-4H8l4-4z"/></svg>'
+      + '<span class="control-label"></span>';
     button.addEventListener("click", () => (this.sharing ? this.stop() : this.start()).catch(() => {}));
     controls.before(button);
     this.button = button;
