@@ -60,6 +60,7 @@ DECIDED: dict[tuple[str, str], A] = {
     ("GET", "/api/v1/rooms/{room}/pin"): A.MANAGER,
     ("POST", "/api/v1/rooms/{room}/participant-pins"): A.MANAGER,
     ("GET", "/api/v1/phone/calls"): A.MANAGER,
+    ("GET", "/api/v1/phone/trunk"): A.VIEWER,  # the gateway's health: no caller, no PIN
     ("POST", "/api/v1/rooms/{room}/phone/call-me"): A.ROOM,
     ("POST", "/api/v1/matching/profiles"): A.MANAGER,
     ("GET", "/api/v1/matching/profiles"): A.MANAGER,
@@ -89,6 +90,10 @@ DECIDED: dict[tuple[str, str], A] = {
     ("DELETE", "/api/v1/signin/sessions/{session_id}"): A.SESSION,
     ("GET", "/api/v1/home"): A.PARTICIPANT,
     ("POST", "/api/v1/home/pairs/{pair_id}/join"): A.PARTICIPANT,
+    ("GET", "/api/v1/home/notifications"): A.PARTICIPANT,
+    ("PUT", "/api/v1/home/notifications/channels"): A.PARTICIPANT,
+    ("POST", "/api/v1/home/push/subscriptions"): A.PARTICIPANT,
+    ("DELETE", "/api/v1/home/push/subscriptions"): A.PARTICIPANT,
     ("GET", "/api/v1/accounts/operators"): A.ADMIN,
     ("POST", "/api/v1/accounts/operators"): A.ADMIN,
     ("PATCH", "/api/v1/accounts/operators/{account_id}"): A.ADMIN,
