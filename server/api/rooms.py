@@ -67,12 +67,14 @@ async def remove_participant(request: web.Request) -> web.Response:
     return json_response(removed)
 
 
-async def remove_from_room(services: Services, room: str, identity: str, actor: str) -> Removed:
+async def remove_from_room(
+    services: Services, room: str, identity: str, actor: str, at: float | None = None
+) -> Removed:
     """Remove `identity` from `room`, audited as `actor`: every token they hold for it is
     refused from now on, their personal PIN too, and they are disconnected wherever they
     are (a browser on any node, a phone call). Deactivating a participant does this for
     each of their rooms (server/signin/api.py)."""
-    removed_at = await services.removals.remove(room, identity)
+    removed_at = await services.removals.remove(room, identity, at)
     async with services.database.begin() as conn:
         await audit.record(conn, actor, "participant_remove", identity, {"room": room})
     disconnected = await services.signaling.remove(room, identity)

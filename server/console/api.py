@@ -15,7 +15,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 from redis.exceptions import RedisError
 
-from server.api.access import Access, caller_of
+from server.api.access import Access, caller_of, may_copy_participant_links
 from server.api.http import RouteTable, json_response, read_body
 from server.console import activity
 from server.console.pairs import end, overview
@@ -108,7 +108,9 @@ async def import_participants(request: web.Request) -> web.Response:
                 f"the JSON file is not valid JSON: {exc}", code="invalid_json"
             ) from None
         rows = rows_from_json(data)
-    outcome = await _participants(services).import_rows(rows)
+    outcome = await _participants(services).import_rows(
+        rows, may_change_email=may_copy_participant_links(caller_of(request))
+    )
     await activity.note(
         services.database, caller_of(request).label, "console_import", None,
         {"imported": outcome.imported, "errors": outcome.errors},

@@ -100,9 +100,14 @@ class Participants:
         self._matching = matching
         self._accounts = accounts
 
-    async def import_rows(self, rows: Sequence[tuple[int, Mapping[str, Any]]]) -> ImportOutcome:
+    async def import_rows(
+        self, rows: Sequence[tuple[int, Mapping[str, Any]]], *, may_change_email: bool = True
+    ) -> ImportOutcome:
         """Check every row; store the good ones (added or replaced by identity) and report
-        each bad one with its error, so it can be fixed in place and sent again."""
+        each bad one with its error, so it can be fixed in place and sent again.
+
+        `may_change_email` is false for a caller who may not decide where an existing
+        person's sign-in link goes (a programme manager: the link signs in as them)."""
         if len(rows) > MAX_ROWS:
             raise InvalidInput(f"at most {MAX_ROWS} rows in one import; split the file")
         stored = {i.casefold(): i for i in await self._matching.identities()}
@@ -129,7 +134,7 @@ class Participants:
                     )
                 if key in inactive:
                     raise ValueError(f"{profile.identity!r} is deactivated; reactivate them first")
-                await self._check_email(profile.identity, email)
+                await self._check_email(profile.identity, email, may_change_email)
             except ValueError as exc:
                 outcome.rows.append(RowOutcome(number, identity, given, email, str(exc)))
                 continue
@@ -147,16 +152,25 @@ class Participants:
                     )
         return outcome
 
-    async def _check_email(self, identity: str, email: str | None) -> None:
-        """An email another account signs in with cannot be this person's too."""
+    async def _check_email(self, identity: str, email: str | None, may_change: bool) -> None:
+        """An email another account signs in with cannot be this person's too; a caller who
+        may not change a sign-in address gives a new person one, or the one they have."""
         if self._accounts is None or email is None:
             return
         try:
-            owner = await self._accounts.by_email(normal_email(email))
+            normal = normal_email(email)
         except InvalidInput as exc:
             raise ValueError(exc.message) from None
+        owner = await self._accounts.by_email(normal)
         if owner is not None and owner.identity != identity:
             raise ValueError(f"email {email!r} already signs in another account")
+        if not may_change:
+            current = await self._accounts.by_identity(identity)
+            if current is not None and current.email != normal:
+                raise ValueError(
+                    f"{identity!r} signs in as {current.email}; only an admin changes a "
+                    "sign-in address (it decides where their sign-in link goes)"
+                )
 
     async def update(self, identity: str, fields: Mapping[str, Any]) -> Profile:
         """Replace a stored profile by an edited one; the identity does not change."""

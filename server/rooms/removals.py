@@ -44,8 +44,10 @@ class RemovalStore:
             raise RuntimeError("erased removals need the server's secret key")
         return await self.remove(room, key)
 
-    async def remove(self, room: str, identity: str) -> float:
-        now = time.time()
+    async def remove(self, room: str, identity: str, at: float | None = None) -> float:
+        """Refuse every token issued to `identity` for `room` up to `at` (now by default:
+        deactivation passes the account's `deactivated_at`, which marks its removals)."""
+        now = time.time() if at is None else at
         async with self._db.begin() as conn:
             await conn.execute(
                 delete(removals).where(

@@ -35,7 +35,7 @@ from server.errors import Conflict, Forbidden, NotFound, PairwiseError, RateLimi
 from server.services import services_of
 from server.sessionlog.pairs import Pair
 from server.signin import csrf
-from server.signin.accounts import Account, AccountRole
+from server.signin.accounts import Account, AccountRole, normal_email
 from server.signin.oidc import OidcClient, OidcFailed
 from server.signin.service import Invitation, SignedIn, SignIn, lifted_by_reactivation
 from server.signin.sessions import Session
@@ -532,12 +532,17 @@ async def deactivate_participant(request: web.Request, identity: str) -> dict[st
     stay refused (`lifted_by_reactivation`)."""
     services, signin, actor = services_of(request), _signin(request), actor_of(request)
     rooms = sorted({p.room for p in await signin.pairs.of_identity(identity)})
-    removed = [await remove_from_room(services, room, identity, actor) for room in rooms]
+    # A room an operator already removed them from keeps that removal as it was, so that
+    # reactivating (which lifts only the deactivation's own removals) cannot undo it.
+    rooms = [r for r in rooms if await services.removals.removed_at(r, identity) is None]
+    # The account first: its removals carry its `deactivated_at`, which is how reactivation
+    # tells them from an operator's own (`lifted_by_reactivation`).
     account = await signin.accounts.by_identity(identity)
-    signed_out = 0
+    signed_out, at = 0, None
     if account is not None and account.active:
         signed_out = len(await signin.sessions.of_account(account.id, signin.clock()))
-        await signin.deactivate(account.id, actor)
+        at = (await signin.deactivate(account.id, actor)).deactivated_at
+    removed = [await remove_from_room(services, room, identity, actor, at) for room in rooms]
     return {
         "rooms": [r.room for r in removed],
         "disconnected": [r.room for r in removed if r.disconnected],
@@ -598,6 +603,17 @@ def _accounts_routes(kind: Literal["operators", "participants"], access: Access)
         account = await _account_of_kind(request, operators)
         patch = await read_body(request, AccountPatch)
         actor = actor_of(request)
+        if (
+            not operators
+            and patch.email is not None
+            and normal_email(patch.email) != account.email
+            and not may_copy_participant_links(caller_of(request))
+        ):
+            # Where a participant's sign-in link goes is who can sign in as them.
+            raise Forbidden(
+                "only an admin changes a participant's sign-in address",
+                code="admin_only",
+            )
         account = await signin.accounts.update(
             account.id, email=patch.email, name=patch.name, role=patch.role
         )

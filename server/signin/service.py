@@ -54,14 +54,11 @@ class Invitation:
 
 def lifted_by_reactivation(account: Account, removed_at: float) -> bool:
     """Whether reactivating `account` undid a removal from a room made at `removed_at`:
-    deactivating a participant removes them from every room they are in, just before the
-    account is deactivated; reactivating lets their home mint them new tokens again. A
-    removal after the reactivation still holds, and so do the tokens issued before it."""
-    return (
-        account.active
-        and account.deactivated_at is not None
-        and removed_at <= account.deactivated_at
-    )
+    deactivating a participant removes them from every room they are in, stamped with the
+    account's `deactivated_at`; reactivating lets their home mint them new tokens again.
+    An operator's own removal stays, made before the deactivation (which leaves it as it
+    was) or after the reactivation; the tokens issued before a removal stay refused."""
+    return account.active and account.deactivated_at == removed_at
 
 
 @dataclass(frozen=True)

@@ -6,14 +6,10 @@ join token for the pair, which reads the pair's private chat, which no operator 
 admin may. The chat digest (excerpts of unread chat, and the reply address that posts as
 the member) follows the changed address too.
 
-The rule is server/signin's (another helper's module right now): this test is marked
-xfail until an address change by a manager stops leading to a link (for instance: only an
-admin changes a participant's email, or the link for a changed address goes to the old one
-first)."""
+The rule: only an admin changes a participant's sign-in address, through the account
+(403 admin_only) or an import row (the row's error); a manager gives a new person one."""
 
 from __future__ import annotations
-
-import pytest
 
 from tests.signin.conftest import SignInServer, mailbox, make_server, server  # noqa: F401
 from tests.signin.test_participant_links import _browsers, _cohort
@@ -21,12 +17,6 @@ from tests.signin.test_participant_links import _browsers, _cohort
 INBOX = "mo-private@example.org"  # an address the manager reads
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="server/signin: a manager changes a participant's email to their own, then has "
-    "the participant's sign-in link mailed there (owner: the signin helper)",
-)
 async def test_a_manager_cannot_redirect_a_participants_link_to_themself(
     server: SignInServer,  # noqa: F811
 ) -> None:
@@ -55,19 +45,40 @@ async def test_a_manager_cannot_redirect_a_participants_link_to_themself(
             finally:
                 await thief.close()
         else:
-            assert status in (403, 409), changed
+            assert (status, changed["error"]["code"]) == (403, "admin_only"), changed
+        # The import is the other way to give a person an address: the row is refused.
+        row = {"identity": "ada", "name": "Ada", "role": "mentee", "timezone": "UTC"}
+        status, report = await manager.call(
+            "POST",
+            "/api/v1/console/participants/import",
+            {"format": "rows", "rows": [{"row": 2, "fields": {**row, "email": INBOX}}]},
+        )
+        assert status == 200 and report["errors"] == 1, report
+        assert "only an admin" in report["rows"][0]["error"], report
+        # A new person's address is the manager's to give; Ada's stays hers.
+        new = {"identity": "di", "name": "Di", "role": "mentee", "timezone": "UTC"}
+        status, report = await manager.call(
+            "POST",
+            "/api/v1/console/participants/import",
+            {"format": "rows", "rows": [{"row": 2, "fields": {**new, "email": "di@example.org"}}]},
+        )
+        assert status == 200 and report["errors"] == 0, report
+        status, _ = await manager.call(
+            "POST", f"/api/v1/accounts/participants/{ada['id']}/link", {"send": True}
+        )
+        assert status == 201
+        (mail,) = await server.mailbox.wait_for(1)
+        assert mail["To"] == "ada@example.org", mail["To"]
+        # An admin may change it (they may copy the link anyway).
+        status, changed = await people["admin"].call(
+            "PATCH", f"/api/v1/accounts/participants/{ada['id']}", {"email": "ada2@example.org"}
+        )
+        assert status == 200 and changed["email"] == "ada2@example.org", changed
     finally:
         for browser in people.values():
             await browser.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="server/signin (lifted_by_reactivation): reactivating an account lifts every "
-    "removal made before its deactivation, an operator's deliberate one too (owner: the "
-    "signin helper); the removal store would need to say which removals deactivation made",
-)
 async def test_reactivating_does_not_undo_an_earlier_removal(
     server: SignInServer,  # noqa: F811
 ) -> None:
