@@ -1,7 +1,9 @@
 """Publishing invites, end to end in Chromium at 390x844 with a real SMTP server: a programme
 manager signed in with their session imports two people (with emails), runs matching and
-publishes; each member gets a mail with a sign-in link; the mentee opens hers, signs in,
-lands on /me and joins the pair's room. "Invite again" mails both once more.
+publishes; each member gets a mail with a sign-in link; the mentee and the mentor each open
+theirs in their own browser, sign in, land on /me, join the pair's room and see and hear each
+other (WebRTC getStats: video frames decoded and audio energy received, both ways). "Invite
+again" mails both once more.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from playwright.async_api import expect
+from playwright.async_api import BrowserContext, Page, expect
 
 from tests.console.test_console_links_e2e import PHONE, operator_page
 from tests.e2e.conftest import Launcher
@@ -24,6 +26,56 @@ CSV = """identity,name,role,timezone,availability,skills,email
 mara,Mara Mentor,mentor,Europe/London,Mon 09:00-17:00,python,mara@example.org
 tess,Tess Mentee,mentee,Europe/Lisbon,Mon 09:00-12:00,python,tess@example.org
 """
+
+# Every RTCPeerConnection the room page makes, for getStats (an init script: the page's CSP
+# does not apply, and the page needs no test switch in its address).
+KEEP_PEER_CONNECTIONS = """(() => {
+    const Native = window.RTCPeerConnection;
+    window.testPeerConnections = [];
+    window.RTCPeerConnection = class extends Native {
+        constructor(...args) { super(...args); window.testPeerConnections.push(this); }
+    };
+})();"""
+
+# True once video frames and audible audio keep arriving from the partner: the first call
+# notes where the counters stood, later calls compare with it.
+RECEIVING = """async () => {
+    const now = {frames: 0, samples: 0, energy: 0};
+    for (const pc of window.testPeerConnections) {
+        if (pc.connectionState === "closed") continue;
+        (await pc.getStats()).forEach((s) => {
+            if (s.type !== "inbound-rtp") return;
+            if (s.kind === "video") now.frames += s.framesDecoded || 0;
+            if (s.kind === "audio") {
+                now.samples += s.totalSamplesReceived || 0;
+                now.energy += s.totalAudioEnergy || 0;
+            }
+        });
+    }
+    window.firstCounters ??= now;
+    const first = window.firstCounters;
+    return now.frames - first.frames > 15 && now.samples - first.samples > 48000
+        && now.energy - first.energy > 0;
+}"""
+
+
+async def home_and_join(
+    launcher: Launcher, server: SignInServer, url: str, email: str, partner: str
+) -> tuple[BrowserContext, Page]:
+    """Open the mailed link in a browser of one's own, sign in, land on /me, join the room."""
+    context = await launcher.context(viewport=PHONE)
+    await context.add_init_script(script=KEEP_PEER_CONNECTIONS)
+    page = await context.new_page()
+    await page.goto(url)
+    await expect(page.get_by_text(f"Sign in as {email}?")).to_be_visible()
+    await page.get_by_role("button", name="Sign in").click()
+    await page.wait_for_url(server.url + "/me")
+    card = page.locator(".pair-card")
+    await expect(card).to_contain_text(partner)
+    await card.get_by_role("button", name="Join").click()
+    await page.wait_for_url(f"{server.url}/join*")
+    await page.get_by_role("button", name="Join meeting").click()
+    return context, page
 
 
 async def test_publishing_mails_each_member_a_way_home(
@@ -54,22 +106,23 @@ async def test_publishing_mails_each_member_a_way_home(
     mails = await server.mailbox.wait_for(2)
     to = {m["To"]: m for m in mails}
     assert set(to) == {"mara@example.org", "tess@example.org"}
-    url, _ = server.mailbox.link_in(to["tess@example.org"])
 
-    # Tess opens her link, signs in, lands on /me and joins the room.
-    context = await launcher.context(viewport=PHONE)
-    tess = await context.new_page()
-    await tess.goto(url)
-    await expect(tess.get_by_text("Sign in as tess@example.org?")).to_be_visible()
-    await tess.get_by_role("button", name="Sign in").click()
-    await tess.wait_for_url(server.url + "/me")
-    card = tess.locator(".pair-card")
-    await expect(card).to_contain_text("Mara Mentor (mentor)")
-    await card.get_by_role("button", name="Join").click()
-    await tess.wait_for_url(f"{server.url}/join*")
-    await tess.get_by_role("button", name="Join meeting").click()
-    await expect(tess.locator('.tile[data-identity="tess"]')).to_be_visible()
-    await context.close()
+    # Tess and Mara each open their own link, sign in, land on /me and join the room.
+    tess_url, _ = server.mailbox.link_in(to["tess@example.org"])
+    mara_url, _ = server.mailbox.link_in(to["mara@example.org"])
+    tess_context, tess = await home_and_join(
+        launcher, server, tess_url, "tess@example.org", "Mara Mentor (mentor)"
+    )
+    mara_context, mara = await home_and_join(
+        launcher, server, mara_url, "mara@example.org", "Tess Mentee (mentee)"
+    )
+    # Each sees the other's tile, and each receives the other's video and sound.
+    await expect(tess.locator('.tile[data-identity="mara"]')).to_be_visible()
+    await expect(mara.locator('.tile[data-identity="tess"]')).to_be_visible()
+    for page_ in (tess, mara):
+        await page_.wait_for_function(RECEIVING, polling=250, timeout=20_000)
+    await tess_context.close()
+    await mara_context.close()
 
     # Invite again, from the pair's page: both are mailed once more.
     await page.locator("#nav").get_by_role("link", name="Pairs").click()
