@@ -8,6 +8,7 @@ again" mails both once more.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -37,14 +38,17 @@ KEEP_PEER_CONNECTIONS = """(() => {
     };
 })();"""
 
-# True once video frames and audible audio keep arriving from the partner: the first call
-# notes where the counters stood, later calls compare with it.
-RECEIVING = """async () => {
+# True once video frames and audible audio keep arriving from `partner`: only the tracks on
+# the partner's tile count (the room's connection carries nothing else of theirs). The first
+# call notes where the counters stood, later calls compare with it.
+RECEIVING = """async (partner) => {
+    const tile = document.querySelector(`.tile[data-identity="${partner}"] video`);
+    const theirs = new Set((tile?.srcObject?.getTracks() || []).map((t) => t.id));
     const now = {frames: 0, samples: 0, energy: 0};
     for (const pc of window.testPeerConnections) {
         if (pc.connectionState === "closed") continue;
         (await pc.getStats()).forEach((s) => {
-            if (s.type !== "inbound-rtp") return;
+            if (s.type !== "inbound-rtp" || !theirs.has(s.trackIdentifier)) return;
             if (s.kind === "video") now.frames += s.framesDecoded || 0;
             if (s.kind === "audio") {
                 now.samples += s.totalSamplesReceived || 0;
@@ -78,6 +82,23 @@ async def home_and_join(
     return context, page
 
 
+async def expect_reached(page: Page, identity: str, *, invited: bool, signed_in: bool) -> None:
+    """The Participants page's Invited and Signed in cells for `identity`: a time or not yet."""
+    nav = page.locator("#nav")
+    await nav.get_by_role("link", name="Pairs").click()  # away and back: Participants reloads
+    await expect(nav.get_by_role("link", name="Pairs")).to_have_attribute("aria-current", "page")
+    await nav.get_by_role("link", name="Participants").click()
+    row = page.locator("#people tbody tr").filter(
+        has=page.get_by_role("cell", name=identity, exact=True)
+    )
+    cells = row.get_by_role("cell")
+    for index, reached in ((5, invited), (6, signed_in)):
+        if reached:
+            await expect(cells.nth(index)).to_have_text(re.compile(r"\d"))
+        else:
+            await expect(cells.nth(index)).to_have_text("not yet")
+
+
 async def test_publishing_mails_each_member_a_way_home(
     make_server: Any,  # noqa: F811
     launcher: Launcher,
@@ -106,6 +127,9 @@ async def test_publishing_mails_each_member_a_way_home(
     mails = await server.mailbox.wait_for(2)
     to = {m["To"]: m for m in mails}
     assert set(to) == {"mara@example.org", "tess@example.org"}
+    # The console shows who was invited, when, and that nobody has signed in yet.
+    for identity in ("mara", "tess"):
+        await expect_reached(page, identity, invited=True, signed_in=False)
 
     # Tess and Mara each open their own link, sign in, land on /me and join the room.
     tess_url, _ = server.mailbox.link_in(to["tess@example.org"])
@@ -119,10 +143,13 @@ async def test_publishing_mails_each_member_a_way_home(
     # Each sees the other's tile, and each receives the other's video and sound.
     await expect(tess.locator('.tile[data-identity="mara"]')).to_be_visible()
     await expect(mara.locator('.tile[data-identity="tess"]')).to_be_visible()
-    for page_ in (tess, mara):
-        await page_.wait_for_function(RECEIVING, polling=250, timeout=20_000)
+    for page_, partner in ((tess, "mara"), (mara, "tess")):
+        await page_.wait_for_function(RECEIVING, arg=partner, polling=250, timeout=20_000)
     await tess_context.close()
     await mara_context.close()
+    # Now the console shows both signed in.
+    for identity in ("mara", "tess"):
+        await expect_reached(page, identity, invited=True, signed_in=True)
 
     # Invite again, from the pair's page: both are mailed once more.
     await page.locator("#nav").get_by_role("link", name="Pairs").click()
