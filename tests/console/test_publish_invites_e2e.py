@@ -38,28 +38,37 @@ KEEP_PEER_CONNECTIONS = """(() => {
     };
 })();"""
 
-# True once video frames and audible audio keep arriving from `partner`: only the tracks on
-# the partner's tile count (the room's connection carries nothing else of theirs). The first
-# call notes where the counters stood, later calls compare with it.
+# Counts, within 20 s, video frames and audible audio arriving from `partner`: only the
+# tracks on the partner's tile count (the room's connection carries nothing else of theirs).
+# Sampling getStats is the only way to see media arrive, so the page polls it.
 RECEIVING = """async (partner) => {
-    const tile = document.querySelector(`.tile[data-identity="${partner}"] video`);
-    const theirs = new Set((tile?.srcObject?.getTracks() || []).map((t) => t.id));
-    const now = {frames: 0, samples: 0, energy: 0};
-    for (const pc of window.testPeerConnections) {
-        if (pc.connectionState === "closed") continue;
-        (await pc.getStats()).forEach((s) => {
-            if (s.type !== "inbound-rtp" || !theirs.has(s.trackIdentifier)) return;
-            if (s.kind === "video") now.frames += s.framesDecoded || 0;
-            if (s.kind === "audio") {
-                now.samples += s.totalSamplesReceived || 0;
-                now.energy += s.totalAudioEnergy || 0;
-            }
-        });
+    const count = async () => {
+        const tile = document.querySelector(`.tile[data-identity="${partner}"] video`);
+        const theirs = new Set((tile?.srcObject?.getTracks() || []).map((t) => t.id));
+        const now = {frames: 0, samples: 0, energy: 0};
+        for (const pc of window.testPeerConnections) {
+            if (pc.connectionState === "closed") continue;
+            (await pc.getStats()).forEach((s) => {
+                if (s.type !== "inbound-rtp" || !theirs.has(s.trackIdentifier)) return;
+                if (s.kind === "video") now.frames += s.framesDecoded || 0;
+                if (s.kind === "audio") {
+                    now.samples += s.totalSamplesReceived || 0;
+                    now.energy += s.totalAudioEnergy || 0;
+                }
+            });
+        }
+        return now;
+    };
+    const first = await count();
+    const deadline = Date.now() + 20000;
+    let now = first;
+    while (Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 250));
+        now = await count();
+        if (now.frames - first.frames > 15 && now.samples - first.samples > 48000
+            && now.energy > first.energy) return {ok: true, first, now};
     }
-    window.firstCounters ??= now;
-    const first = window.firstCounters;
-    return now.frames - first.frames > 15 && now.samples - first.samples > 48000
-        && now.energy - first.energy > 0;
+    return {ok: false, first, now};
 }"""
 
 
@@ -144,7 +153,8 @@ async def test_publishing_mails_each_member_a_way_home(
     await expect(tess.locator('.tile[data-identity="mara"]')).to_be_visible()
     await expect(mara.locator('.tile[data-identity="tess"]')).to_be_visible()
     for page_, partner in ((tess, "mara"), (mara, "tess")):
-        await page_.wait_for_function(RECEIVING, arg=partner, polling=250, timeout=20_000)
+        got = await page_.evaluate(RECEIVING, partner)
+        assert got["ok"], (partner, got)
     await tess_context.close()
     await mara_context.close()
     # Now the console shows both signed in.
