@@ -17,7 +17,7 @@ from redis.exceptions import RedisError
 
 from server.api.access import Access, caller_of, may_copy_participant_links
 from server.api.http import RouteTable, json_response, read_body
-from server.console import activity
+from server.console import activity, reach
 from server.console.pairs import end, overview
 from server.console.participants import Participants, rows_from_csv, rows_from_json
 from server.errors import InvalidInput
@@ -76,11 +76,17 @@ async def whoami(request: web.Request) -> web.Response:
 
 @routes.route(
     "GET", f"{PREFIX}/participants", access=Access.MANAGER, tags=TAGS,
-    summary="Every participant's profile, active or deactivated",
+    summary="Every participant's profile, active or deactivated, with when they were last "
+    "invited and last signed in (null: never)",
 )  # fmt: skip
 async def list_participants(request: web.Request) -> web.Response:
-    people = await _participants(services_of(request)).everyone()
-    return json_response({"participants": people})
+    services = services_of(request)
+    people = await _participants(services).everyone()
+    reached = await reach.by_identity(services.database)
+    none: dict[str, float | None] = {"invited_at": None, "signed_in_at": None}
+    return json_response(
+        {"participants": [{**p, **reached.get(str(p.get("identity")), none)} for p in people]}
+    )
 
 
 @routes.route(

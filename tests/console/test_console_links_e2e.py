@@ -124,3 +124,27 @@ async def test_a_viewer_reads_health_and_exports_only(
     status = await page.evaluate("fetch('/api/v1/signin/session').then((r) => r.status)")
     assert status == 401
     await manager.close()
+
+
+async def test_a_participant_reaches_no_console_page(make_server: Any, launcher: Launcher) -> None:  # noqa: F811
+    """A signed-in participant opening any console page gets the sign-in form and no data:
+    the server refuses their session every console call (tests/security/test_route_roles.py
+    has every route), and the page shows nothing without one."""
+    server: SignInServer = await make_server()
+    account = await server.participant("ada", "ada@example.org", "Ada")
+    await server.participant("grace", "grace@example.org", "Grace")
+    ada = await server.signin.accounts.get(account["id"])
+    secret, _ = await server.signin.start_session(ada, user_agent="test", address="")
+    context = await launcher.context(viewport=PHONE)
+    await context.add_cookies([{"name": SESSION_COOKIE, "value": secret, "url": server.url}])
+    page = await context.new_page()
+    for where in ("participants", "pairs", "rooms/room-ada", "activity", "matching"):
+        await page.goto(f"{server.url}/console#{where}")
+        await expect(page.get_by_role("heading", name="Sign in to the console")).to_be_visible()
+        await expect(page.locator("#nav")).to_be_hidden()
+        assert "grace@example.org" not in await page.content()
+    status = await page.evaluate("fetch('/api/v1/console/participants').then((r) => r.status)")
+    assert status == 403
+    # Her session still works where it belongs.
+    assert await page.evaluate("fetch('/api/v1/home').then((r) => r.status)") == 200
+    await context.close()

@@ -141,3 +141,52 @@ async def test_the_session_cookie_is_secure_when_the_public_url_is_https(
     [session] = [c for c in cookies if c.startswith("pairwise_session=")]
     assert "Secure" in session, session
     assert all("Secure" in c for c in nonce_cookies), nonce_cookies
+
+
+async def test_a_cross_site_form_post_with_a_valid_session_cookie_is_refused(
+    make_server: Any,  # noqa: F811
+    database_url: str,
+) -> None:
+    """What another site's auto-submitting <form> sends, if a browser still attached the
+    session cookie (an old browser, or a same-site sibling domain): form-encoded, its own
+    Origin, no CSRF header. Each change is refused (the foreign Origin, else the missing
+    CSRF token) and nothing changes;
+    the same call from the page itself goes through."""
+    server = await make_server(database_url)
+    await server.participant("ada", "ada@example.org", "Ada")
+    await server.admin(
+        "POST", "/api/v1/accounts/operators", {"email": "mo@example.org", "role": "manager"}
+    )
+    ada = await server.signed_in("ada@example.org")
+    manager = await server.signed_in("mo@example.org")
+    csv = "identity,name,role,timezone,availability\nada,Ada,mentee,Europe/London,Mon 09:00-12:00\n"
+    status, imported = await manager.call(
+        "POST", "/api/v1/console/participants/import", {"format": "csv", "text": csv}
+    )
+    assert status == 200 and imported["imported"] == 1, imported
+    attacks = [
+        (ada, "/api/v1/signin/signout-everywhere"),
+        (manager, "/api/v1/signin/signout-everywhere"),
+        (manager, "/api/v1/console/participants/ada/deactivate"),
+    ]
+    for browser, path in attacks:
+        for origin in ("http://evil.example", None):  # a stripped Origin is no better
+            headers = {"Content-Type": "application/x-www-form-urlencoded"}
+            if origin:
+                headers["Origin"] = origin
+            async with browser.http.post(
+                server.url + path, data="x=1", headers=headers
+            ) as response:
+                assert response.status == 403, (path, origin, response.status)
+                code = (await response.json())["error"]["code"]
+                assert code == ("origin_not_allowed" if origin else "csrf_failed"), (path, code)
+    # Nothing happened: both are still signed in, Ada is still in the matching pool.
+    assert (await ada.call("GET", "/api/v1/home"))[0] == 200
+    status, people = await manager.call("GET", "/api/v1/console/participants")
+    assert status == 200
+    assert [p["active"] for p in people["participants"] if p["identity"] == "ada"] == [True]
+    # The page's own call (its CSRF token, its origin) is taken: the refusal was the check's.
+    status, _ = await manager.call("POST", "/api/v1/console/participants/ada/deactivate")
+    assert status == 200
+    await ada.close()
+    await manager.close()

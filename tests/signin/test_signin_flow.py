@@ -270,3 +270,36 @@ async def test_operator_roles_and_the_audit_names_who_did_it(server: SignInServe
     assert ("admin-key", "account_create") in actors
     for browser in (root, manager, viewer):
         await browser.close()
+
+
+async def test_an_admin_signs_an_operator_out_everywhere(server: SignInServer) -> None:
+    """A lost laptop: an admin ends every session of a programme manager at once; a manager
+    cannot do the same to an admin, and the operators' route does not reach a participant."""
+    ids = {}
+    for email, role in (("root@example.org", "admin"), ("mo@example.org", "manager")):
+        created = await server.admin(
+            "POST", "/api/v1/accounts/operators", {"email": email, "role": role}
+        )
+        ids[role] = created["id"]
+    ada = await server.participant("ada", "ada@example.org", "Ada")
+    root = await server.signed_in("root@example.org")
+    laptop = await server.signed_in("mo@example.org")
+    phone = await server.signed_in("mo@example.org")
+    status, _ = await laptop.call("DELETE", f"/api/v1/accounts/operators/{ids['admin']}/sessions")
+    assert status == 403
+    assert (await root.call("GET", "/api/v1/console/me"))[0] == 200
+    status, _ = await root.call("DELETE", f"/api/v1/accounts/operators/{ada['id']}/sessions")
+    assert status == 404
+    status, done = await root.call(
+        "DELETE", f"/api/v1/accounts/operators/{ids['manager']}/sessions"
+    )
+    assert (status, done) == (200, {"signed_out": 2})
+    for browser in (laptop, phone):
+        assert (await browser.call("GET", "/api/v1/console/me"))[0] == 401
+    assert (await root.call("GET", "/api/v1/console/me"))[0] == 200
+    entries = (await server.admin("GET", "/api/v1/privacy/audit"))["entries"]
+    assert ("root@example.org", "sessions_revoke", "mo@example.org") in {
+        (e["actor"], e["action"], e["subject"]) for e in entries
+    }
+    for browser in (root, laptop, phone):
+        await browser.close()

@@ -1,7 +1,7 @@
 // Participants: import a CSV or JSON file (each bad row shown in place, fixed there and sent
 // again), the list of everyone, edit a profile, deactivate and reactivate.
 
-import { bdi, el } from "../sessionlog.js";
+import { bdi, el, when } from "../sessionlog.js";
 import { call, enc } from "./api.js";
 import { $, action, busy, fail, grid, say } from "./ui.js";
 
@@ -78,6 +78,7 @@ export async function show() {
   const { participants } = await call("GET", "/api/v1/console/participants");
   const rows = participants.map((p) => [
     bdi(p.identity), bdi(p.name), p.role, p.timezone, p.active ? "active" : "deactivated",
+    p.invited_at ? when(p.invited_at) : "not yet", p.signed_in_at ? when(p.signed_in_at) : "not yet",
     el("span", { class: "console-actions" },
       p.active ? action("Edit", () => {
         const form = editForm(p);
@@ -93,7 +94,7 @@ export async function show() {
         await show();
       }, { "data-manager": true, "aria-label": `${p.active ? "Deactivate" : "Reactivate"} ${p.identity}` })),
   ]);
-  $("people").replaceChildren(grid(["Identity", "Name", "Role", "Time zone", "Status", "Actions"], rows,
+  $("people").replaceChildren(grid(["Identity", "Name", "Role", "Time zone", "Status", "Invited", "Signed in", "Actions"], rows,
     "Nobody yet: import a file above.", { caption: "Participants" }));
   document.dispatchEvent(new Event("console:changed"));
 }
