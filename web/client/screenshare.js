@@ -28,9 +28,11 @@ export class ScreenShare {
     this.stage = null;
   }
 
-  /** Whether this browser can share its screen at all. */
+  /** Whether this browser can share its screen at all. Phone and tablet browsers (a coarse
+   * pointer) cannot, whatever they expose, and their control bar has no room to spare:
+   * eight buttons are 46 px each at 390 px, nine were 40. */
   static get supported() {
-    return Boolean(navigator.mediaDevices?.getDisplayMedia);
+    return Boolean(navigator.mediaDevices?.getDisplayMedia) && !matchMedia("(pointer: coarse)").matches;
   }
 
   get sharing() {
