@@ -19,6 +19,7 @@ from tests.e2e.conftest import launcher as launcher  # noqa: F401 - the fixture
 from tests.signin.conftest import LINK, SignInServer
 from tests.signin.conftest import mailbox as mailbox  # noqa: F401 - the fixture
 from tests.signin.conftest import make_server as make_server  # noqa: F401 - the fixture
+from tests.support.process import ADMIN_KEY
 
 pytestmark = pytest.mark.slow
 PHONE = {"width": 390, "height": 844}
@@ -87,6 +88,9 @@ async def test_an_admin_manages_an_operator(
     assert (await mo.call("GET", "/api/v1/console/me"))[1]["role"] == "manager"
     if viewport == PHONE:
         await check_axe(page, "operators")
+        await page.locator("#operator-list .console-scroll").evaluate(
+            "(e) => { e.scrollLeft = 0; }"
+        )
         await photograph(page, "operators")
 
     await row.get_by_label("Role of mo@example.org").select_option("viewer")
@@ -108,6 +112,10 @@ async def test_an_admin_manages_an_operator(
     account = await server.signin.accounts.by_email("mo@example.org")
     assert account is not None and not account.active
     await check_axe(page, "operators after changes")
+    # Their own row cannot lock them out: no Deactivate, the role fixed.
+    own = page.locator("#operator-list tbody tr").filter(has_text=f"{ADMIN_EMAIL} (you)")
+    await expect(own.get_by_role("button", name=f"Deactivate {ADMIN_EMAIL}")).to_have_count(0)
+    await expect(own.get_by_label(f"Role of {ADMIN_EMAIL}")).to_be_disabled()
 
     # The audit log names the admin for every change, the manager as its subject.
     audit = await page.evaluate("fetch('/api/v1/privacy/audit').then((r) => r.json())")
@@ -120,6 +128,30 @@ async def test_an_admin_manages_an_operator(
     assert any(a == "account_update" and d.get("role") == "viewer" for a, d in mine), mine
     actors = {e["actor"] for e in audit["entries"] if e["subject"] == "mo@example.org"}
     assert actors == {ADMIN_EMAIL}, actors
+    await context.close()
+
+
+async def test_the_admin_key_has_operators_but_no_sessions(
+    make_server: Any,  # noqa: F811
+    launcher: Launcher,  # noqa: F811
+) -> None:
+    """The key has no session: "My sessions" is not offered (its 401 would sign the key out),
+    while Operators works with the key as with an admin's session."""
+    server: SignInServer = await make_server()
+    await server.signin.accounts.create_operator("mo@example.org", "manager")
+    context = await launcher.context(viewport=PHONE)
+    page = await context.new_page()
+    await page.goto(server.url + "/console")
+    await page.get_by_label("Admin key").fill(ADMIN_KEY)
+    await page.get_by_label("Admin key").press("Enter")
+    await expect(page.locator("#nav")).to_be_visible()
+    await expect(page.get_by_role("link", name="My sessions")).to_be_hidden()
+    await page.goto(server.url + "/console#sessions")
+    await expect(page.get_by_role("heading", name="Participants")).to_be_visible()
+    await page.locator("#nav").get_by_role("link", name="Operators").click()
+    row = page.locator("#operator-list tbody tr").filter(has_text="mo@example.org")
+    await expect(row.get_by_role("button", name="Deactivate mo@example.org")).to_be_visible()
+    await expect(page.locator("#nav")).to_be_visible()  # still signed in
     await context.close()
 
 

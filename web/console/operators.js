@@ -9,9 +9,11 @@ import { $, action, fail, grid, say } from "./ui.js";
 
 const ROLES = { admin: "Admin", manager: "Programme manager", viewer: "Viewer" };
 const path = (account, tail = "") => `/api/v1/accounts/operators/${account.id}${tail}`;
+let me = null; // the signed-in admin's email: their own row cannot demote or deactivate them
 
 function roleSelect(account) {
-  const select = el("select", { "aria-label": `Role of ${account.email}` },
+  const own = account.email === me;
+  const select = el("select", { "aria-label": `Role of ${account.email}`, disabled: own, title: own ? "Another admin changes your role" : null },
     ...Object.entries(ROLES).map(([value, label]) => el("option", { value, selected: value === account.role }, label)));
   select.addEventListener("change", async () => {
     fail(null);
@@ -57,7 +59,7 @@ function actions(account) {
       const { signed_out: ended } = await call("DELETE", path(account, "/sessions"));
       say(`${who} is signed out of ${ended} ${ended === 1 ? "browser" : "browsers"}.`);
     }, { "aria-label": `Sign out everywhere: ${who}` }),
-    action(account.active ? "Deactivate" : "Reactivate", async () => {
+    account.email === me ? null : action(account.active ? "Deactivate" : "Reactivate", async () => {
       if (account.active && !confirm(`Deactivate ${who}? They are signed out everywhere and cannot sign in.`)) return;
       await call("PATCH", path(account), { active: !account.active });
       say(account.active ? `${who} is deactivated and signed out everywhere.` : `${who} is active again: they can sign in.`);
@@ -66,9 +68,11 @@ function actions(account) {
 }
 
 export async function show() {
-  const { accounts } = await call("GET", "/api/v1/accounts/operators");
+  const [{ accounts }, { label }] = await Promise.all([
+    call("GET", "/api/v1/accounts/operators"), call("GET", "/api/v1/console/me")]);
+  me = label;
   const rows = accounts.map((a) => [
-    bdi(a.email), a.name ? bdi(a.name) : "–", roleSelect(a), a.active ? "active" : "deactivated", actions(a),
+    a.email === me ? el("span", {}, bdi(a.email), " (you)") : bdi(a.email), a.name ? bdi(a.name) : "–", roleSelect(a), a.active ? "active" : "deactivated", actions(a),
   ]);
   $("operator-list").replaceChildren(grid(["Email", "Name", "Role", "Status", "Actions"], rows,
     "No operator accounts yet: add one above.", { caption: "Operators" }));
