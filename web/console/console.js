@@ -1,7 +1,9 @@
 // The programme console: one page per task, chosen by the address's #fragment
 // (#participants, #criteria, #matching, #pairs, #pair/<id>, #rooms, #rooms/<room>, #activity,
-// #reader). Each role sees the pages its routes open (server/api/access.py): a programme
-// manager the cohort and its pairs, a viewer health and exports, an admin everything.
+// #reader, #operators, #sessions). Each role sees the pages its routes open (server/api/access.py): a programme
+// manager the cohort and its pairs, a viewer health and exports, an admin everything
+// (Operators included). "My sessions" is for whoever signed in with a session: the admin key
+// has none.
 
 import { KEY, call, whenSignedOut } from "./api.js";
 import { $, fail, say } from "./ui.js";
@@ -11,15 +13,19 @@ import * as matching from "./matching.js";
 import * as pairs from "./pairs.js";
 import * as rooms from "./rooms.js";
 import * as activity from "./activity.js";
+import * as operators from "./operators.js";
+import * as sessions from "./sessions.js";
 
 const reader = { show() {} }; // static: links to health and the exports
-const PAGES = { participants, criteria, matching, pairs, rooms, activity, reader };
+const PAGES = { participants, criteria, matching, pairs, rooms, activity, reader, operators, sessions };
 const RUNS_COHORT = ["admin", "manager"];
+const EVERYONE = ["admin", "manager", "viewer"];
 const ROLES_FOR = {
   participants: RUNS_COHORT, criteria: RUNS_COHORT, matching: RUNS_COHORT, pairs: RUNS_COHORT,
-  rooms: RUNS_COHORT, activity: ["admin"], reader: ["admin", "manager", "viewer"],
+  rooms: RUNS_COHORT, activity: ["admin"], reader: EVERYONE, operators: ["admin"], sessions: EVERYONE,
 };
-const allowed = (page) => (ROLES_FOR[page] || []).includes(role);
+const keyed = () => Boolean(sessionStorage.getItem(KEY));
+const allowed = (page) => (ROLES_FOR[page] || []).includes(role) && !(page === "sessions" && keyed());
 const started = new Set();
 let role = null;
 
@@ -28,7 +34,7 @@ function route() {
   const asked = name === "pair" ? "pairs" : name;
   const page = allowed(asked) ? asked : (allowed("participants") ? "participants" : "reader");
   for (const id of Object.keys(PAGES)) $(id).hidden = id !== page;
-  for (const link of document.querySelectorAll("#nav a")) {
+  for (const link of document.querySelectorAll("#nav a, #my-sessions")) {
     const current = link.getAttribute("href") === `#${page}`;
     if (current) link.setAttribute("aria-current", "page");
     else link.removeAttribute("aria-current");
@@ -48,6 +54,7 @@ function route() {
 function applyRole() {
   document.body.dataset.role = role || "";
   for (const link of document.querySelectorAll("#nav a[data-page]")) link.hidden = !allowed(link.dataset.page);
+  $("my-sessions").hidden = !allowed("sessions");
   if (role !== "viewer") return;
   for (const button of document.querySelectorAll("[data-manager]")) {
     button.disabled = true;
@@ -61,6 +68,7 @@ function signedOut(why) {
   $("signin-form").hidden = false;
   $("nav").hidden = true;
   $("sign-out").hidden = true;
+  $("my-sessions").hidden = true;
   for (const id of Object.keys(PAGES)) $(id).hidden = true;
 }
 
