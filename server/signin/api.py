@@ -642,7 +642,7 @@ def _accounts_routes(kind: Literal["operators", "participants"], access: Access)
     async def create_link(request: web.Request) -> web.Response:
         signin = _signin(request)
         account = await _account_of_kind(request, operators)
-        options = await read_body(request, LinkOptions) if request.can_read_body else LinkOptions()
+        options = await read_body(request, LinkOptions) if request.body_exists else LinkOptions()
         if not account.active:
             raise Forbidden("this account is deactivated", code="account_inactive")
         copy = may_copy_participant_links(caller_of(request))

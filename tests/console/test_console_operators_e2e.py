@@ -155,12 +155,6 @@ async def test_the_admin_key_has_operators_but_no_sessions(
     await context.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="server/signin/api.py create_link tests request.can_read_body, which is False once "
-    "the route guard (refuse_unstorable) has read the body, so `send: true` is ignored and an "
-    "admin's link is never mailed; request.body_exists fixes it",
-)
 async def test_a_link_is_mailed(make_server: Any, launcher: Launcher) -> None:  # noqa: F811
     """With mail on, "Sign-in link" mails the link and shows nothing to copy."""
     server: SignInServer = await make_server()
