@@ -40,7 +40,7 @@ setInterval(() => {
 }, 30_000);
 
 /** What the partner's matching profile lets a partner see: zone and local time, languages,
- * skills, goals (only the fields they have). */
+ * skills, goals (only the fields they have; nothing without a profile). */
 function partnerProfile(partner) {
   const list = element("dl", { className: "profile" });
   const row = (term, ...value) => list.append(element("dt", { textContent: term }), element("dd", { dir: "auto" }, ...value));
@@ -52,10 +52,9 @@ function partnerProfile(partner) {
   for (const [key, term] of [["languages", "Languages"], ["skills", "Skills"], ["goals", "Goals"]]) {
     if (partner[key].length) row(term, partner[key].join(", "));
   }
-  const section = element("section", { className: "partner-profile" },
-    element("h3", { dir: "auto", textContent: `${partner.name} (${partner.role})` }));
-  if (list.childElementCount) section.append(list);
-  return section;
+  if (!list.childElementCount) return ""; // no matching profile: the name says it all
+  return element("section", { className: "partner-profile" },
+    element("h3", { dir: "auto", textContent: `About ${partner.name}` }), list);
 }
 
 /** The pair's next booked meeting on the viewer's clock, or a way to book one on /pair. */

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from playwright.async_api import expect
 
-from tests.e2e.conftest import Launcher
+from tests.e2e.conftest import ARTIFACTS, Launcher, publish_screenshot
 from tests.e2e.conftest import launcher as launcher  # noqa: F401 - the fixture
 from tests.e2e.room_checks import NO_HORIZONTAL_SCROLL, axe_violations
 from tests.signin.conftest import SignInServer
@@ -98,7 +98,7 @@ async def test_home_shows_profile_next_meeting_and_chat(
 
     card = page.locator(".pair-card")
     profile = card.locator(".partner-profile")
-    await expect(profile).to_contain_text("Grace Hopper (mentor)")
+    await expect(profile).to_contain_text("About Grace Hopper")
     await expect(profile).to_contain_text("(Asia/Tokyo)")
     await expect(profile).to_contain_text("en, ja")
     await expect(profile).to_contain_text("compilers")
@@ -122,6 +122,7 @@ async def test_home_shows_profile_next_meeting_and_chat(
         assert f'"{key}"' not in sent, key
     assert await axe_violations(page, "me phone") == []
     assert await page.evaluate(NO_HORIZONTAL_SCROLL), "the home scrolls sideways on a phone"
+    await _screenshot(page, "me-partner")
 
     # Grace is in the room's chat already (she too came in text mode).
     other = await launcher.context(camera_allowed=False, viewport=PHONE)
@@ -144,6 +145,7 @@ async def test_home_shows_profile_next_meeting_and_chat(
     await page.locator("#chat-form").get_by_role("button", name="Send").click()
     await expect(partner.locator("#chat-log")).to_contain_text("Shall we move Thursday?")
     assert await page.evaluate("window.mediaRequests") == 0
+    await _screenshot(page, "room-text-chat-from-me")
     assert await partner.evaluate("window.mediaRequests") == 0
     await context.close()
     await other.close()
@@ -175,8 +177,15 @@ async def test_home_without_a_booked_meeting_offers_to_book(
     await page.wait_for_url(server.url + "/me")
     card = page.locator(".pair-card")
     await expect(card.locator(".next-meeting")).to_contain_text("none booked")
-    await expect(card.locator(".partner-profile dl")).to_have_count(0)
+    await expect(card.locator(".partner-profile")).to_have_count(0)
     assert await axe_violations(page, "me phone, nothing booked") == []
     await card.get_by_role("button", name="Book one").click()
     await page.wait_for_url(f"{server.url}/pair*")
     await context.close()
+
+
+async def _screenshot(page: Any, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    await page.screenshot(path=str(path), full_page=True)
+    publish_screenshot(path, f"{name}.png")
