@@ -80,7 +80,23 @@ class PreJoin {
     return this.previewing;
   }
 
+  /** Straight into text chat (`#mode=text`, /me's "Chat"): no camera or microphone asked
+   * for, and the room opens on the chat, even on a phone. */
+  textOnly() {
+    this.text = true;
+    this.wantCamera = false;
+    this.wantMic = false;
+    this.resuming = true;
+  }
+
   async #preview() {
+    if (this.text) {
+      this.#showProblem(null);
+      $("preview-off").textContent = "Joining in text chat";
+      setCheck("check-media", "ok", "Camera and microphone: off, you are joining the chat");
+      this.#refresh();
+      return;
+    }
     if (!this.canPublish) {
       this.#showProblem(null);
       $("preview-off").textContent = "Observers join without camera or microphone";
@@ -107,7 +123,7 @@ class PreJoin {
     this.meter.detach();
     $("preview-video").srcObject = null;
     sessionStorage.setItem(IN_ROOM_KEY, JSON.stringify({ room: this.claims.room,
-      camera: this.wantCamera, mic: this.wantMic }));
+      camera: this.wantCamera, mic: this.wantMic, text: Boolean(this.text) }));
     if (!this.wantCamera) this.#dropTracks("video");
     if (!this.wantMic) this.#dropTracks("audio");
     $("prejoin").hidden = true;
@@ -122,6 +138,7 @@ class PreJoin {
       probe: () => this.probeResult,
     });
     room.enter();
+    if (this.text) room.panels.show("chat");
     if (diagnostics.debugHandle) {
       window.pairwiseDebug = {
         room,
@@ -171,6 +188,7 @@ class PreJoin {
     if (!saved || saved.room !== this.claims.room) return false;
     this.wantCamera = saved.camera !== false;
     this.wantMic = saved.mic !== false;
+    this.text = saved.text === true;
     this.resuming = true;
     return true;
   }
@@ -275,6 +293,7 @@ class PreJoin {
 }
 
 function main() {
+  const textMode = new URLSearchParams(location.hash.slice(1)).get("mode") === "text";
   const token = takeToken();
   const claims = token && readToken(token);
   if (!claims) {
@@ -304,7 +323,8 @@ function main() {
     setStatus("reconnecting", "Reconnecting…");
     prejoin.serverReachable(false, "Server: not reachable yet, still trying…");
   });
-  prejoin.resume();
+  if (textMode) prejoin.textOnly();
+  else prejoin.resume();
   prejoin.startPreview();
 }
 

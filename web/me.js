@@ -1,6 +1,8 @@
-// /me: a signed-in participant's home. Their pairs with the partner's name, "Join" (a
-// short-lived room token minted from the session on demand), the pair's log, their sessions,
-// and how they want to hear about reminders and new messages (email, this device's push).
+// /me: a signed-in participant's home. Their pairs with the partner's name and profile (and
+// their local time), the pair's next meeting in the viewer's zone, "Join" and "Chat" (a
+// short-lived room token minted from the session on demand; Chat enters in text, no camera
+// or microphone), the pair's log, their sessions, and how they want to hear about reminders
+// and new messages (email, this device's push).
 
 import { call, signOut, signedIn } from "/static/session.js";
 
@@ -25,24 +27,79 @@ async function open(pair, pick, button) {
   }
 }
 
-function pairCard(pair) {
+/** "Tue 4 Mar, 14:00": `date` on the clock of `timeZone` (undefined: this browser's). */
+function clock(date, timeZone, withDay = true) {
+  const day = withDay ? { weekday: "short", day: "numeric", month: "short" } : {};
+  return new Intl.DateTimeFormat(undefined, { ...day, hour: "2-digit", minute: "2-digit", timeZone }).format(date);
+}
+
+/** Each partner's local time, kept current while the page is open. */
+const localClocks = [];
+setInterval(() => {
+  for (const [node, zone] of localClocks) node.textContent = clock(new Date(), zone, false);
+}, 30_000);
+
+/** What the partner's matching profile lets a partner see: zone and local time, languages,
+ * skills, goals (only the fields they have; nothing without a profile). */
+function partnerProfile(partner) {
+  const list = element("dl", { className: "profile" });
+  const row = (term, ...value) => list.append(element("dt", { textContent: term }), element("dd", { dir: "auto" }, ...value));
+  if (partner.timezone) {
+    const now = element("span", { className: "local-time", textContent: clock(new Date(), partner.timezone, false) });
+    localClocks.push([now, partner.timezone]);
+    row("Local time", now, ` (${partner.timezone})`);
+  }
+  for (const [key, term] of [["languages", "Languages"], ["skills", "Skills"], ["goals", "Goals"]]) {
+    if (partner[key].length) row(term, partner[key].join(", "));
+  }
+  if (!list.childElementCount) return ""; // no matching profile: the name says it all
+  return element("section", { className: "partner-profile" },
+    element("h3", { dir: "auto", textContent: `About ${partner.name}` }), list);
+}
+
+/** The pair's next booked meeting on the viewer's clock, or a way to book one on /pair. */
+function nextMeeting(pair, zone) {
+  const line = element("p", { className: "next-meeting" });
+  if (pair.next_meeting) {
+    const shown = zone || Intl.DateTimeFormat().resolvedOptions().timeZone;
+    line.append(element("b", { textContent: "Next meeting: " }),
+      element("time", { dateTime: pair.next_meeting.start, dir: "auto",
+        textContent: `${clock(new Date(pair.next_meeting.start), zone)} (${shown})` }),
+      ` · ${pair.next_meeting.title}`);
+    return line;
+  }
+  line.append(element("b", { textContent: "Next meeting: " }), "none booked. ");
+  if (pair.room_open) {
+    const book = element("button", { type: "button", className: "link-button", textContent: "Book one" });
+    book.addEventListener("click", () => open(pair, (m) => m.log_url, book));
+    line.append(book);
+  }
+  return line;
+}
+
+function pairCard(pair, zone) {
   const partners = pair.partners.map((p) => `${p.name} (${p.role})`).join(", ");
   const card = element(
     "article",
     { className: "card pair-card" },
     element("h2", { dir: "auto", textContent: pair.title }),
     element("p", { className: "partner", dir: "auto", textContent: `With ${partners}` }),
+    ...pair.partners.map(partnerProfile),
   );
   if (!pair.room_open) {
     card.append(element("p", { className: "muted", textContent: "This pair's mentoring has ended." }));
     return card;
   }
+  card.append(nextMeeting(pair, zone));
   const join = element("button", { type: "button", className: "primary", textContent: "Join" });
   join.dataset.pair = pair.id;
   join.addEventListener("click", () => open(pair, (m) => m.join_url, join));
+  // Between meetings: the room's chat, no camera or microphone asked for.
+  const chat = element("button", { type: "button", className: "secondary", textContent: "Chat" });
+  chat.addEventListener("click", () => open(pair, (m) => `${m.join_url}&mode=text`, chat));
   const log = element("button", { type: "button", className: "secondary", textContent: "Our log" });
   log.addEventListener("click", () => open(pair, (m) => m.log_url, log));
-  card.append(element("div", { className: "signin-actions" }, join, log));
+  card.append(element("div", { className: "signin-actions" }, join, chat, log));
   return card;
 }
 
@@ -171,7 +228,7 @@ async function main() {
   if (me.home !== "/me") return location.replace(me.home);
   const home = await call("GET", "/api/v1/home");
   $("name").textContent = home.account.name;
-  $("pairs").replaceChildren(...home.pairs.map(pairCard));
+  $("pairs").replaceChildren(...home.pairs.map((pair) => pairCard(pair, home.timezone || undefined)));
   $("no-pairs").hidden = home.pairs.length > 0;
   $("signout").hidden = false;
   $("signout").addEventListener("click", async () => {

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import secrets
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 from urllib.parse import urlencode
 
@@ -32,6 +32,8 @@ from server.api.throttle import Buckets
 from server.api.tokens import IDENTITY_PATTERN, join_url
 from server.config import Settings
 from server.errors import Conflict, Forbidden, NotFound, PairwiseError, RateLimited
+from server.matching.profiles import Profile
+from server.meetings.model import BOOKED, Meeting
 from server.services import services_of
 from server.sessionlog.pairs import Pair
 from server.signin import csrf
@@ -452,10 +454,21 @@ async def end_my_session(request: web.Request) -> web.Response:
 )
 async def home(request: web.Request) -> web.Response:
     account = _me(request)
-    pairs = await _signin(request).pairs_of(account)
+    signin, meetings = _signin(request), services_of(request).meetings
+    assert meetings is not None
+    pairs = await signin.pairs_of(account)
+    me = account.identity or ""  # no identity: no pairs, no profile, no meetings
+    profiles = await meetings.profiles.of(
+        sorted({m.identity for p in pairs for m in p.members} | {me})
+    )
+    mine = profiles.get(me)
+    booked = [m for m in await meetings.store.of_identity(me) if m.status == BOOKED]
+    now = signin.clock()
     return json_response(
         {
             "account": account_json(account),
+            # The zone the page shows times in: the viewer's profile's, or (null) the browser's.
+            "timezone": mine.timezone if mine else None,
             "pairs": [
                 {
                     "id": p.id,
@@ -463,15 +476,44 @@ async def home(request: web.Request) -> web.Response:
                     "room_open": p.status == "active",
                     "role": next(m.role for m in p.members if m.identity == account.identity),
                     "partners": [
-                        {"name": m.name, "role": m.role}
+                        {"name": m.name, "role": m.role} | _shared_profile(profiles.get(m.identity))
                         for m in p.members
                         if m.identity != account.identity
                     ],
+                    "next_meeting": _next_meeting([m for m in booked if m.pair_id == p.id], now),
                 }
                 for p in pairs
             ],
         }
     )
+
+
+def _shared_profile(profile: Profile | None) -> dict[str, Any]:
+    """What a partner may see of someone's matching profile: where they are and what they
+    bring. Never what only matching and the programme team use (avoid and prefer lists,
+    who they report to, capacity, tags, availability)."""
+    if profile is None:
+        return {"timezone": None, "languages": [], "skills": [], "goals": []}
+    return {
+        "timezone": profile.timezone,
+        "languages": sorted(profile.languages),
+        "skills": sorted(profile.skills),
+        "goals": sorted(profile.goals),
+    }
+
+
+def _next_meeting(booked: list[Meeting], now: float) -> dict[str, Any] | None:
+    """The booked occurrence still running or to come that starts first (None: none booked)."""
+    upcoming = []
+    for meeting in booked:
+        end = meeting.next_end_after(now)
+        if end is not None:
+            upcoming.append((end - timedelta(minutes=meeting.minutes), meeting))
+    if not upcoming:
+        return None
+    start, meeting = min(upcoming, key=lambda found: found[0])
+    return {"id": meeting.id, "title": meeting.title, "start": start.isoformat(),
+            "minutes": meeting.minutes}  # fmt: skip
 
 
 @routes.route(

@@ -73,7 +73,18 @@ async def test_a_participant_signs_in_through_the_emailed_link(server: SignInSer
     status, home = await browser.call("GET", "/api/v1/home")
     assert status == 200
     [mine] = home["pairs"]
-    assert mine["partners"] == [{"name": "Grace", "role": "mentor"}] and mine["room_open"]
+    # Grace has no matching profile: no zone, nothing she brings, and no meeting booked.
+    assert mine["partners"] == [
+        {
+            "name": "Grace",
+            "role": "mentor",
+            "timezone": None,
+            "languages": [],
+            "skills": [],
+            "goals": [],
+        }
+    ]
+    assert mine["room_open"] and mine["next_meeting"] is None
     status, minted = await browser.call("POST", f"/api/v1/home/pairs/{pair['id']}/join")
     assert status == 201, minted
     claims = server.services.tokens.verify(minted["token"])
