@@ -100,9 +100,13 @@ async function show() {
   try {
     await load();
   } catch (error) {
-    if (error.status === 401) {
+    // 401: nobody signed in (or a wrong key); 403: signed in as someone who may not see
+    // it (a participant): either way, the operator's choices.
+    if (error.status === 401 || error.status === 403) {
       sessionStorage.removeItem(KEY);
-      $("key-error").textContent = sessionStorage.getItem(TRIED) ? error.message : "";
+      $("key-error").textContent = error.status === 403
+        ? "Program health is for operators: sign in as one, or use the admin key."
+        : sessionStorage.getItem(TRIED) ? error.message : "";
       $("key-form").hidden = false;
       $("report").hidden = true;
       return;
