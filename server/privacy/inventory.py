@@ -67,6 +67,9 @@ PERSON_COLUMNS: tuple[PersonColumn, ...] = (
     PersonColumn(schema.meetings, "proposed_by"),
     PersonColumn(schema.chat_digest_marks, "identity", delete=True),
     PersonColumn(schema.chat_digest_people, "identity", delete=True),
+    # Their browsers' push subscriptions and channel choices go with them (server/push).
+    PersonColumn(schema.push_subscriptions, "identity", delete=True),
+    PersonColumn(schema.notification_channels, "identity", delete=True),
 )
 
 # Columns that look like a person but are not a participant's data, and why.
