@@ -100,7 +100,9 @@ class RoomPage:
 
     async def join(self) -> RoomPage:
         button = self.page.get_by_role("button", name="Join meeting")
-        await expect(button).to_be_enabled()
+        # Enabled once the server answers the page's socket: slower from a namespace's
+        # browser on a loaded machine than Playwright's 5 s default.
+        await expect(button).to_be_enabled(timeout=20_000)
         await button.click()
         await expect(self.tile(self.identity)).to_be_visible()
         return self
