@@ -12,15 +12,15 @@ from email.message import EmailMessage
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from server.app import create_app
 from server.config import Settings
 from server.jobs.clock import ManualClock
 from server.meetings.service import Meetings
-from server.services import SERVICES, Services
+from server.services import SERVICES
 from tests.conftest import ADMIN
+from tests.support.app_node import AppNode
 
 # Friday 1 March 2030, 12:00 UTC: the US changes clocks on 10 March, the UK on 31 March.
 T0 = 1_898_683_200.0
@@ -82,37 +82,13 @@ class People:
 
 
 @dataclass
-class Node:
-    client: TestClient
-    services: Services
-    clock: ManualClock
+class Node(AppNode):
     people: People
 
     @property
     def meetings(self) -> Meetings:
         assert self.services.meetings is not None
         return self.services.meetings
-
-    async def run_jobs(self) -> int:
-        assert self.services.jobs is not None
-        return await self.services.jobs.run_due()
-
-    def member(self, room: str, identity: str, role: str = "mentee") -> dict[str, str]:
-        token = self.services.tokens.issue(room, identity, identity.title(), role)[0]  # type: ignore[arg-type]
-        return {"Authorization": f"Bearer {token}"}
-
-    async def call(
-        self, method: str, path: str, headers: dict[str, str], body: Any = None
-    ) -> tuple[int, Any]:
-        resp = await self.client.request(method, path, headers=headers, json=body)
-        if resp.content_type == "application/json":
-            return resp.status, await resp.json()
-        return resp.status, await resp.text()
-
-    async def ok(self, method: str, path: str, headers: dict[str, str], body: Any = None) -> Any:
-        status, payload = await self.call(method, path, headers, body)
-        assert status in (200, 201), (status, payload)
-        return payload
 
     async def pair(self, mentor: str, mentee: str, room: str = "room-1") -> dict[str, Any]:
         members = [

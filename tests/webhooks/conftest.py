@@ -7,18 +7,18 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient
 
 from server.app import create_app
 from server.config import Settings
 from server.jobs.clock import ManualClock
-from server.services import SERVICES, Services
+from server.services import SERVICES
 from server.webhooks.service import Webhooks
 from tests.conftest import ADMIN
+from tests.support.app_node import AppNode
 
 T0 = 1_898_683_200.0  # Saturday 2 March 2030, 12:00 UTC
 PUBLIC_URL = "https://pairwise.example.org"
@@ -82,36 +82,13 @@ async def receiver() -> AsyncIterator[Receiver]:
 
 
 @dataclass
-class Node:
-    client: TestClient
-    services: Services
-    clock: ManualClock
+class Node(AppNode):
+    OK: ClassVar[tuple[int, ...]] = (200, 201, 204)
 
     @property
     def webhooks(self) -> Webhooks:
         assert self.services.webhooks is not None
         return self.services.webhooks
-
-    async def run_jobs(self) -> int:
-        assert self.services.jobs is not None
-        return await self.services.jobs.run_due()
-
-    def member(self, room: str, identity: str, role: str = "mentee") -> dict[str, str]:
-        token = self.services.tokens.issue(room, identity, identity.title(), role)[0]  # type: ignore[arg-type]
-        return {"Authorization": f"Bearer {token}"}
-
-    async def call(
-        self, method: str, path: str, headers: dict[str, str], body: Any = None
-    ) -> tuple[int, Any]:
-        resp = await self.client.request(method, path, headers=headers, json=body)
-        if resp.content_type == "application/json":
-            return resp.status, await resp.json()
-        return resp.status, await resp.text()
-
-    async def ok(self, method: str, path: str, headers: dict[str, str], body: Any = None) -> Any:
-        status, payload = await self.call(method, path, headers, body)
-        assert status in (200, 201, 204), (status, payload)
-        return payload
 
     async def hook(self, url: str, events: list[str], fmt: str = "json") -> dict[str, Any]:
         body = {"url": url, "events": events, "format": fmt}
