@@ -77,6 +77,18 @@ function nextMeeting(pair, zone) {
   return line;
 }
 
+/** How many of the partner's messages wait unread (since this person last saw the chat). */
+function unreadLine(pair) {
+  const count = pair.unread || 0;
+  const from = pair.partners.map((p) => p.name).join(", ");
+  const line = element("p", { className: "unread", dir: "auto" });
+  line.dataset.count = String(count);
+  if (!count) line.textContent = "No unread messages.";
+  else line.append(element("b", { className: "unread-count", textContent: String(count) }),
+    ` unread message${count === 1 ? "" : "s"} from ${from}`);
+  return line;
+}
+
 function pairCard(pair, zone) {
   const partners = pair.partners.map((p) => `${p.name} (${p.role})`).join(", ");
   const card = element(
@@ -90,7 +102,7 @@ function pairCard(pair, zone) {
     card.append(element("p", { className: "muted", textContent: "This pair's mentoring has ended." }));
     return card;
   }
-  card.append(nextMeeting(pair, zone));
+  card.append(nextMeeting(pair, zone), unreadLine(pair));
   const join = element("button", { type: "button", className: "primary", textContent: "Join" });
   join.dataset.pair = pair.id;
   join.addEventListener("click", () => open(pair, (m) => m.join_url, join));

@@ -33,9 +33,10 @@ from server.meetings.directory import Directory
 from server.meetings.text import has_control, plain
 from server.push.service import Notice, Push
 from server.push.store import Channels
+from server.rooms.chat import unread_messages
 from server.sessionlog.pairs import Pair, PairStore
 from server.store import Database
-from server.store.schema import chat_digest_marks, chat_digest_people, chat_messages, chat_reads
+from server.store.schema import chat_digest_marks, chat_digest_people, chat_messages
 
 log = logging.getLogger("pairwise.digest")
 
@@ -127,12 +128,6 @@ class ChatDigest:
                 return False
             unread: dict[str, list[tuple[int, str, str, float]]] = {}
             for pair in pairs:
-                floor = func.coalesce(
-                    select(func.max(chat_reads.c.message_id))
-                    .where(chat_reads.c.room == pair.room, chat_reads.c.identity == identity)
-                    .scalar_subquery(),
-                    0,
-                )
                 mark = func.coalesce(
                     select(func.max(chat_digest_marks.c.message_id))
                     .where(
@@ -144,15 +139,8 @@ class ChatDigest:
                 )
                 found = (
                     await conn.execute(
-                        select(
-                            chat_messages.c.id,
-                            chat_messages.c.name,
-                            chat_messages.c.text,
-                            chat_messages.c.ts,
-                        )
-                        .where(chat_messages.c.room == pair.room)
-                        .where(chat_messages.c.identity != identity)
-                        .where(chat_messages.c.id > floor, chat_messages.c.id > mark)
+                        unread_messages(pair.room, identity)
+                        .where(chat_messages.c.id > mark)
                         .order_by(chat_messages.c.id)
                         .limit(MAX_PER_ROOM)
                     )

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from sqlalchemy import and_, bindparam, insert, select, tuple_, update
+from sqlalchemy import Select, and_, bindparam, func, insert, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -18,6 +18,25 @@ from server.rooms.chat_privacy import ChatPrivacy
 from server.rooms.events import ChatPosted, EventBus
 from server.store import Database
 from server.store.schema import chat_messages, chat_reads
+
+
+def unread_messages(room: str, identity: str) -> Select[Any]:
+    """The room's chat `identity` has not read: messages from anyone else after their read
+    marker (the newest message id their room page told the server it showed). The one
+    definition of "unread", used by /me's counts and the chat digest (which narrows it
+    further to what no digest carried yet)."""
+    floor = func.coalesce(
+        select(func.max(chat_reads.c.message_id))
+        .where(chat_reads.c.room == room, chat_reads.c.identity == identity)
+        .scalar_subquery(),
+        0,
+    )
+    return (
+        select(chat_messages.c.id, chat_messages.c.name, chat_messages.c.text, chat_messages.c.ts)
+        .where(chat_messages.c.room == room)
+        .where(chat_messages.c.identity != identity)
+        .where(chat_messages.c.id > floor)
+    )
 
 
 @dataclass(frozen=True)
@@ -164,8 +183,6 @@ class ChatStore:
         return [_message(row) for row in reversed(rows)]
 
     async def count(self, room: str) -> int:
-        from sqlalchemy import func
-
         async with self._db.connect() as conn:
             return int(
                 await conn.scalar(
@@ -175,6 +192,16 @@ class ChatStore:
                 )
                 or 0
             )
+
+    async def unread(self, rooms: Sequence[str], identity: str) -> dict[str, int]:
+        """How many messages `identity` has not read in each of `rooms` (see
+        `unread_messages`); one query per room, as /me shows a person's few pairs."""
+        counts = {}
+        async with self._db.connect() as conn:
+            for room in rooms:
+                unread = unread_messages(room, identity).subquery()
+                counts[room] = int(await conn.scalar(select(func.count()).select_from(unread)) or 0)
+        return counts
 
     async def mark_read(self, room: str, identity: str, message_id: int) -> int:
         """Move the read marker forward (never back); returns the marker now stored."""

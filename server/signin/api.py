@@ -464,6 +464,8 @@ async def home(request: web.Request) -> web.Response:
     mine = profiles.get(me)
     booked = [m for m in await meetings.store.of_identity(me) if m.status == BOOKED]
     now = signin.clock()
+    # Messages from the partner since this person's room page last showed the pair's chat.
+    unread = await services_of(request).chat.store.unread([p.room for p in pairs], me)
     return json_response(
         {
             "account": account_json(account),
@@ -481,6 +483,7 @@ async def home(request: web.Request) -> web.Response:
                         if m.identity != account.identity
                     ],
                     "next_meeting": _next_meeting([m for m in booked if m.pair_id == p.id], now),
+                    "unread": unread[p.room],
                 }
                 for p in pairs
             ],

@@ -135,6 +135,15 @@ async def test_home_shows_profile_next_meeting_and_chat(
     # Generous: the first room page of a run on a busy machine loads slowly.
     await expect(partner.locator("#chat-input")).to_be_visible(timeout=30_000)
 
+    # Grace writes twice while Ada is away from the room: /me counts them, with words.
+    assert await card.locator(".unread").get_attribute("data-count") == "0"
+    for text in ("Are you free Thursday?", "Or Friday?"):
+        await partner.locator("#chat-input").fill(text)
+        await partner.locator("#chat-form").get_by_role("button", name="Send").click()
+        await expect(partner.locator("#chat-log")).to_contain_text(text)
+    await page.reload()
+    await expect(card.locator(".unread")).to_have_text("2 unread messages from Grace Hopper")
+
     # Chat: straight into the room's text chat, the chat open on the phone, no media asked.
     await card.get_by_role("button", name="Chat").click()
     await page.wait_for_url(f"{server.url}/join*")
@@ -147,6 +156,15 @@ async def test_home_shows_profile_next_meeting_and_chat(
     assert await page.evaluate("window.mediaRequests") == 0
     await _screenshot(page, "room-text-chat-from-me")
     assert await partner.evaluate("window.mediaRequests") == 0
+
+    # Ada saw Grace's messages in the room: her home counts none unread any more.
+    await expect(page.locator("#chat-log")).to_contain_text("Or Friday?")
+    await page.wait_for_function(
+        "fetch('/api/v1/home').then((r) => r.json()).then((h) => h.pairs[0].unread === 0)",
+        polling=100,
+    )
+    await page.goto(server.url + "/me")
+    await expect(card.locator(".unread")).to_have_text("No unread messages.")
     await context.close()
     await other.close()
 
