@@ -3,7 +3,7 @@
 
 import { bdi, el, when } from "../sessionlog.js";
 import { call, enc } from "./api.js";
-import { $, action, grid, present, say } from "./ui.js";
+import { $, action, fail, grid, present, say } from "./ui.js";
 
 async function phoneCalls(room) {
   try {
@@ -53,20 +53,21 @@ export async function show({ arg } = {}) {
   }
   $("room-name").value = arg;
   const [now, calls] = await Promise.all([call("GET", `/api/v1/console/rooms/${enc(arg)}`), phoneCalls(arg)]);
-  const remove = (identity) => action("Remove", async () => {
-    await call("DELETE", `/api/v1/rooms/${enc(arg)}/participants/${enc(identity)}`);
-    say(`${identity} was removed; their links and PIN for this room stop working.`);
+  const remove = (identity, name) => action("Remove", async () => {
+    const done = await call("DELETE", `/api/v1/rooms/${enc(arg)}/participants/${enc(identity)}`);
+    const phone = done.disconnected && now.participants.some((p) => p.identity === identity && p.media_mode === "phone");
+    say(`${name} was removed${phone ? " and their call hung up" : ""}; their links and PIN for this room stop working.`);
     await show({ arg });
-  }, { "data-manager": true, "aria-label": `Remove ${identity}` });
-  const rows = now.participants.map((p) => [bdi(p.name), p.role, p.media_mode, p.presence, when(p.joined_at), remove(p.identity)]);
+  }, { "data-manager": true, "aria-label": `Remove ${name}` });
+  const rows = now.participants.map((p) => [bdi(p.name), p.role, p.media_mode, p.presence, when(p.joined_at), remove(p.identity, p.name || p.identity)]);
   const inRoom = new Set(now.participants.map((p) => p.identity));
   for (const c of calls || []) {
-    if (!inRoom.has(c.identity)) rows.push([bdi(c.name || c.caller || "caller"), c.role || "phone", "phone", "on a call", when(c.started_at), c.identity ? remove(c.identity) : ""]);
+    if (!inRoom.has(c.identity)) rows.push([bdi(c.name || c.caller || "caller"), c.role || "phone", "phone", "on a call", when(c.started_at), c.identity ? remove(c.identity, c.name || c.caller) : ""]);
   }
   $("room-now").replaceChildren(...present(
     el("h2", {}, now.pair ? `${now.pair.title} · ${now.pair.status === "active" ? "open" : "closed (pair ended)"}` : `Room ${arg}`),
     now.partial ? el("p", { class: "log-badge" }, "Only this node's people: the cluster directory is unreachable.") : null,
-    grid(["Who", "Role", "Media", "Presence", "Since", ""], rows, "Nobody is in the room now.", { caption: "In the room now" }),
+    grid(["Who", "Role", "Media", "Presence", "Since", "Actions"], rows, "Nobody is in the room now.", { caption: "In the room now" }),
     calls === null ? el("p", { class: "muted" }, "Phone callers show here once the server lists calls.") : null));
   const pair = pairs.find((p) => p.room === arg);
   await pins(arg, pair ? pair.members : []);
@@ -76,6 +77,10 @@ export async function show({ arg } = {}) {
 export function init() {
   $("room-form").addEventListener("submit", (event) => {
     event.preventDefault();
-    location.hash = `#rooms/${enc($("room-name").value.trim())}`;
+    const room = $("room-name").value.trim();
+    const hash = `#rooms/${enc(room)}`;
+    // The room already shown: no hashchange comes, so look again here (who left, who called in).
+    if (location.hash === hash) show({ arg: room }).catch(fail);
+    else location.hash = hash;
   });
 }
