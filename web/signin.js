@@ -53,9 +53,11 @@ async function confirm(link) {
       }
     });
   } catch (error) {
+    // A used, expired or mistyped link: say so plainly, and offer a new one.
     section.hidden = false;
+    section.querySelector("h1").textContent = "This sign-in link does not work";
+    section.querySelector(".who").hidden = true;
     $("confirm-button").hidden = true;
-    $("confirm-email").textContent = "…";
     $("confirm-error").textContent = error.message;
     $("confirm-cancel").textContent = "Ask for a new link";
   }

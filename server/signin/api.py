@@ -668,9 +668,11 @@ def _accounts_routes(kind: Literal["operators", "participants"], access: Access)
             account = await signin.accounts.get(account.id)
         elif patch.active is False and account.active:
             account = await signin.deactivate(account.id, actor)
+            changed.pop("active")  # audited as account_deactivate, once
         elif patch.active is True and not account.active:
             account = await signin.accounts.set_active(account.id, True)
-        await signin.record(actor, "account_update", account, changed)
+        if changed:
+            await signin.record(actor, "account_update", account, changed)
         return json_response(account_json(account))
 
     @routes.route(

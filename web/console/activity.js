@@ -1,21 +1,82 @@
-// Activity: who did what, from the audit log (GET /api/v1/privacy/audit), newest first.
+// Activity: who did what, from the audit log (GET /api/v1/privacy/audit), newest first, as
+// sentences ("Ana (admin) deactivated Bo"). The log keeps codes (account_deactivate) and
+// addresses; this page names people from the accounts and profiles an admin may read, and
+// never shows a code: an action this page does not know reads "made a change (…)" in words.
 
 import { el, when } from "../sessionlog.js";
 import { call } from "./api.js";
 import { $, grid } from "./ui.js";
 
+const ROLE = { admin: "admin", manager: "programme manager", viewer: "viewer", participant: "participant" };
+const plural = (n, one, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
+
+/** What the entry did, as the words after the actor's name; `whom` is the subject's name. */
 const WHAT = {
-  console_import: (d) => `imported ${d.imported} people (${d.errors} rows to fix)`,
-  console_edit: () => "edited a profile",
-  console_deactivate: () => "deactivated",
-  console_reactivate: () => "reactivated",
-  pair_end: () => "ended a pair",
-  pair_invite: (d) => `invited ${d.members} members again`,
+  console_import: (d) => `imported ${plural(d.imported ?? 0, "person", "people")}${d.errors ? ` (${plural(d.errors, "row")} to fix)` : ""}`,
+  console_edit: (d, whom) => `edited ${whom}'s profile`,
+  console_deactivate: (d, whom) => `deactivated ${whom}`,
+  console_reactivate: (d, whom) => `reactivated ${whom}`,
+  pair_end: () => "ended a pair (its room closed)",
+  pair_invite: (d) => `invited a pair's ${plural(d.members ?? 0, "member")} again`,
+  invite: (d, whom) => d.mailed ? `mailed ${whom} an invitation` : `made an invitation link for ${whom}`,
+  signin_link: (d, whom) => d.mailed ? `mailed ${whom} a sign-in link` : `made a sign-in link for ${whom}`,
+  account_create: (d, whom) => `added ${whom}${d.role ? ` as ${ROLE[d.role] || d.role}` : ""}`,
+  account_update: (d, whom) => accountUpdate(d, whom),
+  account_deactivate: (d, whom) => `deactivated ${whom}`,
+  sessions_revoke: (d, whom) => `signed ${whom} out everywhere${d.sessions_ended ? ` (${plural(d.sessions_ended, "session")})` : ""}`,
+  token_issue: (d, whom) => `issued a join link for ${whom}${d.room ? ` to room ${d.room}` : ""}`,
+  participant_remove: (d, whom) => `removed ${whom} from room ${d.room || ""}`.trim(),
+  webhook_create: () => "added a webhook",
+  webhook_delete: () => "deleted a webhook",
+  erase: (d, whom) => `erased ${whom}'s data`,
+  anonymise: (d, whom) => `anonymised ${whom}'s data`,
+  retention: (d) => `deleted an ended pair's chat older than ${plural(d.days ?? 0, "day")} (retention)`,
 };
 
+function accountUpdate(d, whom) {
+  const parts = [];
+  if (d.active === false) parts.push(`deactivated ${whom}`);
+  if (d.active === true) parts.push(`reactivated ${whom}`);
+  if (d.role) parts.push(`made ${whom} ${ROLE[d.role] === "admin" ? "an admin" : `a ${ROLE[d.role] || d.role}`}`);
+  if (d.email) parts.push(`changed ${whom}'s email`);
+  if (d.name) parts.push(`renamed ${whom}`);
+  return parts.length ? parts.join(" and ") : `changed ${whom}'s account`;
+}
+
+/** Names for the addresses and identities the log keeps (an admin reads both lists). */
+async function directory() {
+  const people = new Map();
+  const lists = await Promise.all(["operators", "participants"].map((kind) =>
+    call("GET", `/api/v1/accounts/${kind}`).then((r) => r.accounts, () => [])));
+  for (const a of lists.flat()) {
+    const who = { name: a.name || a.email, role: a.role };
+    people.set(a.email, who);
+    if (a.identity) people.set(a.identity, who);
+  }
+  return people;
+}
+
+/** The one who acted: "Ana (admin)", "The admin key", "Retention". */
+function actorName(actor, people) {
+  if (actor === "admin-key" || actor === "operator") return "Someone with the admin key";
+  if (actor === "retention") return "The retention job";
+  const known = people.get(actor);
+  if (known) return `${known.name} (${ROLE[known.role] || known.role})`;
+  const [role, identity] = actor.split(":");
+  if (identity && ROLE[role] === undefined) return actor;
+  return identity ? `${people.get(identity)?.name || identity} (${role})` : actor;
+}
+
+export function sentence(entry, people) {
+  const whom = entry.subject ? (people.get(entry.subject)?.name || entry.subject) : "someone";
+  const what = WHAT[entry.action];
+  const words = what ? what(entry.detail || {}, whom) : `made a change (${entry.action.replaceAll(/[_.]/g, " ")})`;
+  return `${actorName(entry.actor, people)} ${words}.`;
+}
+
 export async function show() {
-  const { entries } = await call("GET", "/api/v1/privacy/audit");
-  $("activity-feed").replaceChildren(grid(["When", "Who", "What", "Whom"],
-    entries.map((e) => [when(e.ts), el("bdi", {}, e.actor), (WHAT[e.action] || (() => e.action.replaceAll("_", " ")))(e.detail || {}), e.subject ? el("bdi", {}, e.subject) : ""]),
+  const [{ entries }, people] = await Promise.all([call("GET", "/api/v1/privacy/audit"), directory()]);
+  $("activity-feed").replaceChildren(grid(["When", "What happened"],
+    entries.map((e) => [when(e.ts), el("bdi", {}, sentence(e, people))]),
     "Nothing yet.", { caption: "Activity" }));
 }
