@@ -14,14 +14,23 @@ function card(label, value) {
   return el("div", { class: "log-stat" }, el("span", {}, label), el("b", {}, value));
 }
 
-/** A table of pairs whose first cell links through to the pair in the console. */
+/** A table of pairs: a click anywhere on a row goes through to the pair in the console (the
+ * first cell's link, which the keyboard and screen readers use). */
 function pairTable(header, items, cells, empty) {
   if (!items.length) return el("p", { class: "muted" }, empty);
-  const link = (item) => el("a", { href: `/console#pair/${encodeURIComponent(item.pair_id)}` }, bdi(item.title));
+  const row = (item) => {
+    const link = el("a", { href: `/console#pair/${encodeURIComponent(item.pair_id)}` }, bdi(item.title));
+    const tr = el("tr", { class: "log-row-link", "data-pair": item.pair_id }, el("td", {}, link),
+      ...cells(item).map((c) => el("td", { dir: "auto" }, String(c))));
+    tr.addEventListener("click", (event) => {
+      if (event.target.closest("a") || getSelection().toString()) return; // a link, or text being copied
+      location.assign(link.href);
+    });
+    return tr;
+  };
   return el("table", { class: "log-table" },
     el("thead", {}, el("tr", {}, ...header.map((h) => el("th", {}, h)))),
-    el("tbody", {}, ...items.map((item) => el("tr", {}, el("td", {}, link(item)),
-      ...cells(item).map((c) => el("td", { dir: "auto" }, String(c)))))));
+    el("tbody", {}, ...items.map(row)));
 }
 
 function render(health) {

@@ -99,13 +99,23 @@ export function init() {
       fail(error);
     }
   });
+  // The YAML's error shows under the box, where it is being fixed; the text stays as typed
+  // and nothing is saved (the server refuses it whole).
+  const yamlError = (error) => {
+    $("yaml-error").textContent = error ? `Not saved: ${error.message}` : "";
+    if (error) $("criteria-yaml").setAttribute("aria-invalid", "true");
+    else $("criteria-yaml").removeAttribute("aria-invalid");
+  };
+  $("criteria-yaml").addEventListener("input", () => yamlError(null));
   $("yaml-save").addEventListener("click", async () => {
     fail(null);
+    yamlError(null);
     try {
       fill(await call("PUT", "/api/v1/matching/criteria", undefined, { raw: $("criteria-yaml").value, type: "application/yaml" }));
       say("Criteria saved from YAML.");
     } catch (error) {
-      fail(error);
+      yamlError(error);
+      $("criteria-yaml").focus();
     }
   });
 }
