@@ -19,7 +19,7 @@ from server.app import create_app
 from server.config import Settings
 from server.media.phone import sip
 from server.services import SERVICES
-from tests.console.test_console_e2e import PHONE, check_axe, http, signed_in
+from tests.console.test_console_e2e import PHONE, check_axe, http, photograph, signed_in
 from tests.e2e.conftest import Launcher
 from tests.e2e.conftest import launcher as launcher  # noqa: F401 - the fixture
 from tests.sip.conftest import UdpPeer, eventually, open_peer, run_sipp
@@ -105,6 +105,7 @@ async def test_phone_callers_in_the_rooms_page(
     other = rows.filter(has_not_text="Tess Mentee")
     await expect(other.locator("td").nth(2)).to_have_text("phone")
     await check_axe(page, "rooms with phone callers")
+    await photograph(page, "rooms-phone")
     assert await page.evaluate("document.documentElement.scrollWidth") <= 390
 
     # Removing Tess from the page hangs up her call (sipp's scenario ends on the BYE).

@@ -143,6 +143,7 @@ async def test_home_shows_profile_next_meeting_and_chat(
         await expect(partner.locator("#chat-log")).to_contain_text(text)
     await page.reload()
     await expect(card.locator(".unread")).to_have_text("2 unread messages from Grace Hopper")
+    assert await axe_violations(page, "me with unread messages") == []
 
     # Chat: straight into the room's text chat, the chat open on the phone, no media asked.
     await card.get_by_role("button", name="Chat").click()

@@ -5,7 +5,7 @@
 
 import { el, when } from "../sessionlog.js";
 import { call } from "./api.js";
-import { $, grid } from "./ui.js";
+import { $ } from "./ui.js";
 
 const ROLE = { admin: "admin", manager: "programme manager", viewer: "viewer", participant: "participant" };
 const plural = (n, one, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
@@ -76,7 +76,11 @@ export function sentence(entry, people) {
 
 export async function show() {
   const [{ entries }, people] = await Promise.all([call("GET", "/api/v1/privacy/audit"), directory()]);
-  $("activity-feed").replaceChildren(grid(["When", "What happened"],
-    entries.map((e) => [when(e.ts), el("bdi", {}, sentence(e, people))]),
-    "Nothing yet.", { caption: "Activity" }));
+  // A list, not a table: a sentence wraps on a phone where a table's cell would scroll.
+  $("activity-feed").replaceChildren(entries.length
+    ? el("ol", { class: "log-list console-activity", "aria-label": "Activity, newest first" },
+      ...entries.map((e) => el("li", {},
+        el("time", { class: "muted", datetime: new Date(e.ts * 1000).toISOString() }, when(e.ts)),
+        el("span", { dir: "auto" }, sentence(e, people)))))
+    : el("p", { class: "muted" }, "Nothing yet."));
 }
