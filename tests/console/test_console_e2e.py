@@ -204,7 +204,9 @@ async def test_a_programme_loop_in_the_console(base_url: str, launcher: Launcher
     await check_axe(page, "rooms")
     await photograph(page, "rooms")
     await visit(page, "activity")
-    await expect(page.locator("#activity-feed")).to_contain_text("ended a pair")
+    await expect(page.locator("#activity-feed")).to_contain_text(
+        f"ended the pair {pair['title']} (its room closed)."
+    )
     await check_axe(page, "activity")
     await photograph(page, "activity")
     # Nothing is wider than the phone's screen.

@@ -16,8 +16,8 @@ const WHAT = {
   console_edit: (d, whom) => `edited ${whom}'s profile`,
   console_deactivate: (d, whom) => `deactivated ${whom}`,
   console_reactivate: (d, whom) => `reactivated ${whom}`,
-  pair_end: () => "ended a pair (its room closed)",
-  pair_invite: (d) => `invited a pair's ${plural(d.members ?? 0, "member")} again`,
+  pair_end: (d, whom) => `ended the pair ${whom} (its room closed)`,
+  pair_invite: (d, whom) => `invited the ${plural(d.members ?? 0, "member")} of ${whom} again`,
   invite: (d, whom) => d.mailed ? `mailed ${whom} an invitation` : `made an invitation link for ${whom}`,
   signin_link: (d, whom) => d.mailed ? `mailed ${whom} a sign-in link` : `made a sign-in link for ${whom}`,
   account_create: (d, whom) => `added ${whom}${d.role ? ` as ${ROLE[d.role] || d.role}` : ""}`,
@@ -43,16 +43,20 @@ function accountUpdate(d, whom) {
   return parts.length ? parts.join(" and ") : `changed ${whom}'s account`;
 }
 
-/** Names for the addresses and identities the log keeps (an admin reads both lists). */
+/** Names for the addresses, identities and pair ids the log keeps (an admin reads them all). */
 async function directory() {
   const people = new Map();
-  const lists = await Promise.all(["operators", "participants"].map((kind) =>
-    call("GET", `/api/v1/accounts/${kind}`).then((r) => r.accounts, () => [])));
-  for (const a of lists.flat()) {
+  const [operators, participants, pairs] = await Promise.all([
+    call("GET", "/api/v1/accounts/operators").then((r) => r.accounts, () => []),
+    call("GET", "/api/v1/accounts/participants").then((r) => r.accounts, () => []),
+    call("GET", "/api/v1/console/pairs").then((r) => r.pairs, () => []),
+  ]);
+  for (const a of [...operators, ...participants]) {
     const who = { name: a.name || a.email, role: a.role };
     people.set(a.email, who);
     if (a.identity) people.set(a.identity, who);
   }
+  for (const p of pairs) people.set(p.id, { name: p.title, role: "pair" });
   return people;
 }
 
