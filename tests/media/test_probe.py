@@ -140,3 +140,38 @@ async def test_one_token_cannot_take_every_probe_slot(
             await pc.close()
         for who in sockets[1:] + [bo]:
             await who.close()
+
+
+async def test_two_racing_probes_on_one_socket_leave_one_connection(
+    socket: SocketParticipant, server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two `media_probe` events sent at once from one socket: the newer one stands and the
+    other's PeerConnection is closed. Before, both were answered and the first was
+    forgotten while still open: nothing ever closed it, not even its timer."""
+    opened: list[RTCPeerConnection] = []
+
+    class Recorded(RTCPeerConnection):  # the real one, noted as the server makes it
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            opened.append(self)
+
+    monkeypatch.setattr(probe, "RTCPeerConnection", Recorded)
+    (first, _), (second, _) = [await offer_with_channel() for _ in range(2)]
+    try:
+        acks = await asyncio.gather(
+            *(
+                socket.call("media_probe", {"sdp": pc.localDescription.sdp, "type": "offer"})
+                for pc in (first, second)
+            )
+        )
+        assert len(opened) == 2, acks
+        assert len(probes(server)) == 1
+        still_open = [pc for pc in opened if pc.connectionState != "closed"]
+        assert len(still_open) == 1, [pc.connectionState for pc in opened]
+        codes = sorted(a["error"]["code"] if "error" in a else "answered" for a in acks)
+        assert codes == ["answered", "conflict"], acks
+        assert await socket.call("media_probe_close", {}) == {"closed": True}
+        assert all(pc.connectionState == "closed" for pc in opened)
+    finally:
+        await first.close()
+        await second.close()
