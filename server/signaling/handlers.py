@@ -13,7 +13,7 @@ from server.errors import Forbidden, InvalidInput, RateLimited
 from server.rooms.chat import ChatService
 from server.rooms.model import CHOICE_PREFIX, MediaMode, Presence, is_choice
 from server.signaling.broadcast import chat_channel, operator_chat_channel
-from server.signaling.ratelimit import TokenBucket
+from server.signaling.ratelimit import Buckets
 from server.signaling.schemas import (
     ChatIn,
     Empty,
@@ -43,7 +43,10 @@ class RoomHandlers:
         # Raises Forbidden(room_closed) for a room whose pair ended (PairStore.require_open_room).
         self.require_open = require_open
         self.settings = signaling.settings
-        self._chat_buckets: dict[tuple[str, str], TokenBucket] = {}
+        # Kept past a disconnect (reconnecting must not refill it), forgotten when idle longest.
+        self._chat_buckets: Buckets[tuple[str, str]] = Buckets(
+            self.settings.chat_rate_per_second * 60, self.settings.chat_burst
+        )
         on = signaling.on
         on("join", JoinIn, needs_join=False)(self.join)
         on("leave", Empty)(self.leave)
@@ -128,13 +131,7 @@ class RoomHandlers:
         self._require_chat(conn)
         if self.require_open is not None:  # joined before the pair ended: chat is read-only now
             await self.require_open(conn.room)
-        key = (conn.room, conn.identity)
-        bucket = self._chat_buckets.get(key)
-        if bucket is None:
-            bucket = self._chat_buckets[key] = TokenBucket(
-                self.settings.chat_rate_per_second, self.settings.chat_burst
-            )
-        if not bucket.take():
+        if not self._chat_buckets.get((conn.room, conn.identity)).take():
             raise RateLimited("too many chat messages; wait a moment")
         message = await self.chat.post(
             conn.room, conn.identity, conn.token.name, payload.text, payload.client_id

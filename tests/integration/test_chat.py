@@ -10,9 +10,12 @@ import pytest
 import socketio
 
 from server.config import Settings
+from server.jobs.clock import ManualClock
+from server.signaling import ratelimit
 from tests.support.participants import SocketParticipant, issue_token, set_operators_read_chat
 
 Join = Callable[..., Any]
+NAMES = ("ada", "bo", "cy", "di", "ed")
 
 
 @pytest.fixture
@@ -155,17 +158,49 @@ async def test_expired_token_is_refused(base_url: str) -> None:
         await SocketParticipant(base_url, token).connect()
 
 
-async def test_rate_limit_trips_and_recovers(people: Join) -> None:
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> ManualClock:
+    """The time the rate limits read, moved by the test (buckets made from now on)."""
+    manual = ManualClock(1000.0)
+    monkeypatch.setattr(ratelimit, "clock", manual)
+    return manual
+
+
+async def test_rate_limit_trips_and_recovers(people: Join, clock: ManualClock) -> None:
     ada = await people("ada")  # burst 5, 2 per second
     acks = [await ada.chat(f"m{i}", f"id{i}") for i in range(8)]
     limited = [a for a in acks if "error" in a]
     assert limited and all(a["error"]["code"] == "rate_limited" for a in limited)
     stored = [a for a in acks if "id" in a]
     assert len(stored) == 5
-    await asyncio.sleep(1.1)
+    assert "error" in await ada.chat("no pause", "too-soon")
+    clock.advance(0.5)  # one message's worth at 2 per second
     assert "id" in await ada.chat("after a pause", "later")
     bo = await people("bo")
     assert len(bo.joined["history"]) == 6  # nothing refused was stored
+
+
+async def test_chat_limits_forget_the_person_idle_longest_and_no_other(
+    people: Join, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The chat rate limits are bounded (here at 2 people): past the bound the one idle
+    longest is forgotten, one at a time, never all at once. Before, every person who ever
+    chatted kept a bucket for the life of the process."""
+    monkeypatch.setattr(ratelimit, "MAX_TRACKED", 2)
+    ada, bo, cy, di, ed = [await people(name, room=f"room-{name}") for name in NAMES]
+
+    async def limited(person: SocketParticipant, text: str) -> bool:
+        ack = await person.chat(text, text)
+        return "error" in ack and ack["error"]["code"] == "rate_limited"
+
+    assert [await limited(ada, f"a{i}") for i in range(6)] == [False] * 5 + [True]
+    assert not await limited(bo, "b1")
+    assert await limited(ada, "a6")
+    assert not await limited(cy, "c1")  # forgets bo, idle longest
+    assert await limited(ada, "a7"), "the bound forgot someone other than the idlest"
+    assert not await limited(di, "d1")  # forgets cy
+    assert not await limited(ed, "e1")  # forgets ada
+    assert not await limited(ada, "a8"), "ada's limit was never forgotten"
 
 
 async def test_reconnect_replaces_the_old_connection(people: Join) -> None:
