@@ -9,8 +9,8 @@ from server.signaling.ratelimit import Buckets
 
 
 def throttle_middleware(tokens_per_minute: float, failures_per_minute: float) -> web.middleware:  # type: ignore[valid-type]
-    issued: Buckets[str] = Buckets(tokens_per_minute)
-    failures: Buckets[str] = Buckets(failures_per_minute)
+    issued = Buckets(tokens_per_minute)
+    failures = Buckets(failures_per_minute)
 
     @web.middleware
     async def throttle(request: web.Request, handler: Handler) -> web.StreamResponse:

@@ -61,7 +61,7 @@ class MailReplies:
         self._pairs = pairs
         self._removals = removals
         self._chat = chat
-        self._buckets: Buckets[tuple[str, str]] = Buckets(REPLY_RATE_PER_SECOND * 60, REPLY_BURST)
+        self._buckets = Buckets(REPLY_RATE_PER_SECOND * 60, REPLY_BURST)
 
     async def recipient(self, address: str) -> Recipient:
         """The pair and member a reply address stands for, if it may post now.

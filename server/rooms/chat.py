@@ -200,7 +200,8 @@ class ChatStore:
                 .where(and_(mine, chat_reads.c.message_id < message_id))
                 .values(message_id=message_id)
             )
-            return int(await conn.scalar(select(chat_reads.c.message_id).where(mine)))
+            stored = await conn.scalar(select(chat_reads.c.message_id).where(mine))
+            return 0 if stored is None else int(stored)  # None: erased meanwhile
 
     async def read_markers(self, room: str) -> dict[str, int]:
         async with self._db.connect() as conn:

@@ -44,7 +44,7 @@ class RoomHandlers:
         self.require_open = require_open
         self.settings = signaling.settings
         # Kept past a disconnect (reconnecting must not refill it), forgotten when idle longest.
-        self._chat_buckets: Buckets[tuple[str, str]] = Buckets(
+        self._chat_buckets = Buckets(
             self.settings.chat_rate_per_second * 60, self.settings.chat_burst
         )
         on = signaling.on

@@ -5,15 +5,12 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
-from typing import Generic, TypeVar
 
 # Keys whose bucket is remembered; beyond it the least recently used is forgotten.
 MAX_TRACKED = 10_000
 
 # What a bucket made from now on reads the time from (a test sets a jobs.clock.ManualClock).
 clock: Callable[[], float] = time.monotonic
-
-K = TypeVar("K", bound=Hashable)
 
 
 class TokenBucket:
@@ -45,7 +42,7 @@ class TokenBucket:
         self._tokens = min(self.burst, self._tokens + cost)
 
 
-class Buckets(Generic[K]):
+class Buckets:
     """Token buckets by key (a client address, a person in a room), forgetting the least
     recently used beyond `MAX_TRACKED`, one at a time: a flood of new keys (spoofed
     addresses) forgets only the keys idle for longest, never every bucket at once."""
@@ -53,12 +50,12 @@ class Buckets(Generic[K]):
     def __init__(self, per_minute: float, burst: int | None = None):
         self._rate = per_minute / 60
         self._burst = burst or max(1, int(per_minute))
-        self._buckets: OrderedDict[K, TokenBucket] = OrderedDict()
+        self._buckets: OrderedDict[Hashable, TokenBucket] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._buckets)
 
-    def get(self, key: K) -> TokenBucket:
+    def get(self, key: Hashable) -> TokenBucket:
         bucket = self._buckets.pop(key, None) or TokenBucket(self._rate, self._burst)
         self._buckets[key] = bucket
         while len(self._buckets) > MAX_TRACKED:
