@@ -80,9 +80,11 @@ class RoomHandlers:
             await self.signaling.sio.enter_room(conn.sid, live)
         if result.replaced_connection is not None:
             await self._drop_replaced(result.replaced_connection)
-        history = []
+        history, more = [], False
         if reads_chat:
-            history = await self.chat.store.history(token.room, self.settings.history_limit)
+            limit = self.settings.history_limit
+            history = await self.chat.store.history(token.room, limit + 1)
+            more, history = len(history) > limit, history[-limit:]
             if operator_side:
                 await self._audit(conn, "room_join", len(history), granted=True)
         self._count()
@@ -113,6 +115,7 @@ class RoomHandlers:
             "you": result.participant.public(),
             "participants": participants,
             "history": [m.to_wire() for m in history],
+            "history_has_more": more,  # earlier messages than these (the `history` event)
             "reads": await self.chat.store.read_markers(token.room) if reads_chat else {},
             "chat_private": not reads_chat,
         }
