@@ -24,7 +24,6 @@ import asyncio
 import email
 import email.policy
 import hashlib
-from collections import OrderedDict
 from dataclasses import dataclass
 from email.message import EmailMessage
 
@@ -34,7 +33,7 @@ from server.mailin.text import reply_text
 from server.rooms.chat import ChatMessage, ChatService
 from server.rooms.removals import RemovalStore
 from server.sessionlog.pairs import Member, Pair, PairStore
-from server.signaling.ratelimit import TokenBucket
+from server.signaling.ratelimit import Buckets, TokenBucket
 
 # Precedence values and headers that mark mail no person wrote (RFC 3834 and older habits).
 _AUTOMATIC_PRECEDENCE = {"bulk", "junk", "list", "auto_reply"}
@@ -42,7 +41,6 @@ _AUTOMATIC_HEADERS = ("X-Autoreply", "X-Autorespond", "X-Autoresponder")
 # Per reply address: this many at once, then one a minute.
 REPLY_BURST = 5
 REPLY_RATE_PER_SECOND = 1 / 60
-MAX_TRACKED = 10_000  # addresses whose budget is remembered (the least recent is forgotten)
 
 
 @dataclass(frozen=True)
@@ -63,7 +61,7 @@ class MailReplies:
         self._pairs = pairs
         self._removals = removals
         self._chat = chat
-        self._buckets: OrderedDict[tuple[str, str], TokenBucket] = OrderedDict()
+        self._buckets = Buckets(REPLY_RATE_PER_SECOND * 60, REPLY_BURST)
 
     async def recipient(self, address: str) -> Recipient:
         """The pair and member a reply address stands for, if it may post now.
@@ -117,12 +115,7 @@ class MailReplies:
         return to, posted
 
     def _bucket(self, to: Recipient) -> TokenBucket:
-        key = (to.pair.id, to.member.identity)
-        bucket = self._buckets.pop(key, None) or TokenBucket(REPLY_RATE_PER_SECOND, REPLY_BURST)
-        self._buckets[key] = bucket
-        if len(self._buckets) > MAX_TRACKED:
-            self._buckets.popitem(last=False)
-        return bucket
+        return self._buckets.get((to.pair.id, to.member.identity))
 
 
 def _parse(raw: bytes) -> EmailMessage:

@@ -131,6 +131,7 @@ from aiortc.rtp import (
 from aiortc.utils import uint16_add
 
 from server.media import gso
+from server.tasks import BackgroundTasks
 
 PINNED_VERSION = "1.16.0"
 _QUEUE_ATTR = "_RTCRtpReceiver__decoder_queue"
@@ -139,6 +140,8 @@ _JITTER_ATTR = "_RTCRtpReceiver__jitter_buffer"
 _RTX_ATTR = "_RTCRtpReceiver__rtx_ssrc"
 _ESTIMATOR_ATTR = "_RTCRtpReceiver__remote_bitrate_estimator"
 _RX_PACKETS_ATTR = "_RTCDtlsTransport__rx_packets"
+# RTCP feedback (PLI, NACK, REMB) on its way out, held until sent.
+_sending = BackgroundTasks()
 
 FrameSink = Callable[[RTCRtpCodecParameters, JitterFrame], None]
 
@@ -244,7 +247,7 @@ def tap_encoded_frames(receiver: RTCRtpReceiver, sink: FrameSink) -> None:
 
 def send_pli(receiver: RTCRtpReceiver, media_ssrc: int) -> None:
     """Ask the remote sender of `media_ssrc` for a keyframe (RTCP PLI), in the background."""
-    asyncio.ensure_future(receiver._send_rtcp_pli(media_ssrc))
+    _sending.spawn(receiver._send_rtcp_pli(media_ssrc))
 
 
 def on_keyframe_request(sender: RTCRtpSender, callback: Callable[[], None]) -> None:
@@ -375,7 +378,7 @@ def tap_simulcast(receiver: RTCRtpReceiver, layers: Any, sink: FrameSink) -> Non
     tap_encoded_frames(receiver, sink)
 
     def send_nack(ssrc: int, lost: list[int]) -> None:
-        asyncio.ensure_future(receiver._send_rtcp_nack(ssrc, lost))
+        _sending.spawn(receiver._send_rtcp_nack(ssrc, lost))
 
     setattr(receiver, _JITTER_ATTR, LayeredVideoBuffer(send_nack, max(layers.count, 1)))
     setattr(receiver, _NACK_ATTR, None)
@@ -433,7 +436,7 @@ def send_remb(receiver: RTCRtpReceiver, bitrate: int, media_ssrcs: list[int]) ->
     packet = RtcpPsfbPacket(
         fmt=RTCP_PSFB_APP, ssrc=0, media_ssrc=0, fci=pack_remb_fci(bitrate, media_ssrcs)
     )
-    asyncio.ensure_future(receiver._send_rtcp(packet))
+    _sending.spawn(receiver._send_rtcp(packet))
 
 
 def listen_rtcp(transport: RTCDtlsTransport, ssrc: int, callback: Callable[[Any], None]) -> None:

@@ -204,13 +204,11 @@ class ChatStore:
         return counts
 
     async def mark_read(self, room: str, identity: str, message_id: int) -> int:
-        """Move the read marker forward (never back); returns the marker now stored."""
+        """Move the read marker forward (never back); returns the marker now stored, which
+        is higher than `message_id` when another call stored a later one first."""
+        mine = and_(chat_reads.c.room == room, chat_reads.c.identity == identity)
         async with self._db.begin() as conn:
-            current = await conn.scalar(
-                select(chat_reads.c.message_id).where(
-                    and_(chat_reads.c.room == room, chat_reads.c.identity == identity)
-                )
-            )
+            current = await conn.scalar(select(chat_reads.c.message_id).where(mine))
             if current is None:
                 try:
                     async with conn.begin_nested():
@@ -221,21 +219,16 @@ class ChatStore:
                         )
                     return message_id
                 except IntegrityError:
-                    current = 0
-            if message_id > current:
-                await conn.execute(
-                    update(chat_reads)
-                    .where(
-                        and_(
-                            chat_reads.c.room == room,
-                            chat_reads.c.identity == identity,
-                            chat_reads.c.message_id < message_id,
-                        )
-                    )
-                    .values(message_id=message_id)
-                )
-                return message_id
-            return int(current)
+                    pass  # another call stored a marker meanwhile: move that one forward
+            elif message_id <= current:
+                return int(current)
+            await conn.execute(
+                update(chat_reads)
+                .where(and_(mine, chat_reads.c.message_id < message_id))
+                .values(message_id=message_id)
+            )
+            stored = await conn.scalar(select(chat_reads.c.message_id).where(mine))
+            return 0 if stored is None else int(stored)  # None: erased meanwhile
 
     async def read_markers(self, room: str) -> dict[str, int]:
         async with self._db.connect() as conn:

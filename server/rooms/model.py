@@ -15,7 +15,7 @@ class Presence(StrEnum):
 
 
 class MediaMode(StrEnum):
-    """The fallback ladder, best first: video → audio → text; phone is its own path."""
+    """How a participant takes part, best first (`FALLBACK_ORDER`)."""
 
     VIDEO = "video"
     AUDIO = "audio"
@@ -23,7 +23,12 @@ class MediaMode(StrEnum):
     PHONE = "phone"
 
 
-LADDER = (MediaMode.VIDEO, MediaMode.AUDIO, MediaMode.TEXT)
+# The fallback ladder, best first (DESIGN.md): a move to a later mode is a step down, which
+# the session log counts as a fallback unless the participant chose it.
+FALLBACK_ORDER = (MediaMode.VIDEO, MediaMode.AUDIO, MediaMode.TEXT, MediaMode.PHONE)
+# The rungs the server moves a browser between by itself; the phone, last, is a move only
+# the person makes (dialling in).
+LADDER = FALLBACK_ORDER[: FALLBACK_ORDER.index(MediaMode.PHONE)]
 
 # How the session log marks a step the participant chose (audio-only, text, closing
 # media, camera off): its reason starts with this. A choice is never a fallback, so
@@ -40,10 +45,11 @@ def is_choice(reason: str | None) -> bool:
     return reason is not None and reason.startswith(CHOICE_PREFIX)
 
 
-def step_down(mode: MediaMode) -> MediaMode:
-    if mode not in LADDER:
-        return mode
-    return LADDER[min(LADDER.index(mode) + 1, len(LADDER) - 1)]
+def is_step_down(previous: str, mode: str) -> bool:
+    """Whether going from `previous` to `mode` goes down the fallback ladder."""
+    if previous not in FALLBACK_ORDER or mode not in FALLBACK_ORDER:
+        return False
+    return FALLBACK_ORDER.index(MediaMode(mode)) > FALLBACK_ORDER.index(MediaMode(previous))
 
 
 @dataclass

@@ -12,6 +12,7 @@ Rooms that belong to no pair are not recorded.
 
 from __future__ import annotations
 
+import copy
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -96,19 +97,29 @@ class SessionRecorder:
     async def __call__(self, event: RoomEvent) -> None:
         if isinstance(event, SessionStarted):
             await self._start(event.room, event.ts)
-        elif isinstance(event, ParticipantJoined):
-            await self._joined(event)
-        elif isinstance(event, SessionEnded):
-            await self._ended(event)
+            return
+        current = self._open.get(event.room)
+        if current is None and isinstance(event, ParticipantJoined):
+            # The pair was created while its room was already in use: start from here.
+            current = await self._start(event.room, event.ts)
+        if current is None:
+            return
+        # Work on a copy and keep it only once its rows are committed: a failed write
+        # leaves memory as the database is (someone present who is not, say).
+        draft = copy.deepcopy(current)
+        async with self._db.begin() as conn:
+            await self._record(conn, draft, event)
+        if isinstance(event, SessionEnded):
+            del self._open[event.room]
         else:
-            current = self._open.get(event.room)
-            if current is None:
-                return
-            async with self._db.begin() as conn:
-                await self._record(conn, current, event)
+            self._open[event.room] = draft
 
     async def _record(self, conn: AsyncConnection, current: _OpenSession, event: RoomEvent) -> None:
-        if isinstance(event, ParticipantLeft):
+        if isinstance(event, ParticipantJoined):
+            await self._join(conn, current, event)
+        elif isinstance(event, SessionEnded):
+            await self._end(conn, current, event)
+        elif isinstance(event, ParticipantLeft):
             await self._left(conn, current, event.identity, event.ts, event.reason)
         elif isinstance(event, MediaModeChanged):
             if event.identity in current.present:
@@ -155,16 +166,18 @@ class SessionRecorder:
                 )
             )
             if orphan is not None:
-                return await self._continue(conn, room, pair.id, int(orphan), ts)
-            session_id = await insert_id(
-                conn, insert(sessions).values(pair_id=pair.id, room=room, started_at=ts)
-            )
-            await _timeline(conn, session_id, ts, "started", None, "")
-        current = self._open[room] = _OpenSession(session_id, pair.id)
+                current = await self._continue(conn, pair.id, int(orphan), ts)
+            else:
+                session_id = await insert_id(
+                    conn, insert(sessions).values(pair_id=pair.id, room=room, started_at=ts)
+                )
+                await _timeline(conn, session_id, ts, "started", None, "")
+                current = _OpenSession(session_id, pair.id)
+        self._open[room] = current
         return current
 
     async def _continue(
-        self, conn: AsyncConnection, room: str, pair_id: str, session_id: int, ts: float
+        self, conn: AsyncConnection, pair_id: str, session_id: int, ts: float
     ) -> _OpenSession:
         """A session still open in the database belongs to a node that died (or a process
         that was killed): carry it on here instead of splitting the meeting in two. Whoever
@@ -197,53 +210,48 @@ class SessionRecorder:
         )
         await _close_segments(conn, session_media_segments.c.session_id == session_id, ts)
         await _timeline(conn, session_id, ts, "continued", None, "the room moved to another node")
-        current = self._open[room] = _OpenSession(session_id, pair_id)
+        current = _OpenSession(session_id, pair_id)
         current.dropped.update(present)
         return current
 
-    async def _joined(self, event: ParticipantJoined) -> None:
-        current = self._open.get(event.room)
-        if current is None:
-            # The pair was created while its room was already in use: start from here.
-            current = await self._start(event.room, event.ts)
-            if current is None:
-                return
-        async with self._db.begin() as conn:
-            here = current.present.get(event.identity)
-            if event.rejoined and here is not None:
-                await _timeline(
-                    conn, current.id, event.ts, "reconnected", event.identity, "connection replaced"
+    async def _join(
+        self, conn: AsyncConnection, current: _OpenSession, event: ParticipantJoined
+    ) -> None:
+        here = current.present.get(event.identity)
+        if event.rejoined and here is not None:
+            await _timeline(
+                conn, current.id, event.ts, "reconnected", event.identity, "connection replaced"
+            )
+            if here.mode != event.media_mode:
+                await self._switch(
+                    conn, current, event.identity, event.media_mode, "rejoined", event.ts
                 )
-                if here.mode != event.media_mode:
-                    await self._switch(
-                        conn, current, event.identity, event.media_mode, "rejoined", event.ts
-                    )
-                return
-            attendance_id = await insert_id(
+            return
+        attendance_id = await insert_id(
+            conn,
+            insert(session_attendance).values(
+                session_id=current.id,
+                identity=event.identity,
+                name=event.name,
+                role=event.role,
+                joined_at=event.ts,
+            ),
+        )
+        segment_id = await _open_segment(
+            conn, current.id, event.identity, event.media_mode, None, "joined", event.ts
+        )
+        current.present[event.identity] = _Present(attendance_id, segment_id, event.media_mode)
+        await _timeline(conn, current.id, event.ts, "joined", event.identity, event.media_mode)
+        if event.identity in current.dropped:
+            current.dropped.discard(event.identity)
+            await _timeline(
                 conn,
-                insert(session_attendance).values(
-                    session_id=current.id,
-                    identity=event.identity,
-                    name=event.name,
-                    role=event.role,
-                    joined_at=event.ts,
-                ),
+                current.id,
+                event.ts,
+                "reconnected",
+                event.identity,
+                "rejoined after disconnect",
             )
-            segment_id = await _open_segment(
-                conn, current.id, event.identity, event.media_mode, None, "joined", event.ts
-            )
-            current.present[event.identity] = _Present(attendance_id, segment_id, event.media_mode)
-            await _timeline(conn, current.id, event.ts, "joined", event.identity, event.media_mode)
-            if event.identity in current.dropped:
-                current.dropped.discard(event.identity)
-                await _timeline(
-                    conn,
-                    current.id,
-                    event.ts,
-                    "reconnected",
-                    event.identity,
-                    "rejoined after disconnect",
-                )
 
     async def _switch(
         self,
@@ -281,22 +289,18 @@ class SessionRecorder:
         if reason == "disconnected":
             current.dropped.add(identity)
 
-    async def _ended(self, event: SessionEnded) -> None:
-        current = self._open.pop(event.room, None)
-        if current is None:
-            return
-        async with self._db.begin() as conn:
-            # A forced close (server shutdown) still has people in the room.
-            for identity in list(current.present):
-                await self._left(conn, current, identity, event.ts, "room_closed")
-            ended_at = current.last_left_at or event.ts
-            await conn.execute(
-                update(sessions)
-                .where(sessions.c.id == current.id)
-                .values(ended_at=ended_at, closed_at=event.ts)
-            )
-            await _timeline(conn, current.id, event.ts, "ended", None, "")
-            await carry_over(conn, current.pair_id)
+    async def _end(self, conn: AsyncConnection, current: _OpenSession, event: SessionEnded) -> None:
+        # A forced close (server shutdown) still has people in the room.
+        for identity in list(current.present):
+            await self._left(conn, current, identity, event.ts, "room_closed")
+        ended_at = current.last_left_at or event.ts
+        await conn.execute(
+            update(sessions)
+            .where(sessions.c.id == current.id)
+            .values(ended_at=ended_at, closed_at=event.ts)
+        )
+        await _timeline(conn, current.id, event.ts, "ended", None, "")
+        await carry_over(conn, current.pair_id)
 
 
 async def _open_segment(

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import and_, func, insert, select
 
 from server.rooms.chat import ChatMessage
-from server.rooms.model import is_choice
+from server.rooms.model import is_choice, is_step_down
 from server.sessionlog.rows import clean_text, fetch_all, fetch_of_pair, fetch_one, insert_id
 from server.store import Database
 from server.store.schema import (
@@ -27,16 +27,12 @@ from server.store.schema import (
     sessions,
 )
 
-# The fallback ladder, best first; a move to a later mode is a fallback step.
-LADDER = ("video", "audio", "text", "phone")
 NOTE_MAX_CHARS = 4000
 
 
 def is_fallback(previous: str | None, mode: str, reason: str | None = None) -> bool:
-    """A step down the ladder that the participant did not choose."""
-    if previous is None or previous not in LADDER or mode not in LADDER or is_choice(reason):
-        return False
-    return LADDER.index(mode) > LADDER.index(previous)
+    """A step down the ladder (`rooms.model.FALLBACK_ORDER`) the participant did not choose."""
+    return previous is not None and not is_choice(reason) and is_step_down(previous, mode)
 
 
 def step_name(previous: str, mode: str) -> str:

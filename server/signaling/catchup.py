@@ -12,7 +12,6 @@ it never delivered. Clients already drop a `chat` whose `id` they have (it may c
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections import deque
@@ -24,6 +23,7 @@ import socketio
 from server.rooms.chat import ChatStore
 from server.rooms.registry import RoomRegistry
 from server.signaling.broadcast import chat_channel
+from server.tasks import BackgroundTasks
 
 log = logging.getLogger("pairwise.catchup")
 
@@ -45,7 +45,7 @@ class CatchUpRedisManager(socketio.AsyncRedisManager):
         self._subscriptions = 0
         self.last_heard = time.time()  # the last thing the subscription brought
         self.on_resubscribed: Callable[[float], Coroutine[Any, Any, object]] | None = None
-        self._tasks: set[asyncio.Task[object]] = set()
+        self._tasks = BackgroundTasks()
 
     def delivered(self, room: str, message_id: int) -> bool:
         found = self._delivered.get(room)
@@ -93,9 +93,7 @@ class CatchUpRedisManager(socketio.AsyncRedisManager):
     def _subscribed(self) -> None:
         self._subscriptions += 1
         if self._subscriptions > 1 and self.on_resubscribed is not None:
-            task = asyncio.create_task(self.on_resubscribed(self.last_heard))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._tasks.spawn(self.on_resubscribed(self.last_heard))
 
     async def _listen(self) -> AsyncIterator[Any]:
         async for data in super()._listen():

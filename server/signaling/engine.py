@@ -19,6 +19,7 @@ from aiohttp import web
 
 from server.api.http import error_response
 from server.signaling.metrics import SignalingMetrics
+from server.tasks import BackgroundTasks
 
 
 class GuardedServer(socketio.AsyncServer):
@@ -40,7 +41,7 @@ class GuardedServer(socketio.AsyncServer):
         self.connect_timeout = connect_timeout
         self.guard_metrics = metrics
         self._deadlines: dict[str, asyncio.TimerHandle] = {}
-        self._closing: set[asyncio.Task[None]] = set()
+        self._closing = BackgroundTasks()
 
     async def _handle_eio_connect(self, eio_sid: str, environ: dict[str, Any]) -> Any:
         result = await super()._handle_eio_connect(eio_sid, environ)
@@ -59,9 +60,7 @@ class GuardedServer(socketio.AsyncServer):
         if self.manager.sid_from_eio_sid(eio_sid, "/") is not None:
             return
         self.guard_metrics.engine_refused.labels("connect_timeout").inc()
-        task = asyncio.ensure_future(self._close(eio_sid))
-        self._closing.add(task)
-        task.add_done_callback(self._closing.discard)
+        self._closing.spawn(self._close(eio_sid))
 
     async def _close(self, eio_sid: str) -> None:
         """Disconnect, then close the websocket itself.

@@ -13,7 +13,7 @@ from server.errors import Forbidden, InvalidInput, RateLimited
 from server.rooms.chat import ChatService
 from server.rooms.model import CHOICE_PREFIX, MediaMode, Presence, is_choice
 from server.signaling.broadcast import chat_channel, operator_chat_channel
-from server.signaling.ratelimit import TokenBucket
+from server.signaling.ratelimit import Buckets
 from server.signaling.schemas import (
     ChatIn,
     Empty,
@@ -43,7 +43,10 @@ class RoomHandlers:
         # Raises Forbidden(room_closed) for a room whose pair ended (PairStore.require_open_room).
         self.require_open = require_open
         self.settings = signaling.settings
-        self._chat_buckets: dict[tuple[str, str], TokenBucket] = {}
+        # Kept past a disconnect (reconnecting must not refill it), forgotten when idle longest.
+        self._chat_buckets = Buckets(
+            self.settings.chat_rate_per_second * 60, self.settings.chat_burst
+        )
         on = signaling.on
         on("join", JoinIn, needs_join=False)(self.join)
         on("leave", Empty)(self.leave)
@@ -77,9 +80,11 @@ class RoomHandlers:
             await self.signaling.sio.enter_room(conn.sid, live)
         if result.replaced_connection is not None:
             await self._drop_replaced(result.replaced_connection)
-        history = []
+        history, more = [], False
         if reads_chat:
-            history = await self.chat.store.history(token.room, self.settings.history_limit)
+            limit = self.settings.history_limit
+            history = await self.chat.store.history(token.room, limit + 1)
+            more, history = len(history) > limit, history[-limit:]
             if operator_side:
                 await self._audit(conn, "room_join", len(history), granted=True)
         self._count()
@@ -110,6 +115,7 @@ class RoomHandlers:
             "you": result.participant.public(),
             "participants": participants,
             "history": [m.to_wire() for m in history],
+            "history_has_more": more,  # earlier messages than these (the `history` event)
             "reads": await self.chat.store.read_markers(token.room) if reads_chat else {},
             "chat_private": not reads_chat,
         }
@@ -128,13 +134,7 @@ class RoomHandlers:
         self._require_chat(conn)
         if self.require_open is not None:  # joined before the pair ended: chat is read-only now
             await self.require_open(conn.room)
-        key = (conn.room, conn.identity)
-        bucket = self._chat_buckets.get(key)
-        if bucket is None:
-            bucket = self._chat_buckets[key] = TokenBucket(
-                self.settings.chat_rate_per_second, self.settings.chat_burst
-            )
-        if not bucket.take():
+        if not self._chat_buckets.get((conn.room, conn.identity)).take():
             raise RateLimited("too many chat messages; wait a moment")
         message = await self.chat.post(
             conn.room, conn.identity, conn.token.name, payload.text, payload.client_id

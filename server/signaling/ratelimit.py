@@ -1,8 +1,16 @@
-"""Token buckets: a steady rate with a burst allowance."""
+"""Token buckets: a steady rate with a burst allowance, alone or one per key."""
 
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+
+# Keys whose bucket is remembered; beyond it the least recently used is forgotten.
+MAX_TRACKED = 10_000
+
+# What a bucket made from now on reads the time from (a test sets a jobs.clock.ManualClock).
+clock: Callable[[], float] = time.monotonic
 
 
 class TokenBucket:
@@ -10,7 +18,7 @@ class TokenBucket:
         self.rate = rate
         self.burst = burst
         self._tokens = float(burst)
-        self._clock = time.monotonic
+        self._clock = clock
         self._last = self._clock()
 
     def empty(self) -> bool:
@@ -32,3 +40,24 @@ class TokenBucket:
         """Return `cost` tokens taken for something that turned out not to count."""
         self.take(0)  # refill up to now first
         self._tokens = min(self.burst, self._tokens + cost)
+
+
+class Buckets:
+    """Token buckets by key (a client address, a person in a room), forgetting the least
+    recently used beyond `MAX_TRACKED`, one at a time: a flood of new keys (spoofed
+    addresses) forgets only the keys idle for longest, never every bucket at once."""
+
+    def __init__(self, per_minute: float, burst: int | None = None):
+        self._rate = per_minute / 60
+        self._burst = burst or max(1, int(per_minute))
+        self._buckets: OrderedDict[Hashable, TokenBucket] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+    def get(self, key: Hashable) -> TokenBucket:
+        bucket = self._buckets.pop(key, None) or TokenBucket(self._rate, self._burst)
+        self._buckets[key] = bucket
+        while len(self._buckets) > MAX_TRACKED:
+            self._buckets.popitem(last=False)
+        return bucket

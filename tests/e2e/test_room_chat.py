@@ -21,14 +21,16 @@ from tests.support.participants import SocketParticipant, issue_token
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 PHONE = {"width": 390, "height": 844}
+HISTORY_PAGE = 30  # the server's page; the page reads it from the join, never its own
 LINKS = "Read https://example.org/guide?x=1, then www.example.com. Not javascript:alert(1) or data:text/html,hi"
 
 
 @pytest.fixture
 async def base_url(aiohttp_server: Any, make_settings: Callable[..., Settings]) -> str:
     """The history is written quickly before the browser opens (a burst the size of it);
-    a partner who drops is gone after 1 s."""
-    server = await aiohttp_server(create_app(make_settings(chat_burst=100, room_grace_seconds=1)))
+    a partner who drops is gone after 1 s; a page of history is 30 messages."""
+    settings = make_settings(chat_burst=100, room_grace_seconds=1, history_limit=HISTORY_PAGE)
+    server = await aiohttp_server(create_app(settings))
     return str(server.make_url("")).rstrip("/")
 
 
@@ -66,6 +68,12 @@ async def test_chat_opens_at_the_newest_with_safe_links_and_names(
         ["https://www.example.com/", "noopener noreferrer", "_blank", "www.example.com"],
     ], links
     await expect(linked).to_contain_text("javascript:alert(1) or data:text/html,hi")
+
+    # 41 messages, a page of 30: the first 11 are a click away, and then nothing more.
+    await expect(page.locator("#chat-log .msg", has_text="Earlier note 10")).to_have_count(0)
+    await page.locator("#chat-earlier").click()
+    await expect(page.locator("#chat-log .msg", has_text="Earlier note 0")).to_have_count(1)
+    await expect(page.locator("#chat-earlier")).to_be_hidden()
 
     # Ada reads Bo's answer, then leaves: the receipt keeps her name, also after a reload.
     await bo.say("Thanks, reading it now")

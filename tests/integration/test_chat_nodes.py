@@ -69,9 +69,9 @@ async def test_two_nodes_share_chat_and_presence(
         assert (await ada.wait_for("chat", {"client_id": "b1"}))["text"] == "hello from node B"
 
         await bo.call("presence", {"presence": "away"})
-        assert await ada.wait_for("presence", {"identity": "bo", "presence": "away"})
+        await ada.wait_for("presence", {"identity": "bo", "presence": "away"})
         await bo.call("leave")
-        assert await ada.wait_for("participant_left", {"identity": "bo"})
+        await ada.wait_for("participant_left", {"identity": "bo"})
 
         carol = await connect(node_b, "pair-x", "carol")
         joined = await carol.join()

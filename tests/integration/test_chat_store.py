@@ -106,3 +106,32 @@ async def test_messages_are_stored_after_postgresql_ends_the_connection() -> Non
             assert [m.text for m in await chat.history("room", 10)] == ["before", "after", "later"]
         finally:
             await database.close()
+
+
+@pytest.mark.postgres
+async def test_mark_read_returns_the_marker_stored_when_another_call_stored_first() -> None:
+    """Two first read markers for one person at once: the one whose insert loses returns
+    the later marker the other stored. Before, it returned the id it was asked for (5),
+    though 10 was stored and 5 never was."""
+    async with fresh_postgres_database() as url:
+        database = Database(url)
+        other = await asyncpg.connect(url.replace("postgresql+asyncpg", "postgresql"))
+        try:
+            await migrate(database)
+            async with other.transaction():  # stored, not yet committed: invisible meanwhile
+                await other.execute(
+                    "INSERT INTO chat_reads (room, identity, message_id) VALUES ('room', 'ada', 10)"
+                )
+                marking = asyncio.create_task(ChatStore(database).mark_read("room", "ada", 5))
+                # Until mark_read's insert waits on this one's (same key), which PostgreSQL
+                # shows only in pg_stat_activity: then commit.
+                while not marking.done() and not await other.fetchval(  # noqa: ASYNC110
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                    " AND wait_event_type = 'Lock'"
+                ):
+                    await asyncio.sleep(0.01)
+            assert await marking == 10
+            assert await ChatStore(database).read_markers("room") == {"ada": 10}
+        finally:
+            await other.close()
+            await database.close()

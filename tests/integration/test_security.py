@@ -44,10 +44,7 @@ async def test_removed_participant_is_disconnected_and_cannot_rejoin_with_that_t
             assert resp.status == 200 and (await resp.json())["disconnected"] is True
     assert (await mallory.wait_for("error", {"code": "removed"}))["message"]
     assert (await ada.wait_for("participant_left", {"identity": "mallory"}))["reason"] == "removed"
-    for _ in range(50):
-        if not mallory.sio.connected:
-            break
-        await asyncio.sleep(0.1)
+    await asyncio.wait_for(mallory.sio.wait(), 10)  # returns once the server has closed it
     assert not mallory.sio.connected
 
     again = socketio.AsyncClient(serializer="msgpack", reconnection=False)

@@ -9,6 +9,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
 from server.errors import Conflict, Forbidden, InvalidInput, NotFound
 from server.rooms.events import (
@@ -147,6 +149,36 @@ async def test_the_recorder_writes_each_event_as_it_comes(log: SessionLogService
     assert quality["ada"].samples == 0 and quality["ada"].median_inbound_kbps is None
     assert ("presence", "bo", "away") in [(t.kind, t.identity, t.detail) for t in detail.timeline]
     assert await log.sessions.current(pair.id) is None
+
+
+async def test_a_write_that_fails_changes_nothing_the_recorder_remembers(
+    log: SessionLogService,
+) -> None:
+    """A join whose timeline row cannot be written is rolled back, and the recorder does
+    not take the person as present either: their later leave records nothing. Before,
+    memory changed before the commit, so a leave was logged for someone never there."""
+    pair = await a_pair(log)
+    room, record = pair.room, log.recorder
+    await record(SessionStarted(room, ts=T0))
+    async with log.database.begin() as conn:  # the timeline table goes away for a moment
+        await conn.execute(text("ALTER TABLE session_timeline RENAME TO timeline_away"))
+    with pytest.raises(DBAPIError):
+        await record(joined(room, "ada", T0 + 1))
+    async with log.database.begin() as conn:
+        await conn.execute(text("ALTER TABLE timeline_away RENAME TO session_timeline"))
+    await record(ParticipantLeft(room, identity="ada", reason="left", ts=T0 + 2))
+    await record(joined(room, "bo", T0 + 3))
+    await record(SessionEnded(room, started_at=T0, ts=T0 + 4))
+
+    [summary] = await log.sessions.of_pair(pair.id)
+    detail = await log.sessions.detail(pair.id, summary.session.id)
+    assert [(t.kind, t.identity) for t in detail.timeline] == [
+        ("started", None),
+        ("joined", "bo"),
+        ("left", "bo"),
+        ("ended", None),
+    ]
+    assert [a.identity for a in detail.attendance] == ["bo"]
 
 
 async def test_rooms_of_no_pair_are_not_logged_and_late_pairs_start_at_a_join(

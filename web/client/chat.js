@@ -4,7 +4,6 @@
 const TYPING_IDLE_MS = 3000;
 const TYPING_STALE_MS = 8000;
 const RETRY_MS = 1500;
-const historyLimit = 50; // the server's default page; a full page may have more before it
 const timeFormat = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
 
 /** Messages written but not yet acknowledged by the server, in the order they were written. */
@@ -93,7 +92,7 @@ export class Chat {
   }
 
   /** The join ack (first join or a rejoin after reconnecting): merge history, resend. */
-  load({ history, reads, canWrite, chatPrivate = false }) {
+  load({ history, historyHasMore, reads, canWrite, chatPrivate = false }) {
     this.#showPrivate(chatPrivate);
     this.canWrite = canWrite;
     this.input.disabled = !canWrite;
@@ -102,7 +101,7 @@ export class Chat {
     this.reads = { ...reads };
     const first = !this.loaded;
     for (const message of history) this.#received(message, false);
-    if (!this.loaded) this.earlier.hidden = history.length < historyLimit;
+    if (!this.loaded) this.earlier.hidden = !historyHasMore;
     this.loaded = true;
     this.#refreshStatuses();
     this.#countUnread();
@@ -197,7 +196,7 @@ export class Chat {
     const before = Math.min(...this.messages.keys());
     if (!Number.isFinite(before)) return;
     try {
-      const page = await this.socket.request("history", { before, limit: 50 });
+      const page = await this.socket.request("history", { before }); // a page of the server's size
       for (const message of page.messages) this.#received(message, false);
       this.earlier.hidden = !page.has_more;
       this.#refreshStatuses();

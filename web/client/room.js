@@ -115,6 +115,7 @@ export class Room {
     for (const person of ack.participants) this.#addPerson(person);
     this.chat.load({
       history: ack.history,
+      historyHasMore: Boolean(ack.history_has_more),
       reads: ack.reads,
       canWrite: this.#canWrite(ack.room),
       chatPrivate: Boolean(ack.chat_private),

@@ -31,8 +31,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from server.api.throttle import MAX_TRACKED, Buckets
-from server.signaling.ratelimit import TokenBucket
+from server.signaling.ratelimit import MAX_TRACKED, Buckets, TokenBucket
 
 
 class PinCheckRefused(Exception):
