@@ -9,6 +9,7 @@ import base64
 import os
 import re
 import socket
+from pathlib import Path
 
 import numpy as np
 import pylibsrtp
@@ -20,7 +21,7 @@ from server.media.phone.srtp import crypto_line
 from server.rooms.model import MediaMode
 from tests.sip.conftest import Phone, PhoneFactory, UdpPeer, eventually, open_peer
 from tests.sip.media import g711_packets
-from tests.sip.trunk import Trunk, media_port, sdp
+from tests.sip.trunk import Trunk, media_port, sdp, self_signed, server_context
 
 pytestmark = [pytest.mark.slow, pytest.mark.sip]
 
@@ -28,8 +29,17 @@ PROFILE = pylibsrtp.Policy.SRTP_PROFILE_AES128_CM_SHA1_80
 ROOM, WHO = "room-out", "maya"
 
 
-async def dialling(make_phone: PhoneFactory, **settings: str) -> tuple[Phone, Trunk]:
-    trunk = await Trunk("UDP").start()
+async def dialling(
+    make_phone: PhoneFactory, directory: Path | None = None, **settings: str
+) -> tuple[Phone, Trunk]:
+    """A "call me" ringing the trunk, over TLS when `directory` is given (its certificate
+    is made there), else UDP."""
+    if directory is None:
+        trunk = await Trunk("UDP").start()
+    else:
+        cert, key = self_signed(directory, "trunk")
+        trunk = await Trunk("TLS").start(server_context(cert, key))
+        settings = {**settings, "trunk_transport": "TLS", "trunk_tls_ca": cert}
     phone = await make_phone(
         trunk_uri=f"sip:127.0.0.1:{trunk.port}", dialout_prefixes=("+4930",), **settings
     )
@@ -135,13 +145,16 @@ async def answer(trunk: Trunk, invite: sip.SipMessage, body: bytes) -> None:
     assert (await trunk.request("ACK")).cseq == (1, "ACK")
 
 
+@pytest.mark.parametrize("transport", ["UDP", "TLS"])
 async def test_srtp_required_is_offered_and_the_answers_key_used_both_ways(
-    make_phone: PhoneFactory,
+    make_phone: PhoneFactory, tmp_path: Path, transport: str
 ) -> None:
     media = await open_peer("127.0.0.1")
-    phone, trunk = await dialling(make_phone, trunk_srtp="required")
+    directory = tmp_path if transport == "TLS" else None
+    phone, trunk = await dialling(make_phone, directory, trunk_srtp="required")
     try:
         invite = await trunk.request("INVITE")
+        assert invite.get("Via").startswith(f"SIP/2.0/{transport} ")  # keys under TLS
         profile, gateway_key = offered_key(invite.body)
         assert profile == "RTP/SAVP"
         trunk_key = os.urandom(30)
