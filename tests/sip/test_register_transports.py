@@ -132,7 +132,7 @@ async def test_registers_over_the_trunks_transport_and_its_calls_reach_the_room(
         trunk.close()
 
 
-async def test_over_tcp_a_lost_connection_is_opened_again_and_registered_at_once(
+async def test_over_tcp_the_connection_is_kept_alive_and_if_lost_registered_again_at_once(
     make_phone: PhoneFactory,
 ) -> None:
     trunk = await Trunk("TCP").start()
@@ -144,10 +144,13 @@ async def test_over_tcp_a_lost_connection_is_opened_again_and_registered_at_once
             trunk_transport="TCP",
             trunk_register=True,
         )
+        assert phone.gateway.trunk_link is not None
+        phone.gateway.trunk_link.keepalive_seconds = 0.1  # 30 s in service
         registration = phone.gateway.registration
         assert registration is not None
         await register(trunk)
         await eventually(lambda: registration.status.registrations == 1)
+        await eventually(lambda: trunk.pings >= 2)  # CRLF CRLF keeps the quiet connection
         trunk.drop_connection()  # the binding went with it; Expires (600 s) is far away
         await register(trunk)  # on a new connection, at once (not at the refresh in 300 s)
         assert trunk.connections == 2

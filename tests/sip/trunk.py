@@ -90,6 +90,7 @@ class Trunk:
         self.responses: asyncio.Queue[SipMessage] = asyncio.Queue()
         self.port = 0
         self.connections = 0  # TCP/TLS connections the gateway opened
+        self.pings = 0  # CRLF CRLF keep-alives on them
         self._udp: asyncio.DatagramTransport | None = None
         self._server: asyncio.Server | None = None
         self._writer: asyncio.StreamWriter | None = None
@@ -113,8 +114,10 @@ class Trunk:
         self._writer = writer
         framer = StreamFramer()
         while data := await reader.read(65536):
+            before = framer.pings
             for message in framer.feed(data):
                 self.received(message, writer.get_extra_info("peername"))
+            self.pings += framer.pings - before
 
     def received(self, data: bytes, addr: tuple[str, int]) -> None:
         self._addr = addr

@@ -7,7 +7,10 @@ arrive on it as well (most trunks send them on the registering connection, since
 gateway may sit behind NAT), where they are ordinary dial-in calls (stream.py feeds
 them to the same user agent server as a listener's connections). A connection that
 closes is opened again on the next request, and `lost` tells the registration so it
-registers again at once: the trunk's binding went with the connection.
+registers again at once: the trunk's binding went with the connection. A CRLF CRLF
+keep-alive (RFC 5626 §3.5.1) goes out every `KEEPALIVE_SECONDS`, so a NAT or a trunk
+that drops quiet connections keeps this one between refreshes (five minutes apart with
+the default Expires).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import ssl
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from server.media.phone.stream import HANDSHAKE_SECONDS, SipStreamConnection
+from server.media.phone.stream import HANDSHAKE_SECONDS, KEEPALIVE_PING, SipStreamConnection
 
 if TYPE_CHECKING:
     from server.media.phone.uas import UserAgentServer
@@ -27,6 +30,7 @@ log = logging.getLogger("pairwise.phone")
 
 TRANSPORTS = ("UDP", "TCP", "TLS")
 CONNECT_SECONDS = 10.0
+KEEPALIVE_SECONDS = 30.0  # NATs commonly forget a quiet TCP mapping after a few minutes
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,8 @@ class TrunkLink:
         self._connection: SipStreamConnection | None = None
         self._lock = asyncio.Lock()
         self._context = client_context(trunk.tls_ca) if trunk.transport == "TLS" else None
+        self.keepalive_seconds = KEEPALIVE_SECONDS
+        self._keepalive: asyncio.Task[None] | None = None
 
     @property
     def reliable(self) -> bool:
@@ -112,13 +118,26 @@ class TrunkLink:
         )
         connection.on_lost = self._connection_lost
         self._connection = connection
+        self._stop_keepalive()
+        self._keepalive = asyncio.create_task(self._ping(connection), name="phone-trunk-ping")
         log.info(
             "connected to the trunk",
             extra={"transport": trunk.transport, "trunk": trunk.hostport},
         )
 
+    async def _ping(self, connection: SipStreamConnection) -> None:
+        while connection.open:
+            await asyncio.sleep(self.keepalive_seconds)
+            connection.write(KEEPALIVE_PING)
+
+    def _stop_keepalive(self) -> None:
+        if self._keepalive is not None:
+            self._keepalive.cancel()
+            self._keepalive = None
+
     def _connection_lost(self, connection: SipStreamConnection) -> None:
         if connection is self._connection:
+            self._stop_keepalive()
             self._connection = None
             self.lost.set()
             log.warning(
@@ -127,6 +146,7 @@ class TrunkLink:
             )
 
     def close(self) -> None:
+        self._stop_keepalive()
         if self._connection is not None:
             self._connection.close()
             self._connection = None
