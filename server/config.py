@@ -231,6 +231,15 @@ class Settings(BaseSettings):
     sip_trunk_uri: str | None = Field(None, description="sip:host[:port] to call out through")
     sip_trunk_username: str | None = Field(None, description="digest user name at the trunk")
     sip_trunk_password: str | None = Field(None, description="digest password at the trunk")
+    sip_trunk_transport: Literal["udp", "tcp", "tls"] = Field(
+        "udp", description="how REGISTER and dial-out reach the trunk (tls: port 5061 by default)"
+    )
+    sip_trunk_tls_ca: str | None = Field(
+        None, description="PEM CA bundle that signs the trunk's TLS certificate (default: system)"
+    )
+    sip_trunk_srtp: Literal["off", "optional", "required"] = Field(
+        "off", description="SRTP (SDES) on dial-out: off, offered best-effort, or required"
+    )
     sip_trunk_register: bool = Field(
         False, description="register at the trunk so calls to its number reach dial-in"
     )

@@ -62,6 +62,7 @@ DECIDED: dict[tuple[str, str], A] = {
     ("GET", "/api/v1/phone/calls"): A.MANAGER,
     ("GET", "/api/v1/phone/trunk"): A.VIEWER,  # the gateway's health: no caller, no PIN
     ("POST", "/api/v1/rooms/{room}/phone/call-me"): A.ROOM,
+    ("DELETE", "/api/v1/rooms/{room}/phone/call-me"): A.ROOM,
     ("POST", "/api/v1/matching/profiles"): A.MANAGER,
     ("GET", "/api/v1/matching/profiles"): A.MANAGER,
     ("PUT", "/api/v1/matching/criteria"): A.MANAGER,
@@ -147,6 +148,7 @@ ADMITS: dict[A, set[str]] = {
 # Routes whose handler narrows its access further: only the room's members are called in.
 NARROWED: dict[tuple[str, str], set[str]] = {
     ("POST", "/api/v1/rooms/{room}/phone/call-me"): set(),
+    ("DELETE", "/api/v1/rooms/{room}/phone/call-me"): set(),
 }
 ROLES = ("admin", "manager", "viewer", "participant")
 # What the guard answers when it turns a caller away (a handler's own 403s, such as

@@ -15,6 +15,7 @@ import pytest
 from server.media.phone import g711
 from tests.sip.conftest import UdpPeer, eventually, run_sipp
 from tests.sip.media import tone
+from tests.sip.trunk import Trunk
 from tests.support.participants import SocketParticipant, issue_token
 from tests.support.process import ADMIN_KEY, ServerProcess
 from tests.support.services import free_port, require_program
@@ -148,3 +149,59 @@ async def test_star_six_shows_the_caller_muted_to_the_room(
     result = await asyncio.wait_for(call, 30)
     assert result.returncode == 0, result.errors
     await mentor.close()
+
+
+def member_call(method: str, url: str, token: str, body: dict[str, Any] | None = None) -> Any:
+    """A member's REST call with their join token: (status, JSON answer)."""
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(body).encode() if body is not None else None,
+        method=method,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=5) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+async def test_a_member_asks_to_be_called_then_cancels_and_the_trunk_gets_a_cancel(
+    server_process: Callable[..., ServerProcess],
+) -> None:
+    """From the environment to the trunk: "call me" over REST rings the trunk (a Python
+    one, `PAIRWISE_SIP_TRUNK_*` as an operator sets them), and the member's DELETE
+    cancels it while it rings."""
+    trunk = await Trunk("UDP").start()
+    try:
+        server = await asyncio.to_thread(
+            server_process,
+            PAIRWISE_SIP_BIND=f"127.0.0.1:{free_port()}",
+            PAIRWISE_SIP_RTP_PORT_MIN="31200",
+            PAIRWISE_SIP_RTP_PORT_MAX="31299",
+            PAIRWISE_SIP_TRUNK_URI=f"sip:127.0.0.1:{trunk.port}",
+            PAIRWISE_SIP_TRUNK_TRANSPORT="udp",
+            PAIRWISE_SIP_TRUNK_SRTP="optional",
+            PAIRWISE_SIP_DIALOUT_PREFIXES='["+4930"]',
+        )
+        token = await asyncio.to_thread(issue_token, server.url, "pair-out", "maya")
+        url = f"{server.url}/api/v1/rooms/pair-out/phone/call-me"
+        status, body = await asyncio.to_thread(
+            member_call, "POST", url, token, {"number": "+4930 1234567"}
+        )
+        assert (status, body) == (202, {"status": "calling", "number": "…567"})
+        invite = await trunk.request("INVITE")
+        assert invite.uri.startswith("sip:+49301234567@") and b"a=crypto:1 " in invite.body
+        trunk.reply(invite, 180)
+
+        status, body = await asyncio.to_thread(member_call, "DELETE", url, token)
+        assert (status, body) == (200, {"cancelled": True})
+        cancel = await trunk.request("CANCEL")
+        assert cancel.branch == invite.branch
+        trunk.reply(cancel, 200)
+        trunk.reply(invite, 487)
+        assert (await trunk.request("ACK")).cseq == (1, "ACK")
+        status, body = await asyncio.to_thread(member_call, "DELETE", url, token)
+        assert (status, body) == (200, {"cancelled": False})  # nothing rings any more
+    finally:
+        trunk.close()

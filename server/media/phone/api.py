@@ -6,6 +6,7 @@ POST /api/v1/rooms/{room}/participant-pins    a personal PIN that identifies the
 GET  /api/v1/phone/calls                      live calls, for the operators' console
 GET  /api/v1/phone/trunk                      the trunk and the gateway's registration there
 POST /api/v1/rooms/{room}/phone/call-me       "call me": a member has the gateway ring them
+DELETE /api/v1/rooms/{room}/phone/call-me     ... and stops it ringing before they answer
 """
 
 from __future__ import annotations
@@ -276,6 +277,33 @@ async def call_me(request: web.Request) -> web.Response:
         request.match_info["room"], token.identity, token.name, str(token.role), body.number
     )
     return json_response(CallMeAnswer(status="calling", number=masked), status=202)
+
+
+class CallMeCancelled(BaseModel):
+    cancelled: bool = Field(
+        description="true: the ringing call was cancelled (the trunk got a CANCEL); "
+        "false: nothing was ringing (never asked, answered already, or given up)"
+    )
+
+
+@routes.route(
+    "DELETE",
+    "/api/v1/rooms/{room}/phone/call-me",
+    summary="Stop the gateway ringing a member's number (before they answer)",
+    response=CallMeCancelled,
+    access=Access.ROOM,
+    errors=(401, 403, 404),
+    tags=("phone",),
+)
+async def cancel_call_me(request: web.Request) -> web.Response:
+    services = services_of(request)
+    token = caller_of(request).token
+    if token is None or token.role not in (Role.MENTOR, Role.MENTEE):
+        raise Forbidden("only a member of the room can be called in", code="members_only")
+    if services.phone is None:
+        raise NotFound("phone dial-in is not enabled on this server", code="phone_disabled")
+    cancelled = services.phone.cancel_call_me(request.match_info["room"], token.identity)
+    return json_response(CallMeCancelled(cancelled=cancelled))
 
 
 def mute_announcer(signaling: Signaling, sfu: Sfu) -> Callable[[str, str, bool], Awaitable[None]]:

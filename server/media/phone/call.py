@@ -99,6 +99,9 @@ class Call:
     last_key: str = ""  # the key before, in the room (for *6)
     hang_up_after_prompt: bool = False
     on_digits: Callable[[Call, str], None] | None = None
+    # Keys that came before `on_digits` was set: the ACK and the first INFO can arrive in
+    # one TCP read, before the handler's call_confirmed has run.
+    early_keys: str = ""
     on_media_timeout: Callable[[Call], None] | None = None
     on_prompt_finished: Callable[[Call], None] | None = None
     media_timeout: float = 60.0
@@ -150,6 +153,8 @@ class Call:
         """Key presses from the caller (from RTP events, SIP INFO or in-band tones)."""
         if digits and self.on_digits is not None:
             self.on_digits(self, digits)
+        elif digits:
+            self.early_keys += digits
 
     def receive(self, packet: RtpPacket) -> None:
         """A packet from the caller (the RTP endpoint's callback)."""

@@ -3,8 +3,15 @@
 The member types their number in the room; `check_number` refuses what is not E.164
 or not under an allowed prefix (toll fraud: with no prefixes configured nothing may
 be dialled). `place_call` sends the INVITE to the trunk (PCMU, PCMA and
-telephone-event offered), answers a 401/407 digest challenge once (digest.py), ACKs
-the answer and returns the answered `Call`, whose media then runs like a dial-in's.
+telephone-event offered; SDES keys too when the trunk's SRTP setting asks for them)
+over the trunk's transport (trunk.py), answers a 401/407 digest challenge once
+(digest.py), ACKs the answer and returns the answered `Call`, whose media then runs
+like a dial-in's.
+
+Until the answer the call can be cancelled (the member or an operator changed their
+mind), and it is when nobody answers within `ANSWER_SECONDS`: RFC 3261 §9.1, a CANCEL
+once a provisional answer came (never before one), the INVITE's 487 ACKed, and the RTP
+port closed at once. An answer that overtakes the CANCEL is ACKed and hung up.
 """
 
 from __future__ import annotations
@@ -13,23 +20,28 @@ import asyncio
 import re
 import secrets
 import time
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
 from server.errors import Forbidden, InvalidInput
 from server.media.phone import sip
 from server.media.phone.call import Call, CallState, Dialog
 from server.media.phone.digest import DigestError, answer_challenge, challenge_header
-from server.media.phone.rtp import RtpStats, open_endpoint
-from server.media.phone.sdp import SdpError, build_offer, negotiate, parse_offer
+from server.media.phone.rtp import RtpEndpoint, RtpStats, open_endpoint
+from server.media.phone.sdp import SdpError, answered_keys, build_offer, negotiate, parse_offer
 from server.media.phone.sip import SipMessage
+from server.media.phone.srtp import KEY_AND_SALT, SrtpContext
 
 if TYPE_CHECKING:
+    from server.media.phone.trunk import TrunkLink
     from server.media.phone.uas import UserAgentServer
 
 # ASCII digits only: `\d` would also take Arabic-Indic or full-width ones into the INVITE.
 E164 = re.compile(r"\+[1-9][0-9]{6,14}")
-ANSWER_SECONDS = 60.0  # ringing at most this long before giving up (CANCEL is not sent)
+ANSWER_SECONDS = 60.0  # ringing at most this long, then CANCEL
+T1, T2 = 0.5, 4.0  # RFC 3261: a request over UDP is resent at T1, doubling up to T2
+TRANSACTION_SECONDS = 64 * T1  # Timer B/F: a request with no final answer by then failed
+CRYPTO_TAG = 1  # the tag of the one a=crypto line we offer
 
 
 class DialOutFailed(Exception):
@@ -40,20 +52,8 @@ class DialOutFailed(Exception):
         self.status = status
 
 
-@dataclass(frozen=True)
-class Trunk:
-    uri: str  # sip:host[:port]
-    username: str | None = None
-    password: str | None = None
-
-    @property
-    def hostport(self) -> str:
-        return self.uri.split(":", 1)[1].split(";", 1)[0].lstrip("/")
-
-    @property
-    def address(self) -> tuple[str, int]:
-        host, _, port = self.hostport.partition(":")
-        return host, int(port or 5060)
+class DialOutCancelled(DialOutFailed):
+    """Cancelled before the answer: the trunk got a CANCEL, nothing was connected."""
 
 
 def check_number(number: str, prefixes: tuple[str, ...]) -> str:
@@ -68,11 +68,17 @@ def check_number(number: str, prefixes: tuple[str, ...]) -> str:
     return cleaned
 
 
-async def place_call(uas: UserAgentServer, trunk: Trunk, number: str) -> Call:
-    """Call `number` through `trunk`; the answered, ACKed call (`DialOutFailed` else)."""
+async def place_call(
+    uas: UserAgentServer,
+    link: TrunkLink,
+    number: str,
+    cancelled: asyncio.Event | None = None,
+) -> Call:
+    """Call `number` through the trunk; the answered, ACKed call. `DialOutCancelled`
+    when `cancelled` is set before the answer; `DialOutFailed` for any other failure."""
     settings = uas.settings
-    host, port = trunk.address
-    peer = (await _resolve(host), port)
+    trunk = link.trunk
+    peer = await link.peer()
     stats = RtpStats()
     calls: list[Call] = []
     endpoint = await open_endpoint(
@@ -87,7 +93,13 @@ async def place_call(uas: UserAgentServer, trunk: Trunk, number: str) -> Call:
     address = uas.advertised_address(peer[0])
     target = f"sip:{number}@{trunk.hostport}"
     from_header = f"<sip:{trunk.username or 'pairwise'}@{trunk.hostport}>;tag={local_tag}"
-    offer = build_offer(address, endpoint.local_port)
+    local_key = secrets.token_bytes(KEY_AND_SALT) if trunk.srtp != "off" else None
+    offer = build_offer(
+        address,
+        endpoint.local_port,
+        (CRYPTO_TAG, local_key) if local_key is not None else None,
+        secure_profile=trunk.srtp == "required",
+    )
     responses = uas.expect_responses(call_id)
     started = time.monotonic()
     try:
@@ -111,9 +123,19 @@ async def place_call(uas: UserAgentServer, trunk: Trunk, number: str) -> Call:
                 ],
                 body=offer,
             )
-            final = await _final(uas, invite, peer, responses)
-            if final.status >= 300:
+            final, gave_up = await _final(
+                uas, invite, peer, responses, link.reliable, cancelled, endpoint
+            )
+            if final is not None and final.status >= 300:
                 uas.send(_ack(invite, final, invite.uri, invite.branch), peer)
+            if gave_up:
+                if final is not None and final.status < 300:  # the answer overtook the CANCEL
+                    _hang_up_answered(uas, invite, final, peer)
+                status = final.status if final is not None else 0
+                if gave_up == "cancelled":
+                    raise DialOutCancelled(status, "cancelled before the answer")
+                raise DialOutFailed(status, "no answer")
+            assert final is not None
             challenged = final.status in (401, 407) and credentials is None
             if challenged and trunk.username and trunk.password is not None:
                 try:
@@ -133,32 +155,25 @@ async def place_call(uas: UserAgentServer, trunk: Trunk, number: str) -> Call:
                 raise DialOutFailed(final.status, final.reason)
             break
         try:
-            answer = negotiate(parse_offer(final.body))
+            answered = parse_offer(final.body)
+            answer = negotiate(answered)
+            keys = answered_keys(answered, CRYPTO_TAG, local_key, required=trunk.srtp == "required")
         except SdpError as exc:
+            # Answered, so a dialog exists: ACK it and hang up, never leave it open.
+            _hang_up_answered(uas, invite, final, peer)
             raise DialOutFailed(final.status, f"unusable answer: {exc}") from None
-        contact = final.get("Contact")
-        remote_target = (
-            contact.split("<", 1)[1].split(">", 1)[0] if "<" in contact else contact.split(";")[0]
-        ).strip() or target
+        answer = replace(answer, srtp=keys)
+        if keys is not None:
+            endpoint.srtp = SrtpContext(keys)
+        remote_target = _remote_target(final, target)
         uas.send(_ack(invite, final, remote_target, sip.new_branch()), peer)
     except BaseException:
         endpoint.close()
         raise
     finally:
         uas.forget_responses(call_id)
-    dialog = Dialog(
-        call_id=call_id,
-        local_tag=local_tag,
-        remote_from=final.get("To"),
-        local_to=from_header,
-        remote_target=remote_target,
-        peer=peer,
-        remote_tag=sip.header_param(final.get("To"), "tag") or "",
-        invite_cseq=cseq,
-        local_cseq=cseq,
-    )
     call = Call(
-        dialog=dialog,
+        dialog=_dialog(invite, final, peer, remote_target),
         invite=invite,
         answer=answer,
         endpoint=endpoint,
@@ -178,32 +193,139 @@ async def _final(
     invite: SipMessage,
     peer: tuple[str, int],
     responses: asyncio.Queue[SipMessage],
-) -> SipMessage:
-    """Send the INVITE (resent every T1, doubling, until any answer) and wait for its
-    final response to this CSeq."""
+    reliable: bool,
+    cancelled: asyncio.Event | None,
+    endpoint: RtpEndpoint,
+) -> tuple[SipMessage | None, str]:
+    """Send the INVITE (over UDP resent at T1, doubling, until any answer) and wait for
+    its final response to this CSeq: (the response, ""). When `cancelled` is set, or
+    nobody answers within `ANSWER_SECONDS`, the RTP port is closed and, once the INVITE
+    has had a provisional answer, a CANCEL goes out (resent over UDP until answered);
+    then (the final answer that follows — the 487, or a 2xx that overtook the CANCEL —
+    or None when none came, "cancelled" | "no_answer")."""
     data = invite.serialise()
     uas.send(data, peer)
-    interval, provisional = 0.5, False
-    deadline = time.monotonic() + ANSWER_SECONDS
+    sent_at = time.monotonic()
+    stop = cancelled if cancelled is not None else asyncio.Event()
+    gave_up = ""
+    provisional = False
+    resend_at: float | None = None if reliable else sent_at + T1
+    interval = T1
+    cancel: bytes | None = None
+    cancel_deadline = cancel_resend_at = None
+    cancel_interval = T1
     while True:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise DialOutFailed(0, "no answer")
-        try:
-            response = await asyncio.wait_for(
-                responses.get(), min(left, interval) if not provisional else left
-            )
-        except TimeoutError:
-            if not provisional:
-                uas.send(data, peer)
-                interval = min(interval * 2, 4.0)
+        now = time.monotonic()
+        if not gave_up and (stop.is_set() or now >= sent_at + ANSWER_SECONDS):
+            gave_up = "cancelled" if stop.is_set() else "no_answer"
+            endpoint.close()  # the RTP port is free from now on, whatever the trunk does
+        if gave_up and cancel is None and provisional:
+            cancel = _cancel(invite).serialise()
+            uas.send(cancel, peer)
+            cancel_deadline = now + TRANSACTION_SECONDS
+            cancel_resend_at = None if reliable else now + T1
+        if not provisional and now >= sent_at + TRANSACTION_SECONDS:
+            return None, gave_up or "no_answer"  # Timer B: the trunk never answered
+        if cancel_deadline is not None and now >= cancel_deadline:
+            return None, gave_up  # CANCELled, and no final answer to the INVITE came
+        if resend_at is not None and now >= resend_at:
+            uas.send(data, peer)
+            interval = min(interval * 2, T2)
+            resend_at = now + interval
+        if cancel is not None and cancel_resend_at is not None and now >= cancel_resend_at:
+            uas.send(cancel, peer)
+            cancel_interval = min(cancel_interval * 2, T2)
+            cancel_resend_at = now + cancel_interval
+        timers = [resend_at, cancel_deadline, cancel_resend_at]
+        if not gave_up:
+            timers.append(sent_at + ANSWER_SECONDS)
+        if not provisional:
+            timers.append(sent_at + TRANSACTION_SECONDS)
+        wake = min(t for t in timers if t is not None)
+        response = await _next(responses, None if gave_up else stop, wake - now)
+        if response is None:
             continue
-        if response.cseq != invite.cseq:
+        number, method = response.cseq
+        if method == "CANCEL":
+            cancel_resend_at = None  # answered: stop resending it
+            continue
+        if number != invite.cseq[0] or method != "INVITE":
             continue  # an answer to the earlier, challenged INVITE
         if response.status < 200:
-            provisional = True
+            provisional, resend_at = True, None
             continue
-        return response
+        return response, gave_up
+
+
+async def _next(
+    responses: asyncio.Queue[SipMessage], stop: asyncio.Event | None, wait: float
+) -> SipMessage | None:
+    """The next response within `wait` seconds; None when the time is up or `stop` set."""
+    if not responses.empty():
+        return responses.get_nowait()
+    getter = asyncio.ensure_future(responses.get())
+    waiters: set[asyncio.Future[Any]] = {getter}
+    if stop is not None:
+        waiters.add(asyncio.ensure_future(stop.wait()))
+    try:
+        await asyncio.wait(waiters, timeout=max(wait, 0), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+    if getter.done() and not getter.cancelled():
+        return getter.result()
+    return None
+
+
+def _cancel(invite: SipMessage) -> SipMessage:
+    """RFC 3261 §9.1: the INVITE's Request-URI, Call-ID, From, To, CSeq number and top
+    Via (so the same branch), method CANCEL, no body."""
+    return SipMessage(
+        method="CANCEL",
+        uri=invite.uri,
+        headers=[
+            ("Via", invite.get("Via")),
+            ("Max-Forwards", "70"),
+            ("From", invite.get("From")),
+            ("To", invite.get("To")),
+            ("Call-ID", invite.call_id),
+            ("CSeq", f"{invite.cseq[0]} CANCEL"),
+            ("User-Agent", "Pairwise phone gateway"),
+        ],
+    )
+
+
+def _remote_target(final: SipMessage, fallback: str) -> str:
+    contact = final.get("Contact")
+    uri = contact.split("<", 1)[1].split(">", 1)[0] if "<" in contact else contact.split(";")[0]
+    return uri.strip() or fallback
+
+
+def _dialog(
+    invite: SipMessage, final: SipMessage, peer: tuple[str, int], remote_target: str
+) -> Dialog:
+    """The dialog our INVITE's 2xx made (we called: our From, their To)."""
+    cseq = invite.cseq[0]
+    return Dialog(
+        call_id=invite.call_id,
+        local_tag=sip.header_param(invite.get("From"), "tag") or "",
+        remote_from=final.get("To"),
+        local_to=invite.get("From"),
+        remote_target=remote_target,
+        peer=peer,
+        remote_tag=sip.header_param(final.get("To"), "tag") or "",
+        invite_cseq=cseq,
+        local_cseq=cseq,
+    )
+
+
+def _hang_up_answered(
+    uas: UserAgentServer, invite: SipMessage, final: SipMessage, peer: tuple[str, int]
+) -> None:
+    """ACK a 2xx we no longer want, then BYE it."""
+    target = _remote_target(final, invite.uri)
+    uas.send(_ack(invite, final, target, sip.new_branch()), peer)
+    uas.bye(_dialog(invite, final, peer, target))
 
 
 def _ack(invite: SipMessage, final: SipMessage, uri: str, branch: str) -> SipMessage:
@@ -228,8 +350,3 @@ def _ack(invite: SipMessage, final: SipMessage, uri: str, branch: str) -> SipMes
 
 def _masked(number: str) -> str:
     return "…" + number[-3:]
-
-
-async def _resolve(host: str) -> str:
-    infos = await asyncio.get_running_loop().getaddrinfo(host, None, type=2)  # SOCK_DGRAM
-    return str(infos[0][4][0])

@@ -27,7 +27,7 @@ from server.errors import Conflict, Forbidden, NotFound, RateLimited
 from server.media.phone import prompt
 from server.media.phone.bridge import PhoneTrack, RoomAudio
 from server.media.phone.call import Call, CallState, Room
-from server.media.phone.dialout import DialOutFailed, Trunk, check_number, place_call
+from server.media.phone.dialout import DialOutCancelled, DialOutFailed, check_number, place_call
 from server.media.phone.events import PhoneCallEnded, PhonePinRejected
 from server.media.phone.g711 import Samples
 from server.media.phone.guessing import PinCheckRefused, PinGuard
@@ -36,6 +36,7 @@ from server.media.phone.pins import PinDirectory, PinMatch
 from server.media.phone.register import TrunkRegistration
 from server.media.phone.sip import uri_user
 from server.media.phone.stream import HANDSHAKE_SECONDS, SipStreamConnection, tls_context
+from server.media.phone.trunk import Trunk, TrunkLink
 from server.media.phone.uas import UserAgentServer
 from server.rooms.events import EventBus, MediaControlsChanged
 from server.rooms.model import MediaMode
@@ -68,6 +69,9 @@ class PhoneSettings:
     trunk_uri: str | None = None  # sip:host[:port] to call out through ("call me")
     trunk_username: str | None = None
     trunk_password: str | None = None
+    trunk_transport: str = "UDP"  # UDP | TCP | TLS: how REGISTER and dial-out reach it
+    trunk_tls_ca: str | None = None  # PEM bundle verifying the trunk's certificate (TLS)
+    trunk_srtp: str = "off"  # dial-out media: off | optional | required (SDES)
     trunk_register: bool = False  # REGISTER at the trunk (register.py)
     register_expires: int = 600  # lifetime asked for; refreshed at half what is granted
     register_retry_seconds: float = 5.0  # after a failed REGISTER, doubling ...
@@ -111,6 +115,9 @@ class PhoneSettings:
             trunk_uri=settings.sip_trunk_uri,
             trunk_username=settings.sip_trunk_username,
             trunk_password=settings.sip_trunk_password,
+            trunk_transport=settings.sip_trunk_transport.upper(),
+            trunk_tls_ca=settings.sip_trunk_tls_ca,
+            trunk_srtp=settings.sip_trunk_srtp,
             trunk_register=settings.sip_trunk_register,
             register_expires=settings.sip_trunk_register_expires,
             dialout_prefixes=tuple(settings.sip_dialout_prefixes),
@@ -173,20 +180,30 @@ class PhoneGateway:
         self._checking: set[str] = set()
         self._stream_servers: dict[str, asyncio.Server] = {}  # TCP | TLS → its listener
         self.trunk = (
-            Trunk(settings.trunk_uri, settings.trunk_username, settings.trunk_password)
+            Trunk(
+                settings.trunk_uri,
+                settings.trunk_username,
+                settings.trunk_password,
+                settings.trunk_transport,
+                settings.trunk_tls_ca,
+                settings.trunk_srtp,
+            )
             if settings.trunk_uri
             else None
         )
+        self.trunk_link = TrunkLink(self.uas, self.trunk) if self.trunk is not None else None
+        # (room, identity) → set to cancel that member's "call me" while it rings
+        self._ringing: dict[tuple[str, str], asyncio.Event] = {}
         self.registration = (
             TrunkRegistration(
                 self.uas,
-                self.trunk,
+                self.trunk_link,
                 self.metrics,
                 settings.register_expires,
                 settings.register_retry_seconds,
                 settings.register_retry_max_seconds,
             )
-            if self.trunk is not None and settings.trunk_register
+            if self.trunk_link is not None and settings.trunk_register
             else None
         )
         self._dialouts = Buckets(settings.dialout_per_hour / 60, burst=settings.dialout_per_hour)
@@ -234,6 +251,7 @@ class PhoneGateway:
             ssl=context,
             ssl_handshake_timeout=HANDSHAKE_SECONDS if context is not None else None,
         )
+        self.uas.listening[name] = self.stream_port(name)
         log.info(
             "phone gateway listening", extra={"transport": name, "port": self.stream_port(name)}
         )
@@ -245,9 +263,13 @@ class PhoneGateway:
     async def stop(self) -> None:
         if self.registration is not None:
             await self.registration.stop()  # while the socket is still open
+        for cancelled in self._ringing.values():
+            cancelled.set()
         for server in self._stream_servers.values():
             server.close()
         await self.uas.close()
+        if self.trunk_link is not None:
+            self.trunk_link.close()
         for timer in self._pin_timers.values():
             timer.cancel()
         self._pin_timers.clear()
@@ -265,6 +287,7 @@ class PhoneGateway:
         give the room a new PIN, since the removed person may know the old one (they
         could have read it in the room, or called in with it)."""
         await self._pins.rotate_room_pin(room)
+        self.cancel_call_me(room, identity)  # a "call me" still ringing them stops too
         found = [
             c
             for c in list(self.calls.values())
@@ -287,17 +310,44 @@ class PhoneGateway:
             raise Forbidden("this room is closed", code="room_closed")
         if not self._dialouts.get(f"{room}\n{identity}").take():
             raise RateLimited("too many calls asked for; try again later")
-        self.uas.spawn(self._call_out(room, identity, name, role, dialled), "phone-dial-out")
+        self.cancel_call_me(room, identity)  # asked again (a typo fixed?): the new number wins
+        cancelled = asyncio.Event()
+        self._ringing[room, identity] = cancelled
+        self.uas.spawn(
+            self._call_out(room, identity, name, role, dialled, cancelled), "phone-dial-out"
+        )
         return "…" + dialled[-3:]
 
-    async def _call_out(self, room: str, identity: str, name: str, role: str, number: str) -> None:
-        assert self.trunk is not None
+    def cancel_call_me(self, room: str, identity: str) -> bool:
+        """Stop ringing `identity`'s phone (they, or an operator, changed their mind):
+        the trunk gets a CANCEL. Whether a call was ringing."""
+        cancelled = self._ringing.get((room, identity))
+        if cancelled is None:
+            return False
+        cancelled.set()
+        return True
+
+    def ringing(self, room: str, identity: str) -> bool:
+        """Whether a "call me" for `identity` in `room` is still ringing."""
+        return (room, identity) in self._ringing
+
+    async def _call_out(
+        self, room: str, identity: str, name: str, role: str, number: str, cancelled: asyncio.Event
+    ) -> None:
+        assert self.trunk_link is not None
         try:
-            call = await place_call(self.uas, self.trunk, number)
+            call = await place_call(self.uas, self.trunk_link, number, cancelled)
+        except DialOutCancelled:
+            self.metrics.call_attempts.labels("dial_out_cancelled").inc()
+            log.info("dial-out cancelled", extra={"room": room})
+            return
         except (DialOutFailed, OSError) as exc:
             self.metrics.call_attempts.labels("dial_out_failed").inc()
             log.warning("dial-out failed", extra={"room": room, "reason": str(exc)[:80]})
             return
+        finally:
+            if self._ringing.get((room, identity)) is cancelled:
+                del self._ringing[room, identity]
         call.on_digits = self._keyed
         call.on_prompt_finished = self._prompt_finished
         call.on_media_timeout = lambda c: self._hang_up(c, "media_timeout")
@@ -328,6 +378,9 @@ class PhoneGateway:
         else:
             call.play(self._prompt(prompt.ASK_PIN), loop=True)
             self._arm_pin_timer(call)
+        early, call.early_keys = call.early_keys, ""
+        if early and call.call_id in self.calls:
+            self._keyed(call, early)
 
     async def call_ended(self, call: Call) -> None:
         self._disarm_pin_timer(call)

@@ -36,8 +36,8 @@ from server.media.phone.digest import (
 from server.media.phone.sip import SipMessage
 
 if TYPE_CHECKING:
-    from server.media.phone.dialout import Trunk
     from server.media.phone.metrics import PhoneMetrics
+    from server.media.phone.trunk import TrunkLink
     from server.media.phone.uas import UserAgentServer
 
 log = logging.getLogger("pairwise.phone")
@@ -101,14 +101,15 @@ class TrunkRegistration:
     def __init__(
         self,
         uas: UserAgentServer,
-        trunk: Trunk,
+        link: TrunkLink,
         metrics: PhoneMetrics,
         expires: int = 600,
         retry_seconds: float = 5.0,
         retry_max_seconds: float = 300.0,
     ) -> None:
         self._uas = uas
-        self._trunk = trunk
+        self._link = link
+        self._trunk = trunk = link.trunk
         self._metrics = metrics
         self._expires = expires
         self._retry = retry_seconds
@@ -119,7 +120,6 @@ class TrunkRegistration:
         self._challenge: tuple[int, Challenge] | None = None  # (401 | 407, the last one)
         self._nc = 0
         self._task: asyncio.Task[None] | None = None
-        self._peer: tuple[str, int] | None = None
         self._responses = uas.expect_responses(self._call_id)
         self.status = RegistrationStatus(registrar=trunk.hostport)
 
@@ -170,7 +170,13 @@ class TrunkRegistration:
                 )
             self._set_state(RegistrationState.REGISTERED)
             self._metrics.trunk_registrations.labels("registered").inc()
-            await asyncio.sleep(wait)
+            self._link.lost.clear()
+            try:
+                # Over TCP/TLS the binding dies with its connection: register again at once.
+                await asyncio.wait_for(self._link.lost.wait(), wait)
+            except TimeoutError:
+                continue
+            self._failed(RegistrationFailed(0, "the trunk connection closed"))
 
     def _failed(self, exc: RegistrationFailed | OSError) -> None:
         status = self.status
@@ -198,11 +204,7 @@ class TrunkRegistration:
     async def _register(self, expires: int) -> int:
         """One registration (or, with `expires` 0, its removal): the granted Expires."""
         trunk = self._trunk
-        if self._peer is None:
-            host, port = trunk.address
-            infos = await asyncio.get_running_loop().getaddrinfo(host, None, type=2)
-            self._peer = (str(infos[0][4][0]), port)
-        peer = self._peer
+        peer = await self._link.peer()
         address = self._uas.advertised_address(peer[0])
         contact = self._uas.contact(address, peer)
         uri = f"sip:{trunk.hostport}"
@@ -217,7 +219,7 @@ class TrunkRegistration:
             )
         answered_fresh = False
         for _ in range(4):  # stale credentials → a fresh challenge → 423 → done
-            response = await self._transaction(uri, contact, expires, credentials, peer)
+            response = await self._transaction(uri, contact, expires, credentials)
             self.status.last_status = response.status
             if 200 <= response.status < 300:
                 return 0 if expires == 0 else granted_expires(response, contact[5:-1], expires)
@@ -253,12 +255,12 @@ class TrunkRegistration:
         contact: str,
         expires: int,
         credentials: tuple[str, str] | None,
-        peer: tuple[str, int],
     ) -> SipMessage:
         """Send one REGISTER (resent at T1 doubling to T2 over UDP) and return its final
         answer; `RegistrationFailed(0)` after Timer F."""
         self._cseq += 1
         trunk = self._trunk
+        peer = await self._link.peer()  # a challenge's answer may need the connection again
         address = self._uas.advertised_address(peer[0])
         aor = f"<sip:{trunk.username or 'pairwise'}@{trunk.hostport}>"
         request = SipMessage(
@@ -279,7 +281,7 @@ class TrunkRegistration:
             ],
         )
         data = request.serialise()
-        reliable = self._uas.transport_name(peer) != "UDP"
+        reliable = self._link.reliable
         self._uas.send(data, peer)
         interval = T1
         deadline = time.monotonic() + TRANSACTION_SECONDS

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import random
 import struct
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -91,6 +92,7 @@ class RtpStats:
     packets_sent: int = 0
     bytes_received: int = 0
     bytes_sent: int = 0
+    first_sent_at: float | None = None  # time.monotonic() of our first packet (setup time)
 
 
 class SequenceTracker:
@@ -206,6 +208,8 @@ class RtpEndpoint(UdpEndpoint):
         if self.srtp is not None:
             data = self.srtp.protect(data)
         if self.sendto(data, self.remote):
+            if self.stats.first_sent_at is None:
+                self.stats.first_sent_at = time.monotonic()
             self.stats.packets_sent += 1
             self.stats.bytes_sent += len(data)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from server.media.phone.srtp import SUITE, SdesKeys, parse_crypto
+from server.media.phone.srtp import SUITE, SdesKeys, crypto_line, parse_crypto
 
 # Our preference order among what the caller offers.
 G711 = {0: "PCMU", 8: "PCMA"}
@@ -213,19 +213,55 @@ def _session_lines(local_address: str) -> list[str]:
     ]
 
 
-def build_offer(local_address: str, local_port: int) -> bytes:
-    """Our offer when we call out: PCMU, PCMA and telephone-event, 20 ms."""
+def build_offer(
+    local_address: str,
+    local_port: int,
+    crypto: tuple[int, bytes] | None = None,
+    *,
+    secure_profile: bool = False,
+) -> bytes:
+    """Our offer when we call out: PCMU, PCMA and telephone-event, 20 ms; with `crypto`
+    (tag, our key) an `a=crypto` line, under `RTP/SAVP` when `secure_profile` (SRTP
+    required: a trunk without it must refuse) or else `RTP/AVP` (best-effort SRTP, as
+    Asterisk's optimistic encryption offers it: a trunk without SRTP ignores the key)."""
+    profile = "RTP/SAVP" if secure_profile and crypto is not None else "RTP/AVP"
     lines = [
         *_session_lines(local_address),
-        f"m=audio {local_port} RTP/AVP 0 8 101",
+        f"m=audio {local_port} {profile} 0 8 101",
         "a=rtpmap:0 PCMU/8000",
         "a=rtpmap:8 PCMA/8000",
         "a=rtpmap:101 telephone-event/8000",
         "a=fmtp:101 0-15",
+        *([crypto_line(*crypto)] if crypto is not None else []),
         f"a=ptime:{DEFAULT_PTIME_MS}",
         "a=sendrecv",
     ]
     return ("\r\n".join(lines) + "\r\n").encode()
+
+
+def answered_keys(
+    answer: Offer, tag: int, local: bytes | None, *, required: bool
+) -> SdesKeys | None:
+    """The SRTP keys of the trunk's answer to our offer (`tag`, our key `local`; None
+    when we offered none): the answer's `a=crypto` under our tag gives its key. None
+    for a plain answer, unless SRTP is `required` (`NoCommonSecurity`); an `RTP/SAVP`
+    answer without a usable key under our tag is `NoCommonSecurity` too."""
+    if local is None:
+        if answer.profile == "RTP/SAVP":
+            raise NoCommonSecurity("the trunk answered RTP/SAVP to a plain offer")
+        return None
+    chosen = next(
+        (k for k in map(parse_crypto, answer.crypto) if k is not None and k.tag == tag), None
+    )
+    if answer.profile not in ("RTP/SAVP", "RTP/AVP", "RTP/AVPF"):
+        raise NoCommonSecurity(f"media transport {answer.profile} is not supported")
+    if chosen is None:
+        if answer.profile == "RTP/SAVP":
+            raise NoCommonSecurity(f"RTP/SAVP answered without an a=crypto:{tag} {SUITE} key")
+        if required:
+            raise NoCommonSecurity("the trunk answered plain RTP; SRTP is required")
+        return None
+    return SdesKeys(tag, chosen.remote, local)
 
 
 def build_answer(answer: Answer, local_address: str, local_port: int) -> bytes:

@@ -35,7 +35,12 @@ class SdesKeys:
 
     @property
     def answer_line(self) -> str:
-        return f"a=crypto:{self.tag} {SUITE} inline:{base64.b64encode(self.local).decode()}"
+        return crypto_line(self.tag, self.local)
+
+
+def crypto_line(tag: int, key: bytes) -> str:
+    """The `a=crypto` line that gives the other side `key` (ours) under `tag`."""
+    return f"a=crypto:{tag} {SUITE} inline:{base64.b64encode(key).decode()}"
 
 
 def parse_crypto(value: str) -> SdesKeys | None:

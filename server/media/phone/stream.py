@@ -19,6 +19,7 @@ import asyncio
 import logging
 import ssl
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, cast
 
 if TYPE_CHECKING:
@@ -87,12 +88,19 @@ def content_length(head: bytes) -> int:
 
 
 class SipStreamConnection(asyncio.Protocol):
-    """One TCP or TLS connection from a trunk or PBX."""
+    """One TCP or TLS connection from a trunk or PBX, or (`outbound`) the gateway's own
+    to its trunk (trunk.py): that one is exempt from the allow-list and per-source
+    count, which guard what strangers open, and from the idle timeout, since the
+    registration lives on it between refreshes."""
 
-    def __init__(self, uas: UserAgentServer, name: str, idle_seconds: float) -> None:
+    def __init__(
+        self, uas: UserAgentServer, name: str, idle_seconds: float, *, outbound: bool = False
+    ) -> None:
         self.uas = uas
         self.name = name  # TCP | TLS (what Via and Contact say)
         self.idle_seconds = idle_seconds
+        self.outbound = outbound
+        self.on_lost: Callable[[SipStreamConnection], None] | None = None
         self.framer = StreamFramer()
         self.transport: asyncio.Transport | None = None
         self.peer: tuple[str, int] = ("", 0)
@@ -105,6 +113,9 @@ class SipStreamConnection(asyncio.Protocol):
         host, port = transport.get_extra_info("peername")[:2]
         self.peer = (str(host), int(port))
         self.local_port = int(transport.get_extra_info("sockname")[1])
+        if self.outbound:
+            self.uas.attach_stream(self)
+            return
         if not self.uas.allowed(self.peer[0]):
             log.info("refused a SIP connection from a source not allowed", extra={"source": host})
             transport.close()
@@ -134,9 +145,14 @@ class SipStreamConnection(asyncio.Protocol):
         for message in messages:
             self.uas.message_received(message, self.peer)
 
+    @property
+    def open(self) -> bool:
+        return self.transport is not None and not self.transport.is_closing()
+
     def write(self, data: bytes) -> bool:
-        if self.transport is None or self.transport.is_closing():
+        if not self.open:
             return False
+        assert self.transport is not None
         self.transport.write(data)
         return True
 
@@ -144,6 +160,8 @@ class SipStreamConnection(asyncio.Protocol):
         if self._idle_timer is not None:
             self._idle_timer.cancel()
         self.uas.detach_stream(self)
+        if self.on_lost is not None:
+            self.on_lost(self)
 
     def close(self) -> None:
         if self.transport is not None:

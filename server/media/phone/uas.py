@@ -103,6 +103,7 @@ class UserAgentServer(UdpEndpoint):
         # host and port would be answered on the connection too: harmless (same peer).
         self._streams: dict[tuple[str, int], SipStreamConnection] = {}
         self._outgoing: dict[str, asyncio.Queue[SipMessage]] = {}  # dial-outs' responses
+        self.listening: dict[str, int] = {}  # TCP | TLS → the port our listener has
 
     # -- transport -------------------------------------------------------------------------
 
@@ -193,6 +194,8 @@ class UserAgentServer(UdpEndpoint):
         stream = self._streams.get(peer)
         if stream is None:
             return "UDP", self.local_port
+        if stream.outbound:  # our connection's port is ephemeral: name the listener's
+            return stream.name, self.listening.get(stream.name, stream.local_port)
         return stream.name, stream.local_port
 
     def contact(self, address: str, peer: tuple[str, int]) -> str:
@@ -703,7 +706,11 @@ class UserAgentServer(UdpEndpoint):
         """End a call from our side with a BYE (retransmitted until answered)."""
         if call.state == CallState.ENDED or self.calls.get(call.call_id) is not call:
             return
-        dialog = call.dialog
+        self.bye(call.dialog)
+        await self._end(call, reason)
+
+    def bye(self, dialog: Dialog) -> None:
+        """Send a BYE in `dialog`, resent until it is answered."""
         dialog.local_cseq += 1
         address = self.advertised_address(dialog.peer[0])
         bye = SipMessage(
@@ -720,10 +727,9 @@ class UserAgentServer(UdpEndpoint):
             ],
         ).serialise()
         self._send(bye, dialog.peer)
-        self._bye_pending[call.call_id] = self.spawn(
+        self._bye_pending[dialog.call_id] = self.spawn(
             self._retransmit(bye, dialog.peer), "phone-bye-retransmit"
         )
-        await self._end(call, reason)
 
     async def _end(self, call: Call, reason: str) -> None:
         if self.calls.get(call.call_id) is not call:

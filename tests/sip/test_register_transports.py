@@ -1,0 +1,182 @@
+"""Registration at the trunk over UDP, TCP and TLS (`PAIRWISE_SIP_TRUNK_TRANSPORT`), with
+a Python registrar (Debian's sipp has no TLS) that checks the digest itself; then the
+trunk sends a call to the registered Contact, on the same socket or connection, and
+the caller keys the room PIN (SIP INFO) and is in the room: the ordinary dial-in path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from server.media.phone import sip
+from server.media.phone.register import RegistrationState
+from server.rooms.model import MediaMode
+from tests.sip.conftest import PhoneFactory, eventually
+from tests.sip.trunk import Trunk, digest_is_valid, sdp, self_signed, server_context
+
+pytestmark = [pytest.mark.slow, pytest.mark.sip]
+
+USER, PASSWORD = "pairwise-user", "s3cret"
+
+
+async def start_trunk(transport: str, directory: Path) -> tuple[Trunk, str | None]:
+    """The trunk listening over `transport`, and for TLS the CA file that signs it."""
+    if transport != "TLS":
+        return await Trunk(transport).start(), None
+    cert, key = self_signed(directory, "trunk")
+    return await Trunk(transport).start(server_context(cert, key)), cert
+
+
+async def register(trunk: Trunk) -> SipMessage:
+    """Challenge the first REGISTER, check the digest of the second, grant 600 s."""
+    first = await trunk.request("REGISTER")
+    assert not first.get("Authorization")
+    trunk.reply(
+        first,
+        401,
+        headers=[("WWW-Authenticate", 'Digest realm="trunk", nonce="n1", qop="auth"')],
+    )
+    second = await trunk.request("REGISTER")
+    assert digest_is_valid(second.get("Authorization"), "REGISTER", USER, PASSWORD)
+    trunk.reply(second, 200, headers=[("Contact", f"{second.get('Contact')};expires=600")])
+    return second
+
+
+SipMessage = sip.SipMessage
+
+
+@pytest.mark.parametrize("transport", ["UDP", "TCP", "TLS"])
+async def test_registers_over_the_trunks_transport_and_its_calls_reach_the_room(
+    make_phone: PhoneFactory, tmp_path: Path, transport: str
+) -> None:
+    trunk, ca = await start_trunk(transport, tmp_path)
+    try:
+        phone = await make_phone(
+            trunk_uri=f"sip:127.0.0.1:{trunk.port}",
+            trunk_username=USER,
+            trunk_password=PASSWORD,
+            trunk_transport=transport,
+            trunk_tls_ca=ca,
+            trunk_register=True,
+        )
+        registration = phone.gateway.registration
+        assert registration is not None
+        registered = await register(trunk)
+        assert registered.get("Via").startswith(f"SIP/2.0/{transport} ")
+        contact = registered.get("Contact")
+        if transport != "UDP":  # the trunk may only reach us on this connection
+            assert f";transport={transport.lower()}" in contact and trunk.connections == 1
+        await eventually(lambda: registration.status.state == RegistrationState.REGISTERED)
+
+        # The trunk's call to our registration: Request-URI is the Contact, as registrars do.
+        pin = await phone.pins.ensure_room_pin("mentoring-reg")
+        uri = contact.split("<", 1)[1].split(">", 1)[0]
+        common = [
+            ("From", "<sip:+4930555123@127.0.0.1>;tag=caller"),
+            ("To", f"<{uri}>"),
+            ("Call-ID", f"from-trunk-{transport}"),
+        ]
+        invite = SipMessage(
+            method="INVITE",
+            uri=uri,
+            headers=[
+                ("Via", trunk.via),
+                *common,
+                ("CSeq", "1 INVITE"),
+                ("Contact", f"<sip:trunk@127.0.0.1:{trunk.port}>"),
+                ("Content-Type", "application/sdp"),
+            ],
+            body=sdp(40002),
+        )
+        trunk.send(invite)
+        ok = await trunk.final()
+        assert ok.status == 200 and ok.cseq == (1, "INVITE")
+        tag = sip.header_param(ok.get("To"), "tag")
+        dialog = [common[0], ("To", f"<{uri}>;tag={tag}"), common[2]]
+
+        def in_dialog(method: str, cseq: int, **kwargs: object) -> SipMessage:
+            return SipMessage(
+                method=method,
+                uri=uri,
+                headers=[("Via", trunk.via), *dialog, ("CSeq", f"{cseq} {method}")]
+                + list(kwargs.get("headers", [])),  # type: ignore[call-overload]
+                body=kwargs.get("body", b""),  # type: ignore[arg-type]
+            )
+
+        trunk.send(in_dialog("ACK", 1))
+        for cseq, digit in enumerate(pin + "#", start=2):  # the PIN keyed, sent as INFO
+            trunk.send(
+                in_dialog(
+                    "INFO",
+                    cseq,
+                    headers=[("Content-Type", "application/dtmf-relay")],
+                    body=f"Signal={digit}\r\nDuration=160\r\n".encode(),
+                )
+            )
+            assert (await trunk.final()).status == 200
+        room = await eventually(lambda: phone.registry.get("mentoring-reg"))
+        [caller] = room.participants.values()
+        assert caller.media_mode == MediaMode.PHONE
+
+        trunk.send(in_dialog("BYE", 20))
+        assert (await trunk.final()).cseq == (20, "BYE")
+        await eventually(lambda: phone.gateway.calls == {})
+        assert room.participants == {}
+
+        await phone.gateway.stop()  # unregisters on the same transport
+        gone = await trunk.request("REGISTER")
+        assert gone.get("Expires") == "0"
+        assert digest_is_valid(gone.get("Authorization"), "REGISTER", USER, PASSWORD)
+    finally:
+        trunk.close()
+
+
+async def test_over_tcp_the_connection_is_kept_alive_and_if_lost_registered_again_at_once(
+    make_phone: PhoneFactory,
+) -> None:
+    trunk = await Trunk("TCP").start()
+    try:
+        phone = await make_phone(
+            trunk_uri=f"sip:127.0.0.1:{trunk.port}",
+            trunk_username=USER,
+            trunk_password=PASSWORD,
+            trunk_transport="TCP",
+            trunk_register=True,
+        )
+        assert phone.gateway.trunk_link is not None
+        phone.gateway.trunk_link.keepalive_seconds = 0.1  # 30 s in service
+        registration = phone.gateway.registration
+        assert registration is not None
+        await register(trunk)
+        await eventually(lambda: registration.status.registrations == 1)
+        await eventually(lambda: trunk.pings >= 2)  # CRLF CRLF keeps the quiet connection
+        trunk.drop_connection()  # the binding went with it; Expires (600 s) is far away
+        await register(trunk)  # on a new connection, at once (not at the refresh in 300 s)
+        assert trunk.connections == 2
+        await eventually(lambda: registration.status.registrations == 2)
+        assert registration.status.state == RegistrationState.REGISTERED
+    finally:
+        trunk.close()
+
+
+async def test_over_tls_a_trunk_certificate_not_signed_by_the_ca_is_refused(
+    make_phone: PhoneFactory, tmp_path: Path
+) -> None:
+    trunk, _ = await start_trunk("TLS", tmp_path)
+    other_ca, _ = self_signed(tmp_path, "other")
+    try:
+        phone = await make_phone(
+            trunk_uri=f"sip:127.0.0.1:{trunk.port}",
+            trunk_transport="TLS",
+            trunk_tls_ca=other_ca,
+            trunk_register=True,
+        )
+        registration = phone.gateway.registration
+        assert registration is not None
+        await eventually(lambda: registration.status.failures >= 1)
+        assert registration.status.state == RegistrationState.FAILED
+        assert "certificate verify failed" in (registration.status.last_error or "")
+        assert trunk.requests.empty()  # nothing was said to an unverified trunk
+    finally:
+        trunk.close()
