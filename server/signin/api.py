@@ -28,7 +28,6 @@ from server.api.access import (
 )
 from server.api.http import RouteTable, json_response, path_id, read_body
 from server.api.rooms import remove_from_room
-from server.api.throttle import Buckets
 from server.api.tokens import IDENTITY_PATTERN, join_url
 from server.config import Settings
 from server.errors import Conflict, Forbidden, NotFound, PairwiseError, RateLimited
@@ -36,6 +35,7 @@ from server.matching.profiles import Profile
 from server.meetings.model import BOOKED, Meeting
 from server.services import services_of
 from server.sessionlog.pairs import Pair
+from server.signaling.ratelimit import Buckets
 from server.signin import csrf
 from server.signin.accounts import Account, AccountRole, normal_email
 from server.signin.oidc import OidcClient, OidcFailed

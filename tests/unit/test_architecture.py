@@ -187,6 +187,7 @@ KNOWN_TYPING_CYCLES = [
         "server.media.phone.gateway",
         "server.media.phone.register",
         "server.media.phone.stream",
+        "server.media.phone.trunk",
         "server.media.phone.uas",
         "server.services",
         "server.signaling.engine",

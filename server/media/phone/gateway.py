@@ -21,7 +21,6 @@ from dataclasses import dataclass
 import numpy as np
 from prometheus_client import CollectorRegistry
 
-from server.api.throttle import Buckets
 from server.config import Settings
 from server.errors import Conflict, Forbidden, NotFound, RateLimited
 from server.media.phone import prompt
@@ -41,6 +40,7 @@ from server.media.phone.uas import UserAgentServer
 from server.rooms.events import EventBus, MediaControlsChanged
 from server.rooms.model import MediaMode
 from server.rooms.registry import RoomRegistry
+from server.signaling.ratelimit import Buckets
 
 log = logging.getLogger("pairwise.phone")
 

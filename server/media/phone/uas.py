@@ -23,7 +23,6 @@ from collections import deque
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, Protocol
 
-from server.api.throttle import Buckets
 from server.media.phone import dtmf, sip
 from server.media.phone.call import Call, CallState, Dialog
 from server.media.phone.guessing import PinGuard
@@ -44,6 +43,7 @@ from server.media.phone.sip import SipMessage, SipParseError
 from server.media.phone.srtp import SrtpContext, keep_local
 from server.media.phone.stream import SipStreamConnection
 from server.media.phone.udp import UdpEndpoint
+from server.signaling.ratelimit import Buckets
 
 if TYPE_CHECKING:
     from server.media.phone.gateway import PhoneSettings
