@@ -362,11 +362,10 @@ class Sfu:
         publication = self.publish(peer.room, peer.identity, incoming.kind, source)
 
         def request_keyframe() -> bool:
-            ssrc = peer.media_ssrc(incoming)
-            if ssrc is None or peer.closed or peer.state != "connected":
-                return False
-            internals.send_pli(receiver, ssrc)
-            return True
+            ssrc = self._upstream_ssrc(peer, incoming)
+            if ssrc is not None:
+                internals.send_pli(receiver, ssrc)
+            return ssrc is not None
 
         incoming.publication = publication
         section = peer.simulcast.get(incoming.transceiver.mid or "")
@@ -454,17 +453,23 @@ class Sfu:
         )
         return max(0.0, remb - others)
 
+    @staticmethod
+    def _upstream_ssrc(peer: Peer, incoming: Incoming) -> int | None:
+        """The SSRC to address RTCP about `incoming` to its publisher, or None while it
+        cannot be sent (no packet seen yet, or the connection is not up)."""
+        ssrc = peer.media_ssrc(incoming)
+        return None if peer.closed or peer.state != "connected" else ssrc
+
     def _cap_upstream(self, peer: Peer, incoming: Incoming, publication: Publication) -> None:
         """A single-layer video receiver: from now on its publisher is asked (REMB) for
         no more than its subscribers can take (publisher_cap.py)."""
         upstream = internals.UpstreamCap(incoming.transceiver.receiver)
 
         def ask(bitrate: float | None) -> bool:
-            ssrc = peer.media_ssrc(incoming)
-            if ssrc is None or peer.closed or peer.state != "connected":
-                return False
-            upstream.ask(bitrate, ssrc)
-            return True
+            ssrc = self._upstream_ssrc(peer, incoming)
+            if ssrc is not None:
+                upstream.ask(bitrate, ssrc)
+            return ssrc is not None
 
         publication.ask_bitrate = ask
         publication.cap_sent = None  # a new receiver: the cap in force is sent again
