@@ -14,9 +14,11 @@ never negotiates `ccm tmmbr` either, so TMMBR is never an option here):
   the publisher sends now times (1 - loss / 2), GCC's loss-based decrease (a REMB
   says nothing of loss);
 - uncapped, a subscriber starts the cap only when it is congested: loss at or over
-  `LOSS_DOWN`, or a budget that is not rising and under `CONGESTED_BELOW` of what the
-  publisher sends (a receive-side estimate ramps up from below at the start, as
-  simulcast_choice.py explains, and a rising one is no limit);
+  `LOSS_DOWN`, or a budget that is not rising and has stayed under `CONGESTED_BELOW` of
+  what the publisher sends for `SETTLE_SECONDS` (a receive-side estimate ramps up from
+  below at the start, as simulcast_choice.py explains, and a rising one is no limit; a
+  browser's first REMB, ~5 s after it starts receiving, is the throughput it measured
+  and may dip on the first keyframes: one low report must not cap everyone);
 - capped, the cap follows the least budget both ways (loss between `LOSS_UP` and
   `LOSS_DOWN` holds it where it is). A receive-side estimate climbs to ~1.5x what it
   receives while the link takes it, so the cap climbs with it as the link recovers;
@@ -38,13 +40,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 from server.media.simulcast_choice import CONGESTED_BELOW, LOSS_DOWN, LOSS_UP
 
 FLOOR = 150_000.0  # bit/s: the least a camera publisher is asked for
 HEADROOM_LIFT = 1.2
 STALE_SECONDS = 5.0
+SETTLE_SECONDS = 2.0  # a low estimate must last this long to start a cap
 LOSS_INTERVAL = 1.0  # a loss-based decrease at most once a second (GCC: once an RTT + 300 ms)
 RESEND_CHANGE = 0.05  # a cap within 5 % of the one sent is not sent again
 
@@ -53,6 +56,7 @@ RESEND_CHANGE = 0.05  # a cap within 5 % of the one sent is not sent again
 class Take:
     """What the SFU knows of one subscriber of the track now."""
 
+    subscriber: str
     budget: float | None  # bit/s for this track: its REMB less its other video tracks
     budget_at: float  # when that REMB came (monotonic seconds)
     rising: bool  # its REMB is higher than a second ago (still ramping up)
@@ -66,17 +70,25 @@ class Cap:
     value: float | None = None  # bit/s asked of the publisher; None: no cap
     demand: float = 0.0  # what the publisher sent while uncapped (bit/s)
     changed_at: float = -math.inf
+    low_since: dict[str, float] = field(default_factory=dict)  # uncapped: short since when
 
 
 def decide(cap: Cap, takes: Iterable[Take], sending: float, now: float) -> float | None:
     """The bit rate to ask of the publisher now, or None for no cap (updates `cap`).
     `sending` is what the publisher sends now (bit/s, 0 while unknown)."""
-    fresh = [t for t in takes if t.budget is None or now - t.budget_at <= STALE_SECONDS]
-    fresh = [t if t.budget is not None else Take(None, now, False, t.loss) for t in fresh]
+    fresh = [
+        t if t.budget is None or now - t.budget_at <= STALE_SECONDS else replace(t, budget=None)
+        for t in takes
+    ]
     if cap.value is None:
         if sending > 0:
             cap.demand = sending
-        limits = [x for x in (_congested_limit(t, sending) for t in fresh) if x is not None]
+        present = {t.subscriber for t in fresh}
+        cap.low_since = {k: v for k, v in cap.low_since.items() if k in present}
+        found = (_congested_limit(cap, t, sending, now) for t in fresh)
+        limits = [x for x in found if x is not None]
+        if limits:
+            cap.low_since.clear()
         return _set(cap, max(FLOOR, min(limits)) if limits else None, now)
     limits = []
     lift = True
@@ -91,18 +103,16 @@ def decide(cap: Cap, takes: Iterable[Take], sending: float, now: float) -> float
     return _set(cap, max(FLOOR, min(limits)), now)
 
 
-def _congested_limit(take: Take, sending: float) -> float | None:
+def _congested_limit(cap: Cap, take: Take, sending: float, now: float) -> float | None:
     """What an uncapped publisher should drop to for this subscriber, or None."""
     limits = []
     if take.loss >= LOSS_DOWN and sending > 0:
         limits.append(sending * (1 - take.loss / 2))
-    if (
-        take.budget is not None
-        and not take.rising
-        and sending > 0
-        and take.budget < sending * CONGESTED_BELOW
-    ):
-        limits.append(take.budget)
+    budget = take.budget
+    if budget is None or take.rising or sending <= 0 or budget >= sending * CONGESTED_BELOW:
+        cap.low_since.pop(take.subscriber, None)
+    elif now - cap.low_since.setdefault(take.subscriber, now) >= SETTLE_SECONDS:
+        limits.append(budget)
     return min(limits) if limits else None
 
 

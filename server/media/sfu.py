@@ -490,7 +490,7 @@ class Sfu:
                 continue  # audio only, or transcoded: its own encoder adapts
             tracks = [o.track for o in peer.outgoing.values() if o.negotiated]
             budget = self._budget(peer, track, tracks)
-            takes.append(Take(budget, peer.remb.at, peer.remb.rising, track.loss))
+            takes.append(Take(peer.identity, budget, peer.remb.at, peer.remb.rising, track.loss))
         value = decide(publication.cap, takes, publication.meter.bitrate, now)
         if worth_sending(value, publication.cap_sent) and ask(value):
             if (value is None) != (publication.cap_sent is None):
