@@ -86,6 +86,13 @@ requests. The SFU needs both, so it relies on these internals:
    `Connection.build_request(pair, nominate=False)`, `.remote_password` and
    `StunProtocol.request(..., integrity_key=, retransmissions=)` on `_nominated`'s pairs:
    exactly what aioice's own `query_consent` sends (RFC 7675), only more often.
+15. Asking a single-layer publisher for less (publisher_cap.py): a video
+   `RTCRtpReceiver`'s `__remote_bitrate_estimator` (a `RemoteBitrateEstimator`, whose
+   `add(arrival_time_ms=, abs_send_time=, payload_size=, ssrc=)` returns
+   `(bitrate, ssrcs)` when `_handle_rtp_packet` should send a REMB) is wrapped by
+   `UpstreamCap`, so the REMBs aiortc sends from its own estimate never exceed the cap
+   (a later uncapped REMB would undo it), and the cap itself is sent at once with the
+   receiver's `__rtcp_ssrc` as the sender, through `_send_rtcp`.
 
 The offers' numbers themselves need no internals: `payload_types.py` rewrites aiortc's
 offer text, and aiortc takes its numbers from the answer.
@@ -139,6 +146,7 @@ _NACK_ATTR = "_RTCRtpReceiver__nack_generator"
 _JITTER_ATTR = "_RTCRtpReceiver__jitter_buffer"
 _RTX_ATTR = "_RTCRtpReceiver__rtx_ssrc"
 _ESTIMATOR_ATTR = "_RTCRtpReceiver__remote_bitrate_estimator"
+_RTCP_SSRC_ATTR = "_RTCRtpReceiver__rtcp_ssrc"
 _RX_PACKETS_ATTR = "_RTCDtlsTransport__rx_packets"
 # RTCP feedback (PLI, NACK, REMB) on its way out, held until sent.
 _sending = BackgroundTasks()
@@ -439,6 +447,67 @@ def send_remb(receiver: RTCRtpReceiver, bitrate: int, media_ssrcs: list[int]) ->
     _sending.spawn(receiver._send_rtcp(packet))
 
 
+class _CappedEstimator:
+    """A receiver's own bit rate estimator whose REMBs never exceed `cap`."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.cap: int | None = None
+        self.estimate: int | None = None  # its own latest estimate (bit/s)
+
+    def add(
+        self, arrival_time_ms: int, abs_send_time: int, payload_size: int, ssrc: int
+    ) -> tuple[int, list[int]] | None:
+        remb = self.inner.add(
+            arrival_time_ms=arrival_time_ms,
+            abs_send_time=abs_send_time,
+            payload_size=payload_size,
+            ssrc=ssrc,
+        )
+        if remb is None:
+            return None
+        bitrate, ssrcs = remb
+        self.estimate = bitrate
+        return (bitrate if self.cap is None else min(bitrate, self.cap)), ssrcs
+
+
+class UpstreamCap:
+    """Asks the remote sender behind a video receiver for at most a bit rate (REMB)."""
+
+    # Sent to lift a cap when the receiver has no estimate of its own (the publisher
+    # sends no abs-send-time): a REMB stays in force until the next, so "no cap" has
+    # to be a number, and this is above any camera's rate.
+    UNCAPPED = 10_000_000
+
+    def __init__(self, receiver: RTCRtpReceiver) -> None:
+        self._receiver = receiver
+        inner = getattr(receiver, _ESTIMATOR_ATTR, None)
+        self._estimator = _CappedEstimator(inner) if inner is not None else None
+        if self._estimator is not None:
+            setattr(receiver, _ESTIMATOR_ATTR, self._estimator)
+
+    def ask(self, bitrate: float | None, media_ssrc: int) -> int:
+        """Cap the sender of `media_ssrc` at `bitrate` (None: lift the cap) now and in
+        every REMB after; returns the bit rate sent."""
+        cap = None if bitrate is None else int(bitrate)
+        own = self._estimator.estimate if self._estimator is not None else None
+        if self._estimator is not None:
+            self._estimator.cap = cap
+        if cap is None:
+            value = own if own is not None else self.UNCAPPED
+        else:
+            value = cap if own is None else min(own, cap)
+        sender_ssrc = getattr(self._receiver, _RTCP_SSRC_ATTR, None) or 0
+        packet = RtcpPsfbPacket(
+            fmt=RTCP_PSFB_APP,
+            ssrc=sender_ssrc,
+            media_ssrc=0,
+            fci=pack_remb_fci(value, [media_ssrc]),
+        )
+        asyncio.ensure_future(self._receiver._send_rtcp(packet))
+        return value
+
+
 def listen_rtcp(transport: RTCDtlsTransport, ssrc: int, callback: Callable[[Any], None]) -> None:
     """Receive the RTCP feedback (PLI, NACK, REMB) a peer sends about `ssrc`, an SSRC
     this side sends on by itself (a simulcast layer the tests play, not an aiortc
@@ -735,6 +804,8 @@ def check() -> None:
         "encoded_frame.timestamp = self.__timestamp_mapper.map(",
         "pli_flag, encoded_frame = self.__jitter_buffer.add(packet)",
         "if self.__remote_bitrate_estimator is not None:",
+        "remb = self.__remote_bitrate_estimator.add(",
+        "fci=pack_remb_fci(*remb),",
     ):
         if needed not in handle:
             problems.append(f"RTCRtpReceiver._handle_rtp_packet no longer does {needed}")
@@ -800,6 +871,13 @@ def check() -> None:
         elif not isinstance(getattr(dtls.transport._connection, "_nominated", None), dict):
             problems.append("aioice Connection instances have no _nominated dict")
         video = pc.addTransceiver("video")
+        estimator = getattr(video.receiver, _ESTIMATOR_ATTR, None)
+        if not _takes(
+            type(estimator), "add", "arrival_time_ms", "abs_send_time", "payload_size", "ssrc"
+        ):
+            problems.append(f"video receivers' {_ESTIMATOR_ATTR} no longer has add(...)")
+        if not hasattr(video.receiver, _RTCP_SSRC_ATTR):
+            problems.append(f"RTCRtpReceiver instances have no {_RTCP_SSRC_ATTR}")
         try:
             repair = VideoRepair(video.receiver)
             jitter = repair._jitter

@@ -35,6 +35,7 @@ from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from server.media import aiortc_internals as internals
 from server.media.keyframes import KeyframeLimiter
 from server.media.metrics import MediaMetrics
+from server.media.publisher_cap import Cap
 from server.media.rtp_output import Delivery, Packetized, RtpOutput, ntp_now
 from server.media.simulcast_choice import Choice
 
@@ -180,6 +181,12 @@ class Publication:
         self.meter = Layer(0)  # the bit rate received, when not simulcast
         self._request_layer: Callable[[int], bool] | None = None
         self.on_layers: Callable[[], None] | None = None  # a layer started or stopped
+        # Not simulcast: the cap its subscribers put on the publisher (publisher_cap.py),
+        # the one last sent, and how to send one (False: not now, no SSRC known yet).
+        self.cap = Cap()
+        self.cap_sent: float | None = None
+        self.ask_bitrate: Callable[[float | None], bool] | None = None
+        self.on_unsubscribe: Callable[[], None] | None = None
 
     @property
     def key(self) -> str:
@@ -419,6 +426,8 @@ class Publication:
             self._metrics.forwarded_streams.dec()
             if track.transcoder is not None:
                 self._metrics.transcoded_pairs.dec()
+            if self.on_unsubscribe is not None:
+                self.on_unsubscribe()
         track.end()
 
     def set_paused(self, paused: bool) -> None:

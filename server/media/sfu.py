@@ -29,6 +29,7 @@ from server.media.loss_repair import repair_video
 from server.media.metrics import MediaMetrics
 from server.media.peer import Incoming, Outgoing, Peer
 from server.media.probe import MediaProbes
+from server.media.publisher_cap import Take, decide, worth_sending
 from server.media.rtp_output import RtpOutput
 from server.media.simulcast import Layers
 from server.media.simulcast_choice import LayerState, choose
@@ -361,11 +362,10 @@ class Sfu:
         publication = self.publish(peer.room, peer.identity, incoming.kind, source)
 
         def request_keyframe() -> bool:
-            ssrc = peer.media_ssrc(incoming)
-            if ssrc is None or peer.closed or peer.state != "connected":
-                return False
-            internals.send_pli(receiver, ssrc)
-            return True
+            ssrc = self._upstream_ssrc(peer, incoming)
+            if ssrc is not None:
+                internals.send_pli(receiver, ssrc)
+            return ssrc is not None
 
         incoming.publication = publication
         section = peer.simulcast.get(incoming.transceiver.mid or "")
@@ -377,6 +377,7 @@ class Sfu:
         )
         internals.tap_encoded_frames(receiver, publication.sink_for(incoming.generation))
         if incoming.kind == "video":
+            self._cap_upstream(peer, incoming, publication)
             incoming.repair = asyncio.create_task(
                 repair_video(
                     internals.VideoRepair(receiver),
@@ -425,15 +426,7 @@ class Sfu:
             publication = track.publication
             if not publication.layers or not track.enabled:
                 continue
-            budget = None
-            remb = peer.remb.value
-            if remb is not None:  # a browser's REMB counts its video streams
-                others = sum(
-                    self._rate(t)
-                    for t in tracks
-                    if t is not track and t.enabled and t.kind == "video"
-                )
-                budget = max(0.0, remb - others)
+            budget = self._budget(peer, track, tracks)
             states = [
                 LayerState(layer.bitrate, layer.height, layer.active(now))
                 for layer in publication.layers
@@ -445,6 +438,71 @@ class Sfu:
             if target != track.target:
                 track.target = target
                 publication.request_layer_keyframe(target, "layer_switch")
+
+    def _budget(
+        self, peer: Peer, track: ForwardedTrack, tracks: list[ForwardedTrack]
+    ) -> float | None:
+        """What the subscriber can take on `track` (bit/s): its REMB, which a browser
+        gives for all its video streams, less what it gets on its other video tracks;
+        None before its first REMB."""
+        remb = peer.remb.value
+        if remb is None:
+            return None
+        others = sum(
+            self._rate(t) for t in tracks if t is not track and t.enabled and t.kind == "video"
+        )
+        return max(0.0, remb - others)
+
+    @staticmethod
+    def _upstream_ssrc(peer: Peer, incoming: Incoming) -> int | None:
+        """The SSRC to address RTCP about `incoming` to its publisher, or None while it
+        cannot be sent (no packet seen yet, or the connection is not up)."""
+        ssrc = peer.media_ssrc(incoming)
+        return None if peer.closed or peer.state != "connected" else ssrc
+
+    def _cap_upstream(self, peer: Peer, incoming: Incoming, publication: Publication) -> None:
+        """A single-layer video receiver: from now on its publisher is asked (REMB) for
+        no more than its subscribers can take (publisher_cap.py)."""
+        upstream = internals.UpstreamCap(incoming.transceiver.receiver)
+
+        def ask(bitrate: float | None) -> bool:
+            ssrc = self._upstream_ssrc(peer, incoming)
+            if ssrc is not None:
+                upstream.ask(bitrate, ssrc)
+            return ssrc is not None
+
+        publication.ask_bitrate = ask
+        publication.cap_sent = None  # a new receiver: the cap in force is sent again
+        publication.on_unsubscribe = lambda: self.cap_publisher(publication)
+
+    def cap_publisher(self, publication: Publication) -> None:
+        """Ask a single-layer video publisher for no more than the least its subscribers
+        can take now, or lift the cap (publisher_cap.py)."""
+        ask = publication.ask_bitrate
+        media = self.rooms.get(publication.room)
+        if ask is None or media is None or publication.layers:
+            return
+        now = time.monotonic()
+        takes = []
+        for track in publication.subscribers:
+            peer = media.peers.get(track.subscriber)
+            if peer is None or not track.enabled or track.output is None:
+                continue  # audio only, or transcoded: its own encoder adapts
+            tracks = [o.track for o in peer.outgoing.values() if o.negotiated]
+            budget = self._budget(peer, track, tracks)
+            takes.append(Take(peer.identity, budget, peer.remb.at, peer.remb.rising, track.loss))
+        value = decide(publication.cap, takes, publication.meter.bitrate, now)
+        if worth_sending(value, publication.cap_sent) and ask(value):
+            if (value is None) != (publication.cap_sent is None):
+                log.info(
+                    "publisher cap" if value is not None else "publisher cap lifted",
+                    extra={
+                        "room": publication.room,
+                        "identity": publication.identity,
+                        "bitrate": value,
+                    },
+                )
+            publication.cap_sent = value
 
     @staticmethod
     def _rate(track: ForwardedTrack) -> float:
@@ -536,11 +594,16 @@ class Sfu:
     def _remb(self, peer: Peer, bitrate: float) -> None:
         peer.remb.observe(bitrate, time.monotonic())
         self.choose_layers(peer)
+        for outgoing in list(peer.outgoing.values()):
+            if outgoing.publication.kind == "video" and not outgoing.publication.layers:
+                self.cap_publisher(outgoing.publication)
 
     def _loss(self, peer: Peer, track: ForwardedTrack, loss: float) -> None:
         track.loss = loss
         if track.publication.layers:
             self.choose_layers(peer)
+        else:
+            self.cap_publisher(track.publication)
 
     @staticmethod
     def _sends(controls: Controls, publication: Publication) -> bool:

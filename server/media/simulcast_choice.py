@@ -69,6 +69,11 @@ class Estimate:
         return self.history[-1][1] if self.history else None
 
     @property
+    def at(self) -> float:
+        """When the latest estimate came (-inf before the first)."""
+        return self.history[-1][0] if self.history else -math.inf
+
+    @property
     def rising(self) -> bool:
         """Higher than a second or more ago (the estimator is still ramping)."""
         now, value = self.history[-1] if self.history else (0.0, 0.0)

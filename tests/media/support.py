@@ -358,6 +358,28 @@ class MediaClient:
             received.ended.set()
 
 
+def without_abs_send_time(sdp: str) -> str:
+    """A subscriber whose own estimate the test sends (aiortc's needs abs-send-time)."""
+    return "\r\n".join(line for line in sdp.split("\r\n") if "abs-send-time" not in line)
+
+
+def send_remb(person: MediaClient, bitrate: int) -> None:
+    """Report `bitrate` as the person's receive estimate for its video (a REMB)."""
+    for transceiver in person.pc.getTransceivers():
+        if transceiver.kind == "video" and transceiver.receiver.track is not None:
+            ssrcs = [s.source for s in transceiver.receiver.getSynchronizationSources()]
+            if ssrcs:
+                aiortc_internals.send_remb(transceiver.receiver, bitrate, ssrcs)
+
+
+async def hold_remb(person: MediaClient, bitrate: int, seconds: float) -> None:
+    """Report `bitrate` every 0.2 s for `seconds`, as a browser's REMB would."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        send_remb(person, bitrate)
+        await asyncio.sleep(0.2)
+
+
 def without_codec(sdp: str, mime_name: str) -> str:
     """An SDP offer as a client that lacks `mime_name` (e.g. "VP8") would see it."""
     lines = sdp.split("\r\n")

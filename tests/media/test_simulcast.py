@@ -15,10 +15,14 @@ from collections.abc import AsyncIterator
 import pytest
 from aiortc.mediastreams import MediaStreamError
 
-from server.media import aiortc_internals
 from tests.media.conftest import Join
 from tests.media.simulcast_publisher import SimulcastPublisher, encode_layers, rids_in
-from tests.media.support import Encoded, MediaClient
+from tests.media.support import (
+    Encoded,
+    MediaClient,
+    hold_remb,
+    without_abs_send_time,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -72,11 +76,6 @@ async def subscriber(join: Join, identity: str, **client: object) -> tuple[Media
     return person, sizes
 
 
-def without_abs_send_time(sdp: str) -> str:
-    """A subscriber whose own estimate the test sends (aiortc's needs abs-send-time)."""
-    return "\r\n".join(line for line in sdp.split("\r\n") if "abs-send-time" not in line)
-
-
 @pytest.mark.parametrize("with_ssrcs", [False, True], ids=["rids", "rids+ssrcs"])
 async def test_the_answer_takes_the_layers_and_a_clean_subscriber_climbs_to_the_top(
     publisher: SimulcastPublisher, join: Join, with_ssrcs: bool
@@ -114,19 +113,8 @@ async def test_a_subscriber_at_80_kbps_gets_the_low_layer_and_climbs_when_it_cle
     bo, sizes = await subscriber(join, "bo", munge_answer=without_abs_send_time)
     carol, carol_sizes = await subscriber(join, "carol")
 
-    def remb(bitrate: int) -> None:
-        for transceiver in bo.pc.getTransceivers():
-            if transceiver.kind == "video" and transceiver.receiver.track is not None:
-                ssrcs = [s.source for s in transceiver.receiver.getSynchronizationSources()]
-                if ssrcs:
-                    aiortc_internals.send_remb(transceiver.receiver, bitrate, ssrcs)
-
     async def hold(bitrate: int, seconds: float) -> None:
-        """Report `bitrate` every 0.2 s for `seconds`, as a browser's REMB would."""
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            remb(bitrate)
-            await asyncio.sleep(0.2)
+        await hold_remb(bo, bitrate, seconds)
 
     await bo.wait_until(lambda: sizes.latest() is not None, timeout=20)
     await hold(80_000, 6)
