@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -16,12 +15,13 @@ from playwright.async_api import expect
 from server.media.phone import sip
 from tests.console.test_console_e2e import check_axe, photograph
 from tests.console.test_console_links_e2e import operator_page
+from tests.console.test_console_phone_e2e import caller as caller  # noqa: F401 - the fixture
 from tests.e2e.conftest import Launcher
 from tests.e2e.conftest import launcher as launcher  # noqa: F401 - the fixture
 from tests.signin.conftest import SignInServer
 from tests.signin.conftest import mailbox as mailbox  # noqa: F401 - the fixture
 from tests.signin.conftest import make_server as make_server  # noqa: F401 - the fixture
-from tests.sip.conftest import UdpPeer, eventually, open_peer
+from tests.sip.conftest import UdpPeer, eventually
 from tests.sip.uac import SDP, final_response, request
 from tests.support.services import free_port
 
@@ -29,17 +29,10 @@ pytestmark = [pytest.mark.slow, pytest.mark.sip]
 GUESSES = ("314159", "271828")  # no room has a PIN: both are wrong
 
 
-@pytest.fixture
-async def caller() -> AsyncIterator[UdpPeer]:
-    peer = await open_peer("127.0.0.1")
-    yield peer
-    peer.close()
-
-
 async def test_a_guesser_blocked_and_shown_on_the_phone_page(
     make_server: Any,  # noqa: F811
     launcher: Launcher,  # noqa: F811
-    caller: UdpPeer,
+    caller: UdpPeer,  # noqa: F811
 ) -> None:
     sip_port = free_port()
     server: SignInServer = await make_server(

@@ -31,6 +31,7 @@ from server.media.phone.pins import PinStore
 from server.services import services_of
 
 if TYPE_CHECKING:
+    from server.media.phone.gateway import PhoneGateway
     from server.media.sfu import Sfu
     from server.signaling.server import Signaling
 
@@ -80,6 +81,13 @@ def _dial_in(request: web.Request) -> tuple[DialIn, str]:
     if not re.match(ROOM_PATTERN, room):
         raise InvalidInput("room: not a valid room name")
     return dial_in, room
+
+
+def _gateway(request: web.Request) -> PhoneGateway:
+    phone = services_of(request).phone
+    if phone is None:
+        raise NotFound("phone dial-in is not enabled on this server", code="phone_disabled")
+    return phone
 
 
 async def _open_dial_in(request: web.Request) -> tuple[DialIn, str]:
@@ -168,9 +176,7 @@ class LiveCalls(BaseModel):
     tags=("phone",),
 )
 async def live_calls(request: web.Request) -> web.Response:
-    phone = services_of(request).phone
-    if phone is None:
-        raise NotFound("phone dial-in is not enabled on this server", code="phone_disabled")
+    phone = _gateway(request)
     calls = [
         LiveCall(
             room=call.room.match.room if call.room else None,
@@ -212,9 +218,7 @@ class TrunkStatus(BaseModel):
     tags=("phone",),
 )
 async def trunk_status(request: web.Request) -> web.Response:
-    phone = services_of(request).phone
-    if phone is None:
-        raise NotFound("phone dial-in is not enabled on this server", code="phone_disabled")
+    phone = _gateway(request)
     registration = phone.registration
     if registration is None:
         return json_response(
@@ -283,9 +287,7 @@ class PinGuessing(BaseModel):
     tags=("phone",),
 )
 async def pin_guessing(request: web.Request) -> web.Response:
-    phone = services_of(request).phone
-    if phone is None:
-        raise NotFound("phone dial-in is not enabled on this server", code="phone_disabled")
+    phone = _gateway(request)
     now = time.time()
     counts, state = phone.refusals.counts(now), phone.guard.snapshot()
     return json_response(
