@@ -4,6 +4,7 @@
 import { readToken } from "./client/socket.js";
 import { plainReason } from "./client/reasons.js";
 import { api, bdi, download, el, minutes, svg, when } from "./sessionlog.js";
+import { timelineWords } from "./timeline.js";
 
 const $ = (id) => document.getElementById(id);
 const TOKEN_KEY = "pairwise.token"; // the join page keeps the token under the same key
@@ -66,6 +67,14 @@ function mediaStrip(detail) {
   return el("ul", { class: "strip", "aria-label": "Media modes over time" }, ...rows);
 }
 
+/** What the log noted beside the media path (a phone caller refused), in words. */
+function noted(detail) {
+  const lines = detail.timeline.map((entry) => [entry.ts, timelineWords(entry)]).filter(([, words]) => words);
+  if (!lines.length) return null;
+  return el("ul", { class: "log-list", "aria-label": "Also in the log" },
+    ...lines.map(([ts, words]) => el("li", {}, `${when(ts)}: ${words}`)));
+}
+
 function feedbackForm(session) {
   const mine = state.feedback.get(session.id);
   if (mine) return el("p", { class: "muted" }, `Your rating: ${"★".repeat(mine.rating)}`, mine.comment ? " — " : null, mine.comment ? bdi(mine.comment) : null);
@@ -109,6 +118,7 @@ async function renderSessions() {
       el("h3", {}, `${when(s.started_at)} · ${s.in_progress ? "in progress" : minutes(s.duration_seconds)}`),
       el("p", { class: "muted" }, ...s.participants.flatMap((id, j) => [j ? ", " : "", bdi(nameOf(id))]), ` · ${steps}`),
       detail ? mediaStrip(detail) : null,
+      detail ? noted(detail) : null,
       detail && detail.agenda_done.length ? el("p", {}, "Ticked off: ", ...detail.agenda_done.flatMap((t, j) => (j ? ["; ", bdi(t)] : [bdi(t)]))) : null,
       detail && detail.notes.length ? el("ul", {}, ...detail.notes.map((n) => el("li", {}, bdi(nameOf(n.author)), ": ", bdi(n.text)))) : null,
       feedbackForm(s));

@@ -26,6 +26,14 @@ class TokenBucket:
         now = self._clock()
         return min(self.burst, self._tokens + (now - self._last) * self.rate) < 1
 
+    def seconds_until(self, tokens: float = 1.0) -> float:
+        """How long until `tokens` are there (0 when they are now; inf at a zero rate)."""
+        now = self._clock()
+        missing = tokens - min(self.burst, self._tokens + (now - self._last) * self.rate)
+        if missing <= 0:
+            return 0.0
+        return missing / self.rate if self.rate > 0 else float("inf")
+
     def take(self, cost: float = 1.0) -> bool:
         """Spend `cost` tokens if there are that many; say whether it was allowed."""
         now = self._clock()
@@ -54,6 +62,10 @@ class Buckets:
 
     def __len__(self) -> int:
         return len(self._buckets)
+
+    def items(self) -> list[tuple[Hashable, TokenBucket]]:
+        """Every remembered key and its bucket (without touching their recency)."""
+        return list(self._buckets.items())
 
     def get(self, key: Hashable) -> TokenBucket:
         bucket = self._buckets.pop(key, None) or TokenBucket(self._rate, self._burst)

@@ -1,7 +1,7 @@
 """Chromium at 390x844, signed in with real session cookies: with mail off, "Invite again"
 shows an admin the members' sign-in links to copy and tells a programme manager that mail
-is not configured, with no link anywhere on their page; a viewer sees health and exports
-only, and the server refuses them publishing (403)."""
+is not configured, with no link anywhere on their page; a viewer sees health, exports and
+the phone gateway only, and the server refuses them publishing (403)."""
 
 from __future__ import annotations
 
@@ -85,7 +85,7 @@ async def test_a_viewer_reads_health_and_exports_only(
     )
     nav = page.locator("#nav")
     await expect(page.get_by_role("heading", name="Health and exports")).to_be_visible()
-    assert await nav.get_by_role("link").all_inner_texts() == ["Health", "Exports"]
+    assert await nav.get_by_role("link").all_inner_texts() == ["Phone", "Health", "Exports"]
     await check_axe(page, "exports")
     await photograph(page, "exports")
     await expect(page.locator("#publish")).to_be_hidden()
@@ -117,7 +117,9 @@ async def test_a_viewer_reads_health_and_exports_only(
     manager, page = await operator_page(server, launcher, "mo@example.org", "manager", "/console")
     await expect(page.get_by_role("heading", name="Participants")).to_be_visible()
     texts = await page.locator("#nav").get_by_role("link").all_inner_texts()
-    assert texts == ["Participants", "Criteria", "Matching", "Pairs", "Rooms", "Health", "Exports"]
+    assert texts == [
+        "Participants", "Criteria", "Matching", "Pairs", "Rooms", "Phone", "Health", "Exports"
+    ]  # fmt: skip
     # Signing out ends the session, not only the page.
     await page.get_by_role("button", name="Sign out").click()
     await expect(page.get_by_role("heading", name="Sign in to the console")).to_be_visible()

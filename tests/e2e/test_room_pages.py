@@ -10,7 +10,10 @@ from typing import Any
 
 import pytest
 from playwright.async_api import Page, expect
+from sqlalchemy import insert
 
+from server.media.phone.session_log import KIND as PIN_REJECTED
+from server.store.schema import session_timeline
 from tests.e2e.conftest import Launcher, publish_screenshot
 from tests.e2e.room_checks import NO_HORIZONTAL_SCROLL, axe_violations
 from tests.e2e.test_room_pair import meet
@@ -89,6 +92,15 @@ async def test_every_page_is_accessible_and_fits_a_phone(
     )
     await meet(server.url, "room-ada", [("ada", "Ada Lovelace"), ("grace", "Grace Hopper")])
     await meet(server.url, "room-ada", [("grace", "Grace Hopper")])
+    # A removed person's PIN refused during a meeting, as phone/session_log.py records it.
+    last = (await server.admin("GET", f"/api/v1/pairs/{pair['id']}/sessions"))["sessions"][0]
+    async with server.services.database.begin() as conn:
+        await conn.execute(
+            insert(session_timeline).values(
+                session_id=last["id"], ts=last["started_at"] + 1, kind=PIN_REJECTED,
+                identity=None, detail="removed via dtmf from 192.0.2.7 (…042)",
+            )
+        )  # fmt: skip
     token = await asyncio.to_thread(
         issue_token, server.url, "room-ada", "ada", "Ada Lovelace", "mentee"
     )
@@ -122,6 +134,10 @@ async def test_every_page_is_accessible_and_fits_a_phone(
         await page.goto(f"{server.url}/pair?pair={pair['id']}#token={token}")
         await expect(page.locator(".log-session")).to_have_count(2)
         await expect(page.locator("#meetings")).not_to_be_empty()
+        await expect(page.get_by_role("list", name="Also in the log")).to_contain_text(
+            "A phone caller was refused: the PIN of someone removed from the room "
+            "(keyed, caller …042)"
+        )
         await check(page, "pair", size, problems)
 
         await page.goto(server.url + "/program")

@@ -61,6 +61,7 @@ DECIDED: dict[tuple[str, str], A] = {
     ("POST", "/api/v1/rooms/{room}/participant-pins"): A.MANAGER,
     ("GET", "/api/v1/phone/calls"): A.MANAGER,
     ("GET", "/api/v1/phone/trunk"): A.VIEWER,  # the gateway's health: no caller, no PIN
+    ("GET", "/api/v1/phone/guessing"): A.VIEWER,  # refusals and blocks: no caller, no PIN
     ("POST", "/api/v1/rooms/{room}/phone/call-me"): A.ROOM,
     ("DELETE", "/api/v1/rooms/{room}/phone/call-me"): A.ROOM,
     ("POST", "/api/v1/matching/profiles"): A.MANAGER,

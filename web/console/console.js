@@ -1,5 +1,5 @@
 // The programme console: one page per task, chosen by the address's #fragment
-// (#participants, #criteria, #matching, #pairs, #pair/<id>, #rooms, #rooms/<room>, #activity,
+// (#participants, #criteria, #matching, #pairs, #pair/<id>, #rooms, #rooms/<room>, #phone, #activity,
 // #reader, #operators, #sessions). Each role sees the pages its routes open (server/api/access.py): a programme
 // manager the cohort and its pairs, a viewer health and exports, an admin everything
 // (Operators included). "My sessions" is for whoever signed in with a session: the admin key
@@ -12,17 +12,18 @@ import * as criteria from "./criteria.js";
 import * as matching from "./matching.js";
 import * as pairs from "./pairs.js";
 import * as rooms from "./rooms.js";
+import * as phone from "./phone.js";
 import * as activity from "./activity.js";
 import * as operators from "./operators.js";
 import * as sessions from "./sessions.js";
 
 const reader = { show() {} }; // static: links to health and the exports
-const PAGES = { participants, criteria, matching, pairs, rooms, activity, reader, operators, sessions };
+const PAGES = { participants, criteria, matching, pairs, rooms, phone, activity, reader, operators, sessions };
 const RUNS_COHORT = ["admin", "manager"];
 const EVERYONE = ["admin", "manager", "viewer"];
 const ROLES_FOR = {
   participants: RUNS_COHORT, criteria: RUNS_COHORT, matching: RUNS_COHORT, pairs: RUNS_COHORT,
-  rooms: RUNS_COHORT, activity: ["admin"], reader: EVERYONE, operators: ["admin"], sessions: EVERYONE,
+  rooms: RUNS_COHORT, phone: EVERYONE, activity: ["admin"], reader: EVERYONE, operators: ["admin"], sessions: EVERYONE,
 };
 const keyed = () => Boolean(sessionStorage.getItem(KEY));
 const allowed = (page) => (ROLES_FOR[page] || []).includes(role) && !(page === "sessions" && keyed());

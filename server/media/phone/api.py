@@ -5,6 +5,7 @@ GET  /api/v1/rooms/{room}/pin                 the room's PIN, 404 if none yet
 POST /api/v1/rooms/{room}/participant-pins    a personal PIN that identifies the caller
 GET  /api/v1/phone/calls                      live calls, for the operators' console
 GET  /api/v1/phone/trunk                      the trunk and the gateway's registration there
+GET  /api/v1/phone/guessing                   PINs refused, sources blocked (never the digits)
 POST /api/v1/rooms/{room}/phone/call-me       "call me": a member has the gateway ring them
 DELETE /api/v1/rooms/{room}/phone/call-me     ... and stops it ringing before they answer
 """
@@ -30,6 +31,7 @@ from server.media.phone.pins import PinStore
 from server.services import services_of
 
 if TYPE_CHECKING:
+    from server.media.phone.gateway import PhoneGateway
     from server.media.sfu import Sfu
     from server.signaling.server import Signaling
 
@@ -79,6 +81,13 @@ def _dial_in(request: web.Request) -> tuple[DialIn, str]:
     if not re.match(ROOM_PATTERN, room):
         raise InvalidInput("room: not a valid room name")
     return dial_in, room
+
+
+def _gateway(request: web.Request) -> PhoneGateway:
+    phone = services_of(request).phone
+    if phone is None:
+        raise NotFound("phone dial-in is not enabled on this server", code="phone_disabled")
+    return phone
 
 
 async def _open_dial_in(request: web.Request) -> tuple[DialIn, str]:
@@ -167,9 +176,7 @@ class LiveCalls(BaseModel):
     tags=("phone",),
 )
 async def live_calls(request: web.Request) -> web.Response:
-    phone = services_of(request).phone
-    if phone is None:
-        raise NotFound("phone dial-in is not enabled on this server", code="phone_disabled")
+    phone = _gateway(request)
     calls = [
         LiveCall(
             room=call.room.match.room if call.room else None,
@@ -211,9 +218,7 @@ class TrunkStatus(BaseModel):
     tags=("phone",),
 )
 async def trunk_status(request: web.Request) -> web.Response:
-    phone = services_of(request).phone
-    if phone is None:
-        raise NotFound("phone dial-in is not enabled on this server", code="phone_disabled")
+    phone = _gateway(request)
     registration = phone.registration
     if registration is None:
         return json_response(
@@ -241,6 +246,72 @@ async def trunk_status(request: web.Request) -> web.Response:
             last_status=status.last_status,
             last_error=status.last_error,
             failures=status.failures,
+        )
+    )
+
+
+class BlockedSource(BaseModel):
+    source: str = Field(description="The address calls and PINs are refused from")
+    until: float = Field(description="When it may try again (Unix seconds)")
+
+
+class RefusedPin(BaseModel):
+    at: float = Field(description="When (Unix seconds)")
+    source: str = Field(description="The address the SIP request came from")
+    reason: str = Field(
+        description="wrong_pin, no_pin (none keyed in time), source_locked, over_ceiling, "
+        "removed (a removed person's PIN) or room_closed"
+    )
+    via: str = Field(description="dtmf, request_uri or header")
+    room: str | None = Field(description="The room the PIN named; null for a wrong PIN")
+
+
+class PinGuessing(BaseModel):
+    last_hour: dict[str, int] = Field(description="PINs refused in the last hour, by reason")
+    since_start: dict[str, int] = Field(description="PINs refused since the gateway started")
+    blocked: list[BlockedSource] = Field(description="Sources over their limit of wrong PINs")
+    per_source: int = Field(description="Wrong PINs a source may key per window")
+    window_seconds: float
+    global_per_minute: int = Field(description="Wrong PINs a minute from everyone together")
+    global_engaged: bool = Field(description="The global limit refuses PINs from new sources now")
+    recent: list[RefusedPin] = Field(description="The last refusals, newest first")
+
+
+@routes.route(
+    "GET",
+    "/api/v1/phone/guessing",
+    summary="PIN guessing: refused PINs, blocked sources, the global limit (the console)",
+    response=PinGuessing,
+    access=Access.VIEWER,
+    errors=(401, 403, 404),
+    tags=("phone",),
+)
+async def pin_guessing(request: web.Request) -> web.Response:
+    phone = _gateway(request)
+    now = time.time()
+    counts, state = phone.refusals.counts(now), phone.guard.snapshot()
+    return json_response(
+        PinGuessing(
+            last_hour=counts.last_hour,
+            since_start=counts.since_start,
+            blocked=[
+                BlockedSource(source=source, until=round(now + left, 1))
+                for source, left in state.blocked
+            ],
+            per_source=phone.settings.pin_failures_per_source,
+            window_seconds=phone.settings.pin_failure_window_seconds,
+            global_per_minute=state.ceiling_per_minute,
+            global_engaged=state.ceiling_engaged,
+            recent=[
+                RefusedPin(
+                    at=round(r.at, 3),
+                    source=r.source,
+                    reason=r.reason,
+                    via=r.via,
+                    room=r.room or None,
+                )  # fmt: skip
+                for r in counts.recent
+            ],
         )
     )
 

@@ -32,6 +32,7 @@ from server.media.phone.g711 import Samples
 from server.media.phone.guessing import PinCheckRefused, PinGuard
 from server.media.phone.metrics import PhoneMetrics
 from server.media.phone.pins import PinDirectory, PinMatch
+from server.media.phone.refusals import PinRefusals, Refusal
 from server.media.phone.register import TrunkRegistration
 from server.media.phone.sip import uri_user
 from server.media.phone.stream import HANDSHAKE_SECONDS, SipStreamConnection, tls_context
@@ -175,6 +176,7 @@ class PhoneGateway:
             settings.pin_failure_window_seconds,
             settings.pin_failures_per_minute,
         )
+        self.refusals = PinRefusals()  # what the console shows of refused PINs
         self.uas = UserAgentServer(settings, self, self.metrics, self.guard)
         self._pin_timers: dict[str, asyncio.TimerHandle] = {}
         self._checking: set[str] = set()
@@ -508,18 +510,18 @@ class PhoneGateway:
 
     def _rejected(self, call: Call, reason: str, via: str, room: str = "") -> None:
         final = call.pin_entry.exhausted
-        self._bus.publish(
-            PhonePinRejected(
-                room,
-                call_id=call.call_id,
-                caller=call.caller,
-                source=call.source,
-                via=via,
-                reason=reason,
-                attempt=call.pin_entry.attempts,
-                final=final,
-            )
+        event = PhonePinRejected(
+            room,
+            call_id=call.call_id,
+            caller=call.caller,
+            source=call.source,
+            via=via,
+            reason=reason,
+            attempt=call.pin_entry.attempts,
+            final=final,
         )
+        self._bus.publish(event)
+        self.refusals.record(Refusal(event.ts, call.source, reason, via, room))
         log.warning(
             "phone PIN rejected",
             extra={

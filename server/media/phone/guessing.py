@@ -50,6 +50,15 @@ class Hold:
     ceiling: TokenBucket  # the share of the global ceiling it was taken from
 
 
+@dataclass(frozen=True)
+class GuardState:
+    """The bounds as they stand, for operators (`PinGuard.snapshot`)."""
+
+    blocked: tuple[tuple[str, float], ...]  # (source, seconds until it may try again)
+    ceiling_engaged: bool  # the global ceiling refuses PINs from new addresses now
+    ceiling_per_minute: int
+
+
 class PinGuard:
     def __init__(self, per_source: int, window_seconds: float, global_per_minute: int) -> None:
         self._sources = Buckets(per_source * 60 / window_seconds, burst=per_source)
@@ -60,6 +69,7 @@ class PinGuard:
             TokenBucket(proven_share / 60, proven_share) if proven_share else self._newcomers
         )
         self._proven: OrderedDict[str, None] = OrderedDict()
+        self._per_minute = global_per_minute
 
     def refuses(self, source: str) -> bool:
         """Whether `source` has used up its failures (no call or PIN check from it)."""
@@ -86,3 +96,17 @@ class PinGuard:
             self._proven[hold.source] = None
             if len(self._proven) > MAX_TRACKED:
                 self._proven.popitem(last=False)
+
+    def snapshot(self) -> GuardState:
+        """Which sources are blocked and for how long, and whether the ceiling is reached."""
+        blocked = [
+            (str(source), bucket.seconds_until())
+            for source, bucket in self._sources.items()
+            if bucket.empty()
+        ]
+        blocked.sort(key=lambda item: item[1], reverse=True)
+        return GuardState(
+            blocked=tuple(blocked),
+            ceiling_engaged=self._newcomers.empty(),
+            ceiling_per_minute=self._per_minute,
+        )

@@ -2,7 +2,10 @@
 
 import pytest
 
+from server.jobs.clock import ManualClock
 from server.media.phone.guessing import PinCheckRefused, PinGuard
+from server.media.phone.refusals import PinRefusals, Refusal
+from server.signaling import ratelimit
 
 
 def refusal(guard: PinGuard, source: str) -> str:
@@ -68,3 +71,34 @@ def test_below_four_a_minute_everyone_shares_one_bucket() -> None:
     guard.hold("192.0.2.1")
     guard.hold("198.51.100.7")
     assert refusal(guard, "198.51.100.7") == refusal(guard, "192.0.2.2") == "over_ceiling"
+
+
+def test_the_snapshot_names_blocked_sources_until_they_may_try_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = ManualClock(1000.0)
+    monkeypatch.setattr(ratelimit, "clock", clock)
+    guard = PinGuard(per_source=2, window_seconds=600, global_per_minute=4)  # 3 + 1 proven
+    for source in ("192.0.2.1", "192.0.2.1", "192.0.2.2"):
+        guard.hold(source)
+
+    state = guard.snapshot()
+    assert state.blocked == (("192.0.2.1", 300.0),)  # one failure back every 300 s
+    assert (state.ceiling_engaged, state.ceiling_per_minute) == (True, 4)
+
+    clock.advance(60)  # the ceiling refills a failure in 20 s; the source in 300
+    state = guard.snapshot()
+    assert (state.blocked, state.ceiling_engaged) == ((("192.0.2.1", 240.0),), False)
+    clock.advance(240)
+    assert guard.snapshot().blocked == ()
+
+
+def test_refusals_count_the_last_hour_and_since_start_and_keep_the_last_few() -> None:
+    refusals = PinRefusals(keep=2)
+    for at, reason in ((0.0, "wrong_pin"), (100.0, "source_locked"), (4000.0, "wrong_pin")):
+        refusals.record(Refusal(at, "192.0.2.1", reason, "dtmf", ""))
+
+    counts = refusals.counts(now=4000.0)
+    assert counts.last_hour == {"wrong_pin": 1}  # the two before 400 s are over an hour old
+    assert counts.since_start == {"wrong_pin": 2, "source_locked": 1}
+    assert [r.at for r in counts.recent] == [4000.0, 100.0]  # newest first, two kept
