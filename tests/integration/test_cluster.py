@@ -301,6 +301,16 @@ async def test_a_burst_of_rooms_is_placed_evenly_across_two_nodes(
         await asyncio.to_thread(get, a.url + f"/api/v1/rooms/burst-{i}/node") for i in range(20)
     ]
     assert [p["url"] for _, p in again] == [p["url"] for _, p in answers]
+    # One new room asked for twenty times at once, through both nodes: one holder, never two.
+    same = await asyncio.gather(
+        *(
+            asyncio.to_thread(get, (a if i % 2 else b).url + "/api/v1/rooms/contested/node")
+            for i in range(20)
+        )
+    )
+    assert {(status, placed["url"], placed["moved"]) for status, placed in same} == {
+        (200, same[0][1]["url"], False)
+    }, same
 
 
 async def test_participants_of_a_killed_node_leave_every_roster(
