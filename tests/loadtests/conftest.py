@@ -16,6 +16,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -59,18 +60,19 @@ class LoadCluster:
         node = ServerProcess(data_dir=self.directory / uuid.uuid4().hex[:8], env=self.env)
         return node.start(START_TIMEOUT_S)
 
-    def live_urls(self) -> set[str]:
+    def live(self) -> dict[str, Any]:
+        """The live nodes (`GET /api/v1/nodes`) by URL."""
         request = urllib.request.Request(
             self.nodes[0].url + "/api/v1/nodes", headers={"Authorization": f"Bearer {ADMIN_KEY}"}
         )
         with urllib.request.urlopen(request, timeout=5) as resp:
-            return {n["url"] for n in json.loads(resp.read())["nodes"]}
+            return {n["url"]: n for n in json.loads(resp.read())["nodes"]}
 
     def idle(self) -> bool:
         """Nobody connected to a shared node, and no other node alive (one a test started
         and killed is listed until its heartbeat expires)."""
         shared = {n.url for n in self.nodes}
-        return all(_idle(n) for n in self.nodes) and self.live_urls() == shared
+        return all(_idle(n) for n in self.nodes) and set(self.live()) == shared
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from tests.loadtests.conftest import LoadCluster
-from tests.loadtests.test_loadtool import read_report, server_metrics, tool
+from tests.loadtests.test_loadtool import read_report, server_metrics, tool, wait_until
 from tests.support.process import ROOT, ServerProcess
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis, pytest.mark.postgres]
@@ -71,6 +71,11 @@ async def test_cluster_mode_reconnects_after_a_node_is_killed_and_loses_no_acked
     # A third node of the same cluster, to kill (the shared two stay up).
     c = await asyncio.to_thread(load_cluster.add_node)
     try:
+        # Placement counts a node's CPU above half a core as load: wait until c's start-up
+        # is over, or the rooms could all go to a and b.
+        await asyncio.to_thread(
+            wait_until, lambda: load_cluster.live().get(c.url, {}).get("cpu_percent", 100) < 50
+        )
         chat_before = (await asyncio.to_thread(server_metrics, a.url))["chat_messages"]
         out = tmp_path / "report"
         # A node's death disconnects its participants and its /metrics: errors of those
