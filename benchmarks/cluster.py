@@ -255,6 +255,10 @@ def _held(results: list[dict[str, Any]]) -> dict[str, Any] | None:
     return best
 
 
+def _rooms(r: dict[str, Any] | None) -> str:
+    return "no size" if r is None else f"{r['rooms']} rooms ({r['participants']} participants)"
+
+
 def _ratio(top: float | None, bottom: float | None) -> str:
     return "—" if not top or not bottom else f"{top / bottom:.2f}"
 
@@ -271,7 +275,8 @@ def render(results: list[dict[str, Any]], rec: dict[str, Any], duration_s: float
         "*p99 ratio*: one node's p99 delivery over two nodes' at the same size (above 1: two "
         "nodes deliver faster); *CPU ratio*: two nodes' server CPU over one node's (what the "
         "second node and Redis between them cost). *Load avg*: the machine's 1-minute load average at the end "
-        "of the size (2 cores; other work shares them).",
+        "of the size (2 cores; other work shares them). Needs Redis on 127.0.0.1:6379 and "
+        "PostgreSQL on 127.0.0.1:5432.",
         "",
         "| rooms | participants | nodes | verdict | p99 delivery ms | lost | server CPU % "
         "(all nodes, steady) | load tool CPU wait % | ready in s | load avg | p99 ratio | "
@@ -299,13 +304,11 @@ def render(results: list[dict[str, Any]], rec: dict[str, Any], duration_s: float
     b = _held([r for r in results if r["nodes"] == 2])
     lines += [
         "",
-        f"**Held: one node {a['rooms'] if a else 'none'} rooms "
-        f"({a['participants'] if a else 0} participants), two nodes "
-        f"{b['rooms'] if b else 'none'} rooms ({b['participants'] if b else 0} participants): "
+        f"**Held: one node {_rooms(a)}, two nodes {_rooms(b)}: "
         f"ratio {_ratio(b['rooms'] if b else None, a['rooms'] if a else None)}.** On one 2-core "
         "machine the two "
-        "nodes and the load tool share the same cores, so this ratio is a floor; nodes on "
-        "their own machines add their cores.",
+        "nodes and the load tool share its cores (and other work, when the load average is "
+        "above 2); nodes on machines of their own add their cores.",
         "",
         "### A node killed mid-run",
         "",

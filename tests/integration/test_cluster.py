@@ -245,8 +245,10 @@ async def test_redis_outage_keeps_local_rooms_serving_and_recovers(
 async def test_after_a_redis_restart_live_rooms_stay_on_their_nodes(
     server_process: Callable[..., ServerProcess], database_for_nodes: str, own_redis: OwnRedis
 ) -> None:
-    # A TTL longer than the test's steps: no node is taken for dead while b is frozen.
-    env = {**cluster_env(own_redis.url, database_for_nodes), "PAIRWISE_NODE_TTL_SECONDS": "6"}
+    # A TTL well beyond b's freeze and its reconnection to the new Redis on a loaded machine
+    # (6 s was not): a node silent for a TTL is dead, and its rooms may then move. Nothing
+    # here waits for the TTL to pass.
+    env = {**cluster_env(own_redis.url, database_for_nodes), "PAIRWISE_NODE_TTL_SECONDS": "20"}
     a = await asyncio.to_thread(server_process, **env)
     b = await asyncio.to_thread(server_process, **env)
     rooms = [f"pair-live-{i}" for i in range(6)]
