@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.procs import free_port, wait_healthy
+from benchmarks.procs import free_port, wait_ready
 from loadtests.runner import cpu_wait_seconds
 
 TITLE = "Capacity: concurrent 1:1 rooms per server process"
@@ -62,7 +62,7 @@ def _start_server(data: Path) -> tuple[subprocess.Popen[bytes], str]:
             stderr=subprocess.STDOUT,
         )
     url = f"http://127.0.0.1:{port}"
-    wait_healthy(url, proc)
+    wait_ready(url, proc, data / "server.log")
     return proc, url
 
 

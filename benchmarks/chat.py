@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import socketio
 
-from benchmarks.procs import free_port, wait_healthy
+from benchmarks.procs import free_port, wait_ready
 
 TITLE = "Chat fan-out"
 ROOT = Path(__file__).resolve().parents[1]
@@ -122,7 +122,7 @@ def start(cmd: list[str], env: dict[str, str], port: int) -> subprocess.Popen[by
     proc = subprocess.Popen(
         cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
-    wait_healthy(f"http://127.0.0.1:{port}", proc)
+    wait_ready(f"http://127.0.0.1:{port}", proc, path="/healthz")
     return proc
 
 

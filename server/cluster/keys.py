@@ -39,6 +39,12 @@ class Keys:
 
     people_suffix = ":people"
 
+    @property
+    def settling(self) -> str:
+        """Present (for one node TTL) after Redis lost the cluster's state: until every live
+        node has beaten and announced its rooms again, no room is placed anew."""
+        return f"{self.cluster}:settling"
+
     def node(self, name: str) -> str:
         return self.node_prefix + name
 

@@ -61,6 +61,7 @@ class NodeRegistry:
         self._process = psutil.Process()
         self._measuring = False  # has the CPU baseline been set (by the first beat)?
         self.healthy = False  # did the last heartbeat reach Redis?
+        self._announced = False  # has a heartbeat of this process ever reached Redis?
 
     async def forget(self) -> None:
         """Say this node is gone (a clean stop), so no one waits for its TTL."""
@@ -77,9 +78,20 @@ class NodeRegistry:
             self._measuring = True
         me = NodeLoad(self.name, self.url, rooms, participants, streams, cpu, time.time())
         try:
-            await self._redis.set(
-                self._keys.node(self.name), json.dumps(asdict(me)), px=int(self._ttl * 1000)
+            ttl_ms = int(self._ttl * 1000)
+            before = await self._redis.set(
+                self._keys.node(self.name), json.dumps(asdict(me)), px=ttl_ms, get=True
             )
+            if before is None and self._announced:
+                # Our heartbeat was gone before it expired: Redis restarted empty (or we
+                # were away past our TTL). Other live nodes may not have announced their
+                # rooms yet; a lookup now would place one of them a second time.
+                await self._redis.set(self._keys.settling, self.name, px=ttl_ms)
+                log.warning(
+                    "redis lost this node's heartbeat; new placements wait one node TTL",
+                    extra={"node": self.name},
+                )
+            self._announced = True
             if not self.healthy:
                 log.info("heartbeat reaches redis", extra={"node": self.name})
             self.healthy = True

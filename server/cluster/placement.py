@@ -8,6 +8,9 @@ count instead placed 20 back-to-back rooms 20/0 on two nodes (the count lags the
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
@@ -16,8 +19,11 @@ from server.cluster.keys import Keys
 from server.cluster.nodes import NodeLoad, NodeRegistry
 from server.errors import PairwiseError
 
-# KEYS[1] the room's owner; ARGV: room, node prefix, placed prefix, then (name, media load)
-# for each candidate. → {owner, moved} or false when no candidate is alive.
+log = logging.getLogger("pairwise.cluster")
+
+# KEYS[1] the room's owner, KEYS[2] the settling key; ARGV: room, node prefix, placed
+# prefix, then (name, media load) for each candidate. → {owner, moved}, {'', SETTLING}
+# while the directory settles, or false when no candidate is alive.
 PLACE = """
 local room, nodes, placed = ARGV[1], ARGV[2], ARGV[3]
 local owner = redis.call('GET', KEYS[1])
@@ -25,6 +31,7 @@ if owner and redis.call('EXISTS', nodes .. owner) == 1 then
   redis.call('SADD', placed .. owner, room)
   return {owner, 0}
 end
+if redis.call('EXISTS', KEYS[2]) == 1 then return {'', -1} end
 local best, best_score
 for i = 4, #ARGV, 2 do
   local name = ARGV[i]
@@ -69,6 +76,11 @@ redis.call('SREM', ARGV[3] .. ARGV[2], ARGV[1])
 """
 
 
+SETTLING = -1
+SETTLE_POLL_S = 0.1  # how often a lookup looks again while the directory settles
+SETTLE_MAX_S = 60.0  # the settling key expires after one node TTL; this only bounds a bug
+
+
 class NoLiveNode(PairwiseError):
     code = "no_live_node"
     status = 503
@@ -92,20 +104,42 @@ class RoomDirectory:
         self._release = redis.register_script(RELEASE)
 
     async def node_for(self, room: str) -> Placement:
-        for _ in range(2):  # a node that started since `live()` read the heartbeats: again
+        """The room's live holder, or the least-loaded live node it is placed on now.
+
+        After Redis lost its state the directory settles for one node TTL (`Keys.settling`):
+        a room without a live holder then waits for its node to announce it again, and is
+        placed anew only when the settling is over (its node did not come back)."""
+        retries = 1  # a node that started since `live()` read the heartbeats: once more
+        waiting_since: float | None = None
+        while True:
             live = {n.name: n for n in await self._nodes.live()}
             if not live:
                 break
             args: list[str | float] = [room, self._keys.node_prefix, self._keys.placed_prefix]
             for candidate in live.values():
                 args += [candidate.name, candidate.media_load]
-            placed = await self._place(keys=[self._keys.room_node(room)], args=args)
+            keys = [self._keys.room_node(room), self._keys.settling]
+            placed = await self._place(keys=keys, args=args)
             if not placed:
                 break
-            name, moved = _text(placed[0]), bool(placed[1])
+            name, outcome = _text(placed[0]), int(placed[1])
+            if outcome == SETTLING:
+                now = time.monotonic()
+                if waiting_since is None:
+                    waiting_since = now
+                    log.info(
+                        "placement waits for the room directory to settle", extra={"room": room}
+                    )
+                if now - waiting_since > SETTLE_MAX_S:
+                    break
+                await asyncio.sleep(SETTLE_POLL_S)
+                continue
             node: NodeLoad | None = live.get(name)
             if node is not None:
-                return Placement(room, node.name, node.url, moved=moved)
+                return Placement(room, node.name, node.url, moved=bool(outcome))
+            if not retries:
+                break
+            retries -= 1
         raise NoLiveNode("no node of this deployment is alive")
 
     async def claim(self, node: str, rooms: list[str]) -> list[str]:

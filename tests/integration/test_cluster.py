@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import subprocess
 import time
 import urllib.error
@@ -71,6 +72,11 @@ def cluster_env(redis_url: str, database_url: str) -> dict[str, str]:
         "PAIRWISE_CLUSTER": f"t{uuid.uuid4().hex[:8]}",
         **FAST,
     }
+
+
+async def live_urls(node: ServerProcess) -> set[str]:
+    status, listed = await asyncio.to_thread(get, node.url + "/api/v1/nodes")
+    return {n["url"] for n in listed["nodes"]} if status == 200 else set()
 
 
 async def participant(url: str, room: str, identity: str) -> SocketParticipant:
@@ -239,7 +245,10 @@ async def test_redis_outage_keeps_local_rooms_serving_and_recovers(
 async def test_after_a_redis_restart_live_rooms_stay_on_their_nodes(
     server_process: Callable[..., ServerProcess], database_for_nodes: str, own_redis: OwnRedis
 ) -> None:
-    env = cluster_env(own_redis.url, database_for_nodes)
+    # A TTL well beyond b's freeze and its reconnection to the new Redis on a loaded machine
+    # (6 s was not): a node silent for a TTL is dead, and its rooms may then move. Nothing
+    # here waits for the TTL to pass.
+    env = {**cluster_env(own_redis.url, database_for_nodes), "PAIRWISE_NODE_TTL_SECONDS": "20"}
     a = await asyncio.to_thread(server_process, **env)
     b = await asyncio.to_thread(server_process, **env)
     rooms = [f"pair-live-{i}" for i in range(6)]
@@ -252,9 +261,27 @@ async def test_after_a_redis_restart_live_rooms_stay_on_their_nodes(
         await person.join()
         people.append(person)
     assert set(homes.values()) == {a.url, b.url}, homes
+    on_b = next(room for room in rooms if homes[room] == b.url)
 
-    own_redis.kill()
-    await own_redis.start()  # empty: it keeps nothing on disk
+    # b is frozen while Redis restarts, so a beats and announces its rooms first: asked for
+    # b's room then, a must not place it on itself (the room would live on two nodes).
+    b.proc.send_signal(signal.SIGSTOP)  # type: ignore[union-attr]
+    try:
+        own_redis.kill()
+        await own_redis.start()  # empty: it keeps nothing on disk
+        deadline = time.monotonic() + 20
+        while a.url not in await live_urls(a):
+            assert time.monotonic() < deadline, "a never beat again after the restart"
+            await asyncio.sleep(0.1)
+        lookup = asyncio.ensure_future(asyncio.to_thread(get, a.url + f"/api/v1/rooms/{on_b}/node"))
+        while "placement waits for the room directory to settle" not in a.log():
+            assert not lookup.done(), f"a placed b's room before b came back: {lookup.result()}"
+            assert time.monotonic() < deadline, "a's lookup neither waited nor answered"
+            await asyncio.sleep(0.1)
+    finally:
+        b.proc.send_signal(signal.SIGCONT)  # type: ignore[union-attr]
+    status, placed = await lookup
+    assert (status, placed["url"], placed["moved"]) == (200, b.url, False), placed
     # The nodes announce the rooms they hold again; no lookup is needed for that.
     directory = Redis.from_url(own_redis.url)
     owner_keys = [f"{env['PAIRWISE_CLUSTER']}:roomnode:{room}" for room in rooms]
@@ -301,6 +328,16 @@ async def test_a_burst_of_rooms_is_placed_evenly_across_two_nodes(
         await asyncio.to_thread(get, a.url + f"/api/v1/rooms/burst-{i}/node") for i in range(20)
     ]
     assert [p["url"] for _, p in again] == [p["url"] for _, p in answers]
+    # One new room asked for twenty times at once, through both nodes: one holder, never two.
+    same = await asyncio.gather(
+        *(
+            asyncio.to_thread(get, (a if i % 2 else b).url + "/api/v1/rooms/contested/node")
+            for i in range(20)
+        )
+    )
+    assert {(status, placed["url"], placed["moved"]) for status, placed in same} == {
+        (200, same[0][1]["url"], False)
+    }, same
 
 
 async def test_participants_of_a_killed_node_leave_every_roster(

@@ -81,9 +81,10 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 30) -> None:
 
 
 def test_smoke_passes_with_every_message_delivered_and_writes_both_reports(
-    server_process: Callable[..., ServerProcess], tmp_path: Path
+    default_server: ServerProcess, tmp_path: Path
 ) -> None:
-    server = server_process()
+    server = default_server
+    chat_before = server_metrics(server.url)["chat_messages"]
     out = tmp_path / "report"
     result = run_tool(server.url, out)
     assert result.returncode == 0, result.stderr
@@ -101,7 +102,7 @@ def test_smoke_passes_with_every_message_delivered_and_writes_both_reports(
     assert chat["latency_ms"]["count"] > 0 and chat["latency_ms"]["p99"] > 0
     assert summary["errors"] == 0 and summary["errors_by_kind"] == {}
     # The server agrees: it stored exactly the messages the tool saw acked.
-    assert server_metrics(server.url)["chat_messages"] == chat["messages_sent"]
+    assert server_metrics(server.url)["chat_messages"] - chat_before == chat["messages_sent"]
     # ... and handled exactly those chat events (its own histogram, read by the tool).
     assert summary["server"]["handling"]["chat"]["count"] == chat["messages_sent"]
     # Server CPU and memory came from its /metrics.
@@ -117,9 +118,9 @@ def test_smoke_passes_with_every_message_delivered_and_writes_both_reports(
 
 
 def test_an_impossible_threshold_fails_the_run_with_a_non_zero_exit(
-    server_process: Callable[..., ServerProcess], tmp_path: Path
+    default_server: ServerProcess, tmp_path: Path
 ) -> None:
-    server = server_process()
+    server = default_server
     out = tmp_path / "report"
     result = run_tool(server.url, out, "--set", "thresholds.p99_chat_latency_ms=0.001")
     assert result.returncode == 1, result.stderr
@@ -156,12 +157,13 @@ def test_a_server_killed_mid_run_is_reported_and_the_report_still_written(
 
 
 def test_ctrl_c_stops_cleanly_and_still_writes_the_report(
-    server_process: Callable[..., ServerProcess], tmp_path: Path
+    default_server: ServerProcess, tmp_path: Path
 ) -> None:
-    server = server_process()
+    server = default_server
+    chat_before = server_metrics(server.url)["chat_messages"]
     out = tmp_path / "report"
     with running_tool(server.url, out, "--set", "duration_s=60") as proc:
-        wait_until(lambda: server_metrics(server.url)["chat_messages"] >= 6)
+        wait_until(lambda: server_metrics(server.url)["chat_messages"] - chat_before >= 6)
         proc.send_signal(signal.SIGINT)
         _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr
@@ -174,9 +176,9 @@ def test_ctrl_c_stops_cleanly_and_still_writes_the_report(
 
 
 def test_a_refused_admin_key_stops_before_any_load(
-    server_process: Callable[..., ServerProcess], tmp_path: Path
+    default_server: ServerProcess, tmp_path: Path
 ) -> None:
-    server = server_process()
+    server = default_server
     result = run_tool(server.url, tmp_path / "report", key="not-the-admin-key-at-all")
     assert result.returncode == 2
     assert result.stderr.strip() == "error: the server refused the admin key (HTTP 401)"
@@ -191,6 +193,14 @@ def test_built_in_scenarios_load_and_settings_can_be_overridden() -> None:
     )
     assert cohort.rooms == 7 and cohort.participants == 14
     assert cohort.thresholds.p99_chat_latency_ms == 150 and cohort.media.enabled is True
+    # Every built-in scenario gates joins, losses and the fallback ladder; the room ones
+    # gate media too (checked when a run has media).
+    for name in ("smoke", "cohort", "group"):
+        limits = load_scenario(name).thresholds
+        assert (limits.join_failures, limits.lost_messages, limits.min_fallback_share) == (0, 0, 1)
+    for name in ("cohort", "group"):
+        limits = load_scenario(name).thresholds
+        assert limits.p99_first_frame_ms is not None and limits.min_media_frames_ratio is not None
 
 
 @pytest.mark.parametrize(
@@ -303,9 +313,9 @@ def test_phone_legs_dial_into_their_rooms_through_sipp(
 
 
 def test_phone_legs_against_a_server_without_a_sip_gateway_stop_before_any_load(
-    server_process: Callable[..., ServerProcess], tmp_path: Path
+    default_server: ServerProcess, tmp_path: Path
 ) -> None:
-    server = server_process()
+    server = default_server
     result = run_tool(server.url, tmp_path / "report", "--set", "phone.enabled=true")
     assert result.returncode == 2
     assert "no phone dial-in" in result.stderr

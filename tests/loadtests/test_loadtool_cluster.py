@@ -1,101 +1,82 @@
-"""The load tool against two nodes sharing Redis and PostgreSQL (cluster mode)."""
+"""The load tool against two nodes sharing Redis and PostgreSQL (cluster mode).
+
+The two nodes are the module's (`load_cluster` in conftest.py); the test that kills a node
+starts a third of the same cluster and kills that one.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import subprocess
 import time
-import uuid
-from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.loadtests.test_loadtool import read_report, server_metrics, tool
+from tests.loadtests.conftest import LoadCluster
+from tests.loadtests.test_loadtool import read_report, server_metrics, tool, wait_until
 from tests.support.process import ROOT, ServerProcess
-from tests.support.services import fresh_postgres_database, require_redis
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis, pytest.mark.postgres]
 
 
+async def run_over_both(command: list[str], out: Path, nodes: list[ServerProcess]) -> Any:
+    """Run the tool (4 rooms of 2) and check that its rooms reached every node and that
+    each node was scraped by its own URL; the report."""
+    result = await asyncio.to_thread(
+        subprocess.run, command, cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    report = read_report(out)
+    summary = report["summary"]
+    assert summary["joins"] == 8 and summary["chat"]["lost_messages"] == 0
+    scraped = summary["server"]["nodes"]
+    assert set(scraped) == {n.url for n in nodes}
+    # Rooms were placed on every node and their participants connected there.
+    assert all(n["samples"] >= 2 and n["max_participants"] >= 2 for n in scraped.values())
+    # The totals add the nodes up: every participant is in a room on some node.
+    assert max(s["participants"] for s in report["server_timeline"]) == 8
+    return report
+
+
 async def test_cluster_mode_finds_the_nodes_connects_rooms_to_them_and_scrapes_each(
-    server_process: Callable[..., ServerProcess], tmp_path: Path
+    load_cluster: LoadCluster, tmp_path: Path
 ) -> None:
-    async with fresh_postgres_database() as database:
-        env = {
-            "PAIRWISE_REDIS_URL": require_redis(),
-            "PAIRWISE_DATABASE_URL": database,
-            "PAIRWISE_CLUSTER": f"t{uuid.uuid4().hex[:8]}",
-            "PAIRWISE_HEARTBEAT_SECONDS": "0.5",
-            "PAIRWISE_NODE_TTL_SECONDS": "2",
-        }
-        a = await asyncio.to_thread(server_process, **env)
-        b = await asyncio.to_thread(server_process, **env)
-        out = tmp_path / "report"
-        command = tool(a.url, out, "--cluster", "--set", "rooms=4")
-        result = await asyncio.to_thread(
-            subprocess.run, command, cwd=ROOT, capture_output=True, text=True, timeout=120
-        )
-        assert result.returncode == 0, result.stderr
-        report = read_report(out)
-        summary = report["summary"]
-        assert summary["joins"] == 8 and summary["chat"]["lost_messages"] == 0
-        nodes = summary["server"]["nodes"]
-        assert set(nodes) == {a.url, b.url}
-        # Rooms were placed on both nodes and their participants connected there.
-        assert all(n["samples"] >= 2 and n["max_participants"] >= 2 for n in nodes.values())
-        # The totals add the nodes up: every participant is in a room on some node.
-        assert max(s["participants"] for s in report["server_timeline"]) == 8
-        assert all(
-            s["cpu_percent"] is None or s["cpu_percent"] >= 0 for s in report["server_timeline"]
-        )
-        page = (out / "report.html").read_text()
-        assert f"node {a.url}" in page and f"node {b.url}" in page
+    a, b = load_cluster.nodes
+    out = tmp_path / "report"
+    report = await run_over_both(
+        tool(a.url, out, "--cluster", "--set", "rooms=4"), out, load_cluster.nodes
+    )
+    assert all(s["cpu_percent"] is None or s["cpu_percent"] >= 0 for s in report["server_timeline"])
+    page = (out / "report.html").read_text()
+    assert f"node {a.url}" in page and f"node {b.url}" in page
 
 
 async def test_several_urls_are_the_nodes_each_scraped_by_its_own_url(
-    server_process: Callable[..., ServerProcess], tmp_path: Path
+    load_cluster: LoadCluster, tmp_path: Path
 ) -> None:
     """`--url A --url B` (no --cluster): every node given is scraped by its own URL and
     each room's participants go to the node that holds it."""
-    async with fresh_postgres_database() as database:
-        env = {
-            "PAIRWISE_REDIS_URL": require_redis(),
-            "PAIRWISE_DATABASE_URL": database,
-            "PAIRWISE_CLUSTER": f"t{uuid.uuid4().hex[:8]}",
-            "PAIRWISE_HEARTBEAT_SECONDS": "0.5",
-            "PAIRWISE_NODE_TTL_SECONDS": "2",
-        }
-        a = await asyncio.to_thread(server_process, **env)
-        b = await asyncio.to_thread(server_process, **env)
-        out = tmp_path / "report"
-        command = [*tool(a.url, out, "--set", "rooms=4"), "--url", b.url]
-        result = await asyncio.to_thread(
-            subprocess.run, command, cwd=ROOT, capture_output=True, text=True, timeout=120
-        )
-        assert result.returncode == 0, result.stderr
-        report = read_report(out)
-        summary = report["summary"]
-        assert summary["joins"] == 8 and summary["chat"]["lost_messages"] == 0
-        nodes = summary["server"]["nodes"]
-        assert set(nodes) == {a.url, b.url}
-        assert all(n["samples"] >= 2 and n["max_participants"] >= 2 for n in nodes.values())
-        assert max(s["participants"] for s in report["server_timeline"]) == 8
+    a, b = load_cluster.nodes
+    out = tmp_path / "report"
+    command = [*tool(a.url, out, "--set", "rooms=4"), "--url", b.url]
+    await run_over_both(command, out, load_cluster.nodes)
 
 
 async def test_cluster_mode_reconnects_after_a_node_is_killed_and_loses_no_acked_message(
-    server_process: Callable[..., ServerProcess], tmp_path: Path
+    load_cluster: LoadCluster, tmp_path: Path
 ) -> None:
-    async with fresh_postgres_database() as database:
-        env = {
-            "PAIRWISE_REDIS_URL": require_redis(),
-            "PAIRWISE_DATABASE_URL": database,
-            "PAIRWISE_CLUSTER": f"t{uuid.uuid4().hex[:8]}",
-            "PAIRWISE_HEARTBEAT_SECONDS": "0.5",
-            "PAIRWISE_NODE_TTL_SECONDS": "2",
-        }
-        a = await asyncio.to_thread(server_process, **env)
-        b = await asyncio.to_thread(server_process, **env)
+    a, b = load_cluster.nodes
+    # A third node of the same cluster, to kill (the shared two stay up).
+    c = await asyncio.to_thread(load_cluster.add_node)
+    try:
+        # Placement counts a node's CPU above half a core as load: wait until c's start-up
+        # is over, or the rooms could all go to a and b.
+        await asyncio.to_thread(
+            wait_until, lambda: load_cluster.live().get(c.url, {}).get("cpu_percent", 100) < 50
+        )
+        chat_before = (await asyncio.to_thread(server_metrics, a.url))["chat_messages"]
         out = tmp_path / "report"
         # A node's death disconnects its participants and its /metrics: errors of those
         # kinds are expected here, and late deliveries have no latency limit.
@@ -104,7 +85,7 @@ async def test_cluster_mode_reconnects_after_a_node_is_killed_and_loses_no_acked
             out,
             "--cluster",
             "--set",
-            "rooms=4",
+            "rooms=6",
             "--set",
             "duration_s=20",
             "--set",
@@ -115,26 +96,29 @@ async def test_cluster_mode_reconnects_after_a_node_is_killed_and_loses_no_acked
         proc = await asyncio.create_subprocess_exec(
             *command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE
         )
+        # Rooms are placed evenly over the three nodes. Once c holds participants and chat
+        # flows, kill c (not the node the tool started from).
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            # Both nodes hold participants and chat flows: kill the one the tool did not
-            # start from.
-            on_b = await asyncio.to_thread(server_metrics, b.url)
+        while True:
+            on_c = await asyncio.to_thread(server_metrics, c.url)
             on_a = await asyncio.to_thread(server_metrics, a.url)
-            if on_b.get("participants", 0) >= 2 and on_a["chat_messages"] >= 10:
+            if on_c.get("participants", 0) >= 2 and on_a["chat_messages"] - chat_before >= 10:
                 break
+            assert time.monotonic() < deadline, f"c never held participants with chat: {on_c}"
             await asyncio.sleep(0.2)
-        killed_participants = int((await asyncio.to_thread(server_metrics, b.url))["participants"])
-        await asyncio.to_thread(b.kill)
+        killed_participants = int((await asyncio.to_thread(server_metrics, c.url))["participants"])
+        await asyncio.to_thread(c.kill)
         _, stderr = await asyncio.wait_for(proc.communicate(), 120)
-        assert proc.returncode == 0, stderr.decode()
-        report = read_report(out)
-        summary = report["summary"]
-        assert summary["joins"] == 8
-        assert summary["errors_by_kind"]["disconnected"] == killed_participants
-        recovery = summary["recovery"]
-        assert recovery["reconnected"] == killed_participants
-        assert recovery["recovery_ms"]["max"] > 0
-        chat = summary["chat"]
-        assert chat["messages_sent"] > 0 and chat["lost_messages"] == 0
-        assert "reconnected after losing their node" in (out / "report.html").read_text()
+    finally:
+        await asyncio.to_thread(c.stop)
+    assert proc.returncode == 0, stderr.decode()
+    report = read_report(out)
+    summary = report["summary"]
+    assert summary["joins"] == 12
+    assert summary["errors_by_kind"]["disconnected"] == killed_participants
+    recovery = summary["recovery"]
+    assert recovery["reconnected"] == killed_participants
+    assert recovery["recovery_ms"]["max"] > 0
+    chat = summary["chat"]
+    assert chat["messages_sent"] > 0 and chat["lost_messages"] == 0
+    assert "reconnected after losing their node" in (out / "report.html").read_text()

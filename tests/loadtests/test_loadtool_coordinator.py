@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,9 +17,9 @@ pytestmark = pytest.mark.slow
 
 
 def test_two_workers_share_the_rooms_and_one_report_adds_them_up(
-    server_process: Callable[..., ServerProcess], tmp_path: Path
+    default_server: ServerProcess, tmp_path: Path
 ) -> None:
-    server = server_process()
+    server = default_server
     out = tmp_path / "merged"
     # Worker 1 is started through the shell command template, as over ssh.
     command = [

@@ -100,10 +100,8 @@ def test_axes_have_round_ticks_and_negative_values_stay_inside_the_chart() -> No
     assert [x for x in labels if x.endswith("s")] == ["0s", "5s", "10s", "15s"]
 
 
-def test_the_report_says_when_it_ran(
-    server_process: Callable[..., ServerProcess], tmp_path: Path
-) -> None:
-    server = server_process()
+def test_the_report_says_when_it_ran(default_server: ServerProcess, tmp_path: Path) -> None:
+    server = default_server
     out = tmp_path / "report"
     result = subprocess.run(
         tool(server.url, out, "--set", "duration_s=1"),

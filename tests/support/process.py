@@ -61,6 +61,7 @@ class ServerProcess:
                         return self
             except OSError:
                 time.sleep(0.1)
+        self.kill()  # not left running: no fixture knows of a server that never started
         raise RuntimeError(f"server did not answer /healthz in {timeout}s:\n{self.log()}")
 
     def log(self) -> str:
