@@ -196,22 +196,30 @@ async def get_run(request: web.Request) -> web.Response:
 
 @routes.route(
     "GET", f"{PREFIX}/runs/{{run_id}}/results", access=Access.MANAGER, errors=(404,), tags=TAGS,
-    summary="Draft pairs with score, contributions, explanation and slots; unmatched mentees",
+    summary="Draft pairs with score, contributions, explanation and slots; unmatched mentees "
+    "(each person's identity and profile name)",
 )  # fmt: skip
 async def get_results(request: web.Request) -> web.Response:
     store = _store(request)
     run_id = request.match_info["run_id"]
     run = await store.run(run_id)
     results = await store.results(run_id)
+    names = await store.names([i for r in results for i in (r["mentee"], r["mentor"]) if i])
     payload: dict[str, Any] = {
         "run": run.to_json(),
-        "pairs": [r for r in results if r["mentor"] is not None],
+        "pairs": [
+            {**r, "mentee_name": names.get(r["mentee"], r["mentee"]),
+             "mentor_name": names.get(r["mentor"], r["mentor"])}
+            for r in results
+            if r["mentor"] is not None
+        ],
         "unmatched": [
-            {"mentee": r["mentee"], "reason": r["reason"], "explanation": r["explanation"]}
+            {"mentee": r["mentee"], "mentee_name": names.get(r["mentee"], r["mentee"]),
+             "reason": r["reason"], "explanation": r["explanation"]}
             for r in results
             if r["mentor"] is None
         ],
-    }
+    }  # fmt: skip
     return json_response(payload)
 
 

@@ -5,10 +5,9 @@
 
 import { el, when } from "../sessionlog.js";
 import { call } from "./api.js";
-import { $ } from "./ui.js";
+import { $, plural } from "./ui.js";
 
 const ROLE = { admin: "admin", manager: "programme manager", viewer: "viewer", participant: "participant" };
-const plural = (n, one, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
 
 /** What the entry did, as the words after the actor's name; `whom` is the subject's name. */
 const WHAT = {

@@ -86,6 +86,7 @@ export async function show() {
         form.querySelector("input").focus();
       }, { "data-manager": true, "aria-label": `Edit ${p.identity}` }) : null,
       action(p.active ? "Deactivate" : "Reactivate", async () => {
+        if (p.active && !confirm(`Deactivate ${p.name || p.identity}? They are taken out of their rooms and signed out everywhere, and the links they hold stop working.`)) return;
         const done = await call("POST", `/api/v1/console/participants/${enc(p.identity)}/${p.active ? "deactivate" : "reactivate"}`);
         const rooms = done.rooms?.length ?? 0;
         say(p.active

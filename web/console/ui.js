@@ -55,6 +55,9 @@ export async function busy(progress, work) {
   }
 }
 
+/** "1 pair", "3 pairs", "2 people". */
+export const plural = (n, one, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
+
 export function ago(ts) {
   if (!ts) return "never";
   const days = (Date.now() / 1000 - ts) / 86400;
