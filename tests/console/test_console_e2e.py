@@ -207,6 +207,11 @@ async def test_a_programme_loop_in_the_console(base_url: str, launcher: Launcher
     await expect(page.locator("#activity-feed")).to_contain_text(
         f"ended the pair {pair['title']} (its room closed)."
     )
+    # The cohort's steps are there too, each with who did it.
+    feed = page.locator("#activity-feed li")
+    for told in ("saved the matching criteria (1 criterion).", "ran matching.",
+                 "ran matching with 2 fixed pairs.", "published 2 pairs."):  # fmt: skip
+        await expect(feed.filter(has_text=f"Someone with the admin key {told}")).to_have_count(1)
     await check_axe(page, "activity")
     await photograph(page, "activity")
     # Nothing is wider than the phone's screen.

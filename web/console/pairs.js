@@ -64,7 +64,7 @@ async function detail(pairId) {
     el("p", {}, `Status: ${statusText(pair)} · ${plural(pair.meetings, "meeting")} · last meeting ${ago(pair.last_meeting)} · last message ${ago(pair.last_message)}`),
     el("p", {}, "Members: ", bdi(names(pair))),
     pair.flagged ? el("p", { class: "log-badge" }, `Flagged: ${pair.flag_reason || ""}`) : null,
-    el("p", {}, el("a", { href: `#rooms/${enc(pair.room)}` }, `Who is in room ${pair.room} now`)),
+    el("p", {}, el("a", { href: `#rooms/${enc(pair.room)}` }, "Who is in their room now, and dial-in PINs")),
     el("div", { class: "console-actions" },
       action("Invite again", async () => {
         const result = await call("POST", `/api/v1/console/pairs/${enc(pair.id)}/invitations`);
