@@ -95,12 +95,17 @@ async def test_a_programme_loop_in_the_console(base_url: str, launcher: Launcher
 
     # Import: one bad row, its error shown where the row is, fixed there and sent again.
     await expect(page.locator("#participants")).to_be_visible()
+    await page.get_by_role("button", name="Import", exact=True).click()
+    await expect(page.locator("#console-error")).to_have_text(
+        "Nothing to import: choose a file or paste a CSV (or a JSON list) first."
+    )
     await page.get_by_label("Or paste it").fill(CSV)
     await page.get_by_role("button", name="Import", exact=True).click()
     bad = page.locator("fieldset.console-bad-row")
     await expect(bad).to_have_count(1)
     await expect(bad.locator("legend")).to_contain_text("Row 5")
     await expect(bad.locator(".error")).to_contain_text("Mars/Olympus")
+    await expect(page.get_by_label("Or paste it")).to_have_value("")  # taken: not sent twice
     await check_axe(page, "participants with a bad row")
     await photograph(page, "participants")
     await bad.get_by_label("timezone").fill("Europe/Rome")

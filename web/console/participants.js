@@ -109,11 +109,19 @@ export function init() {
     event.preventDefault();
     fail(null);
     const text = $("import-text").value;
+    if (!text.trim()) {
+      fail(new Error("Nothing to import: choose a file or paste a CSV (or a JSON list) first."));
+      $("import-text").focus();
+      return;
+    }
     const name = $("import-file").files[0]?.name || "";
     const format = name.endsWith(".json") || text.trimStart().startsWith("[") ? "json" : "csv";
     say("Importing…");
     try {
       renderOutcome(await send({ format, text }));
+      // Taken: the good rows are stored and the bad ones are in their forms below, so the
+      // box is emptied (Import again would send the same people twice).
+      $("import-form").reset();
       await show();
     } catch (error) {
       say("");

@@ -5,9 +5,11 @@ import { el } from "../sessionlog.js";
 
 export const $ = (id) => document.getElementById(id);
 
-/** Show an error (or clear it with null). */
+/** Show an error (or clear it with null). An error puts away the last success line: "Added
+ * pm@example.org" beside "an account with pm@example.org exists" read as both. */
 export function fail(error) {
   $("console-error").textContent = error ? error.message || String(error) : "";
+  if (error) say("");
 }
 
 /** A short status line read out by screen readers ("Imported 3 people"). */
