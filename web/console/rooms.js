@@ -5,12 +5,18 @@ import { bdi, el, when } from "../sessionlog.js";
 import { call, enc } from "./api.js";
 import { $, action, fail, grid, present, say } from "./ui.js";
 
+let callsListed = true; // until the server says it has no calls list (phone off): not asked again
+
 async function phoneCalls(room) {
+  if (!callsListed) return null;
   try {
     const calls = await call("GET", `/api/v1/phone/calls?room=${enc(room)}`);
     return (calls.calls || []).filter((c) => !c.room || c.room === room);
   } catch (error) {
-    if (error.status === 404 || error.status === 405) return null; // no phone calls list here
+    if (error.status === 404 || error.status === 405) {
+      callsListed = false;
+      return null;
+    }
     throw error;
   }
 }
@@ -54,12 +60,12 @@ async function whoIsIn(room) {
         media_mode: "phone", presence: "on a call", joined_at: c.started_at });
     }
   }
-  const seen = JSON.stringify([now.pair?.status, now.partial, calls === null,
+  const seen = JSON.stringify([now.pair?.status, now.partial,
     people.map((p) => [p.identity, p.shown, p.role, p.media_mode, p.presence, p.joined_at])]);
   return { now, calls, people, seen };
 }
 
-function drawWho(room, { now, calls, people }) {
+function drawWho(room, { now, people }) {
   const remove = (identity, name, onPhone) => action("Remove", async () => {
     if (!confirm(`Remove ${name} from the room? ${onPhone ? "Their call is hung up, and their" : "Their"} links and PIN for this room stop working.`)) return;
     const done = await call("DELETE", `/api/v1/rooms/${enc(room)}/participants/${enc(identity)}`);
@@ -74,8 +80,8 @@ function drawWho(room, { now, calls, people }) {
     el("h2", {}, now.pair ? `${now.pair.title} · ${now.pair.status === "active" ? "open" : "closed (pair ended)"}` : `Room ${room}`),
     now.partial ? el("p", { class: "log-badge" }, "Only this node's people: the cluster directory is unreachable.") : null,
     grid(["Who", "Role", "Media", "Presence", "Since", "Actions"], rows, "Nobody is in the room now.", { caption: "In the room now" }),
-    el("p", { class: "muted" }, "This list updates by itself every few seconds."),
-    calls === null ? el("p", { class: "muted" }, "Phone callers show here once the server lists calls.") : null));
+    // No calls list (phone off): the Dial-in section below says so; nothing to add here.
+    el("p", { class: "muted" }, "This list updates by itself every few seconds.")));
   if (focused) $("room-now").querySelector(`[aria-label="${CSS.escape(focused)}"]`)?.focus();
   document.dispatchEvent(new Event("console:changed"));
 }
