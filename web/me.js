@@ -4,7 +4,7 @@
 // or microphone), the pair's log, their sessions, and how they want to hear about reminders
 // and new messages (email, this device's push).
 
-import { call, signOut, signedIn } from "/static/session.js";
+import { call, deviceName, signOut, signedIn } from "/static/session.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -81,7 +81,7 @@ function nextMeeting(pair, zone) {
 function unreadLine(pair) {
   const count = pair.unread || 0;
   const from = pair.partners.map((p) => p.name).join(", ");
-  const line = element("p", { className: "unread", dir: "auto" });
+  const line = element("p", { className: "unread-line", dir: "auto" });
   line.dataset.count = String(count);
   if (!count) line.textContent = "No unread messages.";
   else line.append(element("b", { className: "unread-count", textContent: String(count) }),
@@ -124,7 +124,7 @@ async function showSessions(currentId) {
       const item = element(
         "li",
         {},
-        element("span", { className: "agent", textContent: `${s.user_agent || "A browser"} · since ${since}` }),
+        element("span", { className: "agent", title: s.user_agent || "", textContent: `${deviceName(s.user_agent)} · since ${since}` }),
       );
       if (s.id === currentId) {
         item.append(element("b", { textContent: "this browser" }));

@@ -51,3 +51,13 @@ export async function signOut(everywhere = false) {
   await call("POST", everywhere ? "/api/v1/signin/signout-everywhere" : "/api/v1/signin/signout");
   current = null;
 }
+
+/** A browser as a person names it ("Chrome on Linux") from its user agent; the raw string
+ * (cut short) when it is not one of the common ones. */
+export function deviceName(agent) {
+  if (!agent) return "A browser";
+  const browser = (/(Edg|Firefox|Chrome|Safari)\/[\d.]+/.exec(agent) || [])[1];
+  const system = (/(Android|iPhone|iPad|Windows|Mac OS X|Linux)/.exec(agent) || [])[1];
+  if (!browser || !system) return agent.slice(0, 60);
+  return `${browser === "Edg" ? "Edge" : browser} on ${system === "Mac OS X" ? "macOS" : system}`;
+}

@@ -10,13 +10,14 @@ from typing import Any, Literal
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from server.api.access import Access
+from server.api.access import Access, actor_of
 from server.api.http import (
     RouteTable,
     describe_validation_error,
     json_response,
     read_body,
 )
+from server.console import activity
 from server.errors import InvalidInput, NotFound
 from server.matching.criteria import load_criteria, parse_criteria
 from server.matching.profiles import (
@@ -99,6 +100,13 @@ def _json(text: str) -> Any:
         raise InvalidInput("the body is not valid JSON", code="invalid_json") from None
 
 
+async def _note(
+    request: web.Request, action: str, subject: str | None, detail: dict[str, Any]
+) -> None:
+    """An operator's matching action in the audit log (the console's Activity page)."""
+    await activity.note(services_of(request).database, actor_of(request), action, subject, detail)
+
+
 def _track(task: asyncio.Task[None]) -> None:
     _running.add(task)
     task.add_done_callback(_running.discard)
@@ -157,6 +165,7 @@ async def put_criteria(request: web.Request) -> web.Response:
     criteria = load_criteria(text) if yaml else parse_criteria(_json(text))
     criteria.check_seniority(await store.seniorities())
     await store.set_criteria(criteria)
+    await _note(request, "criteria_update", None, {"criteria": len(criteria.criteria)})
     return json_response(criteria.to_json())
 
 
@@ -182,6 +191,7 @@ async def start_run(request: web.Request) -> web.Response:
     fixed = [(p.mentee, p.mentor) for p in body.fixed_pairs]
     run, task = await store.start(body.mode, fixed)
     _track(task)
+    await _note(request, "matching_run", None, {"mode": body.mode, "fixed": len(fixed)})
     return json_response(RunStarted(id=run.id, status=run.status), status=202)
 
 
@@ -196,22 +206,30 @@ async def get_run(request: web.Request) -> web.Response:
 
 @routes.route(
     "GET", f"{PREFIX}/runs/{{run_id}}/results", access=Access.MANAGER, errors=(404,), tags=TAGS,
-    summary="Draft pairs with score, contributions, explanation and slots; unmatched mentees",
+    summary="Draft pairs with score, contributions, explanation and slots; unmatched mentees "
+    "(each person's identity and profile name)",
 )  # fmt: skip
 async def get_results(request: web.Request) -> web.Response:
     store = _store(request)
     run_id = request.match_info["run_id"]
     run = await store.run(run_id)
     results = await store.results(run_id)
+    names = await store.names([i for r in results for i in (r["mentee"], r["mentor"]) if i])
     payload: dict[str, Any] = {
         "run": run.to_json(),
-        "pairs": [r for r in results if r["mentor"] is not None],
+        "pairs": [
+            {**r, "mentee_name": names.get(r["mentee"], r["mentee"]),
+             "mentor_name": names.get(r["mentor"], r["mentor"])}
+            for r in results
+            if r["mentor"] is not None
+        ],
         "unmatched": [
-            {"mentee": r["mentee"], "reason": r["reason"], "explanation": r["explanation"]}
+            {"mentee": r["mentee"], "mentee_name": names.get(r["mentee"], r["mentee"]),
+             "reason": r["reason"], "explanation": r["explanation"]}
             for r in results
             if r["mentor"] is None
         ],
-    }
+    }  # fmt: skip
     return json_response(payload)
 
 
@@ -222,6 +240,7 @@ async def get_results(request: web.Request) -> web.Response:
 )  # fmt: skip
 async def publish(request: web.Request) -> web.Response:
     pairs = await _store(request).publish(request.match_info["run_id"])
+    await _note(request, "matching_publish", None, {"pairs": len(pairs)})
     await webhooks.emit(request, *(pair_published(p) for p in pairs))
     invited = await invite_members(request, pairs, "You have been paired for mentoring.")
     return json_response(
@@ -239,6 +258,7 @@ async def rematch(request: web.Request) -> web.Response:
     store = _store(request)
     pair, run, task = await store.rematch(request.match_info["pair_id"])
     _track(task)
+    await _note(request, "pair_rematch", pair.id, {})
     return json_response(
         {"pair": pair_json(pair), "run": {"id": run.id, "status": run.status}}, status=202
     )

@@ -100,6 +100,20 @@ class MatchingStore:
             )
             return [profile_from_json(json.loads(data)) for (data,) in rows]
 
+    async def names(self, identities: Sequence[str]) -> dict[str, str]:
+        """The profile names of `identities` (an identity with no profile is left out)."""
+        wanted = sorted(set(identities))
+        found: dict[str, str] = {}
+        async with self._db.connect() as conn:
+            for start in range(0, len(wanted), CHUNK):
+                rows = await conn.execute(
+                    select(match_profiles.c.identity, match_profiles.c.data).where(
+                        match_profiles.c.identity.in_(wanted[start : start + CHUNK])
+                    )
+                )
+                found.update((identity, json.loads(data)["name"]) for identity, data in rows)
+        return found
+
     async def profile_page(
         self, after: str | None, limit: int
     ) -> tuple[list[dict[str, Any]], str | None]:
@@ -297,7 +311,7 @@ class MatchingStore:
                 f"mentee {clash[0]!r} already has an active pair {in_pair[clash[0]]!r}; "
                 "rematch or unpublish it first"
             )
-        names = {p.identity: p.name for p in await self.profiles()}
+        names = await self.names([i for r in drafts for i in (r.mentor, r.mentee)])
         for r in drafts:
             pair = await self.pairs.create(
                 [Member(r.mentor, names.get(r.mentor, r.mentor), "mentor"),

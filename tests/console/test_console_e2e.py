@@ -95,12 +95,17 @@ async def test_a_programme_loop_in_the_console(base_url: str, launcher: Launcher
 
     # Import: one bad row, its error shown where the row is, fixed there and sent again.
     await expect(page.locator("#participants")).to_be_visible()
+    await page.get_by_role("button", name="Import", exact=True).click()
+    await expect(page.locator("#console-error")).to_have_text(
+        "Nothing to import: choose a file or paste a CSV (or a JSON list) first."
+    )
     await page.get_by_label("Or paste it").fill(CSV)
     await page.get_by_role("button", name="Import", exact=True).click()
     bad = page.locator("fieldset.console-bad-row")
     await expect(bad).to_have_count(1)
     await expect(bad.locator("legend")).to_contain_text("Row 5")
     await expect(bad.locator(".error")).to_contain_text("Mars/Olympus")
+    await expect(page.get_by_label("Or paste it")).to_have_value("")  # taken: not sent twice
     await check_axe(page, "participants with a bad row")
     await photograph(page, "participants")
     await bad.get_by_label("timezone").fill("Europe/Rome")
@@ -207,6 +212,11 @@ async def test_a_programme_loop_in_the_console(base_url: str, launcher: Launcher
     await expect(page.locator("#activity-feed")).to_contain_text(
         f"ended the pair {pair['title']} (its room closed)."
     )
+    # The cohort's steps are there too, each with who did it.
+    feed = page.locator("#activity-feed li")
+    for told in ("saved the matching criteria (1 criterion).", "ran matching.",
+                 "ran matching with 2 fixed pairs.", "published 2 pairs."):  # fmt: skip
+        await expect(feed.filter(has_text=f"Someone with the admin key {told}")).to_have_count(1)
     await check_axe(page, "activity")
     await photograph(page, "activity")
     # Nothing is wider than the phone's screen.

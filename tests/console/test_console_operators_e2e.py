@@ -77,6 +77,11 @@ async def test_an_admin_manages_an_operator(
     row = page.locator("#operator-list tbody tr").filter(has_text="mo@example.org")
     await expect(row).to_contain_text("Mo Manager")
     await expect(row.get_by_label("Role of mo@example.org")).to_have_value("manager")
+    # Added twice: the error alone, not beside the first time's "Added".
+    await page.get_by_label("Email").fill("mo@example.org")
+    await page.get_by_role("button", name="Add", exact=True).click()
+    await expect(page.locator("#console-error")).to_contain_text("mo@example.org exists")
+    await expect(page.locator("#console-status")).to_have_text("")
 
     # With mail off the link is shown to copy (test_a_link_is_mailed has mail on).
     await page.get_by_role("button", name="Sign-in link for mo@example.org").click()

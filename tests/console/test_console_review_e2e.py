@@ -47,6 +47,14 @@ def js_number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else repr(value)
 
 
+NAMES = {line.split(",")[0]: line.split(",")[1] for line in CSV.splitlines()[1:]}
+
+
+def person(identity: str) -> str:
+    """Someone as the review names them: their name, their identity beside it."""
+    return f"{NAMES[identity]} ({identity})"
+
+
 async def run_id(page: Page) -> str:
     await expect(page).to_have_url(re.compile(r"#matching/[^/]+$"))
     return page.url.rsplit("/", 1)[1]
@@ -54,12 +62,21 @@ async def run_id(page: Page) -> str:
 
 async def check_review(page: Page, base_url: str, run: str) -> dict[str, Any]:
     """Every card and the unmatched list show what the run's results say."""
+    # The review shows once the run is done (the address names the run as soon as it starts).
+    await expect(page.locator("#run-state")).to_be_hidden()
+    await expect(page.locator("#review")).to_be_visible()
     _, results = await http(base_url, "GET", f"/api/v1/matching/runs/{run}/results")
     await expect(page.locator("#drafts > li")).to_have_count(len(results["pairs"]))
     for pair in results["pairs"]:
         card = page.locator(f'#drafts > li[data-mentee="{pair["mentee"]}"]')
         ex = pair["explanation"]
-        await expect(card.locator("h3")).to_have_text(f"{pair['mentee']} ↔ {pair['mentor']}")
+        assert (pair["mentee_name"], pair["mentor_name"]) == (
+            NAMES[pair["mentee"]],
+            NAMES[pair["mentor"]],
+        )
+        await expect(card.locator("h3")).to_have_text(
+            f"{person(pair['mentee'])} ↔ {person(pair['mentor'])}"
+        )
         await expect(card.locator(".console-score")).to_have_text(
             f"Score {js_number(pair['score'])}"
         )
@@ -75,7 +92,7 @@ async def check_review(page: Page, base_url: str, run: str) -> dict[str, Any]:
             slots
         )
     unmatched = [
-        f"{u['mentee']}: {(u['explanation'] or {}).get('summary') or u['reason']}"
+        f"{person(u['mentee'])}: {(u['explanation'] or {}).get('summary') or u['reason']}"
         for u in results["unmatched"]
     ]
     await expect(page.locator("#unmatched li")).to_have_text(unmatched)
@@ -141,6 +158,11 @@ async def test_review_pairs_health_and_actions(base_url: str, launcher: Launcher
     await check_axe(page, "review after a swap")
     await page.get_by_role("button", name="Publish").click()
     await expect(page.locator("#console-status")).to_contain_text("Published 2 pairs.")
+    # Published: the cards no longer offer to keep, swap, run again or publish.
+    await expect(page.locator("#review-title")).to_have_text("Published pairs")
+    for gone in ("Swap mentors", "Run again with fixed pairs", "Publish"):
+        await expect(page.get_by_role("button", name=gone, exact=True)).to_have_count(0)
+    await expect(page.get_by_label("Keep this pair when running again")).to_have_count(0)
 
     # One pair meets, chats and is flagged as not a good fit; the other does nothing.
     _, listed = await http(base_url, "GET", "/api/v1/console/pairs")
@@ -154,7 +176,13 @@ async def test_review_pairs_health_and_actions(base_url: str, launcher: Launcher
     tess = await SocketParticipant(base_url, minted["token"]).connect()
     await tess.join(media_mode="text")
     assert "error" not in await tess.chat("hello mentor", "c1")
+    # The Rooms page shows her in, and, left alone, no longer once she has left.
+    await page.goto(f"{base_url}/console#rooms/{met['room']}")
+    in_now = page.locator("#room-now")
+    await expect(in_now.locator("tbody tr")).to_have_count(1)
+    await expect(in_now.locator("tbody tr td").first).to_have_text("Tess Mentee")
     await tess.close()
+    await expect(in_now).to_contain_text("Nobody is in the room now.")
     bearer = {"Authorization": f"Bearer {minted['token']}"}
     for _ in range(200):  # the session log records the session as the join's event arrives
         _, sessions = await http(base_url, "GET", f"/api/v1/pairs/{met['id']}/sessions")
@@ -178,7 +206,9 @@ async def test_review_pairs_health_and_actions(base_url: str, launcher: Launcher
     flag = now[met["id"]]["flag_reason"] or "flagged"
     await expect(row.locator("td")).to_have_text([met["title"], "active", "today", "today", flag])
     row = await pair_row(page, quiet["title"])
-    await expect(row.locator("td")).to_have_text([quiet["title"], "active", "never", "never", ""])
+    await expect(row.locator("td")).to_have_text(
+        [quiet["title"], "active", "never", "never", "none"]
+    )
 
     # Program health: the flagged pair's row, clicked (not its link), opens that pair.
     await page.goto(f"{base_url}/program")
@@ -188,7 +218,7 @@ async def test_review_pairs_health_and_actions(base_url: str, launcher: Launcher
     await page.wait_for_url(f"{base_url}/console#pair/{met['id']}")
     detail = page.locator("#pair-detail")
     await expect(detail.locator("h2")).to_have_text(met["title"])
-    await expect(detail).to_contain_text("Status: active · 1 meetings · last meeting today")
+    await expect(detail).to_contain_text("Status: active · 1 meeting · last meeting today")
 
     # The actions, from the pair's page: invite again (mail is off: links for the admin).
     await detail.get_by_role("button", name="Invite again").click()
@@ -201,7 +231,7 @@ async def test_review_pairs_health_and_actions(base_url: str, launcher: Launcher
     await detail.get_by_label("Member to remove").select_option("tess")
     await detail.get_by_role("button", name="Remove", exact=True).click()
     await expect(page.locator("#console-status")).to_have_text(
-        "tess was removed from the room; their links stop working."
+        "Tess Mentee was removed from the room; their links stop working."
     )
     with pytest.raises(socketio.exceptions.ConnectionError):  # refused at connect
         await SocketParticipant(base_url, minted["token"]).connect()

@@ -127,7 +127,7 @@ async def test_publishing_mails_each_member_a_way_home(
     assert server.mailbox.messages == [], "nobody is mailed before publishing"
     await page.get_by_role("button", name="Publish").click()
     await expect(page.locator("#console-status")).to_contain_text(
-        "Published 1 pairs. They are under Pairs. 2 people were mailed a sign-in link."
+        "Published 1 pair. They are under Pairs. 2 people were mailed a sign-in link."
     )
     told = page.locator("#publish-invitations")
     await expect(told).to_contain_text("Tess Mentee: a sign-in link to their page is on its way")

@@ -90,8 +90,9 @@ async def test_run_results_publish_and_rematch(client: Any) -> None:
     assert bo["explanation"]["shared_hours"] == 3.0
     assert bo["slots"][0]["mentee_local"] == "Mon 10:00-13:00 Europe/Berlin"
     assert bo["status"] == "draft" and bo["pair_id"] is None
+    assert (bo["mentee_name"], bo["mentor_name"]) == ("Bo", "Ada")  # the console shows names
     assert results["unmatched"] == [{
-        "mentee": "dee", "reason": "no mentor passes the filters",
+        "mentee": "dee", "mentee_name": "Dee", "reason": "no mentor passes the filters",
         "explanation": {
             "summary": "Not matched: no mentor passes the filters: of 2 mentors, time together "
             "(must) rules out 2, shared language rules out 2.",

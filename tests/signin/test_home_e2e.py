@@ -6,6 +6,7 @@ asking for a camera or microphone, where a message reaches the partner."""
 from __future__ import annotations
 
 import asyncio
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -136,13 +137,27 @@ async def test_home_shows_profile_next_meeting_and_chat(
     await expect(partner.locator("#chat-input")).to_be_visible(timeout=30_000)
 
     # Grace writes twice while Ada is away from the room: /me counts them, with words.
-    assert await card.locator(".unread").get_attribute("data-count") == "0"
+    unread = card.locator(".unread-line")
+    assert await unread.get_attribute("data-count") == "0"
+    await expect(unread).to_have_text("No unread messages.")
+    # In its card, as plain text (not the room's red chat badge pinned to a corner).
+    line, box = await unread.bounding_box(), await card.bounding_box()
+    assert (
+        line
+        and box
+        and box["y"] <= line["y"]
+        and line["y"] + line["height"] <= box["y"] + box["height"]
+    )
+    # Where she is signed in: the browser by name, not its user agent string.
+    await expect(page.locator("#sessions .agent")).to_have_text(
+        re.compile(r"^Chrome on Linux · since ")
+    )
     for text in ("Are you free Thursday?", "Or Friday?"):
         await partner.locator("#chat-input").fill(text)
         await partner.locator("#chat-form").get_by_role("button", name="Send").click()
         await expect(partner.locator("#chat-log")).to_contain_text(text)
     await page.reload()
-    await expect(card.locator(".unread")).to_have_text("2 unread messages from Grace Hopper")
+    await expect(card.locator(".unread-line")).to_have_text("2 unread messages from Grace Hopper")
     assert await axe_violations(page, "me with unread messages") == []
 
     # Chat: straight into the room's text chat, the chat open on the phone, no media asked.
@@ -165,7 +180,7 @@ async def test_home_shows_profile_next_meeting_and_chat(
         polling=100,
     )
     await page.goto(server.url + "/me")
-    await expect(card.locator(".unread")).to_have_text("No unread messages.")
+    await expect(card.locator(".unread-line")).to_have_text("No unread messages.")
     await context.close()
     await other.close()
 

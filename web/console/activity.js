@@ -5,10 +5,9 @@
 
 import { el, when } from "../sessionlog.js";
 import { call } from "./api.js";
-import { $ } from "./ui.js";
+import { $, plural } from "./ui.js";
 
 const ROLE = { admin: "admin", manager: "programme manager", viewer: "viewer", participant: "participant" };
-const plural = (n, one, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
 
 /** What the entry did, as the words after the actor's name; `whom` is the subject's name. */
 const WHAT = {
@@ -16,6 +15,10 @@ const WHAT = {
   console_edit: (d, whom) => `edited ${whom}'s profile`,
   console_deactivate: (d, whom) => `deactivated ${whom}`,
   console_reactivate: (d, whom) => `reactivated ${whom}`,
+  criteria_update: (d) => `saved the matching criteria${d.criteria ? ` (${plural(d.criteria, "criterion", "criteria")})` : ""}`,
+  matching_run: (d) => `ran matching${d.fixed ? ` with ${plural(d.fixed, "fixed pair")}` : ""}`,
+  matching_publish: (d) => `published ${plural(d.pairs ?? 0, "pair")}`,
+  pair_rematch: (d, whom) => `rematched ${whom} (its room closed, the mentee matched again)`,
   pair_end: (d, whom) => `ended the pair ${whom} (its room closed)`,
   pair_invite: (d, whom) => `invited the ${plural(d.members ?? 0, "member")} of ${whom} again`,
   invite: (d, whom) => d.mailed ? `mailed ${whom} an invitation` : `made an invitation link for ${whom}`,

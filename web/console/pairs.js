@@ -3,7 +3,7 @@
 
 import { bdi, el, minutes, when } from "../sessionlog.js";
 import { call, enc } from "./api.js";
-import { $, action, ago, grid, present, say } from "./ui.js";
+import { $, action, ago, grid, plural, present, say } from "./ui.js";
 
 let all = [];
 
@@ -22,7 +22,7 @@ function list() {
     shown.map((p) => [
       el("a", { href: `#pair/${enc(p.id)}` }, bdi(p.title)),
       statusText(p), ago(p.last_meeting), ago(p.last_message),
-      p.flagged ? el("span", { class: "log-badge" }, p.flag_reason || "flagged") : "",
+      p.flagged ? el("span", { class: "log-badge" }, p.flag_reason || "flagged") : el("span", { class: "muted" }, "none"),
     ]),
     showEnded ? "No pairs yet: publish a matching run." : "No active pairs.", { caption: "Pairs" }));
 }
@@ -61,10 +61,10 @@ async function detail(pairId) {
     ...pair.members.map((m) => el("option", { value: m.identity }, `${m.name} (${m.role})`)));
   box.replaceChildren(...present(
     el("h2", {}, bdi(pair.title)),
-    el("p", {}, `Status: ${statusText(pair)} · ${pair.meetings} meetings · last meeting ${ago(pair.last_meeting)} · last message ${ago(pair.last_message)}`),
+    el("p", {}, `Status: ${statusText(pair)} · ${plural(pair.meetings, "meeting")} · last meeting ${ago(pair.last_meeting)} · last message ${ago(pair.last_message)}`),
     el("p", {}, "Members: ", bdi(names(pair))),
     pair.flagged ? el("p", { class: "log-badge" }, `Flagged: ${pair.flag_reason || ""}`) : null,
-    el("p", {}, el("a", { href: `#rooms/${enc(pair.room)}` }, `Who is in room ${pair.room} now`)),
+    el("p", {}, el("a", { href: `#rooms/${enc(pair.room)}` }, "Who is in their room now, and dial-in PINs")),
     el("div", { class: "console-actions" },
       action("Invite again", async () => {
         const result = await call("POST", `/api/v1/console/pairs/${enc(pair.id)}/invitations`);
@@ -89,12 +89,13 @@ async function detail(pairId) {
     el("div", { class: "log-inline" },
       el("label", { for: "remove-who" }, "Remove from the room"), member,
       action("Remove", async () => {
-        const identity = member.value;
-        await call("DELETE", `/api/v1/rooms/${enc(pair.room)}/participants/${enc(identity)}`);
-        say(`${identity} was removed from the room; their links stop working.`);
+        const who = pair.members.find((m) => m.identity === member.value);
+        if (!confirm(`Remove ${who.name} from the room? Their links and dial-in PIN for it stop working.`)) return;
+        await call("DELETE", `/api/v1/rooms/${enc(pair.room)}/participants/${enc(who.identity)}`);
+        say(`${who.name} was removed from the room; their links stop working.`);
       }, { "data-manager": true })),
     el("h3", {}, "Sessions"),
-    grid(["Started", "Length", "Who"], sessions.sessions.map((s) => [when(s.started_at), minutes(s.duration_seconds), (s.participants || []).join(", ")]),
+    grid(["Started", "Length", "Who"], sessions.sessions.map((s) => [when(s.started_at), minutes(s.duration_seconds), (s.participants || []).map((id) => pair.members.find((m) => m.identity === id)?.name || id).join(", ")]),
       "No meetings yet."),
   ));
   box.hidden = false;

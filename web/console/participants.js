@@ -86,6 +86,7 @@ export async function show() {
         form.querySelector("input").focus();
       }, { "data-manager": true, "aria-label": `Edit ${p.identity}` }) : null,
       action(p.active ? "Deactivate" : "Reactivate", async () => {
+        if (p.active && !confirm(`Deactivate ${p.name || p.identity}? They are taken out of their rooms and signed out everywhere, and the links they hold stop working.`)) return;
         const done = await call("POST", `/api/v1/console/participants/${enc(p.identity)}/${p.active ? "deactivate" : "reactivate"}`);
         const rooms = done.rooms?.length ?? 0;
         say(p.active
@@ -108,11 +109,19 @@ export function init() {
     event.preventDefault();
     fail(null);
     const text = $("import-text").value;
+    if (!text.trim()) {
+      fail(new Error("Nothing to import: choose a file or paste a CSV (or a JSON list) first."));
+      $("import-text").focus();
+      return;
+    }
     const name = $("import-file").files[0]?.name || "";
     const format = name.endsWith(".json") || text.trimStart().startsWith("[") ? "json" : "csv";
     say("Importing…");
     try {
       renderOutcome(await send({ format, text }));
+      // Taken: the good rows are stored and the bad ones are in their forms below, so the
+      // box is emptied (Import again would send the same people twice).
+      $("import-form").reset();
       await show();
     } catch (error) {
       say("");

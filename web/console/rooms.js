@@ -5,12 +5,18 @@ import { bdi, el, when } from "../sessionlog.js";
 import { call, enc } from "./api.js";
 import { $, action, fail, grid, present, say } from "./ui.js";
 
+let callsListed = true; // until the server says it has no calls list (phone off): not asked again
+
 async function phoneCalls(room) {
+  if (!callsListed) return null;
   try {
     const calls = await call("GET", `/api/v1/phone/calls?room=${enc(room)}`);
     return (calls.calls || []).filter((c) => !c.room || c.room === room);
   } catch (error) {
-    if (error.status === 404 || error.status === 405) return null; // no phone calls list here
+    if (error.status === 404 || error.status === 405) {
+      callsListed = false;
+      return null;
+    }
     throw error;
   }
 }
@@ -43,7 +49,79 @@ async function pins(room, people) {
       }, { "data-manager": true }), ...personal));
 }
 
+/** The rows of who is in `room` now, and a fingerprint of them (to redraw only on a change). */
+async function whoIsIn(room) {
+  const [now, calls] = await Promise.all([call("GET", `/api/v1/console/rooms/${enc(room)}`), phoneCalls(room)]);
+  const people = now.participants.map((p) => ({ ...p, shown: p.name || p.identity }));
+  const inRoom = new Set(people.map((p) => p.identity));
+  for (const c of calls || []) {
+    if (!inRoom.has(c.identity)) {
+      people.push({ identity: c.identity, shown: c.name || c.caller || "caller", role: c.role || "phone",
+        media_mode: "phone", presence: "on a call", joined_at: c.started_at });
+    }
+  }
+  const seen = JSON.stringify([now.pair?.status, now.partial,
+    people.map((p) => [p.identity, p.shown, p.role, p.media_mode, p.presence, p.joined_at])]);
+  return { now, calls, people, seen };
+}
+
+function drawWho(room, { now, people }) {
+  const remove = (identity, name, onPhone) => action("Remove", async () => {
+    if (!confirm(`Remove ${name} from the room? ${onPhone ? "Their call is hung up, and their" : "Their"} links and PIN for this room stop working.`)) return;
+    const done = await call("DELETE", `/api/v1/rooms/${enc(room)}/participants/${enc(identity)}`);
+    say(`${name} was removed${done.disconnected && onPhone ? " and their call hung up" : ""}; their links and PIN for this room stop working.`);
+    await refresh(room);
+  }, { "data-manager": true, "aria-label": `Remove ${name}` });
+  const rows = people.map((p) => [bdi(p.shown), p.role, p.media_mode, p.presence, when(p.joined_at),
+    p.identity ? remove(p.identity, p.shown, p.media_mode === "phone") : ""]);
+  // Redrawn under the operator's hand: keep the keyboard on the same person's button.
+  const focused = $("room-now").contains(document.activeElement) ? document.activeElement.getAttribute("aria-label") : null;
+  $("room-now").replaceChildren(...present(
+    el("h2", {}, now.pair ? `${now.pair.title} · ${now.pair.status === "active" ? "open" : "closed (pair ended)"}` : `Room ${room}`),
+    now.partial ? el("p", { class: "log-badge" }, "Only this node's people: the cluster directory is unreachable.") : null,
+    grid(["Who", "Role", "Media", "Presence", "Since", "Actions"], rows, "Nobody is in the room now.", { caption: "In the room now" }),
+    // No calls list (phone off): the Dial-in section below says so; nothing to add here.
+    el("p", { class: "muted" }, "This list updates by itself every few seconds.")));
+  if (focused) $("room-now").querySelector(`[aria-label="${CSS.escape(focused)}"]`)?.focus();
+  document.dispatchEvent(new Event("console:changed"));
+}
+
+// Who is in the room shown is looked at again every few seconds while the page is on screen
+// (someone left, hung up or called in), and redrawn only when it changed.
+const REFRESH_MS = 3000;
+const watch = { room: null, seen: null, timer: null };
+
+async function refresh(room) {
+  const found = await whoIsIn(room);
+  if (watch.room !== room) return;
+  if (found.seen !== watch.seen) drawWho(room, found);
+  watch.seen = found.seen;
+}
+
+function follow(room) {
+  clearTimeout(watch.timer);
+  watch.room = room;
+  const tick = async () => {
+    if (watch.room !== room || $("rooms").hidden) {
+      if (watch.room === room) watch.room = null;
+      return;
+    }
+    if (document.visibilityState === "visible") {
+      try {
+        await refresh(room);
+      } catch (error) {
+        fail(error);
+        if (error.status === 401 || error.status === 403) return;
+      }
+    }
+    if (watch.room === room) watch.timer = setTimeout(tick, REFRESH_MS);
+  };
+  watch.timer = setTimeout(tick, REFRESH_MS);
+}
+
 export async function show({ arg } = {}) {
+  clearTimeout(watch.timer);
+  watch.room = null;
   const pairs = (await call("GET", "/api/v1/console/pairs")).pairs;
   $("room-names").replaceChildren(...pairs.filter((p) => p.status === "active").map((p) => el("option", { value: p.room }, p.title)));
   if (!arg) {
@@ -52,26 +130,13 @@ export async function show({ arg } = {}) {
     return;
   }
   $("room-name").value = arg;
-  const [now, calls] = await Promise.all([call("GET", `/api/v1/console/rooms/${enc(arg)}`), phoneCalls(arg)]);
-  const remove = (identity, name) => action("Remove", async () => {
-    const done = await call("DELETE", `/api/v1/rooms/${enc(arg)}/participants/${enc(identity)}`);
-    const phone = done.disconnected && now.participants.some((p) => p.identity === identity && p.media_mode === "phone");
-    say(`${name} was removed${phone ? " and their call hung up" : ""}; their links and PIN for this room stop working.`);
-    await show({ arg });
-  }, { "data-manager": true, "aria-label": `Remove ${name}` });
-  const rows = now.participants.map((p) => [bdi(p.name), p.role, p.media_mode, p.presence, when(p.joined_at), remove(p.identity, p.name || p.identity)]);
-  const inRoom = new Set(now.participants.map((p) => p.identity));
-  for (const c of calls || []) {
-    if (!inRoom.has(c.identity)) rows.push([bdi(c.name || c.caller || "caller"), c.role || "phone", "phone", "on a call", when(c.started_at), c.identity ? remove(c.identity, c.name || c.caller) : ""]);
-  }
-  $("room-now").replaceChildren(...present(
-    el("h2", {}, now.pair ? `${now.pair.title} · ${now.pair.status === "active" ? "open" : "closed (pair ended)"}` : `Room ${arg}`),
-    now.partial ? el("p", { class: "log-badge" }, "Only this node's people: the cluster directory is unreachable.") : null,
-    grid(["Who", "Role", "Media", "Presence", "Since", "Actions"], rows, "Nobody is in the room now.", { caption: "In the room now" }),
-    calls === null ? el("p", { class: "muted" }, "Phone callers show here once the server lists calls.") : null));
+  const found = await whoIsIn(arg);
+  watch.seen = found.seen;
+  drawWho(arg, found);
   const pair = pairs.find((p) => p.room === arg);
   await pins(arg, pair ? pair.members : []);
   document.dispatchEvent(new Event("console:changed"));
+  follow(arg);
 }
 
 export function init() {

@@ -3,16 +3,13 @@
 // typed into the console has none, so console.js does not offer this page to it.
 
 import { bdi, el, when } from "../sessionlog.js";
+import { deviceName } from "../session.js";
 import { call } from "./api.js";
 import { $, action, fail, grid, say } from "./ui.js";
 
 /** "Firefox on Linux" is more than most people read of a user agent; the whole string is its title. */
 function device(agent) {
-  if (!agent) return "unknown";
-  const browser = (/(Edg|Firefox|Chrome|Safari)\/[\d.]+/.exec(agent) || [])[1];
-  const system = (/(Android|iPhone|iPad|Windows|Mac OS X|Linux)/.exec(agent) || [])[1];
-  const name = browser && system ? `${browser === "Edg" ? "Edge" : browser} on ${system === "Mac OS X" ? "macOS" : system}` : agent.slice(0, 60);
-  return el("span", { title: agent }, bdi(name));
+  return el("span", { title: agent || "" }, bdi(deviceName(agent)));
 }
 
 export async function show() {

@@ -5,9 +5,11 @@ import { el } from "../sessionlog.js";
 
 export const $ = (id) => document.getElementById(id);
 
-/** Show an error (or clear it with null). */
+/** Show an error (or clear it with null). An error puts away the last success line: "Added
+ * pm@example.org" beside "an account with pm@example.org exists" read as both. */
 export function fail(error) {
   $("console-error").textContent = error ? error.message || String(error) : "";
+  if (error) say("");
 }
 
 /** A short status line read out by screen readers ("Imported 3 people"). */
@@ -54,6 +56,9 @@ export async function busy(progress, work) {
     progress.hidden = true;
   }
 }
+
+/** "1 pair", "3 pairs", "2 people". */
+export const plural = (n, one, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
 
 export function ago(ts) {
   if (!ts) return "never";
