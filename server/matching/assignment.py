@@ -271,13 +271,16 @@ def _sparse_candidates(
         n = min(SPARSE_ROWS, len(mentees) - start)
         keys = _key(scores, mentors, n_m)
         passing.append(np.bincount(rows, minlength=n))
-        two = _segment_top(rows, keys, n, 2)[0]
-        best = np.full((n, 2), -1, dtype=np.int64)
-        best[rows[two], np.arange(len(two)) - np.searchsorted(rows[two], rows[two])] = mentors[two]
-        best_two.append(best)
         mine = available[mentors]
-        rows, mentors, scores, keys = rows[mine], mentors[mine], scores[mine], keys[mine]
+        every = k >= 2 and bool(mine.all())
+        if not every:
+            best_two.append(_first_two(rows, mentors, _segment_top(rows, keys, n, 2)[0], n))
+            rows, mentors, scores, keys = rows[mine], mentors[mine], scores[mine], keys[mine]
         top, beyond = _segment_top(rows, keys, n, k)
+        if every:  # every mentor is available: the two best are the first two of the k best
+            ranked = rows[top]
+            two = top[np.arange(len(top)) - np.searchsorted(ranked, ranked) < 2]
+            best_two.append(_first_two(rows, mentors, two, n))
         counts.append(np.bincount(rows[top], minlength=n))
         mentor.append(mentors[top])
         score.append(scores[top])
@@ -309,6 +312,13 @@ def _sparse_candidates(
             np.concatenate(rest_score) if rest_score else np.zeros(0, np.int16),
         ),
     )  # fmt: skip
+
+
+def _first_two(rows: np.ndarray, mentors: np.ndarray, two: np.ndarray, n: int) -> np.ndarray:
+    """(n, 2) mentors at positions `two` (each row's best two, row by row), -1 pads."""
+    best = np.full((n, 2), -1, dtype=np.int64)
+    best[rows[two], np.arange(len(two)) - np.searchsorted(rows[two], rows[two])] = mentors[two]
+    return best
 
 
 def _segment_top(

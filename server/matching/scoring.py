@@ -387,7 +387,9 @@ class Scorer:
             vocab = _vocabulary(self.mentees, "languages", self.mentors, "languages")
             lang_e = _Sets(_indicator(self.mentees, "languages", vocab))
             lang_m = _Sets(_indicator(self.mentors, "languages", vocab))
-            checks.append(("shared language", lambda grid: grid.shared(lang_e, lang_m) > 0))
+            # A language everybody speaks (English, often) rules nobody out: no per-pair work.
+            if not (lang_e.dense.all(axis=0) & lang_m.dense.all(axis=0)).any():
+                checks.append(("shared language", lambda grid: grid.shared(lang_e, lang_m) > 0))
         if f.different_department:
             codes_e, codes_m, n = _codes(self.mentees, self.mentors, "department")
             differ = ~np.eye(n + 1, dtype=bool)
