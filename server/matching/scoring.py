@@ -142,7 +142,8 @@ class _Grid:
         """Look a pair value up by the two sides' codes (few distinct values each)."""
         if self.outer:
             return table[codes_e[self.e]][:, self._cols(codes_m)]
-        return table[codes_e[self.e], self._cols(codes_m)]
+        # One flat index: numpy's two-array indexing takes 7-10x as long on 3M pairs.
+        return table.ravel()[codes_e[self.e] * table.shape[1] + self._cols(codes_m)]
 
     def sparse(self, matrix: sp.csr_matrix) -> np.ndarray:
         if self.outer:
@@ -387,7 +388,9 @@ class Scorer:
             vocab = _vocabulary(self.mentees, "languages", self.mentors, "languages")
             lang_e = _Sets(_indicator(self.mentees, "languages", vocab))
             lang_m = _Sets(_indicator(self.mentors, "languages", vocab))
-            checks.append(("shared language", lambda grid: grid.shared(lang_e, lang_m) > 0))
+            # A language everybody speaks (English, often) rules nobody out: no per-pair work.
+            if not (lang_e.dense.all(axis=0) & lang_m.dense.all(axis=0)).any():
+                checks.append(("shared language", lambda grid: grid.shared(lang_e, lang_m) > 0))
         if f.different_department:
             codes_e, codes_m, n = _codes(self.mentees, self.mentors, "department")
             differ = ~np.eye(n + 1, dtype=bool)
@@ -495,8 +498,13 @@ def _vocabulary(
 
 def _indicator(people: Sequence[Profile], field: str, vocab: dict[str, int]) -> np.ndarray:
     out = np.zeros((len(people), max(len(vocab), 1)), dtype=np.float32)
+    rows: list[int] = []
+    cols: list[int] = []
     for row, p in enumerate(people):
-        out[row, [vocab[w] for w in getattr(p, field)]] = 1.0
+        words = getattr(p, field)
+        rows += [row] * len(words)
+        cols += [vocab[w] for w in words]
+    out[rows, cols] = 1.0
     return out
 
 

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from server.matching.availability import Calendar, shared_hours
+from server.matching.availability import SLOT_HOURS, Calendar, availability_matrix, shared_hours
 from server.matching.profiles import DAYS, Profile, parse_availability
 from server.matching.slots import suggest_slots
 
@@ -156,6 +156,10 @@ def test_shared_hours_match_the_reference(
         Calendar(monday, weeks),
     )
     assert shared_hours(a, b, calendar) == reference_hours(a, b, calendar)
+    # The whole-cohort matrix the scorer multiplies reads the same clocks.
+    both = availability_matrix([a, b, a], calendar)
+    assert float(both[0] @ both[1]) * SLOT_HOURS / weeks == reference_hours(a, b, calendar)
+    assert (both[0] == both[2]).all()
 
 
 @settings(max_examples=40, deadline=None)

@@ -45,8 +45,11 @@ def test_sparse_rows_equal_the_dense_product(cohort: tuple) -> None:
 
 
 @pytest.mark.parametrize("k", [1, 4, 64])
-def test_sparse_candidates_equal_the_dense_scan(cohort: tuple, k: int) -> None:
+@pytest.mark.parametrize("all_free", [False, True])  # True: the best two come from the k best
+def test_sparse_candidates_equal_the_dense_scan(cohort: tuple, k: int, all_free: bool) -> None:
     sparse, dense, capacity = cohort
+    if all_free:
+        capacity = np.maximum(capacity, 1)
     everyone = np.arange(sparse.n_mentees)
     got = candidates(sparse, everyone, capacity > 0, k)
     want = candidates(dense, everyone, capacity > 0, k)
