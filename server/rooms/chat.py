@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from sqlalchemy import Select, and_, bindparam, func, insert, select, tuple_, update
+from sqlalchemy import Select, and_, bindparam, exists, func, insert, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -17,14 +17,31 @@ from server.errors import InvalidInput
 from server.rooms.chat_privacy import ChatPrivacy
 from server.rooms.events import ChatPosted, EventBus
 from server.store import Database
-from server.store.schema import chat_messages, chat_reads
+from server.store.schema import accounts, chat_messages, chat_reads, removals
 
 
 def unread_messages(room: str, identity: str) -> Select[Any]:
     """The room's chat `identity` has not read: messages from anyone else after their read
     marker (the newest message id their room page told the server it showed). The one
     definition of "unread", used by /me's counts and the chat digest (which narrows it
-    further to what no digest carried yet)."""
+    further to what no digest carried yet).
+
+    Nothing posted after an operator removed `identity` from the room counts: they stay
+    one of the pair's members, but the room is no longer theirs to read, and its count
+    on /me or its text in a digest told them what the others said after the removal. A
+    removal that reactivating their account lifted (the deactivation's own, as
+    `signin.service.lifted_by_reactivation` says) does not stop the count."""
+    lifted = exists().where(
+        accounts.c.identity == identity,
+        accounts.c.active.is_(True),
+        accounts.c.deactivated_at == removals.c.removed_at,
+    )
+    removed_before = exists().where(
+        removals.c.room == room,
+        removals.c.identity == identity,
+        removals.c.removed_at < chat_messages.c.ts,
+        ~lifted,
+    )
     floor = func.coalesce(
         select(func.max(chat_reads.c.message_id))
         .where(chat_reads.c.room == room, chat_reads.c.identity == identity)
@@ -36,6 +53,7 @@ def unread_messages(room: str, identity: str) -> Select[Any]:
         .where(chat_messages.c.room == room)
         .where(chat_messages.c.identity != identity)
         .where(chat_messages.c.id > floor)
+        .where(~removed_before)
     )
 
 

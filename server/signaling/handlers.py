@@ -43,7 +43,7 @@ class RoomHandlers:
         # Raises Forbidden(room_closed) for a room whose pair ended (PairStore.require_open_room).
         self.require_open = require_open
         self.settings = signaling.settings
-        # Kept past a disconnect (reconnecting must not refill it), forgotten when idle longest.
+        # Kept past a disconnect (reconnecting must not refill it); forgotten once refilled.
         self._chat_buckets = Buckets(
             self.settings.chat_rate_per_second * 60, self.settings.chat_burst
         )

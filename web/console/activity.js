@@ -3,11 +3,16 @@
 // addresses; this page names people from the accounts and profiles an admin may read, and
 // never shows a code: an action this page does not know reads "made a change (…)" in words.
 
-import { el, when } from "../sessionlog.js";
+import { bdi, el, when } from "../sessionlog.js";
 import { call } from "./api.js";
 import { $, plural } from "./ui.js";
 
 const ROLE = { admin: "admin", manager: "programme manager", viewer: "viewer", participant: "participant" };
+// A name or title inside a sentence is marked (FSI … PDI, its own marks taken out) and
+// shown as its own <bdi>: a U+202E in it cannot reverse the rest of the sentence.
+const ISOLATE = /\u2068([^\u2068\u2069]*)\u2069/;
+const named = (text) => `\u2068${String(text).replaceAll(/[\u2066-\u2069]/g, "")}\u2069`;
+const isolated = (text) => text.split(ISOLATE).map((part, i) => (i % 2 ? bdi(part) : part));
 
 /** What the entry did, as the words after the actor's name; `whom` is the subject's name. */
 const WHAT = {
@@ -27,8 +32,8 @@ const WHAT = {
   account_update: (d, whom) => accountUpdate(d, whom),
   account_deactivate: (d, whom) => `deactivated ${whom}`,
   sessions_revoke: (d, whom) => `signed ${whom} out everywhere${d.sessions_ended ? ` (${plural(d.sessions_ended, "session")})` : ""}`,
-  token_issue: (d, whom) => `issued a join link for ${whom}${d.room ? ` to room ${d.room}` : ""}`,
-  participant_remove: (d, whom) => `removed ${whom} from room ${d.room || ""}`.trim(),
+  token_issue: (d, whom) => `issued a join link for ${whom}${d.room ? ` to room ${named(d.room)}` : ""}`,
+  participant_remove: (d, whom) => `removed ${whom} from room ${d.room ? named(d.room) : ""}`.trim(),
   webhook_create: () => "added a webhook",
   webhook_delete: () => "deleted a webhook",
   erase: (d, whom) => `erased ${whom}'s data`,
@@ -68,14 +73,14 @@ function actorName(actor, people) {
   if (actor === "admin-key" || actor === "operator") return "Someone with the admin key";
   if (actor === "retention") return "The retention job";
   const known = people.get(actor);
-  if (known) return `${known.name} (${ROLE[known.role] || known.role})`;
+  if (known) return `${named(known.name)} (${ROLE[known.role] || known.role})`;
   const [role, identity] = actor.split(":");
-  if (identity && ROLE[role] === undefined) return actor;
-  return identity ? `${people.get(identity)?.name || identity} (${role})` : actor;
+  if (identity && ROLE[role] === undefined) return named(actor);
+  return identity ? `${named(people.get(identity)?.name || identity)} (${named(role)})` : named(actor);
 }
 
 export function sentence(entry, people) {
-  const whom = entry.subject ? (people.get(entry.subject)?.name || entry.subject) : "someone";
+  const whom = entry.subject ? named(people.get(entry.subject)?.name || entry.subject) : "someone";
   const what = WHAT[entry.action];
   const words = what ? what(entry.detail || {}, whom) : `made a change (${entry.action.replaceAll(/[_.]/g, " ")})`;
   return `${actorName(entry.actor, people)} ${words}.`;
@@ -88,6 +93,6 @@ export async function show() {
     ? el("ol", { class: "log-list console-activity", "aria-label": "Activity, newest first" },
       ...entries.map((e) => el("li", {},
         el("time", { class: "muted", datetime: new Date(e.ts * 1000).toISOString() }, when(e.ts)),
-        el("span", { dir: "auto" }, sentence(e, people)))))
+        el("span", { dir: "auto" }, ...isolated(sentence(e, people))))))
     : el("p", { class: "muted" }, "Nothing yet."));
 }
