@@ -36,7 +36,7 @@ def test_openapi_fuzzing_finds_no_server_errors_and_no_schema_mismatch(tmp_path:
                 "not_a_server_error,response_schema_conformance,status_code_conformance,"
                 "content_type_conformance",
                 "--max-examples",
-                os.environ.get("PAIRWISE_FUZZ_EXAMPLES", "20"),  # 100 in `benchmarks fuzz`
+                os.environ.get("PAIRWISE_FUZZ_EXAMPLES", "10"),  # 100 in `benchmarks fuzz`
                 "--workers",
                 "2",
                 "--seed",
