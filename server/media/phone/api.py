@@ -21,11 +21,11 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 from pydantic import BaseModel, Field
 
-from server.api.access import Access, caller_of
+from server.api.access import Access, member_of
 from server.api.http import RouteTable, json_response, read_body
 from server.api.tokens import IDENTITY_PATTERN, ROOM_PATTERN
 from server.auth import Role
-from server.errors import Forbidden, InvalidInput, NotFound
+from server.errors import InvalidInput, NotFound
 from server.media.phone.call import CallState
 from server.media.phone.pins import PinStore
 from server.services import services_of
@@ -338,9 +338,7 @@ class CallMeAnswer(BaseModel):
 )
 async def call_me(request: web.Request) -> web.Response:
     services = services_of(request)
-    token = caller_of(request).token
-    if token is None or token.role not in (Role.MENTOR, Role.MENTEE):
-        raise Forbidden("only a member of the room can be called in", code="members_only")
+    token = member_of(request, "only a member of the room can be called in")
     if services.phone is None:
         raise NotFound("phone dial-in is not enabled on this server", code="phone_disabled")
     body = await read_body(request, CallMeRequest)
