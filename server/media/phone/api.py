@@ -36,6 +36,9 @@ if TYPE_CHECKING:
     from server.signaling.server import Signaling
 
 routes = RouteTable()
+# "Call me" (and stopping it) is for the room's members: an observer's or the admin key's
+# Access.ROOM caller is refused with this.
+ONLY_MEMBERS_CALLED = "only a member of the room can be called in"
 
 
 @dataclass(frozen=True)
@@ -338,7 +341,7 @@ class CallMeAnswer(BaseModel):
 )
 async def call_me(request: web.Request) -> web.Response:
     services = services_of(request)
-    token = member_of(request, "only a member of the room can be called in")
+    token = member_of(request, ONLY_MEMBERS_CALLED)
     if services.phone is None:
         raise NotFound("phone dial-in is not enabled on this server", code="phone_disabled")
     body = await read_body(request, CallMeRequest)
@@ -366,9 +369,7 @@ class CallMeCancelled(BaseModel):
 )
 async def cancel_call_me(request: web.Request) -> web.Response:
     services = services_of(request)
-    token = caller_of(request).token
-    if token is None or token.role not in (Role.MENTOR, Role.MENTEE):
-        raise Forbidden("only a member of the room can be called in", code="members_only")
+    token = member_of(request, ONLY_MEMBERS_CALLED)
     if services.phone is None:
         raise NotFound("phone dial-in is not enabled on this server", code="phone_disabled")
     cancelled = services.phone.cancel_call_me(request.match_info["room"], token.identity)
