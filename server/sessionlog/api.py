@@ -4,7 +4,8 @@ exports and program health.
 Operators authenticate with the admin key; members with their join token for the pair's
 room (`Authorization: Bearer <join token>`), which says who they are. Who may call each
 route is declared on it (`access=`) and checked by `server.api.access` before the handler;
-what a caller then sees of a pair is decided in `server.sessionlog.privacy`.
+`server.api.pair_access` narrows it to the path's pair, and what a caller then sees of a
+pair is decided in `server.sessionlog.privacy`.
 """
 
 from __future__ import annotations
