@@ -13,8 +13,11 @@ Kinds of caller:
 
 A request with an `Authorization` header is judged by it alone; its cookies are not read.
 
-A route that declares nothing is for the operator only: a new route is closed until opened.
-Handlers read who called with `caller_of(request)` and narrow further (a pair's members).
+Every route declares its access (`RouteTable.route` refuses one that does not). Handlers read
+who called with the accessors below, never by looking at the credentials themselves:
+`caller_of` (anyone admitted), `account_of` (signed in), `participant_of` (a participant
+signed in), `member_of` (a member's join token); a pair's routes narrow to that pair's
+members with `server.api.pair_access`.
 """
 
 from __future__ import annotations
@@ -102,6 +105,34 @@ def may_copy_participant_links(caller: Caller) -> bool:
 def caller_of(request: web.Request) -> Caller:
     """The caller `guard` admitted; only routes that are not PUBLIC have one."""
     return request[CALLER]
+
+
+def account_of(request: web.Request) -> Account:
+    """The signed-in caller's account, on a SESSION or PARTICIPANT route (which admit no
+    one else)."""
+    account = caller_of(request).account
+    assert account is not None, "a SESSION/PARTICIPANT route has a signed-in caller"
+    return account
+
+
+def participant_of(request: web.Request) -> str:
+    """The identity (in pairs and join tokens) of the participant signed in."""
+    account = caller_of(request).account
+    if account is None or account.identity is None:
+        raise Forbidden("this is done by a participant signed in", code="not_a_participant")
+    return account.identity
+
+
+def member_of(
+    request: web.Request, refusal: str = "this is done by a pair's member, with their join token"
+) -> JoinToken:
+    """The caller's join token if it is a member's (a mentor's or mentee's); otherwise
+    Forbidden(members_only) with `refusal`. On a MEMBER route the guard already made sure;
+    a ROOM route narrows with it where only the room's members may act."""
+    token = caller_of(request).token
+    if token is None or token.role not in MEMBER_ROLES:
+        raise Forbidden(refusal, code="members_only")
+    return token
 
 
 def actor_of(request: web.Request) -> str:

@@ -29,16 +29,12 @@ class Endpoint:
     path: str
     handler: Handler
     summary: str
+    access: Access
     body: type[BaseModel] | None = None
     response: type[BaseModel] | None = None
     status: int = 200
-    access: Access = Access.ADMIN
     errors: tuple[int, ...] = ()
     tags: tuple[str, ...] = ()
-
-    @property
-    def admin(self) -> bool:
-        return self.access is Access.ADMIN
 
 
 @dataclass
@@ -55,21 +51,22 @@ class RouteTable:
         summary: str,
         body: type[BaseModel] | None = None,
         response: type[BaseModel] | None = None,
+        access: Access,
         status: int = 200,
-        access: Access | None = None,
-        admin: bool = False,
         errors: tuple[int, ...] = (),
         tags: tuple[str, ...] = (),
     ) -> Callable[[Handler], Handler]:
-        """Declare a route and who may call it: `access`, or the operator only (`admin=True`
-        says so too; a route that declares nothing is the operator's)."""
-        if access is not None and admin and access is not Access.ADMIN:
-            raise ValueError(f"{method} {path}: admin=True contradicts access={access}")
-        who = access or Access.ADMIN
+        """Declare a route and who may call it: `access` is the only place that is decided
+        (`access.guard` enforces it before the handler runs, the OpenAPI document states it).
+        A route without one does not register."""
+        if not isinstance(access, Access):
+            raise TypeError(f"{method} {path}: declare who may call it (access=Access.<kind>)")
 
         def register(handler: Handler) -> Handler:
             self.endpoints.append(
-                Endpoint(method, path, handler, summary, body, response, status, who, errors, tags)
+                Endpoint(
+                    method, path, handler, summary, access, body, response, status, errors, tags
+                )
             )
             return handler
 

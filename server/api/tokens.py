@@ -8,7 +8,7 @@ from urllib.parse import quote
 from aiohttp import web
 from pydantic import BaseModel, Field, field_validator
 
-from server.api.access import actor_of
+from server.api.access import Access, actor_of
 from server.api.http import RouteTable, json_response, read_body
 from server.auth import Role
 from server.privacy import audit
@@ -56,7 +56,7 @@ def join_url(base_url: str, token: str) -> str:
     body=TokenRequest,
     response=TokenResponse,
     status=201,
-    admin=True,
+    access=Access.ADMIN,
     errors=(403,),
     tags=("tokens",),
 )

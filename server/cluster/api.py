@@ -55,7 +55,7 @@ async def room_node(request: web.Request) -> web.Response:
     "/api/v1/nodes",
     summary="Live nodes and their load",
     response=Nodes,
-    admin=True,
+    access=Access.ADMIN,
     tags=("cluster",),
 )
 async def nodes(request: web.Request) -> web.Response:

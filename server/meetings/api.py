@@ -1,8 +1,8 @@
 """REST for meetings: a pair's members propose, accept, move and cancel; operators read.
 And each participant's private calendar feed, at a secret URL they can rotate or revoke.
 
-Members call with their join token (or participant session) for the pair's room; who is
-a member and who an operator comes from `caller_of(request)` (`caller.operator`).
+Members call with their join token for the pair's room; who is a member of the path's pair
+and who an operator comes from `server.api.pair_access`.
 """
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from server.api.access import Access, caller_of
+from server.api.access import Access, member_of
 from server.api.http import RouteTable, json_response, read_body
+from server.api.pair_access import pair_seen, pair_written
 from server.errors import NotFound
 from server.meetings import calendar
 from server.meetings.digest import ChatDigest
@@ -23,7 +24,6 @@ from server.meetings.model import Meeting, local_text
 from server.meetings.service import MAX_OPTIONS, Meetings, bare_address
 from server.services import services_of
 from server.sessionlog.pairs import Pair
-from server.sessionlog.privacy import Viewer, require_member, require_pair_access
 from server.webhooks import api as webhooks
 from server.webhooks.events import meeting_booked
 
@@ -62,27 +62,6 @@ def _meetings(request: web.Request) -> Meetings:
     service = services_of(request).meetings
     assert service is not None, "create_app wires meetings"
     return service
-
-
-def _viewer(request: web.Request) -> Viewer:
-    caller = caller_of(request)
-    if caller.operator:
-        return Viewer.admin(caller.label)
-    assert caller.token is not None
-    return Viewer.member(caller.token.identity, caller.token.room)
-
-
-async def _pair(request: web.Request, viewer: Viewer) -> Pair:
-    pair = await _meetings(request).pairs.get(request.match_info["pair_id"])
-    require_pair_access(viewer, pair)
-    return pair
-
-
-async def _member(request: web.Request) -> tuple[str, Pair]:
-    viewer = _viewer(request)
-    pair = await _pair(request, viewer)
-    require_member(viewer, pair)
-    return viewer.identity, pair
 
 
 async def _meeting(request: web.Request, pair: Pair) -> Meeting:
@@ -128,7 +107,7 @@ async def meeting_json(service: Meetings, meeting: Meeting, pair: Pair) -> dict[
     tags=TAGS,
 )
 async def list_meetings(request: web.Request) -> web.Response:
-    pair = await _pair(request, _viewer(request))
+    _, pair = await pair_seen(request, _meetings(request).pairs)
     service = _meetings(request)
     found = await service.store.of_pair(pair.id)
     return json_response({"meetings": [await meeting_json(service, m, pair) for m in found]})
@@ -143,7 +122,7 @@ async def list_meetings(request: web.Request) -> web.Response:
     tags=TAGS,
 )
 async def suggestions(request: web.Request) -> web.Response:
-    pair = await _pair(request, _viewer(request))
+    _, pair = await pair_seen(request, _meetings(request).pairs)
     slots = await _meetings(request).suggestions(pair)
     return json_response({"suggestions": [s.to_json() for s in slots]})
 
@@ -159,12 +138,12 @@ async def suggestions(request: web.Request) -> web.Response:
     tags=TAGS,
 )
 async def propose(request: web.Request) -> web.Response:
-    identity, pair = await _member(request)
+    member, pair = await pair_written(request, _meetings(request).pairs)
     body = await read_body(request, ProposeIn)
     service = _meetings(request)
     meeting = await service.propose(
         pair,
-        identity,
+        member.identity,
         title=body.title,
         options=body.times,
         minutes=body.minutes,
@@ -185,11 +164,11 @@ async def propose(request: web.Request) -> web.Response:
     tags=TAGS,
 )
 async def accept(request: web.Request) -> web.Response:
-    identity, pair = await _member(request)
+    member, pair = await pair_written(request, _meetings(request).pairs)
     meeting = await _meeting(request, pair)
     body = await read_body(request, AcceptIn)
     service = _meetings(request)
-    booked = await service.accept(meeting, pair, identity, body.option)
+    booked = await service.accept(meeting, pair, member.identity, body.option)
     await webhooks.emit(request, meeting_booked(booked, booked.updated_at))
     return json_response(await meeting_json(service, booked, pair))
 
@@ -204,11 +183,11 @@ async def accept(request: web.Request) -> web.Response:
     tags=TAGS,
 )
 async def reschedule(request: web.Request) -> web.Response:
-    identity, pair = await _member(request)
+    member, pair = await pair_written(request, _meetings(request).pairs)
     meeting = await _meeting(request, pair)
     body = await read_body(request, RescheduleIn)
     service = _meetings(request)
-    moved = await service.reschedule(meeting, pair, identity, body.start)
+    moved = await service.reschedule(meeting, pair, member.identity, body.start)
     return json_response(await meeting_json(service, moved, pair))
 
 
@@ -221,10 +200,10 @@ async def reschedule(request: web.Request) -> web.Response:
     tags=TAGS,
 )
 async def cancel(request: web.Request) -> web.Response:
-    identity, pair = await _member(request)
+    member, pair = await pair_written(request, _meetings(request).pairs)
     meeting = await _meeting(request, pair)
     service = _meetings(request)
-    cancelled = await service.cancel(meeting, pair, identity)
+    cancelled = await service.cancel(meeting, pair, member.identity)
     return json_response(await meeting_json(service, cancelled, pair))
 
 
@@ -245,7 +224,7 @@ def _feed_url(request: web.Request, secret: str) -> str:
     tags=TAGS,
 )
 async def rotate_feed(request: web.Request) -> web.Response:
-    identity = _viewer(request).identity
+    identity = member_of(request).identity
     secret = await _feeds(request).rotate(identity)
     return json_response({"url": _feed_url(request, secret)}, status=201)
 
@@ -259,7 +238,7 @@ async def rotate_feed(request: web.Request) -> web.Response:
     tags=TAGS,
 )
 async def revoke_feed(request: web.Request) -> web.Response:
-    revoked = await _feeds(request).revoke(_viewer(request).identity)
+    revoked = await _feeds(request).revoke(member_of(request).identity)
     return json_response({"revoked": revoked})
 
 

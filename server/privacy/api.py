@@ -15,10 +15,9 @@ from typing import Literal
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict
 
-from server.api.access import Access, actor_of, caller_of
+from server.api.access import Access, actor_of, member_of
 from server.api.http import RouteTable, json_response, read_body
 from server.api.tokens import IDENTITY_PATTERN
-from server.auth import JoinToken
 from server.errors import Conflict, InvalidInput
 from server.privacy.audit import PrivacyLog
 from server.privacy.erasure import forget
@@ -36,13 +35,6 @@ class ForgetIn(BaseModel):
     mode: Literal["erase", "anonymise"]
 
 
-def _member(request: web.Request) -> JoinToken:
-    """The participant the (already admitted) join token names."""
-    token = caller_of(request).token
-    assert token is not None  # Access.MEMBER admits join tokens only
-    return token
-
-
 def _log(request: web.Request) -> PrivacyLog:
     return PrivacyLog(services_of(request).database)
 
@@ -56,7 +48,7 @@ def _log(request: web.Request) -> PrivacyLog:
     tags=TAGS,
 )
 async def my_data(request: web.Request) -> web.Response:
-    token = _member(request)
+    token = member_of(request)
     data = await personal_data(services_of(request).database, token.identity)
     response = json_response(data)
     response.headers["Cache-Control"] = "no-store"
@@ -74,7 +66,7 @@ async def my_data(request: web.Request) -> web.Response:
     tags=TAGS,
 )
 async def request_erasure(request: web.Request) -> web.Response:
-    token = _member(request)
+    token = member_of(request)
     found = await _log(request).request_erasure(token.identity)
     return json_response(dataclasses.asdict(found), status=201)
 
@@ -83,7 +75,7 @@ async def request_erasure(request: web.Request) -> web.Response:
     "GET",
     f"{PREFIX}/privacy/erasure-requests",
     summary="Participants' erasure requests (?status=open|done|all, default open)",
-    admin=True,
+    access=Access.ADMIN,
     errors=(401, 422),
     tags=TAGS,
 )
@@ -100,7 +92,7 @@ async def erasure_requests(request: web.Request) -> web.Response:
     f"{PREFIX}/privacy/people/{{identity}}/forget",
     summary="Erase (what they wrote becomes 'removed') or anonymise (unlinked) a person",
     body=ForgetIn,
-    admin=True,
+    access=Access.ADMIN,
     errors=(401, 404, 422),
     tags=TAGS,
 )
@@ -126,7 +118,7 @@ async def forget_person(request: web.Request) -> web.Response:
     "GET",
     f"{PREFIX}/privacy/audit",
     summary="Who erased, anonymised or purged what, and when",
-    admin=True,
+    access=Access.ADMIN,
     errors=(401,),
     tags=TAGS,
 )
@@ -139,7 +131,7 @@ async def privacy_audit(request: web.Request) -> web.Response:
     "POST",
     f"{PREFIX}/privacy/retention",
     summary="Run the retention job now (PAIRWISE_RETENTION_DAYS must be set)",
-    admin=True,
+    access=Access.ADMIN,
     errors=(401, 409),
     tags=TAGS,
 )

@@ -17,9 +17,9 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from server.api.access import Access, caller_of
+from server.api.access import Access, participant_of
 from server.api.http import RouteTable, json_response, read_body
-from server.errors import Forbidden, InvalidInput
+from server.errors import InvalidInput
 from server.push.service import Push, check_endpoint
 from server.push.store import TOPICS, Channels
 from server.services import services_of
@@ -86,13 +86,6 @@ def _push(request: web.Request) -> Push:
     return request.app[PUSH]
 
 
-def _identity(request: web.Request) -> str:
-    account = caller_of(request).account
-    if account is None or account.identity is None:
-        raise Forbidden("push is for participants signed in", code="not_a_participant")
-    return account.identity
-
-
 async def _state(push: Push, identity: str) -> dict[str, Any]:
     chosen = await push.store.channels(identity)
     return {
@@ -111,7 +104,7 @@ async def _state(push: Push, identity: str) -> dict[str, Any]:
     tags=TAGS,
 )
 async def notifications(request: web.Request) -> web.Response:
-    return json_response(await _state(_push(request), _identity(request)))
+    return json_response(await _state(_push(request), participant_of(request)))
 
 
 @routes.route(
@@ -124,7 +117,7 @@ async def notifications(request: web.Request) -> web.Response:
     tags=TAGS,
 )
 async def choose_channels(request: web.Request) -> web.Response:
-    identity, push = _identity(request), _push(request)
+    identity, push = participant_of(request), _push(request)
     body = await read_body(request, ChoicesIn)
     for topic in TOPICS:
         chosen = getattr(body, topic)
@@ -144,7 +137,7 @@ async def choose_channels(request: web.Request) -> web.Response:
     tags=TAGS,
 )
 async def subscribe(request: web.Request) -> web.Response:
-    identity, push = _identity(request), _push(request)
+    identity, push = participant_of(request), _push(request)
     body = await read_body(request, SubscriptionIn)
     settings = services_of(request).settings
     try:
@@ -171,7 +164,7 @@ async def subscribe(request: web.Request) -> web.Response:
     tags=TAGS,
 )
 async def unsubscribe(request: web.Request) -> web.Response:
-    identity, push = _identity(request), _push(request)
+    identity, push = participant_of(request), _push(request)
     body = await read_body(request, EndpointIn)
     removed = await push.store.unsubscribe(identity, body.endpoint)
     return json_response({"removed": removed, **(await _state(push, identity))})

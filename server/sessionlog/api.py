@@ -4,7 +4,8 @@ exports and program health.
 Operators authenticate with the admin key; members with their join token for the pair's
 room (`Authorization: Bearer <join token>`), which says who they are. Who may call each
 route is declared on it (`access=`) and checked by `server.api.access` before the handler;
-what a caller then sees of a pair is decided in `server.sessionlog.privacy`.
+`server.api.pair_access` narrows it to the path's pair, and what a caller then sees of a
+pair is decided in `server.sessionlog.privacy`.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from typing import Any, Literal, TypeVar
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from server.api.access import Access, actor_of, caller_of
+from server.api.access import Access
 from server.api.http import RouteTable, json_response, path_id, read_body
+from server.api.pair_access import pair_seen, pair_written, viewer_of
 from server.api.tokens import IDENTITY_PATTERN, ROOM_PATTERN
 from server.errors import Forbidden, InvalidInput
 from server.rooms.chat import ChatMessage
@@ -28,8 +30,6 @@ from server.sessionlog.privacy import (
     Viewer,
     is_pair_member,
     pair_fields,
-    require_member,
-    require_pair_access,
     sees_feedback,
 )
 from server.sessionlog.service import SessionLogService
@@ -102,25 +102,9 @@ def _log(request: web.Request) -> SessionLogService:
     return service
 
 
-def _viewer(request: web.Request) -> Viewer:
-    """The caller `server.api.access` admitted, as the session log sees them."""
-    caller = caller_of(request)
-    if caller.token is None:
-        return Viewer.admin(actor_of(request))
-    return Viewer.member(caller.token.identity, caller.token.room)
-
-
-async def _pair(request: web.Request, viewer: Viewer) -> Pair:
-    pair = await _log(request).pairs.get(request.match_info["pair_id"])
-    require_pair_access(viewer, pair)
-    return pair
-
-
 async def _member_write(request: web.Request, model: type[M]) -> tuple[Viewer, Pair, M]:
     """A write to a pair's log: who (a member of the pair), which pair, the validated body."""
-    viewer = _viewer(request)
-    pair = await _pair(request, viewer)
-    require_member(viewer, pair)
+    viewer, pair = await pair_written(request, _log(request).pairs)
     return viewer, pair, await read_body(request, model)
 
 
@@ -218,7 +202,7 @@ async def list_pairs(request: web.Request) -> web.Response:
     tags=TAGS,
 )
 async def my_pairs(request: web.Request) -> web.Response:
-    viewer = _viewer(request)
+    viewer = viewer_of(request)
     found = await _log(request).pairs.of_identity(viewer.identity)
     mine = [pair_json(p, viewer) for p in found if is_pair_member(viewer, p)]
     return json_response({"identity": viewer.identity, "pairs": mine})
@@ -233,8 +217,7 @@ async def my_pairs(request: web.Request) -> web.Response:
     tags=TAGS,
 )
 async def get_pair(request: web.Request) -> web.Response:
-    viewer = _viewer(request)
-    pair = await _pair(request, viewer)
+    viewer, pair = await pair_seen(request, _log(request).pairs)
     current = await _log(request).sessions.current(pair.id)
     return json_response(
         {**pair_json(pair, viewer), "current_session": session_json(current) if current else None}
@@ -253,7 +236,7 @@ async def get_pair(request: web.Request) -> web.Response:
     tags=TAGS,
 )
 async def list_sessions(request: web.Request) -> web.Response:
-    pair = await _pair(request, _viewer(request))
+    _, pair = await pair_seen(request, _log(request).pairs)
     found = await _log(request).sessions.of_pair(pair.id)
     return json_response(
         {
@@ -278,8 +261,7 @@ async def list_sessions(request: web.Request) -> web.Response:
     tags=TAGS,
 )
 async def session_detail(request: web.Request) -> web.Response:
-    viewer = _viewer(request)
-    pair = await _pair(request, viewer)
+    viewer, pair = await pair_seen(request, _log(request).pairs)
     log = _log(request)
     detail = await log.sessions.detail(pair.id, path_id(request, "session_id"))
     payload = detail_json(detail)
@@ -298,8 +280,7 @@ async def session_detail(request: web.Request) -> web.Response:
     tags=TAGS,
 )
 async def session_transcript(request: web.Request) -> web.Response:
-    viewer = _viewer(request)
-    pair = await _pair(request, viewer)
+    viewer, pair = await pair_seen(request, _log(request).pairs)
     log = _log(request)
     session = await log.sessions.get(pair.id, path_id(request, "session_id"))
     messages = await _transcript(log, viewer, pair, session, "transcript")
@@ -360,8 +341,7 @@ async def give_feedback(request: web.Request) -> web.Response:
     tags=TAGS,
 )
 async def list_feedback(request: web.Request) -> web.Response:
-    viewer = _viewer(request)
-    pair = await _pair(request, viewer)
+    viewer, pair = await pair_seen(request, _log(request).pairs)
     found = await _log(request).feedback.of_pair(pair.id)
     return json_response(
         {"feedback": [_data(f) for f in found if sees_feedback(viewer, f.identity)]}
@@ -380,7 +360,7 @@ async def list_feedback(request: web.Request) -> web.Response:
     tags=TAGS,
 )
 async def list_agenda(request: web.Request) -> web.Response:
-    pair = await _pair(request, _viewer(request))
+    _, pair = await pair_seen(request, _log(request).pairs)
     include_done = request.query.get("all") in ("1", "true")
     items = await _log(request).agenda.items(pair.id, include_done)
     return json_response({"items": [{**_data(i), "done": i.done} for i in items]})
@@ -436,7 +416,7 @@ async def tick_agenda(request: web.Request) -> web.Response:
     tags=TAGS,
 )
 async def list_goals(request: web.Request) -> web.Response:
-    pair = await _pair(request, _viewer(request))
+    _, pair = await pair_seen(request, _log(request).pairs)
     return json_response({"goals": [_data(g) for g in await _log(request).goals.of_pair(pair.id)]})
 
 
@@ -510,8 +490,7 @@ async def _with_transcript(request: web.Request, viewer: Viewer, pair: Pair | No
     tags=TAGS,
 )
 async def export_pair(request: web.Request) -> web.Response:
-    viewer = _viewer(request)
-    pair = await _pair(request, viewer)
+    viewer, pair = await pair_seen(request, _log(request).pairs)
     allowed = await _with_transcript(request, viewer, pair)
     tables = await export.collect(_log(request).database, [pair.id], allowed, viewer)
     if allowed:
@@ -534,7 +513,7 @@ async def export_pair(request: web.Request) -> web.Response:
     tags=TAGS,
 )
 async def export_program(request: web.Request) -> web.Response:
-    viewer = _viewer(request)
+    viewer = viewer_of(request)
     allowed = await _with_transcript(request, viewer, None)
     tables = await export.collect(_log(request).database, None, allowed, viewer)
     if allowed:
@@ -565,7 +544,7 @@ async def health(request: web.Request) -> web.Response:
     "GET",
     f"{PREFIX}/program/settings",
     summary="Session-log program settings",
-    admin=True,
+    access=Access.ADMIN,
     tags=TAGS,
 )
 async def get_settings(request: web.Request) -> web.Response:
@@ -578,7 +557,7 @@ async def get_settings(request: web.Request) -> web.Response:
     f"{PREFIX}/program/settings",
     summary="Change session-log program settings",
     body=SettingsIn,
-    admin=True,
+    access=Access.ADMIN,
     tags=TAGS,
 )
 async def put_settings(request: web.Request) -> web.Response:
@@ -591,7 +570,7 @@ async def put_settings(request: web.Request) -> web.Response:
     "GET",
     f"{PREFIX}/program/transcript-reads",
     summary="The audit log of operator transcript reads",
-    admin=True,
+    access=Access.ADMIN,
     tags=TAGS,
 )
 async def transcript_reads(request: web.Request) -> web.Response:

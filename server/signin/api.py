@@ -21,6 +21,7 @@ from pydantic import BaseModel, Field
 from server.api.access import (
     SESSION_COOKIE,
     Access,
+    account_of,
     actor_of,
     caller_of,
     may_copy_participant_links,
@@ -108,12 +109,6 @@ def _signin(request: web.Request) -> SignIn:
     signin = services_of(request).signin
     assert signin is not None, "create_app wires sign-in"
     return signin
-
-
-def _me(request: web.Request) -> Account:
-    account = caller_of(request).account
-    assert account is not None, "a SESSION/PARTICIPANT route has a signed-in caller"
-    return account
 
 
 def account_json(account: Account) -> dict[str, Any]:
@@ -368,7 +363,7 @@ async def oidc_callback(request: web.Request) -> web.Response:
 )
 async def current_session(request: web.Request) -> web.Response:
     caller = caller_of(request)
-    account = _me(request)
+    account = account_of(request)
     return json_response(
         {
             "account": account_json(account),
@@ -406,7 +401,7 @@ async def sign_out(request: web.Request) -> web.Response:
 )
 async def sign_out_everywhere(request: web.Request) -> web.Response:
     signin = _signin(request)
-    ended = await signin.sessions.revoke_all(_me(request).id, signin.clock())
+    ended = await signin.sessions.revoke_all(account_of(request).id, signin.clock())
     response = json_response({"signed_out": ended})
     response.del_cookie(SESSION_COOKIE, path="/")
     return response
@@ -422,7 +417,7 @@ async def sign_out_everywhere(request: web.Request) -> web.Response:
 )
 async def my_sessions(request: web.Request) -> web.Response:
     signin, caller = _signin(request), caller_of(request)
-    found = await signin.sessions.of_account(_me(request).id, signin.clock())
+    found = await signin.sessions.of_account(account_of(request).id, signin.clock())
     return json_response({"sessions": [session_json(s, caller.session_id) for s in found]})
 
 
@@ -437,7 +432,7 @@ async def my_sessions(request: web.Request) -> web.Response:
 async def end_my_session(request: web.Request) -> web.Response:
     signin = _signin(request)
     session_id = path_id(request, "session_id")
-    await signin.sessions.revoke(session_id, signin.clock(), account_id=_me(request).id)
+    await signin.sessions.revoke(session_id, signin.clock(), account_id=account_of(request).id)
     return json_response({"signed_out": 1})
 
 
@@ -453,7 +448,7 @@ async def end_my_session(request: web.Request) -> web.Response:
     tags=TAGS,
 )
 async def home(request: web.Request) -> web.Response:
-    account = _me(request)
+    account = account_of(request)
     signin, meetings = _signin(request), services_of(request).meetings
     assert meetings is not None
     pairs = await signin.pairs_of(account)
@@ -530,11 +525,11 @@ def _next_meeting(booked: list[Meeting], now: float) -> dict[str, Any] | None:
 )
 async def join_pair(request: web.Request) -> web.Response:
     token, claims, pair = await _signin(request).room_token(
-        _me(request), request.match_info["pair_id"]
+        account_of(request), request.match_info["pair_id"]
     )
     services = services_of(request)
     removed_at = await services.removals.removed_at(pair.room, claims.identity)
-    if removed_at is not None and not lifted_by_reactivation(_me(request), removed_at):
+    if removed_at is not None and not lifted_by_reactivation(account_of(request), removed_at):
         raise Forbidden("an operator removed you from this pair's room", code="removed")
     base = services.settings.base_url
     return json_response(

@@ -21,11 +21,11 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 from pydantic import BaseModel, Field
 
-from server.api.access import Access, caller_of
+from server.api.access import Access, member_of
 from server.api.http import RouteTable, json_response, read_body
 from server.api.tokens import IDENTITY_PATTERN, ROOM_PATTERN
 from server.auth import Role
-from server.errors import Forbidden, InvalidInput, NotFound
+from server.errors import InvalidInput, NotFound
 from server.media.phone.call import CallState
 from server.media.phone.pins import PinStore
 from server.services import services_of
@@ -36,6 +36,9 @@ if TYPE_CHECKING:
     from server.signaling.server import Signaling
 
 routes = RouteTable()
+# "Call me" (and stopping it) is for the room's members: an observer's or the admin key's
+# Access.ROOM caller is refused with this.
+ONLY_MEMBERS_CALLED = "only a member of the room can be called in"
 
 
 @dataclass(frozen=True)
@@ -338,9 +341,7 @@ class CallMeAnswer(BaseModel):
 )
 async def call_me(request: web.Request) -> web.Response:
     services = services_of(request)
-    token = caller_of(request).token
-    if token is None or token.role not in (Role.MENTOR, Role.MENTEE):
-        raise Forbidden("only a member of the room can be called in", code="members_only")
+    token = member_of(request, ONLY_MEMBERS_CALLED)
     if services.phone is None:
         raise NotFound("phone dial-in is not enabled on this server", code="phone_disabled")
     body = await read_body(request, CallMeRequest)
@@ -368,9 +369,7 @@ class CallMeCancelled(BaseModel):
 )
 async def cancel_call_me(request: web.Request) -> web.Response:
     services = services_of(request)
-    token = caller_of(request).token
-    if token is None or token.role not in (Role.MENTOR, Role.MENTEE):
-        raise Forbidden("only a member of the room can be called in", code="members_only")
+    token = member_of(request, ONLY_MEMBERS_CALLED)
     if services.phone is None:
         raise NotFound("phone dial-in is not enabled on this server", code="phone_disabled")
     cancelled = services.phone.cancel_call_me(request.match_info["room"], token.identity)
