@@ -148,7 +148,13 @@ def create_app(settings: Settings, *, directory: Directory | None = None) -> web
     sfu = Sfu(settings, rooms, bus, MediaMetrics(registry))
     cluster = Cluster(settings, redis, rooms, sfu.forwarded_streams)
     sessionlog = SessionLogService.create(database)
-    RoomHandlers(signaling, chat, cluster.node_for, sessionlog.pairs.require_open_room)
+    RoomHandlers(
+        signaling,
+        chat,
+        cluster.node_for,
+        sessionlog.pairs.require_open_room,
+        sessionlog.pairs.title_of_room,
+    )
     GestureHandlers(signaling)
     dial_in, phone = None, None
     if settings.sip_bind:

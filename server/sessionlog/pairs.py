@@ -120,6 +120,12 @@ class PairStore:
                 code="room_closed",
             )
 
+    async def title_of_room(self, room: str) -> str | None:
+        """The title of the pair whose room this is (None: a room no pair owns), for the
+        room's header; one indexed read, on each join."""
+        async with self._db.connect() as conn:
+            return await conn.scalar(select(pairs.c.title).where(pairs.c.room == room))
+
     async def list(self, status: str | None = None) -> builtins.list[Pair]:
         return await self._load(pairs.c.status == status if status else None)
 

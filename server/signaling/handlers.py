@@ -34,6 +34,7 @@ class RoomHandlers:
         chat: ChatService,
         placement: Callable[[str], Awaitable[Placement]] | None = None,
         require_open: Callable[[str], Awaitable[None]] | None = None,
+        pair_title: Callable[[str], Awaitable[str | None]] | None = None,
     ):
         self.signaling = signaling
         self.roster = signaling.roster
@@ -42,6 +43,8 @@ class RoomHandlers:
         self.chat = chat
         # Raises Forbidden(room_closed) for a room whose pair ended (PairStore.require_open_room).
         self.require_open = require_open
+        # The title of the pair owning a room (PairStore.title_of_room), shown in its header.
+        self.pair_title = pair_title
         self.settings = signaling.settings
         # Kept past a disconnect (reconnecting must not refill it); forgotten once refilled.
         self._chat_buckets = Buckets(
@@ -109,9 +112,14 @@ class RoomHandlers:
                 "url": home.url,
                 "home": home.node == self.settings.node_name,
             }
+        title = await self.pair_title(token.room) if self.pair_title is not None else None
         return {
             "node": ack_node,
-            "room": {**result.room.public(), "observers_may_chat": result.room.observers_may_chat},
+            "room": {
+                **result.room.public(),
+                "observers_may_chat": result.room.observers_may_chat,
+                "title": title,  # the pair's title; None for a room no pair owns
+            },
             "you": result.participant.public(),
             "participants": participants,
             "history": [m.to_wire() for m in history],

@@ -54,6 +54,7 @@ async def test_two_participants_see_each_other_and_chat_both_ways(people: Join) 
     bo = await people("bo")
     assert [p["identity"] for p in bo.joined["participants"]] == ["ada", "bo"]
     assert bo.joined["you"]["identity"] == "bo" and bo.joined["room"]["name"] == "pair-1"
+    assert bo.joined["room"]["title"] is None  # no pair owns this room: no title
     joined = await ada.wait_for("participant_joined", {"identity": "bo"})
     assert joined["role"] == "mentee" and joined["media_mode"] == "text"
 

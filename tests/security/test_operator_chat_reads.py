@@ -33,7 +33,9 @@ async def test_operator_cannot_read_chat_through_an_observer_token(
         return person
 
     ada = await connect("ada", "mentor")
-    await ada.join(media_mode="text")
+    ada_joined = await ada.join(media_mode="text")
+    # The join names the room by its pair's title (the room's header shows it).
+    assert ada_joined["room"]["title"] == pair["title"] and pair["title"], ada_joined["room"]
     bo = await connect("bo", "mentee")
     await bo.join(media_mode="text")
     assert "id" in await ada.chat("my manager is making me miserable", "a-1")

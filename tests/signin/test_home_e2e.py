@@ -135,6 +135,8 @@ async def test_home_shows_profile_next_meeting_and_chat(
     await partner.goto(f"{server.url}/join#token={grace}&mode=text")
     # Generous: the first room page of a run on a busy machine loads slowly.
     await expect(partner.locator("#chat-input")).to_be_visible(timeout=30_000)
+    # The room's header names the pair (its default title), isolated, not the room's id.
+    await expect(partner.locator("#room-name > bdi")).to_have_text("Grace Hopper & Ada Lovelace")
 
     # Grace writes twice while Ada is away from the room: /me counts them, with words.
     unread = card.locator(".unread-line")

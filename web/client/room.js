@@ -1,6 +1,7 @@
 // The meeting: participants and their tiles, the controls, and the socket's life
 // (join on every connect, so a reconnect rejoins, refreshes history and resends chat).
 
+import { bdi } from "../sessionlog.js";
 import { Banner } from "./banner.js";
 import { Chat } from "./chat.js";
 import { DeviceSettings } from "./devices.js";
@@ -120,8 +121,10 @@ export class Room {
       canWrite: this.#canWrite(ack.room),
       chatPrivate: Boolean(ack.chat_private),
     });
-    document.getElementById("room-name").textContent = ack.room.name;
-    document.getElementById("room-title").textContent = `Meeting: ${ack.room.name}`;
+    // A pair's room is called by the pair's title (typed by people: isolated); others by id.
+    const label = ack.room.title || ack.room.name;
+    document.getElementById("room-name").replaceChildren(bdi(label));
+    document.getElementById("room-title").replaceChildren("Meeting: ", bdi(label));
     this.info.update({ room: ack.room.name });
     this.reactions.load();
     this.socket.request("media_config", {})
