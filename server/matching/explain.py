@@ -98,7 +98,7 @@ def explain(
             if runner_up is not None:
                 j2 = int(runner[i])
                 runner_up["why_not"] = (
-                    f"best option, at capacity ({load_of(j2)})"
+                    f"at capacity ({load_of(j2)})"
                     if load[j2] >= capacity[j2]
                     else "passes the filters but was needed elsewhere"
                 )

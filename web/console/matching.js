@@ -13,6 +13,11 @@ const mentee = (d) => d.mentee_name || d.mentee;
 const mentor = (d) => d.mentor_name || d.mentor;
 /** A person by name, their identity beside it in small print (two people may share a name). */
 const person = (name, identity) => el("span", {}, bdi(name), name === identity ? null : el("span", { class: "muted console-identity" }, " (", bdi(identity), ")"));
+/** Why an unmatched mentee's best mentor was not theirs ("Best option: Mara (mara), score 80:
+ * at capacity (1/1)."), from the run's results; nothing when no mentor passed the filters. */
+const bestOption = (best) => best
+  ? el("span", {}, " Best option: ", person(best.name || best.mentor, best.mentor), `, score ${best.score}: ${best.why_not}.`)
+  : null;
 
 async function follow(runId) {
   $("run-state").hidden = false;
@@ -100,7 +105,7 @@ async function review(runId) {
   $("review-title").textContent = state.published ? "Published pairs" : "Draft pairs";
   $("review-summary").textContent = `${s.matched ?? state.drafts.length} matched, ${s.unmatched ?? results.unmatched.length} not matched; mean score ${s.mean_score ?? "–"}.`;
   $("unmatched").replaceChildren(...(results.unmatched.length
-    ? results.unmatched.map((u) => el("li", {}, el("span", {}, person(mentee(u), u.mentee), ": ", el("span", { dir: "auto" }, u.explanation?.summary || u.reason))))
+    ? results.unmatched.map((u) => el("li", {}, el("span", {}, person(mentee(u), u.mentee), ": ", el("span", { dir: "auto" }, u.explanation?.summary || u.reason), bestOption(u.explanation?.best_option))))
     : [el("li", { class: "muted" }, "Everyone was matched.")]));
   $("review").hidden = false;
   render();

@@ -79,7 +79,7 @@ def test_unmatched_reasons_and_fixed_pairs() -> None:
     assert cy.mentor == "ada" and cy.fixed
     assert "Fixed by the operator" in cy.explanation["summary"]
     assert (bo.mentor, bo.reason) == (None, CAPACITY_EXHAUSTED)
-    assert bo.explanation["best_option"]["why_not"] == "best option, at capacity (1/1)"
+    assert bo.explanation["best_option"]["why_not"] == "at capacity (1/1)"
     assert (dee.mentor, dee.reason) == (None, NO_MENTOR)
     assert dee.explanation["ruled_out_by"] == {"shared language": 1}
     assert dee.explanation["summary"] == (
@@ -140,7 +140,7 @@ def test_places_taken_elsewhere_reduce_capacity() -> None:
     assert outcome.results[0].reason == CAPACITY_EXHAUSTED and outcome.summary["places"] == 0
     # Its load reads against its whole capacity: both places are held by active pairs.
     best = outcome.results[0].explanation["best_option"]
-    assert best["why_not"] == "best option, at capacity (2/2)"
+    assert best["why_not"] == "at capacity (2/2)"
 
 
 def test_fixed_pair_with_unknown_people() -> None:
