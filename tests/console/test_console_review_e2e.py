@@ -28,6 +28,7 @@ nils,Nils Mentor,mentor,Europe/Berlin,Mon 10:00-18:00; Thu 10:00-18:00,design;py
 tess,Tess Mentee,mentee,Europe/Lisbon,Mon 09:00-12:00,python,tess@example.org
 ugo,Ugo Mentee,mentee,Europe/Rome,Mon 13:00-17:00,design,ugo@example.org
 vic,Vic Mentee,mentee,Pacific/Auckland,Mon 09:00-12:00,python,vic@example.org
+wes,Wes Mentee,mentee,Europe/Paris,Mon 12:00-13:00,cooking,wes@example.org
 """
 YAML = """criteria:
   - name: skills
@@ -91,10 +92,17 @@ async def check_review(page: Page, base_url: str, run: str) -> dict[str, Any]:
         await expect(card.get_by_role("list", name="Suggested slots").locator("li")).to_have_text(
             slots
         )
-    unmatched = [
-        f"{person(u['mentee'])}: {(u['explanation'] or {}).get('summary') or u['reason']}"
-        for u in results["unmatched"]
-    ]
+    unmatched = []
+    for u in results["unmatched"]:
+        ex = u["explanation"] or {}
+        best = ex.get("best_option")
+        why = (
+            f" Best option: {person(best['mentor'])}, score {js_number(best['score'])}: "
+            f"{best['why_not']}."
+            if best
+            else ""
+        )
+        unmatched.append(f"{person(u['mentee'])}: {ex.get('summary') or u['reason']}{why}")
     await expect(page.locator("#unmatched li")).to_have_text(unmatched)
     return dict(results)
 
@@ -138,11 +146,16 @@ async def test_review_pairs_health_and_actions(base_url: str, launcher: Launcher
     assert (await http(base_url, "GET", "/api/v1/matching/criteria"))[1] == saved
     await expect(page.locator("#f-gap")).to_have_value("3")
 
-    # The draft review, value by value; vic (Auckland, beyond the 3 h gap) unmatched.
+    # The draft review, value by value; vic (Auckland, beyond the 3 h gap) unmatched, and wes
+    # (passes, scores least): the review says who was her best option and why not.
     await visit(page, "matching")
     await page.get_by_role("button", name="Run matching").click()
     first = await check_review(page, base_url, await run_id(page))
-    assert len(first["pairs"]) == 2 and [u["mentee"] for u in first["unmatched"]] == ["vic"]
+    assert len(first["pairs"]) == 2
+    assert [u["mentee"] for u in first["unmatched"]] == ["vic", "wes"]
+    wes = page.locator("#unmatched li", has_text="Wes Mentee")
+    await expect(wes).to_contain_text(re.compile(r"Best option: \w+ Mentor \(\w+\), score"))
+    await expect(wes).to_contain_text(": at capacity (1/1).")
     assert all(p["slots"] and p["explanation"]["shared_hours"] > 0 for p in first["pairs"])
     # Swap the two pairs' mentors, run again: the swapped pairs scored as the operator fixed them.
     card = page.locator('#drafts > li[data-mentee="tess"]')
@@ -177,7 +190,12 @@ async def test_review_pairs_health_and_actions(base_url: str, launcher: Launcher
     await tess.join(media_mode="text")
     assert "error" not in await tess.chat("hello mentor", "c1")
     # The Rooms page shows her in, and, left alone, no longer once she has left.
-    await page.goto(f"{base_url}/console#rooms/{met['room']}")
+    # Found by typing the pair's name (as the suggestions offer it), not its room id.
+    await visit(page, "rooms")
+    await page.get_by_label("Pair or room").fill(met["title"])
+    await page.get_by_role("button", name="Show who is in").click()
+    await page.wait_for_url(f"{base_url}/console#rooms/{met['room']}")
+    await expect(page.locator("#room-now h2")).to_have_text(f"{met['title']} · open")
     in_now = page.locator("#room-now")
     await expect(in_now.locator("tbody tr")).to_have_count(1)
     await expect(in_now.locator("tbody tr td").first).to_have_text("Tess Mentee")

@@ -90,6 +90,17 @@ function drawWho(room, { now, people }) {
 // (someone left, hung up or called in), and redrawn only when it changed.
 const REFRESH_MS = 3000;
 const watch = { room: null, seen: null, timer: null };
+let activePairs = []; // the suggestion list's pairs: a typed title finds its room
+
+/** The room the field names: a room id as typed, or the room of the one active pair of that
+ * title (case and spacing aside); several pairs of the same title must be picked from the list. */
+function roomOf(typed) {
+  const key = typed.replace(/\s+/g, " ").toLowerCase();
+  if (activePairs.some((p) => p.room === typed)) return typed;
+  const titled = activePairs.filter((p) => p.title.replace(/\s+/g, " ").toLowerCase() === key);
+  if (titled.length > 1) throw new Error(`${titled.length} pairs are called "${typed}": pick one from the list (it fills in its room).`);
+  return titled.length ? titled[0].room : typed;
+}
 
 async function refresh(room) {
   const found = await whoIsIn(room);
@@ -123,7 +134,8 @@ export async function show({ arg } = {}) {
   clearTimeout(watch.timer);
   watch.room = null;
   const pairs = (await call("GET", "/api/v1/console/pairs")).pairs;
-  $("room-names").replaceChildren(...pairs.filter((p) => p.status === "active").map((p) => el("option", { value: p.room }, p.title)));
+  activePairs = pairs.filter((p) => p.status === "active");
+  $("room-names").replaceChildren(...activePairs.map((p) => el("option", { value: p.room }, p.title)));
   if (!arg) {
     $("room-now").replaceChildren();
     $("room-pins").replaceChildren();
@@ -142,7 +154,13 @@ export async function show({ arg } = {}) {
 export function init() {
   $("room-form").addEventListener("submit", (event) => {
     event.preventDefault();
-    const room = $("room-name").value.trim();
+    let room;
+    try {
+      room = roomOf($("room-name").value.trim());
+    } catch (error) {
+      fail(error);
+      return;
+    }
     const hash = `#rooms/${enc(room)}`;
     // The room already shown: no hashchange comes, so look again here (who left, who called in).
     if (location.hash === hash) show({ arg: room }).catch(fail);
