@@ -25,15 +25,16 @@ from pathlib import Path
 import numpy as np
 from prometheus_client import CollectorRegistry
 
-from server.media.phone import g711
-from server.media.phone.bridge import LocalRoomAudio
-from server.media.phone.call import CallState
-from server.media.phone.gateway import PhoneGateway, PhoneSettings
-from server.media.phone.pins import PinStore
+from server.phone import g711
+from server.phone.call import CallState
+from server.phone.gateway import PhoneGateway
+from server.phone.pins import PinStore
+from server.phone.settings import PhoneSettings
 from server.rooms.events import EventBus
 from server.rooms.registry import RoomRegistry
 from server.store import Database
 from server.store.schema import metadata, phone_participant_pins, phone_room_pins
+from tests.support.room_audio import LocalRoomAudio
 
 TITLE = "Phone legs (SIP dial-in)"
 ROOT = Path(__file__).resolve().parents[1]

@@ -21,14 +21,15 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
-from server.media.phone import sip
-from server.media.phone.bridge import LocalRoomAudio
-from server.media.phone.gateway import PhoneGateway, PhoneSettings
-from server.media.phone.pins import PinStore
+from server.phone import sip
+from server.phone.gateway import PhoneGateway
+from server.phone.pins import PinStore
+from server.phone.settings import PhoneSettings
 from server.rooms.events import EventBus, ParticipantJoined, RoomEvent
 from server.rooms.registry import RoomRegistry
 from server.store import Database
 from server.store.schema import metadata, phone_participant_pins, phone_room_pins
+from tests.support.room_audio import LocalRoomAudio
 
 TITLE = "Phone PIN guessing under attack"
 ATTACKERS = 20

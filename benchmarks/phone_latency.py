@@ -31,8 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from server.media.phone import g711
-from server.media.phone.rtp import RtpPacket
+from server.phone import g711
+from server.phone.rtp import RtpPacket
 from tests.support.participants import issue_token
 from tests.support.process import ADMIN_KEY, ServerProcess
 from tests.support.services import free_port, require_program

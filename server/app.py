@@ -31,12 +31,6 @@ from server.matching import api as matching_api
 from server.matching.runs import MatchingStore
 from server.media import api as media_api
 from server.media.metrics import MediaMetrics
-from server.media.phone import api as phone_api
-from server.media.phone.api import DialIn
-from server.media.phone.gateway import PhoneGateway, PhoneSettings
-from server.media.phone.pins import PinStore
-from server.media.phone.session_log import PinRejectionLog
-from server.media.room_audio import SfuRoomAudio
 from server.media.sfu import Sfu
 from server.media.signaling import MediaHandlers
 from server.meetings import api as meetings_api
@@ -47,6 +41,13 @@ from server.meetings.people import Profiles
 from server.meetings.service import Meetings, Reminders
 from server.meetings.store import MeetingStore
 from server.metrics import new_registry
+from server.phone import api as phone_api
+from server.phone.dial_in import DialIn
+from server.phone.gateway import PhoneGateway
+from server.phone.pins import PinStore
+from server.phone.session_log import PinRejectionLog
+from server.phone.settings import PhoneSettings
+from server.phone.sfu_audio import SfuRoomAudio
 from server.privacy import api as privacy_api
 from server.privacy.retention import retention_job
 from server.push import api as push_api

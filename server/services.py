@@ -27,10 +27,10 @@ from server.store import Database
 
 if TYPE_CHECKING:  # the phone API module itself reads Services
     from server.mailin.endpoint import InboundSmtp
-    from server.media.phone.api import DialIn
-    from server.media.phone.gateway import PhoneGateway
     from server.meetings.digest import ChatDigest
     from server.meetings.service import Meetings
+    from server.phone.dial_in import DialIn
+    from server.phone.gateway import PhoneGateway
     from server.webhooks.service import Webhooks
 
 

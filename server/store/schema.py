@@ -94,7 +94,7 @@ pair_members = Table(
     Index("ix_pair_members_identity", "identity"),
 )
 
-# Phone dial-in (server/media/phone): a room's PIN, and personal PINs that also say
+# Phone dial-in (server/phone): a room's PIN, and personal PINs that also say
 # who is calling. A PIN is unique across both tables (checked when issued).
 phone_room_pins = Table(
     "phone_room_pins",

@@ -17,7 +17,7 @@ from playwright.async_api import expect
 
 from server.app import create_app
 from server.config import Settings
-from server.media.phone import sip
+from server.phone import sip
 from server.services import SERVICES
 from tests.console.test_console_e2e import PHONE, check_axe, http, photograph, signed_in
 from tests.e2e.conftest import Launcher

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from playwright.async_api import expect
 
-from server.media.phone import sip
+from server.phone import sip
 from tests.console.test_console_e2e import check_axe, photograph
 from tests.console.test_console_links_e2e import operator_page
 from tests.console.test_console_phone_e2e import caller as caller  # noqa: F401 - the fixture

@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 import socketio
 
-from server.media.phone.pins import PinStore
+from server.phone.pins import PinStore
 from tests.conftest import ADMIN
 from tests.signin.conftest import SignInServer
 from tests.signin.conftest import mailbox as mailbox  # noqa: F401 - the fixture

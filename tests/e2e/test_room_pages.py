@@ -12,7 +12,7 @@ import pytest
 from playwright.async_api import Page, expect
 from sqlalchemy import insert
 
-from server.media.phone.session_log import KIND as PIN_REJECTED
+from server.phone.session_log import KIND as PIN_REJECTED
 from server.store.schema import session_timeline
 from tests.e2e.conftest import Launcher, publish_screenshot
 from tests.e2e.room_checks import NO_HORIZONTAL_SCROLL, axe_violations

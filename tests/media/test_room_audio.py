@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from server.media.room_audio import SfuRoomAudio
+from server.phone.sfu_audio import SfuRoomAudio
 from server.rooms.model import MediaMode
 from server.services import SERVICES
 from tests.media.conftest import Join

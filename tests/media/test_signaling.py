@@ -236,9 +236,9 @@ async def test_media_config_hands_out_settings_ice_servers(
 async def test_media_config_carries_the_rooms_dial_in_number_and_pin(
     server: Any, base_url: str
 ) -> None:
-    from server.media.phone.api import DialIn
-    from server.media.phone.pins import PinStore
     from server.media.signaling import MediaHandlers
+    from server.phone.dial_in import DialIn
+    from server.phone.pins import PinStore
     from server.services import SERVICES
     from tests.support.participants import SocketParticipant, issue_token
 

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from server.config import Settings
 from server.errors import InvalidInput
-from server.media.phone.dialout import check_number
+from server.phone.dialout import check_number
 from tests.sip.conftest import PhoneFactory, make_phone  # noqa: F401 (the fixture)
 
 pytestmark = [pytest.mark.sip]

@@ -13,15 +13,16 @@ from typing import Any, TypeVar
 import pytest
 from prometheus_client import CollectorRegistry
 
-from server.media.phone.bridge import LocalRoomAudio
-from server.media.phone.call import Call, CallState
-from server.media.phone.gateway import PhoneGateway, PhoneSettings
-from server.media.phone.pins import PinStore
+from server.phone.call import Call, CallState
+from server.phone.gateway import PhoneGateway
+from server.phone.pins import PinStore
+from server.phone.settings import PhoneSettings
 from server.rooms.events import EventBus, RoomEvent
 from server.rooms.registry import RoomRegistry
 from server.sessionlog.pairs import PairStore
 from server.store import Database
 from server.store.schema import metadata
+from tests.support.room_audio import LocalRoomAudio
 from tests.support.services import require_program
 
 SCENARIOS = Path(__file__).parent / "scenarios"

@@ -9,10 +9,10 @@ import av
 import numpy as np
 from aiortc.mediastreams import AudioStreamTrack
 
-from server.media.phone import g711
-from server.media.phone.dtmf import EVENTS, TelephoneEvent
-from server.media.phone.inband import COLUMNS, KEYS, ROWS
-from server.media.phone.rtp import RtpPacket
+from server.phone import g711
+from server.phone.dtmf import EVENTS, TelephoneEvent
+from server.phone.inband import COLUMNS, KEYS, ROWS
+from server.phone.rtp import RtpPacket
 
 
 def tone(frequency: float, seconds: float, rate: int = 8000, level: float = 8000.0) -> np.ndarray:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from server.media.phone import g711, prompt
-from server.media.phone.events import PhoneCallEnded, PhonePinRejected
+from server.phone import g711, prompt
+from server.phone.events import PhoneCallEnded, PhonePinRejected
 from server.rooms.events import MediaModeChanged, ParticipantJoined, ParticipantLeft
 from server.rooms.model import MediaMode
 from tests.sip.conftest import Phone, PhoneFactory, UdpPeer, eventually

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import update
 
-from server.media.phone.events import PhonePinRejected
+from server.phone.events import PhonePinRejected
 from server.rooms.events import ParticipantJoined
 from server.sessionlog.pairs import Member, PairStore
 from server.store.schema import pairs

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from server.errors import Forbidden, InvalidInput, NotFound, RateLimited
-from server.media.phone.dialout import check_number
+from server.phone.dialout import check_number
 from server.rooms.events import ParticipantJoined
 from server.rooms.model import MediaMode
 from server.sessionlog.pairs import Member, PairStore

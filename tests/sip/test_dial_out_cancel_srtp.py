@@ -15,9 +15,9 @@ import numpy as np
 import pylibsrtp
 import pytest
 
-from server.media.phone import sip
-from server.media.phone.rtp import RtpPacket
-from server.media.phone.srtp import crypto_line
+from server.phone import sip
+from server.phone.rtp import RtpPacket
+from server.phone.srtp import crypto_line
 from server.rooms.model import MediaMode
 from tests.sip.conftest import Phone, PhoneFactory, UdpPeer, eventually, open_peer
 from tests.sip.media import g711_packets

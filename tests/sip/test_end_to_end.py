@@ -18,8 +18,8 @@ import pytest
 from aiortc import RTCPeerConnection
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from server.media.phone import g711
-from server.media.phone.rtp import RtpPacket
+from server.phone import g711
+from server.phone.rtp import RtpPacket
 from tests.sip.conftest import Phone, UdpPeer, eventually
 from tests.sip.media import ToneTrack, dominant_frequency, g711_packets, tone
 

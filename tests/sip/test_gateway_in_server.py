@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from server.media.phone import g711
+from server.phone import g711
 from tests.sip.conftest import UdpPeer, eventually, run_sipp
 from tests.sip.media import tone
 from tests.sip.trunk import Trunk

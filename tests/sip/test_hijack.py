@@ -8,9 +8,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from server.media.phone import sip
-from server.media.phone.call import CallState
-from server.media.phone.rtp import RtpPacket
+from server.phone import sip
+from server.phone.call import CallState
+from server.phone.rtp import RtpPacket
 from tests.sip.conftest import Phone, PhoneFactory, UdpPeer, eventually
 from tests.sip.media import g711_packets, tone
 from tests.sip.uac import SDP, final_response, request

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from server.media.phone.rtp import RtpPacket
+from server.phone.rtp import RtpPacket
 from tests.sip.conftest import PhoneFactory, UdpPeer, eventually
 from tests.sip.media import g711_packets
 

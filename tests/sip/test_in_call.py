@@ -11,7 +11,7 @@ import pytest
 from aiohttp import web
 
 from server.api.http import error_middleware
-from server.media.phone import api, prompt
+from server.phone import api, prompt
 from server.rooms.events import MediaControlsChanged
 from server.rooms.model import MediaMode
 from server.services import SERVICES

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from server.media.phone import sip
-from server.media.phone.rtp import RtpPacket
+from server.phone import sip
+from server.phone.rtp import RtpPacket
 from tests.sip.conftest import Phone, UdpPeer, eventually, open_peer
 from tests.sip.media import g711_packets
 from tests.sip.uac import final_response, request

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from server.media.phone import sip
-from server.media.phone.events import PhonePinRejected
+from server.phone import sip
+from server.phone.events import PhonePinRejected
 from server.rooms.events import ParticipantJoined
 from tests.sip.conftest import Phone, PhoneFactory, UdpPeer, eventually, open_peer
 from tests.sip.media import key_presses

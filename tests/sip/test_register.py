@@ -15,8 +15,8 @@ import pytest
 from aiohttp import web
 
 from server.api.http import error_middleware
-from server.media.phone import api, sip
-from server.media.phone.register import RegistrationState
+from server.phone import api, sip
+from server.phone.register import RegistrationState
 from server.services import SERVICES
 from tests.conftest import ADMIN
 from tests.sip.conftest import SCENARIOS, PhoneFactory, UdpPeer, eventually

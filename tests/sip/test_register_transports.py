@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from server.media.phone import sip
-from server.media.phone.register import RegistrationState
+from server.phone import sip
+from server.phone.register import RegistrationState
 from server.rooms.model import MediaMode
 from tests.sip.conftest import PhoneFactory, eventually
 from tests.sip.trunk import Trunk, digest_is_valid, sdp, self_signed, server_context

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from server.media.phone.events import PhonePinRejected
-from server.media.phone.pins import PinMatch
-from server.media.phone.session_log import PinRejectionLog
+from server.phone.events import PhonePinRejected
+from server.phone.pins import PinMatch
+from server.phone.session_log import PinRejectionLog
 from server.rooms.model import MediaMode
 from server.rooms.removals import RemovalStore
 from server.sessionlog.pairs import Member, PairStore

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from server.media.phone import sip
+from server.phone import sip
 from tests.sip.conftest import Phone, PhoneFactory, UdpPeer, eventually
 from tests.sip.uac import SDP, final_response, request
 

@@ -11,7 +11,7 @@ import av
 import numpy as np
 import pytest
 
-from server.media.phone.bridge import PHONE_RATE
+from server.phone.bridge import PHONE_RATE
 from tests.sip.conftest import Phone, PhoneFactory, UdpPeer, eventually
 from tests.sip.media import g711_packets, tone
 

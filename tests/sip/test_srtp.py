@@ -15,8 +15,8 @@ import numpy as np
 import pylibsrtp
 import pytest
 
-from server.media.phone import sip
-from server.media.phone.rtp import RtpPacket
+from server.phone import sip
+from server.phone.rtp import RtpPacket
 from tests.sip.conftest import Phone, UdpPeer, eventually
 from tests.sip.media import g711_packets
 from tests.sip.uac import final_response, request

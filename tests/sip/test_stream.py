@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from server.media.phone import sip
-from server.media.phone.stream import MAX_HEADER_BYTES, StreamFramer
+from server.phone import sip
+from server.phone.stream import MAX_HEADER_BYTES, StreamFramer
 from tests.sip.conftest import PhoneFactory, UdpPeer, eventually, run_sipp
 from tests.sip.trunk import self_signed
 from tests.sip.uac import SDP, request

@@ -18,9 +18,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from server.media.phone import sip
-from server.media.phone.sip import SipMessage
-from server.media.phone.stream import StreamFramer
+from server.phone import sip
+from server.phone.sip import SipMessage
+from server.phone.stream import StreamFramer
 
 
 def self_signed(directory: Path, name: str = "sip") -> tuple[str, str]:

@@ -3,7 +3,7 @@ requests over a real UDP socket (wrong tags, strangers' addresses, garbage)."""
 
 from __future__ import annotations
 
-from server.media.phone import sip
+from server.phone import sip
 from tests.sip.conftest import UdpPeer
 
 SDP = (

@@ -8,7 +8,8 @@ import pytest
 from aiohttp import web
 
 from server.api.http import error_middleware
-from server.media.phone import api
+from server.phone import api
+from server.phone.dial_in import DialIn
 from server.services import SERVICES
 from tests.conftest import ADMIN
 from tests.support.process import ADMIN_KEY
@@ -18,7 +19,7 @@ from tests.unit.phone.test_pins import store
 @pytest.fixture
 async def client(aiohttp_client: Any, tmp_path: Path) -> Any:
     app = web.Application(middlewares=[error_middleware])
-    dial_in = api.DialIn(await store(tmp_path), "+49 30 1234 5678")
+    dial_in = DialIn(await store(tmp_path), "+49 30 1234 5678")
     app[SERVICES] = SimpleNamespace(admin_key=ADMIN_KEY, dial_in=dial_in)  # type: ignore[misc]
     api.routes.install(app)
     return await aiohttp_client(app)
@@ -64,7 +65,7 @@ async def test_no_pin_is_issued_for_a_closed_room(aiohttp_client: Any, tmp_path:
             raise Forbidden("closed", code="room_closed")
 
     app = web.Application(middlewares=[error_middleware])
-    dial_in = api.DialIn(await store(tmp_path), "+1", require_open_room)
+    dial_in = DialIn(await store(tmp_path), "+1", require_open_room)
     app[SERVICES] = SimpleNamespace(admin_key=ADMIN_KEY, dial_in=dial_in)  # type: ignore[misc]
     api.routes.install(app)
     client = await aiohttp_client(app)

@@ -3,8 +3,8 @@ import fractions
 import av
 import numpy as np
 
-from server.media.phone.bridge import PHONE_RATE, PhoneTrack, RoomMix
-from server.media.phone.prompt import PinEntry
+from server.phone.bridge import PHONE_RATE, PhoneTrack, RoomMix
+from server.phone.prompt import PinEntry
 
 
 def frame_48k(frequency: float, level: float, start: int) -> av.AudioFrame:

@@ -2,7 +2,7 @@
 
 import pytest
 
-from server.media.phone.digest import DigestError, authorization, parse_challenge
+from server.phone.digest import DigestError, authorization, parse_challenge
 
 
 def test_rfc_2617_example_md5_qop_auth() -> None:

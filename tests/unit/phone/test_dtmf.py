@@ -1,4 +1,4 @@
-from server.media.phone.dtmf import DtmfReceiver, TelephoneEvent
+from server.phone.dtmf import DtmfReceiver, TelephoneEvent
 
 
 def press(event: int, end: bool, duration: int = 800) -> bytes:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from server.media.phone.dtmf import info_digit
+from server.phone.dtmf import info_digit
 
 
 @pytest.mark.parametrize(

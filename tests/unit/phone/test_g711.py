@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from server.media.phone import g711
+from server.phone import g711
 
 
 @pytest.mark.parametrize("codec", ["PCMU", "PCMA"])

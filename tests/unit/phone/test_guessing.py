@@ -3,8 +3,8 @@
 import pytest
 
 from server.jobs.clock import ManualClock
-from server.media.phone.guessing import PinCheckRefused, PinGuard
-from server.media.phone.refusals import PinRefusals, Refusal
+from server.phone.guessing import PinCheckRefused, PinGuard
+from server.phone.refusals import PinRefusals, Refusal
 from server.signaling import ratelimit
 
 

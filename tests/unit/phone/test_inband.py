@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from server.media.phone import g711, prompt
-from server.media.phone.inband import RATE, InbandDtmf
+from server.phone import g711, prompt
+from server.phone.inband import RATE, InbandDtmf
 from tests.sip.media import key_tones
 
 

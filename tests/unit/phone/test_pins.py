@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from server.media.phone.pins import PinMatch, PinStore
+from server.phone.pins import PinMatch, PinStore
 from server.rooms.removals import RemovalStore
 from server.store import Database
 from server.store.schema import metadata, phone_participant_pins, phone_room_pins, removals

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from server.media.phone import prompt
+from server.phone import prompt
 
 
 @pytest.mark.parametrize("which", prompt.PROMPTS, ids=lambda p: p.name)

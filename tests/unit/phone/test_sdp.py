@@ -1,6 +1,6 @@
 import pytest
 
-from server.media.phone.sdp import (
+from server.phone.sdp import (
     NoCommonCodec,
     NoCommonSecurity,
     SdpError,

@@ -4,8 +4,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from server.media.phone import sip
-from server.media.phone.uas import mask_number
+from server.phone import sip
+from server.phone.uas import mask_number
 
 INVITE = (
     b"INVITE sip:123456@gw.example SIP/2.0\r\n"

@@ -4,8 +4,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from server.media.phone import sip
-from server.media.phone.stream import (
+from server.phone import sip
+from server.phone.stream import (
     MAX_BODY_BYTES,
     MAX_HEADER_BYTES,
     FramingError,

@@ -1,4 +1,4 @@
-"""The phone gateway's seam to the SFU: `RoomAudio` (server/media/phone/bridge.py) on `Sfu`.
+"""The phone gateway's seam to the SFU: `RoomAudio` (server/phone/bridge.py) on `Sfu`.
 
 Phone → room: the caller's frames are encoded to Opus once and pushed into an audio
 `Publication`, which the SFU forwards like any browser's. Room → phone: the mix taps
@@ -22,10 +22,10 @@ from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtp import compute_audio_level_dbov
 
 from server.media.forwarding import Publication
-from server.media.phone.bridge import RoomMix
 from server.media.sfu import Sfu
+from server.phone.bridge import RoomMix
 
-log = logging.getLogger("pairwise.media.room_audio")
+log = logging.getLogger("pairwise.phone.sfu_audio")
 
 OPUS = RTCRtpCodecParameters(mimeType="audio/opus", clockRate=48000, channels=2, payloadType=96)
 

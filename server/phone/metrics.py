@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from server.media.phone.rtp import RtpStats
+from server.phone.rtp import RtpStats
 
 
 class PhoneMetrics:

@@ -25,20 +25,20 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from server.media.phone import sip
-from server.media.phone.digest import (
+from server.phone import sip
+from server.phone.digest import (
     Challenge,
     DigestError,
     answer_challenge,
     authorization,
     challenge_header,
 )
-from server.media.phone.sip import SipMessage
+from server.phone.sip import SipMessage
 
 if TYPE_CHECKING:
-    from server.media.phone.metrics import PhoneMetrics
-    from server.media.phone.trunk import TrunkLink
-    from server.media.phone.uas import UserAgentServer
+    from server.phone.metrics import PhoneMetrics
+    from server.phone.trunk import TrunkLink
+    from server.phone.uas import UserAgentServer
 
 log = logging.getLogger("pairwise.phone")
 

@@ -15,8 +15,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from server.media.phone.srtp import SrtpContext, SrtpError
-from server.media.phone.udp import UdpEndpoint
+from server.phone.srtp import SrtpContext, SrtpError
+from server.phone.udp import UdpEndpoint
 
 log = logging.getLogger("pairwise.phone.rtp")
 

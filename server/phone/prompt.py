@@ -1,7 +1,7 @@
 """The PIN prompt: what the caller hears, and the digits they key in.
 
 Each prompt is spoken by default: a recorded voice (`voice/*.wav`, 8 kHz mono, made
-from each prompt's text by `python -m server.media.phone.recordings`, which needs
+from each prompt's text by `python -m server.phone.recordings`, which needs
 Debian's `flite`), then a pause. `PAIRWISE_SIP_PROMPTS=tones` plays tones instead, for programs
 whose callers do not speak English: two short beeps ask for the PIN (repeated), three
 falling tones say "wrong, try again", three rising ones "you are in", a long low one
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from server.media.phone.g711 import Samples
+from server.phone.g711 import Samples
 
 RATE = 8000
 LEVEL = 0.25 * 32767  # well below full scale: tones are loud on a handset

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from sqlalchemy import insert
 
-from server.media.phone.events import PhonePinRejected
+from server.phone.events import PhonePinRejected
 from server.rooms.events import RoomEvent
 from server.sessionlog.recorder import SessionRecorder
 from server.store import Database

@@ -21,10 +21,10 @@ import ssl
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from server.media.phone.stream import HANDSHAKE_SECONDS, KEEPALIVE_PING, SipStreamConnection
+from server.phone.stream import HANDSHAKE_SECONDS, KEEPALIVE_PING, SipStreamConnection
 
 if TYPE_CHECKING:
-    from server.media.phone.uas import UserAgentServer
+    from server.phone.uas import UserAgentServer
 
 log = logging.getLogger("pairwise.phone")
 

@@ -1,6 +1,6 @@
 """Records the phone prompts' voice files (`voice/*.wav`) from their texts in prompt.py.
 
-    python -m server.media.phone.recordings   # after changing a prompt's text
+    python -m server.phone.recordings   # after changing a prompt's text
 
 A developer's tool, not used while serving: it needs Debian's `flite` (`apt-get install
 -y flite`), speaks each text with its clearest US English voice, and writes 8 kHz mono
@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from server.media.phone.g711 import Samples
-from server.media.phone.prompt import PROMPTS, RATE, VOICE, Prompt
+from server.phone.g711 import Samples
+from server.phone.prompt import PROMPTS, RATE, VOICE, Prompt
 
 FLITE_VOICE = "slt"  # flite's clearest US English voice
 VOICE_PEAK = 0.5 * 32767  # speech peaks higher than tones for the same loudness

@@ -17,16 +17,16 @@ from enum import StrEnum
 
 import numpy as np
 
-from server.media.phone import g711, sip
-from server.media.phone.bridge import PhoneTrack, RoomMix
-from server.media.phone.dtmf import DtmfReceiver
-from server.media.phone.inband import InbandDtmf
-from server.media.phone.pins import PinMatch
-from server.media.phone.prompt import PinEntry, PromptPlayer
-from server.media.phone.rtp import RtpEndpoint, RtpPacket, RtpStats, SequenceTracker
-from server.media.phone.sdp import Answer
-from server.media.phone.sip import SipMessage
-from server.media.phone.srtp import SdesKeys
+from server.phone import g711, sip
+from server.phone.bridge import PhoneTrack, RoomMix
+from server.phone.dtmf import DtmfReceiver
+from server.phone.inband import InbandDtmf
+from server.phone.pins import PinMatch
+from server.phone.prompt import PinEntry, PromptPlayer
+from server.phone.rtp import RtpEndpoint, RtpPacket, RtpStats, SequenceTracker
+from server.phone.sdp import Answer
+from server.phone.sip import SipMessage
+from server.phone.srtp import SdesKeys
 from server.rooms.model import MediaMode
 
 log = logging.getLogger("pairwise.phone.call")

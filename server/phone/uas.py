@@ -23,12 +23,12 @@ from collections import deque
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, Protocol
 
-from server.media.phone import dtmf, sip
-from server.media.phone.call import Call, CallState, Dialog
-from server.media.phone.guessing import PinGuard
-from server.media.phone.metrics import PhoneMetrics
-from server.media.phone.rtp import RtpStats, open_endpoint
-from server.media.phone.sdp import (
+from server.phone import dtmf, sip
+from server.phone.call import Call, CallState, Dialog
+from server.phone.guessing import PinGuard
+from server.phone.metrics import PhoneMetrics
+from server.phone.rtp import RtpStats, open_endpoint
+from server.phone.sdp import (
     ANSWER_DIRECTION,
     Answer,
     NoCommonCodec,
@@ -39,14 +39,14 @@ from server.media.phone.sdp import (
     offered_keys,
     parse_offer,
 )
-from server.media.phone.sip import SipMessage, SipParseError
-from server.media.phone.srtp import SrtpContext, keep_local
-from server.media.phone.stream import SipStreamConnection
-from server.media.phone.udp import UdpEndpoint
+from server.phone.sip import SipMessage, SipParseError
+from server.phone.srtp import SrtpContext, keep_local
+from server.phone.stream import SipStreamConnection
+from server.phone.udp import UdpEndpoint
 from server.signaling.ratelimit import Buckets
 
 if TYPE_CHECKING:
-    from server.media.phone.gateway import PhoneSettings
+    from server.phone.settings import PhoneSettings
 
 log = logging.getLogger("pairwise.phone.sip")
 

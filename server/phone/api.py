@@ -15,7 +15,6 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -26,34 +25,19 @@ from server.api.http import RouteTable, json_response, read_body
 from server.api.tokens import IDENTITY_PATTERN, ROOM_PATTERN
 from server.auth import Role
 from server.errors import InvalidInput, NotFound
-from server.media.phone.call import CallState
-from server.media.phone.pins import PinStore
+from server.phone.call import CallState
+from server.phone.dial_in import DialIn
 from server.services import services_of
 
 if TYPE_CHECKING:
-    from server.media.phone.gateway import PhoneGateway
     from server.media.sfu import Sfu
+    from server.phone.gateway import PhoneGateway
     from server.signaling.server import Signaling
 
 routes = RouteTable()
 # "Call me" (and stopping it) is for the room's members: an observer's or the admin key's
 # Access.ROOM caller is refused with this.
 ONLY_MEMBERS_CALLED = "only a member of the room can be called in"
-
-
-@dataclass(frozen=True)
-class DialIn:
-    """What the PIN endpoints need (`Services.dial_in`; None when the phone is off)."""
-
-    pins: PinStore
-    number: str  # the number to call, as shown to people ("+49 30 1234 5678")
-    # Raises Forbidden (room_closed) for a room whose pair ended: no PIN is issued for it.
-    require_open_room: Callable[[str], Awaitable[None]] | None = field(default=None)
-
-    async def for_room(self, room: str) -> dict[str, str] | None:
-        """Number and PIN for participants of `room`, if the room has a PIN."""
-        pin = await self.pins.room_pin(room)
-        return {"number": self.number, "pin": pin} if pin else None
 
 
 class RoomPin(BaseModel):

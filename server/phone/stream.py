@@ -20,10 +20,9 @@ import logging
 import ssl
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, cast
+from typing import Protocol, cast
 
-if TYPE_CHECKING:
-    from server.media.phone.uas import UserAgentServer
+from server.phone.metrics import PhoneMetrics
 
 log = logging.getLogger("pairwise.phone.stream")
 
@@ -33,6 +32,24 @@ MAX_CONNECTIONS_PER_SOURCE = 32
 HANDSHAKE_SECONDS = 10.0
 KEEPALIVE_PING = b"\r\n\r\n"  # RFC 5626 §3.5.1: answered with one CRLF
 KEEPALIVE_PONG = b"\r\n"
+
+
+class StreamOwner(Protocol):
+    """What a connection needs from the user agent server (uas.py) it feeds."""
+
+    metrics: PhoneMetrics
+
+    def allowed(self, host: str) -> bool: ...
+
+    def stream_count(self, host: str) -> int: ...
+
+    def attach_stream(self, stream: SipStreamConnection) -> None: ...
+
+    def detach_stream(self, stream: SipStreamConnection) -> None: ...
+
+    def message_received(self, data: bytes, addr: tuple[str, int]) -> None: ...
+
+    def has_call_from(self, peer: tuple[str, int]) -> bool: ...
 
 
 class FramingError(ValueError):
@@ -94,7 +111,7 @@ class SipStreamConnection(asyncio.Protocol):
     registration lives on it between refreshes."""
 
     def __init__(
-        self, uas: UserAgentServer, name: str, idle_seconds: float, *, outbound: bool = False
+        self, uas: StreamOwner, name: str, idle_seconds: float, *, outbound: bool = False
     ) -> None:
         self.uas = uas
         self.name = name  # TCP | TLS (what Via and Contact say)

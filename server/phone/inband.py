@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from server.media.phone.g711 import Samples
+from server.phone.g711 import Samples
 
 RATE = 8000
 BLOCK = 205

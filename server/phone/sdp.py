@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from server.media.phone.srtp import SUITE, SdesKeys, crypto_line, parse_crypto
+from server.phone.srtp import SUITE, SdesKeys, crypto_line, parse_crypto
 
 # Our preference order among what the caller offers.
 G711 = {0: "PCMU", 8: "PCMA"}

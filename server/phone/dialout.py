@@ -24,17 +24,17 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from server.errors import Forbidden, InvalidInput
-from server.media.phone import sip
-from server.media.phone.call import Call, CallState, Dialog
-from server.media.phone.digest import DigestError, answer_challenge, challenge_header
-from server.media.phone.rtp import RtpEndpoint, RtpStats, open_endpoint
-from server.media.phone.sdp import SdpError, answered_keys, build_offer, negotiate, parse_offer
-from server.media.phone.sip import SipMessage
-from server.media.phone.srtp import KEY_AND_SALT, SrtpContext
+from server.phone import sip
+from server.phone.call import Call, CallState, Dialog
+from server.phone.digest import DigestError, answer_challenge, challenge_header
+from server.phone.rtp import RtpEndpoint, RtpStats, open_endpoint
+from server.phone.sdp import SdpError, answered_keys, build_offer, negotiate, parse_offer
+from server.phone.sip import SipMessage
+from server.phone.srtp import KEY_AND_SALT, SrtpContext
 
 if TYPE_CHECKING:
-    from server.media.phone.trunk import TrunkLink
-    from server.media.phone.uas import UserAgentServer
+    from server.phone.trunk import TrunkLink
+    from server.phone.uas import UserAgentServer
 
 # ASCII digits only: `\d` would also take Arabic-Indic or full-width ones into the INVITE.
 E164 = re.compile(r"\+[1-9][0-9]{6,14}")
