@@ -17,6 +17,7 @@ import pytest
 from tests.e2e.conftest import OpenPage, RoomPage
 from tests.media.support import MediaClient, send_remb, without_abs_send_time
 from tests.support.participants import SocketParticipant, issue_token
+from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -61,7 +62,7 @@ async def test_chromium_sends_less_while_its_subscriber_is_slow_and_more_after(
     ada = await open_page("ada", role="mentor", diag=("debug-handle",))
     bo = await subscriber(base_url)
     try:
-        await bo.wait_until(lambda: any(r.frames > 10 for r in bo.of_kind("video")), timeout=20)
+        await eventually(lambda: any(r.frames > 10 for r in bo.of_kind("video")), timeout=20)
         before = await target_while(ada, bo, 5_000_000, lambda t: t > 300_000)
         capped = await target_while(ada, bo, 80_000, lambda t: t <= 160_000)
         after = await target_while(ada, bo, 5_000_000, lambda t: t > 300_000)

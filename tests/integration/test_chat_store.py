@@ -13,6 +13,7 @@ from server.rooms.chat import ChatMessage, ChatStore
 from server.store import Database
 from server.store.migrate import migrate
 from tests.support.services import fresh_postgres_database
+from tests.support.waiting import eventually
 
 
 @pytest.fixture
@@ -123,13 +124,18 @@ async def test_mark_read_returns_the_marker_stored_when_another_call_stored_firs
                     "INSERT INTO chat_reads (room, identity, message_id) VALUES ('room', 'ada', 10)"
                 )
                 marking = asyncio.create_task(ChatStore(database).mark_read("room", "ada", 5))
+
                 # Until mark_read's insert waits on this one's (same key), which PostgreSQL
                 # shows only in pg_stat_activity: then commit.
-                while not marking.done() and not await other.fetchval(  # noqa: ASYNC110
-                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                    " AND wait_event_type = 'Lock'"
-                ):
-                    await asyncio.sleep(0.01)
+                async def waiting_or_done() -> bool:
+                    return marking.done() or bool(
+                        await other.fetchval(
+                            "SELECT count(*) FROM pg_stat_activity"
+                            " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                        )
+                    )
+
+                await eventually(waiting_or_done, interval=0.01, what="mark_read waiting on a lock")
             assert await marking == 10
             assert await ChatStore(database).read_markers("room") == {"ada": 10}
         finally:

@@ -10,7 +10,6 @@ import asyncio
 import json
 import signal
 import subprocess
-import time
 import urllib.error
 import urllib.request
 import uuid
@@ -30,6 +29,7 @@ from tests.support.services import (
     require_program,
     require_redis,
 )
+from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis, pytest.mark.postgres]
 
@@ -118,25 +118,22 @@ async def test_rooms_are_placed_on_live_nodes_and_move_when_a_node_dies(
     await bo.join()
     acks = [await ada.chat("before the crash", "m1"), await bo.chat("me too", "m2")]
 
-    killed_at = time.monotonic()
     await asyncio.to_thread(home.kill)
-    # Clients ask any live node where the room is now, and go there.
-    deadline = time.monotonic() + 15
-    placement: dict[str, Any] = {}
-    while time.monotonic() < deadline:
+
+    # Clients ask any live node where the room is now, and go there. (How fast: see
+    # benchmarks/cluster.py, recovery.)
+    async def placed_on_other() -> dict[str, Any] | None:
         status, placement = await asyncio.to_thread(
             get, other.url + "/api/v1/rooms/pair-move/node", token
         )
-        if status == 200 and placement["url"] == other.url:
-            break
-        await asyncio.sleep(0.25)
-    assert placement["url"] == other.url and placement["moved"] is True
+        return placement if status == 200 and placement["url"] == other.url else None
+
+    placement = await eventually(placed_on_other, interval=0.25, what="the room on the live node")
+    assert placement["moved"] is True
     ada2 = await participant(other.url, "pair-move", "ada")
     rejoined = await ada2.join()
-    recovered_in = time.monotonic() - killed_at
     assert rejoined["node"]["home"] is True
     assert [m["id"] for m in rejoined["history"]] == [a["id"] for a in acks]
-    assert recovered_in < 10, f"recovery took {recovered_in:.1f} s"
     # The session log carries on where the dead node left it: one session, not two.
     pair_id = pair["id"]
     status, listed = await asyncio.to_thread(get, other.url + f"/api/v1/pairs/{pair_id}/sessions")
@@ -176,18 +173,17 @@ class OwnRedis:
         self._process = await asyncio.to_thread(
             subprocess.Popen, self._command, stdout=subprocess.DEVNULL
         )
-        client = Redis(port=self.port, socket_timeout=1)
-        deadline = time.monotonic() + 10
-        while True:
+
+        async def answers() -> bool:
+            client = Redis(port=self.port, socket_timeout=1)
             try:
-                await client.ping()
-                break
+                return bool(await client.ping())
             except (RedisError, OSError):
-                if time.monotonic() > deadline:
-                    raise
-                await asyncio.sleep(0.05)
+                return False
             finally:
                 await client.aclose()
+
+        await eventually(answers, timeout=10, what=f"Redis answering on port {self.port}")
 
     def kill(self) -> None:
         if self._process is not None:
@@ -227,13 +223,12 @@ async def test_redis_outage_keeps_local_rooms_serving_and_recovers(
     assert [m["client_id"] for m in (await carol.join())["history"]] == ["u1", "d1"]
 
     await own_redis.start()
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        status, ready = await asyncio.to_thread(get, node.url + "/readyz")
-        if status == 200:
-            break
-        await asyncio.sleep(0.25)
-    assert status == 200, ready
+
+    async def ready() -> bool:
+        status, _ = await asyncio.to_thread(get, node.url + "/readyz")
+        return status == 200
+
+    await eventually(ready, timeout=20, interval=0.25, what="/readyz answering 200")
     acked.append(await bo.chat("redis is back", "b1"))
     assert (await ada.wait_for("chat", {"client_id": "b1"}))["id"] == acked[-1]["id"]
     history = (await carol.call("history", {"limit": 50}))["messages"]
@@ -269,15 +264,18 @@ async def test_after_a_redis_restart_live_rooms_stay_on_their_nodes(
     try:
         own_redis.kill()
         await own_redis.start()  # empty: it keeps nothing on disk
-        deadline = time.monotonic() + 20
-        while a.url not in await live_urls(a):
-            assert time.monotonic() < deadline, "a never beat again after the restart"
-            await asyncio.sleep(0.1)
+
+        async def a_beats() -> bool:
+            return a.url in await live_urls(a)
+
+        await eventually(a_beats, timeout=20, interval=0.1, what="a beating after the restart")
         lookup = asyncio.ensure_future(asyncio.to_thread(get, a.url + f"/api/v1/rooms/{on_b}/node"))
-        while "placement waits for the room directory to settle" not in a.log():
+
+        def lookup_waits() -> bool:
             assert not lookup.done(), f"a placed b's room before b came back: {lookup.result()}"
-            assert time.monotonic() < deadline, "a's lookup neither waited nor answered"
-            await asyncio.sleep(0.1)
+            return "placement waits for the room directory to settle" in a.log()
+
+        await eventually(lookup_waits, timeout=20, interval=0.1, what="a's lookup waiting")
     finally:
         b.proc.send_signal(signal.SIGCONT)  # type: ignore[union-attr]
     status, placed = await lookup
@@ -285,18 +283,20 @@ async def test_after_a_redis_restart_live_rooms_stay_on_their_nodes(
     # The nodes announce the rooms they hold again; no lookup is needed for that.
     directory = Redis.from_url(own_redis.url)
     owner_keys = [f"{env['PAIRWISE_CLUSTER']}:roomnode:{room}" for room in rooms]
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if await directory.exists(*owner_keys) == len(rooms):
-            break
-        await asyncio.sleep(0.1)
-    await directory.aclose()
+    try:
+
+        async def all_announced() -> bool:
+            return await directory.exists(*owner_keys) == len(rooms)
+
+        await eventually(all_announced, timeout=20, interval=0.1, what="every room announced")
+    finally:
+        await directory.aclose()
+
     # Wait until both nodes beat again, so a lookup could choose either.
-    while time.monotonic() < deadline:
-        status, listed = await asyncio.to_thread(get, a.url + "/api/v1/nodes")
-        if status == 200 and len(listed["nodes"]) == 2:
-            break
-        await asyncio.sleep(0.1)
+    async def both_beat() -> bool:
+        return len(await live_urls(a)) == 2
+
+    await eventually(both_beat, timeout=20, interval=0.1, what="both nodes beating")
     for room in rooms:
         for node in (a, b):
             status, placed = await asyncio.to_thread(get, node.url + f"/api/v1/rooms/{room}/node")
@@ -415,10 +415,11 @@ async def test_a_room_placed_but_never_joined_is_given_back(
     cluster = env["PAIRWISE_CLUSTER"]
     try:
         assert await directory.exists(f"{cluster}:roomnode:pair-unused") == 1
-        deadline = time.monotonic() + 20
-        while await directory.exists(f"{cluster}:roomnode:pair-unused"):
-            assert time.monotonic() < deadline, "the unused room is still placed"
-            await asyncio.sleep(0.1)
+
+        async def unplaced() -> bool:
+            return not await directory.exists(f"{cluster}:roomnode:pair-unused")
+
+        await eventually(unplaced, timeout=20, interval=0.1, what="the unused room unplaced")
         # No longer counted as load on the node; the room in use stays.
         placed = await directory.smembers(f"{cluster}:placed:{unused['node']}")
         assert placed == {b"pair-used"}

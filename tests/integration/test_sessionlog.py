@@ -19,6 +19,7 @@ from server.sessionlog import export
 from server.sessionlog.privacy import Viewer
 from tests.conftest import ADMIN
 from tests.support.participants import SocketParticipant
+from tests.support.waiting import eventually
 
 GRACE = 0.5
 
@@ -89,12 +90,12 @@ class Program:
 
     async def until_sessions(self, pair_id: str, count: int) -> list[dict[str, Any]]:
         """Wait until the pair's log lists `count` sessions (the bus is asynchronous)."""
-        for _ in range(100):
-            listed = await self.ok("GET", f"/api/v1/pairs/{pair_id}/sessions", ADMIN)
-            if len(listed["sessions"]) >= count:
-                return list(listed["sessions"])
-            await asyncio.sleep(0.05)
-        raise AssertionError(f"pair {pair_id} never had {count} sessions")
+
+        async def listed() -> list[dict[str, Any]] | None:
+            found = (await self.ok("GET", f"/api/v1/pairs/{pair_id}/sessions", ADMIN))["sessions"]
+            return list(found) if len(found) >= count else None
+
+        return await eventually(listed, what=f"pair {pair_id} having {count} sessions")
 
     async def text(self, path: str, headers: dict[str, str]) -> str:
         async with self.http.get(self.url + path, headers=headers) as resp:
@@ -107,14 +108,13 @@ class Program:
 
     async def until_closed(self, pair_id: str, count: int) -> list[dict[str, Any]]:
         """Wait until the pair has `count` sessions and none is in progress."""
-        admin = ADMIN
-        for _ in range(200):
-            payload = await self.ok("GET", f"/api/v1/pairs/{pair_id}/sessions", admin)
-            found = payload["sessions"]
-            if len(found) == count and not any(s["in_progress"] for s in found):
-                return list(found)
-            await asyncio.sleep(0.05)
-        raise AssertionError(f"sessions never closed: {found}")
+
+        async def closed() -> list[dict[str, Any]] | None:
+            found = (await self.ok("GET", f"/api/v1/pairs/{pair_id}/sessions", ADMIN))["sessions"]
+            done = len(found) == count and not any(s["in_progress"] for s in found)
+            return list(found) if done else None
+
+        return await eventually(closed, what=f"pair {pair_id}'s {count} sessions closed")
 
 
 @pytest.fixture

@@ -21,9 +21,10 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from tests.loadtests.test_loadtool import server_metrics, wait_until
+from tests.loadtests.test_loadtool import server_metrics
 from tests.support.process import ADMIN_KEY, ServerProcess
 from tests.support.services import fresh_postgres_database, require_redis
+from tests.support.waiting import eventually
 
 START_TIMEOUT_S = 120.0  # nodes start together, and a busy 2-core machine slows each
 
@@ -43,7 +44,7 @@ def _default_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server
 @pytest.fixture
 def default_server(_default_server: ServerProcess) -> ServerProcess:
     """One server with the default settings, shared by the package's tests; idle."""
-    wait_until(lambda: _idle(_default_server))
+    asyncio.run(eventually(lambda: _idle(_default_server), timeout=30))
     return _default_server
 
 
@@ -106,5 +107,5 @@ async def _load_cluster(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterat
 @pytest.fixture
 def load_cluster(_load_cluster: LoadCluster) -> LoadCluster:
     """Two nodes of one cluster, shared by a module's tests; idle."""
-    wait_until(_load_cluster.idle)
+    asyncio.run(eventually(_load_cluster.idle, timeout=30))
     return _load_cluster

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,6 +19,7 @@ from loadtests.metrics_scraper import parse
 from loadtests.scenario import ScenarioError, load_scenario
 from tests.support.process import ADMIN_KEY, ROOT, ServerProcess
 from tests.support.services import free_port
+from tests.support.waiting import eventually
 
 
 def tool(url: str, out: Path, *extra: str, key: str = ADMIN_KEY) -> list[str]:
@@ -71,13 +72,6 @@ def server_metrics(url: str) -> dict[str, float]:
     values = parse(text)
     values["chat_messages"] = float(chat[0].split()[-1]) if chat else 0.0
     return values
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.2)
 
 
 def test_smoke_passes_with_every_message_delivered_and_writes_both_reports(
@@ -139,8 +133,12 @@ def test_a_server_killed_mid_run_is_reported_and_the_report_still_written(
     server = server_process()
     out = tmp_path / "report"
     with running_tool(server.url, out, "--set", "duration_s=60") as proc:
-        wait_until(lambda: server_metrics(server.url)["chat_messages"] >= 12)
-        wait_until(lambda: server_metrics(server.url).get("participants") == 6)
+        asyncio.run(
+            eventually(lambda: server_metrics(server.url)["chat_messages"] >= 12, timeout=30)
+        )
+        asyncio.run(
+            eventually(lambda: server_metrics(server.url).get("participants") == 6, timeout=30)
+        )
         server.kill()
         _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 1, stderr
@@ -163,7 +161,11 @@ def test_ctrl_c_stops_cleanly_and_still_writes_the_report(
     chat_before = server_metrics(server.url)["chat_messages"]
     out = tmp_path / "report"
     with running_tool(server.url, out, "--set", "duration_s=60") as proc:
-        wait_until(lambda: server_metrics(server.url)["chat_messages"] - chat_before >= 6)
+        asyncio.run(
+            eventually(
+                lambda: server_metrics(server.url)["chat_messages"] - chat_before >= 6, timeout=30
+            )
+        )
         proc.send_signal(signal.SIGINT)
         _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr
@@ -172,7 +174,7 @@ def test_ctrl_c_stops_cleanly_and_still_writes_the_report(
     assert report["interrupted"] is True and report["verdict"] == "interrupted"
     assert report["summary"]["chat"]["messages_sent"] >= 6
     # The participants left the server: a clean stop, not an abandoned one.
-    wait_until(lambda: server_metrics(server.url).get("participants") == 0)
+    asyncio.run(eventually(lambda: server_metrics(server.url).get("participants") == 0, timeout=30))
 
 
 def test_a_refused_admin_key_stops_before_any_load(

@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.loadtests.conftest import LoadCluster
-from tests.loadtests.test_loadtool import read_report, server_metrics, tool, wait_until
+from tests.loadtests.test_loadtool import read_report, server_metrics, tool
 from tests.support.process import ROOT, ServerProcess
+from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis, pytest.mark.postgres]
 
@@ -73,8 +73,11 @@ async def test_cluster_mode_reconnects_after_a_node_is_killed_and_loses_no_acked
     try:
         # Placement counts a node's CPU above half a core as load: wait until c's start-up
         # is over, or the rooms could all go to a and b.
-        await asyncio.to_thread(
-            wait_until, lambda: load_cluster.live().get(c.url, {}).get("cpu_percent", 100) < 50
+        await eventually(
+            lambda: asyncio.to_thread(
+                lambda: load_cluster.live().get(c.url, {}).get("cpu_percent", 100) < 50
+            ),
+            timeout=30,
         )
         chat_before = (await asyncio.to_thread(server_metrics, a.url))["chat_messages"]
         out = tmp_path / "report"
@@ -98,14 +101,15 @@ async def test_cluster_mode_reconnects_after_a_node_is_killed_and_loses_no_acked
         )
         # Rooms are placed evenly over the three nodes. Once c holds participants and chat
         # flows, kill c (not the node the tool started from).
-        deadline = time.monotonic() + 60
-        while True:
+
+        async def c_holds_chat() -> bool:
             on_c = await asyncio.to_thread(server_metrics, c.url)
             on_a = await asyncio.to_thread(server_metrics, a.url)
-            if on_c.get("participants", 0) >= 2 and on_a["chat_messages"] - chat_before >= 10:
-                break
-            assert time.monotonic() < deadline, f"c never held participants with chat: {on_c}"
-            await asyncio.sleep(0.2)
+            return on_c.get("participants", 0) >= 2 and on_a["chat_messages"] - chat_before >= 10
+
+        await eventually(
+            c_holds_chat, timeout=60, interval=0.2, what="c holding participants with chat"
+        )
         killed_participants = int((await asyncio.to_thread(server_metrics, c.url))["participants"])
         await asyncio.to_thread(c.kill)
         _, stderr = await asyncio.wait_for(proc.communicate(), 120)

@@ -25,6 +25,7 @@ from aiortc.rtcconfiguration import RTCBundlePolicy
 
 from server.media import aiortc_internals
 from tests.support.participants import SocketParticipant
+from tests.support.waiting import eventually
 
 VIDEO_RATE = 90000
 AUDIO_RATE = 48000
@@ -271,15 +272,8 @@ class MediaClient:
             await old.close()
 
     async def wait_connected(self, timeout: float = 15) -> None:
-        await self.wait_until(lambda: self.pc.connectionState == "connected", timeout)
-
-    async def wait_until(self, predicate: Callable[[], bool], timeout: float = 15) -> None:
-        async def poll() -> None:
-            # The counters change inside aiortc callbacks, which signal nothing to wait on.
-            while not predicate():  # noqa: ASYNC110
-                await asyncio.sleep(0.05)
-
-        await asyncio.wait_for(poll(), timeout)
+        # The state changes inside aiortc callbacks, which signal nothing to wait on.
+        await eventually(lambda: self.pc.connectionState == "connected", timeout)
 
     def of_kind(self, kind: str) -> list[Received]:
         return [r for r in self.received if r.kind == kind]

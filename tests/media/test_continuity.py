@@ -23,6 +23,7 @@ from server.sessionlog.health import program_health
 from server.sessionlog.pairs import Member
 from tests.media.conftest import Join
 from tests.media.support import MediaClient, client_configuration
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.slow
 
@@ -51,7 +52,7 @@ async def frames_grow(bo: MediaClient, by: int) -> None:
         return tracks[-1].frames if tracks else 0
 
     start = video()
-    await bo.wait_until(lambda: video() >= start + by, timeout=20)
+    await eventually(lambda: video() >= start + by, timeout=20)
 
 
 def wrong_fingerprint(sdp: str) -> str:
@@ -125,13 +126,13 @@ async def test_choices_are_reversible_and_hold_video_meanwhile(join: Join, serve
         assert ack == {"mode": mode}
         seen = await bo.socket.wait_for("media_mode", {"identity": "ada", "mode": mode})
         assert (seen["choice"], seen["reason"]) == (True, f"chose {mode}")
-        await bo.wait_until(lambda: video_of(server, "ada").held)  # the others see "paused"
+        await eventually(lambda: video_of(server, "ada").held)  # the others see "paused"
 
         assert await ada.socket.call(
             "media_mode", {"mode": "video", "reason": "back", "choice": True}
         ) == {"mode": "video"}
         await bo.socket.wait_for("media_mode", {"identity": "ada", "mode": "video"})
-        await bo.wait_until(lambda: not video_of(server, "ada").held)
+        await eventually(lambda: not video_of(server, "ada").held)
         await frames_grow(bo, 10)  # the media path resumed on the same connection
 
 
@@ -154,7 +155,7 @@ async def test_media_close_is_a_choice_to_text_and_media_comes_back(
     assert await ada.socket.call("media_close", {}) == {"closed": True}
     seen = await bo.socket.wait_for("media_mode", {"identity": "ada", "mode": "text"})
     assert (seen["previous"], seen["reason"], seen["choice"]) == ("video", "media_close", True)
-    await bo.wait_until(lambda: video_of(server, "ada").held)
+    await eventually(lambda: video_of(server, "ada").held)
 
     await ada.reconnect("camera back on")
     assert await ada.socket.call(

@@ -11,6 +11,7 @@ from aiortc.codecs import h264, opus, vpx
 
 from tests.media.conftest import Join
 from tests.media.support import DecodeErrors
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.slow
 
@@ -45,7 +46,7 @@ async def test_two_participants_receive_and_decode_each_other(
     ada = await join("ada", role="mentor")
     bo = await join("bo")
     for person in (ada, bo):
-        await person.wait_until(
+        await eventually(
             lambda p=person: len(p.received) == 2 and all(r.frames > 20 for r in p.received),
             timeout=20,
         )
@@ -60,7 +61,7 @@ async def test_two_participants_receive_and_decode_each_other(
 async def test_forwarding_is_pass_through(join: Join, encoder_calls: dict[str, int]) -> None:
     ada = await join("ada")
     bo = await join("bo", publish=False, decode=False)
-    await bo.wait_until(
+    await eventually(
         lambda: len(bo.received) == 2 and all(r.frames > 30 for r in bo.received), timeout=20
     )
     assert encoder_calls["count"] == 0
@@ -77,11 +78,11 @@ async def test_forwarding_is_pass_through(join: Join, encoder_calls: dict[str, i
 async def test_late_joiner_gets_a_keyframe_first_and_leaving_ends_tracks(join: Join) -> None:
     ada = await join("ada")
     bo = await join("bo")
-    await bo.wait_until(lambda: any(r.kind == "video" and r.frames > 20 for r in bo.received))
+    await eventually(lambda: any(r.kind == "video" and r.frames > 20 for r in bo.received))
     # Keyframes come every 3 s; the SFU gates the newcomer and asks ada for one.
     requests_before = ada.tracks["video"].keyframe_requests
     carol = await join("carol", publish=False, decode=False)
-    await carol.wait_until(
+    await eventually(
         lambda: len(carol.received) == 4 and all(r.frames > 5 for r in carol.received), timeout=20
     )
     for video in carol.of_kind("video"):
@@ -90,13 +91,11 @@ async def test_late_joiner_gets_a_keyframe_first_and_leaving_ends_tracks(join: J
 
     await bo.socket.call("leave")
     from_bo = [r for r in ada.received]
-    await ada.wait_until(lambda: all(r.ended.is_set() for r in from_bo), timeout=10)
+    await eventually(lambda: all(r.ended.is_set() for r in from_bo), timeout=10)
     # Carol keeps ada's tracks and loses bo's; ada still hears nothing odd.
-    await carol.wait_until(lambda: sum(r.ended.is_set() for r in carol.received) == 2)
+    await eventually(lambda: sum(r.ended.is_set() for r in carol.received) == 2)
     still = [r for r in carol.received if not r.ended.is_set()]
     counts = [r.frames for r in still]
-    await carol.wait_until(
-        lambda: all(r.frames > c + 5 for r, c in zip(still, counts, strict=True))
-    )
-    await carol.wait_until(lambda: carol.renegotiations >= 2)
+    await eventually(lambda: all(r.frames > c + 5 for r, c in zip(still, counts, strict=True)))
+    await eventually(lambda: carol.renegotiations >= 2)
     assert all("error" not in ack for ack in carol.answer_acks)

@@ -7,6 +7,7 @@ from aiortc import RTCPeerConnection
 
 from tests.media.conftest import Join
 from tests.media.support import client_configuration
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.slow
 
@@ -14,7 +15,7 @@ pytestmark = pytest.mark.slow
 async def test_silent_publisher_steps_down_and_recovers(join: Join) -> None:
     ada = await join("ada")
     bo = await join("bo", publish=False, decode=False)
-    await bo.wait_until(lambda: len(bo.received) == 2 and all(r.frames > 10 for r in bo.received))
+    await eventually(lambda: len(bo.received) == 2 and all(r.frames > 10 for r in bo.received))
 
     ada.tracks["video"].silent = True  # the camera froze; audio still flows
     changed = await bo.socket.wait_for("media_mode", {"identity": "ada", "mode": "audio"})
@@ -33,7 +34,7 @@ async def test_silent_publisher_steps_down_and_recovers(join: Join) -> None:
 async def test_peer_that_never_completes_ice_is_moved_to_text(join: Join) -> None:
     ada = await join("ada")
     bo = await join("bo", publish=False, decode=False)
-    await bo.wait_until(lambda: len(bo.received) == 2)
+    await eventually(lambda: len(bo.received) == 2)
     # carol offers, then vanishes before any connectivity check can succeed.
     carol = await join("carol", connect=False)
     ghost = RTCPeerConnection(client_configuration())
@@ -50,8 +51,6 @@ async def test_peer_that_never_completes_ice_is_moved_to_text(join: Join) -> Non
     # The room carries on: media between the others still flows, chat still works.
     from_ada = bo.received[:2]
     before = [r.frames for r in from_ada]
-    await bo.wait_until(
-        lambda: all(r.frames > b + 10 for r, b in zip(from_ada, before, strict=True))
-    )
+    await eventually(lambda: all(r.frames > b + 10 for r, b in zip(from_ada, before, strict=True)))
     assert "id" in await carol.socket.chat("can you hear me?", "c1")
     assert (await ada.socket.wait_for("chat", {"client_id": "c1"}))["text"] == "can you hear me?"

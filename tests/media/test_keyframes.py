@@ -13,6 +13,7 @@ from server.media import aiortc_internals
 from server.media.keyframes import KEYFRAME_INTERVAL_SECONDS, KeyframeLimiter
 from tests.media.conftest import Join
 from tests.media.support import Received
+from tests.support.waiting import eventually
 
 
 def test_the_first_request_goes_at_once() -> None:
@@ -73,10 +74,10 @@ async def test_a_subscriber_asking_on_every_frame_costs_the_publisher_one_a_seco
             plis += 1
 
     carol.on_frame = cannot_decode
-    await carol.wait_until(lambda: plis > 0, timeout=20)
+    await eventually(lambda: plis > 0, timeout=20)
     video = bo.tracks["video"]
     start, asked_before = time.monotonic(), video.keyframe_requests
-    await carol.wait_until(lambda: plis >= 120, timeout=40)  # 8 s of frames at 15 fps
+    await eventually(lambda: plis >= 120, timeout=40)  # 8 s of frames at 15 fps
     elapsed = time.monotonic() - start
     asked = video.keyframe_requests - asked_before
     assert asked >= 1  # held back, never dropped

@@ -25,6 +25,7 @@ from server.media.forwarding import Publication
 from server.media.loss_repair import repair_video
 from server.media.metrics import MediaMetrics
 from tests.media.support import EncodedTrack, client_configuration, encode_video
+from tests.support.waiting import eventually
 
 FPS = 15
 FLOWING = 30  # frames after the loss that show video flows again (2 s of video)
@@ -135,19 +136,14 @@ def _pli(receiver: object) -> bool:
 async def frames_after_loss(link: Link) -> int:
     """Arm the dropper once video flows; wait until FLOWING frames arrive after the
     dropped packet was sent. Returns the frames pushed before the loss."""
-
-    async def until(predicate: object) -> None:
-        while not predicate():  # type: ignore[operator]  # noqa: ASYNC110
-            await asyncio.sleep(0.05)
-
-    await asyncio.wait_for(until(lambda: link.publication.frames >= 10), DEADLINE)
+    await eventually(lambda: link.publication.frames >= 10, DEADLINE)
     link.dropper.armed = True
-    await asyncio.wait_for(until(lambda: link.dropper.target is not None), DEADLINE)
+    await eventually(lambda: link.dropper.target is not None, DEADLINE)
     before = link.publication.frames
     sent_before = len(link.track.sent)
     try:
-        await asyncio.wait_for(until(lambda: link.publication.frames >= before + FLOWING), DEADLINE)
-    except TimeoutError:
+        await eventually(lambda: link.publication.frames >= before + FLOWING, DEADLINE)
+    except AssertionError:
         raise AssertionError(
             f"video stalled after the loss: {link.publication.frames - before} frames in "
             f"{DEADLINE} s while {len(link.track.sent) - sent_before} were sent"

@@ -7,8 +7,6 @@ participants publishing audio and video to each other.
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
 from typing import Any
 
@@ -19,6 +17,7 @@ from server.cluster.nodes import NodeLoad
 from tests.conftest import ADMIN
 from tests.media.conftest import MEDIA_SETTINGS, Join
 from tests.support.services import require_redis
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.redis
 
@@ -50,12 +49,16 @@ async def test_a_node_reports_the_streams_it_forwards_in_its_heartbeat(
     ada = await join("ada", role="mentor")
     bo = await join("bo")
     for person in (ada, bo):
-        await person.wait_until(lambda p=person: len(p.received) == 2, timeout=20)
+        await eventually(lambda p=person: len(p.received) == 2, timeout=20)
     # Each forwards its audio and video to the other: four streams, in the next heartbeat.
-    deadline = time.monotonic() + 10
-    while (node := (await _nodes(base_url))[0])["streams"] < 4:
-        assert time.monotonic() < deadline, f"the heartbeat never counted the streams: {node}"
-        await asyncio.sleep(0.1)
+
+    async def counted() -> dict[str, Any] | None:
+        node = (await _nodes(base_url))[0]
+        return node if node["streams"] >= 4 else None
+
+    node = await eventually(
+        counted, timeout=10, interval=0.1, what="the heartbeat counting streams"
+    )
     assert node["participants"] == 2 and node["rooms"] == 1
     # ... and placement weighs them: 20 forwarded streams count as one more room.
     load = NodeLoad(**{**node, "ts": 0.0, "cpu_percent": 0.0})

@@ -11,6 +11,7 @@ from aiortc.sdp import SessionDescription
 from server.media.refused_sections import Refusals
 from tests.media.conftest import Join
 from tests.media.support import MediaClient
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.slow
 
@@ -77,7 +78,7 @@ def sections(sdp: str) -> dict[str, tuple[str, int]]:
 
 
 async def audio_flows(publisher: MediaClient, subscriber: MediaClient) -> None:
-    await subscriber.wait_until(
+    await eventually(
         lambda: any(r.kind == "audio" and r.frames > 25 for r in subscriber.received), timeout=20
     )
     assert not subscriber.of_kind("video")
@@ -141,13 +142,13 @@ async def test_later_offers_keep_the_refused_section_in_its_place(join: Join) ->
     )
     await ada.connect()
     await join("carol")  # ada is re-offered carol's audio and video
-    await ada.wait_until(lambda: ada.renegotiations >= 1, timeout=20)
+    await eventually(lambda: ada.renegotiations >= 1, timeout=20)
     offer = ada.offers[-1]["sdp"]
     offered = sections(offer)
     assert list(offered)[0] == "v9" and offered["v9"] == ("video", 0)
     bundle = next(line for line in offer.split("\r\n") if line.startswith("a=group"))
     assert "v9" not in bundle.split()
     assert all("error" not in ack for ack in ada.answer_acks), ada.answer_acks
-    await ada.wait_until(
+    await eventually(
         lambda: len(ada.received) == 2 and all(r.frames > 10 for r in ada.received), timeout=20
     )

@@ -9,6 +9,7 @@ from aiortc.sdp import SessionDescription
 
 from tests.media.conftest import Join
 from tests.media.support import MediaClient, encode_video, numbering, renumbered
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.slow
 
@@ -34,7 +35,7 @@ def stream_ids(sdp: str) -> dict[str, str]:
 async def frames_grow(person: MediaClient, mids: list[str], by: int = 10) -> None:
     tracks = [r for r in person.received if r.mid in mids]
     before = [r.frames for r in tracks]
-    await person.wait_until(
+    await eventually(
         lambda: all(r.frames > b + by for r, b in zip(tracks, before, strict=True)), timeout=20
     )
 
@@ -46,7 +47,7 @@ async def test_offers_name_each_tracks_owner(join: Join) -> None:
     for identity, (width, height) in sizes.items():
         await join(identity, video=encode_video(30, width=width, height=height, keyint=10))
     eve = await join("eve", publish=False)
-    await eve.wait_until(
+    await eventually(
         lambda: (
             len(eve.of_kind("video")) == 3
             and all(r.first_size is not None for r in eve.of_kind("video"))
@@ -72,10 +73,10 @@ async def test_offers_name_each_tracks_owner(join: Join) -> None:
 async def test_reoffers_keep_numbers_and_the_publisher_keeps_flowing(join: Join) -> None:
     ada = await join("ada", munge_first_offer=chrome_like)
     bo = await join("bo", publish=False, decode=False)
-    await bo.wait_until(lambda: len(bo.received) == 2 and all(r.frames > 5 for r in bo.received))
+    await eventually(lambda: len(bo.received) == 2 and all(r.frames > 5 for r in bo.received))
     for count, identity in enumerate(("carol", "dan", "fay"), start=1):
         await join(identity)
-        await ada.wait_until(lambda c=count: ada.renegotiations >= c, timeout=20)
+        await eventually(lambda c=count: ada.renegotiations >= c, timeout=20)
     assert ada.first_exchange is not None
     sent_offer, answer = ada.first_exchange
     negotiated = numbering(answer)
@@ -113,8 +114,8 @@ async def test_a_slow_answer_to_the_first_reoffer_keeps_the_publishers_numbers(
     bo = await join("bo", publish=False, decode=False)
     await join("carol")
     gus = await join("gus", munge_first_offer=chrome_like, answer_delay=2.0)
-    await gus.wait_until(lambda: gus.renegotiations >= 1, timeout=20)
-    await bo.wait_until(lambda: len(bo.received) == 4, timeout=20)
+    await eventually(lambda: gus.renegotiations >= 1, timeout=20)
+    await eventually(lambda: len(bo.received) == 4, timeout=20)
     await frames_grow(bo, [str(r.mid) for r in bo.received], by=20)
     assert not [e for e in bo.socket.events["media_mode"] if e["identity"] == "gus"]
 
@@ -132,8 +133,8 @@ async def test_one_leave_is_one_renegotiation_for_everyone(join: Join) -> None:
     # of bo's m-lines (it used to take two offers, one per track).
     bo = await join("bo")
     carol = await join("carol", publish=False, decode=False)
-    await carol.wait_until(lambda: len(carol.received) == 2 and carol.renegotiations >= 1)
-    await carol.wait_until(lambda: all(r.frames > 0 for r in carol.received))
+    await eventually(lambda: len(carol.received) == 2 and carol.renegotiations >= 1)
+    await eventually(lambda: all(r.frames > 0 for r in carol.received))
     bos = {
         mid for offer in carol.offers for mid, t in offer["tracks"].items() if t["identity"] == "bo"
     }
@@ -141,13 +142,13 @@ async def test_one_leave_is_one_renegotiation_for_everyone(join: Join) -> None:
     before = len(carol.offers)
     ack = await bo.socket.call("leave", {})
     assert "error" not in ack, ack
-    await carol.wait_until(lambda: len(carol.offers) > before, timeout=20)
+    await eventually(lambda: len(carol.offers) > before, timeout=20)
     first = carol.offers[before]
     assert bos <= inactive_mids(first["sdp"]), first["sdp"]
     assert not any(t["identity"] == "bo" for t in first["tracks"].values())
     # The next offer carol gets is for the next change (dan joining), not a second one
     # for bo's leave.
     await join("dan")
-    await carol.wait_until(lambda: len(carol.offers) > before + 1, timeout=20)
+    await eventually(lambda: len(carol.offers) > before + 1, timeout=20)
     following = carol.offers[before + 1]["tracks"].values()
     assert any(t["identity"] == "dan" for t in following), carol.offers[before + 1]

@@ -15,6 +15,7 @@ from server.phone.sfu_audio import SfuRoomAudio
 from server.rooms.model import MediaMode
 from server.services import SERVICES
 from tests.media.conftest import Join
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.slow
 
@@ -51,15 +52,15 @@ async def test_phone_caller_is_heard_in_the_room_and_hears_it(join: Join, server
     )
     mix = room_audio.room_mix("pair-1", exclude_identity="phone-1")
     room_audio.publish_track("pair-1", "phone-1", Tone())
-    await ada.wait_until(lambda: len(ada.received) == 1 and ada.received[0].frames > 20)
+    await eventually(lambda: len(ada.received) == 1 and ada.received[0].frames > 20)
     assert ada.received[0].kind == "audio"
     # The caller's level goes with the audio: the caller is the room's speaker.
     await ada.socket.wait_for("active_speaker", {"identity": "phone-1"})
-    await ada.wait_until(lambda: "ada" in mix.sources)
+    await eventually(lambda: "ada" in mix.sources)
     await asyncio.sleep(0.3)
     heard = mix.read(8000 // 10)
     assert np.abs(heard).max() > 0, "the caller hears the room's audio"
 
     room_audio.unpublish_track("pair-1", "phone-1")
-    await ada.wait_until(lambda: ada.received[0].ended.is_set())
+    await eventually(lambda: ada.received[0].ended.is_set())
     mix.close()

@@ -19,6 +19,7 @@ from server.media.forwarding import ForwardedTrack
 from server.services import SERVICES
 from tests.media.conftest import Join
 from tests.media.support import MediaClient
+from tests.support.waiting import eventually
 
 ROOM = "pair-1"
 
@@ -37,7 +38,7 @@ async def stats_of(person: MediaClient, kind: str) -> list[Any]:
 async def test_forwarded_frames_are_sent_by_the_sfu_and_reported(join: Join, server: Any) -> None:
     await join("ada")
     bo = await join("bo", publish=False, decode=False)
-    await bo.wait_until(lambda: len(bo.received) == 2 and all(r.frames > 20 for r in bo.received))
+    await eventually(lambda: len(bo.received) == 2 and all(r.frames > 20 for r in bo.received))
     tracks = forwarded(server, "bo")
     assert set(tracks) == {"audio", "video"}
     for track in tracks.values():
@@ -60,7 +61,7 @@ async def test_a_packet_lost_on_the_way_to_a_subscriber_is_sent_again(
 ) -> None:
     await join("ada")
     bo = await join("bo", publish=False, decode=False)
-    await bo.wait_until(lambda: any(r.kind == "video" and r.frames > 10 for r in bo.received))
+    await eventually(lambda: any(r.kind == "video" and r.frames > 10 for r in bo.received))
     video = forwarded(server, "bo")["video"]
     assert video.output is not None
     video_ssrc = internals.RtpLink(
@@ -80,10 +81,10 @@ async def test_a_packet_lost_on_the_way_to_a_subscriber_is_sent_again(
 
     transport._handle_rtp_data = lossy
     received = bo.of_kind("video")[0]
-    await bo.wait_until(lambda: bool(dropped), timeout=5)
+    await eventually(lambda: bool(dropped), timeout=5)
     before = received.frames
     # aiortc's jitter buffer would wait for 512 newer packets (~30 s here) without it.
-    await bo.wait_until(lambda: received.frames >= before + 30, timeout=8)
+    await eventually(lambda: received.frames >= before + 30, timeout=8)
     assert video.output.retransmitted >= 1
     registry = server.app[SERVICES].registry
     counted = registry.get_sample_value("pairwise_sfu_retransmitted_packets_total")
@@ -95,7 +96,7 @@ async def test_a_subscriber_whose_socket_is_full_loses_frames_then_resumes_at_a_
 ) -> None:
     await join("ada")
     bo = await join("bo", publish=False, decode=False)
-    await bo.wait_until(lambda: any(r.kind == "video" and r.frames > 10 for r in bo.received))
+    await eventually(lambda: any(r.kind == "video" and r.frames > 10 for r in bo.received))
     video = forwarded(server, "bo")["video"]
     monkeypatch.setattr(internals, "MAX_SOCKET_BACKLOG", -1)  # every send finds it full
     await asyncio.sleep(0.2)
@@ -117,7 +118,7 @@ async def test_a_subscriber_whose_socket_is_full_loses_frames_then_resumes_at_a_
     received = bo.of_kind("video")[0]
     frames_before = received.frames
     monkeypatch.setattr(internals, "MAX_SOCKET_BACKLOG", 256 * 1024)
-    await bo.wait_until(lambda: len(sent) > 5 and received.frames > frames_before + 5, timeout=8)
+    await eventually(lambda: len(sent) > 5 and received.frames > frames_before + 5, timeout=8)
     assert sent[0], "the first frame sent after the stall is not a keyframe"
 
 

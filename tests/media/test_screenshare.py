@@ -12,6 +12,7 @@ import pytest
 
 from tests.media.conftest import Join
 from tests.media.support import Encoded, MediaClient, Received, encode_video
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.slow
 
@@ -41,12 +42,12 @@ async def test_a_shared_screen_reaches_everyone_labelled_and_stops(
 ) -> None:
     ada = await sharer(join, screen_frames)
     bo = await join("bo")
-    await bo.wait_until(lambda: set(video_by_source(bo)) == {"camera"}, timeout=20)
+    await eventually(lambda: set(video_by_source(bo)) == {"camera"}, timeout=20)
     assert all(r.frames == 0 for r in bo.received if bo.source_of(r) == "screen")
 
     ack = await ada.socket.call("media_control", {"screen": True})
     assert ack["screen"] is True
-    await bo.wait_until(
+    await eventually(
         lambda: (
             set(video_by_source(bo)) == {"camera", "screen"}
             and all(r.first_size is not None for r in video_by_source(bo).values())
@@ -59,7 +60,7 @@ async def test_a_shared_screen_reaches_everyone_labelled_and_stops(
     assert videos["camera"].first_size == (160, 120)
 
     carol = await join("carol")  # joins while the screen is shared
-    await carol.wait_until(
+    await eventually(
         lambda: (
             set(video_by_source(carol)) == {"camera", "screen"}
             and video_by_source(carol)["screen"].frames > 5
@@ -69,16 +70,16 @@ async def test_a_shared_screen_reaches_everyone_labelled_and_stops(
 
     screen = video_by_source(bo)["screen"]
     await ada.socket.call("media_control", {"screen": False})
-    await bo.wait_until(screen.ended.is_set, timeout=20)
-    await bo.wait_until(
+    await eventually(screen.ended.is_set, timeout=20)
+    await eventually(
         lambda: "screen" not in {info["source"] for info in bo.offers[-1]["tracks"].values()}
     )
     camera = video_by_source(bo)["camera"]
     before = camera.frames
-    await bo.wait_until(lambda: camera.frames > before + 10)  # the camera goes on
+    await eventually(lambda: camera.frames > before + 10)  # the camera goes on
 
     await ada.socket.call("media_control", {"screen": True})  # and again
-    await bo.wait_until(
+    await eventually(
         lambda: "screen" in video_by_source(bo) and video_by_source(bo)["screen"].frames > 5,
         timeout=20,
     )
@@ -95,7 +96,7 @@ async def test_the_offer_can_name_which_video_is_the_screen(
     assert ada.screen_mid() == "1"
     await ada.socket.call("media_control", {"screen": True})
     bo = await join("bo")
-    await bo.wait_until(
+    await eventually(
         lambda: (
             set(video_by_source(bo)) == {"camera", "screen"}
             and all(r.frames > 5 for r in video_by_source(bo).values())

@@ -17,6 +17,7 @@ from server.config import Settings
 from tests.conftest import ADMIN
 from tests.media.conftest import Join
 from tests.media.support import without_codec
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.slow
 
@@ -109,7 +110,7 @@ async def test_mdns_candidates_are_dropped_before_aiortc_sees_them(join: Join) -
 async def test_controls_mute_camera_and_audio_only(join: Join) -> None:
     ada = await join("ada")
     bo = await join("bo", publish=False, decode=False)
-    await bo.wait_until(lambda: len(bo.received) == 2 and all(r.frames > 5 for r in bo.received))
+    await eventually(lambda: len(bo.received) == 2 and all(r.frames > 5 for r in bo.received))
     audio, video = bo.of_kind("audio")[0], bo.of_kind("video")[0]
 
     async def flowing(received: Any) -> bool:
@@ -122,9 +123,7 @@ async def test_controls_mute_camera_and_audio_only(join: Join) -> None:
     await asyncio.sleep(0.2)
     assert not await flowing(video) and await flowing(audio)
     await bo.socket.call("media_control", {"receive_video": True})
-    await bo.wait_until(
-        lambda: video.frames > 0 and bo.of_kind("video")[0].frames > video.frames - 1
-    )
+    await eventually(lambda: video.frames > 0 and bo.of_kind("video")[0].frames > video.frames - 1)
     assert await flowing(video)
 
     await ada.socket.call("media_control", {"audio": False})
@@ -142,19 +141,19 @@ async def test_controls_mute_camera_and_audio_only(join: Join) -> None:
     observer = await join("olga", role="observer", publish=False, decode=False)
     denied = await observer.socket.call("media_control", {"video": True})
     assert denied["error"]["code"] == "forbidden"
-    await observer.wait_until(lambda: len(observer.received) == 2)
+    await eventually(lambda: len(observer.received) == 2)
 
 
 async def test_reconnect_keeps_room_and_subscribers(join: Join) -> None:
     ada = await join("ada")
     bo = await join("bo", publish=False, decode=False)
-    await bo.wait_until(lambda: len(bo.received) == 2 and all(r.frames > 5 for r in bo.received))
+    await eventually(lambda: len(bo.received) == 2 and all(r.frames > 5 for r in bo.received))
     tracks = list(bo.received)
     ack = await ada.reconnect(reason="network_changed")
     assert ack["type"] == "answer"
     await ada.wait_connected()
     counts = [r.frames for r in tracks]
-    await bo.wait_until(lambda: all(r.frames > c + 10 for r, c in zip(tracks, counts, strict=True)))
+    await eventually(lambda: all(r.frames > c + 10 for r, c in zip(tracks, counts, strict=True)))
     assert len(bo.received) == 2 and not any(r.ended.is_set() for r in tracks)
     decoder = av.CodecContext.create("libvpx", "r")
     video = bo.of_kind("video")[0].encoded
@@ -165,7 +164,7 @@ async def test_reconnect_keeps_room_and_subscribers(join: Join) -> None:
 async def test_stats_api_and_metrics(join: Join, base_url: str) -> None:
     await join("ada")
     bo = await join("bo")
-    await bo.wait_until(lambda: len(bo.received) == 2 and all(r.frames > 5 for r in bo.received))
+    await eventually(lambda: len(bo.received) == 2 and all(r.frames > 5 for r in bo.received))
     url = f"{base_url}/api/v1/rooms/pair-1/stats"
     async with aiohttp.ClientSession() as http:
         async with http.get(url) as resp:

@@ -23,6 +23,7 @@ from tests.media.support import (
     hold_remb,
     without_abs_send_time,
 )
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.slow
 
@@ -88,9 +89,9 @@ async def test_the_answer_takes_the_layers_and_a_clean_subscriber_climbs_to_the_
     assert any("sdes:rtp-stream-id" in line for line in video if line.startswith("a=extmap"))
 
     bo, sizes = await subscriber(join, "bo")
-    await bo.wait_until(lambda: sizes.latest() == (640, 360), timeout=30)
+    await eventually(lambda: sizes.latest() == (640, 360), timeout=30)
     started = time.monotonic()
-    await bo.wait_until(lambda: len(sizes.frames) > 0 and time.monotonic() - started > 2)
+    await eventually(lambda: len(sizes.frames) > 0 and time.monotonic() - started > 2)
     assert sizes.latest() == (640, 360)
     # every layer it went through came in order, and no freeze longer than 1 s
     seen = [size for _, *size in sizes.frames]
@@ -100,8 +101,8 @@ async def test_the_answer_takes_the_layers_and_a_clean_subscriber_climbs_to_the_
     assert sizes.longest_gap(sizes.frames[0][0]) < 1.5
     # re-offers keep the simulcast (a browser would stop it otherwise)
     carol = await join("carol")
-    await carol.wait_until(lambda: len(carol.received) >= 2, timeout=20)
-    await publisher.client.wait_until(lambda: len(publisher.client.offers) >= 1, timeout=20)
+    await eventually(lambda: len(carol.received) >= 2, timeout=20)
+    await eventually(lambda: len(publisher.client.offers) >= 1, timeout=20)
     offers = [o["sdp"] for o in publisher.client.offers]
     assert offers and all("a=simulcast:recv q;h;f" in sdp for sdp in offers)
 
@@ -116,11 +117,11 @@ async def test_a_subscriber_at_80_kbps_gets_the_low_layer_and_climbs_when_it_cle
     async def hold(bitrate: int, seconds: float) -> None:
         await hold_remb(bo, bitrate, seconds)
 
-    await bo.wait_until(lambda: sizes.latest() is not None, timeout=20)
+    await eventually(lambda: sizes.latest() is not None, timeout=20)
     await hold(80_000, 6)
     assert sizes.latest() == (160, 90)
     assert {(w, h) for _, w, h in sizes.frames} == {(160, 90)}
-    await carol.wait_until(lambda: carol_sizes.latest() == (640, 360), timeout=30)
+    await eventually(lambda: carol_sizes.latest() == (640, 360), timeout=30)
 
     # the link clears: it climbs, on keyframes, without a freeze
     cleared = time.monotonic()
@@ -147,10 +148,10 @@ async def test_keyframe_requests_reach_each_layer_right_after_the_publisher_conn
     only every 2 s by themselves here)."""
     await publisher.connect()
     await publisher.client.wait_connected(timeout=20)
-    await publisher.client.wait_until(lambda: publisher.layers[0].sent > 15, timeout=20)
+    await eventually(lambda: publisher.layers[0].sent > 15, timeout=20)
     bo, sizes = await subscriber(join, "bo")
     await bo.wait_connected(timeout=20)
     connected = time.monotonic()
-    await bo.wait_until(lambda: sizes.latest() is not None, timeout=20)
+    await eventually(lambda: sizes.latest() is not None, timeout=20)
     assert publisher.layers[0].plis >= 1
     assert sizes.frames[0][0] - connected < 1.9

@@ -18,6 +18,7 @@ from server.media import aiortc_internals
 from server.media.speakers import HOLD_SECONDS, SpeakerDetector
 from tests.media.conftest import Join
 from tests.media.support import AUDIO_RATE, MediaClient, Received
+from tests.support.waiting import eventually
 
 LOUD, QUIET = 6, 40  # RFC 6464 levels: -6 dBov and -40 dBov
 
@@ -135,13 +136,13 @@ async def test_the_speaker_event_names_the_louder_and_follows_a_swap(join: Join)
     eve.on_frame = level_of
     ada = await speaker(join, "ada", amplitude=20000)
     bo = await speaker(join, "bo", amplitude=400)
-    await eve.wait_until(lambda: speakers(eve)[-1:] == ["ada"], timeout=20)
+    await eventually(lambda: speakers(eve)[-1:] == ["ada"], timeout=20)
     # The forwarded packets still carry the publishers' levels.
-    await eve.wait_until(lambda: len(levels) > 50, timeout=20)
+    await eventually(lambda: len(levels) > 50, timeout=20)
     assert all(level is not None for level in levels[-20:]), levels[-20:]
     assert min(level & 0x7F for level in levels if level is not None) < 20
 
     ada.amplitude, bo.amplitude = 400, 20000
-    await eve.wait_until(lambda: speakers(eve)[-1:] == ["bo"], timeout=20)
+    await eventually(lambda: speakers(eve)[-1:] == ["bo"], timeout=20)
     ada.amplitude, bo.amplitude = 20000, 400
-    await eve.wait_until(lambda: speakers(eve)[-1:] == ["ada"], timeout=20)
+    await eventually(lambda: speakers(eve)[-1:] == ["ada"], timeout=20)

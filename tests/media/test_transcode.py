@@ -11,6 +11,7 @@ from aiortc.codecs import h264
 from tests.conftest import ADMIN
 from tests.media.conftest import Join
 from tests.media.support import DecodeErrors, without_codec
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.slow
 
@@ -31,7 +32,7 @@ async def test_subscriber_without_the_publishers_codec_gets_a_transcoded_stream(
     try:
         await join("ada")  # publishes VP8
         no_vp8 = await join("bo", publish=False, munge_offer=lambda sdp: without_codec(sdp, "VP8"))
-        await no_vp8.wait_until(
+        await eventually(
             lambda: len(no_vp8.received) == 2 and all(r.frames > 10 for r in no_vp8.received),
             timeout=30,
         )

@@ -22,6 +22,7 @@ from server.media import aiortc_internals
 from server.media.publisher_cap import FLOOR
 from tests.media.conftest import Join
 from tests.media.support import hold_remb, without_abs_send_time
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.slow
 
@@ -73,14 +74,14 @@ async def test_a_subscriber_at_80_kbps_caps_the_publisher_at_the_floor_and_recov
     sent = Sent(transceiver.sender)
     await ada.connect()
     bo = await join("bo", publish=False, decode=False, munge_answer=without_abs_send_time)
-    await bo.wait_until(lambda: any(r.frames > 30 for r in bo.of_kind("video")), timeout=20)
+    await eventually(lambda: any(r.frames > 30 for r in bo.of_kind("video")), timeout=20)
     uncapped = await sent.rate()
 
     # bo's link carries 80 kbit/s: ada is asked for the floor, not less, and sends less
     rembs = len(sent.rembs)
     slow = asyncio.create_task(hold_remb(bo, 80_000, 60))
     try:
-        await ada.wait_until(lambda: any(r <= FLOOR * 1.01 for r in sent.rembs[rembs:]), timeout=10)
+        await eventually(lambda: any(r <= FLOOR * 1.01 for r in sent.rembs[rembs:]), timeout=10)
         capped = [r for r in sent.rembs[rembs:] if r <= FLOOR * 1.01]
         assert min(capped) >= FLOOR * 0.99
         await sent.rate(1.0)  # the encoder's rate control settles
@@ -88,7 +89,7 @@ async def test_a_subscriber_at_80_kbps_caps_the_publisher_at_the_floor_and_recov
         assert low < uncapped * 0.7, (low, uncapped)
         # while capped, every REMB the SFU sends (its own estimate too) stays capped
         since = len(sent.rembs)
-        await ada.wait_until(lambda: len(sent.rembs) > since, timeout=10)
+        await eventually(lambda: len(sent.rembs) > since, timeout=10)
         assert max(sent.rembs[since:]) <= FLOOR * 1.01
     finally:
         slow.cancel()
@@ -97,7 +98,7 @@ async def test_a_subscriber_at_80_kbps_caps_the_publisher_at_the_floor_and_recov
     rembs = len(sent.rembs)
     fast = asyncio.create_task(hold_remb(bo, 5_000_000, 60))
     try:
-        await ada.wait_until(lambda: any(r > FLOOR * 2 for r in sent.rembs[rembs:]), timeout=10)
+        await eventually(lambda: any(r > FLOOR * 2 for r in sent.rembs[rembs:]), timeout=10)
         await sent.rate(1.0)
         assert await sent.rate() > low * 1.4
     finally:

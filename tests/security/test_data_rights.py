@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,7 @@ from server.store.migrate import migrate
 from tests.conftest import ADMIN
 from tests.support.participants import SocketParticipant, issue_token
 from tests.support.process import ServerProcess
+from tests.support.waiting import eventually
 
 ZELDA = "zelda.quixotic@example.org"
 SECRETS = ("zebra-chat-4711", "zebra-agenda-4711", "zebra-goal-4711", "zebra-feedback-4711")
@@ -106,10 +106,11 @@ async def test_erased_participants_data_is_gone_from_the_database_files(
         await person.call("leave")
         await person.sio.disconnect()
         base = f"{api}/pairs/{pair['id']}"
-        deadline = time.monotonic() + 15
-        while not (sessions := (await call(http, "GET", base + "/sessions", ADMIN))["sessions"]):
-            assert time.monotonic() < deadline, "no session was recorded"
-            await asyncio.sleep(0.05)
+
+        async def recorded() -> list[dict[str, Any]]:
+            return list((await call(http, "GET", base + "/sessions", ADMIN))["sessions"])
+
+        sessions = await eventually(recorded, what="a session recorded")
         await call(http, "POST", base + "/agenda", zelda, {"text": SECRETS[1]}, 201)
         await call(http, "POST", base + "/goals", zelda, {"title": SECRETS[2]}, 201)
         await call(
@@ -144,10 +145,9 @@ async def test_erased_participants_data_is_gone_from_the_database_files(
         )
         pseudonym = done["pseudonym"]
         # Their live connection was cut before the erasure.
-        deadline = time.monotonic() + 10
-        while back.sio.connected:
-            assert time.monotonic() < deadline, "the erased participant is still connected"
-            await asyncio.sleep(0.05)
+        await eventually(
+            lambda: not back.sio.connected, timeout=10, what="the erased participant cut off"
+        )
 
         # The token they still hold opens nothing any more: not the API, not the room.
         revoked = await call(http, "GET", api + "/me/data", zelda, None, 401)
@@ -333,10 +333,11 @@ async def test_the_retention_job_runs_at_start_with_its_clock(tmp_path: Path) ->
     context = retention_job(database, days=30, interval=3600, clock=lambda: 31 * DAY + 1)
     running = context(None).__aiter__()
     await running.__anext__()
-    deadline = time.monotonic() + 10
-    while await leftovers(url, ("retained-secret-old",)):
-        assert time.monotonic() < deadline, "the retention job did not run"
-        await asyncio.sleep(0.05)
+
+    async def swept() -> bool:
+        return not await leftovers(url, ("retained-secret-old",))
+
+    await eventually(swept, timeout=10, what="the retention job run")
     entries = await PrivacyLog(database).entries()
     assert [(e.actor, e.action, e.subject, e.detail["messages"]) for e in entries] == [
         ("retention", "retention", "old", 1)

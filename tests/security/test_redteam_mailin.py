@@ -74,16 +74,14 @@ async def test_a_long_line_does_not_stall_the_server(
             last = now
 
     ticking = asyncio.create_task(tick())
-    began = time.monotonic()
     try:
-        await send(node, reply(ben, f"Fine by me.\n\n{line}\n"))
+        async with asyncio.timeout(3):
+            await send(node, reply(ben, f"Fine by me.\n\n{line}\n"))
     except aiosmtplib.SMTPResponseException:
-        pass  # refused as too long for the chat: what matters is how long it took
+        pass  # refused as too long for the chat: what matters is that it came in time
     finally:
         done.set()
         await ticking
-    took = time.monotonic() - began
-    assert took < 3.0, f"the reply took {took:.1f} s"
     assert max(gaps) < 1.0, f"the event loop stalled for {max(gaps):.1f} s"
 
 

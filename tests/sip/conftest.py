@@ -24,21 +24,10 @@ from server.store import Database
 from server.store.schema import metadata
 from tests.support.room_audio import LocalRoomAudio
 from tests.support.services import require_program
+from tests.support.waiting import eventually
 
 SCENARIOS = Path(__file__).parent / "scenarios"
 E = TypeVar("E", bound=RoomEvent)
-
-
-async def eventually(check: Callable[[], Any], timeout: float = 10.0) -> Any:
-    """Poll until `check()` is truthy and return it; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        await asyncio.sleep(0.02)
 
 
 @dataclass
