@@ -8,6 +8,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from server.api import health, pages, tokens
 from server.api import rooms as rooms_api
@@ -121,7 +125,19 @@ def create_app(settings: Settings, *, directory: Directory | None = None) -> web
     bus = EventBus()
     rooms = RoomRegistry(bus, settings.room_capacity, settings.room_grace_seconds)
     chat = ChatService(ChatStore(database), bus, settings.chat_max_chars)
-    redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
+    # After Redis restarts, the pool's old connections fail once each ("Connection closed
+    # by server"). Without a retry on a fresh connection that one error made a room lookup
+    # fall back to serving the room here, while its node still held it: a split room, seen
+    # in the Redis-restart test. Two quick retries; a real outage still fails in < 0.3 s.
+    redis = (
+        Redis.from_url(
+            settings.redis_url,
+            retry=Retry(ExponentialBackoff(cap=0.2, base=0.05), 2),
+            retry_on_error=[RedisConnectionError, RedisTimeoutError],
+        )
+        if settings.redis_url
+        else None
+    )
     manager = (
         CatchUpRedisManager(settings.redis_url, channel=f"{settings.cluster}:socketio")
         if settings.redis_url

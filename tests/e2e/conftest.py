@@ -104,7 +104,8 @@ class RoomPage:
         # browser on a loaded machine than Playwright's 5 s default.
         await expect(button).to_be_enabled(timeout=20_000)
         await button.click()
-        await expect(self.tile(self.identity)).to_be_visible()
+        # A namespace's first browser of the run took over 10 s here once (a full run).
+        await expect(self.tile(self.identity)).to_be_visible(timeout=20_000)
         return self
 
     def tile(self, identity: str) -> Any:

@@ -19,6 +19,7 @@ from server.config import Settings
 from tests.e2e.conftest import Launcher, OpenPage
 from tests.e2e.test_continuity import DEBUG, both_decode, decodes, make_pair, timeline
 from tests.support.netns import TestHost, create_test_host
+from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -111,12 +112,24 @@ async def test_udp_blocked_mid_call_then_back_on_video(
 
     await both_decode(ada, bo, 15)
     await expect(ada.badge("bo")).to_have_text("Video")
-    entries = await timeline(base_url, pair_id)
-    bo_entries = [(e["kind"], e["detail"]) for e in entries if e["identity"] == "bo"]
-    downs = [d for k, d in bo_entries if k == "media_mode" and d.startswith("video→")]
-    assert downs, bo_entries
-    assert bo_entries[-1][0] == "media_mode" and "→video" in bo_entries[-1][1], bo_entries
-    assert any(k == "reconnected" for k, _ in bo_entries), bo_entries
+
+    # Right after the way back, Chrome's estimate is still low and its video can pause
+    # for longer than the SFU's no-video rule: seen twice in full runs, bo then stepped
+    # to audio once more and climbed back. What must hold is where the log ends up.
+    async def bo_entries() -> list[tuple[str, str]]:
+        entries = await timeline(base_url, pair_id)
+        return [(e["kind"], e["detail"]) for e in entries if e["identity"] == "bo"]
+
+    async def back_on_video() -> list[tuple[str, str]] | None:
+        mine = await bo_entries()
+        return mine if mine[-1][0] == "media_mode" and "→video" in mine[-1][1] else None
+
+    settled = await eventually(
+        back_on_video, timeout=30, interval=0.5, what="bo's log ending on video"
+    )
+    downs = [d for k, d in settled if k == "media_mode" and d.startswith("video→")]
+    assert downs, settled
+    assert any(k == "reconnected" for k, _ in settled), settled
 
 
 # Measured here (docs/benchmarks.md, continuity_browser): under 10 % random loss or a
