@@ -83,6 +83,9 @@ def _spawn(work: Path, database: str, cluster: str) -> Node:
         "PAIRWISE_PORT": str(port),
         "PAIRWISE_LOG_LEVEL": "WARNING",
         "PAIRWISE_TOKENS_PER_MINUTE": "100000",
+        # Every simulated participant comes from 127.0.0.1: the per-address socket cap (50)
+        # would be the limit measured, not the node.
+        "PAIRWISE_CONNECTIONS_PER_ADDRESS": "100000",
         "PAIRWISE_REDIS_URL": REDIS_URL,
         "PAIRWISE_DATABASE_URL": database,
         "PAIRWISE_CLUSTER": cluster,
