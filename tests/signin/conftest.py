@@ -109,6 +109,23 @@ class SignInServer:
             )
         )
 
+    async def ada_paired_with_grace(self) -> dict[str, Any]:
+        """Ada (ada@example.org, a participant) paired with Grace Hopper in room-ada."""
+        await self.participant("ada", "ada@example.org", "Ada Lovelace")
+        return dict(
+            await self.admin(
+                "POST",
+                "/api/v1/pairs",
+                {
+                    "members": [
+                        {"identity": "grace", "name": "Grace Hopper", "role": "mentor"},
+                        {"identity": "ada", "name": "Ada Lovelace", "role": "mentee"},
+                    ],
+                    "room": "room-ada",
+                },
+            )
+        )
+
     async def signed_in(self, email: str) -> Browser:
         """A browser signed in as `email`, through a link an operator made."""
         account = await self.signin.accounts.by_email(email)

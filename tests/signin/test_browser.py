@@ -23,18 +23,7 @@ async def test_sign_in_by_email_land_on_me_and_join(
     make_server: Any, launcher: Launcher, aiohttp_server: Any
 ) -> None:
     server: SignInServer = await make_server()
-    await server.participant("ada", "ada@example.org", "Ada Lovelace")
-    pair = await server.admin(
-        "POST",
-        "/api/v1/pairs",
-        {
-            "members": [
-                {"identity": "grace", "name": "Grace Hopper", "role": "mentor"},
-                {"identity": "ada", "name": "Ada Lovelace", "role": "mentee"},
-            ],
-            "room": "room-ada",
-        },
-    )
+    pair = await server.ada_paired_with_grace()
     context = await launcher.context(viewport=PHONE)
     page = await context.new_page()
     await page.goto(server.url + "/signin")

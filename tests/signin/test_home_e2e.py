@@ -65,18 +65,7 @@ async def test_home_shows_profile_next_meeting_and_chat(
             },
         ],
     )
-    await server.participant("ada", "ada@example.org", "Ada Lovelace")
-    made = await server.admin(
-        "POST",
-        "/api/v1/pairs",
-        {
-            "members": [
-                {"identity": "grace", "name": "Grace Hopper", "role": "mentor"},
-                {"identity": "ada", "name": "Ada Lovelace", "role": "mentee"},
-            ],
-            "room": "room-ada",
-        },
-    )
+    made = await server.ada_paired_with_grace()
     # Grace proposes 14:00 UTC the day after tomorrow; Ada accepts: booked.
     day = datetime.now(UTC).date() + timedelta(days=2)
     start = datetime(day.year, day.month, day.day, 14, 0, tzinfo=UTC)
@@ -192,18 +181,7 @@ async def test_home_without_a_booked_meeting_offers_to_book(
 ) -> None:
     """No profiles, nothing booked: /me still works, says so, and "Book one" opens /pair."""
     server: SignInServer = await make_server()
-    await server.participant("ada", "ada@example.org", "Ada Lovelace")
-    await server.admin(
-        "POST",
-        "/api/v1/pairs",
-        {
-            "members": [
-                {"identity": "grace", "name": "Grace Hopper", "role": "mentor"},
-                {"identity": "ada", "name": "Ada Lovelace", "role": "mentee"},
-            ],
-            "room": "room-ada",
-        },
-    )
+    await server.ada_paired_with_grace()
     context = await launcher.context(viewport=PHONE)
     page = await context.new_page()
     account = await server.signin.accounts.by_email("ada@example.org")
