@@ -261,6 +261,7 @@ async def test_review_pairs_health_and_actions(base_url: str, launcher: Launcher
     assert run["status"] == "done"
     # End the other pair from its page.
     await page.goto(f"{base_url}/console#pair/{quiet['id']}")
+    await expect(detail.locator("h2")).to_have_text(quiet["title"])
     await detail.get_by_role("button", name="End pair").click()
     await expect(detail).to_contain_text("Status: ended (room closed)")
     await visit(page, "pairs")

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from aiortc.sdp import SessionDescription
 
-from tests.media.conftest import Join
+from tests.media.conftest import MEDIA_SETTINGS, Join
 from tests.media.support import MediaClient, encode_video, numbering, renumbered
 from tests.support.waiting import eventually
 
@@ -70,12 +70,16 @@ async def test_offers_name_each_tracks_owner(join: Join) -> None:
     assert {mid: msids[mid] for mid in tracks} == {mid: t["identity"] for mid, t in tracks.items()}
 
 
+# Five aiortc peers and the server share one event loop here: in a loaded full run (CI) ada's
+# RTP once paused longer than the usual 1.5 s silence rule (no_rtp, then media_recovered).
+# A re-offer that broke ada's numbers stops her media for good, which 3 s still catches.
+@pytest.mark.parametrize("media_settings", [{**MEDIA_SETTINGS, "media_silence_seconds": 3.0}])
 async def test_reoffers_keep_numbers_and_the_publisher_keeps_flowing(join: Join) -> None:
     ada = await join("ada", munge_first_offer=chrome_like)
     bo = await join("bo", publish=False, decode=False)
     await eventually(lambda: len(bo.received) == 2 and all(r.frames > 5 for r in bo.received))
     for count, identity in enumerate(("carol", "dan", "fay"), start=1):
-        await join(identity)
+        await join(identity, decode=False)  # only ada's and bo's frames are looked at
         await eventually(lambda c=count: ada.renegotiations >= c, timeout=20)
     assert ada.first_exchange is not None
     sent_offer, answer = ada.first_exchange
@@ -98,7 +102,7 @@ async def test_reoffers_keep_numbers_and_the_publisher_keeps_flowing(join: Join)
 
     # After three re-offers (and longer than the silence threshold) ada's frames still
     # reach the SFU: bo keeps receiving them and nobody moved ada down the ladder.
-    await asyncio.sleep(2.0)
+    await asyncio.sleep(3.5)
     await frames_grow(bo, [str(r.mid) for r in bo.received], by=20)
     assert not [e for e in bo.socket.events["media_mode"] if e["identity"] == "ada"]
     # And ada receives the others' video on the m-lines the SFU added.

@@ -6,6 +6,7 @@ import { call, enc } from "./api.js";
 import { $, action, ago, grid, plural, present, say } from "./ui.js";
 
 let all = [];
+let showing = 0; // which call of show() the page is for
 
 function names(pair) {
   return pair.members.map((m) => `${m.name} (${m.role})`).join(", ");
@@ -47,7 +48,7 @@ export function invitationCard(invitations, prefix = "link") {
       : el("p", { class: "console-invited", "data-identity": i.identity }, bdi(i.name), `: ${INVITED[i.status] || i.status}`)));
 }
 
-async function detail(pairId) {
+async function detail(pairId, shown) {
   const pair = all.find((p) => p.id === pairId);
   const box = $("pair-detail");
   if (!pair) {
@@ -56,6 +57,7 @@ async function detail(pairId) {
     return;
   }
   const sessions = await call("GET", `/api/v1/pairs/${enc(pair.id)}/sessions`);
+  if (shown !== showing) return; // another pair was asked for while this one loaded
   const open = pair.status === "active";
   const member = el("select", { id: "remove-who", "aria-label": "Member to remove" },
     ...pair.members.map((m) => el("option", { value: m.identity }, `${m.name} (${m.role})`)));
@@ -103,13 +105,19 @@ async function detail(pairId) {
 }
 
 export async function show({ pair } = {}) {
-  all = (await call("GET", "/api/v1/console/pairs")).pairs;
-  list();
+  // The last pair shown stays in the page while the next one loads: emptied first, so
+  // its buttons cannot act on it, and a slower earlier load never replaces a later one.
+  const shown = ++showing;
   $("pair-detail").hidden = true;
+  $("pair-detail").replaceChildren();
   $("invitations").replaceChildren();
+  const pairs = (await call("GET", "/api/v1/console/pairs")).pairs;
+  if (shown !== showing) return;
+  all = pairs;
+  list();
   if (pair) {
-    await detail(pair);
-    $("pair-detail").focus();
+    await detail(pair, shown);
+    if (shown === showing) $("pair-detail").focus();
   }
 }
 

@@ -21,19 +21,21 @@ async function phoneCalls(room) {
   }
 }
 
-async function pins(room, people) {
+async function pins(room, people, shown) {
   const box = $("room-pins");
   const issued = el("div", { "aria-live": "polite" });
   let current = null;
   try {
     current = await call("GET", `/api/v1/rooms/${enc(room)}/pin`);
   } catch (error) {
+    if (shown !== showing) return;
     if (error.code === "phone_disabled") {
       box.replaceChildren(el("h2", {}, "Dial-in"), el("p", { class: "muted" }, "Phone dial-in is not enabled on this server."));
       return;
     }
     if (error.status !== 404) throw error;
   }
+  if (shown !== showing) return; // another room was asked for meanwhile
   const show = (pin) => issued.replaceChildren(el("p", {}, `Room PIN ${pin.pin}`, pin.dial_in_number ? ` · call ${pin.dial_in_number}` : ""));
   if (current) show(current);
   const personal = people.map((m) => action(`Personal PIN for ${m.name}`, async () => {
@@ -130,23 +132,29 @@ function follow(room) {
   watch.timer = setTimeout(tick, REFRESH_MS);
 }
 
+let showing = 0; // which call of show() the page is for
+
 export async function show({ arg } = {}) {
+  // The room shown before stays in the page while the next one loads: emptied first, so its
+  // Remove buttons cannot act on it, and a slower earlier load never replaces a later one.
+  const shown = ++showing;
   clearTimeout(watch.timer);
   watch.room = null;
+  $("room-now").replaceChildren();
+  $("room-pins").replaceChildren();
   const pairs = (await call("GET", "/api/v1/console/pairs")).pairs;
+  if (shown !== showing) return;
   activePairs = pairs.filter((p) => p.status === "active");
   $("room-names").replaceChildren(...activePairs.map((p) => el("option", { value: p.room }, p.title)));
-  if (!arg) {
-    $("room-now").replaceChildren();
-    $("room-pins").replaceChildren();
-    return;
-  }
+  if (!arg) return;
   $("room-name").value = arg;
   const found = await whoIsIn(arg);
+  if (shown !== showing) return;
   watch.seen = found.seen;
   drawWho(arg, found);
   const pair = pairs.find((p) => p.room === arg);
-  await pins(arg, pair ? pair.members : []);
+  await pins(arg, pair ? pair.members : [], shown);
+  if (shown !== showing) return;
   document.dispatchEvent(new Event("console:changed"));
   follow(arg);
 }
