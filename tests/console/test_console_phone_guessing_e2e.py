@@ -21,12 +21,13 @@ from tests.e2e.conftest import launcher as launcher  # noqa: F401 - the fixture
 from tests.signin.conftest import SignInServer
 from tests.signin.conftest import mailbox as mailbox  # noqa: F401 - the fixture
 from tests.signin.conftest import make_server as make_server  # noqa: F401 - the fixture
-from tests.sip.conftest import UdpPeer, eventually
+from tests.sip.conftest import UdpPeer, eventually, open_peer
 from tests.sip.uac import SDP, final_response, request
 from tests.support.services import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.sip]
 GUESSES = ("314159", "271828")  # no room has a PIN: both are wrong
+LATE_GUESS = "161803"  # from another address while the page is open
 
 
 async def test_a_guesser_blocked_and_shown_on_the_phone_page(
@@ -89,8 +90,23 @@ async def test_a_guesser_blocked_and_shown_on_the_phone_page(
     await expect(recent.first.locator("td").nth(2)).to_have_text("wrong PIN")
     await expect(recent.first.locator("td").nth(3)).to_have_text("sent by the phone system")
     await expect(page.locator("#phone-trunk")).to_contain_text("No trunk is set up")
+    # A guess from another address while the page is open shows up without a click.
+    other = await open_peer("127.0.0.2")
+    try:
+        other.send(
+            request("INVITE", "guess-4", body=SDP, extra=f"X-Room-Pin: {LATE_GUESS}\r\n"), sip_port
+        )
+        answered = await final_response(other)
+        assert answered.status == 200, answered.status
+        tag = sip.header_param(answered.get("To"), "tag") or ""
+        other.send(request("ACK", "guess-4", to_tag=tag), sip_port)
+        await expect(guessing).to_contain_text("Refused in the last hour: 3 (wrong PIN: 3).")
+        await expect(recent).to_have_count(3)
+        await expect(recent.first.locator("td").nth(1)).to_have_text("127.0.0.2")
+    finally:
+        other.close()
     content = await page.content()
-    assert not any(pin in content for pin in (*GUESSES, "111111"))
+    assert not any(pin in content for pin in (*GUESSES, LATE_GUESS, "111111"))
     await check_axe(page, "phone")
     await photograph(page, "phone")
     assert await page.evaluate("document.documentElement.scrollWidth") <= 390

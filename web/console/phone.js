@@ -7,7 +7,7 @@
 import { el, when } from "../sessionlog.js";
 import { pinReason, pinVia } from "../timeline.js";
 import { call } from "./api.js";
-import { $, action, grid } from "./ui.js";
+import { $, action, grid, repeatWhileShown } from "./ui.js";
 
 const STATE = {
   registering: "registering now",
@@ -54,7 +54,13 @@ function guessingCard(g) {
       "No PIN has been refused.", { caption: "Last refused PINs" }));
 }
 
-export async function show() {
+// While the page is on screen it looks again every few seconds (a guesser blocked, the trunk
+// registered), redrawing only what changed so a reader's place in the tables stays.
+const REFRESH_MS = 5000;
+const watch = { seen: null, stop: () => {} };
+
+/** Draw the page from the server; false when the server has no phone gateway. */
+async function draw() {
   let trunk, guessing;
   try {
     [trunk, guessing] = await Promise.all([call("GET", "/api/v1/phone/trunk"), call("GET", "/api/v1/phone/guessing")]);
@@ -62,12 +68,22 @@ export async function show() {
     if (error.code !== "phone_disabled") throw error;
     $("phone-trunk").replaceChildren(el("p", {}, "Phone dial-in is not enabled on this server."));
     $("phone-guessing").replaceChildren();
-    return;
+    return false;
   }
-  $("phone-trunk").replaceChildren(trunkCard(trunk));
-  $("phone-guessing").replaceChildren(guessingCard(guessing));
+  $("phone-trunk").replaceChildren(trunkCard(trunk)); // a few lines, its countdown always moves
+  const seen = JSON.stringify(guessing);
+  if (seen !== watch.seen) $("phone-guessing").replaceChildren(guessingCard(guessing));
+  watch.seen = seen;
+  return true;
+}
+
+export async function show() {
+  watch.stop();
+  watch.seen = null;
+  if (await draw()) watch.stop = repeatWhileShown("phone", REFRESH_MS, draw);
 }
 
 export function init() {
-  $("phone-refresh").replaceChildren(action("Refresh", () => show()));
+  $("phone-refresh").replaceChildren(action("Refresh", () => show()),
+    el("p", { class: "muted" }, "This page updates by itself every few seconds."));
 }

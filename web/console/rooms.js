@@ -3,7 +3,7 @@
 
 import { bdi, el, when } from "../sessionlog.js";
 import { call, enc } from "./api.js";
-import { $, action, fail, grid, present, say } from "./ui.js";
+import { $, action, fail, grid, present, repeatWhileShown, say } from "./ui.js";
 
 let callsListed = true; // until the server says it has no calls list (phone off): not asked again
 
@@ -91,7 +91,7 @@ function drawWho(room, { now, people }) {
 // Who is in the room shown is looked at again every few seconds while the page is on screen
 // (someone left, hung up or called in), and redrawn only when it changed.
 const REFRESH_MS = 3000;
-const watch = { room: null, seen: null, timer: null };
+const watch = { room: null, seen: null, stop: () => {} };
 let activePairs = []; // the suggestion list's pairs: a typed title finds its room
 
 /** The room the field names: a room id as typed, or the room of the one active pair of that
@@ -112,24 +112,9 @@ async function refresh(room) {
 }
 
 function follow(room) {
-  clearTimeout(watch.timer);
+  watch.stop();
   watch.room = room;
-  const tick = async () => {
-    if (watch.room !== room || $("rooms").hidden) {
-      if (watch.room === room) watch.room = null;
-      return;
-    }
-    if (document.visibilityState === "visible") {
-      try {
-        await refresh(room);
-      } catch (error) {
-        fail(error);
-        if (error.status === 401 || error.status === 403) return;
-      }
-    }
-    if (watch.room === room) watch.timer = setTimeout(tick, REFRESH_MS);
-  };
-  watch.timer = setTimeout(tick, REFRESH_MS);
+  watch.stop = repeatWhileShown("rooms", REFRESH_MS, () => refresh(room));
 }
 
 let showing = 0; // which call of show() the page is for
@@ -138,7 +123,7 @@ export async function show({ arg } = {}) {
   // The room shown before stays in the page while the next one loads: emptied first, so its
   // Remove buttons cannot act on it, and a slower earlier load never replaces a later one.
   const shown = ++showing;
-  clearTimeout(watch.timer);
+  watch.stop();
   watch.room = null;
   $("room-now").replaceChildren();
   $("room-pins").replaceChildren();

@@ -72,3 +72,29 @@ export function ago(ts) {
 export function present(...children) {
   return children.filter((c) => c !== null && c !== undefined);
 }
+
+/** Call `tick` every `ms` while the page section `pageId` is shown, skipping while the tab is
+ * hidden (a background tab asks nothing). It stops when the page is left, when `tick` fails
+ * with 401 or 403 (signed out, or the role changed), or when the returned function is called.
+ * Other errors are shown and it goes on: a server restart should not freeze the page. */
+export function repeatWhileShown(pageId, ms, tick) {
+  let timer = null;
+  let stopped = false;
+  const run = async () => {
+    if (stopped || $(pageId).hidden) return;
+    if (document.visibilityState === "visible") {
+      try {
+        await tick();
+      } catch (error) {
+        fail(error);
+        if (error.status === 401 || error.status === 403) return;
+      }
+    }
+    if (!stopped) timer = setTimeout(run, ms);
+  };
+  timer = setTimeout(run, ms);
+  return () => {
+    stopped = true;
+    clearTimeout(timer);
+  };
+}
