@@ -153,12 +153,14 @@ class PreJoin {
 
   /** Who is already in the room, before joining (the server's `lobby`). */
   async showWhoIsHere() {
-    let people;
+    let people, title;
     try {
-      ({ participants: people } = await this.socket.request("lobby", {}));
+      ({ participants: people, title } = await this.socket.request("lobby", {}));
     } catch {
+      nameRoom(this.claims, null);
       return; // an older server: the placeholder stays
     }
+    nameRoom(this.claims, title);
     const items = people.map((p) => {
       const li = document.createElement("li");
       const name = document.createElement("bdi");
@@ -292,6 +294,15 @@ class PreJoin {
   }
 }
 
+/** The pre-join page names the room as its header will once in: a pair's room by the pair's
+ * title (typed by people: isolated), a room no pair owns by its id. */
+function nameRoom(claims, title) {
+  const isolated = (text) => Object.assign(document.createElement("bdi"), { textContent: text });
+  $("room-name").replaceChildren(isolated(title || claims.room));
+  $("joining-as").replaceChildren("Joining ", isolated(title || claims.room), " as ",
+    isolated(claims.name), ` (${claims.role}).`);
+}
+
 function main() {
   const textMode = new URLSearchParams(location.hash.slice(1)).get("mode") === "text";
   const token = takeToken();
@@ -302,8 +313,7 @@ function main() {
     $("rejoin-button").hidden = true;
     return;
   }
-  $("room-name").textContent = claims.room;
-  $("joining-as").textContent = `Joining ${claims.room} as ${claims.name} (${claims.role}).`;
+  $("joining-as").textContent = `Joining as ${claims.name} (${claims.role}).`; // the room's name follows
   $("rejoin-button").addEventListener("click", () => location.reload());
 
   const socket = new RoomSocket(token);

@@ -2,17 +2,13 @@
 
 `reaction {reaction}` is broadcast as `reaction {identity, name, reaction}`; `hand
 {raised}` as `hand {identity, name, raised}`. Raised hands are room state (whoever joins
-later sees them: `hands` answers with them), lowered when the person leaves. `lobby`
-tells a token holder, before joining, who is already in the room (the pre-join page's
-"In the room" list).
+later sees them: `hands` answers with them), lowered when the person leaves.
 
 Each person may send a few of these a second: a reaction storm costs everyone's screen,
 so past `GESTURE_BURST` they get `rate_limited` and nothing is broadcast.
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 from server.errors import RateLimited
 from server.signaling.ratelimit import TokenBucket
@@ -35,7 +31,6 @@ class GestureHandlers:
         on("reaction", ReactionIn)(self.reaction)
         on("hand", HandIn)(self.hand)
         on("hands", Empty)(self.hands)
-        on("lobby", Empty, needs_join=False)(self.lobby)
         signaling.on_disconnect(self.disconnected)
 
     def _spend(self, conn: Connection) -> None:
@@ -70,17 +65,6 @@ class GestureHandlers:
         """Raised hands in the order they went up."""
         hands = self._hands.get(conn.room, {})
         return {"hands": sorted(hands, key=hands.__getitem__)}
-
-    async def lobby(self, conn: Connection, payload: Empty) -> Ack:
-        room = self.registry.get(conn.room)
-        people: list[dict[str, Any]] = []
-        if room is not None:
-            people = [
-                {"name": p.name, "role": p.role}
-                for p in room.participants.values()
-                if p.identity != conn.identity
-            ]
-        return {"participants": people}
 
     async def disconnected(self, conn: Connection) -> None:
         await self._lower(conn)

@@ -52,6 +52,7 @@ class RoomHandlers:
         )
         on = signaling.on
         on("join", JoinIn, needs_join=False)(self.join)
+        on("lobby", Empty, needs_join=False)(self.lobby)
         on("leave", Empty)(self.leave)
         on("chat", ChatIn)(self.post)
         on("history", HistoryIn)(self.history)
@@ -91,15 +92,7 @@ class RoomHandlers:
             if operator_side:
                 await self._audit(conn, "room_join", len(history), granted=True)
         self._count()
-        participants = [p.public() for p in result.room.participants.values()]
-        if self.roster is not None:
-            here = {p["identity"] for p in participants}
-            try:
-                elsewhere = await self.roster.participants(token.room)
-            except (RedisError, OSError):
-                elsewhere = []  # Redis is away: this node still serves whom it holds
-            participants += [p for p in elsewhere if p["identity"] not in here]
-            participants.sort(key=lambda p: p["joined_at"])
+        participants = await self._everyone(token.room)
         ack_node: dict[str, Any] = {
             "name": self.settings.node_name,
             "url": self.settings.base_url,
@@ -112,7 +105,7 @@ class RoomHandlers:
                 "url": home.url,
                 "home": home.node == self.settings.node_name,
             }
-        title = await self.pair_title(token.room) if self.pair_title is not None else None
+        title = await self._title(token.room)
         return {
             "node": ack_node,
             "room": {
@@ -127,6 +120,34 @@ class RoomHandlers:
             "reads": await self.chat.store.read_markers(token.room) if reads_chat else {},
             "chat_private": not reads_chat,
         }
+
+    async def lobby(self, conn: Connection, payload: Empty) -> Ack:
+        """Before joining: the room's title (a pair's room is called by it, not its id) and who
+        is in, on every node, by name and role."""
+        people = [
+            {"name": p["name"], "role": p["role"]}
+            for p in await self._everyone(conn.room)
+            if p["identity"] != conn.identity
+        ]
+        return {"participants": people, "title": await self._title(conn.room)}
+
+    async def _everyone(self, room_id: str) -> list[dict[str, Any]]:
+        """Who is in the room: this node's participants, and the other nodes' from the roster."""
+        room = self.registry.get(room_id)
+        participants = [p.public() for p in room.participants.values()] if room else []
+        if self.roster is not None:
+            here = {p["identity"] for p in participants}
+            try:
+                elsewhere = await self.roster.participants(room_id)
+            except (RedisError, OSError):
+                elsewhere = []  # Redis is away: this node still serves whom it holds
+            participants += [p for p in elsewhere if p["identity"] not in here]
+            participants.sort(key=lambda p: p["joined_at"])
+        return participants
+
+    async def _title(self, room_id: str) -> str | None:
+        """The title of the pair owning the room; None for a room no pair owns."""
+        return await self.pair_title(room_id) if self.pair_title is not None else None
 
     async def leave(self, conn: Connection, payload: Empty) -> Ack:
         self.registry.leave(conn.room, conn.identity, connection=conn.sid, reason="left")

@@ -91,7 +91,8 @@ async def test_pair_page_for_a_member_of_two_pairs(base_url: str, launcher: Laun
     # Each meeting link opens its own pair: the join link goes to that pair's room, also
     # for the other pair, and a link naming another pair shows (and joins) the token's.
     await join.click()
-    await expect(page.locator("#joining-as")).to_contain_text("Joining pair-a as Ada Lovelace")
+    # The pre-join page names the pair's room by the pair's title, not its id.
+    await expect(page.locator("#joining-as")).to_contain_text("Joining Pair A as Ada Lovelace")
     token_b = await asyncio.to_thread(
         issue_token, base_url, "pair-b", "ada", "Ada Lovelace", "mentee"
     )
@@ -103,8 +104,7 @@ async def test_pair_page_for_a_member_of_two_pairs(base_url: str, launcher: Laun
         await tab.goto(base_url + link)
         await expect(tab.get_by_role("heading", level=1)).to_have_text(shown)
         await tab.get_by_role("link", name="Join the room").click()
-        room = "pair-b" if shown == "Pair B" else "pair-a"
-        await expect(tab.locator("#joining-as")).to_contain_text(f"Joining {room} as Ada")
+        await expect(tab.locator("#joining-as")).to_contain_text(f"Joining {shown} as Ada")
         await tab.close()
 
     # /program on the same phone: nothing scrolls the page sideways.

@@ -117,10 +117,19 @@ async def test_home_shows_profile_next_meeting_and_chat(
     # Grace is in the room's chat already (she too came in text mode).
     other = await launcher.context(camera_allowed=False, viewport=PHONE)
     await other.add_init_script(COUNT_MEDIA_REQUESTS)
-    partner = await other.new_page()
     grace = await asyncio.to_thread(
         issue_token, server.url, "room-ada", "grace", "Grace Hopper", "mentor"
     )
+    # Before joining, the page names the pair's room by its title, never by its id.
+    before = await other.new_page()
+    await before.goto(f"{server.url}/join#token={grace}")
+    await expect(before.locator("#joining-as")).to_have_text(
+        "Joining Grace Hopper & Ada Lovelace as Grace Hopper (mentor)."
+    )
+    await expect(before.locator("#room-name")).to_have_text("Grace Hopper & Ada Lovelace")
+    assert "room-ada" not in await before.locator("#prejoin").inner_text()
+    await before.close()
+    partner = await other.new_page()
     await partner.goto(f"{server.url}/join#token={grace}&mode=text")
     # Generous: the first room page of a run on a busy machine loads slowly.
     await expect(partner.locator("#chat-input")).to_be_visible(timeout=30_000)
