@@ -605,6 +605,11 @@ class Sfu:
     def _on_negotiated(self, peer: Peer, outgoing: Outgoing) -> None:
         publication, track = outgoing.publication, outgoing.track
         codec = internals.negotiated_codec(outgoing.transceiver)
+        if forward_only.covers(publication.codec) and (
+            codec is None or publication.codec is None or not same_codec(publication.codec, codec)
+        ):
+            self._unavailable(publication, peer)  # nothing to transcode VP9 or AV1 with
+            return
         if (
             publication.codec is not None
             and codec is not None
