@@ -94,6 +94,17 @@ requests. The SFU needs both, so it relies on these internals:
    (a later uncapped REMB would undo it), and the cap itself is sent at once with the
    receiver's `__rtcp_ssrc` as the sender, through `_send_rtcp`.
 
+16. Forward-only codecs (forward_only.py): `rtcpeerconnection.CODECS`, the codec table
+   `createOffer` and `setRemoteDescription` negotiate from (aiortc has no VP9 or AV1),
+   is replaced by `_CodecTable`, which adds VP9 and AV1 only inside
+   `forward_only_codecs(...)` (a context variable: the SFU's own calls, never another
+   PeerConnection in the process, such as a test's aiortc client, which would offer
+   codecs it cannot decode); there `aiortc.rtp.DYNAMIC_PAYLOAD_TYPES` (which
+   `find_common_codecs` reads) also takes 35-63, where Chrome numbers AV1. `RTCRtpTransceiver._preferred_codecs` is set directly
+   (`setCodecPreferences` accepts only `aiortc.codecs`' table). aiortc's `depayload`
+   leaves their payloads as they came, so `PromptVideoBuffer` hands on each packet's
+   payload too (`frame_parts`): those are forwarded unchanged.
+
 The offers' numbers themselves need no internals: `payload_types.py` rewrites aiortc's
 offer text, and aiortc takes its numbers from the answer.
 
@@ -106,10 +117,11 @@ from __future__ import annotations
 import asyncio
 import asyncio.selector_events
 import contextlib
+import contextvars
 import inspect
 import queue
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping
 from typing import Any
 
 import aioice.ice
@@ -118,6 +130,7 @@ import aiortc
 import aiortc.rtp
 import av
 from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
+from aiortc import codecs as _codecs_module
 from aiortc import rtcpeerconnection as _pc_module
 from aiortc import rtcrtpreceiver as _receiver_module
 from aiortc.codecs import get_encoder
@@ -137,7 +150,7 @@ from aiortc.rtp import (
 )
 from aiortc.utils import uint16_add
 
-from server.media import gso
+from server.media import forward_only, gso
 from server.tasks import BackgroundTasks
 
 PINNED_VERSION = "1.16.0"
@@ -173,6 +186,20 @@ class _TapQueue(queue.Queue[Any]):
         self._sink(codec, frame)
 
 
+class WholeFrame(JitterFrame):
+    """A video frame with each of its packets' depayloaded data (`parts`): for a codec
+    aiortc does not know (VP9, AV1) these are the RTP payloads as they came."""
+
+    def __init__(self, data: bytes, timestamp: int, parts: list[bytes]) -> None:
+        super().__init__(data, timestamp)
+        self.parts = parts
+
+
+def frame_parts(frame: JitterFrame) -> list[bytes] | None:
+    """A tapped video frame's packet payloads, or None (audio)."""
+    return frame.parts if isinstance(frame, WholeFrame) else None
+
+
 class PromptVideoBuffer(JitterBuffer):
     """A video jitter buffer that releases a frame as soon as it is whole: its packets
     are all in up to the one with the RTP marker bit (the last of a frame), or the
@@ -195,7 +222,8 @@ class PromptVideoBuffer(JitterBuffer):
         else:
             return None
         self.remove(len(packets))
-        return JitterFrame(data=b"".join(p._data for p in packets), timestamp=timestamp)
+        parts = [p._data for p in packets]
+        return WholeFrame(b"".join(parts), timestamp, parts)
 
 
 class LeveledFrame(JitterFrame):
@@ -327,11 +355,18 @@ def _skip_gap(jitter: JitterBuffer, nack: NackGenerator) -> list[int]:
     return []
 
 
-class LayerFrame(JitterFrame):
+class LayerFrame(WholeFrame):
     """A simulcast layer's frame: which SSRC it came on, and its own RTP timestamp."""
 
-    def __init__(self, data: bytes, timestamp: int, ssrc: int, after_gap: bool = False) -> None:
-        super().__init__(data, timestamp)
+    def __init__(
+        self,
+        data: bytes,
+        timestamp: int,
+        ssrc: int,
+        after_gap: bool = False,
+        parts: list[bytes] | None = None,
+    ) -> None:
+        super().__init__(data, timestamp, parts if parts is not None else [data])
         self.ssrc = ssrc
         self.rtp_timestamp = timestamp
         self.after_gap = after_gap  # frames before it were given up: not decodable alone
@@ -377,7 +412,7 @@ class LayeredVideoBuffer(JitterBuffer):
         self._last_frame[ssrc] = now
         after_gap = ssrc in self._gap
         self._gap.discard(ssrc)
-        return pli, LayerFrame(frame.data, frame.timestamp, ssrc, after_gap)
+        return pli, LayerFrame(frame.data, frame.timestamp, ssrc, after_gap, frame_parts(frame))
 
 
 def tap_simulcast(receiver: RTCRtpReceiver, layers: Any, sink: FrameSink) -> None:
@@ -595,8 +630,8 @@ Packetizer = Callable[[av.Packet], list[bytes]]
 def packetizer(codec: RTCRtpCodecParameters) -> Packetizer:
     """Splits an encoded frame (an `av.Packet`) into RTP payloads, as aiortc's sender
     would; one per publication (VP8's picture id runs on across frames)."""
-    if codec.mimeType.lower().startswith("audio/"):
-        return lambda packet: [bytes(packet)]
+    if codec.mimeType.lower().startswith("audio/") or forward_only.covers(codec):
+        return lambda packet: [bytes(packet)]  # forward-only: never used (as_payloads)
     encoder = get_encoder(codec)
     return lambda packet: encoder.pack(packet)[0]
 
@@ -624,6 +659,62 @@ def negotiated_parameters(transceiver: RTCRtpTransceiver) -> tuple[list[Any], li
     """The transceiver's negotiated codecs (`[0]` first, then e.g. its RTX) and header
     extensions."""
     return list(transceiver._codecs), list(transceiver._headerExtensions)
+
+
+# The forward-only codecs the SFU may negotiate in this context; None: not the SFU's.
+_forward_only: contextvars.ContextVar[frozenset[str] | None] = contextvars.ContextVar(
+    "pairwise_forward_only", default=None
+)
+
+
+class _CodecTable(Mapping[str, list[RTCRtpCodecParameters]]):
+    """aiortc's codec table, plus the forward-only codecs allowed in this context."""
+
+    def __init__(self, base: dict[str, list[RTCRtpCodecParameters]]) -> None:
+        self._base = base
+
+    def __getitem__(self, kind: str) -> list[RTCRtpCodecParameters]:
+        codecs = self._base[kind]
+        extra = _forward_only.get()
+        return [*codecs, *forward_only.codecs(extra)] if extra and kind == "video" else codecs
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._base)
+
+    def __len__(self) -> int:
+        return len(self._base)
+
+
+class _DynamicPayloadTypes:
+    """aiortc's dynamic payload types (96-127), and in the SFU's context also 35-63:
+    Chrome numbers codecs there once 96-127 are taken (AV1 is 45). aiortc keeps its own
+    number for a codec the offer numbers outside its range (`find_common_codecs`),
+    answering AV1 as 105 and dropping its RTX: the subscriber then drops every packet."""
+
+    def __contains__(self, pt: object) -> bool:
+        if not isinstance(pt, int):
+            return False
+        return 96 <= pt < 128 or (_forward_only.get() is not None and 35 <= pt < 64)
+
+
+@contextlib.contextmanager
+def forward_only_codecs(mimes: Collection[str]) -> Iterator[None]:
+    """Within this block (this task only), aiortc's offers and answers may negotiate
+    these forward-only codecs (forward_only.py) as well as its own, numbered as the
+    browser numbers them."""
+    if not isinstance(_pc_module.CODECS, _CodecTable):
+        _pc_module.CODECS = _CodecTable(_codecs_module.CODECS)  # type: ignore[assignment]
+        aiortc.rtp.DYNAMIC_PAYLOAD_TYPES = _DynamicPayloadTypes()  # type: ignore[assignment]
+    token = _forward_only.set(frozenset(mimes))
+    try:
+        yield
+    finally:
+        _forward_only.reset(token)
+
+
+def prefer_codecs(transceiver: RTCRtpTransceiver, codecs: list[Any]) -> None:
+    """`setCodecPreferences` that also takes the forward-only codecs."""
+    transceiver._preferred_codecs = list(codecs)
 
 
 def negotiated_codec(transceiver: RTCRtpTransceiver) -> RTCRtpCodecParameters | None:
@@ -840,6 +931,21 @@ def check() -> None:
         problems.append("aiortc's RtpRouter no longer routes by ssrc_table/payload_type_table")
     if "values.mid = " not in inspect.getsource(aiortc.rtp.HeaderExtensionsMap.get):
         problems.append("RtpPacket.extensions.mid is no longer parsed")
+    if (
+        "CODECS[transceiver.kind][:], transceiver._preferred_codecs" not in offer
+        or "find_common_codecs(CODECS[media.kind], media.rtp.codecs)"
+        not in inspect.getsource(RTCPeerConnection.setRemoteDescription)
+        or not isinstance(getattr(_codecs_module, "CODECS", None), dict)
+    ):
+        problems.append("aiortc no longer negotiates from rtcpeerconnection.CODECS")
+    if "if c.payloadType in rtp.DYNAMIC_PAYLOAD_TYPES:" not in inspect.getsource(
+        _pc_module.find_common_codecs
+    ):
+        problems.append("find_common_codecs no longer reads rtp.DYNAMIC_PAYLOAD_TYPES")
+    if "return payload" not in inspect.getsource(_codecs_module.depayload):
+        problems.append("aiortc's depayload no longer leaves an unknown codec's payload alone")
+    if "packet._data = depayload(codec, packet.payload)" not in handle:
+        problems.append("RTCRtpReceiver no longer keeps each packet's depayloaded ._data")
     if list(inspect.signature(Encoder.pack).parameters) != ["self", "packet"]:
         problems.append("aiortc's Encoder.pack(packet) changed")
     # A live receiver and transceiver, to check the instance attributes exist.
@@ -850,7 +956,7 @@ def check() -> None:
             problems.append(f"RTCRtpReceiver instances have no {_RTX_ATTR} dict")
         if not isinstance(getattr(transceiver.receiver, _QUEUE_ATTR, None), queue.Queue):
             problems.append(f"RTCRtpReceiver instances have no {_QUEUE_ATTR} queue")
-        for attr in ("_codecs", "_headerExtensions"):
+        for attr in ("_codecs", "_headerExtensions", "_preferred_codecs"):
             if not isinstance(getattr(transceiver, attr, None), list):
                 problems.append(f"RTCRtpTransceiver instances have no {attr} list")
         sender = transceiver.sender

@@ -33,6 +33,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 
 from server.media import aiortc_internals as internals
+from server.media import forward_only
 from server.media.keyframes import KeyframeLimiter
 from server.media.metrics import MediaMetrics
 from server.media.publisher_cap import Cap
@@ -53,6 +54,8 @@ def is_keyframe(codec: RTCRtpCodecParameters, data: bytes) -> bool:
         return len(data) >= 3 and not data[0] & 0x01
     if mime == "video/h264":
         return _has_h264_idr(data)
+    if mime in forward_only.ALL:  # VP9, AV1: the data still has its payload headers
+        return forward_only.is_keyframe(mime, data)
     return True  # audio: every frame stands alone
 
 
@@ -74,6 +77,19 @@ def same_codec(a: RTCRtpCodecParameters, b: RTCRtpCodecParameters) -> bool:
         mode = "packetization-mode"
         return str(a.parameters.get(mode, "0")) == str(b.parameters.get(mode, "0"))
     return True
+
+
+def as_payloads(
+    codec: RTCRtpCodecParameters,
+    packet: av.Packet,
+    parts: list[bytes] | None,
+    packetize: internals.Packetizer,
+) -> list[bytes]:
+    """A frame's RTP payloads for subscribers: VP9 and AV1 as they came (the SFU has no
+    packetizer for them, and needs none), the others packetized again."""
+    if forward_only.covers(codec):
+        return parts if parts is not None else [bytes(packet)]
+    return packetize(packet)
 
 
 LAYER_IDLE_SECONDS = 1.5  # a simulcast layer with no frame for this long is not offered
@@ -233,7 +249,7 @@ class Publication:
         """The callback a simulcast receiver's tap delivers `LayerFrame`s to."""
 
         def deliver(codec: RTCRtpCodecParameters, frame: JitterFrame) -> None:
-            if generation != self._generation:
+            if generation != self._generation or not frame.data:  # padding only
                 return
             index = index_of(getattr(frame, "ssrc", -1))
             if index is not None and index < len(self.layers):
@@ -241,12 +257,23 @@ class Publication:
                     for track in self.subscribers:
                         if track.layer == index:
                             track.wait_for_keyframe()
-                self.push_layer(codec, frame.data, getattr(frame, "rtp_timestamp", 0), index)
+                self.push_layer(
+                    codec,
+                    frame.data,
+                    getattr(frame, "rtp_timestamp", 0),
+                    index,
+                    internals.frame_parts(frame),
+                )
 
         return deliver
 
     def push_layer(
-        self, codec: RTCRtpCodecParameters, data: bytes, timestamp: int, index: int
+        self,
+        codec: RTCRtpCodecParameters,
+        data: bytes,
+        timestamp: int,
+        index: int,
+        parts: list[bytes] | None = None,
     ) -> None:
         """One encoded frame of simulcast layer `index`. Each subscriber gets one layer:
         the one it is on, until a keyframe of its target layer arrives (it then moves,
@@ -293,7 +320,9 @@ class Publication:
             if track.output is not None and packetized is None:
                 if layer.packetize is None:
                     layer.packetize = internals.packetizer(codec)
-                packetized = Packetized(layer.packetize(packet), timestamp, ntp_now())
+                packetized = Packetized(
+                    as_payloads(codec, packet, parts, layer.packetize), timestamp, ntp_now()
+                )
             if switched:
                 track.switched(packetized)
             waiting |= not track.offer(packet, key, packetized)
@@ -325,8 +354,15 @@ class Publication:
         """The callback a receiver's tap delivers encoded frames to."""
 
         def deliver(codec: RTCRtpCodecParameters, frame: JitterFrame) -> None:
-            if generation == self._generation:
-                self.push(codec, frame.data, frame.timestamp, internals.audio_level(frame))
+            # A frame of padding packets only (a browser probing bandwidth) has no data.
+            if generation == self._generation and frame.data:
+                self.push(
+                    codec,
+                    frame.data,
+                    frame.timestamp,
+                    internals.audio_level(frame),
+                    internals.frame_parts(frame),
+                )
 
         return deliver
 
@@ -336,9 +372,11 @@ class Publication:
         data: bytes,
         timestamp: int,
         audio_level: int | None = None,
+        parts: list[bytes] | None = None,
     ) -> None:
         """One complete encoded frame from the publisher (on the event loop), with its
-        RFC 6464 audio level if it is audio and had one (kept on forwarded packets)."""
+        RFC 6464 audio level if it is audio and had one (kept on forwarded packets), and
+        its packets' payloads (`parts`: forwarded as they are for VP9 and AV1)."""
         now = time.monotonic()
         self.last_frame_at = now
         self.frames += 1
@@ -369,7 +407,12 @@ class Publication:
         if self._direct:
             if self._packetize is None:
                 self._packetize = internals.packetizer(codec)
-            packetized = Packetized(self._packetize(packet), self._last_ts, ntp_now(), audio_level)
+            packetized = Packetized(
+                as_payloads(codec, packet, parts, self._packetize),
+                self._last_ts,
+                ntp_now(),
+                audio_level,
+            )
         waiting = False
         for track in self.subscribers:
             waiting |= not track.offer(packet, key, packetized)

@@ -24,7 +24,7 @@ import contextlib
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 
 from aiortc import (
@@ -38,6 +38,7 @@ from aiortc import sdp as aiortc_sdp
 
 from server.errors import Conflict, InvalidInput
 from server.media import aiortc_internals as internals
+from server.media import forward_only
 from server.media.forwarding import ForwardedTrack, Publication
 from server.media.liveness import Liveness
 from server.media.payload_types import Numbering
@@ -188,6 +189,10 @@ class Peer:
         self._ssrcs: dict[str, int] = {}
         self._numbering = Numbering()
         self.refusals = Refusals()  # sections of the first offer answered with port 0
+        # Forward-only codecs (VP9, AV1): the ones this client's offer names (it decodes
+        # them), and the ones it may publish with (every other subscriber takes them).
+        self.decodes: set[str] = set()
+        self.may_send: Collection[str] = forward_only.ALL
         self.sources: dict[str, str] = {}  # mid → "camera" or "screen", as the client named them
         self.simulcast: dict[str, SimulcastSection] = {}  # mid → its layers, from the offer
         self.remb = Estimate()  # the client's receive estimates (REMB, bit/s)
@@ -203,12 +208,15 @@ class Peer:
 
     async def accept_offer(self, sdp: str) -> str:
         """Apply the client's first offer; return the SFU's answer."""
-        clean = self.refusals.take(sanitize_remote_sdp(sdp))
+        sanitized = sanitize_remote_sdp(sdp)
+        self.decodes = forward_only.offered(sanitized)
+        clean = self.refusals.take(forward_only.only_profile_0(sanitized), self.may_send)
         async with self._lock:
             try:
                 self._ssrcs = _media_ssrcs(clean)
                 self.simulcast = parse_offer(clean)
-                await self.pc.setRemoteDescription(RTCSessionDescription(clean, "offer"))
+                with internals.forward_only_codecs(self.may_send):
+                    await self.pc.setRemoteDescription(RTCSessionDescription(clean, "offer"))
                 internals.route_by_mid(self.pc)
                 for transceiver in self.pc.getTransceivers():
                     section = self.simulcast.get(transceiver.mid or "")
@@ -239,7 +247,9 @@ class Peer:
             raise NoOfferPending(f"no SFU offer with revision {revision} is waiting for an answer")
         clean = self.refusals.strip(sanitize_remote_sdp(sdp))
         try:
-            await self.pc.setRemoteDescription(RTCSessionDescription(clean, "answer"))
+            # Its forwarded m-lines offered only their publisher's codec (add_outgoing).
+            with internals.forward_only_codecs(forward_only.ALL):
+                await self.pc.setRemoteDescription(RTCSessionDescription(clean, "answer"))
         except Exception as exc:
             raise InvalidSdp(f"the answer was refused: {_describe(exc)}") from None
         self._numbering.learn(clean, answer=True)
@@ -252,12 +262,15 @@ class Peer:
         if MSID_ID.match(publication.identity):
             internals.set_stream_id(transceiver.sender, publication.identity)
         codec = publication.codec
-        if codec is not None:
+        if codec is not None and forward_only.covers(codec):
+            # VP9 or AV1: that codec only (the SFU cannot transcode it; the subscriber's
+            # offer named it: Sfu._forward).
+            internals.prefer_codecs(transceiver, forward_only.preferences(codec))
+        else:
             # The publisher's codec first: same codec on both sides means pass-through.
             capabilities = RTCRtpSender.getCapabilities(publication.kind).codecs
-            preferred = sorted(
-                capabilities, key=lambda c: c.mimeType.lower() != codec.mimeType.lower()
-            )
+            mime = codec.mimeType.lower() if codec is not None else ""
+            preferred = sorted(capabilities, key=lambda c: c.mimeType.lower() != mime)
             transceiver.setCodecPreferences(preferred)
         self.outgoing[publication] = Outgoing(publication, track, transceiver)
         self.renegotiate()
@@ -347,7 +360,8 @@ class Peer:
 
     async def _offer_and_wait(self) -> None:
         saved = internals.negotiated(self.pc)
-        offer = await self.pc.createOffer()  # never suspends: nothing starts in between
+        with internals.forward_only_codecs(forward_only.ALL):  # for add_outgoing's choices
+            offer = await self.pc.createOffer()  # never suspends: nothing starts in between
         internals.keep_negotiated(saved)
         sdp = self._numbering.stabilize(offer.sdp)
         await self.pc.setLocalDescription(RTCSessionDescription(sdp, "offer"))

@@ -1,7 +1,8 @@
 """Media sections the SFU refuses one by one (port 0), instead of refusing the offer.
 
 aiortc cannot reject a single m-line: an audio or video section with no codec it
-supports (a browser preferring VP9 or AV1 with VP8 and H264 turned off) makes
+supports (a browser offering only H265, or only VP9 or AV1 while someone in the room
+cannot decode it: forward_only.py) makes
 `setRemoteDescription` fail with "Failed to set remote video description send
 parameters", and the whole offer, the audio with it, was refused. A data channel
 (`m=application`) was answered and opened, but the SFU reads nothing from it.
@@ -17,14 +18,19 @@ offer), so splicing by index keeps both sides' m-line order.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from aiortc import RTCRtpSender
 
+from server.media.forward_only import ALL as ALL_FORWARD_ONLY
+
 # Not media codecs: they only repair or protect a media codec's packets.
 _HELPERS = {"rtx", "red", "ulpfec", "flexfec-03"}
 
-NO_CODEC = "no_codec"  # no audio/video codec in common (e.g. VP9- or AV1-only video)
+NO_CODEC = "no_codec"  # no audio/video codec the SFU has (e.g. H265-only video)
+# VP9 or AV1 only, and someone in the room cannot decode it (forward_only.py)
+NOT_SHARED = "codec_not_shared"
 NO_DATA_CHANNEL = "data_channel"  # data channels are not carried: use Socket.IO
 
 
@@ -84,8 +90,9 @@ def _without_mids(session: list[str], mids: set[str]) -> list[str]:
     return out
 
 
-def refusal(section: list[str]) -> str | None:
-    """Why the SFU cannot take this section, or None if aiortc can (or should judge)."""
+def refusal(section: list[str], forward_only: Collection[str] = ()) -> str | None:
+    """Why the SFU cannot take this section, or None if aiortc can (or should judge).
+    `forward_only`: the forward-only codecs (mime types) it may take now."""
     parts = section[0][2:].split()
     if len(parts) < 4:
         return None  # a malformed m-line: aiortc refuses the offer (invalid_sdp)
@@ -95,16 +102,18 @@ def refusal(section: list[str]) -> str | None:
     if kind not in ("audio", "video") or parts[1] == "0":
         return None  # unknown kinds and sections the client rejected: aiortc's business
     supported = {
-        c.mimeType.split("/")[1].lower()
+        c.mimeType.lower()
         for c in RTCRtpSender.getCapabilities(kind).codecs
         if c.mimeType.split("/")[1].lower() not in _HELPERS
-    }
+    } | set(forward_only)
     offered = {
-        line.split()[1].split("/")[0].lower()
+        f"{kind}/" + line.split()[1].split("/")[0].lower()
         for line in section
         if line.startswith("a=rtpmap:") and len(line.split()) > 1
     }
-    return None if offered & supported else NO_CODEC
+    if offered & supported:
+        return None
+    return NOT_SHARED if offered & ALL_FORWARD_ONLY else NO_CODEC
 
 
 @dataclass
@@ -113,12 +122,12 @@ class Refusals:
 
     sections: list[Refused] = field(default_factory=list)
 
-    def take(self, offer: str) -> str:
+    def take(self, offer: str, forward_only: Collection[str] = ()) -> str:
         """The client's offer without the sections the SFU refuses (remembered here)."""
         session, sections = _split(offer)
         kept = []
         for index, section in enumerate(sections):
-            reason = refusal(section)
+            reason = refusal(section, forward_only)
             if reason is None:
                 kept.append(section)
                 continue

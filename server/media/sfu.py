@@ -22,6 +22,7 @@ from typing import Any
 from server.config import Settings
 from server.errors import NotFound
 from server.media import aiortc_internals as internals
+from server.media import forward_only
 from server.media.forwarding import SCREEN, ForwardedTrack, Publication, same_codec
 from server.media.health import HealthMonitor
 from server.media.ice import sfu_configuration
@@ -157,6 +158,7 @@ class Sfu:
             answer_timeout=self.settings.media_answer_timeout_seconds,
         )
         peer.sources = dict(sources or {})
+        peer.may_send = self._forward_only_for(media, identity)
         peer.on_track = self._on_track if may_publish else self._drop_track
         peer.on_negotiated = self._on_negotiated
         peer.on_failed = self._on_failed
@@ -543,16 +545,71 @@ class Sfu:
                 source = "camera" if "camera" not in taken else SCREEN
         return None if source in taken else source
 
+    @staticmethod
+    def _forward_only_for(media: RoomMedia, identity: str) -> set[str]:
+        """The forward-only codecs (VP9, AV1) a participant's offer may be answered
+        with: those every other connected participant decodes, and never another
+        codec than its video publications already have (forward_only.py)."""
+        had = {
+            p.codec.mimeType.lower()
+            for p in media.publications_of(identity)
+            if p.kind == "video" and p.codec is not None
+        }
+        if had:
+            return had & forward_only.ALL
+        return forward_only.shared(p.decodes for who, p in media.peers.items() if who != identity)
+
     def _forward(self, publication: Publication, peer: Peer) -> None:
+        codec = publication.codec
+        if (
+            codec is not None
+            and forward_only.covers(codec)
+            and codec.mimeType.lower() not in peer.decodes
+        ):
+            self._unavailable(publication, peer)
+            return
         media = self.rooms[peer.room]
         track = ForwardedTrack(publication, peer.identity, self.metrics)
         controls = media.controls.setdefault(peer.identity, Controls())
         track.enabled = publication.kind == "audio" or controls.receive_video
         peer.add_outgoing(publication, track)
 
+    def _unavailable(self, publication: Publication, peer: Peer) -> None:
+        """The subscriber cannot decode the publication's codec (VP9 or AV1), which the
+        SFU cannot transcode: it gets no track for it, and is told why."""
+        codec = forward_only.name(publication.codec) if publication.codec else ""
+        log.info(
+            "codec not forwarded",
+            extra={
+                "room": peer.room,
+                "from": publication.identity,
+                "to": peer.identity,
+                "codec": codec,
+            },
+        )
+        self._spawn(
+            self._notify(
+                peer.room,
+                peer.identity,
+                "media_unavailable",
+                {
+                    "identity": publication.identity,
+                    "kind": publication.kind,
+                    "source": publication.source,
+                    "reason": "codec_unsupported",
+                    "codec": codec,
+                },
+            )
+        )
+
     def _on_negotiated(self, peer: Peer, outgoing: Outgoing) -> None:
         publication, track = outgoing.publication, outgoing.track
         codec = internals.negotiated_codec(outgoing.transceiver)
+        if forward_only.covers(publication.codec) and (
+            codec is None or publication.codec is None or not same_codec(publication.codec, codec)
+        ):
+            self._unavailable(publication, peer)  # nothing to transcode VP9 or AV1 with
+            return
         if (
             publication.codec is not None
             and codec is not None

@@ -23,7 +23,7 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpReceiver, RTCSessi
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcconfiguration import RTCBundlePolicy
 
-from server.media import aiortc_internals
+from server.media import aiortc_internals, forward_only
 from tests.support.participants import SocketParticipant
 from tests.support.waiting import eventually
 
@@ -376,27 +376,12 @@ async def hold_remb(person: MediaClient, bitrate: int, seconds: float) -> None:
 
 def without_codec(sdp: str, mime_name: str) -> str:
     """An SDP offer as a client that lacks `mime_name` (e.g. "VP8") would see it."""
-    lines = sdp.split("\r\n")
-    drop = set()
-    for line in lines:
-        if line.startswith("a=rtpmap:") and line.split()[1].split("/")[0].upper() == mime_name:
-            drop.add(line.split(":")[1].split()[0])
-    for pt in list(drop):  # and the RTX that points at it
-        for line in lines:
-            if line.startswith("a=fmtp:") and f"apt={pt}" in line:
-                drop.add(line.split(":")[1].split()[0])
-    out = []
-    for line in lines:
-        if line.startswith("m="):
-            parts = line.split()
-            line = " ".join(parts[:3] + [p for p in parts[3:] if p not in drop])
-        elif (
-            line.startswith(("a=rtpmap:", "a=fmtp:", "a=rtcp-fb:"))
-            and line.split(":")[1].split()[0] in drop
-        ):
-            continue
-        out.append(line)
-    return "\r\n".join(out)
+    drop = {
+        line.split(":")[1].split()[0]
+        for line in sdp.split("\r\n")
+        if line.startswith("a=rtpmap:") and line.split()[1].split("/")[0].upper() == mime_name
+    }
+    return forward_only.without_payload_types(sdp, drop)
 
 
 def renumbered(sdp: str, payload_types: dict[int, int], extension_ids: dict[int, int]) -> str:
