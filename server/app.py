@@ -45,6 +45,8 @@ from server.meetings.people import Profiles
 from server.meetings.service import Meetings, Reminders
 from server.meetings.store import MeetingStore
 from server.metrics import new_registry
+from server.pairs.model import Member
+from server.pairs.store import PairStore, on_pair_ended
 from server.phone import api as phone_api
 from server.phone.dial_in import DialIn
 from server.phone.gateway import PhoneGateway
@@ -64,7 +66,6 @@ from server.rooms.registry import RoomRegistry
 from server.rooms.removals import RemovalStore
 from server.services import SERVICES, Services
 from server.sessionlog import api as sessionlog_api
-from server.sessionlog.pairs import Member, PairStore, on_pair_ended
 from server.sessionlog.service import SessionLogService
 from server.signaling.broadcast import Broadcaster
 from server.signaling.catchup import CatchUpRedisManager, ChatCatchUp

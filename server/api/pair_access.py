@@ -12,7 +12,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from server.api.access import caller_of
-from server.sessionlog.pairs import Pair, PairStore
+from server.pairs.model import Pair
+from server.pairs.store import PairStore
 from server.sessionlog.privacy import Viewer, require_member, require_pair_access
 
 

@@ -11,9 +11,9 @@ from pydantic import BaseModel, Field, field_validator
 from server.api.access import Access, actor_of
 from server.api.http import RouteTable, json_response, read_body
 from server.auth import Role
+from server.pairs.store import PairStore
 from server.privacy import audit
 from server.services import services_of
-from server.sessionlog.pairs import PairStore
 
 routes = RouteTable()
 

@@ -22,8 +22,8 @@ from server.console.pairs import end, overview
 from server.console.participants import Participants, rows_from_csv, rows_from_json
 from server.errors import InvalidInput
 from server.matching.runs import MatchingStore
+from server.pairs.store import PairStore
 from server.services import Services, services_of
-from server.sessionlog.pairs import PairStore
 from server.signin.api import deactivate_participant, invite_members
 
 routes = RouteTable()

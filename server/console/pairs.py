@@ -8,7 +8,8 @@ from typing import Any
 from sqlalchemy import func, select
 
 from server.errors import Conflict
-from server.sessionlog.pairs import Pair, PairStore
+from server.pairs.model import Pair
+from server.pairs.store import PairStore
 from server.store import Database
 from server.store.schema import chat_messages, sessions
 

@@ -30,9 +30,10 @@ from email.message import EmailMessage
 from server.errors import Forbidden, InvalidInput, NotFound, PairwiseError, RateLimited
 from server.mailin.addresses import ReplyAddresses
 from server.mailin.text import reply_text
+from server.pairs.model import Member, Pair
+from server.pairs.store import PairStore
 from server.rooms.chat import ChatMessage, ChatService
 from server.rooms.removals import RemovalStore
-from server.sessionlog.pairs import Member, Pair, PairStore
 from server.signaling.ratelimit import Buckets, TokenBucket
 
 # Precedence values and headers that mark mail no person wrote (RFC 3834 and older habits).

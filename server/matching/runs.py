@@ -33,7 +33,8 @@ from server.matching.assignment import MODES
 from server.matching.cohort import CohortMatch, check_fixed, match_cohort
 from server.matching.criteria import Criteria, parse_criteria
 from server.matching.profiles import Profile, profile_from_json, split_roles
-from server.sessionlog.pairs import Member, Pair, PairStore
+from server.pairs.model import Member, Pair
+from server.pairs.store import PairStore
 from server.store import Database
 from server.store.schema import (
     match_criteria,

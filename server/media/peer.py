@@ -136,7 +136,7 @@ class Counters:
 
 
 @dataclass
-class Quality:
+class LinkQuality:
     """The latest health sample of this peer."""
 
     inbound_kbps: float = 0.0
@@ -177,7 +177,7 @@ class Peer:
         self.liveness = Liveness(self.pc, self.created_at)  # for one who sends nothing
         self.incoming: list[Incoming] = []
         self.outgoing: dict[Publication, Outgoing] = {}
-        self.quality = Quality()
+        self.quality = LinkQuality()
         self.revision = 0
         self.closed = False
         self._send_offer = send_offer

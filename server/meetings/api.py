@@ -22,8 +22,8 @@ from server.meetings.digest import ChatDigest
 from server.meetings.feeds import CalendarFeeds
 from server.meetings.model import Meeting, local_text
 from server.meetings.service import MAX_OPTIONS, Meetings, bare_address
+from server.pairs.model import Pair
 from server.services import services_of
-from server.sessionlog.pairs import Pair
 from server.webhooks import api as webhooks
 from server.webhooks.events import meeting_booked
 

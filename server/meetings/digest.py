@@ -31,10 +31,11 @@ from server.jobs.store import Job
 from server.mail import Mailer, MailOff
 from server.meetings.directory import Directory
 from server.meetings.text import has_control, plain
+from server.pairs.model import Pair
+from server.pairs.store import PairStore
 from server.push.service import Notice, Push
 from server.push.store import Channels
 from server.rooms.chat import unread_messages
-from server.sessionlog.pairs import Pair, PairStore
 from server.store import Database
 from server.store.schema import chat_digest_marks, chat_digest_people, chat_messages
 

@@ -31,9 +31,10 @@ from server.meetings.model import BOOKED, CANCELLED, PROPOSED, Meeting, local_te
 from server.meetings.people import Profiles
 from server.meetings.store import MeetingStore
 from server.meetings.text import has_control, plain, require_plain
+from server.pairs.model import Member, Pair
+from server.pairs.store import PairStore
 from server.push.service import Notice, Push
 from server.push.store import Channels
-from server.sessionlog.pairs import Member, Pair, PairStore
 
 log = logging.getLogger("pairwise.meetings")
 

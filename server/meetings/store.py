@@ -13,8 +13,9 @@ from sqlalchemy import RowMapping, insert, select, update
 
 from server.errors import Conflict, NotFound
 from server.meetings.model import PROPOSED, Meeting
+from server.pairs.queries import pairs_of
 from server.store import Database
-from server.store.schema import meetings, pair_members, pairs
+from server.store.schema import meetings, pairs
 
 
 def _meeting(row: RowMapping) -> Meeting:
@@ -91,8 +92,9 @@ class MeetingStore:
 
     async def of_identity(self, identity: str) -> list[Meeting]:
         """Meetings of the active pairs `identity` is a member of."""
-        mine = select(pair_members.c.pair_id).where(pair_members.c.identity == identity)
-        active = select(pairs.c.id).where(pairs.c.status == "active", pairs.c.id.in_(mine))
+        active = select(pairs.c.id).where(
+            pairs.c.status == "active", pairs.c.id.in_(pairs_of(identity))
+        )
         return await self._load(select(meetings).where(meetings.c.pair_id.in_(active)))
 
     async def change(self, meeting: Meeting, **values: Any) -> Meeting:

@@ -65,7 +65,7 @@ class Dialog:
 
 
 @dataclass
-class Room:
+class CallerInRoom:
     """Who the caller is in the room, once their PIN matched."""
 
     match: PinMatch
@@ -89,7 +89,7 @@ class Call:
     started: float = field(default_factory=time.monotonic)
     answered_at: float | None = None
     confirmed_at: float | None = None
-    room: Room | None = None
+    room: CallerInRoom | None = None
     phone_track: PhoneTrack | None = None
     mix: RoomMix | None = None
     pin_entry: PinEntry = field(default_factory=PinEntry)

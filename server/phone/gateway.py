@@ -23,7 +23,7 @@ from prometheus_client import CollectorRegistry
 from server.errors import Conflict, Forbidden, NotFound, RateLimited
 from server.phone import prompt
 from server.phone.bridge import PhoneTrack, RoomAudio
-from server.phone.call import Call, CallState, Room
+from server.phone.call import Call, CallerInRoom, CallState
 from server.phone.dialout import DialOutCancelled, DialOutFailed, check_number, place_call
 from server.phone.events import PhoneCallEnded, PhonePinRejected
 from server.phone.g711 import Samples
@@ -486,7 +486,7 @@ class PhoneGateway:
             # The same person, already here from a browser: now they speak by phone.
             previous = present.media_mode
             self._registry.set_media_mode(match.room, identity, MediaMode.PHONE, reason="dialed_in")
-            call.room = Room(
+            call.room = CallerInRoom(
                 match, identity, name, role, joined_by_us=False, previous_mode=previous
             )
         else:
@@ -506,7 +506,7 @@ class PhoneGateway:
                 call.end_reason = "room_full"
                 call.play(self._prompt(prompt.GOODBYE), then_hang_up=True)
                 return
-            call.room = Room(match, identity, name, role, joined_by_us=True)
+            call.room = CallerInRoom(match, identity, name, role, joined_by_us=True)
             replaced = self.calls.get(result.replaced_connection or "")
             if replaced is not None:
                 # The same person called again: the new call owns the room entry now.

@@ -20,12 +20,13 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from server.errors import NotFound
+from server.pairs.queries import pairs_of
 from server.privacy import audit
 from server.privacy.audit import PrivacyLog
 from server.privacy.inventory import MENTIONS, PERSON_COLUMNS
 from server.privacy.scrub import secure_delete, truncate_wal
 from server.store import Database
-from server.store.schema import match_profiles, pair_members, pairs, privacy_audit
+from server.store.schema import match_profiles, pairs, privacy_audit
 
 REMOVED_NAME = "Removed participant"
 REMOVED_TEXT = "removed"
@@ -98,9 +99,8 @@ async def _names(conn: AsyncConnection, identity: str) -> list[str]:
 
 async def _rewrite_mentions(conn: AsyncConnection, pseudonym: str, mentions: list[str]) -> None:
     """Titles and flags of the person's pairs, and match explanations, lose their name."""
-    member_pairs = select(pair_members.c.pair_id).where(pair_members.c.identity == pseudonym)
     query = select(pairs.c.id, pairs.c.title, pairs.c.flag_reason).where(
-        pairs.c.id.in_(member_pairs)
+        pairs.c.id.in_(pairs_of(pseudonym))
     )
     for pair_id, title, flag_reason in (await conn.execute(query)).all():
         # The title is "Ada & Bob" by default; a flag says who said "not a good fit".

@@ -15,12 +15,13 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import and_, insert, select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from server.pairs.queries import membership, pair_of_room
 from server.store import Database
-from server.store.schema import pair_members, pairs, sessionlog_settings, transcript_reads
+from server.store.schema import sessionlog_settings, transcript_reads
 
 OPERATORS_READ_CHAT = "operators_read_chat"
 # Names the live chat channel of the operator's side; a new one at each switch-off, so a
@@ -86,14 +87,10 @@ class ChatPrivacy:
         if role in OPERATOR_SIDE_ROLES:
             return True
         async with self._db.connect() as conn:
-            pair_id = await conn.scalar(select(pairs.c.id).where(pairs.c.room == room))
+            pair_id = await conn.scalar(pair_of_room(room))
             if pair_id is None:
                 return False  # a room of no pair: whoever was invited to it
-            member = await conn.scalar(
-                select(pair_members.c.identity).where(
-                    and_(pair_members.c.pair_id == pair_id, pair_members.c.identity == identity)
-                )
-            )
+            member = await conn.scalar(membership(pair_id, identity))
         return member is None
 
     async def audit(
@@ -110,7 +107,7 @@ class ChatPrivacy:
         """Log a read of chat by the operator's side (`room`: find the pair that owns it)."""
         async with self._db.begin() as conn:
             if pair_id is None and room is not None:
-                pair_id = await conn.scalar(select(pairs.c.id).where(pairs.c.room == room))
+                pair_id = await conn.scalar(pair_of_room(room))
             await conn.execute(
                 insert(transcript_reads).values(
                     ts=time.time(),

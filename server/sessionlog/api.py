@@ -21,11 +21,11 @@ from server.api.http import RouteTable, json_response, path_id, read_body
 from server.api.pair_access import pair_seen, pair_written, viewer_of
 from server.api.tokens import IDENTITY_PATTERN, ROOM_PATTERN
 from server.errors import Forbidden, InvalidInput
+from server.pairs.model import Member, Pair
 from server.rooms.chat import ChatMessage
 from server.services import services_of
 from server.sessionlog import export
 from server.sessionlog.health import DEFAULT_QUIET_DAYS, program_health
-from server.sessionlog.pairs import Member, Pair
 from server.sessionlog.privacy import (
     Viewer,
     is_pair_member,

@@ -10,7 +10,8 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
 from server.errors import Conflict, Forbidden, InvalidInput
-from server.sessionlog.pairs import Pair, PairStore
+from server.pairs.model import Pair
+from server.pairs.store import PairStore
 from server.sessionlog.rows import clean_text, fetch_all, insert_id
 from server.sessionlog.sessions import SessionLog
 from server.store import Database

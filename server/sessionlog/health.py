@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import func, select
 
-from server.sessionlog.pairs import PairStore
+from server.pairs.store import PairStore
 from server.sessionlog.rows import fetch_all
 from server.sessionlog.sessions import is_fallback, step_name
 from server.store import Database

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from server.errors import Forbidden
+from server.pairs.model import Pair
 from server.rooms.chat_privacy import ChatPrivacy, TranscriptRead
-from server.sessionlog.pairs import Pair
 from server.store import Database
 
 # What only operators see of a pair: "not a good fit (said X after session 2)".

@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from server.pairs.store import PairStore
 from server.rooms.events import (
     MediaConnectionLost,
     MediaControlsChanged,
@@ -35,7 +36,6 @@ from server.rooms.events import (
 )
 from server.rooms.model import choice_reason
 from server.sessionlog.agenda import carry_over
-from server.sessionlog.pairs import PairStore
 from server.sessionlog.rows import insert_id
 from server.store import Database
 from server.store.schema import (

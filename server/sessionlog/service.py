@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from server.pairs.store import PairStore
 from server.sessionlog.agenda import Agenda
 from server.sessionlog.feedback import FeedbackBook
 from server.sessionlog.goals import Goals
-from server.sessionlog.pairs import PairStore
 from server.sessionlog.privacy import Privacy
 from server.sessionlog.recorder import SessionRecorder
 from server.sessionlog.sessions import SessionLog

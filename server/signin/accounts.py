@@ -1,7 +1,7 @@
 """Accounts: the people who sign in, known by their email address.
 
 A participant's `identity` is the id their pair memberships and join tokens use
-(`server.sessionlog.pairs.Member.identity`); other packages (meetings, the console) find a
+(`server.pairs.model.Member.identity`); other packages (meetings, the console) find a
 participant's email through `AccountStore.by_identity`. Operators have a role instead:
 admin (everything), manager (the cohort and its pairs) or viewer (health and exports).
 """

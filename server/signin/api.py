@@ -34,8 +34,8 @@ from server.config import Settings
 from server.errors import Conflict, Forbidden, NotFound, PairwiseError, RateLimited
 from server.matching.profiles import Profile
 from server.meetings.model import BOOKED, Meeting
+from server.pairs.model import Pair
 from server.services import services_of
-from server.sessionlog.pairs import Pair
 from server.signaling.ratelimit import Buckets
 from server.signin import csrf
 from server.signin.accounts import Account, AccountRole, normal_email

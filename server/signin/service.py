@@ -20,8 +20,9 @@ from typing import Any
 from server.auth import JoinToken, Role, TokenIssuer
 from server.errors import Conflict, Forbidden
 from server.mail import Mailer, MailFailed, MailOff
+from server.pairs.model import Pair
+from server.pairs.store import PairStore
 from server.privacy import audit
-from server.sessionlog.pairs import Pair, PairStore
 from server.signin.accounts import Account, AccountStore
 from server.signin.links import LinkRefused, LinkStore
 from server.signin.oidc import OidcClient

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from server.sessionlog.pairs import Member, Pair
+from server.pairs.model import Member, Pair
 from server.webhooks.events import Event, EventType
 
 TIME_FACTS = ("start", "started_at", "ended_at", "last_activity")

@@ -13,6 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from server.errors import Conflict, Forbidden, InvalidInput, NotFound
+from server.pairs.model import Member, Pair
 from server.rooms.events import (
     MediaModeChanged,
     MediaQualitySampled,
@@ -25,7 +26,6 @@ from server.rooms.events import (
 )
 from server.sessionlog import export
 from server.sessionlog.health import DAY, program_health
-from server.sessionlog.pairs import Member, Pair
 from server.sessionlog.privacy import Viewer
 from server.sessionlog.service import SessionLogService
 from server.store import Database

@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 from aiortc import RTCPeerConnection
 
+from server.pairs.model import Member
 from server.rooms.model import MediaMode
 from server.services import SERVICES
 from server.sessionlog.health import program_health
-from server.sessionlog.pairs import Member
 from tests.media.conftest import Join
 from tests.media.support import MediaClient, client_configuration
 from tests.support.waiting import eventually

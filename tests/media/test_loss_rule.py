@@ -8,7 +8,7 @@ import datetime
 from aiortc.stats import RTCInboundRtpStreamStats
 
 from server.media.health import LOSSY_SAMPLES, inbound_media_packets
-from server.media.peer import Quality
+from server.media.peer import LinkQuality
 
 THRESHOLD = 20.0
 
@@ -28,7 +28,7 @@ def inbound(ssrc: int, received: int, lost: int) -> RTCInboundRtpStreamStats:
 
 
 def streak(samples: list[float]) -> int:
-    quality = Quality()
+    quality = LinkQuality()
     for loss in samples:
         quality.record_loss(loss, THRESHOLD)
     return quality.lossy_samples

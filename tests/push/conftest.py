@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from server.jobs.clock import ManualClock
-from server.sessionlog.pairs import Pair
+from server.pairs.model import Pair
 from tests.signin.conftest import (  # noqa: F401  (fixtures)
     Browser,
     Mailbox,

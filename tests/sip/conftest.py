@@ -13,13 +13,13 @@ from typing import Any, TypeVar
 import pytest
 from prometheus_client import CollectorRegistry
 
+from server.pairs.store import PairStore
 from server.phone.call import Call, CallState
 from server.phone.gateway import PhoneGateway
 from server.phone.pins import PinStore
 from server.phone.settings import PhoneSettings
 from server.rooms.events import EventBus, RoomEvent
 from server.rooms.registry import RoomRegistry
-from server.sessionlog.pairs import PairStore
 from server.store import Database
 from server.store.schema import metadata
 from tests.support.room_audio import LocalRoomAudio

@@ -6,9 +6,10 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import update
 
+from server.pairs.model import Member
+from server.pairs.store import PairStore
 from server.phone.events import PhonePinRejected
 from server.rooms.events import ParticipantJoined
-from server.sessionlog.pairs import Member, PairStore
 from server.store.schema import pairs
 from tests.sip.conftest import Phone, PhoneFactory, UdpPeer, eventually
 

@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 
 from server.errors import Forbidden, InvalidInput, NotFound, RateLimited
+from server.pairs.model import Member
+from server.pairs.store import PairStore
 from server.phone.dialout import check_number
 from server.rooms.events import ParticipantJoined
 from server.rooms.model import MediaMode
-from server.sessionlog.pairs import Member, PairStore
 from tests.sip.conftest import SCENARIOS, PhoneFactory, eventually
 from tests.support.services import free_port
 

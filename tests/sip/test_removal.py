@@ -6,12 +6,13 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
+from server.pairs.model import Member
+from server.pairs.store import PairStore
 from server.phone.events import PhonePinRejected
 from server.phone.pins import PinMatch
 from server.phone.session_log import PinRejectionLog
 from server.rooms.model import MediaMode
 from server.rooms.removals import RemovalStore
-from server.sessionlog.pairs import Member, PairStore
 from server.sessionlog.recorder import SessionRecorder
 from server.store.schema import session_timeline
 from tests.sip.conftest import Phone, UdpPeer, eventually

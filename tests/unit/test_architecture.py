@@ -1,5 +1,5 @@
 """The shape of the code, checked: the domain stays free of the web framework (the domain
-core, rooms, matching and the session log, of any web library), and no import cycle appears
+core, pairs, rooms, matching and the session log, of any web library), and no import cycle appears
 between the server's modules (none at run time; counting type-only imports, none beyond
 the ones issue #23 is to break, listed below).
 
@@ -94,7 +94,7 @@ def test_domain_modules_do_not_import_the_web_framework() -> None:
 
 
 # The domain core (DESIGN.md) is plain Python: not even aiohttp's client.
-DOMAIN_PACKAGES = ("server.rooms", "server.matching", "server.sessionlog")
+DOMAIN_PACKAGES = ("server.pairs", "server.rooms", "server.matching", "server.sessionlog")
 WEB_LIBRARIES = ("aiohttp", "socketio", "engineio", "aiortc")
 
 
@@ -107,6 +107,22 @@ def test_the_domain_core_imports_no_web_library_at_all() -> None:
         if module.split(".")[0] in WEB_LIBRARIES
     ]
     assert not offenders, "the domain core is plain Python:\n" + "\n".join(offenders)
+
+
+# Pairs are the vocabulary matching, rooms, the session log, meetings and the console share:
+# the package sits below all of them and reaches for none (only errors and the store).
+PAIRS_MAY_IMPORT = ("server.pairs", "server.errors", "server.store")
+
+
+def test_pairs_import_none_of_the_packages_that_use_them() -> None:
+    offenders = [
+        f"{path.relative_to(ROOT)}:{line} imports {module}"
+        for name, path in sorted(modules().items())
+        if name == "server.pairs" or name.startswith("server.pairs.")
+        for module, line in imported(name, path, typing=True)
+        if module.startswith("server") and not module.startswith(PAIRS_MAY_IMPORT)
+    ]
+    assert not offenders, "server.pairs is shared vocabulary:\n" + "\n".join(offenders)
 
 
 def cycles(graph: dict[str, set[str]]) -> list[list[str]]:

@@ -1,4 +1,4 @@
-"""Mentoring pairs: who belongs together and which room is theirs."""
+"""Where pairs are kept: creating them, reading them, ending them (which closes their room)."""
 
 from __future__ import annotations
 
@@ -8,17 +8,18 @@ import time
 import uuid
 import weakref
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
 
 from sqlalchemy import delete, insert, select, update
 
 from server.errors import Conflict, Forbidden, InvalidInput, NotFound
+from server.pairs.model import Member, Pair
+from server.pairs.queries import pair_of_room, pairs_of
 from server.store import Database
 from server.store.schema import pair_members, pairs, phone_participant_pins, phone_room_pins
 
 log = logging.getLogger("pairwise.pairs")
 
-PairEnded = Callable[["Pair"], Awaitable[None]]
+PairEnded = Callable[[Pair], Awaitable[None]]
 # What runs when a pair of a database ends (active -> unpublished), whichever PairStore
 # ended it: meetings cancel the pair's meetings to come.
 _ended_hooks: weakref.WeakKeyDictionary[Database, builtins.list[PairEnded]] = (
@@ -28,29 +29,6 @@ _ended_hooks: weakref.WeakKeyDictionary[Database, builtins.list[PairEnded]] = (
 
 def on_pair_ended(database: Database, hook: PairEnded) -> None:
     _ended_hooks.setdefault(database, []).append(hook)
-
-
-@dataclass(frozen=True)
-class Member:
-    identity: str
-    name: str
-    role: str  # mentor | mentee
-
-
-@dataclass(frozen=True)
-class Pair:
-    id: str
-    room: str
-    title: str
-    status: str
-    source: str
-    flagged: bool
-    flag_reason: str | None
-    created_at: float
-    members: tuple[Member, ...] = field(default=())
-
-    def has_member(self, identity: str) -> bool:
-        return any(m.identity == identity for m in self.members)
 
 
 class PairStore:
@@ -73,7 +51,7 @@ class PairStore:
         room = room or f"pair-{pair_id[:12]}"
         title = title or " & ".join(m.name for m in members)
         async with self._db.begin() as conn:
-            taken = await conn.scalar(select(pairs.c.id).where(pairs.c.room == room))
+            taken = await conn.scalar(pair_of_room(room))
             if taken is not None:
                 raise Conflict(f"room {room!r} already belongs to a pair")
             await conn.execute(
@@ -130,8 +108,7 @@ class PairStore:
         return await self._load(pairs.c.status == status if status else None)
 
     async def of_identity(self, identity: str) -> builtins.list[Pair]:
-        ids = select(pair_members.c.pair_id).where(pair_members.c.identity == identity)
-        return await self._load(pairs.c.id.in_(ids))
+        return await self._load(pairs.c.id.in_(pairs_of(identity)))
 
     async def set_status(self, pair_id: str, status: str) -> Pair:
         if status not in ("active", "unpublished"):

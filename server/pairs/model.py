@@ -1,0 +1,28 @@
+"""A mentoring pair and its members, as read from the database."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Member:
+    identity: str
+    name: str
+    role: str  # mentor | mentee
+
+
+@dataclass(frozen=True)
+class Pair:
+    id: str
+    room: str
+    title: str
+    status: str  # active | unpublished (ended or rematched: its room is closed)
+    source: str
+    flagged: bool
+    flag_reason: str | None
+    created_at: float
+    members: tuple[Member, ...] = field(default=())
+
+    def has_member(self, identity: str) -> bool:
+        return any(m.identity == identity for m in self.members)
