@@ -1,15 +1,19 @@
 """VP9 and AV1 between Chromium pages, forwarded without decoding; an aiortc
-participant who cannot decode them in the same room gets the audio and a reason
-instead of those videos (server/media/forward_only.py).
+participant and a Chromium page who cannot decode them in the same room get the audio
+and a reason instead of those videos (server/media/forward_only.py), which the page
+shows on the tiles.
 
 One page prefers VP9, the other AV1 (an init script puts it first in every video
-transceiver's `setCodecPreferences`), as a browser configured for them would.
+transceiver's `setCodecPreferences`), as a browser configured for them would; another
+has neither, as a browser without them would (an init script hides them from the
+capabilities and from every offer and answer).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import re
 from typing import Any
 
 import pytest
@@ -38,6 +42,40 @@ PREFER = """
 }
 """
 
+WITHOUT_VP9_AND_AV1 = """
+() => {
+  const supported = (c) => !/^video\\/(VP9|AV1)$/i.test(c.mimeType);
+  for (const Rtp of [RTCRtpReceiver, RTCRtpSender]) {
+    const capabilities = Rtp.getCapabilities;
+    Rtp.getCapabilities = (kind) => {
+      const found = capabilities.call(Rtp, kind);
+      return found && { ...found, codecs: found.codecs.filter(supported) };
+    };
+  }
+  for (const name of ["createOffer", "createAnswer"]) {
+    const create = RTCPeerConnection.prototype[name];
+    RTCPeerConnection.prototype[name] = function (...args) {
+      const codecs = RTCRtpReceiver.getCapabilities("video").codecs;
+      for (const transceiver of this.getTransceivers()) {
+        if (transceiver.receiver.track.kind === "video" && transceiver.currentDirection !== "stopped") {
+          transceiver.setCodecPreferences(codecs);
+        }
+      }
+      return create.apply(this, args);
+    };
+  }
+}
+"""
+
+AUDIO_PACKETS = """
+async () => {
+  const stats = await window.pairwiseDebug.room.media.pc.getStats();
+  return Object.fromEntries([...stats.values()]
+    .filter((s) => s.type === "inbound-rtp" && s.kind === "audio")
+    .map((s) => [s.ssrc, s.packetsReceived]));
+}
+"""
+
 VIDEO_STATS = """
 async () => {
   const pc = window.pairwiseDebug.room.media.pc;
@@ -59,13 +97,18 @@ async () => {
 """
 
 
+async def open_with(open_page: OpenPage, identity: str, script: str, **options: Any) -> RoomPage:
+    """`identity`'s page with `script` run before the client's own in every document."""
+    person = await open_page(identity, diag=("debug-handle",), join=False, **options)
+    await person.page.add_init_script(script)
+    await person.page.reload()
+    return await person.join()
+
+
 async def open_preferring(
     open_page: OpenPage, identity: str, codec: str, **options: Any
 ) -> RoomPage:
-    person = await open_page(identity, diag=("debug-handle",), join=False, **options)
-    await person.page.add_init_script(f"({PREFER})({json.dumps(codec)})")
-    await person.page.reload()
-    return await person.join()
+    return await open_with(open_page, identity, f"({PREFER})({json.dumps(codec)})", **options)
 
 
 def frames_of(stats: list[dict[str, Any]], kind: str, codec: str) -> int:
@@ -81,7 +124,19 @@ async def decodes(page: RoomPage, codec: str, more_than: int = 0) -> int:
     return more_than + await eventually(check, timeout=30, interval=0.5, what=f"{codec} decoded")
 
 
-async def test_vp9_and_av1_are_forwarded_between_chromium_pages_and_a_vp8_only_client_keeps_the_audio(
+async def hears(page: RoomPage, more_than: dict[str, int] | None = None) -> dict[str, int]:
+    """Wait until two audios reach `page`, each past `more_than` packets (by SSRC)."""
+    before = more_than or {}
+
+    async def check() -> dict[str, int] | None:
+        packets: dict[str, int] = await page.evaluate(AUDIO_PACKETS)
+        grown = [ssrc for ssrc, n in packets.items() if n > before.get(ssrc, 0) + 25]
+        return packets if len(grown) >= 2 else None
+
+    return await eventually(check, timeout=20, interval=0.5, what="two audios arriving")
+
+
+async def test_vp9_and_av1_are_forwarded_between_chromium_pages_and_vp8_only_clients_keep_the_audio_and_a_reason(
     open_page: OpenPage, base_url: str
 ) -> None:
     ada = await open_preferring(open_page, "ada", "video/VP9", role="mentor")
@@ -129,3 +184,17 @@ async def test_vp9_and_av1_are_forwarded_between_chromium_pages_and_a_vp8_only_c
         await decodes(bo, "video/VP9", more_than=decoded + 30)  # ada's, still VP9
     finally:
         await carol.close()
+
+    # Dan's browser has neither VP9 nor AV1: both tiles say why they show initials, and
+    # both audios play.
+    dan = await open_with(open_page, "dan", f"({WITHOUT_VP9_AND_AV1})()")
+    for owner in ("ada", "bo"):
+        tile = dan.tile(owner)
+        await expect(tile.locator(".tile-state")).to_have_text(
+            "Video not supported by this browser", timeout=15_000
+        )
+        await expect(tile).to_have_attribute("aria-label", re.compile("video not supported"))
+        await expect(tile).not_to_have_class(re.compile("has-video"))
+    await hears(dan, more_than=await hears(dan))
+    sdp = await dan.evaluate("() => window.pairwiseDebug.room.media.pc.localDescription.sdp")
+    assert "VP9" not in sdp and "AV1" not in sdp, sdp

@@ -81,6 +81,9 @@ export class MediaSession {
       this.tiles.setMic(identity, audio);
       this.tiles.setCameraOff(identity, !video);
     });
+    socket.on("media_unavailable", ({ identity, kind, source, codec }) => {
+      if (kind === "video" && source !== "screen") this.tiles.setUnavailable(identity, codec);
+    });
     socket.on("media_failed", ({ reason }) => this.#dropped(reason || "media_failed", true));
     this.lostDevices = new Set(); // kinds whose device ended and could not be had again
     this.deviceCeiling = null; // the mode before a lost device lowered it

@@ -1,7 +1,8 @@
 // One tile per participant: their video (or initials), name, mic state, media-mode badge,
 // connection quality, and what is going on with their video: "Video paused" when they
 // stopped sending it (a choice, a step down, or frames that stopped arriving) instead of
-// a frozen last frame, and "Reconnecting…" while their connection is being rebuilt.
+// a frozen last frame, "Reconnecting…" while their connection is being rebuilt, and
+// "Video not supported by this browser" when the SFU cannot forward it to me (VP9 or AV1).
 
 const MODE_LABELS = { video: "Video", audio: "Audio only", text: "Text chat", phone: "Phone" };
 const QUALITY_LABELS = {
@@ -124,11 +125,21 @@ export class Tiles {
     for (const tile of this.tiles.values()) this.#refreshVideo(tile);
   }
 
+  /** The SFU does not forward their video to me: it is in `codec` (VP9, AV1), which this
+   * browser did not offer (`media_unavailable`). Holds until a video track of theirs comes. */
+  setUnavailable(identity, codec) {
+    const tile = this.tiles.get(identity);
+    if (!tile) return;
+    tile.unavailable = codec;
+    this.#refreshVideo(tile);
+  }
+
   /** A MediaStream to show on the tile (null to show initials). Local video stays muted. */
   setStream(identity, stream) {
     const tile = this.tiles.get(identity);
     if (!tile) return;
     tile.stream = stream;
+    if (stream?.getVideoTracks().some((t) => t.readyState === "live")) tile.unavailable = null;
     if (tile.video.srcObject !== stream) tile.video.srcObject = stream;
     if (stream) tile.video.play().catch(() => {}); // autoplay may wait for a gesture
     this.#refreshVideo(tile);
@@ -199,11 +210,16 @@ export class Tiles {
     tile.root.classList.toggle("has-video", shown);
     if (shown) tile.hadVideo = true;
     let state = "";
+    let why = "";
     if (tile.reconnecting) state = "Reconnecting…";
     else if (!mine && mode === "video" && tile.cameraOff) state = "Camera off";
-    else if (!mine && !shown && tile.hadVideo && mode !== "phone") state = "Video paused";
+    else if (!mine && mode === "video" && tile.unavailable) {
+      state = "Video not supported by this browser";
+      why = `They send ${tile.unavailable}, which this browser cannot play`;
+    } else if (!mine && !shown && tile.hadVideo && mode !== "phone") state = "Video paused";
     tile.state.textContent = state;
     tile.state.hidden = !state;
+    tile.state.title = why;
     tile.root.dataset.video = shown ? "playing" : state === "Video paused" ? "paused" : "off";
     this.#describe(tile);
   }
