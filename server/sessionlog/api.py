@@ -24,7 +24,6 @@ from server.errors import Forbidden, InvalidInput
 from server.rooms.chat import ChatMessage
 from server.services import services_of
 from server.sessionlog import export
-from server.sessionlog.health import DEFAULT_QUIET_DAYS, program_health
 from server.sessionlog.pairs import Member, Pair
 from server.sessionlog.privacy import (
     Viewer,
@@ -32,6 +31,7 @@ from server.sessionlog.privacy import (
     pair_fields,
     sees_feedback,
 )
+from server.sessionlog.program_health import DEFAULT_QUIET_DAYS, program_health
 from server.sessionlog.service import SessionLogService
 from server.sessionlog.sessions import Session, SessionDetail
 from server.webhooks import api as webhooks

@@ -24,8 +24,8 @@ from server.jobs.runner import JobRunner, RetryPolicy
 from server.jobs.store import Job
 from server.privacy import audit
 from server.rooms.events import MediaModeChanged, RoomEvent, SessionEnded, SessionStarted
-from server.sessionlog.health import program_health
 from server.sessionlog.pairs import Pair, PairStore
+from server.sessionlog.program_health import program_health
 from server.sessionlog.sessions import is_fallback
 from server.store import Database
 from server.webhooks import events as ev

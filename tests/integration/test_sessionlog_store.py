@@ -24,9 +24,9 @@ from server.rooms.events import (
     SessionStarted,
 )
 from server.sessionlog import export
-from server.sessionlog.health import DAY, program_health
 from server.sessionlog.pairs import Member, Pair
 from server.sessionlog.privacy import Viewer
+from server.sessionlog.program_health import DAY, program_health
 from server.sessionlog.service import SessionLogService
 from server.store import Database
 from server.store.migrate import migrate
