@@ -13,7 +13,7 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from server.api import health, pages, tokens
+from server.api import ops, pages, tokens
 from server.api import rooms as rooms_api
 from server.api.cors import OriginPolicy
 from server.api.forwarded import TrustedProxies
@@ -87,7 +87,7 @@ log = logging.getLogger("pairwise.app")
 
 VERSION = "0.1.0"
 ROUTE_TABLES: list[RouteTable] = [
-    health.routes,
+    ops.routes,
     tokens.routes,
     cluster_api.routes,
     rooms_api.routes,

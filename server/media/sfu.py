@@ -24,8 +24,8 @@ from server.errors import NotFound
 from server.media import aiortc_internals as internals
 from server.media import forward_only
 from server.media.forwarding import SCREEN, ForwardedTrack, Publication, same_codec
-from server.media.health import HealthMonitor
 from server.media.ice import sfu_configuration
+from server.media.ladder_monitor import LadderMonitor
 from server.media.loss_repair import repair_video
 from server.media.metrics import MediaMetrics
 from server.media.peer import Incoming, Outgoing, Peer
@@ -107,7 +107,7 @@ class Sfu:
         self.metrics = metrics
         self.notify = notify
         self.rooms: dict[str, RoomMedia] = {}
-        self.health = HealthMonitor(self, settings, registry, bus, metrics)
+        self.ladder = LadderMonitor(self, settings, registry, bus, metrics)
         self.probes = MediaProbes(settings)  # pre-join connection checks
         self._background: set[asyncio.Task[Any]] = set()
         # Called with each new publication (the phone bridge mixes room audio from them).
@@ -118,10 +118,10 @@ class Sfu:
         self.bus.subscribe(
             self._on_event, "sfu", kinds=(ParticipantLeft, SessionEnded, MediaModeChanged)
         )
-        self.health.start()
+        self.ladder.start()
 
     async def stop(self) -> None:
-        await self.health.stop()
+        await self.ladder.stop()
         await self.probes.close_all()
         for room in list(self.rooms.values()):
             for peer in list(room.peers.values()):
@@ -161,7 +161,7 @@ class Sfu:
         peer.may_send = self._forward_only_for(media, identity)
         peer.on_track = self._on_track if may_publish else self._drop_track
         peer.on_negotiated = self._on_negotiated
-        peer.on_failed = self._on_failed
+        peer.on_failed = self.fail_soon
         try:
             answer = await peer.accept_offer(offer_sdp)
         except Exception:
@@ -684,7 +684,8 @@ class Sfu:
 
     # -- failures ----------------------------------------------------------------------
 
-    def _on_failed(self, peer: Peer, reason: str) -> None:
+    def fail_soon(self, peer: Peer, reason: str) -> None:
+        """`fail`, in the background (from a callback or the ladder monitor's tick)."""
         self._spawn(self.fail(peer, reason))
 
     async def fail(self, peer: Peer, reason: str) -> None:
@@ -695,7 +696,7 @@ class Sfu:
             return
         del media.peers[peer.identity]
         await self._close_peer(peer)
-        self.health.connection_lost(peer.room, peer.identity, reason)
+        self.ladder.connection_lost(peer.room, peer.identity, reason)
         self.bus.publish(MediaConnectionLost(peer.room, identity=peer.identity, reason=reason))
         log.info(
             "media connection lost",

@@ -25,13 +25,13 @@ from server.pairs.model import Member, Pair
 from server.rooms.chat import ChatMessage
 from server.services import services_of
 from server.sessionlog import export
-from server.sessionlog.health import DEFAULT_QUIET_DAYS, program_health
 from server.sessionlog.privacy import (
     Viewer,
     is_pair_member,
     pair_fields,
     sees_feedback,
 )
+from server.sessionlog.program_health import DEFAULT_QUIET_DAYS, program_health
 from server.sessionlog.service import SessionLogService
 from server.sessionlog.sessions import Session, SessionDetail
 from server.webhooks import api as webhooks

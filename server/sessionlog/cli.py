@@ -8,13 +8,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from server.config import Settings
-from server.sessionlog.health import DEFAULT_QUIET_DAYS
+from server.sessionlog.program_health import DEFAULT_QUIET_DAYS
 
 Command = Callable[[argparse.Namespace, Settings], int]
 
 
 def _report(args: argparse.Namespace, settings: Settings) -> int:
-    from server.sessionlog.health import program_health
+    from server.sessionlog.program_health import program_health
     from server.sessionlog.report import render_report
     from server.store import Database
     from server.store.migrate import migrate

@@ -7,7 +7,7 @@ import datetime as dt
 from collections.abc import Sequence
 from html import escape
 
-from server.sessionlog.health import ProgramHealth
+from server.sessionlog.program_health import ProgramHealth
 
 WIDTH, HEIGHT, PAD = 640, 220, 32
 CSS = """

@@ -18,7 +18,7 @@ from typing import Any
 from server.meetings.model import Meeting
 from server.pairs.model import Pair
 from server.rooms.events import MediaModeChanged, SessionEnded, SessionStarted
-from server.sessionlog.health import QuietPair
+from server.sessionlog.program_health import QuietPair
 
 # A media step's reason as the media path names it (ice_failed, camera_unavailable). The
 # member's client sends the reason, so anything else may be words the member wrote.

@@ -26,7 +26,7 @@ from server.pairs.model import Pair
 from server.pairs.store import PairStore
 from server.privacy import audit
 from server.rooms.events import MediaModeChanged, RoomEvent, SessionEnded, SessionStarted
-from server.sessionlog.health import program_health
+from server.sessionlog.program_health import program_health
 from server.sessionlog.sessions import is_fallback
 from server.store import Database
 from server.webhooks import events as ev

@@ -25,8 +25,8 @@ from server.rooms.events import (
     SessionStarted,
 )
 from server.sessionlog import export
-from server.sessionlog.health import DAY, program_health
 from server.sessionlog.privacy import Viewer
+from server.sessionlog.program_health import DAY, program_health
 from server.sessionlog.service import SessionLogService
 from server.store import Database
 from server.store.migrate import migrate

@@ -20,7 +20,7 @@ from aiortc import RTCPeerConnection
 from server.pairs.model import Member
 from server.rooms.model import MediaMode
 from server.services import SERVICES
-from server.sessionlog.health import program_health
+from server.sessionlog.program_health import program_health
 from tests.media.conftest import Join
 from tests.media.support import MediaClient, client_configuration
 from tests.support.waiting import eventually
@@ -170,7 +170,7 @@ async def test_camera_off_never_steps_down_for_missing_video(join: Join, server:
     dead): with the camera off no video is expected, so nothing steps down; with it on,
     the same silence does."""
     ada, bo = await watched(join)
-    health = sfu_of(server).health
+    ladder = sfu_of(server).ladder
     registry = server.app[SERVICES].rooms
     assert await ada.socket.call("media_control", {"video": False}) == {
         "audio": True,
@@ -179,11 +179,11 @@ async def test_camera_off_never_steps_down_for_missing_video(join: Join, server:
         "screen": False,
     }
     ada.tracks["video"].silent = True
-    health.check(time.monotonic() + 2)
+    ladder.check(time.monotonic() + 2)
     assert registry.participant("pair-1", "ada").media_mode == MediaMode.VIDEO
 
     await ada.socket.call("media_control", {"video": True})
-    health.check(time.monotonic() + 2)
+    ladder.check(time.monotonic() + 2)
     assert registry.participant("pair-1", "ada").media_mode != MediaMode.VIDEO
 
 

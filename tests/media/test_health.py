@@ -1,4 +1,5 @@
-"""The media health monitor moves participants down the ladder and back, from real RTP."""
+"""The ladder monitor (server/media/ladder_monitor.py) moves participants down the ladder
+and back, from real RTP. The rules alone, with a made-up clock: tests/unit/test_ladder_rules.py."""
 
 from __future__ import annotations
 

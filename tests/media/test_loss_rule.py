@@ -1,5 +1,5 @@
-"""The health monitor's loss rule (server/media/health.py): noisy single samples and the
-retransmission stream never step anyone down on their own."""
+"""The loss rule (server/media/ladder_rules.py, measured by stats_sampler.py): noisy single
+samples and the retransmission stream never step anyone down on their own."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import datetime
 
 from aiortc.stats import RTCInboundRtpStreamStats
 
-from server.media.health import LOSSY_SAMPLES, inbound_media_packets
+from server.media.ladder_rules import LOSSY_SAMPLES
 from server.media.peer import LinkQuality
+from server.media.stats_sampler import inbound_media_packets
 
 THRESHOLD = 20.0
 

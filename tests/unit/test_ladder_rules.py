@@ -1,0 +1,321 @@
+"""The fallback ladder's rules (server/media/ladder_rules.py) as a pure function of (state,
+observation, now): each rule steps down and back up, with a made-up clock, in microseconds.
+The same rules over real RTP are tests/media/test_health.py, test_liveness.py and
+test_continuity.py."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from server.config import load_settings
+from server.media.ladder_rules import (
+    Fail,
+    Feed,
+    LadderRules,
+    LadderState,
+    Observation,
+    Step,
+    after_step,
+)
+from server.rooms.model import MediaMode
+
+AUDIO, VIDEO, TEXT, PHONE = MediaMode.AUDIO, MediaMode.VIDEO, MediaMode.TEXT, MediaMode.PHONE
+
+RULES = LadderRules.from_settings(
+    load_settings(
+        media_ice_timeout_seconds=4.0,
+        media_silence_seconds=5.0,
+        media_liveness_seconds=3.0,
+        media_loss_step_down_percent=20.0,
+        media_recover_seconds=6.0,
+    )
+)
+CONNECTED = 100.0  # when the connection formed (monotonic seconds)
+
+
+def flowing(now: float, held: bool = False) -> Feed:
+    """Frames arriving: the last one a moment ago."""
+    return Feed(last_frame_at=now - 0.1, expected_since=CONNECTED, held=held)
+
+
+def stopped(at: float, held: bool = False) -> Feed:
+    return Feed(last_frame_at=at, expected_since=CONNECTED, held=held)
+
+
+def paused() -> Feed:
+    return Feed(paused=True, expected_since=CONNECTED)
+
+
+class Participant:
+    """One participant as the monitor drives them: every tick the rules decide, and a
+    step is applied to their mode the way the monitor applies it."""
+
+    def __init__(self, mode: MediaMode = VIDEO) -> None:
+        self.mode = mode
+        self.state = LadderState()
+
+    def tick(self, now: float, **seen: Any) -> Fail | Step | None:
+        fields: dict[str, Any] = {
+            "created_at": CONNECTED - 1,
+            "connected_at": CONNECTED,
+            "connected": True,
+            "audio": flowing(now),
+            "video": flowing(now),
+            **seen,
+        }
+        decision = RULES.decide(self.state, Observation(mode=self.mode, **fields), now)
+        self.state = decision.state
+        if isinstance(decision.action, Step):
+            self.apply(decision.action)
+        return decision.action
+
+    def ticks(self, start: float, end: float, **seen: Any) -> list[Fail | Step]:
+        """Every half second from `start` until before `end`: what the rules did."""
+        actions = []
+        for i in range(int((end - start) * 2)):
+            action = self.tick(start + i / 2, **seen)
+            if action is not None:
+                actions.append(action)
+        return actions
+
+    def apply(self, step: Step) -> None:
+        state = after_step(self.state, self.mode, step.mode, step.reason, step.down)
+        if state is not None:
+            self.state, self.mode = state, step.mode
+
+    def connection_lost(self, reason: str) -> None:
+        self.apply(Step(TEXT, reason, down=True))
+
+    def recovers_at(self, start: float, **seen: Any) -> float | None:
+        """When, ticking from `start` with the same media, the rules step them back up."""
+        for i in range(60):
+            now = start + i / 2
+            action = self.tick(now, **seen)
+            if action is not None:
+                assert action == Step(action.mode, "media_recovered", down=False), action
+                return now - start
+        return None
+
+
+# -- a dead connection ---------------------------------------------------------------------
+
+
+def test_a_dead_connection_is_closed_for_its_reason_and_a_live_one_is_not() -> None:
+    ada = Participant()
+    assert ada.tick(200.0) is None
+    assert ada.tick(200.5, dead="dtls_failed") == Fail("dtls_failed")
+    # Even before ICE completed, and even when nothing else is wrong.
+    assert ada.tick(200.5, dead="ice_failed", connected_at=None) == Fail("ice_failed")
+
+
+@pytest.mark.parametrize("reason", ["ice_failed", "connection_closed", "ice_timeout"])
+def test_after_a_dead_connection_clean_audio_brings_video_back(reason: str) -> None:
+    ada = Participant()
+    ada.connection_lost(reason)
+    assert ada.mode == TEXT and ada.state.ceiling == VIDEO
+    # The rebuilt connection: the client sends audio only while below video, and the SFU
+    # holds video; clean audio for media_recover_seconds is the evidence.
+    held = Feed(expected_since=CONNECTED, held=True)
+    assert ada.recovers_at(200.0, video=held) == RULES.recover_seconds
+    assert ada.mode == VIDEO and ada.state == LadderState()
+
+
+def test_a_connection_that_never_connects_is_closed_at_the_ice_timeout() -> None:
+    ada = Participant()
+    never = {"connected_at": None, "connected": False, "audio": None, "video": None}
+    assert ada.tick(CONNECTED - 1 + 3.9, **never) is None
+    assert ada.tick(CONNECTED - 1 + 4.0, **never) == Fail("ice_timeout")
+    # Connected but not (yet, or any longer) in the `connected` state: no judgement at all.
+    assert ada.tick(500.0, connected=False, audio=None, video=None, quiet=60.0) is None
+
+
+# -- silence ----------------------------------------------------------------------------------
+
+
+def test_video_silence_steps_down_to_audio_and_its_frames_bring_it_back() -> None:
+    ada = Participant()
+    assert ada.tick(114.9, video=stopped(110.0)) is None
+    assert ada.tick(115.0, video=stopped(110.0)) == Step(AUDIO, "no_video_rtp", down=True)
+    assert ada.mode == AUDIO and ada.state.ceiling == VIDEO and not ada.state.network
+    # Not a network step: clean audio with video held back is no evidence that video fits.
+    assert ada.recovers_at(120.0, video=stopped(110.0, held=True)) is None
+    assert ada.mode == AUDIO
+    # Video frames again (held, but read and counted).
+    # Video frames for a moment, then none again: not enough.
+    assert ada.recovers_at(160.0, video=flowing(160.0, held=True)) is None
+    assert ada.recovers_at(200.0) == RULES.recover_seconds
+    assert ada.mode == VIDEO
+
+
+def test_audio_and_video_silent_together_step_down_to_text() -> None:
+    ada = Participant()
+    # Audio's last packet may come a frame interval after video's: half the silence is one loss.
+    assert ada.tick(115.0, video=stopped(110.0), audio=stopped(112.5)) == Step(
+        TEXT, "no_rtp", down=True
+    )
+    bo = Participant()
+    assert bo.tick(115.0, video=stopped(110.0), audio=stopped(112.6)) == Step(
+        AUDIO, "no_video_rtp", down=True
+    )
+    assert ada.state.network  # no_rtp is the network: clean audio vouches for video
+    held = Feed(expected_since=CONNECTED, held=True)
+    assert ada.recovers_at(200.0, video=held) == RULES.recover_seconds
+    assert ada.mode == VIDEO
+
+
+def test_audio_silence_in_audio_mode_steps_down_to_text_and_audio_brings_it_back() -> None:
+    ada = Participant(AUDIO)
+    assert ada.tick(114.9, audio=stopped(110.0), video=None) is None
+    assert ada.tick(115.0, audio=stopped(110.0), video=None) == Step(
+        TEXT, "no_audio_rtp", down=True
+    )
+    assert ada.recovers_at(200.0, audio=stopped(110.0), video=None) is None
+    assert ada.recovers_at(300.0) == RULES.recover_seconds
+    assert ada.mode == AUDIO  # never above the mode they had, though video flows too
+
+
+def test_silence_counts_from_when_frames_were_expected() -> None:
+    ada = Participant()
+    # No publication at all: silent since the connection formed.
+    assert ada.tick(CONNECTED + 4.9, video=None) is None
+    assert ada.tick(CONNECTED + 5.0, video=None) == Step(AUDIO, "no_video_rtp", down=True)
+    # Camera turned on again at 150: silence counts from then, not from the last frame.
+    bo = Participant()
+    back_on = Feed(last_frame_at=110.0, expected_since=150.0)
+    assert bo.tick(154.9, video=back_on) is None
+    assert bo.tick(155.0, video=back_on) == Step(AUDIO, "no_video_rtp", down=True)
+
+
+def test_no_frames_expected_is_no_silence() -> None:
+    ada = Participant()
+    assert ada.ticks(100.0, 200.0, video=paused()) == []  # camera off, paused by the SFU
+    assert ada.ticks(100.0, 200.0, video=stopped(100.0), sends_video=False) == []
+    bo = Participant(AUDIO)
+    assert bo.ticks(100.0, 200.0, audio=paused(), video=None) == []  # muted
+    assert bo.ticks(100.0, 200.0, audio=stopped(100.0), video=None, sends_audio=False) == []
+    assert ada.mode == VIDEO and bo.mode == AUDIO
+
+
+# -- liveness: a participant who sends nothing --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("mode", "sends_audio"), [(VIDEO, False), (AUDIO, False), (VIDEO, True), (AUDIO, True)]
+)
+def test_unheard_from_is_dead_only_when_no_media_would_show_it(
+    mode: MediaMode, sends_audio: bool
+) -> None:
+    ada = Participant(mode)
+    # The camera is off; in video mode the microphone alone does not cover them.
+    covered = mode == AUDIO and sends_audio
+    quiet = {"sends_video": False, "sends_audio": sends_audio, "video": paused()}
+    assert ada.tick(200.0, quiet=2.9, **quiet) is None
+    expected = None if covered else Fail("consent_expired")
+    assert ada.tick(200.0, quiet=3.0, **quiet) == expected
+
+
+def test_a_publisher_is_judged_by_its_frames_not_by_liveness() -> None:
+    ada = Participant()
+    assert ada.ticks(200.0, 210.0, quiet=30.0) == []
+
+
+def test_after_consent_expired_a_connection_heard_from_brings_video_back() -> None:
+    ada = Participant()
+    ada.connection_lost("consent_expired")
+    nothing = {"sends_video": False, "sends_audio": False, "audio": paused(), "video": paused()}
+    assert ada.recovers_at(200.0, loss_percent=25.0, **nothing) is None  # not clean
+    assert ada.recovers_at(300.0, **nothing) == RULES.recover_seconds
+    assert ada.mode == VIDEO
+
+
+# -- loss -------------------------------------------------------------------------------------
+
+
+def test_loss_in_consecutive_samples_steps_video_down_to_audio() -> None:
+    ada = Participant()
+    assert ada.ticks(200.0, 210.0, loss_percent=25.0, lossy_samples=1) == []
+    assert ada.tick(210.0, loss_percent=25.0, lossy_samples=2) == Step(
+        AUDIO, "high_loss", down=True
+    )
+    # Loss alone never takes audio further down.
+    assert ada.ticks(211.0, 230.0, loss_percent=60.0, lossy_samples=9) == []
+    assert ada.mode == AUDIO
+
+
+def test_after_loss_clean_audio_brings_video_back_and_lossy_audio_does_not() -> None:
+    ada = Participant()
+    ada.tick(200.0, loss_percent=25.0, lossy_samples=2)
+    held = Feed(expected_since=CONNECTED, held=True)
+    assert ada.recovers_at(210.0, video=held, loss_percent=20.0) is None
+    assert ada.recovers_at(300.0, video=held, loss_percent=19.9) == RULES.recover_seconds
+    assert ada.mode == VIDEO
+
+
+# -- recovery ---------------------------------------------------------------------------------
+
+
+def test_recovery_needs_clean_media_for_the_whole_time() -> None:
+    ada = Participant()
+    ada.tick(115.0, video=stopped(110.0))
+    assert ada.ticks(200.0, 205.5) == []  # 5.5 s of video: not yet
+    assert ada.tick(205.5, video=stopped(204.0)) is None  # a stall restarts the count
+    assert ada.state.healthy_since is None
+    assert ada.ticks(206.0, 212.0) == []
+    assert ada.tick(212.0) == Step(VIDEO, "media_recovered", down=False)
+
+
+def test_recovery_goes_up_one_step_when_only_audio_flows() -> None:
+    ada = Participant()
+    ada.tick(115.0, video=stopped(110.0), audio=stopped(110.0))
+    assert ada.mode == TEXT
+    assert ada.recovers_at(200.0, video=stopped(110.0)) == RULES.recover_seconds
+    assert ada.mode == AUDIO  # video is not flowing (and not held): audio is the best
+
+
+def test_a_mode_the_client_chooses_ends_the_recovery() -> None:
+    ada = Participant()
+    ada.tick(115.0, video=stopped(110.0))
+    assert ada.mode == AUDIO
+    ada.mode = TEXT  # the participant chose text themselves
+    assert ada.ticks(200.0, 260.0) == []
+    assert ada.state == LadderState() and ada.mode == TEXT
+    # Without the choice, the same media brings them back.
+    bo = Participant()
+    bo.tick(115.0, video=stopped(110.0))
+    assert bo.recovers_at(200.0) == RULES.recover_seconds
+
+
+# -- applying a step ---------------------------------------------------------------------------
+
+
+def test_a_step_down_remembers_the_first_mode_and_never_goes_up() -> None:
+    first = after_step(LadderState(), VIDEO, AUDIO, "no_video_rtp", down=True)
+    assert first == LadderState(ceiling=VIDEO, last_set=AUDIO, network=False)
+    second = after_step(first, AUDIO, TEXT, "no_rtp", down=True)
+    assert second == LadderState(ceiling=VIDEO, last_set=TEXT, network=True)
+    assert after_step(second, TEXT, AUDIO, "no_rtp", down=True) is None
+    assert after_step(second, TEXT, TEXT, "ice_failed", down=True) is None
+    # Back up below the ceiling keeps it; at the ceiling the step down is over.
+    assert after_step(second, TEXT, AUDIO, "media_recovered", down=False) == LadderState(
+        ceiling=VIDEO, last_set=AUDIO, network=True
+    )
+    assert after_step(second, TEXT, VIDEO, "media_recovered", down=False) == LadderState()
+
+
+def test_someone_on_the_phone_is_left_alone() -> None:
+    assert after_step(LadderState(), PHONE, TEXT, "ice_failed", down=True) is None
+    ada = Participant(PHONE)
+    ada.state = LadderState(ceiling=VIDEO, last_set=PHONE)
+    assert ada.ticks(200.0, 220.0) == []
+
+
+def test_the_rules_take_their_thresholds_from_the_settings() -> None:
+    assert vars(RULES) == {
+        "ice_timeout_seconds": 4.0,
+        "silence_seconds": 5.0,
+        "liveness_seconds": 3.0,
+        "loss_step_down_percent": 20.0,
+        "recover_seconds": 6.0,
+    }
