@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from aiohttp import web
 from pydantic import BaseModel, Field
@@ -139,11 +139,15 @@ async def create_participant_pin(request: web.Request) -> web.Response:
 
 
 class LiveCall(BaseModel):
+    state: Literal["ringing", "connected"] = Field(
+        description='ringing: a "call me" the member has not answered yet (removing them, '
+        "DELETE /api/v1/rooms/{room}/participants/{identity}, cancels it); connected"
+    )
     room: str | None = Field(description="The room the caller is in; null while keying a PIN")
     identity: str | None
     caller: str = Field(description="The caller's number, all but the last 3 digits masked")
     name: str | None = Field(description="The name the room shows for the caller")
-    since: float = Field(description="When the call was answered (Unix seconds)")
+    since: float = Field(description="When the call was answered, or asked for (Unix seconds)")
     muted: bool = Field(description="The caller muted themself (*6)")
     transport: str = Field(description="UDP, TCP or TLS")
     encrypted: bool = Field(description="Media is SRTP")
@@ -164,8 +168,23 @@ class LiveCalls(BaseModel):
 )
 async def live_calls(request: web.Request) -> web.Response:
     phone = _gateway(request)
+    trunk = phone.trunk
     calls = [
         LiveCall(
+            state="ringing",
+            room=ringing.room,
+            identity=ringing.identity,
+            caller=ringing.number,
+            name=ringing.name,
+            since=round(ringing.since, 3),
+            muted=False,
+            transport=trunk.transport if trunk else "UDP",
+            encrypted=trunk is not None and trunk.srtp == "required",
+        )
+        for ringing in phone.ringing_calls
+    ] + [
+        LiveCall(
+            state="connected",
             room=call.room.match.room if call.room else None,
             identity=call.room.identity if call.room else None,
             caller=call.caller,

@@ -5,7 +5,8 @@ or not under an allowed prefix (toll fraud: with no prefixes configured nothing 
 be dialled). `place_call` sends the INVITE to the trunk (PCMU, PCMA and
 telephone-event offered; SDES keys too when the trunk's SRTP setting asks for them)
 over the trunk's transport (trunk.py), answers a 401/407 digest challenge once
-(digest.py), ACKs the answer and returns the answered `Call`, whose media then runs
+(digest.py's `retry_with_digest`, as registration does), takes responses only from the
+trunk it sent to (uas.py), ACKs the answer and returns the answered `Call`, whose media then runs
 like a dial-in's.
 
 Until the answer the call can be cancelled (the member or an operator changed their
@@ -20,13 +21,13 @@ import asyncio
 import re
 import secrets
 import time
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from server.errors import Forbidden, InvalidInput
 from server.phone import sip
 from server.phone.call import Call, CallState, Dialog
-from server.phone.digest import DigestError, answer_challenge, challenge_header
+from server.phone.digest import Credentials, DigestError, retry_with_digest
 from server.phone.rtp import RtpEndpoint, RtpStats, open_endpoint
 from server.phone.sdp import SdpError, answered_keys, build_offer, negotiate, parse_offer
 from server.phone.sip import SipMessage
@@ -42,6 +43,18 @@ ANSWER_SECONDS = 60.0  # ringing at most this long, then CANCEL
 T1, T2 = 0.5, 4.0  # RFC 3261: a request over UDP is resent at T1, doubling up to T2
 TRANSACTION_SECONDS = 64 * T1  # Timer B/F: a request with no final answer by then failed
 CRYPTO_TAG = 1  # the tag of the one a=crypto line we offer
+
+
+@dataclass
+class Ringing:
+    """A "call me" not answered yet: what an operator sees of it, and its cancel switch."""
+
+    room: str
+    identity: str
+    name: str
+    number: str  # masked
+    since: float  # Unix seconds the member asked
+    cancelled: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class DialOutFailed(Exception):
@@ -100,60 +113,57 @@ async def place_call(
         (CRYPTO_TAG, local_key) if local_key is not None else None,
         secure_profile=trunk.srtp == "required",
     )
-    responses = uas.expect_responses(call_id)
+    responses = uas.expect_responses(call_id, peer)
     started = time.monotonic()
+    sent: list[SipMessage] = []  # our INVITEs: the first, then the one answering a challenge
+
+    async def send(credentials: Credentials | None) -> SipMessage:
+        """Send the INVITE (a new CSeq each time) and return its final answer, ACKed when
+        it is an error; `DialOutCancelled` / `DialOutFailed` when we gave up on it."""
+        invite = SipMessage(
+            method="INVITE",
+            uri=target,
+            headers=[
+                ("Via", uas.via(address, peer)),
+                ("Max-Forwards", "70"),
+                ("From", from_header),
+                ("To", f"<{target}>"),
+                ("Call-ID", call_id),
+                ("CSeq", f"{len(sent) + 1} INVITE"),
+                ("Contact", uas.contact(address, peer)),
+                ("Allow", "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO"),
+                ("User-Agent", "Pairwise phone gateway"),
+                ("Content-Type", "application/sdp"),
+                *([credentials] if credentials else []),
+            ],
+            body=offer,
+        )
+        sent.append(invite)
+        final, gave_up = await _final(
+            uas, invite, peer, responses, link.reliable, cancelled, endpoint
+        )
+        if final is not None and final.status >= 300:
+            uas.send(_ack(invite, final, invite.uri, invite.branch), peer)
+        if gave_up:
+            if final is not None and final.status < 300:  # the answer overtook the CANCEL
+                _hang_up_answered(uas, invite, final, peer)
+            status = final.status if final is not None else 0
+            if gave_up == "cancelled":
+                raise DialOutCancelled(status, "cancelled before the answer")
+            raise DialOutFailed(status, "no answer")
+        assert final is not None
+        return final
+
     try:
-        cseq, credentials = 1, None
-        while True:
-            invite = SipMessage(
-                method="INVITE",
-                uri=target,
-                headers=[
-                    ("Via", uas.via(address, peer)),
-                    ("Max-Forwards", "70"),
-                    ("From", from_header),
-                    ("To", f"<{target}>"),
-                    ("Call-ID", call_id),
-                    ("CSeq", f"{cseq} INVITE"),
-                    ("Contact", uas.contact(address, peer)),
-                    ("Allow", "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO"),
-                    ("User-Agent", "Pairwise phone gateway"),
-                    ("Content-Type", "application/sdp"),
-                    *([credentials] if credentials else []),
-                ],
-                body=offer,
+        try:
+            final, _ = await retry_with_digest(
+                send, "INVITE", target, trunk.username, trunk.password
             )
-            final, gave_up = await _final(
-                uas, invite, peer, responses, link.reliable, cancelled, endpoint
-            )
-            if final is not None and final.status >= 300:
-                uas.send(_ack(invite, final, invite.uri, invite.branch), peer)
-            if gave_up:
-                if final is not None and final.status < 300:  # the answer overtook the CANCEL
-                    _hang_up_answered(uas, invite, final, peer)
-                status = final.status if final is not None else 0
-                if gave_up == "cancelled":
-                    raise DialOutCancelled(status, "cancelled before the answer")
-                raise DialOutFailed(status, "no answer")
-            assert final is not None
-            challenged = final.status in (401, 407) and credentials is None
-            if challenged and trunk.username and trunk.password is not None:
-                try:
-                    _, credentials = answer_challenge(
-                        final.status,
-                        final.get(challenge_header(final.status)),
-                        "INVITE",
-                        target,
-                        trunk.username,
-                        trunk.password,
-                    )
-                except DigestError as exc:
-                    raise DialOutFailed(final.status, str(exc)) from None
-                cseq += 1
-                continue
-            if final.status >= 300:
-                raise DialOutFailed(final.status, final.reason)
-            break
+        except DigestError as exc:
+            raise DialOutFailed(exc.status, str(exc)) from None
+        invite = sent[-1]
+        if final.status >= 300:
+            raise DialOutFailed(final.status, final.reason)
         try:
             answered = parse_offer(final.body)
             answer = negotiate(answered)

@@ -11,14 +11,22 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from server.phone.sip import SipMessage
 
 ALGORITHMS = {"MD5": hashlib.md5, "SHA-256": hashlib.sha256}
+Credentials = tuple[str, str]  # (Authorization | Proxy-Authorization, its value)
 _PARAM = re.compile(r'(\w+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]+))')
 
 
 class DigestError(ValueError):
     """A challenge we cannot answer (another scheme, an algorithm or qop we lack)."""
+
+    status = 0  # the 401 or 407 that carried it, when known
 
 
 @dataclass(frozen=True)
@@ -86,23 +94,39 @@ def authorization(
     return "Digest " + ", ".join(fields)
 
 
-def answer_challenge(
-    status: int,
-    header: str,
+def answering(
+    status: int, challenge: Challenge, method: str, uri: str, username: str, password: str, nc: int
+) -> Credentials:
+    """The header answering `challenge` from a 401 (`Authorization`) or a 407
+    (`Proxy-Authorization`), and its value."""
+    name = "Authorization" if status == 401 else "Proxy-Authorization"
+    return name, authorization(challenge, method, uri, username, password, nc)
+
+
+async def retry_with_digest(
+    send: Callable[[Credentials | None], Awaitable[SipMessage]],
     method: str,
     uri: str,
-    username: str,
-    password: str,
-    nc: int = 1,
-) -> tuple[Challenge, tuple[str, str]]:
-    """The challenge in a 401 (`WWW-Authenticate`) or 407 (`Proxy-Authenticate`) and
-    the header answering it (`Authorization` or `Proxy-Authorization`, value): the one
-    place dial-out and registration turn a challenge into credentials."""
-    challenge = parse_challenge(header)
-    name = "Authorization" if status == 401 else "Proxy-Authorization"
-    return challenge, (name, authorization(challenge, method, uri, username, password, nc))
-
-
-def challenge_header(status: int) -> str:
-    """Where a 401 or 407 carries its challenge."""
-    return "WWW-Authenticate" if status == 401 else "Proxy-Authenticate"
+    username: str | None,
+    password: str | None,
+    credentials: Credentials | None = None,
+) -> tuple[SipMessage, tuple[int, Challenge] | None]:
+    """Send a request (`send(credentials)` returns its final answer) and, when that is a
+    401 or 407 and we have a username and password, send it once more answering the
+    challenge (RFC 3261 §22.2): the one place dial-out and registration do this. Returns
+    the last final answer and the (401 | 407, challenge) answered for it, None when none
+    was; a second 401/407 is returned, not answered (the credentials were refused).
+    `DigestError` (with the `status` that carried it) when the challenge cannot be
+    answered."""
+    response = await send(credentials)
+    status = response.status
+    if status not in (401, 407) or not username or password is None:
+        return response, None
+    header = "WWW-Authenticate" if status == 401 else "Proxy-Authenticate"
+    try:
+        challenge = parse_challenge(response.get(header))
+    except DigestError as exc:
+        exc.status = status
+        raise
+    answer = answering(status, challenge, method, uri, username, password, 1)
+    return await send(answer), (status, challenge)

@@ -24,7 +24,13 @@ from server.errors import Conflict, Forbidden, NotFound, RateLimited
 from server.phone import prompt
 from server.phone.bridge import PhoneTrack, RoomAudio
 from server.phone.call import Call, CallerInRoom, CallState
-from server.phone.dialout import DialOutCancelled, DialOutFailed, check_number, place_call
+from server.phone.dialout import (
+    DialOutCancelled,
+    DialOutFailed,
+    Ringing,
+    check_number,
+    place_call,
+)
 from server.phone.events import PhoneCallEnded, PhonePinRejected
 from server.phone.g711 import Samples
 from server.phone.guessing import PinCheckRefused, PinGuard
@@ -95,8 +101,8 @@ class PhoneGateway:
             else None
         )
         self.trunk_link = TrunkLink(self.uas, self.trunk) if self.trunk is not None else None
-        # (room, identity) → set to cancel that member's "call me" while it rings
-        self._ringing: dict[tuple[str, str], asyncio.Event] = {}
+        # (room, identity) → that member's "call me" while it rings (cancel it by its event)
+        self._ringing: dict[tuple[str, str], Ringing] = {}
         self.registration = (
             TrunkRegistration(
                 self.uas,
@@ -166,8 +172,8 @@ class PhoneGateway:
     async def stop(self) -> None:
         if self.registration is not None:
             await self.registration.stop()  # while the socket is still open
-        for cancelled in self._ringing.values():
-            cancelled.set()
+        for ringing in self._ringing.values():
+            ringing.cancelled.set()
         for server in self._stream_servers.values():
             server.close()
         await self.uas.close()
@@ -188,9 +194,10 @@ class PhoneGateway:
     async def remove(self, room: str, identity: str) -> bool:
         """An operator removed `identity` from `room`: end their calls into it (BYE), and
         give the room a new PIN, since the removed person may know the old one (they
-        could have read it in the room, or called in with it)."""
+        could have read it in the room, or called in with it). Whether a call was ended,
+        or a "call me" still ringing them cancelled (the trunk gets a CANCEL)."""
         await self._pins.rotate_room_pin(room)
-        self.cancel_call_me(room, identity)  # a "call me" still ringing them stops too
+        cancelled = self.cancel_call_me(room, identity)
         found = [
             c
             for c in list(self.calls.values())
@@ -199,7 +206,7 @@ class PhoneGateway:
         for call in found:
             call.end_reason = "removed"
             await self.uas.hang_up(call, "removed")
-        return bool(found)
+        return bool(found) or cancelled
 
     # -- dial-out ("call me") ----------------------------------------------------------------
 
@@ -214,25 +221,30 @@ class PhoneGateway:
         if not self._dialouts.get(f"{room}\n{identity}").take():
             raise RateLimited("too many calls asked for; try again later")
         self.cancel_call_me(room, identity)  # asked again (a typo fixed?): the new number wins
-        cancelled = asyncio.Event()
-        self._ringing[room, identity] = cancelled
+        ringing = Ringing(room, identity, name, "…" + dialled[-3:], time.time())
+        self._ringing[room, identity] = ringing
         self.uas.spawn(
-            self._call_out(room, identity, name, role, dialled, cancelled), "phone-dial-out"
+            self._call_out(room, identity, name, role, dialled, ringing.cancelled), "phone-dial-out"
         )
-        return "…" + dialled[-3:]
+        return ringing.number
 
     def cancel_call_me(self, room: str, identity: str) -> bool:
         """Stop ringing `identity`'s phone (they, or an operator, changed their mind):
         the trunk gets a CANCEL. Whether a call was ringing."""
-        cancelled = self._ringing.get((room, identity))
-        if cancelled is None:
+        ringing = self._ringing.get((room, identity))
+        if ringing is None:
             return False
-        cancelled.set()
+        ringing.cancelled.set()
         return True
 
     def ringing(self, room: str, identity: str) -> bool:
         """Whether a "call me" for `identity` in `room` is still ringing."""
         return (room, identity) in self._ringing
+
+    @property
+    def ringing_calls(self) -> list[Ringing]:
+        """The "call me"s not answered yet (the operators' console lists them)."""
+        return list(self._ringing.values())
 
     async def _call_out(
         self, room: str, identity: str, name: str, role: str, number: str, cancelled: asyncio.Event
@@ -249,7 +261,8 @@ class PhoneGateway:
             log.warning("dial-out failed", extra={"room": room, "reason": str(exc)[:80]})
             return
         finally:
-            if self._ringing.get((room, identity)) is cancelled:
+            ringing = self._ringing.get((room, identity))
+            if ringing is not None and ringing.cancelled is cancelled:
                 del self._ringing[room, identity]
         call.on_digits = self._keyed
         call.on_prompt_finished = self._prompt_finished

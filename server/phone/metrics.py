@@ -59,7 +59,9 @@ class PhoneMetrics:
             registry=registry,
         )
         self.sip_dropped = Counter(
-            "pairwise_phone_sip_dropped", "SIP datagrams dropped as malformed", registry=registry
+            "pairwise_phone_sip_dropped",
+            "SIP messages dropped: malformed, or a response from where no request of ours went",
+            registry=registry,
         )
 
     def call_finished(self, stats: RtpStats) -> None:

@@ -2,7 +2,8 @@
 where it is, so calls to the trunk's number reach dial-in.
 
 A trunk that only knows registered users sends no calls until this runs. The loop
-registers (answering a 401/407 digest challenge with digest.py, the code dial-out uses),
+registers (answering a 401/407 digest challenge with digest.py's `retry_with_digest`, as
+dial-out does),
 refreshes at half the Expires the registrar granted (its number, not ours: registrars
 often shorten it), and on failure retries after a backoff that doubles up to a ceiling,
 so a wrong password costs the trunk one attempt every few minutes, not a flood. Later
@@ -23,15 +24,16 @@ import secrets
 import time
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import partial
 from typing import TYPE_CHECKING
 
 from server.phone import sip
 from server.phone.digest import (
     Challenge,
+    Credentials,
     DigestError,
-    answer_challenge,
-    authorization,
-    challenge_header,
+    answering,
+    retry_with_digest,
 )
 from server.phone.sip import SipMessage
 
@@ -120,7 +122,7 @@ class TrunkRegistration:
         self._challenge: tuple[int, Challenge] | None = None  # (401 | 407, the last one)
         self._nc = 0
         self._task: asyncio.Task[None] | None = None
-        self._responses = uas.expect_responses(self._call_id)
+        self._closed = asyncio.Event()  # the trunk connection the last REGISTER went on
         self.status = RegistrationStatus(registrar=trunk.hostport)
 
     def start(self) -> None:
@@ -170,10 +172,9 @@ class TrunkRegistration:
                 )
             self._set_state(RegistrationState.REGISTERED)
             self._metrics.trunk_registrations.labels("registered").inc()
-            self._link.lost.clear()
             try:
                 # Over TCP/TLS the binding dies with its connection: register again at once.
-                await asyncio.wait_for(self._link.lost.wait(), wait)
+                await asyncio.wait_for(self._closed.wait(), wait)
             except TimeoutError:
                 continue
             self._failed(RegistrationFailed(0, "the trunk connection closed"))
@@ -208,19 +209,20 @@ class TrunkRegistration:
         address = self._uas.advertised_address(peer[0])
         contact = self._uas.contact(address, peer)
         uri = f"sip:{trunk.hostport}"
-        credentials = None
-        if self._challenge is not None and trunk.username and trunk.password is not None:
-            self._nc += 1  # the same nonce again: the count says this is a new request
-            status, challenge = self._challenge
-            name = "Authorization" if status == 401 else "Proxy-Authorization"
-            credentials = (
-                name,
-                authorization(challenge, "REGISTER", uri, trunk.username, trunk.password, self._nc),
-            )
-        answered_fresh = False
-        for _ in range(4):  # stale credentials → a fresh challenge → 423 → done
-            response = await self._transaction(uri, contact, expires, credentials)
-            self.status.last_status = response.status
+        for _ in range(2):  # a challenge answered inside, then once more after a 423
+            try:
+                response, answered = await retry_with_digest(
+                    partial(self._transaction, uri, contact, expires),
+                    "REGISTER",
+                    uri,
+                    trunk.username,
+                    trunk.password,
+                    self._reused_credentials(uri),
+                )
+            except DigestError as exc:
+                raise RegistrationFailed(exc.status, str(exc)) from None
+            if answered is not None:
+                self._challenge, self._nc = answered, 1
             if 200 <= response.status < 300:
                 return 0 if expires == 0 else granted_expires(response, contact[5:-1], expires)
             if response.status == 423 and expires:  # Interval Too Brief
@@ -229,38 +231,38 @@ class TrunkRegistration:
                     expires = int(minimum)
                     continue
             if response.status in (401, 407):
-                if answered_fresh:
-                    raise RegistrationFailed(response.status, "credentials refused")
-                if not trunk.username or trunk.password is None:
-                    raise RegistrationFailed(response.status, "the trunk wants credentials")
-                try:
-                    challenge, credentials = answer_challenge(
-                        response.status,
-                        response.get(challenge_header(response.status)),
-                        "REGISTER",
-                        uri,
-                        trunk.username,
-                        trunk.password,
-                    )
-                except DigestError as exc:
-                    raise RegistrationFailed(response.status, str(exc)) from None
-                self._challenge, self._nc, answered_fresh = (response.status, challenge), 1, True
-                continue
+                refused = "credentials refused" if answered else "the trunk wants credentials"
+                raise RegistrationFailed(response.status, refused)
             raise RegistrationFailed(response.status, response.reason)
         raise RegistrationFailed(0, "the registrar kept asking")
+
+    def _reused_credentials(self, uri: str) -> Credentials | None:
+        """The last challenge answered again, the nonce count advanced (a registrar that
+        wants a fresh one says so with a 401 and gets it)."""
+        trunk = self._trunk
+        if self._challenge is None or not trunk.username or trunk.password is None:
+            return None
+        self._nc += 1  # the same nonce again: the count says this is a new request
+        status, challenge = self._challenge
+        return answering(
+            status, challenge, "REGISTER", uri, trunk.username, trunk.password, self._nc
+        )
 
     async def _transaction(
         self,
         uri: str,
         contact: str,
         expires: int,
-        credentials: tuple[str, str] | None,
+        credentials: Credentials | None,
     ) -> SipMessage:
         """Send one REGISTER (resent at T1 doubling to T2 over UDP) and return its final
-        answer; `RegistrationFailed(0)` after Timer F."""
+        answer; `RegistrationFailed(0)` after Timer F, or at once when the TCP/TLS
+        connection it went on closes (its answer cannot come on it any more)."""
         self._cseq += 1
         trunk = self._trunk
         peer = await self._link.peer()  # a challenge's answer may need the connection again
+        self._closed = closed = self._link.closed  # of the connection it goes on
+        responses = self._uas.expect_responses(self._call_id, peer)
         address = self._uas.advertised_address(peer[0])
         aor = f"<sip:{trunk.username or 'pairwise'}@{trunk.hostport}>"
         request = SipMessage(
@@ -285,17 +287,28 @@ class TrunkRegistration:
         self._uas.send(data, peer)
         interval = T1
         deadline = time.monotonic() + TRANSACTION_SECONDS
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise RegistrationFailed(0, "no answer from the registrar")
-            try:
-                response = await asyncio.wait_for(
-                    self._responses.get(), left if reliable else min(left, interval)
+        lost = asyncio.ensure_future(closed.wait())
+        try:
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise RegistrationFailed(0, "no answer from the registrar")
+                answer = asyncio.ensure_future(responses.get())
+                await asyncio.wait(
+                    (answer, lost),
+                    timeout=left if reliable else min(left, interval),
+                    return_when=asyncio.FIRST_COMPLETED,
                 )
-            except TimeoutError:
-                self._uas.send(data, peer)
-                interval = min(interval * 2, T2)
-                continue
-            if response.cseq == (self._cseq, "REGISTER") and response.status >= 200:
-                return response
+                if not answer.done():
+                    answer.cancel()
+                    if lost.done():
+                        raise RegistrationFailed(0, "the trunk connection closed")
+                    self._uas.send(data, peer)
+                    interval = min(interval * 2, T2)
+                    continue
+                response = answer.result()
+                if response.cseq == (self._cseq, "REGISTER") and response.status >= 200:
+                    self.status.last_status = response.status
+                    return response
+        finally:
+            lost.cancel()

@@ -47,7 +47,9 @@ class StreamOwner(Protocol):
 
     def detach_stream(self, stream: SipStreamConnection) -> None: ...
 
-    def message_received(self, data: bytes, addr: tuple[str, int]) -> None: ...
+    def message_received(
+        self, data: bytes, addr: tuple[str, int], stream: SipStreamConnection | None = None
+    ) -> None: ...
 
     def has_call_from(self, peer: tuple[str, int]) -> bool: ...
 
@@ -160,7 +162,7 @@ class SipStreamConnection(asyncio.Protocol):
         if self.framer.pings > pings:
             self.write(KEEPALIVE_PONG * (self.framer.pings - pings))
         for message in messages:
-            self.uas.message_received(message, self.peer)
+            self.uas.message_received(message, self.peer, self)
 
     @property
     def open(self) -> bool:

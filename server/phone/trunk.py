@@ -6,8 +6,10 @@ dial-out INVITE travel on it, and the calls the trunk sends to our registration
 arrive on it as well (most trunks send them on the registering connection, since the
 gateway may sit behind NAT), where they are ordinary dial-in calls (stream.py feeds
 them to the same user agent server as a listener's connections). A connection that
-closes is opened again on the next request, and `lost` tells the registration so it
-registers again at once: the trunk's binding went with the connection. A CRLF CRLF
+closes is opened again on the next request, and its `closed` event tells whoever waits
+on it: a REGISTER in flight fails at once (its answer can no longer come; not after the
+32 s Timer F), and a registration made on it registers again at once (the trunk's
+binding went with the connection). A CRLF CRLF
 keep-alive (RFC 5626 §3.5.1) goes out every `KEEPALIVE_SECONDS`, so a NAT or a trunk
 that drops quiet connections keeps this one between refreshes (five minutes apart with
 the default Expires).
@@ -73,7 +75,7 @@ class TrunkLink:
     def __init__(self, uas: UserAgentServer, trunk: Trunk) -> None:
         self.uas = uas
         self.trunk = trunk
-        self.lost = asyncio.Event()  # set when the connection closes; the registration clears it
+        self._closed = asyncio.Event()  # the current connection's; never set over UDP
         self._peer: tuple[str, int] | None = None
         self._connection: SipStreamConnection | None = None
         self._lock = asyncio.Lock()
@@ -98,6 +100,12 @@ class TrunkLink:
                 await self._connect(self._peer)
             return self._peer
 
+    @property
+    def closed(self) -> asyncio.Event:
+        """Set when the connection that requests go on now closes (over UDP, never): the
+        answers to what was sent on it will not come."""
+        return self._closed
+
     def _open(self) -> bool:
         connection = self._connection
         return connection is not None and connection.open
@@ -118,6 +126,7 @@ class TrunkLink:
         )
         connection.on_lost = self._connection_lost
         self._connection = connection
+        self._closed = asyncio.Event()
         self._stop_keepalive()
         self._keepalive = asyncio.create_task(self._ping(connection), name="phone-trunk-ping")
         log.info(
@@ -139,7 +148,7 @@ class TrunkLink:
         if connection is self._connection:
             self._stop_keepalive()
             self._connection = None
-            self.lost.set()
+            self._closed.set()
             log.warning(
                 "the trunk connection closed",
                 extra={"transport": self.trunk.transport, "trunk": self.trunk.hostport},

@@ -21,6 +21,7 @@ import socket
 import time
 from collections import deque
 from collections.abc import Coroutine
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from server.phone import dtmf, sip
@@ -65,6 +66,15 @@ class CallHandler(Protocol):
         """The call is over (either side hung up, or it never got going)."""
 
 
+@dataclass(frozen=True)
+class _PendingBye:
+    """A BYE of ours, resent until the one it went to answers it."""
+
+    peer: tuple[str, int]
+    cseq: int
+    resending: asyncio.Task[None]
+
+
 def mask_number(from_header: str) -> str:
     """The caller's number with all but the last three characters hidden ("anonymous"
     when the caller withheld it)."""
@@ -95,14 +105,16 @@ class UserAgentServer(UdpEndpoint):
         self._invites = Buckets(settings.invite_rate * 60, burst=int(settings.invite_burst))
         self._answered: dict[tuple[str, str, str], tuple[bytes, float]] = {}
         self._unacked: dict[str, asyncio.Task[None]] = {}  # Call-ID → final error retransmits
-        self._bye_pending: dict[str, asyncio.Task[None]] = {}
+        self._bye_pending: dict[str, _PendingBye] = {}  # Call-ID → our BYE, resent until answered
         self._tasks: set[asyncio.Task[Any]] = set()
         self._answering: dict[str, asyncio.Task[None]] = {}  # Call-ID → its INVITE handling
         self._deadlines: dict[str, asyncio.TimerHandle] = {}  # Call-ID → max call length
         # (host, port) → its TCP/TLS connection. A peer's UDP socket with the very same
         # host and port would be answered on the connection too: harmless (same peer).
         self._streams: dict[tuple[str, int], SipStreamConnection] = {}
-        self._outgoing: dict[str, asyncio.Queue[SipMessage]] = {}  # dial-outs' responses
+        # Call-ID → the queue for responses to our requests (dial-out, REGISTER), and where
+        # those requests went: only that address may answer them.
+        self._outgoing: dict[str, tuple[asyncio.Queue[SipMessage], tuple[str, int]]] = {}
         self.listening: dict[str, int] = {}  # TCP | TLS → the port our listener has
 
     # -- transport -------------------------------------------------------------------------
@@ -110,8 +122,10 @@ class UserAgentServer(UdpEndpoint):
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         self.message_received(data, addr)
 
-    def message_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        """One SIP message, from a datagram or cut from a TCP/TLS stream (stream.py)."""
+    def message_received(
+        self, data: bytes, addr: tuple[str, int], stream: SipStreamConnection | None = None
+    ) -> None:
+        """One SIP message, from a datagram or cut from a TCP/TLS `stream` (stream.py)."""
         try:
             message = sip.parse(data)
         except SipParseError as exc:
@@ -125,7 +139,7 @@ class UserAgentServer(UdpEndpoint):
             if message.is_request:
                 self._request(message, addr)
             else:
-                self._response(message)
+                self._response(message, addr, stream)
         except Exception:  # one bad message must never stop the gateway
             self.metrics.sip_dropped.inc()
             log.exception(
@@ -165,10 +179,11 @@ class UserAgentServer(UdpEndpoint):
         name, port = self._transport_of(peer)
         return f"SIP/2.0/{name} {address}:{port};branch={sip.new_branch()};rport"
 
-    def expect_responses(self, call_id: str) -> asyncio.Queue[SipMessage]:
-        """Responses for `call_id` (a dial-out's INVITE) go to this queue until forgotten."""
+    def expect_responses(self, call_id: str, peer: tuple[str, int]) -> asyncio.Queue[SipMessage]:
+        """Responses for `call_id` (a dial-out's INVITE, a REGISTER) that come from `peer`,
+        where its requests go, are put in this (new) queue until forgotten."""
         queue: asyncio.Queue[SipMessage] = asyncio.Queue(maxsize=64)
-        self._outgoing[call_id] = queue
+        self._outgoing[call_id] = (queue, peer)
         return queue
 
     def forget_responses(self, call_id: str) -> None:
@@ -473,20 +488,7 @@ class UserAgentServer(UdpEndpoint):
             await asyncio.sleep(settings.ring_seconds)
         if call.state != CallState.RINGING:
             return  # cancelled while ringing
-        address = self.advertised_address(addr[0])
-        body = build_answer(answer, address, endpoint.local_port)
-        ok = sip.response(
-            request,
-            200,
-            to_tag=local_tag,
-            body=body,
-            headers=[
-                ("Contact", self.contact(address, addr)),
-                ("Allow", ALLOW),
-                ("User-Agent", USER_AGENT),
-                ("Content-Type", "application/sdp"),
-            ],
-        ).serialise()
+        ok = self._ok_with_answer(request, addr, answer, endpoint.local_port, local_tag)
         call.final_response = ok
         call.state = CallState.ANSWERED
         call.answered_at = time.monotonic()
@@ -568,20 +570,30 @@ class UserAgentServer(UdpEndpoint):
                 "call direction changed",
                 extra={"call_id": call.call_id[:80], "direction": call.answer.direction},
             )
+        self._send(self._ok_with_answer(request, addr, call.answer, call.local_rtp_port), addr)
+
+    def _ok_with_answer(
+        self,
+        request: SipMessage,
+        addr: tuple[str, int],
+        answer: Answer,
+        rtp_port: int,
+        to_tag: str | None = None,
+    ) -> bytes:
+        """The 200 to an INVITE or re-INVITE: our SDP answer and Contact, for `addr`."""
         address = self.advertised_address(addr[0])
-        body = build_answer(call.answer, address, call.local_rtp_port)
-        self._send(
-            sip.response(
-                request,
-                200,
-                body=body,
-                headers=[
-                    ("Contact", self.contact(address, addr)),
-                    ("Content-Type", "application/sdp"),
-                ],
-            ),
-            addr,
-        )
+        return sip.response(
+            request,
+            200,
+            to_tag=to_tag,
+            body=build_answer(answer, address, rtp_port),
+            headers=[
+                ("Contact", self.contact(address, addr)),
+                ("Allow", ALLOW),
+                ("User-Agent", USER_AGENT),
+                ("Content-Type", "application/sdp"),
+            ],
+        ).serialise()
 
     def _in_dialog(self, call: Call, request: SipMessage, addr: tuple[str, int]) -> bool:
         """Check an in-dialog request (BYE, INFO, re-INVITE) against the dialog and the
@@ -647,23 +659,26 @@ class UserAgentServer(UdpEndpoint):
         self.spawn(self._end(call, "cancelled"), "phone-cancelled")
         self._final_until_ack(call.invite, addr, 487, call.dialog.local_tag)
 
-    def _bye(self, request: SipMessage, addr: tuple[str, int]) -> None:
+    def _dialog_call(self, request: SipMessage, addr: tuple[str, int]) -> Call | None:
+        """The call an in-dialog request (BYE, INFO) is for, checked (`_in_dialog`); None,
+        and the request answered (481, 403), when there is none or it fails the check."""
         call = self.calls.get(request.call_id)
         if call is None:
             self._reply(request, addr, 481)
-            return
-        if not self._in_dialog(call, request, addr):
+            return None
+        return call if self._in_dialog(call, request, addr) else None
+
+    def _bye(self, request: SipMessage, addr: tuple[str, int]) -> None:
+        call = self._dialog_call(request, addr)
+        if call is None:
             return
         self._reply(request, addr, 200, to_tag=call.dialog.local_tag)
         self.spawn(self._end(call, "caller_hung_up"), "phone-bye")
 
     def _info(self, request: SipMessage, addr: tuple[str, int]) -> None:
         """A key press sent as SIP INFO (dtmf.py), or an empty keep-alive INFO."""
-        call = self.calls.get(request.call_id)
+        call = self._dialog_call(request, addr)
         if call is None:
-            self._reply(request, addr, 481)
-            return
-        if not self._in_dialog(call, request, addr):
             return
         tag = call.dialog.local_tag
         if not request.body.strip():
@@ -681,24 +696,45 @@ class UserAgentServer(UdpEndpoint):
         self._reply(request, addr, 200, to_tag=tag)
         call.key(digit)
 
-    # -- responses (to our BYE) ------------------------------------------------------------
+    # -- responses (to our requests: dial-out, REGISTER, BYE) -------------------------------
 
-    def _response(self, message: SipMessage) -> None:
+    def _response(
+        self, message: SipMessage, addr: tuple[str, int], stream: SipStreamConnection | None
+    ) -> None:
+        number, method = message.cseq
+        # An answered dial-out hung up at once has both: its BYE's answer is the BYE's.
+        pending = self._bye_pending.get(message.call_id) if method == "BYE" else None
         outgoing = self._outgoing.get(message.call_id)
-        if outgoing is not None:
-            if not outgoing.full():
-                outgoing.put_nowait(message)
+        if pending is not None:
+            peer = pending.peer
+        elif outgoing is not None:
+            peer = outgoing[1]
+        else:
             return
-        if message.status < 200:
+        if not self._answered_by(peer, addr, stream):
+            # Anyone who learnt the Call-ID could otherwise answer for the trunk or the
+            # caller: take a call we dialled, fail it, fake a registration, or stop our
+            # BYE being resent so the far end's call (and its bill) runs on.
+            self.metrics.sip_dropped.inc()
+            log.warning(
+                "ignored a response from an address we did not send to",
+                extra={"source": addr[0], "call_id": message.call_id[:80]},
+            )
             return
-        try:
-            _, method = message.cseq
-        except ValueError:
-            return
-        if method == "BYE":
-            task = self._bye_pending.pop(message.call_id, None)
-            if task is not None:
-                task.cancel()
+        if pending is not None:
+            if message.status >= 200 and number == pending.cseq:
+                del self._bye_pending[message.call_id]
+                pending.resending.cancel()
+        elif outgoing is not None and not outgoing[0].full():
+            outgoing[0].put_nowait(message)
+
+    def _answered_by(
+        self, peer: tuple[str, int], addr: tuple[str, int], stream: SipStreamConnection | None
+    ) -> bool:
+        """Whether a response from `addr` (on `stream`; None: a datagram) can answer a
+        request we sent to `peer`: the same address, and on the connection the request
+        went on (a datagram claiming a TCP/TLS peer's address is not it)."""
+        return addr[:2] == peer[:2] and self._streams.get(peer) is stream
 
     # -- ending calls ----------------------------------------------------------------------
 
@@ -727,9 +763,9 @@ class UserAgentServer(UdpEndpoint):
             ],
         ).serialise()
         self._send(bye, dialog.peer)
-        self._bye_pending[dialog.call_id] = self.spawn(
-            self._retransmit(bye, dialog.peer), "phone-bye-retransmit"
-        )
+        resending = self.spawn(self._retransmit(bye, dialog.peer), "phone-bye-retransmit")
+        self._bye_pending[dialog.call_id] = _PendingBye(dialog.peer, dialog.local_cseq, resending)
+        resending.add_done_callback(lambda _: self._bye_pending.pop(dialog.call_id, None))
 
     async def _end(self, call: Call, reason: str) -> None:
         if self.calls.get(call.call_id) is not call:

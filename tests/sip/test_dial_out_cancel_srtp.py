@@ -9,19 +9,27 @@ import base64
 import os
 import re
 import socket
+import time
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 import pylibsrtp
 import pytest
+from aiohttp import web
 
-from server.phone import sip
+from server.api.http import error_middleware
+from server.phone import api, sip
 from server.phone.rtp import RtpPacket
 from server.phone.srtp import crypto_line
 from server.rooms.model import MediaMode
+from server.services import SERVICES
+from tests.conftest import ADMIN
 from tests.sip.conftest import Phone, PhoneFactory, UdpPeer, eventually, open_peer
 from tests.sip.media import g711_packets
 from tests.sip.trunk import Trunk, media_port, sdp, self_signed, server_context
+from tests.support.process import ADMIN_KEY
 
 pytestmark = [pytest.mark.slow, pytest.mark.sip]
 
@@ -77,7 +85,7 @@ async def test_cancelled_while_ringing_sends_cancel_acks_487_and_frees_the_port(
             trunk.reply(invite, 100, to_tag=None)
             trunk.reply(invite, 180)
         if who == "operator":
-            assert not await phone.gateway.remove(ROOM, WHO)  # nobody was in the room yet
+            assert await phone.gateway.remove(ROOM, WHO)  # not in the room yet, but called
         else:
             assert phone.gateway.cancel_call_me(ROOM, WHO)
         if who == "member_before_ringing":
@@ -103,6 +111,36 @@ async def test_cancelled_while_ringing_sends_cancel_acks_487_and_frees_the_port(
         assert phone.registry.get(ROOM) is None
         assert phone.metric("pairwise_phone_call_attempts_total", result="dial_out_failed") == 0
         assert not phone.gateway.cancel_call_me(ROOM, WHO)  # nothing rings any more
+    finally:
+        trunk.close()
+
+
+async def test_a_ringing_call_me_is_listed_for_operators_then_as_connected(
+    make_phone: PhoneFactory, udp_peer: UdpPeer, aiohttp_client: Any
+) -> None:
+    phone, trunk = await dialling(make_phone)
+    app = web.Application(middlewares=[error_middleware])
+    app[SERVICES] = SimpleNamespace(admin_key=ADMIN_KEY, phone=phone.gateway)  # type: ignore[misc]
+    api.routes.install(app)
+    client = await aiohttp_client(app)
+
+    async def listed() -> list[dict[str, Any]]:
+        answer = await client.get("/api/v1/phone/calls", headers=ADMIN)
+        assert answer.status == 200
+        return list((await answer.json())["calls"])
+
+    try:
+        invite = await trunk.request("INVITE")
+        trunk.reply(invite, 180)
+        [ringing] = await listed()
+        assert {k: ringing[k] for k in ("state", "room", "identity", "caller", "name")} == {
+            "state": "ringing", "room": ROOM, "identity": WHO, "caller": "…456", "name": "Maya",
+        }  # fmt: skip
+        assert abs(ringing["since"] - time.time()) < 10 and ringing["transport"] == "UDP"
+        await answer(trunk, invite, sdp(udp_peer.port))
+        await eventually(lambda: phone.registry.participant(ROOM, WHO))
+        [connected] = await listed()
+        assert (connected["state"], connected["identity"]) == ("connected", WHO)
     finally:
         trunk.close()
 

@@ -203,5 +203,28 @@ async def test_a_member_asks_to_be_called_then_cancels_and_the_trunk_gets_a_canc
         assert (await trunk.request("ACK")).cseq == (1, "ACK")
         status, body = await asyncio.to_thread(member_call, "DELETE", url, token)
         assert (status, body) == (200, {"cancelled": False})  # nothing rings any more
+
+        # Asked again: an operator sees it ringing, and removing the member cancels it.
+        status, _ = await asyncio.to_thread(
+            member_call, "POST", url, token, {"number": "+4930 1234567"}
+        )
+        assert status == 202
+        again = await trunk.request("INVITE")
+        trunk.reply(again, 180)
+        live = await asyncio.to_thread(api, "GET", f"{server.url}/api/v1/phone/calls")
+        assert [(c["state"], c["room"], c["identity"]) for c in live["calls"]] == [
+            ("ringing", "pair-out", "maya")
+        ]
+        removed = await asyncio.to_thread(
+            api, "DELETE", f"{server.url}/api/v1/rooms/pair-out/participants/maya"
+        )
+        assert removed["disconnected"] is True
+        cancel = await trunk.request("CANCEL")
+        assert cancel.branch == again.branch
+        trunk.reply(cancel, 200)
+        trunk.reply(again, 487)
+        assert (await trunk.request("ACK")).cseq == (1, "ACK")
+        live = await asyncio.to_thread(api, "GET", f"{server.url}/api/v1/phone/calls")
+        assert live["calls"] == []
     finally:
         trunk.close()

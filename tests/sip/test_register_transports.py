@@ -135,6 +135,9 @@ async def test_registers_over_the_trunks_transport_and_its_calls_reach_the_room(
 async def test_over_tcp_the_connection_is_kept_alive_and_if_lost_registered_again_at_once(
     make_phone: PhoneFactory,
 ) -> None:
+    """Lost while registered: registered again at once. Lost with a REGISTER waiting for
+    its answer (which cannot come on a closed connection): that one fails at once, not
+    after the 32 s Timer F, and the next comes after the backoff."""
     trunk = await Trunk("TCP").start()
     try:
         phone = await make_phone(
@@ -143,6 +146,7 @@ async def test_over_tcp_the_connection_is_kept_alive_and_if_lost_registered_agai
             trunk_password=PASSWORD,
             trunk_transport="TCP",
             trunk_register=True,
+            register_retry_seconds=0.2,
         )
         assert phone.gateway.trunk_link is not None
         phone.gateway.trunk_link.keepalive_seconds = 0.1  # 30 s in service
@@ -156,6 +160,15 @@ async def test_over_tcp_the_connection_is_kept_alive_and_if_lost_registered_agai
         assert trunk.connections == 2
         await eventually(lambda: registration.status.registrations == 2)
         assert registration.status.state == RegistrationState.REGISTERED
+
+        trunk.drop_connection()  # a failure (the binding is gone), and a REGISTER at once
+        await trunk.request("REGISTER")
+        trunk.drop_connection()  # with that one unanswered: the second failure in a row
+        await eventually(lambda: registration.status.failures == 2, timeout=5)
+        assert "the trunk connection closed" in (registration.status.last_error or "")
+        await register(trunk)  # after the backoff, on a fourth connection
+        assert trunk.connections == 4
+        await eventually(lambda: registration.status.registrations == 3)
     finally:
         trunk.close()
 

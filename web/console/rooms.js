@@ -59,7 +59,7 @@ async function whoIsIn(room) {
   for (const c of calls || []) {
     if (!inRoom.has(c.identity)) {
       people.push({ identity: c.identity, shown: c.name || c.caller || "caller", role: c.role || "phone",
-        media_mode: "phone", presence: "on a call", joined_at: c.started_at });
+        media_mode: "phone", presence: c.state === "ringing" ? "ringing" : "on a call", joined_at: c.since });
     }
   }
   const seen = JSON.stringify([now.pair?.status, now.partial,
