@@ -40,6 +40,7 @@ function render(health) {
     card("Median duration", minutes(health.median_duration_seconds)),
     card("Needed a fallback", percent(health.fallback_share)),
     card("Average rating", health.average_rating === null ? "–" : `${health.average_rating.toFixed(1)} / 5 (${health.ratings})`),
+    card("Not met yet", String(health.not_met.length)),
     card("Going quiet", String(health.going_quiet.length)),
     card("Match-fit flags", String(health.flagged.length)),
   );
@@ -55,9 +56,12 @@ function render(health) {
     { title: "Rating distribution", width: $("chart-ratings").clientWidth }));
   $("months").replaceChildren(table(["Month", "Sessions", "Pairs", "Per pair"],
     health.months.map((m) => [m.month, m.sessions, m.pairs, m.per_pair.toFixed(2)]), "No sessions yet."));
+  $("not-met").replaceChildren(pairTable(["Pair", "Matched", "Days since"],
+    health.not_met, (n) => [when(n.matched_at), Math.floor(n.days_since_matched)],
+    "Every active pair has met at least once."));
   $("quiet").replaceChildren(pairTable(["Pair", "Last session or message", "Days quiet"],
     health.going_quiet, (q) => [when(q.last_activity), Math.floor(q.days_quiet)],
-    `Every pair met or wrote in the last ${health.quiet_days} days.`));
+    `Every pair met or wrote in the last ${health.quiet_days} days, or was matched more recently.`));
   $("flagged").replaceChildren(pairTable(["Pair", "Reason"],
     health.flagged, (f) => [f.reason || ""], "No pair is flagged."));
 }

@@ -55,6 +55,16 @@ class QuietPair:
 
 
 @dataclass(frozen=True)
+class NotMetPair:
+    """An active pair that has had no session yet (they may have written)."""
+
+    pair_id: str
+    title: str
+    matched_at: float
+    days_since_matched: float
+
+
+@dataclass(frozen=True)
 class FlaggedPair:
     pair_id: str
     title: str
@@ -79,6 +89,9 @@ class ProgramHealth:
     months: list[MonthStat] = field(default_factory=list)
     weeks: list[WeekStat] = field(default_factory=list)
     going_quiet: list[QuietPair] = field(default_factory=list)
+    # Every active pair that has not met yet, however new: before the quiet rule counts them
+    # (quiet_days after matching) a new pair that never met is not "fine", only early.
+    not_met: list[NotMetPair] = field(default_factory=list)
     flagged: list[FlaggedPair] = field(default_factory=list)
 
 
@@ -186,6 +199,14 @@ async def program_health(
         if days >= quiet_days:
             quiet.append(QuietPair(pair.id, pair.title, last, days))
     quiet.sort(key=lambda q: -q.days_quiet)
+    not_met = sorted(
+        (
+            NotMetPair(p.id, p.title, p.created_at, (now - p.created_at) / DAY)
+            for p in all_pairs
+            if p.status == "active" and p.id not in last_session
+        ),
+        key=lambda n: n.matched_at,
+    )
 
     return ProgramHealth(
         generated_at=now,
@@ -204,5 +225,6 @@ async def program_health(
         months=months,
         weeks=week_stats,
         going_quiet=quiet,
+        not_met=not_met,
         flagged=[FlaggedPair(p.id, p.title, p.flag_reason) for p in all_pairs if p.flagged],
     )

@@ -232,6 +232,9 @@ async def test_review_pairs_health_and_actions(base_url: str, launcher: Launcher
     await page.goto(f"{base_url}/program")
     flagged = page.locator(f'#flagged tr[data-pair="{met["id"]}"]')
     await expect(flagged).to_have_count(1)
+    # The pair matched today that never met is not "fine": it waits for its first meeting.
+    await expect(page.locator("#not-met tbody tr")).to_have_count(1)
+    await expect(page.locator(f'#not-met tr[data-pair="{quiet["id"]}"]')).to_have_count(1)
     await flagged.locator("td").nth(1).click()
     await page.wait_for_url(f"{base_url}/console#pair/{met['id']}")
     detail = page.locator("#pair-detail")

@@ -299,6 +299,8 @@ async def test_program_health(log: SessionLogService) -> None:
     # Both pairs were created (in real time) after November 2023; the busy one met in it.
     assert (month.month, month.sessions, month.pairs, month.per_pair) == ("2023-11", 3, 1, 3.0)
     assert [f.pair_id for f in health.flagged] == [quiet.id]
+    # The pair that never met is listed as not met yet from the start, the busy one never.
+    assert [(n.pair_id, n.title) for n in health.not_met] == [(quiet.id, quiet.title)]
     # The pairs were created now-ish (in real time), long after T0: nobody is quiet yet ...
     assert health.going_quiet == []
     # ... but three weeks on, the pair that never met and the one that stopped both are.
@@ -308,6 +310,13 @@ async def test_program_health(log: SessionLogService) -> None:
     assert {q.pair_id for q in later.going_quiet} == {busy.id, quiet.id}
     never = next(q for q in later.going_quiet if q.pair_id == quiet.id)
     assert never.last_activity is None and never.days_quiet == pytest.approx(21, abs=0.01)
+    [waiting] = later.not_met
+    assert waiting.pair_id == quiet.id
+    assert waiting.days_since_matched == pytest.approx(21, abs=0.01)
+    # Once they meet, they are no longer waiting for a first meeting.
+    await a_session(log, quiet, quiet.created_at + 22 * DAY)
+    after = await program_health(log.database, now=quiet.created_at + 23 * DAY)
+    assert after.not_met == []
 
 
 def test_the_report_command_writes_self_contained_html(tmp_path: Path) -> None:
