@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -60,14 +61,17 @@ class JoinToken:
 
 
 class TokenIssuer:
-    def __init__(self, secret: str, default_ttl: int):
+    def __init__(
+        self, secret: str, default_ttl: int, clock: Callable[[], float] = time.time
+    ) -> None:
         self._secret = secret
         self._default_ttl = default_ttl
+        self.clock = clock  # what `iat` and `exp` count from (a test moves it)
 
     def issue(
         self, room: str, identity: str, name: str, role: Role, ttl_seconds: int | None = None
     ) -> tuple[str, JoinToken]:
-        now = int(time.time())
+        now = int(self.clock())
         claims = JoinToken(
             room=room,
             identity=identity,

@@ -17,6 +17,7 @@ import hashlib
 import hmac
 import math
 import time
+from collections.abc import Callable
 
 from sqlalchemy import and_, delete, func, insert, select
 
@@ -26,9 +27,15 @@ from server.store.schema import removals
 
 
 class RemovalStore:
-    def __init__(self, database: Database, secret: str | None = None):
+    def __init__(
+        self,
+        database: Database,
+        secret: str | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._db = database
         self._secret = secret
+        self.clock = clock  # when a removal happens (a test moves it)
 
     def _erased_key(self, identity: str) -> str | None:
         if self._secret is None:
@@ -47,7 +54,7 @@ class RemovalStore:
     async def remove(self, room: str, identity: str, at: float | None = None) -> float:
         """Refuse every token issued to `identity` for `room` up to `at` (now by default:
         deactivation passes the account's `deactivated_at`, which marks its removals)."""
-        now = time.time() if at is None else at
+        now = self.clock() if at is None else at
         async with self._db.begin() as conn:
             await conn.execute(
                 delete(removals).where(

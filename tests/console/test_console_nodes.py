@@ -17,6 +17,7 @@ import pytest
 from tests.support.participants import SocketParticipant, issue_token
 from tests.support.process import ADMIN_KEY, ServerProcess
 from tests.support.services import fresh_postgres_database, require_redis
+from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis, pytest.mark.postgres]
 
@@ -37,12 +38,13 @@ def call(node: ServerProcess, method: str, path: str, body: Any = None) -> tuple
 
 async def in_room(node: ServerProcess, room: str, expected: list[str]) -> None:
     """Wait until the console's room view on `node` lists exactly `expected`."""
-    while True:
+
+    async def listed() -> dict[str, Any] | None:  # a REST view: there is no event to wait on
         _, now = await asyncio.to_thread(call, node, "GET", f"/api/v1/console/rooms/{room}")
-        if sorted(p["identity"] for p in now["participants"]) == expected:
-            assert not now["partial"]
-            return
-        await asyncio.sleep(0.05)  # polling a REST view: there is no event to wait on
+        return now if sorted(p["identity"] for p in now["participants"]) == expected else None
+
+    now = await eventually(listed, what=f"{room} listing {expected}")
+    assert not now["partial"]
 
 
 async def test_room_view_removal_and_ending_across_nodes(

@@ -8,7 +8,6 @@ actions driven from the page (invite again, remove a member, rematch, end)."""
 
 from __future__ import annotations
 
-import asyncio
 import re
 from typing import Any
 
@@ -19,6 +18,7 @@ from playwright.async_api import Locator, Page, expect
 from tests.console.test_console_e2e import PHONE, check_axe, http, signed_in, visit
 from tests.e2e.conftest import Launcher
 from tests.support.participants import SocketParticipant
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.slow
 
@@ -202,12 +202,12 @@ async def test_review_pairs_health_and_actions(base_url: str, launcher: Launcher
     await tess.close()
     await expect(in_now).to_contain_text("Nobody is in the room now.")
     bearer = {"Authorization": f"Bearer {minted['token']}"}
-    for _ in range(200):  # the session log records the session as the join's event arrives
+
+    async def logged() -> list[Any]:  # recorded as the join's event arrives
         _, sessions = await http(base_url, "GET", f"/api/v1/pairs/{met['id']}/sessions")
-        if sessions["sessions"]:
-            break
-        await asyncio.sleep(0.05)
-    session = sessions["sessions"][0]["id"]
+        return list(sessions["sessions"])
+
+    session = (await eventually(logged, timeout=10, what="the session logged"))[0]["id"]
     status, _ = await http(
         base_url, "POST", f"/api/v1/pairs/{met['id']}/sessions/{session}/feedback",
         {"rating": 2, "good_fit": False}, headers=bearer,

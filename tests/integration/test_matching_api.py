@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 from collections.abc import Callable
@@ -19,6 +18,7 @@ from server.matching.runs import INTERRUPTED, LAPSED, LEASE_SECONDS, MatchingSto
 from server.services import SERVICES
 from server.store.schema import match_runs
 from tests.conftest import ADMIN
+from tests.support.waiting import eventually
 
 PROFILES = """identity,name,role,timezone,availability,languages,skills,capacity,avoid
 ada,Ada,mentor,Europe/London,Mon 09:00-12:00; Wed 18:00-20:00,en,python;sql,1,
@@ -54,14 +54,15 @@ async def setup(client: Any) -> None:
 
 
 async def finished(client: Any, run_id: str) -> dict[str, Any]:
-    for _ in range(400):
+    async def ended() -> dict[str, Any] | None:
         resp = await client.get(f"/api/v1/matching/runs/{run_id}", headers=ADMIN)
-        run = await resp.json()
+        run: dict[str, Any] = await resp.json()
         assert 0 <= run["progress"] <= 1
-        if run["status"] != "running":
-            return run
-        await asyncio.sleep(0.05)
-    raise AssertionError("the run did not finish")
+        return run if run["status"] != "running" else None
+
+    # A run reports its end only through this view: there is no event to wait on.
+    run: dict[str, Any] = await eventually(ended, timeout=20, what="the run to finish")
+    return run
 
 
 async def start(client: Any, body: dict[str, Any]) -> dict[str, Any]:

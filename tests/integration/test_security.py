@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -11,9 +12,13 @@ import pytest
 import socketio
 
 from server.app import create_app
+from server.auth import Role, TokenIssuer
 from server.config import Settings
+from server.jobs.clock import ManualClock
+from server.services import SERVICES
 from tests.conftest import ADMIN
 from tests.support.participants import SocketParticipant, issue_token
+from tests.support.process import SECRET_KEY
 
 
 async def serve(
@@ -26,8 +31,16 @@ async def serve(
 async def test_removed_participant_is_disconnected_and_cannot_rejoin_with_that_token(
     aiohttp_server: Any, make_settings: Callable[..., Settings]
 ) -> None:
-    url = await serve(aiohttp_server, make_settings)
-    token = await asyncio.to_thread(issue_token, url, "pair-1", "mallory")
+    server = await aiohttp_server(create_app(make_settings()))
+    url = str(server.make_url("")).rstrip("/")
+    # Mallory's token and her removal happen ten seconds ago: a token `iat` has one-second
+    # precision and one issued in the second of a removal is refused too, so the token an
+    # operator issues now is the first that may let her back in.
+    past = ManualClock(time.time() - 10)
+    server.app[SERVICES].removals.clock = past
+    token, _ = TokenIssuer(SECRET_KEY, 3600, clock=past).issue(
+        "pair-1", "mallory", "Mallory", Role.MENTEE
+    )
     mallory = await SocketParticipant(url, token).connect()
     await mallory.join()
     ada = await SocketParticipant(
@@ -54,7 +67,6 @@ async def test_removed_participant_is_disconnected_and_cannot_rejoin_with_that_t
         await again.connect(url, auth={"token": token}, transports=["websocket"], wait_timeout=5)
     assert errors[0]["data"]["code"] == "token_revoked"
 
-    await asyncio.sleep(1.1)  # token `iat` has one-second precision
     fresh = await asyncio.to_thread(issue_token, url, "pair-1", "mallory")
     forgiven = await SocketParticipant(url, fresh).connect()
     assert "room" in await forgiven.join()

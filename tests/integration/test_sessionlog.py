@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -166,7 +165,6 @@ async def test_a_scripted_session_is_logged_as_it_happened(program: Program) -> 
     t_bo_leave = time.time()
     await bo.call("leave")
     t_bo_left = time.time()
-    await asyncio.sleep(0.3)  # ada stays a moment alone
     t_ada_leave = time.time()
     await ada.call("leave")
     t_ada_left = time.time()

@@ -178,7 +178,7 @@ class MediaClient:
         munge_first_offer: Callable[[str], str] | None = None,
         munge_first_answer: Callable[[str], str] | None = None,
         munge_answer: Callable[[str], str] | None = None,
-        answer_delay: float = 0.0,
+        answer_late: bool = False,
     ) -> None:
         self.socket = socket
         self.decode = decode
@@ -186,7 +186,9 @@ class MediaClient:
         self.munge_first_offer = munge_first_offer
         self.munge_first_answer = munge_first_answer
         self.munge_answer = munge_answer  # this client's answers to the SFU's offers
-        self.answer_delay = answer_delay  # a slow client: answers the SFU's offers late
+        # A slow client: answers the SFU's offers only once its media flows (DTLS is up
+        # on both ends, so the SFU's receivers have started while its offer was out).
+        self.answer_late = answer_late
         self.offers: list[dict[str, Any]] = []  # the SFU's media_renegotiate payloads
         self.first_exchange: tuple[str, str] | None = None  # (offer sent, answer)
         self.pc = RTCPeerConnection(client_configuration())
@@ -275,6 +277,11 @@ class MediaClient:
         # The state changes inside aiortc callbacks, which signal nothing to wait on.
         await eventually(lambda: self.pc.connectionState == "connected", timeout)
 
+    async def wait_sending(self, frames: int = 10) -> None:
+        """Until the connection is up and each published track has sent `frames` frames."""
+        await self.wait_connected()
+        await eventually(lambda: all(len(t.sent) >= frames for t in self.tracks.values()))
+
     def of_kind(self, kind: str) -> list[Received]:
         return [r for r in self.received if r.kind == kind]
 
@@ -290,7 +297,8 @@ class MediaClient:
             if self.pc.signalingState == "closed":
                 return
             self.offers.append(data)
-            await asyncio.sleep(self.answer_delay)
+            if self.answer_late:
+                await self.wait_sending()
             sdp = data["sdp"]
             if self.munge_offer is not None:
                 sdp = self.munge_offer(sdp)

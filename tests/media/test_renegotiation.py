@@ -113,11 +113,11 @@ async def test_a_slow_answer_to_the_first_reoffer_keeps_the_publishers_numbers(
     join: Join,
 ) -> None:
     # Gus joins a room where others already publish, so the SFU re-offers right after
-    # its answer; gus answers that late, after DTLS is up. The SFU's receivers start in
-    # between and must still use the numbers gus negotiated, not aiortc's own.
+    # its answer; gus answers that late, once its media flows. The SFU's receivers start
+    # in between and must still use the numbers gus negotiated, not aiortc's own.
     bo = await join("bo", publish=False, decode=False)
     await join("carol")
-    gus = await join("gus", munge_first_offer=chrome_like, answer_delay=2.0)
+    gus = await join("gus", munge_first_offer=chrome_like, answer_late=True)
     await eventually(lambda: gus.renegotiations >= 1, timeout=20)
     await eventually(lambda: len(bo.received) == 4, timeout=20)
     await frames_grow(bo, [str(r.mid) for r in bo.received], by=20)

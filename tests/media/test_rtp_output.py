@@ -8,7 +8,6 @@ subscriber whose socket cannot take more loses frames and resumes at a keyframe.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import pytest
@@ -44,14 +43,13 @@ async def test_forwarded_frames_are_sent_by_the_sfu_and_reported(join: Join, ser
     for track in tracks.values():
         assert track.output is not None and track.transcoder is None
         assert track.output.packets >= track.frames_out > 20
+
     # The subscriber's RTCP view of the SFU's senders: sender reports with real counts.
-    for _ in range(60):
+    async def reported() -> list[Any] | None:
         remote = await stats_of(bo, "remote-outbound-rtp")
-        if len(remote) == 2 and all(s.packetsSent > 0 for s in remote):
-            break
-        await asyncio.sleep(0.1)
-    else:
-        raise AssertionError(f"no sender reports with packet counts reached bo: {remote}")
+        return remote if len(remote) == 2 and all(s.packetsSent > 0 for s in remote) else None
+
+    remote = await eventually(reported, timeout=6, what="sender reports with packet counts")
     sent = {t.output.packets for t in tracks.values() if t.output is not None}
     assert all(0 < s.packetsSent <= max(sent) for s in remote)
 
@@ -94,16 +92,20 @@ async def test_a_packet_lost_on_the_way_to_a_subscriber_is_sent_again(
 async def test_a_subscriber_whose_socket_is_full_loses_frames_then_resumes_at_a_keyframe(
     join: Join, server: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    await join("ada")
+    ada = await join("ada")
     bo = await join("bo", publish=False, decode=False)
     await eventually(lambda: any(r.kind == "video" and r.frames > 10 for r in bo.received))
     video = forwarded(server, "bo")["video"]
+    dropped_at = video.dropped
     monkeypatch.setattr(internals, "MAX_SOCKET_BACKLOG", -1)  # every send finds it full
-    await asyncio.sleep(0.2)
+    await eventually(lambda: video.dropped > dropped_at, what="a frame lost to the stall")
     stalled_at, dropped_at = video.frames_out, video.dropped
-    await asyncio.sleep(1.0)
+    # The keyframe the stall asks for is lost too, and nothing goes out while ada sends
+    # half a second of video meanwhile (her frames measure the wait).
+    published = ada.tracks["video"].sent
+    sent_at = len(published)
+    await eventually(lambda: video.dropped > dropped_at and len(published) >= sent_at + 8)
     assert video.frames_out == stalled_at, "frames were sent while the socket was full"
-    assert video.dropped > dropped_at
     sent: list[bool] = []  # for each frame sent after the stall: was it a keyframe?
     offer = video.offer
 

@@ -20,6 +20,7 @@ from tests.meetings.conftest import T0, MakeNode, SmtpSink
 from tests.meetings.test_meetings import ANA, BEN, FIRST, booked_pair, people
 from tests.support.process import ServerProcess
 from tests.support.services import fresh_postgres_database
+from tests.support.waiting import eventually
 
 
 @pytest.mark.postgres
@@ -128,21 +129,20 @@ async def test_a_reminder_due_while_the_server_is_down_is_sent_once_after_restar
         assert sorted(m["To"] for m in reminders) == [addresses[ANA], addresses[BEN]]
         assert {m["Subject"] for m in reminders} == {"Reminder: Check-in in 60 minutes"}
         database = Database(f"sqlite+aiosqlite:///{tmp_path / 'node' / 'pairwise.db'}")
-        before: list[tuple[str, int]] = []
+
+        async def finished() -> list[tuple[str, int]] | None:
+            async with database.connect() as conn:
+                rows = (
+                    await conn.exec_driver_sql(
+                        "SELECT payload, status, attempts FROM jobs WHERE kind='meeting.reminder'"
+                    )
+                ).all()
+            before = [(s, n) for p, s, n in rows if json.loads(p)["kind"] == "before60"]
+            return before if all(status != "running" for status, _ in before) else None
+
         try:
-            # A job is marked done just after its mail is sent: poll for that, bounded.
-            for _ in range(100):
-                async with database.connect() as conn:
-                    rows = (
-                        await conn.exec_driver_sql(
-                            "SELECT payload, status, attempts FROM jobs "
-                            "WHERE kind='meeting.reminder'"
-                        )
-                    ).all()
-                before = [(s, n) for p, s, n in rows if json.loads(p)["kind"] == "before60"]
-                if all(status != "running" for status, _ in before):
-                    break
-                await asyncio.sleep(0.1)
+            # A job is marked done just after its mail is sent, in another process.
+            before = await eventually(finished, timeout=10, interval=0.1, what="reminder jobs")
         finally:
             await database.close()
         assert before == [("done", 1), ("done", 1)]  # each sent once, by one attempt

@@ -4,7 +4,6 @@ site cannot use their session."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import pytest
@@ -14,6 +13,7 @@ from playwright.async_api import expect
 from tests.e2e.conftest import ARTIFACTS, Launcher, publish_screenshot
 from tests.e2e.conftest import launcher as launcher  # noqa: F401 - the fixture
 from tests.signin.conftest import SignInServer
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.slow
 PHONE = {"width": 390, "height": 844}
@@ -67,11 +67,7 @@ async def test_sign_in_by_email_land_on_me_and_join(
     await page.get_by_role("button", name="Join meeting").click()
     await expect(page.locator('.tile[data-identity="ada"]')).to_be_visible()
     # The page shows her own tile before the server's join answer: wait for the room.
-    for _ in range(200):
-        if server.services.rooms.get("room-ada") is not None:
-            break
-        await asyncio.sleep(0.05)
-    assert server.services.rooms.get("room-ada") is not None
+    await eventually(lambda: server.services.rooms.get("room-ada"), what="the room")
 
     # The pair ends: /me says so, and no Join is offered.
     await server.signin.pairs.set_status(pair["id"], "unpublished")

@@ -9,7 +9,6 @@ read afterwards to find no link or join token in it.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
@@ -20,6 +19,7 @@ from server.auth import Role
 from tests.conftest import ADMIN
 from tests.signin.conftest import LINK, Browser, SignInServer
 from tests.support.participants import SocketParticipant
+from tests.support.waiting import eventually
 
 LEAKS = ("signin#link=", "#token=", "/join#")
 
@@ -216,14 +216,14 @@ CRITERIA = {"criteria": [{"name": "skills", "rule": "overlap", "weight": "high"}
 
 async def _finished(browser: Browser, run_id: str) -> None:
     """Wait for a matching run to end (it runs in the background; the console polls too)."""
-    for _ in range(400):
+
+    async def ended() -> dict[str, Any] | None:
         status, run = await browser.call("GET", f"/api/v1/matching/runs/{run_id}")
         assert status == 200, run
-        if run["status"] != "running":
-            assert run["status"] == "done", run
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("the run did not finish")
+        return None if run["status"] == "running" else run
+
+    run = await eventually(ended, timeout=20, what="the run to finish")
+    assert run["status"] == "done", run
 
 
 async def test_publishing_and_rematching_without_mail(make_server: Any, database_url: str) -> None:
