@@ -22,8 +22,8 @@ from aiohttp import web
 from playwright.async_api import BrowserContext, Page, async_playwright
 
 from server.app import create_app
-from server.appkeys import SERVICES
 from server.config import load_settings
+from server.media.api import SFU
 from tests.e2e.conftest import BASE_FLAGS, GRANTING_FLAGS
 from tests.e2e.test_continuity import DECODING, make_pair, timeline
 from tests.e2e.test_continuity_devices import set_permission
@@ -379,7 +379,7 @@ class InProcess:
 
     async def start(self, port: int) -> int:
         app = create_app(self._settings)
-        self.sfu = app[SERVICES].sfu
+        self.sfu = app[SFU]
         assert self.sfu is not None
         self._runner = web.AppRunner(app, shutdown_timeout=2)
         await self._runner.setup()

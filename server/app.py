@@ -18,6 +18,7 @@ from server.api import rooms as rooms_api
 from server.api.cors import OriginPolicy
 from server.api.forwarded import TrustedProxies
 from server.api.http import RouteTable, error_middleware
+from server.api.keys import BUS, CHAT, DATABASE, REMOVALS, ROOMS, SETTINGS, SIGNIN, TOKENS
 from server.api.openapi import build_openapi
 from server.api.throttle import throttle_middleware
 from server.auth import TokenIssuer
@@ -64,7 +65,6 @@ from server.rooms.chat import ChatService, ChatStore
 from server.rooms.events import EventBus
 from server.rooms.registry import RoomRegistry
 from server.rooms.removals import RemovalStore
-from server.services import SERVICES, Services
 from server.sessionlog import api as sessionlog_api
 from server.sessionlog.service import SessionLogService
 from server.signaling.broadcast import Broadcaster
@@ -73,7 +73,7 @@ from server.signaling.gestures import GestureHandlers
 from server.signaling.handlers import RoomHandlers
 from server.signaling.metrics import SignalingMetrics
 from server.signaling.roster import RedisRoster
-from server.signaling.server import Signaling
+from server.signaling.server import SIGNALING, Signaling
 from server.signin import api as signin_api
 from server.signin.accounts import AccountStore
 from server.signin.service import SignIn
@@ -86,6 +86,9 @@ from server.webhooks.service import Webhooks
 log = logging.getLogger("pairwise.app")
 
 VERSION = "0.1.0"
+# Parts no route reads: only their lifecycles here (and the tests) reach them.
+JOBS = web.AppKey("jobs", JobRunner)
+MAILIN: web.AppKey[InboundSmtp | None] = web.AppKey("mailin")  # None: no PAIRWISE_INBOUND_SMTP_PORT
 ROUTE_TABLES: list[RouteTable] = [
     ops.routes,
     tokens.routes,
@@ -191,100 +194,16 @@ def create_app(settings: Settings, *, directory: Directory | None = None) -> web
         )
     MediaHandlers(signaling, sfu, dialin=dial_in.for_room if dial_in else None)
     signaling.attach(app)
-    services = Services(
-        settings=settings,
-        database=database,
-        tokens=tokens,
-        registry=registry,
-        bus=bus,
-        rooms=rooms,
-        chat=chat,
-        signaling=signaling,
-        redis=redis,
-        roster=roster,
-        cluster=cluster,
-        removals=removals,
-        sessionlog=sessionlog,
-        sfu=sfu,
-        dial_in=dial_in,
-        phone=phone,
-        signin=SignIn(
-            database,
-            Mailer(settings),
-            tokens,
-            base_url=settings.base_url,
-            link_minutes=settings.signin_link_minutes,
-            session_days=settings.session_days,
-            idle_days=settings.session_idle_days,
-            oidc=signin_api.oidc_client(settings),
-        ),
-    )
-    services.jobs, services.meetings, push = _meetings(settings, services, directory)
-    addresses = ReplyAddresses(settings.secret_key, settings.inbound_domain)
-    services.digest = ChatDigest(
+    signin = SignIn(
         database,
-        services.meetings.pairs,
-        services.jobs,
-        services.meetings.mailer,
-        services.meetings.directory,
-        secret_key=settings.secret_key,
+        Mailer(settings),
+        tokens,
         base_url=settings.base_url,
-        after_minutes=settings.digest_after_minutes,
-        every_minutes=settings.digest_every_minutes,
-        reply_address=addresses.address if settings.inbound_domain else None,
-        push=push,
+        link_minutes=settings.signin_link_minutes,
+        session_days=settings.session_days,
+        idle_days=settings.session_idle_days,
+        oidc=signin_api.oidc_client(settings),
     )
-    services.webhooks = Webhooks(
-        database,
-        sessionlog.pairs,
-        services.jobs,
-        Sender(
-            timeout_seconds=settings.webhook_timeout_seconds,
-            allow_private=settings.webhook_allow_private,
-        ),
-        server_key=settings.secret_key,
-        base_url=settings.base_url,
-        retry=RetryPolicy(
-            max_attempts=settings.webhook_max_attempts, first_delay=settings.webhook_retry_seconds
-        ),
-        quiet_days=settings.webhook_quiet_days,
-    )
-    if settings.inbound_smtp_port is not None:
-        services.mailin = InboundSmtp(
-            MailReplies(addresses, services.meetings.pairs, removals, chat),
-            settings.inbound_smtp_host,
-            settings.inbound_smtp_port,
-            max_bytes=settings.inbound_max_bytes,
-            hostname=settings.inbound_domain or "localhost",
-        )
-    app[SERVICES] = services
-    app[signin_api.LINK_BUCKETS] = signin_api.link_buckets(settings.signin_links_per_hour)
-    for table in ROUTE_TABLES:
-        table.install(app)
-    openapi = build_openapi(_all_routes(), VERSION)
-
-    async def openapi_json(request: web.Request) -> web.Response:
-        return web.json_response(openapi)
-
-    app.router.add_get("/api/openapi.json", openapi_json)
-    pages.install(app)
-    push_api.install(app, push)
-    app.cleanup_ctx.append(_lifecycle)
-    app.cleanup_ctx.append(_webhooks)
-    app.cleanup_ctx.append(_jobs)
-    if services.mailin is not None:
-        app.cleanup_ctx.append(services.mailin.context)
-    if settings.retention_days is not None:
-        app.cleanup_ctx.append(
-            retention_job(database, settings.retention_days, settings.retention_interval_seconds)
-        )
-    return app
-
-
-def _meetings(
-    settings: Settings, services: Services, directory: Directory | None
-) -> tuple[JobRunner, Meetings, Push]:
-    database = services.database
     jobs = JobRunner(
         JobStore(database),
         f"{settings.node_name}/{uuid.uuid4().hex[:8]}",
@@ -299,33 +218,134 @@ def _meetings(
         subject=settings.vapid_subject,
         allow_insecure=settings.push_allow_insecure,
     )
-
-    async def presence(room: str) -> set[str]:
-        here = services.rooms.get(room)
-        present = set(here.participants) if here is not None else set()
-        if services.roster is not None:
-            present |= {p["identity"] for p in await services.roster.participants(room)}
-        return present
-
-    assert services.sessionlog is not None
     meetings = Meetings(
         MeetingStore(database),
-        services.sessionlog.pairs,
+        sessionlog.pairs,
         Profiles(database),
         jobs,
         Mailer(settings),
         directory or AccountEmails(AccountStore(database)),
         CalendarFeeds(database),
         base_url=settings.base_url,
-        presence=presence,
-        dial_in=_phone_of(services.dial_in) if services.dial_in else None,
+        presence=_presence(rooms, roster),
+        dial_in=_phone_of(dial_in) if dial_in else None,
         reminders=Reminders(
             tuple(settings.meetings_reminder_minutes), settings.meetings_absent_minutes
         ),
         push=push,
     )
     on_pair_ended(database, meetings.pair_ended)
-    return jobs, meetings, push
+    addresses = ReplyAddresses(settings.secret_key, settings.inbound_domain)
+    digest = ChatDigest(
+        database,
+        meetings.pairs,
+        jobs,
+        meetings.mailer,
+        meetings.directory,
+        secret_key=settings.secret_key,
+        base_url=settings.base_url,
+        after_minutes=settings.digest_after_minutes,
+        every_minutes=settings.digest_every_minutes,
+        reply_address=addresses.address if settings.inbound_domain else None,
+        push=push,
+    )
+    webhooks = Webhooks(
+        database,
+        sessionlog.pairs,
+        jobs,
+        Sender(
+            timeout_seconds=settings.webhook_timeout_seconds,
+            allow_private=settings.webhook_allow_private,
+        ),
+        server_key=settings.secret_key,
+        base_url=settings.base_url,
+        retry=RetryPolicy(
+            max_attempts=settings.webhook_max_attempts, first_delay=settings.webhook_retry_seconds
+        ),
+        quiet_days=settings.webhook_quiet_days,
+    )
+    mailin = None
+    if settings.inbound_smtp_port is not None:
+        mailin = InboundSmtp(
+            MailReplies(addresses, meetings.pairs, removals, chat),
+            settings.inbound_smtp_host,
+            settings.inbound_smtp_port,
+            max_bytes=settings.inbound_max_bytes,
+            hostname=settings.inbound_domain or "localhost",
+        )
+    # Each route module reads only the parts under its own keys (server/api/keys.py for
+    # those the access checks and several packages read).
+    app[SETTINGS] = settings
+    app[DATABASE] = database
+    app[TOKENS] = tokens
+    app[REMOVALS] = removals
+    app[SIGNIN] = signin
+    app[ROOMS] = rooms
+    app[BUS] = bus
+    app[CHAT] = chat
+    app[SIGNALING] = signaling
+    app[ops.REGISTRY] = registry
+    app[ops.REDIS] = redis
+    app[cluster_api.CLUSTER] = cluster
+    app[console_api.ROSTER] = roster
+    app[media_api.SFU] = sfu
+    app[sessionlog_api.SESSIONLOG] = sessionlog
+    app[phone_api.DIAL_IN] = dial_in
+    app[phone_api.PHONE] = phone
+    app[meetings_api.MEETINGS] = meetings
+    app[meetings_api.DIGEST] = digest
+    app[webhooks_api.WEBHOOKS] = webhooks
+    app[JOBS] = jobs
+    app[MAILIN] = mailin
+    app[signin_api.LINK_BUCKETS] = signin_api.link_buckets(settings.signin_links_per_hour)
+    for table in ROUTE_TABLES:
+        table.install(app)
+    openapi = build_openapi(_all_routes(), VERSION)
+
+    async def openapi_json(request: web.Request) -> web.Response:
+        return web.json_response(openapi)
+
+    app.router.add_get("/api/openapi.json", openapi_json)
+    pages.install(app)
+    push_api.install(app, push)
+    # Started in this order, stopped in the reverse one (aiohttp's cleanup contexts).
+    app.cleanup_ctx.extend(
+        [
+            _database,
+            _recorders,
+            _cluster,
+            _roster,
+            _rooms,
+            _sfu,
+            _signaling,
+            _phone,
+            _signin,
+            _webhooks,
+            _jobs,
+        ]
+    )
+    if mailin is not None:
+        app.cleanup_ctx.append(mailin.context)
+    if settings.retention_days is not None:
+        app.cleanup_ctx.append(
+            retention_job(database, settings.retention_days, settings.retention_interval_seconds)
+        )
+    return app
+
+
+def _presence(
+    rooms: RoomRegistry, roster: RedisRoster | None
+) -> Callable[[str], Awaitable[set[str]]]:
+    """Who is in a room now: on this node, and on every node when there is a roster."""
+
+    async def presence(room: str) -> set[str]:
+        here = rooms.get(room)
+        present = set(here.participants) if here is not None else set()
+        if roster is not None:
+            present |= {p["identity"] for p in await roster.participants(room)}
+        return present
+
+    return presence
 
 
 def _phone_of(dial_in: DialIn) -> Callable[[str, Member], Awaitable[dict[str, str]]]:
@@ -336,30 +356,6 @@ def _phone_of(dial_in: DialIn) -> Callable[[str, Member], Awaitable[dict[str, st
     return phone
 
 
-async def _jobs(app: web.Application) -> AsyncIterator[None]:
-    """Due jobs run once the database is migrated (`_lifecycle` runs first) and stop
-    before it closes."""
-    jobs, digest = app[SERVICES].jobs, app[SERVICES].digest
-    assert jobs is not None and digest is not None
-    await digest.start()
-    jobs.start()
-    yield
-    await jobs.stop()
-    await app[push_api.PUSH].close()
-
-
-async def _webhooks(app: web.Application) -> AsyncIterator[None]:
-    """Room events reach the webhooks once the database is migrated; their HTTP client
-    closes after the jobs that use it have stopped (`_jobs` comes after this)."""
-    services = app[SERVICES]
-    webhooks = services.webhooks
-    assert webhooks is not None
-    services.bus.subscribe(webhooks, "webhooks", kinds=webhooks.KINDS)
-    await webhooks.start()
-    yield
-    await webhooks.sender.close()
-
-
 def _all_routes() -> RouteTable:
     merged = RouteTable()
     for table in ROUTE_TABLES:
@@ -367,46 +363,106 @@ def _all_routes() -> RouteTable:
     return merged
 
 
-async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
-    services = app[SERVICES]
-    await migrate(services.database)
-    await MatchingStore(services.database, services.settings.node_name).fail_abandoned()
-    log.info("database ready", extra={"url": _redacted(services.database.url)})
-    if services.sessionlog is not None:
-        recorder = services.sessionlog.recorder
-        services.bus.subscribe(recorder, "sessionlog", kinds=recorder.KINDS)
-        if services.phone is not None:
-            pin_log = PinRejectionLog(services.database, recorder)
-            services.bus.subscribe(pin_log, "phone-pin-log", kinds=pin_log.KINDS)
-    services.bus.subscribe(
-        Broadcaster(services.signaling, services.chat.privacy), "broadcast", paced=True
-    )
-    services.bus.subscribe(services.cluster, "cluster", kinds=services.cluster.KINDS)
-    await services.cluster.start()
-    if services.roster is not None:
-        services.bus.subscribe(services.roster, "roster", kinds=services.roster.KINDS)
-        await services.roster.start()
-    if services.sfu is not None:
-        await services.sfu.start()
-    if services.phone is not None:
-        await services.phone.start()
+# --- lifecycles: each part's start and stop, as aiohttp cleanup contexts -------------------
+
+
+async def _database(app: web.Application) -> AsyncIterator[None]:
+    """Migrated before anything uses it; closed last (Redis with it)."""
+    database = app[DATABASE]
+    await migrate(database)
+    await MatchingStore(database, app[SETTINGS].node_name).fail_abandoned()
+    log.info("database ready", extra={"url": _redacted(database.url)})
     yield
-    if services.signin is not None:
-        await services.signin.drain()
-    if services.phone is not None:
-        await services.phone.stop()
-    await services.signaling.sio.shutdown()
-    if services.sfu is not None:
-        await services.sfu.stop()
-    services.rooms.close_all()
-    await services.bus.close()
-    if services.roster is not None:
-        await services.roster.stop()
-    await services.cluster.stop()
-    if services.redis is not None:
-        await services.redis.aclose()
-    await services.database.close()
+    redis = app[ops.REDIS]
+    if redis is not None:
+        await redis.aclose()
+    await database.close()
     log.info("stopped")
+
+
+async def _recorders(app: web.Application) -> AsyncIterator[None]:
+    """The session log, and the phone's PIN rejections when there is a phone, record room
+    events; the broadcaster sends them to the browsers."""
+    bus, recorder = app[BUS], app[sessionlog_api.SESSIONLOG].recorder
+    bus.subscribe(recorder, "sessionlog", kinds=recorder.KINDS)
+    if app[phone_api.PHONE] is not None:
+        pin_log = PinRejectionLog(app[DATABASE], recorder)
+        bus.subscribe(pin_log, "phone-pin-log", kinds=pin_log.KINDS)
+    bus.subscribe(Broadcaster(app[SIGNALING], app[CHAT].privacy), "broadcast", paced=True)
+    yield
+
+
+async def _cluster(app: web.Application) -> AsyncIterator[None]:
+    cluster = app[cluster_api.CLUSTER]
+    app[BUS].subscribe(cluster, "cluster", kinds=cluster.KINDS)
+    await cluster.start()
+    yield
+    await cluster.stop()
+
+
+async def _roster(app: web.Application) -> AsyncIterator[None]:
+    roster = app[console_api.ROSTER]
+    if roster is not None:
+        app[BUS].subscribe(roster, "roster", kinds=roster.KINDS)
+        await roster.start()
+    yield
+    if roster is not None:
+        await roster.stop()
+
+
+async def _rooms(app: web.Application) -> AsyncIterator[None]:
+    """Rooms close, and the bus delivers what their closing said, before the roster stops."""
+    yield
+    app[ROOMS].close_all()
+    await app[BUS].close()
+
+
+async def _sfu(app: web.Application) -> AsyncIterator[None]:
+    sfu = app[media_api.SFU]
+    await sfu.start()
+    yield
+    await sfu.stop()
+
+
+async def _signaling(app: web.Application) -> AsyncIterator[None]:
+    """Browsers are disconnected before the SFU stops."""
+    yield
+    await app[SIGNALING].sio.shutdown()
+
+
+async def _phone(app: web.Application) -> AsyncIterator[None]:
+    phone = app[phone_api.PHONE]
+    if phone is not None:
+        await phone.start()
+    yield
+    if phone is not None:
+        await phone.stop()
+
+
+async def _signin(app: web.Application) -> AsyncIterator[None]:
+    """Sign-in's mail still being sent goes out before anything stops."""
+    yield
+    await app[SIGNIN].drain()
+
+
+async def _webhooks(app: web.Application) -> AsyncIterator[None]:
+    """Room events reach the webhooks once the database is migrated; their HTTP client
+    closes after the jobs that use it have stopped (`_jobs` comes after this)."""
+    webhooks = app[webhooks_api.WEBHOOKS]
+    app[BUS].subscribe(webhooks, "webhooks", kinds=webhooks.KINDS)
+    await webhooks.start()
+    yield
+    await webhooks.sender.close()
+
+
+async def _jobs(app: web.Application) -> AsyncIterator[None]:
+    """Due jobs run once the database is migrated and stop before it closes."""
+    jobs = app[JOBS]
+    await app[meetings_api.DIGEST].start()
+    jobs.start()
+    yield
+    await jobs.stop()
+    await app[push_api.PUSH].close()
 
 
 def _redacted(url: str) -> str:

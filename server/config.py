@@ -288,6 +288,13 @@ class Settings(BaseSettings):
         return value
 
     @property
+    def filled_admin_key(self) -> str:
+        """The admin key, which `with_secrets()` fills in (`create_app` refuses settings
+        without it)."""
+        assert self.admin_key is not None, "with_secrets() fills it before start"
+        return self.admin_key
+
+    @property
     def effective_database_url(self) -> str:
         return self.database_url or f"sqlite+aiosqlite:///{self.data_dir / 'pairwise.db'}"
 

@@ -31,7 +31,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from server.appkeys import SERVICES
+from server.api.keys import REMOVALS, SETTINGS, SIGNIN, TOKENS
 from server.auth import JoinToken, Role, is_admin_key
 from server.errors import Forbidden, InvalidInput, Unauthorized
 from server.signin import csrf
@@ -154,11 +154,11 @@ async def admit(request: web.Request, access: Access) -> Caller | None:
     a revoked token) or Forbidden (valid credentials of the wrong kind)."""
     if access is Access.PUBLIC:
         return None
-    services = request.app[SERVICES]
+    app = request.app
     if "Authorization" not in request.headers and SESSION_COOKIE in request.cookies:
         return await _signed_in(request, access)
     given = _bearer(request)
-    if is_admin_key(services.admin_key, given):
+    if is_admin_key(app[SETTINGS].filled_admin_key, given):
         if access is Access.MEMBER:
             raise Forbidden(
                 "this is done by a pair's member, with their join token", code="members_only"
@@ -168,14 +168,14 @@ async def admit(request: web.Request, access: Access) -> Caller | None:
         return _operator(request)
     if access in OPERATOR_ACCESS:
         try:
-            services.tokens.verify(given)
+            app[TOKENS].verify(given)
         except Unauthorized:
             raise Unauthorized("the admin key is wrong") from None
         raise Forbidden("only operators (with the admin key) may do this")
     if access in SESSION_ONLY:
         raise Forbidden("this is done by a person signed in, not with a join token")
-    token = services.tokens.verify(given)
-    if await services.removals.refuses(token):
+    token = app[TOKENS].verify(given)
+    if await app[REMOVALS].refuses(token):
         raise Unauthorized("an operator removed you from this room", code="token_revoked")
     if access is Access.ROOM:
         if token.room != request.match_info.get("room"):
@@ -193,14 +193,13 @@ def _operator(request: web.Request) -> Caller:
 async def _signed_in(request: web.Request, access: Access) -> Caller:
     """The caller behind a session cookie, for `access`: a live session, CSRF-checked when
     the request changes something, of an account whose role `access` admits."""
-    signin = request.app[SERVICES].signin
     secret = request.cookies[SESSION_COOKIE]
-    found = await signin.authenticate(secret) if signin is not None else None
+    found = await request.app[SIGNIN].authenticate(secret)
     if found is None:
         raise Unauthorized("your session has ended: sign in again", code="session_ended")
     if csrf.changes_state(request.method):
         require_same_origin(request)
-        key = request.app[SERVICES].settings.secret_key or ""
+        key = request.app[SETTINGS].secret_key or ""
         if not csrf.matches(key, "session", secret, request.headers.get(csrf.HEADER)):
             raise Forbidden(
                 f"a signed-in change needs the page's {csrf.HEADER} header", code="csrf_failed"
@@ -218,7 +217,7 @@ def require_same_origin(request: web.Request) -> None:
     origin = request.headers.get("Origin")
     if origin is None:
         return
-    public = request.app[SERVICES].settings.public_url
+    public = request.app[SETTINGS].public_url
     own = _origin_parts(public) if public else (request.scheme, request.host.lower())
     if _origin_parts(origin) != own:
         raise Forbidden(f"a signed-in change from {origin[:100]} is refused", code="csrf_failed")

@@ -6,17 +6,21 @@ import asyncio
 import logging
 
 from aiohttp import web
+from prometheus_client import CollectorRegistry
 from pydantic import BaseModel
+from redis.asyncio import Redis
 
 from server.api.access import Access
 from server.api.http import RouteTable, json_response
+from server.api.keys import DATABASE
 from server.metrics import CONTENT_TYPE, render
-from server.services import services_of
 
 log = logging.getLogger("pairwise.health")
 routes = RouteTable()
 
 CHECK_TIMEOUT = 2.0
+REGISTRY = web.AppKey("metrics_registry", CollectorRegistry)
+REDIS: web.AppKey[Redis | None] = web.AppKey("redis")  # None: one node, no Redis
 
 
 class Health(BaseModel):
@@ -45,16 +49,16 @@ async def healthz(request: web.Request) -> web.Response:
     tags=("ops",),
 )
 async def readyz(request: web.Request) -> web.Response:
-    services = services_of(request)
     checks: dict[str, str] = {}
     try:
-        await asyncio.wait_for(services.database.ping(), CHECK_TIMEOUT)
+        await asyncio.wait_for(request.app[DATABASE].ping(), CHECK_TIMEOUT)
         checks["database"] = "ok"
     except Exception as exc:  # any failure means "not ready", with its reason
         checks["database"] = f"failed: {type(exc).__name__}"
-    if services.redis is not None:
+    redis = request.app[REDIS]
+    if redis is not None:
         try:
-            await asyncio.wait_for(services.redis.ping(), CHECK_TIMEOUT)
+            await asyncio.wait_for(redis.ping(), CHECK_TIMEOUT)
             checks["redis"] = "ok"
         except Exception as exc:
             checks["redis"] = f"failed: {type(exc).__name__}"
@@ -67,5 +71,5 @@ async def readyz(request: web.Request) -> web.Response:
 
 @routes.route("GET", "/metrics", summary="Prometheus metrics", access=Access.PUBLIC, tags=("ops",))
 async def metrics(request: web.Request) -> web.Response:
-    body = render(services_of(request).registry)
+    body = render(request.app[REGISTRY])
     return web.Response(body=body, content_type=CONTENT_TYPE, charset="utf-8")

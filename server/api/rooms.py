@@ -7,9 +7,11 @@ from pydantic import BaseModel
 
 from server.api.access import Access, actor_of
 from server.api.http import RouteTable, json_response
+from server.api.keys import DATABASE, REMOVALS, ROOMS
 from server.errors import NotFound
+from server.phone.api import PHONE
 from server.privacy import audit
-from server.services import Services, services_of
+from server.signaling.server import SIGNALING
 
 routes = RouteTable()
 
@@ -45,8 +47,7 @@ class RoomState(BaseModel):
     tags=("rooms",),
 )
 async def room_state(request: web.Request) -> web.Response:
-    services = services_of(request)
-    room = services.rooms.get(request.match_info["room"])
+    room = request.app[ROOMS].get(request.match_info["room"])
     if room is None:
         raise NotFound(f"room {request.match_info['room']!r} is not open on this node")
     people = [RoomParticipant(**p.public()) for p in room.participants.values()]
@@ -63,21 +64,22 @@ async def room_state(request: web.Request) -> web.Response:
 )
 async def remove_participant(request: web.Request) -> web.Response:
     room, identity = request.match_info["room"], request.match_info["identity"]
-    removed = await remove_from_room(services_of(request), room, identity, actor_of(request))
+    removed = await remove_from_room(request.app, room, identity, actor_of(request))
     return json_response(removed)
 
 
 async def remove_from_room(
-    services: Services, room: str, identity: str, actor: str, at: float | None = None
+    app: web.Application, room: str, identity: str, actor: str, at: float | None = None
 ) -> Removed:
     """Remove `identity` from `room`, audited as `actor`: every token they hold for it is
     refused from now on, their personal PIN too, and they are disconnected wherever they
     are (a browser on any node, a phone call). Deactivating a participant does this for
     each of their rooms (server/signin/api.py)."""
-    removed_at = await services.removals.remove(room, identity, at)
-    async with services.database.begin() as conn:
+    removed_at = await app[REMOVALS].remove(room, identity, at)
+    async with app[DATABASE].begin() as conn:
         await audit.record(conn, actor, "participant_remove", identity, {"room": room})
-    disconnected = await services.signaling.remove(room, identity)
-    if services.phone is not None and await services.phone.remove(room, identity):
+    disconnected = await app[SIGNALING].remove(room, identity)
+    phone = app[PHONE]
+    if phone is not None and await phone.remove(room, identity):
         disconnected = True
     return Removed(room=room, identity=identity, disconnected=disconnected, removed_at=removed_at)

@@ -7,9 +7,10 @@ from pydantic import BaseModel
 
 from server.api.access import Access
 from server.api.http import RouteTable, json_response
-from server.services import services_of
+from server.cluster.service import Cluster
 
 routes = RouteTable()
+CLUSTER = web.AppKey("cluster", Cluster)
 
 
 class RoomNode(BaseModel):
@@ -42,9 +43,8 @@ class Nodes(BaseModel):
     tags=("cluster",),
 )
 async def room_node(request: web.Request) -> web.Response:
-    services = services_of(request)
     room = request.match_info["room"]
-    placement = await services.cluster.node_for(room)
+    placement = await request.app[CLUSTER].node_for(room)
     return json_response(
         RoomNode(room=room, node=placement.node, url=placement.url, moved=placement.moved)
     )
@@ -59,8 +59,7 @@ async def room_node(request: web.Request) -> web.Response:
     tags=("cluster",),
 )
 async def nodes(request: web.Request) -> web.Response:
-    services = services_of(request)
-    live = await services.cluster.live_nodes()
+    live = await request.app[CLUSTER].live_nodes()
     return json_response(
         Nodes(
             nodes=[

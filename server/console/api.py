@@ -17,16 +17,18 @@ from redis.exceptions import RedisError
 
 from server.api.access import Access, caller_of, may_copy_participant_links
 from server.api.http import RouteTable, json_response, read_body
+from server.api.keys import DATABASE, ROOMS, SETTINGS, SIGNIN
 from server.console import activity, reach
 from server.console.pairs import end, overview
 from server.console.participants import Participants, rows_from_csv, rows_from_json
 from server.errors import InvalidInput
 from server.matching.runs import MatchingStore
 from server.pairs.store import PairStore
-from server.services import Services, services_of
+from server.signaling.roster import RedisRoster
 from server.signin.api import deactivate_participant, invite_members
 
 routes = RouteTable()
+ROSTER: web.AppKey[RedisRoster | None] = web.AppKey("roster")  # None: one node, no Redis
 PREFIX = "/api/v1/console"
 TAGS = ("console",)
 MAX_TEXT = 10_000_000
@@ -51,16 +53,15 @@ class ProfileEdit(BaseModel):
     model_config = ConfigDict(extra="allow")  # a profile's fields, checked by the matching parser
 
 
-def _participants(services: Services) -> Participants:
+def _participants(app: web.Application) -> Participants:
+    database = app[DATABASE]
     return Participants(
-        services.database,
-        MatchingStore(services.database, services.settings.node_name),
-        services.signin.accounts if services.signin is not None else None,
+        database, MatchingStore(database, app[SETTINGS].node_name), app[SIGNIN].accounts
     )
 
 
-def _pairs(services: Services) -> PairStore:
-    return PairStore(services.database)
+def _pairs(app: web.Application) -> PairStore:
+    return PairStore(app[DATABASE])
 
 
 @routes.route(
@@ -70,7 +71,7 @@ def _pairs(services: Services) -> PairStore:
 async def whoami(request: web.Request) -> web.Response:
     caller = caller_of(request)
     role = caller.account.role if caller.account is not None else "admin"  # the admin key
-    mail = services_of(request).settings.smtp_host is not None
+    mail = request.app[SETTINGS].smtp_host is not None
     return json_response({"label": caller.label, "role": str(role), "mail": mail})
 
 
@@ -80,9 +81,9 @@ async def whoami(request: web.Request) -> web.Response:
     "invited and last signed in (null: never)",
 )  # fmt: skip
 async def list_participants(request: web.Request) -> web.Response:
-    services = services_of(request)
-    people = await _participants(services).everyone()
-    reached = await reach.by_identity(services.database)
+    app = request.app
+    people = await _participants(app).everyone()
+    reached = await reach.by_identity(app[DATABASE])
     none: dict[str, float | None] = {"invited_at": None, "signed_in_at": None}
     return json_response(
         {"participants": [{**p, **reached.get(str(p.get("identity")), none)} for p in people]}
@@ -96,7 +97,7 @@ async def list_participants(request: web.Request) -> web.Response:
     "each bad row comes back with its error. An `email` column is kept for sign-in.",
 )  # fmt: skip
 async def import_participants(request: web.Request) -> web.Response:
-    services = services_of(request)
+    app = request.app
     body = await read_body(request, ImportIn)
     if body.format == "rows":
         if body.rows is None:
@@ -114,11 +115,11 @@ async def import_participants(request: web.Request) -> web.Response:
                 f"the JSON file is not valid JSON: {exc}", code="invalid_json"
             ) from None
         rows = rows_from_json(data)
-    outcome = await _participants(services).import_rows(
+    outcome = await _participants(app).import_rows(
         rows, may_change_email=may_copy_participant_links(caller_of(request))
     )
     await activity.note(
-        services.database, caller_of(request).label, "console_import", None,
+        app[DATABASE], caller_of(request).label, "console_import", None,
         {"imported": outcome.imported, "errors": outcome.errors},
     )  # fmt: skip
     return json_response(
@@ -132,11 +133,11 @@ async def import_participants(request: web.Request) -> web.Response:
     errors=(404, 422), tags=TAGS, summary="Edit an active participant's profile",
 )  # fmt: skip
 async def edit_participant(request: web.Request) -> web.Response:
-    services = services_of(request)
+    app = request.app
     body = await read_body(request, ProfileEdit)
     identity = request.match_info["identity"]
-    profile = await _participants(services).update(identity, body.model_dump())
-    await activity.note(services.database, caller_of(request).label, "console_edit", identity, {})
+    profile = await _participants(app).update(identity, body.model_dump())
+    await activity.note(app[DATABASE], caller_of(request).label, "console_edit", identity, {})
     return json_response(profile.to_json())
 
 
@@ -161,15 +162,15 @@ async def reactivate(request: web.Request) -> web.Response:
 
 
 async def _set_active(request: web.Request, active: bool) -> web.Response:
-    services = services_of(request)
+    app = request.app
     identity = request.match_info["identity"]
-    people = _participants(services)
+    people = _participants(app)
     done: dict[str, Any] = {}
     if active:
         await people.reactivate(identity)
-        accounts = services.signin.accounts if services.signin is not None else None
-        found = await accounts.by_identity(identity) if accounts is not None else None
-        if accounts is not None and found is not None and not found.active:
+        accounts = app[SIGNIN].accounts
+        found = await accounts.by_identity(identity)
+        if found is not None and not found.active:
             await accounts.set_active(found.id, True)  # sign-in again; old tokens stay refused
             done["signin"] = True
     else:
@@ -177,7 +178,7 @@ async def _set_active(request: web.Request, active: bool) -> web.Response:
         done = await deactivate_participant(request, identity)
     action = "console_reactivate" if active else "console_deactivate"
     await activity.note(
-        services.database, caller_of(request).label, action, identity,
+        app[DATABASE], caller_of(request).label, action, identity,
         {k: len(v) if isinstance(v, list) else v for k, v in done.items()},
     )  # fmt: skip
     return json_response({"identity": identity, "active": active, **done})
@@ -188,8 +189,8 @@ async def _set_active(request: web.Request, active: bool) -> web.Response:
     summary="Every pair, newest first: status, members, flag, last meeting, last message",
 )  # fmt: skip
 async def list_pairs(request: web.Request) -> web.Response:
-    services = services_of(request)
-    return json_response({"pairs": await overview(services.database, _pairs(services))})
+    app = request.app
+    return json_response({"pairs": await overview(app[DATABASE], _pairs(app))})
 
 
 @routes.route(
@@ -198,10 +199,10 @@ async def list_pairs(request: web.Request) -> web.Response:
     summary="End a pair: its room closes (no joins, chat and agenda read-only); its log stays",
 )  # fmt: skip
 async def end_pair(request: web.Request) -> web.Response:
-    services = services_of(request)
-    pair = await end(_pairs(services), request.match_info["pair_id"])
+    app = request.app
+    pair = await end(_pairs(app), request.match_info["pair_id"])
     await activity.note(
-        services.database, caller_of(request).label, "pair_end", pair.id, {"room": pair.room}
+        app[DATABASE], caller_of(request).label, "pair_end", pair.id, {"room": pair.room}
     )
     return json_response({"id": pair.id, "room": pair.room, "status": pair.status})
 
@@ -213,17 +214,17 @@ async def end_pair(request: web.Request) -> web.Response:
     "where Join works. With mail off, an admin gets the links to copy; a manager gets none",
 )  # fmt: skip
 async def invite(request: web.Request) -> web.Response:
-    services = services_of(request)
-    pairs = _pairs(services)
+    app = request.app
+    pairs = _pairs(app)
     pair = await pairs.get(request.match_info["pair_id"])
     await pairs.require_open_room(pair.room)
     invitations = await invite_members(request, [pair], "Your mentoring pair is waiting for you.")
     await activity.note(
-        services.database, caller_of(request).label, "pair_invite", pair.id,
+        app[DATABASE], caller_of(request).label, "pair_invite", pair.id,
         {"members": len(invitations)},
     )  # fmt: skip
     return json_response(
-        {"pair": pair.id, "mail": services.settings.smtp_host is not None,
+        {"pair": pair.id, "mail": app[SETTINGS].smtp_host is not None,
          "invitations": [i.to_json() for i in invitations]}
     )  # fmt: skip
 
@@ -233,21 +234,20 @@ async def invite(request: web.Request) -> web.Response:
     summary="Who is in a room now on every node (phone callers included), and its pair",
 )  # fmt: skip
 async def room_now(request: web.Request) -> web.Response:
-    services = services_of(request)
+    app = request.app
     name = request.match_info["room"]
-    room = services.rooms.get(name)
+    room = app[ROOMS].get(name)
     people = [p.public() for p in room.participants.values()] if room is not None else []
     partial = False
-    if services.roster is not None:
+    roster = app[ROSTER]
+    if roster is not None:
         here = {p["identity"] for p in people}
         try:
-            people += [
-                p for p in await services.roster.participants(name) if p["identity"] not in here
-            ]
+            people += [p for p in await roster.participants(name) if p["identity"] not in here]
         except (RedisError, OSError):
             partial = True  # Redis is away: this node's people only
     people.sort(key=lambda p: p["joined_at"])
-    pair = await _pairs(services).by_room(name)
+    pair = await _pairs(app).by_room(name)
     return json_response({
         "room": name, "participants": people, "partial": partial,
         "pair": None if pair is None else {"id": pair.id, "title": pair.title, "status": pair.status},

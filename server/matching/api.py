@@ -17,6 +17,7 @@ from server.api.http import (
     json_response,
     read_body,
 )
+from server.api.keys import DATABASE, SETTINGS
 from server.console import activity
 from server.errors import InvalidInput, NotFound
 from server.matching.criteria import load_criteria, parse_criteria
@@ -27,7 +28,6 @@ from server.matching.profiles import (
     parse_json_rows,
 )
 from server.matching.runs import MatchingStore
-from server.services import services_of
 from server.sessionlog.api import pair_json
 from server.signin.api import invite_members
 from server.webhooks import api as webhooks
@@ -69,8 +69,7 @@ class ImportReport(BaseModel):
 
 
 def _store(request: web.Request) -> MatchingStore:
-    services = services_of(request)
-    return MatchingStore(services.database, services.settings.node_name)
+    return MatchingStore(request.app[DATABASE], request.app[SETTINGS].node_name)
 
 
 async def _text(request: web.Request) -> str:
@@ -104,7 +103,7 @@ async def _note(
     request: web.Request, action: str, subject: str | None, detail: dict[str, Any]
 ) -> None:
     """An operator's matching action in the audit log (the console's Activity page)."""
-    await activity.note(services_of(request).database, actor_of(request), action, subject, detail)
+    await activity.note(request.app[DATABASE], actor_of(request), action, subject, detail)
 
 
 def _track(task: asyncio.Task[None]) -> None:

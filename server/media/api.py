@@ -7,10 +7,12 @@ from pydantic import BaseModel, Field
 
 from server.api.access import Access
 from server.api.http import RouteTable, json_response
+from server.api.keys import ROOMS
 from server.errors import NotFound
-from server.services import services_of
+from server.media.sfu import Sfu
 
 routes = RouteTable()
+SFU = web.AppKey("sfu", Sfu)
 
 
 class PublishedTrack(BaseModel):
@@ -56,11 +58,9 @@ class RoomMediaStats(BaseModel):
     tags=("media",),
 )
 async def room_stats(request: web.Request) -> web.Response:
-    services = services_of(request)
     name = request.match_info["room"]
-    sfu = services.sfu
-    room = services.rooms.get(name)
-    media = sfu.rooms.get(name) if sfu is not None else None
+    room = request.app[ROOMS].get(name)
+    media = request.app[SFU].rooms.get(name)
     if room is None and media is None:
         raise NotFound(f"room {name!r} is not open on this node", code="room_not_found")
     identities = list(room.participants) if room is not None else []

@@ -23,11 +23,12 @@ from server.meetings.feeds import CalendarFeeds
 from server.meetings.model import Meeting, local_text
 from server.meetings.service import MAX_OPTIONS, Meetings, bare_address
 from server.pairs.model import Pair
-from server.services import services_of
 from server.webhooks import api as webhooks
 from server.webhooks.events import meeting_booked
 
 routes = RouteTable()
+MEETINGS = web.AppKey("meetings", Meetings)
+DIGEST = web.AppKey("chat_digest", ChatDigest)
 PREFIX = "/api/v1"
 TAGS = ("meetings",)
 MEETING = f"{PREFIX}/pairs/{{pair_id}}/meetings/{{meeting_id}}"
@@ -59,9 +60,7 @@ class RescheduleIn(Body):
 
 
 def _meetings(request: web.Request) -> Meetings:
-    service = services_of(request).meetings
-    assert service is not None, "create_app wires meetings"
-    return service
+    return request.app[MEETINGS]
 
 
 async def _meeting(request: web.Request, pair: Pair) -> Meeting:
@@ -293,9 +292,7 @@ UNSUBSCRIBE_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"
 
 
 def _digest(request: web.Request) -> ChatDigest:
-    digest = services_of(request).digest
-    assert digest is not None, "create_app wires the chat digest"
-    return digest
+    return request.app[DIGEST]
 
 
 @routes.route(

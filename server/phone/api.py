@@ -22,12 +22,11 @@ from pydantic import BaseModel, Field
 
 from server.api.access import Access, member_of
 from server.api.http import RouteTable, json_response, read_body
-from server.api.tokens import IDENTITY_PATTERN, ROOM_PATTERN
 from server.auth import Role
 from server.errors import InvalidInput, NotFound
 from server.phone.call import CallState
 from server.phone.dial_in import DialIn
-from server.services import services_of
+from server.rooms.ids import IDENTITY_PATTERN, ROOM_PATTERN
 
 if TYPE_CHECKING:
     from server.media.sfu import Sfu
@@ -35,6 +34,9 @@ if TYPE_CHECKING:
     from server.signaling.server import Signaling
 
 routes = RouteTable()
+# Both None when the server runs without SIP (PAIRWISE_SIP_BIND unset).
+DIAL_IN: web.AppKey[DialIn | None] = web.AppKey("dial_in")
+PHONE: web.AppKey[PhoneGateway | None] = web.AppKey("phone")
 # "Call me" (and stopping it) is for the room's members: an observer's or the admin key's
 # Access.ROOM caller is refused with this.
 ONLY_MEMBERS_CALLED = "only a member of the room can be called in"
@@ -60,8 +62,7 @@ class ParticipantPin(BaseModel):
 
 
 def _dial_in(request: web.Request) -> tuple[DialIn, str]:
-    services = services_of(request)
-    dial_in = services.dial_in
+    dial_in = request.app[DIAL_IN]
     if dial_in is None:
         raise NotFound("phone dial-in is not enabled on this server", code="phone_disabled")
     room = request.match_info["room"]
@@ -71,7 +72,7 @@ def _dial_in(request: web.Request) -> tuple[DialIn, str]:
 
 
 def _gateway(request: web.Request) -> PhoneGateway:
-    phone = services_of(request).phone
+    phone = request.app[PHONE]
     if phone is None:
         raise NotFound("phone dial-in is not enabled on this server", code="phone_disabled")
     return phone
@@ -343,12 +344,10 @@ class CallMeAnswer(BaseModel):
     tags=("phone",),
 )
 async def call_me(request: web.Request) -> web.Response:
-    services = services_of(request)
     token = member_of(request, ONLY_MEMBERS_CALLED)
-    if services.phone is None:
-        raise NotFound("phone dial-in is not enabled on this server", code="phone_disabled")
+    phone = _gateway(request)
     body = await read_body(request, CallMeRequest)
-    masked = await services.phone.call_me(
+    masked = await phone.call_me(
         request.match_info["room"], token.identity, token.name, str(token.role), body.number
     )
     return json_response(CallMeAnswer(status="calling", number=masked), status=202)
@@ -371,11 +370,8 @@ class CallMeCancelled(BaseModel):
     tags=("phone",),
 )
 async def cancel_call_me(request: web.Request) -> web.Response:
-    services = services_of(request)
     token = member_of(request, ONLY_MEMBERS_CALLED)
-    if services.phone is None:
-        raise NotFound("phone dial-in is not enabled on this server", code="phone_disabled")
-    cancelled = services.phone.cancel_call_me(request.match_info["room"], token.identity)
+    cancelled = _gateway(request).cancel_call_me(request.match_info["room"], token.identity)
     return json_response(CallMeCancelled(cancelled=cancelled))
 
 

@@ -1,5 +1,5 @@
-"""What the dial-in PIN endpoints (phone/api.py) need, apart from them so the app's
-parts (`Services.dial_in`) can hold it without importing a route module."""
+"""What the dial-in PIN endpoints (phone/api.py) need, apart from them so the parts that
+also use it (the media config, meetings) need not import a route module."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from server.phone.pins import PinStore
 
 @dataclass(frozen=True)
 class DialIn:
-    """What the PIN endpoints need (`Services.dial_in`; None when the phone is off)."""
+    """What the PIN endpoints need (`phone.api.DIAL_IN`; None when the phone is off)."""
 
     pins: PinStore
     number: str  # the number to call, as shown to people ("+49 30 1234 5678")

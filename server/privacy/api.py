@@ -17,13 +17,14 @@ from pydantic import BaseModel, ConfigDict
 
 from server.api.access import Access, actor_of, member_of
 from server.api.http import RouteTable, json_response, read_body
-from server.api.tokens import IDENTITY_PATTERN
+from server.api.keys import BUS, DATABASE, REMOVALS, SETTINGS
 from server.errors import Conflict, InvalidInput
 from server.privacy.audit import PrivacyLog
 from server.privacy.erasure import forget
 from server.privacy.export import personal_data, rooms_of
 from server.privacy.retention import apply_retention
-from server.services import services_of
+from server.rooms.ids import IDENTITY_PATTERN
+from server.signaling.server import SIGNALING
 
 routes = RouteTable()
 PREFIX = "/api/v1"
@@ -36,7 +37,7 @@ class ForgetIn(BaseModel):
 
 
 def _log(request: web.Request) -> PrivacyLog:
-    return PrivacyLog(services_of(request).database)
+    return PrivacyLog(request.app[DATABASE])
 
 
 @routes.route(
@@ -49,7 +50,7 @@ def _log(request: web.Request) -> PrivacyLog:
 )
 async def my_data(request: web.Request) -> web.Response:
     token = member_of(request)
-    data = await personal_data(services_of(request).database, token.identity)
+    data = await personal_data(request.app[DATABASE], token.identity)
     response = json_response(data)
     response.headers["Cache-Control"] = "no-store"
     response.headers["Content-Disposition"] = 'attachment; filename="pairwise-my-data.json"'
@@ -102,15 +103,15 @@ async def forget_person(request: web.Request) -> web.Response:
     if not re.fullmatch(IDENTITY_PATTERN, identity):
         raise InvalidInput("that is not an identity")
     body = await read_body(request, ForgetIn)
-    services = services_of(request)
+    app = request.app
     # Refuse the join tokens they still hold (they would let them back in as who they
     # were), then cut their live connections, so nothing they send lands after the erasure.
-    rooms = await rooms_of(services.database, identity)
+    rooms = await rooms_of(app[DATABASE], identity)
     for room in rooms:
-        await services.removals.remove_erased(room, identity)
-        await services.signaling.remove(room, identity)
-    await services.bus.drain()  # the session log has written their leaving
-    outcome = await forget(services.database, identity, body.mode, actor)
+        await app[REMOVALS].remove_erased(room, identity)
+        await app[SIGNALING].remove(room, identity)
+    await app[BUS].drain()  # the session log has written their leaving
+    outcome = await forget(app[DATABASE], identity, body.mode, actor)
     return json_response(dataclasses.asdict(outcome))
 
 
@@ -136,9 +137,8 @@ async def privacy_audit(request: web.Request) -> web.Response:
     tags=TAGS,
 )
 async def run_retention(request: web.Request) -> web.Response:
-    services = services_of(request)
-    days = services.settings.retention_days
+    days = request.app[SETTINGS].retention_days
     if days is None:
         raise Conflict("no retention period is set (PAIRWISE_RETENTION_DAYS)", code="retention_off")
-    purged = await apply_retention(services.database, days, time.time())
+    purged = await apply_retention(request.app[DATABASE], days, time.time())
     return json_response({"purged": [dataclasses.asdict(p) for p in purged]})

@@ -19,10 +19,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from server.api.access import Access, participant_of
 from server.api.http import RouteTable, json_response, read_body
+from server.api.keys import SETTINGS
 from server.errors import InvalidInput
 from server.push.service import Push, check_endpoint
 from server.push.store import TOPICS, Channels
-from server.services import services_of
 
 routes = RouteTable()
 PREFIX = "/api/v1/home"
@@ -139,7 +139,7 @@ async def choose_channels(request: web.Request) -> web.Response:
 async def subscribe(request: web.Request) -> web.Response:
     identity, push = participant_of(request), _push(request)
     body = await read_body(request, SubscriptionIn)
-    settings = services_of(request).settings
+    settings = request.app[SETTINGS]
     try:
         check_endpoint(body.endpoint, allow_insecure=settings.push_allow_insecure)
     except ValueError as exc:

@@ -19,11 +19,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from server.api.access import Access
 from server.api.http import RouteTable, json_response, path_id, read_body
 from server.api.pair_access import pair_seen, pair_written, viewer_of
-from server.api.tokens import IDENTITY_PATTERN, ROOM_PATTERN
 from server.errors import Forbidden, InvalidInput
 from server.pairs.model import Member, Pair
 from server.rooms.chat import ChatMessage
-from server.services import services_of
+from server.rooms.ids import IDENTITY_PATTERN, ROOM_PATTERN
 from server.sessionlog import export
 from server.sessionlog.privacy import (
     Viewer,
@@ -38,6 +37,7 @@ from server.webhooks import api as webhooks
 from server.webhooks.events import feedback_flagged, pair_published
 
 routes = RouteTable()
+SESSIONLOG = web.AppKey("sessionlog", SessionLogService)
 M = TypeVar("M", bound=BaseModel)
 
 PREFIX = "/api/v1"
@@ -97,9 +97,7 @@ class SettingsIn(Body):
 
 
 def _log(request: web.Request) -> SessionLogService:
-    service = services_of(request).sessionlog
-    assert service is not None, "create_app wires the session log"
-    return service
+    return request.app[SESSIONLOG]
 
 
 async def _member_write(request: web.Request, model: type[M]) -> tuple[Viewer, Pair, M]:

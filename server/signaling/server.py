@@ -234,3 +234,6 @@ class Signaling:
     async def _unknown(self, event: str, sid: str, data: Any = None) -> Ack:
         self.metrics.rejected.labels("unknown_event").inc()
         return wire_error("unknown_event", f"there is no event {event!r}")
+
+
+SIGNALING = web.AppKey("signaling", Signaling)

@@ -28,14 +28,16 @@ from server.api.access import (
     require_same_origin,
 )
 from server.api.http import RouteTable, json_response, path_id, read_body
+from server.api.keys import CHAT, REMOVALS, SETTINGS, SIGNIN
 from server.api.rooms import remove_from_room
-from server.api.tokens import IDENTITY_PATTERN, join_url
+from server.api.tokens import join_url
 from server.config import Settings
 from server.errors import Conflict, Forbidden, NotFound, PairwiseError, RateLimited
 from server.matching.profiles import Profile
+from server.meetings.api import MEETINGS
 from server.meetings.model import BOOKED, Meeting
 from server.pairs.model import Pair
-from server.services import services_of
+from server.rooms.ids import IDENTITY_PATTERN
 from server.signaling.ratelimit import Buckets
 from server.signin import csrf
 from server.signin.accounts import Account, AccountRole, normal_email
@@ -106,9 +108,7 @@ class LinkOptions(BaseModel):
 
 
 def _signin(request: web.Request) -> SignIn:
-    signin = services_of(request).signin
-    assert signin is not None, "create_app wires sign-in"
-    return signin
+    return request.app[SIGNIN]
 
 
 def account_json(account: Account) -> dict[str, Any]:
@@ -128,7 +128,7 @@ def session_json(session: Session, current: int | None) -> dict[str, Any]:
 
 
 def set_session_cookie(request: web.Request, response: web.StreamResponse, secret: str) -> None:
-    settings = services_of(request).settings
+    settings = request.app[SETTINGS]
     response.set_cookie(
         SESSION_COOKIE,
         secret,
@@ -143,13 +143,11 @@ def set_session_cookie(request: web.Request, response: web.StreamResponse, secre
 def _secure(request: web.Request) -> bool:
     """Cookies only over TLS: the request came over it, or the public URL says https (TLS
     may end at a proxy the server was not told to trust; the browser still used https)."""
-    return request.scheme == "https" or services_of(request).settings.base_url.startswith(
-        "https://"
-    )
+    return request.scheme == "https" or request.app[SETTINGS].base_url.startswith("https://")
 
 
 def _csrf_key(request: web.Request) -> str:
-    return services_of(request).settings.secret_key or ""
+    return request.app[SETTINGS].secret_key or ""
 
 
 async def _current(request: web.Request) -> SignedIn | None:
@@ -449,8 +447,7 @@ async def end_my_session(request: web.Request) -> web.Response:
 )
 async def home(request: web.Request) -> web.Response:
     account = account_of(request)
-    signin, meetings = _signin(request), services_of(request).meetings
-    assert meetings is not None
+    signin, meetings = _signin(request), request.app[MEETINGS]
     pairs = await signin.pairs_of(account)
     me = account.identity or ""  # no identity: no pairs, no profile, no meetings
     profiles = await meetings.profiles.of(
@@ -460,7 +457,7 @@ async def home(request: web.Request) -> web.Response:
     booked = [m for m in await meetings.store.of_identity(me) if m.status == BOOKED]
     now = signin.clock()
     # Messages from the partner since this person's room page last showed the pair's chat.
-    unread = await services_of(request).chat.store.unread([p.room for p in pairs], me)
+    unread = await request.app[CHAT].store.unread([p.room for p in pairs], me)
     return json_response(
         {
             "account": account_json(account),
@@ -527,11 +524,10 @@ async def join_pair(request: web.Request) -> web.Response:
     token, claims, pair = await _signin(request).room_token(
         account_of(request), request.match_info["pair_id"]
     )
-    services = services_of(request)
-    removed_at = await services.removals.removed_at(pair.room, claims.identity)
+    removed_at = await request.app[REMOVALS].removed_at(pair.room, claims.identity)
     if removed_at is not None and not lifted_by_reactivation(account_of(request), removed_at):
         raise Forbidden("an operator removed you from this pair's room", code="removed")
-    base = services.settings.base_url
+    base = request.app[SETTINGS].base_url
     return json_response(
         {
             "token": token,
@@ -570,11 +566,11 @@ async def deactivate_participant(request: web.Request, identity: str) -> dict[st
     `PATCH /api/v1/accounts/participants/{id}` with `active: false` both come here.
     Reactivating restores sign-in, and their home's Join mints new tokens; the old ones
     stay refused (`lifted_by_reactivation`)."""
-    services, signin, actor = services_of(request), _signin(request), actor_of(request)
+    signin, actor = _signin(request), actor_of(request)
     rooms = sorted({p.room for p in await signin.pairs.of_identity(identity)})
     # A room an operator already removed them from keeps that removal as it was, so that
     # reactivating (which lifts only the deactivation's own removals) cannot undo it.
-    rooms = [r for r in rooms if await services.removals.removed_at(r, identity) is None]
+    rooms = [r for r in rooms if await request.app[REMOVALS].removed_at(r, identity) is None]
     # The account first: its removals carry its `deactivated_at`, which is how reactivation
     # tells them from an operator's own (`lifted_by_reactivation`).
     account = await signin.accounts.by_identity(identity)
@@ -582,7 +578,7 @@ async def deactivate_participant(request: web.Request, identity: str) -> dict[st
     if account is not None and account.active:
         signed_out = len(await signin.sessions.of_account(account.id, signin.clock()))
         at = (await signin.deactivate(account.id, actor)).deactivated_at
-    removed = [await remove_from_room(services, room, identity, actor, at) for room in rooms]
+    removed = [await remove_from_room(request.app, room, identity, actor, at) for room in rooms]
     return {
         "rooms": [r.room for r in removed],
         "disconnected": [r.room for r in removed if r.disconnected],

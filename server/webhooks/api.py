@@ -9,12 +9,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from server.api.access import Access, actor_of
 from server.api.http import RouteTable, describe_validation_error, json_response, read_body
 from server.errors import InvalidInput
-from server.services import services_of
 from server.webhooks.events import Event, EventType
 from server.webhooks.formats import Format
 from server.webhooks.service import Webhooks
 
 routes = RouteTable()
+WEBHOOKS = web.AppKey("webhooks", Webhooks)
 PREFIX = "/api/v1/webhooks"
 TAGS = ("webhooks",)
 MAX_DELIVERIES = 500
@@ -44,9 +44,7 @@ class DeliveriesQuery(BaseModel):
 
 
 def webhooks_of(request: web.Request) -> Webhooks:
-    service = services_of(request).webhooks
-    assert service is not None, "create_app wires webhooks"
-    return service
+    return request.app[WEBHOOKS]
 
 
 async def emit(request: web.Request, *events: Event) -> None:

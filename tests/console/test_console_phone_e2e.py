@@ -18,12 +18,12 @@ from playwright.async_api import expect
 from server.app import create_app
 from server.config import Settings
 from server.phone import sip
-from server.services import SERVICES
 from tests.console.test_console_e2e import PHONE, check_axe, http, photograph, signed_in
 from tests.e2e.conftest import Launcher
 from tests.e2e.conftest import launcher as launcher  # noqa: F401 - the fixture
 from tests.sip.conftest import UdpPeer, eventually, open_peer, run_sipp
 from tests.sip.uac import SDP, final_response, request
+from tests.support.parts import ServerParts
 from tests.support.services import free_port, require_program
 
 pytestmark = [pytest.mark.slow, pytest.mark.sip]
@@ -90,7 +90,7 @@ async def test_phone_callers_in_the_rooms_page(
     )  # fmt: skip
     rows = now.locator("tbody tr")
     look = page.get_by_role("button", name="Show who is in")
-    rooms = server.app[SERVICES].rooms
+    rooms = ServerParts(server.app).rooms
 
     def in_room() -> int:
         room = rooms.get("room-phone")

@@ -20,10 +20,10 @@ import pytest
 from playwright.async_api import expect
 
 from server.app import create_app
-from server.appkeys import SERVICES
 from server.config import Settings
 from tests.e2e.conftest import OpenPage
 from tests.e2e.test_continuity import both_decode, call, call_of_two, make_pair, timeline
+from tests.support.parts import ServerParts
 from tests.support.process import ServerProcess
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
@@ -50,7 +50,7 @@ class TestSfuClosesItsSide:
         again within 10 s; the log shows the reconnect with its reason."""
         pair_id = await make_pair(base_url, "pair-sfu")
         ada, bo = await call_of_two(open_page, "pair-sfu")
-        assert await served.app[SERVICES].sfu.disconnect("pair-sfu", "bo")
+        assert await ServerParts(served.app).sfu.disconnect("pair-sfu", "bo")
         await both_decode(ada, bo, 10)
         await expect(ada.badge("bo")).to_have_text("Video")
         steps = bo_steps(await timeline(base_url, pair_id))

@@ -15,9 +15,9 @@ from server.config import Settings
 from server.errors import InvalidInput
 from server.matching import runs
 from server.matching.runs import INTERRUPTED, LAPSED, LEASE_SECONDS, MatchingStore
-from server.services import SERVICES
 from server.store.schema import match_runs
 from tests.conftest import ADMIN
+from tests.support.parts import ServerParts
 from tests.support.waiting import eventually
 
 PROFILES = """identity,name,role,timezone,availability,languages,skills,capacity,avoid
@@ -210,7 +210,7 @@ async def test_a_restarting_node_fails_its_own_runs_and_lapsed_ones_only(
     )
     await setup(node_a)
     done = await start(node_a, {"mode": "optimal"})
-    database = node_a.app[SERVICES].database
+    database = ServerParts(node_a.app).database
     now = time.time()
     await insert_running(database, "own", "node-a", now)  # died with node-a's process
     await insert_running(database, "live", "node-b", now)  # node-b is working on it
@@ -226,7 +226,7 @@ async def test_a_restarting_node_fails_its_own_runs_and_lapsed_ones_only(
 
 
 async def test_a_run_whose_node_went_quiet_reads_as_failed(client: Any) -> None:
-    database = client.app[SERVICES].database
+    database = ServerParts(client.app).database
     await insert_running(database, "quiet", "node-b", time.time() - LEASE_SECONDS - 1)
     await insert_running(database, "busy", "node-b", time.time() - LEASE_SECONDS + 20)
     assert await run_status(client, "quiet") == ("failed", LAPSED)
@@ -236,7 +236,7 @@ async def test_a_run_whose_node_went_quiet_reads_as_failed(client: Any) -> None:
 async def test_a_working_run_renews_its_lease(client: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(runs, "LEASE_RENEW_SECONDS", 0.0)
     monkeypatch.setattr(runs, "PROGRESS_EVERY", 0.01)
-    database = client.app[SERVICES].database
+    database = ServerParts(client.app).database
     await insert_running(database, "slow", "node-a", 0.0)
     store = MatchingStore(database, "node-a")
     renewals: list[float] = []
@@ -386,7 +386,7 @@ async def test_rematching_an_unpublished_pair_again_starts_nothing(client: Any) 
     resp = await client.post(f"/api/v1/pairs/{pair['id']}/rematch", headers=ADMIN)
     assert resp.status == 202
     await finished(client, (await resp.json())["run"]["id"])
-    database = client.app[SERVICES].database
+    database = ServerParts(client.app).database
     async with database.connect() as conn:
         runs_before = len((await conn.execute(select(match_runs.c.id))).all())
     resp = await client.post(f"/api/v1/pairs/{pair['id']}/rematch", headers=ADMIN)

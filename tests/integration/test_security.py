@@ -15,9 +15,9 @@ from server.app import create_app
 from server.auth import Role, TokenIssuer
 from server.config import Settings
 from server.jobs.clock import ManualClock
-from server.services import SERVICES
 from tests.conftest import ADMIN
 from tests.support.participants import SocketParticipant, issue_token
+from tests.support.parts import ServerParts
 from tests.support.process import SECRET_KEY
 
 
@@ -37,7 +37,7 @@ async def test_removed_participant_is_disconnected_and_cannot_rejoin_with_that_t
     # precision and one issued in the second of a removal is refused too, so the token an
     # operator issues now is the first that may let her back in.
     past = ManualClock(time.time() - 10)
-    server.app[SERVICES].removals.clock = past
+    ServerParts(server.app).removals.clock = past
     token, _ = TokenIssuer(SECRET_KEY, 3600, clock=past).issue(
         "pair-1", "mallory", "Mallory", Role.MENTEE
     )

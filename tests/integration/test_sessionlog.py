@@ -13,11 +13,11 @@ import pytest
 
 from server.config import Settings
 from server.rooms.events import MediaQualitySampled
-from server.services import SERVICES, Services
 from server.sessionlog import export
 from server.sessionlog.privacy import Viewer
 from tests.conftest import ADMIN
 from tests.support.participants import SocketParticipant
+from tests.support.parts import ServerParts
 from tests.support.waiting import eventually
 
 GRACE = 0.5
@@ -28,7 +28,7 @@ class Program:
     """A running server, an HTTP session to it, and the participants a test connected."""
 
     url: str
-    services: Services
+    services: ServerParts
     http: aiohttp.ClientSession
     people: list[SocketParticipant] = field(default_factory=list)
 
@@ -124,7 +124,7 @@ async def program(
 
     server = await aiohttp_server(create_app(make_settings(room_grace_seconds=GRACE)))
     async with aiohttp.ClientSession() as http:
-        running = Program(str(server.make_url("")).rstrip("/"), server.app[SERVICES], http)
+        running = Program(str(server.make_url("")).rstrip("/"), ServerParts(server.app), http)
         yield running
         for person in running.people:
             await person.close()

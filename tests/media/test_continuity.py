@@ -19,17 +19,17 @@ from aiortc import RTCPeerConnection
 
 from server.pairs.model import Member
 from server.rooms.model import MediaMode
-from server.services import SERVICES
 from server.sessionlog.program_health import program_health
 from tests.media.conftest import Join
 from tests.media.support import MediaClient, client_configuration
+from tests.support.parts import ServerParts
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.slow
 
 
 def sfu_of(server: Any) -> Any:
-    return server.app[SERVICES].sfu
+    return ServerParts(server.app).sfu
 
 
 def video_of(server: Any, identity: str, room: str = "pair-1") -> Any:
@@ -138,7 +138,7 @@ async def test_choices_are_reversible_and_hold_video_meanwhile(join: Join, serve
 
 async def test_a_reason_that_poses_as_a_choice_is_refused(join: Join, server: Any) -> None:
     ada = await join("ada", connect=False)
-    registry = server.app[SERVICES].rooms
+    registry = ServerParts(server.app).rooms
     for bad in (
         {"mode": "audio", "reason": "choice: sneaky"},  # would be stored as a choice
         {"mode": "audio", "choice": "yes"},
@@ -171,7 +171,7 @@ async def test_camera_off_never_steps_down_for_missing_video(join: Join, server:
     the same silence does."""
     ada, bo = await watched(join)
     ladder = sfu_of(server).ladder
-    registry = server.app[SERVICES].rooms
+    registry = ServerParts(server.app).rooms
     assert await ada.socket.call("media_control", {"video": False}) == {
         "audio": True,
         "video": False,
@@ -190,7 +190,7 @@ async def test_camera_off_never_steps_down_for_missing_video(join: Join, server:
 async def test_the_log_tells_choices_from_failures(join: Join, server: Any) -> None:
     """Choices are stored as `choice: …` and left out of the fallback counts; a dead
     connection is a fallback with its reason and a `media_failed` timeline entry."""
-    services = server.app[SERVICES]
+    services = ServerParts(server.app)
     log = services.sessionlog
     pair = await log.pairs.create(
         [Member("ada", "Ada", "mentee"), Member("bo", "Bo", "mentor")], room="pair-log"
@@ -237,7 +237,7 @@ async def test_a_dropped_partner_is_shown_reconnecting_for_the_grace_period(
     carol = await join("carol", connect=False, publish=False)
     await bo.socket.sio.disconnect()  # the tab died: no `leave`
     dropped = await ada.socket.wait_for("participant_left", {"identity": "bo"})
-    grace = server.app[SERVICES].settings.room_grace_seconds
+    grace = ServerParts(server.app).settings.room_grace_seconds
     assert dropped == {"identity": "bo", "reason": "disconnected", "grace_seconds": grace}
 
     assert await carol.socket.call("leave") == {"ok": True}
@@ -250,7 +250,7 @@ async def test_a_dead_connection_is_logged_even_when_the_mode_stays(
 ) -> None:
     """Someone already in text (here by choice, still connected) whose connection dies:
     no mode to step, but the client is told and the log says what happened."""
-    services = server.app[SERVICES]
+    services = ServerParts(server.app)
     log = services.sessionlog
     pair = await log.pairs.create(
         [Member("ada", "Ada", "mentee"), Member("bo", "Bo", "mentor")], room="pair-text"

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from server.rooms.model import MediaMode
-from server.services import SERVICES
 from tests.media.conftest import Join
 from tests.media.test_continuity import sfu_of, watched
+from tests.support.parts import ServerParts
 
 pytestmark = pytest.mark.slow
 
@@ -22,11 +22,11 @@ async def test_a_quiet_participant_unheard_from_is_stepped_down_and_told(
 ) -> None:
     ada, bo = await watched(join)
     ladder = sfu_of(server).ladder
-    registry = server.app[SERVICES].rooms
+    registry = ServerParts(server.app).rooms
     await ada.socket.call("media_control", {"audio": False, "video": False})
     for track in ada.tracks.values():
         track.silent = True
-    liveness = server.app[SERVICES].settings.media_liveness_seconds
+    liveness = ServerParts(server.app).settings.media_liveness_seconds
     # Three judgements with no await between them, so no packet can arrive meanwhile (an
     # aiortc client sends RTCP about every second even with nothing to send).
     now = time.monotonic()

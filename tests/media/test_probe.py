@@ -11,9 +11,9 @@ import pytest
 from aiortc import RTCPeerConnection, RTCSessionDescription
 
 from server.media import probe
-from server.services import SERVICES
 from tests.media.support import client_configuration
 from tests.support.participants import SocketParticipant, issue_token
+from tests.support.parts import ServerParts
 
 
 @pytest.fixture
@@ -52,7 +52,7 @@ async def closed(pc: RTCPeerConnection, timeout: float = 10) -> None:
 
 
 def probes(server: Any) -> probe.MediaProbes:
-    return server.app[SERVICES].sfu.probes
+    return ServerParts(server.app).sfu.probes
 
 
 async def offer_with_channel() -> tuple[RTCPeerConnection, Any]:

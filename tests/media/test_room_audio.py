@@ -13,8 +13,8 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from server.phone.sfu_audio import SfuRoomAudio
 from server.rooms.model import MediaMode
-from server.services import SERVICES
 from tests.media.conftest import Join
+from tests.support.parts import ServerParts
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.slow
@@ -43,7 +43,7 @@ class Tone(MediaStreamTrack):
 
 
 async def test_phone_caller_is_heard_in_the_room_and_hears_it(join: Join, server: Any) -> None:
-    services = server.app[SERVICES]
+    services = ServerParts(server.app)
     room_audio = SfuRoomAudio(services.sfu)
     ada = await join("ada")
     await ada.wait_connected()

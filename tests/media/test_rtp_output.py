@@ -15,9 +15,9 @@ from aiortc.rtp import RtpPacket, is_rtcp
 
 from server.media import aiortc_internals as internals
 from server.media.forwarding import ForwardedTrack
-from server.services import SERVICES
 from tests.media.conftest import Join
 from tests.media.support import MediaClient
+from tests.support.parts import ServerParts
 from tests.support.waiting import eventually
 
 ROOM = "pair-1"
@@ -25,7 +25,7 @@ ROOM = "pair-1"
 
 def forwarded(server: Any, identity: str) -> dict[str, ForwardedTrack]:
     """The SFU's tracks for `identity`, by kind."""
-    peer = server.app[SERVICES].sfu.peer(ROOM, identity)
+    peer = ServerParts(server.app).sfu.peer(ROOM, identity)
     return {o.track.kind: o.track for o in peer.outgoing.values()}
 
 
@@ -84,7 +84,7 @@ async def test_a_packet_lost_on_the_way_to_a_subscriber_is_sent_again(
     # aiortc's jitter buffer would wait for 512 newer packets (~30 s here) without it.
     await eventually(lambda: received.frames >= before + 30, timeout=8)
     assert video.output.retransmitted >= 1
-    registry = server.app[SERVICES].registry
+    registry = ServerParts(server.app).registry
     counted = registry.get_sample_value("pairwise_sfu_retransmitted_packets_total")
     assert counted is not None and counted >= video.output.retransmitted
 
@@ -125,4 +125,4 @@ async def test_a_subscriber_whose_socket_is_full_loses_frames_then_resumes_at_a_
 
 
 def _outgoing(server: Any, identity: str) -> list[Any]:
-    return list(server.app[SERVICES].sfu.peer(ROOM, identity).outgoing.values())
+    return list(ServerParts(server.app).sfu.peer(ROOM, identity).outgoing.values())

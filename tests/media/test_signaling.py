@@ -252,11 +252,11 @@ async def test_media_config_carries_the_rooms_dial_in_number_and_pin(
     from server.media.signaling import MediaHandlers
     from server.phone.dial_in import DialIn
     from server.phone.pins import PinStore
-    from server.services import SERVICES
     from tests.support.participants import SocketParticipant, issue_token
+    from tests.support.parts import ServerParts
 
     # Wired the way app.py wires it when the phone gateway is on.
-    services = server.app[SERVICES]
+    services = ServerParts(server.app)
     pins = PinStore(services.database)
     MediaHandlers(
         services.signaling, services.sfu, dialin=DialIn(pins, "+49 30 1234 5678").for_room

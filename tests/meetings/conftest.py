@@ -18,9 +18,9 @@ from server.app import create_app
 from server.config import Settings
 from server.jobs.clock import ManualClock
 from server.meetings.service import Meetings
-from server.services import SERVICES
 from tests.conftest import ADMIN
 from tests.support.app_node import AppNode
+from tests.support.parts import ServerParts
 
 # Friday 1 March 2030, 12:00 UTC: the US changes clocks on 10 March, the UK on 31 March.
 T0 = 1_898_683_200.0
@@ -122,7 +122,7 @@ async def make_node(
         )
         people = people or People()
         app = create_app(settings, directory=people)
-        services = app[SERVICES]
+        services = ServerParts(app)
         clock = clock or ManualClock(T0)
         assert services.jobs is not None
         services.jobs.clock = clock

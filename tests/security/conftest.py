@@ -14,8 +14,8 @@ from aiohttp import web
 from server.app import create_app
 from server.config import Settings
 from server.rooms.events import ParticipantJoined, ParticipantLeft, SessionEnded, SessionStarted
-from server.services import SERVICES, Services
 from tests.conftest import ADMIN
+from tests.support.parts import ServerParts
 
 T0 = 1_700_000_000.0
 
@@ -25,7 +25,7 @@ class Target:
     """A server under attack: its URL, its parts (to set the stage), an HTTP session."""
 
     url: str
-    services: Services
+    services: ServerParts
     http: aiohttp.ClientSession
     app: web.Application
 
@@ -105,4 +105,6 @@ async def target(
     settings = make_settings(database_url=database_url, auth_failures_per_minute=1_000_000)
     server = await aiohttp_server(create_app(settings))
     async with aiohttp.ClientSession() as http:
-        yield Target(str(server.make_url("")).rstrip("/"), server.app[SERVICES], http, server.app)
+        yield Target(
+            str(server.make_url("")).rstrip("/"), ServerParts(server.app), http, server.app
+        )

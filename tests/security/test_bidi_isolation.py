@@ -41,11 +41,13 @@ ISOLATION = """() => {
 async def site(aiohttp_server: Any, make_settings: Callable[..., Settings]) -> Any:
     import aiohttp
 
-    from server.services import SERVICES
+    from tests.support.parts import ServerParts
 
     server = await aiohttp_server(create_app(make_settings()))
     async with aiohttp.ClientSession() as http:
-        yield Target(str(server.make_url("")).rstrip("/"), server.app[SERVICES], http, server.app)
+        yield Target(
+            str(server.make_url("")).rstrip("/"), ServerParts(server.app), http, server.app
+        )
 
 
 async def test_names_with_a_direction_override_cannot_reverse_the_page(

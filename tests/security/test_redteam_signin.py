@@ -10,10 +10,10 @@ from urllib.parse import parse_qs, urlsplit
 import aiohttp
 
 from server.app import create_app
-from server.services import SERVICES
 from tests.signin.conftest import mailbox, make_server  # noqa: F401 (fixtures)
 from tests.signin.oidc_provider import CLIENT_ID, CLIENT_SECRET, Provider
 from tests.signin.test_oidc import _round_trip
+from tests.support.parts import ServerParts
 
 
 async def test_an_id_token_without_email_verified_signs_nobody_in(
@@ -122,7 +122,7 @@ async def test_the_session_cookie_is_secure_when_the_public_url_is_https(
     public = "https://pairwise.example.org"
     settings = make_settings(public_url=public, smtp_host="127.0.0.1", smtp_port=mailbox.port)
     running = await aiohttp_server(create_app(settings), host="127.0.0.1")
-    signin = running.app[SERVICES].signin
+    signin = ServerParts(running.app).signin
     account = await signin.accounts.upsert_participant("ada", "ada@example.org", "Ada")
     secret = (await signin.link_url(account)).rsplit("link=", 1)[1]
     async with aiohttp.ClientSession(str(running.make_url(""))) as http:

@@ -19,9 +19,9 @@ from aiosmtpd.controller import Controller
 
 from server.app import create_app
 from server.config import Settings
-from server.services import SERVICES, Services
 from server.signin.service import SignIn
 from tests.conftest import ADMIN
+from tests.support.parts import ServerParts
 from tests.support.services import free_port
 
 LINK = re.compile(r"(http://\S+/signin#link=([A-Za-z0-9_\-]+))")
@@ -79,7 +79,7 @@ def mailbox() -> Iterator[Mailbox]:
 @dataclass
 class SignInServer:
     url: str
-    services: Services
+    services: ServerParts
     app: web.Application
     mailbox: Mailbox
 
@@ -210,7 +210,7 @@ async def make_server(
         settings = make_settings(**(given | overrides))
         server = await aiohttp_server(create_app(settings), host="127.0.0.1", port=port)
         return SignInServer(
-            str(server.make_url("")).rstrip("/"), server.app[SERVICES], server.app, mailbox
+            str(server.make_url("")).rstrip("/"), ServerParts(server.app), server.app, mailbox
         )
 
     return make

@@ -11,7 +11,6 @@ import re
 import socket
 import time
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -20,11 +19,12 @@ import pytest
 from aiohttp import web
 
 from server.api.http import error_middleware
+from server.api.keys import SETTINGS
+from server.config import load_settings
 from server.phone import api, sip
 from server.phone.rtp import RtpPacket
 from server.phone.srtp import crypto_line
 from server.rooms.model import MediaMode
-from server.services import SERVICES
 from tests.conftest import ADMIN
 from tests.sip.conftest import Phone, PhoneFactory, UdpPeer, eventually, open_peer
 from tests.sip.media import g711_packets
@@ -120,7 +120,8 @@ async def test_a_ringing_call_me_is_listed_for_operators_then_as_connected(
 ) -> None:
     phone, trunk = await dialling(make_phone)
     app = web.Application(middlewares=[error_middleware])
-    app[SERVICES] = SimpleNamespace(admin_key=ADMIN_KEY, phone=phone.gateway)  # type: ignore[misc]
+    app[SETTINGS] = load_settings(admin_key=ADMIN_KEY)
+    app[api.PHONE] = phone.gateway
     api.routes.install(app)
     client = await aiohttp_client(app)
 

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -11,10 +10,11 @@ import pytest
 from aiohttp import web
 
 from server.api.http import error_middleware
+from server.api.keys import SETTINGS
+from server.config import load_settings
 from server.phone import api, prompt
 from server.rooms.events import MediaControlsChanged
 from server.rooms.model import MediaMode
-from server.services import SERVICES
 from tests.conftest import ADMIN
 from tests.sip.conftest import Phone, UdpPeer, eventually
 from tests.sip.media import g711_packets
@@ -91,7 +91,8 @@ async def test_operators_see_live_calls(
     phone: Phone, udp_peer: UdpPeer, aiohttp_client: Any
 ) -> None:
     app = web.Application(middlewares=[error_middleware])
-    app[SERVICES] = SimpleNamespace(admin_key=ADMIN_KEY, phone=phone.gateway)  # type: ignore[misc]
+    app[SETTINGS] = load_settings(admin_key=ADMIN_KEY)
+    app[api.PHONE] = phone.gateway
     api.routes.install(app)
     client = await aiohttp_client(app)
     assert (await (await client.get("/api/v1/phone/calls", headers=ADMIN)).json()) == {"calls": []}

@@ -8,16 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from aiohttp import web
 
 from server.api.http import error_middleware
+from server.api.keys import SETTINGS
+from server.config import load_settings
 from server.phone import api, sip
 from server.phone.register import RegistrationState
-from server.services import SERVICES
 from tests.conftest import ADMIN
 from tests.sip.conftest import SCENARIOS, PhoneFactory, UdpPeer, eventually
 from tests.support.process import ADMIN_KEY
@@ -120,7 +120,8 @@ async def test_a_wrong_password_shows_failed_and_backs_off(
         assert len(times) <= 8  # ~2.8 s of failing: a handful of REGISTERs, no flood
 
         app = web.Application(middlewares=[error_middleware])
-        app[SERVICES] = SimpleNamespace(admin_key=ADMIN_KEY, phone=phone.gateway)  # type: ignore[misc]
+        app[SETTINGS] = load_settings(admin_key=ADMIN_KEY)
+        app[api.PHONE] = phone.gateway
         api.routes.install(app)
         client = await aiohttp_client(app)
         shown = await (await client.get("/api/v1/phone/trunk", headers=ADMIN)).json()

@@ -9,13 +9,13 @@ from typing import Any, ClassVar
 from aiohttp.test_utils import TestClient
 
 from server.jobs.clock import ManualClock
-from server.services import Services
+from tests.support.parts import ServerParts
 
 
 @dataclass
 class AppNode:
     client: TestClient
-    services: Services
+    services: ServerParts
     clock: ManualClock
 
     OK: ClassVar[tuple[int, ...]] = (200, 201)  # what `ok` accepts

@@ -15,10 +15,10 @@ from aiohttp import web
 from server.app import create_app
 from server.config import Settings
 from server.jobs.clock import ManualClock
-from server.services import SERVICES
 from server.webhooks.service import Webhooks
 from tests.conftest import ADMIN
 from tests.support.app_node import AppNode
+from tests.support.parts import ServerParts
 
 T0 = 1_898_683_200.0  # Saturday 2 March 2030, 12:00 UTC
 PUBLIC_URL = "https://pairwise.example.org"
@@ -127,7 +127,7 @@ async def make_node(aiohttp_client: Any, make_settings: Callable[..., Settings])
             public_url=PUBLIC_URL, **{"webhook_allow_private": True, **overrides}
         )
         app = create_app(settings)
-        services = app[SERVICES]
+        services = ServerParts(app)
         clock = clock or ManualClock(T0)
         assert services.jobs is not None
         services.jobs.clock = clock

@@ -1,16 +1,16 @@
-"""The PIN endpoints on a tiny app: only the admin key and dial-in are taken from the services."""
+"""The PIN endpoints on a tiny app: only the admin key (settings) and dial-in are set on it."""
 
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from aiohttp import web
 
 from server.api.http import error_middleware
+from server.api.keys import SETTINGS
+from server.config import load_settings
 from server.phone import api
 from server.phone.dial_in import DialIn
-from server.services import SERVICES
 from tests.conftest import ADMIN
 from tests.support.process import ADMIN_KEY
 from tests.unit.phone.test_pins import store
@@ -20,7 +20,8 @@ from tests.unit.phone.test_pins import store
 async def client(aiohttp_client: Any, tmp_path: Path) -> Any:
     app = web.Application(middlewares=[error_middleware])
     dial_in = DialIn(await store(tmp_path), "+49 30 1234 5678")
-    app[SERVICES] = SimpleNamespace(admin_key=ADMIN_KEY, dial_in=dial_in)  # type: ignore[misc]
+    app[SETTINGS] = load_settings(admin_key=ADMIN_KEY)
+    app[api.DIAL_IN] = dial_in
     api.routes.install(app)
     return await aiohttp_client(app)
 
@@ -66,7 +67,8 @@ async def test_no_pin_is_issued_for_a_closed_room(aiohttp_client: Any, tmp_path:
 
     app = web.Application(middlewares=[error_middleware])
     dial_in = DialIn(await store(tmp_path), "+1", require_open_room)
-    app[SERVICES] = SimpleNamespace(admin_key=ADMIN_KEY, dial_in=dial_in)  # type: ignore[misc]
+    app[SETTINGS] = load_settings(admin_key=ADMIN_KEY)
+    app[api.DIAL_IN] = dial_in
     api.routes.install(app)
     client = await aiohttp_client(app)
     person = {"identity": "maya", "name": "Maya", "role": "mentee"}
