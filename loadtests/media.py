@@ -3,8 +3,8 @@ count what they receive, without encoding or decoding anything during the run.
 
 Publishing: a short loop of VP8 frames (one keyframe every loop) and Opus packets is
 encoded once per process; tracks hand those packets to aiortc, which only packetizes them.
-Receiving: forwarded tracks are tapped before the decoder (server/media/aiortc_internals.py,
-the one module that touches aiortc internals), so a subscriber costs SRTP and depacketizing.
+Receiving: forwarded tracks are tapped before the decoder (server/media/aiortc_internals/,
+the one package that touches aiortc internals), so a subscriber costs SRTP and depacketizing.
 
 The protocol is docs/protocol-media.md: `media_config`, then the client offers
 (`media_offer`) and the SFU answers; from then on the SFU offers (`media_renegotiate`) and

@@ -4,11 +4,11 @@ A `Publication` is one participant's audio or video in a room. It outlives the
 participant's PeerConnection (a media reconnect attaches a new receiver to it), so
 subscribers keep their tracks and only wait for the next keyframe.
 
-Each subscriber gets a `ForwardedTrack`. With the publisher's codec (the usual case)
-it sends each frame at once as RTP packets through an `RtpOutput` (rtp_output.py): the
-publication packetizes a frame once and every subscriber only adds its own header.
-Only a transcoded track (no codec in common) queues frames for its aiortc sender: a
-bounded deque of `av.Packet`s with one waiting future. The per-frame path is kept lean
+Each subscriber gets a `ForwardedTrack`, which sends the way chosen at negotiation
+(sending.py). With the publisher's codec (the usual case) each frame goes at once as
+RTP packets through an `RtpOutput` (rtp_output.py): the publication packetizes a frame
+once and every subscriber only adds its own header. Only a transcoded track (no codec
+in common) queues frames for its aiortc sender. The per-frame path is kept lean
 (it runs once per frame per subscriber): metric children resolved once, one
 `av.Packet` and one `Packetized` per frame for everyone. A subscriber that falls behind
 (its socket's backlog is full, or its queue) loses frames, never memory: video then
@@ -22,7 +22,6 @@ import asyncio
 import fractions
 import logging
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,12 +37,11 @@ from server.media.keyframes import KeyframeLimiter
 from server.media.metrics import MediaMetrics
 from server.media.publisher_cap import Cap
 from server.media.rtp_output import Delivery, Packetized, RtpOutput, ntp_now
+from server.media.sending import Sending
 from server.media.simulcast_choice import Choice
+from server.media.transcode import Transcoder
 
 log = logging.getLogger("pairwise.media.forwarding")
-
-VIDEO_QUEUE_FRAMES = 30  # about 1 s at 30 fps
-AUDIO_QUEUE_FRAMES = 50  # 1 s of 20 ms Opus frames
 
 
 def is_keyframe(codec: RTCRtpCodecParameters, data: bytes) -> bool:
@@ -517,35 +515,20 @@ class Publication:
 class ForwardedTrack(MediaStreamTrack):
     """What the SFU sends to one subscriber: the publisher's encoded frames.
 
-    With an `output` (set once negotiated, same codec) frames go out at once as RTP;
-    the aiortc sender's own loop waits in `recv()` and never gets one. With a
-    `transcoder` (no codec in common) `recv()` returns decoded frames instead, which
-    the sender then encodes.
+    It decides which frames go (enabled, from a keyframe on, its simulcast layer);
+    how they go is its `sending` (sending.py), chosen once at negotiation: a
+    `DirectSend` sends them at once as RTP, a `QueuedSend` hands them (decoded, when
+    transcoding) to aiortc's sender, which waits in `recv()`.
     """
 
-    def __init__(
-        self,
-        publication: Publication,
-        subscriber: str,
-        metrics: MediaMetrics,
-        transcoder: Any = None,
-    ) -> None:
+    def __init__(self, publication: Publication, subscriber: str) -> None:
         super().__init__()
         self.kind = publication.kind
         self.publication = publication
         self.subscriber = subscriber
-        self.transcoder = transcoder
-        self.output: RtpOutput | None = None
+        self.sending: Sending | None = None  # set by `use`, at negotiation
+        self._chosen = asyncio.Event()  # sending chosen, or the track ended before
         self.enabled = True  # false while the subscriber receives audio only
-        self.frames_out = 0
-        self.dropped = 0
-        self._forwarded = metrics.forwarded_frames.labels(self.kind)
-        self._transcoded = metrics.transcoded_frames.labels(self.kind)
-        self._dropped = metrics.dropped_frames.labels(self.kind)
-        self._capacity = VIDEO_QUEUE_FRAMES if self.kind == "video" else AUDIO_QUEUE_FRAMES
-        self._queue: deque[av.Packet | None] = deque()
-        self._waiter: asyncio.Future[None] | None = None  # the sender waiting in recv()
-        self._pending: list[Any] = []
         self._need_keyframe = self.kind == "video"
         # Simulcast: the layer being sent (None until its first keyframe) and the one
         # chosen for this subscriber (simulcast_choice.py), moved to on its keyframe.
@@ -556,6 +539,29 @@ class ForwardedTrack(MediaStreamTrack):
         self.view: tuple[int, int] | None = None  # the tile's size (media_view)
         self.switches = 0
         self.switched_at: float | None = None
+
+    def use(self, sending: Sending) -> None:
+        """How its frames go, from now on (once negotiated)."""
+        self.sending = sending
+        self._chosen.set()
+
+    @property
+    def output(self) -> RtpOutput | None:
+        """Sending directly: its RTP output."""
+        return self.sending.output if self.sending is not None else None
+
+    @property
+    def transcoder(self) -> Transcoder | None:
+        """Transcoding: its decoder."""
+        return self.sending.transcoder if self.sending is not None else None
+
+    @property
+    def frames_out(self) -> int:
+        return self.sending.frames_out if self.sending is not None else 0
+
+    @property
+    def dropped(self) -> int:
+        return self.sending.dropped if self.sending is not None else 0
 
     def switched(self, frame: Packetized | None) -> None:
         """The next frame is the first of another layer (a keyframe)."""
@@ -576,88 +582,37 @@ class ForwardedTrack(MediaStreamTrack):
         if enabled:
             self.wait_for_keyframe()
             self.publication.request_keyframe("resume")
-        else:
-            self._clear()
+        elif self.sending is not None:
+            self.sending.clear()
 
     def offer(self, packet: av.Packet, keyframe: bool, packetized: Packetized | None) -> bool:
         """Send (or queue) a frame; returns False if this track is waiting for a keyframe."""
-        if not self.enabled or self.readyState != "live":
+        if not self.enabled or self.readyState != "live" or self.sending is None:
             return True
         if self._need_keyframe:
             if not keyframe:
                 return False
             self._need_keyframe = False
-        if self.output is not None and packetized is not None:
-            delivery = self.output.send(packetized)
-            if delivery is Delivery.SENT:
-                self.frames_out += 1
-                self._forwarded.inc()
-            elif delivery is Delivery.STALLED:
-                self._lose()
-            else:
-                self.wait_for_keyframe()  # not connected: start at a keyframe once it is
-        elif len(self._queue) >= self._capacity:
-            self._overflow(packet)
-        else:
-            self._put(packet)
-        return True
-
-    def _put(self, item: av.Packet | None) -> None:
-        self._queue.append(item)
-        waiter = self._waiter
-        if waiter is not None:
-            self._waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
-
-    def _lose(self) -> None:
-        """This frame and any queued are lost; video resumes at a keyframe (a delta frame
-        after a gap is undecodable)."""
-        lost = self._clear() + 1
-        self.dropped += lost
-        self._dropped.inc(lost)
-        if self.kind == "video":
+        delivery = self.sending.send(packet, packetized)
+        if delivery is Delivery.STALLED and self.kind == "video":
             self._need_keyframe = True
             self.publication.request_keyframe("stall")
-
-    def _overflow(self, packet: av.Packet) -> None:
-        if self.kind == "video":
-            self._lose()
-        else:
-            self._queue.popleft()
-            self._put(packet)
-            self.dropped += 1
-            self._dropped.inc()
-
-    def _clear(self) -> int:
-        count = len(self._queue)
-        self._queue.clear()
-        return count
+        elif delivery is Delivery.DOWN:
+            self.wait_for_keyframe()  # not connected: start at a keyframe once it is
+        return True
 
     async def recv(self) -> Any:
-        while True:
-            if self._pending:
-                return self._pending.pop(0)
-            if self.readyState != "live":
-                raise MediaStreamError
-            if not self._queue:
-                self._waiter = asyncio.get_running_loop().create_future()
-                await self._waiter
-                continue
-            packet = self._queue.popleft()
-            if packet is None:
-                self.stop()
-                raise MediaStreamError
-            if self.transcoder is None:
-                self.frames_out += 1
-                self._forwarded.inc()
-                return packet
-            frames = await self.transcoder.decode(packet)
-            self.frames_out += len(frames)
-            self._transcoded.inc(len(frames))
-            self._pending.extend(frames)
+        await self._chosen.wait()
+        if self.readyState != "live":
+            raise MediaStreamError
+        item = await self.sending.recv() if self.sending is not None else None
+        if item is None:
+            self.stop()
+            raise MediaStreamError
+        return item
 
     def end(self) -> None:
         """No more frames: the sender's loop ends, the subscriber's track ends."""
-        self._clear()
-        self._put(None)
+        if self.sending is not None:
+            self.sending.end()
+        self._chosen.set()

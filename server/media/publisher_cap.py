@@ -29,7 +29,7 @@ never negotiates `ccm tmmbr` either, so TMMBR is never an option here):
   stopped sending them: a closed tab, a disabled receiver).
 
 A simulcast publisher is never capped: a REMB upstream held Chrome near 1.5x its lowest
-layer (aiortc_internals.py §12), and layer choice serves its slow subscribers.
+layer (aiortc_internals/simulcast_receive.py, 12.), and layer choice serves its slow subscribers.
 
 `decide` is a pure function of (state, observations, now); the SFU calls it on each
 subscriber REMB or receiver report and sends the result when it changes by more than

@@ -32,6 +32,7 @@ from server.media.peer import Incoming, Outgoing, Peer
 from server.media.probe import MediaProbes
 from server.media.publisher_cap import Take, decide, worth_sending
 from server.media.rtp_output import RtpOutput
+from server.media.sending import DirectSend, QueuedSend
 from server.media.simulcast import Layers
 from server.media.simulcast_choice import LayerState, choose
 from server.media.speakers import SpeakerDetector
@@ -569,7 +570,7 @@ class Sfu:
             self._unavailable(publication, peer)
             return
         media = self.rooms[peer.room]
-        track = ForwardedTrack(publication, peer.identity, self.metrics)
+        track = ForwardedTrack(publication, peer.identity)
         controls = media.controls.setdefault(peer.identity, Controls())
         track.enabled = publication.kind == "audio" or controls.receive_video
         peer.add_outgoing(publication, track)
@@ -615,7 +616,7 @@ class Sfu:
             and codec is not None
             and not same_codec(publication.codec, codec)
         ):
-            track.transcoder = Transcoder(publication.codec, codec)
+            track.use(QueuedSend(track.kind, self.metrics, Transcoder(publication.codec, codec)))
             log.info(
                 "transcoding",
                 extra={
@@ -628,13 +629,16 @@ class Sfu:
             )
         elif codec is not None:
             codecs, extensions = internals.negotiated_parameters(outgoing.transceiver)
-            track.output = RtpOutput(
+            output = RtpOutput(
                 internals.RtpLink(outgoing.transceiver.sender),
                 codecs,
                 extensions,
                 outgoing.transceiver.mid,
                 self.metrics.retransmitted_packets,
             )
+            track.use(DirectSend(track.kind, self.metrics, output))
+        else:  # no codec negotiated: aiortc's sender gets the packets as they are
+            track.use(QueuedSend(track.kind, self.metrics))
         internals.on_keyframe_request(
             outgoing.transceiver.sender, lambda: publication.request_keyframe("subscriber_pli")
         )

@@ -1,4 +1,4 @@
-"""The SFU's receivers release media as soon as it is whole (aiortc_internals.py):
+"""The SFU's receivers release media as soon as it is whole (aiortc_internals/receive.py):
 aiortc's own buffers hold a video frame until the next frame begins and four audio
 packets (80 ms) before anything goes on."""
 

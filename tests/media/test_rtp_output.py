@@ -97,7 +97,7 @@ async def test_a_subscriber_whose_socket_is_full_loses_frames_then_resumes_at_a_
     await eventually(lambda: any(r.kind == "video" and r.frames > 10 for r in bo.received))
     video = forwarded(server, "bo")["video"]
     dropped_at = video.dropped
-    monkeypatch.setattr(internals, "MAX_SOCKET_BACKLOG", -1)  # every send finds it full
+    monkeypatch.setattr(internals.transport, "MAX_SOCKET_BACKLOG", -1)  # every send finds it full
     await eventually(lambda: video.dropped > dropped_at, what="a frame lost to the stall")
     stalled_at, dropped_at = video.frames_out, video.dropped
     # The keyframe the stall asks for is lost too, and nothing goes out while ada sends
@@ -119,7 +119,7 @@ async def test_a_subscriber_whose_socket_is_full_loses_frames_then_resumes_at_a_
     monkeypatch.setattr(video, "offer", spy)
     received = bo.of_kind("video")[0]
     frames_before = received.frames
-    monkeypatch.setattr(internals, "MAX_SOCKET_BACKLOG", 256 * 1024)
+    monkeypatch.setattr(internals.transport, "MAX_SOCKET_BACKLOG", 256 * 1024)
     await eventually(lambda: len(sent) > 5 and received.frames > frames_before + 5, timeout=8)
     assert sent[0], "the first frame sent after the stall is not a keyframe"
 

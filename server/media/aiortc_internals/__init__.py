@@ -1,0 +1,150 @@
+"""Every touch of aiortc's private internals, in one place. aiortc is pinned (==1.16.0).
+
+aiortc has public hooks for *sending* encoded media (a track whose `recv()` returns an
+`av.Packet` is only packetized) but none for *receiving* it, nor for keyframe
+requests. The SFU needs both, so it relies on these internals:
+
+Each module here holds one concern, the numbered internals it relies on, and a
+`problems()` that checks them:
+
+- `receive.py`: encoded frames instead of decoded ones (1. decoder queue, 2.
+  `JitterFrame`, 8. prompt jitter buffers and audio levels).
+- `repair.py`: video loss repair (7. NACK again, skip a gap).
+- `simulcast_receive.py`: simulcast layers on one receiver, routing by MID (11, 12).
+- `rtcp.py`: keyframe requests, REMB, receiver reports, the upstream cap (3, 4, 13, 15).
+- `negotiation.py`: the negotiated codecs kept across offers, the stream id, the
+  forward-only codecs (5, 6, 16).
+- `transport.py`: sending RTP without aiortc's sender, the packetizers, liveness
+  (9, 10, 14).
+
+The offers' numbers themselves need no internals: `payload_types.py` rewrites aiortc's
+offer text, and aiortc takes its numbers from the answer.
+
+`check()` runs every module's `problems()` and fails loudly;
+tests/media/test_aiortc_internals.py runs it, and the SFU runs it once at start.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+import aiortc
+
+from server.media.aiortc_internals import (
+    negotiation,
+    receive,
+    repair,
+    rtcp,
+    simulcast_receive,
+    transport,
+)
+from server.media.aiortc_internals.base import PINNED_VERSION, AiortcInternalsChanged, FrameSink
+from server.media.aiortc_internals.negotiation import (
+    Negotiated,
+    forward_only_codecs,
+    keep_negotiated,
+    negotiated,
+    negotiated_codec,
+    negotiated_parameters,
+    prefer_codecs,
+    set_stream_id,
+)
+from server.media.aiortc_internals.receive import (
+    AudioPassThrough,
+    LeveledFrame,
+    PromptVideoBuffer,
+    WholeFrame,
+    audio_level,
+    frame_parts,
+    tap_encoded_frames,
+)
+from server.media.aiortc_internals.repair import VideoRepair
+from server.media.aiortc_internals.rtcp import (
+    UpstreamCap,
+    listen_rtcp,
+    on_feedback,
+    on_keyframe_request,
+    send_pli,
+    send_remb,
+)
+from server.media.aiortc_internals.simulcast_receive import (
+    LayeredVideoBuffer,
+    LayerFrame,
+    accept_header_extensions,
+    route_by_mid,
+    tap_simulcast,
+)
+from server.media.aiortc_internals.transport import (
+    Packetizer,
+    RtpLink,
+    SendPackets,
+    check_consent,
+    packetizer,
+    packets_received,
+)
+
+# Every module that touches an internal: `check()` runs each one's `problems()`.
+MODULES: tuple[ModuleType, ...] = (
+    receive,
+    repair,
+    simulcast_receive,
+    rtcp,
+    negotiation,
+    transport,
+)
+
+
+def check() -> None:
+    """Fail loudly (AiortcInternalsChanged) if any internal the SFU relies on is missing
+    or changed."""
+    problems = []
+    if aiortc.__version__ != PINNED_VERSION:
+        problems.append(
+            f"aiortc {aiortc.__version__} is installed; the SFU is written for {PINNED_VERSION}"
+        )
+    for module in MODULES:
+        problems += module.problems()
+    if problems:
+        raise AiortcInternalsChanged("; ".join(problems))
+
+
+__all__ = [
+    "MODULES",
+    "PINNED_VERSION",
+    "AiortcInternalsChanged",
+    "AudioPassThrough",
+    "FrameSink",
+    "LayerFrame",
+    "LayeredVideoBuffer",
+    "LeveledFrame",
+    "Negotiated",
+    "Packetizer",
+    "PromptVideoBuffer",
+    "RtpLink",
+    "SendPackets",
+    "UpstreamCap",
+    "VideoRepair",
+    "WholeFrame",
+    "accept_header_extensions",
+    "audio_level",
+    "check",
+    "check_consent",
+    "forward_only_codecs",
+    "frame_parts",
+    "keep_negotiated",
+    "listen_rtcp",
+    "negotiated",
+    "negotiated_codec",
+    "negotiated_parameters",
+    "on_feedback",
+    "on_keyframe_request",
+    "packetizer",
+    "packets_received",
+    "prefer_codecs",
+    "route_by_mid",
+    "send_pli",
+    "send_remb",
+    "set_stream_id",
+    "tap_encoded_frames",
+    "tap_simulcast",
+]

@@ -1,0 +1,196 @@
+"""Receiving encoded frames instead of decoded ones (internals 1, 2, 8).
+
+1. `RTCRtpReceiver._RTCRtpReceiver__decoder_queue`: the `queue.Queue` that
+   `_handle_rtp_packet` fills with `(codec, JitterFrame)` once the jitter buffer has
+   a complete, depayloaded frame, and that `decoder_worker` (a thread started by
+   `receive()`) drains. Replacing it before `receive()` hands us every encoded frame
+   on the event loop, with no decoder thread hop; `None` still ends the worker.
+2. `aiortc.jitterbuffer.JitterFrame` (`data`, `timestamp`): the frame handed over.
+8. `RTCRtpReceiver._RTCRtpReceiver__jitter_buffer` (a `JitterBuffer`: `_origin`,
+   `_packets`, `_capacity`, `remove(count)`; each packet's `timestamp` and depayloaded
+   `_data`). A video buffer holds 512 packets and waits at a missing one until 512
+   newer ones arrive (~10 s at 500 kbit/s); `VideoRepair.skip_gap` moves it to the
+   next whole frame after the gap instead. aiortc's buffers also release a video frame
+   only when the *next* frame's first packet arrives (a frame interval late) and hold
+   four audio packets (80 ms): `tap_encoded_frames` swaps in `PromptVideoBuffer`
+   (a frame goes as soon as its marker-bit packet is in; `JitterBuffer.add` ends in
+   `self._remove_frame(...)`, which it overrides) and `AudioPassThrough` (each audio
+   packet goes as it arrives; nothing reads an audio buffer's other internals). It
+   hands on each packet's RFC 6464 level too (the parsed
+   `RtpPacket.extensions.audio_level`, `(voice, level)`), as a `LeveledFrame`, so the
+   SFU forwards it and finds the active speaker (speakers.py).
+
+`problems()` lists what of these is missing or changed (run by `check()` in
+__init__.py).
+"""
+
+from __future__ import annotations
+
+import inspect
+import queue
+from typing import Any
+
+import aiortc
+import aiortc.rtp
+from aiortc import RTCRtpReceiver
+from aiortc import codecs as _codecs_module
+from aiortc import rtcrtpreceiver as _receiver_module
+from aiortc.jitterbuffer import JitterBuffer, JitterFrame
+from aiortc.utils import uint16_add
+
+from server.media.aiortc_internals.base import (
+    JITTER_ATTR,
+    QUEUE_ATTR,
+    AiortcInternalsChanged,
+    FrameSink,
+    handle_rtp_source,
+    unconnected,
+)
+
+
+class _TapQueue(queue.Queue[Any]):
+    """Stands in for the receiver's decoder queue: frames go to `sink`, on the loop."""
+
+    def __init__(self, sink: FrameSink) -> None:
+        super().__init__()
+        self._sink = sink
+
+    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
+        if item is None:  # the receiver stopping: let the idle decoder thread end
+            super().put(None)
+            return
+        codec, frame = item
+        self._sink(codec, frame)
+
+
+class WholeFrame(JitterFrame):
+    """A video frame with each of its packets' depayloaded data (`parts`): for a codec
+    aiortc does not know (VP9, AV1) these are the RTP payloads as they came."""
+
+    def __init__(self, data: bytes, timestamp: int, parts: list[bytes]) -> None:
+        super().__init__(data, timestamp)
+        self.parts = parts
+
+
+def frame_parts(frame: JitterFrame) -> list[bytes] | None:
+    """A tapped video frame's packet payloads, or None (audio)."""
+    return frame.parts if isinstance(frame, WholeFrame) else None
+
+
+class PromptVideoBuffer(JitterBuffer):
+    """A video jitter buffer that releases a frame as soon as it is whole: its packets
+    are all in up to the one with the RTP marker bit (the last of a frame), or the
+    next frame has begun."""
+
+    def _remove_frame(self, sequence_number: int) -> JitterFrame | None:
+        packets: list[Any] = []
+        timestamp = None
+        for count in range(self._capacity):
+            packet = self._packets[(self._origin + count) % self._capacity]  # type: ignore[operator]
+            if packet is None:
+                return None
+            if timestamp is None:
+                timestamp = packet.timestamp
+            elif packet.timestamp != timestamp:
+                break  # the next frame began: this one is whole (its marker was lost)
+            packets.append(packet)
+            if packet.marker:
+                break
+        else:
+            return None
+        self.remove(len(packets))
+        parts = [p._data for p in packets]
+        return WholeFrame(b"".join(parts), timestamp, parts)
+
+
+class LeveledFrame(JitterFrame):
+    """An audio frame with its packet's audio level: the RFC 6464 byte (V bit and
+    0..127 = -dBov), or None when the packet carried none."""
+
+    def __init__(self, data: bytes, timestamp: int, audio_level: int | None) -> None:
+        super().__init__(data, timestamp)
+        self.audio_level = audio_level
+
+
+def audio_level(frame: JitterFrame) -> int | None:
+    """The RFC 6464 byte of a tapped audio frame, or None."""
+    return frame.audio_level if isinstance(frame, LeveledFrame) else None
+
+
+class AudioPassThrough(JitterBuffer):
+    """Audio packets go on as they arrive (each is a whole frame); duplicates and
+    packets older than the newest are dropped. The subscriber's own jitter buffer
+    smooths the timing."""
+
+    def __init__(self) -> None:
+        super().__init__(capacity=16)
+        self._newest: int | None = None
+
+    def add(self, packet: Any) -> tuple[bool, JitterFrame | None]:
+        if (
+            self._newest is not None
+            and not 0 < uint16_add(packet.sequence_number, -self._newest) < 0x8000
+        ):
+            return False, None
+        self._newest = packet.sequence_number
+        level = packet.extensions.audio_level
+        byte = None if level is None else (0x80 if level[0] else 0) | (level[1] & 0x7F)
+        return False, LeveledFrame(packet._data, packet.timestamp, byte)
+
+
+def tap_encoded_frames(receiver: RTCRtpReceiver, sink: FrameSink) -> None:
+    """Deliver `receiver`'s depayloaded encoded frames to `sink`, each as soon as it is
+    whole, instead of decoding them.
+
+    Call before the receiver starts (in the `track` event); its track then never
+    receives frames.
+    """
+    current = getattr(receiver, QUEUE_ATTR, None)
+    jitter = getattr(receiver, JITTER_ATTR, None)
+    if not isinstance(current, queue.Queue) or not isinstance(jitter, JitterBuffer):
+        raise AiortcInternalsChanged(f"RTCRtpReceiver has no {QUEUE_ATTR} or {JITTER_ATTR}")
+    setattr(receiver, QUEUE_ATTR, _TapQueue(sink))
+    prompt = (
+        PromptVideoBuffer(jitter.capacity, is_video=True)
+        if jitter._is_video
+        else AudioPassThrough()
+    )
+    setattr(receiver, JITTER_ATTR, prompt)
+
+
+def problems() -> list[str]:
+    found = []
+    handle = handle_rtp_source()
+    if "self.__decoder_queue.put((codec, encoded_frame))" not in handle:
+        found.append(
+            "RTCRtpReceiver._handle_rtp_packet no longer puts (codec, frame) on __decoder_queue"
+        )
+    receive = inspect.getsource(RTCRtpReceiver.receive)
+    if "self.__decoder_queue" not in receive or "decoder_worker" not in receive:
+        found.append("RTCRtpReceiver.receive no longer starts decoder_worker on __decoder_queue")
+    worker = inspect.signature(_receiver_module.decoder_worker)
+    if list(worker.parameters) != ["loop", "input_q", "output_q", "decode_error"]:
+        found.append(f"decoder_worker signature changed: {worker}")
+    if "task is None" not in inspect.getsource(_receiver_module.decoder_worker):
+        found.append("decoder_worker no longer stops on None")
+    if {"data", "timestamp"} - set(inspect.signature(JitterFrame).parameters):
+        found.append("JitterFrame(data, timestamp) changed")
+    if "values.audio_level = (" not in inspect.getsource(aiortc.rtp.HeaderExtensionsMap.get):
+        found.append("RtpPacket.extensions.audio_level is no longer (voice, level)")
+    add = inspect.getsource(JitterBuffer.add)
+    if "return pli_flag, self._remove_frame(packet.sequence_number)" not in add:
+        found.append("JitterBuffer.add no longer ends by releasing _remove_frame's frame")
+    if "self.__jitter_buffer.add(packet)" not in handle:
+        found.append("RTCRtpReceiver no longer feeds packets to __jitter_buffer.add")
+    frames = inspect.getsource(JitterBuffer._remove_frame)
+    if "packet.timestamp != timestamp" not in frames or "x._data" not in frames:
+        found.append("JitterBuffer no longer splits frames by RTP timestamp from ._data")
+    if "return payload" not in inspect.getsource(_codecs_module.depayload):
+        found.append("aiortc's depayload no longer leaves an unknown codec's payload alone")
+    if "packet._data = depayload(codec, packet.payload)" not in handle:
+        found.append("RTCRtpReceiver no longer keeps each packet's depayloaded ._data")
+    with unconnected() as pc:
+        receiver = pc.addTransceiver("audio").receiver
+        if not isinstance(getattr(receiver, QUEUE_ATTR, None), queue.Queue):
+            found.append(f"RTCRtpReceiver instances have no {QUEUE_ATTR} queue")
+    return found

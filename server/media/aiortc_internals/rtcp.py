@@ -1,0 +1,195 @@
+"""RTCP feedback: keyframe requests, REMB, receiver reports, and capping a publisher
+(internals 3, 4, 13, 15).
+
+3. `RTCRtpReceiver._send_rtcp_pli(media_ssrc)`: sends a PLI upstream.
+4. `RTCRtpSender._send_keyframe()`: what a sender calls on a PLI/FIR from its remote
+   peer; we rebind it per sender to forward the request to the publisher.
+13. `RTCRtpSender._handle_rtcp_packet(packet)`: `on_feedback` wraps it per sender to see
+   the subscriber's REMB and receiver reports (layer choice, simulcast_choice.py).
+15. Asking a single-layer publisher for less (publisher_cap.py): a video
+   `RTCRtpReceiver`'s `__remote_bitrate_estimator` (a `RemoteBitrateEstimator`, whose
+   `add(arrival_time_ms=, abs_send_time=, payload_size=, ssrc=)` returns
+   `(bitrate, ssrcs)` when `_handle_rtp_packet` should send a REMB) is wrapped by
+   `UpstreamCap`, so the REMBs aiortc sends from its own estimate never exceed the cap
+   (a later uncapped REMB would undo it), and the cap itself is sent at once with the
+   receiver's `__rtcp_ssrc` as the sender, through `_send_rtcp`.
+
+`problems()` lists what of these is missing or changed (run by `check()` in
+__init__.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from aiortc import RTCRtpReceiver, RTCRtpSender
+from aiortc.rtcdtlstransport import RTCDtlsTransport, RtpRouter
+from aiortc.rtp import (
+    RTCP_PSFB_APP,
+    RtcpPsfbPacket,
+    RtcpRrPacket,
+    RtcpSrPacket,
+    pack_remb_fci,
+    unpack_remb_fci,
+)
+
+from server.media.aiortc_internals.base import (
+    ESTIMATOR_ATTR,
+    RTCP_SSRC_ATTR,
+    handle_rtp_source,
+    needs,
+    sending,
+    takes,
+    unconnected,
+)
+
+
+def send_pli(receiver: RTCRtpReceiver, media_ssrc: int) -> None:
+    """Ask the remote sender of `media_ssrc` for a keyframe (RTCP PLI), in the background."""
+    sending.spawn(receiver._send_rtcp_pli(media_ssrc))
+
+
+def on_keyframe_request(sender: RTCRtpSender, callback: Callable[[], None]) -> None:
+    """Call `callback` whenever `sender`'s remote peer sends a PLI or FIR."""
+    sender._send_keyframe = callback  # type: ignore[method-assign]
+
+
+def on_feedback(
+    sender: RTCRtpSender, on_remb: Callable[[int], None], on_loss: Callable[[float], None]
+) -> None:
+    """Call `on_remb(bit/s)` for each REMB and `on_loss(fraction)` for each receiver
+    report about this sender's stream that its remote peer sends."""
+    handle = sender._handle_rtcp_packet
+
+    async def seen_then_handle(packet: Any) -> None:
+        if isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
+            with contextlib.suppress(ValueError):
+                on_remb(unpack_remb_fci(packet.fci)[0])
+        elif isinstance(packet, (RtcpRrPacket, RtcpSrPacket)):
+            for report in packet.reports:
+                if report.ssrc == sender._ssrc:
+                    on_loss(report.fraction_lost / 256)
+        await handle(packet)
+
+    sender._handle_rtcp_packet = seen_then_handle  # type: ignore[method-assign]
+
+
+def send_remb(receiver: RTCRtpReceiver, bitrate: int, media_ssrcs: list[int]) -> None:
+    """Send a REMB (receiver estimated maximum bitrate) for these streams, in the
+    background, as a browser receiving them would."""
+    packet = RtcpPsfbPacket(
+        fmt=RTCP_PSFB_APP, ssrc=0, media_ssrc=0, fci=pack_remb_fci(bitrate, media_ssrcs)
+    )
+    sending.spawn(receiver._send_rtcp(packet))
+
+
+class _CappedEstimator:
+    """A receiver's own bit rate estimator whose REMBs never exceed `cap`."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.cap: int | None = None
+        self.estimate: int | None = None  # its own latest estimate (bit/s)
+
+    def add(
+        self, arrival_time_ms: int, abs_send_time: int, payload_size: int, ssrc: int
+    ) -> tuple[int, list[int]] | None:
+        remb = self.inner.add(
+            arrival_time_ms=arrival_time_ms,
+            abs_send_time=abs_send_time,
+            payload_size=payload_size,
+            ssrc=ssrc,
+        )
+        if remb is None:
+            return None
+        bitrate, ssrcs = remb
+        self.estimate = bitrate
+        return (bitrate if self.cap is None else min(bitrate, self.cap)), ssrcs
+
+
+class UpstreamCap:
+    """Asks the remote sender behind a video receiver for at most a bit rate (REMB)."""
+
+    # Sent to lift a cap when the receiver has no estimate of its own (the publisher
+    # sends no abs-send-time): a REMB stays in force until the next, so "no cap" has
+    # to be a number, and this is above any camera's rate.
+    UNCAPPED = 10_000_000
+
+    def __init__(self, receiver: RTCRtpReceiver) -> None:
+        self._receiver = receiver
+        inner = getattr(receiver, ESTIMATOR_ATTR, None)
+        self._estimator = _CappedEstimator(inner) if inner is not None else None
+        if self._estimator is not None:
+            setattr(receiver, ESTIMATOR_ATTR, self._estimator)
+
+    def ask(self, bitrate: float | None, media_ssrc: int) -> int:
+        """Cap the sender of `media_ssrc` at `bitrate` (None: lift the cap) now and in
+        every REMB after; returns the bit rate sent."""
+        cap = None if bitrate is None else int(bitrate)
+        own = self._estimator.estimate if self._estimator is not None else None
+        if self._estimator is not None:
+            self._estimator.cap = cap
+        if cap is None:
+            value = own if own is not None else self.UNCAPPED
+        else:
+            value = cap if own is None else min(own, cap)
+        sender_ssrc = getattr(self._receiver, RTCP_SSRC_ATTR, None) or 0
+        packet = RtcpPsfbPacket(
+            fmt=RTCP_PSFB_APP,
+            ssrc=sender_ssrc,
+            media_ssrc=0,
+            fci=pack_remb_fci(value, [media_ssrc]),
+        )
+        asyncio.ensure_future(self._receiver._send_rtcp(packet))
+        return value
+
+
+def listen_rtcp(transport: RTCDtlsTransport, ssrc: int, callback: Callable[[Any], None]) -> None:
+    """Receive the RTCP feedback (PLI, NACK, REMB) a peer sends about `ssrc`, an SSRC
+    this side sends on by itself (a simulcast layer the tests play, not an aiortc
+    sender's)."""
+
+    class Listener:
+        async def _handle_rtcp_packet(self, packet: Any) -> None:
+            callback(packet)
+
+    transport._rtp_router.register_sender(Listener(), ssrc)  # type: ignore[arg-type]
+
+
+def problems() -> list[str]:
+    found = needs(
+        handle_rtp_source(),
+        "RTCRtpReceiver._handle_rtp_packet",
+        "if self.__remote_bitrate_estimator is not None:",
+        "remb = self.__remote_bitrate_estimator.add(",
+        "fci=pack_remb_fci(*remb),",
+    )
+    if not takes(RTCRtpReceiver, "_send_rtcp_pli", "media_ssrc"):
+        found.append("RTCRtpReceiver._send_rtcp_pli(media_ssrc) is gone or changed")
+    if not takes(RTCRtpSender, "_send_keyframe"):
+        found.append("RTCRtpSender._send_keyframe() is gone or changed")
+    elif "self._send_keyframe()" not in inspect.getsource(RTCRtpSender._handle_rtcp_packet):
+        found.append("RTCRtpSender no longer calls _send_keyframe on PLI/FIR")
+    if not takes(RTCRtpSender, "_handle_rtcp_packet", "packet") or (
+        "await recipient._handle_rtcp_packet(packet)"
+        not in inspect.getsource(RTCDtlsTransport._handle_rtcp_data)
+    ):
+        found.append("RTCRtpSender._handle_rtcp_packet(packet) is no longer how RTCP arrives")
+    if not takes(RTCRtpReceiver, "_send_rtcp", "packet") or not takes(
+        RtpRouter, "register_sender", "sender", "ssrc"
+    ):
+        found.append("RTCRtpReceiver._send_rtcp or RtpRouter.register_sender changed")
+    with unconnected() as pc:
+        video = pc.addTransceiver("video")
+        estimator = getattr(video.receiver, ESTIMATOR_ATTR, None)
+        if not takes(
+            type(estimator), "add", "arrival_time_ms", "abs_send_time", "payload_size", "ssrc"
+        ):
+            found.append(f"video receivers' {ESTIMATOR_ATTR} no longer has add(...)")
+        if not hasattr(video.receiver, RTCP_SSRC_ATTR):
+            found.append(f"RTCRtpReceiver instances have no {RTCP_SSRC_ATTR}")
+    return found

@@ -1,0 +1,232 @@
+"""Sending RTP without aiortc's sender, and watching the transport (internals 9, 10, 14).
+
+9. The send side, so the SFU can send a forwarded frame's RTP packets itself instead of
+   through `RTCRtpSender._run_rtp` (whose per-packet Python is most of an SFU's cost):
+   `RTCRtpSender._ssrc` / `._rtx_ssrc`; its report counters `__packet_count`,
+   `__octet_count`, `__rtp_timestamp`, `__ntp_timestamp` (its RTCP sender reports and
+   `getStats()` read them); `._retransmit(seq)` (what a NACK calls; rebound per sender);
+   `RTCDtlsTransport._state`, `._tx_srtp` (a pylibsrtp `Session`), `__tx_bytes`,
+   `__tx_packets`; `RTCIceTransport._connection` (an aioice `Connection`) and its
+   `_nominated[1]` (a `CandidatePair`: `protocol.transport`, `remote_addr`), which is
+   exactly where aioice's own `StunProtocol.send_data` sends (TURN-relayed pairs included:
+   their `transport` is aioice's `TurnTransport`). For a frame sent in one GSO call
+   (gso.py), asyncio's `_SelectorDatagramTransport._sock`: the socket behind a host
+   pair's transport, written directly only while the transport queues nothing.
+10. `aiortc.codecs.get_encoder(codec).pack(av.Packet)`: the VP8/H264 packetizers (Opus
+   needs none: one frame is one packet).
+14. Liveness (liveness.py): `RTCDtlsTransport.__rx_packets` (every datagram the transport
+   received: SRTP, SRTCP, DTLS) and, to ask the far end directly, aioice's
+   `Connection.build_request(pair, nominate=False)`, `.remote_password` and
+   `StunProtocol.request(..., integrity_key=, retransmissions=)` on `_nominated`'s pairs:
+   exactly what aioice's own `query_consent` sends (RFC 7675), only more often.
+
+`problems()` lists what of these is missing or changed (run by `check()` in
+__init__.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import asyncio.selector_events
+import inspect
+from collections.abc import Awaitable, Callable
+
+import aioice.ice
+import aioice.stun
+import av
+from aiortc import RTCPeerConnection, RTCRtpSender
+from aiortc.codecs import get_encoder
+from aiortc.codecs.base import Encoder
+from aiortc.rtcdtlstransport import RTCDtlsTransport
+from aiortc.rtcdtlstransport import State as DtlsState
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+
+from server.media import forward_only, gso
+from server.media.aiortc_internals.base import (
+    RX_PACKETS_ATTR,
+    needs,
+    takes,
+    unconnected,
+)
+
+SendPackets = Callable[[list[bytes]], None]
+MAX_SOCKET_BACKLOG = 256 * 1024  # bytes asyncio may hold for a UDP socket it cannot write
+
+
+class RtpLink:
+    """Sends finished RTP packets for one negotiated `RTCRtpSender` on its transport:
+    SRTP-protected, straight to the nominated ICE pair's socket (what aiortc does per
+    packet, without its per-packet coroutines)."""
+
+    def __init__(self, sender: RTCRtpSender) -> None:
+        self._sender = sender
+        self._dtls: RTCDtlsTransport = sender.transport
+        self.ssrc: int = sender._ssrc
+        self.rtx_ssrc: int = sender._rtx_ssrc
+
+    def sender(self) -> SendPackets | None:
+        """A function that protects and sends RTP packets (a frame's, in order), valid
+        until the next await; None while the transport cannot send (not connected yet,
+        closed, or the socket's backlog is over `MAX_SOCKET_BACKLOG`: a stalled peer).
+        With the socket itself at hand and nothing queued before them, a frame's packets
+        go out in one GSO system call (gso.py); otherwise one by one through asyncio."""
+        dtls = self._dtls
+        if dtls._state is not DtlsState.CONNECTED:
+            return None
+        pair = dtls.transport._connection._nominated.get(1)
+        if pair is None:
+            return None
+        udp = pair.protocol.transport
+        backlog = getattr(udp, "get_write_buffer_size", None)
+        queued = backlog() if backlog is not None else 0
+        if queued > MAX_SOCKET_BACKLOG:
+            return None
+        protect, sendto, addr = dtls._tx_srtp.protect, udp.sendto, pair.remote_addr
+        sock = getattr(udp, "_sock", None)  # asyncio's datagram transport: its socket
+        if sock is None or queued:  # TURN-relayed, or packets already wait: keep the order
+
+            def send_each(packets: list[bytes]) -> None:
+                for packet in packets:
+                    sendto(protect(packet), addr)
+
+            return send_each
+
+        def send_batched(packets: list[bytes]) -> None:
+            gso.send_all(sock, [protect(packet) for packet in packets], addr, sendto)
+
+        return send_batched
+
+    @property
+    def connected(self) -> bool:
+        return self._dtls._state is DtlsState.CONNECTED
+
+    def count(
+        self, packets: int, octets: int, payload_octets: int, rtp_timestamp: int, ntp: int
+    ) -> None:
+        """Account packets sent by `sender()` where aiortc would have: the RTP sender's
+        reports and stats, and the transport's."""
+        sender, dtls = self._sender, self._dtls
+        sender._RTCRtpSender__packet_count += packets  # type: ignore[attr-defined]
+        sender._RTCRtpSender__octet_count += payload_octets  # type: ignore[attr-defined]
+        sender._RTCRtpSender__rtp_timestamp = rtp_timestamp  # type: ignore[attr-defined]
+        sender._RTCRtpSender__ntp_timestamp = ntp  # type: ignore[attr-defined]
+        dtls._RTCDtlsTransport__tx_packets += packets  # type: ignore[attr-defined]
+        dtls._RTCDtlsTransport__tx_bytes += octets  # type: ignore[attr-defined]
+
+    def on_retransmit_request(self, callback: Callable[[int], Awaitable[None]]) -> None:
+        """Call `callback(seq)` for each sequence number the remote peer NACKs."""
+        self._sender._retransmit = callback  # type: ignore[method-assign,assignment]
+
+
+Packetizer = Callable[[av.Packet], list[bytes]]
+
+
+def packetizer(codec: RTCRtpCodecParameters) -> Packetizer:
+    """Splits an encoded frame (an `av.Packet`) into RTP payloads, as aiortc's sender
+    would; one per publication (VP8's picture id runs on across frames)."""
+    if codec.mimeType.lower().startswith("audio/") or forward_only.covers(codec):
+        return lambda packet: [bytes(packet)]  # forward-only: never used (as_payloads)
+    encoder = get_encoder(codec)
+    return lambda packet: encoder.pack(packet)[0]
+
+
+def packets_received(pc: RTCPeerConnection) -> int:
+    """Datagrams the connection's DTLS transports have received so far: SRTP (media),
+    SRTCP (reports, feedback) and DTLS alike."""
+    transports = {id(t.receiver.transport): t.receiver.transport for t in pc.getTransceivers()}
+    return sum(
+        getattr(dtls, RX_PACKETS_ATTR, 0) for dtls in transports.values() if dtls is not None
+    )
+
+
+async def check_consent(pc: RTCPeerConnection) -> bool:
+    """One ICE consent check (a STUN binding request, RFC 7675) on each nominated pair,
+    retransmitted once; True if the far end answered any. Unanswered is no answer, not
+    an error: the caller judges silence by time."""
+    connections = {
+        id(c): c
+        for t in pc.getTransceivers()
+        if t.receiver.transport is not None
+        and (c := getattr(t.receiver.transport.transport, "_connection", None)) is not None
+    }
+    for connection in connections.values():
+        if connection.remote_password is None:
+            continue
+        for pair in list(connection._nominated.values()):
+            request = connection.build_request(pair, nominate=False)
+            try:
+                await pair.protocol.request(
+                    request,
+                    pair.remote_addr,
+                    integrity_key=connection.remote_password.encode("utf8"),
+                    retransmissions=1,
+                )
+            except (aioice.stun.TransactionError, ConnectionError, OSError, AttributeError):
+                continue
+            return True
+    return False
+
+
+def problems() -> list[str]:
+    found = []
+    if not takes(RTCRtpSender, "_retransmit", "sequence_number"):
+        found.append("RTCRtpSender._retransmit(sequence_number) is gone or changed")
+    elif "await self._retransmit(seq)" not in inspect.getsource(RTCRtpSender._handle_rtcp_packet):
+        found.append("RTCRtpSender no longer calls _retransmit on NACK")
+    run_rtp = inspect.getsource(RTCRtpSender._run_rtp)
+    for counter in ("__ntp_timestamp", "__rtp_timestamp", "__octet_count", "__packet_count"):
+        if f"self.{counter}" not in run_rtp:
+            found.append(f"RTCRtpSender no longer keeps {counter} while sending")
+    found += needs(
+        inspect.getsource(RTCDtlsTransport._send_rtp),
+        "RTCDtlsTransport._send_rtp",
+        "self._tx_srtp.protect(data)",
+        "self.transport._send(data)",
+        "self.__tx_bytes",
+    )
+    if not hasattr(DtlsState, "CONNECTED"):
+        found.append("RTCDtlsTransport's State has no CONNECTED")
+    connection_send = inspect.getsource(aioice.ice.Connection.sendto)
+    stun_send = inspect.getsource(aioice.ice.StunProtocol.send_data)
+    if (
+        "self._nominated.get(component)" not in connection_send
+        or "active_pair.protocol.send_data(data, active_pair.remote_addr)" not in connection_send
+        or "self.transport.sendto(data, addr)" not in stun_send
+    ):
+        found.append("aioice no longer sends on _nominated[component].protocol.transport")
+    consent = inspect.getsource(aioice.ice.Connection.query_consent)
+    if (
+        "self.build_request(pair, nominate=False)" not in consent
+        or 'integrity_key=self.remote_password.encode("utf8")' not in consent
+        or not takes(
+            aioice.ice.StunProtocol,
+            "request",
+            "request",
+            "addr",
+            "integrity_key",
+            "retransmissions",
+        )
+    ):
+        found.append("aioice's consent check is no longer build_request + protocol.request")
+    transport_init = inspect.getsource(
+        asyncio.selector_events._SelectorTransport.__init__  # type: ignore[attr-defined]
+    )
+    if "self._sock = sock" not in transport_init:
+        found.append("asyncio's datagram transport no longer keeps its socket in _sock")
+    if list(inspect.signature(Encoder.pack).parameters) != ["self", "packet"]:
+        found.append("aiortc's Encoder.pack(packet) changed")
+    with unconnected() as pc:
+        sender = pc.addTransceiver("audio").sender
+        for attr in ("_ssrc", "_rtx_ssrc", "_RTCRtpSender__packet_count"):
+            if not isinstance(getattr(sender, attr, None), int):
+                found.append(f"RTCRtpSender instances have no {attr}")
+        dtls = sender.transport
+        if not isinstance(getattr(dtls, "_RTCDtlsTransport__tx_bytes", None), int):
+            found.append("RTCDtlsTransport instances have no __tx_bytes")
+        if not isinstance(getattr(dtls, RX_PACKETS_ATTR, None), int):
+            found.append("RTCDtlsTransport instances have no __rx_packets")
+        if not isinstance(getattr(dtls.transport, "_connection", None), aioice.ice.Connection):
+            found.append("RTCIceTransport instances have no aioice _connection")
+        elif not isinstance(getattr(dtls.transport._connection, "_nominated", None), dict):
+            found.append("aioice Connection instances have no _nominated dict")
+    return found

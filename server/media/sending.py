@@ -1,0 +1,159 @@
+"""How a forwarded track's frames reach its subscriber: chosen once, at negotiation.
+
+`Sfu._on_negotiated` gives each `ForwardedTrack` (forwarding.py) one of these, as
+mediasoup has one consumer class per way of forwarding and LiveKit a down track beside
+its forwarder. The track itself exists before (aiortc's sender needs it in the offer,
+before the codec is known); it gates frames (enabled, keyframes, simulcast layer) and
+hands the ones to send here.
+
+- `DirectSend`: the publisher's codec (always so for VP9 and AV1, which the SFU cannot
+  transcode: forward_only.py). Each frame goes out at once as RTP through an
+  `RtpOutput`; aiortc's sender waits in `recv()` and never gets one.
+- `QueuedSend`: no codec in common. Frames queue (a bounded deque, one waiting future)
+  for aiortc's sender, decoded by a `Transcoder` (transcode.py) that it encodes again;
+  with no codec negotiated at all, the packets go to it as they are.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from typing import Any
+
+import av
+
+from server.media.metrics import MediaMetrics
+from server.media.rtp_output import Delivery, Packetized, RtpOutput
+from server.media.transcode import Transcoder
+
+VIDEO_QUEUE_FRAMES = 30  # about 1 s at 30 fps
+AUDIO_QUEUE_FRAMES = 50  # 1 s of 20 ms Opus frames
+
+
+class Sending:
+    """What both ways share: the counts of frames sent and lost."""
+
+    output: RtpOutput | None = None
+    transcoder: Transcoder | None = None
+
+    def __init__(self, kind: str, metrics: MediaMetrics) -> None:
+        self.kind = kind
+        self.frames_out = 0
+        self.dropped = 0
+        self._forwarded = metrics.forwarded_frames.labels(kind)
+        self._dropped = metrics.dropped_frames.labels(kind)
+
+    def send(self, packet: av.Packet, packetized: Packetized | None) -> Delivery:
+        """Send (or queue) one frame. STALLED: it was lost (and any queued with it),
+        video resumes at a keyframe; DOWN: not connected, resume at a keyframe."""
+        raise NotImplementedError
+
+    def clear(self) -> None:
+        """Forget the frames not sent yet (the subscriber stopped receiving video)."""
+
+    async def recv(self) -> Any:
+        """The next item for aiortc's sender, or None once the track ended."""
+        raise NotImplementedError
+
+    def end(self) -> None:
+        """No more frames: `recv` returns None."""
+        raise NotImplementedError
+
+    def _sent(self, count: int = 1) -> None:
+        self.frames_out += count
+        self._forwarded.inc(count)
+
+    def _lost(self, count: int) -> None:
+        self.dropped += count
+        self._dropped.inc(count)
+
+
+class DirectSend(Sending):
+    """Frames sent at once as RTP, in the subscriber's own headers (rtp_output.py)."""
+
+    def __init__(self, kind: str, metrics: MediaMetrics, output: RtpOutput) -> None:
+        super().__init__(kind, metrics)
+        self.output = self._output = output
+        self._ended = asyncio.Event()
+
+    def send(self, packet: av.Packet, packetized: Packetized | None) -> Delivery:
+        if packetized is None:  # the publication packetizes whenever one is direct
+            return Delivery.SENT
+        delivery = self._output.send(packetized)
+        if delivery is Delivery.SENT:
+            self._sent()
+        elif delivery is Delivery.STALLED:
+            self._lost(1)
+        return delivery
+
+    async def recv(self) -> Any:
+        await self._ended.wait()
+        return None
+
+    def end(self) -> None:
+        self._ended.set()
+
+
+class QueuedSend(Sending):
+    """Frames queued for aiortc's sender: decoded by `transcoder`, or as they are."""
+
+    def __init__(
+        self, kind: str, metrics: MediaMetrics, transcoder: Transcoder | None = None
+    ) -> None:
+        super().__init__(kind, metrics)
+        self.transcoder = transcoder
+        self._transcoded = metrics.transcoded_frames.labels(kind)
+        self._capacity = VIDEO_QUEUE_FRAMES if kind == "video" else AUDIO_QUEUE_FRAMES
+        self._queue: deque[av.Packet | None] = deque()
+        self._waiter: asyncio.Future[None] | None = None  # the sender waiting in recv()
+        self._pending: list[Any] = []
+
+    def send(self, packet: av.Packet, packetized: Packetized | None) -> Delivery:
+        if len(self._queue) < self._capacity:
+            self._put(packet)
+        elif self.kind == "video":  # a delta frame after a gap is undecodable
+            self._lost(self._clear() + 1)
+            return Delivery.STALLED
+        else:
+            self._queue.popleft()
+            self._put(packet)
+            self._lost(1)
+        return Delivery.SENT
+
+    def clear(self) -> None:
+        self._clear()
+
+    def _clear(self) -> int:
+        count = len(self._queue)
+        self._queue.clear()
+        return count
+
+    def _put(self, item: av.Packet | None) -> None:
+        self._queue.append(item)
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def recv(self) -> Any:
+        while True:
+            if self._pending:
+                return self._pending.pop(0)
+            if not self._queue:
+                self._waiter = asyncio.get_running_loop().create_future()
+                await self._waiter
+                continue
+            packet = self._queue.popleft()
+            if packet is None or self.transcoder is None:
+                if packet is not None:
+                    self._sent()
+                return packet
+            frames = await self.transcoder.decode(packet)
+            self.frames_out += len(frames)
+            self._transcoded.inc(len(frames))
+            self._pending.extend(frames)
+
+    def end(self) -> None:
+        self._clear()
+        self._put(None)
