@@ -20,7 +20,6 @@ __init__.py).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import inspect
 from collections.abc import Callable
@@ -144,7 +143,7 @@ class UpstreamCap:
             media_ssrc=0,
             fci=pack_remb_fci(value, [media_ssrc]),
         )
-        asyncio.ensure_future(self._receiver._send_rtcp(packet))
+        sending.spawn(self._receiver._send_rtcp(packet))
         return value
 
 
