@@ -94,9 +94,13 @@ MODULES: tuple[ModuleType, ...] = (
 )
 
 
-def check() -> None:
+def check(*, again: bool = False) -> None:
     """Fail loudly (AiortcInternalsChanged) if any internal the SFU relies on is missing
-    or changed."""
+    or changed. The installed aiortc cannot change while the process runs, so a check that
+    passed is not repeated (it reads aiortc's source: ~60 ms per SFU start) unless `again`
+    (a test that removes an internal on purpose)."""
+    if _passed and not again:
+        return
     problems = []
     if aiortc.__version__ != PINNED_VERSION:
         problems.append(
@@ -106,6 +110,10 @@ def check() -> None:
         problems += module.problems()
     if problems:
         raise AiortcInternalsChanged("; ".join(problems))
+    _passed.append(True)
+
+
+_passed: list[bool] = []  # [True] once check() has passed in this process
 
 
 __all__ = [
