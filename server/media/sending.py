@@ -17,6 +17,7 @@ hands the ones to send here.
 from __future__ import annotations
 
 import asyncio
+from abc import ABC, abstractmethod
 from collections import deque
 from typing import Any
 
@@ -30,7 +31,7 @@ VIDEO_QUEUE_FRAMES = 30  # about 1 s at 30 fps
 AUDIO_QUEUE_FRAMES = 50  # 1 s of 20 ms Opus frames
 
 
-class Sending:
+class Sending(ABC):
     """What both ways share: the counts of frames sent and lost."""
 
     output: RtpOutput | None = None
@@ -43,21 +44,23 @@ class Sending:
         self._forwarded = metrics.forwarded_frames.labels(kind)
         self._dropped = metrics.dropped_frames.labels(kind)
 
+    @abstractmethod
     def send(self, packet: av.Packet, packetized: Packetized | None) -> Delivery:
         """Send (or queue) one frame. STALLED: it was lost (and any queued with it),
         video resumes at a keyframe; DOWN: not connected, resume at a keyframe."""
-        raise NotImplementedError
 
     def clear(self) -> None:
-        """Forget the frames not sent yet (the subscriber stopped receiving video)."""
+        """Forget the frames not sent yet (the subscriber stopped receiving video); direct
+        sending queues nothing, so by default there is nothing to forget."""
+        return None
 
+    @abstractmethod
     async def recv(self) -> Any:
         """The next item for aiortc's sender, or None once the track ended."""
-        raise NotImplementedError
 
+    @abstractmethod
     def end(self) -> None:
         """No more frames: `recv` returns None."""
-        raise NotImplementedError
 
     def _sent(self, count: int = 1) -> None:
         self.frames_out += count

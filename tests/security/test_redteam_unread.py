@@ -15,19 +15,7 @@ async def test_a_removed_member_sees_no_count_of_what_was_said_after(
     database_url: str,
 ) -> None:
     server = await make_server(database_url)
-    await server.participant("ada", "ada@example.org", "Ada")
-    await server.participant("grace", "grace@example.org", "Grace")
-    await server.admin(
-        "POST",
-        "/api/v1/pairs",
-        {
-            "members": [
-                {"identity": "grace", "name": "Grace", "role": "mentor"},
-                {"identity": "ada", "name": "Ada", "role": "mentee"},
-            ],
-            "room": "room-ada",
-        },
-    )
+    await server.ada_paired_with_grace()
     chat = server.services.chat
     await chat.post("room-ada", "grace", "Grace", "before the removal", "g1")
     ada = await server.signed_in("ada@example.org")
