@@ -9,12 +9,15 @@ and writes come from that pair's members only (`require_member`).
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Any
+
 from aiohttp import web
 
 from server.api.access import caller_of
 from server.pairs.model import Pair
 from server.pairs.store import PairStore
-from server.sessionlog.privacy import Viewer, require_member, require_pair_access
+from server.sessionlog.privacy import Viewer, pair_fields, require_member, require_pair_access
 
 
 def viewer_of(request: web.Request) -> Viewer:
@@ -41,3 +44,10 @@ async def pair_written(request: web.Request, pairs: PairStore) -> tuple[Viewer, 
     viewer, pair = await pair_seen(request, pairs)
     require_member(viewer, pair)
     return viewer, pair
+
+
+def pair_json(pair: Pair, viewer: Viewer | None = None) -> dict[str, Any]:
+    """The pair as `viewer` may see it (no viewer: an operator's route), on every route
+    that answers a pair (the session log's, matching's)."""
+    fields = {**dataclasses.asdict(pair), "members": [dataclasses.asdict(m) for m in pair.members]}
+    return pair_fields(viewer or Viewer.admin(), fields)

@@ -15,7 +15,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 from redis.exceptions import RedisError
 
-from server.api.access import Access, caller_of, may_copy_participant_links
+from server.api.access import Access, actor_of, caller_of, may_copy_participant_links
 from server.api.http import RouteTable, json_response, read_body
 from server.api.keys import DATABASE, ROOMS, SETTINGS, SIGNIN
 from server.console import activity, reach
@@ -119,7 +119,7 @@ async def import_participants(request: web.Request) -> web.Response:
         rows, may_change_email=may_copy_participant_links(caller_of(request))
     )
     await activity.note(
-        app[DATABASE], caller_of(request).label, "console_import", None,
+        app[DATABASE], actor_of(request), "console_import", None,
         {"imported": outcome.imported, "errors": outcome.errors},
     )  # fmt: skip
     return json_response(
@@ -137,7 +137,7 @@ async def edit_participant(request: web.Request) -> web.Response:
     body = await read_body(request, ProfileEdit)
     identity = request.match_info["identity"]
     profile = await _participants(app).update(identity, body.model_dump())
-    await activity.note(app[DATABASE], caller_of(request).label, "console_edit", identity, {})
+    await activity.note(app[DATABASE], actor_of(request), "console_edit", identity, {})
     return json_response(profile.to_json())
 
 
@@ -178,7 +178,7 @@ async def _set_active(request: web.Request, active: bool) -> web.Response:
         done = await deactivate_participant(request, identity)
     action = "console_reactivate" if active else "console_deactivate"
     await activity.note(
-        app[DATABASE], caller_of(request).label, action, identity,
+        app[DATABASE], actor_of(request), action, identity,
         {k: len(v) if isinstance(v, list) else v for k, v in done.items()},
     )  # fmt: skip
     return json_response({"identity": identity, "active": active, **done})
@@ -201,9 +201,7 @@ async def list_pairs(request: web.Request) -> web.Response:
 async def end_pair(request: web.Request) -> web.Response:
     app = request.app
     pair = await end(_pairs(app), request.match_info["pair_id"])
-    await activity.note(
-        app[DATABASE], caller_of(request).label, "pair_end", pair.id, {"room": pair.room}
-    )
+    await activity.note(app[DATABASE], actor_of(request), "pair_end", pair.id, {"room": pair.room})
     return json_response({"id": pair.id, "room": pair.room, "status": pair.status})
 
 
@@ -220,7 +218,7 @@ async def invite(request: web.Request) -> web.Response:
     await pairs.require_open_room(pair.room)
     invitations = await invite_members(request, [pair], "Your mentoring pair is waiting for you.")
     await activity.note(
-        app[DATABASE], caller_of(request).label, "pair_invite", pair.id,
+        app[DATABASE], actor_of(request), "pair_invite", pair.id,
         {"members": len(invitations)},
     )  # fmt: skip
     return json_response(

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from server.errors import Conflict
-from server.pairs.model import Pair
+from server.pairs.model import Pair, PairStatus
 from server.pairs.store import PairStore
 from server.store import Database
 from server.store.schema import chat_messages, sessions
@@ -64,6 +64,6 @@ async def end(pairs: PairStore, pair_id: str) -> Pair:
     """End a pair's mentoring: its room closes (no joins, chat and agenda read-only); the
     pair, its room name and its log stay. Ending twice is a conflict, not a second end."""
     pair = await pairs.get(pair_id)
-    if pair.status != "active":
+    if pair.status != PairStatus.ACTIVE:
         raise Conflict(f"pair {pair_id!r} is already {pair.status}", code="pair_not_active")
-    return await pairs.set_status(pair_id, "unpublished")
+    return await pairs.set_status(pair_id, PairStatus.UNPUBLISHED)

@@ -18,6 +18,7 @@ from server.api.http import (
     read_body,
 )
 from server.api.keys import DATABASE, SETTINGS
+from server.api.pair_access import pair_json
 from server.console import activity
 from server.errors import InvalidInput, NotFound
 from server.matching.criteria import load_criteria, parse_criteria
@@ -28,7 +29,6 @@ from server.matching.profiles import (
     parse_json_rows,
 )
 from server.matching.runs import MatchingStore
-from server.sessionlog.api import pair_json
 from server.signin.api import invite_members
 from server.webhooks import api as webhooks
 from server.webhooks.events import pair_published

@@ -33,7 +33,7 @@ from server.matching.assignment import MODES
 from server.matching.cohort import CohortMatch, check_fixed, match_cohort
 from server.matching.criteria import Criteria, parse_criteria
 from server.matching.profiles import Profile, profile_from_json, split_roles
-from server.pairs.model import Member, Pair
+from server.pairs.model import Member, Pair, PairStatus
 from server.pairs.store import PairStore
 from server.store import Database
 from server.store.schema import (
@@ -180,7 +180,7 @@ class MatchingStore:
         if criteria is None:
             raise Conflict("set the matching criteria first (PUT /api/v1/matching/criteria)")
         mentees, mentors = split_roles(await self.profiles())
-        active = await self.pairs.list("active")
+        active = await self.pairs.list(PairStatus.ACTIVE)
         paired = {m.identity for p in active for m in p.members if m.role == "mentee"}
         taken = Counter(m.identity for p in active for m in p.members if m.role == "mentor")
         if only is not None:
@@ -304,7 +304,7 @@ class MatchingStore:
                 .order_by(match_results.c.id)
             )).all()  # fmt: skip
         drafts = [r for r in rows if r.status == "draft"]
-        active = await self.pairs.list("active")
+        active = await self.pairs.list(PairStatus.ACTIVE)
         in_pair = {m.identity: p.id for p in active for m in p.members if m.role == "mentee"}
         clash = [r.mentee for r in drafts if r.mentee in in_pair]
         if clash:
@@ -335,7 +335,7 @@ class MatchingStore:
         """ "Not a good fit": unpublish the pair, never propose these two again, and start
         a run for the mentee. The pair, its room and its session log stay."""
         pair = await self.pairs.get(pair_id)
-        if pair.status != "active":  # a second click must not start a second run
+        if pair.status != PairStatus.ACTIVE:  # a second click must not start a second run
             raise Conflict(
                 f"pair {pair_id!r} is already {pair.status}; there is nothing to rematch"
             )
@@ -347,7 +347,7 @@ class MatchingStore:
             raise InvalidInput(f"pair {pair_id!r} has no mentor and mentee to rematch")
         if mentee not in {p.identity for p in await self.profiles()}:
             raise Conflict(f"mentee {mentee!r} has no matching profile")
-        unpublished = await self.pairs.set_status(pair_id, "unpublished")
+        unpublished = await self.pairs.set_status(pair_id, PairStatus.UNPUBLISHED)
         async with self._db.begin() as conn:
             await conn.execute(delete(match_exclusions).where(
                 match_exclusions.c.mentee == mentee, match_exclusions.c.mentor == mentor

@@ -31,7 +31,7 @@ from server.jobs.store import Job
 from server.mail import Mailer, MailOff
 from server.meetings.directory import Directory
 from server.meetings.text import has_control, plain
-from server.pairs.model import Pair
+from server.pairs.model import Pair, PairStatus
 from server.pairs.store import PairStore
 from server.push.service import Notice, Push
 from server.push.store import Channels
@@ -95,7 +95,7 @@ class ChatDigest:
         """Send the digests due now; how many emails went out."""
         now = self.jobs.clock()
         rooms_of: dict[str, list[Pair]] = defaultdict(list)
-        for pair in await self.pairs.list("active"):
+        for pair in await self.pairs.list(PairStatus.ACTIVE):
             for member in pair.members:
                 rooms_of[member.identity].append(pair)
         sent = 0

@@ -31,7 +31,7 @@ from server.meetings.model import BOOKED, CANCELLED, PROPOSED, Meeting, local_te
 from server.meetings.people import Profiles
 from server.meetings.store import MeetingStore
 from server.meetings.text import has_control, plain, require_plain
-from server.pairs.model import Member, Pair
+from server.pairs.model import Member, Pair, PairStatus
 from server.pairs.store import PairStore
 from server.push.service import Notice, Push
 from server.push.store import Channels
@@ -278,7 +278,7 @@ class Meetings:
             return
         meeting, pair = current
         method = job.payload["method"]
-        if method == "REQUEST" and (meeting.status != BOOKED or pair.status != "active"):
+        if method == "REQUEST" and (meeting.status != BOOKED or pair.status != PairStatus.ACTIVE):
             return
         identity = job.payload["identity"]
         to = await self._address(identity)
@@ -326,7 +326,7 @@ class Meetings:
         if current is None:
             return
         meeting, pair = current
-        if meeting.status != BOOKED or pair.status != "active":
+        if meeting.status != BOOKED or pair.status != PairStatus.ACTIVE:
             return  # cancelled, or the pair ended: no reminders
         start = datetime.fromtimestamp(job.payload["start"], UTC)
         if start not in meeting.occurrences():

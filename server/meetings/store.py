@@ -13,6 +13,7 @@ from sqlalchemy import RowMapping, insert, select, update
 
 from server.errors import Conflict, NotFound
 from server.meetings.model import PROPOSED, Meeting
+from server.pairs.model import PairStatus
 from server.pairs.queries import pairs_of
 from server.store import Database
 from server.store.schema import meetings, pairs
@@ -93,7 +94,7 @@ class MeetingStore:
     async def of_identity(self, identity: str) -> list[Meeting]:
         """Meetings of the active pairs `identity` is a member of."""
         active = select(pairs.c.id).where(
-            pairs.c.status == "active", pairs.c.id.in_(pairs_of(identity))
+            pairs.c.status == PairStatus.ACTIVE, pairs.c.id.in_(pairs_of(identity))
         )
         return await self._load(select(meetings).where(meetings.c.pair_id.in_(active)))
 

@@ -3,6 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class PairStatus(StrEnum):
+    """An active pair's room is open; an unpublished one (ended or rematched) is closed."""
+
+    ACTIVE = "active"
+    UNPUBLISHED = "unpublished"
 
 
 @dataclass(frozen=True)
@@ -17,7 +25,7 @@ class Pair:
     id: str
     room: str
     title: str
-    status: str  # active | unpublished (ended or rematched: its room is closed)
+    status: PairStatus
     source: str
     flagged: bool
     flag_reason: str | None

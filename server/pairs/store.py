@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from sqlalchemy import delete, insert, select, update
 
 from server.errors import Conflict, Forbidden, InvalidInput, NotFound
-from server.pairs.model import Member, Pair
+from server.pairs.model import Member, Pair, PairStatus
 from server.pairs.queries import pair_of_room, pairs_of
 from server.store import Database
 from server.store.schema import pair_members, pairs, phone_participant_pins, phone_room_pins
@@ -59,7 +59,7 @@ class PairStore:
                     id=pair_id,
                     room=room,
                     title=title,
-                    status="active",
+                    status=PairStatus.ACTIVE,
                     source=source,
                     flagged=False,
                     flag_reason=None,
@@ -92,7 +92,7 @@ class PairStore:
         # One indexed read (rooms are unique): it runs on every chat message.
         async with self._db.connect() as conn:
             status = await conn.scalar(select(pairs.c.status).where(pairs.c.room == room))
-        if status is not None and status != "active":
+        if status is not None and status != PairStatus.ACTIVE:
             raise Forbidden(
                 "this pair's mentoring has ended, so its room is closed; its log stays readable",
                 code="room_closed",
@@ -104,19 +104,18 @@ class PairStore:
         async with self._db.connect() as conn:
             return await conn.scalar(select(pairs.c.title).where(pairs.c.room == room))
 
-    async def list(self, status: str | None = None) -> builtins.list[Pair]:
+    async def list(self, status: PairStatus | None = None) -> builtins.list[Pair]:
         return await self._load(pairs.c.status == status if status else None)
 
     async def of_identity(self, identity: str) -> builtins.list[Pair]:
         return await self._load(pairs.c.id.in_(pairs_of(identity)))
 
-    async def set_status(self, pair_id: str, status: str) -> Pair:
-        if status not in ("active", "unpublished"):
-            raise InvalidInput(f"unknown pair status {status!r}")
+    async def set_status(self, pair_id: str, status: PairStatus) -> Pair:
+        status = PairStatus(status)  # a bare string that names no status raises here
         before = await self.get(pair_id)
         await self._update(pair_id, status=status)
         pair = await self.get(pair_id)
-        if before.status == "active" and status == "unpublished":
+        if before.status == PairStatus.ACTIVE and status == PairStatus.UNPUBLISHED:
             await self._drop_dial_in_pins(pair.room)
             for hook in _ended_hooks.get(self._db, ()):
                 try:
@@ -162,4 +161,7 @@ class PairStore:
                     )
                 ).mappings():
                     members[m["pair_id"]].append(Member(m["identity"], m["name"], m["role"]))
-        return [Pair(**dict(r), members=tuple(members[r["id"]])) for r in rows]
+        return [
+            Pair(**{**r, "status": PairStatus(r["status"])}, members=tuple(members[r["id"]]))
+            for r in rows
+        ]

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import delete, func, select
 
+from server.pairs.model import PairStatus
 from server.privacy import audit
 from server.privacy.scrub import secure_delete, truncate_wal
 from server.store import Database
@@ -48,7 +49,7 @@ async def apply_retention(database: Database, days: float, now: float) -> list[P
         )
     ).scalar_subquery()
     ended = select(pairs.c.id, pairs.c.room, last_chat, last_session).where(
-        pairs.c.status != "active"
+        pairs.c.status != PairStatus.ACTIVE
     )
     purged: list[Purged] = []
     async with database.begin() as conn:

@@ -18,16 +18,15 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from server.api.access import Access
 from server.api.http import RouteTable, json_response, path_id, read_body
-from server.api.pair_access import pair_seen, pair_written, viewer_of
+from server.api.pair_access import pair_json, pair_seen, pair_written, viewer_of
 from server.errors import Forbidden, InvalidInput
-from server.pairs.model import Member, Pair
+from server.pairs.model import Member, Pair, PairStatus
 from server.rooms.chat import ChatMessage
 from server.rooms.ids import IDENTITY_PATTERN, ROOM_PATTERN
 from server.sessionlog import export
 from server.sessionlog.privacy import (
     Viewer,
     is_pair_member,
-    pair_fields,
     sees_feedback,
 )
 from server.sessionlog.program_health import DEFAULT_QUIET_DAYS, program_health
@@ -130,12 +129,6 @@ def _data(value: Any) -> Any:
     return dataclasses.asdict(value)
 
 
-def pair_json(pair: Pair, viewer: Viewer | None = None) -> dict[str, Any]:
-    """The pair as `viewer` may see it (no viewer: an operator's route)."""
-    fields = {**_data(pair), "members": [_data(m) for m in pair.members]}
-    return pair_fields(viewer or Viewer.admin(), fields)
-
-
 def session_json(session: Session) -> dict[str, Any]:
     return {
         **_data(session),
@@ -187,7 +180,12 @@ async def create_pair(request: web.Request) -> web.Response:
     tags=TAGS,
 )
 async def list_pairs(request: web.Request) -> web.Response:
-    status = request.query.get("status")
+    wanted = request.query.get("status")
+    try:
+        status = PairStatus(wanted) if wanted else None
+    except ValueError:
+        known = ", ".join(PairStatus)
+        raise InvalidInput(f"status must be one of {known}, not {wanted!r}") from None
     return json_response({"pairs": [pair_json(p) for p in await _log(request).pairs.list(status)]})
 
 

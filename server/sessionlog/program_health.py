@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import func, select
 
+from server.pairs.model import PairStatus
 from server.pairs.store import PairStore
 from server.sessionlog.rows import fetch_all
 from server.sessionlog.sessions import is_fallback, step_name
@@ -191,7 +192,7 @@ async def program_health(
         )
     quiet = []
     for pair in all_pairs:
-        if pair.status != "active":
+        if pair.status != PairStatus.ACTIVE:
             continue
         seen = [t for t in (last_session.get(pair.id), last_message.get(pair.room)) if t]
         last = max(seen) if seen else None
@@ -203,7 +204,7 @@ async def program_health(
         (
             NotMetPair(p.id, p.title, p.created_at, (now - p.created_at) / DAY)
             for p in all_pairs
-            if p.status == "active" and p.id not in last_session
+            if p.status == PairStatus.ACTIVE and p.id not in last_session
         ),
         key=lambda n: n.matched_at,
     )
@@ -212,7 +213,7 @@ async def program_health(
         generated_at=now,
         quiet_days=quiet_days,
         pairs_total=len(all_pairs),
-        pairs_active=sum(1 for p in all_pairs if p.status == "active"),
+        pairs_active=sum(1 for p in all_pairs if p.status == PairStatus.ACTIVE),
         pairs_by_source=dict(Counter(p.source for p in all_pairs)),
         sessions_total=len(session_rows),
         median_duration_seconds=statistics.median(durations) if durations else None,

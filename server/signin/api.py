@@ -36,7 +36,7 @@ from server.errors import Conflict, Forbidden, NotFound, PairwiseError, RateLimi
 from server.matching.profiles import Profile
 from server.meetings.api import MEETINGS
 from server.meetings.model import BOOKED, Meeting
-from server.pairs.model import Pair
+from server.pairs.model import Pair, PairStatus
 from server.rooms.ids import IDENTITY_PATTERN
 from server.signaling.ratelimit import Buckets
 from server.signin import csrf
@@ -467,7 +467,7 @@ async def home(request: web.Request) -> web.Response:
                 {
                     "id": p.id,
                     "title": p.title,
-                    "room_open": p.status == "active",
+                    "room_open": p.status == PairStatus.ACTIVE,
                     "role": next(m.role for m in p.members if m.identity == account.identity),
                     "partners": [
                         {"name": m.name, "role": m.role} | _shared_profile(profiles.get(m.identity))

@@ -396,6 +396,12 @@ async def test_bad_input_gets_clear_errors_and_stores_nothing(program: Program) 
     assert (await program.ok("GET", f"/api/v1/pairs/{pid}/agenda?all=1", ida))["items"] == []
     assert (await program.ok("GET", f"/api/v1/pairs/{pid}/goals", ida))["goals"] == []
     assert len((await program.ok("GET", "/api/v1/pairs", ADMIN))["pairs"]) == 1
+    # A status filter names a status that exists; an unknown one is refused, not "no pairs".
+    status, payload = await program.call("GET", "/api/v1/pairs?status=ended", ADMIN)
+    assert status == 422 and "active, unpublished" in payload["error"]["message"], payload
+    active = (await program.ok("GET", "/api/v1/pairs?status=active", ADMIN))["pairs"]
+    assert [p["id"] for p in active] == [pid]
+    assert (await program.ok("GET", "/api/v1/pairs?status=unpublished", ADMIN))["pairs"] == []
 
     goal = await program.ok(
         "POST",
