@@ -116,8 +116,12 @@ async def test_a_programme_loop_in_the_console(base_url: str, launcher: Launcher
     # Criteria: the form's first criterion, saved and validated by the server.
     await visit(page, "criteria")
     await expect(page.locator("#c-name-0")).to_have_value("skills")
+    # The starter counts free time in common, so a pair who can never meet is not a top match.
+    await expect(page.locator("#c-rule-1")).to_have_value("shared_hours")
     await page.get_by_role("button", name="Save criteria").click()
     await expect(page.locator("#console-status")).to_have_text("Criteria saved.")
+    _, saved = await http(base_url, "GET", "/api/v1/matching/criteria")
+    assert [c["rule"] for c in saved["criteria"]] == ["overlap", "shared_hours"], saved
     await check_axe(page, "criteria")
     await photograph(page, "criteria")
 
@@ -214,7 +218,7 @@ async def test_a_programme_loop_in_the_console(base_url: str, launcher: Launcher
     )
     # The cohort's steps are there too, each with who did it.
     feed = page.locator("#activity-feed li")
-    for told in ("saved the matching criteria (1 criterion).", "ran matching.",
+    for told in ("saved the matching criteria (2 criteria).", "ran matching.",
                  "ran matching with 2 fixed pairs.", "published 2 pairs."):  # fmt: skip
         await expect(feed.filter(has_text=f"Someone with the admin key {told}")).to_have_count(1)
     await check_axe(page, "activity")

@@ -37,7 +37,13 @@ function criterionRow(c, index) {
 
 function fill(criteria) {
   current = criteria;
-  const list = criteria?.criteria?.length ? criteria.criteria : [{ name: "skills", rule: "overlap", field: "skills", weight: "high" }];
+  // The starter asks for shared skills and for free time in common: without the second, a
+  // pair who can never meet would score as high as any.
+  const starter = [
+    { name: "skills", rule: "overlap", field: "skills", weight: "high" },
+    { name: "time together", rule: "shared_hours", weight: "medium" },
+  ];
+  const list = criteria?.criteria?.length ? criteria.criteria : starter;
   $("criteria-rows").replaceChildren(...list.map(criterionRow));
   const f = criteria?.filters || {};
   $("f-gap").value = f.max_timezone_gap_hours ?? "";
