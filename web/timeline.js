@@ -9,7 +9,7 @@ const PIN_REASONS = {
   removed: "the PIN of someone removed from the room",
   room_closed: "the room is closed",
 };
-const PIN_VIA = { dtmf: "keyed", request_uri: "in the dialled number", header: "sent by the phone system" };
+const PIN_VIA = { dtmf: "keyed", request_uri: "in the dialled number", header: "sent by the phone system", call: "a new call, refused before any PIN" };
 
 /** Why a PIN was refused, in words ("wrong PIN"); an unknown code reads "refused". */
 export function pinReason(reason) {

@@ -269,7 +269,9 @@ class RefusedPin(BaseModel):
         description="wrong_pin, no_pin (none keyed in time), source_locked, over_ceiling, "
         "removed (a removed person's PIN) or room_closed"
     )
-    via: str = Field(description="dtmf, request_uri or header")
+    via: str = Field(
+        description="dtmf, request_uri, header, or call (a blocked source's new call, refused before any PIN)"
+    )
     room: str | None = Field(description="The room the PIN named; null for a wrong PIN")
 
 

@@ -84,7 +84,7 @@ class PhoneGateway:
             settings.pin_failures_per_minute,
         )
         self.refusals = PinRefusals()  # what the console shows of refused PINs
-        self.uas = UserAgentServer(settings, self, self.metrics, self.guard)
+        self.uas = UserAgentServer(settings, self, self.metrics, self.guard, self.refusals)
         self._pin_timers: dict[str, asyncio.TimerHandle] = {}
         self._checking: set[str] = set()
         self._stream_servers: dict[str, asyncio.Server] = {}  # TCP | TLS → its listener

@@ -21,7 +21,7 @@ class Refusal:
     at: float  # Unix seconds
     source: str  # the address the SIP request came from
     reason: str  # wrong_pin | no_pin | source_locked | over_ceiling | removed | room_closed
-    via: str  # dtmf | request_uri | header
+    via: str  # dtmf | request_uri | header | call (a blocked source's call, before any PIN)
     room: str  # "" when the PIN named no room
 
 

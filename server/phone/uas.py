@@ -28,6 +28,7 @@ from server.phone import dtmf, sip
 from server.phone.call import Call, CallState, Dialog
 from server.phone.guessing import PinGuard
 from server.phone.metrics import PhoneMetrics
+from server.phone.refusals import PinRefusals, Refusal
 from server.phone.rtp import RtpStats, open_endpoint
 from server.phone.sdp import (
     ANSWER_DIRECTION,
@@ -91,11 +92,13 @@ class UserAgentServer(UdpEndpoint):
         handler: CallHandler,
         metrics: PhoneMetrics,
         guard: PinGuard,
+        refusals: PinRefusals,
     ) -> None:
         self.settings = settings
         self.handler = handler
         self.metrics = metrics
         self.guard = guard
+        self.refusals = refusals  # a blocked source's new calls are counted with its PINs
         # Addresses or networks (`192.0.2.10`, `127.0.0.0/8`); empty allows every source.
         self._allowed_networks = [
             ipaddress.ip_network(entry, strict=False) for entry in settings.allowed_ips
@@ -310,6 +313,8 @@ class UserAgentServer(UdpEndpoint):
             return
         self._send(sip.response(request, 100), addr)
         if self.guard.refuses(addr[0]):
+            # Refused before any PIN is heard: the console counts it with the refused PINs.
+            self.refusals.record(Refusal(time.time(), addr[0], "source_locked", "call", ""))
             self._reject(
                 request,
                 addr,

@@ -3,6 +3,8 @@ however the PIN arrives (keyed, or in the Request-URI)."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from server.phone import sip
@@ -119,6 +121,16 @@ async def test_a_source_over_its_wrong_pin_limit_is_refused_new_calls(
     assert refused.returncode == 0, refused.errors
     assert phone.metric("pairwise_phone_call_attempts_total", result="pin_locked") == 1
     assert phone.registry.get("mentoring-8") is None
+    # The console's refusal counts include the call refused at the door, not only PINs.
+    counts = phone.gateway.refusals.counts(time.time())
+    assert counts.since_start == {"wrong_pin": 2, "source_locked": 1}, counts
+    door = counts.recent[0]
+    assert (door.reason, door.via, door.source, door.room) == (
+        "source_locked",
+        "call",
+        "127.0.0.1",
+        "",
+    )
 
 
 async def test_pins_keyed_in_many_calls_at_once_are_checked_no_more_than_the_limit(
