@@ -98,6 +98,9 @@ class Call:
     muted: bool = False  # the caller pressed *6: their audio does not reach the room
     last_key: str = ""  # the key before, in the room (for *6)
     hang_up_after_prompt: bool = False
+    # Our ACK to a dial-out's 2xx: sent again for each resent 2xx (RFC 3261 §13.2.2.4), as
+    # the trunk resends its 2xx until an ACK reaches it. None for calls we answered.
+    ack: bytes | None = None
     on_digits: Callable[[Call, str], None] | None = None
     # Keys that came before `on_digits` was set: the ACK and the first INFO can arrive in
     # one TCP read, before the handler's call_confirmed has run.

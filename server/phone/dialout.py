@@ -12,7 +12,10 @@ like a dial-in's.
 Until the answer the call can be cancelled (the member or an operator changed their
 mind), and it is when nobody answers within `ANSWER_SECONDS`: RFC 3261 §9.1, a CANCEL
 once a provisional answer came (never before one), the INVITE's 487 ACKed, and the RTP
-port closed at once. An answer that overtakes the CANCEL is ACKed and hung up.
+port closed at once. An answer that overtakes the CANCEL is ACKed and hung up. Over
+TCP/TLS the call fails as soon as the connection its INVITE went on closes (no answer can
+come on it any more). The answer's ACK is kept on the call and sent again for each resent
+2xx (uas.py), as a trunk resends its 2xx until an ACK reaches it.
 """
 
 from __future__ import annotations
@@ -92,6 +95,7 @@ async def place_call(
     settings = uas.settings
     trunk = link.trunk
     peer = await link.peer()
+    closed = link.closed  # of the connection the INVITE goes on (never set over UDP)
     stats = RtpStats()
     calls: list[Call] = []
     endpoint = await open_endpoint(
@@ -140,7 +144,7 @@ async def place_call(
         )
         sent.append(invite)
         final, gave_up = await _final(
-            uas, invite, peer, responses, link.reliable, cancelled, endpoint
+            uas, invite, peer, responses, link.reliable, cancelled, endpoint, closed
         )
         if final is not None and final.status >= 300:
             uas.send(_ack(invite, final, invite.uri, invite.branch), peer)
@@ -150,6 +154,8 @@ async def place_call(
             status = final.status if final is not None else 0
             if gave_up == "cancelled":
                 raise DialOutCancelled(status, "cancelled before the answer")
+            if gave_up == "connection_closed":
+                raise DialOutFailed(status, "the trunk connection closed")
             raise DialOutFailed(status, "no answer")
         assert final is not None
         return final
@@ -176,7 +182,8 @@ async def place_call(
         if keys is not None:
             endpoint.srtp = SrtpContext(keys)
         remote_target = _remote_target(final, target)
-        uas.send(_ack(invite, final, remote_target, sip.new_branch()), peer)
+        ack = _ack(invite, final, remote_target, sip.new_branch()).serialise()
+        uas.send(ack, peer)
     except BaseException:
         endpoint.close()
         raise
@@ -192,6 +199,7 @@ async def place_call(
         started=started,
         media_timeout=settings.media_timeout_seconds,
         state=CallState.CONFIRMED,
+        ack=ack,
     )
     call.answered_at = call.confirmed_at = time.monotonic()
     calls.append(call)
@@ -206,13 +214,16 @@ async def _final(
     reliable: bool,
     cancelled: asyncio.Event | None,
     endpoint: RtpEndpoint,
+    closed: asyncio.Event,
 ) -> tuple[SipMessage | None, str]:
     """Send the INVITE (over UDP resent at T1, doubling, until any answer) and wait for
     its final response to this CSeq: (the response, ""). When `cancelled` is set, or
     nobody answers within `ANSWER_SECONDS`, the RTP port is closed and, once the INVITE
     has had a provisional answer, a CANCEL goes out (resent over UDP until answered);
     then (the final answer that follows — the 487, or a 2xx that overtook the CANCEL —
-    or None when none came, "cancelled" | "no_answer")."""
+    or None when none came, "cancelled" | "no_answer"). When the TCP/TLS connection the
+    INVITE went on closes (`closed`), its answers cannot come any more: (None,
+    "connection_closed") at once, the RTP port closed."""
     data = invite.serialise()
     uas.send(data, peer)
     sent_at = time.monotonic()
@@ -226,6 +237,9 @@ async def _final(
     cancel_interval = T1
     while True:
         now = time.monotonic()
+        if closed.is_set():
+            endpoint.close()
+            return None, "connection_closed"
         if not gave_up and (stop.is_set() or now >= sent_at + ANSWER_SECONDS):
             gave_up = "cancelled" if stop.is_set() else "no_answer"
             endpoint.close()  # the RTP port is free from now on, whatever the trunk does
@@ -252,7 +266,7 @@ async def _final(
         if not provisional:
             timers.append(sent_at + TRANSACTION_SECONDS)
         wake = min(t for t in timers if t is not None)
-        response = await _next(responses, None if gave_up else stop, wake - now)
+        response = await _next(responses, (closed,) if gave_up else (stop, closed), wake - now)
         if response is None:
             continue
         number, method = response.cseq
@@ -268,15 +282,14 @@ async def _final(
 
 
 async def _next(
-    responses: asyncio.Queue[SipMessage], stop: asyncio.Event | None, wait: float
+    responses: asyncio.Queue[SipMessage], stops: tuple[asyncio.Event, ...], wait: float
 ) -> SipMessage | None:
-    """The next response within `wait` seconds; None when the time is up or `stop` set."""
+    """The next response within `wait` seconds; None when the time is up or a stop is set."""
     if not responses.empty():
         return responses.get_nowait()
     getter = asyncio.ensure_future(responses.get())
     waiters: set[asyncio.Future[Any]] = {getter}
-    if stop is not None:
-        waiters.add(asyncio.ensure_future(stop.wait()))
+    waiters.update(asyncio.ensure_future(stop.wait()) for stop in stops)
     try:
         await asyncio.wait(waiters, timeout=max(wait, 0), return_when=asyncio.FIRST_COMPLETED)
     finally:

@@ -710,6 +710,12 @@ class UserAgentServer(UdpEndpoint):
         # An answered dial-out hung up at once has both: its BYE's answer is the BYE's.
         pending = self._bye_pending.get(message.call_id) if method == "BYE" else None
         outgoing = self._outgoing.get(message.call_id)
+        call = self.calls.get(message.call_id)
+        if outgoing is None and call is not None and call.ack is not None:
+            if method == "INVITE" and 200 <= message.status < 300:
+                self._ack_again(call, message, addr, stream)
+            if pending is None:
+                return
         if pending is not None:
             peer = pending.peer
         elif outgoing is not None:
@@ -732,6 +738,22 @@ class UserAgentServer(UdpEndpoint):
                 pending.resending.cancel()
         elif outgoing is not None and not outgoing[0].full():
             outgoing[0].put_nowait(message)
+
+    def _ack_again(
+        self,
+        call: Call,
+        message: SipMessage,
+        addr: tuple[str, int],
+        stream: SipStreamConnection | None,
+    ) -> None:
+        """A dial-out's 2xx came again: our ACK was lost, so the trunk resends its 2xx
+        (and would end the call after 32 s without one); it gets the same ACK again."""
+        peer = call.dialog.peer
+        if call.ack is None or not self._answered_by(peer, addr, stream):
+            self.metrics.sip_dropped.inc()
+            return
+        if message.cseq[0] == call.invite.cseq[0]:
+            self.send(call.ack, peer)
 
     def _answered_by(
         self, peer: tuple[str, int], addr: tuple[str, int], stream: SipStreamConnection | None

@@ -244,3 +244,57 @@ async def test_a_plain_answer_is_refused_when_srtp_is_required_and_taken_when_op
             assert call.answer.srtp is None and call.endpoint.srtp is None
     finally:
         trunk.close()
+
+
+async def test_a_resent_answer_is_acked_again_and_only_from_the_trunk(
+    make_phone: PhoneFactory, udp_peer: UdpPeer
+) -> None:
+    """Our ACK can be lost; the trunk then resends its 200 (and ends the call without an
+    ACK). Each resent 200 gets the ACK again; one from another address gets nothing."""
+    phone, trunk = await dialling(make_phone)
+    try:
+        invite = await trunk.request("INVITE")
+        contact = [("Contact", f"<sip:trunk@127.0.0.1:{trunk.port}>")]
+        trunk.reply(invite, 200, headers=contact, body=sdp(udp_peer.port))
+        first = await trunk.request("ACK")
+        await eventually(lambda: phone.registry.participant(ROOM, WHO))
+        for _ in range(2):  # as if both ACKs were lost
+            trunk.reply(invite, 200, headers=contact, body=sdp(udp_peer.port))
+            again = await trunk.request("ACK")
+            assert again.serialise() == first.serialise()
+        dropped = phone.metric("pairwise_phone_sip_dropped_total")
+        forged = sip.response(invite, 200, to_tag="trunk", headers=contact, body=sdp(40020))
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as other:
+            other.bind(("127.0.0.1", 0))
+            other.sendto(forged.serialise(), ("127.0.0.1", phone.gateway.port))
+        await eventually(lambda: phone.metric("pairwise_phone_sip_dropped_total") == dropped + 1)
+        assert trunk.requests.empty(), "a 200 from elsewhere is not ACKed"
+        assert phone.registry.participant(ROOM, WHO) is not None
+    finally:
+        trunk.close()
+
+
+async def test_a_ringing_call_whose_trunk_connection_drops_fails_at_once(
+    make_phone: PhoneFactory,
+) -> None:
+    """Over TCP the INVITE's answers can only come on its connection: once that closes,
+    the call has failed (it waited for the 60 s ring limit and the CANCEL's 32 s)."""
+    trunk = await Trunk("TCP").start()
+    phone = await make_phone(
+        trunk_uri=f"sip:127.0.0.1:{trunk.port}",
+        dialout_prefixes=("+4930",),
+        trunk_transport="TCP",
+    )
+    try:
+        await phone.gateway.call_me(ROOM, WHO, "Maya", "mentee", "+4930123456")
+        invite = await trunk.request("INVITE")
+        trunk.reply(invite, 180)
+        rtp = media_port(invite.body)
+        assert phone.gateway.ringing(ROOM, WHO)
+        trunk.drop_connection()
+        failed = "pairwise_phone_call_attempts_total"
+        await eventually(lambda: phone.metric(failed, result="dial_out_failed") == 1, timeout=5)
+        assert not phone.gateway.ringing(ROOM, WHO) and not port_in_use(rtp)
+        assert phone.registry.get(ROOM) is None
+    finally:
+        trunk.close()
