@@ -225,6 +225,11 @@ class Settings(BaseSettings):
     sip_tls_bind: str | None = Field(None, description="host:port for SIP over TLS; off when unset")
     sip_tls_cert: str | None = Field(None, description="PEM certificate chain for SIP over TLS")
     sip_tls_key: str | None = Field(None, description="PEM private key for SIP over TLS")
+    sip_tls_client_ca: str | None = Field(
+        None,
+        description="PEM CA bundle: TLS clients (the trunk, a PBX) must present a certificate "
+        "it signs (mutual TLS); any client when unset",
+    )
     sip_stream_idle_seconds: float = Field(
         60.0, gt=0, description="a TCP/TLS connection quiet this long with no call is closed"
     )

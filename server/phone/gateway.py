@@ -96,6 +96,9 @@ class PhoneGateway:
                 settings.trunk_transport,
                 settings.trunk_tls_ca,
                 settings.trunk_srtp,
+                (settings.tls_cert, settings.tls_key)
+                if settings.tls_cert and settings.tls_key
+                else None,
             )
             if settings.trunk_uri
             else None
@@ -143,7 +146,9 @@ class PhoneGateway:
             if not (settings.tls_cert and settings.tls_key):
                 raise ValueError("SIP over TLS needs PAIRWISE_SIP_TLS_CERT and _KEY")
             await self._listen(
-                "TLS", settings.tls_bind, tls_context(settings.tls_cert, settings.tls_key)
+                "TLS",
+                settings.tls_bind,
+                tls_context(settings.tls_cert, settings.tls_key, settings.tls_client_ca),
             )
         if settings.trunk_register and self.trunk is None:
             raise ValueError("PAIRWISE_SIP_TRUNK_REGISTER needs PAIRWISE_SIP_TRUNK_URI")

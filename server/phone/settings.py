@@ -24,7 +24,8 @@ class PhoneSettings:
     tcp_bind: str | None = None  # host:port for SIP over TCP (stream.py); off when None
     tls_bind: str | None = None  # host:port for SIP over TLS, with tls_cert and tls_key
     tls_cert: str | None = None  # PEM certificate chain
-    tls_key: str | None = None  # PEM private key
+    tls_key: str | None = None  # PEM private key; both also shown to a trunk that asks (mTLS)
+    tls_client_ca: str | None = None  # PEM bundle a TLS client's certificate must chain to
     stream_idle_seconds: float = 60.0  # a TCP/TLS connection quiet this long with no call
     trunk_uri: str | None = None  # sip:host[:port] to call out through ("call me")
     trunk_username: str | None = None
@@ -71,6 +72,7 @@ class PhoneSettings:
             tls_bind=settings.sip_tls_bind,
             tls_cert=settings.sip_tls_cert,
             tls_key=settings.sip_tls_key,
+            tls_client_ca=settings.sip_tls_client_ca,
             stream_idle_seconds=settings.sip_stream_idle_seconds,
             trunk_uri=settings.sip_trunk_uri,
             trunk_username=settings.sip_trunk_username,

@@ -202,9 +202,13 @@ class SipStreamConnection(asyncio.Protocol):
         self._arm_idle()
 
 
-def tls_context(cert: str, key: str) -> ssl.SSLContext:
-    """A server context for SIP over TLS (TLS 1.2 or later)."""
+def tls_context(cert: str, key: str, client_ca: str | None = None) -> ssl.SSLContext:
+    """A server context for SIP over TLS (TLS 1.2 or later). With `client_ca`, mutual TLS:
+    a client without a certificate signed by it fails the handshake."""
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.load_cert_chain(cert, key)
+    if client_ca is not None:
+        context.load_verify_locations(client_ca)
+        context.verify_mode = ssl.CERT_REQUIRED
     return context

@@ -43,6 +43,7 @@ class Trunk:
     transport: str = "UDP"  # UDP | TCP | TLS
     tls_ca: str | None = None  # PEM bundle to verify the trunk's certificate; system's when None
     srtp: str = "off"  # dial-out media: off | optional (offered, plain accepted) | required
+    certificate: tuple[str, str] | None = None  # (chain, key) PEM shown when the trunk asks
 
     def __post_init__(self) -> None:
         if self.transport not in TRANSPORTS:
@@ -60,11 +61,14 @@ class Trunk:
         return host, int(port or (5061 if self.transport == "TLS" else 5060))
 
 
-def client_context(ca: str | None) -> ssl.SSLContext:
+def client_context(ca: str | None, certificate: tuple[str, str] | None = None) -> ssl.SSLContext:
     """A client context for SIP over TLS to the trunk: its certificate verified (against
-    `ca`, else the system's roots) and its name checked, TLS 1.2 or later."""
+    `ca`, else the system's roots) and its name checked, TLS 1.2 or later; our
+    `certificate` (chain, key) is shown when the trunk asks for one (mutual TLS)."""
     context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=ca)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if certificate is not None:
+        context.load_cert_chain(*certificate)
     return context
 
 
@@ -79,7 +83,9 @@ class TrunkLink:
         self._peer: tuple[str, int] | None = None
         self._connection: SipStreamConnection | None = None
         self._lock = asyncio.Lock()
-        self._context = client_context(trunk.tls_ca) if trunk.transport == "TLS" else None
+        self._context = (
+            client_context(trunk.tls_ca, trunk.certificate) if trunk.transport == "TLS" else None
+        )
         self.keepalive_seconds = KEEPALIVE_SECONDS
         self._keepalive: asyncio.Task[None] | None = None
 

@@ -5,6 +5,7 @@ the caller keys the room PIN (SIP INFO) and is in the room: the ordinary dial-in
 
 from __future__ import annotations
 
+import ssl
 from pathlib import Path
 
 import pytest
@@ -191,5 +192,44 @@ async def test_over_tls_a_trunk_certificate_not_signed_by_the_ca_is_refused(
         assert registration.status.state == RegistrationState.FAILED
         assert "certificate verify failed" in (registration.status.last_error or "")
         assert trunk.requests.empty()  # nothing was said to an unverified trunk
+    finally:
+        trunk.close()
+
+
+async def test_mutual_tls_the_gateway_shows_its_certificate_to_a_trunk_that_asks(
+    make_phone: PhoneFactory, tmp_path: Path
+) -> None:
+    """A trunk that takes only clients it knows (mutual TLS): the gateway's certificate
+    (`PAIRWISE_SIP_TLS_CERT`/`_KEY`) gets it registered; a gateway without one, or with
+    a certificate the trunk does not trust, is refused in the handshake."""
+    cert, key = self_signed(tmp_path, "trunk")
+    ours, our_key = self_signed(tmp_path, "gateway")
+    stranger, stranger_key = self_signed(tmp_path, "stranger")
+    context = server_context(cert, key)
+    context.load_verify_locations(ours)
+    context.verify_mode = ssl.CERT_REQUIRED
+    trunk = await Trunk("TLS").start(context)
+    common = {
+        "trunk_uri": f"sip:127.0.0.1:{trunk.port}",
+        "trunk_username": USER,
+        "trunk_password": PASSWORD,
+        "trunk_transport": "TLS",
+        "trunk_tls_ca": cert,
+        "trunk_register": True,
+    }
+    try:
+        for shown in ({}, {"tls_cert": stranger, "tls_key": stranger_key}):
+            refused = await make_phone(**common, **shown)
+            assert refused.gateway.registration is not None
+            status = refused.gateway.registration.status
+            await eventually(lambda status=status: status.failures >= 1)  # type: ignore[misc]
+            assert status.state == RegistrationState.FAILED, status
+            assert trunk.requests.empty()
+        phone = await make_phone(**common, tls_cert=ours, tls_key=our_key)
+        registered = await register(trunk)
+        assert registered.get("Via").startswith("SIP/2.0/TLS ")
+        assert phone.gateway.registration is not None
+        status = phone.gateway.registration.status
+        await eventually(lambda: status.state == RegistrationState.REGISTERED)
     finally:
         trunk.close()

@@ -133,3 +133,36 @@ async def test_a_connection_from_a_source_not_allowed_is_closed_at_once(
     with pytest.raises(ConnectionError):
         await uac.message()
     assert phone.gateway.calls == {}
+
+
+async def test_with_a_client_ca_only_clients_with_its_certificate_get_in(
+    make_phone: PhoneFactory, tmp_path: Path
+) -> None:
+    """Mutual TLS on the listener (`PAIRWISE_SIP_TLS_CLIENT_CA`): a client without a
+    certificate, or with one the CA did not sign, fails the handshake; the trunk's passes."""
+    cert, key = self_signed(tmp_path)
+    trunk, trunk_key = self_signed(tmp_path, "trunk")
+    stranger, stranger_key = self_signed(tmp_path, "stranger")
+    phone = await make_phone(
+        tls_bind="127.0.0.1:0", tls_cert=cert, tls_key=key, tls_client_ca=trunk
+    )
+    port = phone.gateway.stream_port("TLS")
+
+    async def options(shown: tuple[str, str] | None) -> sip.SipMessage:
+        client = ssl.create_default_context(cafile=cert)
+        if shown is not None:
+            client.load_cert_chain(*shown)
+        uac = StreamUac(*await asyncio.open_connection("127.0.0.1", port, ssl=client))
+        try:
+            uac.send(over("TLS", request("OPTIONS", f"mtls-{shown is None}")))
+            return await uac.message(timeout=3)
+        finally:
+            uac.close()
+
+    for shown in (None, (stranger, stranger_key)):
+        with pytest.raises(
+            (ConnectionError, asyncio.IncompleteReadError, TimeoutError, ssl.SSLError)
+        ):
+            await options(shown)
+    answer = await options((trunk, trunk_key))
+    assert answer.status == 200 and answer.cseq[1] == "OPTIONS"
