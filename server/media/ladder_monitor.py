@@ -82,7 +82,7 @@ class LadderMonitor:
 
     def connection_lost(self, room: str, identity: str, reason: str) -> None:
         """The participant's PeerConnection is gone: no media at all until a reconnect."""
-        self._step(room, identity, Step(MediaMode.TEXT, reason, down=True))
+        self._step(room, identity, Step(MediaMode.TEXT, reason, down=True), time.monotonic())
 
     async def _run(self) -> None:
         next_sample = time.monotonic() + SAMPLE_SECONDS
@@ -125,9 +125,9 @@ class LadderMonitor:
         if isinstance(decision.action, Fail):
             self._sfu.fail_soon(peer, decision.action.reason)
         elif isinstance(decision.action, Step):
-            self._step(peer.room, peer.identity, decision.action)
+            self._step(peer.room, peer.identity, decision.action, now)
 
-    def _step(self, room: str, identity: str, step: Step) -> None:
+    def _step(self, room: str, identity: str, step: Step, now: float) -> None:
         participant = self._registry.participant(room, identity)
         if participant is None:
             return
@@ -138,6 +138,7 @@ class LadderMonitor:
             step.mode,
             step.reason,
             step.down,
+            now,
         )
         if state is None:
             return

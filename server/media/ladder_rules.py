@@ -36,6 +36,18 @@ each participant's connection every tick and carries out what it returns. The ru
 - After stepping someone down, media that flows cleanly again for
   `media_recover_seconds` brings them back up (`media_recovered`), never above the
   mode they had; a mode the client sets itself ends that.
+- Back on video after a time below it with the video held (the monitor stepped them up
+  on clean audio, or their page climbed by itself), the video starts from nothing: the
+  page sent none while below video, and only starts its camera again when the
+  `media_mode` event reaches it. Before, `no_video_rtp` gave that start the same 5 s
+  as video that stopped mid-call, counted from the SFU's release: when the restart was
+  slower (in Chromium after UDP came back the first frame came 0.5 s after the release,
+  then paused 2.2 s on a loaded machine, over 5 s in full runs) the participant dipped
+  to audio a second time and climbed again, and everyone saw their video flap. For
+  `video_resume_seconds` (`RESUME_SILENCES` silences) from the climb, no video alone
+  therefore steps nobody down; once that has passed with no frame in the last
+  `media_silence_seconds`, they step down to audio once, as before. Audio and video
+  silent together still step down to text at once: that is the network, not a restart.
 - While someone is below video (stepped down, or by their own choice), the SFU stops
   forwarding their video (`Sfu.hold_video`, on the `media_mode` room event); the web
   client stops sending it. After a network step down (`NETWORK_REASONS`: loss,
@@ -50,6 +62,7 @@ from server.config import Settings
 from server.rooms.model import LADDER, MediaMode
 
 LOSSY_SAMPLES = 2  # consecutive samples over the threshold before loss steps down
+RESUME_SILENCES = 2  # back on video: no video alone steps down after this many silences
 
 # Steps the network caused: while stepped down for one of these the client sends no
 # video, so clean audio is the evidence that video would fit again. A dead connection
@@ -77,6 +90,8 @@ class LadderState:
     last_set: MediaMode | None = None  # the mode the monitor set last
     healthy_since: float | None = None
     network: bool = False  # stepped down for the network: clean audio vouches for video
+    held: bool = False  # at the last tick: below video, their video held by the SFU
+    video_back_at: float | None = None  # when they last came back up to video from held
 
 
 @dataclass(frozen=True)
@@ -129,6 +144,9 @@ class Decision:
     action: Fail | Step | None = None
 
 
+BELOW_VIDEO = frozenset({MediaMode.AUDIO, MediaMode.TEXT})  # the rungs where video is held
+
+
 def _worse(a: MediaMode, b: MediaMode) -> MediaMode:
     return a if LADDER.index(a) >= LADDER.index(b) else b
 
@@ -140,6 +158,7 @@ class LadderRules:
     liveness_seconds: float
     loss_step_down_percent: float
     recover_seconds: float
+    video_resume_seconds: float  # back on video: how long no video alone is not a failure
 
     @classmethod
     def from_settings(cls, settings: Settings) -> LadderRules:
@@ -149,6 +168,7 @@ class LadderRules:
             liveness_seconds=settings.media_liveness_seconds,
             loss_step_down_percent=settings.media_loss_step_down_percent,
             recover_seconds=settings.media_recover_seconds,
+            video_resume_seconds=RESUME_SILENCES * settings.media_silence_seconds,
         )
 
     @property
@@ -160,6 +180,12 @@ class LadderRules:
         """The rules above, for one participant at `now`: the state to keep and what to do."""
         if state.last_set is not None and seen.mode != state.last_set:
             state = replace(state, ceiling=None, last_set=None, network=False)  # its own choice
+        if seen.mode == MediaMode.VIDEO and state.held:  # climbed back to video by themselves
+            state = replace(state, video_back_at=now)
+        state = replace(
+            state,
+            held=seen.mode in BELOW_VIDEO and seen.video is not None and seen.video.held,
+        )
         if seen.dead is not None:  # missed its state change event: the same path as that event
             return Decision(state, Fail(seen.dead))
         if seen.connected_at is None:
@@ -179,15 +205,16 @@ class LadderRules:
         lossy = seen.lossy_samples >= LOSSY_SAMPLES
         clean = seen.loss_percent < self.loss_step_down_percent
         down: Step | None = None
-        if mode == MediaMode.VIDEO and seen.sends_video and self._silent(video, seen, now):
-            # The network stops audio and video together, but audio's last packet can come a
-            # frame interval after video's: half the silence is enough to call it one loss.
-            audio_dead = seen.sends_audio and self._silent(audio, seen, now, share=0.5)
-            down = (
-                Step(MediaMode.TEXT, "no_rtp", down=True)
-                if audio_dead
-                else Step(MediaMode.AUDIO, "no_video_rtp", down=True)
-            )
+        video_silent = (
+            mode == MediaMode.VIDEO and seen.sends_video and self._silent(video, seen, now)
+        )
+        # The network stops audio and video together, but audio's last packet can come a
+        # frame interval after video's: half the silence is enough to call it one loss.
+        if video_silent and seen.sends_audio and self._silent(audio, seen, now, share=0.5):
+            down = Step(MediaMode.TEXT, "no_rtp", down=True)
+        elif video_silent:
+            if not self._resuming(state, now):  # else back on video a moment ago: wait
+                down = Step(MediaMode.AUDIO, "no_video_rtp", down=True)
         elif mode == MediaMode.VIDEO and lossy:
             down = Step(MediaMode.AUDIO, "high_loss", down=True)
         elif mode == MediaMode.AUDIO and seen.sends_audio and self._silent(audio, seen, now):
@@ -226,6 +253,11 @@ class LadderRules:
         last = max(feed.last_frame_at or 0.0, feed.expected_since, started)
         return now - last >= silence
 
+    def _resuming(self, state: LadderState, now: float) -> bool:
+        """Back on video from held video less than `video_resume_seconds` ago."""
+        back = state.video_back_at
+        return back is not None and now - back < self.video_resume_seconds
+
     def _fresh(self, feed: Feed | None, now: float) -> bool:
         return (
             feed is not None
@@ -236,19 +268,22 @@ class LadderRules:
 
 
 def after_step(
-    state: LadderState, current: MediaMode, mode: MediaMode, reason: str, down: bool
+    state: LadderState, current: MediaMode, mode: MediaMode, reason: str, down: bool, now: float
 ) -> LadderState | None:
-    """The state after the monitor moves a participant from `current` to `mode`, or None
-    when it does not move them: someone off the ladder (on the phone) is left alone, and a
-    step down never goes up. Back up at the mode they had, the step down is over."""
+    """The state after the monitor moves a participant from `current` to `mode` at `now`,
+    or None when it does not move them: someone off the ladder (on the phone) is left
+    alone, and a step down never goes up. Back up at the mode they had, the step down is
+    over. Back up to video, their video resumes from `now` (`video_resume_seconds`)."""
     if current not in LADDER:
         return None
     if down and LADDER.index(mode) <= LADDER.index(current):
         return None
+    back_at = now if not down and mode == MediaMode.VIDEO else state.video_back_at
     if not down and mode == state.ceiling:
-        return LadderState()
+        return LadderState(video_back_at=back_at)
     return LadderState(
         ceiling=current if down and state.ceiling is None else state.ceiling,
         last_set=mode,
         network=state.network or reason in NETWORK_REASONS,
+        video_back_at=back_at,
     )

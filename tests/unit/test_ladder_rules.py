@@ -68,7 +68,7 @@ class Participant:
         decision = RULES.decide(self.state, Observation(mode=self.mode, **fields), now)
         self.state = decision.state
         if isinstance(decision.action, Step):
-            self.apply(decision.action)
+            self.apply(decision.action, now)
         return decision.action
 
     def ticks(self, start: float, end: float, **seen: Any) -> list[Fail | Step]:
@@ -80,13 +80,13 @@ class Participant:
                 actions.append(action)
         return actions
 
-    def apply(self, step: Step) -> None:
-        state = after_step(self.state, self.mode, step.mode, step.reason, step.down)
+    def apply(self, step: Step, now: float) -> None:
+        state = after_step(self.state, self.mode, step.mode, step.reason, step.down, now)
         if state is not None:
             self.state, self.mode = state, step.mode
 
-    def connection_lost(self, reason: str) -> None:
-        self.apply(Step(TEXT, reason, down=True))
+    def connection_lost(self, reason: str, now: float = 150.0) -> None:
+        self.apply(Step(TEXT, reason, down=True), now)
 
     def recovers_at(self, start: float, **seen: Any) -> float | None:
         """When, ticking from `start` with the same media, the rules step them back up."""
@@ -119,7 +119,7 @@ def test_after_a_dead_connection_clean_audio_brings_video_back(reason: str) -> N
     # holds video; clean audio for media_recover_seconds is the evidence.
     held = Feed(expected_since=CONNECTED, held=True)
     assert ada.recovers_at(200.0, video=held) == RULES.recover_seconds
-    assert ada.mode == VIDEO and ada.state == LadderState()
+    assert ada.mode == VIDEO and ada.state == LadderState(video_back_at=206.0)
 
 
 def test_a_connection_that_never_connects_is_closed_at_the_ice_timeout() -> None:
@@ -287,25 +287,109 @@ def test_a_mode_the_client_chooses_ends_the_recovery() -> None:
     assert bo.recovers_at(200.0) == RULES.recover_seconds
 
 
+# -- back on video: the video starts again from nothing ------------------------------------------
+
+
+def stepped_up_from_text() -> tuple[Participant, float]:
+    """Ada, stepped down to text by a network fault and back up to video on clean audio
+    (her video held meanwhile); returns her and when she was stepped up."""
+    ada = Participant()
+    ada.tick(115.0, video=stopped(110.0), audio=stopped(110.0))
+    assert ada.mode == TEXT and ada.state.network
+    held = stopped(110.0, held=True)
+    up = 200.0 + ada.recovers_at(200.0, video=held)  # type: ignore[operator]
+    assert ada.mode == VIDEO and ada.state.video_back_at == up
+    return ada, up
+
+
+def test_video_late_after_the_step_up_is_no_second_dip() -> None:
+    ada, up = stepped_up_from_text()
+    # The SFU released the video at the step up; the browser's first frame takes 7 s,
+    # longer than the silence (5 s) but within the resume window (10 s).
+    released = Feed(last_frame_at=110.0, expected_since=up)
+    assert ada.ticks(up + 0.5, up + 7.0, video=released) == []
+    assert ada.mode == VIDEO
+    # Then frames come, pause 3 s while the encoder ramps up, and flow.
+    assert ada.ticks(up + 7.0, up + 8.0) == []
+    assert ada.ticks(up + 8.0, up + 11.0, video=stopped(up + 8.0)) == []
+    assert ada.ticks(up + 11.0, up + 60.0) == []
+    assert ada.mode == VIDEO
+
+
+def test_no_video_at_all_after_the_step_up_steps_down_once_after_the_window() -> None:
+    ada, up = stepped_up_from_text()
+    released = Feed(last_frame_at=110.0, expected_since=up)
+    window = RULES.video_resume_seconds
+    assert ada.ticks(up + 0.5, up + window, video=released) == []
+    assert ada.tick(up + window, video=released) == Step(AUDIO, "no_video_rtp", down=True)
+    # Down once, and it stays down while no video comes (held again, audio clean).
+    held = Feed(last_frame_at=110.0, expected_since=up, held=True)
+    assert ada.ticks(up + window + 0.5, up + 60.0, video=held) == []
+    assert ada.mode == AUDIO
+
+
+def test_the_window_counts_from_the_step_up_even_if_the_release_comes_late() -> None:
+    # The SFU's release (expected_since) comes through the event bus, maybe after the
+    # next tick: the old frames' silence does not end the window early.
+    ada, up = stepped_up_from_text()
+    not_yet_released = stopped(110.0, held=True)
+    window = RULES.video_resume_seconds
+    assert ada.ticks(up + 0.5, up + window, video=not_yet_released) == []
+    assert ada.tick(up + window, video=not_yet_released) == Step(AUDIO, "no_video_rtp", down=True)
+
+
+def test_back_on_video_audio_and_video_silent_together_is_text_at_once() -> None:
+    ada, up = stepped_up_from_text()
+    # The network goes again: no window for that.
+    gone = {"video": stopped(up + 1.0), "audio": stopped(up + 1.0)}
+    assert ada.ticks(up + 1.5, up + 6.0, **gone) == []
+    assert ada.tick(up + 6.0, **gone) == Step(TEXT, "no_rtp", down=True)
+
+
+def test_a_climb_back_to_video_by_the_client_gets_the_same_window() -> None:
+    ada = Participant()
+    ada.tick(115.0, video=stopped(110.0), audio=stopped(110.0))
+    assert ada.mode == TEXT
+    held = stopped(110.0, held=True)
+    assert ada.ticks(120.0, 121.0, video=stopped(110.0)) == []  # not held yet (event bus)
+    assert ada.ticks(121.0, 124.0, video=held) == []  # shorter than the recovery
+    ada.mode = VIDEO  # its page rebuilt the connection and chose video itself
+    released = Feed(last_frame_at=110.0, expected_since=124.2)
+    window = RULES.video_resume_seconds
+    assert ada.ticks(124.0, 124.0 + window, video=released) == []
+    assert ada.state.video_back_at == 124.0
+    assert ada.tick(124.0 + window, video=released) == Step(AUDIO, "no_video_rtp", down=True)
+    # Video never held (camera just turned on at join, say): the plain silence rule.
+    bo = Participant(TEXT)
+    assert bo.ticks(120.0, 125.0, video=stopped(110.0)) == []
+    bo.mode = VIDEO
+    on = Feed(last_frame_at=None, expected_since=125.0)
+    assert bo.tick(129.9, video=on) is None
+    assert bo.tick(130.0, video=on) == Step(AUDIO, "no_video_rtp", down=True)
+
+
 # -- applying a step ---------------------------------------------------------------------------
 
 
 def test_a_step_down_remembers_the_first_mode_and_never_goes_up() -> None:
-    first = after_step(LadderState(), VIDEO, AUDIO, "no_video_rtp", down=True)
+    first = after_step(LadderState(), VIDEO, AUDIO, "no_video_rtp", down=True, now=10.0)
     assert first == LadderState(ceiling=VIDEO, last_set=AUDIO, network=False)
-    second = after_step(first, AUDIO, TEXT, "no_rtp", down=True)
+    second = after_step(first, AUDIO, TEXT, "no_rtp", down=True, now=11.0)
     assert second == LadderState(ceiling=VIDEO, last_set=TEXT, network=True)
-    assert after_step(second, TEXT, AUDIO, "no_rtp", down=True) is None
-    assert after_step(second, TEXT, TEXT, "ice_failed", down=True) is None
-    # Back up below the ceiling keeps it; at the ceiling the step down is over.
-    assert after_step(second, TEXT, AUDIO, "media_recovered", down=False) == LadderState(
+    assert after_step(second, TEXT, AUDIO, "no_rtp", down=True, now=12.0) is None
+    assert after_step(second, TEXT, TEXT, "ice_failed", down=True, now=12.0) is None
+    # Back up below the ceiling keeps it; at the ceiling the step down is over, and back
+    # on video the video resumes from then.
+    assert after_step(second, TEXT, AUDIO, "media_recovered", down=False, now=13.0) == LadderState(
         ceiling=VIDEO, last_set=AUDIO, network=True
     )
-    assert after_step(second, TEXT, VIDEO, "media_recovered", down=False) == LadderState()
+    assert after_step(second, TEXT, VIDEO, "media_recovered", down=False, now=13.0) == LadderState(
+        video_back_at=13.0
+    )
 
 
 def test_someone_on_the_phone_is_left_alone() -> None:
-    assert after_step(LadderState(), PHONE, TEXT, "ice_failed", down=True) is None
+    assert after_step(LadderState(), PHONE, TEXT, "ice_failed", down=True, now=1.0) is None
     ada = Participant(PHONE)
     ada.state = LadderState(ceiling=VIDEO, last_set=PHONE)
     assert ada.ticks(200.0, 220.0) == []
@@ -318,4 +402,5 @@ def test_the_rules_take_their_thresholds_from_the_settings() -> None:
         "liveness_seconds": 3.0,
         "loss_step_down_percent": 20.0,
         "recover_seconds": 6.0,
+        "video_resume_seconds": 10.0,  # twice the silence
     }
