@@ -292,7 +292,11 @@ class Publication:
         if key:
             self.keyframes += 1
             layer.limiter.keyframe()
-            size = vp8_size(data)
+            size = (
+                forward_only.frame_size(codec, data)
+                if forward_only.covers(codec)
+                else vp8_size(data)
+            )
             if size is not None:
                 layer.width, layer.height = size
         if not was_active and self.on_layers is not None:

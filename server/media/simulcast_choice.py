@@ -1,8 +1,9 @@
 """Which simulcast layer one subscriber gets: a pure function of what is known now.
 
 Inputs, per forwarded track:
-- the layers as received (bit rate over the last second, height from the VP8
-  keyframe, whether frames are coming);
+- the layers as received (bit rate over the last second, height from the layer's
+  keyframes: VP8's frame header, VP9's scalability structure, AV1's sequence header;
+  whether frames are coming);
 - the subscriber's bandwidth for this track: its latest REMB (the browser's
   receive-side estimate for the whole connection) less what the SFU sends it on its
   other tracks; None until the first REMB;

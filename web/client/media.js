@@ -77,12 +77,15 @@ export class MediaSession {
     this.trace = []; // recent transitions, for diagnostics (pairwiseDebug.state())
 
     socket.on("media_renegotiate", (offer) => this.#renegotiate(offer));
-    socket.on("media_state", ({ identity, audio, video }) => {
+    socket.on("media_state", ({ identity, audio, video, screen }) => {
       this.tiles.setMic(identity, audio);
       this.tiles.setCameraOff(identity, !video);
+      if (screen === false) this.screen.hide(identity);
     });
     socket.on("media_unavailable", ({ identity, kind, source, codec }) => {
-      if (kind === "video" && source !== "screen") this.tiles.setUnavailable(identity, codec);
+      if (kind !== "video" || !this.tiles.has(identity)) return;
+      if (source === "screen") this.screen.unavailable(identity, codec);
+      else this.tiles.setUnavailable(identity, codec);
     });
     socket.on("media_failed", ({ reason }) => this.#dropped(reason || "media_failed", true));
     this.lostDevices = new Set(); // kinds whose device ended and could not be had again
@@ -343,6 +346,7 @@ export class MediaSession {
 
   forget(identity) {
     this.remote.delete(identity);
+    this.screen.hide(identity);
     for (const [mid, owner] of this.owners) if (owner === identity) this.owners.delete(mid);
   }
 
@@ -618,6 +622,7 @@ export class MediaSession {
     this.#learnOwners(answer);
     this.answering = pc.setRemoteDescription({ type: "answer", sdp: answer.sdp });
     await this.answering;
+    await layersFor(this.senders.video).catch((err) => this.#note(`simulcast: ${err.message}`));
     await connected;
     this.#watchDtls(pc, run);
     if (this.screen.sharing) this.#control({ screen: true }); // still sharing after a rebuild
@@ -814,7 +819,7 @@ export class MediaSession {
     }
     this.pc = null;
     this.senders = { audio: null, video: null, screen: null };
-    this.screen.keep(new Set());
+    this.screen.clear();
     this.sources.clear();
     this.lastViews = "";
     for (const identity of this.remote.keys()) {
@@ -840,6 +845,22 @@ function simulcastEncodings(track) {
     { rid: "f", maxBitrate: 1_500_000 },
   ];
 }
+
+/** VP9 and AV1 simulcast in Chrome needs a `scalabilityMode` on every encoding: without
+ * one it sends only the first (smallest) layer. The codec is known once the answer is
+ * applied (the SFU may leave VP9 or AV1 out: docs/protocol-media.md, "Codecs"), so the
+ * layers get one temporal-layered mode each then; VP8 and H264 are left as they are. */
+async function layersFor(sender) {
+  const params = sender?.getParameters();
+  const codec = params?.codecs?.[0]?.mimeType.toLowerCase();
+  if (!params || params.encodings.length < 2 || !SCALABLE_CODECS.has(codec)) return;
+  if (params.encodings.every((e) => e.scalabilityMode === SIMULCAST_MODE)) return;
+  for (const encoding of params.encodings) encoding.scalabilityMode = SIMULCAST_MODE;
+  await sender.setParameters(params);
+}
+
+const SCALABLE_CODECS = new Set(["video/vp9", "video/av1"]);
+const SIMULCAST_MODE = "L1T3"; // one spatial layer per encoding, three temporal ones
 
 function decodedFrames(stats, trackId) {
   for (const stat of stats.values()) {

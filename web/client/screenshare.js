@@ -87,26 +87,8 @@ export class ScreenShare {
 
   /** Show a participant's shared screen large. */
   show(identity, track) {
-    let view = this.remote.get(identity);
-    if (!view) {
-      const root = document.createElement("figure");
-      root.className = "screen-share";
-      root.dataset.identity = identity;
-      root.style.cssText = "margin:0 0 0.5rem;width:100%;";
-      const video = document.createElement("video");
-      video.autoplay = true;
-      video.playsInline = true;
-      video.muted = true;
-      video.style.cssText = "width:100%;max-height:70vh;background:#000;object-fit:contain;";
-      const caption = document.createElement("figcaption");
-      const name = document.createElement("bdi");
-      name.textContent = this.nameOf(identity);
-      caption.append(name, " is sharing their screen");
-      root.append(video, caption);
-      this.#stageFor().append(root);
-      view = { root, video, track: null };
-      this.remote.set(identity, view);
-    }
+    const view = this.#viewOf(identity);
+    if (view.unavailable) this.#setUnavailable(view, null);
     if (view.track !== track) {
       view.track = track;
       view.video.srcObject = new MediaStream([track]);
@@ -114,6 +96,54 @@ export class ScreenShare {
         if (this.remote.get(identity)?.track === track) this.hide(identity);
       });
     }
+  }
+
+  /** A participant shares a screen the SFU cannot forward to me: it is in `codec` (VP9,
+   * AV1), which this browser did not offer (`media_unavailable`, source "screen"). The
+   * share's place says so, as their camera tile would, until they stop sharing
+   * (`media_state` screen false), leave, or a track of it comes. */
+  unavailable(identity, codec) {
+    const view = this.#viewOf(identity);
+    if (view.track) return;
+    this.#setUnavailable(view, codec);
+  }
+
+  #setUnavailable(view, codec) {
+    view.unavailable = codec;
+    view.video.hidden = Boolean(codec);
+    view.state.hidden = !codec;
+    view.state.title = codec ? `They share in ${codec}, which this browser cannot play` : "";
+    const name = this.nameOf(view.root.dataset.identity);
+    view.root.setAttribute("aria-label", `${name} is sharing their screen${codec ? ", video not supported" : ""}`);
+  }
+
+  #viewOf(identity) {
+    let view = this.remote.get(identity);
+    if (view) return view;
+    const root = document.createElement("figure");
+    root.className = "screen-share";
+    root.dataset.identity = identity;
+    root.style.cssText = "margin:0 0 0.5rem;width:100%;";
+    const video = document.createElement("video");
+    video.autoplay = true;
+    video.playsInline = true;
+    video.muted = true;
+    video.style.cssText = "width:100%;max-height:70vh;background:#000;object-fit:contain;";
+    // Shown instead of the video when it cannot come (the same words as a camera tile's).
+    const state = document.createElement("p");
+    state.className = "screen-state";
+    state.textContent = "Video not supported by this browser";
+    state.style.cssText = "margin:0;padding:3rem 1rem;text-align:center;background:#000;color:#fff;";
+    state.hidden = true;
+    const caption = document.createElement("figcaption");
+    const name = document.createElement("bdi");
+    name.textContent = this.nameOf(identity);
+    caption.append(name, " is sharing their screen");
+    root.append(video, state, caption);
+    this.#stageFor().append(root);
+    view = { root, video, state, track: null, unavailable: null };
+    this.remote.set(identity, view);
+    return view;
   }
 
   hide(identity) {
@@ -124,9 +154,17 @@ export class ScreenShare {
     if (this.stage && !this.remote.size) this.stage.hidden = true;
   }
 
-  /** Keep only the shares still listed by the SFU (identities). */
+  /** Keep only the shares still listed by the SFU (identities), and those it cannot
+   * forward to me (never listed: they go with `media_state` or the sharer). */
   keep(identities) {
-    for (const identity of [...this.remote.keys()]) if (!identities.has(identity)) this.hide(identity);
+    for (const [identity, view] of [...this.remote]) {
+      if (!identities.has(identity) && !view.unavailable) this.hide(identity);
+    }
+  }
+
+  /** Forget every share (my connection closed: the SFU says again what still holds). */
+  clear() {
+    for (const identity of [...this.remote.keys()]) this.hide(identity);
   }
 
   #stageFor() {
