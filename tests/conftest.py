@@ -15,7 +15,7 @@ from hypothesis import settings as hypothesis_settings
 from server.app import create_app
 from server.config import Settings, load_settings
 from tests.support.process import ADMIN_KEY, SECRET_KEY, ServerProcess
-from tests.support.services import fresh_postgres_database
+from tests.support.services import fresh_postgres_database, remove_templates, sqlite_at_head
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
 
@@ -36,14 +36,38 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
             "secret_key": SECRET_KEY,
         }
         base.update(overrides)
-        return load_settings(**base)
+        settings = load_settings(**base)
+        if settings.database_url is None:  # the default SQLite file, already migrated
+            sqlite_at_head(settings.data_dir / "pairwise.db")
+        return settings
 
     return make
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(scope="session", autouse=True)
+def _database_templates() -> Iterator[None]:
+    yield
+    remove_templates()
+
+
+DATABASES = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(params=DATABASES)
 async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    """The same test on SQLite and on a fresh PostgreSQL database."""
+    """The same test on SQLite and on a fresh PostgreSQL database, already migrated to
+    the head (a copy of a template: see `sqlite_at_head`)."""
+    if request.param == "sqlite":
+        sqlite_at_head(tmp_path / "pairwise.db")
+        yield f"sqlite+aiosqlite:///{tmp_path / 'pairwise.db'}"
+    else:
+        async with fresh_postgres_database(migrated=True) as url:
+            yield url
+
+
+@pytest.fixture(params=DATABASES)
+async def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """As `database_url`, but a database nothing has migrated yet."""
     if request.param == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path / 'pairwise.db'}"
     else:

@@ -30,15 +30,16 @@ from __future__ import annotations
 import heapq
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-import scipy.sparse as sp
-from scipy.sparse.csgraph import min_weight_full_bipartite_matching
 
 from server.errors import InvalidInput
 from server.matching.augment import augment
 from server.matching.scoring import FILTERED, FULL, SPARSE_ROWS, ScoreSource
+
+if TYPE_CHECKING:  # scipy costs ~0.45 s to import; only a matching run needs it
+    import scipy.sparse as sp
 
 Mode = Literal["optimal", "max-coverage", "stable"]
 MODES: tuple[Mode, ...] = ("optimal", "max-coverage", "stable")
@@ -483,6 +484,9 @@ def _solve(
     rows: np.ndarray, cols: np.ndarray, weights: np.ndarray, capacity: np.ndarray, n: int
 ) -> np.ndarray:
     """Max-weight b-matching on the candidate edges: mentor per row, -1 unmatched."""
+    import scipy.sparse as sp
+    from scipy.sparse.csgraph import min_weight_full_bipartite_matching
+
     chosen = np.full(n, -1, dtype=np.int64)
     if len(rows) == 0:
         return chosen
@@ -535,6 +539,8 @@ def _places_graph(
     mentor's edges to mentees, then the place's private "left empty" column `n + place`
     at cost `empty`. Built in CSR order directly, the same matrix as from coordinates
     but without their sort (1 s of the 5-6 s solve at 50k x 10k)."""
+    import scipy.sparse as sp
+
     live = slots[cols] > 0
     order = np.argsort(cols[live].astype(np.int64) * n + rows[live], kind="stable")
     mentee = rows[live][order]

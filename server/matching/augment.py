@@ -17,8 +17,6 @@ cost >= 0 exactly when (u, v) are feasible duals with complementary slackness.
 from __future__ import annotations
 
 import numpy as np
-import scipy.sparse as sp
-from scipy.sparse.csgraph import dijkstra
 
 
 def augment(
@@ -34,6 +32,9 @@ def augment(
     """The matching `chosen` (mentor per mentee, -1 unmatched), optimal on the graph
     (rows, cols, weights) with duals (u, v), made optimal on that graph plus `edge`
     (mentee, mentor, weight), which must not be in it. Returns a new array."""
+    import scipy.sparse as sp  # lazily: ~0.45 s to import, and only a matching run needs it
+    from scipy.sparse.csgraph import dijkstra
+
     i, j, w = edge
     slack = w - int(u[i]) - int(v[j])
     if slack <= 0:

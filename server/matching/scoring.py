@@ -14,10 +14,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
-import scipy.sparse as sp
 from threadpoolctl import ThreadpoolController
 
 from server.matching.availability import (
@@ -28,6 +27,9 @@ from server.matching.availability import (
 )
 from server.matching.criteria import Criteria, Criterion
 from server.matching.profiles import Profile
+
+if TYPE_CHECKING:  # scipy costs ~0.45 s to import; only a matching run needs it
+    import scipy.sparse as sp
 
 FILTERED = -1
 FULL = 10_000  # 100 points in hundredths
@@ -208,6 +210,8 @@ class Scorer:
 
         self.sparse = not self._slots_ok[0]
         if self.sparse:  # mentee rows carry each run's length, so products count quarters
+            import scipy.sparse as sp
+
             self._share_e = sp.csr_matrix(self._avail_e.astype(np.int32))
             self._share_m = sp.csr_matrix(self._avail_m.T.astype(np.int32))
 
@@ -480,6 +484,8 @@ def _lookup(
 
 
 def _relation_matrix(cells: set[tuple[int, int]], shape: tuple[int, int]) -> sp.csr_matrix:
+    import scipy.sparse as sp
+
     if not cells:
         return sp.csr_matrix(shape, dtype=np.int8)
     rows, cols = zip(*sorted(cells), strict=True)

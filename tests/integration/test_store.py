@@ -8,8 +8,8 @@ from server.store.migrate import current_revision, head_revision, migrate
 from tests.support.services import fresh_postgres_database
 
 
-async def test_migrations_apply_from_empty(database_url: str) -> None:
-    database = Database(database_url)
+async def test_migrations_apply_from_empty(empty_database_url: str) -> None:
+    database = Database(empty_database_url)
     try:
         assert await current_revision(database) is None
         await migrate(database)
