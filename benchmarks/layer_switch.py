@@ -345,11 +345,15 @@ def _chart(run: Run) -> str:
             broken.append((broken[-1][0], None))
         broken.append(point)
     return svg_chart(
-        f"Height of each frame bo shows of ada (first repetition, {CAP_KBIT} kbit/s cap)",
+        f"Height of each frame bo shows of ada (first repetitions, {CAP_KBIT} kbit/s cap)",
         "frame height (lines)",
         [("decoded frame height", "#2563eb", broken)],
         x_max=end - start,
-        markers={label: at - start for label, at in run.events[:2]},
+        markers={
+            f"{label} {i // 2 + 1}": at - start
+            for i, (label, at) in enumerate(run.events)
+            if start <= at <= end
+        },
     )
 
 
