@@ -24,6 +24,8 @@ DOC = ROOT / "docs" / "benchmarks.md"
 ALL = [
     "chat",
     "sfu",
+    "receive_cost",
+    "layer_switch",
     "wakeups",
     "matching",
     "phone",

@@ -233,9 +233,10 @@ def _tx() -> str:
     return secrets.token_hex(6)
 
 
-async def connector(base: str, sockets: list[Any]) -> Any:
+async def connector(base: str, sockets: list[Any], feed: dict[str, Any] | None = None) -> Any:
     """`connect(identity, pc, publish)` for benchmarks.sfu; the session is appended to
-    `sockets` so the caller's `disconnect()` destroys it."""
+    `sockets` so the caller's `disconnect()` destroys it. `feed`: more of a subscriber's
+    stream request (e.g. a simulcast `substream`)."""
     from aiortc import RTCSessionDescription
 
     session = JanusSession(base)
@@ -269,7 +270,7 @@ async def connector(base: str, sockets: list[Any]) -> Any:
                 "request": "join",
                 "ptype": "subscriber",
                 "room": ROOM_ID,
-                "streams": [{"feed": PUBLISHER_ID}],
+                "streams": [{"feed": PUBLISHER_ID, **(feed or {})}],
             },
         )
         await pc.setRemoteDescription(RTCSessionDescription(reply["jsep"]["sdp"], "offer"))
