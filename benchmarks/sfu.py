@@ -435,7 +435,15 @@ def serve(mode: str, port: int, data_dir: str) -> None:
         janus.exec_janus(port, Path(data_dir))
     else:
         app = _relay_app()
-    web.run_app(app, host="127.0.0.1", port=port, print=None)
+    profile_to = os.environ.get("SFU_BENCH_PROFILE")  # cProfile the SFU into this file
+    if profile_to is None:
+        web.run_app(app, host="127.0.0.1", port=port, print=None)
+        return
+    import cProfile
+
+    with cProfile.Profile() as profile:
+        web.run_app(app, host="127.0.0.1", port=port, print=None)
+    profile.dump_stats(profile_to)
 
 
 def _relay_app() -> Any:
@@ -527,8 +535,20 @@ def measure(mode: str, count: int, window: float) -> dict[str, Any]:
     port = _free_port()
     data_dir = tempfile.mkdtemp(prefix="bench-sfu-")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    command = [sys.executable, "-m", "benchmarks.sfu", "serve", mode, str(port), data_dir]
+    # SFU_BENCH_CALLGRIND=FILE: the SFU runs under callgrind, which counts instructions
+    # (unlike CPU time, not swayed by other load) only over the steady window.
+    callgrind = os.environ.get("SFU_BENCH_CALLGRIND")
+    if callgrind:
+        command = [
+            "valgrind",
+            "--tool=callgrind",
+            "--instr-atstart=no",
+            f"--callgrind-out-file={callgrind}",
+            *command,
+        ]
     sfu = subprocess.Popen(
-        [sys.executable, "-m", "benchmarks.sfu", "serve", mode, str(port), data_dir],
+        command,
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -536,7 +556,7 @@ def measure(mode: str, count: int, window: float) -> dict[str, Any]:
     )
     load: list[subprocess.Popen[str]] = []
     try:
-        _wait_port(port)
+        _wait_port(port, 180 if callgrind else 90)
         publisher = _spawn(["publish", mode, str(port)], env)
         load.append(publisher)
         _expect(publisher, "PUBLISHING")
@@ -561,10 +581,14 @@ def measure(mode: str, count: int, window: float) -> dict[str, Any]:
             _expect(proc, "READY")
         for proc in subscribers:
             _tell(proc)
+        if callgrind:
+            subprocess.run(["callgrind_control", "-i", "on", str(sfu.pid)], check=True)
         before = process.cpu_times()
         began = time.monotonic()
         time.sleep(window)
         after = process.cpu_times()
+        if callgrind:
+            subprocess.run(["callgrind_control", "-i", "off", str(sfu.pid)], check=True)
         elapsed = time.monotonic() - began
         rss = process.memory_info().rss
         for proc in subscribers:

@@ -77,16 +77,26 @@ def same_codec(a: RTCRtpCodecParameters, b: RTCRtpCodecParameters) -> bool:
     return True
 
 
+def repacketized(codec: RTCRtpCodecParameters) -> bool:
+    """Whether a frame of this codec is split into RTP payloads again (VP8, H264) rather
+    than sent as it came: audio (one frame, one packet) and VP9/AV1 (forward_only.py)."""
+    return not (codec.mimeType.lower().startswith("audio/") or forward_only.covers(codec))
+
+
 def as_payloads(
     codec: RTCRtpCodecParameters,
-    packet: av.Packet,
+    data: bytes,
+    packet: av.Packet | None,
     parts: list[bytes] | None,
     packetize: internals.Packetizer,
 ) -> list[bytes]:
-    """A frame's RTP payloads for subscribers: VP9 and AV1 as they came (the SFU has no
-    packetizer for them, and needs none), the others packetized again."""
-    if forward_only.covers(codec):
-        return parts if parts is not None else [bytes(packet)]
+    """A frame's RTP payloads for subscribers: audio as it came (one packet), VP9 and AV1
+    as their packets came (the SFU has no packetizer for them, and needs none), the
+    others packetized again (from `packet`, which they need)."""
+    if packet is None or not repacketized(codec):
+        if forward_only.covers(codec) and parts is not None:
+            return parts
+        return [data]
     return packetize(packet)
 
 
@@ -315,7 +325,7 @@ class Publication:
                     waiting = waiting or track.enabled
                     continue
                 track.layer, switched = index, True
-            if packet is None:
+            if packet is None and (track.output is None or repacketized(codec)):
                 packet = av.Packet(data)
                 packet.pts = timestamp
                 packet.time_base = self._time_base
@@ -323,7 +333,7 @@ class Publication:
                 if layer.packetize is None:
                     layer.packetize = internals.packetizer(codec)
                 packetized = Packetized(
-                    as_payloads(codec, packet, parts, layer.packetize), timestamp, ntp_now()
+                    as_payloads(codec, data, packet, parts, layer.packetize), timestamp, ntp_now()
                 )
             if switched:
                 track.switched(packetized)
@@ -400,17 +410,25 @@ class Publication:
             return
         if audio_level is not None and self.on_audio_level is not None:
             self.on_audio_level(audio_level)
-        packet = av.Packet(data)
-        packet.pts = self._last_ts
-        packet.time_base = self._time_base
+        # An av.Packet (a copy of the frame) only for those that take one: the sinks, the
+        # queued subscribers, and the packetizers of VP8 and H264.
+        packet: av.Packet | None = None
+        if (
+            self.sinks
+            or self._direct < len(self.subscribers)
+            or (self._direct and repacketized(codec))
+        ):
+            packet = av.Packet(data)
+            packet.pts = self._last_ts
+            packet.time_base = self._time_base
         for sink in self.sinks:
-            sink(codec, packet)
+            sink(codec, packet)  # type: ignore[arg-type]  # made above when there are sinks
         packetized = None
         if self._direct:
             if self._packetize is None:
                 self._packetize = internals.packetizer(codec)
             packetized = Packetized(
-                as_payloads(codec, packet, parts, self._packetize),
+                as_payloads(codec, data, packet, parts, self._packetize),
                 self._last_ts,
                 ntp_now(),
                 audio_level,
@@ -589,8 +607,11 @@ class ForwardedTrack(MediaStreamTrack):
         elif self.sending is not None:
             self.sending.clear()
 
-    def offer(self, packet: av.Packet, keyframe: bool, packetized: Packetized | None) -> bool:
-        """Send (or queue) a frame; returns False if this track is waiting for a keyframe."""
+    def offer(
+        self, packet: av.Packet | None, keyframe: bool, packetized: Packetized | None
+    ) -> bool:
+        """Send (or queue) a frame; returns False if this track is waiting for a keyframe.
+        `packet` is None only when every subscriber sends directly (`packetized`)."""
         if not self.enabled or self.readyState != "live" or self.sending is None:
             return True
         if self._need_keyframe:

@@ -45,9 +45,10 @@ class Sending(ABC):
         self._dropped = metrics.dropped_frames.labels(kind)
 
     @abstractmethod
-    def send(self, packet: av.Packet, packetized: Packetized | None) -> Delivery:
-        """Send (or queue) one frame. STALLED: it was lost (and any queued with it),
-        video resumes at a keyframe; DOWN: not connected, resume at a keyframe."""
+    def send(self, packet: av.Packet | None, packetized: Packetized | None) -> Delivery:
+        """Send (or queue) one frame (`packet` is None when no queued sending needs one).
+        STALLED: it was lost (and any queued with it), video resumes at a keyframe;
+        DOWN: not connected, resume at a keyframe."""
 
     def clear(self) -> None:
         """Forget the frames not sent yet (the subscriber stopped receiving video); direct
@@ -79,7 +80,7 @@ class DirectSend(Sending):
         self.output = self._output = output
         self._ended = asyncio.Event()
 
-    def send(self, packet: av.Packet, packetized: Packetized | None) -> Delivery:
+    def send(self, packet: av.Packet | None, packetized: Packetized | None) -> Delivery:
         if packetized is None:  # the publication packetizes whenever one is direct
             return Delivery.SENT
         delivery = self._output.send(packetized)
@@ -111,7 +112,9 @@ class QueuedSend(Sending):
         self._waiter: asyncio.Future[None] | None = None  # the sender waiting in recv()
         self._pending: list[Any] = []
 
-    def send(self, packet: av.Packet, packetized: Packetized | None) -> Delivery:
+    def send(self, packet: av.Packet | None, packetized: Packetized | None) -> Delivery:
+        if packet is None:  # the publication makes one whenever a subscriber queues
+            return Delivery.SENT
         if len(self._queue) < self._capacity:
             self._put(packet)
         elif self.kind == "video":  # a delta frame after a gap is undecodable

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from typing import Any
 
 import av
 import pytest
 from aiortc.codecs import h264, opus, vpx
 
+from server.media import aiortc_internals as internals
 from tests.media.conftest import Join
 from tests.media.support import DecodeErrors
+from tests.support.parts import ServerParts
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.slow
@@ -58,13 +61,24 @@ async def test_two_participants_receive_and_decode_each_other(
     assert decode_errors.count == 0
 
 
-async def test_forwarding_is_pass_through(join: Join, encoder_calls: dict[str, int]) -> None:
+async def test_forwarding_is_pass_through(
+    join: Join, server: Any, encoder_calls: dict[str, int]
+) -> None:
     ada = await join("ada")
     bo = await join("bo", publish=False, decode=False)
     await eventually(
         lambda: len(bo.received) == 2 and all(r.frames > 30 for r in bo.received), timeout=20
     )
     assert encoder_calls["count"] == 0
+    # ada's packets were handled directly (direct_receive.py), not through aiortc's queue.
+    peer = ServerParts(server.app).sfu.peer("pair-1", "ada")
+    receive = {
+        id(t.receiver.transport): t.receiver.transport.transport._connection.data_received
+        for t in peer.pc.getTransceivers()
+    }
+    assert all(isinstance(r, internals.DirectReceive) for r in receive.values()), receive
+    frames = sum(r.frames for r in bo.received)
+    assert sum(r.handled for r in receive.values()) >= frames
     for received in bo.received:
         sent = set(ada.tracks[received.kind].sent)
         assert set(received.encoded) <= sent, f"{received.kind} bytes changed on the way"

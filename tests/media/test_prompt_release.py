@@ -4,7 +4,12 @@ packets (80 ms) before anything goes on."""
 
 from __future__ import annotations
 
+from typing import Any
+
+from aiortc.jitterbuffer import JitterFrame
 from aiortc.rtp import RtpPacket
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from server.media.aiortc_internals import AudioPassThrough, PromptVideoBuffer
 
@@ -52,3 +57,45 @@ def test_audio_packets_go_as_they_arrive_and_old_ones_are_dropped() -> None:
     buffer = AudioPassThrough()
     buffer.add(packet(65535, 0, b"x"))
     assert buffer.add(packet(0, 960, b"y"))[1] is not None  # across the wrap
+
+
+class ScanningVideoBuffer(PromptVideoBuffer):
+    """The prompt buffer without its shortcut: it scans from the first packet at every
+    packet added (what the cheaper `_remove_frame` must release identically)."""
+
+    def _remove_frame(self, sequence_number: int) -> JitterFrame | None:
+        return self._release_first()
+
+
+@st.composite
+def arrivals(draw: Any) -> list[RtpPacket]:
+    """Frames of 1-5 packets (a few with their marker lost), from a sequence number near
+    the 16-bit wrap, arriving shuffled a little, with some lost, some repeated."""
+    seq = draw(st.integers(65500, 65535))
+    packets = []
+    for frame in range(draw(st.integers(1, 25))):
+        count = draw(st.integers(1, 5))
+        marker_lost = draw(st.booleans()) and draw(st.booleans())
+        for i in range(count):
+            last = i == count - 1 and not marker_lost
+            packets.append(packet(seq, frame * 3000, bytes([frame, i]), last))
+            seq = (seq + 1) & 0xFFFF
+    order = []
+    for p in packets:
+        fate = draw(st.sampled_from(["in", "in", "in", "in", "lost", "late", "twice"]))
+        if fate != "lost":
+            order.append(p)
+        if fate == "twice":
+            order.append(p)
+        if fate == "late" and len(order) > 1:
+            order[-1], order[-2] = order[-2], order[-1]
+    return order
+
+
+@settings(max_examples=80, deadline=None)
+@given(arrivals())
+def test_the_prompt_video_buffer_releases_what_a_full_scan_would(order: list[RtpPacket]) -> None:
+    quick, scanning = PromptVideoBuffer(64, is_video=True), ScanningVideoBuffer(64, is_video=True)
+    for p in order:
+        (_, got), (_, want) = quick.add(p), scanning.add(p)
+        assert (got and (got.timestamp, got.data)) == (want and (want.timestamp, want.data))

@@ -9,6 +9,8 @@ Each module here holds one concern, the numbered internals it relies on, and a
 
 - `receive.py`: encoded frames instead of decoded ones (1. decoder queue, 2.
   `JitterFrame`, 8. prompt jitter buffers and audio levels).
+- `direct_receive.py`: each SRTP packet handled at once, in plain calls, instead of
+  through aioice's queue and aiortc's per-packet coroutines (17).
 - `repair.py`: video loss repair (7. NACK again, skip a gap).
 - `simulcast_receive.py`: simulcast layers on one receiver, routing by MID (11, 12).
 - `rtcp.py`: keyframe requests, REMB, receiver reports, the upstream cap (3, 4, 13, 15).
@@ -31,6 +33,7 @@ from types import ModuleType
 import aiortc
 
 from server.media.aiortc_internals import (
+    direct_receive,
     negotiation,
     receive,
     repair,
@@ -39,6 +42,7 @@ from server.media.aiortc_internals import (
     transport,
 )
 from server.media.aiortc_internals.base import PINNED_VERSION, AiortcInternalsChanged, FrameSink
+from server.media.aiortc_internals.direct_receive import DirectReceive, ReceivePath
 from server.media.aiortc_internals.negotiation import (
     Negotiated,
     forward_only_codecs,
@@ -86,6 +90,7 @@ from server.media.aiortc_internals.transport import (
 # Every module that touches an internal: `check()` runs each one's `problems()`.
 MODULES: tuple[ModuleType, ...] = (
     receive,
+    direct_receive,
     repair,
     simulcast_receive,
     rtcp,
@@ -121,6 +126,7 @@ __all__ = [
     "PINNED_VERSION",
     "AiortcInternalsChanged",
     "AudioPassThrough",
+    "DirectReceive",
     "FrameSink",
     "LayerFrame",
     "LayeredVideoBuffer",
@@ -128,6 +134,7 @@ __all__ = [
     "Negotiated",
     "Packetizer",
     "PromptVideoBuffer",
+    "ReceivePath",
     "RtpLink",
     "SendPackets",
     "UpstreamCap",

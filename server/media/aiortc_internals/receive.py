@@ -46,6 +46,7 @@ from server.media.aiortc_internals.base import (
     handle_rtp_source,
     unconnected,
 )
+from server.media.aiortc_internals.direct_receive import receive_directly
 
 
 class _TapQueue(queue.Queue[Any]):
@@ -83,6 +84,24 @@ class PromptVideoBuffer(JitterBuffer):
     next frame has begun."""
 
     def _remove_frame(self, sequence_number: int) -> JitterFrame | None:
+        slots: list[Any] = self._packets
+        capacity = self._capacity
+        added, first = slots[sequence_number % capacity], slots[self._origin % capacity]  # type: ignore[operator]
+        if first is None:
+            return None
+        if (
+            not added.marker
+            and added.timestamp == first.timestamp
+            and slots[(sequence_number + 1) % capacity] is None
+        ):
+            # The packet just added belongs to the first frame and has no successor
+            # yet: that frame cannot be whole now. Most packets end here, so a frame
+            # costs one scan (at its marker), not one per packet.
+            return None
+        return self._release_first()
+
+    def _release_first(self) -> JitterFrame | None:
+        """The first frame, removed from the buffer, if it is whole."""
         packets: list[Any] = []
         timestamp = None
         for count in range(self._capacity):
@@ -143,7 +162,7 @@ def tap_encoded_frames(receiver: RTCRtpReceiver, sink: FrameSink) -> None:
     whole, instead of decoding them.
 
     Call before the receiver starts (in the `track` event); its track then never
-    receives frames.
+    receives frames. Its packets are handled directly (direct_receive.py).
     """
     current = getattr(receiver, QUEUE_ATTR, None)
     jitter = getattr(receiver, JITTER_ATTR, None)
@@ -156,6 +175,7 @@ def tap_encoded_frames(receiver: RTCRtpReceiver, sink: FrameSink) -> None:
         else AudioPassThrough()
     )
     setattr(receiver, JITTER_ATTR, prompt)
+    receive_directly(receiver, sink)
 
 
 def problems() -> list[str]:

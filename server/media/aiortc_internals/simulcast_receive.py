@@ -55,6 +55,7 @@ from server.media.aiortc_internals.base import (
     takes,
     unconnected,
 )
+from server.media.aiortc_internals.direct_receive import path_of
 from server.media.aiortc_internals.receive import (
     PromptVideoBuffer,
     WholeFrame,
@@ -142,16 +143,23 @@ def tap_simulcast(receiver: RTCRtpReceiver, layers: Any, sink: FrameSink) -> Non
     rtx.update(layers.rtx)
     handle = receiver._handle_rtp_packet
 
-    async def learn_then_handle(packet: Any, arrival_time_ms: int) -> None:
+    def learn(packet: Any) -> None:
         extensions = packet.extensions
         if extensions.rtp_stream_id is not None or extensions.repaired_rtp_stream_id is not None:
             layers.learn(packet.ssrc, extensions.rtp_stream_id, extensions.repaired_rtp_stream_id)
             media = layers.rtx.get(packet.ssrc)
             if media is not None:
                 rtx[packet.ssrc] = media
+
+    async def learn_then_handle(packet: Any, arrival_time_ms: int) -> None:
+        learn(packet)
         await handle(packet, arrival_time_ms)
 
+    # aiortc's path (a packet that arrives before the transport is connected) and ours
     receiver._handle_rtp_packet = learn_then_handle  # type: ignore[method-assign]
+    path = path_of(receiver)
+    if path is not None:
+        path.before = learn
 
 
 def accept_header_extensions(transceiver: RTCRtpTransceiver, offered: dict[str, int]) -> None:

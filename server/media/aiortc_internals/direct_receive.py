@@ -1,0 +1,297 @@
+"""Receiving RTP without aiortc's per-packet queue hop and coroutines (internal 17).
+
+aiortc hands every datagram from aioice's `StunProtocol.datagram_received` to
+`Connection.data_received`, which puts it on an `asyncio.Queue`; the DTLS transport's
+task wakes for it (`_recv_next`), unprotects it, and awaits `_handle_rtp_data` →
+`RTCRtpReceiver._handle_rtp_packet`. For the SFU that hop and the three coroutines per
+packet cost more than the receive work itself (cProfile of the SFU receiving a 720p
+publisher: the queue, the task wake-up and the coroutine frames were ~40% of the
+receive path). `receive_directly` replaces `Connection.data_received` per connection
+(an instance attribute) with `DirectReceive`, which handles an SRTP packet (not RTCP)
+at once, on the loop, in plain calls:
+
+- the datagram's checks and counts as `RTCDtlsTransport._recv_next` does them
+  (`__rx_bytes`, `__rx_packets`, the SRTP range of the first byte, `is_rtcp`),
+  `_rx_srtp.unprotect` (one call), then `_handle_rtp_data`'s parse
+  (`RtpPacket.parse(data, _rtp_header_extensions_map)`) and routing
+  (`_rtp_router.route_rtp`, ours when `route_by_mid` replaced it);
+- then `_handle_rtp_packet`'s work for a tapped receiver (`ReceivePath.handle`, from
+  its private state: `_enabled`, `__remote_bitrate_estimator`, `__rtcp_ssrc`,
+  `__active_ssrc`, `__codecs`, `__remote_streams`, `__rtx_ssrc`, `__nack_generator`,
+  `__jitter_buffer`, `__timestamp_mapper`, `__decoder_thread`), handing each whole
+  frame to the tap's sink instead of the decoder queue. RTCP it sends (NACK, PLI,
+  REMB) goes out in the background, as aiortc's would have after an await.
+
+Everything else (DTLS, SRTCP, an SRTP packet before the transport is connected, a
+packet for a receiver that is not tapped, every packet of a transport whose
+`_handle_rtp_data` was replaced on the instance) takes aiortc's own path, unchanged.
+
+`problems()` lists what of these is missing or changed (run by `check()` in
+__init__.py).
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import aioice.ice
+import pylibsrtp
+from aiortc import RTCRtpReceiver
+from aiortc import clock as _clock
+from aiortc.codecs import depayload, is_rtx
+from aiortc.rtcdtlstransport import RTCDtlsTransport
+from aiortc.rtcdtlstransport import State as DtlsState
+from aiortc.rtcicetransport import RTCIceTransport
+from aiortc.rtcrtpreceiver import StreamStatistics
+from aiortc.rtp import (
+    RTCP_PSFB_APP,
+    RtcpPsfbPacket,
+    RtpPacket,
+    is_rtcp,
+    pack_remb_fci,
+    unwrap_rtx,
+)
+
+from server.media.aiortc_internals.base import (
+    FrameSink,
+    handle_rtp_source,
+    needs,
+    sending,
+    unconnected,
+)
+
+log = logging.getLogger("pairwise.media.receive")
+
+PATH_ATTR = "_pairwise_receive_path"  # a tapped RTCRtpReceiver's ReceivePath
+NTP_EPOCH_MS = 2_208_988_800_000  # aiortc's clock.current_ms counts from 1900
+
+_CONNECTED = DtlsState.CONNECTED
+
+
+class ReceivePath:
+    """What `RTCRtpReceiver._handle_rtp_packet` does for one tapped receiver, as one
+    synchronous call per packet. `before(packet)` (simulcast: learn the RIDs) runs
+    first."""
+
+    def __init__(self, receiver: RTCRtpReceiver, sink: FrameSink) -> None:
+        self.receiver = receiver
+        self.sink = sink
+        self.before: Callable[[Any], None] | None = None
+
+    def handle(self, packet: Any, arrival_time_ms: int) -> None:
+        r: Any = self.receiver
+        if not r._enabled:
+            return
+        if self.before is not None:
+            self.before(packet)
+        estimator = r._RTCRtpReceiver__remote_bitrate_estimator
+        if estimator is not None and packet.extensions.abs_send_time is not None:
+            remb = estimator.add(
+                abs_send_time=packet.extensions.abs_send_time,
+                arrival_time_ms=arrival_time_ms,
+                payload_size=len(packet.payload) + packet.padding_size,
+                ssrc=packet.ssrc,
+            )
+            rtcp_ssrc = r._RTCRtpReceiver__rtcp_ssrc
+            if rtcp_ssrc is not None and remb is not None:
+                feedback = RtcpPsfbPacket(
+                    fmt=RTCP_PSFB_APP, ssrc=rtcp_ssrc, media_ssrc=0, fci=pack_remb_fci(*remb)
+                )
+                sending.spawn(r._send_rtcp(feedback))
+        r._RTCRtpReceiver__active_ssrc[packet.ssrc] = _clock.current_datetime()
+        codecs = r._RTCRtpReceiver__codecs
+        codec = codecs.get(packet.payload_type)
+        if codec is None:
+            return
+        streams = r._RTCRtpReceiver__remote_streams
+        stats = streams.get(packet.ssrc)
+        if stats is None:
+            stats = streams[packet.ssrc] = StreamStatistics(codec.clockRate)
+        stats.add(packet)
+        if is_rtx(codec):
+            original_ssrc = r._RTCRtpReceiver__rtx_ssrc.get(packet.ssrc)
+            apt = codec.parameters.get("apt")
+            if (
+                original_ssrc is None
+                or len(packet.payload) < 2
+                or not isinstance(apt, int)
+                or apt not in codecs
+            ):
+                return
+            packet = unwrap_rtx(packet, payload_type=apt, ssrc=original_ssrc)
+            codec = codecs[apt]
+        nack = r._RTCRtpReceiver__nack_generator
+        if nack is not None and nack.add(packet):
+            sending.spawn(r._send_rtcp_nack(packet.ssrc, sorted(nack.missing)))
+        try:
+            packet._data = depayload(codec, packet.payload) if packet.payload else b""
+        except ValueError:
+            return
+        pli, frame = r._RTCRtpReceiver__jitter_buffer.add(packet)
+        if pli:
+            sending.spawn(r._send_rtcp_pli(packet.ssrc))
+        if frame is not None and r._RTCRtpReceiver__decoder_thread:
+            frame.timestamp = r._RTCRtpReceiver__timestamp_mapper.map(frame.timestamp)
+            self.sink(codec, frame)
+
+
+class DirectReceive:
+    """Stands in for one aioice `Connection.data_received`: SRTP packets are handled at
+    once (see the module's docstring), every other datagram goes to `fallback`."""
+
+    def __init__(self, dtls: RTCDtlsTransport, fallback: Callable[[bytes, int], None]) -> None:
+        self._dtls = dtls
+        self._fallback = fallback
+        self.handled = 0  # SRTP packets handled here
+
+    def __call__(self, data: bytes, component: int) -> None:
+        dtls: Any = self._dtls
+        srtp = dtls._rx_srtp
+        if (
+            srtp is None
+            or "_handle_rtp_data" in dtls.__dict__  # replaced (a test dropping packets)
+            or dtls._state is not _CONNECTED
+            or not 127 < data[0] < 192
+            or len(data) < 2
+            or 192 <= data[1] <= 208  # SRTCP (aiortc's is_rtcp)
+        ):
+            self._fallback(data, component)
+            return
+        dtls._RTCDtlsTransport__rx_bytes += len(data)
+        dtls._RTCDtlsTransport__rx_packets += 1
+        self.handled += 1
+        arrival_time_ms = int(time.time() * 1000) + NTP_EPOCH_MS
+        try:
+            data = srtp.unprotect(data)
+            packet = RtpPacket.parse(data, dtls._rtp_header_extensions_map)
+        except (pylibsrtp.Error, ValueError):
+            return  # aiortc drops these too (logged at debug level only)
+        receiver = dtls._rtp_router.route_rtp(packet)
+        if receiver is None:
+            return
+        path: ReceivePath | None = getattr(receiver, PATH_ATTR, None)
+        if path is None:  # not tapped: aiortc's own handling, in order
+            sending.spawn(receiver._handle_rtp_packet(packet, arrival_time_ms=arrival_time_ms))
+            return
+        try:
+            path.handle(packet, arrival_time_ms)
+        except Exception:  # one bad packet must not stop the connection's media
+            log.exception("receiving an RTP packet failed")
+
+
+def receive_directly(receiver: RTCRtpReceiver, sink: FrameSink) -> ReceivePath:
+    """Handle `receiver`'s RTP packets directly (each whole frame to `sink`) from now
+    on; its connection's other datagrams keep aiortc's path. Call when tapping it."""
+    path = ReceivePath(receiver, sink)
+    setattr(receiver, PATH_ATTR, path)
+    dtls = receiver.transport
+    connection = dtls.transport._connection
+    current = connection.data_received
+    if not isinstance(current, DirectReceive):
+        connection.data_received = DirectReceive(dtls, current)  # type: ignore[method-assign]
+    return path
+
+
+def path_of(receiver: RTCRtpReceiver) -> ReceivePath | None:
+    """A tapped receiver's ReceivePath."""
+    return getattr(receiver, PATH_ATTR, None)
+
+
+def problems() -> list[str]:
+    found = needs(
+        handle_rtp_source(),
+        "RTCRtpReceiver._handle_rtp_packet",
+        "if not self._enabled:",
+        "if self.__remote_bitrate_estimator is not None:",
+        "if packet.extensions.abs_send_time is not None:",
+        "payload_size=len(packet.payload) + packet.padding_size",
+        "if self.__rtcp_ssrc is not None and remb is not None:",
+        "fci=pack_remb_fci(*remb)",
+        "self.__active_ssrc[packet.ssrc] = clock.current_datetime()",
+        "codec = self.__codecs.get(packet.payload_type)",
+        "self.__remote_streams[packet.ssrc] = StreamStatistics(codec.clockRate)",
+        "self.__remote_streams[packet.ssrc].add(packet)",
+        "if is_rtx(codec):",
+        "original_ssrc = self.__rtx_ssrc.get(packet.ssrc)",
+        'apt = codec.parameters.get("apt")',
+        "packet = unwrap_rtx(packet, payload_type=apt, ssrc=original_ssrc)",
+        "if self.__nack_generator is not None and self.__nack_generator.add(packet)",
+        "packet.ssrc, sorted(self.__nack_generator.missing)",
+        "packet._data = depayload(codec, packet.payload)",
+        "pli_flag, encoded_frame = self.__jitter_buffer.add(packet)",
+        "await self._send_rtcp_pli(packet.ssrc)",
+        "if encoded_frame is not None and self.__decoder_thread:",
+        "encoded_frame.timestamp = self.__timestamp_mapper.map(",
+    )
+    found += needs(
+        inspect.getsource(RTCDtlsTransport._recv_next),
+        "RTCDtlsTransport._recv_next",
+        "data = await self.transport._recv()",
+        "self.__rx_bytes += len(data)",
+        "self.__rx_packets += 1",
+        "elif first_byte > 127 and first_byte < 192 and self._rx_srtp:",
+        "arrival_time_ms = clock.current_ms()",
+        "if is_rtcp(data):",
+        "data = self._rx_srtp.unprotect(data)",
+        "await self._handle_rtp_data(data, arrival_time_ms=arrival_time_ms)",
+        "except pylibsrtp.Error",
+    )
+    found += needs(
+        inspect.getsource(RTCDtlsTransport._handle_rtp_data),
+        "RTCDtlsTransport._handle_rtp_data",
+        "packet = RtpPacket.parse(data, self._rtp_header_extensions_map)",
+        "receiver = self._rtp_router.route_rtp(packet)",
+        "except ValueError",
+    )
+    found += needs(
+        inspect.getsource(aioice.ice.StunProtocol.datagram_received),
+        "aioice's StunProtocol.datagram_received",
+        "self.receiver.data_received(data, self.local_candidate.component)",
+    )
+    found += needs(
+        inspect.getsource(aioice.ice.Connection.data_received),
+        "aioice's Connection.data_received",
+        "self._queue.put_nowait((data, component))",
+    )
+    if "self._recv = self._connection.recv" not in inspect.getsource(RTCIceTransport.__init__):
+        found.append("RTCIceTransport no longer receives from its aioice Connection")
+    if "delta = current_datetime() - NTP_EPOCH" not in inspect.getsource(_clock.current_ms):
+        found.append("aiortc's clock.current_ms no longer counts milliseconds from 1900")
+    if "msg[1] >= 192 and msg[1] <= 208" not in inspect.getsource(is_rtcp):
+        found.append("aiortc's is_rtcp no longer tells SRTCP by the second byte 192..208")
+    with unconnected() as pc:
+        receiver: Any = pc.addTransceiver("video").receiver
+        for attr in (
+            "_enabled",
+            "_RTCRtpReceiver__remote_bitrate_estimator",
+            "_RTCRtpReceiver__rtcp_ssrc",
+            "_RTCRtpReceiver__active_ssrc",
+            "_RTCRtpReceiver__codecs",
+            "_RTCRtpReceiver__remote_streams",
+            "_RTCRtpReceiver__rtx_ssrc",
+            "_RTCRtpReceiver__nack_generator",
+            "_RTCRtpReceiver__jitter_buffer",
+            "_RTCRtpReceiver__timestamp_mapper",
+            "_RTCRtpReceiver__decoder_thread",
+        ):
+            if not hasattr(receiver, attr):
+                found.append(f"RTCRtpReceiver instances have no {attr}")
+        dtls: Any = receiver.transport
+        for attr in (
+            "_rx_srtp",
+            "_state",
+            "_rtp_header_extensions_map",
+            "_rtp_router",
+            "_RTCDtlsTransport__rx_bytes",
+            "_RTCDtlsTransport__rx_packets",
+        ):
+            if not hasattr(dtls, attr):
+                found.append(f"RTCDtlsTransport instances have no {attr}")
+        connection = getattr(dtls.transport, "_connection", None)
+        if not callable(getattr(connection, "data_received", None)):
+            found.append("aioice Connection instances have no data_received")
+    return found
