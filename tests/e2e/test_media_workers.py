@@ -35,8 +35,14 @@ def base_url(served: ServerProcess) -> str:
 
 def workers(server: ServerProcess) -> list[psutil.Process]:
     assert server.proc is not None
-    children = psutil.Process(server.proc.pid).children()
-    return [p for p in children if WORKER in " ".join(p.cmdline())]
+    found = []
+    for child in psutil.Process(server.proc.pid).children():
+        try:  # a killed worker is a zombie until the server reaps it
+            if child.status() != psutil.STATUS_ZOMBIE and WORKER in " ".join(child.cmdline()):
+                found.append(child)
+        except psutil.Error:
+            continue
+    return found
 
 
 def with_media(server: ServerProcess) -> list[psutil.Process]:
