@@ -29,6 +29,7 @@ ALL = [
     "phone",
     "phone_latency",
     "capacity",
+    "media_workers",
     "reliability",
     "fuzz",
 ]
