@@ -36,8 +36,10 @@ from server.matching import api as matching_api
 from server.matching.runs import MatchingStore
 from server.media import api as media_api
 from server.media.metrics import MediaMetrics
+from server.media.service import LocalMedia, MediaService
 from server.media.sfu import Sfu
 from server.media.signaling import MediaHandlers
+from server.media.workers.pool import WorkerPool
 from server.meetings import api as meetings_api
 from server.meetings.digest import ChatDigest
 from server.meetings.directory import AccountEmails, Directory
@@ -55,6 +57,7 @@ from server.phone.pins import PinStore
 from server.phone.session_log import PinRejectionLog
 from server.phone.settings import PhoneSettings
 from server.phone.sfu_audio import SfuRoomAudio
+from server.phone.worker_audio import WorkerRoomAudio
 from server.privacy import api as privacy_api
 from server.privacy.retention import retention_job
 from server.push import api as push_api
@@ -166,8 +169,14 @@ def create_app(settings: Settings, *, directory: Directory | None = None) -> web
     )
     if manager is not None:
         ChatCatchUp(manager, chat.store, rooms, signaling.sio)
-    sfu = Sfu(settings, rooms, bus, MediaMetrics(registry))
-    cluster = Cluster(settings, redis, rooms, sfu.forwarded_streams)
+    sfu: Sfu | None = None
+    media: MediaService
+    if settings.media_workers:
+        media = pool = WorkerPool(settings, rooms, bus, registry, settings.media_workers)
+    else:
+        sfu = Sfu(settings, rooms, bus, MediaMetrics(registry))
+        media = LocalMedia(sfu)
+    cluster = Cluster(settings, redis, rooms, media.forwarded_streams)
     sessionlog = SessionLogService.create(database)
     RoomHandlers(
         signaling,
@@ -187,12 +196,12 @@ def create_app(settings: Settings, *, directory: Directory | None = None) -> web
             rooms,
             bus,
             pins,
-            SfuRoomAudio(sfu),
+            SfuRoomAudio(sfu) if sfu is not None else WorkerRoomAudio(pool),
             registry,
             require_open_room=room_gate,
-            announce_mute=phone_api.mute_announcer(signaling, sfu),
+            announce_mute=phone_api.mute_announcer(signaling, media),
         )
-    MediaHandlers(signaling, sfu, dialin=dial_in.for_room if dial_in else None)
+    MediaHandlers(signaling, media, dialin=dial_in.for_room if dial_in else None)
     signaling.attach(app)
     signin = SignIn(
         database,
@@ -288,7 +297,9 @@ def create_app(settings: Settings, *, directory: Directory | None = None) -> web
     app[ops.REDIS] = redis
     app[cluster_api.CLUSTER] = cluster
     app[console_api.ROSTER] = roster
-    app[media_api.SFU] = sfu
+    app[media_api.MEDIA] = media
+    if sfu is not None:
+        app[media_api.SFU] = sfu
     app[sessionlog_api.SESSIONLOG] = sessionlog
     app[phone_api.DIAL_IN] = dial_in
     app[phone_api.PHONE] = phone
@@ -418,10 +429,10 @@ async def _rooms(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _sfu(app: web.Application) -> AsyncIterator[None]:
-    sfu = app[media_api.SFU]
-    await sfu.start()
+    media = app[media_api.MEDIA]
+    await media.start()
     yield
-    await sfu.stop()
+    await media.stop()
 
 
 async def _signaling(app: web.Application) -> AsyncIterator[None]:

@@ -5,6 +5,7 @@ No other module reads the environment: parts receive the Settings they need.
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
 from ipaddress import ip_network
@@ -101,6 +102,13 @@ class Settings(BaseSettings):
     media_recover_seconds: float = Field(5.0, gt=0, description="healthy this long → step up")
     media_answer_timeout_seconds: float = Field(
         15.0, gt=0, description="the client's answer to an SFU re-offer waited for this long"
+    )
+    media_workers: int = Field(
+        default_factory=lambda: os.cpu_count() or 1,
+        ge=0,
+        le=256,
+        description="SFU worker processes, each room pinned to one (default: one per core); "
+        "0 runs the SFU in the main process",
     )
 
     # mail (server/mail.py): sign-in links, invitations, reminders, digests

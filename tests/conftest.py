@@ -19,6 +19,12 @@ from tests.support.services import fresh_postgres_database
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
 
+# The SFU runs in the test process (`media_workers` = 0), where tests reach into it;
+# tests/media/test_workers.py and the tests that pass PAIRWISE_MEDIA_WORKERS to a server
+# process run it in worker processes. Set before any Settings is read, server processes
+# started by the tests included.
+os.environ.setdefault("PAIRWISE_MEDIA_WORKERS", "0")
+
 # `python -m benchmarks fuzz` raises every hypothesis test's example count through this.
 if os.environ.get("PAIRWISE_FUZZ_EXAMPLES"):
     hypothesis_settings.register_profile(

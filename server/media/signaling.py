@@ -14,7 +14,7 @@ from pydantic import Field
 from server.auth import Grant
 from server.media.ice import client_ice_servers
 from server.media.peer import MAX_SDP_BYTES
-from server.media.sfu import Sfu
+from server.media.service import Connected, MediaService
 from server.rooms.model import MediaMode
 from server.signaling.schemas import Empty, Payload
 from server.signaling.server import Ack, Connection, Signaling
@@ -70,11 +70,11 @@ class MediaViewIn(Payload):
 
 
 class MediaHandlers:
-    def __init__(self, signaling: Signaling, sfu: Sfu, dialin: DialIn | None = None):
+    def __init__(self, signaling: Signaling, media: MediaService, dialin: DialIn | None = None):
         self.signaling = signaling
-        self.sfu = sfu
+        self.media = media
         self.dialin = dialin
-        sfu.notify = self.notify
+        media.set_notify(self.notify)
         on = signaling.on
         on("media_config", Empty, needs_join=False)(self.config)
         on("media_offer", MediaOfferIn, grant=Grant.SUBSCRIBE)(self.offer)
@@ -115,21 +115,21 @@ class MediaHandlers:
         return {"number": str(info["number"]), "pin": str(info.get("pin") or "")}
 
     async def offer(self, conn: Connection, payload: MediaOfferIn) -> Ack:
-        answer = await self.sfu.connect(
+        connected = await self.media.connect(
             conn.room,
             conn.identity,
             payload.sdp,
             may_publish=conn.token.can(Grant.PUBLISH),
             sources=dict(payload.sources),
         )
-        return self._answer_ack(conn, answer)
+        return self._answer_ack(connected)
 
     async def answer(self, conn: Connection, payload: MediaAnswerIn) -> Ack:
-        await self.sfu.answer(conn.room, conn.identity, payload.sdp, payload.revision)
+        await self.media.answer(conn.room, conn.identity, payload.sdp, payload.revision)
         return {"ok": True, "revision": payload.revision}
 
     async def reconnect(self, conn: Connection, payload: MediaReconnectIn) -> Ack:
-        answer = await self.sfu.connect(
+        connected = await self.media.connect(
             conn.room,
             conn.identity,
             payload.sdp,
@@ -137,19 +137,19 @@ class MediaHandlers:
             reconnect_reason=payload.reason,
             sources=dict(payload.sources),
         )
-        return self._answer_ack(conn, answer)
+        return self._answer_ack(connected)
 
-    def _answer_ack(self, conn: Connection, answer: str) -> Ack:
-        ack: dict[str, Any] = {"sdp": answer, "type": "answer"}
-        peer = self.sfu.peer(conn.room, conn.identity)
-        if peer is not None and peer.refusals.sections:
-            ack["refused"] = [r.public() for r in peer.refusals.sections]
+    @staticmethod
+    def _answer_ack(connected: Connected) -> Ack:
+        ack: dict[str, Any] = {"sdp": connected.sdp, "type": "answer"}
+        if connected.refused:
+            ack["refused"] = connected.refused
         return ack
 
     async def control(self, conn: Connection, payload: MediaControlIn) -> Ack:
         if payload.audio or payload.video or payload.screen:
             conn.token.require(Grant.PUBLISH)
-        controls = self.sfu.control(
+        controls = await self.media.control(
             conn.room,
             conn.identity,
             audio=payload.audio,
@@ -160,20 +160,20 @@ class MediaHandlers:
         await self.signaling.emit_room(
             conn.room,
             "media_state",
-            {"identity": conn.identity, **controls.public()},
+            {"identity": conn.identity, **controls},
             skip_sid=conn.sid,
         )
-        return controls.public()
+        return controls
 
     async def view(self, conn: Connection, payload: MediaViewIn) -> Ack:
         """The sizes the client shows others' video at: simulcast layers no larger."""
         views = [(v.identity, v.source, v.width, v.height) for v in payload.views]
-        return {"matched": self.sfu.view(conn.room, conn.identity, views)}
+        return {"matched": await self.media.view(conn.room, conn.identity, views)}
 
     async def close(self, conn: Connection, payload: Empty) -> Ack:
         """Closing media is the participant's choice: they go to text, so the others stop
         showing their video tile as live."""
-        closed = await self.sfu.disconnect(conn.room, conn.identity)
+        closed = await self.media.disconnect(conn.room, conn.identity)
         participant = self.signaling.registry.participant(conn.room, conn.identity)
         if participant is not None and participant.media_mode in (MediaMode.VIDEO, MediaMode.AUDIO):
             self.signaling.registry.set_media_mode(
@@ -183,15 +183,15 @@ class MediaHandlers:
 
     async def probe(self, conn: Connection, payload: MediaOfferIn) -> Ack:
         owner = f"{conn.room}\n{conn.identity}"
-        sdp = await self.sfu.probes.answer(conn.sid, payload.sdp, owner=owner)
+        sdp = await self.media.probes.answer(conn.sid, payload.sdp, owner=owner)
         return {"sdp": sdp, "type": "answer"}
 
     async def probe_close(self, conn: Connection, payload: Empty) -> Ack:
-        await self.sfu.probes.close(conn.sid)
+        await self.media.probes.close(conn.sid)
         return {"closed": True}
 
     async def _disconnected(self, conn: Connection) -> None:
-        await self.sfu.probes.close(conn.sid)
+        await self.media.probes.close(conn.sid)
 
     async def notify(self, room: str, identity: str, event: str, data: dict[str, Any]) -> None:
         conn = self.signaling.connection_of(room, identity)

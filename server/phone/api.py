@@ -29,7 +29,7 @@ from server.phone.dial_in import DialIn
 from server.rooms.ids import IDENTITY_PATTERN, ROOM_PATTERN
 
 if TYPE_CHECKING:
-    from server.media.sfu import Sfu
+    from server.media.service import MediaService
     from server.phone.gateway import PhoneGateway
     from server.signaling.server import Signaling
 
@@ -375,12 +375,14 @@ async def cancel_call_me(request: web.Request) -> web.Response:
     return json_response(CallMeCancelled(cancelled=cancelled))
 
 
-def mute_announcer(signaling: Signaling, sfu: Sfu) -> Callable[[str, str, bool], Awaitable[None]]:
+def mute_announcer(
+    signaling: Signaling, media: MediaService
+) -> Callable[[str, str, bool], Awaitable[None]]:
     """How a phone caller's *6 reaches the room: as a browser's mute does (the SFU stops
     forwarding their audio and records the choice; the others get `media_state`)."""
 
     async def announce(room: str, identity: str, muted: bool) -> None:
-        controls = sfu.control(room, identity, audio=not muted, video=False)
-        await signaling.emit_room(room, "media_state", {"identity": identity, **controls.public()})
+        controls = await media.control(room, identity, audio=not muted, video=False)
+        await signaling.emit_room(room, "media_state", {"identity": identity, **controls})
 
     return announce

@@ -259,7 +259,7 @@ async def test_media_config_carries_the_rooms_dial_in_number_and_pin(
     services = ServerParts(server.app)
     pins = PinStore(services.database)
     MediaHandlers(
-        services.signaling, services.sfu, dialin=DialIn(pins, "+49 30 1234 5678").for_room
+        services.signaling, services.media, dialin=DialIn(pins, "+49 30 1234 5678").for_room
     )
     pin = await pins.ensure_room_pin("pair-1")
     people = []

@@ -14,7 +14,8 @@ from server.auth import TokenIssuer
 from server.config import Settings
 from server.jobs.runner import JobRunner
 from server.mailin.endpoint import InboundSmtp
-from server.media.api import SFU
+from server.media.api import MEDIA, SFU
+from server.media.service import MediaService
 from server.media.sfu import Sfu
 from server.meetings.api import DIGEST, MEETINGS
 from server.meetings.digest import ChatDigest
@@ -82,6 +83,10 @@ class ServerParts:
     @property
     def sfu(self) -> Sfu:
         return self.app[SFU]
+
+    @property
+    def media(self) -> MediaService:
+        return self.app[MEDIA]
 
     @property
     def sessionlog(self) -> SessionLogService:
