@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import contextlib
 import json
 import os
@@ -185,7 +186,12 @@ async def rooms(
     print("READY", flush=True)
     waiting = sum(1 for p in everyone if len(p.video) < 5)
     if waiting:
-        print(f"{waiting} participants without video at the window's start", file=sys.stderr)
+        states = collections.Counter(p.pc.connectionState for p in everyone)
+        print(
+            f"{waiting} participants without video at the window's start; connections: "
+            + ", ".join(f"{n} {state}" for state, n in states.items()),
+            file=sys.stderr,
+        )
     loop = asyncio.get_running_loop()
     await loop.run_in_executor(None, sys.stdin.readline)
     started = time.monotonic()
@@ -376,28 +382,28 @@ async def search(
     settings: Sequence[int], window: float, start: int, most: int
 ) -> tuple[list[Step], dict[int, dict[int, bool]]]:
     """The step search for each worker count, the counts taking turns."""
-    frames = Path(tempfile.mkdtemp(prefix="bench-frames-")) / "frames.pickle"
-    frames.write_bytes(pickle.dumps((encode_video(4 * FPS), encode_audio(100))))
+    # Encoded once and kept: on a busy machine the encoding alone took over a minute.
+    frames = Path(tempfile.gettempdir()) / f"pairwise-bench-{WIDTH}x{HEIGHT}@{VIDEO_KBPS}.pickle"
+    if not frames.exists():
+        frames.write_bytes(pickle.dumps((encode_video(4 * FPS), encode_audio(100))))
     steps: list[Step] = []
     tried: dict[int, dict[int, bool]] = {w: {} for w in settings}
-    try:
-        while True:
-            pending = [
-                (w, n) for w in settings if (n := next_rooms(tried[w], start, most)) is not None
-            ]
-            if not pending:
-                break
-            for workers, count in pending:
-                for attempt in (1, 2):  # a size that fails runs once more
-                    print(f"-- workers={workers} rooms={count} (run {attempt})", flush=True)
+    while True:
+        pending = [(w, n) for w in settings if (n := next_rooms(tried[w], start, most)) is not None]
+        if not pending:
+            break
+        for workers, count in pending:
+            for attempt in (1, 2):  # a size that fails runs once more
+                print(f"-- workers={workers} rooms={count} (run {attempt})", flush=True)
+                try:
                     step = await asyncio.to_thread(measure, workers, count, window, frames)
-                    print(_show(step), flush=True)
-                    steps.append(step)
-                    if step.verdict.held:
-                        break
-                tried[workers][count] = step.verdict.held
-    finally:
-        shutil.rmtree(frames.parent, ignore_errors=True)
+                except (RuntimeError, OSError, ValueError) as exc:  # a process gave up
+                    step = Step(workers, count, Verdict(False, f"error: {exc}"[:120]))
+                print(_show(step), flush=True)
+                steps.append(step)
+                if step.verdict.held:
+                    break
+            tried[workers][count] = step.verdict.held
     return steps, tried
 
 
