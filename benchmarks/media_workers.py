@@ -70,6 +70,9 @@ START = 4  # rooms in the first step
 MAX_ROOMS = 128  # a search stops here even if the size holds
 ROOMS_PER_PROCESS = 6  # 12 participants (12 publishers + 12 receivers) per load process
 CONNECT_AT_ONCE = 4  # rooms negotiating at the same time in one load process
+# MEDIA_WORKERS_BENCH_NICE=-10 runs the server, its workers and the load at that niceness,
+# so that other work on a shared machine does not decide the figure (it takes their CPU).
+NICE = int(os.environ.get("MEDIA_WORKERS_BENCH_NICE", "0"))
 
 
 # -- the rules (pure) ------------------------------------------------------------------
@@ -411,7 +414,12 @@ async def run(quick: bool, settings: Sequence[int] = (1, 2)) -> str:
     window = 5.0 if quick else 10.0
     start, most = (2, 4) if quick else (START, MAX_ROOMS)
     supported = workers_supported()
-    steps, tried = await search(settings, window, start, most)
+    niceness = os.getpriority(os.PRIO_PROCESS, 0)
+    os.setpriority(os.PRIO_PROCESS, 0, NICE)  # every process started from here inherits it
+    try:
+        steps, tried = await search(settings, window, start, most)
+    finally:
+        os.setpriority(os.PRIO_PROCESS, 0, niceness)
     held = {w: largest_held(tried[w]) for w in settings}
     lines = [
         f"1:1 rooms: two participants each publishing {WIDTH}x{HEIGHT}@{FPS} VP8 "
@@ -426,7 +434,13 @@ async def run(quick: bool, settings: Sequence[int] = (1, 2)) -> str:
         "at each step; a size that fails runs once more. CPU is user + system time over "
         "the window (psutil), in cores: the main process (signaling), each worker, and "
         "all load processes (in brackets, the busiest one). *Wait* is the share of the "
-        "window the server's main thread was runnable but had no CPU.",
+        "window the server's main thread was runnable but had no CPU."
+        + (
+            f" Server, workers and load ran at nice {NICE} (`MEDIA_WORKERS_BENCH_NICE`), "
+            "ahead of the other work on the machine."
+            if NICE
+            else ""
+        ),
         "",
     ]
     if not supported:
@@ -443,24 +457,36 @@ async def run(quick: bool, settings: Sequence[int] = (1, 2)) -> str:
         *(_show(s) for s in sorted(steps, key=lambda s: (s.workers, s.rooms))),
         "",
     ]
+    best: dict[int, Step] = {}
     for w in settings:
+        name = f"{w} worker{'s' if w != 1 else ''}"
         at = [s for s in steps if s.workers == w and s.rooms == held[w] and s.verdict.held]
-        if at:
-            s = at[-1]
-            lines.append(
-                f"- {w} worker{'s' if w != 1 else ''}: **{held[w]} rooms held** "
-                f"({2 * held[w]} participants); server {s.server_cores:.2f} cores "
-                f"(main {s.main_cores:.2f}), load {s.load_cores:.2f} cores: "
-                f"{s.server_cores / held[w]:.3f} server cores per room."
-            )
-        else:
-            lines.append(f"- {w} worker{'s' if w != 1 else ''}: no size held.")
-    if len(settings) == 2 and held[settings[0]]:
-        one, two = settings
+        if not at:
+            lines.append(f"- {name}: no size held.")
+            continue
+        s = best[w] = at[-1]
         lines.append(
-            f"- **Ratio {two} workers / {one}: {held[two] / held[one]:.2f}x** rooms held "
-            "(target for 2 / 1: ≥ 1.8x)."
+            f"- {name}: **{held[w]} rooms held** ({2 * held[w]} participants). At that size "
+            f"the server used {s.server_cores:.2f} cores (main {s.main_cores:.2f}, busiest "
+            f"worker {max(s.worker_cores, default=0.0):.2f}) and the load generator "
+            f"{s.load_cores:.2f}: together {s.server_cores + s.load_cores:.2f} of the "
+            f"machine's {os.cpu_count()} cores; {s.server_cores / held[w]:.3f} server and "
+            f"{s.load_cores / held[w]:.3f} load cores per room."
         )
+    if len(best) == 2:
+        (one, a), (two, b) = sorted(best.items())
+        per_core = (b.rooms / b.server_cores) / (a.rooms / a.server_cores)
+        lines += [
+            f"- **Ratio {two} workers / {one}: {b.rooms / a.rooms:.2f}x rooms held** "
+            "(target for 2 / 1: ≥ 1.8x).",
+            f"- Rooms per server core: {a.rooms / a.server_cores:.1f} with {one}, "
+            f"{b.rooms / b.server_cores:.1f} with {two} ({per_core:.2f}x). The load generator "
+            f"costs about as much CPU per room as the server, on the same {os.cpu_count()} "
+            "cores: once the server and the load together fill the machine, another worker "
+            "has no core of its own to run on, so on this machine the ratio of rooms held "
+            "measures the machine more than the workers. With the load on other machines, "
+            "each worker would have a core.",
+        ]
     lines.append(
         f"- Load average (1 min) at the end of the run: {os.getloadavg()[0]:.1f} on "
         f"{os.cpu_count()} cores."
