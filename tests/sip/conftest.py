@@ -111,14 +111,18 @@ async def make_phone(tmp_path: Path) -> AsyncIterator[PhoneFactory]:
     sipp_path = require_program("sipp", "/usr/bin/sipp")
     started: list[tuple[Phone, Database]] = []
 
-    async def make(**settings: Any) -> Phone:
+    async def make(
+        room_audio_for: Callable[[RoomRegistry, EventBus], Any] | None = None, **settings: Any
+    ) -> Phone:
+        """A gateway on `PhoneSettings(**settings)`; its room audio is `LocalRoomAudio`
+        unless `room_audio_for(registry, bus)` makes another (the SFU's)."""
         database = Database(f"sqlite+aiosqlite:///{tmp_path / f'phone{len(started)}.db'}")
         async with database.begin() as conn:
             await conn.run_sync(metadata.create_all)
         bus = EventBus()
         registry = RoomRegistry(bus)
         pins = PinStore(database)
-        room_audio = LocalRoomAudio()
+        room_audio = room_audio_for(registry, bus) if room_audio_for else LocalRoomAudio()
         metrics = CollectorRegistry()
         config = PhoneSettings(
             **{"host": "127.0.0.1", "port": 0, "rtp_host": "127.0.0.1", **settings}

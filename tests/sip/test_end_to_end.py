@@ -11,16 +11,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+from collections.abc import Callable
+from typing import Any
 
 import av
 import numpy as np
 import pytest
-from aiortc import RTCPeerConnection
+from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
+from server.config import Settings
+from server.media.workers.pool import WorkerPool
 from server.phone import g711
 from server.phone.rtp import RtpPacket
-from tests.sip.conftest import Phone, UdpPeer, eventually
+from server.phone.worker_audio import WorkerRoomAudio
+from server.rooms.events import EventBus
+from server.rooms.model import MediaMode
+from server.rooms.registry import RoomRegistry
+from tests.media.support import client_configuration
+from tests.sip.conftest import Phone, PhoneFactory, UdpPeer, eventually
 from tests.sip.media import ToneTrack, dominant_frequency, g711_packets, tone
 
 pytestmark = [pytest.mark.slow, pytest.mark.sip]
@@ -116,3 +126,69 @@ async def test_caller_and_webrtc_participant_hear_each_other(
     participant_audio = np.concatenate(heard_by_participant)[-ONE_SECOND_48K:]
     assert abs(dominant_frequency(participant_audio, 48000) - CALLER_TONE) < 10
     assert phone.gateway.ended_calls[-1].end_reason == "removed"
+
+
+async def test_caller_and_participant_hear_each_other_through_a_media_worker(
+    make_phone: PhoneFactory, make_settings: Callable[..., Settings], udp_peer: UdpPeer
+) -> None:
+    """The same call with the room's SFU in a worker process (`media_workers` = 1): the
+    participant is an aiortc peer connected to that SFU, the gateway's room audio is
+    `WorkerRoomAudio`."""
+    pools: list[WorkerPool] = []
+
+    def in_a_worker(registry: RoomRegistry, bus: EventBus) -> WorkerRoomAudio:
+        pools.append(WorkerPool(make_settings(media_workers=1), registry, bus, None, 1))
+        return WorkerRoomAudio(pools[0])
+
+    phone = await make_phone(room_audio_for=in_a_worker)
+    pool = pools[0]
+    await pool.start()
+    alice = RTCPeerConnection(client_configuration())
+    heard_by_alice: list[np.ndarray] = []
+    tasks: list[asyncio.Task[None]] = []
+
+    async def to_alice(room: str, identity: str, event: str, data: dict[str, Any]) -> None:
+        if event == "media_renegotiate":  # the caller's audio arrives as a new track
+            await alice.setRemoteDescription(RTCSessionDescription(data["sdp"], "offer"))
+            await alice.setLocalDescription(await alice.createAnswer())
+            await pool.answer(room, identity, alice.localDescription.sdp, data["revision"])
+
+    @alice.on("track")
+    def subscribed(track: MediaStreamTrack) -> None:
+        tasks.append(asyncio.create_task(collect_track(track, heard_by_alice)))
+
+    pool.set_notify(to_alice)
+    phone.registry.join(ROOM, "alice", "Alice", "mentor", "sid-1", media_mode=MediaMode.AUDIO)
+    alice.addTrack(ToneTrack(PARTICIPANT_TONE))
+    await alice.setLocalDescription(await alice.createOffer())
+    connected = await pool.connect(ROOM, "alice", alice.localDescription.sdp)
+    await alice.setRemoteDescription(RTCSessionDescription(connected.sdp, "answer"))
+
+    pin = await phone.pins.ensure_room_pin(ROOM)
+    sipp = phone.start_sipp(
+        "call_wait_for_bye.xml", pin, args=("-set", "rtpport", str(udp_peer.port))
+    )
+    call = await phone.confirmed_call()
+    await eventually(lambda: call.room)
+    voice = asyncio.create_task(play_caller_voice(udp_peer, call.local_rtp_port))
+    try:
+        await eventually(lambda: sum(map(len, heard_by_alice)) > 2 * ONE_SECOND_48K, timeout=20)
+        await eventually(lambda: call.mix is not None and "alice" in call.mix.sources)
+        while not udp_peer.received.empty():  # drop what was sent before alice was mixed
+            udp_peer.received.get_nowait()
+        await eventually(lambda: udp_peer.received.qsize() > 2 * ONE_SECOND_8K // 240)
+        heard_by_caller = caller_heard(udp_peer)
+        worker = pool.worker_of(ROOM)
+        assert worker is not None and worker.pid != os.getpid()
+    finally:
+        voice.cancel()
+        await phone.gateway.hang_up(call.call_id)
+        await alice.close()
+        for task in tasks:
+            task.cancel()
+        await pool.stop()
+
+    assert (await sipp).returncode == 0
+    assert abs(dominant_frequency(heard_by_caller[-ONE_SECOND_8K:], 8000) - PARTICIPANT_TONE) < 10
+    alice_audio = np.concatenate(heard_by_alice)[-ONE_SECOND_48K:]
+    assert abs(dominant_frequency(alice_audio, 48000) - CALLER_TONE) < 10
