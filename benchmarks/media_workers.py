@@ -70,9 +70,6 @@ START = 4  # rooms in the first step
 MAX_ROOMS = 128  # a search stops here even if the size holds
 ROOMS_PER_PROCESS = 6  # 12 participants (12 publishers + 12 receivers) per load process
 CONNECT_AT_ONCE = 4  # rooms negotiating at the same time in one load process
-# MEDIA_WORKERS_BENCH_NICE=-10 runs the server, its workers and the load at that niceness,
-# so that other work on a shared machine does not decide the figure (it takes their CPU).
-NICE = int(os.environ.get("MEDIA_WORKERS_BENCH_NICE", "0"))
 
 
 # -- the rules (pure) ------------------------------------------------------------------
@@ -230,14 +227,15 @@ def workers_supported() -> bool:
     return "media_workers" in Settings.model_fields
 
 
-def _cpu(process: psutil.Process) -> tuple[float, dict[int, float]]:
-    """CPU seconds (user + system) of the process and of each of its descendants."""
-    own = sum(process.cpu_times()[:2])
-    children: dict[int, float] = {}
-    for child in process.children(recursive=True):
+def _sample(processes: Sequence[psutil.Process]) -> dict[int, tuple[float, float]]:
+    """pid → (CPU seconds, user + system; seconds runnable without a CPU, main thread)."""
+    from loadtests.runner import cpu_wait_seconds
+
+    out = {}
+    for process in processes:
         with contextlib.suppress(psutil.Error):  # it may have just ended
-            children[child.pid] = sum(child.cpu_times()[:2])
-    return own, children
+            out[process.pid] = (sum(process.cpu_times()[:2]), cpu_wait_seconds(process.pid) or 0.0)
+    return out
 
 
 def _stop(procs: Sequence[subprocess.Popen[Any]]) -> None:
@@ -267,7 +265,10 @@ class Step:
     worker_cores: list[float] = field(default_factory=list)
     load_cores: float = 0.0
     load_max_process: float = 0.0
-    server_wait: float = 0.0  # share of the window the server's main thread waited for a CPU
+    # The largest share of the window a process (its main thread) was runnable but had
+    # no CPU: among the server's (main, workers) and among the load's.
+    server_wait: float = 0.0
+    load_wait: float = 0.0
     load_avg: float = 0.0
     seconds: float = 0.0
 
@@ -278,8 +279,6 @@ class Step:
 
 def measure(workers: int, count: int, window: float, frames: Path) -> Step:
     """One server with `workers` media workers, `count` rooms, one steady window."""
-    from loadtests.runner import cpu_wait_seconds
-
     began = time.monotonic()
     step = Step(workers, count)
     port = _free_port()
@@ -311,18 +310,15 @@ def measure(workers: int, count: int, window: float, frames: Path) -> Step:
             load.append(_spawn(args, env, "benchmarks.media_workers", stderr=log))
         for proc in load:
             _expect(proc, "READY")
-        process = psutil.Process(server.pid)
+        main = psutil.Process(server.pid)
+        workers_ = main.children(recursive=True)
         loaders = [psutil.Process(proc.pid) for proc in load]
         for proc in load:
             _tell(proc)
-        main_before, workers_before = _cpu(process)
-        load_before = [sum(p.cpu_times()[:2]) for p in loaders]
-        wait_before = cpu_wait_seconds(server.pid) or 0.0
+        before = _sample([main, *workers_, *loaders])
         started = time.monotonic()
         time.sleep(window)
-        main_after, workers_after = _cpu(process)
-        load_after = [sum(p.cpu_times()[:2]) for p in loaders]
-        wait_after = cpu_wait_seconds(server.pid) or 0.0
+        after = _sample([main, *workers_, *loaders])
         elapsed = time.monotonic() - started
         step.load_avg = os.getloadavg()[0]
         for proc in load:
@@ -332,19 +328,21 @@ def measure(workers: int, count: int, window: float, frames: Path) -> Step:
         _stop([*load, server])
         _show_errors(logs)
         shutil.rmtree(data_dir, ignore_errors=True)
-    step.main_cores = (main_after - main_before) / elapsed
-    step.worker_cores = sorted(
-        (
-            (cpu - workers_before.get(pid, 0.0)) / elapsed
-            for pid, cpu in workers_after.items()
-            if cpu - workers_before.get(pid, 0.0) > 0.005 * elapsed
-        ),
-        reverse=True,
-    )
-    load_used = [(a - b) / elapsed for a, b in zip(load_after, load_before, strict=True)]
-    step.load_cores = sum(load_used)
-    step.load_max_process = max(load_used, default=0.0)
-    step.server_wait = (wait_after - wait_before) / elapsed
+
+    def used(processes: Sequence[psutil.Process], which: int) -> list[float]:
+        return [
+            (after[p.pid][which] - before[p.pid][which]) / elapsed
+            for p in processes
+            if p.pid in before and p.pid in after
+        ]
+
+    step.main_cores = sum(used([main], 0))
+    # The server's children are its workers (and, idle, multiprocessing's helpers).
+    step.worker_cores = sorted((c for c in used(workers_, 0) if c > 0.005), reverse=True)
+    step.load_cores = sum(used(loaders, 0))
+    step.load_max_process = max(used(loaders, 0), default=0.0)
+    step.server_wait = max(used([main, *workers_], 1), default=0.0)
+    step.load_wait = max(used(loaders, 1), default=0.0)
     fps = [x for r in results for x in r["fps"]]
     lat = [x for r in results for x in r["latency_ms"]]
     audio = [x for r in results for x in r["audio_pps"]]
@@ -373,7 +371,7 @@ def _show(step: Step) -> str:
         f"{step.fps_median:.1f} ({step.fps_min:.1f}) | {step.audio_min:.0f} | "
         f"{_ms(step.p50_ms)} / {_ms(step.p99_ms)} | {step.main_cores:.2f} | {workers} | "
         f"{step.server_cores:.2f} | {step.load_cores:.2f} ({step.load_max_process:.2f}) | "
-        f"{100 * step.server_wait:.0f} | {step.load_avg:.1f} |"
+        f"{100 * step.server_wait:.0f} / {100 * step.load_wait:.0f} | {step.load_avg:.1f} |"
     )
 
 
@@ -414,12 +412,7 @@ async def run(quick: bool, settings: Sequence[int] = (1, 2)) -> str:
     window = 5.0 if quick else 10.0
     start, most = (2, 4) if quick else (START, MAX_ROOMS)
     supported = workers_supported()
-    niceness = os.getpriority(os.PRIO_PROCESS, 0)
-    os.setpriority(os.PRIO_PROCESS, 0, NICE)  # every process started from here inherits it
-    try:
-        steps, tried = await search(settings, window, start, most)
-    finally:
-        os.setpriority(os.PRIO_PROCESS, 0, niceness)
+    steps, tried = await search(settings, window, start, most)
     held = {w: largest_held(tried[w]) for w in settings}
     lines = [
         f"1:1 rooms: two participants each publishing {WIDTH}x{HEIGHT}@{FPS} VP8 "
@@ -433,14 +426,12 @@ async def run(quick: bool, settings: Sequence[int] = (1, 2)) -> str:
         "between held and failed is halved down to a tenth; the worker counts take turns "
         "at each step; a size that fails runs once more. CPU is user + system time over "
         "the window (psutil), in cores: the main process (signaling), each worker, and "
-        "all load processes (in brackets, the busiest one). *Wait* is the share of the "
-        "window the server's main thread was runnable but had no CPU."
-        + (
-            f" Server, workers and load ran at nice {NICE} (`MEDIA_WORKERS_BENCH_NICE`), "
-            "ahead of the other work on the machine."
-            if NICE
-            else ""
-        ),
+        "all load processes (in brackets, the busiest one). *CPU wait* is the largest "
+        "share of the window one process (main thread) was runnable but had no CPU, among "
+        "the server's processes and among the load's (Linux schedstat): other work on the "
+        "machine. Note that Linux groups processes by session (autogroup), so a run gets "
+        "its share of the cores against every other session however many processes it has, "
+        "and `nice` does not change that share.",
         "",
     ]
     if not supported:
@@ -452,7 +443,7 @@ async def run(quick: bool, settings: Sequence[int] = (1, 2)) -> str:
     lines += [
         "| workers | rooms | participants | verdict | fps median (min) | audio pkt/s min | "
         "latency p50 / p99 ms | main cores | worker cores | server cores | load cores "
-        "(busiest process) | wait % | load avg |",
+        "(busiest process) | CPU wait % server / load | load avg |",
         "|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         *(_show(s) for s in sorted(steps, key=lambda s: (s.workers, s.rooms))),
         "",
