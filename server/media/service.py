@@ -11,16 +11,13 @@ belong to no room and forward nothing.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from server.media.probe import MediaProbes
 from server.media.room_stats import room_media
-from server.media.sfu import Sfu
-
-# (room, identity, event, payload): how the SFU reaches one participant's client.
-Notify = Callable[[str, str, str, dict[str, Any]], Awaitable[None]]
+from server.media.sfu import Notify, Sfu
 
 
 @dataclass

@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 import psutil
 import pytest
+from playwright.async_api import expect
 
 from tests.e2e.conftest import OpenPage, RoomPage
 from tests.e2e.test_media import INBOUND
@@ -77,4 +78,6 @@ async def test_videos_come_back_after_the_rooms_worker_is_killed(
         await eventually(lambda p=person: p.evaluate(REBUILT), 30, what="a new connection")
         await eventually(lambda p=person: decoding(p), 30, interval=0, what="video back")
     assert len(with_media(served)) == 1  # the room is on the replacement alone
+    for person, other in ((ada, "bo"), (bo, "ada")):  # stepped down, and back up
+        await expect(person.badge(other)).to_have_text("Video", timeout=30_000)
     assert "media worker lost" in served.log()

@@ -30,7 +30,8 @@ from prometheus_client.registry import Collector
 from server.config import Settings
 from server.errors import NotFound, PairwiseError
 from server.media.probe import MediaProbes
-from server.media.service import Connected, Notify
+from server.media.service import Connected
+from server.media.sfu import Notify
 from server.media.workers.channel import Channel, ChannelClosed, decode_event, encode_event
 from server.rooms.events import (
     EventBus,
@@ -147,16 +148,15 @@ class WorkerPool:
         )
         worker = WorkerHandle(index, process, channel)
         holder.append(worker)
-        await asyncio.wait_for(
-            channel.request(
-                "start",
-                {
-                    "settings": self.settings.model_dump(mode="json"),
-                    "extensions": self.extensions,
-                },
-            ),
-            START_TIMEOUT_SECONDS,
-        )
+        start = {"settings": self.settings.model_dump(mode="json"), "extensions": self.extensions}
+        try:
+            await asyncio.wait_for(channel.request("start", start), START_TIMEOUT_SECONDS)
+        except BaseException:
+            await channel.close()  # not left running: nothing would watch it
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            await process.wait()
+            raise
         self.workers[index] = worker
         self._spawn_task(self._watch(worker))
         log.info("media worker started", extra={"worker": index, "pid": process.pid})
