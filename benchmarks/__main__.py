@@ -31,6 +31,7 @@ ALL = [
     "phone",
     "phone_latency",
     "capacity",
+    "media_workers",
     "reliability",
     "fuzz",
 ]

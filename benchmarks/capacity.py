@@ -177,9 +177,9 @@ def _verdict(r: dict[str, Any]) -> str:
     return "fails: " + ", ".join(r["failed"]) + errors + note
 
 
-def _cpu_line(results: list[dict[str, Any]], what: str) -> list[str]:
-    """Server CPU per 100 participants (least squares over the sizes) and where one core
-    would saturate."""
+def _cpu_line(results: list[dict[str, Any]], what: str, cores: str) -> list[str]:
+    """Server CPU per 100 participants (least squares over the sizes), where one core
+    would saturate, and (`cores`) what more cores do."""
     costs = [(r["participants"], r["cpu"]) for r in results if r["cpu"]]
     if len(costs) < 2:
         return []
@@ -189,8 +189,7 @@ def _cpu_line(results: list[dict[str, Any]], what: str) -> list[str]:
     return [
         f"Server CPU grows by about {per_100:.1f}% of a core per 100 {what} (least squares "
         f"over the sizes): one core would saturate near {100 / per_100 * 100:,.0f} of them. "
-        "The server runs on one asyncio loop, so more cores do not raise that ceiling; more "
-        "nodes do."
+        + cores
     ]
 
 
@@ -253,7 +252,12 @@ def render(
             f"{_f(r['load_wait'])} | {_f(r['load_cpu'])} | {r['load_average']:.1f} |"
         )
     lines += ["", _held(chat, "chat rooms")]
-    lines += _cpu_line(chat, "chat participants at this message rate")
+    lines += _cpu_line(
+        chat,
+        "chat participants at this message rate",
+        "Chat is signaling, which runs on the main process's one asyncio loop, so more cores "
+        "do not raise that ceiling; more nodes do.",
+    )
     lines += [
         "",
         "### 1:1 video rooms",
@@ -283,7 +287,13 @@ def render(
     lines += [
         "",
         _held(video, "video rooms"),
-        *_cpu_line(video, "video participants"),
+        *_cpu_line(
+            video,
+            "video participants",
+            "Media runs in SFU worker processes (`PAIRWISE_MEDIA_WORKERS`, one per core by "
+            "default), so more cores do raise it: see the media workers section for the rooms "
+            "one node held with 1 and 2 workers on this machine.",
+        ),
         "Each aiortc participant on the load side costs about as much CPU as the server spends "
         "forwarding its media, so on one machine the load tool runs out of CPU about as soon "
         "as the server does: measure video capacity with the load tool on its own machine(s).",

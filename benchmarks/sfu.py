@@ -262,23 +262,29 @@ async def _connector(mode: str, base: str, sockets: list[Any]) -> Any:
     return _relay_connector(base)
 
 
+def add_published_tracks(
+    pc: Any, video: list[tuple[bytes, bool]], audio: list[bytes], sent: dict[int, float]
+) -> None:
+    """Send the pre-encoded frames on `pc` (sendonly audio and video, keyframes on
+    request); `sent` gets each video frame's send time by its timestamp."""
+    from server.media.aiortc_internals import on_keyframe_request
+
+    for kind, frames in (("audio", audio), ("video", video)):
+        track = make_track(kind, frames, sent if kind == "video" else None)
+        transceiver = pc.addTransceiver(track, direction="sendonly")
+        on_keyframe_request(transceiver.sender, track.request_keyframe)
+
+
 async def publish(mode: str, port: int) -> None:
     """The load process that publishes: prints PUBLISHING, then on a line from stdin
     prints the send time of every video frame (JSON) and ends."""
     from aiortc import RTCConfiguration, RTCPeerConnection
     from aiortc.rtcconfiguration import RTCBundlePolicy
 
-    from server.media.aiortc_internals import on_keyframe_request
-
-    video = encode_video(4 * FPS)
-    audio = encode_audio(100)
     sent: dict[int, float] = {}
     config = RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
     publisher = RTCPeerConnection(config)
-    for kind, frames in (("audio", audio), ("video", video)):
-        track = make_track(kind, frames, sent if kind == "video" else None)
-        transceiver = publisher.addTransceiver(track, direction="sendonly")
-        on_keyframe_request(transceiver.sender, track.request_keyframe)
+    add_published_tracks(publisher, encode_video(4 * FPS), encode_audio(100), sent)
     sockets: list[Any] = []
     connect = await _connector(mode, f"http://127.0.0.1:{port}", sockets)
     await connect("publisher", publisher, publish=True)
@@ -332,7 +338,7 @@ async def subscribe(mode: str, port: int, first: int, count: int) -> None:
         await sio.disconnect()
 
 
-async def _pairwise_connector(base: str, sockets: list[Any]) -> Any:
+async def _pairwise_connector(base: str, sockets: list[Any], room: str = ROOM) -> Any:
     import socketio
     from aiortc import RTCSessionDescription
 
@@ -341,7 +347,7 @@ async def _pairwise_connector(base: str, sockets: list[Any]) -> Any:
     issuer = TokenIssuer(SECRET_KEY, 3600)
 
     async def connect(identity: str, pc: Any, publish: bool) -> None:
-        token, _ = issuer.issue(ROOM, identity, identity, Role.MENTEE)
+        token, _ = issuer.issue(room, identity, identity, Role.MENTEE)
         sio = socketio.AsyncClient(serializer="msgpack", reconnection=False)
         lock = asyncio.Lock()
 
@@ -513,15 +519,21 @@ def _expect(proc: subprocess.Popen[str], word: str) -> str:
             return line
 
 
-def _spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
+def _spawn(
+    args: list[str],
+    env: dict[str, str],
+    module: str = "benchmarks.sfu",
+    stderr: Any = subprocess.DEVNULL,
+) -> subprocess.Popen[str]:
+    """A load process (`python -m module args`) driven through its stdin and stdout."""
     return subprocess.Popen(
-        [sys.executable, "-m", "benchmarks.sfu", *args],
+        [sys.executable, "-m", module, *args],
         cwd=ROOT,
         env=env,
         text=True,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+        stderr=stderr,
     )
 
 
