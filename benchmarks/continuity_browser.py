@@ -157,7 +157,10 @@ async def run(quick: bool) -> str:
     connects: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
         settings = load_settings(
-            data_dir=Path(tmp) / "data", admin_key=ADMIN_KEY, secret_key=SECRET_KEY
+            data_dir=Path(tmp) / "data",
+            admin_key=ADMIN_KEY,
+            secret_key=SECRET_KEY,
+            media_workers=0,  # the SFU in this process: the benchmark reads its peers
         )
         server = InProcess(settings)
         port = await server.start(0)
