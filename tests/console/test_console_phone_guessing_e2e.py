@@ -58,10 +58,11 @@ async def test_a_guesser_blocked_and_shown_on_the_phone_page(
     assert refused.status == 403, refused.status
 
     shown = await server.admin("GET", "/api/v1/phone/guessing")
-    assert shown["last_hour"] == shown["since_start"] == {"wrong_pin": 2}
+    # The call refused at the door counts too, as a blocked source's, before any PIN.
+    assert shown["last_hour"] == shown["since_start"] == {"wrong_pin": 2, "source_locked": 1}
     assert [(r["source"], r["reason"], r["via"], r["room"]) for r in shown["recent"]] == [
-        ("127.0.0.1", "wrong_pin", "header", None)
-    ] * 2
+        ("127.0.0.1", "source_locked", "call", None)
+    ] + [("127.0.0.1", "wrong_pin", "header", None)] * 2
     assert [b["source"] for b in shown["blocked"]] == ["127.0.0.1"]
     assert shown["blocked"][0]["until"] > time.time()
     assert (shown["per_source"], shown["global_engaged"]) == (2, False)
@@ -81,14 +82,19 @@ async def test_a_guesser_blocked_and_shown_on_the_phone_page(
         "aria-current", "page"
     )
     guessing = page.locator("#phone-guessing")
-    await expect(guessing).to_contain_text("Refused in the last hour: 2 (wrong PIN: 2).")
+    await expect(guessing).to_contain_text(
+        "Refused in the last hour: 3 (wrong PIN: 2; too many wrong PINs from its address, not checked: 1)."
+    )
     blocked = page.get_by_role("region", name="Blocked addresses (table)")
     await expect(blocked.locator("tbody tr")).to_have_count(1)
     await expect(blocked.locator("tbody td").first).to_have_text("127.0.0.1")
     recent = page.get_by_role("region", name="Last refused PINs (table)").locator("tbody tr")
-    await expect(recent).to_have_count(2)
-    await expect(recent.first.locator("td").nth(2)).to_have_text("wrong PIN")
-    await expect(recent.first.locator("td").nth(3)).to_have_text("sent by the phone system")
+    await expect(recent).to_have_count(3)
+    await expect(recent.first.locator("td").nth(3)).to_have_text(
+        "a new call, refused before any PIN"
+    )
+    await expect(recent.nth(1).locator("td").nth(2)).to_have_text("wrong PIN")
+    await expect(recent.nth(1).locator("td").nth(3)).to_have_text("sent by the phone system")
     await expect(page.locator("#phone-trunk")).to_contain_text("No trunk is set up")
     # A guess from another address while the page is open shows up without a click.
     other = await open_peer("127.0.0.2")
@@ -100,8 +106,9 @@ async def test_a_guesser_blocked_and_shown_on_the_phone_page(
         assert answered.status == 200, answered.status
         tag = sip.header_param(answered.get("To"), "tag") or ""
         other.send(request("ACK", "guess-4", to_tag=tag), sip_port)
-        await expect(guessing).to_contain_text("Refused in the last hour: 3 (wrong PIN: 3).")
-        await expect(recent).to_have_count(3)
+        await expect(guessing).to_contain_text("Refused in the last hour: 4 (")
+        await expect(guessing).to_contain_text("wrong PIN: 3")
+        await expect(recent).to_have_count(4)
         await expect(recent.first.locator("td").nth(1)).to_have_text("127.0.0.2")
     finally:
         other.close()
