@@ -295,6 +295,7 @@ def create_app(settings: Settings, *, directory: Directory | None = None) -> web
     app[SIGNALING] = signaling
     app[ops.REGISTRY] = registry
     app[ops.REDIS] = redis
+    app[ops.MEDIA_HEALTH] = media.health
     app[cluster_api.CLUSTER] = cluster
     app[console_api.ROSTER] = roster
     app[media_api.MEDIA] = media

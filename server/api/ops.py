@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
@@ -21,10 +23,15 @@ routes = RouteTable()
 CHECK_TIMEOUT = 2.0
 REGISTRY = web.AppKey("metrics_registry", CollectorRegistry)
 REDIS: web.AppKey[Redis | None] = web.AppKey("redis")  # None: one node, no Redis
+# The media workers' trouble, if any (MediaService.health): None while all is well.
+MEDIA_HEALTH: web.AppKey[Callable[[], dict[str, Any] | None]] = web.AppKey("media_health")
 
 
 class Health(BaseModel):
     status: str
+    # Present only when a media worker keeps dying (restarts back off meanwhile): this
+    # process still serves, so it is no reason to restart it.
+    media_workers: dict[str, Any] | None = None
 
 
 class Readiness(BaseModel):
@@ -36,7 +43,9 @@ class Readiness(BaseModel):
     "GET", "/healthz", summary="Liveness", response=Health, access=Access.PUBLIC, tags=("ops",)
 )
 async def healthz(request: web.Request) -> web.Response:
-    return json_response(Health(status="ok"))
+    media = request.app.get(MEDIA_HEALTH)
+    health = Health(status="ok", media_workers=media() if media is not None else None)
+    return json_response(health.model_dump(exclude_none=True))
 
 
 @routes.route(

@@ -16,6 +16,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from typing import Protocol
 
 from server.config import Settings
@@ -24,7 +25,7 @@ from server.media.metrics import MediaMetrics
 from server.media.peer import Peer
 from server.media.stats_sampler import SAMPLE_SECONDS, SendControls, StatsSampler, observe
 from server.rooms.events import EventBus
-from server.rooms.model import MediaMode
+from server.rooms.model import LADDER, MediaMode
 from server.rooms.registry import RoomRegistry
 
 log = logging.getLogger("pairwise.media.health")
@@ -68,6 +69,8 @@ class LadderMonitor:
         self._registry = registry
         self._metrics = metrics
         self._states: dict[tuple[str, str], LadderState] = {}
+        # After a `restore`: what the ladder knew before, once they are back at the rung.
+        self._resume: dict[tuple[str, str], LadderState] = {}
         self._task: asyncio.Task[None] | None = None
         self.tick_seconds = min(0.5, settings.media_silence_seconds / 4)
 
@@ -83,6 +86,22 @@ class LadderMonitor:
     def connection_lost(self, room: str, identity: str, reason: str) -> None:
         """The participant's PeerConnection is gone: no media at all until a reconnect."""
         self._step(room, identity, Step(MediaMode.TEXT, reason, down=True), time.monotonic())
+
+    def state(self, room: str, identity: str) -> LadderState:
+        """What the rules remember about the participant now."""
+        return self._states.get((room, identity), LadderState())
+
+    def restore(self, room: str, identity: str, rung: MediaMode, memory: LadderState) -> None:
+        """The participant's media was lost with the SFU that held it (a media worker died)
+        while they were on `rung`, and `memory` is what its ladder knew: back up to `rung`
+        once media flows cleanly (as after a dead connection: clean audio vouches for
+        video), then on from `memory`. The restart alone never lifts them above `rung`."""
+        key = (room, identity)
+        if rung not in LADDER or rung == MediaMode.TEXT:
+            self._states[key] = memory
+            return
+        self._states[key] = LadderState(ceiling=rung, last_set=MediaMode.TEXT, network=True)
+        self._resume[key] = memory
 
     async def _run(self) -> None:
         next_sample = time.monotonic() + SAMPLE_SECONDS
@@ -106,6 +125,7 @@ class LadderMonitor:
         for key in list(self._states):
             if key not in live and self._registry.participant(*key) is None:
                 del self._states[key]
+                self._resume.pop(key, None)
 
     async def sample(self, now: float) -> None:
         await self._sampler.sample(self._peers(), now)
@@ -122,6 +142,8 @@ class LadderMonitor:
         seen = observe(peer, media.controls.get(peer.identity), participant.media_mode, now)
         decision = self._rules.decide(self._states.get(key, LadderState()), seen, now)
         self._states[key] = decision.state
+        if decision.state.ceiling is None:  # their own choice ended any restore
+            self._resume.pop(key, None)
         if isinstance(decision.action, Fail):
             self._sfu.fail_soon(peer, decision.action.reason)
         elif isinstance(decision.action, Step):
@@ -142,6 +164,11 @@ class LadderMonitor:
         )
         if state is None:
             return
+        then = self._resume.get(key)
+        if not step.down and state.ceiling is None and then is not None:
+            del self._resume[key]  # back at the restored rung: on from what was known
+            if then.ceiling is not None and then.last_set == step.mode:
+                state = replace(then, healthy_since=None, video_back_at=state.video_back_at)
         self._states[key] = state
         self._registry.set_media_mode(room, identity, step.mode, step.reason)
         self._metrics.mode_changes.labels(step.reason).inc()

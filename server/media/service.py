@@ -75,6 +75,9 @@ class MediaService(Protocol):
     def forwarded_streams(self) -> int:
         """Tracks forwarded to a subscriber on this node (the cluster weighs load by it)."""
 
+    def health(self) -> dict[str, Any] | None:
+        """What /healthz says of the media: None while all is well."""
+
 
 class LocalMedia:
     """`MediaService` on an `Sfu` in this process."""
@@ -135,6 +138,9 @@ class LocalMedia:
 
     def forwarded_streams(self) -> int:
         return self.sfu.forwarded_streams()
+
+    def health(self) -> dict[str, Any] | None:
+        return None  # in this process: if it answers, its SFU is there
 
 
 def refused(sfu: Sfu, room: str, identity: str) -> list[dict[str, str]]:

@@ -7,6 +7,11 @@ Room → phone: the worker taps every other audio publication of the room
 (`SfuRoomAudio.tap`, in `install`) and sends the encoded packets here, where they are
 decoded into the caller's `RoomMix` (`decoding_sink`). Only phone audio crosses the
 channel: about 50 small packets a second per direction per caller.
+
+When the room's worker dies the call stays up: the caller's next packets publish it
+again on the room's next worker, and the taps are opened there as soon as the room is
+pinned to it (`on_pinned`: by the caller's audio, or a participant's reconnect,
+whichever comes first, also when no worker is ready until the replacement starts).
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ class WorkerRoomAudio:
         pool.on_message["mix_packet"] = self._packet
         pool.on_message["mix_end"] = self._end
         pool.on_worker_lost.append(self._worker_lost)
+        pool.on_pinned.append(self._pinned)
 
     def publish_track(self, room: str, identity: str, track: MediaStreamTrack) -> None:
         self.unpublish_track(room, identity)
@@ -62,12 +68,21 @@ class WorkerRoomAudio:
 
         mix = RoomMix(on_close=closed)
         self._mixes[ident] = (room, exclude_identity, mix, {})
-        self._open(ident)
+        if self._pool.worker_of(room) is not None:
+            self._open(ident)
+        else:
+            self._pool.pin(room)  # `_pinned` opens it there (or later, once a worker is ready)
         return mix
 
     def _open(self, ident: int) -> None:
         room, exclude, _, _ = self._mixes[ident]
-        self._pool.send_room(room, "mix_open", {"mix": ident, "exclude": exclude})
+        self._pool.send_room(room, "mix_open", {"mix": ident, "exclude": exclude}, pin=False)
+
+    def _pinned(self, room: str) -> None:
+        """The room has a new worker: the callers' taps on its audio open there."""
+        for ident, (of, _, mix, _) in list(self._mixes.items()):
+            if of == room and not mix.closed:
+                self._open(ident)
 
     async def _pump(self, room: str, identity: str, track: MediaStreamTrack) -> None:
         # Each packet names its publisher, so a worker that replaces a lost one
@@ -99,11 +114,13 @@ class WorkerRoomAudio:
             entry[2].remove(args["identity"])
 
     def _worker_lost(self, rooms: set[str]) -> None:
-        """The room's taps were on the lost worker: open them on its next one."""
-        for ident, (room, _, mix, sinks) in list(self._mixes.items()):
-            if room in rooms and not mix.closed:
+        """The room's taps were on the lost worker: what they fed the mix is gone (they
+        open on the next worker when the room is pinned there, `_pinned`)."""
+        for room, _, mix, sinks in self._mixes.values():
+            if room in rooms:
+                for identity in sinks:
+                    mix.remove(identity)
                 sinks.clear()
-                self._open(ident)
 
 
 def install(worker: Worker) -> None:
@@ -128,6 +145,7 @@ def install(worker: Worker) -> None:
 
     def mix_open(args: dict[str, Any]) -> None:
         ident = args["mix"]
+        mix_close(args)  # opened twice (the room pinned while its open was on the way): once
 
         def packet(identity: str, codec: RTCRtpCodecParameters, data: av.Packet) -> None:
             message = {"mix": ident, "identity": identity, "payload": bytes(data)}

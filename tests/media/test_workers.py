@@ -1,17 +1,23 @@
 """The SFU in worker processes (`media_workers` = 2): rooms pinned to workers, media
-flowing through them, and a killed worker's rooms rebuilt on its replacement."""
+flowing through them, a killed worker's rooms rebuilt on its replacement with everyone
+back on the rung they had, a server that answers before its workers are ready, and a
+worker that keeps dying restarted ever more slowly."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import signal
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
 import pytest
 
-from server.media.workers.pool import WorkerPool
+from server.config import Settings
+from server.media.api import MEDIA
+from server.media.workers.pool import WorkerPool, restart_delay
 from tests.conftest import ADMIN
 from tests.media.conftest import MEDIA_SETTINGS, Join
 from tests.media.support import MediaClient
@@ -22,6 +28,54 @@ from tests.support.waiting import eventually
 @pytest.fixture
 def media_settings() -> dict[str, Any]:
     return {**MEDIA_SETTINGS, "media_workers": 2}
+
+
+@pytest.fixture
+def held() -> bool:
+    """Whether the workers' start waits for the test (`start_gate`); parametrized."""
+    return False
+
+
+@pytest.fixture
+def start_gate(held: bool) -> asyncio.Event:
+    gate = asyncio.Event()
+    if not held:
+        gate.set()
+    return gate
+
+
+@pytest.fixture
+def failing_starts() -> int:
+    """How many starts of worker 0 fail (a worker that crashes as it starts); parametrized."""
+    return 0
+
+
+@pytest.fixture
+async def server(
+    aiohttp_server: Any,
+    make_settings: Callable[..., Settings],
+    media_settings: dict[str, Any],
+    start_gate: asyncio.Event,
+    failing_starts: int,
+) -> Any:
+    from server.app import create_app
+
+    app = create_app(make_settings(**media_settings))
+    pool = app[MEDIA]
+    assert isinstance(pool, WorkerPool)
+    failures = [failing_starts]
+
+    async def before_start(index: int) -> None:  # the hook the pool awaits before a start
+        await start_gate.wait()
+        if index == 0 and failures[0] > 0:
+            failures[0] -= 1
+            raise RuntimeError("worker 0 crashed as it started")
+
+    pool.before_start = before_start
+    served = await aiohttp_server(app)
+    if start_gate.is_set() and not failing_starts:  # a start under load: 2-9 s
+        await eventually(lambda: len(pool.alive_workers()) == pool.count, 60, what="workers")
+    return served
 
 
 def frames(person: MediaClient) -> int:
@@ -39,6 +93,11 @@ async def flowing(*people: MediaClient, more: int = 10) -> None:
 def metric(text: str, sample: str) -> float:
     found = re.search(rf"^{re.escape(sample)} (\S+)$", text, re.M)
     return float(found.group(1)) if found else 0.0
+
+
+async def get(url: str) -> tuple[int, str]:
+    async with aiohttp.ClientSession() as http, http.get(url) as resp:
+        return resp.status, await resp.text()
 
 
 async def two_rooms(join: Join) -> list[MediaClient]:
@@ -119,3 +178,98 @@ async def test_a_killed_workers_rooms_come_back_on_a_new_one(join: Join, server:
     moved = pool.worker_of("pair-1")
     assert moved is not None and moved.pid != victim.pid
     assert pool.worker_of("pair-2") is other
+
+
+async def test_everyone_comes_back_to_the_rung_they_had_on_the_new_worker(
+    join: Join, server: Any
+) -> None:
+    """bo was on video: the new worker's ladder brings him back to video. ada was held on
+    audio by the ladder (her camera froze): the restart brings her back to audio, not
+    above it, and from there the ladder goes on as it would have (her camera works again,
+    so up to video after `media_recover_seconds`)."""
+    pool = ServerParts(server.app).media
+    assert isinstance(pool, WorkerPool)
+    ada, bo = await join("ada"), await join("bo")
+    await flowing(ada, bo)
+    ada.tracks["video"].silent = True
+    await bo.socket.wait_for("media_mode", {"identity": "ada", "reason": "no_video_rtp"})
+    victim = pool.worker_of("pair-1")
+    assert victim is not None
+
+    os.kill(victim.pid, signal.SIGKILL)
+    for person, other, name in ((ada, bo, "ada"), (bo, ada, "bo")):
+        assert (await person.socket.wait_for("media_failed"))["reason"] == "worker_lost"
+        lost = {"identity": name, "mode": "text", "reason": "worker_lost"}
+        await other.socket.wait_for("media_mode", lost)
+    ada.tracks["video"].silent = False  # her camera is back by the time she reconnects
+    for person in (ada, bo):
+        await person.reconnect("worker_lost")
+
+    def climbed(identity: str, previous: str) -> Callable[[dict[str, Any]], bool]:
+        return lambda e: e["identity"] == identity and e["previous"] == previous
+
+    bo_back = await ada.socket.wait_for("media_mode", climbed("bo", "text"), timeout=20)
+    assert (bo_back["mode"], bo_back["reason"]) == ("video", "media_recovered")
+    ada_back = await bo.socket.wait_for("media_mode", climbed("ada", "text"), timeout=20)
+    assert (ada_back["mode"], ada_back["reason"]) == ("audio", "media_recovered")
+    up = {"identity": "ada", "previous": "audio", "mode": "video"}  # after her restore
+    assert (await bo.socket.wait_for("media_mode", up, timeout=20))["reason"] == "media_recovered"
+    moved = pool.worker_of("pair-1")
+    assert moved is not None and moved.pid != victim.pid
+
+
+@pytest.mark.parametrize("held", [True])
+async def test_the_server_answers_before_its_workers_are_ready(
+    join: Join, server: Any, base_url: str, start_gate: asyncio.Event
+) -> None:
+    """Start does not wait for the workers: health, metrics and chat answer at once, and a
+    media offer made before any worker is ready is answered once one is."""
+    pool = ServerParts(server.app).media
+    assert isinstance(pool, WorkerPool)
+    assert pool.alive_workers() == []
+    status, body = await get(f"{base_url}/healthz")
+    assert status == 200 and '"ok"' in body
+    status, text = await get(f"{base_url}/metrics")
+    assert status == 200 and metric(text, "pairwise_media_workers_ready") == 0
+    ada = await join("ada", connect=False)
+    bo = await join("bo", connect=False)
+    assert "error" not in await ada.socket.chat("before media", "c-1")
+    assert (await bo.socket.wait_for("chat", {"client_id": "c-1"}))["text"] == "before media"
+
+    offered = asyncio.create_task(ada.connect())
+    await asyncio.sleep(0)  # the offer is on its way; no worker can answer it yet
+    assert not offered.done() and pool.alive_workers() == []
+    start_gate.set()
+    ack = await offered
+    assert ack["type"] == "answer"
+    await bo.connect()
+    await flowing(ada, bo)
+    status, text = await get(f"{base_url}/metrics")
+    assert metric(text, "pairwise_media_workers_ready") >= 1
+
+
+def test_restarts_back_off_while_a_worker_keeps_dying() -> None:
+    assert restart_delay(0) == 0  # after a worker that ran a while: at once
+    delays = [restart_delay(n) for n in range(1, 12)]
+    assert delays == sorted(delays) and delays[0] > 0 and delays[-1] == delays[-2]
+
+
+@pytest.mark.parametrize("failing_starts", [1000])
+async def test_a_crash_looping_worker_is_reported_and_the_other_carries_the_rooms(
+    join: Join, server: Any, base_url: str
+) -> None:
+    pool = ServerParts(server.app).media
+    assert isinstance(pool, WorkerPool)
+
+    async def looping() -> bool:
+        status, text = await get(f"{base_url}/metrics")
+        return metric(text, "pairwise_media_workers_crash_looping") == 1
+
+    await eventually(looping, 20, what="worker 0 reported as crash looping")
+    status, body = await get(f"{base_url}/healthz")
+    assert status == 200 and '"crash_looping":[0]' in body.replace(" ", "")
+    assert pool.failures[0] >= 3 and pool.crash_looping() == [0]
+    ada, bo = await join("ada"), await join("bo")
+    await flowing(ada, bo)
+    worker = pool.worker_of("pair-1")
+    assert worker is not None and worker.index == 1

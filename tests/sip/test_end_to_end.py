@@ -143,6 +143,7 @@ async def test_caller_and_participant_hear_each_other_through_a_media_worker(
     phone = await make_phone(room_audio_for=in_a_worker)
     pool = pools[0]
     await pool.start()
+    assert await pool.ready(60)  # start returns at once; a start under load took 2-9 s
     alice = RTCPeerConnection(client_configuration())
     heard_by_alice: list[np.ndarray] = []
     tasks: list[asyncio.Task[None]] = []

@@ -10,6 +10,15 @@ registry, and its messages to a client go out through signaling.
 A worker that dies is noticed at once (its socket's EOF): each participant whose media
 was on it gets `media_failed` (`worker_lost`), which the client answers with
 `media_reconnect`; a replacement worker starts, and the reconnect pins the room again.
+The ladder's memory of each participant (the rung the monitor holds them on, the mode
+above it, whether the network put them there) comes to main with each step the worker
+takes, so the reconnect hands it to the next worker: back up to the rung they were on,
+never above it on account of the restart, then on as before.
+
+Starting does not wait for the workers: HTTP, chat and signaling answer at once, and a
+media request that finds no worker ready waits for one (`READY_WAIT_SECONDS`), then gets
+the retryable `media_unavailable`. A worker that keeps dying soon after it starts is
+restarted after a growing pause (`restart_delay`) and shows in /metrics.
 """
 
 from __future__ import annotations
@@ -19,7 +28,7 @@ import contextlib
 import logging
 import socket
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,6 +59,22 @@ log = logging.getLogger("pairwise.media.workers")
 WORKER_LOST = "worker_lost"
 TO_WORKER = (ParticipantJoined, ParticipantLeft, SessionEnded, MediaModeChanged)
 START_TIMEOUT_SECONDS = 60.0
+# How long a media request waits for a worker to be ready (starting, or replacing one
+# that died) before `media_unavailable`: a start took 2-9 s here under load.
+READY_WAIT_SECONDS = 20.0
+STABLE_SECONDS = 30.0  # a worker that lived this long was not crash-looping
+RESTART_FIRST_SECONDS = 0.5
+RESTART_MAX_SECONDS = 30.0
+CRASH_LOOP_FAILURES = 3  # quick deaths in a row that make it a crash loop
+
+
+def restart_delay(failures: int) -> float:
+    """The pause before restarting a worker after `failures` quick deaths (or failed
+    starts) in a row: none after a worker that ran a while, then doubling to a cap."""
+    if failures <= 0:
+        return 0.0
+    return float(min(RESTART_MAX_SECONDS, RESTART_FIRST_SECONDS * 2 ** (failures - 1)))
+
 
 OnMessage = Callable[["WorkerHandle", dict[str, Any]], None]
 
@@ -93,7 +118,15 @@ class WorkerPool:
         self.extensions: list[str] = []
         self.on_message: dict[str, OnMessage] = {}
         self.on_worker_lost: list[Callable[[set[str]], None]] = []
+        self.on_pinned: list[Callable[[str], None]] = []  # a room got a (new) worker
+        # Awaited before each worker's start request (tests: a slow start).
+        self.before_start: Callable[[int], Awaitable[None]] | None = None
         self.workers: list[WorkerHandle | None] = [None] * count
+        self.failures: list[int] = [0] * count  # quick deaths in a row, per worker slot
+        self.restarts = 0
+        self._ready = asyncio.Event()
+        self._ladders: dict[tuple[str, str], dict[str, Any]] = {}  # the ladder's memory
+        self._restores: dict[tuple[str, str], dict[str, Any]] = {}  # for the next connect
         self._pins: dict[str, WorkerHandle] = {}
         self._seq: dict[str, int] = {}
         self._connected: dict[str, set[str]] = {}  # room → who has a connection on its worker
@@ -109,8 +142,24 @@ class WorkerPool:
         self.notify = notify
 
     async def start(self) -> None:
+        """Start the workers in the background; `ready` waits for one."""
         self.bus.subscribe(self._to_worker, "media-workers", kinds=TO_WORKER)
-        await asyncio.gather(*(self._spawn(i) for i in range(self.count)))
+        for index in range(self.count):
+            self._spawn_task(self._keep(index))
+
+    async def ready(self, timeout: float = READY_WAIT_SECONDS) -> bool:
+        """Whether a worker is ready, waiting up to `timeout` for one."""
+        if not self.alive_workers():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._ready.wait(), timeout)
+        return bool(self.alive_workers())
+
+    def alive_workers(self) -> list[WorkerHandle]:
+        return [w for w in self.workers if w is not None and w.alive]
+
+    def crash_looping(self) -> list[int]:
+        """The worker slots whose process keeps dying soon after it starts."""
+        return [i for i, n in enumerate(self.failures) if n >= CRASH_LOOP_FAILURES]
 
     async def stop(self) -> None:
         self._stopping = True
@@ -150,6 +199,8 @@ class WorkerPool:
         holder.append(worker)
         start = {"settings": self.settings.model_dump(mode="json"), "extensions": self.extensions}
         try:
+            if self.before_start is not None:
+                await self.before_start(index)
             await asyncio.wait_for(channel.request("start", start), START_TIMEOUT_SECONDS)
         except BaseException:
             await channel.close()  # not left running: nothing would watch it
@@ -158,11 +209,39 @@ class WorkerPool:
             await process.wait()
             raise
         self.workers[index] = worker
-        self._spawn_task(self._watch(worker))
+        self._ready.set()
         log.info("media worker started", extra={"worker": index, "pid": process.pid})
         return worker
 
+    async def _keep(self, index: int) -> None:
+        """Keep worker `index` running: start it, and when it dies, start another, after a
+        growing pause while it keeps dying soon after it starts."""
+        loop = asyncio.get_running_loop()
+        while not self._stopping:
+            try:
+                worker = await self._spawn(index)
+            except Exception:
+                log.exception("media worker start failed", extra={"worker": index})
+                self.failures[index] += 1
+            else:
+                began = loop.time()
+                await self._watch(worker)
+                if self._stopping:
+                    return
+                lived = loop.time() - began
+                self.failures[index] = 0 if lived >= STABLE_SECONDS else self.failures[index] + 1
+            self.restarts += 1
+            delay = restart_delay(self.failures[index])
+            if index in self.crash_looping():
+                log.error(
+                    "media worker crash loop",
+                    extra={"worker": index, "failures": self.failures[index], "delay": delay},
+                )
+            if delay:
+                await asyncio.sleep(delay)  # a backoff: nothing to wait on but time
+
     async def _watch(self, worker: WorkerHandle) -> None:
+        """Until `worker` dies; then everyone whose media was on it is told."""
         await worker.channel.closed
         if self._stopping:
             return
@@ -173,14 +252,9 @@ class WorkerPool:
         )
         if self.workers[worker.index] is worker:
             self.workers[worker.index] = None
+        if not self.alive_workers():
+            self._ready.clear()
         await self._lost(worker)
-        while not self._stopping:
-            try:
-                await self._spawn(worker.index)
-                return
-            except Exception:
-                log.exception("media worker restart failed", extra={"worker": worker.index})
-                await asyncio.sleep(1.0)
 
     async def _lost(self, worker: WorkerHandle) -> None:
         """Everyone whose media was on `worker` rebuilds it (on another worker)."""
@@ -197,6 +271,8 @@ class WorkerPool:
             callback(rooms)
         for room, identity in failed:
             participant = self.registry.participant(room, identity)
+            if participant is not None:
+                self._remember_rung(room, identity, participant.media_mode)
             if participant is not None and participant.media_mode in (
                 MediaMode.VIDEO,
                 MediaMode.AUDIO,
@@ -206,6 +282,20 @@ class WorkerPool:
             if self.notify is not None:
                 await self.notify(room, identity, "media_failed", {"reason": WORKER_LOST})
 
+    def _remember_rung(self, room: str, identity: str, rung: MediaMode) -> None:
+        """What the next worker's ladder needs of a participant whose media was lost: the
+        rung they were on and what the lost worker's ladder knew about them (forgotten if
+        they have set their own mode since, as the ladder itself would)."""
+        memory = self._ladders.pop((room, identity), None) or {}
+        if memory.get("last_set") != str(rung):
+            memory = {}
+        self._restores[(room, identity)] = {"rung": str(rung), "memory": memory}
+
+    def _forget(self, room: str, identity: str | None = None) -> None:
+        for kept in (self._ladders, self._restores):
+            for key in [k for k in kept if k[0] == room and identity in (None, k[1])]:
+                del kept[key]
+
     # -- pins --------------------------------------------------------------------------
 
     def worker_of(self, room: str) -> WorkerHandle | None:
@@ -213,18 +303,30 @@ class WorkerPool:
         worker = self._pins.get(room)
         return worker if worker is not None and worker.alive else None
 
+    def pin(self, room: str) -> WorkerHandle | None:
+        """The room's worker, pinning it to the one with the fewest rooms if it has none;
+        None while no worker is ready."""
+        try:
+            return self._pin(room)
+        except PairwiseError:
+            return None
+
     def _pin(self, room: str) -> WorkerHandle:
         worker = self.worker_of(room)
         if worker is not None:
             return worker
-        alive = [w for w in self.workers if w is not None and w.alive]
+        alive = self.alive_workers()
         if not alive:
             raise PairwiseError(
-                "media is restarting; try again in a moment", code="media_unavailable", status=503
+                "media is starting or restarting; try again in a moment",
+                code="media_unavailable",
+                status=503,
             )
         worker = min(alive, key=lambda w: (len(w.rooms), w.index))
         self._pins[room] = worker
         worker.rooms.add(room)
+        for callback in self.on_pinned:
+            callback(room)
         return worker
 
     def _stamped(self, room: str, args: dict[str, Any]) -> dict[str, Any]:
@@ -234,16 +336,15 @@ class WorkerPool:
     def send_room(self, room: str, op: str, args: dict[str, Any], pin: bool = True) -> bool:
         """A one-way message about `room` to its worker (pinning it first with `pin`);
         False when there was nowhere to send it."""
-        try:
-            worker = self._pin(room) if pin else self.worker_of(room)
-        except PairwiseError:
-            return False
+        worker = self.pin(room) if pin else self.worker_of(room)
         if worker is None:
             return False
         worker.channel.send(op, self._stamped(room, args))
         return True
 
     async def _call(self, room: str, op: str, args: dict[str, Any], pin: bool = False) -> Any:
+        if pin and self.worker_of(room) is None:
+            await self.ready()  # starting, or replacing one that died: bounded
         worker = self._pin(room) if pin else self.worker_of(room)
         if worker is None:
             raise NotFound(
@@ -278,7 +379,15 @@ class WorkerPool:
             "reconnect_reason": reconnect_reason,
             "sources": sources,
         }
-        value = await self._call(room, "connect", args, pin=True)
+        restore = self._restores.pop((room, identity), None)
+        if restore is not None:
+            args["restore"] = restore
+        try:
+            value = await self._call(room, "connect", args, pin=True)
+        except BaseException:
+            if restore is not None:  # for their next try
+                self._restores.setdefault((room, identity), restore)
+            raise
         self._connected.setdefault(room, set()).add(identity)
         return Connected(value["sdp"], value["refused"])
 
@@ -334,6 +443,12 @@ class WorkerPool:
     def forwarded_streams(self) -> int:
         return sum(w.streams for w in self.workers if w is not None)
 
+    def health(self) -> dict[str, Any] | None:
+        looping = self.crash_looping()
+        if not looping:
+            return None
+        return {"count": self.count, "ready": len(self.alive_workers()), "crash_looping": looping}
+
     # -- messages ----------------------------------------------------------------------
 
     async def _refuse(self, op: str, args: dict[str, Any]) -> Any:
@@ -342,6 +457,9 @@ class WorkerPool:
     async def _to_worker(self, event: RoomEvent) -> None:
         if isinstance(event, ParticipantLeft):
             self._connected.get(event.room, set()).discard(event.identity)
+            self._forget(event.room, event.identity)
+        elif isinstance(event, SessionEnded):
+            self._forget(event.room)
         worker = self.worker_of(event.room)
         if worker is not None:
             worker.channel.send("event", encode_event(event))
@@ -374,6 +492,8 @@ class WorkerPool:
         room, identity = args["room"], args["identity"]
         if self.registry.participant(room, identity) is None:
             return
+        if args.get("ladder") is not None:
+            self._ladders[(room, identity)] = args["ladder"]
         with contextlib.suppress(NotFound):
             self.registry.set_media_mode(
                 room, identity, MediaMode(args["mode"]), args["reason"], args["choice"]
@@ -419,7 +539,28 @@ class WorkerMetrics(Collector):
             family = families.get(family_of.get(sample, ""))
             if family is not None:
                 family.add_sample(sample, labels_of.get(labels_key, {}), value)
-        return list(families.values())
+        return [*families.values(), *self._pool_metrics()]
+
+    def _pool_metrics(self) -> list[Metric]:
+        pool = self._pool
+        ready = Metric("pairwise_media_workers_ready", "Media workers ready to take rooms", "gauge")
+        ready.add_sample("pairwise_media_workers_ready", {}, len(pool.alive_workers()))
+        count = Metric("pairwise_media_workers_configured", "Media workers this node runs", "gauge")
+        count.add_sample("pairwise_media_workers_configured", {}, pool.count)
+        looping = Metric(
+            "pairwise_media_workers_crash_looping",
+            f"Media worker slots whose process died soon after starting "
+            f"{CRASH_LOOP_FAILURES} or more times in a row (restarts back off)",
+            "gauge",
+        )
+        looping.add_sample("pairwise_media_workers_crash_looping", {}, len(pool.crash_looping()))
+        restarts = Metric(
+            "pairwise_media_worker_restarts",
+            "Media worker restarts (after one died or failed to start)",
+            "counter",
+        )
+        restarts.add_sample("pairwise_media_worker_restarts_total", {}, pool.restarts)
+        return [ready, count, looping, restarts]
 
 
 def _labels_key(labels: dict[str, str]) -> str:

@@ -28,6 +28,7 @@ from prometheus_client import CollectorRegistry
 from server.config import Settings
 from server.errors import NotFound
 from server.logs import configure_logging
+from server.media.ladder_rules import LadderState
 from server.media.metrics import MediaMetrics
 from server.media.room_stats import room_media
 from server.media.service import refused
@@ -67,6 +68,8 @@ class RegistryMirror(RoomRegistry):
         super().__init__(bus)
         self._send = send
         self._mirrored: dict[str, Room] = {}
+        # What the ladder monitor remembers of a participant (after the step it just took).
+        self.ladder_of: Callable[[str, str], dict[str, Any]] | None = None
 
     def get(self, room: str) -> Room | None:
         return self._mirrored.get(room)
@@ -104,9 +107,29 @@ class RegistryMirror(RoomRegistry):
                 "mode": str(mode),
                 "reason": reason,
                 "choice": choice,
+                "ladder": self.ladder_of(room, identity) if self.ladder_of else None,
             },
         )
         return True
+
+
+def ladder_memory(state: LadderState) -> dict[str, Any]:
+    """The part of a participant's ladder state that outlives their connection (main keeps
+    it, and hands it to the next worker if this one dies); its times are this process's."""
+    return {
+        "ceiling": None if state.ceiling is None else str(state.ceiling),
+        "last_set": None if state.last_set is None else str(state.last_set),
+        "network": state.network,
+    }
+
+
+def ladder_state(memory: dict[str, Any]) -> LadderState:
+    ceiling, last_set = memory.get("ceiling"), memory.get("last_set")
+    return LadderState(
+        ceiling=None if ceiling is None else MediaMode(ceiling),
+        last_set=None if last_set is None else MediaMode(last_set),
+        network=bool(memory.get("network")),
+    )
 
 
 Request = Callable[[dict[str, Any]], Awaitable[Any]]
@@ -125,6 +148,7 @@ class Worker:
         self.sfu = Sfu(
             settings, self.registry, self.bus, MediaMetrics(self.metrics_registry), self._notify
         )
+        self.registry.ladder_of = lambda room, who: ladder_memory(self.sfu.ladder.state(room, who))
         self._seq: dict[str, int] = {}  # room → the last request main numbered for it
         # Whether something other than the SFU's own media keeps a room here (the phone).
         self.holds: list[Callable[[str], bool]] = []
@@ -184,6 +208,10 @@ class Worker:
             reconnect_reason=args.get("reconnect_reason"),
             sources=args.get("sources"),
         )
+        restore = args.get("restore")
+        if restore is not None:  # their media was on a worker that died
+            memory = ladder_state(restore["memory"])
+            self.sfu.ladder.restore(room, identity, MediaMode(restore["rung"]), memory)
         return {"sdp": sdp, "refused": refused(self.sfu, room, identity)}
 
     async def _answer(self, args: dict[str, Any]) -> None:
