@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 import psutil
 
-from benchmarks.procs import wait_ready
+from benchmarks.procs import wait_media_workers, wait_ready
 from benchmarks.sfu import (
     FPS,
     HEIGHT,
@@ -302,7 +302,8 @@ def measure(workers: int, count: int, window: float, frames: Path) -> Step:
     )
     load: list[subprocess.Popen[str]] = []
     try:
-        wait_ready(f"http://127.0.0.1:{port}", server)  # workers start before it is ready
+        wait_ready(f"http://127.0.0.1:{port}", server)
+        wait_media_workers(f"http://127.0.0.1:{port}")  # else early rooms share the first
         for first in range(0, count, ROOMS_PER_PROCESS):
             n = min(ROOMS_PER_PROCESS, count - first)
             args = ["rooms", str(port), str(first), str(n), str(frames)]

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import bisect
 import json
 import socket
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -44,13 +46,70 @@ def _status(url: str) -> tuple[int | None, str]:
         return None, ""
 
 
-def _cpu_seconds(process: psutil.Process) -> float:
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds of a server and everything it started: its media worker processes run
+    the SFU (`PAIRWISE_MEDIA_WORKERS`), so the main process alone is not the server's
+    cost. Workers that exited and were reaped count through the main process's
+    children times."""
     try:
+        process = psutil.Process(pid)
         times = process.cpu_times()
-        children = sum(sum(c.cpu_times()[:2]) for c in process.children(recursive=True))
+        total = times.user + times.system + times.children_user + times.children_system
+        children = process.children(recursive=True)
     except psutil.Error:
         return 0.0
-    return times.user + times.system + children
+    for child in children:
+        try:
+            total += sum(child.cpu_times()[:2])
+        except psutil.Error:
+            continue  # exited since: counted once it is reaped
+    return total
+
+
+def tree_pids(pid: int) -> list[int]:
+    """The process and its descendants now."""
+    try:
+        process = psutil.Process(pid)
+        return [pid, *(c.pid for c in process.children(recursive=True))]
+    except psutil.Error:
+        return []
+
+
+class TreeCpu:
+    """Samples a server's process tree CPU (`tree_cpu_seconds`) every `interval` seconds
+    in a thread, so a window known only afterwards (a load run's steady phase, in Unix
+    time) can be read: `percent(start, end)`."""
+
+    def __init__(self, pid: int, interval: float = 0.5) -> None:
+        self.pid = pid
+        self.interval = interval
+        self.samples: list[tuple[float, float]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> TreeCpu:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while True:
+            self.samples.append((time.time(), tree_cpu_seconds(self.pid)))
+            if self._stop.wait(self.interval):
+                return
+
+    def percent(self, start: float, end: float) -> float | None:
+        """Mean CPU % of a core over [start, end] (the samples nearest inside it)."""
+        times = [t for t, _ in self.samples]
+        first = bisect.bisect_left(times, start)
+        last = bisect.bisect_right(times, end) - 1
+        if last <= first:
+            return None
+        (t0, c0), (t1, c1) = self.samples[first], self.samples[last]
+        return 100 * (c1 - c0) / (t1 - t0)
 
 
 def _tail(log: Path | None, lines: int = 20) -> str:
@@ -87,7 +146,7 @@ def wait_ready(
                 )
         else:
             unavailable_since = None
-        used = _cpu_seconds(process)
+        used = tree_cpu_seconds(process.pid)
         if used > cpu:
             cpu, progressed = used, now
         elif now - progressed > STALLED_S:
@@ -95,4 +154,27 @@ def wait_ready(
                 f"{url}: not ready after {now - started:.0f} s and no CPU used for "
                 f"{STALLED_S:g} s: the server is stuck" + _tail(log)
             )
+        time.sleep(POLL_S)
+
+
+def wait_media_workers(url: str, timeout: float = 120.0) -> int:
+    """Wait until every media worker of the server at `url` is ready (its start no longer
+    waits for them, and rooms pinned while only some are up all land on those), and
+    return how many it runs (0: the SFU is in the main process)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with urllib.request.urlopen(url + "/metrics", timeout=5) as resp:
+            text = resp.read().decode()
+        values = dict(
+            line.split(" ", 1)
+            for line in text.splitlines()
+            if line.startswith(
+                ("pairwise_media_workers_ready ", "pairwise_media_workers_configured ")
+            )
+        )
+        configured = int(float(values.get("pairwise_media_workers_configured", "0")))
+        if int(float(values.get("pairwise_media_workers_ready", "0"))) >= configured:
+            return configured
+        if time.monotonic() > deadline:
+            raise NotReady(f"{url}: media workers not ready after {timeout:g} s")
         time.sleep(POLL_S)

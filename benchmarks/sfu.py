@@ -433,9 +433,10 @@ def serve(mode: str, port: int, data_dir: str) -> None:
             events_rate_per_second=1000,
             events_burst=1000,
             log_level="WARNING",
-            # One process, as Janus is measured: its CPU is the SFU's whole cost (workers'
-            # rooms per node are `benchmarks.media_workers`).
-            media_workers=0,
+            # One process, as Janus is measured: its CPU is the SFU's whole cost; unless
+            # the caller set PAIRWISE_MEDIA_WORKERS (`benchmarks.media_workers` does, for
+            # the rooms per node with 1 and 2 workers).
+            media_workers=None if os.environ.get("PAIRWISE_MEDIA_WORKERS") else 0,
         )
         app = create_app(settings)
     elif mode == "janus":
