@@ -430,6 +430,9 @@ def serve(mode: str, port: int, data_dir: str) -> None:
             admin_key=ADMIN_KEY,
             secret_key=SECRET_KEY,
             room_capacity=ROOM_CAPACITY,
+            # Every subscriber's Socket.IO comes from 127.0.0.1: the default cap (50 per
+            # address) refused subscribers past the 49th (N=64 never became ready).
+            connections_per_address=ROOM_CAPACITY + 8,
             events_rate_per_second=1000,
             events_burst=1000,
             log_level="WARNING",
