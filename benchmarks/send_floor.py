@@ -287,10 +287,12 @@ async def run(quick: bool) -> str:
     packets_per_second = stream[2]
     results = await measure(seconds, frames, stream)
     baseline: dict[str, float] = {}
+    fps: dict[str, float] = {}
     modes = ["pairwise"] + (["janus"] if shutil.which("janus") else [])
     for mode in modes:
         row = await asyncio.to_thread(sfu.measure, mode, SUBSCRIBERS, 5.0 if quick else 10.0)
         baseline[mode] = row["per_stream"] / packets_per_second * 1e6
+        fps[mode] = row["fps_min"]
     floor_paced, floor_b2b = results["floor"]
     lines = [
         f"One sender process, {SUBSCRIBERS} subscribers (each its own SRTP session) on "
@@ -313,7 +315,8 @@ async def run(quick: bool) -> str:
     for mode in modes:
         lines.append(
             f"| whole SFU, {mode} (benchmarks.sfu, N={SUBSCRIBERS}: core per stream / "
-            f"packets per stream per s) | {baseline[mode]:.1f} | | "
+            f"packets per stream per s; fps min {fps[mode]:.1f} of {FPS}) | "
+            f"{baseline[mode]:.1f} | | "
             f"{baseline[mode] / floor_paced:.2f}x |"
         )
     lines.append("")
@@ -323,6 +326,10 @@ async def run(quick: bool) -> str:
             f"included); the Python floor for the send alone is {floor_paced:.1f} µs paced "
             f"({floor_b2b:.1f} back to back)."
         )
+    lines.append(
+        f"- Load average at the end: {os.getloadavg()[0]:.1f} (2 cores, shared). A whole-SFU "
+        "row whose fps fell below 30 forwarded less than it should: its figure is too low."
+    )
     lines.append(
         "- The floor includes the sender's own wake-ups (paced) and, on loopback, the "
         "reader's kernel receive work and wake-ups, as the SFU benchmark does."
