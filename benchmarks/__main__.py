@@ -24,6 +24,7 @@ DOC = ROOT / "docs" / "benchmarks.md"
 ALL = [
     "chat",
     "sfu",
+    "send_floor",
     "receive_cost",
     "layer_switch",
     "wakeups",

@@ -430,6 +430,9 @@ def serve(mode: str, port: int, data_dir: str) -> None:
             admin_key=ADMIN_KEY,
             secret_key=SECRET_KEY,
             room_capacity=ROOM_CAPACITY,
+            # Every subscriber's Socket.IO comes from 127.0.0.1: the default cap (50 per
+            # address) refused subscribers past the 49th (N=64 never became ready).
+            connections_per_address=ROOM_CAPACITY + 8,
             events_rate_per_second=1000,
             events_burst=1000,
             log_level="WARNING",
@@ -746,15 +749,16 @@ async def run(quick: bool, sizes: list[int] | None = None, modes: list[str] | No
         "machine (2 cores, other work running) is the limit, not the SFU; check `uptime` "
         "before trusting those rows.",
         "- Target (issue 4): at least 20x cheaper than MediaRelay's ~0.084 core per "
-        "640x480 stream (≤ 0.0042) and 300+ streams per core at full frame rate. "
-        "Where Pairwise's time goes (py-spy, N=16): about half is sending — the UDP "
-        "`sendto` system call (~30%, on loopback it includes the receiver's kernel work) "
-        "and SRTP (~20%); building each subscriber's header is a few percent. The rest is "
-        "receiving the publisher (aiortc: SRTP, parsing, jitter buffer, bandwidth "
-        "estimate) and per-connection RTCP and ICE consent. A frame's packets leave in "
-        "one system call where UDP GSO allows (server/media/gso.py; Python has no "
-        "`sendmmsg`): at this bitrate (~2 packets per frame) that saves little; the more "
-        "packets per frame (higher resolutions and bitrates), the more it saves.",
+        "640x480 stream (≤ 0.0042) and 300+ streams per core at full frame rate; issue 19: "
+        "no more CPU per stream than Janus at N ≥ 16. Where Pairwise's time goes (`perf "
+        "record` of the SFU process, N=16, 2026-12-03): ~65% in the Python interpreter "
+        "(receiving the publisher, the forwarding loop, each subscriber's header, counters, "
+        "RTCP), ~20% in the kernel (`sendto`/`sendmsg`; on loopback that includes the "
+        "subscriber's receive and wake-up), ~7% in libsrtp. What one forwarded packet costs "
+        "a Python sender at the least (header, SRTP, `sendto`) is the send floor section "
+        "(benchmarks/send_floor.py). A frame's packets leave in one system call where UDP "
+        "GSO allows (server/media/gso.py; Python has no `sendmmsg`): at this bitrate (~2 "
+        "packets per frame) that saves little; the more packets per frame, the more it saves.",
         "- Memory per stream is the SFU's RSS growth from publisher-only to N subscribers, "
         "divided by N (noisy at small N).",
         "- Small N: each burst of packets to an idle subscriber process wakes it, and on "

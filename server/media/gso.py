@@ -61,10 +61,25 @@ def send_all(sock: socket.socket, datagrams: list[bytes], addr: Address, fallbac
     through `fallback` one by one (asyncio's `sendto`, which queues and reports errors
     as it always does)."""
     global _enabled
+    if not datagrams:
+        return
+    if len(datagrams) == 1:  # audio, and most video frames at low bit rates
+        try:
+            sock.sendto(datagrams[0], addr)
+        except OSError:  # full, or an error asyncio's sendto reports as it always does
+            fallback(datagrams[0], addr)
+        return
     sent = 0
     if _enabled:
+        size = len(datagrams[0])
+        one_run = (  # the usual video frame: one GSO send, no need to split it into runs
+            len(datagrams) <= MAX_SEGMENTS
+            and size * len(datagrams) <= MAX_BYTES
+            and len(datagrams[-1]) <= size
+            and (len(datagrams) == 2 or all(len(d) == size for d in datagrams[1:-1]))
+        )
         try:
-            for batch in batches(datagrams):
+            for batch in [datagrams] if one_run else batches(datagrams):
                 if len(batch) == 1:
                     sock.sendto(batch[0], addr)
                 else:

@@ -23,7 +23,7 @@ import enum
 import random
 import struct
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpHeaderExtensionParameters
 from prometheus_client import Counter
@@ -36,7 +36,16 @@ ABS_SEND_TIME_URI = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
 AUDIO_LEVEL_URI = "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
 NTP_EPOCH_OFFSET = 2_208_988_800  # seconds from 1900-01-01 to 1970-01-01
 
-_HEADER = struct.Struct("!BBHII")
+_FRONT = struct.Struct("!BBH")  # first byte, marker and payload type, sequence number
+_TAIL = struct.Struct("!II")  # timestamp, SSRC
+
+
+def header_size(packet: bytes) -> int:
+    """The length of an RTP packet's header as `RtpOutput` writes it (no CSRCs; one
+    header extension block when the X bit is set)."""
+    if not packet[0] & 0x10:
+        return 12
+    return 16 + 4 * int.from_bytes(packet[14:16], "big")
 
 
 def ntp_now() -> int:
@@ -48,10 +57,16 @@ def ntp_now() -> int:
 class Packetized:
     """One frame of a publication, split into RTP payloads once for every subscriber."""
 
-    payloads: list[bytes]
+    payloads: list[bytes]  # never empty
     timestamp: int  # in the codec's clock, continuous across the publisher's reconnects
     ntp: int  # when it is sent
     audio_level: int | None = None  # the publisher's RFC 6464 byte, for audio
+    octets: int = field(init=False)  # the payloads' bytes, counted once for everyone
+    abs_send_time: bytes = field(init=False)  # its 24-bit value, made once for everyone
+
+    def __post_init__(self) -> None:
+        self.octets = sum(map(len, self.payloads))
+        self.abs_send_time = ((self.ntp >> 14) & 0xFFFFFF).to_bytes(3, "big")
 
 
 class Delivery(enum.Enum):
@@ -99,7 +114,7 @@ class RtpOutput:
         self._timestamp_origin = random.getrandbits(32)
         self._clock_rate = codec.clockRate
         self._last: tuple[int, int] | None = None  # (RTP timestamp, NTP) of the last frame sent
-        self._history: list[tuple[bytes, bytes] | None] = [None] * HISTORY
+        self._history: list[bytes | None] = [None] * HISTORY  # the packets, unprotected
         self.packets = 0
         self.retransmitted = 0
         link.on_retransmit_request(self.retransmit)
@@ -108,30 +123,31 @@ class RtpOutput:
         send = self._link.sender()
         if send is None:
             return Delivery.STALLED if self._link.connected else Delivery.DOWN
-        extensions = self._extensions(frame.ntp, frame.audio_level)
+        extensions = self._extensions(frame)
         first = 0x90 if extensions else 0x80
-        payload_type, ssrc = self._payload_type, self._link.ssrc
+        payload_type = self._payload_type
         timestamp = (self._timestamp_origin + frame.timestamp) & 0xFFFFFFFF
-        seq, history, last = self._seq, self._history, len(frame.payloads) - 1
+        # What every packet of the frame shares after its first four bytes, made once.
+        tail = _TAIL.pack(timestamp, self._link.ssrc) + extensions
+        seq, history, payloads = self._seq, self._history, frame.payloads
+        if not payloads:
+            return Delivery.SENT
         packets = []
-        payload_octets = 0
-        for i, payload in enumerate(frame.payloads):
-            header = (
-                _HEADER.pack(
-                    first, payload_type | 0x80 if i == last else payload_type, seq, timestamp, ssrc
-                )
-                + extensions
-            )
-            history[seq % HISTORY] = (header, payload)
-            packets.append(header + payload)
-            payload_octets += len(payload)
+        for payload in payloads[:-1]:
+            packet = _FRONT.pack(first, payload_type, seq) + tail + payload
+            history[seq % HISTORY] = packet
+            packets.append(packet)
             seq = (seq + 1) & 0xFFFF
+        packet = _FRONT.pack(first, payload_type | 0x80, seq) + tail + payloads[-1]  # marker
+        history[seq % HISTORY] = packet
+        packets.append(packet)
         send(packets)
         self._last = (timestamp, frame.ntp)
-        self._seq = seq
-        self.packets += len(packets)
-        octets = payload_octets + len(packets) * (12 + len(extensions))
-        self._link.count(len(packets), octets, payload_octets, timestamp, frame.ntp)
+        self._seq = (seq + 1) & 0xFFFF
+        count = len(packets)
+        self.packets += count
+        octets = frame.octets + count * (12 + len(extensions))
+        self._link.count(count, octets, frame.octets, timestamp, frame.ntp)
         return Delivery.SENT
 
     def continue_at(self, frame: Packetized) -> None:
@@ -146,13 +162,14 @@ class RtpOutput:
 
     async def retransmit(self, seq: int) -> None:
         """Send a packet the subscriber reported lost again, if it is still kept."""
-        entry = self._history[seq % HISTORY]
+        packet = self._history[seq % HISTORY]
         send = self._link.sender()
-        if entry is None or send is None:
+        if packet is None or send is None:
             return
-        header, payload = entry
-        if int.from_bytes(header[2:4], "big") != seq:
+        if int.from_bytes(packet[2:4], "big") != seq:
             return  # overwritten by a newer packet
+        size = header_size(packet)
+        header, payload = packet[:size], packet[size:]
         if self._rtx_payload_type is not None:  # RFC 4588: own SSRC and sequence numbers
             header = (
                 bytes((header[0], (header[1] & 0x80) | self._rtx_payload_type))
@@ -167,13 +184,13 @@ class RtpOutput:
         self.retransmitted += 1
         self._retransmissions.inc()
 
-    def _extensions(self, ntp: int, audio_level: int | None = None) -> bytes:
-        """The one-byte header extension block (RFC 8285) for a packet sent at `ntp`."""
+    def _extensions(self, frame: Packetized) -> bytes:
+        """The one-byte header extension block (RFC 8285) for the packets of `frame`."""
         elements = self._mid_element
         if self._abs_send_time is not None:
-            elements += self._abs_send_time + ((ntp >> 14) & 0xFFFFFF).to_bytes(3, "big")
-        if audio_level is not None and self._audio_level_id is not None:
-            elements += bytes((self._audio_level_id << 4, audio_level))
+            elements += self._abs_send_time + frame.abs_send_time
+        if frame.audio_level is not None and self._audio_level_id is not None:
+            elements += bytes((self._audio_level_id << 4, frame.audio_level))
         if not elements:
             return b""
         padding = -len(elements) % 4

@@ -1,0 +1,181 @@
+"""The SFU's per-packet send path, on the wire: what `RtpOutput` sends through a real
+`RtpLink` (a real asyncio datagram transport and pylibsrtp session behind stand-ins for
+aiortc's sender, DTLS transport and ICE pair), read back from a real UDP socket,
+unprotected and parsed by aiortc.
+
+Checks what the fast path must keep: SRTP that a receiver accepts (the protector
+bypasses pylibsrtp's `protect` wrapper), sequence numbers, the marker on a frame's
+last packet, header extensions (mid, abs-send-time, audio level), and a NACKed packet
+sent again whole, as RTX, from the history (which keeps packets, not header/payload
+pairs).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+from types import SimpleNamespace
+from typing import Any
+
+import pylibsrtp
+import pytest
+from aiortc.rtcdtlstransport import State as DtlsState
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpHeaderExtensionParameters
+from aiortc.rtp import HeaderExtensionsMap, RtpPacket
+from prometheus_client import CollectorRegistry, Counter
+
+from server.media.aiortc_internals import RtpLink
+from server.media.aiortc_internals.transport import protector
+from server.media.rtp_output import (
+    ABS_SEND_TIME_URI,
+    AUDIO_LEVEL_URI,
+    MID_URI,
+    Packetized,
+    RtpOutput,
+    header_size,
+    ntp_now,
+)
+
+KEY = bytes(range(30))
+SSRC, RTX_SSRC = 1111, 2222
+VP8 = RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=96)
+RTX = RTCRtpCodecParameters(
+    mimeType="video/rtx", clockRate=90000, payloadType=97, parameters={"apt": 96}
+)
+OPUS = RTCRtpCodecParameters(mimeType="audio/opus", clockRate=48000, channels=2, payloadType=111)
+EXTENSIONS = [
+    RTCRtpHeaderExtensionParameters(id=4, uri=MID_URI),
+    RTCRtpHeaderExtensionParameters(id=2, uri=ABS_SEND_TIME_URI),
+    RTCRtpHeaderExtensionParameters(id=1, uri=AUDIO_LEVEL_URI),
+]
+
+
+def session(direction: int) -> pylibsrtp.Session:
+    policy = pylibsrtp.Policy(key=KEY, ssrc_type=direction)
+    policy.allow_repeat_tx = True
+    return pylibsrtp.Session(policy)
+
+
+class Wire:
+    """A subscriber's socket and SRTP session, and the SFU's link to it."""
+
+    def __init__(self, transport: Any, receiver: socket.socket) -> None:
+        self.receiver = receiver
+        self.inbound = session(pylibsrtp.Policy.SSRC_ANY_INBOUND)
+        pair = SimpleNamespace(
+            protocol=SimpleNamespace(transport=transport), remote_addr=receiver.getsockname()
+        )
+        self.dtls = SimpleNamespace(
+            _state=DtlsState.CONNECTED,
+            transport=SimpleNamespace(_connection=SimpleNamespace(_nominated={1: pair})),
+            _tx_srtp=session(pylibsrtp.Policy.SSRC_ANY_OUTBOUND),
+            _RTCDtlsTransport__tx_packets=0,
+            _RTCDtlsTransport__tx_bytes=0,
+        )
+        self.sender = SimpleNamespace(
+            transport=self.dtls,
+            _ssrc=SSRC,
+            _rtx_ssrc=RTX_SSRC,
+            _RTCRtpSender__packet_count=0,
+            _RTCRtpSender__octet_count=0,
+            _RTCRtpSender__rtp_timestamp=0,
+            _RTCRtpSender__ntp_timestamp=0,
+        )
+        self.link = RtpLink(self.sender)  # type: ignore[arg-type]
+        self.extensions = HeaderExtensionsMap()
+        self.extensions.configure(SimpleNamespace(headerExtensions=EXTENSIONS))  # type: ignore[arg-type]
+
+    def output(self, codecs: list[RTCRtpCodecParameters]) -> RtpOutput:
+        retransmissions = Counter("r", "r", registry=CollectorRegistry())
+        return RtpOutput(self.link, codecs, EXTENSIONS, "7", retransmissions)
+
+    def read(self, count: int) -> list[RtpPacket]:
+        return [
+            RtpPacket.parse(self.inbound.unprotect(self.receiver.recv(2048)), self.extensions)
+            for _ in range(count)
+        ]
+
+
+@pytest.fixture
+async def wire() -> AsyncIterator[Wire]:
+    receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    receiver.bind(("127.0.0.1", 0))
+    receiver.settimeout(2)
+    transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(
+        asyncio.DatagramProtocol, local_addr=("127.0.0.1", 0)
+    )
+    yield Wire(transport, receiver)
+    transport.close()
+    receiver.close()
+
+
+def test_the_protector_writes_what_pylibsrtp_writes_and_refuses_an_overlong_packet() -> None:
+    plain, fast = (
+        session(pylibsrtp.Policy.SSRC_ANY_OUTBOUND),
+        session(pylibsrtp.Policy.SSRC_ANY_OUTBOUND),
+    )
+    protect = protector(fast)
+    inbound = session(pylibsrtp.Policy.SSRC_ANY_INBOUND)
+    for seq, size in enumerate((1, 80, 1100, 1300)):
+        packet = bytes((0x80, 96)) + seq.to_bytes(2, "big") + bytes(8) + bytes([seq]) * size
+        protected = protect(packet)
+        assert protected == plain.protect(packet)
+        assert inbound.unprotect(protected) == packet
+    with pytest.raises(ValueError, match="too long"):
+        protect(bytes((0x80, 96, 0, 9)) + bytes(1500))
+    after = bytes((0x80, 96, 0, 10)) + bytes(8) + b"after"
+    assert protect(after) == plain.protect(after)  # the refusal changed nothing
+
+
+async def test_a_video_frame_arrives_as_rtp_with_extensions_and_is_sent_again_as_rtx(
+    wire: Wire,
+) -> None:
+    output = wire.output([VP8, RTX])
+    payloads = [b"a" * 1000, b"b" * 1000, b"c" * 400]  # one GSO run
+    ntp = ntp_now()
+    assert output.send(Packetized(payloads, 3000, ntp)) is not None
+    packets = wire.read(3)
+    assert [p.payload for p in packets] == payloads
+    assert [p.marker for p in packets] == [0, 0, 1]
+    first = packets[0].sequence_number
+    assert [p.sequence_number for p in packets] == [(first + i) & 0xFFFF for i in range(3)]
+    assert {p.ssrc for p in packets} == {SSRC} and {p.payload_type for p in packets} == {96}
+    assert len({p.timestamp for p in packets}) == 1
+    for packet in packets:
+        assert packet.extensions.mid == "7"
+        assert packet.extensions.abs_send_time == (ntp >> 14) & 0xFFFFFF
+
+    await output.retransmit(first + 1)
+    (rtx,) = wire.read(1)
+    assert (rtx.payload_type, rtx.ssrc) == (97, RTX_SSRC)
+    assert rtx.payload[:2] == (first + 1).to_bytes(2, "big") and rtx.payload[2:] == payloads[1]
+    assert rtx.timestamp == packets[1].timestamp and rtx.extensions.mid == "7"
+    assert output.retransmitted == 1
+    assert wire.sender._RTCRtpSender__packet_count == 3
+    assert wire.sender._RTCRtpSender__octet_count == 2400
+
+
+async def test_audio_keeps_its_level_and_a_nack_without_rtx_resends_the_packet(
+    wire: Wire,
+) -> None:
+    output = wire.output([OPUS])
+    output.send(Packetized([b"opus-frame"], 960, ntp_now(), 0x80 | 33))
+    (packet,) = wire.read(1)
+    assert packet.payload == b"opus-frame" and packet.marker == 1
+    assert packet.extensions.audio_level == (True, 33)
+    await output.retransmit(packet.sequence_number)
+    wire.inbound = session(pylibsrtp.Policy.SSRC_ANY_INBOUND)  # its replay check refuses it
+    (again,) = wire.read(1)
+    assert (again.payload_type, again.ssrc, again.payload) == (111, SSRC, b"opus-frame")
+    assert again.sequence_number == packet.sequence_number
+    await output.retransmit((packet.sequence_number + 1) & 0xFFFF)  # never sent: nothing
+    with pytest.raises(TimeoutError):
+        wire.receiver.settimeout(0.2)
+        wire.receiver.recv(2048)
+
+
+def test_header_size_reads_the_extension_block() -> None:
+    assert header_size(bytes((0x80, 96)) + bytes(10) + b"payload") == 12
+    block = b"\xbe\xde\x00\x02" + bytes(8)
+    assert header_size(bytes((0x90, 96)) + bytes(10) + block + b"payload") == 24
