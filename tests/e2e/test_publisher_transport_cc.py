@@ -42,8 +42,11 @@ async def test_host() -> AsyncIterator[TestHost]:
 
 @pytest.fixture
 async def server_port(aiohttp_server: Any, make_settings: Callable[..., Settings]) -> int:
-    """The server on every interface, so the namespace reaches it over the veth pair."""
-    server = await aiohttp_server(create_app(make_settings()), host="0.0.0.0")
+    """The server on every interface, so the namespace reaches it over the veth pair; its
+    SFU in a worker process, as by default, so the test's own work (Playwright, the
+    pages' stats) does not delay its reading of packets: the arrival times it reports."""
+    settings = make_settings(media_workers=1)
+    server = await aiohttp_server(create_app(settings), host="0.0.0.0")
     return int(server.port)
 
 
