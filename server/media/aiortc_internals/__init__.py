@@ -47,7 +47,6 @@ from server.media.aiortc_internals.direct_receive import (
     DirectReceive,
     FeedbackSender,
     ReceivePath,
-    direct_receive_of,
 )
 from server.media.aiortc_internals.negotiation import (
     Negotiated,
@@ -154,7 +153,6 @@ __all__ = [
     "audio_level",
     "check",
     "check_consent",
-    "direct_receive_of",
     "forward_only_codecs",
     "frame_parts",
     "keep_negotiated",

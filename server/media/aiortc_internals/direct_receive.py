@@ -244,13 +244,6 @@ def receive_directly(receiver: RTCRtpReceiver, sink: FrameSink) -> ReceivePath:
     return path
 
 
-def direct_receive_of(receiver: RTCRtpReceiver) -> DirectReceive | None:
-    """The DirectReceive of a tapped receiver's connection (its transport-cc feedback)."""
-    connection = receiver.transport.transport._connection
-    current = getattr(connection, "data_received", None)
-    return current if isinstance(current, DirectReceive) else None
-
-
 def path_of(receiver: RTCRtpReceiver) -> ReceivePath | None:
     """A tapped receiver's ReceivePath."""
     return getattr(receiver, PATH_ATTR, None)
