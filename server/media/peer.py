@@ -218,6 +218,7 @@ class Peer:
                 with internals.forward_only_codecs(self.may_send):
                     await self.pc.setRemoteDescription(RTCSessionDescription(clean, "offer"))
                 internals.route_by_mid(self.pc)
+                internals.accept_transport_cc(self.pc, clean)
                 for transceiver in self.pc.getTransceivers():
                     section = self.simulcast.get(transceiver.mid or "")
                     if section is not None:

@@ -2,9 +2,11 @@
 
 A publisher that does not simulcast has one layer, so a subscriber on a slow link
 cannot be given a smaller one (simulcast_choice.py). The SFU then asks the publisher
-itself for less, with a REMB upstream (the receive-side estimate a browser obeys as a
-ceiling when transport-cc is not negotiated, which aiortc never negotiates; aiortc
-never negotiates `ccm tmmbr` either, so TMMBR is never an option here):
+itself for less, with a REMB upstream, which Chrome obeys as a ceiling whether or not
+transport-cc is negotiated (libwebrtc's `SendSideBandwidthEstimation::UpdateReceiverEstimate`:
+its target is the least of the last REMB and its own estimates; the SFU negotiates
+transport-cc with publishers, aiortc_internals/negotiation.py). aiortc never negotiates
+`ccm tmmbr`, so TMMBR is never an option here:
 
 - the cap is the least any subscriber of the track can take, never under `FLOOR`
   (below it a camera picture is not worth its bits: the subscriber is better served

@@ -10,12 +10,13 @@ Each module here holds one concern, the numbered internals it relies on, and a
 - `receive.py`: encoded frames instead of decoded ones (1. decoder queue, 2.
   `JitterFrame`, 8. prompt jitter buffers and audio levels).
 - `direct_receive.py`: each SRTP packet handled at once, in plain calls, instead of
-  through aioice's queue and aiortc's per-packet coroutines (17).
+  through aioice's queue and aiortc's per-packet coroutines (17), and the transport-cc
+  feedback sent for it (18).
 - `repair.py`: video loss repair (7. NACK again, skip a gap).
 - `simulcast_receive.py`: simulcast layers on one receiver, routing by MID (11, 12).
 - `rtcp.py`: keyframe requests, REMB, receiver reports, the upstream cap (3, 4, 13, 15).
 - `negotiation.py`: the negotiated codecs kept across offers, the stream id, the
-  forward-only codecs (5, 6, 16).
+  forward-only codecs, transport-cc on what the SFU receives (5, 6, 16, 18).
 - `transport.py`: sending RTP without aiortc's sender, the packetizers, liveness
   (9, 10, 14).
 
@@ -42,9 +43,14 @@ from server.media.aiortc_internals import (
     transport,
 )
 from server.media.aiortc_internals.base import PINNED_VERSION, AiortcInternalsChanged, FrameSink
-from server.media.aiortc_internals.direct_receive import DirectReceive, ReceivePath
+from server.media.aiortc_internals.direct_receive import (
+    DirectReceive,
+    FeedbackSender,
+    ReceivePath,
+)
 from server.media.aiortc_internals.negotiation import (
     Negotiated,
+    accept_transport_cc,
     forward_only_codecs,
     keep_negotiated,
     negotiated,
@@ -52,6 +58,7 @@ from server.media.aiortc_internals.negotiation import (
     negotiated_parameters,
     prefer_codecs,
     set_stream_id,
+    transport_cc_negotiated,
 )
 from server.media.aiortc_internals.receive import (
     AudioPassThrough,
@@ -127,6 +134,7 @@ __all__ = [
     "AiortcInternalsChanged",
     "AudioPassThrough",
     "DirectReceive",
+    "FeedbackSender",
     "FrameSink",
     "LayerFrame",
     "LayeredVideoBuffer",
@@ -141,6 +149,7 @@ __all__ = [
     "VideoRepair",
     "WholeFrame",
     "accept_header_extensions",
+    "accept_transport_cc",
     "audio_level",
     "check",
     "check_consent",
@@ -162,4 +171,5 @@ __all__ = [
     "set_stream_id",
     "tap_encoded_frames",
     "tap_simulcast",
+    "transport_cc_negotiated",
 ]

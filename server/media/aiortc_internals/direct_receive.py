@@ -22,6 +22,14 @@ at once, on the loop, in plain calls:
   frame to the tap's sink instead of the decoder queue. RTCP it sends (NACK, PLI,
   REMB) goes out in the background, as aiortc's would have after an await.
 
+A packet with a transport-wide sequence number (the publisher negotiated transport-cc:
+negotiation.py) is recorded with its arrival time, before routing, whatever receiver it
+is for (RTX and padding-only probes too), and a `FeedbackSender` sends the transport's
+transport-cc feedback (transport_feedback.py) every 100 ms through a tapped receiver's
+`_send_rtcp`, with its `__rtcp_ssrc` as the sender, while the DTLS transport stays
+connected. Such a publisher's receivers have no `__remote_bitrate_estimator` (its
+browser estimates its uplink itself), so `ReceivePath.handle` runs none.
+
 Everything else (DTLS, SRTCP, an SRTP packet before the transport is connected, a
 packet for a receiver that is not tapped, every packet of a transport whose
 `_handle_rtp_data` was replaced on the instance) takes aiortc's own path, unchanged.
@@ -32,6 +40,7 @@ __init__.py).
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 import time
@@ -39,6 +48,7 @@ from collections.abc import Callable
 from typing import Any
 
 import aioice.ice
+import aiortc.rtp
 import pylibsrtp
 from aiortc import RTCRtpReceiver
 from aiortc import clock as _clock
@@ -57,12 +67,15 @@ from aiortc.rtp import (
 )
 
 from server.media.aiortc_internals.base import (
+    RTCP_SSRC_ATTR,
     FrameSink,
     handle_rtp_source,
     needs,
     sending,
+    takes,
     unconnected,
 )
+from server.media.transport_feedback import INTERVAL, TransportFeedback
 
 log = logging.getLogger("pairwise.media.receive")
 
@@ -139,6 +152,31 @@ class ReceivePath:
             self.sink(codec, frame)
 
 
+class FeedbackSender:
+    """A transport's transport-cc feedback, sent every `INTERVAL` while its DTLS
+    transport is connected, through the first tapped receiver (its RTCP sender SSRC)."""
+
+    def __init__(self, dtls: RTCDtlsTransport, receivers: list[RTCRtpReceiver]) -> None:
+        self.log = TransportFeedback()
+        self.sent = 0  # feedback packets sent
+        self._dtls = dtls
+        self._receivers = receivers
+        self._timer = asyncio.get_running_loop().call_later(INTERVAL, self._tick)
+
+    def _tick(self) -> None:
+        dtls: Any = self._dtls
+        if dtls._state is not _CONNECTED or not self._receivers:
+            return  # closed or failed: it receives nothing more
+        receiver: Any = self._receivers[0]
+        for data in self.log.feedbacks(getattr(receiver, RTCP_SSRC_ATTR, None) or 0):
+            sending.spawn(receiver._send_rtcp(data))
+            self.sent += 1
+        self._timer = asyncio.get_running_loop().call_later(INTERVAL, self._tick)
+
+    def stop(self) -> None:
+        self._timer.cancel()
+
+
 class DirectReceive:
     """Stands in for one aioice `Connection.data_received`: SRTP packets are handled at
     once (see the module's docstring), every other datagram goes to `fallback`."""
@@ -147,6 +185,8 @@ class DirectReceive:
         self._dtls = dtls
         self._fallback = fallback
         self.handled = 0  # SRTP packets handled here
+        self.receivers: list[RTCRtpReceiver] = []  # the tapped ones, in tapping order
+        self.feedback: FeedbackSender | None = None  # from the first transport-cc packet
 
     def __call__(self, data: bytes, component: int) -> None:
         dtls: Any = self._dtls
@@ -170,6 +210,12 @@ class DirectReceive:
             packet = RtpPacket.parse(data, dtls._rtp_header_extensions_map)
         except (pylibsrtp.Error, ValueError):
             return  # aiortc drops these too (logged at debug level only)
+        seq = packet.extensions.transport_sequence_number
+        if seq is not None:
+            feedback = self.feedback
+            if feedback is None:
+                feedback = self.feedback = FeedbackSender(dtls, self.receivers)
+            feedback.log.record(seq, time.monotonic_ns() // 1000, packet.ssrc)
         receiver = dtls._rtp_router.route_rtp(packet)
         if receiver is None:
             return
@@ -192,7 +238,9 @@ def receive_directly(receiver: RTCRtpReceiver, sink: FrameSink) -> ReceivePath:
     connection = dtls.transport._connection
     current = connection.data_received
     if not isinstance(current, DirectReceive):
-        connection.data_received = DirectReceive(dtls, current)  # type: ignore[method-assign]
+        current = DirectReceive(dtls, current)
+        connection.data_received = current  # type: ignore[method-assign]
+    current.receivers.append(receiver)
     return path
 
 
@@ -257,6 +305,16 @@ def problems() -> list[str]:
         "aioice's Connection.data_received",
         "self._queue.put_nowait((data, component))",
     )
+    if not takes(RTCRtpReceiver, "_send_rtcp", "packet"):
+        found.append("RTCRtpReceiver._send_rtcp(packet) is gone or changed")
+    if "await self.transport._send_rtp(bytes(packet))" not in inspect.getsource(
+        RTCRtpReceiver._send_rtcp
+    ) or "if is_rtcp(data):" not in inspect.getsource(RTCDtlsTransport._send_rtp):
+        found.append("RTCRtpReceiver._send_rtcp no longer sends bytes(packet) as SRTCP")
+    if "values.transport_sequence_number = unpack(" not in inspect.getsource(
+        aiortc.rtp.HeaderExtensionsMap.get
+    ):
+        found.append("RtpPacket.extensions.transport_sequence_number is no longer parsed")
     if "self._recv = self._connection.recv" not in inspect.getsource(RTCIceTransport.__init__):
         found.append("RTCIceTransport no longer receives from its aioice Connection")
     if "delta = current_datetime() - NTP_EPOCH" not in inspect.getsource(_clock.current_ms):

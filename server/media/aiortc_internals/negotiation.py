@@ -1,5 +1,5 @@
-"""Negotiation: the codecs and extensions kept across offers, the stream id, and the
-forward-only codecs (internals 5, 6, 16).
+"""Negotiation: the codecs and extensions kept across offers, the stream id, the
+forward-only codecs, and transport-cc for what the SFU receives (internals 5, 6, 16, 18).
 
 5. `RTCRtpTransceiver._codecs` and `._headerExtensions`: the negotiated codecs (`[0]`
    is what the sender uses) and header extensions. `createOffer()` resets them on
@@ -23,6 +23,22 @@ forward-only codecs (internals 5, 6, 16).
    leaves their payloads as they came, so `PromptVideoBuffer` hands on each packet's
    payload too (`frame_parts`): those are forwarded unchanged.
 
+18. transport-cc toward a publisher (transport_feedback.py): aiortc negotiates neither the
+   transport-wide sequence number extension nor `a=rtcp-fb:<pt> transport-cc`
+   (`find_common_header_extensions` keeps only `codecs.HEADER_EXTENSIONS`' URIs, and
+   `find_common_codecs` only the feedback its own codecs list). `accept_transport_cc`
+   adds both, as the offer numbered them, to `_headerExtensions` and `_codecs` of each
+   transceiver whose remote side sends (the answer is built from them), configures the
+   DTLS transport's `_rtp_header_extensions_map` with the extension's id (aiortc's
+   `setRemoteDescription` of a later answer resets `_headerExtensions`, and a receiver
+   that starts after that would leave it out; `configure` never removes an id), and
+   sets the receiver's
+   `__remote_bitrate_estimator` to None: the browser now estimates its uplink itself
+   from the feedback, and a REMB from aiortc's estimate would only hold it back (the
+   publisher cap's REMB still limits it: Chrome's `SendSideBandwidthEstimation` takes a
+   REMB as a ceiling with transport-cc too). Sections the SFU sends on never get it:
+   the SFU stamps no transport sequence numbers, so subscribers keep sending REMB.
+
 The offers' numbers themselves need no internals: `payload_types.py` rewrites aiortc's
 offer text, and aiortc takes its numbers from the answer.
 
@@ -43,12 +59,22 @@ import aiortc.rtp
 from aiortc import RTCPeerConnection, RTCRtpSender, RTCRtpTransceiver
 from aiortc import codecs as _codecs_module
 from aiortc import rtcpeerconnection as _pc_module
-from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+from aiortc.rtcrtpparameters import (
+    RTCRtcpFeedback,
+    RTCRtpCodecParameters,
+    RTCRtpHeaderExtensionParameters,
+    RTCRtpReceiveParameters,
+)
+from aiortc.sdp import SessionDescription
 
 from server.media import forward_only
 from server.media.aiortc_internals.base import (
+    ESTIMATOR_ATTR,
     unconnected,
 )
+from server.media.transport_feedback import URI as TRANSPORT_CC_URI
+
+TRANSPORT_CC = RTCRtcpFeedback(type="transport-cc")
 
 
 def set_stream_id(sender: RTCRtpSender, stream_id: str) -> None:
@@ -143,6 +169,47 @@ def negotiated_codec(transceiver: RTCRtpTransceiver) -> RTCRtpCodecParameters | 
     return codecs[0] if codecs else None
 
 
+def accept_transport_cc(pc: RTCPeerConnection, offer: str) -> list[RTCRtpTransceiver]:
+    """Negotiate transport-cc (the transport-wide sequence number extension and the
+    `transport-cc` feedback, numbered as `offer` numbers them) on every section the
+    remote side sends on where its offer has both, before the answer is made; their
+    receivers run no REMB estimator. Returns those transceivers."""
+    by_mid = {t.mid: t for t in pc.getTransceivers()}
+    accepted = []
+    for media in SessionDescription.parse(offer).media:
+        transceiver = by_mid.get(media.rtp.muxId)
+        if (
+            transceiver is None
+            or media.kind not in ("audio", "video")
+            or media.direction not in ("sendrecv", "sendonly")
+        ):
+            continue
+        ident = next((x.id for x in media.rtp.headerExtensions if x.uri == TRANSPORT_CC_URI), None)
+        offered = {c.payloadType for c in media.rtp.codecs if TRANSPORT_CC in c.rtcpFeedback}
+        if ident is None or not offered:
+            continue
+        extension = RTCRtpHeaderExtensionParameters(id=ident, uri=TRANSPORT_CC_URI)
+        if all(x.uri != TRANSPORT_CC_URI for x in transceiver._headerExtensions):
+            transceiver._headerExtensions.append(extension)
+        # The transport's map now, too: the receiver configures it from its parameters
+        # only when it starts, and an answer to the SFU's first re-offer, applied before
+        # that, resets `_headerExtensions` to aiortc's own list (which lacks it).
+        transceiver.receiver.transport._rtp_header_extensions_map.configure(
+            RTCRtpReceiveParameters(headerExtensions=[extension])
+        )
+        for codec in transceiver._codecs:
+            if codec.payloadType in offered and TRANSPORT_CC not in codec.rtcpFeedback:
+                codec.rtcpFeedback.append(TRANSPORT_CC)
+        setattr(transceiver.receiver, ESTIMATOR_ATTR, None)
+        accepted.append(transceiver)
+    return accepted
+
+
+def transport_cc_negotiated(transceiver: RTCRtpTransceiver) -> bool:
+    """Whether the transceiver's negotiated header extensions include transport-cc's."""
+    return any(x.uri == TRANSPORT_CC_URI for x in transceiver._headerExtensions)
+
+
 def problems() -> list[str]:
     found = []
     offer = inspect.getsource(RTCPeerConnection.createOffer)
@@ -164,8 +231,29 @@ def problems() -> list[str]:
         _pc_module.find_common_codecs
     ):
         found.append("find_common_codecs no longer reads rtp.DYNAMIC_PAYLOAD_TYPES")
+    describe_source = inspect.getsource(_pc_module.create_media_description_for_transceiver)
+    if (
+        "headerExtensions=transceiver._headerExtensions" not in describe_source
+        or "codecs=transceiver._codecs" not in describe_source
+    ):
+        found.append("the answer's m-line is no longer built from _codecs and _headerExtensions")
+    if "headerExtensions=transceiver._headerExtensions" not in inspect.getsource(
+        RTCPeerConnection._RTCPeerConnection__remoteRtp  # type: ignore[attr-defined]
+    ):
+        found.append("a receiver's parameters no longer come from _headerExtensions")
+    if "self.__ids.transport_sequence_number = ext.id" not in inspect.getsource(
+        aiortc.rtp.HeaderExtensionsMap.configure
+    ):
+        found.append("HeaderExtensionsMap.configure no longer learns the transport-cc id")
     with unconnected() as pc:
         transceiver = pc.addTransceiver("audio")
+        if not isinstance(
+            getattr(transceiver.receiver.transport, "_rtp_header_extensions_map", None),
+            aiortc.rtp.HeaderExtensionsMap,
+        ):
+            found.append("RTCDtlsTransport instances have no _rtp_header_extensions_map")
+        if not hasattr(transceiver.receiver, ESTIMATOR_ATTR):
+            found.append(f"RTCRtpReceiver instances have no {ESTIMATOR_ATTR}")
         for attr in ("_codecs", "_headerExtensions", "_preferred_codecs"):
             if not isinstance(getattr(transceiver, attr, None), list):
                 found.append(f"RTCRtpTransceiver instances have no {attr} list")

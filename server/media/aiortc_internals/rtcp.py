@@ -12,7 +12,8 @@
    `(bitrate, ssrcs)` when `_handle_rtp_packet` should send a REMB) is wrapped by
    `UpstreamCap`, so the REMBs aiortc sends from its own estimate never exceed the cap
    (a later uncapped REMB would undo it), and the cap itself is sent at once with the
-   receiver's `__rtcp_ssrc` as the sender, through `_send_rtcp`.
+   receiver's `__rtcp_ssrc` as the sender, through `_send_rtcp`. A publisher that
+   negotiated transport-cc has no estimator (negotiation.py): it gets the cap alone.
 
 `problems()` lists what of these is missing or changed (run by `check()` in
 __init__.py).
