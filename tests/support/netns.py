@@ -27,6 +27,8 @@ def _run(*args: str) -> None:
 
 @dataclass
 class TestHost:
+    __test__ = False  # a namespace for tests, not a test class for pytest to collect
+
     name: str
     host_ip: str  # this machine's end of the veth pair
     ns_ip: str  # the namespace's end
