@@ -12,16 +12,25 @@ from typing import Any, Literal
 from pydantic import Field
 
 from server.auth import Grant
+from server.errors import RateLimited
 from server.media.ice import client_ice_servers
 from server.media.peer import MAX_SDP_BYTES
 from server.media.service import Connected, MediaService
 from server.rooms.model import MediaMode
+from server.signaling.ratelimit import TokenBucket
 from server.signaling.schemas import Empty, Payload
 from server.signaling.server import Ack, Connection, Signaling
 
 log = logging.getLogger("pairwise.media.signaling")
 
 SdpText = Field(min_length=1, max_length=MAX_SDP_BYTES)
+
+# New media connections per socket (media_offer, media_reconnect): a client offers on
+# joining and on each reconnect, backing off 1, 2, 4, 8 s. Each one costs the SFU a
+# PeerConnection (ICE gathering, a DTLS certificate): 50 a second from one participant,
+# which the event limit allows, starved everyone else's media.
+OFFERS_PER_SECOND = 0.5
+OFFER_BURST = 5
 
 # room → {"number", "pin"} when the room can be joined by phone, else None.
 DialIn = Callable[[str], Awaitable[dict[str, Any] | None]]
@@ -74,6 +83,7 @@ class MediaHandlers:
         self.signaling = signaling
         self.media = media
         self.dialin = dialin
+        self._offers: dict[str, TokenBucket] = {}  # socket id → its new connections
         media.set_notify(self.notify)
         on = signaling.on
         on("media_config", Empty, needs_join=False)(self.config)
@@ -114,7 +124,13 @@ class MediaHandlers:
             return None
         return {"number": str(info["number"]), "pin": str(info.get("pin") or "")}
 
+    def _take_offer(self, conn: Connection) -> None:
+        bucket = self._offers.setdefault(conn.sid, TokenBucket(OFFERS_PER_SECOND, OFFER_BURST))
+        if not bucket.take():
+            raise RateLimited("too many new media connections; wait a few seconds")
+
     async def offer(self, conn: Connection, payload: MediaOfferIn) -> Ack:
+        self._take_offer(conn)
         connected = await self.media.connect(
             conn.room,
             conn.identity,
@@ -129,6 +145,7 @@ class MediaHandlers:
         return {"ok": True, "revision": payload.revision}
 
     async def reconnect(self, conn: Connection, payload: MediaReconnectIn) -> Ack:
+        self._take_offer(conn)
         connected = await self.media.connect(
             conn.room,
             conn.identity,
@@ -191,6 +208,7 @@ class MediaHandlers:
         return {"closed": True}
 
     async def _disconnected(self, conn: Connection) -> None:
+        self._offers.pop(conn.sid, None)
         await self.media.probes.close(conn.sid)
 
     async def notify(self, room: str, identity: str, event: str, data: dict[str, Any]) -> None:

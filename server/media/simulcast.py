@@ -53,7 +53,7 @@ def _sections(sdp: str) -> list[list[str]]:
 
 def parse_offer(sdp: str) -> dict[str, SimulcastSection]:
     """mid → the simulcast video sections of a client's offer (at most `MAX_LAYERS`
-    layers each; unknown or paused RIDs are left out)."""
+    layers each; unknown, paused or repeated RIDs are left out)."""
     found: dict[str, SimulcastSection] = {}
     for section in _sections(sdp):
         if not section[0].startswith("m=video"):
@@ -71,7 +71,8 @@ def parse_offer(sdp: str) -> dict[str, SimulcastSection]:
                 if len(parts) >= 2 and parts[0] == "send":
                     for alternatives in parts[1].split(";"):
                         rid = alternatives.split(",")[0]
-                        if not rid.startswith("~") and rid in sent and _RID.match(rid):
+                        paused, repeated = rid.startswith("~"), rid in order
+                        if not paused and not repeated and rid in sent and _RID.match(rid):
                             order.append(rid)
         ssrcs: list[int] = []
         rtx: dict[int, int] = {}
