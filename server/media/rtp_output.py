@@ -31,6 +31,13 @@ from prometheus_client import Counter
 from server.media.aiortc_internals import RtpLink
 
 HISTORY = 512  # packets kept per subscriber for NACKs (about 10 s of video at 500 kbit/s)
+# A subscriber's NACKs cannot make it an amplifier: each packet sent adds one resend to
+# a budget (at most RESEND_BUDGET kept), so resends never outnumber the stream itself
+# (libwebrtc's sender caps its retransmission rate at its send rate the same way), and
+# one packet is resent at most once per RESEND_GAP (the same number NACKed again in one
+# burst, or by a client that re-NACKs faster than any round trip).
+RESEND_BUDGET = HISTORY // 2
+RESEND_GAP = 0.01  # seconds
 MID_URI = "urn:ietf:params:rtp-hdrext:sdes:mid"
 ABS_SEND_TIME_URI = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
 AUDIO_LEVEL_URI = "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
@@ -115,8 +122,11 @@ class RtpOutput:
         self._clock_rate = codec.clockRate
         self._last: tuple[int, int] | None = None  # (RTP timestamp, NTP) of the last frame sent
         self._history: list[bytes | None] = [None] * HISTORY  # the packets, unprotected
+        self._resent_at = [-RESEND_GAP] * HISTORY  # monotonic time of each slot's last resend
+        self._resend_budget = 0
         self.packets = 0
         self.retransmitted = 0
+        self.resends_refused = 0  # NACKed packets not resent: over budget or just resent
         link.on_retransmit_request(self.retransmit)
 
     def send(self, frame: Packetized) -> Delivery:
@@ -146,6 +156,7 @@ class RtpOutput:
         self._seq = (seq + 1) & 0xFFFF
         count = len(packets)
         self.packets += count
+        self._resend_budget = min(self._resend_budget + count, RESEND_BUDGET)
         octets = frame.octets + count * (12 + len(extensions))
         self._link.count(count, octets, frame.octets, timestamp, frame.ntp)
         return Delivery.SENT
@@ -161,13 +172,21 @@ class RtpOutput:
         self._timestamp_origin = (timestamp + ticks - frame.timestamp) & 0xFFFFFFFF
 
     async def retransmit(self, seq: int) -> None:
-        """Send a packet the subscriber reported lost again, if it is still kept."""
-        packet = self._history[seq % HISTORY]
+        """Send a packet the subscriber reported lost again, if it is still kept (and
+        within the resend budget: see RESEND_BUDGET)."""
+        slot = seq % HISTORY
+        packet = self._history[slot]
         send = self._link.sender()
         if packet is None or send is None:
             return
         if int.from_bytes(packet[2:4], "big") != seq:
             return  # overwritten by a newer packet
+        now = time.monotonic()
+        if self._resend_budget < 1 or now - self._resent_at[slot] < RESEND_GAP:
+            self.resends_refused += 1
+            return
+        self._resend_budget -= 1
+        self._resent_at[slot] = now
         size = header_size(packet)
         header, payload = packet[:size], packet[size:]
         if self._rtx_payload_type is not None:  # RFC 4588: own SSRC and sequence numbers

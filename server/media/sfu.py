@@ -121,6 +121,7 @@ class Sfu:
 
     async def start(self) -> None:
         internals.check()
+        internals.drop_malformed_remb()
         self.bus.subscribe(
             self._on_event, "sfu", kinds=(ParticipantLeft, SessionEnded, MediaModeChanged)
         )

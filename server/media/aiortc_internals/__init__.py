@@ -14,7 +14,8 @@ Each module here holds one concern, the numbered internals it relies on, and a
   feedback sent for it (18).
 - `repair.py`: video loss repair (7. NACK again, skip a gap).
 - `simulcast_receive.py`: simulcast layers on one receiver, routing by MID (11, 12).
-- `rtcp.py`: keyframe requests, REMB, receiver reports, the upstream cap (3, 4, 13, 15).
+- `rtcp.py`: keyframe requests, REMB, receiver reports, the upstream cap, malformed
+  REMBs dropped (3, 4, 13, 15, 19).
 - `negotiation.py`: the negotiated codecs kept across offers, the stream id, the
   forward-only codecs, transport-cc on what the SFU receives (5, 6, 16, 18).
 - `transport.py`: sending RTP without aiortc's sender, the packetizers, liveness
@@ -72,6 +73,7 @@ from server.media.aiortc_internals.receive import (
 from server.media.aiortc_internals.repair import VideoRepair
 from server.media.aiortc_internals.rtcp import (
     UpstreamCap,
+    drop_malformed_remb,
     listen_rtcp,
     on_feedback,
     on_keyframe_request,
@@ -129,6 +131,7 @@ _passed: list[bool] = []  # [True] once check() has passed in this process
 
 
 __all__ = [
+    "drop_malformed_remb",
     "MODULES",
     "PINNED_VERSION",
     "AiortcInternalsChanged",

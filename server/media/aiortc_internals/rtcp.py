@@ -14,6 +14,12 @@
    (a later uncapped REMB would undo it), and the cap itself is sent at once with the
    receiver's `__rtcp_ssrc` as the sender, through `_send_rtcp`. A publisher that
    negotiated transport-cc has no estimator (negotiation.py): it gets the cap alone.
+19. `RtpRouter.route_rtcp(packet)`: aiortc reads a REMB's SSRC list with
+   `unpack_remb_fci`, which raises `struct.error` (not the `ValueError` it catches) for
+   a REMB that announces more SSRCs than it carries; raised inside
+   `RTCDtlsTransport._handle_rtcp_data`, that ends the connection's DTLS receive task, so
+   one forged 20-byte REMB closed a participant's media. `drop_malformed_remb()` wraps
+   the router so such a packet reaches nobody.
 
 `problems()` lists what of these is missing or changed (run by `check()` in
 __init__.py).
@@ -22,7 +28,9 @@ __init__.py).
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
+import struct
 from collections.abc import Callable
 from typing import Any
 
@@ -160,6 +168,32 @@ def listen_rtcp(transport: RTCDtlsTransport, ssrc: int, callback: Callable[[Any]
     transport._rtp_router.register_sender(Listener(), ssrc)  # type: ignore[arg-type]
 
 
+def whole_remb(fci: bytes) -> bool:
+    """Whether a REMB's FCI carries every SSRC it announces (a non-REMB is left alone)."""
+    return fci[:4] != b"REMB" or (len(fci) >= 8 and len(fci) >= 8 + 4 * fci[4])
+
+
+def drop_malformed_remb() -> None:
+    """From now on, an RTCP REMB that announces more SSRCs than it carries is routed to
+    nobody (internal 19) instead of ending the connection's RTCP handling."""
+    route = RtpRouter.route_rtcp
+    if getattr(route, "drops_malformed_remb", False):
+        return
+
+    @functools.wraps(route)
+    def route_whole(self: RtpRouter, packet: Any) -> Any:
+        remb = isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP
+        if remb and not whole_remb(packet.fci):
+            return set()
+        try:
+            return route(self, packet)
+        except struct.error:  # any other short field aiortc reads unguarded
+            return set()
+
+    route_whole.drops_malformed_remb = True  # type: ignore[attr-defined]
+    RtpRouter.route_rtcp = route_whole  # type: ignore[method-assign]
+
+
 def problems() -> list[str]:
     found = needs(
         handle_rtp_source(),
@@ -179,6 +213,10 @@ def problems() -> list[str]:
         not in inspect.getsource(RTCDtlsTransport._handle_rtcp_data)
     ):
         found.append("RTCRtpSender._handle_rtcp_packet(packet) is no longer how RTCP arrives")
+    if "self._rtp_router.route_rtcp(packet)" not in inspect.getsource(
+        RTCDtlsTransport._handle_rtcp_data
+    ) or not takes(RtpRouter, "route_rtcp", "packet"):
+        found.append("RTCP no longer reaches its recipients through RtpRouter.route_rtcp")
     if not takes(RTCRtpReceiver, "_send_rtcp", "packet") or not takes(
         RtpRouter, "register_sender", "sender", "ssrc"
     ):

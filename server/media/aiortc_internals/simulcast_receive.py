@@ -21,7 +21,8 @@
    SSRC and their own RTP timestamp (`__timestamp_mapper` maps one stream's clock only).
    `accept_header_extensions` adds the RID extensions to a transceiver's negotiated
    `_headerExtensions`, which both the answer (`create_media_description_for_transceiver`)
-   and the receiver's parameters (`__remoteRtp`) are built from.
+   and the receiver's parameters (`__remoteRtp`) are built from, and to its DTLS
+   transport's `_rtp_header_extensions_map` at once (see its docstring).
 
 `problems()` lists what of these is missing or changed (run by `check()` in
 __init__.py).
@@ -40,7 +41,7 @@ from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpTransceiver
 from aiortc import rtcpeerconnection as _pc_module
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.rtcdtlstransport import RTCDtlsTransport, RtpRouter
-from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters
+from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpReceiveParameters
 from aiortc.rtcrtpreceiver import NackGenerator
 
 from server.media.aiortc_internals.base import (
@@ -163,11 +164,18 @@ def tap_simulcast(receiver: RTCRtpReceiver, layers: Any, sink: FrameSink) -> Non
 
 
 def accept_header_extensions(transceiver: RTCRtpTransceiver, offered: dict[str, int]) -> None:
-    """Negotiate these extensions (URI → the offer's id) on the transceiver too."""
+    """Negotiate these extensions (URI → the offer's id) on the transceiver too, and
+    teach them to its transport's extension map now: the receiver configures that map
+    from `_headerExtensions` only when it starts, and in a room where someone already
+    publishes, the answer to the SFU's first re-offer (applied before DTLS connects)
+    resets `_headerExtensions` to aiortc's own list, so the receiver started without the
+    RID extensions and never learned a layer (`configure` never removes an id)."""
     have = {x.uri for x in transceiver._headerExtensions}
-    for uri, ident in offered.items():
-        if uri not in have:
-            transceiver._headerExtensions.append(RTCRtpHeaderExtensionParameters(id=ident, uri=uri))
+    extensions = [RTCRtpHeaderExtensionParameters(id=i, uri=uri) for uri, i in offered.items()]
+    transceiver._headerExtensions += [x for x in extensions if x.uri not in have]
+    transceiver.receiver.transport._rtp_header_extensions_map.configure(
+        RTCRtpReceiveParameters(headerExtensions=extensions)
+    )
 
 
 def route_by_mid(pc: RTCPeerConnection) -> None:

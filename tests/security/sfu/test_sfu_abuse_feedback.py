@@ -1,5 +1,7 @@
-"""Attacks on the SFU that find defects outside server/media's SFU core (routed: the
-fix belongs in rtp_output.py or aiortc_internals/). Each fails until that is fixed."""
+"""Attacks through a connection's feedback and header extensions: a NACK flood
+(rtp_output.py's resend budget), a REMB that lies about its SSRCs (aiortc_internals'
+rtcp.py, internal 19), and a simulcast publisher joining a room where someone already
+publishes (the RID extensions taught to the transport: simulcast_receive.py)."""
 
 from __future__ import annotations
 
