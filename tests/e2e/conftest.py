@@ -14,6 +14,7 @@ from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
 from server.app import create_app
 from server.config import Settings
+from tests.support.netns import TestHost, create_test_host
 from tests.support.participants import issue_token
 from tests.support.services import require_program
 
@@ -196,3 +197,14 @@ def publish_screenshot(path: Path, name: str) -> None:
     target = ROOT / "docs" / "screenshots" / name
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(path, target)
+
+
+@pytest.fixture
+async def test_host() -> AsyncIterator[TestHost]:
+    """A network namespace joined to this machine by a veth pair (tests/support/netns.py),
+    removed after the test."""
+    host = create_test_host()
+    try:
+        yield host
+    finally:
+        host.remove()

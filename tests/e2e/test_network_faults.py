@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,19 +18,10 @@ from server.app import create_app
 from server.config import Settings
 from tests.e2e.conftest import Launcher, OpenPage
 from tests.e2e.test_continuity import DEBUG, both_decode, decodes, make_pair, timeline
-from tests.support.netns import TestHost, create_test_host
+from tests.support.netns import TestHost
 from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
-
-
-@pytest.fixture
-async def test_host() -> AsyncIterator[TestHost]:
-    host = create_test_host()
-    try:
-        yield host
-    finally:
-        host.remove()
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,18 +26,9 @@ from server.media.transport_feedback import URI
 from tests.e2e.conftest import Launcher, OpenPage, RoomPage
 from tests.e2e.test_continuity import DEBUG, both_decode
 from tests.e2e.test_network_faults import namespace_participant
-from tests.support.netns import TestHost, create_test_host
+from tests.support.netns import TestHost
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
-
-
-@pytest.fixture
-async def test_host() -> AsyncIterator[TestHost]:
-    host = create_test_host()
-    try:
-        yield host
-    finally:
-        host.remove()
 
 
 @pytest.fixture
