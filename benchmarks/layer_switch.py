@@ -244,7 +244,10 @@ async def measure(repetitions: int) -> Run:
     run = Run()
     with tempfile.TemporaryDirectory() as tmp:
         settings = load_settings(
-            data_dir=Path(tmp) / "data", admin_key=ADMIN_KEY, secret_key=SECRET_KEY
+            data_dir=Path(tmp) / "data",
+            admin_key=ADMIN_KEY,
+            secret_key=SECRET_KEY,
+            media_workers=0,  # InProcess reads the in-process SFU
         )
         server = InProcess(settings)
         port = await server.start(0)
