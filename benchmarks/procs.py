@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bisect
 import json
+import os
 import socket
 import subprocess
 import threading
@@ -178,3 +179,24 @@ def wait_media_workers(url: str, timeout: float = 120.0) -> int:
         if time.monotonic() > deadline:
             raise NotReady(f"{url}: media workers not ready after {timeout:g} s")
         time.sleep(POLL_S)
+
+
+def udp_reader(quiet: float, buffer: int | None = None) -> tuple[tuple[str, int], int]:
+    """A forked process that reads datagrams on a loopback UDP port (blocking in `recv`,
+    as a subscriber does) until none has come for `quiet` seconds; returns its address
+    and its pid (to `os.waitpid` once the sender is done). `buffer`: its SO_RCVBUF."""
+    receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    if buffer is not None:
+        receiver.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, buffer)
+    receiver.bind(("127.0.0.1", 0))
+    addr = receiver.getsockname()
+    child = os.fork()
+    if child == 0:
+        receiver.settimeout(quiet)
+        try:
+            while True:
+                receiver.recv(2048)
+        except OSError:
+            os._exit(0)
+    receiver.close()
+    return addr, child

@@ -37,28 +37,14 @@ from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
+from benchmarks.procs import udp_reader
+
 TITLE = "SFU send floor: what one forwarded packet costs in Python"
 SUBSCRIBERS = 16
 FPS = 30
 AUDIO_FPS = 50
 MID = "0"
 KEY = bytes(range(30))  # SRTP master key + salt (AES_CM_128_HMAC_SHA1_80)
-
-
-def _reader() -> tuple[socket.socket, int]:
-    """A forked reader process blocking in `recv` until the sender goes quiet."""
-    receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    receiver.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 22)
-    receiver.bind(("127.0.0.1", 0))
-    child = os.fork()
-    if child == 0:
-        receiver.settimeout(3)
-        try:
-            while True:
-                receiver.recv(2048)
-        except OSError:
-            os._exit(0)
-    return receiver, child
 
 
 def _session(ssrc_any: bool = True) -> Any:
@@ -263,8 +249,7 @@ def _back_to_back(send: SendFrame, frames: int) -> float:
 
 
 async def measure(seconds: float, frames: int, stream: Any) -> dict[str, tuple[float, float]]:
-    receiver, child = _reader()
-    addr = receiver.getsockname()
+    addr, child = udp_reader(3, buffer=1 << 22)
     try:
         senders = await _senders(addr, stream)
         results = {}
@@ -274,7 +259,6 @@ async def measure(seconds: float, frames: int, stream: Any) -> dict[str, tuple[f
         for _, handle in senders.values():
             handle.close()
     finally:
-        receiver.close()
         await asyncio.to_thread(os.waitpid, child, 0)
     return results
 

@@ -22,6 +22,8 @@ import os
 import socket
 import time
 
+from benchmarks.procs import udp_reader
+
 TITLE = "Wake-ups on this machine (why small SFU rooms cost more per stream here)"
 PAYLOAD = b"x" * 1200
 GAP = 0.009  # seconds between iterations: long enough for the receiver to sleep
@@ -41,18 +43,7 @@ def _cpu_per_iteration(sock: socket.socket, addr: tuple[str, int], sends: int, g
 
 
 def measure(iterations: int) -> dict[str, float]:
-    receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    receiver.bind(("127.0.0.1", 0))
-    addr = receiver.getsockname()
-    child = os.fork()
-    if child == 0:  # the receiver: blocks in recv until the sender goes quiet
-        receiver.settimeout(2)
-        try:
-            while True:
-                receiver.recv(2048)
-        except OSError:
-            os._exit(0)
-    receiver.close()
+    addr, child = udp_reader(2)  # blocks in recv until the sender goes quiet
     sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
         results = {

@@ -128,12 +128,11 @@ async def test_caller_and_webrtc_participant_hear_each_other(
     assert phone.gateway.ended_calls[-1].end_reason == "removed"
 
 
-async def test_caller_and_participant_hear_each_other_through_a_media_worker(
-    make_phone: PhoneFactory, make_settings: Callable[..., Settings], udp_peer: UdpPeer
-) -> None:
-    """The same call with the room's SFU in a worker process (`media_workers` = 1): the
-    participant is an aiortc peer connected to that SFU, the gateway's room audio is
-    `WorkerRoomAudio`."""
+async def phone_with_a_media_worker(
+    make_phone: PhoneFactory, make_settings: Callable[..., Settings]
+) -> tuple[Phone, WorkerPool]:
+    """A gateway whose room audio is `WorkerRoomAudio` over one media worker, started and
+    ready (the caller stops the pool)."""
     pools: list[WorkerPool] = []
 
     def in_a_worker(registry: RoomRegistry, bus: EventBus) -> WorkerRoomAudio:
@@ -144,6 +143,16 @@ async def test_caller_and_participant_hear_each_other_through_a_media_worker(
     pool = pools[0]
     await pool.start()
     assert await pool.ready(60)  # start returns at once; a start under load took 2-9 s
+    return phone, pool
+
+
+async def test_caller_and_participant_hear_each_other_through_a_media_worker(
+    make_phone: PhoneFactory, make_settings: Callable[..., Settings], udp_peer: UdpPeer
+) -> None:
+    """The same call with the room's SFU in a worker process (`media_workers` = 1): the
+    participant is an aiortc peer connected to that SFU, the gateway's room audio is
+    `WorkerRoomAudio`."""
+    phone, pool = await phone_with_a_media_worker(make_phone, make_settings)
     alice = RTCPeerConnection(client_configuration())
     heard_by_alice: list[np.ndarray] = []
     tasks: list[asyncio.Task[None]] = []

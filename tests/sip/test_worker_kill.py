@@ -24,10 +24,7 @@ from aiortc.mediastreams import MediaStreamTrack
 
 from server.config import Settings
 from server.media.workers.pool import WorkerPool
-from server.phone.worker_audio import WorkerRoomAudio
-from server.rooms.events import EventBus
 from server.rooms.model import MediaMode
-from server.rooms.registry import RoomRegistry
 from tests.media.support import client_configuration
 from tests.sip.conftest import PhoneFactory, UdpPeer, eventually
 from tests.sip.media import ToneTrack, dominant_frequency, g711_packets, tone
@@ -38,6 +35,7 @@ from tests.sip.test_end_to_end import (
     PARTICIPANT_TONE,
     caller_heard,
     collect_track,
+    phone_with_a_media_worker,
 )
 
 pytestmark = [pytest.mark.slow, pytest.mark.sip]
@@ -126,16 +124,7 @@ def assert_tones(heard_by_caller: np.ndarray, alice: Participant) -> None:
 async def test_a_call_survives_the_death_of_its_rooms_media_worker(
     make_phone: PhoneFactory, make_settings: Callable[..., Settings], udp_peer: UdpPeer
 ) -> None:
-    pools: list[WorkerPool] = []
-
-    def in_a_worker(registry: RoomRegistry, bus: EventBus) -> WorkerRoomAudio:
-        pools.append(WorkerPool(make_settings(media_workers=1), registry, bus, None, 1))
-        return WorkerRoomAudio(pools[0])
-
-    phone = await make_phone(room_audio_for=in_a_worker)
-    pool = pools[0]
-    await pool.start()
-    assert await pool.ready(60)
+    phone, pool = await phone_with_a_media_worker(make_phone, make_settings)
     alice = Participant(pool)
     pool.set_notify(alice.notify)
     phone.registry.join(ROOM, "alice", "Alice", "mentor", "sid-1", media_mode=MediaMode.AUDIO)
