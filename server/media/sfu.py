@@ -52,11 +52,6 @@ from server.rooms.registry import RoomRegistry
 
 log = logging.getLogger("pairwise.media.sfu")
 
-# A browser sends a REMB every 0.2-1 s; closer ones are folded into one entry of the
-# subscriber's estimate history, which each REMB scans: a flood of 5,000 a second kept
-# 15,000 entries and cost 32 s of CPU a second (1,000 a second: 0.4 s).
-REMB_INTERVAL = 0.05
-
 # (room, identity, event, payload): how the SFU reaches one participant's client.
 Notify = Callable[[str, str, str, dict[str, Any]], Awaitable[None]]
 
@@ -664,13 +659,7 @@ class Sfu:
             self.choose_layers(peer)
 
     def _remb(self, peer: Peer, bitrate: float) -> None:
-        now, estimate = time.monotonic(), peer.remb
-        if now - estimate.at < REMB_INTERVAL:
-            # The newest value in the last one's place: a subscriber flooding REMBs (or
-            # one REMB naming several of its video tracks) adds one entry per interval.
-            estimate.history[-1] = (estimate.at, bitrate)
-        else:
-            estimate.observe(bitrate, now)
+        peer.remb.observe(bitrate, time.monotonic())
         self.choose_layers(peer)
         for outgoing in list(peer.outgoing.values()):
             if outgoing.publication.kind == "video" and not outgoing.publication.layers:

@@ -57,11 +57,19 @@ class Estimate:
     """A subscriber's REMB over the last few seconds: its value and its trend."""
 
     WINDOW = 3.0
+    # A browser sends a REMB every 0.2-1 s. Closer ones replace the newest entry rather
+    # than add one (a REMB naming several video tracks, or a flood): each observation
+    # scans the history, and a flood of 5,000 a second kept 15,000 entries and cost 32 s
+    # of CPU a second (1,000 a second: 0.4 s).
+    FOLD = 0.05
 
     def __init__(self) -> None:
         self.history: list[tuple[float, float]] = []
 
     def observe(self, bitrate: float, now: float) -> None:
+        if self.history and now - self.history[-1][0] < self.FOLD:
+            self.history[-1] = (self.history[-1][0], bitrate)
+            return
         self.history = [(t, v) for t, v in self.history if now - t <= self.WINDOW]
         self.history.append((now, bitrate))
 

@@ -102,3 +102,13 @@ def test_legacy_sim_groups_are_layers_too() -> None:
     offer = "v=0\r\nm=video 9 X 96\r\na=mid:0\r\na=ssrc-group:SIM 1 2 3\r\na=ssrc-group:FID 1 4\r\n"
     section = parse_offer(offer)["0"]
     assert section == SimulcastSection("0", [], [1, 2, 3], {4: 1}, {})
+
+
+def test_remb_closer_than_the_fold_replaces_the_newest_entry() -> None:
+    estimate = Estimate()
+    for i in range(1000):  # a flood: 1,000 REMBs a second for 3 s
+        estimate.observe(100_000 + i, i / 1000)
+    assert estimate.value == 100_999  # the newest value always counts
+    assert len(estimate.history) <= Estimate.WINDOW / Estimate.FOLD + 2
+    estimate.observe(50_000, 10.0)  # one after a gap: a new entry, the old ones gone
+    assert estimate.history == [(10.0, 50_000)]

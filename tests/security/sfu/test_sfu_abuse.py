@@ -28,7 +28,7 @@ from aiortc.rtp import (
 
 from server.media.peer import Peer
 from server.media.publisher_cap import FLOOR
-from server.media.sfu import REMB_INTERVAL, Controls
+from server.media.sfu import Controls
 from server.media.signaling import OFFER_BURST
 from server.media.simulcast_choice import Estimate
 from tests.media.conftest import Join
@@ -256,7 +256,7 @@ async def test_a_remb_flood_keeps_the_estimate_small(join: Join, server: Any) ->
     await eventually(marked)
     # the newest value is the estimate, and the history the SFU scans on each REMB
     # holds one entry per 50 ms of its 3 s window, not one per REMB
-    assert len(peer.remb.history) <= Estimate.WINDOW / REMB_INTERVAL + 2, len(peer.remb.history)
+    assert len(peer.remb.history) <= Estimate.WINDOW / Estimate.FOLD + 2, len(peer.remb.history)
     assert peer.remb.value == marker
 
 
