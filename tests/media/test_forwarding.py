@@ -79,6 +79,8 @@ async def test_forwarding_is_pass_through(
     assert all(isinstance(r, internals.DirectReceive) for r in receive.values()), receive
     frames = sum(r.frames for r in bo.received)
     assert sum(r.handled for r in receive.values()) >= frames
+    # ...and stamped with the kernel's arrival times (arrival.py), all but the first.
+    assert sum(r.arrival.stamped for r in receive.values()) >= frames - len(receive)
     for received in bo.received:
         sent = set(ada.tracks[received.kind].sent)
         assert set(received.encoded) <= sent, f"{received.kind} bytes changed on the way"

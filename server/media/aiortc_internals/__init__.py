@@ -12,6 +12,7 @@ Each module here holds one concern, the numbered internals it relies on, and a
 - `direct_receive.py`: each SRTP packet handled at once, in plain calls, instead of
   through aioice's queue and aiortc's per-packet coroutines (17), and the transport-cc
   feedback sent for it (18).
+- `arrival.py`: the kernel's arrival time of each datagram (20).
 - `repair.py`: video loss repair (7. NACK again, skip a gap).
 - `simulcast_receive.py`: simulcast layers on one receiver, routing by MID (11, 12).
 - `rtcp.py`: keyframe requests, REMB, receiver reports, the upstream cap, malformed
@@ -35,6 +36,7 @@ from types import ModuleType
 import aiortc
 
 from server.media.aiortc_internals import (
+    arrival,
     direct_receive,
     negotiation,
     receive,
@@ -100,6 +102,7 @@ from server.media.aiortc_internals.transport import (
 MODULES: tuple[ModuleType, ...] = (
     receive,
     direct_receive,
+    arrival,
     repair,
     simulcast_receive,
     rtcp,

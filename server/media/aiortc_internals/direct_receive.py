@@ -23,7 +23,8 @@ at once, on the loop, in plain calls:
   REMB) goes out in the background, as aiortc's would have after an await.
 
 A packet with a transport-wide sequence number (the publisher negotiated transport-cc:
-negotiation.py) is recorded with its arrival time, before routing, whatever receiver it
+negotiation.py) is recorded with its arrival time (the kernel's: arrival.py, as is the
+arrival time aiortc's REMB estimator reads), before routing, whatever receiver it
 is for (RTX and padding-only probes too), and a `FeedbackSender` sends the transport's
 transport-cc feedback (transport_feedback.py) every 100 ms through a tapped receiver's
 `_send_rtcp`, with its `__rtcp_ssrc` as the sender, while the DTLS transport stays
@@ -43,7 +44,6 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -66,6 +66,7 @@ from aiortc.rtp import (
     unwrap_rtx,
 )
 
+from server.media.aiortc_internals.arrival import ArrivalClock
 from server.media.aiortc_internals.base import (
     RTCP_SSRC_ATTR,
     FrameSink,
@@ -181,9 +182,15 @@ class DirectReceive:
     """Stands in for one aioice `Connection.data_received`: SRTP packets are handled at
     once (see the module's docstring), every other datagram goes to `fallback`."""
 
-    def __init__(self, dtls: RTCDtlsTransport, fallback: Callable[[bytes, int], None]) -> None:
+    def __init__(
+        self,
+        dtls: RTCDtlsTransport,
+        fallback: Callable[[bytes, int], None],
+        arrival: ArrivalClock,
+    ) -> None:
         self._dtls = dtls
         self._fallback = fallback
+        self.arrival = arrival
         self.handled = 0  # SRTP packets handled here
         self.receivers: list[RTCRtpReceiver] = []  # the tapped ones, in tapping order
         self.feedback: FeedbackSender | None = None  # from the first transport-cc packet
@@ -204,7 +211,8 @@ class DirectReceive:
         dtls._RTCDtlsTransport__rx_bytes += len(data)
         dtls._RTCDtlsTransport__rx_packets += 1
         self.handled += 1
-        arrival_time_ms = int(time.time() * 1000) + NTP_EPOCH_MS
+        arrival_ns = self.arrival.now_ns(component)
+        arrival_time_ms = arrival_ns // 1_000_000 + NTP_EPOCH_MS
         try:
             data = srtp.unprotect(data)
             packet = RtpPacket.parse(data, dtls._rtp_header_extensions_map)
@@ -215,7 +223,7 @@ class DirectReceive:
             feedback = self.feedback
             if feedback is None:
                 feedback = self.feedback = FeedbackSender(dtls, self.receivers)
-            feedback.log.record(seq, time.monotonic_ns() // 1000, packet.ssrc)
+            feedback.log.record(seq, arrival_ns // 1000, packet.ssrc)
         receiver = dtls._rtp_router.route_rtp(packet)
         if receiver is None:
             return
@@ -238,7 +246,7 @@ def receive_directly(receiver: RTCRtpReceiver, sink: FrameSink) -> ReceivePath:
     connection = dtls.transport._connection
     current = connection.data_received
     if not isinstance(current, DirectReceive):
-        current = DirectReceive(dtls, current)
+        current = DirectReceive(dtls, current, ArrivalClock(connection))
         connection.data_received = current  # type: ignore[method-assign]
     current.receivers.append(receiver)
     return path
