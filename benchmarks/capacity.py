@@ -4,10 +4,11 @@ Runs the load tool's `cohort` scenario (`python -m loadtests`) in its own proces
 fresh server process, stepping the number of rooms up until a threshold fails. Operators
 size machines from this table.
 
-The server's CPU is its whole process tree's (main and its SFU worker processes), read
-here over the load run's steady phase: the load tool reads the server's /metrics, whose
-`process_cpu_seconds_total` is the main process's alone. Its CPU wait is that of the
-server process that waited most.
+The server's CPU and memory are its whole process tree's (main and its SFU worker
+processes), sampled here (`benchmarks.procs.TreeCpu`): CPU over the load run's steady
+phase, RSS summed over the tree at its peak. The load tool reads the server's /metrics,
+whose `process_cpu_seconds_total` and `process_resident_memory_bytes` are the main
+process's alone. Its CPU wait is that of the server process that waited most.
 """
 
 from __future__ import annotations
@@ -172,7 +173,7 @@ async def step(rooms: int, duration_s: float, work: Path, extra: list[str]) -> d
         "join_p99": summary["join_ms"]["p99"],
         "cpu": tree_cpu.percent(*_steady(report)),
         "main_cpu": _steady_mean(report, "cpu_percent"),  # /metrics: the main process alone
-        "memory": summary["server"]["max_memory_mb"],
+        "memory": tree_cpu.max_rss_mb(),  # the tree's; /metrics has the main process's
         "load_cpu": summary["load_generator"]["max_cpu_percent"],
         "load_average": load_average,
         "server_wait": _most_waited(wait_before, wait_after, elapsed),
@@ -251,8 +252,9 @@ def render(
         "message every 5 s; thresholds p99 chat delivery ≤ 200 ms, p99 join ≤ 2 s, nothing "
         f"lost, no errors; {duration_s:g} s steady after a ramp-up of {JOINS_PER_SECOND} "
         "joins/s. A fresh server process (SQLite, default settings but for the token rate "
-        "limit) per size; the load tool (`python -m loadtests`) in a second process on the "
-        "same machine. Sizes step up until a second size fails. *CPU wait* is the share of "
+        "limit) per size; its CPU and RSS are its whole process tree's (main and media "
+        "worker processes; RSS summed, at its peak). The load tool (`python -m loadtests`) "
+        "runs in a second process on the same machine. Sizes step up until a second size fails. *CPU wait* is the share of "
         "time a process was runnable but had no CPU (Linux schedstat): other work on the "
         f"machine, not Pairwise; a size that fails with more than {BUSY_WAIT_PERCENT}% wait "
         "is run once more.",

@@ -76,15 +76,31 @@ def tree_pids(pid: int) -> list[int]:
         return []
 
 
-class TreeCpu:
-    """Samples a server's process tree CPU (`tree_cpu_seconds`) every `interval` seconds
-    in a thread, so a window known only afterwards (a load run's steady phase, in Unix
-    time) can be read: `percent(start, end)`."""
+def tree_rss_bytes(pid: int) -> int:
+    """Resident memory of a process and its descendants now, summed: a server's media
+    workers hold the SFU's memory. Pages they share (the interpreter's libraries) count
+    once per process, so this is the most the tree could free, not its unique pages."""
+    total = 0
+    for member in tree_pids(pid):
+        try:
+            total += psutil.Process(member).memory_info().rss
+        except psutil.Error:
+            continue  # exited since
+    return total
 
-    def __init__(self, pid: int, interval: float = 0.5) -> None:
-        self.pid = pid
+
+class TreeCpu:
+    """Samples the process trees of one or more servers (a cluster's nodes) every
+    `interval` seconds in a thread: their CPU (`tree_cpu_seconds`, summed), so a window
+    known only afterwards (a load run's steady phase, in Unix time) can be read with
+    `percent(start, end)`, and their RSS (`tree_rss_bytes`, summed), read as its peak
+    with `max_rss_mb()`."""
+
+    def __init__(self, *pids: int, interval: float = 0.5) -> None:
+        self.pids = pids
         self.interval = interval
         self.samples: list[tuple[float, float]] = []
+        self.rss: list[int] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -98,7 +114,9 @@ class TreeCpu:
 
     def _run(self) -> None:
         while True:
-            self.samples.append((time.time(), tree_cpu_seconds(self.pid)))
+            now = time.time()
+            self.samples.append((now, sum(tree_cpu_seconds(pid) for pid in self.pids)))
+            self.rss.append(sum(tree_rss_bytes(pid) for pid in self.pids))
             if self._stop.wait(self.interval):
                 return
 
@@ -111,6 +129,10 @@ class TreeCpu:
             return None
         (t0, c0), (t1, c1) = self.samples[first], self.samples[last]
         return 100 * (c1 - c0) / (t1 - t0)
+
+    def max_rss_mb(self) -> float | None:
+        """The largest RSS sampled, in MiB."""
+        return max(self.rss) / 2**20 if self.rss else None
 
 
 def _tail(log: Path | None, lines: int = 20) -> str:
