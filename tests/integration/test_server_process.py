@@ -22,19 +22,6 @@ def test_sigint_also_stops_with_exit_code_zero(tmp_path: Path) -> None:
     assert server.stop(signal.SIGINT) == 0
 
 
-def test_admin_key_is_generated_once_and_printed(tmp_path: Path) -> None:
-    data = tmp_path / "data"
-    server = ServerProcess(data_dir=data, with_keys=False)
-    server.start()
-    assert server.stop() == 0
-    key = (data / "admin_key").read_text().strip()
-    assert "Admin key (new," in server.log() and key in server.log()
-    assert "listening on http://127.0.0.1:" in server.log()
-    server.start()
-    server.stop()
-    assert (data / "admin_key").read_text().strip() == key
-
-
 def test_invalid_setting_stops_start_up_with_one_line(tmp_path: Path) -> None:
     env = {**os.environ, "PAIRWISE_PORT": "not-a-port", "PAIRWISE_DATA_DIR": str(tmp_path)}
     result = subprocess.run(
