@@ -100,7 +100,9 @@ async def test_cluster_mode_reconnects_after_a_node_is_killed_and_loses_no_acked
         chat_before = await chat_total()
         out = tmp_path / "report"
         # A node's death disconnects its participants and its /metrics: errors of those
-        # kinds are expected here, and late deliveries have no latency limit.
+        # kinds are expected here, and late deliveries have no latency limit. c is killed
+        # 1.5-2 s into the run (seen on a quiet machine); its participants are back about
+        # 2 s later (the node TTL), so 12 s leaves the kill and the recovery room.
         command = tool(
             a.url,
             out,
@@ -108,7 +110,7 @@ async def test_cluster_mode_reconnects_after_a_node_is_killed_and_loses_no_acked
             "--set",
             "rooms=6",
             "--set",
-            "duration_s=20",
+            "duration_s=12",
             "--set",
             "thresholds.errors=null",
             "--set",

@@ -158,21 +158,25 @@ def _mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
-def test_database_and_data_folder_are_private_to_the_server_user(tmp_path: Path) -> None:
+def test_data_folder_and_keys_are_private_and_the_admin_key_is_printed_once(
+    tmp_path: Path,
+) -> None:
+    """Two starts of one data folder (each server start is seconds of the suite's time, so
+    one test walks both): the first makes the folder, database and keys private and prints
+    the new admin key; the second keeps that key, does not print it again, and makes private
+    a database an older version left world-readable."""
     data = tmp_path / "data"
     data.mkdir(mode=0o755)
     data.chmod(0o755)  # as an older version left it
     server = ServerProcess(data_dir=data, with_keys=False).start()
     try:
+        key = (data / "admin_key").read_text().strip()
         request = urllib.request.Request(
             server.url + "/api/v1/pairs",
             data=b'{"members": [{"identity": "a", "name": "A", "role": "mentor"},'
             b' {"identity": "b", "name": "B", "role": "mentee"}]}',
             method="POST",
-            headers={
-                "Authorization": f"Bearer {(data / 'admin_key').read_text().strip()}",
-                "Content-Type": "application/json",
-            },
+            headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
         )
         with urllib.request.urlopen(request, timeout=10) as resp:
             assert resp.status == 201  # a write: the WAL file exists now
@@ -181,24 +185,17 @@ def test_database_and_data_folder_are_private_to_the_server_user(tmp_path: Path)
         assert [(f.name, _mode(f)) for f in files] == [(f.name, 0o600) for f in files]
         assert _mode(data / "admin_key") == 0o600
     finally:
-        server.stop()
+        assert server.stop() == 0
+    first = server.log()
+    assert "Admin key (new," in first and key in first
+    assert "listening on http://127.0.0.1:" in first
     # A database an older version left world-readable is made private at the next start.
     (data / "pairwise.db").chmod(0o644)
     data.chmod(0o755)
     server.start()
     server.stop()
     assert (_mode(data), _mode(data / "pairwise.db")) == (0o700, 0o600)
-
-
-def test_admin_key_is_printed_only_when_it_is_created(tmp_path: Path) -> None:
-    data = tmp_path / "data"
-    server = ServerProcess(data_dir=data, with_keys=False).start()
-    server.stop()
-    key = (data / "admin_key").read_text().strip()
-    first = server.log()
-    assert key in first and "Admin key (new" in first
-    server.start()
-    server.stop()
+    assert (data / "admin_key").read_text().strip() == key
     second = server.log()[len(first) :]
     assert "listening on" in second
     assert key not in second, second

@@ -26,6 +26,8 @@ class ServerProcess:
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
     with_keys: bool = True
+    # The jobs' clock this many seconds ahead of the wall clock (tests/support/jobs_clock_ahead.py).
+    jobs_clock_ahead: float = 0.0
 
     @property
     def url(self) -> str:
@@ -44,8 +46,9 @@ class ServerProcess:
         self.log_path = self.data_dir / f"server-{self.port}.log"
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")  # noqa: SIM115 - closed with the process
+        ahead = ["-m", "tests.support.jobs_clock_ahead", str(self.jobs_clock_ahead)]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "server", "serve"],
+            [sys.executable, *(ahead if self.jobs_clock_ahead else ["-m", "server"]), "serve"],
             cwd=ROOT,
             env=env,
             stdout=log,

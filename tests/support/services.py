@@ -10,7 +10,7 @@ import sqlite3
 import tempfile
 import uuid
 from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -55,23 +55,54 @@ def require_redis() -> str:
 async def fresh_postgres_database(migrated: bool = False) -> AsyncIterator[str]:
     """A new PostgreSQL database for one test, dropped afterwards: empty, or `migrated`
     (a copy of one database migrated to the head once per run)."""
-    import asyncpg
-
     if not port_open("127.0.0.1", 5432):
         missing("PostgreSQL on 127.0.0.1:5432")
-    template = await _postgres_template() if migrated else None
-    name = f"pw_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(PG_ADMIN_DSN)
-    try:
-        await admin.execute(
-            f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else "")
-        )
-    finally:
-        await admin.close()
+    if migrated:
+        made = _take_spare(await _postgres_template())
+    else:
+        made = _postgres_work.submit(_create_postgres, None)
+    name = await asyncio.wrap_future(made)
     try:
         yield _postgres_url(name)
     finally:
-        await _drop_postgres(name)
+        _postgres_work.submit(_drop_postgres_now, name)
+
+
+# CREATE DATABASE (~0.3 s from the template) and DROP DATABASE (~0.1 s) run on a thread of
+# their own, one at a time: the copy the next test takes is made while this one runs, and
+# a used database is dropped while the next one runs. Each test still gets a database that
+# nothing used before it.
+_postgres_work = ThreadPoolExecutor(1, thread_name_prefix="postgres-databases")
+_spare: Future[str] | None = None
+
+
+def _create_postgres(template: str | None) -> str:
+    async def create() -> str:
+        import asyncpg
+
+        name = f"pw_{uuid.uuid4().hex[:12]}"
+        admin = await asyncpg.connect(PG_ADMIN_DSN)
+        try:
+            await admin.execute(
+                f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else "")
+            )
+        finally:
+            await admin.close()
+        return name
+
+    return asyncio.run(create())
+
+
+def _drop_postgres_now(name: str) -> None:
+    asyncio.run(_drop_postgres(name))
+
+
+def _take_spare(template: str) -> Future[str]:
+    """The copy of `template` made ahead (or one being made now), and the next one ordered."""
+    global _spare
+    taken = _spare or _postgres_work.submit(_create_postgres, template)
+    _spare = _postgres_work.submit(_create_postgres, template)
+    return taken
 
 
 # Schemas at the head, made once per run and copied for each test that wants one:
@@ -145,7 +176,12 @@ def sqlite_at_head(path: Path) -> None:
 
 
 def remove_templates() -> None:
-    """Drop the templates made in this run (at the end of the session)."""
+    """Drop the templates made in this run, and the spare copy (at the end of the session)."""
+    global _spare
+    spare, _spare = _spare, None
+    if spare is not None and spare.exception() is None:
+        _postgres_work.submit(_drop_postgres_now, spare.result())
+    _postgres_work.submit(lambda: None).result()  # every drop ordered before this one done
     sqlite = _templates.pop("sqlite", None)
     if sqlite is not None:
         shutil.rmtree(Path(sqlite).parent, ignore_errors=True)
