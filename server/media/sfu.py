@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -20,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from server.config import Settings
-from server.errors import NotFound
+from server.errors import Conflict, NotFound
 from server.media import aiortc_internals as internals
 from server.media import forward_only
 from server.media.forwarding import SCREEN, ForwardedTrack, Publication, same_codec
@@ -81,6 +82,7 @@ class RoomMedia:
     publications: dict[tuple[str, str], Publication] = field(default_factory=dict)
     controls: dict[str, Controls] = field(default_factory=dict)
     speakers: SpeakerDetector = field(default_factory=SpeakerDetector)
+    latest_offers: dict[str, int] = field(default_factory=dict)  # identity → its number
 
     def publications_of(self, identity: str) -> list[Publication]:
         return [p for (who, _), p in self.publications.items() if who == identity]
@@ -111,6 +113,7 @@ class Sfu:
         self.ladder = LadderMonitor(self, settings, registry, bus, metrics)
         self.probes = MediaProbes(settings)  # pre-join connection checks
         self._background: set[asyncio.Task[Any]] = set()
+        self._offer_numbers = itertools.count(1)  # unique across rooms coming and going
         # Called with each new publication (the phone bridge mixes room audio from them).
         self.on_publication: list[Callable[[Publication], None]] = []
 
@@ -149,9 +152,12 @@ class Sfu:
         """A fresh PeerConnection for a participant from the client's offer; returns the
         answer. Replaces the participant's previous connection, if any. Without
         `may_publish` (an observer) the tracks it sends are read and dropped. `sources`
-        (mid → "camera" or "screen") names the client's video m-lines."""
+        (mid → "camera" or "screen") names the client's video m-lines. Of a participant's
+        offers that overlap, the latest wins; an earlier one finishing after it is refused
+        (`offer_superseded`) instead of replacing it, whatever each one awaited."""
         self.registry.require(room, identity)
         media = self.rooms.setdefault(room, RoomMedia(room))
+        number = media.latest_offers[identity] = next(self._offer_numbers)
         peer = Peer(
             room,
             identity,
@@ -169,6 +175,9 @@ class Sfu:
         except Exception:
             await peer.close()  # a refused offer leaves the working connection alone
             raise
+        if media.latest_offers.get(identity) != number:
+            await peer.close()
+            raise _superseded()
         # Swapped before the old one's close is awaited: two offers of one participant
         # finishing together each closed the same old one, the later overwrote the
         # earlier, and that one stayed open and counted (a storm of offers leaked them).
@@ -177,8 +186,10 @@ class Sfu:
         self.metrics.peers.inc()
         if previous is not None:
             await self._close_peer(previous)
-        if media.peers.get(identity) is not peer:
-            return answer  # a newer offer of theirs replaced it meanwhile
+        if media.peers.get(identity) is not peer:  # replaced, or gone, meanwhile
+            if media.latest_offers.get(identity) != number:
+                raise _superseded()
+            return answer
         for publication in media.publications.values():
             if publication.identity != identity and media.listed(publication):
                 self._forward(publication, peer)
@@ -749,3 +760,10 @@ class Sfu:
                 "there is no media connection; send media_offer first", code="no_media_connection"
             )
         return peer
+
+
+def _superseded() -> Conflict:
+    return Conflict(
+        "a newer media offer of yours replaced this one; use that one's answer",
+        code="offer_superseded",
+    )
