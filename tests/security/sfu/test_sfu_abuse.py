@@ -478,8 +478,11 @@ async def test_a_renegotiation_storm_is_rate_limited_and_leaves_one_connection(
 
     acks = await watch.during(storm())
     taken = [a for a in acks if "sdp" in a]
-    refused = [a for a in acks if "error" in a]
-    assert {a["error"]["code"] for a in refused} == {"rate_limited"}, refused
+    codes = [a["error"]["code"] for a in acks if "error" in a]
+    # over the limit: refused; within it, an offer overlapping a later one of the same
+    # participant's loses to that one (offer_superseded) rather than opening a connection
+    assert set(codes) <= {"rate_limited", "offer_superseded"}, codes
+    assert codes.count("rate_limited") >= len(acks) - (OFFER_BURST + 2), codes
     assert 1 <= len(taken) <= OFFER_BURST + 2, len(taken)  # the burst, and 0.5 a second
     sfu = ServerParts(server.app).sfu
     assert sorted(sfu.rooms[ROOM].peers) == ["ada", "bo", "mallory"]
