@@ -136,7 +136,8 @@ async def test_manifest_worker_and_channels_on_me(make_server: Any, launcher: La
     await expect(reminders_push).to_be_checked()
     await messages_email.uncheck()
     await expect(page.locator("#channels-saved")).to_have_text("Saved.")
-    await reminders_push.uncheck()
+    await reminders_push.uncheck()  # its change handler clears "Saved." until this one is
+    await expect(page.locator("#channels-saved")).to_have_text("Saved.")
     await page.reload()
     await expect(page.get_by_label("New messages by email")).not_to_be_checked()
     await expect(page.get_by_label("Meeting reminders as notifications")).not_to_be_checked()
