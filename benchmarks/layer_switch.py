@@ -43,6 +43,7 @@ CHART = ROOT / "docs" / "benchmarks-layer-switch.svg"
 CHROMIUM = "/usr/bin/chromium"
 CAP_KBIT = 300
 FULL, LOWEST = 720, 180
+ROOM = "pair-switch"
 SETTLE_S = 3.0  # held on a layer this long before the next change
 DOWN_TIMEOUT_S = 40.0
 UP_TIMEOUT_S = 90.0
@@ -181,13 +182,28 @@ class Run:
     skipped: int = 0  # repetitions that never started (bo not on the full layer)
     stats_agree: int = 0
     stats_total: int = 0
+    # bo's side in the SFU: (wall s, REMB bit/s, target layer, padding packets sent so far)
+    sfu: list[tuple[float, float | None, int | None, int]] = field(default_factory=list)
 
 
 class Recorder:
-    def __init__(self, page: Any, run: Run) -> None:
-        self.page, self.run = page, run
+    def __init__(self, page: Any, run: Run, sfu: Any) -> None:
+        self.page, self.run, self.sfu = page, run, sfu
+
+    def _sample_sfu(self) -> None:
+        peer = self.sfu.peer(ROOM, "bo")
+        video = (
+            next((o.track for o in peer.outgoing.values() if o.track.kind == "video"), None)
+            if peer is not None
+            else None
+        )
+        if video is None:
+            return
+        padded = video.output.padding_packets if video.output is not None else 0
+        self.run.sfu.append((time.time(), peer.remb.value, video.target, padded))
 
     async def drain(self) -> None:
+        self._sample_sfu()
         got = await self.page.evaluate(DRAIN)
         self.run.frames += [(t / 1000, int(h)) for t, _w, h in got["frames"]]
         self.run.stats += [(t / 1000, int(n), int(h)) for t, n, h in got["stats"]]
@@ -223,6 +239,14 @@ def _switch(run: Run, at: float, until: float, target: int) -> Switch:
     decoded = [b[0] for a, b in zip(run.stats, run.stats[1:], strict=False) if b[1] > a[1]]
     steps = ", ".join(f"{h} at +{dt:.2f} s" for dt, h in changes(run.frames, at, until))
     print(f"   heights after {at:.2f}: {steps or 'no change'}", flush=True)
+    window = [sample for sample in run.sfu if at <= sample[0] <= until]
+    if window:
+        rembs = " ".join(
+            f"+{t - at:.0f}s:{(remb or 0) / 1000:.0f}k/L{target}"
+            for t, remb, target, _ in window[:: max(1, len(window) // 20)]
+        )
+        padded = window[-1][3] - window[0][3]
+        print(f"   SFU (REMB kbit/s / target layer): {rembs}; padding packets {padded}")
     return Switch(
         first_s=None if first is None else first - at,
         settled_s=None if settled is None else settled - at,
@@ -266,13 +290,13 @@ async def measure(repetitions: int) -> Run:
                 )
                 ada_context = await browser.new_context()
                 await ada_context.add_init_script(WIDE_CAMERA)
-                ada = await join(ada_context, base, base, "pair-switch", "ada")
+                ada = await join(ada_context, base, base, ROOM, "ada")
                 bo_context = await ns_browser.new_context(
                     viewport={"width": 1280, "height": 800}, device_scale_factor=2
                 )
-                bo = await join(bo_context, origin, base, "pair-switch", "bo")
+                bo = await join(bo_context, origin, base, ROOM, "bo")
                 await bo.evaluate(RECORDER, "ada")
-                recorder = Recorder(bo, run)
+                recorder = Recorder(bo, run, server.sfu)
                 if not await recorder.steady(FULL, FIRST_TIMEOUT_S):
                     sent = await ada.evaluate(SENT)
                     raise RuntimeError(

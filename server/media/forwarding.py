@@ -619,6 +619,11 @@ class ForwardedTrack(MediaStreamTrack):
                 return False
             self._need_keyframe = False
         delivery = self.sending.send(packet, packetized)
+        if self.choice.probe_rate and self.output is not None and self.layer == self.target:
+            # probing its link (not while a switch down waits for its keyframe to get
+            # through a full link)
+            now = time.monotonic()
+            self.output.pad(self.choice.padding(now), now)
         if delivery is Delivery.STALLED and self.kind == "video":
             self._need_keyframe = True
             self.publication.request_keyframe("stall")

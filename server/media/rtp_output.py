@@ -15,6 +15,10 @@ reports (from the counters kept here), and the subscriber's NACKs reach `retrans
 
 There is no queue: a frame is sent at once, or dropped when the transport cannot take
 it (`Delivery.STALLED`: the socket's backlog is full; `Delivery.DOWN`: not connected).
+
+`pad` sends padding-only packets on the RTX stream while the layer choice probes the
+subscriber's link (simulcast_choice.py): they carry abs-send-time like media, so the
+browser's receive-side estimator counts them, and nothing else (as libwebrtc pads).
 """
 
 from __future__ import annotations
@@ -42,6 +46,8 @@ MID_URI = "urn:ietf:params:rtp-hdrext:sdes:mid"
 ABS_SEND_TIME_URI = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
 AUDIO_LEVEL_URI = "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
 NTP_EPOCH_OFFSET = 2_208_988_800  # seconds from 1900-01-01 to 1970-01-01
+PADDING = 255  # bytes of padding per packet: the most RTP's one-byte count can say
+PADDING_CATCH_UP = 0.1  # seconds of padding owed at most (after a gap between frames)
 
 _FRONT = struct.Struct("!BBH")  # first byte, marker and payload type, sequence number
 _TAIL = struct.Struct("!II")  # timestamp, SSRC
@@ -60,6 +66,11 @@ def ntp_now() -> int:
     return int((time.time() + NTP_EPOCH_OFFSET) * (1 << 32))
 
 
+def abs_send_time(ntp: int) -> bytes:
+    """abs-send-time's 24-bit value (6.18 fixed point seconds) for an NTP timestamp."""
+    return ((ntp >> 14) & 0xFFFFFF).to_bytes(3, "big")
+
+
 @dataclass(slots=True)
 class Packetized:
     """One frame of a publication, split into RTP payloads once for every subscriber."""
@@ -73,7 +84,7 @@ class Packetized:
 
     def __post_init__(self) -> None:
         self.octets = sum(map(len, self.payloads))
-        self.abs_send_time = ((self.ntp >> 14) & 0xFFFFFF).to_bytes(3, "big")
+        self.abs_send_time = abs_send_time(self.ntp)
 
 
 class Delivery(enum.Enum):
@@ -127,13 +138,16 @@ class RtpOutput:
         self.packets = 0
         self.retransmitted = 0
         self.resends_refused = 0  # NACKed packets not resent: over budget or just resent
+        self.padding_packets = 0
+        self._padding_owed = 0.0  # bytes
+        self._padded_at: float | None = None
         link.on_retransmit_request(self.retransmit)
 
     def send(self, frame: Packetized) -> Delivery:
         send = self._link.sender()
         if send is None:
             return Delivery.STALLED if self._link.connected else Delivery.DOWN
-        extensions = self._extensions(frame)
+        extensions = self._extensions(frame.abs_send_time, frame.audio_level)
         first = 0x90 if extensions else 0x80
         payload_type = self._payload_type
         timestamp = (self._timestamp_origin + frame.timestamp) & 0xFFFFFFFF
@@ -203,13 +217,40 @@ class RtpOutput:
         self.retransmitted += 1
         self._retransmissions.inc()
 
-    def _extensions(self, frame: Packetized) -> bytes:
-        """The one-byte header extension block (RFC 8285) for the packets of `frame`."""
+    def pad(self, bitrate: float, now: float) -> None:
+        """Padding at `bitrate` (bit/s) since the last call, as padding-only packets on
+        the RTX stream; nothing without RTX, before the first frame, or at bitrate 0."""
+        send = self._link.sender()
+        if not bitrate or self._rtx_payload_type is None or self._last is None or send is None:
+            self._padded_at, self._padding_owed = None, 0.0
+            return
+        since = now - self._padded_at if self._padded_at is not None else 1 / 30
+        self._padded_at = now
+        extensions = self._extensions(abs_send_time(ntp_now()))
+        front = bytes((0xB0 if extensions else 0xA0, self._rtx_payload_type))  # P bit set
+        tail = self._last[0].to_bytes(4, "big") + self._link.rtx_ssrc.to_bytes(4, "big")
+        tail += extensions + bytes(PADDING - 1) + bytes((PADDING,))
+        size = len(front) + 2 + len(tail)
+        self._padding_owed += bitrate / 8 * min(since, PADDING_CATCH_UP)
+        count = int(self._padding_owed // size)
+        if not count:
+            return
+        self._padding_owed -= count * size
+        packets = []
+        for _ in range(count):
+            packets.append(front + self._rtx_seq.to_bytes(2, "big") + tail)
+            self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
+        send(packets)
+        self.padding_packets += count
+
+    def _extensions(self, send_time: bytes, audio_level: int | None = None) -> bytes:
+        """The one-byte header extension block (RFC 8285) for packets sent at
+        `send_time` (abs-send-time, 3 bytes), with the publisher's audio level for audio."""
         elements = self._mid_element
         if self._abs_send_time is not None:
-            elements += self._abs_send_time + frame.abs_send_time
-        if frame.audio_level is not None and self._audio_level_id is not None:
-            elements += bytes((self._audio_level_id << 4, frame.audio_level))
+            elements += self._abs_send_time + send_time
+        if audio_level is not None and self._audio_level_id is not None:
+            elements += bytes((self._audio_level_id << 4, audio_level))
         if not elements:
             return b""
         padding = -len(elements) % 4

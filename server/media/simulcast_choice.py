@@ -25,9 +25,24 @@ overuse; so a *rising* estimate is no limit, and a steady or falling one is:
   either the estimate is still rising or it carries the next layer with 20 % to
   spare; a climb that has
   to come back down within twice the hold doubles it (up to 30 s), so a link at its
-  limit is not tried every 2 s.
-Without probing (padding to raise the estimate), a subscriber whose estimate has
-settled at its cap below the next layer stays where it is.
+  limit is not tried every 2 s;
+- probe where the climb waits on the estimate alone: a receive-side estimate settles
+  near 1.5x what arrives, so on a settled link it never shows the room for the next
+  layer. When everything but the estimate allows a climb, the subscriber's track gets
+  padding (`Choice.padding`, sent by forwarding.py) for at most `PROBE_SECONDS`: enough
+  that it receives the next layer's rate with the climb's headroom. If the link takes
+  it, the estimate rises and the rule above climbs; a probe that ends without one, or
+  meets loss or a falling estimate, stops at once and counts as a failed climb (the
+  hold doubles, and the next probe waits for it). While it runs, "rising" climbs only
+  once the estimate is 5 % above where the probe found it: a capped link lets it rise
+  a little before its queue shows. A climb a probe showed room for puts the hold back
+  to 2 s;
+- a climb that held for twice the hold puts the hold back to 2 s, and so does an
+  estimate 20 % above the highest it settled at (from 2 s after the step down) since a
+  failed climb: a cap lifted. Under a cap a receive-side estimate sits at its 1.5x
+  limit, and a dip comes back to it, not above; once the cap goes it ramps past it
+  within seconds. After a failed probe the hold runs its course (the estimate can
+  settle higher than before the probe, and would end it at once).
 
 The switch itself happens on the target layer's next keyframe (forwarding.py).
 """
@@ -42,6 +57,14 @@ CONGESTED_BELOW = 0.9
 LOSS_DOWN = 0.10
 LOSS_UP = 0.02
 HOLD_SECONDS = 2.0
+# An estimate ramps up to ~8 % a second, far less near the capacity it last found
+# (libwebrtc's AIMD adds about a packet per round trip there): long enough to show it.
+PROBE_SECONDS = 4.0
+# While probing, a climb needs the estimate 5 % above where the probe found it (under a
+# cap it stays within ~3 % until the probe's queue shows), and one 5 % below ends it.
+PROBE_RISE = 1.05
+PROBE_FALL = 0.95
+RECOVERED = 1.2  # an estimate this far above where it settled after a failed climb
 MAX_HOLD_SECONDS = 30.0
 VIEW_SLACK = 0.9  # a layer 10 % shorter than the tile is still sharp enough
 
@@ -98,6 +121,20 @@ class Choice:
     changed_at: float = -math.inf
     hold: float = HOLD_SECONDS
     went_up_at: float = -math.inf
+    probe_rate: float = 0.0  # bit/s of padding wanted while probing, else 0
+    probe_started: float = -math.inf
+    probe_floor: float = 0.0  # the estimate when the probe started
+    # After a failed climb stepped down: from when its estimate counts as settled, and
+    # the highest it has been since then.
+    recovery_from: float = math.inf
+    settled_at: float = 0.0
+
+    def padding(self, now: float) -> float:
+        """The padding (bit/s) this track should get now: a probe's rate until it ends
+        (its last observation may be a second old)."""
+        if self.probe_rate and now - self.probe_started < PROBE_SECONDS:
+            return self.probe_rate
+        return 0.0
 
 
 def ceiling(layers: list[LayerState], view_height: int | None) -> int | None:
@@ -138,12 +175,22 @@ def choose(
         ]
         below = [i for i in active if current is not None and i < current and i <= top]
         start = max(fitting) if fitting else (max(below) if below else min(active))
+        _end_probe(choice, now, failed=False)
         return _set(choice, start, now)
+    if math.isfinite(choice.went_up_at) and now - choice.went_up_at >= 2 * choice.hold:
+        # the last climb held: a clear link
+        choice.hold, choice.went_up_at = HOLD_SECONDS, -math.inf
+    if estimate is not None and now >= choice.recovery_from:
+        if choice.settled_at and estimate >= choice.settled_at * RECOVERED:
+            # the link changed since the failed climb: its hold ends
+            choice.hold, choice.recovery_from = HOLD_SECONDS, math.inf
+        choice.settled_at = max(choice.settled_at, estimate)
     rate = layers[current].bitrate
     congested = loss >= LOSS_DOWN or (
         not rising and estimate is not None and rate > 0 and estimate < rate * CONGESTED_BELOW
     )
     if current > top:
+        _end_probe(choice, now, failed=False)
         return _set(choice, max(i for i in active if i <= top), now)
     if congested and current > min(active):
         fits = [
@@ -151,22 +198,64 @@ def choose(
             for i in active
             if i < current and (estimate is None or layers[i].bitrate <= estimate * CONGESTED_BELOW)
         ]
-        if now - choice.went_up_at < 2 * choice.hold:
+        probing = bool(choice.probe_rate)
+        _end_probe(choice, now, failed=False)
+        if probing or now - choice.went_up_at < 2 * choice.hold:
             choice.hold = min(choice.hold * 2, MAX_HOLD_SECONDS)
+            choice.recovery_from, choice.settled_at = now + HOLD_SECONDS, 0.0
         return _set(choice, max(fits) if fits else min(active), now)
+    if congested or loss >= LOSS_UP:
+        _end_probe(choice, now, failed=True)  # the link did not take it
     higher = [i for i in active if current < i <= top]
-    can_climb = (
+    may_climb = (
         bool(higher)
         and not congested
         and loss < LOSS_UP
         and estimate is not None
-        and (rising or 0 < layers[min(higher)].bitrate * HEADROOM_UP <= estimate)
         and now - choice.changed_at >= choice.hold
     )
-    if can_climb:
-        choice.went_up_at = now
-        return _set(choice, min(higher), now)
+    if not may_climb:
+        _end_probe(choice, now, failed=False)
+        return current
+    assert estimate is not None
+    wanted = layers[min(higher)].bitrate * HEADROOM_UP
+    carries = 0 < wanted <= estimate
+    if choice.probe_rate:
+        if estimate < choice.probe_floor * PROBE_FALL:
+            _end_probe(choice, now, failed=True)  # overuse: the link is full
+            return current
+        if carries or (rising and estimate >= choice.probe_floor * PROBE_RISE):
+            choice.hold = HOLD_SECONDS  # the link showed room: earlier failures are past
+            return _climb(choice, min(higher), now)
+        if now - choice.probe_started >= PROBE_SECONDS:
+            _end_probe(choice, now, failed=True)  # the estimate did not move
+            return current
+    elif rising or carries:
+        return _climb(choice, min(higher), now)
+    else:
+        choice.probe_started, choice.probe_floor = now, estimate
+    choice.probe_rate = max(1.0, wanted - rate)
     return current
+
+
+def _climb(choice: Choice, target: int, now: float) -> int:
+    _end_probe(choice, now, failed=False)
+    choice.went_up_at, choice.recovery_from = now, math.inf
+    return _set(choice, target, now)
+
+
+def _end_probe(choice: Choice, now: float, failed: bool) -> None:
+    """Stop a probe; one that failed counts as a failed climb (simulcast rules above)."""
+    if not choice.probe_rate:
+        return
+    choice.probe_rate = 0.0
+    choice.probe_started = -math.inf
+    if failed:
+        choice.hold = min(choice.hold * 2, MAX_HOLD_SECONDS)
+        # After a probe the estimate can settle higher than before it (what arrived
+        # during it counts): no early end to this hold.
+        choice.recovery_from = math.inf
+        choice.changed_at = now  # the next probe (or climb) waits a whole hold
 
 
 def _set(choice: Choice, target: int, now: float) -> int:

@@ -11,10 +11,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from aiortc.mediastreams import MediaStreamError
+from aiortc.rtp import RtpPacket, is_rtcp
 
+from server.media import aiortc_internals as internals
 from tests.media.conftest import Join
 from tests.media.simulcast_publisher import SimulcastPublisher, encode_layers, rids_in
 from tests.media.support import (
@@ -23,9 +26,12 @@ from tests.media.support import (
     hold_remb,
     without_abs_send_time,
 )
+from tests.support.parts import ServerParts
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.slow
+
+ROOM = "pair-1"
 
 
 @pytest.fixture(scope="module")
@@ -138,6 +144,74 @@ async def test_a_subscriber_at_80_kbps_gets_the_low_layer_and_climbs_when_it_cle
         if sizes.latest() == (160, 90):
             break
     assert sizes.latest() == (160, 90)
+
+
+class PaddingTap:
+    """Counts the padding-only packets a subscriber receives (after SRTP), by SSRC."""
+
+    def __init__(self, person: MediaClient) -> None:
+        self.seen: list[tuple[float, int, int]] = []  # (when, SSRC, padding bytes)
+        transport = person.pc.getTransceivers()[0].receiver.transport
+        handle = transport._handle_rtp_data
+
+        async def tap(data: bytes, arrival_time_ms: int) -> None:
+            if not is_rtcp(data):
+                packet = RtpPacket.parse(data)
+                if not packet.payload and packet.padding_size:
+                    self.seen.append((time.monotonic(), packet.ssrc, packet.padding_size))
+            await handle(data, arrival_time_ms)
+
+        transport._handle_rtp_data = tap
+
+    def since(self, at: float) -> int:
+        return sum(1 for t, _, _ in self.seen if t >= at)
+
+
+async def test_a_settled_estimate_is_probed_with_padding_and_climbs_once_it_rises(
+    publisher: SimulcastPublisher, join: Join, server: Any
+) -> None:
+    """An estimate settled between two layers (the middle fits, the top needs 20 % more
+    than its rate) never shows room for more by itself: the SFU pads bo's RTX stream
+    for a few seconds; when the estimate then rises, bo climbs and the padding stops."""
+    await publisher.connect()
+    bo, sizes = await subscriber(join, "bo", munge_answer=without_abs_send_time)
+    await bo.wait_connected(timeout=20)
+    padding = PaddingTap(bo)
+    video = await eventually(
+        lambda: next(
+            (
+                o
+                for o in ServerParts(server.app).sfu.peer(ROOM, "bo").outgoing.values()
+                if o.track.kind == "video"
+            ),
+            None,
+        ),
+        timeout=20,
+    )
+    layers = video.track.publication.layers
+    await eventually(lambda: all(layer.bitrate > 0 for layer in layers), timeout=20)
+    middle, top = layers[1].bitrate, layers[2].bitrate
+    settled = int(middle * 1.3)  # carries the middle layer; the top needs 1.2x its rate
+    assert settled * 1.2 < top, [layer.bitrate for layer in layers]
+    for _ in range(50):
+        await hold_remb(bo, settled, 0.2)
+        if padding.since(0) > 20:
+            break
+    assert padding.since(0) > 20, "no padding while settled below the top layer"
+    assert sizes.latest() == (320, 180)
+    rtx_ssrc = internals.RtpLink(video.transceiver.sender).rtx_ssrc
+    assert {ssrc for _, ssrc, _ in padding.seen} == {rtx_ssrc}
+    assert {size for _, _, size in padding.seen} == {255}
+    assert video.track.output is not None and video.track.output.padding_packets >= 20
+
+    # the probe shows room: the estimate rises 20 % while it runs (still short of the
+    # top layer's rate: the climb is the probe's doing)
+    await hold_remb(bo, int(settled * 1.2), 0.6)
+    assert video.track.target == 2, video.track.choice
+    climbed = time.monotonic()
+    await eventually(lambda: sizes.latest() == (640, 360), timeout=10)
+    await hold_remb(bo, int(top * 1.3), 1.0)
+    assert padding.since(climbed + 0.2) == 0  # the probe ended with the climb
 
 
 async def test_keyframe_requests_reach_each_layer_right_after_the_publisher_connects(

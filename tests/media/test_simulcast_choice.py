@@ -112,3 +112,117 @@ def test_remb_closer_than_the_fold_replaces_the_newest_entry() -> None:
     assert len(estimate.history) <= Estimate.WINDOW / Estimate.FOLD + 2
     estimate.observe(50_000, 10.0)  # one after a gap: a new entry, the old ones gone
     assert estimate.history == [(10.0, 50_000)]
+
+
+def _settled_on_the_lowest() -> Choice:
+    """Sent the lowest layer for a while, on an estimate (300 kbit/s) that does not
+    carry the next (400 kbit/s with 20 % to spare) and is not rising."""
+    choice = Choice()
+    choose(choice, LAYERS, 300_000, 0.0, None, 0.0)
+    assert choice.target == 0 and not choice.probe_rate
+    return choice
+
+
+def test_a_settled_estimate_below_the_next_layer_is_probed_and_climbs_when_it_rises() -> None:
+    choice = _settled_on_the_lowest()
+    assert choose(choice, LAYERS, 300_000, 0.0, None, 1.0) == 0
+    assert not choice.probe_rate  # the hold (2 s) first
+    assert choose(choice, LAYERS, 300_000, 0.0, None, 2.0) == 0
+    # the padding brings what it receives to the next layer's rate with the headroom
+    assert choice.probe_rate == 400_000 * 1.2 - 100_000
+    assert choice.padding(2.5) == choice.probe_rate
+    # rising, but not yet 5 % above where the probe found it: no climb yet
+    assert choose(choice, LAYERS, 310_000, 0.0, None, 3.0, rising=True) == 0
+    assert choice.probe_rate
+    assert choose(choice, LAYERS, 316_000, 0.0, None, 3.5, rising=True) == 1
+    assert not choice.probe_rate and choice.padding(3.6) == 0.0
+    assert choice.hold == 2.0
+
+
+def test_an_estimate_reaching_the_next_layer_during_a_probe_climbs() -> None:
+    choice = _settled_on_the_lowest()
+    choose(choice, LAYERS, 300_000, 0.0, None, 2.0)
+    assert choice.probe_rate
+    assert choose(choice, LAYERS, 480_000, 0.0, None, 3.0) == 1
+    assert not choice.probe_rate
+
+
+def test_a_probe_that_moves_nothing_stops_and_the_next_waits_twice_as_long() -> None:
+    choice = _settled_on_the_lowest()
+    choose(choice, LAYERS, 300_000, 0.0, None, 2.0)
+    for t in (3.0, 4.0, 5.9):
+        assert choose(choice, LAYERS, 300_000, 0.0, None, t) == 0
+        assert choice.probe_rate
+    assert choice.padding(6.1) == 0.0  # over even before the next observation
+    assert choose(choice, LAYERS, 300_000, 0.0, None, 6.1) == 0
+    assert not choice.probe_rate and choice.hold == 4.0
+    assert choose(choice, LAYERS, 300_000, 0.0, None, 10.0) == 0
+    assert not choice.probe_rate  # 4 s hold from the failed probe
+    assert choose(choice, LAYERS, 300_000, 0.0, None, 10.2) == 0
+    assert choice.probe_rate  # the next probe
+
+
+def test_a_falling_estimate_or_loss_ends_a_probe_at_once() -> None:
+    choice = _settled_on_the_lowest()
+    choose(choice, LAYERS, 300_000, 0.0, None, 2.0)
+    assert choose(choice, LAYERS, 280_000, 0.0, None, 2.5) == 0  # overuse: 7 % down
+    assert not choice.probe_rate and choice.hold == 4.0
+    choice = _settled_on_the_lowest()
+    choose(choice, LAYERS, 300_000, 0.0, None, 2.0)
+    assert choose(choice, LAYERS, 300_000, 0.03, None, 2.5) == 0  # 3 % loss
+    assert not choice.probe_rate and choice.hold == 4.0
+
+
+def test_no_probe_where_no_climb_is_wanted() -> None:
+    at_the_top = Choice(target=2)
+    choose(at_the_top, LAYERS, 1_300_000, 0.0, None, 10.0)
+    assert not at_the_top.probe_rate
+    small_tile = _settled_on_the_lowest()
+    choose(small_tile, LAYERS, 300_000, 0.0, 150, 5.0)  # the lowest fills a 150-line tile
+    assert not small_tile.probe_rate
+    lossy = _settled_on_the_lowest()
+    choose(lossy, LAYERS, 300_000, 0.05, None, 5.0)
+    assert not lossy.probe_rate
+
+
+def test_a_climb_that_holds_puts_the_hold_back() -> None:
+    choice = Choice(target=0)
+    choose(choice, LAYERS, 600_000, 0.0, None, 10.0)
+    choose(choice, LAYERS, 200_000, 0.0, None, 11.0)  # a failed climb: 4 s hold
+    assert choice.hold == 4.0
+    assert choose(choice, LAYERS, 600_000, 0.0, None, 15.0) == 1
+    assert choose(choice, LAYERS, 600_000, 0.0, None, 22.0) == 1
+    assert choice.hold == 4.0  # 7 s: not yet twice the hold
+    choose(choice, LAYERS, 600_000, 0.0, None, 23.0)
+    assert choice.hold == 2.0
+
+
+def test_an_estimate_rising_past_where_it_settled_after_a_failed_climb_ends_the_hold() -> None:
+    choice = Choice(target=0, hold=4.0)
+    choose(choice, LAYERS, 600_000, 0.0, None, 10.0)  # up
+    choose(choice, LAYERS, 200_000, 0.0, None, 11.0)  # down soon after: 8 s hold
+    assert choice.hold == 8.0
+    for t, estimate in ((12.0, 150_000), (13.0, 170_000), (14.0, 140_000), (15.0, 175_000)):
+        choose(choice, LAYERS, estimate, 0.0, None, t)  # a cap: settled, with a dip
+        assert choice.hold == 8.0 and not choice.probe_rate
+    choose(choice, LAYERS, 215_000, 0.0, None, 16.0)  # 1.2x where it settled: lifted
+    assert choice.hold == 2.0
+    assert choice.probe_rate  # and probing for the next layer at once
+
+
+def test_after_a_failed_probe_the_hold_runs_its_course() -> None:
+    choice = _settled_on_the_lowest()
+    choose(choice, LAYERS, 300_000, 0.0, None, 2.0)
+    choose(choice, LAYERS, 280_000, 0.0, None, 2.5)  # overuse: failed
+    assert choice.hold == 4.0
+    choose(choice, LAYERS, 400_000, 0.0, None, 3.0)  # settles above where it was
+    assert choice.hold == 4.0 and not choice.probe_rate
+
+
+def test_a_climb_a_probe_showed_room_for_forgets_earlier_failures() -> None:
+    choice = _settled_on_the_lowest()
+    choice.hold = 8.0  # after failed probes
+    choose(choice, LAYERS, 300_000, 0.0, None, 8.0)
+    assert choice.probe_rate
+    assert choose(choice, LAYERS, 320_000, 0.0, None, 9.0, rising=True) == 1
+    assert choice.hold == 2.0
