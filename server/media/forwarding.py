@@ -325,6 +325,8 @@ class Publication:
                     waiting = waiting or track.enabled
                     continue
                 track.layer, switched = index, True
+            elif track.target < index and track.choice.stepping_down:
+                continue  # congested: nothing more of this layer until the lower one's keyframe
             if packet is None and (track.output is None or repacketized(codec)):
                 packet = av.Packet(data)
                 packet.pts = timestamp

@@ -20,7 +20,8 @@ overuse; so a *rising* estimate is no limit, and a steady or falling one is:
   the first estimate carries;
 - down at once when loss reaches 10 %, or the estimate is not rising and no longer
   carries the current layer (below 90 % of its rate): to the highest layer that
-  fits, at least one step;
+  fits, at least one step; the current layer stops at once (`Choice.stepping_down`)
+  rather than keep filling a link whose queue the new layer's keyframe must cross;
 - up one layer when loss is under 2 %, the last change is `hold` seconds old, and
   either the estimate is still rising or it carries the next layer with 20 % to
   spare; a climb that has
@@ -31,12 +32,12 @@ overuse; so a *rising* estimate is no limit, and a steady or falling one is:
   layer. When everything but the estimate allows a climb, the subscriber's track gets
   padding (`Choice.padding`, sent by forwarding.py) for at most `PROBE_SECONDS`: enough
   that it receives the next layer's rate with the climb's headroom. If the link takes
-  it, the estimate rises and the rule above climbs; a probe that ends without one, or
-  meets loss or a falling estimate, stops at once and counts as a failed climb (the
-  hold doubles, and the next probe waits for it). While it runs, "rising" climbs only
-  once the estimate is 5 % above where the probe found it: a capped link lets it rise
-  a little before its queue shows. A climb a probe showed room for puts the hold back
-  to 2 s;
+  it, the estimate rises and the rule above climbs, once it is 5 % above where the probe
+  found it (a capped link lets it rise a little before its queue shows; a rising
+  estimate alone climbed into the cap and failed), and the hold goes back to 2 s. A
+  probe that meets loss or a falling estimate stops at once and counts as a failed
+  climb (the hold doubles, and the next probe waits for it); one that ends without a
+  rise waits a hold before the next;
 - a climb that held for twice the hold puts the hold back to 2 s, and so does an
   estimate 20 % above the highest it settled at (from 2 s after the step down) since a
   failed climb: a cap lifted. Under a cap a receive-side estimate sits at its 1.5x
@@ -121,6 +122,7 @@ class Choice:
     changed_at: float = -math.inf
     hold: float = HOLD_SECONDS
     went_up_at: float = -math.inf
+    congested_at: float = -math.inf  # when the last step down for congestion was chosen
     probe_rate: float = 0.0  # bit/s of padding wanted while probing, else 0
     probe_started: float = -math.inf
     probe_floor: float = 0.0  # the estimate when the probe started
@@ -128,6 +130,13 @@ class Choice:
     # the highest it has been since then.
     recovery_from: float = math.inf
     settled_at: float = 0.0
+
+    @property
+    def stepping_down(self) -> bool:
+        """The latest change is a step down for congestion: the layer being sent no
+        longer fits the link, so it should stop at once (forwarding.py), not fill the
+        queue the lower layer's keyframe has to get through."""
+        return self.changed_at == self.congested_at
 
     def padding(self, now: float) -> float:
         """The padding (bit/s) this track should get now: a probe's rate until it ends
@@ -203,7 +212,9 @@ def choose(
         if probing or now - choice.went_up_at < 2 * choice.hold:
             choice.hold = min(choice.hold * 2, MAX_HOLD_SECONDS)
             choice.recovery_from, choice.settled_at = now + HOLD_SECONDS, 0.0
-        return _set(choice, max(fits) if fits else min(active), now)
+        target = _set(choice, max(fits) if fits else min(active), now)
+        choice.congested_at = choice.changed_at
+        return target
     if congested or loss >= LOSS_UP:
         _end_probe(choice, now, failed=True)  # the link did not take it
     higher = [i for i in active if current < i <= top]
@@ -228,7 +239,10 @@ def choose(
             choice.hold = HOLD_SECONDS  # the link showed room: earlier failures are past
             return _climb(choice, min(higher), now)
         if now - choice.probe_started >= PROBE_SECONDS:
-            _end_probe(choice, now, failed=True)  # the estimate did not move
+            # the estimate did not move: try again after a hold, not a longer one (an
+            # estimate near the capacity it last found creeps up ~2 % a second)
+            _end_probe(choice, now, failed=False)
+            choice.changed_at = now
             return current
     elif rising or carries:
         return _climb(choice, min(higher), now)

@@ -214,6 +214,45 @@ async def test_a_settled_estimate_is_probed_with_padding_and_climbs_once_it_rise
     assert padding.since(climbed + 0.2) == 0  # the probe ended with the climb
 
 
+async def test_a_step_down_for_congestion_sends_nothing_more_of_the_higher_layer(
+    publisher: SimulcastPublisher, join: Join, server: Any
+) -> None:
+    """Once the SFU steps bo down for congestion, no frame of the layer bo was on goes
+    out (it would fill the link the lower layer's keyframe must cross) while it waits
+    for the lower layer's next keyframe; the next frame bo gets is that keyframe."""
+    await publisher.connect()
+    bo, sizes = await subscriber(join, "bo", munge_answer=without_abs_send_time)
+    for _ in range(100):
+        await hold_remb(bo, 5_000_000, 0.4)
+        if sizes.latest() == (640, 360):
+            break
+    assert sizes.latest() == (640, 360)
+    video = next(
+        o.track
+        for o in ServerParts(server.app).sfu.peer(ROOM, "bo").outgoing.values()
+        if o.track.kind == "video"
+    )
+    sent: list[tuple[int | None, int, bool]] = []  # (layer, target, stepping down) per frame
+    offer = video.offer
+
+    def recording(packet: Any, keyframe: bool, packetized: Any) -> bool:
+        sent.append((video.layer, video.target, video.choice.stepping_down))
+        return offer(packet, keyframe, packetized)
+
+    video.offer = recording  # type: ignore[method-assign]
+    # the lowest layer's keyframe comes only on its own schedule (every 2 s), not at
+    # once on request: frames of the top layer keep coming meanwhile
+    publisher.layers[0].keyframe_now = lambda: None  # type: ignore[method-assign]
+    for _ in range(60):
+        await hold_remb(bo, 80_000, 0.4)
+        if sizes.latest() == (160, 90):
+            break
+    assert sizes.latest() == (160, 90)
+    after = [i for i, (_, _, down) in enumerate(sent) if down]
+    assert after, sent
+    assert all(layer == target == 0 for layer, target, _ in sent[after[0] :]), sent[after[0] :]
+
+
 async def test_keyframe_requests_reach_each_layer_right_after_the_publisher_connects(
     publisher: SimulcastPublisher, join: Join
 ) -> None:

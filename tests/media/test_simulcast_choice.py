@@ -132,7 +132,7 @@ def test_a_settled_estimate_below_the_next_layer_is_probed_and_climbs_when_it_ri
     assert choice.probe_rate == 400_000 * 1.2 - 100_000
     assert choice.padding(2.5) == choice.probe_rate
     # rising, but not yet 5 % above where the probe found it: no climb yet
-    assert choose(choice, LAYERS, 310_000, 0.0, None, 3.0, rising=True) == 0
+    assert choose(choice, LAYERS, 309_000, 0.0, None, 3.0, rising=True) == 0
     assert choice.probe_rate
     assert choose(choice, LAYERS, 316_000, 0.0, None, 3.5, rising=True) == 1
     assert not choice.probe_rate and choice.padding(3.6) == 0.0
@@ -147,7 +147,7 @@ def test_an_estimate_reaching_the_next_layer_during_a_probe_climbs() -> None:
     assert not choice.probe_rate
 
 
-def test_a_probe_that_moves_nothing_stops_and_the_next_waits_twice_as_long() -> None:
+def test_a_probe_that_moves_nothing_stops_and_the_next_waits_a_hold() -> None:
     choice = _settled_on_the_lowest()
     choose(choice, LAYERS, 300_000, 0.0, None, 2.0)
     for t in (3.0, 4.0, 5.9):
@@ -155,10 +155,10 @@ def test_a_probe_that_moves_nothing_stops_and_the_next_waits_twice_as_long() -> 
         assert choice.probe_rate
     assert choice.padding(6.1) == 0.0  # over even before the next observation
     assert choose(choice, LAYERS, 300_000, 0.0, None, 6.1) == 0
-    assert not choice.probe_rate and choice.hold == 4.0
-    assert choose(choice, LAYERS, 300_000, 0.0, None, 10.0) == 0
-    assert not choice.probe_rate  # 4 s hold from the failed probe
-    assert choose(choice, LAYERS, 300_000, 0.0, None, 10.2) == 0
+    assert not choice.probe_rate and choice.hold == 2.0
+    assert choose(choice, LAYERS, 300_000, 0.0, None, 8.0) == 0
+    assert not choice.probe_rate  # a hold from the end of that probe
+    assert choose(choice, LAYERS, 300_000, 0.0, None, 8.2) == 0
     assert choice.probe_rate  # the next probe
 
 
@@ -226,3 +226,17 @@ def test_a_climb_a_probe_showed_room_for_forgets_earlier_failures() -> None:
     assert choice.probe_rate
     assert choose(choice, LAYERS, 320_000, 0.0, None, 9.0, rising=True) == 1
     assert choice.hold == 2.0
+
+
+def test_a_step_down_for_congestion_stops_the_current_layer_and_a_smaller_tile_does_not() -> None:
+    choice = Choice(target=2)
+    assert choose(choice, LAYERS, 300_000, 0.0, None, 10.0) == 0
+    assert choice.stepping_down
+    assert choose(choice, LAYERS, 300_000, 0.0, None, 11.0) == 0
+    assert choice.stepping_down  # until another change
+    resized = Choice(target=2)
+    assert choose(resized, LAYERS, 5_000_000, 0.0, 300, 10.0) == 1
+    assert not resized.stepping_down  # the current layer goes on until the keyframe
+    climbing = Choice(target=0)
+    assert choose(climbing, LAYERS, 600_000, 0.0, None, 10.0) == 1
+    assert not climbing.stepping_down
