@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -103,7 +104,22 @@ class RoomPage:
         button = self.page.get_by_role("button", name="Join meeting")
         # Enabled once the server answers the page's socket: slower from a namespace's
         # browser on a loaded machine than Playwright's 5 s default.
-        await expect(button).to_be_enabled(timeout=20_000)
+        try:
+            await expect(button).to_be_enabled(timeout=20_000)
+        except AssertionError:
+            # Seen in full runs only (2 of 3 on 2026-12-04), always a namespace's browser:
+            # its page never heard from the server's socket in 20 s, though the page itself
+            # loaded; alone the same tests pass. What the page said is kept for whoever
+            # looks into it; the person's next step, a reload, is taken once.
+            said = await self.page.evaluate(
+                "() => [document.getElementById('check-server')?.textContent,"
+                " document.getElementById('conn-status')?.textContent]"
+            )
+            warnings.warn(
+                f"{self.identity}'s join page stuck (it said {said}): reloaded once", stacklevel=2
+            )
+            await self.page.reload()
+            await expect(button).to_be_enabled(timeout=30_000)
         await button.click()
         # A namespace's first browser of the run took over 10 s here once (a full run).
         await expect(self.tile(self.identity)).to_be_visible(timeout=20_000)
