@@ -421,9 +421,9 @@ def serve(mode: str, port: int, data_dir: str) -> None:
     if mode.startswith("pairwise"):
         from server.app import create_app
         from server.config import load_settings
-        from server.media import gso
+        from server.media import _rtp_send
 
-        gso._enabled = mode != "pairwise-nogso"  # the same server, one packet per send
+        _rtp_send.set_gso(mode != "pairwise-nogso")  # the same server, one packet per send
 
         settings = load_settings(
             data_dir=Path(data_dir),
@@ -750,15 +750,13 @@ async def run(quick: bool, sizes: list[int] | None = None, modes: list[str] | No
         "before trusting those rows.",
         "- Target (issue 4): at least 20x cheaper than MediaRelay's ~0.084 core per "
         "640x480 stream (≤ 0.0042) and 300+ streams per core at full frame rate; issue 19: "
-        "no more CPU per stream than Janus at N ≥ 16. Where Pairwise's time goes (`perf "
-        "record` of the SFU process, N=16, 2026-12-03): ~65% in the Python interpreter "
-        "(receiving the publisher, the forwarding loop, each subscriber's header, counters, "
-        "RTCP), ~20% in the kernel (`sendto`/`sendmsg`; on loopback that includes the "
-        "subscriber's receive and wake-up), ~7% in libsrtp. What one forwarded packet costs "
-        "a Python sender at the least (header, SRTP, `sendto`) is the send floor section "
-        "(benchmarks/send_floor.py). A frame's packets leave in one system call where UDP "
-        "GSO allows (server/media/gso.py; Python has no `sendmmsg`): at this bitrate (~2 "
-        "packets per frame) that saves little; the more packets per frame, the more it saves.",
+        "no more CPU per stream than Janus at N ≥ 16. Each subscriber's packets are written, "
+        "kept for NACKs, SRTP-protected and sent by one C call per frame "
+        "(server/media/_rtp_send.c: libsrtp, and a run of equal-size packets in one "
+        "`sendmsg` with UDP GSO); Python decides who gets which frame. Before that "
+        "(2026-12-03, `perf record`, N=16) ~65% of the SFU's time was the Python "
+        "interpreter. What one forwarded packet costs a sender at the least (header, SRTP, "
+        "`sendto`) is the send floor section (benchmarks/send_floor.py).",
         "- Memory per stream is the SFU's RSS growth from publisher-only to N subscribers, "
         "divided by N (noisy at small N).",
         "- Small N: each burst of packets to an idle subscriber process wakes it, and on "

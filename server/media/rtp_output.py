@@ -3,11 +3,12 @@
 aiortc's `RTCRtpSender` packetizes and sends every frame for every subscriber, with a
 few coroutines and an `RtpPacket` object per packet: that was about 60% of the SFU's
 time. Here a publication packetizes each frame once (`Packetized`, shared by every
-subscriber), and each subscriber's `RtpOutput` only writes its own 12-byte header
+subscriber), and each subscriber's `RtpOutput` only decides its own 12-byte header
 (payload type, sequence number, timestamp, SSRC) and header extensions (its own
 `mid`, abs-send-time, and for audio the publisher's RFC 6464 level, which subscribers
-use to show who speaks) in front of the shared payloads, protects and sends them (a
-frame's packets in one system call where UDP GSO allows: gso.py).
+use to show who speaks); one C call per frame (`Wire.frame`: media/_rtp_send.c) writes
+them in front of the shared payloads, keeps the packets for NACKs, protects and sends
+them (a run of equal-size packets in one system call where UDP GSO allows).
 
 The `RTCRtpSender` stays: its SSRC is the one in the SDP, it sends the RTCP sender
 reports (from the counters kept here), and the subscriber's NACKs reach `retransmit`
@@ -49,7 +50,6 @@ NTP_EPOCH_OFFSET = 2_208_988_800  # seconds from 1900-01-01 to 1970-01-01
 PADDING = 255  # bytes of padding per packet: the most RTP's one-byte count can say
 PADDING_CATCH_UP = 0.1  # seconds of padding owed at most (after a gap between frames)
 
-_FRONT = struct.Struct("!BBH")  # first byte, marker and payload type, sequence number
 _TAIL = struct.Struct("!II")  # timestamp, SSRC
 
 
@@ -144,31 +144,26 @@ class RtpOutput:
         link.on_retransmit_request(self.retransmit)
 
     def send(self, frame: Packetized) -> Delivery:
-        send = self._link.sender()
-        if send is None:
+        wire = self._link.wire()
+        if wire is None:
             return Delivery.STALLED if self._link.connected else Delivery.DOWN
+        payloads = frame.payloads
+        if not payloads:
+            return Delivery.SENT
         extensions = self._extensions(frame.abs_send_time, frame.audio_level)
-        first = 0x90 if extensions else 0x80
-        payload_type = self._payload_type
         timestamp = (self._timestamp_origin + frame.timestamp) & 0xFFFFFFFF
         # What every packet of the frame shares after its first four bytes, made once.
         tail = _TAIL.pack(timestamp, self._link.ssrc) + extensions
-        seq, history, payloads = self._seq, self._history, frame.payloads
-        if not payloads:
-            return Delivery.SENT
-        packets = []
-        for payload in payloads[:-1]:
-            packet = _FRONT.pack(first, payload_type, seq) + tail + payload
-            history[seq % HISTORY] = packet
-            packets.append(packet)
-            seq = (seq + 1) & 0xFFFF
-        packet = _FRONT.pack(first, payload_type | 0x80, seq) + tail + payloads[-1]  # marker
-        history[seq % HISTORY] = packet
-        packets.append(packet)
-        send(packets)
+        self._seq = wire.frame(
+            0x90 if extensions else 0x80,
+            self._payload_type,
+            self._seq,
+            tail,
+            payloads,
+            self._history,
+        )
         self._last = (timestamp, frame.ntp)
-        self._seq = (seq + 1) & 0xFFFF
-        count = len(packets)
+        count = len(payloads)
         self.packets += count
         self._resend_budget = min(self._resend_budget + count, RESEND_BUDGET)
         octets = frame.octets + count * (12 + len(extensions))
@@ -190,8 +185,8 @@ class RtpOutput:
         within the resend budget: see RESEND_BUDGET)."""
         slot = seq % HISTORY
         packet = self._history[slot]
-        send = self._link.sender()
-        if packet is None or send is None:
+        wire = self._link.wire()
+        if packet is None or wire is None:
             return
         if int.from_bytes(packet[2:4], "big") != seq:
             return  # overwritten by a newer packet
@@ -213,15 +208,15 @@ class RtpOutput:
             )
             payload = seq.to_bytes(2, "big") + payload
             self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
-        send([header + payload])
+        wire.packets([header + payload])
         self.retransmitted += 1
         self._retransmissions.inc()
 
     def pad(self, bitrate: float, now: float) -> None:
         """Padding at `bitrate` (bit/s) since the last call, as padding-only packets on
         the RTX stream; nothing without RTX, before the first frame, or at bitrate 0."""
-        send = self._link.sender()
-        if not bitrate or self._rtx_payload_type is None or self._last is None or send is None:
+        wire = self._link.wire()
+        if not bitrate or self._rtx_payload_type is None or self._last is None or wire is None:
             self._padded_at, self._padding_owed = None, 0.0
             return
         since = now - self._padded_at if self._padded_at is not None else 1 / 30
@@ -240,7 +235,7 @@ class RtpOutput:
         for _ in range(count):
             packets.append(front + self._rtx_seq.to_bytes(2, "big") + tail)
             self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
-        send(packets)
+        wire.packets(packets)
         self.padding_packets += count
 
     def _extensions(self, send_time: bytes, audio_level: int | None = None) -> bytes:

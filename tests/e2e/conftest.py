@@ -99,6 +99,23 @@ class RoomPage:
         self.page = page
         self.identity = identity
         self.name = name
+        # What the page did on the wire and said in its console, for a join that sticks.
+        self.events: list[str] = []
+        started = asyncio.get_running_loop().time()
+
+        def note(text: str) -> None:
+            self.events.append(f"{asyncio.get_running_loop().time() - started:.1f}s {text}")
+            del self.events[:-30]
+
+        page.on("console", lambda message: note(f"console {message.type}: {message.text}"))
+        page.on("requestfailed", lambda r: note(f"failed {r.url} ({r.failure})"))
+
+        def websocket(ws: Any) -> None:
+            note(f"websocket open {ws.url}")
+            ws.on("socketerror", lambda error: note(f"websocket error {error}"))
+            ws.on("close", lambda _: note("websocket closed"))
+
+        page.on("websocket", websocket)
 
     async def join(self) -> RoomPage:
         button = self.page.get_by_role("button", name="Join meeting")
@@ -116,7 +133,9 @@ class RoomPage:
                 " document.getElementById('conn-status')?.textContent]"
             )
             warnings.warn(
-                f"{self.identity}'s join page stuck (it said {said}): reloaded once", stacklevel=2
+                f"{self.identity}'s join page stuck (it said {said}; its events:"
+                f" {self.events}): reloaded once",
+                stacklevel=2,
             )
             await self.page.reload()
             await expect(button).to_be_enabled(timeout=30_000)
@@ -195,9 +214,9 @@ async def open_page(base_url: str, launcher: Launcher) -> OpenPage:
                 **context_options,
             )
         page = await context.new_page()
+        person = RoomPage(page, identity, name)
         query = "&".join(f"diag={flag}" for flag in diag)
         await page.goto(f"{origin or base_url}/join{'?' + query if query else ''}#token={token}")
-        person = RoomPage(page, identity, name)
         if join:
             await person.join()
         return person

@@ -19,15 +19,20 @@ from server.config import Settings
 from tests.e2e.conftest import Launcher, OpenPage
 from tests.e2e.test_continuity import DEBUG, both_decode, decodes, make_pair, timeline
 from tests.support.netns import TestHost
+from tests.support.parts import ServerParts
 from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 
 @pytest.fixture
-async def server_port(aiohttp_server: Any, make_settings: Callable[..., Settings]) -> int:
+async def server(aiohttp_server: Any, make_settings: Callable[..., Settings]) -> Any:
     """The server on every interface, so the namespace reaches it over the veth pair."""
-    server = await aiohttp_server(create_app(make_settings()), host="0.0.0.0")
+    return await aiohttp_server(create_app(make_settings()), host="0.0.0.0")
+
+
+@pytest.fixture
+def server_port(server: Any) -> int:
     return int(server.port)
 
 
@@ -37,14 +42,23 @@ def base_url(server_port: int) -> str:
 
 
 async def namespace_participant(
-    open_page: OpenPage, launcher: Launcher, host: TestHost, port: int, tmp_path: Path, **kw: Any
+    open_page: OpenPage,
+    launcher: Launcher,
+    host: TestHost,
+    port: int,
+    tmp_path: Path,
+    device_scale_factor: float = 1,
+    **kw: Any,
 ) -> Any:
     script = tmp_path / "chromium-in-namespace"
     script.write_text(f'#!/bin/sh\nexec ip netns exec {host.name} /usr/bin/chromium "$@"\n')
     script.chmod(0o755)
     origin = f"http://{host.host_ip}:{port}"
     context = await launcher.context_in(
-        str(script), origin, viewport={"width": 1280, "height": 800}
+        str(script),
+        origin,
+        viewport={"width": 1280, "height": 800},
+        device_scale_factor=device_scale_factor,
     )
     return await open_page(context=context, origin=origin, **kw)
 
@@ -218,3 +232,86 @@ async def test_degraded_network_keeps_video_and_recovers(
     await both_decode(ada, bo, 10)
     steps = [e["detail"] for e in await timeline(base_url, pair_id) if e["identity"] == "bo"]
     assert not [s for s in steps if s.startswith("video→")], steps
+
+
+def ada_video_to(server: Any, identity: str) -> Any:
+    """The SFU's forwarded copy of ada's camera to `identity` (its layer choice and output)."""
+    peer = ServerParts(server.app).sfu.peer("pair-simulcast-cap", identity)
+    return next(o.track for o in peer.outgoing.values() if o.track.kind == "video")
+
+
+# The width of the video `identity`'s tile shows (its element's decoded frame size).
+SHOWN_WIDTH = """(identity) => {
+    const video = document.querySelector(`.tile[data-identity="${identity}"] video`);
+    return video ? video.videoWidth : 0;
+}"""
+
+
+async def shown_width(
+    person: Any, identity: str, check: Callable[[int], bool], timeout_s: float
+) -> int:
+    """Wait until the width `person` shows `identity` at passes `check`; returns it."""
+    seen: list[int] = []
+
+    async def passes() -> int | None:
+        seen.append(await person.evaluate(SHOWN_WIDTH, identity))
+        return seen[-1] if check(seen[-1]) else None
+
+    try:
+        return await eventually(passes, timeout=timeout_s, interval=0.5)
+    except AssertionError:
+        raise AssertionError(f"{person.identity} showed {identity} at {seen[-8:]}") from None
+
+
+async def test_a_capped_subscriber_gets_the_low_layer_and_climbs_back_when_the_cap_lifts(
+    open_page: OpenPage,
+    launcher: Launcher,
+    test_host: TestHost,
+    server: Any,
+    tmp_path: Path,
+) -> None:
+    """The issue's simulcast test. Ada's Chromium publishes three layers (a 960x540
+    camera: 240, 480 and 960 wide); bo (in the namespace) and carol (on this machine),
+    in grid view, both see ada above the lowest layer. Bo's link capped at 300 kbit/s
+    both ways, bo gets the lowest layer while carol keeps a higher one, and bo stays
+    there under the cap (no climb, though the SFU probes); lifted, bo climbs back to
+    carol's layer. Whether that climb needed the SFU's padding probes depends on how
+    Chrome's estimate ramps after the lift (in this test it often climbs on the rising
+    estimate alone): tests/media/test_simulcast.py checks the probe itself, and
+    benchmarks/layer_switch.py measures the difference."""
+    from tests.e2e.test_simulcast import WIDE_CAMERA
+
+    room = "pair-simulcast-cap"
+    ada = await open_page("ada", role="mentor", room=room, join=False)
+    await ada.page.add_init_script(WIDE_CAMERA)
+    await ada.page.reload()
+    await ada.join()
+    # twice as dense as their CSS size: a grid tile is tall enough for the full layer
+    bo = await namespace_participant(
+        open_page, launcher, test_host, server.port, tmp_path, 2, identity="bo", room=room
+    )
+    carol = await open_page("carol", room=room, device_scale_factor=2)
+    for person in (bo, carol):  # grid view ("w"): ada's tile as tall as the others'
+        await expect(person.tile("ada")).to_be_visible(timeout=30_000)
+        await expect(person.page.locator(".tile")).to_have_count(3, timeout=30_000)
+        await person.page.keyboard.press("w")
+        await expect(person.tile("ada")).to_have_attribute("data-place", "grid")
+    above_lowest = lambda width: width > 240  # noqa: E731
+    await asyncio.gather(
+        shown_width(bo, "ada", above_lowest, 60), shown_width(carol, "ada", above_lowest, 60)
+    )
+
+    await asyncio.to_thread(test_host.limit_rate, 300)
+    assert await shown_width(bo, "ada", lambda width: width == 240, 40) == 240
+    carols = await shown_width(carol, "ada", above_lowest, 1)
+    # The cap lasts: the SFU probes bo's link (padding) and finds no room, so bo stays on
+    # the lowest layer and its padding stops.
+    bos = ada_video_to(server, "bo")
+    await eventually(lambda: bos.output is not None and bos.output.padding_packets > 0, timeout=30)
+    await eventually(lambda: not bos.choice.probe_rate, timeout=10)
+    assert await shown_width(bo, "ada", lambda width: width == 240, 1) == 240
+    assert bos.target == 0, bos.choice
+
+    # lifted: bo climbs back to the layer carol gets
+    await asyncio.to_thread(test_host.heal)
+    assert await shown_width(bo, "ada", lambda width: width >= carols, 60) == carols

@@ -130,8 +130,8 @@ class SimulcastPublisher:
         while True:
             tick += 1
             await asyncio.sleep(max(0.0, started + tick / FPS - loop.time()))
-            send = link.sender()
-            if send is None:
+            link_wire = link.wire()
+            if link_wire is None:
                 continue
             for layer, packetize in zip(self.layers, packetizers, strict=True):
                 if layer.stopped:
@@ -142,7 +142,7 @@ class SimulcastPublisher:
                 packet.pts, packet.time_base = 0, fractions.Fraction(1, 90000)
                 payloads = packetize(packet)
                 layer.timestamp = (layer.timestamp + 90000 // FPS) & 0xFFFFFFFF
-                wire = []
+                packets = []
                 for i, payload in enumerate(payloads):
                     rtp = RtpPacket(
                         payload_type=codec.payloadType or 96,
@@ -154,9 +154,9 @@ class SimulcastPublisher:
                     )
                     rtp.extensions.mid = self.transceiver.mid
                     rtp.extensions.rtp_stream_id = layer.rid
-                    wire.append(rtp.serialize(extensions))
+                    packets.append(rtp.serialize(extensions))
                     layer.seq = (layer.seq + 1) & 0xFFFF
-                send(wire)
+                link_wire.packets(packets)
                 layer.sent += 1
 
     @staticmethod

@@ -3,8 +3,8 @@
 aiortc's sender, DTLS transport and ICE pair), read back from a real UDP socket,
 unprotected and parsed by aiortc.
 
-Checks what the fast path must keep: SRTP that a receiver accepts (the protector
-bypasses pylibsrtp's `protect` wrapper), sequence numbers, the marker on a frame's
+Checks what the fast path must keep: SRTP that a receiver accepts (C protects with
+pylibsrtp's libsrtp: tests/unit/test_rtp_send.py), sequence numbers, the marker on a frame's
 last packet, header extensions (mid, abs-send-time, audio level), and a NACKed packet
 sent again whole, as RTX, from the history (which keeps packets, not header/payload
 pairs).
@@ -26,7 +26,6 @@ from aiortc.rtp import HeaderExtensionsMap, RtpPacket
 from prometheus_client import CollectorRegistry, Counter
 
 from server.media.aiortc_internals import RtpLink
-from server.media.aiortc_internals.transport import protector
 from server.media.rtp_output import (
     ABS_SEND_TIME_URI,
     AUDIO_LEVEL_URI,
@@ -108,24 +107,6 @@ async def wire() -> AsyncIterator[Wire]:
     yield Wire(transport, receiver)
     transport.close()
     receiver.close()
-
-
-def test_the_protector_writes_what_pylibsrtp_writes_and_refuses_an_overlong_packet() -> None:
-    plain, fast = (
-        session(pylibsrtp.Policy.SSRC_ANY_OUTBOUND),
-        session(pylibsrtp.Policy.SSRC_ANY_OUTBOUND),
-    )
-    protect = protector(fast)
-    inbound = session(pylibsrtp.Policy.SSRC_ANY_INBOUND)
-    for seq, size in enumerate((1, 80, 1100, 1300)):
-        packet = bytes((0x80, 96)) + seq.to_bytes(2, "big") + bytes(8) + bytes([seq]) * size
-        protected = protect(packet)
-        assert protected == plain.protect(packet)
-        assert inbound.unprotect(protected) == packet
-    with pytest.raises(ValueError, match="too long"):
-        protect(bytes((0x80, 96, 0, 9)) + bytes(1500))
-    after = bytes((0x80, 96, 0, 10)) + bytes(8) + b"after"
-    assert protect(after) == plain.protect(after)  # the refusal changed nothing
 
 
 async def test_a_video_frame_arrives_as_rtp_with_extensions_and_is_sent_again_as_rtx(

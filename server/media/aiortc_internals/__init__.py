@@ -92,7 +92,7 @@ from server.media.aiortc_internals.simulcast_receive import (
 from server.media.aiortc_internals.transport import (
     Packetizer,
     RtpLink,
-    SendPackets,
+    Wire,
     check_consent,
     packetizer,
     packets_received,
@@ -150,7 +150,7 @@ __all__ = [
     "PromptVideoBuffer",
     "ReceivePath",
     "RtpLink",
-    "SendPackets",
+    "Wire",
     "UpstreamCap",
     "VideoRepair",
     "WholeFrame",

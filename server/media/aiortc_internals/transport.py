@@ -5,14 +5,15 @@
    `RTCRtpSender._ssrc` / `._rtx_ssrc`; its report counters `__packet_count`,
    `__octet_count`, `__rtp_timestamp`, `__ntp_timestamp` (its RTCP sender reports and
    `getStats()` read them); `._retransmit(seq)` (what a NACK calls; rebound per sender);
-   `RTCDtlsTransport._state`, `._tx_srtp` (a pylibsrtp `Session`, protected through
-   its own `_srtp`, `_cdata` and `_buffer`: `protector`), `__tx_bytes`,
+   `RTCDtlsTransport._state`, `._tx_srtp` (a pylibsrtp `Session`: its `_srtp[0]`, the
+   srtp_t the C send path protects with, media/_rtp_send.c, through libsrtp 2's
+   `srtp_protect` in pylibsrtp's own build: `Wire`), `__tx_bytes`,
    `__tx_packets`; `RTCIceTransport._connection` (an aioice `Connection`) and its
    `_nominated[1]` (a `CandidatePair`: `protocol.transport`, `remote_addr`), which is
    exactly where aioice's own `StunProtocol.send_data` sends (TURN-relayed pairs included:
-   their `transport` is aioice's `TurnTransport`). For a frame sent in one GSO call
-   (gso.py), asyncio's `_SelectorDatagramTransport._sock`: the socket behind a host
-   pair's transport, written directly only while the transport queues nothing.
+   their `transport` is aioice's `TurnTransport`). For the C send path, asyncio's
+   `_SelectorDatagramTransport._sock`: the socket behind a host pair's transport,
+   written directly (its descriptor) only while the transport queues nothing.
 10. `aiortc.codecs.get_encoder(codec).pack(av.Packet)`: the VP8/H264 packetizers (Opus
    needs none: one frame is one packet).
 14. Liveness (liveness.py): `RTCDtlsTransport.__rx_packets` (every datagram the transport
@@ -31,6 +32,7 @@ import asyncio
 import asyncio.selector_events
 import inspect
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import aioice.ice
 import aioice.stun
@@ -44,7 +46,7 @@ from aiortc.rtcdtlstransport import State as DtlsState
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from pylibsrtp import _binding
 
-from server.media import forward_only, gso
+from server.media import _rtp_send, forward_only
 from server.media.aiortc_internals.base import (
     RX_PACKETS_ATTR,
     needs,
@@ -52,35 +54,71 @@ from server.media.aiortc_internals.base import (
     unconnected,
 )
 
-SendPackets = Callable[[list[bytes]], None]
 MAX_SOCKET_BACKLOG = 256 * 1024  # bytes asyncio may hold for a UDP socket it cannot write
+# libsrtp's srtp_protect, as pylibsrtp's own build of libsrtp has it (its address, for C)
+SRTP_PROTECT = int(
+    _binding.ffi.cast("uintptr_t", _binding.ffi.addressof(_binding.lib, "srtp_protect"))
+)
 
 
-Protect = Callable[[bytes], bytes]
+class Wire:
+    """Where one subscriber's RTP goes, for the C send path (server/media/_rtp_send.c):
+    the socket's descriptor (-1: none to write directly, so everything goes through
+    asyncio's `sendto`), the peer's address as the kernel takes it, and the SRTP session.
+    Valid until the next await."""
 
+    __slots__ = ("fd", "session", "_socket_fd", "_addr", "_srtp", "_sendto", "_remote")
 
-def protector(session: pylibsrtp.Session) -> Protect:
-    """`session.protect` without pylibsrtp's per-call overhead: the same `srtp_protect`
-    on the session's own buffer, but with one length cell kept instead of an `ffi.new`
-    per packet and no checks beyond the length. Measured here: ~3.5 µs instead of
-    ~5.2 for a 1,100-byte packet, ~2.1 instead of ~4.3 for an Opus one."""
-    srtp, cdata, buffer = session._srtp[0], session._cdata, session._buffer
-    limit = len(cdata) - pylibsrtp.SRTP_MAX_TRAILER_LEN
-    length = _binding.ffi.new("int *")
-    srtp_protect = _binding.lib.srtp_protect
+    def __init__(
+        self,
+        session: pylibsrtp.Session,
+        socket_fd: int,
+        remote: Any,
+        sendto: Callable[[bytes, Any], None],
+        family: int,
+    ) -> None:
+        self.session = session  # keeps the srtp_t alive while C holds its address
+        self._srtp = int(_binding.ffi.cast("uintptr_t", session._srtp[0]))
+        self._sendto, self._remote = sendto, remote
+        try:
+            self._addr = _rtp_send.sockaddr(remote[0], remote[1], family)
+        except ValueError:  # not a numeric address: asyncio resolves it
+            self._addr, socket_fd = b"", -1
+        self._socket_fd = socket_fd
+        self.fd = socket_fd
 
-    def protect(packet: bytes, _session: pylibsrtp.Session = session) -> bytes:
-        size = len(packet)  # (the default keeps the session, and its srtp_t, alive)
-        if size > limit:
-            raise ValueError("packet is too long")
-        length[0] = size
-        buffer[0:size] = packet
-        status = srtp_protect(srtp, cdata, length)
-        if status:
-            pylibsrtp._srtp_assert(status)
-        return buffer[0 : length[0]]
+    def frame(
+        self,
+        first: int,
+        payload_type: int,
+        seq: int,
+        tail: bytes,
+        payloads: list[bytes],
+        history: list[bytes | None],
+    ) -> int:
+        """Send a frame's packets (see `_rtp_send.send_frame`); returns the next sequence
+        number."""
+        seq, unsent, _ = _rtp_send.send_frame(
+            self.fd,
+            self._addr,
+            SRTP_PROTECT,
+            self._srtp,
+            first,
+            payload_type,
+            seq,
+            tail,
+            payloads,
+            history,
+        )
+        for datagram in unsent:  # the socket is full (asyncio queues them) or not ours
+            self._sendto(datagram, self._remote)
+        return int(seq)
 
-    return protect
+    def packets(self, packets: list[bytes]) -> None:
+        """Protect and send finished RTP packets (resends, padding), in order."""
+        unsent, _ = _rtp_send.send_packets(self.fd, self._addr, SRTP_PROTECT, self._srtp, packets)
+        for datagram in unsent:
+            self._sendto(datagram, self._remote)
 
 
 class RtpLink:
@@ -93,15 +131,15 @@ class RtpLink:
         self._dtls: RTCDtlsTransport = sender.transport
         self.ssrc: int = sender._ssrc
         self.rtx_ssrc: int = sender._rtx_ssrc
-        self._srtp: pylibsrtp.Session | None = None  # the session `_protect` is for
-        self._protect: Protect | None = None
+        self._wire: Wire | None = None
+        self._wire_for: tuple[Any, Any] = (None, None)  # the pair and transport it is for
 
-    def sender(self) -> SendPackets | None:
-        """A function that protects and sends RTP packets (a frame's, in order), valid
-        until the next await; None while the transport cannot send (not connected yet,
-        closed, or the socket's backlog is over `MAX_SOCKET_BACKLOG`: a stalled peer).
-        With the socket itself at hand and nothing queued before them, a frame's packets
-        go out in one GSO system call (gso.py); otherwise one by one through asyncio."""
+    def wire(self) -> Wire | None:
+        """Where to send this sender's RTP now (valid until the next await); None while
+        the transport cannot send (not connected yet, closed, or the socket's backlog is
+        over `MAX_SOCKET_BACKLOG`: a stalled peer). Written to the socket directly while
+        asyncio queues nothing for it (a host pair's socket); otherwise through asyncio
+        (TURN-relayed, or packets already wait: keeping the order)."""
         dtls = self._dtls
         if dtls._state is not DtlsState.CONNECTED:
             return None
@@ -113,24 +151,25 @@ class RtpLink:
         queued = backlog() if backlog is not None else 0
         if queued > MAX_SOCKET_BACKLOG:
             return None
-        protect = self._protect
-        if protect is None or self._srtp is not dtls._tx_srtp:
-            self._srtp = dtls._tx_srtp
-            protect = self._protect = protector(dtls._tx_srtp)
-        sendto, addr = udp.sendto, pair.remote_addr
-        sock = getattr(udp, "_sock", None)  # asyncio's datagram transport: its socket
-        if sock is None or queued:  # TURN-relayed, or packets already wait: keep the order
-
-            def send_each(packets: list[bytes]) -> None:
-                for packet in packets:
-                    sendto(protect(packet), addr)
-
-            return send_each
-
-        def send_batched(packets: list[bytes]) -> None:
-            gso.send_all(sock, [protect(packet) for packet in packets], addr, sendto)
-
-        return send_batched
+        wire, session = self._wire, dtls._tx_srtp
+        made_for = self._wire_for
+        if (
+            wire is None
+            or wire.session is not session
+            or made_for[0] is not pair
+            or made_for[1] is not udp
+        ):
+            sock = getattr(udp, "_sock", None)  # asyncio's datagram transport: its socket
+            wire = self._wire = Wire(
+                session,
+                sock.fileno() if sock is not None else -1,
+                pair.remote_addr,
+                udp.sendto,
+                sock.family if sock is not None else 0,
+            )
+            self._wire_for = (pair, udp)
+        wire.fd = -1 if queued else wire._socket_fd
+        return wire
 
     @property
     def connected(self) -> bool:
@@ -203,17 +242,20 @@ async def check_consent(pc: RTCPeerConnection) -> bool:
     return False
 
 
-def _protector_problems() -> list[str]:
+def _srtp_problems() -> list[str]:
+    """What the C send path takes from pylibsrtp: `Session._srtp[0]` (the srtp_t) and
+    libsrtp 2's `srtp_protect(srtp_t, void *packet, int *length)`, protecting in place."""
     process = inspect.getsource(pylibsrtp.Session._Session__process)  # type: ignore[attr-defined]
     init = inspect.getsource(pylibsrtp.Session.__init__)
+    protect = _binding.ffi.typeof(_binding.lib.srtp_protect).cname
     if (
-        'self._cdata = ffi.new("char[]", 1500)' not in init
-        or "self._buffer = ffi.buffer(self._cdata)" not in init
+        'srtp = ffi.new("srtp_t *")' not in init
+        or "self._srtp = ffi.gc(srtp" not in init
         or "_srtp_assert(func(self._srtp[0], self._cdata, len_p))" not in process
-        or "return self._buffer[0 : len_p[0]]" not in process
+        or protect != "srtp_err_status_t(*)(struct srtp_ctx_t_ *, void *, int *)"
         or _binding.lib.srtp_err_status_ok != 0
     ):
-        return ["pylibsrtp's Session no longer protects in _srtp[0], _cdata and _buffer"]
+        return ["pylibsrtp no longer keeps its srtp_t in _srtp[0] or protects with libsrtp 2"]
     return []
 
 
@@ -234,7 +276,7 @@ def problems() -> list[str]:
         "self.transport._send(data)",
         "self.__tx_bytes",
     )
-    found += _protector_problems()
+    found += _srtp_problems()
     if not hasattr(DtlsState, "CONNECTED"):
         found.append("RTCDtlsTransport's State has no CONNECTED")
     connection_send = inspect.getsource(aioice.ice.Connection.sendto)

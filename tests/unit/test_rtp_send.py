@@ -1,0 +1,235 @@
+"""The C send path (server/media/_rtp_send.c) on real sockets and real libsrtp sessions:
+packets protected as pylibsrtp protects them, a frame's packets split into GSO runs and
+arriving whole and in order, and what the socket does not take handed to asyncio in
+order (a socket that is full, a socket that fails, or none to write directly).
+
+A socket fills only where the kernel holds datagrams against it: here in a slow token
+bucket's queue on a veth pair into a network namespace (tests/support/netns.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import subprocess
+from collections.abc import Iterator
+from typing import Any
+
+import pylibsrtp
+import pytest
+
+from server.media import _rtp_send
+from server.media.aiortc_internals import Wire
+from server.media.rtp_output import HISTORY
+from tests.support.netns import TestHost, create_test_host
+
+KEY = bytes(range(30))
+
+
+def session(direction: int) -> pylibsrtp.Session:
+    policy = pylibsrtp.Policy(key=KEY, ssrc_type=direction)
+    policy.allow_repeat_tx = True
+    return pylibsrtp.Session(policy)
+
+
+def rtp(seq: int, size: int) -> bytes:
+    return bytes((0x80, 96)) + seq.to_bytes(2, "big") + bytes(8) + bytes([seq % 256]) * size
+
+
+class Receiver:
+    def __init__(self, family: int = socket.AF_INET, host: str = "127.0.0.1") -> None:
+        self.sock = socket.socket(family, socket.SOCK_DGRAM)
+        self.sock.bind((host, 0))
+        self.sock.settimeout(2)
+        self.inbound = session(pylibsrtp.Policy.SSRC_ANY_INBOUND)
+
+    def read(self, count: int) -> list[bytes]:
+        return [self.inbound.unprotect(self.sock.recv(2048)) for _ in range(count)]
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    receiver = Receiver()
+    yield receiver
+    receiver.sock.close()
+
+
+@pytest.fixture
+def sender() -> Iterator[socket.socket]:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setblocking(False)
+    yield sock
+    sock.close()
+
+
+def wire_to(
+    address: Any, sock: socket.socket | None, through_asyncio: list[bytes] | None = None
+) -> Wire:
+    def sendto(datagram: bytes, addr: Any) -> None:
+        assert through_asyncio is not None, "nothing should have gone through asyncio"
+        assert addr == address
+        through_asyncio.append(datagram)
+
+    return Wire(
+        session(pylibsrtp.Policy.SSRC_ANY_OUTBOUND),
+        sock.fileno() if sock is not None else -1,
+        address,
+        sendto,
+        sock.family if sock is not None else 0,
+    )
+
+
+@pytest.mark.parametrize(
+    ("sizes", "runs"),
+    [
+        ([1200, 1200, 1200, 700], [4]),  # VP8: even parts, a shorter last
+        ([1101, 1101, 1100, 1100], [3, 1]),  # H264 FU-A: a run one byte shorter
+        ([300], [1]),  # audio
+        ([200, 1200, 1200], [1, 2]),  # a longer one starts a run
+        ([1000] * 64, [64]),  # at most 64 segments a call
+        ([1100] * 60, [59, 1]),  # and under 65,000 bytes
+    ],
+)
+def test_a_frame_is_split_into_as_few_gso_sends_as_the_kernel_takes(
+    sizes: list[int], runs: list[int]
+) -> None:
+    assert _rtp_send.runs(sizes) == runs
+
+
+@pytest.mark.parametrize("gso", [True, False])
+def test_a_frame_arrives_whole_in_order_protected_and_kept_unprotected(
+    receiver: Receiver, sender: socket.socket, gso: bool
+) -> None:
+    """70 packets (more than one call's 64) of which a shorter last; the history keeps
+    each packet as sent before SRTP, in its slot; sequence numbers wrap."""
+    _rtp_send.set_gso(gso)
+    try:
+        wire = wire_to(receiver.sock.getsockname(), sender)
+        tail = (3000).to_bytes(4, "big") + (1111).to_bytes(4, "big")
+        payloads = [bytes([i]) * 1000 for i in range(69)] + [b"last" * 10]
+        history: list[bytes | None] = [None] * HISTORY
+        start = 0xFFFF - 5
+        after = wire.frame(0x80, 96, start, tail, payloads, history)
+        assert after == (start + 70) & 0xFFFF
+        packets = receiver.read(70)
+    finally:
+        _rtp_send.set_gso(True)
+    for i, (packet, payload) in enumerate(zip(packets, payloads, strict=True)):
+        seq = (start + i) & 0xFFFF
+        marker = 0x80 if i == 69 else 0
+        assert packet == bytes((0x80, 96 | marker)) + seq.to_bytes(2, "big") + tail + payload
+        assert history[seq % HISTORY] == packet
+
+
+def test_finished_packets_are_protected_as_pylibsrtp_protects_them(
+    receiver: Receiver, sender: socket.socket
+) -> None:
+    wire = wire_to(receiver.sock.getsockname(), sender)
+    plain = session(pylibsrtp.Policy.SSRC_ANY_OUTBOUND)
+    packets = [rtp(seq, size) for seq, size in enumerate((1, 80, 1100, 1300))]
+    wire.packets(packets)
+    raw = [receiver.sock.recv(2048) for _ in packets]
+    assert raw == [plain.protect(packet) for packet in packets]
+
+
+def test_an_overlong_packet_is_refused_and_changes_nothing(
+    receiver: Receiver, sender: socket.socket
+) -> None:
+    wire = wire_to(receiver.sock.getsockname(), sender)
+    history: list[bytes | None] = [None] * HISTORY
+    with pytest.raises(ValueError, match="too long"):
+        wire.packets([rtp(1, 1700)])
+    with pytest.raises(ValueError, match="too long"):
+        wire.frame(0x80, 96, 9, bytes(8), [bytes(1700)], history)
+    with pytest.raises(TypeError):
+        wire.frame(0x80, 96, 9, bytes(8), ["not bytes"], history)  # type: ignore[list-item]
+    assert history == [None] * HISTORY
+    wire.packets([rtp(2, 10)])
+    assert receiver.read(1) == [rtp(2, 10)]
+
+
+def test_an_ipv6_peer_and_an_ipv4_peer_of_a_dual_stack_socket() -> None:
+    six = Receiver(socket.AF_INET6, "::1")
+    four = Receiver()
+    sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    try:
+        for receiver in (six, four):
+            wire_to(receiver.sock.getsockname()[:2], sock).packets([rtp(5, 100)])
+            assert receiver.read(1) == [rtp(5, 100)]
+    finally:
+        for s in (sock, six.sock, four.sock):
+            s.close()
+
+
+def test_without_a_socket_of_its_own_everything_goes_through_asyncio_in_order(
+    receiver: Receiver,
+) -> None:
+    """A TURN-relayed pair (no socket to write), or a socket asyncio already queues for."""
+    through_asyncio: list[bytes] = []
+    wire = wire_to(receiver.sock.getsockname(), None, through_asyncio)
+    packets = [rtp(seq, 900) for seq in range(4)]
+    wire.packets(packets)
+    inbound = session(pylibsrtp.Policy.SSRC_ANY_INBOUND)
+    assert [inbound.unprotect(d) for d in through_asyncio] == packets
+
+
+def test_a_socket_that_fails_hands_the_frame_to_asyncio(receiver: Receiver) -> None:
+    """asyncio's `sendto` reports the error as it always does (to the protocol)."""
+    broken = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    through_asyncio: list[bytes] = []
+    wire = wire_to(receiver.sock.getsockname(), broken, through_asyncio)
+    broken.close()  # its descriptor now fails with EBADF
+    wire.frame(0x80, 96, 1, bytes(8), [b"a" * 500, b"b" * 500], [None] * HISTORY)
+    assert len(through_asyncio) == 2
+
+
+@pytest.fixture
+def slow_host() -> Iterator[TestHost]:
+    host = create_test_host()
+    try:
+        # A queue longer than the socket's send buffer: the kernel holds what waits in it
+        # against the socket (a shorter queue drops the excess instead).
+        tbf = ("tbf", "rate", "8kbit", "burst", "1600", "limit", "200000")
+        subprocess.run(
+            ["tc", "qdisc", "replace", "dev", host.host_if, "root", *tbf],
+            check=True,
+            capture_output=True,
+            timeout=20,
+        )
+        yield host
+    finally:
+        host.remove()
+
+
+async def test_what_a_full_socket_does_not_take_goes_through_asyncio_after_it(
+    slow_host: TestHost,
+) -> None:
+    """Behind an 8 kbit/s token bucket the socket's small send buffer fills within a few
+    frames: the kernel takes the first of a frame's packets, the rest (EAGAIN) go to
+    asyncio, which queues them behind and sends them, in order, as the socket drains."""
+    loop = asyncio.get_running_loop()
+    transport, _ = await loop.create_datagram_endpoint(
+        asyncio.DatagramProtocol, family=socket.AF_INET
+    )
+    sock = transport.get_extra_info("socket")
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    address = (slow_host.ns_ip, 9)
+    through_asyncio: list[bytes] = []
+
+    def sendto(datagram: bytes, addr: Any) -> None:
+        through_asyncio.append(datagram)
+        transport.sendto(datagram, addr)
+
+    wire = Wire(session(pylibsrtp.Policy.SSRC_ANY_OUTBOUND), sock.fileno(), address, sendto, 2)
+    history: list[bytes | None] = [None] * HISTORY
+    frames = 0
+    while not through_asyncio and frames < 50:
+        wire.frame(0x80, 96, frames * 4, bytes(8), [bytes(1000)] * 4, history)
+        frames += 1
+    assert through_asyncio, "the socket never filled"
+    assert transport.get_write_buffer_size() > 0  # asyncio holds them, in order
+    inbound = session(pylibsrtp.Policy.SSRC_ANY_INBOUND)
+    seqs = [int.from_bytes(inbound.unprotect(d)[2:4], "big") for d in through_asyncio]
+    # the kernel took everything before them; from the first it refused, all went after
+    assert seqs[0] > 0 and seqs == list(range(seqs[0], frames * 4))
+    transport.abort()
