@@ -160,3 +160,41 @@ def test_header_size_reads_the_extension_block() -> None:
     assert header_size(bytes((0x80, 96)) + bytes(10) + b"payload") == 12
     block = b"\xbe\xde\x00\x02" + bytes(8)
     assert header_size(bytes((0x90, 96)) + bytes(10) + block + b"payload") == 24
+
+
+async def test_no_padding_without_rtx(wire: Wire) -> None:
+    output = wire.output([VP8])
+    output.send(Packetized([b"frame"], 3000, ntp_now()))
+    wire.read(1)
+    output.pad(1_000_000, 10.0)
+    output.pad(1_000_000, 10.1)
+    assert output.padding_packets == 0
+    wire.receiver.settimeout(0.2)
+    with pytest.raises(TimeoutError):
+        wire.receiver.recv(2048)
+
+
+async def test_padding_goes_on_the_rtx_stream_after_a_frame(wire: Wire) -> None:
+    """Probing padding: padding-only packets (P bit, 255 bytes) on the RTX SSRC with the
+    last frame's timestamp and abs-send-time, as many as the rate allows; none before
+    the first frame."""
+    output = wire.output([VP8, RTX])
+    output.pad(1_000_000, 10.0)  # no frame yet: nothing to take a timestamp from
+    assert output.padding_packets == 0
+    output.send(Packetized([b"frame"], 6000, ntp_now()))
+    (frame,) = wire.read(1)
+    output.pad(1_000_000, 20.0)  # a first call pads one frame's time (1/30 s)
+    output.pad(1_000_000, 20.1)  # then 0.1 s: at 1 Mbit/s ~16,700 bytes, ~60 packets
+    count = output.padding_packets
+    assert 55 <= count <= 62, count
+    padding = [wire.inbound.unprotect(wire.receiver.recv(2048)) for _ in range(count)]
+    assert {p[0] & 0x20 for p in padding} == {0x20}  # P bit
+    assert {p[-1] for p in padding} == {255}
+    parsed = [RtpPacket.parse(p, wire.extensions) for p in padding]
+    assert {(p.payload_type, p.ssrc, p.timestamp) for p in parsed} == {
+        (97, RTX_SSRC, frame.timestamp)
+    }
+    assert all(p.extensions.abs_send_time is not None for p in parsed)
+    wire.receiver.settimeout(0.2)
+    with pytest.raises(TimeoutError):
+        wire.receiver.recv(2048)  # and no more than counted
