@@ -12,6 +12,7 @@ import asyncio
 import socket
 import subprocess
 from collections.abc import Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import pylibsrtp
@@ -69,13 +70,7 @@ def wire_to(
         assert addr == address
         through_asyncio.append(datagram)
 
-    return Wire(
-        session(pylibsrtp.Policy.SSRC_ANY_OUTBOUND),
-        sock.fileno() if sock is not None else -1,
-        address,
-        sendto,
-        sock.family if sock is not None else 0,
-    )
+    return Wire(session(pylibsrtp.Policy.SSRC_ANY_OUTBOUND), sock, address, sendto)
 
 
 @pytest.mark.parametrize(
@@ -175,12 +170,35 @@ def test_without_a_socket_of_its_own_everything_goes_through_asyncio_in_order(
 
 def test_a_socket_that_fails_hands_the_frame_to_asyncio(receiver: Receiver) -> None:
     """asyncio's `sendto` reports the error as it always does (to the protocol)."""
-    broken = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    failing = SimpleNamespace(fileno=lambda: 999_999, family=socket.AF_INET)  # EBADF
     through_asyncio: list[bytes] = []
-    wire = wire_to(receiver.sock.getsockname(), broken, through_asyncio)
-    broken.close()  # its descriptor now fails with EBADF
+    wire = wire_to(receiver.sock.getsockname(), failing, through_asyncio)  # type: ignore[arg-type]
     wire.frame(0x80, 96, 1, bytes(8), [b"a" * 500, b"b" * 500], [None] * HISTORY)
     assert len(through_asyncio) == 2
+
+
+def test_a_closed_socket_is_never_written_even_once_its_number_is_reused(
+    receiver: Receiver,
+) -> None:
+    """The kernel gives a closed socket's number to the next one opened: writing to a
+    remembered number would send a subscriber's media on another connection."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    through_asyncio: list[bytes] = []
+    wire = wire_to(receiver.sock.getsockname(), sock, through_asyncio)
+    number = sock.fileno()
+    sock.close()
+    other = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        other.bind(("127.0.0.1", 0))
+        assert other.fileno() == number  # the number is reused at once
+        wire.fd = wire.descriptor()  # what RtpLink.wire does before each frame
+        wire.frame(0x80, 96, 1, bytes(8), [b"media"], [None] * HISTORY)
+        assert len(through_asyncio) == 1  # not through `other`
+        receiver.sock.settimeout(0.2)
+        with pytest.raises(TimeoutError):
+            receiver.sock.recv(2048)
+    finally:
+        other.close()
 
 
 @pytest.fixture
@@ -220,7 +238,7 @@ async def test_what_a_full_socket_does_not_take_goes_through_asyncio_after_it(
         through_asyncio.append(datagram)
         transport.sendto(datagram, addr)
 
-    wire = Wire(session(pylibsrtp.Policy.SSRC_ANY_OUTBOUND), sock.fileno(), address, sendto, 2)
+    wire = Wire(session(pylibsrtp.Policy.SSRC_ANY_OUTBOUND), sock, address, sendto)
     history: list[bytes | None] = [None] * HISTORY
     frames = 0
     while not through_asyncio and frames < 50:

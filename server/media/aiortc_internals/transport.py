@@ -63,29 +63,35 @@ SRTP_PROTECT = int(
 
 class Wire:
     """Where one subscriber's RTP goes, for the C send path (server/media/_rtp_send.c):
-    the socket's descriptor (-1: none to write directly, so everything goes through
-    asyncio's `sendto`), the peer's address as the kernel takes it, and the SRTP session.
-    Valid until the next await."""
+    the socket's descriptor in `fd` (-1: nothing to write directly, so everything goes
+    through asyncio's `sendto`), the peer's address as the kernel takes it, and the SRTP
+    session. Valid until the next await; `RtpLink.wire` sets `fd` each time."""
 
-    __slots__ = ("fd", "session", "_socket_fd", "_addr", "_srtp", "_sendto", "_remote")
+    __slots__ = ("fd", "session", "_sock", "_addr", "_srtp", "_sendto", "_remote")
 
     def __init__(
         self,
         session: pylibsrtp.Session,
-        socket_fd: int,
+        sock: Any,
         remote: Any,
         sendto: Callable[[bytes, Any], None],
-        family: int,
     ) -> None:
         self.session = session  # keeps the srtp_t alive while C holds its address
         self._srtp = int(_binding.ffi.cast("uintptr_t", session._srtp[0]))
         self._sendto, self._remote = sendto, remote
-        try:
-            self._addr = _rtp_send.sockaddr(remote[0], remote[1], family)
-        except ValueError:  # not a numeric address: asyncio resolves it
-            self._addr, socket_fd = b"", -1
-        self._socket_fd = socket_fd
-        self.fd = socket_fd
+        self._addr = b""
+        if sock is not None:
+            try:
+                self._addr = _rtp_send.sockaddr(remote[0], remote[1], sock.family)
+            except ValueError:  # not a numeric address: asyncio resolves it
+                sock = None
+        self._sock = sock
+        self.fd = self.descriptor()
+
+    def descriptor(self) -> int:
+        """The socket's descriptor now: -1 once it is closed (never a number the kernel
+        may since have given to another socket), or when there is no socket to write."""
+        return self._sock.fileno() if self._sock is not None else -1
 
     def frame(
         self,
@@ -160,15 +166,9 @@ class RtpLink:
             or made_for[1] is not udp
         ):
             sock = getattr(udp, "_sock", None)  # asyncio's datagram transport: its socket
-            wire = self._wire = Wire(
-                session,
-                sock.fileno() if sock is not None else -1,
-                pair.remote_addr,
-                udp.sendto,
-                sock.family if sock is not None else 0,
-            )
+            wire = self._wire = Wire(session, sock, pair.remote_addr, udp.sendto)
             self._wire_for = (pair, udp)
-        wire.fd = -1 if queued else wire._socket_fd
+        wire.fd = -1 if queued else wire.descriptor()
         return wire
 
     @property
