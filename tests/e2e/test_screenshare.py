@@ -58,6 +58,11 @@ async def test_a_shared_screen_is_shown_large_to_the_other_and_goes_when_stopped
     ada = await open_page("ada", role="mentor", context=sharing_context)
     bo = await open_page("bo")
     await expect(bo.tile("ada")).to_have_class("tile has-video", timeout=15_000)
+    # Ada's camera decoded at bo before the share starts: the tile's class comes with the
+    # track, not its first frame, and in a full CI run (2026-12-04) the camera had shown
+    # none yet by the time the share had shown ten.
+    camera = bo.tile("ada").locator("video")
+    await decoding(bo, camera)
 
     share = ada.page.get_by_role("button", name="Share screen")
     await share.click()
@@ -69,10 +74,9 @@ async def test_a_shared_screen_is_shown_large_to_the_other_and_goes_when_stopped
     video = shown.locator("video")
     await decoding(bo, video)
     width = await video.evaluate("(el) => el.videoWidth")
-    camera_width = await bo.tile("ada").locator("video").evaluate("(el) => el.videoWidth")
+    camera_width = await camera.evaluate("(el) => el.videoWidth")
     assert width > 0 and camera_width > 0
     # The camera tile still shows the camera: its video keeps playing beside the share.
-    camera = bo.tile("ada").locator("video")
     before = int(await camera.evaluate(FRAMES))
     await decoding(bo, camera, before + 10)
 
