@@ -183,7 +183,10 @@ class Run:
     stats_agree: int = 0
     stats_total: int = 0
     # bo's side in the SFU: (wall s, REMB bit/s, target layer, padding packets sent so far)
-    sfu: list[tuple[float, float | None, int | None, int]] = field(default_factory=list)
+    # (wall s, REMB, target layer, padding packets sent, layer sent, enabled, loss)
+    sfu: list[tuple[float, float | None, int | None, int, int | None, bool, float]] = field(
+        default_factory=list
+    )
 
 
 class Recorder:
@@ -200,7 +203,17 @@ class Recorder:
         if video is None:
             return
         padded = video.output.padding_packets if video.output is not None else 0
-        self.run.sfu.append((time.time(), peer.remb.value, video.target, padded))
+        self.run.sfu.append(
+            (
+                time.time(),
+                peer.remb.value,
+                video.target,
+                padded,
+                video.layer,
+                video.enabled,
+                video.loss,
+            )
+        )
 
     async def drain(self) -> None:
         self._sample_sfu()
@@ -243,10 +256,20 @@ def _switch(run: Run, at: float, until: float, target: int) -> Switch:
     if window:
         rembs = " ".join(
             f"+{t - at:.0f}s:{(remb or 0) / 1000:.0f}k/L{target}"
-            for t, remb, target, _ in window[:: max(1, len(window) // 20)]
+            for t, remb, target, *_ in window[:: max(1, len(window) // 20)]
         )
         padded = window[-1][3] - window[0][3]
         print(f"   SFU (REMB kbit/s / target layer): {rembs}; padding packets {padded}")
+        moves, last = [], None
+        for t, _remb, target_layer, _, layer, enabled, loss in window:
+            state = (target_layer, layer, enabled)
+            if state != last:
+                moves.append(
+                    f"+{t - at:.1f}s T{target_layer} L{layer}{'' if enabled else ' off'}"
+                    f" loss {loss:.0%}"
+                )
+                last = state
+        print(f"   SFU (target, layer sent): {'; '.join(moves)}")
     return Switch(
         first_s=None if first is None else first - at,
         settled_s=None if settled is None else settled - at,

@@ -135,6 +135,7 @@ class RtpOutput:
         self._history: list[bytes | None] = [None] * HISTORY  # the packets, unprotected
         self._resent_at = [-RESEND_GAP] * HISTORY  # monotonic time of each slot's last resend
         self._resend_budget = 0
+        self._resend_floor = 0  # packets sent before the last layer switch are not resent
         self.packets = 0
         self.retransmitted = 0
         self.resends_refused = 0  # NACKed packets not resent: over budget or just resent
@@ -174,6 +175,11 @@ class RtpOutput:
         """`frame` is the first of another source (a simulcast layer switch) whose RTP
         clock has another origin: this stream's timestamps go on from the last frame
         sent, advanced by the wall time between the two (sequence numbers never jump)."""
+        # What was sent before this keyframe is of the old layer: the subscriber decodes
+        # from the keyframe on and never needs it again. Resent into a congested link
+        # (the usual reason for a step down) it only kept the link full: up to the whole
+        # resend budget, ~7 s of a 300 kbit/s link, before the new layer got through.
+        self._resend_floor = self.packets
         if self._last is None:
             return
         timestamp, ntp = self._last
@@ -190,6 +196,9 @@ class RtpOutput:
             return
         if int.from_bytes(packet[2:4], "big") != seq:
             return  # overwritten by a newer packet
+        if self.packets - ((self._seq - seq) & 0xFFFF) < self._resend_floor:
+            self.resends_refused += 1  # of the layer before the last switch: useless
+            return
         now = time.monotonic()
         if self._resend_budget < 1 or now - self._resent_at[slot] < RESEND_GAP:
             self.resends_refused += 1

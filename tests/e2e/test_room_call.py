@@ -50,6 +50,12 @@ async def test_one_to_one_then_a_group(open_page: OpenPage) -> None:
     page = ada.page
     await expect(ada.tile("bo")).to_have_attribute("data-video", "playing", timeout=20_000)
     await expect(bo.tile("ada")).to_have_attribute("data-video", "playing", timeout=20_000)
+    # "playing" comes with the track; the checks below need a decoded frame (in a loaded
+    # full run, 2026-12-04, ada's page had none of bo's yet right after it).
+    for person, other in ((ada, "bo"), (bo, "ada")):
+        await person.page.wait_for_function(
+            f"(identity) => ({FRAMES_DECODED})(identity) > 0", arg=other, timeout=20_000
+        )
     violations: list[str] = []
 
     # 1:1: the partner is large and uncropped, my own video small.

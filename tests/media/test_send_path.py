@@ -198,3 +198,23 @@ async def test_padding_goes_on_the_rtx_stream_after_a_frame(wire: Wire) -> None:
     wire.receiver.settimeout(0.2)
     with pytest.raises(TimeoutError):
         wire.receiver.recv(2048)  # and no more than counted
+
+
+async def test_after_a_layer_switch_packets_of_the_old_layer_are_not_resent(wire: Wire) -> None:
+    """A NACK for a packet sent before the switch's keyframe is refused (the subscriber
+    decodes from that keyframe on; resending the old layer into a congested link kept it
+    full for seconds); the keyframe's own packets and later ones are resent."""
+    output = wire.output([VP8, RTX])
+    output.send(Packetized([b"a" * 900, b"b" * 900], 3000, ntp_now()))
+    old = wire.read(2)
+    switch = Packetized([b"k" * 900, b"l" * 500], 90_000, ntp_now())
+    output.continue_at(switch)
+    output.send(switch)
+    new = wire.read(2)
+    for packet in old:
+        await output.retransmit(packet.sequence_number)
+    assert output.retransmitted == 0 and output.resends_refused == 2
+    await output.retransmit(new[0].sequence_number)
+    (rtx,) = wire.read(1)
+    assert rtx.ssrc == RTX_SSRC and rtx.payload[2:] == b"k" * 900
+    assert output.retransmitted == 1
