@@ -176,8 +176,33 @@ static int flush(const Wire *wire, int count, PyObject *unsent, int *error) {
     return unsent_slots(sent, count, unsent) == NULL ? -1 : 0;
 }
 
+/* Protect the slot just filled; send the slots once all MAX_SEGMENTS are filled. */
+static int take_slot(const Wire *wire, int *filled, PyObject *unsent, int *error) {
+    if (protect_slot(wire, *filled) < 0) return -1;
+    if (++*filled < MAX_SEGMENTS) return 0;
+    *filled = 0;
+    return flush(wire, MAX_SEGMENTS, unsent, error);
+}
+
+/* Every item of `items` bytes of at most `limit` bytes, checked before anything is kept or
+ * sent: bad input changes nothing. */
+static int check_lengths(PyObject *items, Py_ssize_t limit) {
+    for (Py_ssize_t k = 0; k < PyList_GET_SIZE(items); k++) {
+        PyObject *item = PyList_GET_ITEM(items, k);
+        if (!PyBytes_Check(item)) {
+            PyErr_SetString(PyExc_TypeError, "payloads and packets must be bytes");
+            return -1;
+        }
+        if (PyBytes_GET_SIZE(item) > limit) {
+            PyErr_SetString(PyExc_ValueError, "packet is too long");
+            return -1;
+        }
+    }
+    return 0;
+}
+
 /* send_frame(fd, addr, protect, srtp, first, payload_type, seq, tail, payloads, history)
- *   -> (next seq, unsent protected datagrams, errno of the send that stopped, or 0)
+ *   -> (next seq, unsent protected datagrams)
  *
  * Packet k: first byte, payload type (| 0x80 on the last: the marker), sequence number,
  * then `tail` (timestamp, SSRC, header extensions, shared by the frame's packets), then
@@ -202,21 +227,14 @@ static PyObject *send_frame(PyObject *module, PyObject *const *args, Py_ssize_t 
     Py_ssize_t tail_len = PyBytes_GET_SIZE(tail);
     Py_ssize_t count = PyList_GET_SIZE(payloads);
     Py_ssize_t history_len = PyList_GET_SIZE(history);
+    if (check_lengths(payloads, SLOT - TRAILER - 4 - tail_len) < 0) return NULL;
     PyObject *unsent = PyList_New(0);
     if (unsent == NULL) return NULL;
     int error = 0, filled = 0;
     for (Py_ssize_t k = 0; k < count; k++) {
         PyObject *payload = PyList_GET_ITEM(payloads, k);
-        if (!PyBytes_Check(payload)) {
-            PyErr_SetString(PyExc_TypeError, "payloads must be bytes");
-            goto fail;
-        }
         Py_ssize_t payload_len = PyBytes_GET_SIZE(payload);
         Py_ssize_t length = 4 + tail_len + payload_len;
-        if (length + TRAILER > SLOT) {
-            PyErr_SetString(PyExc_ValueError, "packet is too long");
-            goto fail;
-        }
         PyObject *packet = PyBytes_FromStringAndSize(NULL, length);
         if (packet == NULL) goto fail;
         unsigned char *out = (unsigned char *)PyBytes_AS_STRING(packet);
@@ -230,20 +248,16 @@ static PyObject *send_frame(PyObject *module, PyObject *const *args, Py_ssize_t 
         slot_len[filled] = (int)length;
         PyList_SetItem(history, seq % history_len, packet); /* steals; drops the old one */
         seq = (seq + 1) & 0xFFFF;
-        if (protect_slot(&wire, filled) < 0) goto fail;
-        if (++filled == MAX_SEGMENTS) {
-            if (flush(&wire, filled, unsent, &error) < 0) goto fail;
-            filled = 0;
-        }
+        if (take_slot(&wire, &filled, unsent, &error) < 0) goto fail;
     }
     if (filled && flush(&wire, filled, unsent, &error) < 0) goto fail;
-    return Py_BuildValue("(lNi)", seq, unsent, error);
+    return Py_BuildValue("(lN)", seq, unsent);
 fail:
     Py_DECREF(unsent);
     return NULL;
 }
 
-/* send_packets(fd, addr, protect, srtp, packets) -> (unsent protected datagrams, errno)
+/* send_packets(fd, addr, protect, srtp, packets) -> unsent protected datagrams
  * Finished RTP packets (resends, padding): protected and sent in order. */
 static PyObject *send_packets(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 5) {
@@ -257,30 +271,19 @@ static PyObject *send_packets(PyObject *module, PyObject *const *args, Py_ssize_
         PyErr_SetString(PyExc_TypeError, "packets must be a list");
         return NULL;
     }
+    if (check_lengths(packets, SLOT - TRAILER) < 0) return NULL;
     PyObject *unsent = PyList_New(0);
     if (unsent == NULL) return NULL;
     int error = 0, filled = 0;
     for (Py_ssize_t k = 0; k < PyList_GET_SIZE(packets); k++) {
         PyObject *packet = PyList_GET_ITEM(packets, k);
-        if (!PyBytes_Check(packet)) {
-            PyErr_SetString(PyExc_TypeError, "packets must be bytes");
-            goto fail;
-        }
         Py_ssize_t length = PyBytes_GET_SIZE(packet);
-        if (length + TRAILER > SLOT) {
-            PyErr_SetString(PyExc_ValueError, "packet is too long");
-            goto fail;
-        }
         memcpy(slots[filled], PyBytes_AS_STRING(packet), (size_t)length);
         slot_len[filled] = (int)length;
-        if (protect_slot(&wire, filled) < 0) goto fail;
-        if (++filled == MAX_SEGMENTS) {
-            if (flush(&wire, filled, unsent, &error) < 0) goto fail;
-            filled = 0;
-        }
+        if (take_slot(&wire, &filled, unsent, &error) < 0) goto fail;
     }
     if (filled && flush(&wire, filled, unsent, &error) < 0) goto fail;
-    return Py_BuildValue("(Ni)", unsent, error);
+    return Py_BuildValue("N", unsent);
 fail:
     Py_DECREF(unsent);
     return NULL;

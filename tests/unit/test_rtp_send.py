@@ -131,15 +131,16 @@ def test_an_overlong_packet_is_refused_and_changes_nothing(
 ) -> None:
     wire = wire_to(receiver.sock.getsockname(), sender)
     history: list[bytes | None] = [None] * HISTORY
+    # the bad one after good ones: checked before anything is kept or sent
     with pytest.raises(ValueError, match="too long"):
-        wire.packets([rtp(1, 1700)])
+        wire.packets([rtp(1, 100), rtp(2, 1700)])
     with pytest.raises(ValueError, match="too long"):
-        wire.frame(0x80, 96, 9, bytes(8), [bytes(1700)], history)
+        wire.frame(0x80, 96, 9, bytes(8), [bytes(100), bytes(1700)], history)
     with pytest.raises(TypeError):
-        wire.frame(0x80, 96, 9, bytes(8), ["not bytes"], history)  # type: ignore[list-item]
+        wire.frame(0x80, 96, 9, bytes(8), [bytes(100), "no"], history)  # type: ignore[list-item]
     assert history == [None] * HISTORY
-    wire.packets([rtp(2, 10)])
-    assert receiver.read(1) == [rtp(2, 10)]
+    wire.packets([rtp(3, 10)])
+    assert receiver.read(1) == [rtp(3, 10)]  # nothing before it arrived
 
 
 def test_an_ipv6_peer_and_an_ipv4_peer_of_a_dual_stack_socket() -> None:

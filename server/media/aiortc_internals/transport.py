@@ -104,7 +104,7 @@ class Wire:
     ) -> int:
         """Send a frame's packets (see `_rtp_send.send_frame`); returns the next sequence
         number."""
-        seq, unsent, _ = _rtp_send.send_frame(
+        seq, unsent = _rtp_send.send_frame(
             self.fd,
             self._addr,
             SRTP_PROTECT,
@@ -122,7 +122,7 @@ class Wire:
 
     def packets(self, packets: list[bytes]) -> None:
         """Protect and send finished RTP packets (resends, padding), in order."""
-        unsent, _ = _rtp_send.send_packets(self.fd, self._addr, SRTP_PROTECT, self._srtp, packets)
+        unsent = _rtp_send.send_packets(self.fd, self._addr, SRTP_PROTECT, self._srtp, packets)
         for datagram in unsent:
             self._sendto(datagram, self._remote)
 
