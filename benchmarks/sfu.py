@@ -752,8 +752,9 @@ async def run(quick: bool, sizes: list[int] | None = None, modes: list[str] | No
         "640x480 stream (≤ 0.0042) and 300+ streams per core at full frame rate; issue 19: "
         "no more CPU per stream than Janus at N ≥ 16. Each subscriber's packets are written, "
         "kept for NACKs, SRTP-protected and sent by one C call per frame "
-        "(server/media/_rtp_send.c: libsrtp, and a run of equal-size packets in one "
-        "`sendmsg` with UDP GSO); Python decides who gets which frame. Before that "
+        "(server/media/_rtp_send.c: the transport's state checked, libsrtp, a run of "
+        "equal-size packets in one `sendmsg` with UDP GSO, aiortc's counters); Python "
+        "decides who gets which frame. Before that "
         "(2026-12-03, `perf record`, N=16) ~65% of the SFU's time was the Python "
         "interpreter. What one forwarded packet costs a sender at the least (header, SRTP, "
         "`sendto`) is the send floor section (benchmarks/send_floor.py).",

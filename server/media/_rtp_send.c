@@ -1,18 +1,21 @@
 /* The SFU's per-packet send work in C: a subscriber's RTP packets, SRTP, and the
- * system calls. Python reaches it through `Wire` (aiortc_internals/transport.py), from
- * `RtpOutput` (rtp_output.py). Before it, Python's per-packet work (writing each packet,
- * pylibsrtp's protect, `sendto`/`sendmsg`) was most of the SFU's CPU per forwarded
- * stream, 1.7-2.0x Janus's (docs/benchmarks.md).
+ * system calls. Python reaches it through `Wire` (made by aiortc_internals/transport.py's
+ * RtpLink), from `RtpOutput` (rtp_output.py). Before it, Python's per-packet work
+ * (writing each packet, pylibsrtp's protect, `sendto`/`sendmsg`) was most of the SFU's
+ * CPU per forwarded stream, 1.7-2.0x Janus's (docs/benchmarks.md).
  *
  * Python keeps every decision (which frame, which layer, which subscriber) and the state
  * (sequence numbers, the NACK history list, the SRTP session): one call here does what
- * per packet was Python's loop: write the packet (shared header parts + payload), keep
- * it in the history, protect it with libsrtp (the `srtp_protect` of pylibsrtp's own
- * libsrtp, reached through its address) and send it, a run of equal-size packets in one
- * `sendmsg` with UDP_SEGMENT (GSO) where the kernel takes it.
+ * per frame was Python's: check that the transport still sends where it did (DTLS state,
+ * SRTP session, nominated ICE pair, asyncio's backlog; see WireObject), write each packet
+ * (shared header parts + payload), keep it in the history, protect it with libsrtp (the
+ * `srtp_protect` of pylibsrtp's own libsrtp, reached through its address), send it, a run
+ * of equal-size packets in one `sendmsg` with UDP_SEGMENT (GSO) where the kernel takes
+ * it, and count what went for aiortc's sender reports.
  *
- * Whatever the socket does not take (full: EAGAIN; or no socket at hand: fd < 0, e.g.
- * TURN-relayed) is returned protected, in order, for Python to hand to asyncio.
+ * Whatever the socket does not take (full: EAGAIN; or no socket at hand, e.g.
+ * TURN-relayed, or asyncio already queueing) goes, protected and in order, through
+ * asyncio's `sendto`.
  */
 
 #define PY_SSIZE_T_CLEAN
@@ -129,36 +132,12 @@ typedef struct {
     socklen_t addr_len;
     srtp_protect_fn protect;
     void *srtp;
-} Wire;
-
-static int read_wire(PyObject *const *args, Wire *wire) {
-    wire->fd = PyLong_AsLong(args[0]);
-    if (wire->fd == -1 && PyErr_Occurred()) return -1;
-    if (!PyBytes_Check(args[1])) {
-        PyErr_SetString(PyExc_TypeError, "the address must be bytes (from sockaddr())");
-        return -1;
-    }
-    Py_ssize_t addr_len = PyBytes_GET_SIZE(args[1]);
-    if (addr_len > (Py_ssize_t)sizeof(wire->addr)) {
-        PyErr_SetString(PyExc_ValueError, "address too long");
-        return -1;
-    }
-    memcpy(&wire->addr, PyBytes_AS_STRING(args[1]), (size_t)addr_len);
-    wire->addr_len = (socklen_t)addr_len;
-    wire->protect = (srtp_protect_fn)PyLong_AsVoidPtr(args[2]);
-    wire->srtp = PyLong_AsVoidPtr(args[3]);
-    if (PyErr_Occurred()) return -1;
-    if (wire->protect == NULL || wire->srtp == NULL) {
-        PyErr_SetString(PyExc_ValueError, "no SRTP session");
-        return -1;
-    }
-    return 0;
-}
+} Target;
 
 /* Protect slot i in place; -1 with a Python exception on a libsrtp error. */
-static int protect_slot(const Wire *wire, int i) {
+static int protect_slot(const Target *target, int i) {
     int length = slot_len[i];
-    int status = wire->protect(wire->srtp, slots[i], &length);
+    int status = target->protect(target->srtp, slots[i], &length);
     if (status != 0) {
         PyErr_Format(PyExc_RuntimeError, "srtp_protect failed (status %d)", status);
         return -1;
@@ -168,20 +147,20 @@ static int protect_slot(const Wire *wire, int i) {
 }
 
 /* Send the protected slots [0, count), collecting what the socket did not take. */
-static int flush(const Wire *wire, int count, PyObject *unsent, int *error) {
+static int flush(const Target *target, int count, PyObject *unsent, int *error) {
     int sent = 0;
-    if (wire->fd >= 0 && *error == 0)
-        sent = send_slots(wire->fd, (const struct sockaddr *)&wire->addr, wire->addr_len, count,
-                          error);
+    if (target->fd >= 0 && *error == 0)
+        sent = send_slots(target->fd, (const struct sockaddr *)&target->addr, target->addr_len,
+                          count, error);
     return unsent_slots(sent, count, unsent) == NULL ? -1 : 0;
 }
 
 /* Protect the slot just filled; send the slots once all MAX_SEGMENTS are filled. */
-static int take_slot(const Wire *wire, int *filled, PyObject *unsent, int *error) {
-    if (protect_slot(wire, *filled) < 0) return -1;
+static int take_slot(const Target *target, int *filled, PyObject *unsent, int *error) {
+    if (protect_slot(target, *filled) < 0) return -1;
     if (++*filled < MAX_SEGMENTS) return 0;
     *filled = 0;
-    return flush(wire, MAX_SEGMENTS, unsent, error);
+    return flush(target, MAX_SEGMENTS, unsent, error);
 }
 
 /* Every item of `items` bytes of at most `limit` bytes, checked before anything is kept or
@@ -201,42 +180,24 @@ static int check_lengths(PyObject *items, Py_ssize_t limit) {
     return 0;
 }
 
-/* send_frame(fd, addr, protect, srtp, first, payload_type, seq, tail, payloads, history)
- *   -> (next seq, unsent protected datagrams)
- *
- * Packet k: first byte, payload type (| 0x80 on the last: the marker), sequence number,
- * then `tail` (timestamp, SSRC, header extensions, shared by the frame's packets), then
- * payloads[k]. Each is kept unprotected in history[seq % len(history)]. */
-static PyObject *send_frame(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 10) {
-        PyErr_SetString(PyExc_TypeError, "send_frame takes 10 arguments");
-        return NULL;
-    }
-    Wire wire;
-    if (read_wire(args, &wire) < 0) return NULL;
-    long first = PyLong_AsLong(args[4]);
-    long payload_type = PyLong_AsLong(args[5]);
-    long seq = PyLong_AsLong(args[6]);
-    if (PyErr_Occurred()) return NULL;
-    PyObject *tail = args[7], *payloads = args[8], *history = args[9];
-    if (!PyBytes_Check(tail) || !PyList_Check(payloads) || !PyList_Check(history) ||
-        PyList_GET_SIZE(history) < 1) {
-        PyErr_SetString(PyExc_TypeError, "tail: bytes, payloads and history: lists");
-        return NULL;
-    }
+/* Packet k of a frame: first byte, payload type (| 0x80 on the last: the marker), sequence
+ * number, then `tail` (timestamp, SSRC, header extensions, shared by the frame's packets),
+ * then payloads[k]; each kept unprotected in history[seq % len(history)], protected and
+ * sent. Returns the next sequence number, -1 with an exception. */
+static long write_frame(const Target *target, long first, long payload_type, long seq,
+                        PyObject *tail, PyObject *payloads, PyObject *history,
+                        PyObject *unsent) {
     Py_ssize_t tail_len = PyBytes_GET_SIZE(tail);
     Py_ssize_t count = PyList_GET_SIZE(payloads);
     Py_ssize_t history_len = PyList_GET_SIZE(history);
-    if (check_lengths(payloads, SLOT - TRAILER - 4 - tail_len) < 0) return NULL;
-    PyObject *unsent = PyList_New(0);
-    if (unsent == NULL) return NULL;
+    if (check_lengths(payloads, SLOT - TRAILER - 4 - tail_len) < 0) return -1;
     int error = 0, filled = 0;
     for (Py_ssize_t k = 0; k < count; k++) {
         PyObject *payload = PyList_GET_ITEM(payloads, k);
         Py_ssize_t payload_len = PyBytes_GET_SIZE(payload);
         Py_ssize_t length = 4 + tail_len + payload_len;
         PyObject *packet = PyBytes_FromStringAndSize(NULL, length);
-        if (packet == NULL) goto fail;
+        if (packet == NULL) return -1;
         unsigned char *out = (unsigned char *)PyBytes_AS_STRING(packet);
         out[0] = (unsigned char)first;
         out[1] = (unsigned char)((payload_type & 0x7F) | (k == count - 1 ? 0x80 : 0));
@@ -248,46 +209,345 @@ static PyObject *send_frame(PyObject *module, PyObject *const *args, Py_ssize_t 
         slot_len[filled] = (int)length;
         PyList_SetItem(history, seq % history_len, packet); /* steals; drops the old one */
         seq = (seq + 1) & 0xFFFF;
-        if (take_slot(&wire, &filled, unsent, &error) < 0) goto fail;
+        if (take_slot(target, &filled, unsent, &error) < 0) return -1;
     }
-    if (filled && flush(&wire, filled, unsent, &error) < 0) goto fail;
-    return Py_BuildValue("(lN)", seq, unsent);
-fail:
-    Py_DECREF(unsent);
-    return NULL;
+    if (filled && flush(target, filled, unsent, &error) < 0) return -1;
+    return seq;
 }
 
-/* send_packets(fd, addr, protect, srtp, packets) -> unsent protected datagrams
- * Finished RTP packets (resends, padding): protected and sent in order. */
-static PyObject *send_packets(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 5) {
-        PyErr_SetString(PyExc_TypeError, "send_packets takes 5 arguments");
-        return NULL;
-    }
-    Wire wire;
-    if (read_wire(args, &wire) < 0) return NULL;
-    PyObject *packets = args[4];
-    if (!PyList_Check(packets)) {
-        PyErr_SetString(PyExc_TypeError, "packets must be a list");
-        return NULL;
-    }
-    if (check_lengths(packets, SLOT - TRAILER) < 0) return NULL;
-    PyObject *unsent = PyList_New(0);
-    if (unsent == NULL) return NULL;
+/* Finished RTP packets (resends, padding): protected and sent in order. */
+static int write_packets(const Target *target, PyObject *packets, PyObject *unsent) {
+    if (check_lengths(packets, SLOT - TRAILER) < 0) return -1;
     int error = 0, filled = 0;
     for (Py_ssize_t k = 0; k < PyList_GET_SIZE(packets); k++) {
         PyObject *packet = PyList_GET_ITEM(packets, k);
         Py_ssize_t length = PyBytes_GET_SIZE(packet);
         memcpy(slots[filled], PyBytes_AS_STRING(packet), (size_t)length);
         slot_len[filled] = (int)length;
-        if (take_slot(&wire, &filled, unsent, &error) < 0) goto fail;
+        if (take_slot(target, &filled, unsent, &error) < 0) return -1;
     }
-    if (filled && flush(&wire, filled, unsent, &error) < 0) goto fail;
-    return Py_BuildValue("N", unsent);
-fail:
-    Py_DECREF(unsent);
-    return NULL;
+    if (filled && flush(target, filled, unsent, &error) < 0) return -1;
+    return 0;
 }
+
+/* ---- Wire: where one subscriber's RTP goes ----------------------------------------
+ *
+ * Wire(session, srtp, protect, sock, addr, sendto, remote): the SRTP session (kept alive;
+ * `srtp` is its srtp_t's address, `protect` libsrtp's srtp_protect's), the socket to write
+ * directly (or None: everything through `sendto`), the peer's address as the kernel
+ * takes it, and asyncio's `sendto(datagram, remote)` for what the socket does not take.
+ * The socket's descriptor is read before each send (sock.fileno()), never remembered: a
+ * closed socket's number is reused by the next socket opened.
+ *
+ * `watch(dtls, connected, connection, pair, udp, max_backlog)` makes every send first
+ * check that this wire is still where the transport sends (what RtpLink.wire checks in
+ * Python): the DTLS transport's `_state` is `connected` and its `_tx_srtp` this session,
+ * the ICE connection's `_nominated[1]` is `pair` and `pair.protocol.transport` is `udp`,
+ * and `udp.get_write_buffer_size()` (the bytes asyncio holds for it; not read when
+ * `max_backlog` is None: a transport that holds none) is at most `max_backlog` (above 0:
+ * everything goes through asyncio, in order). A send on a wire no longer current sends
+ * nothing and returns -1 (frame) or False (packets).
+ *
+ * `count_to(sender, dtls)` makes `frame` account what it sent where aiortc would have:
+ * the RTCRtpSender's report counters and the DTLS transport's. */
+
+typedef struct {
+    PyObject_HEAD
+    Target target;
+    PyObject *session, *sock, *sendto, *remote;
+    PyObject *dtls, *connected, *connection, *pair, *udp; /* watch: NULL until set */
+    long max_backlog; /* -1: `udp` holds no backlog to read */
+    PyObject *sender, *counted_dtls; /* count_to: NULL until set */
+} WireObject;
+
+static PyObject *ONE; /* the key 1 (ICE component 1) */
+static PyObject *S_state, *S_tx_srtp, *S_nominated, *S_protocol, *S_transport,
+    *S_get_write_buffer_size, *S_fileno, *S_packet_count, *S_octet_count, *S_rtp_timestamp,
+    *S_ntp_timestamp, *S_tx_packets, *S_tx_bytes;
+
+static int wire_traverse(WireObject *self, visitproc visit, void *arg) {
+    Py_VISIT(self->session);
+    Py_VISIT(self->sock);
+    Py_VISIT(self->sendto);
+    Py_VISIT(self->remote);
+    Py_VISIT(self->dtls);
+    Py_VISIT(self->connected);
+    Py_VISIT(self->connection);
+    Py_VISIT(self->pair);
+    Py_VISIT(self->udp);
+    Py_VISIT(self->sender);
+    Py_VISIT(self->counted_dtls);
+    return 0;
+}
+
+static int wire_clear(WireObject *self) {
+    Py_CLEAR(self->session);
+    Py_CLEAR(self->sock);
+    Py_CLEAR(self->sendto);
+    Py_CLEAR(self->remote);
+    Py_CLEAR(self->dtls);
+    Py_CLEAR(self->connected);
+    Py_CLEAR(self->connection);
+    Py_CLEAR(self->pair);
+    Py_CLEAR(self->udp);
+    Py_CLEAR(self->sender);
+    Py_CLEAR(self->counted_dtls);
+    return 0;
+}
+
+static void wire_dealloc(WireObject *self) {
+    PyObject_GC_UnTrack(self);
+    wire_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int wire_init(WireObject *self, PyObject *args, PyObject *kwds) {
+    PyObject *session, *srtp, *protect, *sock, *addr, *sendto, *remote;
+    static char *names[] = {"session", "srtp", "protect", "sock", "addr", "sendto", "remote", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOOOOO", names, &session, &srtp, &protect,
+                                     &sock, &addr, &sendto, &remote))
+        return -1;
+    if (!PyBytes_Check(addr) || PyBytes_GET_SIZE(addr) > (Py_ssize_t)sizeof(self->target.addr)) {
+        PyErr_SetString(PyExc_TypeError, "the address must be bytes (from sockaddr())");
+        return -1;
+    }
+    if (!PyCallable_Check(sendto)) {
+        PyErr_SetString(PyExc_TypeError, "sendto must be callable");
+        return -1;
+    }
+    void *srtp_ptr = PyLong_AsVoidPtr(srtp);
+    void *protect_ptr = PyLong_AsVoidPtr(protect);
+    if (PyErr_Occurred()) return -1;
+    if (srtp_ptr == NULL || protect_ptr == NULL) {
+        PyErr_SetString(PyExc_ValueError, "no SRTP session");
+        return -1;
+    }
+    wire_clear(self);
+    self->target.fd = -1;
+    memcpy(&self->target.addr, PyBytes_AS_STRING(addr), (size_t)PyBytes_GET_SIZE(addr));
+    self->target.addr_len = (socklen_t)PyBytes_GET_SIZE(addr);
+    self->target.srtp = srtp_ptr;
+    self->target.protect = (srtp_protect_fn)protect_ptr;
+    self->session = Py_NewRef(session);
+    self->sock = Py_NewRef(sock);
+    self->sendto = Py_NewRef(sendto);
+    self->remote = Py_NewRef(remote);
+    return 0;
+}
+
+/* The socket's descriptor now (-1: closed, or no socket to write). */
+static int descriptor(WireObject *self, int *fd) {
+    *fd = -1;
+    if (self->sock == Py_None) return 0;
+    PyObject *number = PyObject_CallMethodNoArgs(self->sock, S_fileno);
+    if (number == NULL) return -1;
+    long value = PyLong_AsLong(number);
+    Py_DECREF(number);
+    if (value == -1 && PyErr_Occurred()) return -1;
+    *fd = (int)value;
+    return 0;
+}
+
+/* Whether `obj.name is expected` (-1 with an exception). */
+static int attr_is(PyObject *obj, PyObject *name, PyObject *expected) {
+    PyObject *value = PyObject_GetAttr(obj, name);
+    if (value == NULL) return -1;
+    int same = value == expected;
+    Py_DECREF(value);
+    return same;
+}
+
+/* Still where the transport sends? 1 yes (target.fd set for this send), 0 no, -1 error. */
+static int wire_check(WireObject *self) {
+    long queued = 0;
+    if (self->dtls != NULL) {
+        int same = attr_is(self->dtls, S_state, self->connected);
+        if (same > 0) same = attr_is(self->dtls, S_tx_srtp, self->session);
+        if (same <= 0) return same;
+        PyObject *nominated = PyObject_GetAttr(self->connection, S_nominated);
+        if (nominated == NULL) return -1;
+        if (!PyDict_Check(nominated)) {
+            Py_DECREF(nominated);
+            PyErr_SetString(PyExc_TypeError, "the ICE connection's _nominated is not a dict");
+            return -1;
+        }
+        PyObject *pair = PyDict_GetItemWithError(nominated, ONE); /* borrowed */
+        same = pair == self->pair;
+        Py_DECREF(nominated);
+        if (!same) return PyErr_Occurred() ? -1 : 0;
+        PyObject *protocol = PyObject_GetAttr(self->pair, S_protocol);
+        if (protocol == NULL) return -1;
+        same = attr_is(protocol, S_transport, self->udp);
+        Py_DECREF(protocol);
+        if (same <= 0) return same;
+        if (self->max_backlog >= 0) {
+            PyObject *size = PyObject_CallMethodNoArgs(self->udp, S_get_write_buffer_size);
+            if (size == NULL) return -1;
+            queued = PyLong_AsLong(size);
+            Py_DECREF(size);
+            if (queued == -1 && PyErr_Occurred()) return -1;
+            if (queued > self->max_backlog) return 0;
+        }
+    }
+    if (descriptor(self, &self->target.fd) < 0) return -1;
+    if (queued) self->target.fd = -1; /* asyncio holds datagrams: keep the order */
+    return 1;
+}
+
+/* Hand what the socket did not take to asyncio, in order. */
+static int hand_over(WireObject *self, PyObject *unsent) {
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(unsent); i++) {
+        PyObject *done = PyObject_CallFunctionObjArgs(self->sendto, PyList_GET_ITEM(unsent, i),
+                                                      self->remote, NULL);
+        if (done == NULL) return -1;
+        Py_DECREF(done);
+    }
+    return 0;
+}
+
+/* obj.name += amount */
+static int add_to(PyObject *obj, PyObject *name, long long amount) {
+    PyObject *value = PyObject_GetAttr(obj, name);
+    if (value == NULL) return -1;
+    PyObject *delta = PyLong_FromLongLong(amount);
+    PyObject *sum = delta == NULL ? NULL : PyNumber_Add(value, delta);
+    Py_DECREF(value);
+    Py_XDECREF(delta);
+    if (sum == NULL) return -1;
+    int result = PyObject_SetAttr(obj, name, sum);
+    Py_DECREF(sum);
+    return result;
+}
+
+static PyObject *wire_watch(WireObject *self, PyObject *args) {
+    PyObject *dtls, *connected, *connection, *pair, *udp, *limit;
+    if (!PyArg_ParseTuple(args, "OOOOOO", &dtls, &connected, &connection, &pair, &udp, &limit))
+        return NULL;
+    long max_backlog = -1;
+    if (limit != Py_None) {
+        max_backlog = PyLong_AsLong(limit);
+        if (max_backlog == -1 && PyErr_Occurred()) return NULL;
+        if (max_backlog < 0) {
+            PyErr_SetString(PyExc_ValueError, "max_backlog must be at least 0, or None");
+            return NULL;
+        }
+    }
+    Py_XSETREF(self->dtls, Py_NewRef(dtls));
+    Py_XSETREF(self->connected, Py_NewRef(connected));
+    Py_XSETREF(self->connection, Py_NewRef(connection));
+    Py_XSETREF(self->pair, Py_NewRef(pair));
+    Py_XSETREF(self->udp, Py_NewRef(udp));
+    self->max_backlog = max_backlog;
+    Py_RETURN_NONE;
+}
+
+static PyObject *wire_count_to(WireObject *self, PyObject *args) {
+    PyObject *sender, *dtls;
+    if (!PyArg_ParseTuple(args, "OO", &sender, &dtls)) return NULL;
+    Py_XSETREF(self->sender, Py_NewRef(sender));
+    Py_XSETREF(self->counted_dtls, Py_NewRef(dtls));
+    Py_RETURN_NONE;
+}
+
+static PyObject *wire_current(WireObject *self, PyObject *unused) {
+    int ok = wire_check(self);
+    if (ok < 0) return NULL;
+    return PyBool_FromLong(ok);
+}
+
+/* frame(first, payload_type, seq, tail, payloads, history[, payload_octets, timestamp,
+ * ntp]) -> the next sequence number, or -1 (nothing sent: no longer current). */
+static PyObject *wire_frame(WireObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 6 && nargs != 9) {
+        PyErr_SetString(PyExc_TypeError, "frame takes 6 or 9 arguments");
+        return NULL;
+    }
+    long first = PyLong_AsLong(args[0]);
+    long payload_type = PyLong_AsLong(args[1]);
+    long seq = PyLong_AsLong(args[2]);
+    long long payload_octets = nargs == 9 ? PyLong_AsLongLong(args[6]) : 0;
+    if (PyErr_Occurred()) return NULL;
+    PyObject *tail = args[3], *payloads = args[4], *history = args[5];
+    if (!PyBytes_Check(tail) || !PyList_Check(payloads) || !PyList_Check(history) ||
+        PyList_GET_SIZE(history) < 1) {
+        PyErr_SetString(PyExc_TypeError, "tail: bytes, payloads and history: lists");
+        return NULL;
+    }
+    int ok = wire_check(self);
+    if (ok <= 0) return ok < 0 ? NULL : PyLong_FromLong(-1);
+    PyObject *unsent = PyList_New(0);
+    if (unsent == NULL) return NULL;
+    Py_ssize_t count = PyList_GET_SIZE(payloads);
+    long next = write_frame(&self->target, first, payload_type, seq, tail, payloads, history,
+                            unsent);
+    int failed = next < 0 || hand_over(self, unsent) < 0;
+    Py_DECREF(unsent);
+    if (failed) return NULL;
+    if (nargs == 9 && self->sender != NULL && count) {
+        long long octets = payload_octets + count * (4 + PyBytes_GET_SIZE(tail));
+        if (add_to(self->sender, S_packet_count, count) < 0 ||
+            add_to(self->sender, S_octet_count, payload_octets) < 0 ||
+            PyObject_SetAttr(self->sender, S_rtp_timestamp, args[7]) < 0 ||
+            PyObject_SetAttr(self->sender, S_ntp_timestamp, args[8]) < 0 ||
+            add_to(self->counted_dtls, S_tx_packets, count) < 0 ||
+            add_to(self->counted_dtls, S_tx_bytes, octets) < 0)
+            return NULL;
+    }
+    return PyLong_FromLong(next);
+}
+
+/* packets(packets) -> True, or False (nothing sent: no longer current) */
+static PyObject *wire_packets(WireObject *self, PyObject *packets) {
+    if (!PyList_Check(packets)) {
+        PyErr_SetString(PyExc_TypeError, "packets must be a list");
+        return NULL;
+    }
+    int ok = wire_check(self);
+    if (ok <= 0) return ok < 0 ? NULL : Py_NewRef(Py_False);
+    PyObject *unsent = PyList_New(0);
+    if (unsent == NULL) return NULL;
+    int failed = write_packets(&self->target, packets, unsent) < 0 || hand_over(self, unsent) < 0;
+    Py_DECREF(unsent);
+    if (failed) return NULL;
+    Py_RETURN_TRUE;
+}
+
+static PyObject *wire_fd(WireObject *self, void *closure) {
+    return PyLong_FromLong(self->target.fd);
+}
+
+static PyMethodDef wire_methods[] = {
+    {"watch", (PyCFunction)wire_watch, METH_VARARGS,
+     "Check before each send that this is still where the transport sends."},
+    {"count_to", (PyCFunction)wire_count_to, METH_VARARGS,
+     "Account frames sent in the RTP sender's and the DTLS transport's counters."},
+    {"current", (PyCFunction)wire_current, METH_NOARGS,
+     "Whether it is still where the transport sends."},
+    {"frame", (PyCFunction)(void (*)(void))wire_frame, METH_FASTCALL,
+     "Write, keep, protect and send one frame's RTP packets."},
+    {"packets", (PyCFunction)wire_packets, METH_O, "Protect and send finished RTP packets."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef wire_getset[] = {
+    {"fd", (getter)wire_fd, NULL, "The descriptor the last send used (-1: through asyncio).",
+     NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject WireType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "server.media._rtp_send.Wire",
+    .tp_basicsize = sizeof(WireObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "Where one subscriber's RTP goes (see the comment above WireObject).",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)wire_init,
+    .tp_dealloc = (destructor)wire_dealloc,
+    .tp_traverse = (traverseproc)wire_traverse,
+    .tp_clear = (inquiry)wire_clear,
+    .tp_methods = wire_methods,
+    .tp_getset = wire_getset,
+};
 
 /* sockaddr(host, port, family) -> the address as the kernel takes it */
 static PyObject *sockaddr(PyObject *module, PyObject *args) {
@@ -357,10 +617,6 @@ static PyObject *runs(PyObject *module, PyObject *lengths) {
 }
 
 static PyMethodDef methods[] = {
-    {"send_frame", (PyCFunction)(void (*)(void))send_frame, METH_FASTCALL,
-     "Write, keep, protect and send one frame's RTP packets."},
-    {"send_packets", (PyCFunction)(void (*)(void))send_packets, METH_FASTCALL,
-     "Protect and send finished RTP packets."},
     {"sockaddr", sockaddr, METH_VARARGS, "A numeric address as the kernel takes it."},
     {"gso", gso, METH_NOARGS, "Whether runs still go out with UDP_SEGMENT."},
     {"set_gso", set_gso, METH_O, "Turn sending runs with UDP_SEGMENT on or off."},
@@ -369,7 +625,34 @@ static PyMethodDef methods[] = {
 };
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_rtp_send",
-                                    "The SFU's per-packet send work (see rtp_send.py).", -1,
+                                    "The SFU's per-packet send work (see _rtp_send.c).", -1,
                                     methods};
 
-PyMODINIT_FUNC PyInit__rtp_send(void) { return PyModule_Create(&module); }
+static int intern(PyObject **into, const char *name) {
+    *into = PyUnicode_InternFromString(name);
+    return *into == NULL ? -1 : 0;
+}
+
+PyMODINIT_FUNC PyInit__rtp_send(void) {
+    ONE = PyLong_FromLong(1);
+    if (ONE == NULL || intern(&S_state, "_state") < 0 || intern(&S_tx_srtp, "_tx_srtp") < 0 ||
+        intern(&S_nominated, "_nominated") < 0 || intern(&S_protocol, "protocol") < 0 ||
+        intern(&S_transport, "transport") < 0 ||
+        intern(&S_get_write_buffer_size, "get_write_buffer_size") < 0 ||
+        intern(&S_fileno, "fileno") < 0 ||
+        intern(&S_packet_count, "_RTCRtpSender__packet_count") < 0 ||
+        intern(&S_octet_count, "_RTCRtpSender__octet_count") < 0 ||
+        intern(&S_rtp_timestamp, "_RTCRtpSender__rtp_timestamp") < 0 ||
+        intern(&S_ntp_timestamp, "_RTCRtpSender__ntp_timestamp") < 0 ||
+        intern(&S_tx_packets, "_RTCDtlsTransport__tx_packets") < 0 ||
+        intern(&S_tx_bytes, "_RTCDtlsTransport__tx_bytes") < 0)
+        return NULL;
+    if (PyType_Ready(&WireType) < 0) return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (m == NULL) return NULL;
+    if (PyModule_AddObjectRef(m, "Wire", (PyObject *)&WireType) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

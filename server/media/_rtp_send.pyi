@@ -1,20 +1,46 @@
 """Types of the C send path (server/media/_rtp_send.c)."""
 
-def send_frame(
-    fd: int,
-    addr: bytes,
-    protect: int,
-    srtp: int,
-    first: int,
-    payload_type: int,
-    seq: int,
-    tail: bytes,
-    payloads: list[bytes],
-    history: list[bytes | None],
-) -> tuple[int, list[bytes]]: ...
-def send_packets(
-    fd: int, addr: bytes, protect: int, srtp: int, packets: list[bytes]
-) -> list[bytes]: ...
+from collections.abc import Callable
+from typing import Any
+
+class Wire:
+    def __init__(
+        self,
+        session: object,
+        srtp: int,
+        protect: int,
+        sock: Any,
+        addr: bytes,
+        sendto: Callable[[bytes, Any], None],
+        remote: Any,
+    ) -> None: ...
+    @property
+    def fd(self) -> int: ...
+    def watch(
+        self,
+        dtls: object,
+        connected: object,
+        connection: object,
+        pair: object,
+        udp: object,
+        max_backlog: int | None,
+    ) -> None: ...
+    def count_to(self, sender: object, dtls: object) -> None: ...
+    def current(self) -> bool: ...
+    def frame(
+        self,
+        first: int,
+        payload_type: int,
+        seq: int,
+        tail: bytes,
+        payloads: list[bytes],
+        history: list[bytes | None],
+        payload_octets: int = ...,
+        timestamp: int = ...,
+        ntp: int = ...,
+    ) -> int: ...
+    def packets(self, packets: list[bytes]) -> bool: ...
+
 def sockaddr(host: str, port: int, family: int) -> bytes: ...
 def gso() -> bool: ...
 def set_gso(on: bool) -> None: ...

@@ -6,9 +6,11 @@ time. Here a publication packetizes each frame once (`Packetized`, shared by eve
 subscriber), and each subscriber's `RtpOutput` only decides its own 12-byte header
 (payload type, sequence number, timestamp, SSRC) and header extensions (its own
 `mid`, abs-send-time, and for audio the publisher's RFC 6464 level, which subscribers
-use to show who speaks); one C call per frame (`Wire.frame`: media/_rtp_send.c) writes
-them in front of the shared payloads, keeps the packets for NACKs, protects and sends
-them (a run of equal-size packets in one system call where UDP GSO allows).
+use to show who speaks); one C call per frame (`Wire.frame`: media/_rtp_send.c) checks
+that the transport still sends where it did, writes them in front of the shared
+payloads, keeps the packets for NACKs, protects and sends them (a run of equal-size
+packets in one system call where UDP GSO allows), and counts them for aiortc's sender
+reports.
 
 The `RTCRtpSender` stays: its SSRC is the one in the SDP, it sends the RTCP sender
 reports (from the counters kept here), and the subscriber's NACKs reach `retransmit`
@@ -126,6 +128,9 @@ class RtpOutput:
             bytes([(ids[ABS_SEND_TIME_URI] << 4) | 2]) if (ABS_SEND_TIME_URI in ids) else None
         )
         self._audio_level_id = ids.get(AUDIO_LEVEL_URI)
+        # The extension block's parts that every frame shares, without and with a level.
+        self._block = self._block_parts(leveled=False)
+        self._leveled_block = self._block_parts(leveled=self._audio_level_id is not None)
         # Start below 2^15 so a long call does not wrap early (as aiortc and Chromium do).
         self._seq = random.randrange(1 << 15)
         self._rtx_seq = random.randrange(1 << 15)
@@ -145,30 +150,32 @@ class RtpOutput:
         link.on_retransmit_request(self.retransmit)
 
     def send(self, frame: Packetized) -> Delivery:
-        wire = self._link.wire()
-        if wire is None:
-            return Delivery.STALLED if self._link.connected else Delivery.DOWN
         payloads = frame.payloads
-        if not payloads:
-            return Delivery.SENT
         extensions = self._extensions(frame.abs_send_time, frame.audio_level)
         timestamp = (self._timestamp_origin + frame.timestamp) & 0xFFFFFFFF
         # What every packet of the frame shares after its first four bytes, made once.
         tail = _TAIL.pack(timestamp, self._link.ssrc) + extensions
-        self._seq = wire.frame(
-            0x90 if extensions else 0x80,
-            self._payload_type,
-            self._seq,
-            tail,
-            payloads,
-            self._history,
-        )
+        first = 0x90 if extensions else 0x80
+        # One C call: is the last wire still current (no: -1, nothing sent), then the
+        # packets written, kept, protected and sent, and counted for aiortc's reports.
+        args = (first, self._payload_type, self._seq, tail, payloads, self._history,
+                frame.octets, timestamp, frame.ntp)  # fmt: skip
+        wire = self._link.last_wire
+        seq = wire.frame(*args) if wire is not None else -1
+        if seq < 0:
+            wire = self._link.wire()
+            if wire is None:
+                return Delivery.STALLED if self._link.connected else Delivery.DOWN
+            seq = wire.frame(*args)
+            if seq < 0:  # cannot happen: wire() returns a current one, nothing awaited
+                return Delivery.STALLED
+        self._seq = seq
+        if not payloads:
+            return Delivery.SENT
         self._last = (timestamp, frame.ntp)
         count = len(payloads)
         self.packets += count
         self._resend_budget = min(self._resend_budget + count, RESEND_BUDGET)
-        octets = frame.octets + count * (12 + len(extensions))
-        self._link.count(count, octets, frame.octets, timestamp, frame.ntp)
         return Delivery.SENT
 
     def continue_at(self, frame: Packetized) -> None:
@@ -247,16 +254,32 @@ class RtpOutput:
         wire.packets(packets)
         self.padding_packets += count
 
-    def _extensions(self, send_time: bytes, audio_level: int | None = None) -> bytes:
-        """The one-byte header extension block (RFC 8285) for packets sent at
-        `send_time` (abs-send-time, 3 bytes), with the publisher's audio level for audio."""
-        elements = self._mid_element
+    def _block_parts(self, leveled: bool) -> tuple[bytes, bool, bytes]:
+        """The one-byte header extension block (RFC 8285) around what changes per frame:
+        its start (header, `mid`, abs-send-time's element header), whether
+        abs-send-time's 3 bytes follow, and what ends it after them (and the 2-byte
+        audio level element when `leveled`): its padding."""
+        elements = len(self._mid_element)
         if self._abs_send_time is not None:
-            elements += self._abs_send_time + send_time
-        if audio_level is not None and self._audio_level_id is not None:
-            elements += bytes((self._audio_level_id << 4, audio_level))
+            elements += 4
+        if leveled:
+            elements += 2
         if not elements:
+            return b"", False, b""
+        padding = -elements % 4
+        head = b"\xbe\xde" + ((elements + padding) // 4).to_bytes(2, "big") + self._mid_element
+        if self._abs_send_time is not None:
+            head += self._abs_send_time
+        return head, self._abs_send_time is not None, bytes(padding)
+
+    def _extensions(self, send_time: bytes, audio_level: int | None = None) -> bytes:
+        """The header extension block for packets sent at `send_time` (abs-send-time, 3
+        bytes), with the publisher's audio level for audio."""
+        if audio_level is not None and self._audio_level_id is not None:
+            head, timed, padding = self._leveled_block
+            level = bytes((self._audio_level_id << 4, audio_level))
+            return head + (send_time + level if timed else level) + padding
+        head, timed, padding = self._block
+        if not head:
             return b""
-        padding = -len(elements) % 4
-        words = (len(elements) + padding) // 4
-        return b"\xbe\xde" + words.to_bytes(2, "big") + elements + bytes(padding)
+        return head + send_time + padding if timed else head + padding

@@ -14,6 +14,7 @@ import pytest
 from aiortc.rtp import RtpPacket, is_rtcp
 
 from server.media import aiortc_internals as internals
+from server.media.aiortc_internals.transport import MAX_SOCKET_BACKLOG
 from server.media.forwarding import ForwardedTrack
 from tests.media.conftest import Join
 from tests.media.support import MediaClient
@@ -97,7 +98,11 @@ async def test_a_subscriber_whose_socket_is_full_loses_frames_then_resumes_at_a_
     await eventually(lambda: any(r.kind == "video" and r.frames > 10 for r in bo.received))
     video = forwarded(server, "bo")["video"]
     dropped_at = video.dropped
-    monkeypatch.setattr(internals.transport, "MAX_SOCKET_BACKLOG", -1)  # every send finds it full
+    # every send finds asyncio holding more than the limit for bo's socket (a real full
+    # socket: tests/unit/test_rtp_send.py)
+    udp = _socket_transport(server, "bo")
+    holds = udp.get_write_buffer_size
+    monkeypatch.setattr(udp, "get_write_buffer_size", lambda: MAX_SOCKET_BACKLOG + 1)
     await eventually(lambda: video.dropped > dropped_at, what="a frame lost to the stall")
     stalled_at, dropped_at = video.frames_out, video.dropped
     # The keyframe the stall asks for is lost too, and nothing goes out while ada sends
@@ -119,9 +124,16 @@ async def test_a_subscriber_whose_socket_is_full_loses_frames_then_resumes_at_a_
     monkeypatch.setattr(video, "offer", spy)
     received = bo.of_kind("video")[0]
     frames_before = received.frames
-    monkeypatch.setattr(internals.transport, "MAX_SOCKET_BACKLOG", 256 * 1024)
+    monkeypatch.setattr(udp, "get_write_buffer_size", holds)
     await eventually(lambda: len(sent) > 5 and received.frames > frames_before + 5, timeout=8)
     assert sent[0], "the first frame sent after the stall is not a keyframe"
+
+
+def _socket_transport(server: Any, identity: str) -> Any:
+    """The asyncio datagram transport the SFU sends `identity`'s media on."""
+    pc = ServerParts(server.app).sfu.peer(ROOM, identity).pc
+    connection = pc.getTransceivers()[0].sender.transport.transport._connection
+    return connection._nominated[1].protocol.transport
 
 
 def _outgoing(server: Any, identity: str) -> list[Any]:

@@ -26,10 +26,12 @@ from aiortc.rtp import HeaderExtensionsMap, RtpPacket
 from prometheus_client import CollectorRegistry, Counter
 
 from server.media.aiortc_internals import RtpLink
+from server.media.aiortc_internals.transport import MAX_SOCKET_BACKLOG
 from server.media.rtp_output import (
     ABS_SEND_TIME_URI,
     AUDIO_LEVEL_URI,
     MID_URI,
+    Delivery,
     Packetized,
     RtpOutput,
     header_size,
@@ -218,3 +220,96 @@ async def test_after_a_layer_switch_packets_of_the_old_layer_are_not_resent(wire
     (rtx,) = wire.read(1)
     assert rtx.ssrc == RTX_SSRC and rtx.payload[2:] == b"k" * 900
     assert output.retransmitted == 1
+
+
+class Backlog:
+    """asyncio's datagram transport as the link sees it, with the bytes it holds set by
+    the test: it sends through the real transport and records what went through it."""
+
+    def __init__(self, transport: Any) -> None:
+        self._transport = transport
+        self._sock = transport.get_extra_info("socket")
+        self.held = 0
+        self.through: list[bytes] = []
+
+    def get_write_buffer_size(self) -> int:
+        return self.held
+
+    def sendto(self, data: bytes, addr: Any) -> None:
+        self.through.append(data)
+        self._transport.sendto(data, addr)
+
+
+async def test_each_frame_goes_where_the_transport_sends_now(wire: Wire) -> None:
+    """The C send path keeps its wire between frames and checks before each that it is
+    still current (DTLS state, SRTP session, nominated pair, its transport, the backlog):
+    every change is followed at the next frame, nothing is sent while down or stalled,
+    and aiortc's counters count only what went out."""
+    output = wire.output([VP8])
+    sent = 0
+
+    def frame() -> Any:
+        nonlocal sent
+        sent += 1
+        return output.send(Packetized([b"p" * 300, b"q" * 200], 3000 * sent, ntp_now()))
+
+    assert frame() is Delivery.SENT
+    first = wire.read(2)
+
+    wire.dtls._state = DtlsState.CLOSED  # down: nothing sent, nothing counted
+    assert frame() is Delivery.DOWN
+    wire.dtls._state = DtlsState.CONNECTED
+    assert frame() is Delivery.SENT
+    after = wire.read(2)
+    assert after[0].sequence_number == (first[1].sequence_number + 1) & 0xFFFF
+
+    # re-keyed (a DTLS restart): the next frame is protected with the new session
+    rekeyed = bytes(range(1, 31))
+    policy = pylibsrtp.Policy(key=rekeyed, ssrc_type=pylibsrtp.Policy.SSRC_ANY_OUTBOUND)
+    wire.dtls._tx_srtp = pylibsrtp.Session(policy)
+    assert frame() is Delivery.SENT
+    wire.inbound = pylibsrtp.Session(
+        pylibsrtp.Policy(key=rekeyed, ssrc_type=pylibsrtp.Policy.SSRC_ANY_INBOUND)
+    )
+    assert [p.payload for p in wire.read(2)] == [b"p" * 300, b"q" * 200]
+
+    # another pair nominated (the network changed): the next frame goes to its peer
+    elsewhere = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    elsewhere.bind(("127.0.0.1", 0))
+    elsewhere.settimeout(2)
+    try:
+        old_pair = wire.dtls.transport._connection._nominated[1]
+        new_pair = SimpleNamespace(protocol=old_pair.protocol, remote_addr=elsewhere.getsockname())
+        wire.dtls.transport._connection._nominated[1] = new_pair
+        assert frame() is Delivery.SENT
+        moved = [wire.inbound.unprotect(elsewhere.recv(2048)) for _ in range(2)]
+        assert [m[-300:] for m in moved[:1]] == [b"p" * 300]
+    finally:
+        elsewhere.close()
+    wire.dtls.transport._connection._nominated[1] = old_pair
+
+    # its transport holds datagrams: the frame goes through it, behind them, in order;
+    # holding more than the link allows, the frame is dropped (a stalled peer)
+    backlog = Backlog(old_pair.protocol.transport)
+    old_pair.protocol = SimpleNamespace(transport=backlog)
+    backlog.held = 1
+    assert frame() is Delivery.SENT
+    assert len(backlog.through) == 2
+    assert [p.payload for p in wire.read(2)] == [b"p" * 300, b"q" * 200]
+    backlog.held = MAX_SOCKET_BACKLOG + 1
+    assert frame() is Delivery.STALLED
+    backlog.held = 0
+    assert frame() is Delivery.SENT
+    assert len(backlog.through) == 2  # written directly again
+    assert len(wire.read(2)) == 2
+
+    wire.receiver.settimeout(0.2)
+    with pytest.raises(TimeoutError):
+        wire.receiver.recv(2048)  # nothing more: the down and stalled frames never went
+    went = 6  # frames that went out, of two packets each
+    assert wire.sender._RTCRtpSender__packet_count == 2 * went
+    assert wire.sender._RTCRtpSender__octet_count == 500 * went
+    assert wire.dtls._RTCDtlsTransport__tx_packets == 2 * went
+    # each packet: 12-byte header + mid and abs-send-time extensions (12 bytes) + payload
+    assert wire.dtls._RTCDtlsTransport__tx_bytes == went * (500 + 2 * 24)
+    assert wire.sender._RTCRtpSender__rtp_timestamp == after[0].timestamp + 3000 * (sent - 3)

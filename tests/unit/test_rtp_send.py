@@ -19,7 +19,7 @@ import pylibsrtp
 import pytest
 
 from server.media import _rtp_send
-from server.media.aiortc_internals import Wire
+from server.media.aiortc_internals import make_wire
 from server.media.rtp_output import HISTORY
 from tests.support.netns import TestHost, create_test_host
 
@@ -64,13 +64,13 @@ def sender() -> Iterator[socket.socket]:
 
 def wire_to(
     address: Any, sock: socket.socket | None, through_asyncio: list[bytes] | None = None
-) -> Wire:
+) -> _rtp_send.Wire:
     def sendto(datagram: bytes, addr: Any) -> None:
         assert through_asyncio is not None, "nothing should have gone through asyncio"
         assert addr == address
         through_asyncio.append(datagram)
 
-    return Wire(session(pylibsrtp.Policy.SSRC_ANY_OUTBOUND), sock, address, sendto)
+    return make_wire(session(pylibsrtp.Policy.SSRC_ANY_OUTBOUND), sock, address, sendto)
 
 
 @pytest.mark.parametrize(
@@ -192,7 +192,6 @@ def test_a_closed_socket_is_never_written_even_once_its_number_is_reused(
     try:
         other.bind(("127.0.0.1", 0))
         assert other.fileno() == number  # the number is reused at once
-        wire.fd = wire.descriptor()  # what RtpLink.wire does before each frame
         wire.frame(0x80, 96, 1, bytes(8), [b"media"], [None] * HISTORY)
         assert len(through_asyncio) == 1  # not through `other`
         receiver.sock.settimeout(0.2)
@@ -239,7 +238,7 @@ async def test_what_a_full_socket_does_not_take_goes_through_asyncio_after_it(
         through_asyncio.append(datagram)
         transport.sendto(datagram, addr)
 
-    wire = Wire(session(pylibsrtp.Policy.SSRC_ANY_OUTBOUND), sock, address, sendto)
+    wire = make_wire(session(pylibsrtp.Policy.SSRC_ANY_OUTBOUND), sock, address, sendto)
     history: list[bytes | None] = [None] * HISTORY
     frames = 0
     while not through_asyncio and frames < 50:
@@ -252,3 +251,21 @@ async def test_what_a_full_socket_does_not_take_goes_through_asyncio_after_it(
     # the kernel took everything before them; from the first it refused, all went after
     assert seqs[0] > 0 and seqs == list(range(seqs[0], frames * 4))
     transport.abort()
+
+
+def test_a_wire_made_from_bad_parts_is_refused_with_a_clear_error(sender: socket.socket) -> None:
+    outbound = session(pylibsrtp.Policy.SSRC_ANY_OUTBOUND)
+    addr = _rtp_send.sockaddr("127.0.0.1", 9, socket.AF_INET)
+
+    def sendto(datagram: bytes, remote: Any) -> None:
+        raise AssertionError("nothing is sent")
+
+    with pytest.raises(TypeError, match="address must be bytes"):
+        _rtp_send.Wire(outbound, 1, 1, sender, "127.0.0.1", sendto, ("127.0.0.1", 9))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="no SRTP session"):
+        _rtp_send.Wire(outbound, 0, 1, sender, addr, sendto, ("127.0.0.1", 9))
+    with pytest.raises(TypeError, match="sendto must be callable"):
+        _rtp_send.Wire(outbound, 1, 1, sender, addr, None, ("127.0.0.1", 9))  # type: ignore[arg-type]
+    wire = _rtp_send.Wire(outbound, 1, 1, sender, addr, sendto, ("127.0.0.1", 9))
+    with pytest.raises(ValueError, match="max_backlog"):
+        wire.watch(None, None, None, None, None, -5)

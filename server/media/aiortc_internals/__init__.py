@@ -92,8 +92,8 @@ from server.media.aiortc_internals.simulcast_receive import (
 from server.media.aiortc_internals.transport import (
     Packetizer,
     RtpLink,
-    Wire,
     check_consent,
+    make_wire,
     packetizer,
     packets_received,
 )
@@ -150,7 +150,6 @@ __all__ = [
     "PromptVideoBuffer",
     "ReceivePath",
     "RtpLink",
-    "Wire",
     "UpstreamCap",
     "VideoRepair",
     "WholeFrame",
@@ -163,6 +162,7 @@ __all__ = [
     "frame_parts",
     "keep_negotiated",
     "listen_rtcp",
+    "make_wire",
     "negotiated",
     "negotiated_codec",
     "negotiated_parameters",

@@ -61,70 +61,24 @@ SRTP_PROTECT = int(
 )
 
 
-class Wire:
+def make_wire(
+    session: pylibsrtp.Session,
+    sock: Any,
+    remote: Any,
+    sendto: Callable[[bytes, Any], None],
+) -> _rtp_send.Wire:
     """Where one subscriber's RTP goes, for the C send path (server/media/_rtp_send.c):
-    the socket's descriptor in `fd` (-1: nothing to write directly, so everything goes
-    through asyncio's `sendto`), the peer's address as the kernel takes it, and the SRTP
-    session. Valid until the next await; `RtpLink.wire` sets `fd` each time."""
-
-    __slots__ = ("fd", "session", "_sock", "_addr", "_srtp", "_sendto", "_remote")
-
-    def __init__(
-        self,
-        session: pylibsrtp.Session,
-        sock: Any,
-        remote: Any,
-        sendto: Callable[[bytes, Any], None],
-    ) -> None:
-        self.session = session  # keeps the srtp_t alive while C holds its address
-        self._srtp = int(_binding.ffi.cast("uintptr_t", session._srtp[0]))
-        self._sendto, self._remote = sendto, remote
-        self._addr = b""
-        if sock is not None:
-            try:
-                self._addr = _rtp_send.sockaddr(remote[0], remote[1], sock.family)
-            except ValueError:  # not a numeric address: asyncio resolves it
-                sock = None
-        self._sock = sock
-        self.fd = self.descriptor()
-
-    def descriptor(self) -> int:
-        """The socket's descriptor now: -1 once it is closed (never a number the kernel
-        may since have given to another socket), or when there is no socket to write."""
-        return self._sock.fileno() if self._sock is not None else -1
-
-    def frame(
-        self,
-        first: int,
-        payload_type: int,
-        seq: int,
-        tail: bytes,
-        payloads: list[bytes],
-        history: list[bytes | None],
-    ) -> int:
-        """Send a frame's packets (see `_rtp_send.send_frame`); returns the next sequence
-        number."""
-        seq, unsent = _rtp_send.send_frame(
-            self.fd,
-            self._addr,
-            SRTP_PROTECT,
-            self._srtp,
-            first,
-            payload_type,
-            seq,
-            tail,
-            payloads,
-            history,
-        )
-        for datagram in unsent:  # the socket is full (asyncio queues them) or not ours
-            self._sendto(datagram, self._remote)
-        return int(seq)
-
-    def packets(self, packets: list[bytes]) -> None:
-        """Protect and send finished RTP packets (resends, padding), in order."""
-        unsent = _rtp_send.send_packets(self.fd, self._addr, SRTP_PROTECT, self._srtp, packets)
-        for datagram in unsent:
-            self._sendto(datagram, self._remote)
+    the SRTP session, the socket to write directly (None: everything through asyncio's
+    `sendto`, as for a peer whose address is not numeric), the peer's address as the
+    kernel takes it. The socket's descriptor is read before each send, never kept."""
+    srtp = int(_binding.ffi.cast("uintptr_t", session._srtp[0]))
+    addr = b""
+    if sock is not None:
+        try:
+            addr = _rtp_send.sockaddr(remote[0], remote[1], sock.family)
+        except ValueError:  # not a numeric address: asyncio resolves it
+            sock = None
+    return _rtp_send.Wire(session, srtp, SRTP_PROTECT, sock, addr, sendto, remote)
 
 
 class RtpLink:
@@ -137,56 +91,42 @@ class RtpLink:
         self._dtls: RTCDtlsTransport = sender.transport
         self.ssrc: int = sender._ssrc
         self.rtx_ssrc: int = sender._rtx_ssrc
-        self._wire: Wire | None = None
-        self._wire_for: tuple[Any, Any] = (None, None)  # the pair and transport it is for
+        # The last wire made: each of its sends checks, in C, that it is still current
+        # (`_rtp_send.Wire.watch`) and does nothing if not; `wire()` then makes another.
+        self.last_wire: _rtp_send.Wire | None = None
 
-    def wire(self) -> Wire | None:
+    def wire(self) -> _rtp_send.Wire | None:
         """Where to send this sender's RTP now (valid until the next await); None while
         the transport cannot send (not connected yet, closed, or the socket's backlog is
         over `MAX_SOCKET_BACKLOG`: a stalled peer). Written to the socket directly while
         asyncio queues nothing for it (a host pair's socket); otherwise through asyncio
         (TURN-relayed, or packets already wait: keeping the order)."""
+        wire = self.last_wire
+        if wire is not None and wire.current():
+            return wire
         dtls = self._dtls
         if dtls._state is not DtlsState.CONNECTED:
             return None
-        pair = dtls.transport._connection._nominated.get(1)
+        connection = dtls.transport._connection
+        pair = connection._nominated.get(1)
         if pair is None:
             return None
         udp = pair.protocol.transport
         backlog = getattr(udp, "get_write_buffer_size", None)
-        queued = backlog() if backlog is not None else 0
-        if queued > MAX_SOCKET_BACKLOG:
+        if backlog is not None and backlog() > MAX_SOCKET_BACKLOG:
             return None
-        wire, session = self._wire, dtls._tx_srtp
-        made_for = self._wire_for
-        if (
-            wire is None
-            or wire.session is not session
-            or made_for[0] is not pair
-            or made_for[1] is not udp
-        ):
-            sock = getattr(udp, "_sock", None)  # asyncio's datagram transport: its socket
-            wire = self._wire = Wire(session, sock, pair.remote_addr, udp.sendto)
-            self._wire_for = (pair, udp)
-        wire.fd = -1 if queued else wire.descriptor()
-        return wire
+        sock = getattr(udp, "_sock", None)  # asyncio's datagram transport: its socket
+        wire = make_wire(dtls._tx_srtp, sock, pair.remote_addr, udp.sendto)
+        # (aioice's TURN transport has no backlog to read: nothing queues in it)
+        limit = MAX_SOCKET_BACKLOG if backlog is not None else None
+        wire.watch(dtls, DtlsState.CONNECTED, connection, pair, udp, limit)
+        wire.count_to(self._sender, dtls)
+        self.last_wire = wire
+        return wire if wire.current() else None
 
     @property
     def connected(self) -> bool:
         return self._dtls._state is DtlsState.CONNECTED
-
-    def count(
-        self, packets: int, octets: int, payload_octets: int, rtp_timestamp: int, ntp: int
-    ) -> None:
-        """Account packets sent by `sender()` where aiortc would have: the RTP sender's
-        reports and stats, and the transport's."""
-        sender, dtls = self._sender, self._dtls
-        sender._RTCRtpSender__packet_count += packets  # type: ignore[attr-defined]
-        sender._RTCRtpSender__octet_count += payload_octets  # type: ignore[attr-defined]
-        sender._RTCRtpSender__rtp_timestamp = rtp_timestamp  # type: ignore[attr-defined]
-        sender._RTCRtpSender__ntp_timestamp = ntp  # type: ignore[attr-defined]
-        dtls._RTCDtlsTransport__tx_packets += packets  # type: ignore[attr-defined]
-        dtls._RTCDtlsTransport__tx_bytes += octets  # type: ignore[attr-defined]
 
     def on_retransmit_request(self, callback: Callable[[int], Awaitable[None]]) -> None:
         """Call `callback(seq)` for each sequence number the remote peer NACKs."""
