@@ -360,6 +360,10 @@ static int attr_is(PyObject *obj, PyObject *name, PyObject *expected) {
 /* Still where the transport sends? 1 yes (target.fd set for this send), 0 no, -1 error. */
 static int wire_check(WireObject *self) {
     long queued = 0;
+    if (self->session == NULL) { /* never made (no __init__), or cleared by the GC */
+        PyErr_SetString(PyExc_ValueError, "this wire was never made or has been cleared");
+        return -1;
+    }
     if (self->dtls != NULL) {
         int same = attr_is(self->dtls, S_state, self->connected);
         if (same > 0) same = attr_is(self->dtls, S_tx_srtp, self->session);

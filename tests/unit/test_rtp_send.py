@@ -269,3 +269,6 @@ def test_a_wire_made_from_bad_parts_is_refused_with_a_clear_error(sender: socket
     wire = _rtp_send.Wire(outbound, 1, 1, sender, addr, sendto, ("127.0.0.1", 9))
     with pytest.raises(ValueError, match="max_backlog"):
         wire.watch(None, None, None, None, None, -5)
+    unmade = _rtp_send.Wire.__new__(_rtp_send.Wire)  # no __init__: refused, not a crash
+    with pytest.raises(ValueError, match="never made"):
+        unmade.frame(0x80, 96, 1, bytes(8), [b"x"], [None] * HISTORY)
