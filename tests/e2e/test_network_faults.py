@@ -16,6 +16,7 @@ from playwright.async_api import expect
 
 from server.app import create_app
 from server.config import Settings
+from server.media.simulcast_choice import MAX_HOLD_SECONDS, PROBE_SECONDS
 from tests.e2e.conftest import Launcher, OpenPage
 from tests.e2e.test_continuity import DEBUG, both_decode, decodes, make_pair, timeline
 from tests.support.netns import TestHost
@@ -307,7 +308,18 @@ async def test_a_capped_subscriber_gets_the_low_layer_and_climbs_back_when_the_c
     # The cap lasts: the SFU probes bo's link (padding) and finds no room, so bo stays on
     # the lowest layer and its padding stops.
     bos = ada_video_to(server, "bo")
-    await eventually(lambda: bos.output is not None and bos.output.padding_packets > 0, timeout=30)
+    # The next probe waits the layer choice's hold, which failed climbs double up to
+    # MAX_HOLD_SECONDS (a CI run on a slower machine waited longer than 30 s once).
+    try:
+        await eventually(
+            lambda: bos.output is not None and bos.output.padding_packets > 0,
+            timeout=MAX_HOLD_SECONDS + 2 * PROBE_SECONDS + 10,
+            what="a padding probe to bo under the cap",
+        )
+    except AssertionError as error:  # say why: the choice's hold, loss and estimate
+        raise AssertionError(
+            f"{error}: target {bos.target}, loss {bos.loss}, {bos.choice}"
+        ) from None
     await eventually(lambda: not bos.choice.probe_rate, timeout=10)
     assert await shown_width(bo, "ada", lambda width: width == 240, 1) == 240
     assert bos.target == 0, bos.choice
