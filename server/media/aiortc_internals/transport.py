@@ -121,8 +121,8 @@ class RtpLink:
         limit = MAX_SOCKET_BACKLOG if backlog is not None else None
         wire.watch(dtls, DtlsState.CONNECTED, connection, pair, udp, limit)
         wire.count_to(self._sender, dtls)
-        self.last_wire = wire
-        return wire if wire.current() else None
+        self.last_wire = wire  # current: its check is what was just checked above
+        return wire
 
     @property
     def connected(self) -> bool:
