@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.e2e.test_simulcast import KEEP_RESOLUTION
 from tests.e2e.test_simulcast import WIDE_CAMERA as _CAMERA_960
 
 TITLE = "Simulcast: layer switch time after a bandwidth change (Chromium)"
@@ -90,18 +91,6 @@ SENT = """async () => {
     }
   });
   return out;
-}"""
-# In ada's page: keep the layers' sizes when Chromium's encoder runs short of CPU (it
-# lowers the frame rate instead): on this shared machine it otherwise scaled 720/360/180
-# down to 540/270/135 mid-run, and the layers no longer had the sizes measured against.
-KEEP_RESOLUTION = """async () => {
-  const pc = window.pairwiseDebug.room.media.pc;
-  const sender = pc?.getSenders().find((s) => s.track && s.track.kind === "video");
-  if (!sender) return null;
-  const parameters = sender.getParameters();
-  parameters.degradationPreference = "maintain-resolution";
-  await sender.setParameters(parameters);
-  return sender.getParameters().degradationPreference || null;
 }"""
 DRAIN = """() => {
   const log = window.__switchLog;

@@ -36,6 +36,7 @@ from server.media import forward_only
 from server.media.keyframes import KeyframeLimiter
 from server.media.metrics import MediaMetrics
 from server.media.publisher_cap import Cap
+from server.media.reported_loss import ReportedLoss
 from server.media.rtp_output import Delivery, Packetized, RtpOutput, ntp_now
 from server.media.sending import Sending
 from server.media.simulcast_choice import Choice
@@ -559,7 +560,7 @@ class ForwardedTrack(MediaStreamTrack):
         self.layer: int | None = None
         self.target = 0
         self.choice = Choice()
-        self.loss = 0.0  # fraction lost, from the subscriber's last receiver report
+        self.reported_loss = ReportedLoss()  # from the subscriber's receiver reports
         self.view: tuple[int, int] | None = None  # the tile's size (media_view)
         self.switches = 0
         self.switched_at: float | None = None
@@ -568,6 +569,11 @@ class ForwardedTrack(MediaStreamTrack):
         """How its frames go, from now on (once negotiated)."""
         self.sending = sending
         self._chosen.set()
+
+    @property
+    def loss(self) -> float:
+        """The fraction of this stream the subscriber lost lately (reported_loss.py)."""
+        return self.reported_loss.value
 
     @property
     def output(self) -> RtpOutput | None:

@@ -43,6 +43,7 @@ from server.media.forwarding import ForwardedTrack, Publication
 from server.media.liveness import Liveness
 from server.media.payload_types import Numbering
 from server.media.refused_sections import Refusals
+from server.media.resend_room import ResendRoom
 from server.media.simulcast import SimulcastSection, annotate, parse_offer
 from server.media.simulcast_choice import Estimate
 
@@ -196,6 +197,7 @@ class Peer:
         self.sources: dict[str, str] = {}  # mid → "camera" or "screen", as the client named them
         self.simulcast: dict[str, SimulcastSection] = {}  # mid → its layers, from the offer
         self.remb = Estimate()  # the client's receive estimates (REMB, bit/s)
+        self.resend_room = ResendRoom(self.remb)  # what that leaves for resends, on all its streams
         self.on_track: Callable[[Peer, Incoming], None] = lambda peer, incoming: None
         self.on_failed: Callable[[Peer, str], None] = lambda peer, reason: None
         self.on_negotiated: Callable[[Peer, Outgoing], None] = lambda peer, outgoing: None

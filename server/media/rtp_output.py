@@ -36,13 +36,15 @@ from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpHeaderExtension
 from prometheus_client import Counter
 
 from server.media.aiortc_internals import RtpLink
+from server.media.resend_room import ResendRoom
 
 HISTORY = 512  # packets kept per subscriber for NACKs (about 10 s of video at 500 kbit/s)
 # A subscriber's NACKs cannot make it an amplifier: each packet sent adds one resend to
 # a budget (at most RESEND_BUDGET kept), so resends never outnumber the stream itself
 # (libwebrtc's sender caps its retransmission rate at its send rate the same way), and
 # one packet is resent at most once per RESEND_GAP (the same number NACKed again in one
-# burst, or by a client that re-NACKs faster than any round trip).
+# burst, or by a client that re-NACKs faster than any round trip). Within that, resends
+# fit in what the subscriber's estimate leaves after its media (resend_room.py).
 RESEND_BUDGET = HISTORY // 2
 RESEND_GAP = 0.01  # seconds
 MID_URI = "urn:ietf:params:rtp-hdrext:sdes:mid"
@@ -145,6 +147,9 @@ class RtpOutput:
         self.retransmitted = 0
         self.resends_refused = 0  # NACKed packets not resent: over budget or just resent
         self.padding_packets = 0
+        # Shared by the subscriber's outputs: what its estimate leaves for resends (set
+        # by the SFU once it has a REMB; every byte sent here is counted in it).
+        self.room: ResendRoom | None = None
         self._padding_owed = 0.0  # bytes
         self._padded_at: float | None = None
         link.on_retransmit_request(self.retransmit)
@@ -174,6 +179,8 @@ class RtpOutput:
             return Delivery.SENT
         self._last = (timestamp, frame.ntp)
         count = len(payloads)
+        if self.room is not None:
+            self.room.sent += frame.octets + count * (4 + len(tail))
         self.packets += count
         self._resend_budget = min(self._resend_budget + count, RESEND_BUDGET)
         return Delivery.SENT
@@ -209,6 +216,10 @@ class RtpOutput:
         now = time.monotonic()
         if self._resend_budget < 1 or now - self._resent_at[slot] < RESEND_GAP:
             self.resends_refused += 1
+            return
+        rtx = 2 if self._rtx_payload_type is not None else 0  # RTX's original sequence number
+        if self.room is not None and not self.room.take(len(packet) + rtx, now):
+            self.resends_refused += 1  # the link is full: a resend would push out media
             return
         self._resend_budget -= 1
         self._resent_at[slot] = now
@@ -253,6 +264,8 @@ class RtpOutput:
             self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
         wire.packets(packets)
         self.padding_packets += count
+        if self.room is not None:
+            self.room.sent += count * size
 
     def _block_parts(self, leveled: bool) -> tuple[bytes, bool, bytes]:
         """The one-byte header extension block (RFC 8285) around what changes per frame:

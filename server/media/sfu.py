@@ -653,6 +653,7 @@ class Sfu:
                 outgoing.transceiver.mid,
                 self.metrics.retransmitted_packets,
             )
+            output.room = peer.resend_room
             track.use(DirectSend(track.kind, self.metrics, output))
         else:  # no codec negotiated: aiortc's sender gets the packets as they are
             track.use(QueuedSend(track.kind, self.metrics))
@@ -663,7 +664,7 @@ class Sfu:
             internals.on_feedback(
                 outgoing.transceiver.sender,
                 lambda bitrate: self._remb(peer, bitrate),
-                lambda loss: self._loss(peer, track, loss),
+                lambda fraction, highest: self._loss(peer, track, fraction, highest),
             )
         publication.subscribe(track)
         if publication.layers:
@@ -676,8 +677,9 @@ class Sfu:
             if outgoing.publication.kind == "video" and not outgoing.publication.layers:
                 self.cap_publisher(outgoing.publication)
 
-    def _loss(self, peer: Peer, track: ForwardedTrack, loss: float) -> None:
-        track.loss = loss
+    def _loss(self, peer: Peer, track: ForwardedTrack, fraction: float, highest: int) -> None:
+        if not track.reported_loss.add(fraction, highest):
+            return  # too few packets since the last reading (reported_loss.py)
         if track.publication.layers:
             self.choose_layers(peer)
         else:

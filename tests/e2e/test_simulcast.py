@@ -30,6 +30,19 @@ WIDE_CAMERA = """
 })();
 """
 
+# In ada's page: keep the layers' sizes when Chromium's encoder runs short of CPU (it
+# lowers the frame rate instead): on this shared machine it otherwise scaled 720/360/180
+# down to 540/270/135 mid-run (benchmarks/layer_switch.py), and the layers no longer had
+# the sizes measured against.
+KEEP_RESOLUTION = """async () => {
+  const pc = window.pairwiseDebug.room.media.pc;
+  const sender = pc?.getSenders().find((s) => s.track && s.track.kind === "video");
+  if (!sender) return null;
+  const parameters = sender.getParameters();
+  parameters.degradationPreference = "maintain-resolution";
+  await sender.setParameters(parameters);
+  return sender.getParameters().degradationPreference || null;
+}"""
 STATS = """
 async (kind) => {
   const pc = window.pairwiseDebug.room.media.pc;

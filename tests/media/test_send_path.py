@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 from collections.abc import AsyncIterator
 from types import SimpleNamespace
 from typing import Any
@@ -27,6 +28,7 @@ from prometheus_client import CollectorRegistry, Counter
 
 from server.media.aiortc_internals import RtpLink
 from server.media.aiortc_internals.transport import MAX_SOCKET_BACKLOG
+from server.media.resend_room import ResendRoom
 from server.media.rtp_output import (
     ABS_SEND_TIME_URI,
     AUDIO_LEVEL_URI,
@@ -37,6 +39,7 @@ from server.media.rtp_output import (
     header_size,
     ntp_now,
 )
+from server.media.simulcast_choice import Estimate
 
 KEY = bytes(range(30))
 SSRC, RTX_SSRC = 1111, 2222
@@ -313,3 +316,47 @@ async def test_each_frame_goes_where_the_transport_sends_now(wire: Wire) -> None
     # each packet: 12-byte header + mid and abs-send-time extensions (12 bytes) + payload
     assert wire.dtls._RTCDtlsTransport__tx_bytes == went * (500 + 2 * 24)
     assert wire.sender._RTCRtpSender__rtp_timestamp == after[0].timestamp + 3000 * (sent - 3)
+
+
+async def test_two_streams_to_one_subscriber_resend_only_in_the_room_its_estimate_leaves(
+    wire: Wire,
+) -> None:
+    """Two outputs to one subscriber share its ResendRoom: with the media over its REMB
+    (a full link) every NACK is refused and nothing more goes out; once the REMB leaves
+    room, NACKed packets are resent on either stream, and every byte sent counts."""
+    remb = Estimate()
+    room = ResendRoom(remb)
+    # the second stream: another sender (own SSRCs) on the same transport
+    sender = SimpleNamespace(**{**vars(wire.sender), "_ssrc": 3333, "_rtx_ssrc": 4444})
+    counter = Counter("r", "r", registry=CollectorRegistry())
+    second = RtpOutput(RtpLink(sender), [VP8, RTX], EXTENSIONS, "8", counter)  # type: ignore[arg-type]
+    outputs = wire.output([VP8, RTX]), second
+    for output in outputs:
+        output.room = room
+    remb.observe(200_000, time.monotonic())  # 25,000 bytes a second
+    sent: dict[int, list[RtpPacket]] = {0: [], 1: []}
+    for _ in range(3):  # two 1,000-byte payloads per frame and stream, at once
+        for n, output in enumerate(outputs):
+            output.send(Packetized([b"v" * 1000, bytes([n]) * 900], 3000, ntp_now()))
+            sent[n] += wire.read(2)
+    packets = sent[0] + sent[1]
+    # every byte sent counts: payload, RTP header and the extension block (its 4-byte
+    # header, mid and abs-send-time: 6 bytes, padded to 8)
+    assert room.sent == sum(len(p.payload) + 12 + 12 for p in packets)
+    for n, output in enumerate(outputs):
+        for packet in sent[n]:
+            await output.retransmit(packet.sequence_number)
+        assert output.retransmitted == 0 and output.resends_refused == len(sent[n])
+    wire.receiver.settimeout(0.2)
+    with pytest.raises(TimeoutError):
+        wire.receiver.recv(2048)  # nothing went
+
+    # the link has room now (10 Gbit/s: the microseconds since the last NACK are enough)
+    remb.observe(10_000_000_000, time.monotonic())
+    for n, output in enumerate(outputs):
+        await output.retransmit(sent[n][-1].sequence_number)
+    assert [o.retransmitted for o in outputs] == [1, 1]
+    resent = wire.read(2)
+    assert [p.ssrc for p in resent] == [RTX_SSRC, 4444]
+    assert [p.payload[2:] for p in resent] == [b"\x00" * 900, b"\x01" * 900]
+    assert room.sent == sum(len(p.payload) + 12 + 12 for p in packets + resent)

@@ -326,7 +326,9 @@ async def test_the_sfu_negotiates_transport_cc_with_a_publisher_and_reports_its_
     ack = await ada.connect()
     rembs: list[int] = []
     for transceiver in ada.pc.getTransceivers():
-        aiortc_internals.on_feedback(transceiver.sender, rembs.append, lambda loss: None)
+        aiortc_internals.on_feedback(
+            transceiver.sender, rembs.append, lambda fraction, highest: None
+        )
 
     answered = SessionDescription.parse(ack["sdp"]).media
     for media in answered:  # ada's audio and video: both sent by her, received by the SFU

@@ -53,7 +53,7 @@ class Sent:
     def __init__(self, sender: RTCRtpSender) -> None:
         self.sender = sender
         self.rembs: list[int] = []
-        aiortc_internals.on_feedback(sender, self.rembs.append, lambda loss: None)
+        aiortc_internals.on_feedback(sender, self.rembs.append, lambda fraction, highest: None)
 
     async def bytes_sent(self) -> int:
         stats = await self.sender.getStats()

@@ -67,10 +67,13 @@ def on_keyframe_request(sender: RTCRtpSender, callback: Callable[[], None]) -> N
 
 
 def on_feedback(
-    sender: RTCRtpSender, on_remb: Callable[[int], None], on_loss: Callable[[float], None]
+    sender: RTCRtpSender,
+    on_remb: Callable[[int], None],
+    on_loss: Callable[[float, int], None],
 ) -> None:
-    """Call `on_remb(bit/s)` for each REMB and `on_loss(fraction)` for each receiver
-    report about this sender's stream that its remote peer sends."""
+    """Call `on_remb(bit/s)` for each REMB and `on_loss(fraction, highest)` for each
+    receiver report about this sender's stream that its remote peer sends (the fraction
+    lost since its previous report, and the extended highest sequence number)."""
     handle = sender._handle_rtcp_packet
 
     async def seen_then_handle(packet: Any) -> None:
@@ -80,7 +83,7 @@ def on_feedback(
         elif isinstance(packet, (RtcpRrPacket, RtcpSrPacket)):
             for report in packet.reports:
                 if report.ssrc == sender._ssrc:
-                    on_loss(report.fraction_lost / 256)
+                    on_loss(report.fraction_lost / 256, report.highest_sequence)
         await handle(packet)
 
     sender._handle_rtcp_packet = seen_then_handle  # type: ignore[method-assign]
