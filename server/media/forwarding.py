@@ -37,7 +37,14 @@ from server.media.keyframes import KeyframeLimiter
 from server.media.metrics import MediaMetrics
 from server.media.publisher_cap import Cap
 from server.media.reported_loss import ReportedLoss
-from server.media.rtp_output import Delivery, Packetized, RtpOutput, ntp_now
+from server.media.rtp_output import (
+    MAX_PAYLOAD,
+    Delivery,
+    Packetized,
+    RtpOutput,
+    forwardable,
+    ntp_now,
+)
 from server.media.sending import Sending
 from server.media.simulcast_choice import Choice
 from server.media.transcode import Transcoder
@@ -185,6 +192,7 @@ class Publication:
         self.on_audio_level: Callable[[int], None] | None = None
         self.frames = 0
         self.bytes = 0
+        self.oversized = 0  # frames not sent to a subscriber: a payload over MAX_PAYLOAD
         self.keyframes = 0
         self.last_frame_at: float | None = None
         self.expected_since = time.monotonic()  # attached or unpaused: frames should come
@@ -325,6 +333,7 @@ class Publication:
                 if not key:
                     waiting = waiting or track.enabled
                     continue
+                previous = track.layer
                 track.layer, switched = index, True
             elif track.target < index and track.choice.stepping_down:
                 continue  # congested: nothing more of this layer until the lower one's keyframe
@@ -335,14 +344,29 @@ class Publication:
             if track.output is not None and packetized is None:
                 if layer.packetize is None:
                     layer.packetize = internals.packetizer(codec)
-                packetized = Packetized(
-                    as_payloads(codec, data, packet, parts, layer.packetize), timestamp, ntp_now()
-                )
+                payloads = as_payloads(codec, data, packet, parts, layer.packetize)
+                if not forwardable(payloads):
+                    self._oversized()
+                    if switched:  # it stays where it was: the target's next keyframe moves it
+                        track.layer = previous
+                    else:
+                        track.wait_for_keyframe()
+                    waiting = True
+                    continue
+                packetized = Packetized(payloads, timestamp, ntp_now())
             if switched:
                 track.switched(packetized)
             waiting |= not track.offer(packet, key, packetized)
         if waiting:
             self.request_layer_keyframe(index, "layer")
+
+    def _oversized(self) -> None:
+        """A frame with a payload too long to forward (rtp_output.MAX_PAYLOAD: only a
+        misbehaving publisher sends one) is not sent to a direct subscriber, who goes on
+        from the next keyframe (its publisher is asked for one)."""
+        self.oversized += 1
+        if self.oversized == 1:
+            log.warning("%s/%s sent a payload over %d bytes", self.room, self.identity, MAX_PAYLOAD)
 
     def request_layer_keyframe(self, index: int, reason: str) -> None:
         """Ask for a keyframe on one simulcast layer, at most once a second per layer."""
@@ -427,17 +451,19 @@ class Publication:
         for sink in self.sinks:
             sink(codec, packet)  # type: ignore[arg-type]  # made above when there are sinks
         packetized = None
+        waiting = False
         if self._direct:
             if self._packetize is None:
                 self._packetize = internals.packetizer(codec)
-            packetized = Packetized(
-                as_payloads(codec, data, packet, parts, self._packetize),
-                self._last_ts,
-                ntp_now(),
-                audio_level,
-            )
-        waiting = False
+            payloads = as_payloads(codec, data, packet, parts, self._packetize)
+            if forwardable(payloads):
+                packetized = Packetized(payloads, self._last_ts, ntp_now(), audio_level)
         for track in self.subscribers:
+            if track.output is not None and packetized is None:
+                self._oversized()
+                track.wait_for_keyframe()
+                waiting |= self.kind == "video"
+                continue
             waiting |= not track.offer(packet, key, packetized)
         if waiting:
             self.request_keyframe("gate")

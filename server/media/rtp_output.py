@@ -51,6 +51,11 @@ MID_URI = "urn:ietf:params:rtp-hdrext:sdes:mid"
 ABS_SEND_TIME_URI = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
 AUDIO_LEVEL_URI = "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
 NTP_EPOCH_OFFSET = 2_208_988_800  # seconds from 1900-01-01 to 1970-01-01
+# The longest payload forwarded (Chrome's are under 1,200 bytes, Opus's at most 1,275):
+# with the RTP header, the longest extension block and SRTP's tag, a packet stays within
+# one Ethernet frame (1,472 bytes of UDP payload) and pylibsrtp's 1,500-byte buffer, which
+# an aiortc subscriber unprotects into (the C send path's own slot is larger).
+MAX_PAYLOAD = 1400
 PADDING = 255  # bytes of padding per packet: the most RTP's one-byte count can say
 PADDING_CATCH_UP = 0.1  # seconds of padding owed at most (after a gap between frames)
 
@@ -89,6 +94,11 @@ class Packetized:
     def __post_init__(self) -> None:
         self.octets = sum(map(len, self.payloads))
         self.abs_send_time = abs_send_time(self.ntp)
+
+
+def forwardable(payloads: list[bytes]) -> bool:
+    """Whether every payload is short enough to forward (MAX_PAYLOAD)."""
+    return all(len(payload) <= MAX_PAYLOAD for payload in payloads)
 
 
 class Delivery(enum.Enum):

@@ -5,6 +5,8 @@ views; axe-core finds nothing on any of these views."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from playwright.async_api import expect
 
@@ -50,8 +52,8 @@ async def test_one_to_one_then_a_group(open_page: OpenPage) -> None:
     page = ada.page
     await expect(ada.tile("bo")).to_have_attribute("data-video", "playing", timeout=20_000)
     await expect(bo.tile("ada")).to_have_attribute("data-video", "playing", timeout=20_000)
-    # "playing" comes with the track; the checks below need a decoded frame (in a loaded
-    # full run, 2026-12-04, ada's page had none of bo's yet right after it).
+    # "playing" comes with the first frame shown; the checks below need one decoded
+    # (getVideoPlaybackQuality counts it a moment later than the element has it).
     for person, other in ((ada, "bo"), (bo, "ada")):
         await person.page.wait_for_function(
             f"(identity) => ({FRAMES_DECODED})(identity) > 0", arg=other, timeout=20_000
@@ -242,3 +244,67 @@ async def test_the_noise_suppression_choice_is_kept(open_page: OpenPage) -> None
     await page.wait_for_function(f"() => ({suppressing})() === false")
     await page.keyboard.press("d")
     await expect(noise).not_to_be_checked()
+
+
+# Ada's camera is a canvas that sends a frame only when her page says (`window.__frame()`):
+# her video track is live from the start, its first frame comes when the test wants.
+FRAMES_ON_CUE = """
+(() => {
+  const original = navigator.mediaDevices.getUserMedia.bind(navigator.mediaDevices);
+  navigator.mediaDevices.getUserMedia = async (constraints = {}) => {
+    if (!constraints.video) return original(constraints);
+    const canvas = Object.assign(document.createElement("canvas"), { width: 320, height: 180 });
+    const context = canvas.getContext("2d");
+    const stream = canvas.captureStream(0);
+    const [track] = stream.getVideoTracks();
+    let shade = 0;
+    window.__frame = () => {
+      shade = (shade + 40) % 256;
+      context.fillStyle = `rgb(${shade}, 90, 160)`;
+      context.fillRect(0, 0, canvas.width, canvas.height);
+      track.requestFrame();
+    };
+    if (constraints.audio) {
+      const audio = await original({ audio: constraints.audio });
+      audio.getAudioTracks().forEach((t) => stream.addTrack(t));
+    }
+    return stream;
+  };
+})();
+"""
+
+# Bo's tile of ada holds a live, enabled video track whose element has no frame yet.
+TRACK_WITHOUT_FRAME = """() => {
+  const video = document.querySelector('.tile[data-identity="ada"] video');
+  const tracks = video?.srcObject?.getVideoTracks() || [];
+  return tracks.some((t) => t.readyState === "live" && t.enabled) && video.readyState < 2;
+}"""
+
+
+async def test_a_tile_says_playing_only_once_a_frame_is_there(open_page: OpenPage) -> None:
+    """Before, a tile showed itself playing (`has-video`, `data-video="playing"`) as soon
+    as the track arrived: black, with the initials hidden, until the first frame, which
+    under load took a second or more. Now it keeps the initials, says neither playing nor
+    paused, and shows the video from its first decoded frame."""
+    ada = await open_page("ada", role="mentor", join=False)
+    await ada.page.add_init_script(FRAMES_ON_CUE)
+    await ada.page.reload()
+    await ada.join()
+    bo = await open_page("bo")
+    await bo.page.wait_for_function(TRACK_WITHOUT_FRAME, timeout=20_000)
+    tile = bo.tile("ada")
+    assert await tile.get_attribute("data-video") != "playing"
+    await expect(tile).not_to_have_class(re.compile(r"\bhas-video\b"))
+    await expect(tile.locator(".avatar")).to_be_visible()
+    await expect(tile.locator(".tile-state")).to_be_hidden()  # not "Video paused"
+
+    # frames come: the tile plays from the first one
+    await ada.page.evaluate("() => { window.__frames = setInterval(window.__frame, 66); }")
+    await expect(tile).to_have_attribute("data-video", "playing", timeout=20_000)
+    assert (
+        await bo.page.evaluate(
+            "() => document.querySelector('.tile[data-identity=\"ada\"] video').readyState"
+        )
+        >= 2
+    )
+    await expect(tile.locator(".avatar")).to_be_hidden()

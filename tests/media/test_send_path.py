@@ -26,12 +26,16 @@ from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpHeaderExtension
 from aiortc.rtp import HeaderExtensionsMap, RtpPacket
 from prometheus_client import CollectorRegistry, Counter
 
+from server.media import forward_only
 from server.media.aiortc_internals import RtpLink
 from server.media.aiortc_internals.transport import MAX_SOCKET_BACKLOG
+from server.media.forwarding import ForwardedTrack, Publication
+from server.media.metrics import MediaMetrics
 from server.media.resend_room import ResendRoom
 from server.media.rtp_output import (
     ABS_SEND_TIME_URI,
     AUDIO_LEVEL_URI,
+    MAX_PAYLOAD,
     MID_URI,
     Delivery,
     Packetized,
@@ -39,6 +43,7 @@ from server.media.rtp_output import (
     header_size,
     ntp_now,
 )
+from server.media.sending import DirectSend
 from server.media.simulcast_choice import Estimate
 
 KEY = bytes(range(30))
@@ -90,9 +95,19 @@ class Wire:
         self.extensions = HeaderExtensionsMap()
         self.extensions.configure(SimpleNamespace(headerExtensions=EXTENSIONS))  # type: ignore[arg-type]
 
-    def output(self, codecs: list[RTCRtpCodecParameters]) -> RtpOutput:
+    def output(
+        self, codecs: list[RTCRtpCodecParameters], ssrcs: tuple[int, int] | None = None
+    ) -> RtpOutput:
+        """An output on the link, or on another sender's (its SSRC and RTX SSRC) on the
+        same transport: two streams on one SSRC would collide in SRTP."""
+        link = self.link
+        if ssrcs is not None:
+            sender = SimpleNamespace(
+                **{**vars(self.sender), "_ssrc": ssrcs[0], "_rtx_ssrc": ssrcs[1]}
+            )
+            link = RtpLink(sender)  # type: ignore[arg-type]
         retransmissions = Counter("r", "r", registry=CollectorRegistry())
-        return RtpOutput(self.link, codecs, EXTENSIONS, "7", retransmissions)
+        return RtpOutput(link, codecs, EXTENSIONS, "7", retransmissions)
 
     def read(self, count: int) -> list[RtpPacket]:
         return [
@@ -326,11 +341,7 @@ async def test_two_streams_to_one_subscriber_resend_only_in_the_room_its_estimat
     room, NACKed packets are resent on either stream, and every byte sent counts."""
     remb = Estimate()
     room = ResendRoom(remb)
-    # the second stream: another sender (own SSRCs) on the same transport
-    sender = SimpleNamespace(**{**vars(wire.sender), "_ssrc": 3333, "_rtx_ssrc": 4444})
-    counter = Counter("r", "r", registry=CollectorRegistry())
-    second = RtpOutput(RtpLink(sender), [VP8, RTX], EXTENSIONS, "8", counter)  # type: ignore[arg-type]
-    outputs = wire.output([VP8, RTX]), second
+    outputs = wire.output([VP8, RTX]), wire.output([VP8, RTX], ssrcs=(3333, 4444))
     for output in outputs:
         output.room = room
     remb.observe(200_000, time.monotonic())  # 25,000 bytes a second
@@ -360,3 +371,44 @@ async def test_two_streams_to_one_subscriber_resend_only_in_the_room_its_estimat
     assert [p.ssrc for p in resent] == [RTX_SSRC, 4444]
     assert [p.payload[2:] for p in resent] == [b"\x00" * 900, b"\x01" * 900]
     assert room.sent == sum(len(p.payload) + 12 + 12 for p in packets + resent)
+
+
+async def test_a_payload_too_long_to_forward_is_dropped_and_the_stream_goes_on(
+    wire: Wire,
+) -> None:
+    """A publisher's payload over MAX_PAYLOAD (a misbehaving client: Chrome's are under
+    1,200 bytes) used to raise out of Publication.push (the frame then reached no later
+    subscriber, and none waited for a keyframe). Now that frame is not sent, the
+    subscriber goes on from the next keyframe, which is asked for; audio goes on at once."""
+    metrics = MediaMetrics(CollectorRegistry())
+    asked: list[str] = []
+    vp9 = forward_only.codecs({forward_only.VP9})[0]
+    clock = [0.0]  # keyframe requests are limited per second: the test moves time on
+    video = Publication(
+        "room", "ada", "video", metrics, lambda: asked.append("key") or True, lambda: clock[0]
+    )
+    audio = Publication("room", "ada", "audio", metrics)
+    for publication, codec, ssrcs in ((video, vp9, None), (audio, OPUS, (3333, 4444))):
+        track = ForwardedTrack(publication, "bo")
+        track.use(DirectSend(publication.kind, metrics, wire.output([codec], ssrcs)))
+        publication.subscribe(track)
+    key, delta = bytes([0x8A, 0x80, 0x01]), bytes([0xCA, 0x80, 0x02])
+    assert asked == ["key"]  # for the new subscriber
+    asked.clear()
+    clock[0] += 5
+
+    big = MAX_PAYLOAD + 1  # one byte over; audio's 2,000 used to raise from the C send path
+    video.push(vp9, key + b"k" * big, 3000, parts=[key + b"k" * 100, b"k" * big])
+    audio.push(OPUS, b"a" * 2000, 960)
+    assert (video.oversized, audio.oversized) == (1, 1)
+    assert asked == ["key"]  # the subscriber waits for the next one
+    video.push(vp9, delta + b"d" * 50, 6000, parts=[delta + b"d" * 50])  # not from a keyframe
+    wire.receiver.settimeout(0.2)
+    with pytest.raises(TimeoutError):
+        wire.receiver.recv(2048)  # nothing of either went
+
+    wire.receiver.settimeout(2)
+    audio.push(OPUS, b"a" * MAX_PAYLOAD, 1920)  # as long as may be: sent
+    assert [p.payload for p in wire.read(1)] == [b"a" * MAX_PAYLOAD]
+    video.push(vp9, key + b"k" * 200, 9000, parts=[key + b"k" * 100, b"k" * 100])
+    assert [p.payload for p in wire.read(2)] == [key + b"k" * 100, b"k" * 100]

@@ -198,15 +198,20 @@ export class Tiles {
     for (let i = 0; i < 3; i += 1) quality.append(document.createElement("i"));
     bar.append(hand, name, mic, badge, state, quality);
     root.append(video, avatar, bar);
-    return { root, video, avatar, name, mic, badge, state, quality, hand, person: { ...person }, stream: null };
+    const tile = { root, video, avatar, name, mic, badge, state, quality, hand, person: { ...person }, stream: null };
+    // The first frame of a stream (and a new stream's emptied element) changes what shows.
+    for (const event of ["loadeddata", "emptied"]) video.addEventListener(event, () => this.#refreshVideo(tile));
+    return tile;
   }
 
   #refreshVideo(tile) {
     const mode = tile.person.media_mode;
     const mine = tile.person.identity === this.me;
     const track = Boolean(tile.stream && tile.stream.getVideoTracks().some((t) => t.enabled));
-    const shown = track && (mode === "video" || mine) && !tile.cameraOff && !tile.reconnecting
-      && (mine || (this.receivingVideo && !tile.stalled));
+    // Not before its first frame: a new stream's element is black until one is decoded.
+    const painted = tile.video.readyState >= HTMLMediaElement.HAVE_CURRENT_DATA;
+    const shown = track && painted && (mode === "video" || mine) && !tile.cameraOff
+      && !tile.reconnecting && (mine || (this.receivingVideo && !tile.stalled));
     tile.root.classList.toggle("has-video", shown);
     if (shown) tile.hadVideo = true;
     let state = "";
@@ -216,7 +221,9 @@ export class Tiles {
     else if (!mine && mode === "video" && tile.unavailable) {
       state = "Video not supported by this browser";
       why = `They send ${tile.unavailable}, which this browser cannot play`;
-    } else if (!mine && !shown && tile.hadVideo && mode !== "phone") state = "Video paused";
+    } else if (!mine && !shown && tile.hadVideo && mode !== "phone" && !(track && !painted)) {
+      state = "Video paused"; // (a stream waiting for its first frame is starting, not paused)
+    }
     tile.state.textContent = state;
     tile.state.hidden = !state;
     tile.state.title = why;
