@@ -451,15 +451,17 @@ class Publication:
         for sink in self.sinks:
             sink(codec, packet)  # type: ignore[arg-type]  # made above when there are sinks
         packetized = None
-        waiting = False
+        waiting = oversized = False
         if self._direct:
             if self._packetize is None:
                 self._packetize = internals.packetizer(codec)
             payloads = as_payloads(codec, data, packet, parts, self._packetize)
             if forwardable(payloads):
                 packetized = Packetized(payloads, self._last_ts, ntp_now(), audio_level)
+            else:
+                oversized = True
         for track in self.subscribers:
-            if track.output is not None and packetized is None:
+            if oversized and track.output is not None:
                 self._oversized()
                 track.wait_for_keyframe()
                 waiting |= self.kind == "video"
