@@ -412,3 +412,32 @@ async def test_a_payload_too_long_to_forward_is_dropped_and_the_stream_goes_on(
     assert [p.payload for p in wire.read(1)] == [b"a" * MAX_PAYLOAD]
     video.push(vp9, key + b"k" * 200, 9000, parts=[key + b"k" * 100, b"k" * 100])
     assert [p.payload for p in wire.read(2)] == [key + b"k" * 100, b"k" * 100]
+
+
+async def test_a_simulcast_switch_onto_an_oversized_keyframe_is_not_made(wire: Wire) -> None:
+    """Simulcast: a subscriber moving to layer 1 whose keyframe has a payload over
+    MAX_PAYLOAD stays on layer 0 (its frames keep coming), the layer's keyframe is asked
+    for again, and the next one that fits moves it."""
+    metrics = MediaMetrics(CollectorRegistry())
+    clock = [0.0]
+    asked: list[int] = []
+    vp9 = forward_only.codecs({forward_only.VP9})[0]
+    video = Publication("room", "ada", "video", metrics, clock=lambda: clock[0])
+    video.attach(vp9, lambda: True, layers=2, request_layer=lambda i: asked.append(i) or True)
+    track = ForwardedTrack(video, "bo")
+    track.use(DirectSend("video", metrics, wire.output([vp9])))
+    video.subscribe(track)
+    key, delta = bytes([0x8A, 0x80, 0x01]), bytes([0xCA, 0x80, 0x02])
+
+    video.push_layer(vp9, key + b"0", 3000, 0, parts=[key + b"0" * 100])
+    assert track.layer == 0 and [p.payload[3] for p in wire.read(1)] == [ord("0")]
+    track.target = 1
+    clock[0] += 5
+    asked.clear()
+    big = [key + b"1" * 100, b"1" * (MAX_PAYLOAD + 1)]
+    video.push_layer(vp9, key + b"1", 3000, 1, parts=big)
+    assert track.layer == 0 and video.oversized == 1 and asked == [1]
+    video.push_layer(vp9, delta + b"0", 6000, 0, parts=[delta + b"0" * 50])  # still layer 0
+    assert [p.payload for p in wire.read(1)] == [delta + b"0" * 50]
+    video.push_layer(vp9, key + b"1", 9000, 1, parts=[key + b"1" * 100])  # fits: moves
+    assert track.layer == 1 and [p.payload for p in wire.read(1)] == [key + b"1" * 100]
