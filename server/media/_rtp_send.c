@@ -45,7 +45,7 @@ typedef int (*srtp_protect_fn)(void *ctx, void *rtp_hdr, int *len_ptr);
 
 static unsigned char slots[MAX_SEGMENTS][SLOT] __attribute__((aligned(16))); /* libsrtp reads words */
 static int slot_len[MAX_SEGMENTS];
-static int gso_enabled = 1;
+static int gso_enabled = 1; /* set_gso: off for a benchmark's one-datagram-per-call baseline */
 
 /* How many datagrams from `lengths[start]` on one GSO send can carry: every one as long
  * as the run's first, except the last, which may be shorter; at most MAX_SEGMENTS and
@@ -63,17 +63,33 @@ static int run_length(const int *lengths, int start, int count) {
     return run;
 }
 
+typedef struct {
+    int fd;
+    struct sockaddr_storage addr;
+    socklen_t addr_len;
+    srtp_protect_fn protect;
+    void *srtp;
+    int gso; /* 0 once the kernel refused a UDP_SEGMENT send to this peer */
+} Target;
+
 /* Send slots [0, count) to the socket; returns how many it took, sets *error when it
- * stopped short (EAGAIN, or an error the caller reports through asyncio). */
-static int send_slots(int fd, const struct sockaddr *addr, socklen_t addr_len, int count,
-                      int *error) {
+ * stopped short (EAGAIN, or an error the caller reports through asyncio).
+ *
+ * A run the kernel refuses to segment is sent again one datagram per call, and so is
+ * everything after it to this peer: no UDP_SEGMENT in this kernel (ENOPROTOOPT,
+ * EOPNOTSUPP), a device without checksum offload or an IPsec route (EIO), or a route
+ * whose MTU is below a segment (EMSGSIZE, EINVAL: a tunnel, a VPN), where one datagram
+ * at a time is fragmented and delivered. EMSGSIZE used to go to asyncio with the rest of
+ * the frame, every frame. */
+static int send_slots(Target *target, int count, int *error) {
+    const struct sockaddr *addr = (const struct sockaddr *)&target->addr;
     int sent = 0;
     while (sent < count) {
-        int run = gso_enabled ? run_length(slot_len, sent, count) : 1;
+        int run = gso_enabled && target->gso ? run_length(slot_len, sent, count) : 1;
         int size = slot_len[sent];
         ssize_t done;
         if (run == 1) {
-            done = sendto(fd, slots[sent], (size_t)size, 0, addr, addr_len);
+            done = sendto(target->fd, slots[sent], (size_t)size, 0, addr, target->addr_len);
         } else {
             struct iovec iov[MAX_SEGMENTS];
             for (int i = 0; i < run; i++) {
@@ -85,7 +101,7 @@ static int send_slots(int fd, const struct sockaddr *addr, socklen_t addr_len, i
             struct msghdr msg;
             memset(&msg, 0, sizeof(msg));
             msg.msg_name = (void *)addr;
-            msg.msg_namelen = addr_len;
+            msg.msg_namelen = target->addr_len;
             msg.msg_iov = iov;
             msg.msg_iovlen = (size_t)run;
             msg.msg_control = control;
@@ -96,10 +112,10 @@ static int send_slots(int fd, const struct sockaddr *addr, socklen_t addr_len, i
             cmsg->cmsg_len = CMSG_LEN(sizeof(uint16_t));
             uint16_t segment = (uint16_t)size;
             memcpy(CMSG_DATA(cmsg), &segment, sizeof(segment));
-            done = sendmsg(fd, &msg, 0);
-            if (done < 0 && (errno == EIO || errno == EINVAL || errno == ENOPROTOOPT ||
-                             errno == EOPNOTSUPP)) {
-                gso_enabled = 0; /* this kernel or route cannot: one datagram per call */
+            done = sendmsg(target->fd, &msg, 0);
+            if (done < 0 && (errno == EIO || errno == EINVAL || errno == EMSGSIZE ||
+                             errno == ENOPROTOOPT || errno == EOPNOTSUPP)) {
+                target->gso = 0; /* this kernel or route cannot: one datagram per call */
                 continue;
             }
         }
@@ -126,14 +142,6 @@ static PyObject *unsent_slots(int from, int count, PyObject *into) {
     return into;
 }
 
-typedef struct {
-    int fd;
-    struct sockaddr_storage addr;
-    socklen_t addr_len;
-    srtp_protect_fn protect;
-    void *srtp;
-} Target;
-
 /* Protect slot i in place; -1 with a Python exception on a libsrtp error. */
 static int protect_slot(const Target *target, int i) {
     int length = slot_len[i];
@@ -147,16 +155,14 @@ static int protect_slot(const Target *target, int i) {
 }
 
 /* Send the protected slots [0, count), collecting what the socket did not take. */
-static int flush(const Target *target, int count, PyObject *unsent, int *error) {
+static int flush(Target *target, int count, PyObject *unsent, int *error) {
     int sent = 0;
-    if (target->fd >= 0 && *error == 0)
-        sent = send_slots(target->fd, (const struct sockaddr *)&target->addr, target->addr_len,
-                          count, error);
+    if (target->fd >= 0 && *error == 0) sent = send_slots(target, count, error);
     return unsent_slots(sent, count, unsent) == NULL ? -1 : 0;
 }
 
 /* Protect the slot just filled; send the slots once all MAX_SEGMENTS are filled. */
-static int take_slot(const Target *target, int *filled, PyObject *unsent, int *error) {
+static int take_slot(Target *target, int *filled, PyObject *unsent, int *error) {
     if (protect_slot(target, *filled) < 0) return -1;
     if (++*filled < MAX_SEGMENTS) return 0;
     *filled = 0;
@@ -184,7 +190,7 @@ static int check_lengths(PyObject *items, Py_ssize_t limit) {
  * number, then `tail` (timestamp, SSRC, header extensions, shared by the frame's packets),
  * then payloads[k]; each kept unprotected in history[seq % len(history)], protected and
  * sent. Returns the next sequence number, -1 with an exception. */
-static long write_frame(const Target *target, long first, long payload_type, long seq,
+static long write_frame(Target *target, long first, long payload_type, long seq,
                         PyObject *tail, PyObject *payloads, PyObject *history,
                         PyObject *unsent) {
     Py_ssize_t tail_len = PyBytes_GET_SIZE(tail);
@@ -216,7 +222,7 @@ static long write_frame(const Target *target, long first, long payload_type, lon
 }
 
 /* Finished RTP packets (resends, padding): protected and sent in order. */
-static int write_packets(const Target *target, PyObject *packets, PyObject *unsent) {
+static int write_packets(Target *target, PyObject *packets, PyObject *unsent) {
     if (check_lengths(packets, SLOT - TRAILER) < 0) return -1;
     int error = 0, filled = 0;
     for (Py_ssize_t k = 0; k < PyList_GET_SIZE(packets); k++) {
@@ -324,6 +330,7 @@ static int wire_init(WireObject *self, PyObject *args, PyObject *kwds) {
     }
     wire_clear(self);
     self->target.fd = -1;
+    self->target.gso = 1;
     memcpy(&self->target.addr, PyBytes_AS_STRING(addr), (size_t)PyBytes_GET_SIZE(addr));
     self->target.addr_len = (socklen_t)PyBytes_GET_SIZE(addr);
     self->target.srtp = srtp_ptr;
@@ -520,6 +527,10 @@ static PyObject *wire_fd(WireObject *self, void *closure) {
     return PyLong_FromLong(self->target.fd);
 }
 
+static PyObject *wire_gso(WireObject *self, void *closure) {
+    return PyBool_FromLong(self->target.gso);
+}
+
 static PyMethodDef wire_methods[] = {
     {"watch", (PyCFunction)wire_watch, METH_VARARGS,
      "Check before each send that this is still where the transport sends."},
@@ -535,6 +546,9 @@ static PyMethodDef wire_methods[] = {
 
 static PyGetSetDef wire_getset[] = {
     {"fd", (getter)wire_fd, NULL, "The descriptor the last send used (-1: through asyncio).",
+     NULL},
+    {"gso", (getter)wire_gso, NULL,
+     "Whether runs to this peer still go out with UDP_SEGMENT (the kernel refused none).",
      NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
@@ -588,8 +602,9 @@ static PyObject *gso(PyObject *module, PyObject *unused) {
     return PyBool_FromLong(gso_enabled);
 }
 
-/* set_gso(on): whether runs go out with UDP_SEGMENT (on by default; off for good after
- * the kernel refuses it, or for a benchmark's one-datagram-per-call baseline) */
+/* set_gso(on): whether runs may go out with UDP_SEGMENT (on by default; off for a
+ * benchmark's one-datagram-per-call baseline). A wire whose run the kernel refused sends
+ * one datagram per call whatever this says (Wire.gso). */
 static PyObject *set_gso(PyObject *module, PyObject *on) {
     int value = PyObject_IsTrue(on);
     if (value < 0) return NULL;
@@ -622,7 +637,7 @@ static PyObject *runs(PyObject *module, PyObject *lengths) {
 
 static PyMethodDef methods[] = {
     {"sockaddr", sockaddr, METH_VARARGS, "A numeric address as the kernel takes it."},
-    {"gso", gso, METH_NOARGS, "Whether runs still go out with UDP_SEGMENT."},
+    {"gso", gso, METH_NOARGS, "Whether runs may go out with UDP_SEGMENT (set_gso)."},
     {"set_gso", set_gso, METH_O, "Turn sending runs with UDP_SEGMENT on or off."},
     {"runs", runs, METH_O, "How datagrams of these lengths are split into GSO sends."},
     {NULL, NULL, 0, NULL},

@@ -9,8 +9,10 @@ bucket's queue on a veth pair into a network namespace (tests/support/netns.py).
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import subprocess
+import sys
 from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
@@ -251,6 +253,74 @@ async def test_what_a_full_socket_does_not_take_goes_through_asyncio_after_it(
     # the kernel took everything before them; from the first it refused, all went after
     assert seqs[0] > 0 and seqs == list(range(seqs[0], frames * 4))
     transport.abort()
+
+
+# Run inside a namespace whose loopback MTU (1,000) is below the frame's packets: the
+# kernel refuses a UDP_SEGMENT send of them (EMSGSIZE) and takes them one at a time
+# (fragmented). Prints what arrived and what each wire then says.
+_LOW_MTU_SENDER = """
+import json, socket, pylibsrtp
+from server.media import _rtp_send
+from server.media.aiortc_internals import make_wire
+from server.media.rtp_output import HISTORY
+from tests.unit.test_rtp_send import Receiver, session
+
+receiver = Receiver()
+address = receiver.sock.getsockname()
+sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+sock.setblocking(False)
+through_asyncio = []
+
+def wire():
+    return make_wire(
+        session(pylibsrtp.Policy.SSRC_ANY_OUTBOUND), sock, address,
+        lambda datagram, addr: through_asyncio.append(datagram),
+    )
+
+big, small = wire(), wire()
+history = [None] * HISTORY
+before = big.gso
+payloads = [bytes([i]) * 1100 for i in range(69)] + [b"last" * 10]
+big.frame(0x80, 96, 0, bytes(8), payloads, history)
+big.frame(0x80, 96, 70, bytes(8), payloads[:3], history)  # the next frame
+small.frame(0x80, 96, 73, bytes(8), [bytes(900)] * 4, history)  # segments that fit
+packets = receiver.read(77)
+print(json.dumps({
+    "gso_before": before, "gso_after": big.gso, "other_wire": small.gso,
+    "module": _rtp_send.gso(), "through_asyncio": len(through_asyncio),
+    "seqs": [int.from_bytes(p[2:4], "big") for p in packets],
+    "payloads": [p[12:].hex()[:8] + str(len(p)) for p in packets],
+}))
+"""
+
+
+def test_a_run_the_route_cannot_segment_goes_one_datagram_at_a_time_to_that_peer_only() -> None:
+    """A real refusal: a route whose MTU is under the packets (a tunnel, a VPN). The
+    frame still arrives whole and in order from the C path (before, it went through
+    asyncio, every frame); that wire sends one datagram per call from then on, and a
+    wire to a peer whose segments fit keeps GSO."""
+    host = create_test_host()
+    try:
+        subprocess.run(
+            host.exec_args("ip", "link", "set", "lo", "mtu", "1000"), check=True, timeout=20
+        )
+        done = subprocess.run(
+            host.exec_args(sys.executable, "-c", _LOW_MTU_SENDER),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        host.remove()
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout)
+    assert seen["through_asyncio"] == 0
+    assert (seen["gso_before"], seen["gso_after"]) == (True, False)
+    assert seen["other_wire"] is True and seen["module"] is True
+    assert seen["seqs"] == list(range(77))
+    sent = [bytes([i]) * 1100 for i in range(69)] + [b"last" * 10]
+    sent += sent[:3] + [bytes(900)] * 4
+    assert seen["payloads"] == [p.hex()[:8] + str(12 + len(p)) for p in sent]
 
 
 def test_a_wire_made_from_bad_parts_is_refused_with_a_clear_error(sender: socket.socket) -> None:
