@@ -581,7 +581,9 @@ class ForwardedTrack(MediaStreamTrack):
         self.subscriber = subscriber
         self.sending: Sending | None = None  # set by `use`, at negotiation
         self._chosen = asyncio.Event()  # sending chosen, or the track ended before
-        self.enabled = True  # false while the subscriber receives audio only
+        self.wanted = True  # false while the subscriber receives audio only (its choice)
+        # Paused by the SFU: the subscriber's link cannot carry it (downlink_pause.py).
+        self.link_paused = False
         self._need_keyframe = self.kind == "video"
         # Simulcast: the layer being sent (None until its first keyframe) and the one
         # chosen for this subscriber (simulcast_choice.py), moved to on its keyframe.
@@ -633,11 +635,24 @@ class ForwardedTrack(MediaStreamTrack):
         if self.kind == "video":
             self._need_keyframe = True
 
+    @property
+    def enabled(self) -> bool:
+        """Frames go: the subscriber wants it and its link is not paused."""
+        return self.wanted and not self.link_paused
+
     def set_enabled(self, enabled: bool) -> None:
-        if enabled == self.enabled:
+        """The subscriber's choice (audio only: False)."""
+        self._change(wanted=enabled, link_paused=self.link_paused)
+
+    def set_link_paused(self, paused: bool) -> None:
+        self._change(wanted=self.wanted, link_paused=paused)
+
+    def _change(self, wanted: bool, link_paused: bool) -> None:
+        before = self.enabled
+        self.wanted, self.link_paused = wanted, link_paused
+        if self.enabled == before:
             return
-        self.enabled = enabled
-        if enabled:
+        if self.enabled:
             self.wait_for_keyframe()
             self.publication.request_keyframe("resume")
         elif self.sending is not None:

@@ -61,6 +61,11 @@ class MediaMetrics:
             "RTP packets sent to a subscriber again after its NACK",
             registry=registry,
         )
+        self.link_pauses = Counter(
+            "pairwise_sfu_link_pauses_total",
+            "Video tracks paused to a subscriber whose link could not carry even their least",
+            registry=registry,
+        )
         self.mode_changes = Counter(
             "pairwise_sfu_mode_changes_total",
             "Media mode changes decided by the health monitor",

@@ -39,6 +39,7 @@ from aiortc import sdp as aiortc_sdp
 from server.errors import Conflict, InvalidInput
 from server.media import aiortc_internals as internals
 from server.media import forward_only
+from server.media.downlink_pause import DownlinkPause
 from server.media.forwarding import ForwardedTrack, Publication
 from server.media.liveness import Liveness
 from server.media.payload_types import Numbering
@@ -198,6 +199,8 @@ class Peer:
         self.simulcast: dict[str, SimulcastSection] = {}  # mid → its layers, from the offer
         self.remb = Estimate()  # the client's receive estimates (REMB, bit/s)
         self.resend_room = ResendRoom(self.remb)  # what that leaves for resends, on all its streams
+        self.downlink = DownlinkPause()  # its video tracks paused for its link
+        self.downlink_timer: asyncio.TimerHandle | None = None  # the next trial of one
         self.on_track: Callable[[Peer, Incoming], None] = lambda peer, incoming: None
         self.on_failed: Callable[[Peer, str], None] = lambda peer, reason: None
         self.on_negotiated: Callable[[Peer, Outgoing], None] = lambda peer, outgoing: None
@@ -311,6 +314,8 @@ class Peer:
             return
         self.closed = True
         self.liveness.stop()
+        if self.downlink_timer is not None:
+            self.downlink_timer.cancel()
         if self._task is not None and self._task is not asyncio.current_task():
             self._task.cancel()
         for incoming in self.incoming:

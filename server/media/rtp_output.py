@@ -203,12 +203,17 @@ class RtpOutput:
         # from the keyframe on and never needs it again. Resent into a congested link
         # (the usual reason for a step down) it only kept the link full: up to the whole
         # resend budget, ~7 s of a 300 kbit/s link, before the new layer got through.
-        self._resend_floor = self.packets
+        self.forget_sent()
         if self._last is None:
             return
         timestamp, ntp = self._last
         ticks = max(1, ((frame.ntp - ntp) * self._clock_rate) >> 32)
         self._timestamp_origin = (timestamp + ticks - frame.timestamp) & 0xFFFFFFFF
+
+    def forget_sent(self) -> None:
+        """Nothing sent so far is resent: the subscriber decodes from a keyframe still
+        to come (a layer switch, a paused stream)."""
+        self._resend_floor = self.packets
 
     async def retransmit(self, seq: int) -> None:
         """Send a packet the subscriber reported lost again, if it is still kept (and

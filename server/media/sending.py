@@ -103,6 +103,12 @@ class DirectSend(Sending):
             self._lost(1)
         return delivery
 
+    def clear(self) -> None:
+        """Nothing sent so far is resent: a subscriber that stopped receiving the video
+        (paused for its link, or it chose audio only) kept NACKing the packets it missed
+        before, and a resend room that the pause left empty sent them all again."""
+        self._output.forget_sent()
+
     async def recv(self) -> Any:
         await self._ended.wait()
         return None

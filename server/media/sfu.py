@@ -24,6 +24,7 @@ from server.config import Settings
 from server.errors import Conflict, NotFound
 from server.media import aiortc_internals as internals
 from server.media import forward_only
+from server.media.downlink_pause import Video
 from server.media.forwarding import SCREEN, ForwardedTrack, Publication, same_codec
 from server.media.ice import sfu_configuration
 from server.media.ladder_monitor import LadderMonitor
@@ -31,7 +32,8 @@ from server.media.loss_repair import repair_video
 from server.media.metrics import MediaMetrics
 from server.media.peer import Incoming, Outgoing, Peer
 from server.media.probe import MediaProbes
-from server.media.publisher_cap import Take, decide, worth_sending
+from server.media.publisher_cap import FLOOR, RESEND_CHANGE, Take, decide, worth_sending
+from server.media.reported_loss import ReportedLoss
 from server.media.rtp_output import RtpOutput
 from server.media.sending import DirectSend, QueuedSend
 from server.media.simulcast import Layers
@@ -589,7 +591,7 @@ class Sfu:
         media = self.rooms[peer.room]
         track = ForwardedTrack(publication, peer.identity)
         controls = media.controls.setdefault(peer.identity, Controls())
-        track.enabled = publication.kind == "audio" or controls.receive_video
+        track.wanted = publication.kind == "audio" or controls.receive_video
         peer.add_outgoing(publication, track)
 
     def _unavailable(self, publication: Publication, peer: Peer) -> None:
@@ -676,6 +678,7 @@ class Sfu:
         for outgoing in list(peer.outgoing.values()):
             if outgoing.publication.kind == "video" and not outgoing.publication.layers:
                 self.cap_publisher(outgoing.publication)
+        self.check_downlink(peer)
 
     def _loss(self, peer: Peer, track: ForwardedTrack, fraction: float, highest: int) -> None:
         if not track.reported_loss.add(fraction, highest):
@@ -684,6 +687,84 @@ class Sfu:
             self.choose_layers(peer)
         else:
             self.cap_publisher(track.publication)
+        self.check_downlink(peer)
+
+    def check_downlink(self, peer: Peer) -> None:
+        """Pause a video track to a subscriber whose link cannot carry even the least of
+        its video, or try a paused one again (downlink_pause.py); the subscriber is told
+        (`media_paused`)."""
+        if peer.closed:
+            return
+        now = time.monotonic()
+        tracks = {
+            outgoing.publication: outgoing.track
+            for outgoing in peer.outgoing.values()
+            if outgoing.negotiated
+            and outgoing.track.kind == "video"
+            and outgoing.track.wanted
+            and outgoing.track.output is not None  # a transcoder's encoder adapts itself
+        }
+        videos = [
+            Video(
+                publication,
+                at_floor=self._at_floor(track, now),
+                loss=track.loss,
+                rate=self._rate(track) if track.enabled else 0.0,
+                screen=publication.source == SCREEN,
+                area=track.view[0] * track.view[1] if track.view is not None else None,
+                publisher=publication.identity,
+            )
+            for publication, track in tracks.items()
+        ]
+        changes = peer.downlink.update(videos, peer.remb.value, peer.remb.rising, now)
+        for publication in (*changes.pause, *changes.resume):
+            assert isinstance(publication, Publication)
+            track = tracks[publication]
+            paused = publication in changes.pause
+            track.set_link_paused(paused)
+            if paused:
+                self.metrics.link_pauses.inc()
+            else:
+                track.reported_loss = ReportedLoss()  # what it lost before says nothing now
+            log.info(
+                "video paused for the subscriber's link" if paused else "paused video tried again",
+                extra={"room": peer.room, "identity": peer.identity, "from": publication.identity},
+            )
+            self._spawn(
+                self._notify(
+                    peer.room,
+                    peer.identity,
+                    "media_paused",
+                    {
+                        "identity": publication.identity,
+                        "source": publication.source,
+                        "paused": paused,
+                        "reason": "bandwidth",
+                    },
+                )
+            )
+            if not publication.layers:
+                self.cap_publisher(publication)
+        if changes.pause or changes.resume:
+            self.choose_layers(peer)  # the others' budgets changed
+        if peer.downlink_timer is not None:
+            peer.downlink_timer.cancel()
+            peer.downlink_timer = None
+        at = peer.downlink.next_resume()
+        if at is not None:
+            loop = asyncio.get_running_loop()
+            peer.downlink_timer = loop.call_later(max(0.0, at - now), self.check_downlink, peer)
+
+    @staticmethod
+    def _at_floor(track: ForwardedTrack, now: float) -> bool:
+        """Nothing smaller can be sent on it: its lowest simulcast layer, or a single
+        layer whose publisher is asked for the cap's floor."""
+        publication = track.publication
+        if publication.layers:
+            active = [i for i, layer in enumerate(publication.layers) if layer.active(now)]
+            return bool(active) and track.target == min(active) and track.layer == track.target
+        cap = publication.cap_sent
+        return cap is not None and cap <= FLOOR * (1 + RESEND_CHANGE)
 
     @staticmethod
     def _sends(controls: Controls, publication: Publication) -> bool:

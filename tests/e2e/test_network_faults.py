@@ -295,8 +295,9 @@ async def test_a_capped_subscriber_gets_the_low_layer_and_climbs_back_when_the_c
     camera: 240, 480 and 960 wide); bo (in the namespace) and carol (on this machine),
     in grid view, both see ada above the lowest layer. Bo's link capped at 300 kbit/s
     both ways, bo gets the lowest layer while carol keeps a higher one, and bo stays
-    there under the cap (its link is over-full even so: no climb, and resends only where
-    its estimate leaves room, here none); lifted, bo climbs back to carol's layer.
+    there under the cap (its link is over-full even so: no climb, resends only where its
+    estimate leaves room, here none, and carol's video paused to bo: downlink_pause.py);
+    lifted, bo climbs back to carol's layer.
     Whether that climb needed the SFU's padding probes depends on how Chrome's estimate
     ramps after the lift (in this test it often climbs on the rising estimate alone):
     tests/media/test_simulcast.py checks the probe itself, and benchmarks/layer_switch.py
@@ -333,7 +334,9 @@ async def test_a_capped_subscriber_gets_the_low_layer_and_climbs_back_when_the_c
     # both their audio (~430 kbit/s) are more than bo's link carries: its loss stays high
     # and its estimate at what arrives, so nothing here may climb, and no resend fits in
     # what the estimate leaves (resend_room.py; without that rule the SFU resent ~85 %
-    # as many packets as it sent, and bo's loss never fell).
+    # as many packets as it sent, and bo's loss never fell). After 3 s of that the SFU
+    # pauses one of the two videos to bo: carol's (same size tiles: the later name), and
+    # tries it again every 8 s or more.
     videos = [o.track.output for o in bo_outgoing(server) if o.track.kind == "video"]
     before = [(v.packets, v.retransmitted) for v in videos if v is not None]
     widths = await shown_widths(bo, "ada", seconds=10)
@@ -343,7 +346,67 @@ async def test_a_capped_subscriber_gets_the_low_layer_and_climbs_back_when_the_c
     sent = sum(a[0] - b[0] for a, b in zip(after, before, strict=True))
     resent = sum(a[1] - b[1] for a, b in zip(after, before, strict=True))
     assert sent > 0 and resent <= sent * 0.1, (sent, resent)
+    registry = ServerParts(server.app).registry
+    assert registry.get_sample_value("pairwise_sfu_link_pauses_total") >= 1
 
     # lifted: bo climbs back to the layer carol gets
     await asyncio.to_thread(test_host.heal)
     assert await shown_width(bo, "ada", lambda width: width >= carols, 60) == carols
+
+
+# Ada's audio as bo receives it over `seconds`, by the page's clock: packets received and
+# lost in that window (inbound-rtp, all audio streams).
+AUDIO_RECEIVED = """async (seconds) => {
+    const pc = window.pairwiseDebug.room.media.pc;
+    const read = async () => {
+        let received = 0, lost = 0;
+        (await pc.getStats()).forEach((s) => {
+            if (s.type === "inbound-rtp" && s.kind === "audio") {
+                received += s.packetsReceived || 0;
+                lost += s.packetsLost || 0;
+            }
+        });
+        return [received, lost];
+    };
+    const [r0, l0] = await read();
+    await new Promise((done) => setTimeout(done, seconds * 1000));
+    const [r1, l1] = await read();
+    return [r1 - r0, l1 - l0];
+}"""
+
+
+async def test_a_link_too_slow_for_any_video_pauses_it_and_the_audio_goes_on(
+    open_page: OpenPage,
+    launcher: Launcher,
+    test_host: TestHost,
+    server: Any,
+    tmp_path: Path,
+) -> None:
+    """Bo's link capped at 120 kbit/s both ways: ada's camera (one layer) asked down to
+    the publisher cap's floor (150 kbit/s) still does not fit with her voice. The SFU
+    stops her video to bo alone, bo's tile says why, and her audio reaches bo with little
+    loss (before the pause the video's loss took the audio with it); lifted, the video
+    comes back by itself on the next trial."""
+    room = "pair-link-pause"
+    ada = await open_page("ada", role="mentor", room=room, diag=DEBUG)
+    bo = await bo_in_namespace(open_page, launcher, test_host, server.port, tmp_path, room)
+    await both_decode(ada, bo, 60)
+    tile = bo.tile("ada")
+    await expect(tile).to_have_attribute("data-video", "playing")
+
+    await asyncio.to_thread(test_host.limit_rate, 120)
+    await expect(tile).to_have_attribute("data-video", "paused", timeout=60_000)
+    await expect(tile.locator(".tile-state")).to_have_text("Paused: your connection is slow")
+    peer = ServerParts(server.app).sfu.peer(room, "bo")
+    assert peer is not None
+    video = next(o.track for o in peer.outgoing.values() if o.track.kind == "video")
+    assert video.link_paused
+    received, lost = await bo.evaluate(AUDIO_RECEIVED, 5)
+    assert received >= 150 and lost <= 0.05 * (received + lost), (received, lost)
+    await expect(tile).to_have_attribute("data-video", "paused")  # still, under the cap
+
+    await asyncio.to_thread(test_host.heal)
+    await expect(tile).to_have_attribute("data-video", "playing", timeout=90_000)
+    await decodes(bo, "ada", 30)
+    assert not video.link_paused
+    await expect(tile.locator(".tile-state")).to_be_hidden()

@@ -308,3 +308,46 @@ async def test_a_tile_says_playing_only_once_a_frame_is_there(open_page: OpenPag
         >= 2
     )
     await expect(tile.locator(".avatar")).to_be_hidden()
+
+
+# Overlaps between the partner's tile bar items (name, badge, state, quality) and my own
+# floating video, on the page: [item class, its box's right, the float's left] for each.
+BAR_UNDER_FLOAT = """() => {
+  const float = document.querySelector('.tile[data-place="float"]').getBoundingClientRect();
+  const featured = document.querySelector('.tile[data-place="featured"]');
+  const hits = [];
+  for (const item of featured.querySelectorAll(".tile-bar > *")) {
+    const r = item.getBoundingClientRect();
+    if (!r.width) continue;  // hidden
+    if (r.right > float.left && r.left < float.right && r.bottom > float.top && r.top < float.bottom) {
+      hits.push([item.className, r.left, r.right, float.left, float.right]);
+    }
+  }
+  return hits;
+}"""
+
+
+async def test_on_a_phone_the_partners_name_and_state_stay_clear_of_my_video(
+    open_page: OpenPage,
+) -> None:
+    """At 390x844 my own video floats in a bottom corner of the partner's tile, where its
+    bar is: the state "Paused: your connection is slow" (downlink_pause.py) was hidden
+    behind it, cut after "Paused: your co". The bar now ends where my video begins and
+    wraps, in either bottom corner."""
+    await open_page("ada", role="mentor")  # her camera is what bo's tile shows
+    bo = await open_page(
+        "bo", viewport=PHONE, has_touch=True, is_mobile=True, diag=("debug-handle",)
+    )
+    tile = bo.tile("ada")
+    await expect(tile).to_have_attribute("data-video", "playing", timeout=20_000)
+    await bo.evaluate("() => window.pairwiseDebug.room.media.tiles.setLinkPaused('ada', true)")
+    await expect(tile).to_have_attribute("data-video", "paused")
+    await expect(tile.locator(".tile-state")).to_have_text("Paused: your connection is slow")
+    float_ = bo.page.locator('.tile[data-place="float"]')
+    for corner in ("bottom-right", "bottom-left"):
+        await float_.evaluate("(el, corner) => { el.dataset.corner = corner; }", corner)
+        assert await bo.evaluate(BAR_UNDER_FLOAT) == [], corner
+        assert await bo.evaluate(NO_HORIZONTAL_SCROLL), corner
+    await bo.evaluate("() => window.pairwiseDebug.room.media.tiles.setLinkPaused('ada', false)")
+    await expect(tile).to_have_attribute("data-video", "playing")
+    await expect(tile.locator(".tile-state")).to_be_hidden()

@@ -28,6 +28,11 @@ SHARING_FLAGS = [
 
 FRAMES = "(el) => el.getVideoPlaybackQuality().totalVideoFrames"
 
+# A server event handed to the page's socket listeners, as if the server had sent it.
+DELIVER = """([event, payload]) => {
+    for (const listener of window.pairwiseDebug.room.socket.socket.listeners(event)) listener(payload);
+}"""
+
 
 @pytest.fixture
 async def sharing_context() -> AsyncIterator[BrowserContext]:
@@ -56,7 +61,7 @@ async def test_a_shared_screen_is_shown_large_to_the_other_and_goes_when_stopped
     open_page: OpenPage, sharing_context: BrowserContext
 ) -> None:
     ada = await open_page("ada", role="mentor", context=sharing_context)
-    bo = await open_page("bo")
+    bo = await open_page("bo", diag=("debug-handle",))
     await expect(bo.tile("ada")).to_have_class("tile has-video", timeout=15_000)
     # Ada's camera decoded at bo before the share starts: the tile's class comes with the
     # track, not its first frame, and in a full CI run (2026-12-04) the camera had shown
@@ -79,6 +84,22 @@ async def test_a_shared_screen_is_shown_large_to_the_other_and_goes_when_stopped
     # The camera tile still shows the camera: its video keeps playing beside the share.
     before = int(await camera.evaluate(FRAMES))
     await decoding(bo, camera, before + 10)
+
+    # The SFU pauses the share to bo alone (bo's link cannot carry it: downlink_pause.py):
+    # its place says why instead of a frozen picture, the camera tile is not touched, and
+    # it shows again when resumed. (The event reaches the page's own socket listeners as
+    # the server's would: this test has no handle on the server.)
+    paused = {"identity": "ada", "source": "screen", "paused": True, "reason": "bandwidth"}
+    await bo.evaluate(DELIVER, ["media_paused", paused])
+    await expect(shown.locator(".screen-state")).to_have_text("Paused: your connection is slow")
+    await expect(video).to_be_hidden()
+    await expect(shown).to_have_attribute(
+        "aria-label", "Ada is sharing their screen, paused for your connection"
+    )
+    await expect(bo.tile("ada")).to_have_attribute("data-video", "playing")
+    await bo.evaluate(DELIVER, ["media_paused", {**paused, "paused": False}])
+    await expect(video).to_be_visible()
+    await expect(shown.locator(".screen-state")).to_be_hidden()
 
     await ada.page.get_by_role("button", name="Stop sharing").click()
     await expect(shown).to_have_count(0, timeout=15_000)

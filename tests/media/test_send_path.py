@@ -240,6 +240,25 @@ async def test_after_a_layer_switch_packets_of_the_old_layer_are_not_resent(wire
     assert output.retransmitted == 1
 
 
+async def test_a_stopped_video_stream_resends_nothing_sent_before_it_stopped(wire: Wire) -> None:
+    """Paused for its link or turned off by the subscriber (DirectSend.clear): it still
+    NACKs what it missed before, and the resend room the pause leaves free sent all of
+    it again. A packet sent after it goes on is resent as before."""
+    output = wire.output([VP8, RTX])
+    sending = DirectSend("video", MediaMetrics(CollectorRegistry()), output)
+    output.send(Packetized([b"a" * 900, b"b" * 900], 3000, ntp_now()))
+    old = wire.read(2)
+    sending.clear()
+    for packet in old:
+        await output.retransmit(packet.sequence_number)
+    assert output.retransmitted == 0 and output.resends_refused == 2
+    output.send(Packetized([b"k" * 900], 90_000, ntp_now()))
+    (new,) = wire.read(1)
+    await output.retransmit(new.sequence_number)
+    (rtx,) = wire.read(1)
+    assert rtx.ssrc == RTX_SSRC and rtx.payload[2:] == b"k" * 900
+
+
 class Backlog:
     """asyncio's datagram transport as the link sees it, with the bytes it holds set by
     the test: it sends through the real transport and records what went through it."""

@@ -87,6 +87,10 @@ export class MediaSession {
       if (source === "screen") this.screen.unavailable(identity, codec);
       else this.tiles.setUnavailable(identity, codec);
     });
+    socket.on("media_paused", ({ identity, source, paused }) => {
+      if (source === "screen") this.screen.paused(identity, Boolean(paused));
+      else this.tiles.setLinkPaused(identity, Boolean(paused));
+    });
     socket.on("media_failed", ({ reason }) => this.#dropped(reason || "media_failed", true));
     this.lostDevices = new Set(); // kinds whose device ended and could not be had again
     this.deviceCeiling = null; // the mode before a lost device lowered it
@@ -825,6 +829,7 @@ export class MediaSession {
     for (const identity of this.remote.keys()) {
       this.tiles.setStream(identity, null);
       this.tiles.setQuality(identity, "unknown");
+      this.tiles.setLinkPaused(identity, false); // a new connection starts with nothing paused
     }
     this.remote.clear();
     this.owners.clear();

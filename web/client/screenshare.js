@@ -9,6 +9,8 @@
 // sharing") reverses both. The track's content hint is "detail": the browser keeps text
 // sharp and lowers the frame rate instead of the resolution.
 
+import { LINK_PAUSED } from "./tiles.js";
+
 const LABEL = { off: "Share screen", on: "Stop sharing" };
 
 export class ScreenShare {
@@ -88,7 +90,10 @@ export class ScreenShare {
   /** Show a participant's shared screen large. */
   show(identity, track) {
     const view = this.#viewOf(identity);
-    if (view.unavailable) this.#setUnavailable(view, null);
+    if (view.unavailable) {
+      view.unavailable = null;
+      this.#showState(view);
+    }
     if (view.track !== track) {
       view.track = track;
       view.video.srcObject = new MediaStream([track]);
@@ -105,16 +110,31 @@ export class ScreenShare {
   unavailable(identity, codec) {
     const view = this.#viewOf(identity);
     if (view.track) return;
-    this.#setUnavailable(view, codec);
+    view.unavailable = codec;
+    this.#showState(view);
   }
 
-  #setUnavailable(view, codec) {
-    view.unavailable = codec;
-    view.video.hidden = Boolean(codec);
-    view.state.hidden = !codec;
-    view.state.title = codec ? `They share in ${codec}, which this browser cannot play` : "";
+  /** The SFU stopped (or resumed) their share to me alone: my link could not carry it
+   * (`media_paused`, source "screen"). */
+  paused(identity, paused) {
+    const view = this.remote.get(identity);
+    if (!view) return;
+    view.linkPaused = paused;
+    this.#showState(view);
+  }
+
+  /** In place of the video, why it cannot be shown (or the video again). */
+  #showState(view) {
+    const codec = view.unavailable;
+    const [text, why, label] = codec
+      ? ["Video not supported by this browser", `They share in ${codec}, which this browser cannot play`, "video not supported"]
+      : view.linkPaused ? [LINK_PAUSED.text, LINK_PAUSED.why, "paused for your connection"] : ["", "", ""];
+    view.video.hidden = Boolean(text);
+    view.state.hidden = !text;
+    view.state.textContent = text;
+    view.state.title = why;
     const name = this.nameOf(view.root.dataset.identity);
-    view.root.setAttribute("aria-label", `${name} is sharing their screen${codec ? ", video not supported" : ""}`);
+    view.root.setAttribute("aria-label", `${name} is sharing their screen${label ? `, ${label}` : ""}`);
   }
 
   #viewOf(identity) {
@@ -132,7 +152,6 @@ export class ScreenShare {
     // Shown instead of the video when it cannot come (the same words as a camera tile's).
     const state = document.createElement("p");
     state.className = "screen-state";
-    state.textContent = "Video not supported by this browser";
     state.style.cssText = "margin:0;padding:3rem 1rem;text-align:center;background:#000;color:#fff;";
     state.hidden = true;
     const caption = document.createElement("figcaption");
@@ -141,7 +160,7 @@ export class ScreenShare {
     caption.append(name, " is sharing their screen");
     root.append(video, state, caption);
     this.#stageFor().append(root);
-    view = { root, video, state, track: null, unavailable: null };
+    view = { root, video, state, track: null, unavailable: null, linkPaused: false };
     this.remote.set(identity, view);
     return view;
   }

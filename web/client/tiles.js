@@ -1,8 +1,16 @@
 // One tile per participant: their video (or initials), name, mic state, media-mode badge,
 // connection quality, and what is going on with their video: "Video paused" when they
 // stopped sending it (a choice, a step down, or frames that stopped arriving) instead of
-// a frozen last frame, "Reconnecting…" while their connection is being rebuilt, and
-// "Video not supported by this browser" when the SFU cannot forward it to me (VP9 or AV1).
+// a frozen last frame, "Reconnecting…" while their connection is being rebuilt,
+// "Video not supported by this browser" when the SFU cannot forward it to me (VP9 or AV1),
+// and "Paused: your connection is slow" when the SFU stopped it to me alone
+// because my link could not carry even its smallest version (`media_paused`).
+
+/** What a camera tile or a shared screen says while the SFU holds it back for my link. */
+export const LINK_PAUSED = {
+  text: "Paused: your connection is slow",
+  why: "Audio goes on. The video comes back by itself when your connection allows it.",
+};
 
 const MODE_LABELS = { video: "Video", audio: "Audio only", text: "Text chat", phone: "Phone" };
 const QUALITY_LABELS = {
@@ -134,6 +142,14 @@ export class Tiles {
     this.#refreshVideo(tile);
   }
 
+  /** The SFU stopped (or resumed) their video to me alone: my link could not carry it. */
+  setLinkPaused(identity, paused) {
+    const tile = this.tiles.get(identity);
+    if (!tile || Boolean(tile.linkPaused) === paused) return;
+    tile.linkPaused = paused;
+    this.#refreshVideo(tile);
+  }
+
   /** A MediaStream to show on the tile (null to show initials). Local video stays muted. */
   setStream(identity, stream) {
     const tile = this.tiles.get(identity);
@@ -211,7 +227,7 @@ export class Tiles {
     // Not before its first frame: a new stream's element is black until one is decoded.
     const painted = tile.video.readyState >= HTMLMediaElement.HAVE_CURRENT_DATA;
     const shown = track && painted && (mode === "video" || mine) && !tile.cameraOff
-      && !tile.reconnecting && (mine || (this.receivingVideo && !tile.stalled));
+      && !tile.reconnecting && (mine || (this.receivingVideo && !tile.stalled && !tile.linkPaused));
     tile.root.classList.toggle("has-video", shown);
     if (shown) tile.hadVideo = true;
     let state = "";
@@ -221,13 +237,17 @@ export class Tiles {
     else if (!mine && mode === "video" && tile.unavailable) {
       state = "Video not supported by this browser";
       why = `They send ${tile.unavailable}, which this browser cannot play`;
+    } else if (!mine && mode === "video" && tile.linkPaused && this.receivingVideo) {
+      state = LINK_PAUSED.text;
+      why = LINK_PAUSED.why;
     } else if (!mine && !shown && tile.hadVideo && mode !== "phone" && !(track && !painted)) {
       state = "Video paused"; // (a stream waiting for its first frame is starting, not paused)
     }
     tile.state.textContent = state;
     tile.state.hidden = !state;
     tile.state.title = why;
-    tile.root.dataset.video = shown ? "playing" : state === "Video paused" ? "paused" : "off";
+    const paused = state === "Video paused" || state === LINK_PAUSED.text;
+    tile.root.dataset.video = shown ? "playing" : paused ? "paused" : "off";
     this.#describe(tile);
   }
 
