@@ -704,6 +704,11 @@ class Sfu:
             and outgoing.track.wanted
             and outgoing.track.output is not None  # a transcoder's encoder adapts itself
         }
+        for outgoing in list(peer.outgoing.values()):
+            if outgoing.track.link_paused and outgoing.publication not in tracks:
+                # turned off by the subscriber meanwhile: the rules forget it, and so does
+                # the track (a pause kept on it would outlive the choice, never tried again)
+                self._link_pause(peer, outgoing.publication, outgoing.track, False)
         videos = [
             Video(
                 publication,
@@ -719,32 +724,7 @@ class Sfu:
         changes = peer.downlink.update(videos, peer.remb.value, peer.remb.rising, now)
         for publication in (*changes.pause, *changes.resume):
             assert isinstance(publication, Publication)
-            track = tracks[publication]
-            paused = publication in changes.pause
-            track.set_link_paused(paused)
-            if paused:
-                self.metrics.link_pauses.inc()
-            else:
-                track.reported_loss = ReportedLoss()  # what it lost before says nothing now
-            log.info(
-                "video paused for the subscriber's link" if paused else "paused video tried again",
-                extra={"room": peer.room, "identity": peer.identity, "from": publication.identity},
-            )
-            self._spawn(
-                self._notify(
-                    peer.room,
-                    peer.identity,
-                    "media_paused",
-                    {
-                        "identity": publication.identity,
-                        "source": publication.source,
-                        "paused": paused,
-                        "reason": "bandwidth",
-                    },
-                )
-            )
-            if not publication.layers:
-                self.cap_publisher(publication)
+            self._link_pause(peer, publication, tracks[publication], publication in changes.pause)
         if changes.pause or changes.resume:
             self.choose_layers(peer)  # the others' budgets changed
         if peer.downlink_timer is not None:
@@ -754,6 +734,35 @@ class Sfu:
         if at is not None:
             loop = asyncio.get_running_loop()
             peer.downlink_timer = loop.call_later(max(0.0, at - now), self.check_downlink, peer)
+
+    def _link_pause(
+        self, peer: Peer, publication: Publication, track: ForwardedTrack, paused: bool
+    ) -> None:
+        """Pause or resume one track to this subscriber for its link, and tell it."""
+        track.set_link_paused(paused)
+        if paused:
+            self.metrics.link_pauses.inc()
+        else:
+            track.reported_loss = ReportedLoss()  # what it lost before says nothing now
+        log.info(
+            "video paused for the subscriber's link" if paused else "video pause ended",
+            extra={"room": peer.room, "identity": peer.identity, "from": publication.identity},
+        )
+        self._spawn(
+            self._notify(
+                peer.room,
+                peer.identity,
+                "media_paused",
+                {
+                    "identity": publication.identity,
+                    "source": publication.source,
+                    "paused": paused,
+                    "reason": "bandwidth",
+                },
+            )
+        )
+        if not publication.layers:
+            self.cap_publisher(publication)
 
     @staticmethod
     def _at_floor(track: ForwardedTrack, now: float) -> bool:

@@ -230,6 +230,20 @@ async def test_a_subscriber_losing_even_the_lowest_layer_is_paused_then_tried_ag
         while not paused.done():
             await hold_remb(bo, 30_000, 0.4)
         assert peer.downlink.paused[track.publication].hold == 2 * HOLD_SECONDS
+
+        # bo turns video off itself meanwhile: the pause goes with its choice (bo is told),
+        # and video turned back on comes at once, not at the end of a hold the rules forgot
+        ack = await bo.socket.call("media_control", {"receive_video": False})
+        assert ack["receive_video"] is False, ack
+        bo.socket.events["media_paused"].clear()
+        sfu.check_downlink(peer)
+        assert not track.link_paused and not track.enabled and not peer.downlink.paused
+        await bo.socket.wait_for("media_paused", {"identity": "ada", "paused": False})
+        lossy.on = False
+        await bo.socket.call("media_control", {"receive_video": True})
+        assert track.enabled
+        resumed = lossy.delivered[video]
+        await eventually(lambda: lossy.delivered[video] > resumed + 10, timeout=10)
         registry = ServerParts(server.app).registry
         assert registry.get_sample_value("pairwise_sfu_link_pauses_total") == 2
     finally:
