@@ -13,6 +13,7 @@ subscriber's REMBs and loss readings, and when a hold ends):
 
 - a video track is *at its floor* when nothing smaller can be sent: a simulcast track
   on its lowest layer, a single-layer one whose publisher is asked for the cap's floor;
+- a track that carries nothing (a camera turned off) is left out of what follows;
 - the subscriber is *congested* on it when it loses `LOSS_DOWN` or more of it while its
   estimate, not rising, is under `FULL` times what the SFU sends it on all its video: a
   full link. Random loss (Wi-Fi) leaves a receive-side estimate near 1.5x what arrives,
@@ -100,7 +101,9 @@ class DownlinkPause:
         if resume:
             self._congested_since = None  # what it sends changed: read afresh
             return Changes(resume=resume)
-        sent = [video for video in videos if video.key not in self.paused]
+        # What carries nothing (a camera turned off, a layer-less moment) neither loses
+        # nor can be made smaller: it must not hold back a pause of the others.
+        sent = [video for video in videos if video.key not in self.paused and video.rate > 0]
         total = sum(video.rate for video in sent)
         full = not rising and estimate is not None and total > 0 and estimate < total * FULL
         congested = full and any(v.at_floor and v.loss >= LOSS_DOWN for v in sent)

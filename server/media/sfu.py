@@ -241,6 +241,7 @@ class Sfu:
             for outgoing in peer.outgoing.values():
                 if outgoing.track.kind == "video":
                     outgoing.track.set_enabled(controls.receive_video)
+            self.check_downlink(peer)  # video turned off ends its pauses now
         if (controls.audio, controls.video) != sent_before:
             self.bus.publish(
                 MediaControlsChanged(
@@ -692,41 +693,44 @@ class Sfu:
     def check_downlink(self, peer: Peer) -> None:
         """Pause a video track to a subscriber whose link cannot carry even the least of
         its video, or try a paused one again (downlink_pause.py); the subscriber is told
-        (`media_paused`)."""
+        (`media_paused`). Each forwarded track is its own key: a publication forwarded
+        again (a share restarted) starts unpaused."""
         if peer.closed:
             return
         now = time.monotonic()
-        tracks = {
-            outgoing.publication: outgoing.track
+        tracks = [
+            outgoing.track
             for outgoing in peer.outgoing.values()
             if outgoing.negotiated
             and outgoing.track.kind == "video"
             and outgoing.track.wanted
             and outgoing.track.output is not None  # a transcoder's encoder adapts itself
-        }
-        for outgoing in list(peer.outgoing.values()):
-            if outgoing.track.link_paused and outgoing.publication not in tracks:
-                # turned off by the subscriber meanwhile: the rules forget it, and so does
-                # the track (a pause kept on it would outlive the choice, never tried again)
-                self._link_pause(peer, outgoing.publication, outgoing.track, False)
+        ]
+        # Turned off by the subscriber meanwhile: the rules forget it, and so does the
+        # track (a pause kept on it would outlive the choice and never be tried again).
+        dropped = [
+            outgoing.track
+            for outgoing in peer.outgoing.values()
+            if outgoing.track.link_paused and outgoing.track not in tracks
+        ]
         videos = [
             Video(
-                publication,
+                track,
                 at_floor=self._at_floor(track, now),
                 loss=track.loss,
                 rate=self._rate(track) if track.enabled else 0.0,
-                screen=publication.source == SCREEN,
+                screen=track.publication.source == SCREEN,
                 area=track.view[0] * track.view[1] if track.view is not None else None,
-                publisher=publication.identity,
+                publisher=track.publication.identity,
             )
-            for publication, track in tracks.items()
+            for track in tracks
         ]
         changes = peer.downlink.update(videos, peer.remb.value, peer.remb.rising, now)
-        for publication in (*changes.pause, *changes.resume):
-            assert isinstance(publication, Publication)
-            self._link_pause(peer, publication, tracks[publication], publication in changes.pause)
-        if changes.pause or changes.resume:
-            self.choose_layers(peer)  # the others' budgets changed
+        moved: list[tuple[ForwardedTrack, bool]] = [(track, False) for track in dropped]
+        for keys, paused in ((changes.pause, True), (changes.resume, False)):
+            moved += [(track, paused) for track in keys if isinstance(track, ForwardedTrack)]
+        for track, paused in moved:  # first all of them, then what follows from each
+            track.set_link_paused(paused)
         if peer.downlink_timer is not None:
             peer.downlink_timer.cancel()
             peer.downlink_timer = None
@@ -734,12 +738,15 @@ class Sfu:
         if at is not None:
             loop = asyncio.get_running_loop()
             peer.downlink_timer = loop.call_later(max(0.0, at - now), self.check_downlink, peer)
+        for track, paused in moved:
+            self._told_paused(peer, track, paused)
+        if moved:
+            self.choose_layers(peer)  # the others' budgets changed
 
-    def _link_pause(
-        self, peer: Peer, publication: Publication, track: ForwardedTrack, paused: bool
-    ) -> None:
-        """Pause or resume one track to this subscriber for its link, and tell it."""
-        track.set_link_paused(paused)
+    def _told_paused(self, peer: Peer, track: ForwardedTrack, paused: bool) -> None:
+        """What follows a track's pause (or its end) to this subscriber: counted, logged,
+        the subscriber told, the publisher cap brought up to date."""
+        publication = track.publication
         if paused:
             self.metrics.link_pauses.inc()
         else:

@@ -333,8 +333,8 @@ async def test_on_a_phone_the_partners_name_and_state_stay_clear_of_my_video(
     """At 390x844 my own video floats in a bottom corner of the partner's tile, where its
     bar is: the state "Paused: your connection is slow" (downlink_pause.py) was hidden
     behind it, cut after "Paused: your co". The bar now ends where my video begins and
-    wraps, in either bottom corner."""
-    await open_page("ada", role="mentor")  # her camera is what bo's tile shows
+    wraps, in either bottom corner. The pause ends with a new track of hers."""
+    ada = await open_page("ada", role="mentor")
     bo = await open_page(
         "bo", viewport=PHONE, has_touch=True, is_mobile=True, diag=("debug-handle",)
     )
@@ -348,6 +348,9 @@ async def test_on_a_phone_the_partners_name_and_state_stay_clear_of_my_video(
         await float_.evaluate("(el, corner) => { el.dataset.corner = corner; }", corner)
         assert await bo.evaluate(BAR_UNDER_FLOAT) == [], corner
         assert await bo.evaluate(NO_HORIZONTAL_SCROLL), corner
-    await bo.evaluate("() => window.pairwiseDebug.room.media.tiles.setLinkPaused('ada', false)")
-    await expect(tile).to_have_attribute("data-video", "playing")
+    # Ada reloads her page: the SFU forwards her new camera track unpaused, and bo's tile
+    # plays it (it kept the old pause, and the video hidden behind it, until bo's own
+    # reconnect or another pause and resume).
+    await ada.page.reload()
+    await expect(tile).to_have_attribute("data-video", "playing", timeout=30_000)
     await expect(tile.locator(".tile-state")).to_be_hidden()

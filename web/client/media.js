@@ -717,7 +717,11 @@ export class MediaSession {
     for (const old of stream.getTracks()) {
       if (old.kind === track.kind && old !== track) stream.removeTrack(old);
     }
-    if (!stream.getTracks().includes(track)) stream.addTrack(track);
+    if (!stream.getTracks().includes(track)) {
+      stream.addTrack(track);
+      // a new forward (they left and came back): the SFU starts it unpaused
+      if (track.kind === "video") this.tiles.setLinkPaused(identity, false);
+    }
     this.tiles.setStream(identity, stream);
   }
 

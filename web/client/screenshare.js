@@ -96,6 +96,10 @@ export class ScreenShare {
     }
     if (view.track !== track) {
       view.track = track;
+      if (view.linkPaused) { // a new forward (a share restarted): the SFU starts it unpaused
+        view.linkPaused = false;
+        this.#showState(view);
+      }
       view.video.srcObject = new MediaStream([track]);
       track.addEventListener("ended", () => {
         if (this.remote.get(identity)?.track === track) this.hide(identity);
