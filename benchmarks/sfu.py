@@ -39,6 +39,7 @@ import fractions
 import json
 import os
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -602,12 +603,54 @@ def measure(mode: str, count: int, window: float) -> dict[str, Any]:
             _tell(proc)
         if callgrind:
             subprocess.run(["callgrind_control", "-i", "on", str(sfu.pid)], check=True)
+        # SFU_BENCH_PERF=FILE: `perf record` of the SFU process over the steady window
+        # (native frames: libsrtp, the system calls, the interpreter's own functions);
+        # SFU_BENCH_PYSPY=FILE: py-spy's Python stacks over it (folded, for flame graphs).
+        profilers = []
+        if os.environ.get("SFU_BENCH_PERF"):
+            profilers.append(
+                [
+                    "perf",
+                    "record",
+                    "-q",
+                    "-F",
+                    "997",
+                    "-g",
+                    "-p",
+                    str(sfu.pid),
+                    "-o",
+                    os.environ["SFU_BENCH_PERF"],
+                ]  # fmt: skip
+            )
+        if os.environ.get("SFU_BENCH_PYSPY"):
+            profilers.append(
+                [
+                    str(Path(sys.executable).parent / "py-spy"),
+                    "record",
+                    "--nonblocking",
+                    "-r",
+                    "250",
+                    "-f",
+                    "raw",
+                    "-p",
+                    str(sfu.pid),
+                    "-o",
+                    os.environ["SFU_BENCH_PYSPY"],
+                ]  # fmt: skip
+            )
+        running = [
+            subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            for cmd in profilers
+        ]
         before = process.cpu_times()
         began = time.monotonic()
         time.sleep(window)
         after = process.cpu_times()
         if callgrind:
             subprocess.run(["callgrind_control", "-i", "off", str(sfu.pid)], check=True)
+        for profiler in running:
+            profiler.send_signal(signal.SIGINT)
+            profiler.wait(timeout=60)
         elapsed = time.monotonic() - began
         rss = process.memory_info().rss
         for proc in subscribers:

@@ -129,17 +129,19 @@ static int send_slots(Target *target, int count, int *error) {
     return sent;
 }
 
-/* Slots [from, count) as a list of bytes (what Python sends through asyncio). */
-static PyObject *unsent_slots(int from, int count, PyObject *into) {
+/* Slots [from, count) appended to *into, a list of bytes made on the first (what Python
+ * sends through asyncio); -1 with an exception. */
+static int unsent_slots(int from, int count, PyObject **into) {
+    if (from < count && *into == NULL && (*into = PyList_New(0)) == NULL) return -1;
     for (int i = from; i < count; i++) {
         PyObject *datagram = PyBytes_FromStringAndSize((const char *)slots[i], slot_len[i]);
-        if (datagram == NULL || PyList_Append(into, datagram) < 0) {
+        if (datagram == NULL || PyList_Append(*into, datagram) < 0) {
             Py_XDECREF(datagram);
-            return NULL;
+            return -1;
         }
         Py_DECREF(datagram);
     }
-    return into;
+    return 0;
 }
 
 /* Protect slot i in place; -1 with a Python exception on a libsrtp error. */
@@ -155,14 +157,14 @@ static int protect_slot(const Target *target, int i) {
 }
 
 /* Send the protected slots [0, count), collecting what the socket did not take. */
-static int flush(Target *target, int count, PyObject *unsent, int *error) {
+static int flush(Target *target, int count, PyObject **unsent, int *error) {
     int sent = 0;
     if (target->fd >= 0 && *error == 0) sent = send_slots(target, count, error);
-    return unsent_slots(sent, count, unsent) == NULL ? -1 : 0;
+    return unsent_slots(sent, count, unsent);
 }
 
 /* Protect the slot just filled; send the slots once all MAX_SEGMENTS are filled. */
-static int take_slot(Target *target, int *filled, PyObject *unsent, int *error) {
+static int take_slot(Target *target, int *filled, PyObject **unsent, int *error) {
     if (protect_slot(target, *filled) < 0) return -1;
     if (++*filled < MAX_SEGMENTS) return 0;
     *filled = 0;
@@ -191,9 +193,8 @@ static int check_lengths(PyObject *items, Py_ssize_t limit) {
  * then payloads[k]; each kept unprotected in history[seq % len(history)], protected and
  * sent. Returns the next sequence number, -1 with an exception. */
 static long write_frame(Target *target, long first, long payload_type, long seq,
-                        PyObject *tail, PyObject *payloads, PyObject *history,
-                        PyObject *unsent) {
-    Py_ssize_t tail_len = PyBytes_GET_SIZE(tail);
+                        const unsigned char *tail, Py_ssize_t tail_len, PyObject *payloads,
+                        PyObject *history, PyObject **unsent) {
     Py_ssize_t count = PyList_GET_SIZE(payloads);
     Py_ssize_t history_len = PyList_GET_SIZE(history);
     if (check_lengths(payloads, SLOT - TRAILER - 4 - tail_len) < 0) return -1;
@@ -209,7 +210,7 @@ static long write_frame(Target *target, long first, long payload_type, long seq,
         out[1] = (unsigned char)((payload_type & 0x7F) | (k == count - 1 ? 0x80 : 0));
         out[2] = (unsigned char)((seq >> 8) & 0xFF);
         out[3] = (unsigned char)(seq & 0xFF);
-        memcpy(out + 4, PyBytes_AS_STRING(tail), (size_t)tail_len);
+        memcpy(out + 4, tail, (size_t)tail_len);
         memcpy(out + 4 + tail_len, PyBytes_AS_STRING(payload), (size_t)payload_len);
         memcpy(slots[filled], out, (size_t)length);
         slot_len[filled] = (int)length;
@@ -222,7 +223,7 @@ static long write_frame(Target *target, long first, long payload_type, long seq,
 }
 
 /* Finished RTP packets (resends, padding): protected and sent in order. */
-static int write_packets(Target *target, PyObject *packets, PyObject *unsent) {
+static int write_packets(Target *target, PyObject *packets, PyObject **unsent) {
     if (check_lengths(packets, SLOT - TRAILER) < 0) return -1;
     int error = 0, filled = 0;
     for (Py_ssize_t k = 0; k < PyList_GET_SIZE(packets); k++) {
@@ -405,8 +406,9 @@ static int wire_check(WireObject *self) {
     return 1;
 }
 
-/* Hand what the socket did not take to asyncio, in order. */
+/* Hand what the socket did not take (a list, or NULL: nothing) to asyncio, in order. */
 static int hand_over(WireObject *self, PyObject *unsent) {
+    if (unsent == NULL) return 0;
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(unsent); i++) {
         PyObject *done = PyObject_CallFunctionObjArgs(self->sendto, PyList_GET_ITEM(unsent, i),
                                                       self->remote, NULL);
@@ -466,6 +468,36 @@ static PyObject *wire_current(WireObject *self, PyObject *unused) {
     return PyBool_FromLong(ok);
 }
 
+/* One frame's packets written, kept, protected and sent on this wire (write_frame), and,
+ * with `timestamp` and `ntp` (not NULL) and a sender to count to, counted for aiortc's
+ * reports. Returns the next sequence number, -1 if the wire is no longer current (nothing
+ * sent), -2 with an exception. */
+static long wire_send(WireObject *self, long first, long payload_type, long seq,
+                      const unsigned char *tail, Py_ssize_t tail_len, PyObject *payloads,
+                      PyObject *history, long long payload_octets, PyObject *timestamp,
+                      PyObject *ntp) {
+    int ok = wire_check(self);
+    if (ok <= 0) return ok < 0 ? -2 : -1;
+    PyObject *unsent = NULL;
+    Py_ssize_t count = PyList_GET_SIZE(payloads);
+    long next = write_frame(&self->target, first, payload_type, seq, tail, tail_len, payloads,
+                            history, &unsent);
+    int failed = next < 0 || hand_over(self, unsent) < 0;
+    Py_XDECREF(unsent);
+    if (failed) return -2;
+    if (timestamp != NULL && self->sender != NULL && count) {
+        long long octets = payload_octets + count * (4 + tail_len);
+        if (add_to(self->sender, S_packet_count, count) < 0 ||
+            add_to(self->sender, S_octet_count, payload_octets) < 0 ||
+            PyObject_SetAttr(self->sender, S_rtp_timestamp, timestamp) < 0 ||
+            PyObject_SetAttr(self->sender, S_ntp_timestamp, ntp) < 0 ||
+            add_to(self->counted_dtls, S_tx_packets, count) < 0 ||
+            add_to(self->counted_dtls, S_tx_bytes, octets) < 0)
+            return -2;
+    }
+    return next;
+}
+
 /* frame(first, payload_type, seq, tail, payloads, history[, payload_octets, timestamp,
  * ntp]) -> the next sequence number, or -1 (nothing sent: no longer current). */
 static PyObject *wire_frame(WireObject *self, PyObject *const *args, Py_ssize_t nargs) {
@@ -484,27 +516,11 @@ static PyObject *wire_frame(WireObject *self, PyObject *const *args, Py_ssize_t 
         PyErr_SetString(PyExc_TypeError, "tail: bytes, payloads and history: lists");
         return NULL;
     }
-    int ok = wire_check(self);
-    if (ok <= 0) return ok < 0 ? NULL : PyLong_FromLong(-1);
-    PyObject *unsent = PyList_New(0);
-    if (unsent == NULL) return NULL;
-    Py_ssize_t count = PyList_GET_SIZE(payloads);
-    long next = write_frame(&self->target, first, payload_type, seq, tail, payloads, history,
-                            unsent);
-    int failed = next < 0 || hand_over(self, unsent) < 0;
-    Py_DECREF(unsent);
-    if (failed) return NULL;
-    if (nargs == 9 && self->sender != NULL && count) {
-        long long octets = payload_octets + count * (4 + PyBytes_GET_SIZE(tail));
-        if (add_to(self->sender, S_packet_count, count) < 0 ||
-            add_to(self->sender, S_octet_count, payload_octets) < 0 ||
-            PyObject_SetAttr(self->sender, S_rtp_timestamp, args[7]) < 0 ||
-            PyObject_SetAttr(self->sender, S_ntp_timestamp, args[8]) < 0 ||
-            add_to(self->counted_dtls, S_tx_packets, count) < 0 ||
-            add_to(self->counted_dtls, S_tx_bytes, octets) < 0)
-            return NULL;
-    }
-    return PyLong_FromLong(next);
+    long next = wire_send(self, first, payload_type, seq,
+                          (const unsigned char *)PyBytes_AS_STRING(tail), PyBytes_GET_SIZE(tail),
+                          payloads, history, payload_octets, nargs == 9 ? args[7] : NULL,
+                          nargs == 9 ? args[8] : NULL);
+    return next == -2 ? NULL : PyLong_FromLong(next);
 }
 
 /* packets(packets) -> True, or False (nothing sent: no longer current) */
@@ -515,10 +531,9 @@ static PyObject *wire_packets(WireObject *self, PyObject *packets) {
     }
     int ok = wire_check(self);
     if (ok <= 0) return ok < 0 ? NULL : Py_NewRef(Py_False);
-    PyObject *unsent = PyList_New(0);
-    if (unsent == NULL) return NULL;
-    int failed = write_packets(&self->target, packets, unsent) < 0 || hand_over(self, unsent) < 0;
-    Py_DECREF(unsent);
+    PyObject *unsent = NULL;
+    int failed = write_packets(&self->target, packets, &unsent) < 0 || hand_over(self, unsent) < 0;
+    Py_XDECREF(unsent);
     if (failed) return NULL;
     Py_RETURN_TRUE;
 }
@@ -566,6 +581,396 @@ static PyTypeObject WireType = {
     .tp_methods = wire_methods,
     .tp_getset = wire_getset,
 };
+
+/* ---- Stream: one forwarded track's RTP stream to one subscriber ---------------------
+ *
+ * What `RtpOutput` (rtp_output.py) keeps per frame, kept here so that a frame goes to
+ * each subscriber without Python: the SSRC, payload type, next sequence number and
+ * timestamp origin, the header extension block's fixed parts (RFC 8285, one-byte form:
+ * without and with the audio level element; abs-send-time's 3 bytes and the level come
+ * from the frame), the NACK history (a list), the wire it last sent on, what it counts
+ * (packets, frames, the resend budget, bytes for the subscriber's resend room) and the
+ * last frame sent (its RTP timestamp and NTP time).
+ *
+ * Stream(history, ssrc, payload_type, seq, origin, block, leveled_block, level_id,
+ * budget_cap): `block` and `leveled_block` are (start, timed, padding): the block's
+ * bytes before abs-send-time's value, whether that value follows, and the padding that
+ * ends the block (after the level element, in the leveled one). level_id 0: no level.
+ *
+ * send(frame) -> True (sent), or False (nothing sent: no wire, or the wire is no longer
+ * where the transport sends; Python makes another and sets `wire`). `frame` is a
+ * `Packetized`. fan_out(streams, frame) sends one frame to many streams and returns the
+ * indices of those that sent nothing. */
+
+#define BLOCK_MAX 32 /* 4 (0xBEDE, length) + mid (1 + 16) + abs-send-time's header, rounded */
+
+typedef struct {
+    unsigned char start[BLOCK_MAX];
+    int start_len, timed, padding;
+} Block;
+
+typedef struct {
+    PyObject_HEAD
+    WireObject *wire; /* NULL: none yet */
+    PyObject *history, *room, *last_ntp; /* room, last_ntp: NULL until set */
+    uint32_t ssrc, origin, last_timestamp;
+    long payload_type, seq, budget, budget_cap;
+    Block block, leveled;
+    int level_id;
+    long long packets, frames;
+} StreamObject;
+
+static PyTypeObject StreamType;
+static PyObject *S_payloads, *S_timestamp, *S_ntp, *S_audio_level, *S_octets,
+    *S_abs_send_time, *S_sent;
+
+/* A frame's parts, read once for every stream it goes to. */
+typedef struct {
+    PyObject *payloads, *ntp; /* new references */
+    uint32_t timestamp;
+    int level; /* -1: none */
+    long long octets;
+    unsigned char send_time[3];
+} Frame;
+
+static void frame_release(Frame *frame) {
+    Py_CLEAR(frame->payloads);
+    Py_CLEAR(frame->ntp);
+}
+
+static int frame_read(PyObject *obj, Frame *frame) {
+    memset(frame, 0, sizeof(*frame));
+    PyObject *timestamp = NULL, *level = NULL, *octets = NULL, *send_time = NULL;
+    frame->payloads = PyObject_GetAttr(obj, S_payloads);
+    frame->ntp = PyObject_GetAttr(obj, S_ntp);
+    timestamp = PyObject_GetAttr(obj, S_timestamp);
+    level = PyObject_GetAttr(obj, S_audio_level);
+    octets = PyObject_GetAttr(obj, S_octets);
+    send_time = PyObject_GetAttr(obj, S_abs_send_time);
+    int ok = frame->payloads && frame->ntp && timestamp && level && octets && send_time;
+    if (!ok && PyErr_ExceptionMatches(PyExc_AttributeError)) {
+        PyErr_Clear();
+        PyErr_SetString(PyExc_TypeError, "not a Packetized frame");
+    }
+    if (ok && (!PyList_Check(frame->payloads) || !PyLong_Check(frame->ntp) ||
+               !PyBytes_Check(send_time) || PyBytes_GET_SIZE(send_time) != 3)) {
+        PyErr_SetString(PyExc_TypeError, "not a Packetized frame");
+        ok = 0;
+    }
+    if (ok) {
+        frame->timestamp = (uint32_t)(PyLong_AsUnsignedLongLongMask(timestamp) & 0xFFFFFFFF);
+        frame->octets = PyLong_AsLongLong(octets);
+        frame->level = level == Py_None ? -1 : (int)(PyLong_AsLong(level) & 0xFF);
+        memcpy(frame->send_time, PyBytes_AS_STRING(send_time), 3);
+        ok = !PyErr_Occurred();
+    }
+    Py_XDECREF(timestamp);
+    Py_XDECREF(level);
+    Py_XDECREF(octets);
+    Py_XDECREF(send_time);
+    if (!ok) frame_release(frame);
+    return ok ? 0 : -1;
+}
+
+/* The packets' shared tail (timestamp, SSRC, extension block) into `tail`; its length. */
+static Py_ssize_t stream_tail(StreamObject *self, const Frame *frame, uint32_t timestamp,
+                              unsigned char *tail) {
+    tail[0] = (unsigned char)(timestamp >> 24);
+    tail[1] = (unsigned char)(timestamp >> 16);
+    tail[2] = (unsigned char)(timestamp >> 8);
+    tail[3] = (unsigned char)timestamp;
+    tail[4] = (unsigned char)(self->ssrc >> 24);
+    tail[5] = (unsigned char)(self->ssrc >> 16);
+    tail[6] = (unsigned char)(self->ssrc >> 8);
+    tail[7] = (unsigned char)self->ssrc;
+    int leveled = frame->level >= 0 && self->level_id > 0;
+    const Block *block = leveled ? &self->leveled : &self->block;
+    if (!leveled && block->start_len == 0) return 8;
+    unsigned char *out = tail + 8;
+    memcpy(out, block->start, (size_t)block->start_len);
+    out += block->start_len;
+    if (block->timed) {
+        memcpy(out, frame->send_time, 3);
+        out += 3;
+    }
+    if (leveled) {
+        *out++ = (unsigned char)(self->level_id << 4);
+        *out++ = (unsigned char)frame->level;
+    }
+    memset(out, 0, (size_t)block->padding);
+    out += block->padding;
+    return out - tail;
+}
+
+/* 1 sent, 0 nothing sent (no current wire), -1 with an exception. */
+static int stream_send(StreamObject *self, const Frame *frame) {
+    if (self->wire == NULL) return 0;
+    unsigned char tail[8 + BLOCK_MAX + 3 + 2 + 3];
+    uint32_t timestamp = self->origin + frame->timestamp;
+    Py_ssize_t tail_len = stream_tail(self, frame, timestamp, tail);
+    Py_ssize_t count = PyList_GET_SIZE(frame->payloads);
+    PyObject *stamp = PyLong_FromUnsignedLong(timestamp);
+    if (stamp == NULL) return -1;
+    long next = wire_send(self->wire, tail_len > 8 ? 0x90 : 0x80, self->payload_type, self->seq,
+                          tail, tail_len, frame->payloads, self->history, frame->octets, stamp,
+                          frame->ntp);
+    Py_DECREF(stamp);
+    if (next < 0) return next == -1 ? 0 : -1;
+    self->seq = next;
+    self->frames++;
+    if (!count) return 1;
+    self->last_timestamp = timestamp;
+    Py_XSETREF(self->last_ntp, Py_NewRef(frame->ntp));
+    if (self->room != NULL && self->room != Py_None &&
+        add_to(self->room, S_sent, frame->octets + count * (4 + tail_len)) < 0)
+        return -1;
+    self->packets += count;
+    self->budget = self->budget + count < self->budget_cap ? self->budget + count : self->budget_cap;
+    return 1;
+}
+
+static int stream_traverse(StreamObject *self, visitproc visit, void *arg) {
+    Py_VISIT(self->wire);
+    Py_VISIT(self->history);
+    Py_VISIT(self->room);
+    Py_VISIT(self->last_ntp);
+    return 0;
+}
+
+static int stream_clear(StreamObject *self) {
+    Py_CLEAR(self->wire);
+    Py_CLEAR(self->history);
+    Py_CLEAR(self->room);
+    Py_CLEAR(self->last_ntp);
+    return 0;
+}
+
+static void stream_dealloc(StreamObject *self) {
+    PyObject_GC_UnTrack(self);
+    stream_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int block_read(PyObject *parts, Block *block, int leveled) {
+    PyObject *start, *timed, *padding;
+    if (!PyTuple_Check(parts) || !PyArg_ParseTuple(parts, "SOS", &start, &timed, &padding)) {
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "a block is (bytes, bool, bytes)");
+        return -1;
+    }
+    Py_ssize_t length = PyBytes_GET_SIZE(start), pad = PyBytes_GET_SIZE(padding);
+    int is_timed = PyObject_IsTrue(timed);
+    if (is_timed < 0) return -1;
+    Py_ssize_t total = length + (is_timed ? 3 : 0) + (leveled ? 2 : 0) + pad;
+    if (length > BLOCK_MAX || pad > 3 || (length && total % 4 != 0)) {
+        PyErr_SetString(PyExc_ValueError, "not an extension block's parts");
+        return -1;
+    }
+    memcpy(block->start, PyBytes_AS_STRING(start), (size_t)length);
+    block->start_len = (int)length;
+    block->timed = is_timed;
+    block->padding = (int)pad;
+    return 0;
+}
+
+static int stream_init(StreamObject *self, PyObject *args, PyObject *kwds) {
+    PyObject *history, *block, *leveled;
+    unsigned long ssrc, origin;
+    long payload_type, seq, budget_cap;
+    int level_id;
+    static char *names[] = {"history",       "ssrc",     "payload_type", "seq", "origin",
+                            "block",         "leveled_block", "level_id", "budget_cap", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!kllkOOil", names, &PyList_Type, &history,
+                                     &ssrc, &payload_type, &seq, &origin, &block, &leveled,
+                                     &level_id, &budget_cap))
+        return -1;
+    if (PyList_GET_SIZE(history) < 1 || ssrc > 0xFFFFFFFFUL || origin > 0xFFFFFFFFUL ||
+        payload_type < 0 || payload_type > 127 || seq < 0 || seq > 0xFFFF || level_id < 0 ||
+        level_id > 14 || budget_cap < 0) {
+        PyErr_SetString(PyExc_ValueError, "a stream's numbers are out of range");
+        return -1;
+    }
+    Block plain, with_level;
+    if (block_read(block, &plain, 0) < 0 || block_read(leveled, &with_level, level_id > 0) < 0)
+        return -1;
+    stream_clear(self);
+    self->history = Py_NewRef(history);
+    self->ssrc = (uint32_t)ssrc;
+    self->origin = (uint32_t)origin;
+    self->payload_type = payload_type;
+    self->seq = seq;
+    self->block = plain;
+    self->leveled = with_level;
+    self->level_id = level_id;
+    self->budget_cap = budget_cap;
+    self->budget = 0;
+    self->packets = self->frames = 0;
+    return 0;
+}
+
+static PyObject *stream_send_method(StreamObject *self, PyObject *obj) {
+    if (self->history == NULL) {
+        PyErr_SetString(PyExc_ValueError, "this stream was never made or has been cleared");
+        return NULL;
+    }
+    Frame frame;
+    if (frame_read(obj, &frame) < 0) return NULL;
+    int sent = stream_send(self, &frame);
+    frame_release(&frame);
+    if (sent < 0) return NULL;
+    return PyBool_FromLong(sent);
+}
+
+static PyObject *stream_get_wire(StreamObject *self, void *closure) {
+    return Py_NewRef(self->wire != NULL ? (PyObject *)self->wire : Py_None);
+}
+
+static int stream_set_wire(StreamObject *self, PyObject *value, void *closure) {
+    if (value != NULL && value != Py_None && !PyObject_TypeCheck(value, &WireType)) {
+        PyErr_SetString(PyExc_TypeError, "wire must be a Wire or None");
+        return -1;
+    }
+    WireObject *wire = value == NULL || value == Py_None ? NULL : (WireObject *)Py_NewRef(value);
+    Py_XSETREF(self->wire, wire);
+    return 0;
+}
+
+static PyObject *stream_get_room(StreamObject *self, void *closure) {
+    return Py_NewRef(self->room != NULL ? self->room : Py_None);
+}
+
+static int stream_set_room(StreamObject *self, PyObject *value, void *closure) {
+    Py_XSETREF(self->room, value == NULL || value == Py_None ? NULL : Py_NewRef(value));
+    return 0;
+}
+
+/* A number attribute in [0, limit]. */
+static int set_number(long *into, PyObject *value, long limit) {
+    if (value == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "cannot delete it");
+        return -1;
+    }
+    long number = PyLong_AsLong(value);
+    if (number == -1 && PyErr_Occurred()) return -1;
+    if (number < 0 || number > limit) {
+        PyErr_Format(PyExc_ValueError, "%ld is not in [0, %ld]", number, limit);
+        return -1;
+    }
+    *into = number;
+    return 0;
+}
+
+static PyObject *stream_get_seq(StreamObject *self, void *closure) {
+    return PyLong_FromLong(self->seq);
+}
+
+static int stream_set_seq(StreamObject *self, PyObject *value, void *closure) {
+    return set_number(&self->seq, value, 0xFFFF);
+}
+
+static PyObject *stream_get_origin(StreamObject *self, void *closure) {
+    return PyLong_FromUnsignedLong(self->origin);
+}
+
+static int stream_set_origin(StreamObject *self, PyObject *value, void *closure) {
+    if (value == NULL || !PyLong_Check(value)) {
+        PyErr_SetString(PyExc_TypeError, "origin must be an int");
+        return -1;
+    }
+    self->origin = (uint32_t)(PyLong_AsUnsignedLongLongMask(value) & 0xFFFFFFFF);
+    return PyErr_Occurred() ? -1 : 0;
+}
+
+static PyObject *stream_get_budget(StreamObject *self, void *closure) {
+    return PyLong_FromLong(self->budget);
+}
+
+static int stream_set_budget(StreamObject *self, PyObject *value, void *closure) {
+    return set_number(&self->budget, value, self->budget_cap);
+}
+
+static PyObject *stream_get_last(StreamObject *self, void *closure) {
+    if (self->last_ntp == NULL) Py_RETURN_NONE;
+    return Py_BuildValue("(kO)", (unsigned long)self->last_timestamp, self->last_ntp);
+}
+
+static PyObject *stream_get_packets(StreamObject *self, void *closure) {
+    return PyLong_FromLongLong(self->packets);
+}
+
+static PyObject *stream_get_frames(StreamObject *self, void *closure) {
+    return PyLong_FromLongLong(self->frames);
+}
+
+static PyMethodDef stream_methods[] = {
+    {"send", (PyCFunction)stream_send_method, METH_O,
+     "Send one frame (a Packetized); False: nothing sent, no current wire."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef stream_getset[] = {
+    {"wire", (getter)stream_get_wire, (setter)stream_set_wire, "The wire it sends on.", NULL},
+    {"room", (getter)stream_get_room, (setter)stream_set_room,
+     "What counts the bytes sent to the subscriber (its `sent`), or None.", NULL},
+    {"seq", (getter)stream_get_seq, (setter)stream_set_seq, "The next sequence number.", NULL},
+    {"origin", (getter)stream_get_origin, (setter)stream_set_origin,
+     "Added to the publication's timestamps (mod 2^32).", NULL},
+    {"budget", (getter)stream_get_budget, (setter)stream_set_budget,
+     "Resends allowed now (one more per packet sent, up to budget_cap).", NULL},
+    {"last", (getter)stream_get_last, NULL,
+     "(RTP timestamp, NTP) of the last frame sent, or None.", NULL},
+    {"packets", (getter)stream_get_packets, NULL, "Packets sent.", NULL},
+    {"frames", (getter)stream_get_frames, NULL, "Frames sent.", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject StreamType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "server.media._rtp_send.Stream",
+    .tp_basicsize = sizeof(StreamObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "One forwarded track's RTP stream to one subscriber (see the comment above it).",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)stream_init,
+    .tp_dealloc = (destructor)stream_dealloc,
+    .tp_traverse = (traverseproc)stream_traverse,
+    .tp_clear = (inquiry)stream_clear,
+    .tp_methods = stream_methods,
+    .tp_getset = stream_getset,
+};
+
+/* fan_out(streams, frame) -> the indices of the streams that sent nothing (no current
+ * wire). Every stream is checked before the frame goes to any: bad input sends nothing. */
+static PyObject *fan_out(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2 || !PyList_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "fan_out(streams: list[Stream], frame)");
+        return NULL;
+    }
+    PyObject *streams = args[0];
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(streams); i++) {
+        PyObject *item = PyList_GET_ITEM(streams, i);
+        if (!PyObject_TypeCheck(item, &StreamType) || ((StreamObject *)item)->history == NULL) {
+            PyErr_SetString(PyExc_TypeError, "streams must be made Streams");
+            return NULL;
+        }
+    }
+    Frame frame;
+    if (frame_read(args[1], &frame) < 0) return NULL;
+    PyObject *unsent = PyList_New(0);
+    for (Py_ssize_t i = 0; unsent != NULL && i < PyList_GET_SIZE(streams); i++) {
+        PyObject *item = PyList_GET_ITEM(streams, i);
+        Py_INCREF(item); /* a sendto that runs Python could change the list */
+        int sent = stream_send((StreamObject *)item, &frame);
+        Py_DECREF(item);
+        if (sent < 0) {
+            Py_CLEAR(unsent);
+        } else if (!sent) {
+            PyObject *index = PyLong_FromSsize_t(i);
+            if (index == NULL || PyList_Append(unsent, index) < 0) Py_CLEAR(unsent);
+            Py_XDECREF(index);
+        }
+    }
+    frame_release(&frame);
+    return unsent;
+}
 
 /* sockaddr(host, port, family) -> the address as the kernel takes it */
 static PyObject *sockaddr(PyObject *module, PyObject *args) {
@@ -640,6 +1045,8 @@ static PyMethodDef methods[] = {
     {"gso", gso, METH_NOARGS, "Whether runs may go out with UDP_SEGMENT (set_gso)."},
     {"set_gso", set_gso, METH_O, "Turn sending runs with UDP_SEGMENT on or off."},
     {"runs", runs, METH_O, "How datagrams of these lengths are split into GSO sends."},
+    {"fan_out", (PyCFunction)(void (*)(void))fan_out, METH_FASTCALL,
+     "Send one frame to many streams; the indices of those that sent nothing."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -664,12 +1071,17 @@ PyMODINIT_FUNC PyInit__rtp_send(void) {
         intern(&S_rtp_timestamp, "_RTCRtpSender__rtp_timestamp") < 0 ||
         intern(&S_ntp_timestamp, "_RTCRtpSender__ntp_timestamp") < 0 ||
         intern(&S_tx_packets, "_RTCDtlsTransport__tx_packets") < 0 ||
-        intern(&S_tx_bytes, "_RTCDtlsTransport__tx_bytes") < 0)
+        intern(&S_tx_bytes, "_RTCDtlsTransport__tx_bytes") < 0 ||
+        intern(&S_payloads, "payloads") < 0 || intern(&S_timestamp, "timestamp") < 0 ||
+        intern(&S_ntp, "ntp") < 0 || intern(&S_audio_level, "audio_level") < 0 ||
+        intern(&S_octets, "octets") < 0 || intern(&S_abs_send_time, "abs_send_time") < 0 ||
+        intern(&S_sent, "sent") < 0)
         return NULL;
-    if (PyType_Ready(&WireType) < 0) return NULL;
+    if (PyType_Ready(&WireType) < 0 || PyType_Ready(&StreamType) < 0) return NULL;
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) return NULL;
-    if (PyModule_AddObjectRef(m, "Wire", (PyObject *)&WireType) < 0) {
+    if (PyModule_AddObjectRef(m, "Wire", (PyObject *)&WireType) < 0 ||
+        PyModule_AddObjectRef(m, "Stream", (PyObject *)&StreamType) < 0) {
         Py_DECREF(m);
         return NULL;
     }

@@ -7,8 +7,11 @@ subscribers keep their tracks and only wait for the next keyframe.
 Each subscriber gets a `ForwardedTrack`, which sends the way chosen at negotiation
 (sending.py). With the publisher's codec (the usual case) each frame goes at once as
 RTP packets through an `RtpOutput` (rtp_output.py): the publication packetizes a frame
-once and every subscriber only adds its own header. Only a transcoded track (no codec
-in common) queues frames for its aiortc sender. The per-frame path is kept lean
+once and every subscriber only adds its own header; the subscribers a frame goes to with
+no decision to make (`ForwardedTrack.steady`: enabled, live, sent directly, not waiting
+for a keyframe; not simulcast) get it in one C call (`_rtp_send.fan_out`), the others
+through `ForwardedTrack.offer`. Only a transcoded track (no codec in common) queues
+frames for its aiortc sender. The per-frame path is kept lean
 (it runs once per frame per subscriber): metric children resolved once, one
 `av.Packet` and one `Packetized` per frame for everyone. A subscriber that falls behind
 (its socket's backlog is full, or its queue) loses frames, never memory: video then
@@ -31,8 +34,8 @@ from aiortc.jitterbuffer import JitterFrame
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 
+from server.media import _rtp_send, forward_only
 from server.media import aiortc_internals as internals
-from server.media import forward_only
 from server.media.keyframes import KeyframeLimiter
 from server.media.metrics import MediaMetrics
 from server.media.publisher_cap import Cap
@@ -45,7 +48,7 @@ from server.media.rtp_output import (
     forwardable,
     ntp_now,
 )
-from server.media.sending import Sending
+from server.media.sending import METRIC_BATCH, Sending
 from server.media.simulcast_choice import Choice
 from server.media.transcode import Transcoder
 
@@ -209,6 +212,14 @@ class Publication:
         self._time_base = fractions.Fraction(1, 90000)
         self._packetize: internals.Packetizer | None = None  # for the codec in use
         self._direct = 0  # subscribers with an RtpOutput
+        # The subscribers a frame goes to without a decision (`ForwardedTrack.steady`),
+        # their streams (sent to in one C call: `_rtp_send.fan_out`), and the others; made
+        # again after any change to who is steady (None: to be made).
+        self._split: (
+            tuple[list[ForwardedTrack], list[_rtp_send.Stream], list[ForwardedTrack]] | None
+        ) = None
+        self._fanned = 0  # frames sent by fan_out, not yet in the forwarded-frames metric
+        self._forwarded = metrics.forwarded_frames.labels(kind)
         # Simulcast: the layers received (lowest first), each asked for keyframes apart.
         self.layers: list[Layer] = []
         self.meter = Layer(0)  # the bit rate received, when not simulcast
@@ -237,6 +248,7 @@ class Publication:
         `layers` (simulcast) frames come through `push_layer`, and `request_layer(i)`
         asks for a keyframe on layer i."""
         self._generation += 1
+        self._split = None
         for layer in self.layers:
             if layer.retry is not None:
                 layer.retry.cancel()
@@ -460,15 +472,49 @@ class Publication:
                 packetized = Packetized(payloads, self._last_ts, ntp_now(), audio_level)
             else:
                 oversized = True
-        for track in self.subscribers:
-            if oversized and track.output is not None:
-                self._oversized()
-                track.wait_for_keyframe()
-                waiting |= self.kind == "video"
-                continue
-            waiting |= not track.offer(packet, key, packetized)
+        if packetized is not None:
+            waiting = self._fan_out(packet, key, packetized)
+        else:
+            for track in self.subscribers:
+                if oversized and track.output is not None:
+                    self._oversized()
+                    track.wait_for_keyframe()
+                    waiting |= self.kind == "video"
+                    continue
+                waiting |= not track.offer(packet, key, packetized)
         if waiting:
             self.request_keyframe("gate")
+
+    def _fan_out(self, packet: av.Packet | None, key: bool, packetized: Packetized) -> bool:
+        """A frame to every subscriber: to the steady ones' streams in one C call, to
+        the others (and to a steady one whose wire has changed) through `offer`. True if
+        one waits for a keyframe."""
+        if self._split is None:
+            steady = [track for track in self.subscribers if track.steady]
+            others = [track for track in self.subscribers if not track.steady]
+            streams = [track.output.stream for track in steady if track.output is not None]
+            self._split = (steady, streams, others)
+        steady, streams, others = self._split
+        waiting = False
+        if streams:
+            unsent = _rtp_send.fan_out(streams, packetized)
+            self._fanned += len(streams) - len(unsent)
+            if self._fanned >= METRIC_BATCH:
+                self._flush_fanned()
+            for index in unsent:
+                waiting |= not steady[index].offer(packet, key, packetized)
+        for track in others:
+            waiting |= not track.offer(packet, key, packetized)
+        return waiting
+
+    def _flush_fanned(self) -> None:
+        if self._fanned:
+            self._forwarded.inc(self._fanned)
+            self._fanned = 0
+
+    def steady_changed(self) -> None:
+        """A subscriber's `steady` may have changed (or the subscribers did)."""
+        self._split = None
 
     def request_keyframe(self, reason: str) -> None:
         """Ask the publisher for a keyframe: now, or coalesced with the others made
@@ -507,6 +553,7 @@ class Publication:
 
     def subscribe(self, track: ForwardedTrack) -> None:
         self.subscribers.append(track)
+        self._split = None
         self._direct += track.output is not None
         self._metrics.forwarded_streams.inc()
         if track.transcoder is not None:
@@ -516,6 +563,7 @@ class Publication:
     def unsubscribe(self, track: ForwardedTrack) -> None:
         if track in self.subscribers:
             self.subscribers.remove(track)
+            self._split = None
             self._direct -= track.output is not None
             self._metrics.forwarded_streams.dec()
             if track.transcoder is not None:
@@ -547,6 +595,7 @@ class Publication:
     def close(self) -> None:
         for track in list(self.subscribers):
             self.unsubscribe(track)
+        self._flush_fanned()
         self.sinks.clear()
         self._request_upstream = None
         self._request_layer = None
@@ -584,7 +633,7 @@ class ForwardedTrack(MediaStreamTrack):
         self.wanted = True  # false while the subscriber receives audio only (its choice)
         # Paused by the SFU: the subscriber's link cannot carry it (downlink_pause.py).
         self.link_paused = False
-        self._need_keyframe = self.kind == "video"
+        self._need_keyframe = self.kind == "video"  # set through `_needs_keyframe`
         # Simulcast: the layer being sent (None until its first keyframe) and the one
         # chosen for this subscriber (simulcast_choice.py), moved to on its keyframe.
         self.layer: int | None = None
@@ -599,6 +648,29 @@ class ForwardedTrack(MediaStreamTrack):
         """How its frames go, from now on (once negotiated)."""
         self.sending = sending
         self._chosen.set()
+        self.publication.steady_changed()
+
+    @property
+    def steady(self) -> bool:
+        """The next frame of a publication that is not simulcast goes out as it is, with
+        no decision to make: enabled, live, sent directly, not waiting for a keyframe
+        (`Publication._fan_out`). Whatever changes one of these tells the publication."""
+        return (
+            self.enabled
+            and not self._need_keyframe
+            and self.readyState == "live"
+            and self.output is not None
+            and self.layer is None
+        )
+
+    def _needs_keyframe(self, needs: bool) -> None:
+        if needs != self._need_keyframe:
+            self._need_keyframe = needs
+            self.publication.steady_changed()
+
+    def stop(self) -> None:
+        super().stop()
+        self.publication.steady_changed()
 
     @property
     def loss(self) -> float:
@@ -627,13 +699,13 @@ class ForwardedTrack(MediaStreamTrack):
         """The next frame is the first of another layer (a keyframe)."""
         self.switches += 1
         self.switched_at = time.monotonic()
-        self._need_keyframe = False
+        self._needs_keyframe(False)
         if self.output is not None and frame is not None:
             self.output.continue_at(frame)
 
     def wait_for_keyframe(self) -> None:
         if self.kind == "video":
-            self._need_keyframe = True
+            self._needs_keyframe(True)
 
     @property
     def enabled(self) -> bool:
@@ -652,6 +724,7 @@ class ForwardedTrack(MediaStreamTrack):
         self.wanted, self.link_paused = wanted, link_paused
         if self.enabled == before:
             return
+        self.publication.steady_changed()
         if self.enabled:
             self.wait_for_keyframe()
             self.publication.request_keyframe("resume")
@@ -668,7 +741,7 @@ class ForwardedTrack(MediaStreamTrack):
         if self._need_keyframe:
             if not keyframe:
                 return False
-            self._need_keyframe = False
+            self._needs_keyframe(False)
         delivery = self.sending.send(packet, packetized)
         if self.choice.probe_rate and self.output is not None and self.layer == self.target:
             # probing its link (not while a switch down waits for its keyframe to get
@@ -676,7 +749,7 @@ class ForwardedTrack(MediaStreamTrack):
             now = time.monotonic()
             self.output.pad(self.choice.padding(now), now)
         if delivery is Delivery.STALLED and self.kind == "video":
-            self._need_keyframe = True
+            self._needs_keyframe(True)
             self.publication.request_keyframe("stall")
         elif delivery is Delivery.DOWN:
             self.wait_for_keyframe()  # not connected: start at a keyframe once it is

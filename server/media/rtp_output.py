@@ -6,11 +6,15 @@ time. Here a publication packetizes each frame once (`Packetized`, shared by eve
 subscriber), and each subscriber's `RtpOutput` only decides its own 12-byte header
 (payload type, sequence number, timestamp, SSRC) and header extensions (its own
 `mid`, abs-send-time, and for audio the publisher's RFC 6464 level, which subscribers
-use to show who speaks); one C call per frame (`Wire.frame`: media/_rtp_send.c) checks
-that the transport still sends where it did, writes them in front of the shared
-payloads, keeps the packets for NACKs, protects and sends them (a run of equal-size
-packets in one system call where UDP GSO allows), and counts them for aiortc's sender
-reports.
+use to show who speaks). What changes per frame (sequence number, timestamp origin,
+counts, resend budget, the wire last used) lives in its C `Stream`
+(media/_rtp_send.c), whose one call per frame (`Stream.send`) builds the header and
+extensions, checks that the transport still sends where it did, writes the packets in
+front of the shared payloads, keeps them for NACKs, protects and sends them (a run of
+equal-size packets in one system call where UDP GSO allows), and counts them for
+aiortc's sender reports. A publication sends each frame to all its steady subscribers'
+streams in one call (`_rtp_send.fan_out`, forwarding.py); `send` is the same work for
+one subscriber, and makes a new wire when the last is no longer current.
 
 The `RTCRtpSender` stays: its SSRC is the one in the SDP, it sends the RTCP sender
 reports (from the counters kept here), and the subscriber's NACKs reach `retransmit`
@@ -28,13 +32,13 @@ from __future__ import annotations
 
 import enum
 import random
-import struct
 import time
 from dataclasses import dataclass, field
 
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpHeaderExtensionParameters
 from prometheus_client import Counter
 
+from server.media import _rtp_send
 from server.media.aiortc_internals import RtpLink
 from server.media.resend_room import ResendRoom
 
@@ -58,8 +62,6 @@ NTP_EPOCH_OFFSET = 2_208_988_800  # seconds from 1900-01-01 to 1970-01-01
 MAX_PAYLOAD = 1400
 PADDING = 255  # bytes of padding per packet: the most RTP's one-byte count can say
 PADDING_CATCH_UP = 0.1  # seconds of padding owed at most (after a gap between frames)
-
-_TAIL = struct.Struct("!II")  # timestamp, SSRC
 
 
 def header_size(packet: bytes) -> int:
@@ -140,60 +142,67 @@ class RtpOutput:
             bytes([(ids[ABS_SEND_TIME_URI] << 4) | 2]) if (ABS_SEND_TIME_URI in ids) else None
         )
         self._audio_level_id = ids.get(AUDIO_LEVEL_URI)
-        # The extension block's parts that every frame shares, without and with a level.
-        self._block = self._block_parts(leveled=False)
-        self._leveled_block = self._block_parts(leveled=self._audio_level_id is not None)
-        # Start below 2^15 so a long call does not wrap early (as aiortc and Chromium do).
-        self._seq = random.randrange(1 << 15)
         self._rtx_seq = random.randrange(1 << 15)
-        self._timestamp_origin = random.getrandbits(32)
         self._clock_rate = codec.clockRate
-        self._last: tuple[int, int] | None = None  # (RTP timestamp, NTP) of the last frame sent
         self._history: list[bytes | None] = [None] * HISTORY  # the packets, unprotected
         self._resent_at = [-RESEND_GAP] * HISTORY  # monotonic time of each slot's last resend
-        self._resend_budget = 0
         self._resend_floor = 0  # packets sent before the last layer switch are not resent
-        self.packets = 0
+        # What changes per frame (sequence number, timestamps, counts, the resend budget,
+        # the wire) is kept in C, where a frame goes out (and to a publication's steady
+        # subscribers all at once: `fan_out`). Sequence numbers start below 2^15 so a long
+        # call does not wrap early (as aiortc and Chromium do).
+        self.stream = _rtp_send.Stream(
+            self._history,
+            link.ssrc,
+            self._payload_type,
+            random.randrange(1 << 15),
+            random.getrandbits(32),
+            self._block_parts(leveled=False),
+            # the block's parts around what changes per frame, with the audio level
+            self._block_parts(leveled=self._audio_level_id is not None),
+            self._audio_level_id or 0,
+            RESEND_BUDGET,
+        )
         self.retransmitted = 0
         self.resends_refused = 0  # NACKed packets not resent: over budget or just resent
         self.padding_packets = 0
-        # Shared by the subscriber's outputs: what its estimate leaves for resends (set
-        # by the SFU once it has a REMB; every byte sent here is counted in it).
-        self.room: ResendRoom | None = None
         self._padding_owed = 0.0  # bytes
         self._padded_at: float | None = None
         link.on_retransmit_request(self.retransmit)
 
+    @property
+    def packets(self) -> int:
+        return self.stream.packets
+
+    @property
+    def frames(self) -> int:
+        """Frames sent (by `send` or a publication's `fan_out`)."""
+        return self.stream.frames
+
+    @property
+    def room(self) -> ResendRoom | None:
+        """Shared by the subscriber's outputs: what its estimate leaves for resends (set
+        by the SFU once it has a REMB; every byte sent here is counted in it)."""
+        room = self.stream.room
+        return room if isinstance(room, ResendRoom) else None
+
+    @room.setter
+    def room(self, room: ResendRoom | None) -> None:
+        self.stream.room = room
+
     def send(self, frame: Packetized) -> Delivery:
-        payloads = frame.payloads
-        extensions = self._extensions(frame.abs_send_time, frame.audio_level)
-        timestamp = (self._timestamp_origin + frame.timestamp) & 0xFFFFFFFF
-        # What every packet of the frame shares after its first four bytes, made once.
-        tail = _TAIL.pack(timestamp, self._link.ssrc) + extensions
-        first = 0x90 if extensions else 0x80
-        # One C call: is the last wire still current (no: -1, nothing sent), then the
-        # packets written, kept, protected and sent, and counted for aiortc's reports.
-        args = (first, self._payload_type, self._seq, tail, payloads, self._history,
-                frame.octets, timestamp, frame.ntp)  # fmt: skip
-        wire = self._link.last_wire
-        seq = wire.frame(*args) if wire is not None else -1
-        if seq < 0:
-            wire = self._link.wire()
-            if wire is None:
-                return Delivery.STALLED if self._link.connected else Delivery.DOWN
-            seq = wire.frame(*args)
-            if seq < 0:  # cannot happen: wire() returns a current one, nothing awaited
-                return Delivery.STALLED
-        self._seq = seq
-        if not payloads:
+        """One frame: written, kept, protected and sent in one C call (`Stream.send`) on
+        the wire it last used, or on a new one if that is no longer where the transport
+        sends."""
+        if self.stream.send(frame):
             return Delivery.SENT
-        self._last = (timestamp, frame.ntp)
-        count = len(payloads)
-        if self.room is not None:
-            self.room.sent += frame.octets + count * (4 + len(tail))
-        self.packets += count
-        self._resend_budget = min(self._resend_budget + count, RESEND_BUDGET)
-        return Delivery.SENT
+        wire = self._link.wire()
+        if wire is None:
+            return Delivery.STALLED if self._link.connected else Delivery.DOWN
+        self.stream.wire = wire
+        if self.stream.send(frame):
+            return Delivery.SENT
+        return Delivery.STALLED  # cannot happen: wire() returns a current one, nothing awaited
 
     def continue_at(self, frame: Packetized) -> None:
         """`frame` is the first of another source (a simulcast layer switch) whose RTP
@@ -204,11 +213,12 @@ class RtpOutput:
         # (the usual reason for a step down) it only kept the link full: up to the whole
         # resend budget, ~7 s of a 300 kbit/s link, before the new layer got through.
         self.forget_sent()
-        if self._last is None:
+        last = self.stream.last
+        if last is None:
             return
-        timestamp, ntp = self._last
+        timestamp, ntp = last
         ticks = max(1, ((frame.ntp - ntp) * self._clock_rate) >> 32)
-        self._timestamp_origin = (timestamp + ticks - frame.timestamp) & 0xFFFFFFFF
+        self.stream.origin = (timestamp + ticks - frame.timestamp) & 0xFFFFFFFF
 
     def forget_sent(self) -> None:
         """Nothing sent so far is resent: the subscriber decodes from a keyframe still
@@ -225,18 +235,18 @@ class RtpOutput:
             return
         if int.from_bytes(packet[2:4], "big") != seq:
             return  # overwritten by a newer packet
-        if self.packets - ((self._seq - seq) & 0xFFFF) < self._resend_floor:
+        if self.packets - ((self.stream.seq - seq) & 0xFFFF) < self._resend_floor:
             self.resends_refused += 1  # of the layer before the last switch: useless
             return
         now = time.monotonic()
-        if self._resend_budget < 1 or now - self._resent_at[slot] < RESEND_GAP:
+        if self.stream.budget < 1 or now - self._resent_at[slot] < RESEND_GAP:
             self.resends_refused += 1
             return
         rtx = 2 if self._rtx_payload_type is not None else 0  # RTX's original sequence number
         if self.room is not None and not self.room.take(len(packet) + rtx, now):
             self.resends_refused += 1  # the link is full: a resend would push out media
             return
-        self._resend_budget -= 1
+        self.stream.budget -= 1
         self._resent_at[slot] = now
         size = header_size(packet)
         header, payload = packet[:size], packet[size:]
@@ -258,14 +268,15 @@ class RtpOutput:
         """Padding at `bitrate` (bit/s) since the last call, as padding-only packets on
         the RTX stream; nothing without RTX, before the first frame, or at bitrate 0."""
         wire = self._link.wire()
-        if not bitrate or self._rtx_payload_type is None or self._last is None or wire is None:
+        last = self.stream.last
+        if not bitrate or self._rtx_payload_type is None or last is None or wire is None:
             self._padded_at, self._padding_owed = None, 0.0
             return
         since = now - self._padded_at if self._padded_at is not None else 1 / 30
         self._padded_at = now
         extensions = self._extensions(abs_send_time(ntp_now()))
         front = bytes((0xB0 if extensions else 0xA0, self._rtx_payload_type))  # P bit set
-        tail = self._last[0].to_bytes(4, "big") + self._link.rtx_ssrc.to_bytes(4, "big")
+        tail = last[0].to_bytes(4, "big") + self._link.rtx_ssrc.to_bytes(4, "big")
         tail += extensions + bytes(PADDING - 1) + bytes((PADDING,))
         size = len(front) + 2 + len(tail)
         self._padding_owed += bitrate / 8 * min(since, PADDING_CATCH_UP)
@@ -300,14 +311,10 @@ class RtpOutput:
             head += self._abs_send_time
         return head, self._abs_send_time is not None, bytes(padding)
 
-    def _extensions(self, send_time: bytes, audio_level: int | None = None) -> bytes:
-        """The header extension block for packets sent at `send_time` (abs-send-time, 3
-        bytes), with the publisher's audio level for audio."""
-        if audio_level is not None and self._audio_level_id is not None:
-            head, timed, padding = self._leveled_block
-            level = bytes((self._audio_level_id << 4, audio_level))
-            return head + (send_time + level if timed else level) + padding
-        head, timed, padding = self._block
+    def _extensions(self, send_time: bytes) -> bytes:
+        """The header extension block (no audio level) for packets sent at `send_time`
+        (abs-send-time, 3 bytes): what padding carries. (A frame's is made in C.)"""
+        head, timed, padding = self._block_parts(leveled=False)
         if not head:
             return b""
         return head + send_time + padding if timed else head + padding

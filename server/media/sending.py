@@ -42,7 +42,7 @@ class Sending(ABC):
 
     def __init__(self, kind: str, metrics: MediaMetrics) -> None:
         self.kind = kind
-        self.frames_out = 0
+        self._frames = 0
         self.dropped = 0
         self._uncounted = 0  # frames sent but not yet added to the forwarded-frames metric
         self._forwarded = metrics.forwarded_frames.labels(kind)
@@ -67,8 +67,13 @@ class Sending(ABC):
     def end(self) -> None:
         """No more frames: `recv` returns None."""
 
+    @property
+    def frames_out(self) -> int:
+        """Frames sent (or handed to aiortc's sender)."""
+        return self._frames
+
     def _sent(self, count: int = 1) -> None:
-        self.frames_out += count
+        self._frames += count
         self._uncounted += count
         if self._uncounted >= METRIC_BATCH:
             self.flush_metrics()
@@ -98,10 +103,16 @@ class DirectSend(Sending):
             return Delivery.SENT
         delivery = self._output.send(packetized)
         if delivery is Delivery.SENT:
-            self._sent()
+            self._sent()  # (frames_out reads the output's count: this counts the metric)
         elif delivery is Delivery.STALLED:
             self._lost(1)
         return delivery
+
+    @property
+    def frames_out(self) -> int:
+        """Frames sent, here or by the publication's `fan_out` (which counts them in the
+        forwarded-frames metric itself)."""
+        return self._output.frames
 
     def clear(self) -> None:
         """Nothing sent so far is resent: a subscriber that stopped receiving the video
@@ -176,7 +187,7 @@ class QueuedSend(Sending):
                     self._sent()
                 return packet
             frames = await self.transcoder.decode(packet)
-            self.frames_out += len(frames)
+            self._frames += len(frames)
             self._transcoded.inc(len(frames))
             self._pending.extend(frames)
 

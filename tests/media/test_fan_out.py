@@ -1,0 +1,256 @@
+"""A publication's frame to its steady subscribers in one C call (`_rtp_send.fan_out`),
+and to the others through `ForwardedTrack.offer`, on real sockets and SRTP sessions
+(tests/media/test_send_path.py's `Wire`: a real asyncio transport and pylibsrtp session
+behind stand-ins for aiortc's sender, DTLS transport and ICE pair).
+
+What must hold: each subscriber gets its own stream (sequence numbers, timestamps, header
+extensions, the audio level) and counts, exactly as `RtpOutput.send` would give it; a
+subscriber leaves the fan-out when it must not get the next frame as it is (video turned
+off, waiting for a keyframe, its track stopped, its transport down or moved) and comes
+back only once it may; and bad input sends nothing to anyone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+from aiortc.rtcdtlstransport import State as DtlsState
+from prometheus_client import CollectorRegistry
+
+from server.media import _rtp_send
+from server.media.forwarding import ForwardedTrack, Publication
+from server.media.metrics import MediaMetrics
+from server.media.rtp_output import MAX_PAYLOAD, Packetized, ntp_now
+from server.media.sending import DirectSend
+from tests.media.test_send_path import OPUS, SSRC, VP8, Wire
+
+# VP8 frames as the publisher's depayloader hands them (RFC 6386 §9.1: bit 0 of the
+# first byte is 0 for a keyframe; the start code follows)
+KEY = bytes([0x10, 0x02, 0x00, 0x9D, 0x01, 0x2A, 0x80, 0x02, 0xE0, 0x01]) + b"k" * 300
+DELTA = bytes([0x11, 0x02, 0x00]) + b"d" * 200
+
+Wires = Callable[[int], list[Wire]]
+
+
+@pytest.fixture
+async def wires() -> AsyncIterator[Wires]:
+    """`wires(n)`: n subscribers, each with its own socket, transport and SRTP session."""
+    made: list[tuple[Any, socket.socket]] = []
+
+    async def make(count: int) -> list[Wire]:
+        result = []
+        for _ in range(count):
+            receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            receiver.bind(("127.0.0.1", 0))
+            receiver.settimeout(2)
+            transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(
+                asyncio.DatagramProtocol, local_addr=("127.0.0.1", 0)
+            )
+            made.append((transport, receiver))
+            result.append(Wire(transport, receiver))
+        return result
+
+    yield make  # type: ignore[misc]
+    for transport, receiver in made:
+        transport.close()
+        receiver.close()
+
+
+def subscribe(publication: Publication, metrics: MediaMetrics, wire: Wire) -> ForwardedTrack:
+    codec = OPUS if publication.kind == "audio" else VP8
+    track = ForwardedTrack(publication, "bo")
+    track.use(DirectSend(publication.kind, metrics, wire.output([codec])))
+    publication.subscribe(track)
+    return track
+
+
+def offers(track: ForwardedTrack) -> list[bool]:
+    """Records each frame `offer` is called with (True: a keyframe): the frames that did
+    not go through the fan-out."""
+    seen: list[bool] = []
+    offer = track.offer
+
+    def spy(packet: Any, keyframe: bool, packetized: Any) -> bool:
+        seen.append(keyframe)
+        return offer(packet, keyframe, packetized)
+
+    track.offer = spy  # type: ignore[method-assign]
+    return seen
+
+
+def nothing_more(wire: Wire) -> bool:
+    wire.receiver.settimeout(0.1)
+    try:
+        wire.receiver.recv(2048)
+    except TimeoutError:
+        return True
+    finally:
+        wire.receiver.settimeout(2)
+    return False
+
+
+async def test_audio_goes_to_every_steady_subscriber_in_one_call_with_its_own_stream(
+    wires: Wires,
+) -> None:
+    registry = CollectorRegistry()
+    metrics = MediaMetrics(registry)
+    audio = Publication("room", "ada", "audio", metrics)
+    subscribers = await wires(3)
+    tracks = [subscribe(audio, metrics, wire) for wire in subscribers]
+    seen = [offers(track) for track in tracks]
+    assert all(track.steady for track in tracks)
+    for n in range(40):
+        audio.push(OPUS, bytes([n]) * 80, 960 * n, 0x80 | 33)
+    # The first frame finds no wire yet: `offer` makes it (RtpOutput.send); every later
+    # one goes through the fan-out.
+    assert seen == [[True], [True], [True]], "steady subscribers' frames went through offer"
+    for wire, track in zip(subscribers, tracks, strict=True):
+        packets = wire.read(40)
+        assert [p.payload for p in packets] == [bytes([n]) * 80 for n in range(40)]
+        assert {p.ssrc for p in packets} == {SSRC}
+        first = packets[0]
+        assert [p.sequence_number for p in packets] == [
+            (first.sequence_number + n) & 0xFFFF for n in range(40)
+        ]
+        assert [p.timestamp for p in packets] == [
+            (first.timestamp + 960 * n) & 0xFFFFFFFF for n in range(40)
+        ]
+        assert all(p.marker for p in packets)
+        assert first.extensions.audio_level == (True, 33)
+        assert first.extensions.mid == "7"
+        assert first.extensions.abs_send_time is not None
+        output = track.output
+        assert output is not None
+        assert (output.frames, output.packets, output.stream.budget) == (40, 40, 40)
+        assert track.frames_out == 40
+        assert wire.sender._RTCRtpSender__packet_count == 40
+        assert wire.sender._RTCRtpSender__rtp_timestamp == packets[-1].timestamp
+        assert nothing_more(wire)
+    # each subscriber's stream is its own: random origins, not one shared header
+    origins = {track.output.stream.origin for track in tracks if track.output is not None}
+    assert len(origins) == 3
+    audio.close()  # flushes what the fan-out counted in the forwarded-frames metric
+    forwarded = registry.get_sample_value("pairwise_sfu_forwarded_frames_total", {"kind": "audio"})
+    assert forwarded == 120
+
+
+async def test_a_subscriber_leaves_the_fan_out_while_it_must_not_get_frames_and_comes_back(
+    wires: Wires,
+) -> None:
+    """Video off (its choice), back on: only from a keyframe; its transport down, up
+    again: only from a keyframe; its track stopped: nothing. The others keep every frame
+    through the fan-out throughout."""
+    metrics = MediaMetrics(CollectorRegistry())
+    asked: list[str] = []
+    clock = [0.0]
+    video = Publication(
+        "room", "ada", "video", metrics, lambda: asked.append("key") or True, lambda: clock[0]
+    )
+    bo_wire, carol_wire = await wires(2)
+    bo, carol = subscribe(video, metrics, bo_wire), subscribe(video, metrics, carol_wire)
+    bo_offers, carol_offers = offers(bo), offers(carol)
+    timestamp = 0
+
+    def push(data: bytes) -> None:
+        nonlocal timestamp
+        timestamp += 3000
+        clock[0] += 2  # past the keyframe requests' one-per-second limit
+        video.push(VP8, data, timestamp)
+
+    push(DELTA)  # both wait for a keyframe: nothing goes
+    assert not bo.steady and not carol.steady
+    push(KEY)
+    assert bo.steady and carol.steady
+    push(DELTA)
+    assert len(bo_wire.read(2)) == len(carol_wire.read(2)) == 2  # (one packet each)
+    assert bo_offers == carol_offers == [False, True], "the keyframe's wait is offer's"
+
+    bo.set_enabled(False)  # audio only: bo leaves the fan-out
+    assert not bo.steady
+    push(DELTA)
+    assert nothing_more(bo_wire) and len(carol_wire.read(1)) == 1
+    bo.set_enabled(True)
+    asked.clear()
+    push(DELTA)  # not from a keyframe: bo waits, and one is asked for
+    assert not bo.steady and nothing_more(bo_wire) and asked == ["key"]
+    push(KEY)
+    assert bo.steady
+    assert [p.payload[-300:] for p in bo_wire.read(1)] == [b"k" * 300]
+    carol_wire.read(2)
+    push(DELTA)
+    assert len(bo_wire.read(1)) == len(carol_wire.read(1)) == 1
+    carol_through = len(carol_offers)
+
+    bo_wire.dtls._state = DtlsState.CLOSED  # bo's transport goes down
+    push(DELTA)  # the fan-out finds bo's wire no longer current: offer says DOWN
+    assert not bo.steady and nothing_more(bo_wire)
+    assert len(carol_wire.read(1)) == 1
+    bo_wire.dtls._state = DtlsState.CONNECTED
+    push(DELTA)
+    assert nothing_more(bo_wire), "a delta frame went to bo after its transport came back"
+    carol_wire.read(1)
+    push(KEY)
+    assert bo.steady and len(bo_wire.read(1)) == 1
+    carol_wire.read(1)
+    assert len(carol_offers) == carol_through, "carol left the fan-out for bo's fault"
+
+    push(DELTA)  # both in the fan-out again
+    assert len(bo_wire.read(1)) == len(carol_wire.read(1)) == 1
+
+    bo.stop()  # its track ended (the subscriber's sender stopped)
+    assert not bo.steady
+    push(KEY)
+    push(DELTA)
+    assert nothing_more(bo_wire) and len(carol_wire.read(2)) == 2
+
+
+async def test_bad_input_to_the_fan_out_sends_nothing_to_anyone(wires: Wires) -> None:
+    metrics = MediaMetrics(CollectorRegistry())
+    audio = Publication("room", "ada", "audio", metrics)
+    subscribers = await wires(2)
+    tracks = [subscribe(audio, metrics, wire) for wire in subscribers]
+    audio.push(OPUS, b"first", 960)
+    for wire in subscribers:
+        wire.read(1)
+    streams = [track.output.stream for track in tracks if track.output is not None]
+    before = [(s.seq, s.packets, s.frames, s.budget) for s in streams]
+    good = Packetized([b"x" * 100], 1920, ntp_now())
+
+    with pytest.raises(TypeError):
+        _rtp_send.fan_out([*streams, "not a stream"], good)  # type: ignore[list-item]
+    with pytest.raises(TypeError, match="not a Packetized frame"):
+        _rtp_send.fan_out(streams, "not a frame")
+    with pytest.raises(ValueError, match="too long"):
+        _rtp_send.fan_out(streams, Packetized([b"x" * 1800], 1920, ntp_now()))
+    with pytest.raises(TypeError):
+        _rtp_send.fan_out(streams, Packetized([b"x", "no"], 1920, ntp_now()))  # type: ignore[list-item]
+    assert [(s.seq, s.packets, s.frames, s.budget) for s in streams] == before
+    assert all(nothing_more(wire) for wire in subscribers)
+
+    # A stream's own numbers are checked as well
+    stream = streams[0]
+    with pytest.raises(ValueError):
+        stream.seq = 70_000
+    with pytest.raises(ValueError):
+        stream.budget = stream.budget + 1_000_000
+    with pytest.raises(TypeError):
+        stream.wire = "elsewhere"  # type: ignore[assignment]
+    with pytest.raises(ValueError):
+        _rtp_send.Stream(
+            [None], 1, 96, 0, 0, (b"\xbe\xde\x00\x01", True, b""), (b"", False, b""), 99, 1
+        )
+    with pytest.raises(ValueError):
+        _rtp_send.Stream(
+            [None], 1, 96, 0, 0, (b"\xbe\xde\x00\x01\x10", False, b""), (b"", False, b""), 0, 1
+        )
+    assert [(s.seq, s.packets, s.frames, s.budget) for s in streams] == before
+
+    # and the fan-out goes on as before: the next frame to both, numbers continuing
+    _rtp_send.fan_out(streams, Packetized([b"y" * MAX_PAYLOAD], 1920, ntp_now()))
+    for wire, (seq, *_) in zip(subscribers, before, strict=True):
+        (packet,) = wire.read(1)
+        assert packet.sequence_number == seq and packet.payload == b"y" * MAX_PAYLOAD
