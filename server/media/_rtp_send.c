@@ -197,6 +197,10 @@ static long write_frame(Target *target, long first, long payload_type, long seq,
                         PyObject *history, PyObject **unsent) {
     Py_ssize_t count = PyList_GET_SIZE(payloads);
     Py_ssize_t history_len = PyList_GET_SIZE(history);
+    if (history_len < 1) {
+        PyErr_SetString(PyExc_ValueError, "the history is empty");
+        return -1;
+    }
     if (check_lengths(payloads, SLOT - TRAILER - 4 - tail_len) < 0) return -1;
     int error = 0, filled = 0;
     for (Py_ssize_t k = 0; k < count; k++) {
@@ -604,6 +608,8 @@ static PyTypeObject WireType = {
 
 #define BLOCK_MAX 32 /* 4 (0xBEDE, length) + mid (1 + 16) + abs-send-time's header, rounded */
 
+#define TAIL_MAX (8 + BLOCK_MAX + 3 + 2 + 3) /* timestamp, SSRC, the longest block */
+
 typedef struct {
     unsigned char start[BLOCK_MAX];
     int start_len, timed, padding;
@@ -641,13 +647,13 @@ static void frame_release(Frame *frame) {
 static int frame_read(PyObject *obj, Frame *frame) {
     memset(frame, 0, sizeof(*frame));
     PyObject *timestamp = NULL, *level = NULL, *octets = NULL, *send_time = NULL;
-    frame->payloads = PyObject_GetAttr(obj, S_payloads);
-    frame->ntp = PyObject_GetAttr(obj, S_ntp);
-    timestamp = PyObject_GetAttr(obj, S_timestamp);
-    level = PyObject_GetAttr(obj, S_audio_level);
-    octets = PyObject_GetAttr(obj, S_octets);
-    send_time = PyObject_GetAttr(obj, S_abs_send_time);
-    int ok = frame->payloads && frame->ntp && timestamp && level && octets && send_time;
+    /* each read only while the ones before succeeded (no call with an exception set) */
+    int ok = (frame->payloads = PyObject_GetAttr(obj, S_payloads)) != NULL &&
+             (frame->ntp = PyObject_GetAttr(obj, S_ntp)) != NULL &&
+             (timestamp = PyObject_GetAttr(obj, S_timestamp)) != NULL &&
+             (level = PyObject_GetAttr(obj, S_audio_level)) != NULL &&
+             (octets = PyObject_GetAttr(obj, S_octets)) != NULL &&
+             (send_time = PyObject_GetAttr(obj, S_abs_send_time)) != NULL;
     if (!ok && PyErr_ExceptionMatches(PyExc_AttributeError)) {
         PyErr_Clear();
         PyErr_SetString(PyExc_TypeError, "not a Packetized frame");
@@ -705,15 +711,23 @@ static Py_ssize_t stream_tail(StreamObject *self, const Frame *frame, uint32_t t
 /* 1 sent, 0 nothing sent (no current wire), -1 with an exception. */
 static int stream_send(StreamObject *self, const Frame *frame) {
     if (self->wire == NULL) return 0;
-    unsigned char tail[8 + BLOCK_MAX + 3 + 2 + 3];
+    if (PyList_GET_SIZE(self->history) < 1) {
+        PyErr_SetString(PyExc_ValueError, "the history is empty");
+        return -1;
+    }
+    unsigned char tail[TAIL_MAX];
     uint32_t timestamp = self->origin + frame->timestamp;
     Py_ssize_t tail_len = stream_tail(self, frame, timestamp, tail);
     Py_ssize_t count = PyList_GET_SIZE(frame->payloads);
     PyObject *stamp = PyLong_FromUnsignedLong(timestamp);
     if (stamp == NULL) return -1;
-    long next = wire_send(self->wire, tail_len > 8 ? 0x90 : 0x80, self->payload_type, self->seq,
-                          tail, tail_len, frame->payloads, self->history, frame->octets, stamp,
+    WireObject *wire = (WireObject *)Py_NewRef(self->wire); /* Python runs in wire_send */
+    PyObject *history = Py_NewRef(self->history);
+    long next = wire_send(wire, tail_len > 8 ? 0x90 : 0x80, self->payload_type, self->seq,
+                          tail, tail_len, frame->payloads, history, frame->octets, stamp,
                           frame->ntp);
+    Py_DECREF(wire);
+    Py_DECREF(history);
     Py_DECREF(stamp);
     if (next < 0) return next == -1 ? 0 : -1;
     self->seq = next;
@@ -761,7 +775,8 @@ static int block_read(PyObject *parts, Block *block, int leveled) {
     int is_timed = PyObject_IsTrue(timed);
     if (is_timed < 0) return -1;
     Py_ssize_t total = length + (is_timed ? 3 : 0) + (leveled ? 2 : 0) + pad;
-    if (length > BLOCK_MAX || pad > 3 || (length && total % 4 != 0)) {
+    if (length > BLOCK_MAX || pad > 3 || (length && total % 4 != 0) || (leveled && !length) ||
+        (length && (length < 4 || memcmp(PyBytes_AS_STRING(start), "\xbe\xde", 2) != 0))) {
         PyErr_SetString(PyExc_ValueError, "not an extension block's parts");
         return -1;
     }
@@ -954,6 +969,10 @@ static PyObject *fan_out(PyObject *module, PyObject *const *args, Py_ssize_t nar
     }
     Frame frame;
     if (frame_read(args[1], &frame) < 0) return NULL;
+    if (check_lengths(frame.payloads, SLOT - TRAILER - 4 - TAIL_MAX) < 0) {
+        frame_release(&frame);
+        return NULL;
+    }
     PyObject *unsent = PyList_New(0);
     for (Py_ssize_t i = 0; unsent != NULL && i < PyList_GET_SIZE(streams); i++) {
         PyObject *item = PyList_GET_ITEM(streams, i);
