@@ -1,13 +1,16 @@
 /* The SFU's per-packet send work in C: a subscriber's RTP packets, SRTP, and the
- * system calls. Python reaches it through `Wire` (made by aiortc_internals/transport.py's
- * RtpLink), from `RtpOutput` (rtp_output.py). Before it, Python's per-packet work
+ * system calls. Python reaches it through a subscriber's `Stream` (one per RtpOutput,
+ * rtp_output.py; `fan_out` sends a frame to many), which sends on a `Wire` (made by
+ * aiortc_internals/transport.py's RtpLink). Before it, Python's per-packet work
  * (writing each packet, pylibsrtp's protect, `sendto`/`sendmsg`) was most of the SFU's
  * CPU per forwarded stream, 1.7-2.0x Janus's (docs/benchmarks.md).
  *
- * Python keeps every decision (which frame, which layer, which subscriber) and the state
- * (sequence numbers, the NACK history list, the SRTP session): one call here does what
- * per frame was Python's: check that the transport still sends where it did (DTLS state,
- * SRTP session, nominated ICE pair, asyncio's backlog; see WireObject), write each packet
+ * Python keeps every decision (which frame, which layer, which subscriber) and the SRTP
+ * session; a `Stream` keeps what changes per frame (sequence number, timestamp origin,
+ * counts) and the NACK history list. One call here does, per frame and subscriber, what
+ * was Python's: build the header and extensions, check that the transport still sends
+ * where it did (DTLS state, SRTP session, nominated ICE pair, asyncio's backlog; see
+ * WireObject), write each packet
  * (shared header parts + payload), keep it in the history, protect it with libsrtp (the
  * `srtp_protect` of pylibsrtp's own libsrtp, reached through its address), send it, a run
  * of equal-size packets in one `sendmsg` with UDP_SEGMENT (GSO) where the kernel takes
