@@ -490,8 +490,10 @@ class Publication:
         the others (and to a steady one whose wire has changed) through `offer`. True if
         one waits for a keyframe."""
         if self._split is None:
-            steady = [track for track in self.subscribers if track.steady]
-            others = [track for track in self.subscribers if not track.steady]
+            steady: list[ForwardedTrack] = []
+            others: list[ForwardedTrack] = []
+            for track in self.subscribers:
+                (steady if track.steady else others).append(track)
             streams = [track.output.stream for track in steady if track.output is not None]
             self._split = (steady, streams, others)
         steady, streams, others = self._split

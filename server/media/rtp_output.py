@@ -147,6 +147,8 @@ class RtpOutput:
         self._history: list[bytes | None] = [None] * HISTORY  # the packets, unprotected
         self._resent_at = [-RESEND_GAP] * HISTORY  # monotonic time of each slot's last resend
         self._resend_floor = 0  # packets sent before the last layer switch are not resent
+        # The extension block's fixed parts without a level (padding's, and the stream's).
+        self._block = self._block_parts(leveled=False)
         # What changes per frame (sequence number, timestamps, counts, the resend budget,
         # the wire) is kept in C, where a frame goes out (and to a publication's steady
         # subscribers all at once: `fan_out`). Sequence numbers start below 2^15 so a long
@@ -157,7 +159,7 @@ class RtpOutput:
             self._payload_type,
             random.randrange(1 << 15),
             random.getrandbits(32),
-            self._block_parts(leveled=False),
+            self._block,
             # the block's parts around what changes per frame, with the audio level
             self._block_parts(leveled=self._audio_level_id is not None),
             self._audio_level_id or 0,
@@ -314,7 +316,7 @@ class RtpOutput:
     def _extensions(self, send_time: bytes) -> bytes:
         """The header extension block (no audio level) for packets sent at `send_time`
         (abs-send-time, 3 bytes): what padding carries. (A frame's is made in C.)"""
-        head, timed, padding = self._block_parts(leveled=False)
+        head, timed, padding = self._block
         if not head:
             return b""
         return head + send_time + padding if timed else head + padding
