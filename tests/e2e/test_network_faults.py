@@ -284,6 +284,9 @@ async def shown_widths(person: Any, identity: str, seconds: float) -> list[int]:
     return list(await person.evaluate(SHOWN_WIDTHS, [identity, seconds]))
 
 
+CAP_KBIT = 300
+
+
 async def test_a_capped_subscriber_gets_the_low_layer_and_climbs_back_when_the_cap_lifts(
     open_page: OpenPage,
     launcher: Launcher,
@@ -295,8 +298,9 @@ async def test_a_capped_subscriber_gets_the_low_layer_and_climbs_back_when_the_c
     camera: 240, 480 and 960 wide); bo (in the namespace) and carol (on this machine),
     in grid view, both see ada above the lowest layer. Bo's link capped at 300 kbit/s
     both ways, bo gets the lowest layer while carol keeps a higher one, and bo stays
-    there under the cap (its link is over-full even so: no climb, resends only where its
-    estimate leaves room, here none, and carol's video paused to bo: downlink_pause.py);
+    there under the cap unless a higher layer fits it alone (its link is over-full even
+    so: resends only where its estimate leaves room, here none, and carol's video paused
+    to bo: downlink_pause.py);
     lifted, bo climbs back to carol's layer.
     Whether that climb needed the SFU's padding probes depends on how Chrome's estimate
     ramps after the lift (in this test it often climbs on the rising estimate alone):
@@ -327,21 +331,39 @@ async def test_a_capped_subscriber_gets_the_low_layer_and_climbs_back_when_the_c
         shown_width(bo, "ada", above_lowest, 60), shown_width(carol, "ada", above_lowest, 60)
     )
 
-    await asyncio.to_thread(test_host.limit_rate, 300)
+    await asyncio.to_thread(test_host.limit_rate, CAP_KBIT)
     assert await shown_width(bo, "ada", lambda width: width == 240, 40) == 240
     carols = await shown_width(carol, "ada", above_lowest, 10)
-    # The cap lasts: bo stays on the lowest layer. The lowest layers of ada and carol and
-    # both their audio (~430 kbit/s) are more than bo's link carries: its loss stays high
-    # and its estimate at what arrives, so nothing here may climb, and no resend fits in
-    # what the estimate leaves (resend_room.py; without that rule the SFU resent ~85 %
-    # as many packets as it sent, and bo's loss never fell). After 3 s of that the SFU
-    # pauses one of the two videos to bo: carol's (same size tiles: the later name), and
-    # tries it again every 8 s or more.
+    # The cap lasts. The lowest layers of ada and carol and both their audio (~430 kbit/s)
+    # are more than bo's link carries: its loss stays high and its estimate at what
+    # arrives, and no resend fits in what the estimate leaves (resend_room.py; without
+    # that rule the SFU resent ~85 % as many packets as it sent, and bo's loss never
+    # fell). After 3 s of that the SFU pauses one of the two videos to bo: carol's (same
+    # size tiles: the later name), and tries it again every 8 s or more. Bo's layer may
+    # rise above the lowest only to one that fits the cap by itself (read from the SFU
+    # alongside what bo shows): ada's 480-wide layer is ~370 kbit/s, but on a machine
+    # short of CPU her Chromium encodes it at a few frames a second, and then it fits (a
+    # CI run showed it for most of this window).
     videos = [o.track.output for o in bo_outgoing(server) if o.track.kind == "video"]
     before = [(v.packets, v.retransmitted) for v in videos if v is not None]
-    widths = await shown_widths(bo, "ada", seconds=10)
-    assert set(widths) == {240}, widths
-    assert ada_video_to(server, "bo").target == 0
+    layers_seen: list[tuple[int, list[float]]] = []
+
+    async def read_layers() -> None:
+        while True:
+            track = ada_video_to(server, "bo")
+            layers_seen.append((track.target, [x.bitrate for x in track.publication.layers]))
+            await asyncio.sleep(0.5)
+
+    reader = asyncio.ensure_future(read_layers())
+    try:
+        widths = await shown_widths(bo, "ada", seconds=10)
+    finally:
+        reader.cancel()
+    above_lowest_layer = [(t, rates) for t, rates in layers_seen if t > 0]
+    assert all(rates[t] < CAP_KBIT * 1000 for t, rates in above_lowest_layer), layers_seen
+    if not above_lowest_layer:
+        assert set(widths) == {240}, (widths, layers_seen)
+    assert 0 not in widths, widths  # never blank
     after = [(v.packets, v.retransmitted) for v in videos if v is not None]
     sent = sum(a[0] - b[0] for a, b in zip(after, before, strict=True))
     resent = sum(a[1] - b[1] for a, b in zip(after, before, strict=True))
