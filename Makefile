@@ -29,8 +29,10 @@ run: $(RUN_STAMP) $(WEB_STAMP)
 	$(PY) -m server migrate
 	$(PY) -m server serve
 
+# Two pytest-xdist workers: one runs the tests with media connections, namespaces or a
+# browser, one at a time; the other the rest (tests/conftest.py says which is which).
 test: $(DEV_STAMP) $(WEB_STAMP)
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
 # The quick subset for a developer: everything but the slow suites (browser, SIP, multi-node).
 test-quick: $(DEV_STAMP) $(WEB_STAMP)
