@@ -60,6 +60,23 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         item.add_marker(pytest.mark.xdist_group("media" if serial else "rest"))
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """The worker running the rest yields the CPU to the media worker and its browsers:
+    both are in one session's scheduling group, where nice counts (Linux applies it to
+    the calling thread, and what it starts from then on inherits it)."""
+    rest = any(mark.args == ("rest",) for mark in item.iter_markers("xdist_group"))
+    if (
+        rest
+        and os.environ.get("PYTEST_XDIST_WORKER")
+        and os.getpriority(os.PRIO_PROCESS, 0) < REST_NICENESS
+    ):
+        os.setpriority(os.PRIO_PROCESS, 0, REST_NICENESS)
+
+
+REST_NICENESS = 10
+
+
 @pytest.fixture
 def make_settings(tmp_path: Path) -> Callable[..., Settings]:
     def make(**overrides: Any) -> Settings:
