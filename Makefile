@@ -29,10 +29,10 @@ run: $(RUN_STAMP) $(WEB_STAMP)
 	$(PY) -m server migrate
 	$(PY) -m server serve
 
-# Two pytest-xdist workers: one runs the tests with media connections, namespaces or a
-# browser, one at a time; the other the rest (tests/conftest.py says which is which).
+# Two pytest processes at once: tests with media connections, namespaces or a browser,
+# one at a time, and beside them the rest at nice 10 (tests/split_run.py).
 test: $(DEV_STAMP) $(WEB_STAMP)
-	$(PY) -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+	$(PY) -m tests.split_run $(PYTEST_ARGS)
 
 # The quick subset for a developer: everything but the slow suites (browser, SIP, multi-node).
 test-quick: $(DEV_STAMP) $(WEB_STAMP)

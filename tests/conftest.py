@@ -34,47 +34,28 @@ if os.environ.get("PAIRWISE_FUZZ_EXAMPLES"):
     hypothesis_settings.load_profile("fuzz")
 
 
-# What `make test` keeps on one pytest-xdist worker (`-n 2 --dist loadgroup`), one test at
-# a time as before: every test with media connections, network namespaces or a browser.
-# They need the machine's CPU on time (media thresholds of 1.5 s, three Chromiums on two
-# cores), and they share its network interfaces: ICE gathers on every address, and a
-# namespace's veth pair, removed at the end of its test, took a concurrent TURN test's
-# connection with it. The other worker runs the rest (HTTP, Socket.IO, databases, mail,
-# units), which opens no media connection.
-SERIAL_FOLDERS = ("media", "sip", "reliability", "security/sfu", "loadtests", "e2e")
-SERIAL_FILES = ("unit/test_rtp_send.py", "integration/test_fuzz_sdp.py")
+# `make test` runs two pytest processes at once (tests/split_run.py): this marker picks
+# what the first runs, one test at a time as before: every test with media connections,
+# network namespaces or a browser. They need the machine's CPU on time (media thresholds
+# of 1.5 s, three Chromiums on two cores), and they share its network interfaces: ICE
+# gathers on every address, and a namespace's veth pair, removed at the end of its test,
+# took a concurrent TURN test's connection with it. The second runs the rest (HTTP,
+# Socket.IO, databases, mail, units), which opens no media connection.
+MEDIA_FOLDERS = ("media", "sip", "reliability", "security/sfu", "loadtests", "e2e")
+MEDIA_FILES = ("unit/test_rtp_send.py", "integration/test_fuzz_sdp.py")
 BROWSER_FIXTURES = {"launcher", "open_page", "browser"}
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    tests = Path(__file__).parent
-    for item in items:
-        where = item.path.relative_to(tests).as_posix()
-        serial = (
-            where.startswith(tuple(f"{folder}/" for folder in SERIAL_FOLDERS))
-            or where in SERIAL_FILES
-            or where.endswith("_e2e.py")
-            or item.get_closest_marker("browser") is not None
-            or not BROWSER_FIXTURES.isdisjoint(item.fixturenames)
-        )
-        item.add_marker(pytest.mark.xdist_group("media" if serial else "rest"))
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_runtest_setup(item: pytest.Item) -> None:
-    """The worker running the rest yields the CPU to the media worker and its browsers:
-    both are in one session's scheduling group, where nice counts (Linux applies it to
-    the calling thread, and what it starts from then on inherits it)."""
-    rest = any(mark.args == ("rest",) for mark in item.iter_markers("xdist_group"))
+def pytest_itemcollected(item: pytest.Item) -> None:
+    where = item.path.relative_to(Path(__file__).parent).as_posix()
     if (
-        rest
-        and os.environ.get("PYTEST_XDIST_WORKER")
-        and os.getpriority(os.PRIO_PROCESS, 0) < REST_NICENESS
+        where.startswith(tuple(f"{folder}/" for folder in MEDIA_FOLDERS))
+        or where in MEDIA_FILES
+        or where.endswith("_e2e.py")
+        or item.get_closest_marker("browser") is not None
+        or not BROWSER_FIXTURES.isdisjoint(getattr(item, "fixturenames", ()))
     ):
-        os.setpriority(os.PRIO_PROCESS, 0, REST_NICENESS)
-
-
-REST_NICENESS = 10
+        item.add_marker(pytest.mark.media_group)
 
 
 @pytest.fixture
