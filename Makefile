@@ -29,10 +29,8 @@ run: $(RUN_STAMP) $(WEB_STAMP)
 	$(PY) -m server migrate
 	$(PY) -m server serve
 
-# Two pytest processes at once: tests with media connections, namespaces or a browser,
-# one at a time, and beside them the rest at nice 10 (tests/split_run.py).
 test: $(DEV_STAMP) $(WEB_STAMP)
-	$(PY) -m tests.split_run $(PYTEST_ARGS)
+	$(PY) -m pytest $(PYTEST_ARGS)
 
 # The quick subset for a developer: everything but the slow suites (browser, SIP, multi-node).
 test-quick: $(DEV_STAMP) $(WEB_STAMP)

@@ -34,30 +34,6 @@ if os.environ.get("PAIRWISE_FUZZ_EXAMPLES"):
     hypothesis_settings.load_profile("fuzz")
 
 
-# `make test` runs two pytest processes at once (tests/split_run.py): this marker picks
-# what the first runs, one test at a time as before: every test with media connections,
-# network namespaces or a browser. They need the machine's CPU on time (media thresholds
-# of 1.5 s, three Chromiums on two cores), and they share its network interfaces: ICE
-# gathers on every address, and a namespace's veth pair, removed at the end of its test,
-# took a concurrent TURN test's connection with it. The second runs the rest (HTTP,
-# Socket.IO, databases, mail, units), which opens no media connection.
-MEDIA_FOLDERS = ("media", "sip", "reliability", "security/sfu", "loadtests", "e2e")
-MEDIA_FILES = ("unit/test_rtp_send.py", "integration/test_fuzz_sdp.py")
-BROWSER_FIXTURES = {"launcher", "open_page", "browser"}
-
-
-def pytest_itemcollected(item: pytest.Item) -> None:
-    where = item.path.relative_to(Path(__file__).parent).as_posix()
-    if (
-        where.startswith(tuple(f"{folder}/" for folder in MEDIA_FOLDERS))
-        or where in MEDIA_FILES
-        or where.endswith("_e2e.py")
-        or item.get_closest_marker("browser") is not None
-        or not BROWSER_FIXTURES.isdisjoint(getattr(item, "fixturenames", ()))
-    ):
-        item.add_marker(pytest.mark.media_group)
-
-
 @pytest.fixture
 def make_settings(tmp_path: Path) -> Callable[..., Settings]:
     def make(**overrides: Any) -> Settings:
