@@ -13,7 +13,8 @@ Inputs, per forwarded track:
 Rules (LiveKit's and mediasoup's shape, with REMB instead of transport-cc, which aiortc
 does not have). A receive-side estimate (REMB) ramps up by a few percent a second
 while the link takes more, is capped near 1.5x what it receives, and drops on
-overuse; so a *rising* estimate is no limit, and a steady or falling one is:
+overuse; so a *rising* estimate is a limit only as far as its ramp reaches, and a
+steady or falling one is:
 - never above the view: the smallest layer at least as tall as the tile (a hidden
   tile, height 0, gets the lowest);
 - start at the lowest layer (small keyframe, first picture soonest), or the highest
@@ -23,8 +24,10 @@ overuse; so a *rising* estimate is no limit, and a steady or falling one is:
   fits, at least one step; the current layer stops at once (`Choice.stepping_down`)
   rather than keep filling a link whose queue the new layer's keyframe must cross;
 - up one layer when loss is under 2 %, the last change is `hold` seconds old, and
-  either the estimate is still rising or it carries the next layer with 20 % to
-  spare; a climb that has
+  either the estimate carries the next layer with 20 % to spare, or it is still
+  rising and within reach of that (`RAMP_REACH`: a full link's estimate, back from a
+  dip, rises too: a CI run climbed from layers of 150 / 370 kbit/s on an estimate
+  rising 124 -> 127 kbit/s, into a 300 kbit/s cap); a climb that has
   to come back down within twice the hold doubles it (up to 30 s), so a link at its
   limit is not tried every 2 s;
 - probe where the climb waits on the estimate alone: a receive-side estimate settles
@@ -61,6 +64,9 @@ HOLD_SECONDS = 2.0
 # An estimate ramps up to ~8 % a second, far less near the capacity it last found
 # (libwebrtc's AIMD adds about a packet per round trip there): long enough to show it.
 PROBE_SECONDS = 4.0
+# A rising estimate is trusted for a climb only to what its ramp reaches soon: at most
+# ~1.5x itself (what a receive-side estimate allows above what arrives).
+RAMP_REACH = 1.5
 # While probing, a climb needs the estimate 5 % above where the probe found it (under a
 # cap it stays within ~3 % until the probe's queue shows), and one 5 % below ends it.
 PROBE_RISE = 1.05
@@ -244,7 +250,7 @@ def choose(
             _end_probe(choice, now, failed=False)
             choice.changed_at = now
             return current
-    elif rising or carries:
+    elif carries or (rising and estimate * RAMP_REACH >= wanted):
         return _climb(choice, min(higher), now)
     else:
         choice.probe_started, choice.probe_floor = now, estimate

@@ -23,9 +23,25 @@ def test_a_rising_estimate_climbs_one_layer_per_hold() -> None:
     choice = Choice()
     choose(choice, LAYERS, None, 0.0, None, 0.0)
     assert choose(choice, LAYERS, 150_000, 0.0, None, 1.0, rising=True) == 0  # hold: 2 s
-    assert choose(choice, LAYERS, 160_000, 0.0, None, 2.0, rising=True) == 1
-    assert choose(choice, LAYERS, 300_000, 0.0, None, 3.0, rising=True) == 1
-    assert choose(choice, LAYERS, 350_000, 0.0, None, 4.0, rising=True) == 2
+    # within the ramp's reach (1.5x) of the next layer with its headroom (480 kbit/s)
+    assert choose(choice, LAYERS, 320_000, 0.0, None, 2.0, rising=True) == 1
+    assert choose(choice, LAYERS, 600_000, 0.0, None, 3.0, rising=True) == 1
+    assert choose(choice, LAYERS, 960_000, 0.0, None, 4.0, rising=True) == 2
+
+
+def test_a_rising_estimate_far_below_the_next_layer_probes_rather_than_climbs() -> None:
+    """A CI run's numbers: bo under a 300 kbit/s cap, on the lowest of ada's layers, its
+    estimate back up from a dip (rising, but under even the layer it gets)."""
+    layers = [
+        LayerState(150_000, 135, True),
+        LayerState(370_000, 270, True),
+        LayerState(880_000, 540, True),
+    ]
+    choice = Choice()
+    choose(choice, layers, 127_000, 0.0, None, 0.0)
+    for t, estimate in ((2.0, 124_000), (2.5, 125_000), (3.0, 127_000)):
+        assert choose(choice, layers, estimate, 0.0, None, t, rising=True) == 0
+    assert choice.probe_rate == 370_000 * 1.2 - 150_000  # what would show the room
 
 
 def test_loss_or_a_settled_low_estimate_steps_down_at_once_and_a_failed_climb_waits_longer() -> (
