@@ -36,6 +36,12 @@ each participant's connection every tick and carries out what it returns. The ru
 - After stepping someone down, media that flows cleanly again for
   `media_recover_seconds` brings them back up (`media_recovered`), never above the
   mode they had; a mode the client sets itself ends that.
+- A climb back to video that the network undoes within `CLIMB_TRIAL_SECONDS` failed,
+  and each failure in a row doubles the clean time the next climb waits for (up to
+  `MAX_RECOVER_SECONDS`); video that holds that long ends the back-off. Under a lasting
+  cap that audio fits and video does not, the monitor would otherwise climb to video
+  after every `media_recover_seconds` of clean audio and step down again seconds
+  later: the tile flaps for everyone, and the link is overfull at every try.
 - Back on video after a time below it with the video held (the monitor stepped them up
   on clean audio, or their page climbed by itself), the video starts from nothing: the
   page sent none while below video, and only starts its camera again when the
@@ -62,6 +68,10 @@ from server.config import Settings
 from server.rooms.model import LADDER, MediaMode
 
 LOSSY_SAMPLES = 2  # consecutive samples over the threshold before loss steps down
+# Back on video this long, the climb held; stepped down for the network sooner, it failed.
+CLIMB_TRIAL_SECONDS = 20.0
+MAX_RECOVER_SECONDS = 40.0  # the longest wait for clean media after failed climbs
+MAX_FAILED_CLIMBS = 8  # counted no further (the wait is long capped by then)
 RESUME_SILENCES = 2  # back on video: no video alone steps down after this many silences
 
 # Steps the network caused: while stepped down for one of these the client sends no
@@ -81,6 +91,10 @@ NETWORK_REASONS = frozenset(
     }
 )
 
+# Steps down that undo a climb to video: the network's, and video that stopped arriving
+# once the resume time was over (a capped link can pass audio and no whole video frame).
+CLIMB_UNDONE = NETWORK_REASONS | {"no_video_rtp"}
+
 
 @dataclass(frozen=True)
 class LadderState:
@@ -92,6 +106,7 @@ class LadderState:
     network: bool = False  # stepped down for the network: clean audio vouches for video
     held: bool = False  # at the last tick: below video, their video held by the SFU
     video_back_at: float | None = None  # when they last came back up to video from held
+    failed_climbs: int = 0  # climbs to video the network undid, in a row
 
 
 @dataclass(frozen=True)
@@ -186,6 +201,8 @@ class LadderRules:
             state,
             held=seen.mode in BELOW_VIDEO and seen.video is not None and seen.video.held,
         )
+        if state.failed_climbs and seen.mode == MediaMode.VIDEO and self._climb_held(state, now):
+            state = replace(state, failed_climbs=0)
         if seen.dead is not None:  # missed its state change event: the same path as that event
             return Decision(state, Fail(seen.dead))
         if seen.connected_at is None:
@@ -239,9 +256,22 @@ class LadderRules:
             return Decision(replace(state, healthy_since=None))
         if state.healthy_since is None:
             return Decision(replace(state, healthy_since=now))
-        if now - state.healthy_since >= self.recover_seconds:
+        if now - state.healthy_since >= self.recover_wait(state):
             return Decision(state, Step(best, "media_recovered", down=False))
         return Decision(state)
+
+    def recover_wait(self, state: LadderState) -> float:
+        """How long media must flow cleanly before a step back up: `recover_seconds`,
+        doubled for each failed climb in a row (at most `MAX_RECOVER_SECONDS`)."""
+        if not state.failed_climbs:
+            return self.recover_seconds
+        longest = max(MAX_RECOVER_SECONDS, self.recover_seconds)
+        return min(self.recover_seconds * 2**state.failed_climbs, longest)
+
+    @staticmethod
+    def _climb_held(state: LadderState, now: float) -> bool:
+        back = state.video_back_at
+        return back is not None and now - back >= CLIMB_TRIAL_SECONDS
 
     def _silent(self, feed: Feed | None, seen: Observation, now: float, share: float = 1.0) -> bool:
         started = seen.connected_at or now
@@ -273,17 +303,29 @@ def after_step(
     """The state after the monitor moves a participant from `current` to `mode` at `now`,
     or None when it does not move them: someone off the ladder (on the phone) is left
     alone, and a step down never goes up. Back up at the mode they had, the step down is
-    over. Back up to video, their video resumes from `now` (`video_resume_seconds`)."""
+    over. Back up to video, their video resumes from `now` (`video_resume_seconds`).
+    Down from video (`CLIMB_UNDONE`) within `CLIMB_TRIAL_SECONDS` of coming back to it,
+    that climb failed (`failed_climbs`)."""
     if current not in LADDER:
         return None
     if down and LADDER.index(mode) <= LADDER.index(current):
         return None
     back_at = now if not down and mode == MediaMode.VIDEO else state.video_back_at
+    failed = state.failed_climbs
+    if (
+        down
+        and current == MediaMode.VIDEO
+        and reason in CLIMB_UNDONE
+        and state.video_back_at is not None
+        and now - state.video_back_at < CLIMB_TRIAL_SECONDS
+    ):
+        failed = min(failed + 1, MAX_FAILED_CLIMBS)
     if not down and mode == state.ceiling:
-        return LadderState(video_back_at=back_at)
+        return LadderState(video_back_at=back_at, failed_climbs=failed)
     return LadderState(
         ceiling=current if down and state.ceiling is None else state.ceiling,
         last_set=mode,
         network=state.network or reason in NETWORK_REASONS,
         video_back_at=back_at,
+        failed_climbs=failed,
     )

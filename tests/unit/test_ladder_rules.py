@@ -11,6 +11,8 @@ import pytest
 
 from server.config import load_settings
 from server.media.ladder_rules import (
+    CLIMB_TRIAL_SECONDS,
+    MAX_RECOVER_SECONDS,
     Fail,
     Feed,
     LadderRules,
@@ -19,6 +21,7 @@ from server.media.ladder_rules import (
     Step,
     after_step,
 )
+from server.media.workers.worker import ladder_memory, ladder_state
 from server.rooms.model import MediaMode
 
 AUDIO, VIDEO, TEXT, PHONE = MediaMode.AUDIO, MediaMode.VIDEO, MediaMode.TEXT, MediaMode.PHONE
@@ -251,6 +254,61 @@ def test_after_loss_clean_audio_brings_video_back_and_lossy_audio_does_not() -> 
     assert ada.recovers_at(210.0, video=held, loss_percent=20.0) is None
     assert ada.recovers_at(300.0, video=held, loss_percent=19.9) == RULES.recover_seconds
     assert ada.mode == VIDEO
+
+
+# -- failed climbs ---------------------------------------------------------------------------
+
+
+def climbs_after(ada: Participant, start: float) -> float:
+    """Seconds of clean audio (video held) from `start` until the rules climb to video."""
+    held = Feed(expected_since=CONNECTED, held=True)
+    for i in range(200):
+        now = start + i / 2
+        action = ada.tick(now, video=held)
+        if action is not None:
+            assert action == Step(VIDEO, "media_recovered", down=False), action
+            return now - start
+    raise AssertionError("never climbed")
+
+
+def test_climbs_the_network_undoes_wait_twice_as_long_each_time_up_to_a_limit() -> None:
+    """A lasting cap that audio fits and video does not: each climb to video fails a few
+    seconds later (loss), and the next climb waits twice the clean time of the last."""
+    ada = Participant()
+    ada.tick(200.0, loss_percent=25.0, lossy_samples=2)
+    waits, now = [], 210.0
+    for _ in range(5):
+        waits.append(climbs_after(ada, now))
+        now += waits[-1] + 4
+        assert ada.tick(now, loss_percent=25.0, lossy_samples=2) == Step(
+            AUDIO, "high_loss", down=True
+        )
+        now += 1
+    assert waits == [6.0, 12.0, 24.0, MAX_RECOVER_SECONDS, MAX_RECOVER_SECONDS]
+    assert ada.state.failed_climbs == 5
+
+
+def test_a_climb_that_holds_ends_the_back_off_and_a_late_step_down_is_no_failed_climb() -> None:
+    ada = Participant()
+    ada.tick(200.0, loss_percent=25.0, lossy_samples=2)
+    climbs_after(ada, 210.0)  # up at 216
+    ada.tick(218.0, loss_percent=25.0, lossy_samples=2)  # undone 2 s later
+    assert ada.state.failed_climbs == 1
+    assert climbs_after(ada, 220.0) == 12.0  # up at 232
+    # on video, clean, for CLIMB_TRIAL_SECONDS: the climb held
+    assert ada.tick(232.0 + CLIMB_TRIAL_SECONDS - 0.5) is None
+    assert ada.state.failed_climbs == 1
+    assert ada.tick(232.0 + CLIMB_TRIAL_SECONDS) is None
+    assert ada.state.failed_climbs == 0
+    # a step down later is a new fault: the usual wait
+    ada.tick(300.0, loss_percent=25.0, lossy_samples=2)
+    assert ada.state.failed_climbs == 0
+    assert climbs_after(ada, 301.0) == RULES.recover_seconds
+
+
+def test_failed_climbs_outlive_a_media_worker() -> None:
+    state = LadderState(ceiling=VIDEO, last_set=AUDIO, network=True, failed_climbs=3)
+    assert ladder_state(ladder_memory(state)) == state
 
 
 # -- recovery ---------------------------------------------------------------------------------

@@ -120,6 +120,7 @@ def ladder_memory(state: LadderState) -> dict[str, Any]:
         "ceiling": None if state.ceiling is None else str(state.ceiling),
         "last_set": None if state.last_set is None else str(state.last_set),
         "network": state.network,
+        "failed_climbs": state.failed_climbs,
     }
 
 
@@ -129,6 +130,7 @@ def ladder_state(memory: dict[str, Any]) -> LadderState:
         ceiling=None if ceiling is None else MediaMode(ceiling),
         last_set=None if last_set is None else MediaMode(last_set),
         network=bool(memory.get("network")),
+        failed_climbs=int(memory.get("failed_climbs") or 0),
     )
 
 
