@@ -262,10 +262,10 @@ async def test_vp9_and_av1_are_forwarded_between_chromium_pages_and_vp8_only_cli
 
     # Ada's 720p camera is VP9 simulcast (each layer L1T3: without, Chrome sends only
     # the 320x180 one), and bo gets a layer of 540 lines or more through the SFU (by
-    # now the estimates have had time to grow to it). In grid view, every tile the same
-    # size: in speaker view ada's tile is in the strip whenever the SFU names another
-    # speaker, and the SFU sends no layer taller than the tile (the likely reason a CI
-    # run got only the 360-line one; not reproduced here).
+    # now the estimates have had time to grow to it). In grid view (ada's tile 311 CSS
+    # pixels tall here, 622 device pixels): in speaker view her tile is in the strip
+    # whenever the SFU names another speaker (1 run of 2: 114 CSS pixels), and the SFU
+    # sends no layer taller than the tile needs: a CI run got only the 360-line one.
     await bo.page.keyboard.press("w")
     await expect(bo.tile("ada")).to_have_attribute("data-place", "grid")
     assert await decodes_tall(bo, "video/VP9", 540, sender=ada) >= 540
