@@ -1,5 +1,5 @@
-"""The one compiled part: the SFU's per-packet send work (server/media/_rtp_send.c).
-Everything else is in pyproject.toml."""
+"""The compiled parts: the SFU's per-packet send work (server/media/_rtp_send.c) and
+receive work (server/media/_rtp_receive.c). Everything else is in pyproject.toml."""
 
 from setuptools import Extension, setup
 
@@ -9,6 +9,11 @@ setup(
             "server.media._rtp_send",
             ["server/media/_rtp_send.c"],
             extra_compile_args=["-O2", "-Wall", "-Werror"],
-        )
+        ),
+        Extension(
+            "server.media._rtp_receive",
+            ["server/media/_rtp_receive.c"],
+            extra_compile_args=["-O2", "-Wall", "-Werror"],
+        ),
     ]
 )

@@ -30,6 +30,7 @@ import asyncio
 import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -314,6 +315,34 @@ async def _settle(page: Page) -> float:
     return time.monotonic() - started
 
 
+@contextlib.contextmanager
+def _profiled(mode: str, pid: int) -> Any:
+    """RECEIVE_COST_PERF=FILE: `perf record` of Pairwise's process over the window with
+    the publisher alone (native frames: libsrtp, the system calls, the interpreter);
+    RECEIVE_COST_PYSPY=FILE: py-spy's Python stacks over it, only those holding the GIL
+    (raw, for flame graphs; py-spy is not a dependency: `pip install py-spy`)."""
+    commands = []
+    if mode == "pairwise" and os.environ.get("RECEIVE_COST_PERF"):
+        out = os.environ["RECEIVE_COST_PERF"]
+        commands.append(["perf", "record", "-q", "-F", "997", "-g", "-p", str(pid), "-o", out])
+    if mode == "pairwise" and os.environ.get("RECEIVE_COST_PYSPY"):
+        spy = str(Path(sys.executable).parent / "py-spy")
+        out = os.environ["RECEIVE_COST_PYSPY"]
+        commands.append(
+            [spy, "record", "--gil", "-r", "250", "-f", "raw", "-p", str(pid), "-o", out]
+        )
+    running = [
+        subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for cmd in commands
+    ]
+    try:
+        yield
+    finally:
+        for profiler in running:
+            profiler.send_signal(signal.SIGINT)
+            profiler.wait(timeout=60)
+
+
 def _start(mode: str, port: int, data_dir: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "benchmarks.sfu", "serve", mode, str(port), data_dir],
@@ -350,7 +379,8 @@ async def measure(mode: str, round_: int, browser: Any, window_s: float) -> Row:
         await (publish_pairwise if mode == "pairwise" else publish_janus)(page, base, sockets)
         settle_s = await _settle(page)
         load = os.getloadavg()[0]
-        alone = await _window(page, process, window_s)
+        with _profiled(mode, server.pid):
+            alone = await _window(page, process, window_s)
         subscriber = _subscriber_class()()
         if mode == "janus":
             from benchmarks import janus

@@ -12,9 +12,11 @@ at once, on the loop, in plain calls:
 
 - the datagram's checks and counts as `RTCDtlsTransport._recv_next` does them
   (`__rx_bytes`, `__rx_packets`, the SRTP range of the first byte, `is_rtcp`),
-  `_rx_srtp.unprotect` (one call), then `_handle_rtp_data`'s parse
-  (`RtpPacket.parse(data, _rtp_header_extensions_map)`) and routing
-  (`_rtp_router.route_rtp`, ours when `route_by_mid` replaced it);
+  `_rx_srtp.unprotect` and `_handle_rtp_data`'s parse
+  (`RtpPacket.parse(data, _rtp_header_extensions_map)`) as one C call
+  (media/_rtp_receive.c: libsrtp's `srtp_unprotect` on the session's srtp_t, aiortc's
+  parse rules, the same `RtpPacket`; in Python they were about half of this path's
+  time), and routing (`_rtp_router.route_rtp`, ours when `route_by_mid` replaced it);
 - then `_handle_rtp_packet`'s work for a tapped receiver (`ReceivePath.handle`, from
   its private state: `_enabled`, `__remote_bitrate_estimator`, `__rtcp_ssrc`,
   `__active_ssrc`, `__codecs`, `__remote_streams`, `__rtx_ssrc`, `__nack_generator`,
@@ -42,6 +44,7 @@ __init__.py).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import inspect
 import logging
 from collections.abc import Callable
@@ -59,13 +62,17 @@ from aiortc.rtcicetransport import RTCIceTransport
 from aiortc.rtcrtpreceiver import StreamStatistics
 from aiortc.rtp import (
     RTCP_PSFB_APP,
+    HeaderExtensions,
+    HeaderExtensionsMap,
     RtcpPsfbPacket,
     RtpPacket,
     is_rtcp,
     pack_remb_fci,
     unwrap_rtx,
 )
+from pylibsrtp import _binding
 
+from server.media import _rtp_receive
 from server.media.aiortc_internals.arrival import ArrivalClock
 from server.media.aiortc_internals.base import (
     RTCP_SSRC_ATTR,
@@ -84,6 +91,12 @@ PATH_ATTR = "_pairwise_receive_path"  # a tapped RTCRtpReceiver's ReceivePath
 NTP_EPOCH_MS = 2_208_988_800_000  # aiortc's clock.current_ms counts from 1900
 
 _CONNECTED = DtlsState.CONNECTED
+# libsrtp's srtp_unprotect, as pylibsrtp's own build of libsrtp has it (its address, for C)
+SRTP_UNPROTECT = int(
+    _binding.ffi.cast("uintptr_t", _binding.ffi.addressof(_binding.lib, "srtp_unprotect"))
+)
+_IDS = "_HeaderExtensionsMap__ids"  # a HeaderExtensionsMap's ids, by kind of extension
+_rtp_receive.classes(RtpPacket, HeaderExtensions)
 
 
 class ReceivePath:
@@ -194,6 +207,8 @@ class DirectReceive:
         self.handled = 0  # SRTP packets handled here
         self.receivers: list[RTCRtpReceiver] = []  # the tapped ones, in tapping order
         self.feedback: FeedbackSender | None = None  # from the first transport-cc packet
+        self._srtp: pylibsrtp.Session | None = None  # the session whose srtp_t is _session
+        self._session = 0
 
     def __call__(self, data: bytes, component: int) -> None:
         dtls: Any = self._dtls
@@ -213,11 +228,14 @@ class DirectReceive:
         self.handled += 1
         arrival_ns = self.arrival.now_ns(component)
         arrival_time_ms = arrival_ns // 1_000_000 + NTP_EPOCH_MS
-        try:
-            data = srtp.unprotect(data)
-            packet = RtpPacket.parse(data, dtls._rtp_header_extensions_map)
-        except (pylibsrtp.Error, ValueError):
-            return  # aiortc drops these too (logged at debug level only)
+        if srtp is not self._srtp:
+            self._srtp = srtp
+            self._session = int(_binding.ffi.cast("uintptr_t", srtp._srtp[0]))
+        packet = _rtp_receive.unprotect_parse(
+            self._session, SRTP_UNPROTECT, data, getattr(dtls._rtp_header_extensions_map, _IDS)
+        )
+        if packet is None:
+            return  # not unprotected or not parsed: aiortc drops these too
         seq = packet.extensions.transport_sequence_number
         if seq is not None:
             feedback = self.feedback
@@ -323,6 +341,7 @@ def problems() -> list[str]:
         aiortc.rtp.HeaderExtensionsMap.get
     ):
         found.append("RtpPacket.extensions.transport_sequence_number is no longer parsed")
+    found += _parse_problems()
     if "self._recv = self._connection.recv" not in inspect.getsource(RTCIceTransport.__init__):
         found.append("RTCIceTransport no longer receives from its aioice Connection")
     if "delta = current_datetime() - NTP_EPOCH" not in inspect.getsource(_clock.current_ms):
@@ -360,4 +379,41 @@ def problems() -> list[str]:
         connection = getattr(dtls.transport, "_connection", None)
         if not callable(getattr(connection, "data_received", None)):
             found.append("aioice Connection instances have no data_received")
+    return found
+
+
+# What media/_rtp_receive.c sets on the RtpPacket and HeaderExtensions it makes without
+# their __init__: every attribute __init__ sets (it sets no others).
+PACKET_ATTRS = {
+    "version", "marker", "payload_type", "sequence_number", "timestamp", "ssrc", "csrc",
+    "extensions", "payload", "padding_size",
+}  # fmt: skip
+EXTENSION_KINDS = (
+    "mid", "repaired_rtp_stream_id", "rtp_stream_id", "abs_send_time",
+    "transmission_offset", "audio_level", "transport_sequence_number",
+)  # fmt: skip
+
+
+def _parse_problems() -> list[str]:
+    """What the C receive path takes from aiortc and pylibsrtp (see _rtp_receive.c)."""
+    found = []
+    if set(vars(RtpPacket())) != PACKET_ATTRS:
+        found.append("RtpPacket.__init__ no longer sets exactly the attributes C sets")
+    fields = {f.name: f.default for f in dataclasses.fields(HeaderExtensions)}
+    if set(fields) != set(EXTENSION_KINDS) or any(
+        getattr(HeaderExtensions, name, 0) is not None for name in fields
+    ):
+        found.append("HeaderExtensions' fields are no longer the seven kinds, None by default")
+    get = inspect.getsource(HeaderExtensionsMap.get)
+    # C takes the first kind whose id matches, in aiortc's order of branches
+    branches = [get.find(f"x_id == self.__ids.{kind}:") for kind in EXTENSION_KINDS]
+    if (
+        not isinstance(getattr(HeaderExtensionsMap(), _IDS, None), HeaderExtensions)
+        or -1 in branches
+        or branches != sorted(branches)
+    ):
+        found.append("HeaderExtensionsMap no longer reads each kind's id from __ids in turn")
+    unprotect = _binding.ffi.typeof(_binding.lib.srtp_unprotect).cname
+    if unprotect != "srtp_err_status_t(*)(struct srtp_ctx_t_ *, void *, int *)":
+        found.append("libsrtp's srtp_unprotect(srtp_t, void *, int *) is gone or changed")
     return found

@@ -1,0 +1,11 @@
+"""Types of the C receive path (server/media/_rtp_receive.c)."""
+
+from typing import Any
+
+def unprotect_parse(session: int, unprotect: int, data: bytes, ids: Any) -> Any:
+    """One SRTP packet unprotected (libsrtp's `srtp_unprotect` at address `unprotect` on
+    the srtp_t at `session`) and parsed as aiortc's `RtpPacket.parse` with the header
+    extension ids of `ids` would; None where either fails."""
+
+def classes(packet: type, extensions: type) -> None:
+    """The classes `unprotect_parse` makes: aiortc's RtpPacket and HeaderExtensions."""
