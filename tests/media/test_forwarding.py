@@ -79,6 +79,11 @@ async def test_forwarding_is_pass_through(
     assert all(isinstance(r, internals.DirectReceive) for r in receive.values()), receive
     frames = sum(r.frames for r in bo.received)
     assert sum(r.handled for r in receive.values()) >= frames
+    # ...each straight from the socket's protocol, not tried as STUN first (RtpDemux)
+    assert all(r.demuxed >= 1 for r in receive.values())
+    for r in receive.values():
+        for protocol in r._connection._protocols:
+            assert isinstance(protocol.datagram_received, internals.RtpDemux)
     # ...and stamped with the kernel's arrival times (arrival.py), all but the first.
     assert sum(r.arrival.stamped for r in receive.values()) >= frames - len(receive)
     for received in bo.received:

@@ -50,6 +50,7 @@ from server.media.aiortc_internals.direct_receive import (
     DirectReceive,
     FeedbackSender,
     ReceivePath,
+    RtpDemux,
 )
 from server.media.aiortc_internals.negotiation import (
     Negotiated,
@@ -149,6 +150,7 @@ __all__ = [
     "Packetizer",
     "PromptVideoBuffer",
     "ReceivePath",
+    "RtpDemux",
     "RtpLink",
     "UpstreamCap",
     "VideoRepair",

@@ -33,6 +33,13 @@ transport-cc feedback (transport_feedback.py) every 100 ms through a tapped rece
 connected. Such a publisher's receivers have no `__remote_bitrate_estimator` (its
 browser estimates its uplink itself), so `ReceivePath.handle` runs none.
 
+aioice's `StunProtocol.datagram_received` tries every datagram as a STUN message first
+(`stun.parse_message`, which raises ValueError for RTP: a Python exception per packet)
+and hands it on only then. A datagram whose first byte is 128..191 is RTP or RTCP, never
+STUN (RFC 7983's demultiplexing: a STUN message starts with two zero bits), so once the
+connection has SRTP, `RtpDemux` stands in for each of its protocols' `datagram_received`
+and hands such a datagram straight to `DirectReceive`; the rest take aioice's path.
+
 Everything else (DTLS, SRTCP, an SRTP packet before the transport is connected, a
 packet for a receiver that is not tapped, every packet of a transport whose
 `_handle_rtp_data` was replaced on the instance) takes aiortc's own path, unchanged.
@@ -44,6 +51,7 @@ __init__.py).
 from __future__ import annotations
 
 import asyncio
+import asyncio.selector_events
 import dataclasses
 import inspect
 import logging
@@ -191,6 +199,23 @@ class FeedbackSender:
         self._timer.cancel()
 
 
+class RtpDemux:
+    """Stands in for one aioice `StunProtocol.datagram_received`: RTP and RTCP (first byte
+    128..191) go straight to the connection's `DirectReceive`, anything else (STUN,
+    DTLS) to aioice's own method, which tries it as STUN first."""
+
+    def __init__(self, protocol: Any, receive: DirectReceive) -> None:
+        self._stun: Callable[[bytes, Any], None] = protocol.datagram_received
+        self._receive = receive
+        self._component: int = protocol.local_candidate.component
+
+    def __call__(self, data: bytes, addr: Any) -> None:
+        if data and 127 < data[0] < 192:
+            self._receive(data, self._component)
+        else:
+            self._stun(data, addr)
+
+
 class DirectReceive:
     """Stands in for one aioice `Connection.data_received`: SRTP packets are handled at
     once (see the module's docstring), every other datagram goes to `fallback`."""
@@ -200,9 +225,13 @@ class DirectReceive:
         dtls: RTCDtlsTransport,
         fallback: Callable[[bytes, int], None],
         arrival: ArrivalClock,
+        connection: Any,
     ) -> None:
         self._dtls = dtls
         self._fallback = fallback
+        self._connection = connection
+        self.demuxed = 0  # the connection's protocols RtpDemux stands in for
+        self._demux_done = False
         self.arrival = arrival
         self.handled = 0  # SRTP packets handled here
         self.receivers: list[RTCRtpReceiver] = []  # the tapped ones, in tapping order
@@ -226,6 +255,8 @@ class DirectReceive:
         dtls._RTCDtlsTransport__rx_bytes += len(data)
         dtls._RTCDtlsTransport__rx_packets += 1
         self.handled += 1
+        if not self._demux_done:  # the first SRTP packet: gathering is long over
+            self._demux()
         arrival_ns = self.arrival.now_ns(component)
         arrival_time_ms = arrival_ns // 1_000_000 + NTP_EPOCH_MS
         if srtp is not self._srtp:
@@ -254,6 +285,15 @@ class DirectReceive:
         except Exception:  # one bad packet must not stop the connection's media
             log.exception("receiving an RTP packet failed")
 
+    def _demux(self) -> None:
+        self._demux_done = True
+        for protocol in self._connection._protocols:
+            if isinstance(protocol, aioice.ice.StunProtocol) and "datagram_received" not in (
+                vars(protocol)
+            ):
+                setattr(protocol, "datagram_received", RtpDemux(protocol, self))  # noqa: B010
+                self.demuxed += 1
+
 
 def receive_directly(receiver: RTCRtpReceiver, sink: FrameSink) -> ReceivePath:
     """Handle `receiver`'s RTP packets directly (each whole frame to `sink`) from now
@@ -264,7 +304,7 @@ def receive_directly(receiver: RTCRtpReceiver, sink: FrameSink) -> ReceivePath:
     connection = dtls.transport._connection
     current = connection.data_received
     if not isinstance(current, DirectReceive):
-        current = DirectReceive(dtls, current, ArrivalClock(connection))
+        current = DirectReceive(dtls, current, ArrivalClock(connection), connection)
         connection.data_received = current  # type: ignore[method-assign]
     current.receivers.append(receiver)
     return path
@@ -325,6 +365,17 @@ def problems() -> list[str]:
         inspect.getsource(aioice.ice.StunProtocol.datagram_received),
         "aioice's StunProtocol.datagram_received",
         "self.receiver.data_received(data, self.local_candidate.component)",
+    )
+    found += needs(
+        inspect.getsource(aioice.ice.Connection),
+        "aioice's Connection",
+        "self._protocols: list[StunProtocol] = []",
+        "self._protocols += host_protocols",
+    )
+    found += needs(
+        inspect.getsource(asyncio.selector_events._SelectorDatagramTransport._read_ready),  # type: ignore[attr-defined]
+        "asyncio's datagram transport",
+        "self._protocol.datagram_received(data, addr)",
     )
     found += needs(
         inspect.getsource(aioice.ice.Connection.data_received),
