@@ -14,6 +14,10 @@
  * either class's `__init__` (which only set the attributes set here: direct_receive.py's
  * `problems()` checks that).
  *
+ * `vp8_payload` strips a VP8 packet's payload descriptor as aiortc's `vp8_depayload` does
+ * (which builds a `VpxPayloadDescriptor` to return only the bytes after it): ~1.2 us of
+ * Python per video packet.
+ *
  * Differences from aiortc, on purpose: a header extension whose length does not fit its
  * kind (abs-send-time and transmission offset 3 bytes, audio level 1, transport-wide
  * sequence number 2) drops the packet, where aiortc's `struct.unpack` raises a
@@ -290,6 +294,43 @@ static PyObject *unprotect_parse(PyObject *module, PyObject *const *args, Py_ssi
     return packet;
 }
 
+/* vp8_payload(payload): the VP8 payload after its descriptor (RFC 7741 4.2), as aiortc's
+ * `vp8_depayload` returns it; ValueError where its `VpxPayloadDescriptor.parse` raises
+ * one (a descriptor cut short). */
+static PyObject *vp8_payload(PyObject *module, PyObject *arg) {
+    char *data;
+    Py_ssize_t len;
+    if (PyBytes_AsStringAndSize(arg, &data, &len) < 0) return NULL;
+    const unsigned char *d = (const unsigned char *)data;
+    Py_ssize_t pos = 1;
+    if (len < 1) goto short_;
+    if (d[0] & 0x80) { /* X: extended control bits */
+        if (len < pos + 1) goto short_;
+        unsigned char x = d[pos++];
+        if (x & 0x80) { /* I: picture id, 7 or 15 bits */
+            if (len < pos + 1) goto short_;
+            if (d[pos] & 0x80) {
+                if (len < pos + 2) goto short_;
+                pos += 2;
+            } else {
+                pos += 1;
+            }
+        }
+        if (x & 0x40) { /* L: TL0PICIDX */
+            if (len < pos + 1) goto short_;
+            pos += 1;
+        }
+        if (x & 0x30) { /* T or K: one octet */
+            if (len < pos + 1) goto short_;
+            pos += 1;
+        }
+    }
+    return PyBytes_FromStringAndSize(data + pos, len - pos);
+short_:
+    PyErr_SetString(PyExc_ValueError, "VP8 payload descriptor is truncated");
+    return NULL;
+}
+
 static PyObject *classes(PyObject *module, PyObject *args) {
     PyObject *packet, *extensions;
     if (!PyArg_ParseTuple(args, "O!O!", &PyType_Type, &packet, &PyType_Type, &extensions))
@@ -304,6 +345,7 @@ static PyObject *classes(PyObject *module, PyObject *args) {
 static PyMethodDef methods[] = {
     {"unprotect_parse", (PyCFunction)(void (*)(void))unprotect_parse, METH_FASTCALL,
      "unprotect_parse(session, unprotect, data, ids) -> RtpPacket | None"},
+    {"vp8_payload", vp8_payload, METH_O, "vp8_payload(payload) -> the payload after its descriptor"},
     {"classes", classes, METH_VARARGS, "classes(RtpPacket, HeaderExtensions): what to make"},
     {NULL, NULL, 0, NULL}};
 

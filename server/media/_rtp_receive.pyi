@@ -9,3 +9,7 @@ def unprotect_parse(session: int, unprotect: int, data: bytes, ids: Any) -> Any:
 
 def classes(packet: type, extensions: type) -> None:
     """The classes `unprotect_parse` makes: aiortc's RtpPacket and HeaderExtensions."""
+
+def vp8_payload(payload: bytes) -> bytes:
+    """A VP8 RTP payload without its payload descriptor, as aiortc's `vp8_depayload`;
+    ValueError where the descriptor is cut short."""

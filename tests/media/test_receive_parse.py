@@ -1,6 +1,7 @@
 """The C receive path (server/media/_rtp_receive.c) against aiortc's own: every packet
 that `pylibsrtp.Session.unprotect` + `RtpPacket.parse` accept comes out the same, every
-one they refuse comes out None, with real SRTP sessions on both sides."""
+one they refuse comes out None, with real SRTP sessions on both sides; every VP8 payload
+loses the same descriptor as in aiortc's `vp8_depayload`."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import struct
 from typing import Any
 
 import pylibsrtp
+import pytest
+from aiortc.codecs.vpx import vp8_depayload
 from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
 from aiortc.rtp import HeaderExtensionsMap, RtpPacket
 from hypothesis import HealthCheck, assume, given, settings
@@ -280,3 +283,45 @@ def test_any_packet_comes_out_as_aiortc_reads_it(
     else:
         assert by_c is not None
         same(by_c, by_aiortc)
+
+
+# descriptors as browsers send them (X with I, L, T, K in any mix; 7- or 15-bit picture
+# ids) and any bytes at all, cut anywhere
+descriptor = st.one_of(
+    st.tuples(
+        st.integers(0, 0x7F),  # S, PID and the reserved bits; X off
+    ).map(lambda t: bytes(t)),
+    st.tuples(
+        st.integers(0, 0x7F),
+        st.integers(0, 0xFF),  # I L T K and reserved
+        st.binary(min_size=0, max_size=5),
+    ).map(lambda t: bytes([t[0] | 0x80, t[1]]) + t[2]),
+    st.binary(max_size=8),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(descriptor=descriptor, frame=st.binary(max_size=40), cut=st.integers(0, 12))
+def test_a_vp8_payload_loses_the_descriptor_aiortc_strips(
+    descriptor: bytes, frame: bytes, cut: int
+) -> None:
+    payload = (descriptor + frame)[: max(0, len(descriptor + frame) - cut)]
+    try:
+        expected: bytes | None = vp8_depayload(payload)
+    except ValueError:
+        expected = None
+    if expected is None:
+        with pytest.raises(ValueError):
+            _rtp_receive.vp8_payload(payload)
+    else:
+        assert _rtp_receive.vp8_payload(payload) == expected
+
+
+def test_vp8_descriptors_of_each_length() -> None:
+    assert _rtp_receive.vp8_payload(b"\x10abc") == b"abc"
+    assert _rtp_receive.vp8_payload(b"\x90\x80\x05abc") == b"abc"  # 7-bit picture id
+    assert _rtp_receive.vp8_payload(b"\x90\x80\x81\x23abc") == b"abc"  # 15-bit
+    assert _rtp_receive.vp8_payload(b"\x90\xf0\x81\x23\x07\x40abc") == b"abc"  # I L T K
+    for cut in (b"", b"\x90", b"\x90\x80", b"\x90\x80\x81", b"\x90\x40", b"\x90\x10"):
+        with pytest.raises(ValueError):
+            _rtp_receive.vp8_payload(cut)

@@ -21,8 +21,10 @@ at once, on the loop, in plain calls:
   its private state: `_enabled`, `__remote_bitrate_estimator`, `__rtcp_ssrc`,
   `__active_ssrc`, `__codecs`, `__remote_streams`, `__rtx_ssrc`, `__nack_generator`,
   `__jitter_buffer`, `__timestamp_mapper`, `__decoder_thread`), handing each whole
-  frame to the tap's sink instead of the decoder queue. RTCP it sends (NACK, PLI,
-  REMB) goes out in the background, as aiortc's would have after an await.
+  frame to the tap's sink instead of the decoder queue; a VP8 payload's descriptor is
+  stripped in C (`_rtp_receive.vp8_payload`: what aiortc's `depayload` returns for VP8,
+  without building a `VpxPayloadDescriptor`). RTCP it sends (NACK, PLI, REMB) goes out
+  in the background, as aiortc's would have after an await.
 
 A packet with a transport-wide sequence number (the publisher negotiated transport-cc:
 negotiation.py) is recorded with its arrival time (the kernel's: arrival.py, as is the
@@ -64,6 +66,7 @@ import pylibsrtp
 from aiortc import RTCRtpReceiver
 from aiortc import clock as _clock
 from aiortc.codecs import depayload, is_rtx
+from aiortc.codecs.vpx import VpxPayloadDescriptor, vp8_depayload
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 from aiortc.rtcdtlstransport import State as DtlsState
 from aiortc.rtcicetransport import RTCIceTransport
@@ -103,6 +106,7 @@ _CONNECTED = DtlsState.CONNECTED
 SRTP_UNPROTECT = int(
     _binding.ffi.cast("uintptr_t", _binding.ffi.addressof(_binding.lib, "srtp_unprotect"))
 )
+_VP8: dict[str, bool] = {}  # by MIME type: its packets depayloaded in C (vp8_payload)
 _IDS = "_HeaderExtensionsMap__ids"  # a HeaderExtensionsMap's ids, by kind of extension
 _rtp_receive.classes(RtpPacket, HeaderExtensions)
 
@@ -162,8 +166,16 @@ class ReceivePath:
         nack = r._RTCRtpReceiver__nack_generator
         if nack is not None and nack.add(packet):
             sending.spawn(r._send_rtcp_nack(packet.ssrc, sorted(nack.missing)))
+        vp8 = _VP8.get(codec.mimeType)
+        if vp8 is None:
+            vp8 = _VP8[codec.mimeType] = codec.name == "VP8"  # as aiortc's depayload asks
         try:
-            packet._data = depayload(codec, packet.payload) if packet.payload else b""
+            if not packet.payload:
+                packet._data = b""
+            elif vp8:
+                packet._data = _rtp_receive.vp8_payload(packet.payload)
+            else:
+                packet._data = depayload(codec, packet.payload)
         except ValueError:
             return
         pli, frame = r._RTCRtpReceiver__jitter_buffer.add(packet)
@@ -464,6 +476,13 @@ def _parse_problems() -> list[str]:
         or branches != sorted(branches)
     ):
         found.append("HeaderExtensionsMap no longer reads each kind's id from __ids in turn")
+    if (
+        'if codec.name == "VP8":\n        return vp8_depayload(payload)'
+        not in inspect.getsource(depayload)
+        or "return data" not in inspect.getsource(vp8_depayload)
+        or "return obj, data[pos:]" not in inspect.getsource(VpxPayloadDescriptor.parse)
+    ):
+        found.append("aiortc's VP8 depayload is no longer the bytes after the descriptor")
     unprotect = _binding.ffi.typeof(_binding.lib.srtp_unprotect).cname
     if unprotect != "srtp_err_status_t(*)(struct srtp_ctx_t_ *, void *, int *)":
         found.append("libsrtp's srtp_unprotect(srtp_t, void *, int *) is gone or changed")
