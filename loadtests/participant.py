@@ -174,6 +174,7 @@ class Participant:
         self._session = session
         self.sio = self._client()
         self.joined = False
+        self.unreachable = False  # its last connect failed: no node took the connection
         self._closing = False
         self._dead = asyncio.Event()
         self._seq = 0
@@ -198,11 +199,15 @@ class Participant:
         self.sio = self._client()
         self._dead = asyncio.Event()
 
-    async def connect_and_join(self, token: str, again: bool = False) -> bool:
+    async def connect_and_join(
+        self, token: str, again: bool = False, elsewhere_next: bool = False
+    ) -> bool:
         """Connect and join; record the join time (connect start → join ack). `again`: a
         reconnect, which catches up from the join history (as a client resyncs) and is not
-        a join of its own."""
+        a join of its own. `elsewhere_next`: a failed connect is not an error yet (the
+        caller asks the cluster where the room is now and tries there; `unreachable`)."""
         started = time.perf_counter()
+        self.unreachable = False
         try:
             await self.sio.connect(
                 self.url,
@@ -212,7 +217,9 @@ class Participant:
                 wait_timeout=15,
             )
         except (TimeoutError, socketio.exceptions.SocketIOError, OSError) as exc:
-            if not again:  # reconnecting, a node not up yet is part of the recovery time
+            self.unreachable = True
+            # reconnecting, a node not up yet is part of the recovery time
+            if not again and not elsewhere_next:
                 self.m.error("connect_failed", f"{self.spec.identity}: {exc}")
             return False
         self.m.connected += 1

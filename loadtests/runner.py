@@ -416,8 +416,15 @@ class Runner:
             if token is None:
                 return  # its token could not be issued: an error already says why
             async with self._join_slots:
-                if not await p.connect_and_join(token):
-                    return
+                joined = await p.connect_and_join(token, elsewhere_next=self.cluster)
+            if not joined and self.cluster and p.unreachable:
+                # Its room's node did not take the connection (it died after placing the
+                # room): go where the room is now, as after losing a node.
+                joined = await self._recover(p, token, stop_sending, first=True)
+                if not joined:
+                    self.m.error("connect_failed", f"{p.spec.identity}: no node took it")
+            if not joined:
+                return
             if self._media_module is not None and p.spec.media_mode != "text":
                 p.media = self._media_module.MediaPeer(p, self.scenario.media, self.m)
                 try:
@@ -437,11 +444,14 @@ class Runner:
         finally:
             await p.close()
 
-    async def _recover(self, p: Participant, token: str, stop_sending: asyncio.Event) -> bool:
+    async def _recover(
+        self, p: Participant, token: str, stop_sending: asyncio.Event, first: bool = False
+    ) -> bool:
         """Cluster mode: the participant's node died. Ask the live nodes where its room is
         now (`GET /api/v1/rooms/{room}/node` with its join token) until one answers with a
         node that takes the connection, and join there; the time from the loss to the join
-        ack is the participant's recovery time."""
+        ack is the participant's recovery time. `first`: it had not joined yet (its first
+        connect failed), so this is its join."""
         lost_at = time.perf_counter()
         assert self._session is not None
         while not stop_sending.is_set():
@@ -460,7 +470,7 @@ class Runner:
                 if r.status != 200 or not isinstance(body, dict) or "url" not in body:
                     continue
                 p.moved(str(body["url"]).rstrip("/"))
-                if await p.connect_and_join(token, again=True):
+                if await p.connect_and_join(token, again=not first, elsewhere_next=True):
                     self.m.recovery_ms.append((time.perf_counter() - lost_at) * 1000)
                     return True
             with contextlib.suppress(TimeoutError):
