@@ -15,9 +15,9 @@ from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParam
 from aiortc.rtp import HeaderExtensionsMap, RtpPacket
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from pylibsrtp import _binding
 
 from server.media import _rtp_receive
+from server.media.aiortc_internals.base import srtp_address
 from server.media.aiortc_internals.direct_receive import (
     _IDS,
     EXTENSION_KINDS,
@@ -39,10 +39,6 @@ URIS = {
 
 def session(direction: int, key: bytes = KEY) -> pylibsrtp.Session:
     return pylibsrtp.Session(pylibsrtp.Policy(key=key, ssrc_type=direction))
-
-
-def address(srtp: pylibsrtp.Session) -> int:
-    return int(_binding.ffi.cast("uintptr_t", srtp._srtp[0]))
 
 
 def extensions_map(uris: dict[str, int] = URIS) -> HeaderExtensionsMap:
@@ -68,7 +64,7 @@ class Receiver:
 
     def by_c(self, data: bytes) -> Any:
         ids = getattr(self.ext_map, _IDS)
-        return _rtp_receive.unprotect_parse(address(self.c), SRTP_UNPROTECT, data, ids)
+        return _rtp_receive.unprotect_parse(srtp_address(self.c), SRTP_UNPROTECT, data, ids)
 
     def by_aiortc(self, data: bytes) -> RtpPacket | None:
         try:

@@ -7,9 +7,11 @@ import inspect
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+import pylibsrtp
 from aiortc import RTCPeerConnection, RTCRtpReceiver
 from aiortc.jitterbuffer import JitterFrame
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+from pylibsrtp import _binding
 
 from server.tasks import BackgroundTasks
 
@@ -59,3 +61,9 @@ def handle_rtp_source() -> str:
 def needs(source: str, where: str, *snippets: str) -> list[str]:
     """A problem for each snippet `source` (the code of `where`) no longer contains."""
     return [f"{where} no longer does {s}" for s in snippets if s not in source]
+
+
+def srtp_address(session: pylibsrtp.Session) -> int:
+    """The address of a pylibsrtp session's srtp_t (`_srtp[0]`), for the C send and receive
+    paths; valid while the session object lives."""
+    return int(_binding.ffi.cast("uintptr_t", session._srtp[0]))

@@ -91,6 +91,7 @@ from server.media.aiortc_internals.base import (
     handle_rtp_source,
     needs,
     sending,
+    srtp_address,
     takes,
     unconnected,
 )
@@ -273,7 +274,7 @@ class DirectReceive:
         arrival_time_ms = arrival_ns // 1_000_000 + NTP_EPOCH_MS
         if srtp is not self._srtp:
             self._srtp = srtp
-            self._session = int(_binding.ffi.cast("uintptr_t", srtp._srtp[0]))
+            self._session = srtp_address(srtp)
         packet = _rtp_receive.unprotect_parse(
             self._session, SRTP_UNPROTECT, data, getattr(dtls._rtp_header_extensions_map, _IDS)
         )

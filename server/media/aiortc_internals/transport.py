@@ -50,6 +50,7 @@ from server.media import _rtp_send, forward_only
 from server.media.aiortc_internals.base import (
     RX_PACKETS_ATTR,
     needs,
+    srtp_address,
     takes,
     unconnected,
 )
@@ -71,7 +72,7 @@ def make_wire(
     the SRTP session, the socket to write directly (None: everything through asyncio's
     `sendto`, as for a peer whose address is not numeric), the peer's address as the
     kernel takes it. The socket's descriptor is read before each send, never kept."""
-    srtp = int(_binding.ffi.cast("uintptr_t", session._srtp[0]))
+    srtp = srtp_address(session)
     addr = b""
     if sock is not None:
         try:
