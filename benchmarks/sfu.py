@@ -422,6 +422,7 @@ def serve(mode: str, port: int, data_dir: str) -> None:
     if mode.startswith("pairwise"):
         from server.app import create_app
         from server.config import load_settings
+        from server.event_loop import loop_factory
         from server.media import _rtp_send
 
         _rtp_send.set_gso(mode != "pairwise-nogso")  # the same server, one packet per send
@@ -451,20 +452,22 @@ def serve(mode: str, port: int, data_dir: str) -> None:
             media_workers=None if os.environ.get("PAIRWISE_MEDIA_WORKERS") else 0,
         )
         app = create_app(settings)
+        loop = loop_factory(settings.event_loop)()  # PAIRWISE_EVENT_LOOP=asyncio to compare
     elif mode == "janus":
         from benchmarks import janus
 
         janus.exec_janus(port, Path(data_dir))
     else:
-        app = _relay_app()
+        app = _relay_app()  # aiortc as it comes, on asyncio's loop
+        loop = asyncio.new_event_loop()
     profile_to = os.environ.get("SFU_BENCH_PROFILE")  # cProfile the SFU into this file
     if profile_to is None:
-        web.run_app(app, host="127.0.0.1", port=port, print=None)
+        web.run_app(app, host="127.0.0.1", port=port, print=None, loop=loop)
         return
     import cProfile
 
     with cProfile.Profile() as profile:
-        web.run_app(app, host="127.0.0.1", port=port, print=None)
+        web.run_app(app, host="127.0.0.1", port=port, print=None, loop=loop)
     profile.dump_stats(profile_to)
 
 

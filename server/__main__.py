@@ -20,6 +20,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from aiohttp import web
 
     from server.app import create_app
+    from server.event_loop import loop_factory
     from server.logs import configure_logging
 
     configure_logging(settings.log_format, settings.log_level)
@@ -38,6 +39,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     # run_app turns SIGINT and SIGTERM into a graceful shutdown that runs cleanup and returns.
     web.run_app(
         app,
+        loop=loop_factory(settings.event_loop)(),
         host=settings.host,
         port=settings.port,
         print=None,

@@ -15,6 +15,8 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from server.event_loop import EventLoopName
+
 
 class SettingsError(Exception):
     """Settings that cannot start the server; the message is one line for the operator."""
@@ -49,6 +51,9 @@ class Settings(BaseSettings):
     secret_key: str | None = Field(None, min_length=16, description="JWT signing key")
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    event_loop: EventLoopName = Field(
+        "uvloop", description="the event loop of the server and its media workers"
+    )
     token_ttl_seconds: int = Field(24 * 3600, gt=0)
     cors_origins: list[str] = Field(default_factory=list)
     trusted_proxies: list[str] = Field(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -15,6 +16,7 @@ from hypothesis import settings as hypothesis_settings
 
 from server.app import create_app
 from server.config import Settings, load_settings
+from server.event_loop import loop_factory
 from tests.support.process import ADMIN_KEY, SECRET_KEY, ServerProcess
 from tests.support.services import fresh_postgres_database, remove_templates, sqlite_at_head
 
@@ -32,6 +34,14 @@ if os.environ.get("PAIRWISE_FUZZ_EXAMPLES"):
         "fuzz", max_examples=int(os.environ["PAIRWISE_FUZZ_EXAMPLES"]), deadline=None
     )
     hypothesis_settings.load_profile("fuzz")
+
+
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
+    """Async tests and fixtures run on the loop a server runs on by default."""
+    default = Settings.model_fields["event_loop"].default
+    return {default: loop_factory(default)}
 
 
 @pytest.fixture

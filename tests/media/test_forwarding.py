@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
+import aioice.ice
 import av
 import pytest
 from aiortc.codecs import h264, opus, vpx
@@ -43,6 +45,22 @@ def encoder_calls(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
     return calls
 
 
+@pytest.fixture
+def tried_as_stun(monkeypatch: pytest.MonkeyPatch) -> Counter[int]:
+    """RTP and RTCP datagrams each aioice protocol (by id) tried as STUN first: a spy on
+    its method, each call going through."""
+    tried: Counter[int] = Counter()
+    original = aioice.ice.StunProtocol.datagram_received
+
+    def spy(self: Any, data: bytes, addr: Any) -> None:
+        if data and 127 < data[0] < 192:
+            tried[id(self)] += 1
+        original(self, data, addr)
+
+    monkeypatch.setattr(aioice.ice.StunProtocol, "datagram_received", spy)
+    return tried
+
+
 async def test_two_participants_receive_and_decode_each_other(
     join: Join, decode_errors: DecodeErrors
 ) -> None:
@@ -62,7 +80,7 @@ async def test_two_participants_receive_and_decode_each_other(
 
 
 async def test_forwarding_is_pass_through(
-    join: Join, server: Any, encoder_calls: dict[str, int]
+    join: Join, server: Any, encoder_calls: dict[str, int], tried_as_stun: Counter[int]
 ) -> None:
     ada = await join("ada")
     bo = await join("bo", publish=False, decode=False)
@@ -81,9 +99,12 @@ async def test_forwarding_is_pass_through(
     assert sum(r.handled for r in receive.values()) >= frames
     # ...each straight from the socket's protocol, not tried as STUN first (RtpDemux)
     assert all(r.demuxed >= 1 for r in receive.values())
-    for r in receive.values():
-        for protocol in r._connection._protocols:
-            assert isinstance(protocol.datagram_received, internals.RtpDemux)
+    protocols = [p for r in receive.values() for p in r._connection._protocols]
+    assert all(isinstance(p.datagram_received, internals.RtpDemux) for p in protocols)
+    # (and the event loop calls it: none of the packets since went through aioice's method)
+    tried = [tried_as_stun[id(p)] for p in protocols]
+    await eventually(lambda: sum(r.frames for r in bo.received) > frames + 30)
+    assert [tried_as_stun[id(p)] for p in protocols] == tried
     # ...and stamped with the kernel's arrival times (arrival.py), all but the first.
     assert sum(r.arrival.stamped for r in receive.values()) >= frames - len(receive)
     for received in bo.received:

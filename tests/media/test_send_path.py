@@ -272,6 +272,9 @@ class Backlog:
     def get_write_buffer_size(self) -> int:
         return self.held
 
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return self._sock if name == "socket" else default
+
     def sendto(self, data: bytes, addr: Any) -> None:
         self.through.append(data)
         self._transport.sendto(data, addr)

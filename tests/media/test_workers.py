@@ -10,6 +10,7 @@ import os
 import re
 import signal
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -117,7 +118,7 @@ async def test_rooms_run_on_their_own_workers(join: Join, server: Any, base_url:
     assert first is not None and second is not None
     assert first.pid != second.pid and os.getpid() not in (first.pid, second.pid)
     for worker in (first, second):
-        os.kill(worker.pid, 0)  # the process exists
+        assert "/uvloop/" in loaded(worker.pid)  # on the default event loop
 
     # Both participants of a room are on its worker: its stats show both connected.
     url = f"{base_url}/api/v1/rooms/pair-1/stats"
@@ -153,6 +154,27 @@ async def test_rooms_run_on_their_own_workers(join: Join, server: Any, base_url:
     assert "error" not in await di.socket.call("media_mode", back)
     await flowing(cy, di)
     assert pool.worker_of("pair-2") is second
+
+
+def loaded(pid: int) -> str:
+    """The files mapped into process `pid` (its shared libraries among them)."""
+    return Path(f"/proc/{pid}/maps").read_text()
+
+
+@pytest.mark.parametrize(
+    "media_settings", [{**MEDIA_SETTINGS, "media_workers": 2, "event_loop": "asyncio"}]
+)
+async def test_workers_run_on_asyncios_loop_when_the_settings_say_so(
+    join: Join, server: Any
+) -> None:
+    pool = ServerParts(server.app).media
+    assert isinstance(pool, WorkerPool)
+    ada = await join("ada")
+    bo = await join("bo")
+    await flowing(ada, bo)
+    worker = pool.worker_of("pair-1")
+    assert worker is not None
+    assert "/uvloop/" not in loaded(worker.pid)
 
 
 async def test_a_killed_workers_rooms_come_back_on_a_new_one(join: Join, server: Any) -> None:

@@ -15,13 +15,16 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, get_args
 
 import pylibsrtp
 import pytest
 
+from server import event_loop
+from server.event_loop import EventLoopName
 from server.media import _rtp_send
 from server.media.aiortc_internals import make_wire
+from server.media.aiortc_internals.transport import direct_socket
 from server.media.rtp_output import HISTORY
 from tests.support.netns import TestHost, create_test_host
 
@@ -171,6 +174,39 @@ def test_without_a_socket_of_its_own_everything_goes_through_asyncio_in_order(
     assert [inbound.unprotect(d) for d in through_asyncio] == packets
 
 
+class Closing(asyncio.DatagramProtocol):
+    def __init__(self) -> None:
+        self.lost = asyncio.get_running_loop().create_future()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost.set_result(None)
+
+
+@pytest.mark.parametrize("loop", get_args(EventLoopName))
+def test_the_event_loops_own_transport_is_written_directly_until_it_closes(
+    loop: EventLoopName, receiver: Receiver
+) -> None:
+    """A host pair's transport, asyncio's or uvloop's: the wire writes its socket (the
+    frame arrives, nothing goes through the loop's `sendto`); once it is closed, never
+    (the same as a closed socket below: its number may already be another's)."""
+
+    async def check() -> None:
+        transport, protocol = await asyncio.get_running_loop().create_datagram_endpoint(
+            Closing, family=socket.AF_INET
+        )
+        through_asyncio: list[bytes] = []
+        wire = wire_to(receiver.sock.getsockname(), direct_socket(transport), through_asyncio)
+        wire.frame(0x80, 96, 1, bytes(8), [b"a" * 500, b"b" * 500], [None] * HISTORY)
+        assert [p[12:13] for p in receiver.read(2)] == [b"a", b"b"]
+        assert through_asyncio == []
+        transport.close()
+        await protocol.lost
+        wire.frame(0x80, 96, 3, bytes(8), [b"c" * 500], [None] * HISTORY)
+        assert len(through_asyncio) == 1
+
+    event_loop.run(check(), loop)
+
+
 def test_a_socket_that_fails_hands_the_frame_to_asyncio(receiver: Receiver) -> None:
     """asyncio's `sendto` reports the error as it always does (to the protocol)."""
     failing = SimpleNamespace(fileno=lambda: 999_999, family=socket.AF_INET)  # EBADF
@@ -260,8 +296,11 @@ async def test_what_a_full_socket_does_not_take_goes_through_asyncio_after_it(
 # (fragmented). Prints what arrived and what each wire then says.
 _LOW_MTU_SENDER = """
 import json, socket, pylibsrtp
+from server import event_loop
+from server.event_loop import EventLoopName
 from server.media import _rtp_send
 from server.media.aiortc_internals import make_wire
+from server.media.aiortc_internals.transport import direct_socket
 from server.media.rtp_output import HISTORY
 from tests.unit.test_rtp_send import Receiver, session
 

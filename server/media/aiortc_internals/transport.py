@@ -11,9 +11,10 @@
    `__tx_packets`; `RTCIceTransport._connection` (an aioice `Connection`) and its
    `_nominated[1]` (a `CandidatePair`: `protocol.transport`, `remote_addr`), which is
    exactly where aioice's own `StunProtocol.send_data` sends (TURN-relayed pairs included:
-   their `transport` is aioice's `TurnTransport`). For the C send path, asyncio's
-   `_SelectorDatagramTransport._sock`: the socket behind a host pair's transport,
-   written directly (its descriptor) only while the transport queues nothing.
+   their `transport` is aioice's `TurnTransport`). For the C send path, the socket
+   behind a host pair's transport (`get_extra_info("socket")`, asyncio's and uvloop's
+   alike; none for a `TurnTransport`, which frames what it sends), written directly
+   (its descriptor) only while the transport queues nothing.
 10. `aiortc.codecs.get_encoder(codec).pack(av.Packet)`: the VP8/H264 packetizers (Opus
    needs none: one frame is one packet).
 14. Liveness (liveness.py): `RTCDtlsTransport.__rx_packets` (every datagram the transport
@@ -28,14 +29,13 @@ __init__.py).
 
 from __future__ import annotations
 
-import asyncio
-import asyncio.selector_events
 import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aioice.ice
 import aioice.stun
+import aioice.turn
 import av
 import pylibsrtp
 from aiortc import RTCPeerConnection, RTCRtpSender
@@ -116,8 +116,7 @@ class RtpLink:
         backlog = getattr(udp, "get_write_buffer_size", None)
         if backlog is not None and backlog() > MAX_SOCKET_BACKLOG:
             return None
-        sock = getattr(udp, "_sock", None)  # asyncio's datagram transport: its socket
-        wire = make_wire(dtls._tx_srtp, sock, pair.remote_addr, udp.sendto)
+        wire = make_wire(dtls._tx_srtp, direct_socket(udp), pair.remote_addr, udp.sendto)
         # (aioice's TURN transport has no backlog to read: nothing queues in it)
         limit = MAX_SOCKET_BACKLOG if backlog is not None else None
         wire.watch(dtls, DtlsState.CONNECTED, connection, pair, udp, limit)
@@ -132,6 +131,15 @@ class RtpLink:
     def on_retransmit_request(self, callback: Callable[[int], Awaitable[None]]) -> None:
         """Call `callback(seq)` for each sequence number the remote peer NACKs."""
         self._sender._retransmit = callback  # type: ignore[method-assign,assignment]
+
+
+def direct_socket(udp: Any) -> Any:
+    """The socket the C send path may write to directly for `udp`, a nominated pair's
+    transport: the loop's datagram transport's own (asyncio's or uvloop's), or None for
+    aioice's `TurnTransport`, which wraps what it sends for the TURN server."""
+    if isinstance(udp, aioice.turn.TurnTransport):
+        return None
+    return udp.get_extra_info("socket")
 
 
 Packetizer = Callable[[av.Packet], list[bytes]]
@@ -242,11 +250,6 @@ def problems() -> list[str]:
         )
     ):
         found.append("aioice's consent check is no longer build_request + protocol.request")
-    transport_init = inspect.getsource(
-        asyncio.selector_events._SelectorTransport.__init__  # type: ignore[attr-defined]
-    )
-    if "self._sock = sock" not in transport_init:
-        found.append("asyncio's datagram transport no longer keeps its socket in _sock")
     if list(inspect.signature(Encoder.pack).parameters) != ["self", "packet"]:
         found.append("aiortc's Encoder.pack(packet) changed")
     with unconnected() as pc:

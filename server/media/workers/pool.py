@@ -186,6 +186,7 @@ class WorkerPool:
                 "-m",
                 "server.media.workers.worker",
                 str(theirs.fileno()),
+                self.settings.event_loop,
                 pass_fds=(theirs.fileno(),),
             )
         finally:

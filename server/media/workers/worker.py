@@ -1,13 +1,11 @@
 """A media worker process: a real `Sfu` on its own event loop, for the rooms pinned to it.
 
-Started by the pool (pool.py) as `python -m server.media.workers.worker FD`, FD being
-its end of a socket pair; it exits when the main process closes that socket or dies.
+Started by the pool (pool.py) as `python -m server.media.workers.worker FD LOOP`, FD
+being its end of a socket pair, LOOP the settings' event loop (server/event_loop.py); it
+exits when the main process closes that socket or dies.
 The main process keeps the room registry and Socket.IO: the worker's `RegistryMirror`
 holds the participants of its rooms as main reports them, and what the worker's SFU
 says goes to main over the channel (`notify`, room events, media mode steps).
-
-uvloop is not used: aiortc spends its time in SRTP, parsing and Python callbacks, and
-uvloop made no measurable difference to it here (../shared/notes/webrtc.md).
 """
 
 from __future__ import annotations
@@ -25,6 +23,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
+from server import event_loop
 from server.config import Settings
 from server.errors import NotFound
 from server.logs import configure_logging
@@ -331,7 +330,7 @@ async def serve(fd: int) -> None:
 def main() -> None:
     # Ctrl-C reaches the whole process group: main shuts the workers down in order.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    asyncio.run(serve(int(sys.argv[1])))
+    event_loop.run(serve(int(sys.argv[1])), event_loop.named(sys.argv[2]))
 
 
 if __name__ == "__main__":
