@@ -378,7 +378,8 @@ async def measure(mode: str, round_: int, browser: Any, window_s: float) -> Row:
         await context.add_init_script(PUBLISHER)
         page = Page(await context.new_page())
         await page.page.goto(PAGE_URL)
-        await (publish_pairwise if mode == "pairwise" else publish_janus)(page, base, sockets)
+        pairwise = mode.startswith("pairwise")
+        await (publish_pairwise if pairwise else publish_janus)(page, base, sockets)
         settle_s = await _settle(page)
         load = os.getloadavg()[0]
         with _profiled(mode, server.pid):
@@ -393,7 +394,7 @@ async def measure(mode: str, round_: int, browser: Any, window_s: float) -> Row:
         else:
             connect = await sfu._connector(mode, base, sockets)
         await connect("sub0", subscriber.pc, publish=False)
-        if mode == "pairwise":  # Janus picks the layer asked for; see the notes on REMB
+        if pairwise:  # Janus picks the layer asked for; see the notes on REMB
             remb = asyncio.ensure_future(_remb_loop(subscriber))
         # Pairwise climbs a layer at a time (2 s hold each): let it reach the top first.
         await asyncio.sleep(10.0)
@@ -441,7 +442,8 @@ async def run(quick: bool) -> str:
     from tests.e2e.conftest import GRANTING_FLAGS
 
     have_janus = shutil.which("janus") is not None
-    modes = ["pairwise", "janus"] if have_janus else ["pairwise"]
+    # Pairwise as it runs (uvloop) and on the standard library's loop (server/event_loop.py)
+    modes = ["pairwise", "pairwise-asyncio"] + (["janus"] if have_janus else [])
     rounds = 1 if quick else 2
     window_s = 5.0 if quick else 10.0
     rows: list[Row] = []
@@ -467,7 +469,8 @@ async def run(quick: bool) -> str:
         "*+1 subscriber*: benchmarks.sfu's aiortc subscriber (RTP headers only), given the "
         f"full layer (Pairwise: a REMB of {SUBSCRIBER_REMB // 1_000_000} Mbit/s from it; "
         "Janus: asked in its `join`). *Marginal*: cores with the subscriber − cores without. "
-        "Rounds alternate the two SFUs.",
+        "*pairwise-asyncio*: the same server on the standard library's event loop "
+        "(`PAIRWISE_EVENT_LOOP=asyncio`) instead of uvloop. Rounds alternate the SFUs.",
         "",
         "| round | SFU | cores, publisher alone | + 1 subscriber | marginal (per forwarded "
         "Mbit/s) | subscriber got "
@@ -500,6 +503,15 @@ async def run(quick: bool) -> str:
                     if min(p.one.got_kbps or 0, j.one.got_kbps or 0) < 50
                     else "."
                 )
+            )
+        if "pairwise" in pair and "pairwise-asyncio" in pair:
+            u, a = pair["pairwise"], pair["pairwise-asyncio"]
+            up, ap = _packets(u.alone), _packets(a.alone)
+            lines.append(
+                f"- Round {round_}: on asyncio's loop Pairwise costs "
+                f"{(a.alone.cores / ap) / max(u.alone.cores / up, 1e-12):.2f}x what it costs "
+                f"on uvloop per packet received; with one subscriber "
+                f"{a.one.cores / max(u.one.cores, 1e-9):.2f}x."
             )
     starved = [r for r in rows if (r.one.got_kbps or 0) < 50]
     if starved:

@@ -451,8 +451,10 @@ def serve(mode: str, port: int, data_dir: str) -> None:
             # the rooms per node with 1 and 2 workers).
             media_workers=None if os.environ.get("PAIRWISE_MEDIA_WORKERS") else 0,
         )
+        if mode == "pairwise-asyncio":  # the same server on the standard library's loop
+            settings = settings.model_copy(update={"event_loop": "asyncio"})
         app = create_app(settings)
-        loop = loop_factory(settings.event_loop)()  # PAIRWISE_EVENT_LOOP=asyncio to compare
+        loop = loop_factory(settings.event_loop)()
     elif mode == "janus":
         from benchmarks import janus
 

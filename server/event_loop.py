@@ -1,9 +1,12 @@
 """The event loop each server process runs on: uvloop unless the settings say asyncio.
 
-The SFU wakes once per datagram, and a stock asyncio loop's wake-up and iteration cost
-about as much per packet as Janus's whole receive path; uvloop's (libuv) about half
-(docs/benchmarks.md, "The event loop"). `PAIRWISE_EVENT_LOOP=asyncio` runs the standard
-library's loop instead: to compare, or as a way out should uvloop misbehave somewhere.
+The SFU's work is a callback per datagram. asyncio's selector loop runs one per loop
+iteration (an `epoll_wait` each); libuv reads up to 32 datagrams from a socket once it
+is readable, calling back for each, so a burst of a frame's packets costs one
+iteration. Measured with the SFU receiving a 720p simulcast publisher (`python -m
+benchmarks receive_cost`: its pairwise and pairwise-asyncio rows; docs/benchmarks.md).
+`PAIRWISE_EVENT_LOOP=asyncio` runs the standard library's loop instead: to compare, or
+as a way out should uvloop misbehave somewhere.
 """
 
 from __future__ import annotations

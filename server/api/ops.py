@@ -60,14 +60,16 @@ async def healthz(request: web.Request) -> web.Response:
 async def readyz(request: web.Request) -> web.Response:
     checks: dict[str, str] = {}
     try:
-        await asyncio.wait_for(request.app[DATABASE].ping(), CHECK_TIMEOUT)
+        async with asyncio.timeout(CHECK_TIMEOUT):
+            await request.app[DATABASE].ping()
         checks["database"] = "ok"
     except Exception as exc:  # any failure means "not ready", with its reason
         checks["database"] = f"failed: {type(exc).__name__}"
     redis = request.app[REDIS]
     if redis is not None:
         try:
-            await asyncio.wait_for(redis.ping(), CHECK_TIMEOUT)
+            async with asyncio.timeout(CHECK_TIMEOUT):
+                await redis.ping()
             checks["redis"] = "ok"
         except Exception as exc:
             checks["redis"] = f"failed: {type(exc).__name__}"

@@ -382,7 +382,8 @@ class _Job:
                     written, renewed = self.progress, time.monotonic()
                     await self.store._progress(self.run_id, min(written, 0.99))
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(done.wait(), PROGRESS_EVERY)
+                    async with asyncio.timeout(PROGRESS_EVERY):
+                        await done.wait()
 
         ticker = asyncio.create_task(tick())
         try:

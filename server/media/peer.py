@@ -377,7 +377,8 @@ class Peer:
         self._answered = asyncio.get_running_loop().create_future()
         offer_sdp = annotate(self.refusals.restore(self.pc.localDescription.sdp), self.simulcast)
         await self._send_offer(offer_sdp, self.revision, self.tracks())
-        await asyncio.wait_for(asyncio.shield(self._answered), self._answer_timeout)
+        async with asyncio.timeout(self._answer_timeout):
+            await asyncio.shield(self._answered)
         for outgoing in list(self.outgoing.values()):
             if not outgoing.negotiated:
                 outgoing.negotiated = True

@@ -139,7 +139,8 @@ class TrunkRegistration:
         self.status.expires_at = self.status.next_attempt_at = None
         if was_registered:
             try:
-                await asyncio.wait_for(self._register(0), UNREGISTER_SECONDS)
+                async with asyncio.timeout(UNREGISTER_SECONDS):
+                    await self._register(0)
             except (RegistrationFailed, OSError, TimeoutError) as exc:
                 log.warning("trunk unregister failed", extra={"reason": str(exc)[:80]})
         self._uas.forget_responses(self._call_id)
@@ -174,7 +175,8 @@ class TrunkRegistration:
             self._metrics.trunk_registrations.labels("registered").inc()
             try:
                 # Over TCP/TLS the binding dies with its connection: register again at once.
-                await asyncio.wait_for(self._closed.wait(), wait)
+                async with asyncio.timeout(wait):
+                    await self._closed.wait()
             except TimeoutError:
                 continue
             self._failed(RegistrationFailed(0, "the trunk connection closed"))

@@ -119,17 +119,15 @@ class TrunkLink:
     async def _connect(self, peer: tuple[str, int]) -> None:
         trunk = self.trunk
         loop = asyncio.get_running_loop()
-        _, connection = await asyncio.wait_for(
-            loop.create_connection(
+        async with asyncio.timeout(CONNECT_SECONDS):
+            _, connection = await loop.create_connection(
                 lambda: SipStreamConnection(self.uas, trunk.transport, 0.0, outbound=True),
                 peer[0],
                 peer[1],
                 ssl=self._context,
                 server_hostname=trunk.address[0] if self._context is not None else None,
                 ssl_handshake_timeout=HANDSHAKE_SECONDS if self._context is not None else None,
-            ),
-            CONNECT_SECONDS,
-        )
+            )
         connection.on_lost = self._connection_lost
         self._connection = connection
         self._closed = asyncio.Event()

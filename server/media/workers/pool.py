@@ -151,7 +151,8 @@ class WorkerPool:
         """Whether a worker is ready, waiting up to `timeout` for one."""
         if not self.alive_workers():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._ready.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await self._ready.wait()
         return bool(self.alive_workers())
 
     def alive_workers(self) -> list[WorkerHandle]:
@@ -170,7 +171,8 @@ class WorkerPool:
         for worker in self.workers:
             if worker is not None:
                 try:
-                    await asyncio.wait_for(worker.process.wait(), 10)
+                    async with asyncio.timeout(10):
+                        await worker.process.wait()
                 except TimeoutError:
                     worker.process.kill()
                     await worker.process.wait()
@@ -202,7 +204,8 @@ class WorkerPool:
         try:
             if self.before_start is not None:
                 await self.before_start(index)
-            await asyncio.wait_for(channel.request("start", start), START_TIMEOUT_SECONDS)
+            async with asyncio.timeout(START_TIMEOUT_SECONDS):
+                await channel.request("start", start)
         except BaseException:
             await channel.close()  # not left running: nothing would watch it
             with contextlib.suppress(ProcessLookupError):

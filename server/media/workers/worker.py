@@ -324,7 +324,8 @@ async def serve(fd: int) -> None:
     await channel.closed  # main closed its end, or died
     if worker is not None:
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(worker.stop(), 5)
+            async with asyncio.timeout(5):
+                await worker.stop()
 
 
 def main() -> None:
