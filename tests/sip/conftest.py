@@ -58,6 +58,9 @@ async def run_sipp(
     return SippResult(returncode, errors.read_text() if errors.exists() else "")
 
 
+_ENDING_TASKS = ("phone-bye", "phone-cancelled", "phone-max-length")  # uas.py names them
+
+
 @dataclass
 class Phone:
     gateway: PhoneGateway
@@ -77,8 +80,9 @@ class Phone:
     async def sipp(
         self, scenario: str, service: str, *, hold_ms: int = 500, args: tuple[str, ...] = ()
     ) -> SippResult:
-        """Run one call of `scenario` against the gateway; sipp's exit code and errors."""
-        return await run_sipp(
+        """Run one call of `scenario` against the gateway; sipp's exit code and errors,
+        once the gateway has also ended the call on its side."""
+        result = await run_sipp(
             self.sipp_path,
             self.gateway.port,
             scenario,
@@ -87,6 +91,12 @@ class Phone:
             hold_ms=hold_ms,
             args=args,
         )
+        # The gateway answers a BYE or CANCEL (or sends one) first, then ends the call
+        # (stops its media, tells the room) in a task of its own: sipp, answered, may
+        # exit before that is done (seen on uvloop, where its exit is noticed sooner).
+        ending = [t for t in self.gateway.uas._tasks if t.get_name() in _ENDING_TASKS]
+        await asyncio.gather(*ending, return_exceptions=True)
+        return result
 
     def start_sipp(self, scenario: str, service: str, **kwargs: Any) -> asyncio.Task[SippResult]:
         return asyncio.create_task(self.sipp(scenario, service, **kwargs))
