@@ -436,6 +436,12 @@ def _packets(window: Window) -> float:
     return sum(r.packets_per_s for r in window.layers.values())
 
 
+def _per_packet(window: Window) -> float:
+    """Cores per received packet a second: the SFU's CPU time per packet, in seconds."""
+    packets = _packets(window)
+    return window.cores / packets if packets else float("nan")
+
+
 async def run(quick: bool) -> str:
     from playwright.async_api import async_playwright
 
@@ -479,7 +485,7 @@ async def run(quick: bool) -> str:
     ]
     for r in rows:
         packets = _packets(r.alone)
-        per_packet = r.alone.cores / packets * 1e6 if packets else float("nan")
+        per_packet = _per_packet(r.alone) * 1e6
         lines.append(
             f"| {r.round} | {r.mode} | {r.alone.cores:.3f} | {r.one.cores:.3f} | "
             f"{r.one.cores - r.alone.cores:+.3f} ({_per_mbit(r)}) | "
@@ -492,11 +498,10 @@ async def run(quick: bool) -> str:
         pair = {r.mode: r for r in rows if r.round == round_}
         if "pairwise" in pair and "janus" in pair:
             p, j = pair["pairwise"], pair["janus"]
-            pp, jp = _packets(p.alone), _packets(j.alone)
             lines.append(
                 f"- Round {round_}: receiving the publisher, Pairwise costs "
                 f"{p.alone.cores / max(j.alone.cores, 1e-9):.1f}x Janus's CPU "
-                f"({(p.alone.cores / pp) / max(j.alone.cores / jp, 1e-12):.1f}x per packet "
+                f"({_per_packet(p.alone) / max(_per_packet(j.alone), 1e-12):.1f}x per packet "
                 f"received); with one subscriber {p.one.cores / max(j.one.cores, 1e-9):.1f}x"
                 + (
                     " (but a subscriber got no video: see its row)."
@@ -506,10 +511,9 @@ async def run(quick: bool) -> str:
             )
         if "pairwise" in pair and "pairwise-asyncio" in pair:
             u, a = pair["pairwise"], pair["pairwise-asyncio"]
-            up, ap = _packets(u.alone), _packets(a.alone)
             lines.append(
                 f"- Round {round_}: on asyncio's loop Pairwise costs "
-                f"{(a.alone.cores / ap) / max(u.alone.cores / up, 1e-12):.2f}x what it costs "
+                f"{_per_packet(a.alone) / max(_per_packet(u.alone), 1e-12):.2f}x what it costs "
                 f"on uvloop per packet received; with one subscriber "
                 f"{a.one.cores / max(u.one.cores, 1e-9):.2f}x."
             )
