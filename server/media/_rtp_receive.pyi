@@ -13,3 +13,7 @@ def classes(packet: type, extensions: type) -> None:
 def vp8_payload(payload: bytes) -> bytes:
     """A VP8 RTP payload without its payload descriptor, as aiortc's `vp8_depayload`;
     ValueError where the descriptor is cut short."""
+
+def socket_stamp_ns(fd: int) -> int:
+    """The kernel's receive time (wall-clock ns, SIOCGSTAMPNS) of the last datagram read
+    from socket `fd`, or -1 where it has none (the first call turns stamping on)."""

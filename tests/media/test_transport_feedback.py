@@ -30,6 +30,7 @@ from server.media.transport_feedback import (
 )
 from tests.media.conftest import Join
 from tests.media.support import MediaClient
+from tests.support.parts import ServerParts
 from tests.support.waiting import eventually
 
 TRANSPORT_CC = RTCRtcpFeedback(type="transport-cc")
@@ -281,7 +282,9 @@ class Stamping:
             )
         )
         self.seq = 0xFFF0  # wraps within the test
+        self.silent = False  # True: no RTP goes out at all
         self.sent: set[int] = set()
+        self.last: list[int] = []  # the latest sent, in order
         self.held: set[int] = set()
         self.rtcp: list[bytes] = []
         send, handle = dtls._send_rtp, dtls._handle_rtcp_data
@@ -289,6 +292,8 @@ class Stamping:
         async def stamped(data: bytes) -> None:
             if is_rtcp(data):
                 return await send(data)
+            if self.silent:
+                return None
             packet = RtpPacket.parse(data, self.ids)
             packet.extensions.transport_sequence_number = self.seq
             seq, self.seq = self.seq, (self.seq + 1) & 0xFFFF
@@ -296,6 +301,7 @@ class Stamping:
                 self.held.add(seq)
                 return None
             self.sent.add(seq)
+            self.last = [*self.last[-19:], seq]
             return await send(packet.serialize(self.ids))
 
         async def kept(data: bytes) -> None:
@@ -318,7 +324,7 @@ class Stamping:
 
 @pytest.mark.slow
 async def test_the_sfu_negotiates_transport_cc_with_a_publisher_and_reports_its_packets(
-    join: Join,
+    join: Join, server: Any
 ) -> None:
     bo = await join("bo")  # publishes without transport-cc
     ada = await join("ada", connect=False, munge_first_offer=offering_transport_cc)
@@ -348,6 +354,27 @@ async def test_the_sfu_negotiates_transport_cc_with_a_publisher_and_reports_its_
     assert {s for s, received in last.items() if not received} <= stamping.held
     assert 0 in last and 0xFFFF in last  # across the wrap
     assert not rembs  # no REMB from aiortc's estimate: Ada's sender estimates itself
+
+    # While packets flow, the feedback goes out from the packet path when due, not from a
+    # timer of its own (a timer firing first after a stall of this loaded machine's loop
+    # may send some).
+    peer = ServerParts(server.app).sfu.peer("pair-1", "ada")
+    senders = {
+        id(r): r.feedback
+        for t in peer.pc.getTransceivers()
+        if isinstance(
+            r := t.receiver.transport.transport._connection.data_received,
+            aiortc_internals.DirectReceive,
+        )
+        and r.feedback is not None
+    }
+    (feedback,) = senders.values()  # one transport (bundled), one feedback sender
+    assert feedback.sent > 10 and feedback.by_timer * 2 < feedback.sent
+    # When they stop, the backstop timer reports what is left (the last packets sent are
+    # reported received), then finds nothing more and idles: the next packet sends at once.
+    stamping.silent = True
+    await eventually(lambda: {s for s, got in reported().items() if got} >= set(stamping.last))
+    await eventually(lambda: feedback._timer is None and feedback.due_ns == 0)
 
     # The tracks the SFU forwards to Ada (Bo's) carry no transport-cc: it stamps nothing.
     await eventually(lambda: any(r.kind == "video" and r.frames > 5 for r in ada.received))

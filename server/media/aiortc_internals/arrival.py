@@ -13,7 +13,7 @@ on two cores).
 
 Linux stamps each packet as it arrives (on loopback: when the peer sends it) and
 keeps the last one read from a socket; `SIOCGSTAMPNS` reads it (the first call turns
-stamping on for that socket). aiortc hands `DirectReceive` each datagram in the same
+stamping on for that socket; `_rtp_receive.socket_stamp_ns` makes that call in C). aiortc hands `DirectReceive` each datagram in the same
 synchronous call that read it from the socket, so the socket's last stamp is that
 datagram's. The socket is the connection's nominated pair's (media flows there once
 ICE has nominated it); a datagram from another socket (a relayed candidate, a pair
@@ -31,19 +31,15 @@ datagram on in the call that read it.
 
 from __future__ import annotations
 
-import fcntl
 import inspect
-import struct
 import time
 from typing import Any
 
 import aioice.ice
 
+from server.media._rtp_receive import socket_stamp_ns
 from server.media.aiortc_internals.base import needs
 
-SIOCGSTAMPNS = 0x8907  # linux/sockios.h
-_TIMESPEC = struct.Struct("qq")  # struct timespec on 64-bit Linux
-_EMPTY = bytes(_TIMESPEC.size)
 OLDEST_NS = 1_000_000_000  # a stamp older than this is another datagram's
 
 
@@ -66,11 +62,9 @@ class ArrivalClock:
             self._fd = _socket_of(pair)
         if self._fd < 0:
             return now
-        try:
-            seconds, nanoseconds = _TIMESPEC.unpack(fcntl.ioctl(self._fd, SIOCGSTAMPNS, _EMPTY))
-        except OSError:  # the first call (stamping starts now), or a closed socket
+        stamp = socket_stamp_ns(self._fd)  # SIOCGSTAMPNS, in C: one call per packet
+        if stamp < 0:  # the first call (stamping starts now), or a closed socket
             return now
-        stamp = seconds * 1_000_000_000 + nanoseconds
         last, self._last = self._last, stamp
         if stamp == last or not now - OLDEST_NS < stamp <= now:
             return now

@@ -30,7 +30,8 @@ A packet with a transport-wide sequence number (the publisher negotiated transpo
 negotiation.py) is recorded with its arrival time (the kernel's: arrival.py, as is the
 arrival time aiortc's REMB estimator reads), before routing, whatever receiver it
 is for (RTX and padding-only probes too), and a `FeedbackSender` sends the transport's
-transport-cc feedback (transport_feedback.py) every 100 ms through a tapped receiver's
+transport-cc feedback (transport_feedback.py) about every 100 ms, from the packet path
+when one is due (a timer only when packets stop), through a tapped receiver's
 `_send_rtcp`, with its `__rtcp_ssrc` as the sender, while the DTLS transport stays
 connected. Such a publisher's receivers have no `__remote_bitrate_estimator` (its
 browser estimates its uplink itself), so `ReceivePath.handle` runs none.
@@ -57,6 +58,7 @@ import asyncio.selector_events
 import dataclasses
 import inspect
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -107,9 +109,18 @@ _CONNECTED = DtlsState.CONNECTED
 SRTP_UNPROTECT = int(
     _binding.ffi.cast("uintptr_t", _binding.ffi.addressof(_binding.lib, "srtp_unprotect"))
 )
-_VP8: dict[str, bool] = {}  # by MIME type: its packets depayloaded in C (vp8_payload)
+# by MIME type: (RTX, VP8: its packets depayloaded in C by vp8_payload)
+_KINDS: dict[str, tuple[bool, bool]] = {}
+SOURCE_CLOCK_MS = 100  # how stale a synchronization source's time may be
 _IDS = "_HeaderExtensionsMap__ids"  # a HeaderExtensionsMap's ids, by kind of extension
 _rtp_receive.classes(RtpPacket, HeaderExtensions)
+
+
+def _kind(codec: Any) -> tuple[bool, bool]:
+    """Whether a codec is RTX and whether it is VP8, as aiortc's `is_rtx` and `depayload`
+    tell them; kept by MIME type (the per-packet lookup is `_KINDS.get`)."""
+    kind = _KINDS[codec.mimeType] = (is_rtx(codec), codec.name == "VP8")
+    return kind
 
 
 class ReceivePath:
@@ -121,6 +132,13 @@ class ReceivePath:
         self.receiver = receiver
         self.sink = sink
         self.before: Callable[[Any], None] | None = None
+        # aiortc stamps each packet's SSRC with `clock.current_datetime()` for
+        # `getSynchronizationSources` (sources heard in the last 10 s): here that datetime
+        # is taken again only when the arrival time has moved `SOURCE_CLOCK_MS` (either
+        # way, should the wall clock step back), not for each packet (~5 % of the SFU's
+        # receive time, py-spy).
+        self._source_ms = -SOURCE_CLOCK_MS
+        self._source_time = _clock.current_datetime()
 
     def handle(self, packet: Any, arrival_time_ms: int) -> None:
         r: Any = self.receiver
@@ -142,7 +160,9 @@ class ReceivePath:
                     fmt=RTCP_PSFB_APP, ssrc=rtcp_ssrc, media_ssrc=0, fci=pack_remb_fci(*remb)
                 )
                 sending.spawn(r._send_rtcp(feedback))
-        r._RTCRtpReceiver__active_ssrc[packet.ssrc] = _clock.current_datetime()
+        if not -SOURCE_CLOCK_MS < arrival_time_ms - self._source_ms < SOURCE_CLOCK_MS:
+            self._source_ms, self._source_time = arrival_time_ms, _clock.current_datetime()
+        r._RTCRtpReceiver__active_ssrc[packet.ssrc] = self._source_time
         codecs = r._RTCRtpReceiver__codecs
         codec = codecs.get(packet.payload_type)
         if codec is None:
@@ -152,7 +172,8 @@ class ReceivePath:
         if stats is None:
             stats = streams[packet.ssrc] = StreamStatistics(codec.clockRate)
         stats.add(packet)
-        if is_rtx(codec):
+        kind = _KINDS.get(codec.mimeType) or _kind(codec)
+        if kind[0]:  # RTX
             original_ssrc = r._RTCRtpReceiver__rtx_ssrc.get(packet.ssrc)
             apt = codec.parameters.get("apt")
             if (
@@ -164,16 +185,14 @@ class ReceivePath:
                 return
             packet = unwrap_rtx(packet, payload_type=apt, ssrc=original_ssrc)
             codec = codecs[apt]
+            kind = _KINDS.get(codec.mimeType) or _kind(codec)
         nack = r._RTCRtpReceiver__nack_generator
         if nack is not None and nack.add(packet):
             sending.spawn(r._send_rtcp_nack(packet.ssrc, sorted(nack.missing)))
-        vp8 = _VP8.get(codec.mimeType)
-        if vp8 is None:
-            vp8 = _VP8[codec.mimeType] = codec.name == "VP8"  # as aiortc's depayload asks
         try:
             if not packet.payload:
                 packet._data = b""
-            elif vp8:
+            elif kind[1]:  # VP8
                 packet._data = _rtp_receive.vp8_payload(packet.payload)
             else:
                 packet._data = depayload(codec, packet.payload)
@@ -188,28 +207,64 @@ class ReceivePath:
 
 
 class FeedbackSender:
-    """A transport's transport-cc feedback, sent every `INTERVAL` while its DTLS
-    transport is connected, through the first tapped receiver (its RTCP sender SSRC)."""
+    """A transport's transport-cc feedback, about every `INTERVAL` while its DTLS
+    transport is connected, through the first tapped receiver (its RTCP sender SSRC).
+
+    It goes out from the packet path: the first packet recorded at or after `due_ns`
+    (`INTERVAL` after the last feedback) has `DirectReceive` call `send`, in the wake-up
+    that read that packet. A timer of its own woke the process ten more times a second
+    (py-spy of the SFU receiving one publisher: 8 % of its time). A timer stays as the
+    backstop: it sends what is left once packets stop (`LATE` after the feedback was
+    due); finding nothing, it stops, and the next packet sends its feedback at once.
+    Due times are on the arrival stamps' clock (wall-clock ns); should that clock step
+    back, the backstop's send resets them."""
+
+    INTERVAL_NS = int(INTERVAL * 1e9)
+    LATE = INTERVAL / 2  # seconds past due before the backstop sends
 
     def __init__(self, dtls: RTCDtlsTransport, receivers: list[RTCRtpReceiver]) -> None:
         self.log = TransportFeedback()
         self.sent = 0  # feedback packets sent
+        self.by_timer = 0  # of them, sent by the backstop timer
         self._dtls = dtls
         self._receivers = receivers
-        self._timer = asyncio.get_running_loop().call_later(INTERVAL, self._tick)
+        self.due_ns = time.time_ns() + self.INTERVAL_NS  # the next feedback, from a packet
+        loop = asyncio.get_running_loop()
+        self._timer: asyncio.TimerHandle | None = loop.call_later(INTERVAL + self.LATE, self._late)
 
-    def _tick(self) -> None:
+    def _late(self) -> None:
+        self._timer = None
+        self.send(time.time_ns(), timer=True)
+
+    def send(self, now_ns: int, timer: bool = False) -> None:
+        """Send the feedback for what was recorded since the last (the packet path calls
+        this once `due_ns` has come)."""
         dtls: Any = self._dtls
         if dtls._state is not _CONNECTED or not self._receivers:
-            return  # closed or failed: it receives nothing more
+            self.stop()  # closed or failed: it receives nothing more
+            self.due_ns = 1 << 62
+            return
         receiver: Any = self._receivers[0]
+        sent = 0
         for data in self.log.feedbacks(getattr(receiver, RTCP_SSRC_ATTR, None) or 0):
             sending.spawn(receiver._send_rtcp(data))
-            self.sent += 1
-        self._timer = asyncio.get_running_loop().call_later(INTERVAL, self._tick)
+            sent += 1
+        self.sent += sent
+        if timer:
+            self.by_timer += sent
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if timer and not sent:  # no packets: idle until one comes, which then sends at once
+            self.due_ns = 0
+            return
+        self.due_ns = now_ns + self.INTERVAL_NS
+        self._timer = asyncio.get_running_loop().call_later(INTERVAL + self.LATE, self._late)
 
     def stop(self) -> None:
-        self._timer.cancel()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
 
 class RtpDemux:
@@ -286,6 +341,8 @@ class DirectReceive:
             if feedback is None:
                 feedback = self.feedback = FeedbackSender(dtls, self.receivers)
             feedback.log.record(seq, arrival_ns // 1000, packet.ssrc)
+            if arrival_ns >= feedback.due_ns:
+                feedback.send(arrival_ns)
         receiver = dtls._rtp_router.route_rtp(packet)
         if receiver is None:
             return
