@@ -151,6 +151,7 @@ def settled(totals: list[float], within: float = 0.1, count: int = 3) -> bool:
 class Window:
     cores: float
     layers: dict[str, LayerRate]
+    wakeups: float  # a second, the SFU's threads together
     got_kbps: float | None = None  # the subscriber's video, from its RTP headers
     got_fps: float | None = None
 
@@ -177,6 +178,21 @@ def _cpu(process: psutil.Process) -> float:
                 with contextlib.suppress(OSError, ValueError, IndexError):
                     total += int((task / "schedstat").read_text().split()[0])
     return total / 1e9
+
+
+def _wakeups(process: psutil.Process) -> int:
+    """Times the process and its children have gone to sleep and been woken, summed over
+    their threads (Linux's voluntary context switches): each is a wake-up on the way back,
+    which costs this machine more than handling a packet (the wake-ups section)."""
+    total = 0
+    for proc in [process, *process.children(recursive=True)]:
+        # per thread: /proc/PID/status counts the main thread's alone
+        with contextlib.suppress(OSError):
+            for task in Path(f"/proc/{proc.pid}/task").iterdir():
+                with contextlib.suppress(OSError, ValueError, IndexError):
+                    status = (task / "status").read_text()
+                    total += int(status.split("\nvoluntary_ctxt_switches:")[1].split()[0])
+    return total
 
 
 class Page:
@@ -289,11 +305,12 @@ async def _window(
     page: Page, process: psutil.Process, seconds: float, subscriber: Any = None
 ) -> Window:
     first = await page.outbound()
-    cpu, began = _cpu(process), time.monotonic()
+    cpu, woken, began = _cpu(process), _wakeups(process), time.monotonic()
     frames, sent = (len(subscriber.video), subscriber.video_bytes) if subscriber else (0, 0)
     await asyncio.sleep(seconds)  # the window itself: CPU time is read across it
     elapsed = time.monotonic() - began
-    window = Window((_cpu(process) - cpu) / elapsed, layer_rates(first, await page.outbound()))
+    cores, wakeups = (_cpu(process) - cpu) / elapsed, (_wakeups(process) - woken) / elapsed
+    window = Window(cores, layer_rates(first, await page.outbound()), wakeups)
     if subscriber is not None:
         window.got_kbps = (subscriber.video_bytes - sent) * 8 / 1000 / elapsed
         window.got_fps = (len(subscriber.video) - frames) / elapsed
@@ -331,7 +348,9 @@ def _profiled(mode: str, pid: int) -> Any:
         spy = str(Path(sys.executable).parent / "py-spy")
         out = os.environ["RECEIVE_COST_PYSPY"]
         commands.append(
-            [spy, "record", "--gil", "-r", "250", "-f", "raw", "-p", str(pid), "-o", out]
+            # not stopping the process to sample it (stopped, it woke 5,700 times a second)
+            [spy, "record", "--gil", "--nonblocking", "-r", "1000", "-f", "raw"]
+            + ["-p", str(pid), "-o", out]
         )
     running = [
         subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -461,7 +480,8 @@ async def run(quick: bool) -> str:
                 rows.append(await measure(mode, round_, browser, window_s))
                 r = rows[-1]
                 print(
-                    f"   {r.alone.cores:.3f} / {r.one.cores:.3f} cores; {_layers(r.alone)}; "
+                    f"   {r.alone.cores:.3f} / {r.one.cores:.3f} cores, "
+                    f"{r.alone.wakeups:.0f} wake-ups/s; {_layers(r.alone)}; "
                     f"with the subscriber: {_layers(r.one)}, it got {r.one.got_kbps:.0f} kbit/s",
                     flush=True,
                 )
@@ -476,12 +496,15 @@ async def run(quick: bool) -> str:
         f"full layer (Pairwise: a REMB of {SUBSCRIBER_REMB // 1_000_000} Mbit/s from it; "
         "Janus: asked in its `join`). *Marginal*: cores with the subscriber − cores without. "
         "*pairwise-asyncio*: the same server on the standard library's event loop "
-        "(`PAIRWISE_EVENT_LOOP=asyncio`) instead of uvloop. Rounds alternate the SFUs.",
+        "(`PAIRWISE_EVENT_LOOP=asyncio`) instead of uvloop. *Wake-ups*: the SFU's voluntary "
+        "context switches over the window with the publisher alone (every thread's). "
+        "Rounds alternate the SFUs.",
         "",
         "| round | SFU | cores, publisher alone | + 1 subscriber | marginal (per forwarded "
         "Mbit/s) | subscriber got "
-        "| µs per received packet | publisher sent (getStats) | load avg |",
-        "|---:|---|---:|---:|---:|---:|---:|---|---:|",
+        "| µs per received packet | wake-ups a second (per packet) "
+        "| publisher sent (getStats) | load avg |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---|---:|",
     ]
     for r in rows:
         packets = _packets(r.alone)
@@ -490,7 +513,9 @@ async def run(quick: bool) -> str:
             f"| {r.round} | {r.mode} | {r.alone.cores:.3f} | {r.one.cores:.3f} | "
             f"{r.one.cores - r.alone.cores:+.3f} ({_per_mbit(r)}) | "
             f"{r.one.got_kbps or 0:.0f} kbit/s, "
-            f"{r.one.got_fps or 0:.0f} fps | {per_packet:.0f} | {_layers(r.alone)}, "
+            f"{r.one.got_fps or 0:.0f} fps | {per_packet:.0f} | "
+            f"{r.alone.wakeups:.0f} ({r.alone.wakeups / packets if packets else 0:.2f}) | "
+            f"{_layers(r.alone)}, "
             f"{packets:.0f} packets/s | {r.load:.1f} |"
         )
     lines.append("")
@@ -537,8 +562,8 @@ async def run(quick: bool) -> str:
         "(shown as resent); Chromium's q layer at times shows more than its 150 kbit/s "
         "maximum while its frame rate stays the others': bytes that are not more video (probing padding, presumably).",
         "- The publisher's rate differs between the SFUs because Chromium's estimate of "
-        "its uplink comes from each SFU's feedback (Pairwise: aiortc's REMB; Janus: "
-        "transport-cc); the per-packet column takes that out.",
+        "its uplink comes from each SFU's transport-cc feedback (the arrival times each "
+        "reports); the per-packet column takes that out.",
         "- The marginal column is noisy at one subscriber (±0.01 core on this shared "
         "machine); benchmarks.sfu measures forwarding at N up to 128.",
     ]

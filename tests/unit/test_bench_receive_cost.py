@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
+import psutil
 import pytest
 
-from benchmarks.receive_cost import layer_rates, settled
+from benchmarks.receive_cost import _wakeups, layer_rates, settled
 
 
 def test_layer_rates_come_from_counter_differences_over_the_stats_timestamps() -> None:
@@ -31,3 +35,24 @@ def test_a_rate_has_settled_when_its_last_samples_stay_within_ten_percent() -> N
     assert not settled([300.0, 600.0, 1200.0])
     assert settled([300.0, 1900.0, 2000.0, 2100.0])
     assert not settled([0.0, 0.0, 0.0])
+
+
+def test_wake_ups_are_counted_in_every_thread_not_only_the_main_one() -> None:
+    process = psutil.Process()
+    napped, done = threading.Event(), threading.Event()
+
+    def nap() -> None:
+        for _ in range(50):
+            time.sleep(0.001)  # each nap sleeps this thread and wakes it: the thing counted
+        napped.set()
+        done.wait()  # alive while counted: a thread's count goes with it when it ends
+
+    before = _wakeups(process)
+    napper = threading.Thread(target=nap)
+    napper.start()
+    napped.wait()  # the main thread sleeps once here
+    try:
+        assert _wakeups(process) - before >= 50
+    finally:
+        done.set()
+        napper.join()
