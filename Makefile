@@ -29,8 +29,9 @@ run: $(RUN_STAMP) $(WEB_STAMP)
 	$(PY) -m server migrate
 	$(PY) -m server serve
 
+# --durations: the slowest tests at the end of the report, to keep the suite in budget
 test: $(DEV_STAMP) $(WEB_STAMP)
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest --durations=25 $(PYTEST_ARGS)
 
 # The quick subset for a developer: everything but the slow suites (browser, SIP, multi-node).
 test-quick: $(DEV_STAMP) $(WEB_STAMP)
