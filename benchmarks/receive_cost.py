@@ -35,7 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -166,33 +166,33 @@ class Row:
     load: float
 
 
+def _per_thread(process: psutil.Process, file: str, read: Callable[[str], int]) -> int:
+    """`read` of /proc/PID/task/TID/`file`, summed over every thread of the process and its
+    children (a thread gone meanwhile counts nothing)."""
+    total = 0
+    for proc in [process, *process.children(recursive=True)]:
+        with contextlib.suppress(OSError):
+            for task in Path(f"/proc/{proc.pid}/task").iterdir():
+                with contextlib.suppress(OSError, ValueError, IndexError):
+                    total += read((task / file).read_text())
+    return total
+
+
 def _cpu(process: psutil.Process) -> float:
     """CPU seconds the process and its children have run, summed over their threads from
     Linux's schedstat (nanoseconds; the user and system times of /proc/PID/stat count
     10 ms ticks: 0.03 core over a 5 s window is 15 ticks, ±7 % from rounding alone)."""
-    total = 0
-    for proc in [process, *process.children(recursive=True)]:
-        tasks = Path(f"/proc/{proc.pid}/task")
-        with contextlib.suppress(OSError):
-            for task in tasks.iterdir():
-                with contextlib.suppress(OSError, ValueError, IndexError):
-                    total += int((task / "schedstat").read_text().split()[0])
-    return total / 1e9
+    return _per_thread(process, "schedstat", lambda text: int(text.split()[0])) / 1e9
 
 
 def _wakeups(process: psutil.Process) -> int:
     """Times the process and its children have gone to sleep and been woken, summed over
-    their threads (Linux's voluntary context switches): each is a wake-up on the way back,
-    which costs this machine more than handling a packet (the wake-ups section)."""
-    total = 0
-    for proc in [process, *process.children(recursive=True)]:
-        # per thread: /proc/PID/status counts the main thread's alone
-        with contextlib.suppress(OSError):
-            for task in Path(f"/proc/{proc.pid}/task").iterdir():
-                with contextlib.suppress(OSError, ValueError, IndexError):
-                    status = (task / "status").read_text()
-                    total += int(status.split("\nvoluntary_ctxt_switches:")[1].split()[0])
-    return total
+    their threads (Linux's voluntary context switches; /proc/PID/status alone counts the
+    main thread's): each is a wake-up on the way back, which costs this machine more than
+    handling a packet (the wake-ups section)."""
+    return _per_thread(
+        process, "status", lambda text: int(text.split("\nvoluntary_ctxt_switches:")[1].split()[0])
+    )
 
 
 class Page:

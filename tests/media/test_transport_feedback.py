@@ -375,6 +375,16 @@ async def test_the_sfu_negotiates_transport_cc_with_a_publisher_and_reports_its_
     stamping.silent = True
     await eventually(lambda: {s for s, got in reported().items() if got} >= set(stamping.last))
     await eventually(lambda: feedback._timer is None and feedback.due_ns == 0)
+    # And back: packets again, and their feedback from the packet path again.
+    sent, by_timer = feedback.sent, feedback.by_timer
+    stamping.silent = False
+    await eventually(lambda: feedback.sent > sent + 5 and feedback._timer is not None)
+    assert feedback.by_timer - by_timer <= (feedback.sent - sent) // 2
+    # A due time far ahead (the wall clock stepped back) is put right by the backstop.
+    sent, by_timer = feedback.sent, feedback.by_timer
+    feedback.due_ns = 1 << 61
+    await eventually(lambda: feedback.by_timer > by_timer and feedback.due_ns < 1 << 61)
+    await eventually(lambda: feedback.sent > feedback.by_timer - by_timer + sent + 5)
 
     # The tracks the SFU forwards to Ada (Bo's) carry no transport-cc: it stamps nothing.
     await eventually(lambda: any(r.kind == "video" and r.frames > 5 for r in ada.received))
