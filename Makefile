@@ -13,11 +13,11 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 
-$(RUN_STAMP): pyproject.toml setup.py server/media/_rtp_send.c server/media/_rtp_receive.c | $(PY)
+$(RUN_STAMP): pyproject.toml setup.py server/media/_rtp_send.c server/media/_rtp_receive.c server/media/_transport_feedback.c | $(PY)
 	$(PY) -m pip install -q -e .
 	touch $@
 
-$(DEV_STAMP): pyproject.toml setup.py server/media/_rtp_send.c server/media/_rtp_receive.c | $(PY)
+$(DEV_STAMP): pyproject.toml setup.py server/media/_rtp_send.c server/media/_rtp_receive.c server/media/_transport_feedback.c | $(PY)
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $@ $(RUN_STAMP)
 

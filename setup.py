@@ -1,5 +1,6 @@
 """The compiled parts: the SFU's per-packet send work (server/media/_rtp_send.c) and
-receive work (server/media/_rtp_receive.c). Everything else is in pyproject.toml."""
+receive work (server/media/_rtp_receive.c, and its transport-cc feedback:
+server/media/_transport_feedback.c). Everything else is in pyproject.toml."""
 
 from setuptools import Extension, setup
 
@@ -13,6 +14,11 @@ setup(
         Extension(
             "server.media._rtp_receive",
             ["server/media/_rtp_receive.c"],
+            extra_compile_args=["-O2", "-Wall", "-Werror"],
+        ),
+        Extension(
+            "server.media._transport_feedback",
+            ["server/media/_transport_feedback.c"],
             extra_compile_args=["-O2", "-Wall", "-Werror"],
         ),
     ]

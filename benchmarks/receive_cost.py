@@ -21,6 +21,10 @@ and what the subscriber got from its RTP headers. Rounds alternate Pairwise and 
 
     python -m benchmarks receive_cost        # writes docs/benchmarks.md
     python -m benchmarks.receive_cost [--quick]
+
+RECEIVE_COST_WINDOW_S sets the windows' length (5 s with --quick, else 10 s): the CPU of a
+5 s window is ~0.1 s, and runs of it spread ±15 %; RECEIVE_COST_MODES (e.g.
+"pairwise,janus") runs only those.
 """
 
 from __future__ import annotations
@@ -469,8 +473,10 @@ async def run(quick: bool) -> str:
     have_janus = shutil.which("janus") is not None
     # Pairwise as it runs (uvloop) and on the standard library's loop (server/event_loop.py)
     modes = ["pairwise", "pairwise-asyncio"] + (["janus"] if have_janus else [])
+    if os.environ.get("RECEIVE_COST_MODES"):  # e.g. "pairwise,janus" for an A/B of trees
+        modes = [m for m in modes if m in os.environ["RECEIVE_COST_MODES"].split(",")]
     rounds = 1 if quick else 2
-    window_s = 5.0 if quick else 10.0
+    window_s = float(os.environ.get("RECEIVE_COST_WINDOW_S") or (5.0 if quick else 10.0))
     rows: list[Row] = []
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=CHROMIUM, args=GRANTING_FLAGS)

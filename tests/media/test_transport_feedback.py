@@ -21,12 +21,13 @@ from hypothesis import strategies as st
 
 from server.media import aiortc_internals
 from server.media.transport_feedback import (
+    BACK_WINDOW_US,
     MAX_BYTES,
     REFERENCE_US,
     REFERENCE_WRAP,
     URI,
-    StatusChunks,
     TransportFeedback,
+    status_chunks,
 )
 from tests.media.conftest import Join
 from tests.media.support import MediaClient
@@ -163,11 +164,7 @@ def test_every_packet_is_reported_received_at_its_time_and_never_lost_once_it_ca
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.sampled_from([0, 1, 2]), min_size=1, max_size=400))
 def test_status_chunks_hold_every_symbol_in_order(symbols: list[int]) -> None:
-    chunks = StatusChunks()
-    for symbol in symbols:
-        chunks.add(symbol, 1)
-    encoded = b"".join(struct.pack("!H", c) for c in chunks.finish())
-    assert len(encoded) == chunks.bytes
+    encoded = b"".join(struct.pack("!H", c) for c in status_chunks(symbols))
     assert symbols_of(encoded, 0, len(symbols))[0] == symbols
 
 
@@ -238,6 +235,33 @@ def test_arrivals_older_than_the_window_are_forgotten_once_reported() -> None:
     feedback.feedbacks(2)
     feedback.record(1, 1_700_000, 1)  # a duplicate or a packet far too late: ignored
     assert feedback.feedbacks(2) == []
+
+
+def test_what_is_kept_stays_within_the_back_window_however_long_the_stream() -> None:
+    feedback = TransportFeedback()
+    for i in range(100_000):  # 100 s at a packet a millisecond, a feedback every 100
+        feedback.record(i & 0xFFFF, i * 1_000, 1)
+        if i % 100 == 99:
+            feedback.feedbacks(2)
+    assert feedback.kept <= BACK_WINDOW_US // 1_000 + 100
+    assert feedback.count == 1_000
+
+
+def test_bad_input_is_refused_and_changes_nothing() -> None:
+    feedback = TransportFeedback()
+    feedback.record(7, 1_000, 1)
+    for seq in (-1, 0x10000, "8", None):
+        with pytest.raises((ValueError, TypeError)):
+            feedback.record(seq, 2_000, 1)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        feedback.record(8, 2_000)  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        feedback.feedbacks("2")  # type: ignore[arg-type]
+    (only,) = [decode(d) for d in feedback.feedbacks(2)]
+    assert only.packets == [(7, 1_000)]
+    for symbols in ([3], [-1], ["1"], 5):
+        with pytest.raises((ValueError, TypeError)):
+            status_chunks(symbols)  # type: ignore[arg-type]
 
 
 # -- with real aiortc peers: the SFU negotiates it and sends the feedback ---------------

@@ -13,6 +13,7 @@ Each module here holds one concern, the numbered internals it relies on, and a
   through aioice's queue and aiortc's per-packet coroutines (17), and the transport-cc
   feedback sent for it (18).
 - `arrival.py`: the kernel's arrival time of each datagram (20).
+- `per_packet.py`: NACK and statistics bookkeeping per packet in one call each (21).
 - `repair.py`: video loss repair (7. NACK again, skip a gap).
 - `simulcast_receive.py`: simulcast layers on one receiver, routing by MID (11, 12).
 - `rtcp.py`: keyframe requests, REMB, receiver reports, the upstream cap, malformed
@@ -39,6 +40,7 @@ from server.media.aiortc_internals import (
     arrival,
     direct_receive,
     negotiation,
+    per_packet,
     receive,
     repair,
     rtcp,
@@ -104,6 +106,7 @@ MODULES: tuple[ModuleType, ...] = (
     receive,
     direct_receive,
     arrival,
+    per_packet,
     repair,
     simulcast_receive,
     rtcp,

@@ -13,12 +13,12 @@ on two cores).
 
 Linux stamps each packet as it arrives (on loopback: when the peer sends it) and
 keeps the last one read from a socket; `SIOCGSTAMPNS` reads it (the first call turns
-stamping on for that socket; `_rtp_receive.socket_stamp_ns` makes that call in C). aiortc hands `DirectReceive` each datagram in the same
-synchronous call that read it from the socket, so the socket's last stamp is that
-datagram's. The socket is the connection's nominated pair's (media flows there once
-ICE has nominated it); a datagram from another socket (a relayed candidate, a pair
-not yet nominated) or a stamp that did not move, is not in the past, or is more than
-a second old falls back to the clock now.
+stamping on for that socket; `_rtp_receive.socket_stamp_ns` makes that call in C).
+aiortc hands `DirectReceive` each datagram in the same synchronous call that read it
+from the socket, so the socket's last stamp is that datagram's. The socket is the
+connection's nominated pair's (media flows there once ICE has nominated it); a datagram
+from another socket (a relayed candidate, a pair not yet nominated) or a stamp that did
+not move, is not in the past, or is more than a second old falls back to the clock now.
 
 The stamps are wall-clock (CLOCK_REALTIME) nanoseconds, as `time.time_ns()`. Linux
 starts stamping a socket's packets a moment after the first call, so the first few

@@ -72,7 +72,6 @@ from aiortc.codecs.vpx import VpxPayloadDescriptor, vp8_depayload
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 from aiortc.rtcdtlstransport import State as DtlsState
 from aiortc.rtcicetransport import RTCIceTransport
-from aiortc.rtcrtpreceiver import StreamStatistics
 from aiortc.rtp import (
     RTCP_PSFB_APP,
     HeaderExtensions,
@@ -97,6 +96,7 @@ from server.media.aiortc_internals.base import (
     takes,
     unconnected,
 )
+from server.media.aiortc_internals.per_packet import FlatStreamStatistics
 from server.media.transport_feedback import INTERVAL, TransportFeedback
 
 log = logging.getLogger("pairwise.media.receive")
@@ -170,7 +170,7 @@ class ReceivePath:
         streams = r._RTCRtpReceiver__remote_streams
         stats = streams.get(packet.ssrc)
         if stats is None:
-            stats = streams[packet.ssrc] = StreamStatistics(codec.clockRate)
+            stats = streams[packet.ssrc] = FlatStreamStatistics(codec.clockRate)
         stats.add(packet)
         kind = _KINDS.get(codec.mimeType) or _kind(codec)
         if kind[0]:  # RTX

@@ -35,18 +35,22 @@ import aiortc.rtp
 from aiortc import RTCRtpReceiver
 from aiortc import codecs as _codecs_module
 from aiortc import rtcrtpreceiver as _receiver_module
-from aiortc.jitterbuffer import JitterBuffer, JitterFrame
+from aiortc.jitterbuffer import MAX_MISORDER, JitterBuffer, JitterFrame
+from aiortc.rtcrtpreceiver import NackGenerator
 from aiortc.utils import uint16_add
 
 from server.media.aiortc_internals.base import (
     JITTER_ATTR,
+    NACK_ATTR,
     QUEUE_ATTR,
     AiortcInternalsChanged,
     FrameSink,
     handle_rtp_source,
+    needs,
     unconnected,
 )
 from server.media.aiortc_internals.direct_receive import receive_directly
+from server.media.aiortc_internals.per_packet import FlatNackGenerator
 
 
 class _TapQueue(queue.Queue[Any]):
@@ -81,7 +85,35 @@ def frame_parts(frame: JitterFrame) -> list[bytes] | None:
 class PromptVideoBuffer(JitterBuffer):
     """A video jitter buffer that releases a frame as soon as it is whole: its packets
     are all in up to the one with the RTP marker bit (the last of a frame), or the
-    next frame has begun."""
+    next frame has begun.
+
+    `add` is aiortc's `JitterBuffer.add` with its `uint16_add` calls and `capacity`
+    property written out (it runs for every video packet): the same slots, origin and
+    PLI flag."""
+
+    def add(self, packet: Any) -> tuple[bool, JitterFrame | None]:
+        seq = packet.sequence_number
+        capacity = self._capacity
+        origin = self._origin
+        pli = False
+        if origin is None:
+            self._origin = seq
+        else:
+            delta = (seq - origin) & 0xFFFF
+            misorder = (origin - seq) & 0xFFFF
+            if misorder < delta:  # older than the origin
+                if misorder < MAX_MISORDER:
+                    return False, None
+                self.remove(capacity)  # far older: the sender restarted, start again
+                self._origin = seq
+                delta = 0
+                pli = self._is_video
+            if delta >= capacity:  # remove just enough frames to fit it
+                if self.smart_remove(delta - capacity + 1):
+                    self._origin = seq
+                pli = self._is_video
+        self._packets[seq % capacity] = packet
+        return pli, self._remove_frame(seq)
 
     def _remove_frame(self, sequence_number: int) -> JitterFrame | None:
         slots: list[Any] = self._packets
@@ -175,6 +207,8 @@ def tap_encoded_frames(receiver: RTCRtpReceiver, sink: FrameSink) -> None:
         else AudioPassThrough()
     )
     setattr(receiver, JITTER_ATTR, prompt)
+    if type(getattr(receiver, NACK_ATTR, None)) is NackGenerator:  # video, not started
+        setattr(receiver, NACK_ATTR, FlatNackGenerator())
     receive_directly(receiver, sink)
 
 
@@ -200,6 +234,19 @@ def problems() -> list[str]:
     add = inspect.getsource(JitterBuffer.add)
     if "return pli_flag, self._remove_frame(packet.sequence_number)" not in add:
         found.append("JitterBuffer.add no longer ends by releasing _remove_frame's frame")
+    found += needs(  # what PromptVideoBuffer.add writes out
+        add,
+        "JitterBuffer.add",
+        "delta = uint16_add(packet.sequence_number, -self._origin)",
+        "misorder = uint16_add(self._origin, -packet.sequence_number)",
+        "if misorder < delta:",
+        "if misorder >= MAX_MISORDER:",
+        "self.remove(self.capacity)",
+        "if delta >= self.capacity:",
+        "excess = delta - self.capacity + 1",
+        "if self.smart_remove(excess):",
+        "pos = packet.sequence_number % self._capacity",
+    )
     if "self.__jitter_buffer.add(packet)" not in handle:
         found.append("RTCRtpReceiver no longer feeds packets to __jitter_buffer.add")
     frames = inspect.getsource(JitterBuffer._remove_frame)

@@ -57,6 +57,7 @@ from server.media.aiortc_internals.base import (
     unconnected,
 )
 from server.media.aiortc_internals.direct_receive import path_of
+from server.media.aiortc_internals.per_packet import FlatNackGenerator
 from server.media.aiortc_internals.receive import (
     PromptVideoBuffer,
     WholeFrame,
@@ -107,7 +108,7 @@ class LayeredVideoBuffer(JitterBuffer):
         if entry is None:
             if len(self.layers) >= self._max:
                 return False, None  # not one of the layers: an SSRC too many
-            entry = (PromptVideoBuffer(512, is_video=True), NackGenerator())
+            entry = (PromptVideoBuffer(512, is_video=True), FlatNackGenerator())
             self.layers[ssrc] = entry
             self._last_frame[ssrc] = now
         buffer, nack = entry
