@@ -31,9 +31,11 @@ negotiation.py) is recorded with its arrival time (the kernel's: arrival.py, as 
 arrival time aiortc's REMB estimator reads), before routing, whatever receiver it
 is for (RTX and padding-only probes too), and a `FeedbackSender` sends the transport's
 transport-cc feedback (transport_feedback.py) about every 100 ms, from the packet path
-when one is due (a timer only when packets stop), through a tapped receiver's
-`_send_rtcp`, with its `__rtcp_ssrc` as the sender, while the DTLS transport stays
-connected. Such a publisher's receivers have no `__remote_bitrate_estimator` (its
+when one is due (a timer only when packets stop), with a tapped receiver's
+`__rtcp_ssrc` as the sender, while the DTLS transport stays connected. It goes out in
+the same call (`send_rtcp_now`: what aiortc's `RTCRtpReceiver._send_rtcp` does under its
+four coroutines and the Task it needs, all of it synchronous: SRTCP protect, the
+nominated pair's `sendto`, the transport's counters). Such a publisher's receivers have no `__remote_bitrate_estimator` (its
 browser estimates its uplink itself), so `ReceivePath.handle` runs none.
 
 aioice's `StunProtocol.datagram_received` tries every datagram as a STUN message first
@@ -247,8 +249,7 @@ class FeedbackSender:
         receiver: Any = self._receivers[0]
         sent = 0
         for data in self.log.feedbacks(getattr(receiver, RTCP_SSRC_ATTR, None) or 0):
-            sending.spawn(receiver._send_rtcp(data))
-            sent += 1
+            sent += send_rtcp_now(dtls, data)
         self.sent += sent
         if timer:
             self.by_timer += sent
@@ -265,6 +266,23 @@ class FeedbackSender:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+
+
+def send_rtcp_now(dtls: Any, data: bytes) -> bool:
+    """Send an RTCP packet's bytes on a DTLS transport now, as `RTCRtpReceiver._send_rtcp`
+    does through `RTCDtlsTransport._send_rtp`, `RTCIceTransport._send` and aioice's
+    `Connection.send`, `sendto` and `StunProtocol.send_data`: protected as SRTCP, written
+    to the nominated pair's datagram transport, counted in the transport's bytes and
+    packets. False (nothing sent) where aiortc raises the ConnectionError `_send_rtcp`
+    drops: the transport not connected, or no pair nominated."""
+    pair = dtls.transport._connection._nominated.get(1)
+    if dtls._state is not _CONNECTED or pair is None:
+        return False
+    data = dtls._tx_srtp.protect_rtcp(data)
+    pair.protocol.transport.sendto(data, pair.remote_addr)
+    dtls._RTCDtlsTransport__tx_bytes += len(data)
+    dtls._RTCDtlsTransport__tx_packets += 1
+    return True
 
 
 class RtpDemux:
@@ -458,6 +476,27 @@ def problems() -> list[str]:
         RTCRtpReceiver._send_rtcp
     ) or "if is_rtcp(data):" not in inspect.getsource(RTCDtlsTransport._send_rtp):
         found.append("RTCRtpReceiver._send_rtcp no longer sends bytes(packet) as SRTCP")
+    found += needs(  # what send_rtcp_now does in one call
+        inspect.getsource(RTCDtlsTransport._send_rtp),
+        "RTCDtlsTransport._send_rtp",
+        "if self._state != State.CONNECTED:",
+        "data = self._tx_srtp.protect_rtcp(data)",
+        "await self.transport._send(data)",
+        "self.__tx_bytes += len(data)",
+        "self.__tx_packets += 1",
+    )
+    if "self._send = self._connection.send" not in inspect.getsource(RTCIceTransport.__init__):
+        found.append("RTCIceTransport no longer sends through its aioice Connection")
+    found += needs(
+        inspect.getsource(aioice.ice.Connection.send)
+        + inspect.getsource(aioice.ice.Connection.sendto)
+        + inspect.getsource(aioice.ice.StunProtocol.send_data),
+        "aioice's Connection.send",
+        "await self.sendto(data, 1)",
+        "active_pair = self._nominated.get(component)",
+        "await active_pair.protocol.send_data(data, active_pair.remote_addr)",
+        "self.transport.sendto(data, addr)",
+    )
     if "values.transport_sequence_number = unpack(" not in inspect.getsource(
         aiortc.rtp.HeaderExtensionsMap.get
     ):
@@ -494,6 +533,9 @@ def problems() -> list[str]:
             "_rtp_router",
             "_RTCDtlsTransport__rx_bytes",
             "_RTCDtlsTransport__rx_packets",
+            "_RTCDtlsTransport__tx_bytes",
+            "_RTCDtlsTransport__tx_packets",
+            "_tx_srtp",
         ):
             if not hasattr(dtls, attr):
                 found.append(f"RTCDtlsTransport instances have no {attr}")
