@@ -264,7 +264,7 @@ def test_bad_input_is_refused_and_changes_nothing() -> None:
             status_chunks(symbols)  # type: ignore[arg-type]
 
 
-def test_feedback_on_a_transport_not_connected_is_not_sent() -> None:
+async def test_feedback_on_a_transport_not_connected_is_not_sent() -> None:
     with aiortc_internals.base.unconnected() as pc:
         dtls: Any = pc.addTransceiver("video").receiver.transport
         assert aiortc_internals.direct_receive.send_rtcp_now(dtls, b"\x8f\xcd\x00\x01") is False
