@@ -9,6 +9,9 @@ once transport-cc is negotiated. Two ways of receiving them, in the same run:
 - transport-cc: negotiated (negotiation.py's `accept_transport_cc`: the id known, the
   estimator gone): each packet's sequence number and arrival time are recorded, and a
   feedback is built every 18 packets (~100 ms of this stream), not sent.
+- simulcast layer: as transport-cc, the receiver tapped as a simulcast m-line
+  (`tap_simulcast`: the stream is its one layer, with the layer's NACK tracking and
+  frame assembly, server/media/_layer_buffer.c), as the SFU receives a browser's camera.
 
 One tapped video receiver (what the SFU makes of a publisher's camera) on a real
 aiortc transport with SRTP keys set directly (no network, no handshake), fed a
@@ -52,7 +55,7 @@ from aiortc.rtp import HeaderExtensionsMap, RtpPacket
 from pylibsrtp import Policy, Session
 
 from benchmarks import sfu
-from server.media import aiortc_internals, transport_feedback
+from server.media import aiortc_internals, simulcast, transport_feedback
 from server.media.aiortc_internals.base import ESTIMATOR_ATTR
 
 TITLE = "Receive path: one publisher's packets, socket to frame (issue 19)"
@@ -64,7 +67,7 @@ ABS_SEND_TIME = RTCRtpHeaderExtensionParameters(
 )
 TRANSPORT_CC = RTCRtpHeaderExtensionParameters(id=3, uri=transport_feedback.URI)
 FEEDBACK_EVERY = 18  # packets: ~100 ms of this ~178 packets/s stream
-MODES = ("REMB", "transport-cc")
+MODES = ("REMB", "transport-cc", "simulcast layer")
 
 
 def datagrams(key: bytes) -> list[bytes]:
@@ -117,13 +120,17 @@ async def receiver(key: bytes, mode: str) -> tuple[Any, Any, list[int]]:
     def sink(codec: Any, frame: Any) -> None:
         frames[0] += 1
 
-    aiortc_internals.tap_encoded_frames(receiver, sink)
+    if mode == "simulcast layer":
+        section = simulcast.SimulcastSection(mid="0", rids=[], ssrcs=[SSRC])
+        aiortc_internals.tap_simulcast(receiver, simulcast.Layers(section), sink)
+    else:
+        aiortc_internals.tap_encoded_frames(receiver, sink)
     parameters = RTCRtpReceiveParameters(
         codecs=[CODEC],
         encodings=[RTCRtpDecodingParameters(ssrc=SSRC, payloadType=96)],
-        headerExtensions=[ABS_SEND_TIME] + ([TRANSPORT_CC] if mode == "transport-cc" else []),
+        headerExtensions=[ABS_SEND_TIME] + ([TRANSPORT_CC] if mode != "REMB" else []),
     )
-    if mode == "transport-cc":
+    if mode != "REMB":
         setattr(receiver, ESTIMATOR_ATTR, None)
     dtls._register_rtp_receiver(receiver, parameters)
     receiver._RTCRtpReceiver__codecs = {96: CODEC}

@@ -17,3 +17,83 @@ def vp8_payload(payload: bytes) -> bytes:
 def socket_stamp_ns(fd: int) -> int:
     """The kernel's receive time (wall-clock ns, SIOCGSTAMPNS) of the last datagram read
     from socket `fd`, or -1 where it has none (the first call turns stamping on)."""
+
+CAPACITY: int  # a layer's jitter buffer, in packets
+HISTORY: int  # aiortc's RTP_HISTORY_SIZE: losses further back are forgotten
+MAX_MISORDER: int  # aiortc's: an older packet within this is late, beyond it a restart
+STALL_S: float  # packets but no frame for this long: the layer skips its gap
+
+class LayerBuffer:
+    """One simulcast layer's NACK tracking, jitter buffer, frame assembly and statistics
+    (what aiortc's `NackGenerator`, a `PromptVideoBuffer`, `skip_gap_in` and
+    `StreamStatistics` do)."""
+
+    missing: list[int]  # every missing sequence number, ascending
+    max_seq: int | None  # the NACK generator's newest sequence number
+    origin: int | None  # the jitter buffer's first sequence number
+    held: int  # packets in the jitter buffer
+    # the statistics (aiortc's StreamStatistics attributes)
+    base_seq: int | None
+    stats_max_seq: int | None
+    cycles: int
+    packets_received: int
+    jitter_q4: int
+    last_arrival: int | None
+    last_timestamp: int | None
+    def __init__(self, now: float) -> None:
+        """A layer that began at `now` (seconds, monotonic)."""
+
+    def add(
+        self, seq: int, timestamp: int, marker: bool, data: bytes, now: float
+    ) -> None | tuple[bool, list[int] | None, bytes | None, list[bytes] | None, int | None, bool]:
+        """A packet of the layer (its depayloaded `data`) arrived at `now`: None when
+        nothing follows, else (PLI wanted, the missing packets to NACK or None, the frame
+        it completed or None, that frame's packet payloads, its RTP timestamp, whether it
+        follows a skipped gap)."""
+
+    def count(self, seq: int, timestamp: int, arrival: int) -> None:
+        """`StreamStatistics.add` for a packet of the layer (`arrival` in units of the
+        clock rate, as aiortc's `int(time.time() * clockrate)`)."""
+
+    def take_statistics(
+        self,
+        base_seq: int | None,
+        max_seq: int | None,
+        cycles: int,
+        received: int,
+        jitter_q4: int,
+        last_arrival: int | None,
+        last_timestamp: int | None,
+    ) -> None:
+        """Count on from a `StreamStatistics`' state."""
+
+class FastLayers:
+    """One connection's routed simulcast layers, each packet taken from the datagram to
+    its frame in one call."""
+
+    consumed: int  # packets taken the whole way
+    routes: int  # layers routed
+    def route(
+        self,
+        ssrc: int,
+        payload_type: int,
+        layer: LayerBuffer,
+        on_event: Any,
+        receiver: Any,
+        ssrc_table: dict[int, Any],
+        clockrate: float,
+    ) -> bool:
+        """Take the VP8 packets of `ssrc` with `payload_type` while `ssrc_table` routes
+        them to `receiver` and it is `_enabled`: their statistics, payload and layer in
+        C, `on_event(ssrc, payload_type, pli, lost, frame, parts, timestamp, after_gap)`
+        called by the caller of `receive` when one has any. False: no room (16)."""
+
+    def feedback(self, sender: Any, log: Any) -> None:
+        """Record the routed packets' transport-wide sequence numbers in `log` (a
+        TransportFeedback) and call `sender.send(arrival_ns)` once `sender.due_ns` has
+        come."""
+
+    def receive(self, session: int, unprotect: int, data: bytes, ids: Any, arrival_ns: int) -> Any:
+        """`unprotect_parse`, except that a routed layer's packet is taken the whole
+        way: None (nothing more to do: taken, or dropped), an RtpPacket for the Python
+        path, or a tuple (on_event, then its arguments) to call."""

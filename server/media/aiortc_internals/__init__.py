@@ -13,9 +13,11 @@ Each module here holds one concern, the numbered internals it relies on, and a
   through aioice's queue and aiortc's per-packet coroutines (17), and the transport-cc
   feedback sent for it (18).
 - `arrival.py`: the kernel's arrival time of each datagram (20).
-- `per_packet.py`: NACK and statistics bookkeeping per packet in one call each (21).
+- `per_packet.py`: NACK and statistics bookkeeping per packet in one call each (21) for
+  what is not a simulcast layer.
 - `repair.py`: video loss repair (7. NACK again, skip a gap).
-- `simulcast_receive.py`: simulcast layers on one receiver, routing by MID (11, 12).
+- `simulcast_receive.py`: simulcast layers on one receiver, each layer's NACK tracking and
+  frames in C (server/media/_layer_buffer.c), routing by MID (11, 12).
 - `rtcp.py`: keyframe requests, REMB, receiver reports, the upstream cap, malformed
   REMBs dropped (3, 4, 13, 15, 19).
 - `negotiation.py`: the negotiated codecs kept across offers, the stream id, the

@@ -38,6 +38,15 @@ four coroutines and the Task it needs, all of it synchronous: SRTCP protect, the
 nominated pair's `sendto`, the transport's counters). Such a publisher's receivers have no `__remote_bitrate_estimator` (its
 browser estimates its uplink itself), so `ReceivePath.handle` runs none.
 
+A simulcast layer's packets go further in C once the layer is routed
+(simulcast_receive.py routes a tapped receiver's VP8 layer after its first packet):
+`FastLayers.receive` (media/_rtp_receive.c) stands in for the unprotect-and-parse call and
+takes such a packet the whole way (the transport-cc record and, when due, the feedback,
+the receiver's statistics, the VP8 payload, the layer's NACK tracking and frame
+assembly), with no `RtpPacket` made; Python is called only for a frame, a NACK or a PLI
+(`ReceivePath.deliver` hands the frame on as `handle` does). Every other packet comes
+back as the `RtpPacket` for the path above.
+
 aioice's `StunProtocol.datagram_received` tries every datagram as a STUN message first
 (`stun.parse_message`, which raises ValueError for RTP: a Python exception per packet)
 and hands it on only then. A datagram whose first byte is 128..191 is RTP or RTCP, never
@@ -71,6 +80,7 @@ from aiortc import RTCRtpReceiver
 from aiortc import clock as _clock
 from aiortc.codecs import depayload, is_rtx
 from aiortc.codecs.vpx import VpxPayloadDescriptor, vp8_depayload
+from aiortc.jitterbuffer import JitterFrame
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 from aiortc.rtcdtlstransport import State as DtlsState
 from aiortc.rtcicetransport import RTCIceTransport
@@ -207,6 +217,20 @@ class ReceivePath:
             frame.timestamp = r._RTCRtpReceiver__timestamp_mapper.map(frame.timestamp)
             self.sink(codec, frame)
 
+    def deliver(self, ssrc: int, payload_type: int, frame: JitterFrame) -> None:
+        """A frame of `ssrc` assembled in C (a routed simulcast layer's): what `handle`
+        does with a frame, and the synchronization source's time it sets per packet."""
+        r: Any = self.receiver
+        codec = r._RTCRtpReceiver__codecs.get(payload_type)
+        if codec is None or not r._RTCRtpReceiver__decoder_thread:
+            return
+        now_ms = time.time_ns() // 1_000_000 + NTP_EPOCH_MS
+        if not -SOURCE_CLOCK_MS < now_ms - self._source_ms < SOURCE_CLOCK_MS:
+            self._source_ms, self._source_time = now_ms, _clock.current_datetime()
+        r._RTCRtpReceiver__active_ssrc[ssrc] = self._source_time
+        frame.timestamp = r._RTCRtpReceiver__timestamp_mapper.map(frame.timestamp)
+        self.sink(codec, frame)
+
 
 class FeedbackSender:
     """A transport's transport-cc feedback, about every `INTERVAL` while its DTLS
@@ -324,6 +348,9 @@ class DirectReceive:
         self.feedback: FeedbackSender | None = None  # from the first transport-cc packet
         self._srtp: pylibsrtp.Session | None = None  # the session whose srtp_t is _session
         self._session = 0
+        # simulcast layers taken from the datagram to the frame in C (simulcast_receive.py
+        # routes them once their receiver is tapped and the layer's first packet came)
+        self.fast = _rtp_receive.FastLayers()
 
     def __call__(self, data: bytes, component: int) -> None:
         dtls: Any = self._dtls
@@ -348,16 +375,27 @@ class DirectReceive:
         if srtp is not self._srtp:
             self._srtp = srtp
             self._session = srtp_address(srtp)
-        packet = _rtp_receive.unprotect_parse(
-            self._session, SRTP_UNPROTECT, data, getattr(dtls._rtp_header_extensions_map, _IDS)
+        packet = self.fast.receive(
+            self._session,
+            SRTP_UNPROTECT,
+            data,
+            getattr(dtls._rtp_header_extensions_map, _IDS),
+            arrival_ns,
         )
         if packet is None:
-            return  # not unprotected or not parsed: aiortc drops these too
+            return  # done in C, or not unprotected or not parsed (aiortc drops these too)
+        if type(packet) is tuple:  # a routed layer's frame, NACK or PLI
+            try:
+                packet[0](*packet[1:])
+            except Exception:
+                log.exception("receiving an RTP packet failed")
+            return
         seq = packet.extensions.transport_sequence_number
         if seq is not None:
             feedback = self.feedback
             if feedback is None:
                 feedback = self.feedback = FeedbackSender(dtls, self.receivers)
+                self.fast.feedback(feedback, feedback.log)
             feedback.log.record(seq, arrival_ns // 1000, packet.ssrc)
             if arrival_ns >= feedback.due_ns:
                 feedback.send(arrival_ns)
@@ -401,6 +439,12 @@ def receive_directly(receiver: RTCRtpReceiver, sink: FrameSink) -> ReceivePath:
 def path_of(receiver: RTCRtpReceiver) -> ReceivePath | None:
     """A tapped receiver's ReceivePath."""
     return getattr(receiver, PATH_ATTR, None)
+
+
+def direct_of(receiver: RTCRtpReceiver) -> DirectReceive | None:
+    """The DirectReceive a tapped receiver's connection hands its datagrams to."""
+    current = receiver.transport.transport._connection.data_received
+    return current if isinstance(current, DirectReceive) else None
 
 
 def problems() -> list[str]:

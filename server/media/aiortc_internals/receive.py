@@ -89,7 +89,7 @@ class PromptVideoBuffer(JitterBuffer):
 
     `add` is aiortc's `JitterBuffer.add` with its `uint16_add` calls and `capacity`
     property written out (it runs for every video packet): the same slots, origin and
-    PLI flag."""
+    PLI flag. (A simulcast layer's is in C: server/media/_layer_buffer.c.)"""
 
     def add(self, packet: Any) -> tuple[bool, JitterFrame | None]:
         seq = packet.sequence_number

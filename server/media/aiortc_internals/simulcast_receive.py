@@ -10,8 +10,11 @@
    §9.2) first, then as aiortc does.
 12. Simulcast receive (simulcast.py reads the SDP): all of one m-line's layers reach one
    `RTCRtpReceiver`, whose single jitter buffer and NACK generator would mix their
-   sequence numbers. `tap_simulcast` gives it a `LayeredVideoBuffer` (a prompt buffer
-   and a `NackGenerator` per layer SSRC, NACKing through `_send_rtcp_nack`), sets
+   sequence numbers. `tap_simulcast` gives it a `LayeredVideoBuffer` (per layer SSRC a
+   C `LayerBuffer`: aiortc's `NackGenerator` and `JitterBuffer.add` rules with the prompt
+   release and the layer's statistics, in one call per packet; NACKing through
+   `_send_rtcp_nack`; from its first packet on, each VP8 layer's packets are taken from
+   the datagram to the frame in C: `_route_layer`, direct_receive.py), sets
    `__nack_generator` to None (its own would NACK across layers), fills
    `__rtx_ssrc` (RTX SSRC → media SSRC, which `_handle_rtp_packet` needs to unwrap a
    retransmission) from the `repaired-rtp-stream-id` extension, and wraps
@@ -37,13 +40,15 @@ from typing import Any
 
 import aiortc
 import aiortc.rtp
-from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpTransceiver
+from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpTransceiver, rtcrtpreceiver
 from aiortc import rtcpeerconnection as _pc_module
-from aiortc.jitterbuffer import JitterBuffer, JitterFrame
+from aiortc.jitterbuffer import MAX_MISORDER, JitterBuffer, JitterFrame
 from aiortc.rtcdtlstransport import RTCDtlsTransport, RtpRouter
 from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpReceiveParameters
-from aiortc.rtcrtpreceiver import NackGenerator
+from aiortc.rtcrtpreceiver import NackGenerator, StreamStatistics
 
+from server.media import _rtp_receive
+from server.media._rtp_receive import LayerBuffer
 from server.media.aiortc_internals.base import (
     ESTIMATOR_ATTR,
     JITTER_ATTR,
@@ -56,15 +61,8 @@ from server.media.aiortc_internals.base import (
     takes,
     unconnected,
 )
-from server.media.aiortc_internals.direct_receive import path_of
-from server.media.aiortc_internals.per_packet import FlatNackGenerator
-from server.media.aiortc_internals.receive import (
-    PromptVideoBuffer,
-    WholeFrame,
-    frame_parts,
-    tap_encoded_frames,
-)
-from server.media.aiortc_internals.repair import skip_gap_in
+from server.media.aiortc_internals.direct_receive import direct_of, path_of
+from server.media.aiortc_internals.receive import WholeFrame, tap_encoded_frames
 
 
 class LayerFrame(WholeFrame):
@@ -84,47 +82,109 @@ class LayerFrame(WholeFrame):
         self.after_gap = after_gap  # frames before it were given up: not decodable alone
 
 
-LAYER_STALL_SECONDS = 0.5  # a layer whose packets come but no frame: skip its gap
-
-
 class LayeredVideoBuffer(JitterBuffer):
-    """One prompt jitter buffer and NACK generator per simulcast layer (SSRC). A layer
-    stuck at a lost packet (packets arrive, no frame comes out for
-    `LAYER_STALL_SECONDS`: its retransmission was lost too) skips to the next whole
+    """One C `LayerBuffer` per simulcast layer (SSRC): its NACK tracking, its prompt
+    jitter buffer of 512 packets and its frame assembly (server/media/_rtp_receive.c:
+    aiortc's `NackGenerator`, `PromptVideoBuffer`'s rules and `skip_gap_in`, in one call
+    per packet). A layer stuck at a lost packet (packets arrive, no frame comes out for
+    `_rtp_receive.STALL_S`: its retransmission was lost too) skips to the next whole
     frame and asks for a keyframe (loss_repair.py does this for a single stream)."""
 
-    def __init__(self, send_nack: Callable[[int, list[int]], None], layers: int) -> None:
+    def __init__(
+        self,
+        send_nack: Callable[[int, list[int]], None],
+        layers: int,
+        on_layer: Callable[[int, int, LayerBuffer], None] | None = None,
+    ) -> None:
         super().__init__(capacity=16, is_video=True)
         self._send_nack = send_nack
         self._max = layers
-        self.layers: dict[int, tuple[PromptVideoBuffer, NackGenerator]] = {}
-        self._last_frame: dict[int, float] = {}
-        self._gap: set[int] = set()  # layers whose next frame follows a skipped gap
+        self._on_layer = on_layer  # (ssrc, payload type, its buffer) of each new layer
+        self.layers: dict[int, LayerBuffer] = {}
 
     def add(self, packet: Any) -> tuple[bool, JitterFrame | None]:
         ssrc = packet.ssrc
-        entry = self.layers.get(ssrc)
+        layer = self.layers.get(ssrc)
         now = time.monotonic()
-        if entry is None:
+        if layer is None:
             if len(self.layers) >= self._max:
                 return False, None  # not one of the layers: an SSRC too many
-            entry = (PromptVideoBuffer(512, is_video=True), FlatNackGenerator())
-            self.layers[ssrc] = entry
-            self._last_frame[ssrc] = now
-        buffer, nack = entry
-        if nack.add(packet):
-            self._send_nack(ssrc, sorted(nack.missing))
-        pli, frame = buffer.add(packet)
-        if frame is None:
-            if now - self._last_frame[ssrc] > LAYER_STALL_SECONDS and skip_gap_in(buffer, nack):
-                self._last_frame[ssrc] = now
-                self._gap.add(ssrc)
-                return True, None  # PLI: the frames after the gap need a keyframe
+            layer = self.layers[ssrc] = LayerBuffer(now)
+            if self._on_layer is not None:
+                self._on_layer(ssrc, packet.payload_type, layer)
+        result = layer.add(
+            packet.sequence_number, packet.timestamp, packet.marker, packet._data, now
+        )
+        if result is None:
+            return False, None
+        pli, lost, data, parts, timestamp, after_gap = result
+        if lost:
+            self._send_nack(ssrc, lost)
+        if data is None or timestamp is None:
             return pli, None
-        self._last_frame[ssrc] = now
-        after_gap = ssrc in self._gap
-        self._gap.discard(ssrc)
-        return pli, LayerFrame(frame.data, frame.timestamp, ssrc, after_gap, frame_parts(frame))
+        return pli, LayerFrame(data, timestamp, ssrc, after_gap, parts)
+
+
+class LayerStatistics(StreamStatistics):
+    """aiortc's statistics of one layer's packets (receiver reports, getStats), counted
+    by its `LayerBuffer` in C; `add` (a packet that took the Python path) counts there
+    too."""
+
+    def __init__(self, layer: LayerBuffer, clockrate: int, expected: int, received: int) -> None:
+        # not StreamStatistics.__init__: its counters are the layer's
+        self._layer = layer
+        self._clockrate = clockrate
+        self._expected_prior = expected  # what fraction_lost last reported
+        self._received_prior = received
+
+    base_seq = property(lambda self: self._layer.base_seq)
+    max_seq = property(lambda self: self._layer.stats_max_seq)
+    cycles = property(lambda self: self._layer.cycles)
+    packets_received = property(lambda self: self._layer.packets_received)
+    _jitter_q4 = property(lambda self: self._layer.jitter_q4)
+    _last_arrival = property(lambda self: self._layer.last_arrival)
+    _last_timestamp = property(lambda self: self._layer.last_timestamp)
+
+    def add(self, packet: Any) -> None:
+        arrival = int(time.time() * self._clockrate)
+        self._layer.count(packet.sequence_number, packet.timestamp, arrival)
+
+
+def _route_layer(
+    receiver: Any, ssrc: int, payload_type: int, layer: LayerBuffer, on_event: Any
+) -> None:
+    """Take a layer's packets from the datagram to the frame in C (`FastLayers`) from now
+    on, where that does what the Python path would: a VP8 layer of a receiver with no
+    bitrate estimator and no NACK generator of its own (`tap_simulcast` removed both),
+    on a connection whose datagrams come to a DirectReceive. Its statistics move into
+    the layer's buffer."""
+    direct = direct_of(receiver)
+    codec = receiver._RTCRtpReceiver__codecs.get(payload_type)
+    if (
+        direct is None
+        or codec is None
+        or codec.name != "VP8"
+        or getattr(receiver, ESTIMATOR_ATTR) is not None
+        or getattr(receiver, NACK_ATTR) is not None
+    ):
+        return
+    streams = receiver._RTCRtpReceiver__remote_streams
+    old = streams.get(ssrc)
+    priors = (0, 0)
+    if old is not None:
+        layer.take_statistics(
+            old.base_seq,
+            old.max_seq,
+            old.cycles,
+            old.packets_received,
+            old._jitter_q4,
+            old._last_arrival,
+            old._last_timestamp,
+        )
+        priors = (old._expected_prior, old._received_prior)
+    streams[ssrc] = LayerStatistics(layer, codec.clockRate, *priors)
+    table = receiver.transport._rtp_router.ssrc_table
+    direct.fast.route(ssrc, payload_type, layer, on_event, receiver, table, codec.clockRate)
 
 
 def tap_simulcast(receiver: RTCRtpReceiver, layers: Any, sink: FrameSink) -> None:
@@ -135,7 +195,30 @@ def tap_simulcast(receiver: RTCRtpReceiver, layers: Any, sink: FrameSink) -> Non
     def send_nack(ssrc: int, lost: list[int]) -> None:
         sending.spawn(receiver._send_rtcp_nack(ssrc, lost))
 
-    setattr(receiver, JITTER_ATTR, LayeredVideoBuffer(send_nack, max(layers.count, 1)))
+    path = path_of(receiver)
+
+    def on_event(
+        ssrc: int,
+        payload_type: int,
+        pli: bool,
+        lost: list[int] | None,
+        data: bytes | None,
+        parts: list[bytes] | None,
+        timestamp: int | None,
+        after_gap: bool,
+    ) -> None:  # what the Python path does with a routed layer's packet that had one
+        if lost:
+            send_nack(ssrc, lost)
+        if pli:
+            sending.spawn(receiver._send_rtcp_pli(ssrc))
+        if data is not None and timestamp is not None and path is not None:
+            path.deliver(ssrc, payload_type, LayerFrame(data, timestamp, ssrc, after_gap, parts))
+
+    def on_layer(ssrc: int, payload_type: int, layer: LayerBuffer) -> None:
+        _route_layer(receiver, ssrc, payload_type, layer, on_event)
+
+    buffer = LayeredVideoBuffer(send_nack, max(layers.count, 1), on_layer)
+    setattr(receiver, JITTER_ATTR, buffer)
     setattr(receiver, NACK_ATTR, None)
     # aiortc's REMB caps a sender near 1.5x what it receives: a browser held at its
     # lowest layer never gets to send the others. Without it the browser's own
@@ -159,7 +242,6 @@ def tap_simulcast(receiver: RTCRtpReceiver, layers: Any, sink: FrameSink) -> Non
 
     # aiortc's path (a packet that arrives before the transport is connected) and ours
     receiver._handle_rtp_packet = learn_then_handle  # type: ignore[method-assign]
-    path = path_of(receiver)
     if path is not None:
         path.before = learn
 
@@ -215,8 +297,50 @@ def _mid_router(router: Any) -> Callable[[Any], Any]:
     return route_rtp
 
 
+def _layer_rules() -> list[str]:
+    """What `LayerBuffer` (server/media/_rtp_receive.c) mirrors of aiortc's NACK
+    generator and jitter buffer."""
+    found = []
+    if (_rtp_receive.MAX_MISORDER, _rtp_receive.HISTORY) != (
+        MAX_MISORDER,
+        rtcrtpreceiver.RTP_HISTORY_SIZE,
+    ):
+        found.append("aiortc's MAX_MISORDER or RTP_HISTORY_SIZE changed")
+    found += needs(
+        inspect.getsource(NackGenerator.add) + inspect.getsource(NackGenerator.truncate),
+        "NackGenerator",
+        "if uint16_gt(packet.sequence_number, self.max_seq):",
+        "self.missing.add(seq)",
+        "self.missing.discard(packet.sequence_number)",
+        "self.truncate()",
+        "min_seq = uint16_add(self.max_seq, -RTP_HISTORY_SIZE)",
+        "if uint16_gt(min_seq, seq):",
+    )
+    found += needs(
+        inspect.getsource(JitterBuffer.add),
+        "JitterBuffer.add",
+        "delta = uint16_add(packet.sequence_number, -self._origin)",
+        "misorder = uint16_add(self._origin, -packet.sequence_number)",
+        "if misorder < delta:",
+        "if misorder >= MAX_MISORDER:",
+        "self.remove(self.capacity)",
+        "if delta >= self.capacity:",
+        "excess = delta - self.capacity + 1",
+        "if self.smart_remove(excess):",
+        "pos = packet.sequence_number % self._capacity",
+    )
+    found += needs(
+        inspect.getsource(JitterBuffer.smart_remove),
+        "JitterBuffer.smart_remove",
+        "if i >= count and timestamp != packet.timestamp:",
+        "if i == self._capacity - 1:",
+    )
+    return found
+
+
 def problems() -> list[str]:
-    found = needs(
+    found = _layer_rules()
+    found += needs(
         handle_rtp_source(),
         "RTCRtpReceiver._handle_rtp_packet",
         "original_ssrc = self.__rtx_ssrc.get(packet.ssrc)",

@@ -1,0 +1,362 @@
+"""A simulcast layer's packets taken from the datagram to the frame in C (`FastLayers`,
+server/media/_rtp_receive.c) give what the Python path gives: the same frames, NACKs,
+PLIs, statistics and transport-cc records, for the same SRTP datagrams with losses,
+reordering, retransmissions (RTX), padding and bad packets. Two real aiortc receivers on
+transports with SRTP keys set directly (no handshake) are fed the same datagrams, one
+with its layers routed to the C path, one with routing turned off; and the routing
+gives way when it no longer holds (the receiver unrouted or disabled)."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import os
+import random
+import struct
+import weakref
+from typing import Any
+
+import pytest
+from aiortc import RTCPeerConnection
+from aiortc.rtcdtlstransport import State
+from aiortc.rtcrtpparameters import (
+    RTCRtpCodecParameters,
+    RTCRtpHeaderExtensionParameters,
+    RTCRtpReceiveParameters,
+)
+from aiortc.rtp import HeaderExtensionsMap, RtpPacket
+from pylibsrtp import Policy, Session
+
+from server.media import _rtp_receive, aiortc_internals, simulcast, transport_feedback
+from server.media._rtp_receive import FastLayers, LayerBuffer
+from server.media.aiortc_internals.base import JITTER_ATTR, sending, srtp_address
+from server.media.aiortc_internals.direct_receive import SRTP_UNPROTECT
+
+SSRCS = (0x1111, 0x2222, 0x3333)  # the three layers
+RTX_SSRC = 0x4444  # the top layer's retransmissions
+VP8 = RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=96)
+RTX = RTCRtpCodecParameters(
+    mimeType="video/rtx", clockRate=90000, payloadType=97, parameters={"apt": 96}
+)
+TRANSPORT_CC = RTCRtpHeaderExtensionParameters(id=3, uri=transport_feedback.URI)
+ABS_SEND_TIME = RTCRtpHeaderExtensionParameters(
+    id=2, uri="http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
+)
+RID = RTCRtpHeaderExtensionParameters(id=4, uri="urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id")
+
+
+class Side:
+    """A tapped simulcast receiver on a 'connected' transport, and what came out of it."""
+
+    def __init__(self, key: bytes, fast: bool) -> None:
+        self.pc = RTCPeerConnection()
+        receiver = self.receiver = self.pc.addTransceiver("video", direction="recvonly").receiver
+        dtls: Any = receiver.transport
+        self.dtls = dtls
+        dtls._rx_srtp = Session(Policy(key=key, ssrc_type=Policy.SSRC_ANY_INBOUND))
+        dtls._state = State.CONNECTED
+        dtls._RTCDtlsTransport__handshake_done = True
+        dtls.transport._connection._nominated[1] = None
+        self.frames: list[tuple[int, int, bytes, bool]] = []
+        self.nacks: list[tuple[int, list[int]]] = []
+        self.plis: list[int] = []
+
+        def sink(codec: Any, frame: Any) -> None:
+            self.frames.append((frame.ssrc, frame.rtp_timestamp, frame.data, frame.after_gap))
+
+        section = simulcast.SimulcastSection(mid="0", rids=["q", "h", "f"], ssrcs=list(SSRCS))
+        section.rtx[RTX_SSRC] = SSRCS[2]
+        aiortc_internals.tap_simulcast(receiver, simulcast.Layers(section), sink)
+        if not fast:  # the same receiver, its layers never routed to C
+            getattr(receiver, JITTER_ATTR)._on_layer = None
+        parameters = RTCRtpReceiveParameters(
+            codecs=[VP8, RTX], headerExtensions=[TRANSPORT_CC, RID, ABS_SEND_TIME]
+        )
+        dtls._register_rtp_receiver(receiver, parameters)
+        for ssrc in (*SSRCS, RTX_SSRC):
+            dtls._rtp_router.ssrc_table[ssrc] = receiver
+        receiver._RTCRtpReceiver__codecs = {96: VP8, 97: RTX}
+        receiver._RTCRtpReceiver__decoder_thread = True
+
+        # recorded when called (the path spawns what they return: nothing to send here)
+        def nack(media_ssrc: int, lost: list[int]) -> Any:
+            self.nacks.append((media_ssrc, lost))
+            return asyncio.sleep(0)
+
+        def pli(media_ssrc: int) -> Any:
+            self.plis.append(media_ssrc)
+            return asyncio.sleep(0)
+
+        receiver._send_rtcp_nack = nack  # type: ignore[method-assign]
+        receiver._send_rtcp_pli = pli  # type: ignore[method-assign]
+        self.connection = dtls.transport._connection
+        self.direct = self.connection.data_received
+
+    def feed(self, data: bytes) -> None:
+        self.connection.data_received(data, 1)
+
+    def statistics(self) -> dict[int, tuple[Any, ...]]:
+        streams = self.receiver._RTCRtpReceiver__remote_streams
+        return {
+            ssrc: (s.base_seq, s.max_seq, s.cycles, s.packets_received, s.packets_lost)
+            for ssrc, s in streams.items()
+        }
+
+    async def close(self) -> None:
+        if self.direct.feedback is not None:
+            self.direct.feedback.stop()
+        await sending.cancel_all()
+        await self.pc.close()
+
+
+def vp8(frame: int, first: bool) -> bytes:
+    """A VP8 payload descriptor (X, I with a 15-bit picture id, S on a frame's first
+    packet) and some bytes."""
+    return bytes(
+        [0x90 if first else 0x80, 0x80, 0x80 | (frame >> 8) & 0x7F, frame & 0xFF]
+    ) + os.urandom(random.randint(0, 40))
+
+
+class Stream:
+    """Three layers' packets with transport-wide sequence numbers, protected once."""
+
+    def __init__(self, key: bytes) -> None:
+        self.tx = Session(Policy(key=key, ssrc_type=Policy.SSRC_ANY_OUTBOUND))
+        self.ids = HeaderExtensionsMap()
+        self.ids.configure(
+            RTCRtpReceiveParameters(headerExtensions=[TRANSPORT_CC, RID, ABS_SEND_TIME])
+        )
+        self.seq = {ssrc: random.randint(0, 0xFFFF) for ssrc in (*SSRCS, RTX_SSRC)}
+        self.wide = random.randint(0, 0xFFFF)
+        self.sent: dict[tuple[int, int], RtpPacket] = {}
+
+    def packet(
+        self,
+        ssrc: int,
+        timestamp: int,
+        marker: bool,
+        payload: bytes,
+        rid: str | None = None,
+        padding: int = 0,
+    ) -> RtpPacket:
+        packet = RtpPacket(
+            payload_type=96,
+            marker=int(marker),
+            sequence_number=self.seq[ssrc],
+            timestamp=timestamp,
+            ssrc=ssrc,
+            payload=payload,
+        )
+        packet.padding_size = padding
+        packet.extensions.rtp_stream_id = rid
+        self.seq[ssrc] = (self.seq[ssrc] + 1) & 0xFFFF
+        self.sent[(ssrc, packet.sequence_number)] = packet
+        return packet
+
+    def protect(self, packet: RtpPacket) -> bytes:
+        packet.extensions.transport_sequence_number = self.wide
+        self.wide = (self.wide + 1) & 0xFFFF
+        return self.tx.protect(packet.serialize(self.ids))
+
+    def malformed(self, ssrc: int, timestamp: int) -> bytes:
+        """A packet whose abs-send-time extension is 2 bytes long (aiortc's parse would
+        raise; ours drops it)."""
+        seq, self.seq[ssrc] = self.seq[ssrc], (self.seq[ssrc] + 1) & 0xFFFF
+        header = struct.pack("!BBHII", 0x90, 96, seq, timestamp, ssrc)
+        extension = b"\xbe\xde\x00\x01" + bytes([ABS_SEND_TIME.id << 4 | 1, 0xAA, 0xBB, 0])
+        return self.tx.protect(header + extension + vp8(0, False))
+
+    def retransmission(self, ssrc: int, seq: int) -> bytes:
+        """The packet again on the RTX stream (RFC 4588: its sequence number first)."""
+        original = self.sent[(ssrc, seq)]
+        rtx = RtpPacket(
+            payload_type=97,
+            marker=original.marker,
+            sequence_number=self.seq[RTX_SSRC],
+            timestamp=original.timestamp,
+            ssrc=RTX_SSRC,
+            payload=struct.pack("!H", seq) + original.payload,
+        )
+        self.seq[RTX_SSRC] = (self.seq[RTX_SSRC] + 1) & 0xFFFF
+        return self.protect(rtx)
+
+
+def datagrams(key: bytes, frames: int, loss: float, seed: int) -> list[bytes]:
+    """Frames of 1–4 packets on each layer (the first packets carrying their RID), some
+    lost and some of those resent on RTX, some delayed, a few padding-only, damaged, with
+    a malformed extension, or of a payload type not negotiated."""
+    random.seed(seed)
+    stream = Stream(key)
+    out: list[bytes] = []
+    held: list[bytes] = []
+    for frame in range(frames):
+        timestamp = (1000 + frame * 3000) & 0xFFFFFFFF
+        for layer, ssrc in enumerate(SSRCS):
+            count = random.randint(1, 4)
+            for i in range(count):
+                rid = "qhf"[layer] if frame < 3 else None
+                packet = stream.packet(ssrc, timestamp, i == count - 1, vp8(frame, i == 0), rid)
+                data = stream.protect(packet)
+                roll = random.random()
+                if roll < loss:  # lost; maybe resent a little later
+                    if ssrc == SSRCS[2] and random.random() < 0.7:
+                        held.append(stream.retransmission(ssrc, packet.sequence_number))
+                    continue
+                if roll < loss * 2:  # late
+                    held.append(data)
+                    continue
+                out.append(data)
+            if random.random() < 0.05:  # padding only (a probe)
+                out.append(stream.protect(stream.packet(ssrc, timestamp, False, b"", padding=40)))
+            if random.random() < 0.02:  # a damaged VP8 descriptor: dropped by both
+                out.append(stream.protect(stream.packet(ssrc, timestamp, False, b"\x80")))
+            if random.random() < 0.02:  # abs-send-time of 2 bytes, not 3: dropped by both
+                out.append(stream.malformed(ssrc, timestamp))
+            if random.random() < 0.02:  # a payload type not negotiated: dropped by both
+                packet = stream.packet(ssrc, timestamp, False, vp8(frame, False))
+                packet.payload_type = 100
+                out.append(stream.protect(packet))
+        if held and random.random() < 0.5:
+            out.append(held.pop(random.randrange(len(held))))
+    return out + held
+
+
+@pytest.mark.parametrize(("loss", "seed"), [(0.0, 1), (0.03, 2), (0.1, 3), (0.3, 4)])
+async def test_the_c_path_gives_what_the_python_path_gives(loss: float, seed: int) -> None:
+    key = os.urandom(30)
+    fast, python = Side(key, fast=True), Side(key, fast=False)
+    try:
+        for data in datagrams(key, 300, loss, seed):
+            fast.feed(data)
+            python.feed(data)
+        assert fast.direct.fast.routes == 3
+        assert python.direct.fast.routes == 0
+        assert fast.direct.fast.consumed > 600  # most packets took the C path
+        assert fast.frames == python.frames
+        assert len(fast.frames) > 50
+        assert fast.nacks == python.nacks
+        assert fast.plis == python.plis
+        assert fast.statistics() == python.statistics()
+        if loss:
+            assert fast.nacks and fast.statistics()[SSRCS[0]][4] > 0  # losses seen
+        for side in (fast, python):  # every packet's transport-wide number recorded
+            assert side.direct.feedback is not None
+        assert fast.direct.feedback.log.kept == python.direct.feedback.log.kept  # type: ignore[union-attr]
+        assert fast.dtls._RTCDtlsTransport__rx_packets == python.dtls._RTCDtlsTransport__rx_packets
+    finally:
+        await fast.close()
+        await python.close()
+
+
+async def test_a_layer_whose_receiver_stops_receiving_takes_the_python_path() -> None:
+    key = os.urandom(30)
+    side = Side(key, fast=True)
+    try:
+        sent = datagrams(key, 60, 0.0, 5)
+        for data in sent[:60]:
+            side.feed(data)
+        consumed, frames = side.direct.fast.consumed, len(side.frames)
+        assert consumed > 0 and frames > 0
+        side.receiver._enabled = False  # type: ignore[attr-defined]
+        for data in sent[60:90]:
+            side.feed(data)
+        assert side.direct.fast.consumed == consumed  # declined: the Python path drops them
+        assert len(side.frames) == frames
+        side.receiver._enabled = True  # type: ignore[attr-defined]
+        nacks = len(side.nacks)
+        for data in sent[90:120]:  # and back: taken again, the packets it missed asked for
+            side.feed(data)
+        assert side.direct.fast.consumed > consumed
+        assert len(side.nacks) > nacks
+        consumed, frames = side.direct.fast.consumed, len(side.frames)
+        side.dtls._unregister_rtp_receiver(side.receiver)  # its transceiver stopped
+        for data in sent[120:]:
+            side.feed(data)
+        assert side.direct.fast.consumed == consumed
+        assert len(side.frames) == frames
+    finally:
+        await side.close()
+
+
+def test_routes_refuse_bad_input_and_a_seventeenth_layer() -> None:
+    fast, layer = FastLayers(), LayerBuffer(0.0)
+    table: dict[int, Any] = {}
+    for bad in [
+        (1 << 32, 96, layer, print, object(), table, 90000.0),
+        (-1, 96, layer, print, object(), table, 90000.0),
+        (1, 128, layer, print, object(), table, 90000.0),
+        (1, 96, layer, print, object(), table, 0.0),
+        (1, 96, object(), print, object(), table, 90000.0),
+        (1, 96, layer, print, object(), [], 90000.0),
+    ]:
+        with pytest.raises((ValueError, TypeError)):
+            fast.route(*bad)
+    assert fast.routes == 0
+    for ssrc in range(16):
+        assert fast.route(ssrc, 96, LayerBuffer(0.0), print, object(), table, 90000.0)
+    assert fast.route(99, 96, LayerBuffer(0.0), print, object(), table, 90000.0) is False
+    assert fast.route(3, 96, LayerBuffer(0.0), print, object(), table, 90000.0)  # re-routed
+    assert fast.routes == 16
+
+
+def test_a_connection_its_routes_point_back_to_is_collected() -> None:
+    class Receiver:
+        pass
+
+    receiver = Receiver()
+    receiver.fast = FastLayers()  # type: ignore[attr-defined]
+    receiver.fast.route(1, 96, LayerBuffer(0.0), print, receiver, {1: receiver}, 90000.0)  # type: ignore[attr-defined]
+    gone = weakref.ref(receiver)
+    del receiver
+    gc.collect()
+    assert gone() is None
+
+
+def test_bad_arguments_to_receive_raise() -> None:
+    fast = FastLayers()
+    with pytest.raises(ValueError):
+        fast.receive(0, 1, b"", HeaderExtensionsMap()._HeaderExtensionsMap__ids, 0)  # type: ignore[attr-defined]
+    with pytest.raises(TypeError):
+        fast.receive(1, 1, "text", None, 0)
+    with pytest.raises(TypeError):
+        fast.receive(1, 1, b"")
+    assert _rtp_receive.FastLayers().consumed == 0
+
+
+def test_transport_cc_packets_wait_for_the_feedback_then_are_recorded_and_send_it_when_due() -> (
+    None
+):
+    key = os.urandom(30)
+    stream = Stream(key)
+    rx = Session(Policy(key=key, ssrc_type=Policy.SSRC_ANY_INBOUND))
+    ids = stream.ids._HeaderExtensionsMap__ids  # type: ignore[attr-defined]
+
+    class Receiver:
+        _enabled = True
+
+    class Sender:
+        due_ns = 1 << 62
+        sent: list[int] = []
+
+        def send(self, now_ns: int) -> None:
+            self.sent.append(now_ns)
+
+    receiver, sender, log = Receiver(), Sender(), transport_feedback.TransportFeedback()
+    events: list[Any] = []
+    fast = FastLayers()
+    fast.route(
+        SSRCS[0], 96, LayerBuffer(0.0), events.append, receiver, {SSRCS[0]: receiver}, 90000.0
+    )
+
+    def receive(arrival_ns: int) -> Any:
+        data = stream.protect(stream.packet(SSRCS[0], 0, True, vp8(0, True)))
+        return fast.receive(srtp_address(rx), SRTP_UNPROTECT, data, ids, arrival_ns)
+
+    assert isinstance(receive(10**18), RtpPacket)  # no feedback yet: the Python path starts it
+    assert fast.consumed == 0
+    fast.feedback(sender, log)
+    receive(10**18 + 1000)  # taken
+    assert fast.consumed == 1 and log.kept == 1 and sender.sent == []
+    sender.due_ns = 10**18 + 2000
+    receive(10**18 + 2000)
+    assert fast.consumed == 2 and log.kept == 2 and sender.sent == [10**18 + 2000]

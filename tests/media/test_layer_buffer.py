@@ -1,0 +1,255 @@
+"""A simulcast layer's bookkeeping in C (server/media/_rtp_receive.c) does what the
+Python it replaced did with aiortc's own classes, packet for packet, for any order of
+arrival: losses, reordering, duplicates, sequence numbers wrapping, a sender restarting
+far back or jumping far ahead, a layer stalled at a loss that skips its gap.
+
+The reference (`PythonLayer`) is that Python: aiortc's `NackGenerator`, a
+`PromptVideoBuffer` of 512 packets adding by aiortc's `JitterBuffer.add`, repair.py's
+`skip_gap_in`, and the stall rule `LayeredVideoBuffer` had."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+import pytest
+from aiortc.jitterbuffer import JitterBuffer
+from aiortc.rtcrtpreceiver import NackGenerator, StreamStatistics
+from aiortc.rtp import RtpPacket
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from server.media._rtp_receive import CAPACITY, STALL_S, LayerBuffer
+from server.media.aiortc_internals import PromptVideoBuffer
+from server.media.aiortc_internals.repair import skip_gap_in
+
+Arrival = tuple[int, int, bool, float]  # seq, timestamp, marker, seconds since the last
+
+
+class PythonLayer:
+    """What `LayeredVideoBuffer.add` did per layer before the C (the reference)."""
+
+    def __init__(self, now: float) -> None:
+        self.nack = NackGenerator()
+        self.buffer = PromptVideoBuffer(CAPACITY, is_video=True)
+        self.last_frame = now
+        self.gap = False
+
+    def add(self, packet: RtpPacket, now: float) -> tuple[Any, ...] | None:
+        lost = sorted(self.nack.missing) if self.nack.add(packet) else None
+        pli, frame = JitterBuffer.add(self.buffer, packet)
+        if frame is None:
+            if now - self.last_frame > STALL_S and skip_gap_in(self.buffer, self.nack):
+                self.last_frame = now
+                self.gap = True
+                return True, lost, None, None, None, False
+            return None if not pli and lost is None else (pli, lost, None, None, None, False)
+        self.last_frame = now
+        after_gap, self.gap = self.gap, False
+        return pli, lost, frame.data, frame.parts, frame.timestamp, after_gap
+
+
+@st.composite
+def arrivals(draw: st.DrawFn) -> list[Arrival]:
+    """Packets as they arrive: mostly in order, frames of one to five packets, steps back
+    and forth of any size, and now and then a pause longer than the stall limit."""
+    seq = draw(st.integers(0, 0xFFFF))
+    timestamp = draw(st.integers(0, 0xFFFFFFFF))
+    out = []
+    for step in draw(
+        st.lists(
+            st.one_of(
+                st.just(1),
+                st.just(1),
+                st.just(1),
+                st.integers(-20, 20),  # reordered, duplicated, a few lost
+                st.integers(2, 4),  # a loss
+                # at the edges: misordered by 100 (aiortc's limit), the NACK history (128),
+                # the buffer's size (512)
+                st.sampled_from([-101, -100, -99, 127, 128, 129, 130, 511, 512, 513]),
+                st.integers(-0xFFFF, 0xFFFF),  # a restart, a jump, a wrap
+            ),
+            min_size=1,
+            max_size=600,
+        )
+    ):
+        seq = (seq + step) & 0xFFFF
+        end_of_frame = draw(st.integers(0, 4)) == 0
+        pause = draw(st.sampled_from([0.0, 0.0, 0.0, 0.01, 0.3, STALL_S + 0.01]))
+        out.append((seq, timestamp, end_of_frame, pause))
+        if end_of_frame:
+            timestamp = (timestamp + 3000) & 0xFFFFFFFF
+    return out
+
+
+def rtp(seq: int, timestamp: int, marker: bool) -> RtpPacket:
+    packet = RtpPacket(payload_type=96, sequence_number=seq, timestamp=timestamp, marker=marker)
+    packet._data = seq.to_bytes(2, "big")  # type: ignore[attr-defined]
+    return packet
+
+
+def state(c: LayerBuffer, python: PythonLayer) -> tuple[Any, Any]:
+    buffer = python.buffer
+    held = sum(p is not None for p in buffer._packets)
+    return (
+        (c.missing, c.max_seq, c.origin, c.held),
+        (sorted(python.nack.missing), python.nack.max_seq, buffer._origin, held),
+    )
+
+
+def run_both(packets: list[Arrival]) -> int:
+    """Feed both; every result and the state after every packet must match. Returns
+    the frames released."""
+    now = 1000.0
+    c, python = LayerBuffer(now), PythonLayer(now)
+    frames = 0
+    for seq, timestamp, marker, pause in packets:
+        now += pause
+        packet = rtp(seq, timestamp, marker)
+        ours = c.add(seq, timestamp, marker, packet._data, now)  # type: ignore[attr-defined]
+        theirs = python.add(packet, now)
+        assert ours == theirs, (seq, timestamp, marker)
+        mine, reference = state(c, python)
+        assert mine == reference
+        frames += ours is not None and ours[2] is not None
+    return frames
+
+
+@settings(max_examples=400, deadline=None)
+@given(arrivals())
+@example([(1, 0, True, 0.0), (3, 3000, True, 0.0), (518, 6000, True, 0.0)])  # overflow
+@example(  # a loss, a stall, the gap skipped to the next whole frame
+    [(1, 0, True, 0.0), (3, 3000, False, 0.0), (4, 6000, True, 0.0), (5, 9000, True, 0.6)]
+)
+@example([(65534, 0, False, 0.0), (65535, 0, False, 0.0), (0, 0, True, 0.0)])  # a wrap
+def test_the_layer_buffer_does_what_aiortcs_classes_did(packets: list[Arrival]) -> None:
+    run_both(packets)
+
+
+def test_a_clean_stream_gives_every_frame_whole_at_its_last_packet() -> None:
+    layer = LayerBuffer(0.0)
+    released = []
+    for frame in range(200):
+        for i in range(3):
+            seq = (65000 + frame * 3 + i) & 0xFFFF
+            result = layer.add(seq, frame * 3000, i == 2, bytes([frame % 256, i]), 0.0)
+            if i < 2:
+                assert result is None  # nothing to do until the marker packet
+            else:
+                assert result is not None
+                released.append(result)
+    assert [r[2] for r in released] == [
+        bytes([f % 256, 0, f % 256, 1, f % 256, 2]) for f in range(200)
+    ]
+    assert all(r[0] is False and r[1] is None and r[5] is False for r in released)
+    assert layer.missing == [] and layer.held == 0
+
+
+def test_a_lost_packet_is_nacked_then_its_resend_completes_the_frame() -> None:
+    layer = LayerBuffer(0.0)
+    assert layer.add(10, 0, False, b"a", 0.0) is None
+    assert layer.add(12, 0, True, b"c", 0.0) == (False, [11], None, None, None, False)
+    assert layer.missing == [11]
+    assert layer.add(11, 0, False, b"b", 0.1) == (False, None, b"abc", [b"a", b"b", b"c"], 0, False)
+    assert layer.missing == [] and layer.held == 0
+
+
+def test_a_layer_stuck_at_a_loss_skips_to_the_next_whole_frame_and_asks_for_a_keyframe() -> None:
+    layer = LayerBuffer(0.0)
+    layer.add(1, 0, True, b"0", 0.0)  # a frame out
+    layer.add(3, 3000, True, b"lost before me", 0.1)  # 2 lost for good
+    layer.add(4, 6000, False, b"x", 0.2)
+    assert layer.add(5, 6000, True, b"y", 0.4) is None  # within the limit: waits
+    assert layer.missing == [2]
+    skipped = layer.add(6, 9000, True, b"z", 0.7)  # 0.7 s since the last frame
+    assert skipped == (True, None, None, None, None, False)  # a PLI, no frame yet
+    assert layer.missing == [] and layer.origin == 4
+    frame = layer.add(7, 12000, True, b"w", 0.71)
+    assert frame is not None and frame[2] == b"xy" and frame[5] is True  # after the gap
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        ((65536, 0, True, b"", 0.0), ValueError),
+        ((-1, 0, True, b"", 0.0), ValueError),
+        ((1, 1 << 32, True, b"", 0.0), ValueError),
+        ((1, -1, True, b"", 0.0), ValueError),
+        (("1", 0, True, b"", 0.0), TypeError),
+        ((1, 0, True, bytearray(b"x"), 0.0), TypeError),
+        ((1, 0, True, "x", 0.0), TypeError),
+        ((1, 0, True, b"", "now"), TypeError),
+        ((1, 0, True, b""), TypeError),
+    ],
+)
+def test_bad_input_raises_and_changes_nothing(args: tuple[Any, ...], error: type) -> None:
+    layer = LayerBuffer(0.0)
+    layer.add(5, 0, False, b"kept", 0.0)
+    before = (layer.missing, layer.max_seq, layer.origin, layer.held)
+    with pytest.raises(error):
+        layer.add(*args)
+    assert (layer.missing, layer.max_seq, layer.origin, layer.held) == before
+
+
+def test_payloads_held_are_released_when_the_layer_goes() -> None:
+    payload = bytes(range(200)) * 3  # one object, counted
+    base = sys.getrefcount(payload)
+    layer = LayerBuffer(0.0)
+    for seq in range(0, 40, 2):  # every other packet lost: all held
+        layer.add(seq, 0, False, payload, 0.0)
+    assert sys.getrefcount(payload) == base + 20
+    del layer
+    assert sys.getrefcount(payload) == base
+
+
+@settings(max_examples=200, deadline=None)
+@given(arrivals(), st.lists(st.integers(0, 50_000), min_size=600, max_size=600))
+def test_the_statistics_count_as_aiortcs_do(packets: list[Arrival], gaps_us: list[int]) -> None:
+    layer, theirs = LayerBuffer(0.0), StreamStatistics(90_000)
+    now = [1_700_000_000.0]
+    with pytest.MonkeyPatch.context() as patch:  # the arrival aiortc reads, given to ours
+        patch.setattr(time, "time", lambda: now[0])
+        for (seq, timestamp, marker, _), gap in zip(packets, gaps_us, strict=False):
+            now[0] += gap / 1e6
+            theirs.add(rtp(seq, timestamp, marker))
+            layer.count(seq, timestamp, int(now[0] * 90_000))
+            assert (
+                layer.base_seq,
+                layer.stats_max_seq,
+                layer.cycles,
+                layer.packets_received,
+                layer.jitter_q4,
+                layer.last_arrival,
+                layer.last_timestamp,
+            ) == (
+                theirs.base_seq,
+                theirs.max_seq,
+                theirs.cycles,
+                theirs.packets_received,
+                theirs._jitter_q4,
+                theirs._last_arrival,
+                theirs._last_timestamp,
+            )
+
+
+def test_statistics_taken_over_count_on_and_bad_ones_change_nothing() -> None:
+    layer = LayerBuffer(0.0)
+    layer.take_statistics(65530, 65535, 1 << 16, 70, 48, 12345, 9000)
+    layer.count(2, 12000, 12400)  # in order across the wrap
+    assert (layer.base_seq, layer.stats_max_seq, layer.cycles, layer.packets_received) == (
+        65530,
+        2,
+        2 << 16,
+        71,
+    )
+    before = (layer.base_seq, layer.stats_max_seq, layer.cycles, layer.packets_received)
+    for bad in [
+        (65536, 2, 0, 0, 0, None, None),
+        (1, 2, -1, 0, 0, None, None),
+        (1, 2, 0, 0, 0, None, 1 << 32),
+        ("1", 2, 0, 0, 0, None, None),
+    ]:
+        with pytest.raises((ValueError, TypeError)):
+            layer.take_statistics(*bad)
+    assert (layer.base_seq, layer.stats_max_seq, layer.cycles, layer.packets_received) == before
