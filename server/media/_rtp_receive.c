@@ -18,9 +18,14 @@
  * (which builds a `VpxPayloadDescriptor` to return only the bytes after it): ~1.2 us of
  * Python per video packet.
  *
- * `socket_stamp_ns` reads the kernel's receive timestamp of a socket's last datagram
- * (aiortc_internals/arrival.py), in one call instead of Python's `fcntl.ioctl`, a bytes
- * buffer and a struct unpack per packet.
+ * `ArrivalClock` reads the kernel's receive timestamp of a socket's last datagram
+ * (aiortc_internals/arrival.py: SIOCGSTAMPNS), with its checks, in one call instead of
+ * Python's `fcntl.ioctl`, a bytes buffer and a struct unpack per packet.
+ *
+ * `RtpDemux` stands in for an aioice `StunProtocol.datagram_received` (direct_receive.py's
+ * `_demux` puts one in each): what DirectReceive does before the unprotect (its checks,
+ * the transport's counters, the arrival stamp) and the `FastLayers` receive, so a routed
+ * layer's packet runs no Python at all between uvloop's read and its frame.
  *
  * `LayerBuffer` is one simulcast layer's per-packet bookkeeping: aiortc's `NackGenerator`
  * (the packets missing, kept while at most `HISTORY` behind the newest, reported in
@@ -54,6 +59,7 @@
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <stddef.h>
 
 #include <linux/sockios.h>
 #include <stdint.h>
@@ -367,19 +373,6 @@ static PyObject *vp8_payload(PyObject *module, PyObject *arg) {
     }
     return PyBytes_FromStringAndSize(data + pos, len - pos);
 }
-
-/* socket_stamp_ns(fd): the kernel's receive time of the last datagram read from socket
- * `fd` (SIOCGSTAMPNS: wall-clock ns), or -1 where the kernel has none (the first call on a
- * socket, which turns stamping on; a closed socket). */
-static PyObject *socket_stamp_ns(PyObject *module, PyObject *arg) {
-    long fd = PyLong_AsLong(arg);
-    if (fd == -1 && PyErr_Occurred()) return NULL;
-    struct timespec ts;
-    if (fd < 0 || fd > INT32_MAX || ioctl((int)fd, SIOCGSTAMPNS, &ts) != 0)
-        return PyLong_FromLong(-1);
-    return PyLong_FromLongLong((long long)ts.tv_sec * 1000000000LL + ts.tv_nsec);
-}
-
 
 /* -- a simulcast layer's bookkeeping: NACK tracking, jitter buffer, frames, statistics -- */
 
@@ -1109,29 +1102,15 @@ static int fast_take(Fast *f, long len, const long ids[KINDS], long long arrival
     return 1;
 }
 
-/* receive(session, unprotect, data, ids, arrival_ns): see _rtp_receive.pyi */
-static PyObject *fast_receive(Fast *f, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 5) {
-        PyErr_SetString(PyExc_TypeError, "receive takes 5 arguments");
-        return NULL;
-    }
+/* The fast path's receive after the arguments are read: see `receive` */
+static PyObject *fast_receive_core(Fast *f, void *session, void *fn, const char *data,
+                                   Py_ssize_t size, PyObject *ids_obj, long long arrival_ns) {
     if (packet_class == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "classes() was not called");
         return NULL;
     }
-    void *session, *fn;
-    if (address(args[0], &session) < 0 || address(args[1], &fn) < 0) return NULL;
-    if (session == NULL || fn == NULL) {
-        PyErr_SetString(PyExc_ValueError, "no SRTP session or function");
-        return NULL;
-    }
-    char *data;
-    Py_ssize_t size;
-    if (PyBytes_AsStringAndSize(args[2], &data, &size) < 0) return NULL;
     long ids[KINDS];
-    if (read_ids(args[3], ids) < 0) return NULL;
-    long long arrival_ns = PyLong_AsLongLong(args[4]);
-    if (arrival_ns == -1 && PyErr_Occurred()) return NULL;
+    if (read_ids(ids_obj, ids) < 0) return NULL;
     if (size > BUFFER) Py_RETURN_NONE; /* pylibsrtp refuses these too */
     memcpy(buffer, data, (size_t)size);
     int len = (int)size;
@@ -1144,6 +1123,26 @@ static PyObject *fast_receive(Fast *f, PyObject *const *args, Py_ssize_t nargs) 
     PyObject *packet = parse(len, ids, &malformed);
     if (packet == NULL && malformed) Py_RETURN_NONE; /* aiortc drops these too */
     return packet;
+}
+
+/* receive(session, unprotect, data, ids, arrival_ns): see _rtp_receive.pyi */
+static PyObject *fast_receive(Fast *f, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "receive takes 5 arguments");
+        return NULL;
+    }
+    void *session, *fn;
+    if (address(args[0], &session) < 0 || address(args[1], &fn) < 0) return NULL;
+    if (session == NULL || fn == NULL) {
+        PyErr_SetString(PyExc_ValueError, "no SRTP session or function");
+        return NULL;
+    }
+    char *data;
+    Py_ssize_t size;
+    if (PyBytes_AsStringAndSize(args[2], &data, &size) < 0) return NULL;
+    long long arrival_ns = PyLong_AsLongLong(args[4]);
+    if (arrival_ns == -1 && PyErr_Occurred()) return NULL;
+    return fast_receive_core(f, session, fn, data, size, args[3], arrival_ns);
 }
 
 static PyObject *get_consumed(Fast *f, void *c) { return PyLong_FromLongLong(f->consumed); }
@@ -1177,6 +1176,295 @@ static PyTypeObject FastType = {
     .tp_getset = fast_getset,
 };
 
+/* -- the arrival clock: the kernel's receive time of each datagram (arrival.py) -------- */
+
+#define OLDEST_NS 1000000000LL /* a stamp older than this is another datagram's */
+
+typedef struct {
+    PyObject_HEAD PyObject *nominated; /* aioice's Connection._nominated */
+    PyObject *socket_of;               /* pair -> its socket's fd, or -1 */
+    PyObject *pair;                    /* the pair the fd is of (NULL: none yet) */
+    long fd;
+    long long last;
+    long long stamped;
+} Clock;
+
+static long long wall_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static PyObject *clock_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
+    PyObject *nominated, *socket_of;
+    if (!PyArg_ParseTuple(args, "O!O", &PyDict_Type, &nominated, &socket_of)) return NULL;
+    Clock *c = (Clock *)type->tp_alloc(type, 0);
+    if (c == NULL) return NULL;
+    c->nominated = Py_NewRef(nominated);
+    c->socket_of = Py_NewRef(socket_of);
+    c->fd = -1;
+    return (PyObject *)c;
+}
+
+static int clock_traverse(Clock *c, visitproc visit, void *arg) {
+    Py_VISIT(c->nominated);
+    Py_VISIT(c->socket_of);
+    Py_VISIT(c->pair);
+    return 0;
+}
+
+static int clock_clear(Clock *c) {
+    Py_CLEAR(c->nominated);
+    Py_CLEAR(c->socket_of);
+    Py_CLEAR(c->pair);
+    return 0;
+}
+
+static void clock_dealloc(Clock *c) {
+    PyObject_GC_UnTrack(c);
+    clock_clear(c);
+    Py_TYPE(c)->tp_free((PyObject *)c);
+}
+
+/* The arrival time of the datagram being delivered for `component` now (ns), or -1 on a
+ * Python error. */
+static long long clock_now(Clock *c, PyObject *component) {
+    long long now = wall_ns();
+    if (c->nominated == NULL) return now;
+    PyObject *pair = PyDict_GetItemWithError(c->nominated, component);
+    if (pair == NULL && PyErr_Occurred()) return -1;
+    if (pair != c->pair) {
+        Py_XINCREF(pair);
+        Py_XSETREF(c->pair, pair);
+        PyObject *fd = PyObject_CallOneArg(c->socket_of, pair ? pair : Py_None);
+        if (fd == NULL) return -1;
+        c->fd = PyLong_AsLong(fd);
+        Py_DECREF(fd);
+        if (c->fd == -1 && PyErr_Occurred()) return -1;
+    }
+    struct timespec ts;
+    if (c->fd < 0 || c->fd > INT32_MAX || ioctl((int)c->fd, SIOCGSTAMPNS, &ts) != 0)
+        return now; /* the first call (stamping starts now), or a closed socket */
+    long long stamp = (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec, last = c->last;
+    c->last = stamp;
+    if (stamp == last || !(now - OLDEST_NS < stamp && stamp <= now)) return now;
+    c->stamped++;
+    return stamp;
+}
+
+static PyObject *clock_now_ns(Clock *c, PyObject *component) {
+    long long now = clock_now(c, component);
+    return now == -1 && PyErr_Occurred() ? NULL : PyLong_FromLongLong(now);
+}
+
+static PyObject *get_stamped(Clock *c, void *closure) { return PyLong_FromLongLong(c->stamped); }
+
+static PyMethodDef clock_methods[] = {
+    {"now_ns", (PyCFunction)clock_now_ns, METH_O,
+     "now_ns(component) -> the arrival time of the datagram being delivered now (ns)"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef clock_getset[] = {
+    {"stamped", (getter)get_stamped, NULL, "datagrams given the kernel's time", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject ClockType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "server.media._rtp_receive.ArrivalClock",
+    .tp_basicsize = sizeof(Clock),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "Arrival times of the datagrams one aioice Connection delivers, in ns.",
+    .tp_new = clock_new,
+    .tp_dealloc = (destructor)clock_dealloc,
+    .tp_traverse = (traverseproc)clock_traverse,
+    .tp_clear = (inquiry)clock_clear,
+    .tp_methods = clock_methods,
+    .tp_getset = clock_getset,
+};
+
+/* -- the datagram's entry: one aioice StunProtocol's datagram_received ------------------ */
+
+typedef struct {
+    PyObject_HEAD vectorcallfunc vectorcall;
+    PyObject *stun;      /* aioice's own datagram_received: STUN, DTLS */
+    PyObject *direct;    /* the connection's DirectReceive (its Python path) */
+    PyObject *component; /* the protocol's ICE component */
+    PyObject *dtls;      /* the RTCDtlsTransport */
+    PyObject *connected; /* its State.CONNECTED */
+    Fast *fast;
+    Clock *clock;
+    PyObject *srtp; /* the rx Session whose srtp_t is at `session` (NULL: none yet) */
+    void *session, *unprotect;
+    long long handed; /* RTP and RTCP datagrams handed on */
+} Entry;
+
+static PyObject *S_rx_srtp, *S_state, *S_dict, *S_handle_rtp_data, *S_rx_bytes, *S_rx_packets,
+    *S_handled, *S_map, *S_ids, *S_after_unprotect, *S_event;
+
+static int entry_traverse(Entry *e, visitproc visit, void *arg) {
+    Py_VISIT(e->stun);
+    Py_VISIT(e->direct);
+    Py_VISIT(e->dtls);
+    Py_VISIT(e->connected);
+    Py_VISIT(e->fast);
+    Py_VISIT(e->clock);
+    Py_VISIT(e->srtp);
+    return 0;
+}
+
+static int entry_clear(Entry *e) {
+    Py_CLEAR(e->stun);
+    Py_CLEAR(e->direct);
+    Py_CLEAR(e->component);
+    Py_CLEAR(e->dtls);
+    Py_CLEAR(e->connected);
+    Py_CLEAR(e->fast);
+    Py_CLEAR(e->clock);
+    Py_CLEAR(e->srtp);
+    return 0;
+}
+
+static void entry_dealloc(Entry *e) {
+    PyObject_GC_UnTrack(e);
+    entry_clear(e);
+    Py_TYPE(e)->tp_free((PyObject *)e);
+}
+
+/* attr += n on a Python object */
+static int add_to(PyObject *obj, PyObject *name, long n) {
+    PyObject *v = PyObject_GetAttr(obj, name);
+    if (v == NULL) return -1;
+    PyObject *step = PyLong_FromLong(n);
+    PyObject *sum = step ? PyNumber_Add(v, step) : NULL;
+    Py_DECREF(v);
+    Py_XDECREF(step);
+    if (sum == NULL) return -1;
+    int r = PyObject_SetAttr(obj, name, sum);
+    Py_DECREF(sum);
+    return r;
+}
+
+/* Whether DirectReceive would take this datagram itself as SRTP now: 1, 0 (its Python
+ * path decides), -1 (a Python error). */
+static int entry_ours(Entry *e, const unsigned char *d, Py_ssize_t len) {
+    if (len < 2 || (192 <= d[1] && d[1] <= 208)) return 0; /* SRTCP */
+    PyObject *srtp = PyObject_GetAttr(e->dtls, S_rx_srtp);
+    if (srtp == NULL) return -1;
+    Py_DECREF(srtp); /* compared by identity only */
+    if (srtp == Py_None || srtp != e->srtp || e->session == NULL) return 0;
+    PyObject *state = PyObject_GetAttr(e->dtls, S_state);
+    if (state == NULL) return -1;
+    Py_DECREF(state);
+    if (state != e->connected) return 0;
+    PyObject *dict = PyObject_GetAttr(e->dtls, S_dict);
+    if (dict == NULL) return -1;
+    int replaced = PyDict_Check(dict) ? PyDict_Contains(dict, S_handle_rtp_data) : 1;
+    Py_DECREF(dict);
+    if (replaced) return replaced < 0 ? -1 : 0; /* a test replaced _handle_rtp_data */
+    return 1;
+}
+
+static PyObject *entry_call(Entry *e, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    if (nargs != 2 || kwnames != NULL) {
+        PyErr_SetString(PyExc_TypeError, "datagram_received(data, addr)");
+        return NULL;
+    }
+    PyObject *data = args[0];
+    const unsigned char *d = PyBytes_Check(data) ? (const unsigned char *)PyBytes_AS_STRING(data) : NULL;
+    Py_ssize_t len = d ? PyBytes_GET_SIZE(data) : 0;
+    if (d == NULL || len == 0 || d[0] < 128 || d[0] > 191) /* STUN, DTLS, not RTP */
+        return PyObject_Vectorcall(e->stun, args, 2, NULL);
+    e->handed++;
+    int ours = entry_ours(e, d, len);
+    if (ours < 0) return NULL;
+    PyObject *pass[2] = {data, e->component};
+    if (!ours) return PyObject_Vectorcall(e->direct, pass, 2, NULL);
+    /* DirectReceive's counts, its arrival stamp, then the C receive */
+    if (add_to(e->dtls, S_rx_bytes, (long)len) < 0 || add_to(e->dtls, S_rx_packets, 1) < 0 ||
+        add_to(e->direct, S_handled, 1) < 0)
+        return NULL;
+    long long arrival_ns = clock_now(e->clock, e->component);
+    if (arrival_ns == -1 && PyErr_Occurred()) return NULL;
+    PyObject *map = PyObject_GetAttr(e->dtls, S_map);
+    if (map == NULL) return NULL;
+    PyObject *ids = PyObject_GetAttr(map, S_ids);
+    Py_DECREF(map);
+    if (ids == NULL) return NULL;
+    PyObject *result = fast_receive_core(e->fast, e->session, e->unprotect, (const char *)d, len,
+                                         ids, arrival_ns);
+    Py_DECREF(ids);
+    if (result == NULL || result == Py_None) return result;
+    PyObject *name = PyTuple_CheckExact(result) ? S_event : S_after_unprotect;
+    PyObject *arrival = PyLong_FromLongLong(arrival_ns);
+    PyObject *out = arrival ? PyObject_CallMethodObjArgs(e->direct, name, result, arrival, NULL) : NULL;
+    Py_XDECREF(arrival);
+    Py_DECREF(result);
+    return out;
+}
+
+/* RtpDemux(protocol_datagram_received, direct, component, dtls, connected, fast, clock) */
+static PyObject *entry_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
+    PyObject *stun, *direct, *component, *dtls, *connected;
+    Fast *fast;
+    Clock *clock;
+    if (!PyArg_ParseTuple(args, "OOO!OOO!O!", &stun, &direct, &PyLong_Type, &component, &dtls,
+                          &connected, &FastType, &fast, &ClockType, &clock))
+        return NULL;
+    Entry *e = (Entry *)type->tp_alloc(type, 0);
+    if (e == NULL) return NULL;
+    e->vectorcall = (vectorcallfunc)entry_call;
+    e->stun = Py_NewRef(stun);
+    e->direct = Py_NewRef(direct);
+    e->component = Py_NewRef(component);
+    e->dtls = Py_NewRef(dtls);
+    e->connected = Py_NewRef(connected);
+    e->fast = (Fast *)Py_NewRef(fast);
+    e->clock = (Clock *)Py_NewRef(clock);
+    return (PyObject *)e;
+}
+
+/* srtp(session, address, unprotect): the rx Session DirectReceive found, its srtp_t */
+static PyObject *entry_srtp(Entry *e, PyObject *args) {
+    PyObject *srtp, *address_obj, *fn_obj;
+    if (!PyArg_ParseTuple(args, "OOO", &srtp, &address_obj, &fn_obj)) return NULL;
+    void *session, *fn;
+    if (address(address_obj, &session) < 0 || address(fn_obj, &fn) < 0) return NULL;
+    Py_XSETREF(e->srtp, Py_NewRef(srtp));
+    e->session = session;
+    e->unprotect = fn;
+    Py_RETURN_NONE;
+}
+
+static PyObject *get_handed(Entry *e, void *c) { return PyLong_FromLongLong(e->handed); }
+
+static PyMethodDef entry_methods[] = {
+    {"srtp", (PyCFunction)entry_srtp, METH_VARARGS,
+     "srtp(session, address, unprotect): the receiving SRTP session and its srtp_t"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef entry_getset[] = {
+    {"handed", (getter)get_handed, NULL, "RTP and RTCP datagrams handed on", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject EntryType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "server.media._rtp_receive.RtpDemux",
+    .tp_basicsize = sizeof(Entry),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_vectorcall_offset = offsetof(Entry, vectorcall),
+    .tp_call = PyVectorcall_Call,
+    .tp_doc = "One aioice StunProtocol's datagram_received: RTP to the C receive path.",
+    .tp_new = entry_new,
+    .tp_dealloc = (destructor)entry_dealloc,
+    .tp_traverse = (traverseproc)entry_traverse,
+    .tp_clear = (inquiry)entry_clear,
+    .tp_methods = entry_methods,
+    .tp_getset = entry_getset,
+};
+
 static PyObject *classes(PyObject *module, PyObject *args) {
     PyObject *packet, *extensions;
     if (!PyArg_ParseTuple(args, "O!O!", &PyType_Type, &packet, &PyType_Type, &extensions))
@@ -1192,8 +1480,6 @@ static PyMethodDef methods[] = {
     {"unprotect_parse", (PyCFunction)(void (*)(void))unprotect_parse, METH_FASTCALL,
      "unprotect_parse(session, unprotect, data, ids) -> RtpPacket | None"},
     {"vp8_payload", vp8_payload, METH_O, "vp8_payload(payload) -> the payload after its descriptor"},
-    {"socket_stamp_ns", socket_stamp_ns, METH_O,
-     "socket_stamp_ns(fd) -> the kernel's receive time of its last datagram (ns), or -1"},
     {"classes", classes, METH_VARARGS, "classes(RtpPacket, HeaderExtensions): what to make"},
     {NULL, NULL, 0, NULL}};
 
@@ -1222,13 +1508,24 @@ PyMODINIT_FUNC PyInit__rtp_receive(void) {
         intern(&S_audio_level, "audio_level") < 0 ||
         intern(&S_transport_sequence_number, "transport_sequence_number") < 0 ||
         intern(&S_enabled, "_enabled") < 0 || intern(&S_due_ns, "due_ns") < 0 ||
-        intern(&S_send, "send") < 0 || intern(&S_record, "record") < 0)
+        intern(&S_send, "send") < 0 || intern(&S_record, "record") < 0 ||
+        intern(&S_rx_srtp, "_rx_srtp") < 0 || intern(&S_state, "_state") < 0 ||
+        intern(&S_dict, "__dict__") < 0 || intern(&S_handle_rtp_data, "_handle_rtp_data") < 0 ||
+        intern(&S_rx_bytes, "_RTCDtlsTransport__rx_bytes") < 0 ||
+        intern(&S_rx_packets, "_RTCDtlsTransport__rx_packets") < 0 ||
+        intern(&S_handled, "handled") < 0 || intern(&S_map, "_rtp_header_extensions_map") < 0 ||
+        intern(&S_ids, "_HeaderExtensionsMap__ids") < 0 ||
+        intern(&S_after_unprotect, "after_unprotect") < 0 || intern(&S_event, "event") < 0)
         return NULL;
-    if (PyType_Ready(&LayerType) < 0 || PyType_Ready(&FastType) < 0) return NULL;
+    if (PyType_Ready(&LayerType) < 0 || PyType_Ready(&FastType) < 0 ||
+        PyType_Ready(&ClockType) < 0 || PyType_Ready(&EntryType) < 0)
+        return NULL;
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) return NULL;
     if (PyModule_AddObjectRef(m, "LayerBuffer", (PyObject *)&LayerType) < 0 ||
         PyModule_AddObjectRef(m, "FastLayers", (PyObject *)&FastType) < 0 ||
+        PyModule_AddObjectRef(m, "ArrivalClock", (PyObject *)&ClockType) < 0 ||
+        PyModule_AddObjectRef(m, "RtpDemux", (PyObject *)&EntryType) < 0 ||
         PyModule_AddIntConstant(m, "CAPACITY", CAPACITY) < 0 ||
         PyModule_AddIntConstant(m, "MAX_MISORDER", MAX_MISORDER) < 0 ||
         PyModule_AddIntConstant(m, "HISTORY", HISTORY) < 0 ||

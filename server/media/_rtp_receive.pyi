@@ -14,10 +14,6 @@ def vp8_payload(payload: bytes) -> bytes:
     """A VP8 RTP payload without its payload descriptor, as aiortc's `vp8_depayload`;
     ValueError where the descriptor is cut short."""
 
-def socket_stamp_ns(fd: int) -> int:
-    """The kernel's receive time (wall-clock ns, SIOCGSTAMPNS) of the last datagram read
-    from socket `fd`, or -1 where it has none (the first call turns stamping on)."""
-
 CAPACITY: int  # a layer's jitter buffer, in packets
 HISTORY: int  # aiortc's RTP_HISTORY_SIZE: losses further back are forgotten
 MAX_MISORDER: int  # aiortc's: an older packet within this is late, beyond it a restart
@@ -97,3 +93,38 @@ class FastLayers:
         """`unprotect_parse`, except that a routed layer's packet is taken the whole
         way: None (nothing more to do: taken, or dropped), an RtpPacket for the Python
         path, or a tuple (on_event, then its arguments) to call."""
+
+class ArrivalClock:
+    """Arrival times of the datagrams one aioice `Connection` delivers, in ns
+    (aiortc_internals/arrival.py)."""
+
+    stamped: int  # datagrams given the kernel's time
+    def __init__(self, nominated: dict[int, Any], socket_of: Any) -> None:
+        """`nominated`: the connection's `_nominated` (component → pair); `socket_of(pair)`:
+        its socket's fd, or -1."""
+
+    def now_ns(self, component: int) -> int:
+        """The arrival time of the datagram being delivered for `component` now."""
+
+class RtpDemux:
+    """Stands in for one aioice `StunProtocol.datagram_received`: a datagram that is not
+    RTP or RTCP (first byte outside 128..191) goes to `stun`; one DirectReceive would take
+    as SRTP now is counted, stamped and received in C (`FastLayers`), then handed to
+    `direct.event` or `direct.after_unprotect` if anything is left; anything else to
+    `direct(data, component)`."""
+
+    handed: int  # RTP and RTCP datagrams handed on
+    def __init__(
+        self,
+        stun: Any,
+        direct: Any,
+        component: int,
+        dtls: Any,
+        connected: Any,
+        fast: FastLayers,
+        clock: ArrivalClock,
+    ) -> None: ...
+    def __call__(self, data: bytes, addr: Any) -> None: ...
+    def srtp(self, session: Any, address: int, unprotect: int) -> None:
+        """The receiving SRTP session (compared by identity with the transport's
+        `_rx_srtp`) and its srtp_t's address."""

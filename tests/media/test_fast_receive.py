@@ -1,5 +1,5 @@
-"""A simulcast layer's packets taken from the datagram to the frame in C (`FastLayers`,
-server/media/_rtp_receive.c) give what the Python path gives: the same frames, NACKs,
+"""A simulcast layer's packets taken from the datagram to the frame in C (`RtpDemux`,
+`FastLayers`, server/media/_rtp_receive.c) give what the Python path gives: the same frames, NACKs,
 PLIs, statistics and transport-cc records, for the same SRTP datagrams with losses,
 reordering, retransmissions (RTX), padding and bad packets. Two real aiortc receivers on
 transports with SRTP keys set directly (no handshake) are fed the same datagrams, one
@@ -91,9 +91,25 @@ class Side:
         receiver._send_rtcp_pli = pli  # type: ignore[method-assign]
         self.connection = dtls.transport._connection
         self.direct = self.connection.data_received
+        self.stun: list[bytes] = []
+        self.entry: Any = None
+        if fast:  # datagrams come in as from the socket: through the C entry (RtpDemux)
+            self.entry = _rtp_receive.RtpDemux(
+                lambda data, addr: self.stun.append(data),
+                self.direct,
+                1,
+                dtls,
+                State.CONNECTED,
+                self.direct.fast,
+                self.direct.arrival,
+            )
+            self.direct.entries.append(self.entry)
 
     def feed(self, data: bytes) -> None:
-        self.connection.data_received(data, 1)
+        if self.entry is not None:
+            self.entry(data, ("127.0.0.1", 5000))
+        else:
+            self.connection.data_received(data, 1)
 
     def statistics(self) -> dict[int, tuple[Any, ...]]:
         streams = self.receiver._RTCRtpReceiver__remote_streams
@@ -243,6 +259,9 @@ async def test_the_c_path_gives_what_the_python_path_gives(loss: float, seed: in
             assert side.direct.feedback is not None
         assert fast.direct.feedback.log.kept == python.direct.feedback.log.kept  # type: ignore[union-attr]
         assert fast.dtls._RTCDtlsTransport__rx_packets == python.dtls._RTCDtlsTransport__rx_packets
+        assert fast.dtls._RTCDtlsTransport__rx_bytes == python.dtls._RTCDtlsTransport__rx_bytes
+        assert fast.direct.handled == python.direct.handled > 0
+        assert fast.entry.handed == fast.direct.handled and fast.stun == []
     finally:
         await fast.close()
         await python.close()
@@ -360,3 +379,58 @@ def test_transport_cc_packets_wait_for_the_feedback_then_are_recorded_and_send_i
     sender.due_ns = 10**18 + 2000
     receive(10**18 + 2000)
     assert fast.consumed == 2 and log.kept == 2 and sender.sent == [10**18 + 2000]
+
+
+async def test_the_entry_hands_stun_to_aioice_and_what_is_not_srtp_now_to_python() -> None:
+    key = os.urandom(30)
+    side = Side(key, fast=True)
+
+    class Direct:  # stands in for DirectReceive: records what the entry hands it
+        handled = 0
+
+        def __init__(self) -> None:
+            self.python: list[bytes] = []
+            self.unprotected: list[int] = []
+
+        def __call__(self, data: bytes, component: int) -> None:
+            self.python.append(data)
+
+        def after_unprotect(self, packet: Any, arrival_ns: int) -> None:
+            self.unprotected.append(packet.sequence_number)
+
+    direct = Direct()
+    entry = _rtp_receive.RtpDemux(
+        lambda data, addr: side.stun.append(data),
+        direct,
+        1,
+        side.dtls,
+        State.CONNECTED,
+        side.direct.fast,
+        side.direct.arrival,
+    )
+    stream = Stream(key)
+    try:
+        stun = b"\x00\x01\x00\x00" + os.urandom(16)
+        entry(stun, ("127.0.0.1", 1))
+        entry(b"", ("127.0.0.1", 1))
+        assert side.stun == [stun, b""]
+        first = stream.protect(stream.packet(SSRCS[0], 0, True, vp8(0, True)))
+        entry(first, ("127.0.0.1", 1))  # no SRTP session given yet: Python decides
+        assert direct.python == [first]
+        srtp = side.dtls._rx_srtp
+        entry.srtp(srtp, srtp_address(srtp), SRTP_UNPROTECT)
+        rtcp = b"\x80\xc9\x00\x01" + os.urandom(4)
+        entry(rtcp, ("127.0.0.1", 1))  # SRTCP: aiortc's path, through Python
+        side.dtls._state = State.CLOSED
+        closed = stream.protect(stream.packet(SSRCS[0], 3000, True, vp8(1, True)))
+        entry(closed, ("127.0.0.1", 1))  # not connected: Python decides
+        assert direct.python == [first, rtcp, closed]
+        side.dtls._state = State.CONNECTED
+        taken = stream.packet(SSRCS[0], 6000, True, vp8(2, True))
+        entry(stream.protect(taken), ("127.0.0.1", 1))  # SRTP now: unprotected in C
+        assert direct.unprotected == [taken.sequence_number] and direct.handled == 1
+        assert entry.handed == 4
+        with pytest.raises(TypeError):
+            entry(first)  # type: ignore[call-arg]
+    finally:
+        await side.close()

@@ -38,6 +38,7 @@ from types import ModuleType
 
 import aiortc
 
+from server.media._rtp_receive import RtpDemux
 from server.media.aiortc_internals import (
     arrival,
     direct_receive,
@@ -54,7 +55,6 @@ from server.media.aiortc_internals.direct_receive import (
     DirectReceive,
     FeedbackSender,
     ReceivePath,
-    RtpDemux,
 )
 from server.media.aiortc_internals.negotiation import (
     Negotiated,

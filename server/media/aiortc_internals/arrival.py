@@ -13,7 +13,7 @@ on two cores).
 
 Linux stamps each packet as it arrives (on loopback: when the peer sends it) and
 keeps the last one read from a socket; `SIOCGSTAMPNS` reads it (the first call turns
-stamping on for that socket; `_rtp_receive.socket_stamp_ns` makes that call in C).
+stamping on for that socket; `_rtp_receive.ArrivalClock` makes that call in C).
 aiortc hands `DirectReceive` each datagram in the same synchronous call that read it
 from the socket, so the socket's last stamp is that datagram's. The socket is the
 connection's nominated pair's (media flows there once ICE has nominated it); a datagram
@@ -32,44 +32,21 @@ datagram on in the call that read it.
 from __future__ import annotations
 
 import inspect
-import time
 from typing import Any
 
 import aioice.ice
 
-from server.media._rtp_receive import socket_stamp_ns
+from server.media._rtp_receive import ArrivalClock
 from server.media.aiortc_internals.base import needs
 
-OLDEST_NS = 1_000_000_000  # a stamp older than this is another datagram's
 
-
-class ArrivalClock:
-    """Arrival times of the datagrams one aioice `Connection` delivers, in ns."""
-
-    def __init__(self, connection: Any) -> None:
-        self._nominated: dict[int, Any] = connection._nominated
-        self._pair: Any = None
-        self._fd = -1
-        self._last = 0
-        self.stamped = 0  # datagrams given the kernel's time
-
-    def now_ns(self, component: int) -> int:
-        """The arrival time of the datagram being delivered for `component` now."""
-        now = time.time_ns()
-        pair = self._nominated.get(component)
-        if pair is not self._pair:
-            self._pair = pair
-            self._fd = _socket_of(pair)
-        if self._fd < 0:
-            return now
-        stamp = socket_stamp_ns(self._fd)  # SIOCGSTAMPNS, in C: one call per packet
-        if stamp < 0:  # the first call (stamping starts now), or a closed socket
-            return now
-        last, self._last = self._last, stamp
-        if stamp == last or not now - OLDEST_NS < stamp <= now:
-            return now
-        self.stamped += 1
-        return stamp
+def arrival_clock(connection: Any) -> ArrivalClock:
+    """The arrival times of the datagrams `connection` (aioice's) delivers, in ns: the
+    kernel's stamp of the nominated pair's socket where it is this datagram's (a stamp
+    that moved, is not in the future and is at most a second old), else the clock now.
+    In C (`_rtp_receive.ArrivalClock`: the datagram's C entry reads it without Python);
+    `stamped` counts the datagrams given the kernel's time."""
+    return ArrivalClock(connection._nominated, _socket_of)
 
 
 def _socket_of(pair: Any) -> int:

@@ -51,8 +51,13 @@ aioice's `StunProtocol.datagram_received` tries every datagram as a STUN message
 (`stun.parse_message`, which raises ValueError for RTP: a Python exception per packet)
 and hands it on only then. A datagram whose first byte is 128..191 is RTP or RTCP, never
 STUN (RFC 7983's demultiplexing: a STUN message starts with two zero bits), so once the
-connection has SRTP, `RtpDemux` stands in for each of its protocols' `datagram_received`
-and hands such a datagram straight to `DirectReceive`; the rest take aioice's path.
+connection has SRTP, `RtpDemux` (in C: media/_rtp_receive.c) stands in for each of its
+protocols' `datagram_received`: the rest take aioice's path, and such a datagram is
+taken the way `DirectReceive.__call__` takes it, in C (its checks, the transport's
+counters, the arrival stamp, `FastLayers.receive`), Python called only for what is left:
+`DirectReceive.event` (a routed layer's frame, NACK or PLI), `after_unprotect` (a packet
+for the path above), or `DirectReceive` itself (what it does not take as SRTP now: SRTCP,
+the transport not connected, a new SRTP session, which it then gives the entries).
 
 Everything else (DTLS, SRTCP, an SRTP packet before the transport is connected, a
 packet for a receiver that is not tapped, every packet of a transport whose
@@ -97,7 +102,8 @@ from aiortc.rtp import (
 from pylibsrtp import _binding
 
 from server.media import _rtp_receive
-from server.media.aiortc_internals.arrival import ArrivalClock
+from server.media._rtp_receive import ArrivalClock
+from server.media.aiortc_internals.arrival import arrival_clock
 from server.media.aiortc_internals.base import (
     RTCP_SSRC_ATTR,
     FrameSink,
@@ -309,23 +315,6 @@ def send_rtcp_now(dtls: Any, data: bytes) -> bool:
     return True
 
 
-class RtpDemux:
-    """Stands in for one aioice `StunProtocol.datagram_received`: RTP and RTCP (first byte
-    128..191) go straight to the connection's `DirectReceive`, anything else (STUN,
-    DTLS) to aioice's own method, which tries it as STUN first."""
-
-    def __init__(self, protocol: Any, receive: DirectReceive) -> None:
-        self._stun: Callable[[bytes, Any], None] = protocol.datagram_received
-        self._receive = receive
-        self._component: int = protocol.local_candidate.component
-
-    def __call__(self, data: bytes, addr: Any) -> None:
-        if data and 127 < data[0] < 192:
-            self._receive(data, self._component)
-        else:
-            self._stun(data, addr)
-
-
 class DirectReceive:
     """Stands in for one aioice `Connection.data_received`: SRTP packets are handled at
     once (see the module's docstring), every other datagram goes to `fallback`."""
@@ -351,6 +340,7 @@ class DirectReceive:
         # simulcast layers taken from the datagram to the frame in C (simulcast_receive.py
         # routes them once their receiver is tapped and the layer's first packet came)
         self.fast = _rtp_receive.FastLayers()
+        self.entries: list[_rtp_receive.RtpDemux] = []  # what _demux put in the protocols
 
     def __call__(self, data: bytes, component: int) -> None:
         dtls: Any = self._dtls
@@ -371,10 +361,11 @@ class DirectReceive:
         if not self._demux_done:  # the first SRTP packet: gathering is long over
             self._demux()
         arrival_ns = self.arrival.now_ns(component)
-        arrival_time_ms = arrival_ns // 1_000_000 + NTP_EPOCH_MS
         if srtp is not self._srtp:
             self._srtp = srtp
             self._session = srtp_address(srtp)
+            for entry in self.entries:
+                entry.srtp(srtp, self._session, SRTP_UNPROTECT)
         packet = self.fast.receive(
             self._session,
             SRTP_UNPROTECT,
@@ -384,12 +375,21 @@ class DirectReceive:
         )
         if packet is None:
             return  # done in C, or not unprotected or not parsed (aiortc drops these too)
-        if type(packet) is tuple:  # a routed layer's frame, NACK or PLI
-            try:
-                packet[0](*packet[1:])
-            except Exception:
-                log.exception("receiving an RTP packet failed")
-            return
+        if type(packet) is tuple:
+            self.event(packet, arrival_ns)
+        else:
+            self.after_unprotect(packet, arrival_ns)
+
+    def event(self, event: tuple[Any, ...], arrival_ns: int) -> None:
+        """A routed layer's frame, NACK or PLI from the C path: `event[0](*event[1:])`."""
+        try:
+            event[0](*event[1:])
+        except Exception:  # one bad packet must not stop the connection's media
+            log.exception("receiving an RTP packet failed")
+
+    def after_unprotect(self, packet: Any, arrival_ns: int) -> None:
+        """The rest of the path for an unprotected packet the C path did not take."""
+        dtls: Any = self._dtls
         seq = packet.extensions.transport_sequence_number
         if seq is not None:
             feedback = self.feedback
@@ -402,6 +402,7 @@ class DirectReceive:
         receiver = dtls._rtp_router.route_rtp(packet)
         if receiver is None:
             return
+        arrival_time_ms = arrival_ns // 1_000_000 + NTP_EPOCH_MS
         path: ReceivePath | None = getattr(receiver, PATH_ATTR, None)
         if path is None:  # not tapped: aiortc's own handling, in order
             sending.spawn(receiver._handle_rtp_packet(packet, arrival_time_ms=arrival_time_ms))
@@ -417,7 +418,19 @@ class DirectReceive:
             if isinstance(protocol, aioice.ice.StunProtocol) and "datagram_received" not in (
                 vars(protocol)
             ):
-                setattr(protocol, "datagram_received", RtpDemux(protocol, self))  # noqa: B010
+                entry = _rtp_receive.RtpDemux(
+                    protocol.datagram_received,
+                    self,
+                    protocol.local_candidate.component,
+                    self._dtls,
+                    _CONNECTED,
+                    self.fast,
+                    self.arrival,
+                )
+                if self._srtp is not None:
+                    entry.srtp(self._srtp, self._session, SRTP_UNPROTECT)
+                setattr(protocol, "datagram_received", entry)  # noqa: B010
+                self.entries.append(entry)
                 self.demuxed += 1
 
 
@@ -430,7 +443,7 @@ def receive_directly(receiver: RTCRtpReceiver, sink: FrameSink) -> ReceivePath:
     connection = dtls.transport._connection
     current = connection.data_received
     if not isinstance(current, DirectReceive):
-        current = DirectReceive(dtls, current, ArrivalClock(connection), connection)
+        current = DirectReceive(dtls, current, arrival_clock(connection), connection)
         connection.data_received = current  # type: ignore[method-assign]
     current.receivers.append(receiver)
     return path
