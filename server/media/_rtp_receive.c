@@ -1379,8 +1379,8 @@ static PyObject *entry_call(Entry *e, PyObject *const *args, size_t nargsf, PyOb
     e->handed++;
     int ours = entry_ours(e, d, len);
     if (ours < 0) return NULL;
-    PyObject *pass[2] = {data, e->component};
-    if (!ours) return PyObject_Vectorcall(e->direct, pass, 2, NULL);
+    PyObject *to_python[2] = {data, e->component};
+    if (!ours) return PyObject_Vectorcall(e->direct, to_python, 2, NULL);
     /* DirectReceive's counts, its arrival stamp, then the C receive */
     if (add_to(e->dtls, S_rx_bytes, (long)len) < 0 || add_to(e->dtls, S_rx_packets, 1) < 0 ||
         add_to(e->direct, S_handled, 1) < 0)

@@ -123,8 +123,12 @@ class RtpDemux:
         connected: Any,
         fast: FastLayers,
         clock: ArrivalClock,
-    ) -> None: ...
-    def __call__(self, data: bytes, addr: Any) -> None: ...
+    ) -> None:
+        """`stun`: aioice's own `datagram_received`; `direct`: the connection's
+        DirectReceive; `connected`: aiortc's DTLS `State.CONNECTED`."""
+
+    def __call__(self, data: bytes, addr: Any) -> None:
+        """One datagram read from the protocol's socket (as `datagram_received`)."""
     def srtp(self, session: Any, address: int, unprotect: int) -> None:
         """The receiving SRTP session (compared by identity with the transport's
         `_rx_srtp`) and its srtp_t's address."""

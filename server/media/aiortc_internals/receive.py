@@ -212,6 +212,21 @@ def tap_encoded_frames(receiver: RTCRtpReceiver, sink: FrameSink) -> None:
     receive_directly(receiver, sink)
 
 
+# What of aiortc's `JitterBuffer.add` `PromptVideoBuffer.add` writes out (and the C
+# `LayerBuffer` mirrors: simulcast_receive.py checks it too)
+JITTER_ADD_LINES = (
+    "delta = uint16_add(packet.sequence_number, -self._origin)",
+    "misorder = uint16_add(self._origin, -packet.sequence_number)",
+    "if misorder < delta:",
+    "if misorder >= MAX_MISORDER:",
+    "self.remove(self.capacity)",
+    "if delta >= self.capacity:",
+    "excess = delta - self.capacity + 1",
+    "if self.smart_remove(excess):",
+    "pos = packet.sequence_number % self._capacity",
+)
+
+
 def problems() -> list[str]:
     found = []
     handle = handle_rtp_source()
@@ -234,19 +249,7 @@ def problems() -> list[str]:
     add = inspect.getsource(JitterBuffer.add)
     if "return pli_flag, self._remove_frame(packet.sequence_number)" not in add:
         found.append("JitterBuffer.add no longer ends by releasing _remove_frame's frame")
-    found += needs(  # what PromptVideoBuffer.add writes out
-        add,
-        "JitterBuffer.add",
-        "delta = uint16_add(packet.sequence_number, -self._origin)",
-        "misorder = uint16_add(self._origin, -packet.sequence_number)",
-        "if misorder < delta:",
-        "if misorder >= MAX_MISORDER:",
-        "self.remove(self.capacity)",
-        "if delta >= self.capacity:",
-        "excess = delta - self.capacity + 1",
-        "if self.smart_remove(excess):",
-        "pos = packet.sequence_number % self._capacity",
-    )
+    found += needs(add, "JitterBuffer.add", *JITTER_ADD_LINES)  # PromptVideoBuffer.add
     if "self.__jitter_buffer.add(packet)" not in handle:
         found.append("RTCRtpReceiver no longer feeds packets to __jitter_buffer.add")
     frames = inspect.getsource(JitterBuffer._remove_frame)

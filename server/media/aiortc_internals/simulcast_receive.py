@@ -62,7 +62,11 @@ from server.media.aiortc_internals.base import (
     unconnected,
 )
 from server.media.aiortc_internals.direct_receive import direct_of, path_of
-from server.media.aiortc_internals.receive import WholeFrame, tap_encoded_frames
+from server.media.aiortc_internals.receive import (
+    JITTER_ADD_LINES,
+    WholeFrame,
+    tap_encoded_frames,
+)
 
 
 class LayerFrame(WholeFrame):
@@ -316,19 +320,7 @@ def _layer_rules() -> list[str]:
         "min_seq = uint16_add(self.max_seq, -RTP_HISTORY_SIZE)",
         "if uint16_gt(min_seq, seq):",
     )
-    found += needs(
-        inspect.getsource(JitterBuffer.add),
-        "JitterBuffer.add",
-        "delta = uint16_add(packet.sequence_number, -self._origin)",
-        "misorder = uint16_add(self._origin, -packet.sequence_number)",
-        "if misorder < delta:",
-        "if misorder >= MAX_MISORDER:",
-        "self.remove(self.capacity)",
-        "if delta >= self.capacity:",
-        "excess = delta - self.capacity + 1",
-        "if self.smart_remove(excess):",
-        "pos = packet.sequence_number % self._capacity",
-    )
+    found += needs(inspect.getsource(JitterBuffer.add), "JitterBuffer.add", *JITTER_ADD_LINES)
     found += needs(
         inspect.getsource(JitterBuffer.smart_remove),
         "JitterBuffer.smart_remove",
