@@ -40,12 +40,18 @@
  * tests/media/test_layer_buffer.py runs it beside aiortc's classes on random arrivals.
  *
  * `FastLayers` takes a routed layer's packet (simulcast_receive.py routes a VP8 layer of
- * a tapped receiver once its first packet came through Python) from the datagram to its
+ * a tapped receiver once its first packet came through Python: direct_receive.py's
+ * `route_fast`) from the datagram to its
  * frame in this one call: unprotect, the header read, the transport-cc record (and the
  * feedback's send when due), the checks that the packet is still routed to a receiver
  * that receives, the statistics, the VP8 descriptor stripped, the layer's buffer. Python
  * runs only when there is something to do (a frame, a NACK, a PLI: ~30 times a second a
- * layer, not ~100-250). Anything it is not sure of (another SSRC or payload type, an odd
+ * layer, not ~100-250). An audio stream is routed the same way (receive.py routes each
+ * SSRC of a tapped audio receiver once its first packet came through Python): each
+ * packet is a frame, so Python runs for each to deliver it, but the unprotect, the
+ * record, the statistics, `AudioPassThrough`'s rule (only a packet newer than the
+ * stream's newest goes on, the newest kept in the stream's `LayerBuffer` for both paths)
+ * and the audio level are done here, with no `RtpPacket`. Anything it is not sure of (another SSRC or payload type, an odd
  * header extension, a MID or RID, padding, a receiver not receiving) goes to the Python path as the
  * `RtpPacket` `unprotect_parse` would have made. tests/media/test_fast_receive.py feeds
  * the same datagrams to both paths and compares what comes out.
@@ -405,6 +411,14 @@ static int newer(long a, long b) { /* aiortc's uint16_gt */
     return 0 < d && d < 0x8000;
 }
 
+/* AudioPassThrough.add's rule: whether `seq` is newer than every packet before it (it
+ * is then the newest). The Python path and the fast path share it (`max_seq`). */
+static int take_newest(Layer *l, long seq) {
+    if (l->max_seq >= 0 && !newer(seq, l->max_seq)) return 0;
+    l->max_seq = seq;
+    return 1;
+}
+
 static int is_missing(Layer *l, long seq) { return (l->missing[seq >> 6] >> (seq & 63)) & 1; }
 
 static void set_missing(Layer *l, long seq) {
@@ -725,6 +739,13 @@ static PyObject *layer_count(Layer *l, PyObject *const *args, Py_ssize_t nargs) 
     Py_RETURN_NONE;
 }
 
+/* take_newest(seq): see _rtp_receive.pyi */
+static PyObject *layer_take_newest(Layer *l, PyObject *arg) {
+    unsigned long long seq;
+    if (arg_range(arg, "the sequence number", 0xFFFF, &seq) < 0) return NULL;
+    return PyBool_FromLong(take_newest(l, (long)seq));
+}
+
 /* take_statistics(base_seq, max_seq, cycles, received, jitter_q4, last_arrival,
  * last_timestamp): a StreamStatistics' state, counted on from here */
 static PyObject *layer_take_statistics(Layer *l, PyObject *args) {
@@ -811,6 +832,9 @@ static PyMethodDef layer_methods[] = {
      "after_gap)"},
     {"count", (PyCFunction)(void (*)(void))layer_count, METH_FASTCALL,
      "count(seq, timestamp, arrival): StreamStatistics.add for a packet of the layer"},
+    {"take_newest", (PyCFunction)layer_take_newest, METH_O,
+     "take_newest(seq) -> bool: seq is newer than every packet before it (an audio stream's "
+     "rule: it is then the newest)"},
     {"take_statistics", (PyCFunction)layer_take_statistics, METH_VARARGS,
      "take_statistics(base_seq, max_seq, cycles, received, jitter_q4, last_arrival, "
      "last_timestamp): count on from a StreamStatistics' state"},
@@ -856,6 +880,7 @@ typedef struct {
     PyObject *receiver;    /* the RTCRtpReceiver it is routed to */
     PyObject *ssrc_table;  /* the transport's RtpRouter.ssrc_table */
     double clockrate;
+    int audio;             /* an audio stream: each packet is a frame (AudioPassThrough) */
 } Route;
 
 typedef struct {
@@ -913,14 +938,14 @@ static Route *route_of(Fast *f, uint32_t ssrc) {
     return NULL;
 }
 
-/* route(ssrc, payload_type, layer, path, receiver, ssrc_table, clockrate) */
+/* route(ssrc, payload_type, layer, path, receiver, ssrc_table, clockrate, audio=False) */
 static PyObject *fast_route(Fast *f, PyObject *args) {
     PyObject *key, *path, *receiver, *table;
     Layer *layer;
-    int pt;
+    int pt, audio = 0;
     double clockrate;
-    if (!PyArg_ParseTuple(args, "O!iO!OOO!d", &PyLong_Type, &key, &pt, &LayerType, &layer,
-                          &path, &receiver, &PyDict_Type, &table, &clockrate))
+    if (!PyArg_ParseTuple(args, "O!iO!OOO!d|p", &PyLong_Type, &key, &pt, &LayerType, &layer,
+                          &path, &receiver, &PyDict_Type, &table, &clockrate, &audio))
         return NULL;
     unsigned long long ssrc;
     if (arg_range(key, "the SSRC", 0xFFFFFFFF, &ssrc) < 0) return NULL;
@@ -942,6 +967,7 @@ static PyObject *fast_route(Fast *f, PyObject *args) {
     r->receiver = Py_NewRef(receiver);
     r->ssrc_table = Py_NewRef(table);
     r->clockrate = clockrate;
+    r->audio = audio;
     Py_RETURN_TRUE;
 }
 
@@ -954,15 +980,16 @@ static PyObject *fast_feedback(Fast *f, PyObject *args) {
     Py_RETURN_NONE;
 }
 
-/* The header extensions in [v, v + len) of `profile`, read for the fast path: 0 and the
- * transport-wide sequence number in *seq (-1: none), or -1 where the Python path should
+/* The header extensions in [v, v + len) of `profile`, read for the fast path: 0, the
+ * transport-wide sequence number in *seq and the audio level byte in *level (-1: none),
+ * or -1 where the Python path should
  * decide: anything malformed (a length that does not fit its kind: `parse` drops these),
  * or a MID or RID (the Python path reads them: its RIDs, aiortc's routing). */
 static int scan_extensions(unsigned profile, const unsigned char *v, long len,
-                           const long ids[KINDS], long *seq) {
+                           const long ids[KINDS], long *seq, long *level) {
     static const int sizes[KINDS] = {[ABS_SEND_TIME] = 3, [TRANSMISSION_OFFSET] = 3,
                                      [AUDIO_LEVEL] = 1, [TRANSPORT_SEQ] = 2};
-    *seq = -1;
+    *seq = *level = -1;
     if (profile != 0xBEDE && profile != 0x1000) return 0;
     long pos = 0;
     while (pos < len) {
@@ -986,6 +1013,7 @@ static int scan_extensions(unsigned profile, const unsigned char *v, long len,
             if (ids[k] != id) continue;
             if (k == MID || k == RID || k == REPAIRED_RID || length != sizes[k]) return -1;
             if (k == TRANSPORT_SEQ) *seq = ((long)v[pos] << 8) | v[pos + 1];
+            if (k == AUDIO_LEVEL) *level = v[pos];
             break; /* the first kind with this id, as `parse` reads it */
         }
         pos += length;
@@ -997,6 +1025,23 @@ static double clock_s(clockid_t clock) {
     struct timespec ts;
     clock_gettime(clock, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* A routed audio packet, counted: *event a new reference to None (a duplicate or an old
+ * packet: dropped) or to (path, ssrc, payload type, payload, timestamp, level or None);
+ * 1, or -1 on a Python error. */
+static int audio_event(Route *r, uint32_t ssrc, long seq, uint32_t timestamp,
+                       const unsigned char *payload, Py_ssize_t size, long level,
+                       PyObject **event) {
+    if (!take_newest(r->layer, seq)) {
+        *event = Py_NewRef(Py_None);
+        return 1;
+    }
+    *event = Py_BuildValue("(OkiNkN)", r->path, (unsigned long)ssrc, r->payload_type,
+                           PyBytes_FromStringAndSize((const char *)payload, size),
+                           (unsigned long)timestamp,
+                           level < 0 ? Py_NewRef(Py_None) : PyLong_FromLong(level));
+    return *event == NULL ? -1 : 1;
 }
 
 /* The packet in buffer[0, len) taken the whole way, if it is a routed layer's: 1 (done;
@@ -1018,7 +1063,7 @@ static int fast_take(Fast *f, long len, const long ids[KINDS], long long arrival
     Py_DECREF(enabled);
     if (on <= 0) return on;
     int padding = (d[0] >> 5) & 1, extension = (d[0] >> 4) & 1, cc = d[0] & 0x0F;
-    long pos = RTP_HEADER + 4 * cc, tseq = -1;
+    long pos = RTP_HEADER + 4 * cc, tseq = -1, level = -1;
     if (len < pos) return 0;
     if (extension) {
         if (len < pos + 4) return 0;
@@ -1026,7 +1071,7 @@ static int fast_take(Fast *f, long len, const long ids[KINDS], long long arrival
         long ext_len = (((long)d[pos + 2] << 8) | d[pos + 3]) * 4;
         pos += 4;
         if (len < pos + ext_len) return 0;
-        if (scan_extensions(profile, d + pos, ext_len, ids, &tseq) < 0) return 0;
+        if (scan_extensions(profile, d + pos, ext_len, ids, &tseq, &level) < 0) return 0;
         pos += ext_len;
     }
     long padding_size = padding ? d[len - 1] : 0;
@@ -1066,6 +1111,7 @@ static int fast_take(Fast *f, long len, const long ids[KINDS], long long arrival
     count_packet(r->layer, seq, timestamp, (long long)(clock_s(CLOCK_REALTIME) * r->clockrate));
     const unsigned char *payload = d + pos;
     Py_ssize_t size = len - pos - padding_size, at = 0;
+    if (r->audio) return audio_event(r, ssrc, seq, timestamp, payload, size, level, event);
     if (size > 0 && (at = vp8_offset(payload, size)) < 0) {
         *event = Py_NewRef(Py_None); /* aiortc drops it */
         return 1;
@@ -1152,7 +1198,8 @@ static PyMethodDef fast_methods[] = {
     {"receive", (PyCFunction)(void (*)(void))fast_receive, METH_FASTCALL,
      "receive(session, unprotect, data, ids, arrival_ns) -> None | RtpPacket | event"},
     {"route", (PyCFunction)fast_route, METH_VARARGS,
-     "route(ssrc, payload_type, layer, path, receiver, ssrc_table, clockrate) -> bool"},
+     "route(ssrc, payload_type, layer, path, receiver, ssrc_table, clockrate, audio=False) "
+     "-> bool"},
     {"feedback", (PyCFunction)fast_feedback, METH_VARARGS, "feedback(sender, log)"},
     {NULL, NULL, 0, NULL},
 };
@@ -1167,7 +1214,8 @@ static PyTypeObject FastType = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "server.media._rtp_receive.FastLayers",
     .tp_basicsize = sizeof(Fast),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
-    .tp_doc = "One connection's simulcast layers, received from the datagram to the frame.",
+    .tp_doc = "One connection's simulcast layers and audio streams, received from the "
+              "datagram to the frame.",
     .tp_new = fast_new,
     .tp_dealloc = (destructor)fast_dealloc,
     .tp_traverse = (traverseproc)fast_traverse,

@@ -51,6 +51,10 @@ class LayerBuffer:
         """`StreamStatistics.add` for a packet of the layer (`arrival` in units of the
         clock rate, as aiortc's `int(time.time() * clockrate)`)."""
 
+    def take_newest(self, seq: int) -> bool:
+        """An audio stream's rule (receive.py's `AudioPassThrough`): whether `seq` is
+        newer than every packet before it; it is then the newest (`max_seq`)."""
+
     def take_statistics(
         self,
         base_seq: int | None,
@@ -64,11 +68,11 @@ class LayerBuffer:
         """Count on from a `StreamStatistics`' state."""
 
 class FastLayers:
-    """One connection's routed simulcast layers, each packet taken from the datagram to
-    its frame in one call."""
+    """One connection's routed simulcast layers and audio streams, each packet taken
+    from the datagram to its frame in one call."""
 
     consumed: int  # packets taken the whole way
-    routes: int  # layers routed
+    routes: int  # layers and audio streams routed
     def route(
         self,
         ssrc: int,
@@ -78,11 +82,15 @@ class FastLayers:
         receiver: Any,
         ssrc_table: dict[int, Any],
         clockrate: float,
+        audio: bool = False,
     ) -> bool:
         """Take the VP8 packets of `ssrc` with `payload_type` while `ssrc_table` routes
         them to `receiver` and it is `_enabled`: their statistics, payload and layer in
         C, `on_event(ssrc, payload_type, pli, lost, frame, parts, timestamp, after_gap)`
-        called by the caller of `receive` when one has any. False: no room (16)."""
+        called by the caller of `receive` when one has any. `audio`: each packet is a
+        frame, the newest (`layer.take_newest`) going on as
+        `on_event(ssrc, payload_type, payload, timestamp, level)` (`level` the RFC 6464
+        byte or None). False: no room (16)."""
 
     def feedback(self, sender: Any, log: Any) -> None:
         """Record the routed packets' transport-wide sequence numbers in `log` (a

@@ -59,6 +59,25 @@ def test_audio_packets_go_as_they_arrive_and_old_ones_are_dropped() -> None:
     assert buffer.add(packet(0, 960, b"y"))[1] is not None  # across the wrap
 
 
+def test_a_new_audio_stream_starts_afresh_and_the_oldest_of_too_many_is_forgotten() -> None:
+    routed: list[int] = []
+    buffer = AudioPassThrough(lambda ssrc, payload_type, stream: routed.append(ssrc))
+
+    def add(ssrc: int, seq: int) -> bool:
+        p = packet(seq, seq * 960, b"x")
+        p.ssrc = ssrc
+        return buffer.add(p)[1] is not None
+
+    assert add(1, 40000) and add(1, 40001)
+    assert add(2, 7)  # the publisher restarted its sender: numbers far behind are new
+    assert not add(1, 40001) and add(1, 40002)  # each stream keeps its own newest
+    for ssrc in range(3, 3 + AudioPassThrough.STREAMS - 1):
+        assert add(ssrc, 0)
+    assert routed == [1, 2, *range(3, 3 + AudioPassThrough.STREAMS - 1)]  # each once
+    assert 1 not in buffer.streams and len(buffer.streams) == AudioPassThrough.STREAMS
+    assert add(1, 40001) and routed[-1] == 1  # forgotten: starts afresh, routed again
+
+
 class ScanningVideoBuffer(PromptVideoBuffer):
     """The prompt buffer without its shortcut: it scans from the first packet at every
     packet added (what the cheaper `_remove_frame` must release identically)."""

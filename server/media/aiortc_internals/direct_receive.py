@@ -44,8 +44,10 @@ A simulcast layer's packets go further in C once the layer is routed
 takes such a packet the whole way (the transport-cc record and, when due, the feedback,
 the receiver's statistics, the VP8 payload, the layer's NACK tracking and frame
 assembly), with no `RtpPacket` made; Python is called only for a frame, a NACK or a PLI
-(`ReceivePath.deliver` hands the frame on as `handle` does). Every other packet comes
-back as the `RtpPacket` for the path above.
+(`ReceivePath.deliver` hands the frame on as `handle` does). A tapped audio receiver's
+streams are routed too (receive.py, from each SSRC's first packet): each packet is a
+frame (`AudioPassThrough`'s rule and the audio level read in C). `route_fast` routes
+both. Every other packet comes back as the `RtpPacket` for the path above.
 
 aioice's `StunProtocol.datagram_received` tries every datagram as a STUN message first
 (`stun.parse_message`, which raises ValueError for RTP: a Python exception per packet)
@@ -89,6 +91,7 @@ from aiortc.jitterbuffer import JitterFrame
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 from aiortc.rtcdtlstransport import State as DtlsState
 from aiortc.rtcicetransport import RTCIceTransport
+from aiortc.rtcrtpreceiver import StreamStatistics
 from aiortc.rtp import (
     RTCP_PSFB_APP,
     HeaderExtensions,
@@ -102,9 +105,11 @@ from aiortc.rtp import (
 from pylibsrtp import _binding
 
 from server.media import _rtp_receive
-from server.media._rtp_receive import ArrivalClock
+from server.media._rtp_receive import ArrivalClock, LayerBuffer
 from server.media.aiortc_internals.arrival import arrival_clock
 from server.media.aiortc_internals.base import (
+    ESTIMATOR_ATTR,
+    NACK_ATTR,
     RTCP_SSRC_ATTR,
     FrameSink,
     handle_rtp_source,
@@ -224,8 +229,9 @@ class ReceivePath:
             self.sink(codec, frame)
 
     def deliver(self, ssrc: int, payload_type: int, frame: JitterFrame) -> None:
-        """A frame of `ssrc` assembled in C (a routed simulcast layer's): what `handle`
-        does with a frame, and the synchronization source's time it sets per packet."""
+        """A frame of `ssrc` from the C path (a routed simulcast layer's, or a routed
+        audio stream's packet): what `handle` does with a frame, and the synchronization
+        source's time it sets per packet."""
         r: Any = self.receiver
         codec = r._RTCRtpReceiver__codecs.get(payload_type)
         if codec is None or not r._RTCRtpReceiver__decoder_thread:
@@ -458,6 +464,79 @@ def direct_of(receiver: RTCRtpReceiver) -> DirectReceive | None:
     """The DirectReceive a tapped receiver's connection hands its datagrams to."""
     current = receiver.transport.transport._connection.data_received
     return current if isinstance(current, DirectReceive) else None
+
+
+class BufferStatistics(StreamStatistics):
+    """aiortc's statistics of one stream's packets (receiver reports, getStats), counted
+    by its `LayerBuffer` in C (the fast path counts there); `add` (a packet that took
+    the Python path) counts there too."""
+
+    def __init__(self, buffer: LayerBuffer, clockrate: int, expected: int, received: int) -> None:
+        # not StreamStatistics.__init__: its counters are the buffer's
+        self._buffer = buffer
+        self._clockrate = clockrate
+        self._expected_prior = expected  # what fraction_lost last reported
+        self._received_prior = received
+
+    base_seq = property(lambda self: self._buffer.base_seq)
+    max_seq = property(lambda self: self._buffer.stats_max_seq)
+    cycles = property(lambda self: self._buffer.cycles)
+    packets_received = property(lambda self: self._buffer.packets_received)
+    _jitter_q4 = property(lambda self: self._buffer.jitter_q4)
+    _last_arrival = property(lambda self: self._buffer.last_arrival)
+    _last_timestamp = property(lambda self: self._buffer.last_timestamp)
+
+    def add(self, packet: Any) -> None:
+        arrival = int(time.time() * self._clockrate)
+        self._buffer.count(packet.sequence_number, packet.timestamp, arrival)
+
+
+def route_fast(
+    receiver: Any, ssrc: int, payload_type: int, buffer: LayerBuffer, on_event: Any
+) -> bool:
+    """Take the packets of `ssrc` from the datagram to the frame in C (`FastLayers`) from
+    now on, where that does what `ReceivePath.handle` would: on a connection whose
+    datagrams come to a DirectReceive, for a receiver with no bitrate estimator, no NACK
+    generator and no `before` of its own; a VP8 simulcast layer (`tap_simulcast`: its
+    NACKs and frames in `buffer`) or an audio stream (`tap_encoded_frames`: each packet
+    a frame, `buffer` keeping the newest). Its statistics move into `buffer`. False: it
+    stays on the Python path."""
+    direct = direct_of(receiver)
+    path = path_of(receiver)
+    codec = receiver._RTCRtpReceiver__codecs.get(payload_type)
+    audio = codec is not None and codec.mimeType.lower().startswith("audio/")
+    if (
+        direct is None
+        or path is None
+        or (audio and path.before is not None)
+        or codec is None
+        or (codec.name != "VP8" and not audio)
+        or is_rtx(codec)
+        or getattr(receiver, ESTIMATOR_ATTR) is not None
+        or getattr(receiver, NACK_ATTR) is not None
+    ):
+        return False
+    streams = receiver._RTCRtpReceiver__remote_streams
+    old = streams.get(ssrc)
+    priors = (0, 0)
+    if old is not None:
+        buffer.take_statistics(
+            old.base_seq,
+            old.max_seq,
+            old.cycles,
+            old.packets_received,
+            old._jitter_q4,
+            old._last_arrival,
+            old._last_timestamp,
+        )
+        priors = (old._expected_prior, old._received_prior)
+    table = receiver.transport._rtp_router.ssrc_table
+    if not direct.fast.route(
+        ssrc, payload_type, buffer, on_event, receiver, table, codec.clockRate, audio
+    ):
+        return False
+    streams[ssrc] = BufferStatistics(buffer, codec.clockRate, *priors)
+    return True
 
 
 def problems() -> list[str]:

@@ -15,7 +15,9 @@
    four audio packets (80 ms): `tap_encoded_frames` swaps in `PromptVideoBuffer`
    (a frame goes as soon as its marker-bit packet is in; `JitterBuffer.add` ends in
    `self._remove_frame(...)`, which it overrides) and `AudioPassThrough` (each audio
-   packet goes as it arrives; nothing reads an audio buffer's other internals). It
+   packet goes as it arrives; nothing reads an audio buffer's other internals; each
+   audio stream's packets are then taken from the datagram in C: direct_receive.py's
+   `route_fast`). It
    hands on each packet's RFC 6464 level too (the parsed
    `RtpPacket.extensions.audio_level`, `(voice, level)`), as a `LeveledFrame`, so the
    SFU forwards it and finds the active speaker (speakers.py).
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import inspect
 import queue
+from collections.abc import Callable
 from typing import Any
 
 import aiortc
@@ -37,8 +40,8 @@ from aiortc import codecs as _codecs_module
 from aiortc import rtcrtpreceiver as _receiver_module
 from aiortc.jitterbuffer import MAX_MISORDER, JitterBuffer, JitterFrame
 from aiortc.rtcrtpreceiver import NackGenerator
-from aiortc.utils import uint16_add
 
+from server.media._rtp_receive import LayerBuffer
 from server.media.aiortc_internals.base import (
     JITTER_ATTR,
     NACK_ATTR,
@@ -49,7 +52,7 @@ from server.media.aiortc_internals.base import (
     needs,
     unconnected,
 )
-from server.media.aiortc_internals.direct_receive import receive_directly
+from server.media.aiortc_internals.direct_receive import receive_directly, route_fast
 from server.media.aiortc_internals.per_packet import FlatNackGenerator
 
 
@@ -170,20 +173,30 @@ def audio_level(frame: JitterFrame) -> int | None:
 
 class AudioPassThrough(JitterBuffer):
     """Audio packets go on as they arrive (each is a whole frame); duplicates and
-    packets older than the newest are dropped. The subscriber's own jitter buffer
-    smooths the timing."""
+    packets older than their stream's newest are dropped. The subscriber's own jitter
+    buffer smooths the timing. Each stream's (SSRC's) newest is kept in a C
+    `LayerBuffer`, which the fast path shares once the stream is routed
+    (`on_stream(ssrc, payload type, buffer)`, called with a stream's first packet:
+    `tap_encoded_frames` routes it). A new SSRC (the publisher restarted its sender)
+    starts afresh; the `STREAMS` most recent are kept."""
 
-    def __init__(self) -> None:
+    STREAMS = 16
+
+    def __init__(self, on_stream: Callable[[int, int, LayerBuffer], object] | None = None) -> None:
         super().__init__(capacity=16)
-        self._newest: int | None = None
+        self.streams: dict[int, LayerBuffer] = {}
+        self._on_stream = on_stream
 
     def add(self, packet: Any) -> tuple[bool, JitterFrame | None]:
-        if (
-            self._newest is not None
-            and not 0 < uint16_add(packet.sequence_number, -self._newest) < 0x8000
-        ):
+        stream = self.streams.get(packet.ssrc)
+        if stream is None:
+            if len(self.streams) >= self.STREAMS:
+                del self.streams[next(iter(self.streams))]
+            stream = self.streams[packet.ssrc] = LayerBuffer(0.0)
+            if self._on_stream is not None:
+                self._on_stream(packet.ssrc, packet.payload_type, stream)
+        if not stream.take_newest(packet.sequence_number):
             return False, None
-        self._newest = packet.sequence_number
         level = packet.extensions.audio_level
         byte = None if level is None else (0x80 if level[0] else 0) | (level[1] & 0x7F)
         return False, LeveledFrame(packet._data, packet.timestamp, byte)
@@ -201,15 +214,20 @@ def tap_encoded_frames(receiver: RTCRtpReceiver, sink: FrameSink) -> None:
     if not isinstance(current, queue.Queue) or not isinstance(jitter, JitterBuffer):
         raise AiortcInternalsChanged(f"RTCRtpReceiver has no {QUEUE_ATTR} or {JITTER_ATTR}")
     setattr(receiver, QUEUE_ATTR, _TapQueue(sink))
-    prompt = (
-        PromptVideoBuffer(jitter.capacity, is_video=True)
-        if jitter._is_video
-        else AudioPassThrough()
-    )
-    setattr(receiver, JITTER_ATTR, prompt)
+    path = receive_directly(receiver, sink)
+    if jitter._is_video:
+        setattr(receiver, JITTER_ATTR, PromptVideoBuffer(jitter.capacity, is_video=True))
+    else:  # each stream's packets then go from the datagram to the frame in C
+
+        def on_audio(ssrc: int, payload_type: int, data: bytes, timestamp: int, level: Any) -> None:
+            path.deliver(ssrc, payload_type, LeveledFrame(data, timestamp, level))
+
+        def on_stream(ssrc: int, payload_type: int, buffer: LayerBuffer) -> None:
+            route_fast(receiver, ssrc, payload_type, buffer, on_audio)
+
+        setattr(receiver, JITTER_ATTR, AudioPassThrough(on_stream))
     if type(getattr(receiver, NACK_ATTR, None)) is NackGenerator:  # video, not started
         setattr(receiver, NACK_ATTR, FlatNackGenerator())
-    receive_directly(receiver, sink)
 
 
 # What of aiortc's `JitterBuffer.add` `PromptVideoBuffer.add` writes out (and the C

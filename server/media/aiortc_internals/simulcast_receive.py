@@ -14,7 +14,7 @@
    C `LayerBuffer`: aiortc's `NackGenerator` and `JitterBuffer.add` rules with the prompt
    release and the layer's statistics, in one call per packet; NACKing through
    `_send_rtcp_nack`; from its first packet on, each VP8 layer's packets are taken from
-   the datagram to the frame in C: `_route_layer`, direct_receive.py), sets
+   the datagram to the frame in C: `route_fast`, direct_receive.py), sets
    `__nack_generator` to None (its own would NACK across layers), fills
    `__rtx_ssrc` (RTX SSRC → media SSRC, which `_handle_rtp_packet` needs to unwrap a
    retransmission) from the `repaired-rtp-stream-id` extension, and wraps
@@ -45,7 +45,7 @@ from aiortc import rtcpeerconnection as _pc_module
 from aiortc.jitterbuffer import MAX_MISORDER, JitterBuffer, JitterFrame
 from aiortc.rtcdtlstransport import RTCDtlsTransport, RtpRouter
 from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpReceiveParameters
-from aiortc.rtcrtpreceiver import NackGenerator, StreamStatistics
+from aiortc.rtcrtpreceiver import NackGenerator
 
 from server.media import _rtp_receive
 from server.media._rtp_receive import LayerBuffer
@@ -61,7 +61,7 @@ from server.media.aiortc_internals.base import (
     takes,
     unconnected,
 )
-from server.media.aiortc_internals.direct_receive import direct_of, path_of
+from server.media.aiortc_internals.direct_receive import path_of, route_fast
 from server.media.aiortc_internals.receive import (
     JITTER_ADD_LINES,
     WholeFrame,
@@ -129,68 +129,6 @@ class LayeredVideoBuffer(JitterBuffer):
         return pli, LayerFrame(data, timestamp, ssrc, after_gap, parts)
 
 
-class LayerStatistics(StreamStatistics):
-    """aiortc's statistics of one layer's packets (receiver reports, getStats), counted
-    by its `LayerBuffer` in C; `add` (a packet that took the Python path) counts there
-    too."""
-
-    def __init__(self, layer: LayerBuffer, clockrate: int, expected: int, received: int) -> None:
-        # not StreamStatistics.__init__: its counters are the layer's
-        self._layer = layer
-        self._clockrate = clockrate
-        self._expected_prior = expected  # what fraction_lost last reported
-        self._received_prior = received
-
-    base_seq = property(lambda self: self._layer.base_seq)
-    max_seq = property(lambda self: self._layer.stats_max_seq)
-    cycles = property(lambda self: self._layer.cycles)
-    packets_received = property(lambda self: self._layer.packets_received)
-    _jitter_q4 = property(lambda self: self._layer.jitter_q4)
-    _last_arrival = property(lambda self: self._layer.last_arrival)
-    _last_timestamp = property(lambda self: self._layer.last_timestamp)
-
-    def add(self, packet: Any) -> None:
-        arrival = int(time.time() * self._clockrate)
-        self._layer.count(packet.sequence_number, packet.timestamp, arrival)
-
-
-def _route_layer(
-    receiver: Any, ssrc: int, payload_type: int, layer: LayerBuffer, on_event: Any
-) -> None:
-    """Take a layer's packets from the datagram to the frame in C (`FastLayers`) from now
-    on, where that does what the Python path would: a VP8 layer of a receiver with no
-    bitrate estimator and no NACK generator of its own (`tap_simulcast` removed both),
-    on a connection whose datagrams come to a DirectReceive. Its statistics move into
-    the layer's buffer."""
-    direct = direct_of(receiver)
-    codec = receiver._RTCRtpReceiver__codecs.get(payload_type)
-    if (
-        direct is None
-        or codec is None
-        or codec.name != "VP8"
-        or getattr(receiver, ESTIMATOR_ATTR) is not None
-        or getattr(receiver, NACK_ATTR) is not None
-    ):
-        return
-    streams = receiver._RTCRtpReceiver__remote_streams
-    old = streams.get(ssrc)
-    priors = (0, 0)
-    if old is not None:
-        layer.take_statistics(
-            old.base_seq,
-            old.max_seq,
-            old.cycles,
-            old.packets_received,
-            old._jitter_q4,
-            old._last_arrival,
-            old._last_timestamp,
-        )
-        priors = (old._expected_prior, old._received_prior)
-    streams[ssrc] = LayerStatistics(layer, codec.clockRate, *priors)
-    table = receiver.transport._rtp_router.ssrc_table
-    direct.fast.route(ssrc, payload_type, layer, on_event, receiver, table, codec.clockRate)
-
-
 def tap_simulcast(receiver: RTCRtpReceiver, layers: Any, sink: FrameSink) -> None:
     """Like `tap_encoded_frames`, for a simulcast m-line: each layer reassembled and
     NACKed apart; `sink` gets `LayerFrame`s. `layers` is a simulcast.Layers."""
@@ -219,7 +157,7 @@ def tap_simulcast(receiver: RTCRtpReceiver, layers: Any, sink: FrameSink) -> Non
             path.deliver(ssrc, payload_type, LayerFrame(data, timestamp, ssrc, after_gap, parts))
 
     def on_layer(ssrc: int, payload_type: int, layer: LayerBuffer) -> None:
-        _route_layer(receiver, ssrc, payload_type, layer, on_event)
+        route_fast(receiver, ssrc, payload_type, layer, on_event)
 
     buffer = LayeredVideoBuffer(send_nack, max(layers.count, 1), on_layer)
     setattr(receiver, JITTER_ATTR, buffer)
