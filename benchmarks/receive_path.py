@@ -11,7 +11,12 @@ once transport-cc is negotiated. Two ways of receiving them, in the same run:
   feedback is built every 18 packets (~100 ms of this stream), not sent.
 - simulcast layer: as transport-cc, the receiver tapped as a simulcast m-line
   (`tap_simulcast`: the stream is its one layer, with the layer's NACK tracking and
-  frame assembly, server/media/_layer_buffer.c), as the SFU receives a browser's camera.
+  frame assembly, server/media/_rtp_receive.c), as the SFU receives a browser's camera.
+- audio: a tapped audio receiver fed 20 ms Opus packets (random payloads of Opus's
+  size, each with an audio level and a transport-wide sequence number), as the SFU
+  receives a browser's microphone: its stream taken from the datagram in C
+  (`route_fast`); *audio, Python path*: the same with that routing off (each packet
+  parsed into an `RtpPacket` and handled in Python), the way before it, in the same run.
 
 One tapped video receiver (what the SFU makes of a publisher's camera) on a real
 aiortc transport with SRTP keys set directly (no network, no handshake), fed a
@@ -56,7 +61,7 @@ from pylibsrtp import Policy, Session
 
 from benchmarks import sfu
 from server.media import aiortc_internals, simulcast, transport_feedback
-from server.media.aiortc_internals.base import ESTIMATOR_ATTR
+from server.media.aiortc_internals.base import ESTIMATOR_ATTR, JITTER_ATTR
 
 TITLE = "Receive path: one publisher's packets, socket to frame (issue 19)"
 ROUNDS = 5
@@ -67,7 +72,13 @@ ABS_SEND_TIME = RTCRtpHeaderExtensionParameters(
 )
 TRANSPORT_CC = RTCRtpHeaderExtensionParameters(id=3, uri=transport_feedback.URI)
 FEEDBACK_EVERY = 18  # packets: ~100 ms of this ~178 packets/s stream
-MODES = ("REMB", "transport-cc", "simulcast layer")
+AUDIO_FEEDBACK_EVERY = 5  # ~100 ms of 20 ms packets
+MODES = ("REMB", "transport-cc", "simulcast layer", "audio", "audio, Python path")
+OPUS = RTCRtpCodecParameters(mimeType="audio/opus", clockRate=48000, payloadType=111, channels=2)
+AUDIO_LEVEL = RTCRtpHeaderExtensionParameters(
+    id=1, uri="urn:ietf:params:rtp-hdrext:ssrc-audio-level"
+)
+AUDIO_PACKETS = 3000  # a minute of 20 ms packets
 
 
 def datagrams(key: bytes) -> list[bytes]:
@@ -104,11 +115,33 @@ def datagrams(key: bytes) -> list[bytes]:
     return out
 
 
+def audio_datagrams(key: bytes) -> list[bytes]:
+    """A minute of a microphone's Opus packets as SRTP datagrams (payloads random, of
+    Opus's size at ~32 kbit/s)."""
+    tx = Session(Policy(key=key, ssrc_type=Policy.SSRC_ANY_OUTBOUND))
+    ids = HeaderExtensionsMap()
+    ids.configure(RTCRtpReceiveParameters(headerExtensions=[AUDIO_LEVEL, TRANSPORT_CC]))
+    out = []
+    for seq in range(AUDIO_PACKETS):
+        rtp = RtpPacket(
+            payload_type=111,
+            sequence_number=seq,
+            timestamp=seq * 960,
+            ssrc=SSRC,
+            payload=os.urandom(80),
+        )
+        rtp.extensions.audio_level = (True, 30 + seq % 40)
+        rtp.extensions.transport_sequence_number = seq
+        out.append(tx.protect(rtp.serialize(ids)))
+    return out
+
+
 async def receiver(key: bytes, mode: str) -> tuple[Any, Any, list[int]]:
     """A tapped, started video receiver on a connected transport, receiving as `mode`
     says; the list counts frames."""
     pc = RTCPeerConnection()
-    transceiver = pc.addTransceiver("video", direction="recvonly")
+    audio = mode.startswith("audio")
+    transceiver = pc.addTransceiver("audio" if audio else "video", direction="recvonly")
     receiver = transceiver.receiver
     dtls: Any = receiver.transport
     dtls._rx_srtp = Session(Policy(key=key, ssrc_type=Policy.SSRC_ANY_INBOUND))
@@ -120,6 +153,19 @@ async def receiver(key: bytes, mode: str) -> tuple[Any, Any, list[int]]:
     def sink(codec: Any, frame: Any) -> None:
         frames[0] += 1
 
+    if audio:
+        aiortc_internals.tap_encoded_frames(receiver, sink)
+        if mode == "audio, Python path":
+            getattr(receiver, JITTER_ATTR)._on_stream = None
+        parameters = RTCRtpReceiveParameters(
+            codecs=[OPUS],
+            encodings=[RTCRtpDecodingParameters(ssrc=SSRC, payloadType=111)],
+            headerExtensions=[AUDIO_LEVEL, TRANSPORT_CC],
+        )
+        dtls._register_rtp_receiver(receiver, parameters)
+        receiver._RTCRtpReceiver__codecs = {111: OPUS}
+        receiver._RTCRtpReceiver__decoder_thread = True
+        return dtls, dtls.transport._connection, frames
     if mode == "simulcast layer":
         section = simulcast.SimulcastSection(mid="0", rids=[], ssrcs=[SSRC])
         aiortc_internals.tap_simulcast(receiver, simulcast.Layers(section), sink)
@@ -139,14 +185,14 @@ async def receiver(key: bytes, mode: str) -> tuple[Any, Any, list[int]]:
     return dtls, dtls.transport._connection, frames
 
 
-async def feed(dtls: Any, connection: Any, packets: list[bytes]) -> None:
+async def feed(dtls: Any, connection: Any, packets: list[bytes], every: int) -> None:
     queue = connection._queue
     direct = connection.data_received
     for count, data in enumerate(packets, 1):
         connection.data_received(data, 1)
         while not queue.empty():
             await dtls._recv_next()
-        if count % FEEDBACK_EVERY == 0 and direct.feedback is not None:
+        if count % every == 0 and direct.feedback is not None:
             direct.feedback.log.feedbacks(0)  # what the 100 ms timer does, but sending
 
 
@@ -158,7 +204,8 @@ async def run_once(
     began = time.process_time()
     if profiler is not None:
         profiler.enable()
-    await feed(dtls, connection, packets)
+    every = AUDIO_FEEDBACK_EVERY if mode.startswith("audio") else FEEDBACK_EVERY
+    await feed(dtls, connection, packets, every)
     if profiler is not None:
         profiler.disable()
     elapsed = time.process_time() - began
@@ -169,29 +216,39 @@ async def run_once(
     return elapsed, calls, frames[0]
 
 
+# what each mode is set against in the last column: video against REMB, audio against
+# its Python path
+BASELINE = {mode: "audio, Python path" if mode.startswith("audio") else "REMB" for mode in MODES}
+
+
 async def run(quick: bool = False) -> str:
-    """Both modes, rounds interleaved so load changes hit them alike: a Markdown table."""
+    """Every mode, rounds interleaved so load changes hit them alike: a Markdown table."""
     key = os.urandom(30)
-    packets = datagrams(key)
+    video, audio = datagrams(key), audio_datagrams(key)
+    stream = {mode: audio if mode.startswith("audio") else video for mode in MODES}
     best = {mode: float("inf") for mode in MODES}
     for _ in range(2 if quick else ROUNDS):
         for mode in MODES:
-            best[mode] = min(best[mode], (await run_once(packets, key, mode, False))[0])
+            best[mode] = min(best[mode], (await run_once(stream[mode], key, mode, False))[0])
     rows = []
     for mode in MODES:
+        packets = stream[mode]
         _, calls, frames = await run_once(packets, key, mode, True)
         us = best[mode] / len(packets) * 1e6
+        base = BASELINE[mode]
+        against = best[mode] / len(packets) / (best[base] / len(stream[base]))
         rows.append(
-            f"| {mode} | {frames} | {calls / len(packets):.1f} | {us:.1f} "
-            f"| {best[mode] / best[MODES[0]]:.2f} |"
+            f"| {mode} | {frames} | {calls / len(packets):.1f} | {us:.1f} | {against:.2f} ({base}) |"
         )
     load = os.getloadavg()[0]
     return "\n".join(
         [
-            f"{len(packets)} packets of 720p VP8 with abs-send-time and a transport-wide "
-            f"sequence number; best of {2 if quick else ROUNDS}, load average {load:.1f}.",
+            f"Video: {len(video)} packets of 720p VP8 with abs-send-time and a transport-wide "
+            f"sequence number; audio: {len(audio)} Opus-sized packets with an audio level and "
+            f"a transport-wide sequence number; best of {2 if quick else ROUNDS}, load "
+            f"average {load:.1f}.",
             "",
-            "| receiving as | frames | Python calls / packet | CPU µs / packet | vs REMB |",
+            "| receiving as | frames | Python calls / packet | CPU µs / packet | per packet against |",
             "|---|---:|---:|---:|---:|",
             *rows,
         ]
@@ -201,9 +258,10 @@ async def run(quick: bool = False) -> str:
 async def main(once: bool) -> None:
     if once:  # under callgrind: RECEIVE_PATH_PACKETS=0 measures everything but the packets
         key = os.urandom(30)
-        packets = datagrams(key)
+        mode = os.environ.get("RECEIVE_PATH_MODE", MODES[1])
+        packets = audio_datagrams(key) if mode.startswith("audio") else datagrams(key)
         count = int(os.environ.get("RECEIVE_PATH_PACKETS", len(packets)))
-        await run_once(packets[:count], key, os.environ.get("RECEIVE_PATH_MODE", MODES[1]), False)
+        await run_once(packets[:count], key, mode, False)
         return
     print(await run())
 
