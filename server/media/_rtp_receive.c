@@ -41,8 +41,8 @@
  *
  * `FastLayers` takes a routed layer's packet (simulcast_receive.py routes a VP8 layer of
  * a tapped receiver once its first packet came through Python: direct_receive.py's
- * `route_fast`) from the datagram to its
- * frame in this one call: unprotect, the header read, the transport-cc record (and the
+ * `route_fast`) from the datagram to its frame in this one call: unprotect, the header
+ * read, the transport-cc record (and the
  * feedback's send when due), the checks that the packet is still routed to a receiver
  * that receives, the statistics, the VP8 descriptor stripped, the layer's buffer. Python
  * runs only when there is something to do (a frame, a NACK, a PLI: ~30 times a second a
@@ -51,9 +51,10 @@
  * packet is a frame, so Python runs for each to deliver it, but the unprotect, the
  * record, the statistics, `AudioPassThrough`'s rule (only a packet newer than the
  * stream's newest goes on, the newest kept in the stream's `LayerBuffer` for both paths)
- * and the audio level are done here, with no `RtpPacket`. Anything it is not sure of (another SSRC or payload type, an odd
- * header extension, a MID or RID, padding, a receiver not receiving) goes to the Python path as the
- * `RtpPacket` `unprotect_parse` would have made. tests/media/test_fast_receive.py feeds
+ * and the audio level are done here, with no `RtpPacket`. Anything it is not sure of
+ * (another SSRC or payload type, an odd header extension, a MID or RID, padding, a
+ * receiver not receiving) goes to the Python path as the `RtpPacket` `unprotect_parse`
+ * would have made. tests/media/test_fast_receive.py feeds
  * the same datagrams to both paths and compares what comes out.
  *
  * Differences from aiortc, on purpose: a header extension whose length does not fit its
