@@ -6,7 +6,9 @@ therefore never asked for again, and aiortc's jitter buffer then waits at that p
 until 512 newer ones have arrived (about 10 s at 500 kbit/s): RTP keeps arriving, no
 frame comes out, and the health monitor steps the participant down (`no_video_rtp`).
 
-`repair_video` runs beside each video receiver and fixes both halves:
+`repair_video` runs beside each single-stream video receiver and fixes both halves (a
+simulcast receiver's layers are NACKed again by their tap, `LayerRepair`, at the same
+interval, and skip a stall by themselves):
 - every `RENACK_SECONDS` it NACKs again what is still missing (a lost NACK or a lost
   retransmission gets another chance while the sender still has the packet);
 - when no frame has come out for `STALL_SECONDS` although packets keep arriving, the

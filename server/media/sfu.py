@@ -28,7 +28,7 @@ from server.media.downlink_pause import Video
 from server.media.forwarding import SCREEN, ForwardedTrack, Publication, same_codec
 from server.media.ice import sfu_configuration
 from server.media.ladder_monitor import LadderMonitor
-from server.media.loss_repair import repair_video
+from server.media.loss_repair import RENACK_SECONDS, repair_video
 from server.media.metrics import MediaMetrics
 from server.media.peer import Incoming, Outgoing, Peer
 from server.media.probe import MediaProbes
@@ -431,7 +431,10 @@ class Sfu:
         )
         publication.on_layers = lambda: self._layers_changed(publication)
         internals.tap_simulcast(
-            receiver, layers, publication.layer_sink_for(incoming.generation, layers.index_of)
+            receiver,
+            layers,
+            publication.layer_sink_for(incoming.generation, layers.index_of),
+            renack_seconds=RENACK_SECONDS,
         )
 
     def _layers_changed(self, publication: Publication) -> None:

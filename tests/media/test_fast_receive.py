@@ -109,7 +109,7 @@ class Connected:
 class Side(Connected):
     """A tapped simulcast receiver, and what came out of it."""
 
-    def __init__(self, key: bytes, fast: bool) -> None:
+    def __init__(self, key: bytes, fast: bool, renack_seconds: float | None = None) -> None:
         super().__init__("video", key)
         receiver = self.receiver
         self.frames: list[tuple[int, int, bytes, bool]] = []
@@ -121,7 +121,9 @@ class Side(Connected):
 
         section = simulcast.SimulcastSection(mid="0", rids=["q", "h", "f"], ssrcs=list(SSRCS))
         section.rtx[RTX_SSRC] = SSRCS[2]
-        aiortc_internals.tap_simulcast(receiver, simulcast.Layers(section), sink)
+        aiortc_internals.tap_simulcast(
+            receiver, simulcast.Layers(section), sink, renack_seconds=renack_seconds
+        )
         if not fast:  # the same receiver, its layers never routed to C
             getattr(receiver, JITTER_ATTR)._on_layer = None
         self.register([VP8, RTX], [TRANSPORT_CC, RID, ABS_SEND_TIME], (*SSRCS, RTX_SSRC))

@@ -10,6 +10,7 @@ small one-packet frames) and no frame reaches the publication.
 from __future__ import annotations
 
 import asyncio
+import os
 import struct
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -21,10 +22,12 @@ from aiortc.rtp import RtpPacket, is_rtcp
 from prometheus_client import CollectorRegistry
 
 from server.media import aiortc_internals as internals
+from server.media.aiortc_internals.base import JITTER_ATTR
 from server.media.forwarding import Publication
 from server.media.loss_repair import repair_video
 from server.media.metrics import MediaMetrics
 from tests.media.support import EncodedTrack, client_configuration, encode_video
+from tests.media.test_fast_receive import SSRCS, Side, Stream, vp8
 from tests.support.waiting import eventually
 
 FPS = 15
@@ -174,3 +177,53 @@ async def test_a_packet_that_never_arrives_is_skipped_to_a_keyframe(link: Link) 
     sent = link.track.sent
     start = sent.index(link.delivered[0])
     assert link.delivered != sent[start : start + len(link.delivered)], "nothing was skipped"
+
+
+async def test_a_simulcast_layers_lost_retransmission_is_asked_for_again() -> None:
+    """A layer's NACKs go once, when a packet opens a gap (its buffer, in C): its tap's
+    `LayerRepair` asks again for what is still missing at its next check, per layer,
+    while packets come, and stops once the retransmission is in (or packets stop).
+    Real aiortc receiver, tapped as the SFU taps a simulcast camera, fed SRTP through
+    the C entry (tests/media/test_fast_receive.py); the checks are called here, the
+    interval (an hour) never passing."""
+    key = os.urandom(30)
+    side = Side(key, fast=True, renack_seconds=3600)
+    repair = getattr(side.receiver, JITTER_ATTR).repair
+    stream = Stream(key)
+    lost: int | None = None
+
+    def frame(number: int) -> None:
+        nonlocal lost
+        for layer, ssrc in enumerate(SSRCS):
+            rid = "qhf"[layer] if number < 3 else None
+            packet = stream.packet(ssrc, 1000 + number * 3000, True, vp8(number, True), rid)
+            data = stream.protect(packet)
+            if number == 6 and ssrc == SSRCS[2]:
+                lost = packet.sequence_number  # lost, and its first retransmission too
+                continue
+            side.feed(data)
+
+    try:
+        for number in range(6):
+            frame(number)
+        assert not repair.pending  # no loss, no timer
+        for number in range(6, 12):
+            frame(number)
+        assert lost is not None
+        assert side.nacks == [(SSRCS[2], [lost])]  # once, when the gap opened
+        assert repair.pending  # a check is due
+        assert repair.check() == 0  # the first notes what is missing
+        frame(12)
+        assert repair.check() == 1 and repair.pending  # still missing: asked for again
+        await asyncio.sleep(0)  # the NACK's send (spawned) runs
+        assert side.nacks[-1] == (SSRCS[2], [lost])
+        assert repair.check() == 1  # and again; but no packet came since: no more checks
+        assert not repair.pending
+        frames = len(side.frames)
+        side.feed(stream.retransmission(SSRCS[2], lost))  # this one arrives
+        assert len(side.frames) > frames  # the top layer's held frames come out
+        assert repair.check() == 0 and not repair.pending
+        await asyncio.sleep(0)
+        assert len(side.nacks) == 3 and repair.asked == 2
+    finally:
+        await side.close()

@@ -18,6 +18,7 @@ from aiortc.mediastreams import MediaStreamError
 from aiortc.rtp import RtpPacket, is_rtcp
 
 from server.media import aiortc_internals as internals
+from server.media.aiortc_internals.base import JITTER_ATTR
 from tests.media.conftest import Join
 from tests.media.simulcast_publisher import SimulcastPublisher, encode_layers, rids_in
 from tests.media.support import (
@@ -85,7 +86,7 @@ async def subscriber(join: Join, identity: str, **client: object) -> tuple[Media
 
 @pytest.mark.parametrize("with_ssrcs", [False, True], ids=["rids", "rids+ssrcs"])
 async def test_the_answer_takes_the_layers_and_a_clean_subscriber_climbs_to_the_top(
-    publisher: SimulcastPublisher, join: Join, with_ssrcs: bool
+    publisher: SimulcastPublisher, join: Join, server: Any, with_ssrcs: bool
 ) -> None:
     await publisher.connect(with_ssrcs=with_ssrcs)
     answer = publisher.answer_lines()
@@ -111,6 +112,10 @@ async def test_the_answer_takes_the_layers_and_a_clean_subscriber_climbs_to_the_
     await eventually(lambda: len(publisher.client.offers) >= 1, timeout=20)
     offers = [o["sdp"] for o in publisher.client.offers]
     assert offers and all("a=simulcast:recv q;h;f" in sdp for sdp in offers)
+    # the layers' losses are NACKed again while outstanding (LayerRepair)
+    ada = ServerParts(server.app).sfu.peer(ROOM, "ada")
+    camera = next(i for i in ada.incoming if i.kind == "video")
+    assert getattr(camera.transceiver.receiver, JITTER_ATTR).repair is not None
 
 
 async def test_a_subscriber_at_80_kbps_gets_the_low_layer_and_climbs_when_it_clears(

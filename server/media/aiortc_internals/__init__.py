@@ -77,7 +77,7 @@ from server.media.aiortc_internals.receive import (
     frame_parts,
     tap_encoded_frames,
 )
-from server.media.aiortc_internals.repair import VideoRepair
+from server.media.aiortc_internals.repair import LayerRepair, VideoRepair
 from server.media.aiortc_internals.rtcp import (
     UpstreamCap,
     drop_malformed_remb,
@@ -149,6 +149,7 @@ __all__ = [
     "FeedbackSender",
     "FrameSink",
     "LayerFrame",
+    "LayerRepair",
     "LayeredVideoBuffer",
     "LeveledFrame",
     "Negotiated",

@@ -1,6 +1,9 @@
 """Loss repair aiortc does not do for a video receiver (internals 7, 8).
 
 `VideoRepair.skip_gap` moves a video jitter buffer (8. in receive.py) past a gap.
+`LayerRepair` does `VideoRepair.renack` for each layer of a simulcast receiver (12. in
+simulcast_receive.py: its NACK state in C, `LayerBuffer.missing`), while a loss is
+outstanding.
 
 7. `RTCRtpReceiver._RTCRtpReceiver__nack_generator` (a `NackGenerator`: `missing`, the
    set of lost sequence numbers, and `max_seq`) and `RTCRtpReceiver._send_rtcp_nack(
@@ -14,7 +17,10 @@ __init__.py).
 
 from __future__ import annotations
 
+import asyncio
 import inspect
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from aiortc import RTCRtpReceiver
 from aiortc.jitterbuffer import JitterBuffer
@@ -25,9 +31,17 @@ from server.media.aiortc_internals.base import (
     JITTER_ATTR,
     NACK_ATTR,
     AiortcInternalsChanged,
+    sending,
     takes,
     unconnected,
 )
+
+
+def still_missing(missing: Iterable[int], outstanding: set[int]) -> tuple[list[int], set[int]]:
+    """What was missing at the previous call (`outstanding`) and still is, ascending;
+    and what is missing now (the next call's `outstanding`)."""
+    now = set(missing)
+    return sorted(now & outstanding), now
 
 
 class VideoRepair:
@@ -51,9 +65,7 @@ class VideoRepair:
         """NACK again every packet that was already missing at the previous call (so a
         packet gets at least one call's interval for its first retransmission); returns
         how many were asked for."""
-        missing = set(self._nack.missing)
-        again = sorted(missing & self._outstanding)
-        self._outstanding = missing
+        again, self._outstanding = still_missing(self._nack.missing, self._outstanding)
         if again:
             await self._receiver._send_rtcp_nack(media_ssrc, again)
         return len(again)
@@ -68,6 +80,71 @@ class VideoRepair:
         skipped = skip_gap_in(self._jitter, self._nack)
         self._outstanding.difference_update(skipped)
         return bool(skipped)
+
+
+class LayerRepair:
+    """`VideoRepair.renack` for the layers of a simulcast receiver, run only while a loss
+    is outstanding. A layer's NACKs go out once, when a packet opens a gap (its
+    `LayerBuffer`, in C): a retransmission lost too was never asked for again, and the
+    layer stalled until its own skip and a keyframe (`STALL_S`, half a second).
+
+    `lost()` (a NACK went out) starts `check` every `interval` seconds: it NACKs again,
+    per layer, what was already missing at the check before (so each packet has had an
+    interval for its first retransmission), and goes on only while something is missing
+    and packets still come (not for a publisher that stopped or a closed connection).
+    No loss, no timer: the receive path wakes for nothing more."""
+
+    def __init__(
+        self, receiver: RTCRtpReceiver, layers: Mapping[int, Any], interval: float
+    ) -> None:
+        self._receiver = receiver
+        self._layers = layers  # SSRC -> LayerBuffer (its `missing`, its `max_seq`)
+        self._interval = interval
+        self._outstanding: dict[int, set[int]] = {}
+        self._newest: dict[int, Any] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self.asked = 0  # packets NACKed again
+
+    @property
+    def pending(self) -> bool:
+        """Whether a check is due."""
+        return self._timer is not None
+
+    def lost(self) -> None:
+        """A NACK went out: check again in an interval, if no check is due."""
+        if self._timer is None:
+            self._newest = self._newests()
+            self._timer = asyncio.get_running_loop().call_later(self._interval, self.check)
+
+    def check(self) -> int:
+        """NACK again what is still missing since the last check; returns how many."""
+        self.stop()
+        asked = 0
+        missing = False
+        for ssrc, layer in list(self._layers.items()):
+            again, self._outstanding[ssrc] = still_missing(
+                layer.missing, self._outstanding.get(ssrc, set())
+            )
+            missing = missing or bool(self._outstanding[ssrc])
+            if again:
+                asked += len(again)
+                sending.spawn(self._receiver._send_rtcp_nack(ssrc, again))
+        self.asked += asked
+        newest = self._newests()
+        if missing and newest != self._newest:
+            self._newest = newest
+            self._timer = asyncio.get_running_loop().call_later(self._interval, self.check)
+        else:
+            self._outstanding.clear()
+        return asked
+
+    def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _newests(self) -> dict[int, Any]:
+        return {ssrc: layer.max_seq for ssrc, layer in self._layers.items()}
 
 
 def skip_gap_in(jitter: JitterBuffer, nack: NackGenerator) -> list[int]:

@@ -67,6 +67,7 @@ from server.media.aiortc_internals.receive import (
     WholeFrame,
     tap_encoded_frames,
 )
+from server.media.aiortc_internals.repair import LayerRepair
 
 
 class LayerFrame(WholeFrame):
@@ -105,6 +106,7 @@ class LayeredVideoBuffer(JitterBuffer):
         self._max = layers
         self._on_layer = on_layer  # (ssrc, payload type, its buffer) of each new layer
         self.layers: dict[int, LayerBuffer] = {}
+        self.repair: LayerRepair | None = None  # NACKs again what stays missing
 
     def add(self, packet: Any) -> tuple[bool, JitterFrame | None]:
         ssrc = packet.ssrc
@@ -129,13 +131,20 @@ class LayeredVideoBuffer(JitterBuffer):
         return pli, LayerFrame(data, timestamp, ssrc, after_gap, parts)
 
 
-def tap_simulcast(receiver: RTCRtpReceiver, layers: Any, sink: FrameSink) -> None:
+def tap_simulcast(
+    receiver: RTCRtpReceiver, layers: Any, sink: FrameSink, renack_seconds: float | None = None
+) -> None:
     """Like `tap_encoded_frames`, for a simulcast m-line: each layer reassembled and
-    NACKed apart; `sink` gets `LayerFrame`s. `layers` is a simulcast.Layers."""
+    NACKed apart; `sink` gets `LayerFrame`s. `layers` is a simulcast.Layers. With
+    `renack_seconds`, what is still missing is NACKed again at that interval while a
+    loss is outstanding (repair.py's `LayerRepair`, the buffer's `repair`)."""
     tap_encoded_frames(receiver, sink)
+    repair: LayerRepair | None = None
 
     def send_nack(ssrc: int, lost: list[int]) -> None:
         sending.spawn(receiver._send_rtcp_nack(ssrc, lost))
+        if repair is not None:
+            repair.lost()
 
     path = path_of(receiver)
 
@@ -160,6 +169,8 @@ def tap_simulcast(receiver: RTCRtpReceiver, layers: Any, sink: FrameSink) -> Non
         route_fast(receiver, ssrc, payload_type, layer, on_event)
 
     buffer = LayeredVideoBuffer(send_nack, max(layers.count, 1), on_layer)
+    if renack_seconds is not None:
+        repair = buffer.repair = LayerRepair(receiver, buffer.layers, renack_seconds)
     setattr(receiver, JITTER_ATTR, buffer)
     setattr(receiver, NACK_ATTR, None)
     # aiortc's REMB caps a sender near 1.5x what it receives: a browser held at its
