@@ -143,6 +143,13 @@ class Side(Connected):
             self.add_entry()
 
 
+def feed_both(fast: Connected, python: Connected, sent: list[bytes]) -> None:
+    """The same datagrams, in the same order, to the side routed to C and the other."""
+    for data in sent:
+        fast.feed(data)
+        python.feed(data)
+
+
 def vp8(frame: int, first: bool) -> bytes:
     """A VP8 payload descriptor (X, I with a 15-bit picture id, S on a frame's first
     packet) and some bytes."""
@@ -260,9 +267,7 @@ async def test_the_c_path_gives_what_the_python_path_gives(loss: float, seed: in
     key = os.urandom(30)
     fast, python = Side(key, fast=True), Side(key, fast=False)
     try:
-        for data in datagrams(key, 300, loss, seed):
-            fast.feed(data)
-            python.feed(data)
+        feed_both(fast, python, datagrams(key, 300, loss, seed))
         assert fast.direct.fast.routes == 3
         assert python.direct.fast.routes == 0
         assert fast.direct.fast.consumed > 600  # most packets took the C path
@@ -550,9 +555,7 @@ async def test_audio_through_the_c_path_gives_what_the_python_path_gives(
     key = os.urandom(30)
     fast, python = AudioSide(key, fast=True), AudioSide(key, fast=False)
     try:
-        for data in audio_datagrams(key, 400, loss, seed):
-            fast.feed(data)
-            python.feed(data)
+        feed_both(fast, python, audio_datagrams(key, 400, loss, seed))
         assert fast.direct.fast.routes == 2  # each stream
         assert python.direct.fast.routes == 0
         assert fast.direct.fast.consumed > 0.7 * fast.direct.handled  # most took the C path
