@@ -9,9 +9,14 @@ once transport-cc is negotiated. Two ways of receiving them, in the same run:
 - transport-cc: negotiated (negotiation.py's `accept_transport_cc`: the id known, the
   estimator gone): each packet's sequence number and arrival time are recorded, and a
   feedback is built every 18 packets (~100 ms of this stream), not sent.
+  Both tapped as the SFU taps a single-stream video (`tap_video`: the stream is one
+  layer, its NACK tracking and frame assembly in server/media/_rtp_receive.c; with
+  transport-cc taken from the datagram to the frame in C, with REMB on the Python path
+  for the estimator); *REMB, before* and *transport-cc, before*: tapped as before
+  `tap_video` (`tap_encoded_frames`: aiortc's NACK generator and a Python jitter buffer),
+  in the same run.
 - simulcast layer: as transport-cc, the receiver tapped as a simulcast m-line
-  (`tap_simulcast`: the stream is its one layer, with the layer's NACK tracking and
-  frame assembly, server/media/_rtp_receive.c), as the SFU receives a browser's camera.
+  (`tap_simulcast`), as the SFU receives a browser's simulcast camera.
 - audio: a tapped audio receiver fed 20 ms Opus packets (random payloads of Opus's
   size, each with an audio level and a transport-wide sequence number), as the SFU
   receives a browser's microphone: its stream taken from the datagram in C
@@ -73,7 +78,15 @@ ABS_SEND_TIME = RTCRtpHeaderExtensionParameters(
 TRANSPORT_CC = RTCRtpHeaderExtensionParameters(id=3, uri=transport_feedback.URI)
 FEEDBACK_EVERY = 18  # packets: ~100 ms of this ~178 packets/s stream
 AUDIO_FEEDBACK_EVERY = 5  # ~100 ms of 20 ms packets
-MODES = ("REMB", "transport-cc", "simulcast layer", "audio", "audio, Python path")
+MODES = (
+    "REMB",
+    "transport-cc",
+    "simulcast layer",
+    "REMB, before",
+    "transport-cc, before",
+    "audio",
+    "audio, Python path",
+)
 OPUS = RTCRtpCodecParameters(mimeType="audio/opus", clockRate=48000, payloadType=111, channels=2)
 AUDIO_LEVEL = RTCRtpHeaderExtensionParameters(
     id=1, uri="urn:ietf:params:rtp-hdrext:ssrc-audio-level"
@@ -169,14 +182,17 @@ async def receiver(key: bytes, mode: str) -> tuple[Any, Any, list[int]]:
     if mode == "simulcast layer":
         section = simulcast.SimulcastSection(mid="0", rids=[], ssrcs=[SSRC])
         aiortc_internals.tap_simulcast(receiver, simulcast.Layers(section), sink)
-    else:
+    elif mode.endswith("before"):
         aiortc_internals.tap_encoded_frames(receiver, sink)
+    else:
+        aiortc_internals.tap_video(receiver, sink, None)
+    remb = mode.startswith("REMB")
     parameters = RTCRtpReceiveParameters(
         codecs=[CODEC],
         encodings=[RTCRtpDecodingParameters(ssrc=SSRC, payloadType=96)],
-        headerExtensions=[ABS_SEND_TIME] + ([TRANSPORT_CC] if mode != "REMB" else []),
+        headerExtensions=[ABS_SEND_TIME] + ([] if remb else [TRANSPORT_CC]),
     )
-    if mode != "REMB":
+    if not remb:
         setattr(receiver, ESTIMATOR_ATTR, None)
     dtls._register_rtp_receiver(receiver, parameters)
     receiver._RTCRtpReceiver__codecs = {96: CODEC}
@@ -216,9 +232,17 @@ async def run_once(
     return elapsed, calls, frames[0]
 
 
-# what each mode is set against in the last column: video against REMB, audio against
-# its Python path
-BASELINE = {mode: "audio, Python path" if mode.startswith("audio") else "REMB" for mode in MODES}
+# what each mode is set against in the last column: a single-stream video against the
+# way before `tap_video` (a Python jitter buffer), audio against its Python path
+BASELINE = {
+    "REMB": "REMB, before",
+    "transport-cc": "transport-cc, before",
+    "simulcast layer": "transport-cc, before",
+    "REMB, before": "REMB, before",
+    "transport-cc, before": "REMB, before",
+    "audio": "audio, Python path",
+    "audio, Python path": "audio, Python path",
+}
 
 
 async def run(quick: bool = False) -> str:

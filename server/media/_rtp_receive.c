@@ -27,13 +27,15 @@
  * the transport's counters, the arrival stamp) and the `FastLayers` receive, so a routed
  * layer's packet runs no Python at all between uvloop's read and its frame.
  *
- * `LayerBuffer` is one simulcast layer's per-packet bookkeeping: aiortc's `NackGenerator`
+ * `LayerBuffer` is one video layer's per-packet bookkeeping (a simulcast layer's or a
+ * single stream's): aiortc's `NackGenerator`
  * (the packets missing, kept while at most `HISTORY` behind the newest, reported in
  * ascending order when a packet opens a gap), aiortc's `JitterBuffer.add` rules
  * (`MAX_MISORDER`, `remove`, `smart_remove`, a PLI wanted when it restarts or overflows)
  * with the prompt release of receive.py's `PromptVideoBuffer` (the first frame goes once
- * its packets are all in up to the marker bit, or the next frame has begun), repair.py's
- * `skip_gap_in` for a layer with packets but no frame for `STALL_S`, and aiortc's
+ * its packets are all in up to the marker bit, or the next frame has begun), the gap skip
+ * (`skip_gap_in`, tests/media/test_layer_buffer.py) for a layer with packets but no frame
+ * for `STALL_S`, and aiortc's
  * `StreamStatistics` of the layer's packets. The missing set is a bit per sequence number
  * (8 KiB): by the rule above it only holds numbers in [newest - HISTORY, newest), so a
  * newer packet clears what fell out of that window instead of scanning the set.

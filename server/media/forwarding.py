@@ -407,6 +407,8 @@ class Publication:
         def deliver(codec: RTCRtpCodecParameters, frame: JitterFrame) -> None:
             # A frame of padding packets only (a browser probing bandwidth) has no data.
             if generation == self._generation and frame.data:
+                if getattr(frame, "after_gap", False):  # frames were lost for good
+                    self.frames_lost()
                 self.push(
                     codec,
                     frame.data,

@@ -122,7 +122,6 @@ class Incoming:
     publication: Publication | None
     generation: int = 0
     ssrc: int | None = None
-    repair: asyncio.Task[None] | None = None  # loss_repair.repair_video, for video
 
 
 @dataclass
@@ -319,8 +318,6 @@ class Peer:
         if self._task is not None and self._task is not asyncio.current_task():
             self._task.cancel()
         for incoming in self.incoming:
-            if incoming.repair is not None:
-                incoming.repair.cancel()
             if incoming.publication is not None:
                 incoming.publication.detach(incoming.generation)
         for outgoing in list(self.outgoing.values()):

@@ -28,7 +28,7 @@ from server.media.downlink_pause import Video
 from server.media.forwarding import SCREEN, ForwardedTrack, Publication, same_codec
 from server.media.ice import sfu_configuration
 from server.media.ladder_monitor import LadderMonitor
-from server.media.loss_repair import RENACK_SECONDS, repair_video
+from server.media.loss_repair import RENACK_SECONDS
 from server.media.metrics import MediaMetrics
 from server.media.peer import Incoming, Outgoing, Peer
 from server.media.probe import MediaProbes
@@ -398,16 +398,12 @@ class Sfu:
         incoming.generation = publication.attach(
             internals.negotiated_codec(incoming.transceiver), request_keyframe
         )
-        internals.tap_encoded_frames(receiver, publication.sink_for(incoming.generation))
+        sink = publication.sink_for(incoming.generation)
         if incoming.kind == "video":
+            internals.tap_video(receiver, sink, renack_seconds=RENACK_SECONDS)
             self._cap_upstream(peer, incoming, publication)
-            incoming.repair = asyncio.create_task(
-                repair_video(
-                    internals.VideoRepair(receiver),
-                    lambda: peer.media_ssrc(incoming),
-                    publication,
-                )
-            )
+        else:
+            internals.tap_encoded_frames(receiver, sink)
 
     def _receive_simulcast(
         self, peer: Peer, incoming: Incoming, publication: Publication, layers: Layers

@@ -9,12 +9,16 @@ it away when sharing stops.
 
 from __future__ import annotations
 
+import gc
+import weakref
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from playwright.async_api import BrowserContext, async_playwright, expect
 
+from server.media.aiortc_internals import DirectReceive, LayeredVideoBuffer
+from server.media.aiortc_internals.base import JITTER_ATTR
 from tests.e2e.conftest import GRANTING_FLAGS, OpenPage, RoomPage
 from tests.support.services import require_program
 
@@ -43,6 +47,10 @@ async def sharing_context() -> AsyncIterator[BrowserContext]:
         await browser.close()
 
 
+def new_connections(earlier: weakref.WeakSet[DirectReceive]) -> list[DirectReceive]:
+    return [d for d in gc.get_objects() if isinstance(d, DirectReceive) and d not in earlier]
+
+
 def share_of(page: RoomPage, identity: str) -> Any:
     return page.page.locator(f'#screens .screen-share[data-identity="{identity}"]')
 
@@ -60,6 +68,8 @@ async def decoding(page: RoomPage, video: Any, more_than: int = 10) -> int:
 async def test_a_shared_screen_is_shown_large_to_the_other_and_goes_when_stopped(
     open_page: OpenPage, sharing_context: BrowserContext
 ) -> None:
+    # connections of earlier tests in this process may still be in memory: not counted
+    earlier = weakref.WeakSet(d for d in gc.get_objects() if isinstance(d, DirectReceive))
     ada = await open_page("ada", role="mentor", context=sharing_context)
     bo = await open_page("bo", diag=("debug-handle",))
     await expect(bo.tile("ada")).to_have_class("tile has-video", timeout=15_000)
@@ -68,6 +78,7 @@ async def test_a_shared_screen_is_shown_large_to_the_other_and_goes_when_stopped
     # none yet by the time the share had shown ten.
     camera = bo.tile("ada").locator("video")
     await decoding(bo, camera)
+    routes = {d: d.fast.routes for d in new_connections(earlier)}
 
     share = ada.page.get_by_role("button", name="Share screen")
     await share.click()
@@ -81,6 +92,21 @@ async def test_a_shared_screen_is_shown_large_to_the_other_and_goes_when_stopped
     width = await video.evaluate("(el) => el.videoWidth")
     camera_width = await camera.evaluate("(el) => el.videoWidth")
     assert width > 0 and camera_width > 0
+    # The SFU (in this process) takes the share, one VP8 stream, from the datagram to the
+    # frame in C (`tap_video`): one more route on ada's connection, and its one layer
+    # buffer has counted the share's packets.
+    grown = [d for d, n in routes.items() if d.fast.routes == n + 1]
+    assert len(grown) == 1, [(n, d.fast.routes) for d, n in routes.items()]
+    shares = [
+        buffer
+        for receiver in grown[0].receivers
+        if isinstance(buffer := getattr(receiver, JITTER_ATTR), LayeredVideoBuffer)
+        and buffer._replace
+        and len(buffer.layers) == 1
+    ]
+    # the share (and the camera: Chromium sends this small one without simulcast)
+    assert shares, "no single-stream video on ada's connection"
+    assert max(layer.packets_received for b in shares for layer in b.layers.values()) > 50
     # The camera tile still shows the camera: its video keeps playing beside the share.
     before = int(await camera.evaluate(FRAMES))
     await decoding(bo, camera, before + 10)

@@ -13,6 +13,7 @@ import pytest
 from aiortc.codecs import h264, opus, vpx
 
 from server.media import aiortc_internals as internals
+from server.media.aiortc_internals.base import ESTIMATOR_ATTR, JITTER_ATTR
 from tests.media.conftest import Join
 from tests.media.support import DecodeErrors
 from tests.support.parts import ServerParts
@@ -95,6 +96,12 @@ async def test_forwarding_is_pass_through(
         for t in peer.pc.getTransceivers()
     }
     assert all(isinstance(r, internals.DirectReceive) for r in receive.values()), receive
+    # ...her camera (one stream) into a layer buffer, its lost retransmissions NACKed
+    # again, and (no transport-cc from aiortc) her REMB estimator kept (tap_video)
+    camera = next(t.receiver for t in peer.pc.getTransceivers() if t.kind == "video")
+    buffer = getattr(camera, JITTER_ATTR)
+    assert isinstance(buffer, internals.LayeredVideoBuffer) and buffer.repair is not None
+    assert len(buffer.layers) == 1 and getattr(camera, ESTIMATOR_ATTR) is not None
     frames = sum(r.frames for r in bo.received)
     assert sum(r.handled for r in receive.values()) >= frames
     # ...each straight from the socket's protocol, not tried as STUN first (RtpDemux)

@@ -4,8 +4,9 @@ arrival: losses, reordering, duplicates, sequence numbers wrapping, a sender res
 far back or jumping far ahead, a layer stalled at a loss that skips its gap.
 
 The reference (`PythonLayer`) is that Python: aiortc's `NackGenerator`, a
-`PromptVideoBuffer` of 512 packets adding by aiortc's `JitterBuffer.add`, repair.py's
-`skip_gap_in`, and the stall rule `LayeredVideoBuffer` had."""
+`PromptVideoBuffer` of 512 packets adding by aiortc's `JitterBuffer.add`, `skip_gap_in`
+(below: the gap skip repair.py had for a single stream), and the stall rule
+`LayeredVideoBuffer` had."""
 
 from __future__ import annotations
 
@@ -17,14 +18,35 @@ import pytest
 from aiortc.jitterbuffer import JitterBuffer
 from aiortc.rtcrtpreceiver import NackGenerator, StreamStatistics
 from aiortc.rtp import RtpPacket
+from aiortc.utils import uint16_add
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from server.media._rtp_receive import CAPACITY, STALL_S, LayerBuffer
 from server.media.aiortc_internals import PromptVideoBuffer
-from server.media.aiortc_internals.repair import skip_gap_in
 
 Arrival = tuple[int, int, bool, float]  # seq, timestamp, marker, seconds since the last
+
+
+def skip_gap_in(jitter: JitterBuffer, nack: NackGenerator) -> list[int]:
+    """Drop the packets before the first whole frame after the buffer's first gap (one
+    that starts at a packet whose predecessor is present and of another frame); returns
+    the sequence numbers dropped, none when there is no gap or no such frame yet."""
+    if jitter._origin is None:
+        return []
+    capacity = jitter._capacity
+    slots = [jitter._packets[(jitter._origin + i) % capacity] for i in range(capacity)]
+    gap = next((i for i, packet in enumerate(slots) if packet is None), None)
+    if gap is None:
+        return []
+    for i in range(gap + 2, capacity):
+        packet, before = slots[i], slots[i - 1]
+        if packet is not None and before is not None and packet.timestamp != before.timestamp:
+            skipped = [uint16_add(jitter._origin, n) for n in range(i)]
+            jitter.remove(i)
+            nack.missing.difference_update(skipped)
+            return skipped
+    return []
 
 
 class PythonLayer:

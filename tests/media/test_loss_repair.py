@@ -1,10 +1,11 @@
 """Video keeps reaching the SFU after a lost retransmission (server/media/loss_repair.py).
 
-A publisher and an SFU-side receiver, both aiortc, over loopback; the publisher's
-transport drops chosen video packets and chosen copies of their retransmissions (RTX),
-and nothing else, so aiortc sees no later gap that would make it NACK again. Without
-the repair its jitter buffer waits for 512 newer packets (tens of seconds at these
-small one-packet frames) and no frame reaches the publication.
+A publisher and an SFU-side receiver, both aiortc, over loopback, the receiver tapped as
+the SFU taps a single-stream video (`tap_video`, with the SFU's `RENACK_SECONDS`); the
+publisher's transport drops chosen video packets and chosen copies of their
+retransmissions (RTX), and nothing else, so no later gap makes the receiver NACK again.
+Without the repair aiortc's jitter buffer waited for 512 newer packets (tens of seconds
+at these small one-packet frames) and no frame reached the publication.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from prometheus_client import CollectorRegistry
 from server.media import aiortc_internals as internals
 from server.media.aiortc_internals.base import JITTER_ATTR
 from server.media.forwarding import Publication
-from server.media.loss_repair import repair_video
+from server.media.loss_repair import RENACK_SECONDS
 from server.media.metrics import MediaMetrics
 from tests.media.support import EncodedTrack, client_configuration, encode_video
 from tests.media.test_fast_receive import SSRCS, Side, Stream, vp8
@@ -75,6 +76,14 @@ class Link:
     publication: Publication
     dropper: Dropper
     delivered: list[bytes]
+    registry: CollectorRegistry
+
+    def stall_requests(self) -> float:
+        """Keyframes the publication asked for because frames were lost for good."""
+        value = self.registry.get_sample_value(
+            "pairwise_sfu_keyframe_requests_total", {"reason": "stall"}
+        )
+        return value or 0.0
 
 
 @pytest.fixture
@@ -86,21 +95,17 @@ async def link(request: pytest.FixtureRequest) -> AsyncIterator[Link]:
     track = EncodedTrack("video", video, FPS)
     sending = publisher.addTransceiver(track, direction="sendonly")
     internals.on_keyframe_request(sending.sender, track.request_keyframe)
-    publication = Publication("room", "ada", "video", MediaMetrics(CollectorRegistry()))
+    registry = CollectorRegistry()
+    publication = Publication("room", "ada", "video", MediaMetrics(registry))
     delivered: list[bytes] = []
     publication.sinks.append(lambda codec, packet: delivered.append(bytes(packet)))
     dropper = Dropper(sending.sender, retransmissions)
-    tasks: list[asyncio.Task[None]] = []
 
     def on_track(remote: MediaStreamTrack) -> None:
         receiving = next(t for t in sfu.getTransceivers() if t.receiver.track is remote)
         receiver = receiving.receiver
         publication.attach(internals.negotiated_codec(receiving), lambda: _pli(receiver))
-        internals.tap_encoded_frames(receiver, publication.sink_for(1))
-        repair = internals.VideoRepair(receiver)
-        tasks.append(
-            asyncio.create_task(repair_video(repair, lambda: _ssrc(receiver), publication))
-        )
+        internals.tap_video(receiver, publication.sink_for(1), RENACK_SECONDS)
 
     sfu.on("track", on_track)
     await publisher.setLocalDescription(await publisher.createOffer())
@@ -116,10 +121,8 @@ async def link(request: pytest.FixtureRequest) -> AsyncIterator[Link]:
 
     transport._send_rtp = lossy_send  # type: ignore[method-assign]
     try:
-        yield Link(track, publication, dropper, delivered)
+        yield Link(track, publication, dropper, delivered, registry)
     finally:
-        for task in tasks:
-            task.cancel()
         await publisher.close()
         await sfu.close()
 
@@ -160,6 +163,7 @@ async def test_a_lost_retransmission_is_asked_for_again(link: Link) -> None:
     # The first retransmission was dropped and nothing else was lost: only a NACK
     # repeated on the timer brings the packet, and no frame is skipped.
     assert link.dropper.dropped_rtx == 1 and link.dropper.passed_rtx >= 1
+    assert link.stall_requests() == 0
     sent = link.track.sent
     start = sent.index(link.delivered[0])
     assert link.delivered == sent[start : start + len(link.delivered)]
@@ -172,6 +176,8 @@ async def test_a_packet_that_never_arrives_is_skipped_to_a_keyframe(link: Link) 
     # whole frame, and the publisher is asked for a keyframe for the subscribers.
     assert link.dropper.dropped_rtx >= 1 and link.dropper.passed_rtx == 0
     assert link.track.keyframe_requests >= 1
+    # the frame after the gap tells the publication: its subscribers wait for a keyframe
+    assert link.stall_requests() >= 1
     after = link.delivered[before:]
     assert len(after) >= FLOWING
     sent = link.track.sent

@@ -15,7 +15,7 @@ Each module here holds one concern, the numbered internals it relies on, and a
 - `arrival.py`: the kernel's arrival time of each datagram (20).
 - `per_packet.py`: NACK and statistics bookkeeping per packet in one call each (21) for
   what is not a simulcast layer.
-- `repair.py`: video loss repair (7. NACK again, skip a gap).
+- `repair.py`: video loss repair (7. NACK again).
 - `simulcast_receive.py`: simulcast layers on one receiver, each layer's NACK tracking and
   frames in C (server/media/_layer_buffer.c), routing by MID (11, 12).
 - `rtcp.py`: keyframe requests, REMB, receiver reports, the upstream cap, malformed
@@ -77,7 +77,7 @@ from server.media.aiortc_internals.receive import (
     frame_parts,
     tap_encoded_frames,
 )
-from server.media.aiortc_internals.repair import LayerRepair, VideoRepair
+from server.media.aiortc_internals.repair import LayerRepair
 from server.media.aiortc_internals.rtcp import (
     UpstreamCap,
     drop_malformed_remb,
@@ -93,6 +93,7 @@ from server.media.aiortc_internals.simulcast_receive import (
     accept_header_extensions,
     route_by_mid,
     tap_simulcast,
+    tap_video,
 )
 from server.media.aiortc_internals.transport import (
     Packetizer,
@@ -159,7 +160,6 @@ __all__ = [
     "RtpDemux",
     "RtpLink",
     "UpstreamCap",
-    "VideoRepair",
     "WholeFrame",
     "accept_header_extensions",
     "accept_transport_cc",
@@ -185,5 +185,6 @@ __all__ = [
     "set_stream_id",
     "tap_encoded_frames",
     "tap_simulcast",
+    "tap_video",
     "transport_cc_negotiated",
 ]

@@ -9,8 +9,8 @@
 8. `RTCRtpReceiver._RTCRtpReceiver__jitter_buffer` (a `JitterBuffer`: `_origin`,
    `_packets`, `_capacity`, `remove(count)`; each packet's `timestamp` and depayloaded
    `_data`). A video buffer holds 512 packets and waits at a missing one until 512
-   newer ones arrive (~10 s at 500 kbit/s); `VideoRepair.skip_gap` moves it to the
-   next whole frame after the gap instead. aiortc's buffers also release a video frame
+   newer ones arrive (~10 s at 500 kbit/s) (the SFU's video receivers have a layer
+   buffer instead: simulcast_receive.py's `tap_video`, which skips such a gap). aiortc's buffers also release a video frame
    only when the *next* frame's first packet arrives (a frame interval late) and hold
    four audio packets (80 ms): `tap_encoded_frames` swaps in `PromptVideoBuffer`
    (a frame goes as soon as its marker-bit packet is in; `JitterBuffer.add` ends in
@@ -50,6 +50,7 @@ from server.media.aiortc_internals.base import (
     FrameSink,
     handle_rtp_source,
     needs,
+    takes,
     unconnected,
 )
 from server.media.aiortc_internals.direct_receive import receive_directly, route_fast
@@ -268,6 +269,16 @@ def problems() -> list[str]:
     if "return pli_flag, self._remove_frame(packet.sequence_number)" not in add:
         found.append("JitterBuffer.add no longer ends by releasing _remove_frame's frame")
     found += needs(add, "JitterBuffer.add", *JITTER_ADD_LINES)  # PromptVideoBuffer.add
+    if not takes(JitterBuffer, "remove", "count"):  # PromptVideoBuffer's state and calls
+        found.append("JitterBuffer.remove(count) is gone or changed")
+    jitter = JitterBuffer(capacity=16, is_video=True)
+    if (
+        not isinstance(jitter._packets, list)
+        or jitter._capacity != len(jitter._packets)
+        or jitter._origin is not None
+        or jitter._is_video is not True
+    ):
+        found.append("JitterBuffer._packets/_capacity/_origin/_is_video changed")
     if "self.__jitter_buffer.add(packet)" not in handle:
         found.append("RTCRtpReceiver no longer feeds packets to __jitter_buffer.add")
     frames = inspect.getsource(JitterBuffer._remove_frame)

@@ -22,6 +22,7 @@
    `__remote_bitrate_estimator` to None (its REMB would cap the browser below its
    upper layers). Frames carry their
    SSRC and their own RTP timestamp (`__timestamp_mapper` maps one stream's clock only).
+   A single-stream video (`tap_video`) is one such layer, its estimator kept.
    `accept_header_extensions` adds the RID extensions to a transceiver's negotiated
    `_headerExtensions`, which both the answer (`create_media_description_for_transceiver`)
    and the receiver's parameters (`__remoteRtp`) are built from, and to its DTLS
@@ -100,11 +101,13 @@ class LayeredVideoBuffer(JitterBuffer):
         send_nack: Callable[[int, list[int]], None],
         layers: int,
         on_layer: Callable[[int, int, LayerBuffer], None] | None = None,
+        replace: bool = False,
     ) -> None:
         super().__init__(capacity=16, is_video=True)
         self._send_nack = send_nack
         self._max = layers
         self._on_layer = on_layer  # (ssrc, payload type, its buffer) of each new layer
+        self._replace = replace  # a new SSRC past `layers` replaces the oldest (one stream)
         self.layers: dict[int, LayerBuffer] = {}
         self.repair: LayerRepair | None = None  # NACKs again what stays missing
 
@@ -114,7 +117,9 @@ class LayeredVideoBuffer(JitterBuffer):
         now = time.monotonic()
         if layer is None:
             if len(self.layers) >= self._max:
-                return False, None  # not one of the layers: an SSRC too many
+                if not self._replace:
+                    return False, None  # not one of the layers: an SSRC too many
+                del self.layers[next(iter(self.layers))]  # the sender restarted
             layer = self.layers[ssrc] = LayerBuffer(now)
             if self._on_layer is not None:
                 self._on_layer(ssrc, packet.payload_type, layer)
@@ -131,13 +136,24 @@ class LayeredVideoBuffer(JitterBuffer):
         return pli, LayerFrame(data, timestamp, ssrc, after_gap, parts)
 
 
-def tap_simulcast(
-    receiver: RTCRtpReceiver, layers: Any, sink: FrameSink, renack_seconds: float | None = None
-) -> None:
-    """Like `tap_encoded_frames`, for a simulcast m-line: each layer reassembled and
-    NACKed apart; `sink` gets `LayerFrame`s. `layers` is a simulcast.Layers. With
-    `renack_seconds`, what is still missing is NACKed again at that interval while a
-    loss is outstanding (repair.py's `LayerRepair`, the buffer's `repair`)."""
+def tap_video(receiver: RTCRtpReceiver, sink: FrameSink, renack_seconds: float | None) -> None:
+    """Like `tap_encoded_frames`, for a single-stream video (a camera sent without
+    simulcast, a screen share): its stream is one layer of a `LayeredVideoBuffer`, so
+    its packets take the same C path as a simulcast layer's (NACKs, frame assembly, the
+    stall skip, `renack_seconds`); `sink` gets `LayerFrame`s. A new SSRC replaces the
+    stream (the sender restarted). The receiver keeps its bitrate estimator (a
+    publisher without transport-cc is sent REMB; its packets then stay on the Python
+    path, into the same buffer)."""
+    _tap_layers(receiver, sink, 1, renack_seconds, replace=True)
+
+
+def _tap_layers(
+    receiver: RTCRtpReceiver,
+    sink: FrameSink,
+    count: int,
+    renack_seconds: float | None,
+    replace: bool = False,
+) -> LayeredVideoBuffer:
     tap_encoded_frames(receiver, sink)
     repair: LayerRepair | None = None
 
@@ -168,11 +184,22 @@ def tap_simulcast(
     def on_layer(ssrc: int, payload_type: int, layer: LayerBuffer) -> None:
         route_fast(receiver, ssrc, payload_type, layer, on_event)
 
-    buffer = LayeredVideoBuffer(send_nack, max(layers.count, 1), on_layer)
+    buffer = LayeredVideoBuffer(send_nack, count, on_layer, replace)
     if renack_seconds is not None:
         repair = buffer.repair = LayerRepair(receiver, buffer.layers, renack_seconds)
     setattr(receiver, JITTER_ATTR, buffer)
     setattr(receiver, NACK_ATTR, None)
+    return buffer
+
+
+def tap_simulcast(
+    receiver: RTCRtpReceiver, layers: Any, sink: FrameSink, renack_seconds: float | None = None
+) -> None:
+    """Like `tap_encoded_frames`, for a simulcast m-line: each layer reassembled and
+    NACKed apart; `sink` gets `LayerFrame`s. `layers` is a simulcast.Layers. With
+    `renack_seconds`, what is still missing is NACKed again at that interval while a
+    loss is outstanding (repair.py's `LayerRepair`, the buffer's `repair`)."""
+    _tap_layers(receiver, sink, max(layers.count, 1), renack_seconds)
     # aiortc's REMB caps a sender near 1.5x what it receives: a browser held at its
     # lowest layer never gets to send the others. Without it the browser's own
     # loss-based estimate (from the receiver reports) ramps up to all its layers.
@@ -195,6 +222,7 @@ def tap_simulcast(
 
     # aiortc's path (a packet that arrives before the transport is connected) and ours
     receiver._handle_rtp_packet = learn_then_handle  # type: ignore[method-assign]
+    path = path_of(receiver)
     if path is not None:
         path.before = learn
 
