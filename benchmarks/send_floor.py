@@ -211,10 +211,28 @@ async def _senders(addr: tuple[str, int], stream: Any) -> dict[str, tuple[SendFr
         publications[kind].push(codecs[kind], audio[index % len(audio)], index * 960, 0x90)
         return SUBSCRIBERS
 
+    # a simulcast camera's top layer (of three), every subscriber on it
+    layered = Publication("bench", "publisher", "video", metrics)
+    layered.attach(codecs["video"], lambda: True, layers=3, request_layer=lambda i: True)
+    for i in range(SUBSCRIBERS):
+        _, output = _outputs(transport, addr, "video", 4000 + 2 * i)
+        track = ForwardedTrack(layered, f"sub{i}")
+        track.use(DirectSend("video", metrics, output))
+        track.target = 2
+        layered.subscribe(track)
+
+    def simulcast(kind: str, index: int) -> int:
+        if kind == "video":
+            data, payloads = video[index % len(video)]
+            layered.push_layer(codecs[kind], data, index * 3000, 2)
+            return len(payloads) * SUBSCRIBERS
+        return publication(kind, index)
+
     return {
         "floor": (floor, sock),
         "rtp_output": (rtp_output, transport),
         "publication": (publication, transport),
+        "simulcast": (simulcast, transport),
     }
 
 
@@ -293,6 +311,7 @@ async def run(quick: bool) -> str:
         ("floor", "floor: header + SRTP protect + one `sendto`"),
         ("rtp_output", "`RtpOutput.send` (extensions, history, counters, GSO)"),
         ("publication", "`Publication.push` → every `ForwardedTrack` (the SFU's send side)"),
+        ("simulcast", "`Publication.push_layer` → every `ForwardedTrack` on the layer"),
     ):
         paced, b2b = results[name]
         lines.append(f"| {label} | {paced:.1f} | {b2b:.1f} | {paced / floor_paced:.2f}x |")

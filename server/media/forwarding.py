@@ -9,8 +9,9 @@ Each subscriber gets a `ForwardedTrack`, which sends the way chosen at negotiati
 RTP packets through an `RtpOutput` (rtp_output.py): the publication packetizes a frame
 once and every subscriber only adds its own header; the subscribers a frame goes to with
 no decision to make (`ForwardedTrack.steady`: enabled, live, sent directly, not waiting
-for a keyframe; not simulcast) get it in one C call (`_rtp_send.fan_out`), the others
-through `ForwardedTrack.offer`. Only a transcoded track (no codec in common) queues
+for a keyframe; for a simulcast layer's frame `steady_on`: also on that layer and staying
+there, not probing) get it in one C call (`_rtp_send.fan_out`), the others through
+`ForwardedTrack.offer`. Only a transcoded track (no codec in common) queues
 frames for its aiortc sender. The per-frame path is kept lean
 (it runs once per frame per subscriber): metric children resolved once, one
 `av.Packet` and one `Packetized` per frame for everyone. A subscriber that falls behind
@@ -112,6 +113,8 @@ def as_payloads(
 
 
 LAYER_IDLE_SECONDS = 1.5  # a simulcast layer with no frame for this long is not offered
+# Who a frame goes to: the steady subscribers, their streams (one C call), the others.
+Split = tuple[list["ForwardedTrack"], list[_rtp_send.Stream], list["ForwardedTrack"]]
 
 
 def vp8_size(data: bytes) -> tuple[int, int] | None:
@@ -215,9 +218,10 @@ class Publication:
         # The subscribers a frame goes to without a decision (`ForwardedTrack.steady`),
         # their streams (sent to in one C call: `_rtp_send.fan_out`), and the others; made
         # again after any change to who is steady (None: to be made).
-        self._split: (
-            tuple[list[ForwardedTrack], list[_rtp_send.Stream], list[ForwardedTrack]] | None
-        ) = None
+        self._split: Split | None = None
+        # Simulcast: per layer, the subscribers steady on it (`ForwardedTrack.steady_on`)
+        # and their streams, and the others; made again as `_split` is.
+        self._layer_splits: dict[int, Split] = {}
         self._fanned = 0  # frames sent by fan_out, not yet in the forwarded-frames metric
         self._forwarded = metrics.forwarded_frames.labels(kind)
         # Simulcast: the layers received (lowest first), each asked for keyframes apart.
@@ -248,7 +252,7 @@ class Publication:
         `layers` (simulcast) frames come through `push_layer`, and `request_layer(i)`
         asks for a keyframe on layer i."""
         self._generation += 1
-        self._split = None
+        self.steady_changed()
         for layer in self.layers:
             if layer.retry is not None:
                 layer.retry.cancel()
@@ -334,10 +338,30 @@ class Publication:
             self.on_layers()
         if self.paused or self.held or not self.subscribers:
             return
+        split = self._layer_splits.get(index)
+        if split is None:
+            steady = [track for track in self.subscribers if track.steady_on(index)]
+            streams = [track.output.stream for track in steady if track.output is not None]
+            others = [track for track in self.subscribers if track not in steady]
+            split = self._layer_splits[index] = (steady, streams, others)
+        steady, streams, others = split
         packet: av.Packet | None = None
         packetized: Packetized | None = None
         waiting = False
-        for track in self.subscribers:
+        if streams:  # the frame as it is to those staying on this layer, in one C call
+            if repacketized(codec):
+                packet = av.Packet(data)
+                packet.pts = timestamp
+                packet.time_base = self._time_base
+            if layer.packetize is None:
+                layer.packetize = internals.packetizer(codec)
+            payloads = as_payloads(codec, data, packet, parts, layer.packetize)
+            if forwardable(payloads):
+                packetized = Packetized(payloads, timestamp, ntp_now())
+                waiting = self._send_steady(steady, streams, packet, key, packetized)
+            else:
+                others = self.subscribers  # each as below: it waits for a keyframe
+        for track in others:
             switched = False
             if track.layer != index:
                 if track.target != index:
@@ -499,16 +523,28 @@ class Publication:
             streams = [track.output.stream for track in steady if track.output is not None]
             self._split = (steady, streams, others)
         steady, streams, others = self._split
-        waiting = False
-        if streams:
-            unsent = _rtp_send.fan_out(streams, packetized)
-            self._fanned += len(streams) - len(unsent)
-            if self._fanned >= METRIC_BATCH:
-                self._flush_fanned()
-            for index in unsent:
-                waiting |= not steady[index].offer(packet, key, packetized)
+        waiting = self._send_steady(steady, streams, packet, key, packetized) if streams else False
         for track in others:
             waiting |= not track.offer(packet, key, packetized)
+        return waiting
+
+    def _send_steady(
+        self,
+        steady: list[ForwardedTrack],
+        streams: list[_rtp_send.Stream],
+        packet: av.Packet | None,
+        key: bool,
+        packetized: Packetized,
+    ) -> bool:
+        """A frame to the steady subscribers' streams in one C call; through `offer` to
+        one whose wire has changed. True if one waits for a keyframe."""
+        unsent = _rtp_send.fan_out(streams, packetized)
+        self._fanned += len(streams) - len(unsent)
+        if self._fanned >= METRIC_BATCH:
+            self._flush_fanned()
+        waiting = False
+        for index in unsent:
+            waiting |= not steady[index].offer(packet, key, packetized)
         return waiting
 
     def _flush_fanned(self) -> None:
@@ -517,8 +553,10 @@ class Publication:
             self._fanned = 0
 
     def steady_changed(self) -> None:
-        """A subscriber's `steady` may have changed (or the subscribers did)."""
+        """A subscriber's `steady` or `steady_on` may have changed (or the subscribers
+        did)."""
         self._split = None
+        self._layer_splits.clear()
 
     def request_keyframe(self, reason: str) -> None:
         """Ask the publisher for a keyframe: now, or coalesced with the others made
@@ -557,7 +595,7 @@ class Publication:
 
     def subscribe(self, track: ForwardedTrack) -> None:
         self.subscribers.append(track)
-        self._split = None
+        self.steady_changed()
         self._direct += track.output is not None
         self._metrics.forwarded_streams.inc()
         if track.transcoder is not None:
@@ -567,7 +605,7 @@ class Publication:
     def unsubscribe(self, track: ForwardedTrack) -> None:
         if track in self.subscribers:
             self.subscribers.remove(track)
-            self._split = None
+            self.steady_changed()
             self._direct -= track.output is not None
             self._metrics.forwarded_streams.dec()
             if track.transcoder is not None:
@@ -638,10 +676,8 @@ class ForwardedTrack(MediaStreamTrack):
         # Paused by the SFU: the subscriber's link cannot carry it (downlink_pause.py).
         self.link_paused = False
         self._need_keyframe = self.kind == "video"  # set through `_needs_keyframe`
-        # Simulcast: the layer being sent (None until its first keyframe) and the one
-        # chosen for this subscriber (simulcast_choice.py), moved to on its keyframe.
-        self.layer: int | None = None
-        self.target = 0
+        self._layer: int | None = None  # `layer`
+        self._target = 0  # `target`
         self.choice = Choice()
         self.reported_loss = ReportedLoss()  # from the subscriber's receiver reports
         self.view: tuple[int, int] | None = None  # the tile's size (media_view)
@@ -654,6 +690,45 @@ class ForwardedTrack(MediaStreamTrack):
         self._chosen.set()
         self.publication.steady_changed()
 
+    def steady_on(self, index: int) -> bool:
+        """The next frame of simulcast layer `index` goes out to it as it is: enabled,
+        live, sent directly, not waiting for a keyframe, on that layer and staying there
+        (its target; no switch pending), not probing its link (which pads each frame).
+        Whatever changes one of these tells the publication (`layer` and `target` do
+        when set; the SFU when a choice starts or stops probing)."""
+        return (
+            self._layer == index
+            and self._target == index
+            and self.enabled
+            and not self._need_keyframe
+            and self.readyState == "live"
+            and self.output is not None
+            and not self.choice.probe_rate
+        )
+
+    @property
+    def layer(self) -> int | None:
+        """Simulcast: the layer being sent (None until its first keyframe)."""
+        return self._layer
+
+    @layer.setter
+    def layer(self, index: int | None) -> None:
+        if index != self._layer:
+            self._layer = index
+            self.publication.steady_changed()
+
+    @property
+    def target(self) -> int:
+        """Simulcast: the layer chosen for it (simulcast_choice.py), moved to on its
+        keyframe."""
+        return self._target
+
+    @target.setter
+    def target(self, index: int) -> None:
+        if index != self._target:
+            self._target = index
+            self.publication.steady_changed()
+
     @property
     def steady(self) -> bool:
         """The next frame of a publication that is not simulcast goes out as it is, with
@@ -664,7 +739,7 @@ class ForwardedTrack(MediaStreamTrack):
             and not self._need_keyframe
             and self.readyState == "live"
             and self.output is not None
-            and self.layer is None
+            and self._layer is None
         )
 
     def _needs_keyframe(self, needs: bool) -> None:

@@ -454,9 +454,12 @@ class Sfu:
                 for layer in publication.layers
             ]
             view = track.view[1] if track.view is not None else None
+            probing = bool(track.choice.probe_rate)
             target = choose(
                 track.choice, states, budget, track.loss, view, now, rising=peer.remb.rising
             )
+            if bool(track.choice.probe_rate) != probing:  # padding starts or stops
+                publication.steady_changed()
             if target != track.target:
                 track.target = target
                 publication.request_layer_keyframe(target, "layer_switch")

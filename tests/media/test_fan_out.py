@@ -13,6 +13,7 @@ back only once it may; and bad input sends nothing to anyone.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import socket
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -254,3 +255,68 @@ async def test_bad_input_to_the_fan_out_sends_nothing_to_anyone(wires: Wires) ->
     for wire, (seq, *_) in zip(subscribers, before, strict=True):
         (packet,) = wire.read(1)
         assert packet.sequence_number == seq and packet.payload == b"y" * MAX_PAYLOAD
+
+
+def layer_frames(layer: int) -> tuple[bytes, bytes]:
+    """A keyframe and a delta frame of simulcast layer `layer`, told apart by their
+    bytes."""
+    mark = str(layer).encode()
+    return KEY[:10] + mark * 300, DELTA[:3] + mark * 200
+
+
+async def test_a_simulcast_layer_goes_to_the_subscribers_staying_on_it_in_one_call(
+    wires: Wires,
+) -> None:
+    """Subscribers on a layer and staying there get its frames through the fan-out, each
+    its own layer only; one whose target moves leaves it at once (a step down for
+    congestion gets nothing more of its layer), moves on the target's keyframe with its
+    timestamps continuing, and is back in the fan-out on its new layer."""
+    metrics = MediaMetrics(CollectorRegistry())
+    asked: list[int] = []
+    video = Publication("room", "ada", "video", metrics, clock=lambda: 0.0)
+    video.attach(VP8, lambda: True, layers=3, request_layer=lambda i: asked.append(i) or True)
+    bo_wire, carol_wire, dan_wire = await wires(3)
+    bo, carol, dan = (subscribe(video, metrics, w) for w in (bo_wire, carol_wire, dan_wire))
+    bo.target = carol.target = 2
+    seen = {name: offers(track) for name, track in (("bo", bo), ("carol", carol), ("dan", dan))}
+    timestamp = 0
+
+    def frame(key: bool = False) -> None:
+        nonlocal timestamp
+        timestamp += 3000
+        for layer in range(3):
+            video.push_layer(VP8, layer_frames(layer)[0 if key else 1], timestamp, layer)
+
+    def marks(wire: Wire, count: int) -> list[bytes]:
+        return [p.payload[-1:] for p in wire.read(count)]
+
+    frame(key=True)
+    assert bo.steady_on(2) and carol.steady_on(2) and dan.steady_on(0)
+    for _ in range(5):
+        frame()
+    assert marks(bo_wire, 6) == marks(carol_wire, 6) == [b"2"] * 6
+    assert marks(dan_wire, 6) == [b"0"] * 6
+    # the keyframe made each wire (through offer); every frame after it the fan-out's
+    assert {name: len(frames) for name, frames in seen.items()} == {"bo": 1, "carol": 1, "dan": 1}
+    assert all(nothing_more(w) for w in (bo_wire, carol_wire, dan_wire))
+
+    carol.choice.changed_at = carol.choice.congested_at = 1.0  # a step down for congestion
+    carol.target = 1
+    assert not carol.steady_on(2) and bo.steady_on(2)
+    frame()  # nothing more of layer 2 for carol; layer 1 asked for a keyframe
+    assert nothing_more(carol_wire) and marks(bo_wire, 1) == [b"2"]
+    assert 1 in asked
+    frame(key=True)  # layer 1's keyframe moves her
+    moved = carol_wire.read(1)
+    assert [p.payload[-1:] for p in moved] == [b"1"] and carol.layer == 1
+    assert carol.steady_on(1) and not carol.steady_on(2)
+    through = len(seen["carol"])
+    for _ in range(3):
+        frame()
+    later = carol_wire.read(3)
+    assert [p.payload[-1:] for p in later] == [b"1"] * 3
+    assert len(seen["carol"]) == through, "carol's frames on her new layer went through offer"
+    stream = moved + later
+    step = [(b.timestamp - a.timestamp) & 0xFFFFFFFF for a, b in itertools.pairwise(stream)]
+    assert step == [3000, 3000, 3000]  # her stream's timestamps go on across the move
+    assert marks(bo_wire, 4) == [b"2"] * 4 and marks(dan_wire, 5) == [b"0"] * 5
