@@ -17,6 +17,7 @@ from playwright.async_api import expect
 
 from server.app import create_app
 from server.config import Settings
+from server.media.aiortc_internals.base import JITTER_ATTR, RTX_ATTR
 from tests.e2e.conftest import Launcher, OpenPage
 from tests.e2e.test_continuity import DEBUG, both_decode, decodes, make_pair, timeline
 from tests.support.netns import TestHost
@@ -233,6 +234,50 @@ async def test_degraded_network_keeps_video_and_recovers(
     await both_decode(ada, bo, 10)
     steps = [e["detail"] for e in await timeline(base_url, pair_id) if e["identity"] == "bo"]
     assert not [s for s in steps if s.startswith("video→")], steps
+
+
+async def test_lost_retransmissions_are_asked_for_again_and_video_goes_on(
+    open_page: OpenPage,
+    launcher: Launcher,
+    test_host: TestHost,
+    server: Any,
+    server_port: int,
+    base_url: str,
+    tmp_path: Path,
+) -> None:
+    """Every retransmission bo's Chromium sends is dropped (nftables matches its RTX
+    SSRC in the RTP header, which SRTP leaves clear) and 5 % of all packets both ways:
+    the SFU asks again for what its NACKs did not bring (`LayerRepair`), gives a packet
+    up after the stall limit (the layer buffer skips to the next whole frame and asks for
+    a keyframe), and ada's video of bo goes on; healed, both decode."""
+    room = "pair-rtx-lost"
+    await make_pair(base_url, room)
+    ada = await open_page("ada", role="mentor", room=room, diag=DEBUG)
+    bo = await bo_in_namespace(open_page, launcher, test_host, server_port, tmp_path, room)
+    await both_decode(ada, bo, 20)
+    peer = ServerParts(server.app).sfu.peer(room, "bo")
+    assert peer is not None
+    camera = next(i for i in peer.incoming if i.kind == "video")
+    receiver, publication = camera.transceiver.receiver, camera.publication
+    buffer = getattr(receiver, JITTER_ATTR)
+    rtx = list(getattr(receiver, RTX_ATTR))
+    assert len(rtx) == 1 and buffer.repair is not None and publication is not None
+    registry = ServerParts(server.app).registry
+
+    def given_up() -> float:  # frames lost for good: the publication asked for a keyframe
+        labels = {"reason": "stall"}
+        return registry.get_sample_value("pairwise_sfu_keyframe_requests_total", labels) or 0.0
+
+    stalls, keyframes = given_up(), publication.keyframes
+    rules = f"@th,128,32 0x{rtx[0]:08x} drop\nnumgen random mod 100 < 5 drop"
+    await asyncio.to_thread(test_host.nft, rules)
+    await eventually(lambda: buffer.repair.asked > 0, timeout=20)
+    # a packet given up: the buffer skipped its gap, a keyframe was asked for and came
+    await eventually(lambda: given_up() > stalls, timeout=20)
+    await eventually(lambda: publication.keyframes > keyframes, timeout=20)
+    await decodes(ada, "bo", 15, frames=20)
+    await asyncio.to_thread(test_host.heal)
+    await both_decode(ada, bo, 10)
 
 
 def bo_outgoing(server: Any) -> list[Any]:
