@@ -54,7 +54,7 @@
  * record, the statistics, `AudioPassThrough`'s rule (only a packet newer than the
  * stream's newest goes on, the newest kept in the stream's `LayerBuffer` for both paths)
  * and the audio level are done here, with no `RtpPacket`. Anything it is not sure of
- * (another SSRC or payload type, an odd header extension, a MID or RID, padding, a
+ * (another SSRC or payload type, an odd header extension, a RID or a MID not ASCII, padding, a
  * receiver not receiving) goes to the Python path as the `RtpPacket` `unprotect_parse`
  * would have made. tests/media/test_fast_receive.py feeds
  * the same datagrams to both paths and compares what comes out.
@@ -987,7 +987,9 @@ static PyObject *fast_feedback(Fast *f, PyObject *args) {
  * transport-wide sequence number in *seq and the audio level byte in *level (-1: none),
  * or -1 where the Python path should
  * decide: anything malformed (a length that does not fit its kind: `parse` drops these),
- * or a MID or RID (the Python path reads them: its RIDs, aiortc's routing). */
+ * a RID (the Python path learns the layers from them), or a MID that is not ASCII. A
+ * routed packet's MID changes nothing (its SSRC is known: `route_by_mid` routes by it
+ * first); aiortc puts one on every packet, Chromium on a stream's first ones. */
 static int scan_extensions(unsigned profile, const unsigned char *v, long len,
                            const long ids[KINDS], long *seq, long *level) {
     static const int sizes[KINDS] = {[ABS_SEND_TIME] = 3, [TRANSMISSION_OFFSET] = 3,
@@ -1014,7 +1016,12 @@ static int scan_extensions(unsigned profile, const unsigned char *v, long len,
         if (len < pos + length) return -1;
         for (int k = 0; k < KINDS; k++) {
             if (ids[k] != id) continue;
-            if (k == MID || k == RID || k == REPAIRED_RID || length != sizes[k]) return -1;
+            if (k == MID) { /* routed by SSRC, as `route_by_mid` does a known SSRC */
+                for (long i = 0; i < length; i++)
+                    if (v[pos + i] & 0x80) return -1; /* not ASCII: `parse`'s utf-8 decides */
+                break;
+            }
+            if (k == RID || k == REPAIRED_RID || length != sizes[k]) return -1;
             if (k == TRANSPORT_SEQ) *seq = ((long)v[pos] << 8) | v[pos + 1];
             if (k == AUDIO_LEVEL) *level = v[pos];
             break; /* the first kind with this id, as `parse` reads it */

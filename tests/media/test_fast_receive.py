@@ -578,9 +578,10 @@ class AudioSide(Connected):
 
 def audio_datagrams(key: bytes, packets: int, loss: float, seed: int) -> list[bytes]:
     """20 ms Opus packets with audio levels (some without), some lost, late or sent
-    twice, a few with a MID (the Python path reads those), padding, a malformed level,
-    a payload type not negotiated, and a second stream on the same receiver (its own
-    sequence numbers)."""
+    twice, a few with a MID (as aiortc sends on every packet; one not ASCII takes the
+    Python path, one not UTF-8 is dropped by both), padding, a malformed level, a payload
+    type not negotiated, and a second stream on the same receiver (its own sequence
+    numbers)."""
     random.seed(seed)
     tx = Session(Policy(key=key, ssrc_type=Policy.SSRC_ANY_OUTBOUND))
     ids = HeaderExtensionsMap()
@@ -603,8 +604,8 @@ def audio_datagrams(key: bytes, packets: int, loss: float, seed: int) -> list[by
         packet.padding_size = padding
         if random.random() < 0.9:
             packet.extensions.audio_level = (random.random() < 0.5, random.randint(0, 127))
-        if random.random() < 0.1:
-            packet.extensions.mid = "0"
+        if random.random() < 0.2:
+            packet.extensions.mid = random.choice(["0", "audio", "é"])
         packet.extensions.transport_sequence_number = wide
         wide = (wide + 1) & 0xFFFF
         return tx.protect(packet.serialize(ids))
@@ -629,6 +630,11 @@ def audio_datagrams(key: bytes, packets: int, loss: float, seed: int) -> list[by
             s, seq[AUDIO_SSRC] = seq[AUDIO_SSRC], (seq[AUDIO_SSRC] + 1) & 0xFFFF
             header = struct.pack("!BBHII", 0x90, 111, s, timestamp, AUDIO_SSRC)
             out.append(tx.protect(header + b"\xbe\xde\x00\x01" + bytes([0x11, 1, 2, 0]) + b"x"))
+        if random.random() < 0.02:  # a MID that is not UTF-8: dropped by both
+            s, seq[AUDIO_SSRC] = seq[AUDIO_SSRC], (seq[AUDIO_SSRC] + 1) & 0xFFFF
+            header = struct.pack("!BBHII", 0x90, 111, s, timestamp, AUDIO_SSRC)
+            mid = bytes([MID.id << 4 | 1, 0xFF, 0xFE, 0])
+            out.append(tx.protect(header + b"\xbe\xde\x00\x01" + mid + b"x"))
         if n % 50 == 25:
             out.append(protect(OTHER_AUDIO_SSRC, timestamp))
         if held and random.random() < 0.5:
@@ -683,10 +689,10 @@ async def test_an_old_audio_packet_is_dropped_whichever_path_it_takes() -> None:
 
     try:
         side.feed(packet(0))  # the first: through Python, which routes the stream
-        side.feed(packet(5))  # C
+        side.feed(packet(5, mid="0"))  # C (an ASCII MID changes nothing on a routed SSRC)
         assert side.direct.fast.consumed == 1
-        side.feed(packet(3, mid="0"))  # older, with a MID: the Python path drops it
-        side.feed(packet(7, mid="0"))  # newer: the Python path delivers it
+        side.feed(packet(3, mid="é"))  # older, a MID not ASCII: the Python path drops it
+        side.feed(packet(7, mid="é"))  # newer: the Python path delivers it
         side.feed(packet(6))  # older than what Python took: C drops it
         eighth = packet(8)
         side.feed(eighth)  # C
