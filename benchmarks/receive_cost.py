@@ -24,7 +24,10 @@ and what the subscriber got from its RTP headers. Rounds alternate Pairwise and 
 
 RECEIVE_COST_WINDOW_S sets the windows' length (5 s with --quick, else 10 s): the CPU of a
 5 s window is ~0.1 s, and runs of it spread ±15 %; RECEIVE_COST_MODES (e.g.
-"pairwise,janus") runs only those.
+"pairwise,janus") runs only those; RECEIVE_COST_SINGLE=1 has the page send its 720p
+video as one stream (at most 1,500 kbit/s, no rids: a camera without simulcast, or a
+screen share) instead of three layers (only the module's own output; not for the
+section).
 """
 
 from __future__ import annotations
@@ -54,6 +57,12 @@ PAGE_URL = "http://localhost/publisher"  # fulfilled by the benchmark: a secure 
 SUBSCRIBER_REMB = 5_000_000
 SETTLE_TIMEOUT_S = 60.0
 
+SIMULCAST = """[
+        { rid: "q", scaleResolutionDownBy: 4, maxBitrate: 150000 },
+        { rid: "h", scaleResolutionDownBy: 2, maxBitrate: 500000 },
+        { rid: "f", maxBitrate: 1500000 },
+      ]"""
+SINGLE = "[{ maxBitrate: 1500000 }]"
 PUBLISHER = """
 window.bench = {
   async offer() {
@@ -64,11 +73,7 @@ window.bench = {
     pc.addTransceiver(stream.getAudioTracks()[0], { direction: "sendonly", streams: [stream] });
     pc.addTransceiver(stream.getVideoTracks()[0], {
       direction: "sendonly", streams: [stream],
-      sendEncodings: [
-        { rid: "q", scaleResolutionDownBy: 4, maxBitrate: 150000 },
-        { rid: "h", scaleResolutionDownBy: 2, maxBitrate: 500000 },
-        { rid: "f", maxBitrate: 1500000 },
-      ],
+      sendEncodings: ENCODINGS,
     });
     await pc.setLocalDescription();
     await this.gathered();
@@ -332,7 +337,7 @@ async def _settle(page: Page) -> float:
         rates = layer_rates(previous, current)
         previous = current
         totals.append(sum(r.kbps for r in rates.values()))
-        top = rates.get("f")
+        top = rates.get("f") or rates.get("-")  # the full layer, or the one stream
         if top is not None and top.height == 720 and top.fps > 0 and settled(totals):
             break
     return time.monotonic() - started
@@ -398,7 +403,9 @@ async def measure(mode: str, round_: int, browser: Any, window_s: float) -> Row:
             PAGE_URL,
             lambda route: route.fulfill(body="<!doctype html><title>publisher</title>"),
         )
-        await context.add_init_script(PUBLISHER)
+        single = os.environ.get("RECEIVE_COST_SINGLE") == "1"
+        encodings = SINGLE if single else SIMULCAST
+        await context.add_init_script(PUBLISHER.replace("ENCODINGS", encodings))
         page = Page(await context.new_page())
         await page.page.goto(PAGE_URL)
         pairwise = mode.startswith("pairwise")
