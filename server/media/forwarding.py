@@ -200,7 +200,11 @@ class Publication:
         self.bytes = 0
         self.oversized = 0  # frames not sent to a subscriber: a payload over MAX_PAYLOAD
         self.keyframes = 0
+        # When the last frame came that a subscriber could use: not one after frames
+        # lost for good (`frames_lost`) before the next keyframe, which nobody can decode
+        # (the health monitor judges video by this).
         self.last_frame_at: float | None = None
+        self._broken = False  # frames lost for good, no keyframe since
         self.expected_since = time.monotonic()  # attached or unpaused: frames should come
         self._metrics = metrics
         self._request_upstream = request_keyframe
@@ -267,6 +271,7 @@ class Publication:
         self._request_upstream = request_keyframe
         self._rebase = self.frames > 0
         self.expected_since = time.monotonic()
+        self._broken = False
         for track in self.subscribers:
             track.wait_for_keyframe()
         return self._generation
@@ -455,7 +460,6 @@ class Publication:
         RFC 6464 audio level if it is audio and had one (kept on forwarded packets), and
         its packets' payloads (`parts`: forwarded as they are for VP9 and AV1)."""
         now = time.monotonic()
-        self.last_frame_at = now
         self.frames += 1
         self.bytes += len(data)
         self.meter.count(len(data), now)
@@ -471,6 +475,9 @@ class Publication:
         if key:
             self.keyframes += 1
             self._keyframes.keyframe()
+            self._broken = False
+        if not self._broken:
+            self.last_frame_at = now
         if self.paused or self.held or not (self.subscribers or self.sinks):
             return
         if audio_level is not None and self.on_audio_level is not None:
@@ -588,7 +595,9 @@ class Publication:
 
     def frames_lost(self) -> None:
         """Frames between the last one pushed and the next are gone for good: every
-        subscriber resumes at a keyframe, which the publisher is asked for."""
+        subscriber resumes at a keyframe, which the publisher is asked for; until it
+        comes, frames are not usable video (`last_frame_at` stays)."""
+        self._broken = self.kind == "video"
         for track in self.subscribers:
             track.wait_for_keyframe()
         self.request_keyframe("stall")

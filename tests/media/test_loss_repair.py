@@ -28,7 +28,9 @@ from server.media.forwarding import Publication
 from server.media.loss_repair import RENACK_SECONDS
 from server.media.metrics import MediaMetrics
 from tests.media.support import EncodedTrack, client_configuration, encode_video
+from tests.media.test_fan_out import DELTA, KEY
 from tests.media.test_fast_receive import SSRCS, Side, Stream, vp8
+from tests.media.test_send_path import OPUS, VP8
 from tests.support.waiting import eventually
 
 FPS = 15
@@ -233,3 +235,32 @@ async def test_a_simulcast_layers_lost_retransmission_is_asked_for_again() -> No
         assert len(side.nacks) == 3 and repair.asked == 2
     finally:
         await side.close()
+
+
+def test_after_frames_lost_for_good_video_counts_again_only_from_a_keyframe() -> None:
+    """Frames after a gap given up cannot be decoded before the next keyframe: they are
+    counted as received, but the health monitor's evidence of video (`last_frame_at`)
+    waits for the keyframe (a publisher whose every frame is broken, as under a cap its
+    video cannot fit, steps down for `no_video_rtp` instead of counting as video)."""
+    metrics = MediaMetrics(CollectorRegistry())
+    asked: list[str] = []
+    video = Publication("room", "ada", "video", metrics)
+    video.attach(VP8, lambda: asked.append("key") or True)
+    video.push(VP8, KEY, 3000)
+    seen = video.last_frame_at
+    assert seen is not None
+    video.frames_lost()
+    assert asked == ["key"]
+    for n in range(3):
+        video.push(VP8, DELTA, 6000 + 3000 * n)
+    assert video.frames == 4 and video.last_frame_at == seen
+    video.push(VP8, KEY, 15000)
+    assert video.last_frame_at is not None and video.last_frame_at > seen
+    video.push(VP8, DELTA, 18000)  # and on from there
+    assert video.last_frame_at > seen
+    audio = Publication("room", "ada", "audio", metrics)
+    audio.push(OPUS, b"\x01" * 40, 960)
+    heard = audio.last_frame_at
+    audio.frames_lost()  # audio has no keyframes: every packet stands alone
+    audio.push(OPUS, b"\x02" * 40, 1920)
+    assert audio.last_frame_at is not None and heard is not None and audio.last_frame_at > heard
