@@ -26,8 +26,7 @@ RECEIVE_COST_WINDOW_S sets the windows' length (5 s with --quick, else 10 s): th
 5 s window is ~0.1 s, and runs of it spread ±15 %; RECEIVE_COST_MODES (e.g.
 "pairwise,janus") runs only those; RECEIVE_COST_SINGLE=1 has the page send its 720p
 video as one stream (at most 1,500 kbit/s, no rids: a camera without simulcast, or a
-screen share) instead of three layers (only the module's own output; not for the
-section).
+screen share) instead of three layers (printed, not written to the section).
 """
 
 from __future__ import annotations
@@ -589,4 +588,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(prog="python -m benchmarks.receive_cost")
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
+    if os.environ.get("RECEIVE_COST_SINGLE") == "1":  # not the section's publisher: printed
+        print(asyncio.run(run(args.quick)))
+        sys.exit(0)
     sys.exit(asyncio.run(main(["receive_cost"], args.quick)))
