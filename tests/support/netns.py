@@ -60,10 +60,12 @@ class TestHost:
     def drop_random(self, percent: int) -> None:
         self.nft(f"numgen random mod 100 < {percent} drop")
 
-    def limit_rate(self, kbit: int) -> None:
-        """Cap both directions of the veth pair with a token-bucket filter."""
+    def limit_rate(self, kbit: int, uplink: bool = True) -> None:
+        """Cap both directions of the veth pair with a token-bucket filter (`uplink`
+        False: only what enters the namespace)."""
         tbf = ("root", "tbf", "rate", f"{kbit}kbit", "burst", "32kbit", "latency", "400ms")
-        _run(*self.exec_args("tc", "qdisc", "replace", "dev", self.ns_if, *tbf))
+        if uplink:
+            _run(*self.exec_args("tc", "qdisc", "replace", "dev", self.ns_if, *tbf))
         _run("tc", "qdisc", "replace", "dev", self.host_if, *tbf)
 
     def heal(self) -> None:
