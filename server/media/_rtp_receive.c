@@ -35,7 +35,8 @@
  * with the prompt release of receive.py's `PromptVideoBuffer` (the first frame goes once
  * its packets are all in up to the marker bit, or the next frame has begun), the gap skip
  * (`skip_gap_in`, tests/media/test_layer_buffer.py) for a layer with packets but no frame
- * for `STALL_S`, and aiortc's
+ * for `STALL_S` (after a skip, a restart or an overflow the next frame is `after_gap`:
+ * the publication asks for the keyframe, at most once a second a layer), and aiortc's
  * `StreamStatistics` of the layer's packets. The missing set is a bit per sequence number
  * (8 KiB): by the rule above it only holds numbers in [newest - HISTORY, newest), so a
  * newer packet clears what fell out of that window instead of scanning the set.
@@ -648,6 +649,7 @@ static PyObject *layer_packet(Layer *l, long seq, uint32_t timestamp, int marker
         Py_XDECREF(lost);
         return NULL;
     }
+    if (pli) l->gap = 1; /* frames were dropped (a restart, an overflow): none follows whole */
     if (frame == Py_None) {
         Py_DECREF(frame);
         if (now - l->last_frame > STALL_S && skip_gap(l)) {

@@ -292,9 +292,7 @@ class Publication:
             index = index_of(getattr(frame, "ssrc", -1))
             if index is not None and index < len(self.layers):
                 if getattr(frame, "after_gap", False):  # frames were lost for good
-                    for track in self.subscribers:
-                        if track.layer == index:
-                            track.wait_for_keyframe()
+                    self.layer_frames_lost(index)
                 self.push_layer(
                     codec,
                     frame.data,
@@ -601,6 +599,17 @@ class Publication:
         for track in self.subscribers:
             track.wait_for_keyframe()
         self.request_keyframe("stall")
+
+    def layer_frames_lost(self, index: int) -> None:
+        """As `frames_lost`, for simulcast layer `index`: its subscribers resume at its
+        next keyframe, asked for if any is on it or moving to it."""
+        wanted = False
+        for track in self.subscribers:
+            if track.layer == index:
+                track.wait_for_keyframe()
+            wanted |= index in (track.layer, track.target)
+        if wanted:
+            self.request_layer_keyframe(index, "stall")
 
     def subscribe(self, track: ForwardedTrack) -> None:
         self.subscribers.append(track)

@@ -289,7 +289,7 @@ async def test_the_c_path_gives_what_the_python_path_gives(loss: float, seed: in
         assert fast.frames == python.frames
         assert len(fast.frames) > 50
         assert fast.nacks == python.nacks
-        assert fast.plis == python.plis
+        assert fast.plis == python.plis == []  # the publication asks (`after_gap`), not it
         assert fast.statistics() == python.statistics()
         if loss:
             assert fast.nacks and fast.statistics()[SSRCS[0]][4] > 0  # losses seen
@@ -367,7 +367,7 @@ async def test_a_single_stream_video_takes_the_c_path_and_gives_the_same(
         assert frames.count(SSRCS[0]) >= (149 if not loss else 100 if loss < 0.1 else 1)
         assert fast.frames == python.frames == remb.frames
         assert fast.nacks == python.nacks == remb.nacks
-        assert fast.plis == python.plis == remb.plis
+        assert fast.plis == python.plis == remb.plis == []  # the publication asks
         assert fast.statistics() == python.statistics()
         if loss:
             assert fast.nacks

@@ -8,11 +8,16 @@ from typing import Any
 
 import pytest
 from aiortc import RTCRtpReceiver
+from prometheus_client import CollectorRegistry
 
 from server.media import aiortc_internals
+from server.media.forwarding import ForwardedTrack, Publication
 from server.media.keyframes import KEYFRAME_INTERVAL_SECONDS, KeyframeLimiter
+from server.media.metrics import MediaMetrics
 from tests.media.conftest import Join
 from tests.media.support import Received
+from tests.media.test_fan_out import DELTA, KEY
+from tests.media.test_send_path import VP8
 from tests.support.waiting import eventually
 
 
@@ -54,6 +59,42 @@ def test_a_flood_costs_one_request_per_interval() -> None:
         now += 1 / 60
     assert 9 <= len(sent) <= 11
     assert all(b - a >= 1.0 - 1e-9 for a, b in zip(sent, sent[1:], strict=False))
+
+
+async def test_a_simulcast_layer_losing_frames_again_and_again_is_asked_once_a_second() -> None:
+    """A layer's frame after a gap given up (`after_gap`: its buffer skipped a stall,
+    which sends no PLI itself) makes its subscribers wait for its keyframe, asked for
+    through the layer's limiter; a layer nobody is on or moving to is not asked."""
+    now = 0.0
+    registry = CollectorRegistry()
+    asked: list[tuple[int, float]] = []
+    video = Publication("room", "ada", "video", MediaMetrics(registry), clock=lambda: now)
+    generation = video.attach(
+        VP8, lambda: True, layers=3, request_layer=lambda i: asked.append((i, now)) or True
+    )
+    bo = ForwardedTrack(video, "bo")
+    video.subscribe(bo)
+    bo.target = 2
+    deliver = video.layer_sink_for(generation, {10: 0, 11: 1, 12: 2}.get)
+    for ssrc in (10, 11, 12):
+        deliver(VP8, aiortc_internals.LayerFrame(KEY, 3000, ssrc))
+    assert bo.layer == 2
+    asked.clear()
+    try:
+        for step in range(10):  # layers 2 and 0 skip a gap every half second
+            now = step * 0.5
+            for ssrc in (12, 10):
+                deliver(VP8, aiortc_internals.LayerFrame(DELTA, 6000 + step, ssrc, True))
+        assert asked == [(2, 0.0), (2, 1.0), (2, 2.0), (2, 3.0), (2, 4.0)]
+        stalls = registry.get_sample_value(
+            "pairwise_sfu_keyframe_requests_total", {"reason": "stall"}
+        )
+        assert stalls == 5
+        assert bo.layer == 2 and not bo.steady_on(2)  # still waiting for layer 2's keyframe
+    finally:
+        for layer in video.layers:  # the held-back request's timer
+            if layer.retry is not None:
+                layer.retry.cancel()
 
 
 @pytest.mark.slow

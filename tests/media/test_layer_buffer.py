@@ -61,6 +61,7 @@ class PythonLayer:
     def add(self, packet: RtpPacket, now: float) -> tuple[Any, ...] | None:
         lost = sorted(self.nack.missing) if self.nack.add(packet) else None
         pli, frame = JitterBuffer.add(self.buffer, packet)
+        self.gap |= pli  # frames were dropped (a restart, an overflow): none follows whole
         if frame is None:
             if now - self.last_frame > STALL_S and skip_gap_in(self.buffer, self.nack):
                 self.last_frame = now

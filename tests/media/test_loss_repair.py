@@ -13,8 +13,10 @@ from __future__ import annotations
 import asyncio
 import os
 import struct
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 from aiortc import RTCPeerConnection, RTCRtpSender
@@ -25,6 +27,7 @@ from prometheus_client import CollectorRegistry
 from server.media import aiortc_internals as internals
 from server.media.aiortc_internals.base import JITTER_ATTR
 from server.media.forwarding import Publication
+from server.media.keyframes import KEYFRAME_INTERVAL_SECONDS
 from server.media.loss_repair import RENACK_SECONDS
 from server.media.metrics import MediaMetrics
 from tests.media.support import EncodedTrack, client_configuration, encode_video
@@ -41,17 +44,19 @@ DEADLINE = 10.0  # well under the ~34 s aiortc's buffer would wait at 1 packet a
 @dataclass
 class Dropper:
     """Drops video packet number `nth` (counted from when armed) and the first
-    `retransmissions` RTX copies of it, on the publisher's way out."""
+    `retransmissions` RTX copies of it, on the publisher's way out; with `every`, also
+    every `every`-th packet after it, and all of their copies."""
 
     sender: RTCRtpSender
     retransmissions: int
     nth: int = 20
+    every: int | None = None
     armed: bool = False
     target: int | None = None
     seen: int = 0
     dropped_rtx: int = 0
     passed_rtx: int = 0
-    log: list[str] = field(default_factory=list)
+    gone: set[int] = field(default_factory=set)  # the `every` packets, none let through
 
     def keep(self, data: bytes) -> bool:
         if not self.armed or is_rtcp(data):
@@ -62,8 +67,13 @@ class Dropper:
             if self.seen == self.nth:
                 self.target = packet.sequence_number
                 return False
+            if self.every and self.seen > self.nth and (self.seen - self.nth) % self.every == 0:
+                self.gone.add(packet.sequence_number)
+                return False
         elif packet.ssrc == self.sender._rtx_ssrc and self.target is not None:
             (original,) = struct.unpack("!H", packet.payload[:2])
+            if original in self.gone:
+                return False
             if original == self.target:
                 if self.dropped_rtx < self.retransmissions:
                     self.dropped_rtx += 1
@@ -79,6 +89,7 @@ class Link:
     dropper: Dropper
     delivered: list[bytes]
     registry: CollectorRegistry
+    gaps: list[float] = field(default_factory=list)  # when a frame came after a gap given up
 
     def stall_requests(self) -> float:
         """Keyframes the publication asked for because frames were lost for good."""
@@ -90,7 +101,10 @@ class Link:
 
 @pytest.fixture
 async def link(request: pytest.FixtureRequest) -> AsyncIterator[Link]:
-    retransmissions: int = request.param
+    """`request.param`: the RTX copies of the lost packet dropped, or (those, `every`)."""
+    retransmissions, every = (
+        request.param if isinstance(request.param, tuple) else (request.param, None)
+    )
     video = encode_video(60, fps=FPS, keyint=30)
     publisher = RTCPeerConnection(client_configuration())
     sfu = RTCPeerConnection(client_configuration())
@@ -101,13 +115,23 @@ async def link(request: pytest.FixtureRequest) -> AsyncIterator[Link]:
     publication = Publication("room", "ada", "video", MediaMetrics(registry))
     delivered: list[bytes] = []
     publication.sinks.append(lambda codec, packet: delivered.append(bytes(packet)))
-    dropper = Dropper(sending.sender, retransmissions)
+    dropper = Dropper(sending.sender, retransmissions, every=every)
+    gaps: list[float] = []
 
     def on_track(remote: MediaStreamTrack) -> None:
         receiving = next(t for t in sfu.getTransceivers() if t.receiver.track is remote)
         receiver = receiving.receiver
-        publication.attach(internals.negotiated_codec(receiving), lambda: _pli(receiver))
-        internals.tap_video(receiver, publication.sink_for(1), RENACK_SECONDS)
+        generation = publication.attach(
+            internals.negotiated_codec(receiving), lambda: _pli(receiver)
+        )
+        deliver = publication.sink_for(generation)
+
+        def sink(codec: Any, frame: Any) -> None:
+            if frame.after_gap:
+                gaps.append(time.monotonic())
+            deliver(codec, frame)
+
+        internals.tap_video(receiver, sink, RENACK_SECONDS)
 
     sfu.on("track", on_track)
     await publisher.setLocalDescription(await publisher.createOffer())
@@ -123,7 +147,7 @@ async def link(request: pytest.FixtureRequest) -> AsyncIterator[Link]:
 
     transport._send_rtp = lossy_send  # type: ignore[method-assign]
     try:
-        yield Link(track, publication, dropper, delivered, registry)
+        yield Link(track, publication, dropper, delivered, registry, gaps)
     finally:
         await publisher.close()
         await sfu.close()
@@ -185,6 +209,27 @@ async def test_a_packet_that_never_arrives_is_skipped_to_a_keyframe(link: Link) 
     sent = link.track.sent
     start = sent.index(link.delivered[0])
     assert link.delivered != sent[start : start + len(link.delivered)], "nothing was skipped"
+
+
+@pytest.mark.parametrize("link", [(10_000, 4)], indirect=True)
+async def test_a_stream_stalling_again_and_again_costs_the_publisher_one_keyframe_a_second(
+    link: Link,
+) -> None:
+    """Every fourth packet and all its retransmissions lost: the stream stalls and is
+    skipped about twice a second (as under a cap its video cannot fit). The buffer sends
+    no PLI of its own; the publication asks, at most once a second (keyframes.py)."""
+    await eventually(lambda: link.publication.frames >= 10, DEADLINE)
+    link.dropper.armed = True
+    await eventually(lambda: len(link.gaps) >= 1, DEADLINE)
+    start, asked_before = link.gaps[0], link.track.keyframe_requests
+    await eventually(lambda: len(link.gaps) >= 9, 3 * DEADLINE)
+    elapsed = time.monotonic() - start
+    asked = link.track.keyframe_requests - asked_before
+    gaps = len(link.gaps) - 1
+    assert asked >= 1  # asked, held back, never dropped
+    # One a second, plus one for the window's edges (a request on its way at the start).
+    assert asked <= int(elapsed / KEYFRAME_INTERVAL_SECONDS) + 2, (asked, gaps, elapsed)
+    assert asked < gaps, (asked, gaps, elapsed)  # the buffer's own PLI went once a stall
 
 
 async def test_a_simulcast_layers_lost_retransmission_is_asked_for_again() -> None:

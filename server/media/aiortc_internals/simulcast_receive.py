@@ -94,7 +94,10 @@ class LayeredVideoBuffer(JitterBuffer):
     aiortc's `NackGenerator`, `PromptVideoBuffer`'s rules and `skip_gap_in`, in one call
     per packet). A layer stuck at a lost packet (packets arrive, no frame comes out for
     `_rtp_receive.STALL_S`: its retransmission was lost too) skips to the next whole
-    frame and asks for a keyframe (loss_repair.py does this for a single stream)."""
+    frame. It sends no PLI itself: a frame that follows frames given up (a skip, the
+    sender restarting, the buffer overflowing) comes out `after_gap`, and the
+    publication asks for the keyframe through its limiter (keyframes.py: at most one
+    request a second a layer, however often the layer stalls)."""
 
     def __init__(
         self,
@@ -128,12 +131,12 @@ class LayeredVideoBuffer(JitterBuffer):
         )
         if result is None:
             return False, None
-        pli, lost, data, parts, timestamp, after_gap = result
+        _, lost, data, parts, timestamp, after_gap = result  # its PLI: `after_gap` says it
         if lost:
             self._send_nack(ssrc, lost)
         if data is None or timestamp is None:
-            return pli, None
-        return pli, LayerFrame(data, timestamp, ssrc, after_gap, parts)
+            return False, None
+        return False, LayerFrame(data, timestamp, ssrc, after_gap, parts)
 
 
 def tap_video(receiver: RTCRtpReceiver, sink: FrameSink, renack_seconds: float | None) -> None:
@@ -167,7 +170,7 @@ def _tap_layers(
     def on_event(
         ssrc: int,
         payload_type: int,
-        pli: bool,
+        pli: bool,  # no PLI from here: the frame's `after_gap` says it (the class above)
         lost: list[int] | None,
         data: bytes | None,
         parts: list[bytes] | None,
@@ -176,8 +179,6 @@ def _tap_layers(
     ) -> None:  # what the Python path does with a routed layer's packet that had one
         if lost:
             send_nack(ssrc, lost)
-        if pli:
-            sending.spawn(receiver._send_rtcp_pli(ssrc))
         if data is not None and timestamp is not None and path is not None:
             path.deliver(ssrc, payload_type, LayerFrame(data, timestamp, ssrc, after_gap, parts))
 
