@@ -7,7 +7,13 @@
    share are two video receivers with the same payload types, and a simulcast camera
    declares no SSRCs (its layers are named by RID): its packets were dropped.
    `route_by_mid` routes such a packet by its `sdes:mid` header extension (RFC 8843
-   §9.2) first, then as aiortc does.
+   §9.2) first, then as aiortc does. Each SSRC it learns stays in `ssrc_table` and
+   gets its own statistics (`__remote_streams`: a report block in every receiver
+   report) and source entry (`__active_ssrc`) on its receiver: a participant sending
+   under ever new SSRCs grew all three without end (the attack in
+   tests/security/sfu/test_sfu_abuse.py). A transport learns at most `MAX_SSRCS`; past
+   that, SSRCs not heard for `STALE_SSRC_S` are forgotten (looked for at most once a
+   second) and a new one is dropped while none is.
 12. Simulcast receive (simulcast.py reads the SDP): all of one m-line's layers reach one
    `RTCRtpReceiver`, whose single jitter buffer and NACK generator would mix their
    sequence numbers. `tap_simulcast` gives it a `LayeredVideoBuffer` (per layer SSRC a
@@ -34,7 +40,9 @@ __init__.py).
 
 from __future__ import annotations
 
+import datetime
 import inspect
+import math
 import time
 from collections.abc import Callable
 from typing import Any
@@ -42,6 +50,7 @@ from typing import Any
 import aiortc
 import aiortc.rtp
 from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpTransceiver, rtcrtpreceiver
+from aiortc import clock as _clock
 from aiortc import rtcpeerconnection as _pc_module
 from aiortc.jitterbuffer import MAX_MISORDER, JitterBuffer, JitterFrame
 from aiortc.rtcdtlstransport import RTCDtlsTransport, RtpRouter
@@ -254,12 +263,38 @@ def route_by_mid(pc: RTCPeerConnection) -> None:
         router._pairwise_by_mid = True  # type: ignore[attr-defined]
 
 
-def _mid_router(router: Any) -> Callable[[Any], Any]:
+# A connection's streams: audio, three layers and their RTX, a screen share and its RTX,
+# and a few senders restarted; a receiver report holds at most 31 report blocks.
+MAX_SSRCS = 24
+STALE_SSRC_S = 10.0  # an SSRC not heard for this long may be forgotten
+
+
+def _mid_router(router: Any, clock: Callable[[], float] = time.monotonic) -> Callable[[Any], Any]:
     ssrc_table, pt_table, mid_table = (
         router.ssrc_table,
         router.payload_type_table,
         router.mid_table,
     )
+    looked = -math.inf  # when the table was last looked through for stale SSRCs
+
+    def room() -> bool:
+        """Whether a new SSRC may be learned: forgets the stale ones when full."""
+        nonlocal looked
+        if len(ssrc_table) < MAX_SSRCS:
+            return True
+        now = clock()
+        if now - looked < 1.0:
+            return False
+        looked = now
+        oldest = _clock.current_datetime() - datetime.timedelta(seconds=STALE_SSRC_S)
+        for ssrc, receiver in list(ssrc_table.items()):
+            sources = receiver._RTCRtpReceiver__active_ssrc
+            heard = sources.get(ssrc)
+            if heard is None or heard < oldest:
+                del ssrc_table[ssrc]
+                sources.pop(ssrc, None)
+                receiver._RTCRtpReceiver__remote_streams.pop(ssrc, None)
+        return len(ssrc_table) < MAX_SSRCS
 
     def route_rtp(packet: Any) -> Any:
         known = ssrc_table.get(packet.ssrc)
@@ -268,9 +303,13 @@ def _mid_router(router: Any) -> Callable[[Any], Any]:
             return known if known in candidates else None
         by_mid = mid_table.get(packet.extensions.mid)
         if by_mid is not None and by_mid in candidates:
+            if not room():
+                return None
             ssrc_table[packet.ssrc] = by_mid
             return by_mid
         if len(candidates) == 1:
+            if not room():
+                return None
             (only,) = candidates
             ssrc_table[packet.ssrc] = only
             return only

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import random
 import struct
 import time
 from collections.abc import Awaitable, Callable
@@ -24,8 +25,10 @@ from aiortc.rtp import (
     RTCP_PSFB_FIR,
     RTCP_PSFB_PLI,
     RtcpPsfbPacket,
+    RtpPacket,
 )
 
+from server.media.aiortc_internals.simulcast_receive import MAX_SSRCS
 from server.media.peer import Peer
 from server.media.publisher_cap import FLOOR
 from server.media.sfu import Controls
@@ -330,6 +333,42 @@ async def test_rtp_for_a_rid_never_offered_is_dropped(
         assert not [r for r in caplog.records if r.levelname == "ERROR"], caplog.records
     finally:
         await publisher.close()
+
+
+async def test_rtp_under_ever_new_ssrcs_grows_nothing_and_the_video_goes_on(
+    join: Join, server: Any
+) -> None:
+    """Mallory sends video packets each under a new random SSRC (her payload type, so
+    the SFU's router would learn each: aiortc learns an undeclared SSRC whose payload
+    type one receiver has). Before the limit her connection's SSRC table, her receivers'
+    statistics (a report block each in every receiver report) and source entries grew
+    by one per packet, without end. The SFU learns at most `MAX_SSRCS` a connection
+    (simulcast_receive.py); ada's video keeps reaching bo, and mallory's own too."""
+    ada, bo, watch = await _room(join)
+    mallory = await join("mallory")
+    await eventually(lambda: _mallorys_video(bo) > 10, timeout=20)
+    peer = ServerParts(server.app).sfu.peer(ROOM, "mallory")
+    assert peer is not None
+    video = next(t for t in mallory.pc.getTransceivers() if t.kind == "video")
+    payload_type = video._codecs[0].payloadType  # what she sends her camera as
+    transport = video.sender.transport
+    ssrcs = random.Random(7)
+
+    async def packet(i: int) -> None:
+        rtp = RtpPacket(payload_type=payload_type, marker=1, sequence_number=i & 0xFFFF)
+        rtp.ssrc, rtp.timestamp = ssrcs.getrandbits(32), i * 3000
+        rtp.payload = b"\x10" + bytes(200)  # a VP8 descriptor (S bit), then anything
+        await transport._send_rtp(rtp.serialize())
+
+    await watch.during(flood(3000, 1500, packet))
+    table = peer.pc.getTransceivers()[0].receiver.transport._rtp_router.ssrc_table
+    assert len(table) <= MAX_SSRCS, len(table)
+    for transceiver in peer.pc.getTransceivers():
+        receiver: Any = transceiver.receiver
+        assert len(receiver._RTCRtpReceiver__remote_streams) <= MAX_SSRCS
+        assert len(receiver._RTCRtpReceiver__active_ssrc) <= MAX_SSRCS
+    got = _mallorys_video(bo)
+    await eventually(lambda: _mallorys_video(bo) > got + 20, timeout=20)
 
 
 def _with_sections(sdp: str, count: int) -> str:
