@@ -121,7 +121,8 @@ class Sfu:
 
     async def start(self) -> None:
         internals.check()
-        internals.drop_malformed_remb()
+        internals.guard_rtcp()
+        internals.drop_oversized_datagrams()
         self.bus.subscribe(
             self._on_event, "sfu", kinds=(ParticipantLeft, SessionEnded, MediaModeChanged)
         )

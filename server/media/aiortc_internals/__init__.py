@@ -13,13 +13,14 @@ Each module here holds one concern, the numbered internals it relies on, and a
   through aioice's queue and aiortc's per-packet coroutines (17), and the transport-cc
   feedback sent for it (18).
 - `arrival.py`: the kernel's arrival time of each datagram (20).
+- `datagrams.py`: a datagram too long for SRTP dropped before aiortc (22).
 - `per_packet.py`: NACK and statistics bookkeeping per packet in one call each (21) for
   what is not a simulcast layer.
 - `repair.py`: video loss repair (7. NACK again).
 - `simulcast_receive.py`: simulcast layers on one receiver, each layer's NACK tracking and
   frames in C (server/media/_layer_buffer.c), routing by MID (11, 12).
 - `rtcp.py`: keyframe requests, REMB, receiver reports, the upstream cap, malformed
-  REMBs dropped (3, 4, 13, 15, 19).
+  REMBs dropped and NACK lists bounded (3, 4, 13, 15, 19).
 - `negotiation.py`: the negotiated codecs kept across offers, the stream id, the
   forward-only codecs, transport-cc on what the SFU receives (5, 6, 16, 18).
 - `transport.py`: sending RTP without aiortc's sender, the packetizers, liveness
@@ -41,6 +42,7 @@ import aiortc
 from server.media._rtp_receive import RtpDemux
 from server.media.aiortc_internals import (
     arrival,
+    datagrams,
     direct_receive,
     negotiation,
     per_packet,
@@ -51,6 +53,7 @@ from server.media.aiortc_internals import (
     transport,
 )
 from server.media.aiortc_internals.base import PINNED_VERSION, AiortcInternalsChanged, FrameSink
+from server.media.aiortc_internals.datagrams import MAX_DATAGRAM, drop_oversized_datagrams
 from server.media.aiortc_internals.direct_receive import (
     DirectReceive,
     FeedbackSender,
@@ -80,7 +83,7 @@ from server.media.aiortc_internals.receive import (
 from server.media.aiortc_internals.repair import LayerRepair
 from server.media.aiortc_internals.rtcp import (
     UpstreamCap,
-    drop_malformed_remb,
+    guard_rtcp,
     listen_rtcp,
     on_feedback,
     on_keyframe_request,
@@ -109,6 +112,7 @@ MODULES: tuple[ModuleType, ...] = (
     receive,
     direct_receive,
     arrival,
+    datagrams,
     per_packet,
     repair,
     simulcast_receive,
@@ -141,7 +145,9 @@ _passed: list[bool] = []  # [True] once check() has passed in this process
 
 
 __all__ = [
-    "drop_malformed_remb",
+    "guard_rtcp",
+    "drop_oversized_datagrams",
+    "MAX_DATAGRAM",
     "MODULES",
     "PINNED_VERSION",
     "AiortcInternalsChanged",

@@ -70,15 +70,17 @@ class LayerRepair:
         self.stop()
         asked = 0
         missing = False
+        outstanding: dict[int, set[int]] = {}  # the layers there are now (not one replaced)
         for ssrc, layer in list(self._layers.items()):
-            again, self._outstanding[ssrc] = still_missing(
+            again, outstanding[ssrc] = still_missing(
                 layer.missing, self._outstanding.get(ssrc, set())
             )
-            missing = missing or bool(self._outstanding[ssrc])
+            missing = missing or bool(outstanding[ssrc])
             if again:
                 asked += len(again)
                 sending.spawn(self._receiver._send_rtcp_nack(ssrc, again))
         self.asked += asked
+        self._outstanding = outstanding
         newest = self._newests()
         if missing and newest != self._newest:
             self._newest = newest

@@ -18,8 +18,14 @@
    `unpack_remb_fci`, which raises `struct.error` (not the `ValueError` it catches) for
    a REMB that announces more SSRCs than it carries; raised inside
    `RTCDtlsTransport._handle_rtcp_data`, that ends the connection's DTLS receive task, so
-   one forged 20-byte REMB closed a participant's media. `drop_malformed_remb()` wraps
-   the router so such a packet reaches nobody.
+   one forged 20-byte REMB closed a participant's media. `guard_rtcp()` wraps the
+   router so such a packet reaches nobody. It also bounds a NACK's list: aiortc's
+   `RTCRtpSender._handle_rtcp_packet` awaits `_retransmit` once per number in
+   `packet.lost`, which aiortc expands from each 4-byte entry to up to 17 numbers and
+   never deduplicates: one 1484-byte NACK listed 6,256, about 5-10 ms of the event loop
+   (a subscriber sending a few hundred a second stalled every room on the process).
+   The list is deduplicated and cut at `NACK_LOST_MAX` (a sender keeps that many
+   packets: rtp_output.HISTORY; a number older than those is refused anyway).
 
 `problems()` lists what of these is missing or changed (run by `check()` in
 __init__.py).
@@ -38,8 +44,10 @@ from aiortc import RTCRtpReceiver, RTCRtpSender
 from aiortc.rtcdtlstransport import RTCDtlsTransport, RtpRouter
 from aiortc.rtp import (
     RTCP_PSFB_APP,
+    RTCP_RTPFB_NACK,
     RtcpPsfbPacket,
     RtcpRrPacket,
+    RtcpRtpfbPacket,
     RtcpSrPacket,
     pack_remb_fci,
     unpack_remb_fci,
@@ -176,25 +184,31 @@ def whole_remb(fci: bytes) -> bool:
     return fci[:4] != b"REMB" or (len(fci) >= 8 and len(fci) >= 8 + 4 * fci[4])
 
 
-def drop_malformed_remb() -> None:
+NACK_LOST_MAX = 512  # the packets a subscriber's sender keeps (rtp_output.HISTORY)
+
+
+def guard_rtcp() -> None:
     """From now on, an RTCP REMB that announces more SSRCs than it carries is routed to
-    nobody (internal 19) instead of ending the connection's RTCP handling."""
+    nobody (internal 19) instead of ending the connection's RTCP handling, and a NACK
+    names each sequence number once, at most `NACK_LOST_MAX` of them (idempotent)."""
     route = RtpRouter.route_rtcp
-    if getattr(route, "drops_malformed_remb", False):
+    if getattr(route, "guards_rtcp", False):
         return
 
     @functools.wraps(route)
-    def route_whole(self: RtpRouter, packet: Any) -> Any:
-        remb = isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP
-        if remb and not whole_remb(packet.fci):
-            return set()
+    def route_guarded(self: RtpRouter, packet: Any) -> Any:
+        if isinstance(packet, RtcpPsfbPacket):
+            if packet.fmt == RTCP_PSFB_APP and not whole_remb(packet.fci):
+                return set()
+        elif isinstance(packet, RtcpRtpfbPacket) and packet.fmt == RTCP_RTPFB_NACK:
+            packet.lost = list(dict.fromkeys(packet.lost))[:NACK_LOST_MAX]
         try:
             return route(self, packet)
         except struct.error:  # any other short field aiortc reads unguarded
             return set()
 
-    route_whole.drops_malformed_remb = True  # type: ignore[attr-defined]
-    RtpRouter.route_rtcp = route_whole  # type: ignore[method-assign]
+    route_guarded.guards_rtcp = True  # type: ignore[attr-defined]
+    RtpRouter.route_rtcp = route_guarded  # type: ignore[method-assign]
 
 
 def problems() -> list[str]:

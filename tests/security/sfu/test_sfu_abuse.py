@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import random
+import socket
 import struct
 import time
 from collections.abc import Awaitable, Callable
@@ -369,6 +370,39 @@ async def test_rtp_under_ever_new_ssrcs_grows_nothing_and_the_video_goes_on(
         assert len(receiver._RTCRtpReceiver__active_ssrc) <= MAX_SSRCS
     got = _mallorys_video(bo)
     await eventually(lambda: _mallorys_video(bo) > got + 20, timeout=20)
+
+
+async def test_one_long_datagram_from_a_stranger_ends_no_ones_media(
+    join: Join, server: Any
+) -> None:
+    """A stranger (no keys: any socket) sends each participant's media port one
+    datagram longer than SRTP's 1500 bytes, shaped as SRTCP and as SRTP. pylibsrtp
+    refused it with a ValueError aiortc did not catch, which ended the connection's
+    DTLS transport: ada's and bo's media closed (bo, who only watches, has no tapped
+    receiver: aiortc's own path). Now it is dropped (aiortc_internals/datagrams.py):
+    ada's video keeps reaching bo and both connections stay up."""
+    ada, bo, watch = await _room(join)
+    sfu = ServerParts(server.app).sfu
+    peers = [sfu.peer(ROOM, name) for name in ("ada", "bo")]
+    targets = []
+    for peer in peers:
+        assert peer is not None
+        dtls = peer.pc.getTransceivers()[0].receiver.transport
+        pair = dtls.transport._connection._nominated[1]
+        targets.append((pair.local_candidate.host, pair.local_candidate.port))
+    sent = ada.tracks["video"].sent
+
+    async def attack() -> None:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as stranger:
+            for address in targets:
+                for second in (200, 96):  # an SRTCP sender report's type, an RTP one's
+                    stranger.sendto(bytes([0x80, second]) + bytes(1600), address)
+        before = len(sent)
+        await eventually(lambda: len(sent) >= before + 45, timeout=10)  # 3 s of video
+
+    await watch.during(attack())
+    for peer in peers:
+        assert peer is not None and peer.pc.connectionState == "connected"
 
 
 def _with_sections(sdp: str, count: int) -> str:

@@ -5,11 +5,13 @@ publishes (the RID extensions taught to the transport: simulcast_receive.py)."""
 
 from __future__ import annotations
 
+import struct
 from typing import Any
 
 import pytest
 from aiortc.rtp import RTCP_RTPFB_NACK, RtcpRtpfbPacket
 
+from server.media.aiortc_internals.rtcp import NACK_LOST_MAX
 from tests.media.conftest import Join
 from tests.media.simulcast_publisher import SimulcastPublisher
 from tests.media.support import Encoded, send_remb, without_abs_send_time
@@ -65,6 +67,54 @@ async def test_a_nack_flood_for_every_sequence_number_is_not_an_amplifier(
     # A packet is sent again at most once per NACK round trip, not once per NACK: a
     # subscriber cannot make the SFU send it many times the stream.
     assert retransmitted <= kept + sent, (retransmitted, kept, sent)
+
+
+async def test_a_nack_naming_thousands_of_numbers_costs_at_most_a_history_of_resend_checks(
+    join: Join, server: Any
+) -> None:
+    """aiortc expands each 4-byte NACK entry into up to 17 sequence numbers and checks
+    each with a coroutine call, duplicates included: one datagram of 368 entries named
+    6,256 numbers (5-10 ms of the loop; here 330 entries, what pylibsrtp protects in
+    one). The SFU dedupes the list and cuts it at `NACK_LOST_MAX`
+    (aiortc_internals/rtcp.py): at most that many checks a NACK."""
+    ada, bo, watch = await _room(join)
+    mallory = await join("mallory", publish=False, decode=False, munge_answer=without_abs_send_time)
+    await eventually(lambda: any(r.frames > 5 for r in mallory.of_kind("video")), timeout=20)
+    receiver, ssrc = _video_receiver(mallory)
+    peer = ServerParts(server.app).sfu.peer(ROOM, "mallory")
+    assert peer is not None
+    output = {o.track.kind: o.track for o in peer.outgoing.values()}["video"].output
+    assert output is not None
+    sender = output._link._sender
+    checks: list[int] = []
+    retransmit = sender._retransmit
+
+    async def counted(seq: int) -> None:
+        checks.append(seq)
+        await retransmit(seq)
+
+    sender._retransmit = counted
+
+    def nack(entries: list[tuple[int, int]]) -> bytes:  # (PID, bitmask) each, as sent
+        fci = b"".join(struct.pack("!HH", pid, mask) for pid, mask in entries)
+        words = 2 + len(fci) // 4
+        return struct.pack("!BBHII", 0x81, 205, words, 1, ssrc) + fci
+
+    # as many entries as pylibsrtp protects in one datagram (its trailer room is 148)
+    distinct = nack([(17 * n, 0xFFFF) for n in range(330)])  # 5,610 numbers
+    same = nack([(0, 0xFFFF)] * 330)  # the same 17 numbers, 330 times
+
+    async def checks_made_for(packet: bytes) -> int:
+        """The resend checks one NACK costs: counted until a one-number NACK sent after
+        it is handled (a connection's RTCP is handled in order)."""
+        before = len(checks)
+        await send_raw_rtcp(mallory.pc, packet)
+        await send_raw_rtcp(mallory.pc, nack([(65535, 0)]))
+        await eventually(lambda: 65535 in checks[before:], what="the NACKs handled")
+        return len(checks) - before - 1
+
+    assert await checks_made_for(distinct) == NACK_LOST_MAX
+    assert await checks_made_for(same) == 17
 
 
 async def test_a_remb_that_lies_about_its_ssrcs_does_not_end_the_connection(
