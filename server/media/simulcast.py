@@ -143,12 +143,17 @@ class Layers:
         if rid is not None:
             index = self._by_rid.get(rid)
             if index is not None and ssrc not in self._index:
+                old = self._ssrc.get(index)  # a layer has one SSRC: the newest replaces it
+                if old is not None:
+                    self._index.pop(old, None)
+                    self.rtx = {r: m for r, m in self.rtx.items() if m != old}
                 self._index[ssrc] = index
                 self._ssrc[index] = ssrc
         elif repaired_rid is not None and ssrc not in self.rtx:
             index = self._by_rid.get(repaired_rid)
             media = self._ssrc.get(index) if index is not None else None
-            if media is not None:
+            if media is not None:  # and one RTX stream
+                self.rtx = {r: m for r, m in self.rtx.items() if m != media}
                 self.rtx[ssrc] = media
 
     def index_of(self, ssrc: int) -> int | None:

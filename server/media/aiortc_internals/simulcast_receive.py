@@ -222,9 +222,9 @@ def tap_simulcast(
         extensions = packet.extensions
         if extensions.rtp_stream_id is not None or extensions.repaired_rtp_stream_id is not None:
             layers.learn(packet.ssrc, extensions.rtp_stream_id, extensions.repaired_rtp_stream_id)
-            media = layers.rtx.get(packet.ssrc)
-            if media is not None:
-                rtx[packet.ssrc] = media
+            if rtx != layers.rtx:  # the layers' RTX streams, none replaced kept
+                rtx.clear()
+                rtx.update(layers.rtx)
 
     async def learn_then_handle(packet: Any, arrival_time_ms: int) -> None:
         learn(packet)
@@ -288,12 +288,10 @@ def _mid_router(router: Any, clock: Callable[[], float] = time.monotonic) -> Cal
         looked = now
         oldest = _clock.current_datetime() - datetime.timedelta(seconds=STALE_SSRC_S)
         for ssrc, receiver in list(ssrc_table.items()):
-            sources = receiver._RTCRtpReceiver__active_ssrc
-            heard = sources.get(ssrc)
+            heard = receiver._RTCRtpReceiver__active_ssrc.get(ssrc)
             if heard is None or heard < oldest:
                 del ssrc_table[ssrc]
-                sources.pop(ssrc, None)
-                receiver._RTCRtpReceiver__remote_streams.pop(ssrc, None)
+                _forget(receiver, ssrc)
         return len(ssrc_table) < MAX_SSRCS
 
     def route_rtp(packet: Any) -> Any:
@@ -316,6 +314,18 @@ def _mid_router(router: Any, clock: Callable[[], float] = time.monotonic) -> Cal
         return None
 
     return route_rtp
+
+
+def _forget(receiver: Any, ssrc: int) -> None:
+    """What `receiver` keeps per SSRC, gone: its source entry, statistics, last sender
+    report and, if it estimates the publisher's bit rate, the estimator's entry (aiortc's
+    REMB packs at most 255 SSRCs: past that each REMB raised)."""
+    for name in ("active_ssrc", "remote_streams", "lsr", "lsr_time"):
+        getattr(receiver, f"_RTCRtpReceiver__{name}").pop(ssrc, None)
+    estimator = getattr(receiver, ESTIMATOR_ATTR, None)
+    estimator = getattr(estimator, "inner", estimator)  # rtcp.py's cap wraps it
+    if estimator is not None:
+        estimator.ssrcs.pop(ssrc, None)
 
 
 def _layer_rules() -> list[str]:
@@ -386,4 +396,10 @@ def problems() -> list[str]:
             found.append(f"RTCRtpReceiver instances have no {RTX_ATTR} dict")
         if not isinstance(getattr(transceiver.sender.transport, "_rtp_router", None), RtpRouter):
             found.append("RTCDtlsTransport instances have no _rtp_router")
+        for name in ("active_ssrc", "remote_streams", "lsr", "lsr_time"):  # `_forget`
+            if not isinstance(getattr(transceiver.receiver, f"_RTCRtpReceiver__{name}", 0), dict):
+                found.append(f"RTCRtpReceiver instances have no __{name} dict")
+        estimator = getattr(transceiver.receiver, ESTIMATOR_ATTR, None)
+        if not isinstance(getattr(estimator, "ssrcs", None), dict):
+            found.append("aiortc's RemoteBitrateEstimator has no ssrcs dict")
     return found
