@@ -25,8 +25,8 @@ log = logging.getLogger("pairwise.media.signaling")
 
 SdpText = Field(min_length=1, max_length=MAX_SDP_BYTES)
 
-# New media connections per socket (media_offer, media_reconnect): a client offers on
-# joining and on each reconnect, backing off 1, 2, 4, 8 s. Each one costs the SFU a
+# New media connections per socket (media_offer, media_reconnect, media_probe): a client
+# probes before joining, offers on joining and on each reconnect, backing off 1, 2, 4, 8 s. Each one costs the SFU a
 # PeerConnection (ICE gathering, a DTLS certificate): 50 a second from one participant,
 # which the event limit allows, starved everyone else's media.
 OFFERS_PER_SECOND = 0.5
@@ -199,6 +199,7 @@ class MediaHandlers:
         return {"closed": closed}
 
     async def probe(self, conn: Connection, payload: MediaOfferIn) -> Ack:
+        self._take_offer(conn)  # each probe is a PeerConnection too
         owner = f"{conn.room}\n{conn.identity}"
         sdp = await self.media.probes.answer(conn.sid, payload.sdp, owner=owner)
         return {"sdp": sdp, "type": "answer"}

@@ -11,6 +11,7 @@ import pytest
 from aiortc import RTCPeerConnection, RTCSessionDescription
 
 from server.media import probe
+from server.media.signaling import OFFER_BURST
 from tests.media.support import client_configuration
 from tests.support.participants import SocketParticipant, issue_token
 from tests.support.parts import ServerParts
@@ -195,3 +196,19 @@ async def test_two_racing_probes_on_one_socket_leave_one_connection(
     finally:
         await first.close()
         await second.close()
+
+
+async def test_probes_share_the_new_connection_limit(
+    socket: SocketParticipant, server: Any, answered: list[RTCPeerConnection]
+) -> None:
+    """Each probe costs the SFU a PeerConnection (a DTLS certificate, ICE gathering), as
+    an offer does: a socket probing in a loop gets the offers' burst, then is refused."""
+    pc, _ = await offer_with_channel()
+    offer = {"sdp": pc.localDescription.sdp, "type": "offer"}
+    await pc.close()
+    acks = [await socket.call("media_probe", offer) for _ in range(OFFER_BURST + 5)]
+    codes = [a["error"]["code"] if "error" in a else "answered" for a in acks]
+    assert codes[:OFFER_BURST] == ["answered"] * OFFER_BURST, codes
+    assert codes.count("rate_limited") >= 4, codes  # 0.5 a second come back meanwhile
+    assert len(answered) == codes.count("answered")
+    assert len(probes(server)) == 1  # each probe replaced the one before
