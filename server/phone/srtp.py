@@ -97,14 +97,16 @@ class SrtpContext:
     def protect(self, packet: bytes) -> bytes:
         return bytes(self._tx.protect(packet))
 
+    # pylibsrtp raises ValueError, not its Error, for a packet over its 1500-byte buffer:
+    # it escaped `datagram_received` (the loop logged a traceback per such datagram).
     def unprotect(self, packet: bytes) -> bytes:
         try:
             return bytes(self._rx.unprotect(packet))
-        except pylibsrtp.Error as exc:
+        except (pylibsrtp.Error, ValueError) as exc:
             raise SrtpError(str(exc)) from None
 
     def unprotect_rtcp(self, packet: bytes) -> bytes:
         try:
             return bytes(self._rx.unprotect_rtcp(packet))
-        except pylibsrtp.Error as exc:
+        except (pylibsrtp.Error, ValueError) as exc:
             raise SrtpError(str(exc)) from None

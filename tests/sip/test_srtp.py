@@ -193,3 +193,25 @@ async def test_srtcp_multiplexed_on_the_rtp_port_is_authenticated_and_kept_apart
 
     assert call.stats.rtcp_invalid == 1
     assert call.stats.packets_invalid == 0 and call.stats.packets_lost == 0
+
+
+async def test_a_datagram_too_long_for_srtp_is_dropped_and_the_call_goes_on(
+    phone: Phone, udp_peer: UdpPeer, media: UdpPeer
+) -> None:
+    """pylibsrtp refuses a packet over 1500 bytes with a ValueError (not its Error),
+    which escaped the RTP socket's `datagram_received` uncounted (the event loop logged
+    a traceback for each: a log flood for whoever sends them). From the caller's own
+    address (or one spoofing it), as RTP and as RTCP: dropped and counted as invalid;
+    the call's audio goes on."""
+    key = os.urandom(30)
+    _, _, port = await srtp_call(phone, udp_peer, media, "long", key)
+    call = phone.gateway.calls["long"]
+    tx = session(key, pylibsrtp.Policy.SSRC_ANY_OUTBOUND)
+    audio = g711_packets("PCMU", np.zeros(1600, dtype=np.int16), 0, ssrc=9, ptime_ms=20)
+    media.send(tx.protect(audio[0]), port)
+    await eventually(lambda: call.stats.audio_frames_received == 1)
+    media.send(bytes([0x80, 0]) + bytes(1600), port)  # RTP-shaped
+    media.send(bytes([0x80, 200]) + bytes(1600), port)  # SRTCP-shaped
+    media.send(tx.protect(audio[1]), port)
+    await eventually(lambda: call.stats.audio_frames_received == 2)
+    assert call.stats.packets_invalid == 1 and call.stats.rtcp_invalid == 1
