@@ -26,9 +26,10 @@ log = logging.getLogger("pairwise.media.signaling")
 SdpText = Field(min_length=1, max_length=MAX_SDP_BYTES)
 
 # New media connections per socket (media_offer, media_reconnect, media_probe): a client
-# probes before joining, offers on joining and on each reconnect, backing off 1, 2, 4, 8 s. Each one costs the SFU a
-# PeerConnection (ICE gathering, a DTLS certificate): 50 a second from one participant,
-# which the event limit allows, starved everyone else's media.
+# probes before joining, offers on joining and on each reconnect, backing off 1, 2, 4,
+# 8 s. Each one costs the SFU a PeerConnection (ICE gathering, a DTLS certificate): 50 a
+# second from one participant, which the event limit allows, starved everyone else's
+# media.
 OFFERS_PER_SECOND = 0.5
 OFFER_BURST = 5
 

@@ -53,7 +53,7 @@ from server.media.aiortc_internals import (
     transport,
 )
 from server.media.aiortc_internals.base import PINNED_VERSION, AiortcInternalsChanged, FrameSink
-from server.media.aiortc_internals.datagrams import MAX_DATAGRAM, drop_oversized_datagrams
+from server.media.aiortc_internals.datagrams import drop_oversized_datagrams
 from server.media.aiortc_internals.direct_receive import (
     DirectReceive,
     FeedbackSender,
@@ -147,7 +147,6 @@ _passed: list[bool] = []  # [True] once check() has passed in this process
 __all__ = [
     "guard_rtcp",
     "drop_oversized_datagrams",
-    "MAX_DATAGRAM",
     "MODULES",
     "PINNED_VERSION",
     "AiortcInternalsChanged",

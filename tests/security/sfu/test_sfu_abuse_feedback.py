@@ -12,6 +12,7 @@ import pytest
 from aiortc.rtp import RTCP_RTPFB_NACK, RtcpRtpfbPacket
 
 from server.media.aiortc_internals.rtcp import NACK_LOST_MAX
+from server.media.rtp_output import HISTORY
 from tests.media.conftest import Join
 from tests.media.simulcast_publisher import SimulcastPublisher
 from tests.media.support import Encoded, send_remb, without_abs_send_time
@@ -113,6 +114,7 @@ async def test_a_nack_naming_thousands_of_numbers_costs_at_most_a_history_of_res
         await eventually(lambda: 65535 in checks[before:], what="the NACKs handled")
         return len(checks) - before - 1
 
+    assert NACK_LOST_MAX == HISTORY  # the cut is a sender's history (rtcp.py cannot import it)
     assert await checks_made_for(distinct) == NACK_LOST_MAX
     assert await checks_made_for(same) == 17
 
