@@ -13,9 +13,10 @@ both halves:
   `RENACK_SECONDS` (`LayerRepair`: a lost NACK or a lost retransmission gets another
   chance while the sender still has the packet);
 - a layer that has had packets but no frame for `_rtp_receive.STALL_S` (half a second)
-  gives the missing packet up: it skips to the next whole frame after the gap, asks
-  the publisher for a keyframe (PLI), and its next frame is marked `after_gap`, so the
-  publication's subscribers wait for that keyframe (`Publication.frames_lost`).
+  gives the missing packet up: it skips to the next whole frame after the gap and marks
+  that frame `after_gap`, so the publication's subscribers wait for a keyframe, which
+  the publication asks the publisher for through its limiter (`Publication.frames_lost`,
+  `layer_frames_lost`; keyframes.py: at most one request a second).
 """
 
 from __future__ import annotations
