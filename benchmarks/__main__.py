@@ -26,6 +26,7 @@ ALL = [
     "sfu",
     "send_floor",
     "receive_cost",
+    "rtcp_budget",
     "layer_switch",
     "wakeups",
     "matching",

@@ -94,14 +94,17 @@ AUDIO_LEVEL = RTCRtpHeaderExtensionParameters(
 AUDIO_PACKETS = 3000  # a minute of 20 ms packets
 
 
+SECONDS = 4  # of video in `datagrams`
+
+
 def datagrams(key: bytes) -> list[bytes]:
-    """Four seconds of 720p VP8 as SRTP datagrams."""
+    """`SECONDS` of 720p VP8 as SRTP datagrams."""
     cache = Path(tempfile.gettempdir()) / "pairwise-receive-path-720p.pickle"
     if cache.exists():  # the same frames for every tree compared
         frames = pickle.loads(cache.read_bytes())
     else:
         sfu.WIDTH, sfu.HEIGHT, sfu.VIDEO_KBPS = 1280, 720, 1500
-        frames = sfu.encode_video(4 * sfu.FPS)
+        frames = sfu.encode_video(SECONDS * sfu.FPS)
         cache.write_bytes(pickle.dumps(frames))
     encoder = get_encoder(CODEC)
     tx = Session(Policy(key=key, ssrc_type=Policy.SSRC_ANY_OUTBOUND))

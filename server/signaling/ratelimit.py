@@ -52,6 +52,13 @@ class TokenBucket:
             return True
         return False
 
+    def take_up_to(self, most: int) -> int:
+        """Spend as many whole tokens as there are, at most `most`; returns how many."""
+        self.take(0)  # refill up to now first
+        taken = min(most, int(self._tokens))
+        self._tokens -= taken
+        return taken
+
     def give(self, cost: float = 1.0) -> None:
         """Return `cost` tokens taken for something that turned out not to count."""
         self.take(0)  # refill up to now first

@@ -20,7 +20,8 @@ Each module here holds one concern, the numbered internals it relies on, and a
 - `simulcast_receive.py`: simulcast layers on one receiver, each layer's NACK tracking and
   frames in C (server/media/_layer_buffer.c), routing by MID (11, 12).
 - `rtcp.py`: keyframe requests, REMB, receiver reports, the upstream cap, malformed
-  REMBs dropped and NACK lists bounded (3, 4, 13, 15, 19).
+  REMBs dropped and NACK lists bounded (3, 4, 13, 15, 19), each connection's RTCP
+  budget (23).
 - `negotiation.py`: the negotiated codecs kept across offers, the stream id, the
   forward-only codecs, transport-cc on what the SFU receives (5, 6, 16, 18).
 - `transport.py`: sending RTP without aiortc's sender, the packetizers, liveness

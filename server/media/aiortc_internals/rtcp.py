@@ -1,5 +1,5 @@
-"""RTCP feedback: keyframe requests, REMB, receiver reports, and capping a publisher
-(internals 3, 4, 13, 15).
+"""RTCP feedback: keyframe requests, REMB, receiver reports, capping a publisher, and
+what a connection's RTCP may cost (internals 3, 4, 13, 15, 19, 23).
 
 3. `RTCRtpReceiver._send_rtcp_pli(media_ssrc)`: sends a PLI upstream.
 4. `RTCRtpSender._send_keyframe()`: what a sender calls on a PLI/FIR from its remote
@@ -26,6 +26,14 @@
    (a subscriber sending a few hundred a second stalled every room on the process).
    The list is deduplicated and cut at `NACK_LOST_MAX` (a sender keeps that many
    packets: rtp_output.HISTORY; a number older than those is refused anyway).
+23. `RTCDtlsTransport._handle_rtcp_data(data)`: each SRTCP datagram, unprotected, to be
+   parsed and routed. A participant holds its connection's keys, so it can send RTCP as
+   fast as its link carries it, each datagram costing the loop its parse, routing and
+   handling. `guard_rtcp()` gives each connection a `FeedbackBudget`: at most
+   `RTCP_DATAGRAMS_PER_SECOND` datagrams and `RTCP_BYTES_PER_SECOND` bytes a second are
+   handled (the rest dropped, counted), and its NACKs together name at most
+   `NACK_NUMBERS_PER_SECOND` sequence numbers (a NACK past it names only what is left;
+   nothing, when nothing is).
 
 `problems()` lists what of these is missing or changed (run by `check()` in
 __init__.py).
@@ -62,6 +70,7 @@ from server.media.aiortc_internals.base import (
     takes,
     unconnected,
 )
+from server.signaling.ratelimit import TokenBucket
 
 
 def send_pli(receiver: RTCRtpReceiver, media_ssrc: int) -> None:
@@ -185,15 +194,67 @@ def whole_remb(fci: bytes) -> bool:
 
 
 NACK_LOST_MAX = 512  # the packets a subscriber's sender keeps (rtp_output.HISTORY)
+# What a connection's RTCP may cost the loop. Chromium in the e2e rooms (two to three
+# people, 10 % loss, retransmissions dropped) sent at most 82 datagrams and 5.1 KB in a
+# second a connection (receiver reports, transport-cc feedback every 50-100 ms, a NACK per
+# loss, PLIs); a subscriber to sixteen videos at 10 % loss would send a few hundred NACKs
+# a second, ~20 KB. aiortc parses a NACK into a list, ~1 µs a byte; a NACK's numbers are
+# each a resend check; a number cut here is NACKed again by the subscriber. The costs
+# and what the budget bounds: docs/benchmarks.md ("RTCP budget").
+RTCP_DATAGRAMS_PER_SECOND = 1000
+RTCP_DATAGRAMS_BURST = 1000
+RTCP_BYTES_PER_SECOND = 64 * 1024
+RTCP_BYTES_BURST = 64 * 1024
+NACK_NUMBERS_PER_SECOND = 2000
+NACK_NUMBERS_BURST = 4 * NACK_LOST_MAX
+_BUDGET_ATTR = "_pairwise_feedback_budget"
+
+
+class FeedbackBudget:
+    """What one connection's RTCP may still cost: datagrams handled, their bytes, and
+    sequence numbers NACKed (each a resend check)."""
+
+    def __init__(self) -> None:
+        self.datagrams = TokenBucket(RTCP_DATAGRAMS_PER_SECOND, RTCP_DATAGRAMS_BURST)
+        self.bytes = TokenBucket(RTCP_BYTES_PER_SECOND, RTCP_BYTES_BURST)
+        self.nacked = TokenBucket(NACK_NUMBERS_PER_SECOND, NACK_NUMBERS_BURST)
+        self.datagrams_dropped = 0
+        self.numbers_cut = 0  # NACKed numbers past the budget (after the dedupe and cut)
+
+    def admit(self, size: int) -> bool:
+        """Whether a datagram of `size` bytes is handled (spending its share) or dropped
+        (counted)."""
+        if self.datagrams.seconds_until(1) == 0 and self.bytes.seconds_until(size) == 0:
+            self.datagrams.take()
+            self.bytes.take(size)
+            return True
+        self.datagrams_dropped += 1
+        return False
+
+
+def feedback_budget(router: RtpRouter) -> FeedbackBudget:
+    """The budget of the connection whose RTP and RTCP `router` routes."""
+    budget = getattr(router, _BUDGET_ATTR, None)
+    if budget is None:
+        budget = FeedbackBudget()
+        setattr(router, _BUDGET_ATTR, budget)
+    return budget
 
 
 def guard_rtcp() -> None:
     """From now on, an RTCP REMB that announces more SSRCs than it carries is routed to
-    nobody (internal 19) instead of ending the connection's RTCP handling, and a NACK
-    names each sequence number once, at most `NACK_LOST_MAX` of them (idempotent)."""
+    nobody (internal 19) instead of ending the connection's RTCP handling, a NACK names
+    each sequence number once, at most `NACK_LOST_MAX` of them, and each connection's
+    RTCP keeps to its `FeedbackBudget` (internal 23) (idempotent)."""
     route = RtpRouter.route_rtcp
     if getattr(route, "guards_rtcp", False):
         return
+    handle = RTCDtlsTransport._handle_rtcp_data
+
+    @functools.wraps(handle)
+    async def handle_budgeted(self: RTCDtlsTransport, data: bytes) -> None:
+        if feedback_budget(self._rtp_router).admit(len(data)):
+            await handle(self, data)
 
     @functools.wraps(route)
     def route_guarded(self: RtpRouter, packet: Any) -> Any:
@@ -201,7 +262,12 @@ def guard_rtcp() -> None:
             if packet.fmt == RTCP_PSFB_APP and not whole_remb(packet.fci):
                 return set()
         elif isinstance(packet, RtcpRtpfbPacket) and packet.fmt == RTCP_RTPFB_NACK:
-            packet.lost = list(dict.fromkeys(packet.lost))[:NACK_LOST_MAX]
+            lost = list(dict.fromkeys(packet.lost))[:NACK_LOST_MAX]
+            budget = feedback_budget(self)
+            packet.lost = lost[: budget.nacked.take_up_to(len(lost))]
+            budget.numbers_cut += len(lost) - len(packet.lost)
+            if not packet.lost:
+                return set()
         try:
             return route(self, packet)
         except struct.error:  # any other short field aiortc reads unguarded
@@ -209,6 +275,7 @@ def guard_rtcp() -> None:
 
     route_guarded.guards_rtcp = True  # type: ignore[attr-defined]
     RtpRouter.route_rtcp = route_guarded  # type: ignore[method-assign]
+    RTCDtlsTransport._handle_rtcp_data = handle_budgeted  # type: ignore[method-assign]
 
 
 def problems() -> list[str]:
@@ -234,6 +301,8 @@ def problems() -> list[str]:
         RTCDtlsTransport._handle_rtcp_data
     ) or not takes(RtpRouter, "route_rtcp", "packet"):
         found.append("RTCP no longer reaches its recipients through RtpRouter.route_rtcp")
+    if "await self._handle_rtcp_data(data)" not in inspect.getsource(RTCDtlsTransport._recv_next):
+        found.append("SRTCP no longer reaches RTCDtlsTransport._handle_rtcp_data")
     if not takes(RTCRtpReceiver, "_send_rtcp", "packet") or not takes(
         RtpRouter, "register_sender", "sender", "ssrc"
     ):

@@ -5,19 +5,28 @@ publishes (the RID extensions taught to the transport: simulcast_receive.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import struct
 from typing import Any
 
 import pytest
-from aiortc.rtp import RTCP_RTPFB_NACK, RtcpRtpfbPacket
+from aiortc.rtp import RTCP_PSFB_PLI, RTCP_RTPFB_NACK, RtcpPsfbPacket, RtcpRtpfbPacket
 
-from server.media.aiortc_internals.rtcp import NACK_LOST_MAX
+from server.jobs.clock import ManualClock
+from server.media.aiortc_internals.rtcp import (
+    NACK_LOST_MAX,
+    NACK_NUMBERS_BURST,
+    RTCP_DATAGRAMS_BURST,
+    feedback_budget,
+)
 from server.media.rtp_output import HISTORY
+from server.signaling import ratelimit
 from tests.media.conftest import Join
 from tests.media.simulcast_publisher import SimulcastPublisher
-from tests.media.support import Encoded, send_remb, without_abs_send_time
+from tests.media.support import Encoded, MediaClient, send_remb, without_abs_send_time
 from tests.security.sfu.test_sfu_abuse import (
     ROOM,
+    Watch,
     _mallorys_video,
     _room,
     _rtcp,
@@ -59,10 +68,13 @@ async def test_a_nack_flood_for_every_sequence_number_is_not_an_amplifier(
     # every number NACKed 20 times in 0.4 s, then a REMB that says they were all read
     await watch.during(flood(320, 800, nack))
     marker = 1 << 22
-    send_remb(mallory, marker)
-    await eventually(
-        lambda: any(v == marker for _, v in peer.remb.history), what="the NACKs to be handled"
-    )
+
+    async def marked() -> bool:  # sent again until handled: the flood spent the budget
+        send_remb(mallory, marker)
+        await asyncio.sleep(0.1)
+        return any(v == marker for _, v in peer.remb.history)
+
+    await eventually(marked, what="the NACKs to be handled")
     retransmitted = output.retransmitted - retransmitted_at
     sent = output.packets - packets_at
     # A packet is sent again at most once per NACK round trip, not once per NACK: a
@@ -70,23 +82,42 @@ async def test_a_nack_flood_for_every_sequence_number_is_not_an_amplifier(
     assert retransmitted <= kept + sent, (retransmitted, kept, sent)
 
 
-async def test_a_nack_naming_thousands_of_numbers_costs_at_most_a_history_of_resend_checks(
-    join: Join, server: Any
-) -> None:
-    """aiortc expands each 4-byte NACK entry into up to 17 sequence numbers and checks
-    each with a coroutine call, duplicates included: one datagram of 368 entries named
-    6,256 numbers (5-10 ms of the loop; here 330 entries, what pylibsrtp protects in
-    one). The SFU dedupes the list and cuts it at `NACK_LOST_MAX`
-    (aiortc_internals/rtcp.py): at most that many checks a NACK."""
+async def _mallory_on_a_still_budget(
+    join: Join, server: Any, monkeypatch: pytest.MonkeyPatch
+) -> tuple[MediaClient, Watch, int, Any, ManualClock]:
+    """Mallory watching ada in `_room`; the watch; the SSRC of ada's video at mallory;
+    the SFU's sender of it to her; and the clock her connection's RTCP budget reads from
+    her next datagram on (a new budget then: one a real datagram made before now reads
+    the real clock). Her answer without abs-send-time: the SFU estimates her link from
+    her REMBs."""
     ada, bo, watch = await _room(join)
     mallory = await join("mallory", publish=False, decode=False, munge_answer=without_abs_send_time)
     await eventually(lambda: any(r.frames > 5 for r in mallory.of_kind("video")), timeout=20)
-    receiver, ssrc = _video_receiver(mallory)
+    _, ssrc = _video_receiver(mallory)
     peer = ServerParts(server.app).sfu.peer(ROOM, "mallory")
     assert peer is not None
     output = {o.track.kind: o.track for o in peer.outgoing.values()}["video"].output
     assert output is not None
     sender = output._link._sender
+    clock = ManualClock(0.0)
+    monkeypatch.setattr(ratelimit, "clock", clock)
+    monkeypatch.delattr(sender.transport._rtp_router, "_pairwise_feedback_budget", raising=False)
+    return mallory, watch, ssrc, sender, clock
+
+
+async def test_nacks_naming_thousands_of_numbers_cost_a_history_of_checks_each_and_a_budget(
+    join: Join, server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """aiortc expands each 4-byte NACK entry into up to 17 sequence numbers and checks
+    each with a coroutine call, duplicates included: one datagram of 368 entries named
+    6,256 numbers (5-10 ms of the loop; here 330 entries, what pylibsrtp protects in
+    one). The SFU dedupes the list and cuts it at `NACK_LOST_MAX`
+    (aiortc_internals/rtcp.py): at most that many checks a NACK; and a connection's
+    NACKs together name at most `NACK_NUMBERS_BURST`, then `NACK_NUMBERS_PER_SECOND`
+    (the budget's clock held still here, then moved a second)."""
+    mallory, _, ssrc, sender, clock = await _mallory_on_a_still_budget(join, server, monkeypatch)
+    peer = ServerParts(server.app).sfu.peer(ROOM, "mallory")
+    assert peer is not None
     checks: list[int] = []
     retransmit = sender._retransmit
 
@@ -117,6 +148,58 @@ async def test_a_nack_naming_thousands_of_numbers_costs_at_most_a_history_of_res
     assert NACK_LOST_MAX == HISTORY  # the cut is a sender's history (rtcp.py cannot import it)
     assert await checks_made_for(distinct) == NACK_LOST_MAX
     assert await checks_made_for(same) == 17
+
+    # A flood gets what is left of the burst, then nothing while the clock stands still
+    # (a REMB after it, which takes no budget, marks it handled); a second later, a whole
+    # NACK's worth again.
+    for _ in range(NACK_NUMBERS_BURST // NACK_LOST_MAX):
+        await send_raw_rtcp(mallory.pc, distinct)
+    marker = 1 << 22
+    send_remb(mallory, marker)
+    await eventually(
+        lambda: any(v == marker for _, v in peer.remb.history), what="the flood handled"
+    )
+    assert len(checks) == NACK_NUMBERS_BURST, len(checks)
+    clock.advance(1.0)
+    assert await checks_made_for(distinct) == NACK_LOST_MAX
+
+
+async def test_rtcp_faster_than_any_browser_sends_is_handled_up_to_a_budget(
+    join: Join, server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A participant holds its connection's SRTCP keys, so it can send RTCP as fast as
+    its link carries it, each datagram parsed, routed and handled. While the budget's
+    clock stands still, at most `RTCP_DATAGRAMS_BURST` of mallory's are handled and the
+    rest dropped and counted, and ada's video keeps reaching bo; once it moves, her RTCP
+    is handled again."""
+    mallory, watch, ssrc, sender, clock = await _mallory_on_a_still_budget(
+        join, server, monkeypatch
+    )
+    handled: list[int] = []  # the PLIs that reached the SFU's sender of ada's video
+    handle = sender._handle_rtcp_packet
+
+    async def counted(packet: Any) -> None:
+        if isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_PLI:
+            handled.append(packet.media_ssrc)
+        await handle(packet)
+
+    sender._handle_rtcp_packet = counted
+    pli = _rtcp(206, RTCP_PSFB_PLI, 2, struct.pack("!L", ssrc))
+    count = 2 * RTCP_DATAGRAMS_BURST
+
+    async def send(i: int) -> None:
+        await send_raw_rtcp(mallory.pc, pli)
+
+    await watch.during(flood(count, 2000, send))
+    budget = feedback_budget(sender.transport._rtp_router)
+    await eventually(
+        lambda: len(handled) + budget.datagrams_dropped >= count, what="the flood handled"
+    )
+    assert 0 < len(handled) <= RTCP_DATAGRAMS_BURST, len(handled)
+    clock.advance(1.0)
+    at = len(handled)
+    await send_raw_rtcp(mallory.pc, pli)
+    await eventually(lambda: len(handled) > at, what="a PLI handled a second later")
 
 
 async def test_a_remb_that_lies_about_its_ssrcs_does_not_end_the_connection(
