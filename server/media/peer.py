@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import re
 import time
 from collections.abc import Awaitable, Callable, Collection
@@ -200,6 +201,10 @@ class Peer:
         self.resend_room = ResendRoom(self.remb)  # what that leaves for resends, on all its streams
         self.downlink = DownlinkPause()  # its video tracks paused for its link
         self.downlink_timer: asyncio.TimerHandle | None = None  # the next trial of one
+        # Its feedback acted on (layer choice, caps, the downlink check): when last, and
+        # the deferred next (the SFU's `FEEDBACK_GAP_S`).
+        self.feedback_at = -math.inf
+        self.feedback_timer: asyncio.TimerHandle | None = None
         self.on_track: Callable[[Peer, Incoming], None] = lambda peer, incoming: None
         self.on_failed: Callable[[Peer, str], None] = lambda peer, reason: None
         self.on_negotiated: Callable[[Peer, Outgoing], None] = lambda peer, outgoing: None
@@ -313,8 +318,9 @@ class Peer:
             return
         self.closed = True
         self.liveness.stop()
-        if self.downlink_timer is not None:
-            self.downlink_timer.cancel()
+        for timer in (self.downlink_timer, self.feedback_timer):
+            if timer is not None:
+                timer.cancel()
         if self._task is not None and self._task is not asyncio.current_task():
             self._task.cancel()
         for incoming in self.incoming:

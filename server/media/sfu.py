@@ -55,6 +55,11 @@ from server.rooms.registry import RoomRegistry
 
 log = logging.getLogger("pairwise.media.sfu")
 
+# A subscriber's feedback (REMB, reported loss) is acted on at most this often: Chromium
+# sends a REMB about every 100-200 ms and a receiver report a second; a layer switch
+# itself waits for a keyframe.
+FEEDBACK_GAP_S = 0.05
+
 # (room, identity, event, payload): how the SFU reaches one participant's client.
 Notify = Callable[[str, str, str, dict[str, Any]], Awaitable[None]]
 
@@ -678,19 +683,43 @@ class Sfu:
 
     def _remb(self, peer: Peer, bitrate: float) -> None:
         peer.remb.observe(bitrate, time.monotonic())
-        self.choose_layers(peer)
-        for outgoing in list(peer.outgoing.values()):
-            if outgoing.publication.kind == "video" and not outgoing.publication.layers:
-                self.cap_publisher(outgoing.publication)
-        self.check_downlink(peer)
+        self._feedback(peer)
 
     def _loss(self, peer: Peer, track: ForwardedTrack, fraction: float, highest: int) -> None:
         if not track.reported_loss.add(fraction, highest):
             return  # too few packets since the last reading (reported_loss.py)
-        if track.publication.layers:
-            self.choose_layers(peer)
-        else:
-            self.cap_publisher(track.publication)
+        self._feedback(peer)
+
+    def _feedback(self, peer: Peer) -> None:
+        """The subscriber's estimate or reported loss changed: act on it now, unless it
+        was acted on in the last `FEEDBACK_GAP_S`; then once that has passed. Each REMB
+        names the streams it is for, and a datagram holds dozens: acted on per REMB, a
+        subscriber made the SFU choose its layers and cap its publishers thousands of
+        times a second (tests/security/sfu/test_sfu_abuse_feedback.py)."""
+        now = time.monotonic()
+        wait = peer.feedback_at + FEEDBACK_GAP_S - now
+        if wait <= 0:
+            self._act_on_feedback(peer, now)
+        elif peer.feedback_timer is None:
+            loop = asyncio.get_running_loop()
+            peer.feedback_timer = loop.call_later(wait, self._deferred_feedback, peer)
+
+    def _deferred_feedback(self, peer: Peer) -> None:
+        peer.feedback_timer = None
+        if not peer.closed:
+            self._feedback(peer)  # (the loop's timer may fire a millisecond early)
+
+    def _act_on_feedback(self, peer: Peer, now: float) -> None:
+        """Its layers chosen, the single-layer publishers it watches capped, its downlink
+        checked."""
+        if peer.feedback_timer is not None:  # due, but the loop came here first
+            peer.feedback_timer.cancel()
+            peer.feedback_timer = None
+        peer.feedback_at = now
+        self.choose_layers(peer)
+        for outgoing in list(peer.outgoing.values()):
+            if outgoing.publication.kind == "video" and not outgoing.publication.layers:
+                self.cap_publisher(outgoing.publication)
         self.check_downlink(peer)
 
     def check_downlink(self, peer: Peer) -> None:

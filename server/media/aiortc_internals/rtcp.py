@@ -247,9 +247,9 @@ def guard_rtcp() -> None:
     each sequence number once, at most `NACK_LOST_MAX` of them, and each connection's
     RTCP keeps to its `FeedbackBudget` (internal 23) (idempotent)."""
     route = RtpRouter.route_rtcp
-    if getattr(route, "guards_rtcp", False):
-        return
     handle = RTCDtlsTransport._handle_rtcp_data
+    if getattr(route, "guards_rtcp", False) and getattr(handle, "guards_rtcp", False):
+        return
 
     @functools.wraps(handle)
     async def handle_budgeted(self: RTCDtlsTransport, data: bytes) -> None:
@@ -262,10 +262,13 @@ def guard_rtcp() -> None:
             if packet.fmt == RTCP_PSFB_APP and not whole_remb(packet.fci):
                 return set()
         elif isinstance(packet, RtcpRtpfbPacket) and packet.fmt == RTCP_RTPFB_NACK:
-            lost = list(dict.fromkeys(packet.lost))[:NACK_LOST_MAX]
+            # the newest numbers kept (a NACK lists them ascending; the oldest are the
+            # likeliest gone from the sender's history)
+            lost = list(dict.fromkeys(packet.lost))[-NACK_LOST_MAX:]
             budget = feedback_budget(self)
-            packet.lost = lost[: budget.nacked.take_up_to(len(lost))]
-            budget.numbers_cut += len(lost) - len(packet.lost)
+            allowed = budget.nacked.take_up_to(len(lost))
+            packet.lost = lost[len(lost) - allowed :]
+            budget.numbers_cut += len(lost) - allowed
             if not packet.lost:
                 return set()
         try:
@@ -274,8 +277,11 @@ def guard_rtcp() -> None:
             return set()
 
     route_guarded.guards_rtcp = True  # type: ignore[attr-defined]
-    RtpRouter.route_rtcp = route_guarded  # type: ignore[method-assign]
-    RTCDtlsTransport._handle_rtcp_data = handle_budgeted  # type: ignore[method-assign]
+    handle_budgeted.guards_rtcp = True  # type: ignore[attr-defined]
+    if not getattr(route, "guards_rtcp", False):
+        RtpRouter.route_rtcp = route_guarded  # type: ignore[method-assign]
+    if not getattr(handle, "guards_rtcp", False):
+        RTCDtlsTransport._handle_rtcp_data = handle_budgeted  # type: ignore[method-assign]
 
 
 def problems() -> list[str]:

@@ -10,7 +10,13 @@ import struct
 from typing import Any
 
 import pytest
-from aiortc.rtp import RTCP_PSFB_PLI, RTCP_RTPFB_NACK, RtcpPsfbPacket, RtcpRtpfbPacket
+from aiortc.rtp import (
+    RTCP_PSFB_PLI,
+    RTCP_RTPFB_NACK,
+    RtcpPsfbPacket,
+    RtcpRtpfbPacket,
+    pack_remb_fci,
+)
 
 from server.jobs.clock import ManualClock
 from server.media.aiortc_internals.rtcp import (
@@ -20,6 +26,7 @@ from server.media.aiortc_internals.rtcp import (
     feedback_budget,
 )
 from server.media.rtp_output import HISTORY
+from server.media.sfu import FEEDBACK_GAP_S
 from server.signaling import ratelimit
 from tests.media.conftest import Join
 from tests.media.simulcast_publisher import SimulcastPublisher
@@ -147,6 +154,7 @@ async def test_nacks_naming_thousands_of_numbers_cost_a_history_of_checks_each_a
 
     assert NACK_LOST_MAX == HISTORY  # the cut is a sender's history (rtcp.py cannot import it)
     assert await checks_made_for(distinct) == NACK_LOST_MAX
+    assert checks[-NACK_LOST_MAX - 1 : -1] == list(range(17 * 330 - NACK_LOST_MAX, 17 * 330))
     assert await checks_made_for(same) == 17
 
     # A flood gets what is left of the burst, then nothing while the clock stands still
@@ -200,6 +208,64 @@ async def test_rtcp_faster_than_any_browser_sends_is_handled_up_to_a_budget(
     at = len(handled)
     await send_raw_rtcp(mallory.pc, pli)
     await eventually(lambda: len(handled) > at, what="a PLI handled a second later")
+
+
+async def test_a_flood_of_rembs_is_acted_on_at_most_once_a_feedback_gap(
+    join: Join, server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each REMB is a subscriber's word on its link, and a datagram holds fifty: the SFU
+    acted on each one (its layers chosen, the publishers it watches capped, its downlink
+    checked). Now a subscriber's feedback is acted on at most once every
+    `FEEDBACK_GAP_S`, and the last word still counts (acted on once the gap has passed)."""
+    ada, bo, watch = await _room(join)
+    mallory = await join("mallory", publish=False, decode=False, munge_answer=without_abs_send_time)
+    await eventually(lambda: any(r.frames > 5 for r in mallory.of_kind("video")), timeout=20)
+    _, ssrc = _video_receiver(mallory)
+    sfu = ServerParts(server.app).sfu
+    peer = sfu.peer(ROOM, "mallory")
+    assert peer is not None
+    rembs: list[float] = []
+    acted: list[float | None] = []  # mallory's REMB each time her feedback was acted on
+    remb, act = sfu._remb, sfu._act_on_feedback
+
+    after: list[tuple[float | None, bool]] = []  # right after each: last acted on, one due
+
+    def counted_remb(who: Any, bitrate: float) -> None:
+        if who is peer:
+            rembs.append(bitrate)
+        remb(who, bitrate)
+        if who is peer:
+            after.append((acted[-1] if acted else None, peer.feedback_timer is not None))
+
+    acted_at: list[float] = []
+
+    def counted_act(who: Any, now: float) -> None:
+        if who is peer:
+            acted.append(peer.remb.value)
+            acted_at.append(now)
+        act(who, now)
+
+    monkeypatch.setattr(sfu, "_remb", counted_remb)
+    monkeypatch.setattr(sfu, "_act_on_feedback", counted_act)
+
+    def remb_about(bitrate: int) -> bytes:  # one REMB for ada's video at mallory
+        return _rtcp(206, 15, 5, bytes(4) + pack_remb_fci(bitrate, [ssrc]))
+
+    fifty = b"".join(remb_about(300_000 + i) for i in range(50))
+
+    async def send(i: int) -> None:
+        await send_raw_rtcp(mallory.pc, fifty)
+
+    await watch.during(flood(200, 200, send))
+    assert len(rembs) > 1000, len(rembs)  # what the RTCP budget let through
+    gaps = [b - a for a, b in zip(acted_at, acted_at[1:], strict=False)]
+    assert min(gaps) >= FEEDBACK_GAP_S, (len(acted), len(rembs), min(gaps))
+    # two in one datagram: the second is acted on at once or due to be, and then is
+    await send_raw_rtcp(mallory.pc, remb_about(400_000) + remb_about(500_000))
+    await eventually(lambda: 500_000 in rembs, what="the REMBs handled")
+    last_acted, due = after[rembs.index(500_000)]
+    assert last_acted == 500_000 or due, (last_acted, due)
+    await eventually(lambda: 500_000 in acted, what="the last REMB acted on")
 
 
 async def test_a_remb_that_lies_about_its_ssrcs_does_not_end_the_connection(
