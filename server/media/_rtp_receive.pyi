@@ -18,6 +18,7 @@ CAPACITY: int  # a layer's jitter buffer, in packets
 HISTORY: int  # aiortc's RTP_HISTORY_SIZE: losses further back are forgotten
 MAX_MISORDER: int  # aiortc's: an older packet within this is late, beyond it a restart
 STALL_S: float  # packets but no frame for this long: the layer skips its gap
+QUIET_S: float  # a quiet layer hands on one frame this often (and every keyframe)
 
 class LayerBuffer:
     """One simulcast layer's NACK tracking, jitter buffer, frame assembly and statistics
@@ -28,6 +29,11 @@ class LayerBuffer:
     max_seq: int | None  # the NACK generator's newest sequence number
     origin: int | None  # the jitter buffer's first sequence number
     held: int  # packets in the jitter buffer
+    # Nobody takes its frames now (set by the publication): a frame is handed on only if
+    # it is a keyframe (VP8's rule), follows a gap, or comes `QUIET_S` after the last one
+    # handed on; the others are counted and their count goes with the next one handed on.
+    quiet: bool
+    held_frames: int  # frames kept back since the last one handed on
     # the statistics (aiortc's StreamStatistics attributes)
     base_seq: int | None
     stats_max_seq: int | None
@@ -41,19 +47,27 @@ class LayerBuffer:
 
     def add(
         self, seq: int, timestamp: int, marker: bool, data: bytes, now: float
-    ) -> None | tuple[bool, list[int] | None, bytes | None, list[bytes] | None, int | None, bool]:
+    ) -> (
+        None
+        | tuple[
+            bool, list[int] | None, bytes | None, list[bytes] | None, int | None, bool, int, int
+        ]
+    ):
         """A packet of the layer (its depayloaded `data`) arrived at `now`: None when
         nothing follows, else (PLI wanted, the missing packets to NACK or None, the frame
         it completed or None, that frame's packet payloads, its RTP timestamp, whether it
-        follows a skipped gap)."""
+        follows a skipped gap, and the frames and bytes `quiet` kept back before it)."""
 
     def count(self, seq: int, timestamp: int, arrival: int) -> None:
         """`StreamStatistics.add` for a packet of the layer (`arrival` in units of the
         clock rate, as aiortc's `int(time.time() * clockrate)`)."""
 
-    def take_newest(self, seq: int) -> bool:
-        """An audio stream's rule (receive.py's `AudioPassThrough`): whether `seq` is
-        newer than every packet before it; it is then the newest (`max_seq`)."""
+    def audio(self, seq: int, size: int, now: float) -> tuple[int, int] | None:
+        """An audio stream's rule (receive.py's `AudioPassThrough`), for a packet of
+        `size` payload bytes at `now`: None if `seq` is not newer than every packet
+        before it (else it is the newest: `max_seq`) or the stream is `quiet` and the
+        packet not due (counted, kept back); else the frames and bytes kept back before
+        it."""
 
     def take_statistics(
         self,
@@ -86,11 +100,12 @@ class FastLayers:
     ) -> bool:
         """Take the VP8 packets of `ssrc` with `payload_type` while `ssrc_table` routes
         them to `receiver` and it is `_enabled`: their statistics, payload and layer in
-        C, `on_event(ssrc, payload_type, pli, lost, frame, parts, timestamp, after_gap)`
-        called by the caller of `receive` when one has any. `audio`: each packet is a
-        frame, the newest (`layer.take_newest`) going on as
-        `on_event(ssrc, payload_type, payload, timestamp, level)` (`level` the RFC 6464
-        byte or None). False: no room (16)."""
+        C, `on_event(ssrc, payload_type, pli, lost, frame, parts, timestamp, after_gap,
+        held_frames, held_bytes)` called by the caller of `receive` when one has any.
+        `audio`: each packet is a frame, the newest (`layer.audio`) going on as
+        `on_event(ssrc, payload_type, payload, timestamp, level, held_frames, held_bytes)`
+        (`level` the RFC 6464 byte or None); while `layer.quiet`, one every `QUIET_S`.
+        False: no room (16)."""
 
     def feedback(self, sender: Any, log: Any) -> None:
         """Record the routed packets' transport-wide sequence numbers in `log` (a

@@ -28,7 +28,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import av
 from aiortc.jitterbuffer import JitterFrame
@@ -54,6 +54,13 @@ from server.media.simulcast_choice import Choice
 from server.media.transcode import Transcoder
 
 log = logging.getLogger("pairwise.media.forwarding")
+
+
+class Gate(Protocol):
+    """A C buffer frames come through (`_rtp_receive.LayerBuffer`), quiet while nobody
+    takes them."""
+
+    quiet: bool
 
 
 def is_keyframe(codec: RTCRtpCodecParameters, data: bytes) -> bool:
@@ -144,8 +151,8 @@ class Layer:
     _window_start: float = 0.0
     _window_bytes: int = 0
 
-    def count(self, size: int, now: float) -> None:
-        self.frames += 1
+    def count(self, size: int, now: float, frames: int = 1) -> None:
+        self.frames += frames
         if self.last_frame_at is None or now - self.last_frame_at > LAYER_IDLE_SECONDS:
             self._window_start, self._window_bytes = now, 0  # (re)started: a fresh second
         self.last_frame_at = now
@@ -239,6 +246,10 @@ class Publication:
         self.cap_sent: float | None = None
         self.ask_bitrate: Callable[[float | None], bool] | None = None
         self.on_unsubscribe: Callable[[], None] | None = None
+        # The C buffers its frames come through, by layer (-1: not simulcast), each told
+        # while nobody takes its frames (`_taken`): it then hands on only keyframes and
+        # a frame every quarter second, with the count of the others.
+        self._gates: dict[int, Gate] = {}
 
     @property
     def key(self) -> str:
@@ -256,6 +267,7 @@ class Publication:
         `layers` (simulcast) frames come through `push_layer`, and `request_layer(i)`
         asks for a keyframe on layer i."""
         self._generation += 1
+        self._gates.clear()
         self.steady_changed()
         for layer in self.layers:
             if layer.retry is not None:
@@ -280,6 +292,7 @@ class Publication:
         if generation == self._generation:
             self._request_upstream = None
             self._request_layer = None
+            self._gates.clear()  # the receiver's buffers, with what they hold
 
     def layer_sink_for(
         self, generation: int, index_of: Callable[[int], int | None]
@@ -287,10 +300,13 @@ class Publication:
         """The callback a simulcast receiver's tap delivers `LayerFrame`s to."""
 
         def deliver(codec: RTCRtpCodecParameters, frame: JitterFrame) -> None:
-            if generation != self._generation or not frame.data:  # padding only
+            if generation != self._generation:
                 return
             index = index_of(getattr(frame, "ssrc", -1))
-            if index is not None and index < len(self.layers):
+            if index is None or index >= len(self.layers):
+                return
+            self._count_held(internals.frame_held(frame), self.layers[index])
+            if frame.data:  # not padding only
                 if getattr(frame, "after_gap", False):  # frames were lost for good
                     self.layer_frames_lost(index)
                 self.push_layer(
@@ -300,6 +316,7 @@ class Publication:
                     index,
                     internals.frame_parts(frame),
                 )
+            self._watch(index, internals.frame_gate(frame))
 
         return deliver
 
@@ -432,8 +449,11 @@ class Publication:
         """The callback a receiver's tap delivers encoded frames to."""
 
         def deliver(codec: RTCRtpCodecParameters, frame: JitterFrame) -> None:
+            if generation != self._generation:
+                return
+            self._count_held(internals.frame_held(frame), self.meter)
             # A frame of padding packets only (a browser probing bandwidth) has no data.
-            if generation == self._generation and frame.data:
+            if frame.data:
                 if getattr(frame, "after_gap", False):  # frames were lost for good
                     self.frames_lost()
                 self.push(
@@ -443,6 +463,7 @@ class Publication:
                     internals.audio_level(frame),
                     internals.frame_parts(frame),
                 )
+            self._watch(-1, internals.frame_gate(frame))
 
         return deliver
 
@@ -562,6 +583,65 @@ class Publication:
         did)."""
         self._split = None
         self._layer_splits.clear()
+        if self._gates:
+            taken = self._taken()
+            for index, gate in self._gates.items():
+                gate.quiet = index not in taken
+
+    def _taken(self) -> set[int]:
+        """The layers whose frames someone takes now (-1: this publication's own, not
+        simulcast): a subscriber on it or moving to it, or a sink. The others' buffers
+        are quiet. All of them while it has sinks or while its codec is one whose
+        keyframes the C buffer does not know (it hands those on: only VP8, and audio)."""
+        codec = self.codec
+        if (
+            self.sinks
+            or codec is None
+            or (self.kind == "video" and codec.mimeType.lower() != "video/vp8")
+        ):
+            return set(self._gates)
+        if not self.layers:
+            return {-1} if self.subscribers else set()
+        taken: set[int] = set()
+        for track in self.subscribers:
+            taken.add(track.target)
+            if track.layer is not None:
+                taken.add(track.layer)
+        return taken
+
+    def _watch(self, index: int, gate: Gate | None) -> None:
+        """The buffer frames of layer `index` come through (a new one when the publisher
+        restarted a stream): told whether it is quiet, and from now on whenever that
+        changes (`steady_changed`)."""
+        if gate is not None and self._gates.get(index) is not gate:
+            self._gates[index] = gate
+            gate.quiet = index not in self._taken()
+
+    def _count_held(self, held: tuple[int, int], layer: Layer) -> None:
+        """Frames a quiet buffer counted instead of handing on (`_taken`): what `push`
+        and `push_layer` count of a frame."""
+        frames, size = held
+        if not frames:
+            return
+        now = time.monotonic()
+        self.frames += frames
+        self.bytes += size
+        if layer.active(now):
+            layer.count(size, now, frames)
+            if not self._broken:
+                self.last_frame_at = now
+        else:  # kept back before a pause: the frame after it starts the layer again
+            layer.frames += frames
+
+    def add_sink(self, sink: Callable[[RTCRtpCodecParameters, av.Packet], None]) -> None:
+        """Every frame from now on also goes to `sink` (an av.Packet each)."""
+        self.sinks.append(sink)
+        self.steady_changed()
+
+    def remove_sink(self, sink: Callable[[RTCRtpCodecParameters, av.Packet], None]) -> None:
+        if sink in self.sinks:
+            self.sinks.remove(sink)
+            self.steady_changed()
 
     def request_keyframe(self, reason: str) -> None:
         """Ask the publisher for a keyframe: now, or coalesced with the others made

@@ -138,15 +138,14 @@ class _Tap:
             if not self.stopped:
                 self.on_end(identity)
 
-        publication.sinks.append(sink)
+        publication.add_sink(sink)
         publication.on_close.append(ended)
         self.attached.append((publication, sink))
 
     def stop(self) -> None:
         self.stopped = True
         for publication, sink in self.attached:
-            with contextlib.suppress(ValueError):
-                publication.sinks.remove(sink)
+            publication.remove_sink(sink)
         self.attached.clear()
 
 

@@ -17,6 +17,7 @@ from playwright.async_api import expect
 
 from server.media.aiortc_internals import DirectReceive
 from tests.e2e.conftest import OpenPage, RoomPage
+from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -102,12 +103,16 @@ async def test_a_wide_camera_sends_three_layers_and_the_other_decodes_the_full_o
     # microphone, and bo's: his camera sends simulcast too) from the datagram to the
     # frame in C (the server runs in this process): Chromium's packets, extensions and
     # padding; RTX, RTCP and the first packets (with a MID or RID) take the Python path
+    # (bo joined last: his own top layer may start, and his share of first packets fall,
+    # a little after he sees ada's)
     routed = [
         d
         for d in gc.get_objects()
         if isinstance(d, DirectReceive) and d.fast.routes and d not in earlier
     ]
     assert routed, "no layer was taken the C way"
-    assert all(d.fast.routes == 4 and d.fast.consumed > 0.7 * d.handled for d in routed), [
-        (d.fast.routes, d.fast.consumed, d.handled) for d in routed
-    ]
+
+    def taken() -> bool:
+        return all(d.fast.routes == 4 and d.fast.consumed > 0.7 * d.handled for d in routed)
+
+    await eventually(taken, timeout=15, what="four streams a connection, most packets in C")

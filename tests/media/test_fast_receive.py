@@ -13,6 +13,7 @@ import gc
 import os
 import random
 import struct
+import time
 import weakref
 from typing import Any
 
@@ -31,6 +32,7 @@ from server.media import _rtp_receive, aiortc_internals, simulcast, transport_fe
 from server.media._rtp_receive import FastLayers, LayerBuffer
 from server.media.aiortc_internals.base import JITTER_ATTR, sending, srtp_address
 from server.media.aiortc_internals.direct_receive import SRTP_UNPROTECT
+from server.media.forwarding import is_keyframe
 
 SSRCS = (0x1111, 0x2222, 0x3333)  # the three layers
 RTX_SSRC = 0x4444  # the top layer's retransmissions
@@ -123,11 +125,13 @@ class Side(Connected):
         super().__init__("video", key)
         receiver = self.receiver
         self.frames: list[tuple[int, int, bytes, bool]] = []
+        self.held: list[tuple[int, int]] = []  # what a quiet layer kept back before each
         self.nacks: list[tuple[int, list[int]]] = []
         self.plis: list[int] = []
 
         def sink(codec: Any, frame: Any) -> None:
             self.frames.append((frame.ssrc, frame.rtp_timestamp, frame.data, frame.after_gap))
+            self.held.append(aiortc_internals.frame_held(frame))
 
         if single:
             aiortc_internals.tap_video(receiver, sink, renack_seconds)
@@ -564,10 +568,14 @@ class AudioSide(Connected):
     def __init__(self, key: bytes, fast: bool) -> None:
         super().__init__("audio", key)
         self.frames: list[tuple[bytes, int, int | None]] = []
+        self.held: list[tuple[int, int]] = []  # what a quiet stream kept back before each
+        self.gates: list[Any] = []  # the stream's buffer each came through
 
         def sink(codec: Any, frame: Any) -> None:
             level = aiortc_internals.audio_level(frame)
             self.frames.append((frame.data, frame.timestamp, level))
+            self.held.append(aiortc_internals.frame_held(frame))
+            self.gates.append(aiortc_internals.frame_gate(frame))
 
         aiortc_internals.tap_encoded_frames(self.receiver, sink)
         if not fast:  # its streams never routed to C
@@ -640,6 +648,122 @@ def audio_datagrams(key: bytes, packets: int, loss: float, seed: int) -> list[by
         if held and random.random() < 0.5:
             out.append(held.pop(random.randrange(len(held))))
     return out + held
+
+
+def kept_back_in_between(
+    all_frames: list[Any], handed: list[Any], held: list[tuple[int, int]], size: Any
+) -> tuple[list[int], list[int]]:
+    """For each frame `handed` on (a subsequence of `all_frames`, which a loud buffer
+    handed on): the frames with data of `all_frames` before it since the one handed on
+    before, and their bytes; checks that the held counts say just that."""
+    at = 0
+    counts, sizes = [], []
+    for frame, (held_frames, held_bytes) in zip(handed, held, strict=True):
+        skipped = []
+        while all_frames[at] != frame:
+            skipped.append(all_frames[at])
+            at += 1
+        at += 1
+        kept = [f for f in skipped if size(f)]
+        counts.append(len(kept))
+        sizes.append(sum(size(f) for f in kept))
+        assert (held_frames, held_bytes) == (counts[-1], sizes[-1]), frame
+    return counts, sizes
+
+
+@pytest.mark.parametrize(("loss", "seed"), [(0.0, 21), (0.1, 22)])
+async def test_quiet_layers_hand_on_keyframes_and_gaps_and_count_every_frame_kept_back(
+    loss: float, seed: int
+) -> None:
+    """Two receivers fed the same datagrams through the C path, one with its layers
+    quiet (nobody takes their frames: `LayerBuffer.quiet`, set by the publication): it
+    hands on a subsequence of the other's frames, every keyframe and every frame after a
+    gap among them, and at most one other a layer each `QUIET_S`, each frame carrying the
+    count and bytes of those kept back before it; its NACKs and statistics are the loud
+    one's."""
+    key = os.urandom(30)
+    loud, quiet = Side(key, fast=True), Side(key, fast=True)
+    layers = getattr(quiet.receiver, JITTER_ATTR).layers
+    try:
+        started = time.monotonic()
+        for data in datagrams(key, 300, loss, seed):
+            loud.feed(data)
+            quiet.feed(data)
+            for layer in layers.values():
+                layer.quiet = True
+        elapsed = time.monotonic() - started
+        assert quiet.direct.fast.consumed == loud.direct.fast.consumed > 600
+        assert quiet.nacks == loud.nacks
+        assert quiet.statistics() == loud.statistics()
+        others = 0
+        for ssrc in SSRCS:
+            every = [f for f in loud.frames if f[0] == ssrc]
+            handed = [(f, h) for f, h in zip(quiet.frames, quiet.held, strict=True) if f[0] == ssrc]
+            kept_back_in_between(every, [f for f, _ in handed], [h for _, h in handed], len_data)
+            for frame in every:
+                if frame[3] or is_keyframe(VP8, frame[2]):  # after a gap, a keyframe
+                    assert frame in [f for f, _ in handed]
+            others += sum(not f[3] and not is_keyframe(VP8, f[2]) for f, _ in handed)
+            assert len(handed) < len(every)
+        # the first frame of each layer, then one each QUIET_S
+        assert others <= len(SSRCS) * (2 + elapsed / _rtp_receive.QUIET_S)
+    finally:
+        await loud.close()
+        await quiet.close()
+
+
+def len_data(frame: tuple[Any, ...]) -> int:
+    return len(frame[2])
+
+
+async def test_a_quiet_audio_stream_hands_on_a_packet_each_quiet_interval_counting_the_rest() -> (
+    None
+):
+    """As quiet layers, for audio (each packet a frame, none a keyframe): the stream
+    hands on its first packet and then one each `QUIET_S`; every packet kept back is
+    counted in the next one handed on; loud again, every packet goes."""
+    key = os.urandom(30)
+    loud, quiet = AudioSide(key, fast=True), AudioSide(key, fast=True)
+    streams = getattr(quiet.receiver, JITTER_ATTR).streams
+    sent = audio_datagrams(key, 400, 0.05, 31)
+    try:
+        started = time.monotonic()
+        for data in sent[:300]:
+            loud.feed(data)
+            quiet.feed(data)
+            for stream in streams.values():
+                stream.quiet = True
+        elapsed = time.monotonic() - started
+        handed_quiet = len(quiet.frames)
+        for stream in streams.values():
+            stream.quiet = False
+        for data in sent[300:]:
+            loud.feed(data)
+            quiet.feed(data)
+        assert quiet.statistics() == loud.statistics()
+        assert handed_quiet <= 2 * (2 + elapsed / _rtp_receive.QUIET_S)  # two streams
+        assert len(loud.frames) > 250
+        kept = 0
+        for ssrc in (AUDIO_SSRC, OTHER_AUDIO_SSRC):
+
+            def of(side: AudioSide, ssrc: int = ssrc) -> list[int]:
+                gate = getattr(side.receiver, JITTER_ATTR).streams[ssrc]
+                return [i for i, g in enumerate(side.gates) if g is gate]
+
+            every = [loud.frames[i] for i in of(loud)]
+            mine = of(quiet)
+            counts, _ = kept_back_in_between(
+                every,
+                [quiet.frames[i] for i in mine],
+                [quiet.held[i] for i in mine],
+                lambda f: len(f[0]),
+            )
+            kept += sum(counts)
+        assert kept > 200  # kept back while quiet, counted in the next handed on ...
+        assert quiet.frames[-50:] == loud.frames[-50:]  # ... and every one once loud
+    finally:
+        await loud.close()
+        await quiet.close()
 
 
 @pytest.mark.parametrize(("loss", "seed"), [(0.0, 11), (0.05, 12), (0.3, 13)])

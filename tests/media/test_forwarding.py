@@ -124,6 +124,62 @@ async def test_forwarding_is_pass_through(
     assert decoded == len(video.encoded)
 
 
+async def test_a_publisher_nobody_watches_is_quiet_but_counted_until_someone_subscribes(
+    join: Join, server: Any
+) -> None:
+    """Alone in the room, ada's camera (one stream) and microphone reach the publication a
+    frame each quarter second and their keyframes (`LayerBuffer.quiet`), every frame still
+    counted; a subscriber makes every frame go, and gets the video; when it leaves, quiet
+    again."""
+    await join("ada")
+    sfu = ServerParts(server.app).sfu
+    await eventually(lambda: sfu.peer("pair-1", "ada") is not None)
+    peer = sfu.peer("pair-1", "ada")
+    assert peer is not None
+    await eventually(lambda: len([i for i in peer.incoming if i.publication]) == 2, timeout=20)
+    camera = next(i for i in peer.incoming if i.kind == "video")
+    microphone = next(i for i in peer.incoming if i.kind == "audio")
+    video, audio = camera.publication, microphone.publication
+    assert video is not None and audio is not None
+    buffers = (
+        getattr(camera.transceiver.receiver, JITTER_ATTR).layers,
+        getattr(microphone.transceiver.receiver, JITTER_ATTR).streams,
+    )
+
+    def quiet() -> list[bool]:
+        return [b.quiet for each in buffers for b in each.values()]
+
+    await eventually(lambda: quiet() == [True, True], timeout=20)
+    pushed: Counter[str] = Counter()
+    for publication in (video, audio):
+
+        def counting(
+            *args: Any, push: Any = publication.push, kind: str = publication.kind
+        ) -> None:
+            pushed[kind] += 1
+            push(*args)
+
+        publication.push = counting  # type: ignore[method-assign]
+    frames = {p.kind: p.frames for p in (video, audio)}
+    await eventually(lambda: video.frames >= frames["video"] + 60, timeout=10)
+    counted = {p.kind: p.frames - frames[p.kind] for p in (video, audio)}
+    assert counted["audio"] >= 60  # every 20 ms packet counted (ada's video is 30 fps)
+    for kind in ("video", "audio"):
+        assert pushed[kind] <= counted[kind] / 3, (pushed, counted)
+    assert video.meter.bitrate > 0
+
+    bo = await join("bo", publish=False)
+    await eventually(lambda: quiet() == [False, False], timeout=10)
+    await eventually(lambda: any(r.kind == "video" and r.frames > 20 for r in bo.received))
+    pushed.clear()
+    frames = {p.kind: p.frames for p in (video, audio)}
+    await eventually(lambda: video.frames >= frames["video"] + 30, timeout=10)
+    assert pushed["video"] >= video.frames - frames["video"] - 1  # every frame
+
+    await bo.socket.call("leave")
+    await eventually(lambda: quiet() == [True, True], timeout=10)
+
+
 async def test_late_joiner_gets_a_keyframe_first_and_leaving_ends_tracks(join: Join) -> None:
     ada = await join("ada")
     bo = await join("bo")

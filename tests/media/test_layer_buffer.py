@@ -10,6 +10,7 @@ The reference (`PythonLayer`) is that Python: aiortc's `NackGenerator`, a
 
 from __future__ import annotations
 
+import itertools
 import sys
 import time
 from typing import Any
@@ -22,7 +23,7 @@ from aiortc.utils import uint16_add
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from server.media._rtp_receive import CAPACITY, STALL_S, LayerBuffer
+from server.media._rtp_receive import CAPACITY, QUIET_S, STALL_S, LayerBuffer
 from server.media.aiortc_internals import PromptVideoBuffer
 
 Arrival = tuple[int, int, bool, float]  # seq, timestamp, marker, seconds since the last
@@ -66,11 +67,11 @@ class PythonLayer:
             if now - self.last_frame > STALL_S and skip_gap_in(self.buffer, self.nack):
                 self.last_frame = now
                 self.gap = True
-                return True, lost, None, None, None, False
-            return None if not pli and lost is None else (pli, lost, None, None, None, False)
+                return True, lost, None, None, None, False, 0, 0
+            return None if not pli and lost is None else (pli, lost, None, None, None, False, 0, 0)
         self.last_frame = now
         after_gap, self.gap = self.gap, False
-        return pli, lost, frame.data, frame.parts, frame.timestamp, after_gap
+        return pli, lost, frame.data, frame.parts, frame.timestamp, after_gap, 0, 0
 
 
 @st.composite
@@ -172,9 +173,18 @@ def test_a_clean_stream_gives_every_frame_whole_at_its_last_packet() -> None:
 def test_a_lost_packet_is_nacked_then_its_resend_completes_the_frame() -> None:
     layer = LayerBuffer(0.0)
     assert layer.add(10, 0, False, b"a", 0.0) is None
-    assert layer.add(12, 0, True, b"c", 0.0) == (False, [11], None, None, None, False)
+    assert layer.add(12, 0, True, b"c", 0.0) == (False, [11], None, None, None, False, 0, 0)
     assert layer.missing == [11]
-    assert layer.add(11, 0, False, b"b", 0.1) == (False, None, b"abc", [b"a", b"b", b"c"], 0, False)
+    assert layer.add(11, 0, False, b"b", 0.1) == (
+        False,
+        None,
+        b"abc",
+        [b"a", b"b", b"c"],
+        0,
+        False,
+        0,
+        0,
+    )
     assert layer.missing == [] and layer.held == 0
 
 
@@ -186,10 +196,63 @@ def test_a_layer_stuck_at_a_loss_skips_to_the_next_whole_frame_and_asks_for_a_ke
     assert layer.add(5, 6000, True, b"y", 0.4) is None  # within the limit: waits
     assert layer.missing == [2]
     skipped = layer.add(6, 9000, True, b"z", 0.7)  # 0.7 s since the last frame
-    assert skipped == (True, None, None, None, None, False)  # a PLI, no frame yet
+    assert skipped == (True, None, None, None, None, False, 0, 0)  # a PLI, no frame yet
     assert layer.missing == [] and layer.origin == 4
     frame = layer.add(7, 12000, True, b"w", 0.71)
     assert frame is not None and frame[2] == b"xy" and frame[5] is True  # after the gap
+
+
+KEY, DELTA = b"\x10\x02\x00key", b"\x11\x02\x00delta"  # VP8: bit 0 clear on a keyframe
+
+
+def test_a_quiet_layer_hands_on_keyframes_and_a_frame_each_quiet_interval_with_the_rest_counted() -> (
+    None
+):
+    """Nobody takes the layer's frames: at 30 frames a second it hands on every keyframe
+    and one frame each `QUIET_S`, each carrying the count and bytes of the frames kept back
+    before it; loud again, it hands on every frame, the first with what was kept back."""
+    layer = LayerBuffer(0.0)
+    layer.quiet = True
+    handed: list[tuple[float, bytes, int, int]] = []
+    sent_bytes = 0
+    for frame in range(90):  # three seconds
+        now = frame / 30
+        if frame == 60:
+            layer.quiet = False
+        payload = KEY if frame % 45 == 7 else DELTA + bytes(frame % 5)
+        sent_bytes += len(payload)
+        result = layer.add(frame, frame * 3000, True, payload, now)
+        if result is None:
+            continue
+        assert result[:2] == (False, None) and result[5] is False  # no loss, no gap
+        handed.append((now, result[2], result[6], result[7]))
+    quiet = [h for h in handed if h[0] < 2.0]
+    assert [h[0] for h in quiet if h[1] == KEY] == [7 / 30, 52 / 30]  # each at once
+    assert quiet[0][0] == 0.0  # the first frame too
+    for before, this in itertools.pairwise(quiet):  # the others: the first due after QUIET_S
+        if this[1] != KEY:
+            assert QUIET_S <= this[0] - before[0] < QUIET_S + 1 / 30
+    assert len(quiet) < 60 / 4
+    assert [h[0] for h in handed if h[0] >= 2.0] == [f / 30 for f in range(60, 90)]  # all
+    # nothing lost from the counts: every frame is handed on or counted in one that is
+    assert sum(1 + h[2] for h in handed) == 90
+    assert sum(len(h[1]) + h[3] for h in handed) == sent_bytes
+    assert layer.held_frames == 0
+
+
+def test_a_quiet_layer_still_nacks_and_hands_on_the_frame_after_a_gap() -> None:
+    layer = LayerBuffer(0.0)
+    layer.quiet = True
+    assert layer.add(1, 0, True, DELTA, 0.0) is not None  # the first: handed on
+    assert layer.add(2, 3000, True, DELTA, 0.01) is None  # kept back, counted
+    assert layer.held_frames == 1
+    assert layer.add(4, 6000, True, DELTA, 0.02) == (False, [3], None, None, None, False, 0, 0)
+    layer.add(5, 9000, True, DELTA, 0.03)  # waits behind 3
+    skipped = layer.add(6, 12000, True, DELTA, 0.6)  # stalled past STALL_S: a PLI
+    assert skipped is not None and skipped[0] is True
+    after = layer.add(7, 15000, True, DELTA, 0.61)  # within QUIET_S, and yet handed on
+    assert after is not None and after[2] == DELTA and after[5] is True
+    assert after[6] == 1  # with the one kept back before
 
 
 @pytest.mark.parametrize(
@@ -213,6 +276,28 @@ def test_bad_input_raises_and_changes_nothing(args: tuple[Any, ...], error: type
     with pytest.raises(error):
         layer.add(*args)
     assert (layer.missing, layer.max_seq, layer.origin, layer.held) == before
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        ((65536, 1, 0.0), ValueError),
+        ((9, -1, 0.0), ValueError),
+        ((9, 1 << 20, 0.0), ValueError),  # longer than any datagram
+        (("9", 1, 0.0), TypeError),
+        ((9, 1, "now"), TypeError),
+        ((9, 1), TypeError),
+    ],
+)
+def test_bad_audio_input_raises_and_changes_nothing(args: tuple[Any, ...], error: type) -> None:
+    stream = LayerBuffer(0.0)
+    stream.quiet = True
+    assert stream.audio(5, 10, 0.0) == (0, 0)
+    assert stream.audio(6, 10, 0.1) is None  # kept back: counted
+    with pytest.raises(error):
+        stream.audio(*args)
+    assert (stream.max_seq, stream.held_frames) == (6, 1)
+    assert stream.audio(7, 10, 0.3) == (1, 10)  # due: with the one kept back
 
 
 def test_payloads_held_are_released_when_the_layer_goes() -> None:

@@ -114,7 +114,7 @@ async def link(request: pytest.FixtureRequest) -> AsyncIterator[Link]:
     registry = CollectorRegistry()
     publication = Publication("room", "ada", "video", MediaMetrics(registry))
     delivered: list[bytes] = []
-    publication.sinks.append(lambda codec, packet: delivered.append(bytes(packet)))
+    publication.add_sink(lambda codec, packet: delivered.append(bytes(packet)))
     dropper = Dropper(sending.sender, retransmissions, every=every)
     gaps: list[float] = []
 

@@ -273,3 +273,61 @@ async def test_keyframe_requests_reach_each_layer_right_after_the_publisher_conn
     await eventually(lambda: sizes.latest() is not None, timeout=20)
     assert publisher.layers[0].plis >= 1
     assert sizes.frames[0][0] - connected < 1.9
+
+
+async def test_layers_nobody_is_on_are_quiet_but_counted_and_wake_for_a_subscriber(
+    publisher: SimulcastPublisher, join: Join, server: Any
+) -> None:
+    """A publisher alone: its layers' C buffers are quiet (`LayerBuffer.quiet`): each
+    hands the publication a frame each `QUIET_S` and its keyframes, not every frame, and
+    the layer's frame count and bit rate still count every frame. A subscriber makes the
+    layer it is on (and its audio) hand on every frame; once it leaves, quiet again."""
+    await publisher.connect()
+    sfu = ServerParts(server.app).sfu
+    await eventually(lambda: sfu.peer(ROOM, "ada") is not None, timeout=20)
+    ada = sfu.peer(ROOM, "ada")
+    assert ada is not None
+    await eventually(lambda: len([i for i in ada.incoming if i.publication]) == 2, timeout=20)
+    camera = next(i for i in ada.incoming if i.kind == "video")
+    microphone = next(i for i in ada.incoming if i.kind == "audio")
+    video = camera.publication
+    assert video is not None and microphone.publication is not None
+    buffers = getattr(camera.transceiver.receiver, JITTER_ATTR).layers
+    streams = getattr(microphone.transceiver.receiver, JITTER_ATTR).streams
+
+    def gates() -> list[bool]:  # each layer's, lowest first, then the audio's
+        layers = [buffers.get(layer.ssrc) for layer in publisher.layers]
+        return [b is not None and b.quiet for b in (*layers, *streams.values())]
+
+    await eventually(lambda: gates() == [True] * 4 and len(video.layers) == 3, timeout=20)
+    handed = [0, 0, 0]
+    push_layer = video.push_layer
+
+    def counted(codec: Any, data: bytes, timestamp: int, index: int, parts: Any = None) -> None:
+        handed[index] += 1
+        push_layer(codec, data, timestamp, index, parts)
+
+    video.push_layer = counted  # type: ignore[method-assign]
+    sent = [layer.sent for layer in publisher.layers]
+    frames = [layer.frames for layer in video.layers]
+    await eventually(
+        lambda: all(layer.sent >= s + 45 for layer, s in zip(publisher.layers, sent, strict=True))
+    )
+    sent = [layer.sent - s for layer, s in zip(publisher.layers, sent, strict=True)]
+    frames = [layer.frames - f for layer, f in zip(video.layers, frames, strict=True)]
+    for index in range(3):  # 15 frames a second sent, ~4 (and a keyframe) handed on
+        assert handed[index] <= sent[index] / 2, (handed, sent)
+        assert abs(frames[index] - sent[index]) <= 8, (frames, sent)  # a quarter second late
+        assert video.layers[index].bitrate > 0 and video.layers[index].active(time.monotonic())
+
+    bo, sizes = await subscriber(join, "bo")
+    await eventually(lambda: sizes.latest() == (640, 360), timeout=30)
+    await eventually(lambda: gates() == [True, True, False, False])
+    handed[2], decoded = 0, len(sizes.frames)
+    sent_top = publisher.layers[2].sent
+    await eventually(lambda: publisher.layers[2].sent >= sent_top + 30)
+    assert handed[2] >= 28  # every frame of the layer bo is on
+    await eventually(lambda: len(sizes.frames) >= decoded + 25)
+
+    await bo.socket.call("leave")
+    await eventually(lambda: gates() == [True] * 4, timeout=10)

@@ -65,14 +65,20 @@ class Participant:
         self.heard: list[np.ndarray] = []
         self.failed = asyncio.Event()
         self.tasks: list[asyncio.Task[None]] = []
+        # One exchange at a time, as the web client keeps them: the worker's offer of the
+        # caller's audio can come while this side's own offer waits for its answer.
+        self.exchange = asyncio.Lock()
 
     async def notify(self, room: str, identity: str, event: str, data: dict[str, Any]) -> None:
-        if event == "media_renegotiate" and self.pc.signalingState != "closed":
-            # the caller's audio arrives as a new track (an offer on the connection the
-            # worker's death closed is moot)
-            await self.pc.setRemoteDescription(RTCSessionDescription(data["sdp"], "offer"))
-            await self.pc.setLocalDescription(await self.pc.createAnswer())
-            await self.pool.answer(room, identity, self.pc.localDescription.sdp, data["revision"])
+        if event == "media_renegotiate":
+            async with self.exchange:
+                if self.pc.signalingState == "closed":
+                    return  # an offer on the connection the worker's death closed is moot
+                # the caller's audio arrives as a new track
+                await self.pc.setRemoteDescription(RTCSessionDescription(data["sdp"], "offer"))
+                await self.pc.setLocalDescription(await self.pc.createAnswer())
+                sdp = self.pc.localDescription.sdp
+                await self.pool.answer(room, identity, sdp, data["revision"])
         elif event == "media_failed" and data["reason"] == "worker_lost":
             self.failed.set()
 
@@ -90,11 +96,12 @@ class Participant:
             self.tasks.append(asyncio.create_task(collect_track(track, heard)))
 
         self.pc.addTrack(ToneTrack(PARTICIPANT_TONE))
-        await self.pc.setLocalDescription(await self.pc.createOffer())
-        connected = await self.pool.connect(
-            ROOM, "alice", self.pc.localDescription.sdp, reconnect_reason=reconnect_reason
-        )
-        await self.pc.setRemoteDescription(RTCSessionDescription(connected.sdp, "answer"))
+        async with self.exchange:
+            await self.pc.setLocalDescription(await self.pc.createOffer())
+            connected = await self.pool.connect(
+                ROOM, "alice", self.pc.localDescription.sdp, reconnect_reason=reconnect_reason
+            )
+            await self.pc.setRemoteDescription(RTCSessionDescription(connected.sdp, "answer"))
 
     def heard_seconds(self) -> float:
         return sum(map(len, self.heard)) / ONE_SECOND_48K

@@ -78,6 +78,8 @@ from server.media.aiortc_internals.receive import (
     PromptVideoBuffer,
     WholeFrame,
     audio_level,
+    frame_gate,
+    frame_held,
     frame_parts,
     tap_encoded_frames,
 )
@@ -173,6 +175,8 @@ __all__ = [
     "check",
     "check_consent",
     "forward_only_codecs",
+    "frame_gate",
+    "frame_held",
     "frame_parts",
     "keep_negotiated",
     "listen_rtcp",

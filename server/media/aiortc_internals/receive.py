@@ -28,8 +28,10 @@ __init__.py).
 
 from __future__ import annotations
 
+import functools
 import inspect
 import queue
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -84,6 +86,21 @@ class WholeFrame(JitterFrame):
 def frame_parts(frame: JitterFrame) -> list[bytes] | None:
     """A tapped video frame's packet payloads, or None (audio)."""
     return frame.parts if isinstance(frame, WholeFrame) else None
+
+
+NOTHING_HELD = (0, 0)
+
+
+def frame_gate(frame: JitterFrame) -> LayerBuffer | None:
+    """The C buffer a tapped frame came through (a video layer's, an audio stream's),
+    whose `quiet` the publication sets while nobody takes its frames; None if none."""
+    return getattr(frame, "gate", None)
+
+
+def frame_held(frame: JitterFrame) -> tuple[int, int]:
+    """The frames and bytes its quiet buffer kept back before this frame: counted, not
+    handed on (`LayerBuffer.quiet`)."""
+    return getattr(frame, "held", NOTHING_HELD)
 
 
 class PromptVideoBuffer(JitterBuffer):
@@ -162,9 +179,18 @@ class LeveledFrame(JitterFrame):
     """An audio frame with its packet's audio level: the RFC 6464 byte (V bit and
     0..127 = -dBov), or None when the packet carried none."""
 
-    def __init__(self, data: bytes, timestamp: int, audio_level: int | None) -> None:
+    def __init__(
+        self,
+        data: bytes,
+        timestamp: int,
+        audio_level: int | None,
+        gate: LayerBuffer | None = None,
+        held: tuple[int, int] = NOTHING_HELD,
+    ) -> None:
         super().__init__(data, timestamp)
         self.audio_level = audio_level
+        self.gate = gate  # its stream's buffer (`frame_gate`)
+        self.held = held  # `frame_held`
 
 
 def audio_level(frame: JitterFrame) -> int | None:
@@ -196,11 +222,13 @@ class AudioPassThrough(JitterBuffer):
             stream = self.streams[packet.ssrc] = LayerBuffer(0.0)
             if self._on_stream is not None:
                 self._on_stream(packet.ssrc, packet.payload_type, stream)
-        if not stream.take_newest(packet.sequence_number):
+        data = packet._data
+        held = stream.audio(packet.sequence_number, len(data), time.monotonic())
+        if held is None:  # not the newest, or kept back (its stream quiet)
             return False, None
         level = packet.extensions.audio_level
         byte = None if level is None else (0x80 if level[0] else 0) | (level[1] & 0x7F)
-        return False, LeveledFrame(packet._data, packet.timestamp, byte)
+        return False, LeveledFrame(data, packet.timestamp, byte, stream, held)
 
 
 def tap_encoded_frames(receiver: RTCRtpReceiver, sink: FrameSink) -> None:
@@ -220,11 +248,21 @@ def tap_encoded_frames(receiver: RTCRtpReceiver, sink: FrameSink) -> None:
         setattr(receiver, JITTER_ATTR, PromptVideoBuffer(jitter.capacity, is_video=True))
     else:  # each stream's packets then go from the datagram to the frame in C
 
-        def on_audio(ssrc: int, payload_type: int, data: bytes, timestamp: int, level: Any) -> None:
-            path.deliver(ssrc, payload_type, LeveledFrame(data, timestamp, level))
+        def on_audio(
+            gate: LayerBuffer,  # the stream's buffer, as routed
+            ssrc: int,
+            payload_type: int,
+            data: bytes,
+            timestamp: int,
+            level: Any,
+            held_frames: int,
+            held_bytes: int,
+        ) -> None:
+            frame = LeveledFrame(data, timestamp, level, gate, (held_frames, held_bytes))
+            path.deliver(ssrc, payload_type, frame)
 
         def on_stream(ssrc: int, payload_type: int, buffer: LayerBuffer) -> None:
-            route_fast(receiver, ssrc, payload_type, buffer, on_audio)
+            route_fast(receiver, ssrc, payload_type, buffer, functools.partial(on_audio, buffer))
 
         setattr(receiver, JITTER_ATTR, AudioPassThrough(on_stream))
     if type(getattr(receiver, NACK_ATTR, None)) is NackGenerator:  # video, not started

@@ -41,6 +41,7 @@ __init__.py).
 from __future__ import annotations
 
 import datetime
+import functools
 import inspect
 import math
 import time
@@ -74,6 +75,7 @@ from server.media.aiortc_internals.base import (
 from server.media.aiortc_internals.direct_receive import path_of, route_fast
 from server.media.aiortc_internals.receive import (
     JITTER_ADD_LINES,
+    NOTHING_HELD,
     WholeFrame,
     tap_encoded_frames,
 )
@@ -90,11 +92,15 @@ class LayerFrame(WholeFrame):
         ssrc: int,
         after_gap: bool = False,
         parts: list[bytes] | None = None,
+        gate: LayerBuffer | None = None,
+        held: tuple[int, int] = NOTHING_HELD,
     ) -> None:
         super().__init__(data, timestamp, parts if parts is not None else [data])
         self.ssrc = ssrc
         self.rtp_timestamp = timestamp
         self.after_gap = after_gap  # frames before it were given up: not decodable alone
+        self.gate = gate  # its layer's buffer (receive.py's `frame_gate`)
+        self.held = held  # frames and bytes its quiet layer kept back (`frame_held`)
 
 
 class LayeredVideoBuffer(JitterBuffer):
@@ -140,12 +146,14 @@ class LayeredVideoBuffer(JitterBuffer):
         )
         if result is None:
             return False, None
-        _, lost, data, parts, timestamp, after_gap = result  # its PLI: `after_gap` says it
+        # its PLI: `after_gap` says it
+        _, lost, data, parts, timestamp, after_gap, held_frames, held_bytes = result
         if lost:
             self._send_nack(ssrc, lost)
         if data is None or timestamp is None:
             return False, None
-        return False, LayerFrame(data, timestamp, ssrc, after_gap, parts)
+        held = (held_frames, held_bytes)
+        return False, LayerFrame(data, timestamp, ssrc, after_gap, parts, layer, held)
 
 
 def tap_video(receiver: RTCRtpReceiver, sink: FrameSink, renack_seconds: float | None) -> None:
@@ -177,6 +185,7 @@ def _tap_layers(
     path = path_of(receiver)
 
     def on_event(
+        gate: LayerBuffer,  # the layer's buffer, as routed
         ssrc: int,
         payload_type: int,
         pli: bool,  # no PLI from here: the frame's `after_gap` says it (the class above)
@@ -185,14 +194,18 @@ def _tap_layers(
         parts: list[bytes] | None,
         timestamp: int | None,
         after_gap: bool,
+        held_frames: int,
+        held_bytes: int,
     ) -> None:  # what the Python path does with a routed layer's packet that had one
         if lost:
             send_nack(ssrc, lost)
         if data is not None and timestamp is not None and path is not None:
-            path.deliver(ssrc, payload_type, LayerFrame(data, timestamp, ssrc, after_gap, parts))
+            held = (held_frames, held_bytes)
+            frame = LayerFrame(data, timestamp, ssrc, after_gap, parts, gate, held)
+            path.deliver(ssrc, payload_type, frame)
 
     def on_layer(ssrc: int, payload_type: int, layer: LayerBuffer) -> None:
-        route_fast(receiver, ssrc, payload_type, layer, on_event)
+        route_fast(receiver, ssrc, payload_type, layer, functools.partial(on_event, layer))
 
     buffer = LayeredVideoBuffer(send_nack, count, on_layer, replace)
     if renack_seconds is not None:
