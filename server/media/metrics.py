@@ -61,6 +61,12 @@ class MediaMetrics:
             "RTP packets sent to a subscriber again after its NACK",
             registry=registry,
         )
+        self.rtcp_dropped = Counter(
+            "pairwise_sfu_rtcp_dropped_total",
+            "RTCP past a connection's budget: datagrams not handled, NACKed sequence numbers cut",
+            ["what"],
+            registry=registry,
+        )
         self.link_pauses = Counter(
             "pairwise_sfu_link_pauses_total",
             "Video tracks paused to a subscriber whose link could not carry even their least",

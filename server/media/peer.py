@@ -135,6 +135,8 @@ class Counters:
     bytes_in: int = 0
     packets_out: int = 0
     bytes_out: int = 0
+    rtcp_dropped: int = 0  # the RTCP budget's (aiortc_internals/rtcp.py): datagrams
+    nack_numbers_cut: int = 0  # and NACKed numbers
 
 
 @dataclass

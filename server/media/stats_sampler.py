@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterable
 from typing import Any, Protocol
 
+from server.media import aiortc_internals as internals
 from server.media.forwarding import Publication
 from server.media.ladder_rules import Feed, Observation
 from server.media.metrics import MediaMetrics
@@ -122,8 +123,15 @@ class StatsSampler:
                 rtts.append(stats.roundTripTime)
             elif kind == "transport":
                 totals.bytes_in += stats.bytesReceived
+        totals.rtcp_dropped, totals.nack_numbers_cut = internals.rtcp_dropped(peer.pc)
         quality = peer.quality
         before = quality.counters
+        # counted from the connection's start (not from its first sample)
+        dropped = self._metrics.rtcp_dropped
+        dropped.labels("datagrams").inc(max(0, totals.rtcp_dropped - before.rtcp_dropped))
+        dropped.labels("nack_numbers").inc(
+            max(0, totals.nack_numbers_cut - before.nack_numbers_cut)
+        )
         if before.at:
             elapsed = max(now - before.at, 1e-3)
             received = max(0, totals.packets_in - before.packets_in)

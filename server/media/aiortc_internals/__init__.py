@@ -90,6 +90,7 @@ from server.media.aiortc_internals.rtcp import (
     listen_rtcp,
     on_feedback,
     on_keyframe_request,
+    rtcp_dropped,
     send_pli,
     send_remb,
 )
@@ -188,6 +189,7 @@ __all__ = [
     "on_keyframe_request",
     "packetizer",
     "packets_received",
+    "rtcp_dropped",
     "prefer_codecs",
     "route_by_mid",
     "send_pli",

@@ -241,6 +241,23 @@ def feedback_budget(router: RtpRouter) -> FeedbackBudget:
     return budget
 
 
+def rtcp_dropped(pc: Any) -> tuple[int, int]:
+    """What the budgets of `pc`'s transports dropped so far: (datagrams not handled,
+    NACKed sequence numbers cut)."""
+    routers = {
+        id(t.receiver.transport): t.receiver.transport._rtp_router
+        for t in pc.getTransceivers()
+        if t.receiver.transport is not None
+    }
+    datagrams = numbers = 0
+    for router in routers.values():
+        budget = getattr(router, _BUDGET_ATTR, None)
+        if budget is not None:
+            datagrams += budget.datagrams_dropped
+            numbers += budget.numbers_cut
+    return datagrams, numbers
+
+
 def guard_rtcp() -> None:
     """From now on, an RTCP REMB that announces more SSRCs than it carries is routed to
     nobody (internal 19) instead of ending the connection's RTCP handling, a NACK names

@@ -112,6 +112,18 @@ async def _mallory_on_a_still_budget(
     return mallory, watch, ssrc, sender, clock
 
 
+async def _shown_in_metrics(server: Any, what: str, dropped: int) -> None:
+    """What the budget dropped reaches /metrics (the stats sampler reads it each sample)."""
+    assert dropped > 0
+    registry = ServerParts(server.app).registry
+
+    def shown() -> float:
+        value = registry.get_sample_value("pairwise_sfu_rtcp_dropped_total", {"what": what})
+        return value or 0.0
+
+    await eventually(lambda: shown() >= dropped, timeout=10, what=f"{what} dropped, in /metrics")
+
+
 async def test_nacks_naming_thousands_of_numbers_cost_a_history_of_checks_each_and_a_budget(
     join: Join, server: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -168,6 +180,8 @@ async def test_nacks_naming_thousands_of_numbers_cost_a_history_of_checks_each_a
         lambda: any(v == marker for _, v in peer.remb.history), what="the flood handled"
     )
     assert len(checks) == NACK_NUMBERS_BURST, len(checks)
+    cut = feedback_budget(sender.transport._rtp_router).numbers_cut
+    await _shown_in_metrics(server, "nack_numbers", cut)
     clock.advance(1.0)
     assert await checks_made_for(distinct) == NACK_LOST_MAX
 
@@ -204,6 +218,7 @@ async def test_rtcp_faster_than_any_browser_sends_is_handled_up_to_a_budget(
         lambda: len(handled) + budget.datagrams_dropped >= count, what="the flood handled"
     )
     assert 0 < len(handled) <= RTCP_DATAGRAMS_BURST, len(handled)
+    await _shown_in_metrics(server, "datagrams", budget.datagrams_dropped)
     clock.advance(1.0)
     at = len(handled)
     await send_raw_rtcp(mallory.pc, pli)
