@@ -73,9 +73,10 @@ async def test_only_the_layers_a_subscriber_is_on_or_moving_to_hand_on_every_fra
 
 async def test_a_sink_takes_every_frame_and_a_new_buffer_is_told_at_once() -> None:
     publication, deliver, buffers = simulcast()
+    taken: list[object] = []  # what the sink (the phone gateway's, say) gets
 
     def sink(codec: object, packet: object) -> None:
-        pass
+        taken.append(packet)
 
     publication.add_sink(sink)
     assert [b.quiet for b in buffers] == [False, False, False]
