@@ -140,6 +140,20 @@ class RoomPage:
             await self.page.reload()
             await expect(button).to_be_enabled(timeout=30_000)
         await button.click()
+        try:
+            # The click takes at once: the button says "Joining…" until the page gives way
+            # to the room (a role locator matches neither that nor a hidden button).
+            await expect(button).to_have_count(0, timeout=5_000)
+        except AssertionError:
+            # Seen once in a full run (CI, 2026-12-06): the click returned, yet the page
+            # still offered "Join meeting" 20 s later, never having started to join. What
+            # the page said is kept; the person's next step, a second click, is taken once.
+            warnings.warn(
+                f"{self.identity}'s click on Join meeting did not take (its events:"
+                f" {self.events}): clicked again",
+                stacklevel=2,
+            )
+            await button.click()
         # A namespace's first browser of the run took over 10 s here once (a full run).
         await expect(self.tile(self.identity)).to_be_visible(timeout=20_000)
         return self
