@@ -345,7 +345,7 @@ async def _settle(page: Page) -> float:
 @contextlib.contextmanager
 def _profiled(mode: str, pid: int) -> Any:
     """RECEIVE_COST_PERF=FILE: `perf record` of Pairwise's process over the window with
-    the publisher alone (native frames: libsrtp, the system calls, the interpreter);
+    the publisher alone (or the one with the subscriber: RECEIVE_COST_PROFILED) (native frames: libsrtp, the system calls, the interpreter);
     RECEIVE_COST_PYSPY=FILE: py-spy's Python stacks over it, only those holding the GIL
     (raw, for flame graphs; py-spy is not a dependency: `pip install py-spy`)."""
     commands = []
@@ -411,7 +411,10 @@ async def measure(mode: str, round_: int, browser: Any, window_s: float) -> Row:
         await (publish_pairwise if pairwise else publish_janus)(page, base, sockets)
         settle_s = await _settle(page)
         load = os.getloadavg()[0]
-        with _profiled(mode, server.pid):
+        # RECEIVE_COST_PROFILED=subscribed: the profilers watch the window with the
+        # subscriber instead of the one with the publisher alone.
+        profile_one = os.environ.get("RECEIVE_COST_PROFILED") == "subscribed"
+        with _profiled(mode if not profile_one else "", server.pid):
             alone = await _window(page, process, window_s)
         subscriber = _subscriber_class()()
         if mode == "janus":
@@ -427,7 +430,8 @@ async def measure(mode: str, round_: int, browser: Any, window_s: float) -> Row:
             remb = asyncio.ensure_future(_remb_loop(subscriber))
         # Pairwise climbs a layer at a time (2 s hold each): let it reach the top first.
         await asyncio.sleep(10.0)
-        one = await _window(page, process, window_s, subscriber)
+        with _profiled(mode if profile_one else "", server.pid):
+            one = await _window(page, process, window_s, subscriber)
         return Row(mode, round_, alone, one, settle_s, load)
     finally:
         if remb is not None:

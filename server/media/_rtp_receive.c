@@ -426,6 +426,14 @@ typedef struct {
     int quiet;
     double shown_at; /* when a frame was last handed on */
     long long held_frames, held_bytes;
+    /* Forwarding: every subscriber that takes this layer's frames is steady on it (the
+     * publication says so, giving their streams), so each frame, packetized here, goes to
+     * them from here (`send`: _rtp_send.fan_out; `frame_class`: rtp_output.Packetized) and
+     * is then handed on only as a quiet layer's would be (or if a stream sent nothing). */
+    PyObject *streams, *send, *frame_class; /* NULL: not forwarding */
+    PyObject *sent;   /* the last frame handed on, if forwarded: (Packetized, unsent); NULL */
+    long long fanned; /* frames sent to a stream here, not yet taken by the publication */
+    long picture_id;  /* VP8's, running on across the frames packetized here */
 } Layer;
 
 static int newer(long a, long b) { /* aiortc's uint16_gt */
@@ -647,6 +655,12 @@ static int skip_gap(Layer *l) {
     return 0;
 }
 
+static double clock_s(clockid_t clock) {
+    struct timespec ts;
+    clock_gettime(clock, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
 static PyObject *layer_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
     double now;
     static char *names[] = {"now", NULL};
@@ -659,19 +673,108 @@ static PyObject *layer_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
     l->shown_at = -1e300; /* the first frame is handed on */
     l->base_seq = -1;
     l->stats_max_seq = -1;
+    /* aiortc's Vp8Encoder starts at a random picture id */
+    l->picture_id = (long)((uint64_t)(clock_s(CLOCK_REALTIME) * 1e9) % 32768);
     return (PyObject *)l;
 }
 
+static int layer_traverse(Layer *l, visitproc visit, void *arg) {
+    Py_VISIT(l->streams);
+    Py_VISIT(l->send);
+    Py_VISIT(l->frame_class);
+    Py_VISIT(l->sent);
+    return 0;
+}
+
+static int layer_clear(Layer *l) {
+    Py_CLEAR(l->streams);
+    Py_CLEAR(l->send);
+    Py_CLEAR(l->frame_class);
+    Py_CLEAR(l->sent);
+    return 0;
+}
+
 static void layer_dealloc(Layer *l) {
+    PyObject_GC_UnTrack(l);
+    layer_clear(l);
     for (int i = 0; i < CAPACITY; i++) clear_slot(&l->slots[i]);
     Py_TYPE(l)->tp_free((PyObject *)l);
 }
 
+#define VP8_PACKET_MAX 1300 /* aiortc's vpx.PACKET_MAX: descriptor and data */
 
-/* Whether a quiet layer keeps back a VP8 frame of `size` bytes that begins with `first`
- * (not a keyframe: forwarding.is_keyframe's rule), counting it; 0: it is handed on. */
-static int keep_back(Layer *l, const char *first, Py_ssize_t size, int after_gap, double now) {
-    if (!l->quiet || after_gap || now - l->shown_at >= QUIET_S) return 0;
+/* A VP8 frame's RTP payloads as aiortc's Vp8Encoder.pack makes them (a 4-byte descriptor:
+ * X, S on the first, I with this layer's 15-bit picture id; then up to 1296 bytes each),
+ * the picture id moved on; a new list, or NULL on a Python error. */
+static PyObject *vp8_packetize(Layer *l, const char *data, Py_ssize_t size) {
+    const Py_ssize_t chunk = VP8_PACKET_MAX - 4;
+    Py_ssize_t count = size > 0 ? (size + chunk - 1) / chunk : 0;
+    PyObject *payloads = PyList_New(count);
+    if (payloads == NULL) return NULL;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        Py_ssize_t length = size - i * chunk < chunk ? size - i * chunk : chunk;
+        PyObject *payload = PyBytes_FromStringAndSize(NULL, 4 + length);
+        if (payload == NULL) {
+            Py_DECREF(payloads);
+            return NULL;
+        }
+        unsigned char *out = (unsigned char *)PyBytes_AS_STRING(payload);
+        out[0] = i == 0 ? 0x90 : 0x80;
+        out[1] = 0x80;
+        out[2] = (unsigned char)(0x80 | (l->picture_id >> 8));
+        out[3] = (unsigned char)(l->picture_id & 0xFF);
+        memcpy(out + 4, data + i * chunk, (size_t)length);
+        PyList_SET_ITEM(payloads, i, payload);
+    }
+    l->picture_id = (l->picture_id + 1) % 32768;
+    return payloads;
+}
+
+#define NTP_EPOCH_OFFSET 2208988800ULL /* 1900 to 1970, in seconds */
+
+/* The frame `joined` (timestamp `timestamp`) sent to the streams this layer forwards to:
+ * l->sent its (Packetized, the indices of the streams that sent nothing); 1 if every
+ * stream sent it, 0 if one did not, -1 on a Python error. */
+static int forward_frame(Layer *l, PyObject *joined, PyObject *timestamp) {
+    PyObject *streams = Py_NewRef(l->streams), *send = Py_NewRef(l->send);
+    PyObject *payloads = vp8_packetize(l, PyBytes_AS_STRING(joined), PyBytes_GET_SIZE(joined));
+    PyObject *frame = NULL, *unsent = NULL, *ntp = NULL;
+    if (payloads != NULL) {
+        struct timespec t;
+        clock_gettime(CLOCK_REALTIME, &t);
+        /* rtp_output.ntp_now: the wall clock as 32.32 fixed point seconds since 1900 */
+        uint64_t ntp_value = (((uint64_t)t.tv_sec + NTP_EPOCH_OFFSET) << 32) +
+                             (uint64_t)(((double)t.tv_nsec / 1e9) * 4294967296.0);
+        ntp = PyLong_FromUnsignedLongLong(ntp_value);
+    }
+    if (ntp != NULL)
+        frame = PyObject_CallFunctionObjArgs(l->frame_class, payloads, timestamp, ntp, NULL);
+    if (frame != NULL) unsent = PyObject_CallFunctionObjArgs(send, streams, frame, NULL);
+    int result = -1;
+    if (unsent != NULL && PyList_Check(unsent)) {
+        l->fanned += PyList_GET_SIZE(streams) - PyList_GET_SIZE(unsent);
+        result = PyList_GET_SIZE(unsent) == 0;
+        Py_XSETREF(l->sent, PyTuple_Pack(2, frame, unsent));
+        if (l->sent == NULL) result = -1;
+    } else if (unsent != NULL) {
+        PyErr_SetString(PyExc_TypeError, "send returned no list");
+    }
+    Py_XDECREF(payloads);
+    Py_XDECREF(ntp);
+    Py_XDECREF(frame);
+    Py_XDECREF(unsent);
+    Py_DECREF(streams);
+    Py_DECREF(send);
+    return result;
+}
+
+
+/* Whether a layer keeps back a VP8 frame of `size` bytes that begins with `first` (not a
+ * keyframe: forwarding.is_keyframe's rule), counting it, because it is quiet or `taken`
+ * (forwarded to every stream that takes it); 0: it is handed on. */
+static int keep_back(Layer *l, const char *first, Py_ssize_t size, int after_gap, double now,
+                     int taken) {
+    if (!(l->quiet || taken) || after_gap || now - l->shown_at >= QUIET_S) return 0;
     if (size >= 3 && !(first[0] & 0x01)) return 0; /* a keyframe */
     if (size > 0) {
         l->held_frames++;
@@ -707,8 +810,19 @@ static PyObject *layer_packet(Layer *l, long seq, uint32_t timestamp, int marker
     if (frame != Py_None) {
         l->last_frame = now;
         PyObject *joined = PyTuple_GET_ITEM(frame, 0);
-        if (keep_back(l, PyBytes_AS_STRING(joined), PyBytes_GET_SIZE(joined), l->gap, now))
+        Py_CLEAR(l->sent);
+        int taken = 0;
+        if (l->streams != NULL && PyList_GET_SIZE(l->streams) > 0 &&
+            (taken = forward_frame(l, joined, PyTuple_GET_ITEM(frame, 2))) < 0) {
+            Py_XDECREF(lost);
+            Py_DECREF(frame);
+            return NULL;
+        }
+        if (keep_back(l, PyBytes_AS_STRING(joined), PyBytes_GET_SIZE(joined), l->gap, now,
+                      taken)) {
+            Py_CLEAR(l->sent);
             Py_SETREF(frame, Py_NewRef(Py_None));
+        }
     } else if (now - l->last_frame > STALL_S && skip_gap(l)) {
         l->last_frame = now;
         l->gap = 1;
@@ -899,6 +1013,18 @@ static int set_quiet(Layer *l, PyObject *value, void *c) {
     return 0;
 }
 static PyObject *get_held_frames(Layer *l, void *c) { return PyLong_FromLongLong(l->held_frames); }
+static PyObject *get_forwarding(Layer *l, void *c) { return PyBool_FromLong(l->streams != NULL); }
+static PyObject *get_sent(Layer *l, void *c) {
+    return Py_NewRef(l->sent != NULL ? l->sent : Py_None);
+}
+static PyObject *get_fanned(Layer *l, void *c) { return PyLong_FromLongLong(l->fanned); }
+static int set_fanned(Layer *l, PyObject *value, void *c) {
+    long long fanned = value == NULL ? 0 : PyLong_AsLongLong(value);
+    if (fanned == -1 && PyErr_Occurred()) return -1;
+    l->fanned = fanned;
+    return 0;
+}
+static PyObject *get_picture_id(Layer *l, void *c) { return PyLong_FromLong(l->picture_id); }
 
 static PyObject *optional(long value) {
     if (value < 0) Py_RETURN_NONE;
@@ -919,7 +1045,41 @@ static PyObject *get_last_timestamp(Layer *l, void *c) {
     return PyLong_FromLongLong(l->last_timestamp);
 }
 
+/* forward(streams, send, frame_class) or forward(None): see _rtp_receive.pyi */
+static PyObject *layer_forward(Layer *l, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs == 1 && args[0] == Py_None) {
+        Py_CLEAR(l->streams);
+        Py_CLEAR(l->send);
+        Py_CLEAR(l->frame_class);
+        Py_RETURN_NONE;
+    }
+    if (nargs != 3 || !PyList_Check(args[0]) || !PyCallable_Check(args[1]) ||
+        !PyCallable_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "forward(streams: list, send, frame_class) or forward(None)");
+        return NULL;
+    }
+    Py_XSETREF(l->streams, Py_NewRef(args[0]));
+    Py_XSETREF(l->send, Py_NewRef(args[1]));
+    Py_XSETREF(l->frame_class, Py_NewRef(args[2]));
+    Py_RETURN_NONE;
+}
+
+/* packetize(data): see _rtp_receive.pyi */
+static PyObject *layer_packetize(Layer *l, PyObject *data) {
+    if (!PyBytes_Check(data)) {
+        PyErr_SetString(PyExc_TypeError, "a VP8 frame is bytes");
+        return NULL;
+    }
+    return vp8_packetize(l, PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data));
+}
+
 static PyMethodDef layer_methods[] = {
+    {"forward", (PyCFunction)(void (*)(void))layer_forward, METH_FASTCALL,
+     "forward(streams, send, frame_class) | forward(None): each frame, packetized here, "
+     "goes to `streams` from here (send(streams, frame_class(payloads, timestamp, ntp)))"},
+    {"packetize", (PyCFunction)layer_packetize, METH_O,
+     "packetize(data) -> a VP8 frame's RTP payloads, with this layer's picture id"},
     {"add", (PyCFunction)(void (*)(void))layer_add, METH_FASTCALL,
      "add(seq, timestamp, marker, data, now) -> None | (pli, lost, frame, parts, timestamp, "
      "after_gap, held_frames, held_bytes)"},
@@ -945,6 +1105,15 @@ static PyGetSetDef layer_getset[] = {
      NULL},
     {"held_frames", (getter)get_held_frames, NULL, "frames kept back since the last handed on",
      NULL},
+    {"forwarding", (getter)get_forwarding, NULL, "frames go to streams from here (forward)",
+     NULL},
+    {"sent", (getter)get_sent, NULL,
+     "the last frame handed on, if sent from here: (Packetized, indices of the streams "
+     "that sent nothing); else None",
+     NULL},
+    {"fanned", (getter)get_fanned, (setter)set_fanned,
+     "frames sent to a stream from here, until the publication takes the count", NULL},
+    {"picture_id", (getter)get_picture_id, NULL, "VP8: the next frame's picture id", NULL},
     {"base_seq", (getter)get_base_seq, NULL, "statistics: the first sequence number", NULL},
     {"stats_max_seq", (getter)get_stats_max_seq, NULL, "statistics: the newest in order", NULL},
     {"cycles", (getter)get_cycles, NULL, "statistics: sequence number wraps << 16", NULL},
@@ -958,7 +1127,9 @@ static PyGetSetDef layer_getset[] = {
 static PyTypeObject LayerType = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "server.media._rtp_receive.LayerBuffer",
     .tp_basicsize = sizeof(Layer),
-    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_traverse = (traverseproc)layer_traverse,
+    .tp_clear = (inquiry)layer_clear,
     .tp_doc = "One simulcast layer's NACK tracking, jitter buffer and frame assembly.",
     .tp_new = layer_new,
     .tp_dealloc = (destructor)layer_dealloc,
@@ -1125,12 +1296,6 @@ static int scan_extensions(unsigned profile, const unsigned char *v, long len,
         pos += length;
     }
     return 0;
-}
-
-static double clock_s(clockid_t clock) {
-    struct timespec ts;
-    clock_gettime(clock, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
 /* A routed audio packet, counted: *event a new reference to None (a duplicate or an old

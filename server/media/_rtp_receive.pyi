@@ -34,6 +34,13 @@ class LayerBuffer:
     # handed on; the others are counted and their count goes with the next one handed on.
     quiet: bool
     held_frames: int  # frames kept back since the last one handed on
+    # Forwarding (a simulcast VP8 layer whose every taker is steady on it): each frame is
+    # packetized here and sent to the streams given (`forward`), then handed on only as a
+    # quiet layer's would be, or if a stream sent nothing.
+    forwarding: bool
+    sent: tuple[Any, list[int]] | None  # the last frame handed on, if sent from here
+    fanned: int  # frames sent to a stream from here, until the publication takes the count
+    picture_id: int  # VP8: the next frame's (aiortc's Vp8Encoder's numbering)
     # the statistics (aiortc's StreamStatistics attributes)
     base_seq: int | None
     stats_max_seq: int | None
@@ -68,6 +75,15 @@ class LayerBuffer:
         before it (else it is the newest: `max_seq`) or the stream is `quiet` and the
         packet not due (counted, kept back); else the frames and bytes kept back before
         it."""
+
+    def forward(self, *args: Any) -> None:
+        """`forward(streams, send, frame_class)`: from now on each frame, packetized here,
+        goes out as `send(streams, frame_class(payloads, timestamp, ntp))` (`send` returns
+        the indices of the streams that sent nothing); `forward(None)`: no more."""
+
+    def packetize(self, data: bytes) -> list[bytes]:
+        """A VP8 frame's RTP payloads as aiortc's `Vp8Encoder.pack` makes them, with this
+        layer's picture id (moved on)."""
 
     def take_statistics(
         self,

@@ -11,8 +11,11 @@ once and every subscriber only adds its own header; the subscribers a frame goes
 no decision to make (`ForwardedTrack.steady`: enabled, live, sent directly, not waiting
 for a keyframe; for a simulcast layer's frame `steady_on`: also on that layer and staying
 there, not probing) get it in one C call (`_rtp_send.fan_out`), the others through
-`ForwardedTrack.offer`. Only a transcoded track (no codec in common) queues
-frames for its aiortc sender. The per-frame path is kept lean
+`ForwardedTrack.offer`. A VP8 simulcast layer whose every taker is steady on it is
+sent from its C receive buffer as each frame completes (`Gate.forward`): the
+publication then sees only what a quiet buffer hands on (keyframes, a frame each
+quarter second with the count of the rest). Only a transcoded track (no codec in
+common) queues frames for its aiortc sender. The per-frame path is kept lean
 (it runs once per frame per subscriber): metric children resolved once, one
 `av.Packet` and one `Packetized` per frame for everyone. A subscriber that falls behind
 (its socket's backlog is full, or its queue) loses frames, never memory: video then
@@ -56,11 +59,26 @@ from server.media.transcode import Transcoder
 log = logging.getLogger("pairwise.media.forwarding")
 
 
+# A frame the C buffer sent to the steady subscribers' streams itself: what it sent, and
+# the indices of the streams that sent nothing (`LayerBuffer.sent`).
+Sent = tuple[Packetized, list[int]]
+
+
 class Gate(Protocol):
     """A C buffer frames come through (`_rtp_receive.LayerBuffer`), quiet while nobody
-    takes them."""
+    takes them; a simulcast VP8 layer's also packetizes its frames (one picture id
+    running on) and, while every subscriber taking them is steady on it, sends each to
+    their streams itself (`forward`), handing on only what a quiet one would."""
 
     quiet: bool
+    fanned: int  # frames it sent to a stream, not yet counted in the metric
+
+    @property
+    def sent(self) -> Sent | None: ...
+    @property
+    def forwarding(self) -> bool: ...
+    def forward(self, *args: Any) -> None: ...
+    def packetize(self, data: bytes) -> list[bytes]: ...
 
 
 def is_keyframe(codec: RTCRtpCodecParameters, data: bytes) -> bool:
@@ -234,6 +252,8 @@ class Publication:
         # and their streams, and the others; made again as `_split` is.
         self._layer_splits: dict[int, Split] = {}
         self._fanned = 0  # frames sent by fan_out, not yet in the forwarded-frames metric
+        # Frames (one per subscriber stream) its C buffers sent as they came (`Gate`).
+        self.sent_on_receipt = 0
         self._forwarded = metrics.forwarded_frames.labels(kind)
         # Simulcast: the layers received (lowest first), each asked for keyframes apart.
         self.layers: list[Layer] = []
@@ -267,7 +287,7 @@ class Publication:
         `layers` (simulcast) frames come through `push_layer`, and `request_layer(i)`
         asks for a keyframe on layer i."""
         self._generation += 1
-        self._gates.clear()
+        self._forget_gates()
         self.steady_changed()
         for layer in self.layers:
             if layer.retry is not None:
@@ -292,7 +312,7 @@ class Publication:
         if generation == self._generation:
             self._request_upstream = None
             self._request_layer = None
-            self._gates.clear()  # the receiver's buffers, with what they hold
+            self._forget_gates()  # the receiver's buffers, with what they hold
 
     def layer_sink_for(
         self, generation: int, index_of: Callable[[int], int | None]
@@ -306,6 +326,14 @@ class Publication:
             if index is None or index >= len(self.layers):
                 return
             self._count_held(internals.frame_held(frame), self.layers[index])
+            gate = internals.frame_gate(frame)
+            self._watch(index, gate)
+            if gate is not None and gate.fanned:
+                self._fanned += gate.fanned
+                self.sent_on_receipt += gate.fanned
+                gate.fanned = 0
+                if self._fanned >= METRIC_BATCH:
+                    self._flush_fanned()
             if frame.data:  # not padding only
                 if getattr(frame, "after_gap", False):  # frames were lost for good
                     self.layer_frames_lost(index)
@@ -315,8 +343,8 @@ class Publication:
                     getattr(frame, "rtp_timestamp", 0),
                     index,
                     internals.frame_parts(frame),
+                    gate.sent if gate is not None else None,
                 )
-            self._watch(index, internals.frame_gate(frame))
 
         return deliver
 
@@ -327,10 +355,12 @@ class Publication:
         timestamp: int,
         index: int,
         parts: list[bytes] | None = None,
+        sent: Sent | None = None,
     ) -> None:
         """One encoded frame of simulcast layer `index`. Each subscriber gets one layer:
         the one it is on, until a keyframe of its target layer arrives (it then moves,
-        its timestamps continuing: RtpOutput.continue_at)."""
+        its timestamps continuing: RtpOutput.continue_at). `sent`: its C buffer already
+        sent it to the subscribers steady on the layer (`Gate.forward`)."""
         now = time.monotonic()
         self.last_frame_at = now
         self.frames += 1
@@ -340,6 +370,7 @@ class Publication:
             self._time_base = fractions.Fraction(1, codec.clockRate)
             for each in self.layers:
                 each.packetize = None
+            self.steady_changed()  # which buffers may forward depends on the codec
         layer = self.layers[index]
         was_active = layer.active(now)
         layer.count(len(data), now)
@@ -358,24 +389,22 @@ class Publication:
             self.on_layers()
         if self.paused or self.held or not self.subscribers:
             return
-        split = self._layer_splits.get(index)
-        if split is None:
-            steady = [track for track in self.subscribers if track.steady_on(index)]
-            streams = [track.output.stream for track in steady if track.output is not None]
-            others = [track for track in self.subscribers if track not in steady]
-            split = self._layer_splits[index] = (steady, streams, others)
-        steady, streams, others = split
+        steady, streams, others = self._layer_split(index)
         packet: av.Packet | None = None
         packetized: Packetized | None = None
         waiting = False
-        if streams:  # the frame as it is to those staying on this layer, in one C call
+        if sent is not None and sent[0].timestamp == timestamp:
+            # sent by the C buffer to those staying on this layer: the ones it could not
+            # send to as below (`_send_steady`)
+            packetized = sent[0]
+            for position in sent[1]:
+                waiting |= not steady[position].offer(packet, key, packetized)
+        elif streams:  # the frame as it is to those staying on this layer, in one C call
             if repacketized(codec):
                 packet = av.Packet(data)
                 packet.pts = timestamp
                 packet.time_base = self._time_base
-            if layer.packetize is None:
-                layer.packetize = internals.packetizer(codec)
-            payloads = as_payloads(codec, data, packet, parts, layer.packetize)
+            payloads = self._layer_payloads(codec, data, packet, parts, layer)
             if forwardable(payloads):
                 packetized = Packetized(payloads, timestamp, ntp_now())
                 waiting = self._send_steady(steady, streams, packet, key, packetized)
@@ -398,9 +427,7 @@ class Publication:
                 packet.pts = timestamp
                 packet.time_base = self._time_base
             if track.output is not None and packetized is None:
-                if layer.packetize is None:
-                    layer.packetize = internals.packetizer(codec)
-                payloads = as_payloads(codec, data, packet, parts, layer.packetize)
+                payloads = self._layer_payloads(codec, data, packet, parts, layer)
                 if not forwardable(payloads):
                     self._oversized()
                     if switched:  # it stays where it was: the target's next keyframe moves it
@@ -415,6 +442,23 @@ class Publication:
             waiting |= not track.offer(packet, key, packetized)
         if waiting:
             self.request_layer_keyframe(index, "layer")
+
+    def _layer_payloads(
+        self,
+        codec: RTCRtpCodecParameters,
+        data: bytes,
+        packet: av.Packet | None,
+        parts: list[bytes] | None,
+        layer: Layer,
+    ) -> list[bytes]:
+        """A simulcast layer's frame as RTP payloads: VP8 by its C buffer (whose picture
+        id its own sends share), others as `as_payloads`."""
+        gate = self._gates.get(layer.index)
+        if gate is not None and codec.mimeType.lower() == "video/vp8":
+            return gate.packetize(data)
+        if layer.packetize is None:
+            layer.packetize = internals.packetizer(codec)
+        return as_payloads(codec, data, packet, parts, layer.packetize)
 
     def _oversized(self) -> None:
         """A frame with a payload too long to forward (rtp_output.MAX_PAYLOAD: only a
@@ -587,6 +631,51 @@ class Publication:
             taken = self._taken()
             for index, gate in self._gates.items():
                 gate.quiet = index not in taken
+                self._forward_from(index, gate)
+
+    def _forward_from(self, index: int, gate: Gate) -> None:
+        """Let the C buffer of simulcast VP8 layer `index` send its frames to the
+        subscribers steady on it while they are all who take its frames (no one else on
+        it or moving to it, no sinks, nothing paused or held); else stop it."""
+        codec = self.codec
+        streams: list[_rtp_send.Stream] = []
+        if (
+            index >= 0
+            and codec is not None
+            and codec.mimeType.lower() == "video/vp8"
+            and not (self.paused or self.held or self.sinks)
+        ):
+            steady, streams, others = self._layer_split(index)
+            for track in others:
+                if (
+                    index in (track.layer, track.target)
+                    and track.enabled
+                    and track.readyState == "live"
+                    and track.sending is not None
+                ):
+                    streams = []  # it takes frames through `offer`: all go through here
+                    break
+        if streams:
+            gate.forward(streams, _rtp_send.fan_out, Packetized)
+        elif gate.forwarding:
+            gate.forward(None)
+
+    def _layer_split(self, index: int) -> Split:
+        """Who a frame of simulcast layer `index` goes to (made again after a change)."""
+        split = self._layer_splits.get(index)
+        if split is None:
+            steady = [track for track in self.subscribers if track.steady_on(index)]
+            streams = [track.output.stream for track in steady if track.output is not None]
+            others = [track for track in self.subscribers if track not in steady]
+            split = self._layer_splits[index] = (steady, streams, others)
+        return split
+
+    def _forget_gates(self) -> None:
+        """A receiver's buffers are no longer this publication's: none sends for it."""
+        for gate in self._gates.values():
+            if gate.forwarding:
+                gate.forward(None)
+        self._gates.clear()
 
     def _taken(self) -> set[int]:
         """The layers whose frames someone takes now (-1: this publication's own, not
@@ -614,8 +703,12 @@ class Publication:
         restarted a stream): told whether it is quiet, and from now on whenever that
         changes (`steady_changed`)."""
         if gate is not None and self._gates.get(index) is not gate:
+            old = self._gates.get(index)
+            if old is not None and old.forwarding:
+                old.forward(None)
             self._gates[index] = gate
             gate.quiet = index not in self._taken()
+            self._forward_from(index, gate)
 
     def _count_held(self, held: tuple[int, int], layer: Layer) -> None:
         """Frames a quiet buffer counted instead of handing on (`_taken`): what `push`
@@ -715,6 +808,7 @@ class Publication:
     def set_paused(self, paused: bool) -> None:
         if paused != self.paused:
             self.paused = paused
+            self.steady_changed()
             if not paused:
                 self._resume()
 
@@ -722,6 +816,7 @@ class Publication:
         """Stop (or resume) forwarding while the publisher's network cannot carry it."""
         if held != self.held:
             self.held = held
+            self.steady_changed()
             if not held:
                 self._resume()
 

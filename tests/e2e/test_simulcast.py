@@ -16,6 +16,7 @@ import pytest
 from playwright.async_api import expect
 
 from server.media.aiortc_internals import DirectReceive
+from server.media.forwarding import Publication
 from tests.e2e.conftest import OpenPage, RoomPage
 from tests.support.waiting import eventually
 
@@ -95,10 +96,19 @@ async def test_a_wide_camera_sends_three_layers_and_the_other_decodes_the_full_o
 
     received = await wait_for(bo, "inbound-rtp", lambda s: any(x["width"] == 960 for x in s))
     frames = max(x["frames"] for x in received if x["width"] == 960)
-    # and it keeps decoding the full layer
+    # ada's camera as the SFU (in this process) forwards it
+    camera = next(
+        p
+        for p in gc.get_objects()
+        if isinstance(p, Publication) and p.identity == "ada" and p.kind == "video"
+    )
+    on_receipt = camera.sent_on_receipt
+    # and it keeps decoding the full layer: bo steady on it, the layer's C buffer sends
+    # him its frames as they come (packetized there, Chromium's decoder takes them)
     await wait_for(
         bo, "inbound-rtp", lambda s: any(x["width"] == 960 and x["frames"] > frames + 20 for x in s)
     )
+    await eventually(lambda: camera.sent_on_receipt >= on_receipt + 20, timeout=5)
     # and the SFU took most of the publishers' packets (ada's three layers and her
     # microphone, and bo's: his camera sends simulcast too) from the datagram to the
     # frame in C (the server runs in this process): Chromium's packets, extensions and

@@ -23,6 +23,8 @@ from aiortc.rtcdtlstransport import State as DtlsState
 from prometheus_client import CollectorRegistry
 
 from server.media import _rtp_send
+from server.media._rtp_receive import LayerBuffer
+from server.media.aiortc_internals import LayerFrame
 from server.media.forwarding import ForwardedTrack, Publication
 from server.media.metrics import MediaMetrics
 from server.media.rtp_output import MAX_PAYLOAD, Packetized, ntp_now
@@ -320,3 +322,120 @@ async def test_a_simulcast_layer_goes_to_the_subscribers_staying_on_it_in_one_ca
     step = [(b.timestamp - a.timestamp) & 0xFFFFFFFF for a, b in itertools.pairwise(stream)]
     assert step == [3000, 3000, 3000]  # her stream's timestamps go on across the move
     assert marks(bo_wire, 4) == [b"2"] * 4 and marks(dan_wire, 5) == [b"0"] * 5
+
+
+async def test_a_layer_its_takers_are_steady_on_is_sent_from_its_c_buffer(wires: Wires) -> None:
+    """Every subscriber taking a simulcast layer is steady on it: its C buffer
+    (`LayerBuffer.forward`) sends each frame to their streams as the frame completes, and
+    the publication is handed only keyframes and a frame each quarter second, all counted.
+    A subscriber moving off the layer takes it back through the publication until it has
+    moved; each subscriber's picture ids and sequence numbers run on across both ways."""
+    metrics = MediaMetrics(CollectorRegistry())
+    video = Publication("room", "ada", "video", metrics, clock=lambda: 0.0)
+    generation = video.attach(VP8, lambda: True, layers=3, request_layer=lambda i: True)
+    sink = video.layer_sink_for(generation, lambda ssrc: ssrc)
+    buffers = [LayerBuffer(0.0) for _ in range(3)]
+    bo_wire, carol_wire, dan_wire = await wires(3)
+    bo, carol, dan = (subscribe(video, metrics, w) for w in (bo_wire, carol_wire, dan_wire))
+    bo.target = carol.target = 2
+    handed = [0, 0, 0]
+    seqs = [0, 0, 0]  # each layer's own
+    timestamp = 0
+    now = 0.0
+
+    def frame(key: bool = False, layers: tuple[int, ...] = (0, 1, 2)) -> None:
+        """One frame of each layer, as the receive path takes it: into the layer's C
+        buffer, and what it hands on to the publication."""
+        nonlocal timestamp, now
+        timestamp, now = timestamp + 3000, now + 1 / 30
+        for layer in layers:
+            data = layer_frames(layer)[0 if key else 1]
+            seqs[layer] += 1
+            out = buffers[layer].add(seqs[layer], timestamp, True, data, now)
+            if out is not None and out[2] is not None:
+                handed[layer] += 1
+                held = (out[6], out[7])
+                sink(VP8, LayerFrame(out[2], out[4], layer, gate=buffers[layer], held=held))
+
+    def picture_ids(packets: list[Any]) -> list[int]:
+        return [int.from_bytes(p.payload[2:4], "big") & 0x7FFF for p in packets]
+
+    def running_on(packets: list[Any]) -> bool:
+        ids, seqs = picture_ids(packets), [p.sequence_number for p in packets]
+        return all((b - a) % 32768 == 1 for a, b in itertools.pairwise(ids)) and all(
+            (b - a) & 0xFFFF == 1 for a, b in itertools.pairwise(seqs)
+        )
+
+    frame(key=True)  # each moves onto its layer (through the publication)
+    assert bo.steady_on(2) and carol.steady_on(2) and dan.steady_on(0)
+    assert [b.forwarding for b in buffers] == [True, False, True]
+    handed = [0, 0, 0]
+    for _ in range(30):  # a second
+        frame()
+    assert handed[2] <= 6 and handed[0] <= 6, handed  # a frame each quarter second
+    assert video.layers[2].frames + buffers[2].held_frames == 31  # and all counted
+    bo_got, carol_got = bo_wire.read(31), carol_wire.read(31)
+    assert [p.payload[-1:] for p in bo_got] == [p.payload[-1:] for p in carol_got] == [b"2"] * 31
+    assert running_on(bo_got) and running_on(carol_got)
+    assert picture_ids(bo_got) == picture_ids(carol_got)  # packetized once for both
+    assert [p.payload[-1:] for p in dan_wire.read(31)] == [b"0"] * 31
+    assert video.sent_on_receipt >= 3 * 30 - 3 * 6  # most frames sent from the buffers
+
+    # carol moves down (not for congestion: she keeps layer 2 until layer 1's keyframe)
+    carol.choice.changed_at = 1.0  # a change, not for congestion (`stepping_down`)
+    carol.target = 1
+    assert not buffers[2].forwarding and not buffers[1].forwarding
+    frame()
+    assert [p.payload[-1:] for p in carol_wire.read(1)] == [b"2"]
+    frame(key=True, layers=(1,))  # moves her
+    assert carol.steady_on(1) and [b.forwarding for b in buffers] == [True, True, True]
+    for _ in range(5):
+        frame()
+    moved = carol_wire.read(6)
+    assert [p.payload[-1:] for p in moved] == [b"1"] * 6 and running_on(moved)
+    later = bo_wire.read(6)
+    assert [p.payload[-1:] for p in later] == [b"2"] * 6
+    assert running_on(bo_got + later)  # bo's stream ran on across it all
+    assert all(nothing_more(w) for w in (bo_wire, carol_wire))
+    # nobody left: no buffer sends, none keeps a stream
+    for track in (bo, carol, dan):
+        video.unsubscribe(track)
+    assert not any(b.forwarding for b in buffers)
+
+
+async def test_a_layers_buffer_stops_sending_while_the_publication_must_decide(
+    wires: Wires,
+) -> None:
+    """Paused, held, with a sink, detached, or its taker gone: the buffer sends nothing
+    itself, and keeps no subscriber's stream."""
+    metrics = MediaMetrics(CollectorRegistry())
+    video = Publication("room", "ada", "video", metrics, clock=lambda: 0.0)
+    generation = video.attach(VP8, lambda: True, layers=1, request_layer=lambda i: True)
+    sink = video.layer_sink_for(generation, lambda ssrc: ssrc)
+    buffer = LayerBuffer(0.0)
+    (wire,) = await wires(1)
+    bo = subscribe(video, metrics, wire)
+    sink(VP8, LayerFrame(KEY, 3000, 0, gate=buffer))  # moves bo onto the layer
+    assert bo.steady_on(0) and buffer.forwarding
+
+    def steady_again() -> None:
+        sink(VP8, LayerFrame(KEY, 3000, 0, gate=buffer))  # the keyframe a resume waits for
+
+    taken: list[Any] = []
+
+    def phone(codec: Any, packet: Any) -> None:  # the phone gateway's sink, say
+        taken.append(packet)
+
+    for stop, resume in (
+        (lambda: video.set_paused(True), lambda: video.set_paused(False)),
+        (lambda: video.set_held(True), lambda: video.set_held(False)),
+        (lambda: video.add_sink(phone), lambda: video.remove_sink(phone)),
+        (lambda: bo.set_enabled(False), lambda: bo.set_enabled(True)),
+    ):
+        stop()
+        assert not buffer.forwarding
+        resume()
+        steady_again()
+        assert buffer.forwarding
+    video.detach(generation)
+    assert not buffer.forwarding

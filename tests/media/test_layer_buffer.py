@@ -10,12 +10,15 @@ The reference (`PythonLayer`) is that Python: aiortc's `NackGenerator`, a
 
 from __future__ import annotations
 
+import fractions
 import itertools
 import sys
 import time
 from typing import Any
 
+import av
 import pytest
+from aiortc.codecs.vpx import Vp8Encoder
 from aiortc.jitterbuffer import JitterBuffer
 from aiortc.rtcrtpreceiver import NackGenerator, StreamStatistics
 from aiortc.rtp import RtpPacket
@@ -25,6 +28,7 @@ from hypothesis import strategies as st
 
 from server.media._rtp_receive import CAPACITY, QUIET_S, STALL_S, LayerBuffer
 from server.media.aiortc_internals import PromptVideoBuffer
+from server.media.rtp_output import Packetized
 
 Arrival = tuple[int, int, bool, float]  # seq, timestamp, marker, seconds since the last
 
@@ -253,6 +257,112 @@ def test_a_quiet_layer_still_nacks_and_hands_on_the_frame_after_a_gap() -> None:
     after = layer.add(7, 15000, True, DELTA, 0.61)  # within QUIET_S, and yet handed on
     assert after is not None and after[2] == DELTA and after[5] is True
     assert after[6] == 1  # with the one kept back before
+
+
+@pytest.mark.parametrize("size", [0, 1, 1295, 1296, 1297, 2592, 5000])
+def test_packetize_makes_aiortcs_vp8_payloads_with_the_picture_id_running_on(size: int) -> None:
+    layer = LayerBuffer(0.0)
+    encoder = Vp8Encoder()
+    data = bytes(i % 251 for i in range(size))
+    for _ in range(3):
+        encoder.picture_id = layer.picture_id
+        packet = av.Packet(data)
+        packet.pts, packet.time_base = 0, fractions.Fraction(1, 90000)
+        assert layer.packetize(data) == encoder.pack(packet)[0]
+        assert layer.picture_id == encoder.picture_id  # moved on as aiortc's
+    with pytest.raises(TypeError):
+        layer.packetize(bytearray(data))  # type: ignore[arg-type]
+
+
+def test_the_picture_id_wraps_at_15_bits() -> None:
+    layer = LayerBuffer(0.0)
+    seen = {layer.picture_id}
+    for _ in range(32768):
+        layer.packetize(DELTA)
+        seen.add(layer.picture_id)
+    assert seen == set(range(32768))
+
+
+class Sender:
+    """`_rtp_send.fan_out`'s stand-in: records what goes to which streams and answers
+    which of them sent nothing (`unsent`)."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[list[object], Packetized]] = []
+        self.unsent: list[int] = []
+
+    def __call__(self, streams: list[object], frame: Packetized) -> list[int]:
+        self.sent.append((list(streams), frame))
+        return list(self.unsent)
+
+
+def test_a_forwarding_layer_sends_every_frame_and_hands_on_what_a_quiet_one_would() -> None:
+    """Every subscriber taking the layer is steady on it: each frame, packetized with the
+    layer's picture id, goes to their streams from the buffer; the publication gets only
+    keyframes, a frame each `QUIET_S` (carrying what it sent), the frame after a gap, and
+    any frame a stream could not send, each counted as a quiet layer counts."""
+    layer = LayerBuffer(0.0)
+    sender = Sender()
+    streams = [object(), object()]
+    layer.forward(streams, sender, Packetized)
+    assert layer.forwarding
+    handed: list[tuple[float, Any, int]] = []
+    ids = []
+    for frame in range(60):  # two seconds
+        now = frame / 30
+        payload = KEY if frame == 7 else DELTA + bytes(frame % 5)
+        ids.append(layer.picture_id)
+        sender.unsent = [1] if frame == 40 else []  # bo's wire changed: his stream sent nothing
+        result = layer.add(frame, frame * 3000, True, payload, now)
+        sent_streams, sent = sender.sent[-1]
+        assert sent_streams == streams and sent.timestamp == frame * 3000
+        assert sent.payloads == [bytes([0x90, 0x80, 0x80 | ids[-1] >> 8, ids[-1] & 0xFF]) + payload]
+        if result is not None:
+            assert layer.sent is not None and layer.sent[0] is sent
+            assert layer.sent[1] == sender.unsent
+            handed.append((now, result[2], result[6]))
+    assert len(sender.sent) == 60  # every frame went out
+    assert [i - ids[0] for i in ids] == list(range(60))  # one picture id after another
+    assert [h[0] for h in handed if h[1] == KEY] == [7 / 30]
+    assert 40 / 30 in [h[0] for h in handed]  # a stream sent nothing: the publication offers
+    assert len(handed) <= 60 / 4
+    assert sum(1 + h[2] for h in handed) + layer.held_frames == 60  # all counted
+    assert layer.fanned == 2 * 60 - 1
+    # forwarding stops: every frame is handed on, sent by nobody here
+    layer.forward(None)
+    assert not layer.forwarding
+    assert layer.add(60, 180000, True, DELTA, 2.0) is not None
+    assert layer.sent is None and len(sender.sent) == 60
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ((object(),), Sender(), Packetized),  # not a list
+        ([object()], "not callable", Packetized),
+        ([object()], Sender()),
+        (),
+    ],
+)
+def test_bad_forward_raises_and_changes_nothing(args: tuple[Any, ...]) -> None:
+    layer = LayerBuffer(0.0)
+    with pytest.raises(TypeError):
+        layer.forward(*args)
+    assert not layer.forwarding
+    sender = Sender()
+    layer.forward([object()], sender, Packetized)
+    with pytest.raises(TypeError):
+        layer.forward(*args)
+    assert layer.forwarding  # as it was
+    layer.add(1, 0, True, DELTA, 0.0)
+    assert len(sender.sent) == 1
+
+
+def test_a_sender_that_answers_no_list_is_an_error() -> None:
+    layer = LayerBuffer(0.0)
+    layer.forward([object()], lambda streams, frame: None, Packetized)
+    with pytest.raises(TypeError):
+        layer.add(1, 0, True, DELTA, 0.0)
 
 
 @pytest.mark.parametrize(

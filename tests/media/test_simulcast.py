@@ -280,8 +280,9 @@ async def test_layers_nobody_is_on_are_quiet_but_counted_and_wake_for_a_subscrib
 ) -> None:
     """A publisher alone: its layers' C buffers are quiet (`LayerBuffer.quiet`): each
     hands the publication a frame each `QUIET_S` and its keyframes, not every frame, and
-    the layer's frame count and bit rate still count every frame. A subscriber makes the
-    layer it is on (and its audio) hand on every frame; once it leaves, quiet again."""
+    the layer's frame count and bit rate still count every frame. A subscriber wakes the
+    layer it is on (and its audio); steady on it, its buffer sends him each frame itself
+    and hands the publication only what a quiet one would; once he leaves, quiet again."""
     await publisher.connect()
     sfu = ServerParts(server.app).sfu
     await eventually(lambda: sfu.peer(ROOM, "ada") is not None, timeout=20)
@@ -303,9 +304,11 @@ async def test_layers_nobody_is_on_are_quiet_but_counted_and_wake_for_a_subscrib
     handed = [0, 0, 0]
     push_layer = video.push_layer
 
-    def counted(codec: Any, data: bytes, timestamp: int, index: int, parts: Any = None) -> None:
+    def counted(
+        codec: Any, data: bytes, timestamp: int, index: int, parts: Any = None, sent: Any = None
+    ) -> None:
         handed[index] += 1
-        push_layer(codec, data, timestamp, index, parts)
+        push_layer(codec, data, timestamp, index, parts, sent)
 
     video.push_layer = counted  # type: ignore[method-assign]
     sent = [layer.sent for layer in publisher.layers]
@@ -323,11 +326,16 @@ async def test_layers_nobody_is_on_are_quiet_but_counted_and_wake_for_a_subscrib
     bo, sizes = await subscriber(join, "bo")
     await eventually(lambda: sizes.latest() == (640, 360), timeout=30)
     await eventually(lambda: gates() == [True, True, False, False])
+    top = buffers[publisher.layers[2].ssrc]
+    # bo alone takes the top layer, steady on it: its buffer sends him each frame itself
+    await eventually(lambda: top.forwarding)
     handed[2], decoded = 0, len(sizes.frames)
-    sent_top = publisher.layers[2].sent
+    sent_top, counted_top = publisher.layers[2].sent, video.layers[2].frames
     await eventually(lambda: publisher.layers[2].sent >= sent_top + 30)
-    assert handed[2] >= 28  # every frame of the layer bo is on
-    await eventually(lambda: len(sizes.frames) >= decoded + 25)
+    sent_top = publisher.layers[2].sent - sent_top
+    assert handed[2] <= sent_top / 2, (handed, sent_top)  # the publication sees ~4 a second
+    assert abs(video.layers[2].frames - counted_top - sent_top) <= 8  # and counts them all
+    await eventually(lambda: len(sizes.frames) >= decoded + 25)  # bo decodes every one
 
     await bo.socket.call("leave")
-    await eventually(lambda: gates() == [True] * 4, timeout=10)
+    await eventually(lambda: gates() == [True] * 4 and not top.forwarding, timeout=10)
