@@ -83,6 +83,7 @@
 #include <stddef.h>
 
 #include <linux/sockios.h>
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -431,9 +432,16 @@ typedef struct {
      * them from here (`send`: _rtp_send.fan_out; `frame_class`: rtp_output.Packetized) and
      * is then handed on only as a quiet layer's would be (or if a stream sent nothing). */
     PyObject *streams, *send, *frame_class; /* NULL: not forwarding */
-    PyObject *sent;   /* the last frame handed on, if forwarded: (Packetized, unsent); NULL */
+    PyObject *sent; /* the last frame handed on, if forwarded: (Packetized, unsent, streams) */
     long long fanned; /* frames sent to a stream here, not yet taken by the publication */
     long picture_id;  /* VP8's, running on across the frames packetized here */
+    uint32_t offset;  /* added to the timestamps of the frames sent here */
+    uint32_t last_sent; /* the timestamp (offset added) of the last frame sent here */
+    int has_last_sent;
+    /* audio: the RFC 6464 levels of the packets kept back (their mean amplitude), and
+     * that mean as a level when one is handed on (-1: none), for the speaker detector */
+    double level_sum;
+    long level_count, held_level;
 } Layer;
 
 static int newer(long a, long b) { /* aiortc's uint16_gt */
@@ -449,16 +457,37 @@ static int take_newest(Layer *l, long seq) {
     return 1;
 }
 
-/* Whether an audio packet of `size` bytes goes on: the newest (`take_newest`), and, its
- * stream quiet, QUIET_S after the last one handed on (one kept back is counted). */
-static int audio_passes(Layer *l, long seq, Py_ssize_t size, double now) {
-    if (!take_newest(l, seq)) return 0;
-    if (!l->quiet || now - l->shown_at >= QUIET_S) return 1;
+/* Whether the newest audio packet (of `size` bytes, RFC 6464 `level` or -1) is kept back
+ * (counted) because its stream is quiet or it was `taken` (sent to every stream that takes
+ * it) and it is not QUIET_S after the last one handed on; 0: it is handed on, with the
+ * mean level of those kept back before it (`held_level`). */
+static int keep_audio(Layer *l, Py_ssize_t size, long level, double now, int taken) {
+    if (!(l->quiet || taken) || now - l->shown_at >= QUIET_S) {
+        l->held_level = -1;
+        if (l->level_count > 0) {
+            double mean = l->level_sum / (double)l->level_count;
+            long held = lround(-20.0 * log10(mean > 1e-7 ? mean : 1e-7));
+            l->held_level = held < 0 ? 0 : held > 127 ? 127 : held;
+        }
+        l->level_sum = 0.0;
+        l->level_count = 0;
+        return 0;
+    }
     if (size > 0) {
         l->held_frames++;
         l->held_bytes += size;
     }
-    return 0;
+    if (level >= 0) {
+        l->level_sum += pow(10.0, -(double)(level & 0x7F) / 20.0);
+        l->level_count++;
+    }
+    return 1;
+}
+
+/* Whether an audio packet of `size` bytes goes on: the newest (`take_newest`), and, its
+ * stream quiet, QUIET_S after the last one handed on (one kept back is counted). */
+static int audio_passes(Layer *l, long seq, Py_ssize_t size, double now) {
+    return take_newest(l, seq) && !keep_audio(l, size, -1, now, 0);
 }
 
 static int is_missing(Layer *l, long seq) { return (l->missing[seq >> 6] >> (seq & 63)) & 1; }
@@ -671,6 +700,7 @@ static PyObject *layer_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
     l->max_seq = -1;
     l->last_frame = now;
     l->shown_at = -1e300; /* the first frame is handed on */
+    l->held_level = -1;
     l->base_seq = -1;
     l->stats_max_seq = -1;
     /* aiortc's Vp8Encoder starts at a random picture id */
@@ -730,16 +760,26 @@ static PyObject *vp8_packetize(Layer *l, const char *data, Py_ssize_t size) {
     return payloads;
 }
 
+/* [item], a new list; NULL on a Python error */
+static PyObject *list_of(PyObject *item) {
+    PyObject *list = PyList_New(1);
+    if (list != NULL) PyList_SET_ITEM(list, 0, Py_NewRef(item));
+    return list;
+}
+
 #define NTP_EPOCH_OFFSET 2208988800ULL /* 1900 to 1970, in seconds */
 
-/* The frame `joined` (timestamp `timestamp`) sent to the streams this layer forwards to:
- * l->sent its (Packetized, the indices of the streams that sent nothing); 1 if every
- * stream sent it, 0 if one did not, -1 on a Python error. */
-static int forward_frame(Layer *l, PyObject *joined, PyObject *timestamp) {
+/* A frame (its RTP `payloads`, a new reference taken here; its `timestamp`, before the
+ * offset; its RFC 6464 `level` or -1) sent to the streams this layer forwards to: l->sent
+ * its (Packetized, the indices of the streams that sent nothing, those streams); 1 if
+ * every stream sent it, 0 if one did not, -1 on a Python error. */
+static int forward_frame(Layer *l, PyObject *payloads, uint32_t timestamp, long level) {
     PyObject *streams = Py_NewRef(l->streams), *send = Py_NewRef(l->send);
-    PyObject *payloads = vp8_packetize(l, PyBytes_AS_STRING(joined), PyBytes_GET_SIZE(joined));
     PyObject *frame = NULL, *unsent = NULL, *ntp = NULL;
-    if (payloads != NULL) {
+    uint32_t stamp = timestamp + l->offset;
+    PyObject *stamp_obj = payloads != NULL ? PyLong_FromUnsignedLong(stamp) : NULL;
+    PyObject *level_obj = level < 0 ? Py_NewRef(Py_None) : PyLong_FromLong(level);
+    if (stamp_obj != NULL && level_obj != NULL) {
         struct timespec t;
         clock_gettime(CLOCK_REALTIME, &t);
         /* rtp_output.ntp_now: the wall clock as 32.32 fixed point seconds since 1900 */
@@ -748,18 +788,23 @@ static int forward_frame(Layer *l, PyObject *joined, PyObject *timestamp) {
         ntp = PyLong_FromUnsignedLongLong(ntp_value);
     }
     if (ntp != NULL)
-        frame = PyObject_CallFunctionObjArgs(l->frame_class, payloads, timestamp, ntp, NULL);
+        frame = PyObject_CallFunctionObjArgs(l->frame_class, payloads, stamp_obj, ntp, level_obj,
+                                             NULL);
     if (frame != NULL) unsent = PyObject_CallFunctionObjArgs(send, streams, frame, NULL);
     int result = -1;
     if (unsent != NULL && PyList_Check(unsent)) {
         l->fanned += PyList_GET_SIZE(streams) - PyList_GET_SIZE(unsent);
+        l->last_sent = stamp;
+        l->has_last_sent = 1;
         result = PyList_GET_SIZE(unsent) == 0;
-        Py_XSETREF(l->sent, PyTuple_Pack(2, frame, unsent));
+        Py_XSETREF(l->sent, PyTuple_Pack(3, frame, unsent, streams));
         if (l->sent == NULL) result = -1;
     } else if (unsent != NULL) {
         PyErr_SetString(PyExc_TypeError, "send returned no list");
     }
     Py_XDECREF(payloads);
+    Py_XDECREF(stamp_obj);
+    Py_XDECREF(level_obj);
     Py_XDECREF(ntp);
     Py_XDECREF(frame);
     Py_XDECREF(unsent);
@@ -812,11 +857,18 @@ static PyObject *layer_packet(Layer *l, long seq, uint32_t timestamp, int marker
         PyObject *joined = PyTuple_GET_ITEM(frame, 0);
         Py_CLEAR(l->sent);
         int taken = 0;
-        if (l->streams != NULL && PyList_GET_SIZE(l->streams) > 0 &&
-            (taken = forward_frame(l, joined, PyTuple_GET_ITEM(frame, 2))) < 0) {
-            Py_XDECREF(lost);
-            Py_DECREF(frame);
-            return NULL;
+        /* not the frame after a gap (the publication stops its subscribers first: they
+         * wait for a keyframe), nor one of padding only (it has no picture) */
+        if (l->streams != NULL && PyList_GET_SIZE(l->streams) > 0 && !l->gap &&
+            PyBytes_GET_SIZE(joined) > 0 &&
+            (taken = forward_frame(
+                 l, vp8_packetize(l, PyBytes_AS_STRING(joined), PyBytes_GET_SIZE(joined)),
+                 (uint32_t)PyLong_AsUnsignedLongMask(PyTuple_GET_ITEM(frame, 2)), -1)) < 0) {
+            /* sent to some streams, maybe: kept back, and the next frame follows a gap, so
+             * every subscriber starts again at a keyframe */
+            PyErr_WriteUnraisable(l->send != NULL ? l->send : Py_None);
+            l->gap = 1;
+            taken = 1;
         }
         if (keep_back(l, PyBytes_AS_STRING(joined), PyBytes_GET_SIZE(joined), l->gap, now,
                       taken)) {
@@ -936,6 +988,7 @@ static PyObject *layer_audio(Layer *l, PyObject *const *args, Py_ssize_t nargs) 
         return NULL;
     double now = PyFloat_AsDouble(args[2]);
     if (now == -1.0 && PyErr_Occurred()) return NULL;
+    Py_CLEAR(l->sent); /* not sent from here */
     if (!audio_passes(l, (long)seq, (Py_ssize_t)size, now)) Py_RETURN_NONE;
     PyObject *out = PyTuple_New(2);
     if (out == NULL) return NULL;
@@ -1025,6 +1078,14 @@ static int set_fanned(Layer *l, PyObject *value, void *c) {
     return 0;
 }
 static PyObject *get_picture_id(Layer *l, void *c) { return PyLong_FromLong(l->picture_id); }
+static PyObject *get_last_sent(Layer *l, void *c) {
+    if (!l->has_last_sent) Py_RETURN_NONE;
+    return PyLong_FromUnsignedLong(l->last_sent);
+}
+static PyObject *get_held_level(Layer *l, void *c) {
+    if (l->held_level < 0) Py_RETURN_NONE;
+    return PyLong_FromLong(l->held_level);
+}
 
 static PyObject *optional(long value) {
     if (value < 0) Py_RETURN_NONE;
@@ -1053,12 +1114,15 @@ static PyObject *layer_forward(Layer *l, PyObject *const *args, Py_ssize_t nargs
         Py_CLEAR(l->frame_class);
         Py_RETURN_NONE;
     }
-    if (nargs != 3 || !PyList_Check(args[0]) || !PyCallable_Check(args[1]) ||
+    unsigned long long offset = 0;
+    if ((nargs != 3 && nargs != 4) || !PyList_Check(args[0]) || !PyCallable_Check(args[1]) ||
         !PyCallable_Check(args[2])) {
         PyErr_SetString(PyExc_TypeError,
-                        "forward(streams: list, send, frame_class) or forward(None)");
+                        "forward(streams: list, send, frame_class, offset=0) or forward(None)");
         return NULL;
     }
+    if (nargs == 4 && arg_range(args[3], "the offset", 0xFFFFFFFF, &offset) < 0) return NULL;
+    l->offset = (uint32_t)offset;
     Py_XSETREF(l->streams, Py_NewRef(args[0]));
     Py_XSETREF(l->send, Py_NewRef(args[1]));
     Py_XSETREF(l->frame_class, Py_NewRef(args[2]));
@@ -1109,11 +1173,17 @@ static PyGetSetDef layer_getset[] = {
      NULL},
     {"sent", (getter)get_sent, NULL,
      "the last frame handed on, if sent from here: (Packetized, indices of the streams "
-     "that sent nothing); else None",
+     "that sent nothing, the streams); else None",
      NULL},
     {"fanned", (getter)get_fanned, (setter)set_fanned,
      "frames sent to a stream from here, until the publication takes the count", NULL},
     {"picture_id", (getter)get_picture_id, NULL, "VP8: the next frame's picture id", NULL},
+    {"last_sent", (getter)get_last_sent, NULL,
+     "the timestamp (offset added) of the last frame sent from here, or None", NULL},
+    {"held_level", (getter)get_held_level, NULL,
+     "audio: the mean RFC 6464 level of the packets kept back before the last one handed "
+     "on, or None",
+     NULL},
     {"base_seq", (getter)get_base_seq, NULL, "statistics: the first sequence number", NULL},
     {"stats_max_seq", (getter)get_stats_max_seq, NULL, "statistics: the newest in order", NULL},
     {"cycles", (getter)get_cycles, NULL, "statistics: sequence number wraps << 16", NULL},
@@ -1307,16 +1377,34 @@ static int audio_event(Route *r, uint32_t ssrc, long seq, uint32_t timestamp,
                        PyObject **event) {
     Layer *l = r->layer;
     double now = clock_s(CLOCK_MONOTONIC);
-    if (!audio_passes(l, seq, size, now)) {
+    if (!take_newest(l, seq)) {
+        *event = Py_NewRef(Py_None);
+        return 1;
+    }
+    PyObject *data = PyBytes_FromStringAndSize((const char *)payload, size);
+    if (data == NULL) return -1;
+    Py_CLEAR(l->sent);
+    int taken = 0;
+    if (l->streams != NULL && PyList_GET_SIZE(l->streams) > 0 && size > 0 &&
+        (taken = forward_frame(l, list_of(data), timestamp, level)) < 0) {
+        PyErr_WriteUnraisable(l->send != NULL ? l->send : Py_None); /* sent to some, maybe */
+        taken = 1;
+    }
+    if (keep_audio(l, size, level, now, taken)) {
+        Py_CLEAR(l->sent);
+        Py_DECREF(data);
         *event = Py_NewRef(Py_None);
         return 1;
     }
     *event = PyTuple_New(8);
-    if (*event == NULL) return -1;
+    if (*event == NULL) {
+        Py_DECREF(data);
+        return -1;
+    }
     PyTuple_SET_ITEM(*event, 0, Py_NewRef(r->path));
     PyTuple_SET_ITEM(*event, 1, PyLong_FromUnsignedLong(ssrc));
     PyTuple_SET_ITEM(*event, 2, PyLong_FromLong(r->payload_type));
-    PyTuple_SET_ITEM(*event, 3, PyBytes_FromStringAndSize((const char *)payload, size));
+    PyTuple_SET_ITEM(*event, 3, data);
     PyTuple_SET_ITEM(*event, 4, PyLong_FromUnsignedLong(timestamp));
     PyTuple_SET_ITEM(*event, 5, level < 0 ? Py_NewRef(Py_None) : PyLong_FromLong(level));
     hand_on(l, now, *event, 6);

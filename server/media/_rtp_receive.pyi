@@ -38,9 +38,15 @@ class LayerBuffer:
     # packetized here and sent to the streams given (`forward`), then handed on only as a
     # quiet layer's would be, or if a stream sent nothing.
     forwarding: bool
-    sent: tuple[Any, list[int]] | None  # the last frame handed on, if sent from here
+    # the last frame handed on, if sent from here: (Packetized, the positions of the
+    # streams that sent nothing, the streams it went to)
+    sent: tuple[Any, list[int], Any] | None
     fanned: int  # frames sent to a stream from here, until the publication takes the count
     picture_id: int  # VP8: the next frame's (aiortc's Vp8Encoder's numbering)
+    last_sent: int | None  # the timestamp (offset added) of the last frame sent from here
+    # audio: the mean RFC 6464 level (of their amplitudes) of the packets kept back before
+    # the last one handed on, or None (the speaker detector's input)
+    held_level: int | None
     # the statistics (aiortc's StreamStatistics attributes)
     base_seq: int | None
     stats_max_seq: int | None
@@ -77,9 +83,11 @@ class LayerBuffer:
         it."""
 
     def forward(self, *args: Any) -> None:
-        """`forward(streams, send, frame_class)`: from now on each frame, packetized here,
-        goes out as `send(streams, frame_class(payloads, timestamp, ntp))` (`send` returns
-        the indices of the streams that sent nothing); `forward(None)`: no more."""
+        """`forward(streams, send, frame_class, offset=0)`: from now on each frame
+        (packetized here if VP8; an audio packet as it came, with its level) goes out as
+        `send(streams, frame_class(payloads, timestamp + offset, ntp, level))` (`send`
+        returns the indices of the streams that sent nothing); `forward(None)`: no
+        more. Audio is sent from the C path only (`FastLayers`), not from `audio()`."""
 
     def packetize(self, data: bytes) -> list[bytes]:
         """A VP8 frame's RTP payloads as aiortc's `Vp8Encoder.pack` makes them, with this

@@ -59,9 +59,26 @@ from server.media.transcode import Transcoder
 log = logging.getLogger("pairwise.media.forwarding")
 
 
-# A frame the C buffer sent to the steady subscribers' streams itself: what it sent, and
-# the indices of the streams that sent nothing (`LayerBuffer.sent`).
-Sent = tuple[Packetized, list[int]]
+class Streams(list[_rtp_send.Stream]):
+    """The streams of steady subscribers (a C call sends to them all), with their tracks:
+    a position in one is the same track's in the other."""
+
+    def __init__(self, tracks: list[ForwardedTrack]) -> None:
+        self.tracks = [track for track in tracks if track.output is not None]
+        super().__init__(track.output.stream for track in self.tracks if track.output)
+
+
+# A frame the C buffer sent to steady subscribers' streams itself: what it sent, the
+# positions of the streams that sent nothing, and the streams (`LayerBuffer.sent`).
+Sent = tuple[Packetized, list[int], Streams]
+
+
+def split_sent(sent: Sent) -> tuple[list[ForwardedTrack], set[int]]:
+    """The tracks a frame the C buffer sent did not reach, and the ids of those it did."""
+    _, unsent, streams = sent
+    missed = [streams.tracks[position] for position in unsent]
+    reached = {id(track) for track in streams.tracks} - {id(track) for track in missed}
+    return missed, reached
 
 
 class Gate(Protocol):
@@ -77,8 +94,17 @@ class Gate(Protocol):
     def sent(self) -> Sent | None: ...
     @property
     def forwarding(self) -> bool: ...
+    @property
+    def last_sent(self) -> int | None: ...  # the timestamp of the last frame it sent
+    @property
+    def held_level(self) -> int | None: ...  # audio: the mean level of those kept back
     def forward(self, *args: Any) -> None: ...
     def packetize(self, data: bytes) -> list[bytes]: ...
+
+
+def takes(track: ForwardedTrack) -> bool:
+    """Whether `track` takes the frames offered to it now (else `offer` drops them)."""
+    return track.enabled and track.readyState == "live" and track.sending is not None
 
 
 def is_keyframe(codec: RTCRtpCodecParameters, data: bytes) -> bool:
@@ -139,7 +165,7 @@ def as_payloads(
 
 LAYER_IDLE_SECONDS = 1.5  # a simulcast layer with no frame for this long is not offered
 # Who a frame goes to: the steady subscribers, their streams (one C call), the others.
-Split = tuple[list["ForwardedTrack"], list[_rtp_send.Stream], list["ForwardedTrack"]]
+Split = tuple[list["ForwardedTrack"], "Streams", list["ForwardedTrack"]]
 
 
 def vp8_size(data: bytes) -> tuple[int, int] | None:
@@ -241,6 +267,9 @@ class Publication:
         self._offset = 0
         self._last_ts = 0
         self._rebase = False
+        # Not simulcast: what turns a received RTP timestamp into the one sent on (None:
+        # no frame of this receiver yet), given to a C buffer that sends (`Gate.forward`).
+        self._raw_offset: int | None = None
         self._time_base = fractions.Fraction(1, 90000)
         self._packetize: internals.Packetizer | None = None  # for the codec in use
         self._direct = 0  # subscribers with an RtpOutput
@@ -302,6 +331,7 @@ class Publication:
             self._time_base = fractions.Fraction(1, codec.clockRate)
         self._request_upstream = request_keyframe
         self._rebase = self.frames > 0
+        self._raw_offset = None
         self.expected_since = time.monotonic()
         self._broken = False
         for track in self.subscribers:
@@ -323,17 +353,14 @@ class Publication:
             if generation != self._generation:
                 return
             index = index_of(getattr(frame, "ssrc", -1))
+            gate = internals.frame_gate(frame)
             if index is None or index >= len(self.layers):
+                if gate is not None and gate.forwarding:  # a layer no longer known here:
+                    gate.forward(None)  # nothing it sends would be looked after
                 return
             self._count_held(internals.frame_held(frame), self.layers[index])
-            gate = internals.frame_gate(frame)
             self._watch(index, gate)
-            if gate is not None and gate.fanned:
-                self._fanned += gate.fanned
-                self.sent_on_receipt += gate.fanned
-                gate.fanned = 0
-                if self._fanned >= METRIC_BATCH:
-                    self._flush_fanned()
+            self._count_fanned(gate)
             if frame.data:  # not padding only
                 if getattr(frame, "after_gap", False):  # frames were lost for good
                     self.layer_frames_lost(index)
@@ -393,12 +420,14 @@ class Publication:
         packet: av.Packet | None = None
         packetized: Packetized | None = None
         waiting = False
+        reached: set[int] = set()
         if sent is not None and sent[0].timestamp == timestamp:
-            # sent by the C buffer to those staying on this layer: the ones it could not
-            # send to as below (`_send_steady`)
+            # sent by the C buffer to those staying on this layer (then): the ones it
+            # could not send to as `_send_steady` does; none it reached again below
             packetized = sent[0]
-            for position in sent[1]:
-                waiting |= not steady[position].offer(packet, key, packetized)
+            missed, reached = split_sent(sent)
+            for track in missed:
+                waiting |= not track.offer(packet, key, packetized)
         elif streams:  # the frame as it is to those staying on this layer, in one C call
             if repacketized(codec):
                 packet = av.Packet(data)
@@ -411,6 +440,8 @@ class Publication:
             else:
                 others = self.subscribers  # each as below: it waits for a keyframe
         for track in others:
+            if id(track) in reached:
+                continue
             switched = False
             if track.layer != index:
                 if track.target != index:
@@ -496,6 +527,8 @@ class Publication:
             if generation != self._generation:
                 return
             self._count_held(internals.frame_held(frame), self.meter)
+            gate = internals.frame_gate(frame)
+            self._count_fanned(gate)
             # A frame of padding packets only (a browser probing bandwidth) has no data.
             if frame.data:
                 if getattr(frame, "after_gap", False):  # frames were lost for good
@@ -506,8 +539,17 @@ class Publication:
                     frame.timestamp,
                     internals.audio_level(frame),
                     internals.frame_parts(frame),
+                    gate.sent if gate is not None else None,
+                    gate.held_level if gate is not None else None,
                 )
-            self._watch(-1, internals.frame_gate(frame))
+                raw = getattr(frame, "rtp_timestamp", None)
+                if raw is not None:  # what the C buffer adds to the timestamps it sends
+                    offset = (self._last_ts - raw) & 0xFFFFFFFF
+                    if offset != self._raw_offset:
+                        self._raw_offset = offset
+                        if gate is not None and self._gates.get(-1) is gate:
+                            self._forward_from(-1, self._gates[-1])
+            self._watch(-1, gate)
 
         return deliver
 
@@ -518,10 +560,14 @@ class Publication:
         timestamp: int,
         audio_level: int | None = None,
         parts: list[bytes] | None = None,
+        sent: Sent | None = None,
+        held_level: int | None = None,
     ) -> None:
         """One complete encoded frame from the publisher (on the event loop), with its
         RFC 6464 audio level if it is audio and had one (kept on forwarded packets), and
-        its packets' payloads (`parts`: forwarded as they are for VP9 and AV1)."""
+        its packets' payloads (`parts`: forwarded as they are for VP9 and AV1). `sent`:
+        its C buffer already sent it to the steady subscribers (`Gate.forward`);
+        `held_level`: the mean level of the packets it kept back before this one."""
         now = time.monotonic()
         self.frames += 1
         self.bytes += len(data)
@@ -543,8 +589,11 @@ class Publication:
             self.last_frame_at = now
         if self.paused or self.held or not (self.subscribers or self.sinks):
             return
-        if audio_level is not None and self.on_audio_level is not None:
-            self.on_audio_level(audio_level)
+        if self.on_audio_level is not None:
+            if held_level is not None:
+                self.on_audio_level(held_level)
+            if audio_level is not None:
+                self.on_audio_level(audio_level)
         # An av.Packet (a copy of the frame) only for those that take one: the sinks, the
         # queued subscribers, and the packetizers of VP8 and H264.
         packet: av.Packet | None = None
@@ -560,7 +609,9 @@ class Publication:
             sink(codec, packet)  # type: ignore[arg-type]  # made above when there are sinks
         packetized = None
         waiting = oversized = False
-        if self._direct:
+        if sent is not None and sent[0].timestamp == self._last_ts & 0xFFFFFFFF:
+            waiting = self._fan_out(packet, key, sent[0], sent)
+        elif self._direct:
             if self._packetize is None:
                 self._packetize = internals.packetizer(codec)
             payloads = as_payloads(codec, data, packet, parts, self._packetize)
@@ -581,21 +632,29 @@ class Publication:
         if waiting:
             self.request_keyframe("gate")
 
-    def _fan_out(self, packet: av.Packet | None, key: bool, packetized: Packetized) -> bool:
+    def _fan_out(
+        self,
+        packet: av.Packet | None,
+        key: bool,
+        packetized: Packetized,
+        sent: Sent | None = None,
+    ) -> bool:
         """A frame to every subscriber: to the steady ones' streams in one C call, to
         the others (and to a steady one whose wire has changed) through `offer`. True if
-        one waits for a keyframe."""
-        if self._split is None:
-            steady: list[ForwardedTrack] = []
-            others: list[ForwardedTrack] = []
-            for track in self.subscribers:
-                (steady if track.steady else others).append(track)
-            streams = [track.output.stream for track in steady if track.output is not None]
-            self._split = (steady, streams, others)
-        steady, streams, others = self._split
-        waiting = self._send_steady(steady, streams, packet, key, packetized) if streams else False
+        one waits for a keyframe. `sent`: the C buffer sent it to the steady ones (then)
+        already."""
+        steady, streams, others = self._stream_split()
+        waiting = False
+        reached: set[int] = set()
+        if sent is not None:
+            missed, reached = split_sent(sent)
+            for track in missed:
+                waiting |= not track.offer(packet, key, packetized)
+        elif streams:
+            waiting = self._send_steady(steady, streams, packet, key, packetized)
         for track in others:
-            waiting |= not track.offer(packet, key, packetized)
+            if id(track) not in reached:
+                waiting |= not track.offer(packet, key, packetized)
         return waiting
 
     def _send_steady(
@@ -634,47 +693,75 @@ class Publication:
                 self._forward_from(index, gate)
 
     def _forward_from(self, index: int, gate: Gate) -> None:
-        """Let the C buffer of simulcast VP8 layer `index` send its frames to the
-        subscribers steady on it while they are all who take its frames (no one else on
-        it or moving to it, no sinks, nothing paused or held); else stop it."""
+        """Let the C buffer of simulcast VP8 layer `index`, or of this audio (-1), send
+        its frames to the subscribers steady on it while they are all who take its
+        frames (no one else on that layer or moving to it, no sinks, nothing paused or
+        held); else stop it."""
         codec = self.codec
         streams: list[_rtp_send.Stream] = []
-        if (
-            index >= 0
-            and codec is not None
-            and codec.mimeType.lower() == "video/vp8"
-            and not (self.paused or self.held or self.sinks)
-        ):
-            steady, streams, others = self._layer_split(index)
-            for track in others:
-                if (
-                    index in (track.layer, track.target)
-                    and track.enabled
-                    and track.readyState == "live"
-                    and track.sending is not None
-                ):
-                    streams = []  # it takes frames through `offer`: all go through here
-                    break
+        if codec is None or self.paused or self.held or self.sinks:
+            pass
+        elif index >= 0 and codec.mimeType.lower() == "video/vp8":
+            _, streams, others = self._layer_split(index)
+            if any(index in (track.layer, track.target) and takes(track) for track in others):
+                streams = []  # one takes frames through `offer`: all go through here
+        elif index < 0 and self.kind == "audio" and self._raw_offset is not None:
+            _, streams, others = self._stream_split()
+            if any(takes(track) for track in others):
+                streams = []
         if streams:
-            gate.forward(streams, _rtp_send.fan_out, Packetized)
-        elif gate.forwarding:
-            gate.forward(None)
+            # a simulcast layer's timestamps go as they came; a stream's as `push` sends
+            # them (aiortc's mapping, then continued across receivers: `_offset`)
+            offset = self._raw_offset if index < 0 else 0
+            gate.forward(streams, _rtp_send.fan_out, Packetized, offset)
+        else:
+            self._stop_forwarding(index, gate)
+
+    def _stop_forwarding(self, index: int, gate: Gate) -> None:
+        """The buffer of layer `index` (-1: not simulcast) sends no more; a stream's
+        timestamps go on from the last it sent (`push` continues them)."""
+        if not gate.forwarding:
+            return
+        gate.forward(None)
+        last = gate.last_sent
+        if index < 0 and last is not None and (last - self._last_ts) & 0xFFFFFFFF < 1 << 31:
+            self._last_ts += (last - self._last_ts) & 0xFFFFFFFF
+
+    def _stream_split(self) -> Split:
+        """Who a frame goes to, not simulcast (made again after a change)."""
+        if self._split is None:
+            steady: list[ForwardedTrack] = []
+            others: list[ForwardedTrack] = []
+            for track in self.subscribers:
+                (steady if track.steady else others).append(track)
+            self._split = (steady, Streams(steady), others)
+        return self._split
+
+    def _count_fanned(self, gate: Gate | None) -> None:
+        """The frames `gate` sent itself since the last frame it handed on, counted."""
+        if gate is not None and gate.fanned:
+            self._fanned += gate.fanned
+            self.sent_on_receipt += gate.fanned
+            gate.fanned = 0
+            if self._fanned >= METRIC_BATCH:
+                self._flush_fanned()
 
     def _layer_split(self, index: int) -> Split:
         """Who a frame of simulcast layer `index` goes to (made again after a change)."""
         split = self._layer_splits.get(index)
         if split is None:
             steady = [track for track in self.subscribers if track.steady_on(index)]
-            streams = [track.output.stream for track in steady if track.output is not None]
+            streams = Streams(steady)
             others = [track for track in self.subscribers if track not in steady]
             split = self._layer_splits[index] = (steady, streams, others)
         return split
 
     def _forget_gates(self) -> None:
-        """A receiver's buffers are no longer this publication's: none sends for it."""
-        for gate in self._gates.values():
-            if gate.forwarding:
-                gate.forward(None)
+        """A receiver's buffers are no longer this publication's: none sends for it (what
+        they sent is counted)."""
+        for index, gate in self._gates.items():
+            self._stop_forwarding(index, gate)
+            self._count_fanned(gate)
         self._gates.clear()
 
     def _taken(self) -> set[int]:
@@ -704,8 +791,9 @@ class Publication:
         changes (`steady_changed`)."""
         if gate is not None and self._gates.get(index) is not gate:
             old = self._gates.get(index)
-            if old is not None and old.forwarding:
-                old.forward(None)
+            if old is not None:
+                self._stop_forwarding(index, old)
+                self._count_fanned(old)
             self._gates[index] = gate
             gate.quiet = index not in self._taken()
             self._forward_from(index, gate)
@@ -830,6 +918,8 @@ class Publication:
     def close(self) -> None:
         for track in list(self.subscribers):
             self.unsubscribe(track)
+        for gate in self._gates.values():
+            self._count_fanned(gate)
         self._flush_fanned()
         self.sinks.clear()
         self._request_upstream = None

@@ -439,3 +439,35 @@ async def test_a_layers_buffer_stops_sending_while_the_publication_must_decide(
         assert buffer.forwarding
     video.detach(generation)
     assert not buffer.forwarding
+
+
+async def test_a_frame_the_buffer_sent_goes_on_to_whom_it_missed_even_after_a_change(
+    wires: Wires,
+) -> None:
+    """The C buffer names the streams that sent nothing by their place in the list it
+    sent to: the publication offers the frame to those tracks even if its own list has
+    changed since (a subscriber left, its steady list rebuilt), and to nobody it reached.
+    A buffer of a layer the publication no longer knows stops sending."""
+    metrics = MediaMetrics(CollectorRegistry())
+    video = Publication("room", "ada", "video", metrics, clock=lambda: 0.0)
+    generation = video.attach(VP8, lambda: True, layers=3, request_layer=lambda i: True)
+    sink = video.layer_sink_for(generation, lambda ssrc: ssrc if ssrc < 3 else None)
+    buffer = LayerBuffer(0.0)
+    bo_wire, carol_wire = await wires(2)
+    bo, carol = (subscribe(video, metrics, w) for w in (bo_wire, carol_wire))
+    bo.target = carol.target = 2
+    sink(VP8, LayerFrame(KEY, 3000, 2, gate=buffer))  # both onto layer 2
+    bo_wire.read(1), carol_wire.read(1)
+    assert buffer.forwarding
+    _, streams, _ = video._layer_split(2)
+    assert streams.tracks == [bo, carol]
+    frame = Packetized(buffer.packetize(DELTA), 6000, ntp_now())
+    sent = (frame, [1], streams)  # carol's stream sent nothing (her wire moved, say)
+    video.unsubscribe(bo)  # the publication's list is now [carol]
+    video.push_layer(VP8, DELTA, 6000, 2, None, sent)
+    assert [p.payload[-5:] for p in carol_wire.read(1)] == [DELTA[-5:]]
+    assert nothing_more(bo_wire) and nothing_more(carol_wire)
+    # a frame of an SSRC it no longer knows (the publisher moved the layer): not looked
+    # after here, so its buffer stops sending
+    sink(VP8, LayerFrame(DELTA, 9000, 7, gate=buffer))
+    assert not buffer.forwarding

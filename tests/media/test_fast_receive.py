@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import math
 import os
 import random
 import struct
@@ -33,6 +34,7 @@ from server.media._rtp_receive import FastLayers, LayerBuffer
 from server.media.aiortc_internals.base import JITTER_ATTR, sending, srtp_address
 from server.media.aiortc_internals.direct_receive import SRTP_UNPROTECT
 from server.media.forwarding import is_keyframe
+from server.media.rtp_output import Packetized
 
 SSRCS = (0x1111, 0x2222, 0x3333)  # the three layers
 RTX_SSRC = 0x4444  # the top layer's retransmissions
@@ -831,3 +833,92 @@ async def test_an_old_audio_packet_is_dropped_whichever_path_it_takes() -> None:
         assert side.direct.fast.consumed == 4 and side.frames[-1][0] == bytes([10])
     finally:
         await side.close()
+
+
+def mean_level(levels: list[int | None]) -> int | None:
+    """The RFC 6464 level of the mean amplitude of `levels` (None: none had one)."""
+    known = [level & 0x7F for level in levels if level is not None]
+    if not known:
+        return None
+    mean = sum(10 ** (-level / 20) for level in known) / len(known)
+    return max(0, min(127, round(-20 * math.log10(mean))))
+
+
+async def test_a_forwarding_audio_stream_sends_each_packet_and_hands_on_what_a_quiet_one_would() -> (
+    None
+):
+    """An audio stream whose every subscriber is steady (`LayerBuffer.forward`): each
+    packet the C path takes goes to the streams from there, as it came, with its level and
+    its timestamp moved by the offset; the publication gets a packet each `QUIET_S` (and
+    each one the Python path takes), carrying the count of those kept back and their mean
+    level (the speaker detector's input)."""
+    key = os.urandom(30)
+    every, forwarding = AudioSide(key, fast=True), AudioSide(key, fast=True)
+    theirs_of = getattr(every.receiver, JITTER_ATTR).streams
+    mine_of = getattr(forwarding.receiver, JITTER_ATTR).streams
+    sent = audio_datagrams(key, 400, 0.05, 41)
+    sends: dict[int, list[Packetized]] = {}
+    held_levels: dict[int, int | None] = {}  # a frame handed on: the level it carried
+    try:
+        for data in sent[:40]:  # the streams' first packets: routed
+            every.feed(data)
+            forwarding.feed(data)
+        assert set(mine_of) == {AUDIO_SSRC, OTHER_AUDIO_SSRC}
+        start, start_every = len(forwarding.frames), len(every.frames)
+        for ssrc, buffer in mine_of.items():
+            out = sends[ssrc] = []
+
+            def send(
+                streams: list[Any], frame: Packetized, out: list[Packetized] = out
+            ) -> list[int]:
+                out.append(frame)
+                return []
+
+            buffer.forward([object()], send, Packetized, 1000)
+        for data in sent[40:]:
+            every.feed(data)
+            count = len(forwarding.frames)
+            forwarding.feed(data)
+            for i in range(count, len(forwarding.frames)):
+                held_levels[i] = forwarding.gates[i].held_level
+        assert forwarding.statistics() == every.statistics()
+        assert len(sends[AUDIO_SSRC]) > 250
+        for ssrc, out in sends.items():
+            theirs = [
+                f
+                for f, g in zip(every.frames[start_every:], every.gates[start_every:], strict=True)
+                if g is theirs_of[ssrc]
+            ]
+            # each sent as it came, with its level, in order, the timestamps moved alike
+            at, sent_at = 0, []
+            for frame in out:
+                while (theirs[at][0], theirs[at][2]) != (frame.payloads[0], frame.audio_level):
+                    at += 1
+                sent_at.append(at)
+                at += 1
+            origin = every.receiver._RTCRtpReceiver__timestamp_mapper._origin  # type: ignore[attr-defined]
+            for i, frame in zip(sent_at, out, strict=True):  # as received (unmapped), + 1000
+                assert frame.timestamp == (theirs[i][1] + origin + 1000) & 0xFFFFFFFF
+            # handed on: a few, each with the count and mean level of those kept back, all
+            # of which were sent
+            handed = [
+                i
+                for i in range(start, len(forwarding.frames))
+                if forwarding.gates[i] is mine_of[ssrc]
+            ]
+            at = 0
+            for i in handed:
+                kept = []
+                while theirs[at] != forwarding.frames[i]:
+                    if theirs[at][0]:
+                        kept.append(at)
+                    at += 1
+                at += 1
+                assert forwarding.held[i] == (len(kept), sum(len(theirs[k][0]) for k in kept))
+                assert held_levels[i] == mean_level([theirs[k][2] for k in kept])
+                assert set(kept) <= set(sent_at)
+            if ssrc == AUDIO_SSRC:
+                assert len(handed) < len(theirs) / 4
+    finally:
+        await every.close()
+        await forwarding.close()

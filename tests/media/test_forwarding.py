@@ -204,3 +204,40 @@ async def test_late_joiner_gets_a_keyframe_first_and_leaving_ends_tracks(join: J
     await eventually(lambda: all(r.frames > c + 5 for r, c in zip(still, counts, strict=True)))
     await eventually(lambda: carol.renegotiations >= 2)
     assert all("error" not in ack for ack in carol.answer_acks)
+
+
+async def test_audio_to_steady_subscribers_goes_from_the_c_path_each_packet_once(
+    join: Join, server: Any
+) -> None:
+    """ada's microphone with bo and carol steady on it: its C buffer sends each packet
+    to both itself (`LayerBuffer.forward`), the publication sees a few a second; each
+    gets every packet ada sends once (none twice, whichever way it went), with its
+    audio level; when carol leaves, bo still gets them; when bo leaves, it stops."""
+    ada = await join("ada")
+    bo = await join("bo", publish=False, decode=False)
+    carol = await join("carol", publish=False, decode=False)
+    sfu = ServerParts(server.app).sfu
+    audio = sfu.rooms["pair-1"].publications[("ada", "audio")]
+    await eventually(
+        lambda: len(audio.subscribers) == 2 and all(t.steady for t in audio.subscribers)
+    )
+    gate = audio._gates[-1]
+    await eventually(lambda: gate.forwarding)
+
+    def heard(person: Any) -> int:
+        return sum(r.frames for r in person.received if r.kind == "audio")
+
+    start = [len(ada.tracks["audio"].sent), heard(bo), heard(carol), audio.sent_on_receipt]
+    await eventually(lambda: len(ada.tracks["audio"].sent) >= start[0] + 150)  # 3 s
+    await eventually(lambda: heard(bo) >= start[1] + 150 and heard(carol) >= start[2] + 150)
+    sent = len(ada.tracks["audio"].sent) - start[0]
+    for got in (heard(bo) - start[1], heard(carol) - start[2]):
+        assert sent - 5 <= got <= sent + 5, (sent, got)  # in flight at either end; none twice
+    assert audio.sent_on_receipt - start[3] >= 2 * (sent - 30)  # nearly all from C
+    await carol.socket.call("leave")
+    await eventually(lambda: len(audio.subscribers) == 1 and gate.forwarding)
+    before = heard(bo), len(ada.tracks["audio"].sent)
+    await eventually(lambda: len(ada.tracks["audio"].sent) >= before[1] + 100)
+    await eventually(lambda: heard(bo) >= before[0] + 95)
+    await bo.socket.call("leave")
+    await eventually(lambda: not audio.subscribers and not gate.forwarding)

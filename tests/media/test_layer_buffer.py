@@ -358,11 +358,55 @@ def test_bad_forward_raises_and_changes_nothing(args: tuple[Any, ...]) -> None:
     assert len(sender.sent) == 1
 
 
-def test_a_sender_that_answers_no_list_is_an_error() -> None:
+def refuse(streams: list[object], frame: Packetized) -> list[int]:
+    raise ValueError("a stream's wire is gone")
+
+
+@pytest.mark.parametrize("send", [lambda streams, frame: None, refuse])
+def test_a_send_that_fails_is_reported_and_the_frame_goes_on_after_a_gap(
+    send: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Some streams may have had it: the frame goes to the publication as one after a
+    gap (its subscribers start again at a keyframe), and the error is reported, not
+    raised into the receive path."""
+    reported: list[Any] = []
+    monkeypatch.setattr(sys, "unraisablehook", reported.append)
     layer = LayerBuffer(0.0)
-    layer.forward([object()], lambda streams, frame: None, Packetized)
-    with pytest.raises(TypeError):
-        layer.add(1, 0, True, DELTA, 0.0)
+    layer.forward([object()], send, Packetized)
+    out = layer.add(1, 0, True, DELTA, 0.0)
+    assert out is not None and out[2] == DELTA and out[5] is True  # after a gap
+    assert layer.sent is None and len(reported) == 1
+    assert reported[0].exc_type in (TypeError, ValueError)
+
+
+def test_the_frame_after_a_gap_and_padding_are_left_to_the_publication() -> None:
+    """A forwarding layer does not send the frame after a gap (the publication first
+    makes its subscribers wait for a keyframe) nor a frame of padding only (no picture:
+    it takes no picture id)."""
+    layer = LayerBuffer(0.0)
+    sender = Sender()
+    layer.forward([object()], sender, Packetized)
+    layer.add(1, 0, True, KEY, 0.0)
+    layer.add(2, 3000, True, DELTA, 0.01)
+    assert len(sender.sent) == 2
+    picture = layer.picture_id
+    layer.add(4, 6000, True, DELTA, 0.02)  # 3 lost: waits
+    skipped = layer.add(5, 9000, True, DELTA, 0.6)  # stalled: the gap is skipped, a PLI
+    assert skipped is not None and skipped[0] is True
+    after = layer.add(6, 12000, True, DELTA, 0.61)
+    assert after is not None and after[5] is True and after[2] == DELTA
+    assert layer.sent is None  # not sent from here
+    assert after[4] not in {frame.timestamp for _, frame in sender.sent}
+    layer.add(7, 15000, True, DELTA, 0.62)
+    assert sender.sent[-1][1].timestamp == after[4] + 3000  # the next one is again
+
+    padded = LayerBuffer(0.0)
+    padded.forward([object()], sender, Packetized)
+    padded.add(1, 0, True, KEY, 0.0)
+    sent, picture = len(sender.sent), padded.picture_id
+    out = padded.add(2, 3000, True, b"", 0.01)  # a probe's padding only
+    assert out is not None and out[2] == b"" and padded.sent is None
+    assert len(sender.sent) == sent and padded.picture_id == picture
 
 
 @pytest.mark.parametrize(

@@ -188,6 +188,7 @@ class LeveledFrame(JitterFrame):
         held: tuple[int, int] = NOTHING_HELD,
     ) -> None:
         super().__init__(data, timestamp)
+        self.rtp_timestamp = timestamp  # as it came (`timestamp` is mapped on delivery)
         self.audio_level = audio_level
         self.gate = gate  # its stream's buffer (`frame_gate`)
         self.held = held  # `frame_held`
