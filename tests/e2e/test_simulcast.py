@@ -80,6 +80,9 @@ async def test_a_wide_camera_sends_three_layers_and_the_other_decodes_the_full_o
 ) -> None:
     # connections of earlier tests in this process may still be in memory: not counted
     earlier = weakref.WeakSet(d for d in gc.get_objects() if isinstance(d, DirectReceive))
+    earlier_publications = weakref.WeakSet(
+        p for p in gc.get_objects() if isinstance(p, Publication)
+    )
     ada = await open_page("ada", role="mentor", diag=("debug-handle",), join=False)
     await ada.page.add_init_script(WIDE_CAMERA)
     await ada.page.reload()
@@ -100,7 +103,10 @@ async def test_a_wide_camera_sends_three_layers_and_the_other_decodes_the_full_o
     camera = next(
         p
         for p in gc.get_objects()
-        if isinstance(p, Publication) and p.identity == "ada" and p.kind == "video"
+        if isinstance(p, Publication)
+        and p.identity == "ada"
+        and p.kind == "video"
+        and p not in earlier_publications  # not one of an earlier test's, still in memory
     )
     on_receipt = camera.sent_on_receipt
     # and it keeps decoding the full layer: bo steady on it, the layer's C buffer sends
