@@ -697,18 +697,7 @@ class Publication:
         its frames to the subscribers steady on it while they are all who take its
         frames (no one else on that layer or moving to it, no sinks, nothing paused or
         held); else stop it."""
-        codec = self.codec
-        streams: list[_rtp_send.Stream] = []
-        if codec is None or self.paused or self.held or self.sinks:
-            pass
-        elif index >= 0 and codec.mimeType.lower() == "video/vp8":
-            _, streams, others = self._layer_split(index)
-            if any(index in (track.layer, track.target) and takes(track) for track in others):
-                streams = []  # one takes frames through `offer`: all go through here
-        elif index < 0 and self.kind == "audio" and self._raw_offset is not None:
-            _, streams, others = self._stream_split()
-            if any(takes(track) for track in others):
-                streams = []
+        streams = self._forwardable(index)
         if streams:
             # a simulcast layer's timestamps go as they came; a stream's as `push` sends
             # them (aiortc's mapping, then continued across receivers: `_offset`)
@@ -716,6 +705,22 @@ class Publication:
             gate.forward(streams, _rtp_send.fan_out, Packetized, offset)
         else:
             self._stop_forwarding(index, gate)
+
+    def _forwardable(self, index: int) -> Streams | None:
+        """The streams the buffer of layer `index` (-1: this audio) may send to itself,
+        or None while the publication must see each frame."""
+        codec = self.codec
+        if codec is None or self.paused or self.held or self.sinks:
+            return None
+        if index >= 0 and codec.mimeType.lower() == "video/vp8":
+            _, streams, others = self._layer_split(index)
+            # one takes frames through `offer`: all go through here
+            blocked = any(index in (t.layer, t.target) and takes(t) for t in others)
+            return None if blocked else streams
+        if index < 0 and self.kind == "audio" and self._raw_offset is not None:
+            _, streams, others = self._stream_split()
+            return None if any(takes(track) for track in others) else streams
+        return None
 
     def _stop_forwarding(self, index: int, gate: Gate) -> None:
         """The buffer of layer `index` (-1: not simulcast) sends no more; a stream's
