@@ -17,6 +17,7 @@ from playwright.async_api import expect
 
 from server.media.aiortc_internals import DirectReceive
 from server.media.forwarding import Publication
+from server.media.sfu import Sfu
 from tests.e2e.conftest import OpenPage, RoomPage
 from tests.support.waiting import eventually
 
@@ -99,29 +100,43 @@ async def test_a_wide_camera_sends_three_layers_and_the_other_decodes_the_full_o
 
     received = await wait_for(bo, "inbound-rtp", lambda s: any(x["width"] == 960 for x in s))
     frames = max(x["frames"] for x in received if x["width"] == 960)
-    # ada's camera as the SFU (in this process) forwards it
-    camera = next(
-        p
-        for p in gc.get_objects()
-        if isinstance(p, Publication)
-        and p.identity == "ada"
-        and p.kind == "video"
-        and p not in earlier_publications  # not one of an earlier test's, still in memory
-    )
-    on_receipt = camera.sent_on_receipt
+
+    # ada's camera as the SFU (in this process) forwards it now: the publication its room
+    # holds (one a reconnect replaced, or an earlier test's still in memory, is not it)
+    def camera() -> Publication:
+        live = [
+            p
+            for sfu in gc.get_objects()
+            if isinstance(sfu, Sfu)
+            for media in list(sfu.rooms.values())
+            if (p := media.publications.get(("ada", "video"))) is not None
+            and p not in earlier_publications
+        ]
+        assert len(live) == 1, f"ada's camera in {len(live)} rooms"
+        return live[0]
+
+    start = camera()
+    on_receipt = start.sent_on_receipt
     # and it keeps decoding the full layer: bo steady on it, the layer's C buffer sends
     # him its frames as they come (packetized there, Chromium's decoder takes them)
     await wait_for(
         bo, "inbound-rtp", lambda s: any(x["width"] == 960 and x["frames"] > frames + 20 for x in s)
     )
-    # (not while the SFU probes bo's link for the next layer: those frames carry padding)
+
+    # (not while the SFU probes bo's link for the next layer: those frames carry padding;
+    # if ada's publication was replaced meanwhile, the new one counts from zero)
+    def sent_from_c() -> int:
+        now = camera()
+        return now.sent_on_receipt - (on_receipt if now is start else 0)
+
     try:
-        await eventually(lambda: camera.sent_on_receipt >= on_receipt + 20, timeout=20)
+        await eventually(lambda: sent_from_c() >= 20, timeout=20)
     except AssertionError as error:
-        state = [(t.layer, t.target, t.choice.probe_rate) for t in camera.subscribers]
+        now = camera()
+        state = [(t.layer, t.target, t.choice.probe_rate) for t in now.subscribers]
         raise AssertionError(
-            f"{camera.sent_on_receipt - on_receipt} sent as received; bo's (layer, target,"
-            f" probe): {state}"
+            f"{sent_from_c()} sent as received ({'same' if now is start else 'a new'}"
+            f" publication); bo's (layer, target, probe): {state}"
         ) from error
     # and the SFU took most of the publishers' packets (ada's three layers and her
     # microphone, and bo's: his camera sends simulcast too) from the datagram to the
