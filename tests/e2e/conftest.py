@@ -126,15 +126,21 @@ class RoomPage:
         except AssertionError:
             # Seen in full runs only (2 of 3 on 2026-12-04), always a namespace's browser:
             # its page never heard from the server's socket in 20 s, though the page itself
-            # loaded; alone the same tests pass. What the page said is kept for whoever
-            # looks into it; the person's next step, a reload, is taken once.
+            # loaded; alone the same tests pass. A page whose modules failed to load (the
+            # network changed under it: other tests adding veth pairs) now reloads itself
+            # (web/page-load.js, tests/e2e/test_page_load_recovery.py), so a page still
+            # stuck here is one whose code ran, or one that gave up after its own reloads.
+            # What the page said is kept for whoever looks into it; the person's next
+            # step, a reload, is taken once.
             said = await self.page.evaluate(
                 "() => [document.getElementById('check-server')?.textContent,"
-                " document.getElementById('conn-status')?.textContent]"
+                " document.getElementById('conn-status')?.textContent,"
+                " document.querySelector('.page-load')?.textContent]"
             )
             warnings.warn(
                 f"{self.identity}'s join page stuck (it said {said}; its events:"
-                f" {self.events}): reloaded once",
+                f" {self.events}): reloaded once, though the page reloads itself when"
+                " its code fails to load",
                 stacklevel=2,
             )
             await self.page.reload()

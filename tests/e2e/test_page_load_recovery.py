@@ -1,0 +1,162 @@
+"""A page whose code failed to load recovers by itself (web/page-load.js): real Chromium,
+where the request for one of a page's modules fails as Chromium fails it when the network
+changes under a loading page. The page says so, reloads, and works; a failure that lasts
+ends in a Reload button, not a loop; the browser coming back online reloads too."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from html.parser import HTMLParser
+
+import pytest
+from playwright.async_api import BrowserContext, Locator, Page, Request, Route, expect
+
+from server.api.pages import PAGES, WEB
+from tests.e2e.conftest import Launcher, OpenPage
+from tests.e2e.room_checks import NO_HORIZONTAL_SCROLL, axe_violations
+
+PHONE = {"width": 390, "height": 844}
+RELOADING = "The connection changed while the page loaded — reloading…"
+GAVE_UP = "This page could not load. Check your connection, then reload."
+# The page's reloads before it gives up, and longer than its longest wait between them.
+TRIES = 3
+LONGEST_WAIT_S = 5
+
+
+class Outage:
+    """Requests for one script fail (`failures` of them, then they go through again), the
+    way Chromium aborts a loading page's requests when its network changes; the pages
+    loaded meanwhile are counted."""
+
+    def __init__(self, path: str, failures: float = math.inf):
+        self.path = path
+        self.left = failures
+        self.documents: list[str] = []
+
+    async def start(self, context: BrowserContext) -> Outage:
+        await context.route(f"**{self.path}", self._request)
+
+        def loaded(request: Request) -> None:
+            if request.resource_type == "document":
+                self.documents.append(request.url)
+
+        context.on("request", loaded)
+        return self
+
+    def end(self) -> None:
+        self.left = 0
+
+    async def _request(self, route: Route) -> None:
+        if self.left > 0:
+            self.left -= 1
+            await route.abort("internetdisconnected")
+        else:
+            await route.continue_()
+
+
+def notice(page: Page, text: str) -> Locator:
+    return page.get_by_role("alert").filter(has_text=text)
+
+
+class Scripts(HTMLParser):
+    """A page's <script> tags, in document order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.found: list[dict[str, str | None]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "script":
+            self.found.append(dict(attrs))
+
+
+@pytest.mark.parametrize("url", sorted(PAGES))
+def test_every_page_with_code_listens_before_its_code_loads(url: str) -> None:
+    scripts = Scripts()
+    scripts.feed((WEB / PAGES[url]).read_text())
+    if not scripts.found:
+        return  # no code to fail: the home page
+    first, *rest = scripts.found
+    assert first == {"src": "/static/page-load.js", "defer": None}, url
+    assert rest, url
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+async def test_the_join_page_reloads_itself_and_the_person_joins(
+    open_page: OpenPage, launcher: Launcher
+) -> None:
+    context = await launcher.context(viewport=PHONE, has_touch=True, is_mobile=True)
+    outage = await Outage("/static/client/tiles.js", failures=1).start(context)
+    ada = await open_page("ada", context=context, join=False)
+
+    await expect(notice(ada.page, RELOADING)).to_be_visible()
+    await expect(ada.page.get_by_role("button", name="Join meeting")).to_be_enabled(timeout=20_000)
+    await expect(notice(ada.page, RELOADING)).to_have_count(0)
+    assert len(outage.documents) == 2
+    assert "#token" not in ada.page.url, "the token kept across the reload, then taken"
+    # Loaded: the next failure starts its count again.
+    assert await ada.evaluate("() => sessionStorage.getItem('pairwise.page-load:/join')") is None
+
+    await ada.join()
+    await expect(ada.page.locator("#conn-status")).to_have_text("Connected")
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+async def test_a_lasting_failure_ends_in_a_reload_button(
+    open_page: OpenPage, launcher: Launcher
+) -> None:
+    context = await launcher.context(viewport=PHONE, has_touch=True, is_mobile=True)
+    outage = await Outage("/static/client/tiles.js").start(context)
+    ada = await open_page("ada", context=context, join=False)
+    page = ada.page
+
+    await expect(notice(page, GAVE_UP)).to_be_visible(timeout=30_000)
+    reload = page.get_by_role("button", name="Reload")
+    await expect(reload).to_be_visible()
+    assert await page.evaluate(NO_HORIZONTAL_SCROLL)
+    assert await axe_violations(page, "gave up") == []
+    await asyncio.sleep(LONGEST_WAIT_S)  # no reload is still to come
+    assert len(outage.documents) == 1 + TRIES
+
+    outage.end()
+    await reload.click()
+    await expect(page.get_by_role("button", name="Join meeting")).to_be_enabled(timeout=20_000)
+    assert len(outage.documents) == 2 + TRIES
+    await ada.join()
+    await expect(page.locator("#conn-status")).to_have_text("Connected")
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+async def test_the_console_reloads_itself(base_url: str, launcher: Launcher) -> None:
+    context = await launcher.context(viewport=PHONE)
+    outage = await Outage("/static/console/ui.js", failures=1).start(context)
+    page = await context.new_page()
+    await page.goto(base_url + "/console")
+
+    await expect(notice(page, RELOADING)).to_be_visible()
+    await expect(page.get_by_role("heading", name="Sign in to the console")).to_be_visible()
+    await expect(notice(page, RELOADING)).to_have_count(0)
+    assert len(outage.documents) == 2
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+async def test_a_page_that_gave_up_reloads_when_the_browser_is_back_online(
+    base_url: str, launcher: Launcher
+) -> None:
+    context = await launcher.context(viewport=PHONE)
+    outage = await Outage("/static/session.js").start(context)
+    page = await context.new_page()
+    await page.goto(base_url + "/signin")
+    await expect(notice(page, GAVE_UP)).to_be_visible(timeout=30_000)
+
+    outage.end()
+    await context.set_offline(True)
+    await context.set_offline(False)
+    await expect(page.get_by_label("Your email address")).to_be_visible()
+    await expect(page.locator(".page-load")).to_have_count(0)
+    assert len(outage.documents) == 2 + TRIES
