@@ -271,7 +271,6 @@ class Publication:
         # no frame of this receiver yet), given to a C buffer that sends (`Gate.forward`).
         self._raw_offset: int | None = None
         self._time_base = fractions.Fraction(1, 90000)
-        self._packetize: internals.Packetizer | None = None  # for the codec in use
         self._direct = 0  # subscribers with an RtpOutput
         # The subscribers a frame goes to without a decision (`ForwardedTrack.steady`),
         # their streams (sent to in one C call: `_rtp_send.fan_out`), and the others; made
@@ -326,7 +325,7 @@ class Publication:
         for track in self.subscribers:
             track.layer = None  # the next keyframe of its target layer starts it again
         self.codec = codec
-        self._packetize = None
+        self.meter.packetize = None
         if codec is not None:
             self._time_base = fractions.Fraction(1, codec.clockRate)
         self._request_upstream = request_keyframe
@@ -433,7 +432,7 @@ class Publication:
                 packet = av.Packet(data)
                 packet.pts = timestamp
                 packet.time_base = self._time_base
-            payloads = self._layer_payloads(codec, data, packet, parts, layer)
+            payloads = self._payloads(codec, data, packet, parts, index)
             if forwardable(payloads):
                 packetized = Packetized(payloads, timestamp, ntp_now())
                 waiting = self._send_steady(steady, streams, packet, key, packetized)
@@ -458,7 +457,7 @@ class Publication:
                 packet.pts = timestamp
                 packet.time_base = self._time_base
             if track.output is not None and packetized is None:
-                payloads = self._layer_payloads(codec, data, packet, parts, layer)
+                payloads = self._payloads(codec, data, packet, parts, index)
                 if not forwardable(payloads):
                     self._oversized()
                     if switched:  # it stays where it was: the target's next keyframe moves it
@@ -474,22 +473,28 @@ class Publication:
         if waiting:
             self.request_layer_keyframe(index, "layer")
 
-    def _layer_payloads(
+    def _payloads(
         self,
         codec: RTCRtpCodecParameters,
         data: bytes,
         packet: av.Packet | None,
         parts: list[bytes] | None,
-        layer: Layer,
+        index: int,
     ) -> list[bytes]:
-        """A simulcast layer's frame as RTP payloads: VP8 by its C buffer (whose picture
-        id its own sends share), others as `as_payloads`."""
-        gate = self._gates.get(layer.index)
-        if gate is not None and codec.mimeType.lower() == "video/vp8":
-            return gate.packetize(data)
+        """A frame of simulcast layer `index` (-1: not simulcast) as RTP payloads: VP8 by
+        the C buffer it came through (whose picture id that buffer's own sends share:
+        `_forward_from`), others as `as_payloads`."""
+        if self._packetized_by_gate(codec, index):
+            return self._gates[index].packetize(data)
+        layer = self.layers[index] if index >= 0 else self.meter
         if layer.packetize is None:
             layer.packetize = internals.packetizer(codec)
         return as_payloads(codec, data, packet, parts, layer.packetize)
+
+    def _packetized_by_gate(self, codec: RTCRtpCodecParameters, index: int) -> bool:
+        """Whether frames of layer `index` (-1: not simulcast) are packetized by the C
+        buffer they come through (VP8)."""
+        return index in self._gates and codec.mimeType.lower() == "video/vp8"
 
     def _oversized(self) -> None:
         """A frame with a payload too long to forward (rtp_output.MAX_PAYLOAD: only a
@@ -528,6 +533,7 @@ class Publication:
                 return
             self._count_held(internals.frame_held(frame), self.meter)
             gate = internals.frame_gate(frame)
+            self._watch(-1, gate)  # (before `push`: it packetizes VP8 with the buffer)
             self._count_fanned(gate)
             # A frame of padding packets only (a browser probing bandwidth) has no data.
             if frame.data:
@@ -549,7 +555,6 @@ class Publication:
                         self._raw_offset = offset
                         if gate is not None and self._gates.get(-1) is gate:
                             self._forward_from(-1, self._gates[-1])
-            self._watch(-1, gate)
 
         return deliver
 
@@ -575,7 +580,8 @@ class Publication:
         if self.codec is None or self.codec.mimeType != codec.mimeType:
             self.codec = codec
             self._time_base = fractions.Fraction(1, codec.clockRate)
-            self._packetize = None
+            self.meter.packetize = None
+            self.steady_changed()  # whether its buffer may forward depends on the codec
         if self._rebase:
             self._offset = self._last_ts + self._frame_ticks() - timestamp
             self._rebase = False
@@ -595,12 +601,12 @@ class Publication:
             if audio_level is not None:
                 self.on_audio_level(audio_level)
         # An av.Packet (a copy of the frame) only for those that take one: the sinks, the
-        # queued subscribers, and the packetizers of VP8 and H264.
+        # queued subscribers, and aiortc's packetizers (VP8's is its C buffer's, and H264).
         packet: av.Packet | None = None
         if (
             self.sinks
             or self._direct < len(self.subscribers)
-            or (self._direct and repacketized(codec))
+            or (self._direct and repacketized(codec) and not self._packetized_by_gate(codec, -1))
         ):
             packet = av.Packet(data)
             packet.pts = self._last_ts
@@ -612,9 +618,7 @@ class Publication:
         if sent is not None and sent[0].timestamp == self._last_ts & 0xFFFFFFFF:
             waiting = self._fan_out(packet, key, sent[0], sent)
         elif self._direct:
-            if self._packetize is None:
-                self._packetize = internals.packetizer(codec)
-            payloads = as_payloads(codec, data, packet, parts, self._packetize)
+            payloads = self._payloads(codec, data, packet, parts, -1)
             if forwardable(payloads):
                 packetized = Packetized(payloads, self._last_ts, ntp_now(), audio_level)
             else:
@@ -693,10 +697,10 @@ class Publication:
                 self._forward_from(index, gate)
 
     def _forward_from(self, index: int, gate: Gate) -> None:
-        """Let the C buffer of simulcast VP8 layer `index`, or of this audio (-1), send
-        its frames to the subscribers steady on it while they are all who take its
-        frames (no one else on that layer or moving to it, no sinks, nothing paused or
-        held); else stop it."""
+        """Let the C buffer of simulcast VP8 layer `index`, or of this stream (-1: audio,
+        or a VP8 video not sent simulcast), send its frames to the subscribers steady on
+        it while they are all who take its frames (no one else on that layer or moving
+        to it, no sinks, nothing paused or held); else stop it."""
         streams = self._forwardable(index)
         if streams:
             # a simulcast layer's timestamps go as they came; a stream's as `push` sends
@@ -707,20 +711,24 @@ class Publication:
             self._stop_forwarding(index, gate)
 
     def _forwardable(self, index: int) -> Streams | None:
-        """The streams the buffer of layer `index` (-1: this audio) may send to itself,
-        or None while the publication must see each frame."""
+        """The streams the buffer of layer `index` (-1: this stream, not simulcast) may
+        send to itself, or None while the publication must see each frame."""
         codec = self.codec
         if codec is None or self.paused or self.held or self.sinks:
             return None
-        if index >= 0 and codec.mimeType.lower() == "video/vp8":
+        vp8 = codec.mimeType.lower() == "video/vp8"
+        if index >= 0:
+            if not vp8:
+                return None
             _, streams, others = self._layer_split(index)
             # one takes frames through `offer`: all go through here
             blocked = any(index in (t.layer, t.target) and takes(t) for t in others)
             return None if blocked else streams
-        if index < 0 and self.kind == "audio" and self._raw_offset is not None:
-            _, streams, others = self._stream_split()
-            return None if any(takes(track) for track in others) else streams
-        return None
+        # a stream's timestamps are moved as `push` moves them (known from its first frame)
+        if self.layers or self._raw_offset is None or not (vp8 or self.kind == "audio"):
+            return None
+        _, streams, others = self._stream_split()
+        return None if any(takes(track) for track in others) else streams
 
     def _stop_forwarding(self, index: int, gate: Gate) -> None:
         """The buffer of layer `index` (-1: not simulcast) sends no more; a stream's

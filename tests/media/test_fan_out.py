@@ -471,3 +471,98 @@ async def test_a_frame_the_buffer_sent_goes_on_to_whom_it_missed_even_after_a_ch
     # after here, so its buffer stops sending
     sink(VP8, LayerFrame(DELTA, 9000, 7, gate=buffer))
     assert not buffer.forwarding
+
+
+async def test_a_single_vp8_stream_is_sent_from_its_c_buffer_with_its_timestamps_moved(
+    wires: Wires,
+) -> None:
+    """Not simulcast (a camera under 960x540, a screen share): once every subscriber is
+    steady, the stream's C buffer sends each frame itself, its timestamp moved as `push`
+    moves it (aiortc's mapping, continued across receivers); each subscriber's picture ids,
+    sequence numbers and timestamps run on across both ways, also over a new receiver
+    (the publisher reconnected), and anything the publication must decide stops it."""
+    metrics = MediaMetrics(CollectorRegistry())
+    video = Publication("room", "ada", "video", metrics, clock=lambda: 0.0)
+    bo_wire, carol_wire = await wires(2)
+    bo, carol = (subscribe(video, metrics, w) for w in (bo_wire, carol_wire))
+    handed = 0
+    seq = raw = 0
+    now = 0.0
+
+    def receiver(origin: int) -> tuple[Any, LayerBuffer]:
+        """A new receiver whose first RTP timestamp is `origin` (aiortc maps it to 0)."""
+        nonlocal raw, seq
+        raw, seq = origin - 3000, 0
+        generation = video.attach(VP8, lambda: True)
+        return video.sink_for(generation), LayerBuffer(0.0)
+
+    sink, buffer = receiver(1_000_000)
+    base = 1_000_000
+
+    def frame(key: bool = False) -> None:
+        nonlocal raw, seq, now, handed
+        raw, seq, now = (raw + 3000) & 0xFFFFFFFF, seq + 1, now + 1 / 30
+        out = buffer.add(seq, raw, True, KEY if key else DELTA, now)
+        if out is not None and out[2] is not None:
+            handed += 1
+            got = LayerFrame(out[2], out[4], 1, gate=buffer, held=(out[6], out[7]))
+            got.timestamp = (raw - base) & 0xFFFFFFFF  # as aiortc's timestamp mapper hands it
+            sink(VP8, got)
+
+    def picture_ids(packets: list[Any]) -> list[int]:
+        return [int.from_bytes(p.payload[2:4], "big") & 0x7FFF for p in packets]
+
+    def running_on(packets: list[Any]) -> bool:
+        return all(
+            (b.sequence_number - a.sequence_number) & 0xFFFF == 1
+            and (b.timestamp - a.timestamp) & 0xFFFFFFFF == 3000
+            and (pb - pa) % 32768 == 1
+            for (a, pa), (b, pb) in itertools.pairwise(
+                zip(packets, picture_ids(packets), strict=True)
+            )
+        )
+
+    frame(key=True)  # through the publication: both become steady on it
+    assert bo.steady and carol.steady and buffer.forwarding
+    handed = 0
+    for _ in range(30):
+        frame()
+    assert handed <= 6, handed  # a frame each quarter second, the rest sent from C
+    assert video.frames + buffer.held_frames == 31  # all counted
+    bo_got, carol_got = bo_wire.read(31), carol_wire.read(31)
+    assert running_on(bo_got) and running_on(carol_got)
+    assert picture_ids(bo_got) == picture_ids(carol_got)  # packetized once for both
+    assert video.sent_on_receipt >= 2 * (30 - 6)
+
+    # carol turns video off: the buffer sends to bo alone; on again: she waits for a
+    # keyframe, so the publication sends bo's frames until it comes, then C again
+    carol.set_enabled(False)
+    assert buffer.forwarding
+    frame()
+    assert nothing_more(carol_wire)
+    carol.set_enabled(True)
+    assert not buffer.forwarding
+    frame()
+    frame(key=True)
+    assert buffer.forwarding
+    frame()
+    more = bo_wire.read(4)
+    assert running_on(bo_got + more)  # bo's stream ran on across the three ways
+    assert len(carol_wire.read(2)) == 2 and nothing_more(carol_wire)
+
+    # ada reconnects: a new receiver, timestamps from another origin, a new buffer
+    sink, buffer = receiver(7_777)
+    base = 7_777
+    assert not bo.steady  # a new receiver starts everyone at its first keyframe
+    frame(key=True)
+    assert buffer.forwarding
+    for _ in range(5):
+        frame()
+    after = bo_wire.read(6)
+    step = (after[0].timestamp - more[-1].timestamp) & 0xFFFFFFFF
+    assert 0 < step < 90000  # bo's clock went on forward, not back to the new origin
+    assert running_on(after) and nothing_more(bo_wire)
+
+    for track in (bo, carol):
+        video.unsubscribe(track)
+    assert not buffer.forwarding
