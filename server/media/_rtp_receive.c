@@ -1078,6 +1078,16 @@ static int set_fanned(Layer *l, PyObject *value, void *c) {
     return 0;
 }
 static PyObject *get_picture_id(Layer *l, void *c) { return PyLong_FromLong(l->picture_id); }
+static int set_picture_id(Layer *l, PyObject *value, void *c) {
+    unsigned long long id;
+    if (value == NULL) {
+        PyErr_SetString(PyExc_TypeError, "the picture id cannot be deleted");
+        return -1;
+    }
+    if (arg_range(value, "the picture id", 32767, &id) < 0) return -1;
+    l->picture_id = (long)id;
+    return 0;
+}
 static PyObject *get_last_sent(Layer *l, void *c) {
     if (!l->has_last_sent) Py_RETURN_NONE;
     return PyLong_FromUnsignedLong(l->last_sent);
@@ -1129,6 +1139,13 @@ static PyObject *layer_forward(Layer *l, PyObject *const *args, Py_ssize_t nargs
     Py_RETURN_NONE;
 }
 
+/* take_held(): see _rtp_receive.pyi */
+static PyObject *layer_take_held(Layer *l, PyObject *unused) {
+    PyObject *out = Py_BuildValue("(LL)", l->held_frames, l->held_bytes);
+    if (out != NULL) l->held_frames = l->held_bytes = 0;
+    return out;
+}
+
 /* packetize(data): see _rtp_receive.pyi */
 static PyObject *layer_packetize(Layer *l, PyObject *data) {
     if (!PyBytes_Check(data)) {
@@ -1142,6 +1159,9 @@ static PyMethodDef layer_methods[] = {
     {"forward", (PyCFunction)(void (*)(void))layer_forward, METH_FASTCALL,
      "forward(streams, send, frame_class) | forward(None): each frame, packetized here, "
      "goes to `streams` from here (send(streams, frame_class(payloads, timestamp, ntp)))"},
+    {"take_held", (PyCFunction)layer_take_held, METH_NOARGS,
+     "take_held() -> (frames, bytes) kept back since the last handed on, counted now: "
+     "the next frame handed on does not carry them"},
     {"packetize", (PyCFunction)layer_packetize, METH_O,
      "packetize(data) -> a VP8 frame's RTP payloads, with this layer's picture id"},
     {"add", (PyCFunction)(void (*)(void))layer_add, METH_FASTCALL,
@@ -1177,7 +1197,8 @@ static PyGetSetDef layer_getset[] = {
      NULL},
     {"fanned", (getter)get_fanned, (setter)set_fanned,
      "frames sent to a stream from here, until the publication takes the count", NULL},
-    {"picture_id", (getter)get_picture_id, NULL, "VP8: the next frame's picture id", NULL},
+    {"picture_id", (getter)get_picture_id, (setter)set_picture_id,
+     "VP8: the next frame's picture id (0..32767)", NULL},
     {"last_sent", (getter)get_last_sent, NULL,
      "the timestamp (offset added) of the last frame sent from here, or None", NULL},
     {"held_level", (getter)get_held_level, NULL,

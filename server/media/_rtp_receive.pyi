@@ -42,7 +42,9 @@ class LayerBuffer:
     # streams that sent nothing, the streams it went to)
     sent: tuple[Any, list[int], Any] | None
     fanned: int  # frames sent to a stream from here, until the publication takes the count
-    picture_id: int  # VP8: the next frame's (aiortc's Vp8Encoder's numbering)
+    # VP8: the next frame's (aiortc's Vp8Encoder's numbering, 0..32767); set when this
+    # buffer takes over a stream another one sent (its numbering runs on)
+    picture_id: int
     last_sent: int | None  # the timestamp (offset added) of the last frame sent from here
     # audio: the mean RFC 6464 level (of their amplitudes) of the packets kept back before
     # the last one handed on, or None (the speaker detector's input)
@@ -88,6 +90,10 @@ class LayerBuffer:
         `send(streams, frame_class(payloads, timestamp + offset, ntp, level))` (`send`
         returns the indices of the streams that sent nothing); `forward(None)`: no
         more. Audio is sent from the C path only (`FastLayers`), not from `audio()`."""
+
+    def take_held(self) -> tuple[int, int]:
+        """The frames and bytes kept back since the last one handed on, for a publication
+        done with this buffer: the next frame handed on does not carry them again."""
 
     def packetize(self, data: bytes) -> list[bytes]:
         """A VP8 frame's RTP payloads as aiortc's `Vp8Encoder.pack` makes them, with this

@@ -89,6 +89,7 @@ class Gate(Protocol):
 
     quiet: bool
     fanned: int  # frames it sent to a stream, not yet counted in the metric
+    picture_id: int  # VP8: the next frame's (carried on to a buffer that takes over)
 
     @property
     def sent(self) -> Sent | None: ...
@@ -100,6 +101,7 @@ class Gate(Protocol):
     def held_level(self) -> int | None: ...  # audio: the mean level of those kept back
     def forward(self, *args: Any) -> None: ...
     def packetize(self, data: bytes) -> list[bytes]: ...
+    def take_held(self) -> tuple[int, int]: ...  # frames and bytes kept back, counted now
 
 
 def takes(track: ForwardedTrack) -> bool:
@@ -360,9 +362,9 @@ class Publication:
             self._count_held(internals.frame_held(frame), self.layers[index])
             self._watch(index, gate)
             self._count_fanned(gate)
+            if getattr(frame, "after_gap", False):  # frames were lost for good (said even
+                self.layer_frames_lost(index)  # by a frame of padding only)
             if frame.data:  # not padding only
-                if getattr(frame, "after_gap", False):  # frames were lost for good
-                    self.layer_frames_lost(index)
                 self.push_layer(
                     codec,
                     frame.data,
@@ -535,10 +537,10 @@ class Publication:
             gate = internals.frame_gate(frame)
             self._watch(-1, gate)  # (before `push`: it packetizes VP8 with the buffer)
             self._count_fanned(gate)
+            if getattr(frame, "after_gap", False):  # frames were lost for good (said even
+                self.frames_lost()  # by a frame of padding only)
             # A frame of padding packets only (a browser probing bandwidth) has no data.
             if frame.data:
-                if getattr(frame, "after_gap", False):  # frames were lost for good
-                    self.frames_lost()
                 self.push(
                     codec,
                     frame.data,
@@ -770,12 +772,22 @@ class Publication:
         return split
 
     def _forget_gates(self) -> None:
-        """A receiver's buffers are no longer this publication's: none sends for it (what
-        they sent is counted)."""
+        """A receiver's buffers are no longer this publication's."""
         for index, gate in self._gates.items():
-            self._stop_forwarding(index, gate)
-            self._count_fanned(gate)
+            self._release(index, gate)
         self._gates.clear()
+
+    def _release(self, index: int, gate: Gate) -> None:
+        """`gate` brings layer `index`'s frames no more (its receiver is gone, or a new
+        buffer took over): it sends nothing more for this publication, and what it sent
+        and what it kept back are counted."""
+        self._stop_forwarding(index, gate)
+        self._count_fanned(gate)
+        layer = self.meter if index < 0 else None
+        if 0 <= index < len(self.layers):
+            layer = self.layers[index]
+        if layer is not None:
+            self._count_held(gate.take_held(), layer)
 
     def _taken(self) -> set[int]:
         """The layers whose frames someone takes now (-1: this publication's own, not
@@ -805,8 +817,12 @@ class Publication:
         if gate is not None and self._gates.get(index) is not gate:
             old = self._gates.get(index)
             if old is not None:
-                self._stop_forwarding(index, old)
-                self._count_fanned(old)
+                self._release(index, old)
+                gate.picture_id = old.picture_id  # each subscriber's VP8 picture ids run on
+                if index < 0:  # a new stream: its timestamps go on from the old one's, and
+                    self._rebase = self.frames > 0  # its video from its first keyframe
+                    for track in self.subscribers:
+                        track.wait_for_keyframe()
             self._gates[index] = gate
             gate.quiet = index not in self._taken()
             self._forward_from(index, gate)

@@ -20,11 +20,12 @@ from typing import Any
 
 import pytest
 from aiortc.rtcdtlstransport import State as DtlsState
+from aiortc.rtp import RtpPacket
 from prometheus_client import CollectorRegistry
 
 from server.media import _rtp_send
 from server.media._rtp_receive import LayerBuffer
-from server.media.aiortc_internals import LayerFrame
+from server.media.aiortc_internals import LayeredVideoBuffer, LayerFrame
 from server.media.forwarding import ForwardedTrack, Publication
 from server.media.metrics import MediaMetrics
 from server.media.rtp_output import MAX_PAYLOAD, Packetized, ntp_now
@@ -480,12 +481,14 @@ async def test_a_single_vp8_stream_is_sent_from_its_c_buffer_with_its_timestamps
     steady, the stream's C buffer sends each frame itself, its timestamp moved as `push`
     moves it (aiortc's mapping, continued across receivers); each subscriber's picture ids,
     sequence numbers and timestamps run on across both ways, also over a new receiver
-    (the publisher reconnected), and anything the publication must decide stops it."""
+    (the publisher reconnected) and a new stream in the same receiver (its sender
+    restarted: a new SSRC, a new buffer), every frame counted; anything the publication
+    must decide stops it."""
     metrics = MediaMetrics(CollectorRegistry())
     video = Publication("room", "ada", "video", metrics, clock=lambda: 0.0)
     bo_wire, carol_wire = await wires(2)
     bo, carol = (subscribe(video, metrics, w) for w in (bo_wire, carol_wire))
-    handed = 0
+    handed = fed = 0
     seq = raw = 0
     now = 0.0
 
@@ -500,8 +503,9 @@ async def test_a_single_vp8_stream_is_sent_from_its_c_buffer_with_its_timestamps
     base = 1_000_000
 
     def frame(key: bool = False) -> None:
-        nonlocal raw, seq, now, handed
+        nonlocal raw, seq, now, handed, fed
         raw, seq, now = (raw + 3000) & 0xFFFFFFFF, seq + 1, now + 1 / 30
+        fed += 1
         out = buffer.add(seq, raw, True, KEY if key else DELTA, now)
         if out is not None and out[2] is not None:
             handed += 1
@@ -562,7 +566,79 @@ async def test_a_single_vp8_stream_is_sent_from_its_c_buffer_with_its_timestamps
     step = (after[0].timestamp - more[-1].timestamp) & 0xFFFFFFFF
     assert 0 < step < 90000  # bo's clock went on forward, not back to the new origin
     assert running_on(after) and nothing_more(bo_wire)
+    carol_wire.read(6)
+
+    # ada's sender restarts in the same receiver: a new SSRC (a new buffer, its own random
+    # picture ids) whose timestamps aiortc maps with the old origin (a jump): bo's stream
+    # runs on from its keyframe, and what the old buffer kept back is counted
+    frame()
+    assert buffer.held_frames > 0 and len(carol_wire.read(1)) == 1
+    after += bo_wire.read(1)
+    old = buffer
+    buffer, raw = LayerBuffer(0.0), 0x7000_0000
+    frame()  # a delta first: not decodable after the old stream's frames
+    assert not bo.steady and nothing_more(bo_wire)
+    frame(key=True)
+    for _ in range(3):
+        frame()
+    assert video.frames + buffer.held_frames == fed  # the old buffer's kept back too
+    restarted = bo_wire.read(4)
+    assert running_on(after) and running_on(restarted) and nothing_more(bo_wire)
+    last, first = after[-1], restarted[0]
+    assert (first.sequence_number - last.sequence_number) & 0xFFFF == 1
+    # its picture id newer (the delta nobody got was packetized too: a gap before a
+    # keyframe, which a decoder takes as a fresh start), its timestamp two frames on
+    assert 0 < (picture_ids([first])[0] - picture_ids([last])[0]) % 32768 <= 2
+    assert (first.timestamp - last.timestamp) & 0xFFFFFFFF == 6000
+    assert old.take_held() == (0, 0)
 
     for track in (bo, carol):
         video.unsubscribe(track)
     assert not buffer.forwarding
+
+
+async def test_lost_frames_said_by_a_padding_frame_stop_the_buffer_until_a_keyframe(
+    wires: Wires,
+) -> None:
+    """The frame after frames lost for good may be padding only (a sender probing its
+    link): the subscribers still wait for a keyframe, which is asked for, and the buffer
+    sends none of the deltas that follow."""
+    metrics = MediaMetrics(CollectorRegistry())
+    asked: list[str] = []
+    clock = [0.0]
+    video = Publication("room", "ada", "video", metrics, clock=lambda: clock[0])
+    generation = video.attach(VP8, lambda: asked.append("key") or True)
+    sink = video.sink_for(generation)
+    buffer = LayerBuffer(0.0)
+    (wire,) = await wires(1)
+    bo = subscribe(video, metrics, wire)
+    sink(VP8, LayerFrame(KEY, 3000, 1, gate=buffer))
+    assert bo.steady and buffer.forwarding and len(wire.read(1)) == 1
+    asked.clear()
+    clock[0] = 5.0  # past the limit on keyframe requests
+    sink(VP8, LayerFrame(b"", 6000, 1, after_gap=True, gate=buffer))
+    assert not bo.steady and not buffer.forwarding and asked == ["key"]
+    sink(VP8, LayerFrame(DELTA, 9000, 1, gate=buffer))
+    assert nothing_more(wire)
+    sink(VP8, LayerFrame(KEY, 12000, 1, gate=buffer))
+    assert bo.steady and buffer.forwarding and len(wire.read(1)) == 1
+
+
+def test_another_codec_on_a_streams_ssrc_stops_its_buffer_sending() -> None:
+    """A packet of another payload type on a forwarding stream's SSRC: the buffer sends
+    nothing more as VP8 (the publication decides again when the frame tells it the
+    codec); the same payload type does not stop it."""
+    video = LayeredVideoBuffer(lambda ssrc, lost: None, 1, replace=True)
+
+    def packet(seq: int, payload_type: int) -> RtpPacket:
+        made = RtpPacket(payload_type, 1, seq, seq * 3000, 1234)
+        made._data = DELTA
+        return made
+
+    video.add(packet(1, 96))
+    (layer,) = video.layers.values()
+    layer.forward([], lambda streams, frame: [], Packetized)
+    video.add(packet(2, 96))
+    assert layer.forwarding
+    video.add(packet(3, 102))
+    assert not layer.forwarding

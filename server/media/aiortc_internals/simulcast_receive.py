@@ -127,6 +127,7 @@ class LayeredVideoBuffer(JitterBuffer):
         self._on_layer = on_layer  # (ssrc, payload type, its buffer) of each new layer
         self._replace = replace  # a new SSRC past `layers` replaces the oldest (one stream)
         self.layers: dict[int, LayerBuffer] = {}
+        self._payload_types: dict[int, int] = {}  # each layer's, as its first packet had
         self.repair: LayerRepair | None = None  # NACKs again what stays missing
 
     def add(self, packet: Any) -> tuple[bool, JitterFrame | None]:
@@ -137,10 +138,18 @@ class LayeredVideoBuffer(JitterBuffer):
             if len(self.layers) >= self._max:
                 if not self._replace:
                     return False, None  # not one of the layers: an SSRC too many
-                del self.layers[next(iter(self.layers))]  # the sender restarted
+                oldest = next(iter(self.layers))  # the sender restarted
+                del self.layers[oldest]
+                self._payload_types.pop(oldest, None)
             layer = self.layers[ssrc] = LayerBuffer(now)
+            self._payload_types[ssrc] = packet.payload_type
             if self._on_layer is not None:
                 self._on_layer(ssrc, packet.payload_type, layer)
+        elif packet.payload_type != self._payload_types.get(ssrc):
+            # another codec on the same SSRC: no frame of it is sent on as VP8 from the
+            # buffer (the publication, told of the codec by the frame, decides again)
+            self._payload_types[ssrc] = packet.payload_type
+            layer.forward(None)
         result = layer.add(
             packet.sequence_number, packet.timestamp, packet.marker, packet._data, now
         )
