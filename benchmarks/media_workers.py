@@ -473,8 +473,8 @@ async def run(quick: bool, settings: Sequence[int] = (1, 2)) -> str:
             "(target for 2 / 1: ≥ 1.8x).",
             f"- Rooms per server core: {a.rooms / a.server_cores:.1f} with {one}, "
             f"{b.rooms / b.server_cores:.1f} with {two} ({per_core:.2f}x). The load generator "
-            f"costs about as much CPU per room as the server, on the same {os.cpu_count()} "
-            "cores: once the server and the load together fill the machine, another worker "
+            f"costs {a.load_cores / a.server_cores:.1f}x the server's CPU per room (with {one}), "
+            f"on the same {os.cpu_count()} cores: once the server and the load together fill the machine, another worker "
             "has no core of its own to run on, so on this machine the ratio of rooms held "
             "measures the machine more than the workers. With the load on other machines, "
             "each worker would have a core.",
