@@ -302,3 +302,26 @@ async def test_reloaded_tab_is_back_on_video(open_page: OpenPage, base_url: str)
     assert bo_entries[-1][0] == "media_mode" and bo_entries[-1][1].endswith("video: connected"), (
         bo_entries
     )
+
+
+async def test_back_online_the_socket_reconnects_at_once_not_at_its_next_backoff(
+    open_page: OpenPage,
+) -> None:
+    """bo's browser goes offline long enough for socket.io's next attempt to be far off
+    (here: its delays set to a minute while offline); when the browser says it is back
+    online, the page connects at once and shows it, without waiting for that attempt."""
+    bo = await open_page("bo", diag=DEBUG)
+    await expect(bo.page.locator("#conn-status")).to_have_text("Connected")
+    await bo.page.context.set_offline(True)
+    await expect(bo.page.locator("#conn-status")).to_have_text("Reconnecting…")
+    # a minute between attempts from now on; wait for one to fail, so the next is far off
+    await bo.page.evaluate(
+        """() => new Promise((resolve) => {
+          const manager = window.pairwiseDebug.room.socket.socket.io;
+          manager.reconnectionDelay(60000).reconnectionDelayMax(60000);
+          manager.once("reconnect_error", () => resolve());
+        })"""
+    )
+    await bo.page.context.set_offline(False)
+    await expect(bo.page.locator("#conn-status")).to_have_text("Connected", timeout=15_000)
+    assert await bo.page.evaluate("() => window.pairwiseDebug.state().connected")

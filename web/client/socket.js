@@ -24,6 +24,14 @@ export class RoomSocket extends EventTarget {
       reconnectionDelayMax: 4000,
     });
     this.socket.on("connect", () => this.#emit("online"));
+    // The browser's network is back: try now, not at the next backoff (up to 6 s away).
+    // Disconnecting a socket that is not connected only drops its pending attempt.
+    window.addEventListener("online", () => {
+      if (this.socket.active && !this.socket.connected) {
+        this.socket.disconnect();
+        this.socket.connect();
+      }
+    });
     this.socket.on("disconnect", (reason) => {
       // "io server disconnect" means the server ended this session on purpose (replaced,
       // removed): socket.io does not retry, and neither do we.
