@@ -488,10 +488,18 @@ class Publication:
         `_forward_from`), others as `as_payloads`."""
         if self._packetized_by_gate(codec, index):
             return self._gates[index].packetize(data)
-        layer = self.layers[index] if index >= 0 else self.meter
+        layer = self._layer(index)
+        assert layer is not None  # a frame of a layer it does not know is not pushed
         if layer.packetize is None:
             layer.packetize = internals.packetizer(codec)
         return as_payloads(codec, data, packet, parts, layer.packetize)
+
+    def _layer(self, index: int) -> Layer | None:
+        """Simulcast layer `index`, or the stream's own meter (-1: not simulcast); None
+        for a layer it does not know (any more)."""
+        if index < 0:
+            return self.meter
+        return self.layers[index] if index < len(self.layers) else None
 
     def _packetized_by_gate(self, codec: RTCRtpCodecParameters, index: int) -> bool:
         """Whether frames of layer `index` (-1: not simulcast) are packetized by the C
@@ -783,9 +791,7 @@ class Publication:
         and what it kept back are counted."""
         self._stop_forwarding(index, gate)
         self._count_fanned(gate)
-        layer = self.meter if index < 0 else None
-        if 0 <= index < len(self.layers):
-            layer = self.layers[index]
+        layer = self._layer(index)
         if layer is not None:
             self._count_held(gate.take_held(), layer)
 
