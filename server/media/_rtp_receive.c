@@ -83,7 +83,6 @@
 #include <stddef.h>
 
 #include <linux/sockios.h>
-#include <math.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -403,6 +402,7 @@ static PyObject *vp8_payload(PyObject *module, PyObject *arg) {
 #define HISTORY 128      /* aiortc's rtcrtpreceiver.RTP_HISTORY_SIZE */
 #define STALL_S 0.5      /* packets but no frame for this long: skip the gap */
 #define QUIET_S 0.25     /* a quiet layer hands on a frame at most this often (and keyframes) */
+#define HELD_LEVELS 64   /* audio levels kept per hand-on: QUIET_S of 10 ms packets is 25 */
 
 typedef struct {
     PyObject *data; /* the depayloaded payload; NULL: an empty slot */
@@ -438,10 +438,12 @@ typedef struct {
     uint32_t offset;  /* added to the timestamps of the frames sent here */
     uint32_t last_sent; /* the timestamp (offset added) of the last frame sent here */
     int has_last_sent;
-    /* audio: the RFC 6464 levels of the packets kept back (their mean amplitude), and
-     * that mean as a level when one is handed on (-1: none), for the speaker detector */
-    double level_sum;
-    long level_count, held_level;
+    /* audio, for the speaker detector: the RFC 6464 level and arrival time of each packet
+     * kept back since the last one handed on (the newest HELD_LEVELS; `level_count` counts
+     * all), and those of the packets kept back before the last one handed on */
+    unsigned char levels[HELD_LEVELS], held_levels[HELD_LEVELS];
+    double level_at[HELD_LEVELS], held_level_at[HELD_LEVELS];
+    long level_count, held_level_count;
 } Layer;
 
 static int newer(long a, long b) { /* aiortc's uint16_gt */
@@ -460,16 +462,17 @@ static int take_newest(Layer *l, long seq) {
 /* Whether the newest audio packet (of `size` bytes, RFC 6464 `level` or -1) is kept back
  * (counted) because its stream is quiet or it was `taken` (sent to every stream that takes
  * it) and it is not QUIET_S after the last one handed on; 0: it is handed on, with the
- * mean level of those kept back before it (`held_level`). */
+ * levels of those kept back before it and when they came (`held_levels`), so that the
+ * speaker detector hears every packet at its own time, as when each was handed on. */
 static int keep_audio(Layer *l, Py_ssize_t size, long level, double now, int taken) {
     if (!(l->quiet || taken) || now - l->shown_at >= QUIET_S) {
-        l->held_level = -1;
-        if (l->level_count > 0) {
-            double mean = l->level_sum / (double)l->level_count;
-            long held = lround(-20.0 * log10(mean > 1e-7 ? mean : 1e-7));
-            l->held_level = held < 0 ? 0 : held > 127 ? 127 : held;
+        long n = l->level_count < HELD_LEVELS ? l->level_count : HELD_LEVELS;
+        for (long i = 0; i < n; i++) { /* oldest first */
+            long from = (l->level_count - n + i) % HELD_LEVELS;
+            l->held_levels[i] = l->levels[from];
+            l->held_level_at[i] = l->level_at[from];
         }
-        l->level_sum = 0.0;
+        l->held_level_count = n;
         l->level_count = 0;
         return 0;
     }
@@ -478,7 +481,8 @@ static int keep_audio(Layer *l, Py_ssize_t size, long level, double now, int tak
         l->held_bytes += size;
     }
     if (level >= 0) {
-        l->level_sum += pow(10.0, -(double)(level & 0x7F) / 20.0);
+        l->levels[l->level_count % HELD_LEVELS] = (unsigned char)(level & 0x7F);
+        l->level_at[l->level_count % HELD_LEVELS] = now;
         l->level_count++;
     }
     return 1;
@@ -700,7 +704,6 @@ static PyObject *layer_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
     l->max_seq = -1;
     l->last_frame = now;
     l->shown_at = -1e300; /* the first frame is handed on */
-    l->held_level = -1;
     l->base_seq = -1;
     l->stats_max_seq = -1;
     /* aiortc's Vp8Encoder starts at a random picture id */
@@ -1092,9 +1095,14 @@ static PyObject *get_last_sent(Layer *l, void *c) {
     if (!l->has_last_sent) Py_RETURN_NONE;
     return PyLong_FromUnsignedLong(l->last_sent);
 }
-static PyObject *get_held_level(Layer *l, void *c) {
-    if (l->held_level < 0) Py_RETURN_NONE;
-    return PyLong_FromLong(l->held_level);
+static PyObject *get_held_levels(Layer *l, void *c) {
+    PyObject *out = PyTuple_New(l->held_level_count);
+    for (long i = 0; out != NULL && i < l->held_level_count; i++) {
+        PyObject *pair = Py_BuildValue("(di)", l->held_level_at[i], (int)l->held_levels[i]);
+        if (pair == NULL) Py_CLEAR(out);
+        else PyTuple_SET_ITEM(out, i, pair);
+    }
+    return out;
 }
 
 static PyObject *optional(long value) {
@@ -1201,9 +1209,9 @@ static PyGetSetDef layer_getset[] = {
      "VP8: the next frame's picture id (0..32767)", NULL},
     {"last_sent", (getter)get_last_sent, NULL,
      "the timestamp (offset added) of the last frame sent from here, or None", NULL},
-    {"held_level", (getter)get_held_level, NULL,
-     "audio: the mean RFC 6464 level of the packets kept back before the last one handed "
-     "on, or None",
+    {"held_levels", (getter)get_held_levels, NULL,
+     "audio: (monotonic arrival time, RFC 6464 level) of each packet kept back before the "
+     "last one handed on, oldest first (the newest 64)",
      NULL},
     {"base_seq", (getter)get_base_seq, NULL, "statistics: the first sequence number", NULL},
     {"stats_max_seq", (getter)get_stats_max_seq, NULL, "statistics: the newest in order", NULL},

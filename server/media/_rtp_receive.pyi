@@ -46,9 +46,9 @@ class LayerBuffer:
     # buffer takes over a stream another one sent (its numbering runs on)
     picture_id: int
     last_sent: int | None  # the timestamp (offset added) of the last frame sent from here
-    # audio: the mean RFC 6464 level (of their amplitudes) of the packets kept back before
-    # the last one handed on, or None (the speaker detector's input)
-    held_level: int | None
+    # audio: (monotonic arrival time, RFC 6464 level) of each packet kept back before the
+    # last one handed on, oldest first, the newest 64 (the speaker detector's input)
+    held_levels: tuple[tuple[float, int], ...]
     # the statistics (aiortc's StreamStatistics attributes)
     base_seq: int | None
     stats_max_seq: int | None

@@ -29,7 +29,7 @@ import asyncio
 import fractions
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -98,7 +98,7 @@ class Gate(Protocol):
     @property
     def last_sent(self) -> int | None: ...  # the timestamp of the last frame it sent
     @property
-    def held_level(self) -> int | None: ...  # audio: the mean level of those kept back
+    def held_levels(self) -> tuple[tuple[float, int], ...]: ...  # audio: (time, level) kept back
     def forward(self, *args: Any) -> None: ...
     def packetize(self, data: bytes) -> list[bytes]: ...
     def take_held(self) -> tuple[int, int]: ...  # frames and bytes kept back, counted now
@@ -247,8 +247,9 @@ class Publication:
         self.subscribers: list[ForwardedTrack] = []
         self.sinks: list[Callable[[RTCRtpCodecParameters, av.Packet], None]] = []
         self.on_close: list[Callable[[], None]] = []
-        # Audio: each packet's RFC 6464 level (the active-speaker detector's input).
-        self.on_audio_level: Callable[[int], None] | None = None
+        # Audio: each packet's RFC 6464 level and when it came (monotonic seconds), the
+        # active-speaker detector's input.
+        self.on_audio_level: Callable[[int, float], None] | None = None
         self.frames = 0
         self.bytes = 0
         self.oversized = 0  # frames not sent to a subscriber: a payload over MAX_PAYLOAD
@@ -556,7 +557,7 @@ class Publication:
                     internals.audio_level(frame),
                     internals.frame_parts(frame),
                     gate.sent if gate is not None else None,
-                    gate.held_level if gate is not None else None,
+                    gate.held_levels if gate is not None else (),
                 )
                 raw = getattr(frame, "rtp_timestamp", None)
                 if raw is not None:  # what the C buffer adds to the timestamps it sends
@@ -576,13 +577,14 @@ class Publication:
         audio_level: int | None = None,
         parts: list[bytes] | None = None,
         sent: Sent | None = None,
-        held_level: int | None = None,
+        held_levels: Sequence[tuple[float, int]] = (),
     ) -> None:
         """One complete encoded frame from the publisher (on the event loop), with its
         RFC 6464 audio level if it is audio and had one (kept on forwarded packets), and
         its packets' payloads (`parts`: forwarded as they are for VP9 and AV1). `sent`:
         its C buffer already sent it to the steady subscribers (`Gate.forward`);
-        `held_level`: the mean level of the packets it kept back before this one."""
+        `held_levels`: (arrival time, level) of each audio packet it kept back before this
+        one, heard by the speaker detector at their own times."""
         now = time.monotonic()
         self.frames += 1
         self.bytes += len(data)
@@ -606,10 +608,10 @@ class Publication:
         if self.paused or self.held or not (self.subscribers or self.sinks):
             return
         if self.on_audio_level is not None:
-            if held_level is not None:
-                self.on_audio_level(held_level)
+            for at, level in held_levels:
+                self.on_audio_level(level, at)
             if audio_level is not None:
-                self.on_audio_level(audio_level)
+                self.on_audio_level(audio_level, self._clock())
         # An av.Packet (a copy of the frame) only for those that take one: the sinks, the
         # queued subscribers, and aiortc's packetizers (VP8's is its C buffer's, and H264).
         packet: av.Packet | None = None

@@ -335,12 +335,13 @@ class Sfu:
                 callback(publication)
         return publication
 
-    def _speaker_listener(self, media: RoomMedia, identity: str) -> Callable[[int], None]:
-        """Feeds a publisher's audio levels to the room's speaker detector; a new active
-        speaker is told to everyone connected in the room (`active_speaker`)."""
+    def _speaker_listener(self, media: RoomMedia, identity: str) -> Callable[[int, float], None]:
+        """Feeds a publisher's audio levels (each with when it came) to the room's speaker
+        detector; a new active speaker is told to everyone connected in the room
+        (`active_speaker`)."""
 
-        def heard(level: int) -> None:
-            speaker = media.speakers.observe(identity, level, time.monotonic())
+        def heard(level: int, at: float) -> None:
+            speaker = media.speakers.observe(identity, level, at)
             if speaker is not None:
                 for listener in list(media.peers):
                     self._spawn(

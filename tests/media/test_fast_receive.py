@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import math
 import os
 import random
 import struct
@@ -835,30 +834,23 @@ async def test_an_old_audio_packet_is_dropped_whichever_path_it_takes() -> None:
         await side.close()
 
 
-def mean_level(levels: list[int | None]) -> int | None:
-    """The RFC 6464 level of the mean amplitude of `levels` (None: none had one)."""
-    known = [level & 0x7F for level in levels if level is not None]
-    if not known:
-        return None
-    mean = sum(10 ** (-level / 20) for level in known) / len(known)
-    return max(0, min(127, round(-20 * math.log10(mean))))
-
-
 async def test_a_forwarding_audio_stream_sends_each_packet_and_hands_on_what_a_quiet_one_would() -> (
     None
 ):
     """An audio stream whose every subscriber is steady (`LayerBuffer.forward`): each
     packet the C path takes goes to the streams from there, as it came, with its level and
     its timestamp moved by the offset; the publication gets a packet each `QUIET_S` (and
-    each one the Python path takes), carrying the count of those kept back and their mean
-    level (the speaker detector's input)."""
+    each one the Python path takes), carrying the count of those kept back and each one's
+    level with when it came (the speaker detector's input)."""
     key = os.urandom(30)
     every, forwarding = AudioSide(key, fast=True), AudioSide(key, fast=True)
     theirs_of = getattr(every.receiver, JITTER_ATTR).streams
     mine_of = getattr(forwarding.receiver, JITTER_ATTR).streams
     sent = audio_datagrams(key, 400, 0.05, 41)
     sends: dict[int, list[Packetized]] = {}
-    held_levels: dict[int, int | None] = {}  # a frame handed on: the level it carried
+    # a frame handed on: the (arrival time, level) of each packet kept back before it
+    held_levels: dict[int, tuple[tuple[float, int], ...]] = {}
+    began = time.monotonic()
     try:
         for data in sent[:40]:  # the streams' first packets: routed
             every.feed(data)
@@ -880,7 +872,7 @@ async def test_a_forwarding_audio_stream_sends_each_packet_and_hands_on_what_a_q
             count = len(forwarding.frames)
             forwarding.feed(data)
             for i in range(count, len(forwarding.frames)):
-                held_levels[i] = forwarding.gates[i].held_level
+                held_levels[i] = forwarding.gates[i].held_levels
         assert forwarding.statistics() == every.statistics()
         assert len(sends[AUDIO_SSRC]) > 250
         for ssrc, out in sends.items():
@@ -899,26 +891,31 @@ async def test_a_forwarding_audio_stream_sends_each_packet_and_hands_on_what_a_q
             origin = every.receiver._RTCRtpReceiver__timestamp_mapper._origin  # type: ignore[attr-defined]
             for i, frame in zip(sent_at, out, strict=True):  # as received (unmapped), + 1000
                 assert frame.timestamp == (theirs[i][1] + origin + 1000) & 0xFFFFFFFF
-            # handed on: a few, each with the count and mean level of those kept back, all
-            # of which were sent
+            # handed on: a few, each with the count of those kept back and their levels in
+            # order, with their arrival times (in this run, in order), all of which were sent
             handed = [
                 i
                 for i in range(start, len(forwarding.frames))
                 if forwarding.gates[i] is mine_of[ssrc]
             ]
-            at = 0
+            at, times = 0, [began]
             for i in handed:
-                kept = []
+                kept, levels = [], []
                 while theirs[at] != forwarding.frames[i]:
                     if theirs[at][0]:
                         kept.append(at)
+                    if theirs[at][2] is not None:
+                        levels.append(theirs[at][2] & 0x7F)
                     at += 1
                 at += 1
                 assert forwarding.held[i] == (len(kept), sum(len(theirs[k][0]) for k in kept))
-                assert held_levels[i] == mean_level([theirs[k][2] for k in kept])
+                assert [level for _, level in held_levels[i]] == levels
+                times += [when for when, _ in held_levels[i]]
                 assert set(kept) <= set(sent_at)
+            assert times == sorted(times) and times[-1] <= time.monotonic()
             if ssrc == AUDIO_SSRC:
                 assert len(handed) < len(theirs) / 4
+                assert len(times) > 250
     finally:
         await every.close()
         await forwarding.close()

@@ -13,11 +13,16 @@ import numpy as np
 import pytest
 from aiortc import RTCRtpReceiver
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from prometheus_client import CollectorRegistry
 
 from server.media import aiortc_internals
+from server.media._rtp_receive import QUIET_S
+from server.media.forwarding import Publication
+from server.media.metrics import MediaMetrics
 from server.media.speakers import HOLD_SECONDS, SpeakerDetector
 from tests.media.conftest import Join
 from tests.media.support import AUDIO_RATE, MediaClient, Received
+from tests.media.test_send_path import OPUS
 from tests.support.waiting import eventually
 
 LOUD, QUIET = 6, 40  # RFC 6464 levels: -6 dBov and -40 dBov
@@ -82,6 +87,67 @@ def test_a_talker_with_pauses_is_the_speaker() -> None:
         changes += feed(detector, {"bo": 127}, start=start + 0.2, seconds=0.3)
     assert [who for _, who in changes] == ["bo"], changes
     assert changes[0][0] - 1.0 >= HOLD_SECONDS
+
+
+def timeline(talk: list[tuple[dict[str, int], float]]) -> list[tuple[float, dict[str, int]]]:
+    """Each publisher's level every 20 ms, from (levels, seconds) spans."""
+    packets, start = [], 0.0
+    for levels, seconds in talk:
+        packets += [(start + step * 0.02, levels) for step in range(round(seconds / 0.02))]
+        start += seconds
+    return packets
+
+
+@pytest.mark.parametrize(
+    "talk",
+    [
+        [({"ada": LOUD, "bo": QUIET}, 2.0), ({"ada": QUIET, "bo": LOUD}, 3.0)],
+        # Bo talks with pauses (0.2 s of words, 0.3 s of silence) once ada stops.
+        [({"ada": LOUD, "bo": 127}, 2.0)]
+        + [({"ada": 127, "bo": 10 if n % 5 < 2 else 127}, 0.1) for n in range(30)],
+    ],
+    ids=["swap", "pauses"],
+)
+def test_levels_handed_on_in_batches_move_the_speaker_as_packet_by_packet(
+    talk: list[tuple[dict[str, int], float]],
+) -> None:
+    """While the SFU forwards a publisher's audio from C, Python sees a packet each
+    `QUIET_S` with the (arrival time, level) of those kept back since (`Publication.push`'s
+    `held_levels`, as `LayerBuffer.held_levels` gives them). Heard at their own times, they
+    move the speaker as packets heard one by one do, announced at most `QUIET_S` later
+    (when the batch comes)."""
+    one_by_one, by_batch = SpeakerDetector(), SpeakerDetector()
+    metrics = MediaMetrics(CollectorRegistry())
+    now = 0.0
+    publications = {
+        who: Publication("room", who, "audio", metrics, clock=lambda: now) for who in ("ada", "bo")
+    }
+    changes: dict[str, list[tuple[float, str]]] = {"one by one": [], "by batch": []}
+    for who, publication in publications.items():
+        publication.sinks.append(lambda codec, packet: None)  # someone takes it
+
+        def heard(level: int, at: float, who: str = who) -> None:
+            speaker = by_batch.observe(who, level, at)
+            if speaker is not None:
+                changes["by batch"].append((now, speaker))
+
+        publication.on_audio_level = heard
+    held: dict[str, list[tuple[float, int]]] = {"ada": [], "bo": []}
+    every = round(QUIET_S / 0.02)
+    for step, (now, levels) in enumerate(timeline(talk)):
+        for who, level in levels.items():
+            speaker = one_by_one.observe(who, level, now)
+            if speaker is not None:
+                changes["one by one"].append((now, speaker))
+            if step % every:
+                held[who].append((now, level))
+            else:
+                publications[who].push(OPUS, b"\x01", step * 960, level, held_levels=held[who])
+                held[who] = []
+    assert [who for _, who in changes["by batch"]] == [who for _, who in changes["one by one"]]
+    assert len(changes["by batch"]) == 2
+    for (heard_at, _), (said_at, _) in zip(changes["one by one"], changes["by batch"], strict=True):
+        assert heard_at <= said_at <= heard_at + QUIET_S, changes
 
 
 class ToneTrack(MediaStreamTrack):
