@@ -2,8 +2,9 @@
 // changes while a page loads (Wi-Fi to cellular), Chromium aborts the requests in flight
 // (net::ERR_NETWORK_CHANGED); one failed import fails the page's whole module graph, and
 // its module script then fires `error`: nothing of the page runs, and it would stay on
-// "Connecting…" for good. Importing the same URL again in the same document gets the
-// failure back from the module map, so a reload is what recovers it.
+// "Connecting…" for good. A reload recovers it: the page's scripts run again in their
+// order, whatever a browser keeps of a failed fetch (Chromium 156 fetches a failed module
+// again on a later import(), which web/pair.js's lazily loaded section relies on).
 //
 // A classic script, first in <head> with `defer`: deferred and module scripts run in
 // document order, so it listens before any of the page's own scripts can fail. A page's

@@ -175,9 +175,42 @@ async function renderPair() {
   $("members").replaceChildren(...pair.members.flatMap((m, i) => [i ? " · " : "", bdi(m.name), ` (${m.role})`]));
   const { feedback } = await call("GET", `${base()}/feedback`);
   state.feedback = new Map(feedback.map((f) => [f.session_id, f]));
-  const meetings = import("./meetings.js").then(({ mountMeetings }) =>
-    mountMeetings($("meetings"), { call, pair, me: state.me }));
-  await Promise.all([renderAgenda(), renderGoals(), renderSessions(), meetings]);
+  await Promise.all([renderAgenda(), renderGoals(), renderSessions(), renderMeetings()]);
+}
+
+/** The meetings section, whose code is fetched only now. A failed fetch (the network
+ * changed under the page: net::ERR_NETWORK_CHANGED) rejects the import, which no script
+ * element reports to page-load.js; the rest of the page works without it, so only this
+ * section says so. Chromium 156 fetches a failed import's URL again on the next import()
+ * (the HTML spec keeps no fetch failure in the module map): trying again is importing
+ * again, no reload. */
+async function renderMeetings() {
+  let meetings;
+  try {
+    meetings = await import("./meetings.js");
+  } catch {
+    meetingsDidNotLoad();
+    return;
+  }
+  await meetings.mountMeetings($("meetings"), { call, pair: state.pair, me: state.me });
+}
+
+/** Tried again on a click, or by itself when the browser is back online: after a changed
+ * network, that is when the fetch can work. */
+function meetingsDidNotLoad() {
+  const tried = new AbortController();
+  const notice = el("div", { class: "notice", role: "alert" },
+    el("p", {}, "The meetings could not load. Check your connection, then try again."),
+    el("button", { type: "button", class: "secondary", onclick: again }, "Try again"));
+  function again() {
+    tried.abort(); // one try for a click and an `online` together
+    // Drawn again since (another pair chosen): that drawing has its own notice or meetings.
+    if (!notice.isConnected) return;
+    notice.remove(); // a failed try inserts a new one, announced afresh
+    renderMeetings().catch(fail);
+  }
+  window.addEventListener("online", again, { signal: tried.signal });
+  $("meetings").replaceChildren(el("h2", {}, "Meetings"), notice);
 }
 
 async function open(token) {

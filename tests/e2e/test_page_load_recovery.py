@@ -1,7 +1,10 @@
 """A page whose code failed to load recovers by itself (web/page-load.js): real Chromium,
 where the request for one of a page's modules fails as Chromium fails it when the network
 changes under a loading page. The page says so, reloads, and works; a failure that lasts
-ends in a Reload button, not a loop; the browser coming back online reloads too."""
+ends in a Reload button, not a loop; the browser coming back online reloads too. The pair
+page's meetings, whose code is imported once the pair is shown, say in their section that
+they could not load, and load on "Try again" or when the browser is back online, while the
+rest of the page works."""
 
 from __future__ import annotations
 
@@ -15,10 +18,13 @@ from playwright.async_api import BrowserContext, Locator, Page, Request, Route, 
 from server.api.pages import PAGES, WEB
 from tests.e2e.conftest import Launcher, OpenPage
 from tests.e2e.room_checks import NO_HORIZONTAL_SCROLL, axe_violations
+from tests.e2e.test_feedback import call
+from tests.support.participants import issue_token
 
 PHONE = {"width": 390, "height": 844}
 RELOADING = "The connection changed while the page loaded — reloading…"
 GAVE_UP = "This page could not load. Check your connection, then reload."
+MEETINGS_GONE = "The meetings could not load. Check your connection, then try again."
 # The page's reloads before it gives up, and longer than its longest wait between them.
 TRIES = 3
 LONGEST_WAIT_S = 5
@@ -160,3 +166,88 @@ async def test_a_page_that_gave_up_reloads_when_the_browser_is_back_online(
     await expect(page.get_by_label("Your email address")).to_be_visible()
     await expect(page.locator(".page-load")).to_have_count(0)
     assert len(outage.documents) == 2 + TRIES
+
+
+async def open_pair_page(base_url: str, page: Page) -> Page:
+    """Ada's pair page, from her meeting link."""
+    members = [
+        {"identity": "ada", "name": "Ada", "role": "mentee"},
+        {"identity": "bo", "name": "Bo", "role": "mentor"},
+    ]
+    body = {"members": members, "room": "pair-load", "title": "Ada and Bo"}
+    await asyncio.to_thread(call, base_url + "/api/v1/pairs", "POST", body)
+    token = await asyncio.to_thread(issue_token, base_url, "pair-load", "ada", "Ada", "mentee")
+    await page.goto(f"{base_url}/pair#token={token}")
+    return page
+
+
+def meetings_gone(page: Page) -> Locator:
+    return page.locator("#meetings").get_by_role("alert").filter(has_text=MEETINGS_GONE)
+
+
+async def expect_meetings_mounted(page: Page) -> None:
+    meetings = page.locator("#meetings")
+    await expect(meetings.get_by_role("button", name="Propose")).to_be_visible()
+    await expect(meetings.get_by_role("heading", name="Meetings")).to_have_count(1)
+    await expect(meetings.get_by_text(MEETINGS_GONE)).to_have_count(0)
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+async def test_the_pair_page_works_without_its_meetings_and_loads_them_on_try_again(
+    base_url: str, launcher: Launcher
+) -> None:
+    context = await launcher.context(viewport=PHONE, has_touch=True, is_mobile=True)
+    outage = await Outage("/static/meetings.js").start(context)
+    page = await open_pair_page(base_url, await context.new_page())
+
+    await expect(meetings_gone(page)).to_be_visible()
+    await expect(page.get_by_role("heading", name="Ada and Bo", level=1)).to_be_visible()
+    await expect(page.locator("#token-form")).to_be_hidden()  # not asked for her token again
+    await page.get_by_label("New agenda item").fill("Our reading list")
+    await page.get_by_role("button", name="Add", exact=True).click()
+    await expect(page.locator("#agenda")).to_contain_text("Our reading list")
+    await expect(page.locator("#goals")).to_contain_text("No goals yet.")
+
+    # Still failing: the one notice again, not a second.
+    async with page.expect_event("requestfailed", lambda r: "meetings.js" in r.url):
+        await page.get_by_role("button", name="Try again").click()
+    await expect(meetings_gone(page)).to_have_count(1)
+    await expect(page.locator("#meetings").get_by_role("heading")).to_have_count(1)
+
+    outage.end()
+    await page.get_by_role("button", name="Try again").click()
+    await expect_meetings_mounted(page)
+    await expect(page.locator("#agenda")).to_contain_text("Our reading list")
+    assert outage.documents == [page.url.split("#")[0]], "loaded in place, not by a reload"
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+async def test_the_pair_pages_meetings_load_when_the_browser_is_back_online(
+    base_url: str, launcher: Launcher
+) -> None:
+    context = await launcher.context(viewport=PHONE)
+    outage = await Outage("/static/meetings.js").start(context)
+    page = await open_pair_page(base_url, await context.new_page())
+    await expect(meetings_gone(page)).to_be_visible()
+
+    outage.end()
+    await context.set_offline(True)
+    await context.set_offline(False)
+    await expect_meetings_mounted(page)
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+async def test_the_meetings_notice_fits_a_phone_and_passes_axe(
+    base_url: str, launcher: Launcher
+) -> None:
+    context = await launcher.context(viewport=PHONE, has_touch=True, is_mobile=True)
+    await Outage("/static/meetings.js").start(context)
+    page = await open_pair_page(base_url, await context.new_page())
+
+    await expect(meetings_gone(page)).to_be_visible()
+    await expect(page.locator("#meetings").get_by_role("button", name="Try again")).to_be_visible()
+    assert await page.evaluate(NO_HORIZONTAL_SCROLL)
+    assert await axe_violations(page, "meetings could not load") == []
