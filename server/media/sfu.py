@@ -241,7 +241,7 @@ class Sfu:
         for publication in media.publications_of(identity):
             publication.set_paused(not self._sends(controls, publication))
         if not controls.audio:
-            media.speakers.forget(identity)
+            self._forget_speaker(media, identity)
         peer = media.peers.get(identity)
         if peer is not None:
             for outgoing in peer.outgoing.values():
@@ -287,7 +287,7 @@ class Sfu:
             await self._close_peer(peer)
         await self._unpublish(media, *media.publications_of(identity))
         media.controls.pop(identity, None)
-        media.speakers.forget(identity)
+        self._forget_speaker(media, identity)
         if not media.peers and not media.publications and self.rooms.get(room) is media:
             del self.rooms[room]
 
@@ -343,12 +343,18 @@ class Sfu:
         def heard(level: int, at: float) -> None:
             speaker = media.speakers.observe(identity, level, at)
             if speaker is not None:
-                for listener in list(media.peers):
-                    self._spawn(
-                        self._notify(media.name, listener, "active_speaker", {"identity": speaker})
-                    )
+                self._announce_speaker(media, speaker)
 
         return heard
+
+    def _forget_speaker(self, media: RoomMedia, identity: str) -> None:
+        """A participant muted or left: if they were the speaker, nobody is (`null`)."""
+        if media.speakers.forget(identity):
+            self._announce_speaker(media, None)
+
+    def _announce_speaker(self, media: RoomMedia, speaker: str | None) -> None:
+        for listener in list(media.peers):
+            self._spawn(self._notify(media.name, listener, "active_speaker", {"identity": speaker}))
 
     @staticmethod
     def _drop_track(peer: Peer, incoming: Incoming) -> None:

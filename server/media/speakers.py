@@ -11,7 +11,8 @@ The detector is a pure function of (state, observation, now), as LiveKit's and J
 are: each publisher's loudness is smoothed over `HALF_LIFE_SECONDS`, the loudest one
 above `SILENCE_DBOV` becomes the candidate, and the candidate becomes the active speaker
 once it has stayed the loudest for `HOLD_SECONDS`, so a cough or a word of agreement
-does not move the highlight. When everyone falls silent the last speaker stays.
+does not move the highlight. When everyone falls silent the last speaker stays; one who
+mutes or leaves is the speaker no longer.
 
 The smoothing averages amplitude (10^(dBov/20)), not decibels. Speech is loud syllables
 with silent gaps, and a browser marks a silent packet 127 (-127 dBov): averaged in
@@ -74,11 +75,17 @@ class SpeakerDetector:
         self.evaluated_at = now
         return self.evaluate(now)
 
-    def forget(self, identity: str) -> None:
-        """The publisher left or was muted."""
+    def forget(self, identity: str) -> bool:
+        """The publisher left or was muted. Returns whether they were the active speaker:
+        then nobody is until someone speaks (a muted person's highlight would say they
+        are talking)."""
         self.levels.pop(identity, None)
         if self.candidate == identity:
             self.candidate = None
+        if self.active != identity:
+            return False
+        self.active = None
+        return True
 
     def evaluate(self, now: float) -> str | None:
         """The new active speaker if it changes at `now`, else None."""

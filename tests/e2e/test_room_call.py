@@ -196,6 +196,12 @@ async def test_one_to_one_then_a_group(open_page: OpenPage) -> None:
     await expect(ada.tile("bo")).to_have_attribute("data-speaking", "true", timeout=20_000)
     await expect(speaking).to_have_count(1)
     await expect(ada.tile("bo")).to_have_attribute("data-place", "featured")
+    # Bo mutes: a muted person is not highlighted as talking (nobody is till someone speaks).
+    await bo.page.keyboard.press("m")
+    await expect(bo.page.get_by_role("button", name="Unmute")).to_be_visible()
+    await expect(speaking).to_have_count(0)
+    await expect(ada.tile("bo")).to_have_attribute("data-place", "featured")
+    await bo.page.keyboard.press("m")
     await page.keyboard.press("m")
     await expect(page.get_by_role("button", name="Mute")).to_be_visible()
     strip = await page.locator('.tile[data-place="strip"]').count()

@@ -70,7 +70,10 @@ def test_silence_keeps_the_last_speaker_and_a_muted_one_is_forgotten() -> None:
     feed(detector, {"ada": LOUD, "bo": 127}, start=0.0, seconds=1.0)
     assert feed(detector, {"ada": 127, "bo": 127}, start=1.0, seconds=2.0) == []
     assert detector.active == "ada"
-    detector.forget("ada")
+    assert detector.forget("bo") is False  # not the speaker: ada stays
+    assert detector.active == "ada"
+    assert detector.forget("ada") is True  # the speaker muted: nobody is
+    assert detector.active is None
     assert feed(detector, {"bo": QUIET}, start=3.0, seconds=2.0)[-1][1] == "bo"
 
 
@@ -79,12 +82,12 @@ def test_a_talker_with_pauses_is_the_speaker() -> None:
     microphone beeps: averaged in decibels the gaps sank the talker below silence."""
     detector = SpeakerDetector()
     feed(detector, {"ada": LOUD}, start=0.0, seconds=1.0)
-    detector.forget("ada")  # Ada mutes; Bo talks: 0.2 s of words, 0.3 s of pause
+    # Ada falls silent; Bo talks: 0.2 s of words, 0.3 s of pause.
     changes = []
     for burst in range(6):
         start = 1.0 + burst * 0.5
-        changes += feed(detector, {"bo": 10}, start=start, seconds=0.2)
-        changes += feed(detector, {"bo": 127}, start=start + 0.2, seconds=0.3)
+        changes += feed(detector, {"ada": 127, "bo": 10}, start=start, seconds=0.2)
+        changes += feed(detector, {"ada": 127, "bo": 127}, start=start + 0.2, seconds=0.3)
     assert [who for _, who in changes] == ["bo"], changes
     assert changes[0][0] - 1.0 >= HOLD_SECONDS
 
@@ -178,12 +181,12 @@ class ToneTrack(MediaStreamTrack):
         return frame
 
 
-async def speaker(join: Join, identity: str, amplitude: int) -> ToneTrack:
+async def speaker(join: Join, identity: str, amplitude: int) -> tuple[MediaClient, ToneTrack]:
     person = await join(identity, publish=False, connect=False)
     tone = ToneTrack(amplitude)
     person.pc.addTransceiver(tone, direction="sendonly")
     await person.connect()
-    return tone
+    return person, tone
 
 
 def speakers(person: MediaClient) -> list[str]:
@@ -200,8 +203,8 @@ async def test_the_speaker_event_names_the_louder_and_follows_a_swap(join: Join)
             levels.append(aiortc_internals.audio_level(frame))
 
     eve.on_frame = level_of
-    ada = await speaker(join, "ada", amplitude=20000)
-    bo = await speaker(join, "bo", amplitude=400)
+    ada_client, ada = await speaker(join, "ada", amplitude=20000)
+    bo_client, bo = await speaker(join, "bo", amplitude=400)
     await eventually(lambda: speakers(eve)[-1:] == ["ada"], timeout=20)
     # The forwarded packets still carry the publishers' levels.
     await eventually(lambda: len(levels) > 50, timeout=20)
@@ -211,4 +214,12 @@ async def test_the_speaker_event_names_the_louder_and_follows_a_swap(join: Join)
     ada.amplitude, bo.amplitude = 400, 20000
     await eventually(lambda: speakers(eve)[-1:] == ["bo"], timeout=20)
     ada.amplitude, bo.amplitude = 20000, 400
+    await eventually(lambda: speakers(eve)[-1:] == ["ada"], timeout=20)
+
+    # Bo mutes: nothing changes. Ada, the speaker, mutes: nobody is; she unmutes and is
+    # the speaker again.
+    await bo_client.socket.call("media_control", {"audio": False})
+    await ada_client.socket.call("media_control", {"audio": False})
+    await eventually(lambda: speakers(eve)[-2:] == ["ada", None], timeout=20)
+    await ada_client.socket.call("media_control", {"audio": True})
     await eventually(lambda: speakers(eve)[-1:] == ["ada"], timeout=20)
