@@ -30,7 +30,11 @@ function nameOf(identity) {
   return state.pair?.members.find((m) => m.identity === identity)?.name || "A former member";
 }
 
-const call = (method, path, body) => api(state.token, method, path, body);
+/** The API with this page's token. fetch rejects a request the network dropped with a bare
+ * TypeError ("Failed to fetch" in Chromium): wherever it is shown, it is said in words. */
+const call = (method, path, body) => api(state.token, method, path, body).catch((error) => {
+  throw error instanceof TypeError ? new Error("the server could not be reached", { cause: error }) : error;
+});
 const base = () => `/api/v1/pairs/${encodeURIComponent(state.pair.id)}`;
 
 function fail(error) {
@@ -168,6 +172,19 @@ async function renderGoals() {
   }) : [el("li", { class: "muted" }, "No goals yet.")]));
 }
 
+/** Once the pair is shown, its token was accepted: a part of the page that fails to load (the
+ * network dropped, the server failed) is said in the page's error place with a Try again,
+ * not by asking for the token again. Never rejects. */
+async function showPair() {
+  $("pair-error").replaceChildren(); // an earlier notice is about an earlier drawing
+  try {
+    await renderPair();
+  } catch (error) {
+    $("pair-error").replaceChildren(didNotLoad(
+      `Part of this page could not load (${error.message}). Check your connection, then try again.`, showPair));
+  }
+}
+
 async function renderPair() {
   const pair = state.pair;
   $("pair-heading").textContent = pair.title;
@@ -189,28 +206,31 @@ async function renderMeetings() {
   try {
     meetings = await import("./meetings.js");
   } catch {
-    meetingsDidNotLoad();
+    // #meetings is no live region (it would announce every change): the notice is its own.
+    const notice = didNotLoad("The meetings could not load. Check your connection, then try again.",
+      () => renderMeetings().catch(fail), { role: "alert" });
+    $("meetings").replaceChildren(el("h2", {}, "Meetings"), notice);
     return;
   }
   await meetings.mountMeetings($("meetings"), { call, pair: state.pair, me: state.me });
 }
 
-/** Tried again on a click, or by itself when the browser is back online: after a changed
- * network, that is when the fetch can work. */
-function meetingsDidNotLoad() {
+/** A notice that a part of the page could not load, for the caller to place. Its `retry` runs
+ * on a click on Try again, or by itself when the browser is back online: after a dropped or
+ * changed network, that is when a fetch can work. */
+function didNotLoad(words, retry, attrs = {}) {
   const tried = new AbortController();
-  const notice = el("div", { class: "notice", role: "alert" },
-    el("p", {}, "The meetings could not load. Check your connection, then try again."),
+  const notice = el("div", { class: "notice", ...attrs }, el("p", {}, words),
     el("button", { type: "button", class: "secondary", onclick: again }, "Try again"));
   function again() {
     tried.abort(); // one try for a click and an `online` together
-    // Drawn again since (another pair chosen): that drawing has its own notice or meetings.
+    // Replaced since (another pair chosen, another error said): what replaced it stands.
     if (!notice.isConnected) return;
-    notice.remove(); // a failed try inserts a new one, announced afresh
-    renderMeetings().catch(fail);
+    notice.remove(); // a failed try places a new one, announced afresh
+    retry();
   }
   window.addEventListener("online", again, { signal: tried.signal });
-  $("meetings").replaceChildren(el("h2", {}, "Meetings"), notice);
+  return notice;
 }
 
 async function open(token) {
@@ -232,7 +252,7 @@ async function open(token) {
   $("join-elsewhere").hidden = here;
   $("token-form").hidden = true;
   $("pair").hidden = false;
-  await renderPair();
+  await showPair();
 }
 
 function start() {

@@ -4,7 +4,9 @@ changes under a loading page. The page says so, reloads, and works; a failure th
 ends in a Reload button, not a loop; the browser coming back online reloads too. The pair
 page's meetings, whose code is imported once the pair is shown, say in their section that
 they could not load, and load on "Try again" or when the browser is back online, while the
-rest of the page works."""
+rest of the page works. A part of the pair page whose data failed to load once the token
+was accepted is said near the top of the page, in words, with a Try again: not by asking for
+the token again."""
 
 from __future__ import annotations
 
@@ -251,3 +253,105 @@ async def test_the_meetings_notice_fits_a_phone_and_passes_axe(
     await expect(page.locator("#meetings").get_by_role("button", name="Try again")).to_be_visible()
     assert await page.evaluate(NO_HORIZONTAL_SCROLL)
     assert await axe_violations(page, "meetings could not load") == []
+
+
+PART_GONE = "Part of this page could not load ({}). Check your connection, then try again."
+UNREACHABLE = "the server could not be reached"
+
+
+def part_gone(page: Page, why: str = UNREACHABLE) -> Locator:
+    """The pair page's own error place saying that a part of it could not load."""
+    return page.get_by_role("alert").filter(has_text=PART_GONE.format(why))
+
+
+def try_again(page: Page) -> Locator:
+    return page.locator("#pair-error").get_by_role("button", name="Try again")
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+async def test_a_part_of_the_pair_page_that_failed_to_load_says_so_and_loads_on_try_again(
+    base_url: str, launcher: Launcher
+) -> None:
+    context = await launcher.context(viewport=PHONE, has_touch=True, is_mobile=True)
+    outage = await Outage("/api/v1/pairs/*/goals").start(context)
+    page = await open_pair_page(base_url, await context.new_page())
+
+    # Her token was accepted (the pair is shown): the page says what failed, in words,
+    # where she sees it, and does not ask for her token again.
+    await expect(part_gone(page)).to_be_visible()
+    await expect(page.get_by_role("heading", name="Ada and Bo", level=1)).to_be_visible()
+    await expect(page.locator("#token-form")).to_be_hidden()
+    await expect(page.locator("body")).not_to_contain_text("Failed to fetch")
+    await expect(page.locator("#agenda")).to_contain_text("Nothing on the agenda yet.")
+    await expect(page.locator("#sessions")).to_contain_text("No sessions yet.")
+    await expect(page.get_by_role("button", name="Propose")).to_be_visible()
+    # The rest drawn, on a phone: seen without scrolling.
+    await expect(part_gone(page)).to_be_in_viewport(ratio=1)
+
+    # Still failing: the one notice again, not a second.
+    async with page.expect_event("requestfailed", lambda r: "/goals" in r.url):
+        await try_again(page).click()
+    await expect(part_gone(page)).to_have_count(1)
+    await expect(try_again(page)).to_have_count(1)
+
+    outage.end()
+    await try_again(page).click()
+    await expect(page.locator("#goals")).to_contain_text("No goals yet.")
+    await expect(page.locator("#pair-error")).to_be_empty()
+    await expect(page.locator("#token-form")).to_be_hidden()
+    assert outage.documents == [page.url.split("#")[0]], "loaded in place, not by a reload"
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+async def test_a_part_that_failed_on_the_server_keeps_its_words_and_loads_when_back_online(
+    base_url: str, launcher: Launcher
+) -> None:
+    context = await launcher.context(viewport=PHONE)
+
+    async def server_failed(route: Route) -> None:
+        """What the server answers when it fails (server/api/http.py)."""
+        body = {"error": {"code": "internal", "message": "internal server error"}}
+        await route.fulfill(status=500, json=body)
+
+    await context.route("**/api/v1/pairs/*/agenda", server_failed)
+    page = await open_pair_page(base_url, await context.new_page())
+    await expect(part_gone(page, "internal server error")).to_be_visible()
+    await expect(page.locator("#token-form")).to_be_hidden()
+
+    await context.unroute("**/api/v1/pairs/*/agenda", server_failed)
+    await context.set_offline(True)
+    await page.wait_for_function("() => !navigator.onLine")  # so that coming back is an event
+    await context.set_offline(False)
+    await expect(page.locator("#agenda")).to_contain_text("Nothing on the agenda yet.")
+    await expect(page.locator("#pair-error")).to_be_empty()
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+async def test_a_refused_token_still_asks_for_the_token(base_url: str, launcher: Launcher) -> None:
+    context = await launcher.context(viewport=PHONE)
+    page = await context.new_page()
+    await page.goto(f"{base_url}/pair#token=not-a-token")
+
+    form = page.locator("#token-form")
+    await expect(form).to_be_visible()
+    await expect(form.get_by_role("alert")).not_to_be_empty()
+    await expect(page.locator("#pair")).to_be_hidden()
+    await expect(page.get_by_text("Part of this page could not load")).to_have_count(0)
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+async def test_the_pair_pages_load_failure_fits_a_phone_and_passes_axe(
+    base_url: str, launcher: Launcher
+) -> None:
+    context = await launcher.context(viewport=PHONE, has_touch=True, is_mobile=True)
+    await Outage("/api/v1/pairs/*/goals").start(context)
+    page = await open_pair_page(base_url, await context.new_page())
+
+    await expect(part_gone(page)).to_be_visible()
+    await expect(try_again(page)).to_be_visible()
+    assert await page.evaluate(NO_HORIZONTAL_SCROLL)
+    assert await axe_violations(page, "part of the pair page could not load") == []
