@@ -84,6 +84,7 @@ class RoomHandlers:
             await self.signaling.sio.enter_room(conn.sid, live)
         if result.replaced_connection is not None:
             await self._drop_replaced(result.replaced_connection)
+        await self.signaling.joined(conn)
         history, more = [], False
         if reads_chat:
             limit = self.settings.history_limit
@@ -235,10 +236,11 @@ class RoomHandlers:
         return {"mode": payload.mode}
 
     async def disconnected(self, conn: Connection) -> None:
+        """A client that closed its socket left (the others' tiles go now); a dropped one
+        may be back, and the others show it as reconnecting for the room's grace period."""
         if conn.joined:
-            self.registry.leave(
-                conn.room, conn.identity, connection=conn.sid, reason="disconnected"
-            )
+            reason = "left" if conn.said_goodbye else "disconnected"
+            self.registry.leave(conn.room, conn.identity, connection=conn.sid, reason=reason)
             self._count()
 
     def _require_chat(self, conn: Connection) -> None:

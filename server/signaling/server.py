@@ -45,6 +45,16 @@ class Connection:
     # The live chat channel it is in: the members' (`chat:{room}`) or the operator's side's.
     chat_channel: str | None = None
     connected_at: float = field(default_factory=time.time)
+    # Why the socket closed (python-socketio's reason), set before the disconnect callbacks.
+    closed_because: str | None = None
+
+    @property
+    def said_goodbye(self) -> bool:
+        """The client closed the socket itself (`socket.disconnect()`: the person left, or
+        their page went away): nothing will come back, so it is a leave. A transport that
+        closed or stopped answering pings may be a network drop, which the room's grace
+        period is for."""
+        return self.closed_because == socketio.AsyncServer.reason.CLIENT_DISCONNECT
 
     @property
     def room(self) -> str:
@@ -100,6 +110,7 @@ class Signaling:
         self.sio.on("disconnect", self._disconnect)
         self.sio.on("*", self._unknown)
         self._on_disconnect: list[Callable[[Connection], Awaitable[None]]] = []
+        self._on_join: list[Callable[[Connection], Awaitable[None]]] = []
 
     def attach(self, app: web.Application) -> None:
         """Serve Socket.IO at `/socket.io/`, each client address capped (signaling/engine.py)."""
@@ -143,6 +154,14 @@ class Signaling:
 
     def on_disconnect(self, callback: Callable[[Connection], Awaitable[None]]) -> None:
         self._on_disconnect.append(callback)
+
+    def on_join(self, callback: Callable[[Connection], Awaitable[None]]) -> None:
+        """Run `callback(connection)` once the connection has joined its room."""
+        self._on_join.append(callback)
+
+    async def joined(self, conn: Connection) -> None:
+        for callback in self._on_join:
+            await callback(conn)
 
     async def emit_room(
         self, room: str, event: str, data: Any, skip_sid: str | None = None
@@ -225,6 +244,7 @@ class Signaling:
         if conn is None:
             return
         self.metrics.sockets.dec()
+        conn.closed_because = str(reason) if reason is not None else None
         for callback in self._on_disconnect:
             try:
                 await callback(conn)

@@ -288,7 +288,7 @@ async def test_reloaded_tab_is_back_on_video(open_page: OpenPage, base_url: str)
     """Fault: bo's tab is reloaded mid-call (`page.reload()`: the page, its socket and its
     media connection are gone at once). The tab goes straight back into the meeting with
     no click, and both decode each other's video again within 15 s; the log shows bo
-    leaving (disconnected) and joining again."""
+    leaving (a reload is a leave: the page says goodbye on `pagehide`) and joining again."""
     pair_id = await make_pair(base_url, "pair-reload")
     ada, bo = await call_of_two(open_page, "pair-reload")
     await bo.page.reload()
@@ -298,7 +298,7 @@ async def test_reloaded_tab_is_back_on_video(open_page: OpenPage, base_url: str)
     await expect(ada.tile("bo").locator(".tile-state")).to_be_hidden()
     entries = await timeline(base_url, pair_id)
     bo_entries = [(e["kind"], e["detail"]) for e in entries if e["identity"] == "bo"]
-    assert ("left", "disconnected") in bo_entries, bo_entries
+    assert ("left", "left") in bo_entries, bo_entries
     assert bo_entries[-1][0] == "media_mode" and bo_entries[-1][1].endswith("video: connected"), (
         bo_entries
     )

@@ -3,6 +3,7 @@ reorder the text around them (bidirectional isolation)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -11,7 +12,7 @@ from playwright.async_api import expect
 
 from server.app import create_app
 from server.config import Settings
-from tests.e2e.conftest import OpenPage
+from tests.e2e.conftest import OpenPage, RoomPage
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -25,16 +26,26 @@ async def base_url(aiohttp_server: Any, make_settings: Callable[..., Settings]) 
     return str(server.make_url("")).rstrip("/")
 
 
+async def lose(person: RoomPage) -> None:
+    """The page dies without a goodbye (its renderer crashes: the WebSocket and the media
+    connection drop at once, as when a laptop lid closes). Closing a tab is leaving
+    (tests/e2e/test_leaving.py)."""
+    cdp = await person.page.context.new_cdp_session(person.page)
+    crashed = asyncio.get_running_loop().create_future()
+    person.page.once("crash", lambda _: crashed.set_result(None))
+    asyncio.ensure_future(cdp.send("Page.crash")).add_done_callback(lambda t: t.exception())
+    await asyncio.wait_for(crashed, 10)
+
+
 async def test_dropped_partner_shows_reconnecting_then_goes(open_page: OpenPage) -> None:
-    """Fault: bo's page is closed without leaving (`page.close()`: the WebSocket and the
-    media connection drop at once, as when a laptop lid closes). Ada's tile of bo says
+    """Fault: bo's page dies without leaving (`lose`). Ada's tile of bo says
     "Reconnecting…" (not a vanished tile, not a frozen frame) for the server's grace, then
     goes; bo joining again within the grace brings the tile back to live video."""
     ada = await open_page("ada", role="mentor", diag=("debug-handle",))
     bo = await open_page("bo")
     await expect(ada.tile("bo")).to_have_class("tile has-video")
 
-    await bo.page.close()
+    await lose(bo)
     state = ada.tile("bo").locator(".tile-state")
     await expect(state).to_have_text("Reconnecting…")
     await expect(ada.tile("bo")).not_to_have_class("tile has-video")
@@ -42,7 +53,7 @@ async def test_dropped_partner_shows_reconnecting_then_goes(open_page: OpenPage)
 
     bo = await open_page("bo")
     await expect(ada.tile("bo")).to_have_class("tile has-video", timeout=15_000)
-    await bo.page.close()
+    await lose(bo)
     await expect(state).to_have_text("Reconnecting…")
     bo = await open_page("bo")
     await expect(ada.tile("bo")).to_have_class("tile has-video", timeout=15_000)

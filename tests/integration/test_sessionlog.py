@@ -236,7 +236,7 @@ async def test_a_reconnect_inside_the_grace_period_keeps_the_session(program: Pr
     room = pair["room"]
     first = await program.connect(room, "cy", "mentor")
     standby = await program.connect(room, "cy", "mentor", join=False)
-    await first.close()  # the connection drops; the room is empty, the grace period runs
+    await first.drop()  # the connection drops; the room is empty, the grace period runs
     await standby.join(media_mode="audio")
     # The same person on a second device replaces the connection: still one stay.
     replacement = await program.connect(room, "cy", "mentor", media_mode="audio")

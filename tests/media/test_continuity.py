@@ -235,7 +235,7 @@ async def test_a_dropped_partner_is_shown_reconnecting_for_the_grace_period(
     ada = await join("ada", connect=False, publish=False)
     bo = await join("bo", connect=False, publish=False)
     carol = await join("carol", connect=False, publish=False)
-    await bo.socket.sio.disconnect()  # the tab died: no `leave`
+    await bo.socket.drop()  # the network went: no `leave`, no goodbye
     dropped = await ada.socket.wait_for("participant_left", {"identity": "bo"})
     grace = ServerParts(server.app).settings.room_grace_seconds
     assert dropped == {"identity": "bo", "reason": "disconnected", "grace_seconds": grace}

@@ -109,5 +109,23 @@ class SocketParticipant:
         return await asyncio.wait_for(seek(), timeout)
 
     async def close(self) -> None:
+        """Say goodbye and disconnect, as a page being closed does (web/client/socket.js):
+        the server takes it as a leave."""
         if self.sio.connected:
+            # `disconnect()` queues the DISCONNECT packet and closes the WebSocket without
+            # waiting for it to go out, so the server mostly saw a dropped transport.
+            goodbye = self.sio.packet_class(socketio.packet.DISCONNECT, namespace="/")
+            await self.sio._send_packet(goodbye)
+            sent = asyncio.ensure_future(self.sio.eio.queue.join())
+            writer = self.sio.eio.write_loop_task  # ends if the server is gone
+            await asyncio.wait(
+                [t for t in (sent, writer) if t], timeout=10, return_when=asyncio.FIRST_COMPLETED
+            )
+            sent.cancel()
             await self.sio.disconnect()
+
+    async def drop(self) -> None:
+        """Lose the connection as a network fault would: the WebSocket closes with no
+        goodbye (no Socket.IO or Engine.IO disconnect packet) and nothing reconnects."""
+        await self.sio.eio.ws.close()
+        await asyncio.wait_for(self.sio.eio.wait(), 10)

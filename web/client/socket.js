@@ -14,6 +14,8 @@ const REQUEST_TIMEOUT_MS = 10000;
 const FATAL_CODES = new Set(["token_missing", "token_invalid", "token_expired", "token_revoked"]);
 
 export class RoomSocket extends EventTarget {
+  #hidden = false; // the page went away with the socket open (pagehide)
+
   constructor(token) {
     super();
     this.socket = io(location.origin, {
@@ -31,6 +33,19 @@ export class RoomSocket extends EventTarget {
         this.socket.disconnect();
         this.socket.connect();
       }
+    });
+    // Closing the tab, navigating away or reloading is leaving: the socket says goodbye
+    // (a DISCONNECT packet, which the server takes as a leave) instead of just dropping,
+    // which the others would see as "Reconnecting…" for the room's grace period (30 s).
+    window.addEventListener("pagehide", () => {
+      this.#hidden = this.socket.active;
+      if (this.#hidden) this.socket.disconnect();
+    });
+    // Back from the back/forward cache: the page is live again, and so is its socket
+    // (the room joins again on connect).
+    window.addEventListener("pageshow", (event) => {
+      if (event.persisted && this.#hidden) this.socket.connect();
+      this.#hidden = false;
     });
     this.socket.on("disconnect", (reason) => {
       // "io server disconnect" means the server ended this session on purpose (replaced,
