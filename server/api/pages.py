@@ -41,6 +41,8 @@ def install(app: web.Application) -> None:
     for path, filename in PAGES.items():
         app.router.add_get(path, _page(WEB / filename))
     app.router.add_static("/static/", WEB, follow_symlinks=False, append_version=False)
+    # Browsers ask for it on every page (a console error when it is missing): the app's icon.
+    app.router.add_get("/favicon.ico", _page(WEB / "icon-192.png"))
     app.router.add_get(
         "/vendor/socket.io.msgpack.min.js", _page(VENDOR / "socket.io.msgpack.min.js")
     )

@@ -132,3 +132,129 @@ async def test_a_shared_screen_is_shown_large_to_the_other_and_goes_when_stopped
     await expect(ada.page.get_by_role("button", name="Share screen")).to_be_visible()
     before = int(await camera.evaluate(FRAMES))
     await decoding(bo, camera, before + 10)
+
+
+async def ada_shares_to_bo(
+    open_page: OpenPage, context: BrowserContext
+) -> tuple[RoomPage, RoomPage]:
+    """Ada (in `context`, which can share) shares her screen; bo's page decodes it."""
+    ada = await open_page("ada", role="mentor", context=context, diag=("debug-handle",))
+    bo = await open_page("bo", diag=("debug-handle",))
+    await expect(bo.tile("ada")).to_have_class("tile has-video", timeout=15_000)
+    await ada.page.get_by_role("button", name="Share screen").click()
+    await expect(share_of(bo, "ada")).to_be_visible(timeout=15_000)
+    await decoding(bo, share_of(bo, "ada").locator("video"))
+    return ada, bo
+
+
+# Whether ada's screen sender has her shared track (replaceTrack settles a moment later).
+SENDS_SCREEN = "(on) => Boolean(window.pairwiseDebug.room.media.senders.screen?.track) === on"
+
+
+async def test_a_share_paused_by_audio_only_says_why_and_comes_back(
+    open_page: OpenPage, sharing_context: BrowserContext
+) -> None:
+    ada, bo = await ada_shares_to_bo(open_page, sharing_context)
+    shown = share_of(bo, "ada")
+    video = shown.locator("video")
+    state = shown.locator(".screen-state")
+
+    # Bo chooses audio only: the SFU sends him no video, the share included. Its place
+    # says so (not a still picture), with the way back.
+    await bo.page.get_by_role("button", name="Audio only").click()
+    await expect(state).to_be_visible()
+    await expect(state).to_contain_text("Paused: you chose audio only")
+    await expect(video).to_be_hidden()
+    await expect(shown).to_have_attribute(
+        "aria-label", "Ada is sharing their screen, paused, you chose audio only"
+    )
+    await state.get_by_role("button", name="Turn video back on").click()
+    await expect(state).to_be_hidden()
+    await expect(video).to_be_visible()
+    await decoding(bo, video, int(await video.evaluate(FRAMES)) + 10)
+    await expect(bo.page.get_by_role("button", name="Audio only")).to_have_attribute(
+        "aria-pressed", "false"
+    )
+
+    # Ada chooses audio only: the SFU holds her share with her camera, and her page stops
+    # sending it. Bo's page says whose share is paused and why; hers says it is not shared
+    # (she still shares: "Stop sharing" stays, and her video back sends it again).
+    await ada.page.wait_for_function(SENDS_SCREEN, arg=True)
+    await ada.page.get_by_role("button", name="Audio only").click()
+    await expect(state).to_have_text("Ada's share is paused (audio only)")
+    await expect(video).to_be_hidden()
+    notice = ada.page.locator("#screens .screen-notice")
+    await expect(notice).to_be_visible()
+    await expect(notice).to_contain_text(
+        "Your screen is not being shared while you are in audio only."
+    )
+    await expect(ada.page.get_by_role("button", name="Stop sharing")).to_be_visible()
+    await ada.page.wait_for_function(SENDS_SCREEN, arg=False, timeout=10_000)
+    await notice.get_by_role("button", name="Turn video back on").click()
+    await expect(notice).to_have_count(0)
+    await expect(state).to_be_hidden()
+    await expect(video).to_be_visible()
+    await decoding(bo, video, int(await video.evaluate(FRAMES)) + 10)
+    await ada.page.wait_for_function(SENDS_SCREEN, arg=True, timeout=10_000)
+
+
+# Records which element picture-in-picture and full screen were asked for (headless
+# Chromium opens no picture-in-picture window): "share" for the shared screen's figure or
+# video, "tile:<identity>" for a camera tile's video.
+RECORD = """() => {
+    window.asked = [];
+    const what = (el) => el.closest(".screen-share") ? `share:${el.tagName.toLowerCase()}`
+        : `tile:${el.closest(".tile")?.dataset.identity}`;
+    Object.defineProperty(document, "pictureInPictureEnabled", { get: () => true });
+    HTMLVideoElement.prototype.requestPictureInPicture = function () {
+        window.asked.push(`pip ${what(this)}`);
+        return Promise.resolve({});
+    };
+    const full = Element.prototype.requestFullscreen;
+    Element.prototype.requestFullscreen = function (...args) {
+        window.asked.push(`fullscreen ${what(this)}`);
+        return full.apply(this, args);
+    };
+}"""
+
+
+async def asked(page: RoomPage, count: int) -> list[str]:
+    """What the page has asked for (RECORD), once it has asked `count` things."""
+    await page.page.wait_for_function("(n) => window.asked.length >= n", arg=count, timeout=10_000)
+    return list(await page.evaluate("() => window.asked"))
+
+
+async def test_picture_in_picture_and_full_screen_show_the_share(
+    open_page: OpenPage, sharing_context: BrowserContext
+) -> None:
+    ada, bo = await ada_shares_to_bo(open_page, sharing_context)
+    shown = share_of(bo, "ada")
+    await bo.evaluate(RECORD)
+
+    # P (the shortcut) floats the share, not ada's camera tile.
+    await bo.evaluate("() => document.activeElement.blur()")
+    await bo.page.keyboard.press("p")
+    assert await asked(bo, 1) == ["pip share:video"]
+
+    # Full screen by the keyboard: Tab reaches the share's button, Enter takes the share
+    # full screen (its figure: the caption and a paused state go with it), and back.
+    await bo.evaluate("() => { window.asked.length = 0; }")
+    full = shown.get_by_role("button", name="Full screen")
+    await bo.page.locator("body").focus()
+    for _ in range(40):
+        if await full.evaluate("(el) => el === document.activeElement"):
+            break
+        await bo.page.keyboard.press("Tab")
+    else:
+        raise AssertionError("Tab never reached the share's Full screen button")
+    await bo.page.keyboard.press("Enter")
+    assert await asked(bo, 1) == ["fullscreen share:figure"]
+    exit_full = shown.get_by_role("button", name="Exit full screen")
+    await expect(exit_full).to_be_visible()
+    await exit_full.press("Enter")
+    await expect(full).to_be_visible()
+    assert await bo.evaluate("() => document.fullscreenElement") is None
+
+    # A double-click on the share does the same.
+    await shown.locator("video").dblclick()
+    assert await asked(bo, 2) == ["fullscreen share:figure", "fullscreen share:figure"]

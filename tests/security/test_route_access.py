@@ -30,6 +30,7 @@ PUBLIC_OUTSIDE_TABLES = {
     "/vendor/socket.io.msgpack.min.js",
     "/sw.js",  # the service worker (server/push): static, at the root for its scope
     "/manifest.webmanifest",
+    "/favicon.ico",  # the app's icon (server/api/pages.py), asked for by every browser
     "/api/openapi.json",
     "/socket.io/",
 }

@@ -1,6 +1,8 @@
 // The chat panel: history, messages pending until acked (kept in sessionStorage so a
 // reload or a dropped socket never loses them), typing, read markers and unread count.
 
+import { notice } from "./banner.js";
+
 const TYPING_IDLE_MS = 3000;
 const TYPING_STALE_MS = 8000;
 const RETRY_MS = 1500;
@@ -201,7 +203,7 @@ export class Chat {
       this.earlier.hidden = !page.has_more;
       this.#refreshStatuses();
     } catch (err) {
-      this.announce(`Could not load earlier messages: ${err.message}`);
+      notice(`Could not load earlier messages: ${err.message}`);
     }
   }
 

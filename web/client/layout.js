@@ -2,9 +2,15 @@
 // never cropped) with my own video small in a corner that I can drag elsewhere; a group
 // shows the speaker large with everyone else in a strip ("speaker view"), or everyone the
 // same size ("grid view"). The SFU's `active_speaker` event decides who the speaker is.
+// While a shared screen is shown (screenshare.js puts it in `#screens`, first in the stage)
+// the share is the large thing and everyone's tile goes into a strip beside or below it
+// ("share" layout; style.css places the strip by the window's shape), except on a phone
+// held upright: there the share takes the width and only its own height, and the tiles
+// keep their usual arrangement in the tall space under it.
 
 const CORNERS = ["bottom-right", "bottom-left", "top-left", "top-right"];
 const CORNER_KEY = "pairwise.self-corner";
+const UPRIGHT_PHONE = "(max-width: 820px) and (orientation: portrait)";
 
 export class StageLayout {
   /**
@@ -20,7 +26,12 @@ export class StageLayout {
     this.speaker = null; // who the SFU says is speaking
     this.featured = null; // whose tile is large (never me while someone else is here)
     this.corner = sessionStorage.getItem(CORNER_KEY) || "bottom-right";
+    this.stage = container.parentElement;
+    this.sharing = false; // a shared screen is shown in the stage
+    this.upright = matchMedia(UPRIGHT_PHONE);
+    this.upright.addEventListener("change", () => this.apply());
     this.#bindDrag();
+    this.#watchShares();
   }
 
   /** Speaker view or grid (groups only; a 1:1 call is always partner large, me small). */
@@ -45,17 +56,20 @@ export class StageLayout {
     const others = ids.filter((id) => id !== this.me);
     if (!others.includes(this.featured)) this.featured = others[0] || null;
     let mode = "solo";
-    if (others.length === 1) mode = "one-to-one";
+    if (this.sharing && !this.upright.matches) mode = "share";
+    else if (others.length === 1) mode = "one-to-one";
     else if (others.length > 1) mode = this.view;
+    if (this.sharing) this.stage.dataset.share = "shown";
+    else delete this.stage.dataset.share;
     this.container.dataset.layout = mode;
     this.container.dataset.count = String(Math.min(ids.length, 9));
     for (const id of ids) {
       const root = this.tiles.root(id);
       const self = id === this.me;
-      const featured = mode === "solo" ? self : mode !== "grid" && id === this.featured;
+      const featured = mode === "solo" ? self : (mode === "one-to-one" || mode === "speaker") && id === this.featured;
       // Data attributes, not classes: a tile's class list says what it shows (has-video, ...).
       root.dataset.place = mode === "one-to-one" && self ? "float" : featured ? "featured"
-        : mode === "speaker" ? "strip" : "grid";
+        : mode === "speaker" || mode === "share" ? "strip" : "grid";
       root.dataset.speaking = String(id === this.speaker && others.length > 0);
       if (mode === "one-to-one" && self) {
         root.dataset.corner = this.corner;
@@ -73,6 +87,25 @@ export class StageLayout {
     const featuredRoot = this.featured && mode === "speaker" ? this.tiles.root(this.featured) : null;
     if (featuredRoot && this.container.firstElementChild !== featuredRoot) this.container.prepend(featuredRoot);
     this.container.style.setProperty("--strip", String(Math.max(ids.length - 1, 1)));
+  }
+
+  /** screenshare.js shows and hides the shares on its own (it knows nothing of this
+   * layout): the stage is watched for its `#screens` coming or going, and that for being
+   * hidden (after the last share) or shown again. */
+  #watchShares() {
+    let watched = null;
+    const observer = new MutationObserver(() => {
+      const screens = this.stage.querySelector(":scope > .screens");
+      if (screens && screens !== watched) {
+        observer.observe(screens, { attributes: true, attributeFilter: ["hidden"] });
+        watched = screens;
+      }
+      const sharing = Boolean(screens && !screens.hidden);
+      if (sharing === this.sharing) return;
+      this.sharing = sharing;
+      this.apply();
+    });
+    observer.observe(this.stage, { childList: true });
   }
 
   /** Move my small video to a corner ("bottom-right", ...) or the next one. */

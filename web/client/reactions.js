@@ -1,6 +1,9 @@
 // Reactions and raised hands: a click sends a small signal to everyone (server events
 // `reaction` and `hand`, docs/protocol.md); each shows on the sender's tile, a reaction
-// for a few seconds and a hand until it is lowered.
+// for a few seconds and a hand until it is lowered. One that the server refuses (they share
+// a rate limit) is said in a notice.
+
+import { notice } from "./banner.js";
 
 export const REACTIONS = {
   thumbs_up: { emoji: "👍", words: "a thumbs up" },
@@ -55,7 +58,7 @@ export class Reactions {
     try {
       await this.socket.request("reaction", { reaction });
     } catch (err) {
-      this.announce(err.code === "rate_limited" ? "Slow down: too many reactions at once" : `Reaction not sent: ${err.message}`);
+      notice(err.code === "rate_limited" ? "Slow down: too many reactions at once" : `Reaction not sent: ${err.message}`);
     }
   }
 
@@ -65,7 +68,7 @@ export class Reactions {
       await this.socket.request("hand", { raised });
       this.#hand(this.me, null, raised, true);
     } catch (err) {
-      this.announce(`Could not ${raised ? "raise" : "lower"} your hand: ${err.message}`);
+      notice(`Could not ${raised ? "raise" : "lower"} your hand: ${err.message}`);
     }
   }
 

@@ -2,7 +2,7 @@
 // (join on every connect, so a reconnect rejoins, refreshes history and resends chat).
 
 import { bdi } from "../sessionlog.js";
-import { Banner } from "./banner.js";
+import { Banner, notice } from "./banner.js";
 import { Chat } from "./chat.js";
 import { DeviceSettings } from "./devices.js";
 import { StageLayout } from "./layout.js";
@@ -53,6 +53,15 @@ export class Room {
       socket, local, tiles: this.tiles, banner: this.banner, me: this.me, announce,
       canPublish: PUBLISHING_ROLES.has(claims.role),
       onModeChange: () => this.#refreshControls(),
+    });
+    // A shared screen's place says why it is paused: I chose audio only, or its sharer is below video.
+    Object.assign(this.media.screen, {
+      modeOf: (identity) => this.people.get(identity)?.media_mode,
+      resumeVideo: async () => {
+        await this.media.chooseAudioOnly(false);
+        this.#refreshControls();
+      },
+      announce,
     });
     this.devices = new DeviceSettings({ local, senders: () => this.media.senders, tiles: this.tiles,
       me: this.me, announce });
@@ -178,10 +187,11 @@ export class Room {
       this.tiles.upsert({ ...person, presence });
       this.#refreshPeople();
     });
-    s.on("media_mode", ({ identity, mode, previous, reason }) => {
+    s.on("media_mode", ({ identity, mode, previous, reason, choice }) => {
       const person = this.people.get(identity);
       if (person) person.media_mode = mode;
-      this.tiles.setMode(identity, mode);
+      this.tiles.setMode(identity, mode, Boolean(choice));
+      this.media.screen.refresh(identity);
       this.#refreshPeople();
       if (identity === this.me) {
         this.media.serverMode(mode, reason);
@@ -267,22 +277,23 @@ export class Room {
     });
   }
 
-  /** The featured participant's video in a floating window over other apps (and back). */
+  /** A shared screen (else the featured participant's video) in a floating window over
+   * other apps (and back): during a share, the share is what one keeps an eye on. */
   async togglePictureInPicture() {
     if (document.pictureInPictureElement) {
       await document.exitPictureInPicture().catch(() => {});
       return;
     }
     const featured = this.layout.featured || this.me;
-    const video = this.tiles.root(featured)?.querySelector("video");
+    const video = this.media.screen.shownVideo(featured) || this.tiles.root(featured)?.querySelector("video");
     if (!video || !video.srcObject) {
-      this.announce("There is no video to show in picture-in-picture yet");
+      notice("There is no video to show in picture-in-picture yet");
       return;
     }
     try {
       await video.requestPictureInPicture();
     } catch (err) {
-      this.announce(`Picture-in-picture is not available: ${err.message}`);
+      notice(`Picture-in-picture is not available: ${err.message}`);
     }
   }
 
@@ -310,6 +321,8 @@ export class Room {
     audioOnly.setAttribute("aria-pressed", String(this.media.audioOnlyChosen));
     this.tiles.setMic(this.me, sendsAudio ? micOn : null);
     this.tiles.setCameraOff(this.me, mode !== "video" || !camOn);
+    this.media.screen.setReceiving(!this.media.audioOnlyChosen);
+    this.media.screen.setMyMode(mode, this.media.audioOnlyChosen);
   }
 
   #addPerson(person) {

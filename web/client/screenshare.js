@@ -8,10 +8,20 @@
 // `source: "screen"` in their `tracks`. Stopping (my button, or the browser's own "Stop
 // sharing") reverses both. The track's content hint is "detail": the browser keeps text
 // sharp and lowers the frame rate instead of the resolution.
+//
+// Below video (audio only, or text while my connection is rebuilt) the SFU holds my share
+// with my camera (docs/protocol-media.md): my page stops sending it too (an uplink too
+// poor for a camera has no room for a screen), says so, and sends it again when my video
+// is back. The capture itself goes on: a step down is often the network's, not mine, and
+// stopping would have me pick the window again after every one. Likewise the others'
+// shares say why they are paused when I chose audio only (the SFU sends me no video) or
+// their sharer is below video, instead of a still picture.
 
+import { bdi } from "../sessionlog.js";
 import { LINK_PAUSED } from "./tiles.js";
 
 const LABEL = { off: "Share screen", on: "Stop sharing" };
+const MODE_WORDS = { audio: "audio only", text: "text chat", phone: "phone call" };
 
 export class ScreenShare {
   /**
@@ -28,6 +38,18 @@ export class ScreenShare {
     this.remote = new Map(); // identity → {root, video, track}
     this.button = null;
     this.stage = null;
+    this.receiving = true; // false while I chose audio only: the SFU sends me no video
+    this.myMode = "video"; // below video the SFU holds my share: not sent
+    this.audioOnlyChosen = false; // my step below video was my choice, not the network's
+    this.notice = null; // on my page while my share is not sent
+    // Set by the room: a participant's media mode, "turn my video back on", and the
+    // screen reader's announcer.
+    this.modeOf = () => "video";
+    this.resumeVideo = null;
+    this.announce = () => {};
+    document.addEventListener("fullscreenchange", () => {
+      for (const view of this.remote.values()) this.#showFullscreen(view);
+    });
   }
 
   /** Whether this browser can share its screen at all. Phone and tablet browsers (a coarse
@@ -39,6 +61,11 @@ export class ScreenShare {
 
   get sharing() {
     return this.track !== null;
+  }
+
+  /** Whether my share goes out: I share, and I am in video (the SFU holds it below). */
+  get sending() {
+    return this.sharing && this.myMode === "video";
   }
 
   /** Add the "Share screen" button to the room's control bar (before the chat button). */
@@ -81,10 +108,41 @@ export class ScreenShare {
     this.#refresh();
   }
 
-  /** Put my shared track on the current connection's screen sender (after a rebuild too). */
+  /** Put my shared track on the current connection's screen sender (after a rebuild too),
+   * or nothing while I am below video. */
   async attach() {
     const sender = this.sender();
-    if (sender && this.track) await sender.replaceTrack(this.track);
+    const track = this.sending ? this.track : null;
+    if (sender && sender.track !== track) await sender.replaceTrack(track);
+  }
+
+  /** My media mode (after every change, and after a rebuild: a new connection starts with
+   * my share on its sender whatever the mode). */
+  setMyMode(mode, audioOnlyChosen) {
+    this.myMode = mode;
+    this.audioOnlyChosen = audioOnlyChosen;
+    this.attach().catch(() => {});
+    this.#refresh();
+  }
+
+  /** I chose audio only (false) or video again: the SFU sends me no video, shares included. */
+  setReceiving(on) {
+    if (this.receiving === on) return;
+    this.receiving = on;
+    for (const view of this.remote.values()) this.#showState(view);
+  }
+
+  /** A participant's media mode changed: below video their share is held. */
+  refresh(identity) {
+    const view = this.remote.get(identity);
+    if (view) this.#showState(view);
+  }
+
+  /** The video to float in picture-in-picture: `identity`'s share if it is shown, else
+   * the first one shown (null if none is: a paused share would float a still picture). */
+  shownVideo(identity) {
+    const views = [this.remote.get(identity), ...this.remote.values()];
+    return views.find((view) => view?.video.srcObject && !view.video.hidden)?.video || null;
   }
 
   /** Show a participant's shared screen large. */
@@ -129,16 +187,54 @@ export class ScreenShare {
 
   /** In place of the video, why it cannot be shown (or the video again). */
   #showState(view) {
+    const identity = view.root.dataset.identity;
+    const name = this.nameOf(identity);
     const codec = view.unavailable;
+    const mode = this.modeOf(identity) || "video";
+    const held = `paused (${MODE_WORDS[mode] || mode})`;
     const [text, why, label] = codec
-      ? ["Video not supported by this browser", `They share in ${codec}, which this browser cannot play`, "video not supported"]
-      : view.linkPaused ? [LINK_PAUSED.text, LINK_PAUSED.why, "paused for your connection"] : ["", "", ""];
-    view.video.hidden = Boolean(text);
-    view.state.hidden = !text;
-    view.state.textContent = text;
+      ? [["Video not supported by this browser"], `They share in ${codec}, which this browser cannot play`, "video not supported"]
+      : !this.receiving ? [["Paused: you chose audio only"], "You receive no video while in audio only.", "paused, you chose audio only"]
+      : mode !== "video" ? [[bdi(name), `'s share is ${held}`], "It comes back when their video is on again.", held]
+      : view.linkPaused ? [[LINK_PAUSED.text], LINK_PAUSED.why, "paused for your connection"] : [[], "", ""];
+    view.video.hidden = Boolean(text.length);
+    view.state.hidden = !text.length;
+    view.state.replaceChildren(...text);
+    if (!codec && !this.receiving && this.resumeVideo) view.state.append(this.#resumeButton());
     view.state.title = why;
-    const name = this.nameOf(view.root.dataset.identity);
     view.root.setAttribute("aria-label", `${name} is sharing their screen${label ? `, ${label}` : ""}`);
+  }
+
+  #resumeButton() {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "secondary";
+    button.style.cssText = "display:block;margin:0.75rem auto 0;";
+    button.textContent = "Turn video back on";
+    button.addEventListener("click", () => this.resumeVideo());
+    return button;
+  }
+
+  /** Full screen: the share's figure (its state and caption with it), or back. */
+  toggleFullscreen(identity) {
+    const view = this.remote.get(identity);
+    if (!view) return;
+    if (document.fullscreenElement === view.root) document.exitFullscreen().catch(() => {});
+    else view.root.requestFullscreen?.().catch(() => {});
+  }
+
+  /** The figure fills the screen while full screen: the video takes what the caption leaves. */
+  #showFullscreen(view) {
+    const full = document.fullscreenElement === view.root;
+    view.root.style.display = full ? "flex" : "";
+    view.root.style.flexDirection = full ? "column" : "";
+    view.root.style.background = full ? "#000" : "";
+    view.words.style.color = full ? "#fff" : ""; // (not the button's: it keeps its own)
+    view.caption.style.padding = full ? "0.5rem" : "";
+    view.video.style.maxHeight = full ? "none" : "70vh";
+    view.video.style.flex = full ? "1" : "";
+    view.video.style.minHeight = full ? "0" : "";
+    view.full.textContent = full ? "Exit full screen" : "Full screen";
   }
 
   #viewOf(identity) {
@@ -159,22 +255,41 @@ export class ScreenShare {
     state.style.cssText = "margin:0;padding:3rem 1rem;text-align:center;background:#000;color:#fff;";
     state.hidden = true;
     const caption = document.createElement("figcaption");
+    caption.style.cssText = "display:flex;align-items:center;justify-content:space-between;gap:0.5rem;";
     const name = document.createElement("bdi");
     name.textContent = this.nameOf(identity);
-    caption.append(name, " is sharing their screen");
+    const words = document.createElement("span");
+    words.style.cssText = "min-width:0;overflow:hidden;text-overflow:ellipsis;";
+    words.append(name, " is sharing their screen");
+    // Full screen by a button (reached with Tab) or a double-click; Esc leaves it.
+    const full = document.createElement("button");
+    full.type = "button";
+    full.className = "screen-fullscreen";
+    full.style.flex = "none";
+    full.textContent = "Full screen";
+    full.hidden = !document.fullscreenEnabled;
+    full.addEventListener("click", () => this.toggleFullscreen(identity));
+    for (const el of [video, state]) el.addEventListener("dblclick", () => this.toggleFullscreen(identity));
+    caption.append(words, full);
     root.append(video, state, caption);
     this.#stageFor().append(root);
-    view = { root, video, state, track: null, unavailable: null, linkPaused: false };
+    view = { root, video, state, caption, words, full, track: null, unavailable: null, linkPaused: false };
     this.remote.set(identity, view);
+    this.#showState(view);
     return view;
   }
 
   hide(identity) {
     const view = this.remote.get(identity);
     if (!view) return;
+    if (document.fullscreenElement === view.root) document.exitFullscreen().catch(() => {});
     view.root.remove();
     this.remote.delete(identity);
-    if (this.stage && !this.remote.size) this.stage.hidden = true;
+    this.#hideEmptyStage();
+  }
+
+  #hideEmptyStage() {
+    if (this.stage && !this.remote.size && !this.notice) this.stage.hidden = true;
   }
 
   /** Keep only the shares still listed by the SFU (identities), and those it cannot
@@ -205,8 +320,46 @@ export class ScreenShare {
   }
 
   #refresh() {
+    this.#showNotice();
     if (!this.button) return;
     this.button.setAttribute("aria-pressed", String(this.sharing));
     this.button.querySelector(".control-label").textContent = this.sharing ? LABEL.on : LABEL.off;
+  }
+
+  /** On my page, while I share below video: my share is not sent, why, and the way back.
+   * (Stop video, unlike audio only, keeps the share going.) */
+  #showNotice() {
+    const held = this.sharing && !this.sending;
+    if (!held) {
+      this.notice?.remove();
+      this.notice = null;
+      this.#hideEmptyStage();
+      return;
+    }
+    const why = this.myMode === "audio" ? "you are in audio only" : "you are in text chat";
+    const text = `Your screen is not being shared while ${why}. It is shared again when your video is back on.`;
+    const chosen = this.myMode === "audio" && this.audioOnlyChosen && Boolean(this.resumeVideo);
+    if (this.notice?.dataset.text === text && this.notice.dataset.chosen === String(chosen)) return;
+    this.notice?.remove();
+    const notice = document.createElement("div");
+    notice.className = "screen-notice";
+    notice.dataset.text = text;
+    notice.dataset.chosen = String(chosen);
+    // In the share's place (its viewers see "<name>'s share is paused" there).
+    notice.style.cssText = "flex:1 1 0;display:grid;place-content:center;margin:0 0 0.5rem;padding:1rem;"
+      + "text-align:center;background:#000;color:#fff;";
+    const words = document.createElement("p");
+    words.style.margin = "0";
+    words.textContent = text;
+    notice.append(words);
+    if (chosen) {
+      const hint = document.createElement("p");
+      hint.style.cssText = "margin:0.25rem 0 0;font-size:0.9rem;";
+      hint.textContent = "To share without your camera, use Stop video instead.";
+      notice.append(hint, this.#resumeButton());
+    }
+    this.notice = notice;
+    this.#stageFor().prepend(notice);
+    this.announce(text);
   }
 }

@@ -1,7 +1,9 @@
 // One tile per participant: their video (or initials), name, mic state, media-mode badge,
-// connection quality, and what is going on with their video: "Video paused" when they
-// stopped sending it (a choice, a step down, or frames that stopped arriving) instead of
-// a frozen last frame, "Reconnecting…" while their connection is being rebuilt,
+// connection quality, and what is going on with their video: "Video paused" when it
+// stopped against their wish (a step down, or frames that stopped arriving) instead of
+// a frozen last frame, but only the badge and their initials when they chose audio only
+// (or text) themselves, "Paused: you chose audio only" on every tile while I did,
+// "Reconnecting…" while their connection is being rebuilt,
 // "Video not supported by this browser" when the SFU cannot forward it to me (VP9 or AV1),
 // and "Paused: your connection is slow" when the SFU stopped it to me alone
 // because my link could not carry even its smallest version (`media_paused`).
@@ -96,10 +98,13 @@ export class Tiles {
     this.#describe(tile);
   }
 
-  setMode(identity, mode) {
+  /** Their media mode; `choice` (from `media_mode`) tells their own choice from a step
+   * down. Without it (a join, a presence update) the last one known for that mode holds. */
+  setMode(identity, mode, choice = null) {
     const tile = this.tiles.get(identity);
     if (!tile) return;
     tile.person.media_mode = mode;
+    if (choice !== null) tile.chosenMode = choice ? mode : null;
     tile.root.dataset.mode = mode;
     tile.badge.dataset.mode = mode;
     tile.badge.textContent = MODE_LABELS[mode] || mode;
@@ -230,6 +235,7 @@ export class Tiles {
       && !tile.reconnecting && (mine || (this.receivingVideo && !tile.stalled && !tile.linkPaused));
     tile.root.classList.toggle("has-video", shown);
     if (shown) tile.hadVideo = true;
+    const belowByChoice = mode !== "video" && tile.chosenMode === mode; // no fault to report
     let state = "";
     let why = "";
     if (tile.reconnecting) state = "Reconnecting…";
@@ -240,7 +246,9 @@ export class Tiles {
     } else if (!mine && mode === "video" && tile.linkPaused && this.receivingVideo) {
       state = LINK_PAUSED.text;
       why = LINK_PAUSED.why;
-    } else if (!mine && !shown && tile.hadVideo && mode !== "phone" && !(track && !painted)) {
+    } else if (!mine && mode === "video" && !this.receivingVideo) {
+      state = "Paused: you chose audio only";
+    } else if (!mine && !shown && tile.hadVideo && mode !== "phone" && !belowByChoice && !(track && !painted)) {
       state = "Video paused"; // (a stream waiting for its first frame is starting, not paused)
     }
     tile.state.textContent = state;
