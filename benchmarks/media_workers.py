@@ -17,7 +17,14 @@ once more before it counts as failed (the machine is shared).
 
     python -m benchmarks media_workers                 # writes docs/benchmarks.md
     python -m benchmarks.media_workers [--workers 1,2] [--quick]   # prints only
+    python -m benchmarks.media_workers --server-cpus 0,1 --load-cpus 2-7   # pinned
     python -m benchmarks.media_workers rooms PORT FIRST COUNT FRAMES  # a load process
+
+On a machine with as many cores as workers and no more, the load generator (on the same
+cores) leaves a second worker no core of its own: the ratio measures the machine. Pinned,
+the server and its workers run only on `--server-cpus` and the load only on
+`--load-cpus` (Linux CPU affinity, inherited by every process and thread they start), so
+with 2 server CPUs and the load on others each worker has a core.
 """
 
 from __future__ import annotations
@@ -60,6 +67,7 @@ from benchmarks.sfu import (
     encode_audio,
     encode_video,
     latencies,
+    pinned,
 )
 
 TITLE = "SFU worker processes: 1:1 video rooms per node with 1 and 2 workers"
@@ -277,7 +285,38 @@ class Step:
         return self.main_cores + sum(self.worker_cores)
 
 
-def measure(workers: int, count: int, window: float, frames: Path) -> Step:
+@dataclass(frozen=True)
+class Cpus:
+    """Where the server and the load may run (None: anywhere)."""
+
+    server: set[int] | None = None
+    load: set[int] | None = None
+
+    def describe(self) -> str:
+        if not (self.server or self.load):
+            return f"on the same {os.cpu_count()} cores"
+        return (
+            f"the server on CPUs {_cpu_list(self.server)}, the load on CPUs {_cpu_list(self.load)}"
+        )
+
+
+def _cpu_list(cpus: set[int] | None) -> str:
+    return ",".join(str(c) for c in sorted(cpus)) if cpus else "any"
+
+
+def parse_cpus(text: str) -> set[int]:
+    """`0,1` or `2-7` or `0,2-3` (as taskset -c): a CPU set on this machine."""
+    cpus: set[int] = set()
+    for part in text.split(","):
+        first, _, last = part.partition("-")
+        cpus.update(range(int(first), int(last or first) + 1))
+    unknown = cpus - set(range(os.cpu_count() or 1))
+    if unknown:
+        raise argparse.ArgumentTypeError(f"no such CPU here: {sorted(unknown)}")
+    return cpus
+
+
+def measure(workers: int, count: int, window: float, frames: Path, cpus: Cpus = Cpus()) -> Step:
     """One server with `workers` media workers, `count` rooms, one steady window."""
     began = time.monotonic()
     step = Step(workers, count)
@@ -299,6 +338,7 @@ def measure(workers: int, count: int, window: float, frames: Path) -> Step:
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=(logs / "server.log").open("w"),
+        preexec_fn=pinned(cpus.server),
     )
     load: list[subprocess.Popen[str]] = []
     try:
@@ -308,7 +348,7 @@ def measure(workers: int, count: int, window: float, frames: Path) -> Step:
             n = min(ROOMS_PER_PROCESS, count - first)
             args = ["rooms", str(port), str(first), str(n), str(frames)]
             log = (logs / f"load-{first}.log").open("w")
-            load.append(_spawn(args, env, "benchmarks.media_workers", stderr=log))
+            load.append(_spawn(args, env, "benchmarks.media_workers", stderr=log, cpus=cpus.load))
         for proc in load:
             _expect(proc, "READY")
         main = psutil.Process(server.pid)
@@ -381,7 +421,7 @@ def _ms(value: float | None) -> str:
 
 
 async def search(
-    settings: Sequence[int], window: float, start: int, most: int
+    settings: Sequence[int], window: float, start: int, most: int, cpus: Cpus = Cpus()
 ) -> tuple[list[Step], dict[int, dict[int, bool]]]:
     """The step search for each worker count, the counts taking turns."""
     # Encoded once and kept: on a busy machine the encoding alone took over a minute.
@@ -398,7 +438,7 @@ async def search(
             for attempt in (1, 2):  # a size that fails runs once more
                 print(f"-- workers={workers} rooms={count} (run {attempt})", flush=True)
                 try:
-                    step = await asyncio.to_thread(measure, workers, count, window, frames)
+                    step = await asyncio.to_thread(measure, workers, count, window, frames, cpus)
                 except (RuntimeError, OSError, ValueError) as exc:  # a process gave up
                     step = Step(workers, count, Verdict(False, f"error: {exc}"[:120]))
                 print(_show(step), flush=True)
@@ -409,11 +449,11 @@ async def search(
     return steps, tried
 
 
-async def run(quick: bool, settings: Sequence[int] = (1, 2)) -> str:
+async def run(quick: bool, settings: Sequence[int] = (1, 2), cpus: Cpus = Cpus()) -> str:
     window = 5.0 if quick else 10.0
     start, most = (2, 4) if quick else (START, MAX_ROOMS)
     supported = workers_supported()
-    steps, tried = await search(settings, window, start, most)
+    steps, tried = await search(settings, window, start, most, cpus)
     held = {w: largest_held(tried[w]) for w in settings}
     lines = [
         f"1:1 rooms: two participants each publishing {WIDTH}x{HEIGHT}@{FPS} VP8 "
@@ -432,7 +472,7 @@ async def run(quick: bool, settings: Sequence[int] = (1, 2)) -> str:
         "the server's processes and among the load's (Linux schedstat): other work on the "
         "machine. Note that Linux groups processes by session (autogroup), so a run gets "
         "its share of the cores against every other session however many processes it has, "
-        "and `nice` does not change that share.",
+        f"and `nice` does not change that share. Run {cpus.describe()}.",
         "",
     ]
     if not supported:
@@ -474,10 +514,15 @@ async def run(quick: bool, settings: Sequence[int] = (1, 2)) -> str:
             f"- Rooms per server core: {a.rooms / a.server_cores:.1f} with {one}, "
             f"{b.rooms / b.server_cores:.1f} with {two} ({per_core:.2f}x). The load generator "
             f"costs {a.load_cores / a.server_cores:.1f}x the server's CPU per room (with {one}), "
-            f"on the same {os.cpu_count()} cores: once the server and the load together fill the machine, another worker "
-            "has no core of its own to run on, so on this machine the ratio of rooms held "
-            "measures the machine more than the workers. With the load on other machines, "
-            "each worker would have a core.",
+            f"{cpus.describe()}"
+            + (
+                ": once the server and the load together fill the machine, another worker "
+                "has no core of its own to run on, so on this machine the ratio of rooms held "
+                "measures the machine more than the workers. Pinned on a machine with more "
+                "cores (`--server-cpus`, `--load-cpus`), each worker would have a core."
+                if not (cpus.server or cpus.load)
+                else "."
+            ),
         ]
     lines.append(
         f"- Load average (1 min) at the end of the run: {os.getloadavg()[0]:.1f} on "
@@ -497,5 +542,8 @@ if __name__ == "__main__":
         parser.add_argument(
             "--workers", type=lambda v: [int(n) for n in v.split(",")], default=[1, 2]
         )
+        parser.add_argument("--server-cpus", type=parse_cpus, help="e.g. 0,1 (as taskset -c)")
+        parser.add_argument("--load-cpus", type=parse_cpus, help="e.g. 2-7")
         args = parser.parse_args()
-        print(asyncio.run(run(args.quick, args.workers)))
+        cpus = Cpus(args.server_cpus, args.load_cpus)
+        print(asyncio.run(run(args.quick, args.workers, cpus)))

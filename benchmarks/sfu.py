@@ -46,6 +46,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -545,8 +546,10 @@ def _spawn(
     env: dict[str, str],
     module: str = "benchmarks.sfu",
     stderr: Any = subprocess.DEVNULL,
+    cpus: set[int] | None = None,
 ) -> subprocess.Popen[str]:
-    """A load process (`python -m module args`) driven through its stdin and stdout."""
+    """A load process (`python -m module args`) driven through its stdin and stdout;
+    `cpus`: the only CPUs it (and every thread and process it starts) may run on."""
     return subprocess.Popen(
         [sys.executable, "-m", module, *args],
         cwd=ROOT,
@@ -555,7 +558,15 @@ def _spawn(
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=stderr,
+        preexec_fn=pinned(cpus),
     )
+
+
+def pinned(cpus: set[int] | None) -> Callable[[], None] | None:
+    """A `preexec_fn` that keeps a child on `cpus` (None: anywhere)."""
+    if not cpus:
+        return None
+    return lambda: os.sched_setaffinity(0, cpus)
 
 
 def _tell(proc: subprocess.Popen[str]) -> None:

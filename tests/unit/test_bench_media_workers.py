@@ -3,14 +3,23 @@ holds" means and how the step search picks the next number of rooms."""
 
 from __future__ import annotations
 
+import argparse
+import os
+import subprocess
+import sys
+
+import pytest
+
 from benchmarks.media_workers import (
     MAX_P99_MS,
     MIN_FPS,
     holds,
     largest_held,
     next_rooms,
+    parse_cpus,
     per_second,
 )
+from benchmarks.sfu import pinned
 
 
 def test_frames_are_counted_per_whole_second_of_the_window() -> None:
@@ -47,3 +56,27 @@ def test_the_largest_held_size_is_below_the_first_failure() -> None:
     assert largest_held({4: True, 8: False, 12: True}) == 4  # a later hold above a failure
     assert largest_held({4: False}) == 0
     assert largest_held({4: True, 8: True}) == 8
+
+
+def test_cpu_sets_are_read_as_taskset_reads_them_and_unknown_cpus_are_refused() -> None:
+    last = (os.cpu_count() or 1) - 1
+    assert parse_cpus("0") == {0}
+    assert parse_cpus(f"0-{last}") == set(range(last + 1))
+    assert parse_cpus(f"0,{last}") == {0, last}
+    with pytest.raises(argparse.ArgumentTypeError, match="no such CPU"):
+        parse_cpus(f"0-{last + 1}")
+    with pytest.raises(ValueError):
+        parse_cpus("two")
+
+
+def test_a_pinned_child_runs_only_on_its_cpus() -> None:
+    """What `--server-cpus`/`--load-cpus` give the server and the load processes."""
+    child = subprocess.run(
+        [sys.executable, "-c", "import os; print(sorted(os.sched_getaffinity(0)))"],
+        capture_output=True,
+        text=True,
+        check=True,
+        preexec_fn=pinned({0}),
+    )
+    assert child.stdout.strip() == "[0]"
+    assert pinned(None) is None
