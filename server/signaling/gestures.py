@@ -89,6 +89,8 @@ class GestureHandlers:
             return  # still in the room on another connection (this one was replaced)
         if key in self._held:
             return  # away since an earlier drop; this connection never joined
+        if conn.identity not in self._hands.get(conn.room, {}):
+            return  # no hand up: nothing to hold or lower
         if conn.joined and not conn.said_goodbye:
             # A drop: the room holds their place for its grace period, and so do we.
             grace = self.signaling.settings.room_grace_seconds
