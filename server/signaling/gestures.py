@@ -8,8 +8,9 @@ removed, at the end of the room's grace period when their connection dropped and
 not come back. A hand used to go down on every disconnect, so a three-second network drop
 lowered it for everyone, the raiser's own button included.
 
-Each person may send a few of these a second: a reaction storm costs everyone's screen,
-so past `GESTURE_BURST` they get `rate_limited` and nothing is broadcast.
+Each person may send a few of each a second: a reaction storm costs everyone's screen, so
+past `GESTURE_BURST` they get `rate_limited` and nothing is broadcast. Reactions and hands
+have an allowance each: a few hearts must not stop a hand from going up.
 """
 
 from __future__ import annotations
@@ -24,16 +25,20 @@ from server.signaling.server import Ack, Connection, Signaling
 
 log = logging.getLogger("pairwise.signaling")
 
-# A person clicking reactions as fast as they can: a handful, then one a second.
+# A person clicking as fast as they can: a handful, then one a second (for each kind).
 GESTURE_RATE_PER_SECOND = 1.0
 GESTURE_BURST = 5
+REFUSED = {
+    "reaction": "too many reactions; wait a moment",
+    "hand": "too many changes at once; wait a moment",
+}
 
 
 class GestureHandlers:
     def __init__(self, signaling: Signaling):
         self.signaling = signaling
         self.registry = signaling.registry
-        self._buckets: dict[tuple[str, str], TokenBucket] = {}
+        self._buckets: dict[tuple[str, str, str], TokenBucket] = {}  # (room, identity, kind)
         self._hands: dict[str, dict[str, float]] = {}  # room → identity → raised at (seq)
         self._seq = 0.0
         # (room, identity) → the wait, after a dropped connection, before their hand goes down.
@@ -45,16 +50,20 @@ class GestureHandlers:
         signaling.on_join(self.joined)
         signaling.on_disconnect(self.disconnected)
 
-    def _spend(self, conn: Connection) -> None:
-        key = (conn.room, conn.identity)
+    def _spend(self, conn: Connection, kind: str) -> None:
+        key = (conn.room, conn.identity, kind)
         bucket = self._buckets.get(key)
         if bucket is None:
             bucket = self._buckets[key] = TokenBucket(GESTURE_RATE_PER_SECOND, GESTURE_BURST)
         if not bucket.take():
-            raise RateLimited("too many reactions; wait a moment")
+            raise RateLimited(REFUSED[kind])
+
+    def _forget_allowances(self, room: str, identity: str) -> None:
+        for kind in REFUSED:
+            self._buckets.pop((room, identity, kind), None)
 
     async def reaction(self, conn: Connection, payload: ReactionIn) -> Ack:
-        self._spend(conn)
+        self._spend(conn, "reaction")
         await self.signaling.emit_room(
             conn.room,
             "reaction",
@@ -63,7 +72,7 @@ class GestureHandlers:
         return {"ok": True}
 
     async def hand(self, conn: Connection, payload: HandIn) -> Ack:
-        self._spend(conn)
+        self._spend(conn, "hand")
         hands = self._hands.setdefault(conn.room, {})
         if payload.raised:
             self._seq += 1
@@ -90,6 +99,7 @@ class GestureHandlers:
         if key in self._held:
             return  # away since an earlier drop; this connection never joined
         if conn.identity not in self._hands.get(conn.room, {}):
+            self._forget_allowances(conn.room, conn.identity)
             return  # no hand up: nothing to hold or lower
         if conn.joined and not conn.said_goodbye:
             # A drop: the room holds their place for its grace period, and so do we.
@@ -117,7 +127,7 @@ class GestureHandlers:
             await self._announce(conn.room, conn.identity, conn.token.name, False)
         if hands == {}:
             self._hands.pop(conn.room, None)
-        self._buckets.pop((conn.room, conn.identity), None)
+        self._forget_allowances(conn.room, conn.identity)
 
     async def _announce(self, room: str, identity: str, name: str, raised: bool) -> None:
         await self.signaling.emit_room(

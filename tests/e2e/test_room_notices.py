@@ -14,18 +14,25 @@ from tests.e2e.conftest import OpenPage, RoomPage
 from tests.e2e.room_checks import axe_violations
 
 PHONE = {"width": 390, "height": 844}
-REFUSED = "Could not raise your hand: too many reactions; wait a moment"
+REFUSED = "Could not lower your hand: too many changes at once; wait a moment"
 
-# Reactions and hands share one allowance (server/signaling/gestures.py: 5 at once, then
-# 1 a second). Spent by a burst of hearts: once the server refuses one, the hand goes at
-# once, in the page (a round trip through Playwright could let a token come back).
-RAISE_WHEN_SPENT = """async () => {
+# Reactions and hands have an allowance each (server/signaling/gestures.py: 5 at once,
+# then 1 a second). A burst of hearts until the server refuses one: the hand still goes
+# up. Then a burst of clicks on the raised hand, in the page (a round trip through
+# Playwright could let a token come back): each asks to lower it (the page changes the
+# button on the answer), and the server refuses those past the allowance.
+HEARTS_THEN_HAND = """async () => {
   const heart = document.querySelector('#react-menu [data-reaction="heart"]');
   for (let i = 0; i < 8; i += 1) heart.click();
-  const refused = () => [...document.querySelectorAll('[role="alert"]')]
-    .some((alert) => alert.textContent.startsWith("Slow down"));
-  while (!refused()) await new Promise((wait) => setTimeout(wait, 10));
-  document.getElementById("ctl-hand").click();
+  const said = (words) => [...document.querySelectorAll('[role="alert"]')]
+    .some((alert) => alert.textContent.startsWith(words));
+  while (!said("Slow down")) await new Promise((wait) => setTimeout(wait, 10));
+  const hand = document.getElementById("ctl-hand");
+  hand.click();
+  while (hand.getAttribute("aria-pressed") !== "true") {
+    await new Promise((wait) => setTimeout(wait, 10));
+  }
+  for (let i = 0; i < 8; i += 1) hand.click();
 }"""
 
 FRAMES_DECODED = """(identity) => {
@@ -49,10 +56,10 @@ async def test_a_refused_hand_is_said_on_screen_then_goes_away(
 ) -> None:
     ada = await open_page("ada", name="Ada Lovelace", role="mentor", viewport=viewport)
     page = ada.page
-    await page.evaluate(RAISE_WHEN_SPENT)
+    await page.evaluate(HEARTS_THEN_HAND)
 
     # Said where one looks, as an alert (screen readers say it as it appears).
-    notice = page.get_by_role("alert").filter(has_text="Could not raise your hand")
+    notice = page.get_by_role("alert").filter(has_text="Could not lower your hand")
     await expect(notice).to_have_text(REFUSED)
     await expect(notice).to_be_visible()
     await expect(page.locator("#ctl-hand")).to_have_attribute("aria-pressed", "false")

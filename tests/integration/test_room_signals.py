@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from server.config import Settings
-from server.signaling.gestures import GESTURE_BURST
+from server.signaling.gestures import GESTURE_BURST, REFUSED
 from tests.support.participants import SocketParticipant, issue_token
 
 Join = Callable[..., Any]
@@ -80,6 +80,24 @@ async def test_reactions_are_rate_limited(people: Join) -> None:
     )
     # The limit is per person: Ada still can.
     assert await ada.call("reaction", {"reaction": "heart"}) == {"ok": True}
+
+
+async def test_reactions_and_hands_have_an_allowance_each(people: Join) -> None:
+    ada = await people("ada", role="mentor")
+    bo = await people("bo")
+    acks = [await bo.call("reaction", {"reaction": "heart"}) for _ in range(GESTURE_BURST + 3)]
+    assert any("error" in ack for ack in acks)
+    # A few hearts do not stop a hand from going up (they shared one allowance before).
+    assert await bo.call("hand", {"raised": True}) == {"raised": True}
+    await ada.wait_for("hand", {"identity": "bo", "raised": True})
+    # A hand sent up and down past its own allowance is refused, and changes nothing.
+    acks = [await bo.call("hand", {"raised": i % 2 == 1}) for i in range(GESTURE_BURST + 3)]
+    refused = [ack for ack in acks if "error" in ack]
+    assert refused and {ack["error"]["code"] for ack in refused} == {"rate_limited"}
+    assert refused[0]["error"]["message"] == REFUSED["hand"]
+    accepted = [ack for ack in acks if "error" not in ack]
+    expected = ["bo"] if accepted[-1]["raised"] else []
+    assert await ada.call("hands", {}) == {"hands": expected}
 
 
 async def test_a_raised_hand_is_room_state_until_lowered_or_gone(people: Join) -> None:
