@@ -12,8 +12,8 @@ SFU's NACKs over 15 s), 4.2-4.9 % when dropped on the wire. Addresses come from
 from __future__ import annotations
 
 import contextlib
-import itertools
 import os
+import random
 import shutil
 import signal
 import subprocess
@@ -21,8 +21,6 @@ import time
 from dataclasses import dataclass
 
 from tests.support.services import missing
-
-_counter = itertools.count(1)
 
 
 def _run(*args: str) -> None:
@@ -119,7 +117,17 @@ def create_test_host() -> TestHost:
             missing(f"program {program}")
     if os.geteuid() != 0:
         missing("root (network namespaces)")
-    n = (os.getpid() * 7 + next(_counter)) % 16384  # one /30 of 10.203.0.0/16
+    # Test processes run side by side (pytest-xdist), each making namespaces: a random
+    # /30 of 10.203.0.0/16, and another when its veth names are taken.
+    for _ in range(8):
+        host = _make_test_host(random.randrange(16384))
+        if host is not None:
+            return host
+    missing("network namespaces (no free address block after 8 tries)")
+
+
+def _make_test_host(n: int) -> TestHost | None:
+    """The namespace on block `n`, or None when another process holds that block."""
     prefix = f"10.203.{n // 64}"
     host_ip, ns_ip = f"{prefix}.{(n % 64) * 4 + 1}", f"{prefix}.{(n % 64) * 4 + 2}"
     name = f"pwtest{os.getpid()}x{n}"
@@ -127,6 +135,12 @@ def create_test_host() -> TestHost:
     try:
         _run("ip", "netns", "add", name)
         _run("ip", "link", "add", host_if, "type", "veth", "peer", "name", ns_if)
+    except subprocess.CalledProcessError as exc:
+        subprocess.run(["ip", "netns", "del", name], capture_output=True)
+        if b"File exists" in exc.stderr:
+            return None
+        missing(f"network namespaces ({exc.stderr.decode(errors='replace').strip()})")
+    try:
         _run("ip", "link", "set", ns_if, "netns", name)
         _run("ip", "addr", "add", f"{host_ip}/30", "dev", host_if)
         _run("ip", "link", "set", host_if, "up")

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
@@ -21,7 +22,7 @@ PG_ADMIN_DSN = os.environ.get("PAIRWISE_TEST_PG", "postgresql://postgres@127.0.0
 REDIS_URL = os.environ.get("PAIRWISE_TEST_REDIS", "redis://127.0.0.1:6379/0")
 
 
-def missing(what: str) -> None:
+def missing(what: str) -> NoReturn:
     """A needed service or program is absent: a failure in CI, a skip on a laptop."""
     message = f"{what} is not available"
     if IN_CI:
