@@ -47,10 +47,13 @@ def pytest_asyncio_loop_factories(
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """`make test` runs the suite in two processes (pytest-xdist, `--dist loadgroup`): the
-    Chromium tests all go to one of them, one at a time, while the other runs the rest.
-    Two browsers encoding and decoding video at once on this machine's two cores would
-    starve each other (and the timings the tests wait within)."""
+    tests that drive Chromium (marked `browser`, or using the `launcher` fixture, which
+    marks them) all go to one of them, one at a time, while the other runs the rest. Two
+    browsers encoding and decoding video at once on this machine's two cores would starve
+    each other (and the timings the tests wait within)."""
     for item in items:
+        if "launcher" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.browser)
         if item.get_closest_marker("browser"):
             item.add_marker(pytest.mark.xdist_group("browser"))
 
