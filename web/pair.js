@@ -37,8 +37,19 @@ const call = (method, path, body) => api(state.token, method, path, body).catch(
 });
 const base = () => `/api/v1/pairs/${encodeURIComponent(state.pair.id)}`;
 
-function fail(error) {
-  $("pair-error").textContent = error.message;
+/** Does something she asked for; if it fails, says what (`doing`) and why right after
+ * `place`, the form or buttons she used: on a phone the top of the page is out of sight, and the notices there
+ * (parts that did not load) keep their Try again. Each error is its own alert, placed new so
+ * that it is announced; her next try takes it away. Never rejects. */
+async function act(place, doing, work) {
+  const said = () => (place.nextElementSibling?.classList.contains("action-error") ? place.nextElementSibling : null);
+  said()?.remove();
+  try {
+    await work();
+  } catch (error) {
+    said()?.remove(); // two tries at once leave one error
+    place.after(el("p", { class: "error action-error", role: "alert" }, `${doing}: ${error.message}`));
+  }
 }
 
 const MODE_WORDS = { video: "video", audio: "audio only", text: "text chat", phone: "phone" };
@@ -96,17 +107,15 @@ function feedbackForm(session) {
   const form = el("form", { class: "log-inline", id: `feedback-${session.id}` },
     rating, comment, el("label", { class: "log-check" }, badFit, " Not a good fit"),
     el("button", { type: "submit" }, "Send feedback"));
-  form.addEventListener("submit", async (event) => {
+  form.addEventListener("submit", (event) => {
     event.preventDefault();
-    try {
+    act(form, "Your feedback was not sent", async () => {
       const given = await call("POST", `${base()}/sessions/${session.id}/feedback`, {
         rating: Number(rating.value), comment: comment.value || null, good_fit: !badFit.checked,
       });
       state.feedback.set(session.id, given);
       form.replaceWith(feedbackForm(session));
-    } catch (error) {
-      fail(error);
-    }
+    });
   });
   return form;
 }
@@ -136,14 +145,10 @@ async function renderAgenda() {
   const { items } = await call("GET", `${base()}/agenda`);
   $("agenda").replaceChildren(...(items.length ? items.map((item) => {
     const box = el("input", { type: "checkbox", "aria-label": `Done: ${item.text}` });
-    box.addEventListener("change", async () => {
-      try {
-        await call("PATCH", `${base()}/agenda/${item.id}`, { done: box.checked });
-        await renderAgenda();
-      } catch (error) {
-        fail(error);
-      }
-    });
+    box.addEventListener("change", () => act($("agenda-form"), "Could not change this agenda item", async () => {
+      await call("PATCH", `${base()}/agenda/${item.id}`, { done: box.checked });
+      await renderAgenda();
+    }));
     const carried = item.carried_over ? el("span", { class: "log-badge" }, `carried over ×${item.carried_over}`) : null;
     return el("li", {}, el("label", { class: "log-check" }, box, " ", bdi(item.text), " "), carried,
       el("span", { class: "muted" }, " — ", bdi(nameOf(item.added_by))));
@@ -157,15 +162,11 @@ async function renderGoals() {
       "aria-label": `Progress of ${goal.title}` });
     const shown = el("output", {}, `${goal.progress}%`);
     progress.addEventListener("input", () => { shown.textContent = `${progress.value}%`; });
-    progress.addEventListener("change", async () => {
+    progress.addEventListener("change", () => act($("goal-form"), "Could not save the goal's progress", async () => {
       const value = Number(progress.value);
-      try {
-        await call("PATCH", `${base()}/goals/${goal.id}`, { progress: value, status: value === 100 ? "done" : goal.status });
-        await renderGoals();
-      } catch (error) {
-        fail(error);
-      }
-    });
+      await call("PATCH", `${base()}/goals/${goal.id}`, { progress: value, status: value === 100 ? "done" : goal.status });
+      await renderGoals();
+    }));
     const due = goal.due_date ? ` · due ${goal.due_date}` : "";
     return el("li", { class: `goal goal-${goal.status}` }, el("span", {}, bdi(goal.title), `${due} · ${goal.status}`),
       progress, shown);
@@ -173,16 +174,17 @@ async function renderGoals() {
 }
 
 /** Once the pair is shown, its token was accepted: a part of the page that fails to load (the
- * network dropped, the server failed) is said in the page's error place with a Try again,
- * not by asking for the token again. Never rejects. */
+ * network dropped, the server failed) is said near the top with a Try again, not by asking
+ * for the token again. Never rejects. */
 async function showPair() {
   $("pair-error").replaceChildren(); // an earlier notice is about an earlier drawing
-  try {
-    await renderPair();
-  } catch (error) {
-    $("pair-error").replaceChildren(didNotLoad(
-      `Part of this page could not load (${error.message}). Check your connection, then try again.`, showPair));
-  }
+  await renderPair().catch(partDidNotLoad);
+}
+
+/** #pair-error holds only this notice (what she did that failed is said beside it: `act`). */
+function partDidNotLoad(error) {
+  $("pair-error").replaceChildren(didNotLoad(
+    `Part of this page could not load (${error.message}). Check your connection, then try again.`, showPair));
 }
 
 async function renderPair() {
@@ -206,9 +208,8 @@ async function renderMeetings() {
   try {
     meetings = await import("./meetings.js");
   } catch {
-    // #meetings is no live region (it would announce every change): the notice is its own.
     const notice = didNotLoad("The meetings could not load. Check your connection, then try again.",
-      () => renderMeetings().catch(fail), { role: "alert" });
+      () => renderMeetings().catch(partDidNotLoad));
     $("meetings").replaceChildren(el("h2", {}, "Meetings"), notice);
     return;
   }
@@ -217,10 +218,11 @@ async function renderMeetings() {
 
 /** A notice that a part of the page could not load, for the caller to place. Its `retry` runs
  * on a click on Try again, or by itself when the browser is back online: after a dropped or
- * changed network, that is when a fetch can work. */
-function didNotLoad(words, retry, attrs = {}) {
+ * changed network, that is when a fetch can work. The notice is its own alert, announced when
+ * placed: where it goes is no live region (#meetings would announce every change). */
+function didNotLoad(words, retry) {
   const tried = new AbortController();
-  const notice = el("div", { class: "notice", ...attrs }, el("p", {}, words),
+  const notice = el("div", { class: "notice", role: "alert" }, el("p", {}, words),
     el("button", { type: "button", class: "secondary", onclick: again }, "Try again"));
   function again() {
     tried.abort(); // one try for a click and an `online` together
@@ -266,38 +268,31 @@ function start() {
       $("token-error").textContent = error.message;
     }
   });
-  $("pair-select").addEventListener("change", async () => {
+  $("pair-select").addEventListener("change", () => {
     const chosen = $("pair-select").value;
     history.replaceState(null, "", `?pair=${encodeURIComponent(chosen)}${location.hash}`);
-    try {
-      await open(state.token);
-    } catch (error) {
-      fail(error);
-    }
+    act($("pair-choice").closest(".log-toolbar"), "Could not open that pair", () => open(state.token));
   });
-  $("agenda-form").addEventListener("submit", async (event) => {
+  $("agenda-form").addEventListener("submit", (event) => {
     event.preventDefault();
-    try {
+    act($("agenda-form"), "Could not add to the agenda", async () => {
       await call("POST", `${base()}/agenda`, { text: $("agenda-text").value });
       $("agenda-text").value = "";
       await renderAgenda();
-    } catch (error) {
-      fail(error);
-    }
+    });
   });
-  $("goal-form").addEventListener("submit", async (event) => {
+  $("goal-form").addEventListener("submit", (event) => {
     event.preventDefault();
-    try {
+    act($("goal-form"), "Could not add the goal", async () => {
       await call("POST", `${base()}/goals`, { title: $("goal-title").value, due_date: $("goal-due").value || null });
       $("goal-title").value = "";
       $("goal-due").value = "";
       await renderGoals();
-    } catch (error) {
-      fail(error);
-    }
+    });
   });
-  $("export-json").addEventListener("click", () => download(state.token, `${base()}/export?format=json`, "our-log.json").catch(fail));
-  $("export-csv").addEventListener("click", () => download(state.token, `${base()}/export?format=csv`, "our-log.csv").catch(fail));
+  const exports = $("export-json").parentElement;
+  $("export-json").addEventListener("click", () => act(exports, "Could not download the log", () => download(state.token, `${base()}/export?format=json`, "our-log.json")));
+  $("export-csv").addEventListener("click", () => act(exports, "Could not download the log", () => download(state.token, `${base()}/export?format=csv`, "our-log.csv")));
   const token = takeToken();
   if (!token) {
     $("token-form").hidden = false;

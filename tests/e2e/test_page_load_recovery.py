@@ -6,7 +6,7 @@ page's meetings, whose code is imported once the pair is shown, say in their sec
 they could not load, and load on "Try again" or when the browser is back online, while the
 rest of the page works. A part of the pair page whose data failed to load once the token
 was accepted is said near the top of the page, in words, with a Try again: not by asking for
-the token again."""
+the token again; something she did that failed is said beside it, and takes no notice away."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from tests.e2e.test_feedback import call
 from tests.support.participants import issue_token
 
 PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1280, "height": 800}
 RELOADING = "The connection changed while the page loaded — reloading…"
 GAVE_UP = "This page could not load. Check your connection, then reload."
 MEETINGS_GONE = "The meetings could not load. Check your connection, then try again."
@@ -32,14 +33,28 @@ TRIES = 3
 LONGEST_WAIT_S = 5
 
 
-class Outage:
-    """Requests for one script fail (`failures` of them, then they go through again), the
-    way Chromium aborts a loading page's requests when its network changes; the pages
-    loaded meanwhile are counted."""
+# What the server answers when it fails (server/api/http.py).
+SERVER_FAILED = {"error": {"code": "internal", "message": "internal server error"}}
 
-    def __init__(self, path: str, failures: float = math.inf):
+
+class Outage:
+    """Requests for one path (only those of `method`, when given) fail (`failures` of them,
+    then they go through again): aborted the way Chromium aborts a loading page's requests
+    when its network changes or, with `server_failed`, answered as the server answers when
+    it fails. The pages loaded meanwhile are counted."""
+
+    def __init__(
+        self,
+        path: str,
+        failures: float = math.inf,
+        *,
+        method: str | None = None,
+        server_failed: bool = False,
+    ):
         self.path = path
         self.left = failures
+        self.method = method
+        self.server_failed = server_failed
         self.documents: list[str] = []
 
     async def start(self, context: BrowserContext) -> Outage:
@@ -56,11 +71,14 @@ class Outage:
         self.left = 0
 
     async def _request(self, route: Route) -> None:
-        if self.left > 0:
-            self.left -= 1
-            await route.abort("internetdisconnected")
-        else:
+        if self.left <= 0 or self.method not in (None, route.request.method):
             await route.continue_()
+            return
+        self.left -= 1
+        if self.server_failed:
+            await route.fulfill(status=500, json=SERVER_FAILED)
+        else:
+            await route.abort("internetdisconnected")
 
 
 def notice(page: Page, text: str) -> Locator:
@@ -183,6 +201,20 @@ async def open_pair_page(base_url: str, page: Page) -> Page:
     return page
 
 
+async def open_pair_page_during(base_url: str, launcher: Launcher, *outages: Outage) -> Page:
+    """Ada's pair page on a phone, opened while the outages last."""
+    context = await launcher.context(viewport=PHONE, has_touch=True, is_mobile=True)
+    for outage in outages:
+        await outage.start(context)
+    return await open_pair_page(base_url, await context.new_page())
+
+
+async def expect_pair_shown(page: Page) -> None:
+    """Her token was accepted: the pair is shown, and she is not asked for her token again."""
+    await expect(page.get_by_role("heading", name="Ada and Bo", level=1)).to_be_visible()
+    await expect(page.locator("#token-form")).to_be_hidden()
+
+
 def meetings_gone(page: Page) -> Locator:
     return page.locator("#meetings").get_by_role("alert").filter(has_text=MEETINGS_GONE)
 
@@ -199,13 +231,11 @@ async def expect_meetings_mounted(page: Page) -> None:
 async def test_the_pair_page_works_without_its_meetings_and_loads_them_on_try_again(
     base_url: str, launcher: Launcher
 ) -> None:
-    context = await launcher.context(viewport=PHONE, has_touch=True, is_mobile=True)
-    outage = await Outage("/static/meetings.js").start(context)
-    page = await open_pair_page(base_url, await context.new_page())
+    outage = Outage("/static/meetings.js")
+    page = await open_pair_page_during(base_url, launcher, outage)
 
     await expect(meetings_gone(page)).to_be_visible()
-    await expect(page.get_by_role("heading", name="Ada and Bo", level=1)).to_be_visible()
-    await expect(page.locator("#token-form")).to_be_hidden()  # not asked for her token again
+    await expect_pair_shown(page)
     await page.get_by_label("New agenda item").fill("Our reading list")
     await page.get_by_role("button", name="Add", exact=True).click()
     await expect(page.locator("#agenda")).to_contain_text("Our reading list")
@@ -229,14 +259,13 @@ async def test_the_pair_page_works_without_its_meetings_and_loads_them_on_try_ag
 async def test_the_pair_pages_meetings_load_when_the_browser_is_back_online(
     base_url: str, launcher: Launcher
 ) -> None:
-    context = await launcher.context(viewport=PHONE)
-    outage = await Outage("/static/meetings.js").start(context)
-    page = await open_pair_page(base_url, await context.new_page())
+    outage = Outage("/static/meetings.js")
+    page = await open_pair_page_during(base_url, launcher, outage)
     await expect(meetings_gone(page)).to_be_visible()
 
     outage.end()
-    await context.set_offline(True)
-    await context.set_offline(False)
+    await page.context.set_offline(True)
+    await page.context.set_offline(False)
     await expect_meetings_mounted(page)
 
 
@@ -245,9 +274,7 @@ async def test_the_pair_pages_meetings_load_when_the_browser_is_back_online(
 async def test_the_meetings_notice_fits_a_phone_and_passes_axe(
     base_url: str, launcher: Launcher
 ) -> None:
-    context = await launcher.context(viewport=PHONE, has_touch=True, is_mobile=True)
-    await Outage("/static/meetings.js").start(context)
-    page = await open_pair_page(base_url, await context.new_page())
+    page = await open_pair_page_during(base_url, launcher, Outage("/static/meetings.js"))
 
     await expect(meetings_gone(page)).to_be_visible()
     await expect(page.locator("#meetings").get_by_role("button", name="Try again")).to_be_visible()
@@ -273,15 +300,12 @@ def try_again(page: Page) -> Locator:
 async def test_a_part_of_the_pair_page_that_failed_to_load_says_so_and_loads_on_try_again(
     base_url: str, launcher: Launcher
 ) -> None:
-    context = await launcher.context(viewport=PHONE, has_touch=True, is_mobile=True)
-    outage = await Outage("/api/v1/pairs/*/goals").start(context)
-    page = await open_pair_page(base_url, await context.new_page())
+    outage = Outage("/api/v1/pairs/*/goals")
+    page = await open_pair_page_during(base_url, launcher, outage)
 
-    # Her token was accepted (the pair is shown): the page says what failed, in words,
-    # where she sees it, and does not ask for her token again.
+    # The page says what failed, in words, where she sees it.
     await expect(part_gone(page)).to_be_visible()
-    await expect(page.get_by_role("heading", name="Ada and Bo", level=1)).to_be_visible()
-    await expect(page.locator("#token-form")).to_be_hidden()
+    await expect_pair_shown(page)
     await expect(page.locator("body")).not_to_contain_text("Failed to fetch")
     await expect(page.locator("#agenda")).to_contain_text("Nothing on the agenda yet.")
     await expect(page.locator("#sessions")).to_contain_text("No sessions yet.")
@@ -308,22 +332,15 @@ async def test_a_part_of_the_pair_page_that_failed_to_load_says_so_and_loads_on_
 async def test_a_part_that_failed_on_the_server_keeps_its_words_and_loads_when_back_online(
     base_url: str, launcher: Launcher
 ) -> None:
-    context = await launcher.context(viewport=PHONE)
-
-    async def server_failed(route: Route) -> None:
-        """What the server answers when it fails (server/api/http.py)."""
-        body = {"error": {"code": "internal", "message": "internal server error"}}
-        await route.fulfill(status=500, json=body)
-
-    await context.route("**/api/v1/pairs/*/agenda", server_failed)
-    page = await open_pair_page(base_url, await context.new_page())
+    outage = Outage("/api/v1/pairs/*/agenda", server_failed=True)
+    page = await open_pair_page_during(base_url, launcher, outage)
     await expect(part_gone(page, "internal server error")).to_be_visible()
-    await expect(page.locator("#token-form")).to_be_hidden()
+    await expect_pair_shown(page)
 
-    await context.unroute("**/api/v1/pairs/*/agenda", server_failed)
-    await context.set_offline(True)
+    outage.end()
+    await page.context.set_offline(True)
     await page.wait_for_function("() => !navigator.onLine")  # so that coming back is an event
-    await context.set_offline(False)
+    await page.context.set_offline(False)
     await expect(page.locator("#agenda")).to_contain_text("Nothing on the agenda yet.")
     await expect(page.locator("#pair-error")).to_be_empty()
 
@@ -347,11 +364,72 @@ async def test_a_refused_token_still_asks_for_the_token(base_url: str, launcher:
 async def test_the_pair_pages_load_failure_fits_a_phone_and_passes_axe(
     base_url: str, launcher: Launcher
 ) -> None:
-    context = await launcher.context(viewport=PHONE, has_touch=True, is_mobile=True)
-    await Outage("/api/v1/pairs/*/goals").start(context)
-    page = await open_pair_page(base_url, await context.new_page())
+    page = await open_pair_page_during(base_url, launcher, Outage("/api/v1/pairs/*/goals"))
 
     await expect(part_gone(page)).to_be_visible()
     await expect(try_again(page)).to_be_visible()
     assert await page.evaluate(NO_HORIZONTAL_SCROLL)
     assert await axe_violations(page, "part of the pair page could not load") == []
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+async def test_an_action_that_failed_is_said_beside_it_and_leaves_the_load_notice(
+    base_url: str, launcher: Launcher
+) -> None:
+    goals = Outage("/api/v1/pairs/*/goals")
+    adding = Outage("/api/v1/pairs/*/agenda", method="POST")
+    page = await open_pair_page_during(base_url, launcher, goals, adding)
+    await expect(part_gone(page)).to_be_visible()
+
+    await page.get_by_label("New agenda item").fill("Our reading list")
+    await page.get_by_role("button", name="Add", exact=True).click()
+    # Said where she is (the top of a phone's page is out of sight), and apart from the notice
+    # of what did not load: both are there, each its own alert, none inside another.
+    said = page.locator("#agenda-form + [role=alert]")
+    await expect(said).to_have_text(f"Could not add to the agenda: {UNREACHABLE}")
+    await expect(said).to_be_in_viewport(ratio=1)
+    await expect(part_gone(page)).to_have_count(1)
+    await expect(try_again(page)).to_be_visible()
+    await expect(page.locator("[role=alert] [role=alert]")).to_have_count(0)
+    assert await axe_violations(page, "an action failed beside a load notice") == []
+
+    # Both usable: the notice's Try again loads the goals and leaves her action's words...
+    goals.end()
+    await try_again(page).click()
+    await expect(page.locator("#goals")).to_contain_text("No goals yet.")
+    await expect(page.locator("#pair-error")).to_be_empty()
+    await expect(said).to_have_text(f"Could not add to the agenda: {UNREACHABLE}")
+    # ...and trying the action again does it and takes its words away.
+    adding.end()
+    await page.get_by_role("button", name="Add", exact=True).click()
+    await expect(page.locator("#agenda")).to_contain_text("Our reading list")
+    await expect(said).to_have_count(0)
+
+
+# The space an element takes in the page: how far the next one moves up without it.
+SPACE_TAKEN = """(element) => {
+  const next = () => element.nextElementSibling.getBoundingClientRect().top;
+  const shown = next();
+  const display = element.style.display;
+  element.style.display = "none";
+  const gone = next();
+  element.style.display = display;
+  return shown - gone;
+}"""
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["1280x800", "390x844"])
+async def test_the_pair_pages_empty_error_place_takes_no_space(
+    viewport: dict[str, int], base_url: str, launcher: Launcher
+) -> None:
+    context = await launcher.context(viewport=viewport)
+    page = await open_pair_page(base_url, await context.new_page())
+    await expect_meetings_mounted(page)
+    await expect(page.locator("#goals")).to_contain_text("No goals yet.")
+
+    place = page.locator("#pair-error")
+    await expect(place).to_be_empty()
+    assert await place.evaluate(SPACE_TAKEN) == 0
