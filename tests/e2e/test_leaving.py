@@ -8,6 +8,8 @@ gets the grace, and a hand raised before it is still up after the reconnect.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from playwright.async_api import expect
 
@@ -84,3 +86,33 @@ async def test_a_raised_hand_stays_up_through_a_dropped_connection(open_page: Op
     await expect(hand).to_have_attribute("aria-pressed", "true")
     await expect(hand).to_have_text("Lower hand")
     await expect(bo.tile("ada")).to_have_attribute("data-hand", "true")
+
+
+async def test_a_hand_raised_before_its_tile_exists_shows_when_the_tile_comes(
+    open_page: OpenPage,
+) -> None:
+    """Ada raises her hand and her connection drops; Cy joins within the grace. The server
+    tells Cy's page the hand is up (`hands`) while Ada has no tile there yet; when Ada is
+    back and her tile comes, it shows her hand (before, the hand was dropped for want of
+    a tile)."""
+    bo = await open_page("bo", role="mentor")
+    ada = await open_page("ada", diag=DEBUG)
+    await ada.page.locator("#ctl-react").click()
+    await ada.page.locator("#ctl-hand").click()
+    await expect(bo.tile("ada")).to_have_attribute("data-hand", "true")
+
+    # Ada's socket drops and stays down (no automatic reconnect) until the test says.
+    await ada.evaluate(
+        """() => { window.pairwiseDebug.room.socket.socket.io.reconnection(false);
+        window.pairwiseDebug.dropSocket(); }"""
+    )
+    await expect(bo.tile("ada")).to_have_class("tile reconnecting")
+    cy = await open_page("cy", diag=DEBUG)
+    await cy.page.wait_for_function("() => window.pairwiseDebug.room.reactions.hands.has('ada')")
+    await expect(cy.tile("ada")).to_have_count(0)
+
+    await ada.evaluate("() => window.pairwiseDebug.room.socket.reconnect()")
+    await expect(cy.tile("ada")).to_be_visible()
+    await expect(cy.tile("ada")).to_have_attribute("data-hand", "true")
+    await expect(cy.tile("ada").locator(".hand")).to_be_visible()
+    await expect(cy.tile("ada")).to_have_attribute("aria-label", re.compile("hand raised$"))

@@ -258,3 +258,51 @@ async def test_picture_in_picture_and_full_screen_show_the_share(
     # A double-click on the share does the same.
     await shown.locator("video").dblclick()
     assert await asked(bo, 2) == ["fullscreen share:figure", "fullscreen share:figure"]
+
+
+# As RECORD, for a window that stays open: what picture-in-picture shows ("share", or
+# "tile:<identity>" for a camera tile's video), each time it is asked to show something.
+FLOATING = """() => {
+    window.floated = [];
+    let floating = null;
+    const what = (el) => el.closest(".screen-share") ? "share" : `tile:${el.closest(".tile")?.dataset.identity}`;
+    Object.defineProperty(document, "pictureInPictureEnabled", { get: () => true });
+    Object.defineProperty(document, "pictureInPictureElement", { get: () => floating });
+    HTMLVideoElement.prototype.requestPictureInPicture = function () {
+        floating = this;
+        window.floated.push(what(this));
+        return Promise.resolve({});
+    };
+}"""
+
+
+async def floated(page: RoomPage, count: int) -> list[str]:
+    """What picture-in-picture was asked to show (FLOATING), once asked `count` times."""
+    await page.page.wait_for_function(
+        "(n) => window.floated.length >= n", arg=count, timeout=15_000
+    )
+    return list(await page.evaluate("() => window.floated"))
+
+
+async def test_picture_in_picture_open_before_a_share_follows_it_and_comes_back(
+    open_page: OpenPage, sharing_context: BrowserContext
+) -> None:
+    """Bo floats Ada's camera; Ada starts sharing: the window shows the share (what the
+    room features now), with no click; she stops: it shows her camera again. Before, the
+    window kept the camera through the whole share."""
+    ada = await open_page("ada", role="mentor", context=sharing_context)
+    bo = await open_page("bo", diag=("debug-handle",))
+    await expect(bo.tile("ada")).to_have_class("tile has-video", timeout=15_000)
+    await bo.evaluate(FLOATING)
+    await bo.evaluate("() => document.activeElement.blur()")
+    await bo.page.keyboard.press("p")
+    assert await floated(bo, 1) == ["tile:ada"]
+
+    await ada.page.get_by_role("button", name="Share screen").click()
+    await expect(share_of(bo, "ada")).to_be_visible(timeout=15_000)
+    assert await floated(bo, 2) == ["tile:ada", "share"]
+
+    await ada.page.get_by_role("button", name="Stop sharing").click()
+    assert await floated(bo, 3) == ["tile:ada", "share", "tile:ada"]
+    await expect(share_of(bo, "ada")).to_have_count(0)
+    await expect(bo.page.locator("#screens")).to_be_hidden()

@@ -3,8 +3,11 @@
 // menus of the control bar, meeting info, and the keyboard shortcuts with their help.
 
 const MODE_WORDS = { video: "video", audio: "audio only", text: "text chat", phone: "phone" };
-const PHONE = "(max-width: 820px)";
+// A narrow window, or a touch phone held sideways: wider than 820 px then (915x412), but
+// no taller than a phone is wide. A tablet or a desktop window keeps the chat's column.
+const PHONE = "(max-width: 820px), (pointer: coarse) and (max-height: 500px)";
 
+/** Whether the room opens as on a phone: on the video, its chat a layer opened from the bar. */
 export function isPhone() {
   return window.matchMedia(PHONE).matches;
 }

@@ -40,6 +40,7 @@ export class Room {
     this.names = new Map([[claims.sub, claims.name]]); // everyone ever seen here: names stay after they leave
     this.joined = false;
     this.left = false;
+    this.networkDown = false; // I am below video because of the network (not my choice)
 
     this.banner = new Banner();
     this.tiles = new Tiles(document.getElementById("tiles"), this.me);
@@ -62,6 +63,7 @@ export class Room {
         this.#refreshControls();
       },
       announce,
+      onChange: () => this.#pictureInPictureFollows(),
     });
     this.devices = new DeviceSettings({ local, senders: () => this.media.senders, tiles: this.tiles,
       me: this.me, announce });
@@ -194,6 +196,9 @@ export class Room {
       this.media.screen.refresh(identity);
       this.#refreshPeople();
       if (identity === this.me) {
+        // Below video because of the network (not my choice): my share's notice says so.
+        if (mode === "video" || choice) this.networkDown = false;
+        else if (isNetworkReason(reason)) this.networkDown = true;
         this.media.serverMode(mode, reason);
         return;
       }
@@ -284,8 +289,7 @@ export class Room {
       await document.exitPictureInPicture().catch(() => {});
       return;
     }
-    const featured = this.layout.featured || this.me;
-    const video = this.media.screen.shownVideo(featured) || this.tiles.root(featured)?.querySelector("video");
+    const video = this.#featuredVideo();
     if (!video || !video.srcObject) {
       notice("There is no video to show in picture-in-picture yet");
       return;
@@ -295,6 +299,21 @@ export class Room {
     } catch (err) {
       notice(`Picture-in-picture is not available: ${err.message}`);
     }
+  }
+
+  /** The video the room features: a shown share, else the featured participant's. */
+  #featuredVideo() {
+    const featured = this.layout.featured || this.me;
+    return this.media.screen.shownVideo(featured) || this.tiles.root(featured)?.querySelector("video") || null;
+  }
+
+  /** A share started or stopped while a picture-in-picture window is open: the window
+   * shows what the room features now (switching needs no click while one is open). */
+  async #pictureInPictureFollows() {
+    const floating = document.pictureInPictureElement;
+    const video = this.#featuredVideo();
+    if (!floating || !video?.srcObject || video === floating) return;
+    await video.requestPictureInPicture().catch(() => {});
   }
 
   #refreshPeople() {
@@ -322,7 +341,7 @@ export class Room {
     this.tiles.setMic(this.me, sendsAudio ? micOn : null);
     this.tiles.setCameraOff(this.me, mode !== "video" || !camOn);
     this.media.screen.setReceiving(!this.media.audioOnlyChosen);
-    this.media.screen.setMyMode(mode, this.media.audioOnlyChosen);
+    this.media.screen.setMyMode(mode, this.media.audioOnlyChosen, this.networkDown);
   }
 
   #addPerson(person) {

@@ -11,11 +11,14 @@
 //
 // Below video (audio only, or text while my connection is rebuilt) the SFU holds my share
 // with my camera (docs/protocol-media.md): my page stops sending it too (an uplink too
-// poor for a camera has no room for a screen), says so, and sends it again when my video
-// is back. The capture itself goes on: a step down is often the network's, not mine, and
-// stopping would have me pick the window again after every one. Likewise the others'
-// shares say why they are paused when I chose audio only (the SFU sends me no video) or
-// their sharer is below video, instead of a still picture.
+// poor for a camera has no room for a screen), says so (after the network's step down:
+// that it is the connection, and that the share comes back by itself, with nothing to
+// click), and sends it again when my video is back. The capture itself goes on: a step
+// down is often the network's, not mine, and stopping would have me pick the window
+// again after every one. Likewise the others' shares say why they are paused when I
+// chose audio only (the SFU sends me no video) or their sharer is below video, instead
+// of a still picture. A picture-in-picture window open when a share comes or goes moves
+// to what the room features then (room.js).
 
 import { bdi } from "../sessionlog.js";
 import { LINK_PAUSED } from "./tiles.js";
@@ -41,12 +44,16 @@ export class ScreenShare {
     this.receiving = true; // false while I chose audio only: the SFU sends me no video
     this.myMode = "video"; // below video the SFU holds my share: not sent
     this.audioOnlyChosen = false; // my step below video was my choice, not the network's
+    this.networkDown = false; // the network (the ladder's step down) put me below video
     this.notice = null; // on my page while my share is not sent
     // Set by the room: a participant's media mode, "turn my video back on", and the
     // screen reader's announcer.
     this.modeOf = () => "video";
     this.resumeVideo = null;
     this.announce = () => {};
+    // Set by the room: a share came into view or went, so what the room features changed
+    // (a picture-in-picture window follows it).
+    this.onChange = () => {};
     document.addEventListener("fullscreenchange", () => {
       for (const view of this.remote.values()) this.#showFullscreen(view);
     });
@@ -117,10 +124,11 @@ export class ScreenShare {
   }
 
   /** My media mode (after every change, and after a rebuild: a new connection starts with
-   * my share on its sender whatever the mode). */
-  setMyMode(mode, audioOnlyChosen) {
+   * my share on its sender whatever the mode); `networkDown`: the network put me there. */
+  setMyMode(mode, audioOnlyChosen, networkDown = false) {
     this.myMode = mode;
     this.audioOnlyChosen = audioOnlyChosen;
+    this.networkDown = networkDown && !audioOnlyChosen;
     this.attach().catch(() => {});
     this.#refresh();
   }
@@ -270,6 +278,8 @@ export class ScreenShare {
     full.hidden = !document.fullscreenEnabled;
     full.addEventListener("click", () => this.toggleFullscreen(identity));
     for (const el of [video, state]) el.addEventListener("dblclick", () => this.toggleFullscreen(identity));
+    // Its first picture (of a share, or of a share shown again): the room features it now.
+    video.addEventListener("loadeddata", () => this.onChange());
     caption.append(words, full);
     root.append(video, state, caption);
     this.#stageFor().append(root);
@@ -283,8 +293,16 @@ export class ScreenShare {
     const view = this.remote.get(identity);
     if (!view) return;
     if (document.fullscreenElement === view.root) document.exitFullscreen().catch(() => {});
-    view.root.remove();
     this.remote.delete(identity);
+    if (document.pictureInPictureElement === view.video) {
+      // Floating: the window moves to what the room features now before the video goes
+      // (a video taken out of the page closes its window, and opening one again would
+      // need a click).
+      view.root.hidden = true;
+      Promise.resolve(this.onChange()).finally(() => view.root.remove());
+    } else {
+      view.root.remove();
+    }
     this.#hideEmptyStage();
   }
 
@@ -337,7 +355,13 @@ export class ScreenShare {
       return;
     }
     const why = this.myMode === "audio" ? "you are in audio only" : "you are in text chat";
-    const text = `Your screen is not being shared while ${why}. It is shared again when your video is back on.`;
+    // The network's step down is undone by the ladder, not by a button: nothing to click.
+    const text = this.networkDown
+      ? (this.myMode === "audio"
+        ? "Your screen is not being shared just now: your connection is too weak for it, so you are in audio only."
+        : "Your screen is not being shared while your connection is rebuilt.")
+        + " It is shared again by itself when your connection allows. You do not need to share again."
+      : `Your screen is not being shared while ${why}. It is shared again when your video is back on.`;
     const chosen = this.myMode === "audio" && this.audioOnlyChosen && Boolean(this.resumeVideo);
     if (this.notice?.dataset.text === text && this.notice.dataset.chosen === String(chosen)) return;
     this.notice?.remove();

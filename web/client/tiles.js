@@ -39,6 +39,9 @@ export class Tiles {
     this.me = me;
     this.tiles = new Map(); // identity → {root, video, ...}
     this.receivingVideo = true; // false while I chose audio only: nobody's video comes
+    // Raised hands, tile or not: a hand can be up before its tile exists (I joined while
+    // its owner's connection was down, within the room's grace), and shows when it comes.
+    this.hands = new Set();
   }
 
   /** Add or update a participant ({identity, name, role, media_mode, presence}). */
@@ -91,6 +94,8 @@ export class Tiles {
 
   /** A raised hand shows on the tile until lowered. */
   setHand(identity, raised) {
+    if (raised) this.hands.add(identity);
+    else this.hands.delete(identity);
     const tile = this.tiles.get(identity);
     if (!tile) return;
     tile.hand.hidden = !raised;
@@ -212,8 +217,9 @@ export class Tiles {
     state.hidden = true;
     const badge = span("badge");
     const hand = span("hand", "✋");
-    hand.hidden = true;
+    hand.hidden = !this.hands.has(person.identity);
     hand.setAttribute("aria-hidden", "true");
+    root.dataset.hand = String(!hand.hidden);
     const quality = span("quality");
     quality.setAttribute("role", "img");
     for (let i = 0; i < 3; i += 1) quality.append(document.createElement("i"));
