@@ -6,9 +6,6 @@ RUN_STAMP := $(VENV)/.run-deps
 DEV_STAMP := $(VENV)/.dev-deps
 WEB_STAMP := web/node_modules/.stamp
 PYTEST_ARGS ?=
-# Test processes side by side (pytest-xdist): the Chromium tests stay on one of them
-# (tests/conftest.py), so more than two mostly adds contention on a 2-core machine.
-TEST_WORKERS ?= 2
 
 .PHONY: run test test-quick lint format bench clean
 
@@ -34,11 +31,11 @@ run: $(RUN_STAMP) $(WEB_STAMP)
 
 # --durations: the slowest tests at the end of the report, to keep the suite in budget
 test: $(DEV_STAMP) $(WEB_STAMP)
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup --durations=25 $(PYTEST_ARGS)
+	$(PY) -m pytest --durations=25 $(PYTEST_ARGS)
 
 # The quick subset for a developer: everything but the slow suites (browser, SIP, multi-node).
 test-quick: $(DEV_STAMP) $(WEB_STAMP)
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup -m "not slow" $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
 lint: $(DEV_STAMP)
 	$(VENV)/bin/ruff check server tests loadtests benchmarks

@@ -44,30 +44,12 @@ def pytest_asyncio_loop_factories(
     return {default: loop_factory(default)}
 
 
-@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """`make test` runs the suite in two processes (pytest-xdist, `--dist loadgroup`): the
-    tests that drive Chromium (marked `browser`, or using the `launcher` fixture, which
-    marks them) all go to one of them, one at a time, while the other runs the rest. Two
-    browsers encoding and decoding video at once on this machine's two cores would starve
-    each other (and the timings the tests wait within)."""
+    """A test that drives Chromium through the `launcher` fixture is marked `browser` (as
+    the suites' own Chromium tests are), so `-m browser` selects every one of them."""
     for item in items:
         if "launcher" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.browser)
-        if item.get_closest_marker("browser"):
-            item.add_marker(pytest.mark.xdist_group("browser"))
-
-
-def pytest_runtest_setup(item: pytest.Item) -> None:
-    """Under `--dist loadgroup` a Chromium test runs only if its group reached its node id
-    (the scheduler reads it there): pytest 9.2 silently dropped it."""
-    if not item.config.getoption("loadgroup", default=False):
-        return
-    if item.get_closest_marker("browser") and not item.nodeid.endswith("@browser"):
-        pytest.fail(
-            "--dist loadgroup did not group this Chromium test with the others, so two"
-            " could run at once: see pytest-dev/pytest-xdist#1386 and pyproject.toml"
-        )
 
 
 @pytest.fixture
