@@ -117,8 +117,8 @@ def create_test_host() -> TestHost:
             missing(f"program {program}")
     if os.geteuid() != 0:
         missing("root (network namespaces)")
-    # Test processes run side by side (pytest-xdist), each making namespaces: a random
-    # /30 of 10.203.0.0/16, and another when its veth names are taken.
+    # A random /30 of 10.203.0.0/16, and another when its veth names are taken: another
+    # test process on this machine (a second run, a helper's) may hold that block.
     for _ in range(8):
         host = _make_test_host(random.randrange(16384))
         if host is not None:

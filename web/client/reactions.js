@@ -32,7 +32,6 @@ export class Reactions {
     this.nameOf = nameOf;
     this.announce = announce;
     this.onHands = onHands;
-    this.hands = new Set();
     this.layer = document.getElementById("reaction-layer");
     this.handButton = document.getElementById("ctl-hand");
     this.handButton.addEventListener("click", () => this.toggleHand());
@@ -97,10 +96,13 @@ export class Reactions {
     if (identity !== this.me) this.announce(`${name || this.nameOf(identity)} sent ${known.words}`);
   }
 
+  /** Raised hands, in the tiles' keeping (a hand can be up before its tile exists). */
+  get hands() {
+    return this.tiles.hands;
+  }
+
   #hand(identity, name, raised, quiet = false) {
     if (raised === this.hands.has(identity)) return;
-    if (raised) this.hands.add(identity);
-    else this.hands.delete(identity);
     this.tiles.setHand(identity, raised);
     if (identity === this.me) {
       this.handButton.setAttribute("aria-pressed", String(raised));
