@@ -1,21 +1,17 @@
 // Meetings in the pair view: the pair's meetings on my own clock, times both are free,
 // proposing, accepting, cancelling, and my private calendar feed. The pair page mounts it.
 
-import { bdi, el } from "./sessionlog.js";
+import { act, bdi, el } from "./sessionlog.js";
 
 /** Render the meetings of `pair` into `container`; `call(method, path, body)` is the
  * page's authenticated API call and `me` the signed-in member's identity. */
 export async function mountMeetings(container, { call, pair, me }) {
   const base = `/api/v1/pairs/${encodeURIComponent(pair.id)}/meetings`;
-  const error = el("p", { class: "error", role: "alert" });
-  const act = (fn) => async () => {
-    error.textContent = "";
-    try {
-      await fn();
-      await render();
-    } catch (e) {
-      error.textContent = e.message;
-    }
+  let heading; // of what is shown: a failed refresh is said after it
+  /** A click's handler: `work`, then the meetings again; what failed is said after `place`
+   * (the buttons or form used). Nothing is said, and no space kept, while nothing failed. */
+  const acting = (place, doing, work) => async () => {
+    if (await act(place, doing, work)) await act(heading, "Could not show the meetings again", render);
   };
 
   function meetingItem(m) {
@@ -30,13 +26,14 @@ export async function mountMeetings(container, { call, pair, me }) {
     const actions = el("div", { class: "log-inline" });
     if (m.status === "proposed" && m.proposed_by !== me) {
       m.options.forEach((o, i) => actions.append(el("button", { type: "button",
-        onclick: act(() => call("POST", `${base}/${m.id}/accept`, { option: i })) }, `Accept ${mineLocal(o)}`)));
+        onclick: acting(actions, "Could not accept that time",
+          () => call("POST", `${base}/${m.id}/accept`, { option: i })) }, `Accept ${mineLocal(o)}`)));
     } else if (m.status === "proposed") {
       item.append(el("div", { class: "muted" }, "Waiting for your partner: ", m.options.map(mineLocal).join("; ")));
     }
     if (m.status !== "cancelled") {
       actions.append(el("button", { type: "button",
-        onclick: act(() => call("POST", `${base}/${m.id}/cancel`)) }, "Cancel"));
+        onclick: acting(actions, "Could not cancel the meeting", () => call("POST", `${base}/${m.id}/cancel`)) }, "Cancel"));
     }
     item.append(actions);
     return item;
@@ -55,28 +52,26 @@ export async function mountMeetings(container, { call, pair, me }) {
     const when = el("input", { id: "meeting-when", type: "datetime-local", required: true });
     const form = el("form", { class: "log-inline", onsubmit: (event) => {
       event.preventDefault();
-      act(() => propose(title.value, new Date(when.value).toISOString(), 60))();
+      acting(form, "Could not propose the meeting", () => propose(title.value, new Date(when.value).toISOString(), 60))();
     } },
       el("label", { for: "meeting-title", class: "visually-hidden" }, "Meeting title"), title,
       el("label", { for: "meeting-when" }, "When"), when,
       el("button", { type: "submit" }, "Propose"));
-    const feed = el("p", {}, el("button", { type: "button", onclick: async () => {
-      try {
-        const { url } = await call("POST", "/api/v1/me/calendar");
-        feed.replaceChildren(el("label", { for: "calendar-url" }, "Your calendar feed (keep it private): "),
-          el("input", { id: "calendar-url", readonly: true, value: url, size: 40 }));
-      } catch (e) {
-        error.textContent = e.message;
-      }
-    } }, "Calendar feed link"));
+    const feed = el("p", {}, el("button", { type: "button", onclick: () => act(feed, "Could not make your calendar feed link", async () => {
+      const { url } = await call("POST", "/api/v1/me/calendar");
+      feed.replaceChildren(el("label", { for: "calendar-url" }, "Your calendar feed (keep it private): "),
+        el("input", { id: "calendar-url", readonly: true, value: url, size: 40 }));
+    }) }, "Calendar feed link"));
+    const both = el("p", { class: "muted" }, "Both free: ");
+    both.append(...suggestions.map((s) => el("button", { type: "button",
+      onclick: acting(both, "Could not propose that time", () => propose("Mentoring session", s.start_utc, 60)) }, s.mentee_local)));
+    heading = el("h2", {}, "Meetings");
     container.replaceChildren(
-      el("h2", {}, "Meetings"),
+      heading,
       el("ul", { class: "log-list", id: "meeting-list" }, ...meetings.map(meetingItem)),
       // (replaceChildren writes a null as the text "null": nothing is left out by a spread)
-      ...(suggestions.length ? [el("p", { class: "muted" }, "Both free: ",
-        ...suggestions.map((s) => el("button", { type: "button",
-          onclick: act(() => propose("Mentoring session", s.start_utc, 60)) }, s.mentee_local)))] : []),
-      form, feed, error,
+      ...(suggestions.length ? [both] : []),
+      form, feed,
     );
   }
 

@@ -3,7 +3,7 @@
 
 import { readToken } from "./client/socket.js";
 import { plainReason } from "./client/reasons.js";
-import { api, bdi, download, el, minutes, svg, when } from "./sessionlog.js";
+import { act, api, bdi, download, el, minutes, svg, when } from "./sessionlog.js";
 import { timelineWords } from "./timeline.js";
 
 const $ = (id) => document.getElementById(id);
@@ -36,21 +36,6 @@ const call = (method, path, body) => api(state.token, method, path, body).catch(
   throw error instanceof TypeError ? new Error("the server could not be reached", { cause: error }) : error;
 });
 const base = () => `/api/v1/pairs/${encodeURIComponent(state.pair.id)}`;
-
-/** Does something she asked for; if it fails, says what (`doing`) and why right after
- * `place`, the form or buttons she used: on a phone the top of the page is out of sight, and the notices there
- * (parts that did not load) keep their Try again. Each error is its own alert, placed new so
- * that it is announced; her next try takes it away. Never rejects. */
-async function act(place, doing, work) {
-  const said = () => (place.nextElementSibling?.classList.contains("action-error") ? place.nextElementSibling : null);
-  said()?.remove();
-  try {
-    await work();
-  } catch (error) {
-    said()?.remove(); // two tries at once leave one error
-    place.after(el("p", { class: "error action-error", role: "alert" }, `${doing}: ${error.message}`));
-  }
-}
 
 const MODE_WORDS = { video: "video", audio: "audio only", text: "text chat", phone: "phone" };
 
@@ -240,12 +225,9 @@ async function open(token) {
   const mine = await call("GET", "/api/v1/me/pairs");
   state.me = mine.identity;
   if (!mine.pairs.length) throw new Error("You are not in a mentoring pair yet.");
-  const wanted = new URLSearchParams(location.search).get("pair");
-  state.pair = mine.pairs.find((p) => p.id === wanted) || mine.pairs[0];
-  if (mine.pairs.length > 1) {
-    $("pair-select").replaceChildren(...mine.pairs.map((p) => el("option", { value: p.id, selected: p.id === state.pair.id, dir: "auto" }, p.title)));
-    $("pair-choice").hidden = false;
-  }
+  // A token is for one room and a room is one pair's, ever (server/pairs/store.py): the
+  // pair is the token's. Each pair's page is opened from its own link (or /home).
+  state.pair = mine.pairs[0];
   // The join link works for the room this token was issued for: for another pair's room,
   // it would open the wrong meeting, so that pair's own invitation is needed instead.
   const claims = readToken(token);
@@ -267,11 +249,6 @@ function start() {
     } catch (error) {
       $("token-error").textContent = error.message;
     }
-  });
-  $("pair-select").addEventListener("change", () => {
-    const chosen = $("pair-select").value;
-    history.replaceState(null, "", `?pair=${encodeURIComponent(chosen)}${location.hash}`);
-    act($("pair-choice").closest(".log-toolbar"), "Could not open that pair", () => open(state.token));
   });
   $("agenda-form").addEventListener("submit", (event) => {
     event.preventDefault();

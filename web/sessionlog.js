@@ -53,6 +53,24 @@ export async function api(credential, method, path, body) {
   return payload;
 }
 
+/** Does something a person asked for; if it fails, says what (`doing`) and why right after
+ * `place`, the form or buttons they used: on a phone the top of the page is out of sight,
+ * and the notices there (parts that did not load) keep their Try again. Each error is its
+ * own alert, placed new so that it is announced; the next try takes it away. Never
+ * rejects: resolves to whether the work was done. */
+export async function act(place, doing, work) {
+  const said = () => (place.nextElementSibling?.classList.contains("action-error") ? place.nextElementSibling : null);
+  said()?.remove();
+  try {
+    await work();
+    return true;
+  } catch (error) {
+    said()?.remove(); // two tries at once leave one error
+    place.after(el("p", { class: "error action-error", role: "alert" }, `${doing}: ${error.message}`));
+    return false;
+  }
+}
+
 /** Fetch an export and hand it to the browser as a download. */
 export async function download(credential, path, filename) {
   const text = await api(credential, "GET", path);
