@@ -223,8 +223,16 @@ class Participant:
                 self.m.error("connect_failed", f"{self.spec.identity}: {exc}")
             return False
         self.m.connected += 1
+        call = await self._call_unless_dead("join", {"media_mode": self.spec.media_mode}, 15)
+        if call is None:
+            # Its node died under the join (a node killed as the ramp reached it): as a
+            # connect no node took, the caller may go where the room is now.
+            self.unreachable = True
+            if not again and not elsewhere_next:
+                self.m.error("join_no_ack", f"{self.spec.identity}: connection lost")
+            return False
         try:
-            ack = await self.sio.call("join", {"media_mode": self.spec.media_mode}, timeout=15)
+            ack = call.result()
         except (TimeoutError, socketio.exceptions.SocketIOError) as exc:
             self.m.error("join_timeout", f"{self.spec.identity}: {exc!r}")
             return False
@@ -263,18 +271,8 @@ class Participant:
         client_id = f"{self.spec.identity}.{self._seq}"
         text = f"{client_id} " + _filler(max(1, self.spec.text_length - len(client_id) - 1))
         self.m.sending(client_id, self.spec.room, self.spec.identity)
-        call = asyncio.ensure_future(
-            self.sio.call("chat", {"text": text, "client_id": client_id}, timeout=10)
-        )
-        dead = asyncio.ensure_future(self._dead.wait())
-        try:
-            await asyncio.wait([call, dead], return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            dead.cancel()
-        if not call.done():
-            # python-socketio leaves a call pending until its timeout when the connection
-            # drops; the answer cannot come any more.
-            call.cancel()
+        call = await self._call_unless_dead("chat", {"text": text, "client_id": client_id}, 10)
+        if call is None:
             self.m.unanswered(client_id)
             self.m.error("chat_no_ack", f"{client_id}: connection lost")
             return
@@ -294,6 +292,23 @@ class Participant:
         else:
             self.m.refused(client_id)
             self.m.error(f"chat_{_code(ack)}", f"{client_id}: {ack!r}"[:300])
+
+    async def _call_unless_dead(
+        self, event: str, data: Any, timeout: float
+    ) -> asyncio.Future[Any] | None:
+        """`event`'s call, answered or failed; None if the connection died first:
+        python-socketio leaves a call pending until its timeout when the connection drops,
+        and the answer cannot come any more."""
+        call = asyncio.ensure_future(self.sio.call(event, data, timeout=timeout))
+        dead = asyncio.ensure_future(self._dead.wait())
+        try:
+            await asyncio.wait([call, dead], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            dead.cancel()
+        if call.done():
+            return call
+        call.cancel()
+        return None
 
     async def wait_dead(self, finish: asyncio.Event) -> None:
         """Stay connected (receiving) until the run finishes or the connection drops."""
