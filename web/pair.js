@@ -1,7 +1,6 @@
 // The pair page: upcoming agenda, goals, past sessions with a strip of media modes over
 // time, and feedback. Members sign in with their join token (the one from their meeting link).
 
-import { readToken } from "./client/socket.js";
 import { plainReason } from "./client/reasons.js";
 import { act, api, bdi, download, el, minutes, svg, when } from "./sessionlog.js";
 import { timelineWords } from "./timeline.js";
@@ -226,14 +225,9 @@ async function open(token) {
   state.me = mine.identity;
   if (!mine.pairs.length) throw new Error("You are not in a mentoring pair yet.");
   // A token is for one room and a room is one pair's, ever (server/pairs/store.py): the
-  // pair is the token's. Each pair's page is opened from its own link (or /home).
+  // pair is the token's, and the join link (to /join, with this token) opens its room. Each
+  // pair's page is opened from its own link (or /home).
   state.pair = mine.pairs[0];
-  // The join link works for the room this token was issued for: for another pair's room,
-  // it would open the wrong meeting, so that pair's own invitation is needed instead.
-  const claims = readToken(token);
-  const here = claims && claims.room === state.pair.room;
-  $("join-link").hidden = !here;
-  $("join-elsewhere").hidden = here;
   $("token-form").hidden = true;
   $("pair").hidden = false;
   await showPair();
